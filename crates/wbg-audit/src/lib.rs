@@ -1,0 +1,27 @@
+//! The audit log's verifiable parts, built on the transparency-log standards so that tools nobody here wrote can
+//! check the log:
+//!
+//! - [`merkle`]: the RFC 6962 / RFC 9162 Merkle tree — leaf and node hashing, an append frontier, inclusion and
+//!   consistency proofs and their verifiers;
+//! - [`note`]: C2SP `signed-note` signing and verification with Ed25519, and the `name+hash+base64` key forms;
+//! - [`Checkpoint`]: the C2SP `tlog-checkpoint` body;
+//! - [`AuditEntry`]: one entry, encoded canonically — its bytes are exactly what is hashed;
+//! - [`verify_log`]: replays a log and its signed checkpoints and names the first entry altered, removed or
+//!   reordered.
+//!
+//! Storage is not here: a store appends entries and Merkle nodes in one transaction using [`merkle::Frontier`].
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+mod checkpoint;
+mod entry;
+mod error;
+pub mod merkle;
+pub mod note;
+mod verify;
+
+pub use checkpoint::Checkpoint;
+pub use entry::AuditEntry;
+pub use error::AuditError;
+pub use merkle::Hash;
+pub use verify::{verify_log, StoredEntry, VerifyFailure, VerifyReport};

@@ -1,0 +1,32 @@
+//! The one error type of the domain layer: what is invalid, never the invalid value itself.
+use thiserror::Error;
+
+/// A domain validation error. Messages name fields, never personal values.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum CoreError {
+    /// A field is missing, empty, too long or malformed.
+    #[error("invalid {field}: {rule}")]
+    Invalid {
+        /// Path of the field, e.g. `recipient.phone`.
+        field: String,
+        /// The rule it broke, e.g. `must be 1-40 characters`.
+        rule: &'static str,
+    },
+    /// A status change that the waybill lifecycle does not allow.
+    #[error("a waybill cannot go from {from} to {to}")]
+    Transition {
+        /// The waybill's current status.
+        from: &'static str,
+        /// The requested status.
+        to: &'static str,
+    },
+}
+
+impl CoreError {
+    pub(crate) fn invalid(field: impl Into<String>, rule: &'static str) -> Self {
+        CoreError::Invalid {
+            field: field.into(),
+            rule,
+        }
+    }
+}

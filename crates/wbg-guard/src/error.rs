@@ -1,0 +1,98 @@
+//! Guard errors, each with the stable API code and HTTP status it maps to. Messages never hold personal data.
+use thiserror::Error;
+use wbg_policy::PolicyError;
+use wbg_store::StoreError;
+use wbg_vault::VaultError;
+
+/// Why a guarded operation failed.
+#[derive(Debug, Error)]
+pub enum GuardError {
+    /// No or unknown token.
+    #[error("a valid API token is required")]
+    Unauthenticated,
+    /// The account is suspended.
+    #[error("account is suspended")]
+    AccountSuspended,
+    /// The policy does not permit this.
+    #[error("{0}")]
+    Forbidden(String),
+    /// The risk hook refused the request.
+    #[error("{0}")]
+    RateLimited(String),
+    /// The request is malformed.
+    #[error("{0}")]
+    Invalid(String),
+    /// The thing asked for does not exist.
+    #[error("{0}")]
+    NotFound(String),
+    /// The request conflicts with the current state (duplicate, impossible transition).
+    #[error("{0}")]
+    Conflict(String),
+    /// Configuration or start-up problem.
+    #[error("{0}")]
+    Config(String),
+    /// Something failed inside (store, vault, policy evaluation).
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl GuardError {
+    /// The stable error code of the API.
+    pub fn code(&self) -> &'static str {
+        match self {
+            GuardError::Unauthenticated => "unauthenticated",
+            GuardError::AccountSuspended => "account_suspended",
+            GuardError::Forbidden(_) => "forbidden",
+            GuardError::RateLimited(_) => "rate_limited",
+            GuardError::Invalid(_) => "invalid_request",
+            GuardError::NotFound(_) => "not_found",
+            GuardError::Conflict(_) => "conflict",
+            GuardError::Config(_) => "config",
+            GuardError::Internal(_) => "internal",
+        }
+    }
+
+    /// The HTTP status the API answers with.
+    pub fn http_status(&self) -> u16 {
+        match self {
+            GuardError::Unauthenticated => 401,
+            GuardError::AccountSuspended | GuardError::Forbidden(_) => 403,
+            GuardError::RateLimited(_) => 429,
+            GuardError::Invalid(_) => 400,
+            GuardError::NotFound(_) => 404,
+            GuardError::Conflict(_) => 409,
+            GuardError::Config(_) | GuardError::Internal(_) => 500,
+        }
+    }
+}
+
+impl From<StoreError> for GuardError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Conflict(m) => GuardError::Conflict(m),
+            StoreError::NotFound(m) => GuardError::NotFound(m),
+            other => GuardError::Internal(other.to_string()),
+        }
+    }
+}
+
+impl From<VaultError> for GuardError {
+    fn from(e: VaultError) -> Self {
+        GuardError::Internal(e.to_string())
+    }
+}
+
+impl From<PolicyError> for GuardError {
+    fn from(e: PolicyError) -> Self {
+        GuardError::Internal(e.to_string())
+    }
+}
+
+impl From<wbg_core::CoreError> for GuardError {
+    fn from(e: wbg_core::CoreError) -> Self {
+        match e {
+            wbg_core::CoreError::Transition { .. } => GuardError::Conflict(e.to_string()),
+            other => GuardError::Invalid(other.to_string()),
+        }
+    }
+}

@@ -1,0 +1,733 @@
+//! The guard's operations: guarded reads, ingest, scan events, account administration, audit checkpoints.
+use crate::keys::{self, KeyConfig};
+use crate::risk::{Access, RateLimitConfig, RateLimiter, RiskAction, RiskHook};
+use crate::view::{EventView, MaskedAddress, PartyView, WaybillView};
+use crate::{hash_token, new_token, GuardError};
+use std::collections::{HashMap, HashSet};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Instant;
+use wbg_audit::merkle::{self, NodeSource};
+use wbg_audit::note::{NoteSigner, NoteVerifier};
+use wbg_audit::{AuditEntry, AuditError, Checkpoint, Hash};
+use wbg_core::{
+    now_millis, Account, AccountId, AccountStatus, Alert, EventType, MerchantId, NewWaybill, OutletId, Purpose, Role,
+    StatusEvent, View, WaybillMeta, WaybillNo,
+};
+use wbg_policy::{AdminAction, PolicyEngine, ReadContext, WriteAction};
+use wbg_store::{AlertFilter, EventRecord, SealedWaybill, SqliteStore, Store, StoreError};
+use wbg_vault::{bucket_of, mask_name, mask_phone, Field, KeySource, Vault, WrappedKeyStore};
+
+/// Largest batch one ingest call takes.
+pub const MAX_BATCH: usize = 10_000;
+/// How far in the future a scan time may lie (clock skew between scanners and the guard).
+const MAX_CLOCK_SKEW_MS: i64 = 5 * 60_000;
+
+/// Where the guard's parts come from.
+#[derive(Debug)]
+pub struct GuardConfig {
+    /// Data directory of the embedded store.
+    pub data: PathBuf,
+    /// Keys.
+    pub keys: KeyConfig,
+    /// Policy directory; `None` for the built-in policy.
+    pub policies: Option<PathBuf>,
+    /// Rate limit of the built-in risk hook.
+    pub rate_limit: RateLimitConfig,
+    /// Whether missing keys may be created (first run).
+    pub create_keys: bool,
+}
+
+impl GuardConfig {
+    /// The embedded default over `data`, with keys in the default key directory, created when missing.
+    pub fn embedded(data: impl Into<PathBuf>) -> GuardConfig {
+        GuardConfig {
+            data: data.into(),
+            keys: KeyConfig::Dir(PathBuf::new()),
+            policies: None,
+            rate_limit: RateLimitConfig::default(),
+            create_keys: true,
+        }
+    }
+}
+
+/// What opening the guard did, for the operator.
+#[derive(Debug, Clone)]
+pub struct OpenReport {
+    /// Where the master key came from.
+    pub master_key: KeySource,
+    /// The audit signing key file, when it was created now.
+    pub audit_key_created: Option<PathBuf>,
+    /// The key directory in use, if any.
+    pub key_dir: Option<PathBuf>,
+}
+
+/// Who is acting: an API token, or an operator at the machine (the CLI, which holds the keys anyway).
+#[derive(Debug, Clone, Copy)]
+pub enum Actor<'a> {
+    /// A bearer token.
+    Token(&'a str),
+    /// A local operator tool, named in the audit log (e.g. `cli`).
+    Local(&'a str),
+}
+
+/// Where a request came from, as far as the transport knows.
+#[derive(Debug, Clone, Default)]
+pub struct RequestMeta {
+    /// Device id header, validated.
+    pub device: Option<String>,
+    /// Client IP.
+    pub ip: Option<String>,
+}
+
+/// A guarded read.
+#[derive(Debug, Clone)]
+pub struct ReadRequest<'a> {
+    /// Waybill number, as given.
+    pub waybill_no: &'a str,
+    /// Purpose, as given.
+    pub purpose: &'a str,
+    /// Customer-service ticket, as given.
+    pub ticket: Option<&'a str>,
+}
+
+/// The result of an ingest.
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+pub struct IngestReport {
+    /// Waybills stored.
+    pub ingested: usize,
+    /// Audit entry recording the ingest.
+    pub audit_seq: u64,
+}
+
+struct StoreKeys(Arc<dyn Store>);
+
+impl WrappedKeyStore for StoreKeys {
+    fn get_wrapped_key(&self, id: &str) -> Result<Option<Vec<u8>>, String> {
+        self.0.get_wrapped_key(id).map_err(|e| e.to_string())
+    }
+    fn put_wrapped_key_if_absent(&self, id: &str, wrapped: &[u8]) -> Result<Vec<u8>, String> {
+        self.0.put_wrapped_key_if_absent(id, wrapped).map_err(|e| e.to_string())
+    }
+}
+
+struct Nodes<'a>(&'a dyn Store);
+
+impl NodeSource for Nodes<'_> {
+    fn node(&self, level: u32, index: u64) -> Result<Hash, AuditError> {
+        self.0
+            .audit_node(level, index)
+            .map_err(|e| AuditError::Store(e.to_string()))?
+            .ok_or_else(|| AuditError::Range(format!("no node ({level}, {index})")))
+    }
+}
+
+/// The guard. Cheap to share behind an `Arc`; every method is safe to call from many threads.
+pub struct Guard {
+    store: Arc<dyn Store>,
+    vault: Vault,
+    policy: PolicyEngine,
+    risk: Arc<dyn RiskHook>,
+    signer: NoteSigner,
+    origin: String,
+}
+
+impl std::fmt::Debug for Guard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Guard").field("origin", &self.origin).finish_non_exhaustive()
+    }
+}
+
+fn entry(account: &str, meta: &RequestMeta, action: &str) -> AuditEntry {
+    AuditEntry {
+        seq: 0,
+        time: now_millis(),
+        account: account.to_owned(),
+        device: meta.device.clone(),
+        ip: meta.ip.clone(),
+        action: action.to_owned(),
+        waybill: None,
+        purpose: None,
+        decision: "allow".to_owned(),
+        view: None,
+        fields: Vec::new(),
+        detail: None,
+        prev: String::new(),
+    }
+}
+
+/// Fields a view decrypts, and how each is recorded in the audit entry.
+fn fields_of(view: View) -> &'static [(Field, &'static str)] {
+    match view {
+        View::Routing => &[],
+        View::Masked => &[
+            (Field::RecipientName, "recipient.name:masked"),
+            (Field::RecipientPhone, "recipient.phone:masked"),
+            (Field::RecipientRegion, "recipient.region"),
+            (Field::SenderName, "sender.name:masked"),
+            (Field::SenderPhone, "sender.phone:masked"),
+            (Field::SenderRegion, "sender.region"),
+        ],
+        View::Full => &[
+            (Field::RecipientName, "recipient.name"),
+            (Field::RecipientPhone, "recipient.phone"),
+            (Field::RecipientRegion, "recipient.region"),
+            (Field::RecipientDetail, "recipient.detail"),
+            (Field::SenderName, "sender.name"),
+            (Field::SenderPhone, "sender.phone"),
+            (Field::SenderRegion, "sender.region"),
+            (Field::SenderDetail, "sender.detail"),
+            (Field::Items, "items"),
+        ],
+    }
+}
+
+/// A ticket id: a letter, then up to 39 letters, digits or dashes. It must start with a letter so that a phone
+/// number cannot pose as a ticket (and so reach the audit log).
+fn valid_ticket(t: &str) -> bool {
+    let b = t.as_bytes();
+    !b.is_empty()
+        && b.len() <= 40
+        && b[0].is_ascii_alphabetic()
+        && b.iter().all(|c| c.is_ascii_alphanumeric() || *c == b'-' || *c == b'_')
+}
+
+impl Guard {
+    /// Opens the guard on the embedded store described by `cfg`.
+    pub fn open(cfg: GuardConfig) -> Result<(Guard, OpenReport), GuardError> {
+        let store = Arc::new(SqliteStore::open(&cfg.data)?);
+        Self::open_with_store(store, cfg)
+    }
+
+    /// Opens the guard over any store.
+    pub fn open_with_store(store: Arc<dyn Store>, cfg: GuardConfig) -> Result<(Guard, OpenReport), GuardError> {
+        let policy = match &cfg.policies {
+            Some(dir) => PolicyEngine::load_dir(dir),
+            None => PolicyEngine::builtin(),
+        }
+        .map_err(|e| GuardError::Config(format!("policy: {e}")))?;
+        let store_id = store.store_id()?;
+        let origin = format!("wbguard/audit/{store_id}");
+        let (master, signer, report) = match cfg.keys {
+            KeyConfig::Given { master, signer } => {
+                let signer = match signer {
+                    Some(s) => s,
+                    None => NoteSigner::generate(&origin).map_err(|e| GuardError::Config(e.to_string()))?,
+                };
+                (master, signer, OpenReport { master_key: KeySource::Env, audit_key_created: None, key_dir: None })
+            }
+            KeyConfig::Dir(dir) => {
+                let dir = if dir.as_os_str().is_empty() { keys::default_key_dir(&store_id) } else { dir };
+                keys::check_outside(&dir, &cfg.data)?;
+                let (master, source) = keys::master_key(&dir, cfg.create_keys)?;
+                let (signer, created) = keys::audit_signer(&dir, &origin, cfg.create_keys)?;
+                let report = OpenReport {
+                    master_key: source,
+                    audit_key_created: created.then(|| dir.join(keys::AUDIT_KEY_FILE)),
+                    key_dir: Some(dir),
+                };
+                (master, signer, report)
+            }
+        };
+        if signer.name() != origin {
+            return Err(GuardError::Config(format!(
+                "the audit signing key is named {} but this store's log is {origin}",
+                signer.name()
+            )));
+        }
+        let vault = Vault::open(master, Arc::new(StoreKeys(store.clone()))).map_err(|e| GuardError::Config(e.to_string()))?;
+        let risk: Arc<dyn RiskHook> = Arc::new(RateLimiter::new(cfg.rate_limit));
+        Ok((Guard { store, vault, policy, risk, signer, origin }, report))
+    }
+
+    /// Replaces the risk hook (the streaming engine plugs in here).
+    pub fn with_risk(mut self, risk: Arc<dyn RiskHook>) -> Guard {
+        self.risk = risk;
+        self
+    }
+
+    /// The store.
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    /// The audit log's origin (also the signing key's name).
+    pub fn origin(&self) -> &str {
+        &self.origin
+    }
+
+    /// Resolves an actor to an account (a local operator is an admin with no personal-data rights).
+    fn actor(&self, actor: Actor<'_>) -> Result<Account, GuardError> {
+        match actor {
+            Actor::Token(t) => self.authenticate(t),
+            Actor::Local(name) => Ok(Account {
+                id: AccountId::parse(&format!("local-{name}"))?,
+                role: Role::Admin,
+                outlet: None,
+                merchant: None,
+                status: AccountStatus::Active,
+                status_reason: None,
+                created_at: 0,
+            }),
+        }
+    }
+
+    /// The account a token belongs to; `Unauthenticated` for an unknown token. Suspension is checked by each
+    /// operation, so that refused attempts are audited under the account's name.
+    pub fn authenticate(&self, token: &str) -> Result<Account, GuardError> {
+        if token.is_empty() || token.len() > 200 {
+            return Err(GuardError::Unauthenticated);
+        }
+        self.store.account_by_token(&hash_token(token))?.ok_or(GuardError::Unauthenticated)
+    }
+
+    fn deny(&self, mut e: AuditEntry, err: GuardError) -> GuardError {
+        e.decision = "deny".into();
+        e.detail = Some(match &e.detail {
+            Some(d) => format!("{}; {}", err.code(), d),
+            None => err.code().to_owned(),
+        });
+        metrics::counter!("wbguard_denials_total", "code" => err.code()).increment(1);
+        match self.store.append_audit(e) {
+            Ok(_) => err,
+            Err(store_err) => GuardError::Internal(format!("audit append failed: {store_err}")),
+        }
+    }
+
+    fn require_active(&self, a: &Account, e: &AuditEntry) -> Result<(), GuardError> {
+        if a.status == AccountStatus::Suspended {
+            return Err(self.deny(e.clone(), GuardError::AccountSuspended));
+        }
+        Ok(())
+    }
+
+    fn raise(&self, account: &str, kind: String, severity: String, detail: String) {
+        let alert = Alert { id: 0, at: now_millis(), account: account.to_owned(), kind, severity, detail };
+        if let Err(e) = self.store.insert_alert(&alert) {
+            tracing::error!(error = %e, "cannot store alert");
+        }
+        metrics::counter!("wbguard_alerts_total", "kind" => alert.kind).increment(1);
+    }
+
+    /// The guarded read: authenticate → status → policy → risk → audit → decrypt the decided view's fields.
+    pub fn read(&self, token: &str, req: &ReadRequest<'_>, meta: &RequestMeta) -> Result<WaybillView, GuardError> {
+        let started = Instant::now();
+        let out = self.read_inner(token, req, meta);
+        metrics::histogram!("wbguard_read_seconds").record(started.elapsed().as_secs_f64());
+        let label = match &out {
+            Ok(v) => v.view.as_str(),
+            Err(e) => e.code(),
+        };
+        metrics::counter!("wbguard_reads_total", "outcome" => label).increment(1);
+        out
+    }
+
+    fn read_inner(&self, token: &str, req: &ReadRequest<'_>, meta: &RequestMeta) -> Result<WaybillView, GuardError> {
+        let account = self.authenticate(token)?;
+        let purpose = Purpose::parse(req.purpose)?;
+        let no = WaybillNo::parse(req.waybill_no)?;
+        if let Some(t) = req.ticket {
+            if !valid_ticket(t) {
+                return Err(GuardError::Invalid(
+                    "ticket must be 1-40 letters, digits, '-' or '_', starting with a letter".into(),
+                ));
+            }
+        }
+        let mut e = entry(account.id.as_str(), meta, "view");
+        e.waybill = Some(no.to_string());
+        e.purpose = Some(purpose.as_str().into());
+        e.detail = req.ticket.map(|t| format!("ticket={t}"));
+        self.require_active(&account, &e)?;
+
+        let Some((wb, sealed)) = self.store.waybill(&no)? else {
+            // Lookups of numbers that do not exist are audited: guessing numbers is how scrapers enumerate.
+            return Err(self.deny(e, GuardError::NotFound(format!("waybill {no} not found"))));
+        };
+        let now = now_millis();
+        let ctx = ReadContext { purpose, now_secs: now.div_euclid(1000), has_ticket: req.ticket.is_some() };
+        let verdict = self.policy.decide_view(&account, &wb, &ctx)?;
+        let access = Access {
+            account: &account,
+            waybill: &wb,
+            purpose,
+            policy_view: verdict.view,
+            at: now,
+            device: meta.device.as_deref(),
+            ip: meta.ip.as_deref(),
+        };
+        let risk = self.risk.assess(&access);
+        if let Some((kind, severity, detail)) = risk.alert {
+            self.raise(account.id.as_str(), kind, severity, detail);
+        }
+        let Some(mut view) = verdict.view else {
+            return Err(self.deny(
+                e,
+                GuardError::Forbidden(format!("no view of waybill {no} is permitted for purpose {}", purpose.as_str())),
+            ));
+        };
+        match risk.action {
+            RiskAction::Allow => {}
+            RiskAction::Cap(cap) => view = view.min(cap),
+            RiskAction::Refuse => {
+                return Err(self.deny(e, GuardError::RateLimited("too many personal-data reads; slow down".into())))
+            }
+            RiskAction::Suspend => {
+                let mut s = entry("risk", meta, "account_suspend");
+                s.detail = Some(format!("account={}", account.id));
+                self.store.set_account_status(&account.id, AccountStatus::Suspended, Some("suspended by the risk hook"), s)?;
+                return Err(self.deny(e, GuardError::AccountSuspended));
+            }
+        }
+        let fields = fields_of(view);
+        e.view = Some(view.as_str().into());
+        e.fields = fields.iter().map(|(_, name)| (*name).to_owned()).collect();
+        let policies = verdict.policies.join(",");
+        e.detail = Some(match e.detail.take() {
+            Some(d) => format!("{d}; policy={policies}"),
+            None => format!("policy={policies}"),
+        });
+        // The read is on record before a single field is decrypted.
+        let audit_seq = self.store.append_audit(e)?;
+        let to_open: Vec<Field> = fields.iter().map(|(f, _)| *f).collect();
+        let opened: HashMap<Field, String> =
+            self.vault.open_fields(&no, wb.bucket, &sealed, &to_open)?.into_iter().collect();
+        let history = self.store.events(&no)?;
+        Ok(render(&wb, view, &opened, history, audit_seq))
+    }
+
+    /// Ingests a batch of waybills, all or none.
+    pub fn ingest(&self, actor: Actor<'_>, batch: Vec<NewWaybill>, meta: &RequestMeta) -> Result<IngestReport, GuardError> {
+        let account = self.actor(actor)?;
+        let mut e = entry(account.id.as_str(), meta, "ingest");
+        e.detail = Some(format!("count={}", batch.len()));
+        self.require_active(&account, &e)?;
+        if batch.is_empty() {
+            return Err(GuardError::Invalid("the batch is empty".into()));
+        }
+        if batch.len() > MAX_BATCH {
+            return Err(GuardError::Invalid(format!("a batch holds at most {MAX_BATCH} waybills")));
+        }
+        let now = now_millis();
+        let bucket = bucket_of(now);
+        let mut seen = HashSet::with_capacity(batch.len());
+        let mut decided: HashMap<(MerchantId, OutletId, OutletId), bool> = HashMap::new();
+        let mut sealed = Vec::with_capacity(batch.len());
+        for (i, wb) in batch.into_iter().enumerate() {
+            let wb = wb.validated().map_err(|err| GuardError::Invalid(format!("waybills[{i}]: {err}")))?;
+            if !seen.insert(wb.waybill_no.clone()) {
+                return Err(GuardError::Invalid(format!("waybills[{i}]: waybill {} appears twice in the batch", wb.waybill_no)));
+            }
+            let mut m = wbg_policy::prospective(&wb, now);
+            m.bucket = bucket;
+            // The ingest rules look at the merchant and outlets only, so one decision serves every waybill
+            // that shares them.
+            let key = (wb.merchant.clone(), wb.origin_outlet.clone(), wb.destination_outlet.clone());
+            let ok = match decided.get(&key) {
+                Some(ok) => *ok,
+                None => {
+                    let ok = match actor {
+                        Actor::Local(_) => true,
+                        Actor::Token(_) => self.policy.may_write(&account, &m, &WriteAction::Ingest)?,
+                    };
+                    decided.insert(key, ok);
+                    ok
+                }
+            };
+            if !ok {
+                e.waybill = Some(wb.waybill_no.to_string());
+                return Err(self.deny(e, GuardError::Forbidden(format!("waybills[{i}]: not permitted to ingest for merchant {}", wb.merchant))));
+            }
+            let (fields, blind) = self.vault.seal(&wb, bucket)?;
+            sealed.push(SealedWaybill {
+                meta: m,
+                sealed: fields.0,
+                blind: blind.into_iter().enumerate().map(|(j, (k, t))| (k as u8, (j / 3) as u8, t)).collect(),
+            });
+        }
+        if let (Some(first), Some(last)) = (sealed.first(), sealed.last()) {
+            e.detail = Some(format!("count={} first={} last={}", sealed.len(), first.meta.waybill_no, last.meta.waybill_no));
+        }
+        let n = sealed.len();
+        let audit_seq = self.store.insert_waybills(&sealed, e)?;
+        metrics::counter!("wbguard_ingested_total").increment(n as u64);
+        Ok(IngestReport { ingested: n, audit_seq })
+    }
+
+    /// Records a scan event, enforcing the lifecycle and who may scan where.
+    pub fn record_event(&self, actor: Actor<'_>, no: &str, ev: StatusEvent, meta: &RequestMeta) -> Result<WaybillMeta, GuardError> {
+        let account = self.actor(actor)?;
+        let no = WaybillNo::parse(no)?;
+        let mut e = entry(account.id.as_str(), meta, "event");
+        e.waybill = Some(no.to_string());
+        e.detail = Some(format!("type={} outlet={}", ev.kind.as_str(), ev.outlet));
+        self.require_active(&account, &e)?;
+        let Some((wb, _)) = self.store.waybill(&no)? else {
+            return Err(GuardError::NotFound(format!("waybill {no} not found")));
+        };
+        if let Actor::Token(_) = actor {
+            let action = WriteAction::RecordEvent { event_type: ev.kind.as_str(), outlet: &ev.outlet };
+            if !self.policy.may_write(&account, &wb, &action)? {
+                return Err(self.deny(e, GuardError::Forbidden(format!("not permitted to record events of waybill {no} at outlet {}", ev.outlet))));
+            }
+        }
+        wb.status.check_transition(ev.kind.status())?;
+        let now = now_millis();
+        let at = ev.at.unwrap_or(now);
+        if at > now + MAX_CLOCK_SKEW_MS {
+            return Err(GuardError::Invalid("at lies in the future".into()));
+        }
+        if at < wb.updated_at {
+            return Err(GuardError::Invalid("at is earlier than the waybill's previous event".into()));
+        }
+        let mut next = wb.clone();
+        next.status = ev.kind.status();
+        next.updated_at = at;
+        match ev.kind {
+            EventType::OutForDelivery => {
+                let courier = ev
+                    .courier
+                    .as_ref()
+                    .ok_or_else(|| GuardError::Invalid("courier is required for out_for_delivery".into()))?;
+                if ev.outlet != wb.destination_outlet {
+                    return Err(GuardError::Invalid(format!("waybill {no} is delivered from outlet {}, not {}", wb.destination_outlet, ev.outlet)));
+                }
+                let c = self
+                    .store
+                    .account(courier)?
+                    .filter(|c| c.role == Role::Courier && c.status == AccountStatus::Active)
+                    .ok_or_else(|| GuardError::Invalid(format!("{courier} is not an active courier account")))?;
+                if c.outlet.as_ref() != Some(&ev.outlet) {
+                    return Err(GuardError::Invalid(format!("courier {courier} does not work at outlet {}", ev.outlet)));
+                }
+                next.courier = Some(c.id);
+                e.detail = Some(format!("type={} outlet={} courier={courier}", ev.kind.as_str(), ev.outlet));
+            }
+            EventType::Signed => next.signed_at = Some(at),
+            _ => {}
+        }
+        let record = EventRecord { at, event: StatusEvent { at: Some(at), ..ev }, actor: account.id.to_string() };
+        self.store.record_event(&next, wb.status, &record, e)?;
+        Ok(next)
+    }
+
+    /// Resolves the actor of an administrative action, checks it is active and permitted, and returns it with
+    /// the audit entry to complete. Local operators are permitted by construction: they hold the keys.
+    fn admin(&self, actor: Actor<'_>, action: AdminAction, name: &str, meta: &RequestMeta) -> Result<(Account, AuditEntry), GuardError> {
+        let who = self.actor(actor)?;
+        let e = entry(who.id.as_str(), meta, name);
+        self.require_active(&who, &e)?;
+        if let Actor::Token(_) = actor {
+            if !self.policy.may_admin(&who, action)? {
+                return Err(self.deny(e, GuardError::Forbidden("not permitted for this role".into())));
+            }
+        }
+        Ok((who, e))
+    }
+
+    /// Creates an account and returns it with its first token (shown once).
+    pub fn create_account(
+        &self,
+        actor: Actor<'_>,
+        id: &str,
+        role: &str,
+        outlet: Option<&str>,
+        merchant: Option<&str>,
+        meta: &RequestMeta,
+    ) -> Result<(Account, String), GuardError> {
+        let (_, mut e) = self.admin(actor, AdminAction::ManageAccounts, "account_create", meta)?;
+        let account = Account {
+            id: AccountId::parse(id)?,
+            role: Role::parse(role)?,
+            outlet: outlet.map(OutletId::parse).transpose()?,
+            merchant: merchant.map(MerchantId::parse).transpose()?,
+            status: AccountStatus::Active,
+            status_reason: None,
+            created_at: now_millis(),
+        };
+        Account::check_binding(account.role, account.outlet.as_ref(), account.merchant.as_ref())?;
+        let token = new_token();
+        e.detail = Some(format!(
+            "account={} role={}{}{}",
+            account.id,
+            account.role.as_str(),
+            account.outlet.as_ref().map(|o| format!(" outlet={o}")).unwrap_or_default(),
+            account.merchant.as_ref().map(|m| format!(" merchant={m}")).unwrap_or_default()
+        ));
+        self.store.create_account(&account, &hash_token(&token), e)?;
+        Ok((account, token))
+    }
+
+    /// Issues another token for an account.
+    pub fn issue_token(&self, actor: Actor<'_>, id: &str, meta: &RequestMeta) -> Result<String, GuardError> {
+        let (_, mut e) = self.admin(actor, AdminAction::ManageAccounts, "token_issue", meta)?;
+        let id = AccountId::parse(id)?;
+        e.detail = Some(format!("account={id}"));
+        let token = new_token();
+        self.store.add_token(&id, &hash_token(&token), e)?;
+        Ok(token)
+    }
+
+    /// Suspends (`suspend = true`) or reinstates an account.
+    pub fn set_status(&self, actor: Actor<'_>, id: &str, suspend: bool, reason: Option<&str>, meta: &RequestMeta) -> Result<Account, GuardError> {
+        let name = if suspend { "account_suspend" } else { "account_reinstate" };
+        let (_, mut e) = self.admin(actor, AdminAction::ManageAccounts, name, meta)?;
+        let id = AccountId::parse(id)?;
+        if let Some(r) = reason {
+            if r.chars().count() > 200 || r.chars().any(char::is_control) {
+                return Err(GuardError::Invalid("reason must be at most 200 printable characters".into()));
+            }
+        }
+        e.detail = Some(format!("account={id}"));
+        let status = if suspend { AccountStatus::Suspended } else { AccountStatus::Active };
+        self.store.set_account_status(&id, status, reason, e)?;
+        self.store.account(&id)?.ok_or_else(|| GuardError::NotFound(format!("account {id}")))
+    }
+
+    /// Lists accounts.
+    pub fn accounts(&self, actor: Actor<'_>, meta: &RequestMeta) -> Result<Vec<Account>, GuardError> {
+        self.admin(actor, AdminAction::ManageAccounts, "account_list", meta)?;
+        Ok(self.store.accounts()?)
+    }
+
+    /// Lists alerts.
+    pub fn alerts(&self, actor: Actor<'_>, filter: &AlertFilter, meta: &RequestMeta) -> Result<Vec<Alert>, GuardError> {
+        self.admin(actor, AdminAction::ReadAlerts, "alert_list", meta)?;
+        Ok(self.store.alerts(filter)?)
+    }
+
+    /// The bytes of audit entry `seq` (auditors and admins).
+    pub fn audit_entry(&self, actor: Actor<'_>, seq: u64, meta: &RequestMeta) -> Result<Vec<u8>, GuardError> {
+        self.admin(actor, AdminAction::ReadAudit, "audit_read", meta)?;
+        self.store.audit_entry(seq)?.ok_or_else(|| GuardError::NotFound(format!("audit entry {seq}")))
+    }
+
+    /// Signs a checkpoint of the log as it is now, unless the newest stored one already covers it; returns the
+    /// signed note.
+    pub fn checkpoint(&self) -> Result<String, GuardError> {
+        let (size, root) = self.store.audit_head()?;
+        if let Some((s, note)) = self.store.latest_checkpoint()? {
+            if s == size {
+                return Ok(note);
+            }
+        }
+        let cp = Checkpoint { origin: self.origin.clone(), size, root };
+        let note = self.signer.sign(&cp.to_text()).map_err(|e| GuardError::Internal(e.to_string()))?;
+        self.store.put_checkpoint(size, &note)?;
+        Ok(note)
+    }
+
+    /// The verifier key of the audit log, in signed-note `name+hash+base64key` form.
+    pub fn verifier_key(&self) -> NoteVerifier {
+        self.signer.verifier()
+    }
+
+    fn check_size(&self, size: u64) -> Result<(), GuardError> {
+        let (have, _) = self.store.audit_head()?;
+        if size > have {
+            return Err(GuardError::Invalid(format!("the log has only {have} entries")));
+        }
+        Ok(())
+    }
+
+    /// Inclusion proof of entry `seq` in the tree of `size` entries.
+    pub fn inclusion_proof(&self, seq: u64, size: u64) -> Result<Vec<Hash>, GuardError> {
+        self.check_size(size)?;
+        merkle::inclusion_proof(&Nodes(self.store.as_ref()), seq, size).map_err(|e| GuardError::Invalid(e.to_string()))
+    }
+
+    /// Consistency proof between trees of sizes `from` and `to`.
+    pub fn consistency_proof(&self, from: u64, to: u64) -> Result<Vec<Hash>, GuardError> {
+        self.check_size(to)?;
+        merkle::consistency_proof(&Nodes(self.store.as_ref()), from, to).map_err(|e| GuardError::Invalid(e.to_string()))
+    }
+
+    /// Verifies the whole audit log against its signed checkpoints.
+    pub fn verify_audit(&self, verifier: &NoteVerifier) -> Result<wbg_audit::VerifyReport, wbg_audit::VerifyFailure> {
+        verify_store(self.store.as_ref(), verifier)
+    }
+}
+
+/// Verifies a store's audit log against its signed checkpoints with `verifier`, reading entries in chunks.
+pub fn verify_store(store: &dyn Store, verifier: &NoteVerifier) -> Result<wbg_audit::VerifyReport, wbg_audit::VerifyFailure> {
+    let fail = |e: StoreError| wbg_audit::VerifyFailure { seq: None, problem: format!("cannot read the log: {e}") };
+    let notes = store.checkpoints().map_err(fail)?;
+    let chunks = ChunkedEntries { store, next: 0, buf: Vec::new().into_iter(), done: false };
+    wbg_audit::verify_log(chunks, &notes, verifier)
+}
+
+struct ChunkedEntries<'a> {
+    store: &'a dyn Store,
+    next: u64,
+    buf: std::vec::IntoIter<wbg_audit::StoredEntry>,
+    done: bool,
+}
+
+impl Iterator for ChunkedEntries<'_> {
+    type Item = Result<wbg_audit::StoredEntry, AuditError>;
+    fn next(&mut self) -> Option<Self::Item> {
+        if let Some(e) = self.buf.next() {
+            return Some(Ok(e));
+        }
+        if self.done {
+            return None;
+        }
+        match self.store.audit_entries(self.next, 4096) {
+            Ok(v) if v.is_empty() => {
+                self.done = true;
+                None
+            }
+            Ok(v) => {
+                // Continue after the last row returned, whatever its seq: gaps are for the verifier to see.
+                self.next = v.last().map(|e| e.seq + 1).unwrap_or(self.next);
+                self.buf = v.into_iter();
+                self.buf.next().map(Ok)
+            }
+            Err(e) => {
+                self.done = true;
+                Some(Err(AuditError::Store(e.to_string())))
+            }
+        }
+    }
+}
+
+fn render(wb: &WaybillMeta, view: View, f: &HashMap<Field, String>, history: Vec<EventRecord>, audit_seq: u64) -> WaybillView {
+    let party = |name: Field, phone: Field, region: Field, detail: Field| -> Option<PartyView> {
+        let region = f.get(&region)?;
+        let mut parts = region.split('\u{1f}');
+        let (province, city, district) = (parts.next()?, parts.next()?, parts.next()?);
+        let (n, p) = (f.get(&name)?, f.get(&phone)?);
+        let full = view == View::Full;
+        Some(PartyView {
+            name: if full { n.clone() } else { mask_name(n) },
+            phone: if full { p.clone() } else { mask_phone(p) },
+            address: MaskedAddress {
+                province: province.to_owned(),
+                city: city.to_owned(),
+                district: district.to_owned(),
+                detail: if full { f.get(&detail).cloned() } else { None },
+            },
+        })
+    };
+    WaybillView {
+        waybill_no: wb.waybill_no.to_string(),
+        view,
+        merchant: wb.merchant.to_string(),
+        origin_outlet: wb.origin_outlet.to_string(),
+        destination_outlet: wb.destination_outlet.to_string(),
+        status: wb.status,
+        courier: wb.courier.as_ref().map(|c| c.to_string()),
+        history: history
+            .into_iter()
+            .map(|h| EventView {
+                kind: h.event.kind.as_str().to_owned(),
+                outlet: h.event.outlet.to_string(),
+                courier: h.event.courier.map(|c| c.to_string()),
+                at: h.at,
+            })
+            .collect(),
+        recipient: party(Field::RecipientName, Field::RecipientPhone, Field::RecipientRegion, Field::RecipientDetail),
+        sender: party(Field::SenderName, Field::SenderPhone, Field::SenderRegion, Field::SenderDetail),
+        items: if view == View::Full { f.get(&Field::Items).cloned() } else { None },
+        audit_seq,
+    }
+}

@@ -1,0 +1,80 @@
+//! Where the keys live: a key directory outside the data directory (or environment variables), holding the
+//! vault's master key and the audit log's Ed25519 signing key.
+use crate::GuardError;
+use std::path::{Path, PathBuf};
+use wbg_audit::note::NoteSigner;
+use wbg_vault::{KeySource, MasterKey};
+
+/// Master key file name inside the key directory.
+pub const MASTER_KEY_FILE: &str = "master.key";
+/// Audit signing key file name inside the key directory.
+pub const AUDIT_KEY_FILE: &str = "audit-signing.key";
+/// Environment variable that may carry the audit signing key (`PRIVATE+KEY+…`).
+pub const AUDIT_KEY_ENV: &str = "WBGUARD_AUDIT_KEY";
+
+/// How the guard gets its keys.
+#[derive(Debug)]
+pub enum KeyConfig {
+    /// From a key directory (created on first run when allowed), with environment variables taking precedence.
+    Dir(PathBuf),
+    /// Given directly (tests, benchmarks).
+    Given {
+        /// The master key.
+        master: MasterKey,
+        /// The audit signing key; its name must be the log's origin.
+        signer: Option<NoteSigner>,
+    },
+}
+
+/// The default key directory for a store: `$WBGUARD_KEY_DIR`, else `$XDG_CONFIG_HOME/wbguard/keys/<store id>`,
+/// else `~/.config/wbguard/keys/<store id>`. Never inside the data directory.
+pub fn default_key_dir(store_id: &str) -> PathBuf {
+    if let Some(d) = std::env::var_os("WBGUARD_KEY_DIR") {
+        return PathBuf::from(d);
+    }
+    let base = std::env::var_os("XDG_CONFIG_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".config")))
+        .unwrap_or_else(|| PathBuf::from("/etc"));
+    base.join("wbguard").join("keys").join(store_id)
+}
+
+fn absolute(p: &Path) -> PathBuf {
+    std::fs::canonicalize(p).unwrap_or_else(|_| std::env::current_dir().map(|d| d.join(p)).unwrap_or_else(|_| p.to_owned()))
+}
+
+/// Refuses a key directory inside the data directory: keys beside the data they protect protect nothing.
+pub(crate) fn check_outside(key_dir: &Path, data_dir: &Path) -> Result<(), GuardError> {
+    let (k, d) = (absolute(key_dir), absolute(data_dir));
+    if k.starts_with(&d) {
+        return Err(GuardError::Config(format!(
+            "the key directory {} is inside the data directory {}; keep keys apart from the data they protect",
+            k.display(),
+            d.display()
+        )));
+    }
+    Ok(())
+}
+
+/// Loads (or creates) the master key from the key directory.
+pub(crate) fn master_key(dir: &Path, create: bool) -> Result<(MasterKey, KeySource), GuardError> {
+    MasterKey::load_or_create(&dir.join(MASTER_KEY_FILE), create).map_err(|e| GuardError::Config(e.to_string()))
+}
+
+/// Loads (or creates) the audit signing key named `origin`; `true` when it was created now.
+pub(crate) fn audit_signer(dir: &Path, origin: &str, create: bool) -> Result<(NoteSigner, bool), GuardError> {
+    let cfg = |e: String| GuardError::Config(e);
+    if let Ok(text) = std::env::var(AUDIT_KEY_ENV) {
+        return Ok((NoteSigner::from_private_text(&text).map_err(|e| cfg(e.to_string()))?, false));
+    }
+    let path = dir.join(AUDIT_KEY_FILE);
+    match wbg_vault::read_secret(&path).map_err(|e| cfg(e.to_string()))? {
+        Some(text) => Ok((NoteSigner::from_private_text(&text).map_err(|e| cfg(format!("{}: {e}", path.display())))?, false)),
+        None if create => {
+            let signer = NoteSigner::generate(origin).map_err(|e| cfg(e.to_string()))?;
+            wbg_vault::create_secret(&path, &format!("{}\n", signer.to_private_text())).map_err(|e| cfg(e.to_string()))?;
+            Ok((signer, true))
+        }
+        None => Err(cfg(format!("audit signing key {} does not exist", path.display()))),
+    }
+}

@@ -1,0 +1,26 @@
+//! The guard: the one path every read of personal data takes, and the only code that opens the vault.
+//!
+//! ```text
+//! request ─▶ authenticate ─▶ account active? ─▶ POLICY (Cedar: richest view permitted for the purpose)
+//!         ─▶ RISK hook (may refuse or step the view down) ─▶ AUDIT append (before anything is decrypted)
+//!         ─▶ decrypt exactly the fields of the decided view ─▶ response
+//! ```
+//!
+//! Denials are audited like grants. Writes (ingest, scan events, account administration) pass the same
+//! authentication, status and policy steps and are audited in the transaction that performs them.
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+mod error;
+mod guard;
+mod keys;
+mod risk;
+mod token;
+mod view;
+
+pub use error::GuardError;
+pub use guard::{verify_store, Actor, Guard, GuardConfig, IngestReport, OpenReport, ReadRequest, RequestMeta};
+pub use keys::{default_key_dir, KeyConfig, AUDIT_KEY_ENV, AUDIT_KEY_FILE, MASTER_KEY_FILE};
+pub use risk::{Access, NoRisk, RateLimitConfig, RateLimiter, RiskAction, RiskHook, RiskVerdict};
+pub use token::{hash_token, new_token};
+pub use view::{MaskedAddress, PartyView, WaybillView};

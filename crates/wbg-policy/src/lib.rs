@@ -1,0 +1,387 @@
+//! Authorization on Cedar: may this account see this waybill, in which view, for this purpose, now?
+//!
+//! The rules are a readable Cedar policy file with a schema (`policies/wbguard.cedar` and
+//! `policies/wbguard.cedarschema` in the repository; the same files are built in as the default). Loading
+//! validates the policies against the schema in strict mode; any error stops start-up with a message naming the
+//! file and line.
+//!
+//! ```
+//! use wbg_policy::PolicyEngine;
+//! let engine = PolicyEngine::builtin().expect("the built-in policy validates");
+//! assert!(engine.policy_ids().any(|id| id == "courier-full-own-delivery"));
+//! ```
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+use cedar_policy::{
+    Authorizer, Context, Decision, Entities, Entity, EntityId, EntityTypeName, EntityUid, PolicySet, Request,
+    RestrictedExpression, Schema, ValidationMode, Validator,
+};
+use std::collections::{HashMap, HashSet};
+use std::path::Path;
+use std::str::FromStr;
+use thiserror::Error;
+use wbg_core::{Account, MerchantId, OutletId, Purpose, View, WaybillMeta, WaybillStatus};
+
+/// The built-in policy, as shipped in `policies/wbguard.cedar`.
+pub const BUILTIN_POLICY: &str = include_str!("../../../policies/wbguard.cedar");
+/// The built-in schema, as shipped in `policies/wbguard.cedarschema`.
+pub const BUILTIN_SCHEMA: &str = include_str!("../../../policies/wbguard.cedarschema");
+
+/// Why a policy could not be loaded or evaluated.
+#[derive(Debug, Error)]
+pub enum PolicyError {
+    /// A policy or schema file has an error; `location` is `file:line`.
+    #[error("{location}: {message}")]
+    Invalid {
+        /// `file:line` of the first error.
+        location: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// A policy directory could not be read.
+    #[error("cannot read policies: {0}")]
+    Io(String),
+    /// A request could not be built (should not happen with validated inputs).
+    #[error("policy request: {0}")]
+    Request(String),
+}
+
+/// Actions other than reading a waybill.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AdminAction {
+    /// Create, list, suspend and reinstate accounts; issue tokens.
+    ManageAccounts,
+    /// Read audit entries, checkpoints and proofs.
+    ReadAudit,
+    /// Read risk alerts.
+    ReadAlerts,
+}
+
+/// What is being written to a waybill.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WriteAction<'a> {
+    /// Ingesting a new waybill.
+    Ingest,
+    /// Recording a scan event of this type at this outlet.
+    RecordEvent {
+        /// Event type name, e.g. `out_for_delivery`.
+        event_type: &'a str,
+        /// Outlet where the scan happened.
+        outlet: &'a OutletId,
+    },
+}
+
+/// The context of a read.
+#[derive(Debug, Clone, Copy)]
+pub struct ReadContext {
+    /// The declared purpose.
+    pub purpose: Purpose,
+    /// Now, in seconds since the epoch.
+    pub now_secs: i64,
+    /// Whether the request names a customer-service ticket.
+    pub has_ticket: bool,
+}
+
+/// The outcome of a read decision: the richest view permitted (none: deny) and the policies that permitted it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ViewVerdict {
+    /// The view granted, or `None` for a denial.
+    pub view: Option<View>,
+    /// `@id`s of the policies that decided it.
+    pub policies: Vec<String>,
+}
+
+struct Names {
+    account: EntityTypeName,
+    waybill: EntityTypeName,
+    outlet: EntityTypeName,
+    merchant: EntityTypeName,
+    system: EntityTypeName,
+    action: EntityTypeName,
+}
+
+/// A validated policy set and schema, ready to answer requests.
+pub struct PolicyEngine {
+    policies: PolicySet,
+    schema: Schema,
+    authorizer: Authorizer,
+    names: Names,
+    ids: HashMap<String, String>,
+}
+
+impl std::fmt::Debug for PolicyEngine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PolicyEngine").field("policies", &self.ids.len()).finish()
+    }
+}
+
+fn line_of(src: &str, offset: usize) -> usize {
+    src[..offset.min(src.len())].bytes().filter(|b| *b == b'\n').count() + 1
+}
+
+/// The `file:line` of the first labelled span of a diagnostic, following related diagnostics.
+fn located(file: &str, src: &str, diag: &dyn miette::Diagnostic) -> String {
+    fn first_offset(d: &dyn miette::Diagnostic) -> Option<usize> {
+        if let Some(mut labels) = d.labels() {
+            if let Some(l) = labels.next() {
+                return Some(l.offset());
+            }
+        }
+        d.related().and_then(|mut r| r.find_map(first_offset))
+    }
+    match first_offset(diag) {
+        Some(off) => format!("{file}:{}", line_of(src, off)),
+        None => file.to_owned(),
+    }
+}
+
+fn diag_message(diag: &dyn miette::Diagnostic, err: &dyn std::fmt::Display) -> String {
+    let mut msg = err.to_string();
+    if let Some(help) = diag.help() {
+        msg.push_str(&format!(" (help: {help})"));
+    }
+    msg
+}
+
+fn name(s: &str) -> EntityTypeName {
+    EntityTypeName::from_str(s).expect("a static entity type name parses")
+}
+
+impl PolicyEngine {
+    /// The built-in policy and schema.
+    pub fn builtin() -> Result<PolicyEngine, PolicyError> {
+        Self::from_sources("policies/wbguard.cedar", BUILTIN_POLICY, "policies/wbguard.cedarschema", BUILTIN_SCHEMA)
+    }
+
+    /// Loads every `*.cedar` file of `dir` (concatenated in name order) and its one `*.cedarschema` file.
+    pub fn load_dir(dir: &Path) -> Result<PolicyEngine, PolicyError> {
+        let io = |e: std::io::Error| PolicyError::Io(format!("{}: {e}", dir.display()));
+        let mut files: Vec<_> = std::fs::read_dir(dir)
+            .map_err(io)?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .collect();
+        files.sort();
+        let mut policy_files = files.iter().filter(|p| p.extension().is_some_and(|e| e == "cedar"));
+        let schema_path = files
+            .iter()
+            .find(|p| p.extension().is_some_and(|e| e == "cedarschema"))
+            .ok_or_else(|| PolicyError::Io(format!("{}: no .cedarschema file", dir.display())))?;
+        let schema_src = std::fs::read_to_string(schema_path).map_err(io)?;
+        let first = policy_files
+            .next()
+            .ok_or_else(|| PolicyError::Io(format!("{}: no .cedar policy file", dir.display())))?;
+        if let Some(second) = policy_files.next() {
+            return Err(PolicyError::Io(format!(
+                "{}: keep the policy in one .cedar file ({} and {} found)",
+                dir.display(),
+                first.display(),
+                second.display()
+            )));
+        }
+        let policy_src = std::fs::read_to_string(first).map_err(io)?;
+        Self::from_sources(
+            &first.display().to_string(),
+            &policy_src,
+            &schema_path.display().to_string(),
+            &schema_src,
+        )
+    }
+
+    /// Parses and validates a policy and a schema given as text; `*_file` names are used in error messages.
+    pub fn from_sources(
+        policy_file: &str,
+        policy_src: &str,
+        schema_file: &str,
+        schema_src: &str,
+    ) -> Result<PolicyEngine, PolicyError> {
+        let (schema, _warnings) = Schema::from_cedarschema_str(schema_src).map_err(|e| PolicyError::Invalid {
+            location: located(schema_file, schema_src, &e),
+            message: diag_message(&e, &e),
+        })?;
+        let policies = PolicySet::from_str(policy_src).map_err(|e| PolicyError::Invalid {
+            location: located(policy_file, policy_src, &e),
+            message: diag_message(&e, &e),
+        })?;
+        let result = Validator::new(schema.clone()).validate(&policies, ValidationMode::Strict);
+        if let Some(e) = result.validation_errors().next() {
+            return Err(PolicyError::Invalid {
+                location: located(policy_file, policy_src, e),
+                message: diag_message(e, e),
+            });
+        }
+        let mut ids = HashMap::new();
+        let mut seen = HashSet::new();
+        for p in policies.policies() {
+            let id = p.annotation("id").map(str::to_owned).unwrap_or_else(|| p.id().to_string());
+            if !seen.insert(id.clone()) {
+                return Err(PolicyError::Invalid {
+                    location: policy_file.to_owned(),
+                    message: format!("two policies share @id(\"{id}\")"),
+                });
+            }
+            ids.insert(p.id().to_string(), id);
+        }
+        Ok(PolicyEngine {
+            policies,
+            schema,
+            authorizer: Authorizer::new(),
+            names: Names {
+                account: name("Account"),
+                waybill: name("Waybill"),
+                outlet: name("Outlet"),
+                merchant: name("Merchant"),
+                system: name("System"),
+                action: name("Action"),
+            },
+            ids,
+        })
+    }
+
+    /// The `@id`s of the loaded policies.
+    pub fn policy_ids(&self) -> impl Iterator<Item = &str> {
+        self.ids.values().map(String::as_str)
+    }
+
+    fn uid(&self, ty: &EntityTypeName, id: &str) -> EntityUid {
+        EntityUid::from_type_name_and_id(ty.clone(), EntityId::new(id))
+    }
+
+    fn action(&self, a: &str) -> EntityUid {
+        self.uid(&self.names.action, a)
+    }
+
+    fn account_entity(&self, a: &Account) -> Result<(EntityUid, Entity), PolicyError> {
+        let uid = self.uid(&self.names.account, a.id.as_str());
+        let mut attrs = HashMap::from([
+            ("role".to_owned(), RestrictedExpression::new_string(a.role.as_str().to_owned())),
+            ("status".to_owned(), RestrictedExpression::new_string(a.status.as_str().to_owned())),
+        ]);
+        if let Some(o) = &a.outlet {
+            attrs.insert("outlet".into(), RestrictedExpression::new_entity_uid(self.uid(&self.names.outlet, o.as_str())));
+        }
+        if let Some(m) = &a.merchant {
+            attrs.insert("merchant".into(), RestrictedExpression::new_entity_uid(self.uid(&self.names.merchant, m.as_str())));
+        }
+        let e = Entity::new(uid.clone(), attrs, HashSet::new()).map_err(|e| PolicyError::Request(e.to_string()))?;
+        Ok((uid, e))
+    }
+
+    fn waybill_entity(&self, w: &WaybillMeta) -> Result<(EntityUid, Entity), PolicyError> {
+        let uid = self.uid(&self.names.waybill, w.waybill_no.as_str());
+        let mut attrs = HashMap::from([
+            ("merchant".to_owned(), self.merchant(&w.merchant)),
+            ("origin_outlet".to_owned(), self.outlet(&w.origin_outlet)),
+            ("destination_outlet".to_owned(), self.outlet(&w.destination_outlet)),
+            ("status".to_owned(), RestrictedExpression::new_string(w.status.as_str().to_owned())),
+        ]);
+        if let Some(c) = &w.courier {
+            attrs.insert("courier".into(), RestrictedExpression::new_entity_uid(self.uid(&self.names.account, c.as_str())));
+        }
+        if let Some(t) = w.signed_at {
+            attrs.insert("signed_at".into(), RestrictedExpression::new_long(t.div_euclid(1000)));
+        }
+        let e = Entity::new(uid.clone(), attrs, HashSet::new()).map_err(|e| PolicyError::Request(e.to_string()))?;
+        Ok((uid, e))
+    }
+
+    fn outlet(&self, o: &OutletId) -> RestrictedExpression {
+        RestrictedExpression::new_entity_uid(self.uid(&self.names.outlet, o.as_str()))
+    }
+
+    fn merchant(&self, m: &MerchantId) -> RestrictedExpression {
+        RestrictedExpression::new_entity_uid(self.uid(&self.names.merchant, m.as_str()))
+    }
+
+    fn ask(
+        &self,
+        principal: (EntityUid, Entity),
+        action: &str,
+        resource: (EntityUid, Option<Entity>),
+        context: Vec<(String, RestrictedExpression)>,
+    ) -> Result<(bool, Vec<String>), PolicyError> {
+        let context = Context::from_pairs(context).map_err(|e| PolicyError::Request(e.to_string()))?;
+        let request = Request::new(principal.0, self.action(action), resource.0, context, Some(&self.schema))
+            .map_err(|e| PolicyError::Request(e.to_string()))?;
+        let entities = Entities::from_entities([Some(principal.1), resource.1].into_iter().flatten(), None)
+            .map_err(|e| PolicyError::Request(e.to_string()))?;
+        let response = self.authorizer.is_authorized(&request, &self.policies, &entities);
+        let reasons = response
+            .diagnostics()
+            .reason()
+            .map(|id| self.ids.get(&id.to_string()).cloned().unwrap_or_else(|| id.to_string()))
+            .collect();
+        Ok((response.decision() == Decision::Allow, reasons))
+    }
+
+    /// The richest view `account` may have of `waybill` for this read: full (only when the purpose can need
+    /// it), else masked, else routing, else none.
+    pub fn decide_view(&self, account: &Account, waybill: &WaybillMeta, ctx: &ReadContext) -> Result<ViewVerdict, PolicyError> {
+        let candidates: &[(View, &str)] = if ctx.purpose.may_need_full() {
+            &[(View::Full, "view_full"), (View::Masked, "view_masked"), (View::Routing, "view_routing")]
+        } else {
+            &[(View::Masked, "view_masked"), (View::Routing, "view_routing")]
+        };
+        let principal = self.account_entity(account)?;
+        let resource = self.waybill_entity(waybill)?;
+        for (view, action) in candidates {
+            let context = vec![
+                ("purpose".to_owned(), RestrictedExpression::new_string(ctx.purpose.as_str().to_owned())),
+                ("now".to_owned(), RestrictedExpression::new_long(ctx.now_secs)),
+                ("has_ticket".to_owned(), RestrictedExpression::new_bool(ctx.has_ticket)),
+            ];
+            let (ok, policies) =
+                self.ask(principal.clone(), action, (resource.0.clone(), Some(resource.1.clone())), context)?;
+            if ok {
+                return Ok(ViewVerdict { view: Some(*view), policies });
+            }
+        }
+        Ok(ViewVerdict { view: None, policies: Vec::new() })
+    }
+
+    /// Whether `account` may perform a write on `waybill` (for ingest: the waybill about to be created).
+    pub fn may_write(&self, account: &Account, waybill: &WaybillMeta, action: &WriteAction<'_>) -> Result<bool, PolicyError> {
+        let (name, context) = match action {
+            WriteAction::Ingest => ("ingest", vec![]),
+            WriteAction::RecordEvent { event_type, outlet } => (
+                "record_event",
+                vec![
+                    ("event_type".to_owned(), RestrictedExpression::new_string((*event_type).to_owned())),
+                    ("event_outlet".to_owned(), self.outlet(outlet)),
+                ],
+            ),
+        };
+        let resource = self.waybill_entity(waybill)?;
+        Ok(self.ask(self.account_entity(account)?, name, (resource.0, Some(resource.1)), context)?.0)
+    }
+
+    /// Whether `account` may perform an administrative or oversight action.
+    pub fn may_admin(&self, account: &Account, action: AdminAction) -> Result<bool, PolicyError> {
+        let name = match action {
+            AdminAction::ManageAccounts => "manage_accounts",
+            AdminAction::ReadAudit => "read_audit",
+            AdminAction::ReadAlerts => "read_alerts",
+        };
+        let system = self.uid(&self.names.system, "wbguard");
+        Ok(self.ask(self.account_entity(account)?, name, (system, None), vec![])?.0)
+    }
+}
+
+/// A waybill as it is about to be ingested, for the `ingest` check.
+pub fn prospective(w: &wbg_core::NewWaybill, now: i64) -> WaybillMeta {
+    WaybillMeta {
+        waybill_no: w.waybill_no.clone(),
+        merchant: w.merchant.clone(),
+        origin_outlet: w.origin_outlet.clone(),
+        destination_outlet: w.destination_outlet.clone(),
+        courier: None,
+        status: WaybillStatus::Created,
+        created_at: now,
+        updated_at: now,
+        signed_at: None,
+        bucket: 0,
+    }
+}
+
+#[cfg(test)]
+mod tests;

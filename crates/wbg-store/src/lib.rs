@@ -1,0 +1,127 @@
+//! Storage for Waybill Guard: the [`Store`] trait every backend implements, and [`SqliteStore`], the embedded
+//! default (one SQLite file in WAL mode, zero set-up).
+//!
+//! Every write that must be audited takes its [`AuditEntry`] and appends it in the same transaction, so a
+//! waybill can never exist without the entry that records its ingest, and a crash never leaves one without the
+//! other. The store assigns each entry its sequence number and hash-chain link, and keeps every completed
+//! Merkle subtree hash so that proofs are O(log n) lookups.
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+mod error;
+mod sqlite;
+
+pub use error::StoreError;
+pub use sqlite::SqliteStore;
+
+use wbg_audit::{AuditEntry, Hash, StoredEntry};
+use wbg_core::{Account, AccountId, AccountStatus, Alert, Millis, StatusEvent, WaybillMeta, WaybillNo, WaybillStatus};
+
+/// A waybill ready to store: routing metadata in clear, personal fields sealed, blind-index tokens.
+#[derive(Debug, Clone)]
+pub struct SealedWaybill {
+    /// Routing metadata.
+    pub meta: WaybillMeta,
+    /// Sealed personal fields (see `wbg_vault::SealedFields`).
+    pub sealed: Vec<u8>,
+    /// Blind-index tokens: `(kind, party, token)`, party 0 = recipient, 1 = sender.
+    pub blind: Vec<(u8, u8, [u8; 16])>,
+}
+
+/// A recorded scan event.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct EventRecord {
+    /// When it happened.
+    pub at: Millis,
+    /// The event.
+    #[serde(flatten)]
+    pub event: StatusEvent,
+    /// Account that recorded it.
+    pub actor: String,
+}
+
+/// Filter for listing alerts.
+#[derive(Debug, Clone, Default)]
+pub struct AlertFilter {
+    /// Only this account's.
+    pub account: Option<String>,
+    /// Only this kind.
+    pub kind: Option<String>,
+    /// Only alerts raised at or after this time.
+    pub since: Option<Millis>,
+    /// At most this many, newest first.
+    pub limit: usize,
+}
+
+/// The storage a guard node runs on. Implementations must be safe to share between threads.
+pub trait Store: Send + Sync {
+    /// A random id created with the store; names its audit log.
+    fn store_id(&self) -> Result<String, StoreError>;
+
+    /// A wrapped key by id.
+    fn get_wrapped_key(&self, id: &str) -> Result<Option<Vec<u8>>, StoreError>;
+    /// Stores a wrapped key unless one exists; returns the one stored.
+    fn put_wrapped_key_if_absent(&self, id: &str, wrapped: &[u8]) -> Result<Vec<u8>, StoreError>;
+
+    /// Creates an account with a first token hash; `Conflict` if the id is taken.
+    fn create_account(&self, account: &Account, token_hash: &[u8; 32], audit: AuditEntry) -> Result<u64, StoreError>;
+    /// Adds a token hash to an account.
+    fn add_token(&self, id: &AccountId, token_hash: &[u8; 32], audit: AuditEntry) -> Result<u64, StoreError>;
+    /// Looks an account up by id.
+    fn account(&self, id: &AccountId) -> Result<Option<Account>, StoreError>;
+    /// The account a token hash belongs to.
+    fn account_by_token(&self, token_hash: &[u8; 32]) -> Result<Option<Account>, StoreError>;
+    /// All accounts, by id.
+    fn accounts(&self) -> Result<Vec<Account>, StoreError>;
+    /// Suspends or reinstates an account.
+    fn set_account_status(
+        &self,
+        id: &AccountId,
+        status: AccountStatus,
+        reason: Option<&str>,
+        audit: AuditEntry,
+    ) -> Result<u64, StoreError>;
+
+    /// Inserts waybills, all or none: a number that exists already is a `Conflict` and nothing is written.
+    fn insert_waybills(&self, batch: &[SealedWaybill], audit: AuditEntry) -> Result<u64, StoreError>;
+    /// A waybill's metadata and sealed fields.
+    fn waybill(&self, no: &WaybillNo) -> Result<Option<(WaybillMeta, Vec<u8>)>, StoreError>;
+    /// Applies an event if the waybill is still in `expected` status (else `Conflict`).
+    fn record_event(
+        &self,
+        meta: &WaybillMeta,
+        expected: WaybillStatus,
+        event: &EventRecord,
+        audit: AuditEntry,
+    ) -> Result<u64, StoreError>;
+    /// A waybill's events, oldest first.
+    fn events(&self, no: &WaybillNo) -> Result<Vec<EventRecord>, StoreError>;
+    /// Waybills whose blind index holds `token`.
+    fn find_by_token(&self, token: &[u8; 16]) -> Result<Vec<WaybillNo>, StoreError>;
+    /// Number of waybills.
+    fn waybill_count(&self) -> Result<u64, StoreError>;
+
+    /// Appends one audit entry (its `seq` and `prev` are set by the store); returns its seq.
+    fn append_audit(&self, entry: AuditEntry) -> Result<u64, StoreError>;
+    /// Number of audit entries.
+    fn audit_size(&self) -> Result<u64, StoreError>;
+    /// The bytes of entry `seq`.
+    fn audit_entry(&self, seq: u64) -> Result<Option<Vec<u8>>, StoreError>;
+    /// Up to `limit` entries from `from`, in stored order, with their recorded leaf hashes.
+    fn audit_entries(&self, from: u64, limit: usize) -> Result<Vec<StoredEntry>, StoreError>;
+    /// A Merkle node `(level, index)`.
+    fn audit_node(&self, level: u32, index: u64) -> Result<Option<Hash>, StoreError>;
+    /// The root over the first `size` entries... of the current log: `(size, root)`.
+    fn audit_head(&self) -> Result<(u64, Hash), StoreError>;
+    /// Stores a signed checkpoint note for `size`.
+    fn put_checkpoint(&self, size: u64, note: &str) -> Result<(), StoreError>;
+    /// The newest signed checkpoint: `(size, note)`.
+    fn latest_checkpoint(&self) -> Result<Option<(u64, String)>, StoreError>;
+    /// Every signed checkpoint note, by size.
+    fn checkpoints(&self) -> Result<Vec<String>, StoreError>;
+
+    /// Stores an alert; returns its id.
+    fn insert_alert(&self, alert: &Alert) -> Result<i64, StoreError>;
+    /// Lists alerts, newest first.
+    fn alerts(&self, filter: &AlertFilter) -> Result<Vec<Alert>, StoreError>;
+}

@@ -1,0 +1,618 @@
+//! The embedded backend: one SQLite database in WAL mode.
+//!
+//! Why SQLite: it is one file with no server to run, its WAL mode gives readers that never block the writer,
+//! a committed transaction survives the process being killed (it is in the OS page cache before `COMMIT`
+//! returns; `synchronous = FULL` would extend that to power loss at some cost), and two processes (a server and
+//! the CLI) can share a data directory safely. The crate builds its own copy of SQLite with `cc` alone.
+use crate::{AlertFilter, EventRecord, SealedWaybill, Store, StoreError};
+use rand::RngCore;
+use rusqlite::{params, Connection, OptionalExtension, Transaction, TransactionBehavior};
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard};
+use wbg_audit::merkle::{leaf_hash, Frontier};
+use wbg_audit::{AuditEntry, Hash, StoredEntry};
+use wbg_core::{
+    Account, AccountId, AccountStatus, Alert, EventType, MerchantId, OutletId, Role, StatusEvent, WaybillMeta,
+    WaybillNo, WaybillStatus,
+};
+
+const SCHEMA: &str = r#"
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS wrapped_keys (
+    id TEXT PRIMARY KEY, wrapped BLOB NOT NULL, created_at INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS accounts (
+    id TEXT PRIMARY KEY, role TEXT NOT NULL, outlet TEXT, merchant TEXT,
+    status TEXT NOT NULL, status_reason TEXT, created_at INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS tokens (
+    hash BLOB PRIMARY KEY, account_id TEXT NOT NULL REFERENCES accounts(id), created_at INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS waybills (
+    no TEXT NOT NULL UNIQUE, merchant TEXT NOT NULL, origin_outlet TEXT NOT NULL,
+    destination_outlet TEXT NOT NULL, courier TEXT, status TEXT NOT NULL, created_at INTEGER NOT NULL,
+    updated_at INTEGER NOT NULL, signed_at INTEGER, bucket INTEGER NOT NULL, sealed BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS waybill_events (
+    no TEXT NOT NULL, at INTEGER NOT NULL, type TEXT NOT NULL, outlet TEXT NOT NULL, courier TEXT,
+    actor TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS waybill_events_no ON waybill_events(no);
+CREATE TABLE IF NOT EXISTS blind_index (
+    token BLOB NOT NULL, no TEXT NOT NULL, party INTEGER NOT NULL, kind INTEGER NOT NULL,
+    PRIMARY KEY (token, no, party)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS audit_entries (seq INTEGER PRIMARY KEY, entry BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS audit_nodes (
+    level INTEGER NOT NULL, idx INTEGER NOT NULL, hash BLOB NOT NULL, PRIMARY KEY (level, idx)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS audit_checkpoints (size INTEGER PRIMARY KEY, note TEXT NOT NULL, created_at INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS alerts (
+    id INTEGER PRIMARY KEY, at INTEGER NOT NULL, account TEXT NOT NULL, kind TEXT NOT NULL,
+    severity TEXT NOT NULL, detail TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS alerts_account ON alerts(account, at);
+"#;
+
+/// The database file's name inside the data directory.
+pub const DB_FILE: &str = "wbguard.db";
+
+#[derive(Clone)]
+struct Tree {
+    frontier: Frontier,
+    last_leaf: Option<Hash>,
+}
+
+struct Inner {
+    conn: Connection,
+    tree: Option<Tree>,
+}
+
+/// The embedded SQLite store.
+pub struct SqliteStore {
+    inner: Mutex<Inner>,
+    path: PathBuf,
+}
+
+impl std::fmt::Debug for SqliteStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "SqliteStore({})", self.path.display())
+    }
+}
+
+fn corrupt(what: impl std::fmt::Display) -> StoreError {
+    StoreError::Corrupt(what.to_string())
+}
+
+fn hash32(v: Vec<u8>) -> Result<Hash, StoreError> {
+    v.try_into().map_err(|_| corrupt("a Merkle node is not 32 bytes"))
+}
+
+fn node_in(conn: &Connection, level: u32, index: u64) -> Result<Option<Hash>, StoreError> {
+    conn.prepare_cached("SELECT hash FROM audit_nodes WHERE level = ?1 AND idx = ?2")?
+        .query_row(params![level, index as i64], |r| r.get::<_, Vec<u8>>(0))
+        .optional()?
+        .map(hash32)
+        .transpose()
+}
+
+fn size_in(conn: &Connection) -> Result<u64, StoreError> {
+    Ok(conn.query_row("SELECT COALESCE(MAX(seq) + 1, 0) FROM audit_entries", [], |r| r.get::<_, i64>(0))? as u64)
+}
+
+/// The tree state for the log as it is in the database now, from the cache when it is current.
+fn tree_in(conn: &Connection, cache: &Option<Tree>) -> Result<Tree, StoreError> {
+    let size = size_in(conn)?;
+    if let Some(t) = cache {
+        if t.frontier.size() == size {
+            return Ok(t.clone());
+        }
+    }
+    let frontier = Frontier::load(size, |l, i| {
+        node_in(conn, l, i)
+            .map_err(|e| wbg_audit::AuditError::Store(e.to_string()))?
+            .ok_or_else(|| wbg_audit::AuditError::Store(format!("Merkle node ({l}, {i}) is missing")))
+    })
+    .map_err(corrupt)?;
+    let last_leaf = if size == 0 { None } else { node_in(conn, 0, size - 1)? };
+    Ok(Tree { frontier, last_leaf })
+}
+
+/// Appends one entry inside `tx`; returns its seq and the tree after it (to cache once committed).
+fn append_in(tx: &Transaction<'_>, cache: &Option<Tree>, mut entry: AuditEntry) -> Result<(u64, Tree), StoreError> {
+    let mut tree = tree_in(tx, cache)?;
+    let seq = tree.frontier.size();
+    entry.seq = seq;
+    entry.prev = tree.last_leaf.map(hex::encode).unwrap_or_default();
+    let bytes = entry.encode();
+    let leaf = leaf_hash(&bytes);
+    tx.prepare_cached("INSERT INTO audit_entries (seq, entry) VALUES (?1, ?2)")?
+        .execute(params![seq as i64, bytes])?;
+    let mut ins = tx.prepare_cached("INSERT INTO audit_nodes (level, idx, hash) VALUES (?1, ?2, ?3)")?;
+    for (l, i, h) in tree.frontier.append(leaf) {
+        ins.execute(params![l, i as i64, &h[..]])?;
+    }
+    tree.last_leaf = Some(leaf);
+    Ok((seq, tree))
+}
+
+fn account_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(String, String, Option<String>, Option<String>, String, Option<String>, i64)> {
+    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?))
+}
+
+type AccountRow = (String, String, Option<String>, Option<String>, String, Option<String>, i64);
+
+fn to_account(row: AccountRow) -> Result<Account, StoreError> {
+    let (id, role, outlet, merchant, status, reason, created_at) = row;
+    Ok(Account {
+        id: AccountId::parse(&id).map_err(corrupt)?,
+        role: Role::parse(&role).map_err(corrupt)?,
+        outlet: outlet.map(|o| OutletId::parse(&o)).transpose().map_err(corrupt)?,
+        merchant: merchant.map(|m| MerchantId::parse(&m)).transpose().map_err(corrupt)?,
+        status: match status.as_str() {
+            "active" => AccountStatus::Active,
+            "suspended" => AccountStatus::Suspended,
+            _ => return Err(corrupt("unknown account status")),
+        },
+        status_reason: reason,
+        created_at,
+    })
+}
+
+const ACCOUNT_COLS: &str = "a.id, a.role, a.outlet, a.merchant, a.status, a.status_reason, a.created_at";
+
+fn is_unique_violation(e: &rusqlite::Error) -> bool {
+    matches!(e, rusqlite::Error::SqliteFailure(f, _) if f.code == rusqlite::ErrorCode::ConstraintViolation)
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the store in directory `dir`.
+    pub fn open(dir: &Path) -> Result<SqliteStore, StoreError> {
+        std::fs::create_dir_all(dir).map_err(|e| StoreError::Db(format!("cannot create {}: {e}", dir.display())))?;
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let _ = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700));
+        }
+        let path = dir.join(DB_FILE);
+        let conn = Connection::open(&path)?;
+        conn.busy_timeout(std::time::Duration::from_secs(10))?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        conn.pragma_update(None, "foreign_keys", "ON")?;
+        conn.pragma_update(None, "cache_size", -65536)?;
+        conn.pragma_update(None, "temp_store", "MEMORY")?;
+        conn.execute_batch(SCHEMA)?;
+        let mut id = [0u8; 16];
+        rand::rngs::OsRng.fill_bytes(&mut id);
+        conn.execute(
+            "INSERT OR IGNORE INTO meta (key, value) VALUES ('store_id', ?1), ('schema_version', '1')",
+            params![hex::encode(id)],
+        )?;
+        Ok(SqliteStore { inner: Mutex::new(Inner { conn, tree: None }), path })
+    }
+
+    /// The database file.
+    pub fn db_path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Moves the write-ahead log into the main database file (so the file alone holds everything).
+    pub fn checkpoint_wal(&self) -> Result<(), StoreError> {
+        self.lock()?.conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE);")?;
+        Ok(())
+    }
+
+    fn lock(&self) -> Result<MutexGuard<'_, Inner>, StoreError> {
+        self.inner.lock().map_err(|_| StoreError::Db("store lock poisoned".into()))
+    }
+
+    /// Runs `f` and appends `audit` in one immediate transaction.
+    fn audited<T>(
+        &self,
+        audit: AuditEntry,
+        f: impl FnOnce(&Transaction<'_>) -> Result<T, StoreError>,
+    ) -> Result<(T, u64), StoreError> {
+        let mut inner = self.lock()?;
+        let Inner { conn, tree } = &mut *inner;
+        let tx = Transaction::new(conn, TransactionBehavior::Immediate)?;
+        let out = f(&tx)?;
+        let (seq, new_tree) = append_in(&tx, tree, audit)?;
+        tx.commit()?;
+        *tree = Some(new_tree);
+        Ok((out, seq))
+    }
+}
+
+impl Store for SqliteStore {
+    fn store_id(&self) -> Result<String, StoreError> {
+        Ok(self.lock()?.conn.query_row("SELECT value FROM meta WHERE key = 'store_id'", [], |r| r.get(0))?)
+    }
+
+    fn get_wrapped_key(&self, id: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self
+            .lock()?
+            .conn
+            .query_row("SELECT wrapped FROM wrapped_keys WHERE id = ?1", params![id], |r| r.get(0))
+            .optional()?)
+    }
+
+    fn put_wrapped_key_if_absent(&self, id: &str, wrapped: &[u8]) -> Result<Vec<u8>, StoreError> {
+        let inner = self.lock()?;
+        inner.conn.execute(
+            "INSERT OR IGNORE INTO wrapped_keys (id, wrapped, created_at) VALUES (?1, ?2, ?3)",
+            params![id, wrapped, wbg_core::now_millis()],
+        )?;
+        Ok(inner.conn.query_row("SELECT wrapped FROM wrapped_keys WHERE id = ?1", params![id], |r| r.get(0))?)
+    }
+
+    fn create_account(&self, a: &Account, token_hash: &[u8; 32], audit: AuditEntry) -> Result<u64, StoreError> {
+        self.audited(audit, |tx| {
+            tx.execute(
+                "INSERT INTO accounts (id, role, outlet, merchant, status, status_reason, created_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                params![
+                    a.id.as_str(),
+                    a.role.as_str(),
+                    a.outlet.as_ref().map(|o| o.as_str()),
+                    a.merchant.as_ref().map(|m| m.as_str()),
+                    a.status.as_str(),
+                    a.status_reason,
+                    a.created_at
+                ],
+            )
+            .map_err(|e| {
+                if is_unique_violation(&e) {
+                    StoreError::Conflict(format!("account {} exists already", a.id))
+                } else {
+                    e.into()
+                }
+            })?;
+            tx.execute(
+                "INSERT INTO tokens (hash, account_id, created_at) VALUES (?1, ?2, ?3)",
+                params![&token_hash[..], a.id.as_str(), a.created_at],
+            )?;
+            Ok(())
+        })
+        .map(|(_, seq)| seq)
+    }
+
+    fn add_token(&self, id: &AccountId, token_hash: &[u8; 32], audit: AuditEntry) -> Result<u64, StoreError> {
+        self.audited(audit, |tx| {
+            let n: i64 = tx.query_row("SELECT COUNT(*) FROM accounts WHERE id = ?1", params![id.as_str()], |r| r.get(0))?;
+            if n == 0 {
+                return Err(StoreError::NotFound(format!("account {id}")));
+            }
+            tx.execute(
+                "INSERT INTO tokens (hash, account_id, created_at) VALUES (?1, ?2, ?3)",
+                params![&token_hash[..], id.as_str(), wbg_core::now_millis()],
+            )?;
+            Ok(())
+        })
+        .map(|(_, seq)| seq)
+    }
+
+    fn account(&self, id: &AccountId) -> Result<Option<Account>, StoreError> {
+        let inner = self.lock()?;
+        let row = inner
+            .conn
+            .prepare_cached(&format!("SELECT {ACCOUNT_COLS} FROM accounts a WHERE a.id = ?1"))?
+            .query_row(params![id.as_str()], account_row)
+            .optional()?;
+        row.map(to_account).transpose()
+    }
+
+    fn account_by_token(&self, token_hash: &[u8; 32]) -> Result<Option<Account>, StoreError> {
+        let inner = self.lock()?;
+        let row = inner
+            .conn
+            .prepare_cached(&format!(
+                "SELECT {ACCOUNT_COLS} FROM tokens t JOIN accounts a ON a.id = t.account_id WHERE t.hash = ?1"
+            ))?
+            .query_row(params![&token_hash[..]], account_row)
+            .optional()?;
+        row.map(to_account).transpose()
+    }
+
+    fn accounts(&self) -> Result<Vec<Account>, StoreError> {
+        let inner = self.lock()?;
+        let mut stmt = inner.conn.prepare(&format!("SELECT {ACCOUNT_COLS} FROM accounts a ORDER BY a.id"))?;
+        let rows = stmt.query_map([], account_row)?.collect::<Result<Vec<_>, _>>()?;
+        rows.into_iter().map(to_account).collect()
+    }
+
+    fn set_account_status(
+        &self,
+        id: &AccountId,
+        status: AccountStatus,
+        reason: Option<&str>,
+        audit: AuditEntry,
+    ) -> Result<u64, StoreError> {
+        self.audited(audit, |tx| {
+            let n = tx.execute(
+                "UPDATE accounts SET status = ?2, status_reason = ?3 WHERE id = ?1",
+                params![id.as_str(), status.as_str(), reason],
+            )?;
+            if n == 0 {
+                return Err(StoreError::NotFound(format!("account {id}")));
+            }
+            Ok(())
+        })
+        .map(|(_, seq)| seq)
+    }
+
+    fn insert_waybills(&self, batch: &[SealedWaybill], audit: AuditEntry) -> Result<u64, StoreError> {
+        self.audited(audit, |tx| {
+            let mut wb = tx.prepare_cached(
+                "INSERT INTO waybills (no, merchant, origin_outlet, destination_outlet, courier, status, created_at,
+                 updated_at, signed_at, bucket, sealed) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+            )?;
+            let mut bi = tx.prepare_cached("INSERT OR IGNORE INTO blind_index (token, no, party, kind) VALUES (?1, ?2, ?3, ?4)")?;
+            for w in batch {
+                let m = &w.meta;
+                wb.execute(params![
+                    m.waybill_no.as_str(),
+                    m.merchant.as_str(),
+                    m.origin_outlet.as_str(),
+                    m.destination_outlet.as_str(),
+                    m.courier.as_ref().map(|c| c.as_str()),
+                    m.status.as_str(),
+                    m.created_at,
+                    m.updated_at,
+                    m.signed_at,
+                    m.bucket,
+                    w.sealed
+                ])
+                .map_err(|e| {
+                    if is_unique_violation(&e) {
+                        StoreError::Conflict(format!("waybill {} exists already", m.waybill_no))
+                    } else {
+                        e.into()
+                    }
+                })?;
+                for (kind, party, token) in &w.blind {
+                    bi.execute(params![&token[..], m.waybill_no.as_str(), party, kind])?;
+                }
+            }
+            Ok(())
+        })
+        .map(|(_, seq)| seq)
+    }
+
+    fn waybill(&self, no: &WaybillNo) -> Result<Option<(WaybillMeta, Vec<u8>)>, StoreError> {
+        let inner = self.lock()?;
+        let row = inner
+            .conn
+            .prepare_cached(
+                "SELECT merchant, origin_outlet, destination_outlet, courier, status, created_at, updated_at,
+                 signed_at, bucket, sealed FROM waybills WHERE no = ?1",
+            )?
+            .query_row(params![no.as_str()], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, Option<String>>(3)?,
+                    r.get::<_, String>(4)?,
+                    r.get::<_, i64>(5)?,
+                    r.get::<_, i64>(6)?,
+                    r.get::<_, Option<i64>>(7)?,
+                    r.get::<_, i64>(8)?,
+                    r.get::<_, Vec<u8>>(9)?,
+                ))
+            })
+            .optional()?;
+        let Some((merchant, origin, dest, courier, status, created_at, updated_at, signed_at, bucket, sealed)) = row else {
+            return Ok(None);
+        };
+        let meta = WaybillMeta {
+            waybill_no: no.clone(),
+            merchant: MerchantId::parse(&merchant).map_err(corrupt)?,
+            origin_outlet: OutletId::parse(&origin).map_err(corrupt)?,
+            destination_outlet: OutletId::parse(&dest).map_err(corrupt)?,
+            courier: courier.map(|c| AccountId::parse(&c)).transpose().map_err(corrupt)?,
+            status: WaybillStatus::parse(&status).map_err(corrupt)?,
+            created_at,
+            updated_at,
+            signed_at,
+            bucket,
+        };
+        Ok(Some((meta, sealed)))
+    }
+
+    fn record_event(
+        &self,
+        m: &WaybillMeta,
+        expected: WaybillStatus,
+        ev: &EventRecord,
+        audit: AuditEntry,
+    ) -> Result<u64, StoreError> {
+        self.audited(audit, |tx| {
+            let n = tx
+                .prepare_cached(
+                    "UPDATE waybills SET status = ?2, courier = ?3, updated_at = ?4, signed_at = ?5
+                     WHERE no = ?1 AND status = ?6",
+                )?
+                .execute(params![
+                    m.waybill_no.as_str(),
+                    m.status.as_str(),
+                    m.courier.as_ref().map(|c| c.as_str()),
+                    m.updated_at,
+                    m.signed_at,
+                    expected.as_str()
+                ])?;
+            if n == 0 {
+                return Err(StoreError::Conflict(format!("waybill {} changed status meanwhile", m.waybill_no)));
+            }
+            tx.prepare_cached(
+                "INSERT INTO waybill_events (no, at, type, outlet, courier, actor) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            )?
+            .execute(params![
+                m.waybill_no.as_str(),
+                ev.at,
+                ev.event.kind.as_str(),
+                ev.event.outlet.as_str(),
+                ev.event.courier.as_ref().map(|c| c.as_str()),
+                ev.actor
+            ])?;
+            Ok(())
+        })
+        .map(|(_, seq)| seq)
+    }
+
+    fn events(&self, no: &WaybillNo) -> Result<Vec<EventRecord>, StoreError> {
+        let inner = self.lock()?;
+        let mut stmt = inner
+            .conn
+            .prepare_cached("SELECT at, type, outlet, courier, actor FROM waybill_events WHERE no = ?1 ORDER BY rowid")?;
+        let rows = stmt
+            .query_map(params![no.as_str()], |r| {
+                Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?, r.get::<_, Option<String>>(3)?, r.get::<_, String>(4)?))
+            })?
+            .collect::<Result<Vec<_>, _>>()?;
+        rows.into_iter()
+            .map(|(at, kind, outlet, courier, actor)| {
+                Ok(EventRecord {
+                    at,
+                    event: StatusEvent {
+                        kind: EventType::parse(&kind).map_err(corrupt)?,
+                        outlet: OutletId::parse(&outlet).map_err(corrupt)?,
+                        courier: courier.map(|c| AccountId::parse(&c)).transpose().map_err(corrupt)?,
+                        at: Some(at),
+                    },
+                    actor,
+                })
+            })
+            .collect()
+    }
+
+    fn find_by_token(&self, token: &[u8; 16]) -> Result<Vec<WaybillNo>, StoreError> {
+        let inner = self.lock()?;
+        let mut stmt = inner.conn.prepare_cached("SELECT DISTINCT no FROM blind_index WHERE token = ?1")?;
+        let rows = stmt.query_map(params![&token[..]], |r| r.get::<_, String>(0))?.collect::<Result<Vec<_>, _>>()?;
+        rows.iter().map(|n| WaybillNo::parse(n).map_err(corrupt)).collect()
+    }
+
+    fn waybill_count(&self) -> Result<u64, StoreError> {
+        Ok(self.lock()?.conn.query_row("SELECT COUNT(*) FROM waybills", [], |r| r.get::<_, i64>(0))? as u64)
+    }
+
+    fn append_audit(&self, entry: AuditEntry) -> Result<u64, StoreError> {
+        let mut inner = self.lock()?;
+        let Inner { conn, tree } = &mut *inner;
+        let tx = Transaction::new(conn, TransactionBehavior::Immediate)?;
+        let (seq, new_tree) = append_in(&tx, tree, entry)?;
+        tx.commit()?;
+        *tree = Some(new_tree);
+        Ok(seq)
+    }
+
+    fn audit_size(&self) -> Result<u64, StoreError> {
+        size_in(&self.lock()?.conn)
+    }
+
+    fn audit_entry(&self, seq: u64) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self
+            .lock()?
+            .conn
+            .prepare_cached("SELECT entry FROM audit_entries WHERE seq = ?1")?
+            .query_row(params![seq as i64], |r| r.get(0))
+            .optional()?)
+    }
+
+    fn audit_entries(&self, from: u64, limit: usize) -> Result<Vec<StoredEntry>, StoreError> {
+        let inner = self.lock()?;
+        let mut stmt = inner.conn.prepare_cached(
+            "SELECT e.seq, e.entry, n.hash FROM audit_entries e
+             LEFT JOIN audit_nodes n ON n.level = 0 AND n.idx = e.seq
+             WHERE e.seq >= ?1 ORDER BY e.seq LIMIT ?2",
+        )?;
+        let rows = stmt
+            .query_map(params![from as i64, limit as i64], |r| {
+                Ok((r.get::<_, i64>(0)?, r.get::<_, Vec<u8>>(1)?, r.get::<_, Option<Vec<u8>>>(2)?))
+            })?
+            .collect::<Result<Vec<_>, _>>()?;
+        rows.into_iter()
+            .map(|(seq, bytes, leaf)| {
+                Ok(StoredEntry { seq: seq as u64, bytes, recorded_leaf: leaf.map(hash32).transpose()? })
+            })
+            .collect()
+    }
+
+    fn audit_node(&self, level: u32, index: u64) -> Result<Option<Hash>, StoreError> {
+        node_in(&self.lock()?.conn, level, index)
+    }
+
+    fn audit_head(&self) -> Result<(u64, Hash), StoreError> {
+        let mut inner = self.lock()?;
+        let Inner { conn, tree } = &mut *inner;
+        let t = tree_in(conn, tree)?;
+        let head = (t.frontier.size(), t.frontier.root());
+        *tree = Some(t);
+        Ok(head)
+    }
+
+    fn put_checkpoint(&self, size: u64, note: &str) -> Result<(), StoreError> {
+        self.lock()?.conn.execute(
+            "INSERT OR IGNORE INTO audit_checkpoints (size, note, created_at) VALUES (?1, ?2, ?3)",
+            params![size as i64, note, wbg_core::now_millis()],
+        )?;
+        Ok(())
+    }
+
+    fn latest_checkpoint(&self) -> Result<Option<(u64, String)>, StoreError> {
+        Ok(self
+            .lock()?
+            .conn
+            .query_row("SELECT size, note FROM audit_checkpoints ORDER BY size DESC LIMIT 1", [], |r| {
+                Ok((r.get::<_, i64>(0)? as u64, r.get::<_, String>(1)?))
+            })
+            .optional()?)
+    }
+
+    fn checkpoints(&self) -> Result<Vec<String>, StoreError> {
+        let inner = self.lock()?;
+        let mut stmt = inner.conn.prepare("SELECT note FROM audit_checkpoints ORDER BY size")?;
+        let notes = stmt.query_map([], |r| r.get(0))?.collect::<Result<Vec<String>, _>>()?;
+        Ok(notes)
+    }
+
+    fn insert_alert(&self, a: &Alert) -> Result<i64, StoreError> {
+        let inner = self.lock()?;
+        inner.conn.execute(
+            "INSERT INTO alerts (at, account, kind, severity, detail) VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![a.at, a.account, a.kind, a.severity, a.detail],
+        )?;
+        Ok(inner.conn.last_insert_rowid())
+    }
+
+    fn alerts(&self, f: &AlertFilter) -> Result<Vec<Alert>, StoreError> {
+        let inner = self.lock()?;
+        let mut sql = String::from("SELECT id, at, account, kind, severity, detail FROM alerts WHERE 1 = 1");
+        let mut args: Vec<Box<dyn rusqlite::ToSql>> = Vec::new();
+        if let Some(a) = &f.account {
+            args.push(Box::new(a.clone()));
+            sql.push_str(&format!(" AND account = ?{}", args.len()));
+        }
+        if let Some(k) = &f.kind {
+            args.push(Box::new(k.clone()));
+            sql.push_str(&format!(" AND kind = ?{}", args.len()));
+        }
+        if let Some(s) = f.since {
+            args.push(Box::new(s));
+            sql.push_str(&format!(" AND at >= ?{}", args.len()));
+        }
+        args.push(Box::new(f.limit.clamp(1, 10_000) as i64));
+        sql.push_str(&format!(" ORDER BY id DESC LIMIT ?{}", args.len()));
+        let mut stmt = inner.conn.prepare(&sql)?;
+        let rows = stmt
+            .query_map(rusqlite::params_from_iter(args.iter()), |r| {
+                Ok(Alert {
+                    id: r.get(0)?,
+                    at: r.get(1)?,
+                    account: r.get(2)?,
+                    kind: r.get(3)?,
+                    severity: r.get(4)?,
+                    detail: r.get(5)?,
+                })
+            })?
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(rows)
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,146 @@
+use super::*;
+use wbg_audit::note::NoteSigner;
+use wbg_audit::{verify_log, Checkpoint};
+
+fn entry(action: &str) -> AuditEntry {
+    AuditEntry {
+        seq: 0,
+        time: 1,
+        account: "admin".into(),
+        device: None,
+        ip: None,
+        action: action.into(),
+        waybill: None,
+        purpose: None,
+        decision: "allow".into(),
+        view: None,
+        fields: vec![],
+        detail: None,
+        prev: String::new(),
+    }
+}
+
+fn account(id: &str) -> Account {
+    Account {
+        id: AccountId::parse(id).unwrap(),
+        role: Role::Courier,
+        outlet: Some(OutletId::parse("O1").unwrap()),
+        merchant: None,
+        status: AccountStatus::Active,
+        status_reason: None,
+        created_at: 5,
+    }
+}
+
+fn waybill(no: &str) -> SealedWaybill {
+    SealedWaybill {
+        meta: WaybillMeta {
+            waybill_no: WaybillNo::parse(no).unwrap(),
+            merchant: MerchantId::parse("M1").unwrap(),
+            origin_outlet: OutletId::parse("O1").unwrap(),
+            destination_outlet: OutletId::parse("O2").unwrap(),
+            courier: None,
+            status: WaybillStatus::Created,
+            created_at: 1,
+            updated_at: 1,
+            signed_at: None,
+            bucket: 0,
+        },
+        sealed: vec![1, 2, 3],
+        blind: vec![(1, 0, [7u8; 16])],
+    }
+}
+
+fn verify(store: &SqliteStore, signer: &NoteSigner) -> Result<wbg_audit::VerifyReport, wbg_audit::VerifyFailure> {
+    let entries = store.audit_entries(0, usize::MAX >> 1).unwrap();
+    verify_log(entries.into_iter().map(Ok), &store.checkpoints().unwrap(), &signer.verifier())
+}
+
+#[test]
+fn accounts_and_tokens() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = SqliteStore::open(dir.path()).unwrap();
+    let a = account("C1");
+    s.create_account(&a, &[1u8; 32], entry("account_create")).unwrap();
+    assert!(matches!(s.create_account(&a, &[2u8; 32], entry("account_create")), Err(StoreError::Conflict(_))));
+    assert_eq!(s.account_by_token(&[1u8; 32]).unwrap(), Some(a.clone()));
+    assert_eq!(s.account_by_token(&[2u8; 32]).unwrap(), None);
+    s.add_token(&a.id, &[3u8; 32], entry("token_issue")).unwrap();
+    assert_eq!(s.account_by_token(&[3u8; 32]).unwrap().unwrap().id, a.id);
+    s.set_account_status(&a.id, AccountStatus::Suspended, Some("test"), entry("suspend")).unwrap();
+    assert_eq!(s.account(&a.id).unwrap().unwrap().status, AccountStatus::Suspended);
+    assert!(s.set_account_status(&AccountId::parse("nobody").unwrap(), AccountStatus::Active, None, entry("x")).is_err());
+    assert_eq!(s.accounts().unwrap().len(), 1);
+    // A failed write appends no audit entry: 3 successful writes, 3 entries.
+    assert_eq!(s.audit_size().unwrap(), 3);
+}
+
+#[test]
+fn batch_insert_is_all_or_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = SqliteStore::open(dir.path()).unwrap();
+    s.insert_waybills(&[waybill("W1"), waybill("W2")], entry("ingest")).unwrap();
+    let err = s.insert_waybills(&[waybill("W3"), waybill("W1")], entry("ingest")).unwrap_err();
+    assert!(err.to_string().contains("W1"));
+    assert!(s.waybill(&WaybillNo::parse("W3").unwrap()).unwrap().is_none());
+    assert_eq!(s.waybill_count().unwrap(), 2);
+    assert_eq!(s.audit_size().unwrap(), 1);
+    assert_eq!(s.find_by_token(&[7u8; 16]).unwrap().len(), 2);
+}
+
+#[test]
+fn events_check_the_expected_status() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = SqliteStore::open(dir.path()).unwrap();
+    s.insert_waybills(&[waybill("W1")], entry("ingest")).unwrap();
+    let (mut meta, _) = s.waybill(&WaybillNo::parse("W1").unwrap()).unwrap().unwrap();
+    meta.status = WaybillStatus::PickedUp;
+    let ev = EventRecord {
+        at: 9,
+        event: StatusEvent { kind: EventType::PickedUp, outlet: OutletId::parse("O1").unwrap(), courier: None, at: None },
+        actor: "I1".into(),
+    };
+    s.record_event(&meta, WaybillStatus::Created, &ev, entry("event")).unwrap();
+    assert!(matches!(s.record_event(&meta, WaybillStatus::Created, &ev, entry("event")), Err(StoreError::Conflict(_))));
+    let evs = s.events(&meta.waybill_no).unwrap();
+    assert_eq!(evs.len(), 1);
+    assert_eq!(evs[0].event.kind, EventType::PickedUp);
+}
+
+#[test]
+fn two_handles_on_one_directory_keep_one_verifiable_tree() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = SqliteStore::open(dir.path()).unwrap();
+    let b = SqliteStore::open(dir.path()).unwrap();
+    let signer = NoteSigner::generate("test/audit").unwrap();
+    for i in 0..40 {
+        let s = if i % 3 == 0 { &b } else { &a };
+        s.append_audit(entry(&format!("a{i}"))).unwrap();
+        if i % 7 == 0 {
+            let (size, root) = s.audit_head().unwrap();
+            let cp = Checkpoint { origin: "test/audit".into(), size, root };
+            s.put_checkpoint(size, &signer.sign(&cp.to_text()).unwrap()).unwrap();
+        }
+    }
+    let r = verify(&a, &signer).unwrap();
+    assert_eq!(r.entries, 40);
+    assert_eq!(a.audit_head().unwrap(), b.audit_head().unwrap());
+}
+
+#[test]
+fn reopened_store_continues_the_chain() {
+    let dir = tempfile::tempdir().unwrap();
+    let signer = NoteSigner::generate("test/audit").unwrap();
+    {
+        let s = SqliteStore::open(dir.path()).unwrap();
+        for _ in 0..5 {
+            s.append_audit(entry("x")).unwrap();
+        }
+    }
+    let s = SqliteStore::open(dir.path()).unwrap();
+    s.append_audit(entry("y")).unwrap();
+    assert_eq!(verify(&s, &signer).unwrap().entries, 6);
+    let e5 = AuditEntry::decode(&s.audit_entry(5).unwrap().unwrap()).unwrap();
+    assert_eq!(e5.seq, 5);
+    assert_eq!(e5.prev, hex::encode(s.audit_node(0, 4).unwrap().unwrap()));
+}

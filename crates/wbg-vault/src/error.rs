@@ -1,0 +1,33 @@
+//! Vault errors. None carries key material or plaintext.
+use thiserror::Error;
+
+/// What can go wrong in the vault.
+#[derive(Debug, Error)]
+pub enum VaultError {
+    /// The master key could not be read or created.
+    #[error("master key: {0}")]
+    MasterKey(String),
+    /// The master key does not match the one the data was written with.
+    #[error("the master key does not match this data directory (expected key id {expected}, got {actual})")]
+    WrongMasterKey {
+        /// Key id recorded with the data.
+        expected: String,
+        /// Key id of the key supplied.
+        actual: String,
+    },
+    /// A wrapped key or a field failed authentication: tampered, moved, or encrypted under another key.
+    #[error("decryption failed for {what}")]
+    Decrypt {
+        /// What failed to open, e.g. `recipient.phone` or `data key day:20415`.
+        what: String,
+    },
+    /// The data key of a bucket is gone (shredded by retention).
+    #[error("the data key of bucket {0} has been destroyed")]
+    Shredded(i64),
+    /// A sealed blob is malformed.
+    #[error("malformed sealed record: {0}")]
+    Malformed(&'static str),
+    /// The key store failed.
+    #[error("key store: {0}")]
+    Store(String),
+}

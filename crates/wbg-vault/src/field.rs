@@ -1,0 +1,103 @@
+//! The personal fields of a waybill and the compact binary form that carries their ciphertexts.
+use crate::VaultError;
+
+/// One separately encrypted personal field.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Field {
+    /// Sender's name.
+    SenderName = 1,
+    /// Sender's phone.
+    SenderPhone = 2,
+    /// Sender's province, city and district.
+    SenderRegion = 3,
+    /// Sender's street address.
+    SenderDetail = 4,
+    /// Recipient's name.
+    RecipientName = 5,
+    /// Recipient's phone.
+    RecipientPhone = 6,
+    /// Recipient's province, city and district.
+    RecipientRegion = 7,
+    /// Recipient's street address.
+    RecipientDetail = 8,
+    /// Item description.
+    Items = 9,
+}
+
+impl Field {
+    /// Every field, in storage order.
+    pub const ALL: [Field; 9] = [
+        Field::SenderName,
+        Field::SenderPhone,
+        Field::SenderRegion,
+        Field::SenderDetail,
+        Field::RecipientName,
+        Field::RecipientPhone,
+        Field::RecipientRegion,
+        Field::RecipientDetail,
+        Field::Items,
+    ];
+
+    /// The field's name, also bound into its ciphertext as associated data.
+    pub fn name(self) -> &'static str {
+        match self {
+            Field::SenderName => "sender.name",
+            Field::SenderPhone => "sender.phone",
+            Field::SenderRegion => "sender.region",
+            Field::SenderDetail => "sender.detail",
+            Field::RecipientName => "recipient.name",
+            Field::RecipientPhone => "recipient.phone",
+            Field::RecipientRegion => "recipient.region",
+            Field::RecipientDetail => "recipient.detail",
+            Field::Items => "items",
+        }
+    }
+
+    fn from_id(id: u8) -> Option<Field> {
+        Field::ALL.into_iter().find(|f| *f as u8 == id)
+    }
+}
+
+/// The sealed personal fields of one waybill: `0x01` then, per field, `id: u8, len: u16 LE, nonce ‖ ciphertext`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SealedFields(pub Vec<u8>);
+
+impl SealedFields {
+    const VERSION: u8 = 1;
+
+    pub(crate) fn with_capacity(n: usize) -> SealedFields {
+        let mut v = Vec::with_capacity(n);
+        v.push(Self::VERSION);
+        SealedFields(v)
+    }
+
+    pub(crate) fn push(&mut self, field: Field, sealed: &[u8]) {
+        self.0.push(field as u8);
+        self.0.extend_from_slice(&(sealed.len() as u16).to_le_bytes());
+        self.0.extend_from_slice(sealed);
+    }
+
+    /// The sealed bytes of one field.
+    pub(crate) fn get(bytes: &[u8], field: Field) -> Result<Option<&[u8]>, VaultError> {
+        let (&version, mut rest) = bytes.split_first().ok_or(VaultError::Malformed("empty"))?;
+        if version != Self::VERSION {
+            return Err(VaultError::Malformed("unknown version"));
+        }
+        while !rest.is_empty() {
+            if rest.len() < 3 {
+                return Err(VaultError::Malformed("truncated header"));
+            }
+            let id = rest[0];
+            let len = u16::from_le_bytes([rest[1], rest[2]]) as usize;
+            let body = rest.get(3..3 + len).ok_or(VaultError::Malformed("truncated field"))?;
+            if Field::from_id(id).is_none() {
+                return Err(VaultError::Malformed("unknown field id"));
+            }
+            if id == field as u8 {
+                return Ok(Some(body));
+            }
+            rest = &rest[3 + len..];
+        }
+        Ok(None)
+    }
+}

@@ -1,0 +1,347 @@
+//! The vault proper: data keys per bucket (cached unwrapped in memory), sealing and opening of fields.
+use crate::{BlindIndex, BlindKind, Field, MasterKey, SealedFields, VaultError};
+use aes_gcm::aead::{Aead, KeyInit, Payload};
+use aes_gcm::{Aes256Gcm, Nonce};
+use rand::RngCore;
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+use wbg_core::{Millis, NewWaybill, WaybillNo};
+use zeroize::Zeroize;
+
+const NONCE: usize = 12;
+
+/// Where wrapped keys are kept (beside the data; useless without the master key).
+pub trait WrappedKeyStore: Send + Sync {
+    /// The wrapped key stored under `id`, if any.
+    fn get_wrapped_key(&self, id: &str) -> Result<Option<Vec<u8>>, String>;
+    /// Stores `wrapped` under `id` unless a key is already there, and returns what is stored afterwards
+    /// (so two writers racing to create a bucket's key agree on one).
+    fn put_wrapped_key_if_absent(&self, id: &str, wrapped: &[u8]) -> Result<Vec<u8>, String>;
+}
+
+/// The retention bucket of a moment: its day number since the epoch (UTC).
+pub fn bucket_of(at: Millis) -> i64 {
+    at.div_euclid(86_400_000)
+}
+
+/// Seals and opens personal fields; holds the master key and the unwrapped data keys.
+pub struct Vault {
+    master: MasterKey,
+    master_id: [u8; 8],
+    blind: BlindIndex,
+    data_keys: RwLock<HashMap<i64, Arc<Aes256Gcm>>>,
+    store: Arc<dyn WrappedKeyStore>,
+}
+
+impl std::fmt::Debug for Vault {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Vault").field("master", &self.master).finish_non_exhaustive()
+    }
+}
+
+fn id_bytes(master: &MasterKey) -> [u8; 8] {
+    let mut out = [0u8; 8];
+    if let Ok(v) = hex::decode(master.key_id()) {
+        out.copy_from_slice(&v[..8]);
+    }
+    out
+}
+
+impl Vault {
+    /// Opens the vault over a key store: loads (or, on a new store, creates) the blind-index key. Fails with
+    /// [`VaultError::WrongMasterKey`] when the store's keys were wrapped under another master key.
+    pub fn open(master: MasterKey, store: Arc<dyn WrappedKeyStore>) -> Result<Vault, VaultError> {
+        let master_id = id_bytes(&master);
+        let mut vault = Vault {
+            master,
+            master_id,
+            blind: BlindIndex::new([0u8; 32]),
+            data_keys: RwLock::new(HashMap::new()),
+            store,
+        };
+        let mut raw = vault.key_material("index", true)?;
+        vault.blind = BlindIndex::new(raw);
+        raw.zeroize();
+        Ok(vault)
+    }
+
+    /// The blind-index functions.
+    pub fn blind(&self) -> &BlindIndex {
+        &self.blind
+    }
+
+    /// The master key's public id.
+    pub fn master_key_id(&self) -> String {
+        hex::encode(self.master_id)
+    }
+
+    fn wrap_cipher(&self) -> Aes256Gcm {
+        Aes256Gcm::new(self.master.bytes().into())
+    }
+
+    fn wrap_aad(id: &str) -> Vec<u8> {
+        [b"wbguard/key/v1\0".as_slice(), id.as_bytes()].concat()
+    }
+
+    /// Unwraps the key stored under `id`; creates and stores a fresh one when absent and `create` is set.
+    fn key_material(&self, id: &str, create: bool) -> Result<[u8; 32], VaultError> {
+        let store_err = VaultError::Store;
+        let wrapped = match self.store.get_wrapped_key(id).map_err(store_err)? {
+            Some(w) => w,
+            None if create => {
+                let mut fresh = [0u8; 32];
+                rand::rngs::OsRng.fill_bytes(&mut fresh);
+                let mut nonce = [0u8; NONCE];
+                rand::rngs::OsRng.fill_bytes(&mut nonce);
+                let ct = self
+                    .wrap_cipher()
+                    .encrypt(Nonce::from_slice(&nonce), Payload { msg: &fresh, aad: &Self::wrap_aad(id) })
+                    .map_err(|_| VaultError::Decrypt { what: format!("data key {id}") })?;
+                fresh.zeroize();
+                let blob = [&self.master_id[..], &nonce, &ct].concat();
+                self.store.put_wrapped_key_if_absent(id, &blob).map_err(VaultError::Store)?
+            }
+            None => {
+                return Err(match id.strip_prefix("day:").and_then(|d| d.parse().ok()) {
+                    Some(bucket) => VaultError::Shredded(bucket),
+                    None => VaultError::Store(format!("key {id} is missing")),
+                })
+            }
+        };
+        if wrapped.len() != 8 + NONCE + 32 + 16 {
+            return Err(VaultError::Malformed("wrapped key length"));
+        }
+        if wrapped[..8] != self.master_id {
+            return Err(VaultError::WrongMasterKey {
+                expected: hex::encode(&wrapped[..8]),
+                actual: hex::encode(self.master_id),
+            });
+        }
+        let mut plain = self
+            .wrap_cipher()
+            .decrypt(
+                Nonce::from_slice(&wrapped[8..8 + NONCE]),
+                Payload { msg: &wrapped[8 + NONCE..], aad: &Self::wrap_aad(id) },
+            )
+            .map_err(|_| VaultError::Decrypt { what: format!("data key {id}") })?;
+        let mut out = [0u8; 32];
+        out.copy_from_slice(&plain);
+        plain.zeroize();
+        Ok(out)
+    }
+
+    fn data_key(&self, bucket: i64, create: bool) -> Result<Arc<Aes256Gcm>, VaultError> {
+        if let Some(k) = self.data_keys.read().map_err(|_| poisoned())?.get(&bucket) {
+            return Ok(k.clone());
+        }
+        let mut raw = self.key_material(&format!("day:{bucket}"), create)?;
+        let cipher = Arc::new(Aes256Gcm::new((&raw).into()));
+        raw.zeroize();
+        self.data_keys.write().map_err(|_| poisoned())?.insert(bucket, cipher.clone());
+        Ok(cipher)
+    }
+
+    /// Drops a bucket's unwrapped key from memory (after its wrapped key was destroyed).
+    pub fn forget_bucket(&self, bucket: i64) {
+        if let Ok(mut m) = self.data_keys.write() {
+            m.remove(&bucket);
+        }
+    }
+
+    fn aad(no: &WaybillNo, field: Field, bucket: i64) -> Vec<u8> {
+        format!("wbguard/field/v1\0{}\0{}\0{bucket}", no.as_str(), field.name()).into_bytes()
+    }
+
+    /// Seals every personal field of a validated waybill under the data key of `bucket`, and computes the
+    /// blind-index tokens of both parties (recipient first).
+    pub fn seal(&self, wb: &NewWaybill, bucket: i64) -> Result<(SealedFields, Vec<(BlindKind, [u8; 16])>), VaultError> {
+        let key = self.data_key(bucket, true)?;
+        let region = |a: &wbg_core::Address| format!("{}\u{1f}{}\u{1f}{}", a.province, a.city, a.district);
+        let values: [(Field, std::borrow::Cow<'_, str>); 9] = [
+            (Field::SenderName, wb.sender.name.as_str().into()),
+            (Field::SenderPhone, wb.sender.phone.as_str().into()),
+            (Field::SenderRegion, region(&wb.sender.address).into()),
+            (Field::SenderDetail, wb.sender.address.detail.as_str().into()),
+            (Field::RecipientName, wb.recipient.name.as_str().into()),
+            (Field::RecipientPhone, wb.recipient.phone.as_str().into()),
+            (Field::RecipientRegion, region(&wb.recipient.address).into()),
+            (Field::RecipientDetail, wb.recipient.address.detail.as_str().into()),
+            (Field::Items, wb.items.as_str().into()),
+        ];
+        let mut out = SealedFields::with_capacity(1 + values.iter().map(|(_, v)| v.len() + 31).sum::<usize>());
+        let mut rng = rand::thread_rng();
+        let mut buf = Vec::with_capacity(NONCE + 256);
+        for (field, value) in values.iter() {
+            let mut nonce = [0u8; NONCE];
+            rng.fill_bytes(&mut nonce);
+            let ct = key
+                .encrypt(
+                    Nonce::from_slice(&nonce),
+                    Payload { msg: value.as_bytes(), aad: &Self::aad(&wb.waybill_no, *field, bucket) },
+                )
+                .map_err(|_| VaultError::Decrypt { what: field.name().to_owned() })?;
+            buf.clear();
+            buf.extend_from_slice(&nonce);
+            buf.extend_from_slice(&ct);
+            out.push(*field, &buf);
+        }
+        let mut blind = Vec::with_capacity(6);
+        blind.extend(self.blind.party(&wb.recipient));
+        blind.extend(self.blind.party(&wb.sender));
+        Ok((out, blind))
+    }
+
+    /// Opens exactly the requested fields of one waybill. A field that was tampered with, moved from another
+    /// record or field, or whose bucket key is destroyed fails the whole call.
+    pub fn open_fields(
+        &self,
+        no: &WaybillNo,
+        bucket: i64,
+        sealed: &[u8],
+        fields: &[Field],
+    ) -> Result<Vec<(Field, String)>, VaultError> {
+        if fields.is_empty() {
+            return Ok(Vec::new());
+        }
+        let key = self.data_key(bucket, false)?;
+        let mut out = Vec::with_capacity(fields.len());
+        for &field in fields {
+            let body = SealedFields::get(sealed, field)?.ok_or(VaultError::Malformed("field missing"))?;
+            if body.len() < NONCE + 16 {
+                return Err(VaultError::Malformed("field too short"));
+            }
+            let plain = key
+                .decrypt(
+                    Nonce::from_slice(&body[..NONCE]),
+                    Payload { msg: &body[NONCE..], aad: &Self::aad(no, field, bucket) },
+                )
+                .map_err(|_| VaultError::Decrypt { what: field.name().to_owned() })?;
+            let text = String::from_utf8(plain).map_err(|_| VaultError::Malformed("field is not UTF-8"))?;
+            out.push((field, text));
+        }
+        Ok(out)
+    }
+}
+
+fn poisoned() -> VaultError {
+    VaultError::Store("key cache lock poisoned".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use std::sync::Mutex;
+    use wbg_core::{Address, MerchantId, OutletId, Party};
+
+    #[derive(Default)]
+    struct MemKeys(Mutex<HashMap<String, Vec<u8>>>);
+    impl WrappedKeyStore for MemKeys {
+        fn get_wrapped_key(&self, id: &str) -> Result<Option<Vec<u8>>, String> {
+            Ok(self.0.lock().unwrap().get(id).cloned())
+        }
+        fn put_wrapped_key_if_absent(&self, id: &str, w: &[u8]) -> Result<Vec<u8>, String> {
+            Ok(self.0.lock().unwrap().entry(id.to_owned()).or_insert_with(|| w.to_vec()).clone())
+        }
+    }
+
+    fn waybill(no: &str, name: &str, phone: &str, detail: &str) -> NewWaybill {
+        let party = |name: &str, phone: &str| Party {
+            name: name.into(),
+            phone: phone.into(),
+            address: Address {
+                province: "浙江省".into(),
+                city: "杭州市".into(),
+                district: "萧山区".into(),
+                detail: detail.into(),
+            },
+        };
+        NewWaybill {
+            waybill_no: WaybillNo::parse(no).unwrap(),
+            merchant: MerchantId::parse("M1").unwrap(),
+            origin_outlet: OutletId::parse("O1").unwrap(),
+            destination_outlet: OutletId::parse("O2").unwrap(),
+            sender: party("李雷", "13900139000"),
+            recipient: party(name, phone),
+            items: "书".into(),
+        }
+        .validated()
+        .unwrap()
+    }
+
+    fn vault() -> (Vault, Arc<MemKeys>) {
+        let store = Arc::new(MemKeys::default());
+        (Vault::open(MasterKey::from_bytes([1u8; 32]), store.clone()).unwrap(), store)
+    }
+
+    #[test]
+    fn a_field_moved_to_another_record_or_field_fails() {
+        let (v, _) = vault();
+        let a = waybill("WA", "王芳", "13800138000", "一路1号");
+        let b = waybill("WB", "张伟", "13700137000", "二路2号");
+        let (sa, _) = v.seal(&a, 7).unwrap();
+        let (sb, _) = v.seal(&b, 7).unwrap();
+        // Rebuild B's blob with A's recipient phone in it.
+        let mut forged = SealedFields::with_capacity(0);
+        for f in Field::ALL {
+            let src = if f == Field::RecipientPhone { &sa } else { &sb };
+            forged.push(f, SealedFields::get(&src.0, f).unwrap().unwrap());
+        }
+        assert!(v.open_fields(&b.waybill_no, 7, &forged.0, &[Field::RecipientName]).is_ok());
+        let err = v.open_fields(&b.waybill_no, 7, &forged.0, &[Field::RecipientPhone]).unwrap_err();
+        assert!(matches!(err, VaultError::Decrypt { .. }));
+        // Same record, field swapped: sender phone bytes put where the recipient phone goes.
+        let mut swapped = SealedFields::with_capacity(0);
+        for f in Field::ALL {
+            let take = if f == Field::RecipientPhone { Field::SenderPhone } else { f };
+            swapped.push(f, SealedFields::get(&sa.0, take).unwrap().unwrap());
+        }
+        assert!(v.open_fields(&a.waybill_no, 7, &swapped.0, &[Field::RecipientPhone]).is_err());
+        // Wrong bucket.
+        assert!(v.open_fields(&a.waybill_no, 8, &sa.0, &[Field::RecipientPhone]).is_err());
+    }
+
+    #[test]
+    fn wrong_master_key_is_named_and_missing_bucket_is_shredded() {
+        let (v, store) = vault();
+        let wb = waybill("WA", "王芳", "13800138000", "一路1号");
+        let (s, _) = v.seal(&wb, 3).unwrap();
+        let other = Vault::open(MasterKey::from_bytes([2u8; 32]), store.clone());
+        assert!(matches!(other, Err(VaultError::WrongMasterKey { .. })));
+        store.0.lock().unwrap().remove("day:3");
+        v.forget_bucket(3);
+        assert!(matches!(v.open_fields(&wb.waybill_no, 3, &s.0, &[Field::Items]), Err(VaultError::Shredded(3))));
+    }
+
+    #[test]
+    fn ciphertext_does_not_contain_plaintext() {
+        let (v, _) = vault();
+        let wb = waybill("WA", "王芳", "13800138000", "建设一路66号");
+        let (s, _) = v.seal(&wb, 1).unwrap();
+        for needle in ["13800138000", "王芳", "建设一路66号"] {
+            assert!(!s.0.windows(needle.len()).any(|w| w == needle.as_bytes()));
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+        #[test]
+        fn seal_open_round_trip(name in "\\PC{1,20}", phone in "1[3-9][0-9]{9}", detail in "\\PC{1,60}", bucket in 0i64..40000) {
+            prop_assume!(!name.trim().is_empty() && !detail.trim().is_empty());
+            let (v, _) = vault();
+            let wb = waybill("W1", &name, &phone, &detail);
+            let (s, blind) = v.seal(&wb, bucket).unwrap();
+            let got = v.open_fields(&wb.waybill_no, bucket, &s.0, &Field::ALL).unwrap();
+            let m: HashMap<Field, String> = got.into_iter().collect();
+            prop_assert_eq!(&m[&Field::RecipientName], &name);
+            prop_assert_eq!(&m[&Field::RecipientPhone], &phone);
+            prop_assert_eq!(&m[&Field::RecipientDetail], &detail);
+            prop_assert_eq!(blind[0].1, v.blind().phone(&phone).unwrap());
+            // Any single flipped byte in a ciphertext makes it fail to open.
+            let mut bad = s.0.clone();
+            let i = bad.len() - 5;
+            bad[i] ^= 1;
+            prop_assert!(v.open_fields(&wb.waybill_no, bucket, &bad, &[Field::Items]).is_err());
+        }
+    }
+}
