@@ -25,6 +25,9 @@ pub enum AuditError {
 
 impl AuditError {
     pub(crate) fn malformed(what: &'static str, why: impl Into<String>) -> Self {
-        AuditError::Malformed { what, why: why.into() }
+        AuditError::Malformed {
+            what,
+            why: why.into(),
+        }
     }
 }

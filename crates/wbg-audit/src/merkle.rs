@@ -66,7 +66,10 @@ impl Frontier {
     }
 
     /// Rebuilds the frontier of a tree of `size` leaves from stored nodes.
-    pub fn load(size: u64, mut node: impl FnMut(u32, u64) -> Result<Hash, AuditError>) -> Result<Frontier, AuditError> {
+    pub fn load(
+        size: u64,
+        mut node: impl FnMut(u32, u64) -> Result<Hash, AuditError>,
+    ) -> Result<Frontier, AuditError> {
         let hashes = Self::addresses(size)
             .into_iter()
             .map(|(l, i)| node(l, i))
@@ -130,15 +133,30 @@ pub fn range_hash(src: &dyn NodeSource, start: u64, end: u64) -> Result<Hash, Au
         return src.node(n.trailing_zeros(), start / n);
     }
     let k = split(n);
-    Ok(node_hash(&range_hash(src, start, start + k)?, &range_hash(src, start + k, end)?))
+    Ok(node_hash(
+        &range_hash(src, start, start + k)?,
+        &range_hash(src, start + k, end)?,
+    ))
 }
 
 /// The inclusion proof of leaf `index` in the tree of `size` leaves (RFC 9162 §2.1.3.1), leaf-side first.
-pub fn inclusion_proof(src: &dyn NodeSource, index: u64, size: u64) -> Result<Vec<Hash>, AuditError> {
+pub fn inclusion_proof(
+    src: &dyn NodeSource,
+    index: u64,
+    size: u64,
+) -> Result<Vec<Hash>, AuditError> {
     if index >= size {
-        return Err(AuditError::Range(format!("leaf {index} is not in a tree of size {size}")));
+        return Err(AuditError::Range(format!(
+            "leaf {index} is not in a tree of size {size}"
+        )));
     }
-    fn path(src: &dyn NodeSource, m: u64, start: u64, end: u64, out: &mut Vec<Hash>) -> Result<(), AuditError> {
+    fn path(
+        src: &dyn NodeSource,
+        m: u64,
+        start: u64,
+        end: u64,
+        out: &mut Vec<Hash>,
+    ) -> Result<(), AuditError> {
         let n = end - start;
         if n == 1 {
             return Ok(());
@@ -159,14 +177,27 @@ pub fn inclusion_proof(src: &dyn NodeSource, index: u64, size: u64) -> Result<Ve
 }
 
 /// The consistency proof between trees of sizes `old` and `new` (RFC 9162 §2.1.4.1).
-pub fn consistency_proof(src: &dyn NodeSource, old: u64, new: u64) -> Result<Vec<Hash>, AuditError> {
+pub fn consistency_proof(
+    src: &dyn NodeSource,
+    old: u64,
+    new: u64,
+) -> Result<Vec<Hash>, AuditError> {
     if old > new {
-        return Err(AuditError::Range(format!("size {old} is larger than {new}")));
+        return Err(AuditError::Range(format!(
+            "size {old} is larger than {new}"
+        )));
     }
     if old == 0 || old == new {
         return Ok(Vec::new());
     }
-    fn sub(src: &dyn NodeSource, m: u64, start: u64, end: u64, whole: bool, out: &mut Vec<Hash>) -> Result<(), AuditError> {
+    fn sub(
+        src: &dyn NodeSource,
+        m: u64,
+        start: u64,
+        end: u64,
+        whole: bool,
+        out: &mut Vec<Hash>,
+    ) -> Result<(), AuditError> {
         let n = end - start;
         if m == n {
             if !whole {
@@ -218,7 +249,13 @@ pub fn verify_inclusion(leaf: &Hash, index: u64, size: u64, proof: &[Hash], root
 }
 
 /// Verifies a consistency proof between `(old, old_root)` and `(new, new_root)` (RFC 9162 §2.1.4.2).
-pub fn verify_consistency(old: u64, new: u64, old_root: &Hash, new_root: &Hash, proof: &[Hash]) -> bool {
+pub fn verify_consistency(
+    old: u64,
+    new: u64,
+    old_root: &Hash,
+    new_root: &Hash,
+    proof: &[Hash],
+) -> bool {
     if old > new {
         return false;
     }
@@ -289,7 +326,10 @@ mod tests {
     }
     impl NodeSource for Mem {
         fn node(&self, level: u32, index: u64) -> Result<Hash, AuditError> {
-            self.nodes.get(&(level, index)).copied().ok_or_else(|| AuditError::Range("missing".into()))
+            self.nodes
+                .get(&(level, index))
+                .copied()
+                .ok_or_else(|| AuditError::Range("missing".into()))
         }
     }
 
@@ -310,11 +350,20 @@ mod tests {
     #[test]
     fn known_roots_of_the_rfc6962_test_tree() {
         let leaves = ct_leaves();
-        assert_eq!(hex::encode(empty_root()), "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+        assert_eq!(
+            hex::encode(empty_root()),
+            "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+        );
         let m1 = Mem::with(&leaves[..1]);
-        assert_eq!(hex::encode(m1.frontier.root()), "6e340b9cffb37a989ca544e6bb780a2c78901d3fb33738768511a30617afa01d");
+        assert_eq!(
+            hex::encode(m1.frontier.root()),
+            "6e340b9cffb37a989ca544e6bb780a2c78901d3fb33738768511a30617afa01d"
+        );
         let m8 = Mem::with(&leaves);
-        assert_eq!(hex::encode(m8.frontier.root()), "5dc9da79a70659a9ad559cb701ded9a2ab9d823aad2f4960cfe370eff4604328");
+        assert_eq!(
+            hex::encode(m8.frontier.root()),
+            "5dc9da79a70659a9ad559cb701ded9a2ab9d823aad2f4960cfe370eff4604328"
+        );
     }
 
     #[test]

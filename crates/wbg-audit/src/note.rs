@@ -16,7 +16,10 @@ const DASH: &str = "\u{2014} ";
 
 fn check_name(name: &str) -> Result<(), AuditError> {
     if name.is_empty() || name.chars().any(|c| c.is_whitespace() || c == '+') {
-        return Err(AuditError::malformed("key name", "must be non-empty, without spaces or '+'"));
+        return Err(AuditError::malformed(
+            "key name",
+            "must be non-empty, without spaces or '+'",
+        ));
     }
     Ok(())
 }
@@ -51,13 +54,19 @@ impl NoteSigner {
         rand::rngs::OsRng.fill_bytes(&mut seed);
         let key = SigningKey::from_bytes(&seed);
         seed.zeroize();
-        Ok(NoteSigner { name: name.to_owned(), key })
+        Ok(NoteSigner {
+            name: name.to_owned(),
+            key,
+        })
     }
 
     /// Parses the `PRIVATE+KEY+…` text form.
     pub fn from_private_text(text: &str) -> Result<NoteSigner, AuditError> {
         let bad = |why: &str| AuditError::malformed("signer key", why.to_owned());
-        let rest = text.trim().strip_prefix("PRIVATE+KEY+").ok_or_else(|| bad("must start with PRIVATE+KEY+"))?;
+        let rest = text
+            .trim()
+            .strip_prefix("PRIVATE+KEY+")
+            .ok_or_else(|| bad("must start with PRIVATE+KEY+"))?;
         let mut parts = rest.splitn(3, '+');
         let (name, hash_hex, b64) = match (parts.next(), parts.next(), parts.next()) {
             (Some(n), Some(h), Some(b)) => (n, h, b),
@@ -74,7 +83,10 @@ impl NoteSigner {
         raw.zeroize();
         let key = SigningKey::from_bytes(&seed);
         seed.zeroize();
-        let signer = NoteSigner { name: name.to_owned(), key };
+        let signer = NoteSigner {
+            name: name.to_owned(),
+            key,
+        };
         if hex::encode(key_hash(name, signer.key.verifying_key().as_bytes())) != hash_hex {
             return Err(bad("key hash does not match"));
         }
@@ -113,13 +125,20 @@ impl NoteSigner {
     /// Signs `text` (which must end in a newline) and returns the whole note.
     pub fn sign(&self, text: &str) -> Result<String, AuditError> {
         if !text.ends_with('\n') {
-            return Err(AuditError::malformed("note", "text must end with a newline"));
+            return Err(AuditError::malformed(
+                "note",
+                "text must end with a newline",
+            ));
         }
         let sig = self.key.sign(text.as_bytes());
         let mut blob = Vec::with_capacity(68);
         blob.extend_from_slice(&key_hash(&self.name, self.key.verifying_key().as_bytes()));
         blob.extend_from_slice(&sig.to_bytes());
-        Ok(format!("{text}\n{DASH}{} {}\n", self.name, B64.encode(blob)))
+        Ok(format!(
+            "{text}\n{DASH}{} {}\n",
+            self.name,
+            B64.encode(blob)
+        ))
     }
 }
 
@@ -149,8 +168,12 @@ impl NoteVerifier {
         if hex::encode(key_hash(name, &public)) != hash_hex {
             return Err(bad("key hash does not match"));
         }
-        let key = VerifyingKey::from_bytes(&public).map_err(|_| bad("not a valid Ed25519 point"))?;
-        Ok(NoteVerifier { name: name.to_owned(), key })
+        let key =
+            VerifyingKey::from_bytes(&public).map_err(|_| bad("not a valid Ed25519 point"))?;
+        Ok(NoteVerifier {
+            name: name.to_owned(),
+            key,
+        })
     }
 
     /// The `name+hash+base64` text form.
@@ -158,7 +181,12 @@ impl NoteVerifier {
         let public = self.key.to_bytes();
         let mut raw = vec![ALG_ED25519];
         raw.extend_from_slice(&public);
-        format!("{}+{}+{}", self.name, hex::encode(key_hash(&self.name, &public)), B64.encode(raw))
+        format!(
+            "{}+{}+{}",
+            self.name,
+            hex::encode(key_hash(&self.name, &public)),
+            B64.encode(raw)
+        )
     }
 
     /// The key's name.
@@ -176,29 +204,35 @@ impl NoteVerifier {
         let hash = key_hash(&self.name, self.key.as_bytes());
         let mut found = false;
         for line in note[split + 2..].lines() {
-            let rest = line
-                .strip_prefix(DASH)
-                .ok_or_else(|| AuditError::malformed("note", "signature line must start with an em dash"))?;
-            let (name, b64) = rest
-                .split_once(' ')
-                .ok_or_else(|| AuditError::malformed("note", "signature line must be name and signature"))?;
+            let rest = line.strip_prefix(DASH).ok_or_else(|| {
+                AuditError::malformed("note", "signature line must start with an em dash")
+            })?;
+            let (name, b64) = rest.split_once(' ').ok_or_else(|| {
+                AuditError::malformed("note", "signature line must be name and signature")
+            })?;
             if name != self.name {
                 continue;
             }
-            let blob = B64.decode(b64).map_err(|_| AuditError::malformed("note", "signature is not base64"))?;
+            let blob = B64
+                .decode(b64)
+                .map_err(|_| AuditError::malformed("note", "signature is not base64"))?;
             if blob.len() != 68 || blob[..4] != hash {
                 continue;
             }
-            let sig = Signature::from_slice(&blob[4..]).map_err(|_| AuditError::Signature("bad signature bytes".into()))?;
-            self.key
-                .verify(text.as_bytes(), &sig)
-                .map_err(|_| AuditError::Signature(format!("signature by {} does not verify", self.name)))?;
+            let sig = Signature::from_slice(&blob[4..])
+                .map_err(|_| AuditError::Signature("bad signature bytes".into()))?;
+            self.key.verify(text.as_bytes(), &sig).map_err(|_| {
+                AuditError::Signature(format!("signature by {} does not verify", self.name))
+            })?;
             found = true;
         }
         if found {
             Ok(text)
         } else {
-            Err(AuditError::Signature(format!("no signature by {}", self.name)))
+            Err(AuditError::Signature(format!(
+                "no signature by {}",
+                self.name
+            )))
         }
     }
 }

@@ -50,7 +50,10 @@ impl fmt::Display for VerifyFailure {
 impl std::error::Error for VerifyFailure {}
 
 fn fail(seq: Option<u64>, problem: impl Into<String>) -> VerifyFailure {
-    VerifyFailure { seq, problem: problem.into() }
+    VerifyFailure {
+        seq,
+        problem: problem.into(),
+    }
 }
 
 /// Verifies a log: entries in the order stored, and every signed checkpoint (as notes) against `verifier`.
@@ -67,12 +70,18 @@ pub fn verify_log(
 ) -> Result<VerifyReport, VerifyFailure> {
     let mut cps: Vec<Checkpoint> = Vec::with_capacity(checkpoint_notes.len());
     for note in checkpoint_notes {
-        let text = verifier
-            .open(note)
-            .map_err(|e| fail(None, format!("a stored checkpoint fails its signature check: {e}")))?;
+        let text = verifier.open(note).map_err(|e| {
+            fail(
+                None,
+                format!("a stored checkpoint fails its signature check: {e}"),
+            )
+        })?;
         let cp = Checkpoint::parse(text).map_err(|e| fail(None, e.to_string()))?;
         if cp.origin != verifier.name() {
-            return Err(fail(None, format!("checkpoint origin {} is not this log's", cp.origin)));
+            return Err(fail(
+                None,
+                format!("checkpoint origin {} is not this log's", cp.origin),
+            ));
         }
         cps.push(cp);
     }
@@ -90,29 +99,48 @@ pub fn verify_log(
         let expected = frontier.size();
         if stored.seq != expected {
             return Err(if stored.seq > expected {
-                fail(Some(expected), "removed: the log jumps from it to a later entry")
+                fail(
+                    Some(expected),
+                    "removed: the log jumps from it to a later entry",
+                )
             } else {
                 fail(Some(stored.seq), "duplicated or out of order")
             });
         }
-        let entry = AuditEntry::decode(&stored.bytes)
-            .map_err(|_| fail(Some(stored.seq), "altered: its bytes are not a valid audit entry"))?;
+        let entry = AuditEntry::decode(&stored.bytes).map_err(|_| {
+            fail(
+                Some(stored.seq),
+                "altered: its bytes are not a valid audit entry",
+            )
+        })?;
         if entry.seq != stored.seq {
             return Err(fail(
                 Some(stored.seq),
-                format!("reordered: the entry filed here says it is entry {}", entry.seq),
+                format!(
+                    "reordered: the entry filed here says it is entry {}",
+                    entry.seq
+                ),
             ));
         }
         let leaf = leaf_hash(&stored.bytes);
         if let Some((pseq, phash)) = prev {
             if entry.prev != hex::encode(phash) {
-                return Err(fail(Some(pseq), "altered: its hash no longer matches the link in the entry after it"));
+                return Err(fail(
+                    Some(pseq),
+                    "altered: its hash no longer matches the link in the entry after it",
+                ));
             }
         } else if !entry.prev.is_empty() {
-            return Err(fail(Some(0), "altered: the first entry links to a predecessor"));
+            return Err(fail(
+                Some(0),
+                "altered: the first entry links to a predecessor",
+            ));
         }
         if stored.recorded_leaf.is_some_and(|r| r != leaf) {
-            return Err(fail(Some(stored.seq), "altered: its hash differs from the one recorded when it was appended"));
+            return Err(fail(
+                Some(stored.seq),
+                "altered: its hash differs from the one recorded when it was appended",
+            ));
         }
         frontier.append(leaf);
         prev = Some((stored.seq, leaf));
@@ -138,7 +166,10 @@ pub fn verify_log(
     if let Some(cp) = next_cp.next() {
         return Err(fail(
             Some(frontier.size()),
-            format!("removed: a signed checkpoint covers {} entries but the log ends here", cp.size),
+            format!(
+                "removed: a signed checkpoint covers {} entries but the log ends here",
+                cp.size
+            ),
         ));
     }
     Ok(VerifyReport {
@@ -186,17 +217,33 @@ mod tests {
             let leaf = leaf_hash(&bytes);
             prev = hex::encode(leaf);
             frontier.append(leaf);
-            entries.push(StoredEntry { seq, bytes, recorded_leaf: Some(leaf) });
+            entries.push(StoredEntry {
+                seq,
+                bytes,
+                recorded_leaf: Some(leaf),
+            });
             if (seq + 1) % checkpoint_every == 0 || seq + 1 == n {
-                let cp = Checkpoint { origin: signer.name().into(), size: seq + 1, root: frontier.root() };
+                let cp = Checkpoint {
+                    origin: signer.name().into(),
+                    size: seq + 1,
+                    root: frontier.root(),
+                };
                 notes.push(signer.sign(&cp.to_text()).unwrap());
             }
         }
-        Log { entries, notes, signer }
+        Log {
+            entries,
+            notes,
+            signer,
+        }
     }
 
     fn run(l: &Log) -> Result<VerifyReport, VerifyFailure> {
-        verify_log(l.entries.iter().cloned().map(Ok), &l.notes, &l.signer.verifier())
+        verify_log(
+            l.entries.iter().cloned().map(Ok),
+            &l.notes,
+            &l.signer.verifier(),
+        )
     }
 
     #[test]

@@ -55,7 +55,9 @@ impl Purpose {
 }
 
 /// How much of a waybill a response shows. Ordered: `Routing < Masked < Full`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, ToSchema)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, ToSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum View {
     /// Routing data only: numbers, outlets, status. No personal data.

@@ -125,10 +125,9 @@ impl Account {
             Role::Merchant if merchant.is_none() => {
                 Err(CoreError::invalid("merchant", "is required for this role"))
             }
-            Role::PrintStation if outlet.is_none() && merchant.is_none() => Err(CoreError::invalid(
-                "outlet",
-                "or merchant is required for a print station",
-            )),
+            Role::PrintStation if outlet.is_none() && merchant.is_none() => Err(
+                CoreError::invalid("outlet", "or merchant is required for a print station"),
+            ),
             _ => Ok(()),
         }
     }
@@ -142,7 +141,10 @@ mod tests {
     fn role_names_round_trip() {
         for r in Role::ALL {
             assert_eq!(Role::parse(r.as_str()), Ok(r));
-            assert_eq!(serde_json::to_string(&r).unwrap(), format!("\"{}\"", r.as_str()));
+            assert_eq!(
+                serde_json::to_string(&r).unwrap(),
+                format!("\"{}\"", r.as_str())
+            );
         }
         assert!(Role::parse("root").is_err());
     }

@@ -6,8 +6,8 @@
 #![deny(missing_docs)]
 
 mod access;
-mod alert;
 mod account;
+mod alert;
 mod error;
 mod ids;
 mod party;
@@ -15,8 +15,8 @@ mod phone;
 mod waybill;
 
 pub use access::{Decision, DenyReason, Purpose, View};
-pub use alert::Alert;
 pub use account::{Account, AccountStatus, Role};
+pub use alert::Alert;
 pub use error::CoreError;
 pub use ids::{AccountId, MerchantId, OutletId, WaybillNo};
 pub use party::{Address, Party};

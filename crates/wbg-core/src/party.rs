@@ -38,7 +38,10 @@ fn text(field: String, value: &str, max_chars: usize) -> Result<(), CoreError> {
         return Err(CoreError::invalid(field, "is too long"));
     }
     if value.chars().any(char::is_control) {
-        return Err(CoreError::invalid(field, "must not contain control characters"));
+        return Err(CoreError::invalid(
+            field,
+            "must not contain control characters",
+        ));
     }
     Ok(())
 }
@@ -96,7 +99,11 @@ mod tests {
         assert!(e.to_string().contains("recipient.phone"));
         let mut p = party();
         p.name = "  ".into();
-        assert!(p.validated("sender").unwrap_err().to_string().contains("sender.name"));
+        assert!(p
+            .validated("sender")
+            .unwrap_err()
+            .to_string()
+            .contains("sender.name"));
         let mut p = party();
         p.address.detail = "a\u{0}b".into();
         assert!(p.validated("sender").is_err());

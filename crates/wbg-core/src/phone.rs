@@ -18,7 +18,12 @@ pub fn normalize_phone(raw: &str) -> Result<String, CoreError> {
                 let d = (c as u32 - '０' as u32) as u8;
                 digits.push((b'0' + d) as char);
             }
-            _ => return Err(CoreError::invalid("phone", "may hold only digits and separators")),
+            _ => {
+                return Err(CoreError::invalid(
+                    "phone",
+                    "may hold only digits and separators",
+                ))
+            }
         }
         if digits.len() > 20 {
             return Err(CoreError::invalid("phone", "is too long"));
@@ -53,16 +58,36 @@ mod tests {
 
     #[test]
     fn strips_country_code_and_separators() {
-        for raw in ["13800138000", "+86 138 0013 8000", "0086-138-0013-8000", "86 13800138000", "138-0013-8000"] {
+        for raw in [
+            "13800138000",
+            "+86 138 0013 8000",
+            "0086-138-0013-8000",
+            "86 13800138000",
+            "138-0013-8000",
+        ] {
             assert_eq!(normalize_phone(raw).as_deref(), Ok("13800138000"), "{raw}");
         }
-        assert_eq!(normalize_phone("０５７１-８７６５４３２１").as_deref(), Ok("057187654321"));
-        assert_eq!(normalize_phone("(010) 1234-5678").as_deref(), Ok("01012345678"));
+        assert_eq!(
+            normalize_phone("０５７１-８７６５４３２１").as_deref(),
+            Ok("057187654321")
+        );
+        assert_eq!(
+            normalize_phone("(010) 1234-5678").as_deref(),
+            Ok("01012345678")
+        );
     }
 
     #[test]
     fn rejects_junk_without_echoing_it() {
-        for raw in ["", "12345", "1380013800", "23800138000", "138****5678", "call me", "1380013800012345678901"] {
+        for raw in [
+            "",
+            "12345",
+            "1380013800",
+            "23800138000",
+            "138****5678",
+            "call me",
+            "1380013800012345678901",
+        ] {
             let err = normalize_phone(raw).expect_err(raw);
             let msg = err.to_string();
             assert!(msg.contains("phone"));

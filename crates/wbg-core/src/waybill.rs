@@ -37,7 +37,10 @@ impl NewWaybill {
             return Err(CoreError::invalid("items", "is too long"));
         }
         if self.items.chars().any(char::is_control) {
-            return Err(CoreError::invalid("items", "must not contain control characters"));
+            return Err(CoreError::invalid(
+                "items",
+                "must not contain control characters",
+            ));
         }
         Ok(self)
     }
@@ -80,10 +83,18 @@ impl WaybillStatus {
     /// Parses a status name.
     pub fn parse(s: &str) -> Result<WaybillStatus, CoreError> {
         use WaybillStatus::*;
-        [Created, PickedUp, InTransit, AtOutlet, OutForDelivery, Signed, Returned]
-            .into_iter()
-            .find(|st| st.as_str() == s)
-            .ok_or_else(|| CoreError::invalid("status", "is not a known status"))
+        [
+            Created,
+            PickedUp,
+            InTransit,
+            AtOutlet,
+            OutForDelivery,
+            Signed,
+            Returned,
+        ]
+        .into_iter()
+        .find(|st| st.as_str() == s)
+        .ok_or_else(|| CoreError::invalid("status", "is not a known status"))
     }
 
     /// The lifecycle: created → picked_up → in_transit ⇄ at_outlet → out_for_delivery → signed | returned.
@@ -148,10 +159,17 @@ impl EventType {
     /// Parses an event type name.
     pub fn parse(s: &str) -> Result<EventType, CoreError> {
         use EventType::*;
-        [PickedUp, InTransit, AtOutlet, OutForDelivery, Signed, Returned]
-            .into_iter()
-            .find(|e| e.as_str() == s)
-            .ok_or_else(|| CoreError::invalid("type", "is not a known event type"))
+        [
+            PickedUp,
+            InTransit,
+            AtOutlet,
+            OutForDelivery,
+            Signed,
+            Returned,
+        ]
+        .into_iter()
+        .find(|e| e.as_str() == s)
+        .ok_or_else(|| CoreError::invalid("type", "is not a known event type"))
     }
 
     /// The status the event moves the waybill to.
@@ -224,7 +242,14 @@ mod tests {
 
     #[test]
     fn lifecycle_allows_the_normal_path() {
-        let path = [Created, PickedUp, InTransit, AtOutlet, OutForDelivery, Signed];
+        let path = [
+            Created,
+            PickedUp,
+            InTransit,
+            AtOutlet,
+            OutForDelivery,
+            Signed,
+        ];
         for w in path.windows(2) {
             assert!(w[0].can_become(w[1]), "{:?} -> {:?}", w[0], w[1]);
         }
@@ -237,7 +262,10 @@ mod tests {
         assert!(!Returned.can_become(AtOutlet));
         assert!(!Created.can_become(OutForDelivery));
         let e = Signed.check_transition(AtOutlet).unwrap_err();
-        assert_eq!(e.to_string(), "a waybill cannot go from signed to at_outlet");
+        assert_eq!(
+            e.to_string(),
+            "a waybill cannot go from signed to at_outlet"
+        );
     }
 
     #[test]

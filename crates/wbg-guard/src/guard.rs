@@ -11,8 +11,8 @@ use wbg_audit::merkle::{self, NodeSource};
 use wbg_audit::note::{NoteSigner, NoteVerifier};
 use wbg_audit::{AuditEntry, AuditError, Checkpoint, Hash};
 use wbg_core::{
-    now_millis, Account, AccountId, AccountStatus, Alert, EventType, MerchantId, NewWaybill, OutletId, Purpose, Role,
-    StatusEvent, View, WaybillMeta, WaybillNo,
+    now_millis, Account, AccountId, AccountStatus, Alert, EventType, MerchantId, NewWaybill,
+    OutletId, Purpose, Role, StatusEvent, View, WaybillMeta, WaybillNo,
 };
 use wbg_policy::{AdminAction, PolicyEngine, ReadContext, WriteAction};
 use wbg_store::{AlertFilter, EventRecord, SealedWaybill, SqliteStore, Store, StoreError};
@@ -107,7 +107,9 @@ impl WrappedKeyStore for StoreKeys {
         self.0.get_wrapped_key(id).map_err(|e| e.to_string())
     }
     fn put_wrapped_key_if_absent(&self, id: &str, wrapped: &[u8]) -> Result<Vec<u8>, String> {
-        self.0.put_wrapped_key_if_absent(id, wrapped).map_err(|e| e.to_string())
+        self.0
+            .put_wrapped_key_if_absent(id, wrapped)
+            .map_err(|e| e.to_string())
     }
 }
 
@@ -134,7 +136,9 @@ pub struct Guard {
 
 impl std::fmt::Debug for Guard {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Guard").field("origin", &self.origin).finish_non_exhaustive()
+        f.debug_struct("Guard")
+            .field("origin", &self.origin)
+            .finish_non_exhaustive()
     }
 }
 
@@ -189,7 +193,8 @@ fn valid_ticket(t: &str) -> bool {
     !b.is_empty()
         && b.len() <= 40
         && b[0].is_ascii_alphabetic()
-        && b.iter().all(|c| c.is_ascii_alphanumeric() || *c == b'-' || *c == b'_')
+        && b.iter()
+            .all(|c| c.is_ascii_alphanumeric() || *c == b'-' || *c == b'_')
 }
 
 impl Guard {
@@ -200,7 +205,10 @@ impl Guard {
     }
 
     /// Opens the guard over any store.
-    pub fn open_with_store(store: Arc<dyn Store>, cfg: GuardConfig) -> Result<(Guard, OpenReport), GuardError> {
+    pub fn open_with_store(
+        store: Arc<dyn Store>,
+        cfg: GuardConfig,
+    ) -> Result<(Guard, OpenReport), GuardError> {
         let policy = match &cfg.policies {
             Some(dir) => PolicyEngine::load_dir(dir),
             None => PolicyEngine::builtin(),
@@ -212,12 +220,25 @@ impl Guard {
             KeyConfig::Given { master, signer } => {
                 let signer = match signer {
                     Some(s) => s,
-                    None => NoteSigner::generate(&origin).map_err(|e| GuardError::Config(e.to_string()))?,
+                    None => NoteSigner::generate(&origin)
+                        .map_err(|e| GuardError::Config(e.to_string()))?,
                 };
-                (master, signer, OpenReport { master_key: KeySource::Env, audit_key_created: None, key_dir: None })
+                (
+                    master,
+                    signer,
+                    OpenReport {
+                        master_key: KeySource::Env,
+                        audit_key_created: None,
+                        key_dir: None,
+                    },
+                )
             }
             KeyConfig::Dir(dir) => {
-                let dir = if dir.as_os_str().is_empty() { keys::default_key_dir(&store_id) } else { dir };
+                let dir = if dir.as_os_str().is_empty() {
+                    keys::default_key_dir(&store_id)
+                } else {
+                    dir
+                };
                 keys::check_outside(&dir, &cfg.data)?;
                 let (master, source) = keys::master_key(&dir, cfg.create_keys)?;
                 let (signer, created) = keys::audit_signer(&dir, &origin, cfg.create_keys)?;
@@ -235,9 +256,20 @@ impl Guard {
                 signer.name()
             )));
         }
-        let vault = Vault::open(master, Arc::new(StoreKeys(store.clone()))).map_err(|e| GuardError::Config(e.to_string()))?;
+        let vault = Vault::open(master, Arc::new(StoreKeys(store.clone())))
+            .map_err(|e| GuardError::Config(e.to_string()))?;
         let risk: Arc<dyn RiskHook> = Arc::new(RateLimiter::new(cfg.rate_limit));
-        Ok((Guard { store, vault, policy, risk, signer, origin }, report))
+        Ok((
+            Guard {
+                store,
+                vault,
+                policy,
+                risk,
+                signer,
+                origin,
+            },
+            report,
+        ))
     }
 
     /// Replaces the risk hook (the streaming engine plugs in here).
@@ -278,7 +310,9 @@ impl Guard {
         if token.is_empty() || token.len() > 200 {
             return Err(GuardError::Unauthenticated);
         }
-        self.store.account_by_token(&hash_token(token))?.ok_or(GuardError::Unauthenticated)
+        self.store
+            .account_by_token(&hash_token(token))?
+            .ok_or(GuardError::Unauthenticated)
     }
 
     fn deny(&self, mut e: AuditEntry, err: GuardError) -> GuardError {
@@ -302,7 +336,14 @@ impl Guard {
     }
 
     fn raise(&self, account: &str, kind: String, severity: String, detail: String) {
-        let alert = Alert { id: 0, at: now_millis(), account: account.to_owned(), kind, severity, detail };
+        let alert = Alert {
+            id: 0,
+            at: now_millis(),
+            account: account.to_owned(),
+            kind,
+            severity,
+            detail,
+        };
         if let Err(e) = self.store.insert_alert(&alert) {
             tracing::error!(error = %e, "cannot store alert");
         }
@@ -310,7 +351,12 @@ impl Guard {
     }
 
     /// The guarded read: authenticate → status → policy → risk → audit → decrypt the decided view's fields.
-    pub fn read(&self, token: &str, req: &ReadRequest<'_>, meta: &RequestMeta) -> Result<WaybillView, GuardError> {
+    pub fn read(
+        &self,
+        token: &str,
+        req: &ReadRequest<'_>,
+        meta: &RequestMeta,
+    ) -> Result<WaybillView, GuardError> {
         let started = Instant::now();
         let out = self.read_inner(token, req, meta);
         metrics::histogram!("wbguard_read_seconds").record(started.elapsed().as_secs_f64());
@@ -322,14 +368,20 @@ impl Guard {
         out
     }
 
-    fn read_inner(&self, token: &str, req: &ReadRequest<'_>, meta: &RequestMeta) -> Result<WaybillView, GuardError> {
+    fn read_inner(
+        &self,
+        token: &str,
+        req: &ReadRequest<'_>,
+        meta: &RequestMeta,
+    ) -> Result<WaybillView, GuardError> {
         let account = self.authenticate(token)?;
         let purpose = Purpose::parse(req.purpose)?;
         let no = WaybillNo::parse(req.waybill_no)?;
         if let Some(t) = req.ticket {
             if !valid_ticket(t) {
                 return Err(GuardError::Invalid(
-                    "ticket must be 1-40 letters, digits, '-' or '_', starting with a letter".into(),
+                    "ticket must be 1-40 letters, digits, '-' or '_', starting with a letter"
+                        .into(),
                 ));
             }
         }
@@ -344,7 +396,11 @@ impl Guard {
             return Err(self.deny(e, GuardError::NotFound(format!("waybill {no} not found"))));
         };
         let now = now_millis();
-        let ctx = ReadContext { purpose, now_secs: now.div_euclid(1000), has_ticket: req.ticket.is_some() };
+        let ctx = ReadContext {
+            purpose,
+            now_secs: now.div_euclid(1000),
+            has_ticket: req.ticket.is_some(),
+        };
         let verdict = self.policy.decide_view(&account, &wb, &ctx)?;
         let access = Access {
             account: &account,
@@ -362,19 +418,30 @@ impl Guard {
         let Some(mut view) = verdict.view else {
             return Err(self.deny(
                 e,
-                GuardError::Forbidden(format!("no view of waybill {no} is permitted for purpose {}", purpose.as_str())),
+                GuardError::Forbidden(format!(
+                    "no view of waybill {no} is permitted for purpose {}",
+                    purpose.as_str()
+                )),
             ));
         };
         match risk.action {
             RiskAction::Allow => {}
             RiskAction::Cap(cap) => view = view.min(cap),
             RiskAction::Refuse => {
-                return Err(self.deny(e, GuardError::RateLimited("too many personal-data reads; slow down".into())))
+                return Err(self.deny(
+                    e,
+                    GuardError::RateLimited("too many personal-data reads; slow down".into()),
+                ))
             }
             RiskAction::Suspend => {
                 let mut s = entry("risk", meta, "account_suspend");
                 s.detail = Some(format!("account={}", account.id));
-                self.store.set_account_status(&account.id, AccountStatus::Suspended, Some("suspended by the risk hook"), s)?;
+                self.store.set_account_status(
+                    &account.id,
+                    AccountStatus::Suspended,
+                    Some("suspended by the risk hook"),
+                    s,
+                )?;
                 return Err(self.deny(e, GuardError::AccountSuspended));
             }
         }
@@ -389,14 +456,22 @@ impl Guard {
         // The read is on record before a single field is decrypted.
         let audit_seq = self.store.append_audit(e)?;
         let to_open: Vec<Field> = fields.iter().map(|(f, _)| *f).collect();
-        let opened: HashMap<Field, String> =
-            self.vault.open_fields(&no, wb.bucket, &sealed, &to_open)?.into_iter().collect();
+        let opened: HashMap<Field, String> = self
+            .vault
+            .open_fields(&no, wb.bucket, &sealed, &to_open)?
+            .into_iter()
+            .collect();
         let history = self.store.events(&no)?;
         Ok(render(&wb, view, &opened, history, audit_seq))
     }
 
     /// Ingests a batch of waybills, all or none.
-    pub fn ingest(&self, actor: Actor<'_>, batch: Vec<NewWaybill>, meta: &RequestMeta) -> Result<IngestReport, GuardError> {
+    pub fn ingest(
+        &self,
+        actor: Actor<'_>,
+        batch: Vec<NewWaybill>,
+        meta: &RequestMeta,
+    ) -> Result<IngestReport, GuardError> {
         let account = self.actor(actor)?;
         let mut e = entry(account.id.as_str(), meta, "ingest");
         e.detail = Some(format!("count={}", batch.len()));
@@ -405,7 +480,9 @@ impl Guard {
             return Err(GuardError::Invalid("the batch is empty".into()));
         }
         if batch.len() > MAX_BATCH {
-            return Err(GuardError::Invalid(format!("a batch holds at most {MAX_BATCH} waybills")));
+            return Err(GuardError::Invalid(format!(
+                "a batch holds at most {MAX_BATCH} waybills"
+            )));
         }
         let now = now_millis();
         let bucket = bucket_of(now);
@@ -413,21 +490,32 @@ impl Guard {
         let mut decided: HashMap<(MerchantId, OutletId, OutletId), bool> = HashMap::new();
         let mut sealed = Vec::with_capacity(batch.len());
         for (i, wb) in batch.into_iter().enumerate() {
-            let wb = wb.validated().map_err(|err| GuardError::Invalid(format!("waybills[{i}]: {err}")))?;
+            let wb = wb
+                .validated()
+                .map_err(|err| GuardError::Invalid(format!("waybills[{i}]: {err}")))?;
             if !seen.insert(wb.waybill_no.clone()) {
-                return Err(GuardError::Invalid(format!("waybills[{i}]: waybill {} appears twice in the batch", wb.waybill_no)));
+                return Err(GuardError::Invalid(format!(
+                    "waybills[{i}]: waybill {} appears twice in the batch",
+                    wb.waybill_no
+                )));
             }
             let mut m = wbg_policy::prospective(&wb, now);
             m.bucket = bucket;
             // The ingest rules look at the merchant and outlets only, so one decision serves every waybill
             // that shares them.
-            let key = (wb.merchant.clone(), wb.origin_outlet.clone(), wb.destination_outlet.clone());
+            let key = (
+                wb.merchant.clone(),
+                wb.origin_outlet.clone(),
+                wb.destination_outlet.clone(),
+            );
             let ok = match decided.get(&key) {
                 Some(ok) => *ok,
                 None => {
                     let ok = match actor {
                         Actor::Local(_) => true,
-                        Actor::Token(_) => self.policy.may_write(&account, &m, &WriteAction::Ingest)?,
+                        Actor::Token(_) => {
+                            self.policy.may_write(&account, &m, &WriteAction::Ingest)?
+                        }
                     };
                     decided.insert(key, ok);
                     ok
@@ -435,26 +523,50 @@ impl Guard {
             };
             if !ok {
                 e.waybill = Some(wb.waybill_no.to_string());
-                return Err(self.deny(e, GuardError::Forbidden(format!("waybills[{i}]: not permitted to ingest for merchant {}", wb.merchant))));
+                return Err(self.deny(
+                    e,
+                    GuardError::Forbidden(format!(
+                        "waybills[{i}]: not permitted to ingest for merchant {}",
+                        wb.merchant
+                    )),
+                ));
             }
             let (fields, blind) = self.vault.seal(&wb, bucket)?;
             sealed.push(SealedWaybill {
                 meta: m,
                 sealed: fields.0,
-                blind: blind.into_iter().enumerate().map(|(j, (k, t))| (k as u8, (j / 3) as u8, t)).collect(),
+                blind: blind
+                    .into_iter()
+                    .enumerate()
+                    .map(|(j, (k, t))| (k as u8, (j / 3) as u8, t))
+                    .collect(),
             });
         }
         if let (Some(first), Some(last)) = (sealed.first(), sealed.last()) {
-            e.detail = Some(format!("count={} first={} last={}", sealed.len(), first.meta.waybill_no, last.meta.waybill_no));
+            e.detail = Some(format!(
+                "count={} first={} last={}",
+                sealed.len(),
+                first.meta.waybill_no,
+                last.meta.waybill_no
+            ));
         }
         let n = sealed.len();
         let audit_seq = self.store.insert_waybills(&sealed, e)?;
         metrics::counter!("wbguard_ingested_total").increment(n as u64);
-        Ok(IngestReport { ingested: n, audit_seq })
+        Ok(IngestReport {
+            ingested: n,
+            audit_seq,
+        })
     }
 
     /// Records a scan event, enforcing the lifecycle and who may scan where.
-    pub fn record_event(&self, actor: Actor<'_>, no: &str, ev: StatusEvent, meta: &RequestMeta) -> Result<WaybillMeta, GuardError> {
+    pub fn record_event(
+        &self,
+        actor: Actor<'_>,
+        no: &str,
+        ev: StatusEvent,
+        meta: &RequestMeta,
+    ) -> Result<WaybillMeta, GuardError> {
         let account = self.actor(actor)?;
         let no = WaybillNo::parse(no)?;
         let mut e = entry(account.id.as_str(), meta, "event");
@@ -465,9 +577,18 @@ impl Guard {
             return Err(GuardError::NotFound(format!("waybill {no} not found")));
         };
         if let Actor::Token(_) = actor {
-            let action = WriteAction::RecordEvent { event_type: ev.kind.as_str(), outlet: &ev.outlet };
+            let action = WriteAction::RecordEvent {
+                event_type: ev.kind.as_str(),
+                outlet: &ev.outlet,
+            };
             if !self.policy.may_write(&account, &wb, &action)? {
-                return Err(self.deny(e, GuardError::Forbidden(format!("not permitted to record events of waybill {no} at outlet {}", ev.outlet))));
+                return Err(self.deny(
+                    e,
+                    GuardError::Forbidden(format!(
+                        "not permitted to record events of waybill {no} at outlet {}",
+                        ev.outlet
+                    )),
+                ));
             }
         }
         wb.status.check_transition(ev.kind.status())?;
@@ -477,48 +598,74 @@ impl Guard {
             return Err(GuardError::Invalid("at lies in the future".into()));
         }
         if at < wb.updated_at {
-            return Err(GuardError::Invalid("at is earlier than the waybill's previous event".into()));
+            return Err(GuardError::Invalid(
+                "at is earlier than the waybill's previous event".into(),
+            ));
         }
         let mut next = wb.clone();
         next.status = ev.kind.status();
         next.updated_at = at;
         match ev.kind {
             EventType::OutForDelivery => {
-                let courier = ev
-                    .courier
-                    .as_ref()
-                    .ok_or_else(|| GuardError::Invalid("courier is required for out_for_delivery".into()))?;
+                let courier = ev.courier.as_ref().ok_or_else(|| {
+                    GuardError::Invalid("courier is required for out_for_delivery".into())
+                })?;
                 if ev.outlet != wb.destination_outlet {
-                    return Err(GuardError::Invalid(format!("waybill {no} is delivered from outlet {}, not {}", wb.destination_outlet, ev.outlet)));
+                    return Err(GuardError::Invalid(format!(
+                        "waybill {no} is delivered from outlet {}, not {}",
+                        wb.destination_outlet, ev.outlet
+                    )));
                 }
                 let c = self
                     .store
                     .account(courier)?
                     .filter(|c| c.role == Role::Courier && c.status == AccountStatus::Active)
-                    .ok_or_else(|| GuardError::Invalid(format!("{courier} is not an active courier account")))?;
+                    .ok_or_else(|| {
+                        GuardError::Invalid(format!("{courier} is not an active courier account"))
+                    })?;
                 if c.outlet.as_ref() != Some(&ev.outlet) {
-                    return Err(GuardError::Invalid(format!("courier {courier} does not work at outlet {}", ev.outlet)));
+                    return Err(GuardError::Invalid(format!(
+                        "courier {courier} does not work at outlet {}",
+                        ev.outlet
+                    )));
                 }
                 next.courier = Some(c.id);
-                e.detail = Some(format!("type={} outlet={} courier={courier}", ev.kind.as_str(), ev.outlet));
+                e.detail = Some(format!(
+                    "type={} outlet={} courier={courier}",
+                    ev.kind.as_str(),
+                    ev.outlet
+                ));
             }
             EventType::Signed => next.signed_at = Some(at),
             _ => {}
         }
-        let record = EventRecord { at, event: StatusEvent { at: Some(at), ..ev }, actor: account.id.to_string() };
+        let record = EventRecord {
+            at,
+            event: StatusEvent { at: Some(at), ..ev },
+            actor: account.id.to_string(),
+        };
         self.store.record_event(&next, wb.status, &record, e)?;
         Ok(next)
     }
 
     /// Resolves the actor of an administrative action, checks it is active and permitted, and returns it with
     /// the audit entry to complete. Local operators are permitted by construction: they hold the keys.
-    fn admin(&self, actor: Actor<'_>, action: AdminAction, name: &str, meta: &RequestMeta) -> Result<(Account, AuditEntry), GuardError> {
+    fn admin(
+        &self,
+        actor: Actor<'_>,
+        action: AdminAction,
+        name: &str,
+        meta: &RequestMeta,
+    ) -> Result<(Account, AuditEntry), GuardError> {
         let who = self.actor(actor)?;
         let e = entry(who.id.as_str(), meta, name);
         self.require_active(&who, &e)?;
         if let Actor::Token(_) = actor {
             if !self.policy.may_admin(&who, action)? {
-                return Err(self.deny(e, GuardError::Forbidden("not permitted for this role".into())));
+                return Err(self.deny(
+                    e,
+                    GuardError::Forbidden("not permitted for this role".into()),
+                ));
             }
         }
         Ok((who, e))
@@ -544,21 +691,39 @@ impl Guard {
             status_reason: None,
             created_at: now_millis(),
         };
-        Account::check_binding(account.role, account.outlet.as_ref(), account.merchant.as_ref())?;
+        Account::check_binding(
+            account.role,
+            account.outlet.as_ref(),
+            account.merchant.as_ref(),
+        )?;
         let token = new_token();
         e.detail = Some(format!(
             "account={} role={}{}{}",
             account.id,
             account.role.as_str(),
-            account.outlet.as_ref().map(|o| format!(" outlet={o}")).unwrap_or_default(),
-            account.merchant.as_ref().map(|m| format!(" merchant={m}")).unwrap_or_default()
+            account
+                .outlet
+                .as_ref()
+                .map(|o| format!(" outlet={o}"))
+                .unwrap_or_default(),
+            account
+                .merchant
+                .as_ref()
+                .map(|m| format!(" merchant={m}"))
+                .unwrap_or_default()
         ));
-        self.store.create_account(&account, &hash_token(&token), e)?;
+        self.store
+            .create_account(&account, &hash_token(&token), e)?;
         Ok((account, token))
     }
 
     /// Issues another token for an account.
-    pub fn issue_token(&self, actor: Actor<'_>, id: &str, meta: &RequestMeta) -> Result<String, GuardError> {
+    pub fn issue_token(
+        &self,
+        actor: Actor<'_>,
+        id: &str,
+        meta: &RequestMeta,
+    ) -> Result<String, GuardError> {
         let (_, mut e) = self.admin(actor, AdminAction::ManageAccounts, "token_issue", meta)?;
         let id = AccountId::parse(id)?;
         e.detail = Some(format!("account={id}"));
@@ -568,37 +733,72 @@ impl Guard {
     }
 
     /// Suspends (`suspend = true`) or reinstates an account.
-    pub fn set_status(&self, actor: Actor<'_>, id: &str, suspend: bool, reason: Option<&str>, meta: &RequestMeta) -> Result<Account, GuardError> {
-        let name = if suspend { "account_suspend" } else { "account_reinstate" };
+    pub fn set_status(
+        &self,
+        actor: Actor<'_>,
+        id: &str,
+        suspend: bool,
+        reason: Option<&str>,
+        meta: &RequestMeta,
+    ) -> Result<Account, GuardError> {
+        let name = if suspend {
+            "account_suspend"
+        } else {
+            "account_reinstate"
+        };
         let (_, mut e) = self.admin(actor, AdminAction::ManageAccounts, name, meta)?;
         let id = AccountId::parse(id)?;
         if let Some(r) = reason {
             if r.chars().count() > 200 || r.chars().any(char::is_control) {
-                return Err(GuardError::Invalid("reason must be at most 200 printable characters".into()));
+                return Err(GuardError::Invalid(
+                    "reason must be at most 200 printable characters".into(),
+                ));
             }
         }
         e.detail = Some(format!("account={id}"));
-        let status = if suspend { AccountStatus::Suspended } else { AccountStatus::Active };
+        let status = if suspend {
+            AccountStatus::Suspended
+        } else {
+            AccountStatus::Active
+        };
         self.store.set_account_status(&id, status, reason, e)?;
-        self.store.account(&id)?.ok_or_else(|| GuardError::NotFound(format!("account {id}")))
+        self.store
+            .account(&id)?
+            .ok_or_else(|| GuardError::NotFound(format!("account {id}")))
     }
 
     /// Lists accounts.
-    pub fn accounts(&self, actor: Actor<'_>, meta: &RequestMeta) -> Result<Vec<Account>, GuardError> {
+    pub fn accounts(
+        &self,
+        actor: Actor<'_>,
+        meta: &RequestMeta,
+    ) -> Result<Vec<Account>, GuardError> {
         self.admin(actor, AdminAction::ManageAccounts, "account_list", meta)?;
         Ok(self.store.accounts()?)
     }
 
     /// Lists alerts.
-    pub fn alerts(&self, actor: Actor<'_>, filter: &AlertFilter, meta: &RequestMeta) -> Result<Vec<Alert>, GuardError> {
+    pub fn alerts(
+        &self,
+        actor: Actor<'_>,
+        filter: &AlertFilter,
+        meta: &RequestMeta,
+    ) -> Result<Vec<Alert>, GuardError> {
         self.admin(actor, AdminAction::ReadAlerts, "alert_list", meta)?;
         Ok(self.store.alerts(filter)?)
     }
 
     /// The bytes of audit entry `seq` (auditors and admins).
-    pub fn audit_entry(&self, actor: Actor<'_>, seq: u64, meta: &RequestMeta) -> Result<Vec<u8>, GuardError> {
+    pub fn audit_entry(
+        &self,
+        actor: Actor<'_>,
+        seq: u64,
+        meta: &RequestMeta,
+    ) -> Result<Vec<u8>, GuardError> {
         self.admin(actor, AdminAction::ReadAudit, "audit_read", meta)?;
-        self.store.audit_entry(seq)?.ok_or_else(|| GuardError::NotFound(format!("audit entry {seq}")))
+        self.store
+            .audit_entry(seq)?
+            .ok_or_else(|| GuardError::NotFound(format!("audit entry {seq}")))
     }
 
     /// Signs a checkpoint of the log as it is now, unless the newest stored one already covers it; returns the
@@ -610,8 +810,15 @@ impl Guard {
                 return Ok(note);
             }
         }
-        let cp = Checkpoint { origin: self.origin.clone(), size, root };
-        let note = self.signer.sign(&cp.to_text()).map_err(|e| GuardError::Internal(e.to_string()))?;
+        let cp = Checkpoint {
+            origin: self.origin.clone(),
+            size,
+            root,
+        };
+        let note = self
+            .signer
+            .sign(&cp.to_text())
+            .map_err(|e| GuardError::Internal(e.to_string()))?;
         self.store.put_checkpoint(size, &note)?;
         Ok(note)
     }
@@ -624,7 +831,9 @@ impl Guard {
     fn check_size(&self, size: u64) -> Result<(), GuardError> {
         let (have, _) = self.store.audit_head()?;
         if size > have {
-            return Err(GuardError::Invalid(format!("the log has only {have} entries")));
+            return Err(GuardError::Invalid(format!(
+                "the log has only {have} entries"
+            )));
         }
         Ok(())
     }
@@ -632,26 +841,42 @@ impl Guard {
     /// Inclusion proof of entry `seq` in the tree of `size` entries.
     pub fn inclusion_proof(&self, seq: u64, size: u64) -> Result<Vec<Hash>, GuardError> {
         self.check_size(size)?;
-        merkle::inclusion_proof(&Nodes(self.store.as_ref()), seq, size).map_err(|e| GuardError::Invalid(e.to_string()))
+        merkle::inclusion_proof(&Nodes(self.store.as_ref()), seq, size)
+            .map_err(|e| GuardError::Invalid(e.to_string()))
     }
 
     /// Consistency proof between trees of sizes `from` and `to`.
     pub fn consistency_proof(&self, from: u64, to: u64) -> Result<Vec<Hash>, GuardError> {
         self.check_size(to)?;
-        merkle::consistency_proof(&Nodes(self.store.as_ref()), from, to).map_err(|e| GuardError::Invalid(e.to_string()))
+        merkle::consistency_proof(&Nodes(self.store.as_ref()), from, to)
+            .map_err(|e| GuardError::Invalid(e.to_string()))
     }
 
     /// Verifies the whole audit log against its signed checkpoints.
-    pub fn verify_audit(&self, verifier: &NoteVerifier) -> Result<wbg_audit::VerifyReport, wbg_audit::VerifyFailure> {
+    pub fn verify_audit(
+        &self,
+        verifier: &NoteVerifier,
+    ) -> Result<wbg_audit::VerifyReport, wbg_audit::VerifyFailure> {
         verify_store(self.store.as_ref(), verifier)
     }
 }
 
 /// Verifies a store's audit log against its signed checkpoints with `verifier`, reading entries in chunks.
-pub fn verify_store(store: &dyn Store, verifier: &NoteVerifier) -> Result<wbg_audit::VerifyReport, wbg_audit::VerifyFailure> {
-    let fail = |e: StoreError| wbg_audit::VerifyFailure { seq: None, problem: format!("cannot read the log: {e}") };
+pub fn verify_store(
+    store: &dyn Store,
+    verifier: &NoteVerifier,
+) -> Result<wbg_audit::VerifyReport, wbg_audit::VerifyFailure> {
+    let fail = |e: StoreError| wbg_audit::VerifyFailure {
+        seq: None,
+        problem: format!("cannot read the log: {e}"),
+    };
     let notes = store.checkpoints().map_err(fail)?;
-    let chunks = ChunkedEntries { store, next: 0, buf: Vec::new().into_iter(), done: false };
+    let chunks = ChunkedEntries {
+        store,
+        next: 0,
+        buf: Vec::new().into_iter(),
+        done: false,
+    };
     wbg_audit::verify_log(chunks, &notes, verifier)
 }
 
@@ -690,7 +915,13 @@ impl Iterator for ChunkedEntries<'_> {
     }
 }
 
-fn render(wb: &WaybillMeta, view: View, f: &HashMap<Field, String>, history: Vec<EventRecord>, audit_seq: u64) -> WaybillView {
+fn render(
+    wb: &WaybillMeta,
+    view: View,
+    f: &HashMap<Field, String>,
+    history: Vec<EventRecord>,
+    audit_seq: u64,
+) -> WaybillView {
     let party = |name: Field, phone: Field, region: Field, detail: Field| -> Option<PartyView> {
         let region = f.get(&region)?;
         let mut parts = region.split('\u{1f}');
@@ -725,9 +956,23 @@ fn render(wb: &WaybillMeta, view: View, f: &HashMap<Field, String>, history: Vec
                 at: h.at,
             })
             .collect(),
-        recipient: party(Field::RecipientName, Field::RecipientPhone, Field::RecipientRegion, Field::RecipientDetail),
-        sender: party(Field::SenderName, Field::SenderPhone, Field::SenderRegion, Field::SenderDetail),
-        items: if view == View::Full { f.get(&Field::Items).cloned() } else { None },
+        recipient: party(
+            Field::RecipientName,
+            Field::RecipientPhone,
+            Field::RecipientRegion,
+            Field::RecipientDetail,
+        ),
+        sender: party(
+            Field::SenderName,
+            Field::SenderPhone,
+            Field::SenderRegion,
+            Field::SenderDetail,
+        ),
+        items: if view == View::Full {
+            f.get(&Field::Items).cloned()
+        } else {
+            None
+        },
         audit_seq,
     }
 }

@@ -40,7 +40,11 @@ pub fn default_key_dir(store_id: &str) -> PathBuf {
 }
 
 fn absolute(p: &Path) -> PathBuf {
-    std::fs::canonicalize(p).unwrap_or_else(|_| std::env::current_dir().map(|d| d.join(p)).unwrap_or_else(|_| p.to_owned()))
+    std::fs::canonicalize(p).unwrap_or_else(|_| {
+        std::env::current_dir()
+            .map(|d| d.join(p))
+            .unwrap_or_else(|_| p.to_owned())
+    })
 }
 
 /// Refuses a key directory inside the data directory: keys beside the data they protect protect nothing.
@@ -58,23 +62,39 @@ pub(crate) fn check_outside(key_dir: &Path, data_dir: &Path) -> Result<(), Guard
 
 /// Loads (or creates) the master key from the key directory.
 pub(crate) fn master_key(dir: &Path, create: bool) -> Result<(MasterKey, KeySource), GuardError> {
-    MasterKey::load_or_create(&dir.join(MASTER_KEY_FILE), create).map_err(|e| GuardError::Config(e.to_string()))
+    MasterKey::load_or_create(&dir.join(MASTER_KEY_FILE), create)
+        .map_err(|e| GuardError::Config(e.to_string()))
 }
 
 /// Loads (or creates) the audit signing key named `origin`; `true` when it was created now.
-pub(crate) fn audit_signer(dir: &Path, origin: &str, create: bool) -> Result<(NoteSigner, bool), GuardError> {
+pub(crate) fn audit_signer(
+    dir: &Path,
+    origin: &str,
+    create: bool,
+) -> Result<(NoteSigner, bool), GuardError> {
     let cfg = |e: String| GuardError::Config(e);
     if let Ok(text) = std::env::var(AUDIT_KEY_ENV) {
-        return Ok((NoteSigner::from_private_text(&text).map_err(|e| cfg(e.to_string()))?, false));
+        return Ok((
+            NoteSigner::from_private_text(&text).map_err(|e| cfg(e.to_string()))?,
+            false,
+        ));
     }
     let path = dir.join(AUDIT_KEY_FILE);
     match wbg_vault::read_secret(&path).map_err(|e| cfg(e.to_string()))? {
-        Some(text) => Ok((NoteSigner::from_private_text(&text).map_err(|e| cfg(format!("{}: {e}", path.display())))?, false)),
+        Some(text) => Ok((
+            NoteSigner::from_private_text(&text)
+                .map_err(|e| cfg(format!("{}: {e}", path.display())))?,
+            false,
+        )),
         None if create => {
             let signer = NoteSigner::generate(origin).map_err(|e| cfg(e.to_string()))?;
-            wbg_vault::create_secret(&path, &format!("{}\n", signer.to_private_text())).map_err(|e| cfg(e.to_string()))?;
+            wbg_vault::create_secret(&path, &format!("{}\n", signer.to_private_text()))
+                .map_err(|e| cfg(e.to_string()))?;
             Ok((signer, true))
         }
-        None => Err(cfg(format!("audit signing key {} does not exist", path.display()))),
+        None => Err(cfg(format!(
+            "audit signing key {} does not exist",
+            path.display()
+        ))),
     }
 }

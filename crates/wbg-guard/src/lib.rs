@@ -19,7 +19,9 @@ mod token;
 mod view;
 
 pub use error::GuardError;
-pub use guard::{verify_store, Actor, Guard, GuardConfig, IngestReport, OpenReport, ReadRequest, RequestMeta};
+pub use guard::{
+    verify_store, Actor, Guard, GuardConfig, IngestReport, OpenReport, ReadRequest, RequestMeta,
+};
 pub use keys::{default_key_dir, KeyConfig, AUDIT_KEY_ENV, AUDIT_KEY_FILE, MASTER_KEY_FILE};
 pub use risk::{Access, NoRisk, RateLimitConfig, RateLimiter, RiskAction, RiskHook, RiskVerdict};
 pub use token::{hash_token, new_token};

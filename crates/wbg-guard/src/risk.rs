@@ -49,7 +49,10 @@ pub struct RiskVerdict {
 impl RiskVerdict {
     /// Allow, nothing to report.
     pub fn allow() -> RiskVerdict {
-        RiskVerdict { action: RiskAction::Allow, alert: None }
+        RiskVerdict {
+            action: RiskAction::Allow,
+            alert: None,
+        }
     }
 }
 
@@ -83,7 +86,10 @@ impl Default for RateLimitConfig {
     fn default() -> Self {
         // A courier on a 300-parcel day reads well under one record a minute on average; a person at a screen
         // rarely opens more than a couple a second. A scraper goes far faster.
-        RateLimitConfig { reads_per_minute: 120, burst: 60 }
+        RateLimitConfig {
+            reads_per_minute: 120,
+            burst: 60,
+        }
     }
 }
 
@@ -105,7 +111,10 @@ pub struct RateLimiter {
 impl RateLimiter {
     /// A limiter with these settings.
     pub fn new(cfg: RateLimitConfig) -> RateLimiter {
-        RateLimiter { cfg, buckets: Mutex::new(HashMap::new()) }
+        RateLimiter {
+            cfg,
+            buckets: Mutex::new(HashMap::new()),
+        }
     }
 }
 
@@ -115,11 +124,18 @@ impl RiskHook for RateLimiter {
         let cap = self.cfg.burst.max(1) as f64;
         let Ok(mut buckets) = self.buckets.lock() else {
             // Fail closed: a broken limiter must not wave reads through.
-            return RiskVerdict { action: RiskAction::Refuse, alert: None };
+            return RiskVerdict {
+                action: RiskAction::Refuse,
+                alert: None,
+            };
         };
         let b = buckets
             .entry(a.account.id.as_str().to_owned())
-            .or_insert(Bucket { tokens: cap, last: a.at, last_alert: None });
+            .or_insert(Bucket {
+                tokens: cap,
+                last: a.at,
+                last_alert: None,
+            });
         b.tokens = (b.tokens + (a.at - b.last).max(0) as f64 * per_ms).min(cap);
         b.last = a.at.max(b.last);
         if b.tokens >= 1.0 {
@@ -140,18 +156,26 @@ impl RiskHook for RateLimiter {
         } else {
             None
         };
-        RiskVerdict { action: RiskAction::Refuse, alert }
+        RiskVerdict {
+            action: RiskAction::Refuse,
+            alert,
+        }
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use wbg_core::{AccountId, AccountStatus, MerchantId, OutletId, Role, WaybillNo, WaybillStatus};
+    use wbg_core::{
+        AccountId, AccountStatus, MerchantId, OutletId, Role, WaybillNo, WaybillStatus,
+    };
 
     #[test]
     fn bucket_refuses_after_burst_and_refills() {
-        let rl = RateLimiter::new(RateLimitConfig { reads_per_minute: 60, burst: 3 });
+        let rl = RateLimiter::new(RateLimitConfig {
+            reads_per_minute: 60,
+            burst: 3,
+        });
         let acct = Account {
             id: AccountId::parse("C1").unwrap(),
             role: Role::Courier,
@@ -173,7 +197,15 @@ mod tests {
             signed_at: None,
             bucket: 0,
         };
-        let at = |t| Access { account: &acct, waybill: &wb, purpose: Purpose::Delivery, policy_view: None, at: t, device: None, ip: None };
+        let at = |t| Access {
+            account: &acct,
+            waybill: &wb,
+            purpose: Purpose::Delivery,
+            policy_view: None,
+            at: t,
+            device: None,
+            ip: None,
+        };
         for _ in 0..3 {
             assert_eq!(rl.assess(&at(0)).action, RiskAction::Allow);
         }
@@ -181,6 +213,10 @@ mod tests {
         assert_eq!(v.action, RiskAction::Refuse);
         assert!(v.alert.is_some());
         assert!(rl.assess(&at(10)).alert.is_none(), "one alert a minute");
-        assert_eq!(rl.assess(&at(1_000)).action, RiskAction::Allow, "one read a second refills");
+        assert_eq!(
+            rl.assess(&at(1_000)).action,
+            RiskAction::Allow,
+            "one read a second refills"
+        );
     }
 }

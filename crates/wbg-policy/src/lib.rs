@@ -14,8 +14,8 @@
 #![deny(missing_docs)]
 
 use cedar_policy::{
-    Authorizer, Context, Decision, Entities, Entity, EntityId, EntityTypeName, EntityUid, PolicySet, Request,
-    RestrictedExpression, Schema, ValidationMode, Validator,
+    Authorizer, Context, Decision, Entities, Entity, EntityId, EntityTypeName, EntityUid,
+    PolicySet, Request, RestrictedExpression, Schema, ValidationMode, Validator,
 };
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
@@ -112,12 +112,18 @@ pub struct PolicyEngine {
 
 impl std::fmt::Debug for PolicyEngine {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PolicyEngine").field("policies", &self.ids.len()).finish()
+        f.debug_struct("PolicyEngine")
+            .field("policies", &self.ids.len())
+            .finish()
     }
 }
 
 fn line_of(src: &str, offset: usize) -> usize {
-    src[..offset.min(src.len())].bytes().filter(|b| *b == b'\n').count() + 1
+    src[..offset.min(src.len())]
+        .bytes()
+        .filter(|b| *b == b'\n')
+        .count()
+        + 1
 }
 
 /// The `file:line` of the first labelled span of a diagnostic, following related diagnostics.
@@ -151,7 +157,12 @@ fn name(s: &str) -> EntityTypeName {
 impl PolicyEngine {
     /// The built-in policy and schema.
     pub fn builtin() -> Result<PolicyEngine, PolicyError> {
-        Self::from_sources("policies/wbguard.cedar", BUILTIN_POLICY, "policies/wbguard.cedarschema", BUILTIN_SCHEMA)
+        Self::from_sources(
+            "policies/wbguard.cedar",
+            BUILTIN_POLICY,
+            "policies/wbguard.cedarschema",
+            BUILTIN_SCHEMA,
+        )
     }
 
     /// Loads every `*.cedar` file of `dir` (concatenated in name order) and its one `*.cedarschema` file.
@@ -162,7 +173,9 @@ impl PolicyEngine {
             .filter_map(|e| e.ok().map(|e| e.path()))
             .collect();
         files.sort();
-        let mut policy_files = files.iter().filter(|p| p.extension().is_some_and(|e| e == "cedar"));
+        let mut policy_files = files
+            .iter()
+            .filter(|p| p.extension().is_some_and(|e| e == "cedar"));
         let schema_path = files
             .iter()
             .find(|p| p.extension().is_some_and(|e| e == "cedarschema"))
@@ -195,10 +208,11 @@ impl PolicyEngine {
         schema_file: &str,
         schema_src: &str,
     ) -> Result<PolicyEngine, PolicyError> {
-        let (schema, _warnings) = Schema::from_cedarschema_str(schema_src).map_err(|e| PolicyError::Invalid {
-            location: located(schema_file, schema_src, &e),
-            message: diag_message(&e, &e),
-        })?;
+        let (schema, _warnings) =
+            Schema::from_cedarschema_str(schema_src).map_err(|e| PolicyError::Invalid {
+                location: located(schema_file, schema_src, &e),
+                message: diag_message(&e, &e),
+            })?;
         let policies = PolicySet::from_str(policy_src).map_err(|e| PolicyError::Invalid {
             location: located(policy_file, policy_src, &e),
             message: diag_message(&e, &e),
@@ -213,7 +227,10 @@ impl PolicyEngine {
         let mut ids = HashMap::new();
         let mut seen = HashSet::new();
         for p in policies.policies() {
-            let id = p.annotation("id").map(str::to_owned).unwrap_or_else(|| p.id().to_string());
+            let id = p
+                .annotation("id")
+                .map(str::to_owned)
+                .unwrap_or_else(|| p.id().to_string());
             if !seen.insert(id.clone()) {
                 return Err(PolicyError::Invalid {
                     location: policy_file.to_owned(),
@@ -254,16 +271,29 @@ impl PolicyEngine {
     fn account_entity(&self, a: &Account) -> Result<(EntityUid, Entity), PolicyError> {
         let uid = self.uid(&self.names.account, a.id.as_str());
         let mut attrs = HashMap::from([
-            ("role".to_owned(), RestrictedExpression::new_string(a.role.as_str().to_owned())),
-            ("status".to_owned(), RestrictedExpression::new_string(a.status.as_str().to_owned())),
+            (
+                "role".to_owned(),
+                RestrictedExpression::new_string(a.role.as_str().to_owned()),
+            ),
+            (
+                "status".to_owned(),
+                RestrictedExpression::new_string(a.status.as_str().to_owned()),
+            ),
         ]);
         if let Some(o) = &a.outlet {
-            attrs.insert("outlet".into(), RestrictedExpression::new_entity_uid(self.uid(&self.names.outlet, o.as_str())));
+            attrs.insert(
+                "outlet".into(),
+                RestrictedExpression::new_entity_uid(self.uid(&self.names.outlet, o.as_str())),
+            );
         }
         if let Some(m) = &a.merchant {
-            attrs.insert("merchant".into(), RestrictedExpression::new_entity_uid(self.uid(&self.names.merchant, m.as_str())));
+            attrs.insert(
+                "merchant".into(),
+                RestrictedExpression::new_entity_uid(self.uid(&self.names.merchant, m.as_str())),
+            );
         }
-        let e = Entity::new(uid.clone(), attrs, HashSet::new()).map_err(|e| PolicyError::Request(e.to_string()))?;
+        let e = Entity::new(uid.clone(), attrs, HashSet::new())
+            .map_err(|e| PolicyError::Request(e.to_string()))?;
         Ok((uid, e))
     }
 
@@ -272,16 +302,29 @@ impl PolicyEngine {
         let mut attrs = HashMap::from([
             ("merchant".to_owned(), self.merchant(&w.merchant)),
             ("origin_outlet".to_owned(), self.outlet(&w.origin_outlet)),
-            ("destination_outlet".to_owned(), self.outlet(&w.destination_outlet)),
-            ("status".to_owned(), RestrictedExpression::new_string(w.status.as_str().to_owned())),
+            (
+                "destination_outlet".to_owned(),
+                self.outlet(&w.destination_outlet),
+            ),
+            (
+                "status".to_owned(),
+                RestrictedExpression::new_string(w.status.as_str().to_owned()),
+            ),
         ]);
         if let Some(c) = &w.courier {
-            attrs.insert("courier".into(), RestrictedExpression::new_entity_uid(self.uid(&self.names.account, c.as_str())));
+            attrs.insert(
+                "courier".into(),
+                RestrictedExpression::new_entity_uid(self.uid(&self.names.account, c.as_str())),
+            );
         }
         if let Some(t) = w.signed_at {
-            attrs.insert("signed_at".into(), RestrictedExpression::new_long(t.div_euclid(1000)));
+            attrs.insert(
+                "signed_at".into(),
+                RestrictedExpression::new_long(t.div_euclid(1000)),
+            );
         }
-        let e = Entity::new(uid.clone(), attrs, HashSet::new()).map_err(|e| PolicyError::Request(e.to_string()))?;
+        let e = Entity::new(uid.clone(), attrs, HashSet::new())
+            .map_err(|e| PolicyError::Request(e.to_string()))?;
         Ok((uid, e))
     }
 
@@ -300,59 +343,120 @@ impl PolicyEngine {
         resource: (EntityUid, Option<Entity>),
         context: Vec<(String, RestrictedExpression)>,
     ) -> Result<(bool, Vec<String>), PolicyError> {
-        let context = Context::from_pairs(context).map_err(|e| PolicyError::Request(e.to_string()))?;
-        let request = Request::new(principal.0, self.action(action), resource.0, context, Some(&self.schema))
-            .map_err(|e| PolicyError::Request(e.to_string()))?;
-        let entities = Entities::from_entities([Some(principal.1), resource.1].into_iter().flatten(), None)
-            .map_err(|e| PolicyError::Request(e.to_string()))?;
-        let response = self.authorizer.is_authorized(&request, &self.policies, &entities);
+        let context =
+            Context::from_pairs(context).map_err(|e| PolicyError::Request(e.to_string()))?;
+        let request = Request::new(
+            principal.0,
+            self.action(action),
+            resource.0,
+            context,
+            Some(&self.schema),
+        )
+        .map_err(|e| PolicyError::Request(e.to_string()))?;
+        let entities =
+            Entities::from_entities([Some(principal.1), resource.1].into_iter().flatten(), None)
+                .map_err(|e| PolicyError::Request(e.to_string()))?;
+        let response = self
+            .authorizer
+            .is_authorized(&request, &self.policies, &entities);
         let reasons = response
             .diagnostics()
             .reason()
-            .map(|id| self.ids.get(&id.to_string()).cloned().unwrap_or_else(|| id.to_string()))
+            .map(|id| {
+                self.ids
+                    .get(&id.to_string())
+                    .cloned()
+                    .unwrap_or_else(|| id.to_string())
+            })
             .collect();
         Ok((response.decision() == Decision::Allow, reasons))
     }
 
     /// The richest view `account` may have of `waybill` for this read: full (only when the purpose can need
     /// it), else masked, else routing, else none.
-    pub fn decide_view(&self, account: &Account, waybill: &WaybillMeta, ctx: &ReadContext) -> Result<ViewVerdict, PolicyError> {
+    pub fn decide_view(
+        &self,
+        account: &Account,
+        waybill: &WaybillMeta,
+        ctx: &ReadContext,
+    ) -> Result<ViewVerdict, PolicyError> {
         let candidates: &[(View, &str)] = if ctx.purpose.may_need_full() {
-            &[(View::Full, "view_full"), (View::Masked, "view_masked"), (View::Routing, "view_routing")]
+            &[
+                (View::Full, "view_full"),
+                (View::Masked, "view_masked"),
+                (View::Routing, "view_routing"),
+            ]
         } else {
-            &[(View::Masked, "view_masked"), (View::Routing, "view_routing")]
+            &[
+                (View::Masked, "view_masked"),
+                (View::Routing, "view_routing"),
+            ]
         };
         let principal = self.account_entity(account)?;
         let resource = self.waybill_entity(waybill)?;
         for (view, action) in candidates {
             let context = vec![
-                ("purpose".to_owned(), RestrictedExpression::new_string(ctx.purpose.as_str().to_owned())),
-                ("now".to_owned(), RestrictedExpression::new_long(ctx.now_secs)),
-                ("has_ticket".to_owned(), RestrictedExpression::new_bool(ctx.has_ticket)),
+                (
+                    "purpose".to_owned(),
+                    RestrictedExpression::new_string(ctx.purpose.as_str().to_owned()),
+                ),
+                (
+                    "now".to_owned(),
+                    RestrictedExpression::new_long(ctx.now_secs),
+                ),
+                (
+                    "has_ticket".to_owned(),
+                    RestrictedExpression::new_bool(ctx.has_ticket),
+                ),
             ];
-            let (ok, policies) =
-                self.ask(principal.clone(), action, (resource.0.clone(), Some(resource.1.clone())), context)?;
+            let (ok, policies) = self.ask(
+                principal.clone(),
+                action,
+                (resource.0.clone(), Some(resource.1.clone())),
+                context,
+            )?;
             if ok {
-                return Ok(ViewVerdict { view: Some(*view), policies });
+                return Ok(ViewVerdict {
+                    view: Some(*view),
+                    policies,
+                });
             }
         }
-        Ok(ViewVerdict { view: None, policies: Vec::new() })
+        Ok(ViewVerdict {
+            view: None,
+            policies: Vec::new(),
+        })
     }
 
     /// Whether `account` may perform a write on `waybill` (for ingest: the waybill about to be created).
-    pub fn may_write(&self, account: &Account, waybill: &WaybillMeta, action: &WriteAction<'_>) -> Result<bool, PolicyError> {
+    pub fn may_write(
+        &self,
+        account: &Account,
+        waybill: &WaybillMeta,
+        action: &WriteAction<'_>,
+    ) -> Result<bool, PolicyError> {
         let (name, context) = match action {
             WriteAction::Ingest => ("ingest", vec![]),
             WriteAction::RecordEvent { event_type, outlet } => (
                 "record_event",
                 vec![
-                    ("event_type".to_owned(), RestrictedExpression::new_string((*event_type).to_owned())),
+                    (
+                        "event_type".to_owned(),
+                        RestrictedExpression::new_string((*event_type).to_owned()),
+                    ),
                     ("event_outlet".to_owned(), self.outlet(outlet)),
                 ],
             ),
         };
         let resource = self.waybill_entity(waybill)?;
-        Ok(self.ask(self.account_entity(account)?, name, (resource.0, Some(resource.1)), context)?.0)
+        Ok(self
+            .ask(
+                self.account_entity(account)?,
+                name,
+                (resource.0, Some(resource.1)),
+                context,
+            )?
+            .0)
     }
 
     /// Whether `account` may perform an administrative or oversight action.
@@ -363,7 +467,9 @@ impl PolicyEngine {
             AdminAction::ReadAlerts => "read_alerts",
         };
         let system = self.uid(&self.names.system, "wbguard");
-        Ok(self.ask(self.account_entity(account)?, name, (system, None), vec![])?.0)
+        Ok(self
+            .ask(self.account_entity(account)?, name, (system, None), vec![])?
+            .0)
     }
 }
 

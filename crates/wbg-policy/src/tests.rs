@@ -31,8 +31,18 @@ fn wb(status: WaybillStatus, courier: Option<&str>, signed_ago_ms: Option<i64>) 
     }
 }
 
-fn view(e: &PolicyEngine, a: &Account, w: &WaybillMeta, purpose: Purpose, ticket: bool) -> Option<View> {
-    let ctx = ReadContext { purpose, now_secs: NOW / 1000, has_ticket: ticket };
+fn view(
+    e: &PolicyEngine,
+    a: &Account,
+    w: &WaybillMeta,
+    purpose: Purpose,
+    ticket: bool,
+) -> Option<View> {
+    let ctx = ReadContext {
+        purpose,
+        now_secs: NOW / 1000,
+        has_ticket: ticket,
+    };
     e.decide_view(a, w, &ctx).unwrap().view
 }
 
@@ -41,14 +51,29 @@ fn courier_rules() {
     let e = PolicyEngine::builtin().unwrap();
     let c = acct("C1", Role::Courier, Some("O2"), None);
     let out = wb(WaybillStatus::OutForDelivery, Some("C1"), None);
-    assert_eq!(view(&e, &c, &out, Purpose::Delivery, false), Some(View::Full));
-    assert_eq!(view(&e, &c, &out, Purpose::CustomerService, false), Some(View::Masked));
+    assert_eq!(
+        view(&e, &c, &out, Purpose::Delivery, false),
+        Some(View::Full)
+    );
+    assert_eq!(
+        view(&e, &c, &out, Purpose::CustomerService, false),
+        Some(View::Masked)
+    );
     let other = acct("C2", Role::Courier, Some("O2"), None);
-    assert_eq!(view(&e, &other, &out, Purpose::Delivery, false), Some(View::Masked));
+    assert_eq!(
+        view(&e, &other, &out, Purpose::Delivery, false),
+        Some(View::Masked)
+    );
     let signed_1h = wb(WaybillStatus::Signed, Some("C1"), Some(3_600_000));
-    assert_eq!(view(&e, &c, &signed_1h, Purpose::Delivery, false), Some(View::Full));
+    assert_eq!(
+        view(&e, &c, &signed_1h, Purpose::Delivery, false),
+        Some(View::Full)
+    );
     let signed_3h = wb(WaybillStatus::Signed, Some("C1"), Some(3 * 3_600_000));
-    assert_eq!(view(&e, &c, &signed_3h, Purpose::Delivery, false), Some(View::Masked));
+    assert_eq!(
+        view(&e, &c, &signed_3h, Purpose::Delivery, false),
+        Some(View::Masked)
+    );
     let elsewhere = acct("C9", Role::Courier, Some("O9"), None);
     assert_eq!(view(&e, &elsewhere, &out, Purpose::Delivery, false), None);
 }
@@ -58,29 +83,51 @@ fn staff_cs_merchant_print_oversight_rules() {
     let e = PolicyEngine::builtin().unwrap();
     let w = wb(WaybillStatus::AtOutlet, None, None);
     let staff = acct("S1", Role::OutletStaff, Some("O1"), None);
-    assert_eq!(view(&e, &staff, &w, Purpose::Delivery, false), Some(View::Masked));
-    assert_eq!(view(&e, &staff, &w, Purpose::ExceptionHandling, false), Some(View::Full));
+    assert_eq!(
+        view(&e, &staff, &w, Purpose::Delivery, false),
+        Some(View::Masked)
+    );
+    assert_eq!(
+        view(&e, &staff, &w, Purpose::ExceptionHandling, false),
+        Some(View::Full)
+    );
     let far = acct("S9", Role::OutletStaff, Some("O9"), None);
     assert_eq!(view(&e, &far, &w, Purpose::ExceptionHandling, false), None);
 
     let cs = acct("K1", Role::CustomerService, None, None);
-    assert_eq!(view(&e, &cs, &w, Purpose::CustomerService, false), Some(View::Masked));
-    assert_eq!(view(&e, &cs, &w, Purpose::CustomerService, true), Some(View::Full));
+    assert_eq!(
+        view(&e, &cs, &w, Purpose::CustomerService, false),
+        Some(View::Masked)
+    );
+    assert_eq!(
+        view(&e, &cs, &w, Purpose::CustomerService, true),
+        Some(View::Full)
+    );
 
     let m = acct("M1u", Role::Merchant, None, Some("M1"));
-    assert_eq!(view(&e, &m, &w, Purpose::CustomerService, false), Some(View::Full));
+    assert_eq!(
+        view(&e, &m, &w, Purpose::CustomerService, false),
+        Some(View::Full)
+    );
     assert_eq!(view(&e, &m, &w, Purpose::Label, false), Some(View::Masked));
     let m2 = acct("M2u", Role::Merchant, None, Some("M2"));
     assert_eq!(view(&e, &m2, &w, Purpose::CustomerService, false), None);
 
     let p = acct("P1", Role::PrintStation, Some("O1"), None);
     assert_eq!(view(&e, &p, &w, Purpose::Label, false), Some(View::Masked));
-    for purpose in [Purpose::Delivery, Purpose::CustomerService, Purpose::BreachNotification] {
+    for purpose in [
+        Purpose::Delivery,
+        Purpose::CustomerService,
+        Purpose::BreachNotification,
+    ] {
         assert_eq!(view(&e, &p, &w, purpose, true), None, "{purpose:?}");
     }
 
     let auditor = acct("A1", Role::Auditor, None, None);
-    assert_eq!(view(&e, &auditor, &w, Purpose::BreachNotification, true), Some(View::Routing));
+    assert_eq!(
+        view(&e, &auditor, &w, Purpose::BreachNotification, true),
+        Some(View::Routing)
+    );
     assert!(e.may_admin(&auditor, AdminAction::ReadAudit).unwrap());
     assert!(!e.may_admin(&auditor, AdminAction::ManageAccounts).unwrap());
     let admin = acct("root", Role::Admin, None, None);
@@ -109,7 +156,10 @@ fn writes() {
     assert!(!e.may_write(&m2, &w, &WriteAction::Ingest).unwrap());
     let o2 = OutletId::parse("O2").unwrap();
     let staff = acct("S2", Role::OutletStaff, Some("O2"), None);
-    let ev = WriteAction::RecordEvent { event_type: "at_outlet", outlet: &o2 };
+    let ev = WriteAction::RecordEvent {
+        event_type: "at_outlet",
+        outlet: &o2,
+    };
     assert!(e.may_write(&staff, &w, &ev).unwrap());
     let far = acct("S9", Role::OutletStaff, Some("O9"), None);
     assert!(!e.may_write(&far, &w, &ev).unwrap());
@@ -118,11 +168,14 @@ fn writes() {
 #[test]
 fn invalid_policy_names_the_line() {
     let bad = "permit (principal, action, resource);\n\npermit (principal, action == Action::\"view_full\", resource)\nwhen { principal.rolle == \"courier\" };\n";
-    let err = PolicyEngine::from_sources("p.cedar", bad, "s.cedarschema", BUILTIN_SCHEMA).unwrap_err();
+    let err =
+        PolicyEngine::from_sources("p.cedar", bad, "s.cedarschema", BUILTIN_SCHEMA).unwrap_err();
     let msg = err.to_string();
     assert!(msg.starts_with("p.cedar:4"), "{msg}");
     let syntax = "permit (principal, action, resource)\nwhen { principal.role == };\n";
-    let msg = PolicyEngine::from_sources("p.cedar", syntax, "s.cedarschema", BUILTIN_SCHEMA).unwrap_err().to_string();
+    let msg = PolicyEngine::from_sources("p.cedar", syntax, "s.cedarschema", BUILTIN_SCHEMA)
+        .unwrap_err()
+        .to_string();
     assert!(msg.starts_with("p.cedar:2"), "{msg}");
 }
 

@@ -9,24 +9,75 @@ use rand::{Rng, SeedableRng};
 use wbg_core::{Address, MerchantId, NewWaybill, OutletId, Party, Role, WaybillNo};
 
 const REGIONS: &[(&str, &str, &[&str])] = &[
-    ("浙江省", "杭州市", &["萧山区", "西湖区", "余杭区", "拱墅区"]),
+    (
+        "浙江省",
+        "杭州市",
+        &["萧山区", "西湖区", "余杭区", "拱墅区"],
+    ),
     ("浙江省", "宁波市", &["鄞州区", "海曙区", "北仑区"]),
     ("江苏省", "南京市", &["玄武区", "鼓楼区", "江宁区"]),
     ("江苏省", "苏州市", &["姑苏区", "吴中区", "工业园区"]),
-    ("广东省", "广州市", &["天河区", "越秀区", "海珠区", "白云区"]),
-    ("广东省", "深圳市", &["南山区", "福田区", "宝安区", "龙岗区"]),
-    ("上海市", "上海市", &["浦东新区", "徐汇区", "静安区", "闵行区"]),
-    ("北京市", "北京市", &["朝阳区", "海淀区", "东城区", "丰台区"]),
+    (
+        "广东省",
+        "广州市",
+        &["天河区", "越秀区", "海珠区", "白云区"],
+    ),
+    (
+        "广东省",
+        "深圳市",
+        &["南山区", "福田区", "宝安区", "龙岗区"],
+    ),
+    (
+        "上海市",
+        "上海市",
+        &["浦东新区", "徐汇区", "静安区", "闵行区"],
+    ),
+    (
+        "北京市",
+        "北京市",
+        &["朝阳区", "海淀区", "东城区", "丰台区"],
+    ),
     ("四川省", "成都市", &["武侯区", "锦江区", "青羊区"]),
     ("湖北省", "武汉市", &["江汉区", "洪山区", "武昌区"]),
     ("山东省", "青岛市", &["市南区", "崂山区", "黄岛区"]),
     ("河南省", "郑州市", &["金水区", "二七区", "中原区"]),
 ];
-const SURNAMES: &[&str] = &["王", "李", "张", "刘", "陈", "杨", "黄", "赵", "吴", "周", "徐", "孙", "马", "朱", "胡", "郭", "何", "高", "林", "罗", "欧阳", "司马"];
-const GIVEN: &[&str] = &["伟", "芳", "娜", "敏", "静", "丽", "强", "磊", "军", "洋", "勇", "艳", "杰", "娟", "涛", "明", "超", "秀英", "霞", "平", "刚", "桂英", "子涵", "浩然", "欣怡"];
-const STREETS: &[&str] = &["建设路", "人民路", "解放路", "中山路", "文化路", "和平路", "新华路", "学府路", "滨江路", "花园路"];
-const MOBILE_PREFIXES: &[&str] = &["130", "131", "132", "135", "136", "137", "138", "139", "150", "151", "152", "158", "159", "176", "177", "180", "186", "187", "188", "189", "199"];
-const ITEMS: &[&str] = &["书籍", "手机壳", "运动鞋", "茶叶", "婴儿奶粉", "保健品", "连衣裙", "耳机", "厨房用具", "化妆品"];
+const SURNAMES: &[&str] = &[
+    "王", "李", "张", "刘", "陈", "杨", "黄", "赵", "吴", "周", "徐", "孙", "马", "朱", "胡", "郭",
+    "何", "高", "林", "罗", "欧阳", "司马",
+];
+const GIVEN: &[&str] = &[
+    "伟", "芳", "娜", "敏", "静", "丽", "强", "磊", "军", "洋", "勇", "艳", "杰", "娟", "涛", "明",
+    "超", "秀英", "霞", "平", "刚", "桂英", "子涵", "浩然", "欣怡",
+];
+const STREETS: &[&str] = &[
+    "建设路",
+    "人民路",
+    "解放路",
+    "中山路",
+    "文化路",
+    "和平路",
+    "新华路",
+    "学府路",
+    "滨江路",
+    "花园路",
+];
+const MOBILE_PREFIXES: &[&str] = &[
+    "130", "131", "132", "135", "136", "137", "138", "139", "150", "151", "152", "158", "159",
+    "176", "177", "180", "186", "187", "188", "189", "199",
+];
+const ITEMS: &[&str] = &[
+    "书籍",
+    "手机壳",
+    "运动鞋",
+    "茶叶",
+    "婴儿奶粉",
+    "保健品",
+    "连衣裙",
+    "耳机",
+    "厨房用具",
+    "化妆品",
+];
 
 /// An outlet and the district it serves.
 #[derive(Debug, Clone)]
@@ -71,7 +122,15 @@ pub struct CarrierSpec {
 
 impl Default for CarrierSpec {
     fn default() -> Self {
-        CarrierSpec { outlets: 60, couriers_per_outlet: 6, staff_per_outlet: 2, merchants: 40, cs_agents: 20, customers: 20_000, seed: 7 }
+        CarrierSpec {
+            outlets: 60,
+            couriers_per_outlet: 6,
+            staff_per_outlet: 2,
+            merchants: 40,
+            cs_agents: 20,
+            customers: 20_000,
+            seed: 7,
+        }
     }
 }
 
@@ -90,11 +149,19 @@ pub struct Carrier {
 }
 
 fn person(rng: &mut StdRng) -> String {
-    format!("{}{}", SURNAMES[rng.gen_range(0..SURNAMES.len())], GIVEN[rng.gen_range(0..GIVEN.len())])
+    format!(
+        "{}{}",
+        SURNAMES[rng.gen_range(0..SURNAMES.len())],
+        GIVEN[rng.gen_range(0..GIVEN.len())]
+    )
 }
 
 fn phone(rng: &mut StdRng) -> String {
-    format!("{}{:08}", MOBILE_PREFIXES[rng.gen_range(0..MOBILE_PREFIXES.len())], rng.gen_range(0..100_000_000u32))
+    format!(
+        "{}{:08}",
+        MOBILE_PREFIXES[rng.gen_range(0..MOBILE_PREFIXES.len())],
+        rng.gen_range(0..100_000_000u32)
+    )
 }
 
 fn party(rng: &mut StdRng, region: &(String, String, String)) -> Party {
@@ -122,7 +189,10 @@ impl Carrier {
         let mut rng = StdRng::seed_from_u64(spec.seed);
         let districts: Vec<(String, String, String)> = REGIONS
             .iter()
-            .flat_map(|(p, c, ds)| ds.iter().map(move |d| (p.to_string(), c.to_string(), d.to_string())))
+            .flat_map(|(p, c, ds)| {
+                ds.iter()
+                    .map(move |d| (p.to_string(), c.to_string(), d.to_string()))
+            })
             .collect();
         let outlets: Vec<Outlet> = (0..spec.outlets)
             .map(|i| Outlet {
@@ -130,26 +200,61 @@ impl Carrier {
                 region: districts[i % districts.len()].clone(),
             })
             .collect();
-        let merchants: Vec<MerchantId> =
-            (0..spec.merchants).map(|i| MerchantId::parse(&format!("M{:03}", i + 1)).expect("valid")).collect();
+        let merchants: Vec<MerchantId> = (0..spec.merchants)
+            .map(|i| MerchantId::parse(&format!("M{:03}", i + 1)).expect("valid"))
+            .collect();
         let mut accounts = Vec::new();
         for o in &outlets {
             for c in 0..spec.couriers_per_outlet {
-                accounts.push(SimAccount { id: format!("C{}{:02}", &o.id.as_str()[1..], c + 1), role: Role::Courier, outlet: Some(o.id.to_string()), merchant: None });
+                accounts.push(SimAccount {
+                    id: format!("C{}{:02}", &o.id.as_str()[1..], c + 1),
+                    role: Role::Courier,
+                    outlet: Some(o.id.to_string()),
+                    merchant: None,
+                });
             }
             for s in 0..spec.staff_per_outlet {
-                accounts.push(SimAccount { id: format!("S{}{:02}", &o.id.as_str()[1..], s + 1), role: Role::OutletStaff, outlet: Some(o.id.to_string()), merchant: None });
+                accounts.push(SimAccount {
+                    id: format!("S{}{:02}", &o.id.as_str()[1..], s + 1),
+                    role: Role::OutletStaff,
+                    outlet: Some(o.id.to_string()),
+                    merchant: None,
+                });
             }
-            accounts.push(SimAccount { id: format!("P{}", &o.id.as_str()[1..]), role: Role::PrintStation, outlet: Some(o.id.to_string()), merchant: None });
+            accounts.push(SimAccount {
+                id: format!("P{}", &o.id.as_str()[1..]),
+                role: Role::PrintStation,
+                outlet: Some(o.id.to_string()),
+                merchant: None,
+            });
         }
         for m in &merchants {
-            accounts.push(SimAccount { id: format!("U{}", &m.as_str()[1..]), role: Role::Merchant, outlet: None, merchant: Some(m.to_string()) });
+            accounts.push(SimAccount {
+                id: format!("U{}", &m.as_str()[1..]),
+                role: Role::Merchant,
+                outlet: None,
+                merchant: Some(m.to_string()),
+            });
         }
         for k in 0..spec.cs_agents {
-            accounts.push(SimAccount { id: format!("K{:03}", k + 1), role: Role::CustomerService, outlet: None, merchant: None });
+            accounts.push(SimAccount {
+                id: format!("K{:03}", k + 1),
+                role: Role::CustomerService,
+                outlet: None,
+                merchant: None,
+            });
         }
-        for (id, role) in [("I001", Role::Integration), ("A001", Role::Auditor), ("root", Role::Admin)] {
-            accounts.push(SimAccount { id: id.into(), role, outlet: None, merchant: None });
+        for (id, role) in [
+            ("I001", Role::Integration),
+            ("A001", Role::Auditor),
+            ("root", Role::Admin),
+        ] {
+            accounts.push(SimAccount {
+                id: id.into(),
+                role,
+                outlet: None,
+                merchant: None,
+            });
         }
         let customers = (0..spec.customers)
             .map(|_| {
@@ -157,7 +262,13 @@ impl Carrier {
                 (party(&mut rng, &outlets[home].region), home)
             })
             .collect();
-        Carrier { outlets, accounts, merchants, customers, seed: spec.seed }
+        Carrier {
+            outlets,
+            accounts,
+            merchants,
+            customers,
+            seed: spec.seed,
+        }
     }
 
     /// `n` waybills numbered from `first`, deterministic for the carrier's seed and `first`. Each goes from a
@@ -184,9 +295,9 @@ impl Carrier {
 
     /// The first account with this role (and outlet, when given).
     pub fn account(&self, role: Role, outlet: Option<&OutletId>) -> Option<&SimAccount> {
-        self.accounts
-            .iter()
-            .find(|a| a.role == role && outlet.is_none_or(|o| a.outlet.as_deref() == Some(o.as_str())))
+        self.accounts.iter().find(|a| {
+            a.role == role && outlet.is_none_or(|o| a.outlet.as_deref() == Some(o.as_str()))
+        })
     }
 }
 
@@ -196,7 +307,10 @@ mod tests {
 
     #[test]
     fn deterministic_and_valid() {
-        let c = Carrier::generate(CarrierSpec { customers: 500, ..CarrierSpec::default() });
+        let c = Carrier::generate(CarrierSpec {
+            customers: 500,
+            ..CarrierSpec::default()
+        });
         assert!(c.outlets.len() >= 50);
         assert!(c.accounts.len() >= 500);
         let a = c.waybills(1, 50);

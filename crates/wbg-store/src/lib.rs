@@ -14,8 +14,16 @@ mod sqlite;
 pub use error::StoreError;
 pub use sqlite::SqliteStore;
 
+/// The embedded store's database file name inside a data directory.
+pub fn sqlite_db_file() -> &'static str {
+    sqlite::DB_FILE
+}
+
 use wbg_audit::{AuditEntry, Hash, StoredEntry};
-use wbg_core::{Account, AccountId, AccountStatus, Alert, Millis, StatusEvent, WaybillMeta, WaybillNo, WaybillStatus};
+use wbg_core::{
+    Account, AccountId, AccountStatus, Alert, Millis, StatusEvent, WaybillMeta, WaybillNo,
+    WaybillStatus,
+};
 
 /// A waybill ready to store: routing metadata in clear, personal fields sealed, blind-index tokens.
 #[derive(Debug, Clone)]
@@ -64,9 +72,19 @@ pub trait Store: Send + Sync {
     fn put_wrapped_key_if_absent(&self, id: &str, wrapped: &[u8]) -> Result<Vec<u8>, StoreError>;
 
     /// Creates an account with a first token hash; `Conflict` if the id is taken.
-    fn create_account(&self, account: &Account, token_hash: &[u8; 32], audit: AuditEntry) -> Result<u64, StoreError>;
+    fn create_account(
+        &self,
+        account: &Account,
+        token_hash: &[u8; 32],
+        audit: AuditEntry,
+    ) -> Result<u64, StoreError>;
     /// Adds a token hash to an account.
-    fn add_token(&self, id: &AccountId, token_hash: &[u8; 32], audit: AuditEntry) -> Result<u64, StoreError>;
+    fn add_token(
+        &self,
+        id: &AccountId,
+        token_hash: &[u8; 32],
+        audit: AuditEntry,
+    ) -> Result<u64, StoreError>;
     /// Looks an account up by id.
     fn account(&self, id: &AccountId) -> Result<Option<Account>, StoreError>;
     /// The account a token hash belongs to.
@@ -83,7 +101,11 @@ pub trait Store: Send + Sync {
     ) -> Result<u64, StoreError>;
 
     /// Inserts waybills, all or none: a number that exists already is a `Conflict` and nothing is written.
-    fn insert_waybills(&self, batch: &[SealedWaybill], audit: AuditEntry) -> Result<u64, StoreError>;
+    fn insert_waybills(
+        &self,
+        batch: &[SealedWaybill],
+        audit: AuditEntry,
+    ) -> Result<u64, StoreError>;
     /// A waybill's metadata and sealed fields.
     fn waybill(&self, no: &WaybillNo) -> Result<Option<(WaybillMeta, Vec<u8>)>, StoreError>;
     /// Applies an event if the waybill is still in `expected` status (else `Conflict`).

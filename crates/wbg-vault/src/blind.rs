@@ -47,7 +47,8 @@ impl BlindIndex {
 
     /// The token of an already normalised value.
     pub fn token(&self, kind: BlindKind, normalized: &str) -> [u8; 16] {
-        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&self.key).expect("HMAC takes any key length");
+        let mut mac =
+            <Hmac<Sha256> as Mac>::new_from_slice(&self.key).expect("HMAC takes any key length");
         mac.update(kind.tag());
         mac.update(&[0]);
         mac.update(normalized.as_bytes());
@@ -58,7 +59,9 @@ impl BlindIndex {
 
     /// Token of a phone as written anywhere (`+86 138-0013-8000`); `None` when it is not a valid number.
     pub fn phone(&self, raw: &str) -> Option<[u8; 16]> {
-        normalize_phone(raw).ok().map(|p| self.token(BlindKind::Phone, &p))
+        normalize_phone(raw)
+            .ok()
+            .map(|p| self.token(BlindKind::Phone, &p))
     }
 
     /// Token of a name as written anywhere.
@@ -77,7 +80,10 @@ impl BlindIndex {
         [
             (BlindKind::Phone, self.token(BlindKind::Phone, &p.phone)),
             (BlindKind::Name, self.name(&p.name)),
-            (BlindKind::Address, self.address(&[&a.province, &a.city, &a.district, &a.detail])),
+            (
+                BlindKind::Address,
+                self.address(&[&a.province, &a.city, &a.district, &a.detail]),
+            ),
         ]
     }
 }
@@ -91,8 +97,14 @@ mod tests {
         let bi = BlindIndex::new([3u8; 32]);
         assert_eq!(bi.phone("13800138000"), bi.phone("+86 138 0013 8000"));
         assert_eq!(bi.name("王 芳"), bi.name("王芳"));
-        assert_ne!(bi.token(BlindKind::Name, "1"), bi.token(BlindKind::Phone, "1"));
-        assert_ne!(bi.phone("13800138000"), BlindIndex::new([4u8; 32]).phone("13800138000"));
+        assert_ne!(
+            bi.token(BlindKind::Name, "1"),
+            bi.token(BlindKind::Phone, "1")
+        );
+        assert_ne!(
+            bi.phone("13800138000"),
+            BlindIndex::new([4u8; 32]).phone("13800138000")
+        );
         assert_eq!(bi.phone("138****8000"), None);
     }
 }

@@ -73,7 +73,8 @@ impl SealedFields {
 
     pub(crate) fn push(&mut self, field: Field, sealed: &[u8]) {
         self.0.push(field as u8);
-        self.0.extend_from_slice(&(sealed.len() as u16).to_le_bytes());
+        self.0
+            .extend_from_slice(&(sealed.len() as u16).to_le_bytes());
         self.0.extend_from_slice(sealed);
     }
 
@@ -89,7 +90,9 @@ impl SealedFields {
             }
             let id = rest[0];
             let len = u16::from_le_bytes([rest[1], rest[2]]) as usize;
-            let body = rest.get(3..3 + len).ok_or(VaultError::Malformed("truncated field"))?;
+            let body = rest
+                .get(3..3 + len)
+                .ok_or(VaultError::Malformed("truncated field"))?;
             if Field::from_id(id).is_none() {
                 return Err(VaultError::Malformed("unknown field id"));
             }

@@ -51,7 +51,9 @@ impl MasterKey {
             .map_err(|_| VaultError::MasterKey("not valid base64".into()))?;
         if raw.len() != 32 {
             raw.zeroize();
-            return Err(VaultError::MasterKey("must decode to exactly 32 bytes".into()));
+            return Err(VaultError::MasterKey(
+                "must decode to exactly 32 bytes".into(),
+            ));
         }
         let mut k = [0u8; 32];
         k.copy_from_slice(&raw);
@@ -67,7 +69,8 @@ impl MasterKey {
     /// A public identifier of the key (HMAC of a fixed label, 8 bytes hex): safe to store and print, and lets the
     /// store detect that it was opened with another key.
     pub fn key_id(&self) -> String {
-        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&self.0).expect("HMAC takes any key length");
+        let mut mac =
+            <Hmac<Sha256> as Mac>::new_from_slice(&self.0).expect("HMAC takes any key length");
         mac.update(b"wbguard master key id v1");
         hex::encode(&mac.finalize().into_bytes()[..8])
     }
@@ -79,13 +82,19 @@ impl MasterKey {
             return Ok((MasterKey::from_base64(&v)?, KeySource::Env));
         }
         match read_secret(path)? {
-            Some(text) => Ok((MasterKey::from_base64(&text)?, KeySource::File(path.to_owned()))),
+            Some(text) => Ok((
+                MasterKey::from_base64(&text)?,
+                KeySource::File(path.to_owned()),
+            )),
             None if create => {
                 let key = MasterKey::generate();
                 create_secret(path, &format!("{}\n", B64.encode(key.0)))?;
                 Ok((key, KeySource::Created(path.to_owned())))
             }
-            None => Err(VaultError::MasterKey(format!("key file {} does not exist", path.display()))),
+            None => Err(VaultError::MasterKey(format!(
+                "key file {} does not exist",
+                path.display()
+            ))),
         }
     }
 }
@@ -98,7 +107,10 @@ pub fn read_secret(path: &Path) -> Result<Option<String>, VaultError> {
             Ok(Some(text))
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(VaultError::MasterKey(format!("cannot read key file {}: {e}", path.display()))),
+        Err(e) => Err(VaultError::MasterKey(format!(
+            "cannot read key file {}: {e}",
+            path.display()
+        ))),
     }
 }
 
@@ -106,7 +118,8 @@ pub fn read_secret(path: &Path) -> Result<Option<String>, VaultError> {
 /// Refuses to overwrite an existing file.
 pub fn create_secret(path: &Path, content: &str) -> Result<(), VaultError> {
     use std::io::Write;
-    let err = |e: std::io::Error| VaultError::MasterKey(format!("cannot create {}: {e}", path.display()));
+    let err =
+        |e: std::io::Error| VaultError::MasterKey(format!("cannot create {}: {e}", path.display()));
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).map_err(err)?;
         #[cfg(unix)]
@@ -158,7 +171,10 @@ mod tests {
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
-            assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+            assert_eq!(
+                std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+                0o600
+            );
         }
         let (k2, src) = MasterKey::load_or_create(&path, false).unwrap();
         assert_eq!(src, KeySource::File(path.clone()));

@@ -35,7 +35,9 @@ pub struct Vault {
 
 impl std::fmt::Debug for Vault {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Vault").field("master", &self.master).finish_non_exhaustive()
+        f.debug_struct("Vault")
+            .field("master", &self.master)
+            .finish_non_exhaustive()
     }
 }
 
@@ -95,11 +97,21 @@ impl Vault {
                 rand::rngs::OsRng.fill_bytes(&mut nonce);
                 let ct = self
                     .wrap_cipher()
-                    .encrypt(Nonce::from_slice(&nonce), Payload { msg: &fresh, aad: &Self::wrap_aad(id) })
-                    .map_err(|_| VaultError::Decrypt { what: format!("data key {id}") })?;
+                    .encrypt(
+                        Nonce::from_slice(&nonce),
+                        Payload {
+                            msg: &fresh,
+                            aad: &Self::wrap_aad(id),
+                        },
+                    )
+                    .map_err(|_| VaultError::Decrypt {
+                        what: format!("data key {id}"),
+                    })?;
                 fresh.zeroize();
                 let blob = [&self.master_id[..], &nonce, &ct].concat();
-                self.store.put_wrapped_key_if_absent(id, &blob).map_err(VaultError::Store)?
+                self.store
+                    .put_wrapped_key_if_absent(id, &blob)
+                    .map_err(VaultError::Store)?
             }
             None => {
                 return Err(match id.strip_prefix("day:").and_then(|d| d.parse().ok()) {
@@ -121,9 +133,14 @@ impl Vault {
             .wrap_cipher()
             .decrypt(
                 Nonce::from_slice(&wrapped[8..8 + NONCE]),
-                Payload { msg: &wrapped[8 + NONCE..], aad: &Self::wrap_aad(id) },
+                Payload {
+                    msg: &wrapped[8 + NONCE..],
+                    aad: &Self::wrap_aad(id),
+                },
             )
-            .map_err(|_| VaultError::Decrypt { what: format!("data key {id}") })?;
+            .map_err(|_| VaultError::Decrypt {
+                what: format!("data key {id}"),
+            })?;
         let mut out = [0u8; 32];
         out.copy_from_slice(&plain);
         plain.zeroize();
@@ -137,7 +154,10 @@ impl Vault {
         let mut raw = self.key_material(&format!("day:{bucket}"), create)?;
         let cipher = Arc::new(Aes256Gcm::new((&raw).into()));
         raw.zeroize();
-        self.data_keys.write().map_err(|_| poisoned())?.insert(bucket, cipher.clone());
+        self.data_keys
+            .write()
+            .map_err(|_| poisoned())?
+            .insert(bucket, cipher.clone());
         Ok(cipher)
     }
 
@@ -149,26 +169,44 @@ impl Vault {
     }
 
     fn aad(no: &WaybillNo, field: Field, bucket: i64) -> Vec<u8> {
-        format!("wbguard/field/v1\0{}\0{}\0{bucket}", no.as_str(), field.name()).into_bytes()
+        format!(
+            "wbguard/field/v1\0{}\0{}\0{bucket}",
+            no.as_str(),
+            field.name()
+        )
+        .into_bytes()
     }
 
     /// Seals every personal field of a validated waybill under the data key of `bucket`, and computes the
     /// blind-index tokens of both parties (recipient first).
-    pub fn seal(&self, wb: &NewWaybill, bucket: i64) -> Result<(SealedFields, Vec<(BlindKind, [u8; 16])>), VaultError> {
+    pub fn seal(
+        &self,
+        wb: &NewWaybill,
+        bucket: i64,
+    ) -> Result<(SealedFields, Vec<(BlindKind, [u8; 16])>), VaultError> {
         let key = self.data_key(bucket, true)?;
-        let region = |a: &wbg_core::Address| format!("{}\u{1f}{}\u{1f}{}", a.province, a.city, a.district);
+        let region =
+            |a: &wbg_core::Address| format!("{}\u{1f}{}\u{1f}{}", a.province, a.city, a.district);
         let values: [(Field, std::borrow::Cow<'_, str>); 9] = [
             (Field::SenderName, wb.sender.name.as_str().into()),
             (Field::SenderPhone, wb.sender.phone.as_str().into()),
             (Field::SenderRegion, region(&wb.sender.address).into()),
-            (Field::SenderDetail, wb.sender.address.detail.as_str().into()),
+            (
+                Field::SenderDetail,
+                wb.sender.address.detail.as_str().into(),
+            ),
             (Field::RecipientName, wb.recipient.name.as_str().into()),
             (Field::RecipientPhone, wb.recipient.phone.as_str().into()),
             (Field::RecipientRegion, region(&wb.recipient.address).into()),
-            (Field::RecipientDetail, wb.recipient.address.detail.as_str().into()),
+            (
+                Field::RecipientDetail,
+                wb.recipient.address.detail.as_str().into(),
+            ),
             (Field::Items, wb.items.as_str().into()),
         ];
-        let mut out = SealedFields::with_capacity(1 + values.iter().map(|(_, v)| v.len() + 31).sum::<usize>());
+        let mut out = SealedFields::with_capacity(
+            1 + values.iter().map(|(_, v)| v.len() + 31).sum::<usize>(),
+        );
         let mut rng = rand::thread_rng();
         let mut buf = Vec::with_capacity(NONCE + 256);
         for (field, value) in values.iter() {
@@ -177,9 +215,14 @@ impl Vault {
             let ct = key
                 .encrypt(
                     Nonce::from_slice(&nonce),
-                    Payload { msg: value.as_bytes(), aad: &Self::aad(&wb.waybill_no, *field, bucket) },
+                    Payload {
+                        msg: value.as_bytes(),
+                        aad: &Self::aad(&wb.waybill_no, *field, bucket),
+                    },
                 )
-                .map_err(|_| VaultError::Decrypt { what: field.name().to_owned() })?;
+                .map_err(|_| VaultError::Decrypt {
+                    what: field.name().to_owned(),
+                })?;
             buf.clear();
             buf.extend_from_slice(&nonce);
             buf.extend_from_slice(&ct);
@@ -206,17 +249,24 @@ impl Vault {
         let key = self.data_key(bucket, false)?;
         let mut out = Vec::with_capacity(fields.len());
         for &field in fields {
-            let body = SealedFields::get(sealed, field)?.ok_or(VaultError::Malformed("field missing"))?;
+            let body =
+                SealedFields::get(sealed, field)?.ok_or(VaultError::Malformed("field missing"))?;
             if body.len() < NONCE + 16 {
                 return Err(VaultError::Malformed("field too short"));
             }
             let plain = key
                 .decrypt(
                     Nonce::from_slice(&body[..NONCE]),
-                    Payload { msg: &body[NONCE..], aad: &Self::aad(no, field, bucket) },
+                    Payload {
+                        msg: &body[NONCE..],
+                        aad: &Self::aad(no, field, bucket),
+                    },
                 )
-                .map_err(|_| VaultError::Decrypt { what: field.name().to_owned() })?;
-            let text = String::from_utf8(plain).map_err(|_| VaultError::Malformed("field is not UTF-8"))?;
+                .map_err(|_| VaultError::Decrypt {
+                    what: field.name().to_owned(),
+                })?;
+            let text = String::from_utf8(plain)
+                .map_err(|_| VaultError::Malformed("field is not UTF-8"))?;
             out.push((field, text));
         }
         Ok(out)
@@ -241,7 +291,13 @@ mod tests {
             Ok(self.0.lock().unwrap().get(id).cloned())
         }
         fn put_wrapped_key_if_absent(&self, id: &str, w: &[u8]) -> Result<Vec<u8>, String> {
-            Ok(self.0.lock().unwrap().entry(id.to_owned()).or_insert_with(|| w.to_vec()).clone())
+            Ok(self
+                .0
+                .lock()
+                .unwrap()
+                .entry(id.to_owned())
+                .or_insert_with(|| w.to_vec())
+                .clone())
         }
     }
 
@@ -271,7 +327,10 @@ mod tests {
 
     fn vault() -> (Vault, Arc<MemKeys>) {
         let store = Arc::new(MemKeys::default());
-        (Vault::open(MasterKey::from_bytes([1u8; 32]), store.clone()).unwrap(), store)
+        (
+            Vault::open(MasterKey::from_bytes([1u8; 32]), store.clone()).unwrap(),
+            store,
+        )
     }
 
     #[test]
@@ -287,18 +346,30 @@ mod tests {
             let src = if f == Field::RecipientPhone { &sa } else { &sb };
             forged.push(f, SealedFields::get(&src.0, f).unwrap().unwrap());
         }
-        assert!(v.open_fields(&b.waybill_no, 7, &forged.0, &[Field::RecipientName]).is_ok());
-        let err = v.open_fields(&b.waybill_no, 7, &forged.0, &[Field::RecipientPhone]).unwrap_err();
+        assert!(v
+            .open_fields(&b.waybill_no, 7, &forged.0, &[Field::RecipientName])
+            .is_ok());
+        let err = v
+            .open_fields(&b.waybill_no, 7, &forged.0, &[Field::RecipientPhone])
+            .unwrap_err();
         assert!(matches!(err, VaultError::Decrypt { .. }));
         // Same record, field swapped: sender phone bytes put where the recipient phone goes.
         let mut swapped = SealedFields::with_capacity(0);
         for f in Field::ALL {
-            let take = if f == Field::RecipientPhone { Field::SenderPhone } else { f };
+            let take = if f == Field::RecipientPhone {
+                Field::SenderPhone
+            } else {
+                f
+            };
             swapped.push(f, SealedFields::get(&sa.0, take).unwrap().unwrap());
         }
-        assert!(v.open_fields(&a.waybill_no, 7, &swapped.0, &[Field::RecipientPhone]).is_err());
+        assert!(v
+            .open_fields(&a.waybill_no, 7, &swapped.0, &[Field::RecipientPhone])
+            .is_err());
         // Wrong bucket.
-        assert!(v.open_fields(&a.waybill_no, 8, &sa.0, &[Field::RecipientPhone]).is_err());
+        assert!(v
+            .open_fields(&a.waybill_no, 8, &sa.0, &[Field::RecipientPhone])
+            .is_err());
     }
 
     #[test]
@@ -310,7 +381,10 @@ mod tests {
         assert!(matches!(other, Err(VaultError::WrongMasterKey { .. })));
         store.0.lock().unwrap().remove("day:3");
         v.forget_bucket(3);
-        assert!(matches!(v.open_fields(&wb.waybill_no, 3, &s.0, &[Field::Items]), Err(VaultError::Shredded(3))));
+        assert!(matches!(
+            v.open_fields(&wb.waybill_no, 3, &s.0, &[Field::Items]),
+            Err(VaultError::Shredded(3))
+        ));
     }
 
     #[test]

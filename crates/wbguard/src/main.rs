@@ -1,1 +1,339 @@
-fn main() {}
+//! `wbguard`: the command line and the HTTP server of Waybill Guard.
+#![forbid(unsafe_code)]
+
+mod config;
+mod demo;
+mod import;
+mod server;
+
+use anyhow::{bail, Context, Result};
+use clap::{Parser, Subcommand};
+use config::{Common, Config};
+use std::path::PathBuf;
+use std::sync::Arc;
+use wbg_audit::note::NoteVerifier;
+use wbg_guard::{verify_store, Actor, Guard, OpenReport, RequestMeta};
+use wbg_vault::KeySource;
+
+#[derive(Parser)]
+#[command(
+    name = "wbguard",
+    version,
+    about = "Waybill Guard: keeps waybill personal data from leaking through insiders"
+)]
+struct Cli {
+    #[command(flatten)]
+    common: Common,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the HTTP API.
+    Serve {
+        /// Listen address (overrides the config file); port 0 picks a free port.
+        #[arg(long, value_name = "ADDR")]
+        listen: Option<String>,
+    },
+    /// Run the self-contained demonstration in a temporary directory.
+    Demo {
+        /// Keep the demo's data and keys in this directory instead of a temporary one.
+        #[arg(long, value_name = "DIR")]
+        keep: Option<PathBuf>,
+    },
+    /// Audit log tools.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
+    /// Account administration (as a local operator).
+    Accounts {
+        #[command(subcommand)]
+        command: AccountsCommand,
+    },
+    /// Bulk-load waybills from a JSON Lines or CSV file (validated in full before anything is stored).
+    Import {
+        /// The file: `.jsonl` (one ingest object per line) or `.csv` (see README for the columns).
+        file: PathBuf,
+        /// Waybills per transaction.
+        #[arg(long, default_value_t = 5000)]
+        batch: usize,
+    },
+}
+
+#[derive(Subcommand)]
+enum AuditCommand {
+    /// Verify the audit log: exit 0 when intact, non-zero naming the first bad entry.
+    Verify {
+        /// Verifier key (`name+hash+base64key`) file; by default the key derived from the signing key.
+        #[arg(long, value_name = "FILE")]
+        vkey: Option<PathBuf>,
+    },
+    /// Sign a checkpoint of the log as it is now and print it.
+    Checkpoint,
+}
+
+#[derive(Subcommand)]
+enum AccountsCommand {
+    /// Create an account; prints its API token as the last line.
+    Create {
+        #[arg(long)]
+        id: String,
+        #[arg(long)]
+        role: String,
+        #[arg(long)]
+        outlet: Option<String>,
+        #[arg(long)]
+        merchant: Option<String>,
+    },
+    /// List accounts.
+    List,
+    /// Suspend an account.
+    Suspend {
+        #[arg(long)]
+        id: String,
+        #[arg(long)]
+        reason: Option<String>,
+    },
+    /// Reinstate a suspended account.
+    Reinstate {
+        #[arg(long)]
+        id: String,
+    },
+    /// Issue another token for an account; prints it as the last line.
+    Token {
+        #[arg(long)]
+        id: String,
+    },
+}
+
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("WBGUARD_LOG")
+        .or_else(|_| tracing_subscriber::EnvFilter::try_from_default_env())
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+/// Tells the operator where new keys were created (stderr, so stdout stays machine-readable).
+pub(crate) fn report_keys(report: &OpenReport) {
+    if let KeySource::Created(path) = &report.master_key {
+        eprintln!("created a new master key at {} (mode 0600); back it up: without it the data cannot be read", path.display());
+    }
+    if let Some(path) = &report.audit_key_created {
+        eprintln!(
+            "created a new audit signing key at {} (mode 0600)",
+            path.display()
+        );
+    }
+}
+
+fn open_guard(cfg: &Config, create_keys: bool) -> Result<Guard> {
+    let (guard, report) = Guard::open(cfg.guard(create_keys)?).context("cannot open the guard")?;
+    report_keys(&report);
+    Ok(guard)
+}
+
+fn main() -> std::process::ExitCode {
+    init_tracing();
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::from(2)
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<std::process::ExitCode> {
+    let ok = std::process::ExitCode::SUCCESS;
+    match cli.command {
+        Command::Demo { keep } => {
+            demo::run(keep)?;
+            Ok(ok)
+        }
+        Command::Serve { listen } => {
+            let mut cfg = Config::load(&cli.common)?;
+            if let Some(l) = listen {
+                cfg.listen = l;
+            }
+            serve(cfg)?;
+            Ok(ok)
+        }
+        Command::Audit { command } => {
+            let cfg = Config::load(&cli.common)?;
+            match command {
+                AuditCommand::Verify { vkey } => audit_verify(&cfg, vkey),
+                AuditCommand::Checkpoint => {
+                    let guard = open_guard(&cfg, false)?;
+                    print!("{}", guard.checkpoint()?);
+                    Ok(ok)
+                }
+            }
+        }
+        Command::Accounts { command } => {
+            let cfg = Config::load(&cli.common)?;
+            let guard = open_guard(&cfg, true)?;
+            let meta = RequestMeta::default();
+            let actor = Actor::Local("cli");
+            match command {
+                AccountsCommand::Create {
+                    id,
+                    role,
+                    outlet,
+                    merchant,
+                } => {
+                    let (a, token) = guard.create_account(
+                        actor,
+                        &id,
+                        &role,
+                        outlet.as_deref(),
+                        merchant.as_deref(),
+                        &meta,
+                    )?;
+                    eprintln!("created account {} ({})", a.id, a.role.as_str());
+                    println!("{token}");
+                }
+                AccountsCommand::List => {
+                    for a in guard.accounts(actor, &meta)? {
+                        println!(
+                            "{}\t{}\t{}\t{}\t{}",
+                            a.id,
+                            a.role.as_str(),
+                            a.outlet
+                                .map(|o| o.to_string())
+                                .unwrap_or_else(|| "-".into()),
+                            a.merchant
+                                .map(|m| m.to_string())
+                                .unwrap_or_else(|| "-".into()),
+                            a.status.as_str()
+                        );
+                    }
+                }
+                AccountsCommand::Suspend { id, reason } => {
+                    guard.set_status(actor, &id, true, reason.as_deref(), &meta)?;
+                    eprintln!("suspended {id}");
+                }
+                AccountsCommand::Reinstate { id } => {
+                    guard.set_status(actor, &id, false, None, &meta)?;
+                    eprintln!("reinstated {id}");
+                }
+                AccountsCommand::Token { id } => {
+                    println!("{}", guard.issue_token(actor, &id, &meta)?)
+                }
+            }
+            guard.checkpoint()?;
+            Ok(ok)
+        }
+        Command::Import { file, batch } => {
+            let cfg = Config::load(&cli.common)?;
+            let guard = open_guard(&cfg, true)?;
+            let n = import::run(&guard, &file, batch)?;
+            guard.checkpoint()?;
+            eprintln!("imported {n} waybills");
+            Ok(ok)
+        }
+    }
+}
+
+/// `audit verify`: exit 0 when intact; exit 1 naming the first bad entry.
+fn audit_verify(cfg: &Config, vkey: Option<PathBuf>) -> Result<std::process::ExitCode> {
+    if !cfg.data.join(wbg_store::sqlite_db_file()).exists() {
+        bail!("{} holds no Waybill Guard store", cfg.data.display());
+    }
+    let verifier = match vkey {
+        Some(path) => {
+            let text = std::fs::read_to_string(&path)
+                .with_context(|| format!("cannot read {}", path.display()))?;
+            NoteVerifier::from_text(&text).context("not a verifier key")?
+        }
+        // The key derived from the signing key outside the data directory: an attacker who rewrote the data
+        // directory cannot have re-signed with it.
+        None => open_guard(cfg, false)?.verifier_key(),
+    };
+    let store = wbg_store::SqliteStore::open(&cfg.data)?;
+    match verify_store(&store, &verifier) {
+        Ok(r) => {
+            println!(
+                "audit log intact: {} entries, {} signed checkpoints (newest covers {}), root {}",
+                r.entries, r.checkpoints, r.signed_size, r.root
+            );
+            if r.signed_size < r.entries {
+                println!(
+                    "note: the last {} entries are not yet covered by a signed checkpoint",
+                    r.entries - r.signed_size
+                );
+            }
+            Ok(std::process::ExitCode::SUCCESS)
+        }
+        Err(f) => {
+            println!("audit log FAILED verification: {f}");
+            Ok(std::process::ExitCode::from(1))
+        }
+    }
+}
+
+fn serve(cfg: Config) -> Result<()> {
+    let guard = Arc::new(open_guard(&cfg, true)?);
+    let metrics = metrics_exporter_prometheus::PrometheusBuilder::new()
+        .install_recorder()
+        .context("cannot install the metrics recorder")?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(&cfg.listen)
+            .await
+            .with_context(|| format!("cannot listen on {}", cfg.listen))?;
+        let addr = listener.local_addr()?;
+        println!("listening on http://{addr}");
+        tracing::info!(%addr, data = %cfg.data.display(), "wbguard serving");
+        // Sign a checkpoint every second when the log has grown, so tampering is bounded in time.
+        let ticker = {
+            let guard = guard.clone();
+            let metrics = metrics.clone();
+            tokio::spawn(async move {
+                let mut every = tokio::time::interval(std::time::Duration::from_secs(1));
+                loop {
+                    every.tick().await;
+                    let g = guard.clone();
+                    if let Ok(Err(e)) = tokio::task::spawn_blocking(move || g.checkpoint()).await {
+                        tracing::error!(error = %e, "cannot sign a checkpoint");
+                    }
+                    metrics.run_upkeep();
+                }
+            })
+        };
+        let app = server::router(guard.clone(), metrics);
+        axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+        )
+        .with_graceful_shutdown(shutdown_signal())
+        .await?;
+        ticker.abort();
+        guard.checkpoint()?;
+        tracing::info!("stopped; final checkpoint signed");
+        Ok(())
+    })
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        {
+            s.recv().await;
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+}

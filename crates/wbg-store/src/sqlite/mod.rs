@@ -12,8 +12,8 @@ use std::sync::{Mutex, MutexGuard};
 use wbg_audit::merkle::{leaf_hash, Frontier};
 use wbg_audit::{AuditEntry, Hash, StoredEntry};
 use wbg_core::{
-    Account, AccountId, AccountStatus, Alert, EventType, MerchantId, OutletId, Role, StatusEvent, WaybillMeta,
-    WaybillNo, WaybillStatus,
+    Account, AccountId, AccountStatus, Alert, EventType, MerchantId, OutletId, Role, StatusEvent,
+    WaybillMeta, WaybillNo, WaybillStatus,
 };
 
 const SCHEMA: &str = r#"
@@ -78,7 +78,8 @@ fn corrupt(what: impl std::fmt::Display) -> StoreError {
 }
 
 fn hash32(v: Vec<u8>) -> Result<Hash, StoreError> {
-    v.try_into().map_err(|_| corrupt("a Merkle node is not 32 bytes"))
+    v.try_into()
+        .map_err(|_| corrupt("a Merkle node is not 32 bytes"))
 }
 
 fn node_in(conn: &Connection, level: u32, index: u64) -> Result<Option<Hash>, StoreError> {
@@ -90,7 +91,11 @@ fn node_in(conn: &Connection, level: u32, index: u64) -> Result<Option<Hash>, St
 }
 
 fn size_in(conn: &Connection) -> Result<u64, StoreError> {
-    Ok(conn.query_row("SELECT COALESCE(MAX(seq) + 1, 0) FROM audit_entries", [], |r| r.get::<_, i64>(0))? as u64)
+    Ok(conn.query_row(
+        "SELECT COALESCE(MAX(seq) + 1, 0) FROM audit_entries",
+        [],
+        |r| r.get::<_, i64>(0),
+    )? as u64)
 }
 
 /// The tree state for the log as it is in the database now, from the cache when it is current.
@@ -104,15 +109,28 @@ fn tree_in(conn: &Connection, cache: &Option<Tree>) -> Result<Tree, StoreError> 
     let frontier = Frontier::load(size, |l, i| {
         node_in(conn, l, i)
             .map_err(|e| wbg_audit::AuditError::Store(e.to_string()))?
-            .ok_or_else(|| wbg_audit::AuditError::Store(format!("Merkle node ({l}, {i}) is missing")))
+            .ok_or_else(|| {
+                wbg_audit::AuditError::Store(format!("Merkle node ({l}, {i}) is missing"))
+            })
     })
     .map_err(corrupt)?;
-    let last_leaf = if size == 0 { None } else { node_in(conn, 0, size - 1)? };
-    Ok(Tree { frontier, last_leaf })
+    let last_leaf = if size == 0 {
+        None
+    } else {
+        node_in(conn, 0, size - 1)?
+    };
+    Ok(Tree {
+        frontier,
+        last_leaf,
+    })
 }
 
 /// Appends one entry inside `tx`; returns its seq and the tree after it (to cache once committed).
-fn append_in(tx: &Transaction<'_>, cache: &Option<Tree>, mut entry: AuditEntry) -> Result<(u64, Tree), StoreError> {
+fn append_in(
+    tx: &Transaction<'_>,
+    cache: &Option<Tree>,
+    mut entry: AuditEntry,
+) -> Result<(u64, Tree), StoreError> {
     let mut tree = tree_in(tx, cache)?;
     let seq = tree.frontier.size();
     entry.seq = seq;
@@ -121,7 +139,8 @@ fn append_in(tx: &Transaction<'_>, cache: &Option<Tree>, mut entry: AuditEntry) 
     let leaf = leaf_hash(&bytes);
     tx.prepare_cached("INSERT INTO audit_entries (seq, entry) VALUES (?1, ?2)")?
         .execute(params![seq as i64, bytes])?;
-    let mut ins = tx.prepare_cached("INSERT INTO audit_nodes (level, idx, hash) VALUES (?1, ?2, ?3)")?;
+    let mut ins =
+        tx.prepare_cached("INSERT INTO audit_nodes (level, idx, hash) VALUES (?1, ?2, ?3)")?;
     for (l, i, h) in tree.frontier.append(leaf) {
         ins.execute(params![l, i as i64, &h[..]])?;
     }
@@ -129,19 +148,51 @@ fn append_in(tx: &Transaction<'_>, cache: &Option<Tree>, mut entry: AuditEntry) 
     Ok((seq, tree))
 }
 
-fn account_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(String, String, Option<String>, Option<String>, String, Option<String>, i64)> {
-    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?))
+fn account_row(
+    r: &rusqlite::Row<'_>,
+) -> rusqlite::Result<(
+    String,
+    String,
+    Option<String>,
+    Option<String>,
+    String,
+    Option<String>,
+    i64,
+)> {
+    Ok((
+        r.get(0)?,
+        r.get(1)?,
+        r.get(2)?,
+        r.get(3)?,
+        r.get(4)?,
+        r.get(5)?,
+        r.get(6)?,
+    ))
 }
 
-type AccountRow = (String, String, Option<String>, Option<String>, String, Option<String>, i64);
+type AccountRow = (
+    String,
+    String,
+    Option<String>,
+    Option<String>,
+    String,
+    Option<String>,
+    i64,
+);
 
 fn to_account(row: AccountRow) -> Result<Account, StoreError> {
     let (id, role, outlet, merchant, status, reason, created_at) = row;
     Ok(Account {
         id: AccountId::parse(&id).map_err(corrupt)?,
         role: Role::parse(&role).map_err(corrupt)?,
-        outlet: outlet.map(|o| OutletId::parse(&o)).transpose().map_err(corrupt)?,
-        merchant: merchant.map(|m| MerchantId::parse(&m)).transpose().map_err(corrupt)?,
+        outlet: outlet
+            .map(|o| OutletId::parse(&o))
+            .transpose()
+            .map_err(corrupt)?,
+        merchant: merchant
+            .map(|m| MerchantId::parse(&m))
+            .transpose()
+            .map_err(corrupt)?,
         status: match status.as_str() {
             "active" => AccountStatus::Active,
             "suspended" => AccountStatus::Suspended,
@@ -152,7 +203,8 @@ fn to_account(row: AccountRow) -> Result<Account, StoreError> {
     })
 }
 
-const ACCOUNT_COLS: &str = "a.id, a.role, a.outlet, a.merchant, a.status, a.status_reason, a.created_at";
+const ACCOUNT_COLS: &str =
+    "a.id, a.role, a.outlet, a.merchant, a.status, a.status_reason, a.created_at";
 
 fn is_unique_violation(e: &rusqlite::Error) -> bool {
     matches!(e, rusqlite::Error::SqliteFailure(f, _) if f.code == rusqlite::ErrorCode::ConstraintViolation)
@@ -161,7 +213,8 @@ fn is_unique_violation(e: &rusqlite::Error) -> bool {
 impl SqliteStore {
     /// Opens (creating if needed) the store in directory `dir`.
     pub fn open(dir: &Path) -> Result<SqliteStore, StoreError> {
-        std::fs::create_dir_all(dir).map_err(|e| StoreError::Db(format!("cannot create {}: {e}", dir.display())))?;
+        std::fs::create_dir_all(dir)
+            .map_err(|e| StoreError::Db(format!("cannot create {}: {e}", dir.display())))?;
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
@@ -182,7 +235,10 @@ impl SqliteStore {
             "INSERT OR IGNORE INTO meta (key, value) VALUES ('store_id', ?1), ('schema_version', '1')",
             params![hex::encode(id)],
         )?;
-        Ok(SqliteStore { inner: Mutex::new(Inner { conn, tree: None }), path })
+        Ok(SqliteStore {
+            inner: Mutex::new(Inner { conn, tree: None }),
+            path,
+        })
     }
 
     /// The database file.
@@ -192,12 +248,16 @@ impl SqliteStore {
 
     /// Moves the write-ahead log into the main database file (so the file alone holds everything).
     pub fn checkpoint_wal(&self) -> Result<(), StoreError> {
-        self.lock()?.conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE);")?;
+        self.lock()?
+            .conn
+            .execute_batch("PRAGMA wal_checkpoint(TRUNCATE);")?;
         Ok(())
     }
 
     fn lock(&self) -> Result<MutexGuard<'_, Inner>, StoreError> {
-        self.inner.lock().map_err(|_| StoreError::Db("store lock poisoned".into()))
+        self.inner
+            .lock()
+            .map_err(|_| StoreError::Db("store lock poisoned".into()))
     }
 
     /// Runs `f` and appends `audit` in one immediate transaction.
@@ -219,14 +279,22 @@ impl SqliteStore {
 
 impl Store for SqliteStore {
     fn store_id(&self) -> Result<String, StoreError> {
-        Ok(self.lock()?.conn.query_row("SELECT value FROM meta WHERE key = 'store_id'", [], |r| r.get(0))?)
+        Ok(self.lock()?.conn.query_row(
+            "SELECT value FROM meta WHERE key = 'store_id'",
+            [],
+            |r| r.get(0),
+        )?)
     }
 
     fn get_wrapped_key(&self, id: &str) -> Result<Option<Vec<u8>>, StoreError> {
         Ok(self
             .lock()?
             .conn
-            .query_row("SELECT wrapped FROM wrapped_keys WHERE id = ?1", params![id], |r| r.get(0))
+            .query_row(
+                "SELECT wrapped FROM wrapped_keys WHERE id = ?1",
+                params![id],
+                |r| r.get(0),
+            )
             .optional()?)
     }
 
@@ -236,10 +304,19 @@ impl Store for SqliteStore {
             "INSERT OR IGNORE INTO wrapped_keys (id, wrapped, created_at) VALUES (?1, ?2, ?3)",
             params![id, wrapped, wbg_core::now_millis()],
         )?;
-        Ok(inner.conn.query_row("SELECT wrapped FROM wrapped_keys WHERE id = ?1", params![id], |r| r.get(0))?)
+        Ok(inner.conn.query_row(
+            "SELECT wrapped FROM wrapped_keys WHERE id = ?1",
+            params![id],
+            |r| r.get(0),
+        )?)
     }
 
-    fn create_account(&self, a: &Account, token_hash: &[u8; 32], audit: AuditEntry) -> Result<u64, StoreError> {
+    fn create_account(
+        &self,
+        a: &Account,
+        token_hash: &[u8; 32],
+        audit: AuditEntry,
+    ) -> Result<u64, StoreError> {
         self.audited(audit, |tx| {
             tx.execute(
                 "INSERT INTO accounts (id, role, outlet, merchant, status, status_reason, created_at)
@@ -270,9 +347,18 @@ impl Store for SqliteStore {
         .map(|(_, seq)| seq)
     }
 
-    fn add_token(&self, id: &AccountId, token_hash: &[u8; 32], audit: AuditEntry) -> Result<u64, StoreError> {
+    fn add_token(
+        &self,
+        id: &AccountId,
+        token_hash: &[u8; 32],
+        audit: AuditEntry,
+    ) -> Result<u64, StoreError> {
         self.audited(audit, |tx| {
-            let n: i64 = tx.query_row("SELECT COUNT(*) FROM accounts WHERE id = ?1", params![id.as_str()], |r| r.get(0))?;
+            let n: i64 = tx.query_row(
+                "SELECT COUNT(*) FROM accounts WHERE id = ?1",
+                params![id.as_str()],
+                |r| r.get(0),
+            )?;
             if n == 0 {
                 return Err(StoreError::NotFound(format!("account {id}")));
             }
@@ -289,7 +375,9 @@ impl Store for SqliteStore {
         let inner = self.lock()?;
         let row = inner
             .conn
-            .prepare_cached(&format!("SELECT {ACCOUNT_COLS} FROM accounts a WHERE a.id = ?1"))?
+            .prepare_cached(&format!(
+                "SELECT {ACCOUNT_COLS} FROM accounts a WHERE a.id = ?1"
+            ))?
             .query_row(params![id.as_str()], account_row)
             .optional()?;
         row.map(to_account).transpose()
@@ -309,8 +397,12 @@ impl Store for SqliteStore {
 
     fn accounts(&self) -> Result<Vec<Account>, StoreError> {
         let inner = self.lock()?;
-        let mut stmt = inner.conn.prepare(&format!("SELECT {ACCOUNT_COLS} FROM accounts a ORDER BY a.id"))?;
-        let rows = stmt.query_map([], account_row)?.collect::<Result<Vec<_>, _>>()?;
+        let mut stmt = inner.conn.prepare(&format!(
+            "SELECT {ACCOUNT_COLS} FROM accounts a ORDER BY a.id"
+        ))?;
+        let rows = stmt
+            .query_map([], account_row)?
+            .collect::<Result<Vec<_>, _>>()?;
         rows.into_iter().map(to_account).collect()
     }
 
@@ -334,7 +426,11 @@ impl Store for SqliteStore {
         .map(|(_, seq)| seq)
     }
 
-    fn insert_waybills(&self, batch: &[SealedWaybill], audit: AuditEntry) -> Result<u64, StoreError> {
+    fn insert_waybills(
+        &self,
+        batch: &[SealedWaybill],
+        audit: AuditEntry,
+    ) -> Result<u64, StoreError> {
         self.audited(audit, |tx| {
             let mut wb = tx.prepare_cached(
                 "INSERT INTO waybills (no, merchant, origin_outlet, destination_outlet, courier, status, created_at,
@@ -395,7 +491,19 @@ impl Store for SqliteStore {
                 ))
             })
             .optional()?;
-        let Some((merchant, origin, dest, courier, status, created_at, updated_at, signed_at, bucket, sealed)) = row else {
+        let Some((
+            merchant,
+            origin,
+            dest,
+            courier,
+            status,
+            created_at,
+            updated_at,
+            signed_at,
+            bucket,
+            sealed,
+        )) = row
+        else {
             return Ok(None);
         };
         let meta = WaybillMeta {
@@ -403,7 +511,10 @@ impl Store for SqliteStore {
             merchant: MerchantId::parse(&merchant).map_err(corrupt)?,
             origin_outlet: OutletId::parse(&origin).map_err(corrupt)?,
             destination_outlet: OutletId::parse(&dest).map_err(corrupt)?,
-            courier: courier.map(|c| AccountId::parse(&c)).transpose().map_err(corrupt)?,
+            courier: courier
+                .map(|c| AccountId::parse(&c))
+                .transpose()
+                .map_err(corrupt)?,
             status: WaybillStatus::parse(&status).map_err(corrupt)?,
             created_at,
             updated_at,
@@ -460,7 +571,13 @@ impl Store for SqliteStore {
             .prepare_cached("SELECT at, type, outlet, courier, actor FROM waybill_events WHERE no = ?1 ORDER BY rowid")?;
         let rows = stmt
             .query_map(params![no.as_str()], |r| {
-                Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?, r.get::<_, Option<String>>(3)?, r.get::<_, String>(4)?))
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, Option<String>>(3)?,
+                    r.get::<_, String>(4)?,
+                ))
             })?
             .collect::<Result<Vec<_>, _>>()?;
         rows.into_iter()
@@ -470,7 +587,10 @@ impl Store for SqliteStore {
                     event: StatusEvent {
                         kind: EventType::parse(&kind).map_err(corrupt)?,
                         outlet: OutletId::parse(&outlet).map_err(corrupt)?,
-                        courier: courier.map(|c| AccountId::parse(&c)).transpose().map_err(corrupt)?,
+                        courier: courier
+                            .map(|c| AccountId::parse(&c))
+                            .transpose()
+                            .map_err(corrupt)?,
                         at: Some(at),
                     },
                     actor,
@@ -481,13 +601,23 @@ impl Store for SqliteStore {
 
     fn find_by_token(&self, token: &[u8; 16]) -> Result<Vec<WaybillNo>, StoreError> {
         let inner = self.lock()?;
-        let mut stmt = inner.conn.prepare_cached("SELECT DISTINCT no FROM blind_index WHERE token = ?1")?;
-        let rows = stmt.query_map(params![&token[..]], |r| r.get::<_, String>(0))?.collect::<Result<Vec<_>, _>>()?;
-        rows.iter().map(|n| WaybillNo::parse(n).map_err(corrupt)).collect()
+        let mut stmt = inner
+            .conn
+            .prepare_cached("SELECT DISTINCT no FROM blind_index WHERE token = ?1")?;
+        let rows = stmt
+            .query_map(params![&token[..]], |r| r.get::<_, String>(0))?
+            .collect::<Result<Vec<_>, _>>()?;
+        rows.iter()
+            .map(|n| WaybillNo::parse(n).map_err(corrupt))
+            .collect()
     }
 
     fn waybill_count(&self) -> Result<u64, StoreError> {
-        Ok(self.lock()?.conn.query_row("SELECT COUNT(*) FROM waybills", [], |r| r.get::<_, i64>(0))? as u64)
+        Ok(self
+            .lock()?
+            .conn
+            .query_row("SELECT COUNT(*) FROM waybills", [], |r| r.get::<_, i64>(0))?
+            as u64)
     }
 
     fn append_audit(&self, entry: AuditEntry) -> Result<u64, StoreError> {
@@ -522,12 +652,20 @@ impl Store for SqliteStore {
         )?;
         let rows = stmt
             .query_map(params![from as i64, limit as i64], |r| {
-                Ok((r.get::<_, i64>(0)?, r.get::<_, Vec<u8>>(1)?, r.get::<_, Option<Vec<u8>>>(2)?))
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, Vec<u8>>(1)?,
+                    r.get::<_, Option<Vec<u8>>>(2)?,
+                ))
             })?
             .collect::<Result<Vec<_>, _>>()?;
         rows.into_iter()
             .map(|(seq, bytes, leaf)| {
-                Ok(StoredEntry { seq: seq as u64, bytes, recorded_leaf: leaf.map(hash32).transpose()? })
+                Ok(StoredEntry {
+                    seq: seq as u64,
+                    bytes,
+                    recorded_leaf: leaf.map(hash32).transpose()?,
+                })
             })
             .collect()
     }
@@ -557,16 +695,22 @@ impl Store for SqliteStore {
         Ok(self
             .lock()?
             .conn
-            .query_row("SELECT size, note FROM audit_checkpoints ORDER BY size DESC LIMIT 1", [], |r| {
-                Ok((r.get::<_, i64>(0)? as u64, r.get::<_, String>(1)?))
-            })
+            .query_row(
+                "SELECT size, note FROM audit_checkpoints ORDER BY size DESC LIMIT 1",
+                [],
+                |r| Ok((r.get::<_, i64>(0)? as u64, r.get::<_, String>(1)?)),
+            )
             .optional()?)
     }
 
     fn checkpoints(&self) -> Result<Vec<String>, StoreError> {
         let inner = self.lock()?;
-        let mut stmt = inner.conn.prepare("SELECT note FROM audit_checkpoints ORDER BY size")?;
-        let notes = stmt.query_map([], |r| r.get(0))?.collect::<Result<Vec<String>, _>>()?;
+        let mut stmt = inner
+            .conn
+            .prepare("SELECT note FROM audit_checkpoints ORDER BY size")?;
+        let notes = stmt
+            .query_map([], |r| r.get(0))?
+            .collect::<Result<Vec<String>, _>>()?;
         Ok(notes)
     }
 
@@ -581,7 +725,8 @@ impl Store for SqliteStore {
 
     fn alerts(&self, f: &AlertFilter) -> Result<Vec<Alert>, StoreError> {
         let inner = self.lock()?;
-        let mut sql = String::from("SELECT id, at, account, kind, severity, detail FROM alerts WHERE 1 = 1");
+        let mut sql =
+            String::from("SELECT id, at, account, kind, severity, detail FROM alerts WHERE 1 = 1");
         let mut args: Vec<Box<dyn rusqlite::ToSql>> = Vec::new();
         if let Some(a) = &f.account {
             args.push(Box::new(a.clone()));

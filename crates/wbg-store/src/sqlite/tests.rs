@@ -51,9 +51,16 @@ fn waybill(no: &str) -> SealedWaybill {
     }
 }
 
-fn verify(store: &SqliteStore, signer: &NoteSigner) -> Result<wbg_audit::VerifyReport, wbg_audit::VerifyFailure> {
+fn verify(
+    store: &SqliteStore,
+    signer: &NoteSigner,
+) -> Result<wbg_audit::VerifyReport, wbg_audit::VerifyFailure> {
     let entries = store.audit_entries(0, usize::MAX >> 1).unwrap();
-    verify_log(entries.into_iter().map(Ok), &store.checkpoints().unwrap(), &signer.verifier())
+    verify_log(
+        entries.into_iter().map(Ok),
+        &store.checkpoints().unwrap(),
+        &signer.verifier(),
+    )
 }
 
 #[test]
@@ -61,15 +68,36 @@ fn accounts_and_tokens() {
     let dir = tempfile::tempdir().unwrap();
     let s = SqliteStore::open(dir.path()).unwrap();
     let a = account("C1");
-    s.create_account(&a, &[1u8; 32], entry("account_create")).unwrap();
-    assert!(matches!(s.create_account(&a, &[2u8; 32], entry("account_create")), Err(StoreError::Conflict(_))));
+    s.create_account(&a, &[1u8; 32], entry("account_create"))
+        .unwrap();
+    assert!(matches!(
+        s.create_account(&a, &[2u8; 32], entry("account_create")),
+        Err(StoreError::Conflict(_))
+    ));
     assert_eq!(s.account_by_token(&[1u8; 32]).unwrap(), Some(a.clone()));
     assert_eq!(s.account_by_token(&[2u8; 32]).unwrap(), None);
-    s.add_token(&a.id, &[3u8; 32], entry("token_issue")).unwrap();
+    s.add_token(&a.id, &[3u8; 32], entry("token_issue"))
+        .unwrap();
     assert_eq!(s.account_by_token(&[3u8; 32]).unwrap().unwrap().id, a.id);
-    s.set_account_status(&a.id, AccountStatus::Suspended, Some("test"), entry("suspend")).unwrap();
-    assert_eq!(s.account(&a.id).unwrap().unwrap().status, AccountStatus::Suspended);
-    assert!(s.set_account_status(&AccountId::parse("nobody").unwrap(), AccountStatus::Active, None, entry("x")).is_err());
+    s.set_account_status(
+        &a.id,
+        AccountStatus::Suspended,
+        Some("test"),
+        entry("suspend"),
+    )
+    .unwrap();
+    assert_eq!(
+        s.account(&a.id).unwrap().unwrap().status,
+        AccountStatus::Suspended
+    );
+    assert!(s
+        .set_account_status(
+            &AccountId::parse("nobody").unwrap(),
+            AccountStatus::Active,
+            None,
+            entry("x")
+        )
+        .is_err());
     assert_eq!(s.accounts().unwrap().len(), 1);
     // A failed write appends no audit entry: 3 successful writes, 3 entries.
     assert_eq!(s.audit_size().unwrap(), 3);
@@ -79,10 +107,16 @@ fn accounts_and_tokens() {
 fn batch_insert_is_all_or_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let s = SqliteStore::open(dir.path()).unwrap();
-    s.insert_waybills(&[waybill("W1"), waybill("W2")], entry("ingest")).unwrap();
-    let err = s.insert_waybills(&[waybill("W3"), waybill("W1")], entry("ingest")).unwrap_err();
+    s.insert_waybills(&[waybill("W1"), waybill("W2")], entry("ingest"))
+        .unwrap();
+    let err = s
+        .insert_waybills(&[waybill("W3"), waybill("W1")], entry("ingest"))
+        .unwrap_err();
     assert!(err.to_string().contains("W1"));
-    assert!(s.waybill(&WaybillNo::parse("W3").unwrap()).unwrap().is_none());
+    assert!(s
+        .waybill(&WaybillNo::parse("W3").unwrap())
+        .unwrap()
+        .is_none());
     assert_eq!(s.waybill_count().unwrap(), 2);
     assert_eq!(s.audit_size().unwrap(), 1);
     assert_eq!(s.find_by_token(&[7u8; 16]).unwrap().len(), 2);
@@ -92,16 +126,29 @@ fn batch_insert_is_all_or_nothing() {
 fn events_check_the_expected_status() {
     let dir = tempfile::tempdir().unwrap();
     let s = SqliteStore::open(dir.path()).unwrap();
-    s.insert_waybills(&[waybill("W1")], entry("ingest")).unwrap();
-    let (mut meta, _) = s.waybill(&WaybillNo::parse("W1").unwrap()).unwrap().unwrap();
+    s.insert_waybills(&[waybill("W1")], entry("ingest"))
+        .unwrap();
+    let (mut meta, _) = s
+        .waybill(&WaybillNo::parse("W1").unwrap())
+        .unwrap()
+        .unwrap();
     meta.status = WaybillStatus::PickedUp;
     let ev = EventRecord {
         at: 9,
-        event: StatusEvent { kind: EventType::PickedUp, outlet: OutletId::parse("O1").unwrap(), courier: None, at: None },
+        event: StatusEvent {
+            kind: EventType::PickedUp,
+            outlet: OutletId::parse("O1").unwrap(),
+            courier: None,
+            at: None,
+        },
         actor: "I1".into(),
     };
-    s.record_event(&meta, WaybillStatus::Created, &ev, entry("event")).unwrap();
-    assert!(matches!(s.record_event(&meta, WaybillStatus::Created, &ev, entry("event")), Err(StoreError::Conflict(_))));
+    s.record_event(&meta, WaybillStatus::Created, &ev, entry("event"))
+        .unwrap();
+    assert!(matches!(
+        s.record_event(&meta, WaybillStatus::Created, &ev, entry("event")),
+        Err(StoreError::Conflict(_))
+    ));
     let evs = s.events(&meta.waybill_no).unwrap();
     assert_eq!(evs.len(), 1);
     assert_eq!(evs[0].event.kind, EventType::PickedUp);
@@ -118,8 +165,13 @@ fn two_handles_on_one_directory_keep_one_verifiable_tree() {
         s.append_audit(entry(&format!("a{i}"))).unwrap();
         if i % 7 == 0 {
             let (size, root) = s.audit_head().unwrap();
-            let cp = Checkpoint { origin: "test/audit".into(), size, root };
-            s.put_checkpoint(size, &signer.sign(&cp.to_text()).unwrap()).unwrap();
+            let cp = Checkpoint {
+                origin: "test/audit".into(),
+                size,
+                root,
+            };
+            s.put_checkpoint(size, &signer.sign(&cp.to_text()).unwrap())
+                .unwrap();
         }
     }
     let r = verify(&a, &signer).unwrap();

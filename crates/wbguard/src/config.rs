@@ -1,0 +1,166 @@
+//! Configuration: a TOML file whose every key is optional, with command-line flags taking precedence.
+use anyhow::{bail, Context, Result};
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
+use wbg_guard::{GuardConfig, KeyConfig, RateLimitConfig};
+
+/// The configuration file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// HTTP listen address.
+    pub listen: String,
+    /// Data directory of the embedded store.
+    pub data: PathBuf,
+    /// Key directory (default: outside the data directory, see `wbg_guard::default_key_dir`).
+    pub keys: Option<PathBuf>,
+    /// Policy directory holding one `.cedar` and one `.cedarschema` file (default: the built-in policy).
+    pub policies: Option<PathBuf>,
+    /// Storage backend.
+    pub store: StoreConfig,
+    /// Event bus.
+    pub bus: BusConfig,
+    /// Built-in risk hook.
+    pub risk: RateLimitConfig,
+}
+
+/// `[store]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StoreConfig {
+    /// `embedded` or `postgres`.
+    pub kind: String,
+    /// Connection URL for `postgres`.
+    pub url: Option<String>,
+}
+
+/// `[bus]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BusConfig {
+    /// `local` or `nats`.
+    pub kind: String,
+    /// Server URL for `nats`.
+    pub url: Option<String>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            listen: "127.0.0.1:8080".into(),
+            data: PathBuf::from("./wbguard-data"),
+            keys: None,
+            policies: None,
+            store: StoreConfig::default(),
+            bus: BusConfig::default(),
+            risk: RateLimitConfig::default(),
+        }
+    }
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        StoreConfig {
+            kind: "embedded".into(),
+            url: None,
+        }
+    }
+}
+
+impl Default for BusConfig {
+    fn default() -> Self {
+        BusConfig {
+            kind: "local".into(),
+            url: None,
+        }
+    }
+}
+
+/// Flags every subcommand shares.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct Common {
+    /// Configuration file (TOML).
+    #[arg(long, global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Data directory (overrides the config file).
+    #[arg(long, global = true, value_name = "DIR")]
+    pub data: Option<PathBuf>,
+    /// Key directory (overrides the config file; must lie outside the data directory).
+    #[arg(long, global = true, value_name = "DIR")]
+    pub keys: Option<PathBuf>,
+    /// Policy directory (overrides the config file).
+    #[arg(long, global = true, value_name = "DIR")]
+    pub policies: Option<PathBuf>,
+}
+
+impl Config {
+    /// Reads the config file named by `--config`, if any, then applies the flags.
+    pub fn load(common: &Common) -> Result<Config> {
+        let mut cfg = match &common.config {
+            Some(path) => Self::from_file(path)?,
+            None => Config::default(),
+        };
+        if let Some(d) = &common.data {
+            cfg.data = d.clone();
+        }
+        if let Some(k) = &common.keys {
+            cfg.keys = Some(k.clone());
+        }
+        if let Some(p) = &common.policies {
+            cfg.policies = Some(p.clone());
+        }
+        Ok(cfg)
+    }
+
+    fn from_file(path: &Path) -> Result<Config> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read {}", path.display()))?;
+        toml::from_str(&text)
+            .with_context(|| format!("{} is not a valid configuration", path.display()))
+    }
+
+    /// The guard configuration; refuses back ends this build does not provide.
+    pub fn guard(&self, create_keys: bool) -> Result<GuardConfig> {
+        match self.store.kind.as_str() {
+            "embedded" => {}
+            "postgres" => bail!(
+                "[store] kind = \"postgres\" is not available in this build yet; use \"embedded\""
+            ),
+            other => bail!("[store] kind must be \"embedded\" or \"postgres\", not {other:?}"),
+        }
+        match self.bus.kind.as_str() {
+            "local" => {}
+            "nats" => {
+                bail!("[bus] kind = \"nats\" is not available in this build yet; use \"local\"")
+            }
+            other => bail!("[bus] kind must be \"local\" or \"nats\", not {other:?}"),
+        }
+        Ok(GuardConfig {
+            data: self.data.clone(),
+            keys: KeyConfig::Dir(self.keys.clone().unwrap_or_default()),
+            policies: self.policies.clone(),
+            rate_limit: self.risk,
+            create_keys,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_key_is_optional_and_unknown_keys_are_refused() {
+        let c: Config = toml::from_str("").unwrap();
+        assert_eq!(c.listen, "127.0.0.1:8080");
+        let c: Config = toml::from_str(
+            "listen = \"0.0.0.0:9\"\n[store]\nkind = \"embedded\"\n[risk]\nburst = 5\n",
+        )
+        .unwrap();
+        assert_eq!(c.risk.burst, 5);
+        assert!(toml::from_str::<Config>("lisen = 1").is_err());
+        let pg: Config =
+            toml::from_str("[store]\nkind = \"postgres\"\nurl = \"postgres://x\"").unwrap();
+        assert!(pg.guard(false).is_err());
+    }
+}

@@ -1,0 +1,310 @@
+//! `wbguard demo`: a synthetic carrier in a temporary directory, walked through the guarded read path.
+use anyhow::{anyhow, bail, Context, Result};
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::time::Instant;
+use wbg_core::{EventType, OutletId, Role, StatusEvent};
+use wbg_guard::{
+    verify_store, Actor, Guard, GuardConfig, GuardError, KeyConfig, RateLimitConfig, ReadRequest,
+    RequestMeta, WaybillView,
+};
+use wbg_sim::{Carrier, CarrierSpec};
+use wbg_store::{AlertFilter, SqliteStore};
+
+const WAYBILLS: usize = 12_000;
+const BATCH: usize = 2_000;
+
+fn show(v: &WaybillView) -> String {
+    match &v.recipient {
+        None => format!(
+            "view={} (routing only: status {}, {} → {})",
+            v.view.as_str(),
+            v.status.as_str(),
+            v.origin_outlet,
+            v.destination_outlet
+        ),
+        Some(r) => format!(
+            "view={} recipient: {} {} {}{}{}{}",
+            v.view.as_str(),
+            r.name,
+            r.phone,
+            r.address.province,
+            r.address.city,
+            r.address.district,
+            r.address
+                .detail
+                .as_deref()
+                .map(|d| format!(" {d}"))
+                .unwrap_or_default()
+        ),
+    }
+}
+
+fn outcome(r: &Result<WaybillView, GuardError>) -> String {
+    match r {
+        Ok(v) => show(v),
+        Err(e) => format!("refused: {} ({})", e.code(), e),
+    }
+}
+
+/// Runs the demo.
+pub fn run(keep: Option<PathBuf>) -> Result<()> {
+    let tmp = tempfile::tempdir()?;
+    let root = keep.unwrap_or_else(|| tmp.path().to_owned());
+    let (data, keys) = (root.join("data"), root.join("keys"));
+    let started = Instant::now();
+    println!("Waybill Guard demo");
+    println!(
+        "  data: {}   keys: {} (apart from the data)",
+        data.display(),
+        keys.display()
+    );
+    let cfg = GuardConfig {
+        data: data.clone(),
+        keys: KeyConfig::Dir(keys),
+        policies: None,
+        rate_limit: RateLimitConfig::default(),
+        create_keys: true,
+    };
+    let (guard, report) = Guard::open(cfg)?;
+    crate::report_keys(&report);
+    let meta = RequestMeta::default();
+    let local = Actor::Local("demo");
+
+    // 1. A synthetic carrier.
+    let carrier = Carrier::generate(CarrierSpec::default());
+    let mut tokens: HashMap<String, String> = HashMap::new();
+    for a in &carrier.accounts {
+        let (_, t) = guard.create_account(
+            local,
+            &a.id,
+            a.role.as_str(),
+            a.outlet.as_deref(),
+            a.merchant.as_deref(),
+            &meta,
+        )?;
+        tokens.insert(a.id.clone(), t);
+    }
+    let token = |id: &str| {
+        tokens
+            .get(id)
+            .map(String::as_str)
+            .ok_or_else(|| anyhow!("no account {id}"))
+    };
+    let integration = token("I001")?;
+    let all = carrier.waybills(1, WAYBILLS);
+    let t0 = Instant::now();
+    for chunk in all.chunks(BATCH) {
+        guard.ingest(Actor::Token(integration), chunk.to_vec(), &meta)?;
+    }
+    let secs = t0.elapsed().as_secs_f64();
+    println!(
+        "\n1. Synthetic carrier: {} outlets, {} accounts, {} waybills ingested encrypted ({:.0} waybills/s)",
+        carrier.outlets.len(),
+        carrier.accounts.len(),
+        guard.store().waybill_count()?,
+        WAYBILLS as f64 / secs
+    );
+
+    // 2. One parcel goes out for delivery with courier C of its destination outlet.
+    let parcel = &all[0];
+    let dest = &parcel.destination_outlet;
+    let courier = carrier
+        .account(Role::Courier, Some(dest))
+        .ok_or_else(|| anyhow!("no courier"))?;
+    let scans: [(EventType, &OutletId, Option<&str>); 4] = [
+        (EventType::PickedUp, &parcel.origin_outlet, None),
+        (EventType::InTransit, &parcel.origin_outlet, None),
+        (EventType::AtOutlet, dest, None),
+        (EventType::OutForDelivery, dest, Some(courier.id.as_str())),
+    ];
+    for (kind, outlet, c) in scans {
+        let ev = StatusEvent {
+            kind,
+            outlet: outlet.clone(),
+            courier: c.map(|c| c.parse()).transpose()?,
+            at: None,
+        };
+        guard.record_event(
+            Actor::Token(integration),
+            parcel.waybill_no.as_str(),
+            ev,
+            &meta,
+        )?;
+    }
+    println!(
+        "\n2. Waybill {} ({} → {}) is out for delivery with courier {}",
+        parcel.waybill_no, parcel.origin_outlet, dest, courier.id
+    );
+    let read = |who: &str, no: &str, purpose: &str| -> Result<Result<WaybillView, GuardError>> {
+        Ok(guard.read(
+            token(who)?,
+            &ReadRequest {
+                waybill_no: no,
+                purpose,
+                ticket: None,
+            },
+            &meta,
+        ))
+    };
+    println!(
+        "   courier {} reads it for delivery:        {}",
+        courier.id,
+        outcome(&read(&courier.id, parcel.waybill_no.as_str(), "delivery")?)
+    );
+    let elsewhere = all
+        .iter()
+        .find(|w| &w.destination_outlet != dest && &w.origin_outlet != dest)
+        .ok_or_else(|| anyhow!("no waybill of another outlet"))?;
+    let r = read(&courier.id, elsewhere.waybill_no.as_str(), "delivery")?;
+    println!(
+        "   courier {} reads {} of outlet {}:  {}",
+        courier.id,
+        elsewhere.waybill_no,
+        elsewhere.destination_outlet,
+        outcome(&r)
+    );
+    if r.is_ok() {
+        bail!("a courier read another outlet's waybill");
+    }
+    let staff = carrier
+        .account(Role::OutletStaff, Some(dest))
+        .ok_or_else(|| anyhow!("no staff"))?;
+    println!(
+        "   outlet staff {} reads it:                {}",
+        staff.id,
+        outcome(&read(&staff.id, parcel.waybill_no.as_str(), "delivery")?)
+    );
+    let printer = carrier
+        .account(Role::PrintStation, Some(&parcel.origin_outlet))
+        .ok_or_else(|| anyhow!("no printer"))?;
+    println!(
+        "   print station {} asks for the label:     {}",
+        printer.id,
+        outcome(&read(&printer.id, parcel.waybill_no.as_str(), "label")?)
+    );
+    println!(
+        "   print station {} asks for delivery data: {}",
+        printer.id,
+        outcome(&read(&printer.id, parcel.waybill_no.as_str(), "delivery")?)
+    );
+    println!(
+        "   auditor A001 looks it up:                {}",
+        outcome(&read(
+            "A001",
+            parcel.waybill_no.as_str(),
+            "breach_notification"
+        )?)
+    );
+
+    // 3. A suspended account is refused.
+    let other = carrier
+        .accounts
+        .iter()
+        .find(|a| {
+            a.role == Role::Courier
+                && a.outlet.as_deref() == Some(dest.as_str())
+                && a.id != courier.id
+        })
+        .ok_or_else(|| anyhow!("no second courier"))?;
+    guard.set_status(
+        local,
+        &other.id,
+        true,
+        Some("demo: device reported stolen"),
+        &meta,
+    )?;
+    println!(
+        "\n3. Courier {} is suspended; it tries again:   {}",
+        other.id,
+        outcome(&read(&other.id, parcel.waybill_no.as_str(), "delivery")?)
+    );
+
+    // 4. A scraper on a staff account hits the rate limit.
+    let scraper = carrier
+        .accounts
+        .iter()
+        .find(|a| {
+            a.role == Role::OutletStaff
+                && a.outlet.as_deref() == Some(dest.as_str())
+                && a.id != staff.id
+        })
+        .unwrap_or(staff);
+    let mine: Vec<&str> = all
+        .iter()
+        .filter(|w| &w.destination_outlet == dest)
+        .map(|w| w.waybill_no.as_str())
+        .collect();
+    let (mut served, mut refused) = (0, 0);
+    for no in &mine {
+        match read(&scraper.id, no, "exception_handling")? {
+            Ok(_) => served += 1,
+            Err(GuardError::RateLimited(_)) => refused += 1,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    let alerts = guard.store().alerts(&AlertFilter {
+        account: Some(scraper.id.clone()),
+        limit: 10,
+        ..Default::default()
+    })?;
+    println!(
+        "\n4. Staff account {} pulls {} records of its outlet at machine speed: {} served, {} refused, {} alert(s): {}",
+        scraper.id,
+        mine.len(),
+        served,
+        refused,
+        alerts.len(),
+        alerts.first().map(|a| a.detail.as_str()).unwrap_or("-")
+    );
+    println!("   (the streaming risk engine will contain such an account outright; this is the interim rate limit)");
+
+    // 5. The audit log verifies against its signed checkpoint.
+    let note = guard.checkpoint()?;
+    let verifier = guard.verifier_key();
+    let report = verify_store(guard.store().as_ref(), &verifier)
+        .map_err(|f| anyhow!("audit log does not verify: {f}"))?;
+    println!("\n5. Audit log: {} entries, every read and denial above among them; verifies against the signed checkpoint:", report.entries);
+    for line in note.lines() {
+        println!("     {line}");
+    }
+
+    // 6. One flipped byte in the store file is caught and named.
+    let target = report.entries / 2;
+    drop(guard);
+    let flipped = flip_byte_of_entry(&data, target)?;
+    let store = SqliteStore::open(&data)?;
+    match verify_store(&store, &verifier) {
+        Ok(_) => bail!("a flipped byte in entry {target} went unnoticed"),
+        Err(f) => println!("\n6. Flipped one byte ({flipped}) inside audit entry {target} in {}:\n   audit verify: {f}", store.db_path().display()),
+    }
+    println!("\nDone in {:.1}s.", started.elapsed().as_secs_f64());
+    Ok(())
+}
+
+/// Flips one byte of the account id inside entry `seq`, directly in the database file, as a tamperer with file
+/// access would. Returns a description of the change.
+fn flip_byte_of_entry(data: &std::path::Path, seq: u64) -> Result<String> {
+    SqliteStore::open(data)?.checkpoint_wal()?;
+    let path = data.join(wbg_store::sqlite_db_file());
+    let mut bytes =
+        std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?;
+    let needle = format!("{{\"seq\":{seq},\"time\":");
+    let at = find(&bytes, needle.as_bytes())
+        .ok_or_else(|| anyhow!("entry {seq} not found in the file"))?;
+    let acct = find(&bytes[at..], b"\"account\":\"")
+        .ok_or_else(|| anyhow!("entry {seq} has no account"))?
+        + at
+        + 11;
+    let before = bytes[acct] as char;
+    bytes[acct] ^= 0x01;
+    let after = bytes[acct] as char;
+    std::fs::write(&path, &bytes)?;
+    Ok(format!(
+        "account id starting '{before}' now starts '{after}'"
+    ))
+}
+
+fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    hay.windows(needle.len()).position(|w| w == needle)
+}

@@ -1,0 +1,680 @@
+//! The HTTP API (axum): thin handlers over the guard, JSON errors, OpenAPI, metrics.
+//!
+//! Nothing here touches personal data except to pass it to the guard and back: request bodies are parsed here
+//! but never logged, parse errors are reduced to messages that cannot echo a value, and the request log records
+//! the route template (`/v1/waybills/{no}`), never the path or query a client sent.
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{ConnectInfo, DefaultBodyLimit, MatchedPath, Path, Query, RawQuery, State};
+use axum::http::{header, HeaderMap, Request, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use base64::{engine::general_purpose::STANDARD as B64, Engine};
+use metrics_exporter_prometheus::PrometheusHandle;
+use serde::{Deserialize, Serialize};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use utoipa::{IntoParams, OpenApi, ToSchema};
+use wbg_core::{Account, Alert, NewWaybill, StatusEvent, WaybillMeta};
+use wbg_guard::{Actor, Guard, GuardError, IngestReport, ReadRequest, RequestMeta, WaybillView};
+use wbg_store::AlertFilter;
+
+/// Largest request body: a full batch of 10,000 waybills fits with room to spare.
+pub const MAX_BODY: usize = 16 * 1024 * 1024;
+
+#[derive(Clone)]
+struct AppState {
+    guard: Arc<Guard>,
+    metrics: PrometheusHandle,
+}
+
+/// The error body every failure returns.
+#[derive(Debug, Serialize, ToSchema)]
+struct ApiErrorBody {
+    error: ApiErrorDetail,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+struct ApiErrorDetail {
+    /// Stable machine-readable code: `unauthenticated`, `account_suspended`, `forbidden`, `rate_limited`,
+    /// `invalid_request`, `invalid_json`, `payload_too_large`, `not_found`, `conflict`, `internal`.
+    code: String,
+    /// Human-readable explanation (never holds personal data).
+    message: String,
+}
+
+struct ApiError {
+    status: StatusCode,
+    code: &'static str,
+    message: String,
+}
+
+impl ApiError {
+    fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> ApiError {
+        ApiError {
+            status,
+            code,
+            message: message.into(),
+        }
+    }
+}
+
+impl From<GuardError> for ApiError {
+    fn from(e: GuardError) -> Self {
+        let status =
+            StatusCode::from_u16(e.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        if status.is_server_error() {
+            // Internal errors name components (store, vault), never values; still, keep details in the log.
+            tracing::error!(error = %e, "request failed");
+        }
+        ApiError {
+            status,
+            code: e.code(),
+            message: e.to_string(),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = ApiErrorBody {
+            error: ApiErrorDetail {
+                code: self.code.into(),
+                message: self.message,
+            },
+        };
+        (self.status, Json(body)).into_response()
+    }
+}
+
+type ApiResult<T> = Result<T, ApiError>;
+
+fn json_error(e: &serde_json::Error) -> ApiError {
+    ApiError::new(
+        StatusCode::BAD_REQUEST,
+        "invalid_json",
+        json_error_message(e),
+    )
+}
+
+/// A JSON parse error as a message that cannot echo a value from the input: serde's own messages quote the
+/// offending value (`invalid type: string "13800138000"`), which may be personal data.
+pub(crate) fn json_error_message(e: &serde_json::Error) -> String {
+    use serde_json::error::Category;
+    let at = format!("at line {} column {}", e.line(), e.column());
+    match e.classify() {
+        Category::Syntax => format!("malformed JSON {at}"),
+        Category::Eof => "the JSON body ends too early".to_owned(),
+        Category::Io => "the body could not be read".to_owned(),
+        Category::Data => {
+            let full = e.to_string();
+            let text = full
+                .rsplit_once(" at line ")
+                .map(|(m, _)| m)
+                .unwrap_or(&full);
+            if text.starts_with("unknown field")
+                || text.starts_with("missing field")
+                || text.starts_with("invalid ")
+            {
+                // Field names and our own validation messages: no values in them.
+                format!("{text} {at}")
+            } else if let Some((_, expected)) = text.split_once(", expected ") {
+                format!("a field has a value that is not allowed (expected {expected}) {at}")
+            } else {
+                format!("a field has the wrong type or value {at}")
+            }
+        }
+    }
+}
+
+fn parse_body<T: serde::de::DeserializeOwned>(body: Result<Bytes, BytesRejection>) -> ApiResult<T> {
+    let bytes = body.map_err(|r| {
+        if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "payload_too_large",
+                format!("the body exceeds {MAX_BODY} bytes"),
+            )
+        } else {
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_request",
+                "the body could not be read",
+            )
+        }
+    })?;
+    serde_json::from_slice(&bytes).map_err(|e| json_error(&e))
+}
+
+/// Decodes a query string with axum's own decoder; errors are reduced so they cannot echo a value.
+fn parse_query<T: serde::de::DeserializeOwned>(q: &RawQuery) -> ApiResult<T> {
+    let text = q.0.as_deref().unwrap_or("");
+    let uri: axum::http::Uri = format!("/?{text}").parse().map_err(|_| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            "malformed query string",
+        )
+    })?;
+    Query::<T>::try_from_uri(&uri).map(|q| q.0).map_err(|e| {
+        let full = e.body_text();
+        let msg = if full.contains("unknown field") || full.contains("missing field") {
+            full.rsplit_once(": ")
+                .map(|(_, m)| m.to_owned())
+                .unwrap_or(full)
+        } else {
+            "a query parameter has the wrong type or value".to_owned()
+        };
+        ApiError::new(StatusCode::BAD_REQUEST, "invalid_request", msg)
+    })
+}
+
+fn bearer(headers: &HeaderMap) -> ApiResult<String> {
+    headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(|t| t.trim().to_owned())
+        .filter(|t| !t.is_empty())
+        .ok_or_else(|| ApiError::from(GuardError::Unauthenticated))
+}
+
+fn request_meta(headers: &HeaderMap, peer: SocketAddr) -> ApiResult<RequestMeta> {
+    let device = match headers.get("x-device-id") {
+        None => None,
+        Some(v) => {
+            let ok = v.to_str().ok().filter(|s| {
+                !s.is_empty()
+                    && s.len() <= 64
+                    && s.bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b"._:-".contains(&b))
+            });
+            Some(
+                ok.ok_or_else(|| {
+                    ApiError::new(
+                        StatusCode::BAD_REQUEST,
+                        "invalid_request",
+                        "X-Device-Id must be 1-64 of A-Z a-z 0-9 . _ : -",
+                    )
+                })?
+                .to_owned(),
+            )
+        }
+    };
+    Ok(RequestMeta {
+        device,
+        ip: Some(peer.ip().to_string()),
+    })
+}
+
+/// Runs a guard call on the blocking pool (store and vault work is synchronous).
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, GuardError> + Send + 'static,
+) -> ApiResult<T> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|_| {
+            ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                "the request was cancelled",
+            )
+        })?
+        .map_err(ApiError::from)
+}
+
+// ───── accounts ─────
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+struct CreateAccount {
+    id: String,
+    role: String,
+    #[serde(default)]
+    outlet: Option<String>,
+    #[serde(default)]
+    merchant: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+struct TokenResponse {
+    id: String,
+    /// The new API token; shown once, stored only as a hash.
+    token: String,
+}
+
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+struct StatusChange {
+    #[serde(default)]
+    reason: Option<String>,
+}
+
+#[utoipa::path(post, path = "/v1/accounts", request_body = CreateAccount, security(("bearer" = [])),
+    responses((status = 201, body = TokenResponse), (status = 400, body = ApiErrorBody), (status = 403, body = ApiErrorBody), (status = 409, body = ApiErrorBody)))]
+async fn create_account(
+    State(s): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> ApiResult<(StatusCode, Json<TokenResponse>)> {
+    let token = bearer(&headers)?;
+    let meta = request_meta(&headers, peer)?;
+    let req: CreateAccount = parse_body(body)?;
+    let (account, new) = blocking(move || {
+        s.guard.create_account(
+            Actor::Token(&token),
+            &req.id,
+            &req.role,
+            req.outlet.as_deref(),
+            req.merchant.as_deref(),
+            &meta,
+        )
+    })
+    .await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(TokenResponse {
+            id: account.id.to_string(),
+            token: new,
+        }),
+    ))
+}
+
+#[utoipa::path(get, path = "/v1/accounts", security(("bearer" = [])), responses((status = 200, body = [Account]), (status = 403, body = ApiErrorBody)))]
+async fn list_accounts(
+    State(s): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+) -> ApiResult<Json<Vec<Account>>> {
+    let token = bearer(&headers)?;
+    let meta = request_meta(&headers, peer)?;
+    Ok(Json(
+        blocking(move || s.guard.accounts(Actor::Token(&token), &meta)).await?,
+    ))
+}
+
+async fn set_status(
+    s: AppState,
+    peer: SocketAddr,
+    headers: HeaderMap,
+    id: String,
+    suspend: bool,
+    body: Result<Bytes, BytesRejection>,
+) -> ApiResult<Json<Account>> {
+    let token = bearer(&headers)?;
+    let meta = request_meta(&headers, peer)?;
+    let change: StatusChange = match &body {
+        Ok(b) if b.is_empty() => StatusChange::default(),
+        _ => parse_body(body)?,
+    };
+    Ok(Json(
+        blocking(move || {
+            s.guard.set_status(
+                Actor::Token(&token),
+                &id,
+                suspend,
+                change.reason.as_deref(),
+                &meta,
+            )
+        })
+        .await?,
+    ))
+}
+
+#[utoipa::path(post, path = "/v1/accounts/{id}/suspend", request_body(content = StatusChange, description = "optional"), security(("bearer" = [])),
+    params(("id" = String, Path)), responses((status = 200, body = Account), (status = 403, body = ApiErrorBody), (status = 404, body = ApiErrorBody)))]
+async fn suspend(
+    State(s): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: Result<Bytes, BytesRejection>,
+) -> ApiResult<Json<Account>> {
+    set_status(s, peer, headers, id, true, body).await
+}
+
+#[utoipa::path(post, path = "/v1/accounts/{id}/reinstate", request_body(content = StatusChange, description = "optional"), security(("bearer" = [])),
+    params(("id" = String, Path)), responses((status = 200, body = Account), (status = 403, body = ApiErrorBody), (status = 404, body = ApiErrorBody)))]
+async fn reinstate(
+    State(s): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: Result<Bytes, BytesRejection>,
+) -> ApiResult<Json<Account>> {
+    set_status(s, peer, headers, id, false, body).await
+}
+
+#[utoipa::path(post, path = "/v1/accounts/{id}/tokens", security(("bearer" = [])), params(("id" = String, Path)),
+    responses((status = 201, body = TokenResponse), (status = 403, body = ApiErrorBody), (status = 404, body = ApiErrorBody)))]
+async fn issue_token(
+    State(s): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> ApiResult<(StatusCode, Json<TokenResponse>)> {
+    let token = bearer(&headers)?;
+    let meta = request_meta(&headers, peer)?;
+    let id2 = id.clone();
+    let new = blocking(move || s.guard.issue_token(Actor::Token(&token), &id2, &meta)).await?;
+    Ok((StatusCode::CREATED, Json(TokenResponse { id, token: new })))
+}
+
+// ───── waybills ─────
+
+/// `{"waybills": [...]}`: the batch form of ingest.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+struct IngestBatch {
+    waybills: Vec<NewWaybill>,
+}
+
+#[utoipa::path(post, path = "/v1/waybills", security(("bearer" = [])),
+    request_body(content = NewWaybill, description = "one waybill, or {\"waybills\": [...]} (at most 10,000), stored all or none"),
+    responses((status = 201, body = IngestReport), (status = 400, body = ApiErrorBody), (status = 403, body = ApiErrorBody),
+        (status = 409, body = ApiErrorBody), (status = 413, body = ApiErrorBody)))]
+async fn ingest(
+    State(s): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> ApiResult<(StatusCode, Json<IngestReport>)> {
+    let token = bearer(&headers)?;
+    let meta = request_meta(&headers, peer)?;
+    let value: serde_json::Value = parse_body(body)?;
+    let batch = if value.get("waybills").is_some() {
+        serde_json::from_value::<IngestBatch>(value)
+            .map_err(|e| json_error(&e))?
+            .waybills
+    } else {
+        vec![serde_json::from_value::<NewWaybill>(value).map_err(|e| json_error(&e))?]
+    };
+    let report = blocking(move || s.guard.ingest(Actor::Token(&token), batch, &meta)).await?;
+    Ok((StatusCode::CREATED, Json(report)))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+struct ReadQuery {
+    /// delivery | exception_handling | customer_service | label | breach_notification
+    purpose: String,
+    /// Customer-service ticket id (starts with a letter).
+    #[serde(default)]
+    ticket: Option<String>,
+}
+
+#[utoipa::path(get, path = "/v1/waybills/{no}", security(("bearer" = [])), params(("no" = String, Path), ReadQuery),
+    responses((status = 200, body = WaybillView), (status = 400, body = ApiErrorBody), (status = 401, body = ApiErrorBody),
+        (status = 403, body = ApiErrorBody), (status = 404, body = ApiErrorBody), (status = 429, body = ApiErrorBody)))]
+async fn read_waybill(
+    State(s): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    Path(no): Path<String>,
+    q: RawQuery,
+) -> ApiResult<Json<WaybillView>> {
+    let token = bearer(&headers)?;
+    let meta = request_meta(&headers, peer)?;
+    let q: ReadQuery = parse_query(&q)?;
+    let view = blocking(move || {
+        let req = ReadRequest {
+            waybill_no: &no,
+            purpose: &q.purpose,
+            ticket: q.ticket.as_deref(),
+        };
+        s.guard.read(&token, &req, &meta)
+    })
+    .await?;
+    Ok(Json(view))
+}
+
+#[utoipa::path(post, path = "/v1/waybills/{no}/events", security(("bearer" = [])), params(("no" = String, Path)), request_body = StatusEvent,
+    responses((status = 200, body = WaybillMeta), (status = 400, body = ApiErrorBody), (status = 403, body = ApiErrorBody),
+        (status = 404, body = ApiErrorBody), (status = 409, body = ApiErrorBody)))]
+async fn record_event(
+    State(s): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    Path(no): Path<String>,
+    body: Result<Bytes, BytesRejection>,
+) -> ApiResult<Json<WaybillMeta>> {
+    let token = bearer(&headers)?;
+    let meta = request_meta(&headers, peer)?;
+    let ev: StatusEvent = parse_body(body)?;
+    Ok(Json(
+        blocking(move || s.guard.record_event(Actor::Token(&token), &no, ev, &meta)).await?,
+    ))
+}
+
+// ───── alerts ─────
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+struct AlertQuery {
+    /// Only this account's alerts.
+    #[serde(default)]
+    account: Option<String>,
+    /// Only this kind (e.g. `rate_limit`).
+    #[serde(default)]
+    kind: Option<String>,
+    /// Only alerts at or after this time (ms since epoch).
+    #[serde(default)]
+    since: Option<i64>,
+    /// At most this many (default 100, max 10,000), newest first.
+    #[serde(default)]
+    limit: Option<usize>,
+}
+
+#[utoipa::path(get, path = "/v1/alerts", security(("bearer" = [])), params(AlertQuery),
+    responses((status = 200, body = [Alert]), (status = 403, body = ApiErrorBody)))]
+async fn alerts(
+    State(s): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    q: RawQuery,
+) -> ApiResult<Json<Vec<Alert>>> {
+    let token = bearer(&headers)?;
+    let meta = request_meta(&headers, peer)?;
+    let q: AlertQuery = parse_query(&q)?;
+    let filter = AlertFilter {
+        account: q.account,
+        kind: q.kind,
+        since: q.since,
+        limit: q.limit.unwrap_or(100),
+    };
+    Ok(Json(
+        blocking(move || s.guard.alerts(Actor::Token(&token), &filter, &meta)).await?,
+    ))
+}
+
+// ───── audit ─────
+
+fn text(body: String) -> Response {
+    ([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], body).into_response()
+}
+
+#[utoipa::path(get, path = "/v1/audit/checkpoint", responses((status = 200, description = "C2SP signed note holding a tlog-checkpoint", content_type = "text/plain")))]
+async fn checkpoint(State(s): State<AppState>) -> ApiResult<Response> {
+    Ok(text(blocking(move || s.guard.checkpoint()).await?))
+}
+
+#[utoipa::path(get, path = "/v1/audit/key", responses((status = 200, description = "the note verifier key, name+hash+base64key", content_type = "text/plain")))]
+async fn verifier_key(State(s): State<AppState>) -> Response {
+    text(format!("{}\n", s.guard.verifier_key().to_text()))
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+struct ProofResponse {
+    /// Leaf index (inclusion) or old size (consistency).
+    from: u64,
+    /// Tree size the proof is for.
+    size: u64,
+    /// RFC 9162 proof hashes, base64, leaf side first.
+    proof: Vec<String>,
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+struct SizeQuery {
+    /// Tree size (default: the current size).
+    #[serde(default)]
+    size: Option<u64>,
+}
+
+#[utoipa::path(get, path = "/v1/audit/proof/{seq}", params(("seq" = u64, Path), SizeQuery),
+    responses((status = 200, body = ProofResponse), (status = 400, body = ApiErrorBody)))]
+async fn inclusion(
+    State(s): State<AppState>,
+    Path(seq): Path<String>,
+    q: RawQuery,
+) -> ApiResult<Json<ProofResponse>> {
+    let seq: u64 = seq.parse().map_err(|_| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            "seq must be a number",
+        )
+    })?;
+    let q: SizeQuery = parse_query(&q)?;
+    let (size, proof) = blocking(move || {
+        let size = match q.size {
+            Some(n) => n,
+            None => s.guard.store().audit_size()?,
+        };
+        Ok((size, s.guard.inclusion_proof(seq, size)?))
+    })
+    .await?;
+    Ok(Json(ProofResponse {
+        from: seq,
+        size,
+        proof: proof.iter().map(|h| B64.encode(h)).collect(),
+    }))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+struct ConsistencyQuery {
+    /// Older tree size.
+    from: u64,
+    /// Newer tree size.
+    to: u64,
+}
+
+#[utoipa::path(get, path = "/v1/audit/consistency", params(ConsistencyQuery),
+    responses((status = 200, body = ProofResponse), (status = 400, body = ApiErrorBody)))]
+async fn consistency(State(s): State<AppState>, q: RawQuery) -> ApiResult<Json<ProofResponse>> {
+    let q: ConsistencyQuery = parse_query(&q)?;
+    let (from, to) = (q.from, q.to);
+    let proof = blocking(move || s.guard.consistency_proof(from, to)).await?;
+    Ok(Json(ProofResponse {
+        from,
+        size: to,
+        proof: proof.iter().map(|h| B64.encode(h)).collect(),
+    }))
+}
+
+#[utoipa::path(get, path = "/v1/audit/entries/{seq}", security(("bearer" = [])), params(("seq" = u64, Path)),
+    responses((status = 200, description = "the exact bytes that were hashed into the log", content_type = "application/json"),
+        (status = 403, body = ApiErrorBody), (status = 404, body = ApiErrorBody)))]
+async fn audit_entry(
+    State(s): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    Path(seq): Path<String>,
+) -> ApiResult<Response> {
+    let token = bearer(&headers)?;
+    let meta = request_meta(&headers, peer)?;
+    let seq: u64 = seq.parse().map_err(|_| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            "seq must be a number",
+        )
+    })?;
+    let bytes = blocking(move || s.guard.audit_entry(Actor::Token(&token), seq, &meta)).await?;
+    Ok(([(header::CONTENT_TYPE, "application/json")], bytes).into_response())
+}
+
+// ───── operations ─────
+
+#[utoipa::path(get, path = "/healthz", responses((status = 200, description = "ok")))]
+async fn healthz(State(s): State<AppState>) -> ApiResult<Response> {
+    blocking(move || s.guard.store().audit_size().map_err(GuardError::from)).await?;
+    Ok(text("ok\n".into()))
+}
+
+#[utoipa::path(get, path = "/metrics", responses((status = 200, description = "Prometheus text format", content_type = "text/plain")))]
+async fn metrics_text(State(s): State<AppState>) -> Response {
+    text(s.metrics.render())
+}
+
+async fn openapi() -> Json<utoipa::openapi::OpenApi> {
+    Json(ApiDoc::openapi())
+}
+
+async fn not_found() -> ApiError {
+    ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint")
+}
+
+struct BearerAuth;
+
+impl utoipa::Modify for BearerAuth {
+    fn modify(&self, api: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+        let components = api.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+    }
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "Waybill Guard", description = "Every read of waybill personal data goes through the guard: policy, risk, audit, then the view the policy allows."),
+    paths(create_account, list_accounts, suspend, reinstate, issue_token, ingest, read_waybill, record_event, alerts,
+        checkpoint, verifier_key, inclusion, consistency, audit_entry, healthz, metrics_text),
+    components(schemas(ApiErrorBody, ApiErrorDetail, CreateAccount, TokenResponse, StatusChange, IngestBatch, ProofResponse)),
+    modifiers(&BearerAuth)
+)]
+struct ApiDoc;
+
+/// The router over a guard.
+pub fn router(guard: Arc<Guard>, metrics: PrometheusHandle) -> Router {
+    let trace = tower_http::trace::TraceLayer::new_for_http().make_span_with(|req: &Request<_>| {
+        // The route template only: paths and queries can carry whatever a client typed.
+        let route = req
+            .extensions()
+            .get::<MatchedPath>()
+            .map(|m| m.as_str().to_owned())
+            .unwrap_or_else(|| "unmatched".into());
+        tracing::info_span!("http", method = %req.method(), route = %route)
+    });
+    Router::new()
+        .route("/v1/accounts", post(create_account).get(list_accounts))
+        .route("/v1/accounts/{id}/suspend", post(suspend))
+        .route("/v1/accounts/{id}/reinstate", post(reinstate))
+        .route("/v1/accounts/{id}/tokens", post(issue_token))
+        .route("/v1/waybills", post(ingest))
+        .route("/v1/waybills/{no}", get(read_waybill))
+        .route("/v1/waybills/{no}/events", post(record_event))
+        .route("/v1/alerts", get(alerts))
+        .route("/v1/audit/checkpoint", get(checkpoint))
+        .route("/v1/audit/key", get(verifier_key))
+        .route("/v1/audit/proof/{seq}", get(inclusion))
+        .route("/v1/audit/consistency", get(consistency))
+        .route("/v1/audit/entries/{seq}", get(audit_entry))
+        .route("/healthz", get(healthz))
+        .route("/metrics", get(metrics_text))
+        .route("/openapi.json", get(openapi))
+        .fallback(not_found)
+        .layer(DefaultBodyLimit::max(MAX_BODY))
+        .layer(trace)
+        .with_state(AppState { guard, metrics })
+}
