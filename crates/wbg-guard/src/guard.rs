@@ -597,10 +597,10 @@ impl Guard {
         if at > now + MAX_CLOCK_SKEW_MS {
             return Err(GuardError::Invalid("at lies in the future".into()));
         }
-        if at < wb.updated_at {
-            return Err(GuardError::Invalid(
-                "at is earlier than the waybill's previous event".into(),
-            ));
+        // Scans may be reported late or backfilled (an order system can ingest after pickup), so the bound is
+        // the previous scan, not the ingest time.
+        if self.store.events(&no)?.last().is_some_and(|prev| at < prev.at) {
+            return Err(GuardError::Invalid("at is earlier than the waybill's previous event".into()));
         }
         let mut next = wb.clone();
         next.status = ev.kind.status();

@@ -1,0 +1,170 @@
+//! Test harness: the real `wbguard` binary, serving on an ephemeral port over its own data and key directories.
+#![allow(dead_code)]
+
+use reqwest::blocking::{Client, RequestBuilder, Response};
+use serde_json::{json, Value};
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_wbguard");
+
+/// A data directory, a key directory beside it (not inside), and a config file.
+pub struct Dirs {
+    pub root: tempfile::TempDir,
+    pub data: PathBuf,
+    pub keys: PathBuf,
+    pub config: PathBuf,
+}
+
+impl Dirs {
+    /// `risk` is a TOML `[risk]` body (empty for the default rate limit).
+    pub fn new(risk: &str) -> Dirs {
+        let root = tempfile::tempdir().unwrap();
+        let data = root.path().join("data");
+        let keys = root.path().join("keys");
+        let config = root.path().join("wbguard.toml");
+        std::fs::write(&config, format!("listen = \"127.0.0.1:0\"\n[risk]\n{risk}\n")).unwrap();
+        Dirs { root, data, keys, config }
+    }
+
+    pub fn cli(&self, args: &[&str]) -> std::process::Output {
+        Command::new(BIN)
+            .args(args)
+            .args(["--config", self.config.to_str().unwrap(), "--data", self.data.to_str().unwrap(), "--keys", self.keys.to_str().unwrap()])
+            .env_remove("WBGUARD_MASTER_KEY")
+            .env_remove("WBGUARD_AUDIT_KEY")
+            .output()
+            .unwrap()
+    }
+
+    /// `wbguard accounts create …`; returns the token (the last line of stdout).
+    pub fn create_account(&self, id: &str, role: &str, outlet: Option<&str>) -> String {
+        let mut args = vec!["accounts", "create", "--id", id, "--role", role];
+        if let Some(o) = outlet {
+            args.extend(["--outlet", o]);
+        }
+        let out = self.cli(&args);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8(out.stdout).unwrap().lines().last().unwrap().trim().to_owned()
+    }
+}
+
+pub struct Server {
+    pub child: Child,
+    pub base: String,
+    pub log: PathBuf,
+    client: Client,
+}
+
+impl Server {
+    /// Starts `wbguard serve`; its stderr (the log) goes to `log`.
+    pub fn start(dirs: &Dirs, log_level: &str) -> Server {
+        let log = dirs.root.path().join(format!("server-{}.log", std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos()));
+        let mut child = Command::new(BIN)
+            .args(["serve", "--config", dirs.config.to_str().unwrap(), "--data", dirs.data.to_str().unwrap(), "--keys", dirs.keys.to_str().unwrap()])
+            .env("WBGUARD_LOG", log_level)
+            .env_remove("WBGUARD_MASTER_KEY")
+            .env_remove("WBGUARD_AUDIT_KEY")
+            .stdout(Stdio::piped())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+        let base = line.trim().strip_prefix("listening on ").unwrap_or_else(|| panic!("unexpected first line {line:?}")).to_owned();
+        let client = Client::builder().timeout(Duration::from_secs(30)).build().unwrap();
+        Server { child, base, log, client }
+    }
+
+    pub fn get(&self, path: &str, token: Option<&str>) -> Response {
+        self.auth(self.client.get(format!("{}{path}", self.base)), token).send().unwrap()
+    }
+
+    pub fn post(&self, path: &str, token: Option<&str>, body: &Value) -> Response {
+        self.auth(self.client.post(format!("{}{path}", self.base)), token).json(body).send().unwrap()
+    }
+
+    pub fn post_raw(&self, path: &str, token: Option<&str>, body: Vec<u8>) -> Response {
+        self.auth(self.client.post(format!("{}{path}", self.base)), token)
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .unwrap()
+    }
+
+    /// Sends raw bytes on a new connection and returns what the server answers (up to 64 KiB or 5 s).
+    pub fn raw_exchange(&self, request: &str) -> String {
+        use std::io::{Read, Write};
+        let addr = self.base.strip_prefix("http://").unwrap();
+        let mut conn = std::net::TcpStream::connect(addr).unwrap();
+        conn.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        conn.write_all(request.as_bytes()).unwrap();
+        let mut buf = vec![0u8; 65536];
+        let mut got = 0;
+        while got < buf.len() {
+            match conn.read(&mut buf[got..]) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => {
+                    got += n;
+                    if String::from_utf8_lossy(&buf[..got]).contains("}}") {
+                        break;
+                    }
+                }
+            }
+        }
+        String::from_utf8_lossy(&buf[..got]).into_owned()
+    }
+
+    fn auth(&self, rb: RequestBuilder, token: Option<&str>) -> RequestBuilder {
+        match token {
+            Some(t) => rb.bearer_auth(t),
+            None => rb,
+        }
+    }
+
+    /// Creates an account over the API; returns its token.
+    pub fn account(&self, admin: &str, id: &str, role: &str, outlet: Option<&str>, merchant: Option<&str>) -> String {
+        let r = self.post("/v1/accounts", Some(admin), &json!({"id": id, "role": role, "outlet": outlet, "merchant": merchant}));
+        assert_eq!(r.status(), 201, "{}", r.text().unwrap());
+        r.json::<Value>().unwrap()["token"].as_str().unwrap().to_owned()
+    }
+
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// A waybill body with the given recipient.
+pub fn waybill(no: &str, merchant: &str, origin: &str, dest: &str, name: &str, phone: &str, detail: &str) -> Value {
+    json!({
+        "waybill_no": no, "merchant": merchant, "origin_outlet": origin, "destination_outlet": dest,
+        "sender": {"name": "寄件人甲", "phone": "13911112222",
+                   "address": {"province": "浙江省", "city": "杭州市", "district": "萧山区", "detail": "发货仓1号"}},
+        "recipient": {"name": name, "phone": phone,
+                      "address": {"province": "广东省", "city": "深圳市", "district": "南山区", "detail": detail}},
+        "items": "测试商品"
+    })
+}
+
+pub fn error_code(r: Response) -> (u16, String) {
+    let status = r.status().as_u16();
+    let v: Value = r.json().unwrap_or(Value::Null);
+    (status, v["error"]["code"].as_str().unwrap_or("").to_owned())
+}
+
+pub fn path_str(p: &Path) -> &str {
+    p.to_str().unwrap()
+}

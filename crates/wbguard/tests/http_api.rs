@@ -1,0 +1,260 @@
+//! The HTTP contract through a real server on an ephemeral port: every policy rule both allowed and denied,
+//! bad input refused without changing anything, and the audit endpoints checked with the standard verifiers.
+mod common;
+
+use base64::{engine::general_purpose::STANDARD as B64, Engine};
+use common::*;
+use serde_json::{json, Value};
+use wbg_audit::merkle::{leaf_hash, verify_consistency, verify_inclusion};
+use wbg_audit::note::NoteVerifier;
+use wbg_audit::Checkpoint;
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64
+}
+
+const H: i64 = 3_600_000;
+
+struct World {
+    s: Server,
+    _dirs: Dirs,
+    admin: String,
+    integ: String,
+}
+
+fn world() -> World {
+    let dirs = Dirs::new("");
+    let admin = dirs.create_account("root", "admin", None);
+    let s = Server::start(&dirs, "info");
+    let integ = s.account(&admin, "I1", "integration", None, None);
+    World { s, _dirs: dirs, admin, integ }
+}
+
+impl World {
+    fn ingest(&self, no: &str, merchant: &str, origin: &str, dest: &str) {
+        let r = self.s.post("/v1/waybills", Some(&self.integ), &waybill(no, merchant, origin, dest, "王芳", "13800135678", "科技园1号"));
+        assert_eq!(r.status(), 201, "{}", r.text().unwrap());
+    }
+
+    fn event(&self, no: &str, kind: &str, outlet: &str, courier: Option<&str>, at: i64) -> (u16, String) {
+        let r = self.s.post(
+            &format!("/v1/waybills/{no}/events"),
+            Some(&self.integ),
+            &json!({"type": kind, "outlet": outlet, "courier": courier, "at": at}),
+        );
+        let status = r.status().as_u16();
+        (status, r.text().unwrap())
+    }
+
+    /// Moves a waybill O1 → O2 to out_for_delivery with courier C2a, all events `ago` ms in the past.
+    fn out_for_delivery(&self, no: &str, ago: i64) {
+        let t = now_ms() - ago;
+        for (i, (k, o, c)) in [("picked_up", "O1", None), ("in_transit", "O1", None), ("at_outlet", "O2", None), ("out_for_delivery", "O2", Some("C2a"))]
+            .into_iter()
+            .enumerate()
+        {
+            let (st, body) = self.event(no, k, o, c, t + i as i64);
+            assert_eq!(st, 200, "{k}: {body}");
+        }
+    }
+
+    fn view(&self, token: &str, no: &str, query: &str) -> (u16, Value) {
+        let r = self.s.get(&format!("/v1/waybills/{no}?{query}"), Some(token));
+        let st = r.status().as_u16();
+        (st, r.json().unwrap_or(Value::Null))
+    }
+}
+
+fn view_name(v: &(u16, Value)) -> String {
+    match v.0 {
+        200 => v.1["view"].as_str().unwrap().to_owned(),
+        _ => format!("{}:{}", v.0, v.1["error"]["code"].as_str().unwrap_or("?")),
+    }
+}
+
+#[test]
+fn policy_rules_over_http() {
+    let w = world();
+    let (s, admin) = (&w.s, w.admin.as_str());
+    let courier = s.account(admin, "C2a", "courier", Some("O2"), None);
+    let courier_b = s.account(admin, "C2b", "courier", Some("O2"), None);
+    let courier_far = s.account(admin, "C9", "courier", Some("O9"), None);
+    let staff = s.account(admin, "S2", "outlet_staff", Some("O2"), None);
+    let staff_far = s.account(admin, "S9", "outlet_staff", Some("O9"), None);
+    let cs = s.account(admin, "K1", "customer_service", None, None);
+    let merchant = s.account(admin, "U1", "merchant", None, Some("M1"));
+    let merchant_b = s.account(admin, "U2", "merchant", None, Some("M2"));
+    let printer = s.account(admin, "P1", "print_station", Some("O1"), None);
+    let printer_far = s.account(admin, "P9", "print_station", Some("O9"), None);
+    let auditor = s.account(admin, "A1", "auditor", None, None);
+
+    w.ingest("W-OUT", "M1", "O1", "O2");
+    w.out_for_delivery("W-OUT", 60_000);
+    w.ingest("W-SIGNED-1H", "M1", "O1", "O2");
+    w.out_for_delivery("W-SIGNED-1H", 2 * H);
+    assert_eq!(w.event("W-SIGNED-1H", "signed", "O2", None, now_ms() - H).0, 200);
+    w.ingest("W-SIGNED-3H", "M1", "O1", "O2");
+    w.out_for_delivery("W-SIGNED-3H", 4 * H);
+    assert_eq!(w.event("W-SIGNED-3H", "signed", "O2", None, now_ms() - 3 * H).0, 200);
+
+    // Courier [T3]: full only for the own delivery, while it needs it; masked on the own outlet; denied elsewhere.
+    let full = w.view(&courier, "W-OUT", "purpose=delivery");
+    assert_eq!(view_name(&full), "full");
+    assert_eq!(full.1["recipient"]["phone"], "13800135678");
+    assert_eq!(full.1["recipient"]["address"]["detail"], "科技园1号");
+    assert_eq!(view_name(&w.view(&courier, "W-SIGNED-1H", "purpose=delivery")), "full");
+    assert_eq!(view_name(&w.view(&courier, "W-SIGNED-3H", "purpose=delivery")), "masked");
+    assert_eq!(view_name(&w.view(&courier_b, "W-OUT", "purpose=delivery")), "masked");
+    assert_eq!(view_name(&w.view(&courier, "W-OUT", "purpose=customer_service")), "masked");
+    assert_eq!(view_name(&w.view(&courier_far, "W-OUT", "purpose=delivery")), "403:forbidden");
+    let masked = w.view(&courier_b, "W-OUT", "purpose=delivery").1;
+    assert_eq!(masked["recipient"]["phone"], "138****5678");
+    assert_eq!(masked["recipient"]["name"], "王*");
+    assert!(masked["recipient"]["address"].get("detail").is_none());
+    assert!(masked.get("items").is_none());
+
+    // Outlet staff [T1]: masked on the own outlet, full only for exception handling there; nothing elsewhere.
+    assert_eq!(view_name(&w.view(&staff, "W-OUT", "purpose=delivery")), "masked");
+    assert_eq!(view_name(&w.view(&staff, "W-OUT", "purpose=exception_handling")), "full");
+    assert_eq!(view_name(&w.view(&staff_far, "W-OUT", "purpose=exception_handling")), "403:forbidden");
+    assert_eq!(view_name(&w.view(&staff_far, "W-OUT", "purpose=delivery")), "403:forbidden");
+
+    // Customer service: masked by default, full only with a ticket.
+    assert_eq!(view_name(&w.view(&cs, "W-OUT", "purpose=customer_service")), "masked");
+    assert_eq!(view_name(&w.view(&cs, "W-OUT", "purpose=customer_service&ticket=T-1001")), "full");
+    assert_eq!(view_name(&w.view(&cs, "W-OUT", "purpose=delivery&ticket=T-1001")), "masked");
+    assert_eq!(view_name(&w.view(&cs, "W-OUT", "purpose=customer_service&ticket=13800135678")), "400:invalid_request");
+
+    // Merchant: own waybills only.
+    assert_eq!(view_name(&w.view(&merchant, "W-OUT", "purpose=label")), "masked");
+    assert_eq!(view_name(&w.view(&merchant, "W-OUT", "purpose=customer_service")), "full");
+    assert_eq!(view_name(&w.view(&merchant_b, "W-OUT", "purpose=customer_service")), "403:forbidden");
+
+    // Print station [T4]: the masked label of parcels it ships, never more.
+    assert_eq!(view_name(&w.view(&printer, "W-OUT", "purpose=label")), "masked");
+    assert_eq!(view_name(&w.view(&printer, "W-OUT", "purpose=delivery")), "403:forbidden");
+    assert_eq!(view_name(&w.view(&printer, "W-OUT", "purpose=customer_service&ticket=T-1")), "403:forbidden");
+    assert_eq!(view_name(&w.view(&printer_far, "W-OUT", "purpose=label")), "403:forbidden");
+
+    // Auditor: routing view and the audit log; admin: accounts, no personal data; integration: writes only.
+    let routing = w.view(&auditor, "W-OUT", "purpose=breach_notification");
+    assert_eq!(view_name(&routing), "routing");
+    assert!(routing.1.get("recipient").is_none() && routing.1.get("sender").is_none());
+    assert_eq!(routing.1["history"].as_array().unwrap().len(), 4);
+    assert_eq!(view_name(&w.view(admin, "W-OUT", "purpose=customer_service&ticket=T-1")), "403:forbidden");
+    assert_eq!(view_name(&w.view(&w.integ, "W-OUT", "purpose=delivery")), "403:forbidden");
+    assert_eq!(error_code(s.post("/v1/accounts", Some(&auditor), &json!({"id": "X1", "role": "admin"}))), (403, "forbidden".into()));
+    assert_eq!(s.get("/v1/audit/entries/0", Some(&auditor)).status(), 200);
+    assert_eq!(s.get("/v1/audit/entries/0", Some(&courier)).status(), 403);
+    assert_eq!(s.get("/v1/alerts", Some(&auditor)).status(), 200);
+    assert_eq!(s.get("/v1/alerts", Some(&staff)).status(), 403);
+
+    // Scan events: staff scan at their own outlet only.
+    let r = s.post("/v1/waybills/W-OUT/events", Some(&staff_far), &json!({"type": "at_outlet", "outlet": "O9"}));
+    assert_eq!(error_code(r).0, 403);
+
+    // Suspension refuses at once; reinstatement restores.
+    assert_eq!(s.post("/v1/accounts/C2a/suspend", Some(admin), &json!({"reason": "device lost"})).status(), 200);
+    assert_eq!(view_name(&w.view(&courier, "W-OUT", "purpose=delivery")), "403:account_suspended");
+    assert_eq!(s.post("/v1/accounts/C2a/reinstate", Some(admin), &json!({})).status(), 200);
+    assert_eq!(view_name(&w.view(&courier, "W-OUT", "purpose=delivery")), "full");
+
+    // Authentication.
+    assert_eq!(error_code(s.get("/v1/waybills/W-OUT?purpose=delivery", None)), (401, "unauthenticated".into()));
+    assert_eq!(error_code(s.get("/v1/waybills/W-OUT?purpose=delivery", Some("wbg_nope"))), (401, "unauthenticated".into()));
+    let second = s.post("/v1/accounts/C2b/tokens", Some(admin), &json!({}));
+    assert_eq!(second.status(), 201);
+    let t2 = second.json::<Value>().unwrap()["token"].as_str().unwrap().to_owned();
+    assert_eq!(view_name(&w.view(&t2, "W-OUT", "purpose=delivery")), "masked");
+}
+
+#[test]
+fn bad_input_is_refused_and_changes_nothing() {
+    let w = world();
+    let s = &w.s;
+    let t = Some(w.integ.as_str());
+    let size = |s: &Server| s.get("/v1/audit/checkpoint", None).text().unwrap().lines().nth(1).unwrap().parse::<u64>().unwrap();
+    w.ingest("W1", "M1", "O1", "O2");
+
+    assert_eq!(error_code(s.post_raw("/v1/waybills", t, b"{\"waybill_no\": ".to_vec())), (400, "invalid_json".into()));
+    assert_eq!(error_code(s.post_raw("/v1/waybills", t, b"not json".to_vec())), (400, "invalid_json".into()));
+    let mut extra = waybill("W2", "M1", "O1", "O2", "李四", "13700001111", "x");
+    extra["vip"] = json!(true);
+    assert_eq!(error_code(s.post("/v1/waybills", t, &extra)), (400, "invalid_json".into()));
+    let bad_phone = waybill("W3", "M1", "O1", "O2", "李四", "12345", "x");
+    let r = s.post("/v1/waybills", t, &bad_phone);
+    let (st, body) = (r.status().as_u16(), r.text().unwrap());
+    assert_eq!(st, 400);
+    assert!(body.contains("recipient.phone") && !body.contains("12345"), "{body}");
+    // The server answers 413 as soon as it sees the declared length, without reading the body.
+    let answer = s.raw_exchange(&format!(
+        "POST /v1/waybills HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+        w.integ,
+        17 * 1024 * 1024
+    ));
+    assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
+    assert!(answer.contains("\"payload_too_large\""), "{answer}");
+    // A batch with one new and one existing waybill stores neither.
+    let batch = json!({"waybills": [waybill("W4", "M1", "O1", "O2", "赵六", "13600001111", "y"), waybill("W1", "M1", "O1", "O2", "王芳", "13800135678", "z")]});
+    assert_eq!(error_code(s.post("/v1/waybills", t, &batch)), (409, "conflict".into()));
+    let auditor = s.account(&w.admin, "A1", "auditor", None, None);
+    let before = size(s);
+    assert_eq!(view_name(&w.view(&auditor, "W4", "purpose=breach_notification")), "404:not_found");
+    assert_eq!(view_name(&w.view(&auditor, "W3", "purpose=breach_notification")), "404:not_found");
+    assert_eq!(view_name(&w.view(&auditor, "W1", "purpose=curiosity")), "400:invalid_request");
+    assert_eq!(view_name(&w.view(&auditor, "W1", "purpose=delivery&extra=1")), "400:invalid_request");
+    assert_eq!(size(s), before + 2, "the two not-found lookups are audited, the malformed ones change nothing");
+    // Impossible transitions are 409 and leave the status alone.
+    assert_eq!(w.event("W1", "signed", "O2", None, now_ms()).0, 409);
+    assert_eq!(w.event("W1", "out_for_delivery", "O2", Some("C404"), now_ms()).0, 409);
+    assert_eq!(w.event("W1", "picked_up", "O1", None, now_ms() + 3_600_000).0, 400);
+    assert_eq!(w.view(&auditor, "W1", "purpose=breach_notification").1["status"], "created");
+    assert_eq!(error_code(s.get("/v1/nowhere", None)), (404, "not_found".into()));
+}
+
+#[test]
+fn audit_endpoints_verify_with_standard_algorithms() {
+    let w = world();
+    let s = &w.s;
+    let courier = s.account(&w.admin, "C2a", "courier", Some("O2"), None);
+    w.ingest("W1", "M1", "O1", "O2");
+    w.out_for_delivery("W1", 60_000);
+    let read = w.view(&courier, "W1", "purpose=delivery").1;
+    let seq = read["audit_seq"].as_u64().unwrap();
+
+    let vkey = s.get("/v1/audit/key", None).text().unwrap();
+    let verifier = NoteVerifier::from_text(&vkey).unwrap();
+    let note1 = s.get("/v1/audit/checkpoint", None).text().unwrap();
+    let cp1 = Checkpoint::parse(verifier.open(&note1).unwrap()).unwrap();
+    assert!(cp1.size > seq);
+
+    // The entry's exact bytes, its inclusion proof, and the signed root agree.
+    let entry = s.get(&format!("/v1/audit/entries/{seq}"), Some(&w.admin)).bytes().unwrap();
+    let e: Value = serde_json::from_slice(&entry).unwrap();
+    assert_eq!((e["account"].as_str(), e["view"].as_str(), e["waybill"].as_str()), (Some("C2a"), Some("full"), Some("W1")));
+    assert!(e["fields"].as_array().unwrap().iter().any(|f| f == "recipient.phone"));
+    assert!(!String::from_utf8_lossy(&entry).contains("13800135678"));
+    let proof: Value = s.get(&format!("/v1/audit/proof/{seq}?size={}", cp1.size), None).json().unwrap();
+    let hashes: Vec<[u8; 32]> = proof["proof"].as_array().unwrap().iter().map(|h| B64.decode(h.as_str().unwrap()).unwrap().try_into().unwrap()).collect();
+    assert!(verify_inclusion(&leaf_hash(&entry), seq, cp1.size, &hashes, &cp1.root));
+
+    // More activity, a new checkpoint, and a consistency proof between the two.
+    for _ in 0..5 {
+        w.view(&courier, "W1", "purpose=delivery");
+    }
+    let note2 = s.get("/v1/audit/checkpoint", None).text().unwrap();
+    let cp2 = Checkpoint::parse(verifier.open(&note2).unwrap()).unwrap();
+    let cons: Value = s.get(&format!("/v1/audit/consistency?from={}&to={}", cp1.size, cp2.size), None).json().unwrap();
+    let hashes: Vec<[u8; 32]> = cons["proof"].as_array().unwrap().iter().map(|h| B64.decode(h.as_str().unwrap()).unwrap().try_into().unwrap()).collect();
+    assert!(verify_consistency(cp1.size, cp2.size, &cp1.root, &cp2.root, &hashes));
+    assert_eq!(error_code(s.get(&format!("/v1/audit/proof/0?size={}", cp2.size + 100), None)).0, 400);
+
+    // Operations endpoints.
+    assert_eq!(s.get("/healthz", None).text().unwrap(), "ok\n");
+    let metrics = s.get("/metrics", None).text().unwrap();
+    assert!(metrics.contains("wbguard_reads_total"), "{metrics}");
+    let api: Value = s.get("/openapi.json", None).json().unwrap();
+    for p in ["/v1/waybills/{no}", "/v1/waybills", "/v1/audit/checkpoint", "/v1/accounts/{id}/suspend"] {
+        assert!(api["paths"].get(p).is_some(), "{p} missing from the OpenAPI document");
+    }
+}
