@@ -129,7 +129,7 @@ pub fn range_hash(src: &dyn NodeSource, start: u64, end: u64) -> Result<Hash, Au
     if n == 0 {
         return Ok(empty_root());
     }
-    if n.is_power_of_two() && start % n == 0 {
+    if n.is_power_of_two() && start.is_multiple_of(n) {
         return src.node(n.trailing_zeros(), start / n);
     }
     let k = split(n);

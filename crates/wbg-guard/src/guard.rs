@@ -186,6 +186,14 @@ fn fields_of(view: View) -> &'static [(Field, &'static str)] {
     }
 }
 
+/// A requested waybill number as it may be recorded (audit, log, error message): as given, unless it reads as
+/// a phone number — people paste phone numbers into lookup fields, and those must not be stored or echoed.
+fn recordable(requested: &str) -> Option<&str> {
+    wbg_core::normalize_phone(requested)
+        .is_err()
+        .then_some(requested)
+}
+
 /// A ticket id: a letter, then up to 39 letters, digits or dashes. It must start with a letter so that a phone
 /// number cannot pose as a ticket (and so reach the audit log).
 fn valid_ticket(t: &str) -> bool {
@@ -219,7 +227,7 @@ impl Guard {
         let (master, signer, report) = match cfg.keys {
             KeyConfig::Given { master, signer } => {
                 let signer = match signer {
-                    Some(s) => s,
+                    Some(s) => *s,
                     None => NoteSigner::generate(&origin)
                         .map_err(|e| GuardError::Config(e.to_string()))?,
                 };
@@ -364,6 +372,17 @@ impl Guard {
             Ok(v) => v.view.as_str(),
             Err(e) => e.code(),
         };
+        // Identifiers and the outcome only. The waybill number is logged only once it has parsed as one, so a
+        // phone number pasted into the path cannot reach the log.
+        tracing::debug!(
+            waybill = wbg_core::WaybillNo::parse(req.waybill_no)
+                .ok()
+                .and_then(|n| recordable(n.as_str()).map(str::to_owned))
+                .unwrap_or_else(|| "<withheld>".into()),
+            outcome = label,
+            audit_seq = out.as_ref().ok().map(|v| v.audit_seq),
+            "guarded read"
+        );
         metrics::counter!("wbguard_reads_total", "outcome" => label).increment(1);
         out
     }
@@ -386,15 +405,21 @@ impl Guard {
             }
         }
         let mut e = entry(account.id.as_str(), meta, "view");
-        e.waybill = Some(no.to_string());
+        e.waybill = recordable(no.as_str()).map(str::to_owned);
         e.purpose = Some(purpose.as_str().into());
-        e.detail = req.ticket.map(|t| format!("ticket={t}"));
+        e.detail = match (req.ticket, e.waybill.is_none()) {
+            (Some(t), _) => Some(format!("ticket={t}")),
+            (None, true) => Some("requested=phone-like".into()),
+            (None, false) => None,
+        };
         self.require_active(&account, &e)?;
 
         let Some((wb, sealed)) = self.store.waybill(&no)? else {
             // Lookups of numbers that do not exist are audited: guessing numbers is how scrapers enumerate.
-            return Err(self.deny(e, GuardError::NotFound(format!("waybill {no} not found"))));
+            return Err(self.deny(e, GuardError::NotFound("no such waybill".into())));
         };
+        // It exists, so it is a waybill number, whatever it looks like.
+        e.waybill = Some(no.to_string());
         let now = now_millis();
         let ctx = ReadContext {
             purpose,
@@ -574,7 +599,7 @@ impl Guard {
         e.detail = Some(format!("type={} outlet={}", ev.kind.as_str(), ev.outlet));
         self.require_active(&account, &e)?;
         let Some((wb, _)) = self.store.waybill(&no)? else {
-            return Err(GuardError::NotFound(format!("waybill {no} not found")));
+            return Err(GuardError::NotFound("no such waybill".into()));
         };
         if let Actor::Token(_) = actor {
             let action = WriteAction::RecordEvent {
@@ -599,8 +624,15 @@ impl Guard {
         }
         // Scans may be reported late or backfilled (an order system can ingest after pickup), so the bound is
         // the previous scan, not the ingest time.
-        if self.store.events(&no)?.last().is_some_and(|prev| at < prev.at) {
-            return Err(GuardError::Invalid("at is earlier than the waybill's previous event".into()));
+        if self
+            .store
+            .events(&no)?
+            .last()
+            .is_some_and(|prev| at < prev.at)
+        {
+            return Err(GuardError::Invalid(
+                "at is earlier than the waybill's previous event".into(),
+            ));
         }
         let mut next = wb.clone();
         next.status = ev.kind.status();

@@ -21,8 +21,8 @@ pub enum KeyConfig {
     Given {
         /// The master key.
         master: MasterKey,
-        /// The audit signing key; its name must be the log's origin.
-        signer: Option<NoteSigner>,
+        /// The audit signing key; its name must be the log's origin. `None`: a fresh key for this run.
+        signer: Option<Box<NoteSigner>>,
     },
 }
 

@@ -19,6 +19,9 @@ pub trait WrappedKeyStore: Send + Sync {
     fn put_wrapped_key_if_absent(&self, id: &str, wrapped: &[u8]) -> Result<Vec<u8>, String>;
 }
 
+/// Blind-index tokens of a waybill: recipient's phone, name, address, then the sender's.
+pub type BlindTokens = Vec<(BlindKind, [u8; 16])>;
+
 /// The retention bucket of a moment: its day number since the epoch (UTC).
 pub fn bucket_of(at: Millis) -> i64 {
     at.div_euclid(86_400_000)
@@ -183,7 +186,7 @@ impl Vault {
         &self,
         wb: &NewWaybill,
         bucket: i64,
-    ) -> Result<(SealedFields, Vec<(BlindKind, [u8; 16])>), VaultError> {
+    ) -> Result<(SealedFields, BlindTokens), VaultError> {
         let key = self.data_key(bucket, true)?;
         let region =
             |a: &wbg_core::Address| format!("{}\u{1f}{}\u{1f}{}", a.province, a.city, a.district);

@@ -102,9 +102,13 @@ fn json_error(e: &serde_json::Error) -> ApiError {
 /// offending value (`invalid type: string "13800138000"`), which may be personal data.
 pub(crate) fn json_error_message(e: &serde_json::Error) -> String {
     use serde_json::error::Category;
-    let at = format!("at line {} column {}", e.line(), e.column());
+    let at = if e.line() == 0 {
+        String::new()
+    } else {
+        format!(" at line {} column {}", e.line(), e.column())
+    };
     match e.classify() {
-        Category::Syntax => format!("malformed JSON {at}"),
+        Category::Syntax => format!("malformed JSON{at}"),
         Category::Eof => "the JSON body ends too early".to_owned(),
         Category::Io => "the body could not be read".to_owned(),
         Category::Data => {
@@ -113,23 +117,17 @@ pub(crate) fn json_error_message(e: &serde_json::Error) -> String {
                 .rsplit_once(" at line ")
                 .map(|(m, _)| m)
                 .unwrap_or(&full);
-            if text.starts_with("unknown field")
-                || text.starts_with("missing field")
-                || text.starts_with("invalid ")
-            {
-                // Field names and our own validation messages: no values in them.
-                format!("{text} {at}")
-            } else if let Some((_, expected)) = text.split_once(", expected ") {
-                format!("a field has a value that is not allowed (expected {expected}) {at}")
-            } else {
-                format!("a field has the wrong type or value {at}")
-            }
+            format!("{}{at}", reduce_serde_message(text, "a field"))
         }
     }
 }
 
 fn parse_body<T: serde::de::DeserializeOwned>(body: Result<Bytes, BytesRejection>) -> ApiResult<T> {
-    let bytes = body.map_err(|r| {
+    serde_json::from_slice(&body_bytes(body)?).map_err(|e| json_error(&e))
+}
+
+fn body_bytes(body: Result<Bytes, BytesRejection>) -> ApiResult<Bytes> {
+    body.map_err(|r| {
         if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
             ApiError::new(
                 StatusCode::PAYLOAD_TOO_LARGE,
@@ -143,8 +141,7 @@ fn parse_body<T: serde::de::DeserializeOwned>(body: Result<Bytes, BytesRejection
                 "the body could not be read",
             )
         }
-    })?;
-    serde_json::from_slice(&bytes).map_err(|e| json_error(&e))
+    })
 }
 
 /// Decodes a query string with axum's own decoder; errors are reduced so they cannot echo a value.
@@ -159,15 +156,48 @@ fn parse_query<T: serde::de::DeserializeOwned>(q: &RawQuery) -> ApiResult<T> {
     })?;
     Query::<T>::try_from_uri(&uri).map(|q| q.0).map_err(|e| {
         let full = e.body_text();
-        let msg = if full.contains("unknown field") || full.contains("missing field") {
-            full.rsplit_once(": ")
-                .map(|(_, m)| m.to_owned())
-                .unwrap_or(full)
-        } else {
-            "a query parameter has the wrong type or value".to_owned()
-        };
-        ApiError::new(StatusCode::BAD_REQUEST, "invalid_request", msg)
+        let text = full.split_once(": ").map(|(_, m)| m).unwrap_or(&full);
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            reduce_serde_message(text, "a query parameter"),
+        )
     })
+}
+
+/// Reduces a serde data-error message (without position) to one that cannot echo client input: serde quotes
+/// offending values (`invalid type: string "13800138000"`) and unknown keys, and a client may put a phone number
+/// in either. Field names are kept only when they look like identifiers (ASCII letters and `_`).
+fn reduce_serde_message(text: &str, what: &str) -> String {
+    fn identifier(s: &str) -> bool {
+        !s.is_empty() && s.len() <= 40 && s.bytes().all(|b| b.is_ascii_alphabetic() || b == b'_')
+    }
+    let quoted = text.split('`').nth(1).unwrap_or("");
+    let expected = text.split_once(", expected ").map(|(_, e)| e);
+    if text.starts_with("unknown field") {
+        let name = if identifier(quoted) {
+            format!(" `{quoted}`")
+        } else {
+            String::new()
+        };
+        match expected {
+            Some(exp) => format!("unknown field{name}, expected {exp}"),
+            None => format!("unknown field{name}"),
+        }
+    } else if text.starts_with("missing field") && identifier(quoted) {
+        format!("missing field `{quoted}`")
+    } else if text.starts_with("invalid ")
+        && !["invalid type", "invalid value", "invalid length"]
+            .iter()
+            .any(|p| text.starts_with(p))
+    {
+        // Our own validation messages (`invalid recipient.phone: must be …`) name fields, never values.
+        text.to_owned()
+    } else if let Some(exp) = expected {
+        format!("{what} has a value that is not allowed (expected {exp})")
+    } else {
+        format!("{what} has the wrong type or value")
+    }
 }
 
 fn bearer(headers: &HeaderMap) -> ApiResult<String> {
@@ -383,13 +413,17 @@ async fn ingest(
 ) -> ApiResult<(StatusCode, Json<IngestReport>)> {
     let token = bearer(&headers)?;
     let meta = request_meta(&headers, peer)?;
-    let value: serde_json::Value = parse_body(body)?;
-    let batch = if value.get("waybills").is_some() {
-        serde_json::from_value::<IngestBatch>(value)
+    let bytes = body_bytes(body)?;
+    // Tell the two forms apart by their top-level keys, then parse the bytes themselves, so errors keep their
+    // line and column.
+    let shape: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_slice(&bytes).map_err(|e| json_error(&e))?;
+    let batch = if shape.contains_key("waybills") {
+        serde_json::from_slice::<IngestBatch>(&bytes)
             .map_err(|e| json_error(&e))?
             .waybills
     } else {
-        vec![serde_json::from_value::<NewWaybill>(value).map_err(|e| json_error(&e))?]
+        vec![serde_json::from_slice::<NewWaybill>(&bytes).map_err(|e| json_error(&e))?]
     };
     let report = blocking(move || s.guard.ingest(Actor::Token(&token), batch, &meta)).await?;
     Ok((StatusCode::CREATED, Json(report)))
@@ -620,15 +654,22 @@ async fn openapi() -> Json<utoipa::openapi::OpenApi> {
 
 /// Refuses a body whose declared length is over the limit before reading any of it (a body without a declared
 /// length is cut off at the limit while it is read).
-async fn declared_length_limit(req: axum::extract::Request, next: axum::middleware::Next) -> Response {
+async fn declared_length_limit(
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
     let declared = req
         .headers()
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
     if declared.is_some_and(|n| n > MAX_BODY as u64) {
-        return ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", format!("the body exceeds {MAX_BODY} bytes"))
-            .into_response();
+        return ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            format!("the body exceeds {MAX_BODY} bytes"),
+        )
+        .into_response();
     }
     next.run(req).await
 }
@@ -693,4 +734,47 @@ pub fn router(guard: Arc<Guard>, metrics: PrometheusHandle) -> Router {
         .layer(axum::middleware::from_fn(declared_length_limit))
         .layer(trace)
         .with_state(AppState { guard, metrics })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn serde_messages_lose_client_values_but_keep_names() {
+        let r = |t| reduce_serde_message(t, "a field");
+        assert_eq!(
+            r("unknown field `vip`, expected one of `a`, `b`"),
+            "unknown field `vip`, expected one of `a`, `b`"
+        );
+        assert_eq!(
+            r("unknown field `13912345678`, expected `a`"),
+            "unknown field, expected `a`"
+        );
+        assert_eq!(
+            r("unknown field `欧阳`, expected `a`"),
+            "unknown field, expected `a`"
+        );
+        assert_eq!(r("missing field `purpose`"), "missing field `purpose`");
+        assert_eq!(
+            r("invalid type: integer `13912345678`, expected a string"),
+            "a field has a value that is not allowed (expected a string)"
+        );
+        assert_eq!(
+            r("invalid value: string \"x\", expected y"),
+            "a field has a value that is not allowed (expected y)"
+        );
+        assert_eq!(
+            r("unknown variant `13912345678`, expected `a` or `b`"),
+            "a field has a value that is not allowed (expected `a` or `b`)"
+        );
+        assert_eq!(
+            r("invalid recipient.phone: must be an 11-digit mobile number"),
+            "invalid recipient.phone: must be an 11-digit mobile number"
+        );
+        assert_eq!(
+            r("something else entirely 13912345678"),
+            "a field has the wrong type or value"
+        );
+    }
 }

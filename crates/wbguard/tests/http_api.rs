@@ -10,7 +10,10 @@ use wbg_audit::note::NoteVerifier;
 use wbg_audit::Checkpoint;
 
 fn now_ms() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
 }
 
 const H: i64 = 3_600_000;
@@ -27,16 +30,40 @@ fn world() -> World {
     let admin = dirs.create_account("root", "admin", None);
     let s = Server::start(&dirs, "info");
     let integ = s.account(&admin, "I1", "integration", None, None);
-    World { s, _dirs: dirs, admin, integ }
+    World {
+        s,
+        _dirs: dirs,
+        admin,
+        integ,
+    }
 }
 
 impl World {
     fn ingest(&self, no: &str, merchant: &str, origin: &str, dest: &str) {
-        let r = self.s.post("/v1/waybills", Some(&self.integ), &waybill(no, merchant, origin, dest, "王芳", "13800135678", "科技园1号"));
+        let r = self.s.post(
+            "/v1/waybills",
+            Some(&self.integ),
+            &waybill(
+                no,
+                merchant,
+                origin,
+                dest,
+                "王芳",
+                "13800135678",
+                "科技园1号",
+            ),
+        );
         assert_eq!(r.status(), 201, "{}", r.text().unwrap());
     }
 
-    fn event(&self, no: &str, kind: &str, outlet: &str, courier: Option<&str>, at: i64) -> (u16, String) {
+    fn event(
+        &self,
+        no: &str,
+        kind: &str,
+        outlet: &str,
+        courier: Option<&str>,
+        at: i64,
+    ) -> (u16, String) {
         let r = self.s.post(
             &format!("/v1/waybills/{no}/events"),
             Some(&self.integ),
@@ -49,9 +76,14 @@ impl World {
     /// Moves a waybill O1 → O2 to out_for_delivery with courier C2a, all events `ago` ms in the past.
     fn out_for_delivery(&self, no: &str, ago: i64) {
         let t = now_ms() - ago;
-        for (i, (k, o, c)) in [("picked_up", "O1", None), ("in_transit", "O1", None), ("at_outlet", "O2", None), ("out_for_delivery", "O2", Some("C2a"))]
-            .into_iter()
-            .enumerate()
+        for (i, (k, o, c)) in [
+            ("picked_up", "O1", None),
+            ("in_transit", "O1", None),
+            ("at_outlet", "O2", None),
+            ("out_for_delivery", "O2", Some("C2a")),
+        ]
+        .into_iter()
+        .enumerate()
         {
             let (st, body) = self.event(no, k, o, c, t + i as i64);
             assert_eq!(st, 200, "{k}: {body}");
@@ -59,7 +91,9 @@ impl World {
     }
 
     fn view(&self, token: &str, no: &str, query: &str) -> (u16, Value) {
-        let r = self.s.get(&format!("/v1/waybills/{no}?{query}"), Some(token));
+        let r = self
+            .s
+            .get(&format!("/v1/waybills/{no}?{query}"), Some(token));
         let st = r.status().as_u16();
         (st, r.json().unwrap_or(Value::Null))
     }
@@ -92,21 +126,43 @@ fn policy_rules_over_http() {
     w.out_for_delivery("W-OUT", 60_000);
     w.ingest("W-SIGNED-1H", "M1", "O1", "O2");
     w.out_for_delivery("W-SIGNED-1H", 2 * H);
-    assert_eq!(w.event("W-SIGNED-1H", "signed", "O2", None, now_ms() - H).0, 200);
+    assert_eq!(
+        w.event("W-SIGNED-1H", "signed", "O2", None, now_ms() - H).0,
+        200
+    );
     w.ingest("W-SIGNED-3H", "M1", "O1", "O2");
     w.out_for_delivery("W-SIGNED-3H", 4 * H);
-    assert_eq!(w.event("W-SIGNED-3H", "signed", "O2", None, now_ms() - 3 * H).0, 200);
+    assert_eq!(
+        w.event("W-SIGNED-3H", "signed", "O2", None, now_ms() - 3 * H)
+            .0,
+        200
+    );
 
     // Courier [T3]: full only for the own delivery, while it needs it; masked on the own outlet; denied elsewhere.
     let full = w.view(&courier, "W-OUT", "purpose=delivery");
     assert_eq!(view_name(&full), "full");
     assert_eq!(full.1["recipient"]["phone"], "13800135678");
     assert_eq!(full.1["recipient"]["address"]["detail"], "科技园1号");
-    assert_eq!(view_name(&w.view(&courier, "W-SIGNED-1H", "purpose=delivery")), "full");
-    assert_eq!(view_name(&w.view(&courier, "W-SIGNED-3H", "purpose=delivery")), "masked");
-    assert_eq!(view_name(&w.view(&courier_b, "W-OUT", "purpose=delivery")), "masked");
-    assert_eq!(view_name(&w.view(&courier, "W-OUT", "purpose=customer_service")), "masked");
-    assert_eq!(view_name(&w.view(&courier_far, "W-OUT", "purpose=delivery")), "403:forbidden");
+    assert_eq!(
+        view_name(&w.view(&courier, "W-SIGNED-1H", "purpose=delivery")),
+        "full"
+    );
+    assert_eq!(
+        view_name(&w.view(&courier, "W-SIGNED-3H", "purpose=delivery")),
+        "masked"
+    );
+    assert_eq!(
+        view_name(&w.view(&courier_b, "W-OUT", "purpose=delivery")),
+        "masked"
+    );
+    assert_eq!(
+        view_name(&w.view(&courier, "W-OUT", "purpose=customer_service")),
+        "masked"
+    );
+    assert_eq!(
+        view_name(&w.view(&courier_far, "W-OUT", "purpose=delivery")),
+        "403:forbidden"
+    );
     let masked = w.view(&courier_b, "W-OUT", "purpose=delivery").1;
     assert_eq!(masked["recipient"]["phone"], "138****5678");
     assert_eq!(masked["recipient"]["name"], "王*");
@@ -114,58 +170,150 @@ fn policy_rules_over_http() {
     assert!(masked.get("items").is_none());
 
     // Outlet staff [T1]: masked on the own outlet, full only for exception handling there; nothing elsewhere.
-    assert_eq!(view_name(&w.view(&staff, "W-OUT", "purpose=delivery")), "masked");
-    assert_eq!(view_name(&w.view(&staff, "W-OUT", "purpose=exception_handling")), "full");
-    assert_eq!(view_name(&w.view(&staff_far, "W-OUT", "purpose=exception_handling")), "403:forbidden");
-    assert_eq!(view_name(&w.view(&staff_far, "W-OUT", "purpose=delivery")), "403:forbidden");
+    assert_eq!(
+        view_name(&w.view(&staff, "W-OUT", "purpose=delivery")),
+        "masked"
+    );
+    assert_eq!(
+        view_name(&w.view(&staff, "W-OUT", "purpose=exception_handling")),
+        "full"
+    );
+    assert_eq!(
+        view_name(&w.view(&staff_far, "W-OUT", "purpose=exception_handling")),
+        "403:forbidden"
+    );
+    assert_eq!(
+        view_name(&w.view(&staff_far, "W-OUT", "purpose=delivery")),
+        "403:forbidden"
+    );
 
     // Customer service: masked by default, full only with a ticket.
-    assert_eq!(view_name(&w.view(&cs, "W-OUT", "purpose=customer_service")), "masked");
-    assert_eq!(view_name(&w.view(&cs, "W-OUT", "purpose=customer_service&ticket=T-1001")), "full");
-    assert_eq!(view_name(&w.view(&cs, "W-OUT", "purpose=delivery&ticket=T-1001")), "masked");
-    assert_eq!(view_name(&w.view(&cs, "W-OUT", "purpose=customer_service&ticket=13800135678")), "400:invalid_request");
+    assert_eq!(
+        view_name(&w.view(&cs, "W-OUT", "purpose=customer_service")),
+        "masked"
+    );
+    assert_eq!(
+        view_name(&w.view(&cs, "W-OUT", "purpose=customer_service&ticket=T-1001")),
+        "full"
+    );
+    assert_eq!(
+        view_name(&w.view(&cs, "W-OUT", "purpose=delivery&ticket=T-1001")),
+        "masked"
+    );
+    assert_eq!(
+        view_name(&w.view(&cs, "W-OUT", "purpose=customer_service&ticket=13800135678")),
+        "400:invalid_request"
+    );
 
     // Merchant: own waybills only.
-    assert_eq!(view_name(&w.view(&merchant, "W-OUT", "purpose=label")), "masked");
-    assert_eq!(view_name(&w.view(&merchant, "W-OUT", "purpose=customer_service")), "full");
-    assert_eq!(view_name(&w.view(&merchant_b, "W-OUT", "purpose=customer_service")), "403:forbidden");
+    assert_eq!(
+        view_name(&w.view(&merchant, "W-OUT", "purpose=label")),
+        "masked"
+    );
+    assert_eq!(
+        view_name(&w.view(&merchant, "W-OUT", "purpose=customer_service")),
+        "full"
+    );
+    assert_eq!(
+        view_name(&w.view(&merchant_b, "W-OUT", "purpose=customer_service")),
+        "403:forbidden"
+    );
 
     // Print station [T4]: the masked label of parcels it ships, never more.
-    assert_eq!(view_name(&w.view(&printer, "W-OUT", "purpose=label")), "masked");
-    assert_eq!(view_name(&w.view(&printer, "W-OUT", "purpose=delivery")), "403:forbidden");
-    assert_eq!(view_name(&w.view(&printer, "W-OUT", "purpose=customer_service&ticket=T-1")), "403:forbidden");
-    assert_eq!(view_name(&w.view(&printer_far, "W-OUT", "purpose=label")), "403:forbidden");
+    assert_eq!(
+        view_name(&w.view(&printer, "W-OUT", "purpose=label")),
+        "masked"
+    );
+    assert_eq!(
+        view_name(&w.view(&printer, "W-OUT", "purpose=delivery")),
+        "403:forbidden"
+    );
+    assert_eq!(
+        view_name(&w.view(&printer, "W-OUT", "purpose=customer_service&ticket=T-1")),
+        "403:forbidden"
+    );
+    assert_eq!(
+        view_name(&w.view(&printer_far, "W-OUT", "purpose=label")),
+        "403:forbidden"
+    );
 
     // Auditor: routing view and the audit log; admin: accounts, no personal data; integration: writes only.
     let routing = w.view(&auditor, "W-OUT", "purpose=breach_notification");
     assert_eq!(view_name(&routing), "routing");
     assert!(routing.1.get("recipient").is_none() && routing.1.get("sender").is_none());
     assert_eq!(routing.1["history"].as_array().unwrap().len(), 4);
-    assert_eq!(view_name(&w.view(admin, "W-OUT", "purpose=customer_service&ticket=T-1")), "403:forbidden");
-    assert_eq!(view_name(&w.view(&w.integ, "W-OUT", "purpose=delivery")), "403:forbidden");
-    assert_eq!(error_code(s.post("/v1/accounts", Some(&auditor), &json!({"id": "X1", "role": "admin"}))), (403, "forbidden".into()));
+    assert_eq!(
+        view_name(&w.view(admin, "W-OUT", "purpose=customer_service&ticket=T-1")),
+        "403:forbidden"
+    );
+    assert_eq!(
+        view_name(&w.view(&w.integ, "W-OUT", "purpose=delivery")),
+        "403:forbidden"
+    );
+    assert_eq!(
+        error_code(s.post(
+            "/v1/accounts",
+            Some(&auditor),
+            &json!({"id": "X1", "role": "admin"})
+        )),
+        (403, "forbidden".into())
+    );
     assert_eq!(s.get("/v1/audit/entries/0", Some(&auditor)).status(), 200);
     assert_eq!(s.get("/v1/audit/entries/0", Some(&courier)).status(), 403);
     assert_eq!(s.get("/v1/alerts", Some(&auditor)).status(), 200);
     assert_eq!(s.get("/v1/alerts", Some(&staff)).status(), 403);
 
     // Scan events: staff scan at their own outlet only.
-    let r = s.post("/v1/waybills/W-OUT/events", Some(&staff_far), &json!({"type": "at_outlet", "outlet": "O9"}));
+    let r = s.post(
+        "/v1/waybills/W-OUT/events",
+        Some(&staff_far),
+        &json!({"type": "at_outlet", "outlet": "O9"}),
+    );
     assert_eq!(error_code(r).0, 403);
 
     // Suspension refuses at once; reinstatement restores.
-    assert_eq!(s.post("/v1/accounts/C2a/suspend", Some(admin), &json!({"reason": "device lost"})).status(), 200);
-    assert_eq!(view_name(&w.view(&courier, "W-OUT", "purpose=delivery")), "403:account_suspended");
-    assert_eq!(s.post("/v1/accounts/C2a/reinstate", Some(admin), &json!({})).status(), 200);
-    assert_eq!(view_name(&w.view(&courier, "W-OUT", "purpose=delivery")), "full");
+    assert_eq!(
+        s.post(
+            "/v1/accounts/C2a/suspend",
+            Some(admin),
+            &json!({"reason": "device lost"})
+        )
+        .status(),
+        200
+    );
+    assert_eq!(
+        view_name(&w.view(&courier, "W-OUT", "purpose=delivery")),
+        "403:account_suspended"
+    );
+    assert_eq!(
+        s.post("/v1/accounts/C2a/reinstate", Some(admin), &json!({}))
+            .status(),
+        200
+    );
+    assert_eq!(
+        view_name(&w.view(&courier, "W-OUT", "purpose=delivery")),
+        "full"
+    );
 
     // Authentication.
-    assert_eq!(error_code(s.get("/v1/waybills/W-OUT?purpose=delivery", None)), (401, "unauthenticated".into()));
-    assert_eq!(error_code(s.get("/v1/waybills/W-OUT?purpose=delivery", Some("wbg_nope"))), (401, "unauthenticated".into()));
+    assert_eq!(
+        error_code(s.get("/v1/waybills/W-OUT?purpose=delivery", None)),
+        (401, "unauthenticated".into())
+    );
+    assert_eq!(
+        error_code(s.get("/v1/waybills/W-OUT?purpose=delivery", Some("wbg_nope"))),
+        (401, "unauthenticated".into())
+    );
     let second = s.post("/v1/accounts/C2b/tokens", Some(admin), &json!({}));
     assert_eq!(second.status(), 201);
-    let t2 = second.json::<Value>().unwrap()["token"].as_str().unwrap().to_owned();
-    assert_eq!(view_name(&w.view(&t2, "W-OUT", "purpose=delivery")), "masked");
+    let t2 = second.json::<Value>().unwrap()["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(
+        view_name(&w.view(&t2, "W-OUT", "purpose=delivery")),
+        "masked"
+    );
 }
 
 #[test]
@@ -173,19 +321,40 @@ fn bad_input_is_refused_and_changes_nothing() {
     let w = world();
     let s = &w.s;
     let t = Some(w.integ.as_str());
-    let size = |s: &Server| s.get("/v1/audit/checkpoint", None).text().unwrap().lines().nth(1).unwrap().parse::<u64>().unwrap();
+    let size = |s: &Server| {
+        s.get("/v1/audit/checkpoint", None)
+            .text()
+            .unwrap()
+            .lines()
+            .nth(1)
+            .unwrap()
+            .parse::<u64>()
+            .unwrap()
+    };
     w.ingest("W1", "M1", "O1", "O2");
 
-    assert_eq!(error_code(s.post_raw("/v1/waybills", t, b"{\"waybill_no\": ".to_vec())), (400, "invalid_json".into()));
-    assert_eq!(error_code(s.post_raw("/v1/waybills", t, b"not json".to_vec())), (400, "invalid_json".into()));
+    assert_eq!(
+        error_code(s.post_raw("/v1/waybills", t, b"{\"waybill_no\": ".to_vec())),
+        (400, "invalid_json".into())
+    );
+    assert_eq!(
+        error_code(s.post_raw("/v1/waybills", t, b"not json".to_vec())),
+        (400, "invalid_json".into())
+    );
     let mut extra = waybill("W2", "M1", "O1", "O2", "李四", "13700001111", "x");
     extra["vip"] = json!(true);
-    assert_eq!(error_code(s.post("/v1/waybills", t, &extra)), (400, "invalid_json".into()));
+    assert_eq!(
+        error_code(s.post("/v1/waybills", t, &extra)),
+        (400, "invalid_json".into())
+    );
     let bad_phone = waybill("W3", "M1", "O1", "O2", "李四", "12345", "x");
     let r = s.post("/v1/waybills", t, &bad_phone);
     let (st, body) = (r.status().as_u16(), r.text().unwrap());
     assert_eq!(st, 400);
-    assert!(body.contains("recipient.phone") && !body.contains("12345"), "{body}");
+    assert!(
+        body.contains("recipient.phone") && !body.contains("12345"),
+        "{body}"
+    );
     // The server answers 413 as soon as it sees the declared length, without reading the body.
     let answer = s.raw_exchange(&format!(
         "POST /v1/waybills HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
@@ -196,20 +365,53 @@ fn bad_input_is_refused_and_changes_nothing() {
     assert!(answer.contains("\"payload_too_large\""), "{answer}");
     // A batch with one new and one existing waybill stores neither.
     let batch = json!({"waybills": [waybill("W4", "M1", "O1", "O2", "赵六", "13600001111", "y"), waybill("W1", "M1", "O1", "O2", "王芳", "13800135678", "z")]});
-    assert_eq!(error_code(s.post("/v1/waybills", t, &batch)), (409, "conflict".into()));
+    assert_eq!(
+        error_code(s.post("/v1/waybills", t, &batch)),
+        (409, "conflict".into())
+    );
     let auditor = s.account(&w.admin, "A1", "auditor", None, None);
     let before = size(s);
-    assert_eq!(view_name(&w.view(&auditor, "W4", "purpose=breach_notification")), "404:not_found");
-    assert_eq!(view_name(&w.view(&auditor, "W3", "purpose=breach_notification")), "404:not_found");
-    assert_eq!(view_name(&w.view(&auditor, "W1", "purpose=curiosity")), "400:invalid_request");
-    assert_eq!(view_name(&w.view(&auditor, "W1", "purpose=delivery&extra=1")), "400:invalid_request");
-    assert_eq!(size(s), before + 2, "the two not-found lookups are audited, the malformed ones change nothing");
+    assert_eq!(
+        view_name(&w.view(&auditor, "W4", "purpose=breach_notification")),
+        "404:not_found"
+    );
+    assert_eq!(
+        view_name(&w.view(&auditor, "W3", "purpose=breach_notification")),
+        "404:not_found"
+    );
+    assert_eq!(
+        view_name(&w.view(&auditor, "W1", "purpose=curiosity")),
+        "400:invalid_request"
+    );
+    assert_eq!(
+        view_name(&w.view(&auditor, "W1", "purpose=delivery&extra=1")),
+        "400:invalid_request"
+    );
+    assert_eq!(
+        size(s),
+        before + 2,
+        "the two not-found lookups are audited, the malformed ones change nothing"
+    );
     // Impossible transitions are 409 and leave the status alone.
     assert_eq!(w.event("W1", "signed", "O2", None, now_ms()).0, 409);
-    assert_eq!(w.event("W1", "out_for_delivery", "O2", Some("C404"), now_ms()).0, 409);
-    assert_eq!(w.event("W1", "picked_up", "O1", None, now_ms() + 3_600_000).0, 400);
-    assert_eq!(w.view(&auditor, "W1", "purpose=breach_notification").1["status"], "created");
-    assert_eq!(error_code(s.get("/v1/nowhere", None)), (404, "not_found".into()));
+    assert_eq!(
+        w.event("W1", "out_for_delivery", "O2", Some("C404"), now_ms())
+            .0,
+        409
+    );
+    assert_eq!(
+        w.event("W1", "picked_up", "O1", None, now_ms() + 3_600_000)
+            .0,
+        400
+    );
+    assert_eq!(
+        w.view(&auditor, "W1", "purpose=breach_notification").1["status"],
+        "created"
+    );
+    assert_eq!(
+        error_code(s.get("/v1/nowhere", None)),
+        (404, "not_found".into())
+    );
 }
 
 #[test]
@@ -229,14 +431,42 @@ fn audit_endpoints_verify_with_standard_algorithms() {
     assert!(cp1.size > seq);
 
     // The entry's exact bytes, its inclusion proof, and the signed root agree.
-    let entry = s.get(&format!("/v1/audit/entries/{seq}"), Some(&w.admin)).bytes().unwrap();
+    let entry = s
+        .get(&format!("/v1/audit/entries/{seq}"), Some(&w.admin))
+        .bytes()
+        .unwrap();
     let e: Value = serde_json::from_slice(&entry).unwrap();
-    assert_eq!((e["account"].as_str(), e["view"].as_str(), e["waybill"].as_str()), (Some("C2a"), Some("full"), Some("W1")));
-    assert!(e["fields"].as_array().unwrap().iter().any(|f| f == "recipient.phone"));
+    assert_eq!(
+        (
+            e["account"].as_str(),
+            e["view"].as_str(),
+            e["waybill"].as_str()
+        ),
+        (Some("C2a"), Some("full"), Some("W1"))
+    );
+    assert!(e["fields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|f| f == "recipient.phone"));
     assert!(!String::from_utf8_lossy(&entry).contains("13800135678"));
-    let proof: Value = s.get(&format!("/v1/audit/proof/{seq}?size={}", cp1.size), None).json().unwrap();
-    let hashes: Vec<[u8; 32]> = proof["proof"].as_array().unwrap().iter().map(|h| B64.decode(h.as_str().unwrap()).unwrap().try_into().unwrap()).collect();
-    assert!(verify_inclusion(&leaf_hash(&entry), seq, cp1.size, &hashes, &cp1.root));
+    let proof: Value = s
+        .get(&format!("/v1/audit/proof/{seq}?size={}", cp1.size), None)
+        .json()
+        .unwrap();
+    let hashes: Vec<[u8; 32]> = proof["proof"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| B64.decode(h.as_str().unwrap()).unwrap().try_into().unwrap())
+        .collect();
+    assert!(verify_inclusion(
+        &leaf_hash(&entry),
+        seq,
+        cp1.size,
+        &hashes,
+        &cp1.root
+    ));
 
     // More activity, a new checkpoint, and a consistency proof between the two.
     for _ in 0..5 {
@@ -244,17 +474,41 @@ fn audit_endpoints_verify_with_standard_algorithms() {
     }
     let note2 = s.get("/v1/audit/checkpoint", None).text().unwrap();
     let cp2 = Checkpoint::parse(verifier.open(&note2).unwrap()).unwrap();
-    let cons: Value = s.get(&format!("/v1/audit/consistency?from={}&to={}", cp1.size, cp2.size), None).json().unwrap();
-    let hashes: Vec<[u8; 32]> = cons["proof"].as_array().unwrap().iter().map(|h| B64.decode(h.as_str().unwrap()).unwrap().try_into().unwrap()).collect();
-    assert!(verify_consistency(cp1.size, cp2.size, &cp1.root, &cp2.root, &hashes));
-    assert_eq!(error_code(s.get(&format!("/v1/audit/proof/0?size={}", cp2.size + 100), None)).0, 400);
+    let cons: Value = s
+        .get(
+            &format!("/v1/audit/consistency?from={}&to={}", cp1.size, cp2.size),
+            None,
+        )
+        .json()
+        .unwrap();
+    let hashes: Vec<[u8; 32]> = cons["proof"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| B64.decode(h.as_str().unwrap()).unwrap().try_into().unwrap())
+        .collect();
+    assert!(verify_consistency(
+        cp1.size, cp2.size, &cp1.root, &cp2.root, &hashes
+    ));
+    assert_eq!(
+        error_code(s.get(&format!("/v1/audit/proof/0?size={}", cp2.size + 100), None)).0,
+        400
+    );
 
     // Operations endpoints.
     assert_eq!(s.get("/healthz", None).text().unwrap(), "ok\n");
     let metrics = s.get("/metrics", None).text().unwrap();
     assert!(metrics.contains("wbguard_reads_total"), "{metrics}");
     let api: Value = s.get("/openapi.json", None).json().unwrap();
-    for p in ["/v1/waybills/{no}", "/v1/waybills", "/v1/audit/checkpoint", "/v1/accounts/{id}/suspend"] {
-        assert!(api["paths"].get(p).is_some(), "{p} missing from the OpenAPI document");
+    for p in [
+        "/v1/waybills/{no}",
+        "/v1/waybills",
+        "/v1/audit/checkpoint",
+        "/v1/accounts/{id}/suspend",
+    ] {
+        assert!(
+            api["paths"].get(p).is_some(),
+            "{p} missing from the OpenAPI document"
+        );
     }
 }

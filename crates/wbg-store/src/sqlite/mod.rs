@@ -148,17 +148,7 @@ fn append_in(
     Ok((seq, tree))
 }
 
-fn account_row(
-    r: &rusqlite::Row<'_>,
-) -> rusqlite::Result<(
-    String,
-    String,
-    Option<String>,
-    Option<String>,
-    String,
-    Option<String>,
-    i64,
-)> {
+fn account_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<AccountRow> {
     Ok((
         r.get(0)?,
         r.get(1)?,

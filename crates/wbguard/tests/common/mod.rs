@@ -25,14 +25,30 @@ impl Dirs {
         let data = root.path().join("data");
         let keys = root.path().join("keys");
         let config = root.path().join("wbguard.toml");
-        std::fs::write(&config, format!("listen = \"127.0.0.1:0\"\n[risk]\n{risk}\n")).unwrap();
-        Dirs { root, data, keys, config }
+        std::fs::write(
+            &config,
+            format!("listen = \"127.0.0.1:0\"\n[risk]\n{risk}\n"),
+        )
+        .unwrap();
+        Dirs {
+            root,
+            data,
+            keys,
+            config,
+        }
     }
 
     pub fn cli(&self, args: &[&str]) -> std::process::Output {
         Command::new(BIN)
             .args(args)
-            .args(["--config", self.config.to_str().unwrap(), "--data", self.data.to_str().unwrap(), "--keys", self.keys.to_str().unwrap()])
+            .args([
+                "--config",
+                self.config.to_str().unwrap(),
+                "--data",
+                self.data.to_str().unwrap(),
+                "--keys",
+                self.keys.to_str().unwrap(),
+            ])
             .env_remove("WBGUARD_MASTER_KEY")
             .env_remove("WBGUARD_AUDIT_KEY")
             .output()
@@ -46,8 +62,18 @@ impl Dirs {
             args.extend(["--outlet", o]);
         }
         let out = self.cli(&args);
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-        String::from_utf8(out.stdout).unwrap().lines().last().unwrap().trim().to_owned()
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout)
+            .unwrap()
+            .lines()
+            .last()
+            .unwrap()
+            .trim()
+            .to_owned()
     }
 }
 
@@ -61,9 +87,23 @@ pub struct Server {
 impl Server {
     /// Starts `wbguard serve`; its stderr (the log) goes to `log`.
     pub fn start(dirs: &Dirs, log_level: &str) -> Server {
-        let log = dirs.root.path().join(format!("server-{}.log", std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos()));
+        let log = dirs.root.path().join(format!(
+            "server-{}.log",
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_nanos()
+        ));
         let mut child = Command::new(BIN)
-            .args(["serve", "--config", dirs.config.to_str().unwrap(), "--data", dirs.data.to_str().unwrap(), "--keys", dirs.keys.to_str().unwrap()])
+            .args([
+                "serve",
+                "--config",
+                dirs.config.to_str().unwrap(),
+                "--data",
+                dirs.data.to_str().unwrap(),
+                "--keys",
+                dirs.keys.to_str().unwrap(),
+            ])
             .env("WBGUARD_LOG", log_level)
             .env_remove("WBGUARD_MASTER_KEY")
             .env_remove("WBGUARD_AUDIT_KEY")
@@ -72,18 +112,37 @@ impl Server {
             .spawn()
             .unwrap();
         let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
-        let base = line.trim().strip_prefix("listening on ").unwrap_or_else(|| panic!("unexpected first line {line:?}")).to_owned();
-        let client = Client::builder().timeout(Duration::from_secs(30)).build().unwrap();
-        Server { child, base, log, client }
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let base = line
+            .trim()
+            .strip_prefix("listening on ")
+            .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+            .to_owned();
+        let client = Client::builder()
+            .timeout(Duration::from_secs(30))
+            .build()
+            .unwrap();
+        Server {
+            child,
+            base,
+            log,
+            client,
+        }
     }
 
     pub fn get(&self, path: &str, token: Option<&str>) -> Response {
-        self.auth(self.client.get(format!("{}{path}", self.base)), token).send().unwrap()
+        self.auth(self.client.get(format!("{}{path}", self.base)), token)
+            .send()
+            .unwrap()
     }
 
     pub fn post(&self, path: &str, token: Option<&str>, body: &Value) -> Response {
-        self.auth(self.client.post(format!("{}{path}", self.base)), token).json(body).send().unwrap()
+        self.auth(self.client.post(format!("{}{path}", self.base)), token)
+            .json(body)
+            .send()
+            .unwrap()
     }
 
     pub fn post_raw(&self, path: &str, token: Option<&str>, body: Vec<u8>) -> Response {
@@ -125,10 +184,24 @@ impl Server {
     }
 
     /// Creates an account over the API; returns its token.
-    pub fn account(&self, admin: &str, id: &str, role: &str, outlet: Option<&str>, merchant: Option<&str>) -> String {
-        let r = self.post("/v1/accounts", Some(admin), &json!({"id": id, "role": role, "outlet": outlet, "merchant": merchant}));
+    pub fn account(
+        &self,
+        admin: &str,
+        id: &str,
+        role: &str,
+        outlet: Option<&str>,
+        merchant: Option<&str>,
+    ) -> String {
+        let r = self.post(
+            "/v1/accounts",
+            Some(admin),
+            &json!({"id": id, "role": role, "outlet": outlet, "merchant": merchant}),
+        );
         assert_eq!(r.status(), 201, "{}", r.text().unwrap());
-        r.json::<Value>().unwrap()["token"].as_str().unwrap().to_owned()
+        r.json::<Value>().unwrap()["token"]
+            .as_str()
+            .unwrap()
+            .to_owned()
     }
 
     pub fn kill(&mut self) {
@@ -148,7 +221,15 @@ impl Drop for Server {
 }
 
 /// A waybill body with the given recipient.
-pub fn waybill(no: &str, merchant: &str, origin: &str, dest: &str, name: &str, phone: &str, detail: &str) -> Value {
+pub fn waybill(
+    no: &str,
+    merchant: &str,
+    origin: &str,
+    dest: &str,
+    name: &str,
+    phone: &str,
+    detail: &str,
+) -> Value {
     json!({
         "waybill_no": no, "merchant": merchant, "origin_outlet": origin, "destination_outlet": dest,
         "sender": {"name": "寄件人甲", "phone": "13911112222",
