@@ -513,7 +513,7 @@ impl Guard {
         let bucket = bucket_of(now);
         let mut seen = HashSet::with_capacity(batch.len());
         let mut decided: HashMap<(MerchantId, OutletId, OutletId), bool> = HashMap::new();
-        let mut sealed = Vec::with_capacity(batch.len());
+        let mut checked = Vec::with_capacity(batch.len());
         for (i, wb) in batch.into_iter().enumerate() {
             let wb = wb
                 .validated()
@@ -556,17 +556,9 @@ impl Guard {
                     )),
                 ));
             }
-            let (fields, blind) = self.vault.seal(&wb, bucket)?;
-            sealed.push(SealedWaybill {
-                meta: m,
-                sealed: fields.0,
-                blind: blind
-                    .into_iter()
-                    .enumerate()
-                    .map(|(j, (k, t))| (k as u8, (j / 3) as u8, t))
-                    .collect(),
-            });
+            checked.push((wb, m));
         }
+        let sealed = self.seal_all(checked, bucket)?;
         if let (Some(first), Some(last)) = (sealed.first(), sealed.last()) {
             e.detail = Some(format!(
                 "count={} first={} last={}",
@@ -581,6 +573,66 @@ impl Guard {
         Ok(IngestReport {
             ingested: n,
             audit_seq,
+        })
+    }
+
+    /// Seals validated, authorised waybills, on as many threads as there are cores for large batches:
+    /// encryption and blind indexing are per waybill and need no coordination.
+    fn seal_all(
+        &self,
+        checked: Vec<(NewWaybill, WaybillMeta)>,
+        bucket: i64,
+    ) -> Result<Vec<SealedWaybill>, GuardError> {
+        let seal_one =
+            |(wb, meta): (NewWaybill, WaybillMeta)| -> Result<SealedWaybill, GuardError> {
+                let (fields, blind) = self.vault.seal(&wb, bucket)?;
+                Ok(SealedWaybill {
+                    meta,
+                    sealed: fields.0,
+                    // Tokens come recipient first (party 0), then sender (party 1), three each.
+                    blind: blind
+                        .into_iter()
+                        .enumerate()
+                        .map(|(j, (k, t))| (k as u8, (j / 3) as u8, t))
+                        .collect(),
+                })
+            };
+        let threads = std::thread::available_parallelism()
+            .map_or(1, |n| n.get())
+            .min(8);
+        if threads == 1 || checked.len() < 512 {
+            return checked.into_iter().map(seal_one).collect();
+        }
+        let per = checked.len().div_ceil(threads);
+        let mut chunks: Vec<Vec<(NewWaybill, WaybillMeta)>> = Vec::with_capacity(threads);
+        let mut rest = checked.into_iter();
+        loop {
+            let chunk: Vec<_> = rest.by_ref().take(per).collect();
+            if chunk.is_empty() {
+                break;
+            }
+            chunks.push(chunk);
+        }
+        std::thread::scope(|scope| {
+            let handles: Vec<_> = chunks
+                .into_iter()
+                .map(|chunk| {
+                    scope.spawn(move || {
+                        chunk
+                            .into_iter()
+                            .map(seal_one)
+                            .collect::<Result<Vec<_>, _>>()
+                    })
+                })
+                .collect();
+            let mut out = Vec::new();
+            for h in handles {
+                out.extend(
+                    h.join()
+                        .map_err(|_| GuardError::Internal("a sealing thread panicked".into()))??,
+                );
+            }
+            Ok(out)
         })
     }
 

@@ -187,3 +187,73 @@ fn load_dir_reads_the_shipped_files() {
     let empty = tempfile::tempdir().unwrap();
     assert!(PolicyEngine::load_dir(empty.path()).is_err());
 }
+
+/// Slicing by (role, action) must never change a decision: every role × action × purpose × ticket × waybill
+/// state × account binding is decided both ways and compared.
+#[test]
+fn sliced_decisions_equal_whole_set_decisions() {
+    let e = PolicyEngine::builtin().unwrap();
+    let waybills = [
+        wb(WaybillStatus::AtOutlet, None, None),
+        wb(WaybillStatus::OutForDelivery, Some("X"), None),
+        wb(WaybillStatus::Signed, Some("X"), Some(3_600_000)),
+        wb(WaybillStatus::Signed, Some("X"), Some(3 * 3_600_000)),
+    ];
+    let o2 = OutletId::parse("O2").unwrap();
+    let mut compared = 0;
+    for role in Role::ALL {
+        for (outlet, merchant) in [
+            (Some("O1"), None),
+            (Some("O2"), Some("M1")),
+            (None, Some("M2")),
+            (None, None),
+        ] {
+            for status in [AccountStatus::Active, AccountStatus::Suspended] {
+                let mut a = acct("X", role, outlet, merchant);
+                a.status = status;
+                for w in &waybills {
+                    let both = |f: &dyn Fn() -> String| {
+                        let sliced = f();
+                        UNSLICED.with(|u| u.set(true));
+                        let whole = f();
+                        UNSLICED.with(|u| u.set(false));
+                        assert_eq!(
+                            sliced, whole,
+                            "{role:?} {outlet:?} {merchant:?} {status:?} {:?}",
+                            w.status
+                        );
+                    };
+                    for purpose in Purpose::ALL {
+                        for ticket in [false, true] {
+                            both(&|| format!("{:?}", view(&e, &a, w, purpose, ticket)));
+                            compared += 1;
+                        }
+                    }
+                    both(&|| format!("{:?}", e.may_write(&a, w, &WriteAction::Ingest).unwrap()));
+                    both(&|| {
+                        format!(
+                            "{:?}",
+                            e.may_write(
+                                &a,
+                                w,
+                                &WriteAction::RecordEvent {
+                                    event_type: "at_outlet",
+                                    outlet: &o2
+                                }
+                            )
+                            .unwrap()
+                        )
+                    });
+                    for act in [
+                        AdminAction::ManageAccounts,
+                        AdminAction::ReadAudit,
+                        AdminAction::ReadAlerts,
+                    ] {
+                        both(&|| format!("{:?}", e.may_admin(&a, act).unwrap()));
+                    }
+                }
+            }
+        }
+    }
+    assert!(compared > 2000);
+}

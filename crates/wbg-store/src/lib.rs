@@ -63,6 +63,10 @@ pub struct AlertFilter {
 
 /// The storage a guard node runs on. Implementations must be safe to share between threads.
 pub trait Store: Send + Sync {
+    /// Background upkeep, to be called every second or so and after bulk work, never on a request: merges
+    /// blind-index segments and moves the write-ahead log into the database file.
+    fn maintain(&self) -> Result<(), StoreError>;
+
     /// A random id created with the store; names its audit log.
     fn store_id(&self) -> Result<String, StoreError>;
 

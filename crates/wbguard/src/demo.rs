@@ -96,6 +96,7 @@ pub fn run(keep: Option<PathBuf>) -> Result<()> {
     let t0 = Instant::now();
     for chunk in all.chunks(BATCH) {
         guard.ingest(Actor::Token(integration), chunk.to_vec(), &meta)?;
+        guard.store().maintain()?;
     }
     let secs = t0.elapsed().as_secs_f64();
     println!(

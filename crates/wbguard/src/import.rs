@@ -195,6 +195,7 @@ pub fn run(guard: &Guard, path: &Path, batch_size: usize) -> Result<usize> {
             .ingest(Actor::Local("import"), std::mem::take(pending), &meta)
             .with_context(|| format!("stopped after {stored} waybills"))?;
         stored += n;
+        guard.store().maintain()?;
         bar.inc(n as u64);
         Ok(())
     };

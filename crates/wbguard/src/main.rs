@@ -236,6 +236,7 @@ fn run(cli: Cli) -> Result<std::process::ExitCode> {
             let guard = open_guard(&cfg, true)?;
             let n = import::run(&guard, &file, batch)?;
             guard.checkpoint()?;
+            guard.store().maintain()?;
             eprintln!("imported {n} waybills");
             Ok(ok)
         }
@@ -303,8 +304,12 @@ fn serve(cfg: Config) -> Result<()> {
                 loop {
                     every.tick().await;
                     let g = guard.clone();
-                    if let Ok(Err(e)) = tokio::task::spawn_blocking(move || g.checkpoint()).await {
-                        tracing::error!(error = %e, "cannot sign a checkpoint");
+                    let upkeep = tokio::task::spawn_blocking(move || {
+                        g.checkpoint()?;
+                        g.store().maintain().map_err(wbg_guard::GuardError::from)
+                    });
+                    if let Ok(Err(e)) = upkeep.await {
+                        tracing::error!(error = %e, "upkeep failed (checkpoint signing or store maintenance)");
                     }
                     metrics.run_upkeep();
                 }

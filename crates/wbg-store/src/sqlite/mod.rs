@@ -4,6 +4,8 @@
 //! a committed transaction survives the process being killed (it is in the OS page cache before `COMMIT`
 //! returns; `synchronous = FULL` would extend that to power loss at some cost), and two processes (a server and
 //! the CLI) can share a data directory safely. The crate builds its own copy of SQLite with `cc` alone.
+mod blind;
+
 use crate::{AlertFilter, EventRecord, SealedWaybill, Store, StoreError};
 use rand::RngCore;
 use rusqlite::{params, Connection, OptionalExtension, Transaction, TransactionBehavior};
@@ -34,12 +36,8 @@ CREATE TABLE IF NOT EXISTS waybill_events (
     no TEXT NOT NULL, at INTEGER NOT NULL, type TEXT NOT NULL, outlet TEXT NOT NULL, courier TEXT,
     actor TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS waybill_events_no ON waybill_events(no);
-CREATE TABLE IF NOT EXISTS blind_index (
-    token BLOB NOT NULL, no TEXT NOT NULL, party INTEGER NOT NULL, kind INTEGER NOT NULL,
-    PRIMARY KEY (token, no, party)) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS audit_entries (seq INTEGER PRIMARY KEY, entry BLOB NOT NULL);
-CREATE TABLE IF NOT EXISTS audit_nodes (
-    level INTEGER NOT NULL, idx INTEGER NOT NULL, hash BLOB NOT NULL, PRIMARY KEY (level, idx)) WITHOUT ROWID;
+-- `nodes` holds the Merkle nodes the append of this entry completed, level 0 (its leaf hash) first.
+CREATE TABLE IF NOT EXISTS audit_entries (seq INTEGER PRIMARY KEY, entry BLOB NOT NULL, nodes BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS audit_checkpoints (size INTEGER PRIMARY KEY, note TEXT NOT NULL, created_at INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS alerts (
     id INTEGER PRIMARY KEY, at INTEGER NOT NULL, account TEXT NOT NULL, kind TEXT NOT NULL,
@@ -64,6 +62,9 @@ struct Inner {
 /// The embedded SQLite store.
 pub struct SqliteStore {
     inner: Mutex<Inner>,
+    /// A second connection for maintenance (index compaction, WAL checkpoints), so that it never holds the
+    /// request path's lock; SQLite itself serialises the two writers.
+    maint: Mutex<Connection>,
     path: PathBuf,
 }
 
@@ -82,20 +83,31 @@ fn hash32(v: Vec<u8>) -> Result<Hash, StoreError> {
         .map_err(|_| corrupt("a Merkle node is not 32 bytes"))
 }
 
+/// The node `(level, index)` is completed by the append of leaf `((index + 1) << level) - 1` and kept in that
+/// entry's row, at position `level` of its `nodes`: one row a commit, so an append touches one page.
 fn node_in(conn: &Connection, level: u32, index: u64) -> Result<Option<Hash>, StoreError> {
-    conn.prepare_cached("SELECT hash FROM audit_nodes WHERE level = ?1 AND idx = ?2")?
-        .query_row(params![level, index as i64], |r| r.get::<_, Vec<u8>>(0))
-        .optional()?
-        .map(hash32)
+    let Some(seq) = index
+        .checked_add(1)
+        .and_then(|n| n.checked_shl(level))
+        .map(|n| n - 1)
+    else {
+        return Ok(None);
+    };
+    let nodes: Option<Vec<u8>> = conn
+        .prepare_cached("SELECT nodes FROM audit_entries WHERE seq = ?1")?
+        .query_row(params![seq as i64], |r| r.get(0))
+        .optional()?;
+    let at = level as usize * 32;
+    nodes
+        .map(|n| n.get(at..at + 32).map(|h| hash32(h.to_vec())).transpose())
         .transpose()
+        .map(Option::flatten)
 }
 
 fn size_in(conn: &Connection) -> Result<u64, StoreError> {
-    Ok(conn.query_row(
-        "SELECT COALESCE(MAX(seq) + 1, 0) FROM audit_entries",
-        [],
-        |r| r.get::<_, i64>(0),
-    )? as u64)
+    Ok(conn
+        .prepare_cached("SELECT COALESCE(MAX(seq) + 1, 0) FROM audit_entries")?
+        .query_row([], |r| r.get::<_, i64>(0))? as u64)
 }
 
 /// The tree state for the log as it is in the database now, from the cache when it is current.
@@ -137,13 +149,14 @@ fn append_in(
     entry.prev = tree.last_leaf.map(hex::encode).unwrap_or_default();
     let bytes = entry.encode();
     let leaf = leaf_hash(&bytes);
-    tx.prepare_cached("INSERT INTO audit_entries (seq, entry) VALUES (?1, ?2)")?
-        .execute(params![seq as i64, bytes])?;
-    let mut ins =
-        tx.prepare_cached("INSERT INTO audit_nodes (level, idx, hash) VALUES (?1, ?2, ?3)")?;
-    for (l, i, h) in tree.frontier.append(leaf) {
-        ins.execute(params![l, i as i64, &h[..]])?;
-    }
+    let nodes: Vec<u8> = tree
+        .frontier
+        .append(leaf)
+        .iter()
+        .flat_map(|(_, _, h)| *h)
+        .collect();
+    tx.prepare_cached("INSERT INTO audit_entries (seq, entry, nodes) VALUES (?1, ?2, ?3)")?
+        .execute(params![seq as i64, bytes, nodes])?;
     tree.last_leaf = Some(leaf);
     Ok((seq, tree))
 }
@@ -211,24 +224,35 @@ impl SqliteStore {
             let _ = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700));
         }
         let path = dir.join(DB_FILE);
-        let conn = Connection::open(&path)?;
-        conn.busy_timeout(std::time::Duration::from_secs(10))?;
-        conn.pragma_update(None, "journal_mode", "WAL")?;
-        conn.pragma_update(None, "synchronous", "NORMAL")?;
-        conn.pragma_update(None, "foreign_keys", "ON")?;
-        conn.pragma_update(None, "cache_size", -65536)?;
-        conn.pragma_update(None, "temp_store", "MEMORY")?;
+        let conn = Self::connect(&path)?;
         conn.execute_batch(SCHEMA)?;
+        conn.execute_batch(blind::SCHEMA)?;
         let mut id = [0u8; 16];
         rand::rngs::OsRng.fill_bytes(&mut id);
         conn.execute(
             "INSERT OR IGNORE INTO meta (key, value) VALUES ('store_id', ?1), ('schema_version', '1')",
             params![hex::encode(id)],
         )?;
+        let maint = Self::connect(&path)?;
         Ok(SqliteStore {
             inner: Mutex::new(Inner { conn, tree: None }),
+            maint: Mutex::new(maint),
             path,
         })
+    }
+
+    fn connect(path: &Path) -> Result<Connection, StoreError> {
+        let conn = Connection::open(path)?;
+        conn.busy_timeout(std::time::Duration::from_secs(10))?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        conn.pragma_update(None, "foreign_keys", "ON")?;
+        conn.pragma_update(None, "cache_size", -65536)?;
+        conn.pragma_update(None, "temp_store", "MEMORY")?;
+        // Checkpoints belong to `maintain`, off the request path; this is only the safety net (256 MiB of WAL)
+        // for a process that never calls it.
+        conn.pragma_update(None, "wal_autocheckpoint", 65536)?;
+        Ok(conn)
     }
 
     /// The database file.
@@ -268,6 +292,16 @@ impl SqliteStore {
 }
 
 impl Store for SqliteStore {
+    fn maintain(&self) -> Result<(), StoreError> {
+        let mut conn = self
+            .maint
+            .lock()
+            .map_err(|_| StoreError::Db("maintenance lock poisoned".into()))?;
+        blind::compact(&mut conn)?;
+        conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))?;
+        Ok(())
+    }
+
     fn store_id(&self) -> Result<String, StoreError> {
         Ok(self.lock()?.conn.query_row(
             "SELECT value FROM meta WHERE key = 'store_id'",
@@ -426,7 +460,7 @@ impl Store for SqliteStore {
                 "INSERT INTO waybills (no, merchant, origin_outlet, destination_outlet, courier, status, created_at,
                  updated_at, signed_at, bucket, sealed) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
             )?;
-            let mut bi = tx.prepare_cached("INSERT OR IGNORE INTO blind_index (token, no, party, kind) VALUES (?1, ?2, ?3, ?4)")?;
+            let mut tokens = Vec::with_capacity(batch.len() * 6);
             for w in batch {
                 let m = &w.meta;
                 wb.execute(params![
@@ -449,11 +483,10 @@ impl Store for SqliteStore {
                         e.into()
                     }
                 })?;
-                for (kind, party, token) in &w.blind {
-                    bi.execute(params![&token[..], m.waybill_no.as_str(), party, kind])?;
-                }
+                tokens.extend(w.blind.iter().map(|(kind, party, token)| (*token, m.waybill_no.as_str(), *party, *kind)));
             }
-            Ok(())
+            drop(wb);
+            blind::append_segment(tx, tokens)
         })
         .map(|(_, seq)| seq)
     }
@@ -590,13 +623,7 @@ impl Store for SqliteStore {
     }
 
     fn find_by_token(&self, token: &[u8; 16]) -> Result<Vec<WaybillNo>, StoreError> {
-        let inner = self.lock()?;
-        let mut stmt = inner
-            .conn
-            .prepare_cached("SELECT DISTINCT no FROM blind_index WHERE token = ?1")?;
-        let rows = stmt
-            .query_map(params![&token[..]], |r| r.get::<_, String>(0))?
-            .collect::<Result<Vec<_>, _>>()?;
+        let rows = blind::lookup(&self.lock()?.conn, token)?;
         rows.iter()
             .map(|n| WaybillNo::parse(n).map_err(corrupt))
             .collect()
@@ -636,9 +663,7 @@ impl Store for SqliteStore {
     fn audit_entries(&self, from: u64, limit: usize) -> Result<Vec<StoredEntry>, StoreError> {
         let inner = self.lock()?;
         let mut stmt = inner.conn.prepare_cached(
-            "SELECT e.seq, e.entry, n.hash FROM audit_entries e
-             LEFT JOIN audit_nodes n ON n.level = 0 AND n.idx = e.seq
-             WHERE e.seq >= ?1 ORDER BY e.seq LIMIT ?2",
+            "SELECT seq, entry, substr(nodes, 1, 32) FROM audit_entries WHERE seq >= ?1 ORDER BY seq LIMIT ?2",
         )?;
         let rows = stmt
             .query_map(params![from as i64, limit as i64], |r| {

@@ -196,3 +196,50 @@ fn reopened_store_continues_the_chain() {
     assert_eq!(e5.seq, 5);
     assert_eq!(e5.prev, hex::encode(s.audit_node(0, 4).unwrap().unwrap()));
 }
+
+#[test]
+fn blind_index_segments_compact_and_still_find_everything() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = SqliteStore::open(dir.path()).unwrap();
+    let token = |i: u32| {
+        let mut t = [0u8; 16];
+        t[..4].copy_from_slice(&(i.wrapping_mul(2_654_435_761)).to_be_bytes());
+        t
+    };
+    // 70 batches of 3 waybills: enough to fill level 0 eight times and level 1 once.
+    for b in 0..70u32 {
+        let batch: Vec<SealedWaybill> = (0..3u32)
+            .map(|i| {
+                let n = b * 3 + i;
+                let mut w = waybill(&format!("W{n}"));
+                w.blind = vec![
+                    (1, 0, token(n)),
+                    (2, 0, token(1_000_000 + n)),
+                    (1, 1, [0xAB; 16]),
+                ];
+                w
+            })
+            .collect();
+        s.insert_waybills(&batch, entry("ingest")).unwrap();
+        s.maintain().unwrap();
+    }
+    let (segments, rows) = blind::shape(&s.lock().unwrap().conn).unwrap();
+    assert_eq!(rows, 70 * 3 * 3);
+    assert!(
+        segments < 2 * blind::FANOUT,
+        "compaction keeps segments bounded: {segments}"
+    );
+    for n in [0u32, 1, 100, 209] {
+        assert_eq!(
+            s.find_by_token(&token(n)).unwrap(),
+            vec![WaybillNo::parse(&format!("W{n}")).unwrap()]
+        );
+        assert_eq!(s.find_by_token(&token(1_000_000 + n)).unwrap().len(), 1);
+    }
+    assert_eq!(
+        s.find_by_token(&[0xAB; 16]).unwrap().len(),
+        210,
+        "a token shared by many waybills finds them all"
+    );
+    assert!(s.find_by_token(&[0xCD; 16]).unwrap().is_empty());
+}

@@ -1,0 +1,305 @@
+//! Figures for the guarded path on the embedded store:
+//! - `guarded_read/*`: one read through authenticate → policy → risk (rate limiter inline) → audit append →
+//!   decrypt; p50/p99/p99.9 are printed from 20,000 timed reads before criterion's own run;
+//! - `ingest/*`: batch ingest of 10,000 waybills (validate, policy, seal, store with its audit entry), and its
+//!   two halves — sealing alone and the store insert alone — to show where the time goes.
+use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
+use std::hint::black_box;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use wbg_core::now_millis;
+use wbg_guard::{
+    Actor, Guard, GuardConfig, KeyConfig, RateLimitConfig, RateLimiter, ReadRequest, RequestMeta,
+};
+use wbg_sim::{Carrier, CarrierSpec};
+use wbg_vault::{bucket_of, MasterKey};
+
+const BATCH: usize = 10_000;
+
+struct Fixture {
+    _dir: tempfile::TempDir,
+    guard: Guard,
+    carrier: Carrier,
+    integration: String,
+    cs: String,
+    staff: String,
+    staff_outlet_waybills: Vec<String>,
+    all: Vec<String>,
+    next: u64,
+}
+
+fn fixture(waybills: usize) -> Fixture {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = GuardConfig {
+        data: dir.path().join("data"),
+        keys: KeyConfig::Given {
+            master: MasterKey::generate(),
+            signer: None,
+        },
+        policies: None,
+        rate_limit: RateLimitConfig::default(),
+        create_keys: true,
+    };
+    let (guard, _) = Guard::open(cfg).unwrap();
+    // The rate limiter stays inline, with limits no bench run reaches.
+    let guard = guard.with_risk(Arc::new(RateLimiter::new(RateLimitConfig {
+        reads_per_minute: u32::MAX,
+        burst: u32::MAX,
+    })));
+    let carrier = Carrier::generate(CarrierSpec::default());
+    let meta = RequestMeta::default();
+    let local = Actor::Local("bench");
+    let (_, integration) = guard
+        .create_account(local, "I-bench", "integration", None, None, &meta)
+        .unwrap();
+    let (_, cs) = guard
+        .create_account(local, "K-bench", "customer_service", None, None, &meta)
+        .unwrap();
+    let outlet = carrier.outlets[0].id.to_string();
+    let (_, staff) = guard
+        .create_account(local, "S-bench", "outlet_staff", Some(&outlet), None, &meta)
+        .unwrap();
+    let mut all = Vec::new();
+    let mut staff_outlet_waybills = Vec::new();
+    let mut first = 1u64;
+    while all.len() < waybills {
+        let batch = carrier.waybills(first, BATCH);
+        first += BATCH as u64;
+        for w in &batch {
+            all.push(w.waybill_no.to_string());
+            if w.destination_outlet.as_str() == outlet || w.origin_outlet.as_str() == outlet {
+                staff_outlet_waybills.push(w.waybill_no.to_string());
+            }
+        }
+        guard
+            .ingest(Actor::Token(&integration), batch, &meta)
+            .unwrap();
+    }
+    Fixture {
+        _dir: dir,
+        guard,
+        carrier,
+        integration,
+        cs,
+        staff,
+        staff_outlet_waybills,
+        all,
+        next: first,
+    }
+}
+
+fn percentiles(label: &str, mut samples: Vec<Duration>) {
+    samples.sort();
+    let at = |q: f64| samples[((samples.len() as f64 * q) as usize).min(samples.len() - 1)];
+    println!(
+        "{label}: n={} p50={:.1}µs p99={:.1}µs p99.9={:.1}µs max={:.1}µs",
+        samples.len(),
+        at(0.50).as_secs_f64() * 1e6,
+        at(0.99).as_secs_f64() * 1e6,
+        at(0.999).as_secs_f64() * 1e6,
+        samples[samples.len() - 1].as_secs_f64() * 1e6
+    );
+}
+
+fn guarded_read(c: &mut Criterion) {
+    let f = fixture(50_000);
+    let meta = RequestMeta::default();
+    struct Case<'a> {
+        label: &'a str,
+        name: &'a str,
+        token: &'a str,
+        purpose: &'a str,
+        ticket: Option<&'a str>,
+        pool: &'a [String],
+    }
+    let cases = [
+        Case {
+            label: "full (customer service with ticket, 9 fields decrypted)",
+            name: "full",
+            token: &f.cs,
+            purpose: "customer_service",
+            ticket: Some("T-1"),
+            pool: &f.all,
+        },
+        Case {
+            label: "masked (outlet staff, 6 fields decrypted and masked)",
+            name: "masked",
+            token: &f.staff,
+            purpose: "delivery",
+            ticket: None,
+            pool: &f.staff_outlet_waybills,
+        },
+    ];
+    for Case {
+        label,
+        name,
+        token,
+        purpose,
+        ticket,
+        pool,
+    } in cases
+    {
+        let read = |i: usize| {
+            let req = ReadRequest {
+                waybill_no: &pool[i % pool.len()],
+                purpose,
+                ticket,
+            };
+            black_box(f.guard.read(token, &req, &meta).unwrap());
+        };
+        for i in 0..2_000 {
+            read(i);
+        }
+        let samples = (0..20_000)
+            .map(|i| {
+                let t = Instant::now();
+                read(i * 7919);
+                t.elapsed()
+            })
+            .collect();
+        percentiles(&format!("guarded read, {label}"), samples);
+        let mut i = 0usize;
+        c.bench_function(&format!("guarded_read/{name}"), |b| {
+            b.iter(|| {
+                i += 7919;
+                read(i)
+            })
+        });
+    }
+}
+
+fn ingest(c: &mut Criterion) {
+    let mut f = fixture(BATCH);
+    let meta = RequestMeta::default();
+    let mut g = c.benchmark_group("ingest");
+    g.throughput(Throughput::Elements(BATCH as u64))
+        .sample_size(10)
+        .measurement_time(Duration::from_secs(20));
+    g.bench_function("batch_10000", |b| {
+        b.iter_batched(
+            || {
+                let batch = f.carrier.waybills(f.next, BATCH);
+                f.next += BATCH as u64;
+                batch
+            },
+            |batch| {
+                f.guard
+                    .ingest(Actor::Token(&f.integration), batch, &meta)
+                    .unwrap();
+                // Index compaction and the WAL checkpoint are part of what sustained ingest costs.
+                f.guard.store().maintain().unwrap();
+            },
+            BatchSize::PerIteration,
+        )
+    });
+    g.finish();
+    let t = Instant::now();
+    let mut n = 0;
+    for _ in 0..5 {
+        let batch = f.carrier.waybills(f.next, BATCH);
+        f.next += BATCH as u64;
+        f.guard
+            .ingest(Actor::Token(&f.integration), batch, &meta)
+            .unwrap();
+        f.guard.store().maintain().unwrap();
+        n += BATCH;
+    }
+    println!(
+        "ingest: {:.0} waybills/s over {n} (batches of {BATCH}, one transaction each)",
+        n as f64 / t.elapsed().as_secs_f64()
+    );
+}
+
+#[derive(Default)]
+struct MemKeys(std::sync::Mutex<std::collections::HashMap<String, Vec<u8>>>);
+
+impl wbg_vault::WrappedKeyStore for MemKeys {
+    fn get_wrapped_key(&self, id: &str) -> Result<Option<Vec<u8>>, String> {
+        Ok(self.0.lock().unwrap().get(id).cloned())
+    }
+    fn put_wrapped_key_if_absent(&self, id: &str, w: &[u8]) -> Result<Vec<u8>, String> {
+        Ok(self
+            .0
+            .lock()
+            .unwrap()
+            .entry(id.to_owned())
+            .or_insert_with(|| w.to_vec())
+            .clone())
+    }
+}
+
+/// The two halves of ingest on their own: sealing (validation, encryption, blind indexes) and the store insert.
+fn ingest_halves(c: &mut Criterion) {
+    use wbg_store::{SealedWaybill, SqliteStore, Store};
+    let carrier = Carrier::generate(CarrierSpec::default());
+    let vault =
+        wbg_vault::Vault::open(MasterKey::generate(), Arc::new(MemKeys::default())).unwrap();
+    let bucket = bucket_of(now_millis());
+    let seal = |first: u64| -> Vec<SealedWaybill> {
+        carrier
+            .waybills(first, BATCH)
+            .into_iter()
+            .map(|w| {
+                let w = w.validated().unwrap();
+                let (fields, blind) = vault.seal(&w, bucket).unwrap();
+                SealedWaybill {
+                    meta: wbg_policy::prospective(&w, 0),
+                    sealed: fields.0,
+                    blind: blind
+                        .into_iter()
+                        .enumerate()
+                        .map(|(j, (k, t))| (k as u8, (j / 3) as u8, t))
+                        .collect(),
+                }
+            })
+            .collect()
+    };
+    let mut g = c.benchmark_group("ingest_halves");
+    g.throughput(Throughput::Elements(BATCH as u64))
+        .sample_size(10);
+    let mut next = 1u64;
+    g.bench_function("validate_and_seal_10000", |b| {
+        b.iter_batched(
+            || (),
+            |_| {
+                next += BATCH as u64;
+                black_box(seal(next))
+            },
+            BatchSize::PerIteration,
+        )
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(dir.path()).unwrap();
+    let entry = || wbg_audit::AuditEntry {
+        seq: 0,
+        time: 0,
+        account: "bench".into(),
+        device: None,
+        ip: None,
+        action: "ingest".into(),
+        waybill: None,
+        purpose: None,
+        decision: "allow".into(),
+        view: None,
+        fields: vec![],
+        detail: None,
+        prev: String::new(),
+    };
+    g.bench_function("store_insert_10000", |b| {
+        b.iter_batched(
+            || {
+                next += BATCH as u64;
+                seal(next)
+            },
+            |batch| {
+                store.insert_waybills(&batch, entry()).unwrap();
+                store.maintain().unwrap();
+            },
+            BatchSize::PerIteration,
+        )
+    });
+    g.finish();
+}
+
+criterion_group!(benches, guarded_read, ingest, ingest_halves);
+criterion_main!(benches);
