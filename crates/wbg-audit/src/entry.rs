@@ -43,6 +43,26 @@ pub struct AuditEntry {
 }
 
 impl AuditEntry {
+    /// An entry of `action` by `account` at `time`, allowed, with nothing else filled in. The store sets `seq` and
+    /// `prev` when it appends it.
+    pub fn new(time: i64, account: impl Into<String>, action: impl Into<String>) -> AuditEntry {
+        AuditEntry {
+            seq: 0,
+            time,
+            account: account.into(),
+            device: None,
+            ip: None,
+            action: action.into(),
+            waybill: None,
+            purpose: None,
+            decision: "allow".to_owned(),
+            view: None,
+            fields: Vec::new(),
+            detail: None,
+            prev: String::new(),
+        }
+    }
+
     /// The canonical bytes: JSON with fields in declaration order, no whitespace.
     pub fn encode(&self) -> Vec<u8> {
         serde_json::to_vec(self).expect("an audit entry always serialises")

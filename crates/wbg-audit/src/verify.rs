@@ -200,18 +200,12 @@ mod tests {
         for seq in 0..n {
             let e = AuditEntry {
                 seq,
-                time: 1_700_000_000_000 + seq as i64,
-                account: format!("C{seq:04}"),
-                device: None,
-                ip: None,
-                action: "view".into(),
                 waybill: Some(format!("W{seq}")),
                 purpose: Some("delivery".into()),
-                decision: "allow".into(),
                 view: Some("full".into()),
                 fields: vec!["recipient.phone".into()],
-                detail: None,
                 prev: prev.clone(),
+                ..AuditEntry::new(1_700_000_000_000 + seq as i64, format!("C{seq:04}"), "view")
             };
             let bytes = e.encode();
             let leaf = leaf_hash(&bytes);

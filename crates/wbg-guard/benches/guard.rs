@@ -210,30 +210,15 @@ fn ingest(c: &mut Criterion) {
     );
 }
 
-#[derive(Default)]
-struct MemKeys(std::sync::Mutex<std::collections::HashMap<String, Vec<u8>>>);
-
-impl wbg_vault::WrappedKeyStore for MemKeys {
-    fn get_wrapped_key(&self, id: &str) -> Result<Option<Vec<u8>>, String> {
-        Ok(self.0.lock().unwrap().get(id).cloned())
-    }
-    fn put_wrapped_key_if_absent(&self, id: &str, w: &[u8]) -> Result<Vec<u8>, String> {
-        Ok(self
-            .0
-            .lock()
-            .unwrap()
-            .entry(id.to_owned())
-            .or_insert_with(|| w.to_vec())
-            .clone())
-    }
-}
-
 /// The two halves of ingest on their own: sealing (validation, encryption, blind indexes) and the store insert.
 fn ingest_halves(c: &mut Criterion) {
     use wbg_store::{SealedWaybill, SqliteStore, Store};
     let carrier = Carrier::generate(CarrierSpec::default());
-    let vault =
-        wbg_vault::Vault::open(MasterKey::generate(), Arc::new(MemKeys::default())).unwrap();
+    let vault = wbg_vault::Vault::open(
+        MasterKey::generate(),
+        Arc::new(wbg_vault::MemoryKeyStore::default()),
+    )
+    .unwrap();
     let bucket = bucket_of(now_millis());
     let seal = |first: u64| -> Vec<SealedWaybill> {
         carrier
@@ -242,15 +227,7 @@ fn ingest_halves(c: &mut Criterion) {
             .map(|w| {
                 let w = w.validated().unwrap();
                 let (fields, blind) = vault.seal(&w, bucket).unwrap();
-                SealedWaybill {
-                    meta: wbg_policy::prospective(&w, 0),
-                    sealed: fields.0,
-                    blind: blind
-                        .into_iter()
-                        .enumerate()
-                        .map(|(j, (k, t))| (k as u8, (j / 3) as u8, t))
-                        .collect(),
-                }
+                wbg_guard::sealed_waybill(wbg_policy::prospective(&w, 0), fields, blind)
             })
             .collect()
     };
@@ -270,21 +247,7 @@ fn ingest_halves(c: &mut Criterion) {
     });
     let dir = tempfile::tempdir().unwrap();
     let store = SqliteStore::open(dir.path()).unwrap();
-    let entry = || wbg_audit::AuditEntry {
-        seq: 0,
-        time: 0,
-        account: "bench".into(),
-        device: None,
-        ip: None,
-        action: "ingest".into(),
-        waybill: None,
-        purpose: None,
-        decision: "allow".into(),
-        view: None,
-        fields: vec![],
-        detail: None,
-        prev: String::new(),
-    };
+    let entry = || wbg_audit::AuditEntry::new(0, "bench", "ingest");
     g.bench_function("store_insert_10000", |b| {
         b.iter_batched(
             || {

@@ -144,19 +144,9 @@ impl std::fmt::Debug for Guard {
 
 fn entry(account: &str, meta: &RequestMeta, action: &str) -> AuditEntry {
     AuditEntry {
-        seq: 0,
-        time: now_millis(),
-        account: account.to_owned(),
         device: meta.device.clone(),
         ip: meta.ip.clone(),
-        action: action.to_owned(),
-        waybill: None,
-        purpose: None,
-        decision: "allow".to_owned(),
-        view: None,
-        fields: Vec::new(),
-        detail: None,
-        prev: String::new(),
+        ..AuditEntry::new(now_millis(), account, action)
     }
 }
 
@@ -586,16 +576,7 @@ impl Guard {
         let seal_one =
             |(wb, meta): (NewWaybill, WaybillMeta)| -> Result<SealedWaybill, GuardError> {
                 let (fields, blind) = self.vault.seal(&wb, bucket)?;
-                Ok(SealedWaybill {
-                    meta,
-                    sealed: fields.0,
-                    // Tokens come recipient first (party 0), then sender (party 1), three each.
-                    blind: blind
-                        .into_iter()
-                        .enumerate()
-                        .map(|(j, (k, t))| (k as u8, (j / 3) as u8, t))
-                        .collect(),
-                })
+                Ok(sealed_waybill(meta, fields, blind))
             };
         let threads = std::thread::available_parallelism()
             .map_or(1, |n| n.get())
@@ -942,6 +923,24 @@ impl Guard {
         verifier: &NoteVerifier,
     ) -> Result<wbg_audit::VerifyReport, wbg_audit::VerifyFailure> {
         verify_store(self.store.as_ref(), verifier)
+    }
+}
+
+/// A sealed waybill in the form the store keeps: the vault's blind tokens come recipient first (party 0), then
+/// sender (party 1), three each.
+pub fn sealed_waybill(
+    meta: WaybillMeta,
+    fields: wbg_vault::SealedFields,
+    blind: wbg_vault::BlindTokens,
+) -> SealedWaybill {
+    SealedWaybill {
+        meta,
+        sealed: fields.0,
+        blind: blind
+            .into_iter()
+            .enumerate()
+            .map(|(j, (kind, token))| (kind as u8, (j / 3) as u8, token))
+            .collect(),
     }
 }
 

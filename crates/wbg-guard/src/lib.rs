@@ -20,7 +20,8 @@ mod view;
 
 pub use error::GuardError;
 pub use guard::{
-    verify_store, Actor, Guard, GuardConfig, IngestReport, OpenReport, ReadRequest, RequestMeta,
+    sealed_waybill, verify_store, Actor, Guard, GuardConfig, IngestReport, OpenReport, ReadRequest,
+    RequestMeta,
 };
 pub use keys::{default_key_dir, KeyConfig, AUDIT_KEY_ENV, AUDIT_KEY_FILE, MASTER_KEY_FILE};
 pub use risk::{Access, NoRisk, RateLimitConfig, RateLimiter, RiskAction, RiskHook, RiskVerdict};

@@ -25,4 +25,4 @@ pub use field::{Field, SealedFields};
 pub use keys::{create_secret, read_secret, KeySource, MasterKey, MASTER_KEY_ENV};
 pub use mask::{mask_name, mask_phone};
 pub use normalize::{normalize_address, normalize_name};
-pub use vault::{bucket_of, BlindTokens, Vault, WrappedKeyStore};
+pub use vault::{bucket_of, BlindTokens, MemoryKeyStore, Vault, WrappedKeyStore};

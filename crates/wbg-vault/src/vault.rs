@@ -19,6 +19,39 @@ pub trait WrappedKeyStore: Send + Sync {
     fn put_wrapped_key_if_absent(&self, id: &str, wrapped: &[u8]) -> Result<Vec<u8>, String>;
 }
 
+/// Wrapped keys kept in memory only: for tests, benchmarks and tools that need a vault without a store.
+#[derive(Debug, Default)]
+pub struct MemoryKeyStore(std::sync::Mutex<HashMap<String, Vec<u8>>>);
+
+impl MemoryKeyStore {
+    /// Destroys the key stored under `id` (as retention destroys a bucket's key); `true` if there was one.
+    pub fn remove(&self, id: &str) -> bool {
+        self.0
+            .lock()
+            .map(|mut m| m.remove(id).is_some())
+            .unwrap_or(false)
+    }
+}
+
+impl WrappedKeyStore for MemoryKeyStore {
+    fn get_wrapped_key(&self, id: &str) -> Result<Option<Vec<u8>>, String> {
+        let m = self
+            .0
+            .lock()
+            .map_err(|_| "key map lock poisoned".to_owned())?;
+        Ok(m.get(id).cloned())
+    }
+    fn put_wrapped_key_if_absent(&self, id: &str, wrapped: &[u8]) -> Result<Vec<u8>, String> {
+        let mut m = self
+            .0
+            .lock()
+            .map_err(|_| "key map lock poisoned".to_owned())?;
+        Ok(m.entry(id.to_owned())
+            .or_insert_with(|| wrapped.to_vec())
+            .clone())
+    }
+}
+
 /// Blind-index tokens of a waybill: recipient's phone, name, address, then the sender's.
 pub type BlindTokens = Vec<(BlindKind, [u8; 16])>;
 
@@ -284,25 +317,7 @@ fn poisoned() -> VaultError {
 mod tests {
     use super::*;
     use proptest::prelude::*;
-    use std::sync::Mutex;
     use wbg_core::{Address, MerchantId, OutletId, Party};
-
-    #[derive(Default)]
-    struct MemKeys(Mutex<HashMap<String, Vec<u8>>>);
-    impl WrappedKeyStore for MemKeys {
-        fn get_wrapped_key(&self, id: &str) -> Result<Option<Vec<u8>>, String> {
-            Ok(self.0.lock().unwrap().get(id).cloned())
-        }
-        fn put_wrapped_key_if_absent(&self, id: &str, w: &[u8]) -> Result<Vec<u8>, String> {
-            Ok(self
-                .0
-                .lock()
-                .unwrap()
-                .entry(id.to_owned())
-                .or_insert_with(|| w.to_vec())
-                .clone())
-        }
-    }
 
     fn waybill(no: &str, name: &str, phone: &str, detail: &str) -> NewWaybill {
         let party = |name: &str, phone: &str| Party {
@@ -328,8 +343,8 @@ mod tests {
         .unwrap()
     }
 
-    fn vault() -> (Vault, Arc<MemKeys>) {
-        let store = Arc::new(MemKeys::default());
+    fn vault() -> (Vault, Arc<MemoryKeyStore>) {
+        let store = Arc::new(MemoryKeyStore::default());
         (
             Vault::open(MasterKey::from_bytes([1u8; 32]), store.clone()).unwrap(),
             store,
@@ -382,7 +397,7 @@ mod tests {
         let (s, _) = v.seal(&wb, 3).unwrap();
         let other = Vault::open(MasterKey::from_bytes([2u8; 32]), store.clone());
         assert!(matches!(other, Err(VaultError::WrongMasterKey { .. })));
-        store.0.lock().unwrap().remove("day:3");
+        assert!(store.remove("day:3"));
         v.forget_bucket(3);
         assert!(matches!(
             v.open_fields(&wb.waybill_no, 3, &s.0, &[Field::Items]),

@@ -161,6 +161,17 @@ fn append_in(
     Ok((seq, tree))
 }
 
+fn insert_token(
+    tx: &Transaction<'_>,
+    hash: &[u8; 32],
+    id: &AccountId,
+    at: i64,
+) -> Result<(), StoreError> {
+    tx.prepare_cached("INSERT INTO tokens (hash, account_id, created_at) VALUES (?1, ?2, ?3)")?
+        .execute(params![&hash[..], id.as_str(), at])?;
+    Ok(())
+}
+
 fn account_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<AccountRow> {
     Ok((
         r.get(0)?,
@@ -362,11 +373,7 @@ impl Store for SqliteStore {
                     e.into()
                 }
             })?;
-            tx.execute(
-                "INSERT INTO tokens (hash, account_id, created_at) VALUES (?1, ?2, ?3)",
-                params![&token_hash[..], a.id.as_str(), a.created_at],
-            )?;
-            Ok(())
+            insert_token(tx, token_hash, &a.id, a.created_at)
         })
         .map(|(_, seq)| seq)
     }
@@ -386,11 +393,7 @@ impl Store for SqliteStore {
             if n == 0 {
                 return Err(StoreError::NotFound(format!("account {id}")));
             }
-            tx.execute(
-                "INSERT INTO tokens (hash, account_id, created_at) VALUES (?1, ?2, ?3)",
-                params![&token_hash[..], id.as_str(), wbg_core::now_millis()],
-            )?;
-            Ok(())
+            insert_token(tx, token_hash, id, wbg_core::now_millis())
         })
         .map(|(_, seq)| seq)
     }

@@ -3,21 +3,7 @@ use wbg_audit::note::NoteSigner;
 use wbg_audit::{verify_log, Checkpoint};
 
 fn entry(action: &str) -> AuditEntry {
-    AuditEntry {
-        seq: 0,
-        time: 1,
-        account: "admin".into(),
-        device: None,
-        ip: None,
-        action: action.into(),
-        waybill: None,
-        purpose: None,
-        decision: "allow".into(),
-        view: None,
-        fields: vec![],
-        detail: None,
-        prev: String::new(),
-    }
+    AuditEntry::new(1, "admin", action)
 }
 
 fn account(id: &str) -> Account {
