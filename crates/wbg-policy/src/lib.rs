@@ -371,28 +371,45 @@ impl PolicyEngine {
         RestrictedExpression::new_entity_uid(self.uid(&self.names.merchant, m.as_str()))
     }
 
+    /// The entities of one decision, built once however many actions it asks about.
+    fn entities(
+        &self,
+        principal: Entity,
+        resource: Option<Entity>,
+    ) -> Result<Entities, PolicyError> {
+        Entities::from_entities([Some(principal), resource].into_iter().flatten(), None)
+            .map_err(|e| PolicyError::Request(e.to_string()))
+    }
+
+    fn context(pairs: Vec<(String, RestrictedExpression)>) -> Result<Context, PolicyError> {
+        Context::from_pairs(pairs).map_err(|e| PolicyError::Request(e.to_string()))
+    }
+
+    /// Asks about one action, with the policy slice for the principal's role.
     fn ask(
         &self,
         role: Role,
-        principal: (EntityUid, Entity),
+        principal: &EntityUid,
         action: &'static str,
-        resource: (EntityUid, Option<Entity>),
-        context: Vec<(String, RestrictedExpression)>,
+        resource: &EntityUid,
+        context: Context,
+        entities: &Entities,
     ) -> Result<(bool, Vec<String>), PolicyError> {
-        let context =
-            Context::from_pairs(context).map_err(|e| PolicyError::Request(e.to_string()))?;
         // The context is built here with fixed types, and the policies were validated strictly against the schema
         // at load; checking every request against the schema again costs more than the evaluation itself.
-        let request = Request::new(principal.0, self.action(action), resource.0, context, None)
-            .map_err(|e| PolicyError::Request(e.to_string()))?;
-        let entities =
-            Entities::from_entities([Some(principal.1), resource.1].into_iter().flatten(), None)
-                .map_err(|e| PolicyError::Request(e.to_string()))?;
+        let request = Request::new(
+            principal.clone(),
+            self.action(action),
+            resource.clone(),
+            context,
+            None,
+        )
+        .map_err(|e| PolicyError::Request(e.to_string()))?;
         let policies = match self.slices.get(&(role, action)) {
             Some(slice) if !unsliced() => slice,
             _ => &self.policies,
         };
-        let response = self.authorizer.is_authorized(&request, policies, &entities);
+        let response = self.authorizer.is_authorized(&request, policies, entities);
         let reasons = response
             .diagnostics()
             .reason()
@@ -414,7 +431,7 @@ impl PolicyEngine {
         waybill: &WaybillMeta,
         ctx: &ReadContext,
     ) -> Result<ViewVerdict, PolicyError> {
-        let candidates: &[(View, &str)] = if ctx.purpose.may_need_full() {
+        let candidates: &[(View, &'static str)] = if ctx.purpose.may_need_full() {
             &[
                 (View::Full, "view_full"),
                 (View::Masked, "view_masked"),
@@ -426,29 +443,31 @@ impl PolicyEngine {
                 (View::Routing, "view_routing"),
             ]
         };
-        let principal = self.account_entity(account)?;
-        let resource = self.waybill_entity(waybill)?;
+        let (principal, principal_entity) = self.account_entity(account)?;
+        let (resource, resource_entity) = self.waybill_entity(waybill)?;
+        let entities = self.entities(principal_entity, Some(resource_entity))?;
+        let context = Self::context(vec![
+            (
+                "purpose".to_owned(),
+                RestrictedExpression::new_string(ctx.purpose.as_str().to_owned()),
+            ),
+            (
+                "now".to_owned(),
+                RestrictedExpression::new_long(ctx.now_secs),
+            ),
+            (
+                "has_ticket".to_owned(),
+                RestrictedExpression::new_bool(ctx.has_ticket),
+            ),
+        ])?;
         for (view, action) in candidates {
-            let context = vec![
-                (
-                    "purpose".to_owned(),
-                    RestrictedExpression::new_string(ctx.purpose.as_str().to_owned()),
-                ),
-                (
-                    "now".to_owned(),
-                    RestrictedExpression::new_long(ctx.now_secs),
-                ),
-                (
-                    "has_ticket".to_owned(),
-                    RestrictedExpression::new_bool(ctx.has_ticket),
-                ),
-            ];
             let (ok, policies) = self.ask(
                 account.role,
-                principal.clone(),
+                &principal,
                 action,
-                (resource.0.clone(), Some(resource.1.clone())),
-                context,
+                &resource,
+                context.clone(),
+                &entities,
             )?;
             if ok {
                 return Ok(ViewVerdict {
@@ -483,14 +502,18 @@ impl PolicyEngine {
                 ],
             ),
         };
-        let resource = self.waybill_entity(waybill)?;
+        let (principal, principal_entity) = self.account_entity(account)?;
+        let (resource, resource_entity) = self.waybill_entity(waybill)?;
+        let entities = self.entities(principal_entity, Some(resource_entity))?;
+        let context = Self::context(context)?;
         Ok(self
             .ask(
                 account.role,
-                self.account_entity(account)?,
+                &principal,
                 name,
-                (resource.0, Some(resource.1)),
+                &resource,
                 context,
+                &entities,
             )?
             .0)
     }
@@ -503,13 +526,16 @@ impl PolicyEngine {
             AdminAction::ReadAlerts => "read_alerts",
         };
         let system = self.uid(&self.names.system, "wbguard");
+        let (principal, principal_entity) = self.account_entity(account)?;
+        let entities = self.entities(principal_entity, None)?;
         Ok(self
             .ask(
                 account.role,
-                self.account_entity(account)?,
+                &principal,
                 name,
-                (system, None),
-                vec![],
+                &system,
+                Self::context(vec![])?,
+                &entities,
             )?
             .0)
     }
