@@ -225,7 +225,7 @@ impl Guard {
                     master,
                     signer,
                     OpenReport {
-                        master_key: KeySource::Env,
+                        master_key: KeySource::Supplied,
                         audit_key_created: None,
                         key_dir: None,
                     },

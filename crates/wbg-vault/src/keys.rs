@@ -29,6 +29,8 @@ pub enum KeySource {
     File(PathBuf),
     /// A key file created just now.
     Created(PathBuf),
+    /// Handed over by the caller (tests, benchmarks, embedding programs).
+    Supplied,
 }
 
 impl MasterKey {
