@@ -42,10 +42,13 @@ impl Purpose {
 
     /// Parses a purpose name.
     pub fn parse(s: &str) -> Result<Purpose, CoreError> {
-        Purpose::ALL
-            .into_iter()
-            .find(|p| p.as_str() == s)
-            .ok_or_else(|| CoreError::invalid("purpose", "is not a known purpose"))
+        crate::error::by_name(
+            Purpose::ALL,
+            Purpose::as_str,
+            s,
+            "purpose",
+            "is not a known purpose",
+        )
     }
 
     /// Whether this purpose can need the full fields at all. Labels never do.

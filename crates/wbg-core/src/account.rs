@@ -54,10 +54,7 @@ impl Role {
 
     /// Parses a role name.
     pub fn parse(s: &str) -> Result<Role, CoreError> {
-        Role::ALL
-            .into_iter()
-            .find(|r| r.as_str() == s)
-            .ok_or_else(|| CoreError::invalid("role", "is not a known role"))
+        crate::error::by_name(Role::ALL, Role::as_str, s, "role", "is not a known role")
     }
 }
 

@@ -30,3 +30,17 @@ impl CoreError {
         }
     }
 }
+
+/// The member of `all` whose name is `s`, or an error naming `field` (never `s`, which may be anything a client
+/// typed).
+pub(crate) fn by_name<T: Copy>(
+    all: impl IntoIterator<Item = T>,
+    name: impl Fn(T) -> &'static str,
+    s: &str,
+    field: &'static str,
+    rule: &'static str,
+) -> Result<T, CoreError> {
+    all.into_iter()
+        .find(|x| name(*x) == s)
+        .ok_or_else(|| CoreError::invalid(field, rule))
+}

@@ -83,7 +83,7 @@ impl WaybillStatus {
     /// Parses a status name.
     pub fn parse(s: &str) -> Result<WaybillStatus, CoreError> {
         use WaybillStatus::*;
-        [
+        let all = [
             Created,
             PickedUp,
             InTransit,
@@ -91,10 +91,14 @@ impl WaybillStatus {
             OutForDelivery,
             Signed,
             Returned,
-        ]
-        .into_iter()
-        .find(|st| st.as_str() == s)
-        .ok_or_else(|| CoreError::invalid("status", "is not a known status"))
+        ];
+        crate::error::by_name(
+            all,
+            WaybillStatus::as_str,
+            s,
+            "status",
+            "is not a known status",
+        )
     }
 
     /// The lifecycle: created → picked_up → in_transit ⇄ at_outlet → out_for_delivery → signed | returned.
@@ -159,17 +163,21 @@ impl EventType {
     /// Parses an event type name.
     pub fn parse(s: &str) -> Result<EventType, CoreError> {
         use EventType::*;
-        [
+        let all = [
             PickedUp,
             InTransit,
             AtOutlet,
             OutForDelivery,
             Signed,
             Returned,
-        ]
-        .into_iter()
-        .find(|e| e.as_str() == s)
-        .ok_or_else(|| CoreError::invalid("type", "is not a known event type"))
+        ];
+        crate::error::by_name(
+            all,
+            EventType::as_str,
+            s,
+            "type",
+            "is not a known event type",
+        )
     }
 
     /// The status the event moves the waybill to.
