@@ -1,6 +1,6 @@
 //! The vault proper: data keys per bucket (cached unwrapped in memory), sealing and opening of fields.
 use crate::{BlindIndex, BlindKind, Field, MasterKey, SealedFields, VaultError};
-use aes_gcm::aead::{Aead, KeyInit, Payload};
+use aes_gcm::aead::{Aead, AeadInPlace, KeyInit, Payload};
 use aes_gcm::{Aes256Gcm, Nonce};
 use rand::RngCore;
 use std::collections::HashMap;
@@ -204,13 +204,17 @@ impl Vault {
         }
     }
 
-    fn aad(no: &WaybillNo, field: Field, bucket: i64) -> Vec<u8> {
-        format!(
-            "wbguard/field/v1\0{}\0{}\0{bucket}",
-            no.as_str(),
-            field.name()
-        )
-        .into_bytes()
+    /// Writes the associated data of a field into `out` (cleared first): `wbguard/field/v1\0<no>\0<field>\0<bucket>`.
+    fn aad_into(out: &mut Vec<u8>, no: &WaybillNo, field: Field, bucket: i64) {
+        use std::io::Write;
+        out.clear();
+        out.extend_from_slice(b"wbguard/field/v1\0");
+        out.extend_from_slice(no.as_str().as_bytes());
+        out.push(0);
+        out.extend_from_slice(field.name().as_bytes());
+        out.push(0);
+        // Writing an integer into a Vec cannot fail.
+        let _ = write!(out, "{bucket}");
     }
 
     /// Seals every personal field of a validated waybill under the data key of `bucket`, and computes the
@@ -244,24 +248,22 @@ impl Vault {
             1 + values.iter().map(|(_, v)| v.len() + 31).sum::<usize>(),
         );
         let mut rng = rand::thread_rng();
+        // nonce ‖ ciphertext ‖ tag, built in place in one buffer reused across fields.
         let mut buf = Vec::with_capacity(NONCE + 256);
+        let mut aad = Vec::with_capacity(64);
         for (field, value) in values.iter() {
             let mut nonce = [0u8; NONCE];
             rng.fill_bytes(&mut nonce);
-            let ct = key
-                .encrypt(
-                    Nonce::from_slice(&nonce),
-                    Payload {
-                        msg: value.as_bytes(),
-                        aad: &Self::aad(&wb.waybill_no, *field, bucket),
-                    },
-                )
+            Self::aad_into(&mut aad, &wb.waybill_no, *field, bucket);
+            buf.clear();
+            buf.extend_from_slice(&nonce);
+            buf.extend_from_slice(value.as_bytes());
+            let tag = key
+                .encrypt_in_place_detached(Nonce::from_slice(&nonce), &aad, &mut buf[NONCE..])
                 .map_err(|_| VaultError::Decrypt {
                     what: field.name().to_owned(),
                 })?;
-            buf.clear();
-            buf.extend_from_slice(&nonce);
-            buf.extend_from_slice(&ct);
+            buf.extend_from_slice(&tag);
             out.push(*field, &buf);
         }
         let mut blind = Vec::with_capacity(6);
@@ -284,18 +286,20 @@ impl Vault {
         }
         let key = self.data_key(bucket, false)?;
         let mut out = Vec::with_capacity(fields.len());
+        let mut aad = Vec::with_capacity(64);
         for &field in fields {
             let body =
                 SealedFields::get(sealed, field)?.ok_or(VaultError::Malformed("field missing"))?;
             if body.len() < NONCE + 16 {
                 return Err(VaultError::Malformed("field too short"));
             }
+            Self::aad_into(&mut aad, no, field, bucket);
             let plain = key
                 .decrypt(
                     Nonce::from_slice(&body[..NONCE]),
                     Payload {
                         msg: &body[NONCE..],
-                        aad: &Self::aad(no, field, bucket),
+                        aad: &aad,
                     },
                 )
                 .map_err(|_| VaultError::Decrypt {
