@@ -45,6 +45,10 @@ CREATE TABLE IF NOT EXISTS alerts (
 CREATE INDEX IF NOT EXISTS alerts_account ON alerts(account, at);
 "#;
 
+/// The layout version written into `meta`; a store of another version is refused at open, not misread.
+/// 2: the blind index as packed sorted runs (`blind_runs`).
+const SCHEMA_VERSION: &str = "2";
+
 /// The database file's name inside the data directory.
 pub const DB_FILE: &str = "wbguard.db";
 
@@ -241,9 +245,21 @@ impl SqliteStore {
         let mut id = [0u8; 16];
         rand::rngs::OsRng.fill_bytes(&mut id);
         conn.execute(
-            "INSERT OR IGNORE INTO meta (key, value) VALUES ('store_id', ?1), ('schema_version', '1')",
-            params![hex::encode(id)],
+            "INSERT OR IGNORE INTO meta (key, value) VALUES ('store_id', ?1), ('schema_version', ?2)",
+            params![hex::encode(id), SCHEMA_VERSION],
         )?;
+        let version: String = conn.query_row(
+            "SELECT value FROM meta WHERE key = 'schema_version'",
+            [],
+            |r| r.get(0),
+        )?;
+        if version != SCHEMA_VERSION {
+            return Err(StoreError::Db(format!(
+                "{} was written with store schema {version}; this build reads schema {SCHEMA_VERSION} \
+                 (start from a new data directory and re-import)",
+                path.display()
+            )));
+        }
         let maint = Self::connect(&path)?;
         Ok(SqliteStore {
             inner: Mutex::new(Inner { conn, tree: None }),
@@ -308,7 +324,7 @@ impl Store for SqliteStore {
             .maint
             .lock()
             .map_err(|_| StoreError::Db("maintenance lock poisoned".into()))?;
-        blind::compact(&mut conn)?;
+        blind::compact(&mut conn, wbg_core::now_millis())?;
         conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))?;
         Ok(())
     }
@@ -486,10 +502,15 @@ impl Store for SqliteStore {
                         e.into()
                     }
                 })?;
-                tokens.extend(w.blind.iter().map(|(kind, party, token)| (*token, m.waybill_no.as_str(), *party, *kind)));
+                tokens.extend(w.blind.iter().map(|(kind, party, token)| blind::Entry {
+                    token: *token,
+                    no: m.waybill_no.as_str().to_owned(),
+                    party: *party,
+                    kind: *kind,
+                }));
             }
             drop(wb);
-            blind::append_segment(tx, tokens)
+            blind::append_segment(tx, tokens, wbg_core::now_millis())
         })
         .map(|(_, seq)| seq)
     }

@@ -229,3 +229,55 @@ fn blind_index_segments_compact_and_still_find_everything() {
     );
     assert!(s.find_by_token(&[0xCD; 16]).unwrap().is_empty());
 }
+
+#[test]
+fn an_abandoned_merge_is_invisible_then_collected() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = SqliteStore::open(dir.path()).unwrap();
+    s.insert_waybills(&[waybill("W1")], entry("ingest"))
+        .unwrap();
+    {
+        // What a merge that died after writing part of its output leaves: a building segment and its chunks.
+        let inner = s.lock().unwrap();
+        inner
+            .conn
+            .execute_batch(
+                "INSERT INTO blind_segments (id, level, rows, created_at) VALUES (99, -1, 0, 0);
+                 INSERT INTO blind_runs (seg, first, last, body) VALUES (99, x'07070707070707070707070707070707',
+                   x'07070707070707070707070707070707',
+                   x'07070707070707070707070707070707' || x'0001' || x'02' || CAST('W9' AS BLOB));",
+            )
+            .unwrap();
+    }
+    assert_eq!(
+        s.find_by_token(&[7u8; 16]).unwrap(),
+        vec![WaybillNo::parse("W1").unwrap()],
+        "a segment still being built is not read"
+    );
+    s.maintain().unwrap();
+    let left: i64 = s
+        .lock()
+        .unwrap()
+        .conn
+        .query_row("SELECT COUNT(*) FROM blind_runs WHERE seg = 99", [], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    assert_eq!(left, 0, "the stale build's chunks are deleted");
+    assert_eq!(s.find_by_token(&[7u8; 16]).unwrap().len(), 1);
+}
+
+#[test]
+fn a_store_of_another_schema_version_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    drop(SqliteStore::open(dir.path()).unwrap());
+    let conn = Connection::open(dir.path().join(DB_FILE)).unwrap();
+    conn.execute(
+        "UPDATE meta SET value = '1' WHERE key = 'schema_version'",
+        [],
+    )
+    .unwrap();
+    drop(conn);
+    let err = SqliteStore::open(dir.path()).unwrap_err().to_string();
+    assert!(err.contains("schema 1"), "{err}");
+}
