@@ -502,7 +502,6 @@ impl Guard {
         let now = now_millis();
         let bucket = bucket_of(now);
         let mut seen = HashSet::with_capacity(batch.len());
-        let mut decided: HashMap<(MerchantId, OutletId, OutletId), bool> = HashMap::new();
         let mut checked = Vec::with_capacity(batch.len());
         for (i, wb) in batch.into_iter().enumerate() {
             let wb = wb
@@ -516,25 +515,11 @@ impl Guard {
             }
             let mut m = wbg_policy::prospective(&wb, now);
             m.bucket = bucket;
-            // The ingest rules look at the merchant and outlets only, so one decision serves every waybill
-            // that shares them.
-            let key = (
-                wb.merchant.clone(),
-                wb.origin_outlet.clone(),
-                wb.destination_outlet.clone(),
-            );
-            let ok = match decided.get(&key) {
-                Some(ok) => *ok,
-                None => {
-                    let ok = match actor {
-                        Actor::Local(_) => true,
-                        Actor::Token(_) => {
-                            self.policy.may_write(&account, &m, &WriteAction::Ingest)?
-                        }
-                    };
-                    decided.insert(key, ok);
-                    ok
-                }
+            // The policy engine caches by what the ingest rules read, so a batch of one merchant's waybills is
+            // one Cedar evaluation, however the policy file is written.
+            let ok = match actor {
+                Actor::Local(_) => true,
+                Actor::Token(_) => self.policy.may_write(&account, &m, &WriteAction::Ingest)?,
             };
             if !ok {
                 e.waybill = Some(wb.waybill_no.to_string());

@@ -18,11 +18,15 @@ use cedar_policy::{
     EntityUid, Policy, PolicySet, PrincipalConstraint, Request, RestrictedExpression, Schema,
     ValidationMode, Validator,
 };
+use reads::Reads;
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use std::str::FromStr;
+use std::sync::Mutex;
+
+mod reads;
 use thiserror::Error;
-use wbg_core::{Account, MerchantId, OutletId, Purpose, Role, View, WaybillMeta, WaybillStatus};
+use wbg_core::{Account, OutletId, Purpose, Role, View, WaybillMeta, WaybillStatus};
 
 /// The built-in policy, as shipped in `policies/wbguard.cedar`.
 pub const BUILTIN_POLICY: &str = include_str!("../../../policies/wbguard.cedar");
@@ -123,9 +127,93 @@ pub struct PolicyEngine {
     /// decision in the tens of microseconds; the decision is the same, because a policy whose scope cannot match
     /// a request is not applicable to it (a test checks this for every role, action and context).
     slices: HashMap<(Role, &'static str), PolicySet>,
+    /// What each slice reads of the resource and context; for reads, the union over the actions a read asks
+    /// about (keyed by whether the purpose may need the full view).
+    slice_reads: HashMap<(Role, &'static str), Reads>,
+    view_reads: HashMap<(Role, bool), Reads>,
+    /// Decisions already made, keyed by the principal and exactly the resource and context values its slice
+    /// reads ([`reads`]): a courier's reads of a thousand waybills at their outlet are one Cedar evaluation.
+    views: DecisionCache<ViewVerdict>,
+    writes: DecisionCache<bool>,
     authorizer: Authorizer,
     names: Names,
     ids: HashMap<String, String>,
+}
+
+/// A bounded map of decisions; emptied when full (decisions are cheap to remake, and the working set of keys is
+/// small: accounts × the few attribute values their policies compare).
+struct DecisionCache<V> {
+    map: Mutex<HashMap<String, V>>,
+    hits: std::sync::atomic::AtomicU64,
+}
+
+const CACHE_CAPACITY: usize = 100_000;
+
+impl<V: Clone> DecisionCache<V> {
+    fn new() -> Self {
+        DecisionCache {
+            map: Mutex::new(HashMap::new()),
+            hits: std::sync::atomic::AtomicU64::new(0),
+        }
+    }
+
+    fn get(&self, key: &str) -> Option<V> {
+        if unsliced() {
+            return None;
+        }
+        let hit = self.map.lock().ok()?.get(key).cloned();
+        if hit.is_some() {
+            self.hits.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+        hit
+    }
+
+    fn put(&self, key: String, value: V) {
+        if let Ok(mut m) = self.map.lock() {
+            if m.len() >= CACHE_CAPACITY {
+                m.clear();
+            }
+            m.insert(key, value);
+        }
+    }
+}
+
+/// An attribute value, turned into a Cedar expression for evaluation or into its part of a cache key. The
+/// entity built for Cedar and the cache key come from the same list, so they cannot disagree.
+enum Attr<'a> {
+    Str(&'a str),
+    Long(i64),
+    Bool(bool),
+    Entity(&'a EntityTypeName, &'a str),
+}
+
+impl Attr<'_> {
+    fn expr(&self) -> RestrictedExpression {
+        match self {
+            Attr::Str(s) => RestrictedExpression::new_string((*s).to_owned()),
+            Attr::Long(n) => RestrictedExpression::new_long(*n),
+            Attr::Bool(b) => RestrictedExpression::new_bool(*b),
+            Attr::Entity(ty, id) => RestrictedExpression::new_entity_uid(
+                EntityUid::from_type_name_and_id((*ty).clone(), EntityId::new(*id)),
+            ),
+        }
+    }
+
+    /// Appends `\x1e name \x1f value` (identifiers and fixed strings never hold these separators; free strings
+    /// are length-prefixed).
+    fn key(&self, name: &str, out: &mut String) {
+        use std::fmt::Write;
+        out.push('\u{1e}');
+        out.push_str(name);
+        out.push('\u{1f}');
+        // Writing into a String cannot fail.
+        let _ = match self {
+            Attr::Str(s) => write!(out, "s{}:{s}", s.len()),
+            Attr::Long(n) => write!(out, "l{n}"),
+            Attr::Bool(b) => write!(out, "b{b}"),
+            Attr::Entity(ty, id) => write!(out, "e{ty}:{}:{id}", id.len()),
+        };
+    }
 }
 
 impl std::fmt::Debug for PolicyEngine {
@@ -286,13 +374,37 @@ impl PolicyEngine {
                 slices.insert((role, action), slice);
             }
         }
+        let slice_reads: HashMap<(Role, &'static str), Reads> =
+            slices.iter().map(|(k, set)| (*k, Reads::of(set))).collect();
+        let mut view_reads = HashMap::new();
+        for role in Role::ALL {
+            for full in [false, true] {
+                let mut r = Reads::default();
+                for (_, action) in view_candidates(full) {
+                    if let Some(x) = slice_reads.get(&(role, *action)) {
+                        r.union(x);
+                    }
+                }
+                view_reads.insert((role, full), r);
+            }
+        }
         Ok(PolicyEngine {
             policies,
             slices,
+            slice_reads,
+            view_reads,
+            views: DecisionCache::new(),
+            writes: DecisionCache::new(),
             authorizer: Authorizer::new(),
             names,
             ids,
         })
+    }
+
+    /// How many decisions were answered from the decision cache since start.
+    pub fn cache_hits(&self) -> u64 {
+        use std::sync::atomic::Ordering::Relaxed;
+        self.views.hits.load(Relaxed) + self.writes.hits.load(Relaxed)
     }
 
     /// The `@id`s of the loaded policies.
@@ -308,67 +420,99 @@ impl PolicyEngine {
         self.uid(&self.names.action, a)
     }
 
-    fn account_entity(&self, a: &Account) -> Result<(EntityUid, Entity), PolicyError> {
-        let uid = self.uid(&self.names.account, a.id.as_str());
-        let mut attrs = HashMap::from([(
-            "status".to_owned(),
-            RestrictedExpression::new_string(a.status.as_str().to_owned()),
-        )]);
+    fn account_attrs<'a>(&'a self, a: &'a Account) -> Vec<(&'static str, Attr<'a>)> {
+        let mut attrs = vec![("status", Attr::Str(a.status.as_str()))];
         if let Some(o) = &a.outlet {
-            attrs.insert(
-                "outlet".into(),
-                RestrictedExpression::new_entity_uid(self.uid(&self.names.outlet, o.as_str())),
-            );
+            attrs.push(("outlet", Attr::Entity(&self.names.outlet, o.as_str())));
         }
         if let Some(m) = &a.merchant {
-            attrs.insert(
-                "merchant".into(),
-                RestrictedExpression::new_entity_uid(self.uid(&self.names.merchant, m.as_str())),
-            );
+            attrs.push(("merchant", Attr::Entity(&self.names.merchant, m.as_str())));
         }
+        attrs
+    }
+
+    fn account_entity(&self, a: &Account) -> Result<(EntityUid, Entity), PolicyError> {
+        let uid = self.uid(&self.names.account, a.id.as_str());
+        let attrs = self
+            .account_attrs(a)
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v.expr()))
+            .collect();
         let role = self.uid(&self.names.role, a.role.as_str());
         let e = Entity::new(uid.clone(), attrs, HashSet::from([role]))
             .map_err(|e| PolicyError::Request(e.to_string()))?;
         Ok((uid, e))
     }
 
-    fn waybill_entity(&self, w: &WaybillMeta) -> Result<(EntityUid, Entity), PolicyError> {
-        let uid = self.uid(&self.names.waybill, w.waybill_no.as_str());
-        let mut attrs = HashMap::from([
-            ("merchant".to_owned(), self.merchant(&w.merchant)),
-            ("origin_outlet".to_owned(), self.outlet(&w.origin_outlet)),
+    fn waybill_attrs<'a>(&'a self, w: &'a WaybillMeta) -> Vec<(&'static str, Attr<'a>)> {
+        let mut attrs = vec![
             (
-                "destination_outlet".to_owned(),
-                self.outlet(&w.destination_outlet),
+                "merchant",
+                Attr::Entity(&self.names.merchant, w.merchant.as_str()),
             ),
             (
-                "status".to_owned(),
-                RestrictedExpression::new_string(w.status.as_str().to_owned()),
+                "origin_outlet",
+                Attr::Entity(&self.names.outlet, w.origin_outlet.as_str()),
             ),
-        ]);
+            (
+                "destination_outlet",
+                Attr::Entity(&self.names.outlet, w.destination_outlet.as_str()),
+            ),
+            ("status", Attr::Str(w.status.as_str())),
+        ];
         if let Some(c) = &w.courier {
-            attrs.insert(
-                "courier".into(),
-                RestrictedExpression::new_entity_uid(self.uid(&self.names.account, c.as_str())),
-            );
+            attrs.push(("courier", Attr::Entity(&self.names.account, c.as_str())));
         }
         if let Some(t) = w.signed_at {
-            attrs.insert(
-                "signed_at".into(),
-                RestrictedExpression::new_long(t.div_euclid(1000)),
-            );
+            attrs.push(("signed_at", Attr::Long(t.div_euclid(1000))));
         }
+        attrs
+    }
+
+    fn waybill_entity(&self, w: &WaybillMeta) -> Result<(EntityUid, Entity), PolicyError> {
+        let uid = self.uid(&self.names.waybill, w.waybill_no.as_str());
+        let attrs = self
+            .waybill_attrs(w)
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v.expr()))
+            .collect();
         let e = Entity::new(uid.clone(), attrs, HashSet::new())
             .map_err(|e| PolicyError::Request(e.to_string()))?;
         Ok((uid, e))
     }
 
-    fn outlet(&self, o: &OutletId) -> RestrictedExpression {
-        RestrictedExpression::new_entity_uid(self.uid(&self.names.outlet, o.as_str()))
-    }
-
-    fn merchant(&self, m: &MerchantId) -> RestrictedExpression {
-        RestrictedExpression::new_entity_uid(self.uid(&self.names.merchant, m.as_str()))
+    /// The cache key of a decision: what it asks, who asks (all of the account), and the resource and context
+    /// values that the policies consulted can read.
+    fn cache_key(
+        &self,
+        what: &str,
+        account: &Account,
+        waybill: &WaybillMeta,
+        context: &[(&'static str, Attr<'_>)],
+        reads: &Reads,
+    ) -> String {
+        let mut key = String::with_capacity(128);
+        key.push_str(what);
+        Attr::Str(account.id.as_str()).key("principal", &mut key);
+        Attr::Str(account.role.as_str()).key("role", &mut key);
+        for (name, v) in self.account_attrs(account) {
+            v.key(name, &mut key);
+        }
+        if reads.resource.reads_whole() {
+            Attr::Str(waybill.waybill_no.as_str()).key("resource", &mut key);
+        }
+        for (name, v) in self.waybill_attrs(waybill) {
+            if reads.resource.reads(name) {
+                v.key(name, &mut key);
+            }
+        }
+        key.push('\u{1d}');
+        for (name, v) in context {
+            if reads.context.reads(name) {
+                v.key(name, &mut key);
+            }
+        }
+        key
     }
 
     /// The entities of one decision, built once however many actions it asks about.
@@ -381,8 +525,9 @@ impl PolicyEngine {
             .map_err(|e| PolicyError::Request(e.to_string()))
     }
 
-    fn context(pairs: Vec<(String, RestrictedExpression)>) -> Result<Context, PolicyError> {
-        Context::from_pairs(pairs).map_err(|e| PolicyError::Request(e.to_string()))
+    fn context(pairs: &[(&'static str, Attr<'_>)]) -> Result<Context, PolicyError> {
+        Context::from_pairs(pairs.iter().map(|(k, v)| ((*k).to_owned(), v.expr())))
+            .map_err(|e| PolicyError::Request(e.to_string()))
     }
 
     /// Asks about one action, with the policy slice for the principal's role.
@@ -431,36 +576,33 @@ impl PolicyEngine {
         waybill: &WaybillMeta,
         ctx: &ReadContext,
     ) -> Result<ViewVerdict, PolicyError> {
-        let candidates: &[(View, &'static str)] = if ctx.purpose.may_need_full() {
-            &[
-                (View::Full, "view_full"),
-                (View::Masked, "view_masked"),
-                (View::Routing, "view_routing"),
-            ]
-        } else {
-            &[
-                (View::Masked, "view_masked"),
-                (View::Routing, "view_routing"),
-            ]
-        };
+        let full = ctx.purpose.may_need_full();
+        let context = [
+            ("purpose", Attr::Str(ctx.purpose.as_str())),
+            ("now", Attr::Long(ctx.now_secs)),
+            ("has_ticket", Attr::Bool(ctx.has_ticket)),
+        ];
+        let key = self.view_reads.get(&(account.role, full)).map(|reads| {
+            self.cache_key(
+                if full { "view+full" } else { "view" },
+                account,
+                waybill,
+                &context,
+                reads,
+            )
+        });
+        if let Some(hit) = key.as_deref().and_then(|k| self.views.get(k)) {
+            return Ok(hit);
+        }
         let (principal, principal_entity) = self.account_entity(account)?;
         let (resource, resource_entity) = self.waybill_entity(waybill)?;
         let entities = self.entities(principal_entity, Some(resource_entity))?;
-        let context = Self::context(vec![
-            (
-                "purpose".to_owned(),
-                RestrictedExpression::new_string(ctx.purpose.as_str().to_owned()),
-            ),
-            (
-                "now".to_owned(),
-                RestrictedExpression::new_long(ctx.now_secs),
-            ),
-            (
-                "has_ticket".to_owned(),
-                RestrictedExpression::new_bool(ctx.has_ticket),
-            ),
-        ])?;
-        for (view, action) in candidates {
+        let context = Self::context(&context)?;
+        let mut verdict = ViewVerdict {
+            view: None,
+            policies: Vec::new(),
+        };
+        for (view, action) in view_candidates(full) {
             let (ok, policies) = self.ask(
                 account.role,
                 &principal,
@@ -470,16 +612,17 @@ impl PolicyEngine {
                 &entities,
             )?;
             if ok {
-                return Ok(ViewVerdict {
+                verdict = ViewVerdict {
                     view: Some(*view),
                     policies,
-                });
+                };
+                break;
             }
         }
-        Ok(ViewVerdict {
-            view: None,
-            policies: Vec::new(),
-        })
+        if let Some(k) = key {
+            self.views.put(k, verdict.clone());
+        }
+        Ok(verdict)
     }
 
     /// Whether `account` may perform a write on `waybill` (for ingest: the waybill about to be created).
@@ -494,19 +637,26 @@ impl PolicyEngine {
             WriteAction::RecordEvent { event_type, outlet } => (
                 "record_event",
                 vec![
+                    ("event_type", Attr::Str(event_type)),
                     (
-                        "event_type".to_owned(),
-                        RestrictedExpression::new_string((*event_type).to_owned()),
+                        "event_outlet",
+                        Attr::Entity(&self.names.outlet, outlet.as_str()),
                     ),
-                    ("event_outlet".to_owned(), self.outlet(outlet)),
                 ],
             ),
         };
+        let key = self
+            .slice_reads
+            .get(&(account.role, name))
+            .map(|reads| self.cache_key(name, account, waybill, &context, reads));
+        if let Some(hit) = key.as_deref().and_then(|k| self.writes.get(k)) {
+            return Ok(hit);
+        }
         let (principal, principal_entity) = self.account_entity(account)?;
         let (resource, resource_entity) = self.waybill_entity(waybill)?;
         let entities = self.entities(principal_entity, Some(resource_entity))?;
-        let context = Self::context(context)?;
-        Ok(self
+        let context = Self::context(&context)?;
+        let ok = self
             .ask(
                 account.role,
                 &principal,
@@ -515,7 +665,11 @@ impl PolicyEngine {
                 context,
                 &entities,
             )?
-            .0)
+            .0;
+        if let Some(k) = key {
+            self.writes.put(k, ok);
+        }
+        Ok(ok)
     }
 
     /// Whether `account` may perform an administrative or oversight action.
@@ -534,10 +688,26 @@ impl PolicyEngine {
                 &principal,
                 name,
                 &system,
-                Self::context(vec![])?,
+                Self::context(&[])?,
                 &entities,
             )?
             .0)
+    }
+}
+
+/// The (view, action) pairs a read asks about, richest first.
+fn view_candidates(full: bool) -> &'static [(View, &'static str)] {
+    if full {
+        &[
+            (View::Full, "view_full"),
+            (View::Masked, "view_masked"),
+            (View::Routing, "view_routing"),
+        ]
+    } else {
+        &[
+            (View::Masked, "view_masked"),
+            (View::Routing, "view_routing"),
+        ]
     }
 }
 

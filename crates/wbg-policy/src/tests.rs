@@ -1,6 +1,6 @@
 //! Rule-by-rule tests of the built-in policy (the HTTP tests cover the same rules end to end).
 use super::*;
-use wbg_core::{AccountId, AccountStatus, Role, WaybillNo};
+use wbg_core::{AccountId, AccountStatus, MerchantId, Role, WaybillNo};
 
 const NOW: i64 = 1_800_000_000_000;
 
@@ -188,17 +188,38 @@ fn load_dir_reads_the_shipped_files() {
     assert!(PolicyEngine::load_dir(empty.path()).is_err());
 }
 
-/// Slicing by (role, action) must never change a decision: every role × action × purpose × ticket × waybill
-/// state × account binding is decided both ways and compared.
+/// Slicing by (role, action) and the decision cache must never change a decision: every role × action ×
+/// purpose × ticket × waybill state and binding × account binding is decided both ways and compared — sliced
+/// and cached (one engine throughout, so later requests are answered from decisions made for other waybills)
+/// against the whole policy set evaluated afresh.
 #[test]
-fn sliced_decisions_equal_whole_set_decisions() {
+fn sliced_and_cached_decisions_equal_whole_set_decisions() {
     let e = PolicyEngine::builtin().unwrap();
-    let waybills = [
-        wb(WaybillStatus::AtOutlet, None, None),
-        wb(WaybillStatus::OutForDelivery, Some("X"), None),
-        wb(WaybillStatus::Signed, Some("X"), Some(3_600_000)),
-        wb(WaybillStatus::Signed, Some("X"), Some(3 * 3_600_000)),
-    ];
+    let mut waybills = Vec::new();
+    for (n, (origin, dest, merchant)) in
+        [("O1", "O2", "M1"), ("O3", "O1", "M2"), ("O3", "O4", "M2")]
+            .into_iter()
+            .enumerate()
+    {
+        for (i, mut w) in [
+            wb(WaybillStatus::AtOutlet, None, None),
+            wb(WaybillStatus::AtOutlet, Some("X"), None),
+            wb(WaybillStatus::OutForDelivery, Some("X"), None),
+            wb(WaybillStatus::OutForDelivery, Some("Y"), None),
+            wb(WaybillStatus::Signed, Some("X"), Some(3_600_000)),
+            wb(WaybillStatus::Signed, Some("X"), Some(3 * 3_600_000)),
+            wb(WaybillStatus::Signed, Some("Y"), Some(60_000)),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            w.waybill_no = WaybillNo::parse(&format!("W{n}x{i}")).unwrap();
+            w.origin_outlet = OutletId::parse(origin).unwrap();
+            w.destination_outlet = OutletId::parse(dest).unwrap();
+            w.merchant = MerchantId::parse(merchant).unwrap();
+            waybills.push(w);
+        }
+    }
     let o2 = OutletId::parse("O2").unwrap();
     let mut compared = 0;
     for role in Role::ALL {
@@ -256,4 +277,30 @@ fn sliced_decisions_equal_whole_set_decisions() {
         }
     }
     assert!(compared > 2000);
+    assert!(
+        e.cache_hits() > 1000,
+        "the cache answered {} decisions",
+        e.cache_hits()
+    );
+}
+
+/// The delivery window closes on time even though the decision inside it was cached: `now` is part of the key
+/// of every decision whose policies read it.
+#[test]
+fn a_cached_full_view_does_not_outlive_the_delivery_window() {
+    let e = PolicyEngine::builtin().unwrap();
+    let courier = acct("X", Role::Courier, Some("O1"), None);
+    let w = wb(WaybillStatus::Signed, Some("X"), Some(3_600_000));
+    let at = |now_ms: i64| {
+        let ctx = ReadContext {
+            purpose: Purpose::Delivery,
+            now_secs: now_ms / 1000,
+            has_ticket: false,
+        };
+        e.decide_view(&courier, &w, &ctx).unwrap().view
+    };
+    assert_eq!(at(NOW), Some(View::Full));
+    assert_eq!(at(NOW), Some(View::Full));
+    assert!(e.cache_hits() >= 1);
+    assert_eq!(at(NOW + 2 * 3_600_000), Some(View::Masked));
 }
