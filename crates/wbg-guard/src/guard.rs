@@ -281,6 +281,12 @@ impl Guard {
         &self.store
     }
 
+    /// The blind-index functions (tokens reveal nothing; matching leaked values against the index needs them).
+    /// The vault itself stays private: decryption happens only inside [`Guard::read`].
+    pub fn blind_index(&self) -> &wbg_vault::BlindIndex {
+        self.vault.blind()
+    }
+
     /// The audit log's origin (also the signing key's name).
     pub fn origin(&self) -> &str {
         &self.origin
@@ -533,17 +539,16 @@ impl Guard {
             }
             checked.push((wb, m));
         }
-        let sealed = self.seal_all(checked, bucket)?;
-        if let (Some(first), Some(last)) = (sealed.first(), sealed.last()) {
+        if let (Some(first), Some(last)) = (checked.first(), checked.last()) {
             e.detail = Some(format!(
                 "count={} first={} last={}",
-                sealed.len(),
-                first.meta.waybill_no,
-                last.meta.waybill_no
+                checked.len(),
+                first.1.waybill_no,
+                last.1.waybill_no
             ));
         }
-        let n = sealed.len();
-        let audit_seq = self.store.insert_waybills(&sealed, e)?;
+        let n = checked.len();
+        let audit_seq = self.seal_and_insert(checked, bucket, e)?;
         metrics::counter!("wbguard_ingested_total").increment(n as u64);
         Ok(IngestReport {
             ingested: n,
@@ -551,13 +556,17 @@ impl Guard {
         })
     }
 
-    /// Seals validated, authorised waybills, on as many threads as there are cores for large batches:
-    /// encryption and blind indexing are per waybill and need no coordination.
-    fn seal_all(
+    /// Seals validated, authorised waybills and inserts them in one transaction, the two overlapped: sealing
+    /// threads take chunks of the batch while the store writes the chunks already sealed. Encryption and blind
+    /// indexing are per waybill and need no coordination; the insert is all or nothing, so a chunk that fails to
+    /// seal (or a sealing thread that dies) aborts the whole batch.
+    fn seal_and_insert(
         &self,
         checked: Vec<(NewWaybill, WaybillMeta)>,
         bucket: i64,
-    ) -> Result<Vec<SealedWaybill>, GuardError> {
+        audit: AuditEntry,
+    ) -> Result<u64, GuardError> {
+        const CHUNK: usize = 500;
         let seal_one =
             |(wb, meta): (NewWaybill, WaybillMeta)| -> Result<SealedWaybill, GuardError> {
                 let (fields, blind) = self.vault.seal(&wb, bucket)?;
@@ -566,40 +575,65 @@ impl Guard {
         let threads = std::thread::available_parallelism()
             .map_or(1, |n| n.get())
             .min(8);
-        if threads == 1 || checked.len() < 512 {
-            return checked.into_iter().map(seal_one).collect();
+        if threads == 1 || checked.len() < 2 * CHUNK {
+            let sealed = checked
+                .into_iter()
+                .map(seal_one)
+                .collect::<Result<Vec<_>, _>>()?;
+            return Ok(self.store.insert_waybills(&sealed, audit)?);
         }
-        let per = checked.len().div_ceil(threads);
-        let mut chunks: Vec<Vec<(NewWaybill, WaybillMeta)>> = Vec::with_capacity(threads);
+        // The store is held for the whole insert below; the bucket's key must not need it.
+        self.vault.ensure_bucket(bucket)?;
+        let expected = checked.len();
         let mut rest = checked.into_iter();
+        let mut chunks = Vec::with_capacity(expected.div_ceil(CHUNK));
         loop {
-            let chunk: Vec<_> = rest.by_ref().take(per).collect();
+            let chunk: Vec<_> = rest.by_ref().take(CHUNK).collect();
             if chunk.is_empty() {
                 break;
             }
             chunks.push(chunk);
         }
-        std::thread::scope(|scope| {
-            let handles: Vec<_> = chunks
-                .into_iter()
-                .map(|chunk| {
-                    scope.spawn(move || {
-                        chunk
-                            .into_iter()
-                            .map(seal_one)
-                            .collect::<Result<Vec<_>, _>>()
-                    })
-                })
-                .collect();
-            let mut out = Vec::new();
-            for h in handles {
-                out.extend(
-                    h.join()
-                        .map_err(|_| GuardError::Internal("a sealing thread panicked".into()))??,
-                );
+        let work = std::sync::Mutex::new(chunks.into_iter());
+        let mut failed = None;
+        let out = std::thread::scope(|scope| {
+            let (tx, rx) = std::sync::mpsc::sync_channel(threads * 2);
+            for _ in 0..threads {
+                let tx = tx.clone();
+                let work = &work;
+                scope.spawn(move || loop {
+                    let next = work.lock().ok().and_then(|mut w| w.next());
+                    let Some(chunk) = next else { break };
+                    let sealed = chunk
+                        .into_iter()
+                        .map(seal_one)
+                        .collect::<Result<Vec<_>, _>>();
+                    let stop = sealed.is_err();
+                    if tx.send(sealed).is_err() || stop {
+                        break;
+                    }
+                });
             }
-            Ok(out)
-        })
+            drop(tx);
+            let out = self.store.insert_waybill_stream(
+                &mut SealedChunks {
+                    rx: &rx,
+                    expected,
+                    received: 0,
+                    failed: &mut failed,
+                    done: false,
+                },
+                audit,
+            );
+            // Unblocks any sealer still sending after the insert stopped early.
+            drop(rx);
+            out
+        });
+        match (out, failed) {
+            (Ok(seq), _) => Ok(seq),
+            (Err(_), Some(cause)) => Err(cause),
+            (Err(e), None) => Err(e.into()),
+        }
     }
 
     /// Records a scan event, enforcing the lifecycle and who may scan where.
@@ -897,6 +931,51 @@ impl Guard {
         self.check_size(to)?;
         merkle::consistency_proof(&Nodes(self.store.as_ref()), from, to)
             .map_err(|e| GuardError::Invalid(e.to_string()))
+    }
+}
+
+/// The sealed chunks as the store takes them; ends with an error (so the insert rolls back) when sealing failed
+/// or when fewer waybills arrived than were sent to be sealed.
+struct SealedChunks<'a> {
+    rx: &'a std::sync::mpsc::Receiver<Result<Vec<SealedWaybill>, GuardError>>,
+    expected: usize,
+    received: usize,
+    failed: &'a mut Option<GuardError>,
+    done: bool,
+}
+
+impl Iterator for SealedChunks<'_> {
+    type Item = Result<Vec<SealedWaybill>, StoreError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.done {
+            return None;
+        }
+        let abort = |failed: &mut Option<GuardError>, cause: GuardError| {
+            *failed = Some(cause);
+            Some(Err(StoreError::Db("sealing failed; batch aborted".into())))
+        };
+        match self.rx.recv() {
+            Ok(Ok(chunk)) => {
+                self.received += chunk.len();
+                Some(Ok(chunk))
+            }
+            Ok(Err(cause)) => {
+                self.done = true;
+                abort(self.failed, cause)
+            }
+            Err(_) => {
+                self.done = true;
+                if self.received == self.expected {
+                    None
+                } else {
+                    abort(
+                        self.failed,
+                        GuardError::Internal("a sealing thread stopped early".into()),
+                    )
+                }
+            }
+        }
     }
 }
 

@@ -110,6 +110,19 @@ pub trait Store: Send + Sync {
         batch: &[SealedWaybill],
         audit: AuditEntry,
     ) -> Result<u64, StoreError>;
+    /// Inserts waybills that arrive in chunks (sealed while earlier chunks are being written), all or none, in
+    /// one transaction with `audit`. An `Err` from the stream aborts the insert and nothing is written.
+    fn insert_waybill_stream(
+        &self,
+        chunks: &mut dyn Iterator<Item = Result<Vec<SealedWaybill>, StoreError>>,
+        audit: AuditEntry,
+    ) -> Result<u64, StoreError> {
+        let mut all = Vec::new();
+        for chunk in chunks {
+            all.extend(chunk?);
+        }
+        self.insert_waybills(&all, audit)
+    }
     /// A waybill's metadata and sealed fields.
     fn waybill(&self, no: &WaybillNo) -> Result<Option<(WaybillMeta, Vec<u8>)>, StoreError>;
     /// Applies an event if the waybill is still in `expected` status (else `Conflict`).

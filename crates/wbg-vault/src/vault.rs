@@ -197,6 +197,12 @@ impl Vault {
         Ok(cipher)
     }
 
+    /// Loads (creating if needed) the data key of `bucket`, so that sealing into it afterwards touches no key
+    /// store: sealing threads then never wait on a store that a transaction holds.
+    pub fn ensure_bucket(&self, bucket: i64) -> Result<(), VaultError> {
+        self.data_key(bucket, true).map(|_| ())
+    }
+
     /// Drops a bucket's unwrapped key from memory (after its wrapped key was destroyed).
     pub fn forget_bucket(&self, bucket: i64) {
         if let Ok(mut m) = self.data_keys.write() {

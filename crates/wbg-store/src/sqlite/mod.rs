@@ -165,6 +165,49 @@ fn append_in(
     Ok((seq, tree))
 }
 
+/// Inserts waybill rows and collects their blind-index entries (written as one segment at the end).
+fn insert_rows(
+    tx: &Transaction<'_>,
+    batch: &[SealedWaybill],
+    tokens: &mut Vec<blind::Entry>,
+) -> Result<(), StoreError> {
+    let mut wb = tx.prepare_cached(
+        "INSERT INTO waybills (no, merchant, origin_outlet, destination_outlet, courier, status, created_at,
+         updated_at, signed_at, bucket, sealed) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+    )?;
+    tokens.reserve(batch.len() * 6);
+    for w in batch {
+        let m = &w.meta;
+        wb.execute(params![
+            m.waybill_no.as_str(),
+            m.merchant.as_str(),
+            m.origin_outlet.as_str(),
+            m.destination_outlet.as_str(),
+            m.courier.as_ref().map(|c| c.as_str()),
+            m.status.as_str(),
+            m.created_at,
+            m.updated_at,
+            m.signed_at,
+            m.bucket,
+            w.sealed
+        ])
+        .map_err(|e| {
+            if is_unique_violation(&e) {
+                StoreError::Conflict(format!("waybill {} exists already", m.waybill_no))
+            } else {
+                e.into()
+            }
+        })?;
+        tokens.extend(w.blind.iter().map(|(kind, party, token)| blind::Entry {
+            token: *token,
+            no: m.waybill_no.as_str().to_owned(),
+            party: *party,
+            kind: *kind,
+        }));
+    }
+    Ok(())
+}
+
 fn insert_token(
     tx: &Transaction<'_>,
     hash: &[u8; 32],
@@ -475,41 +518,23 @@ impl Store for SqliteStore {
         audit: AuditEntry,
     ) -> Result<u64, StoreError> {
         self.audited(audit, |tx| {
-            let mut wb = tx.prepare_cached(
-                "INSERT INTO waybills (no, merchant, origin_outlet, destination_outlet, courier, status, created_at,
-                 updated_at, signed_at, bucket, sealed) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
-            )?;
-            let mut tokens = Vec::with_capacity(batch.len() * 6);
-            for w in batch {
-                let m = &w.meta;
-                wb.execute(params![
-                    m.waybill_no.as_str(),
-                    m.merchant.as_str(),
-                    m.origin_outlet.as_str(),
-                    m.destination_outlet.as_str(),
-                    m.courier.as_ref().map(|c| c.as_str()),
-                    m.status.as_str(),
-                    m.created_at,
-                    m.updated_at,
-                    m.signed_at,
-                    m.bucket,
-                    w.sealed
-                ])
-                .map_err(|e| {
-                    if is_unique_violation(&e) {
-                        StoreError::Conflict(format!("waybill {} exists already", m.waybill_no))
-                    } else {
-                        e.into()
-                    }
-                })?;
-                tokens.extend(w.blind.iter().map(|(kind, party, token)| blind::Entry {
-                    token: *token,
-                    no: m.waybill_no.as_str().to_owned(),
-                    party: *party,
-                    kind: *kind,
-                }));
+            let mut tokens = Vec::new();
+            insert_rows(tx, batch, &mut tokens)?;
+            blind::append_segment(tx, tokens, wbg_core::now_millis())
+        })
+        .map(|(_, seq)| seq)
+    }
+
+    fn insert_waybill_stream(
+        &self,
+        chunks: &mut dyn Iterator<Item = Result<Vec<SealedWaybill>, StoreError>>,
+        audit: AuditEntry,
+    ) -> Result<u64, StoreError> {
+        self.audited(audit, |tx| {
+            let mut tokens = Vec::new();
+            for chunk in chunks {
+                insert_rows(tx, &chunk?, &mut tokens)?;
             }
-            drop(wb);
             blind::append_segment(tx, tokens, wbg_core::now_millis())
         })
         .map(|(_, seq)| seq)
