@@ -431,17 +431,32 @@ impl PolicyEngine {
         attrs
     }
 
-    fn account_entity(&self, a: &Account) -> Result<(EntityUid, Entity), PolicyError> {
-        let uid = self.uid(&self.names.account, a.id.as_str());
-        let attrs = self
-            .account_attrs(a)
+    /// An entity with these attributes and parents, and its uid.
+    fn entity(
+        &self,
+        ty: &EntityTypeName,
+        id: &str,
+        attrs: Vec<(&'static str, Attr<'_>)>,
+        parents: HashSet<EntityUid>,
+    ) -> Result<(EntityUid, Entity), PolicyError> {
+        let uid = self.uid(ty, id);
+        let attrs = attrs
             .into_iter()
             .map(|(k, v)| (k.to_owned(), v.expr()))
             .collect();
-        let role = self.uid(&self.names.role, a.role.as_str());
-        let e = Entity::new(uid.clone(), attrs, HashSet::from([role]))
+        let e = Entity::new(uid.clone(), attrs, parents)
             .map_err(|e| PolicyError::Request(e.to_string()))?;
         Ok((uid, e))
+    }
+
+    fn account_entity(&self, a: &Account) -> Result<(EntityUid, Entity), PolicyError> {
+        let role = self.uid(&self.names.role, a.role.as_str());
+        self.entity(
+            &self.names.account,
+            a.id.as_str(),
+            self.account_attrs(a),
+            HashSet::from([role]),
+        )
     }
 
     fn waybill_attrs<'a>(&'a self, w: &'a WaybillMeta) -> Vec<(&'static str, Attr<'a>)> {
@@ -469,16 +484,23 @@ impl PolicyEngine {
         attrs
     }
 
-    fn waybill_entity(&self, w: &WaybillMeta) -> Result<(EntityUid, Entity), PolicyError> {
-        let uid = self.uid(&self.names.waybill, w.waybill_no.as_str());
-        let attrs = self
-            .waybill_attrs(w)
-            .into_iter()
-            .map(|(k, v)| (k.to_owned(), v.expr()))
-            .collect();
-        let e = Entity::new(uid.clone(), attrs, HashSet::new())
-            .map_err(|e| PolicyError::Request(e.to_string()))?;
-        Ok((uid, e))
+    /// Everything Cedar needs to decide about `account` and `waybill` in `context`: the principal's and the
+    /// resource's uids, the entities, the context.
+    fn request_parts(
+        &self,
+        account: &Account,
+        waybill: &WaybillMeta,
+        context: &[(&'static str, Attr<'_>)],
+    ) -> Result<(EntityUid, EntityUid, Entities, Context), PolicyError> {
+        let (principal, principal_entity) = self.account_entity(account)?;
+        let (resource, resource_entity) = self.entity(
+            &self.names.waybill,
+            waybill.waybill_no.as_str(),
+            self.waybill_attrs(waybill),
+            HashSet::new(),
+        )?;
+        let entities = self.entities(principal_entity, Some(resource_entity))?;
+        Ok((principal, resource, entities, Self::context(context)?))
     }
 
     /// The cache key of a decision: what it asks, who asks (all of the account), and the resource and context
@@ -594,10 +616,8 @@ impl PolicyEngine {
         if let Some(hit) = key.as_deref().and_then(|k| self.views.get(k)) {
             return Ok(hit);
         }
-        let (principal, principal_entity) = self.account_entity(account)?;
-        let (resource, resource_entity) = self.waybill_entity(waybill)?;
-        let entities = self.entities(principal_entity, Some(resource_entity))?;
-        let context = Self::context(&context)?;
+        let (principal, resource, entities, context) =
+            self.request_parts(account, waybill, &context)?;
         let mut verdict = ViewVerdict {
             view: None,
             policies: Vec::new(),
@@ -652,10 +672,8 @@ impl PolicyEngine {
         if let Some(hit) = key.as_deref().and_then(|k| self.writes.get(k)) {
             return Ok(hit);
         }
-        let (principal, principal_entity) = self.account_entity(account)?;
-        let (resource, resource_entity) = self.waybill_entity(waybill)?;
-        let entities = self.entities(principal_entity, Some(resource_entity))?;
-        let context = Self::context(&context)?;
+        let (principal, resource, entities, context) =
+            self.request_parts(account, waybill, &context)?;
         let ok = self
             .ask(
                 account.role,

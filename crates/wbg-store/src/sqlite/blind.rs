@@ -167,36 +167,38 @@ pub(crate) fn append_segment(
 /// holds no transaction open across its writes (segments never change once written).
 struct SegmentReader {
     seg: i64,
-    after: Option<(Vec<u8>, i64)>,
+    /// `(first, id)` of the last chunk read; starts below every chunk (an empty blob sorts before any token).
+    after: (Vec<u8>, i64),
     buf: VecDeque<Entry>,
     exhausted: bool,
 }
 
 impl SegmentReader {
+    fn new(seg: i64) -> SegmentReader {
+        SegmentReader {
+            seg,
+            after: (Vec::new(), i64::MIN),
+            buf: VecDeque::new(),
+            exhausted: false,
+        }
+    }
+
     fn next(&mut self, conn: &Connection) -> Result<Option<Entry>, StoreError> {
         while self.buf.is_empty() && !self.exhausted {
-            let row: Option<(Vec<u8>, i64, Vec<u8>)> = match &self.after {
-                None => conn
-                    .prepare_cached(
-                        "SELECT first, id, body FROM blind_runs WHERE seg = ?1 ORDER BY first, id LIMIT 1",
-                    )?
-                    .query_row(params![self.seg], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
-                    .optional()?,
-                Some((first, id)) => conn
-                    .prepare_cached(
-                        "SELECT first, id, body FROM blind_runs WHERE seg = ?1 AND (first, id) > (?2, ?3)
-                         ORDER BY first, id LIMIT 1",
-                    )?
-                    .query_row(params![self.seg, first, id], |r| {
-                        Ok((r.get(0)?, r.get(1)?, r.get(2)?))
-                    })
-                    .optional()?,
-            };
+            let row: Option<(Vec<u8>, i64, Vec<u8>)> = conn
+                .prepare_cached(
+                    "SELECT first, id, body FROM blind_runs WHERE seg = ?1 AND (first, id) > (?2, ?3)
+                     ORDER BY first, id LIMIT 1",
+                )?
+                .query_row(params![self.seg, self.after.0, self.after.1], |r| {
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+                })
+                .optional()?;
             match row {
                 None => self.exhausted = true,
                 Some((first, id, body)) => {
                     self.buf.extend(decode(&body)?);
-                    self.after = Some((first, id));
+                    self.after = (first, id);
                 }
             }
         }
@@ -221,15 +223,7 @@ fn merge(conn: &mut Connection, ids: &[i64], level: i64, now: i64) -> Result<(),
         tx.commit()?;
         seg
     };
-    let mut readers: Vec<SegmentReader> = ids
-        .iter()
-        .map(|&seg| SegmentReader {
-            seg,
-            after: None,
-            buf: VecDeque::new(),
-            exhausted: false,
-        })
-        .collect();
+    let mut readers: Vec<SegmentReader> = ids.iter().map(|&seg| SegmentReader::new(seg)).collect();
     let mut heap = BinaryHeap::new();
     for (i, r) in readers.iter_mut().enumerate() {
         if let Some(e) = r.next(conn)? {

@@ -344,6 +344,23 @@ impl SqliteStore {
             .map_err(|_| StoreError::Db("store lock poisoned".into()))
     }
 
+    /// Inserts waybills chunk by chunk and their blind-index entries as one segment, with `audit`, in one
+    /// transaction; an `Err` chunk rolls it all back.
+    fn insert_chunks<B: AsRef<[SealedWaybill]>>(
+        &self,
+        chunks: impl Iterator<Item = Result<B, StoreError>>,
+        audit: AuditEntry,
+    ) -> Result<u64, StoreError> {
+        self.audited(audit, |tx| {
+            let mut tokens = Vec::new();
+            for chunk in chunks {
+                insert_rows(tx, chunk?.as_ref(), &mut tokens)?;
+            }
+            blind::append_segment(tx, tokens, wbg_core::now_millis())
+        })
+        .map(|(_, seq)| seq)
+    }
+
     /// Runs `f` and appends `audit` in one immediate transaction.
     fn audited<T>(
         &self,
@@ -517,12 +534,7 @@ impl Store for SqliteStore {
         batch: &[SealedWaybill],
         audit: AuditEntry,
     ) -> Result<u64, StoreError> {
-        self.audited(audit, |tx| {
-            let mut tokens = Vec::new();
-            insert_rows(tx, batch, &mut tokens)?;
-            blind::append_segment(tx, tokens, wbg_core::now_millis())
-        })
-        .map(|(_, seq)| seq)
+        self.insert_chunks(std::iter::once(Ok(batch)), audit)
     }
 
     fn insert_waybill_stream(
@@ -530,14 +542,7 @@ impl Store for SqliteStore {
         chunks: &mut dyn Iterator<Item = Result<Vec<SealedWaybill>, StoreError>>,
         audit: AuditEntry,
     ) -> Result<u64, StoreError> {
-        self.audited(audit, |tx| {
-            let mut tokens = Vec::new();
-            for chunk in chunks {
-                insert_rows(tx, &chunk?, &mut tokens)?;
-            }
-            blind::append_segment(tx, tokens, wbg_core::now_millis())
-        })
-        .map(|(_, seq)| seq)
+        self.insert_chunks(chunks, audit)
     }
 
     fn waybill(&self, no: &WaybillNo) -> Result<Option<(WaybillMeta, Vec<u8>)>, StoreError> {
