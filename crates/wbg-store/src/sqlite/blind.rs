@@ -37,43 +37,90 @@ CREATE TABLE IF NOT EXISTS blind_segments (
     id INTEGER PRIMARY KEY, level INTEGER NOT NULL, rows INTEGER NOT NULL, created_at INTEGER NOT NULL);
 "#;
 
-/// One index entry: the token, which party of the waybill it came from, what kind of value, the waybill.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+/// Longest waybill number an entry holds (the identifier's own limit).
+const MAX_NO: usize = 40;
+
+/// One index entry: the token, the waybill it came from, which party of it and what kind of value. Fixed-size
+/// and `Copy`, so merging millions of them allocates nothing; the field order is the sort order on disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub(crate) struct Entry {
     pub token: [u8; 16],
-    pub no: String,
+    /// The waybill number, zero-padded: numbers hold no NUL, so this sorts and compares as the text does.
+    no: [u8; MAX_NO],
     pub party: u8,
     pub kind: u8,
 }
 
+impl Entry {
+    /// `None` if `no` is longer than a waybill number can be.
+    pub fn new(token: [u8; 16], no: &str, party: u8, kind: u8) -> Option<Entry> {
+        let mut padded = [0u8; MAX_NO];
+        padded.get_mut(..no.len())?.copy_from_slice(no.as_bytes());
+        Some(Entry {
+            token,
+            no: padded,
+            party,
+            kind,
+        })
+    }
+
+    fn no_bytes(&self) -> &[u8] {
+        let len = self.no.iter().position(|&b| b == 0).unwrap_or(MAX_NO);
+        &self.no[..len]
+    }
+
+    /// The waybill number.
+    pub fn no(&self) -> Result<&str, StoreError> {
+        std::str::from_utf8(self.no_bytes()).map_err(|_| malformed())
+    }
+}
+
+fn malformed() -> StoreError {
+    StoreError::Corrupt("a blind-index chunk is malformed".into())
+}
+
 /// Body layout, per entry: token (16) ‖ party (1) ‖ kind (1) ‖ len (1) ‖ waybill number (len ≤ 40 bytes).
 fn encode_into(body: &mut Vec<u8>, e: &Entry) {
+    let no = e.no_bytes();
     body.extend_from_slice(&e.token);
     body.push(e.party);
     body.push(e.kind);
-    // Waybill numbers are at most 40 ASCII characters (validated at ingest).
-    body.push(e.no.len() as u8);
-    body.extend_from_slice(e.no.as_bytes());
+    body.push(no.len() as u8);
+    body.extend_from_slice(no);
 }
 
-fn decode(body: &[u8]) -> Result<Vec<Entry>, StoreError> {
-    let bad = || StoreError::Corrupt("a blind-index chunk is malformed".into());
-    let mut out = Vec::new();
+/// Appends the entries of one chunk body to `out`.
+fn decode_into(body: &[u8], out: &mut impl Extend<Entry>) -> Result<(), StoreError> {
     let mut at = 0;
     while at < body.len() {
-        let head = body.get(at..at + 19).ok_or_else(bad)?;
+        let head = body.get(at..at + 19).ok_or_else(malformed)?;
         let len = head[18] as usize;
-        let no = body.get(at + 19..at + 19 + len).ok_or_else(bad)?;
+        let no = body.get(at + 19..at + 19 + len).ok_or_else(malformed)?;
+        if no.contains(&0) || std::str::from_utf8(no).is_err() {
+            return Err(malformed());
+        }
         let mut token = [0u8; 16];
         token.copy_from_slice(&head[..16]);
-        out.push(Entry {
+        let mut padded = [0u8; MAX_NO];
+        padded
+            .get_mut(..len)
+            .ok_or_else(malformed)?
+            .copy_from_slice(no);
+        out.extend([Entry {
             token,
+            no: padded,
             party: head[16],
             kind: head[17],
-            no: String::from_utf8(no.to_vec()).map_err(|_| bad())?,
-        });
+        }]);
         at += 19 + len;
     }
+    Ok(())
+}
+
+#[cfg(test)]
+fn decode(body: &[u8]) -> Result<Vec<Entry>, StoreError> {
+    let mut out = Vec::new();
+    decode_into(body, &mut out)?;
     Ok(out)
 }
 
@@ -197,7 +244,7 @@ impl SegmentReader {
             match row {
                 None => self.exhausted = true,
                 Some((first, id, body)) => {
-                    self.buf.extend(decode(&body)?);
+                    decode_into(&body, &mut self.buf)?;
                     self.after = (first, id);
                 }
             }
@@ -236,7 +283,7 @@ fn merge(conn: &mut Connection, ids: &[i64], level: i64, now: i64) -> Result<(),
         if let Some(next) = readers[i].next(conn)? {
             heap.push(Reverse((next, i)));
         }
-        if prev.as_ref() == Some(&e) {
+        if prev == Some(e) {
             continue;
         }
         w.push(&e);
@@ -327,12 +374,11 @@ pub(crate) fn lookup(conn: &Connection, token: &[u8; 16]) -> Result<Vec<String>,
                 break;
             }
             let body: Vec<u8> = r.get(2)?;
-            out.extend(
-                decode(&body)?
-                    .into_iter()
-                    .filter(|e| &e.token == token)
-                    .map(|e| e.no),
-            );
+            let mut entries = Vec::new();
+            decode_into(&body, &mut entries)?;
+            for e in entries.iter().filter(|e| &e.token == token) {
+                out.push(e.no()?.to_owned());
+            }
             if first.as_slice() < &token[..] {
                 break;
             }
@@ -358,6 +404,17 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
+    #[test]
+    fn entries_sort_as_their_waybill_numbers_do() {
+        let e = |no: &str| Entry::new([0; 16], no, 0, 1).unwrap();
+        for (a, b) in [("AB", "ABC"), ("A9", "AB"), ("AB", "B"), ("W-1", "W_1")] {
+            assert!(e(a) < e(b) && a < b, "{a} {b}");
+        }
+        assert_eq!(e("W1").no().unwrap(), "W1");
+        assert!(Entry::new([0; 16], &"9".repeat(41), 0, 1).is_none());
+        assert_eq!(e(&"9".repeat(40)).no().unwrap(), "9".repeat(40));
+    }
+
     proptest! {
         #[test]
         fn chunks_round_trip(entries in proptest::collection::vec(
@@ -365,7 +422,7 @@ mod tests {
         ) {
             let entries: Vec<Entry> = entries
                 .into_iter()
-                .map(|(token, no, party, kind)| Entry { token, no, party, kind })
+                .map(|(token, no, party, kind)| Entry::new(token, &no, party, kind).unwrap())
                 .collect();
             let mut body = Vec::new();
             for e in &entries {
@@ -378,15 +435,7 @@ mod tests {
     #[test]
     fn truncated_chunk_is_corrupt_not_a_panic() {
         let mut body = Vec::new();
-        encode_into(
-            &mut body,
-            &Entry {
-                token: [1; 16],
-                no: "W1".into(),
-                party: 0,
-                kind: 1,
-            },
-        );
+        encode_into(&mut body, &Entry::new([1; 16], "W1", 0, 1).unwrap());
         for cut in 0..body.len() {
             assert!(cut == 0 || decode(&body[..cut]).is_err());
         }

@@ -198,12 +198,18 @@ fn insert_rows(
                 e.into()
             }
         })?;
-        tokens.extend(w.blind.iter().map(|(kind, party, token)| blind::Entry {
-            token: *token,
-            no: m.waybill_no.as_str().to_owned(),
-            party: *party,
-            kind: *kind,
-        }));
+        for (kind, party, token) in &w.blind {
+            tokens.push(
+                blind::Entry::new(*token, m.waybill_no.as_str(), *party, *kind).ok_or_else(
+                    || {
+                        StoreError::Db(format!(
+                            "waybill number {} is too long to index",
+                            m.waybill_no
+                        ))
+                    },
+                )?,
+            );
+        }
     }
     Ok(())
 }
