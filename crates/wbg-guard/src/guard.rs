@@ -11,11 +11,13 @@ use wbg_audit::merkle::{self, NodeSource};
 use wbg_audit::note::{NoteSigner, NoteVerifier};
 use wbg_audit::{AuditEntry, AuditError, Checkpoint, Hash};
 use wbg_core::{
-    now_millis, Account, AccountId, AccountStatus, Alert, EventType, MerchantId, NewWaybill,
-    OutletId, Purpose, Role, StatusEvent, View, WaybillMeta, WaybillNo,
+    now_millis, Account, AccountId, AccountStatus, Alert, EventType, MerchantId, Millis,
+    NewWaybill, OutletId, Purpose, Role, StatusEvent, View, WaybillMeta, WaybillNo,
 };
 use wbg_policy::{AdminAction, PolicyEngine, ReadContext, WriteAction};
-use wbg_store::{AlertFilter, EventRecord, SealedWaybill, SqliteStore, Store, StoreError};
+use wbg_store::{
+    AlertFilter, EventRecord, ReadSnapshot, SealedWaybill, SqliteStore, Store, StoreError,
+};
 use wbg_vault::{bucket_of, mask_name, mask_phone, Field, KeySource, Vault, WrappedKeyStore};
 
 /// Largest batch one ingest call takes.
@@ -184,6 +186,86 @@ fn recordable(requested: &str) -> Option<&str> {
         .then_some(requested)
 }
 
+/// `e` as the record of a refusal with `err` (counted in the denial metric).
+fn deny_entry(mut e: AuditEntry, err: &GuardError) -> AuditEntry {
+    e.decision = "deny".into();
+    e.detail = Some(match &e.detail {
+        Some(d) => format!("{}; {}", err.code(), d),
+        None => err.code().to_owned(),
+    });
+    metrics::counter!("wbguard_denials_total", "code" => err.code()).increment(1);
+    e
+}
+
+/// What every waybill of one ingest batch is checked against.
+struct IngestCheck<'a> {
+    account: &'a Account,
+    /// Whether the caller presented a token (and so is subject to the policy); local operators are not.
+    by_token: bool,
+    now: Millis,
+    bucket: i64,
+}
+
+/// Why a batch was turned away.
+enum Rejection {
+    /// A waybill is malformed (400).
+    Invalid(String),
+    /// The policy refuses one of its waybills to this account (403, audited).
+    Forbidden { message: String, waybill: String },
+    /// Something failed that is not the batch's fault.
+    Failed(GuardError),
+}
+
+impl From<wbg_policy::PolicyError> for Rejection {
+    fn from(e: wbg_policy::PolicyError) -> Self {
+        Rejection::Failed(e.into())
+    }
+}
+
+/// An alert the risk hook asked for: kind, severity, detail.
+type RaisedAlert = (String, String, String);
+
+/// What a read's transaction decided, acted on once it has committed.
+enum ReadDecision {
+    /// Unknown token: nothing is recorded.
+    Unauthenticated,
+    /// Refused; the refusal was recorded with the read.
+    Denied {
+        err: GuardError,
+        alert: Option<RaisedAlert>,
+    },
+    /// The risk hook asked for the account's suspension: it is suspended, then the refusal `entry` recorded.
+    Suspend {
+        account: Account,
+        entry: Box<AuditEntry>,
+        alert: Option<RaisedAlert>,
+    },
+    /// Granted with `view`; recorded with the read.
+    Allowed {
+        view: View,
+        alert: Option<RaisedAlert>,
+    },
+}
+
+impl ReadDecision {
+    fn alert(&mut self) -> Option<RaisedAlert> {
+        match self {
+            ReadDecision::Unauthenticated => None,
+            ReadDecision::Denied { alert, .. }
+            | ReadDecision::Suspend { alert, .. }
+            | ReadDecision::Allowed { alert, .. } => alert.take(),
+        }
+    }
+}
+
+/// The stored hash of a presented token; a token of implausible length is unauthenticated without a lookup.
+fn checked_token_hash(token: &str) -> Result<[u8; 32], GuardError> {
+    if token.is_empty() || token.len() > 200 {
+        return Err(GuardError::Unauthenticated);
+    }
+    Ok(hash_token(token))
+}
+
 /// A ticket id: a letter, then up to 39 letters, digits or dashes. It must start with a letter so that a phone
 /// number cannot pose as a ticket (and so reach the audit log).
 fn valid_ticket(t: &str) -> bool {
@@ -311,22 +393,13 @@ impl Guard {
     /// The account a token belongs to; `Unauthenticated` for an unknown token. Suspension is checked by each
     /// operation, so that refused attempts are audited under the account's name.
     pub fn authenticate(&self, token: &str) -> Result<Account, GuardError> {
-        if token.is_empty() || token.len() > 200 {
-            return Err(GuardError::Unauthenticated);
-        }
         self.store
-            .account_by_token(&hash_token(token))?
+            .account_by_token(&checked_token_hash(token)?)?
             .ok_or(GuardError::Unauthenticated)
     }
 
-    fn deny(&self, mut e: AuditEntry, err: GuardError) -> GuardError {
-        e.decision = "deny".into();
-        e.detail = Some(match &e.detail {
-            Some(d) => format!("{}; {}", err.code(), d),
-            None => err.code().to_owned(),
-        });
-        metrics::counter!("wbguard_denials_total", "code" => err.code()).increment(1);
-        match self.store.append_audit(e) {
+    fn deny(&self, e: AuditEntry, err: GuardError) -> GuardError {
+        match self.store.append_audit(deny_entry(e, &err)) {
             Ok(_) => err,
             Err(store_err) => GuardError::Internal(format!("audit append failed: {store_err}")),
         }
@@ -339,7 +412,7 @@ impl Guard {
         Ok(())
     }
 
-    fn raise(&self, account: &str, kind: String, severity: String, detail: String) {
+    fn raise(&self, account: &str, (kind, severity, detail): RaisedAlert) {
         let alert = Alert {
             id: 0,
             at: now_millis(),
@@ -389,73 +462,44 @@ impl Guard {
         req: &ReadRequest<'_>,
         meta: &RequestMeta,
     ) -> Result<WaybillView, GuardError> {
-        let account = self.authenticate(token)?;
-        let purpose = Purpose::parse(req.purpose)?;
-        let no = WaybillNo::parse(req.waybill_no)?;
-        if let Some(t) = req.ticket {
-            if !valid_ticket(t) {
-                return Err(GuardError::Invalid(
-                    "ticket must be 1-40 letters, digits, '-' or '_', starting with a letter"
-                        .into(),
-                ));
+        let token_hash = checked_token_hash(token)?;
+        let parsed = Purpose::parse(req.purpose)
+            .map_err(GuardError::from)
+            .and_then(|purpose| {
+                let no = WaybillNo::parse(req.waybill_no)?;
+                match req.ticket {
+                    Some(t) if !valid_ticket(t) => Err(GuardError::Invalid(
+                        "ticket must be 1-40 letters, digits, '-' or '_', starting with a letter"
+                            .into(),
+                    )),
+                    _ => Ok((purpose, no)),
+                }
+            });
+        let (purpose, no) = match parsed {
+            Ok(p) => p,
+            Err(bad_input) => {
+                // An unknown token is told so before anything about its request.
+                self.authenticate(token)?;
+                return Err(bad_input);
             }
-        }
-        let mut e = entry(account.id.as_str(), meta, "view");
-        e.waybill = recordable(no.as_str()).map(str::to_owned);
-        e.purpose = Some(purpose.as_str().into());
-        e.detail = match (req.ticket, e.waybill.is_none()) {
-            (Some(t), _) => Some(format!("ticket={t}")),
-            (None, true) => Some("requested=phone-like".into()),
-            (None, false) => None,
         };
-        self.require_active(&account, &e)?;
-
-        let Some((wb, sealed)) = self.store.waybill(&no)? else {
-            // Lookups of numbers that do not exist are audited: guessing numbers is how scrapers enumerate.
-            return Err(self.deny(e, GuardError::NotFound("no such waybill".into())));
-        };
-        // It exists, so it is a waybill number, whatever it looks like.
-        e.waybill = Some(no.to_string());
         let now = now_millis();
-        let ctx = ReadContext {
-            purpose,
-            now_secs: now.div_euclid(1000),
-            has_ticket: req.ticket.is_some(),
-        };
-        let verdict = self.policy.decide_view(&account, &wb, &ctx)?;
-        let access = Access {
-            account: &account,
-            waybill: &wb,
-            purpose,
-            policy_view: verdict.view,
-            at: now,
-            device: meta.device.as_deref(),
-            ip: meta.ip.as_deref(),
-        };
-        let risk = self.risk.assess(&access);
-        if let Some((kind, severity, detail)) = risk.alert {
-            self.raise(account.id.as_str(), kind, severity, detail);
+        let mut decision = ReadDecision::Unauthenticated;
+        // The lookups, the decision and its audit entry are one store transaction; nothing in here may call the
+        // store (alerts and suspensions wait until it has committed).
+        let (snapshot, seq) = self.store.read_audited(&token_hash, &no, &mut |snap| {
+            let (audit, d) = self.decide_read(snap, &no, purpose, req.ticket, meta, now);
+            decision = d;
+            audit
+        })?;
+        if let (Some(alert), Some(a)) = (decision.alert(), &snapshot.account) {
+            self.raise(a.id.as_str(), alert);
         }
-        let Some(mut view) = verdict.view else {
-            return Err(self.deny(
-                e,
-                GuardError::Forbidden(format!(
-                    "no view of waybill {no} is permitted for purpose {}",
-                    purpose.as_str()
-                )),
-            ));
-        };
-        match risk.action {
-            RiskAction::Allow => {}
-            RiskAction::Cap(cap) => view = view.min(cap),
-            RiskAction::Refuse => {
-                return Err(self.deny(
-                    e,
-                    GuardError::RateLimited("too many personal-data reads; slow down".into()),
-                ))
-            }
-            RiskAction::Suspend => {
-                let mut s = entry("risk", meta, "account_suspend");
+        let view = match decision {
+            ReadDecision::Unauthenticated => return Err(GuardError::Unauthenticated),
+            ReadDecision::Denied { err, .. } => return Err(err),
+            ReadDecision::Suspend { account, entry, .. } => {
+                let mut s = self::entry("risk", meta, "account_suspend");
                 s.detail = Some(format!("account={}", account.id));
                 self.store.set_account_status(
                     &account.id,
@@ -463,7 +507,102 @@ impl Guard {
                     Some("suspended by the risk hook"),
                     s,
                 )?;
-                return Err(self.deny(e, GuardError::AccountSuspended));
+                return Err(self.deny(*entry, GuardError::AccountSuspended));
+            }
+            ReadDecision::Allowed { view, .. } => view,
+        };
+        let (Some(audit_seq), Some((wb, sealed))) = (seq, snapshot.waybill) else {
+            return Err(GuardError::Internal(
+                "an allowed read without its waybill or audit entry".into(),
+            ));
+        };
+        // The read is on record (committed above) before a single field is decrypted.
+        let to_open: Vec<Field> = fields_of(view).iter().map(|(f, _)| *f).collect();
+        let opened: HashMap<Field, String> = self
+            .vault
+            .open_fields(&no, wb.bucket, &sealed, &to_open)?
+            .into_iter()
+            .collect();
+        Ok(render(&wb, view, &opened, snapshot.events, audit_seq))
+    }
+
+    /// Decides a read from its snapshot, without touching the store: the audit entry to commit with it (none for
+    /// an unknown token) and what to do once it has committed.
+    fn decide_read(
+        &self,
+        snap: &ReadSnapshot,
+        no: &WaybillNo,
+        purpose: Purpose,
+        ticket: Option<&str>,
+        meta: &RequestMeta,
+        now: Millis,
+    ) -> (Option<AuditEntry>, ReadDecision) {
+        let Some(account) = &snap.account else {
+            return (None, ReadDecision::Unauthenticated);
+        };
+        let mut e = entry(account.id.as_str(), meta, "view");
+        e.waybill = recordable(no.as_str()).map(str::to_owned);
+        e.purpose = Some(purpose.as_str().into());
+        e.detail = match (ticket, e.waybill.is_none()) {
+            (Some(t), _) => Some(format!("ticket={t}")),
+            (None, true) => Some("requested=phone-like".into()),
+            (None, false) => None,
+        };
+        let denied = |e: AuditEntry, err: GuardError, alert: Option<RaisedAlert>| {
+            (
+                Some(deny_entry(e, &err)),
+                ReadDecision::Denied { err, alert },
+            )
+        };
+        if account.status == AccountStatus::Suspended {
+            return denied(e, GuardError::AccountSuspended, None);
+        }
+        let Some((wb, _)) = &snap.waybill else {
+            // Lookups of numbers that do not exist are audited: guessing numbers is how scrapers enumerate.
+            return denied(e, GuardError::NotFound("no such waybill".into()), None);
+        };
+        // It exists, so it is a waybill number, whatever it looks like.
+        e.waybill = Some(no.to_string());
+        let ctx = ReadContext {
+            purpose,
+            now_secs: now.div_euclid(1000),
+            has_ticket: ticket.is_some(),
+        };
+        let verdict = match self.policy.decide_view(account, wb, &ctx) {
+            Ok(v) => v,
+            Err(err) => return denied(e, err.into(), None),
+        };
+        let risk = self.risk.assess(&Access {
+            account,
+            waybill: wb,
+            purpose,
+            policy_view: verdict.view,
+            at: now,
+            device: meta.device.as_deref(),
+            ip: meta.ip.as_deref(),
+        });
+        let alert = risk.alert;
+        let Some(mut view) = verdict.view else {
+            let err = GuardError::Forbidden(format!(
+                "no view of waybill {no} is permitted for purpose {}",
+                purpose.as_str()
+            ));
+            return denied(e, err, alert);
+        };
+        match risk.action {
+            RiskAction::Allow => {}
+            RiskAction::Cap(cap) => view = view.min(cap),
+            RiskAction::Refuse => {
+                let err = GuardError::RateLimited("too many personal-data reads; slow down".into());
+                return denied(e, err, alert);
+            }
+            RiskAction::Suspend => {
+                let decision = ReadDecision::Suspend {
+                    account: account.clone(),
+                    entry: Box::new(e),
+                    alert,
+                };
+                return (None, decision);
             }
         }
         let fields = fields_of(view);
@@ -474,16 +613,7 @@ impl Guard {
             Some(d) => format!("{d}; policy={policies}"),
             None => format!("policy={policies}"),
         });
-        // The read is on record before a single field is decrypted.
-        let audit_seq = self.store.append_audit(e)?;
-        let to_open: Vec<Field> = fields.iter().map(|(f, _)| *f).collect();
-        let opened: HashMap<Field, String> = self
-            .vault
-            .open_fields(&no, wb.bucket, &sealed, &to_open)?
-            .into_iter()
-            .collect();
-        let history = self.store.events(&no)?;
-        Ok(render(&wb, view, &opened, history, audit_seq))
+        (Some(e), ReadDecision::Allowed { view, alert })
     }
 
     /// Ingests a batch of waybills, all or none.
@@ -506,49 +636,39 @@ impl Guard {
             )));
         }
         let now = now_millis();
-        let bucket = bucket_of(now);
+        let check = IngestCheck {
+            account: &account,
+            by_token: matches!(actor, Actor::Token(_)),
+            now,
+            bucket: bucket_of(now),
+        };
         let mut seen = HashSet::with_capacity(batch.len());
-        let mut checked = Vec::with_capacity(batch.len());
-        for (i, wb) in batch.into_iter().enumerate() {
-            let wb = wb
-                .validated()
-                .map_err(|err| GuardError::Invalid(format!("waybills[{i}]: {err}")))?;
-            if !seen.insert(wb.waybill_no.clone()) {
-                return Err(GuardError::Invalid(format!(
-                    "waybills[{i}]: waybill {} appears twice in the batch",
-                    wb.waybill_no
-                )));
-            }
-            let mut m = wbg_policy::prospective(&wb, now);
-            m.bucket = bucket;
-            // The policy engine caches by what the ingest rules read, so a batch of one merchant's waybills is
-            // one Cedar evaluation, however the policy file is written.
-            let ok = match actor {
-                Actor::Local(_) => true,
-                Actor::Token(_) => self.policy.may_write(&account, &m, &WriteAction::Ingest)?,
-            };
-            if !ok {
-                e.waybill = Some(wb.waybill_no.to_string());
-                return Err(self.deny(
-                    e,
-                    GuardError::Forbidden(format!(
-                        "waybills[{i}]: not permitted to ingest for merchant {}",
-                        wb.merchant
-                    )),
-                ));
-            }
-            checked.push((wb, m));
+        if let Some(dup) = batch.iter().position(|w| !seen.insert(&w.waybill_no)) {
+            // A waybill before the repeat may be at fault itself; the first fault in the batch is the one told.
+            let fault = batch
+                .iter()
+                .take(dup)
+                .enumerate()
+                .find_map(|(i, wb)| self.check_one(&check, i, wb.clone()).err())
+                .unwrap_or_else(|| {
+                    Rejection::Invalid(format!(
+                        "waybills[{dup}]: waybill {} appears twice in the batch",
+                        batch[dup].waybill_no
+                    ))
+                });
+            return Err(self.reject(e, fault));
         }
-        if let (Some(first), Some(last)) = (checked.first(), checked.last()) {
+        drop(seen);
+        if let (Some(first), Some(last)) = (batch.first(), batch.last()) {
             e.detail = Some(format!(
                 "count={} first={} last={}",
-                checked.len(),
-                first.1.waybill_no,
-                last.1.waybill_no
+                batch.len(),
+                first.waybill_no,
+                last.waybill_no
             ));
         }
-        let n = checked.len();
-        let audit_seq = self.seal_and_insert(checked, bucket, e)?;
+        let n = batch.len();
+        let audit_seq = self.check_seal_and_insert(&check, batch, e)?;
         metrics::counter!("wbguard_ingested_total").increment(n as u64);
         Ok(IngestReport {
             ingested: n,
@@ -556,61 +676,123 @@ impl Guard {
         })
     }
 
-    /// Seals validated, authorised waybills and inserts them in one transaction, the two overlapped: sealing
-    /// threads take chunks of the batch while the store writes the chunks already sealed. Encryption and blind
-    /// indexing are per waybill and need no coordination; the insert is all or nothing, so a chunk that fails to
-    /// seal (or a sealing thread that dies) aborts the whole batch.
-    fn seal_and_insert(
+    /// Validates waybill `i` of a batch and checks that the account may ingest it.
+    fn check_one(
         &self,
-        checked: Vec<(NewWaybill, WaybillMeta)>,
-        bucket: i64,
+        c: &IngestCheck<'_>,
+        i: usize,
+        wb: NewWaybill,
+    ) -> Result<(NewWaybill, WaybillMeta), Rejection> {
+        let wb = wb
+            .validated()
+            .map_err(|err| Rejection::Invalid(format!("waybills[{i}]: {err}")))?;
+        let mut m = wbg_policy::prospective(&wb, c.now);
+        m.bucket = c.bucket;
+        // The policy engine caches by what the ingest rules read, so a batch of one merchant's waybills is one
+        // Cedar evaluation, however the policy file is written.
+        if c.by_token && !self.policy.may_write(c.account, &m, &WriteAction::Ingest)? {
+            return Err(Rejection::Forbidden {
+                message: format!(
+                    "waybills[{i}]: not permitted to ingest for merchant {}",
+                    wb.merchant
+                ),
+                waybill: wb.waybill_no.to_string(),
+            });
+        }
+        Ok((wb, m))
+    }
+
+    /// Turns a rejected batch into its error; a refusal by the policy is audited.
+    fn reject(&self, mut e: AuditEntry, r: Rejection) -> GuardError {
+        match r {
+            Rejection::Invalid(message) => GuardError::Invalid(message),
+            Rejection::Forbidden { message, waybill } => {
+                e.waybill = Some(waybill);
+                self.deny(e, GuardError::Forbidden(message))
+            }
+            Rejection::Failed(err) => err,
+        }
+    }
+
+    /// Checks, seals and inserts a batch in one transaction, the stages overlapped: worker threads take chunks
+    /// of the batch in order, validate, authorise and seal them, while the store writes the chunks already
+    /// sealed. Encryption and blind indexing are per waybill and need no coordination; the insert is all or
+    /// nothing, so any fault aborts the whole batch, and the fault reported is the first in batch order
+    /// (every chunk before a faulty one was taken earlier and is finished before the workers are joined).
+    fn check_seal_and_insert(
+        &self,
+        check: &IngestCheck<'_>,
+        batch: Vec<NewWaybill>,
         audit: AuditEntry,
     ) -> Result<u64, GuardError> {
         const CHUNK: usize = 500;
-        let seal_one =
-            |(wb, meta): (NewWaybill, WaybillMeta)| -> Result<SealedWaybill, GuardError> {
-                let (fields, blind) = self.vault.seal(&wb, bucket)?;
-                Ok(sealed_waybill(meta, fields, blind))
-            };
+        let process = |start: usize,
+                       chunk: Vec<NewWaybill>|
+         -> Result<Vec<SealedWaybill>, (usize, Rejection)> {
+            chunk
+                .into_iter()
+                .enumerate()
+                .map(|(j, wb)| {
+                    let (wb, meta) = self
+                        .check_one(check, start + j, wb)
+                        .map_err(|r| (start + j, r))?;
+                    let (fields, blind) = self
+                        .vault
+                        .seal(&wb, check.bucket)
+                        .map_err(|err| (start + j, Rejection::Failed(err.into())))?;
+                    Ok(sealed_waybill(meta, fields, blind))
+                })
+                .collect()
+        };
         let threads = std::thread::available_parallelism()
             .map_or(1, |n| n.get())
             .min(8);
-        if threads == 1 || checked.len() < 2 * CHUNK {
-            let sealed = checked
-                .into_iter()
-                .map(seal_one)
-                .collect::<Result<Vec<_>, _>>()?;
+        if threads == 1 || batch.len() < 2 * CHUNK {
+            let sealed = process(0, batch).map_err(|(_, r)| self.reject(audit.clone(), r))?;
             return Ok(self.store.insert_waybills(&sealed, audit)?);
         }
         // The store is held for the whole insert below; the bucket's key must not need it.
-        self.vault.ensure_bucket(bucket)?;
-        let expected = checked.len();
-        let mut rest = checked.into_iter();
+        self.vault.ensure_bucket(check.bucket)?;
+        let expected = batch.len();
+        let mut rest = batch.into_iter();
         let mut chunks = Vec::with_capacity(expected.div_ceil(CHUNK));
         loop {
             let chunk: Vec<_> = rest.by_ref().take(CHUNK).collect();
             if chunk.is_empty() {
                 break;
             }
-            chunks.push(chunk);
+            chunks.push((chunks.len() * CHUNK, chunk));
         }
         let work = std::sync::Mutex::new(chunks.into_iter());
-        let mut failed = None;
+        // The fault earliest in the batch, whichever worker found it.
+        let first_fault: std::sync::Mutex<Option<(usize, Rejection)>> = std::sync::Mutex::new(None);
+        let mut stopped_early = false;
         let out = std::thread::scope(|scope| {
             let (tx, rx) = std::sync::mpsc::sync_channel(threads * 2);
             for _ in 0..threads {
                 let tx = tx.clone();
-                let work = &work;
+                let (work, first_fault) = (&work, &first_fault);
                 scope.spawn(move || loop {
-                    let next = work.lock().ok().and_then(|mut w| w.next());
-                    let Some(chunk) = next else { break };
-                    let sealed = chunk
-                        .into_iter()
-                        .map(seal_one)
-                        .collect::<Result<Vec<_>, _>>();
-                    let stop = sealed.is_err();
-                    if tx.send(sealed).is_err() || stop {
+                    if first_fault.lock().map_or(true, |f| f.is_some()) {
                         break;
+                    }
+                    let next = work.lock().ok().and_then(|mut w| w.next());
+                    let Some((start, chunk)) = next else { break };
+                    match process(start, chunk) {
+                        Ok(sealed) => {
+                            if tx.send(Ok(sealed)).is_err() {
+                                break;
+                            }
+                        }
+                        Err((at, r)) => {
+                            if let Ok(mut f) = first_fault.lock() {
+                                if f.as_ref().is_none_or(|(earlier, _)| at < *earlier) {
+                                    *f = Some((at, r));
+                                }
+                            }
+                            let _ = tx.send(Err(()));
+                            break;
+                        }
                     }
                 });
             }
@@ -620,18 +802,22 @@ impl Guard {
                     rx: &rx,
                     expected,
                     received: 0,
-                    failed: &mut failed,
+                    stopped_early: &mut stopped_early,
                     done: false,
                 },
-                audit,
+                audit.clone(),
             );
-            // Unblocks any sealer still sending after the insert stopped early.
+            // Unblocks any worker still sending after the insert stopped early.
             drop(rx);
             out
         });
-        match (out, failed) {
+        let fault = first_fault.into_inner().ok().flatten();
+        match (out, fault) {
             (Ok(seq), _) => Ok(seq),
-            (Err(_), Some(cause)) => Err(cause),
+            (Err(_), Some((_, r))) => Err(self.reject(audit, r)),
+            (Err(_), None) if stopped_early => Err(GuardError::Internal(
+                "a sealing thread stopped early".into(),
+            )),
             (Err(e), None) => Err(e.into()),
         }
     }
@@ -937,10 +1123,10 @@ impl Guard {
 /// The sealed chunks as the store takes them; ends with an error (so the insert rolls back) when sealing failed
 /// or when fewer waybills arrived than were sent to be sealed.
 struct SealedChunks<'a> {
-    rx: &'a std::sync::mpsc::Receiver<Result<Vec<SealedWaybill>, GuardError>>,
+    rx: &'a std::sync::mpsc::Receiver<Result<Vec<SealedWaybill>, ()>>,
     expected: usize,
     received: usize,
-    failed: &'a mut Option<GuardError>,
+    stopped_early: &'a mut bool,
     done: bool,
 }
 
@@ -951,28 +1137,27 @@ impl Iterator for SealedChunks<'_> {
         if self.done {
             return None;
         }
-        let abort = |failed: &mut Option<GuardError>, cause: GuardError| {
-            *failed = Some(cause);
-            Some(Err(StoreError::Db("sealing failed; batch aborted".into())))
+        let abort = || {
+            Some(Err(StoreError::Db(
+                "batch aborted before it was sealed".into(),
+            )))
         };
         match self.rx.recv() {
             Ok(Ok(chunk)) => {
                 self.received += chunk.len();
                 Some(Ok(chunk))
             }
-            Ok(Err(cause)) => {
+            Ok(Err(())) => {
                 self.done = true;
-                abort(self.failed, cause)
+                abort()
             }
             Err(_) => {
                 self.done = true;
                 if self.received == self.expected {
                     None
                 } else {
-                    abort(
-                        self.failed,
-                        GuardError::Internal("a sealing thread stopped early".into()),
-                    )
+                    *self.stopped_early = true;
+                    abort()
                 }
             }
         }

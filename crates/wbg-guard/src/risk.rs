@@ -56,7 +56,9 @@ impl RiskVerdict {
     }
 }
 
-/// Consulted inline on every read; must be fast and must not block.
+/// Consulted inline on every read; must be fast and must not block. It runs inside the read's store transaction
+/// (so that its verdict and the audit entry commit together): it decides from its own memory and must never call
+/// the store. Alerts it asks for are stored by the guard once the read has committed.
 pub trait RiskHook: Send + Sync {
     /// Assesses one read. Called for denied reads too (`policy_view == None`), which are signals in themselves.
     fn assess(&self, access: &Access<'_>) -> RiskVerdict;

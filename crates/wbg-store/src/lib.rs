@@ -48,6 +48,18 @@ pub struct EventRecord {
     pub actor: String,
 }
 
+/// What a guarded read needs from the store, read in one snapshot: the account a token belongs to and, when
+/// there is one, the waybill with its events.
+#[derive(Debug, Clone, Default)]
+pub struct ReadSnapshot {
+    /// The token's account; `None` for an unknown token (and then nothing else is looked up).
+    pub account: Option<Account>,
+    /// The waybill's metadata and sealed fields; `None` if no such waybill.
+    pub waybill: Option<(WaybillMeta, Vec<u8>)>,
+    /// The waybill's events, oldest first (empty when there is no waybill).
+    pub events: Vec<EventRecord>,
+}
+
 /// Filter for listing alerts.
 #[derive(Debug, Clone, Default)]
 pub struct AlertFilter {
@@ -89,6 +101,33 @@ pub trait Store: Send + Sync {
         token_hash: &[u8; 32],
         audit: AuditEntry,
     ) -> Result<u64, StoreError>;
+    /// The guarded read in one step: looks up the account behind `token_hash` and, if there is one, waybill `no`
+    /// with its events; hands that snapshot to `decide`; and appends the audit entry `decide` returns (if any) so
+    /// that it commits together with the reads it records. Returns the snapshot and the entry's seq.
+    ///
+    /// `decide` runs while the backend holds its write lock: it must decide from memory and never call the
+    /// store (doing so deadlocks).
+    fn read_audited(
+        &self,
+        token_hash: &[u8; 32],
+        no: &WaybillNo,
+        decide: &mut dyn FnMut(&ReadSnapshot) -> Option<AuditEntry>,
+    ) -> Result<(ReadSnapshot, Option<u64>), StoreError> {
+        let mut snapshot = ReadSnapshot {
+            account: self.account_by_token(token_hash)?,
+            ..ReadSnapshot::default()
+        };
+        if snapshot.account.is_some() {
+            snapshot.waybill = self.waybill(no)?;
+            if snapshot.waybill.is_some() {
+                snapshot.events = self.events(no)?;
+            }
+        }
+        let seq = decide(&snapshot)
+            .map(|entry| self.append_audit(entry))
+            .transpose()?;
+        Ok((snapshot, seq))
+    }
     /// Looks an account up by id.
     fn account(&self, id: &AccountId) -> Result<Option<Account>, StoreError>;
     /// The account a token hash belongs to.

@@ -6,7 +6,7 @@
 //! the CLI) can share a data directory safely. The crate builds its own copy of SQLite with `cc` alone.
 mod blind;
 
-use crate::{AlertFilter, EventRecord, SealedWaybill, Store, StoreError};
+use crate::{AlertFilter, EventRecord, ReadSnapshot, SealedWaybill, Store, StoreError};
 use rand::RngCore;
 use rusqlite::{params, Connection, OptionalExtension, Transaction, TransactionBehavior};
 use std::path::{Path, PathBuf};
@@ -272,6 +272,135 @@ fn to_account(row: AccountRow) -> Result<Account, StoreError> {
 
 const ACCOUNT_COLS: &str =
     "a.id, a.role, a.outlet, a.merchant, a.status, a.status_reason, a.created_at";
+const ACCOUNT_BY_TOKEN: &str =
+    "SELECT a.id, a.role, a.outlet, a.merchant, a.status, a.status_reason, a.created_at
+     FROM tokens t JOIN accounts a ON a.id = t.account_id WHERE t.hash = ?1";
+
+/// The account a token hash belongs to.
+fn account_by_token_in(
+    conn: &Connection,
+    token_hash: &[u8; 32],
+) -> Result<Option<Account>, StoreError> {
+    let row = conn
+        .prepare_cached(ACCOUNT_BY_TOKEN)?
+        .query_row(params![&token_hash[..]], account_row)
+        .optional()?;
+    row.map(to_account).transpose()
+}
+
+/// A waybill's metadata and sealed fields.
+fn waybill_in(
+    conn: &Connection,
+    no: &WaybillNo,
+) -> Result<Option<(WaybillMeta, Vec<u8>)>, StoreError> {
+    let row = conn
+        .prepare_cached(
+            "SELECT merchant, origin_outlet, destination_outlet, courier, status, created_at, updated_at,
+             signed_at, bucket, sealed FROM waybills WHERE no = ?1",
+        )?
+        .query_row(params![no.as_str()], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, Option<String>>(3)?,
+                r.get::<_, String>(4)?,
+                r.get::<_, i64>(5)?,
+                r.get::<_, i64>(6)?,
+                r.get::<_, Option<i64>>(7)?,
+                r.get::<_, i64>(8)?,
+                r.get::<_, Vec<u8>>(9)?,
+            ))
+        })
+        .optional()?;
+    let Some((
+        merchant,
+        origin,
+        dest,
+        courier,
+        status,
+        created_at,
+        updated_at,
+        signed_at,
+        bucket,
+        sealed,
+    )) = row
+    else {
+        return Ok(None);
+    };
+    let meta = WaybillMeta {
+        waybill_no: no.clone(),
+        merchant: MerchantId::parse(&merchant).map_err(corrupt)?,
+        origin_outlet: OutletId::parse(&origin).map_err(corrupt)?,
+        destination_outlet: OutletId::parse(&dest).map_err(corrupt)?,
+        courier: courier
+            .map(|c| AccountId::parse(&c))
+            .transpose()
+            .map_err(corrupt)?,
+        status: WaybillStatus::parse(&status).map_err(corrupt)?,
+        created_at,
+        updated_at,
+        signed_at,
+        bucket,
+    };
+    Ok(Some((meta, sealed)))
+}
+
+/// A waybill's events, oldest first.
+fn events_in(conn: &Connection, no: &WaybillNo) -> Result<Vec<EventRecord>, StoreError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT at, type, outlet, courier, actor FROM waybill_events WHERE no = ?1 ORDER BY rowid",
+    )?;
+    let rows = stmt
+        .query_map(params![no.as_str()], |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, Option<String>>(3)?,
+                r.get::<_, String>(4)?,
+            ))
+        })?
+        .collect::<Result<Vec<_>, _>>()?;
+    rows.into_iter()
+        .map(|(at, kind, outlet, courier, actor)| {
+            Ok(EventRecord {
+                at,
+                event: StatusEvent {
+                    kind: EventType::parse(&kind).map_err(corrupt)?,
+                    outlet: OutletId::parse(&outlet).map_err(corrupt)?,
+                    courier: courier
+                        .map(|c| AccountId::parse(&c))
+                        .transpose()
+                        .map_err(corrupt)?,
+                    at: Some(at),
+                },
+                actor,
+            })
+        })
+        .collect()
+}
+
+/// The guarded read's lookups: the token's account and, if there is one, the waybill and its events.
+fn snapshot_in(
+    conn: &Connection,
+    token_hash: &[u8; 32],
+    no: &WaybillNo,
+) -> Result<ReadSnapshot, StoreError> {
+    let Some(account) = account_by_token_in(conn, token_hash)? else {
+        return Ok(ReadSnapshot::default());
+    };
+    let waybill = waybill_in(conn, no)?;
+    let events = match waybill {
+        Some(_) => events_in(conn, no)?,
+        None => Vec::new(),
+    };
+    Ok(ReadSnapshot {
+        account: Some(account),
+        waybill,
+        events,
+    })
+}
 
 fn is_unique_violation(e: &rusqlite::Error) -> bool {
     matches!(e, rusqlite::Error::SqliteFailure(f, _) if f.code == rusqlite::ErrorCode::ConstraintViolation)
@@ -493,15 +622,27 @@ impl Store for SqliteStore {
     }
 
     fn account_by_token(&self, token_hash: &[u8; 32]) -> Result<Option<Account>, StoreError> {
-        let inner = self.lock()?;
-        let row = inner
-            .conn
-            .prepare_cached(&format!(
-                "SELECT {ACCOUNT_COLS} FROM tokens t JOIN accounts a ON a.id = t.account_id WHERE t.hash = ?1"
-            ))?
-            .query_row(params![&token_hash[..]], account_row)
-            .optional()?;
-        row.map(to_account).transpose()
+        account_by_token_in(&self.lock()?.conn, token_hash)
+    }
+
+    fn read_audited(
+        &self,
+        token_hash: &[u8; 32],
+        no: &WaybillNo,
+        decide: &mut dyn FnMut(&ReadSnapshot) -> Option<AuditEntry>,
+    ) -> Result<(ReadSnapshot, Option<u64>), StoreError> {
+        let mut inner = self.lock()?;
+        let Inner { conn, tree } = &mut *inner;
+        // One transaction for the lookups and the audit entry: one snapshot, one round of WAL locks, one commit.
+        let tx = Transaction::new(conn, TransactionBehavior::Immediate)?;
+        let snapshot = snapshot_in(&tx, token_hash, no)?;
+        let Some(audit) = decide(&snapshot) else {
+            return Ok((snapshot, None));
+        };
+        let (seq, new_tree) = append_in(&tx, tree, audit)?;
+        tx.commit()?;
+        *tree = Some(new_tree);
+        Ok((snapshot, Some(seq)))
     }
 
     fn accounts(&self) -> Result<Vec<Account>, StoreError> {
@@ -552,59 +693,7 @@ impl Store for SqliteStore {
     }
 
     fn waybill(&self, no: &WaybillNo) -> Result<Option<(WaybillMeta, Vec<u8>)>, StoreError> {
-        let inner = self.lock()?;
-        let row = inner
-            .conn
-            .prepare_cached(
-                "SELECT merchant, origin_outlet, destination_outlet, courier, status, created_at, updated_at,
-                 signed_at, bucket, sealed FROM waybills WHERE no = ?1",
-            )?
-            .query_row(params![no.as_str()], |r| {
-                Ok((
-                    r.get::<_, String>(0)?,
-                    r.get::<_, String>(1)?,
-                    r.get::<_, String>(2)?,
-                    r.get::<_, Option<String>>(3)?,
-                    r.get::<_, String>(4)?,
-                    r.get::<_, i64>(5)?,
-                    r.get::<_, i64>(6)?,
-                    r.get::<_, Option<i64>>(7)?,
-                    r.get::<_, i64>(8)?,
-                    r.get::<_, Vec<u8>>(9)?,
-                ))
-            })
-            .optional()?;
-        let Some((
-            merchant,
-            origin,
-            dest,
-            courier,
-            status,
-            created_at,
-            updated_at,
-            signed_at,
-            bucket,
-            sealed,
-        )) = row
-        else {
-            return Ok(None);
-        };
-        let meta = WaybillMeta {
-            waybill_no: no.clone(),
-            merchant: MerchantId::parse(&merchant).map_err(corrupt)?,
-            origin_outlet: OutletId::parse(&origin).map_err(corrupt)?,
-            destination_outlet: OutletId::parse(&dest).map_err(corrupt)?,
-            courier: courier
-                .map(|c| AccountId::parse(&c))
-                .transpose()
-                .map_err(corrupt)?,
-            status: WaybillStatus::parse(&status).map_err(corrupt)?,
-            created_at,
-            updated_at,
-            signed_at,
-            bucket,
-        };
-        Ok(Some((meta, sealed)))
+        waybill_in(&self.lock()?.conn, no)
     }
 
     fn record_event(
@@ -648,38 +737,7 @@ impl Store for SqliteStore {
     }
 
     fn events(&self, no: &WaybillNo) -> Result<Vec<EventRecord>, StoreError> {
-        let inner = self.lock()?;
-        let mut stmt = inner
-            .conn
-            .prepare_cached("SELECT at, type, outlet, courier, actor FROM waybill_events WHERE no = ?1 ORDER BY rowid")?;
-        let rows = stmt
-            .query_map(params![no.as_str()], |r| {
-                Ok((
-                    r.get::<_, i64>(0)?,
-                    r.get::<_, String>(1)?,
-                    r.get::<_, String>(2)?,
-                    r.get::<_, Option<String>>(3)?,
-                    r.get::<_, String>(4)?,
-                ))
-            })?
-            .collect::<Result<Vec<_>, _>>()?;
-        rows.into_iter()
-            .map(|(at, kind, outlet, courier, actor)| {
-                Ok(EventRecord {
-                    at,
-                    event: StatusEvent {
-                        kind: EventType::parse(&kind).map_err(corrupt)?,
-                        outlet: OutletId::parse(&outlet).map_err(corrupt)?,
-                        courier: courier
-                            .map(|c| AccountId::parse(&c))
-                            .transpose()
-                            .map_err(corrupt)?,
-                        at: Some(at),
-                    },
-                    actor,
-                })
-            })
-            .collect()
+        events_in(&self.lock()?.conn, no)
     }
 
     fn find_by_token(&self, token: &[u8; 16]) -> Result<Vec<WaybillNo>, StoreError> {

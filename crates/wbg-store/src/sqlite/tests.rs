@@ -281,3 +281,45 @@ fn a_store_of_another_schema_version_is_refused() {
     let err = SqliteStore::open(dir.path()).unwrap_err().to_string();
     assert!(err.contains("schema 1"), "{err}");
 }
+
+#[test]
+fn a_guarded_read_commits_its_lookups_and_audit_entry_together() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = SqliteStore::open(dir.path()).unwrap();
+    let a = account("C1");
+    s.create_account(&a, &[1u8; 32], entry("account_create"))
+        .unwrap();
+    s.insert_waybills(&[waybill("W1")], entry("ingest"))
+        .unwrap();
+    let w1 = WaybillNo::parse("W1").unwrap();
+    let mut seen = None;
+    let (snap, seq) = s
+        .read_audited(&[1u8; 32], &w1, &mut |snap| {
+            seen = Some((snap.account.clone(), snap.waybill.is_some()));
+            Some(entry("view"))
+        })
+        .unwrap();
+    assert_eq!(seen, Some((Some(a.clone()), true)));
+    assert_eq!(snap.account, Some(a));
+    assert_eq!(snap.waybill, s.waybill(&w1).unwrap());
+    assert_eq!(snap.events, s.events(&w1).unwrap());
+    assert_eq!(seq, Some(2));
+    assert_eq!(s.audit_size().unwrap(), 3);
+
+    // An unknown token sees nothing else; a waybill that does not exist has no events; no entry, no append.
+    let (snap, seq) = s
+        .read_audited(&[9u8; 32], &w1, &mut |snap| {
+            assert!(snap.account.is_none() && snap.waybill.is_none());
+            None
+        })
+        .unwrap();
+    assert!(snap.account.is_none() && seq.is_none());
+    let (snap, _) = s
+        .read_audited(&[1u8; 32], &WaybillNo::parse("W9").unwrap(), &mut |_| None)
+        .unwrap();
+    assert!(snap.account.is_some() && snap.waybill.is_none() && snap.events.is_empty());
+    assert_eq!(s.audit_size().unwrap(), 3);
+    // The store stays usable after a read that recorded nothing (its transaction was rolled back).
+    s.append_audit(entry("after")).unwrap();
+    assert_eq!(s.audit_size().unwrap(), 4);
+}
