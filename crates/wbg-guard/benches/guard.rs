@@ -225,21 +225,25 @@ fn ingest(c: &mut Criterion) {
     let batches: Vec<_> = (0..40u64)
         .map(|i| f.carrier.waybills(f.next + i * BATCH as u64, BATCH))
         .collect();
-    let (n, secs) = with_upkeep(&f.guard, || {
+    let (n, secs, slowest) = with_upkeep(&f.guard, || {
         let t = Instant::now();
         let mut n = 0;
+        let mut slowest = Duration::ZERO;
         for batch in batches {
+            let b = Instant::now();
             f.guard
                 .ingest(Actor::Token(&f.integration), batch, &meta)
                 .unwrap();
+            slowest = slowest.max(b.elapsed());
             n += BATCH;
         }
-        (n, t.elapsed().as_secs_f64())
+        (n, t.elapsed().as_secs_f64(), slowest)
     });
     println!(
         "ingest, sustained: {:.0} waybills/s over {n} (batches of {BATCH}, one transaction each, upkeep \
-         running beside it)",
-        n as f64 / secs
+         running beside it); slowest batch {:.0} ms",
+        n as f64 / secs,
+        slowest.as_secs_f64() * 1e3
     );
 }
 
