@@ -10,6 +10,7 @@
 //! lookups), then swapped in with one small transaction, and the old chunks deleted in short transactions. A
 //! merge never holds the write lock for long, so ingest and audit appends go on around it.
 //! A lookup probes each live segment: O(segments · log n), with segments ≤ `FANOUT` per level.
+use super::WalUpkeep;
 use crate::StoreError;
 use rusqlite::{params, Connection, OptionalExtension, Transaction, TransactionBehavior};
 use std::cmp::Reverse;
@@ -258,7 +259,13 @@ fn immediate(conn: &mut Connection) -> Result<Transaction<'_>, StoreError> {
 }
 
 /// Merges the segments `ids` (one level) into one segment at `level + 1`.
-fn merge(conn: &mut Connection, ids: &[i64], level: i64, now: i64) -> Result<(), StoreError> {
+fn merge(
+    conn: &mut Connection,
+    ids: &[i64],
+    level: i64,
+    now: i64,
+    wal: &mut WalUpkeep,
+) -> Result<(), StoreError> {
     // Register the output as building, so lookups ignore it and no one else takes its id.
     let seg = {
         let tx = immediate(conn)?;
@@ -292,6 +299,7 @@ fn merge(conn: &mut Connection, ids: &[i64], level: i64, now: i64) -> Result<(),
             let tx = immediate(conn)?;
             w.flush(&tx)?;
             tx.commit()?;
+            wal.tick(conn)?;
         }
     }
     w.close();
@@ -311,7 +319,7 @@ fn merge(conn: &mut Connection, ids: &[i64], level: i64, now: i64) -> Result<(),
 
 /// Deletes the chunks of segments that are no longer registered (merged away) or whose build was abandoned, a
 /// few hundred chunks per transaction.
-fn collect_garbage(conn: &mut Connection, now: i64) -> Result<(), StoreError> {
+fn collect_garbage(conn: &mut Connection, now: i64, wal: &mut WalUpkeep) -> Result<(), StoreError> {
     conn.execute(
         "DELETE FROM blind_segments WHERE level = -1 AND created_at < ?1",
         params![now - STALE_BUILD_MS],
@@ -327,11 +335,16 @@ fn collect_garbage(conn: &mut Connection, now: i64) -> Result<(), StoreError> {
         if n == 0 {
             return Ok(());
         }
+        wal.tick(conn)?;
     }
 }
 
 /// Merges full levels, lowest first, then drops the chunks merged away. Returns the number of merges done.
-pub(crate) fn compact(conn: &mut Connection, now: i64) -> Result<usize, StoreError> {
+pub(crate) fn compact(
+    conn: &mut Connection,
+    now: i64,
+    wal: &mut WalUpkeep,
+) -> Result<usize, StoreError> {
     let mut merges = 0;
     loop {
         let full: Option<i64> = conn
@@ -347,10 +360,10 @@ pub(crate) fn compact(conn: &mut Connection, now: i64) -> Result<usize, StoreErr
             .prepare("SELECT id FROM blind_segments WHERE level = ?1 ORDER BY id LIMIT ?2")?
             .query_map(params![level, FANOUT], |r| r.get(0))?
             .collect::<Result<_, _>>()?;
-        merge(conn, &ids, level, now)?;
+        merge(conn, &ids, level, now, wal)?;
         merges += 1;
     }
-    collect_garbage(conn, now)?;
+    collect_garbage(conn, now, wal)?;
     Ok(merges)
 }
 

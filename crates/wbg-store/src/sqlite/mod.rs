@@ -409,6 +409,49 @@ fn is_unique_violation(e: &rusqlite::Error) -> bool {
     matches!(e, rusqlite::Error::SqliteFailure(f, _) if f.code == rusqlite::ErrorCode::ConstraintViolation)
 }
 
+/// Moves the write-ahead log into the database file, from the maintenance connection: after each upkeep, and
+/// once a second during a long index merge (a merge of millions of entries runs for many seconds, and the log
+/// must not wait for it).
+pub(crate) struct WalUpkeep {
+    last: std::time::Instant,
+}
+
+impl WalUpkeep {
+    const EVERY: std::time::Duration = std::time::Duration::from_secs(1);
+
+    fn new() -> WalUpkeep {
+        WalUpkeep {
+            last: std::time::Instant::now(),
+        }
+    }
+
+    /// Checkpoints if a second has passed since the last one.
+    pub(crate) fn tick(&mut self, conn: &Connection) -> Result<(), StoreError> {
+        if self.last.elapsed() >= Self::EVERY {
+            self.checkpoint(conn)?;
+        }
+        Ok(())
+    }
+
+    /// PASSIVE copies the log into the database without ever holding up a writer. But the log only starts over
+    /// when a writer finds it entirely copied, which under steady writes never happens, so it would grow until
+    /// the safety-net autocheckpoint made a request copy and sync all that was not yet copied (ingest commits
+    /// took up to 2.2 s that way while a long merge kept upkeep from checkpointing). Once the log is large, a
+    /// RESTART right after the PASSIVE pass finishes the job, holding the writer lock only for the little
+    /// written in between.
+    fn checkpoint(&mut self, conn: &Connection) -> Result<(), StoreError> {
+        let (_, log_frames, _): (i64, i64, i64) =
+            conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+            })?;
+        if log_frames > RESTART_LOG_FRAMES {
+            conn.query_row("PRAGMA wal_checkpoint(RESTART)", [], |_| Ok(()))?;
+        }
+        self.last = std::time::Instant::now();
+        Ok(())
+    }
+}
+
 impl SqliteStore {
     /// Opens (creating if needed) the store in directory `dir`.
     pub fn open(dir: &Path) -> Result<SqliteStore, StoreError> {
@@ -522,20 +565,9 @@ impl Store for SqliteStore {
             .maint
             .lock()
             .map_err(|_| StoreError::Db("maintenance lock poisoned".into()))?;
-        blind::compact(&mut conn, wbg_core::now_millis())?;
-        // PASSIVE copies the log into the database without ever holding up a writer. But the log only starts
-        // over when a writer finds it entirely copied, which under steady writes never happens, so it would grow
-        // until the safety-net autocheckpoint made some request copy and sync what was not yet copied (one ingest
-        // commit took 0.9 s that way). Once the log is large, a RESTART right after the PASSIVE pass
-        // finishes the job holding the writer lock only for the little written in between.
-        let (_, log_frames, _): (i64, i64, i64) =
-            conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| {
-                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
-            })?;
-        if log_frames > RESTART_LOG_FRAMES {
-            conn.query_row("PRAGMA wal_checkpoint(RESTART)", [], |_| Ok(()))?;
-        }
-        Ok(())
+        let mut wal = WalUpkeep::new();
+        blind::compact(&mut conn, wbg_core::now_millis(), &mut wal)?;
+        wal.checkpoint(&conn)
     }
 
     fn store_id(&self) -> Result<String, StoreError> {
