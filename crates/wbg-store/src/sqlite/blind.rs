@@ -53,8 +53,12 @@ pub(crate) struct Entry {
 }
 
 impl Entry {
-    /// `None` if `no` is longer than a waybill number can be.
+    /// `None` if `no` is longer than a waybill number can be or holds a NUL (which the padding could not tell
+    /// apart).
     pub fn new(token: [u8; 16], no: &str, party: u8, kind: u8) -> Option<Entry> {
+        if no.as_bytes().contains(&0) {
+            return None;
+        }
         let mut padded = [0u8; MAX_NO];
         padded.get_mut(..no.len())?.copy_from_slice(no.as_bytes());
         Some(Entry {
@@ -425,6 +429,7 @@ mod tests {
         }
         assert_eq!(e("W1").no().unwrap(), "W1");
         assert!(Entry::new([0; 16], &"9".repeat(41), 0, 1).is_none());
+        assert!(Entry::new([0; 16], "W\u{0}1", 0, 1).is_none());
         assert_eq!(e(&"9".repeat(40)).no().unwrap(), "9".repeat(40));
     }
 

@@ -204,12 +204,7 @@ fn insert_rows(
         for (kind, party, token) in &w.blind {
             tokens.push(
                 blind::Entry::new(*token, m.waybill_no.as_str(), *party, *kind).ok_or_else(
-                    || {
-                        StoreError::Db(format!(
-                            "waybill number {} is too long to index",
-                            m.waybill_no
-                        ))
-                    },
+                    || StoreError::Db(format!("waybill number {} cannot be indexed", m.waybill_no)),
                 )?,
             );
         }
