@@ -60,6 +60,30 @@ pub struct ReadSnapshot {
     pub events: Vec<EventRecord>,
 }
 
+impl ReadSnapshot {
+    /// Assembles a snapshot the way every backend must: nothing more is looked up for an unknown token, and
+    /// events only for a waybill that exists.
+    pub(crate) fn gather(
+        account: Option<Account>,
+        waybill: impl FnOnce() -> Result<Option<(WaybillMeta, Vec<u8>)>, StoreError>,
+        events: impl FnOnce() -> Result<Vec<EventRecord>, StoreError>,
+    ) -> Result<ReadSnapshot, StoreError> {
+        let Some(account) = account else {
+            return Ok(ReadSnapshot::default());
+        };
+        let waybill = waybill()?;
+        let events = match waybill {
+            Some(_) => events()?,
+            None => Vec::new(),
+        };
+        Ok(ReadSnapshot {
+            account: Some(account),
+            waybill,
+            events,
+        })
+    }
+}
+
 /// Filter for listing alerts.
 #[derive(Debug, Clone, Default)]
 pub struct AlertFilter {
@@ -113,16 +137,11 @@ pub trait Store: Send + Sync {
         no: &WaybillNo,
         decide: &mut dyn FnMut(&ReadSnapshot) -> Option<AuditEntry>,
     ) -> Result<(ReadSnapshot, Option<u64>), StoreError> {
-        let mut snapshot = ReadSnapshot {
-            account: self.account_by_token(token_hash)?,
-            ..ReadSnapshot::default()
-        };
-        if snapshot.account.is_some() {
-            snapshot.waybill = self.waybill(no)?;
-            if snapshot.waybill.is_some() {
-                snapshot.events = self.events(no)?;
-            }
-        }
+        let snapshot = ReadSnapshot::gather(
+            self.account_by_token(token_hash)?,
+            || self.waybill(no),
+            || self.events(no),
+        )?;
         let seq = decide(&snapshot)
             .map(|entry| self.append_audit(entry))
             .transpose()?;

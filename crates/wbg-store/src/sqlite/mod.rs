@@ -146,13 +146,14 @@ fn tree_in(conn: &Connection, cache: &Option<Tree>) -> Result<Tree, StoreError> 
     })
 }
 
-/// Appends one entry inside `tx`; returns its seq and the tree after it (to cache once committed).
-fn append_in(
-    tx: &Transaction<'_>,
-    cache: &Option<Tree>,
+/// Appends one entry as the last write of `tx`, commits, and only then caches the tree the commit made
+/// current. Returns the entry's seq.
+fn commit_with_entry(
+    tx: Transaction<'_>,
+    cache: &mut Option<Tree>,
     mut entry: AuditEntry,
-) -> Result<(u64, Tree), StoreError> {
-    let mut tree = tree_in(tx, cache)?;
+) -> Result<u64, StoreError> {
+    let mut tree = tree_in(&tx, cache)?;
     let seq = tree.frontier.size();
     entry.seq = seq;
     entry.prev = tree.last_leaf.map(hex::encode).unwrap_or_default();
@@ -167,7 +168,9 @@ fn append_in(
     tx.prepare_cached("INSERT INTO audit_entries (seq, entry, nodes) VALUES (?1, ?2, ?3)")?
         .execute(params![seq as i64, bytes, nodes])?;
     tree.last_leaf = Some(leaf);
-    Ok((seq, tree))
+    tx.commit()?;
+    *cache = Some(tree);
+    Ok(seq)
 }
 
 /// Inserts waybill rows and collects their blind-index entries (written as one segment at the end).
@@ -381,27 +384,6 @@ fn events_in(conn: &Connection, no: &WaybillNo) -> Result<Vec<EventRecord>, Stor
         .collect()
 }
 
-/// The guarded read's lookups: the token's account and, if there is one, the waybill and its events.
-fn snapshot_in(
-    conn: &Connection,
-    token_hash: &[u8; 32],
-    no: &WaybillNo,
-) -> Result<ReadSnapshot, StoreError> {
-    let Some(account) = account_by_token_in(conn, token_hash)? else {
-        return Ok(ReadSnapshot::default());
-    };
-    let waybill = waybill_in(conn, no)?;
-    let events = match waybill {
-        Some(_) => events_in(conn, no)?,
-        None => Vec::new(),
-    };
-    Ok(ReadSnapshot {
-        account: Some(account),
-        waybill,
-        events,
-    })
-}
-
 fn is_unique_violation(e: &rusqlite::Error) -> bool {
     matches!(e, rusqlite::Error::SqliteFailure(f, _) if f.code == rusqlite::ErrorCode::ConstraintViolation)
 }
@@ -549,9 +531,7 @@ impl SqliteStore {
         let Inner { conn, tree } = &mut *inner;
         let tx = Transaction::new(conn, TransactionBehavior::Immediate)?;
         let out = f(&tx)?;
-        let (seq, new_tree) = append_in(&tx, tree, audit)?;
-        tx.commit()?;
-        *tree = Some(new_tree);
+        let seq = commit_with_entry(tx, tree, audit)?;
         Ok((out, seq))
     }
 }
@@ -678,13 +658,15 @@ impl Store for SqliteStore {
         let Inner { conn, tree } = &mut *inner;
         // One transaction for the lookups and the audit entry: one snapshot, one round of WAL locks, one commit.
         let tx = Transaction::new(conn, TransactionBehavior::Immediate)?;
-        let snapshot = snapshot_in(&tx, token_hash, no)?;
+        let snapshot = ReadSnapshot::gather(
+            account_by_token_in(&tx, token_hash)?,
+            || waybill_in(&tx, no),
+            || events_in(&tx, no),
+        )?;
         let Some(audit) = decide(&snapshot) else {
             return Ok((snapshot, None));
         };
-        let (seq, new_tree) = append_in(&tx, tree, audit)?;
-        tx.commit()?;
-        *tree = Some(new_tree);
+        let seq = commit_with_entry(tx, tree, audit)?;
         Ok((snapshot, Some(seq)))
     }
 
@@ -799,13 +781,7 @@ impl Store for SqliteStore {
     }
 
     fn append_audit(&self, entry: AuditEntry) -> Result<u64, StoreError> {
-        let mut inner = self.lock()?;
-        let Inner { conn, tree } = &mut *inner;
-        let tx = Transaction::new(conn, TransactionBehavior::Immediate)?;
-        let (seq, new_tree) = append_in(&tx, tree, entry)?;
-        tx.commit()?;
-        *tree = Some(new_tree);
-        Ok(seq)
+        self.audited(entry, |_| Ok(())).map(|(_, seq)| seq)
     }
 
     fn audit_size(&self) -> Result<u64, StoreError> {
