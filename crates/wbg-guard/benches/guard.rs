@@ -31,14 +31,11 @@ struct Fixture {
 fn fixture(waybills: usize) -> Fixture {
     let dir = tempfile::tempdir().unwrap();
     let cfg = GuardConfig {
-        data: dir.path().join("data"),
         keys: KeyConfig::Given {
             master: MasterKey::generate(),
             signer: None,
         },
-        policies: None,
-        rate_limit: RateLimitConfig::default(),
-        create_keys: true,
+        ..GuardConfig::embedded(dir.path().join("data"))
     };
     let (guard, _) = Guard::open(cfg).unwrap();
     // The rate limiter stays inline, with limits no bench run reaches.

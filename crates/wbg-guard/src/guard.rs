@@ -230,33 +230,18 @@ enum ReadDecision {
     /// Unknown token: nothing is recorded.
     Unauthenticated,
     /// Refused; the refusal was recorded with the read.
-    Denied {
-        err: GuardError,
-        alert: Option<RaisedAlert>,
-    },
+    Denied(GuardError),
     /// The risk hook asked for the account's suspension: it is suspended, then the refusal `entry` recorded.
     Suspend {
         account: Account,
         entry: Box<AuditEntry>,
-        alert: Option<RaisedAlert>,
     },
-    /// Granted with `view`; recorded with the read.
-    Allowed {
-        view: View,
-        alert: Option<RaisedAlert>,
-    },
+    /// Granted with this view; recorded with the read.
+    Allowed(View),
 }
 
-impl ReadDecision {
-    fn alert(&mut self) -> Option<RaisedAlert> {
-        match self {
-            ReadDecision::Unauthenticated => None,
-            ReadDecision::Denied { alert, .. }
-            | ReadDecision::Suspend { alert, .. }
-            | ReadDecision::Allowed { alert, .. } => alert.take(),
-        }
-    }
-}
+/// A read's decision with the audit entry to commit with it and the alert the risk hook asked for, if any.
+type Decided = (Option<AuditEntry>, ReadDecision, Option<RaisedAlert>);
 
 /// The stored hash of a presented token; a token of implausible length is unauthenticated without a lookup.
 fn checked_token_hash(token: &str) -> Result<[u8; 32], GuardError> {
@@ -484,21 +469,21 @@ impl Guard {
             }
         };
         let now = now_millis();
-        let mut decision = ReadDecision::Unauthenticated;
+        let (mut decision, mut alert) = (ReadDecision::Unauthenticated, None);
         // The lookups, the decision and its audit entry are one store transaction; nothing in here may call the
         // store (alerts and suspensions wait until it has committed).
         let (snapshot, seq) = self.store.read_audited(&token_hash, &no, &mut |snap| {
-            let (audit, d) = self.decide_read(snap, &no, purpose, req.ticket, meta, now);
-            decision = d;
+            let (audit, d, a) = self.decide_read(snap, &no, purpose, req.ticket, meta, now);
+            (decision, alert) = (d, a);
             audit
         })?;
-        if let (Some(alert), Some(a)) = (decision.alert(), &snapshot.account) {
+        if let (Some(alert), Some(a)) = (alert, &snapshot.account) {
             self.raise(a.id.as_str(), alert);
         }
         let view = match decision {
             ReadDecision::Unauthenticated => return Err(GuardError::Unauthenticated),
-            ReadDecision::Denied { err, .. } => return Err(err),
-            ReadDecision::Suspend { account, entry, .. } => {
+            ReadDecision::Denied(err) => return Err(err),
+            ReadDecision::Suspend { account, entry } => {
                 let mut s = self::entry("risk", meta, "account_suspend");
                 s.detail = Some(format!("account={}", account.id));
                 self.store.set_account_status(
@@ -509,7 +494,7 @@ impl Guard {
                 )?;
                 return Err(self.deny(*entry, GuardError::AccountSuspended));
             }
-            ReadDecision::Allowed { view, .. } => view,
+            ReadDecision::Allowed(view) => view,
         };
         let (Some(audit_seq), Some((wb, sealed))) = (seq, snapshot.waybill) else {
             return Err(GuardError::Internal(
@@ -536,9 +521,9 @@ impl Guard {
         ticket: Option<&str>,
         meta: &RequestMeta,
         now: Millis,
-    ) -> (Option<AuditEntry>, ReadDecision) {
+    ) -> Decided {
         let Some(account) = &snap.account else {
-            return (None, ReadDecision::Unauthenticated);
+            return (None, ReadDecision::Unauthenticated, None);
         };
         let mut e = entry(account.id.as_str(), meta, "view");
         e.waybill = recordable(no.as_str()).map(str::to_owned);
@@ -549,10 +534,7 @@ impl Guard {
             (None, false) => None,
         };
         let denied = |e: AuditEntry, err: GuardError, alert: Option<RaisedAlert>| {
-            (
-                Some(deny_entry(e, &err)),
-                ReadDecision::Denied { err, alert },
-            )
+            (Some(deny_entry(e, &err)), ReadDecision::Denied(err), alert)
         };
         if account.status == AccountStatus::Suspended {
             return denied(e, GuardError::AccountSuspended, None);
@@ -600,9 +582,8 @@ impl Guard {
                 let decision = ReadDecision::Suspend {
                     account: account.clone(),
                     entry: Box::new(e),
-                    alert,
                 };
-                return (None, decision);
+                return (None, decision, alert);
             }
         }
         let fields = fields_of(view);
@@ -613,7 +594,7 @@ impl Guard {
             Some(d) => format!("{d}; policy={policies}"),
             None => format!("policy={policies}"),
         });
-        (Some(e), ReadDecision::Allowed { view, alert })
+        (Some(e), ReadDecision::Allowed(view), alert)
     }
 
     /// Ingests a batch of waybills, all or none.

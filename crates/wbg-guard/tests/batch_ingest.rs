@@ -1,18 +1,15 @@
 //! Large batches take the overlapped seal-and-insert path: everything lands, blind indexes included, or nothing.
-use wbg_guard::{Actor, Guard, GuardConfig, GuardError, KeyConfig, RateLimitConfig, RequestMeta};
+use wbg_guard::{Actor, Guard, GuardConfig, GuardError, KeyConfig, RequestMeta};
 use wbg_sim::{Carrier, CarrierSpec};
 use wbg_vault::MasterKey;
 
 fn guard(dir: &std::path::Path) -> (Guard, String) {
     let (guard, _) = Guard::open(GuardConfig {
-        data: dir.join("data"),
         keys: KeyConfig::Given {
             master: MasterKey::generate(),
             signer: None,
         },
-        policies: None,
-        rate_limit: RateLimitConfig::default(),
-        create_keys: true,
+        ..GuardConfig::embedded(dir.join("data"))
     })
     .unwrap();
     let (_, token) = guard
