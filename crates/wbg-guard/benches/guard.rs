@@ -9,8 +9,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use wbg_core::now_millis;
 use wbg_guard::{
-    Actor, Guard, GuardConfig, KeyConfig, RateLimitConfig, RateLimiter, ReadRequest, RequestMeta,
+    Actor, Engine, Guard, GuardConfig, KeyConfig, RateLimitConfig, ReadRequest, RequestMeta,
+    RiskConfig,
 };
+use wbg_risk::Thresholds;
 use wbg_sim::{Carrier, CarrierSpec};
 use wbg_vault::{bucket_of, MasterKey};
 
@@ -38,11 +40,20 @@ fn fixture(waybills: usize) -> Fixture {
         ..GuardConfig::embedded(dir.path().join("data"))
     };
     let (guard, _) = Guard::open(cfg).unwrap();
-    // The rate limiter stays inline, with limits no bench run reaches.
-    let guard = guard.with_risk(Arc::new(RateLimiter::new(RateLimitConfig {
+    // The risk engine stays inline with every detector running, but with thresholds and a rate limit no bench run
+    // reaches: the figure includes its work, not its verdicts.
+    let never = Thresholds {
+        alert: f64::MAX,
+        mask: f64::MAX,
+        suspend: f64::MAX,
+    };
+    let mut risk = RiskConfig::default();
+    (risk.score.burst, risk.score.drift) = (never, never);
+    risk.rate_limit = RateLimitConfig {
         reads_per_minute: u32::MAX,
         burst: u32::MAX,
-    })));
+    };
+    let guard = guard.with_risk(Arc::new(Engine::new(risk)));
     let carrier = Carrier::generate(CarrierSpec::default());
     let meta = RequestMeta::default();
     let local = Actor::Local("bench");

@@ -1,6 +1,5 @@
 //! The guard's operations: guarded reads, ingest, scan events, account administration, audit checkpoints.
 use crate::keys::{self, KeyConfig};
-use crate::risk::{Access, RateLimitConfig, RateLimiter, RiskAction, RiskHook};
 use crate::view::{EventView, MaskedAddress, PartyView, WaybillView};
 use crate::{hash_token, new_token, GuardError};
 use std::collections::{HashMap, HashSet};
@@ -15,6 +14,7 @@ use wbg_core::{
     NewWaybill, OutletId, Purpose, Role, StatusEvent, View, WaybillMeta, WaybillNo,
 };
 use wbg_policy::{AdminAction, PolicyEngine, ReadContext, WriteAction};
+use wbg_risk::{Access, Engine, RiskAction, RiskAlert, RiskConfig, RiskHook};
 use wbg_store::{
     AlertFilter, EventRecord, ReadSnapshot, SealedWaybill, SqliteStore, Store, StoreError,
 };
@@ -34,8 +34,8 @@ pub struct GuardConfig {
     pub keys: KeyConfig,
     /// Policy directory; `None` for the built-in policy.
     pub policies: Option<PathBuf>,
-    /// Rate limit of the built-in risk hook.
-    pub rate_limit: RateLimitConfig,
+    /// The risk engine's settings (detectors, score thresholds, the hard rate limit).
+    pub risk: RiskConfig,
     /// Whether missing keys may be created (first run).
     pub create_keys: bool,
 }
@@ -47,7 +47,7 @@ impl GuardConfig {
             data: data.into(),
             keys: KeyConfig::Dir(PathBuf::new()),
             policies: None,
-            rate_limit: RateLimitConfig::default(),
+            risk: RiskConfig::default(),
             create_keys: true,
         }
     }
@@ -222,9 +222,6 @@ impl From<wbg_policy::PolicyError> for Rejection {
     }
 }
 
-/// An alert the risk hook asked for: kind, severity, detail.
-type RaisedAlert = (String, String, String);
-
 /// What a read's transaction decided, acted on once it has committed.
 enum ReadDecision {
     /// Unknown token: nothing is recorded.
@@ -241,7 +238,7 @@ enum ReadDecision {
 }
 
 /// A read's decision with the audit entry to commit with it and the alert the risk hook asked for, if any.
-type Decided = (Option<AuditEntry>, ReadDecision, Option<RaisedAlert>);
+type Decided = (Option<AuditEntry>, ReadDecision, Option<RiskAlert>);
 
 /// The stored hash of a presented token; a token of implausible length is unauthenticated without a lookup.
 fn checked_token_hash(token: &str) -> Result<[u8; 32], GuardError> {
@@ -323,7 +320,7 @@ impl Guard {
         }
         let vault = Vault::open(master, Arc::new(StoreKeys(store.clone())))
             .map_err(|e| GuardError::Config(e.to_string()))?;
-        let risk: Arc<dyn RiskHook> = Arc::new(RateLimiter::new(cfg.rate_limit));
+        let risk: Arc<dyn RiskHook> = Arc::new(Engine::new(cfg.risk.clone()));
         Ok((
             Guard {
                 store,
@@ -337,7 +334,7 @@ impl Guard {
         ))
     }
 
-    /// Replaces the risk hook (the streaming engine plugs in here).
+    /// Replaces the risk hook (the built-in one is the streaming [`Engine`] with the configured settings).
     pub fn with_risk(mut self, risk: Arc<dyn RiskHook>) -> Guard {
         self.risk = risk;
         self
@@ -397,14 +394,14 @@ impl Guard {
         Ok(())
     }
 
-    fn raise(&self, account: &str, (kind, severity, detail): RaisedAlert) {
+    fn raise(&self, account: &str, raised: RiskAlert) {
         let alert = Alert {
             id: 0,
             at: now_millis(),
             account: account.to_owned(),
-            kind,
-            severity,
-            detail,
+            kind: raised.kind,
+            severity: raised.severity,
+            detail: raised.detail,
         };
         if let Err(e) = self.store.insert_alert(&alert) {
             tracing::error!(error = %e, "cannot store alert");
@@ -533,15 +530,46 @@ impl Guard {
             (None, true) => Some("requested=phone-like".into()),
             (None, false) => None,
         };
-        let denied = |e: AuditEntry, err: GuardError, alert: Option<RaisedAlert>| {
+        let denied = |e: AuditEntry, err: GuardError, alert: Option<RiskAlert>| {
             (Some(deny_entry(e, &err)), ReadDecision::Denied(err), alert)
         };
         if account.status == AccountStatus::Suspended {
             return denied(e, GuardError::AccountSuspended, None);
         }
+        // The engine sees refusals and unknown numbers too: probing and guessing are signals in themselves. A
+        // number that looks like a phone number is not passed on (its alerts would hold it).
+        let waybill_no = recordable(no.as_str()).unwrap_or("").to_owned();
+        let assess = |waybill, policy_view| {
+            self.risk.assess(&Access {
+                account,
+                waybill_no: &waybill_no,
+                waybill,
+                purpose,
+                policy_view,
+                ticket,
+                at: now,
+                device: meta.device.as_deref(),
+                ip: meta.ip.as_deref(),
+            })
+        };
+        let suspend = |e: AuditEntry, alert| {
+            let decision = ReadDecision::Suspend {
+                account: account.clone(),
+                entry: Box::new(e),
+            };
+            (None, decision, alert)
+        };
         let Some((wb, _)) = &snap.waybill else {
             // Lookups of numbers that do not exist are audited: guessing numbers is how scrapers enumerate.
-            return denied(e, GuardError::NotFound("no such waybill".into()), None);
+            let risk = assess(None, None);
+            if risk.action == RiskAction::Suspend {
+                return suspend(e, risk.alert);
+            }
+            return denied(
+                e,
+                GuardError::NotFound("no such waybill".into()),
+                risk.alert,
+            );
         };
         // It exists, so it is a waybill number, whatever it looks like.
         e.waybill = Some(no.to_string());
@@ -554,16 +582,11 @@ impl Guard {
             Ok(v) => v,
             Err(err) => return denied(e, err.into(), None),
         };
-        let risk = self.risk.assess(&Access {
-            account,
-            waybill: wb,
-            purpose,
-            policy_view: verdict.view,
-            at: now,
-            device: meta.device.as_deref(),
-            ip: meta.ip.as_deref(),
-        });
+        let risk = assess(Some(wb), verdict.view);
         let alert = risk.alert;
+        if risk.action == RiskAction::Suspend {
+            return suspend(e, alert);
+        }
         let Some(mut view) = verdict.view else {
             let err = GuardError::Forbidden(format!(
                 "no view of waybill {no} is permitted for purpose {}",
@@ -578,13 +601,7 @@ impl Guard {
                 let err = GuardError::RateLimited("too many personal-data reads; slow down".into());
                 return denied(e, err, alert);
             }
-            RiskAction::Suspend => {
-                let decision = ReadDecision::Suspend {
-                    account: account.clone(),
-                    entry: Box::new(e),
-                };
-                return (None, decision, alert);
-            }
+            RiskAction::Suspend => return suspend(e, alert),
         }
         let fields = fields_of(view);
         e.view = Some(view.as_str().into());
@@ -1010,6 +1027,9 @@ impl Guard {
             AccountStatus::Active
         };
         self.store.set_account_status(&id, status, reason, e)?;
+        if !suspend {
+            self.risk.reinstated(id.as_str());
+        }
         self.store
             .account(&id)?
             .ok_or_else(|| GuardError::NotFound(format!("account {id}")))

@@ -14,7 +14,6 @@
 mod error;
 mod guard;
 mod keys;
-mod risk;
 mod token;
 mod view;
 
@@ -24,6 +23,9 @@ pub use guard::{
     RequestMeta,
 };
 pub use keys::{default_key_dir, KeyConfig, AUDIT_KEY_ENV, AUDIT_KEY_FILE, MASTER_KEY_FILE};
-pub use risk::{Access, NoRisk, RateLimitConfig, RateLimiter, RiskAction, RiskHook, RiskVerdict};
 pub use token::{hash_token, new_token};
 pub use view::{MaskedAddress, PartyView, WaybillView};
+pub use wbg_risk::{
+    Access, Engine, NoRisk, RateLimitConfig, RateLimiter, RiskAction, RiskAlert, RiskConfig,
+    RiskHook, RiskVerdict,
+};

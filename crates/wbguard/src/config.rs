@@ -2,7 +2,7 @@
 use anyhow::{bail, Context, Result};
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
-use wbg_guard::{GuardConfig, KeyConfig, RateLimitConfig};
+use wbg_guard::{GuardConfig, KeyConfig, RiskConfig};
 
 /// The configuration file.
 #[derive(Debug, Clone, Deserialize)]
@@ -20,8 +20,8 @@ pub struct Config {
     pub store: StoreConfig,
     /// Event bus.
     pub bus: BusConfig,
-    /// Built-in risk hook.
-    pub risk: RateLimitConfig,
+    /// The risk engine: `[risk.score]` thresholds, `[risk.detectors.<name>]` settings, `[risk.rate_limit]`.
+    pub risk: RiskConfig,
 }
 
 /// `[store]`.
@@ -53,7 +53,7 @@ impl Default for Config {
             policies: None,
             store: StoreConfig::default(),
             bus: BusConfig::default(),
-            risk: RateLimitConfig::default(),
+            risk: RiskConfig::default(),
         }
     }
 }
@@ -139,7 +139,7 @@ impl Config {
             data: self.data.clone(),
             keys: KeyConfig::Dir(self.keys.clone().unwrap_or_default()),
             policies: self.policies.clone(),
-            rate_limit: self.risk,
+            risk: self.risk.clone(),
             create_keys,
         })
     }
@@ -154,10 +154,13 @@ mod tests {
         let c: Config = toml::from_str("").unwrap();
         assert_eq!(c.listen, "127.0.0.1:8080");
         let c: Config = toml::from_str(
-            "listen = \"0.0.0.0:9\"\n[store]\nkind = \"embedded\"\n[risk]\nburst = 5\n",
+            "listen = \"0.0.0.0:9\"\n[store]\nkind = \"embedded\"\n[risk.rate_limit]\nburst = 5\n\
+             [risk.detectors.cadence]\nenabled = false\n",
         )
         .unwrap();
-        assert_eq!(c.risk.burst, 5);
+        assert_eq!(c.risk.rate_limit.burst, 5);
+        assert!(!c.risk.detectors.cadence.enabled);
+        assert!(toml::from_str::<Config>("[risk.detectors.cadense]\nenabled = false").is_err());
         assert!(toml::from_str::<Config>("lisen = 1").is_err());
         let pg: Config =
             toml::from_str("[store]\nkind = \"postgres\"\nurl = \"postgres://x\"").unwrap();

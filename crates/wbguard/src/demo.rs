@@ -3,10 +3,10 @@ use anyhow::{anyhow, bail, Context, Result};
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::time::Instant;
-use wbg_core::{EventType, OutletId, Role, StatusEvent};
+use wbg_core::{EventType, OutletId, Role, StatusEvent, View};
 use wbg_guard::{
-    verify_store, Actor, Guard, GuardConfig, GuardError, KeyConfig, RateLimitConfig, ReadRequest,
-    RequestMeta, WaybillView,
+    verify_store, Actor, Guard, GuardConfig, GuardError, KeyConfig, ReadRequest, RequestMeta,
+    RiskConfig, WaybillView,
 };
 use wbg_sim::{Carrier, CarrierSpec};
 use wbg_store::{AlertFilter, SqliteStore};
@@ -63,7 +63,7 @@ pub fn run(keep: Option<PathBuf>) -> Result<()> {
         data: data.clone(),
         keys: KeyConfig::Dir(keys),
         policies: None,
-        rate_limit: RateLimitConfig::default(),
+        risk: RiskConfig::default(),
         create_keys: true,
     };
     let (guard, report) = Guard::open(cfg)?;
@@ -221,7 +221,7 @@ pub fn run(keep: Option<PathBuf>) -> Result<()> {
         outcome(&read(&other.id, parcel.waybill_no.as_str(), "delivery")?)
     );
 
-    // 4. A scraper on a staff account hits the rate limit.
+    // 4. A scraper on a staff account is contained by the risk engine.
     let scraper = carrier
         .accounts
         .iter()
@@ -236,29 +236,31 @@ pub fn run(keep: Option<PathBuf>) -> Result<()> {
         .filter(|w| &w.destination_outlet == dest)
         .map(|w| w.waybill_no.as_str())
         .collect();
-    let (mut served, mut refused) = (0, 0);
+    let (mut full, mut masked, mut refused) = (0, 0, 0);
     for no in &mine {
         match read(&scraper.id, no, "exception_handling")? {
-            Ok(_) => served += 1,
-            Err(GuardError::RateLimited(_)) => refused += 1,
+            Ok(v) if v.view == View::Full => full += 1,
+            Ok(_) => masked += 1,
+            Err(GuardError::RateLimited(_) | GuardError::AccountSuspended) => refused += 1,
             Err(e) => return Err(e.into()),
         }
     }
-    let alerts = guard.store().alerts(&AlertFilter {
+    let mut alerts = guard.store().alerts(&AlertFilter {
         account: Some(scraper.id.clone()),
         limit: 10,
         ..Default::default()
     })?;
+    alerts.sort_by_key(|a| a.id);
     println!(
-        "\n4. Staff account {} pulls {} records of its outlet at machine speed: {} served, {} refused, {} alert(s): {}",
+        "\n4. Staff account {} pulls {} records of its outlet at machine speed: {full} in full, {masked} masked, \
+         {refused} refused; the risk engine raised {} alert(s):",
         scraper.id,
         mine.len(),
-        served,
-        refused,
         alerts.len(),
-        alerts.first().map(|a| a.detail.as_str()).unwrap_or("-")
     );
-    println!("   (the streaming risk engine will contain such an account outright; this is the interim rate limit)");
+    for a in &alerts {
+        println!("     {} ({}): {}", a.kind, a.severity, explain(&a.detail));
+    }
 
     // 5. The audit log verifies against its signed checkpoint.
     let note = guard.checkpoint()?;
@@ -308,4 +310,22 @@ fn flip_byte_of_entry(data: &std::path::Path, seq: u64) -> Result<String> {
 
 fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
     hay.windows(needle.len()).position(|w| w == needle)
+}
+
+/// One line from an engine alert's JSON explanation: the scores and the detectors that fired.
+fn explain(detail: &str) -> String {
+    let Ok(v) = serde_json::from_str::<serde_json::Value>(detail) else {
+        return detail.to_owned();
+    };
+    let mut detectors: Vec<&str> = v["signals"]
+        .as_array()
+        .map(|s| s.iter().filter_map(|x| x["detector"].as_str()).collect())
+        .unwrap_or_default();
+    detectors.dedup();
+    format!(
+        "burst score {}, drift score {}; signals from {}",
+        v["burst_score"],
+        v["drift_score"],
+        detectors.join(", ")
+    )
 }

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 #[test]
 fn sigkill_during_batch_ingest_loses_no_acknowledged_waybill() {
-    let dirs = Dirs::new("reads_per_minute = 100000000\nburst = 100000000");
+    let dirs = Dirs::new("[risk.rate_limit]\nreads_per_minute = 100000000\nburst = 100000000");
     let admin = dirs.create_account("root", "admin", None);
     let mut s = Server::start(&dirs, "warn");
     let integ = s.account(&admin, "I1", "integration", None, None);

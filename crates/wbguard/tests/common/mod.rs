@@ -19,7 +19,7 @@ pub struct Dirs {
 }
 
 impl Dirs {
-    /// `risk` is a TOML `[risk]` body (empty for the default rate limit).
+    /// `risk` is TOML placed after a `[risk]` header (empty for the default engine settings).
     pub fn new(risk: &str) -> Dirs {
         let root = tempfile::tempdir().unwrap();
         let data = root.path().join("data");

@@ -1,78 +1,9 @@
-//! The risk hook: the guard asks it about every read once the policy has decided, and it may refuse the read
-//! or step the view down. The streaming risk engine will implement [`RiskHook`]; until then [`RateLimiter`]
-//! holds each account to a per-minute budget of personal-data reads.
+//! A per-account token bucket on personal-data reads: the simple hook the guard had before the engine, still
+//! useful on its own (tools, tests) and as a hard ceiling.
+use crate::hook::{Access, RiskAction, RiskAlert, RiskHook, RiskVerdict};
 use std::collections::HashMap;
 use std::sync::Mutex;
-use wbg_core::{Account, Millis, Purpose, View, WaybillMeta};
-
-/// One read, as the hook sees it.
-#[derive(Debug, Clone, Copy)]
-pub struct Access<'a> {
-    /// Who.
-    pub account: &'a Account,
-    /// Which waybill (metadata only).
-    pub waybill: &'a WaybillMeta,
-    /// For what.
-    pub purpose: Purpose,
-    /// What the policy would grant (`None`: the policy denied).
-    pub policy_view: Option<View>,
-    /// When.
-    pub at: Millis,
-    /// Device id presented, if any.
-    pub device: Option<&'a str>,
-    /// Client address, if known.
-    pub ip: Option<&'a str>,
-}
-
-/// What the hook wants done with a read.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RiskAction {
-    /// Go ahead with the policy's view.
-    Allow,
-    /// Grant at most this view.
-    Cap(View),
-    /// Refuse this read.
-    Refuse,
-    /// Refuse, and suspend the account.
-    Suspend,
-}
-
-/// The hook's answer, with an alert to store when it has something to say.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RiskVerdict {
-    /// The action.
-    pub action: RiskAction,
-    /// `(kind, severity, detail)` of an alert to raise, if any. Detail must hold no personal data.
-    pub alert: Option<(String, String, String)>,
-}
-
-impl RiskVerdict {
-    /// Allow, nothing to report.
-    pub fn allow() -> RiskVerdict {
-        RiskVerdict {
-            action: RiskAction::Allow,
-            alert: None,
-        }
-    }
-}
-
-/// Consulted inline on every read; must be fast and must not block. It runs inside the read's store transaction
-/// (so that its verdict and the audit entry commit together): it decides from its own memory and must never call
-/// the store. Alerts it asks for are stored by the guard once the read has committed.
-pub trait RiskHook: Send + Sync {
-    /// Assesses one read. Called for denied reads too (`policy_view == None`), which are signals in themselves.
-    fn assess(&self, access: &Access<'_>) -> RiskVerdict;
-}
-
-/// A hook that allows everything (for tools and benchmarks that measure the rest of the path).
-#[derive(Debug, Default)]
-pub struct NoRisk;
-
-impl RiskHook for NoRisk {
-    fn assess(&self, _: &Access<'_>) -> RiskVerdict {
-        RiskVerdict::allow()
-    }
-}
+use wbg_core::Millis;
 
 /// Settings of the per-account rate limit.
 #[derive(Debug, Clone, Copy, serde::Serialize, serde::Deserialize)]
@@ -147,14 +78,14 @@ impl RiskHook for RateLimiter {
         // One alert per account per minute, so a scraper cannot flood the alert table.
         let alert = if b.last_alert.is_none_or(|t| a.at - t >= 60_000) {
             b.last_alert = Some(a.at);
-            Some((
-                "rate_limit".to_owned(),
-                "warning".to_owned(),
-                format!(
+            Some(RiskAlert {
+                kind: "rate_limit".to_owned(),
+                severity: "warning".to_owned(),
+                detail: format!(
                     "account {} exceeded {} personal-data reads per minute (burst {}); last waybill {}",
-                    a.account.id, self.cfg.reads_per_minute, self.cfg.burst, a.waybill.waybill_no
+                    a.account.id, self.cfg.reads_per_minute, self.cfg.burst, a.waybill_no
                 ),
-            ))
+            })
         } else {
             None
         };
@@ -169,7 +100,8 @@ impl RiskHook for RateLimiter {
 mod tests {
     use super::*;
     use wbg_core::{
-        AccountId, AccountStatus, MerchantId, OutletId, Role, WaybillNo, WaybillStatus,
+        Account, AccountId, AccountStatus, MerchantId, OutletId, Purpose, Role, WaybillMeta,
+        WaybillNo, WaybillStatus,
     };
 
     #[test]
@@ -201,9 +133,11 @@ mod tests {
         };
         let at = |t| Access {
             account: &acct,
-            waybill: &wb,
+            waybill_no: "W1",
+            waybill: Some(&wb),
             purpose: Purpose::Delivery,
             policy_view: None,
+            ticket: None,
             at: t,
             device: None,
             ip: None,

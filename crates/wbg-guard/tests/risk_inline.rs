@@ -1,0 +1,167 @@
+//! The risk engine sits inline in the guard: the read after a threshold is already capped or refused, the
+//! suspension is stored, and an administrator's reinstatement starts the account afresh.
+use wbg_core::View;
+use wbg_guard::{Actor, Guard, GuardConfig, GuardError, KeyConfig, ReadRequest, RequestMeta};
+use wbg_sim::{Carrier, CarrierSpec};
+use wbg_store::AlertFilter;
+use wbg_vault::MasterKey;
+
+struct Setup {
+    guard: Guard,
+    staff: String,
+    admin: String,
+    mine: Vec<String>,
+    others: Vec<String>,
+    _dir: tempfile::TempDir,
+}
+
+fn setup() -> Setup {
+    let dir = tempfile::tempdir().unwrap();
+    let (guard, _) = Guard::open(GuardConfig {
+        keys: KeyConfig::Given {
+            master: MasterKey::generate(),
+            signer: None,
+        },
+        ..GuardConfig::embedded(dir.path().join("data"))
+    })
+    .unwrap();
+    let meta = RequestMeta::default();
+    let local = Actor::Local("test");
+    let (_, integration) = guard
+        .create_account(local, "I-test", "integration", None, None, &meta)
+        .unwrap();
+    let (_, admin) = guard
+        .create_account(local, "ADM1", "admin", None, None, &meta)
+        .unwrap();
+    let carrier = Carrier::generate(CarrierSpec::default());
+    let batch = carrier.waybills(1, 2_000);
+    let outlet = batch[0].destination_outlet.clone();
+    let mine = batch
+        .iter()
+        .filter(|w| w.destination_outlet == outlet)
+        .map(|w| w.waybill_no.to_string())
+        .collect();
+    let others = batch
+        .iter()
+        .filter(|w| w.destination_outlet != outlet && w.origin_outlet != outlet)
+        .map(|w| w.waybill_no.to_string())
+        .collect();
+    guard
+        .ingest(Actor::Token(&integration), batch, &meta)
+        .unwrap();
+    let (_, staff) = guard
+        .create_account(
+            local,
+            "S-test",
+            "outlet_staff",
+            Some(outlet.as_str()),
+            None,
+            &meta,
+        )
+        .unwrap();
+    Setup {
+        guard,
+        staff,
+        admin,
+        mine,
+        others,
+        _dir: dir,
+    }
+}
+
+fn read(s: &Setup, no: &str, purpose: &str) -> Result<View, GuardError> {
+    s.guard
+        .read(
+            &s.staff,
+            &ReadRequest {
+                waybill_no: no,
+                purpose,
+                ticket: None,
+            },
+            &RequestMeta::default(),
+        )
+        .map(|v| v.view)
+}
+
+#[test]
+fn probing_other_outlets_suspends_and_the_next_request_is_refused() {
+    let s = setup();
+    let mut outcomes = Vec::new();
+    for no in s.others.iter().take(40) {
+        outcomes.push(read(&s, no, "exception_handling"));
+        if matches!(outcomes.last(), Some(Err(GuardError::AccountSuspended))) {
+            break;
+        }
+    }
+    assert!(
+        matches!(outcomes.last(), Some(Err(GuardError::AccountSuspended))),
+        "suspended within 40 probes: {outcomes:?}"
+    );
+    // The suspension is stored: the next request, even for the account's own outlet, is refused.
+    let acct = s
+        .guard
+        .store()
+        .account(&wbg_core::AccountId::parse("S-test").unwrap())
+        .unwrap()
+        .unwrap();
+    assert_eq!(acct.status, wbg_core::AccountStatus::Suspended);
+    assert!(matches!(
+        read(&s, &s.mine[0], "exception_handling"),
+        Err(GuardError::AccountSuspended)
+    ));
+    // The alerts explain themselves.
+    let alerts = s
+        .guard
+        .store()
+        .alerts(&AlertFilter {
+            account: Some("S-test".into()),
+            limit: 10,
+            ..Default::default()
+        })
+        .unwrap();
+    let suspend = alerts
+        .iter()
+        .find(|a| a.kind == "risk_suspend")
+        .expect("a suspension alert");
+    assert_eq!(suspend.severity, "critical");
+    let detail: serde_json::Value = serde_json::from_str(&suspend.detail).unwrap();
+    assert!(detail["signals"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|sig| sig["detector"] == "out_of_scope"));
+
+    // Reinstated by an administrator: the engine starts the account afresh.
+    s.guard
+        .set_status(
+            Actor::Token(&s.admin),
+            "S-test",
+            false,
+            None,
+            &RequestMeta::default(),
+        )
+        .unwrap();
+    assert_eq!(
+        read(&s, &s.mine[0], "exception_handling").unwrap(),
+        View::Full
+    );
+}
+
+#[test]
+fn bulk_full_reads_are_stepped_down_to_masked_before_fifty_records() {
+    let s = setup();
+    let mut full = 0;
+    let mut views = Vec::new();
+    for no in &s.mine {
+        match read(&s, no, "exception_handling") {
+            Ok(View::Full) => full += 1,
+            Ok(v) => views.push(v),
+            Err(_) => break,
+        }
+    }
+    assert!(full <= 50, "{full} full records before containment");
+    assert!(
+        views.contains(&View::Masked),
+        "capped to masked before suspension"
+    );
+}

@@ -1,0 +1,357 @@
+//! Detectors about *how much* is read: reads per hour against the account's and its peers' baselines, distinct
+//! records taken in full per day, and label reprints.
+use super::{per_role, Event, HourWindow, Signal};
+use crate::config::PerRole;
+use serde::{Deserialize, Serialize};
+use std::collections::HashSet;
+use wbg_core::Role;
+
+/// `[detectors.velocity]`: reads per hour above `max(floor, multiple × max(own baseline, peers' baseline))`.
+/// Baselines are averages over the hours an account was active; peers share role and outlet, so a whole outlet
+/// getting busier (peak season) raises the bar for all of it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct VelocityConfig {
+    /// Run it.
+    pub enabled: bool,
+    /// Reads per hour always allowed, by role.
+    pub floor_per_hour: PerRole,
+    /// How far above its baselines an account may go.
+    pub multiple: f64,
+    /// Points per read beyond the limit.
+    pub points: f64,
+    /// Active hours before the account's own baseline counts.
+    pub warm_hours: u32,
+}
+
+impl Default for VelocityConfig {
+    fn default() -> Self {
+        VelocityConfig {
+            enabled: true,
+            // A courier reads a parcel or two a minute at the busiest; staff and agents are people at screens;
+            // a merchant's label run and a print station are fast by design.
+            floor_per_hour: per_role(120.0, 150.0, 120.0, 5_000.0, 3_000.0),
+            multiple: 4.0,
+            points: 1.0,
+            warm_hours: 8,
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct VelocityState {
+    hour: HourWindow,
+    /// The clock hour being counted and its count.
+    current: Option<(i64, u32)>,
+    /// Average reads per active hour.
+    baseline: f64,
+    active_hours: u32,
+}
+
+impl VelocityState {
+    /// Moves to `at`'s clock hour; returns the finished hour's count when the hour changed.
+    pub(crate) fn roll(&mut self, at: i64) -> Option<u32> {
+        let h = at.div_euclid(3_600_000);
+        match self.current {
+            Some((cur, _)) if h <= cur => None,
+            Some((_, n)) => {
+                self.current = Some((h, 0));
+                if n > 0 {
+                    self.active_hours = self.active_hours.saturating_add(1);
+                    // A running mean for the first day, then an exponential average (about two weeks of active
+                    // hours) so that a role's work can change.
+                    let alpha = (1.0 / f64::from(self.active_hours)).max(0.01);
+                    self.baseline += alpha * (f64::from(n) - self.baseline);
+                }
+                Some(n)
+            }
+            None => {
+                self.current = Some((h, 0));
+                None
+            }
+        }
+    }
+}
+
+impl VelocityConfig {
+    pub(crate) fn observe(&self, st: &mut VelocityState, ev: &Event<'_>) -> Option<Signal> {
+        if !self.enabled {
+            return None;
+        }
+        if let Some((_, n)) = &mut st.current {
+            *n += 1;
+        }
+        let n = f64::from(st.hour.add(ev.at()));
+        let own = if st.active_hours >= self.warm_hours {
+            st.baseline
+        } else {
+            0.0
+        };
+        let floor = self.floor_per_hour.get(ev.role());
+        let limit = floor.max(self.multiple * own.max(ev.peer_hourly));
+        if n <= limit {
+            return None;
+        }
+        Some(Signal {
+            detector: "velocity",
+            points: self.points,
+            at: ev.at(),
+            evidence: format!(
+                "{n} reads in the last hour; limit {limit:.0} (floor {floor:.0}, own baseline {own:.1}/h, peers \
+                 {:.1}/h)",
+                ev.peer_hourly
+            ),
+        })
+    }
+}
+
+/// `[detectors.distinct_records]`: different customers' records taken in full, outside plain workflow, per local
+/// day. Opening the same parcel again does not count; the thousandth new customer does.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DistinctConfig {
+    /// Run it.
+    pub enabled: bool,
+    /// Distinct full records a day allowed without points, by role.
+    pub free_per_day: PerRole,
+    /// Points per record beyond it.
+    pub points: f64,
+}
+
+impl Default for DistinctConfig {
+    fn default() -> Self {
+        DistinctConfig {
+            enabled: true,
+            // Full views outside workflow are rare by design: a courier re-opening a delivered parcel, staff on
+            // an exception, an agent on a ticket (agents work many tickets a day).
+            free_per_day: per_role(8.0, 12.0, 150.0, f64::INFINITY, 0.0),
+            points: 3.0,
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct DistinctState {
+    day: i64,
+    seen: HashSet<u64>,
+}
+
+impl DistinctConfig {
+    pub(crate) fn observe(&self, st: &mut DistinctState, ev: &Event<'_>) -> Option<Signal> {
+        if !self.enabled || !ev.full || ev.workflow {
+            return None;
+        }
+        if ev.day != st.day {
+            st.day = ev.day;
+            st.seen.clear();
+        }
+        if !st.seen.insert(ev.key) {
+            return None;
+        }
+        let n = st.seen.len() as f64;
+        let free = self.free_per_day.get(ev.role());
+        if n <= free {
+            return None;
+        }
+        Some(Signal {
+            detector: "distinct_records",
+            points: self.points,
+            at: ev.at(),
+            evidence: format!(
+                "{n} different records read in full today outside plain workflow (free {free}); latest {}",
+                ev.access.waybill_no
+            ),
+        })
+    }
+}
+
+/// `[detectors.reprint]`: a print station printing the same labels again and again (a reprint storm), or labels
+/// of parcels long past printing (T4).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ReprintConfig {
+    /// Run it.
+    pub enabled: bool,
+    /// Labels an hour before the reprint ratio is judged.
+    pub min_per_hour: u32,
+    /// Share of reprints in the hour that counts as a storm.
+    pub ratio: f64,
+    /// Points per reprint in a storm.
+    pub points: f64,
+    /// Points for a label of a parcel past pickup.
+    pub outside_workflow_points: f64,
+}
+
+impl Default for ReprintConfig {
+    fn default() -> Self {
+        ReprintConfig {
+            enabled: true,
+            min_per_hour: 20,
+            ratio: 0.3,
+            points: 1.0,
+            outside_workflow_points: 2.0,
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct ReprintState {
+    day: i64,
+    printed: HashSet<u64>,
+    labels: HourWindow,
+    reprints: HourWindow,
+}
+
+impl ReprintConfig {
+    pub(crate) fn observe(&self, st: &mut ReprintState, ev: &Event<'_>) -> Option<Signal> {
+        if !self.enabled || ev.role() != Role::PrintStation || ev.access.waybill.is_none() {
+            return None;
+        }
+        if ev.day != st.day {
+            st.day = ev.day;
+            st.printed.clear();
+        }
+        let labels = st.labels.add(ev.at());
+        let reprint = !st.printed.insert(ev.key);
+        let reprints = if reprint {
+            st.reprints.add(ev.at())
+        } else {
+            st.reprints.total()
+        };
+        if !ev.workflow && !ev.denied {
+            return Some(Signal {
+                detector: "reprint",
+                points: self.outside_workflow_points,
+                at: ev.at(),
+                evidence: format!(
+                    "label of waybill {} asked for after pickup",
+                    ev.access.waybill_no
+                ),
+            });
+        }
+        if reprint
+            && labels >= self.min_per_hour
+            && f64::from(reprints) >= self.ratio * f64::from(labels)
+        {
+            return Some(Signal {
+                detector: "reprint",
+                points: self.points,
+                at: ev.at(),
+                evidence: format!("{reprints} of {labels} labels in the last hour were reprints"),
+            });
+        }
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::testing::*;
+    use super::super::Event;
+    use super::*;
+    use wbg_core::{View, WaybillStatus};
+
+    #[test]
+    fn velocity_learns_a_baseline_and_flags_a_jump() {
+        let cfg = VelocityConfig {
+            floor_per_hour: per_role(10.0, 10.0, 10.0, 10.0, 10.0),
+            ..VelocityConfig::default()
+        };
+        let a = account("S001", Role::OutletStaff, "O001");
+        let w = waybill(1, "O001", WaybillStatus::AtOutlet);
+        let mut st = VelocityState::default();
+        let mut fired = 0;
+        // Twelve hours at 20 reads an hour: above the floor, but it becomes the account's normal.
+        for h in 0..12i64 {
+            for i in 0..20i64 {
+                let at = h * 3_600_000 + i * 60_000;
+                st.roll(at);
+                let acc = access(&a, &w, Some(View::Masked), at);
+                fired += usize::from(cfg.observe(&mut st, &Event::new(&acc, 0, 0.0)).is_some());
+            }
+        }
+        assert!(st.baseline > 19.0 && st.baseline < 21.0, "{}", st.baseline);
+        let before_warm = fired;
+        assert!(
+            before_warm > 0,
+            "above the floor before the baseline is warm"
+        );
+        // Now 200 in an hour: four times 20 is the limit.
+        let mut late = 0;
+        for i in 0..200i64 {
+            let at = 12 * 3_600_000 + i * 10_000;
+            st.roll(at);
+            let acc = access(&a, &w, Some(View::Masked), at);
+            late += usize::from(cfg.observe(&mut st, &Event::new(&acc, 0, 0.0)).is_some());
+        }
+        // The limit is 80 in a sliding hour (which still holds some of the previous hour's reads).
+        assert!((100..=130).contains(&late), "{late}");
+        // Peers working at 100 an hour raise the limit to 400.
+        let mut st2 = VelocityState::default();
+        let quiet = (0..200i64)
+            .filter(|i| {
+                let acc = access(&a, &w, Some(View::Masked), i * 10_000);
+                cfg.observe(&mut st2, &Event::new(&acc, 0, 100.0)).is_some()
+            })
+            .count();
+        assert_eq!(quiet, 0);
+    }
+
+    #[test]
+    fn distinct_counts_new_full_records_only() {
+        let cfg = DistinctConfig::default();
+        let a = account("S001", Role::OutletStaff, "O001");
+        let mut st = DistinctState::default();
+        let ws: Vec<_> = (0..20)
+            .map(|i| waybill(i, "O001", WaybillStatus::AtOutlet))
+            .collect();
+        let mut fired = 0;
+        for round in 0..3 {
+            for (i, w) in ws.iter().enumerate() {
+                let acc = access(&a, w, Some(View::Full), round * 100_000 + i as i64);
+                fired += usize::from(cfg.observe(&mut st, &Event::new(&acc, 0, 0.0)).is_some());
+            }
+        }
+        assert_eq!(fired, 8, "20 distinct, 12 free; re-reads never count");
+        let masked = access(&a, &ws[0], Some(View::Masked), 1);
+        assert!(cfg.observe(&mut st, &Event::new(&masked, 0, 0.0)).is_none());
+        // A new day starts afresh.
+        let next_day = access(&a, &ws[0], Some(View::Full), 86_400_000);
+        assert!(cfg
+            .observe(&mut st, &Event::new(&next_day, 0, 0.0))
+            .is_none());
+    }
+
+    #[test]
+    fn reprint_storm_and_late_labels() {
+        let cfg = ReprintConfig::default();
+        let p = account("P001", Role::PrintStation, "O001");
+        let mut st = ReprintState::default();
+        let ws: Vec<_> = (0..30)
+            .map(|i| waybill(i, "O002", WaybillStatus::Created))
+            .collect();
+        for (i, w) in ws.iter().enumerate() {
+            let acc = access(&p, w, Some(View::Masked), i as i64 * 1000);
+            assert!(cfg.observe(&mut st, &Event::new(&acc, 0, 0.0)).is_none());
+        }
+        let storm = (0..30)
+            .filter(|i| {
+                let acc = access(
+                    &p,
+                    &ws[i % 5],
+                    Some(View::Masked),
+                    40_000 + *i as i64 * 1000,
+                );
+                cfg.observe(&mut st, &Event::new(&acc, 0, 0.0)).is_some()
+            })
+            .count();
+        assert!(storm >= 15, "{storm}");
+        let delivered = waybill(99, "O002", WaybillStatus::Signed);
+        let acc = access(&p, &delivered, Some(View::Masked), 100_000);
+        assert_eq!(
+            cfg.observe(&mut st, &Event::new(&acc, 0, 0.0))
+                .map(|s| s.points),
+            Some(2.0)
+        );
+    }
+}
