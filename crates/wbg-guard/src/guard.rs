@@ -126,12 +126,20 @@ impl NodeSource for Nodes<'_> {
     }
 }
 
+/// Told of every alert once it is stored (webhooks, pagers). Must return at once: it is called on the request
+/// path, after the read has committed.
+pub trait AlertSink: Send + Sync {
+    /// One stored alert, with its id.
+    fn alert(&self, alert: &Alert);
+}
+
 /// The guard. Cheap to share behind an `Arc`; every method is safe to call from many threads.
 pub struct Guard {
     store: Arc<dyn Store>,
     vault: Vault,
     policy: PolicyEngine,
     risk: Arc<dyn RiskHook>,
+    alert_sink: Option<Arc<dyn AlertSink>>,
     signer: NoteSigner,
     origin: String,
 }
@@ -327,11 +335,18 @@ impl Guard {
                 vault,
                 policy,
                 risk,
+                alert_sink: None,
                 signer,
                 origin,
             },
             report,
         ))
+    }
+
+    /// Passes every stored alert on to `sink` as well.
+    pub fn with_alert_sink(mut self, sink: Arc<dyn AlertSink>) -> Guard {
+        self.alert_sink = Some(sink);
+        self
     }
 
     /// Replaces the risk hook (the built-in one is the streaming [`Engine`] with the configured settings).
@@ -395,7 +410,7 @@ impl Guard {
     }
 
     fn raise(&self, account: &str, raised: RiskAlert) {
-        let alert = Alert {
+        let mut alert = Alert {
             id: 0,
             at: now_millis(),
             account: account.to_owned(),
@@ -403,8 +418,14 @@ impl Guard {
             severity: raised.severity,
             detail: raised.detail,
         };
-        if let Err(e) = self.store.insert_alert(&alert) {
-            tracing::error!(error = %e, "cannot store alert");
+        match self.store.insert_alert(&alert) {
+            Ok(id) => {
+                alert.id = id;
+                if let Some(sink) = &self.alert_sink {
+                    sink.alert(&alert);
+                }
+            }
+            Err(e) => tracing::error!(error = %e, "cannot store alert"),
         }
         metrics::counter!("wbguard_alerts_total", "kind" => alert.kind).increment(1);
     }

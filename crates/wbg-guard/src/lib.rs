@@ -19,8 +19,8 @@ mod view;
 
 pub use error::GuardError;
 pub use guard::{
-    sealed_waybill, verify_store, Actor, Guard, GuardConfig, IngestReport, OpenReport, ReadRequest,
-    RequestMeta,
+    sealed_waybill, verify_store, Actor, AlertSink, Guard, GuardConfig, IngestReport, OpenReport,
+    ReadRequest, RequestMeta,
 };
 pub use keys::{default_key_dir, KeyConfig, AUDIT_KEY_ENV, AUDIT_KEY_FILE, MASTER_KEY_FILE};
 pub use token::{hash_token, new_token};

@@ -5,7 +5,7 @@ use crate::config::{RiskConfig, Thresholds};
 use crate::detect::{DetectorState, Event, SharedDevice, SharedDeviceState, Signal};
 use crate::event::{AccessEvent, EventSink};
 use crate::hook::{Access, RiskAction, RiskAlert, RiskHook, RiskVerdict};
-use crate::rate::RateLimiter;
+use crate::rate::Bucket;
 use serde::Serialize;
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -60,6 +60,7 @@ pub struct Standing {
 #[derive(Debug, Default)]
 struct AccountRisk {
     detectors: DetectorState,
+    bucket: Bucket,
     burst: f64,
     drift: f64,
     last: Option<i64>,
@@ -87,7 +88,6 @@ struct Explanation<'a> {
 /// The streaming risk engine. Cheap to consult inline: one shard lock, a few counters per detector.
 pub struct Engine {
     cfg: RiskConfig,
-    limiter: RateLimiter,
     accounts: Vec<Mutex<HashMap<String, AccountRisk>>>,
     devices: Vec<Mutex<HashMap<u64, SharedDeviceState>>>,
     peers: Mutex<HashMap<(Role, String), Peer>>,
@@ -118,7 +118,6 @@ impl Engine {
     /// An engine with these settings and no state.
     pub fn new(cfg: RiskConfig) -> Engine {
         Engine {
-            limiter: RateLimiter::new(cfg.rate_limit),
             cfg,
             accounts: (0..SHARDS).map(|_| Mutex::default()).collect(),
             devices: (0..SHARDS).map(|_| Mutex::default()).collect(),
@@ -190,7 +189,6 @@ impl Engine {
             // Routing data holds nothing personal: an auditor tracing parcels is not a risk to contain.
             return RiskVerdict::allow();
         }
-        let ceiling = self.limiter.assess(a);
         let id = a.account.id.as_str();
         let Ok(mut shard) = self.accounts[shard_of(id.as_bytes())].lock() else {
             // Fail closed: a broken engine must not wave reads through.
@@ -203,6 +201,7 @@ impl Engine {
             Some(st) => st,
             None => shard.entry(id.to_owned()).or_default(),
         };
+        let ceiling = self.cfg.rate_limit.take(&mut st.bucket, a);
         if let Some(done) = st.detectors.roll_hour(a.at) {
             if let Some(outlet) = &a.account.outlet {
                 st.peer_hourly = self.peer_hour(a.account.role, outlet.as_str(), done);

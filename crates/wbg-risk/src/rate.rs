@@ -26,15 +26,53 @@ impl Default for RateLimitConfig {
     }
 }
 
-#[derive(Debug)]
-struct Bucket {
-    tokens: f64,
+/// One account's bucket.
+#[derive(Debug, Default)]
+pub(crate) struct Bucket {
+    tokens: Option<f64>,
     last: Millis,
     last_alert: Option<Millis>,
 }
 
-/// A token bucket per account. Reads the policy denied cost as much as granted ones: probing other outlets'
-/// waybills is exactly what a rented account does.
+impl RateLimitConfig {
+    /// Takes a token for `a` from `b`: `allow()` when there was one, a refusal (with an alert at most once a
+    /// minute, so a scraper cannot flood the alert table) when not.
+    pub(crate) fn take(&self, b: &mut Bucket, a: &Access<'_>) -> RiskVerdict {
+        let per_ms = f64::from(self.reads_per_minute) / 60_000.0;
+        let cap = f64::from(self.burst.max(1));
+        let tokens = match b.tokens {
+            Some(t) => (t + (a.at - b.last).max(0) as f64 * per_ms).min(cap),
+            None => cap,
+        };
+        b.last = a.at.max(b.last);
+        if tokens >= 1.0 {
+            b.tokens = Some(tokens - 1.0);
+            return RiskVerdict::allow();
+        }
+        b.tokens = Some(tokens);
+        let alert = if b.last_alert.is_none_or(|t| a.at - t >= 60_000) {
+            b.last_alert = Some(a.at);
+            Some(RiskAlert {
+                kind: "rate_limit".to_owned(),
+                severity: "warning".to_owned(),
+                detail: format!(
+                    "account {} exceeded {} personal-data reads per minute (burst {}); last waybill {}",
+                    a.account.id, self.reads_per_minute, self.burst, a.waybill_no
+                ),
+            })
+        } else {
+            None
+        };
+        RiskVerdict {
+            action: RiskAction::Refuse,
+            alert,
+        }
+    }
+}
+
+/// A token bucket per account, as a hook of its own. Reads the policy denied cost as much as granted ones:
+/// probing other outlets' waybills is exactly what a rented account does. (The engine keeps the same bucket in
+/// its own per-account state.)
 #[derive(Debug)]
 pub struct RateLimiter {
     cfg: RateLimitConfig,
@@ -53,8 +91,6 @@ impl RateLimiter {
 
 impl RiskHook for RateLimiter {
     fn assess(&self, a: &Access<'_>) -> RiskVerdict {
-        let per_ms = self.cfg.reads_per_minute as f64 / 60_000.0;
-        let cap = self.cfg.burst.max(1) as f64;
         let Ok(mut buckets) = self.buckets.lock() else {
             // Fail closed: a broken limiter must not wave reads through.
             return RiskVerdict {
@@ -62,37 +98,12 @@ impl RiskHook for RateLimiter {
                 alert: None,
             };
         };
-        let b = buckets
-            .entry(a.account.id.as_str().to_owned())
-            .or_insert(Bucket {
-                tokens: cap,
-                last: a.at,
-                last_alert: None,
-            });
-        b.tokens = (b.tokens + (a.at - b.last).max(0) as f64 * per_ms).min(cap);
-        b.last = a.at.max(b.last);
-        if b.tokens >= 1.0 {
-            b.tokens -= 1.0;
-            return RiskVerdict::allow();
-        }
-        // One alert per account per minute, so a scraper cannot flood the alert table.
-        let alert = if b.last_alert.is_none_or(|t| a.at - t >= 60_000) {
-            b.last_alert = Some(a.at);
-            Some(RiskAlert {
-                kind: "rate_limit".to_owned(),
-                severity: "warning".to_owned(),
-                detail: format!(
-                    "account {} exceeded {} personal-data reads per minute (burst {}); last waybill {}",
-                    a.account.id, self.cfg.reads_per_minute, self.cfg.burst, a.waybill_no
-                ),
-            })
-        } else {
-            None
+        let id = a.account.id.as_str();
+        let b = match buckets.get_mut(id) {
+            Some(b) => b,
+            None => buckets.entry(id.to_owned()).or_default(),
         };
-        RiskVerdict {
-            action: RiskAction::Refuse,
-            alert,
-        }
+        self.cfg.take(b, a)
     }
 }
 

@@ -22,6 +22,8 @@ pub struct Config {
     pub bus: BusConfig,
     /// The risk engine: `[risk.score]` thresholds, `[risk.detectors.<name>]` settings, `[risk.rate_limit]`.
     pub risk: RiskConfig,
+    /// Alert delivery by webhook.
+    pub webhook: crate::webhook::WebhookConfig,
 }
 
 /// `[store]`.
@@ -54,6 +56,7 @@ impl Default for Config {
             store: StoreConfig::default(),
             bus: BusConfig::default(),
             risk: RiskConfig::default(),
+            webhook: Default::default(),
         }
     }
 }

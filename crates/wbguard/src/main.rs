@@ -5,6 +5,7 @@ mod config;
 mod demo;
 mod import;
 mod server;
+mod webhook;
 
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
@@ -281,7 +282,11 @@ fn audit_verify(cfg: &Config, vkey: Option<PathBuf>) -> Result<std::process::Exi
 }
 
 fn serve(cfg: Config) -> Result<()> {
-    let guard = Arc::new(open_guard(&cfg, true)?);
+    let mut guard = open_guard(&cfg, true)?;
+    if let Some(hook) = webhook::Webhook::start(&cfg.webhook)? {
+        guard = guard.with_alert_sink(Arc::new(hook));
+    }
+    let guard = Arc::new(guard);
     let metrics = metrics_exporter_prometheus::PrometheusBuilder::new()
         .install_recorder()
         .context("cannot install the metrics recorder")?;

@@ -1,5 +1,7 @@
-//! Detectors about *where from*: a new device on an established account, two devices or networks in use at once
-//! (the owner works while a renter scrapes, T1), and one device serving many accounts (a fraud ring's machine).
+//! Detectors about *where from*: a new device on an established account, two devices in use at once (the owner
+//! works while a renter scrapes, T1; a request without a device id counts as a device of its own), and one device
+//! serving many accounts (a fraud ring's machine). Network addresses are not scored: a courier's phone moves
+//! between Wi-Fi and mobile networks all day.
 use super::{short_hash, Event, Signal};
 use serde::{Deserialize, Serialize};
 
@@ -13,9 +15,9 @@ pub struct DeviceConfig {
     pub warm_reads: u32,
     /// Points for a device the account has not used before.
     pub new_device_points: f64,
-    /// Minutes within which two devices (or two networks) both in use count as concurrent.
+    /// Minutes within which two devices both in use count as concurrent.
     pub concurrent_minutes: i64,
-    /// Points for switching back and forth between devices or networks within that time.
+    /// Points for switching back and forth between devices within that time.
     pub concurrent_points: f64,
 }
 
@@ -68,28 +70,7 @@ impl Seen {
 pub(crate) struct DeviceState {
     reads: u32,
     devices: Seen,
-    networks: Seen,
     last_concurrent: Option<i64>,
-}
-
-/// The network part of an address: the /24 of IPv4, the /48 of IPv6, the text itself otherwise.
-fn network(ip: &str) -> &str {
-    if ip.contains(':') {
-        let mut idx = ip.len();
-        let mut colons = 0;
-        for (i, c) in ip.char_indices() {
-            if c == ':' {
-                colons += 1;
-                if colons == 3 {
-                    idx = i;
-                    break;
-                }
-            }
-        }
-        &ip[..idx]
-    } else {
-        ip.rfind('.').map_or(ip, |i| &ip[..i])
-    }
 }
 
 impl DeviceConfig {
@@ -133,13 +114,13 @@ impl DeviceConfig {
                 });
             }
         };
-        if let Some(d) = ev.access.device {
-            check(&mut st.devices, short_hash(d.as_bytes()), "device", d);
-        }
-        if let Some(ip) = ev.access.ip {
-            let net = network(ip);
-            check(&mut st.networks, short_hash(net.as_bytes()), "network", net);
-        }
+        let device = ev.access.device.unwrap_or("(none)");
+        check(
+            &mut st.devices,
+            short_hash(device.as_bytes()),
+            "device",
+            device,
+        );
         out
     }
 }
@@ -215,13 +196,6 @@ mod tests {
     use super::super::Event;
     use super::*;
     use wbg_core::{Role, View, WaybillStatus};
-
-    #[test]
-    fn networks_are_prefixes() {
-        assert_eq!(network("10.1.2.3"), "10.1.2");
-        assert_eq!(network("2001:db8:1:2::5"), "2001:db8:1");
-        assert_eq!(network("weird"), "weird");
-    }
 
     #[test]
     fn new_device_after_warm_up_and_two_devices_at_once() {

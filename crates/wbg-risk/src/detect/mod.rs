@@ -112,19 +112,19 @@ pub(crate) fn short_hash(bytes: &[u8]) -> u64 {
 
 /// The trailing run of digits of a waybill number (at most 18), e.g. `YT0000000012345` → 12345.
 pub(crate) fn serial(no: &str) -> Option<u64> {
-    let digits: Vec<u8> = no
-        .bytes()
+    let b = no.as_bytes();
+    let digits = b
+        .iter()
         .rev()
-        .take_while(u8::is_ascii_digit)
-        .take(18)
-        .collect();
-    if digits.is_empty() {
+        .take_while(|c| c.is_ascii_digit())
+        .count()
+        .min(18);
+    if digits == 0 {
         return None;
     }
     Some(
-        digits
+        b[b.len() - digits..]
             .iter()
-            .rev()
             .fold(0u64, |n, d| n * 10 + u64::from(d - b'0')),
     )
 }
