@@ -153,6 +153,16 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_readme_example_is_a_valid_configuration() {
+        let readme = include_str!("../../../README.md");
+        let start = readme.find("```toml\n").expect("a TOML block") + 8;
+        let end = start + readme[start..].find("```").expect("closed");
+        let c: Config = toml::from_str(&readme[start..end]).unwrap();
+        assert_eq!(c.risk.score.burst.mask, 25.0);
+        assert_eq!(c.webhook.retries, 5);
+    }
+
+    #[test]
     fn every_key_is_optional_and_unknown_keys_are_refused() {
         let c: Config = toml::from_str("").unwrap();
         assert_eq!(c.listen, "127.0.0.1:8080");
