@@ -10,8 +10,8 @@ use wbg_audit::merkle::{self, NodeSource};
 use wbg_audit::note::{NoteSigner, NoteVerifier};
 use wbg_audit::{AuditEntry, AuditError, Checkpoint, Hash};
 use wbg_core::{
-    now_millis, Account, AccountId, AccountStatus, Alert, EventType, MerchantId, Millis,
-    NewWaybill, OutletId, Purpose, Role, StatusEvent, View, WaybillMeta, WaybillNo,
+    Account, AccountId, AccountStatus, Alert, Clock, EventType, MerchantId, Millis, NewWaybill,
+    OutletId, Purpose, Role, StatusEvent, SystemClock, View, WaybillMeta, WaybillNo,
 };
 use wbg_policy::{AdminAction, PolicyEngine, ReadContext, WriteAction};
 use wbg_risk::{Access, Engine, RiskAction, RiskAlert, RiskConfig, RiskHook};
@@ -140,6 +140,7 @@ pub struct Guard {
     policy: PolicyEngine,
     risk: Arc<dyn RiskHook>,
     alert_sink: Option<Arc<dyn AlertSink>>,
+    clock: Arc<dyn Clock>,
     signer: NoteSigner,
     origin: String,
 }
@@ -152,11 +153,11 @@ impl std::fmt::Debug for Guard {
     }
 }
 
-fn entry(account: &str, meta: &RequestMeta, action: &str) -> AuditEntry {
+fn entry_at(at: Millis, account: &str, meta: &RequestMeta, action: &str) -> AuditEntry {
     AuditEntry {
         device: meta.device.clone(),
         ip: meta.ip.clone(),
-        ..AuditEntry::new(now_millis(), account, action)
+        ..AuditEntry::new(at, account, action)
     }
 }
 
@@ -336,11 +337,23 @@ impl Guard {
                 policy,
                 risk,
                 alert_sink: None,
+                clock: Arc::new(SystemClock),
                 signer,
                 origin,
             },
             report,
         ))
+    }
+
+    /// Takes "now" from `clock` instead of the system clock (simulations run days of traffic in seconds).
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Guard {
+        self.clock = clock;
+        self
+    }
+
+    /// An audit entry stamped now.
+    fn entry(&self, account: &str, meta: &RequestMeta, action: &str) -> AuditEntry {
+        entry_at(self.clock.now(), account, meta, action)
     }
 
     /// Passes every stored alert on to `sink` as well.
@@ -412,7 +425,7 @@ impl Guard {
     fn raise(&self, account: &str, raised: RiskAlert) {
         let mut alert = Alert {
             id: 0,
-            at: now_millis(),
+            at: self.clock.now(),
             account: account.to_owned(),
             kind: raised.kind,
             severity: raised.severity,
@@ -486,7 +499,7 @@ impl Guard {
                 return Err(bad_input);
             }
         };
-        let now = now_millis();
+        let now = self.clock.now();
         let (mut decision, mut alert) = (ReadDecision::Unauthenticated, None);
         // The lookups, the decision and its audit entry are one store transaction; nothing in here may call the
         // store (alerts and suspensions wait until it has committed).
@@ -502,7 +515,7 @@ impl Guard {
             ReadDecision::Unauthenticated => return Err(GuardError::Unauthenticated),
             ReadDecision::Denied(err) => return Err(err),
             ReadDecision::Suspend { account, entry } => {
-                let mut s = self::entry("risk", meta, "account_suspend");
+                let mut s = self.entry("risk", meta, "account_suspend");
                 s.detail = Some(format!("account={}", account.id));
                 self.store.set_account_status(
                     &account.id,
@@ -543,7 +556,7 @@ impl Guard {
         let Some(account) = &snap.account else {
             return (None, ReadDecision::Unauthenticated, None);
         };
-        let mut e = entry(account.id.as_str(), meta, "view");
+        let mut e = self.entry(account.id.as_str(), meta, "view");
         e.waybill = recordable(no.as_str()).map(str::to_owned);
         e.purpose = Some(purpose.as_str().into());
         e.detail = match (ticket, e.waybill.is_none()) {
@@ -643,7 +656,7 @@ impl Guard {
         meta: &RequestMeta,
     ) -> Result<IngestReport, GuardError> {
         let account = self.actor(actor)?;
-        let mut e = entry(account.id.as_str(), meta, "ingest");
+        let mut e = self.entry(account.id.as_str(), meta, "ingest");
         e.detail = Some(format!("count={}", batch.len()));
         self.require_active(&account, &e)?;
         if batch.is_empty() {
@@ -654,7 +667,7 @@ impl Guard {
                 "a batch holds at most {MAX_BATCH} waybills"
             )));
         }
-        let now = now_millis();
+        let now = self.clock.now();
         let check = IngestCheck {
             account: &account,
             by_token: matches!(actor, Actor::Token(_)),
@@ -851,7 +864,7 @@ impl Guard {
     ) -> Result<WaybillMeta, GuardError> {
         let account = self.actor(actor)?;
         let no = WaybillNo::parse(no)?;
-        let mut e = entry(account.id.as_str(), meta, "event");
+        let mut e = self.entry(account.id.as_str(), meta, "event");
         e.waybill = Some(no.to_string());
         e.detail = Some(format!("type={} outlet={}", ev.kind.as_str(), ev.outlet));
         self.require_active(&account, &e)?;
@@ -874,7 +887,7 @@ impl Guard {
             }
         }
         wb.status.check_transition(ev.kind.status())?;
-        let now = now_millis();
+        let now = self.clock.now();
         let at = ev.at.unwrap_or(now);
         if at > now + MAX_CLOCK_SKEW_MS {
             return Err(GuardError::Invalid("at lies in the future".into()));
@@ -944,7 +957,7 @@ impl Guard {
         meta: &RequestMeta,
     ) -> Result<(Account, AuditEntry), GuardError> {
         let who = self.actor(actor)?;
-        let e = entry(who.id.as_str(), meta, name);
+        let e = self.entry(who.id.as_str(), meta, name);
         self.require_active(&who, &e)?;
         if let Actor::Token(_) = actor {
             if !self.policy.may_admin(&who, action)? {
@@ -975,7 +988,7 @@ impl Guard {
             merchant: merchant.map(MerchantId::parse).transpose()?,
             status: AccountStatus::Active,
             status_reason: None,
-            created_at: now_millis(),
+            created_at: self.clock.now(),
         };
         Account::check_binding(
             account.role,

@@ -1,6 +1,7 @@
 //! The risk engine sits inline in the guard: the read after a threshold is already capped or refused, the
 //! suspension is stored, and an administrator's reinstatement starts the account afresh.
-use wbg_core::View;
+use std::sync::Arc;
+use wbg_core::{ManualClock, View};
 use wbg_guard::{Actor, Guard, GuardConfig, GuardError, KeyConfig, ReadRequest, RequestMeta};
 use wbg_sim::{Carrier, CarrierSpec};
 use wbg_store::AlertFilter;
@@ -8,6 +9,7 @@ use wbg_vault::MasterKey;
 
 struct Setup {
     guard: Guard,
+    clock: Arc<ManualClock>,
     staff: String,
     admin: String,
     mine: Vec<String>,
@@ -25,6 +27,9 @@ fn setup() -> Setup {
         ..GuardConfig::embedded(dir.path().join("data"))
     })
     .unwrap();
+    // Simulated time, so that a test can let hours pass.
+    let clock = Arc::new(ManualClock::new(wbg_core::now_millis()));
+    let guard = guard.with_clock(clock.clone());
     let meta = RequestMeta::default();
     let local = Actor::Local("test");
     let (_, integration) = guard
@@ -61,6 +66,7 @@ fn setup() -> Setup {
         .unwrap();
     Setup {
         guard,
+        clock,
         staff,
         admin,
         mine,
@@ -164,4 +170,27 @@ fn bulk_full_reads_are_stepped_down_to_masked_before_fifty_records() {
         views.contains(&View::Masked),
         "capped to masked before suspension"
     );
+}
+
+#[test]
+fn a_masked_account_recovers_full_views_once_its_scores_decay() {
+    let s = setup();
+    let mut reads = s.mine.iter();
+    let start = wbg_core::Clock::now(s.clock.as_ref());
+    // A burst of exception reads, a few seconds apart, until the engine caps the account.
+    let mut i = 0;
+    loop {
+        let no = reads.next().expect("capped before running out of waybills");
+        s.clock.set(start + i * 5_000);
+        i += 1;
+        if read(&s, no, "exception_handling").unwrap() == View::Masked {
+            break;
+        }
+    }
+    let no = reads.next().unwrap();
+    assert_eq!(read(&s, no, "exception_handling").unwrap(), View::Masked);
+    // Six quiet hours later (on the guard's clock) the fast score has decayed: full views again.
+    s.clock.set(start + i * 5_000 + 6 * 3_600_000);
+    let no = reads.next().unwrap();
+    assert_eq!(read(&s, no, "exception_handling").unwrap(), View::Full);
 }
