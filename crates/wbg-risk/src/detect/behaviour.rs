@@ -1,6 +1,6 @@
 //! Detectors about *how* an account reads: machine-regular cadence, walking through consecutive numbers, hours it
 //! never works, and waking up after weeks of silence.
-use super::{role_in, Event, Signal};
+use super::{role_in, Event, Ring, Signal};
 use serde::{Deserialize, Serialize};
 use wbg_core::Role;
 
@@ -38,9 +38,7 @@ impl Default for CadenceConfig {
 #[derive(Debug, Default)]
 pub(crate) struct CadenceState {
     last: Option<i64>,
-    gaps: Vec<f64>,
-    next: usize,
-    since_fired: usize,
+    gaps: Ring<f64>,
 }
 
 impl CadenceConfig {
@@ -51,28 +49,22 @@ impl CadenceConfig {
         let at = ev.at();
         let prev = st.last.replace(at)?;
         let gap = (at - prev).max(0) as f64 / 1000.0;
-        if st.gaps.len() < self.window {
-            st.gaps.push(gap);
-        } else {
-            st.gaps[st.next] = gap;
-            st.next = (st.next + 1) % self.window;
-        }
-        st.since_fired += 1;
-        if st.gaps.len() < self.window || st.since_fired < self.window {
+        if !st.gaps.push(self.window, gap) {
             return None;
         }
-        let n = st.gaps.len() as f64;
-        let mean = st.gaps.iter().sum::<f64>() / n;
+        let gaps = st.gaps.values();
+        let n = gaps.len() as f64;
+        let mean = gaps.iter().sum::<f64>() / n;
         if mean > self.max_mean_seconds {
             return None;
         }
-        let var = st.gaps.iter().map(|g| (g - mean).powi(2)).sum::<f64>() / n;
+        let var = gaps.iter().map(|g| (g - mean).powi(2)).sum::<f64>() / n;
         // Reads within the same instant (mean 0) are a tool too.
         let cv = if mean > 0.0 { var.sqrt() / mean } else { 0.0 };
         if cv > self.max_variation {
             return None;
         }
-        st.since_fired = 0;
+        st.gaps.fired();
         Some(Signal {
             detector: "cadence",
             points: self.points,
@@ -116,8 +108,7 @@ impl Default for EnumerationConfig {
 
 #[derive(Debug, Default)]
 pub(crate) struct EnumerationState {
-    recent: Vec<u64>,
-    next: usize,
+    recent: Ring<u64>,
     run: u32,
 }
 
@@ -129,14 +120,10 @@ impl EnumerationConfig {
         let n = ev.serial?;
         let step = st
             .recent
+            .values()
             .iter()
             .any(|m| *m != n && m.abs_diff(n) <= self.max_step);
-        if st.recent.len() < self.memory {
-            st.recent.push(n);
-        } else {
-            st.recent[st.next] = n;
-            st.next = (st.next + 1) % self.memory;
-        }
+        st.recent.push(self.memory, n);
         if !step {
             st.run = 0;
             return None;

@@ -129,6 +129,39 @@ pub(crate) fn serial(no: &str) -> Option<u64> {
     )
 }
 
+/// The last `cap` values seen, oldest overwritten first; `cap` comes from config, so it is passed in.
+#[derive(Debug, Default)]
+pub(crate) struct Ring<T> {
+    items: Vec<T>,
+    next: usize,
+    /// Values pushed since the window was last judged to fire.
+    since: usize,
+}
+
+impl<T: Copy> Ring<T> {
+    /// Adds `v`; true when the ring is full and a whole window has passed since it last fired, i.e. when a
+    /// detector judging windows should judge this one.
+    pub(crate) fn push(&mut self, cap: usize, v: T) -> bool {
+        if self.items.len() < cap {
+            self.items.push(v);
+        } else if cap > 0 {
+            self.items[self.next] = v;
+            self.next = (self.next + 1) % cap;
+        }
+        self.since += 1;
+        self.items.len() >= cap && self.since >= cap
+    }
+
+    /// The detector fired on this window: the next judgement waits for a fresh one.
+    pub(crate) fn fired(&mut self) {
+        self.since = 0;
+    }
+
+    pub(crate) fn values(&self) -> &[T] {
+        &self.items
+    }
+}
+
 /// A count over the last hour in twelve five-minute buckets.
 #[derive(Debug, Default, Clone)]
 pub(crate) struct HourWindow {

@@ -1,6 +1,6 @@
 //! Detectors about *what* is read: waybills outside the account's scope, parcels already delivered, and reads
 //! concentrated on one other district.
-use super::{role_in, Event, HourWindow, Signal};
+use super::{role_in, Event, HourWindow, Ring, Signal};
 use serde::{Deserialize, Serialize};
 use wbg_core::{Role, WaybillStatus};
 
@@ -155,9 +155,7 @@ impl Default for RegionConfig {
 
 #[derive(Debug, Default)]
 pub(crate) struct RegionState {
-    recent: Vec<u64>,
-    next: usize,
-    since_fired: usize,
+    recent: Ring<u64>,
 }
 
 impl RegionConfig {
@@ -168,21 +166,14 @@ impl RegionConfig {
             return None;
         }
         let dest = super::short_hash(w.destination_outlet.as_str().as_bytes());
-        if st.recent.len() < self.window {
-            st.recent.push(dest);
-        } else {
-            st.recent[st.next] = dest;
-            st.next = (st.next + 1) % self.window;
-        }
-        st.since_fired += 1;
-        if st.recent.len() < self.window || st.since_fired < self.window {
+        if !st.recent.push(self.window, dest) {
             return None;
         }
-        let same = st.recent.iter().filter(|d| **d == dest).count();
+        let same = st.recent.values().iter().filter(|d| **d == dest).count();
         if (same as f64) < self.share * self.window as f64 {
             return None;
         }
-        st.since_fired = 0;
+        st.recent.fired();
         Some(Signal {
             detector: "region",
             points: self.points,
