@@ -145,8 +145,8 @@ impl EnumerationConfig {
 }
 
 /// `[detectors.off_shift]`: personal data read in an hour of the day the account almost never works. An hour's
-/// normality is the share of the account's active days on which it worked in that hour, learned from finished
-/// days only, so a night worker's nights are normal while a first night of reads is not.
+/// normality is the share of the account's active days on which it worked in that hour or the hours either side,
+/// learned from finished days only, so a night worker's nights are normal while a first night of reads is not.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct OffShiftConfig {
@@ -205,7 +205,13 @@ impl OffShiftConfig {
             st.today_hours = 0;
         }
         st.today_hours |= 1 << ev.hour;
-        let share = f64::from(st.hours[ev.hour]) / f64::from(st.days.max(1));
+        // An hour next to one the account works is not off shift (a round that runs late).
+        let near = [(ev.hour + 23) % 24, ev.hour, (ev.hour + 1) % 24]
+            .iter()
+            .map(|h| st.hours[*h])
+            .max()
+            .unwrap_or(0);
+        let share = f64::from(near) / f64::from(st.days.max(1));
         let counts = ev.full || ev.denied || ev.unknown || ev.role() == Role::PrintStation;
         let at = ev.at();
         if st.days < self.min_days

@@ -26,6 +26,9 @@ pub struct Signal {
     pub evidence: String,
 }
 
+/// How long after signing a courier's look at the parcel is still the hand-over itself.
+pub(crate) const HANDOVER_MS: i64 = 30 * 60_000;
+
 /// One access with the facts every detector needs, worked out once.
 pub(crate) struct Event<'a> {
     pub access: &'a Access<'a>,
@@ -35,8 +38,8 @@ pub(crate) struct Event<'a> {
     pub denied: bool,
     /// No such waybill.
     pub unknown: bool,
-    /// The read is plainly the account's job (a courier's parcel out for delivery, a merchant's own order, a
-    /// label printed before pickup). Such reads feed baselines but not the suspicion counts.
+    /// The read is plainly the account's job (a courier's parcel out for delivery or just handed over, a
+    /// merchant's own order, a label printed before pickup). Such reads feed baselines but not the suspicion counts.
     pub workflow: bool,
     /// The waybill starts or ends at the account's outlet.
     pub own_scope: bool,
@@ -66,7 +69,10 @@ impl<'a> Event<'a> {
         let workflow = match (acct.role, a.waybill) {
             (_, None) => false,
             (Role::Courier, Some(w)) => {
-                w.courier.as_ref() == Some(&acct.id) && w.status == WaybillStatus::OutForDelivery
+                w.courier.as_ref() == Some(&acct.id)
+                    && (w.status == WaybillStatus::OutForDelivery
+                        || (w.status == WaybillStatus::Signed
+                            && w.signed_at.is_some_and(|t| a.at - t <= HANDOVER_MS)))
             }
             (Role::Merchant, Some(w)) => acct.merchant.as_ref() == Some(&w.merchant),
             (Role::PrintStation, Some(w)) => {

@@ -73,7 +73,9 @@ pub struct PostDeliveryConfig {
     pub enabled: bool,
     /// Roles it watches (customer service answering a complaint about a delivered parcel is normal).
     pub roles: Vec<Role>,
-    /// Points for a full read within the grace period after signing.
+    /// Minutes after signing in which reads are the hand-over itself (checking the name at the door), not news.
+    pub quiet_minutes: i64,
+    /// Points for a full read later within the grace period.
     pub points_in_grace: f64,
     /// Points for a read (granted or refused) after the grace period.
     pub points_after_grace: f64,
@@ -86,6 +88,7 @@ impl Default for PostDeliveryConfig {
         PostDeliveryConfig {
             enabled: true,
             roles: vec![Role::Courier, Role::OutletStaff],
+            quiet_minutes: 30,
             points_in_grace: 2.0,
             points_after_grace: 3.0,
             grace_minutes: 120,
@@ -108,7 +111,7 @@ impl PostDeliveryConfig {
                 return None;
             }
             self.points_after_grace
-        } else if ev.full {
+        } else if ev.full && since > self.quiet_minutes * 60_000 {
             self.points_in_grace
         } else {
             return None;
@@ -225,7 +228,9 @@ mod tests {
         let cs = account("K001", Role::CustomerService, "O001");
         let mut w = waybill(1, "O001", WaybillStatus::Signed);
         w.signed_at = Some(0);
-        let early = access(&c, &w, Some(View::Full), 30 * 60_000);
+        let handover = access(&c, &w, Some(View::Full), 5 * 60_000);
+        assert!(cfg.observe(&Event::new(&handover, 0, 0.0)).is_none());
+        let early = access(&c, &w, Some(View::Full), 45 * 60_000);
         assert_eq!(
             cfg.observe(&Event::new(&early, 0, 0.0)).map(|s| s.points),
             Some(2.0)

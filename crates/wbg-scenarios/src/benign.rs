@@ -1,0 +1,233 @@
+//! A carrier's ordinary day: the night's orders ingested and labelled, scans through the network, couriers on
+//! their rounds, staff on exceptions, agents on tickets — and the benign edge cases that must not be mistaken for
+//! attacks (a night-shift outlet, peak-season volume, a colleague's round covered, an agent's burst of tickets).
+use crate::world::{Op, Timed};
+use crate::SimSpec;
+use rand::rngs::StdRng;
+use rand::Rng;
+use std::collections::HashMap;
+use wbg_core::{AccountId, EventType, Millis, OutletId, Purpose, Role, StatusEvent};
+use wbg_sim::Carrier;
+
+const MIN: Millis = 60_000;
+const HOUR: Millis = 3_600_000;
+pub(crate) const DAY: Millis = 24 * HOUR;
+
+fn scan(at: Millis, no: &str, kind: EventType, outlet: &OutletId, courier: Option<&str>) -> Timed {
+    Timed {
+        at,
+        op: Op::Scan {
+            no: no.to_owned(),
+            ev: StatusEvent {
+                kind,
+                outlet: outlet.clone(),
+                courier: courier.and_then(|c| AccountId::parse(c).ok()),
+                at: None,
+            },
+        },
+    }
+}
+
+fn read(at: Millis, account: &str, no: &str, purpose: Purpose, ticket: Option<String>) -> Timed {
+    Timed {
+        at,
+        op: Op::Read {
+            account: account.to_owned(),
+            no: no.to_owned(),
+            purpose,
+            ticket,
+            device: Some(format!("dev-{account}")),
+        },
+    }
+}
+
+/// The ids of `role` accounts at each outlet.
+fn by_outlet(carrier: &Carrier, role: Role) -> HashMap<String, Vec<String>> {
+    let mut m: HashMap<String, Vec<String>> = HashMap::new();
+    for a in carrier.accounts.iter().filter(|a| a.role == role) {
+        if let Some(o) = &a.outlet {
+            m.entry(o.clone()).or_default().push(a.id.clone());
+        }
+    }
+    m
+}
+
+/// Plans day `day` (0-based) of ordinary work, numbering waybills from `next_no`.
+pub(crate) fn day_plan(
+    carrier: &Carrier,
+    spec: &SimSpec,
+    day: u32,
+    next_no: &mut u64,
+    rng: &mut StdRng,
+) -> Vec<Timed> {
+    let base = spec.start + Millis::from(day) * DAY;
+    let couriers = by_outlet(carrier, Role::Courier);
+    let staff = by_outlet(carrier, Role::OutletStaff);
+    let peak = spec.peak_days.contains(&day);
+    let per_courier = spec.deliveries_per_courier * if peak { 3 } else { 1 };
+    let n = carrier.outlets.len() * spec.carrier.couriers_per_outlet * per_courier;
+    let batch = carrier.waybills(*next_no, n);
+    *next_no += n as u64;
+    let mut plan = Vec::with_capacity(n * 8);
+
+    // 00:30 the night's orders arrive; print stations print the labels of what leaves their outlet.
+    for (i, chunk) in batch.chunks(5_000).enumerate() {
+        plan.push(Timed {
+            at: base + 30 * MIN + i as Millis * 1_000,
+            op: Op::Ingest(chunk.to_vec()),
+        });
+    }
+    for (i, w) in batch.iter().enumerate() {
+        let station = format!("P{}", &w.origin_outlet.as_str()[1..]);
+        let at = base + 45 * MIN + (i as Millis * 997) % (40 * MIN);
+        plan.push(read(
+            at,
+            &station,
+            w.waybill_no.as_str(),
+            Purpose::Label,
+            None,
+        ));
+    }
+
+    // Scans through the network, then each outlet's couriers take their share of its parcels.
+    let mut inbound: HashMap<&str, Vec<&wbg_core::NewWaybill>> = HashMap::new();
+    for w in &batch {
+        let no = w.waybill_no.as_str();
+        plan.push(scan(
+            base + 90 * MIN + rng.gen_range(0..30 * MIN),
+            no,
+            EventType::PickedUp,
+            &w.origin_outlet,
+            None,
+        ));
+        plan.push(scan(
+            base + 3 * HOUR + rng.gen_range(0..HOUR),
+            no,
+            EventType::InTransit,
+            &w.origin_outlet,
+            None,
+        ));
+        plan.push(scan(
+            base + 5 * HOUR + rng.gen_range(0..HOUR),
+            no,
+            EventType::AtOutlet,
+            &w.destination_outlet,
+            None,
+        ));
+        inbound
+            .entry(w.destination_outlet.as_str())
+            .or_default()
+            .push(w);
+    }
+    for (outlet_idx, outlet) in carrier.outlets.iter().enumerate() {
+        let o = outlet.id.as_str();
+        let (Some(parcels), Some(crew)) = (inbound.get(o), couriers.get(o)) else {
+            continue;
+        };
+        // The first `night_outlets` outlets deliver in the evening and night.
+        let night = outlet_idx < spec.night_outlets;
+        let shift_start = if night { 17 * HOUR } else { 8 * HOUR };
+        // On odd days the last courier is off and the first covers their round as well.
+        let covering = day % 2 == 1 && crew.len() > 1;
+        let working = if covering {
+            &crew[..crew.len() - 1]
+        } else {
+            &crew[..]
+        };
+        let mut rounds: Vec<Vec<&wbg_core::NewWaybill>> = vec![Vec::new(); working.len()];
+        for (i, w) in parcels.iter().enumerate() {
+            rounds[i % working.len()].push(w);
+        }
+        for (courier, round) in working.iter().zip(&rounds) {
+            let out_at = base + shift_start - HOUR;
+            let step = (10 * HOUR) / round.len().max(1) as Millis;
+            for (j, w) in round.iter().enumerate() {
+                let no = w.waybill_no.as_str();
+                plan.push(scan(
+                    out_at + rng.gen_range(0..30 * MIN),
+                    no,
+                    EventType::OutForDelivery,
+                    &outlet.id,
+                    Some(courier),
+                ));
+                let at =
+                    base + shift_start + j as Millis * step + rng.gen_range(0..step.max(2) / 2);
+                plan.push(read(at, courier, no, Purpose::Delivery, None));
+                if rng.gen_bool(0.3) {
+                    plan.push(read(
+                        at + rng.gen_range(MIN..10 * MIN),
+                        courier,
+                        no,
+                        Purpose::Delivery,
+                        None,
+                    ));
+                }
+                let signed = at + rng.gen_range(2 * MIN..8 * MIN);
+                plan.push(scan(signed, no, EventType::Signed, &outlet.id, None));
+                if rng.gen_bool(0.01) {
+                    // Checking an address once more after handing the parcel over.
+                    plan.push(read(
+                        signed + rng.gen_range(10 * MIN..60 * MIN),
+                        courier,
+                        no,
+                        Purpose::Delivery,
+                        None,
+                    ));
+                }
+            }
+        }
+        // Outlet staff: masked lookups of a tenth of the parcels, full views of the 2% that are exceptions.
+        if let Some(team) = staff.get(o) {
+            for (i, w) in parcels.iter().enumerate() {
+                let who = &team[i % team.len()];
+                let at = base + shift_start + rng.gen_range(0..9 * HOUR);
+                if rng.gen_bool(0.02) {
+                    plan.push(read(
+                        at,
+                        who,
+                        w.waybill_no.as_str(),
+                        Purpose::ExceptionHandling,
+                        None,
+                    ));
+                } else if rng.gen_bool(0.1) {
+                    plan.push(read(
+                        at,
+                        who,
+                        w.waybill_no.as_str(),
+                        Purpose::Delivery,
+                        None,
+                    ));
+                }
+            }
+        }
+    }
+
+    // Customer service: tickets about today's parcels through the working day; one agent has a burst on day 3.
+    let agents: Vec<&str> = carrier
+        .accounts
+        .iter()
+        .filter(|a| a.role == Role::CustomerService)
+        .map(|a| a.id.as_str())
+        .collect();
+    for (k, agent) in agents.iter().enumerate() {
+        let burst = day == 3 && k == 0;
+        let tickets = if burst { 120 } else { spec.tickets_per_agent };
+        for t in 0..tickets {
+            let w = &batch[rng.gen_range(0..batch.len())];
+            let at = if burst {
+                base + 14 * HOUR + rng.gen_range(0..2 * HOUR)
+            } else {
+                base + 9 * HOUR + rng.gen_range(0..9 * HOUR)
+            };
+            let ticket = Some(format!("TK{day}x{k}x{t}"));
+            plan.push(read(
+                at,
+                agent,
+                w.waybill_no.as_str(),
+                Purpose::CustomerService,
+                ticket,
+            ));
+        }
+    }
+    plan
+}

@@ -1,0 +1,204 @@
+//! The simulated world: one real guard (store, vault, policy, risk engine, audit) on a manual clock, the
+//! carrier's accounts with their tokens, and a timeline of operations executed in time order.
+use crate::SimError;
+use std::collections::HashMap;
+use std::sync::Arc;
+use wbg_core::{Clock, ManualClock, Millis, NewWaybill, Purpose, Role, StatusEvent, View};
+use wbg_guard::{Actor, Guard, GuardError, ReadRequest, RequestMeta};
+use wbg_sim::Carrier;
+
+/// One thing that happens at a moment of simulated time.
+#[derive(Debug, Clone)]
+pub(crate) enum Op {
+    /// The integration ingests a batch.
+    Ingest(Vec<NewWaybill>),
+    /// The integration records a scan.
+    Scan { no: String, ev: StatusEvent },
+    /// An account asks for a waybill.
+    Read {
+        account: String,
+        no: String,
+        purpose: Purpose,
+        ticket: Option<String>,
+        device: Option<String>,
+    },
+}
+
+/// An operation and when it happens.
+#[derive(Debug, Clone)]
+pub(crate) struct Timed {
+    pub at: Millis,
+    pub op: Op,
+}
+
+/// What one read came to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Outcome {
+    Served(View),
+    Refused,
+    Suspended,
+}
+
+/// Per-account tallies.
+#[derive(Debug, Default, Clone)]
+pub(crate) struct Tally {
+    pub reads: u64,
+    pub full: u64,
+    pub masked: u64,
+    pub refused: u64,
+    /// When the account was first refused as suspended.
+    pub suspended_at: Option<Millis>,
+}
+
+/// The world a scenario runs in.
+pub struct World {
+    pub(crate) guard: Guard,
+    pub(crate) clock: Arc<ManualClock>,
+    pub(crate) carrier: Carrier,
+    tokens: HashMap<String, String>,
+    integration: String,
+    pub(crate) tally: HashMap<String, Tally>,
+    /// Per account: waybills it was served in full (its haul).
+    pub(crate) hauls: HashMap<String, Vec<String>>,
+    /// Accounts whose haul is recorded (attackers).
+    pub(crate) watched: Vec<String>,
+    pub(crate) ops_run: u64,
+}
+
+impl World {
+    /// Creates every account of `carrier` in `guard` (which must be on `clock`) and sets the clock to `start`.
+    pub fn new(
+        guard: Guard,
+        clock: Arc<ManualClock>,
+        carrier: Carrier,
+        start: Millis,
+    ) -> Result<World, SimError> {
+        clock.set(start);
+        let meta = RequestMeta::default();
+        let local = Actor::Local("simulator");
+        let mut tokens = HashMap::new();
+        let mut integration = None;
+        for a in &carrier.accounts {
+            let (_, token) = guard.create_account(
+                local,
+                &a.id,
+                a.role.as_str(),
+                a.outlet.as_deref(),
+                a.merchant.as_deref(),
+                &meta,
+            )?;
+            if a.role == Role::Integration && integration.is_none() {
+                integration = Some(token.clone());
+            }
+            tokens.insert(a.id.clone(), token);
+        }
+        let integration =
+            integration.ok_or_else(|| SimError::Setup("the carrier has no integration".into()))?;
+        Ok(World {
+            guard,
+            clock,
+            carrier,
+            tokens,
+            integration,
+            tally: HashMap::new(),
+            hauls: HashMap::new(),
+            watched: Vec::new(),
+            ops_run: 0,
+        })
+    }
+
+    /// The guard (for inspection after a run).
+    pub fn guard(&self) -> &Guard {
+        &self.guard
+    }
+
+    /// Runs `ops` in time order (ties keep their given order).
+    pub(crate) fn run(&mut self, mut ops: Vec<Timed>) -> Result<(), SimError> {
+        ops.sort_by_key(|t| t.at);
+        for t in ops {
+            self.clock.set(t.at);
+            self.ops_run += 1;
+            self.apply(t.at, t.op)?;
+        }
+        Ok(())
+    }
+
+    fn apply(&mut self, at: Millis, op: Op) -> Result<(), SimError> {
+        let meta = RequestMeta::default();
+        match op {
+            Op::Ingest(batch) => {
+                self.guard
+                    .ingest(Actor::Token(&self.integration), batch, &meta)?;
+            }
+            Op::Scan { no, ev } => {
+                // A scan the plan got wrong (a parcel already returned) is skipped, as a scanner would be told.
+                match self
+                    .guard
+                    .record_event(Actor::Token(&self.integration), &no, ev, &meta)
+                {
+                    Ok(_) | Err(GuardError::Conflict(_)) | Err(GuardError::Invalid(_)) => {}
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            Op::Read {
+                account,
+                no,
+                purpose,
+                ticket,
+                device,
+            } => {
+                let outcome = self.read(&account, &no, purpose, ticket.as_deref(), device)?;
+                let t = self.tally.entry(account.clone()).or_default();
+                t.reads += 1;
+                match outcome {
+                    Outcome::Served(View::Full) => {
+                        t.full += 1;
+                        if self.watched.contains(&account) {
+                            self.hauls.entry(account).or_default().push(no);
+                        }
+                    }
+                    Outcome::Served(_) => t.masked += 1,
+                    Outcome::Refused => t.refused += 1,
+                    Outcome::Suspended => {
+                        t.refused += 1;
+                        t.suspended_at.get_or_insert(at);
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn read(
+        &self,
+        account: &str,
+        no: &str,
+        purpose: Purpose,
+        ticket: Option<&str>,
+        device: Option<String>,
+    ) -> Result<Outcome, SimError> {
+        let token = self
+            .tokens
+            .get(account)
+            .ok_or_else(|| SimError::Setup(format!("no account {account}")))?;
+        let meta = RequestMeta { device, ip: None };
+        let req = ReadRequest {
+            waybill_no: no,
+            purpose: purpose.as_str(),
+            ticket,
+        };
+        match self.guard.read(token, &req, &meta) {
+            Ok(v) => Ok(Outcome::Served(v.view)),
+            Err(GuardError::AccountSuspended) => Ok(Outcome::Suspended),
+            Err(
+                GuardError::Forbidden(_) | GuardError::NotFound(_) | GuardError::RateLimited(_),
+            ) => Ok(Outcome::Refused),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// The simulated time now.
+    pub fn now(&self) -> Millis {
+        self.clock.now()
+    }
+}
