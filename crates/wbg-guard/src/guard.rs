@@ -153,14 +153,6 @@ impl std::fmt::Debug for Guard {
     }
 }
 
-fn entry_at(at: Millis, account: &str, meta: &RequestMeta, action: &str) -> AuditEntry {
-    AuditEntry {
-        device: meta.device.clone(),
-        ip: meta.ip.clone(),
-        ..AuditEntry::new(at, account, action)
-    }
-}
-
 /// Fields a view decrypts, and how each is recorded in the audit entry.
 fn fields_of(view: View) -> &'static [(Field, &'static str)] {
     match view {
@@ -351,9 +343,13 @@ impl Guard {
         self
     }
 
-    /// An audit entry stamped now.
+    /// An audit entry stamped now by the guard's clock.
     fn entry(&self, account: &str, meta: &RequestMeta, action: &str) -> AuditEntry {
-        entry_at(self.clock.now(), account, meta, action)
+        AuditEntry {
+            device: meta.device.clone(),
+            ip: meta.ip.clone(),
+            ..AuditEntry::new(self.clock.now(), account, action)
+        }
     }
 
     /// Passes every stored alert on to `sink` as well.
@@ -570,13 +566,11 @@ impl Guard {
         if account.status == AccountStatus::Suspended {
             return denied(e, GuardError::AccountSuspended, None);
         }
-        // The engine sees refusals and unknown numbers too: probing and guessing are signals in themselves. A
-        // number that looks like a phone number is not passed on (its alerts would hold it).
-        let waybill_no = recordable(no.as_str()).unwrap_or("").to_owned();
-        let assess = |waybill, policy_view| {
+        // The engine sees refusals and unknown numbers too: probing and guessing are signals in themselves.
+        let assess = |waybill_no: &str, waybill, policy_view| {
             self.risk.assess(&Access {
                 account,
-                waybill_no: &waybill_no,
+                waybill_no,
                 waybill,
                 purpose,
                 policy_view,
@@ -594,8 +588,10 @@ impl Guard {
             (None, decision, alert)
         };
         let Some((wb, _)) = &snap.waybill else {
-            // Lookups of numbers that do not exist are audited: guessing numbers is how scrapers enumerate.
-            let risk = assess(None, None);
+            // Lookups of numbers that do not exist are audited: guessing numbers is how scrapers enumerate. An
+            // unknown number that looks like a phone number reaches neither the entry nor the engine (its alerts
+            // would hold it).
+            let risk = assess(e.waybill.as_deref().unwrap_or(""), None, None);
             if risk.action == RiskAction::Suspend {
                 return suspend(e, risk.alert);
             }
@@ -616,27 +612,25 @@ impl Guard {
             Ok(v) => v,
             Err(err) => return denied(e, err.into(), None),
         };
-        let risk = assess(Some(wb), verdict.view);
+        let risk = assess(no.as_str(), Some(wb), verdict.view);
         let alert = risk.alert;
-        if risk.action == RiskAction::Suspend {
-            return suspend(e, alert);
-        }
-        let Some(mut view) = verdict.view else {
-            let err = GuardError::Forbidden(format!(
-                "no view of waybill {no} is permitted for purpose {}",
-                purpose.as_str()
-            ));
-            return denied(e, err, alert);
-        };
-        match risk.action {
-            RiskAction::Allow => {}
-            RiskAction::Cap(cap) => view = view.min(cap),
-            RiskAction::Refuse => {
+        // Suspension wins over everything; a policy refusal over the engine's own refusal.
+        let view = match (risk.action, verdict.view) {
+            (RiskAction::Suspend, _) => return suspend(e, alert),
+            (_, None) => {
+                let err = GuardError::Forbidden(format!(
+                    "no view of waybill {no} is permitted for purpose {}",
+                    purpose.as_str()
+                ));
+                return denied(e, err, alert);
+            }
+            (RiskAction::Refuse, Some(_)) => {
                 let err = GuardError::RateLimited("too many personal-data reads; slow down".into());
                 return denied(e, err, alert);
             }
-            RiskAction::Suspend => return suspend(e, alert),
-        }
+            (RiskAction::Cap(cap), Some(view)) => view.min(cap),
+            (RiskAction::Allow, Some(view)) => view,
+        };
         let fields = fields_of(view);
         e.view = Some(view.as_str().into());
         e.fields = fields.iter().map(|(_, name)| (*name).to_owned()).collect();
