@@ -17,10 +17,11 @@ const SHARDS: usize = 16;
 const EXPLAIN: usize = 12;
 
 /// Where an account stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Level {
     /// Nothing to act on.
+    #[default]
     Normal,
     /// Alerted; reads go on as the policy decides.
     Alert,
@@ -64,7 +65,7 @@ struct AccountRisk {
     burst: f64,
     drift: f64,
     last: Option<i64>,
-    level: Option<Level>,
+    level: Level,
     recent: VecDeque<Signal>,
     peer_hourly: f64,
 }
@@ -154,7 +155,7 @@ impl Engine {
         let shard = self.accounts[shard_of(account.as_bytes())].lock().ok()?;
         let st = shard.get(account)?;
         Some(Standing {
-            level: st.level.unwrap_or(Level::Normal),
+            level: st.level,
             burst_score: st.burst,
             drift_score: st.drift,
             signals: st.recent.iter().cloned().collect(),
@@ -207,7 +208,7 @@ impl Engine {
                 st.peer_hourly = self.peer_hour(a.account.role, outlet.as_str(), done);
             }
         }
-        let ev = Event::new(a, self.cfg.offset_ms(), st.peer_hourly);
+        let ev = Event::new(a, self.cfg.offset_ms(), st.peer_hourly).after(st.last);
         let mut signals = Vec::new();
         self.cfg.detectors.run(&mut st.detectors, &ev, &mut signals);
         signals.extend(self.shared_device(&ev));
@@ -226,7 +227,7 @@ impl Engine {
             st.recent.push_back(sig);
         }
         let now = Level::of(st.burst, &s.burst).max(Level::of(st.drift, &s.drift));
-        let was = st.level.unwrap_or(Level::Normal);
+        let was = st.level;
         // Suspension is undone only by an administrator; a masked account stays masked until both scores have
         // fallen to half their mask thresholds, so that an attacker cannot pace reads just under the line.
         let level = match was {
@@ -239,7 +240,7 @@ impl Engine {
             }
             _ => now,
         };
-        st.level = Some(level);
+        st.level = level;
         let alert = (level > was).then(|| self.explain(st, level));
         drop(shard);
 
@@ -298,7 +299,7 @@ impl RiskHook for Engine {
                 // Start afresh; what was learned about the account's normal work stays.
                 st.burst = 0.0;
                 st.drift = 0.0;
-                st.level = None;
+                st.level = Level::Normal;
                 st.recent.clear();
             }
         }

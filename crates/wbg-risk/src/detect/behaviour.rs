@@ -37,7 +37,6 @@ impl Default for CadenceConfig {
 
 #[derive(Debug, Default)]
 pub(crate) struct CadenceState {
-    last: Option<i64>,
     gaps: Ring<f64>,
 }
 
@@ -47,8 +46,7 @@ impl CadenceConfig {
             return None;
         }
         let at = ev.at();
-        let prev = st.last.replace(at)?;
-        let gap = (at - prev).max(0) as f64 / 1000.0;
+        let gap = ev.since_previous?.max(0) as f64 / 1000.0;
         if !st.gaps.push(self.window, gap) {
             return None;
         }
@@ -260,16 +258,10 @@ impl Default for DormantConfig {
     }
 }
 
-#[derive(Debug, Default)]
-pub(crate) struct DormantState {
-    last: Option<i64>,
-}
-
 impl DormantConfig {
-    pub(crate) fn observe(&self, st: &mut DormantState, ev: &Event<'_>) -> Option<Signal> {
+    pub(crate) fn observe(&self, ev: &Event<'_>) -> Option<Signal> {
         let at = ev.at();
-        let prev = st.last.replace(at.max(st.last.unwrap_or(at)))?;
-        let silent = at - prev;
+        let silent = ev.since_previous?;
         if !self.enabled || silent < self.silent_days * 86_400_000 {
             return None;
         }
@@ -296,12 +288,16 @@ mod tests {
         role: Role,
     ) -> usize {
         let a = account("S001", role, "O001");
+        // The engine's part: the time since the account's previous access (never running backwards).
+        let mut previous: Option<i64> = None;
         times
             .into_iter()
             .filter(|(at, no)| {
                 let w = waybill(*no, "O001", WaybillStatus::AtOutlet);
                 let acc = access(&a, &w, Some(View::Full), *at);
-                f(st, &Event::new(&acc, 0, 0.0)).is_some()
+                let ev = Event::new(&acc, 0, 0.0).after(previous);
+                previous = Some(previous.map_or(*at, |p| p.max(*at)));
+                f(st, &ev).is_some()
             })
             .count()
     }
@@ -401,8 +397,8 @@ mod tests {
         let d = 86_400_000i64;
         let times = [0, d, 2 * d, 30 * d, 30 * d + 1000, 31 * d];
         let n = run(
-            |s, e| cfg.observe(s, e),
-            &mut DormantState::default(),
+            |_: &mut (), e| cfg.observe(e),
+            &mut (),
             times.iter().enumerate().map(|(i, t)| (*t, i as u64)),
             Role::OutletStaff,
         );

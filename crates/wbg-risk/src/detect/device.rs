@@ -35,7 +35,7 @@ impl Default for DeviceConfig {
 
 const KNOWN: usize = 8;
 
-/// Recently used devices or networks, with when each was last seen.
+/// Recently used devices, with when each was last seen.
 #[derive(Debug, Default)]
 struct Seen {
     items: Vec<(u64, i64)>,
@@ -81,47 +81,36 @@ impl DeviceConfig {
         let at = ev.at();
         st.reads = st.reads.saturating_add(1);
         let window = self.concurrent_minutes * 60_000;
-        let mut out: Option<Signal> = None;
-        let mut check = |seen: &mut Seen, key: u64, what: &str, shown: &str| {
-            let (known, before, prev) = seen.note(key, at);
-            // Back to a device used minutes ago, while another was in use in between: two at once.
-            if let (Some(prev), Some(before)) = (prev, before) {
-                let prev_recent = seen.last_seen(prev).is_some_and(|t| at - t <= window);
-                if prev != key
-                    && at - before <= window
-                    && prev_recent
-                    && st.last_concurrent.is_none_or(|t| at - t > window)
-                {
-                    st.last_concurrent = Some(at);
-                    out = Some(Signal {
-                        detector: "device",
-                        points: self.concurrent_points,
-                        at,
-                        evidence: format!(
-                            "two {what}s in use within {} minutes (now {shown})",
-                            self.concurrent_minutes
-                        ),
-                    });
-                    return;
-                }
-            }
-            if !known && st.reads > self.warm_reads && out.is_none() {
-                out = Some(Signal {
+        let device = ev.access.device.unwrap_or("(none)");
+        let key = short_hash(device.as_bytes());
+        let seen = &mut st.devices;
+        let (known, before, prev) = seen.note(key, at);
+        // Back to a device used minutes ago, while another was in use in between: two at once.
+        if let (Some(prev), Some(before)) = (prev, before) {
+            let prev_recent = seen.last_seen(prev).is_some_and(|t| at - t <= window);
+            if prev != key
+                && at - before <= window
+                && prev_recent
+                && st.last_concurrent.is_none_or(|t| at - t > window)
+            {
+                st.last_concurrent = Some(at);
+                return Some(Signal {
                     detector: "device",
-                    points: self.new_device_points,
+                    points: self.concurrent_points,
                     at,
-                    evidence: format!("first read from {what} {shown} after {} reads", st.reads),
+                    evidence: format!(
+                        "two devices in use within {} minutes (now {device})",
+                        self.concurrent_minutes
+                    ),
                 });
             }
-        };
-        let device = ev.access.device.unwrap_or("(none)");
-        check(
-            &mut st.devices,
-            short_hash(device.as_bytes()),
-            "device",
-            device,
-        );
-        out
+        }
+        (!known && st.reads > self.warm_reads).then(|| Signal {
+            detector: "device",
+            points: self.new_device_points,
+            at,
+            evidence: format!("first read from device {device} after {} reads", st.reads),
+        })
     }
 }
 

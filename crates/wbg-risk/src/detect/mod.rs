@@ -53,6 +53,8 @@ pub(crate) struct Event<'a> {
     pub serial: Option<u64>,
     /// The reads per active hour of accounts in the same role at the same outlet.
     pub peer_hourly: f64,
+    /// Milliseconds since the account's previous access, if it had one.
+    pub since_previous: Option<i64>,
 }
 
 impl<'a> Event<'a> {
@@ -94,7 +96,14 @@ impl<'a> Event<'a> {
             key: short_hash(a.waybill_no.as_bytes()),
             serial: serial(a.waybill_no),
             peer_hourly,
+            since_previous: None,
         }
+    }
+
+    /// The same event, for an account whose previous access was at `previous`.
+    pub(crate) fn after(mut self, previous: Option<i64>) -> Self {
+        self.since_previous = previous.map(|t| self.access.at - t);
+        self
     }
 
     pub(crate) fn role(&self) -> Role {
@@ -243,7 +252,6 @@ pub(crate) struct DetectorState {
     device: device::DeviceState,
     region: scope::RegionState,
     reprint: volume::ReprintState,
-    dormant: behaviour::DormantState,
 }
 
 impl DetectorState {
@@ -256,9 +264,8 @@ impl DetectorState {
 impl DetectorsConfig {
     /// Runs every enabled detector over `ev`, pushing what they notice into `out`.
     pub(crate) fn run(&self, st: &mut DetectorState, ev: &Event<'_>, out: &mut Vec<Signal>) {
-        // The dormancy check must see the gap before anything else updates "last seen".
         let mut push = |s: Option<Signal>| out.extend(s);
-        push(self.dormant.observe(&mut st.dormant, ev));
+        push(self.dormant.observe(ev));
         push(self.out_of_scope.observe(&mut st.out_of_scope, ev));
         push(self.velocity.observe(&mut st.velocity, ev));
         push(self.distinct_records.observe(&mut st.distinct, ev));

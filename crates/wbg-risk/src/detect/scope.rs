@@ -164,8 +164,7 @@ pub(crate) struct RegionState {
 impl RegionConfig {
     pub(crate) fn observe(&self, st: &mut RegionState, ev: &Event<'_>) -> Option<Signal> {
         let w = ev.access.waybill?;
-        if !self.enabled || ev.workflow || ev.own_scope || ev.policy_view_none() || self.window == 0
-        {
+        if !self.enabled || ev.workflow || ev.own_scope || ev.denied || self.window == 0 {
             return None;
         }
         let dest = super::short_hash(w.destination_outlet.as_str().as_bytes());
@@ -186,12 +185,6 @@ impl RegionConfig {
                 self.window, w.destination_outlet
             ),
         })
-    }
-}
-
-impl Event<'_> {
-    fn policy_view_none(&self) -> bool {
-        self.access.policy_view.is_none()
     }
 }
 
