@@ -19,7 +19,7 @@ use wbg_core::{AccountId, AccountStatus, Millis, Role};
 use wbg_guard::GuardError;
 use wbg_sim::{Carrier, CarrierSpec};
 use wbg_store::AlertFilter;
-pub use world::World;
+pub use world::{enrol, World};
 
 /// What can stop a simulation.
 #[derive(Debug, thiserror::Error)]

@@ -50,6 +50,30 @@ pub(crate) struct Tally {
     pub suspended_at: Option<Millis>,
 }
 
+/// Creates every account of `carrier` in `guard`, as the local operator `by`, and returns each one's token.
+pub fn enrol(
+    guard: &Guard,
+    carrier: &Carrier,
+    by: &str,
+) -> Result<HashMap<String, String>, GuardError> {
+    let meta = RequestMeta::default();
+    carrier
+        .accounts
+        .iter()
+        .map(|a| {
+            let (_, token) = guard.create_account(
+                Actor::Local(by),
+                &a.id,
+                a.role.as_str(),
+                a.outlet.as_deref(),
+                a.merchant.as_deref(),
+                &meta,
+            )?;
+            Ok((a.id.clone(), token))
+        })
+        .collect()
+}
+
 /// The world a scenario runs in.
 pub struct World {
     pub(crate) guard: Guard,
@@ -74,26 +98,12 @@ impl World {
         start: Millis,
     ) -> Result<World, SimError> {
         clock.set(start);
-        let meta = RequestMeta::default();
-        let local = Actor::Local("simulator");
-        let mut tokens = HashMap::new();
-        let mut integration = None;
-        for a in &carrier.accounts {
-            let (_, token) = guard.create_account(
-                local,
-                &a.id,
-                a.role.as_str(),
-                a.outlet.as_deref(),
-                a.merchant.as_deref(),
-                &meta,
-            )?;
-            if a.role == Role::Integration && integration.is_none() {
-                integration = Some(token.clone());
-            }
-            tokens.insert(a.id.clone(), token);
-        }
-        let integration =
-            integration.ok_or_else(|| SimError::Setup("the carrier has no integration".into()))?;
+        let tokens = enrol(&guard, &carrier, "simulator")?;
+        let integration = carrier
+            .account(Role::Integration, None)
+            .and_then(|a| tokens.get(&a.id))
+            .cloned()
+            .ok_or_else(|| SimError::Setup("the carrier has no integration".into()))?;
         Ok(World {
             guard,
             clock,

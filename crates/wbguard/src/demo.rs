@@ -1,6 +1,5 @@
 //! `wbguard demo`: a synthetic carrier in a temporary directory, walked through the guarded read path.
 use anyhow::{anyhow, bail, Context, Result};
-use std::collections::HashMap;
 use std::path::PathBuf;
 use std::time::Instant;
 use wbg_core::{EventType, OutletId, Role, StatusEvent, View};
@@ -73,18 +72,7 @@ pub fn run(keep: Option<PathBuf>) -> Result<()> {
 
     // 1. A synthetic carrier.
     let carrier = Carrier::generate(CarrierSpec::default());
-    let mut tokens: HashMap<String, String> = HashMap::new();
-    for a in &carrier.accounts {
-        let (_, t) = guard.create_account(
-            local,
-            &a.id,
-            a.role.as_str(),
-            a.outlet.as_deref(),
-            a.merchant.as_deref(),
-            &meta,
-        )?;
-        tokens.insert(a.id.clone(), t);
-    }
+    let tokens = wbg_scenarios::enrol(&guard, &carrier, "demo")?;
     let token = |id: &str| {
         tokens
             .get(id)
