@@ -189,8 +189,13 @@ fn a_masked_account_recovers_full_views_once_its_scores_decay() {
     }
     let no = reads.next().unwrap();
     assert_eq!(read(&s, no, "exception_handling").unwrap(), View::Masked);
-    // Six quiet hours later (on the guard's clock) the fast score has decayed: full views again.
+    // Six quiet hours later (on the guard's clock) the fast score has decayed, but the slow one still holds the
+    // burst above half its mask threshold: still masked.
     s.clock.set(start + i * 5_000 + 6 * 3_600_000);
+    let no = reads.next().unwrap();
+    assert_eq!(read(&s, no, "exception_handling").unwrap(), View::Masked);
+    // Three quiet days later both have decayed: full views again.
+    s.clock.set(start + i * 5_000 + 72 * 3_600_000);
     let no = reads.next().unwrap();
     assert_eq!(read(&s, no, "exception_handling").unwrap(), View::Full);
 }

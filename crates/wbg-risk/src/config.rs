@@ -60,10 +60,11 @@ impl Default for ScoreConfig {
                 suspend: 50.0,
             },
             drift_half_life_hours: 168.0,
+            // A week of ordinary work stays under 15 (measured over the simulator's benign carrier).
             drift: Thresholds {
-                alert: 50.0,
-                mask: 80.0,
-                suspend: 160.0,
+                alert: 30.0,
+                mask: 50.0,
+                suspend: 120.0,
             },
         }
     }

@@ -205,6 +205,11 @@ impl HourWindow {
         self.total()
     }
 
+    /// The count of the current five-minute bucket.
+    pub(crate) fn current(&self) -> u32 {
+        self.buckets[self.latest.rem_euclid(12) as usize]
+    }
+
     pub(crate) fn total(&self) -> u32 {
         self.buckets.iter().sum()
     }
@@ -248,6 +253,7 @@ pub(crate) struct DetectorState {
     distinct: volume::DistinctState,
     cadence: behaviour::CadenceState,
     enumeration: behaviour::EnumerationState,
+    post_delivery: scope::PostDeliveryState,
     off_shift: behaviour::OffShiftState,
     device: device::DeviceState,
     region: scope::RegionState,
@@ -271,7 +277,7 @@ impl DetectorsConfig {
         push(self.distinct_records.observe(&mut st.distinct, ev));
         push(self.cadence.observe(&mut st.cadence, ev));
         push(self.enumeration.observe(&mut st.enumeration, ev));
-        push(self.post_delivery.observe(ev));
+        push(self.post_delivery.observe(&mut st.post_delivery, ev));
         push(self.off_shift.observe(&mut st.off_shift, ev));
         push(self.device.observe(&mut st.device, ev));
         push(self.region.observe(&mut st.region, ev));

@@ -66,6 +66,8 @@ impl OutOfScopeConfig {
 }
 
 /// `[detectors.post_delivery]`: full details of a parcel after it was signed for (T3: resold four hours later).
+/// Besides each late read, it watches the *habit*: a courier who re-opens a large share of their own deliveries
+/// after the hand-over, whatever the view they get, is working a list, not a round — however few parcels a day.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct PostDeliveryConfig {
@@ -81,6 +83,14 @@ pub struct PostDeliveryConfig {
     pub points_after_grace: f64,
     /// The grace period, in minutes.
     pub grace_minutes: i64,
+    /// Roles whose habit is judged (those with a delivery workflow to compare against).
+    pub habit_roles: Vec<Role>,
+    /// Late reads (decayed over about a week) before the habit is judged.
+    pub habit_min_reads: f64,
+    /// Share of late reads among the account's delivery work that makes a habit.
+    pub habit_share: f64,
+    /// Points for every late read while the habit holds.
+    pub habit_points: f64,
 }
 
 impl Default for PostDeliveryConfig {
@@ -92,26 +102,56 @@ impl Default for PostDeliveryConfig {
             points_in_grace: 2.0,
             points_after_grace: 3.0,
             grace_minutes: 120,
+            habit_roles: vec![Role::Courier],
+            habit_min_reads: 5.0,
+            habit_share: 0.2,
+            habit_points: 12.0,
         }
     }
 }
 
+/// Per account: delivery work and late reads, each decaying by a fifth a day.
+#[derive(Debug, Default)]
+pub(crate) struct PostDeliveryState {
+    day: i64,
+    work: f64,
+    late: f64,
+}
+
 impl PostDeliveryConfig {
-    pub(crate) fn observe(&self, ev: &Event<'_>) -> Option<Signal> {
+    pub(crate) fn observe(&self, st: &mut PostDeliveryState, ev: &Event<'_>) -> Option<Signal> {
         let w = ev.access.waybill?;
-        if !self.enabled
-            || !role_in(&self.roles, ev.role())
-            || !matches!(w.status, WaybillStatus::Signed | WaybillStatus::Returned)
-        {
+        if !self.enabled || !role_in(&self.roles, ev.role()) {
+            return None;
+        }
+        if ev.day > st.day {
+            let f = 0.8f64.powi((ev.day - st.day).min(60) as i32);
+            st.work *= f;
+            st.late *= f;
+            st.day = ev.day;
+        }
+        if ev.workflow {
+            st.work += 1.0;
+        }
+        if !matches!(w.status, WaybillStatus::Signed | WaybillStatus::Returned) {
             return None;
         }
         let since = ev.at() - w.signed_at.unwrap_or(w.updated_at);
-        let points = if since > self.grace_minutes * 60_000 {
+        if since <= self.quiet_minutes * 60_000 {
+            return None;
+        }
+        st.late += 1.0;
+        let habit = role_in(&self.habit_roles, ev.role())
+            && st.late >= self.habit_min_reads
+            && st.late >= self.habit_share * (st.work + st.late);
+        let points = if habit {
+            self.habit_points
+        } else if since > self.grace_minutes * 60_000 {
             if !(ev.full || ev.denied) {
                 return None;
             }
             self.points_after_grace
-        } else if ev.full && since > self.quiet_minutes * 60_000 {
+        } else if ev.full {
             self.points_in_grace
         } else {
             return None;
@@ -121,11 +161,25 @@ impl PostDeliveryConfig {
             points,
             at: ev.at(),
             evidence: format!(
-                "read of waybill {} {} {:.1} h after it was {}",
+                "read of waybill {} {} {:.1} h after it was {}{}",
                 w.waybill_no,
-                if ev.full { "in full" } else { "(refused)" },
+                if ev.full {
+                    "in full"
+                } else if ev.denied {
+                    "(refused)"
+                } else {
+                    "(masked)"
+                },
                 since as f64 / 3_600_000.0,
-                w.status.as_str()
+                w.status.as_str(),
+                if habit {
+                    format!(
+                        "; a habit: {:.0} late reads against {:.0} reads of the account's own deliveries lately",
+                        st.late, st.work
+                    )
+                } else {
+                    String::new()
+                }
             ),
         })
     }
@@ -141,7 +195,7 @@ pub struct RegionConfig {
     pub window: usize,
     /// Share of them on one destination outlet that counts as concentrated.
     pub share: f64,
-    /// Points when concentrated (at most once per window).
+    /// Points for every read of the concentrated district while the concentration lasts.
     pub points: f64,
 }
 
@@ -149,9 +203,9 @@ impl Default for RegionConfig {
     fn default() -> Self {
         RegionConfig {
             enabled: true,
-            window: 32,
-            share: 0.75,
-            points: 4.0,
+            window: 20,
+            share: 0.6,
+            points: 2.0,
         }
     }
 }
@@ -168,14 +222,13 @@ impl RegionConfig {
             return None;
         }
         let dest = super::short_hash(w.destination_outlet.as_str().as_bytes());
-        if !st.recent.push(self.window, dest) {
-            return None;
-        }
+        st.recent.push(self.window, dest);
         let same = st.recent.values().iter().filter(|d| **d == dest).count();
-        if (same as f64) < self.share * self.window as f64 {
+        // Judged on every read once the window is full: a pull of one district keeps scoring as long as it goes on.
+        if st.recent.values().len() < self.window || (same as f64) < self.share * self.window as f64
+        {
             return None;
         }
-        st.recent.fired();
         Some(Signal {
             detector: "region",
             points: self.points,
@@ -217,29 +270,84 @@ mod tests {
     #[test]
     fn post_delivery_scores_couriers_not_customer_service() {
         let cfg = PostDeliveryConfig::default();
+        let mut st = PostDeliveryState::default();
         let c = account("C001", Role::Courier, "O001");
         let cs = account("K001", Role::CustomerService, "O001");
         let mut w = waybill(1, "O001", WaybillStatus::Signed);
         w.signed_at = Some(0);
         let handover = access(&c, &w, Some(View::Full), 5 * 60_000);
-        assert!(cfg.observe(&Event::new(&handover, 0, 0.0)).is_none());
+        assert!(cfg
+            .observe(&mut st, &Event::new(&handover, 0, 0.0))
+            .is_none());
         let early = access(&c, &w, Some(View::Full), 45 * 60_000);
         assert_eq!(
-            cfg.observe(&Event::new(&early, 0, 0.0)).map(|s| s.points),
+            cfg.observe(&mut st, &Event::new(&early, 0, 0.0))
+                .map(|s| s.points),
             Some(2.0)
         );
         let late = access(&c, &w, None, 5 * 3_600_000);
         assert_eq!(
-            cfg.observe(&Event::new(&late, 0, 0.0)).map(|s| s.points),
+            cfg.observe(&mut st, &Event::new(&late, 0, 0.0))
+                .map(|s| s.points),
             Some(3.0)
         );
         let masked_early = access(&c, &w, Some(View::Masked), 60_000);
-        assert!(cfg.observe(&Event::new(&masked_early, 0, 0.0)).is_none());
+        assert!(cfg
+            .observe(&mut st, &Event::new(&masked_early, 0, 0.0))
+            .is_none());
         let by_cs = access(&cs, &w, Some(View::Full), 5 * 3_600_000);
-        assert!(cfg.observe(&Event::new(&by_cs, 0, 0.0)).is_none());
+        assert!(cfg.observe(&mut st, &Event::new(&by_cs, 0, 0.0)).is_none());
         let w2 = waybill(2, "O001", WaybillStatus::OutForDelivery);
         let live = access(&c, &w2, Some(View::Full), 0);
-        assert!(cfg.observe(&Event::new(&live, 0, 0.0)).is_none());
+        assert!(cfg.observe(&mut st, &Event::new(&live, 0, 0.0)).is_none());
+    }
+
+    #[test]
+    fn a_courier_reopening_their_deliveries_is_a_habit_however_few() {
+        let cfg = PostDeliveryConfig::default();
+        let c = account("C001", Role::Courier, "O001");
+        let mut st = PostDeliveryState::default();
+        let mut habit_points = 0.0;
+        // Two deliveries a day, each re-opened three hours after signing (masked by then): a list, not a round.
+        for day in 0..6i64 {
+            for k in 0..2u64 {
+                let at = day * 86_400_000 + 36_000_000 + k as i64 * 600_000;
+                let mut live = waybill(day as u64 * 10 + k, "O001", WaybillStatus::OutForDelivery);
+                live.courier = Some(c.id.clone());
+                let acc = access(&c, &live, Some(View::Full), at);
+                let ev = Event::new(&acc, 0, 0.0);
+                assert!(ev.workflow);
+                assert!(cfg.observe(&mut st, &ev).is_none());
+                let mut done = live.clone();
+                done.status = WaybillStatus::Signed;
+                done.signed_at = Some(at + 300_000);
+                let acc = access(&c, &done, Some(View::Masked), at + 3 * 3_600_000);
+                if let Some(s) = cfg.observe(&mut st, &Event::new(&acc, 0, 0.0)) {
+                    habit_points += s.points;
+                }
+            }
+        }
+        assert!(habit_points >= 50.0, "{habit_points}");
+        // One re-check in a hundred deliveries is no habit.
+        let mut st = PostDeliveryState::default();
+        let mut points = 0.0;
+        for i in 0..700i64 {
+            let at = (i / 100) * 86_400_000 + 30_000_000 + (i % 100) * 200_000;
+            let mut live = waybill(i as u64, "O001", WaybillStatus::OutForDelivery);
+            live.courier = Some(c.id.clone());
+            let acc = access(&c, &live, Some(View::Full), at);
+            cfg.observe(&mut st, &Event::new(&acc, 0, 0.0));
+            if i % 100 == 50 {
+                let mut done = live.clone();
+                done.status = WaybillStatus::Signed;
+                done.signed_at = Some(at);
+                let acc = access(&c, &done, Some(View::Full), at + 45 * 60_000);
+                points += cfg
+                    .observe(&mut st, &Event::new(&acc, 0, 0.0))
+                    .map_or(0.0, |s| s.points);
+            }
+        }
+        assert_eq!(points, 7.0 * cfg.points_in_grace);
     }
 
     #[test]
@@ -265,6 +373,7 @@ mod tests {
                 cfg.observe(&mut st, &Event::new(&a, 0, 0.0)).is_some()
             })
             .count();
-        assert_eq!(fired, 1, "once per window");
+        // Twelve of the last twenty make a concentration; from then on every read of the district scores.
+        assert_eq!(fired, 40 - 11, "{fired}");
     }
 }

@@ -8,7 +8,8 @@ use wbg_core::Role;
 
 /// `[detectors.velocity]`: reads per hour above `max(floor, multiple × max(own baseline, peers' baseline))`.
 /// Baselines are averages over the hours an account was active; peers share role and outlet, so a whole outlet
-/// getting busier (peak season) raises the bar for all of it.
+/// getting busier (peak season) raises the bar for all of it. Separately, more reads in a five-minute stretch
+/// than a person at a screen can make (`max_per_5_minutes`) score at once, whatever the baselines say.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct VelocityConfig {
@@ -22,6 +23,10 @@ pub struct VelocityConfig {
     pub points: f64,
     /// Active hours before the account's own baseline counts.
     pub warm_hours: u32,
+    /// Reads in one five-minute stretch beyond which a person is not reading them, by role.
+    pub max_per_5_minutes: PerRole,
+    /// Points per read beyond it.
+    pub burst_points: f64,
 }
 
 impl Default for VelocityConfig {
@@ -34,6 +39,10 @@ impl Default for VelocityConfig {
             multiple: 4.0,
             points: 1.0,
             warm_hours: 8,
+            // Four reads a minute for five minutes: beyond a courier's busiest stretch or an agent's fastest
+            // tickets. Merchants and print stations print in runs by design.
+            max_per_5_minutes: per_role(20.0, 20.0, 20.0, f64::INFINITY, f64::INFINITY),
+            burst_points: 2.0,
         }
     }
 }
@@ -82,6 +91,18 @@ impl VelocityConfig {
             *n += 1;
         }
         let n = f64::from(st.hour.add(ev.at()));
+        let stretch = f64::from(st.hour.current());
+        let max5 = self.max_per_5_minutes.get(ev.role());
+        if stretch > max5 {
+            return Some(Signal {
+                detector: "velocity",
+                points: self.burst_points,
+                at: ev.at(),
+                evidence: format!(
+                    "{stretch} reads in five minutes; a person reads at most {max5:.0}"
+                ),
+            });
+        }
         let own = if st.active_hours >= self.warm_hours {
             st.baseline
         } else {
@@ -106,7 +127,8 @@ impl VelocityConfig {
 }
 
 /// `[detectors.distinct_records]`: different customers' records taken in full, outside plain workflow, per local
-/// day. Opening the same parcel again does not count; the thousandth new customer does.
+/// day and over the last seven days. Opening the same parcel again does not count; the thousandth new customer
+/// does. The weekly allowance is what catches a harvester who stays under the daily one.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct DistinctConfig {
@@ -114,7 +136,9 @@ pub struct DistinctConfig {
     pub enabled: bool,
     /// Distinct full records a day allowed without points, by role.
     pub free_per_day: PerRole,
-    /// Points per record beyond it.
+    /// Distinct full records over the last seven days allowed without points, by role.
+    pub free_per_week: PerRole,
+    /// Points per record beyond either allowance.
     pub points: f64,
 }
 
@@ -125,15 +149,18 @@ impl Default for DistinctConfig {
             // Full views outside workflow are rare by design: a courier re-opening a delivered parcel, staff on
             // an exception, an agent on a ticket (agents work many tickets a day).
             free_per_day: per_role(8.0, 12.0, 150.0, f64::INFINITY, 0.0),
+            free_per_week: per_role(20.0, 35.0, 600.0, f64::INFINITY, 0.0),
             points: 3.0,
         }
     }
 }
 
+const WEEK_DAYS: i64 = 7;
+
 #[derive(Debug, Default)]
 pub(crate) struct DistinctState {
-    day: i64,
-    seen: HashSet<u64>,
+    /// The records of each of the last seven local days, oldest first.
+    days: std::collections::VecDeque<(i64, HashSet<u64>)>,
 }
 
 impl DistinctConfig {
@@ -141,16 +168,30 @@ impl DistinctConfig {
         if !self.enabled || !ev.full || ev.workflow {
             return None;
         }
-        if ev.day != st.day {
-            st.day = ev.day;
-            st.seen.clear();
+        while st
+            .days
+            .front()
+            .is_some_and(|(d, _)| *d <= ev.day - WEEK_DAYS)
+        {
+            st.days.pop_front();
         }
-        if !st.seen.insert(ev.key) {
+        if st.days.iter().any(|(_, seen)| seen.contains(&ev.key)) {
             return None;
         }
-        let n = st.seen.len() as f64;
-        let free = self.free_per_day.get(ev.role());
-        if n <= free {
+        if st.days.back().is_none_or(|(d, _)| *d < ev.day) {
+            st.days.push_back((ev.day, HashSet::new()));
+        }
+        // Late events count in the newest day.
+        let today = st.days.back_mut().map(|(_, seen)| {
+            seen.insert(ev.key);
+            seen.len()
+        })?;
+        let week: usize = st.days.iter().map(|(_, seen)| seen.len()).sum();
+        let (day_free, week_free) = (
+            self.free_per_day.get(ev.role()),
+            self.free_per_week.get(ev.role()),
+        );
+        if today as f64 <= day_free && week as f64 <= week_free {
             return None;
         }
         Some(Signal {
@@ -158,7 +199,8 @@ impl DistinctConfig {
             points: self.points,
             at: ev.at(),
             evidence: format!(
-                "{n} different records read in full today outside plain workflow (free {free}); latest {}",
+                "{today} different records read in full today and {week} this week outside plain workflow (free \
+                 {day_free} a day, {week_free} a week); latest {}",
                 ev.access.waybill_no
             ),
         })
@@ -255,6 +297,8 @@ mod tests {
     fn velocity_learns_a_baseline_and_flags_a_jump() {
         let cfg = VelocityConfig {
             floor_per_hour: per_role(10.0, 10.0, 10.0, 10.0, 10.0),
+            // The hourly limits alone (the five-minute one has its own test).
+            max_per_5_minutes: per_role(1e9, 1e9, 1e9, 1e9, 1e9),
             ..VelocityConfig::default()
         };
         let a = account("S001", Role::OutletStaff, "O001");
@@ -298,6 +342,30 @@ mod tests {
     }
 
     #[test]
+    fn more_than_a_person_reads_in_five_minutes_scores_at_once() {
+        let cfg = VelocityConfig::default();
+        let a = account("K001", Role::CustomerService, "O001");
+        let w = waybill(1, "O001", WaybillStatus::AtOutlet);
+        let mut st = VelocityState::default();
+        // One read every 5 s from the start of a five-minute stretch: the 21st scores, and each one after it.
+        let fired: Vec<i64> = (0..40i64)
+            .filter(|i| {
+                let acc = access(&a, &w, Some(View::Full), 3_000_000 + i * 5_000);
+                cfg.observe(&mut st, &Event::new(&acc, 0, 0.0))
+                    .is_some_and(|s| s.points == cfg.burst_points)
+            })
+            .collect();
+        assert_eq!(fired, (20..40).collect::<Vec<_>>());
+        // A print station's run is not a person reading.
+        let p = account("P001", Role::PrintStation, "O001");
+        let mut st = VelocityState::default();
+        assert!((0..200i64).all(|i| {
+            let acc = access(&p, &w, Some(View::Masked), 3_000_000 + i * 500);
+            cfg.observe(&mut st, &Event::new(&acc, 0, 0.0)).is_none()
+        }));
+    }
+
+    #[test]
     fn distinct_counts_new_full_records_only() {
         let cfg = DistinctConfig::default();
         let a = account("S001", Role::OutletStaff, "O001");
@@ -315,11 +383,37 @@ mod tests {
         assert_eq!(fired, 8, "20 distinct, 12 free; re-reads never count");
         let masked = access(&a, &ws[0], Some(View::Masked), 1);
         assert!(cfg.observe(&mut st, &Event::new(&masked, 0, 0.0)).is_none());
-        // A new day starts afresh.
+        // A record already taken this week does not count again the next day.
         let next_day = access(&a, &ws[0], Some(View::Full), 86_400_000);
         assert!(cfg
             .observe(&mut st, &Event::new(&next_day, 0, 0.0))
             .is_none());
+    }
+
+    #[test]
+    fn a_drip_under_the_daily_allowance_meets_the_weekly_one() {
+        let cfg = DistinctConfig::default();
+        let a = account("S001", Role::OutletStaff, "O001");
+        let mut st = DistinctState::default();
+        let mut fired_on = Vec::new();
+        // Six new customers a day, every day for two weeks: never more than 12 a day.
+        for day in 0..14i64 {
+            for i in 0..6u64 {
+                let w = waybill(day as u64 * 100 + i, "O001", WaybillStatus::AtOutlet);
+                let acc = access(
+                    &a,
+                    &w,
+                    Some(View::Full),
+                    day * 86_400_000 + i as i64 * 60_000,
+                );
+                if cfg.observe(&mut st, &Event::new(&acc, 0, 0.0)).is_some() {
+                    fired_on.push(day);
+                }
+            }
+        }
+        // The 36th record (day 5) is the first beyond 35 a week; from then on the week stays at 36-42.
+        assert_eq!(fired_on.first(), Some(&5), "{fired_on:?}");
+        assert!(fired_on.len() >= 7 * 6, "{}", fired_on.len());
     }
 
     #[test]
