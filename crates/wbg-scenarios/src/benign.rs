@@ -36,8 +36,41 @@ fn read(at: Millis, account: &str, no: &str, purpose: Purpose, ticket: Option<St
             no: no.to_owned(),
             purpose,
             ticket,
-            device: Some(format!("dev-{account}")),
+            device: Some(own_device(account)),
+            ip: None,
+            attack: None,
         },
+    }
+}
+
+/// The device an account's owner works on.
+pub(crate) fn own_device(account: &str) -> String {
+    format!("dev-{account}")
+}
+
+/// What the simulation knows about a parcel after planning its day: the ground an attacker picks targets from.
+#[derive(Debug, Clone)]
+pub(crate) struct Parcel {
+    pub no: String,
+    /// Index of the origin outlet.
+    pub origin: usize,
+    /// Index of the destination outlet.
+    pub dest: usize,
+    /// When it was ingested (and could first be read).
+    pub ingested: Millis,
+    /// The courier who delivered it, and when it was signed for.
+    pub delivered: Option<(String, Millis)>,
+}
+
+/// Who is at work: accounts whose owner has left (from a day on) do no ordinary work.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Roster {
+    pub left: HashMap<String, u32>,
+}
+
+impl Roster {
+    fn works(&self, account: &str, day: u32) -> bool {
+        self.left.get(account).is_none_or(|d| day < *d)
     }
 }
 
@@ -52,17 +85,33 @@ fn by_outlet(carrier: &Carrier, role: Role) -> HashMap<String, Vec<String>> {
     m
 }
 
-/// Plans day `day` (0-based) of ordinary work, numbering waybills from `next_no`.
+/// Plans day `day` (0-based) of ordinary work, numbering waybills from `next_no`; each parcel planned is added
+/// to `ledger`.
 pub(crate) fn day_plan(
     carrier: &Carrier,
     spec: &SimSpec,
+    roster: &Roster,
     day: u32,
     next_no: &mut u64,
+    ledger: &mut Vec<Parcel>,
     rng: &mut StdRng,
 ) -> Vec<Timed> {
     let base = spec.start + Millis::from(day) * DAY;
-    let couriers = by_outlet(carrier, Role::Courier);
-    let staff = by_outlet(carrier, Role::OutletStaff);
+    let at_work = |mut m: HashMap<String, Vec<String>>| {
+        for crew in m.values_mut() {
+            crew.retain(|a| roster.works(a, day));
+        }
+        m.retain(|_, crew| !crew.is_empty());
+        m
+    };
+    let couriers = at_work(by_outlet(carrier, Role::Courier));
+    let staff = at_work(by_outlet(carrier, Role::OutletStaff));
+    let outlet_index: HashMap<&str, usize> = carrier
+        .outlets
+        .iter()
+        .enumerate()
+        .map(|(i, o)| (o.id.as_str(), i))
+        .collect();
     let peak = spec.peak_days.contains(&day);
     let per_courier = spec.deliveries_per_courier * if peak { 3 } else { 1 };
     let n = carrier.outlets.len() * spec.carrier.couriers_per_outlet * per_courier;
@@ -71,27 +120,45 @@ pub(crate) fn day_plan(
     let mut plan = Vec::with_capacity(n * 8);
 
     // 00:30 the night's orders arrive; print stations print the labels of what leaves their outlet.
-    for (i, chunk) in batch.chunks(5_000).enumerate() {
+    const CHUNK: usize = 5_000;
+    let first = ledger.len();
+    for (i, chunk) in batch.chunks(CHUNK).enumerate() {
+        let at = base + 30 * MIN + i as Millis * 1_000;
         plan.push(Timed {
-            at: base + 30 * MIN + i as Millis * 1_000,
+            at,
             op: Op::Ingest(chunk.to_vec()),
         });
+        ledger.extend(chunk.iter().map(|w| Parcel {
+            no: w.waybill_no.to_string(),
+            origin: outlet_index[w.origin_outlet.as_str()],
+            dest: outlet_index[w.destination_outlet.as_str()],
+            // Readable from the moment the batch is in (a second after it is sent, to be safe).
+            ingested: at + 1_000,
+            delivered: None,
+        }));
     }
+    // Merchants with an even number print their own labels in one run (a legitimate burst of a few a second);
+    // the outlet's print station prints the rest.
+    let mut run_of: HashMap<&str, Millis> = HashMap::new();
     for (i, w) in batch.iter().enumerate() {
-        let station = format!("P{}", &w.origin_outlet.as_str()[1..]);
-        let at = base + 45 * MIN + (i as Millis * 997) % (40 * MIN);
-        plan.push(read(
-            at,
-            &station,
-            w.waybill_no.as_str(),
-            Purpose::Label,
-            None,
-        ));
+        let m = w.merchant.as_str();
+        let own_run = m[1..].parse::<u32>().is_ok_and(|n| n % 2 == 0);
+        let (who, at) = if own_run {
+            let next = run_of.entry(m).or_insert(base + 40 * MIN);
+            *next += 400 + rng.gen_range(0..400);
+            (format!("U{}", &m[1..]), *next)
+        } else {
+            (
+                format!("P{}", &w.origin_outlet.as_str()[1..]),
+                base + 45 * MIN + (i as Millis * 997) % (40 * MIN),
+            )
+        };
+        plan.push(read(at, &who, w.waybill_no.as_str(), Purpose::Label, None));
     }
 
     // Scans through the network, then each outlet's couriers take their share of its parcels.
-    let mut inbound: HashMap<&str, Vec<&wbg_core::NewWaybill>> = HashMap::new();
-    for w in &batch {
+    let mut inbound: HashMap<&str, Vec<(usize, &wbg_core::NewWaybill)>> = HashMap::new();
+    for (i, w) in batch.iter().enumerate() {
         let no = w.waybill_no.as_str();
         plan.push(scan(
             base + 90 * MIN + rng.gen_range(0..30 * MIN),
@@ -117,7 +184,7 @@ pub(crate) fn day_plan(
         inbound
             .entry(w.destination_outlet.as_str())
             .or_default()
-            .push(w);
+            .push((first + i, w));
     }
     for (outlet_idx, outlet) in carrier.outlets.iter().enumerate() {
         let o = outlet.id.as_str();
@@ -134,14 +201,14 @@ pub(crate) fn day_plan(
         } else {
             &crew[..]
         };
-        let mut rounds: Vec<Vec<&wbg_core::NewWaybill>> = vec![Vec::new(); working.len()];
+        let mut rounds: Vec<Vec<(usize, &wbg_core::NewWaybill)>> = vec![Vec::new(); working.len()];
         for (i, w) in parcels.iter().enumerate() {
-            rounds[i % working.len()].push(w);
+            rounds[i % working.len()].push(*w);
         }
         for (courier, round) in working.iter().zip(&rounds) {
             let out_at = base + shift_start - HOUR;
             let step = (10 * HOUR) / round.len().max(1) as Millis;
-            for (j, w) in round.iter().enumerate() {
+            for (j, (li, w)) in round.iter().enumerate() {
                 let no = w.waybill_no.as_str();
                 plan.push(scan(
                     out_at + rng.gen_range(0..30 * MIN),
@@ -164,6 +231,7 @@ pub(crate) fn day_plan(
                 }
                 let signed = at + rng.gen_range(2 * MIN..8 * MIN);
                 plan.push(scan(signed, no, EventType::Signed, &outlet.id, None));
+                ledger[*li].delivered = Some(((*courier).clone(), signed));
                 if rng.gen_bool(0.01) {
                     // Checking an address once more after handing the parcel over.
                     plan.push(read(
@@ -178,7 +246,7 @@ pub(crate) fn day_plan(
         }
         // Outlet staff: masked lookups of a tenth of the parcels, full views of the 2% that are exceptions.
         if let Some(team) = staff.get(o) {
-            for (i, w) in parcels.iter().enumerate() {
+            for (i, (_, w)) in parcels.iter().enumerate() {
                 let who = &team[i % team.len()];
                 let at = base + shift_start + rng.gen_range(0..9 * HOUR);
                 if rng.gen_bool(0.02) {
@@ -206,7 +274,7 @@ pub(crate) fn day_plan(
     let agents: Vec<&str> = carrier
         .accounts
         .iter()
-        .filter(|a| a.role == Role::CustomerService)
+        .filter(|a| a.role == Role::CustomerService && roster.works(&a.id, day))
         .map(|a| a.id.as_str())
         .collect();
     for (k, agent) in agents.iter().enumerate() {

@@ -4,7 +4,7 @@ use crate::SimError;
 use std::collections::HashMap;
 use std::sync::Arc;
 use wbg_core::{Clock, ManualClock, Millis, NewWaybill, Purpose, Role, StatusEvent, View};
-use wbg_guard::{Actor, Guard, GuardError, ReadRequest, RequestMeta};
+use wbg_guard::{Actor, Guard, GuardError, PartyView, ReadRequest, RequestMeta};
 use wbg_sim::Carrier;
 
 /// One thing that happens at a moment of simulated time.
@@ -21,6 +21,9 @@ pub(crate) enum Op {
         purpose: Purpose,
         ticket: Option<String>,
         device: Option<String>,
+        ip: Option<String>,
+        /// The attack this read belongs to (an index into the run's attacks), `None` for ordinary work.
+        attack: Option<usize>,
     },
 }
 
@@ -39,15 +42,40 @@ pub(crate) enum Outcome {
     Suspended,
 }
 
-/// Per-account tallies.
+/// Tallies of an account's ordinary work, or of one attack's reads.
 #[derive(Debug, Default, Clone)]
 pub(crate) struct Tally {
     pub reads: u64,
     pub full: u64,
     pub masked: u64,
     pub refused: u64,
+    /// The first read.
+    pub first_at: Option<Millis>,
     /// When the account was first refused as suspended.
     pub suspended_at: Option<Millis>,
+}
+
+impl Tally {
+    fn add(&mut self, at: Millis, outcome: Outcome) {
+        self.reads += 1;
+        self.first_at.get_or_insert(at);
+        match outcome {
+            Outcome::Served(View::Full) => self.full += 1,
+            Outcome::Served(_) => self.masked += 1,
+            Outcome::Refused => self.refused += 1,
+            Outcome::Suspended => {
+                self.refused += 1;
+                self.suspended_at.get_or_insert(at);
+            }
+        }
+    }
+}
+
+/// A record an attacker obtained in full: the recipient as the guard served it.
+#[derive(Debug, Clone)]
+pub(crate) struct Taken {
+    pub waybill_no: String,
+    pub recipient: PartyView,
 }
 
 /// Creates every account of `carrier` in `guard`, as the local operator `by`, and returns each one's token.
@@ -81,11 +109,12 @@ pub struct World {
     pub(crate) carrier: Carrier,
     tokens: HashMap<String, String>,
     integration: String,
+    /// Ordinary work, per account.
     pub(crate) tally: HashMap<String, Tally>,
-    /// Per account: waybills it was served in full (its haul).
-    pub(crate) hauls: HashMap<String, Vec<String>>,
-    /// Accounts whose haul is recorded (attackers).
-    pub(crate) watched: Vec<String>,
+    /// Attack reads, per attack.
+    pub(crate) attack_tally: HashMap<usize, Tally>,
+    /// Per attack: the distinct records it was served in full (its haul), in the order taken.
+    pub(crate) hauls: HashMap<usize, Vec<Taken>>,
     pub(crate) ops_run: u64,
 }
 
@@ -111,8 +140,8 @@ impl World {
             tokens,
             integration,
             tally: HashMap::new(),
+            attack_tally: HashMap::new(),
             hauls: HashMap::new(),
-            watched: Vec::new(),
             ops_run: 0,
         })
     }
@@ -156,22 +185,24 @@ impl World {
                 purpose,
                 ticket,
                 device,
+                ip,
+                attack,
             } => {
-                let outcome = self.read(&account, &no, purpose, ticket.as_deref(), device)?;
-                let t = self.tally.entry(account.clone()).or_default();
-                t.reads += 1;
-                match outcome {
-                    Outcome::Served(View::Full) => {
-                        t.full += 1;
-                        if self.watched.contains(&account) {
-                            self.hauls.entry(account).or_default().push(no);
-                        }
-                    }
-                    Outcome::Served(_) => t.masked += 1,
-                    Outcome::Refused => t.refused += 1,
-                    Outcome::Suspended => {
-                        t.refused += 1;
-                        t.suspended_at.get_or_insert(at);
+                let meta = RequestMeta { device, ip };
+                let (outcome, recipient) =
+                    self.read(&account, &no, purpose, ticket.as_deref(), meta)?;
+                let Some(k) = attack else {
+                    self.tally.entry(account).or_default().add(at, outcome);
+                    return Ok(());
+                };
+                self.attack_tally.entry(k).or_default().add(at, outcome);
+                if let (Outcome::Served(View::Full), Some(recipient)) = (outcome, recipient) {
+                    let haul = self.hauls.entry(k).or_default();
+                    if !haul.iter().any(|t| t.waybill_no == no) {
+                        haul.push(Taken {
+                            waybill_no: no,
+                            recipient,
+                        });
                     }
                 }
             }
@@ -185,24 +216,23 @@ impl World {
         no: &str,
         purpose: Purpose,
         ticket: Option<&str>,
-        device: Option<String>,
-    ) -> Result<Outcome, SimError> {
+        meta: RequestMeta,
+    ) -> Result<(Outcome, Option<PartyView>), SimError> {
         let token = self
             .tokens
             .get(account)
             .ok_or_else(|| SimError::Setup(format!("no account {account}")))?;
-        let meta = RequestMeta { device, ip: None };
         let req = ReadRequest {
             waybill_no: no,
             purpose: purpose.as_str(),
             ticket,
         };
         match self.guard.read(token, &req, &meta) {
-            Ok(v) => Ok(Outcome::Served(v.view)),
-            Err(GuardError::AccountSuspended) => Ok(Outcome::Suspended),
+            Ok(v) => Ok((Outcome::Served(v.view), v.recipient)),
+            Err(GuardError::AccountSuspended) => Ok((Outcome::Suspended, None)),
             Err(
                 GuardError::Forbidden(_) | GuardError::NotFound(_) | GuardError::RateLimited(_),
-            ) => Ok(Outcome::Refused),
+            ) => Ok((Outcome::Refused, None)),
             Err(e) => Err(e.into()),
         }
     }

@@ -187,17 +187,16 @@ impl Carrier {
     /// Generates a carrier.
     pub fn generate(spec: CarrierSpec) -> Carrier {
         let mut rng = StdRng::seed_from_u64(spec.seed);
-        let districts: Vec<(String, String, String)> = REGIONS
-            .iter()
-            .flat_map(|(p, c, ds)| {
-                ds.iter()
-                    .map(move |d| (p.to_string(), c.to_string(), d.to_string()))
-            })
-            .collect();
+        // Outlets go round the cities first, so that even a small carrier spans several provinces.
         let outlets: Vec<Outlet> = (0..spec.outlets)
-            .map(|i| Outlet {
-                id: OutletId::parse(&format!("O{:03}", i + 1)).expect("generated ids are valid"),
-                region: districts[i % districts.len()].clone(),
+            .map(|i| {
+                let (p, c, ds) = REGIONS[i % REGIONS.len()];
+                let d = ds[(i / REGIONS.len()) % ds.len()];
+                Outlet {
+                    id: OutletId::parse(&format!("O{:03}", i + 1))
+                        .expect("generated ids are valid"),
+                    region: (p.to_owned(), c.to_owned(), d.to_owned()),
+                }
             })
             .collect();
         let merchants: Vec<MerchantId> = (0..spec.merchants)
