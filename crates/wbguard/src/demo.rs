@@ -269,6 +269,36 @@ pub fn run(keep: Option<PathBuf>) -> Result<()> {
         Ok(_) => bail!("a flipped byte in entry {target} went unnoticed"),
         Err(f) => println!("\n6. Flipped one byte ({flipped}) inside audit entry {target} in {}:\n   audit verify: {f}", store.db_path().display()),
     }
+
+    // 7. T1-T4 replayed inside a week of a small carrier's ordinary work, in a store of their own.
+    println!(
+        "\n7. T1-T4 replayed: every built-in attack variant inside a week of a small carrier's ordinary work, \
+         through a fresh guard (`wbguard simulate` runs the full-size carrier):"
+    );
+    let spec = wbg_scenarios::SimSpec::small(1);
+    let (sim_guard, _) = Guard::open(GuardConfig {
+        keys: KeyConfig::Given {
+            master: wbg_vault::MasterKey::generate(),
+            signer: None,
+        },
+        ..GuardConfig::embedded(root.join("simulation"))
+    })?;
+    let clock = std::sync::Arc::new(wbg_core::ManualClock::new(spec.start));
+    let mut world = wbg_scenarios::World::new(
+        sim_guard.with_clock(clock.clone()),
+        clock,
+        wbg_scenarios::carrier(&spec),
+        spec.start,
+    )?;
+    let (reports, _) = wbg_scenarios::simulate(
+        &mut world,
+        &spec,
+        &wbg_scenarios::builtin(),
+        &wbg_scenarios::scenarios("all")?,
+    )?;
+    for line in wbg_scenarios::render_table(&reports).lines() {
+        println!("   {line}");
+    }
     println!("\nDone in {:.1}s.", started.elapsed().as_secs_f64());
     Ok(())
 }
