@@ -1063,6 +1063,42 @@ impl Guard {
             .ok_or_else(|| GuardError::NotFound(format!("account {id}")))
     }
 
+    /// Moves an outlet-bound account (courier, outlet staff, print station) to another outlet: from the next
+    /// request on, the policy scopes it to the new outlet and the risk engine compares it with its new peers.
+    pub fn transfer_account(
+        &self,
+        actor: Actor<'_>,
+        id: &str,
+        outlet: &str,
+        meta: &RequestMeta,
+    ) -> Result<Account, GuardError> {
+        let (_, mut e) =
+            self.admin(actor, AdminAction::ManageAccounts, "account_transfer", meta)?;
+        let id = AccountId::parse(id)?;
+        let outlet = OutletId::parse(outlet)?;
+        let account = self
+            .store
+            .account(&id)?
+            .ok_or_else(|| GuardError::NotFound(format!("account {id}")))?;
+        if !matches!(
+            account.role,
+            Role::Courier | Role::OutletStaff | Role::PrintStation
+        ) {
+            return Err(GuardError::Invalid(format!(
+                "a {} account has no outlet to change",
+                account.role.as_str()
+            )));
+        }
+        e.detail = Some(format!(
+            "account={id} from={} to={outlet}",
+            account.outlet.as_ref().map_or("-", |o| o.as_str())
+        ));
+        self.store.set_account_outlet(&id, &outlet, e)?;
+        self.store
+            .account(&id)?
+            .ok_or_else(|| GuardError::NotFound(format!("account {id}")))
+    }
+
     /// Lists accounts.
     pub fn accounts(
         &self,

@@ -62,24 +62,56 @@ pub(crate) struct Parcel {
     pub delivered: Option<(String, Millis)>,
 }
 
-/// Who is at work: accounts whose owner has left (from a day on) do no ordinary work.
+/// Who is at work, and where: accounts whose owner has left (from a day on) do no ordinary work; a transferred
+/// account works at its new outlet from the day of its move.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Roster {
     pub left: HashMap<String, u32>,
+    /// Account → (day, new outlet index).
+    pub moved: HashMap<String, (u32, usize)>,
 }
 
 impl Roster {
     fn works(&self, account: &str, day: u32) -> bool {
         self.left.get(account).is_none_or(|d| day < *d)
     }
+
+    /// The staff member who is transferred mid-week: the first staff of the third outlet moves to the fourth on
+    /// day 3 (attacks never pick an outlet's first staff member).
+    pub(crate) fn with_transfer(mut self, carrier: &Carrier, days: u32) -> Roster {
+        let staff = carrier
+            .accounts
+            .iter()
+            .filter(|a| a.role == Role::OutletStaff)
+            .find(|a| a.outlet.as_deref() == carrier.outlets.get(2).map(|o| o.id.as_str()));
+        if let (Some(s), true) = (staff, carrier.outlets.len() > 3 && days > TRANSFER_DAY) {
+            self.moved.insert(s.id.clone(), (TRANSFER_DAY, 3));
+        }
+        self
+    }
 }
 
-/// The ids of `role` accounts at each outlet.
-fn by_outlet(carrier: &Carrier, role: Role) -> HashMap<String, Vec<String>> {
+/// The day of the mid-week transfer.
+const TRANSFER_DAY: u32 = 3;
+
+/// The ids of `role` accounts at work at each outlet on `day`.
+fn by_outlet(
+    carrier: &Carrier,
+    roster: &Roster,
+    day: u32,
+    role: Role,
+) -> HashMap<String, Vec<String>> {
     let mut m: HashMap<String, Vec<String>> = HashMap::new();
     for a in carrier.accounts.iter().filter(|a| a.role == role) {
-        if let Some(o) = &a.outlet {
-            m.entry(o.clone()).or_default().push(a.id.clone());
+        if !roster.works(&a.id, day) {
+            continue;
+        }
+        let outlet = match roster.moved.get(&a.id) {
+            Some((from, to)) if day >= *from => Some(carrier.outlets[*to].id.to_string()),
+            _ => a.outlet.clone(),
+        };
+        if let Some(o) = outlet {
+            m.entry(o).or_default().push(a.id.clone());
         }
     }
     m
@@ -97,15 +129,21 @@ pub(crate) fn day_plan(
     rng: &mut StdRng,
 ) -> Vec<Timed> {
     let base = spec.start + Millis::from(day) * DAY;
-    let at_work = |mut m: HashMap<String, Vec<String>>| {
-        for crew in m.values_mut() {
-            crew.retain(|a| roster.works(a, day));
+    let couriers = by_outlet(carrier, roster, day, Role::Courier);
+    let staff = by_outlet(carrier, roster, day, Role::OutletStaff);
+    let mut plan = Vec::new();
+    // Before the working day, the operator moves the transferred staff member to their new outlet.
+    for (account, (from, to)) in &roster.moved {
+        if *from == day {
+            plan.push(Timed {
+                at: base + 6 * HOUR,
+                op: Op::Transfer {
+                    account: account.clone(),
+                    outlet: carrier.outlets[*to].id.to_string(),
+                },
+            });
         }
-        m.retain(|_, crew| !crew.is_empty());
-        m
-    };
-    let couriers = at_work(by_outlet(carrier, Role::Courier));
-    let staff = at_work(by_outlet(carrier, Role::OutletStaff));
+    }
     let outlet_index: HashMap<&str, usize> = carrier
         .outlets
         .iter()
@@ -117,7 +155,7 @@ pub(crate) fn day_plan(
     let n = carrier.outlets.len() * spec.carrier.couriers_per_outlet * per_courier;
     let batch = carrier.waybills(*next_no, n);
     *next_no += n as u64;
-    let mut plan = Vec::with_capacity(n * 8);
+    plan.reserve(n * 8);
 
     // 00:30 the night's orders arrive; print stations print the labels of what leaves their outlet.
     const CHUNK: usize = 5_000;

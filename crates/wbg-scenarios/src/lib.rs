@@ -217,7 +217,9 @@ pub fn simulate(
             .zip(&accounts)
             .filter_map(|(a, id)| a.owner_left_day.map(|d| (id.clone(), d)))
             .collect(),
-    };
+        moved: Default::default(),
+    }
+    .with_transfer(&world.carrier, spec.days);
     let mut attackers: Vec<Attacker> = attacks
         .iter()
         .zip(&accounts)

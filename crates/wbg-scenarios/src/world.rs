@@ -14,6 +14,8 @@ pub(crate) enum Op {
     Ingest(Vec<NewWaybill>),
     /// The integration records a scan.
     Scan { no: String, ev: StatusEvent },
+    /// The operator moves an account to another outlet.
+    Transfer { account: String, outlet: String },
     /// An account asks for a waybill.
     Read {
         account: String,
@@ -168,6 +170,10 @@ impl World {
             Op::Ingest(batch) => {
                 self.guard
                     .ingest(Actor::Token(&self.integration), batch, &meta)?;
+            }
+            Op::Transfer { account, outlet } => {
+                self.guard
+                    .transfer_account(Actor::Local("simulator"), &account, &outlet, &meta)?;
             }
             Op::Scan { no, ev } => {
                 // A scan the plan got wrong (a parcel already returned) is skipped, as a scanner would be told.

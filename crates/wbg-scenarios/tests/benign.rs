@@ -27,4 +27,24 @@ fn a_week_of_ordinary_work_suspends_nobody() {
     assert_eq!(r.benign_suspended, 0, "{r:?}");
     // Alerts are allowed (people do odd things) but must stay rare: under one per 100 account-days here.
     assert!(r.benign_alerts_per_10k_account_days <= 100.0, "{r:?}");
+
+    // The edge cases by name: the staff member transferred on day 3 works at the new outlet, unflagged; the
+    // night-shift outlet's couriers, the covering courier, the agent with a burst of tickets and the merchants
+    // with label runs raised nothing.
+    let store = world.guard().store();
+    let moved = store
+        .account(&wbg_core::AccountId::parse("S00301").unwrap())
+        .unwrap()
+        .unwrap();
+    assert_eq!(moved.outlet.unwrap().as_str(), "O004");
+    for id in ["S00301", "C00101", "C00201", "K001", "U002", "U004", "P001"] {
+        let alerts = store
+            .alerts(&wbg_store::AlertFilter {
+                account: Some(id.into()),
+                limit: 10,
+                ..Default::default()
+            })
+            .unwrap();
+        assert!(alerts.is_empty(), "{id}: {alerts:?}");
+    }
 }

@@ -21,8 +21,8 @@ pub fn sqlite_db_file() -> &'static str {
 
 use wbg_audit::{AuditEntry, Hash, StoredEntry};
 use wbg_core::{
-    Account, AccountId, AccountStatus, Alert, Millis, StatusEvent, WaybillMeta, WaybillNo,
-    WaybillStatus,
+    Account, AccountId, AccountStatus, Alert, Millis, OutletId, StatusEvent, WaybillMeta,
+    WaybillNo, WaybillStatus,
 };
 
 /// A waybill ready to store: routing metadata in clear, personal fields sealed, blind-index tokens.
@@ -159,6 +159,14 @@ pub trait Store: Send + Sync {
         id: &AccountId,
         status: AccountStatus,
         reason: Option<&str>,
+        audit: AuditEntry,
+    ) -> Result<u64, StoreError>;
+
+    /// Moves an outlet-bound account to another outlet.
+    fn set_account_outlet(
+        &self,
+        id: &AccountId,
+        outlet: &OutletId,
         audit: AuditEntry,
     ) -> Result<u64, StoreError>;
 

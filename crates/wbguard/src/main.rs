@@ -130,6 +130,13 @@ enum AccountsCommand {
         #[arg(long)]
         id: String,
     },
+    /// Move a courier, staff member or print station to another outlet.
+    Transfer {
+        #[arg(long)]
+        id: String,
+        #[arg(long)]
+        outlet: String,
+    },
     /// Issue another token for an account; prints it as the last line.
     Token {
         #[arg(long)]
@@ -252,6 +259,13 @@ fn run(cli: Cli) -> Result<std::process::ExitCode> {
                 AccountsCommand::Reinstate { id } => {
                     guard.set_status(actor, &id, false, None, &meta)?;
                     eprintln!("reinstated {id}");
+                }
+                AccountsCommand::Transfer { id, outlet } => {
+                    let a = guard.transfer_account(actor, &id, &outlet, &meta)?;
+                    eprintln!(
+                        "{id} now works at {}",
+                        a.outlet.map(|o| o.to_string()).unwrap_or_default()
+                    );
                 }
                 AccountsCommand::Token { id } => {
                     println!("{}", guard.issue_token(actor, &id, &meta)?)

@@ -377,6 +377,35 @@ async fn reinstate(
     set_status(s, peer, headers, id, false, body).await
 }
 
+/// `{"outlet": "O042"}`: where the account works from now on.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+struct Transfer {
+    outlet: String,
+}
+
+#[utoipa::path(post, path = "/v1/accounts/{id}/transfer", request_body = Transfer, security(("bearer" = [])),
+    params(("id" = String, Path)), responses((status = 200, body = Account), (status = 400, body = ApiErrorBody),
+        (status = 403, body = ApiErrorBody), (status = 404, body = ApiErrorBody)))]
+async fn transfer(
+    State(s): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: Result<Bytes, BytesRejection>,
+) -> ApiResult<Json<Account>> {
+    let token = bearer(&headers)?;
+    let meta = request_meta(&headers, peer)?;
+    let req: Transfer = parse_body(body)?;
+    Ok(Json(
+        blocking(move || {
+            s.guard
+                .transfer_account(Actor::Token(&token), &id, &req.outlet, &meta)
+        })
+        .await?,
+    ))
+}
+
 #[utoipa::path(post, path = "/v1/accounts/{id}/tokens", security(("bearer" = [])), params(("id" = String, Path)),
     responses((status = 201, body = TokenResponse), (status = 403, body = ApiErrorBody), (status = 404, body = ApiErrorBody)))]
 async fn issue_token(
@@ -694,9 +723,9 @@ impl utoipa::Modify for BearerAuth {
 #[derive(OpenApi)]
 #[openapi(
     info(title = "Waybill Guard", description = "Every read of waybill personal data goes through the guard: policy, risk, audit, then the view the policy allows."),
-    paths(create_account, list_accounts, suspend, reinstate, issue_token, ingest, read_waybill, record_event, alerts,
+    paths(create_account, list_accounts, suspend, reinstate, transfer, issue_token, ingest, read_waybill, record_event, alerts,
         checkpoint, verifier_key, inclusion, consistency, audit_entry, healthz, metrics_text),
-    components(schemas(ApiErrorBody, ApiErrorDetail, CreateAccount, TokenResponse, StatusChange, IngestBatch, ProofResponse)),
+    components(schemas(ApiErrorBody, ApiErrorDetail, CreateAccount, TokenResponse, StatusChange, Transfer, IngestBatch, ProofResponse)),
     modifiers(&BearerAuth)
 )]
 struct ApiDoc;
@@ -715,6 +744,7 @@ pub fn router(guard: Arc<Guard>, metrics: PrometheusHandle) -> Router {
     Router::new()
         .route("/v1/accounts", post(create_account).get(list_accounts))
         .route("/v1/accounts/{id}/suspend", post(suspend))
+        .route("/v1/accounts/{id}/transfer", post(transfer))
         .route("/v1/accounts/{id}/reinstate", post(reinstate))
         .route("/v1/accounts/{id}/tokens", post(issue_token))
         .route("/v1/waybills", post(ingest))

@@ -701,6 +701,25 @@ impl Store for SqliteStore {
         .map(|(_, seq)| seq)
     }
 
+    fn set_account_outlet(
+        &self,
+        id: &AccountId,
+        outlet: &OutletId,
+        audit: AuditEntry,
+    ) -> Result<u64, StoreError> {
+        self.audited(audit, |tx| {
+            let n = tx.execute(
+                "UPDATE accounts SET outlet = ?2 WHERE id = ?1",
+                params![id.as_str(), outlet.as_str()],
+            )?;
+            if n == 0 {
+                return Err(StoreError::NotFound(format!("account {id}")));
+            }
+            Ok(())
+        })
+        .map(|(_, seq)| seq)
+    }
+
     fn insert_waybills(
         &self,
         batch: &[SealedWaybill],
