@@ -1,11 +1,16 @@
 //! The simulated world: one real guard (store, vault, policy, risk engine, audit) on a manual clock, the
 //! carrier's accounts with their tokens, and a timeline of operations executed in time order.
-use crate::SimError;
+use crate::{SimError, SimSpec};
 use std::collections::HashMap;
+use std::path::Path;
 use std::sync::Arc;
 use wbg_core::{Clock, ManualClock, Millis, NewWaybill, Purpose, Role, StatusEvent, View};
-use wbg_guard::{Actor, Guard, GuardError, PartyView, ReadRequest, RequestMeta};
+use wbg_guard::{
+    Actor, Guard, GuardConfig, GuardError, KeyConfig, OpenReport, PartyView, ReadRequest,
+    RequestMeta,
+};
 use wbg_sim::Carrier;
+use wbg_vault::MasterKey;
 
 /// One thing that happens at a moment of simulated time.
 #[derive(Debug, Clone)]
@@ -146,6 +151,27 @@ impl World {
             hauls: HashMap::new(),
             ops_run: 0,
         })
+    }
+
+    /// Opens a guard with `cfg` on a simulated clock set to the start of `spec`, and the world of its carrier.
+    pub fn open(cfg: GuardConfig, spec: &SimSpec) -> Result<(World, OpenReport), SimError> {
+        let (guard, report) = Guard::open(cfg)?;
+        let clock = Arc::new(ManualClock::new(spec.start));
+        let guard = guard.with_clock(clock.clone());
+        let world = World::new(guard, clock, crate::carrier(spec), spec.start)?;
+        Ok((world, report))
+    }
+
+    /// A throw-away world in `dir`, under a master key that lives only in memory.
+    pub fn scratch(dir: &Path, spec: &SimSpec) -> Result<World, SimError> {
+        let cfg = GuardConfig {
+            keys: KeyConfig::Given {
+                master: MasterKey::generate(),
+                signer: None,
+            },
+            ..GuardConfig::embedded(dir)
+        };
+        Ok(World::open(cfg, spec)?.0)
     }
 
     /// The guard (for inspection after a run).

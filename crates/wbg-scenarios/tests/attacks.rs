@@ -1,23 +1,9 @@
 //! Every built-in T1–T4 variant, inside a small carrier's week, through the real guard: each is contained with
 //! at most 50 full records taken, and the honest accounts around them are left alone.
-use std::sync::Arc;
-use wbg_core::ManualClock;
-use wbg_guard::{Guard, GuardConfig, KeyConfig};
-use wbg_scenarios::{builtin, carrier, scenarios, simulate, write_leaks, SimSpec, World};
-use wbg_vault::MasterKey;
+use wbg_scenarios::{builtin, scenarios, simulate, write_leaks, SimSpec, World};
 
 fn world(spec: &SimSpec, dir: &std::path::Path) -> World {
-    let (guard, _) = Guard::open(GuardConfig {
-        keys: KeyConfig::Given {
-            master: MasterKey::generate(),
-            signer: None,
-        },
-        ..GuardConfig::embedded(dir.join("data"))
-    })
-    .unwrap();
-    let clock = Arc::new(ManualClock::new(spec.start));
-    let guard = guard.with_clock(clock.clone());
-    World::new(guard, clock, carrier(spec), spec.start).unwrap()
+    World::scratch(&dir.join("data"), spec).unwrap()
 }
 
 #[test]

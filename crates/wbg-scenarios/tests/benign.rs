@@ -1,25 +1,11 @@
 //! A week of an ordinary carrier, edge cases included, through the real guard: nobody is suspended.
-use std::sync::Arc;
-use wbg_core::ManualClock;
-use wbg_guard::{Guard, GuardConfig, KeyConfig};
-use wbg_scenarios::{carrier, run_benign, SimSpec, World};
-use wbg_vault::MasterKey;
+use wbg_scenarios::{run_benign, SimSpec, World};
 
 #[test]
 fn a_week_of_ordinary_work_suspends_nobody() {
     let dir = tempfile::tempdir().unwrap();
-    let (guard, _) = Guard::open(GuardConfig {
-        keys: KeyConfig::Given {
-            master: MasterKey::generate(),
-            signer: None,
-        },
-        ..GuardConfig::embedded(dir.path().join("data"))
-    })
-    .unwrap();
     let spec = SimSpec::small(11);
-    let clock = Arc::new(ManualClock::new(spec.start));
-    let guard = guard.with_clock(clock.clone());
-    let mut world = World::new(guard, clock, carrier(&spec), spec.start).unwrap();
+    let mut world = World::scratch(&dir.path().join("data"), &spec).unwrap();
     let r = run_benign(&mut world, &spec).unwrap();
     println!("{}", serde_json::to_string_pretty(&r).unwrap());
     assert_eq!(r.days, 7);

@@ -276,20 +276,7 @@ pub fn run(keep: Option<PathBuf>) -> Result<()> {
          through a fresh guard (`wbguard simulate` runs the full-size carrier):"
     );
     let spec = wbg_scenarios::SimSpec::small(1);
-    let (sim_guard, _) = Guard::open(GuardConfig {
-        keys: KeyConfig::Given {
-            master: wbg_vault::MasterKey::generate(),
-            signer: None,
-        },
-        ..GuardConfig::embedded(root.join("simulation"))
-    })?;
-    let clock = std::sync::Arc::new(wbg_core::ManualClock::new(spec.start));
-    let mut world = wbg_scenarios::World::new(
-        sim_guard.with_clock(clock.clone()),
-        clock,
-        wbg_scenarios::carrier(&spec),
-        spec.start,
-    )?;
+    let mut world = wbg_scenarios::World::scratch(&root.join("simulation"), &spec)?;
     let (reports, _) = wbg_scenarios::simulate(
         &mut world,
         &spec,

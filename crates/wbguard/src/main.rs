@@ -55,32 +55,7 @@ enum Command {
         command: AccountsCommand,
     },
     /// Simulate a carrier's week with T1-T4 attacks through the real guard and report what was contained.
-    Simulate {
-        /// T1, T2, T3, T4, benign or all.
-        #[arg(long, default_value = "all")]
-        scenario: String,
-        /// Seed: the same seed gives the same carrier, traffic and attacks.
-        #[arg(long, default_value_t = 1)]
-        seed: u64,
-        /// Attack variants from a TOML file (see README) instead of the built-in ones.
-        #[arg(long, value_name = "FILE")]
-        attacks: Option<PathBuf>,
-        /// Write each attacker's haul as CSV, with ground_truth.json, into this directory.
-        #[arg(long, value_name = "DIR")]
-        leaks: Option<PathBuf>,
-        /// Print the report as JSON.
-        #[arg(long)]
-        json: bool,
-        /// Simulated days (default 7).
-        #[arg(long)]
-        days: Option<u32>,
-        /// Outlets (default 200).
-        #[arg(long)]
-        outlets: Option<usize>,
-        /// Parcels a courier delivers a day (default 2; see README on scale).
-        #[arg(long)]
-        deliveries: Option<usize>,
-    },
+    Simulate(simulate::Args),
     /// Bulk-load waybills from a JSON Lines or CSV file (validated in full before anything is stored).
     Import {
         /// The file: `.jsonl` (one ingest object per line) or `.csv` (see README for the columns).
@@ -274,32 +249,10 @@ fn run(cli: Cli) -> Result<std::process::ExitCode> {
             guard.checkpoint()?;
             Ok(ok)
         }
-        Command::Simulate {
-            scenario,
-            seed,
-            attacks,
-            leaks,
-            json,
-            days,
-            outlets,
-            deliveries,
-        } => {
-            let args = simulate::Args {
-                scenario,
-                seed,
-                attacks,
-                leaks,
-                json,
-                days,
-                outlets,
-                deliveries,
-            };
-            // With --data the store (and the keys beside it, as for any data directory) are kept.
-            let kept = match &cli.common.data {
-                Some(dir) => Some((dir.clone(), Config::load(&cli.common)?.guard(true)?)),
-                None => None,
-            };
-            let reports = simulate::run(&args, kept)?;
+        Command::Simulate(args) => {
+            // The config's [risk] and policies apply; only with --data is the store (and its keys) kept.
+            let cfg = Config::load(&cli.common)?;
+            let reports = simulate::run(&args, &cfg, cli.common.data.is_some())?;
             if args.json {
                 println!("{}", serde_json::to_string_pretty(&reports)?);
             } else {

@@ -1,22 +1,38 @@
 //! `wbguard simulate`: a synthetic carrier's week with T1–T4 attacks inside it, through the real guard, and the
 //! report of what the risk engine contained.
+use crate::config::Config;
 use anyhow::{bail, Context, Result};
 use std::path::PathBuf;
-use std::sync::Arc;
-use wbg_core::ManualClock;
-use wbg_guard::{Guard, GuardConfig, KeyConfig};
+use wbg_guard::{GuardConfig, KeyConfig};
 use wbg_scenarios::{AttackFile, AttackSpec, ScenarioReport, SimSpec, Threat, World};
 use wbg_vault::MasterKey;
 
 /// What `simulate` was asked.
+#[derive(clap::Args)]
 pub struct Args {
+    /// T1, T2, T3, T4, benign or all.
+    #[arg(long, default_value = "all")]
     pub scenario: String,
+    /// Seed: the same seed gives the same carrier, traffic and attacks.
+    #[arg(long, default_value_t = 1)]
     pub seed: u64,
+    /// Attack variants from a TOML file (see README) instead of the built-in ones.
+    #[arg(long, value_name = "FILE")]
     pub attacks: Option<PathBuf>,
+    /// Write each attacker's haul as CSV, with ground_truth.json, into this directory.
+    #[arg(long, value_name = "DIR")]
     pub leaks: Option<PathBuf>,
+    /// Print the report as JSON.
+    #[arg(long)]
     pub json: bool,
+    /// Simulated days (default 7).
+    #[arg(long)]
     pub days: Option<u32>,
+    /// Outlets (default 200).
+    #[arg(long)]
     pub outlets: Option<usize>,
+    /// Parcels a courier delivers a day (default 2; see README on scale).
+    #[arg(long)]
     pub deliveries: Option<usize>,
 }
 
@@ -37,7 +53,9 @@ fn attacks(args: &Args, scenarios: &[String]) -> Result<Vec<AttackSpec>> {
 }
 
 /// Runs the simulation; `data` (from `--data`) keeps the store, with its keys in `keys`.
-pub fn run(args: &Args, data: Option<(PathBuf, GuardConfig)>) -> Result<Vec<ScenarioReport>> {
+/// Runs the simulation under `cfg`'s policies and risk settings; with `keep` the store is `cfg.data` (which must
+/// hold none yet) under `cfg`'s keys, otherwise a temporary one under a key that lives only in memory.
+pub fn run(args: &Args, cfg: &Config, keep: bool) -> Result<Vec<ScenarioReport>> {
     let scenarios = wbg_scenarios::scenarios(&args.scenario)?;
     let attacks = attacks(args, &scenarios)?;
     let mut spec = SimSpec::standard(args.seed);
@@ -52,6 +70,8 @@ pub fn run(args: &Args, data: Option<(PathBuf, GuardConfig)>) -> Result<Vec<Scen
             bail!("--outlets must be within 2..=2000");
         }
         spec.carrier.outlets = o;
+        // Keep most outlets on the day shift (attacks are cast on day-shift outlets).
+        spec.night_outlets = spec.night_outlets.min(o / 4);
     }
     if let Some(n) = args.deliveries {
         if !(1..=1_000).contains(&n) {
@@ -60,35 +80,32 @@ pub fn run(args: &Args, data: Option<(PathBuf, GuardConfig)>) -> Result<Vec<Scen
         spec.deliveries_per_courier = n;
     }
     let tmp = tempfile::tempdir()?;
-    let cfg = match data {
-        Some((dir, cfg)) => {
-            if dir.join(wbg_store::sqlite_db_file()).exists() {
-                bail!(
-                    "{} already holds a store; simulate builds a new carrier and needs an empty directory",
-                    dir.display()
-                );
-            }
-            cfg
+    let guard_cfg = if keep {
+        if cfg.data.join(wbg_store::sqlite_db_file()).exists() {
+            bail!(
+                "{} already holds a store; simulate builds a new carrier and needs an empty directory",
+                cfg.data.display()
+            );
         }
-        None => GuardConfig {
+        cfg.guard(true)?
+    } else {
+        GuardConfig {
+            data: tmp.path().join("data"),
             keys: KeyConfig::Given {
                 master: MasterKey::generate(),
                 signer: None,
             },
-            ..GuardConfig::embedded(tmp.path().join("data"))
-        },
+            ..cfg.guard(false)?
+        }
     };
-    let (guard, report) = Guard::open(cfg).context("cannot open the guard")?;
+    let (mut world, report) = World::open(guard_cfg, &spec).context("cannot open the guard")?;
     crate::report_keys(&report);
-    let clock = Arc::new(ManualClock::new(spec.start));
-    let guard = guard.with_clock(clock.clone());
     eprintln!(
         "simulating {} days of {} outlets ({} attacks) …",
         spec.days,
         spec.carrier.outlets,
         attacks.len()
     );
-    let mut world = World::new(guard, clock, wbg_scenarios::carrier(&spec), spec.start)?;
     let (reports, outcomes) = wbg_scenarios::simulate(&mut world, &spec, &attacks, &scenarios)?;
     world.guard().checkpoint()?;
     world.guard().store().maintain()?;
