@@ -217,6 +217,11 @@ impl AttackSpec {
         if self.records == 0 || self.records > 1_000_000 {
             return bad("records must be within 1..=1000000");
         }
+        if let Some(ip) = &self.ip {
+            if ip.parse::<std::net::IpAddr>().is_err() {
+                return bad("ip must be an IPv4 or IPv6 address");
+            }
+        }
         let outlet_bound = matches!(
             self.role,
             Role::Courier | Role::OutletStaff | Role::PrintStation
@@ -817,4 +822,83 @@ fn sample(
         }
     }
     None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn builtin_variants_are_valid_and_cover_every_threat() {
+        let all = builtin();
+        for a in &all {
+            a.check().unwrap();
+        }
+        for t in Threat::ALL {
+            assert!(all.iter().filter(|a| a.threat == t).count() >= 3, "{t:?}");
+        }
+        // They round-trip through the file format.
+        let text = toml::to_string(&AttackFile {
+            attack: all.clone(),
+        })
+        .unwrap();
+        assert_eq!(
+            AttackFile::from_toml(&text).unwrap().attack.len(),
+            all.len()
+        );
+    }
+
+    #[test]
+    fn bad_attacks_are_named() {
+        let base = builtin().remove(0);
+        for (bad, why) in [
+            (
+                AttackSpec {
+                    pace_seconds: 0.0,
+                    ..base.clone()
+                },
+                "pace_seconds",
+            ),
+            (
+                AttackSpec {
+                    jitter: 2.0,
+                    ..base.clone()
+                },
+                "jitter",
+            ),
+            (
+                AttackSpec {
+                    ip: Some("not-an-ip".into()),
+                    ..base.clone()
+                },
+                "ip",
+            ),
+            (
+                AttackSpec {
+                    role: Role::CustomerService,
+                    target: Target::Reprint,
+                    ..base.clone()
+                },
+                "outlet-bound",
+            ),
+            (
+                AttackSpec {
+                    role: Role::OutletStaff,
+                    target: Target::DeliveredOwn,
+                    ..base.clone()
+                },
+                "courier",
+            ),
+            (
+                AttackSpec {
+                    hours: [9, 9],
+                    ..base.clone()
+                },
+                "hours",
+            ),
+        ] {
+            let e = bad.check().unwrap_err().to_string();
+            assert!(e.contains(why) && e.contains(&base.name), "{e}");
+        }
+    }
 }
