@@ -1094,9 +1094,10 @@ impl Guard {
             account.outlet.as_ref().map_or("-", |o| o.as_str())
         ));
         self.store.set_account_outlet(&id, &outlet, e)?;
-        self.store
-            .account(&id)?
-            .ok_or_else(|| GuardError::NotFound(format!("account {id}")))
+        Ok(Account {
+            outlet: Some(outlet),
+            ..account
+        })
     }
 
     /// Lists accounts.

@@ -480,6 +480,12 @@ pub(crate) fn cast(
     carrier: &Carrier,
     night_outlets: usize,
 ) -> Result<Vec<String>, SimError> {
+    let night: HashSet<&str> = carrier
+        .outlets
+        .iter()
+        .take(night_outlets)
+        .map(|o| o.id.as_str())
+        .collect();
     let mut taken: Vec<String> = Vec::new();
     for (k, a) in attacks.iter().enumerate() {
         let id = match &a.account {
@@ -501,12 +507,6 @@ pub(crate) fn cast(
                 id.clone()
             }
             None => {
-                let night: HashSet<&str> = carrier
-                    .outlets
-                    .iter()
-                    .take(night_outlets)
-                    .map(|o| o.id.as_str())
-                    .collect();
                 let candidates: Vec<&str> = carrier
                     .accounts
                     .iter()
@@ -745,11 +745,11 @@ impl Attacker {
                         let seen = sample(ledger, t, rng, |_, p| {
                             own.is_none_or(|o| p.origin == o || p.dest == o)
                         })?;
-                        crate::number_of(&ledger[seen].no)?
+                        wbg_sim::serial_of(&ledger[seen].no)?
                     }
                 };
                 self.guess = Some(n + 1);
-                return Some((crate::waybill_no(n + 1), purpose));
+                return Some((wbg_sim::waybill_no(n + 1), purpose));
             }
             Target::OwnOutlet => sample(ledger, t, rng, |i, p| {
                 !used.contains(&i) && own.is_some_and(|o| p.origin == o || p.dest == o)

@@ -45,16 +45,6 @@ pub enum SimError {
     Leaks(String),
 }
 
-/// `YT0000000012345` → 12345.
-pub(crate) fn number_of(no: &str) -> Option<u64> {
-    no.strip_prefix("YT")?.parse().ok()
-}
-
-/// 12345 → `YT0000000012345`, the simulator's numbering.
-pub(crate) fn waybill_no(n: u64) -> String {
-    format!("YT{n:013}")
-}
-
 /// The size and shape of a simulation.
 #[derive(Debug, Clone)]
 pub struct SimSpec {
@@ -134,7 +124,7 @@ pub struct AttackOutcome {
     pub account: String,
     /// Reads it made (target and cover).
     pub reads: u64,
-    /// Reads served masked, and refused.
+    /// Reads served masked.
     pub masked: u64,
     /// Reads refused (by policy, the rate ceiling or suspension).
     pub refused: u64,
@@ -264,10 +254,11 @@ pub fn simulate(
         .iter()
         .map(|a| outcome(world, a))
         .collect::<Result<Vec<_>, _>>()?;
+    let benign = Benign::count(world, &accounts)?;
     let reports = scenarios
         .iter()
-        .map(|s| report(world, spec, s, &accounts, &outcomes, started))
-        .collect::<Result<Vec<_>, _>>()?;
+        .map(|s| report(world, spec, s, &benign, &outcomes, started))
+        .collect();
     Ok((reports, outcomes))
 }
 
@@ -442,50 +433,66 @@ pub fn run_benign(world: &mut World, spec: &SimSpec) -> Result<ScenarioReport, S
         .ok_or_else(|| SimError::Setup("no report".into()))
 }
 
+/// The benign accounts' figures: the same for every scenario of a run, so counted once.
+struct Benign {
+    accounts: usize,
+    suspended: usize,
+    alerts: usize,
+}
+
+impl Benign {
+    /// Every account that worked and was not used by an attack (`attackers`).
+    fn count(world: &World, attackers: &[String]) -> Result<Benign, SimError> {
+        let store = world.guard.store();
+        let mut b = Benign {
+            accounts: 0,
+            suspended: 0,
+            alerts: 0,
+        };
+        for a in &world.carrier.accounts {
+            if matches!(a.role, Role::Admin | Role::Auditor | Role::Integration)
+                || attackers.contains(&a.id)
+            {
+                continue;
+            }
+            b.accounts += 1;
+            let id = AccountId::parse(&a.id).map_err(|e| SimError::Setup(e.to_string()))?;
+            let acct = store
+                .account(&id)
+                .map_err(GuardError::from)?
+                .ok_or_else(|| SimError::Setup(format!("account {id} vanished")))?;
+            if acct.status == AccountStatus::Suspended {
+                b.suspended += 1;
+            }
+            b.alerts += store
+                .alerts(&AlertFilter {
+                    account: Some(a.id.clone()),
+                    limit: 10_000,
+                    ..Default::default()
+                })
+                .map_err(GuardError::from)?
+                .len();
+        }
+        Ok(b)
+    }
+}
+
 fn report(
     world: &World,
     spec: &SimSpec,
     scenario: &str,
-    attackers: &[String],
+    benign: &Benign,
     outcomes: &[AttackOutcome],
     started: Instant,
-) -> Result<ScenarioReport, SimError> {
-    let store = world.guard.store();
-    let mut benign_accounts = 0;
-    let mut benign_suspended = 0;
-    let mut benign_alerts = 0;
-    for a in &world.carrier.accounts {
-        if matches!(a.role, Role::Admin | Role::Auditor | Role::Integration)
-            || attackers.contains(&a.id)
-        {
-            continue;
-        }
-        benign_accounts += 1;
-        let id = AccountId::parse(&a.id).map_err(|e| SimError::Setup(e.to_string()))?;
-        let acct = store
-            .account(&id)
-            .map_err(GuardError::from)?
-            .ok_or_else(|| SimError::Setup(format!("account {id} vanished")))?;
-        if acct.status == AccountStatus::Suspended {
-            benign_suspended += 1;
-        }
-        benign_alerts += store
-            .alerts(&AlertFilter {
-                account: Some(a.id.clone()),
-                limit: 10_000,
-                ..Default::default()
-            })
-            .map_err(GuardError::from)?
-            .len();
-    }
-    let account_days = benign_accounts as u64 * u64::from(spec.days);
+) -> ScenarioReport {
+    let account_days = benign.accounts as u64 * u64::from(spec.days);
     let per_10k = |n: usize| n as f64 * 10_000.0 / account_days.max(1) as f64;
     let mine: Vec<AttackOutcome> = outcomes
         .iter()
         .filter(|o| o.threat.as_str() == scenario)
         .cloned()
         .collect();
-    Ok(ScenarioReport {
+    ScenarioReport {
         scenario: scenario.into(),
         attackers: mine.len(),
         detected: mine.iter().filter(|o| o.detected).count(),
@@ -495,17 +502,17 @@ fn report(
             .iter()
             .filter_map(|o| o.seconds_to_containment)
             .reduce(f64::max),
-        benign_accounts,
-        benign_suspended,
-        benign_alerts,
+        benign_accounts: benign.accounts,
+        benign_suspended: benign.suspended,
+        benign_alerts: benign.alerts,
         benign_account_days: account_days,
-        benign_suspended_per_10k_account_days: per_10k(benign_suspended),
-        benign_alerts_per_10k_account_days: per_10k(benign_alerts),
+        benign_suspended_per_10k_account_days: per_10k(benign.suspended),
+        benign_alerts_per_10k_account_days: per_10k(benign.alerts),
         days: spec.days,
         operations: world.ops_run,
         elapsed_seconds: started.elapsed().as_secs_f64(),
         attacks: mine,
-    })
+    }
 }
 
 /// Generates the carrier of `spec`.

@@ -49,11 +49,10 @@ pub(crate) enum Outcome {
     Suspended,
 }
 
-/// Tallies of an account's ordinary work, or of one attack's reads.
+/// Tallies of one attack's reads (what it got in full is its haul).
 #[derive(Debug, Default, Clone)]
 pub(crate) struct Tally {
     pub reads: u64,
-    pub full: u64,
     pub masked: u64,
     pub refused: u64,
     /// The first read.
@@ -67,7 +66,7 @@ impl Tally {
         self.reads += 1;
         self.first_at.get_or_insert(at);
         match outcome {
-            Outcome::Served(View::Full) => self.full += 1,
+            Outcome::Served(View::Full) => {}
             Outcome::Served(_) => self.masked += 1,
             Outcome::Refused => self.refused += 1,
             Outcome::Suspended => {
@@ -116,8 +115,6 @@ pub struct World {
     pub(crate) carrier: Carrier,
     tokens: HashMap<String, String>,
     integration: String,
-    /// Ordinary work, per account.
-    pub(crate) tally: HashMap<String, Tally>,
     /// Attack reads, per attack.
     pub(crate) attack_tally: HashMap<usize, Tally>,
     /// Per attack: the distinct records it was served in full (its haul), in the order taken.
@@ -146,7 +143,6 @@ impl World {
             carrier,
             tokens,
             integration,
-            tally: HashMap::new(),
             attack_tally: HashMap::new(),
             hauls: HashMap::new(),
             ops_run: 0,
@@ -223,8 +219,8 @@ impl World {
                 let meta = RequestMeta { device, ip };
                 let (outcome, recipient) =
                     self.read(&account, &no, purpose, ticket.as_deref(), meta)?;
+                // Ordinary work is judged from the store afterwards (suspensions, alerts); attacks keep tallies.
                 let Some(k) = attack else {
-                    self.tally.entry(account).or_default().add(at, outcome);
                     return Ok(());
                 };
                 self.attack_tally.entry(k).or_default().add(at, outcome);

@@ -79,6 +79,16 @@ const ITEMS: &[&str] = &[
     "化妆品",
 ];
 
+/// 12345 → `YT0000000012345`: how a synthetic carrier numbers its waybills.
+pub fn waybill_no(serial: u64) -> String {
+    format!("YT{serial:013}")
+}
+
+/// `YT0000000012345` → 12345: the serial of a synthetic carrier's waybill number.
+pub fn serial_of(no: &str) -> Option<u64> {
+    no.strip_prefix("YT")?.parse().ok()
+}
+
 /// An outlet and the district it serves.
 #[derive(Debug, Clone)]
 pub struct Outlet {
@@ -280,7 +290,7 @@ impl Carrier {
                 let origin = m % self.outlets.len();
                 let (recipient, home) = &self.customers[rng.gen_range(0..self.customers.len())];
                 NewWaybill {
-                    waybill_no: WaybillNo::parse(&format!("YT{:013}", first + i)).expect("valid"),
+                    waybill_no: WaybillNo::parse(&waybill_no(first + i)).expect("valid"),
                     merchant: self.merchants[m].clone(),
                     origin_outlet: self.outlets[origin].id.clone(),
                     destination_outlet: self.outlets[*home].id.clone(),

@@ -75,11 +75,14 @@ fn a_bad_attacks_file_is_refused_by_name() {
         "[[attack]]\nname = \"x\"\nthreat = \"T1\"\nrole = \"customer_service\"\npace_seconds = 1.0\nrecords = 10\ntarget = \"own_outlet\"\n",
     )
     .unwrap();
-    let out = wbguard()
-        .args(["simulate", "--attacks"])
-        .arg(&file)
-        .output()
-        .unwrap();
+    let with_file = || {
+        wbguard()
+            .args(["simulate", "--attacks"])
+            .arg(&file)
+            .output()
+            .unwrap()
+    };
+    let out = with_file();
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
@@ -87,11 +90,7 @@ fn a_bad_attacks_file_is_refused_by_name() {
         "{err}"
     );
     std::fs::write(&file, "[[attack]]\nname = \"y\"\nspeed = 3\n").unwrap();
-    let out = wbguard()
-        .args(["simulate", "--attacks"])
-        .arg(&file)
-        .output()
-        .unwrap();
+    let out = with_file();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("speed"));
 }
