@@ -1231,7 +1231,7 @@ impl Iterator for SealedChunks<'_> {
 }
 
 /// A sealed waybill in the form the store keeps: the vault's blind tokens come recipient first (party 0), then
-/// sender (party 1), three each.
+/// sender (party 1), `BlindIndex::PER_PARTY` each.
 pub fn sealed_waybill(
     meta: WaybillMeta,
     fields: wbg_vault::SealedFields,
@@ -1243,7 +1243,13 @@ pub fn sealed_waybill(
         blind: blind
             .into_iter()
             .enumerate()
-            .map(|(j, (kind, token))| (kind as u8, (j / 3) as u8, token))
+            .map(|(j, (kind, token))| {
+                (
+                    kind as u8,
+                    (j / wbg_vault::BlindIndex::PER_PARTY) as u8,
+                    token,
+                )
+            })
             .collect(),
     }
 }

@@ -203,6 +203,8 @@ pub trait Store: Send + Sync {
     fn events(&self, no: &WaybillNo) -> Result<Vec<EventRecord>, StoreError>;
     /// Waybills whose blind index holds `token`.
     fn find_by_token(&self, token: &[u8; 16]) -> Result<Vec<WaybillNo>, StoreError>;
+    /// Waybills whose blind index holds `token` for `party` (0 = recipient, 1 = sender).
+    fn find_by_token_of(&self, token: &[u8; 16], party: u8) -> Result<Vec<WaybillNo>, StoreError>;
     /// Number of waybills.
     fn waybill_count(&self) -> Result<u64, StoreError>;
 

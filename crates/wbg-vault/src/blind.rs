@@ -15,6 +15,11 @@ pub enum BlindKind {
     Name = 2,
     /// Normalised full address.
     Address = 3,
+    /// The phone as the masked view shows it (`138****5678`): what a leak of masked views still carries.
+    MaskedPhone = 4,
+    /// The masked phone together with the region (province, city, district), the rest of a masked view's
+    /// address: together they pin a recipient nearly as well as the full phone does.
+    MaskedPhoneRegion = 5,
 }
 
 impl BlindKind {
@@ -23,7 +28,21 @@ impl BlindKind {
             BlindKind::Phone => b"phone",
             BlindKind::Name => b"name",
             BlindKind::Address => b"address",
+            BlindKind::MaskedPhone => b"masked_phone",
+            BlindKind::MaskedPhoneRegion => b"masked_phone_region",
         }
+    }
+
+    /// The kind stored as `code` (the store keeps kinds as small integers).
+    pub fn from_code(code: u8) -> Option<BlindKind> {
+        Some(match code {
+            1 => BlindKind::Phone,
+            2 => BlindKind::Name,
+            3 => BlindKind::Address,
+            4 => BlindKind::MaskedPhone,
+            5 => BlindKind::MaskedPhoneRegion,
+            _ => return None,
+        })
     }
 }
 
@@ -80,15 +99,39 @@ impl BlindIndex {
         self.token(BlindKind::Address, &normalize_address(parts))
     }
 
-    /// The three tokens of a validated party (phone already normalised).
-    pub fn party(&self, p: &Party) -> [(BlindKind, [u8; 16]); 3] {
+    /// Token of a masked phone in the masked view's own form (`138****5678`, see [`crate::mask_phone`]).
+    pub fn masked_phone(&self, masked: &str) -> [u8; 16] {
+        self.token(BlindKind::MaskedPhone, masked)
+    }
+
+    /// Token of a masked phone together with the region (province, city, district) as written anywhere.
+    pub fn masked_phone_region(&self, masked: &str, region: &[&str]) -> [u8; 16] {
+        let mut value = String::with_capacity(masked.len() + 48);
+        value.push_str(masked);
+        value.push('\u{1f}');
+        value.push_str(&normalize_address(region));
+        self.token(BlindKind::MaskedPhoneRegion, &value)
+    }
+
+    /// How many tokens [`BlindIndex::party`] gives a party.
+    pub const PER_PARTY: usize = 5;
+
+    /// The tokens of a validated party (phone already normalised): phone, name, address, masked phone, masked
+    /// phone with region.
+    pub fn party(&self, p: &Party) -> [(BlindKind, [u8; 16]); BlindIndex::PER_PARTY] {
         let a = &p.address;
+        let masked = crate::mask_phone(&p.phone);
         [
             (BlindKind::Phone, self.token(BlindKind::Phone, &p.phone)),
             (BlindKind::Name, self.name(&p.name)),
             (
                 BlindKind::Address,
                 self.address(&[&a.province, &a.city, &a.district, &a.detail]),
+            ),
+            (BlindKind::MaskedPhone, self.masked_phone(&masked)),
+            (
+                BlindKind::MaskedPhoneRegion,
+                self.masked_phone_region(&masked, &[&a.province, &a.city, &a.district]),
             ),
         ]
     }
@@ -112,5 +155,17 @@ mod tests {
             BlindIndex::new([4u8; 32]).phone("13800138000")
         );
         assert_eq!(bi.phone("138****8000"), None);
+        assert_eq!(
+            bi.masked_phone_region("138****8000", &["浙江省", "杭州市", "萧山区"]),
+            bi.masked_phone_region("138****8000", &["浙江省杭州市 萧山区"])
+        );
+        assert_ne!(
+            bi.masked_phone_region("138****8000", &["浙江省", "杭州市", "萧山区"]),
+            bi.masked_phone_region("138****8000", &["浙江省", "杭州市", "余杭区"])
+        );
+        for k in 1..=5 {
+            assert_eq!(BlindKind::from_code(k).map(|k| k as u8), Some(k));
+        }
+        assert_eq!(BlindKind::from_code(0), None);
     }
 }

@@ -272,7 +272,7 @@ impl Vault {
             buf.extend_from_slice(&tag);
             out.push(*field, &buf);
         }
-        let mut blind = Vec::with_capacity(6);
+        let mut blind = Vec::with_capacity(2 * BlindIndex::PER_PARTY);
         blind.extend(self.blind.party(&wb.recipient));
         blind.extend(self.blind.party(&wb.sender));
         Ok((out, blind))

@@ -373,7 +373,12 @@ pub(crate) fn compact(
 
 /// Waybill numbers whose blind index holds `token`: in each live segment, the chunks that can hold it are the
 /// last one starting at or before it and any before that which end at it (a run of one token can span chunks).
-pub(crate) fn lookup(conn: &Connection, token: &[u8; 16]) -> Result<Vec<String>, StoreError> {
+/// Waybill numbers whose entries hold `token`, of `party` only when one is given; sorted, without repeats.
+pub(crate) fn lookup(
+    conn: &Connection,
+    token: &[u8; 16],
+    party: Option<u8>,
+) -> Result<Vec<String>, StoreError> {
     let segs: Vec<i64> = conn
         .prepare_cached("SELECT id FROM blind_segments WHERE level >= 0")?
         .query_map([], |r| r.get(0))?
@@ -393,7 +398,8 @@ pub(crate) fn lookup(conn: &Connection, token: &[u8; 16]) -> Result<Vec<String>,
             let body: Vec<u8> = r.get(2)?;
             let mut entries = Vec::new();
             decode_into(&body, &mut entries)?;
-            for e in entries.iter().filter(|e| &e.token == token) {
+            let wanted = |e: &&Entry| &e.token == token && party.is_none_or(|p| e.party == p);
+            for e in entries.iter().filter(wanted) {
                 out.push(e.no()?.to_owned());
             }
             if first.as_slice() < &token[..] {

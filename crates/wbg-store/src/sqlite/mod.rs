@@ -785,7 +785,14 @@ impl Store for SqliteStore {
     }
 
     fn find_by_token(&self, token: &[u8; 16]) -> Result<Vec<WaybillNo>, StoreError> {
-        let rows = blind::lookup(&self.lock()?.conn, token)?;
+        let rows = blind::lookup(&self.lock()?.conn, token, None)?;
+        rows.iter()
+            .map(|n| WaybillNo::parse(n).map_err(corrupt))
+            .collect()
+    }
+
+    fn find_by_token_of(&self, token: &[u8; 16], party: u8) -> Result<Vec<WaybillNo>, StoreError> {
+        let rows = blind::lookup(&self.lock()?.conn, token, Some(party))?;
         rows.iter()
             .map(|n| WaybillNo::parse(n).map_err(corrupt))
             .collect()

@@ -106,6 +106,8 @@ fn batch_insert_is_all_or_nothing() {
     assert_eq!(s.waybill_count().unwrap(), 2);
     assert_eq!(s.audit_size().unwrap(), 1);
     assert_eq!(s.find_by_token(&[7u8; 16]).unwrap().len(), 2);
+    assert_eq!(s.find_by_token_of(&[7u8; 16], 0).unwrap().len(), 2);
+    assert!(s.find_by_token_of(&[7u8; 16], 1).unwrap().is_empty());
 }
 
 #[test]

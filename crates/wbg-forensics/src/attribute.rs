@@ -1,0 +1,317 @@
+//! Attribution: from the matched waybills, every principal that was shown them, ranked by how likely it is to
+//! be the leak's source.
+//!
+//! The model, stated so that a score can be explained: a leak's records were drawn either from one
+//! principal's haul — each of the `n` waybills it was shown, with the view the record needs, equally likely —
+//! or, with chance `NOISE`, from anywhere among the carrier's `N` waybills. A record then has likelihood
+//! `(1 − NOISE)·[covered]/n + NOISE/N` under a principal, and `1/N` under "nobody in particular". A principal's
+//! score is the log-likelihood ratio of the two, in bits, summed over records weighted by match confidence; it
+//! rewards covering much of the leak (coverage) and having been shown little else (an agent who saw the whole
+//! carrier covers everything and explains nothing). The posterior is the score normalised over all principals
+//! shown any of the leak. Two colluding principals are scored the same way with the haul of either.
+use crate::index::{AccessIndex, Posting, Shown};
+use crate::matching::Matching;
+use crate::ForensicsError;
+use std::collections::HashMap;
+
+/// Share of a leak assumed to be noise (padding, records from elsewhere) whoever produced it.
+pub const NOISE: f64 = 0.3;
+
+/// Principals ranked in a report.
+pub const TOP: usize = 10;
+
+/// Principals whose pairs are tried.
+const PAIR_POOL: usize = 16;
+
+/// Evidence entries cited per suspect.
+pub const EVIDENCE: usize = 10;
+
+/// One audit entry a suspect's score rests on.
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+pub struct Evidence {
+    /// Audit sequence number.
+    pub seq: u64,
+    /// The waybill read.
+    pub waybill: String,
+    /// `full` or `masked`.
+    pub view: String,
+    /// When (ms since epoch).
+    pub at: i64,
+    /// Inclusion proof of the entry in the checkpoint the report cites (hex hashes, RFC 6962 order); filled in
+    /// by whoever holds the log.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub proof: Vec<String>,
+}
+
+/// One ranked principal.
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+pub struct Suspect {
+    /// Rank, from 1.
+    pub rank: usize,
+    /// Account id, or `export:<id>`.
+    pub principal: String,
+    /// Role or kind, when known (`courier`, `print_station`, `export`, …).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub role: Option<String>,
+    /// Matched leak records this principal could have produced (was shown with the view the record needs).
+    pub covered: usize,
+    /// `covered` over the matched records.
+    pub coverage: f64,
+    /// Of those, records no other principal could have produced.
+    pub exclusive: usize,
+    /// Distinct waybills it was shown in full, over all time.
+    pub shown_full: u64,
+    /// Distinct waybills it was shown masked or full.
+    pub shown_any: u64,
+    /// Log-likelihood ratio against "nobody in particular", in bits (see the module doc).
+    pub score_bits: f64,
+    /// Probability it is the source, if one of the principals shown the leak is.
+    pub posterior: f64,
+    /// First access to a covered record (ms since epoch).
+    pub first_access: i64,
+    /// Latest access to a covered record (ms).
+    pub last_access: i64,
+    /// The earliest accesses that covered the leak, with the view each showed.
+    pub evidence: Vec<Evidence>,
+    /// A planted record in the leak that only this principal was shown: the source beyond doubt.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub certain: bool,
+}
+
+/// Two principals that together explain a leak.
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+pub struct Pair {
+    /// The two principals.
+    pub principals: [String; 2],
+    /// Records either could have produced.
+    pub covered: usize,
+    /// `covered` over the matched records.
+    pub coverage: f64,
+    /// The pair's score, bits.
+    pub score_bits: f64,
+    /// How many bits better the pair explains the leak than its better member alone.
+    pub gain_bits: f64,
+    /// Whether the gain beats the price of naming a second principal (`log2` of the principals there were to
+    /// choose from): a pair worth investigating as colluders.
+    pub explains_better: bool,
+}
+
+/// The ranking.
+#[derive(Debug, Clone, Default, serde::Serialize, utoipa::ToSchema)]
+pub struct Ranking {
+    /// Principals shown any matched record.
+    pub principals_considered: usize,
+    /// Suspects, best first.
+    pub suspects: Vec<Suspect>,
+    /// The best pair, when one was tried.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub top_pair: Option<Pair>,
+}
+
+/// One principal's view of the leak: which records it covers, with the access that covers each.
+struct Cover {
+    records: Vec<(usize, Posting, String)>,
+    n_full: u64,
+    n_any: u64,
+}
+
+/// Ranks the principals shown the matched records. `universe` is the number of waybills a record could have
+/// been drawn from at random (the store's count).
+pub fn rank(
+    matching: &Matching,
+    index: &AccessIndex,
+    universe: u64,
+) -> Result<Ranking, ForensicsError> {
+    let m = &matching.matched;
+    let n_univ = universe.max(1) as f64;
+    let mut covers: HashMap<u32, Cover> = HashMap::new();
+    let mut postings_cache: HashMap<&str, Vec<Posting>> = HashMap::new();
+    for (i, r) in m.iter().enumerate() {
+        let need = if r.needs_full {
+            Shown::Full
+        } else {
+            Shown::Masked
+        };
+        // Per principal, the earliest access among the record's candidate waybills.
+        let mut best: HashMap<u32, (Posting, &str)> = HashMap::new();
+        for w in &r.waybills {
+            if !postings_cache.contains_key(w.as_str()) {
+                postings_cache.insert(w.as_str(), index.postings(w)?);
+            }
+            for p in postings_cache.get(w.as_str()).into_iter().flatten() {
+                if p.shown < need {
+                    continue;
+                }
+                let e = best.entry(p.principal).or_insert((*p, w.as_str()));
+                if p.first_seq < e.0.first_seq {
+                    *e = (*p, w.as_str());
+                }
+            }
+        }
+        for (id, (p, w)) in best {
+            let c = covers.entry(id).or_insert_with(|| {
+                let pr = index.principal(id);
+                Cover {
+                    records: Vec::new(),
+                    n_full: pr.map_or(0, |p| p.full),
+                    n_any: pr.map_or(0, |p| p.seen),
+                }
+            });
+            c.records.push((i, p, w.to_owned()));
+        }
+    }
+    // How many principals could have produced each record, for exclusivity.
+    let mut producers = vec![0usize; m.len()];
+    for c in covers.values() {
+        for (i, ..) in &c.records {
+            producers[*i] += 1;
+        }
+    }
+    let weight = |i: usize| m[i].confidence;
+    let haul = |c: &Cover, i: usize| {
+        let n = if m[i].needs_full { c.n_full } else { c.n_any };
+        n.max(1) as f64
+    };
+    // log2 of P(record | principal) / P(record | nobody), per covered record; uncovered records score
+    // log2(NOISE) each.
+    let uncovered_bits = NOISE.log2();
+    let total_weight: f64 = (0..m.len()).map(weight).sum();
+    let covered_bits =
+        |c: &Cover, i: usize| (((1.0 - NOISE) / haul(c, i) + NOISE / n_univ) * n_univ).log2();
+    let mut scored: Vec<(u32, f64)> = covers
+        .iter()
+        .map(|(id, c)| {
+            let covered_weight: f64 = c.records.iter().map(|(i, ..)| weight(*i)).sum();
+            let bits: f64 = c
+                .records
+                .iter()
+                .map(|(i, ..)| weight(*i) * covered_bits(c, *i))
+                .sum::<f64>()
+                + (total_weight - covered_weight) * uncovered_bits;
+            (*id, bits)
+        })
+        .collect();
+    scored.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+    let max_bits = scored.first().map_or(0.0, |s| s.1);
+    let norm: f64 = scored.iter().map(|s| (s.1 - max_bits).exp2()).sum();
+    let matched = m.len().max(1) as f64;
+    let suspects = scored
+        .iter()
+        .take(TOP)
+        .enumerate()
+        .filter_map(|(k, (id, bits))| {
+            let c = covers.get(id)?;
+            let p = index.principal(*id)?;
+            let mut ev: Vec<Evidence> = c
+                .records
+                .iter()
+                .map(|(_, post, w)| Evidence {
+                    seq: post.full_seq.unwrap_or(post.first_seq),
+                    waybill: w.clone(),
+                    view: if post.full_seq.is_some() {
+                        "full"
+                    } else {
+                        "masked"
+                    }
+                    .into(),
+                    at: post.first_at,
+                    proof: Vec::new(),
+                })
+                .collect();
+            ev.sort_by_key(|e| e.seq);
+            ev.truncate(EVIDENCE);
+            Some(Suspect {
+                rank: k + 1,
+                principal: p.name.clone(),
+                role: None,
+                covered: c.records.len(),
+                coverage: c.records.len() as f64 / matched,
+                exclusive: c
+                    .records
+                    .iter()
+                    .filter(|(i, ..)| producers[*i] == 1)
+                    .count(),
+                shown_full: c.n_full,
+                shown_any: c.n_any,
+                score_bits: *bits,
+                posterior: (bits - max_bits).exp2() / norm,
+                first_access: c.records.iter().map(|r| r.1.first_at).min().unwrap_or(0),
+                last_access: c.records.iter().map(|r| r.1.last_at).max().unwrap_or(0),
+                evidence: ev,
+                certain: false,
+            })
+        })
+        .collect();
+    let confidences: Vec<f64> = (0..m.len()).map(weight).collect();
+    let draw = |c: &Cover, i: usize| (1.0 - NOISE) / haul(c, i);
+    let top_pair = best_pair(&scored, &covers, &confidences, &draw, n_univ, index);
+    Ok(Ranking {
+        principals_considered: covers.len(),
+        suspects,
+        top_pair,
+    })
+}
+
+/// The best-scoring pair among the top single principals.
+fn best_pair(
+    scored: &[(u32, f64)],
+    covers: &HashMap<u32, Cover>,
+    confidences: &[f64],
+    draw: &dyn Fn(&Cover, usize) -> f64,
+    n_univ: f64,
+    index: &AccessIndex,
+) -> Option<Pair> {
+    let pool: Vec<&(u32, f64)> = scored.iter().take(PAIR_POOL).collect();
+    if pool.len() < 2 {
+        return None;
+    }
+    let records = confidences.len();
+    // Per pool member: its draw probability for each record it covers (0 elsewhere).
+    let draws: Vec<Vec<f64>> = pool
+        .iter()
+        .map(|(id, _)| {
+            let mut v = vec![0.0; records];
+            if let Some(c) = covers.get(id) {
+                for (i, ..) in &c.records {
+                    v[*i] = draw(c, *i);
+                }
+            }
+            v
+        })
+        .collect();
+    let mut best: Option<(f64, usize, usize, usize)> = None;
+    for a in 0..pool.len() {
+        for b in a + 1..pool.len() {
+            let mut bits = 0.0;
+            let mut covered = 0;
+            for i in 0..records {
+                let d = 0.5 * (draws[a][i] + draws[b][i]);
+                if d > 0.0 {
+                    covered += 1;
+                }
+                bits += confidences[i] * ((d + NOISE / n_univ) * n_univ).log2();
+            }
+            if best.is_none_or(|(bb, ..)| bits > bb) {
+                best = Some((bits, a, b, covered));
+            }
+        }
+    }
+    let (bits, a, b, covered) = best?;
+    let name = |k: usize| {
+        index
+            .principal(pool[k].0)
+            .map(|p| p.name.clone())
+            .unwrap_or_default()
+    };
+    let single = pool[a].1.max(pool[b].1);
+    let gain = bits - single;
+    let price = (covers.len().max(2) as f64).log2();
+    Some(Pair {
+        principals: [name(a), name(b)],
+        covered,
+        coverage: covered as f64 / records.max(1) as f64,
+        score_bits: bits,
+        gain_bits: gain,
+        explains_better: gain > price,
+    })
+}
