@@ -8,7 +8,8 @@
 //! score is the log-likelihood ratio of the two, in bits, summed over records weighted by match confidence; it
 //! rewards covering much of the leak (coverage) and having been shown little else (an agent who saw the whole
 //! carrier covers everything and explains nothing). The posterior is the score normalised over all principals
-//! shown any of the leak. Two colluding principals are scored the same way with the haul of either.
+//! shown any of the leak. Two colluding principals are scored the same way, a record drawn from one or the
+//! other in proportion to how much of the leak each covers.
 use crate::index::{AccessIndex, Posting, Shown};
 use crate::matching::Matching;
 use crate::ForensicsError;
@@ -46,7 +47,8 @@ pub struct Evidence {
 /// One ranked principal.
 #[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
 pub struct Suspect {
-    /// Rank, from 1.
+    /// Rank, from 1; principals whose accesses explain the leak equally well share a rank (`1, 1, 3`): nothing
+    /// in the access record tells them apart, and the report says so instead of picking one.
     pub rank: usize,
     /// Account id, or `export:<id>`.
     pub principal: String,
@@ -76,6 +78,12 @@ pub struct Suspect {
     /// A planted record in the leak that only this principal was shown: the source beyond doubt.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub certain: bool,
+    /// Risk alerts raised on the account, when known: not part of the score, but the order among equals.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub alerts: Option<usize>,
+    /// The account's status when the report was made (`active`, `suspended`), when known.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status: Option<String>,
 }
 
 /// Two principals that together explain a leak.
@@ -195,11 +203,13 @@ pub fn rank(
     let max_bits = scored.first().map_or(0.0, |s| s.1);
     let norm: f64 = scored.iter().map(|s| (s.1 - max_bits).exp2()).sum();
     let matched = m.len().max(1) as f64;
+    // Competition ranking: equal scores (to a millionth of a bit per record) share a rank.
+    let tolerance = 1e-6 * matched;
+    let rank_of = |bits: f64| 1 + scored.iter().filter(|s| s.1 > bits + tolerance).count();
     let suspects = scored
         .iter()
         .take(TOP)
-        .enumerate()
-        .filter_map(|(k, (id, bits))| {
+        .filter_map(|(id, bits)| {
             let c = covers.get(id)?;
             let p = index.principal(*id)?;
             let mut ev: Vec<Evidence> = c
@@ -221,7 +231,7 @@ pub fn rank(
             ev.sort_by_key(|e| e.seq);
             ev.truncate(EVIDENCE);
             Some(Suspect {
-                rank: k + 1,
+                rank: rank_of(*bits),
                 principal: p.name.clone(),
                 role: None,
                 covered: c.records.len(),
@@ -239,6 +249,8 @@ pub fn rank(
                 last_access: c.records.iter().map(|r| r.1.last_at).max().unwrap_or(0),
                 evidence: ev,
                 certain: false,
+                alerts: None,
+                status: None,
             })
         })
         .collect();
@@ -282,10 +294,14 @@ fn best_pair(
     let mut best: Option<(f64, usize, usize, usize)> = None;
     for a in 0..pool.len() {
         for b in a + 1..pool.len() {
+            // Each member's share of the leak is taken as its share of the records they cover.
+            let count = |k: usize| draws[k].iter().filter(|d| **d > 0.0).count() as f64;
+            let (ca, cb) = (count(a), count(b));
+            let pa = if ca + cb > 0.0 { ca / (ca + cb) } else { 0.5 };
             let mut bits = 0.0;
             let mut covered = 0;
             for i in 0..records {
-                let d = 0.5 * (draws[a][i] + draws[b][i]);
+                let d = pa * draws[a][i] + (1.0 - pa) * draws[b][i];
                 if d > 0.0 {
                     covered += 1;
                 }

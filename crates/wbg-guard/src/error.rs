@@ -28,6 +28,9 @@ pub enum GuardError {
     /// The request conflicts with the current state (duplicate, impossible transition).
     #[error("{0}")]
     Conflict(String),
+    /// The request is larger than accepted.
+    #[error("{0}")]
+    TooLarge(String),
     /// Configuration or start-up problem.
     #[error("{0}")]
     Config(String),
@@ -47,6 +50,7 @@ impl GuardError {
             GuardError::Invalid(_) => "invalid_request",
             GuardError::NotFound(_) => "not_found",
             GuardError::Conflict(_) => "conflict",
+            GuardError::TooLarge(_) => "too_large",
             GuardError::Config(_) => "config",
             GuardError::Internal(_) => "internal",
         }
@@ -61,6 +65,7 @@ impl GuardError {
             GuardError::Invalid(_) => 400,
             GuardError::NotFound(_) => 404,
             GuardError::Conflict(_) => 409,
+            GuardError::TooLarge(_) => 413,
             GuardError::Config(_) | GuardError::Internal(_) => 500,
         }
     }

@@ -135,14 +135,17 @@ pub trait AlertSink: Send + Sync {
 
 /// The guard. Cheap to share behind an `Arc`; every method is safe to call from many threads.
 pub struct Guard {
-    store: Arc<dyn Store>,
-    vault: Vault,
+    pub(crate) store: Arc<dyn Store>,
+    pub(crate) vault: Vault,
     policy: PolicyEngine,
     risk: Arc<dyn RiskHook>,
     alert_sink: Option<Arc<dyn AlertSink>>,
     clock: Arc<dyn Clock>,
     signer: NoteSigner,
     origin: String,
+    /// Where the forensics access index lives (beside the data), and the index once opened.
+    pub(crate) access_path: PathBuf,
+    pub(crate) access: std::sync::Mutex<Option<wbg_forensics::AccessIndex>>,
 }
 
 impl std::fmt::Debug for Guard {
@@ -332,6 +335,8 @@ impl Guard {
                 clock: Arc::new(SystemClock),
                 signer,
                 origin,
+                access_path: cfg.data.join(wbg_forensics::INDEX_FILE),
+                access: std::sync::Mutex::new(None),
             },
             report,
         ))
@@ -943,7 +948,7 @@ impl Guard {
 
     /// Resolves the actor of an administrative action, checks it is active and permitted, and returns it with
     /// the audit entry to complete. Local operators are permitted by construction: they hold the keys.
-    fn admin(
+    pub(crate) fn admin(
         &self,
         actor: Actor<'_>,
         action: AdminAction,

@@ -12,12 +12,14 @@
 #![deny(missing_docs)]
 
 mod error;
+mod forensics;
 mod guard;
 mod keys;
 mod token;
 mod view;
 
 pub use error::GuardError;
+pub use forensics::{Attribution, LeakColumn};
 pub use guard::{
     sealed_waybill, verify_store, Actor, AlertSink, Guard, GuardConfig, IngestReport, OpenReport,
     ReadRequest, RequestMeta,

@@ -61,6 +61,8 @@ pub enum AdminAction {
     ReadAudit,
     /// Read risk alerts.
     ReadAlerts,
+    /// Investigate a leak: attribute a leaked sample to the principals that could have produced it.
+    Investigate,
 }
 
 /// What is being written to a waybill.
@@ -108,7 +110,7 @@ struct Names {
 }
 
 /// Every action of the schema, for slicing.
-const ACTIONS: [&str; 8] = [
+const ACTIONS: [&str; 9] = [
     "view_full",
     "view_masked",
     "view_routing",
@@ -117,6 +119,7 @@ const ACTIONS: [&str; 8] = [
     "manage_accounts",
     "read_audit",
     "read_alerts",
+    "investigate",
 ];
 
 /// A validated policy set and schema, ready to answer requests.
@@ -696,6 +699,7 @@ impl PolicyEngine {
             AdminAction::ManageAccounts => "manage_accounts",
             AdminAction::ReadAudit => "read_audit",
             AdminAction::ReadAlerts => "read_alerts",
+            AdminAction::Investigate => "investigate",
         };
         let system = self.uid(&self.names.system, "wbguard");
         let (principal, principal_entity) = self.account_entity(account)?;

@@ -129,10 +129,12 @@ fn staff_cs_merchant_print_oversight_rules() {
         Some(View::Routing)
     );
     assert!(e.may_admin(&auditor, AdminAction::ReadAudit).unwrap());
+    assert!(e.may_admin(&auditor, AdminAction::Investigate).unwrap());
     assert!(!e.may_admin(&auditor, AdminAction::ManageAccounts).unwrap());
     let admin = acct("root", Role::Admin, None, None);
     assert_eq!(view(&e, &admin, &w, Purpose::CustomerService, true), None);
     assert!(e.may_admin(&admin, AdminAction::ManageAccounts).unwrap());
+    assert!(!e.may_admin(&admin, AdminAction::Investigate).unwrap());
 }
 
 #[test]
@@ -269,6 +271,7 @@ fn sliced_and_cached_decisions_equal_whole_set_decisions() {
                         AdminAction::ManageAccounts,
                         AdminAction::ReadAudit,
                         AdminAction::ReadAlerts,
+                        AdminAction::Investigate,
                     ] {
                         both(&|| format!("{:?}", e.may_admin(&a, act).unwrap()));
                     }

@@ -376,53 +376,72 @@ pub fn render_table(reports: &[ScenarioReport]) -> String {
 }
 
 /// Writes each attack's haul as `<name>.csv` (the recipient of every record it obtained in full, as the
-/// guard served it) into `dir`, with `ground_truth.json` naming each file's attacking account.
+/// guard served it) and everything it was served as `<name>.served.csv` (masked records too, each in the
+/// richest view it got: a label printer's trojan never sees a full record but still has something to sell)
+/// into `dir`, with `ground_truth.json` naming each file's attacking account.
 pub fn write_leaks(world: &World, outcomes: &[AttackOutcome], dir: &Path) -> Result<(), SimError> {
     let io = |e: std::io::Error| SimError::Leaks(format!("{}: {e}", dir.display()));
     std::fs::create_dir_all(dir).map_err(io)?;
     let mut truth = Vec::new();
     for (k, o) in outcomes.iter().enumerate() {
-        let file = format!(
-            "{}.csv",
-            o.name
-                .replace(|c: char| !c.is_ascii_alphanumeric() && c != '-', "_")
-        );
-        let csv_err = |e: csv::Error| SimError::Leaks(format!("{file}: {e}"));
-        let mut out = csv::Writer::from_path(dir.join(&file)).map_err(csv_err)?;
-        out.write_record([
-            "waybill_no",
-            "name",
-            "phone",
-            "province",
-            "city",
-            "district",
-            "detail",
-        ])
-        .map_err(csv_err)?;
-        for t in world.hauls.get(&k).map(Vec::as_slice).unwrap_or_default() {
-            let r = &t.recipient;
-            out.write_record([
-                t.waybill_no.as_str(),
-                &r.name,
-                &r.phone,
-                &r.address.province,
-                &r.address.city,
-                &r.address.district,
-                r.address.detail.as_deref().unwrap_or(""),
-            ])
-            .map_err(csv_err)?;
-        }
-        out.flush().map_err(io)?;
+        let stem = o
+            .name
+            .replace(|c: char| !c.is_ascii_alphanumeric() && c != '-', "_");
+        let (file, served_file) = (format!("{stem}.csv"), format!("{stem}.served.csv"));
+        let haul = world.hauls.get(&k).map(Vec::as_slice).unwrap_or_default();
+        write_records(&dir.join(&file), haul.iter())?;
+        let served = world
+            .served
+            .get(&k)
+            .map(|s| s.records.as_slice())
+            .unwrap_or_default();
+        write_records(&dir.join(&served_file), served.iter().map(|(_, t)| t))?;
         truth.push(serde_json::json!({
             "file": file,
+            "served_file": served_file,
             "attack": o.name,
             "threat": o.threat,
             "accounts": [o.account],
             "records": o.records_exposed,
+            "served_records": served.len(),
         }));
     }
     let text = serde_json::to_string_pretty(&truth).map_err(|e| SimError::Leaks(e.to_string()))?;
     std::fs::write(dir.join("ground_truth.json"), text).map_err(io)
+}
+
+/// Writes recipients as a leak CSV: waybill number, name, phone, province, city, district, detail.
+fn write_records<'a>(
+    path: &Path,
+    records: impl Iterator<Item = &'a world::Taken>,
+) -> Result<(), SimError> {
+    let err = |e: csv::Error| SimError::Leaks(format!("{}: {e}", path.display()));
+    let mut out = csv::Writer::from_path(path).map_err(err)?;
+    out.write_record([
+        "waybill_no",
+        "name",
+        "phone",
+        "province",
+        "city",
+        "district",
+        "detail",
+    ])
+    .map_err(err)?;
+    for t in records {
+        let r = &t.recipient;
+        out.write_record([
+            t.waybill_no.as_str(),
+            &r.name,
+            &r.phone,
+            &r.address.province,
+            &r.address.city,
+            &r.address.district,
+            r.address.detail.as_deref().unwrap_or(""),
+        ])
+        .map_err(err)?;
+    }
+    out.flush()
+        .map_err(|e| SimError::Leaks(format!("{}: {e}", path.display())))
 }
 
 /// Runs the benign carrier alone for `spec.days` days in `world` and reports on it.

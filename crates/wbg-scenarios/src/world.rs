@@ -84,6 +84,29 @@ pub(crate) struct Taken {
     pub recipient: PartyView,
 }
 
+/// The distinct records an attacker was served, in the order first served, each in the richest view it got.
+#[derive(Debug, Default)]
+pub(crate) struct Served {
+    pub records: Vec<(View, Taken)>,
+    at: HashMap<String, usize>,
+}
+
+impl Served {
+    fn add(&mut self, view: View, taken: Taken) {
+        match self.at.get(&taken.waybill_no) {
+            Some(&i) => {
+                if let Some(slot) = self.records.get_mut(i).filter(|(v, _)| *v < view) {
+                    *slot = (view, taken);
+                }
+            }
+            None => {
+                self.at.insert(taken.waybill_no.clone(), self.records.len());
+                self.records.push((view, taken));
+            }
+        }
+    }
+}
+
 /// Creates every account of `carrier` in `guard`, as the local operator `by`, and returns each one's token.
 pub fn enrol(
     guard: &Guard,
@@ -119,6 +142,9 @@ pub struct World {
     pub(crate) attack_tally: HashMap<usize, Tally>,
     /// Per attack: the distinct records it was served in full (its haul), in the order taken.
     pub(crate) hauls: HashMap<usize, Vec<Taken>>,
+    /// Per attack: every distinct record it was served with personal data, masked or full, each in the richest
+    /// form it got (what a trojan on a label printer, which never sees a full record, has to sell).
+    pub(crate) served: HashMap<usize, Served>,
     pub(crate) ops_run: u64,
 }
 
@@ -145,6 +171,7 @@ impl World {
             integration,
             attack_tally: HashMap::new(),
             hauls: HashMap::new(),
+            served: HashMap::new(),
             ops_run: 0,
         })
     }
@@ -224,15 +251,20 @@ impl World {
                     return Ok(());
                 };
                 self.attack_tally.entry(k).or_default().add(at, outcome);
-                if let (Outcome::Served(View::Full), Some(recipient)) = (outcome, recipient) {
+                let (Outcome::Served(view), Some(recipient)) = (outcome, recipient) else {
+                    return Ok(());
+                };
+                let taken = Taken {
+                    waybill_no: no,
+                    recipient,
+                };
+                if view == View::Full {
                     let haul = self.hauls.entry(k).or_default();
-                    if !haul.iter().any(|t| t.waybill_no == no) {
-                        haul.push(Taken {
-                            waybill_no: no,
-                            recipient,
-                        });
+                    if !haul.iter().any(|t| t.waybill_no == taken.waybill_no) {
+                        haul.push(taken.clone());
                     }
                 }
+                self.served.entry(k).or_default().add(view, taken);
             }
         }
         Ok(())

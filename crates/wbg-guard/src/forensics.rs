@@ -1,0 +1,186 @@
+//! Leak attribution through the guard: only an account the policy lets `investigate` may run it, every run is on
+//! the audit log, and the audit entries a report cites come with inclusion proofs in a checkpoint signed for it.
+use crate::guard::Guard;
+use crate::{Actor, GuardError, RequestMeta};
+use std::io::Read;
+use std::sync::MutexGuard;
+use wbg_forensics::{
+    match_records, parse_leak, rank, AccessIndex, ForensicsError, Format, Limits, Pair,
+    RecordMatch, Role, StoreLookup, Suspect,
+};
+use wbg_policy::AdminAction;
+
+/// How a leak's columns were read.
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+pub struct LeakColumn {
+    /// What the column was taken for.
+    #[schema(value_type = String)]
+    pub role: Role,
+    /// Its header, or `(unnamed)` when it was recognised by content.
+    pub column: String,
+}
+
+/// An attribution report. It names waybills, accounts and audit entries — never a name, phone or address.
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+pub struct Attribution {
+    /// How the leak was read: `csv` or `json_lines`.
+    #[schema(value_type = String)]
+    pub format: Format,
+    /// How its columns were understood.
+    pub columns: Vec<LeakColumn>,
+    /// Rows in the leak.
+    pub rows: usize,
+    /// Rows matched to waybills.
+    pub matched: usize,
+    /// Rows with clues that matched nothing.
+    pub unmatched: usize,
+    /// Principals shown any matched record.
+    pub principals_considered: usize,
+    /// Ranked suspects, best first, with evidence.
+    pub suspects: Vec<Suspect>,
+    /// The best pair of principals, for collusion.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub top_pair: Option<Pair>,
+    /// Each matched row: its waybills, confidence and which clues agreed.
+    #[schema(value_type = Vec<Object>)]
+    pub records: Vec<RecordMatch>,
+    /// The signed checkpoint (C2SP note) the evidence proofs lead to.
+    pub checkpoint: String,
+    /// The tree size of that checkpoint.
+    pub checkpoint_size: u64,
+    /// This attribution's own audit entry.
+    pub audit_seq: u64,
+}
+
+/// Alerts counted per suspect, at most.
+const ALERTS_COUNTED: usize = 1_000;
+
+impl From<ForensicsError> for GuardError {
+    fn from(e: ForensicsError) -> Self {
+        match e {
+            ForensicsError::TooLarge { .. } | ForensicsError::TooManyRecords { .. } => {
+                GuardError::TooLarge(e.to_string())
+            }
+            ForensicsError::NotText { .. }
+            | ForensicsError::Empty
+            | ForensicsError::RowTooLong { .. }
+            | ForensicsError::BadJson { .. }
+            | ForensicsError::NoUsableColumn
+            | ForensicsError::BadCsv { .. } => GuardError::Invalid(e.to_string()),
+            ForensicsError::Store(s) => s.into(),
+            ForensicsError::Io(_) | ForensicsError::Index(_) => GuardError::Internal(e.to_string()),
+        }
+    }
+}
+
+impl Guard {
+    fn access_index(&self) -> Result<MutexGuard<'_, Option<AccessIndex>>, GuardError> {
+        let mut slot = self
+            .access
+            .lock()
+            .map_err(|_| GuardError::Internal("access index lock poisoned".into()))?;
+        if slot.is_none() {
+            *slot = Some(AccessIndex::open(&self.access_path)?);
+        }
+        Ok(slot)
+    }
+
+    /// Brings the access index up to date with the audit log; `progress(done, total)` after each batch. Call it
+    /// from upkeep so that an attribution finds little left to index; returns the entries read.
+    pub fn index_accesses(&self, progress: &mut dyn FnMut(u64, u64)) -> Result<u64, GuardError> {
+        let mut slot = self.access_index()?;
+        let index = slot
+            .as_mut()
+            .ok_or_else(|| GuardError::Internal("access index not open".into()))?;
+        Ok(index.catch_up(self.store.as_ref(), progress)?)
+    }
+
+    /// Attributes a leaked sample: reads it within `limits`, matches its rows through the blind indexes, and ranks
+    /// every principal that was shown the matched waybills. Auditors only; the run is audited.
+    pub fn attribute(
+        &self,
+        actor: Actor<'_>,
+        leak: impl Read,
+        limits: &Limits,
+        meta: &RequestMeta,
+    ) -> Result<Attribution, GuardError> {
+        let (_, mut entry) =
+            self.admin(actor, AdminAction::Investigate, "leak_attribution", meta)?;
+        let leak = parse_leak(leak, limits)?;
+        let matching = match_records(
+            &leak.records,
+            self.vault.blind(),
+            &StoreLookup(self.store.as_ref()),
+        )?;
+        let mut slot = self.access_index()?;
+        let index = slot
+            .as_mut()
+            .ok_or_else(|| GuardError::Internal("access index not open".into()))?;
+        index.catch_up(self.store.as_ref(), &mut |_, _| {})?;
+        let universe = self.store.waybill_count()?;
+        let ranking = rank(&matching, index, universe)?;
+        drop(slot);
+        entry.detail = Some(format!(
+            "rows={} matched={} suspects={}{}",
+            leak.rows,
+            matching.matched.len(),
+            ranking.suspects.len(),
+            ranking
+                .suspects
+                .first()
+                .map(|s| format!(" top={}", s.principal))
+                .unwrap_or_default()
+        ));
+        let audit_seq = self.store.append_audit(entry)?;
+        self.checkpoint()?;
+        let (checkpoint_size, checkpoint) = self
+            .store
+            .latest_checkpoint()?
+            .ok_or_else(|| GuardError::Internal("no checkpoint after signing one".into()))?;
+        let mut suspects = ranking.suspects;
+        for s in &mut suspects {
+            if let Some(a) = wbg_core::AccountId::parse(&s.principal)
+                .ok()
+                .and_then(|id| self.store.account(&id).ok().flatten())
+            {
+                s.role = Some(a.role.as_str().to_owned());
+                s.status = Some(a.status.as_str().to_owned());
+                let alerts = self.store.alerts(&wbg_store::AlertFilter {
+                    account: Some(s.principal.clone()),
+                    limit: ALERTS_COUNTED,
+                    ..wbg_store::AlertFilter::default()
+                })?;
+                s.alerts = Some(alerts.len());
+            }
+            for ev in &mut s.evidence {
+                if ev.seq < checkpoint_size {
+                    ev.proof = self
+                        .inclusion_proof(ev.seq, checkpoint_size)?
+                        .iter()
+                        .map(hex::encode)
+                        .collect();
+                }
+            }
+        }
+        // Among principals the accesses cannot tell apart, the one the risk engine flagged more comes first.
+        suspects.sort_by_key(|s| (s.rank, std::cmp::Reverse(s.alerts.unwrap_or(0))));
+        Ok(Attribution {
+            format: leak.format,
+            columns: leak
+                .columns
+                .into_iter()
+                .map(|(role, column)| LeakColumn { role, column })
+                .collect(),
+            rows: leak.rows,
+            matched: matching.matched.len(),
+            unmatched: matching.unmatched,
+            principals_considered: ranking.principals_considered,
+            suspects,
+            top_pair: ranking.top_pair,
+            records: matching.matched,
+            checkpoint,
+            checkpoint_size,
+            audit_seq,
+        })
+    }
+}
