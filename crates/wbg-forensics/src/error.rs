@@ -39,8 +39,9 @@ pub enum ForensicsError {
         /// The 1-based line.
         line: usize,
     },
-    /// No column of the leak can be matched on (no waybill number, phone, name or address).
-    #[error("no column of the leak names a waybill number, phone, name or address")]
+    /// No column of the leak can be matched on: no waybill number, phone or street address (names alone are too
+    /// common to match).
+    #[error("no column of the leak holds a waybill number, phone or street address (names alone cannot be matched)")]
     NoUsableColumn,
     /// A CSV the reader could not parse.
     #[error("the leak's CSV could not be read near row {row}: {problem}")]

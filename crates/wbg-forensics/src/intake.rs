@@ -100,12 +100,10 @@ impl LeakRecord {
             || self.address.is_some()
     }
 
-    /// Whether the row has anything to match on.
+    /// Whether the row has anything that can carry a match: a waybill number, a phone (whole or masked) or a
+    /// street address. A name alone is too common to.
     pub fn usable(&self) -> bool {
-        self.waybill_no.is_some()
-            || self.phone.is_some()
-            || matches!(self.name, Some(NameClue::Full(_)))
-            || self.address.is_some()
+        self.waybill_no.is_some() || self.phone.is_some() || self.address.is_some()
     }
 }
 
@@ -169,6 +167,15 @@ impl Role {
         }
     }
 
+    /// Whether a column of this role can carry a match by itself or with a name: a waybill number, a phone or a
+    /// street address. Names alone are too common, and a region is shared by a district.
+    pub fn identifies(self) -> bool {
+        matches!(
+            self,
+            Role::WaybillNo | Role::Phone | Role::Address | Role::Detail
+        )
+    }
+
     /// The role a column header names, by the names leaks use (English and Chinese, any case, spacing or
     /// full-width form).
     pub fn from_header(header: &str) -> Option<Role> {
@@ -210,19 +217,26 @@ impl Role {
     }
 }
 
-/// Reads a leak file. A file over `limits.max_bytes` is refused before a byte of it is read.
-pub fn read_leak(path: &Path, limits: &Limits) -> Result<Leak, ForensicsError> {
+/// Opens a leak file, refusing one over `limits.max_bytes` before a byte of it is read.
+pub fn open_leak(path: &Path, limits: &Limits) -> Result<std::fs::File, ForensicsError> {
     let file = std::fs::File::open(path).map_err(|e| ForensicsError::Io(e.kind().to_string()))?;
-    let len = file
+    let meta = file
         .metadata()
-        .map_err(|e| ForensicsError::Io(e.kind().to_string()))?
-        .len();
-    if len > limits.max_bytes {
+        .map_err(|e| ForensicsError::Io(e.kind().to_string()))?;
+    if meta.is_dir() {
+        return Err(ForensicsError::Io("is a directory".into()));
+    }
+    if meta.len() > limits.max_bytes {
         return Err(ForensicsError::TooLarge {
             limit: limits.max_bytes,
         });
     }
-    parse_leak(file, limits)
+    Ok(file)
+}
+
+/// Reads a leak file. A file over `limits.max_bytes` is refused before a byte of it is read.
+pub fn read_leak(path: &Path, limits: &Limits) -> Result<Leak, ForensicsError> {
+    parse_leak(open_leak(path, limits)?, limits)
 }
 
 /// Reads a leak from any reader (a request body, a pipe), within `limits`.
@@ -570,7 +584,7 @@ fn json_lines(mut input: impl BufRead, limits: &Limits) -> Result<Leak, Forensic
             leak.records.push(record);
         }
     }
-    if leak.rows > 0 && seen.is_empty() {
+    if leak.rows > 0 && !seen.iter().any(|(r, _)| r.identifies()) {
         return Err(ForensicsError::NoUsableColumn);
     }
     leak.columns = seen;
@@ -700,7 +714,7 @@ fn csv_rows(input: impl Read, limits: &Limits) -> Result<Leak, ForensicsError> {
         replay(&mut leak, &r, &rows);
         roles = Some(r);
     }
-    if leak.rows > 0 && !roles.iter().flatten().any(Option::is_some) {
+    if leak.rows > 0 && !roles.iter().flatten().flatten().any(|r| r.identifies()) {
         return Err(ForensicsError::NoUsableColumn);
     }
     leak.columns = columns;
@@ -894,6 +908,107 @@ mod tests {
         assert_eq!(leak.records.len(), 2);
         assert!(!leak.records[0].needs_full());
         assert!(leak.records[1].needs_full());
+    }
+
+    #[test]
+    fn json_lines_in_the_ingest_shape_or_flat() {
+        let jsonl = concat!(
+            r#"{"waybill_no":"YT1","sender":{"name":"寄件人","phone":"13911112222"},"recipient":{"name":"王芳","phone":"13800138000","address":{"province":"浙江省","city":"杭州市","district":"萧山区","detail":"建设一路66号"}}}"#,
+            "\n\n",
+            r#"{"手机":13800138000,"收货地址":"浙江省杭州市萧山区建设一路66号","extra":[1,2]}"#,
+            "\n"
+        );
+        let leak = parse_leak(jsonl.as_bytes(), &Limits::default()).unwrap();
+        assert_eq!(leak.format, Format::JsonLines);
+        assert_eq!(leak.rows, 2);
+        let r = &leak.records[0];
+        // The recipient's phone, never the sender's.
+        assert!(r.phone == full("13800138000"));
+        assert!(r.address.is_some() && r.waybill_no.as_deref() == Some("YT1"));
+        assert!(leak.records[1].phone == full("13800138000"));
+        assert_eq!(leak.records[1].address, r.address);
+        let bad = parse_leak(&b"{\"a\": 1}\n[1,2]\n"[..], &Limits::default());
+        assert!(matches!(bad, Err(ForensicsError::BadJson { line: 2 })));
+    }
+
+    #[test]
+    fn headerless_and_tab_separated_leaks_are_recognised_by_content() {
+        let tsv = "\u{feff}王芳\t138 0013 8000\t浙江省杭州市萧山区建设一路66号\n\
+                   李雷\t+86 139-0013-9000\t上海市浦东新区世纪大道100号\n";
+        let leak = parse_leak(tsv.as_bytes(), &Limits::default()).unwrap();
+        let roles: Vec<Role> = leak.columns.iter().map(|c| c.0).collect();
+        assert_eq!(roles, vec![Role::Name, Role::Phone, Role::Address]);
+        assert_eq!(leak.records.len(), 2);
+        assert_eq!(leak.records[1].row, 2);
+        assert!(leak.records[1].phone == full("13900139000"));
+        // Extra, missing and ragged columns are fine.
+        let csv = "备注,姓名,电话,无关\nx,王芳,13800138000,1,2,3\ny,李雷\n";
+        let leak = parse_leak(csv.as_bytes(), &Limits::default()).unwrap();
+        assert_eq!(leak.rows, 2);
+        assert_eq!(leak.records.len(), 1, "a bare name is not a usable record");
+    }
+
+    #[test]
+    fn limits_hold_on_streams() {
+        let small = Limits {
+            max_bytes: 1000,
+            max_records: 3,
+            max_row_bytes: 100,
+        };
+        let many = "phone\n13800138000\n13800138001\n13800138002\n13800138003\n";
+        assert!(matches!(
+            parse_leak(many.as_bytes(), &small),
+            Err(ForensicsError::TooManyRecords { limit: 3 })
+        ));
+        let long = format!("phone,note\n13800138000,{}\n", "x".repeat(200));
+        assert!(matches!(
+            parse_leak(long.as_bytes(), &small),
+            Err(ForensicsError::RowTooLong { .. })
+        ));
+        let big = format!("phone\n{}", "13800138000\n".repeat(200));
+        assert!(matches!(
+            parse_leak(big.as_bytes(), &small),
+            Err(ForensicsError::TooLarge { limit: 1000 })
+        ));
+        let nul = b"phone\n138001\x0038000\n";
+        assert!(matches!(
+            parse_leak(&nul[..], &Limits::default()),
+            Err(ForensicsError::NotText { .. })
+        ));
+        let latin1 = b"name,phone\n\xcd\xf5\xb7\xbc,13800138000\n";
+        assert!(matches!(
+            parse_leak(&latin1[..], &Limits::default()),
+            Err(ForensicsError::NotText { .. })
+        ));
+        assert!(matches!(
+            parse_leak(&b"  \n\n"[..], &Limits::default()),
+            Err(ForensicsError::Empty)
+        ));
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn any_input_is_a_leak_or_a_clear_error(data in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..2048)) {
+            let limits = Limits { max_bytes: 1024, max_records: 50, max_row_bytes: 256 };
+            if let Ok(leak) = parse_leak(&data[..], &limits) {
+                proptest::prop_assert!(leak.rows >= 1 && leak.rows <= 50);
+                proptest::prop_assert!(leak.records.iter().all(LeakRecord::usable));
+            }
+        }
+
+        #[test]
+        fn every_way_of_writing_a_phone_reads_the_same(p in "1[3-9][0-9]{9}", style in 0usize..5) {
+            let written = match style {
+                0 => format!("+86 {} {} {}", &p[..3], &p[3..7], &p[7..]),
+                1 => format!("{}-{}-{}", &p[..3], &p[3..7], &p[7..]),
+                2 => format!("0086{p}"),
+                3 => p.chars().map(|c| char::from_u32(c as u32 + 0xFEE0).unwrap_or(c)).collect(),
+                _ => format!("({}){}", &p[..3], &p[3..]),
+            };
+            proptest::prop_assert!(phone_clue(&written) == Some(PhoneClue::Full(p.clone())));
+            let masked = format!("{}****{}", &p[..3], &p[7..]);
+            proptest::prop_assert!(phone_clue(&masked) == Some(PhoneClue::Masked(mask_phone(&p))));
+        }
     }
 
     #[test]

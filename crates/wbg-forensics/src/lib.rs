@@ -21,8 +21,8 @@ pub use attribute::{rank, Evidence, Pair, Ranking, Suspect, EVIDENCE, NOISE, TOP
 pub use error::ForensicsError;
 pub use index::{Access, AccessIndex, Posting, Principal, Shown, INDEX_FILE};
 pub use intake::{
-    name_clue, parse_leak, phone_clue, read_leak, Format, Leak, LeakRecord, Limits, NameClue,
-    PhoneClue, Role,
+    name_clue, open_leak, parse_leak, phone_clue, read_leak, Format, Leak, LeakRecord, Limits,
+    NameClue, PhoneClue, Role,
 };
 pub use matching::{
     match_records, Clue, Lookup, Matching, RecordMatch, StoreLookup, MAX_CANDIDATES, MAX_POSTINGS,

@@ -1,6 +1,7 @@
 //! `wbguard`: the command line and the HTTP server of Waybill Guard.
 #![forbid(unsafe_code)]
 
+mod attribute;
 mod config;
 mod demo;
 mod import;
@@ -56,6 +57,18 @@ enum Command {
     },
     /// Simulate a carrier's week with T1-T4 attacks through the real guard and report what was contained.
     Simulate(simulate::Args),
+    /// Attribute a leaked sample (CSV or JSON Lines, as leaks look) to the accounts that could have produced it.
+    Attribute {
+        /// The leaked sample.
+        #[arg(long, value_name = "FILE")]
+        leak: PathBuf,
+        /// Print the whole report as JSON (suspects, evidence with inclusion proofs, matched rows).
+        #[arg(long)]
+        json: bool,
+        /// Largest leak accepted, in MiB.
+        #[arg(long, default_value_t = 256, value_name = "MIB")]
+        max_mib: u64,
+    },
     /// Bulk-load waybills from a JSON Lines or CSV file (validated in full before anything is stored).
     Import {
         /// The file: `.jsonl` (one ingest object per line) or `.csv` (see README for the columns).
@@ -260,6 +273,24 @@ fn run(cli: Cli) -> Result<std::process::ExitCode> {
             }
             Ok(ok)
         }
+        Command::Attribute {
+            leak,
+            json,
+            max_mib,
+        } => {
+            let cfg = Config::load(&cli.common)?;
+            if !cfg.data.join(wbg_store::sqlite_db_file()).exists() {
+                bail!("{} holds no Waybill Guard store", cfg.data.display());
+            }
+            let guard = open_guard(&cfg, false)?;
+            let report = attribute::run(&guard, &leak, max_mib)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                print!("{}", attribute::render(&report));
+            }
+            Ok(ok)
+        }
         Command::Import { file, batch } => {
             let cfg = Config::load(&cli.common)?;
             let guard = open_guard(&cfg, true)?;
@@ -339,10 +370,14 @@ fn serve(cfg: Config) -> Result<()> {
                     let g = guard.clone();
                     let upkeep = tokio::task::spawn_blocking(move || {
                         g.checkpoint()?;
-                        g.store().maintain().map_err(wbg_guard::GuardError::from)
+                        g.store().maintain()?;
+                        // Keep the forensics access index close behind the log, so an attribution has little to
+                        // catch up on.
+                        g.index_accesses(&mut |_, _| {})?;
+                        Ok::<_, wbg_guard::GuardError>(())
                     });
                     if let Ok(Err(e)) = upkeep.await {
-                        tracing::error!(error = %e, "upkeep failed (checkpoint signing or store maintenance)");
+                        tracing::error!(error = %e, "upkeep failed (checkpoint signing, store maintenance or access indexing)");
                     }
                     metrics.run_upkeep();
                 }

@@ -17,7 +17,9 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use utoipa::{IntoParams, OpenApi, ToSchema};
 use wbg_core::{Account, Alert, NewWaybill, StatusEvent, WaybillMeta};
-use wbg_guard::{Actor, Guard, GuardError, IngestReport, ReadRequest, RequestMeta, WaybillView};
+use wbg_guard::{
+    Actor, Attribution, Guard, GuardError, IngestReport, ReadRequest, RequestMeta, WaybillView,
+};
 use wbg_store::AlertFilter;
 
 /// Largest request body: a full batch of 10,000 waybills fits with room to spare.
@@ -554,6 +556,35 @@ async fn alerts(
     ))
 }
 
+// ───── forensics ─────
+
+#[utoipa::path(post, path = "/v1/forensics/attributions", security(("bearer" = [])),
+    request_body(content = String, description = "The leaked sample as it was found: CSV (English or Chinese headers, or none; comma, tab, semicolon or bar separated) or JSON Lines, UTF-8, at most 16 MiB.", content_type = "text/csv"),
+    responses((status = 200, body = Attribution, description = "Ranked suspects with evidence and inclusion proofs; never a name, phone or address"),
+        (status = 400, body = ApiErrorBody, description = "Not a leak: empty, binary, no usable column"),
+        (status = 403, body = ApiErrorBody, description = "Only auditors investigate"),
+        (status = 413, body = ApiErrorBody)))]
+async fn attribute(
+    State(s): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> ApiResult<Json<Attribution>> {
+    let token = bearer(&headers)?;
+    let meta = request_meta(&headers, peer)?;
+    let limits = wbg_forensics::Limits {
+        max_bytes: MAX_BODY as u64,
+        ..wbg_forensics::Limits::default()
+    };
+    Ok(Json(
+        blocking(move || {
+            s.guard
+                .attribute(Actor::Token(&token), body.as_ref(), &limits, &meta)
+        })
+        .await?,
+    ))
+}
+
 // ───── audit ─────
 
 fn text(body: String) -> Response {
@@ -723,7 +754,7 @@ impl utoipa::Modify for BearerAuth {
 #[derive(OpenApi)]
 #[openapi(
     info(title = "Waybill Guard", description = "Every read of waybill personal data goes through the guard: policy, risk, audit, then the view the policy allows."),
-    paths(create_account, list_accounts, suspend, reinstate, transfer, issue_token, ingest, read_waybill, record_event, alerts,
+    paths(create_account, list_accounts, suspend, reinstate, transfer, issue_token, ingest, read_waybill, record_event, alerts, attribute,
         checkpoint, verifier_key, inclusion, consistency, audit_entry, healthz, metrics_text),
     components(schemas(ApiErrorBody, ApiErrorDetail, CreateAccount, TokenResponse, StatusChange, Transfer, IngestBatch, ProofResponse)),
     modifiers(&BearerAuth)
@@ -751,6 +782,7 @@ pub fn router(guard: Arc<Guard>, metrics: PrometheusHandle) -> Router {
         .route("/v1/waybills/{no}", get(read_waybill))
         .route("/v1/waybills/{no}/events", post(record_event))
         .route("/v1/alerts", get(alerts))
+        .route("/v1/forensics/attributions", post(attribute))
         .route("/v1/audit/checkpoint", get(checkpoint))
         .route("/v1/audit/key", get(verifier_key))
         .route("/v1/audit/proof/{seq}", get(inclusion))
