@@ -339,10 +339,10 @@ impl AccessIndex {
     }
 
     /// Loads rows already sorted by `(waybill, principal)` with no repeats straight into an empty index: the
-    /// bulk path for building a large index at once (benchmarks, a rebuild). `principals` names the ids used.
+    /// bulk path for building a large index at once (benchmarks, a rebuild). The ids the rows use are named
+    /// afterwards with [`AccessIndex::set_principals`], once their totals are known.
     pub fn bulk_load(
         &mut self,
-        principals: &[Principal],
         rows: &mut dyn Iterator<Item = (String, u32, Posting)>,
         through: u64,
     ) -> Result<u64, ForensicsError> {
@@ -375,21 +375,26 @@ impl AccessIndex {
             }
             tx.commit()?;
         }
+        self.conn.execute(
+            "INSERT INTO meta (key, value) VALUES ('through', ?1) \
+             ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            params![through as i64],
+        )?;
+        Ok(n)
+    }
+
+    /// Names the principals of a bulk load: id `i` is `principals[i]`, with its totals. Replaces any names held.
+    pub fn set_principals(&mut self, principals: &[Principal]) -> Result<(), ForensicsError> {
         let tx = self.conn.transaction()?;
+        tx.execute("DELETE FROM principals", [])?;
         for (id, p) in principals.iter().enumerate() {
             tx.execute(
                 "INSERT INTO principals (id, name, full, seen) VALUES (?1, ?2, ?3, ?4)",
                 params![id as i64, p.name, p.full as i64, p.seen as i64],
             )?;
         }
-        tx.execute(
-            "INSERT INTO meta (key, value) VALUES ('through', ?1) \
-             ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-            params![through as i64],
-        )?;
         tx.commit()?;
-        self.load_principals()?;
-        Ok(n)
+        self.load_principals()
     }
 }
 
