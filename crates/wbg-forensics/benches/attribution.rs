@@ -179,7 +179,7 @@ fn main() {
             }
             let n = next;
             next += 1;
-            if n % 1_000_000 == 0 && n > 0 {
+            if n > 0 && n.is_multiple_of(1_000_000) {
                 eprintln!(
                     "  {n} waybills, {seq} entries, {:.0} s",
                     started.elapsed().as_secs_f64()
@@ -196,7 +196,6 @@ fn main() {
         });
         // The totals are only known once every row is out; bulk_load takes them after the rows.
         let rows = index.bulk_load(&mut gen, entries).expect("bulk load");
-        drop(gen);
         index.set_principals(&principals).expect("principals");
         eprintln!(
             "built {rows} rows for {seq} audit entries over {waybills} waybills in {:.0} s",
@@ -236,7 +235,7 @@ fn main() {
     let mut times = Vec::new();
     for run in 0..5 {
         let started = Instant::now();
-        let ranking = rank(&matching, &index, waybills).expect("rank");
+        let ranking = rank(&matching, &index, waybills, &Default::default()).expect("rank");
         let took = started.elapsed();
         times.push(took.as_secs_f64() * 1e3);
         let top = &ranking.suspects[0];

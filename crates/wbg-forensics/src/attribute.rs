@@ -125,10 +125,13 @@ struct Cover {
 
 /// Ranks the principals shown the matched records. `universe` is the number of waybills a record could have
 /// been drawn from at random (the store's count).
+/// A matched record whose waybill is one of `canaries` pins whoever was shown it: those principals are marked
+/// `certain` and ranked first.
 pub fn rank(
     matching: &Matching,
     index: &AccessIndex,
     universe: u64,
+    canaries: &std::collections::HashSet<String>,
 ) -> Result<Ranking, ForensicsError> {
     let m = &matching.matched;
     let n_univ = universe.max(1) as f64;
@@ -186,6 +189,12 @@ pub fn rank(
     let total_weight: f64 = (0..m.len()).map(weight).sum();
     let covered_bits =
         |c: &Cover, i: usize| (((1.0 - NOISE) / haul(c, i) + NOISE / n_univ) * n_univ).log2();
+    // Principals shown a canary that is in the leak.
+    let certain: std::collections::HashSet<u32> = covers
+        .iter()
+        .filter(|(_, c)| c.records.iter().any(|(_, _, w)| canaries.contains(w)))
+        .map(|(id, _)| *id)
+        .collect();
     let mut scored: Vec<(u32, f64)> = covers
         .iter()
         .map(|(id, c)| {
@@ -199,13 +208,26 @@ pub fn rank(
             (*id, bits)
         })
         .collect();
-    scored.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
-    let max_bits = scored.first().map_or(0.0, |s| s.1);
+    scored.sort_by(|a, b| {
+        let (ca, cb) = (certain.contains(&a.0), certain.contains(&b.0));
+        cb.cmp(&ca).then(b.1.total_cmp(&a.1)).then(a.0.cmp(&b.0))
+    });
+    let max_bits = scored.iter().map(|s| s.1).fold(f64::NEG_INFINITY, f64::max);
     let norm: f64 = scored.iter().map(|s| (s.1 - max_bits).exp2()).sum();
     let matched = m.len().max(1) as f64;
     // Competition ranking: equal scores (to a millionth of a bit per record) share a rank.
     let tolerance = 1e-6 * matched;
-    let rank_of = |bits: f64| 1 + scored.iter().filter(|s| s.1 > bits + tolerance).count();
+    let rank_of = |id: u32, bits: f64| {
+        if certain.contains(&id) {
+            1
+        } else {
+            1 + certain.len()
+                + scored
+                    .iter()
+                    .filter(|s| !certain.contains(&s.0) && s.1 > bits + tolerance)
+                    .count()
+        }
+    };
     let suspects = scored
         .iter()
         .take(TOP)
@@ -231,7 +253,7 @@ pub fn rank(
             ev.sort_by_key(|e| e.seq);
             ev.truncate(EVIDENCE);
             Some(Suspect {
-                rank: rank_of(*bits),
+                rank: rank_of(*id, *bits),
                 principal: p.name.clone(),
                 role: None,
                 covered: c.records.len(),
@@ -248,7 +270,7 @@ pub fn rank(
                 first_access: c.records.iter().map(|r| r.1.first_at).min().unwrap_or(0),
                 last_access: c.records.iter().map(|r| r.1.last_at).max().unwrap_or(0),
                 evidence: ev,
-                certain: false,
+                certain: certain.contains(id),
                 alerts: None,
                 status: None,
             })

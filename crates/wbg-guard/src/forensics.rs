@@ -118,7 +118,7 @@ impl Guard {
             .ok_or_else(|| GuardError::Internal("access index not open".into()))?;
         index.catch_up(self.store.as_ref(), &mut |_, _| {})?;
         let universe = self.store.waybill_count()?;
-        let ranking = rank(&matching, index, universe)?;
+        let ranking = rank(&matching, index, universe, &self.canary_numbers())?;
         drop(slot);
         entry.detail = Some(format!(
             "rows={} matched={} suspects={}{}",

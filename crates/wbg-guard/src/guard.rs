@@ -146,6 +146,8 @@ pub struct Guard {
     /// Where the forensics access index lives (beside the data), and the index once opened.
     pub(crate) access_path: PathBuf,
     pub(crate) access: std::sync::Mutex<Option<wbg_forensics::AccessIndex>>,
+    /// Canary waybills and the principal each was planted for.
+    pub(crate) canaries: std::sync::RwLock<HashMap<String, String>>,
 }
 
 impl std::fmt::Debug for Guard {
@@ -325,6 +327,7 @@ impl Guard {
         let vault = Vault::open(master, Arc::new(StoreKeys(store.clone())))
             .map_err(|e| GuardError::Config(e.to_string()))?;
         let risk: Arc<dyn RiskHook> = Arc::new(Engine::new(cfg.risk.clone()));
+        let canaries = store.canaries()?.into_iter().collect();
         Ok((
             Guard {
                 store,
@@ -337,6 +340,7 @@ impl Guard {
                 origin,
                 access_path: cfg.data.join(wbg_forensics::INDEX_FILE),
                 access: std::sync::Mutex::new(None),
+                canaries: std::sync::RwLock::new(canaries),
             },
             report,
         ))
@@ -423,7 +427,7 @@ impl Guard {
         Ok(())
     }
 
-    fn raise(&self, account: &str, raised: RiskAlert) {
+    pub(crate) fn raise(&self, account: &str, raised: RiskAlert) {
         let mut alert = Alert {
             id: 0,
             at: self.clock.now(),
@@ -511,6 +515,14 @@ impl Guard {
         })?;
         if let (Some(alert), Some(a)) = (alert, &snapshot.account) {
             self.raise(a.id.as_str(), alert);
+        }
+        if let Some(a) = &snapshot.account {
+            let outcome = match &decision {
+                ReadDecision::Allowed(v) => v.as_str(),
+                ReadDecision::Suspend { .. } => "suspended",
+                _ => "denied",
+            };
+            self.canary_read(a.id.as_str(), &no, purpose.as_str(), outcome);
         }
         let view = match decision {
             ReadDecision::Unauthenticated => return Err(GuardError::Unauthenticated),

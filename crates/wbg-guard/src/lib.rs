@@ -11,6 +11,7 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+mod canary;
 mod error;
 mod forensics;
 mod guard;
@@ -18,6 +19,7 @@ mod keys;
 mod token;
 mod view;
 
+pub use canary::MAX_CANARIES;
 pub use error::GuardError;
 pub use forensics::{Attribution, LeakColumn};
 pub use guard::{

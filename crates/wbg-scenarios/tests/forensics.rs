@@ -194,7 +194,7 @@ fn every_take_names_its_taker(w: &World, truths: &[Truth], min: usize) -> usize 
 }
 
 #[test]
-fn contained_attackers_takes_name_them_first() {
+fn contained_attackers_takes_name_them_first_and_a_canary_names_its_reader_outright() {
     let dir = tempfile::tempdir().unwrap();
     let (w, truths) = run(11, dir.path(), false);
     let tried = every_take_names_its_taker(&w, &truths, 5);
@@ -202,6 +202,71 @@ fn contained_attackers_takes_name_them_first() {
         tried >= 8,
         "only {tried} attackers took five records or more"
     );
+
+    // Canaries planted on a courier's round (one no attack used); the courier reads one, as a bulk reader
+    // would.
+    let g = w.guard();
+    let meta = RequestMeta::default();
+    let courier = "C00101".to_owned();
+    assert!(truths.iter().all(|t| t.account != courier));
+    let fake = wbg_sim::Carrier::generate(wbg_sim::CarrierSpec {
+        seed: 77,
+        ..wbg_sim::CarrierSpec::default()
+    });
+    let planted = fake.waybills(9_100_000_000_000, 3);
+    let nos = g
+        .plant_canaries(Actor::Local("auditor"), &courier, planted.clone(), &meta)
+        .unwrap();
+    assert_eq!(nos.len(), 3);
+    let token = g
+        .issue_token(Actor::Local("test"), &courier, &meta)
+        .unwrap();
+    let read = g.read(
+        &token,
+        &wbg_guard::ReadRequest {
+            waybill_no: &nos[1],
+            purpose: "delivery",
+            ticket: None,
+        },
+        &meta,
+    );
+    // It is in the courier's view like a real delivery, and the read alerted at once.
+    assert!(read.is_ok(), "{read:?}");
+    let alerts = g
+        .store()
+        .alerts(&wbg_store::AlertFilter {
+            account: Some(courier.clone()),
+            kind: Some("canary_read".into()),
+            limit: 10,
+            ..Default::default()
+        })
+        .unwrap();
+    assert_eq!(alerts.len(), 1, "{alerts:?}");
+    assert_eq!(alerts[0].severity, "critical");
+
+    // A leak that is mostly someone else's take, with that one canary in it, names the courier for certain.
+    let other = truths
+        .iter()
+        .filter(|t| t.account != courier)
+        .max_by_key(|t| t.served.len())
+        .unwrap();
+    let r = &planted[1].recipient;
+    let canary_row: Row = [
+        r.name.clone(),
+        r.phone.clone(),
+        r.address.province.clone(),
+        r.address.city.clone(),
+        r.address.district.clone(),
+        r.address.detail.clone(),
+    ];
+    let mut rows = other.served.clone();
+    rows.push(canary_row);
+    let report = attribute(&w, &leak_csv(&rows, &[], 5));
+    let first = &report.suspects[0];
+    assert_eq!(first.principal, courier, "{report:#?}");
+    assert!(first.certain && first.rank == 1);
+    assert_eq!(report.suspects.iter().filter(|s| s.certain).count(), 1);
+    assert!(first.alerts.unwrap_or(0) >= 1);
 }
 
 #[test]

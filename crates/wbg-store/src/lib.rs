@@ -189,6 +189,16 @@ pub trait Store: Send + Sync {
         }
         self.insert_waybills(&all, audit)
     }
+    /// Records `nos` as canaries planted for `principal`, with `audit`. Called before the canaries are ingested,
+    /// so that no canary ever exists unmarked; a number already planted is a `Conflict` and nothing is written.
+    fn plant_canaries(
+        &self,
+        nos: &[WaybillNo],
+        principal: &str,
+        audit: AuditEntry,
+    ) -> Result<u64, StoreError>;
+    /// Every canary: `(waybill number, principal it was planted for)`.
+    fn canaries(&self) -> Result<Vec<(String, String)>, StoreError>;
     /// A waybill's metadata and sealed fields.
     fn waybill(&self, no: &WaybillNo) -> Result<Option<(WaybillMeta, Vec<u8>)>, StoreError>;
     /// Applies an event if the waybill is still in `expected` status (else `Conflict`).

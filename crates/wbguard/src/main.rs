@@ -57,6 +57,11 @@ enum Command {
     },
     /// Simulate a carrier's week with T1-T4 attacks through the real guard and report what was contained.
     Simulate(simulate::Args),
+    /// Canary records: synthetic waybills planted in one account's view; reading one alerts at once.
+    Canaries {
+        #[command(subcommand)]
+        command: CanaryCommand,
+    },
     /// Attribute a leaked sample (CSV or JSON Lines, as leaks look) to the accounts that could have produced it.
     Attribute {
         /// The leaked sample.
@@ -77,6 +82,22 @@ enum Command {
         #[arg(long, default_value_t = 5000)]
         batch: usize,
     },
+}
+
+#[derive(Subcommand)]
+enum CanaryCommand {
+    /// Plant canaries in what one account can see (a courier's deliveries, an outlet's parcels, a merchant's or
+    /// print station's orders); prints their numbers.
+    Plant {
+        /// The account.
+        #[arg(long = "for", value_name = "ACCOUNT")]
+        account: String,
+        /// How many.
+        #[arg(long, default_value_t = 3)]
+        count: usize,
+    },
+    /// List canaries and whom each was planted for.
+    List,
 }
 
 #[derive(Subcommand)]
@@ -273,6 +294,32 @@ fn run(cli: Cli) -> Result<std::process::ExitCode> {
             }
             Ok(ok)
         }
+        Command::Canaries { command } => {
+            let cfg = Config::load(&cli.common)?;
+            let guard = open_guard(&cfg, false)?;
+            match command {
+                CanaryCommand::Plant { account, count } => {
+                    let made_up = canary_waybills(count.clamp(1, wbg_guard::MAX_CANARIES));
+                    let nos = guard.plant_canaries(
+                        Actor::Local("cli"),
+                        &account,
+                        made_up,
+                        &RequestMeta::default(),
+                    )?;
+                    guard.checkpoint()?;
+                    eprintln!("planted {} canaries for {account}", nos.len());
+                    for no in nos {
+                        println!("{no}");
+                    }
+                }
+                CanaryCommand::List => {
+                    for (no, account) in guard.store().canaries()? {
+                        println!("{no}\t{account}");
+                    }
+                }
+            }
+            Ok(ok)
+        }
         Command::Attribute {
             leak,
             json,
@@ -301,6 +348,20 @@ fn run(cli: Cli) -> Result<std::process::ExitCode> {
             Ok(ok)
         }
     }
+}
+
+/// Synthetic waybills with realistic recipients (names, mobile numbers, addresses of the carrier's regions), to be
+/// routed by the guard into one account's view. Numbers come from the top of the serial range, where a carrier's
+/// own numbering should not reach (reserve it). The phone numbers are random: a carrier that wants a call to a
+/// canary to be noticed too plants numbers it owns.
+fn canary_waybills(count: usize) -> Vec<wbg_core::NewWaybill> {
+    use rand::Rng;
+    let mut rng = rand::thread_rng();
+    let carrier = wbg_sim::Carrier::generate(wbg_sim::CarrierSpec {
+        seed: rng.gen(),
+        ..wbg_sim::CarrierSpec::default()
+    });
+    carrier.waybills(rng.gen_range(9_000_000_000_000..9_999_999_000_000), count)
 }
 
 /// `audit verify`: exit 0 when intact; exit 1 naming the first bad entry.

@@ -43,6 +43,9 @@ CREATE TABLE IF NOT EXISTS alerts (
     id INTEGER PRIMARY KEY, at INTEGER NOT NULL, account TEXT NOT NULL, kind TEXT NOT NULL,
     severity TEXT NOT NULL, detail TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS alerts_account ON alerts(account, at);
+-- Canary waybills and the principal each was planted for.
+CREATE TABLE IF NOT EXISTS canaries (
+    no TEXT PRIMARY KEY, principal TEXT NOT NULL, created_at INTEGER NOT NULL) WITHOUT ROWID;
 "#;
 
 /// The layout version written into `meta`; a store of another version is refused at open, not misread.
@@ -726,6 +729,38 @@ impl Store for SqliteStore {
         audit: AuditEntry,
     ) -> Result<u64, StoreError> {
         self.insert_chunks(std::iter::once(Ok(batch)), audit)
+    }
+
+    fn plant_canaries(
+        &self,
+        nos: &[WaybillNo],
+        principal: &str,
+        audit: AuditEntry,
+    ) -> Result<u64, StoreError> {
+        let at = audit.time;
+        self.audited(audit, |tx| {
+            let mut stmt = tx.prepare_cached(
+                "INSERT INTO canaries (no, principal, created_at) VALUES (?1, ?2, ?3)",
+            )?;
+            for no in nos {
+                stmt.execute(params![no.as_str(), principal, at])
+                    .map_err(|e| match is_unique_violation(&e) {
+                        true => StoreError::Conflict(format!("canary {no} exists")),
+                        false => e.into(),
+                    })?;
+            }
+            Ok(())
+        })
+        .map(|(_, seq)| seq)
+    }
+
+    fn canaries(&self) -> Result<Vec<(String, String)>, StoreError> {
+        let inner = self.lock()?;
+        let mut stmt = inner
+            .conn
+            .prepare_cached("SELECT no, principal FROM canaries ORDER BY no")?;
+        let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        Ok(rows.collect::<Result<_, _>>()?)
     }
 
     fn insert_waybill_stream(
