@@ -188,20 +188,25 @@ impl AccessIndex {
             .unwrap_or(0) as u64)
     }
 
-    /// Indexes the audit entries appended since the last catch-up, `BATCH` at a time, each batch with its new
-    /// starting point in one transaction. `progress(done, total)` is told after each batch. Returns the
-    /// number of entries read.
+    /// Indexes the audit entries appended since the last catch-up (at most `max` of them, when given), `BATCH`
+    /// at a time, each batch with its new starting point in one transaction. `progress(done, total)` is told
+    /// after each batch. Returns the number of entries read.
     pub fn catch_up(
         &mut self,
         store: &dyn wbg_store::Store,
+        max: Option<u64>,
         progress: &mut dyn FnMut(u64, u64),
     ) -> Result<u64, ForensicsError> {
         const BATCH: usize = 20_000;
         let start = self.indexed_through()?;
-        let end = store.audit_size()?;
+        let mut end = store.audit_size()?;
+        if let Some(max) = max {
+            end = end.min(start.saturating_add(max));
+        }
         let mut from = start;
         while from < end {
-            let entries = store.audit_entries(from, BATCH)?;
+            let want = BATCH.min(usize::try_from(end - from).unwrap_or(BATCH));
+            let entries = store.audit_entries(from, want)?;
             let Some(last) = entries.last().map(|e| e.seq) else {
                 break;
             };
@@ -442,6 +447,29 @@ mod tests {
         );
         assert_eq!(p[1].shown, Shown::Masked);
         assert_eq!(ix.rows().unwrap(), 3);
+    }
+
+    #[test]
+    fn catch_up_reads_the_log_from_where_it_stopped_within_its_budget() {
+        use wbg_store::Store;
+        let dir = tempfile::tempdir().unwrap();
+        let store = wbg_store::SqliteStore::open(dir.path()).unwrap();
+        for k in 0..5 {
+            let mut e = AuditEntry::new(k, "C1", "view");
+            e.waybill = Some(format!("W{k}"));
+            e.view = Some("full".into());
+            store.append_audit(e).unwrap();
+        }
+        store
+            .append_audit(AuditEntry::new(9, "root", "account_create"))
+            .unwrap();
+        let mut ix = AccessIndex::open_in(dir.path()).unwrap();
+        assert_eq!(ix.catch_up(&store, Some(2), &mut |_, _| {}).unwrap(), 2);
+        assert_eq!(ix.indexed_through().unwrap(), 2);
+        assert_eq!(ix.catch_up(&store, None, &mut |_, _| {}).unwrap(), 4);
+        assert_eq!(ix.catch_up(&store, None, &mut |_, _| {}).unwrap(), 0);
+        assert_eq!(ix.principal(0).map(|p| p.full), Some(5));
+        assert_eq!(ix.rows().unwrap(), 5);
     }
 
     #[test]

@@ -85,14 +85,19 @@ impl Guard {
         Ok(slot)
     }
 
-    /// Brings the access index up to date with the audit log; `progress(done, total)` after each batch. Call it
-    /// from upkeep so that an attribution finds little left to index; returns the entries read.
-    pub fn index_accesses(&self, progress: &mut dyn FnMut(u64, u64)) -> Result<u64, GuardError> {
+    /// Brings the access index up to date with the audit log, reading at most `max` entries when given (upkeep
+    /// bounds its share so that checkpoint signing beside it is never held up by a first indexing of a long
+    /// log); `progress(done, total)` after each batch. Returns the entries read.
+    pub fn index_accesses(
+        &self,
+        max: Option<u64>,
+        progress: &mut dyn FnMut(u64, u64),
+    ) -> Result<u64, GuardError> {
         let mut slot = self.access_index()?;
         let index = slot
             .as_mut()
             .ok_or_else(|| GuardError::Internal("access index not open".into()))?;
-        Ok(index.catch_up(self.store.as_ref(), progress)?)
+        Ok(index.catch_up(self.store.as_ref(), max, progress)?)
     }
 
     /// Attributes a leaked sample: reads it within `limits`, matches its rows through the blind indexes, and ranks
@@ -116,7 +121,7 @@ impl Guard {
         let index = slot
             .as_mut()
             .ok_or_else(|| GuardError::Internal("access index not open".into()))?;
-        index.catch_up(self.store.as_ref(), &mut |_, _| {})?;
+        index.catch_up(self.store.as_ref(), None, &mut |_, _| {})?;
         let universe = self.store.waybill_count()?;
         let ranking = rank(&matching, index, universe, &self.canary_numbers())?;
         drop(slot);

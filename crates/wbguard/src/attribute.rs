@@ -21,7 +21,7 @@ pub fn run(guard: &Guard, path: &Path, max_mib: u64) -> Result<Attribution> {
         )
         .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
-    guard.index_accesses(&mut |done, total| {
+    guard.index_accesses(None, &mut |done, total| {
         if total > 200_000 && bar.is_hidden() {
             bar.set_draw_target(indicatif::ProgressDrawTarget::stderr());
             bar.set_length(total);

@@ -433,8 +433,8 @@ fn serve(cfg: Config) -> Result<()> {
                         g.checkpoint()?;
                         g.store().maintain()?;
                         // Keep the forensics access index close behind the log, so an attribution has little to
-                        // catch up on.
-                        g.index_accesses(&mut |_, _| {})?;
+                        // catch up on; a bounded share a tick, so a long first indexing never delays signing.
+                        g.index_accesses(Some(200_000), &mut |_, _| {})?;
                         Ok::<_, wbg_guard::GuardError>(())
                     });
                     if let Ok(Err(e)) = upkeep.await {
