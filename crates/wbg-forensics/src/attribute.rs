@@ -146,10 +146,11 @@ pub fn rank(
         // Per principal, the earliest access among the record's candidate waybills.
         let mut best: HashMap<u32, (Posting, &str)> = HashMap::new();
         for w in &r.waybills {
-            if !postings_cache.contains_key(w.as_str()) {
-                postings_cache.insert(w.as_str(), index.postings(w)?);
-            }
-            for p in postings_cache.get(w.as_str()).into_iter().flatten() {
+            let postings = match postings_cache.entry(w.as_str()) {
+                std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+                std::collections::hash_map::Entry::Vacant(e) => e.insert(index.postings(w)?),
+            };
+            for p in postings.iter() {
                 if p.shown < need {
                     continue;
                 }

@@ -26,6 +26,16 @@ CREATE TABLE IF NOT EXISTS access (
     PRIMARY KEY (waybill, principal)) WITHOUT ROWID;
 "#;
 
+/// Records that every audit entry before `through` is indexed.
+fn set_through(conn: &Connection, through: u64) -> Result<(), ForensicsError> {
+    conn.execute(
+        "INSERT INTO meta (key, value) VALUES ('through', ?1) \
+         ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+        params![through as i64],
+    )?;
+    Ok(())
+}
+
 /// How much personal data a principal was shown.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -290,11 +300,7 @@ impl AccessIndex {
                 bump.execute(params![id, *full as i64, *seen as i64])?;
             }
             if let Some(t) = through {
-                tx.execute(
-                    "INSERT INTO meta (key, value) VALUES ('through', ?1) \
-                     ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-                    params![t as i64],
-                )?;
+                set_through(&tx, t)?;
             }
         }
         tx.commit()?;
@@ -345,11 +351,11 @@ impl AccessIndex {
 
     /// Loads rows already sorted by `(waybill, principal)` with no repeats straight into an empty index: the
     /// bulk path for building a large index at once (benchmarks, a rebuild). The ids the rows use are named
-    /// afterwards with [`AccessIndex::set_principals`], once their totals are known.
+    /// afterwards with [`AccessIndex::set_principals`], once their totals are known; until then the index
+    /// counts as covering nothing.
     pub fn bulk_load(
         &mut self,
         rows: &mut dyn Iterator<Item = (String, u32, Posting)>,
-        through: u64,
     ) -> Result<u64, ForensicsError> {
         if !self.principals.is_empty() {
             return Err(ForensicsError::Index(
@@ -380,17 +386,18 @@ impl AccessIndex {
             }
             tx.commit()?;
         }
-        self.conn.execute(
-            "INSERT INTO meta (key, value) VALUES ('through', ?1) \
-             ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-            params![through as i64],
-        )?;
         Ok(n)
     }
 
-    /// Names the principals of a bulk load: id `i` is `principals[i]`, with its totals. Replaces any names held.
-    pub fn set_principals(&mut self, principals: &[Principal]) -> Result<(), ForensicsError> {
+    /// Completes a bulk load: id `i` is `principals[i]`, with its totals (replacing any names held), and every
+    /// audit entry before `through` is indexed.
+    pub fn set_principals(
+        &mut self,
+        principals: &[Principal],
+        through: u64,
+    ) -> Result<(), ForensicsError> {
         let tx = self.conn.transaction()?;
+        set_through(&tx, through)?;
         tx.execute("DELETE FROM principals", [])?;
         for (id, p) in principals.iter().enumerate() {
             tx.execute(

@@ -570,7 +570,7 @@ fn json_lines(mut input: impl BufRead, limits: &Limits) -> Result<Leak, Forensic
         }
         let mut raw = Raw::default();
         let mut flat = Vec::new();
-        flatten(&obj, "", &mut flat, 0);
+        flatten(&obj, &mut flat, 0);
         for (key, v) in &flat {
             if let Some(role) = Role::from_header(key) {
                 if !seen.iter().any(|(r, k)| *r == role && k == key) {
@@ -594,12 +594,7 @@ fn json_lines(mut input: impl BufRead, limits: &Limits) -> Result<Leak, Forensic
 /// Flattens an object into `(key, text)` pairs: a nested `recipient` object's fields come first, so that its name
 /// and phone win over a sender's; a nested `address` object gives its own parts; numbers become text (a phone
 /// written as a JSON number).
-fn flatten(
-    obj: &serde_json::Map<String, Value>,
-    parent: &str,
-    out: &mut Vec<(String, String)>,
-    depth: usize,
-) {
+fn flatten(obj: &serde_json::Map<String, Value>, out: &mut Vec<(String, String)>, depth: usize) {
     if depth > 3 {
         return;
     }
@@ -614,12 +609,7 @@ fn flatten(
         if lk.contains("sender") || k.contains("寄件") || lk.contains("shipper") {
             continue;
         }
-        let prefix = if lk.contains("address") || k.contains("地址") {
-            ""
-        } else {
-            parent
-        };
-        flatten(o, prefix, out, depth + 1);
+        flatten(o, out, depth + 1);
     }
     for (k, v) in obj {
         let text = match v {
@@ -627,7 +617,7 @@ fn flatten(
             Value::Number(n) => n.to_string(),
             _ => continue,
         };
-        out.push((format!("{parent}{k}"), text));
+        out.push((k.clone(), text));
     }
 }
 

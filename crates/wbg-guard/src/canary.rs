@@ -12,6 +12,18 @@ use wbg_risk::RiskAlert;
 /// Most canaries planted at once.
 pub const MAX_CANARIES: usize = 100;
 
+/// Where a canary goes for an account to see it.
+enum Scope {
+    /// Arriving at this outlet (its couriers and staff).
+    Arriving(OutletId),
+    /// Leaving from this outlet (its print station's labels).
+    Leaving(OutletId),
+    /// Ordered from this merchant (its account and print station).
+    Merchant(MerchantId),
+    /// Anywhere (customer service sees every waybill masked).
+    Anywhere,
+}
+
 impl Guard {
     /// The principal a canary waybill was planted for, if `no` is one.
     pub fn canary_for(&self, no: &str) -> Option<String> {
@@ -81,37 +93,23 @@ impl Guard {
             .store
             .account(&id)?
             .ok_or_else(|| GuardError::NotFound(format!("account {account}")))?;
-        let outlet: Option<OutletId> = target.outlet.clone();
-        let merchant: Option<MerchantId> = target.merchant.clone();
-        match (target.role, &outlet, &merchant) {
-            (Role::Courier | Role::OutletStaff, Some(_), _)
-            | (Role::PrintStation, Some(_), _)
-            | (Role::PrintStation | Role::Merchant, _, Some(_))
-            | (Role::CustomerService, _, _) => {}
+        let scope = match (target.role, target.outlet, target.merchant) {
+            (Role::Courier | Role::OutletStaff, Some(o), _) => Scope::Arriving(o),
+            (Role::PrintStation, Some(o), _) => Scope::Leaving(o),
+            (Role::PrintStation | Role::Merchant, _, Some(m)) => Scope::Merchant(m),
+            (Role::CustomerService, ..) => Scope::Anywhere,
             _ => {
                 return Err(GuardError::Invalid(format!(
                     "account {account} sees no waybills a canary could be planted among"
                 )))
             }
-        }
+        };
         for w in &mut waybills {
-            match target.role {
-                Role::Courier | Role::OutletStaff => {
-                    if let Some(o) = &outlet {
-                        w.destination_outlet = o.clone();
-                    }
-                }
-                Role::PrintStation if outlet.is_some() => {
-                    if let Some(o) = &outlet {
-                        w.origin_outlet = o.clone();
-                    }
-                }
-                Role::PrintStation | Role::Merchant => {
-                    if let Some(m) = &merchant {
-                        w.merchant = m.clone();
-                    }
-                }
-                _ => {}
+            match &scope {
+                Scope::Arriving(o) => w.destination_outlet = o.clone(),
+                Scope::Leaving(o) => w.origin_outlet = o.clone(),
+                Scope::Merchant(m) => w.merchant = m.clone(),
+                Scope::Anywhere => {}
             }
         }
         let nos: Vec<WaybillNo> = waybills.iter().map(|w| w.waybill_no.clone()).collect();
@@ -127,21 +125,25 @@ impl Guard {
                 m.insert(no.to_string(), account.to_owned());
             }
         }
+        // Parcels arriving at an outlet are scanned there; a courier's are also handed to it for delivery.
+        let routes: Vec<(WaybillNo, OutletId, OutletId)> = waybills
+            .iter()
+            .map(|w| {
+                let (from, to) = (w.origin_outlet.clone(), w.destination_outlet.clone());
+                (w.waybill_no.clone(), from, to)
+            })
+            .collect();
         let local = Actor::Local("canary");
-        self.ingest(local, waybills.clone(), meta)?;
-        for w in &waybills {
+        self.ingest(local, waybills, meta)?;
+        for (no, from, to) in routes {
             let mut scans = Vec::new();
-            if matches!(target.role, Role::Courier | Role::OutletStaff) {
-                scans.push((EventType::PickedUp, w.origin_outlet.clone(), None));
-                scans.push((EventType::InTransit, w.origin_outlet.clone(), None));
-                scans.push((EventType::AtOutlet, w.destination_outlet.clone(), None));
+            if matches!(scope, Scope::Arriving(_)) {
+                scans.push((EventType::PickedUp, from.clone(), None));
+                scans.push((EventType::InTransit, from, None));
+                scans.push((EventType::AtOutlet, to.clone(), None));
             }
             if target.role == Role::Courier {
-                scans.push((
-                    EventType::OutForDelivery,
-                    w.destination_outlet.clone(),
-                    Some(id.clone()),
-                ));
+                scans.push((EventType::OutForDelivery, to, Some(id.clone())));
             }
             for (kind, outlet, courier) in scans {
                 let ev = StatusEvent {
@@ -150,7 +152,7 @@ impl Guard {
                     courier,
                     at: None,
                 };
-                self.record_event(local, w.waybill_no.as_str(), ev, meta)?;
+                self.record_event(local, no.as_str(), ev, meta)?;
             }
         }
         Ok(nos.iter().map(|n| n.to_string()).collect())

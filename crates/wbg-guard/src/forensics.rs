@@ -3,7 +3,6 @@
 use crate::guard::Guard;
 use crate::{Actor, GuardError, RequestMeta};
 use std::io::Read;
-use std::sync::MutexGuard;
 use wbg_forensics::{
     match_records, parse_leak, rank, AccessIndex, ForensicsError, Format, Limits, Pair,
     RecordMatch, Role, StoreLookup, Suspect,
@@ -74,15 +73,20 @@ impl From<ForensicsError> for GuardError {
 }
 
 impl Guard {
-    fn access_index(&self) -> Result<MutexGuard<'_, Option<AccessIndex>>, GuardError> {
+    /// Runs `f` on the access index, opening it on first use; the index is held for the duration.
+    fn with_access_index<T>(
+        &self,
+        f: impl FnOnce(&mut AccessIndex) -> Result<T, GuardError>,
+    ) -> Result<T, GuardError> {
         let mut slot = self
             .access
             .lock()
             .map_err(|_| GuardError::Internal("access index lock poisoned".into()))?;
-        if slot.is_none() {
-            *slot = Some(AccessIndex::open(&self.access_path)?);
-        }
-        Ok(slot)
+        let index = match &mut *slot {
+            Some(index) => index,
+            empty => empty.insert(AccessIndex::open(&self.access_path)?),
+        };
+        f(index)
     }
 
     /// Brings the access index up to date with the audit log, reading at most `max` entries when given (upkeep
@@ -93,11 +97,7 @@ impl Guard {
         max: Option<u64>,
         progress: &mut dyn FnMut(u64, u64),
     ) -> Result<u64, GuardError> {
-        let mut slot = self.access_index()?;
-        let index = slot
-            .as_mut()
-            .ok_or_else(|| GuardError::Internal("access index not open".into()))?;
-        Ok(index.catch_up(self.store.as_ref(), max, progress)?)
+        self.with_access_index(|index| Ok(index.catch_up(self.store.as_ref(), max, progress)?))
     }
 
     /// Attributes a leaked sample: reads it within `limits`, matches its rows through the blind indexes, and ranks
@@ -117,14 +117,11 @@ impl Guard {
             self.vault.blind(),
             &StoreLookup(self.store.as_ref()),
         )?;
-        let mut slot = self.access_index()?;
-        let index = slot
-            .as_mut()
-            .ok_or_else(|| GuardError::Internal("access index not open".into()))?;
-        index.catch_up(self.store.as_ref(), None, &mut |_, _| {})?;
         let universe = self.store.waybill_count()?;
-        let ranking = rank(&matching, index, universe, &self.canary_numbers())?;
-        drop(slot);
+        let ranking = self.with_access_index(|index| {
+            index.catch_up(self.store.as_ref(), None, &mut |_, _| {})?;
+            Ok(rank(&matching, index, universe, &self.canary_numbers())?)
+        })?;
         entry.detail = Some(format!(
             "rows={} matched={} suspects={}{}",
             leak.rows,
@@ -137,17 +134,15 @@ impl Guard {
                 .unwrap_or_default()
         ));
         let audit_seq = self.store.append_audit(entry)?;
-        self.checkpoint()?;
-        let (checkpoint_size, checkpoint) = self
-            .store
-            .latest_checkpoint()?
-            .ok_or_else(|| GuardError::Internal("no checkpoint after signing one".into()))?;
+        let (checkpoint_size, checkpoint) = self.signed_checkpoint()?;
         let mut suspects = ranking.suspects;
         for s in &mut suspects {
-            if let Some(a) = wbg_core::AccountId::parse(&s.principal)
-                .ok()
-                .and_then(|id| self.store.account(&id).ok().flatten())
-            {
+            // Principals that are not account ids (`export:…`) have no role or alerts to add.
+            let account = match wbg_core::AccountId::parse(&s.principal) {
+                Ok(id) => self.store.account(&id)?,
+                Err(_) => None,
+            };
+            if let Some(a) = account {
                 s.role = Some(a.role.as_str().to_owned());
                 s.status = Some(a.status.as_str().to_owned());
                 let alerts = self.store.alerts(&wbg_store::AlertFilter {

@@ -1154,10 +1154,15 @@ impl Guard {
     /// Signs a checkpoint of the log as it is now, unless the newest stored one already covers it; returns the
     /// signed note.
     pub fn checkpoint(&self) -> Result<String, GuardError> {
+        self.signed_checkpoint().map(|(_, note)| note)
+    }
+
+    /// [`Guard::checkpoint`], with the tree size the note is for.
+    pub(crate) fn signed_checkpoint(&self) -> Result<(u64, String), GuardError> {
         let (size, root) = self.store.audit_head()?;
         if let Some((s, note)) = self.store.latest_checkpoint()? {
             if s == size {
-                return Ok(note);
+                return Ok((size, note));
             }
         }
         let cp = Checkpoint {
@@ -1170,7 +1175,7 @@ impl Guard {
             .sign(&cp.to_text())
             .map_err(|e| GuardError::Internal(e.to_string()))?;
         self.store.put_checkpoint(size, &note)?;
-        Ok(note)
+        Ok((size, note))
     }
 
     /// The verifier key of the audit log, in signed-note `name+hash+base64key` form.

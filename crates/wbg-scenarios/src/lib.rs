@@ -302,7 +302,10 @@ fn outcome(world: &World, a: &Attacker) -> Result<AttackOutcome, SimError> {
         reads: tally.reads,
         masked: tally.masked,
         refused: tally.refused,
-        records_exposed: world.hauls.get(&a.index).map_or(0, |h| h.len() as u64),
+        records_exposed: world
+            .served
+            .get(&a.index)
+            .map_or(0, |s| s.full().count() as u64),
         detected: contained.is_some(),
         containment: contained.map(|_| if suspended { "suspended" } else { "masked" }.to_owned()),
         seconds_to_containment: contained.and_then(|x| {
@@ -388,13 +391,9 @@ pub fn write_leaks(world: &World, outcomes: &[AttackOutcome], dir: &Path) -> Res
             .name
             .replace(|c: char| !c.is_ascii_alphanumeric() && c != '-', "_");
         let (file, served_file) = (format!("{stem}.csv"), format!("{stem}.served.csv"));
-        let haul = world.hauls.get(&k).map(Vec::as_slice).unwrap_or_default();
-        write_records(&dir.join(&file), haul.iter())?;
-        let served = world
-            .served
-            .get(&k)
-            .map(|s| s.records.as_slice())
-            .unwrap_or_default();
+        let served = world.served.get(&k);
+        write_records(&dir.join(&file), served.into_iter().flat_map(|s| s.full()))?;
+        let served = served.map(|s| s.records.as_slice()).unwrap_or_default();
         write_records(&dir.join(&served_file), served.iter().map(|(_, t)| t))?;
         truth.push(serde_json::json!({
             "file": file,

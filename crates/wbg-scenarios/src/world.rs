@@ -77,14 +77,15 @@ impl Tally {
     }
 }
 
-/// A record an attacker obtained in full: the recipient as the guard served it.
+/// A record an attacker was served: the recipient as the guard served it.
 #[derive(Debug, Clone)]
 pub(crate) struct Taken {
     pub waybill_no: String,
     pub recipient: PartyView,
 }
 
-/// The distinct records an attacker was served, in the order first served, each in the richest view it got.
+/// The distinct records an attacker was served, in the order first served, each in the richest view it got
+/// (the first full one, once it had one).
 #[derive(Debug, Default)]
 pub(crate) struct Served {
     pub records: Vec<(View, Taken)>,
@@ -92,6 +93,14 @@ pub(crate) struct Served {
 }
 
 impl Served {
+    /// The records it obtained in full: its haul.
+    pub fn full(&self) -> impl Iterator<Item = &Taken> {
+        self.records
+            .iter()
+            .filter(|(v, _)| *v == View::Full)
+            .map(|(_, t)| t)
+    }
+
     fn add(&mut self, view: View, taken: Taken) {
         match self.at.get(&taken.waybill_no) {
             Some(&i) => {
@@ -140,10 +149,9 @@ pub struct World {
     integration: String,
     /// Attack reads, per attack.
     pub(crate) attack_tally: HashMap<usize, Tally>,
-    /// Per attack: the distinct records it was served in full (its haul), in the order taken.
-    pub(crate) hauls: HashMap<usize, Vec<Taken>>,
     /// Per attack: every distinct record it was served with personal data, masked or full, each in the richest
-    /// form it got (what a trojan on a label printer, which never sees a full record, has to sell).
+    /// form it got (what a trojan on a label printer, which never sees a full record, has to sell); those it
+    /// got in full are its haul.
     pub(crate) served: HashMap<usize, Served>,
     pub(crate) ops_run: u64,
 }
@@ -170,7 +178,6 @@ impl World {
             tokens,
             integration,
             attack_tally: HashMap::new(),
-            hauls: HashMap::new(),
             served: HashMap::new(),
             ops_run: 0,
         })
@@ -258,12 +265,6 @@ impl World {
                     waybill_no: no,
                     recipient,
                 };
-                if view == View::Full {
-                    let haul = self.hauls.entry(k).or_default();
-                    if !haul.iter().any(|t| t.waybill_no == taken.waybill_no) {
-                        haul.push(taken.clone());
-                    }
-                }
                 self.served.entry(k).or_default().add(view, taken);
             }
         }

@@ -326,9 +326,7 @@ fn run(cli: Cli) -> Result<std::process::ExitCode> {
             max_mib,
         } => {
             let cfg = Config::load(&cli.common)?;
-            if !cfg.data.join(wbg_store::sqlite_db_file()).exists() {
-                bail!("{} holds no Waybill Guard store", cfg.data.display());
-            }
+            require_store(&cfg)?;
             let guard = open_guard(&cfg, false)?;
             let report = attribute::run(&guard, &leak, max_mib)?;
             if json {
@@ -364,11 +362,17 @@ fn canary_waybills(count: usize) -> Vec<wbg_core::NewWaybill> {
     carrier.waybills(rng.gen_range(9_000_000_000_000..9_999_999_000_000), count)
 }
 
-/// `audit verify`: exit 0 when intact; exit 1 naming the first bad entry.
-fn audit_verify(cfg: &Config, vkey: Option<PathBuf>) -> Result<std::process::ExitCode> {
+/// Refuses a data directory without a store, instead of creating an empty one to inspect.
+fn require_store(cfg: &Config) -> Result<()> {
     if !cfg.data.join(wbg_store::sqlite_db_file()).exists() {
         bail!("{} holds no Waybill Guard store", cfg.data.display());
     }
+    Ok(())
+}
+
+/// `audit verify`: exit 0 when intact; exit 1 naming the first bad entry.
+fn audit_verify(cfg: &Config, vkey: Option<PathBuf>) -> Result<std::process::ExitCode> {
+    require_store(cfg)?;
     let verifier = match vkey {
         Some(path) => {
             let text = std::fs::read_to_string(&path)
