@@ -624,6 +624,7 @@ impl Guard {
             purpose,
             now_secs: now.div_euclid(1000),
             has_ticket: ticket.is_some(),
+            in_incident: false,
         };
         let verdict = match self.policy.decide_view(account, wb, &ctx) {
             Ok(v) => v,

@@ -63,6 +63,8 @@ pub enum AdminAction {
     ReadAlerts,
     /// Investigate a leak: attribute a leaked sample to the principals that could have produced it.
     Investigate,
+    /// Approve another account's bulk export.
+    ApproveExport,
 }
 
 /// What is being written to a waybill.
@@ -88,6 +90,9 @@ pub struct ReadContext {
     pub now_secs: i64,
     /// Whether the request names a customer-service ticket.
     pub has_ticket: bool,
+    /// Whether the waybill is among those an open breach incident found exposed (the guard checks this before
+    /// it says so; only the notification list sets it).
+    pub in_incident: bool,
 }
 
 /// The outcome of a read decision: the richest view permitted (none: deny) and the policies that permitted it.
@@ -110,7 +115,7 @@ struct Names {
 }
 
 /// Every action of the schema, for slicing.
-const ACTIONS: [&str; 9] = [
+const ACTIONS: [&str; 11] = [
     "view_full",
     "view_masked",
     "view_routing",
@@ -120,6 +125,8 @@ const ACTIONS: [&str; 9] = [
     "read_audit",
     "read_alerts",
     "investigate",
+    "export",
+    "approve_export",
 ];
 
 /// A validated policy set and schema, ready to answer requests.
@@ -606,6 +613,7 @@ impl PolicyEngine {
             ("purpose", Attr::Str(ctx.purpose.as_str())),
             ("now", Attr::Long(ctx.now_secs)),
             ("has_ticket", Attr::Bool(ctx.has_ticket)),
+            ("in_incident", Attr::Bool(ctx.in_incident)),
         ];
         let key = self.view_reads.get(&(account.role, full)).map(|reads| {
             self.cache_key(
@@ -668,15 +676,37 @@ impl PolicyEngine {
                 ],
             ),
         };
+        self.allowed(account, waybill, name, &context)
+    }
+
+    /// Whether `account` may take `waybill` out in a bulk export for `purpose` (once approved).
+    pub fn may_export(
+        &self,
+        account: &Account,
+        waybill: &WaybillMeta,
+        purpose: Purpose,
+    ) -> Result<bool, PolicyError> {
+        let context = [("purpose", Attr::Str(purpose.as_str()))];
+        self.allowed(account, waybill, "export", &context)
+    }
+
+    /// Whether `action` on `waybill` in `context` is permitted to `account`, through the decision cache.
+    fn allowed(
+        &self,
+        account: &Account,
+        waybill: &WaybillMeta,
+        name: &'static str,
+        context: &[(&'static str, Attr<'_>)],
+    ) -> Result<bool, PolicyError> {
         let key = self
             .slice_reads
             .get(&(account.role, name))
-            .map(|reads| self.cache_key(name, account, waybill, &context, reads));
+            .map(|reads| self.cache_key(name, account, waybill, context, reads));
         if let Some(hit) = key.as_deref().and_then(|k| self.writes.get(k)) {
             return Ok(hit);
         }
         let (principal, resource, entities, context) =
-            self.request_parts(account, waybill, &context)?;
+            self.request_parts(account, waybill, context)?;
         let ok = self
             .ask(
                 account.role,
@@ -700,6 +730,7 @@ impl PolicyEngine {
             AdminAction::ReadAudit => "read_audit",
             AdminAction::ReadAlerts => "read_alerts",
             AdminAction::Investigate => "investigate",
+            AdminAction::ApproveExport => "approve_export",
         };
         let system = self.uid(&self.names.system, "wbguard");
         let (principal, principal_entity) = self.account_entity(account)?;

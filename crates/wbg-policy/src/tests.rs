@@ -42,6 +42,7 @@ fn view(
         purpose,
         now_secs: NOW / 1000,
         has_ticket: ticket,
+        in_incident: false,
     };
     e.decide_view(a, w, &ctx).unwrap().view
 }
@@ -251,6 +252,14 @@ fn sliced_and_cached_decisions_equal_whole_set_decisions() {
                             both(&|| format!("{:?}", view(&e, &a, w, purpose, ticket)));
                             compared += 1;
                         }
+                        let ctx = ReadContext {
+                            purpose,
+                            now_secs: NOW / 1000,
+                            has_ticket: false,
+                            in_incident: true,
+                        };
+                        both(&|| format!("{:?}", e.decide_view(&a, w, &ctx).unwrap().view));
+                        both(&|| format!("{:?}", e.may_export(&a, w, purpose).unwrap()));
                     }
                     both(&|| format!("{:?}", e.may_write(&a, w, &WriteAction::Ingest).unwrap()));
                     both(&|| {
@@ -272,6 +281,7 @@ fn sliced_and_cached_decisions_equal_whole_set_decisions() {
                         AdminAction::ReadAudit,
                         AdminAction::ReadAlerts,
                         AdminAction::Investigate,
+                        AdminAction::ApproveExport,
                     ] {
                         both(&|| format!("{:?}", e.may_admin(&a, act).unwrap()));
                     }
@@ -299,6 +309,7 @@ fn a_cached_full_view_does_not_outlive_the_delivery_window() {
             purpose: Purpose::Delivery,
             now_secs: now_ms / 1000,
             has_ticket: false,
+            in_incident: false,
         };
         e.decide_view(&courier, &w, &ctx).unwrap().view
     };
@@ -306,4 +317,56 @@ fn a_cached_full_view_does_not_outlive_the_delivery_window() {
     assert_eq!(at(NOW), Some(View::Full));
     assert!(e.cache_hits() >= 1);
     assert_eq!(at(NOW + 2 * 3_600_000), Some(View::Masked));
+}
+
+#[test]
+fn breach_notification_and_export_rules() {
+    let e = PolicyEngine::builtin().unwrap();
+    let w = wb(WaybillStatus::Signed, None, Some(86_400_000));
+    let notify = |a: &Account, in_incident: bool| {
+        let ctx = ReadContext {
+            purpose: Purpose::BreachNotification,
+            now_secs: NOW / 1000,
+            has_ticket: false,
+            in_incident,
+        };
+        e.decide_view(a, &w, &ctx).unwrap().view
+    };
+    // Customer service sees a customer in full to notify them, and only when the waybill is on an incident's list.
+    let cs = acct("K1", Role::CustomerService, None, None);
+    assert_eq!(notify(&cs, true), Some(View::Full));
+    assert_eq!(notify(&cs, false), Some(View::Masked));
+    // Nobody else gains anything from an incident.
+    for (id, role, outlet, merchant) in [
+        ("A1", Role::Auditor, None, None),
+        ("R1", Role::Admin, None, None),
+        ("S1", Role::OutletStaff, Some("O1"), None),
+        ("U1", Role::Merchant, None, Some("M1")),
+        ("P1", Role::PrintStation, Some("O1"), None),
+    ] {
+        let a = acct(id, role, outlet, merchant);
+        assert_eq!(notify(&a, true), notify(&a, false), "{role:?}");
+        assert_ne!(notify(&a, true), Some(View::Full), "{role:?}");
+    }
+
+    // Exports: a merchant's own orders, for after-sale work; nobody else's, nobody else, no other purpose.
+    let merchant = acct("U1", Role::Merchant, None, Some("M1"));
+    assert!(e.may_export(&merchant, &w, Purpose::CustomerService).unwrap());
+    assert!(!e.may_export(&merchant, &w, Purpose::Delivery).unwrap());
+    let other = acct("U2", Role::Merchant, None, Some("M2"));
+    assert!(!e.may_export(&other, &w, Purpose::CustomerService).unwrap());
+    let mut suspended = merchant.clone();
+    suspended.status = AccountStatus::Suspended;
+    assert!(!e.may_export(&suspended, &w, Purpose::CustomerService).unwrap());
+    for role in Role::ALL.into_iter().filter(|r| *r != Role::Merchant) {
+        let a = acct("X", role, Some("O1"), Some("M1"));
+        assert!(!e.may_export(&a, &w, Purpose::CustomerService).unwrap(), "{role:?}");
+        // Only auditors approve exports.
+        assert_eq!(
+            e.may_admin(&a, AdminAction::ApproveExport).unwrap(),
+            role == Role::Auditor,
+            "{role:?}"
+        );
+    }
+    assert!(!e.may_admin(&merchant, AdminAction::ApproveExport).unwrap());
 }

@@ -21,7 +21,7 @@ pub fn sqlite_db_file() -> &'static str {
 
 use wbg_audit::{AuditEntry, Hash, StoredEntry};
 use wbg_core::{
-    Account, AccountId, AccountStatus, Alert, Millis, OutletId, StatusEvent, WaybillMeta,
+    Account, AccountId, AccountStatus, Alert, MerchantId, Millis, OutletId, StatusEvent, WaybillMeta,
     WaybillNo, WaybillStatus,
 };
 
@@ -217,9 +217,33 @@ pub trait Store: Send + Sync {
     fn find_by_token_of(&self, token: &[u8; 16], party: u8) -> Result<Vec<WaybillNo>, StoreError>;
     /// Number of waybills.
     fn waybill_count(&self) -> Result<u64, StoreError>;
+    /// Up to `limit` waybill numbers of `merchant` created in `[from, to)` (ms), oldest first.
+    fn merchant_waybills(
+        &self,
+        merchant: &MerchantId,
+        from: Millis,
+        to: Millis,
+        limit: usize,
+    ) -> Result<Vec<WaybillNo>, StoreError>;
+
+    /// Writes the case file `kind`/`id` (an export, an incident: a JSON body the guard owns) with `audit`, as a
+    /// compare-and-set: with `expect` `None` it must not exist yet, else its body must still be `expect`
+    /// (`Conflict` otherwise, `NotFound` when it is gone), so that two approvals of one export cannot both win.
+    fn put_case(
+        &self,
+        kind: &str,
+        id: &str,
+        body: &str,
+        expect: Option<&str>,
+        audit: AuditEntry,
+    ) -> Result<u64, StoreError>;
+    /// The case file `kind`/`id`'s body.
+    fn case(&self, kind: &str, id: &str) -> Result<Option<String>, StoreError>;
 
     /// Appends one audit entry (its `seq` and `prev` are set by the store); returns its seq.
     fn append_audit(&self, entry: AuditEntry) -> Result<u64, StoreError>;
+    /// Appends `entries` in order, all or none, in one transaction; returns the first one's seq.
+    fn append_audit_batch(&self, entries: Vec<AuditEntry>) -> Result<u64, StoreError>;
     /// Number of audit entries.
     fn audit_size(&self) -> Result<u64, StoreError>;
     /// The bytes of entry `seq`.

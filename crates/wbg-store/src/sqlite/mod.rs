@@ -14,8 +14,8 @@ use std::sync::{Mutex, MutexGuard};
 use wbg_audit::merkle::{leaf_hash, Frontier};
 use wbg_audit::{AuditEntry, Hash, StoredEntry};
 use wbg_core::{
-    Account, AccountId, AccountStatus, Alert, EventType, MerchantId, OutletId, Role, StatusEvent,
-    WaybillMeta, WaybillNo, WaybillStatus,
+    Account, AccountId, AccountStatus, Alert, EventType, MerchantId, Millis, OutletId, Role,
+    StatusEvent, WaybillMeta, WaybillNo, WaybillStatus,
 };
 
 const SCHEMA: &str = r#"
@@ -46,6 +46,12 @@ CREATE INDEX IF NOT EXISTS alerts_account ON alerts(account, at);
 -- Canary waybills and the principal each was planted for.
 CREATE TABLE IF NOT EXISTS canaries (
     no TEXT PRIMARY KEY, principal TEXT NOT NULL, created_at INTEGER NOT NULL) WITHOUT ROWID;
+-- Case files (exports, incidents): a JSON body per (kind, id), changed only by compare-and-set.
+CREATE TABLE IF NOT EXISTS cases (
+    kind TEXT NOT NULL, id TEXT NOT NULL, body TEXT NOT NULL, updated_at INTEGER NOT NULL,
+    PRIMARY KEY (kind, id)) WITHOUT ROWID;
+-- A merchant's orders by creation time, for exports.
+CREATE INDEX IF NOT EXISTS waybills_merchant ON waybills(merchant, created_at);
 "#;
 
 /// The layout version written into `meta`; a store of another version is refused at open, not misread.
@@ -154,26 +160,42 @@ fn tree_in(conn: &Connection, cache: &Option<Tree>) -> Result<Tree, StoreError> 
 fn commit_with_entry(
     tx: Transaction<'_>,
     cache: &mut Option<Tree>,
-    mut entry: AuditEntry,
+    entry: AuditEntry,
+) -> Result<u64, StoreError> {
+    commit_with_entries(tx, cache, std::iter::once(entry))
+}
+
+/// Appends `entries` in order and commits; returns the first one's seq. The cached tree changes only once the
+/// transaction has committed.
+fn commit_with_entries(
+    tx: Transaction<'_>,
+    cache: &mut Option<Tree>,
+    entries: impl IntoIterator<Item = AuditEntry>,
 ) -> Result<u64, StoreError> {
     let mut tree = tree_in(&tx, cache)?;
-    let seq = tree.frontier.size();
-    entry.seq = seq;
-    entry.prev = tree.last_leaf.map(hex::encode).unwrap_or_default();
-    let bytes = entry.encode();
-    let leaf = leaf_hash(&bytes);
-    let nodes: Vec<u8> = tree
-        .frontier
-        .append(leaf)
-        .iter()
-        .flat_map(|(_, _, h)| *h)
-        .collect();
-    tx.prepare_cached("INSERT INTO audit_entries (seq, entry, nodes) VALUES (?1, ?2, ?3)")?
-        .execute(params![seq as i64, bytes, nodes])?;
-    tree.last_leaf = Some(leaf);
+    let first = tree.frontier.size();
+    {
+        let mut insert = tx
+            .prepare_cached("INSERT INTO audit_entries (seq, entry, nodes) VALUES (?1, ?2, ?3)")?;
+        for mut entry in entries {
+            let seq = tree.frontier.size();
+            entry.seq = seq;
+            entry.prev = tree.last_leaf.map(hex::encode).unwrap_or_default();
+            let bytes = entry.encode();
+            let leaf = leaf_hash(&bytes);
+            let nodes: Vec<u8> = tree
+                .frontier
+                .append(leaf)
+                .iter()
+                .flat_map(|(_, _, h)| *h)
+                .collect();
+            insert.execute(params![seq as i64, bytes, nodes])?;
+            tree.last_leaf = Some(leaf);
+        }
+    }
     tx.commit()?;
     *cache = Some(tree);
-    Ok(seq)
+    Ok(first)
 }
 
 /// Inserts waybill rows and collects their blind-index entries (written as one segment at the end).
@@ -843,6 +865,79 @@ impl Store for SqliteStore {
 
     fn append_audit(&self, entry: AuditEntry) -> Result<u64, StoreError> {
         self.audited(entry, |_| Ok(())).map(|(_, seq)| seq)
+    }
+
+    fn append_audit_batch(&self, entries: Vec<AuditEntry>) -> Result<u64, StoreError> {
+        let mut inner = self.lock()?;
+        let Inner { conn, tree } = &mut *inner;
+        let tx = Transaction::new(conn, TransactionBehavior::Immediate)?;
+        commit_with_entries(tx, tree, entries)
+    }
+
+    fn put_case(
+        &self,
+        kind: &str,
+        id: &str,
+        body: &str,
+        expect: Option<&str>,
+        audit: AuditEntry,
+    ) -> Result<u64, StoreError> {
+        let at = audit.time;
+        self.audited(audit, |tx| {
+            let current: Option<String> = tx
+                .prepare_cached("SELECT body FROM cases WHERE kind = ?1 AND id = ?2")?
+                .query_row(params![kind, id], |r| r.get(0))
+                .optional()?;
+            match (current.as_deref(), expect) {
+                (None, None) => {}
+                (Some(now), Some(was)) if now == was => {}
+                (None, Some(_)) => return Err(StoreError::NotFound(format!("{kind} {id}"))),
+                (Some(_), _) => {
+                    return Err(StoreError::Conflict(format!(
+                        "{kind} {id} was changed meanwhile"
+                    )))
+                }
+            }
+            tx.prepare_cached(
+                "INSERT INTO cases (kind, id, body, updated_at) VALUES (?1, ?2, ?3, ?4) \
+                 ON CONFLICT (kind, id) DO UPDATE SET body = excluded.body, updated_at = excluded.updated_at",
+            )?
+            .execute(params![kind, id, body, at])?;
+            Ok(())
+        })
+        .map(|(_, seq)| seq)
+    }
+
+    fn case(&self, kind: &str, id: &str) -> Result<Option<String>, StoreError> {
+        Ok(self
+            .lock()?
+            .conn
+            .prepare_cached("SELECT body FROM cases WHERE kind = ?1 AND id = ?2")?
+            .query_row(params![kind, id], |r| r.get(0))
+            .optional()?)
+    }
+
+    fn merchant_waybills(
+        &self,
+        merchant: &MerchantId,
+        from: Millis,
+        to: Millis,
+        limit: usize,
+    ) -> Result<Vec<WaybillNo>, StoreError> {
+        let inner = self.lock()?;
+        let mut stmt = inner.conn.prepare_cached(
+            "SELECT no FROM waybills WHERE merchant = ?1 AND created_at >= ?2 AND created_at < ?3 \
+             ORDER BY created_at, no LIMIT ?4",
+        )?;
+        let rows = stmt.query_map(
+            params![merchant.as_str(), from, to, limit.min(i64::MAX as usize) as i64],
+            |r| r.get::<_, String>(0),
+        )?;
+        rows.map(|r| {
+            let no = r?;
+            WaybillNo::parse(&no).map_err(|e| StoreError::Corrupt(format!("waybill number {no}: {e}")))
+        })
+        .collect()
     }
 
     fn audit_size(&self) -> Result<u64, StoreError> {

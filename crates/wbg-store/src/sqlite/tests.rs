@@ -325,3 +325,77 @@ fn a_guarded_read_commits_its_lookups_and_audit_entry_together() {
     s.append_audit(entry("after")).unwrap();
     assert_eq!(s.audit_size().unwrap(), 4);
 }
+
+#[test]
+fn case_files_change_only_by_compare_and_set() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = SqliteStore::open(dir.path()).unwrap();
+    s.put_case("export", "E1", "{\"v\":1}", None, entry("export_request"))
+        .unwrap();
+    // A second creation, and a change from a body that is no longer current, both lose and write nothing.
+    let before = s.audit_size().unwrap();
+    assert!(matches!(
+        s.put_case("export", "E1", "{\"v\":9}", None, entry("x")),
+        Err(StoreError::Conflict(_))
+    ));
+    assert!(matches!(
+        s.put_case("export", "E1", "{\"v\":9}", Some("{\"v\":0}"), entry("x")),
+        Err(StoreError::Conflict(_))
+    ));
+    assert!(matches!(
+        s.put_case("export", "E2", "{}", Some("{}"), entry("x")),
+        Err(StoreError::NotFound(_))
+    ));
+    assert_eq!(s.audit_size().unwrap(), before);
+    s.put_case("export", "E1", "{\"v\":2}", Some("{\"v\":1}"), entry("export_approve"))
+        .unwrap();
+    assert_eq!(s.case("export", "E1").unwrap().as_deref(), Some("{\"v\":2}"));
+    assert_eq!(s.case("incident", "E1").unwrap(), None);
+}
+
+#[test]
+fn a_batch_of_audit_entries_is_one_verifiable_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = SqliteStore::open(dir.path()).unwrap();
+    s.append_audit(entry("first")).unwrap();
+    let first = s
+        .append_audit_batch((0..5).map(|i| entry(&format!("row{i}"))).collect())
+        .unwrap();
+    assert_eq!(first, 1);
+    assert_eq!(s.append_audit(entry("last")).unwrap(), 6);
+    let signer = NoteSigner::generate("test/audit").unwrap();
+    let (size, root) = s.audit_head().unwrap();
+    let cp = Checkpoint {
+        origin: "test/audit".into(),
+        size,
+        root,
+    };
+    s.put_checkpoint(size, &signer.sign(&cp.to_text()).unwrap())
+        .unwrap();
+    let r = verify(&s, &signer).unwrap();
+    assert_eq!(r.entries, 7);
+}
+
+#[test]
+fn a_merchants_orders_by_creation_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = SqliteStore::open(dir.path()).unwrap();
+    let mut batch: Vec<SealedWaybill> = (0..6)
+        .map(|i| {
+            let mut w = waybill(&format!("W{i}"));
+            w.meta.created_at = 100 - i;
+            if i == 5 {
+                w.meta.merchant = MerchantId::parse("M2").unwrap();
+            }
+            w
+        })
+        .collect();
+    batch[0].blind.clear();
+    s.insert_waybills(&batch, entry("ingest")).unwrap();
+    let m1 = MerchantId::parse("M1").unwrap();
+    let got = s.merchant_waybills(&m1, 97, 101, 10).unwrap();
+    let got: Vec<&str> = got.iter().map(|n| n.as_str()).collect();
+    assert_eq!(got, ["W3", "W2", "W1", "W0"]);
+    assert_eq!(s.merchant_waybills(&m1, 0, 1_000, 2).unwrap().len(), 2);
+    assert!(s.merchant_waybills(&m1, 101, 1_000, 10).unwrap().is_empty());
+}
