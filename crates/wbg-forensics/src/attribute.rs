@@ -12,8 +12,9 @@
 //! other in proportion to how much of the leak each covers.
 use crate::index::{AccessIndex, Posting, Shown};
 use crate::matching::Matching;
+use crate::watermark::{order_match, OrderMatch};
 use crate::ForensicsError;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 /// Share of a leak assumed to be noise (padding, records from elsewhere) whoever produced it.
 pub const NOISE: f64 = 0.3;
@@ -75,15 +76,33 @@ pub struct Suspect {
     pub last_access: i64,
     /// The earliest accesses that covered the leak, with the view each showed.
     pub evidence: Vec<Evidence>,
-    /// A planted record in the leak that only this principal was shown: the source beyond doubt.
+    /// A planted record in the leak that only this principal was shown, or its export file's row order kept in
+    /// the leak: the source beyond doubt.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub certain: bool,
+    /// For an export file: how far the leak keeps the file's keyed row order.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub watermark: Option<OrderMatch>,
+    /// For an export file: who asked for it and who approved it, when known.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub export: Option<ExportOrigin>,
     /// Risk alerts raised on the account, when known: not part of the score, but the order among equals.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub alerts: Option<usize>,
     /// The account's status when the report was made (`active`, `suspended`), when known.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub status: Option<String>,
+}
+
+/// Where an export file came from: the accounts that answer for it.
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+pub struct ExportOrigin {
+    /// The account that asked for it and downloaded it.
+    pub requested_by: String,
+    /// The second account, that approved it.
+    pub approved_by: Option<String>,
+    /// When it was handed over (ms since epoch).
+    pub delivered_at: Option<i64>,
 }
 
 /// Two principals that together explain a leak.
@@ -123,16 +142,33 @@ struct Cover {
     n_any: u64,
 }
 
+/// What marks a leak's source outright, beyond the likelihood.
+pub struct Marks<'a> {
+    /// Canary waybills: whoever was shown one that is in the leak is the source.
+    pub canaries: &'a HashSet<String>,
+    /// `order(principal, waybill)`: the waybill's position key in the principal's export file; `None` for a
+    /// principal that is not an export, or a waybill not in its file.
+    pub order: &'a dyn Fn(&str, &str) -> Option<u64>,
+}
+
+impl std::fmt::Debug for Marks<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Marks")
+            .field("canaries", &self.canaries.len())
+            .finish_non_exhaustive()
+    }
+}
+
 /// Ranks the principals shown the matched records. `universe` is the number of waybills a record could have
-/// been drawn from at random (the store's count).
-/// A matched record whose waybill is one of `canaries` pins whoever was shown it: those principals are marked
-/// `certain` and ranked first.
+/// been drawn from at random (the store's count). Principals pinned by `marks` (a canary in the leak, or their
+/// export file's order kept in it) are marked `certain` and ranked first.
 pub fn rank(
     matching: &Matching,
     index: &AccessIndex,
     universe: u64,
-    canaries: &std::collections::HashSet<String>,
+    marks: &Marks<'_>,
 ) -> Result<Ranking, ForensicsError> {
+    let canaries = marks.canaries;
     let m = &matching.matched;
     let n_univ = universe.max(1) as f64;
     let mut covers: HashMap<u32, Cover> = HashMap::new();
@@ -190,10 +226,26 @@ pub fn rank(
     let total_weight: f64 = (0..m.len()).map(weight).sum();
     let covered_bits =
         |c: &Cover, i: usize| (((1.0 - NOISE) / haul(c, i) + NOISE / n_univ) * n_univ).log2();
-    // Principals shown a canary that is in the leak.
-    let certain: std::collections::HashSet<u32> = covers
+    // Export files' orders, over the records each could have produced (in leak order, as they were pushed).
+    let orders: HashMap<u32, OrderMatch> = covers
         .iter()
-        .filter(|(_, c)| c.records.iter().any(|(_, _, w)| canaries.contains(w)))
+        .filter_map(|(id, c)| {
+            let name = &index.principal(*id)?.name;
+            let keys: Vec<u64> = c
+                .records
+                .iter()
+                .filter_map(|(_, _, w)| (marks.order)(name, w))
+                .collect();
+            (!keys.is_empty()).then(|| (*id, order_match(&keys)))
+        })
+        .collect();
+    // Principals shown a canary that is in the leak, or whose file's order the leak keeps.
+    let certain: HashSet<u32> = covers
+        .iter()
+        .filter(|(id, c)| {
+            c.records.iter().any(|(_, _, w)| canaries.contains(w))
+                || orders.get(id).is_some_and(|o| o.conclusive)
+        })
         .map(|(id, _)| *id)
         .collect();
     let mut scored: Vec<(u32, f64)> = covers
@@ -272,6 +324,8 @@ pub fn rank(
                 last_access: c.records.iter().map(|r| r.1.last_at).max().unwrap_or(0),
                 evidence: ev,
                 certain: certain.contains(id),
+                watermark: orders.get(id).copied(),
+                export: None,
                 alerts: None,
                 status: None,
             })

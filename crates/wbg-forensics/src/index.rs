@@ -72,9 +72,24 @@ pub struct Access {
 }
 
 impl Access {
-    /// The access an audit entry records, if it records one: an allowed read with a masked or full view.
+    /// The access an audit entry records, if it records one: an allowed read with a masked or full view, or a
+    /// row of an export file (`action` `export`, `detail` `export=<id>`), whose principal is the file
+    /// (`export:<id>`), not the account that downloaded it: several files of the same rows are told apart by it.
     pub fn from_entry(e: &AuditEntry) -> Option<Access> {
-        if e.action != "view" || e.decision != "allow" {
+        if e.decision != "allow" {
+            return None;
+        }
+        if e.action == "export" {
+            let id = e.detail.as_deref()?.strip_prefix("export=")?;
+            return Some(Access {
+                seq: e.seq,
+                at: e.time,
+                principal: format!("export:{id}"),
+                waybill: e.waybill.clone()?,
+                shown: Shown::Full,
+            });
+        }
+        if e.action != "view" {
             return None;
         }
         let shown = match e.view.as_deref()? {
@@ -493,5 +508,22 @@ mod tests {
         let mut i = AuditEntry::new(5, "I1", "ingest");
         i.waybill = Some("W1".into());
         assert!(Access::from_entry(&i).is_none());
+    }
+
+    #[test]
+    fn an_export_row_is_an_access_by_the_file() {
+        let mut e = AuditEntry::new(5, "U1", "export");
+        e.waybill = Some("W1".into());
+        e.detail = Some("export=E12ab".into());
+        let a = Access::from_entry(&e).unwrap();
+        assert_eq!(
+            (a.principal.as_str(), a.shown),
+            ("export:E12ab", Shown::Full)
+        );
+        e.detail = None;
+        assert!(Access::from_entry(&e).is_none());
+        e.detail = Some("export=E12ab".into());
+        e.decision = "deny".into();
+        assert!(Access::from_entry(&e).is_none());
     }
 }

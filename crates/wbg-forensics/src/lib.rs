@@ -7,7 +7,8 @@
 //!    says how sure it is.
 //! 3. The [`AccessIndex`] knows, from the audit log, who was shown which waybill and how much of it; [`rank`]
 //!    scores every principal shown the leak by a likelihood model that can be explained in a sentence, and
-//!    tries pairs for colluders.
+//!    tries pairs for colluders. A planted canary in the leak, or an export file's keyed row order kept in it
+//!    ([`order_match`]), marks its source outright.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
@@ -16,8 +17,11 @@ mod error;
 mod index;
 mod intake;
 mod matching;
+mod watermark;
 
-pub use attribute::{rank, Evidence, Pair, Ranking, Suspect, EVIDENCE, NOISE, TOP};
+pub use attribute::{
+    rank, Evidence, ExportOrigin, Marks, Pair, Ranking, Suspect, EVIDENCE, NOISE, TOP,
+};
 pub use error::ForensicsError;
 pub use index::{Access, AccessIndex, Posting, Principal, Shown, INDEX_FILE};
 pub use intake::{
@@ -28,3 +32,4 @@ pub use matching::{
     match_records, Clue, Lookup, Matching, RecordMatch, StoreLookup, MAX_CANDIDATES, MAX_POSTINGS,
     MIN_CONFIDENCE,
 };
+pub use watermark::{longest_increasing, order_match, OrderMatch, CONCLUSIVE_LOG10, MIN_ROWS};

@@ -72,6 +72,30 @@ impl Guard {
         );
     }
 
+    /// Marks `waybills` as canaries planted for `principal` (with `entry`), then ingests them. Marked before they
+    /// exist, so that no canary is ever an unmarked waybill.
+    pub(crate) fn plant(
+        &self,
+        principal: &str,
+        waybills: Vec<NewWaybill>,
+        entry: wbg_audit::AuditEntry,
+        meta: &RequestMeta,
+    ) -> Result<Vec<WaybillNo>, GuardError> {
+        let nos: Vec<WaybillNo> = waybills.iter().map(|w| w.waybill_no.clone()).collect();
+        self.store.plant_canaries(&nos, principal, entry)?;
+        {
+            let mut m = self
+                .canaries
+                .write()
+                .map_err(|_| GuardError::Internal("canary lock poisoned".into()))?;
+            for no in &nos {
+                m.insert(no.to_string(), principal.to_owned());
+            }
+        }
+        self.ingest(Actor::Local("canary"), waybills, meta)?;
+        Ok(nos)
+    }
+
     /// Plants `waybills` (synthetic, realistic recipients the caller made up) as canaries in the scope of
     /// `account`: routed to its outlet (and, for a courier, out for delivery with it) or its merchant, so the
     /// policy lets it see them and only them. Auditors (and the local operator) only. Returns the numbers.
@@ -112,19 +136,7 @@ impl Guard {
                 Scope::Anywhere => {}
             }
         }
-        let nos: Vec<WaybillNo> = waybills.iter().map(|w| w.waybill_no.clone()).collect();
-        entry.detail = Some(format!("account={account} count={}", nos.len()));
-        // Marked before they exist, so that no canary is ever an unmarked waybill.
-        self.store.plant_canaries(&nos, account, entry)?;
-        {
-            let mut m = self
-                .canaries
-                .write()
-                .map_err(|_| GuardError::Internal("canary lock poisoned".into()))?;
-            for no in &nos {
-                m.insert(no.to_string(), account.to_owned());
-            }
-        }
+        entry.detail = Some(format!("account={account} count={}", waybills.len()));
         // Parcels arriving at an outlet are scanned there; a courier's are also handed to it for delivery.
         let routes: Vec<(WaybillNo, OutletId, OutletId)> = waybills
             .iter()
@@ -133,8 +145,8 @@ impl Guard {
                 (w.waybill_no.clone(), from, to)
             })
             .collect();
+        let nos = self.plant(account, waybills, entry, meta)?;
         let local = Actor::Local("canary");
-        self.ingest(local, waybills, meta)?;
         for (no, from, to) in routes {
             let mut scans = Vec::new();
             if matches!(scope, Scope::Arriving(_)) {

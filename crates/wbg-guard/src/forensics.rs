@@ -4,7 +4,7 @@ use crate::guard::Guard;
 use crate::{Actor, GuardError, RequestMeta};
 use std::io::Read;
 use wbg_forensics::{
-    match_records, parse_leak, rank, AccessIndex, ForensicsError, Format, Limits, Pair,
+    match_records, parse_leak, rank, AccessIndex, ForensicsError, Format, Limits, Marks, Pair,
     RecordMatch, Role, StoreLookup, Suspect,
 };
 use wbg_policy::AdminAction;
@@ -120,7 +120,17 @@ impl Guard {
         let universe = self.store.waybill_count()?;
         let ranking = self.with_access_index(|index| {
             index.catch_up(self.store.as_ref(), None, &mut |_, _| {})?;
-            Ok(rank(&matching, index, universe, &self.canary_numbers())?)
+            let blind = self.vault.blind();
+            // An export file's rows are in an order keyed to it (see `export`).
+            let order = |principal: &str, waybill: &str| {
+                let id = principal.strip_prefix("export:")?;
+                Some(blind.list_order(id, waybill))
+            };
+            let marks = Marks {
+                canaries: &self.canary_numbers(),
+                order: &order,
+            };
+            Ok(rank(&matching, index, universe, &marks)?)
         })?;
         entry.detail = Some(format!(
             "rows={} matched={} suspects={}{}",
@@ -137,7 +147,11 @@ impl Guard {
         let (checkpoint_size, checkpoint) = self.signed_checkpoint()?;
         let mut suspects = ranking.suspects;
         for s in &mut suspects {
-            // Principals that are not account ids (`export:…`) have no role or alerts to add.
+            // An export file answers through the accounts that asked for it and approved it.
+            if let Some(origin) = self.export_origin(&s.principal) {
+                s.role = Some("export".into());
+                s.export = Some(origin);
+            }
             let account = match wbg_core::AccountId::parse(&s.principal) {
                 Ok(id) => self.store.account(&id)?,
                 Err(_) => None,

@@ -137,7 +137,7 @@ pub trait AlertSink: Send + Sync {
 pub struct Guard {
     pub(crate) store: Arc<dyn Store>,
     pub(crate) vault: Vault,
-    policy: PolicyEngine,
+    pub(crate) policy: PolicyEngine,
     risk: Arc<dyn RiskHook>,
     alert_sink: Option<Arc<dyn AlertSink>>,
     clock: Arc<dyn Clock>,
@@ -353,7 +353,7 @@ impl Guard {
     }
 
     /// An audit entry stamped now by the guard's clock.
-    fn entry(&self, account: &str, meta: &RequestMeta, action: &str) -> AuditEntry {
+    pub(crate) fn entry(&self, account: &str, meta: &RequestMeta, action: &str) -> AuditEntry {
         AuditEntry {
             device: meta.device.clone(),
             ip: meta.ip.clone(),
@@ -413,7 +413,7 @@ impl Guard {
             .ok_or(GuardError::Unauthenticated)
     }
 
-    fn deny(&self, e: AuditEntry, err: GuardError) -> GuardError {
+    pub(crate) fn deny(&self, e: AuditEntry, err: GuardError) -> GuardError {
         match self.store.append_audit(deny_entry(e, &err)) {
             Ok(_) => err,
             Err(store_err) => GuardError::Internal(format!("audit append failed: {store_err}")),

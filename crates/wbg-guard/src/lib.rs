@@ -11,16 +11,25 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+mod breach;
 mod canary;
 mod error;
+mod export;
 mod forensics;
 mod guard;
 mod keys;
 mod token;
 mod view;
 
+pub use breach::{
+    AffectedWaybill, DayCount, ImpactReport, IncidentRequest, Notice, NotificationList,
+    RegionCount, SuspectImpact, TimelineEvent, MAX_INCIDENT_WAYBILLS, MAX_SUSPECTS,
+};
 pub use canary::MAX_CANARIES;
 pub use error::GuardError;
+pub use export::{
+    Export, ExportFile, ExportRequest, ExportStatus, MAX_EXPORT_ROWS, MAX_EXPORT_WINDOW_MS,
+};
 pub use forensics::{Attribution, LeakColumn};
 pub use guard::{
     sealed_waybill, verify_store, Actor, AlertSink, Guard, GuardConfig, IngestReport, OpenReport,

@@ -351,16 +351,23 @@ fn breach_notification_and_export_rules() {
 
     // Exports: a merchant's own orders, for after-sale work; nobody else's, nobody else, no other purpose.
     let merchant = acct("U1", Role::Merchant, None, Some("M1"));
-    assert!(e.may_export(&merchant, &w, Purpose::CustomerService).unwrap());
+    assert!(e
+        .may_export(&merchant, &w, Purpose::CustomerService)
+        .unwrap());
     assert!(!e.may_export(&merchant, &w, Purpose::Delivery).unwrap());
     let other = acct("U2", Role::Merchant, None, Some("M2"));
     assert!(!e.may_export(&other, &w, Purpose::CustomerService).unwrap());
     let mut suspended = merchant.clone();
     suspended.status = AccountStatus::Suspended;
-    assert!(!e.may_export(&suspended, &w, Purpose::CustomerService).unwrap());
+    assert!(!e
+        .may_export(&suspended, &w, Purpose::CustomerService)
+        .unwrap());
     for role in Role::ALL.into_iter().filter(|r| *r != Role::Merchant) {
         let a = acct("X", role, Some("O1"), Some("M1"));
-        assert!(!e.may_export(&a, &w, Purpose::CustomerService).unwrap(), "{role:?}");
+        assert!(
+            !e.may_export(&a, &w, Purpose::CustomerService).unwrap(),
+            "{role:?}"
+        );
         // Only auditors approve exports.
         assert_eq!(
             e.may_admin(&a, AdminAction::ApproveExport).unwrap(),

@@ -193,6 +193,35 @@ fn party(rng: &mut StdRng, region: &(String, String, String)) -> Party {
     }
 }
 
+/// `count` one-off synthetic waybills from `seed`, for canaries: realistic senders and recipients (names, mobile
+/// numbers, addresses of the carrier's regions), numbered from the top of the serial range (`YT9…`), where a
+/// carrier's own numbering should not reach (reserve it). Merchant and outlets are placeholders (`M000`,
+/// `O000`) for whoever plants them to route.
+pub fn one_off_waybills(seed: u64, count: usize) -> Vec<NewWaybill> {
+    let mut rng = StdRng::seed_from_u64(seed);
+    let first = rng.gen_range(9_000_000_000_000..9_999_999_000_000u64);
+    let placeholder_outlet = OutletId::parse("O000").expect("valid");
+    let region = |rng: &mut StdRng| {
+        let (p, c, ds) = REGIONS[rng.gen_range(0..REGIONS.len())];
+        let d = ds[rng.gen_range(0..ds.len())];
+        (p.to_owned(), c.to_owned(), d.to_owned())
+    };
+    (0..count as u64)
+        .map(|i| {
+            let (from, to) = (region(&mut rng), region(&mut rng));
+            NewWaybill {
+                waybill_no: WaybillNo::parse(&waybill_no(first + i)).expect("valid"),
+                merchant: MerchantId::parse("M000").expect("valid"),
+                origin_outlet: placeholder_outlet.clone(),
+                destination_outlet: placeholder_outlet.clone(),
+                sender: party(&mut rng, &from),
+                recipient: party(&mut rng, &to),
+                items: ITEMS[rng.gen_range(0..ITEMS.len())].to_owned(),
+            }
+        })
+        .collect()
+}
+
 impl Carrier {
     /// Generates a carrier.
     pub fn generate(spec: CarrierSpec) -> Carrier {
@@ -313,6 +342,19 @@ impl Carrier {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn one_off_waybills_are_valid_distinct_and_out_of_the_normal_range() {
+        let a = one_off_waybills(1, 50);
+        assert_eq!(a.len(), 50);
+        let nos: std::collections::HashSet<_> = a.iter().map(|w| w.waybill_no.clone()).collect();
+        assert_eq!(nos.len(), 50);
+        assert!(a
+            .iter()
+            .all(|w| serial_of(w.waybill_no.as_str()).is_some_and(|s| s >= 9_000_000_000_000)));
+        assert!(a.iter().all(|w| w.clone().validated().is_ok()));
+        assert_ne!(one_off_waybills(2, 1)[0].waybill_no, a[0].waybill_no);
+    }
 
     #[test]
     fn deterministic_and_valid() {

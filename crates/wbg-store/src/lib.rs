@@ -21,8 +21,8 @@ pub fn sqlite_db_file() -> &'static str {
 
 use wbg_audit::{AuditEntry, Hash, StoredEntry};
 use wbg_core::{
-    Account, AccountId, AccountStatus, Alert, MerchantId, Millis, OutletId, StatusEvent, WaybillMeta,
-    WaybillNo, WaybillStatus,
+    Account, AccountId, AccountStatus, Alert, MerchantId, Millis, OutletId, StatusEvent,
+    WaybillMeta, WaybillNo, WaybillStatus,
 };
 
 /// A waybill ready to store: routing metadata in clear, personal fields sealed, blind-index tokens.

@@ -113,6 +113,20 @@ impl BlindIndex {
         self.token(BlindKind::MaskedPhoneRegion, &value)
     }
 
+    /// The position key of `item` in the list `list` (an export file's rows, sorted by it): keyed, so that no one
+    /// without the key can compute a file's order or tell it from another's, and different for every list.
+    pub fn list_order(&self, list: &str, item: &str) -> u64 {
+        let mut mac = self.keyed.clone();
+        mac.update(b"list_order");
+        mac.update(&[0]);
+        mac.update(list.as_bytes());
+        mac.update(&[0]);
+        mac.update(item.as_bytes());
+        let mut out = [0u8; 8];
+        out.copy_from_slice(&mac.finalize().into_bytes()[..8]);
+        u64::from_be_bytes(out)
+    }
+
     /// How many tokens [`BlindIndex::party`] gives a party.
     pub const PER_PARTY: usize = 5;
 

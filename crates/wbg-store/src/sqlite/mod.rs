@@ -175,8 +175,8 @@ fn commit_with_entries(
     let mut tree = tree_in(&tx, cache)?;
     let first = tree.frontier.size();
     {
-        let mut insert = tx
-            .prepare_cached("INSERT INTO audit_entries (seq, entry, nodes) VALUES (?1, ?2, ?3)")?;
+        let mut insert =
+            tx.prepare_cached("INSERT INTO audit_entries (seq, entry, nodes) VALUES (?1, ?2, ?3)")?;
         for mut entry in entries {
             let seq = tree.frontier.size();
             entry.seq = seq;
@@ -930,12 +930,18 @@ impl Store for SqliteStore {
              ORDER BY created_at, no LIMIT ?4",
         )?;
         let rows = stmt.query_map(
-            params![merchant.as_str(), from, to, limit.min(i64::MAX as usize) as i64],
+            params![
+                merchant.as_str(),
+                from,
+                to,
+                limit.min(i64::MAX as usize) as i64
+            ],
             |r| r.get::<_, String>(0),
         )?;
         rows.map(|r| {
             let no = r?;
-            WaybillNo::parse(&no).map_err(|e| StoreError::Corrupt(format!("waybill number {no}: {e}")))
+            WaybillNo::parse(&no)
+                .map_err(|e| StoreError::Corrupt(format!("waybill number {no}: {e}")))
         })
         .collect()
     }

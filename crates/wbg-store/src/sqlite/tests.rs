@@ -347,9 +347,18 @@ fn case_files_change_only_by_compare_and_set() {
         Err(StoreError::NotFound(_))
     ));
     assert_eq!(s.audit_size().unwrap(), before);
-    s.put_case("export", "E1", "{\"v\":2}", Some("{\"v\":1}"), entry("export_approve"))
-        .unwrap();
-    assert_eq!(s.case("export", "E1").unwrap().as_deref(), Some("{\"v\":2}"));
+    s.put_case(
+        "export",
+        "E1",
+        "{\"v\":2}",
+        Some("{\"v\":1}"),
+        entry("export_approve"),
+    )
+    .unwrap();
+    assert_eq!(
+        s.case("export", "E1").unwrap().as_deref(),
+        Some("{\"v\":2}")
+    );
     assert_eq!(s.case("incident", "E1").unwrap(), None);
 }
 

@@ -1,0 +1,867 @@
+//! Breach impact: for an incident (the suspects an attribution named and a time window), which customers were
+//! exposed, which of their fields, where they live (counts by region) and what happened when — read from the
+//! audit log itself, not from the derived access index. The report names waybills, accounts and counts, never a
+//! person; the list of people to notify is a second step, produced through the policy with the purpose
+//! `breach_notification` by an account allowed to see them (customer service), and audited read by read.
+use crate::guard::Guard;
+use crate::{Actor, GuardError, RequestMeta};
+use rand::Rng;
+use std::collections::{BTreeMap, HashMap, HashSet};
+use wbg_audit::AuditEntry;
+use wbg_core::{AccountStatus, Purpose, WaybillNo};
+use wbg_policy::{AdminAction, ReadContext};
+use wbg_vault::Field;
+
+/// Most suspects one incident names.
+pub const MAX_SUSPECTS: usize = 50;
+/// Most waybills one incident may cover; a larger exposure is split into several windows.
+pub const MAX_INCIDENT_WAYBILLS: usize = 500_000;
+/// The case-file kind incidents are kept under.
+const KIND: &str = "incident";
+/// How far out of order audit times may be (several guard nodes' clocks): the scan reads this far past the
+/// window's end before it stops.
+const CLOCK_SLACK_MS: i64 = 5 * 60_000;
+/// Audit entries read per batch.
+const BATCH: usize = 10_000;
+
+/// An incident to assess: who, and when.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
+pub struct IncidentRequest {
+    /// Accounts (and `export:<id>` files) the exposure is blamed on.
+    pub suspects: Vec<String>,
+    /// From (ms since epoch, inclusive)…
+    pub from: i64,
+    /// …to (ms, exclusive).
+    pub to: i64,
+}
+
+/// Customers counted in one region.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
+pub struct RegionCount {
+    /// Province.
+    pub province: String,
+    /// City.
+    pub city: String,
+    /// Distinct customers (recipients, by phone) exposed.
+    pub customers: usize,
+    /// Of those, exposed in full.
+    pub customers_full: usize,
+}
+
+/// What one suspect was shown in the window.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
+pub struct SuspectImpact {
+    /// Account id or `export:<id>`.
+    pub principal: String,
+    /// Allowed personal-data reads (and export rows).
+    pub exposures: u64,
+    /// Distinct waybills shown in full.
+    pub waybills_full: usize,
+    /// Distinct waybills shown masked only.
+    pub waybills_masked: usize,
+    /// First exposure (ms), if any.
+    pub first: Option<i64>,
+    /// Latest exposure (ms), if any.
+    pub last: Option<i64>,
+    /// Risk alerts raised on it in the window.
+    pub alerts: usize,
+    /// When it was suspended in the window, if it was.
+    pub suspended_at: Option<i64>,
+}
+
+/// One waybill the incident exposed.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
+pub struct AffectedWaybill {
+    /// The waybill.
+    pub waybill_no: String,
+    /// `full` or `masked`: the most it was shown.
+    pub exposure: String,
+    /// The fields shown, as the audit log names them (`recipient.phone`, `recipient.phone:masked`, …).
+    pub fields: Vec<String>,
+    /// First exposure (ms).
+    pub first_exposed: i64,
+    /// Latest exposure (ms).
+    pub last_exposed: i64,
+    /// Who was shown it.
+    pub exposed_to: Vec<String>,
+}
+
+/// One moment of the incident.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
+pub struct TimelineEvent {
+    /// When (ms).
+    pub at: i64,
+    /// Whose.
+    pub principal: String,
+    /// `first_exposure`, `alert`, `suspended`, `last_exposure`.
+    pub event: String,
+    /// The alert kind and severity, or the number of exposures.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+}
+
+/// Exposures of one day.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
+pub struct DayCount {
+    /// The day (UTC), `YYYY-MM-DD`.
+    pub day: String,
+    /// Reads that showed a full record.
+    pub full: u64,
+    /// Reads that showed a masked one.
+    pub masked: u64,
+}
+
+/// A breach-impact report. It names waybills, accounts, regions and counts — never a person.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
+pub struct ImpactReport {
+    /// The incident's id (`INC-` and 12 hex digits): the notification list is asked for by it.
+    pub incident: String,
+    /// The suspects, as asked.
+    pub suspects: Vec<String>,
+    /// Window start (ms).
+    pub from: i64,
+    /// Window end (ms, exclusive).
+    pub to: i64,
+    /// Who made the report.
+    pub created_by: String,
+    /// When (ms).
+    pub created_at: i64,
+    /// Audit entries read.
+    pub entries_scanned: u64,
+    /// Allowed personal-data reads (and export rows) by the suspects in the window.
+    pub exposures: u64,
+    /// Distinct waybills exposed.
+    pub waybills: usize,
+    /// Of those, exposed in full.
+    pub waybills_full: usize,
+    /// Distinct customers (recipients, by phone) exposed.
+    pub customers: usize,
+    /// Of those, exposed in full: the ones to notify first.
+    pub customers_full: usize,
+    /// Per field, the distinct waybills it was shown on.
+    pub fields: BTreeMap<String, usize>,
+    /// Customers by region, most first.
+    pub by_region: Vec<RegionCount>,
+    /// Per suspect.
+    pub per_suspect: Vec<SuspectImpact>,
+    /// What happened when, oldest first.
+    pub timeline: Vec<TimelineEvent>,
+    /// Exposures per day.
+    pub daily: Vec<DayCount>,
+    /// Every exposed waybill.
+    pub affected: Vec<AffectedWaybill>,
+    /// This report's own audit entry (given when the report is made, not when it is read back).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub audit_seq: Option<u64>,
+}
+
+/// One customer to notify.
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+pub struct Notice {
+    /// Recipient name.
+    pub name: String,
+    /// Recipient phone.
+    pub phone: String,
+    /// `full` or `masked`: the most of them that was exposed.
+    pub exposure: String,
+    /// The fields exposed, across their waybills.
+    pub fields: Vec<String>,
+    /// Their exposed waybills.
+    pub waybills: Vec<String>,
+    /// First exposure (ms).
+    pub first_exposed: i64,
+}
+
+/// The notification list of an incident.
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+pub struct NotificationList {
+    /// The incident.
+    pub incident: String,
+    /// One notice per customer, those exposed in full first.
+    pub notices: Vec<Notice>,
+    /// Waybills the policy did not open for this account (not counted in `notices`).
+    pub withheld: usize,
+    /// The first of this list's audit entries (one per waybill read).
+    pub first_audit_seq: Option<u64>,
+}
+
+/// What one suspect was shown, while the log is read.
+#[derive(Default)]
+struct Shown {
+    reads: u64,
+    full: HashSet<String>,
+    masked: HashSet<String>,
+    first: Option<i64>,
+    last: Option<i64>,
+}
+
+/// How one waybill was exposed, while the log is read.
+#[derive(Default)]
+struct Exposure {
+    full: bool,
+    fields: std::collections::BTreeSet<String>,
+    first: i64,
+    last: i64,
+    to: std::collections::BTreeSet<String>,
+}
+
+fn valid_incident_id(id: &str) -> bool {
+    id.len() == 16 && id.starts_with("INC-") && id[4..].bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+/// `YYYY-MM-DD` (UTC) of a time in ms.
+fn day_of(ms: i64) -> String {
+    // Civil-from-days (Howard Hinnant's algorithm), to avoid a date crate for one line of a report.
+    let z = ms.div_euclid(86_400_000) + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!("{y:04}-{m:02}-{d:02}")
+}
+
+/// The principal an audit entry shows personal data to, and whether in full: an allowed masked or full read,
+/// or an export row (the file).
+fn exposure_of(e: &AuditEntry) -> Option<(String, bool)> {
+    wbg_forensics::Access::from_entry(e)
+        .map(|a| (a.principal, a.shown == wbg_forensics::Shown::Full))
+}
+
+impl Guard {
+    /// The first audit seq whose entry is at or after `at` (entries are appended in time order, give or take
+    /// clock slack).
+    fn audit_seq_at(&self, at: i64, size: u64) -> Result<u64, GuardError> {
+        let (mut lo, mut hi) = (0u64, size);
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            let bytes = self
+                .store
+                .audit_entry(mid)?
+                .ok_or_else(|| GuardError::Internal(format!("audit entry {mid} missing")))?;
+            let e = AuditEntry::decode(&bytes)
+                .map_err(|e| GuardError::Internal(format!("audit entry {mid}: {e}")))?;
+            if e.time < at {
+                lo = mid + 1;
+            } else {
+                hi = mid;
+            }
+        }
+        Ok(lo)
+    }
+
+    /// Assesses an incident and opens it: reads the audit log over the window for every exposure to the
+    /// suspects, counts customers and regions (decrypting only the recipient's phone and region, inside the
+    /// guard, for the counts), and keeps the list of exposed waybills for the notification list. Auditors only;
+    /// audited.
+    pub fn breach_impact(
+        &self,
+        actor: Actor<'_>,
+        req: &IncidentRequest,
+        meta: &RequestMeta,
+    ) -> Result<ImpactReport, GuardError> {
+        let (who, mut entry) =
+            self.admin(actor, AdminAction::Investigate, "breach_impact", meta)?;
+        let mut suspects: Vec<String> = Vec::new();
+        for s in &req.suspects {
+            let ok = match s.strip_prefix("export:") {
+                Some(id) => id.len() == 17 && id.starts_with('E'),
+                None => wbg_core::AccountId::parse(s).is_ok(),
+            };
+            if !ok {
+                return Err(GuardError::Invalid(format!(
+                    "suspect {s:?} is neither an account id nor export:<id>"
+                )));
+            }
+            if !suspects.contains(s) {
+                suspects.push(s.clone());
+            }
+        }
+        if suspects.is_empty() || suspects.len() > MAX_SUSPECTS {
+            return Err(GuardError::Invalid(format!(
+                "name 1 to {MAX_SUSPECTS} suspects"
+            )));
+        }
+        if req.from >= req.to {
+            return Err(GuardError::Invalid(
+                "the window must end after it starts".into(),
+            ));
+        }
+        let wanted: HashSet<&str> = suspects.iter().map(String::as_str).collect();
+        let size = self.store.audit_size()?;
+        let mut seq = self.audit_seq_at(req.from, size)?;
+        let mut scanned = 0u64;
+        let mut exposures = 0u64;
+        let mut by_waybill: HashMap<String, Exposure> = HashMap::new();
+        let mut per: HashMap<&str, Shown> = HashMap::new();
+        let mut suspended: HashMap<String, i64> = HashMap::new();
+        let mut daily: BTreeMap<String, (u64, u64)> = BTreeMap::new();
+        'scan: while seq < size {
+            let batch = self.store.audit_entries(seq, BATCH)?;
+            if batch.is_empty() {
+                break;
+            }
+            for stored in batch {
+                seq = stored.seq + 1;
+                let e = AuditEntry::decode(&stored.bytes).map_err(|err| {
+                    GuardError::Internal(format!("audit entry {}: {err}", stored.seq))
+                })?;
+                scanned += 1;
+                if e.time >= req.to + CLOCK_SLACK_MS {
+                    break 'scan;
+                }
+                if e.time < req.from || e.time >= req.to {
+                    continue;
+                }
+                if e.action == "account_suspend" {
+                    if let Some(a) = e.detail.as_deref().and_then(|d| d.strip_prefix("account=")) {
+                        if wanted.contains(a) {
+                            suspended.entry(a.to_owned()).or_insert(e.time);
+                        }
+                    }
+                    continue;
+                }
+                let Some((principal, full)) = exposure_of(&e) else {
+                    continue;
+                };
+                let Some(&p) = wanted.get(principal.as_str()) else {
+                    continue;
+                };
+                let Some(no) = e.waybill.clone() else {
+                    continue;
+                };
+                exposures += 1;
+                let d = daily.entry(day_of(e.time)).or_default();
+                if full {
+                    d.0 += 1;
+                } else {
+                    d.1 += 1;
+                }
+                let s = per.entry(p).or_default();
+                s.reads += 1;
+                if full { &mut s.full } else { &mut s.masked }.insert(no.clone());
+                s.first = Some(s.first.map_or(e.time, |t| t.min(e.time)));
+                s.last = Some(s.last.map_or(e.time, |t| t.max(e.time)));
+                if !by_waybill.contains_key(&no) && by_waybill.len() >= MAX_INCIDENT_WAYBILLS {
+                    return Err(GuardError::TooLarge(format!(
+                        "the incident exposed more than {MAX_INCIDENT_WAYBILLS} waybills; split the window"
+                    )));
+                }
+                let x = by_waybill.entry(no).or_insert_with(|| Exposure {
+                    first: e.time,
+                    last: e.time,
+                    ..Exposure::default()
+                });
+                x.full |= full;
+                x.fields.extend(e.fields.iter().cloned());
+                x.first = x.first.min(e.time);
+                x.last = x.last.max(e.time);
+                x.to.insert(p.to_owned());
+            }
+        }
+        // Customers and regions: the recipient's phone (as a blind token, never kept) and region.
+        let blind = self.vault.blind();
+        let mut customers: HashMap<[u8; 16], bool> = HashMap::new();
+        let mut regions: HashMap<(String, String), HashMap<[u8; 16], bool>> = HashMap::new();
+        for (no, x) in &by_waybill {
+            let Ok(parsed) = WaybillNo::parse(no) else {
+                continue;
+            };
+            let Some((wb, sealed)) = self.store.waybill(&parsed)? else {
+                continue;
+            };
+            let opened: HashMap<Field, String> = self
+                .vault
+                .open_fields(
+                    &parsed,
+                    wb.bucket,
+                    &sealed,
+                    &[Field::RecipientPhone, Field::RecipientRegion],
+                )?
+                .into_iter()
+                .collect();
+            let Some(token) = opened
+                .get(&Field::RecipientPhone)
+                .and_then(|p| blind.phone(p))
+            else {
+                continue;
+            };
+            *customers.entry(token).or_default() |= x.full;
+            let mut region = opened
+                .get(&Field::RecipientRegion)
+                .map(|r| r.split('\u{1f}').map(str::to_owned).collect::<Vec<_>>())
+                .unwrap_or_default()
+                .into_iter();
+            let key = (
+                region.next().unwrap_or_default(),
+                region.next().unwrap_or_default(),
+            );
+            *regions.entry(key).or_default().entry(token).or_default() |= x.full;
+        }
+        let mut by_region: Vec<RegionCount> = regions
+            .into_iter()
+            .map(|((province, city), c)| RegionCount {
+                province,
+                city,
+                customers: c.len(),
+                customers_full: c.values().filter(|f| **f).count(),
+            })
+            .collect();
+        by_region.sort_by(|a, b| {
+            b.customers
+                .cmp(&a.customers)
+                .then_with(|| (&a.province, &a.city).cmp(&(&b.province, &b.city)))
+        });
+        let mut fields: BTreeMap<String, usize> = BTreeMap::new();
+        for x in by_waybill.values() {
+            for f in &x.fields {
+                *fields.entry(f.clone()).or_default() += 1;
+            }
+        }
+        // The timeline: first and latest exposure, alerts and suspension, per suspect.
+        let mut timeline = Vec::new();
+        let mut per_suspect = Vec::new();
+        for s in &suspects {
+            let alerts: Vec<wbg_core::Alert> = match wbg_core::AccountId::parse(s) {
+                Ok(_) => self
+                    .store
+                    .alerts(&wbg_store::AlertFilter {
+                        account: Some(s.clone()),
+                        since: Some(req.from),
+                        limit: 10_000,
+                        ..wbg_store::AlertFilter::default()
+                    })?
+                    .into_iter()
+                    .filter(|a| a.at < req.to)
+                    .collect(),
+                Err(_) => Vec::new(),
+            };
+            // One line per alert kind: its first time, and how often.
+            let mut kinds: BTreeMap<(String, String), (i64, usize)> = BTreeMap::new();
+            for a in &alerts {
+                let k = kinds
+                    .entry((a.kind.clone(), a.severity.clone()))
+                    .or_insert((a.at, 0));
+                k.0 = k.0.min(a.at);
+                k.1 += 1;
+            }
+            for ((kind, severity), (at, n)) in kinds {
+                timeline.push(TimelineEvent {
+                    at,
+                    principal: s.clone(),
+                    event: "alert".into(),
+                    detail: Some(format!("{kind} ({severity}) ×{n}")),
+                });
+            }
+            let Shown {
+                reads: n,
+                full,
+                masked,
+                first,
+                last,
+            } = per.remove(s.as_str()).unwrap_or_default();
+            if let Some(at) = first {
+                timeline.push(TimelineEvent {
+                    at,
+                    principal: s.clone(),
+                    event: "first_exposure".into(),
+                    detail: None,
+                });
+            }
+            if let Some(at) = last {
+                timeline.push(TimelineEvent {
+                    at,
+                    principal: s.clone(),
+                    event: "last_exposure".into(),
+                    detail: Some(format!("{n} exposures")),
+                });
+            }
+            if let Some(at) = suspended.get(s) {
+                timeline.push(TimelineEvent {
+                    at: *at,
+                    principal: s.clone(),
+                    event: "suspended".into(),
+                    detail: None,
+                });
+            }
+            per_suspect.push(SuspectImpact {
+                principal: s.clone(),
+                exposures: n,
+                waybills_masked: masked.difference(&full).count(),
+                waybills_full: full.len(),
+                first,
+                last,
+                alerts: alerts.len(),
+                suspended_at: suspended.get(s).copied(),
+            });
+        }
+        timeline.sort_by(|a, b| a.at.cmp(&b.at).then_with(|| a.principal.cmp(&b.principal)));
+        let mut affected: Vec<AffectedWaybill> = by_waybill
+            .into_iter()
+            .map(|(no, x)| AffectedWaybill {
+                waybill_no: no,
+                exposure: if x.full { "full" } else { "masked" }.into(),
+                fields: x.fields.into_iter().collect(),
+                first_exposed: x.first,
+                last_exposed: x.last,
+                exposed_to: x.to.into_iter().collect(),
+            })
+            .collect();
+        affected.sort_by(|a, b| {
+            a.first_exposed
+                .cmp(&b.first_exposed)
+                .then_with(|| a.waybill_no.cmp(&b.waybill_no))
+        });
+        let incident = format!("INC-{:012x}", rand::thread_rng().gen::<u64>() >> 16);
+        let mut report = ImpactReport {
+            incident: incident.clone(),
+            suspects,
+            from: req.from,
+            to: req.to,
+            created_by: who.id.to_string(),
+            created_at: entry.time,
+            entries_scanned: scanned,
+            exposures,
+            waybills: affected.len(),
+            waybills_full: affected.iter().filter(|a| a.exposure == "full").count(),
+            customers: customers.len(),
+            customers_full: customers.values().filter(|f| **f).count(),
+            fields,
+            by_region,
+            per_suspect,
+            timeline,
+            daily: daily
+                .into_iter()
+                .map(|(day, (full, masked))| DayCount { day, full, masked })
+                .collect(),
+            affected,
+            audit_seq: None,
+        };
+        entry.detail = Some(format!(
+            "incident={incident} suspects={} from={} to={} waybills={} customers={} \
+             aggregated=recipient.phone,recipient.region",
+            report.suspects.join(","),
+            req.from,
+            req.to,
+            report.waybills,
+            report.customers
+        ));
+        let body = serde_json::to_string(&report)
+            .map_err(|e| GuardError::Internal(format!("incident unwritable: {e}")))?;
+        report.audit_seq = Some(self.store.put_case(KIND, &incident, &body, None, entry)?);
+        metrics::counter!("wbguard_incidents_total").increment(1);
+        Ok(report)
+    }
+
+    /// An incident's report, to accounts that may investigate.
+    pub fn incident(
+        &self,
+        actor: Actor<'_>,
+        id: &str,
+        meta: &RequestMeta,
+    ) -> Result<ImpactReport, GuardError> {
+        let (_, mut entry) = self.admin(actor, AdminAction::Investigate, "incident_read", meta)?;
+        entry.detail = Some(format!("incident={id}"));
+        match self.incident_case(id) {
+            Ok(r) => Ok(r),
+            Err(err) => Err(self.deny(entry, err)),
+        }
+    }
+
+    fn incident_case(&self, id: &str) -> Result<ImpactReport, GuardError> {
+        if !valid_incident_id(id) {
+            return Err(GuardError::Invalid(
+                "an incident id is INC- and 12 hex digits".into(),
+            ));
+        }
+        let body = self
+            .store
+            .case(KIND, id)?
+            .ok_or_else(|| GuardError::NotFound(format!("incident {id}")))?;
+        serde_json::from_str(&body)
+            .map_err(|e| GuardError::Internal(format!("incident {id} unreadable: {e}")))
+    }
+
+    /// The people to notify of an incident: each exposed waybill's recipient name and phone, for an account the
+    /// policy lets see them in full for `breach_notification` on a waybill the incident lists (customer
+    /// service). Every waybill opened is an audit entry of its own (`view`, purpose `breach_notification`,
+    /// `incident=<id>`), written before anything is decrypted. The risk engine does not see these reads: the
+    /// incident, opened by an auditor, is what sanctions them.
+    pub fn notification_list(
+        &self,
+        token: &str,
+        id: &str,
+        meta: &RequestMeta,
+    ) -> Result<NotificationList, GuardError> {
+        let account = self.authenticate(token)?;
+        let mut e = self.entry(account.id.as_str(), meta, "breach_notification_list");
+        e.purpose = Some(Purpose::BreachNotification.as_str().into());
+        e.detail = Some(format!("incident={id}"));
+        if account.status == AccountStatus::Suspended {
+            return Err(self.deny(e, GuardError::AccountSuspended));
+        }
+        let report = match self.incident_case(id) {
+            Ok(r) => r,
+            Err(err) => return Err(self.deny(e, err)),
+        };
+        let ctx = ReadContext {
+            purpose: Purpose::BreachNotification,
+            now_secs: e.time.div_euclid(1000),
+            has_ticket: false,
+            in_incident: true,
+        };
+        let mut opened_rows = Vec::new();
+        let mut entries = Vec::new();
+        let mut withheld = 0;
+        for a in &report.affected {
+            let Ok(no) = WaybillNo::parse(&a.waybill_no) else {
+                withheld += 1;
+                continue;
+            };
+            let Some((wb, sealed)) = self.store.waybill(&no)? else {
+                withheld += 1;
+                continue;
+            };
+            let verdict = self.policy.decide_view(&account, &wb, &ctx)?;
+            if verdict.view != Some(wbg_core::View::Full) {
+                withheld += 1;
+                continue;
+            }
+            let mut r = self.entry(account.id.as_str(), meta, "view");
+            r.waybill = Some(a.waybill_no.clone());
+            r.purpose = Some(Purpose::BreachNotification.as_str().into());
+            r.view = Some("full".into());
+            r.fields = vec!["recipient.name".into(), "recipient.phone".into()];
+            r.detail = Some(format!(
+                "incident={id}; policy={}",
+                verdict.policies.join(",")
+            ));
+            entries.push(r);
+            opened_rows.push((no, wb.bucket, sealed, a));
+        }
+        if opened_rows.is_empty() {
+            return Err(self.deny(
+                e,
+                GuardError::Forbidden(
+                    "the policy opens none of this incident's waybills to this account".into(),
+                ),
+            ));
+        }
+        let first_audit_seq = Some(self.store.append_audit_batch(entries)?);
+        let mut by_phone: HashMap<String, Notice> = HashMap::new();
+        for (no, bucket, sealed, a) in opened_rows {
+            let f: HashMap<Field, String> = self
+                .vault
+                .open_fields(
+                    &no,
+                    bucket,
+                    &sealed,
+                    &[Field::RecipientName, Field::RecipientPhone],
+                )?
+                .into_iter()
+                .collect();
+            let (Some(name), Some(phone)) =
+                (f.get(&Field::RecipientName), f.get(&Field::RecipientPhone))
+            else {
+                continue;
+            };
+            let n = by_phone.entry(phone.clone()).or_insert_with(|| Notice {
+                name: name.clone(),
+                phone: phone.clone(),
+                exposure: "masked".into(),
+                fields: Vec::new(),
+                waybills: Vec::new(),
+                first_exposed: a.first_exposed,
+            });
+            if a.exposure == "full" {
+                n.exposure = "full".into();
+            }
+            for field in &a.fields {
+                if !n.fields.contains(field) {
+                    n.fields.push(field.clone());
+                }
+            }
+            n.waybills.push(a.waybill_no.clone());
+            n.first_exposed = n.first_exposed.min(a.first_exposed);
+        }
+        let mut notices: Vec<Notice> = by_phone.into_values().collect();
+        for n in &mut notices {
+            n.fields.sort();
+        }
+        notices.sort_by(|a, b| {
+            (b.exposure == "full")
+                .cmp(&(a.exposure == "full"))
+                .then(a.first_exposed.cmp(&b.first_exposed))
+                .then_with(|| a.waybills.cmp(&b.waybills))
+        });
+        metrics::counter!("wbguard_breach_notification_lists_total").increment(1);
+        Ok(NotificationList {
+            incident: id.to_owned(),
+            notices,
+            withheld,
+            first_audit_seq,
+        })
+    }
+}
+
+impl ImpactReport {
+    /// The affected waybills as CSV: one row each, no personal data.
+    pub fn to_csv(&self) -> Result<Vec<u8>, GuardError> {
+        let err = |e: csv::Error| GuardError::Internal(format!("report CSV: {e}"));
+        let mut w = csv::Writer::from_writer(Vec::new());
+        w.write_record([
+            "waybill_no",
+            "exposure",
+            "fields",
+            "first_exposed",
+            "last_exposed",
+            "exposed_to",
+        ])
+        .map_err(err)?;
+        for a in &self.affected {
+            w.write_record([
+                a.waybill_no.as_str(),
+                a.exposure.as_str(),
+                &a.fields.join(" "),
+                &a.first_exposed.to_string(),
+                &a.last_exposed.to_string(),
+                &a.exposed_to.join(" "),
+            ])
+            .map_err(err)?;
+        }
+        w.into_inner()
+            .map_err(|e| GuardError::Internal(format!("report CSV: {e}")))
+    }
+
+    /// The report as a readable Markdown document.
+    pub fn to_markdown(&self) -> String {
+        use std::fmt::Write;
+        let t = |ms: i64| format!("{} {}", day_of(ms), clock_of(ms));
+        let mut md = String::new();
+        let _ = writeln!(md, "# Breach-impact report {}\n", self.incident);
+        let _ = writeln!(
+            md,
+            "Made by `{}` at {} UTC. Window: {} to {} UTC. Suspects: {}.\n",
+            self.created_by,
+            t(self.created_at),
+            t(self.from),
+            t(self.to),
+            self.suspects
+                .iter()
+                .map(|s| format!("`{s}`"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        let _ = writeln!(md, "## Impact\n");
+        let _ = writeln!(
+            md,
+            "- **{} customers** exposed ({} in full), on {} waybills ({} in full).",
+            self.customers, self.customers_full, self.waybills, self.waybills_full
+        );
+        let _ = writeln!(
+            md,
+            "- {} personal-data reads by the suspects in the window ({} audit entries read).",
+            self.exposures, self.entries_scanned
+        );
+        let _ = writeln!(
+            md,
+            "- Customers to notify: ask for the notification list of `{}` (customer service, purpose \
+             `breach_notification`).\n",
+            self.incident
+        );
+        let _ = writeln!(md, "## Fields exposed\n\n| field | waybills |\n|---|---:|");
+        for (f, n) in &self.fields {
+            let _ = writeln!(md, "| `{f}` | {n} |");
+        }
+        let _ = writeln!(
+            md,
+            "\n## By region\n\n| province | city | customers | in full |\n|---|---|---:|---:|"
+        );
+        for r in &self.by_region {
+            let _ = writeln!(
+                md,
+                "| {} | {} | {} | {} |",
+                r.province, r.city, r.customers, r.customers_full
+            );
+        }
+        let _ = writeln!(
+            md,
+            "\n## Suspects\n\n| principal | reads | waybills in full | masked only | first | last | alerts | suspended |\n|---|---:|---:|---:|---|---|---:|---|"
+        );
+        for s in &self.per_suspect {
+            let opt = |v: Option<i64>| v.map(t).unwrap_or_else(|| "—".into());
+            let _ = writeln!(
+                md,
+                "| `{}` | {} | {} | {} | {} | {} | {} | {} |",
+                s.principal,
+                s.exposures,
+                s.waybills_full,
+                s.waybills_masked,
+                opt(s.first),
+                opt(s.last),
+                s.alerts,
+                opt(s.suspended_at)
+            );
+        }
+        let _ = writeln!(md, "\n## Timeline (UTC)\n");
+        for e in &self.timeline {
+            let _ = writeln!(
+                md,
+                "- {} — `{}` {}{}",
+                t(e.at),
+                e.principal,
+                e.event.replace('_', " "),
+                e.detail
+                    .as_deref()
+                    .map(|d| format!(": {d}"))
+                    .unwrap_or_default()
+            );
+        }
+        let _ = writeln!(
+            md,
+            "\n## Exposures per day (UTC)\n\n| day | full | masked |\n|---|---:|---:|"
+        );
+        for d in &self.daily {
+            let _ = writeln!(md, "| {} | {} | {} |", d.day, d.full, d.masked);
+        }
+        let _ = writeln!(
+            md,
+            "\nThe affected waybills are listed in the report's CSV form.{}",
+            self.audit_seq
+                .map(|s| format!(" This report's audit entry: {s}."))
+                .unwrap_or_default()
+        );
+        md
+    }
+}
+
+/// `HH:MM:SS` (UTC) of a time in ms.
+fn clock_of(ms: i64) -> String {
+    let s = ms.div_euclid(1000).rem_euclid(86_400);
+    format!("{:02}:{:02}:{:02}", s / 3600, s / 60 % 60, s % 60)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn days_and_clock_times() {
+        assert_eq!(day_of(0), "1970-01-01");
+        assert_eq!(day_of(1_795_392_000_000), "2026-11-23");
+        assert_eq!(day_of(951_782_400_000), "2000-02-29");
+        assert_eq!(day_of(-1), "1969-12-31");
+        assert_eq!(clock_of(1_795_392_000_000 + 3_723_000), "01:02:03");
+    }
+
+    #[test]
+    fn incident_ids() {
+        assert!(valid_incident_id("INC-0123456789ab"));
+        assert!(!valid_incident_id("INC-0123456789a"));
+        assert!(!valid_incident_id("inc-0123456789ab"));
+        assert!(!valid_incident_id("INC-0123456789zz"));
+    }
+}
