@@ -65,6 +65,28 @@ impl Clock for ManualClock {
     }
 }
 
+/// A time in ms since the epoch as `YYYY-MM-DD HH:MM:SS` (UTC), for reports: proleptic Gregorian, from Howard
+/// Hinnant's days-to-civil algorithm (a date crate for one line of a report is not worth its weight).
+pub fn utc_text(ms: Millis) -> String {
+    let secs = ms.div_euclid(1000);
+    let z = secs.div_euclid(86_400) + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    let t = secs.rem_euclid(86_400);
+    format!(
+        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}",
+        t / 3600,
+        t % 3600 / 60,
+        t % 60
+    )
+}
+
 /// The current time in milliseconds since the Unix epoch.
 pub fn now_millis() -> Millis {
     use std::time::{SystemTime, UNIX_EPOCH};
@@ -72,4 +94,18 @@ pub fn now_millis() -> Millis {
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_millis() as i64)
         .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod time_tests {
+    #[test]
+    fn utc_text_of_known_times() {
+        assert_eq!(super::utc_text(0), "1970-01-01 00:00:00");
+        assert_eq!(super::utc_text(951_782_400_000), "2000-02-29 00:00:00");
+        assert_eq!(
+            super::utc_text(1_795_392_000_000 + 3_723_000),
+            "2026-11-23 01:02:03"
+        );
+        assert_eq!(super::utc_text(-1), "1969-12-31 23:59:59");
+    }
 }

@@ -77,6 +77,7 @@ struct ExportCase {
 
 /// What to export.
 #[derive(Debug, Clone, serde::Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct ExportRequest {
     /// Why (the policy allows `customer_service`, after-sale work).
     pub purpose: String,

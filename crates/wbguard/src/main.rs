@@ -2,6 +2,7 @@
 #![forbid(unsafe_code)]
 
 mod attribute;
+mod breach;
 mod config;
 mod demo;
 mod import;
@@ -74,6 +75,11 @@ enum Command {
         #[arg(long, default_value_t = 256, value_name = "MIB")]
         max_mib: u64,
     },
+    /// Breach incidents: the impact of what the suspects were shown in a window, and the people to notify.
+    Breach {
+        #[command(subcommand)]
+        command: BreachCommand,
+    },
     /// Bulk-load waybills from a JSON Lines or CSV file (validated in full before anything is stored).
     Import {
         /// The file: `.jsonl` (one ingest object per line) or `.csv` (see README for the columns).
@@ -81,6 +87,41 @@ enum Command {
         /// Waybills per transaction.
         #[arg(long, default_value_t = 5000)]
         batch: usize,
+    },
+}
+
+#[derive(Subcommand)]
+enum BreachCommand {
+    /// Open an incident: who was exposed, which fields, where, and when (no person is named in it).
+    Report {
+        /// An account (or `export:<id>` file) the exposure is blamed on; repeat for several.
+        #[arg(long = "suspect", value_name = "ACCOUNT", required = true)]
+        suspects: Vec<String>,
+        /// Window start: ms since the epoch, `now` or `now-<n>m|h|d`.
+        #[arg(long, value_name = "TIME")]
+        from: String,
+        /// Window end (exclusive), as `--from`.
+        #[arg(long, default_value = "now", value_name = "TIME")]
+        to: String,
+        /// `json`, `csv` (the affected waybills) or `markdown`.
+        #[arg(long, default_value = "markdown")]
+        format: String,
+        /// Write here instead of stdout.
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
+    },
+    /// The people to notify of an incident, as CSV, read through the policy as the account whose API token is in
+    /// the file (customer service); every waybill read is audited.
+    Notify {
+        /// The incident id (`INC-…`).
+        #[arg(long)]
+        incident: String,
+        /// A file holding the reading account's API token.
+        #[arg(long, value_name = "FILE")]
+        token_file: PathBuf,
+        /// Write here instead of stdout.
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
     },
 }
 
@@ -320,6 +361,39 @@ fn run(cli: Cli) -> Result<std::process::ExitCode> {
             }
             Ok(ok)
         }
+        Command::Breach { command } => {
+            let cfg = Config::load(&cli.common)?;
+            require_store(&cfg)?;
+            let guard = open_guard(&cfg, false)?;
+            match command {
+                BreachCommand::Report {
+                    suspects,
+                    from,
+                    to,
+                    format,
+                    out,
+                } => {
+                    let now = wbg_core::now_millis();
+                    let req = wbg_guard::IncidentRequest {
+                        suspects,
+                        from: breach::parse_time(&from, now)?,
+                        to: breach::parse_time(&to, now)?,
+                    };
+                    let id = breach::report(&guard, &req, &format, out.as_deref())?;
+                    eprintln!("opened incident {id}");
+                }
+                BreachCommand::Notify {
+                    incident,
+                    token_file,
+                    out,
+                } => {
+                    let n = breach::notify(&guard, &incident, &token_file, out.as_deref())?;
+                    eprintln!("{n} customers to notify");
+                }
+            }
+            guard.checkpoint()?;
+            Ok(ok)
+        }
         Command::Attribute {
             leak,
             json,
@@ -353,13 +427,7 @@ fn run(cli: Cli) -> Result<std::process::ExitCode> {
 /// own numbering should not reach (reserve it). The phone numbers are random: a carrier that wants a call to a
 /// canary to be noticed too plants numbers it owns.
 fn canary_waybills(count: usize) -> Vec<wbg_core::NewWaybill> {
-    use rand::Rng;
-    let mut rng = rand::thread_rng();
-    let carrier = wbg_sim::Carrier::generate(wbg_sim::CarrierSpec {
-        seed: rng.gen(),
-        ..wbg_sim::CarrierSpec::default()
-    });
-    carrier.waybills(rng.gen_range(9_000_000_000_000..9_999_999_000_000), count)
+    wbg_sim::one_off_waybills(rand::random(), count)
 }
 
 /// Refuses a data directory without a store, instead of creating an empty one to inspect.

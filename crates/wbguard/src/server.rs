@@ -18,7 +18,8 @@ use std::sync::Arc;
 use utoipa::{IntoParams, OpenApi, ToSchema};
 use wbg_core::{Account, Alert, NewWaybill, StatusEvent, WaybillMeta};
 use wbg_guard::{
-    Actor, Attribution, Guard, GuardError, IngestReport, ReadRequest, RequestMeta, WaybillView,
+    Actor, Attribution, Export, ExportRequest, Guard, GuardError, ImpactReport, IncidentRequest,
+    IngestReport, NotificationList, ReadRequest, RequestMeta, WaybillView,
 };
 use wbg_store::AlertFilter;
 
@@ -585,6 +586,205 @@ async fn attribute(
     ))
 }
 
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+struct ReportQuery {
+    /// `json` (the default), `csv` (the affected waybills, no persons) or `markdown` (a readable document).
+    #[serde(default)]
+    format: Option<String>,
+}
+
+/// An impact report in the format asked for.
+fn report_response(report: ImpactReport, format: Option<&str>) -> ApiResult<Response> {
+    Ok(match format.unwrap_or("json") {
+        "json" => Json(report).into_response(),
+        "csv" => (
+            [(header::CONTENT_TYPE, "text/csv; charset=utf-8")],
+            report.to_csv()?,
+        )
+            .into_response(),
+        "markdown" | "md" => (
+            [(header::CONTENT_TYPE, "text/markdown; charset=utf-8")],
+            report.to_markdown(),
+        )
+            .into_response(),
+        _ => {
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_request",
+                "format must be json, csv or markdown",
+            ))
+        }
+    })
+}
+
+#[utoipa::path(post, path = "/v1/forensics/incidents", security(("bearer" = [])), request_body = IncidentRequest,
+    responses((status = 201, body = ImpactReport, description = "The breach-impact report; it names waybills, accounts, regions and counts, never a person"),
+        (status = 400, body = ApiErrorBody), (status = 403, body = ApiErrorBody, description = "Only auditors investigate"),
+        (status = 413, body = ApiErrorBody, description = "More exposed waybills than one incident holds: split the window")))]
+async fn open_incident(
+    State(s): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> ApiResult<(StatusCode, Json<ImpactReport>)> {
+    let token = bearer(&headers)?;
+    let meta = request_meta(&headers, peer)?;
+    let req: IncidentRequest = parse_body(body)?;
+    let report = blocking(move || s.guard.breach_impact(Actor::Token(&token), &req, &meta)).await?;
+    Ok((StatusCode::CREATED, Json(report)))
+}
+
+#[utoipa::path(get, path = "/v1/forensics/incidents/{id}", security(("bearer" = [])), params(("id" = String, Path), ReportQuery),
+    responses((status = 200, body = ImpactReport, description = "JSON, or CSV / Markdown as asked"), (status = 403, body = ApiErrorBody), (status = 404, body = ApiErrorBody)))]
+async fn incident(
+    State(s): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    q: RawQuery,
+) -> ApiResult<Response> {
+    let token = bearer(&headers)?;
+    let meta = request_meta(&headers, peer)?;
+    let q: ReportQuery = parse_query(&q)?;
+    let report = blocking(move || s.guard.incident(Actor::Token(&token), &id, &meta)).await?;
+    report_response(report, q.format.as_deref())
+}
+
+#[utoipa::path(get, path = "/v1/forensics/incidents/{id}/notifications", security(("bearer" = [])), params(("id" = String, Path)),
+    responses((status = 200, body = NotificationList, description = "One notice per exposed customer, with name and phone; every waybill read is audited"),
+        (status = 403, body = ApiErrorBody, description = "The policy opens the incident's customers to customer service only"), (status = 404, body = ApiErrorBody)))]
+async fn notifications(
+    State(s): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> ApiResult<Json<NotificationList>> {
+    let token = bearer(&headers)?;
+    let meta = request_meta(&headers, peer)?;
+    Ok(Json(
+        blocking(move || s.guard.notification_list(&token, &id, &meta)).await?,
+    ))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+struct PlantCanaries {
+    /// The account whose view they go into.
+    account: String,
+    /// How many (1-100; default 3).
+    #[serde(default)]
+    count: Option<usize>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+struct Planted {
+    /// The canary waybill numbers.
+    waybills: Vec<String>,
+}
+
+#[utoipa::path(post, path = "/v1/forensics/canaries", security(("bearer" = [])), request_body = PlantCanaries,
+    responses((status = 201, body = Planted), (status = 400, body = ApiErrorBody), (status = 403, body = ApiErrorBody), (status = 404, body = ApiErrorBody)))]
+async fn plant_canaries(
+    State(s): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> ApiResult<(StatusCode, Json<Planted>)> {
+    let token = bearer(&headers)?;
+    let meta = request_meta(&headers, peer)?;
+    let req: PlantCanaries = parse_body(body)?;
+    let count = req.count.unwrap_or(3);
+    if !(1..=wbg_guard::MAX_CANARIES).contains(&count) {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            format!("count must be 1 to {}", wbg_guard::MAX_CANARIES),
+        ));
+    }
+    let waybills = blocking(move || {
+        let made_up = wbg_sim::one_off_waybills(rand::random(), count);
+        s.guard
+            .plant_canaries(Actor::Token(&token), &req.account, made_up, &meta)
+    })
+    .await?;
+    Ok((StatusCode::CREATED, Json(Planted { waybills })))
+}
+
+// ───── exports ─────
+
+#[utoipa::path(post, path = "/v1/exports", security(("bearer" = [])), request_body = ExportRequest,
+    responses((status = 201, body = Export, description = "Asked for; nothing is handed over until a second account approves"),
+        (status = 400, body = ApiErrorBody), (status = 403, body = ApiErrorBody)))]
+async fn request_export(
+    State(s): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> ApiResult<(StatusCode, Json<Export>)> {
+    let token = bearer(&headers)?;
+    let meta = request_meta(&headers, peer)?;
+    let req: ExportRequest = parse_body(body)?;
+    let export = blocking(move || s.guard.request_export(&token, &req, &meta)).await?;
+    Ok((StatusCode::CREATED, Json(export)))
+}
+
+#[utoipa::path(get, path = "/v1/exports/{id}", security(("bearer" = [])), params(("id" = String, Path)),
+    responses((status = 200, body = Export), (status = 403, body = ApiErrorBody), (status = 404, body = ApiErrorBody)))]
+async fn export_status(
+    State(s): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Export>> {
+    let token = bearer(&headers)?;
+    let meta = request_meta(&headers, peer)?;
+    Ok(Json(
+        blocking(move || s.guard.export(&token, &id, &meta)).await?,
+    ))
+}
+
+#[utoipa::path(post, path = "/v1/exports/{id}/approve", security(("bearer" = [])), params(("id" = String, Path)),
+    responses((status = 200, body = Export), (status = 403, body = ApiErrorBody, description = "Not an approver, or the requester itself"),
+        (status = 404, body = ApiErrorBody), (status = 409, body = ApiErrorBody)))]
+async fn approve_export(
+    State(s): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Export>> {
+    let token = bearer(&headers)?;
+    let meta = request_meta(&headers, peer)?;
+    Ok(Json(
+        blocking(move || s.guard.approve_export(Actor::Token(&token), &id, &meta)).await?,
+    ))
+}
+
+#[utoipa::path(get, path = "/v1/exports/{id}/file", security(("bearer" = [])), params(("id" = String, Path)),
+    responses((status = 200, description = "The export file (CSV), once, to its requester", content_type = "text/csv"),
+        (status = 403, body = ApiErrorBody), (status = 404, body = ApiErrorBody),
+        (status = 409, body = ApiErrorBody, description = "Not approved yet, or delivered already")))]
+async fn export_file(
+    State(s): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> ApiResult<Response> {
+    let token = bearer(&headers)?;
+    let meta = request_meta(&headers, peer)?;
+    let file = blocking(move || s.guard.deliver_export(&token, &id, &meta)).await?;
+    let disposition = format!("attachment; filename=\"{}.csv\"", file.export.id);
+    Ok((
+        [
+            (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_owned()),
+            (header::CONTENT_DISPOSITION, disposition),
+        ],
+        file.csv,
+    )
+        .into_response())
+}
+
 // ───── audit ─────
 
 fn text(body: String) -> Response {
@@ -755,8 +955,10 @@ impl utoipa::Modify for BearerAuth {
 #[openapi(
     info(title = "Waybill Guard", description = "Every read of waybill personal data goes through the guard: policy, risk, audit, then the view the policy allows."),
     paths(create_account, list_accounts, suspend, reinstate, transfer, issue_token, ingest, read_waybill, record_event, alerts, attribute,
+        open_incident, incident, notifications, plant_canaries, request_export, export_status, approve_export, export_file,
         checkpoint, verifier_key, inclusion, consistency, audit_entry, healthz, metrics_text),
-    components(schemas(ApiErrorBody, ApiErrorDetail, CreateAccount, TokenResponse, StatusChange, Transfer, IngestBatch, ProofResponse)),
+    components(schemas(ApiErrorBody, ApiErrorDetail, CreateAccount, TokenResponse, StatusChange, Transfer, IngestBatch, ProofResponse,
+        PlantCanaries, Planted)),
     modifiers(&BearerAuth)
 )]
 struct ApiDoc;
@@ -783,6 +985,17 @@ pub fn router(guard: Arc<Guard>, metrics: PrometheusHandle) -> Router {
         .route("/v1/waybills/{no}/events", post(record_event))
         .route("/v1/alerts", get(alerts))
         .route("/v1/forensics/attributions", post(attribute))
+        .route("/v1/forensics/incidents", post(open_incident))
+        .route("/v1/forensics/incidents/{id}", get(incident))
+        .route(
+            "/v1/forensics/incidents/{id}/notifications",
+            get(notifications),
+        )
+        .route("/v1/forensics/canaries", post(plant_canaries))
+        .route("/v1/exports", post(request_export))
+        .route("/v1/exports/{id}", get(export_status))
+        .route("/v1/exports/{id}/approve", post(approve_export))
+        .route("/v1/exports/{id}/file", get(export_file))
         .route("/v1/audit/checkpoint", get(checkpoint))
         .route("/v1/audit/key", get(verifier_key))
         .route("/v1/audit/proof/{seq}", get(inclusion))

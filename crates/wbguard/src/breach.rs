@@ -1,0 +1,129 @@
+//! `wbguard breach`: an incident's impact report (JSON, CSV or Markdown), and its notification list.
+use anyhow::{bail, Context, Result};
+use std::io::Write;
+use std::path::Path;
+use wbg_guard::{Actor, Guard, IncidentRequest, RequestMeta};
+
+/// A time as the command line takes it: ms since the epoch, `now`, or `now-<n><m|h|d>`.
+pub fn parse_time(text: &str, now: i64) -> Result<i64> {
+    if let Ok(ms) = text.parse::<i64>() {
+        return Ok(ms);
+    }
+    let Some(rest) = text.strip_prefix("now") else {
+        bail!("{text:?} is not a time: give ms since the epoch, now, or now-<n>m|h|d");
+    };
+    if rest.is_empty() {
+        return Ok(now);
+    }
+    let ago = rest
+        .strip_prefix('-')
+        .filter(|r| r.len() > 1)
+        .with_context(|| format!("{text:?} is not a time: now-<n>m|h|d"))?;
+    let (n, unit) = ago.split_at(ago.len() - 1);
+    let n: i64 = n
+        .parse()
+        .with_context(|| format!("{text:?} is not a time: now-<n>m|h|d"))?;
+    let unit_ms = match unit {
+        "m" => 60_000,
+        "h" => 3_600_000,
+        "d" => 86_400_000,
+        _ => bail!("{text:?} is not a time: the unit is m, h or d"),
+    };
+    Ok(now.saturating_sub(n.saturating_mul(unit_ms)))
+}
+
+/// Writes `bytes` to `out`, or to stdout.
+fn emit(out: Option<&Path>, bytes: &[u8]) -> Result<()> {
+    match out {
+        Some(path) => {
+            std::fs::write(path, bytes).with_context(|| format!("cannot write {}", path.display()))
+        }
+        None => Ok(std::io::stdout().write_all(bytes)?),
+    }
+}
+
+/// `breach report`: opens an incident as the local operator and writes its report in `format`.
+pub fn report(
+    guard: &Guard,
+    req: &IncidentRequest,
+    format: &str,
+    out: Option<&Path>,
+) -> Result<String> {
+    let report = guard.breach_impact(Actor::Local("cli"), req, &RequestMeta::default())?;
+    let bytes = match format {
+        "json" => {
+            let mut v = serde_json::to_vec_pretty(&report)?;
+            v.push(b'\n');
+            v
+        }
+        "csv" => report.to_csv()?,
+        "markdown" | "md" => report.to_markdown().into_bytes(),
+        other => bail!("unknown format {other:?}: json, csv or markdown"),
+    };
+    emit(out, &bytes)?;
+    Ok(report.incident)
+}
+
+/// `breach notify`: the people to notify, as CSV, for the account whose token is in `token_file`.
+pub fn notify(
+    guard: &Guard,
+    incident: &str,
+    token_file: &Path,
+    out: Option<&Path>,
+) -> Result<usize> {
+    let token = std::fs::read_to_string(token_file)
+        .with_context(|| format!("cannot read the token file {}", token_file.display()))?;
+    let list = guard.notification_list(token.trim(), incident, &RequestMeta::default())?;
+    let mut w = csv::Writer::from_writer(Vec::new());
+    w.write_record([
+        "name",
+        "phone",
+        "exposure",
+        "fields",
+        "waybills",
+        "first_exposed",
+    ])?;
+    for n in &list.notices {
+        w.write_record([
+            n.name.as_str(),
+            n.phone.as_str(),
+            n.exposure.as_str(),
+            &n.fields.join(" "),
+            &n.waybills.join(" "),
+            &wbg_core::utc_text(n.first_exposed),
+        ])?;
+    }
+    emit(out, &w.into_inner()?)?;
+    if list.withheld > 0 {
+        eprintln!(
+            "{} waybills of the incident were not opened to this account",
+            list.withheld
+        );
+    }
+    Ok(list.notices.len())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_time;
+
+    #[test]
+    fn times() {
+        let now = 1_000_000_000_000;
+        assert_eq!(parse_time("123", now).unwrap(), 123);
+        assert_eq!(parse_time("now", now).unwrap(), now);
+        assert_eq!(parse_time("now-2h", now).unwrap(), now - 7_200_000);
+        assert_eq!(parse_time("now-7d", now).unwrap(), now - 7 * 86_400_000);
+        for bad in [
+            "",
+            "yesterday",
+            "now-",
+            "now-h",
+            "now-3y",
+            "now+1d",
+            "2026-11-23",
+        ] {
+            assert!(parse_time(bad, now).is_err(), "{bad}");
+        }
+    }
+}
