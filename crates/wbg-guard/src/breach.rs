@@ -318,10 +318,15 @@ impl Guard {
                 let Some((principal, full)) = exposure_of(&e) else {
                     continue;
                 };
-                let Some(&p) = wanted.get(principal.as_str()) else {
+                // An export row exposes its file, and the account that downloaded it.
+                let Some(&p) = wanted
+                    .get(principal.as_str())
+                    .or_else(|| wanted.get(e.account.as_str()))
+                else {
                     continue;
                 };
-                let Some(no) = e.waybill.clone() else {
+                // Canaries are nobody's data: never counted, never on a notification list.
+                let Some(no) = e.waybill.clone().filter(|no| self.canary_for(no).is_none()) else {
                     continue;
                 };
                 exposures += 1;
