@@ -336,8 +336,8 @@ fn explain(detail: &str) -> String {
     )
 }
 
-/// 8. Each attacker's take, as it would turn up for sale, attributed back to its account; then the incident's
-/// impact for the attackers together.
+/// Step 8: each attacker's take, as it would turn up for sale, attributed back to its account; then the
+/// incident's impact for the attackers together.
 fn attributed(
     world: &wbg_scenarios::World,
     outcomes: &[wbg_scenarios::AttackOutcome],
