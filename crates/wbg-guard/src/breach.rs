@@ -573,12 +573,7 @@ impl Guard {
                 "an incident id is INC- and 12 hex digits".into(),
             ));
         }
-        let body = self
-            .store
-            .case(KIND, id)?
-            .ok_or_else(|| GuardError::NotFound(format!("incident {id}")))?;
-        serde_json::from_str(&body)
-            .map_err(|e| GuardError::Internal(format!("incident {id} unreadable: {e}")))
+        Ok(self.case_file(KIND, id)?.0)
     }
 
     /// The people to notify of an incident: each exposed waybill's recipient name and phone, for an account the

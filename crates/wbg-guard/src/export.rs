@@ -127,13 +127,7 @@ impl Guard {
                 "an export id is E and 16 hex digits".into(),
             ));
         }
-        let body = self
-            .store
-            .case(KIND, id)?
-            .ok_or_else(|| GuardError::NotFound(format!("export {id}")))?;
-        let case: ExportCase = serde_json::from_str(&body)
-            .map_err(|e| GuardError::Internal(format!("export {id} unreadable: {e}")))?;
-        Ok((case, body))
+        self.case_file(KIND, id)
     }
 
     /// The requester and approver of the export file `export:<id>`, for an attribution report.

@@ -413,6 +413,22 @@ impl Guard {
             .ok_or(GuardError::Unauthenticated)
     }
 
+    /// The case file `kind`/`id` (an export, an incident; the caller has checked the id's form), parsed, with its
+    /// body as stored for a compare-and-set.
+    pub(crate) fn case_file<T: serde::de::DeserializeOwned>(
+        &self,
+        kind: &str,
+        id: &str,
+    ) -> Result<(T, String), GuardError> {
+        let body = self
+            .store
+            .case(kind, id)?
+            .ok_or_else(|| GuardError::NotFound(format!("{kind} {id}")))?;
+        let parsed = serde_json::from_str(&body)
+            .map_err(|e| GuardError::Internal(format!("{kind} {id} unreadable: {e}")))?;
+        Ok((parsed, body))
+    }
+
     pub(crate) fn deny(&self, e: AuditEntry, err: GuardError) -> GuardError {
         match self.store.append_audit(deny_entry(e, &err)) {
             Ok(_) => err,
