@@ -578,8 +578,8 @@ impl Guard {
 
     /// The people to notify of an incident: each exposed waybill's recipient name and phone, for an account the
     /// policy lets see them in full for `breach_notification` on a waybill the incident lists (customer
-    /// service). Every waybill opened is an audit entry of its own (`view`, purpose `breach_notification`,
-    /// `incident=<id>`), written before anything is decrypted. The risk engine does not see these reads: the
+    /// service). Every waybill opened is an audit entry of its own (`breach_notify`, purpose
+    /// `breach_notification`, `incident=<id>`), written before anything is decrypted. The risk engine does not see these reads: the
     /// incident, opened by an auditor, is what sanctions them.
     pub fn notification_list(
         &self,
@@ -621,7 +621,10 @@ impl Guard {
                 withheld += 1;
                 continue;
             }
-            let mut r = self.entry(account.id.as_str(), meta, "view");
+            // Its own action, not `view`: the access index (and so attribution and later incidents) leaves these
+            // out, or re-attributing the very leak that opened the incident would find the agent who notified
+            // its victims holding exactly the leaked set.
+            let mut r = self.entry(account.id.as_str(), meta, "breach_notify");
             r.waybill = Some(a.waybill_no.clone());
             r.purpose = Some(Purpose::BreachNotification.as_str().into());
             r.view = Some("full".into());

@@ -383,6 +383,18 @@ impl Guard {
                 w.merchant = merchant.clone();
             }
         }
+        // Delivered (with its canaries' numbers) before a canary is planted or a row decrypted: of two downloads
+        // at once, the second loses here and leaves nothing behind.
+        case.export.status = ExportStatus::Delivered;
+        case.export.delivered_at = Some(e.time);
+        case.canaries = made_up.iter().map(|w| w.waybill_no.to_string()).collect();
+        let now = e.time;
+        e.detail = Some(format!(
+            "export={id} rows={} canaries={}",
+            rows.len() + made_up.len(),
+            made_up.len()
+        ));
+        self.write_export(&case, Some(&was), e)?;
         let principal = format!("export:{id}");
         let mut plant = self.entry(account.id.as_str(), meta, "canary_plant");
         plant.detail = Some(format!("principal={principal} count={count}"));
@@ -392,17 +404,6 @@ impl Guard {
                 rows.push((no.clone(), meta, sealed));
             }
         }
-        // Delivered before anything is decrypted: a second download loses here.
-        case.export.status = ExportStatus::Delivered;
-        case.export.delivered_at = Some(e.time);
-        case.canaries = canaries.iter().map(|n| n.to_string()).collect();
-        let now = e.time;
-        e.detail = Some(format!(
-            "export={id} rows={} canaries={}",
-            rows.len(),
-            canaries.len()
-        ));
-        self.write_export(&case, Some(&was), e)?;
         // The file's own order, keyed: a leak that keeps it names this file.
         let blind = self.vault.blind();
         rows.sort_by_cached_key(|(no, ..)| blind.list_order(id, no.as_str()));

@@ -437,6 +437,33 @@ fn a_breach_incident_reports_impact_and_only_customer_service_gets_the_people_to
         .iter()
         .all(|n| phones.contains(n.phone.as_str())));
     assert_eq!(g.store().audit_size().unwrap(), before + 60);
+    // Re-attributing the leak after the notification still names the merchant, not the agent who notified
+    // exactly the leaked set.
+    let rows: Vec<Vec<String>> = own[..40]
+        .iter()
+        .map(|x| {
+            let a = &x.recipient.address;
+            vec![
+                String::new(),
+                x.recipient.name.clone(),
+                x.recipient.phone.clone(),
+                a.province.clone(),
+                a.city.clone(),
+                a.district.clone(),
+                a.detail.clone(),
+            ]
+        })
+        .collect();
+    let again = g
+        .attribute(
+            Actor::Token(&w.auditor),
+            leak(&rows).as_bytes(),
+            &Limits::default(),
+            &META,
+        )
+        .unwrap();
+    assert_eq!(again.suspects[0].principal, "U1");
+    assert!(again.suspects.iter().all(|s| s.principal != "K1"));
     assert_eq!(list.first_audit_seq, Some(before));
     let err = g
         .notification_list(&w.cs, "INC-000000000000", &META)
