@@ -8,7 +8,7 @@ use crate::{Actor, GuardError, RequestMeta};
 use rand::Rng;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use wbg_audit::AuditEntry;
-use wbg_core::{AccountStatus, Purpose, WaybillNo};
+use wbg_core::{Purpose, WaybillNo};
 use wbg_policy::{AdminAction, ReadContext};
 use wbg_vault::Field;
 
@@ -259,7 +259,7 @@ impl Guard {
         let mut suspects: Vec<String> = Vec::new();
         for s in &req.suspects {
             let ok = match s.strip_prefix("export:") {
-                Some(id) => id.len() == 17 && id.starts_with('E'),
+                Some(id) => crate::export::valid_export_id(id),
                 None => wbg_core::AccountId::parse(s).is_ok(),
             };
             if !ok {
@@ -282,6 +282,7 @@ impl Guard {
             ));
         }
         let wanted: HashSet<&str> = suspects.iter().map(String::as_str).collect();
+        let canaries = self.canary_numbers();
         let size = self.store.audit_size()?;
         let mut seq = self.audit_seq_at(req.from, size)?;
         let mut scanned = 0u64;
@@ -326,7 +327,7 @@ impl Guard {
                     continue;
                 };
                 // Canaries are nobody's data: never counted, never on a notification list.
-                let Some(no) = e.waybill.clone().filter(|no| self.canary_for(no).is_none()) else {
+                let Some(no) = e.waybill.clone().filter(|no| !canaries.contains(no)) else {
                     continue;
                 };
                 exposures += 1;
@@ -386,15 +387,11 @@ impl Guard {
                 continue;
             };
             *customers.entry(token).or_default() |= x.full;
-            let mut region = opened
+            let (province, city, _) = opened
                 .get(&Field::RecipientRegion)
-                .map(|r| r.split('\u{1f}').map(str::to_owned).collect::<Vec<_>>())
-                .unwrap_or_default()
-                .into_iter();
-            let key = (
-                region.next().unwrap_or_default(),
-                region.next().unwrap_or_default(),
-            );
+                .and_then(|r| wbg_vault::split_region(r))
+                .unwrap_or(("", "", ""));
+            let key = (province.to_owned(), city.to_owned());
             *regions.entry(key).or_default().entry(token).or_default() |= x.full;
         }
         let mut by_region: Vec<RegionCount> = regions
@@ -591,9 +588,7 @@ impl Guard {
         let mut e = self.entry(account.id.as_str(), meta, "breach_notification_list");
         e.purpose = Some(Purpose::BreachNotification.as_str().into());
         e.detail = Some(format!("incident={id}"));
-        if account.status == AccountStatus::Suspended {
-            return Err(self.deny(e, GuardError::AccountSuspended));
-        }
+        self.require_active(&account, &e)?;
         let report = match self.incident_case(id) {
             Ok(r) => r,
             Err(err) => return Err(self.deny(e, err)),

@@ -8,7 +8,7 @@ use crate::guard::Guard;
 use crate::{Actor, GuardError, RequestMeta};
 use rand::Rng;
 use std::collections::HashMap;
-use wbg_core::{AccountStatus, MerchantId, Purpose, Role, WaybillNo};
+use wbg_core::{MerchantId, Purpose, Role, WaybillNo};
 use wbg_policy::AdminAction;
 use wbg_vault::Field;
 
@@ -116,7 +116,8 @@ const EXPORTED: [(Field, &str); 4] = [
     (Field::RecipientDetail, "recipient.detail"),
 ];
 
-fn valid_export_id(id: &str) -> bool {
+/// Whether `id` has an export id's form.
+pub(crate) fn valid_export_id(id: &str) -> bool {
     id.len() == 17 && id.starts_with('E') && id[1..].bytes().all(|b| b.is_ascii_hexdigit())
 }
 
@@ -202,9 +203,7 @@ impl Guard {
     ) -> Result<Export, GuardError> {
         let account = self.authenticate(token)?;
         let mut e = self.entry(account.id.as_str(), meta, "export_request");
-        if account.status == AccountStatus::Suspended {
-            return Err(self.deny(e, GuardError::AccountSuspended));
-        }
+        self.require_active(&account, &e)?;
         let checked = Purpose::parse(&req.purpose)
             .map_err(GuardError::from)
             .and_then(|purpose| {
@@ -333,9 +332,7 @@ impl Guard {
         let account = self.authenticate(token)?;
         let mut e = self.entry(account.id.as_str(), meta, "export_deliver");
         e.detail = Some(format!("export={id}"));
-        if account.status == AccountStatus::Suspended {
-            return Err(self.deny(e, GuardError::AccountSuspended));
-        }
+        self.require_active(&account, &e)?;
         let (mut case, was) = match self.export_case(id) {
             Ok(c) => c,
             Err(err) => return Err(self.deny(e, err)),
@@ -432,12 +429,8 @@ impl Guard {
                 .into_iter()
                 .collect();
             let get = |f: Field| opened.get(&f).map(String::as_str).unwrap_or("");
-            let mut region = get(Field::RecipientRegion).split('\u{1f}');
-            let (p, c, d) = (
-                region.next().unwrap_or(""),
-                region.next().unwrap_or(""),
-                region.next().unwrap_or(""),
-            );
+            let (p, c, d) =
+                wbg_vault::split_region(get(Field::RecipientRegion)).unwrap_or(("", "", ""));
             out.write_record([
                 no.as_str(),
                 get(Field::RecipientName),

@@ -436,7 +436,7 @@ impl Guard {
         }
     }
 
-    fn require_active(&self, a: &Account, e: &AuditEntry) -> Result<(), GuardError> {
+    pub(crate) fn require_active(&self, a: &Account, e: &AuditEntry) -> Result<(), GuardError> {
         if a.status == AccountStatus::Suspended {
             return Err(self.deny(e.clone(), GuardError::AccountSuspended));
         }
@@ -1356,8 +1356,7 @@ fn render(
 ) -> WaybillView {
     let party = |name: Field, phone: Field, region: Field, detail: Field| -> Option<PartyView> {
         let region = f.get(&region)?;
-        let mut parts = region.split('\u{1f}');
-        let (province, city, district) = (parts.next()?, parts.next()?, parts.next()?);
+        let (province, city, district) = wbg_vault::split_region(region)?;
         let (n, p) = (f.get(&name)?, f.get(&phone)?);
         let full = view == View::Full;
         Some(PartyView {

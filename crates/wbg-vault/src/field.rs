@@ -24,6 +24,20 @@ pub enum Field {
     Items = 9,
 }
 
+/// The separator between province, city and district in a region field's plaintext.
+const REGION_SEPARATOR: char = '\u{1f}';
+
+/// A region field's plaintext made from its parts.
+pub fn join_region(province: &str, city: &str, district: &str) -> String {
+    format!("{province}{REGION_SEPARATOR}{city}{REGION_SEPARATOR}{district}")
+}
+
+/// A region field's plaintext split into province, city and district; `None` if it has fewer parts.
+pub fn split_region(region: &str) -> Option<(&str, &str, &str)> {
+    let mut parts = region.split(REGION_SEPARATOR);
+    Some((parts.next()?, parts.next()?, parts.next()?))
+}
+
 impl Field {
     /// Every field, in storage order.
     pub const ALL: [Field; 9] = [

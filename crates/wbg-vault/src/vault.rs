@@ -231,8 +231,7 @@ impl Vault {
         bucket: i64,
     ) -> Result<(SealedFields, BlindTokens), VaultError> {
         let key = self.data_key(bucket, true)?;
-        let region =
-            |a: &wbg_core::Address| format!("{}\u{1f}{}\u{1f}{}", a.province, a.city, a.district);
+        let region = |a: &wbg_core::Address| crate::join_region(&a.province, &a.city, &a.district);
         let values: [(Field, std::borrow::Cow<'_, str>); 9] = [
             (Field::SenderName, wb.sender.name.as_str().into()),
             (Field::SenderPhone, wb.sender.phone.as_str().into()),

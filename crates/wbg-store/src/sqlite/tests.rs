@@ -37,6 +37,19 @@ fn waybill(no: &str) -> SealedWaybill {
     }
 }
 
+/// Signs and stores a checkpoint of the log as it is now.
+fn sign_head(store: &SqliteStore, signer: &NoteSigner) {
+    let (size, root) = store.audit_head().unwrap();
+    let cp = Checkpoint {
+        origin: signer.name().into(),
+        size,
+        root,
+    };
+    store
+        .put_checkpoint(size, &signer.sign(&cp.to_text()).unwrap())
+        .unwrap();
+}
+
 fn verify(
     store: &SqliteStore,
     signer: &NoteSigner,
@@ -152,14 +165,7 @@ fn two_handles_on_one_directory_keep_one_verifiable_tree() {
         let s = if i % 3 == 0 { &b } else { &a };
         s.append_audit(entry(&format!("a{i}"))).unwrap();
         if i % 7 == 0 {
-            let (size, root) = s.audit_head().unwrap();
-            let cp = Checkpoint {
-                origin: "test/audit".into(),
-                size,
-                root,
-            };
-            s.put_checkpoint(size, &signer.sign(&cp.to_text()).unwrap())
-                .unwrap();
+            sign_head(s, &signer);
         }
     }
     let r = verify(&a, &signer).unwrap();
@@ -373,14 +379,7 @@ fn a_batch_of_audit_entries_is_one_verifiable_run() {
     assert_eq!(first, 1);
     assert_eq!(s.append_audit(entry("last")).unwrap(), 6);
     let signer = NoteSigner::generate("test/audit").unwrap();
-    let (size, root) = s.audit_head().unwrap();
-    let cp = Checkpoint {
-        origin: "test/audit".into(),
-        size,
-        root,
-    };
-    s.put_checkpoint(size, &signer.sign(&cp.to_text()).unwrap())
-        .unwrap();
+    sign_head(&s, &signer);
     let r = verify(&s, &signer).unwrap();
     assert_eq!(r.entries, 7);
 }
