@@ -28,6 +28,9 @@ pub enum GuardError {
     /// The request conflicts with the current state (duplicate, impossible transition).
     #[error("{0}")]
     Conflict(String),
+    /// Something presented has expired (a label token past its time).
+    #[error("{0}")]
+    Expired(String),
     /// The request is larger than accepted.
     #[error("{0}")]
     TooLarge(String),
@@ -50,6 +53,7 @@ impl GuardError {
             GuardError::Invalid(_) => "invalid_request",
             GuardError::NotFound(_) => "not_found",
             GuardError::Conflict(_) => "conflict",
+            GuardError::Expired(_) => "expired",
             GuardError::TooLarge(_) => "too_large",
             GuardError::Config(_) => "config",
             GuardError::Internal(_) => "internal",
@@ -65,6 +69,7 @@ impl GuardError {
             GuardError::Invalid(_) => 400,
             GuardError::NotFound(_) => 404,
             GuardError::Conflict(_) => 409,
+            GuardError::Expired(_) => 410,
             GuardError::TooLarge(_) => 413,
             GuardError::Config(_) | GuardError::Internal(_) => 500,
         }

@@ -140,7 +140,7 @@ pub struct Guard {
     pub(crate) policy: PolicyEngine,
     risk: Arc<dyn RiskHook>,
     alert_sink: Option<Arc<dyn AlertSink>>,
-    clock: Arc<dyn Clock>,
+    pub(crate) clock: Arc<dyn Clock>,
     signer: NoteSigner,
     origin: String,
     /// Where the forensics access index lives (beside the data), and the index once opened.
@@ -190,6 +190,35 @@ fn recordable(requested: &str) -> Option<&str> {
     wbg_core::normalize_phone(requested)
         .is_err()
         .then_some(requested)
+}
+
+/// Adds `more` to the end of `e`'s detail.
+fn add_detail(e: &mut AuditEntry, more: &str) {
+    e.detail = Some(match e.detail.take() {
+        Some(d) => format!("{d}; {more}"),
+        None => more.to_owned(),
+    });
+}
+
+/// How a read reached the guard; print jobs and label-token resolutions say so in their audit entry.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Via {
+    /// A read through the API.
+    Api,
+    /// A label print job, in this format.
+    Print(wbg_label::Format),
+    /// A courier app resolving a label's QR token.
+    LabelToken,
+}
+
+impl Via {
+    fn detail(self) -> Option<String> {
+        match self {
+            Via::Api => None,
+            Via::Print(f) => Some(format!("print={}", f.as_str())),
+            Via::LabelToken => Some("via=label_token".into()),
+        }
+    }
 }
 
 /// `e` as the record of a refusal with `err` (counted in the denial metric).
@@ -471,8 +500,19 @@ impl Guard {
         req: &ReadRequest<'_>,
         meta: &RequestMeta,
     ) -> Result<WaybillView, GuardError> {
+        self.read_via(token, req, meta, Via::Api)
+    }
+
+    /// The guarded read, arrived `via` an API read, a print job or a label token.
+    pub(crate) fn read_via(
+        &self,
+        token: &str,
+        req: &ReadRequest<'_>,
+        meta: &RequestMeta,
+        via: Via,
+    ) -> Result<WaybillView, GuardError> {
         let started = Instant::now();
-        let out = self.read_inner(token, req, meta);
+        let out = self.read_inner(token, req, meta, via);
         metrics::histogram!("wbguard_read_seconds").record(started.elapsed().as_secs_f64());
         let label = match &out {
             Ok(v) => v.view.as_str(),
@@ -498,6 +538,7 @@ impl Guard {
         token: &str,
         req: &ReadRequest<'_>,
         meta: &RequestMeta,
+        via: Via,
     ) -> Result<WaybillView, GuardError> {
         let token_hash = checked_token_hash(token)?;
         let parsed = Purpose::parse(req.purpose)
@@ -525,7 +566,7 @@ impl Guard {
         // The lookups, the decision and its audit entry are one store transaction; nothing in here may call the
         // store (alerts and suspensions wait until it has committed).
         let (snapshot, seq) = self.store.read_audited(&token_hash, &no, &mut |snap| {
-            let (audit, d, a) = self.decide_read(snap, &no, purpose, req.ticket, meta, now);
+            let (audit, d, a) = self.decide_read(snap, &no, purpose, req.ticket, meta, now, via);
             (decision, alert) = (d, a);
             audit
         })?;
@@ -573,6 +614,7 @@ impl Guard {
 
     /// Decides a read from its snapshot, without touching the store: the audit entry to commit with it (none for
     /// an unknown token) and what to do once it has committed.
+    #[allow(clippy::too_many_arguments)]
     fn decide_read(
         &self,
         snap: &ReadSnapshot,
@@ -581,6 +623,7 @@ impl Guard {
         ticket: Option<&str>,
         meta: &RequestMeta,
         now: Millis,
+        via: Via,
     ) -> Decided {
         let Some(account) = &snap.account else {
             return (None, ReadDecision::Unauthenticated, None);
@@ -593,6 +636,9 @@ impl Guard {
             (None, true) => Some("requested=phone-like".into()),
             (None, false) => None,
         };
+        if let Some(v) = via.detail() {
+            add_detail(&mut e, &v);
+        }
         let denied = |e: AuditEntry, err: GuardError, alert: Option<RiskAlert>| {
             (Some(deny_entry(e, &err)), ReadDecision::Denied(err), alert)
         };
@@ -668,11 +714,7 @@ impl Guard {
         let fields = fields_of(view);
         e.view = Some(view.as_str().into());
         e.fields = fields.iter().map(|(_, name)| (*name).to_owned()).collect();
-        let policies = verdict.policies.join(",");
-        e.detail = Some(match e.detail.take() {
-            Some(d) => format!("{d}; policy={policies}"),
-            None => format!("policy={policies}"),
-        });
+        add_detail(&mut e, &format!("policy={}", verdict.policies.join(",")));
         (Some(e), ReadDecision::Allowed(view), alert)
     }
 

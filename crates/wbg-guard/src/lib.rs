@@ -18,6 +18,7 @@ mod export;
 mod forensics;
 mod guard;
 mod keys;
+mod label;
 mod token;
 mod view;
 
@@ -36,8 +37,10 @@ pub use guard::{
     ReadRequest, RequestMeta,
 };
 pub use keys::{default_key_dir, KeyConfig, AUDIT_KEY_ENV, AUDIT_KEY_FILE, MASTER_KEY_FILE};
+pub use label::{PrintedLabel, LABEL_TOKEN_PREFIX, LABEL_TOKEN_TTL_MS};
 pub use token::{hash_token, new_token};
 pub use view::{MaskedAddress, PartyView, WaybillView};
+pub use wbg_label::{Format as LabelFormat, Label};
 pub use wbg_risk::{
     Access, Engine, NoRisk, RateLimitConfig, RateLimiter, RiskAction, RiskAlert, RiskConfig,
     RiskHook, RiskVerdict,

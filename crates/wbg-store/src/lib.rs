@@ -147,6 +147,8 @@ pub trait Store: Send + Sync {
             .transpose()?;
         Ok((snapshot, seq))
     }
+    /// Counts one print of waybill `no`'s label at `at`; returns which print it was (1 for the first).
+    fn count_label_print(&self, no: &WaybillNo, at: Millis) -> Result<u32, StoreError>;
     /// Looks an account up by id.
     fn account(&self, id: &AccountId) -> Result<Option<Account>, StoreError>;
     /// The account a token hash belongs to.

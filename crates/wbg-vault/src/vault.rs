@@ -66,6 +66,8 @@ pub struct Vault {
     master_id: [u8; 8],
     blind: BlindIndex,
     data_keys: RwLock<HashMap<i64, Arc<Aes256Gcm>>>,
+    /// The key of opaque tokens (label QR codes), loaded on first use.
+    token_key: std::sync::OnceLock<Arc<Aes256Gcm>>,
     store: Arc<dyn WrappedKeyStore>,
 }
 
@@ -95,6 +97,7 @@ impl Vault {
             master_id,
             blind: BlindIndex::new([0u8; 32]),
             data_keys: RwLock::new(HashMap::new()),
+            token_key: std::sync::OnceLock::new(),
             store,
         };
         let mut raw = vault.key_material("index", true)?;
@@ -318,6 +321,64 @@ impl Vault {
     }
 }
 
+impl Vault {
+    fn token_cipher(&self) -> Result<Arc<Aes256Gcm>, VaultError> {
+        if let Some(k) = self.token_key.get() {
+            return Ok(k.clone());
+        }
+        // Two threads racing here both unwrap the one key the store agreed on.
+        let mut raw = self.key_material("token", true)?;
+        let cipher = Arc::new(Aes256Gcm::new((&raw).into()));
+        raw.zeroize();
+        Ok(self.token_key.get_or_init(|| cipher).clone())
+    }
+
+    fn token_aad(context: &str) -> Vec<u8> {
+        [b"wbguard/token/v1\0".as_slice(), context.as_bytes()].concat()
+    }
+
+    /// Seals `plain` into an opaque token for `context` (e.g. `label`): AES-256-GCM under the vault's token key
+    /// (wrapped by the master key like every other key), with a fresh nonce. Only this vault opens it, and a
+    /// token sealed for one context does not open in another.
+    pub fn seal_token(&self, context: &str, plain: &[u8]) -> Result<Vec<u8>, VaultError> {
+        let mut nonce = [0u8; NONCE];
+        rand::rngs::OsRng.fill_bytes(&mut nonce);
+        let ct = self
+            .token_cipher()?
+            .encrypt(
+                Nonce::from_slice(&nonce),
+                Payload {
+                    msg: plain,
+                    aad: &Self::token_aad(context),
+                },
+            )
+            .map_err(|_| VaultError::Decrypt {
+                what: format!("{context} token"),
+            })?;
+        Ok([&nonce[..], &ct].concat())
+    }
+
+    /// Opens a token [`seal_token`](Vault::seal_token) made for `context`; anything else (forged, altered,
+    /// truncated, for another context or another store) is [`VaultError::Decrypt`].
+    pub fn open_token(&self, context: &str, sealed: &[u8]) -> Result<Vec<u8>, VaultError> {
+        let what = || VaultError::Decrypt {
+            what: format!("{context} token"),
+        };
+        if sealed.len() < NONCE + 16 {
+            return Err(what());
+        }
+        self.token_cipher()?
+            .decrypt(
+                Nonce::from_slice(&sealed[..NONCE]),
+                Payload {
+                    msg: &sealed[NONCE..],
+                    aad: &Self::token_aad(context),
+                },
+            )
+            .map_err(|_| what())
+    }
+}
+
 fn poisoned() -> VaultError {
     VaultError::Store("key cache lock poisoned".into())
 }
@@ -358,6 +419,30 @@ mod tests {
             Vault::open(MasterKey::from_bytes([1u8; 32]), store.clone()).unwrap(),
             store,
         )
+    }
+
+    #[test]
+    fn tokens_open_only_here_and_only_for_their_context() {
+        let (v, store) = vault();
+        let t = v.seal_token("label", b"YT1").unwrap();
+        assert_eq!(v.open_token("label", &t).unwrap(), b"YT1");
+        assert_ne!(
+            v.seal_token("label", b"YT1").unwrap(),
+            t,
+            "fresh nonce each time"
+        );
+        assert!(v.open_token("other", &t).is_err());
+        for i in 0..t.len() {
+            let mut bad = t.clone();
+            bad[i] ^= 1;
+            assert!(v.open_token("label", &bad).is_err());
+        }
+        assert!(v.open_token("label", &t[..20]).is_err());
+        // The token key is stored wrapped and survives a reopen with the same master key.
+        let again = Vault::open(v.master.clone(), store).unwrap();
+        assert_eq!(again.open_token("label", &t).unwrap(), b"YT1");
+        let (other, _) = vault();
+        assert!(other.open_token("label", &t).is_err());
     }
 
     #[test]

@@ -64,16 +64,9 @@ pub fn report(
     Ok(report.incident)
 }
 
-/// `breach notify`: the people to notify, as CSV, for the account whose token is in `token_file`.
-pub fn notify(
-    guard: &Guard,
-    incident: &str,
-    token_file: &Path,
-    out: Option<&Path>,
-) -> Result<usize> {
-    let token = std::fs::read_to_string(token_file)
-        .with_context(|| format!("cannot read the token file {}", token_file.display()))?;
-    let list = guard.notification_list(token.trim(), incident, &RequestMeta::default())?;
+/// `breach notify`: the people to notify, as CSV, read as the account holding `token`.
+pub fn notify(guard: &Guard, incident: &str, token: &str, out: Option<&Path>) -> Result<usize> {
+    let list = guard.notification_list(token, incident, &RequestMeta::default())?;
     let mut w = csv::Writer::from_writer(Vec::new());
     w.write_record([
         "name",

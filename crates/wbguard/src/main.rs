@@ -80,6 +80,21 @@ enum Command {
         #[command(subcommand)]
         command: BreachCommand,
     },
+    /// Print a waybill's privacy label (masked fields, Code 128 barcode, QR token; never full data) as the print
+    /// station whose API token is in `--token-file` or `$WBGUARD_TOKEN`. The print is an audited read.
+    Label {
+        /// The waybill number.
+        waybill_no: String,
+        /// `zpl` (thermal printers), `pdf` or `png`.
+        #[arg(long, default_value = "zpl")]
+        format: String,
+        /// Where to write the label.
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+        /// A file holding the printing account's API token (else `$WBGUARD_TOKEN`).
+        #[arg(long, value_name = "FILE")]
+        token_file: Option<PathBuf>,
+    },
     /// Bulk-load waybills from a JSON Lines or CSV file (validated in full before anything is stored).
     Import {
         /// The file: `.jsonl` (one ingest object per line) or `.csv` (see README for the columns).
@@ -387,7 +402,8 @@ fn run(cli: Cli) -> Result<std::process::ExitCode> {
                     token_file,
                     out,
                 } => {
-                    let n = breach::notify(&guard, &incident, &token_file, out.as_deref())?;
+                    let token = api_token(Some(&token_file))?;
+                    let n = breach::notify(&guard, &incident, &token, out.as_deref())?;
                     eprintln!("{n} customers to notify");
                 }
             }
@@ -408,6 +424,31 @@ fn run(cli: Cli) -> Result<std::process::ExitCode> {
             } else {
                 print!("{}", attribute::render(&report));
             }
+            Ok(ok)
+        }
+        Command::Label {
+            waybill_no,
+            format,
+            out,
+            token_file,
+        } => {
+            let format = wbg_guard::LabelFormat::parse(&format)?;
+            let token = api_token(token_file.as_deref())?;
+            let cfg = Config::load(&cli.common)?;
+            require_store(&cfg)?;
+            let guard = open_guard(&cfg, false)?;
+            let printed =
+                guard.print_label(&token, &waybill_no, format, &RequestMeta::default())?;
+            let bytes = wbg_label::render(&printed.label, format)?;
+            std::fs::write(&out, bytes)
+                .with_context(|| format!("cannot write {}", out.display()))?;
+            guard.checkpoint()?;
+            eprintln!(
+                "label of {waybill_no} written to {} (print #{}, audit entry {})",
+                out.display(),
+                printed.label.copy,
+                printed.audit_seq
+            );
             Ok(ok)
         }
         Command::Import { file, batch } => {
@@ -544,4 +585,15 @@ async fn shutdown_signal() {
     #[cfg(not(unix))]
     let term = std::future::pending::<()>();
     tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+}
+
+/// An account's API token, for commands that act as that account: from `file`, else `$WBGUARD_TOKEN`.
+fn api_token(file: Option<&std::path::Path>) -> Result<String> {
+    let token = match file {
+        Some(f) => std::fs::read_to_string(f)
+            .with_context(|| format!("cannot read the token file {}", f.display()))?,
+        None => std::env::var("WBGUARD_TOKEN")
+            .context("give the account's API token with --token-file FILE or $WBGUARD_TOKEN")?,
+    };
+    Ok(token.trim().to_owned())
 }

@@ -19,7 +19,7 @@ use utoipa::{IntoParams, OpenApi, ToSchema};
 use wbg_core::{Account, Alert, NewWaybill, StatusEvent, WaybillMeta};
 use wbg_guard::{
     Actor, Attribution, Export, ExportRequest, Guard, GuardError, ImpactReport, IncidentRequest,
-    IngestReport, NotificationList, ReadRequest, RequestMeta, WaybillView,
+    IngestReport, LabelFormat, NotificationList, ReadRequest, RequestMeta, WaybillView,
 };
 use wbg_store::AlertFilter;
 
@@ -41,7 +41,7 @@ struct ApiErrorBody {
 #[derive(Debug, Serialize, ToSchema)]
 struct ApiErrorDetail {
     /// Stable machine-readable code: `unauthenticated`, `account_suspended`, `forbidden`, `rate_limited`,
-    /// `invalid_request`, `invalid_json`, `payload_too_large`, `not_found`, `conflict`, `internal`.
+    /// `invalid_request`, `invalid_json`, `payload_too_large`, `not_found`, `conflict`, `expired`, `internal`.
     code: String,
     /// Human-readable explanation (never holds personal data).
     message: String,
@@ -492,6 +492,88 @@ async fn read_waybill(
             ticket: q.ticket.as_deref(),
         };
         s.guard.read(&token, &req, &meta)
+    })
+    .await?;
+    Ok(Json(view))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+struct LabelQuery {
+    /// zpl (thermal printers) | pdf | png (previews)
+    format: String,
+}
+
+#[utoipa::path(get, path = "/v1/waybills/{no}/label", security(("bearer" = [])), params(("no" = String, Path), LabelQuery),
+    responses((status = 200, description = "A privacy label: masked fields, Code 128 barcode, QR token. \
+        Headers: X-Label-Copy (1 = first print), X-Audit-Seq.", content_type = "application/zpl"),
+        (status = 400, body = ApiErrorBody), (status = 401, body = ApiErrorBody), (status = 403, body = ApiErrorBody),
+        (status = 404, body = ApiErrorBody), (status = 429, body = ApiErrorBody)))]
+async fn print_label(
+    State(s): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    Path(no): Path<String>,
+    q: RawQuery,
+) -> ApiResult<Response> {
+    let token = bearer(&headers)?;
+    let meta = request_meta(&headers, peer)?;
+    let q: LabelQuery = parse_query(&q)?;
+    let format = LabelFormat::parse(&q.format)
+        .map_err(|e| ApiError::from(GuardError::Invalid(e.to_string())))?;
+    let (printed, bytes) = blocking(move || {
+        let printed = s.guard.print_label(&token, &no, format, &meta)?;
+        let bytes = wbg_label::render(&printed.label, format)
+            .map_err(|e| GuardError::Internal(e.to_string()))?;
+        Ok::<_, GuardError>((printed, bytes))
+    })
+    .await?;
+    Ok((
+        [
+            (header::CONTENT_TYPE, format.content_type().to_owned()),
+            (
+                header::HeaderName::from_static("x-label-copy"),
+                printed.label.copy.to_string(),
+            ),
+            (
+                header::HeaderName::from_static("x-audit-seq"),
+                printed.audit_seq.to_string(),
+            ),
+        ],
+        bytes,
+    )
+        .into_response())
+}
+
+/// A label's QR token, as the courier app scanned it.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+struct ResolveLabel {
+    /// The token (`WBG1.…`).
+    token: String,
+    /// delivery (default) | exception_handling | customer_service
+    #[serde(default)]
+    purpose: Option<String>,
+}
+
+#[utoipa::path(post, path = "/v1/labels/resolve", security(("bearer" = [])), request_body = ResolveLabel,
+    responses((status = 200, body = WaybillView, description = "The view the policy allows this account now"),
+        (status = 400, body = ApiErrorBody, description = "Not a valid label token"), (status = 401, body = ApiErrorBody),
+        (status = 403, body = ApiErrorBody), (status = 410, body = ApiErrorBody, description = "The token has expired"),
+        (status = 429, body = ApiErrorBody)))]
+async fn resolve_label(
+    State(s): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> ApiResult<Json<WaybillView>> {
+    let token = bearer(&headers)?;
+    let meta = request_meta(&headers, peer)?;
+    let r: ResolveLabel = parse_body(body)?;
+    let view = blocking(move || {
+        s.guard
+            .resolve_label(&token, &r.token, r.purpose.as_deref(), &meta)
     })
     .await?;
     Ok(Json(view))
@@ -954,11 +1036,11 @@ impl utoipa::Modify for BearerAuth {
 #[derive(OpenApi)]
 #[openapi(
     info(title = "Waybill Guard", description = "Every read of waybill personal data goes through the guard: policy, risk, audit, then the view the policy allows."),
-    paths(create_account, list_accounts, suspend, reinstate, transfer, issue_token, ingest, read_waybill, record_event, alerts, attribute,
+    paths(create_account, list_accounts, suspend, reinstate, transfer, issue_token, ingest, read_waybill, print_label, resolve_label, record_event, alerts, attribute,
         open_incident, incident, notifications, plant_canaries, request_export, export_status, approve_export, export_file,
         checkpoint, verifier_key, inclusion, consistency, audit_entry, healthz, metrics_text),
     components(schemas(ApiErrorBody, ApiErrorDetail, CreateAccount, TokenResponse, StatusChange, Transfer, IngestBatch, ProofResponse,
-        PlantCanaries, Planted)),
+        PlantCanaries, Planted, ResolveLabel)),
     modifiers(&BearerAuth)
 )]
 struct ApiDoc;
@@ -983,6 +1065,8 @@ pub fn router(guard: Arc<Guard>, metrics: PrometheusHandle) -> Router {
         .route("/v1/waybills", post(ingest))
         .route("/v1/waybills/{no}", get(read_waybill))
         .route("/v1/waybills/{no}/events", post(record_event))
+        .route("/v1/waybills/{no}/label", get(print_label))
+        .route("/v1/labels/resolve", post(resolve_label))
         .route("/v1/alerts", get(alerts))
         .route("/v1/forensics/attributions", post(attribute))
         .route("/v1/forensics/incidents", post(open_incident))

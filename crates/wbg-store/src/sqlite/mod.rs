@@ -50,6 +50,9 @@ CREATE TABLE IF NOT EXISTS canaries (
 CREATE TABLE IF NOT EXISTS cases (
     kind TEXT NOT NULL, id TEXT NOT NULL, body TEXT NOT NULL, updated_at INTEGER NOT NULL,
     PRIMARY KEY (kind, id)) WITHOUT ROWID;
+-- How often each waybill's label was printed: a reprint says so on the label.
+CREATE TABLE IF NOT EXISTS label_prints (
+    no TEXT PRIMARY KEY, prints INTEGER NOT NULL, last_at INTEGER NOT NULL) WITHOUT ROWID;
 -- A merchant's orders by creation time, for exports.
 CREATE INDEX IF NOT EXISTS waybills_merchant ON waybills(merchant, created_at);
 "#;
@@ -693,6 +696,18 @@ impl Store for SqliteStore {
         };
         let seq = commit_with_entry(tx, tree, audit)?;
         Ok((snapshot, Some(seq)))
+    }
+
+    fn count_label_print(&self, no: &WaybillNo, at: Millis) -> Result<u32, StoreError> {
+        let inner = self.lock()?;
+        let prints: i64 = inner
+            .conn
+            .prepare_cached(
+                "INSERT INTO label_prints (no, prints, last_at) VALUES (?1, 1, ?2)
+                 ON CONFLICT(no) DO UPDATE SET prints = prints + 1, last_at = ?2 RETURNING prints",
+            )?
+            .query_row(params![no.as_str(), at], |r| r.get(0))?;
+        u32::try_from(prints).map_err(|_| corrupt("label print count out of range"))
     }
 
     fn accounts(&self) -> Result<Vec<Account>, StoreError> {
