@@ -167,10 +167,34 @@ pub fn run(keep: Option<PathBuf>) -> Result<()> {
     let printer = carrier
         .account(Role::PrintStation, Some(&parcel.origin_outlet))
         .ok_or_else(|| anyhow!("no printer"))?;
+    // A print job: the label carries the masked view and a QR token, never the data itself.
+    let printed = guard.print_label(
+        token(&printer.id)?,
+        parcel.waybill_no.as_str(),
+        wbg_guard::LabelFormat::Zpl,
+        &meta,
+    )?;
+    let zpl = wbg_label::render(&printed.label, wbg_guard::LabelFormat::Zpl)?;
+    let r = &parcel.recipient;
+    let held = [r.name.as_str(), r.phone.as_str(), r.address.detail.as_str()];
+    if held
+        .iter()
+        .any(|v| zpl.windows(v.len()).any(|w| w == v.as_bytes()))
+    {
+        bail!("a label holds personal data");
+    }
     println!(
-        "   print station {} asks for the label:     {}",
+        "   print station {} prints the label:       ZPL, {} bytes: {} {}, QR {}… (no name, phone or street)",
         printer.id,
-        outcome(&read(&printer.id, parcel.waybill_no.as_str(), "label")?)
+        zpl.len(),
+        printed.label.recipient.name,
+        printed.label.recipient.phone,
+        &printed.label.token[..12]
+    );
+    println!(
+        "   courier {} scans the label's QR code:    {}",
+        courier.id,
+        outcome(&guard.resolve_label(token(&courier.id)?, &printed.label.token, None, &meta))
     );
     println!(
         "   print station {} asks for delivery data: {}",
