@@ -18,7 +18,9 @@ use wbg_risk::{Access, Engine, RiskAction, RiskAlert, RiskConfig, RiskHook};
 use wbg_store::{
     AlertFilter, EventRecord, ReadSnapshot, SealedWaybill, SqliteStore, Store, StoreError,
 };
-use wbg_vault::{bucket_of, mask_name, mask_phone, Field, KeySource, Vault, WrappedKeyStore};
+use wbg_vault::{
+    bucket_of, mask_name, mask_phone, Field, KeySource, MasterKey, Vault, WrappedKeyStore,
+};
 
 /// Largest batch one ingest call takes.
 pub const MAX_BATCH: usize = 10_000;
@@ -313,6 +315,8 @@ impl Guard {
         .map_err(|e| GuardError::Config(format!("policy: {e}")))?;
         let store_id = store.store_id()?;
         let origin = format!("wbguard/audit/{store_id}");
+        // The key directory when a rotation there may have been cut short.
+        let mut rotation_dir = None;
         let (master, signer, report) = match cfg.keys {
             KeyConfig::Given { master, signer } => {
                 let signer = match signer {
@@ -339,6 +343,9 @@ impl Guard {
                 keys::check_outside(&dir, &cfg.data)?;
                 let (master, source) = keys::master_key(&dir, cfg.create_keys)?;
                 let (signer, created) = keys::audit_signer(&dir, &origin, cfg.create_keys)?;
+                if matches!(source, KeySource::File(_)) {
+                    rotation_dir = Some(dir.clone());
+                }
                 let report = OpenReport {
                     master_key: source,
                     audit_key_created: created.then(|| dir.join(keys::AUDIT_KEY_FILE)),
@@ -353,8 +360,27 @@ impl Guard {
                 signer.name()
             )));
         }
-        let vault = Vault::open(master, Arc::new(StoreKeys(store.clone())))
-            .map_err(|e| GuardError::Config(e.to_string()))?;
+        let key_store = Arc::new(StoreKeys(store.clone()));
+        let vault = match Vault::open(master, key_store.clone()) {
+            Err(wrong @ wbg_vault::VaultError::WrongMasterKey { .. }) => {
+                // A rotation re-wrapped the keys under the next master key and stopped before its key file
+                // replaced the old one: finish it, if that is the key the store now needs.
+                let pending = match &rotation_dir {
+                    Some(dir) => keys::pending_rotation(dir)?,
+                    None => None,
+                };
+                match (pending, &rotation_dir) {
+                    (Some(next), Some(dir)) => {
+                        let v = Vault::open(next, key_store)
+                            .map_err(|_| GuardError::Config(wrong.to_string()))?;
+                        keys::finish_rotation(dir)?;
+                        v
+                    }
+                    _ => return Err(GuardError::Config(wrong.to_string())),
+                }
+            }
+            other => other.map_err(|e| GuardError::Config(e.to_string()))?,
+        };
         let risk: Arc<dyn RiskHook> = Arc::new(Engine::new(cfg.risk.clone()));
         let canaries = store.canaries()?.into_iter().collect();
         Ok((
@@ -1250,6 +1276,38 @@ impl Guard {
             )));
         }
         Ok(())
+    }
+
+    /// Re-wraps every key of the store (data keys, the blind-index key, the token key) under `new`, in one audited
+    /// transaction; no record is re-encrypted. Local operators only (the CLI, which holds both master keys).
+    /// Afterwards this guard still holds the old key: reopen under the new one.
+    pub fn rotate_master_key(
+        &self,
+        actor: Actor<'_>,
+        new: &MasterKey,
+        meta: &RequestMeta,
+    ) -> Result<usize, GuardError> {
+        let Actor::Local(name) = actor else {
+            return Err(GuardError::Forbidden(
+                "the master key is rotated at the machine that holds the keys, not over the API"
+                    .into(),
+            ));
+        };
+        let mut e = self.entry(&format!("local-{name}"), meta, "keys_rotate");
+        e.detail = Some(format!(
+            "from={} to={}",
+            self.vault.master_key_id(),
+            new.key_id()
+        ));
+        let (_, n) = self.store.rewrap_keys(
+            &mut |id, wrapped| {
+                self.vault
+                    .rewrap(id, wrapped, new)
+                    .map_err(|e| e.to_string())
+            },
+            e,
+        )?;
+        Ok(n)
     }
 
     /// Inclusion proof of entry `seq` in the tree of `size` entries.

@@ -9,6 +9,9 @@ use wbg_vault::{KeySource, MasterKey};
 pub const MASTER_KEY_FILE: &str = "master.key";
 /// Audit signing key file name inside the key directory.
 pub const AUDIT_KEY_FILE: &str = "audit-signing.key";
+/// The next master key while a rotation is under way; it replaces [`MASTER_KEY_FILE`] once the store's keys are
+/// re-wrapped under it.
+pub const NEXT_MASTER_KEY_FILE: &str = "master.key.next";
 /// Environment variable that may carry the audit signing key (`PRIVATE+KEY+…`).
 pub const AUDIT_KEY_ENV: &str = "WBGUARD_AUDIT_KEY";
 
@@ -97,4 +100,22 @@ pub(crate) fn audit_signer(
             path.display()
         ))),
     }
+}
+
+/// The next master key of a rotation that re-wrapped the store's keys but did not get to replace the key file
+/// (`dir/master.key.next`), if there is one.
+pub(crate) fn pending_rotation(dir: &Path) -> Result<Option<MasterKey>, GuardError> {
+    MasterKey::load_file(&dir.join(NEXT_MASTER_KEY_FILE))
+        .map_err(|e| GuardError::Config(e.to_string()))
+}
+
+/// Makes the next master key the master key: one rename, so the directory holds the old key or the new one,
+/// never neither.
+pub fn finish_rotation(dir: &Path) -> Result<(), GuardError> {
+    std::fs::rename(dir.join(NEXT_MASTER_KEY_FILE), dir.join(MASTER_KEY_FILE)).map_err(|e| {
+        GuardError::Config(format!(
+            "cannot move the new master key into place in {}: {e}",
+            dir.display()
+        ))
+    })
 }

@@ -97,6 +97,9 @@ pub struct AlertFilter {
     pub limit: usize,
 }
 
+/// What [`Store::rewrap_keys`] makes of each wrapped key: `(id, wrapped)` → the key wrapped anew.
+pub type Rewrap<'a> = dyn FnMut(&str, &[u8]) -> Result<Vec<u8>, String> + 'a;
+
 /// The storage a guard node runs on. Implementations must be safe to share between threads.
 pub trait Store: Send + Sync {
     /// Background upkeep, to be called every second or so and after bulk work, never on a request: merges
@@ -110,6 +113,15 @@ pub trait Store: Send + Sync {
     fn get_wrapped_key(&self, id: &str) -> Result<Option<Vec<u8>>, StoreError>;
     /// Stores a wrapped key unless one exists; returns the one stored.
     fn put_wrapped_key_if_absent(&self, id: &str, wrapped: &[u8]) -> Result<Vec<u8>, StoreError>;
+
+    /// Replaces every wrapped key with what `rewrap(id, wrapped)` makes of it, all in one transaction with `audit`
+    /// (a key created meanwhile waits for it, so none is left behind under the old master key); any `Err` from
+    /// `rewrap` changes nothing. Returns the entry's seq and how many keys were re-wrapped.
+    fn rewrap_keys(
+        &self,
+        rewrap: &mut Rewrap<'_>,
+        audit: AuditEntry,
+    ) -> Result<(u64, usize), StoreError>;
 
     /// Creates an account with a first token hash; `Conflict` if the id is taken.
     fn create_account(

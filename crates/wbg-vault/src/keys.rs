@@ -77,6 +77,20 @@ impl MasterKey {
         hex::encode(&mac.finalize().into_bytes()[..8])
     }
 
+    /// A fresh key written to `path` (mode 0600; an existing file is not overwritten).
+    pub fn create_file(path: &Path) -> Result<MasterKey, VaultError> {
+        let key = MasterKey::generate();
+        create_secret(path, &format!("{}\n", B64.encode(key.0)))?;
+        Ok(key)
+    }
+
+    /// The key in file `path`, ignoring the environment; `None` when there is no such file.
+    pub fn load_file(path: &Path) -> Result<Option<MasterKey>, VaultError> {
+        read_secret(path)?
+            .map(|text| MasterKey::from_base64(&text))
+            .transpose()
+    }
+
     /// Loads the master key: from `WBGUARD_MASTER_KEY` when set, else from `path`; when neither exists and
     /// `create` is true, creates `path` with a new key (mode 0600, parent directory 0700).
     pub fn load_or_create(path: &Path, create: bool) -> Result<(MasterKey, KeySource), VaultError> {

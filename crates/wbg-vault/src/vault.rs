@@ -33,6 +33,23 @@ impl MemoryKeyStore {
     }
 }
 
+impl MemoryKeyStore {
+    /// Every stored key, by id.
+    pub fn snapshot(&self) -> Vec<(String, Vec<u8>)> {
+        self.0
+            .lock()
+            .map(|m| m.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+            .unwrap_or_default()
+    }
+
+    /// Replaces the key stored under `id`.
+    pub fn replace(&self, id: &str, wrapped: Vec<u8>) {
+        if let Ok(mut m) = self.0.lock() {
+            m.insert(id.to_owned(), wrapped);
+        }
+    }
+}
+
 impl WrappedKeyStore for MemoryKeyStore {
     fn get_wrapped_key(&self, id: &str) -> Result<Option<Vec<u8>>, String> {
         let m = self
@@ -124,41 +141,26 @@ impl Vault {
         [b"wbguard/key/v1\0".as_slice(), id.as_bytes()].concat()
     }
 
-    /// Unwraps the key stored under `id`; creates and stores a fresh one when absent and `create` is set.
-    fn key_material(&self, id: &str, create: bool) -> Result<[u8; 32], VaultError> {
-        let store_err = VaultError::Store;
-        let wrapped = match self.store.get_wrapped_key(id).map_err(store_err)? {
-            Some(w) => w,
-            None if create => {
-                let mut fresh = [0u8; 32];
-                rand::rngs::OsRng.fill_bytes(&mut fresh);
-                let mut nonce = [0u8; NONCE];
-                rand::rngs::OsRng.fill_bytes(&mut nonce);
-                let ct = self
-                    .wrap_cipher()
-                    .encrypt(
-                        Nonce::from_slice(&nonce),
-                        Payload {
-                            msg: &fresh,
-                            aad: &Self::wrap_aad(id),
-                        },
-                    )
-                    .map_err(|_| VaultError::Decrypt {
-                        what: format!("data key {id}"),
-                    })?;
-                fresh.zeroize();
-                let blob = [&self.master_id[..], &nonce, &ct].concat();
-                self.store
-                    .put_wrapped_key_if_absent(id, &blob)
-                    .map_err(VaultError::Store)?
-            }
-            None => {
-                return Err(match id.strip_prefix("day:").and_then(|d| d.parse().ok()) {
-                    Some(bucket) => VaultError::Shredded(bucket),
-                    None => VaultError::Store(format!("key {id} is missing")),
-                })
-            }
-        };
+    /// `raw` wrapped under `master` for the key id `id`: master key id, nonce, AES-256-GCM ciphertext.
+    fn wrap(master: &MasterKey, id: &str, raw: &[u8; 32]) -> Result<Vec<u8>, VaultError> {
+        let mut nonce = [0u8; NONCE];
+        rand::rngs::OsRng.fill_bytes(&mut nonce);
+        let ct = Aes256Gcm::new(master.bytes().into())
+            .encrypt(
+                Nonce::from_slice(&nonce),
+                Payload {
+                    msg: raw,
+                    aad: &Self::wrap_aad(id),
+                },
+            )
+            .map_err(|_| VaultError::Decrypt {
+                what: format!("data key {id}"),
+            })?;
+        Ok([&id_bytes(master)[..], &nonce, &ct].concat())
+    }
+
+    /// The key `wrapped` holds, checked to be wrapped under this vault's master key for `id`.
+    fn unwrap(&self, id: &str, wrapped: &[u8]) -> Result<[u8; 32], VaultError> {
         if wrapped.len() != 8 + NONCE + 32 + 16 {
             return Err(VaultError::Malformed("wrapped key length"));
         }
@@ -184,6 +186,38 @@ impl Vault {
         out.copy_from_slice(&plain);
         plain.zeroize();
         Ok(out)
+    }
+
+    /// Unwraps the key stored under `id`; creates and stores a fresh one when absent and `create` is set.
+    fn key_material(&self, id: &str, create: bool) -> Result<[u8; 32], VaultError> {
+        let wrapped = match self.store.get_wrapped_key(id).map_err(VaultError::Store)? {
+            Some(w) => w,
+            None if create => {
+                let mut fresh = [0u8; 32];
+                rand::rngs::OsRng.fill_bytes(&mut fresh);
+                let blob = Self::wrap(&self.master, id, &fresh);
+                fresh.zeroize();
+                self.store
+                    .put_wrapped_key_if_absent(id, &blob?)
+                    .map_err(VaultError::Store)?
+            }
+            None => {
+                return Err(match id.strip_prefix("day:").and_then(|d| d.parse().ok()) {
+                    Some(bucket) => VaultError::Shredded(bucket),
+                    None => VaultError::Store(format!("key {id} is missing")),
+                })
+            }
+        };
+        self.unwrap(id, &wrapped)
+    }
+
+    /// The key stored under `id` as `wrapped` (under this vault's master key), wrapped under `new` instead. The
+    /// key itself does not change, so nothing it sealed needs re-encrypting: this is how the master key rotates.
+    pub fn rewrap(&self, id: &str, wrapped: &[u8], new: &MasterKey) -> Result<Vec<u8>, VaultError> {
+        let mut raw = self.unwrap(id, wrapped)?;
+        let out = Self::wrap(new, id, &raw);
+        raw.zeroize();
+        out
     }
 
     fn data_key(&self, bucket: i64, create: bool) -> Result<Arc<Aes256Gcm>, VaultError> {
@@ -419,6 +453,30 @@ mod tests {
             Vault::open(MasterKey::from_bytes([1u8; 32]), store.clone()).unwrap(),
             store,
         )
+    }
+
+    #[test]
+    fn a_rewrapped_store_opens_under_the_new_master_key_only() {
+        let (v, store) = vault();
+        let w = waybill("YT1", "王芳", "13800138000", "文三路1号");
+        let (sealed, _) = v.seal(&w, 20_000).unwrap();
+        let token = v.seal_token("label", b"YT1").unwrap();
+        let new = MasterKey::generate();
+        for (id, wrapped) in store.snapshot() {
+            let again = v.rewrap(&id, &wrapped, &new).unwrap();
+            assert_ne!(again, wrapped);
+            store.replace(&id, again);
+        }
+        let rotated = Vault::open(new, store.clone()).unwrap();
+        let opened = rotated
+            .open_fields(&w.waybill_no, 20_000, &sealed.0, &[Field::RecipientPhone])
+            .unwrap();
+        assert_eq!(opened[0].1, "13800138000");
+        assert_eq!(rotated.open_token("label", &token).unwrap(), b"YT1");
+        assert!(matches!(
+            Vault::open(MasterKey::from_bytes([1u8; 32]), store),
+            Err(VaultError::WrongMasterKey { .. })
+        ));
     }
 
     #[test]

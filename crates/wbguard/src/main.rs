@@ -80,6 +80,11 @@ enum Command {
         #[command(subcommand)]
         command: BreachCommand,
     },
+    /// Key management.
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
     /// Print a waybill's privacy label (masked fields, Code 128 barcode, QR token; never full data) as the print
     /// station whose API token is in `--token-file` or `$WBGUARD_TOKEN`. The print is an audited read.
     Label {
@@ -103,6 +108,13 @@ enum Command {
         #[arg(long, default_value_t = 5000)]
         batch: usize,
     },
+}
+
+#[derive(Subcommand)]
+enum KeysCommand {
+    /// Make a new master key and re-wrap every data key under it (no record is re-encrypted); the old master key
+    /// file is replaced. Stop the servers of this data directory first: they hold the old key.
+    Rotate,
 }
 
 #[derive(Subcommand)]
@@ -424,6 +436,40 @@ fn run(cli: Cli) -> Result<std::process::ExitCode> {
             } else {
                 print!("{}", attribute::render(&report));
             }
+            Ok(ok)
+        }
+        Command::Keys {
+            command: KeysCommand::Rotate,
+        } => {
+            if std::env::var_os("WBGUARD_MASTER_KEY").is_some() {
+                bail!(
+                    "the master key comes from $WBGUARD_MASTER_KEY, which this command cannot change: \
+                     rotate with the key in a key directory (--keys DIR)"
+                );
+            }
+            let cfg = Config::load(&cli.common)?;
+            require_store(&cfg)?;
+            let (guard, report) =
+                Guard::open(cfg.guard(false)?).context("cannot open the guard")?;
+            let dir = report
+                .key_dir
+                .context("the master key is not in a key directory")?;
+            let next = dir.join(wbg_guard::NEXT_MASTER_KEY_FILE);
+            // The store opened under the current key, so a next key left here by a rotation that stopped
+            // before its transaction was never used.
+            if next.exists() {
+                std::fs::remove_file(&next)
+                    .with_context(|| format!("cannot remove {}", next.display()))?;
+            }
+            let new = wbg_vault::MasterKey::create_file(&next)?;
+            let n = guard.rotate_master_key(Actor::Local("cli"), &new, &RequestMeta::default())?;
+            guard.checkpoint()?;
+            wbg_guard::finish_rotation(&dir)?;
+            eprintln!(
+                "re-wrapped {n} keys under the new master key {} in {}; the old key is gone",
+                new.key_id(),
+                dir.display()
+            );
             Ok(ok)
         }
         Command::Label {

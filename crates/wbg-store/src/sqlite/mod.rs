@@ -608,6 +608,35 @@ impl Store for SqliteStore {
         )?)
     }
 
+    fn rewrap_keys(
+        &self,
+        rewrap: &mut crate::Rewrap<'_>,
+        audit: AuditEntry,
+    ) -> Result<(u64, usize), StoreError> {
+        // The old wrapped keys must not linger: freed cells are zeroed, and the log is emptied afterwards.
+        self.lock()?
+            .conn
+            .pragma_update(None, "secure_delete", "ON")?;
+        let (n, seq) = self.audited(audit, |tx| {
+            let keys: Vec<(String, Vec<u8>)> = tx
+                .prepare("SELECT id, wrapped FROM wrapped_keys ORDER BY id")?
+                .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+                .collect::<Result<_, _>>()?;
+            let mut update = tx.prepare("UPDATE wrapped_keys SET wrapped = ?2 WHERE id = ?1")?;
+            for (id, wrapped) in &keys {
+                let again = rewrap(id, wrapped)
+                    .map_err(|e| StoreError::Db(format!("cannot re-wrap key {id}: {e}")))?;
+                update.execute(params![id, again])?;
+            }
+            Ok(keys.len())
+        })?;
+        self.lock()?
+            .conn
+            .pragma_update(None, "secure_delete", "OFF")?;
+        self.checkpoint_wal()?;
+        Ok((seq, n))
+    }
+
     fn create_account(
         &self,
         a: &Account,
