@@ -64,6 +64,9 @@ pub enum WaybillStatus {
     Signed,
     /// Returned to the sender. Terminal.
     Returned,
+    /// A problem registered at an outlet (a failed delivery attempt, a wrong address, damage, a refusal): the
+    /// parcel waits for outlet staff to handle it, then goes back into the flow.
+    Exception,
 }
 
 impl WaybillStatus {
@@ -77,6 +80,7 @@ impl WaybillStatus {
             WaybillStatus::OutForDelivery => "out_for_delivery",
             WaybillStatus::Signed => "signed",
             WaybillStatus::Returned => "returned",
+            WaybillStatus::Exception => "exception",
         }
     }
 
@@ -91,6 +95,7 @@ impl WaybillStatus {
             OutForDelivery,
             Signed,
             Returned,
+            Exception,
         ];
         crate::error::by_name(
             all,
@@ -103,7 +108,9 @@ impl WaybillStatus {
 
     /// The lifecycle: created → picked_up → in_transit ⇄ at_outlet → out_for_delivery → signed | returned.
     /// A failed delivery goes back to the outlet; a parcel can be returned from an outlet or a delivery round;
-    /// a parcel out for delivery can be handed to another courier.
+    /// a parcel out for delivery can be handed to another courier. A parcel in transit, at an outlet or out for
+    /// delivery can be registered as an exception, which is resolved by sending it on, back to the outlet's
+    /// shelf, out for delivery again, or back to the sender.
     pub fn can_become(self, to: WaybillStatus) -> bool {
         use WaybillStatus::*;
         matches!(
@@ -120,6 +127,13 @@ impl WaybillStatus {
                 | (OutForDelivery, Signed)
                 | (OutForDelivery, AtOutlet)
                 | (OutForDelivery, Returned)
+                | (InTransit, Exception)
+                | (AtOutlet, Exception)
+                | (OutForDelivery, Exception)
+                | (Exception, InTransit)
+                | (Exception, AtOutlet)
+                | (Exception, OutForDelivery)
+                | (Exception, Returned)
         )
     }
 
@@ -152,6 +166,8 @@ pub enum EventType {
     Signed,
     /// Returned to the sender.
     Returned,
+    /// A problem registered (failed delivery attempt, wrong address, damage, refusal).
+    Exception,
 }
 
 impl EventType {
@@ -170,6 +186,7 @@ impl EventType {
             OutForDelivery,
             Signed,
             Returned,
+            Exception,
         ];
         crate::error::by_name(
             all,
@@ -189,6 +206,7 @@ impl EventType {
             EventType::OutForDelivery => WaybillStatus::OutForDelivery,
             EventType::Signed => WaybillStatus::Signed,
             EventType::Returned => WaybillStatus::Returned,
+            EventType::Exception => WaybillStatus::Exception,
         }
     }
 }
@@ -261,6 +279,25 @@ mod tests {
         for w in path.windows(2) {
             assert!(w[0].can_become(w[1]), "{:?} -> {:?}", w[0], w[1]);
         }
+    }
+
+    #[test]
+    fn an_exception_is_registered_in_the_network_and_resolved_back_into_it() {
+        for from in [InTransit, AtOutlet, OutForDelivery] {
+            assert!(from.can_become(Exception), "{from:?}");
+        }
+        for to in [InTransit, AtOutlet, OutForDelivery, Returned] {
+            assert!(Exception.can_become(to), "{to:?}");
+        }
+        for no in [Created, PickedUp, Signed, Returned] {
+            assert!(!no.can_become(Exception), "{no:?}");
+        }
+        assert!(
+            !Exception.can_become(Signed),
+            "an exception is not delivered from the shelf"
+        );
+        assert_eq!(EventType::parse("exception").unwrap().status(), Exception);
+        assert_eq!(WaybillStatus::parse("exception").unwrap(), Exception);
     }
 
     #[test]

@@ -355,6 +355,38 @@ mod tests {
     }
 
     #[test]
+    fn staff_handling_a_busy_outlets_exceptions_are_left_alone() {
+        // A 6,000-parcel outlet's share of exceptions: 40 a day in full for a week, each a parcel registered as an
+        // exception at the staff member's own outlet; the same reads of parcels without one are not the job.
+        let e = Engine::new(RiskConfig::default());
+        let s = account("S001", Role::OutletStaff, "O001");
+        let mut no = 0;
+        for day in 0..7i64 {
+            for i in 0..40i64 {
+                no += 1;
+                let w = waybill(no * 13, "O001", WaybillStatus::Exception);
+                let at = day * 86_400_000 + 8 * 3_600_000 + i * 700_000 + (i % 5) * 61_000;
+                assert_eq!(
+                    read(&e, &s, &w, Some(View::Full), at).action,
+                    RiskAction::Allow,
+                    "day {day} read {i}"
+                );
+            }
+        }
+        assert_eq!(e.standing("S001").unwrap().level, Level::Normal);
+        let t = account("S002", Role::OutletStaff, "O001");
+        let contained = (0..40i64).any(|i| {
+            let w = waybill(90_000 + i as u64 * 13, "O001", WaybillStatus::AtOutlet);
+            read(&e, &t, &w, Some(View::Full), 8 * 3_600_000 + i * 700_000).action
+                != RiskAction::Allow
+        });
+        assert!(
+            contained,
+            "full reads of parcels with no exception are counted"
+        );
+    }
+
+    #[test]
     fn probing_other_outlets_ends_in_suspension_and_refusal() {
         let e = Engine::new(RiskConfig::default());
         let s = account("S001", Role::OutletStaff, "O001");

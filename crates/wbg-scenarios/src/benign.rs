@@ -176,9 +176,11 @@ pub(crate) fn day_plan(
         }));
     }
     // Merchants with an even number print their own labels in one run (a legitimate burst of a few a second);
-    // the outlet's print station prints the rest.
+    // the outlet's print station prints the rest, one after another at a thermal printer's pace (about one a
+    // second), from 00:45.
     let mut run_of: HashMap<&str, Millis> = HashMap::new();
-    for (i, w) in batch.iter().enumerate() {
+    let mut station_at: HashMap<&str, Millis> = HashMap::new();
+    for w in &batch {
         let m = w.merchant.as_str();
         let own_run = m[1..].parse::<u32>().is_ok_and(|n| n % 2 == 0);
         let (who, at) = if own_run {
@@ -186,10 +188,11 @@ pub(crate) fn day_plan(
             *next += 400 + rng.gen_range(0..400);
             (format!("U{}", &m[1..]), *next)
         } else {
-            (
-                format!("P{}", &w.origin_outlet.as_str()[1..]),
-                base + 45 * MIN + (i as Millis * 997) % (40 * MIN),
-            )
+            let next = station_at
+                .entry(w.origin_outlet.as_str())
+                .or_insert(base + 45 * MIN);
+            *next += 800 + rng.gen_range(0..800);
+            (format!("P{}", &w.origin_outlet.as_str()[1..]), *next)
         };
         plan.push(read(at, &who, w.waybill_no.as_str(), Purpose::Label, None));
     }
@@ -239,14 +242,21 @@ pub(crate) fn day_plan(
         } else {
             &crew[..]
         };
+        // One parcel in fifty arrives with a problem (damage, a wrong address, the recipient unreachable): it is
+        // registered as an exception at the outlet and handled by its staff instead of going out today.
+        let (exceptions, deliveries): (Vec<&(usize, &wbg_core::NewWaybill)>, Vec<_>) =
+            parcels.iter().partition(|_| rng.gen_bool(0.02));
         let mut rounds: Vec<Vec<(usize, &wbg_core::NewWaybill)>> = vec![Vec::new(); working.len()];
-        for (i, w) in parcels.iter().enumerate() {
-            rounds[i % working.len()].push(*w);
+        for (i, w) in deliveries.iter().enumerate() {
+            rounds[i % working.len()].push(**w);
         }
         for (courier, round) in working.iter().zip(&rounds) {
             let out_at = base + shift_start - HOUR;
+            // Ten hours of deliveries with the irregular gaps of real rounds (stairs, traffic, a block of flats
+            // with five parcels): exponential gaps around the mean.
             let step = (10 * HOUR) / round.len().max(1) as Millis;
-            for (j, (li, w)) in round.iter().enumerate() {
+            let mut at = base + shift_start;
+            for (li, w) in round {
                 let no = w.waybill_no.as_str();
                 plan.push(scan(
                     out_at + rng.gen_range(0..30 * MIN),
@@ -255,8 +265,8 @@ pub(crate) fn day_plan(
                     &outlet.id,
                     Some(courier),
                 ));
-                let at =
-                    base + shift_start + j as Millis * step + rng.gen_range(0..step.max(2) / 2);
+                let gap = -(step as f64) * (1.0 - rng.gen::<f64>()).ln();
+                at += (gap as Millis).clamp(5_000, 6 * step.max(1));
                 plan.push(read(at, courier, no, Purpose::Delivery, None));
                 if rng.gen_bool(0.3) {
                     plan.push(read(
@@ -282,20 +292,13 @@ pub(crate) fn day_plan(
                 }
             }
         }
-        // Outlet staff: masked lookups of a tenth of the parcels, full views of the 2% that are exceptions.
+        // Outlet staff: masked lookups of a tenth of the parcels; the exceptions registered on arrival, each read
+        // in full to handle it and put back on the outlet's shelf for another day.
         if let Some(team) = staff.get(o) {
             for (i, (_, w)) in parcels.iter().enumerate() {
-                let who = &team[i % team.len()];
-                let at = base + shift_start + rng.gen_range(0..9 * HOUR);
-                if rng.gen_bool(0.02) {
-                    plan.push(read(
-                        at,
-                        who,
-                        w.waybill_no.as_str(),
-                        Purpose::ExceptionHandling,
-                        None,
-                    ));
-                } else if rng.gen_bool(0.1) {
+                if rng.gen_bool(0.1) {
+                    let at = base + shift_start + rng.gen_range(0..9 * HOUR);
+                    let who = &team[i % team.len()];
                     plan.push(read(
                         at,
                         who,
@@ -304,6 +307,21 @@ pub(crate) fn day_plan(
                         None,
                     ));
                 }
+            }
+            for (i, (_, w)) in exceptions.iter().enumerate() {
+                let no = w.waybill_no.as_str();
+                let registered = base + 7 * HOUR + rng.gen_range(0..HOUR);
+                plan.push(scan(registered, no, EventType::Exception, &outlet.id, None));
+                let at = base + shift_start + rng.gen_range(0..8 * HOUR);
+                let who = &team[i % team.len()];
+                plan.push(read(at, who, no, Purpose::ExceptionHandling, None));
+                plan.push(scan(
+                    at + rng.gen_range(5 * MIN..30 * MIN),
+                    no,
+                    EventType::AtOutlet,
+                    &outlet.id,
+                    None,
+                ));
             }
         }
     }

@@ -42,7 +42,10 @@ pub(crate) struct CadenceState {
 
 impl CadenceConfig {
     pub(crate) fn observe(&self, st: &mut CadenceState, ev: &Event<'_>) -> Option<Signal> {
-        if !self.enabled || self.window < 4 || role_in(&self.exempt_roles, ev.role()) {
+        // Regularity in an account's own workflow (a courier working through a round) is the work's rhythm,
+        // not a script's: only reads outside it are judged.
+        if !self.enabled || self.window < 4 || role_in(&self.exempt_roles, ev.role()) || ev.workflow
+        {
             return None;
         }
         let at = ev.at();
@@ -330,6 +333,26 @@ mod tests {
             Role::CustomerService,
         );
         assert!(agent > 0, "exemption is per role, agents are not exempt");
+    }
+
+    #[test]
+    fn cadence_leaves_an_accounts_own_workflow_alone() {
+        // Staff working through their outlet's exceptions as regularly as a tool: the work's rhythm.
+        let cfg = CadenceConfig::default();
+        let a = account("S001", Role::OutletStaff, "O001");
+        let mut st = CadenceState::default();
+        let mut previous = None;
+        let signals = (0..64i64)
+            .filter(|i| {
+                let w = waybill(*i as u64 * 97, "O001", WaybillStatus::Exception);
+                let acc = access(&a, &w, Some(View::Full), i * 2_000);
+                let ev = Event::new(&acc, 0, 0.0).after(previous);
+                previous = Some(i * 2_000);
+                assert!(ev.workflow);
+                cfg.observe(&mut st, &ev).is_some()
+            })
+            .count();
+        assert_eq!(signals, 0);
     }
 
     #[test]

@@ -38,8 +38,8 @@ pub(crate) struct Event<'a> {
     pub denied: bool,
     /// No such waybill.
     pub unknown: bool,
-    /// The read is plainly the account's job (a courier's parcel out for delivery or just handed over, a
-    /// merchant's own order, a label printed before pickup). Such reads feed baselines but not the suspicion counts.
+    /// The read is plainly the account's job (a courier's parcel out for delivery or just handed over, outlet
+    /// staff's own exception parcel, a merchant's own order, a label printed before pickup). Such reads feed baselines but not the suspicion counts.
     pub workflow: bool,
     /// The waybill starts or ends at the account's outlet.
     pub own_scope: bool,
@@ -80,6 +80,8 @@ impl<'a> Event<'a> {
             (Role::PrintStation, Some(w)) => {
                 matches!(w.status, WaybillStatus::Created | WaybillStatus::PickedUp)
             }
+            // Outlet staff handling a parcel registered as an exception at their outlet: that is their job.
+            (Role::OutletStaff, Some(w)) => own_scope && w.status == WaybillStatus::Exception,
             (Role::Integration, Some(_)) => true,
             _ => false,
         };

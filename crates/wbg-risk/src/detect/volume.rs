@@ -35,7 +35,7 @@ impl Default for VelocityConfig {
             enabled: true,
             // A courier reads a parcel or two a minute at the busiest; staff and agents are people at screens;
             // a merchant's label run and a print station are fast by design.
-            floor_per_hour: per_role(120.0, 150.0, 120.0, 5_000.0, 3_000.0),
+            floor_per_hour: per_role(120.0, 150.0, 120.0, 5_000.0, 7_200.0),
             multiple: 4.0,
             points: 1.0,
             warm_hours: 8,
