@@ -180,6 +180,7 @@ pub(crate) fn day_plan(
     // second), from 00:45.
     let mut run_of: HashMap<&str, Millis> = HashMap::new();
     let mut station_at: HashMap<&str, Millis> = HashMap::new();
+    let mut printed = Vec::with_capacity(batch.len());
     for w in &batch {
         let m = w.merchant.as_str();
         let own_run = m[1..].parse::<u32>().is_ok_and(|n| n % 2 == 0);
@@ -195,28 +196,27 @@ pub(crate) fn day_plan(
             (format!("P{}", &w.origin_outlet.as_str()[1..]), *next)
         };
         plan.push(read(at, &who, w.waybill_no.as_str(), Purpose::Label, None));
+        printed.push(at);
     }
 
     // Scans through the network, then each outlet's couriers take their share of its parcels.
     let mut inbound: HashMap<&str, Vec<(usize, &wbg_core::NewWaybill)>> = HashMap::new();
     for (i, w) in batch.iter().enumerate() {
         let no = w.waybill_no.as_str();
+        // Picked up with its label on: after it was printed.
+        let picked = (base + 90 * MIN + rng.gen_range(0..30 * MIN))
+            .max(printed[i] + 5 * MIN + rng.gen_range(0..10 * MIN));
         plan.push(scan(
-            base + 90 * MIN + rng.gen_range(0..30 * MIN),
+            picked,
             no,
             EventType::PickedUp,
             &w.origin_outlet,
             None,
         ));
+        let left = (base + 3 * HOUR + rng.gen_range(0..HOUR)).max(picked + 20 * MIN);
+        plan.push(scan(left, no, EventType::InTransit, &w.origin_outlet, None));
         plan.push(scan(
-            base + 3 * HOUR + rng.gen_range(0..HOUR),
-            no,
-            EventType::InTransit,
-            &w.origin_outlet,
-            None,
-        ));
-        plan.push(scan(
-            base + 5 * HOUR + rng.gen_range(0..HOUR),
+            (base + 5 * HOUR + rng.gen_range(0..HOUR)).max(left + HOUR),
             no,
             EventType::AtOutlet,
             &w.destination_outlet,

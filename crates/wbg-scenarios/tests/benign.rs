@@ -34,3 +34,22 @@ fn a_week_of_ordinary_work_suspends_nobody() {
         assert!(alerts.is_empty(), "{id}: {alerts:?}");
     }
 }
+
+#[test]
+fn days_at_a_real_couriers_volume_suspend_nobody() {
+    // 300 parcels a courier a day, as in life: busy outlets whose staff handle 30 exceptions a day each, couriers
+    // re-checking the odd delivery, print stations printing thousands of labels at a printer's pace.
+    let dir = tempfile::tempdir().unwrap();
+    let mut spec = SimSpec::small(12);
+    spec.carrier.outlets = 2;
+    spec.carrier.couriers_per_outlet = 10;
+    spec.deliveries_per_courier = 300;
+    spec.days = 3;
+    spec.peak_days = vec![];
+    let mut world = World::scratch(&dir.path().join("data"), &spec).unwrap();
+    let r = run_benign(&mut world, &spec).unwrap();
+    println!("{}", serde_json::to_string_pretty(&r).unwrap());
+    assert!(r.operations > 100_000, "{}", r.operations);
+    assert_eq!(r.benign_suspended, 0, "{r:?}");
+    assert!(r.benign_alerts_per_10k_account_days <= 500.0, "{r:?}");
+}

@@ -77,7 +77,7 @@ pub struct PostDeliveryConfig {
     pub roles: Vec<Role>,
     /// Minutes after signing in which reads are the hand-over itself (checking the name at the door), not news.
     pub quiet_minutes: i64,
-    /// Points for a full read later within the grace period.
+    /// Points for a full read later within the grace period by anyone but the parcel's own courier.
     pub points_in_grace: f64,
     /// Points for a read (granted or refused) after the grace period.
     pub points_after_grace: f64,
@@ -130,16 +130,15 @@ impl PostDeliveryConfig {
             st.late *= f;
             st.day = ev.day;
         }
-        if ev.workflow {
-            st.work += 1.0;
-        }
-        if !matches!(w.status, WaybillStatus::Signed | WaybillStatus::Returned) {
+        let since = matches!(w.status, WaybillStatus::Signed | WaybillStatus::Returned)
+            .then(|| ev.at() - w.signed_at.unwrap_or(w.updated_at))
+            .filter(|since| *since > self.quiet_minutes * 60_000);
+        let Some(since) = since else {
+            if ev.workflow {
+                st.work += 1.0;
+            }
             return None;
-        }
-        let since = ev.at() - w.signed_at.unwrap_or(w.updated_at);
-        if since <= self.quiet_minutes * 60_000 {
-            return None;
-        }
+        };
         st.late += 1.0;
         let habit = role_in(&self.habit_roles, ev.role())
             && st.late >= self.habit_min_reads
@@ -151,7 +150,9 @@ impl PostDeliveryConfig {
                 return None;
             }
             self.points_after_grace
-        } else if ev.full {
+        } else if ev.full && w.courier.as_ref() != Some(&ev.access.account.id) {
+            // Within the grace the parcel's own courier may still be on the delivery (a recipient calling back):
+            // their looks count as a habit (above) and as records beyond their share (`distinct_records`).
             self.points_in_grace
         } else {
             return None;
@@ -328,9 +329,10 @@ mod tests {
             }
         }
         assert!(habit_points >= 50.0, "{habit_points}");
-        // One re-check in a hundred deliveries is no habit.
+        // One re-check in a hundred deliveries is no habit: within the grace it is the delivery's own business,
+        // after it (when the policy refuses) each attempt still scores.
         let mut st = PostDeliveryState::default();
-        let mut points = 0.0;
+        let (mut points, mut after) = (0.0, 0.0);
         for i in 0..700i64 {
             let at = (i / 100) * 86_400_000 + 30_000_000 + (i % 100) * 200_000;
             let mut live = waybill(i as u64, "O001", WaybillStatus::OutForDelivery);
@@ -345,9 +347,21 @@ mod tests {
                 points += cfg
                     .observe(&mut st, &Event::new(&acc, 0, 0.0))
                     .map_or(0.0, |s| s.points);
+                let acc = access(&c, &done, None, at + 3 * 3_600_000);
+                after += cfg
+                    .observe(&mut st, &Event::new(&acc, 0, 0.0))
+                    .map_or(0.0, |s| s.points);
             }
         }
-        assert_eq!(points, 7.0 * cfg.points_in_grace);
+        assert_eq!(points, 0.0);
+        assert_eq!(after, 7.0 * cfg.points_after_grace);
+        // Another account's full look within the grace is not a delivery.
+        let s = account("S001", Role::OutletStaff, "O001");
+        let mut done = waybill(9, "O001", WaybillStatus::Signed);
+        done.signed_at = Some(0);
+        let acc = access(&s, &done, Some(View::Full), 45 * 60_000);
+        let signal = cfg.observe(&mut PostDeliveryState::default(), &Event::new(&acc, 0, 0.0));
+        assert_eq!(signal.map(|s| s.points), Some(cfg.points_in_grace));
     }
 
     #[test]

@@ -140,6 +140,10 @@ pub struct DistinctConfig {
     pub free_per_week: PerRole,
     /// Points per record beyond either allowance.
     pub points: f64,
+    /// The allowances grow with the account's own workflow: this share of its workflow reads (of the day, of the
+    /// week) is free too, so a busy courier may look again at as many of their deliveries in a hundred as a
+    /// quiet one.
+    pub free_share_of_workflow: f64,
 }
 
 impl Default for DistinctConfig {
@@ -147,49 +151,71 @@ impl Default for DistinctConfig {
         DistinctConfig {
             enabled: true,
             // Full views outside workflow are rare by design: a courier re-opening a delivered parcel, staff on
-            // an exception, an agent on a ticket (agents work many tickets a day).
+            // something that is not a registered exception, an agent on a ticket (agents work many a day).
             free_per_day: per_role(8.0, 12.0, 150.0, f64::INFINITY, 0.0),
             free_per_week: per_role(20.0, 35.0, 600.0, f64::INFINITY, 0.0),
             points: 3.0,
+            // A few in a hundred: a recipient calling back, an address checked again after the hand-over.
+            free_share_of_workflow: 0.03,
         }
     }
 }
 
 const WEEK_DAYS: i64 = 7;
 
+/// One local day: the records read in full outside workflow, and the workflow reads.
+#[derive(Debug, Default)]
+struct DistinctDay {
+    day: i64,
+    seen: HashSet<u64>,
+    workflow: u32,
+}
+
 #[derive(Debug, Default)]
 pub(crate) struct DistinctState {
-    /// The records of each of the last seven local days, oldest first.
-    days: std::collections::VecDeque<(i64, HashSet<u64>)>,
+    /// The last seven local days, oldest first.
+    days: std::collections::VecDeque<DistinctDay>,
 }
 
 impl DistinctConfig {
     pub(crate) fn observe(&self, st: &mut DistinctState, ev: &Event<'_>) -> Option<Signal> {
-        if !self.enabled || !ev.full || ev.workflow {
+        if !self.enabled || !(ev.full || ev.workflow) {
             return None;
         }
-        while st
-            .days
-            .front()
-            .is_some_and(|(d, _)| *d <= ev.day - WEEK_DAYS)
-        {
+        while st.days.front().is_some_and(|d| d.day <= ev.day - WEEK_DAYS) {
             st.days.pop_front();
         }
-        if st.days.iter().any(|(_, seen)| seen.contains(&ev.key)) {
+        if st.days.back().is_none_or(|d| d.day < ev.day) {
+            st.days.push_back(DistinctDay {
+                day: ev.day,
+                ..DistinctDay::default()
+            });
+        }
+        if ev.workflow {
+            // Late events count in the newest day.
+            if let Some(newest) = st.days.back_mut() {
+                newest.workflow = newest.workflow.saturating_add(1);
+            }
             return None;
         }
-        if st.days.back().is_none_or(|(d, _)| *d < ev.day) {
-            st.days.push_back((ev.day, HashSet::new()));
+        if st.days.iter().any(|d| d.seen.contains(&ev.key)) {
+            return None;
         }
-        // Late events count in the newest day.
-        let today = st.days.back_mut().map(|(_, seen)| {
-            seen.insert(ev.key);
-            seen.len()
+        let today = st.days.back_mut().map(|d| {
+            d.seen.insert(ev.key);
+            d.seen.len()
         })?;
-        let week: usize = st.days.iter().map(|(_, seen)| seen.len()).sum();
+        let week: usize = st.days.iter().map(|d| d.seen.len()).sum();
+        let work_today = f64::from(st.days.back().map_or(0, |d| d.workflow));
+        let work_week: f64 = st.days.iter().map(|d| f64::from(d.workflow)).sum();
+        let share = self.free_share_of_workflow;
         let (day_free, week_free) = (
-            self.free_per_day.get(ev.role()),
-            self.free_per_week.get(ev.role()),
+            self.free_per_day
+                .get(ev.role())
+                .max((share * work_today).floor()),
+            self.free_per_week
+                .get(ev.role())
+                .max((share * work_week).floor()),
         );
         if today as f64 <= day_free && week as f64 <= week_free {
             return None;
@@ -388,6 +414,42 @@ mod tests {
         assert!(cfg
             .observe(&mut st, &Event::new(&next_day, 0, 0.0))
             .is_none());
+    }
+
+    #[test]
+    fn a_busy_couriers_allowance_grows_with_their_round_but_a_reseller_meets_it() {
+        let cfg = DistinctConfig::default();
+        let c = account("C001", Role::Courier, "O001");
+        let run = |recheck_every: u64| {
+            let mut st = DistinctState::default();
+            let mut fired = 0;
+            // 300 deliveries a day for a week; every `recheck_every`-th one opened again in full after signing.
+            for day in 0..7i64 {
+                for i in 0..300u64 {
+                    let at = day * 86_400_000 + 28_800_000 + i as i64 * 120_000;
+                    let mut w = waybill(
+                        day as u64 * 1_000 + i,
+                        "O001",
+                        WaybillStatus::OutForDelivery,
+                    );
+                    w.courier = Some(c.id.clone());
+                    let acc = access(&c, &w, Some(View::Full), at);
+                    assert!(cfg.observe(&mut st, &Event::new(&acc, 0, 0.0)).is_none());
+                    if i % recheck_every == 0 {
+                        w.status = WaybillStatus::Signed;
+                        w.signed_at = Some(at + 60_000);
+                        let acc = access(&c, &w, Some(View::Full), at + 3_000_000);
+                        fired +=
+                            usize::from(cfg.observe(&mut st, &Event::new(&acc, 0, 0.0)).is_some());
+                    }
+                }
+            }
+            fired
+        };
+        // One in a hundred: three a day, 21 a week, over the flat weekly allowance of 20, within the round's share.
+        assert_eq!(run(100), 0);
+        // Every fifth delivery read again later: a list being copied, met on the first day.
+        assert!(run(5) > 40 * 6, "{}", run(5));
     }
 
     #[test]
