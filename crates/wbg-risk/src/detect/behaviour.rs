@@ -148,11 +148,15 @@ impl EnumerationConfig {
 /// `[detectors.off_shift]`: personal data read in an hour of the day the account almost never works. An hour's
 /// normality is the share of the account's active days on which it worked in that hour or the hours either side,
 /// learned from finished days only, so a night worker's nights are normal while a first night of reads is not.
+/// For roles with a round (couriers), the hours are those of the round itself: reads outside plain workflow do
+/// not teach it, so an evening of looking up delivered parcels never becomes the account's shift.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct OffShiftConfig {
     /// Run it.
     pub enabled: bool,
+    /// Roles whose working hours are learned from their plain workflow only.
+    pub shift_from_workflow: Vec<Role>,
     /// Active days learned before it judges.
     pub min_days: u16,
     /// Share of active days below which an hour is off-shift.
@@ -167,6 +171,7 @@ impl Default for OffShiftConfig {
     fn default() -> Self {
         OffShiftConfig {
             enabled: true,
+            shift_from_workflow: vec![Role::Courier],
             min_days: 5,
             max_share: 0.15,
             points: 2.0,
@@ -205,7 +210,9 @@ impl OffShiftConfig {
             st.today = ev.day;
             st.today_hours = 0;
         }
-        st.today_hours |= 1 << ev.hour;
+        if ev.workflow || !role_in(&self.shift_from_workflow, ev.role()) {
+            st.today_hours |= 1 << ev.hour;
+        }
         // An hour next to one the account works is not off shift (a round that runs late).
         let near = [(ev.hour + 23) % 24, ev.hour, (ev.hour + 1) % 24]
             .iter()
@@ -412,6 +419,42 @@ mod tests {
             ),
             0
         );
+    }
+
+    #[test]
+    fn a_couriers_shift_is_their_round_not_their_evenings_of_lookups() {
+        let cfg = OffShiftConfig::default();
+        let c = account("C001", Role::Courier, "O001");
+        let h = 3_600_000i64;
+        let mut st = OffShiftState::default();
+        let mut previous = None;
+        let mut evening_signals = 0;
+        for day in 0..10i64 {
+            // The round: the courier's own parcels, 09:00-17:00.
+            for i in 0..40i64 {
+                let mut w = waybill((day * 100 + i) as u64, "O001", WaybillStatus::OutForDelivery);
+                w.courier = Some(c.id.clone());
+                let acc = access(&c, &w, Some(View::Full), day * 24 * h + 9 * h + i * 12 * 60_000);
+                let ev = Event::new(&acc, 0, 0.0).after(previous);
+                previous = Some(acc.at);
+                assert!(ev.workflow);
+                assert!(cfg.observe(&mut st, &ev).is_none(), "day {day}: the round");
+            }
+            // Every evening from day 1, full looks at parcels delivered hours ago: never learned as a shift.
+            if day >= 1 {
+                for i in 0..3i64 {
+                    let mut w = waybill((day * 100 + i) as u64, "O001", WaybillStatus::Signed);
+                    w.courier = Some(c.id.clone());
+                    w.signed_at = Some(day * 24 * h + 20 * h);
+                    let acc = access(&c, &w, Some(View::Full), day * 24 * h + 21 * h + i * 20 * 60_000);
+                    let ev = Event::new(&acc, 0, 0.0).after(previous);
+                    previous = Some(acc.at);
+                    evening_signals += usize::from(cfg.observe(&mut st, &ev).is_some());
+                }
+            }
+        }
+        // Judged from the fifth finished day of the round on: days 5-9, three evening looks each.
+        assert_eq!(evening_signals, 15);
     }
 
     #[test]

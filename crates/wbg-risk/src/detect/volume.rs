@@ -155,8 +155,8 @@ impl Default for DistinctConfig {
             free_per_day: per_role(8.0, 12.0, 150.0, f64::INFINITY, 0.0),
             free_per_week: per_role(20.0, 35.0, 600.0, f64::INFINITY, 0.0),
             points: 3.0,
-            // A few in a hundred: a recipient calling back, an address checked again after the hand-over.
-            free_share_of_workflow: 0.03,
+            // Two in a hundred: a recipient calling back, an address checked again after the hand-over.
+            free_share_of_workflow: 0.02,
         }
     }
 }
