@@ -104,6 +104,45 @@ fn rule(y: u32) -> Item {
 }
 
 impl Layout {
+    /// Every filled rectangle `(x, y, w, h)` the rules, barcode bars and QR modules make: what a format that
+    /// draws them itself (PDF, PNG) fills.
+    pub fn rects(&self) -> impl Iterator<Item = (u32, u32, u32, u32)> + '_ {
+        self.items
+            .iter()
+            .flat_map(|item| -> Box<dyn Iterator<Item = _> + '_> {
+                match item {
+                    Item::Rule { x, y, w, h } => Box::new(std::iter::once((*x, *y, *w, *h))),
+                    Item::Barcode {
+                        x,
+                        y,
+                        module,
+                        h,
+                        bars,
+                        ..
+                    } => Box::new(
+                        bars.iter()
+                            .enumerate()
+                            .filter(|(_, b)| **b)
+                            .map(move |(i, _)| (x + i as u32 * module, *y, *module, *h)),
+                    ),
+                    Item::Qr {
+                        x,
+                        y,
+                        module,
+                        width,
+                        modules,
+                        ..
+                    } => Box::new(modules.iter().enumerate().filter(|(_, d)| **d).map(
+                        move |(i, _)| {
+                            let (col, row) = (i as u32 % width, i as u32 / width);
+                            (x + col * module, y + row * module, *module, *module)
+                        },
+                    )),
+                    Item::Text { .. } => Box::new(std::iter::empty()),
+                }
+            })
+    }
+
     /// Lays out `label`.
     pub fn of(label: &Label) -> Result<Layout, LabelError> {
         let mut items = vec![

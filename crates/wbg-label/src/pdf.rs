@@ -79,36 +79,8 @@ pub(crate) fn render(layout: &Layout) -> Vec<u8> {
         );
     };
     c.set_fill_gray(0.0);
-    for item in &layout.items {
-        match item {
-            Item::Rule { x, y, w, h } => rect(&mut c, *x, *y, *w, *h),
-            Item::Barcode {
-                x,
-                y,
-                module,
-                h,
-                bars,
-                ..
-            } => {
-                for (i, _) in bars.iter().enumerate().filter(|(_, b)| **b) {
-                    rect(&mut c, x + i as u32 * module, *y, *module, *h);
-                }
-            }
-            Item::Qr {
-                x,
-                y,
-                module,
-                width,
-                modules,
-                ..
-            } => {
-                for (i, _) in modules.iter().enumerate().filter(|(_, d)| **d) {
-                    let (col, row) = (i as u32 % width, i as u32 / width);
-                    rect(&mut c, x + col * module, y + row * module, *module, *module);
-                }
-            }
-            Item::Text { .. } => {}
-        }
+    for (x, y, w, h) in layout.rects() {
+        rect(&mut c, x, y, w, h);
     }
     c.fill_nonzero();
     for item in &layout.items {

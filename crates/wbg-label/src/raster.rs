@@ -76,49 +76,24 @@ pub(crate) fn render(layout: &Layout) -> Result<Vec<u8>, LabelError> {
         FontRenderer::new::<fonts::u8g2_font_wqy16_t_gb2312>().with_ignore_unknown_chars(true);
     let mut canvas = Canvas::new();
     for item in &layout.items {
-        match item {
-            Item::Text { x, y, size, text } => {
-                let mut target = Scaled {
-                    canvas: &mut canvas,
-                    origin: (*x, *y),
-                    scale: (size / FONT_PX).max(1),
-                };
-                font.render(
-                    text.as_str(),
-                    Point::zero(),
-                    VerticalPosition::Top,
-                    FontColor::Transparent(BinaryColor::On),
-                    &mut target,
-                )
-                .map_err(|e| LabelError::Encode(format!("text: {e:?}")))?;
-            }
-            Item::Rule { x, y, w, h } => canvas.fill(*x, *y, *w, *h),
-            Item::Barcode {
-                x,
-                y,
-                module,
-                h,
-                bars,
-                ..
-            } => {
-                for (i, _) in bars.iter().enumerate().filter(|(_, b)| **b) {
-                    canvas.fill(x + i as u32 * module, *y, *module, *h);
-                }
-            }
-            Item::Qr {
-                x,
-                y,
-                module,
-                width,
-                modules,
-                ..
-            } => {
-                for (i, _) in modules.iter().enumerate().filter(|(_, d)| **d) {
-                    let (col, row) = (i as u32 % width, i as u32 / width);
-                    canvas.fill(x + col * module, y + row * module, *module, *module);
-                }
-            }
+        if let Item::Text { x, y, size, text } = item {
+            let mut target = Scaled {
+                canvas: &mut canvas,
+                origin: (*x, *y),
+                scale: (size / FONT_PX).max(1),
+            };
+            font.render(
+                text.as_str(),
+                Point::zero(),
+                VerticalPosition::Top,
+                FontColor::Transparent(BinaryColor::On),
+                &mut target,
+            )
+            .map_err(|e| LabelError::Encode(format!("text: {e:?}")))?;
         }
+    }
+    for (x, y, w, h) in layout.rects() {
+        canvas.fill(x, y, w, h);
     }
     encode(&canvas)
 }

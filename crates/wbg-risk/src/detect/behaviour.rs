@@ -432,9 +432,18 @@ mod tests {
         for day in 0..10i64 {
             // The round: the courier's own parcels, 09:00-17:00.
             for i in 0..40i64 {
-                let mut w = waybill((day * 100 + i) as u64, "O001", WaybillStatus::OutForDelivery);
+                let mut w = waybill(
+                    (day * 100 + i) as u64,
+                    "O001",
+                    WaybillStatus::OutForDelivery,
+                );
                 w.courier = Some(c.id.clone());
-                let acc = access(&c, &w, Some(View::Full), day * 24 * h + 9 * h + i * 12 * 60_000);
+                let acc = access(
+                    &c,
+                    &w,
+                    Some(View::Full),
+                    day * 24 * h + 9 * h + i * 12 * 60_000,
+                );
                 let ev = Event::new(&acc, 0, 0.0).after(previous);
                 previous = Some(acc.at);
                 assert!(ev.workflow);
@@ -446,7 +455,12 @@ mod tests {
                     let mut w = waybill((day * 100 + i) as u64, "O001", WaybillStatus::Signed);
                     w.courier = Some(c.id.clone());
                     w.signed_at = Some(day * 24 * h + 20 * h);
-                    let acc = access(&c, &w, Some(View::Full), day * 24 * h + 21 * h + i * 20 * 60_000);
+                    let acc = access(
+                        &c,
+                        &w,
+                        Some(View::Full),
+                        day * 24 * h + 21 * h + i * 20 * 60_000,
+                    );
                     let ev = Event::new(&acc, 0, 0.0).after(previous);
                     previous = Some(acc.at);
                     evening_signals += usize::from(cfg.observe(&mut st, &ev).is_some());
