@@ -366,18 +366,16 @@ impl Guard {
                 // A rotation re-wrapped the keys under the next master key and stopped before its key file
                 // replaced the old one: finish it, if that is the key the store now needs.
                 let pending = match &rotation_dir {
-                    Some(dir) => keys::pending_rotation(dir)?,
+                    Some(dir) => keys::pending_rotation(dir)?.map(|next| (next, dir)),
                     None => None,
                 };
-                match (pending, &rotation_dir) {
-                    (Some(next), Some(dir)) => {
-                        let v = Vault::open(next, key_store)
-                            .map_err(|_| GuardError::Config(wrong.to_string()))?;
-                        keys::finish_rotation(dir)?;
-                        v
-                    }
-                    _ => return Err(GuardError::Config(wrong.to_string())),
-                }
+                let Some((next, dir)) = pending else {
+                    return Err(GuardError::Config(wrong.to_string()));
+                };
+                let v = Vault::open(next, key_store)
+                    .map_err(|_| GuardError::Config(wrong.to_string()))?;
+                keys::finish_rotation(dir)?;
+                v
             }
             other => other.map_err(|e| GuardError::Config(e.to_string()))?,
         };

@@ -201,6 +201,7 @@ pub(crate) fn day_plan(
 
     // Scans through the network, then each outlet's couriers take their share of its parcels.
     let mut inbound: HashMap<&str, Vec<(usize, &wbg_core::NewWaybill)>> = HashMap::new();
+    let mut arrivals = Vec::with_capacity(batch.len());
     for (i, w) in batch.iter().enumerate() {
         let no = w.waybill_no.as_str();
         // Picked up with its label on: after it was printed.
@@ -215,13 +216,15 @@ pub(crate) fn day_plan(
         ));
         let left = (base + 3 * HOUR + rng.gen_range(0..HOUR)).max(picked + 20 * MIN);
         plan.push(scan(left, no, EventType::InTransit, &w.origin_outlet, None));
+        let arrived = (base + 5 * HOUR + rng.gen_range(0..HOUR)).max(left + HOUR);
         plan.push(scan(
-            (base + 5 * HOUR + rng.gen_range(0..HOUR)).max(left + HOUR),
+            arrived,
             no,
             EventType::AtOutlet,
             &w.destination_outlet,
             None,
         ));
+        arrivals.push(arrived);
         inbound
             .entry(w.destination_outlet.as_str())
             .or_default()
@@ -308,11 +311,13 @@ pub(crate) fn day_plan(
                     ));
                 }
             }
-            for (i, (_, w)) in exceptions.iter().enumerate() {
+            for (i, (li, w)) in exceptions.iter().enumerate() {
                 let no = w.waybill_no.as_str();
-                let registered = base + 7 * HOUR + rng.gen_range(0..HOUR);
+                let registered =
+                    (base + 7 * HOUR + rng.gen_range(0..HOUR)).max(arrivals[li - first] + 10 * MIN);
                 plan.push(scan(registered, no, EventType::Exception, &outlet.id, None));
-                let at = base + shift_start + rng.gen_range(0..8 * HOUR);
+                let at =
+                    (base + shift_start + rng.gen_range(0..8 * HOUR)).max(registered + 5 * MIN);
                 let who = &team[i % team.len()];
                 plan.push(read(at, who, no, Purpose::ExceptionHandling, None));
                 plan.push(scan(
