@@ -88,7 +88,12 @@ impl From<StoreError> for GuardError {
 
 impl From<VaultError> for GuardError {
     fn from(e: VaultError) -> Self {
-        GuardError::Internal(e.to_string())
+        match e {
+            VaultError::Shredded(_) => GuardError::Expired(format!(
+                "{e}: the personal data it held was destroyed under the retention policy"
+            )),
+            other => GuardError::Internal(other.to_string()),
+        }
     }
 }
 

@@ -150,6 +150,8 @@ pub struct Guard {
     pub(crate) access: std::sync::Mutex<Option<wbg_forensics::AccessIndex>>,
     /// Canary waybills and the principal each was planted for.
     pub(crate) canaries: std::sync::RwLock<HashMap<String, String>>,
+    /// Retention buckets whose data keys were shredded.
+    pub(crate) shredded: std::sync::RwLock<HashSet<i64>>,
 }
 
 impl std::fmt::Debug for Guard {
@@ -381,6 +383,7 @@ impl Guard {
         };
         let risk: Arc<dyn RiskHook> = Arc::new(Engine::new(cfg.risk.clone()));
         let canaries = store.canaries()?.into_iter().collect();
+        let shredded = store.shredded_buckets()?.into_iter().collect();
         Ok((
             Guard {
                 store,
@@ -394,6 +397,7 @@ impl Guard {
                 access_path: cfg.data.join(wbg_forensics::INDEX_FILE),
                 access: std::sync::Mutex::new(None),
                 canaries: std::sync::RwLock::new(canaries),
+                shredded: std::sync::RwLock::new(shredded),
             },
             report,
         ))
@@ -734,6 +738,13 @@ impl Guard {
             }
             (RiskAction::Cap(cap), Some(view)) => view.min(cap),
             (RiskAction::Allow, Some(view)) => view,
+        };
+        // Retention destroyed this waybill's personal fields: what is left is its routing data.
+        let view = if view > View::Routing && self.is_shredded(wb.bucket) {
+            add_detail(&mut e, "retention=shredded");
+            View::Routing
+        } else {
+            view
         };
         let fields = fields_of(view);
         e.view = Some(view.as_str().into());

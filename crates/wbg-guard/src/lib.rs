@@ -19,6 +19,7 @@ mod forensics;
 mod guard;
 mod keys;
 mod label;
+mod retention;
 mod token;
 mod view;
 
@@ -41,6 +42,7 @@ pub use keys::{
     NEXT_MASTER_KEY_FILE,
 };
 pub use label::{PrintedLabel, LABEL_TOKEN_PREFIX, LABEL_TOKEN_TTL_MS};
+pub use retention::{RetentionPolicy, ShreddedBucket};
 pub use token::{hash_token, new_token};
 pub use view::{MaskedAddress, PartyView, WaybillView};
 pub use wbg_label::{Format as LabelFormat, Label};

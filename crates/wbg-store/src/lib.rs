@@ -97,6 +97,30 @@ pub struct AlertFilter {
     pub limit: usize,
 }
 
+/// One retention bucket (a day of ingest) as retention judges it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BucketAge {
+    /// The bucket (days since the epoch).
+    pub bucket: i64,
+    /// Waybills in it.
+    pub waybills: u64,
+    /// When its last finished waybill was signed for or returned, if any finished.
+    pub last_finished: Option<Millis>,
+    /// When its newest unfinished waybill was created, if any is unfinished.
+    pub newest_unfinished: Option<Millis>,
+}
+
+/// What shredding one bucket did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Shredded {
+    /// The audit entry recording it.
+    pub audit_seq: u64,
+    /// Waybills whose personal fields became unreadable.
+    pub waybills: u64,
+    /// Blind-index entries removed.
+    pub index_entries: u64,
+}
+
 /// What [`Store::rewrap_keys`] makes of each wrapped key: `(id, wrapped)` → the key wrapped anew.
 pub type Rewrap<'a> = dyn FnMut(&str, &[u8]) -> Result<Vec<u8>, String> + 'a;
 
@@ -122,6 +146,15 @@ pub trait Store: Send + Sync {
         rewrap: &mut Rewrap<'_>,
         audit: AuditEntry,
     ) -> Result<(u64, usize), StoreError>;
+
+    /// Every retention bucket that holds waybills, oldest first.
+    fn bucket_ages(&self) -> Result<Vec<BucketAge>, StoreError>;
+    /// Crypto-shreds `bucket`: destroys its data key (zeroed out of the store's files) and leaves a tombstone so
+    /// the key is never made again, with `audit`, in one transaction; then removes its waybills' blind-index
+    /// entries. The waybills' routing data stays.
+    fn shred_bucket(&self, bucket: i64, audit: AuditEntry) -> Result<Shredded, StoreError>;
+    /// Buckets whose data keys were shredded.
+    fn shredded_buckets(&self) -> Result<Vec<i64>, StoreError>;
 
     /// Creates an account with a first token hash; `Conflict` if the id is taken.
     fn create_account(

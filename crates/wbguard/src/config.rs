@@ -24,6 +24,8 @@ pub struct Config {
     pub risk: RiskConfig,
     /// Alert delivery by webhook.
     pub webhook: crate::webhook::WebhookConfig,
+    /// How long personal fields are kept before their data keys are shredded.
+    pub retention: wbg_guard::RetentionPolicy,
 }
 
 /// `[store]`.
@@ -57,6 +59,7 @@ impl Default for Config {
             bus: BusConfig::default(),
             risk: RiskConfig::default(),
             webhook: Default::default(),
+            retention: Default::default(),
         }
     }
 }

@@ -80,6 +80,11 @@ enum Command {
         #[command(subcommand)]
         command: BreachCommand,
     },
+    /// Retention: crypto-shred the personal data whose time is up.
+    Retention {
+        #[command(subcommand)]
+        command: RetentionCommand,
+    },
     /// Key management.
     Keys {
         #[command(subcommand)]
@@ -107,6 +112,20 @@ enum Command {
         /// Waybills per transaction.
         #[arg(long, default_value_t = 5000)]
         batch: usize,
+    },
+}
+
+#[derive(Subcommand)]
+enum RetentionCommand {
+    /// Destroy the data keys of every day of ingest whose waybills are all past the config's `[retention]`
+    /// (signed for or returned `days_after_delivery` ago, or created `undelivered_days` ago); each is audited.
+    Run {
+        /// Override `[retention] days_after_delivery`.
+        #[arg(long, value_name = "DAYS")]
+        days_after_delivery: Option<u32>,
+        /// Override `[retention] undelivered_days`.
+        #[arg(long, value_name = "DAYS")]
+        undelivered_days: Option<u32>,
     },
 }
 
@@ -438,6 +457,31 @@ fn run(cli: Cli) -> Result<std::process::ExitCode> {
             }
             Ok(ok)
         }
+        Command::Retention {
+            command:
+                RetentionCommand::Run {
+                    days_after_delivery,
+                    undelivered_days,
+                },
+        } => {
+            let cfg = Config::load(&cli.common)?;
+            require_store(&cfg)?;
+            let mut policy = cfg.retention;
+            policy.days_after_delivery = days_after_delivery.unwrap_or(policy.days_after_delivery);
+            policy.undelivered_days = undelivered_days.unwrap_or(policy.undelivered_days);
+            let guard = open_guard(&cfg, false)?;
+            let shredded =
+                guard.run_retention(Actor::Local("cli"), &policy, &RequestMeta::default())?;
+            guard.checkpoint()?;
+            for b in &shredded {
+                println!(
+                    "shredded {} ({} waybills, {} index entries; audit entry {})",
+                    b.day, b.waybills, b.index_entries, b.audit_seq
+                );
+            }
+            eprintln!("{} days of personal data shredded", shredded.len());
+            Ok(ok)
+        }
         Command::Keys {
             command: KeysCommand::Rotate,
         } => {
@@ -580,16 +624,28 @@ fn serve(cfg: Config) -> Result<()> {
         println!("listening on http://{addr}");
         tracing::info!(%addr, data = %cfg.data.display(), "wbguard serving");
         // Sign a checkpoint every second when the log has grown, so tampering is bounded in time.
+        let retention = cfg.retention;
         let ticker = {
             let guard = guard.clone();
             let metrics = metrics.clone();
             tokio::spawn(async move {
                 let mut every = tokio::time::interval(std::time::Duration::from_secs(1));
+                let mut ticks = 0u64;
                 loop {
                     every.tick().await;
+                    // Retention once an hour (and at start): its queries read every waybill's dates.
+                    let shred = retention.enabled && ticks.is_multiple_of(3600);
+                    ticks += 1;
                     let g = guard.clone();
                     let upkeep = tokio::task::spawn_blocking(move || {
                         g.checkpoint()?;
+                        g.refresh_shredded()?;
+                        if shred {
+                            let meta = wbg_guard::RequestMeta::default();
+                            for b in g.run_retention(Actor::Local("retention"), &retention, &meta)? {
+                                tracing::info!(day = %b.day, waybills = b.waybills, audit_seq = b.audit_seq, "retention shredded a day of personal data");
+                            }
+                        }
                         g.store().maintain()?;
                         // Keep the forensics access index close behind the log, so an attribution has little to
                         // catch up on; a bounded share a tick, so a long first indexing never delays signing.
@@ -597,7 +653,7 @@ fn serve(cfg: Config) -> Result<()> {
                         Ok::<_, wbg_guard::GuardError>(())
                     });
                     if let Ok(Err(e)) = upkeep.await {
-                        tracing::error!(error = %e, "upkeep failed (checkpoint signing, store maintenance or access indexing)");
+                        tracing::error!(error = %e, "upkeep failed (checkpoint signing, retention, store maintenance or access indexing)");
                     }
                     metrics.run_upkeep();
                 }

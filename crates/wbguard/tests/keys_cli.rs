@@ -1,5 +1,6 @@
-//! `wbguard keys rotate` as an operator runs it: the key file replaced, the store still readable under it, the
-//! rotation on record, and a key from the environment refused rather than half-rotated.
+//! `wbguard keys rotate` and `wbguard retention run` as an operator runs them: the key file replaced, the store
+//! still readable under it, the rotation on record, and a key from the environment refused rather than
+//! half-rotated; a retention run with nothing due changes nothing.
 mod common;
 
 use common::*;
@@ -48,4 +49,23 @@ fn keys_rotate_replaces_the_master_key_file() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("WBGUARD_MASTER_KEY"));
     assert_eq!(std::fs::read_to_string(&key_file).unwrap(), after);
+}
+
+#[test]
+fn retention_run_reports_and_changes_nothing_when_nothing_is_due() {
+    let dirs = Dirs::new("");
+    dirs.create_account("root", "admin", None);
+    let out = dirs.cli(&["retention", "run", "--days-after-delivery", "0"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("0 days of personal data shredded"),
+        "{stderr}"
+    );
+    let out = dirs.cli(&["audit", "verify"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }

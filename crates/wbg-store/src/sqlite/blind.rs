@@ -371,6 +371,72 @@ pub(crate) fn compact(
     Ok(merges)
 }
 
+/// Removes every entry of the waybills in `nos` from the index (retention: a shredded waybill's tokens would let
+/// someone holding the index key confirm a guessed phone number). Chunks are rewritten in place in short
+/// transactions, on the maintenance connection, so no merge reads a segment meanwhile; a chunk left empty is
+/// deleted. Returns the entries removed.
+pub(crate) fn purge(
+    conn: &mut Connection,
+    nos: &std::collections::HashSet<String>,
+    wal: &mut WalUpkeep,
+) -> Result<u64, StoreError> {
+    if nos.is_empty() {
+        return Ok(0);
+    }
+    let mut removed = 0u64;
+    let mut after = i64::MIN;
+    loop {
+        let rows: Vec<(i64, Vec<u8>)> = conn
+            .prepare_cached("SELECT id, body FROM blind_runs WHERE id > ?1 ORDER BY id LIMIT ?2")?
+            .query_map(params![after, CHUNKS_PER_TX as i64], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })?
+            .collect::<Result<_, _>>()?;
+        let Some(&(last, _)) = rows.last() else { break };
+        after = last;
+        let tx = Transaction::new(conn, TransactionBehavior::Immediate)?;
+        for (id, body) in rows {
+            let mut entries = Vec::new();
+            decode_into(&body, &mut entries)?;
+            let before = entries.len();
+            let mut kept = Vec::with_capacity(before);
+            for e in entries {
+                if !nos.contains(e.no()?) {
+                    kept.push(e);
+                }
+            }
+            if kept.len() == before {
+                continue;
+            }
+            removed += (before - kept.len()) as u64;
+            match (kept.first(), kept.last()) {
+                (Some(first), Some(last)) => {
+                    let mut body = Vec::with_capacity(CHUNK_BYTES + 64);
+                    for e in &kept {
+                        encode_into(&mut body, e);
+                    }
+                    tx.prepare_cached(
+                        "UPDATE blind_runs SET first = ?2, last = ?3, body = ?4 WHERE id = ?1",
+                    )?
+                    .execute(params![
+                        id,
+                        &first.token[..],
+                        &last.token[..],
+                        body
+                    ])?;
+                }
+                _ => {
+                    tx.prepare_cached("DELETE FROM blind_runs WHERE id = ?1")?
+                        .execute(params![id])?;
+                }
+            }
+        }
+        tx.commit()?;
+        wal.tick(conn)?;
+    }
+    Ok(removed)
+}
+
 /// Waybill numbers whose blind index holds `token`: in each live segment, the chunks that can hold it are the
 /// last one starting at or before it and any before that which end at it (a run of one token can span chunks).
 /// Waybill numbers whose entries hold `token`, of `party` only when one is given; sorted, without repeats.

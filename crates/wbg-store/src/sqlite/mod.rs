@@ -53,6 +53,8 @@ CREATE TABLE IF NOT EXISTS cases (
 -- How often each waybill's label was printed: a reprint says so on the label.
 CREATE TABLE IF NOT EXISTS label_prints (
     no TEXT PRIMARY KEY, prints INTEGER NOT NULL, last_at INTEGER NOT NULL) WITHOUT ROWID;
+-- Keys destroyed by retention: never to be made again under the same id.
+CREATE TABLE IF NOT EXISTS shredded_keys (id TEXT PRIMARY KEY, at INTEGER NOT NULL) WITHOUT ROWID;
 -- A merchant's orders by creation time, for exports.
 CREATE INDEX IF NOT EXISTS waybills_merchant ON waybills(merchant, created_at);
 "#;
@@ -597,6 +599,16 @@ impl Store for SqliteStore {
 
     fn put_wrapped_key_if_absent(&self, id: &str, wrapped: &[u8]) -> Result<Vec<u8>, StoreError> {
         let inner = self.lock()?;
+        let shredded: Option<i64> = inner
+            .conn
+            .prepare_cached("SELECT at FROM shredded_keys WHERE id = ?1")?
+            .query_row(params![id], |r| r.get(0))
+            .optional()?;
+        if shredded.is_some() {
+            return Err(StoreError::Conflict(format!(
+                "key {id} was destroyed by retention and is not made again"
+            )));
+        }
         inner.conn.execute(
             "INSERT OR IGNORE INTO wrapped_keys (id, wrapped, created_at) VALUES (?1, ?2, ?3)",
             params![id, wrapped, wbg_core::now_millis()],
@@ -606,6 +618,81 @@ impl Store for SqliteStore {
             params![id],
             |r| r.get(0),
         )?)
+    }
+
+    fn bucket_ages(&self) -> Result<Vec<crate::BucketAge>, StoreError> {
+        let inner = self.lock()?;
+        let mut stmt = inner.conn.prepare(
+            "SELECT bucket, COUNT(*),
+                    MAX(CASE WHEN status IN ('signed', 'returned') THEN COALESCE(signed_at, updated_at) END),
+                    MAX(CASE WHEN status NOT IN ('signed', 'returned') THEN created_at END)
+             FROM waybills GROUP BY bucket ORDER BY bucket",
+        )?;
+        let rows = stmt
+            .query_map([], |r| {
+                Ok(crate::BucketAge {
+                    bucket: r.get(0)?,
+                    waybills: r.get::<_, i64>(1)? as u64,
+                    last_finished: r.get(2)?,
+                    newest_unfinished: r.get(3)?,
+                })
+            })?
+            .collect::<Result<_, _>>()?;
+        Ok(rows)
+    }
+
+    fn shred_bucket(&self, bucket: i64, audit: AuditEntry) -> Result<crate::Shredded, StoreError> {
+        let id = format!("day:{bucket}");
+        // The wrapped key must not linger in freed cells or in the write-ahead log.
+        self.lock()?
+            .conn
+            .pragma_update(None, "secure_delete", "ON")?;
+        let shred = self.audited(audit, |tx| {
+            tx.execute("DELETE FROM wrapped_keys WHERE id = ?1", params![id])?;
+            tx.execute(
+                "INSERT OR IGNORE INTO shredded_keys (id, at) VALUES (?1, ?2)",
+                params![id, wbg_core::now_millis()],
+            )?;
+            let nos: std::collections::HashSet<String> = tx
+                .prepare("SELECT no FROM waybills WHERE bucket = ?1")?
+                .query_map(params![bucket], |r| r.get(0))?
+                .collect::<Result<_, _>>()?;
+            Ok(nos)
+        });
+        self.lock()?
+            .conn
+            .pragma_update(None, "secure_delete", "OFF")?;
+        let (nos, audit_seq) = shred?;
+        let index_entries = {
+            let mut conn = self
+                .maint
+                .lock()
+                .map_err(|_| StoreError::Db("maintenance lock poisoned".into()))?;
+            conn.pragma_update(None, "secure_delete", "ON")?;
+            let mut wal = WalUpkeep::new();
+            let removed = blind::purge(&mut conn, &nos, &mut wal);
+            conn.pragma_update(None, "secure_delete", "OFF")?;
+            removed?
+        };
+        self.checkpoint_wal()?;
+        Ok(crate::Shredded {
+            audit_seq,
+            waybills: nos.len() as u64,
+            index_entries,
+        })
+    }
+
+    fn shredded_buckets(&self) -> Result<Vec<i64>, StoreError> {
+        let inner = self.lock()?;
+        let ids: Vec<String> = inner
+            .conn
+            .prepare_cached("SELECT id FROM shredded_keys ORDER BY id")?
+            .query_map([], |r| r.get(0))?
+            .collect::<Result<_, _>>()?;
+        Ok(ids
+            .iter()
+            .filter_map(|id| id.strip_prefix("day:").and_then(|d| d.parse().ok()))
+            .collect())
     }
 
     fn rewrap_keys(

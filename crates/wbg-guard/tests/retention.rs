@@ -1,0 +1,204 @@
+//! Retention through the guard [T3]: a day of ingest whose waybills were all delivered more than the retention
+//! period ago is crypto-shredded — its data key gone from the store's files, its blind-index entries removed —
+//! so the store plus the master key no longer yield its personal data; the routing view still works, a day
+//! still under way is untouched, and the audit log verifies across the shredding.
+use std::sync::Arc;
+use wbg_core::{
+    AccountId, Address, EventType, ManualClock, MerchantId, NewWaybill, OutletId, Party,
+    StatusEvent, View, WaybillNo,
+};
+use wbg_guard::{
+    Actor, Guard, GuardConfig, GuardError, KeyConfig, ReadRequest, RequestMeta, RetentionPolicy,
+};
+use wbg_store::{SqliteStore, Store};
+use wbg_vault::{bucket_of, Field, MasterKey, Vault, WrappedKeyStore};
+
+const DAY: i64 = 86_400_000;
+const MASTER: [u8; 32] = [7u8; 32];
+
+fn waybill(no: &str, name: &str, phone: &str, street: &str) -> NewWaybill {
+    let party = |name: &str, phone: &str, street: &str| Party {
+        name: name.into(),
+        phone: phone.into(),
+        address: Address {
+            province: "浙江省".into(),
+            city: "杭州市".into(),
+            district: "西湖区".into(),
+            detail: street.into(),
+        },
+    };
+    NewWaybill {
+        waybill_no: WaybillNo::parse(no).unwrap(),
+        merchant: MerchantId::parse("M001").unwrap(),
+        origin_outlet: OutletId::parse("O001").unwrap(),
+        destination_outlet: OutletId::parse("O042").unwrap(),
+        sender: party("寄件公司", "13700001111", "仓库路1号"),
+        recipient: party(name, phone, street),
+        items: "保健品".into(),
+    }
+}
+
+/// The store's wrapped keys, as a vault reads them: what an attacker holding the files and the master key has.
+struct Keys(Arc<SqliteStore>);
+
+impl WrappedKeyStore for Keys {
+    fn get_wrapped_key(&self, id: &str) -> Result<Option<Vec<u8>>, String> {
+        self.0.get_wrapped_key(id).map_err(|e| e.to_string())
+    }
+    fn put_wrapped_key_if_absent(&self, _: &str, _: &[u8]) -> Result<Vec<u8>, String> {
+        Err("read only".into())
+    }
+}
+
+fn files_hold(dir: &std::path::Path, needle: &[u8]) -> bool {
+    std::fs::read_dir(dir).unwrap().any(|f| {
+        let bytes = std::fs::read(f.unwrap().path()).unwrap_or_default();
+        bytes.windows(needle.len()).any(|w| w == needle)
+    })
+}
+
+#[test]
+fn a_delivered_day_is_shredded_and_only_its_routing_data_remains() {
+    let root = tempfile::tempdir().unwrap();
+    let data = root.path().join("data");
+    let (guard, _) = Guard::open(GuardConfig {
+        keys: KeyConfig::Given {
+            master: MasterKey::from_bytes(MASTER),
+            signer: None,
+        },
+        ..GuardConfig::embedded(&data)
+    })
+    .unwrap();
+    let start = 1_793_548_800_000i64 + 10 * 3_600_000;
+    let clock = Arc::new(ManualClock::new(start));
+    let g = guard.with_clock(clock.clone());
+    let meta = RequestMeta::default();
+    let local = Actor::Local("test");
+    let token = |id: &str, role: &str| {
+        g.create_account(local, id, role, None, None, &meta)
+            .unwrap()
+            .1
+    };
+    let (integ, cs, auditor) = (
+        token("I1", "integration"),
+        token("K1", "customer_service"),
+        token("A1", "auditor"),
+    );
+
+    g.create_account(local, "C0420001", "courier", Some("O042"), None, &meta)
+        .unwrap();
+    // Day 0: two parcels, both delivered that day. Day 1: one that is still on its way.
+    let old = [
+        ("YT2026110200001", "欧阳娜娜", "13912345678", "文三路88号"),
+        ("YT2026110200002", "司马光明", "13698765432", "南山路5号"),
+    ];
+    let batch: Vec<_> = old.iter().map(|(n, a, p, s)| waybill(n, a, p, s)).collect();
+    g.ingest(Actor::Token(&integ), batch, &meta).unwrap();
+    for (no, ..) in old {
+        for (kind, outlet, courier) in [
+            (EventType::PickedUp, "O001", None),
+            (EventType::AtOutlet, "O042", None),
+            (EventType::OutForDelivery, "O042", Some("C0420001")),
+            (EventType::Signed, "O042", None),
+        ] {
+            let ev = StatusEvent {
+                kind,
+                outlet: OutletId::parse(outlet).unwrap(),
+                courier: courier.map(|c| AccountId::parse(c).unwrap()),
+                at: None,
+            };
+            g.record_event(Actor::Token(&integ), no, ev, &meta).unwrap();
+        }
+    }
+    clock.set(start + DAY);
+    let live = "YT2026110300001";
+    g.ingest(
+        Actor::Token(&integ),
+        vec![waybill(live, "上官婉儿", "13511112222", "北山街9号")],
+        &meta,
+    )
+    .unwrap();
+    let read = |no: &str, token: &str, purpose: &str, ticket| {
+        g.read(
+            token,
+            &ReadRequest {
+                waybill_no: no,
+                purpose,
+                ticket,
+            },
+            &meta,
+        )
+    };
+    let bucket = bucket_of(start);
+    let wrapped = g
+        .store()
+        .get_wrapped_key(&format!("day:{bucket}"))
+        .unwrap()
+        .unwrap();
+    let phone_token = g.blind_index().phone(old[0].2).unwrap();
+    assert_eq!(g.store().find_by_token(&phone_token).unwrap().len(), 1);
+
+    // 29 days after delivery nothing is due; 30 days after, day 0 is, day 1 (not delivered) is not.
+    clock.set(start + 29 * DAY);
+    let policy = RetentionPolicy::default();
+    assert!(g.run_retention(local, &policy, &meta).unwrap().is_empty());
+    clock.set(start + 30 * DAY + 3_600_000);
+    assert!(matches!(
+        g.run_retention(Actor::Token(&auditor), &policy, &meta),
+        Err(GuardError::Forbidden(_))
+    ));
+    let shredded = g.run_retention(local, &policy, &meta).unwrap();
+    assert_eq!(shredded.len(), 1, "{shredded:?}");
+    assert_eq!((shredded[0].bucket, shredded[0].waybills), (bucket, 2));
+    assert!(shredded[0].index_entries >= 10, "{shredded:?}");
+    assert!(
+        g.run_retention(local, &policy, &meta).unwrap().is_empty(),
+        "done once"
+    );
+
+    // Reads: the shredded waybills are routing only, and say so in the audit; the live one is untouched.
+    let v = read(old[0].0, &cs, "customer_service", Some("T-1")).unwrap();
+    assert_eq!(v.view, View::Routing);
+    assert!(v.recipient.is_none() && v.sender.is_none() && v.items.is_none());
+    assert_eq!(v.history.len(), 4, "routing data stays");
+    let e = g.store().audit_entry(v.audit_seq).unwrap().unwrap();
+    assert!(String::from_utf8_lossy(&e).contains("retention=shredded"));
+    assert_eq!(
+        read(old[1].0, &auditor, "customer_service", None)
+            .unwrap()
+            .view,
+        View::Routing
+    );
+    let v = read(live, &cs, "customer_service", Some("T-2")).unwrap();
+    assert_eq!(v.view, View::Full);
+    assert!(g.store().find_by_token(&phone_token).unwrap().is_empty());
+    wbg_guard::verify_store(g.store().as_ref(), &g.verifier_key()).unwrap();
+    drop(g);
+
+    // The raw files plus the master key: the wrapped key is in none of them, the ciphertext stays but no vault
+    // opens it, the blind index no longer confirms the phone, and the key can never be made again.
+    assert!(
+        !files_hold(&data, &wrapped),
+        "the wrapped data key is still in the store's files"
+    );
+    for (_, name, phone, street) in old {
+        for v in [name, phone, street] {
+            assert!(!files_hold(&data, v.as_bytes()));
+        }
+    }
+    let store = Arc::new(SqliteStore::open(&data).unwrap());
+    let vault = Vault::open(MasterKey::from_bytes(MASTER), Arc::new(Keys(store.clone()))).unwrap();
+    let no = WaybillNo::parse(old[0].0).unwrap();
+    let (meta_row, sealed) = store.waybill(&no).unwrap().unwrap();
+    assert_eq!(meta_row.bucket, bucket);
+    assert!(!sealed.is_empty(), "the ciphertext is still there");
+    let opened = vault.open_fields(&no, bucket, &sealed, &[Field::RecipientPhone]);
+    assert!(matches!(opened, Err(wbg_vault::VaultError::Shredded(b)) if b == bucket));
+    assert!(store
+        .find_by_token(&vault.blind().phone(old[0].2).unwrap())
+        .unwrap()
+        .is_empty());
+    assert!(store
+        .put_wrapped_key_if_absent(&format!("day:{bucket}"), &wrapped)
+        .is_err());
+}
