@@ -98,8 +98,9 @@ impl Guard {
         })
     }
 
-    /// A label token for `no`, valid from `issued` until `expires`.
-    pub fn label_token(
+    /// A label token for `no`, valid from `issued` until `expires`; made only for a print job, so that every
+    /// token in circulation has its print on record.
+    fn label_token(
         &self,
         no: &WaybillNo,
         issued: Millis,
