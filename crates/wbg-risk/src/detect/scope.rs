@@ -130,15 +130,16 @@ impl PostDeliveryConfig {
             st.late *= f;
             st.day = ev.day;
         }
-        let since = matches!(w.status, WaybillStatus::Signed | WaybillStatus::Returned)
-            .then(|| ev.at() - w.signed_at.unwrap_or(w.updated_at))
-            .filter(|since| *since > self.quiet_minutes * 60_000);
-        let Some(since) = since else {
-            if ev.workflow {
-                st.work += 1.0;
-            }
+        if ev.workflow {
+            st.work += 1.0;
+        }
+        if !matches!(w.status, WaybillStatus::Signed | WaybillStatus::Returned) {
             return None;
-        };
+        }
+        let since = ev.at() - w.signed_at.unwrap_or(w.updated_at);
+        if since <= self.quiet_minutes * 60_000 {
+            return None;
+        }
         st.late += 1.0;
         let habit = role_in(&self.habit_roles, ev.role())
             && st.late >= self.habit_min_reads
