@@ -39,7 +39,8 @@ pub(crate) struct Event<'a> {
     /// No such waybill.
     pub unknown: bool,
     /// The read is plainly the account's job (a courier's parcel out for delivery or just handed over, outlet
-    /// staff's own exception parcel, a merchant's own order, a label printed before pickup). Such reads feed baselines but not the suspicion counts.
+    /// staff's own exception parcel, a merchant's own order, a label printed before pickup). Such reads feed
+    /// baselines but not the suspicion counts.
     pub workflow: bool,
     /// The waybill starts or ends at the account's outlet.
     pub own_scope: bool,
