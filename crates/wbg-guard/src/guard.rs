@@ -196,6 +196,17 @@ fn recordable(requested: &str) -> Option<&str> {
         .then_some(requested)
 }
 
+/// The audit name of a local operator (`local-<name>`); an API token is refused: `what` is done at the machine
+/// that holds the store and its keys.
+pub(crate) fn local_only(actor: Actor<'_>, what: &str) -> Result<String, GuardError> {
+    match actor {
+        Actor::Local(name) => Ok(format!("local-{name}")),
+        Actor::Token(_) => Err(GuardError::Forbidden(format!(
+            "{what} at the machine that holds the store and its keys, not over the API"
+        ))),
+    }
+}
+
 /// Adds `more` to the end of `e`'s detail.
 fn add_detail(e: &mut AuditEntry, more: &str) {
     e.detail = Some(match e.detail.take() {
@@ -1296,13 +1307,8 @@ impl Guard {
         new: &MasterKey,
         meta: &RequestMeta,
     ) -> Result<usize, GuardError> {
-        let Actor::Local(name) = actor else {
-            return Err(GuardError::Forbidden(
-                "the master key is rotated at the machine that holds the keys, not over the API"
-                    .into(),
-            ));
-        };
-        let mut e = self.entry(&format!("local-{name}"), meta, "keys_rotate");
+        let who = local_only(actor, "the master key is rotated")?;
+        let mut e = self.entry(&who, meta, "keys_rotate");
         e.detail = Some(format!(
             "from={} to={}",
             self.vault.master_key_id(),

@@ -68,11 +68,7 @@ impl Guard {
         policy: &RetentionPolicy,
         meta: &RequestMeta,
     ) -> Result<Vec<ShreddedBucket>, GuardError> {
-        let Actor::Local(name) = actor else {
-            return Err(GuardError::Forbidden(
-                "retention runs on the machine that holds the store, not over the API".into(),
-            ));
-        };
+        let who = crate::guard::local_only(actor, "retention runs")?;
         let now = self.clock.now();
         let done: std::collections::HashSet<i64> =
             self.store.shredded_buckets()?.into_iter().collect();
@@ -81,7 +77,7 @@ impl Guard {
             if done.contains(&b.bucket) || !policy.expired(&b, now) {
                 continue;
             }
-            let mut e = self.entry(&format!("local-{name}"), meta, "shred");
+            let mut e = self.entry(&who, meta, "shred");
             e.detail = Some(format!(
                 "bucket={} waybills={} days_after_delivery={} undelivered_days={}",
                 b.bucket, b.waybills, policy.days_after_delivery, policy.undelivered_days

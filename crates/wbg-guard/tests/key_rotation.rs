@@ -1,6 +1,9 @@
 //! Master key rotation: every key re-wrapped under the new master key in one audited transaction, the data
 //! readable under it and not under the old one, the old wrapped keys gone from the store's files, and a rotation
 //! cut short between its transaction and its key file finished at the next open.
+mod common;
+
+use common::files_hold;
 use std::path::Path;
 use wbg_guard::{
     Actor, Guard, GuardConfig, GuardError, KeyConfig, LabelFormat, ReadRequest, RequestMeta,
@@ -15,13 +18,6 @@ fn open(data: &Path, keys: &Path) -> Result<Guard, GuardError> {
         ..GuardConfig::embedded(data)
     })
     .map(|(g, _)| g)
-}
-
-fn files_hold(dir: &Path, needle: &[u8]) -> bool {
-    std::fs::read_dir(dir).unwrap().any(|f| {
-        let bytes = std::fs::read(f.unwrap().path()).unwrap_or_default();
-        bytes.windows(needle.len()).any(|w| w == needle)
-    })
 }
 
 #[test]

@@ -2,6 +2,9 @@
 //! period ago is crypto-shredded — its data key gone from the store's files, its blind-index entries removed —
 //! so the store plus the master key no longer yield its personal data; the routing view still works, a day
 //! still under way is untouched, and the audit log verifies across the shredding.
+mod common;
+
+use common::files_hold;
 use std::sync::Arc;
 use wbg_core::{
     AccountId, Address, EventType, ManualClock, MerchantId, NewWaybill, OutletId, Party,
@@ -48,13 +51,6 @@ impl WrappedKeyStore for Keys {
     fn put_wrapped_key_if_absent(&self, _: &str, _: &[u8]) -> Result<Vec<u8>, String> {
         Err("read only".into())
     }
-}
-
-fn files_hold(dir: &std::path::Path, needle: &[u8]) -> bool {
-    std::fs::read_dir(dir).unwrap().any(|f| {
-        let bytes = std::fs::read(f.unwrap().path()).unwrap_or_default();
-        bytes.windows(needle.len()).any(|w| w == needle)
-    })
 }
 
 #[test]

@@ -143,20 +143,15 @@ impl Vault {
 
     /// `raw` wrapped under `master` for the key id `id`: master key id, nonce, AES-256-GCM ciphertext.
     fn wrap(master: &MasterKey, id: &str, raw: &[u8; 32]) -> Result<Vec<u8>, VaultError> {
-        let mut nonce = [0u8; NONCE];
-        rand::rngs::OsRng.fill_bytes(&mut nonce);
-        let ct = Aes256Gcm::new(master.bytes().into())
-            .encrypt(
-                Nonce::from_slice(&nonce),
-                Payload {
-                    msg: raw,
-                    aad: &Self::wrap_aad(id),
-                },
-            )
-            .map_err(|_| VaultError::Decrypt {
-                what: format!("data key {id}"),
-            })?;
-        Ok([&id_bytes(master)[..], &nonce, &ct].concat())
+        let sealed = seal(
+            &Aes256Gcm::new(master.bytes().into()),
+            raw,
+            &Self::wrap_aad(id),
+        )
+        .ok_or_else(|| VaultError::Decrypt {
+            what: format!("data key {id}"),
+        })?;
+        Ok([&id_bytes(master)[..], &sealed].concat())
     }
 
     /// The key `wrapped` holds, checked to be wrapped under this vault's master key for `id`.
@@ -170,17 +165,11 @@ impl Vault {
                 actual: hex::encode(self.master_id),
             });
         }
-        let mut plain = self
-            .wrap_cipher()
-            .decrypt(
-                Nonce::from_slice(&wrapped[8..8 + NONCE]),
-                Payload {
-                    msg: &wrapped[8 + NONCE..],
-                    aad: &Self::wrap_aad(id),
-                },
-            )
-            .map_err(|_| VaultError::Decrypt {
-                what: format!("data key {id}"),
+        let mut plain =
+            open(&self.wrap_cipher(), &wrapped[8..], &Self::wrap_aad(id)).ok_or_else(|| {
+                VaultError::Decrypt {
+                    what: format!("data key {id}"),
+                }
             })?;
         let mut out = [0u8; 32];
         out.copy_from_slice(&plain);
@@ -375,42 +364,43 @@ impl Vault {
     /// (wrapped by the master key like every other key), with a fresh nonce. Only this vault opens it, and a
     /// token sealed for one context does not open in another.
     pub fn seal_token(&self, context: &str, plain: &[u8]) -> Result<Vec<u8>, VaultError> {
-        let mut nonce = [0u8; NONCE];
-        rand::rngs::OsRng.fill_bytes(&mut nonce);
-        let ct = self
-            .token_cipher()?
-            .encrypt(
-                Nonce::from_slice(&nonce),
-                Payload {
-                    msg: plain,
-                    aad: &Self::token_aad(context),
-                },
-            )
-            .map_err(|_| VaultError::Decrypt {
+        seal(&*self.token_cipher()?, plain, &Self::token_aad(context)).ok_or_else(|| {
+            VaultError::Decrypt {
                 what: format!("{context} token"),
-            })?;
-        Ok([&nonce[..], &ct].concat())
+            }
+        })
     }
 
     /// Opens a token [`seal_token`](Vault::seal_token) made for `context`; anything else (forged, altered,
     /// truncated, for another context or another store) is [`VaultError::Decrypt`].
     pub fn open_token(&self, context: &str, sealed: &[u8]) -> Result<Vec<u8>, VaultError> {
-        let what = || VaultError::Decrypt {
-            what: format!("{context} token"),
-        };
-        if sealed.len() < NONCE + 16 {
-            return Err(what());
-        }
-        self.token_cipher()?
-            .decrypt(
-                Nonce::from_slice(&sealed[..NONCE]),
-                Payload {
-                    msg: &sealed[NONCE..],
-                    aad: &Self::token_aad(context),
-                },
-            )
-            .map_err(|_| what())
+        open(&*self.token_cipher()?, sealed, &Self::token_aad(context)).ok_or_else(|| {
+            VaultError::Decrypt {
+                what: format!("{context} token"),
+            }
+        })
     }
+}
+
+/// `msg` sealed under `cipher` with `aad`: a fresh random nonce, then the AES-256-GCM ciphertext and tag.
+fn seal(cipher: &Aes256Gcm, msg: &[u8], aad: &[u8]) -> Option<Vec<u8>> {
+    let mut nonce = [0u8; NONCE];
+    rand::rngs::OsRng.fill_bytes(&mut nonce);
+    let ct = cipher
+        .encrypt(Nonce::from_slice(&nonce), Payload { msg, aad })
+        .ok()?;
+    Some([&nonce[..], &ct].concat())
+}
+
+/// What [`seal`] sealed, if `sealed` is intact and was sealed under `cipher` with `aad`.
+fn open(cipher: &Aes256Gcm, sealed: &[u8], aad: &[u8]) -> Option<Vec<u8>> {
+    if sealed.len() < NONCE + 16 {
+        return None;
+    }
+    let (nonce, msg) = sealed.split_at(NONCE);
+    cipher
+        .decrypt(Nonce::from_slice(nonce), Payload { msg, aad })
+        .ok()
 }
 
 fn poisoned() -> VaultError {
