@@ -367,7 +367,12 @@ impl Guard {
             let Ok(parsed) = WaybillNo::parse(no) else {
                 continue;
             };
-            let Some((wb, sealed)) = self.store.waybill(&parsed)? else {
+            // A waybill whose personal data retention destroyed still counts as exposed, but not as a customer.
+            let Some((wb, sealed)) = self
+                .store
+                .waybill(&parsed)?
+                .filter(|(w, _)| !self.is_shredded(w.bucket))
+            else {
                 continue;
             };
             let opened: HashMap<Field, String> = self
@@ -607,7 +612,12 @@ impl Guard {
                 withheld += 1;
                 continue;
             };
-            let Some((wb, sealed)) = self.store.waybill(&no)? else {
+            // Gone (or its personal data destroyed by retention): nobody left to reach through it.
+            let Some((wb, sealed)) = self
+                .store
+                .waybill(&no)?
+                .filter(|(w, _)| !self.is_shredded(w.bucket))
+            else {
                 withheld += 1;
                 continue;
             };

@@ -181,6 +181,10 @@ impl Guard {
             let Some((meta, sealed)) = self.store.waybill(&no)? else {
                 continue;
             };
+            // Retention destroyed its personal data: there is nothing to export.
+            if self.is_shredded(meta.bucket) {
+                continue;
+            }
             if !self.policy.may_export(account, &meta, purpose)? {
                 return Err(GuardError::Forbidden(format!(
                     "waybill {no} may not be exported for purpose {}",

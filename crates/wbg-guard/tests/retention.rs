@@ -125,6 +125,14 @@ fn a_delivered_day_is_shredded_and_only_its_routing_data_remains() {
             &meta,
         )
     };
+    // Before retention: an agent reads one old parcel in full (an incident will blame it later).
+    clock.set(start + DAY + 60_000);
+    assert_eq!(
+        read(old[0].0, &cs, "customer_service", Some("T-0"))
+            .unwrap()
+            .view,
+        View::Full
+    );
     let bucket = bucket_of(start);
     let wrapped = g
         .store()
@@ -168,6 +176,23 @@ fn a_delivered_day_is_shredded_and_only_its_routing_data_remains() {
     let v = read(live, &cs, "customer_service", Some("T-2")).unwrap();
     assert_eq!(v.view, View::Full);
     assert!(g.store().find_by_token(&phone_token).unwrap().is_empty());
+    // An incident over that read still opens: the shredded waybill counts as exposed, but nobody is left behind
+    // it to count as a customer (nor to notify, nor to export).
+    let report = g
+        .breach_impact(
+            Actor::Token(&auditor),
+            &wbg_guard::IncidentRequest {
+                suspects: vec!["K1".into()],
+                from: start,
+                to: start + 40 * DAY,
+            },
+            &meta,
+        )
+        .unwrap();
+    // K1 read two parcels in full: the shredded one and, later, the live one; only the live one's recipient is
+    // still someone to count.
+    assert_eq!((report.waybills, report.customers), (2, 1), "{report:?}");
+    assert!(report.affected.iter().any(|a| a.waybill_no == old[0].0));
     wbg_guard::verify_store(g.store().as_ref(), &g.verifier_key()).unwrap();
     drop(g);
 
