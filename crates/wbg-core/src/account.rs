@@ -23,11 +23,14 @@ pub enum Role {
     Auditor,
     /// Manages accounts and policy; no personal data.
     Admin,
+    /// The telephony platform that connects a courier's call to a privacy number with the real recipient; sees
+    /// one phone number a call, never a waybill.
+    TelephonyGateway,
 }
 
 impl Role {
     /// All roles, in a fixed order.
-    pub const ALL: [Role; 8] = [
+    pub const ALL: [Role; 9] = [
         Role::Courier,
         Role::OutletStaff,
         Role::CustomerService,
@@ -36,6 +39,7 @@ impl Role {
         Role::Integration,
         Role::Auditor,
         Role::Admin,
+        Role::TelephonyGateway,
     ];
 
     /// The snake_case name used in policies, the API and the CLI.
@@ -49,6 +53,7 @@ impl Role {
             Role::Integration => "integration",
             Role::Auditor => "auditor",
             Role::Admin => "admin",
+            Role::TelephonyGateway => "telephony_gateway",
         }
     }
 

@@ -1,5 +1,6 @@
 //! The guard's operations: guarded reads, ingest, scan events, account administration, audit checkpoints.
 use crate::keys::{self, KeyConfig};
+use crate::numbers::ShownPhone;
 use crate::view::{EventView, MaskedAddress, PartyView, WaybillView};
 use crate::{hash_token, new_token, GuardError};
 use std::collections::{HashMap, HashSet};
@@ -11,7 +12,7 @@ use wbg_audit::note::{NoteSigner, NoteVerifier};
 use wbg_audit::{AuditEntry, AuditError, Checkpoint, Hash};
 use wbg_core::{
     Account, AccountId, AccountStatus, Alert, Clock, EventType, MerchantId, Millis, NewWaybill,
-    OutletId, Purpose, Role, StatusEvent, SystemClock, View, WaybillMeta, WaybillNo,
+    OutletId, Purpose, Role, StatusEvent, SystemClock, View, WaybillMeta, WaybillNo, WaybillStatus,
 };
 use wbg_policy::{AdminAction, PolicyEngine, ReadContext, WriteAction};
 use wbg_risk::{Access, Engine, RiskAction, RiskAlert, RiskConfig, RiskHook};
@@ -152,6 +153,8 @@ pub struct Guard {
     pub(crate) canaries: std::sync::RwLock<HashMap<String, String>>,
     /// Retention buckets whose data keys were shredded.
     pub(crate) shredded: std::sync::RwLock<HashSet<i64>>,
+    /// Privacy numbers, once enabled.
+    pub(crate) numbers: Option<crate::numbers::NumberState>,
 }
 
 impl std::fmt::Debug for Guard {
@@ -283,8 +286,8 @@ enum ReadDecision {
         account: Account,
         entry: Box<AuditEntry>,
     },
-    /// Granted with this view; recorded with the read.
-    Allowed(View),
+    /// Granted with this view, the recipient's phone shown so; recorded with the read.
+    Allowed(View, ShownPhone),
 }
 
 /// A read's decision with the audit entry to commit with it and the alert the risk hook asked for, if any.
@@ -409,6 +412,7 @@ impl Guard {
                 access: std::sync::Mutex::new(None),
                 canaries: std::sync::RwLock::new(canaries),
                 shredded: std::sync::RwLock::new(shredded),
+                numbers: None,
             },
             report,
         ))
@@ -614,7 +618,7 @@ impl Guard {
         }
         if let Some(a) = &snapshot.account {
             let outcome = match &decision {
-                ReadDecision::Allowed(v) => v.as_str(),
+                ReadDecision::Allowed(v, _) => v.as_str(),
                 ReadDecision::Suspend { .. } => "suspended",
                 _ => "denied",
             };
@@ -634,21 +638,34 @@ impl Guard {
                 )?;
                 return Err(self.deny(*entry, GuardError::AccountSuspended));
             }
-            ReadDecision::Allowed(view) => view,
+            ReadDecision::Allowed(view, phone) => (view, phone),
         };
+        let (view, phone) = view;
         let (Some(audit_seq), Some((wb, sealed))) = (seq, snapshot.waybill) else {
             return Err(GuardError::Internal(
                 "an allowed read without its waybill or audit entry".into(),
             ));
         };
         // The read is on record (committed above) before a single field is decrypted.
-        let to_open: Vec<Field> = fields_of(view).iter().map(|(f, _)| *f).collect();
+        // A virtual number stands in for the real one, which is then not even decrypted.
+        let to_open: Vec<Field> = fields_of(view)
+            .iter()
+            .map(|(f, _)| *f)
+            .filter(|f| !(*f == Field::RecipientPhone && matches!(phone, ShownPhone::Virtual(_))))
+            .collect();
         let opened: HashMap<Field, String> = self
             .vault
             .open_fields(&no, wb.bucket, &sealed, &to_open)?
             .into_iter()
             .collect();
-        Ok(render(&wb, view, &opened, snapshot.events, audit_seq))
+        Ok(render(
+            &wb,
+            view,
+            &opened,
+            snapshot.events,
+            audit_seq,
+            &phone,
+        ))
     }
 
     /// Decides a read from its snapshot, without touching the store: the audit entry to commit with it (none for
@@ -757,11 +774,20 @@ impl Guard {
         } else {
             view
         };
-        let fields = fields_of(view);
+        let phone = match view {
+            View::Full => self.shown_phone(account, snap.number.as_ref()),
+            _ => ShownPhone::AsView,
+        };
         e.view = Some(view.as_str().into());
-        e.fields = fields.iter().map(|(_, name)| (*name).to_owned()).collect();
+        e.fields = fields_of(view)
+            .iter()
+            .map(|(f, name)| match (f, phone.audit_name()) {
+                (Field::RecipientPhone, Some(shown)) => shown.to_owned(),
+                _ => (*name).to_owned(),
+            })
+            .collect();
         add_detail(&mut e, &format!("policy={}", verdict.policies.join(",")));
-        (Some(e), ReadDecision::Allowed(view), alert)
+        (Some(e), ReadDecision::Allowed(view, phone), alert)
     }
 
     /// Ingests a batch of waybills, all or none.
@@ -1060,6 +1086,10 @@ impl Guard {
             actor: account.id.to_string(),
         };
         self.store.record_event(&next, wb.status, &record, e)?;
+        match (&next.status, &next.courier) {
+            (WaybillStatus::OutForDelivery, Some(courier)) => self.bind_number(&no, courier, true),
+            _ => self.binding_window_moved(&next),
+        }
         Ok(next)
     }
 
@@ -1468,15 +1498,22 @@ fn render(
     f: &HashMap<Field, String>,
     history: Vec<EventRecord>,
     audit_seq: u64,
+    shown: &ShownPhone,
 ) -> WaybillView {
     let party = |name: Field, phone: Field, region: Field, detail: Field| -> Option<PartyView> {
         let region = f.get(&region)?;
         let (province, city, district) = wbg_vault::split_region(region)?;
-        let (n, p) = (f.get(&name)?, f.get(&phone)?);
+        let n = f.get(&name)?;
         let full = view == View::Full;
+        let phone = match (phone, shown) {
+            (Field::RecipientPhone, ShownPhone::Virtual(v)) => v.clone(),
+            (Field::RecipientPhone, ShownPhone::Masked) => mask_phone(f.get(&phone)?),
+            (_, _) if full => f.get(&phone)?.clone(),
+            (_, _) => mask_phone(f.get(&phone)?),
+        };
         Some(PartyView {
             name: if full { n.clone() } else { mask_name(n) },
-            phone: if full { p.clone() } else { mask_phone(p) },
+            phone,
             address: MaskedAddress {
                 province: province.to_owned(),
                 city: city.to_owned(),
@@ -1518,6 +1555,10 @@ fn render(
             f.get(&Field::Items).cloned()
         } else {
             None
+        },
+        privacy_number: match shown {
+            ShownPhone::Virtual(v) => Some(v.clone()),
+            _ => None,
         },
         audit_seq,
     }

@@ -19,6 +19,7 @@ mod forensics;
 mod guard;
 mod keys;
 mod label;
+mod numbers;
 mod retention;
 mod token;
 mod view;
@@ -42,6 +43,7 @@ pub use keys::{
     NEXT_MASTER_KEY_FILE,
 };
 pub use label::{PrintedLabel, LABEL_TOKEN_PREFIX, LABEL_TOKEN_TTL_MS};
+pub use numbers::{BindingChange, CallRoute, NumberGateway, PrivacyNumbers, MAX_POOL};
 pub use retention::{RetentionPolicy, ShreddedBucket};
 pub use token::{hash_token, new_token};
 pub use view::{MaskedAddress, PartyView, WaybillView};

@@ -73,6 +73,10 @@ pub struct WaybillView {
     /// Item description: full view only.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub items: Option<String>,
+    /// The privacy number that reaches the recipient, when one is bound to the reading courier: their view's
+    /// `recipient.phone` is this number, not the real one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub privacy_number: Option<String>,
     /// Sequence number of the audit entry that records this read.
     pub audit_seq: u64,
 }

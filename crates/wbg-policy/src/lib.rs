@@ -65,6 +65,8 @@ pub enum AdminAction {
     Investigate,
     /// Approve another account's bulk export.
     ApproveExport,
+    /// Connect calls to privacy numbers (the telephony gateway).
+    RouteCalls,
 }
 
 /// What is being written to a waybill.
@@ -115,7 +117,7 @@ struct Names {
 }
 
 /// Every action of the schema, for slicing.
-const ACTIONS: [&str; 11] = [
+const ACTIONS: [&str; 13] = [
     "view_full",
     "view_masked",
     "view_routing",
@@ -127,6 +129,8 @@ const ACTIONS: [&str; 11] = [
     "investigate",
     "export",
     "approve_export",
+    "route_calls",
+    "call_recipient",
 ];
 
 /// A validated policy set and schema, ready to answer requests.
@@ -690,6 +694,21 @@ impl PolicyEngine {
         self.allowed(account, waybill, "export", &context)
     }
 
+    /// Whether courier `caller` may be connected to `waybill`'s recipient through a privacy number now.
+    pub fn may_call(
+        &self,
+        caller: &Account,
+        waybill: &WaybillMeta,
+        now_secs: i64,
+    ) -> Result<bool, PolicyError> {
+        self.allowed(
+            caller,
+            waybill,
+            "call_recipient",
+            &[("now", Attr::Long(now_secs))],
+        )
+    }
+
     /// Whether `action` on `waybill` in `context` is permitted to `account`, through the decision cache.
     fn allowed(
         &self,
@@ -731,6 +750,7 @@ impl PolicyEngine {
             AdminAction::ReadAlerts => "read_alerts",
             AdminAction::Investigate => "investigate",
             AdminAction::ApproveExport => "approve_export",
+            AdminAction::RouteCalls => "route_calls",
         };
         let system = self.uid(&self.names.system, "wbguard");
         let (principal, principal_entity) = self.account_entity(account)?;

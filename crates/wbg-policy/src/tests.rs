@@ -282,9 +282,11 @@ fn sliced_and_cached_decisions_equal_whole_set_decisions() {
                         AdminAction::ReadAlerts,
                         AdminAction::Investigate,
                         AdminAction::ApproveExport,
+                        AdminAction::RouteCalls,
                     ] {
                         both(&|| format!("{:?}", e.may_admin(&a, act).unwrap()));
                     }
+                    both(&|| format!("{:?}", e.may_call(&a, w, NOW / 1000).unwrap()));
                 }
             }
         }
@@ -295,6 +297,55 @@ fn sliced_and_cached_decisions_equal_whole_set_decisions() {
         "the cache answered {} decisions",
         e.cache_hits()
     );
+}
+
+#[test]
+fn privacy_number_rules() {
+    let e = PolicyEngine::builtin().unwrap();
+    let gateway = acct("G1", Role::TelephonyGateway, None, None);
+    assert!(e.may_admin(&gateway, AdminAction::RouteCalls).unwrap());
+    for role in Role::ALL
+        .into_iter()
+        .filter(|r| *r != Role::TelephonyGateway)
+    {
+        let a = acct("X", role, Some("O2"), Some("M1"));
+        assert!(
+            !e.may_admin(&a, AdminAction::RouteCalls).unwrap(),
+            "{role:?}"
+        );
+    }
+    // The gateway connects calls; it never reads a waybill.
+    let out = wb(WaybillStatus::OutForDelivery, Some("C1"), None);
+    for purpose in Purpose::ALL {
+        assert_eq!(view(&e, &gateway, &out, purpose, true), None, "{purpose:?}");
+    }
+    let c = acct("C1", Role::Courier, Some("O2"), None);
+    let other = acct("C2", Role::Courier, Some("O2"), None);
+    let now = NOW / 1000;
+    assert!(e.may_call(&c, &out, now).unwrap());
+    assert!(!e.may_call(&other, &out, now).unwrap(), "not their parcel");
+    let signed = |ago| wb(WaybillStatus::Signed, Some("C1"), Some(ago));
+    assert!(
+        e.may_call(&c, &signed(3_600_000), now).unwrap(),
+        "inside the grace"
+    );
+    assert!(
+        !e.may_call(&c, &signed(7_201_000), now).unwrap(),
+        "after it"
+    );
+    for status in [
+        WaybillStatus::AtOutlet,
+        WaybillStatus::Exception,
+        WaybillStatus::Returned,
+    ] {
+        assert!(
+            !e.may_call(&c, &wb(status, Some("C1"), None), now).unwrap(),
+            "{status:?}"
+        );
+    }
+    let mut suspended = c.clone();
+    suspended.status = AccountStatus::Suspended;
+    assert!(!e.may_call(&suspended, &out, now).unwrap());
 }
 
 /// The delivery window closes on time even though the decision inside it was cached: `now` is part of the key

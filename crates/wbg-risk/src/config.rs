@@ -121,6 +121,9 @@ pub struct PerRole {
     pub auditor: f64,
     /// Administrators.
     pub admin: f64,
+    /// Telephony gateways (they never read waybills: 0 unless set).
+    #[serde(default)]
+    pub telephony_gateway: f64,
 }
 
 impl PerRole {
@@ -135,6 +138,7 @@ impl PerRole {
             Role::Integration => self.integration,
             Role::Auditor => self.auditor,
             Role::Admin => self.admin,
+            Role::TelephonyGateway => self.telephony_gateway,
         }
     }
 }

@@ -9,9 +9,11 @@
 #![deny(missing_docs)]
 
 mod error;
+mod numbers;
 mod sqlite;
 
 pub use error::StoreError;
+pub use numbers::{BindOutcome, NumberBinding, NumberRelease, PoolSync};
 pub use sqlite::SqliteStore;
 
 /// The embedded store's database file name inside a data directory.
@@ -58,6 +60,9 @@ pub struct ReadSnapshot {
     pub waybill: Option<(WaybillMeta, Vec<u8>)>,
     /// The waybill's events, oldest first (empty when there is no waybill).
     pub events: Vec<EventRecord>,
+    /// The waybill's privacy-number binding, looked up only when the account is a courier (its view shows the
+    /// virtual number instead of the real one).
+    pub number: Option<NumberBinding>,
 }
 
 impl ReadSnapshot {
@@ -67,19 +72,22 @@ impl ReadSnapshot {
         account: Option<Account>,
         waybill: impl FnOnce() -> Result<Option<(WaybillMeta, Vec<u8>)>, StoreError>,
         events: impl FnOnce() -> Result<Vec<EventRecord>, StoreError>,
+        number: impl FnOnce() -> Result<Option<NumberBinding>, StoreError>,
     ) -> Result<ReadSnapshot, StoreError> {
         let Some(account) = account else {
             return Ok(ReadSnapshot::default());
         };
         let waybill = waybill()?;
-        let events = match waybill {
-            Some(_) => events()?,
-            None => Vec::new(),
+        let (events, number) = match waybill {
+            Some(_) if account.role == wbg_core::Role::Courier => (events()?, number()?),
+            Some(_) => (events()?, None),
+            None => (Vec::new(), None),
         };
         Ok(ReadSnapshot {
             account: Some(account),
             waybill,
             events,
+            number,
         })
     }
 }
@@ -186,12 +194,36 @@ pub trait Store: Send + Sync {
             self.account_by_token(token_hash)?,
             || self.waybill(no),
             || self.events(no),
+            || self.number_of_waybill(no),
         )?;
         let seq = decide(&snapshot)
             .map(|entry| self.append_audit(entry))
             .transpose()?;
         Ok((snapshot, seq))
     }
+    /// Makes the pool exactly `numbers` (normalised): adds the new ones, retires those no longer listed (and
+    /// brings back retired ones listed again). Returns what changed.
+    fn sync_number_pool(&self, numbers: &[String]) -> Result<PoolSync, StoreError>;
+    /// Binds a privacy number to waybill `no` for `courier` at `now`, in one transaction with the entry
+    /// `audit` makes of the outcome (none for [`BindOutcome::NotNeeded`]): the number the waybill already has
+    /// if it has one (a rebinding when the courier changed), else the free number rested longest, else the
+    /// waybill waits (exhaustion). A waybill bound, or no longer out for delivery with `courier`, stops waiting.
+    fn bind_number(
+        &self,
+        no: &WaybillNo,
+        courier: &AccountId,
+        now: Millis,
+        release: NumberRelease,
+        audit: &mut dyn FnMut(&BindOutcome) -> Option<AuditEntry>,
+    ) -> Result<(BindOutcome, Option<u64>), StoreError>;
+    /// The binding a virtual number has (ended or not: the caller judges it from the waybill).
+    fn number_binding(&self, number: &str) -> Result<Option<NumberBinding>, StoreError>;
+    /// The binding waybill `no` has, if any.
+    fn number_of_waybill(&self, no: &WaybillNo) -> Result<Option<NumberBinding>, StoreError>;
+    /// Up to `limit` waybills waiting for a number, longest waiting first: `(waybill, courier)`. A waybill
+    /// starts waiting in the transaction of its `out_for_delivery` event whenever the pool is not empty.
+    fn waiting_for_numbers(&self, limit: usize) -> Result<Vec<(WaybillNo, AccountId)>, StoreError>;
+
     /// Counts one print of waybill `no`'s label at `at`; returns which print it was (1 for the first).
     fn count_label_print(&self, no: &WaybillNo, at: Millis) -> Result<u32, StoreError>;
     /// Looks an account up by id.

@@ -310,6 +310,7 @@ pub(crate) fn per_role(
         integration: f64::INFINITY,
         auditor: 0.0,
         admin: 0.0,
+        telephony_gateway: 0.0,
     }
 }
 

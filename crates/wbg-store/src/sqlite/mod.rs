@@ -5,6 +5,7 @@
 //! returns; `synchronous = FULL` would extend that to power loss at some cost), and two processes (a server and
 //! the CLI) can share a data directory safely. The crate builds its own copy of SQLite with `cc` alone.
 mod blind;
+mod numbers;
 
 use crate::{AlertFilter, EventRecord, ReadSnapshot, SealedWaybill, Store, StoreError};
 use rand::RngCore;
@@ -475,6 +476,7 @@ impl SqliteStore {
         let conn = Self::connect(&path)?;
         conn.execute_batch(SCHEMA)?;
         conn.execute_batch(blind::SCHEMA)?;
+        conn.execute_batch(numbers::SCHEMA)?;
         let mut id = [0u8; 16];
         rand::rngs::OsRng.fill_bytes(&mut id);
         conn.execute(
@@ -806,6 +808,7 @@ impl Store for SqliteStore {
             account_by_token_in(&tx, token_hash)?,
             || waybill_in(&tx, no),
             || events_in(&tx, no),
+            || numbers::binding_of_waybill(&tx, no),
         )?;
         let Some(audit) = decide(&snapshot) else {
             return Ok((snapshot, None));
@@ -963,9 +966,42 @@ impl Store for SqliteStore {
                 ev.event.courier.as_ref().map(|c| c.as_str()),
                 ev.actor
             ])?;
+            if let (EventType::OutForDelivery, Some(courier)) = (ev.event.kind, &m.courier) {
+                numbers::queue_for_number(tx, &m.waybill_no, courier, ev.at)?;
+            }
             Ok(())
         })
         .map(|(_, seq)| seq)
+    }
+
+    fn sync_number_pool(&self, numbers: &[String]) -> Result<crate::PoolSync, StoreError> {
+        numbers::sync_pool(&mut *self.lock()?, numbers)
+    }
+
+    fn bind_number(
+        &self,
+        no: &WaybillNo,
+        courier: &AccountId,
+        now: Millis,
+        release: crate::NumberRelease,
+        audit: &mut dyn FnMut(&crate::BindOutcome) -> Option<AuditEntry>,
+    ) -> Result<(crate::BindOutcome, Option<u64>), StoreError> {
+        numbers::bind(&mut *self.lock()?, no, courier, now, release, audit)
+    }
+
+    fn number_binding(&self, number: &str) -> Result<Option<crate::NumberBinding>, StoreError> {
+        numbers::binding_of_number(&self.lock()?.conn, number)
+    }
+
+    fn number_of_waybill(
+        &self,
+        no: &WaybillNo,
+    ) -> Result<Option<crate::NumberBinding>, StoreError> {
+        numbers::binding_of_waybill(&self.lock()?.conn, no)
+    }
+
+    fn waiting_for_numbers(&self, limit: usize) -> Result<Vec<(WaybillNo, AccountId)>, StoreError> {
+        numbers::waiting(&self.lock()?.conn, limit)
     }
 
     fn events(&self, no: &WaybillNo) -> Result<Vec<EventRecord>, StoreError> {

@@ -1,4 +1,5 @@
 use super::*;
+use crate::{BindOutcome, NumberRelease};
 use wbg_audit::note::NoteSigner;
 use wbg_audit::{verify_log, Checkpoint};
 
@@ -406,4 +407,169 @@ fn a_merchants_orders_by_creation_time() {
     assert_eq!(got, ["W3", "W2", "W1", "W0"]);
     assert_eq!(s.merchant_waybills(&m1, 0, 1_000, 2).unwrap().len(), 2);
     assert!(s.merchant_waybills(&m1, 101, 1_000, 10).unwrap().is_empty());
+}
+
+/// Moves waybill `no` to `status` (with `courier`, and signed at `at` when signing) through `record_event`.
+fn move_to(
+    s: &SqliteStore,
+    no: &str,
+    from: WaybillStatus,
+    status: WaybillStatus,
+    courier: &str,
+    at: i64,
+) {
+    let (mut m, _) = s.waybill(&WaybillNo::parse(no).unwrap()).unwrap().unwrap();
+    m.status = status;
+    m.courier = Some(AccountId::parse(courier).unwrap());
+    m.updated_at = at;
+    if status == WaybillStatus::Signed {
+        m.signed_at = Some(at);
+    }
+    let kind = match status {
+        WaybillStatus::OutForDelivery => EventType::OutForDelivery,
+        WaybillStatus::Signed => EventType::Signed,
+        _ => EventType::Exception,
+    };
+    let ev = EventRecord {
+        at,
+        event: StatusEvent {
+            kind,
+            outlet: OutletId::parse("O2").unwrap(),
+            courier: (kind == EventType::OutForDelivery)
+                .then(|| AccountId::parse(courier).unwrap()),
+            at: Some(at),
+        },
+        actor: courier.into(),
+    };
+    s.record_event(&m, from, &ev, entry("event")).unwrap();
+}
+
+#[test]
+fn privacy_numbers_bind_wait_rebind_and_rest_before_reuse() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = SqliteStore::open(dir.path()).unwrap();
+    for no in ["W1", "W2", "W3"] {
+        s.insert_waybills(&[waybill(no)], entry("ingest")).unwrap();
+    }
+    let pool = ["17100000001".to_string(), "17100000002".to_string()];
+    let synced = s.sync_number_pool(&pool).unwrap();
+    assert_eq!((synced.added, synced.retired, synced.in_service), (2, 0, 2));
+    assert_eq!(s.sync_number_pool(&pool).unwrap().added, 0, "idempotent");
+    let release = NumberRelease {
+        grace_ms: 1_000,
+        quarantine_ms: 10_000,
+    };
+    let c1 = AccountId::parse("C1").unwrap();
+    let no = |n: &str| WaybillNo::parse(n).unwrap();
+    let audited = &mut |_: &BindOutcome| Some(entry("number_bind"));
+    // Not out for delivery: nothing to bind.
+    let (o, seq) = s.bind_number(&no("W1"), &c1, 10, release, audited).unwrap();
+    assert_eq!((o, seq), (BindOutcome::NotNeeded, None));
+    let size = s.audit_size().unwrap();
+    for (i, w) in ["W1", "W2", "W3"].iter().enumerate() {
+        move_to(
+            &s,
+            w,
+            WaybillStatus::Created,
+            WaybillStatus::OutForDelivery,
+            "C1",
+            100 + i as i64,
+        );
+    }
+    assert_eq!(
+        s.waiting_for_numbers(10).unwrap().len(),
+        3,
+        "queued by their events"
+    );
+    let (o, seq) = s
+        .bind_number(&no("W1"), &c1, 200, release, audited)
+        .unwrap();
+    let BindOutcome::Bound(b1) = o else {
+        panic!("{o:?}")
+    };
+    assert!(seq.unwrap() >= size);
+    let (o, _) = s
+        .bind_number(&no("W2"), &c1, 201, release, audited)
+        .unwrap();
+    let BindOutcome::Bound(b2) = o else {
+        panic!("{o:?}")
+    };
+    assert_ne!(b1.number, b2.number);
+    let (o, _) = s
+        .bind_number(&no("W3"), &c1, 202, release, audited)
+        .unwrap();
+    assert_eq!(o, BindOutcome::Exhausted);
+    let waiting = s.waiting_for_numbers(10).unwrap();
+    assert_eq!(
+        waiting,
+        vec![(no("W3"), c1.clone())],
+        "bound ones stop waiting"
+    );
+    assert_eq!(
+        s.number_binding(&b1.number).unwrap().unwrap().waybill_no,
+        no("W1")
+    );
+    // Binding again keeps the number.
+    let (o, _) = s
+        .bind_number(&no("W1"), &c1, 203, release, audited)
+        .unwrap();
+    assert!(
+        matches!(o, BindOutcome::Kept(ref b) if b.number == b1.number),
+        "{o:?}"
+    );
+    // W1 is signed at 1,000: its number rests until 1,000 + grace + quarantine.
+    move_to(
+        &s,
+        "W1",
+        WaybillStatus::OutForDelivery,
+        WaybillStatus::Signed,
+        "C1",
+        1_000,
+    );
+    let (o, _) = s
+        .bind_number(&no("W3"), &c1, 11_999, release, audited)
+        .unwrap();
+    assert_eq!(o, BindOutcome::Exhausted, "still resting");
+    let (o, _) = s
+        .bind_number(&no("W3"), &c1, 12_000, release, audited)
+        .unwrap();
+    assert!(
+        matches!(o, BindOutcome::Bound(ref b) if b.number == b1.number),
+        "{o:?}"
+    );
+    assert!(s.waiting_for_numbers(10).unwrap().is_empty());
+    // W2 goes to an exception and out again with another courier: it keeps its number, rebound.
+    move_to(
+        &s,
+        "W2",
+        WaybillStatus::OutForDelivery,
+        WaybillStatus::Exception,
+        "C1",
+        13_000,
+    );
+    move_to(
+        &s,
+        "W2",
+        WaybillStatus::Exception,
+        WaybillStatus::OutForDelivery,
+        "C2",
+        14_000,
+    );
+    let c2 = AccountId::parse("C2").unwrap();
+    assert_eq!(
+        s.waiting_for_numbers(10).unwrap(),
+        vec![(no("W2"), c2.clone())]
+    );
+    let (o, _) = s
+        .bind_number(&no("W2"), &c2, 14_001, release, audited)
+        .unwrap();
+    match o {
+        BindOutcome::Rebound { binding, from } => {
+            assert_eq!((binding.number, binding.courier, from), (b2.number, c2, c1));
+        }
+        other => panic!("{other:?}"),
+    }
+    // A number dropped from the configuration is never bound again.
+    let synced = s.sync_number_pool(&pool[..1]).unwrap();
+    assert_eq!((synced.retired, synced.in_service), (1, 1));
 }

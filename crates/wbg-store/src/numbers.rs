@@ -1,0 +1,58 @@
+//! Privacy numbers as the store keeps them: the pool, each number's current binding, and the waybills waiting
+//! for a number while the pool is exhausted.
+use wbg_core::{AccountId, Millis, WaybillNo};
+
+/// A privacy number bound to a waybill's recipient for one courier.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NumberBinding {
+    /// The virtual number (normalised digits).
+    pub number: String,
+    /// The waybill whose recipient it reaches.
+    pub waybill_no: WaybillNo,
+    /// The courier it was bound for.
+    pub courier: AccountId,
+    /// When it was bound (or last rebound).
+    pub bound_at: Millis,
+}
+
+/// When a bound number may go to another waybill, judged from its waybill's own state: `grace_ms` after it was
+/// signed for, or as soon as it left delivery otherwise, and in either case only after `quarantine_ms` more, so
+/// that a number a recipient or a courier still has at hand does not reach someone else straight away.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NumberRelease {
+    /// How long after signing the binding stays valid.
+    pub grace_ms: Millis,
+    /// How long a released number rests before it is bound again.
+    pub quarantine_ms: Millis,
+}
+
+/// What [`crate::Store::bind_number`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BindOutcome {
+    /// A free number was bound.
+    Bound(NumberBinding),
+    /// The waybill kept its number, now for another courier (`from` had it before).
+    Rebound {
+        /// The binding as it is now.
+        binding: NumberBinding,
+        /// The courier it was bound for until now.
+        from: AccountId,
+    },
+    /// The waybill already had its number for this courier.
+    Kept(NumberBinding),
+    /// No number is free: the waybill waits for one.
+    Exhausted,
+    /// The waybill is no longer out for delivery with this courier: nothing to bind (nothing is audited).
+    NotNeeded,
+}
+
+/// The pool after [`crate::Store::sync_number_pool`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct PoolSync {
+    /// Numbers added to the pool.
+    pub added: u64,
+    /// Numbers no longer configured: never bound again (a live binding still routes until it ends).
+    pub retired: u64,
+    /// Numbers in service.
+    pub in_service: u64,
+}

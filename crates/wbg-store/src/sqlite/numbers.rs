@@ -1,0 +1,227 @@
+//! The privacy-number pool in SQLite: one row a number holding its current binding (history is in the audit
+//! log), and the waybills waiting for a number. Whether a binding has ended is read from its waybill's own
+//! row, so signing for a parcel needs no write here.
+use super::{commit_with_entry, corrupt, Inner};
+use crate::{BindOutcome, NumberBinding, NumberRelease, PoolSync, StoreError};
+use rusqlite::{params, Connection, OptionalExtension, Transaction, TransactionBehavior};
+use wbg_audit::AuditEntry;
+use wbg_core::{AccountId, Millis, WaybillNo};
+
+pub(super) const SCHEMA: &str = r#"
+-- Privacy numbers: each row is one virtual number of the pool and its current binding, if it ever had one.
+CREATE TABLE IF NOT EXISTS privacy_numbers (
+    number TEXT PRIMARY KEY, retired INTEGER NOT NULL DEFAULT 0,
+    waybill_no TEXT, courier TEXT, bound_at INTEGER) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS privacy_numbers_waybill ON privacy_numbers(waybill_no);
+-- Waybills out for delivery that have no number yet (queued by their out_for_delivery event).
+CREATE TABLE IF NOT EXISTS privacy_waiting (
+    waybill_no TEXT PRIMARY KEY, courier TEXT NOT NULL, since INTEGER NOT NULL) WITHOUT ROWID;
+"#;
+
+fn binding_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(String, String, String, i64)> {
+    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+}
+
+fn to_binding(row: (String, String, String, i64)) -> Result<NumberBinding, StoreError> {
+    let (number, no, courier, bound_at) = row;
+    Ok(NumberBinding {
+        number,
+        waybill_no: WaybillNo::parse(&no).map_err(|_| corrupt("a bound waybill number"))?,
+        courier: AccountId::parse(&courier).map_err(|_| corrupt("a bound courier id"))?,
+        bound_at,
+    })
+}
+
+pub(super) fn binding_of_number(
+    conn: &Connection,
+    number: &str,
+) -> Result<Option<NumberBinding>, StoreError> {
+    conn.prepare_cached(
+        "SELECT number, waybill_no, courier, bound_at FROM privacy_numbers
+         WHERE number = ?1 AND waybill_no IS NOT NULL",
+    )?
+    .query_row(params![number], binding_row)
+    .optional()?
+    .map(to_binding)
+    .transpose()
+}
+
+pub(super) fn binding_of_waybill(
+    conn: &Connection,
+    no: &WaybillNo,
+) -> Result<Option<NumberBinding>, StoreError> {
+    conn.prepare_cached(
+        "SELECT number, waybill_no, courier, bound_at FROM privacy_numbers WHERE waybill_no = ?1",
+    )?
+    .query_row(params![no.as_str()], binding_row)
+    .optional()?
+    .map(to_binding)
+    .transpose()
+}
+
+/// Queues a waybill that just went out for delivery for a number, if there is a pool at all; part of the
+/// event's transaction, so that no waybill goes out without either a number or a place in the queue.
+pub(super) fn queue_for_number(
+    tx: &Transaction<'_>,
+    no: &WaybillNo,
+    courier: &AccountId,
+    at: Millis,
+) -> Result<(), StoreError> {
+    tx.prepare_cached(
+        "INSERT INTO privacy_waiting (waybill_no, courier, since)
+         SELECT ?1, ?2, ?3 WHERE EXISTS (SELECT 1 FROM privacy_numbers WHERE retired = 0)
+         ON CONFLICT(waybill_no) DO UPDATE SET courier = excluded.courier, since = excluded.since",
+    )?
+    .execute(params![no.as_str(), courier.as_str(), at])?;
+    Ok(())
+}
+
+pub(super) fn sync_pool(inner: &mut Inner, numbers: &[String]) -> Result<PoolSync, StoreError> {
+    let tx = Transaction::new(&mut inner.conn, TransactionBehavior::Immediate)?;
+    tx.execute_batch(
+        "CREATE TEMP TABLE IF NOT EXISTS wanted (number TEXT PRIMARY KEY); DELETE FROM wanted;",
+    )?;
+    {
+        let mut put =
+            tx.prepare_cached("INSERT OR IGNORE INTO temp.wanted (number) VALUES (?1)")?;
+        for n in numbers {
+            put.execute(params![n])?;
+        }
+    }
+    let added = tx.execute(
+        "INSERT INTO privacy_numbers (number) SELECT number FROM temp.wanted
+         WHERE number NOT IN (SELECT number FROM privacy_numbers)",
+        [],
+    )? as u64;
+    tx.execute(
+        "UPDATE privacy_numbers SET retired = 0 WHERE retired = 1 AND number IN (SELECT number FROM temp.wanted)",
+        [],
+    )?;
+    let retired = tx.execute(
+        "UPDATE privacy_numbers SET retired = 1 WHERE retired = 0 AND number NOT IN (SELECT number FROM temp.wanted)",
+        [],
+    )? as u64;
+    let in_service: i64 = tx.query_row(
+        "SELECT count(*) FROM privacy_numbers WHERE retired = 0",
+        [],
+        |r| r.get(0),
+    )?;
+    tx.execute("DELETE FROM temp.wanted", [])?;
+    tx.commit()?;
+    Ok(PoolSync {
+        added,
+        retired,
+        in_service: in_service as u64,
+    })
+}
+
+/// The free number rested longest: never bound, or bound to a waybill that is gone or whose binding ended
+/// (signed `grace` ago, or out of delivery) at least `quarantine` ago. A waybill back out for delivery, or still
+/// out with another courier while its rebinding waits in the queue, keeps its number.
+const FREE_NUMBER: &str =
+    "SELECT p.number FROM privacy_numbers p LEFT JOIN waybills w ON w.no = p.waybill_no
+    WHERE p.retired = 0 AND (p.waybill_no IS NULL OR w.no IS NULL
+       OR (w.status = 'signed' AND w.signed_at + ?1 + ?2 <= ?3)
+       OR (w.status NOT IN ('out_for_delivery', 'signed') AND w.updated_at + ?2 <= ?3))
+    ORDER BY p.bound_at IS NOT NULL, p.bound_at LIMIT 1";
+
+pub(super) fn bind(
+    inner: &mut Inner,
+    no: &WaybillNo,
+    courier: &AccountId,
+    now: Millis,
+    release: NumberRelease,
+    audit: &mut dyn FnMut(&BindOutcome) -> Option<AuditEntry>,
+) -> Result<(BindOutcome, Option<u64>), StoreError> {
+    let Inner { conn, tree } = inner;
+    let tx = Transaction::new(conn, TransactionBehavior::Immediate)?;
+    let current: Option<(String, Option<String>)> = tx
+        .prepare_cached("SELECT status, courier FROM waybills WHERE no = ?1")?
+        .query_row(params![no.as_str()], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()?;
+    let dequeue = |tx: &Transaction<'_>| -> Result<(), StoreError> {
+        tx.prepare_cached("DELETE FROM privacy_waiting WHERE waybill_no = ?1")?
+            .execute(params![no.as_str()])?;
+        Ok(())
+    };
+    let out_with_courier = matches!(&current,
+        Some((status, Some(c))) if status == "out_for_delivery" && c == courier.as_str());
+    if !out_with_courier {
+        dequeue(&tx)?;
+        tx.commit()?;
+        return Ok((BindOutcome::NotNeeded, None));
+    }
+    let binding = |number: String| NumberBinding {
+        number,
+        waybill_no: no.clone(),
+        courier: courier.clone(),
+        bound_at: now,
+    };
+    let outcome = match binding_of_waybill(&tx, no)? {
+        Some(had) if had.courier == *courier => BindOutcome::Kept(had),
+        Some(had) => BindOutcome::Rebound {
+            binding: binding(had.number),
+            from: had.courier,
+        },
+        None => {
+            let free: Option<String> = tx
+                .prepare_cached(FREE_NUMBER)?
+                .query_row(params![release.grace_ms, release.quarantine_ms, now], |r| {
+                    r.get(0)
+                })
+                .optional()?;
+            match free {
+                Some(number) => BindOutcome::Bound(binding(number)),
+                None => BindOutcome::Exhausted,
+            }
+        }
+    };
+    match &outcome {
+        BindOutcome::Bound(b) | BindOutcome::Rebound { binding: b, .. } => {
+            tx.prepare_cached(
+                "UPDATE privacy_numbers SET waybill_no = ?2, courier = ?3, bound_at = ?4 WHERE number = ?1",
+            )?
+            .execute(params![b.number, no.as_str(), courier.as_str(), now])?;
+            dequeue(&tx)?;
+        }
+        BindOutcome::Kept(_) => dequeue(&tx)?,
+        BindOutcome::Exhausted => {
+            tx.prepare_cached(
+                "INSERT INTO privacy_waiting (waybill_no, courier, since) VALUES (?1, ?2, ?3)
+                 ON CONFLICT(waybill_no) DO UPDATE SET courier = excluded.courier",
+            )?
+            .execute(params![no.as_str(), courier.as_str(), now])?;
+        }
+        BindOutcome::NotNeeded => {}
+    }
+    let seq = match audit(&outcome) {
+        Some(entry) => Some(commit_with_entry(tx, tree, entry)?),
+        None => {
+            tx.commit()?;
+            None
+        }
+    };
+    Ok((outcome, seq))
+}
+
+pub(super) fn waiting(
+    conn: &Connection,
+    limit: usize,
+) -> Result<Vec<(WaybillNo, AccountId)>, StoreError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT waybill_no, courier FROM privacy_waiting ORDER BY since, waybill_no LIMIT ?1",
+    )?;
+    let rows = stmt
+        .query_map(params![limit.min(i64::MAX as usize) as i64], |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+        })?
+        .collect::<Result<Vec<_>, _>>()?;
+    rows.into_iter()
+        .map(|(no, c)| {
+            Ok((
+                WaybillNo::parse(&no).map_err(|_| corrupt("a waiting waybill number"))?,
+                AccountId::parse(&c).map_err(|_| corrupt("a waiting courier id"))?,
+            ))
+        })
+        .collect()
+}
