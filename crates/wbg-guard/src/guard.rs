@@ -1087,7 +1087,9 @@ impl Guard {
         };
         self.store.record_event(&next, wb.status, &record, e)?;
         match (&next.status, &next.courier) {
-            (WaybillStatus::OutForDelivery, Some(courier)) => self.bind_number(&no, courier, true),
+            (WaybillStatus::OutForDelivery, Some(courier)) => {
+                self.bind_number(&no, courier, true);
+            }
             _ => self.binding_window_moved(&next),
         }
         Ok(next)

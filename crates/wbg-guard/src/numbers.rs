@@ -238,9 +238,12 @@ impl Guard {
     }
 
     /// Binds a number to `no` for `courier`, after its out_for_delivery event committed (`first`) or from the
-    /// queue. Failures are logged, never returned: the event stands and the waybill stays queued.
-    pub(crate) fn bind_number(&self, no: &WaybillNo, courier: &AccountId, first: bool) {
-        let Some(n) = &self.numbers else { return };
+    /// queue. Failures are logged, never returned: the event stands and the waybill stays queued. Returns
+    /// whether the pool was found exhausted.
+    pub(crate) fn bind_number(&self, no: &WaybillNo, courier: &AccountId, first: bool) -> bool {
+        let Some(n) = &self.numbers else {
+            return false;
+        };
         let now = self.clock.now();
         let meta = RequestMeta::default();
         let mut audit = |o: &BindOutcome| {
@@ -272,7 +275,7 @@ impl Guard {
             Ok((o, _)) => o,
             Err(e) => {
                 tracing::error!(error = %e, waybill = %no, "cannot bind a privacy number; it stays queued");
-                return;
+                return false;
             }
         };
         let change = |event, b: &NumberBinding| BindingChange {
@@ -309,17 +312,20 @@ impl Guard {
             }
             _ => {}
         }
+        outcome == BindOutcome::Exhausted
     }
 
-    /// Binds numbers to up to `limit` queued waybills (the server calls this every second); returns how many
-    /// are still waiting.
+    /// Binds numbers to up to `limit` queued waybills, longest waiting first, until the pool is found exhausted
+    /// (the server calls this every second); returns how many are still waiting.
     pub fn bind_waiting_numbers(&self, limit: usize) -> Result<usize, GuardError> {
         if self.numbers.is_none() {
             return Ok(0);
         }
         let waiting = self.store.waiting_for_numbers(limit)?;
         for (no, courier) in &waiting {
-            self.bind_number(no, courier, false);
+            if self.bind_number(no, courier, false) {
+                break;
+            }
         }
         let left = self.store.waiting_for_numbers(limit)?.len();
         metrics::gauge!("wbguard_privacy_numbers_waiting").set(left as f64);

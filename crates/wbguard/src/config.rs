@@ -26,6 +26,10 @@ pub struct Config {
     pub webhook: crate::webhook::WebhookConfig,
     /// How long personal fields are kept before their data keys are shredded.
     pub retention: wbg_guard::RetentionPolicy,
+    /// `[privacy_numbers]`: the pool of virtual numbers couriers call through.
+    pub privacy_numbers: wbg_guard::PrivacyNumbers,
+    /// `[telephony_webhook]`: where privacy-number binding changes are POSTed for the telephony provider.
+    pub telephony_webhook: crate::webhook::WebhookConfig,
 }
 
 /// `[store]`.
@@ -60,6 +64,8 @@ impl Default for Config {
             risk: RiskConfig::default(),
             webhook: Default::default(),
             retention: Default::default(),
+            privacy_numbers: Default::default(),
+            telephony_webhook: Default::default(),
         }
     }
 }

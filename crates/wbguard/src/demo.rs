@@ -67,6 +67,12 @@ pub fn run(keep: Option<PathBuf>) -> Result<()> {
     };
     let (guard, report) = Guard::open(cfg)?;
     crate::report_keys(&report);
+    // Couriers call through virtual numbers from a pool (an example range; a carrier configures its own).
+    let (guard, _) = guard.with_privacy_numbers(&wbg_guard::PrivacyNumbers {
+        enabled: true,
+        numbers: vec!["17100000000..17100000999".into()],
+        ..Default::default()
+    })?;
     let meta = RequestMeta::default();
     let local = Actor::Local("demo");
 
@@ -195,6 +201,52 @@ pub fn run(keep: Option<PathBuf>) -> Result<()> {
         "   courier {} scans the label's QR code:    {}",
         courier.id,
         outcome(&guard.resolve_label(token(&courier.id)?, &printed.label.token, None, &meta))
+    );
+    // The courier's view held a virtual number; the telephony gateway connects the call.
+    let (_, gateway) =
+        guard.create_account(local, "TEL1", "telephony_gateway", None, None, &meta)?;
+    let number = guard
+        .read(
+            token(&courier.id)?,
+            &ReadRequest {
+                waybill_no: parcel.waybill_no.as_str(),
+                purpose: "delivery",
+                ticket: None,
+            },
+            &meta,
+        )?
+        .privacy_number
+        .ok_or_else(|| anyhow!("no privacy number was bound"))?;
+    let route =
+        |caller: &str| match guard.route_call(Actor::Token(&gateway), &number, caller, &meta) {
+            Ok(r) if r.route_to == parcel.recipient.phone => {
+                format!(
+                    "connected to the recipient's real number (audit entry {})",
+                    r.audit_seq
+                )
+            }
+            Ok(_) => "connected to the wrong number".into(),
+            Err(e) => format!("refused: {} ({})", e.code(), e),
+        };
+    println!(
+        "   courier {} calls privacy number {}: {}",
+        courier.id,
+        number,
+        route(courier.id.as_str())
+    );
+    let colleague = carrier
+        .accounts
+        .iter()
+        .find(|a| {
+            a.role == Role::Courier
+                && a.outlet.as_deref() == Some(dest.as_str())
+                && a.id != courier.id
+        })
+        .ok_or_else(|| anyhow!("no second courier"))?;
+    println!(
+        "   courier {} calls the same number:   {}",
+        colleague.id,
+        route(colleague.id.as_str())
     );
     println!(
         "   print station {} asks for delivery data: {}",

@@ -268,6 +268,15 @@ pub(crate) fn report_keys(report: &OpenReport) {
 fn open_guard(cfg: &Config, create_keys: bool) -> Result<Guard> {
     let (guard, report) = Guard::open(cfg.guard(create_keys)?).context("cannot open the guard")?;
     report_keys(&report);
+    let (guard, pool) = guard
+        .with_privacy_numbers(&cfg.privacy_numbers)
+        .context("cannot set up [privacy_numbers]")?;
+    if pool.added > 0 || pool.retired > 0 {
+        eprintln!(
+            "privacy numbers: {} added, {} retired, {} in service",
+            pool.added, pool.retired, pool.in_service
+        );
+    }
     Ok(guard)
 }
 
@@ -606,8 +615,15 @@ fn audit_verify(cfg: &Config, vkey: Option<PathBuf>) -> Result<std::process::Exi
 
 fn serve(cfg: Config) -> Result<()> {
     let mut guard = open_guard(&cfg, true)?;
-    if let Some(hook) = webhook::Webhook::start(&cfg.webhook)? {
+    if let Some(hook) = webhook::Webhook::<wbg_core::Alert>::start(&cfg.webhook)? {
         guard = guard.with_alert_sink(Arc::new(hook));
+    }
+    if let Some(hook) = webhook::Webhook::<wbg_guard::BindingChange>::start(&cfg.telephony_webhook)?
+    {
+        if !guard.privacy_numbers_enabled() {
+            anyhow::bail!("[telephony_webhook] is set but [privacy_numbers] is not enabled");
+        }
+        guard = guard.with_number_gateway(Arc::new(hook));
     }
     let guard = Arc::new(guard);
     let metrics = metrics_exporter_prometheus::PrometheusBuilder::new()
@@ -640,6 +656,8 @@ fn serve(cfg: Config) -> Result<()> {
                     let upkeep = tokio::task::spawn_blocking(move || {
                         g.checkpoint()?;
                         g.refresh_shredded()?;
+                        // Waybills that found the privacy-number pool exhausted get a number once one rested.
+                        g.bind_waiting_numbers(1_000)?;
                         if shred {
                             let meta = wbg_guard::RequestMeta::default();
                             for b in g.run_retention(Actor::Local("retention"), &retention, &meta)? {
@@ -653,7 +671,7 @@ fn serve(cfg: Config) -> Result<()> {
                         Ok::<_, wbg_guard::GuardError>(())
                     });
                     if let Ok(Err(e)) = upkeep.await {
-                        tracing::error!(error = %e, "upkeep failed (checkpoint signing, retention, store maintenance or access indexing)");
+                        tracing::error!(error = %e, "upkeep failed (checkpoint signing, retention, privacy numbers, store maintenance or access indexing)");
                     }
                     metrics.run_upkeep();
                 }

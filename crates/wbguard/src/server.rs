@@ -18,8 +18,9 @@ use std::sync::Arc;
 use utoipa::{IntoParams, OpenApi, ToSchema};
 use wbg_core::{Account, Alert, NewWaybill, StatusEvent, WaybillMeta};
 use wbg_guard::{
-    Actor, Attribution, Export, ExportRequest, Guard, GuardError, ImpactReport, IncidentRequest,
-    IngestReport, LabelFormat, NotificationList, ReadRequest, RequestMeta, WaybillView,
+    Actor, Attribution, CallRoute, Export, ExportRequest, Guard, GuardError, ImpactReport,
+    IncidentRequest, IngestReport, LabelFormat, NotificationList, ReadRequest, RequestMeta,
+    WaybillView,
 };
 use wbg_store::AlertFilter;
 
@@ -579,6 +580,40 @@ async fn resolve_label(
     Ok(Json(view))
 }
 
+/// A call the telephony gateway is about to connect.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+struct RouteCall {
+    /// The privacy number dialled.
+    number: String,
+    /// The calling courier's account id (as the gateway authenticated the courier app).
+    caller: String,
+}
+
+#[utoipa::path(post, path = "/v1/telephony/route", security(("bearer" = [])), request_body = RouteCall,
+    responses((status = 200, body = CallRoute, description = "The real number to connect; audited"),
+        (status = 400, body = ApiErrorBody), (status = 401, body = ApiErrorBody),
+        (status = 403, body = ApiErrorBody, description = "Not the telephony gateway, or not the bound courier, or outside the policy's window"),
+        (status = 404, body = ApiErrorBody, description = "Not a privacy number of the pool"),
+        (status = 410, body = ApiErrorBody, description = "The number's binding has ended")))]
+async fn route_call(
+    State(s): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> ApiResult<Json<CallRoute>> {
+    let token = bearer(&headers)?;
+    let meta = request_meta(&headers, peer)?;
+    let r: RouteCall = parse_body(body)?;
+    Ok(Json(
+        blocking(move || {
+            s.guard
+                .route_call(Actor::Token(&token), &r.number, &r.caller, &meta)
+        })
+        .await?,
+    ))
+}
+
 #[utoipa::path(post, path = "/v1/waybills/{no}/events", security(("bearer" = [])), params(("no" = String, Path)), request_body = StatusEvent,
     responses((status = 200, body = WaybillMeta), (status = 400, body = ApiErrorBody), (status = 403, body = ApiErrorBody),
         (status = 404, body = ApiErrorBody), (status = 409, body = ApiErrorBody)))]
@@ -1036,11 +1071,11 @@ impl utoipa::Modify for BearerAuth {
 #[derive(OpenApi)]
 #[openapi(
     info(title = "Waybill Guard", description = "Every read of waybill personal data goes through the guard: policy, risk, audit, then the view the policy allows."),
-    paths(create_account, list_accounts, suspend, reinstate, transfer, issue_token, ingest, read_waybill, print_label, resolve_label, record_event, alerts, attribute,
+    paths(create_account, list_accounts, suspend, reinstate, transfer, issue_token, ingest, read_waybill, print_label, resolve_label, route_call, record_event, alerts, attribute,
         open_incident, incident, notifications, plant_canaries, request_export, export_status, approve_export, export_file,
         checkpoint, verifier_key, inclusion, consistency, audit_entry, healthz, metrics_text),
     components(schemas(ApiErrorBody, ApiErrorDetail, CreateAccount, TokenResponse, StatusChange, Transfer, IngestBatch, ProofResponse,
-        PlantCanaries, Planted, ResolveLabel)),
+        PlantCanaries, Planted, ResolveLabel, RouteCall)),
     modifiers(&BearerAuth)
 )]
 struct ApiDoc;
@@ -1067,6 +1102,7 @@ pub fn router(guard: Arc<Guard>, metrics: PrometheusHandle) -> Router {
         .route("/v1/waybills/{no}/events", post(record_event))
         .route("/v1/waybills/{no}/label", get(print_label))
         .route("/v1/labels/resolve", post(resolve_label))
+        .route("/v1/telephony/route", post(route_call))
         .route("/v1/alerts", get(alerts))
         .route("/v1/forensics/attributions", post(attribute))
         .route("/v1/forensics/incidents", post(open_incident))

@@ -1,25 +1,49 @@
-//! Webhook delivery of alerts: a JSON POST per alert from a thread of its own, retried with exponential backoff.
-//! The guard only hands the alert over (a bounded queue); a slow or dead receiver never holds up a read, and an
-//! overflowing queue drops alerts (they stay in the store and in `GET /v1/alerts`) and counts them.
-use serde::Deserialize;
+//! Webhook delivery: a JSON POST per message from a thread of its own, retried with exponential backoff. Alerts
+//! go to `[webhook]`, privacy-number binding changes to the telephony provider at `[telephony_webhook]`. The
+//! guard only hands a message over (a bounded queue); a slow or dead receiver never holds up a request, and an
+//! overflowing queue drops messages (alerts stay in the store and in `GET /v1/alerts`; a binding's routing is
+//! decided at each call by `POST /v1/telephony/route` anyway) and counts them.
+use serde::{Deserialize, Serialize};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
 use std::time::Duration;
 use wbg_core::Alert;
-use wbg_guard::AlertSink;
+use wbg_guard::{AlertSink, BindingChange, NumberGateway};
 
-/// `[webhook]` in the configuration file.
+/// What a webhook carries: JSON, and a label for the logs that holds no personal data.
+pub trait Message: Serialize + Send + 'static {
+    /// The webhook's name in logs and metrics.
+    const KIND: &'static str;
+    /// Identifies the message in a log line.
+    fn label(&self) -> String;
+}
+
+impl Message for Alert {
+    const KIND: &'static str = "alert";
+    fn label(&self) -> String {
+        format!("alert {}", self.id)
+    }
+}
+
+impl Message for BindingChange {
+    const KIND: &'static str = "binding";
+    fn label(&self) -> String {
+        format!("{} of waybill {}", self.event, self.waybill_no)
+    }
+}
+
+/// `[webhook]` (alerts) and `[telephony_webhook]` (privacy-number bindings) in the configuration file.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct WebhookConfig {
-    /// Where alerts are POSTed (`http://` only in this build); no webhook when absent.
+    /// Where messages are POSTed (`http://` only in this build); no webhook when absent.
     pub url: Option<String>,
-    /// Attempts after the first before an alert is given up.
+    /// Attempts after the first before a message is given up.
     pub retries: u32,
     /// Wait before the first retry, in milliseconds; doubled after each failure, up to a minute.
     pub backoff_ms: u64,
     /// Time allowed per attempt, in seconds.
     pub timeout_seconds: u64,
-    /// Alerts waiting for delivery before new ones are dropped.
+    /// Messages waiting for delivery before new ones are dropped.
     pub queue: usize,
 }
 
@@ -37,13 +61,13 @@ impl Default for WebhookConfig {
 
 /// The sending end the guard holds.
 #[derive(Debug)]
-pub struct Webhook {
-    tx: SyncSender<Alert>,
+pub struct Webhook<T> {
+    tx: SyncSender<T>,
 }
 
-impl Webhook {
+impl<T: Message> Webhook<T> {
     /// Starts the delivery thread; `None` when no URL is configured.
-    pub fn start(cfg: &WebhookConfig) -> anyhow::Result<Option<Webhook>> {
+    pub fn start(cfg: &WebhookConfig) -> anyhow::Result<Option<Webhook<T>>> {
         let Some(url) = cfg.url.clone() else {
             return Ok(None);
         };
@@ -51,8 +75,9 @@ impl Webhook {
         // every delivery.
         if !url.starts_with("http://") {
             anyhow::bail!(
-                "[webhook] url must start with http:// (https webhooks need a TLS-enabled build; put a local \
-                 TLS-terminating relay in front meanwhile)"
+                "the {} webhook's url must start with http:// (https webhooks need a TLS-enabled build; put a local \
+                 TLS-terminating relay in front meanwhile)",
+                T::KIND
             );
         }
         let client = reqwest::blocking::Client::builder()
@@ -61,56 +86,61 @@ impl Webhook {
         let (tx, rx) = sync_channel(cfg.queue.max(1));
         let cfg = cfg.clone();
         std::thread::Builder::new()
-            .name("wbguard-webhook".into())
+            .name(format!("wbguard-{}-webhook", T::KIND))
             .spawn(move || deliver(&client, &url, &cfg, rx))?;
         Ok(Some(Webhook { tx }))
     }
-}
 
-impl AlertSink for Webhook {
-    fn alert(&self, alert: &Alert) {
-        match self.tx.try_send(alert.clone()) {
+    fn send(&self, m: T) {
+        match self.tx.try_send(m) {
             Ok(()) => {}
-            Err(TrySendError::Full(a) | TrySendError::Disconnected(a)) => {
-                tracing::warn!(
-                    alert = a.id,
-                    "webhook queue full; alert kept in the store only"
-                );
-                metrics::counter!("wbguard_webhook_dropped_total").increment(1);
+            Err(TrySendError::Full(m) | TrySendError::Disconnected(m)) => {
+                tracing::warn!(message = %m.label(), "webhook queue full; message dropped");
+                metrics::counter!("wbguard_webhook_dropped_total", "kind" => T::KIND).increment(1);
             }
         }
     }
 }
 
-fn deliver(
+impl AlertSink for Webhook<Alert> {
+    fn alert(&self, alert: &Alert) {
+        self.send(alert.clone());
+    }
+}
+
+impl NumberGateway for Webhook<BindingChange> {
+    fn binding_changed(&self, change: &BindingChange) {
+        self.send(change.clone());
+    }
+}
+
+fn deliver<T: Message>(
     client: &reqwest::blocking::Client,
     url: &str,
     cfg: &WebhookConfig,
-    rx: Receiver<Alert>,
+    rx: Receiver<T>,
 ) {
-    for alert in rx {
+    for m in rx {
         let mut wait = Duration::from_millis(cfg.backoff_ms);
         let mut attempt = 0;
         loop {
-            let outcome = client.post(url).json(&alert).send();
+            let outcome = client.post(url).json(&m).send();
             match outcome {
                 Ok(r) if r.status().is_success() => {
-                    metrics::counter!("wbguard_webhook_delivered_total").increment(1);
+                    metrics::counter!("wbguard_webhook_delivered_total", "kind" => T::KIND)
+                        .increment(1);
                     break;
                 }
                 Ok(r) => {
-                    tracing::warn!(alert = alert.id, status = %r.status(), attempt, "webhook refused the alert")
+                    tracing::warn!(message = %m.label(), status = %r.status(), attempt, "webhook refused the message")
                 }
                 Err(e) => {
-                    tracing::warn!(alert = alert.id, error = %e.without_url(), attempt, "webhook unreachable")
+                    tracing::warn!(message = %m.label(), error = %e.without_url(), attempt, "webhook unreachable")
                 }
             }
             if attempt >= cfg.retries {
-                tracing::error!(
-                    alert = alert.id,
-                    "webhook delivery given up; the alert stays in the store"
-                );
-                metrics::counter!("wbguard_webhook_failed_total").increment(1);
+                tracing::error!(message = %m.label(), "webhook delivery given up");
+                metrics::counter!("wbguard_webhook_failed_total", "kind" => T::KIND).increment(1);
                 break;
             }
             attempt += 1;
@@ -186,7 +216,7 @@ mod tests {
     #[test]
     fn retries_with_backoff_until_accepted() {
         let (url, h) = receiver(2, 2);
-        let hook = Webhook::start(&WebhookConfig {
+        let hook = Webhook::<Alert>::start(&WebhookConfig {
             url: Some(url),
             backoff_ms: 10,
             ..WebhookConfig::default()
@@ -209,7 +239,7 @@ mod tests {
         let l = TcpListener::bind("127.0.0.1:0").unwrap();
         let url = format!("http://{}/hook", l.local_addr().unwrap());
         drop(l);
-        let hook = Webhook::start(&WebhookConfig {
+        let hook = Webhook::<Alert>::start(&WebhookConfig {
             url: Some(url),
             backoff_ms: 60_000,
             queue: 1,
@@ -226,13 +256,13 @@ mod tests {
 
     #[test]
     fn a_url_must_be_http() {
-        let e = Webhook::start(&WebhookConfig {
+        let e = Webhook::<Alert>::start(&WebhookConfig {
             url: Some("ftp://x".into()),
             ..WebhookConfig::default()
         })
         .unwrap_err();
         assert!(e.to_string().contains("http://"));
-        let e = Webhook::start(&WebhookConfig {
+        let e = Webhook::<Alert>::start(&WebhookConfig {
             url: Some("https://alerts.example".into()),
             ..WebhookConfig::default()
         })
