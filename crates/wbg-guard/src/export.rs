@@ -410,26 +410,37 @@ impl Guard {
         rows.sort_by_cached_key(|(no, ..)| blind.list_order(id, no.as_str()));
         let entries = rows
             .iter()
-            .map(|(no, ..)| {
+            .map(|(no, wb, _)| {
                 let mut r = self.entry(account.id.as_str(), meta, "export");
                 r.time = now;
                 r.waybill = Some(no.to_string());
                 r.purpose = Some(purpose.as_str().into());
                 r.view = Some("full".into());
-                r.fields = EXPORTED.iter().map(|(_, n)| (*n).to_owned()).collect();
+                r.fields = EXPORTED
+                    .iter()
+                    .filter(|(f, _)| self.field_kept(wb.bucket, *f))
+                    .map(|(_, n)| (*n).to_owned())
+                    .collect();
                 r.detail = Some(format!("export={id}"));
                 r
             })
             .collect();
         self.store.append_audit_batch(entries)?;
-        let fields: Vec<Field> = EXPORTED.iter().map(|(f, _)| *f).collect();
+        // A street address retention destroyed is left empty (contact or region gone: the row was left out).
+        let fields = |bucket: i64| -> Vec<Field> {
+            EXPORTED
+                .iter()
+                .map(|(f, _)| *f)
+                .filter(|f| self.field_kept(bucket, *f))
+                .collect()
+        };
         let mut out = csv::Writer::from_writer(Vec::new());
         let csv_err = |e: csv::Error| GuardError::Internal(format!("export file: {e}"));
         out.write_record(COLUMNS).map_err(csv_err)?;
         for (no, meta, sealed) in &rows {
             let opened: HashMap<Field, String> = self
                 .vault
-                .open_fields(no, meta.bucket, sealed, &fields)?
+                .open_fields(no, meta.bucket, sealed, &fields(meta.bucket))?
                 .into_iter()
                 .collect();
             let get = |f: Field| opened.get(&f).map(String::as_str).unwrap_or("");

@@ -151,8 +151,8 @@ pub struct Guard {
     pub(crate) access: std::sync::Mutex<Option<wbg_forensics::AccessIndex>>,
     /// Canary waybills and the principal each was planted for.
     pub(crate) canaries: std::sync::RwLock<HashMap<String, String>>,
-    /// Retention buckets whose data keys were shredded.
-    pub(crate) shredded: std::sync::RwLock<HashSet<i64>>,
+    /// The field groups of retention buckets whose data keys were shredded.
+    pub(crate) shredded: std::sync::RwLock<HashSet<(i64, wbg_vault::FieldGroup)>>,
     /// Privacy numbers, once enabled.
     pub(crate) numbers: Option<crate::numbers::NumberState>,
 }
@@ -397,7 +397,11 @@ impl Guard {
         };
         let risk: Arc<dyn RiskHook> = Arc::new(Engine::new(cfg.risk.clone()));
         let canaries = store.canaries()?.into_iter().collect();
-        let shredded = store.shredded_buckets()?.into_iter().collect();
+        let shredded = store
+            .shredded_keys()?
+            .iter()
+            .filter_map(|id| wbg_vault::FieldGroup::of_key_id(id))
+            .collect();
         Ok((
             Guard {
                 store,
@@ -652,6 +656,7 @@ impl Guard {
             .iter()
             .map(|(f, _)| *f)
             .filter(|f| !(*f == Field::RecipientPhone && matches!(phone, ShownPhone::Virtual(_))))
+            .filter(|f| self.field_kept(wb.bucket, *f))
             .collect();
         let opened: HashMap<Field, String> = self
             .vault
@@ -767,11 +772,16 @@ impl Guard {
             (RiskAction::Cap(cap), Some(view)) => view.min(cap),
             (RiskAction::Allow, Some(view)) => view,
         };
-        // Retention destroyed this waybill's personal fields: what is left is its routing data.
+        // Retention destroyed this waybill's contact or region: what is left is its routing data. A destroyed
+        // address or item list is only left out.
         let view = if view > View::Routing && self.is_shredded(wb.bucket) {
             add_detail(&mut e, "retention=shredded");
             View::Routing
         } else {
+            let gone = self.shredded_group_names(wb.bucket);
+            if view == View::Full && !gone.is_empty() {
+                add_detail(&mut e, &format!("retention=shredded:{}", gone.join(",")));
+            }
             view
         };
         let phone = match view {
@@ -781,6 +791,7 @@ impl Guard {
         e.view = Some(view.as_str().into());
         e.fields = fields_of(view)
             .iter()
+            .filter(|(f, _)| self.field_kept(wb.bucket, *f))
             .map(|(f, name)| match (f, phone.audit_name()) {
                 (Field::RecipientPhone, Some(shown)) => shown.to_owned(),
                 _ => (*name).to_owned(),

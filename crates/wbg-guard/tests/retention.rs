@@ -14,7 +14,7 @@ use wbg_guard::{
     Actor, Guard, GuardConfig, GuardError, KeyConfig, ReadRequest, RequestMeta, RetentionPolicy,
 };
 use wbg_store::{SqliteStore, Store};
-use wbg_vault::{bucket_of, Field, MasterKey, Vault, WrappedKeyStore};
+use wbg_vault::{bucket_of, Field, FieldGroup, MasterKey, Vault, WrappedKeyStore};
 
 const DAY: i64 = 86_400_000;
 const MASTER: [u8; 32] = [7u8; 32];
@@ -134,11 +134,15 @@ fn a_delivered_day_is_shredded_and_only_its_routing_data_remains() {
         View::Full
     );
     let bucket = bucket_of(start);
-    let wrapped = g
-        .store()
-        .get_wrapped_key(&format!("day:{bucket}"))
-        .unwrap()
-        .unwrap();
+    let wrapped: Vec<Vec<u8>> = FieldGroup::ALL
+        .iter()
+        .map(|group| {
+            g.store()
+                .get_wrapped_key(&group.key_id(bucket))
+                .unwrap()
+                .unwrap()
+        })
+        .collect();
     let phone_token = g.blind_index().phone(old[0].2).unwrap();
     assert_eq!(g.store().find_by_token(&phone_token).unwrap().len(), 1);
 
@@ -152,9 +156,15 @@ fn a_delivered_day_is_shredded_and_only_its_routing_data_remains() {
         Err(GuardError::Forbidden(_))
     ));
     let shredded = g.run_retention(local, &policy, &meta).unwrap();
-    assert_eq!(shredded.len(), 1, "{shredded:?}");
-    assert_eq!((shredded[0].bucket, shredded[0].waybills), (bucket, 2));
-    assert!(shredded[0].index_entries >= 10, "{shredded:?}");
+    assert_eq!(shredded.len(), 4, "each field group of day 0: {shredded:?}");
+    assert!(shredded
+        .iter()
+        .all(|s| (s.bucket, s.waybills) == (bucket, 2)));
+    let removed: u64 = shredded.iter().map(|s| s.index_entries).sum();
+    assert_eq!(
+        removed, 20,
+        "every blind-index entry of both parties of both parcels"
+    );
     assert!(
         g.run_retention(local, &policy, &meta).unwrap().is_empty(),
         "done once"
@@ -198,10 +208,12 @@ fn a_delivered_day_is_shredded_and_only_its_routing_data_remains() {
 
     // The raw files plus the master key: the wrapped key is in none of them, the ciphertext stays but no vault
     // opens it, the blind index no longer confirms the phone, and the key can never be made again.
-    assert!(
-        !files_hold(&data, &wrapped),
-        "the wrapped data key is still in the store's files"
-    );
+    for w in &wrapped {
+        assert!(
+            !files_hold(&data, w),
+            "a wrapped data key is still in the store's files"
+        );
+    }
     for (_, name, phone, street) in old {
         for v in [name, phone, street] {
             assert!(!files_hold(&data, v.as_bytes()));
@@ -213,13 +225,137 @@ fn a_delivered_day_is_shredded_and_only_its_routing_data_remains() {
     let (meta_row, sealed) = store.waybill(&no).unwrap().unwrap();
     assert_eq!(meta_row.bucket, bucket);
     assert!(!sealed.is_empty(), "the ciphertext is still there");
-    let opened = vault.open_fields(&no, bucket, &sealed, &[Field::RecipientPhone]);
-    assert!(matches!(opened, Err(wbg_vault::VaultError::Shredded(b)) if b == bucket));
+    for f in Field::ALL {
+        let opened = vault.open_fields(&no, bucket, &sealed, &[f]);
+        assert!(
+            matches!(opened, Err(wbg_vault::VaultError::Shredded(b)) if b == bucket),
+            "{f:?}"
+        );
+    }
     assert!(store
         .find_by_token(&vault.blind().phone(old[0].2).unwrap())
         .unwrap()
         .is_empty());
-    assert!(store
-        .put_wrapped_key_if_absent(&format!("day:{bucket}"), &wrapped)
-        .is_err());
+    for (group, w) in FieldGroup::ALL.iter().zip(&wrapped) {
+        assert!(store
+            .put_wrapped_key_if_absent(&group.key_id(bucket), w)
+            .is_err());
+    }
+}
+
+/// Field groups kept for different times: street addresses and items go after 7 days, while names, phones and
+/// regions stay for 30. In between, the full view still names the recipient but shows no street and no items.
+#[test]
+fn each_field_group_is_shredded_on_its_own_schedule() {
+    let root = tempfile::tempdir().unwrap();
+    let data = root.path().join("data");
+    let (guard, _) = Guard::open(GuardConfig {
+        keys: KeyConfig::Given {
+            master: MasterKey::from_bytes(MASTER),
+            signer: None,
+        },
+        ..GuardConfig::embedded(&data)
+    })
+    .unwrap();
+    let start = 1_793_548_800_000i64 + 10 * 3_600_000;
+    let clock = Arc::new(ManualClock::new(start));
+    let g = guard.with_clock(clock.clone());
+    let meta = RequestMeta::default();
+    let local = Actor::Local("test");
+    let token = |id: &str, role: &str| {
+        g.create_account(local, id, role, None, None, &meta)
+            .unwrap()
+            .1
+    };
+    let (integ, cs) = (token("I1", "integration"), token("K1", "customer_service"));
+    g.create_account(local, "C0420001", "courier", Some("O042"), None, &meta)
+        .unwrap();
+    let (no, name, phone, street) = ("YT2026110200009", "欧阳娜娜", "13912345678", "文三路88号");
+    g.ingest(
+        Actor::Token(&integ),
+        vec![waybill(no, name, phone, street)],
+        &meta,
+    )
+    .unwrap();
+    for (kind, outlet, courier) in [
+        (EventType::PickedUp, "O001", None),
+        (EventType::AtOutlet, "O042", None),
+        (EventType::OutForDelivery, "O042", Some("C0420001")),
+        (EventType::Signed, "O042", None),
+    ] {
+        let ev = StatusEvent {
+            kind,
+            outlet: OutletId::parse(outlet).unwrap(),
+            courier: courier.map(|c| AccountId::parse(c).unwrap()),
+            at: None,
+        };
+        g.record_event(Actor::Token(&integ), no, ev, &meta).unwrap();
+    }
+    let policy: RetentionPolicy = toml::from_str("[groups]\naddress = 7\nitems = 7\n").unwrap();
+    assert_eq!(policy.days_for(FieldGroup::Contact), 30);
+    let address_token = g
+        .blind_index()
+        .address(&["浙江省", "杭州市", "西湖区", street]);
+    let phone_token = g.blind_index().phone(phone).unwrap();
+    assert_eq!(g.store().find_by_token(&address_token).unwrap().len(), 1);
+    let read = || {
+        g.read(
+            &cs,
+            &ReadRequest {
+                waybill_no: no,
+                purpose: "customer_service",
+                ticket: Some("T-9"),
+            },
+            &meta,
+        )
+        .unwrap()
+    };
+
+    clock.set(start + 7 * DAY + 3_600_000);
+    let shredded = g.run_retention(local, &policy, &meta).unwrap();
+    let groups: Vec<&str> = shredded.iter().map(|s| s.group.as_str()).collect();
+    assert_eq!(groups, ["address", "items"]);
+    let v = read();
+    assert_eq!(v.view, View::Full);
+    let r = v.recipient.as_ref().unwrap();
+    assert_eq!((r.name.as_str(), r.phone.as_str()), (name, phone));
+    assert_eq!(r.address.district, "西湖区", "the region stays");
+    assert_eq!(
+        (r.address.detail.as_deref(), v.items.as_deref()),
+        (None, None)
+    );
+    let e = wbg_audit::AuditEntry::decode(&g.store().audit_entry(v.audit_seq).unwrap().unwrap())
+        .unwrap();
+    assert!(
+        e.detail
+            .as_deref()
+            .unwrap_or("")
+            .contains("retention=shredded:address,items"),
+        "{e:?}"
+    );
+    assert!(
+        !e.fields
+            .iter()
+            .any(|f| f == "recipient.detail" || f == "items"),
+        "{:?}",
+        e.fields
+    );
+    assert!(
+        g.store().find_by_token(&address_token).unwrap().is_empty(),
+        "the address token went with it"
+    );
+    assert_eq!(
+        g.store().find_by_token(&phone_token).unwrap().len(),
+        1,
+        "the phone token stays"
+    );
+    assert!(!files_hold(&data, street.as_bytes()));
+
+    clock.set(start + 30 * DAY + 3_600_000);
+    let shredded = g.run_retention(local, &policy, &meta).unwrap();
+    let groups: Vec<&str> = shredded.iter().map(|s| s.group.as_str()).collect();
+    assert_eq!(groups, ["contact", "region"]);
+    assert_eq!(read().view, View::Routing);
+    assert!(g.store().find_by_token(&phone_token).unwrap().is_empty());
+    wbg_guard::verify_store(g.store().as_ref(), &g.verifier_key()).unwrap();
 }

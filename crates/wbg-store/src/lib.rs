@@ -157,12 +157,18 @@ pub trait Store: Send + Sync {
 
     /// Every retention bucket that holds waybills, oldest first.
     fn bucket_ages(&self) -> Result<Vec<BucketAge>, StoreError>;
-    /// Crypto-shreds `bucket`: destroys its data key (zeroed out of the store's files) and leaves a tombstone so
-    /// the key is never made again, with `audit`, in one transaction; then removes its waybills' blind-index
-    /// entries. The waybills' routing data stays.
-    fn shred_bucket(&self, bucket: i64, audit: AuditEntry) -> Result<Shredded, StoreError>;
-    /// Buckets whose data keys were shredded.
-    fn shredded_buckets(&self) -> Result<Vec<i64>, StoreError>;
+    /// Crypto-shreds the data key `key_id` of `bucket`: destroys it (zeroed out of the store's files) and leaves a
+    /// tombstone so the key is never made again, with `audit`, in one transaction; then removes the blind-index
+    /// entries of kinds `index_kinds` of the bucket's waybills. The waybills' routing data stays.
+    fn shred_key(
+        &self,
+        key_id: &str,
+        bucket: i64,
+        index_kinds: &[u8],
+        audit: AuditEntry,
+    ) -> Result<Shredded, StoreError>;
+    /// The ids of every data key shredded.
+    fn shredded_keys(&self) -> Result<Vec<String>, StoreError>;
 
     /// Creates an account with a first token hash; `Conflict` if the id is taken.
     fn create_account(

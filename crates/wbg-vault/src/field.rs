@@ -24,6 +24,68 @@ pub enum Field {
     Items = 9,
 }
 
+/// A group of fields that shares one data key per bucket, so that each group can be kept for its own time:
+/// retention destroys a group's key and leaves the others.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum FieldGroup {
+    /// Names and phones of both parties: who the parcel is for and how to reach them.
+    Contact = 0,
+    /// Street addresses of both parties.
+    Address = 1,
+    /// Province, city and district of both parties: coarse, useful to statistics for longer.
+    Region = 2,
+    /// The item description.
+    Items = 3,
+}
+
+impl FieldGroup {
+    /// Every group.
+    pub const ALL: [FieldGroup; 4] = [
+        FieldGroup::Contact,
+        FieldGroup::Address,
+        FieldGroup::Region,
+        FieldGroup::Items,
+    ];
+
+    /// The group's name, in key ids (`day:<bucket>:<name>`), configuration and audit entries.
+    pub fn name(self) -> &'static str {
+        match self {
+            FieldGroup::Contact => "contact",
+            FieldGroup::Address => "address",
+            FieldGroup::Region => "region",
+            FieldGroup::Items => "items",
+        }
+    }
+
+    /// Parses a group name.
+    pub fn parse(s: &str) -> Option<FieldGroup> {
+        FieldGroup::ALL.into_iter().find(|g| g.name() == s)
+    }
+
+    /// The id of the data key of this group in `bucket`.
+    pub fn key_id(self, bucket: i64) -> String {
+        format!("day:{bucket}:{}", self.name())
+    }
+
+    /// The bucket and group a data key id names, if it names one.
+    pub fn of_key_id(id: &str) -> Option<(i64, FieldGroup)> {
+        let (bucket, group) = id.strip_prefix("day:")?.split_once(':')?;
+        Some((bucket.parse().ok()?, FieldGroup::parse(group)?))
+    }
+
+    /// The blind-index kinds built from this group's values: they go when the group goes, so the index cannot
+    /// confirm a guess the data itself no longer could.
+    pub fn index_kinds(self) -> &'static [crate::BlindKind] {
+        use crate::BlindKind as K;
+        match self {
+            FieldGroup::Contact => &[K::Phone, K::Name, K::MaskedPhone, K::MaskedPhoneRegion],
+            FieldGroup::Address => &[K::Address],
+            FieldGroup::Region => &[K::Address, K::MaskedPhoneRegion],
+            FieldGroup::Items => &[],
+        }
+    }
+}
+
 /// The separator between province, city and district in a region field's plaintext.
 const REGION_SEPARATOR: char = '\u{1f}';
 
@@ -64,6 +126,19 @@ impl Field {
             Field::RecipientRegion => "recipient.region",
             Field::RecipientDetail => "recipient.detail",
             Field::Items => "items",
+        }
+    }
+
+    /// The group whose key seals this field.
+    pub fn group(self) -> FieldGroup {
+        match self {
+            Field::SenderName
+            | Field::SenderPhone
+            | Field::RecipientName
+            | Field::RecipientPhone => FieldGroup::Contact,
+            Field::SenderDetail | Field::RecipientDetail => FieldGroup::Address,
+            Field::SenderRegion | Field::RecipientRegion => FieldGroup::Region,
+            Field::Items => FieldGroup::Items,
         }
     }
 

@@ -21,7 +21,7 @@ mod vault;
 
 pub use blind::{BlindIndex, BlindKind};
 pub use error::VaultError;
-pub use field::{join_region, split_region, Field, SealedFields};
+pub use field::{join_region, split_region, Field, FieldGroup, SealedFields};
 pub use keys::{create_secret, read_secret, KeySource, MasterKey, MASTER_KEY_ENV};
 pub use mask::{mask_name, mask_phone};
 pub use normalize::{normalize_address, normalize_name};

@@ -1,5 +1,6 @@
-//! The vault proper: data keys per bucket (cached unwrapped in memory), sealing and opening of fields.
-use crate::{BlindIndex, BlindKind, Field, MasterKey, SealedFields, VaultError};
+//! The vault proper: data keys per bucket and field group (cached unwrapped in memory), sealing and opening of
+//! fields.
+use crate::{BlindIndex, BlindKind, Field, FieldGroup, MasterKey, SealedFields, VaultError};
 use aes_gcm::aead::{Aead, AeadInPlace, KeyInit, Payload};
 use aes_gcm::{Aes256Gcm, Nonce};
 use rand::RngCore;
@@ -82,7 +83,7 @@ pub struct Vault {
     master: MasterKey,
     master_id: [u8; 8],
     blind: BlindIndex,
-    data_keys: RwLock<HashMap<i64, Arc<Aes256Gcm>>>,
+    data_keys: RwLock<HashMap<(i64, FieldGroup), Arc<Aes256Gcm>>>,
     /// The key of opaque tokens (label QR codes), loaded on first use.
     token_key: std::sync::OnceLock<Arc<Aes256Gcm>>,
     store: Arc<dyn WrappedKeyStore>,
@@ -191,8 +192,8 @@ impl Vault {
                     .map_err(VaultError::Store)?
             }
             None => {
-                return Err(match id.strip_prefix("day:").and_then(|d| d.parse().ok()) {
-                    Some(bucket) => VaultError::Shredded(bucket),
+                return Err(match FieldGroup::of_key_id(id) {
+                    Some((bucket, _)) => VaultError::Shredded(bucket),
                     None => VaultError::Store(format!("key {id} is missing")),
                 })
             }
@@ -209,30 +210,43 @@ impl Vault {
         out
     }
 
-    fn data_key(&self, bucket: i64, create: bool) -> Result<Arc<Aes256Gcm>, VaultError> {
-        if let Some(k) = self.data_keys.read().map_err(|_| poisoned())?.get(&bucket) {
+    fn data_key(
+        &self,
+        bucket: i64,
+        group: FieldGroup,
+        create: bool,
+    ) -> Result<Arc<Aes256Gcm>, VaultError> {
+        if let Some(k) = self
+            .data_keys
+            .read()
+            .map_err(|_| poisoned())?
+            .get(&(bucket, group))
+        {
             return Ok(k.clone());
         }
-        let mut raw = self.key_material(&format!("day:{bucket}"), create)?;
+        let mut raw = self.key_material(&group.key_id(bucket), create)?;
         let cipher = Arc::new(Aes256Gcm::new((&raw).into()));
         raw.zeroize();
         self.data_keys
             .write()
             .map_err(|_| poisoned())?
-            .insert(bucket, cipher.clone());
+            .insert((bucket, group), cipher.clone());
         Ok(cipher)
     }
 
-    /// Loads (creating if needed) the data key of `bucket`, so that sealing into it afterwards touches no key
+    /// Loads (creating if needed) the data keys of `bucket`, so that sealing into it afterwards touches no key
     /// store: sealing threads then never wait on a store that a transaction holds.
     pub fn ensure_bucket(&self, bucket: i64) -> Result<(), VaultError> {
-        self.data_key(bucket, true).map(|_| ())
+        for group in FieldGroup::ALL {
+            self.data_key(bucket, group, true)?;
+        }
+        Ok(())
     }
 
-    /// Drops a bucket's unwrapped key from memory (after its wrapped key was destroyed).
-    pub fn forget_bucket(&self, bucket: i64) {
+    /// Drops a bucket's unwrapped key of `group` from memory (after its wrapped key was destroyed).
+    pub fn forget_key(&self, bucket: i64, group: FieldGroup) {
         if let Ok(mut m) = self.data_keys.write() {
-            m.remove(&bucket);
+            m.remove(&(bucket, group));
         }
     }
 
@@ -249,14 +263,18 @@ impl Vault {
         let _ = write!(out, "{bucket}");
     }
 
-    /// Seals every personal field of a validated waybill under the data key of `bucket`, and computes the
-    /// blind-index tokens of both parties (recipient first).
+    /// Seals every personal field of a validated waybill under the data key of its group in `bucket`, and
+    /// computes the blind-index tokens of both parties (recipient first).
     pub fn seal(
         &self,
         wb: &NewWaybill,
         bucket: i64,
     ) -> Result<(SealedFields, BlindTokens), VaultError> {
-        let key = self.data_key(bucket, true)?;
+        let keys: Vec<Arc<Aes256Gcm>> = FieldGroup::ALL
+            .iter()
+            .map(|g| self.data_key(bucket, *g, true))
+            .collect::<Result<_, _>>()?;
+        let key_of = |f: Field| &keys[f.group() as usize];
         let region = |a: &wbg_core::Address| crate::join_region(&a.province, &a.city, &a.district);
         let values: [(Field, std::borrow::Cow<'_, str>); 9] = [
             (Field::SenderName, wb.sender.name.as_str().into()),
@@ -289,7 +307,7 @@ impl Vault {
             buf.clear();
             buf.extend_from_slice(&nonce);
             buf.extend_from_slice(value.as_bytes());
-            let tag = key
+            let tag = key_of(*field)
                 .encrypt_in_place_detached(Nonce::from_slice(&nonce), &aad, &mut buf[NONCE..])
                 .map_err(|_| VaultError::Decrypt {
                     what: field.name().to_owned(),
@@ -304,7 +322,7 @@ impl Vault {
     }
 
     /// Opens exactly the requested fields of one waybill. A field that was tampered with, moved from another
-    /// record or field, or whose bucket key is destroyed fails the whole call.
+    /// record or field, or whose group's key in the bucket is destroyed fails the whole call.
     pub fn open_fields(
         &self,
         no: &WaybillNo,
@@ -315,7 +333,7 @@ impl Vault {
         if fields.is_empty() {
             return Ok(Vec::new());
         }
-        let key = self.data_key(bucket, false)?;
+        let mut keys: [Option<Arc<Aes256Gcm>>; 4] = Default::default();
         let mut out = Vec::with_capacity(fields.len());
         let mut aad = Vec::with_capacity(64);
         for &field in fields {
@@ -325,6 +343,11 @@ impl Vault {
                 return Err(VaultError::Malformed("field too short"));
             }
             Self::aad_into(&mut aad, no, field, bucket);
+            let slot = &mut keys[field.group() as usize];
+            let key = match slot {
+                Some(k) => k,
+                None => slot.insert(self.data_key(bucket, field.group(), false)?),
+            };
             let plain = key
                 .decrypt(
                     Nonce::from_slice(&body[..NONCE]),
@@ -539,8 +562,26 @@ mod tests {
         let (s, _) = v.seal(&wb, 3).unwrap();
         let other = Vault::open(MasterKey::from_bytes([2u8; 32]), store.clone());
         assert!(matches!(other, Err(VaultError::WrongMasterKey { .. })));
-        assert!(store.remove("day:3"));
-        v.forget_bucket(3);
+        // Each group has its own key: destroying the contact key leaves the address readable.
+        assert!(store.remove("day:3:contact"));
+        v.forget_key(3, FieldGroup::Contact);
+        for f in [Field::RecipientName, Field::SenderPhone] {
+            assert!(matches!(
+                v.open_fields(&wb.waybill_no, 3, &s.0, &[f]),
+                Err(VaultError::Shredded(3))
+            ));
+        }
+        let left = v
+            .open_fields(
+                &wb.waybill_no,
+                3,
+                &s.0,
+                &[Field::RecipientDetail, Field::Items],
+            )
+            .unwrap();
+        assert_eq!(left[0].1, "一路1号");
+        assert!(store.remove("day:3:items"));
+        v.forget_key(3, FieldGroup::Items);
         assert!(matches!(
             v.open_fields(&wb.waybill_no, 3, &s.0, &[Field::Items]),
             Err(VaultError::Shredded(3))

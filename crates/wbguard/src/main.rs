@@ -484,11 +484,16 @@ fn run(cli: Cli) -> Result<std::process::ExitCode> {
             guard.checkpoint()?;
             for b in &shredded {
                 println!(
-                    "shredded {} ({} waybills, {} index entries; audit entry {})",
-                    b.day, b.waybills, b.index_entries, b.audit_seq
+                    "shredded {} {} ({} waybills, {} index entries; audit entry {})",
+                    b.day, b.group, b.waybills, b.index_entries, b.audit_seq
                 );
             }
-            eprintln!("{} days of personal data shredded", shredded.len());
+            let days: std::collections::HashSet<i64> = shredded.iter().map(|b| b.bucket).collect();
+            eprintln!(
+                "{} field groups shredded over {} days of personal data",
+                shredded.len(),
+                days.len()
+            );
             Ok(ok)
         }
         Command::Keys {
@@ -661,7 +666,7 @@ fn serve(cfg: Config) -> Result<()> {
                         if shred {
                             let meta = wbg_guard::RequestMeta::default();
                             for b in g.run_retention(Actor::Local("retention"), &retention, &meta)? {
-                                tracing::info!(day = %b.day, waybills = b.waybills, audit_seq = b.audit_seq, "retention shredded a day of personal data");
+                                tracing::info!(day = %b.day, group = %b.group, waybills = b.waybills, audit_seq = b.audit_seq, "retention shredded a field group of a day of personal data");
                             }
                         }
                         g.store().maintain()?;

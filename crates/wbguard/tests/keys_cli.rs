@@ -59,7 +59,7 @@ fn retention_run_reports_and_changes_nothing_when_nothing_is_due() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
     assert!(
-        stderr.contains("0 days of personal data shredded"),
+        stderr.contains("0 field groups shredded over 0 days"),
         "{stderr}"
     );
     let out = dirs.cli(&["audit", "verify"]);

@@ -371,16 +371,17 @@ pub(crate) fn compact(
     Ok(merges)
 }
 
-/// Removes every entry of the waybills in `nos` from the index (retention: a shredded waybill's tokens would let
-/// someone holding the index key confirm a guessed phone number). Chunks are rewritten in place in short
+/// Removes the entries of kinds `kinds` of the waybills in `nos` from the index (retention: a shredded group's
+/// tokens would let someone holding the index key confirm a guessed phone number). Chunks are rewritten in place in short
 /// transactions, on the maintenance connection, so no merge reads a segment meanwhile; a chunk left empty is
 /// deleted. Returns the entries removed.
 pub(crate) fn purge(
     conn: &mut Connection,
     nos: &std::collections::HashSet<String>,
+    kinds: &[u8],
     wal: &mut WalUpkeep,
 ) -> Result<u64, StoreError> {
-    if nos.is_empty() {
+    if nos.is_empty() || kinds.is_empty() {
         return Ok(0);
     }
     let mut removed = 0u64;
@@ -401,7 +402,7 @@ pub(crate) fn purge(
             let before = entries.len();
             let mut kept = Vec::with_capacity(before);
             for e in entries {
-                if !nos.contains(e.no()?) {
+                if !(kinds.contains(&e.kind) && nos.contains(e.no()?)) {
                     kept.push(e);
                 }
             }

@@ -61,8 +61,9 @@ CREATE INDEX IF NOT EXISTS waybills_merchant ON waybills(merchant, created_at);
 "#;
 
 /// The layout version written into `meta`; a store of another version is refused at open, not misread.
-/// 2: the blind index as packed sorted runs (`blind_runs`).
-const SCHEMA_VERSION: &str = "2";
+/// 2: the blind index as packed sorted runs (`blind_runs`). 3: data keys per bucket and field group
+/// (`day:<bucket>:<group>`), so each group is shredded on its own.
+const SCHEMA_VERSION: &str = "3";
 
 /// Frames of write-ahead log (pages, 4 KiB; so 256 MiB) past which upkeep makes the log start over. A RESTART
 /// holds the writer lock through two syncs, which a read then waits for: at 64 MiB (every tick under load) reads
@@ -643,8 +644,13 @@ impl Store for SqliteStore {
         Ok(rows)
     }
 
-    fn shred_bucket(&self, bucket: i64, audit: AuditEntry) -> Result<crate::Shredded, StoreError> {
-        let id = format!("day:{bucket}");
+    fn shred_key(
+        &self,
+        id: &str,
+        bucket: i64,
+        index_kinds: &[u8],
+        audit: AuditEntry,
+    ) -> Result<crate::Shredded, StoreError> {
         // The wrapped key must not linger in freed cells or in the write-ahead log.
         self.lock()?
             .conn
@@ -672,7 +678,7 @@ impl Store for SqliteStore {
                 .map_err(|_| StoreError::Db("maintenance lock poisoned".into()))?;
             conn.pragma_update(None, "secure_delete", "ON")?;
             let mut wal = WalUpkeep::new();
-            let removed = blind::purge(&mut conn, &nos, &mut wal);
+            let removed = blind::purge(&mut conn, &nos, index_kinds, &mut wal);
             conn.pragma_update(None, "secure_delete", "OFF")?;
             removed?
         };
@@ -684,17 +690,14 @@ impl Store for SqliteStore {
         })
     }
 
-    fn shredded_buckets(&self) -> Result<Vec<i64>, StoreError> {
+    fn shredded_keys(&self) -> Result<Vec<String>, StoreError> {
         let inner = self.lock()?;
         let ids: Vec<String> = inner
             .conn
             .prepare_cached("SELECT id FROM shredded_keys ORDER BY id")?
             .query_map([], |r| r.get(0))?
             .collect::<Result<_, _>>()?;
-        Ok(ids
-            .iter()
-            .filter_map(|id| id.strip_prefix("day:").and_then(|d| d.parse().ok()))
-            .collect())
+        Ok(ids)
     }
 
     fn rewrap_keys(
