@@ -56,6 +56,11 @@ impl Frontier {
         self.size
     }
 
+    /// The subtree hashes, highest level first: the nodes at [`Frontier::addresses`] of the size.
+    pub fn hashes(&self) -> &[Hash] {
+        &self.hashes
+    }
+
     /// The `(level, index)` addresses of the frontier's subtrees for a tree of `size` leaves, highest first.
     pub fn addresses(size: u64) -> Vec<(u32, u64)> {
         (0..64u32)

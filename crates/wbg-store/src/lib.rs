@@ -8,6 +8,8 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+#[cfg(any(test, feature = "conformance"))]
+pub mod conformance;
 mod error;
 mod numbers;
 mod sqlite;

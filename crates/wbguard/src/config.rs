@@ -38,8 +38,11 @@ pub struct Config {
 pub struct StoreConfig {
     /// `embedded` or `postgres`.
     pub kind: String,
-    /// Connection URL for `postgres`.
+    /// Connection URL for `postgres` (default: `$DATABASE_URL`).
     pub url: Option<String>,
+    /// Apply pending schema migrations at start-up (else `wbguard migrate` does, and a start refuses a
+    /// database whose schema is behind).
+    pub migrate: bool,
 }
 
 /// `[bus]`.
@@ -75,6 +78,7 @@ impl Default for StoreConfig {
         StoreConfig {
             kind: "embedded".into(),
             url: None,
+            migrate: false,
         }
     }
 }
@@ -134,10 +138,7 @@ impl Config {
     /// The guard configuration; refuses back ends this build does not provide.
     pub fn guard(&self, create_keys: bool) -> Result<GuardConfig> {
         match self.store.kind.as_str() {
-            "embedded" => {}
-            "postgres" => bail!(
-                "[store] kind = \"postgres\" is not available in this build yet; use \"embedded\""
-            ),
+            "embedded" | "postgres" => {}
             other => bail!("[store] kind must be \"embedded\" or \"postgres\", not {other:?}"),
         }
         match self.bus.kind.as_str() {
@@ -153,6 +154,41 @@ impl Config {
             policies: self.policies.clone(),
             risk: self.risk.clone(),
             create_keys,
+        })
+    }
+}
+
+impl Config {
+    /// Whether the store is PostgreSQL.
+    pub fn postgres(&self) -> bool {
+        self.store.kind == "postgres"
+    }
+
+    /// The PostgreSQL store's URL: `[store] url`, else `$DATABASE_URL`.
+    pub fn postgres_url(&self) -> Result<String> {
+        match &self.store.url {
+            Some(u) => Ok(u.clone()),
+            None => std::env::var("DATABASE_URL")
+                .context("[store] kind = \"postgres\" needs [store] url or $DATABASE_URL"),
+        }
+    }
+
+    /// Opens the configured store; `migrate` applies pending PostgreSQL migrations (as does `[store]
+    /// migrate = true`).
+    pub fn open_store(&self, migrate: bool) -> Result<std::sync::Arc<dyn wbg_store::Store>> {
+        Ok(match self.store.kind.as_str() {
+            "postgres" => std::sync::Arc::new(
+                wbg_store_pg::PgStore::connect(
+                    &self.postgres_url()?,
+                    migrate || self.store.migrate,
+                )
+                .context("cannot open the PostgreSQL store")?,
+            ),
+            "embedded" => std::sync::Arc::new(
+                wbg_store::SqliteStore::open(&self.data)
+                    .context("cannot open the embedded store")?,
+            ),
+            other => bail!("[store] kind must be \"embedded\" or \"postgres\", not {other:?}"),
         })
     }
 }
@@ -186,6 +222,9 @@ mod tests {
         assert!(toml::from_str::<Config>("lisen = 1").is_err());
         let pg: Config =
             toml::from_str("[store]\nkind = \"postgres\"\nurl = \"postgres://x\"").unwrap();
-        assert!(pg.guard(false).is_err());
+        assert!(pg.guard(false).is_ok() && pg.postgres());
+        assert_eq!(pg.postgres_url().unwrap(), "postgres://x");
+        let bad: Config = toml::from_str("[store]\nkind = \"mysql\"").unwrap();
+        assert!(bad.guard(false).is_err());
     }
 }

@@ -40,6 +40,8 @@ enum Command {
         #[arg(long, value_name = "ADDR")]
         listen: Option<String>,
     },
+    /// Apply the PostgreSQL store's pending schema migrations (the embedded store migrates itself at open).
+    Migrate,
     /// Run the self-contained demonstration in a temporary directory.
     Demo {
         /// Keep the demo's data and keys in this directory instead of a temporary one.
@@ -266,7 +268,8 @@ pub(crate) fn report_keys(report: &OpenReport) {
 }
 
 fn open_guard(cfg: &Config, create_keys: bool) -> Result<Guard> {
-    let (guard, report) = Guard::open(cfg.guard(create_keys)?).context("cannot open the guard")?;
+    let (guard, report) = Guard::open_with_store(cfg.open_store(false)?, cfg.guard(create_keys)?)
+        .context("cannot open the guard")?;
     report_keys(&report);
     let (guard, pool) = guard
         .with_privacy_numbers(&cfg.privacy_numbers)
@@ -295,6 +298,21 @@ fn main() -> std::process::ExitCode {
 fn run(cli: Cli) -> Result<std::process::ExitCode> {
     let ok = std::process::ExitCode::SUCCESS;
     match cli.command {
+        Command::Migrate => {
+            let cfg = Config::load(&cli.common)?;
+            if !cfg.postgres() {
+                println!(
+                    "the embedded store needs no migrations (it checks its schema when it opens)"
+                );
+                return Ok(ok);
+            }
+            let store = wbg_store_pg::PgStore::connect(&cfg.postgres_url()?, true)?;
+            println!(
+                "PostgreSQL store at schema version {}",
+                store.schema_version()?
+            );
+            Ok(ok)
+        }
         Command::Demo { keep } => {
             demo::run(keep)?;
             Ok(ok)
@@ -507,8 +525,8 @@ fn run(cli: Cli) -> Result<std::process::ExitCode> {
             }
             let cfg = Config::load(&cli.common)?;
             require_store(&cfg)?;
-            let (guard, report) =
-                Guard::open(cfg.guard(false)?).context("cannot open the guard")?;
+            let (guard, report) = Guard::open_with_store(cfg.open_store(false)?, cfg.guard(false)?)
+                .context("cannot open the guard")?;
             let dir = report
                 .key_dir
                 .context("the master key is not in a key directory")?;
@@ -577,7 +595,7 @@ fn canary_waybills(count: usize) -> Vec<wbg_core::NewWaybill> {
 
 /// Refuses a data directory without a store, instead of creating an empty one to inspect.
 fn require_store(cfg: &Config) -> Result<()> {
-    if !cfg.data.join(wbg_store::sqlite_db_file()).exists() {
+    if !cfg.postgres() && !cfg.data.join(wbg_store::sqlite_db_file()).exists() {
         bail!("{} holds no Waybill Guard store", cfg.data.display());
     }
     Ok(())
@@ -596,8 +614,8 @@ fn audit_verify(cfg: &Config, vkey: Option<PathBuf>) -> Result<std::process::Exi
         // directory cannot have re-signed with it.
         None => open_guard(cfg, false)?.verifier_key(),
     };
-    let store = wbg_store::SqliteStore::open(&cfg.data)?;
-    match verify_store(&store, &verifier) {
+    let store = cfg.open_store(false)?;
+    match verify_store(store.as_ref(), &verifier) {
         Ok(r) => {
             println!(
                 "audit log intact: {} entries, {} signed checkpoints (newest covers {}), root {}",

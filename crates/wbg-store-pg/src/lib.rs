@@ -1,0 +1,1536 @@
+//! Waybill Guard's PostgreSQL store: [`PgStore`] implements the same [`Store`] trait as the embedded SQLite
+//! store, so that several guard nodes can share one vault and one audit log.
+//!
+//! **One audit order across nodes.** Every append locks the single row of `audit_head` (`SELECT … FOR UPDATE`)
+//! in the transaction that writes the entry, takes the next sequence number, the previous leaf hash and the
+//! Merkle frontier from it, and updates it before commit: PostgreSQL is the sequencer. Appends from all nodes are
+//! therefore one hash chain and one Merkle tree, which `wbguard audit verify` checks exactly as it checks the
+//! embedded store's. The lock is held for the few statements of an append; a guarded read's lookups come first.
+//!
+//! Audit entries are partitioned by the UTC day they were made (`audit_entries_YYYYMMDD`, made ahead by
+//! [`Store::maintain`], with a default partition for anything else), so old days can be detached and archived.
+//!
+//! The trait is synchronous (the guard's request path runs on blocking threads); the store drives `sqlx` on a
+//! small runtime of its own. Calling it from inside an async task would block that task's thread: the server
+//! calls the guard through `spawn_blocking`.
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+mod migrations;
+
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::{PgPool, Postgres, Row, Transaction};
+use std::future::Future;
+use std::str::FromStr;
+use wbg_audit::merkle::{leaf_hash, Frontier};
+use wbg_audit::{AuditEntry, Hash, StoredEntry};
+use wbg_core::{
+    Account, AccountId, AccountStatus, Alert, EventType, MerchantId, Millis, OutletId, Role,
+    StatusEvent, WaybillMeta, WaybillNo, WaybillStatus,
+};
+use wbg_store::{
+    AlertFilter, BindOutcome, BucketAge, EventRecord, NumberBinding, NumberRelease, PoolSync,
+    ReadSnapshot, Rewrap, SealedWaybill, Shredded, Store, StoreError,
+};
+
+/// The PostgreSQL store.
+pub struct PgStore {
+    pool: PgPool,
+    rt: tokio::runtime::Runtime,
+}
+
+impl std::fmt::Debug for PgStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PgStore").finish_non_exhaustive()
+    }
+}
+
+fn db(e: sqlx::Error) -> StoreError {
+    StoreError::Db(e.to_string())
+}
+
+fn corrupt(what: impl std::fmt::Display) -> StoreError {
+    StoreError::Corrupt(what.to_string())
+}
+
+fn is_unique_violation(e: &sqlx::Error) -> bool {
+    e.as_database_error()
+        .and_then(|d| d.code())
+        .is_some_and(|c| c == "23505")
+}
+
+fn hash32(v: &[u8]) -> Result<Hash, StoreError> {
+    v.try_into()
+        .map_err(|_| corrupt("a Merkle node is not 32 bytes"))
+}
+
+type Tx<'a> = Transaction<'a, Postgres>;
+
+/// Applied migrations, by version.
+pub const MIGRATIONS_TABLE: &str = "wbg_migrations";
+
+/// What [`PgStore::migrate`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Migrated {
+    /// Versions applied now.
+    pub applied: Vec<i64>,
+    /// The schema version afterwards.
+    pub version: i64,
+}
+
+impl PgStore {
+    /// Connects to `url` (`postgres://…`); with `migrate`, applies pending migrations first, else refuses a
+    /// database whose schema is behind this build.
+    pub fn connect(url: &str, migrate: bool) -> Result<PgStore, StoreError> {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("wbguard-pg")
+            .enable_all()
+            .build()
+            .map_err(|e| StoreError::Db(format!("cannot start the PostgreSQL runtime: {e}")))?;
+        // The URL may hold a password: errors name the database, never the URL.
+        let opts = PgConnectOptions::from_str(url)
+            .map_err(|_| StoreError::Db("the PostgreSQL URL does not parse".into()))?;
+        let pool = rt
+            .block_on(PgPoolOptions::new().max_connections(16).connect_with(opts))
+            .map_err(|e| StoreError::Db(format!("cannot connect to PostgreSQL: {e}")))?;
+        let store = PgStore { pool, rt };
+        if migrate {
+            store.migrate()?;
+        }
+        let version = store.schema_version()?;
+        let latest = migrations::MIGRATIONS.last().map_or(0, |m| m.0);
+        if version < latest {
+            return Err(StoreError::Db(format!(
+                "the database is at schema version {version}, this build needs {latest}: run `wbguard migrate`"
+            )));
+        }
+        store.run(async {
+            let mut id = [0u8; 16];
+            rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut id);
+            sqlx::query(
+                "INSERT INTO meta (key, value) VALUES ('store_id', $1) ON CONFLICT DO NOTHING",
+            )
+            .bind(hex::encode(id))
+            .execute(&store.pool)
+            .await
+            .map_err(db)
+        })?;
+        store.make_partitions()?;
+        Ok(store)
+    }
+
+    fn run<F: Future>(&self, f: F) -> F::Output {
+        self.rt.block_on(f)
+    }
+
+    /// The schema version the database is at (0 before the first migration).
+    pub fn schema_version(&self) -> Result<i64, StoreError> {
+        self.run(async {
+            let exists: bool = sqlx::query_scalar(
+                "SELECT EXISTS (SELECT 1 FROM information_schema.tables
+                 WHERE table_schema = current_schema() AND table_name = 'wbg_migrations')",
+            )
+            .fetch_one(&self.pool)
+            .await
+            .map_err(db)?;
+            if !exists {
+                return Ok(0);
+            }
+            let v: Option<i64> = sqlx::query_scalar("SELECT MAX(version) FROM wbg_migrations")
+                .fetch_one(&self.pool)
+                .await
+                .map_err(db)?;
+            Ok(v.unwrap_or(0))
+        })
+    }
+
+    /// Applies every pending migration, each in its own transaction (a concurrent `migrate` waits on the
+    /// advisory lock and then finds nothing to do).
+    pub fn migrate(&self) -> Result<Migrated, StoreError> {
+        self.run(async {
+            let mut tx = self.pool.begin().await.map_err(db)?;
+            sqlx::query("SELECT pg_advisory_xact_lock(7707001)")
+                .execute(&mut *tx)
+                .await
+                .map_err(db)?;
+            sqlx::query(
+                "CREATE TABLE IF NOT EXISTS wbg_migrations (
+                    version BIGINT PRIMARY KEY, description TEXT NOT NULL, applied_at TIMESTAMPTZ NOT NULL DEFAULT now())",
+            )
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+            let done: Vec<i64> = sqlx::query_scalar("SELECT version FROM wbg_migrations")
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(db)?;
+            let mut applied = Vec::new();
+            for (version, description, sql) in migrations::MIGRATIONS {
+                if done.contains(version) {
+                    continue;
+                }
+                sqlx::raw_sql(sql).execute(&mut *tx).await.map_err(|e| {
+                    StoreError::Db(format!("migration {version} ({description}) failed: {e}"))
+                })?;
+                sqlx::query("INSERT INTO wbg_migrations (version, description) VALUES ($1, $2)")
+                    .bind(version)
+                    .bind(description)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(db)?;
+                applied.push(*version);
+            }
+            tx.commit().await.map_err(db)?;
+            let version = migrations::MIGRATIONS.last().map_or(0, |m| m.0);
+            Ok(Migrated { applied, version })
+        })
+    }
+
+    /// Makes the audit partitions of today and the next two days (UTC) if they are missing. A day whose rows
+    /// already went to the default partition keeps them there.
+    fn make_partitions(&self) -> Result<(), StoreError> {
+        self.run(async {
+            for ahead in 0..3 {
+                let day: (String, String, String) = sqlx::query_as(
+                    "SELECT to_char(d, 'YYYYMMDD'), d::text, (d + 1)::text
+                     FROM (SELECT (now() AT TIME ZONE 'UTC')::date + $1::int AS d) x",
+                )
+                .bind(ahead)
+                .fetch_one(&self.pool)
+                .await
+                .map_err(db)?;
+                let sql = format!(
+                    "CREATE TABLE IF NOT EXISTS audit_entries_{} PARTITION OF audit_entries \
+                     FOR VALUES FROM ('{}') TO ('{}')",
+                    day.0, day.1, day.2
+                );
+                // Fails only when the default partition already holds rows of that day: they stay there.
+                let _ = sqlx::raw_sql(&sql).execute(&self.pool).await;
+            }
+            Ok(())
+        })
+    }
+}
+
+/// Appends `entries` in order inside `tx`, taking the sequence from the locked head row; returns the first
+/// entry's seq.
+async fn append_entries(
+    tx: &mut Tx<'_>,
+    entries: impl IntoIterator<Item = AuditEntry>,
+) -> Result<u64, StoreError> {
+    let (size, frontier, last_leaf): (i64, Vec<u8>, Option<Vec<u8>>) =
+        sqlx::query_as("SELECT size, frontier, last_leaf FROM audit_head WHERE id = 1 FOR UPDATE")
+            .fetch_one(&mut **tx)
+            .await
+            .map_err(db)?;
+    let size = size as u64;
+    let mut hashes = frontier.chunks(32);
+    let mut tree = Frontier::load(size, |_, _| {
+        hashes
+            .next()
+            .ok_or_else(|| {
+                wbg_audit::AuditError::Store("the audit head's frontier is short".into())
+            })
+            .and_then(|h| {
+                h.try_into().map_err(|_| {
+                    wbg_audit::AuditError::Store("a frontier hash is not 32 bytes".into())
+                })
+            })
+    })
+    .map_err(corrupt)?;
+    let mut last = last_leaf.as_deref().map(hash32).transpose()?;
+    let first = tree.size();
+    for mut entry in entries {
+        let seq = tree.size();
+        entry.seq = seq;
+        entry.prev = last.map(hex::encode).unwrap_or_default();
+        let bytes = entry.encode();
+        let leaf = leaf_hash(&bytes);
+        let nodes: Vec<u8> = tree.append(leaf).iter().flat_map(|(_, _, h)| *h).collect();
+        sqlx::query(
+            "INSERT INTO audit_entries (seq, day, entry, nodes)
+             VALUES ($1, (to_timestamp($2::float8 / 1000) AT TIME ZONE 'UTC')::date, $3, $4)",
+        )
+        .bind(seq as i64)
+        .bind(entry.time)
+        .bind(bytes)
+        .bind(nodes)
+        .execute(&mut **tx)
+        .await
+        .map_err(db)?;
+        last = Some(leaf);
+    }
+    let frontier: Vec<u8> = tree.hashes().iter().flatten().copied().collect();
+    sqlx::query("UPDATE audit_head SET size = $1, frontier = $2, last_leaf = $3 WHERE id = 1")
+        .bind(tree.size() as i64)
+        .bind(frontier)
+        .bind(last.map(|h| h.to_vec()))
+        .execute(&mut **tx)
+        .await
+        .map_err(db)?;
+    Ok(first)
+}
+
+type AccountRow = (
+    String,
+    String,
+    Option<String>,
+    Option<String>,
+    String,
+    Option<String>,
+    i64,
+);
+
+const ACCOUNT_COLS: &str =
+    "a.id, a.role, a.outlet, a.merchant, a.status, a.status_reason, a.created_at";
+
+fn to_account(row: AccountRow) -> Result<Account, StoreError> {
+    let (id, role, outlet, merchant, status, reason, created_at) = row;
+    Ok(Account {
+        id: AccountId::parse(&id).map_err(corrupt)?,
+        role: Role::parse(&role).map_err(corrupt)?,
+        outlet: outlet
+            .map(|o| OutletId::parse(&o))
+            .transpose()
+            .map_err(corrupt)?,
+        merchant: merchant
+            .map(|m| MerchantId::parse(&m))
+            .transpose()
+            .map_err(corrupt)?,
+        status: match status.as_str() {
+            "active" => AccountStatus::Active,
+            "suspended" => AccountStatus::Suspended,
+            _ => return Err(corrupt("unknown account status")),
+        },
+        status_reason: reason,
+        created_at,
+    })
+}
+
+async fn account_by_token_in(
+    c: &mut sqlx::PgConnection,
+    hash: &[u8; 32],
+) -> Result<Option<Account>, StoreError> {
+    let row: Option<AccountRow> = sqlx::query_as(&format!(
+        "SELECT {ACCOUNT_COLS} FROM tokens t JOIN accounts a ON a.id = t.account_id WHERE t.hash = $1"
+    ))
+    .bind(&hash[..])
+    .fetch_optional(c)
+    .await
+    .map_err(db)?;
+    row.map(to_account).transpose()
+}
+
+type WaybillRow = (
+    String,
+    String,
+    String,
+    Option<String>,
+    String,
+    i64,
+    i64,
+    Option<i64>,
+    i64,
+    Vec<u8>,
+);
+
+async fn waybill_in(
+    c: &mut sqlx::PgConnection,
+    no: &WaybillNo,
+) -> Result<Option<(WaybillMeta, Vec<u8>)>, StoreError> {
+    let row: Option<WaybillRow> = sqlx::query_as(
+        "SELECT merchant, origin_outlet, destination_outlet, courier, status, created_at, updated_at,
+         signed_at, bucket, sealed FROM waybills WHERE no = $1",
+    )
+    .bind(no.as_str())
+    .fetch_optional(c)
+    .await
+    .map_err(db)?;
+    let Some((
+        merchant,
+        origin,
+        dest,
+        courier,
+        status,
+        created_at,
+        updated_at,
+        signed_at,
+        bucket,
+        sealed,
+    )) = row
+    else {
+        return Ok(None);
+    };
+    let meta = WaybillMeta {
+        waybill_no: no.clone(),
+        merchant: MerchantId::parse(&merchant).map_err(corrupt)?,
+        origin_outlet: OutletId::parse(&origin).map_err(corrupt)?,
+        destination_outlet: OutletId::parse(&dest).map_err(corrupt)?,
+        courier: courier
+            .map(|c| AccountId::parse(&c))
+            .transpose()
+            .map_err(corrupt)?,
+        status: WaybillStatus::parse(&status).map_err(corrupt)?,
+        created_at,
+        updated_at,
+        signed_at,
+        bucket,
+    };
+    Ok(Some((meta, sealed)))
+}
+
+async fn events_in(
+    c: &mut sqlx::PgConnection,
+    no: &WaybillNo,
+) -> Result<Vec<EventRecord>, StoreError> {
+    let rows: Vec<(i64, String, String, Option<String>, String)> = sqlx::query_as(
+        "SELECT at, type, outlet, courier, actor FROM waybill_events WHERE no = $1 ORDER BY id",
+    )
+    .bind(no.as_str())
+    .fetch_all(c)
+    .await
+    .map_err(db)?;
+    rows.into_iter()
+        .map(|(at, kind, outlet, courier, actor)| {
+            Ok(EventRecord {
+                at,
+                event: StatusEvent {
+                    kind: EventType::parse(&kind).map_err(corrupt)?,
+                    outlet: OutletId::parse(&outlet).map_err(corrupt)?,
+                    courier: courier
+                        .map(|c| AccountId::parse(&c))
+                        .transpose()
+                        .map_err(corrupt)?,
+                    at: Some(at),
+                },
+                actor,
+            })
+        })
+        .collect()
+}
+
+type BindingRow = (String, String, String, i64);
+
+fn to_binding(r: BindingRow) -> Result<NumberBinding, StoreError> {
+    Ok(NumberBinding {
+        number: r.0,
+        waybill_no: WaybillNo::parse(&r.1).map_err(corrupt)?,
+        courier: AccountId::parse(&r.2).map_err(corrupt)?,
+        bound_at: r.3,
+    })
+}
+
+async fn binding_of_waybill(
+    c: &mut sqlx::PgConnection,
+    no: &WaybillNo,
+) -> Result<Option<NumberBinding>, StoreError> {
+    let row: Option<BindingRow> = sqlx::query_as(
+        "SELECT number, waybill_no, courier, bound_at FROM privacy_numbers WHERE waybill_no = $1",
+    )
+    .bind(no.as_str())
+    .fetch_optional(c)
+    .await
+    .map_err(db)?;
+    row.map(to_binding).transpose()
+}
+
+/// Node `(level, index)` lives in the row of the entry whose append completed it, at `level * 32`.
+async fn node_in(
+    c: &mut sqlx::PgConnection,
+    level: u32,
+    index: u64,
+) -> Result<Option<Hash>, StoreError> {
+    let Some(seq) = index
+        .checked_add(1)
+        .and_then(|n| n.checked_shl(level))
+        .map(|n| n - 1)
+    else {
+        return Ok(None);
+    };
+    let nodes: Option<Vec<u8>> = sqlx::query_scalar(
+        "SELECT substring(nodes from $2 for 32) FROM audit_entries WHERE seq = $1",
+    )
+    .bind(seq as i64)
+    .bind(level as i32 * 32 + 1)
+    .fetch_optional(c)
+    .await
+    .map_err(db)?;
+    match nodes {
+        Some(h) if h.len() == 32 => Ok(Some(hash32(&h)?)),
+        _ => Ok(None),
+    }
+}
+
+impl PgStore {
+    /// Runs `f` in a transaction with `audit` appended last; returns `f`'s result and the entry's seq.
+    fn audited<T, F>(&self, audit: AuditEntry, f: F) -> Result<(T, u64), StoreError>
+    where
+        F: for<'c> FnOnce(
+            &'c mut Tx<'_>,
+        ) -> std::pin::Pin<
+            Box<dyn Future<Output = Result<T, StoreError>> + Send + 'c>,
+        >,
+    {
+        self.run(async {
+            let mut tx = self.pool.begin().await.map_err(db)?;
+            let out = f(&mut tx).await?;
+            let seq = append_entries(&mut tx, [audit]).await?;
+            tx.commit().await.map_err(db)?;
+            Ok((out, seq))
+        })
+    }
+
+    async fn insert_batch(tx: &mut Tx<'_>, batch: &[SealedWaybill]) -> Result<(), StoreError> {
+        for w in batch {
+            let m = &w.meta;
+            sqlx::query(
+                "INSERT INTO waybills (no, merchant, origin_outlet, destination_outlet, courier, status,
+                 created_at, updated_at, signed_at, bucket, sealed)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+            )
+            .bind(m.waybill_no.as_str())
+            .bind(m.merchant.as_str())
+            .bind(m.origin_outlet.as_str())
+            .bind(m.destination_outlet.as_str())
+            .bind(m.courier.as_ref().map(|c| c.as_str()))
+            .bind(m.status.as_str())
+            .bind(m.created_at)
+            .bind(m.updated_at)
+            .bind(m.signed_at)
+            .bind(m.bucket)
+            .bind(&w.sealed)
+            .execute(&mut **tx)
+            .await
+            .map_err(|e| match is_unique_violation(&e) {
+                true => StoreError::Conflict(format!("waybill {} exists already", m.waybill_no)),
+                false => db(e),
+            })?;
+        }
+        // The blind index in one statement per batch.
+        let (mut tokens, mut nos, mut parties, mut kinds) =
+            (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        for w in batch {
+            for (kind, party, token) in &w.blind {
+                tokens.push(token.to_vec());
+                nos.push(w.meta.waybill_no.as_str().to_owned());
+                parties.push(i16::from(*party));
+                kinds.push(i16::from(*kind));
+            }
+        }
+        sqlx::query(
+            "INSERT INTO blind_index (token, no, party, kind)
+             SELECT * FROM UNNEST($1::bytea[], $2::text[], $3::int2[], $4::int2[])",
+        )
+        .bind(tokens)
+        .bind(nos)
+        .bind(parties)
+        .bind(kinds)
+        .execute(&mut **tx)
+        .await
+        .map_err(db)?;
+        Ok(())
+    }
+}
+
+fn parse_nos(rows: Vec<String>) -> Result<Vec<WaybillNo>, StoreError> {
+    rows.iter()
+        .map(|n| WaybillNo::parse(n).map_err(|_| corrupt("a stored waybill number")))
+        .collect()
+}
+
+impl Store for PgStore {
+    fn maintain(&self) -> Result<(), StoreError> {
+        self.make_partitions()
+    }
+
+    fn store_id(&self) -> Result<String, StoreError> {
+        self.run(async {
+            sqlx::query_scalar("SELECT value FROM meta WHERE key = 'store_id'")
+                .fetch_one(&self.pool)
+                .await
+                .map_err(db)
+        })
+    }
+
+    fn get_wrapped_key(&self, id: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        self.run(async {
+            sqlx::query_scalar("SELECT wrapped FROM wrapped_keys WHERE id = $1")
+                .bind(id)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(db)
+        })
+    }
+
+    fn put_wrapped_key_if_absent(&self, id: &str, wrapped: &[u8]) -> Result<Vec<u8>, StoreError> {
+        self.run(async {
+            let mut tx = self.pool.begin().await.map_err(db)?;
+            let shredded: Option<i64> = sqlx::query_scalar("SELECT at FROM shredded_keys WHERE id = $1")
+                .bind(id)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(db)?;
+            if shredded.is_some() {
+                return Err(StoreError::Conflict(format!(
+                    "key {id} was destroyed by retention and is not made again"
+                )));
+            }
+            sqlx::query(
+                "INSERT INTO wrapped_keys (id, wrapped, created_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+            )
+            .bind(id)
+            .bind(wrapped)
+            .bind(wbg_core::now_millis())
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+            let stored: Vec<u8> = sqlx::query_scalar("SELECT wrapped FROM wrapped_keys WHERE id = $1")
+                .bind(id)
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(db)?;
+            tx.commit().await.map_err(db)?;
+            Ok(stored)
+        })
+    }
+
+    fn rewrap_keys(
+        &self,
+        rewrap: &mut Rewrap<'_>,
+        audit: AuditEntry,
+    ) -> Result<(u64, usize), StoreError> {
+        self.run(async {
+            let mut tx = self.pool.begin().await.map_err(db)?;
+            // Keys made meanwhile wait for this transaction (the table is locked), so none is left behind.
+            sqlx::query("LOCK TABLE wrapped_keys IN EXCLUSIVE MODE")
+                .execute(&mut *tx)
+                .await
+                .map_err(db)?;
+            let keys: Vec<(String, Vec<u8>)> =
+                sqlx::query_as("SELECT id, wrapped FROM wrapped_keys ORDER BY id")
+                    .fetch_all(&mut *tx)
+                    .await
+                    .map_err(db)?;
+            for (id, wrapped) in &keys {
+                let again = rewrap(id, wrapped)
+                    .map_err(|e| StoreError::Db(format!("cannot re-wrap key {id}: {e}")))?;
+                sqlx::query("UPDATE wrapped_keys SET wrapped = $2 WHERE id = $1")
+                    .bind(id)
+                    .bind(again)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(db)?;
+            }
+            let seq = append_entries(&mut tx, [audit]).await?;
+            tx.commit().await.map_err(db)?;
+            // Old row versions go with the next vacuum of the table.
+            let _ = sqlx::query("VACUUM wrapped_keys").execute(&self.pool).await;
+            Ok((seq, keys.len()))
+        })
+    }
+
+    fn bucket_ages(&self) -> Result<Vec<BucketAge>, StoreError> {
+        self.run(async {
+            let rows: Vec<(i64, i64, Option<i64>, Option<i64>)> = sqlx::query_as(
+                "SELECT bucket, COUNT(*),
+                        MAX(CASE WHEN status IN ('signed', 'returned') THEN COALESCE(signed_at, updated_at) END),
+                        MAX(CASE WHEN status NOT IN ('signed', 'returned') THEN created_at END)
+                 FROM waybills GROUP BY bucket ORDER BY bucket",
+            )
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db)?;
+            Ok(rows
+                .into_iter()
+                .map(|(bucket, n, last_finished, newest_unfinished)| BucketAge {
+                    bucket,
+                    waybills: n as u64,
+                    last_finished,
+                    newest_unfinished,
+                })
+                .collect())
+        })
+    }
+
+    fn shred_key(
+        &self,
+        key_id: &str,
+        bucket: i64,
+        index_kinds: &[u8],
+        audit: AuditEntry,
+    ) -> Result<Shredded, StoreError> {
+        let kinds: Vec<i16> = index_kinds.iter().map(|k| i16::from(*k)).collect();
+        let out = self.run(async {
+            let mut tx = self.pool.begin().await.map_err(db)?;
+            sqlx::query("DELETE FROM wrapped_keys WHERE id = $1")
+                .bind(key_id)
+                .execute(&mut *tx)
+                .await
+                .map_err(db)?;
+            sqlx::query(
+                "INSERT INTO shredded_keys (id, at) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+            )
+            .bind(key_id)
+            .bind(wbg_core::now_millis())
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+            let waybills: i64 =
+                sqlx::query_scalar("SELECT COUNT(*) FROM waybills WHERE bucket = $1")
+                    .bind(bucket)
+                    .fetch_one(&mut *tx)
+                    .await
+                    .map_err(db)?;
+            let removed = sqlx::query(
+                "DELETE FROM blind_index WHERE kind = ANY($2)
+                 AND no IN (SELECT no FROM waybills WHERE bucket = $1)",
+            )
+            .bind(bucket)
+            .bind(&kinds)
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?
+            .rows_affected();
+            let audit_seq = append_entries(&mut tx, [audit]).await?;
+            tx.commit().await.map_err(db)?;
+            let _ = sqlx::query("VACUUM wrapped_keys, blind_index")
+                .execute(&self.pool)
+                .await;
+            Ok::<_, StoreError>(Shredded {
+                audit_seq,
+                waybills: waybills as u64,
+                index_entries: removed,
+            })
+        })?;
+        Ok(out)
+    }
+
+    fn shredded_keys(&self) -> Result<Vec<String>, StoreError> {
+        self.run(async {
+            sqlx::query_scalar("SELECT id FROM shredded_keys ORDER BY id")
+                .fetch_all(&self.pool)
+                .await
+                .map_err(db)
+        })
+    }
+
+    fn create_account(
+        &self,
+        a: &Account,
+        token_hash: &[u8; 32],
+        audit: AuditEntry,
+    ) -> Result<u64, StoreError> {
+        let a = a.clone();
+        let hash = *token_hash;
+        self.audited(audit, move |tx| {
+            Box::pin(async move {
+                sqlx::query(
+                    "INSERT INTO accounts (id, role, outlet, merchant, status, status_reason, created_at)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                )
+                .bind(a.id.as_str())
+                .bind(a.role.as_str())
+                .bind(a.outlet.as_ref().map(|o| o.as_str()))
+                .bind(a.merchant.as_ref().map(|m| m.as_str()))
+                .bind(a.status.as_str())
+                .bind(a.status_reason.as_deref())
+                .bind(a.created_at)
+                .execute(&mut **tx)
+                .await
+                .map_err(|e| match is_unique_violation(&e) {
+                    true => StoreError::Conflict(format!("account {} exists already", a.id)),
+                    false => db(e),
+                })?;
+                sqlx::query("INSERT INTO tokens (hash, account_id, created_at) VALUES ($1, $2, $3)")
+                    .bind(&hash[..])
+                    .bind(a.id.as_str())
+                    .bind(a.created_at)
+                    .execute(&mut **tx)
+                    .await
+                    .map_err(db)?;
+                Ok(())
+            })
+        })
+        .map(|(_, seq)| seq)
+    }
+
+    fn add_token(
+        &self,
+        id: &AccountId,
+        token_hash: &[u8; 32],
+        audit: AuditEntry,
+    ) -> Result<u64, StoreError> {
+        let id = id.clone();
+        let hash = *token_hash;
+        self.audited(audit, move |tx| {
+            Box::pin(async move {
+                let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM accounts WHERE id = $1")
+                    .bind(id.as_str())
+                    .fetch_one(&mut **tx)
+                    .await
+                    .map_err(db)?;
+                if n == 0 {
+                    return Err(StoreError::NotFound(format!("account {id}")));
+                }
+                sqlx::query(
+                    "INSERT INTO tokens (hash, account_id, created_at) VALUES ($1, $2, $3)",
+                )
+                .bind(&hash[..])
+                .bind(id.as_str())
+                .bind(wbg_core::now_millis())
+                .execute(&mut **tx)
+                .await
+                .map_err(db)?;
+                Ok(())
+            })
+        })
+        .map(|(_, seq)| seq)
+    }
+
+    fn read_audited(
+        &self,
+        token_hash: &[u8; 32],
+        no: &WaybillNo,
+        decide: &mut dyn FnMut(&ReadSnapshot) -> Option<AuditEntry>,
+    ) -> Result<(ReadSnapshot, Option<u64>), StoreError> {
+        self.run(async {
+            let mut tx = self.pool.begin().await.map_err(db)?;
+            let mut snapshot = ReadSnapshot {
+                account: account_by_token_in(&mut tx, token_hash).await?,
+                ..ReadSnapshot::default()
+            };
+            if let Some(account) = &snapshot.account {
+                snapshot.waybill = waybill_in(&mut tx, no).await?;
+                if snapshot.waybill.is_some() {
+                    snapshot.events = events_in(&mut tx, no).await?;
+                    if account.role == Role::Courier {
+                        snapshot.number = binding_of_waybill(&mut tx, no).await?;
+                    }
+                }
+            }
+            let Some(audit) = decide(&snapshot) else {
+                return Ok((snapshot, None));
+            };
+            let seq = append_entries(&mut tx, [audit]).await?;
+            tx.commit().await.map_err(db)?;
+            Ok((snapshot, Some(seq)))
+        })
+    }
+
+    fn count_label_print(&self, no: &WaybillNo, at: Millis) -> Result<u32, StoreError> {
+        self.run(async {
+            let prints: i32 = sqlx::query_scalar(
+                "INSERT INTO label_prints (no, prints, last_at) VALUES ($1, 1, $2)
+                 ON CONFLICT (no) DO UPDATE SET prints = label_prints.prints + 1, last_at = $2 RETURNING prints",
+            )
+            .bind(no.as_str())
+            .bind(at)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(db)?;
+            u32::try_from(prints).map_err(|_| corrupt("label print count out of range"))
+        })
+    }
+
+    fn account(&self, id: &AccountId) -> Result<Option<Account>, StoreError> {
+        self.run(async {
+            let row: Option<AccountRow> = sqlx::query_as(&format!(
+                "SELECT {ACCOUNT_COLS} FROM accounts a WHERE a.id = $1"
+            ))
+            .bind(id.as_str())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db)?;
+            row.map(to_account).transpose()
+        })
+    }
+
+    fn account_by_token(&self, token_hash: &[u8; 32]) -> Result<Option<Account>, StoreError> {
+        self.run(async {
+            let mut c = self.pool.acquire().await.map_err(db)?;
+            account_by_token_in(&mut c, token_hash).await
+        })
+    }
+
+    fn accounts(&self) -> Result<Vec<Account>, StoreError> {
+        self.run(async {
+            let rows: Vec<AccountRow> = sqlx::query_as(&format!(
+                "SELECT {ACCOUNT_COLS} FROM accounts a ORDER BY a.id"
+            ))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db)?;
+            rows.into_iter().map(to_account).collect()
+        })
+    }
+
+    fn set_account_status(
+        &self,
+        id: &AccountId,
+        status: AccountStatus,
+        reason: Option<&str>,
+        audit: AuditEntry,
+    ) -> Result<u64, StoreError> {
+        let (id, reason) = (id.clone(), reason.map(str::to_owned));
+        self.audited(audit, move |tx| {
+            Box::pin(async move {
+                let n = sqlx::query(
+                    "UPDATE accounts SET status = $2, status_reason = $3 WHERE id = $1",
+                )
+                .bind(id.as_str())
+                .bind(status.as_str())
+                .bind(reason)
+                .execute(&mut **tx)
+                .await
+                .map_err(db)?
+                .rows_affected();
+                if n == 0 {
+                    return Err(StoreError::NotFound(format!("account {id}")));
+                }
+                Ok(())
+            })
+        })
+        .map(|(_, seq)| seq)
+    }
+
+    fn set_account_outlet(
+        &self,
+        id: &AccountId,
+        outlet: &OutletId,
+        audit: AuditEntry,
+    ) -> Result<u64, StoreError> {
+        let (id, outlet) = (id.clone(), outlet.clone());
+        self.audited(audit, move |tx| {
+            Box::pin(async move {
+                let n = sqlx::query("UPDATE accounts SET outlet = $2 WHERE id = $1")
+                    .bind(id.as_str())
+                    .bind(outlet.as_str())
+                    .execute(&mut **tx)
+                    .await
+                    .map_err(db)?
+                    .rows_affected();
+                if n == 0 {
+                    return Err(StoreError::NotFound(format!("account {id}")));
+                }
+                Ok(())
+            })
+        })
+        .map(|(_, seq)| seq)
+    }
+
+    fn insert_waybills(
+        &self,
+        batch: &[SealedWaybill],
+        audit: AuditEntry,
+    ) -> Result<u64, StoreError> {
+        self.run(async {
+            let mut tx = self.pool.begin().await.map_err(db)?;
+            Self::insert_batch(&mut tx, batch).await?;
+            let seq = append_entries(&mut tx, [audit]).await?;
+            tx.commit().await.map_err(db)?;
+            Ok(seq)
+        })
+    }
+
+    fn insert_waybill_stream(
+        &self,
+        chunks: &mut dyn Iterator<Item = Result<Vec<SealedWaybill>, StoreError>>,
+        audit: AuditEntry,
+    ) -> Result<u64, StoreError> {
+        self.run(async {
+            let mut tx = self.pool.begin().await.map_err(db)?;
+            for chunk in chunks {
+                Self::insert_batch(&mut tx, &chunk?).await?;
+            }
+            let seq = append_entries(&mut tx, [audit]).await?;
+            tx.commit().await.map_err(db)?;
+            Ok(seq)
+        })
+    }
+
+    fn plant_canaries(
+        &self,
+        nos: &[WaybillNo],
+        principal: &str,
+        audit: AuditEntry,
+    ) -> Result<u64, StoreError> {
+        let at = audit.time;
+        let nos: Vec<String> = nos.iter().map(|n| n.as_str().to_owned()).collect();
+        let principal = principal.to_owned();
+        self.audited(audit, move |tx| {
+            Box::pin(async move {
+                for no in &nos {
+                    sqlx::query(
+                        "INSERT INTO canaries (no, principal, created_at) VALUES ($1, $2, $3)",
+                    )
+                    .bind(no)
+                    .bind(&principal)
+                    .bind(at)
+                    .execute(&mut **tx)
+                    .await
+                    .map_err(|e| match is_unique_violation(&e) {
+                        true => StoreError::Conflict(format!("canary {no} exists")),
+                        false => db(e),
+                    })?;
+                }
+                Ok(())
+            })
+        })
+        .map(|(_, seq)| seq)
+    }
+
+    fn canaries(&self) -> Result<Vec<(String, String)>, StoreError> {
+        self.run(async {
+            sqlx::query_as("SELECT no, principal FROM canaries ORDER BY no")
+                .fetch_all(&self.pool)
+                .await
+                .map_err(db)
+        })
+    }
+
+    fn waybill(&self, no: &WaybillNo) -> Result<Option<(WaybillMeta, Vec<u8>)>, StoreError> {
+        self.run(async {
+            let mut c = self.pool.acquire().await.map_err(db)?;
+            waybill_in(&mut c, no).await
+        })
+    }
+
+    fn record_event(
+        &self,
+        m: &WaybillMeta,
+        expected: WaybillStatus,
+        ev: &EventRecord,
+        audit: AuditEntry,
+    ) -> Result<u64, StoreError> {
+        let (m, ev) = (m.clone(), ev.clone());
+        self.audited(audit, move |tx| {
+            Box::pin(async move {
+                let n = sqlx::query(
+                    "UPDATE waybills SET status = $2, courier = $3, updated_at = $4, signed_at = $5
+                     WHERE no = $1 AND status = $6",
+                )
+                .bind(m.waybill_no.as_str())
+                .bind(m.status.as_str())
+                .bind(m.courier.as_ref().map(|c| c.as_str()))
+                .bind(m.updated_at)
+                .bind(m.signed_at)
+                .bind(expected.as_str())
+                .execute(&mut **tx)
+                .await
+                .map_err(db)?
+                .rows_affected();
+                if n == 0 {
+                    return Err(StoreError::Conflict(format!(
+                        "waybill {} changed status meanwhile",
+                        m.waybill_no
+                    )));
+                }
+                sqlx::query(
+                    "INSERT INTO waybill_events (no, at, type, outlet, courier, actor) VALUES ($1, $2, $3, $4, $5, $6)",
+                )
+                .bind(m.waybill_no.as_str())
+                .bind(ev.at)
+                .bind(ev.event.kind.as_str())
+                .bind(ev.event.outlet.as_str())
+                .bind(ev.event.courier.as_ref().map(|c| c.as_str()))
+                .bind(&ev.actor)
+                .execute(&mut **tx)
+                .await
+                .map_err(db)?;
+                if let (EventType::OutForDelivery, Some(courier)) = (ev.event.kind, &m.courier) {
+                    sqlx::query(
+                        "INSERT INTO privacy_waiting (waybill_no, courier, since)
+                         SELECT $1, $2, $3 WHERE EXISTS (SELECT 1 FROM privacy_numbers WHERE NOT retired)
+                         ON CONFLICT (waybill_no) DO UPDATE SET courier = excluded.courier, since = excluded.since",
+                    )
+                    .bind(m.waybill_no.as_str())
+                    .bind(courier.as_str())
+                    .bind(ev.at)
+                    .execute(&mut **tx)
+                    .await
+                    .map_err(db)?;
+                }
+                Ok(())
+            })
+        })
+        .map(|(_, seq)| seq)
+    }
+
+    fn events(&self, no: &WaybillNo) -> Result<Vec<EventRecord>, StoreError> {
+        self.run(async {
+            let mut c = self.pool.acquire().await.map_err(db)?;
+            events_in(&mut c, no).await
+        })
+    }
+
+    fn sync_number_pool(&self, numbers: &[String]) -> Result<PoolSync, StoreError> {
+        self.run(async {
+            let mut tx = self.pool.begin().await.map_err(db)?;
+            let added = sqlx::query(
+                "INSERT INTO privacy_numbers (number) SELECT DISTINCT n FROM UNNEST($1::text[]) AS n
+                 ON CONFLICT DO NOTHING",
+            )
+            .bind(numbers)
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?
+            .rows_affected();
+            sqlx::query("UPDATE privacy_numbers SET retired = false WHERE retired AND number = ANY($1)")
+                .bind(numbers)
+                .execute(&mut *tx)
+                .await
+                .map_err(db)?;
+            let retired = sqlx::query("UPDATE privacy_numbers SET retired = true WHERE NOT retired AND NOT (number = ANY($1))")
+                .bind(numbers)
+                .execute(&mut *tx)
+                .await
+                .map_err(db)?
+                .rows_affected();
+            let in_service: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM privacy_numbers WHERE NOT retired")
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(db)?;
+            tx.commit().await.map_err(db)?;
+            Ok(PoolSync {
+                added,
+                retired,
+                in_service: in_service as u64,
+            })
+        })
+    }
+
+    fn bind_number(
+        &self,
+        no: &WaybillNo,
+        courier: &AccountId,
+        now: Millis,
+        release: NumberRelease,
+        audit: &mut dyn FnMut(&BindOutcome) -> Option<AuditEntry>,
+    ) -> Result<(BindOutcome, Option<u64>), StoreError> {
+        self.run(async {
+            let mut tx = self.pool.begin().await.map_err(db)?;
+            // One binder at a time, across nodes: two must not take the same free number.
+            sqlx::query("SELECT pg_advisory_xact_lock(7707002)")
+                .execute(&mut *tx)
+                .await
+                .map_err(db)?;
+            let current: Option<(String, Option<String>)> =
+                sqlx::query_as("SELECT status, courier FROM waybills WHERE no = $1")
+                    .bind(no.as_str())
+                    .fetch_optional(&mut *tx)
+                    .await
+                    .map_err(db)?;
+            let out_with_courier = matches!(&current,
+                Some((status, Some(c))) if status == "out_for_delivery" && c == courier.as_str());
+            let dequeue = "DELETE FROM privacy_waiting WHERE waybill_no = $1";
+            if !out_with_courier {
+                sqlx::query(dequeue).bind(no.as_str()).execute(&mut *tx).await.map_err(db)?;
+                tx.commit().await.map_err(db)?;
+                return Ok((BindOutcome::NotNeeded, None));
+            }
+            let binding = |number: String| NumberBinding {
+                number,
+                waybill_no: no.clone(),
+                courier: courier.clone(),
+                bound_at: now,
+            };
+            let outcome = match binding_of_waybill(&mut tx, no).await? {
+                Some(had) if had.courier == *courier => BindOutcome::Kept(had),
+                Some(had) => BindOutcome::Rebound {
+                    binding: binding(had.number),
+                    from: had.courier,
+                },
+                None => {
+                    let free: Option<String> = sqlx::query_scalar(
+                        "SELECT p.number FROM privacy_numbers p LEFT JOIN waybills w ON w.no = p.waybill_no
+                         WHERE NOT p.retired AND (p.waybill_no IS NULL OR w.no IS NULL
+                            OR (w.status = 'signed' AND w.signed_at + $1 + $2 <= $3)
+                            OR (w.status NOT IN ('out_for_delivery', 'signed') AND w.updated_at + $2 <= $3))
+                         ORDER BY p.bound_at IS NOT NULL, p.bound_at LIMIT 1",
+                    )
+                    .bind(release.grace_ms)
+                    .bind(release.quarantine_ms)
+                    .bind(now)
+                    .fetch_optional(&mut *tx)
+                    .await
+                    .map_err(db)?;
+                    match free {
+                        Some(n) => BindOutcome::Bound(binding(n)),
+                        None => BindOutcome::Exhausted,
+                    }
+                }
+            };
+            match &outcome {
+                BindOutcome::Bound(b) | BindOutcome::Rebound { binding: b, .. } => {
+                    sqlx::query(
+                        "UPDATE privacy_numbers SET waybill_no = $2, courier = $3, bound_at = $4 WHERE number = $1",
+                    )
+                    .bind(&b.number)
+                    .bind(no.as_str())
+                    .bind(courier.as_str())
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(db)?;
+                    sqlx::query(dequeue).bind(no.as_str()).execute(&mut *tx).await.map_err(db)?;
+                }
+                BindOutcome::Kept(_) => {
+                    sqlx::query(dequeue).bind(no.as_str()).execute(&mut *tx).await.map_err(db)?;
+                }
+                BindOutcome::Exhausted => {
+                    sqlx::query(
+                        "INSERT INTO privacy_waiting (waybill_no, courier, since) VALUES ($1, $2, $3)
+                         ON CONFLICT (waybill_no) DO UPDATE SET courier = excluded.courier",
+                    )
+                    .bind(no.as_str())
+                    .bind(courier.as_str())
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(db)?;
+                }
+                BindOutcome::NotNeeded => {}
+            }
+            let seq = match audit(&outcome) {
+                Some(entry) => Some(append_entries(&mut tx, [entry]).await?),
+                None => None,
+            };
+            tx.commit().await.map_err(db)?;
+            Ok((outcome, seq))
+        })
+    }
+
+    fn number_binding(&self, number: &str) -> Result<Option<NumberBinding>, StoreError> {
+        self.run(async {
+            let row: Option<BindingRow> = sqlx::query_as(
+                "SELECT number, waybill_no, courier, bound_at FROM privacy_numbers
+                 WHERE number = $1 AND waybill_no IS NOT NULL",
+            )
+            .bind(number)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db)?;
+            row.map(to_binding).transpose()
+        })
+    }
+
+    fn number_of_waybill(&self, no: &WaybillNo) -> Result<Option<NumberBinding>, StoreError> {
+        self.run(async {
+            let mut c = self.pool.acquire().await.map_err(db)?;
+            binding_of_waybill(&mut c, no).await
+        })
+    }
+
+    fn waiting_for_numbers(&self, limit: usize) -> Result<Vec<(WaybillNo, AccountId)>, StoreError> {
+        self.run(async {
+            let rows: Vec<(String, String)> = sqlx::query_as(
+                "SELECT waybill_no, courier FROM privacy_waiting ORDER BY since, waybill_no LIMIT $1",
+            )
+            .bind(limit.min(i64::MAX as usize) as i64)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db)?;
+            rows.into_iter()
+                .map(|(no, c)| {
+                    Ok((
+                        WaybillNo::parse(&no).map_err(corrupt)?,
+                        AccountId::parse(&c).map_err(corrupt)?,
+                    ))
+                })
+                .collect()
+        })
+    }
+
+    fn find_by_token(&self, token: &[u8; 16]) -> Result<Vec<WaybillNo>, StoreError> {
+        self.run(async {
+            let rows: Vec<String> = sqlx::query_scalar(
+                "SELECT DISTINCT no FROM blind_index WHERE token = $1 ORDER BY no",
+            )
+            .bind(&token[..])
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db)?;
+            parse_nos(rows)
+        })
+    }
+
+    fn find_by_token_of(&self, token: &[u8; 16], party: u8) -> Result<Vec<WaybillNo>, StoreError> {
+        self.run(async {
+            let rows: Vec<String> = sqlx::query_scalar(
+                "SELECT DISTINCT no FROM blind_index WHERE token = $1 AND party = $2 ORDER BY no",
+            )
+            .bind(&token[..])
+            .bind(i16::from(party))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db)?;
+            parse_nos(rows)
+        })
+    }
+
+    fn waybill_count(&self) -> Result<u64, StoreError> {
+        self.run(async {
+            let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM waybills")
+                .fetch_one(&self.pool)
+                .await
+                .map_err(db)?;
+            Ok(n as u64)
+        })
+    }
+
+    fn merchant_waybills(
+        &self,
+        merchant: &MerchantId,
+        from: Millis,
+        to: Millis,
+        limit: usize,
+    ) -> Result<Vec<WaybillNo>, StoreError> {
+        self.run(async {
+            let rows: Vec<String> = sqlx::query_scalar(
+                "SELECT no FROM waybills WHERE merchant = $1 AND created_at >= $2 AND created_at < $3
+                 ORDER BY created_at, no LIMIT $4",
+            )
+            .bind(merchant.as_str())
+            .bind(from)
+            .bind(to)
+            .bind(limit.min(i64::MAX as usize) as i64)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db)?;
+            parse_nos(rows)
+        })
+    }
+
+    fn put_case(
+        &self,
+        kind: &str,
+        id: &str,
+        body: &str,
+        expect: Option<&str>,
+        audit: AuditEntry,
+    ) -> Result<u64, StoreError> {
+        let at = audit.time;
+        let (kind, id, body, expect) = (
+            kind.to_owned(),
+            id.to_owned(),
+            body.to_owned(),
+            expect.map(str::to_owned),
+        );
+        self.audited(audit, move |tx| {
+            Box::pin(async move {
+                let current: Option<String> =
+                    sqlx::query_scalar("SELECT body FROM cases WHERE kind = $1 AND id = $2 FOR UPDATE")
+                        .bind(&kind)
+                        .bind(&id)
+                        .fetch_optional(&mut **tx)
+                        .await
+                        .map_err(db)?;
+                match (current.as_deref(), expect.as_deref()) {
+                    (None, None) => {}
+                    (Some(now), Some(was)) if now == was => {}
+                    (None, Some(_)) => return Err(StoreError::NotFound(format!("{kind} {id}"))),
+                    (Some(_), _) => {
+                        return Err(StoreError::Conflict(format!("{kind} {id} was changed meanwhile")))
+                    }
+                }
+                sqlx::query(
+                    "INSERT INTO cases (kind, id, body, updated_at) VALUES ($1, $2, $3, $4)
+                     ON CONFLICT (kind, id) DO UPDATE SET body = excluded.body, updated_at = excluded.updated_at",
+                )
+                .bind(&kind)
+                .bind(&id)
+                .bind(&body)
+                .bind(at)
+                .execute(&mut **tx)
+                .await
+                .map_err(|e| match is_unique_violation(&e) {
+                    true => StoreError::Conflict(format!("{kind} {id} was changed meanwhile")),
+                    false => db(e),
+                })?;
+                Ok(())
+            })
+        })
+        .map(|(_, seq)| seq)
+    }
+
+    fn case(&self, kind: &str, id: &str) -> Result<Option<String>, StoreError> {
+        self.run(async {
+            sqlx::query_scalar("SELECT body FROM cases WHERE kind = $1 AND id = $2")
+                .bind(kind)
+                .bind(id)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(db)
+        })
+    }
+
+    fn append_audit(&self, entry: AuditEntry) -> Result<u64, StoreError> {
+        self.append_audit_batch(vec![entry])
+    }
+
+    fn append_audit_batch(&self, entries: Vec<AuditEntry>) -> Result<u64, StoreError> {
+        self.run(async {
+            let mut tx = self.pool.begin().await.map_err(db)?;
+            let seq = append_entries(&mut tx, entries).await?;
+            tx.commit().await.map_err(db)?;
+            Ok(seq)
+        })
+    }
+
+    fn audit_size(&self) -> Result<u64, StoreError> {
+        self.run(async {
+            let n: i64 = sqlx::query_scalar("SELECT size FROM audit_head WHERE id = 1")
+                .fetch_one(&self.pool)
+                .await
+                .map_err(db)?;
+            Ok(n as u64)
+        })
+    }
+
+    fn audit_entry(&self, seq: u64) -> Result<Option<Vec<u8>>, StoreError> {
+        self.run(async {
+            sqlx::query_scalar("SELECT entry FROM audit_entries WHERE seq = $1")
+                .bind(seq as i64)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(db)
+        })
+    }
+
+    fn audit_entries(&self, from: u64, limit: usize) -> Result<Vec<StoredEntry>, StoreError> {
+        self.run(async {
+            let rows = sqlx::query(
+                "SELECT seq, entry, substring(nodes from 1 for 32) FROM audit_entries
+                 WHERE seq >= $1 ORDER BY seq LIMIT $2",
+            )
+            .bind(from as i64)
+            .bind(limit.min(i64::MAX as usize) as i64)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db)?;
+            rows.into_iter()
+                .map(|r| {
+                    let seq: i64 = r.try_get(0).map_err(db)?;
+                    let leaf: Option<Vec<u8>> = r.try_get(2).map_err(db)?;
+                    Ok(StoredEntry {
+                        seq: seq as u64,
+                        bytes: r.try_get(1).map_err(db)?,
+                        recorded_leaf: leaf.as_deref().map(hash32).transpose()?,
+                    })
+                })
+                .collect()
+        })
+    }
+
+    fn audit_node(&self, level: u32, index: u64) -> Result<Option<Hash>, StoreError> {
+        self.run(async {
+            let mut c = self.pool.acquire().await.map_err(db)?;
+            node_in(&mut c, level, index).await
+        })
+    }
+
+    fn audit_head(&self) -> Result<(u64, Hash), StoreError> {
+        self.run(async {
+            let (size, frontier): (i64, Vec<u8>) =
+                sqlx::query_as("SELECT size, frontier FROM audit_head WHERE id = 1")
+                    .fetch_one(&self.pool)
+                    .await
+                    .map_err(db)?;
+            let mut hashes = frontier.chunks(32);
+            let tree = Frontier::load(size as u64, |_, _| {
+                hashes
+                    .next()
+                    .and_then(|h| h.try_into().ok())
+                    .ok_or_else(|| {
+                        wbg_audit::AuditError::Store(
+                            "the audit head's frontier is malformed".into(),
+                        )
+                    })
+            })
+            .map_err(corrupt)?;
+            Ok((tree.size(), tree.root()))
+        })
+    }
+
+    fn put_checkpoint(&self, size: u64, note: &str) -> Result<(), StoreError> {
+        self.run(async {
+            sqlx::query(
+                "INSERT INTO audit_checkpoints (size, note, created_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+            )
+            .bind(size as i64)
+            .bind(note)
+            .bind(wbg_core::now_millis())
+            .execute(&self.pool)
+            .await
+            .map_err(db)?;
+            Ok(())
+        })
+    }
+
+    fn latest_checkpoint(&self) -> Result<Option<(u64, String)>, StoreError> {
+        self.run(async {
+            let row: Option<(i64, String)> = sqlx::query_as(
+                "SELECT size, note FROM audit_checkpoints ORDER BY size DESC LIMIT 1",
+            )
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db)?;
+            Ok(row.map(|(s, n)| (s as u64, n)))
+        })
+    }
+
+    fn checkpoints(&self) -> Result<Vec<String>, StoreError> {
+        self.run(async {
+            sqlx::query_scalar("SELECT note FROM audit_checkpoints ORDER BY size")
+                .fetch_all(&self.pool)
+                .await
+                .map_err(db)
+        })
+    }
+
+    fn insert_alert(&self, a: &Alert) -> Result<i64, StoreError> {
+        self.run(async {
+            sqlx::query_scalar(
+                "INSERT INTO alerts (at, account, kind, severity, detail) VALUES ($1, $2, $3, $4, $5) RETURNING id",
+            )
+            .bind(a.at)
+            .bind(&a.account)
+            .bind(&a.kind)
+            .bind(&a.severity)
+            .bind(&a.detail)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(db)
+        })
+    }
+
+    fn alerts(&self, f: &AlertFilter) -> Result<Vec<Alert>, StoreError> {
+        self.run(async {
+            let rows: Vec<(i64, i64, String, String, String, String)> = sqlx::query_as(
+                "SELECT id, at, account, kind, severity, detail FROM alerts
+                 WHERE ($1::text IS NULL OR account = $1) AND ($2::text IS NULL OR kind = $2)
+                   AND ($3::bigint IS NULL OR at >= $3)
+                 ORDER BY id DESC LIMIT $4",
+            )
+            .bind(f.account.as_deref())
+            .bind(f.kind.as_deref())
+            .bind(f.since)
+            .bind(f.limit.clamp(1, 10_000) as i64)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db)?;
+            Ok(rows
+                .into_iter()
+                .map(|(id, at, account, kind, severity, detail)| Alert {
+                    id,
+                    at,
+                    account,
+                    kind,
+                    severity,
+                    detail,
+                })
+                .collect())
+        })
+    }
+}

@@ -1,0 +1,620 @@
+//! The behavioural test suite every [`Store`] backend must pass: the same checks run against the embedded
+//! store (this crate's tests) and the PostgreSQL store (`wbg-store-pg`'s tests), each on a fresh, empty store.
+//! Each check panics on the first failure, naming what did not hold.
+#![allow(clippy::unwrap_used, missing_docs)]
+use crate::{BindOutcome, EventRecord, NumberRelease, SealedWaybill, Store, StoreError};
+use wbg_audit::note::NoteSigner;
+use wbg_audit::{verify_log, AuditEntry, Checkpoint};
+use wbg_core::{
+    Account, AccountId, AccountStatus, EventType, MerchantId, OutletId, Role, StatusEvent,
+    WaybillMeta, WaybillNo, WaybillStatus,
+};
+
+/// One named check.
+type Check = (&'static str, fn(&dyn Store));
+
+/// Every check, each on a store from `fresh`.
+pub fn run_all(fresh: &dyn Fn() -> Box<dyn Store>) {
+    let checks: &[Check] = &[
+        ("accounts_and_tokens", accounts_and_tokens),
+        (
+            "batch_insert_is_all_or_nothing",
+            batch_insert_is_all_or_nothing,
+        ),
+        (
+            "events_check_the_expected_status",
+            events_check_the_expected_status,
+        ),
+        (
+            "a_guarded_read_commits_its_lookups_and_audit_entry_together",
+            a_guarded_read_commits_its_lookups_and_audit_entry_together,
+        ),
+        (
+            "case_files_change_only_by_compare_and_set",
+            case_files_change_only_by_compare_and_set,
+        ),
+        (
+            "a_batch_of_audit_entries_is_one_verifiable_run",
+            a_batch_of_audit_entries_is_one_verifiable_run,
+        ),
+        (
+            "a_merchants_orders_by_creation_time",
+            a_merchants_orders_by_creation_time,
+        ),
+        (
+            "privacy_numbers_bind_wait_rebind_and_rest_before_reuse",
+            privacy_numbers_bind_wait_rebind_and_rest_before_reuse,
+        ),
+        (
+            "a_shredded_key_is_gone_for_good",
+            a_shredded_key_is_gone_for_good,
+        ),
+        ("keys_rewrap_all_or_nothing", keys_rewrap_all_or_nothing),
+        (
+            "alerts_filter_and_labels_count",
+            alerts_filter_and_labels_count,
+        ),
+        ("canaries_are_planted_once", canaries_are_planted_once),
+    ];
+    for (name, check) in checks {
+        let store = fresh();
+        eprintln!("conformance: {name}");
+        check(store.as_ref());
+    }
+}
+
+fn entry(action: &str) -> AuditEntry {
+    AuditEntry::new(1, "admin", action)
+}
+
+fn account(id: &str) -> Account {
+    Account {
+        id: AccountId::parse(id).unwrap(),
+        role: Role::Courier,
+        outlet: Some(OutletId::parse("O1").unwrap()),
+        merchant: None,
+        status: AccountStatus::Active,
+        status_reason: None,
+        created_at: 5,
+    }
+}
+
+fn waybill(no: &str) -> SealedWaybill {
+    SealedWaybill {
+        meta: WaybillMeta {
+            waybill_no: WaybillNo::parse(no).unwrap(),
+            merchant: MerchantId::parse("M1").unwrap(),
+            origin_outlet: OutletId::parse("O1").unwrap(),
+            destination_outlet: OutletId::parse("O2").unwrap(),
+            courier: None,
+            status: WaybillStatus::Created,
+            created_at: 1,
+            updated_at: 1,
+            signed_at: None,
+            bucket: 0,
+        },
+        sealed: vec![1, 2, 3],
+        blind: vec![(1, 0, [7u8; 16])],
+    }
+}
+
+/// Signs and stores a checkpoint of the log as it is now.
+fn sign_head(store: &dyn Store, signer: &NoteSigner) {
+    let (size, root) = store.audit_head().unwrap();
+    let cp = Checkpoint {
+        origin: signer.name().into(),
+        size,
+        root,
+    };
+    store
+        .put_checkpoint(size, &signer.sign(&cp.to_text()).unwrap())
+        .unwrap();
+}
+
+fn verify(
+    store: &dyn Store,
+    signer: &NoteSigner,
+) -> Result<wbg_audit::VerifyReport, wbg_audit::VerifyFailure> {
+    let entries = store.audit_entries(0, usize::MAX >> 1).unwrap();
+    verify_log(
+        entries.into_iter().map(Ok),
+        &store.checkpoints().unwrap(),
+        &signer.verifier(),
+    )
+}
+
+/// Moves waybill `no` to `status` (with `courier`, and signed at `at` when signing) through `record_event`.
+fn move_to(
+    s: &dyn Store,
+    no: &str,
+    from: WaybillStatus,
+    status: WaybillStatus,
+    courier: &str,
+    at: i64,
+) {
+    let (mut m, _) = s.waybill(&WaybillNo::parse(no).unwrap()).unwrap().unwrap();
+    m.status = status;
+    m.courier = Some(AccountId::parse(courier).unwrap());
+    m.updated_at = at;
+    if status == WaybillStatus::Signed {
+        m.signed_at = Some(at);
+    }
+    let kind = match status {
+        WaybillStatus::OutForDelivery => EventType::OutForDelivery,
+        WaybillStatus::Signed => EventType::Signed,
+        _ => EventType::Exception,
+    };
+    let ev = EventRecord {
+        at,
+        event: StatusEvent {
+            kind,
+            outlet: OutletId::parse("O2").unwrap(),
+            courier: (kind == EventType::OutForDelivery)
+                .then(|| AccountId::parse(courier).unwrap()),
+            at: Some(at),
+        },
+        actor: courier.into(),
+    };
+    s.record_event(&m, from, &ev, entry("event")).unwrap();
+}
+
+/// Accounts, tokens, status and the audit entries of successful writes only.
+pub fn accounts_and_tokens(s: &dyn Store) {
+    let a = account("C1");
+    s.create_account(&a, &[1u8; 32], entry("account_create"))
+        .unwrap();
+    assert!(matches!(
+        s.create_account(&a, &[2u8; 32], entry("account_create")),
+        Err(StoreError::Conflict(_))
+    ));
+    assert_eq!(s.account_by_token(&[1u8; 32]).unwrap(), Some(a.clone()));
+    assert_eq!(s.account_by_token(&[2u8; 32]).unwrap(), None);
+    s.add_token(&a.id, &[3u8; 32], entry("token_issue"))
+        .unwrap();
+    assert_eq!(s.account_by_token(&[3u8; 32]).unwrap().unwrap().id, a.id);
+    s.set_account_status(
+        &a.id,
+        AccountStatus::Suspended,
+        Some("test"),
+        entry("suspend"),
+    )
+    .unwrap();
+    assert_eq!(
+        s.account(&a.id).unwrap().unwrap().status,
+        AccountStatus::Suspended
+    );
+    assert!(s
+        .set_account_status(
+            &AccountId::parse("nobody").unwrap(),
+            AccountStatus::Active,
+            None,
+            entry("x")
+        )
+        .is_err());
+    assert_eq!(s.accounts().unwrap().len(), 1);
+    // A failed write appends no audit entry: 3 successful writes, 3 entries.
+    assert_eq!(s.audit_size().unwrap(), 3);
+}
+
+/// A batch with a number that exists is refused whole, index included.
+pub fn batch_insert_is_all_or_nothing(s: &dyn Store) {
+    s.insert_waybills(&[waybill("W1"), waybill("W2")], entry("ingest"))
+        .unwrap();
+    let err = s
+        .insert_waybills(&[waybill("W3"), waybill("W1")], entry("ingest"))
+        .unwrap_err();
+    assert!(err.to_string().contains("W1"));
+    assert!(s
+        .waybill(&WaybillNo::parse("W3").unwrap())
+        .unwrap()
+        .is_none());
+    assert_eq!(s.waybill_count().unwrap(), 2);
+    assert_eq!(s.audit_size().unwrap(), 1);
+    assert_eq!(s.find_by_token(&[7u8; 16]).unwrap().len(), 2);
+    assert_eq!(s.find_by_token_of(&[7u8; 16], 0).unwrap().len(), 2);
+    assert!(s.find_by_token_of(&[7u8; 16], 1).unwrap().is_empty());
+}
+
+/// An event applies only from the expected status.
+pub fn events_check_the_expected_status(s: &dyn Store) {
+    s.insert_waybills(&[waybill("W1")], entry("ingest"))
+        .unwrap();
+    let (mut meta, _) = s
+        .waybill(&WaybillNo::parse("W1").unwrap())
+        .unwrap()
+        .unwrap();
+    meta.status = WaybillStatus::PickedUp;
+    let ev = EventRecord {
+        at: 9,
+        event: StatusEvent {
+            kind: EventType::PickedUp,
+            outlet: OutletId::parse("O1").unwrap(),
+            courier: None,
+            at: None,
+        },
+        actor: "I1".into(),
+    };
+    s.record_event(&meta, WaybillStatus::Created, &ev, entry("event"))
+        .unwrap();
+    assert!(matches!(
+        s.record_event(&meta, WaybillStatus::Created, &ev, entry("event")),
+        Err(StoreError::Conflict(_))
+    ));
+    let evs = s.events(&meta.waybill_no).unwrap();
+    assert_eq!(evs.len(), 1);
+    assert_eq!(evs[0].event.kind, EventType::PickedUp);
+}
+
+/// A guarded read's snapshot and its audit entry commit together; an unknown token sees nothing.
+pub fn a_guarded_read_commits_its_lookups_and_audit_entry_together(s: &dyn Store) {
+    let a = account("C1");
+    s.create_account(&a, &[1u8; 32], entry("account_create"))
+        .unwrap();
+    s.insert_waybills(&[waybill("W1")], entry("ingest"))
+        .unwrap();
+    let w1 = WaybillNo::parse("W1").unwrap();
+    let mut seen = None;
+    let (snap, seq) = s
+        .read_audited(&[1u8; 32], &w1, &mut |snap| {
+            seen = Some((snap.account.clone(), snap.waybill.is_some()));
+            Some(entry("view"))
+        })
+        .unwrap();
+    assert_eq!(seen, Some((Some(a.clone()), true)));
+    assert_eq!(snap.account, Some(a));
+    assert_eq!(snap.waybill, s.waybill(&w1).unwrap());
+    assert_eq!(snap.events, s.events(&w1).unwrap());
+    assert_eq!(seq, Some(2));
+    assert_eq!(s.audit_size().unwrap(), 3);
+
+    // An unknown token sees nothing else; a waybill that does not exist has no events; no entry, no append.
+    let (snap, seq) = s
+        .read_audited(&[9u8; 32], &w1, &mut |snap| {
+            assert!(snap.account.is_none() && snap.waybill.is_none());
+            None
+        })
+        .unwrap();
+    assert!(snap.account.is_none() && seq.is_none());
+    let (snap, _) = s
+        .read_audited(&[1u8; 32], &WaybillNo::parse("W9").unwrap(), &mut |_| None)
+        .unwrap();
+    assert!(snap.account.is_some() && snap.waybill.is_none() && snap.events.is_empty());
+    assert_eq!(s.audit_size().unwrap(), 3);
+    // The store stays usable after a read that recorded nothing (its transaction was rolled back).
+    s.append_audit(entry("after")).unwrap();
+    assert_eq!(s.audit_size().unwrap(), 4);
+}
+
+/// Case files change only by compare-and-set.
+pub fn case_files_change_only_by_compare_and_set(s: &dyn Store) {
+    s.put_case("export", "E1", "{\"v\":1}", None, entry("export_request"))
+        .unwrap();
+    // A second creation, and a change from a body that is no longer current, both lose and write nothing.
+    let before = s.audit_size().unwrap();
+    assert!(matches!(
+        s.put_case("export", "E1", "{\"v\":9}", None, entry("x")),
+        Err(StoreError::Conflict(_))
+    ));
+    assert!(matches!(
+        s.put_case("export", "E1", "{\"v\":9}", Some("{\"v\":0}"), entry("x")),
+        Err(StoreError::Conflict(_))
+    ));
+    assert!(matches!(
+        s.put_case("export", "E2", "{}", Some("{}"), entry("x")),
+        Err(StoreError::NotFound(_))
+    ));
+    assert_eq!(s.audit_size().unwrap(), before);
+    s.put_case(
+        "export",
+        "E1",
+        "{\"v\":2}",
+        Some("{\"v\":1}"),
+        entry("export_approve"),
+    )
+    .unwrap();
+    assert_eq!(
+        s.case("export", "E1").unwrap().as_deref(),
+        Some("{\"v\":2}")
+    );
+    assert_eq!(s.case("incident", "E1").unwrap(), None);
+}
+
+/// A batch of audit entries is one verifiable run.
+pub fn a_batch_of_audit_entries_is_one_verifiable_run(s: &dyn Store) {
+    s.append_audit(entry("first")).unwrap();
+    let first = s
+        .append_audit_batch((0..5).map(|i| entry(&format!("row{i}"))).collect())
+        .unwrap();
+    assert_eq!(first, 1);
+    assert_eq!(s.append_audit(entry("last")).unwrap(), 6);
+    let signer = NoteSigner::generate("test/audit").unwrap();
+    sign_head(s, &signer);
+    let r = verify(s, &signer).unwrap();
+    assert_eq!(r.entries, 7);
+}
+
+/// A merchant's orders by creation time, bounded.
+pub fn a_merchants_orders_by_creation_time(s: &dyn Store) {
+    let mut batch: Vec<SealedWaybill> = (0..6)
+        .map(|i| {
+            let mut w = waybill(&format!("W{i}"));
+            w.meta.created_at = 100 - i;
+            if i == 5 {
+                w.meta.merchant = MerchantId::parse("M2").unwrap();
+            }
+            w
+        })
+        .collect();
+    batch[0].blind.clear();
+    s.insert_waybills(&batch, entry("ingest")).unwrap();
+    let m1 = MerchantId::parse("M1").unwrap();
+    let got = s.merchant_waybills(&m1, 97, 101, 10).unwrap();
+    let got: Vec<&str> = got.iter().map(|n| n.as_str()).collect();
+    assert_eq!(got, ["W3", "W2", "W1", "W0"]);
+    assert_eq!(s.merchant_waybills(&m1, 0, 1_000, 2).unwrap().len(), 2);
+    assert!(s.merchant_waybills(&m1, 101, 1_000, 10).unwrap().is_empty());
+}
+
+/// Privacy numbers: bind, wait when exhausted, rebind, rest before reuse, retire.
+pub fn privacy_numbers_bind_wait_rebind_and_rest_before_reuse(s: &dyn Store) {
+    for no in ["W1", "W2", "W3"] {
+        s.insert_waybills(&[waybill(no)], entry("ingest")).unwrap();
+    }
+    let pool = ["17100000001".to_string(), "17100000002".to_string()];
+    let synced = s.sync_number_pool(&pool).unwrap();
+    assert_eq!((synced.added, synced.retired, synced.in_service), (2, 0, 2));
+    assert_eq!(s.sync_number_pool(&pool).unwrap().added, 0, "idempotent");
+    let release = NumberRelease {
+        grace_ms: 1_000,
+        quarantine_ms: 10_000,
+    };
+    let c1 = AccountId::parse("C1").unwrap();
+    let no = |n: &str| WaybillNo::parse(n).unwrap();
+    let audited = &mut |_: &BindOutcome| Some(entry("number_bind"));
+    // Not out for delivery: nothing to bind.
+    let (o, seq) = s.bind_number(&no("W1"), &c1, 10, release, audited).unwrap();
+    assert_eq!((o, seq), (BindOutcome::NotNeeded, None));
+    let size = s.audit_size().unwrap();
+    for (i, w) in ["W1", "W2", "W3"].iter().enumerate() {
+        move_to(
+            s,
+            w,
+            WaybillStatus::Created,
+            WaybillStatus::OutForDelivery,
+            "C1",
+            100 + i as i64,
+        );
+    }
+    assert_eq!(
+        s.waiting_for_numbers(10).unwrap().len(),
+        3,
+        "queued by their events"
+    );
+    let (o, seq) = s
+        .bind_number(&no("W1"), &c1, 200, release, audited)
+        .unwrap();
+    let BindOutcome::Bound(b1) = o else {
+        panic!("{o:?}")
+    };
+    assert!(seq.unwrap() >= size);
+    let (o, _) = s
+        .bind_number(&no("W2"), &c1, 201, release, audited)
+        .unwrap();
+    let BindOutcome::Bound(b2) = o else {
+        panic!("{o:?}")
+    };
+    assert_ne!(b1.number, b2.number);
+    let (o, _) = s
+        .bind_number(&no("W3"), &c1, 202, release, audited)
+        .unwrap();
+    assert_eq!(o, BindOutcome::Exhausted);
+    let waiting = s.waiting_for_numbers(10).unwrap();
+    assert_eq!(
+        waiting,
+        vec![(no("W3"), c1.clone())],
+        "bound ones stop waiting"
+    );
+    assert_eq!(
+        s.number_binding(&b1.number).unwrap().unwrap().waybill_no,
+        no("W1")
+    );
+    // Binding again keeps the number.
+    let (o, _) = s
+        .bind_number(&no("W1"), &c1, 203, release, audited)
+        .unwrap();
+    assert!(
+        matches!(o, BindOutcome::Kept(ref b) if b.number == b1.number),
+        "{o:?}"
+    );
+    // W1 is signed at 1,000: its number rests until 1,000 + grace + quarantine.
+    move_to(
+        s,
+        "W1",
+        WaybillStatus::OutForDelivery,
+        WaybillStatus::Signed,
+        "C1",
+        1_000,
+    );
+    let (o, _) = s
+        .bind_number(&no("W3"), &c1, 11_999, release, audited)
+        .unwrap();
+    assert_eq!(o, BindOutcome::Exhausted, "still resting");
+    let (o, _) = s
+        .bind_number(&no("W3"), &c1, 12_000, release, audited)
+        .unwrap();
+    assert!(
+        matches!(o, BindOutcome::Bound(ref b) if b.number == b1.number),
+        "{o:?}"
+    );
+    assert!(s.waiting_for_numbers(10).unwrap().is_empty());
+    // W2 goes to an exception and out again with another courier: it keeps its number, rebound.
+    move_to(
+        s,
+        "W2",
+        WaybillStatus::OutForDelivery,
+        WaybillStatus::Exception,
+        "C1",
+        13_000,
+    );
+    move_to(
+        s,
+        "W2",
+        WaybillStatus::Exception,
+        WaybillStatus::OutForDelivery,
+        "C2",
+        14_000,
+    );
+    let c2 = AccountId::parse("C2").unwrap();
+    assert_eq!(
+        s.waiting_for_numbers(10).unwrap(),
+        vec![(no("W2"), c2.clone())]
+    );
+    let (o, _) = s
+        .bind_number(&no("W2"), &c2, 14_001, release, audited)
+        .unwrap();
+    match o {
+        BindOutcome::Rebound { binding, from } => {
+            assert_eq!((binding.number, binding.courier, from), (b2.number, c2, c1));
+        }
+        other => panic!("{other:?}"),
+    }
+    // A number dropped from the configuration is never bound again.
+    let synced = s.sync_number_pool(&pool[..1]).unwrap();
+    assert_eq!((synced.retired, synced.in_service), (1, 1));
+}
+
+/// A shredded key is gone, can never be made again, and takes only the named index kinds of its bucket.
+pub fn a_shredded_key_is_gone_for_good(s: &dyn Store) {
+    let mut w1 = waybill("W1");
+    w1.blind = vec![(1, 0, [1u8; 16]), (3, 0, [3u8; 16])];
+    let mut other = waybill("W2");
+    other.meta.bucket = 5;
+    other.blind = vec![(1, 0, [1u8; 16])];
+    s.insert_waybills(&[w1, other], entry("ingest")).unwrap();
+    s.put_wrapped_key_if_absent("day:0:contact", &[9u8; 60])
+        .unwrap();
+    assert_eq!(
+        s.put_wrapped_key_if_absent("day:0:contact", &[8u8; 60])
+            .unwrap(),
+        vec![9u8; 60],
+        "the first stays"
+    );
+    let done = s
+        .shred_key("day:0:contact", 0, &[1], entry("shred"))
+        .unwrap();
+    assert_eq!((done.waybills, done.index_entries), (1, 1));
+    assert_eq!(s.get_wrapped_key("day:0:contact").unwrap(), None);
+    assert!(matches!(
+        s.put_wrapped_key_if_absent("day:0:contact", &[9u8; 60]),
+        Err(StoreError::Conflict(_))
+    ));
+    assert_eq!(
+        s.shredded_keys().unwrap(),
+        vec!["day:0:contact".to_string()]
+    );
+    let w2 = WaybillNo::parse("W2").unwrap();
+    assert_eq!(
+        s.find_by_token(&[1u8; 16]).unwrap(),
+        vec![w2],
+        "another bucket's entries stay"
+    );
+    assert_eq!(
+        s.find_by_token(&[3u8; 16]).unwrap().len(),
+        1,
+        "other kinds stay"
+    );
+    assert!(
+        s.waybill(&WaybillNo::parse("W1").unwrap())
+            .unwrap()
+            .is_some(),
+        "routing data stays"
+    );
+    let ages = s.bucket_ages().unwrap();
+    assert_eq!(
+        ages.iter()
+            .map(|a| (a.bucket, a.waybills))
+            .collect::<Vec<_>>(),
+        [(0, 1), (5, 1)]
+    );
+}
+
+/// Re-wrapping replaces every key in one audited transaction, or none of them.
+pub fn keys_rewrap_all_or_nothing(s: &dyn Store) {
+    for id in ["a", "b", "c"] {
+        s.put_wrapped_key_if_absent(id, id.as_bytes()).unwrap();
+    }
+    let before = s.audit_size().unwrap();
+    let failed = s.rewrap_keys(
+        &mut |id, _| {
+            if id == "b" {
+                Err("no".into())
+            } else {
+                Ok(vec![0])
+            }
+        },
+        entry("keys_rotate"),
+    );
+    assert!(failed.is_err());
+    assert_eq!(
+        s.get_wrapped_key("a").unwrap().as_deref(),
+        Some(&b"a"[..]),
+        "nothing changed"
+    );
+    assert_eq!(s.audit_size().unwrap(), before);
+    let (seq, n) = s
+        .rewrap_keys(&mut |_, w| Ok([w, b"!"].concat()), entry("keys_rotate"))
+        .unwrap();
+    assert_eq!((seq, n), (before, 3));
+    assert_eq!(s.get_wrapped_key("c").unwrap().as_deref(), Some(&b"c!"[..]));
+}
+
+/// Alerts by account, kind and time, newest first; label prints counted per waybill.
+pub fn alerts_filter_and_labels_count(s: &dyn Store) {
+    for (at, account, kind) in [(10, "A", "x"), (20, "B", "x"), (30, "A", "y")] {
+        let id = s
+            .insert_alert(&wbg_core::Alert {
+                id: 0,
+                at,
+                account: account.into(),
+                kind: kind.into(),
+                severity: "warning".into(),
+                detail: "{}".into(),
+            })
+            .unwrap();
+        assert!(id > 0);
+    }
+    let f = |account: Option<&str>, kind: Option<&str>, since: Option<i64>| {
+        s.alerts(&crate::AlertFilter {
+            account: account.map(str::to_owned),
+            kind: kind.map(str::to_owned),
+            since,
+            limit: 10,
+        })
+        .unwrap()
+        .iter()
+        .map(|a| a.at)
+        .collect::<Vec<_>>()
+    };
+    assert_eq!(f(None, None, None), [30, 20, 10]);
+    assert_eq!(f(Some("A"), None, None), [30, 10]);
+    assert_eq!(f(None, Some("x"), Some(15)), [20]);
+    let w = WaybillNo::parse("W1").unwrap();
+    assert_eq!(s.count_label_print(&w, 1).unwrap(), 1);
+    assert_eq!(s.count_label_print(&w, 2).unwrap(), 2);
+}
+
+/// A canary is planted once.
+pub fn canaries_are_planted_once(s: &dyn Store) {
+    let nos = [
+        WaybillNo::parse("C1").unwrap(),
+        WaybillNo::parse("C2").unwrap(),
+    ];
+    s.plant_canaries(&nos, "export:E1", entry("canary_plant"))
+        .unwrap();
+    assert!(matches!(
+        s.plant_canaries(&nos[..1], "export:E2", entry("canary_plant")),
+        Err(StoreError::Conflict(_))
+    ));
+    assert_eq!(s.canaries().unwrap().len(), 2);
+    assert_eq!(s.audit_size().unwrap(), 1);
+}

@@ -1,0 +1,140 @@
+//! The whole product on the PostgreSQL store: `wbguard migrate`, accounts from the CLI, a server that ingests,
+//! records events and serves guarded reads, and `wbguard audit verify` over the log in PostgreSQL. Runs when
+//! `DATABASE_URL` is set (`.ci/run` sets it), in a schema of its own that is dropped afterwards.
+mod common;
+
+use common::*;
+use serde_json::{json, Value};
+
+const NO: &str = "YT2026120100077";
+
+struct Schema {
+    base: String,
+    name: String,
+}
+
+impl Schema {
+    fn admin(&self, sql: &str) {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let pool = sqlx::PgPool::connect(&self.base).await.unwrap();
+            sqlx::raw_sql(sql).execute(&pool).await.unwrap();
+        });
+    }
+}
+
+impl Drop for Schema {
+    fn drop(&mut self) {
+        self.admin(&format!("DROP SCHEMA IF EXISTS {} CASCADE", self.name));
+    }
+}
+
+#[test]
+fn the_guard_runs_on_postgres() {
+    let Ok(base) = std::env::var("DATABASE_URL") else {
+        eprintln!(
+            "DATABASE_URL is not set: the PostgreSQL store is not tested here (.ci/run sets it)"
+        );
+        return;
+    };
+    let schema = Schema {
+        name: format!("wbg_e2e_{:016x}", rand::random::<u64>()),
+        base: base.clone(),
+    };
+    schema.admin(&format!("CREATE SCHEMA {}", schema.name));
+    let sep = if base.contains('?') { '&' } else { '?' };
+    let url = format!("{base}{sep}options=-c%20search_path%3D{}", schema.name);
+    let dirs = Dirs::new("");
+    let mut config = std::fs::read_to_string(&dirs.config).unwrap();
+    config.push_str(&format!("[store]\nkind = \"postgres\"\nurl = \"{url}\"\n"));
+    std::fs::write(&dirs.config, config).unwrap();
+
+    let out = dirs.cli(&["accounts", "list"]);
+    assert!(
+        !out.status.success(),
+        "a database behind the schema is refused before migrating"
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("wbguard migrate"));
+    let out = dirs.cli(&["migrate"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("schema version 1"));
+
+    let admin = dirs.create_account("root", "admin", None);
+    let s = Server::start(&dirs, "info");
+    let integ = s.account(&admin, "I1", "integration", None, None);
+    let courier = s.account(&admin, "C0420001", "courier", Some("O042"), None);
+    let r = s.post(
+        "/v1/waybills",
+        Some(&integ),
+        &waybill(
+            NO,
+            "M001",
+            "O001",
+            "O042",
+            "欧阳娜娜",
+            "13912345678",
+            "文三路88号",
+        ),
+    );
+    assert_eq!(r.status(), 201);
+    for (kind, outlet, c) in [
+        ("picked_up", "O001", None),
+        ("at_outlet", "O042", None),
+        ("out_for_delivery", "O042", Some("C0420001")),
+    ] {
+        let r = s.post(
+            &format!("/v1/waybills/{NO}/events"),
+            Some(&integ),
+            &json!({"type": kind, "outlet": outlet, "courier": c}),
+        );
+        assert_eq!(r.status(), 200);
+    }
+    let view: Value = s
+        .get(
+            &format!("/v1/waybills/{NO}?purpose=delivery"),
+            Some(&courier),
+        )
+        .json()
+        .unwrap();
+    assert_eq!(view["view"], "full");
+    assert_eq!(view["recipient"]["phone"], "13912345678");
+    let (status, _) = error_code(s.post(
+        "/v1/waybills",
+        Some(&integ),
+        &waybill(
+            NO,
+            "M001",
+            "O001",
+            "O042",
+            "欧阳娜娜",
+            "13912345678",
+            "文三路88号",
+        ),
+    ));
+    assert_eq!(
+        status, 409,
+        "a number that exists is refused by the database too"
+    );
+    drop(s);
+
+    // The log lives in PostgreSQL and verifies against the checkpoints the server signed there.
+    let out = dirs.cli(&["audit", "verify"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("audit log intact"), "{stdout}");
+    assert!(
+        !dirs.data.join("wbguard.db").exists(),
+        "nothing went to an embedded store"
+    );
+}
