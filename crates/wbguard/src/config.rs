@@ -51,8 +51,12 @@ pub struct StoreConfig {
 pub struct BusConfig {
     /// `local` or `nats`.
     pub kind: String,
-    /// Server URL for `nats`.
+    /// Server URL for `nats` (default: `$NATS_URL`, else `nats://127.0.0.1:4222`).
     pub url: Option<String>,
+    /// Subject prefix (and stream name stem) for `nats`.
+    pub prefix: Option<String>,
+    /// Account partitions for `nats`, one risk worker each; fixed for the life of a stream.
+    pub partitions: Option<u32>,
 }
 
 impl Default for Config {
@@ -88,6 +92,8 @@ impl Default for BusConfig {
         BusConfig {
             kind: "local".into(),
             url: None,
+            prefix: None,
+            partitions: None,
         }
     }
 }
@@ -142,10 +148,7 @@ impl Config {
             other => bail!("[store] kind must be \"embedded\" or \"postgres\", not {other:?}"),
         }
         match self.bus.kind.as_str() {
-            "local" => {}
-            "nats" => {
-                bail!("[bus] kind = \"nats\" is not available in this build yet; use \"local\"")
-            }
+            "local" | "nats" => {}
             other => bail!("[bus] kind must be \"local\" or \"nats\", not {other:?}"),
         }
         Ok(GuardConfig {
@@ -162,6 +165,24 @@ impl Config {
     /// Whether the store is PostgreSQL.
     pub fn postgres(&self) -> bool {
         self.store.kind == "postgres"
+    }
+
+    /// The NATS settings, when `[bus] kind = "nats"`.
+    pub fn nats(&self) -> Option<wbg_bus::NatsConfig> {
+        if self.bus.kind != "nats" {
+            return None;
+        }
+        let mut n = wbg_bus::NatsConfig::default();
+        if let Some(u) = &self.bus.url {
+            n.url = u.clone();
+        }
+        if let Some(p) = &self.bus.prefix {
+            n.prefix = p.clone();
+        }
+        if let Some(p) = self.bus.partitions {
+            n.partitions = p.max(1);
+        }
+        Some(n)
     }
 
     /// The PostgreSQL store's URL: `[store] url`, else `$DATABASE_URL`.

@@ -42,6 +42,13 @@ enum Command {
     },
     /// Apply the PostgreSQL store's pending schema migrations (the embedded store migrates itself at open).
     Migrate,
+    /// Run a risk worker for one partition of the NATS access-event stream: its accounts' engine state, and
+    /// suspensions written to the shared store, which every guard node reads on the next request.
+    RiskWorker {
+        /// The partition (0 ..< `[bus] partitions`).
+        #[arg(long)]
+        partition: u32,
+    },
     /// Run the self-contained demonstration in a temporary directory.
     Demo {
         /// Keep the demo's data and keys in this directory instead of a temporary one.
@@ -246,6 +253,12 @@ fn init_tracing() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("WBGUARD_LOG")
         .or_else(|_| tracing_subscriber::EnvFilter::try_from_default_env())
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    // The database driver's own logging stays at warnings whatever the level asked for: its notices are noise
+    // and its statement log is not ours to vet.
+    let filter = match "sqlx=warn".parse() {
+        Ok(d) => filter.add_directive(d),
+        Err(_) => filter,
+    };
     use std::io::IsTerminal;
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
@@ -268,9 +281,16 @@ pub(crate) fn report_keys(report: &OpenReport) {
 }
 
 fn open_guard(cfg: &Config, create_keys: bool) -> Result<Guard> {
-    let (guard, report) = Guard::open_with_store(cfg.open_store(false)?, cfg.guard(create_keys)?)
-        .context("cannot open the guard")?;
+    let (mut guard, report) =
+        Guard::open_with_store(cfg.open_store(false)?, cfg.guard(create_keys)?)
+            .context("cannot open the guard")?;
     report_keys(&report);
+    // With a NATS bus, every access this node's engine assesses also goes to the stream, for the risk workers.
+    if let Some(nats) = cfg.nats() {
+        let sink = wbg_bus::NatsSink::start(&nats).context("cannot reach the NATS bus")?;
+        let engine = wbg_risk::Engine::new(cfg.risk.clone()).with_sink(Arc::new(sink));
+        guard = guard.with_risk(Arc::new(engine));
+    }
     let (guard, pool) = guard
         .with_privacy_numbers(&cfg.privacy_numbers)
         .context("cannot set up [privacy_numbers]")?;
@@ -298,6 +318,76 @@ fn main() -> std::process::ExitCode {
 fn run(cli: Cli) -> Result<std::process::ExitCode> {
     let ok = std::process::ExitCode::SUCCESS;
     match cli.command {
+        Command::RiskWorker { partition } => {
+            let cfg = Config::load(&cli.common)?;
+            let nats = cfg
+                .nats()
+                .context("a risk worker needs [bus] kind = \"nats\"")?;
+            if partition >= nats.partitions {
+                bail!(
+                    "--partition must be below [bus] partitions ({})",
+                    nats.partitions
+                );
+            }
+            let guard = open_guard(&cfg, false)?;
+            let worker =
+                wbg_bus::Worker::new(&nats, partition, wbg_risk::Engine::new(cfg.risk.clone()))?;
+            let stop = std::sync::atomic::AtomicBool::new(false);
+            eprintln!(
+                "risk worker for partition {partition} of {}",
+                nats.partitions
+            );
+            let meta = RequestMeta::default();
+            // Accounts this worker suspended: one found active again was reinstated by an administrator, and
+            // starts afresh in the engine instead of being suspended again at once.
+            let mut suspended_here = std::collections::HashSet::new();
+            let report = worker.run(&stop, None, &mut |ev, verdict| {
+                if let Some(a) = &verdict.alert {
+                    let alert = wbg_core::Alert {
+                        id: 0,
+                        at: ev.at,
+                        account: ev.account.id.to_string(),
+                        kind: a.kind.clone(),
+                        severity: a.severity.clone(),
+                        detail: a.detail.clone(),
+                    };
+                    if let Err(e) = guard.store().insert_alert(&alert) {
+                        tracing::error!(error = %e, "cannot store an alert");
+                    }
+                }
+                if verdict.action == wbg_risk::RiskAction::Suspend {
+                    let id = ev.account.id.as_str();
+                    let active = guard
+                        .store()
+                        .account(&ev.account.id)
+                        .ok()
+                        .flatten()
+                        .is_some_and(|a| a.status == wbg_core::AccountStatus::Active);
+                    if active && suspended_here.remove(id) {
+                        wbg_risk::RiskHook::reinstated(worker.engine(), id);
+                    } else if active {
+                        suspended_here.insert(id.to_owned());
+                        match guard.set_status(
+                            Actor::Local("risk-worker"),
+                            id,
+                            true,
+                            Some("suspended by the risk engine"),
+                            &meta,
+                        ) {
+                            Ok(_) => {
+                                tracing::warn!(account = id, "risk worker suspended an account")
+                            }
+                            Err(e) => tracing::error!(error = %e, account = id, "cannot suspend"),
+                        }
+                    }
+                }
+            })?;
+            eprintln!(
+                "replayed {}, processed {}",
+                report.replayed, report.processed
+            );
+            Ok(ok)
+        }
         Command::Migrate => {
             let cfg = Config::load(&cli.common)?;
             if !cfg.postgres() {

@@ -1,0 +1,135 @@
+//! The access-event stream through a real NATS JetStream server (`NATS_URL`, set by `.ci/run`; without it the
+//! test says so and passes): every published event reaches its partition's worker exactly once across a worker
+//! stopped mid-partition and restarted, and the restarted worker's engine, rebuilt by replay, stands where a
+//! worker that never stopped stands.
+use std::sync::atomic::AtomicBool;
+use wbg_bus::{NatsConfig, NatsSink, Worker};
+use wbg_core::{Account, AccountId, AccountStatus, OutletId, Purpose, Role};
+use wbg_risk::{AccessEvent, Engine, EventSink, RiskAction, RiskConfig};
+
+fn event(account: &str, i: u64, at: i64) -> AccessEvent {
+    AccessEvent {
+        account: Account {
+            id: AccountId::parse(account).unwrap(),
+            role: Role::OutletStaff,
+            outlet: Some(OutletId::parse("O001").unwrap()),
+            merchant: None,
+            status: AccountStatus::Active,
+            status_reason: None,
+            created_at: 0,
+        },
+        waybill_no: format!("YT2026120{i:08}"),
+        waybill: None,
+        purpose: Purpose::ExceptionHandling,
+        policy_view: None,
+        ticket: None,
+        at,
+        device: Some("dev-1".into()),
+        ip: None,
+    }
+}
+
+#[test]
+fn a_restarted_worker_loses_nothing_and_rebuilds_its_state() {
+    if std::env::var("NATS_URL").is_err() {
+        eprintln!(
+            "NATS_URL is not set: the JetStream transport is not tested here (.ci/run sets it)"
+        );
+        return;
+    }
+    let cfg = NatsConfig {
+        prefix: format!("wbgtest{:08x}", rand::random::<u32>()),
+        partitions: 4,
+        ..NatsConfig::default()
+    };
+    let sink = NatsSink::start(&cfg).unwrap();
+    // A scraper guessing numbers among nineteen quiet accounts.
+    let t0 = 1_800_000_000_000i64;
+    let mut sent = Vec::new();
+    for i in 0..3_000u64 {
+        let account = if i % 3 == 0 {
+            "S0999".to_owned()
+        } else {
+            format!("S{:04}", i % 19)
+        };
+        let ev = event(&account, i, t0 + i as i64 * 200);
+        sent.push(ev.clone());
+        sink.publish(ev);
+    }
+    let started = std::time::Instant::now();
+    while sink.published() < sent.len() as u64 {
+        assert!(
+            started.elapsed().as_secs() < 30,
+            "published {} of {}",
+            sink.published(),
+            sent.len()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let publish_secs = started.elapsed().as_secs_f64();
+    assert_eq!(sink.dropped(), 0);
+
+    let p = cfg.partition_of("S0999");
+    let mine: Vec<&AccessEvent> = sent
+        .iter()
+        .filter(|e| cfg.partition_of(e.account.id.as_str()) == p)
+        .collect();
+    let half = (mine.len() / 2) as u64;
+    let stop = AtomicBool::new(false);
+    let mut seen = Vec::new();
+    let mut suspended = 0;
+    let first = Worker::new(&cfg, p, Engine::new(RiskConfig::default())).unwrap();
+    let r1 = first
+        .run(&stop, Some(half), &mut |ev, v| {
+            seen.push(ev.waybill_no.clone());
+            suspended += usize::from(v.action == RiskAction::Suspend);
+        })
+        .unwrap();
+    assert_eq!((r1.replayed, r1.processed), (0, half));
+    drop(first);
+
+    // The restart replays what was acknowledged, then takes the rest: each event once.
+    let second = Worker::new(&cfg, p, Engine::new(RiskConfig::default())).unwrap();
+    let consumed = std::time::Instant::now();
+    let rest = mine.len() as u64 - half;
+    let r2 = second
+        .run(&stop, Some(rest), &mut |ev, v| {
+            seen.push(ev.waybill_no.clone());
+            suspended += usize::from(v.action == RiskAction::Suspend);
+        })
+        .unwrap();
+    let consume_secs = consumed.elapsed().as_secs_f64();
+    assert_eq!(
+        r2.replayed, half,
+        "the acknowledged half rebuilt the engine"
+    );
+    assert_eq!(r2.processed, rest);
+    let expected: Vec<String> = mine.iter().map(|e| e.waybill_no.clone()).collect();
+    assert_eq!(
+        seen, expected,
+        "every event of the partition once, in order"
+    );
+    let level = second.engine().standing("S0999").map(|s| s.level);
+    assert!(suspended > 0, "the scraper is suspended: {level:?}");
+
+    // Its engine stands where one that saw the partition straight through stands.
+    let straight = Engine::new(RiskConfig::default());
+    for e in &mine {
+        straight.observe(e);
+    }
+    let (a, b) = (
+        second.engine().standing("S0999").unwrap(),
+        straight.standing("S0999").unwrap(),
+    );
+    assert_eq!(a.level, b.level);
+    assert!((a.burst_score - b.burst_score).abs() < 1e-9);
+    eprintln!(
+        "JetStream: {} events published with acks in {publish_secs:.2}s ({:.0}/s); {} consumed and acked by a \
+         worker in {consume_secs:.2}s ({:.0}/s, replay of {half} included)",
+        sent.len(),
+        sent.len() as f64 / publish_secs,
+        rest,
+        rest as f64 / consume_secs
+    );
+    wbg_bus::delete_stream(&cfg).unwrap();
+}
