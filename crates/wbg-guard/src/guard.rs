@@ -652,11 +652,12 @@ impl Guard {
         };
         // The read is on record (committed above) before a single field is decrypted.
         // A virtual number stands in for the real one, which is then not even decrypted.
+        let gone = self.shredded_groups(wb.bucket);
         let to_open: Vec<Field> = fields_of(view)
             .iter()
             .map(|(f, _)| *f)
             .filter(|f| !(*f == Field::RecipientPhone && matches!(phone, ShownPhone::Virtual(_))))
-            .filter(|f| self.field_kept(wb.bucket, *f))
+            .filter(|f| gone.keeps(*f))
             .collect();
         let opened: HashMap<Field, String> = self
             .vault
@@ -774,13 +775,13 @@ impl Guard {
         };
         // Retention destroyed this waybill's contact or region: what is left is its routing data. A destroyed
         // address or item list is only left out.
-        let view = if view > View::Routing && self.is_shredded(wb.bucket) {
+        let gone = self.shredded_groups(wb.bucket);
+        let view = if view > View::Routing && gone.hides_parties() {
             add_detail(&mut e, "retention=shredded");
             View::Routing
         } else {
-            let gone = self.shredded_group_names(wb.bucket);
             if view == View::Full && !gone.is_empty() {
-                add_detail(&mut e, &format!("retention=shredded:{}", gone.join(",")));
+                add_detail(&mut e, &format!("retention=shredded:{}", gone.names()));
             }
             view
         };
@@ -791,7 +792,7 @@ impl Guard {
         e.view = Some(view.as_str().into());
         e.fields = fields_of(view)
             .iter()
-            .filter(|(f, _)| self.field_kept(wb.bucket, *f))
+            .filter(|(f, _)| gone.keeps(*f))
             .map(|(f, name)| match (f, phone.audit_name()) {
                 (Field::RecipientPhone, Some(shown)) => shown.to_owned(),
                 _ => (*name).to_owned(),

@@ -169,30 +169,63 @@ impl Guard {
 
     /// Whether `group` of bucket `bucket` is gone.
     pub(crate) fn group_shredded(&self, bucket: i64, group: FieldGroup) -> bool {
-        self.shredded
-            .read()
-            .map(|s| s.contains(&(bucket, group)))
-            .unwrap_or(true)
+        self.shredded_groups(bucket).0 & (1 << group as u8) != 0
+    }
+
+    /// The groups of `bucket` that are gone, in one look at the set.
+    pub(crate) fn shredded_groups(&self, bucket: i64) -> Gone {
+        match self.shredded.read() {
+            Ok(s) if s.is_empty() => Gone(0),
+            Ok(s) => Gone(
+                FieldGroup::ALL
+                    .into_iter()
+                    .filter(|g| s.contains(&(bucket, *g)))
+                    .fold(0, |m, g| m | 1 << g as u8),
+            ),
+            // A poisoned set: assume the worst and show nothing personal.
+            Err(_) => Gone(0x0f),
+        }
     }
 
     /// Whether bucket `bucket`'s waybills can no longer show a party: its contact or its region is gone.
     pub(crate) fn is_shredded(&self, bucket: i64) -> bool {
-        self.group_shredded(bucket, FieldGroup::Contact)
-            || self.group_shredded(bucket, FieldGroup::Region)
+        self.shredded_groups(bucket).hides_parties()
     }
 
     /// Whether `field` of a waybill in `bucket` can still be opened.
     pub(crate) fn field_kept(&self, bucket: i64, field: Field) -> bool {
-        !self.group_shredded(bucket, field.group())
+        self.shredded_groups(bucket).keeps(field)
+    }
+}
+
+/// The field groups of one bucket that retention destroyed, as a bit per [`FieldGroup`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Gone(u8);
+
+impl Gone {
+    /// Nothing is gone.
+    pub(crate) fn is_empty(self) -> bool {
+        self.0 == 0
     }
 
-    /// The groups of `bucket` that are gone, by name (for audit details).
-    pub(crate) fn shredded_group_names(&self, bucket: i64) -> Vec<&'static str> {
+    /// Whether `field` can still be opened.
+    pub(crate) fn keeps(self, field: Field) -> bool {
+        self.0 & (1 << field.group() as u8) == 0
+    }
+
+    /// Whether no party can be shown (contact or region gone).
+    pub(crate) fn hides_parties(self) -> bool {
+        !self.keeps(Field::RecipientName) || !self.keeps(Field::RecipientRegion)
+    }
+
+    /// The names of the groups gone, comma-separated.
+    pub(crate) fn names(self) -> String {
         FieldGroup::ALL
             .into_iter()
-            .filter(|g| self.group_shredded(bucket, *g))
+            .filter(|g| self.0 & (1 << *g as u8) != 0)
             .map(FieldGroup::name)
-            .collect()
+            .collect::<Vec<_>>()
+            .join(",")
     }
 }
 

@@ -26,8 +26,9 @@ use wbg_audit::merkle::{leaf_hash, Frontier};
 use wbg_audit::{AuditEntry, Hash, StoredEntry};
 use wbg_core::{
     Account, AccountId, AccountStatus, Alert, EventType, MerchantId, Millis, OutletId, Role,
-    StatusEvent, WaybillMeta, WaybillNo, WaybillStatus,
+    WaybillMeta, WaybillNo, WaybillStatus,
 };
+use wbg_store::rows;
 use wbg_store::{
     AlertFilter, BindOutcome, BucketAge, EventRecord, NumberBinding, NumberRelease, PoolSync,
     ReadSnapshot, Rewrap, SealedWaybill, Shredded, Store, StoreError,
@@ -272,74 +273,28 @@ async fn append_entries(
     Ok(first)
 }
 
-type AccountRow = (
-    String,
-    String,
-    Option<String>,
-    Option<String>,
-    String,
-    Option<String>,
-    i64,
-);
-
 const ACCOUNT_COLS: &str =
     "a.id, a.role, a.outlet, a.merchant, a.status, a.status_reason, a.created_at";
-
-fn to_account(row: AccountRow) -> Result<Account, StoreError> {
-    let (id, role, outlet, merchant, status, reason, created_at) = row;
-    Ok(Account {
-        id: AccountId::parse(&id).map_err(corrupt)?,
-        role: Role::parse(&role).map_err(corrupt)?,
-        outlet: outlet
-            .map(|o| OutletId::parse(&o))
-            .transpose()
-            .map_err(corrupt)?,
-        merchant: merchant
-            .map(|m| MerchantId::parse(&m))
-            .transpose()
-            .map_err(corrupt)?,
-        status: match status.as_str() {
-            "active" => AccountStatus::Active,
-            "suspended" => AccountStatus::Suspended,
-            _ => return Err(corrupt("unknown account status")),
-        },
-        status_reason: reason,
-        created_at,
-    })
-}
 
 async fn account_by_token_in(
     c: &mut sqlx::PgConnection,
     hash: &[u8; 32],
 ) -> Result<Option<Account>, StoreError> {
-    let row: Option<AccountRow> = sqlx::query_as(&format!(
+    let row: Option<rows::AccountRow> = sqlx::query_as(&format!(
         "SELECT {ACCOUNT_COLS} FROM tokens t JOIN accounts a ON a.id = t.account_id WHERE t.hash = $1"
     ))
     .bind(&hash[..])
     .fetch_optional(c)
     .await
     .map_err(db)?;
-    row.map(to_account).transpose()
+    row.map(rows::account).transpose()
 }
-
-type WaybillRow = (
-    String,
-    String,
-    String,
-    Option<String>,
-    String,
-    i64,
-    i64,
-    Option<i64>,
-    i64,
-    Vec<u8>,
-);
 
 async fn waybill_in(
     c: &mut sqlx::PgConnection,
     no: &WaybillNo,
 ) -> Result<Option<(WaybillMeta, Vec<u8>)>, StoreError> {
-    let row: Option<WaybillRow> = sqlx::query_as(
+    let row: Option<rows::WaybillRow> = sqlx::query_as(
         "SELECT merchant, origin_outlet, destination_outlet, courier, status, created_at, updated_at,
          signed_at, bucket, sealed FROM waybills WHERE no = $1",
     )
@@ -347,92 +302,35 @@ async fn waybill_in(
     .fetch_optional(c)
     .await
     .map_err(db)?;
-    let Some((
-        merchant,
-        origin,
-        dest,
-        courier,
-        status,
-        created_at,
-        updated_at,
-        signed_at,
-        bucket,
-        sealed,
-    )) = row
-    else {
-        return Ok(None);
-    };
-    let meta = WaybillMeta {
-        waybill_no: no.clone(),
-        merchant: MerchantId::parse(&merchant).map_err(corrupt)?,
-        origin_outlet: OutletId::parse(&origin).map_err(corrupt)?,
-        destination_outlet: OutletId::parse(&dest).map_err(corrupt)?,
-        courier: courier
-            .map(|c| AccountId::parse(&c))
-            .transpose()
-            .map_err(corrupt)?,
-        status: WaybillStatus::parse(&status).map_err(corrupt)?,
-        created_at,
-        updated_at,
-        signed_at,
-        bucket,
-    };
-    Ok(Some((meta, sealed)))
+    row.map(|r| rows::waybill(no, r)).transpose()
 }
 
 async fn events_in(
     c: &mut sqlx::PgConnection,
     no: &WaybillNo,
 ) -> Result<Vec<EventRecord>, StoreError> {
-    let rows: Vec<(i64, String, String, Option<String>, String)> = sqlx::query_as(
+    let rows: Vec<rows::EventRow> = sqlx::query_as(
         "SELECT at, type, outlet, courier, actor FROM waybill_events WHERE no = $1 ORDER BY id",
     )
     .bind(no.as_str())
     .fetch_all(c)
     .await
     .map_err(db)?;
-    rows.into_iter()
-        .map(|(at, kind, outlet, courier, actor)| {
-            Ok(EventRecord {
-                at,
-                event: StatusEvent {
-                    kind: EventType::parse(&kind).map_err(corrupt)?,
-                    outlet: OutletId::parse(&outlet).map_err(corrupt)?,
-                    courier: courier
-                        .map(|c| AccountId::parse(&c))
-                        .transpose()
-                        .map_err(corrupt)?,
-                    at: Some(at),
-                },
-                actor,
-            })
-        })
-        .collect()
-}
-
-type BindingRow = (String, String, String, i64);
-
-fn to_binding(r: BindingRow) -> Result<NumberBinding, StoreError> {
-    Ok(NumberBinding {
-        number: r.0,
-        waybill_no: WaybillNo::parse(&r.1).map_err(corrupt)?,
-        courier: AccountId::parse(&r.2).map_err(corrupt)?,
-        bound_at: r.3,
-    })
+    rows.into_iter().map(rows::event).collect()
 }
 
 async fn binding_of_waybill(
     c: &mut sqlx::PgConnection,
     no: &WaybillNo,
 ) -> Result<Option<NumberBinding>, StoreError> {
-    let row: Option<BindingRow> = sqlx::query_as(
+    let row: Option<rows::BindingRow> = sqlx::query_as(
         "SELECT number, waybill_no, courier, bound_at FROM privacy_numbers WHERE waybill_no = $1",
     )
     .bind(no.as_str())
     .fetch_optional(c)
     .await
     .map_err(db)?;
-    row.map(to_binding).transpose()
+    row.map(rows::binding).transpose()
 }
 
 /// Node `(level, index)` lives in the row of the entry whose append completed it, at `level * 32`.
@@ -835,14 +733,14 @@ impl Store for PgStore {
 
     fn account(&self, id: &AccountId) -> Result<Option<Account>, StoreError> {
         self.run(async {
-            let row: Option<AccountRow> = sqlx::query_as(&format!(
+            let row: Option<rows::AccountRow> = sqlx::query_as(&format!(
                 "SELECT {ACCOUNT_COLS} FROM accounts a WHERE a.id = $1"
             ))
             .bind(id.as_str())
             .fetch_optional(&self.pool)
             .await
             .map_err(db)?;
-            row.map(to_account).transpose()
+            row.map(rows::account).transpose()
         })
     }
 
@@ -855,13 +753,13 @@ impl Store for PgStore {
 
     fn accounts(&self) -> Result<Vec<Account>, StoreError> {
         self.run(async {
-            let rows: Vec<AccountRow> = sqlx::query_as(&format!(
+            let rows: Vec<rows::AccountRow> = sqlx::query_as(&format!(
                 "SELECT {ACCOUNT_COLS} FROM accounts a ORDER BY a.id"
             ))
             .fetch_all(&self.pool)
             .await
             .map_err(db)?;
-            rows.into_iter().map(to_account).collect()
+            rows.into_iter().map(rows::account).collect()
         })
     }
 
@@ -1203,7 +1101,7 @@ impl Store for PgStore {
 
     fn number_binding(&self, number: &str) -> Result<Option<NumberBinding>, StoreError> {
         self.run(async {
-            let row: Option<BindingRow> = sqlx::query_as(
+            let row: Option<rows::BindingRow> = sqlx::query_as(
                 "SELECT number, waybill_no, courier, bound_at FROM privacy_numbers
                  WHERE number = $1 AND waybill_no IS NOT NULL",
             )
@@ -1211,7 +1109,7 @@ impl Store for PgStore {
             .fetch_optional(&self.pool)
             .await
             .map_err(db)?;
-            row.map(to_binding).transpose()
+            row.map(rows::binding).transpose()
         })
     }
 

@@ -63,7 +63,8 @@ pub fn run_all(fresh: &dyn Fn() -> Box<dyn Store>) {
     }
 }
 
-fn entry(action: &str) -> AuditEntry {
+/// An audit entry for `action` (its seq and link are the store's to set).
+pub fn entry(action: &str) -> AuditEntry {
     AuditEntry::new(1, "admin", action)
 }
 
@@ -79,7 +80,8 @@ fn account(id: &str) -> Account {
     }
 }
 
-fn waybill(no: &str) -> SealedWaybill {
+/// A sealed waybill `no` of merchant M1 from O1 to O2, with one blind-index token `[7; 16]`.
+pub fn waybill(no: &str) -> SealedWaybill {
     SealedWaybill {
         meta: WaybillMeta {
             waybill_no: WaybillNo::parse(no).unwrap(),
@@ -99,7 +101,7 @@ fn waybill(no: &str) -> SealedWaybill {
 }
 
 /// Signs and stores a checkpoint of the log as it is now.
-fn sign_head(store: &dyn Store, signer: &NoteSigner) {
+pub fn sign_head(store: &dyn Store, signer: &NoteSigner) {
     let (size, root) = store.audit_head().unwrap();
     let cp = Checkpoint {
         origin: signer.name().into(),
@@ -111,7 +113,8 @@ fn sign_head(store: &dyn Store, signer: &NoteSigner) {
         .unwrap();
 }
 
-fn verify(
+/// Verifies the whole log against its checkpoints.
+pub fn verify(
     store: &dyn Store,
     signer: &NoteSigner,
 ) -> Result<wbg_audit::VerifyReport, wbg_audit::VerifyFailure> {

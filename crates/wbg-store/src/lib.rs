@@ -12,6 +12,7 @@
 pub mod conformance;
 mod error;
 mod numbers;
+pub mod rows;
 mod sqlite;
 
 pub use error::StoreError;

@@ -11,6 +11,10 @@ use zeroize::Zeroize;
 
 const NONCE: usize = 12;
 
+/// One bucket's unwrapped data keys, by [`FieldGroup`] index.
+#[derive(Clone, Default)]
+struct BucketKeys([Option<Arc<Aes256Gcm>>; 4]);
+
 /// Where wrapped keys are kept (beside the data; useless without the master key).
 pub trait WrappedKeyStore: Send + Sync {
     /// The wrapped key stored under `id`, if any.
@@ -83,7 +87,9 @@ pub struct Vault {
     master: MasterKey,
     master_id: [u8; 8],
     blind: BlindIndex,
-    data_keys: RwLock<HashMap<(i64, FieldGroup), Arc<Aes256Gcm>>>,
+    /// Each bucket's unwrapped keys, one slot per group (a group not loaded yet, or shredded, is `None`); one
+    /// `Arc` per bucket so that sealing a waybill takes one reference, not one per group.
+    data_keys: RwLock<HashMap<i64, Arc<BucketKeys>>>,
     /// The key of opaque tokens (label QR codes), loaded on first use.
     token_key: std::sync::OnceLock<Arc<Aes256Gcm>>,
     store: Arc<dyn WrappedKeyStore>,
@@ -210,35 +216,34 @@ impl Vault {
         out
     }
 
-    fn data_key(
+    /// The keys of `bucket` with `group`'s loaded (made first when absent and `create` is set).
+    fn bucket_keys(
         &self,
         bucket: i64,
         group: FieldGroup,
         create: bool,
-    ) -> Result<Arc<Aes256Gcm>, VaultError> {
-        if let Some(k) = self
-            .data_keys
-            .read()
-            .map_err(|_| poisoned())?
-            .get(&(bucket, group))
-        {
-            return Ok(k.clone());
+    ) -> Result<Arc<BucketKeys>, VaultError> {
+        if let Some(k) = self.data_keys.read().map_err(|_| poisoned())?.get(&bucket) {
+            if k.0[group as usize].is_some() {
+                return Ok(k.clone());
+            }
         }
         let mut raw = self.key_material(&group.key_id(bucket), create)?;
         let cipher = Arc::new(Aes256Gcm::new((&raw).into()));
         raw.zeroize();
-        self.data_keys
-            .write()
-            .map_err(|_| poisoned())?
-            .insert((bucket, group), cipher.clone());
-        Ok(cipher)
+        let mut map = self.data_keys.write().map_err(|_| poisoned())?;
+        let mut keys = map.get(&bucket).map(|k| (**k).clone()).unwrap_or_default();
+        keys.0[group as usize] = Some(cipher);
+        let keys = Arc::new(keys);
+        map.insert(bucket, keys.clone());
+        Ok(keys)
     }
 
     /// Loads (creating if needed) the data keys of `bucket`, so that sealing into it afterwards touches no key
     /// store: sealing threads then never wait on a store that a transaction holds.
     pub fn ensure_bucket(&self, bucket: i64) -> Result<(), VaultError> {
         for group in FieldGroup::ALL {
-            self.data_key(bucket, group, true)?;
+            self.bucket_keys(bucket, group, true)?;
         }
         Ok(())
     }
@@ -246,7 +251,11 @@ impl Vault {
     /// Drops a bucket's unwrapped key of `group` from memory (after its wrapped key was destroyed).
     pub fn forget_key(&self, bucket: i64, group: FieldGroup) {
         if let Ok(mut m) = self.data_keys.write() {
-            m.remove(&(bucket, group));
+            if let Some(k) = m.get(&bucket) {
+                let mut keys = (**k).clone();
+                keys.0[group as usize] = None;
+                m.insert(bucket, Arc::new(keys));
+            }
         }
     }
 
@@ -270,11 +279,13 @@ impl Vault {
         wb: &NewWaybill,
         bucket: i64,
     ) -> Result<(SealedFields, BlindTokens), VaultError> {
-        let keys: Vec<Arc<Aes256Gcm>> = FieldGroup::ALL
-            .iter()
-            .map(|g| self.data_key(bucket, *g, true))
-            .collect::<Result<_, _>>()?;
-        let key_of = |f: Field| &keys[f.group() as usize];
+        let mut keys = self.bucket_keys(bucket, FieldGroup::Contact, true)?;
+        for g in FieldGroup::ALL {
+            if keys.0[g as usize].is_none() {
+                keys = self.bucket_keys(bucket, g, true)?;
+            }
+        }
+        let key_of = |f: Field| keys.0[f.group() as usize].as_deref();
         let region = |a: &wbg_core::Address| crate::join_region(&a.province, &a.city, &a.district);
         let values: [(Field, std::borrow::Cow<'_, str>); 9] = [
             (Field::SenderName, wb.sender.name.as_str().into()),
@@ -308,6 +319,7 @@ impl Vault {
             buf.extend_from_slice(&nonce);
             buf.extend_from_slice(value.as_bytes());
             let tag = key_of(*field)
+                .ok_or_else(|| VaultError::Store("a data key is not loaded".into()))?
                 .encrypt_in_place_detached(Nonce::from_slice(&nonce), &aad, &mut buf[NONCE..])
                 .map_err(|_| VaultError::Decrypt {
                     what: field.name().to_owned(),
@@ -333,7 +345,7 @@ impl Vault {
         if fields.is_empty() {
             return Ok(Vec::new());
         }
-        let mut keys: [Option<Arc<Aes256Gcm>>; 4] = Default::default();
+        let mut keys: Option<Arc<BucketKeys>> = None;
         let mut out = Vec::with_capacity(fields.len());
         let mut aad = Vec::with_capacity(64);
         for &field in fields {
@@ -343,11 +355,14 @@ impl Vault {
                 return Err(VaultError::Malformed("field too short"));
             }
             Self::aad_into(&mut aad, no, field, bucket);
-            let slot = &mut keys[field.group() as usize];
-            let key = match slot {
-                Some(k) => k,
-                None => slot.insert(self.data_key(bucket, field.group(), false)?),
-            };
+            let g = field.group();
+            if keys.as_ref().is_none_or(|k| k.0[g as usize].is_none()) {
+                keys = Some(self.bucket_keys(bucket, g, false)?);
+            }
+            let key = keys
+                .as_ref()
+                .and_then(|k| k.0[g as usize].as_deref())
+                .ok_or_else(|| VaultError::Store("a data key is not loaded".into()))?;
             let plain = key
                 .decrypt(
                     Nonce::from_slice(&body[..NONCE]),

@@ -263,15 +263,7 @@ pub fn run(keep: Option<PathBuf>) -> Result<()> {
     );
 
     // 3. A suspended account is refused.
-    let other = carrier
-        .accounts
-        .iter()
-        .find(|a| {
-            a.role == Role::Courier
-                && a.outlet.as_deref() == Some(dest.as_str())
-                && a.id != courier.id
-        })
-        .ok_or_else(|| anyhow!("no second courier"))?;
+    let other = colleague;
     guard.set_status(
         local,
         &other.id,

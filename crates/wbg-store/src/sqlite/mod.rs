@@ -7,6 +7,7 @@
 mod blind;
 mod numbers;
 
+use crate::rows::AccountRow;
 use crate::{AlertFilter, EventRecord, ReadSnapshot, SealedWaybill, Store, StoreError};
 use rand::RngCore;
 use rusqlite::{params, Connection, OptionalExtension, Transaction, TransactionBehavior};
@@ -15,8 +16,8 @@ use std::sync::{Mutex, MutexGuard};
 use wbg_audit::merkle::{leaf_hash, Frontier};
 use wbg_audit::{AuditEntry, Hash, StoredEntry};
 use wbg_core::{
-    Account, AccountId, AccountStatus, Alert, EventType, MerchantId, Millis, OutletId, Role,
-    StatusEvent, WaybillMeta, WaybillNo, WaybillStatus,
+    Account, AccountId, AccountStatus, Alert, EventType, MerchantId, Millis, OutletId, WaybillMeta,
+    WaybillNo, WaybillStatus,
 };
 
 const SCHEMA: &str = r#"
@@ -272,39 +273,6 @@ fn account_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<AccountRow> {
     ))
 }
 
-type AccountRow = (
-    String,
-    String,
-    Option<String>,
-    Option<String>,
-    String,
-    Option<String>,
-    i64,
-);
-
-fn to_account(row: AccountRow) -> Result<Account, StoreError> {
-    let (id, role, outlet, merchant, status, reason, created_at) = row;
-    Ok(Account {
-        id: AccountId::parse(&id).map_err(corrupt)?,
-        role: Role::parse(&role).map_err(corrupt)?,
-        outlet: outlet
-            .map(|o| OutletId::parse(&o))
-            .transpose()
-            .map_err(corrupt)?,
-        merchant: merchant
-            .map(|m| MerchantId::parse(&m))
-            .transpose()
-            .map_err(corrupt)?,
-        status: match status.as_str() {
-            "active" => AccountStatus::Active,
-            "suspended" => AccountStatus::Suspended,
-            _ => return Err(corrupt("unknown account status")),
-        },
-        status_reason: reason,
-        created_at,
-    })
-}
-
 const ACCOUNT_COLS: &str =
     "a.id, a.role, a.outlet, a.merchant, a.status, a.status_reason, a.created_at";
 const ACCOUNT_BY_TOKEN: &str =
@@ -320,7 +288,7 @@ fn account_by_token_in(
         .prepare_cached(ACCOUNT_BY_TOKEN)?
         .query_row(params![&token_hash[..]], account_row)
         .optional()?;
-    row.map(to_account).transpose()
+    row.map(crate::rows::account).transpose()
 }
 
 /// A waybill's metadata and sealed fields.
@@ -348,37 +316,7 @@ fn waybill_in(
             ))
         })
         .optional()?;
-    let Some((
-        merchant,
-        origin,
-        dest,
-        courier,
-        status,
-        created_at,
-        updated_at,
-        signed_at,
-        bucket,
-        sealed,
-    )) = row
-    else {
-        return Ok(None);
-    };
-    let meta = WaybillMeta {
-        waybill_no: no.clone(),
-        merchant: MerchantId::parse(&merchant).map_err(corrupt)?,
-        origin_outlet: OutletId::parse(&origin).map_err(corrupt)?,
-        destination_outlet: OutletId::parse(&dest).map_err(corrupt)?,
-        courier: courier
-            .map(|c| AccountId::parse(&c))
-            .transpose()
-            .map_err(corrupt)?,
-        status: WaybillStatus::parse(&status).map_err(corrupt)?,
-        created_at,
-        updated_at,
-        signed_at,
-        bucket,
-    };
-    Ok(Some((meta, sealed)))
+    row.map(|r| crate::rows::waybill(no, r)).transpose()
 }
 
 /// A waybill's events, oldest first.
@@ -397,23 +335,7 @@ fn events_in(conn: &Connection, no: &WaybillNo) -> Result<Vec<EventRecord>, Stor
             ))
         })?
         .collect::<Result<Vec<_>, _>>()?;
-    rows.into_iter()
-        .map(|(at, kind, outlet, courier, actor)| {
-            Ok(EventRecord {
-                at,
-                event: StatusEvent {
-                    kind: EventType::parse(&kind).map_err(corrupt)?,
-                    outlet: OutletId::parse(&outlet).map_err(corrupt)?,
-                    courier: courier
-                        .map(|c| AccountId::parse(&c))
-                        .transpose()
-                        .map_err(corrupt)?,
-                    at: Some(at),
-                },
-                actor,
-            })
-        })
-        .collect()
+    rows.into_iter().map(crate::rows::event).collect()
 }
 
 fn is_unique_violation(e: &rusqlite::Error) -> bool {
@@ -790,7 +712,7 @@ impl Store for SqliteStore {
             ))?
             .query_row(params![id.as_str()], account_row)
             .optional()?;
-        row.map(to_account).transpose()
+        row.map(crate::rows::account).transpose()
     }
 
     fn account_by_token(&self, token_hash: &[u8; 32]) -> Result<Option<Account>, StoreError> {
@@ -840,7 +762,7 @@ impl Store for SqliteStore {
         let rows = stmt
             .query_map([], account_row)?
             .collect::<Result<Vec<_>, _>>()?;
-        rows.into_iter().map(to_account).collect()
+        rows.into_iter().map(crate::rows::account).collect()
     }
 
     fn set_account_status(

@@ -22,16 +22,6 @@ fn binding_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(String, String, Strin
     Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
 }
 
-fn to_binding(row: (String, String, String, i64)) -> Result<NumberBinding, StoreError> {
-    let (number, no, courier, bound_at) = row;
-    Ok(NumberBinding {
-        number,
-        waybill_no: WaybillNo::parse(&no).map_err(|_| corrupt("a bound waybill number"))?,
-        courier: AccountId::parse(&courier).map_err(|_| corrupt("a bound courier id"))?,
-        bound_at,
-    })
-}
-
 pub(super) fn binding_of_number(
     conn: &Connection,
     number: &str,
@@ -42,7 +32,7 @@ pub(super) fn binding_of_number(
     )?
     .query_row(params![number], binding_row)
     .optional()?
-    .map(to_binding)
+    .map(crate::rows::binding)
     .transpose()
 }
 
@@ -55,7 +45,7 @@ pub(super) fn binding_of_waybill(
     )?
     .query_row(params![no.as_str()], binding_row)
     .optional()?
-    .map(to_binding)
+    .map(crate::rows::binding)
     .transpose()
 }
 

@@ -1,54 +1,6 @@
 use super::*;
+use crate::conformance::{entry, sign_head, verify, waybill};
 use wbg_audit::note::NoteSigner;
-use wbg_audit::{verify_log, Checkpoint};
-
-fn entry(action: &str) -> AuditEntry {
-    AuditEntry::new(1, "admin", action)
-}
-
-fn waybill(no: &str) -> SealedWaybill {
-    SealedWaybill {
-        meta: WaybillMeta {
-            waybill_no: WaybillNo::parse(no).unwrap(),
-            merchant: MerchantId::parse("M1").unwrap(),
-            origin_outlet: OutletId::parse("O1").unwrap(),
-            destination_outlet: OutletId::parse("O2").unwrap(),
-            courier: None,
-            status: WaybillStatus::Created,
-            created_at: 1,
-            updated_at: 1,
-            signed_at: None,
-            bucket: 0,
-        },
-        sealed: vec![1, 2, 3],
-        blind: vec![(1, 0, [7u8; 16])],
-    }
-}
-
-/// Signs and stores a checkpoint of the log as it is now.
-fn sign_head(store: &SqliteStore, signer: &NoteSigner) {
-    let (size, root) = store.audit_head().unwrap();
-    let cp = Checkpoint {
-        origin: signer.name().into(),
-        size,
-        root,
-    };
-    store
-        .put_checkpoint(size, &signer.sign(&cp.to_text()).unwrap())
-        .unwrap();
-}
-
-fn verify(
-    store: &SqliteStore,
-    signer: &NoteSigner,
-) -> Result<wbg_audit::VerifyReport, wbg_audit::VerifyFailure> {
-    let entries = store.audit_entries(0, usize::MAX >> 1).unwrap();
-    verify_log(
-        entries.into_iter().map(Ok),
-        &store.checkpoints().unwrap(),
-        &signer.verifier(),
-    )
-}
 
 #[test]
 fn two_handles_on_one_directory_keep_one_verifiable_tree() {

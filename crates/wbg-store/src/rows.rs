@@ -1,0 +1,129 @@
+//! Stored rows decoded into domain types, the same way in every backend: the columns as each backend reads
+//! them (`(id, role, outlet, merchant, status, status_reason, created_at)` for an account, and so on), checked
+//! back into validated types, so that a row that no build writes is `Corrupt`, never a panic.
+use crate::{EventRecord, NumberBinding, StoreError};
+use wbg_core::{
+    Account, AccountId, AccountStatus, EventType, MerchantId, OutletId, Role, StatusEvent,
+    WaybillMeta, WaybillNo, WaybillStatus,
+};
+
+fn corrupt(what: impl std::fmt::Display) -> StoreError {
+    StoreError::Corrupt(what.to_string())
+}
+
+/// An account's columns: id, role, outlet, merchant, status, status reason, created at.
+pub type AccountRow = (
+    String,
+    String,
+    Option<String>,
+    Option<String>,
+    String,
+    Option<String>,
+    i64,
+);
+
+/// An account from its columns.
+pub fn account(row: AccountRow) -> Result<Account, StoreError> {
+    let (id, role, outlet, merchant, status, reason, created_at) = row;
+    Ok(Account {
+        id: AccountId::parse(&id).map_err(corrupt)?,
+        role: Role::parse(&role).map_err(corrupt)?,
+        outlet: outlet
+            .map(|o| OutletId::parse(&o))
+            .transpose()
+            .map_err(corrupt)?,
+        merchant: merchant
+            .map(|m| MerchantId::parse(&m))
+            .transpose()
+            .map_err(corrupt)?,
+        status: match status.as_str() {
+            "active" => AccountStatus::Active,
+            "suspended" => AccountStatus::Suspended,
+            _ => return Err(corrupt("unknown account status")),
+        },
+        status_reason: reason,
+        created_at,
+    })
+}
+
+/// A waybill's columns after its number: merchant, origin, destination, courier, status, created at, updated
+/// at, signed at, bucket, sealed fields.
+pub type WaybillRow = (
+    String,
+    String,
+    String,
+    Option<String>,
+    String,
+    i64,
+    i64,
+    Option<i64>,
+    i64,
+    Vec<u8>,
+);
+
+/// Waybill `no`'s metadata and sealed fields from its columns.
+pub fn waybill(no: &WaybillNo, row: WaybillRow) -> Result<(WaybillMeta, Vec<u8>), StoreError> {
+    let (
+        merchant,
+        origin,
+        dest,
+        courier,
+        status,
+        created_at,
+        updated_at,
+        signed_at,
+        bucket,
+        sealed,
+    ) = row;
+    let meta = WaybillMeta {
+        waybill_no: no.clone(),
+        merchant: MerchantId::parse(&merchant).map_err(corrupt)?,
+        origin_outlet: OutletId::parse(&origin).map_err(corrupt)?,
+        destination_outlet: OutletId::parse(&dest).map_err(corrupt)?,
+        courier: courier
+            .map(|c| AccountId::parse(&c))
+            .transpose()
+            .map_err(corrupt)?,
+        status: WaybillStatus::parse(&status).map_err(corrupt)?,
+        created_at,
+        updated_at,
+        signed_at,
+        bucket,
+    };
+    Ok((meta, sealed))
+}
+
+/// An event's columns: at, type, outlet, courier, actor.
+pub type EventRow = (i64, String, String, Option<String>, String);
+
+/// An event from its columns.
+pub fn event(row: EventRow) -> Result<EventRecord, StoreError> {
+    let (at, kind, outlet, courier, actor) = row;
+    Ok(EventRecord {
+        at,
+        event: StatusEvent {
+            kind: EventType::parse(&kind).map_err(corrupt)?,
+            outlet: OutletId::parse(&outlet).map_err(corrupt)?,
+            courier: courier
+                .map(|c| AccountId::parse(&c))
+                .transpose()
+                .map_err(corrupt)?,
+            at: Some(at),
+        },
+        actor,
+    })
+}
+
+/// A privacy-number binding's columns: number, waybill, courier, bound at.
+pub type BindingRow = (String, String, String, i64);
+
+/// A binding from its columns.
+pub fn binding(row: BindingRow) -> Result<NumberBinding, StoreError> {
+    let (number, no, courier, bound_at) = row;
+    Ok(NumberBinding {
+        number,
+        waybill_no: WaybillNo::parse(&no).map_err(|_| corrupt("a bound waybill number"))?,
+        courier: AccountId::parse(&courier).map_err(|_| corrupt("a bound courier id"))?,
+        bound_at,
+    })
+}
