@@ -1040,13 +1040,7 @@ impl Store for PgStore {
                     from: had.courier,
                 },
                 None => {
-                    let free: Option<String> = sqlx::query_scalar(
-                        "SELECT p.number FROM privacy_numbers p LEFT JOIN waybills w ON w.no = p.waybill_no
-                         WHERE NOT p.retired AND (p.waybill_no IS NULL OR w.no IS NULL
-                            OR (w.status = 'signed' AND w.signed_at + $1 + $2 <= $3)
-                            OR (w.status NOT IN ('out_for_delivery', 'signed') AND w.updated_at + $2 <= $3))
-                         ORDER BY p.bound_at IS NOT NULL, p.bound_at LIMIT 1",
-                    )
+                    let free: Option<String> = sqlx::query_scalar(wbg_store::FREE_NUMBER_SQL                    )
                     .bind(release.grace_ms)
                     .bind(release.quarantine_ms)
                     .bind(now)

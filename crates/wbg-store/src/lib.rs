@@ -16,7 +16,7 @@ pub mod rows;
 mod sqlite;
 
 pub use error::StoreError;
-pub use numbers::{BindOutcome, NumberBinding, NumberRelease, PoolSync};
+pub use numbers::{BindOutcome, NumberBinding, NumberRelease, PoolSync, FREE_NUMBER_SQL};
 pub use sqlite::SqliteStore;
 
 /// The embedded store's database file name inside a data directory.

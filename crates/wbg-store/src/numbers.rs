@@ -56,3 +56,14 @@ pub struct PoolSync {
     /// Numbers in service.
     pub in_service: u64,
 }
+
+/// The free number rested longest: never bound, or bound to a waybill that is gone or whose binding ended
+/// (signed `$1` = grace ago, or out of delivery) at least `$2` = quarantine before `$3` = now. A waybill back out
+/// for delivery, or still out with another courier while its rebinding waits in the queue, keeps its number.
+/// Every backend runs this one statement.
+pub const FREE_NUMBER_SQL: &str =
+    "SELECT p.number FROM privacy_numbers p LEFT JOIN waybills w ON w.no = p.waybill_no
+    WHERE NOT p.retired AND (p.waybill_no IS NULL OR w.no IS NULL
+       OR (w.status = 'signed' AND w.signed_at + $1 + $2 <= $3)
+       OR (w.status NOT IN ('out_for_delivery', 'signed') AND w.updated_at + $2 <= $3))
+    ORDER BY p.bound_at IS NOT NULL, p.bound_at LIMIT 1";

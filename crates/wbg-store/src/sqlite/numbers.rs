@@ -105,16 +105,6 @@ pub(super) fn sync_pool(inner: &mut Inner, numbers: &[String]) -> Result<PoolSyn
     })
 }
 
-/// The free number rested longest: never bound, or bound to a waybill that is gone or whose binding ended
-/// (signed `grace` ago, or out of delivery) at least `quarantine` ago. A waybill back out for delivery, or still
-/// out with another courier while its rebinding waits in the queue, keeps its number.
-const FREE_NUMBER: &str =
-    "SELECT p.number FROM privacy_numbers p LEFT JOIN waybills w ON w.no = p.waybill_no
-    WHERE p.retired = 0 AND (p.waybill_no IS NULL OR w.no IS NULL
-       OR (w.status = 'signed' AND w.signed_at + ?1 + ?2 <= ?3)
-       OR (w.status NOT IN ('out_for_delivery', 'signed') AND w.updated_at + ?2 <= ?3))
-    ORDER BY p.bound_at IS NOT NULL, p.bound_at LIMIT 1";
-
 pub(super) fn bind(
     inner: &mut Inner,
     no: &WaybillNo,
@@ -155,7 +145,7 @@ pub(super) fn bind(
         },
         None => {
             let free: Option<String> = tx
-                .prepare_cached(FREE_NUMBER)?
+                .prepare_cached(crate::numbers::FREE_NUMBER_SQL)?
                 .query_row(params![release.grace_ms, release.quarantine_ms, now], |r| {
                     r.get(0)
                 })
