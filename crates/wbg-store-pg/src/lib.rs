@@ -1019,40 +1019,29 @@ impl Store for PgStore {
                     .fetch_optional(&mut *tx)
                     .await
                     .map_err(db)?;
-            let out_with_courier = matches!(&current,
-                Some((status, Some(c))) if status == "out_for_delivery" && c == courier.as_str());
             let dequeue = "DELETE FROM privacy_waiting WHERE waybill_no = $1";
-            if !out_with_courier {
-                sqlx::query(dequeue).bind(no.as_str()).execute(&mut *tx).await.map_err(db)?;
+            let needed = current.as_ref().map(|(s, c)| (s.as_str(), c.as_deref()));
+            if !BindOutcome::needed(needed, courier) {
+                sqlx::query(dequeue)
+                    .bind(no.as_str())
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(db)?;
                 tx.commit().await.map_err(db)?;
                 return Ok((BindOutcome::NotNeeded, None));
             }
-            let binding = |number: String| NumberBinding {
-                number,
-                waybill_no: no.clone(),
-                courier: courier.clone(),
-                bound_at: now,
-            };
-            let outcome = match binding_of_waybill(&mut tx, no).await? {
-                Some(had) if had.courier == *courier => BindOutcome::Kept(had),
-                Some(had) => BindOutcome::Rebound {
-                    binding: binding(had.number),
-                    from: had.courier,
-                },
-                None => {
-                    let free: Option<String> = sqlx::query_scalar(wbg_store::FREE_NUMBER_SQL                    )
+            let had = binding_of_waybill(&mut tx, no).await?;
+            let free: Option<String> = match had {
+                Some(_) => None,
+                None => sqlx::query_scalar(wbg_store::FREE_NUMBER_SQL)
                     .bind(release.grace_ms)
                     .bind(release.quarantine_ms)
                     .bind(now)
                     .fetch_optional(&mut *tx)
                     .await
-                    .map_err(db)?;
-                    match free {
-                        Some(n) => BindOutcome::Bound(binding(n)),
-                        None => BindOutcome::Exhausted,
-                    }
-                }
+                    .map_err(db)?,
             };
+            let outcome = BindOutcome::decide(no, courier, now, had, free);
             match &outcome {
                 BindOutcome::Bound(b) | BindOutcome::Rebound { binding: b, .. } => {
                     sqlx::query(

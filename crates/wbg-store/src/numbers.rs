@@ -46,6 +46,41 @@ pub enum BindOutcome {
     NotNeeded,
 }
 
+impl BindOutcome {
+    /// Whether a waybill whose row reads `(status, courier)` (`None`: no such waybill) still needs a number for
+    /// `courier`: it is out for delivery with them.
+    pub fn needed(current: Option<(&str, Option<&str>)>, courier: &AccountId) -> bool {
+        matches!(current, Some(("out_for_delivery", Some(c))) if c == courier.as_str())
+    }
+
+    /// What binding waybill `no` for `courier` at `now` comes to, once it is [needed](Self::needed): the number
+    /// it `had` (kept, or rebound when the courier changed), else the `free` one (looked up only when it had
+    /// none), else exhaustion. Every backend decides with this and then writes the outcome.
+    pub fn decide(
+        no: &WaybillNo,
+        courier: &AccountId,
+        now: Millis,
+        had: Option<NumberBinding>,
+        free: Option<String>,
+    ) -> BindOutcome {
+        let binding = |number: String| NumberBinding {
+            number,
+            waybill_no: no.clone(),
+            courier: courier.clone(),
+            bound_at: now,
+        };
+        match (had, free) {
+            (Some(had), _) if had.courier == *courier => BindOutcome::Kept(had),
+            (Some(had), _) => BindOutcome::Rebound {
+                binding: binding(had.number),
+                from: had.courier,
+            },
+            (None, Some(number)) => BindOutcome::Bound(binding(number)),
+            (None, None) => BindOutcome::Exhausted,
+        }
+    }
+}
+
 /// The pool after [`crate::Store::sync_number_pool`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct PoolSync {

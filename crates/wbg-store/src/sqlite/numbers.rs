@@ -124,38 +124,23 @@ pub(super) fn bind(
             .execute(params![no.as_str()])?;
         Ok(())
     };
-    let out_with_courier = matches!(&current,
-        Some((status, Some(c))) if status == "out_for_delivery" && c == courier.as_str());
-    if !out_with_courier {
+    let current = current.as_ref().map(|(s, c)| (s.as_str(), c.as_deref()));
+    if !BindOutcome::needed(current, courier) {
         dequeue(&tx)?;
         tx.commit()?;
         return Ok((BindOutcome::NotNeeded, None));
     }
-    let binding = |number: String| NumberBinding {
-        number,
-        waybill_no: no.clone(),
-        courier: courier.clone(),
-        bound_at: now,
+    let had = binding_of_waybill(&tx, no)?;
+    let free: Option<String> = match had {
+        Some(_) => None,
+        None => tx
+            .prepare_cached(crate::numbers::FREE_NUMBER_SQL)?
+            .query_row(params![release.grace_ms, release.quarantine_ms, now], |r| {
+                r.get(0)
+            })
+            .optional()?,
     };
-    let outcome = match binding_of_waybill(&tx, no)? {
-        Some(had) if had.courier == *courier => BindOutcome::Kept(had),
-        Some(had) => BindOutcome::Rebound {
-            binding: binding(had.number),
-            from: had.courier,
-        },
-        None => {
-            let free: Option<String> = tx
-                .prepare_cached(crate::numbers::FREE_NUMBER_SQL)?
-                .query_row(params![release.grace_ms, release.quarantine_ms, now], |r| {
-                    r.get(0)
-                })
-                .optional()?;
-            match free {
-                Some(number) => BindOutcome::Bound(binding(number)),
-                None => BindOutcome::Exhausted,
-            }
-        }
-    };
+    let outcome = BindOutcome::decide(no, courier, now, had, free);
     match &outcome {
         BindOutcome::Bound(b) | BindOutcome::Rebound { binding: b, .. } => {
             tx.prepare_cached(
