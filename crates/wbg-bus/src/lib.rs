@@ -11,6 +11,7 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+use async_nats::jetstream::context::ConsumerInfoErrorKind;
 use async_nats::jetstream::{self, consumer::pull, consumer::AckPolicy, consumer::DeliverPolicy};
 use futures::StreamExt;
 use serde::{Deserialize, Serialize};
@@ -146,7 +147,10 @@ impl NatsSink {
                 };
                 match js.publish(subject, body.into()).await {
                     Ok(ack) => pending.push_back(ack),
-                    Err(e) => tracing::warn!(error = %e, "cannot publish an access event"),
+                    Err(e) => {
+                        metrics::counter!("wbguard_bus_publish_failures_total").increment(1);
+                        tracing::warn!(error = %e, "cannot publish an access event")
+                    }
                 }
                 while pending.len() >= 256 || (rx.is_empty() && !pending.is_empty()) {
                     let Some(ack) = pending.pop_front() else {
@@ -155,8 +159,10 @@ impl NatsSink {
                     match ack.await {
                         Ok(_) => {
                             count.fetch_add(1, Ordering::Relaxed);
+                            metrics::counter!("wbguard_bus_events_published_total").increment(1);
                         }
                         Err(e) => {
+                            metrics::counter!("wbguard_bus_publish_failures_total").increment(1);
                             tracing::warn!(error = %e, "an access event was not acknowledged")
                         }
                     }
@@ -191,6 +197,7 @@ impl EventSink for NatsSink {
 }
 
 fn metrics_dropped() {
+    metrics::counter!("wbguard_bus_events_dropped_total").increment(1);
     tracing::warn!("access-event queue full; event dropped");
 }
 
@@ -272,6 +279,12 @@ impl Worker {
             if floor > 0 {
                 report.replayed = self.replay(&stream, &subject, floor).await?;
             }
+            tracing::info!(
+                partition = self.partition,
+                replayed = report.replayed,
+                ack_floor = floor,
+                "risk worker rebuilt its state; consuming"
+            );
             Ok::<_, BusError>(consumer)
         })?;
         while !stop.load(Ordering::Relaxed) && limit.is_none_or(|l| report.processed < l) {
@@ -296,6 +309,7 @@ impl Worker {
                 let v = self.engine.observe(&ev);
                 verdict(&ev, &v);
                 report.processed += 1;
+                metrics::counter!("wbguard_risk_worker_events_total").increment(1);
             }
             // Every event of the batch was handled: acknowledge them, the last one waiting for the server's
             // confirmation (which follows the earlier ones on this connection), so that a worker stopped now has
@@ -359,6 +373,66 @@ impl Worker {
             }
         }
     }
+}
+
+/// Where one partition stands: what the stream holds and how far its worker's durable consumer has got.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct PartitionStatus {
+    /// The partition.
+    pub partition: u32,
+    /// Events the stream holds for it (those younger than `max_age_days`).
+    pub events: u64,
+    /// Whether a worker has ever consumed it (its durable consumer exists).
+    pub consumer: bool,
+    /// Events not yet delivered to its worker.
+    pub pending: u64,
+    /// Events delivered to its worker and not yet acknowledged.
+    pub unacknowledged: u64,
+    /// Events delivered again (a worker died or was too slow before acknowledging them).
+    pub redelivered: u64,
+    /// The stream sequence up to which its worker has acknowledged everything.
+    pub ack_floor: u64,
+}
+
+impl PartitionStatus {
+    /// Every event the stream holds for the partition was handled and acknowledged by its worker.
+    pub fn drained(&self) -> bool {
+        self.consumer && self.pending == 0 && self.unacknowledged == 0
+    }
+}
+
+/// Each partition's [`PartitionStatus`] (`wbguard bus status`, and tests counting events end to end).
+pub fn status(cfg: &NatsConfig) -> Result<Vec<PartitionStatus>, BusError> {
+    runtime("wbguard-bus-admin")?.block_on(async {
+        let (_, stream) = stream_of(cfg).await?;
+        let mut counts = std::collections::HashMap::new();
+        let mut subjects = stream
+            .info_with_subjects(format!("{}.access.*", cfg.prefix))
+            .await
+            .map_err(nats)?;
+        while let Some(item) = subjects.next().await {
+            let (subject, n) = item.map_err(nats)?;
+            counts.insert(subject, n as u64);
+        }
+        let mut out = Vec::new();
+        for p in 0..cfg.partitions {
+            let info = match stream.consumer_info(format!("risk-{p}")).await {
+                Ok(i) => Some(i),
+                Err(e) if e.kind() == ConsumerInfoErrorKind::NotFound => None,
+                Err(e) => return Err(nats(e)),
+            };
+            out.push(PartitionStatus {
+                partition: p,
+                events: counts.get(&cfg.subject(p)).copied().unwrap_or(0),
+                consumer: info.is_some(),
+                pending: info.as_ref().map_or(0, |i| i.num_pending),
+                unacknowledged: info.as_ref().map_or(0, |i| i.num_ack_pending as u64),
+                redelivered: info.as_ref().map_or(0, |i| i.num_redelivered as u64),
+                ack_floor: info.as_ref().map_or(0, |i| i.ack_floor.stream_sequence),
+            });
+        }
+        Ok(out)
+    })
 }
 
 /// Deletes the configured stream and its consumers (tests, and an operator retiring a deployment).

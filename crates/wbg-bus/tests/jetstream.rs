@@ -123,6 +123,22 @@ fn a_restarted_worker_loses_nothing_and_rebuilds_its_state() {
     );
     assert_eq!(a.level, b.level);
     assert!((a.burst_score - b.burst_score).abs() < 1e-9);
+
+    // The status counts what the stream holds per partition; only the worked partition is drained.
+    let status = wbg_bus::status(&cfg).unwrap();
+    assert_eq!(status.len(), 4);
+    assert_eq!(
+        status.iter().map(|s| s.events).sum::<u64>(),
+        sent.len() as u64
+    );
+    for s in &status {
+        let held = sent
+            .iter()
+            .filter(|e| cfg.partition_of(e.account.id.as_str()) == s.partition)
+            .count() as u64;
+        assert_eq!(s.events, held, "{s:?}");
+        assert_eq!(s.drained(), s.partition == p, "{s:?}");
+    }
     eprintln!(
         "JetStream: {} events published with acks in {publish_secs:.2}s ({:.0}/s); {} consumed and acked by a \
          worker in {consume_secs:.2}s ({:.0}/s, replay of {half} included)",

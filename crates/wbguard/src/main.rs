@@ -3,8 +3,10 @@
 
 mod attribute;
 mod breach;
+mod bus;
 mod config;
 mod demo;
+mod drive;
 mod import;
 mod server;
 mod simulate;
@@ -49,6 +51,14 @@ enum Command {
         #[arg(long)]
         partition: u32,
     },
+    /// The NATS access-event stream: each partition's state, or a throughput measurement.
+    Bus {
+        #[command(subcommand)]
+        command: BusCommand,
+    },
+    /// Drive running guard nodes over HTTP with a live synthetic carrier and a T1 ring (or `--bench`); the
+    /// administrator's token is read from WBGUARD_ADMIN_TOKEN.
+    Drive(drive::Args),
     /// Run the self-contained demonstration in a temporary directory.
     Demo {
         /// Keep the demo's data and keys in this directory instead of a temporary one.
@@ -197,6 +207,18 @@ enum CanaryCommand {
 }
 
 #[derive(Subcommand)]
+enum BusCommand {
+    /// Per partition: events held, pending for its worker, unacknowledged, redelivered.
+    Status,
+    /// Publish and consume synthetic access events on a throw-away stream; print events/s.
+    Bench {
+        /// Events to publish.
+        #[arg(long, default_value_t = 200_000)]
+        events: u64,
+    },
+}
+
+#[derive(Subcommand)]
 enum AuditCommand {
     /// Verify the audit log: exit 0 when intact, non-zero naming the first bad entry.
     Verify {
@@ -253,12 +275,14 @@ fn init_tracing() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("WBGUARD_LOG")
         .or_else(|_| tracing_subscriber::EnvFilter::try_from_default_env())
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    // The database driver's own logging stays at warnings whatever the level asked for: its notices are noise
-    // and its statement log is not ours to vet.
-    let filter = match "sqlx=warn".parse() {
-        Ok(d) => filter.add_directive(d),
-        Err(_) => filter,
-    };
+    // The database and NATS clients' own logging stays at warnings whatever the level asked for: their notices
+    // (every statement, every connect) are noise, and their statement log is not ours to vet.
+    let filter = ["sqlx=warn", "async_nats=warn"]
+        .into_iter()
+        .fold(filter, |f, d| match d.parse() {
+            Ok(d) => f.add_directive(d),
+            Err(_) => f,
+        });
     use std::io::IsTerminal;
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
@@ -386,6 +410,26 @@ fn run(cli: Cli) -> Result<std::process::ExitCode> {
                 "replayed {}, processed {}",
                 report.replayed, report.processed
             );
+            Ok(ok)
+        }
+        Command::Bus { command } => {
+            let cfg = Config::load(&cli.common)?;
+            let nats = cfg
+                .nats()
+                .context("wbguard bus needs [bus] kind = \"nats\"")?;
+            match command {
+                BusCommand::Status => print!("{}", bus::status(&nats)?),
+                BusCommand::Bench { events } => print!("{}", bus::bench(&nats, events)?),
+            }
+            Ok(ok)
+        }
+        Command::Drive(args) => {
+            let report = drive::run(&args)?;
+            if args.json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                print!("{}", drive::render(&report));
+            }
             Ok(ok)
         }
         Command::Migrate => {

@@ -8,45 +8,15 @@ use serde_json::{json, Value};
 
 const NO: &str = "YT2026120100077";
 
-struct Schema {
-    base: String,
-    name: String,
-}
-
-impl Schema {
-    fn admin(&self, sql: &str) {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        rt.block_on(async {
-            let pool = sqlx::PgPool::connect(&self.base).await.unwrap();
-            sqlx::raw_sql(sql).execute(&pool).await.unwrap();
-        });
-    }
-}
-
-impl Drop for Schema {
-    fn drop(&mut self) {
-        self.admin(&format!("DROP SCHEMA IF EXISTS {} CASCADE", self.name));
-    }
-}
-
 #[test]
 fn the_guard_runs_on_postgres() {
-    let Ok(base) = std::env::var("DATABASE_URL") else {
+    let Some(schema) = Schema::create("wbg_e2e") else {
         eprintln!(
             "DATABASE_URL is not set: the PostgreSQL store is not tested here (.ci/run sets it)"
         );
         return;
     };
-    let schema = Schema {
-        name: format!("wbg_e2e_{:016x}", rand::random::<u64>()),
-        base: base.clone(),
-    };
-    schema.admin(&format!("CREATE SCHEMA {}", schema.name));
-    let sep = if base.contains('?') { '&' } else { '?' };
-    let url = format!("{base}{sep}options=-c%20search_path%3D{}", schema.name);
+    let url = schema.url();
     let dirs = Dirs::new("");
     let mut config = std::fs::read_to_string(&dirs.config).unwrap();
     config.push_str(&format!("[store]\nkind = \"postgres\"\nurl = \"{url}\"\n"));

@@ -249,3 +249,45 @@ pub fn error_code(r: Response) -> (u16, String) {
 pub fn path_str(p: &Path) -> &str {
     p.to_str().unwrap()
 }
+
+/// A PostgreSQL schema of the test's own in `DATABASE_URL`'s database, dropped afterwards.
+pub struct Schema {
+    pub base: String,
+    pub name: String,
+}
+
+impl Schema {
+    /// A new schema named `<stem>_<random>`, or `None` when `DATABASE_URL` is unset.
+    pub fn create(stem: &str) -> Option<Schema> {
+        let base = std::env::var("DATABASE_URL").ok()?;
+        let s = Schema {
+            name: format!("{stem}_{:016x}", rand::random::<u64>()),
+            base,
+        };
+        s.admin(&format!("CREATE SCHEMA {}", s.name));
+        Some(s)
+    }
+
+    /// The database URL with this schema as the search path.
+    pub fn url(&self) -> String {
+        let sep = if self.base.contains('?') { '&' } else { '?' };
+        format!("{}{sep}options=-c%20search_path%3D{}", self.base, self.name)
+    }
+
+    pub fn admin(&self, sql: &str) {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let pool = sqlx::PgPool::connect(&self.base).await.unwrap();
+            sqlx::raw_sql(sql).execute(&pool).await.unwrap();
+        });
+    }
+}
+
+impl Drop for Schema {
+    fn drop(&mut self) {
+        self.admin(&format!("DROP SCHEMA IF EXISTS {} CASCADE", self.name));
+    }
+}
