@@ -6,7 +6,8 @@ use crate::detect::{DetectorState, Event, SharedDevice, SharedDeviceState, Signa
 use crate::event::{AccessEvent, EventSink};
 use crate::hook::{Access, RiskAction, RiskAlert, RiskHook, RiskVerdict};
 use crate::rate::Bucket;
-use serde::Serialize;
+use crate::RiskError;
+use serde::{Deserialize, Serialize};
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -17,7 +18,7 @@ const SHARDS: usize = 16;
 const EXPLAIN: usize = 12;
 
 /// Where an account stands.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Level {
     /// Nothing to act on.
@@ -58,7 +59,7 @@ pub struct Standing {
     pub signals: Vec<Signal>,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Serialize, Deserialize)]
 struct AccountRisk {
     detectors: DetectorState,
     bucket: Bucket,
@@ -70,10 +71,36 @@ struct AccountRisk {
     peer_hourly: f64,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Serialize, Deserialize)]
 struct Peer {
     mean: f64,
     hours: u32,
+}
+
+/// The engine's whole state, as [`Engine::restore`] reads it (maps as pairs: their keys are not all strings).
+#[derive(Deserialize)]
+struct Snapshot {
+    version: u32,
+    events: u64,
+    accounts: Vec<(String, AccountRisk)>,
+    devices: Vec<(u64, SharedDeviceState)>,
+    peers: Vec<((Role, String), Peer)>,
+}
+
+/// The same, borrowed from the live engine, as [`Engine::snapshot`] writes it.
+#[derive(Serialize)]
+struct SnapshotRef<'a> {
+    version: u32,
+    events: u64,
+    accounts: Vec<(&'a String, &'a AccountRisk)>,
+    devices: Vec<(&'a u64, &'a SharedDeviceState)>,
+    peers: Vec<(&'a (Role, String), &'a Peer)>,
+}
+
+const SNAPSHOT_VERSION: u32 = 1;
+
+fn poisoned<T>(_: T) -> RiskError {
+    RiskError::Snapshot("a state shard is poisoned".into())
 }
 
 #[derive(Serialize)]
@@ -126,6 +153,64 @@ impl Engine {
             sink: None,
             events: AtomicU64::new(0),
         }
+    }
+
+    /// The engine's state (every account's detectors and scores, shared devices, peer groups) as bytes, for a
+    /// worker to restart from instead of replaying its whole stream. Holds identifiers, counts and hashes only.
+    /// Every lock is taken, in the order `judge` takes them, for the time it takes to write.
+    pub fn snapshot(&self) -> Result<Vec<u8>, RiskError> {
+        let accounts = self
+            .accounts
+            .iter()
+            .map(|s| s.lock().map_err(poisoned))
+            .collect::<Result<Vec<_>, _>>()?;
+        let devices = self
+            .devices
+            .iter()
+            .map(|s| s.lock().map_err(poisoned))
+            .collect::<Result<Vec<_>, _>>()?;
+        let peers = self.peers.lock().map_err(poisoned)?;
+        let snap = SnapshotRef {
+            version: SNAPSHOT_VERSION,
+            events: self.events.load(Ordering::Relaxed),
+            accounts: accounts.iter().flat_map(|m| m.iter()).collect(),
+            devices: devices.iter().flat_map(|m| m.iter()).collect(),
+            peers: peers.iter().collect(),
+        };
+        serde_json::to_vec(&snap).map_err(|e| RiskError::Snapshot(e.to_string()))
+    }
+
+    /// Replaces the engine's state with a [`snapshot`](Engine::snapshot)'s (the settings stay this engine's).
+    pub fn restore(&self, bytes: &[u8]) -> Result<(), RiskError> {
+        let snap: Snapshot =
+            serde_json::from_slice(bytes).map_err(|e| RiskError::Snapshot(e.to_string()))?;
+        if snap.version != SNAPSHOT_VERSION {
+            return Err(RiskError::Snapshot(format!(
+                "snapshot version {} (this build reads {SNAPSHOT_VERSION})",
+                snap.version
+            )));
+        }
+        for shard in &self.accounts {
+            shard.lock().map_err(poisoned)?.clear();
+        }
+        for shard in &self.devices {
+            shard.lock().map_err(poisoned)?.clear();
+        }
+        for (id, st) in snap.accounts {
+            self.accounts[shard_of(id.as_bytes())]
+                .lock()
+                .map_err(poisoned)?
+                .insert(id, st);
+        }
+        for (key, st) in snap.devices {
+            self.devices[(key % SHARDS as u64) as usize]
+                .lock()
+                .map_err(poisoned)?
+                .insert(key, st);
+        }
+        *self.peers.lock().map_err(poisoned)? = snap.peers.into_iter().collect();
+        self.events.store(snap.events, Ordering::Relaxed);
+        Ok(())
     }
 
     /// Also publishes every assessed access to `sink` (other consumers, other nodes). Publishing never blocks.
@@ -457,5 +542,105 @@ mod tests {
             "{full_granted} full records before containment"
         );
         assert!(e.standing("S002").unwrap().level >= Level::Masked);
+    }
+
+    #[test]
+    fn an_engine_restored_from_a_snapshot_goes_on_as_the_original() {
+        let (a, b) = (
+            Engine::new(RiskConfig::default()),
+            Engine::new(RiskConfig::default()),
+        );
+        let courier = account("C001", Role::Courier, "O001");
+        let staff = account("S002", Role::OutletStaff, "O001");
+        // A courier on its round and a staff account turning into a scraper on two devices, over two days.
+        let stream: Vec<(usize, u64, Option<View>, i64, &str)> = (0..2_000u64)
+            .map(|i| {
+                let at = (i as i64) * 40_000 + 8 * 3_600_000;
+                if i % 3 == 0 {
+                    (0, i, Some(View::Full), at, "phone-1")
+                } else if i < 1_200 {
+                    (1, i, Some(View::Masked), at, "desk-2")
+                } else {
+                    (
+                        1,
+                        5_000 + i,
+                        None,
+                        at,
+                        if i % 2 == 0 { "desk-2" } else { "tool-9" },
+                    )
+                }
+            })
+            .collect();
+        let feed =
+            |e: &Engine, part: &[(usize, u64, Option<View>, i64, &str)]| -> Vec<RiskAction> {
+                part.iter()
+                    .map(|&(who, no, view, at, device)| {
+                        let acct = if who == 0 { &courier } else { &staff };
+                        let mut w = waybill(no, "O001", WaybillStatus::OutForDelivery);
+                        w.courier = Some(courier.id.clone());
+                        e.assess(&Access {
+                            account: acct,
+                            waybill_no: w.waybill_no.as_str(),
+                            waybill: Some(&w),
+                            purpose: Purpose::Delivery,
+                            policy_view: view,
+                            ticket: None,
+                            at,
+                            device: Some(device),
+                            ip: Some("10.0.0.1"),
+                        })
+                        .action
+                    })
+                    .collect()
+            };
+        let (first, rest) = stream.split_at(1_000);
+        feed(&a, first);
+        let bytes = a.snapshot().unwrap();
+        b.restore(&bytes).unwrap();
+        assert_eq!(b.events(), a.events());
+        assert_eq!(feed(&a, rest), feed(&b, rest), "the same verdicts");
+        // (What the restore carried matters: an engine that starts from nothing ends elsewhere.)
+        let fresh = Engine::new(RiskConfig::default());
+        feed(&fresh, rest);
+        let drift = |e: &Engine| e.standing("S002").unwrap().drift_score;
+        assert!((drift(&fresh) - drift(&a)).abs() > 1e-6);
+        for id in ["C001", "S002"] {
+            let (x, y) = (a.standing(id).unwrap(), b.standing(id).unwrap());
+            assert_eq!(x.level, y.level, "{id}");
+            assert!((x.burst_score - y.burst_score).abs() < 1e-9, "{id}");
+            assert!((x.drift_score - y.drift_score).abs() < 1e-9, "{id}");
+            assert_eq!(x.signals, y.signals, "{id}");
+        }
+        assert!(a.standing("S002").unwrap().level >= Level::Masked);
+        // A restore replaces what was there, and garbage or another version is refused.
+        let c = Engine::new(RiskConfig::default());
+        feed(&c, &stream[..10]);
+        c.restore(&bytes).unwrap();
+        assert_eq!(c.events(), 1_000);
+        assert!(c.restore(b"{}").is_err());
+        let newer = String::from_utf8(bytes).unwrap().replacen(
+            &format!("\"version\":{SNAPSHOT_VERSION}"),
+            "\"version\":99",
+            1,
+        );
+        assert!(
+            matches!(c.restore(newer.as_bytes()), Err(RiskError::Snapshot(m)) if m.contains("99"))
+        );
+    }
+
+    #[test]
+    fn every_detector_name_survives_a_snapshot() {
+        for name in crate::detect::DETECTORS {
+            let s = Signal {
+                detector: name,
+                points: 1.0,
+                at: 0,
+                evidence: String::new(),
+            };
+            let back: Signal = serde_json::from_slice(&serde_json::to_vec(&s).unwrap()).unwrap();
+            assert_eq!(back, s);
+        }
+        let bad = r#"{"detector":"nope","points":1.0,"at":0,"evidence":""}"#;
+        assert!(serde_json::from_str::<Signal>(bad).is_err());
     }
 }

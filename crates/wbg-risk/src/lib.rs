@@ -55,4 +55,7 @@ pub enum RiskError {
     /// The configuration is not valid.
     #[error("risk configuration: {0}")]
     Config(String),
+    /// A state snapshot could not be written or read.
+    #[error("risk engine snapshot: {0}")]
+    Snapshot(String),
 }

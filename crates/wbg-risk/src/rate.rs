@@ -1,6 +1,7 @@
 //! A per-account token bucket on personal-data reads: the simple hook the guard had before the engine, still
 //! useful on its own (tools, tests) and as a hard ceiling.
 use crate::hook::{Access, RiskAction, RiskAlert, RiskHook, RiskVerdict};
+use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::sync::Mutex;
 use wbg_core::Millis;
@@ -27,7 +28,7 @@ impl Default for RateLimitConfig {
 }
 
 /// One account's bucket.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Serialize, Deserialize)]
 pub(crate) struct Bucket {
     tokens: Option<f64>,
     last: Millis,

@@ -35,7 +35,7 @@ impl Default for CadenceConfig {
     }
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Serialize, Deserialize)]
 pub(crate) struct CadenceState {
     gaps: Ring<f64>,
 }
@@ -107,7 +107,7 @@ impl Default for EnumerationConfig {
     }
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Serialize, Deserialize)]
 pub(crate) struct EnumerationState {
     recent: Ring<u64>,
     run: u32,
@@ -180,7 +180,7 @@ impl Default for OffShiftConfig {
     }
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Serialize, Deserialize)]
 pub(crate) struct OffShiftState {
     /// Per hour of day: finished active days with a read in that hour.
     hours: [u16; 24],

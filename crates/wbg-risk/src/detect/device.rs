@@ -36,7 +36,7 @@ impl Default for DeviceConfig {
 const KNOWN: usize = 8;
 
 /// Recently used devices, with when each was last seen.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Serialize, Deserialize)]
 struct Seen {
     items: Vec<(u64, i64)>,
     last: Option<u64>,
@@ -66,7 +66,7 @@ impl Seen {
     }
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Serialize, Deserialize)]
 pub(crate) struct DeviceState {
     reads: u32,
     devices: Seen,
@@ -137,7 +137,7 @@ impl Default for SharedDeviceConfig {
 }
 
 /// Per device: the accounts seen on it and when.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Serialize, Deserialize)]
 pub(crate) struct SharedDeviceState {
     accounts: Vec<(u64, i64)>,
     flagged: Vec<u64>,

@@ -26,6 +26,49 @@ pub struct Signal {
     pub evidence: String,
 }
 
+/// Every detector's name, as signals carry it.
+pub(crate) const DETECTORS: [&str; 12] = [
+    "out_of_scope",
+    "velocity",
+    "distinct_records",
+    "cadence",
+    "enumeration",
+    "post_delivery",
+    "off_shift",
+    "device",
+    "shared_device",
+    "region",
+    "reprint",
+    "dormant",
+];
+
+/// A signal as a snapshot holds it.
+#[derive(Deserialize)]
+struct StoredSignal {
+    detector: String,
+    points: f64,
+    at: i64,
+    evidence: String,
+}
+
+/// A signal read back names one of [`DETECTORS`].
+impl<'de> Deserialize<'de> for Signal {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Signal, D::Error> {
+        let s = StoredSignal::deserialize(d)?;
+        let detector = DETECTORS
+            .iter()
+            .copied()
+            .find(|n| *n == s.detector)
+            .ok_or_else(|| serde::de::Error::custom("a signal names an unknown detector"))?;
+        Ok(Signal {
+            detector,
+            points: s.points,
+            at: s.at,
+            evidence: s.evidence,
+        })
+    }
+}
+
 /// How long after signing a courier's look at the parcel is still the hand-over itself.
 pub(crate) const HANDOVER_MS: i64 = 30 * 60_000;
 
@@ -148,7 +191,7 @@ pub(crate) fn serial(no: &str) -> Option<u64> {
 }
 
 /// The last `cap` values seen, oldest overwritten first; `cap` comes from config, so it is passed in.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Serialize, Deserialize)]
 pub(crate) struct Ring<T> {
     items: Vec<T>,
     next: usize,
@@ -181,7 +224,7 @@ impl<T: Copy> Ring<T> {
 }
 
 /// A count over the last hour in twelve five-minute buckets.
-#[derive(Debug, Default, Clone)]
+#[derive(Debug, Default, Clone, Serialize, Deserialize)]
 pub(crate) struct HourWindow {
     buckets: [u32; 12],
     latest: i64,
@@ -249,7 +292,7 @@ pub struct DetectorsConfig {
 }
 
 /// The per-account state of every detector.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Serialize, Deserialize)]
 pub(crate) struct DetectorState {
     out_of_scope: scope::OutOfScopeState,
     velocity: volume::VelocityState,

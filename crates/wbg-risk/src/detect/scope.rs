@@ -29,7 +29,7 @@ impl Default for OutOfScopeConfig {
     }
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Serialize, Deserialize)]
 pub(crate) struct OutOfScopeState {
     hour: HourWindow,
 }
@@ -111,7 +111,7 @@ impl Default for PostDeliveryConfig {
 }
 
 /// Per account: delivery work and late reads, each decaying by a fifth a day.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Serialize, Deserialize)]
 pub(crate) struct PostDeliveryState {
     day: i64,
     work: f64,
@@ -212,7 +212,7 @@ impl Default for RegionConfig {
     }
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Serialize, Deserialize)]
 pub(crate) struct RegionState {
     recent: Ring<u64>,
 }

@@ -47,7 +47,7 @@ impl Default for VelocityConfig {
     }
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Serialize, Deserialize)]
 pub(crate) struct VelocityState {
     hour: HourWindow,
     /// The clock hour being counted and its count.
@@ -164,14 +164,14 @@ impl Default for DistinctConfig {
 const WEEK_DAYS: i64 = 7;
 
 /// One local day: the records read in full outside workflow, and the workflow reads.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Serialize, Deserialize)]
 struct DistinctDay {
     day: i64,
     seen: HashSet<u64>,
     workflow: u32,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Serialize, Deserialize)]
 pub(crate) struct DistinctState {
     /// The last seven local days, oldest first.
     days: std::collections::VecDeque<DistinctDay>,
@@ -262,7 +262,7 @@ impl Default for ReprintConfig {
     }
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Serialize, Deserialize)]
 pub(crate) struct ReprintState {
     day: i64,
     printed: HashSet<u64>,
