@@ -30,6 +30,9 @@ pub enum BusError {
     /// A message on the stream is not an access event.
     #[error("a message on {0} is not an access event")]
     Malformed(String),
+    /// A worker's engine snapshot could not be written or read.
+    #[error("risk snapshot: {0}")]
+    Snapshot(String),
 }
 
 fn nats(e: impl std::fmt::Display) -> BusError {
@@ -50,6 +53,11 @@ pub struct NatsConfig {
     pub max_age_days: u32,
     /// Events a guard node buffers for publishing before it drops (and counts) new ones.
     pub queue: usize,
+    /// Workers keep snapshots of their engine's state in the object store `<PREFIX>_RISK_STATE` and restart
+    /// from the latest, replaying only what came after it; without, a restart replays the whole stream.
+    pub snapshots: bool,
+    /// Seconds between a worker's snapshots while events come in (one is also taken when it stops cleanly).
+    pub snapshot_seconds: u64,
 }
 
 impl Default for NatsConfig {
@@ -60,6 +68,8 @@ impl Default for NatsConfig {
             partitions: 8,
             max_age_days: 8,
             queue: 65_536,
+            snapshots: true,
+            snapshot_seconds: 60,
         }
     }
 }
@@ -68,6 +78,13 @@ impl NatsConfig {
     fn stream(&self) -> String {
         format!(
             "{}_ACCESS",
+            self.prefix.to_ascii_uppercase().replace(['.', '-'], "_")
+        )
+    }
+
+    fn state_bucket(&self) -> String {
+        format!(
+            "{}_RISK_STATE",
             self.prefix.to_ascii_uppercase().replace(['.', '-'], "_")
         )
     }
@@ -204,11 +221,18 @@ fn metrics_dropped() {
 /// What a worker did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct WorkerReport {
-    /// Events replayed at start to rebuild the engine's state (verdicts muted).
+    /// The stream sequence of the snapshot the worker started from, if it found one it could use.
+    pub restored: Option<u64>,
+    /// Events replayed at start to rebuild the engine's state (verdicts muted): those after the snapshot.
     pub replayed: u64,
     /// Events processed and acknowledged.
     pub processed: u64,
+    /// The stream sequence of the latest snapshot it wrote.
+    pub snapshot: Option<u64>,
 }
+
+/// Marks a snapshot object's first line; the second is the stream sequence it covers, the rest the engine's.
+const SNAPSHOT_MAGIC: &[u8] = b"wbguard-risk-snapshot-1\n";
 
 /// A risk worker: one partition's events through one engine.
 pub struct Worker {
@@ -254,7 +278,7 @@ impl Worker {
         let subject = self.cfg.subject(self.partition);
         let mut report = WorkerReport::default();
         let consumer = self.rt.block_on(async {
-            let (_, stream) = stream_of(&self.cfg).await?;
+            let (js, stream) = stream_of(&self.cfg).await?;
             let durable = format!("risk-{}", self.partition);
             let mut consumer = stream
                 .get_or_create_consumer(
@@ -276,17 +300,44 @@ impl Worker {
                 .map_err(nats)?
                 .ack_floor
                 .stream_sequence;
-            if floor > 0 {
-                report.replayed = self.replay(&stream, &subject, floor).await?;
+            let store = match self.cfg.snapshots {
+                true => Some(self.state_store(&js).await?),
+                false => None,
+            };
+            // A snapshot past the ack floor belongs to another consumer's history (one deleted and made
+            // again): it is not used, and the replay starts from the beginning.
+            let mut from = 0;
+            if let Some(store) = &store {
+                if let Some((seq, engine)) = self.load_snapshot(store).await? {
+                    if seq <= floor {
+                        self.engine
+                            .restore(&engine)
+                            .map_err(|e| BusError::Snapshot(e.to_string()))?;
+                        (from, report.restored) = (seq, Some(seq));
+                    } else {
+                        tracing::warn!(
+                            partition = self.partition,
+                            snapshot = seq,
+                            ack_floor = floor,
+                            "risk snapshot is ahead of the consumer; replaying instead"
+                        );
+                    }
+                }
+            }
+            if floor > from {
+                report.replayed = self.replay(&stream, &subject, from, floor).await?;
             }
             tracing::info!(
                 partition = self.partition,
+                restored = report.restored.unwrap_or(0),
                 replayed = report.replayed,
                 ack_floor = floor,
                 "risk worker rebuilt its state; consuming"
             );
-            Ok::<_, BusError>(consumer)
+            Ok::<_, BusError>((consumer, store, floor))
         })?;
+        let (consumer, store, mut acked) = consumer;
+        let mut snapshot_taken = (std::time::Instant::now(), acked);
         while !stop.load(Ordering::Relaxed) && limit.is_none_or(|l| report.processed < l) {
             let want = limit.map_or(500, |l| (l - report.processed).min(500)) as usize;
             let batch = self.rt.block_on(async {
@@ -320,25 +371,121 @@ impl Worker {
                         m.ack().await.map_err(nats)?;
                     }
                     last.double_ack().await.map_err(nats)?;
+                    acked = last.info().map_err(nats)?.stream_sequence;
                 }
                 Ok::<_, BusError>(())
             })?;
+            let due = snapshot_taken.0.elapsed().as_secs() >= self.cfg.snapshot_seconds;
+            if let (Some(store), true) = (&store, due && acked > snapshot_taken.1) {
+                self.save_snapshot(store, acked)?;
+                report.snapshot = Some(acked);
+                snapshot_taken = (std::time::Instant::now(), acked);
+            }
+        }
+        // A clean stop leaves a snapshot where it stopped.
+        if let (Some(store), true) = (&store, acked > snapshot_taken.1) {
+            self.save_snapshot(store, acked)?;
+            report.snapshot = Some(acked);
         }
         Ok(report)
     }
 
-    /// Feeds the partition's events up to stream sequence `floor` to the engine, verdicts muted.
+    async fn state_store(
+        &self,
+        js: &jetstream::Context,
+    ) -> Result<jetstream::object_store::ObjectStore, BusError> {
+        let bucket = self.cfg.state_bucket();
+        match js.get_object_store(&bucket).await {
+            Ok(store) => Ok(store),
+            Err(_) => js
+                .create_object_store(jetstream::object_store::Config {
+                    bucket,
+                    description: Some(
+                        "risk workers' engine snapshots, one object a partition".into(),
+                    ),
+                    ..Default::default()
+                })
+                .await
+                .map_err(nats),
+        }
+    }
+
+    fn snapshot_name(&self) -> String {
+        format!("partition-{}", self.partition)
+    }
+
+    /// The partition's latest snapshot: the stream sequence it covers and the engine's bytes.
+    async fn load_snapshot(
+        &self,
+        store: &jetstream::object_store::ObjectStore,
+    ) -> Result<Option<(u64, Vec<u8>)>, BusError> {
+        use tokio::io::AsyncReadExt;
+        let mut object = match store.get(self.snapshot_name()).await {
+            Ok(o) => o,
+            Err(e) if e.kind() == jetstream::object_store::GetErrorKind::NotFound => {
+                return Ok(None)
+            }
+            Err(e) => return Err(nats(e)),
+        };
+        let mut bytes = Vec::new();
+        object.read_to_end(&mut bytes).await.map_err(nats)?;
+        let bad = || BusError::Snapshot(format!("{} is not a risk snapshot", self.snapshot_name()));
+        let rest = bytes.strip_prefix(SNAPSHOT_MAGIC).ok_or_else(bad)?;
+        let nl = rest.iter().position(|b| *b == b'\n').ok_or_else(bad)?;
+        let seq = std::str::from_utf8(&rest[..nl])
+            .ok()
+            .and_then(|s| s.parse::<u64>().ok())
+            .ok_or_else(bad)?;
+        Ok(Some((seq, rest[nl + 1..].to_vec())))
+    }
+
+    /// Writes the engine's state as of stream sequence `seq` (everything up to it acknowledged).
+    fn save_snapshot(
+        &self,
+        store: &jetstream::object_store::ObjectStore,
+        seq: u64,
+    ) -> Result<(), BusError> {
+        let engine = self
+            .engine
+            .snapshot()
+            .map_err(|e| BusError::Snapshot(e.to_string()))?;
+        let mut bytes = Vec::with_capacity(engine.len() + 40);
+        bytes.extend_from_slice(SNAPSHOT_MAGIC);
+        bytes.extend_from_slice(format!("{seq}\n").as_bytes());
+        bytes.extend_from_slice(&engine);
+        self.rt.block_on(async {
+            store
+                .put(self.snapshot_name().as_str(), &mut bytes.as_slice())
+                .await
+                .map_err(nats)
+        })?;
+        tracing::info!(
+            partition = self.partition,
+            seq,
+            bytes = bytes.len(),
+            "risk snapshot written"
+        );
+        Ok(())
+    }
+
+    /// Feeds the partition's events after stream sequence `from` up to `floor` to the engine, verdicts muted.
     async fn replay(
         &self,
         stream: &jetstream::stream::Stream,
         subject: &str,
+        from: u64,
         floor: u64,
     ) -> Result<u64, BusError> {
         let replay = stream
             .create_consumer(pull::Config {
                 filter_subject: subject.to_owned(),
                 ack_policy: AckPolicy::None,
-                deliver_policy: DeliverPolicy::All,
+                deliver_policy: match from {
+                    0 => DeliverPolicy::All,
+                    s => DeliverPolicy::ByStartSequence {
+                        start_sequence: s + 1,
+                    },
+                },
                 ..Default::default()
             })
             .await
@@ -435,14 +582,15 @@ pub fn status(cfg: &NatsConfig) -> Result<Vec<PartitionStatus>, BusError> {
     })
 }
 
-/// Deletes the configured stream and its consumers (tests, and an operator retiring a deployment).
+/// Deletes the configured stream, its consumers and the workers' snapshots (tests, and an operator retiring a
+/// deployment).
 pub fn delete_stream(cfg: &NatsConfig) -> Result<(), BusError> {
     runtime("wbguard-bus-admin")?.block_on(async {
         let client = async_nats::connect(&cfg.url).await.map_err(nats)?;
-        jetstream::new(client)
-            .delete_stream(cfg.stream())
-            .await
-            .map_err(nats)?;
+        let js = jetstream::new(client);
+        js.delete_stream(cfg.stream()).await.map_err(nats)?;
+        // The snapshots go with the stream they were taken of (there may be none).
+        let _ = js.delete_object_store(cfg.state_bucket()).await;
         Ok(())
     })
 }

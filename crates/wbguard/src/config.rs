@@ -57,6 +57,10 @@ pub struct BusConfig {
     pub prefix: Option<String>,
     /// Account partitions for `nats`, one risk worker each; fixed for the life of a stream.
     pub partitions: Option<u32>,
+    /// Risk workers snapshot their engine's state (default true) and restart from the latest snapshot.
+    pub snapshots: Option<bool>,
+    /// Seconds between a worker's snapshots (default 60).
+    pub snapshot_seconds: Option<u64>,
 }
 
 impl Default for Config {
@@ -94,6 +98,8 @@ impl Default for BusConfig {
             url: None,
             prefix: None,
             partitions: None,
+            snapshots: None,
+            snapshot_seconds: None,
         }
     }
 }
@@ -181,6 +187,12 @@ impl Config {
         }
         if let Some(p) = self.bus.partitions {
             n.partitions = p.max(1);
+        }
+        if let Some(s) = self.bus.snapshots {
+            n.snapshots = s;
+        }
+        if let Some(s) = self.bus.snapshot_seconds {
+            n.snapshot_seconds = s.max(1);
         }
         Some(n)
     }

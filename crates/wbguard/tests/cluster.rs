@@ -1,5 +1,5 @@
 //! Scale-out on one machine, every part a real process: two `wbguard serve` nodes on one PostgreSQL schema, two
-//! `wbguard risk-worker`s on one NATS JetStream stream of two partitions, and `wbguard drive` sending a live
+//! `wbguard risk-worker`s on one NATS JetStream stream of two partitions (snapshots every 2 s), and `wbguard drive` sending a live
 //! synthetic carrier with a T1 ring (a rented staff account worked by a tool on a second device) to both nodes in
 //! turn. The worker owning the ring's partition is SIGKILLed as the ring starts, and restarted. Afterwards: every
 //! event the nodes published is in the stream and was acknowledged by a worker (counted against the nodes'
@@ -67,7 +67,7 @@ fn two_nodes_and_two_workers_contain_t1_through_a_worker_crash() {
     let mut config = std::fs::read_to_string(&dirs.config).unwrap();
     config.push_str(&format!(
         "[store]\nkind = \"postgres\"\nurl = \"{}\"\n[bus]\nkind = \"nats\"\nurl = \"{}\"\nprefix = \"{}\"\n\
-         partitions = 2\n",
+         partitions = 2\nsnapshot_seconds = 2\n",
         schema.url(),
         bus.url,
         bus.prefix
@@ -199,16 +199,20 @@ fn two_nodes_and_two_workers_contain_t1_through_a_worker_crash() {
         "{held} events for {reads} reads ({suspended_answers} refused as suspended)"
     );
     assert!(partitions.iter().all(|p| p.events > 0), "{partitions:?}");
-    // The restarted worker rebuilt its state from what its predecessor had acknowledged.
+    // The restarted worker rebuilt its state from its predecessor's latest snapshot (taken every 2 s) and the
+    // events acknowledged after it.
     let restarted = std::fs::read_to_string(&workers[ring_partition].1).unwrap();
-    let replayed: u64 = restarted
+    let restored: u64 = restarted
         .lines()
         .find(|l| l.contains("rebuilt its state"))
-        .and_then(|l| l.split("replayed=").nth(1))
+        .and_then(|l| l.split("restored=").nth(1))
         .and_then(|v| v.split_whitespace().next())
         .and_then(|v| v.parse().ok())
         .unwrap_or_else(|| panic!("{restarted}"));
-    assert!(replayed > 0, "{restarted}");
+    assert!(
+        restored > 0,
+        "it started from its predecessor's snapshot: {restarted}"
+    );
     assert!(!std::fs::read_to_string(&killed_log)
         .unwrap()
         .contains("panicked"));
