@@ -3,9 +3,12 @@
 //! account id, so that each account's events stay in order in one partition. A risk worker ([`Worker`]) owns
 //! one partition through a durable consumer: it feeds each event to its engine, hands the verdicts to a
 //! callback (suspensions go to every guard node) and acknowledges the event only afterwards, so a killed worker
-//! loses nothing — its unacknowledged events are delivered again. On start it first replays its partition up
-//! to the consumer's acknowledged floor with verdicts muted, so the engine's state is what it was before the
-//! restart (the stream keeps `max_age_days`, longer than the engine's slowest score horizon).
+//! loses nothing — its unacknowledged events are delivered again. It snapshots its engine's state into the
+//! object store `<PREFIX>_RISK_STATE` every `snapshot_seconds`; on start it restores the latest snapshot and
+//! replays the partition from there up to the consumer's acknowledged floor with verdicts muted, so the engine's
+//! state is what it was before the restart (without a snapshot the replay starts at the stream's beginning: it
+//! keeps `max_age_days`, longer than the engine's slowest score horizon). [`status`] tells where each partition
+//! stands.
 //!
 //! Events carry identifiers and routing metadata only (`AccessEvent`): no personal data is ever on the bus.
 #![forbid(unsafe_code)]

@@ -5,7 +5,11 @@
 //! in the transaction that writes the entry, takes the next sequence number, the previous leaf hash and the
 //! Merkle frontier from it, and updates it before commit: PostgreSQL is the sequencer. Appends from all nodes are
 //! therefore one hash chain and one Merkle tree, which `wbguard audit verify` checks exactly as it checks the
-//! embedded store's. The lock is held for the few statements of an append; a guarded read's lookups come first.
+//! embedded store's. The lock is held for the few statements of an append. Guarded reads, the hot path, do their
+//! lookups in a transaction of their own and hand their entries to one group-commit task per node, which appends
+//! every entry waiting in one transaction (one multi-row insert, one lock hold, one WAL flush) and only then lets
+//! each read go on to decrypt: with the lock held through the commit's flush, appending read by read would cap a
+//! whole cluster at one flush per read.
 //!
 //! Audit entries are partitioned by the UTC day they were made (`audit_entries_YYYYMMDD`, made ahead by
 //! [`Store::maintain`], with a default partition for anything else), so old days can be detached and archived.
@@ -37,7 +41,54 @@ use wbg_store::{
 /// The PostgreSQL store.
 pub struct PgStore {
     pool: PgPool,
+    /// Guarded reads' audit entries, committed in groups by [`group_commit`].
+    appender: tokio::sync::mpsc::UnboundedSender<Append>,
     rt: tokio::runtime::Runtime,
+}
+
+/// One read's audit entry waiting for the group commit, and where its seq (or the failure) goes.
+type Append = (
+    AuditEntry,
+    tokio::sync::oneshot::Sender<Result<u64, StoreError>>,
+);
+
+/// Entries one group commit takes at most.
+const GROUP: usize = 256;
+
+/// Commits guarded reads' audit entries: each transaction takes every entry waiting (up to [`GROUP`]), so
+/// concurrent reads share one hold of the sequencer lock and one WAL flush instead of queueing behind each
+/// other's. A read returns only once its own entry has committed.
+async fn group_commit(pool: PgPool, mut rx: tokio::sync::mpsc::UnboundedReceiver<Append>) {
+    while let Some(first) = rx.recv().await {
+        let mut batch = vec![first];
+        while batch.len() < GROUP {
+            match rx.try_recv() {
+                Ok(next) => batch.push(next),
+                Err(_) => break,
+            }
+        }
+        let (entries, replies): (Vec<AuditEntry>, Vec<_>) = batch.into_iter().unzip();
+        let committed = async {
+            let mut tx = pool.begin().await.map_err(db)?;
+            let first = append_entries(&mut tx, entries).await?;
+            tx.commit().await.map_err(db)?;
+            Ok::<_, StoreError>(first)
+        }
+        .await;
+        match committed {
+            Ok(first) => {
+                for (i, reply) in replies.into_iter().enumerate() {
+                    let _ = reply.send(Ok(first + i as u64));
+                }
+            }
+            Err(e) => {
+                let why = e.to_string();
+                for reply in replies {
+                    let _ = reply.send(Err(StoreError::Db(why.clone())));
+                }
+            }
+        }
+    }
 }
 
 impl std::fmt::Debug for PgStore {
@@ -95,7 +146,9 @@ impl PgStore {
         let pool = rt
             .block_on(PgPoolOptions::new().max_connections(16).connect_with(opts))
             .map_err(|e| StoreError::Db(format!("cannot connect to PostgreSQL: {e}")))?;
-        let store = PgStore { pool, rt };
+        let (appender, queue) = tokio::sync::mpsc::unbounded_channel();
+        rt.spawn(group_commit(pool.clone(), queue));
+        let store = PgStore { pool, appender, rt };
         if migrate {
             store.migrate()?;
         }
@@ -242,6 +295,8 @@ async fn append_entries(
     .map_err(corrupt)?;
     let mut last = last_leaf.as_deref().map(hash32).transpose()?;
     let first = tree.size();
+    // All the entries in one statement: one round trip while the head row is locked.
+    let (mut seqs, mut times, mut bodies, mut all_nodes) = (vec![], vec![], vec![], vec![]);
     for mut entry in entries {
         let seq = tree.size();
         entry.seq = seq;
@@ -249,18 +304,25 @@ async fn append_entries(
         let bytes = entry.encode();
         let leaf = leaf_hash(&bytes);
         let nodes: Vec<u8> = tree.append(leaf).iter().flat_map(|(_, _, h)| *h).collect();
+        seqs.push(seq as i64);
+        times.push(entry.time);
+        bodies.push(bytes);
+        all_nodes.push(nodes);
+        last = Some(leaf);
+    }
+    if !seqs.is_empty() {
         sqlx::query(
             "INSERT INTO audit_entries (seq, day, entry, nodes)
-             VALUES ($1, (to_timestamp($2::float8 / 1000) AT TIME ZONE 'UTC')::date, $3, $4)",
+             SELECT s, (to_timestamp(t::float8 / 1000) AT TIME ZONE 'UTC')::date, e, n
+             FROM UNNEST($1::int8[], $2::int8[], $3::bytea[], $4::bytea[]) AS u(s, t, e, n)",
         )
-        .bind(seq as i64)
-        .bind(entry.time)
-        .bind(bytes)
-        .bind(nodes)
+        .bind(seqs)
+        .bind(times)
+        .bind(bodies)
+        .bind(all_nodes)
         .execute(&mut **tx)
         .await
         .map_err(db)?;
-        last = Some(leaf);
     }
     let frontier: Vec<u8> = tree.hashes().iter().flatten().copied().collect();
     sqlx::query("UPDATE audit_head SET size = $1, frontier = $2, last_leaf = $3 WHERE id = 1")
@@ -693,6 +755,8 @@ impl Store for PgStore {
         decide: &mut dyn FnMut(&ReadSnapshot) -> Option<AuditEntry>,
     ) -> Result<(ReadSnapshot, Option<u64>), StoreError> {
         self.run(async {
+            // The lookups in one transaction that writes nothing (so its commit flushes nothing); the entry then
+            // goes to the group commit, and the read waits for it to be committed.
             let mut tx = self.pool.begin().await.map_err(db)?;
             let mut snapshot = ReadSnapshot {
                 account: account_by_token_in(&mut tx, token_hash).await?,
@@ -707,11 +771,17 @@ impl Store for PgStore {
                     }
                 }
             }
+            tx.commit().await.map_err(db)?;
             let Some(audit) = decide(&snapshot) else {
                 return Ok((snapshot, None));
             };
-            let seq = append_entries(&mut tx, [audit]).await?;
-            tx.commit().await.map_err(db)?;
+            let (reply, seq) = tokio::sync::oneshot::channel();
+            self.appender
+                .send((audit, reply))
+                .map_err(|_| StoreError::Db("the audit group commit has stopped".into()))?;
+            let seq = seq
+                .await
+                .map_err(|_| StoreError::Db("the audit group commit has stopped".into()))??;
             Ok((snapshot, Some(seq)))
         })
     }

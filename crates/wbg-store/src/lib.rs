@@ -188,11 +188,13 @@ pub trait Store: Send + Sync {
         audit: AuditEntry,
     ) -> Result<u64, StoreError>;
     /// The guarded read in one step: looks up the account behind `token_hash` and, if there is one, waybill `no`
-    /// with its events; hands that snapshot to `decide`; and appends the audit entry `decide` returns (if any) so
-    /// that it commits together with the reads it records. Returns the snapshot and the entry's seq.
+    /// with its events; hands that snapshot to `decide`; and appends the audit entry `decide` returns (if any),
+    /// returning only once that entry is committed. Returns the snapshot and the entry's seq. (The embedded
+    /// store commits the entry in the transaction of the lookups; PostgreSQL commits the entries of concurrent
+    /// reads together, one sequencer-lock hold and one WAL flush for many reads.)
     ///
-    /// `decide` runs while the backend holds its write lock: it must decide from memory and never call the
-    /// store (doing so deadlocks).
+    /// `decide` may run while the backend holds its write lock: it must decide from memory and never call the
+    /// store (doing so can deadlock).
     fn read_audited(
         &self,
         token_hash: &[u8; 32],
