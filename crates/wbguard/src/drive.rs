@@ -521,7 +521,7 @@ fn live_day(nodes: &Nodes, setup: &Setup, args: &Args) -> (Reads, Option<RingRep
             let (reads, stop) = (&reads, &stop);
             s.spawn(move || t1_ring(nodes, setup, &setup.workers[i], args, reads, stop))
         });
-        nap(Duration::from_secs(args.seconds), &AtomicBool::new(false));
+        std::thread::sleep(Duration::from_secs(args.seconds));
         stop.store(true, Ordering::Relaxed);
         ring = ring_thread.and_then(|t| t.join().ok());
     });
@@ -530,7 +530,6 @@ fn live_day(nodes: &Nodes, setup: &Setup, args: &Args) -> (Reads, Option<RingRep
 
 /// One honest account at a human pace: a courier checks its next delivery, staff look up a parcel of their
 /// outlet (masked) and now and then handle an exception (in full).
-#[allow(clippy::too_many_arguments)]
 fn benign(
     nodes: &Nodes,
     setup: &Setup,

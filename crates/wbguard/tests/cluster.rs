@@ -222,13 +222,6 @@ fn two_nodes_and_two_workers_contain_t1_through_a_worker_crash() {
         let _ = w.0.wait();
     }
     drop(nodes);
-    let out = dirs.cli(&["audit", "verify"]);
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{stdout}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(stdout.contains("audit log intact"), "{stdout}");
+    dirs.assert_audit_intact();
     wbg_bus::delete_stream(&bus).unwrap();
 }

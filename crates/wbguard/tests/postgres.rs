@@ -95,14 +95,7 @@ fn the_guard_runs_on_postgres() {
     drop(s);
 
     // The log lives in PostgreSQL and verifies against the checkpoints the server signed there.
-    let out = dirs.cli(&["audit", "verify"]);
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{stdout}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(stdout.contains("audit log intact"), "{stdout}");
+    dirs.assert_audit_intact();
     assert!(
         !dirs.data.join("wbguard.db").exists(),
         "nothing went to an embedded store"

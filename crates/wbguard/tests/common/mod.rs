@@ -55,6 +55,18 @@ impl Dirs {
             .unwrap()
     }
 
+    /// `wbguard audit verify` passes and says the log is intact.
+    pub fn assert_audit_intact(&self) {
+        let out = self.cli(&["audit", "verify"]);
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{stdout}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(stdout.contains("audit log intact"), "{stdout}");
+    }
+
     /// `wbguard accounts create …`; returns the token (the last line of stdout).
     pub fn create_account(&self, id: &str, role: &str, outlet: Option<&str>) -> String {
         let mut args = vec!["accounts", "create", "--id", id, "--role", role];
