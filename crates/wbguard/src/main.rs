@@ -812,7 +812,9 @@ fn serve(cfg: Config) -> Result<()> {
                     let g = guard.clone();
                     let upkeep = tokio::task::spawn_blocking(move || {
                         g.checkpoint()?;
+                        // What other nodes (or the CLI) changed in the shared store: keys shredded, canaries planted.
                         g.refresh_shredded()?;
+                        g.reload_canaries()?;
                         // Waybills that found the privacy-number pool exhausted get a number once one rested.
                         g.bind_waiting_numbers(1_000)?;
                         if shred {

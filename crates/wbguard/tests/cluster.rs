@@ -217,6 +217,32 @@ fn two_nodes_and_two_workers_contain_t1_through_a_worker_crash() {
         .unwrap()
         .contains("panicked"));
 
+    // A canary planted through one node trips when it is read through the other (each node reloads them from
+    // the shared store every second).
+    let auditor = nodes[0].account(&admin, "A0990", "auditor", None, None);
+    let staff = nodes[0].account(&admin, "S09901", "outlet_staff", Some("O001"), None);
+    let r = nodes[0].post(
+        "/v1/forensics/canaries",
+        Some(&auditor),
+        &serde_json::json!({"account": "S09901", "count": 1}),
+    );
+    assert_eq!(r.status(), 201);
+    let canary = r.json::<Value>().unwrap()["waybills"][0]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    std::thread::sleep(Duration::from_millis(2_500));
+    let r = nodes[1].get(
+        &format!("/v1/waybills/{canary}?purpose=delivery"),
+        Some(&staff),
+    );
+    assert_eq!(r.status(), 200);
+    let alerts: Value = nodes[1]
+        .get("/v1/alerts?account=S09901&kind=canary_read", Some(&auditor))
+        .json()
+        .unwrap();
+    assert_eq!(alerts.as_array().unwrap().len(), 1, "{alerts}");
+
     for mut w in workers {
         let _ = w.0.kill();
         let _ = w.0.wait();
