@@ -755,23 +755,24 @@ impl Store for PgStore {
         decide: &mut dyn FnMut(&ReadSnapshot) -> Option<AuditEntry>,
     ) -> Result<(ReadSnapshot, Option<u64>), StoreError> {
         self.run(async {
-            // The lookups in one transaction that writes nothing (so its commit flushes nothing); the entry then
-            // goes to the group commit, and the read waits for it to be committed.
-            let mut tx = self.pool.begin().await.map_err(db)?;
+            // The lookups write nothing and, at READ COMMITTED, a transaction around them would see nothing more
+            // consistent than the statements alone (each has its own snapshot either way): no BEGIN/COMMIT round
+            // trips. The entry then goes to the group commit, and the read waits for it to be committed.
+            let mut c = self.pool.acquire().await.map_err(db)?;
             let mut snapshot = ReadSnapshot {
-                account: account_by_token_in(&mut tx, token_hash).await?,
+                account: account_by_token_in(&mut c, token_hash).await?,
                 ..ReadSnapshot::default()
             };
             if let Some(account) = &snapshot.account {
-                snapshot.waybill = waybill_in(&mut tx, no).await?;
+                snapshot.waybill = waybill_in(&mut c, no).await?;
                 if snapshot.waybill.is_some() {
-                    snapshot.events = events_in(&mut tx, no).await?;
+                    snapshot.events = events_in(&mut c, no).await?;
                     if account.role == Role::Courier {
-                        snapshot.number = binding_of_waybill(&mut tx, no).await?;
+                        snapshot.number = binding_of_waybill(&mut c, no).await?;
                     }
                 }
             }
-            tx.commit().await.map_err(db)?;
+            drop(c);
             let Some(audit) = decide(&snapshot) else {
                 return Ok((snapshot, None));
             };
