@@ -19,7 +19,20 @@ use wbg_bus::NatsConfig;
 /// The ring's account: `drive` rents the first staff member of the first outlet.
 const RING: &str = "S00101";
 
-fn worker(dirs: &Dirs, partition: u32, n: usize) -> (Child, std::path::PathBuf) {
+/// A `wbguard risk-worker` process, killed when dropped (a failing test leaves none behind).
+struct Worker {
+    child: Child,
+    log: std::path::PathBuf,
+}
+
+impl Drop for Worker {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn worker(dirs: &Dirs, partition: u32, n: usize) -> Worker {
     let log = dirs.root.path().join(format!("worker{partition}-{n}.log"));
     let child = Command::new(BIN)
         .args(["risk-worker", "--partition", &partition.to_string()])
@@ -35,7 +48,7 @@ fn worker(dirs: &Dirs, partition: u32, n: usize) -> (Child, std::path::PathBuf) 
         .stderr(std::fs::File::create(&log).unwrap())
         .spawn()
         .unwrap();
-    (child, log)
+    Worker { child, log }
 }
 
 /// A counter's value in a node's Prometheus text (0 when it was never incremented).
@@ -116,11 +129,11 @@ fn two_nodes_and_two_workers_contain_t1_through_a_worker_crash() {
         }
     }
     std::thread::sleep(Duration::from_secs(1));
-    let killed = &mut workers[ring_partition].0;
+    let killed = &mut workers[ring_partition].child;
     killed.kill().unwrap();
     let status = killed.wait().unwrap();
     assert!(!status.success(), "the worker died of the signal");
-    let killed_log = workers[ring_partition].1.clone();
+    let killed_log = workers[ring_partition].log.clone();
     std::thread::sleep(Duration::from_secs(2));
     workers[ring_partition] = worker(&dirs, ring_partition as u32, 1);
 
@@ -201,7 +214,7 @@ fn two_nodes_and_two_workers_contain_t1_through_a_worker_crash() {
     assert!(partitions.iter().all(|p| p.events > 0), "{partitions:?}");
     // The restarted worker rebuilt its state from its predecessor's latest snapshot (taken every 2 s) and the
     // events acknowledged after it.
-    let restarted = std::fs::read_to_string(&workers[ring_partition].1).unwrap();
+    let restarted = std::fs::read_to_string(&workers[ring_partition].log).unwrap();
     let restored: u64 = restarted
         .lines()
         .find(|l| l.contains("rebuilt its state"))
@@ -243,10 +256,7 @@ fn two_nodes_and_two_workers_contain_t1_through_a_worker_crash() {
         .unwrap();
     assert_eq!(alerts.as_array().unwrap().len(), 1, "{alerts}");
 
-    for mut w in workers {
-        let _ = w.0.kill();
-        let _ = w.0.wait();
-    }
+    drop(workers);
     drop(nodes);
     dirs.assert_audit_intact();
     wbg_bus::delete_stream(&bus).unwrap();
