@@ -520,9 +520,15 @@ impl Guard {
     }
 
     pub(crate) fn raise(&self, account: &str, raised: RiskAlert) {
+        self.record_alert(account, raised, self.clock.now());
+    }
+
+    /// Stores an alert about `account` raised at `at` — the guard's own, or a risk worker's verdict on accesses
+    /// other nodes served — and passes it to the alert sink (the webhook), counted in `wbguard_alerts_total`.
+    pub fn record_alert(&self, account: &str, raised: RiskAlert, at: Millis) {
         let mut alert = Alert {
             id: 0,
-            at: self.clock.now(),
+            at,
             account: account.to_owned(),
             kind: raised.kind,
             severity: raised.severity,

@@ -353,7 +353,11 @@ fn run(cli: Cli) -> Result<std::process::ExitCode> {
                     nats.partitions
                 );
             }
-            let guard = open_guard(&cfg, false)?;
+            let mut guard = open_guard(&cfg, false)?;
+            // The worker's alerts go where the nodes' go: the store and the webhook.
+            if let Some(hook) = webhook::Webhook::<wbg_core::Alert>::start(&cfg.webhook)? {
+                guard = guard.with_alert_sink(Arc::new(hook));
+            }
             let worker =
                 wbg_bus::Worker::new(&nats, partition, wbg_risk::Engine::new(cfg.risk.clone()))?;
             let stop = std::sync::atomic::AtomicBool::new(false);
@@ -367,17 +371,7 @@ fn run(cli: Cli) -> Result<std::process::ExitCode> {
             let mut suspended_here = std::collections::HashSet::new();
             let report = worker.run(&stop, None, &mut |ev, verdict| {
                 if let Some(a) = &verdict.alert {
-                    let alert = wbg_core::Alert {
-                        id: 0,
-                        at: ev.at,
-                        account: ev.account.id.to_string(),
-                        kind: a.kind.clone(),
-                        severity: a.severity.clone(),
-                        detail: a.detail.clone(),
-                    };
-                    if let Err(e) = guard.store().insert_alert(&alert) {
-                        tracing::error!(error = %e, "cannot store an alert");
-                    }
+                    guard.record_alert(ev.account.id.as_str(), a.clone(), ev.at);
                 }
                 if verdict.action == wbg_risk::RiskAction::Suspend {
                     let id = ev.account.id.as_str();

@@ -1,11 +1,12 @@
-//! Scale-out on one machine, every part a real process: two `wbguard serve` nodes on one PostgreSQL schema, two
-//! `wbguard risk-worker`s on one NATS JetStream stream of two partitions (snapshots every 2 s), and `wbguard drive` sending a live
-//! synthetic carrier with a T1 ring (a rented staff account worked by a tool on a second device) to both nodes in
-//! turn. The worker owning the ring's partition is SIGKILLed as the ring starts, and restarted. Afterwards: every
-//! event the nodes published is in the stream and was acknowledged by a worker (counted against the nodes'
-//! metrics and the driver's reads), the ring was contained with at most 50 full records and refused by both
-//! nodes, no honest account was suspended, and the audit log in PostgreSQL verifies. Runs when `DATABASE_URL`
-//! and `NATS_URL` are set (`.ci/run` sets both).
+//! Scale-out on one machine, every part a real process: two `wbguard serve` nodes on one PostgreSQL schema,
+//! two `wbguard risk-worker`s on one NATS JetStream stream of two partitions (snapshots every 2 s), and
+//! `wbguard drive` sending a live synthetic carrier with a T1 ring (a rented staff account worked by a tool on a
+//! second device) to both nodes in turn. The worker owning the ring's partition is SIGKILLed as the ring
+//! starts, and restarted. Afterwards: every event the nodes published is in the stream and was acknowledged by
+//! a worker (counted against the nodes' metrics and the driver's reads), the ring was contained with at most 50
+//! full records and refused by both nodes, the workers' alerts reached their webhook, a canary planted through
+//! one node trips on the other, no honest account was suspended, and the audit log in PostgreSQL verifies.
+//! Runs when `DATABASE_URL` and `NATS_URL` are set (`.ci/run` sets both).
 mod common;
 
 use common::*;
@@ -32,11 +33,16 @@ impl Drop for Worker {
     }
 }
 
+/// The workers' config: the nodes' plus a webhook, so every alert that reaches it is a worker's.
+fn worker_config(dirs: &Dirs) -> std::path::PathBuf {
+    dirs.root.path().join("worker.toml")
+}
+
 fn worker(dirs: &Dirs, partition: u32, n: usize) -> Worker {
     let log = dirs.root.path().join(format!("worker{partition}-{n}.log"));
     let child = Command::new(BIN)
         .args(["risk-worker", "--partition", &partition.to_string()])
-        .args(["--config", path_str(&dirs.config)])
+        .args(["--config", path_str(&worker_config(dirs))])
         .args([
             "--data",
             path_str(&dirs.data),
@@ -85,7 +91,15 @@ fn two_nodes_and_two_workers_contain_t1_through_a_worker_crash() {
         bus.url,
         bus.prefix
     ));
-    std::fs::write(&dirs.config, config).unwrap();
+    std::fs::write(&dirs.config, &config).unwrap();
+    let hook = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let worker_webhook = format!("http://{}/alerts", hook.local_addr().unwrap());
+    let hooked = collect_posts(hook);
+    std::fs::write(
+        worker_config(&dirs),
+        format!("{config}[webhook]\nurl = \"{worker_webhook}\"\n"),
+    )
+    .unwrap();
     let out = dirs.cli(&["migrate"]);
     assert!(
         out.status.success(),
@@ -176,6 +190,22 @@ fn two_nodes_and_two_workers_contain_t1_through_a_worker_crash() {
             .contains("risk"),
         "{ring_account}"
     );
+
+    // The workers' alerts reach the webhook as the nodes' do: among them, the ring's.
+    let waited = Instant::now();
+    while !hooked
+        .lock()
+        .unwrap()
+        .iter()
+        .any(|b| b.contains(&format!("\"account\":\"{RING}\"")))
+    {
+        assert!(
+            waited.elapsed() < Duration::from_secs(15),
+            "{:?}",
+            hooked.lock().unwrap()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
 
     // No event lost: what the nodes had acknowledged by the stream is what it holds, and the workers (the
     // restarted one too) have acknowledged all of it.

@@ -5,40 +5,12 @@ mod common;
 
 use common::*;
 use serde_json::{json, Value};
-use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
 
 const NO: &str = "YT2026120100042";
 const NAME: &str = "欧阳娜娜";
 const PHONE: &str = "13912345678";
 const STREET: &str = "文三路88号3单元501室";
-
-/// Accepts one webhook POST and returns its body.
-fn one_post(l: TcpListener) -> std::thread::JoinHandle<String> {
-    std::thread::spawn(move || {
-        let (mut conn, _) = l.accept().unwrap();
-        let mut r = BufReader::new(conn.try_clone().unwrap());
-        let mut len = 0;
-        loop {
-            let mut line = String::new();
-            r.read_line(&mut line).unwrap();
-            if line == "\r\n" || line.is_empty() {
-                break;
-            }
-            if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
-                len = v.trim().parse().unwrap();
-            }
-        }
-        let mut body = vec![0; len];
-        r.read_exact(&mut body).unwrap();
-        write!(
-            conn,
-            "HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
-        )
-        .unwrap();
-        String::from_utf8(body).unwrap()
-    })
-}
 
 #[test]
 fn privacy_numbers_over_http() {
@@ -51,7 +23,7 @@ fn privacy_numbers_over_http() {
         hook.local_addr().unwrap()
     ));
     std::fs::write(&dirs.config, config).unwrap();
-    let pushed = one_post(hook);
+    let pushed = std::thread::spawn(move || accept_post(&hook));
     let admin = dirs.create_account("root", "admin", None);
     let s = Server::start(&dirs, "debug");
     let integ = s.account(&admin, "I1", "integration", None, None);

@@ -303,3 +303,40 @@ impl Drop for Schema {
         self.admin(&format!("DROP SCHEMA IF EXISTS {} CASCADE", self.name));
     }
 }
+
+/// Accepts one HTTP POST on `l` (a webhook's), answers 200 and returns its body.
+pub fn accept_post(l: &std::net::TcpListener) -> String {
+    use std::io::{Read, Write};
+    let (mut conn, _) = l.accept().unwrap();
+    let mut r = BufReader::new(conn.try_clone().unwrap());
+    let mut len = 0;
+    loop {
+        let mut line = String::new();
+        r.read_line(&mut line).unwrap();
+        if line == "\r\n" || line.is_empty() {
+            break;
+        }
+        if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+            len = v.trim().parse().unwrap();
+        }
+    }
+    let mut body = vec![0; len];
+    r.read_exact(&mut body).unwrap();
+    write!(
+        conn,
+        "HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+    )
+    .unwrap();
+    String::from_utf8(body).unwrap()
+}
+
+/// Every POST to `l`, collected by a thread that lives as long as the test process.
+pub fn collect_posts(l: std::net::TcpListener) -> std::sync::Arc<std::sync::Mutex<Vec<String>>> {
+    let posts = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let keep = posts.clone();
+    std::thread::spawn(move || loop {
+        let body = accept_post(&l);
+        keep.lock().unwrap().push(body);
+    });
+    posts
+}
