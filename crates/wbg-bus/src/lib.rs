@@ -308,22 +308,31 @@ impl Worker {
                 false => None,
             };
             // A snapshot past the ack floor belongs to another consumer's history (one deleted and made
-            // again): it is not used, and the replay starts from the beginning.
+            // again), and one that cannot be read is no reason to leave the partition unwatched: either way the
+            // replay starts from the beginning instead. (A restore parses the whole snapshot before it touches
+            // the engine.)
             let mut from = 0;
             if let Some(store) = &store {
-                if let Some((seq, engine)) = self.load_snapshot(store).await? {
-                    if seq <= floor {
-                        self.engine
-                            .restore(&engine)
-                            .map_err(|e| BusError::Snapshot(e.to_string()))?;
-                        (from, report.restored) = (seq, Some(seq));
-                    } else {
+                let found = match self.load_snapshot(store).await {
+                    Ok(found) => found,
+                    Err(BusError::Snapshot(e)) => {
+                        tracing::warn!(partition = self.partition, error = %e, "risk snapshot unreadable; replaying instead");
+                        None
+                    }
+                    Err(e) => return Err(e),
+                };
+                if let Some((seq, engine)) = found {
+                    if seq > floor {
                         tracing::warn!(
                             partition = self.partition,
                             snapshot = seq,
                             ack_floor = floor,
                             "risk snapshot is ahead of the consumer; replaying instead"
                         );
+                    } else if let Err(e) = self.engine.restore(&engine) {
+                        tracing::warn!(partition = self.partition, error = %e, "risk snapshot refused; replaying instead");
+                    } else {
+                        (from, report.restored) = (seq, Some(seq));
                     }
                 }
             }

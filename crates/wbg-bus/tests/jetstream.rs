@@ -239,5 +239,21 @@ fn a_worker_restarts_from_its_snapshot_and_replays_only_the_gap() {
         assert!((a.drift_score - b.drift_score).abs() < 1e-9, "{id}");
     }
     assert!(wbg_bus::status(&cfg).unwrap()[0].drained());
+
+    // A snapshot that cannot be read does not stop a worker: it replays the partition instead.
+    tokio::runtime::Runtime::new().unwrap().block_on(async {
+        let js = async_nats::jetstream::new(async_nats::connect(&cfg.url).await.unwrap());
+        let bucket = format!("{}_RISK_STATE", cfg.prefix.to_ascii_uppercase());
+        let store = js.get_object_store(&bucket).await.unwrap();
+        store
+            .put("partition-0", &mut &b"not a snapshot"[..])
+            .await
+            .unwrap();
+    });
+    let r4 = Worker::new(&cfg, 0, engine())
+        .unwrap()
+        .run(&stop, Some(0), &mut |_, _| {})
+        .unwrap();
+    assert_eq!((r4.restored, r4.replayed), (None, 2_000));
     wbg_bus::delete_stream(&cfg).unwrap();
 }
