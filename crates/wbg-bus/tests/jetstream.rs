@@ -28,6 +28,7 @@ fn event(account: &str, i: u64, at: i64) -> AccessEvent {
             status: AccountStatus::Active,
             status_reason: None,
             created_at: 0,
+            status_since: 0,
         },
         waybill_no: format!("YT2026120{i:08}"),
         waybill: None,

@@ -110,6 +110,10 @@ pub struct Account {
     pub status_reason: Option<String>,
     /// Creation time (ms since epoch).
     pub created_at: Millis,
+    /// When the status last changed: creation, a suspension, a reinstatement (ms since epoch). A risk engine
+    /// that suspended the account tells an operator's later reinstatement by it.
+    #[serde(default)]
+    pub status_since: Millis,
 }
 
 impl Account {

@@ -477,6 +477,7 @@ impl Guard {
                 status: AccountStatus::Active,
                 status_reason: None,
                 created_at: 0,
+                status_since: 0,
             }),
         }
     }
@@ -1147,6 +1148,7 @@ impl Guard {
         meta: &RequestMeta,
     ) -> Result<(Account, String), GuardError> {
         let (_, mut e) = self.admin(actor, AdminAction::ManageAccounts, "account_create", meta)?;
+        let now = self.clock.now();
         let account = Account {
             id: AccountId::parse(id)?,
             role: Role::parse(role)?,
@@ -1154,7 +1156,8 @@ impl Guard {
             merchant: merchant.map(MerchantId::parse).transpose()?,
             status: AccountStatus::Active,
             status_reason: None,
-            created_at: self.clock.now(),
+            created_at: now,
+            status_since: now,
         };
         Account::check_binding(
             account.role,

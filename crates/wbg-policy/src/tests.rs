@@ -13,6 +13,7 @@ fn acct(id: &str, role: Role, outlet: Option<&str>, merchant: Option<&str>) -> A
         status: AccountStatus::Active,
         status_reason: None,
         created_at: 0,
+        status_since: 0,
     }
 }
 

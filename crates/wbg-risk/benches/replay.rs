@@ -31,6 +31,7 @@ fn events(n: usize) -> Vec<AccessEvent> {
             status: AccountStatus::Active,
             status_reason: None,
             created_at: 0,
+            status_since: 0,
         })
         .collect();
     let mut x: u64 = 0x9e37_79b9_7f4a_7c15;

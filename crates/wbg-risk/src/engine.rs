@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use wbg_core::{Role, View};
+use wbg_core::{AccountStatus, Role, View};
 
 const SHARDS: usize = 16;
 /// Signals kept per account to explain its next alert.
@@ -69,6 +69,20 @@ struct AccountRisk {
     level: Level,
     recent: VecDeque<Signal>,
     peer_hourly: f64,
+    /// When this engine suspended the account (the access that did it).
+    #[serde(default)]
+    suspended_at: Option<i64>,
+}
+
+impl AccountRisk {
+    /// Starts afresh after a reinstatement; what was learned about the account's normal work stays.
+    fn start_afresh(&mut self) {
+        self.burst = 0.0;
+        self.drift = 0.0;
+        self.level = Level::Normal;
+        self.recent.clear();
+        self.suspended_at = None;
+    }
 }
 
 #[derive(Debug, Default, Serialize, Deserialize)]
@@ -287,6 +301,15 @@ impl Engine {
             Some(st) => st,
             None => shard.entry(id.to_owned()).or_default(),
         };
+        // An account this engine suspended that is active again was reinstated by an operator since (its status
+        // changed after the suspension), on whichever node: start afresh, as `reinstated` does on the node that
+        // took the reinstatement. A read that raced the suspension still carries the older status time.
+        if st.level == Level::Suspended
+            && a.account.status == AccountStatus::Active
+            && st.suspended_at.is_some_and(|t| a.account.status_since > t)
+        {
+            st.start_afresh();
+        }
         let ceiling = self.cfg.rate_limit.take(&mut st.bucket, a);
         if let Some(done) = st.detectors.roll_hour(a.at) {
             if let Some(outlet) = &a.account.outlet {
@@ -326,6 +349,9 @@ impl Engine {
             _ => now,
         };
         st.level = level;
+        if level == Level::Suspended && was < Level::Suspended {
+            st.suspended_at = Some(a.at);
+        }
         let alert = (level > was).then(|| self.explain(st, level));
         drop(shard);
 
@@ -381,11 +407,7 @@ impl RiskHook for Engine {
     fn reinstated(&self, account: &str) {
         if let Ok(mut shard) = self.accounts[shard_of(account.as_bytes())].lock() {
             if let Some(st) = shard.get_mut(account) {
-                // Start afresh; what was learned about the account's normal work stays.
-                st.burst = 0.0;
-                st.drift = 0.0;
-                st.level = Level::Normal;
-                st.recent.clear();
+                st.start_afresh();
             }
         }
     }
@@ -642,5 +664,47 @@ mod tests {
         }
         let bad = r#"{"detector":"nope","points":1.0,"at":0,"evidence":""}"#;
         assert!(serde_json::from_str::<Signal>(bad).is_err());
+    }
+
+    #[test]
+    fn an_account_reinstated_through_another_node_starts_afresh_here() {
+        let e = Engine::new(RiskConfig::default());
+        let mut staff = account("S002", Role::OutletStaff, "O001");
+        // Probing other outlets until this engine suspends the account.
+        let mut at = 0;
+        let mut suspended_at = None;
+        for no in 0..200 {
+            at += 1_000;
+            let w = waybill(no, "O777", WaybillStatus::AtOutlet);
+            let v = read(&e, &staff, &w, None, at);
+            if v.action == RiskAction::Suspend {
+                suspended_at = Some(at);
+                break;
+            }
+        }
+        let suspended_at = suspended_at.expect("the probe is suspended");
+        let own = waybill(9_999, "O001", WaybillStatus::AtOutlet);
+        // A read that raced the suspension (its account snapshot older than it) is still refused.
+        let v = read(&e, &staff, &own, Some(View::Masked), at + 10);
+        assert_eq!(v.action, RiskAction::Refuse);
+        // An operator reinstated it later, on another node: its status time is after the suspension.
+        staff.status_since = suspended_at + 60_000;
+        let v = read(&e, &staff, &own, Some(View::Masked), suspended_at + 61_000);
+        assert_eq!(v.action, RiskAction::Allow);
+        assert_eq!(e.standing("S002").unwrap().level, Level::Normal);
+        // And the same probing suspends it again.
+        let again = (0..200).any(|no| {
+            let w = waybill(1_000 + no, "O777", WaybillStatus::AtOutlet);
+            read(
+                &e,
+                &staff,
+                &w,
+                None,
+                suspended_at + 62_000 + no as i64 * 1_000,
+            )
+            .action
+                == RiskAction::Suspend
+        });
+        assert!(again);
     }
 }

@@ -20,6 +20,7 @@
 //! let staff = Account {
 //!     id: AccountId::parse("S001")?, role: Role::OutletStaff, outlet: Some(OutletId::parse("O001")?),
 //!     merchant: None, status: AccountStatus::Active, status_reason: None, created_at: 0,
+//!     status_since: 0,
 //! };
 //! // Guessing numbers that do not exist: a scraper's signature.
 //! let mut last = RiskAction::Allow;

@@ -130,6 +130,7 @@ mod tests {
             status: AccountStatus::Active,
             status_reason: None,
             created_at: 0,
+            status_since: 0,
         };
         let wb = WaybillMeta {
             waybill_no: WaybillNo::parse("W1").unwrap(),

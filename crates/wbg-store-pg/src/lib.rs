@@ -336,7 +336,7 @@ async fn append_entries(
 }
 
 const ACCOUNT_COLS: &str =
-    "a.id, a.role, a.outlet, a.merchant, a.status, a.status_reason, a.created_at";
+    "a.id, a.role, a.outlet, a.merchant, a.status, a.status_reason, a.created_at, a.status_since";
 
 async fn account_by_token_in(
     c: &mut sqlx::PgConnection,
@@ -686,8 +686,8 @@ impl Store for PgStore {
         self.audited(audit, move |tx| {
             Box::pin(async move {
                 sqlx::query(
-                    "INSERT INTO accounts (id, role, outlet, merchant, status, status_reason, created_at)
-                     VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                    "INSERT INTO accounts (id, role, outlet, merchant, status, status_reason, created_at,
+                     status_since) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
                 )
                 .bind(a.id.as_str())
                 .bind(a.role.as_str())
@@ -696,6 +696,7 @@ impl Store for PgStore {
                 .bind(a.status.as_str())
                 .bind(a.status_reason.as_deref())
                 .bind(a.created_at)
+                .bind(a.status_since)
                 .execute(&mut **tx)
                 .await
                 .map_err(|e| match is_unique_violation(&e) {
@@ -841,15 +842,17 @@ impl Store for PgStore {
         reason: Option<&str>,
         audit: AuditEntry,
     ) -> Result<u64, StoreError> {
-        let (id, reason) = (id.clone(), reason.map(str::to_owned));
+        let (id, reason, at) = (id.clone(), reason.map(str::to_owned), audit.time);
         self.audited(audit, move |tx| {
             Box::pin(async move {
                 let n = sqlx::query(
-                    "UPDATE accounts SET status = $2, status_reason = $3 WHERE id = $1",
+                    "UPDATE accounts SET status_since = CASE WHEN status = $2 THEN status_since ELSE $4 END,
+                     status = $2, status_reason = $3 WHERE id = $1",
                 )
                 .bind(id.as_str())
                 .bind(status.as_str())
                 .bind(reason)
+                .bind(at)
                 .execute(&mut **tx)
                 .await
                 .map_err(db)?

@@ -2,8 +2,9 @@
 //! its version recorded in `wbg_migrations`; `wbguard migrate` runs them, and so does a start-up that asks.
 
 /// `(version, description, SQL)`, in order. A released migration is never edited: a change is a new one.
-pub(crate) const MIGRATIONS: &[(i64, &str, &str)] = &[(
-    1,
+pub(crate) const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (
+        1,
     "initial schema: vault, accounts, waybills, blind index, audit log partitioned by day, cases, privacy numbers",
     r#"
 CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -53,4 +54,13 @@ CREATE TABLE privacy_numbers (
 CREATE INDEX privacy_numbers_waybill ON privacy_numbers (waybill_no);
 CREATE TABLE privacy_waiting (waybill_no TEXT PRIMARY KEY, courier TEXT NOT NULL, since BIGINT NOT NULL);
 "#,
-)];
+    ),
+    (
+        2,
+        "accounts remember when their status last changed (a reinstatement that every node's engine can tell)",
+        r#"
+ALTER TABLE accounts ADD COLUMN status_since BIGINT NOT NULL DEFAULT 0;
+UPDATE accounts SET status_since = created_at;
+"#,
+    ),
+];

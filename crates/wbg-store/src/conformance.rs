@@ -68,7 +68,8 @@ pub fn entry(action: &str) -> AuditEntry {
     AuditEntry::new(1, "admin", action)
 }
 
-fn account(id: &str) -> Account {
+/// A courier account of outlet O1, created at 5.
+pub fn account(id: &str) -> Account {
     Account {
         id: AccountId::parse(id).unwrap(),
         role: Role::Courier,
@@ -77,6 +78,7 @@ fn account(id: &str) -> Account {
         status: AccountStatus::Active,
         status_reason: None,
         created_at: 5,
+        status_since: 5,
     }
 }
 
@@ -175,17 +177,40 @@ pub fn accounts_and_tokens(s: &dyn Store) {
     s.add_token(&a.id, &[3u8; 32], entry("token_issue"))
         .unwrap();
     assert_eq!(s.account_by_token(&[3u8; 32]).unwrap().unwrap().id, a.id);
+    let at = |time: i64, action: &str| AuditEntry::new(time, "admin", action);
     s.set_account_status(
         &a.id,
         AccountStatus::Suspended,
         Some("test"),
-        entry("suspend"),
+        at(40, "suspend"),
     )
     .unwrap();
+    let stored = s.account(&a.id).unwrap().unwrap();
+    assert_eq!(stored.status, AccountStatus::Suspended);
     assert_eq!(
-        s.account(&a.id).unwrap().unwrap().status,
-        AccountStatus::Suspended
+        (a.status_since, stored.status_since),
+        (5, 40),
+        "the status time is the change's"
     );
+    // Setting the status it has changes nothing; a reinstatement moves the time on.
+    s.set_account_status(
+        &a.id,
+        AccountStatus::Suspended,
+        Some("again"),
+        at(50, "suspend"),
+    )
+    .unwrap();
+    assert_eq!(s.account(&a.id).unwrap().unwrap().status_since, 40);
+    s.set_account_status(&a.id, AccountStatus::Active, None, at(60, "reinstate"))
+        .unwrap();
+    assert_eq!(s.account(&a.id).unwrap().unwrap().status_since, 60);
+    s.set_account_status(
+        &a.id,
+        AccountStatus::Suspended,
+        Some("test"),
+        at(70, "suspend"),
+    )
+    .unwrap();
     assert!(s
         .set_account_status(
             &AccountId::parse("nobody").unwrap(),
@@ -195,8 +220,8 @@ pub fn accounts_and_tokens(s: &dyn Store) {
         )
         .is_err());
     assert_eq!(s.accounts().unwrap().len(), 1);
-    // A failed write appends no audit entry: 3 successful writes, 3 entries.
-    assert_eq!(s.audit_size().unwrap(), 3);
+    // A failed write appends no audit entry: 6 successful writes, 6 entries.
+    assert_eq!(s.audit_size().unwrap(), 6);
 }
 
 /// A batch with a number that exists is refused whole, index included.

@@ -11,7 +11,7 @@ fn corrupt(what: impl std::fmt::Display) -> StoreError {
     StoreError::Corrupt(what.to_string())
 }
 
-/// An account's columns: id, role, outlet, merchant, status, status reason, created at.
+/// An account's columns: id, role, outlet, merchant, status, status reason, created at, status since.
 pub type AccountRow = (
     String,
     String,
@@ -20,11 +20,12 @@ pub type AccountRow = (
     String,
     Option<String>,
     i64,
+    i64,
 );
 
 /// An account from its columns.
 pub fn account(row: AccountRow) -> Result<Account, StoreError> {
-    let (id, role, outlet, merchant, status, reason, created_at) = row;
+    let (id, role, outlet, merchant, status, reason, created_at, status_since) = row;
     Ok(Account {
         id: AccountId::parse(&id).map_err(corrupt)?,
         role: Role::parse(&role).map_err(corrupt)?,
@@ -43,6 +44,7 @@ pub fn account(row: AccountRow) -> Result<Account, StoreError> {
         },
         status_reason: reason,
         created_at,
+        status_since,
     })
 }
 

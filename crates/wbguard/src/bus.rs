@@ -52,6 +52,7 @@ fn event(i: u64, at: i64) -> Result<AccessEvent> {
             status: AccountStatus::Active,
             status_reason: None,
             created_at: 0,
+            status_since: 0,
         },
         waybill_no: no.as_str().to_owned(),
         waybill: Some(WaybillMeta {

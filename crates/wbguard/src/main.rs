@@ -366,9 +366,6 @@ fn run(cli: Cli) -> Result<std::process::ExitCode> {
                 nats.partitions
             );
             let meta = RequestMeta::default();
-            // Accounts this worker suspended: one found active again was reinstated by an administrator, and
-            // starts afresh in the engine instead of being suspended again at once.
-            let mut suspended_here = std::collections::HashSet::new();
             let report = worker.run(&stop, None, &mut |ev, verdict| {
                 if let Some(a) = &verdict.alert {
                     guard.record_alert(ev.account.id.as_str(), a.clone(), ev.at);
@@ -380,11 +377,12 @@ fn run(cli: Cli) -> Result<std::process::ExitCode> {
                         .account(&ev.account.id)
                         .ok()
                         .flatten()
-                        .is_some_and(|a| a.status == wbg_core::AccountStatus::Active);
-                    if active && suspended_here.remove(id) {
-                        wbg_risk::RiskHook::reinstated(worker.engine(), id);
-                    } else if active {
-                        suspended_here.insert(id.to_owned());
+                        // An operator's reinstatement after this event is newer than its evidence: it stands.
+                        .is_some_and(|a| {
+                            a.status == wbg_core::AccountStatus::Active && a.status_since <= ev.at
+                        });
+                    // (An account reinstated since the engine suspended it is told by the engine itself.)
+                    if active {
                         match guard.set_status(
                             Actor::Local("risk-worker"),
                             id,

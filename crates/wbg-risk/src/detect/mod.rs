@@ -375,6 +375,7 @@ pub(crate) mod testing {
             status: AccountStatus::Active,
             status_reason: None,
             created_at: 0,
+            status_since: 0,
         }
     }
 

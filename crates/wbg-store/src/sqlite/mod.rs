@@ -26,7 +26,8 @@ CREATE TABLE IF NOT EXISTS wrapped_keys (
     id TEXT PRIMARY KEY, wrapped BLOB NOT NULL, created_at INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS accounts (
     id TEXT PRIMARY KEY, role TEXT NOT NULL, outlet TEXT, merchant TEXT,
-    status TEXT NOT NULL, status_reason TEXT, created_at INTEGER NOT NULL);
+    status TEXT NOT NULL, status_reason TEXT, created_at INTEGER NOT NULL,
+    status_since INTEGER NOT NULL DEFAULT 0);
 CREATE TABLE IF NOT EXISTS tokens (
     hash BLOB PRIMARY KEY, account_id TEXT NOT NULL REFERENCES accounts(id), created_at INTEGER NOT NULL
 ) WITHOUT ROWID;
@@ -64,7 +65,7 @@ CREATE INDEX IF NOT EXISTS waybills_merchant ON waybills(merchant, created_at);
 /// The layout version written into `meta`; a store of another version is refused at open, not misread.
 /// 2: the blind index as packed sorted runs (`blind_runs`). 3: data keys per bucket and field group
 /// (`day:<bucket>:<group>`), so each group is shredded on its own.
-const SCHEMA_VERSION: &str = "3";
+const SCHEMA_VERSION: &str = "4";
 
 /// Frames of write-ahead log (pages, 4 KiB; so 256 MiB) past which upkeep makes the log start over. A RESTART
 /// holds the writer lock through two syncs, which a read then waits for: at 64 MiB (every tick under load) reads
@@ -270,13 +271,14 @@ fn account_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<AccountRow> {
         r.get(4)?,
         r.get(5)?,
         r.get(6)?,
+        r.get(7)?,
     ))
 }
 
 const ACCOUNT_COLS: &str =
-    "a.id, a.role, a.outlet, a.merchant, a.status, a.status_reason, a.created_at";
+    "a.id, a.role, a.outlet, a.merchant, a.status, a.status_reason, a.created_at, a.status_since";
 const ACCOUNT_BY_TOKEN: &str =
-    "SELECT a.id, a.role, a.outlet, a.merchant, a.status, a.status_reason, a.created_at
+    "SELECT a.id, a.role, a.outlet, a.merchant, a.status, a.status_reason, a.created_at, a.status_since
      FROM tokens t JOIN accounts a ON a.id = t.account_id WHERE t.hash = ?1";
 
 /// The account a token hash belongs to.
@@ -406,11 +408,22 @@ impl SqliteStore {
             "INSERT OR IGNORE INTO meta (key, value) VALUES ('store_id', ?1), ('schema_version', ?2)",
             params![hex::encode(id), SCHEMA_VERSION],
         )?;
-        let version: String = conn.query_row(
+        let mut version: String = conn.query_row(
             "SELECT value FROM meta WHERE key = 'schema_version'",
             [],
             |r| r.get(0),
         )?;
+        if version == "3" {
+            // Schema 4 only adds when an account's status last changed.
+            conn.execute_batch(
+                "BEGIN;
+                 ALTER TABLE accounts ADD COLUMN status_since INTEGER NOT NULL DEFAULT 0;
+                 UPDATE accounts SET status_since = created_at;
+                 UPDATE meta SET value = '4' WHERE key = 'schema_version';
+                 COMMIT;",
+            )?;
+            version = SCHEMA_VERSION.into();
+        }
         if version != SCHEMA_VERSION {
             return Err(StoreError::Db(format!(
                 "{} was written with store schema {version}; this build reads schema {SCHEMA_VERSION} \
@@ -659,8 +672,8 @@ impl Store for SqliteStore {
     ) -> Result<u64, StoreError> {
         self.audited(audit, |tx| {
             tx.execute(
-                "INSERT INTO accounts (id, role, outlet, merchant, status, status_reason, created_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                "INSERT INTO accounts (id, role, outlet, merchant, status, status_reason, created_at,
+                 status_since) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
                 params![
                     a.id.as_str(),
                     a.role.as_str(),
@@ -668,7 +681,8 @@ impl Store for SqliteStore {
                     a.merchant.as_ref().map(|m| m.as_str()),
                     a.status.as_str(),
                     a.status_reason,
-                    a.created_at
+                    a.created_at,
+                    a.status_since
                 ],
             )
             .map_err(|e| {
@@ -772,10 +786,12 @@ impl Store for SqliteStore {
         reason: Option<&str>,
         audit: AuditEntry,
     ) -> Result<u64, StoreError> {
+        let at = audit.time;
         self.audited(audit, |tx| {
             let n = tx.execute(
-                "UPDATE accounts SET status = ?2, status_reason = ?3 WHERE id = ?1",
-                params![id.as_str(), status.as_str(), reason],
+                "UPDATE accounts SET status_since = CASE WHEN status = ?2 THEN status_since ELSE ?4 END,
+                 status = ?2, status_reason = ?3 WHERE id = ?1",
+                params![id.as_str(), status.as_str(), reason, at],
             )?;
             if n == 0 {
                 return Err(StoreError::NotFound(format!("account {id}")));

@@ -137,6 +137,36 @@ fn a_store_of_another_schema_version_is_refused() {
     assert!(err.contains("schema 1"), "{err}");
 }
 
+#[test]
+fn a_schema_3_store_is_upgraded_in_place() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let s = SqliteStore::open(dir.path()).unwrap();
+        let mut a = crate::conformance::account("C1");
+        a.created_at = 7;
+        a.status_since = 7;
+        s.create_account(&a, &[1u8; 32], entry("account_create"))
+            .unwrap();
+    }
+    // What schema 3 looked like: no status time.
+    let conn = Connection::open(dir.path().join(DB_FILE)).unwrap();
+    conn.execute_batch(
+        "ALTER TABLE accounts DROP COLUMN status_since;
+         UPDATE meta SET value = '3' WHERE key = 'schema_version';",
+    )
+    .unwrap();
+    drop(conn);
+    let s = SqliteStore::open(dir.path()).unwrap();
+    let a = s.account_by_token(&[1u8; 32]).unwrap().unwrap();
+    assert_eq!(
+        a.status_since, 7,
+        "an old account's status dates from its creation"
+    );
+    drop(s);
+    // Opened again, it is schema 4 already.
+    assert!(SqliteStore::open(dir.path()).is_ok());
+}
+
 /// The backend-independent behaviour, on a fresh embedded store per check.
 #[test]
 fn the_embedded_store_passes_the_conformance_suite() {
