@@ -389,17 +389,31 @@ impl Worker {
             })?;
             let due = snapshot_taken.0.elapsed().as_secs() >= self.cfg.snapshot_seconds;
             if let (Some(store), true) = (&store, due && acked > snapshot_taken.1) {
-                self.save_snapshot(store, acked)?;
-                report.snapshot = Some(acked);
+                self.snapshot_to(store, acked, &mut report);
                 snapshot_taken = (std::time::Instant::now(), acked);
             }
         }
         // A clean stop leaves a snapshot where it stopped.
         if let (Some(store), true) = (&store, acked > snapshot_taken.1) {
-            self.save_snapshot(store, acked)?;
-            report.snapshot = Some(acked);
+            self.snapshot_to(store, acked, &mut report);
         }
         Ok(report)
+    }
+
+    /// A snapshot only spares a restart some replay: one that cannot be written is logged, and the worker goes
+    /// on watching its partition.
+    fn snapshot_to(
+        &self,
+        store: &jetstream::object_store::ObjectStore,
+        seq: u64,
+        report: &mut WorkerReport,
+    ) {
+        match self.save_snapshot(store, seq) {
+            Ok(()) => report.snapshot = Some(seq),
+            Err(e) => {
+                tracing::warn!(partition = self.partition, error = %e, "cannot write a risk snapshot")
+            }
+        }
     }
 
     async fn state_store(
