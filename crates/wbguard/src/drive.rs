@@ -262,6 +262,13 @@ impl Reads {
         *self.answers.entry(key).or_default() += 1;
         self.latencies.push(took);
     }
+
+    fn merge(&mut self, other: Reads) {
+        for (key, n) in other.answers {
+            *self.answers.entry(key).or_default() += n;
+        }
+        self.latencies.extend(other.latencies);
+    }
 }
 
 /// Runs the drive; the admin token comes from [`ADMIN_TOKEN_ENV`].
@@ -593,7 +600,7 @@ fn t1_ring(
         .collect();
     eprintln!("the T1 ring starts on {}", w.id);
     let mut full = HashSet::new();
-    let (mut first, mut suspended_at, mut refusing) = (None, None::<Instant>, HashSet::new());
+    let (mut first, mut suspended, mut refusing) = (None, false, HashSet::new());
     let mut after = 0;
     let device = "ring-tool-7f3a";
     for k in 0usize.. {
@@ -613,36 +620,29 @@ fn t1_ring(
             .unwrap_or_else(|p| p.into_inner())
             .add(&a, took);
         let view = a.body["view"].as_str();
+        if a.status == 200 && suspended {
+            r.served_after_suspension += 1;
+        }
+        if a.status != 200 {
+            r.refused += 1;
+        }
         let contained = match (a.status, view, a.code()) {
             (200, Some("full"), _) => {
-                if suspended_at.is_some() {
-                    r.served_after_suspension += 1;
-                }
                 full.insert(no.clone());
                 None
             }
             (200, _, _) => {
                 r.masked += 1;
-                if suspended_at.is_some() {
-                    r.served_after_suspension += 1;
-                }
                 Some("masked")
             }
             (_, _, "account_suspended") => {
-                r.refused += 1;
                 refusing.insert(a.node);
-                suspended_at.get_or_insert(now);
+                suspended = true;
                 after += 1;
                 Some("suspended")
             }
-            (_, _, "rate_limited") => {
-                r.refused += 1;
-                Some("rate_limited")
-            }
-            _ => {
-                r.refused += 1;
-                None
-            }
+            (_, _, "rate_limited") => Some("rate_limited"),
+            _ => None,
         };
         if let Some(c) = contained {
             if r.containment.is_none() {
@@ -684,11 +684,7 @@ fn bench(nodes: &Nodes, setup: &Setup, args: &Args) -> Reads {
                     local.add(&a, took);
                     k += 1;
                 }
-                let mut all = reads.lock().unwrap_or_else(|p| p.into_inner());
-                for (key, n) in local.answers {
-                    *all.answers.entry(key).or_default() += n;
-                }
-                all.latencies.extend(local.latencies);
+                reads.lock().unwrap_or_else(|p| p.into_inner()).merge(local);
             });
         }
     });
