@@ -9,7 +9,10 @@
 //! - [`verify_log`]: replays a log and its signed checkpoints and names the first entry altered, removed or
 //!   reordered.
 //!
-//! Storage is not here: a store appends entries and Merkle nodes in one transaction using [`merkle::Frontier`].
+//! - [`LogTail`]: sequencing — an entry's seq, its link to the previous entry and the Merkle nodes its append
+//!   completes, computed here once for every backend.
+//!
+//! Storage is not here: a store persists what [`LogTail::sequence`] returns, in the transaction that commits it.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
@@ -18,10 +21,12 @@ mod entry;
 mod error;
 pub mod merkle;
 pub mod note;
+mod sequence;
 mod verify;
 
 pub use checkpoint::Checkpoint;
 pub use entry::AuditEntry;
 pub use error::AuditError;
 pub use merkle::Hash;
+pub use sequence::{LogTail, Sequenced};
 pub use verify::{verify_log, StoredEntry, VerifyFailure, VerifyReport};

@@ -1,27 +1,20 @@
 //! The guard's operations: guarded reads, ingest, scan events, account administration, audit checkpoints.
 use crate::keys::{self, KeyConfig};
-use crate::numbers::ShownPhone;
-use crate::view::{EventView, MaskedAddress, PartyView, WaybillView};
 use crate::{hash_token, new_token, GuardError};
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Instant;
 use wbg_audit::merkle::{self, NodeSource};
 use wbg_audit::note::{NoteSigner, NoteVerifier};
 use wbg_audit::{AuditEntry, AuditError, Checkpoint, Hash};
 use wbg_core::{
     Account, AccountId, AccountStatus, Alert, Clock, EventType, MerchantId, Millis, NewWaybill,
-    OutletId, Purpose, Role, StatusEvent, SystemClock, View, WaybillMeta, WaybillNo, WaybillStatus,
+    OutletId, Role, StatusEvent, SystemClock, WaybillMeta, WaybillNo, WaybillStatus,
 };
-use wbg_policy::{AdminAction, PolicyEngine, ReadContext, WriteAction};
-use wbg_risk::{Access, Engine, RiskAction, RiskAlert, RiskConfig, RiskHook};
-use wbg_store::{
-    AlertFilter, EventRecord, ReadSnapshot, SealedWaybill, SqliteStore, Store, StoreError,
-};
-use wbg_vault::{
-    bucket_of, mask_name, mask_phone, Field, KeySource, MasterKey, Vault, WrappedKeyStore,
-};
+use wbg_policy::{AdminAction, PolicyEngine, WriteAction};
+use wbg_risk::{Engine, RiskAlert, RiskConfig, RiskHook};
+use wbg_store::{AlertFilter, EventRecord, SealedWaybill, SqliteStore, Store, StoreError};
+use wbg_vault::{bucket_of, KeySource, MasterKey, Vault, WrappedKeyStore};
 
 /// Largest batch one ingest call takes.
 pub const MAX_BATCH: usize = 10_000;
@@ -141,7 +134,7 @@ pub struct Guard {
     pub(crate) store: Arc<dyn Store>,
     pub(crate) vault: Vault,
     pub(crate) policy: PolicyEngine,
-    risk: Arc<dyn RiskHook>,
+    pub(crate) risk: Arc<dyn RiskHook>,
     alert_sink: Option<Arc<dyn AlertSink>>,
     pub(crate) clock: Arc<dyn Clock>,
     signer: NoteSigner,
@@ -165,35 +158,9 @@ impl std::fmt::Debug for Guard {
     }
 }
 
-/// Fields a view decrypts, and how each is recorded in the audit entry.
-fn fields_of(view: View) -> &'static [(Field, &'static str)] {
-    match view {
-        View::Routing => &[],
-        View::Masked => &[
-            (Field::RecipientName, "recipient.name:masked"),
-            (Field::RecipientPhone, "recipient.phone:masked"),
-            (Field::RecipientRegion, "recipient.region"),
-            (Field::SenderName, "sender.name:masked"),
-            (Field::SenderPhone, "sender.phone:masked"),
-            (Field::SenderRegion, "sender.region"),
-        ],
-        View::Full => &[
-            (Field::RecipientName, "recipient.name"),
-            (Field::RecipientPhone, "recipient.phone"),
-            (Field::RecipientRegion, "recipient.region"),
-            (Field::RecipientDetail, "recipient.detail"),
-            (Field::SenderName, "sender.name"),
-            (Field::SenderPhone, "sender.phone"),
-            (Field::SenderRegion, "sender.region"),
-            (Field::SenderDetail, "sender.detail"),
-            (Field::Items, "items"),
-        ],
-    }
-}
-
 /// A requested waybill number as it may be recorded (audit, log, error message): as given, unless it reads as
 /// a phone number — people paste phone numbers into lookup fields, and those must not be stored or echoed.
-fn recordable(requested: &str) -> Option<&str> {
+pub(crate) fn recordable(requested: &str) -> Option<&str> {
     wbg_core::normalize_phone(requested)
         .is_err()
         .then_some(requested)
@@ -211,36 +178,15 @@ pub(crate) fn local_only(actor: Actor<'_>, what: &str) -> Result<String, GuardEr
 }
 
 /// Adds `more` to the end of `e`'s detail.
-fn add_detail(e: &mut AuditEntry, more: &str) {
+pub(crate) fn add_detail(e: &mut AuditEntry, more: &str) {
     e.detail = Some(match e.detail.take() {
         Some(d) => format!("{d}; {more}"),
         None => more.to_owned(),
     });
 }
 
-/// How a read reached the guard; print jobs and label-token resolutions say so in their audit entry.
-#[derive(Debug, Clone, Copy)]
-pub(crate) enum Via {
-    /// A read through the API.
-    Api,
-    /// A label print job, in this format.
-    Print(wbg_label::Format),
-    /// A courier app resolving a label's QR token.
-    LabelToken,
-}
-
-impl Via {
-    fn detail(self) -> Option<String> {
-        match self {
-            Via::Api => None,
-            Via::Print(f) => Some(format!("print={}", f.as_str())),
-            Via::LabelToken => Some("via=label_token".into()),
-        }
-    }
-}
-
 /// `e` as the record of a refusal with `err` (counted in the denial metric).
-fn deny_entry(mut e: AuditEntry, err: &GuardError) -> AuditEntry {
+pub(crate) fn deny_entry(mut e: AuditEntry, err: &GuardError) -> AuditEntry {
     e.decision = "deny".into();
     e.detail = Some(match &e.detail {
         Some(d) => format!("{}; {}", err.code(), d),
@@ -275,41 +221,12 @@ impl From<wbg_policy::PolicyError> for Rejection {
     }
 }
 
-/// What a read's transaction decided, acted on once it has committed.
-enum ReadDecision {
-    /// Unknown token: nothing is recorded.
-    Unauthenticated,
-    /// Refused; the refusal was recorded with the read.
-    Denied(GuardError),
-    /// The risk hook asked for the account's suspension: it is suspended, then the refusal `entry` recorded.
-    Suspend {
-        account: Account,
-        entry: Box<AuditEntry>,
-    },
-    /// Granted with this view, the recipient's phone shown so; recorded with the read.
-    Allowed(View, ShownPhone),
-}
-
-/// A read's decision with the audit entry to commit with it and the alert the risk hook asked for, if any.
-type Decided = (Option<AuditEntry>, ReadDecision, Option<RiskAlert>);
-
 /// The stored hash of a presented token; a token of implausible length is unauthenticated without a lookup.
-fn checked_token_hash(token: &str) -> Result<[u8; 32], GuardError> {
+pub(crate) fn checked_token_hash(token: &str) -> Result<[u8; 32], GuardError> {
     if token.is_empty() || token.len() > 200 {
         return Err(GuardError::Unauthenticated);
     }
     Ok(hash_token(token))
-}
-
-/// A ticket id: a letter, then up to 39 letters, digits or dashes. It must start with a letter so that a phone
-/// number cannot pose as a ticket (and so reach the audit log).
-fn valid_ticket(t: &str) -> bool {
-    let b = t.as_bytes();
-    !b.is_empty()
-        && b.len() <= 40
-        && b[0].is_ascii_alphabetic()
-        && b.iter()
-            .all(|c| c.is_ascii_alphanumeric() || *c == b'-' || *c == b'_')
 }
 
 impl Guard {
@@ -545,268 +462,6 @@ impl Guard {
             Err(e) => tracing::error!(error = %e, "cannot store alert"),
         }
         metrics::counter!("wbguard_alerts_total", "kind" => alert.kind).increment(1);
-    }
-
-    /// The guarded read: authenticate → status → policy → risk → audit → decrypt the decided view's fields.
-    pub fn read(
-        &self,
-        token: &str,
-        req: &ReadRequest<'_>,
-        meta: &RequestMeta,
-    ) -> Result<WaybillView, GuardError> {
-        self.read_via(token, req, meta, Via::Api)
-    }
-
-    /// The guarded read, arrived `via` an API read, a print job or a label token.
-    pub(crate) fn read_via(
-        &self,
-        token: &str,
-        req: &ReadRequest<'_>,
-        meta: &RequestMeta,
-        via: Via,
-    ) -> Result<WaybillView, GuardError> {
-        let started = Instant::now();
-        let out = self.read_inner(token, req, meta, via);
-        metrics::histogram!("wbguard_read_seconds").record(started.elapsed().as_secs_f64());
-        let label = match &out {
-            Ok(v) => v.view.as_str(),
-            Err(e) => e.code(),
-        };
-        // Identifiers and the outcome only. The waybill number is logged only once it has parsed as one, so a
-        // phone number pasted into the path cannot reach the log.
-        tracing::debug!(
-            waybill = wbg_core::WaybillNo::parse(req.waybill_no)
-                .ok()
-                .and_then(|n| recordable(n.as_str()).map(str::to_owned))
-                .unwrap_or_else(|| "<withheld>".into()),
-            outcome = label,
-            audit_seq = out.as_ref().ok().map(|v| v.audit_seq),
-            "guarded read"
-        );
-        metrics::counter!("wbguard_reads_total", "outcome" => label).increment(1);
-        out
-    }
-
-    fn read_inner(
-        &self,
-        token: &str,
-        req: &ReadRequest<'_>,
-        meta: &RequestMeta,
-        via: Via,
-    ) -> Result<WaybillView, GuardError> {
-        let token_hash = checked_token_hash(token)?;
-        let parsed = Purpose::parse(req.purpose)
-            .map_err(GuardError::from)
-            .and_then(|purpose| {
-                let no = WaybillNo::parse(req.waybill_no)?;
-                match req.ticket {
-                    Some(t) if !valid_ticket(t) => Err(GuardError::Invalid(
-                        "ticket must be 1-40 letters, digits, '-' or '_', starting with a letter"
-                            .into(),
-                    )),
-                    _ => Ok((purpose, no)),
-                }
-            });
-        let (purpose, no) = match parsed {
-            Ok(p) => p,
-            Err(bad_input) => {
-                // An unknown token is told so before anything about its request.
-                self.authenticate(token)?;
-                return Err(bad_input);
-            }
-        };
-        let now = self.clock.now();
-        let (mut decision, mut alert) = (ReadDecision::Unauthenticated, None);
-        // The lookups, the decision and its audit entry are one store transaction; nothing in here may call the
-        // store (alerts and suspensions wait until it has committed).
-        let (snapshot, seq) = self.store.read_audited(&token_hash, &no, &mut |snap| {
-            let (audit, d, a) = self.decide_read(snap, &no, purpose, req.ticket, meta, now, via);
-            (decision, alert) = (d, a);
-            audit
-        })?;
-        if let (Some(alert), Some(a)) = (alert, &snapshot.account) {
-            self.raise(a.id.as_str(), alert);
-        }
-        if let Some(a) = &snapshot.account {
-            let outcome = match &decision {
-                ReadDecision::Allowed(v, _) => v.as_str(),
-                ReadDecision::Suspend { .. } => "suspended",
-                _ => "denied",
-            };
-            self.canary_read(a.id.as_str(), &no, purpose.as_str(), outcome);
-        }
-        let view = match decision {
-            ReadDecision::Unauthenticated => return Err(GuardError::Unauthenticated),
-            ReadDecision::Denied(err) => return Err(err),
-            ReadDecision::Suspend { account, entry } => {
-                let mut s = self.entry("risk", meta, "account_suspend");
-                s.detail = Some(format!("account={}", account.id));
-                self.store.set_account_status(
-                    &account.id,
-                    AccountStatus::Suspended,
-                    Some("suspended by the risk hook"),
-                    s,
-                )?;
-                return Err(self.deny(*entry, GuardError::AccountSuspended));
-            }
-            ReadDecision::Allowed(view, phone) => (view, phone),
-        };
-        let (view, phone) = view;
-        let (Some(audit_seq), Some((wb, sealed))) = (seq, snapshot.waybill) else {
-            return Err(GuardError::Internal(
-                "an allowed read without its waybill or audit entry".into(),
-            ));
-        };
-        // The read is on record (committed above) before a single field is decrypted.
-        // A virtual number stands in for the real one, which is then not even decrypted.
-        let gone = self.shredded_groups(wb.bucket);
-        let to_open: Vec<Field> = fields_of(view)
-            .iter()
-            .map(|(f, _)| *f)
-            .filter(|f| !(*f == Field::RecipientPhone && matches!(phone, ShownPhone::Virtual(_))))
-            .filter(|f| gone.keeps(*f))
-            .collect();
-        let opened: HashMap<Field, String> = self
-            .vault
-            .open_fields(&no, wb.bucket, &sealed, &to_open)?
-            .into_iter()
-            .collect();
-        Ok(render(
-            &wb,
-            view,
-            &opened,
-            snapshot.events,
-            audit_seq,
-            &phone,
-        ))
-    }
-
-    /// Decides a read from its snapshot, without touching the store: the audit entry to commit with it (none for
-    /// an unknown token) and what to do once it has committed.
-    #[allow(clippy::too_many_arguments)]
-    fn decide_read(
-        &self,
-        snap: &ReadSnapshot,
-        no: &WaybillNo,
-        purpose: Purpose,
-        ticket: Option<&str>,
-        meta: &RequestMeta,
-        now: Millis,
-        via: Via,
-    ) -> Decided {
-        let Some(account) = &snap.account else {
-            return (None, ReadDecision::Unauthenticated, None);
-        };
-        let mut e = self.entry(account.id.as_str(), meta, "view");
-        e.waybill = recordable(no.as_str()).map(str::to_owned);
-        e.purpose = Some(purpose.as_str().into());
-        e.detail = match (ticket, e.waybill.is_none()) {
-            (Some(t), _) => Some(format!("ticket={t}")),
-            (None, true) => Some("requested=phone-like".into()),
-            (None, false) => None,
-        };
-        if let Some(v) = via.detail() {
-            add_detail(&mut e, &v);
-        }
-        let denied = |e: AuditEntry, err: GuardError, alert: Option<RiskAlert>| {
-            (Some(deny_entry(e, &err)), ReadDecision::Denied(err), alert)
-        };
-        if account.status == AccountStatus::Suspended {
-            return denied(e, GuardError::AccountSuspended, None);
-        }
-        // The engine sees refusals and unknown numbers too: probing and guessing are signals in themselves.
-        let assess = |waybill_no: &str, waybill, policy_view| {
-            self.risk.assess(&Access {
-                account,
-                waybill_no,
-                waybill,
-                purpose,
-                policy_view,
-                ticket,
-                at: now,
-                device: meta.device.as_deref(),
-                ip: meta.ip.as_deref(),
-            })
-        };
-        let suspend = |e: AuditEntry, alert| {
-            let decision = ReadDecision::Suspend {
-                account: account.clone(),
-                entry: Box::new(e),
-            };
-            (None, decision, alert)
-        };
-        let Some((wb, _)) = &snap.waybill else {
-            // Lookups of numbers that do not exist are audited: guessing numbers is how scrapers enumerate. An
-            // unknown number that looks like a phone number reaches neither the entry nor the engine (its alerts
-            // would hold it).
-            let risk = assess(e.waybill.as_deref().unwrap_or(""), None, None);
-            if risk.action == RiskAction::Suspend {
-                return suspend(e, risk.alert);
-            }
-            return denied(
-                e,
-                GuardError::NotFound("no such waybill".into()),
-                risk.alert,
-            );
-        };
-        // It exists, so it is a waybill number, whatever it looks like.
-        e.waybill = Some(no.to_string());
-        let ctx = ReadContext {
-            purpose,
-            now_secs: now.div_euclid(1000),
-            has_ticket: ticket.is_some(),
-            in_incident: false,
-        };
-        let verdict = match self.policy.decide_view(account, wb, &ctx) {
-            Ok(v) => v,
-            Err(err) => return denied(e, err.into(), None),
-        };
-        let risk = assess(no.as_str(), Some(wb), verdict.view);
-        let alert = risk.alert;
-        // Suspension wins over everything; a policy refusal over the engine's own refusal.
-        let view = match (risk.action, verdict.view) {
-            (RiskAction::Suspend, _) => return suspend(e, alert),
-            (_, None) => {
-                let err = GuardError::Forbidden(format!(
-                    "no view of waybill {no} is permitted for purpose {}",
-                    purpose.as_str()
-                ));
-                return denied(e, err, alert);
-            }
-            (RiskAction::Refuse, Some(_)) => {
-                let err = GuardError::RateLimited("too many personal-data reads; slow down".into());
-                return denied(e, err, alert);
-            }
-            (RiskAction::Cap(cap), Some(view)) => view.min(cap),
-            (RiskAction::Allow, Some(view)) => view,
-        };
-        // Retention destroyed this waybill's contact or region: what is left is its routing data. A destroyed
-        // address or item list is only left out.
-        let gone = self.shredded_groups(wb.bucket);
-        let view = if view > View::Routing && gone.hides_parties() {
-            add_detail(&mut e, "retention=shredded");
-            View::Routing
-        } else {
-            if view == View::Full && !gone.is_empty() {
-                add_detail(&mut e, &format!("retention=shredded:{}", gone.names()));
-            }
-            view
-        };
-        let phone = match view {
-            View::Full => self.shown_phone(account, snap.number.as_ref()),
-            _ => ShownPhone::AsView,
-        };
-        e.view = Some(view.as_str().into());
-        e.fields = fields_of(view)
-            .iter()
-            .filter(|(f, _)| gone.keeps(*f))
-            .map(|(f, name)| match (f, phone.audit_name()) {
-                (Field::RecipientPhone, Some(shown)) => shown.to_owned(),
-                _ => (*name).to_owned(),
-            })
-            .collect();
-        add_detail(&mut e, &format!("policy={}", verdict.policies.join(",")));
-        (Some(e), ReadDecision::Allowed(view, phone), alert)
     }
 
     /// Ingests a batch of waybills, all or none.
@@ -1200,6 +855,32 @@ impl Guard {
         Ok(token)
     }
 
+    /// Suspends `id` on a risk verdict about an access at `at` — the inline hook's on a read, or a risk worker's
+    /// on the stream — unless the account is no longer active, or an operator changed its status after that
+    /// access (a reinstatement newer than the evidence stands). `judge` names who decided, for the stored
+    /// reason (`suspended by the <judge>`). Returns whether it suspended.
+    pub fn suspend_for_risk(
+        &self,
+        id: &AccountId,
+        at: Millis,
+        judge: &str,
+        meta: &RequestMeta,
+    ) -> Result<bool, GuardError> {
+        let current = self.store.account(id)?;
+        if !current.is_some_and(|a| a.status == AccountStatus::Active && a.status_since <= at) {
+            return Ok(false);
+        }
+        let mut e = self.entry("risk", meta, "account_suspend");
+        e.detail = Some(format!("account={id}"));
+        self.store.set_account_status(
+            id,
+            AccountStatus::Suspended,
+            Some(&format!("suspended by the {judge}")),
+            e,
+        )?;
+        Ok(true)
+    }
+
     /// Suspends (`suspend = true`) or reinstates an account.
     pub fn set_status(
         &self,
@@ -1512,77 +1193,5 @@ impl Iterator for ChunkedEntries<'_> {
                 Some(Err(AuditError::Store(e.to_string())))
             }
         }
-    }
-}
-
-fn render(
-    wb: &WaybillMeta,
-    view: View,
-    f: &HashMap<Field, String>,
-    history: Vec<EventRecord>,
-    audit_seq: u64,
-    shown: &ShownPhone,
-) -> WaybillView {
-    let party = |name: Field, phone: Field, region: Field, detail: Field| -> Option<PartyView> {
-        let region = f.get(&region)?;
-        let (province, city, district) = wbg_vault::split_region(region)?;
-        let n = f.get(&name)?;
-        let full = view == View::Full;
-        let phone = match (phone, shown) {
-            (Field::RecipientPhone, ShownPhone::Virtual(v)) => v.clone(),
-            (Field::RecipientPhone, ShownPhone::Masked) => mask_phone(f.get(&phone)?),
-            (_, _) if full => f.get(&phone)?.clone(),
-            (_, _) => mask_phone(f.get(&phone)?),
-        };
-        Some(PartyView {
-            name: if full { n.clone() } else { mask_name(n) },
-            phone,
-            address: MaskedAddress {
-                province: province.to_owned(),
-                city: city.to_owned(),
-                district: district.to_owned(),
-                detail: if full { f.get(&detail).cloned() } else { None },
-            },
-        })
-    };
-    WaybillView {
-        waybill_no: wb.waybill_no.to_string(),
-        view,
-        merchant: wb.merchant.to_string(),
-        origin_outlet: wb.origin_outlet.to_string(),
-        destination_outlet: wb.destination_outlet.to_string(),
-        status: wb.status,
-        courier: wb.courier.as_ref().map(|c| c.to_string()),
-        history: history
-            .into_iter()
-            .map(|h| EventView {
-                kind: h.event.kind.as_str().to_owned(),
-                outlet: h.event.outlet.to_string(),
-                courier: h.event.courier.map(|c| c.to_string()),
-                at: h.at,
-            })
-            .collect(),
-        recipient: party(
-            Field::RecipientName,
-            Field::RecipientPhone,
-            Field::RecipientRegion,
-            Field::RecipientDetail,
-        ),
-        sender: party(
-            Field::SenderName,
-            Field::SenderPhone,
-            Field::SenderRegion,
-            Field::SenderDetail,
-        ),
-        items: if view == View::Full {
-            f.get(&Field::Items).cloned()
-        } else {
-            None
-        },
-        privacy_number: match shown {
-            ShownPhone::Virtual(v) => Some(v.clone()),
-            _ => None,
-        },
-        audit_seq,
     }
 }

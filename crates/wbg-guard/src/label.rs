@@ -2,7 +2,7 @@
 //! than the masked view, turned into a label whose QR code holds an opaque token instead of the data; and the
 //! courier app's resolution of that token, which is a guarded read of its own, decided by the policy at the
 //! moment of the scan.
-use crate::guard::Via;
+use crate::read::Via;
 use crate::{Guard, GuardError, ReadRequest, RequestMeta, WaybillView};
 use base64::Engine as _;
 use wbg_core::{Millis, Purpose, View, WaybillNo};
@@ -41,6 +41,28 @@ fn party(p: &crate::PartyView) -> Party {
     }
 }
 
+/// A print job's read: the purpose `label`, no ticket.
+fn print_request(waybill_no: &str) -> ReadRequest<'_> {
+    ReadRequest {
+        waybill_no,
+        purpose: "label",
+        ticket: None,
+    }
+}
+
+fn not_printable() -> GuardError {
+    GuardError::Forbidden("no label of this waybill is permitted".into())
+}
+
+/// The waybill a print job's view may be printed for. The label purpose never permits more than the masked
+/// view (`Purpose::may_need_full`); a label is made from a masked view with both parties or not at all.
+fn printable(view: &WaybillView) -> Result<WaybillNo, GuardError> {
+    match (view.view, &view.recipient, &view.sender) {
+        (View::Masked, Some(_), Some(_)) => Ok(WaybillNo::parse(&view.waybill_no)?),
+        _ => Err(not_printable()),
+    }
+}
+
 /// A token's plaintext: expiry, issue time (ms, big-endian), then the waybill number.
 fn token_plain(no: &WaybillNo, issued: Millis, expires: Millis) -> Vec<u8> {
     [
@@ -62,24 +84,44 @@ impl Guard {
         format: Format,
         meta: &RequestMeta,
     ) -> Result<PrintedLabel, GuardError> {
-        let req = ReadRequest {
-            waybill_no,
-            purpose: "label",
-            ticket: None,
-        };
+        let req = print_request(waybill_no);
         let view = self.read_via(token, &req, meta, Via::Print(format))?;
-        // The label purpose never permits more than the masked view (`Purpose::may_need_full`); a label is made
-        // from a masked view or not at all.
-        let (View::Masked, Some(recipient), Some(sender)) =
-            (view.view, &view.recipient, &view.sender)
-        else {
-            return Err(GuardError::Forbidden(
-                "no label of this waybill is permitted".into(),
-            ));
-        };
-        let no = WaybillNo::parse(&view.waybill_no)?;
+        let no = printable(&view)?;
         let now = self.clock.now();
-        let copy = self.store.count_label_print(&no, now)?;
+        let copy = self.store.count_label_print(&no, now).wait()?;
+        self.printed(view, no, now, copy, format)
+    }
+
+    /// [`Guard::print_label`] for async callers: the read and the print count are awaited.
+    pub async fn print_label_async(
+        &self,
+        token: &str,
+        waybill_no: &str,
+        format: Format,
+        meta: &RequestMeta,
+    ) -> Result<PrintedLabel, GuardError> {
+        let req = print_request(waybill_no);
+        let view = self
+            .read_via_async(token, &req, meta, Via::Print(format))
+            .await?;
+        let no = printable(&view)?;
+        let now = self.clock.now();
+        let copy = self.store.count_label_print(&no, now).await?;
+        self.printed(view, no, now, copy, format)
+    }
+
+    /// The label of a print job whose read gave `view` and whose count made it copy `copy`.
+    fn printed(
+        &self,
+        view: WaybillView,
+        no: WaybillNo,
+        now: Millis,
+        copy: u32,
+        format: Format,
+    ) -> Result<PrintedLabel, GuardError> {
+        let (Some(recipient), Some(sender)) = (&view.recipient, &view.sender) else {
+            return Err(not_printable());
+        };
         metrics::counter!("wbguard_label_prints_total", "format" => format.as_str()).increment(1);
         if copy > 1 {
             metrics::counter!("wbguard_label_reprints_total").increment(1);

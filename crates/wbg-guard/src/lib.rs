@@ -20,6 +20,7 @@ mod guard;
 mod keys;
 mod label;
 mod numbers;
+mod read;
 mod retention;
 mod token;
 mod view;

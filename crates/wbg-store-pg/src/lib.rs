@@ -26,16 +26,17 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{PgPool, Postgres, Row, Transaction};
 use std::future::Future;
 use std::str::FromStr;
-use wbg_audit::merkle::{leaf_hash, Frontier};
-use wbg_audit::{AuditEntry, Hash, StoredEntry};
+use wbg_audit::merkle::Frontier;
+use wbg_audit::{AuditEntry, Hash, LogTail, StoredEntry};
 use wbg_core::{
-    Account, AccountId, AccountStatus, Alert, EventType, MerchantId, Millis, OutletId, Role,
-    WaybillMeta, WaybillNo, WaybillStatus,
+    Account, AccountId, AccountStatus, Alert, EventType, MerchantId, Millis, OutletId, WaybillMeta,
+    WaybillNo,
 };
 use wbg_store::rows;
 use wbg_store::{
-    AlertFilter, BindOutcome, BucketAge, EventRecord, NumberBinding, NumberRelease, PoolSync,
-    ReadSnapshot, Rewrap, SealedWaybill, Shredded, Store, StoreError,
+    AlertFilter, BindOutcome, BucketAge, EventRecord, EventWrite, NumberBinding, NumberRelease,
+    PoolSync, ReadSnapshot, Rewrap, SealedWaybill, Shredded, Store, StoreError, Ticket,
+    TicketSender,
 };
 
 /// The PostgreSQL store.
@@ -46,11 +47,10 @@ pub struct PgStore {
     rt: tokio::runtime::Runtime,
 }
 
-/// One read's audit entry waiting for the group commit, and where its seq (or the failure) goes.
-type Append = (
-    AuditEntry,
-    tokio::sync::oneshot::Sender<Result<u64, StoreError>>,
-);
+/// Work waiting for the group commit: scan events to apply all or none (in a savepoint of their own, so one
+/// job's conflict undoes only that job), and audit entries (in order); the first entry's seq (or the failure)
+/// goes to the sender.
+type Append = (Vec<EventWrite>, Vec<AuditEntry>, TicketSender<u64>);
 
 /// Entries one group commit takes at most.
 const GROUP: usize = 256;
@@ -61,34 +61,130 @@ const GROUP: usize = 256;
 async fn group_commit(pool: PgPool, mut rx: tokio::sync::mpsc::UnboundedReceiver<Append>) {
     while let Some(first) = rx.recv().await {
         let mut batch = vec![first];
-        while batch.len() < GROUP {
+        let mut waiting = batch[0].0.len() + batch[0].1.len();
+        while waiting < GROUP {
             match rx.try_recv() {
-                Ok(next) => batch.push(next),
+                Ok(next) => {
+                    waiting += next.0.len() + next.1.len();
+                    batch.push(next);
+                }
                 Err(_) => break,
             }
         }
-        let (entries, replies): (Vec<AuditEntry>, Vec<_>) = batch.into_iter().unzip();
         let committed = async {
             let mut tx = pool.begin().await.map_err(db)?;
+            // Each job's events in a savepoint: a job that conflicts is undone alone and told why.
+            let mut outcomes: Vec<Result<usize, StoreError>> = Vec::with_capacity(batch.len());
+            let mut entries = Vec::new();
+            for (events, audit, _) in &mut batch {
+                if !events.is_empty() {
+                    sqlx::query("SAVEPOINT job")
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(db)?;
+                    if let Err(e) = apply_events(&mut tx, events).await {
+                        sqlx::query("ROLLBACK TO SAVEPOINT job")
+                            .execute(&mut *tx)
+                            .await
+                            .map_err(db)?;
+                        outcomes.push(Err(e));
+                        continue;
+                    }
+                }
+                outcomes.push(Ok(audit.len()));
+                entries.append(audit);
+            }
             let first = append_entries(&mut tx, entries).await?;
             tx.commit().await.map_err(db)?;
-            Ok::<_, StoreError>(first)
+            Ok::<_, StoreError>((first, outcomes))
         }
         .await;
         match committed {
-            Ok(first) => {
-                for (i, reply) in replies.into_iter().enumerate() {
-                    let _ = reply.send(Ok(first + i as u64));
+            Ok((mut next, outcomes)) => {
+                for ((_, _, reply), outcome) in batch.into_iter().zip(outcomes) {
+                    match outcome {
+                        Ok(n) => {
+                            reply.send(Ok(next));
+                            next += n as u64;
+                        }
+                        Err(e) => reply.send(Err(e)),
+                    }
                 }
             }
             Err(e) => {
                 let why = e.to_string();
-                for reply in replies {
-                    let _ = reply.send(Err(StoreError::Db(why.clone())));
+                for (_, _, reply) in batch {
+                    reply.send(Err(StoreError::Db(why.clone())));
                 }
             }
         }
     }
+}
+
+/// Applies scan events in one round trip per table: every waybill must still have its expected status, else
+/// `Conflict` naming the first that changed (the caller undoes the job).
+async fn apply_events(tx: &mut Tx<'_>, events: &[EventWrite]) -> Result<(), StoreError> {
+    let col = |f: fn(&EventWrite) -> Option<String>| events.iter().map(f).collect::<Vec<_>>();
+    let nos = col(|e| Some(e.next.waybill_no.to_string()));
+    let updated: Vec<String> = sqlx::query_scalar(
+        "UPDATE waybills w SET status = u.status, courier = u.courier, updated_at = u.updated_at,
+                signed_at = u.signed_at
+         FROM UNNEST($1::text[], $2::text[], $3::text[], $4::int8[], $5::int8[], $6::text[])
+              AS u(no, status, courier, updated_at, signed_at, expected)
+         WHERE w.no = u.no AND w.status = u.expected
+         RETURNING w.no",
+    )
+    .bind(&nos)
+    .bind(col(|e| Some(e.next.status.as_str().to_owned())))
+    .bind(col(|e| e.next.courier.as_ref().map(|c| c.to_string())))
+    .bind(events.iter().map(|e| e.next.updated_at).collect::<Vec<_>>())
+    .bind(events.iter().map(|e| e.next.signed_at).collect::<Vec<_>>())
+    .bind(col(|e| Some(e.expected.as_str().to_owned())))
+    .fetch_all(&mut **tx)
+    .await
+    .map_err(db)?;
+    if updated.len() != events.len() {
+        let done: std::collections::HashSet<&str> = updated.iter().map(String::as_str).collect();
+        let first = events
+            .iter()
+            .find(|e| !done.contains(e.next.waybill_no.as_str()))
+            .map_or_else(String::new, |e| e.next.waybill_no.to_string());
+        return Err(StoreError::Conflict(format!(
+            "waybill {first} changed status meanwhile"
+        )));
+    }
+    sqlx::query(
+        "INSERT INTO waybill_events (no, at, type, outlet, courier, actor)
+         SELECT * FROM UNNEST($1::text[], $2::int8[], $3::text[], $4::text[], $5::text[], $6::text[])",
+    )
+    .bind(&nos)
+    .bind(events.iter().map(|e| e.record.at).collect::<Vec<_>>())
+    .bind(col(|e| Some(e.record.event.kind.as_str().to_owned())))
+    .bind(col(|e| Some(e.record.event.outlet.to_string())))
+    .bind(col(|e| e.record.event.courier.as_ref().map(|c| c.to_string())))
+    .bind(col(|e| Some(e.record.actor.clone())))
+    .execute(&mut **tx)
+    .await
+    .map_err(db)?;
+    let out: Vec<&EventWrite> = events
+        .iter()
+        .filter(|e| e.record.event.kind == EventType::OutForDelivery && e.next.courier.is_some())
+        .collect();
+    if !out.is_empty() {
+        sqlx::query(
+            "INSERT INTO privacy_waiting (waybill_no, courier, since)
+             SELECT u.no, u.courier, u.since FROM UNNEST($1::text[], $2::text[], $3::int8[]) AS u(no, courier, since)
+             WHERE EXISTS (SELECT 1 FROM privacy_numbers WHERE NOT retired)
+             ON CONFLICT (waybill_no) DO UPDATE SET courier = excluded.courier, since = excluded.since",
+        )
+        .bind(out.iter().map(|e| e.next.waybill_no.to_string()).collect::<Vec<_>>())
+        .bind(out.iter().map(|e| e.next.courier.as_ref().map(|c| c.to_string())).collect::<Vec<_>>())
+        .bind(out.iter().map(|e| e.record.at).collect::<Vec<_>>())
+        .execute(&mut **tx)
+        .await
+        .map_err(db)?;
+    }
+    Ok(())
 }
 
 impl std::fmt::Debug for PgStore {
@@ -174,8 +270,25 @@ impl PgStore {
         Ok(store)
     }
 
+    /// Runs `f` to completion on this store's runtime from synchronous code. Called from a worker of another
+    /// multi-threaded runtime (a server's request or shutdown path), that thread is first handed over as a
+    /// blocking one, so nesting runtimes never panics (it did: `serve` on PostgreSQL panicked on SIGTERM).
     fn run<F: Future>(&self, f: F) -> F::Output {
-        self.rt.block_on(f)
+        use tokio::runtime::{Handle, RuntimeFlavor};
+        match Handle::try_current().map(|h| h.runtime_flavor()) {
+            Ok(RuntimeFlavor::MultiThread) => tokio::task::block_in_place(|| self.rt.block_on(f)),
+            _ => self.rt.block_on(f),
+        }
+    }
+
+    /// Runs `f` on this store's runtime; the ticket holds its outcome.
+    fn spawn<T: Send + 'static>(
+        &self,
+        f: impl Future<Output = Result<T, StoreError>> + Send + 'static,
+    ) -> Ticket<T> {
+        let (tx, ticket) = Ticket::channel();
+        self.rt.spawn(async move { tx.send(f.await) });
+        ticket
     }
 
     /// The schema version the database is at (0 before the first migration).
@@ -278,37 +391,34 @@ async fn append_entries(
             .fetch_one(&mut **tx)
             .await
             .map_err(db)?;
-    let size = size as u64;
     let mut hashes = frontier.chunks(32);
-    let mut tree = Frontier::load(size, |_, _| {
-        hashes
-            .next()
-            .ok_or_else(|| {
-                wbg_audit::AuditError::Store("the audit head's frontier is short".into())
-            })
-            .and_then(|h| {
-                h.try_into().map_err(|_| {
-                    wbg_audit::AuditError::Store("a frontier hash is not 32 bytes".into())
+    let last = last_leaf.as_deref().map(hash32).transpose()?;
+    let mut tree = LogTail::load(
+        size as u64,
+        |_, _| {
+            hashes
+                .next()
+                .ok_or_else(|| {
+                    wbg_audit::AuditError::Store("the audit head's frontier is short".into())
                 })
-            })
-    })
+                .and_then(|h| {
+                    h.try_into().map_err(|_| {
+                        wbg_audit::AuditError::Store("a frontier hash is not 32 bytes".into())
+                    })
+                })
+        },
+        last,
+    )
     .map_err(corrupt)?;
-    let mut last = last_leaf.as_deref().map(hash32).transpose()?;
     let first = tree.size();
     // All the entries in one statement: one round trip while the head row is locked.
     let (mut seqs, mut times, mut bodies, mut all_nodes) = (vec![], vec![], vec![], vec![]);
-    for mut entry in entries {
-        let seq = tree.size();
-        entry.seq = seq;
-        entry.prev = last.map(hex::encode).unwrap_or_default();
-        let bytes = entry.encode();
-        let leaf = leaf_hash(&bytes);
-        let nodes: Vec<u8> = tree.append(leaf).iter().flat_map(|(_, _, h)| *h).collect();
-        seqs.push(seq as i64);
-        times.push(entry.time);
-        bodies.push(bytes);
-        all_nodes.push(nodes);
-        last = Some(leaf);
+    for entry in entries {
+        let s = tree.sequence(entry);
+        seqs.push(s.seq as i64);
+        times.push(s.time);
+        bodies.push(s.bytes);
+        all_nodes.push(s.nodes);
     }
     if !seqs.is_empty() {
         sqlx::query(
@@ -324,11 +434,11 @@ async fn append_entries(
         .await
         .map_err(db)?;
     }
-    let frontier: Vec<u8> = tree.hashes().iter().flatten().copied().collect();
+    let frontier: Vec<u8> = tree.frontier().hashes().iter().flatten().copied().collect();
     sqlx::query("UPDATE audit_head SET size = $1, frontier = $2, last_leaf = $3 WHERE id = 1")
         .bind(tree.size() as i64)
         .bind(frontier)
-        .bind(last.map(|h| h.to_vec()))
+        .bind(tree.last_leaf().map(|h| h.to_vec()))
         .execute(&mut **tx)
         .await
         .map_err(db)?;
@@ -394,6 +504,114 @@ async fn binding_of_waybill(
     .map_err(db)?;
     row.map(rows::binding).transpose()
 }
+
+/// A guarded read's lookups in one statement (one round trip): the token's account, the waybill, its events
+/// and, for a courier, its privacy-number binding. An unknown token returns no row, and nothing else is read.
+async fn read_snapshot(
+    pool: &PgPool,
+    hash: &[u8; 32],
+    no: &WaybillNo,
+) -> Result<ReadSnapshot, StoreError> {
+    let row = sqlx::query(&format!(
+        "SELECT {ACCOUNT_COLS},
+                w.merchant, w.origin_outlet, w.destination_outlet, w.courier, w.status, w.created_at,
+                w.updated_at, w.signed_at, w.bucket, w.sealed,
+                ev.ats, ev.types, ev.outlets, ev.couriers, ev.actors,
+                p.number, p.waybill_no, p.courier AS bound_courier, p.bound_at
+         FROM tokens t JOIN accounts a ON a.id = t.account_id
+         LEFT JOIN waybills w ON w.no = $2
+         LEFT JOIN LATERAL (
+             SELECT array_agg(e.at ORDER BY e.id) AS ats, array_agg(e.type ORDER BY e.id) AS types,
+                    array_agg(e.outlet ORDER BY e.id) AS outlets, array_agg(e.courier ORDER BY e.id) AS couriers,
+                    array_agg(e.actor ORDER BY e.id) AS actors
+             FROM waybill_events e WHERE e.no = w.no) ev ON true
+         LEFT JOIN privacy_numbers p ON p.waybill_no = w.no AND a.role = 'courier'
+         WHERE t.hash = $1"
+    ))
+    .bind(&hash[..])
+    .bind(no.as_str())
+    .fetch_optional(pool)
+    .await
+    .map_err(db)?;
+    let Some(r) = row else {
+        return Ok(ReadSnapshot::default());
+    };
+    let g = |e: sqlx::Error| db(e);
+    let account = rows::account((
+        r.try_get(0).map_err(g)?,
+        r.try_get(1).map_err(g)?,
+        r.try_get(2).map_err(g)?,
+        r.try_get(3).map_err(g)?,
+        r.try_get(4).map_err(g)?,
+        r.try_get(5).map_err(g)?,
+        r.try_get(6).map_err(g)?,
+        r.try_get(7).map_err(g)?,
+    ))?;
+    let merchant: Option<String> = r.try_get(8).map_err(g)?;
+    let waybill = match merchant {
+        None => None,
+        Some(merchant) => Some(rows::waybill(
+            no,
+            (
+                merchant,
+                r.try_get(9).map_err(g)?,
+                r.try_get(10).map_err(g)?,
+                r.try_get(11).map_err(g)?,
+                r.try_get(12).map_err(g)?,
+                r.try_get(13).map_err(g)?,
+                r.try_get(14).map_err(g)?,
+                r.try_get(15).map_err(g)?,
+                r.try_get(16).map_err(g)?,
+                r.try_get(17).map_err(g)?,
+            ),
+        )?),
+    };
+    let ats: Option<Vec<i64>> = r.try_get(18).map_err(g)?;
+    let types: Option<Vec<String>> = r.try_get(19).map_err(g)?;
+    let outlets: Option<Vec<String>> = r.try_get(20).map_err(g)?;
+    let couriers: Option<Vec<Option<String>>> = r.try_get(21).map_err(g)?;
+    let actors: Option<Vec<String>> = r.try_get(22).map_err(g)?;
+    let events = ats
+        .unwrap_or_default()
+        .into_iter()
+        .zip(types.unwrap_or_default())
+        .zip(outlets.unwrap_or_default())
+        .zip(couriers.unwrap_or_default())
+        .zip(actors.unwrap_or_default())
+        .map(|((((at, t), o), c), a)| rows::event((at, t, o, c, a)))
+        .collect::<Result<Vec<_>, _>>()?;
+    let number: Option<String> = r.try_get(23).map_err(g)?;
+    let number = match number {
+        None => None,
+        Some(n) => Some(rows::binding((
+            n,
+            r.try_get(24).map_err(g)?,
+            r.try_get(25).map_err(g)?,
+            r.try_get(26).map_err(g)?,
+        ))?),
+    };
+    Ok(ReadSnapshot {
+        account: Some(account),
+        waybill,
+        events,
+        number,
+    })
+}
+
+/// A waybill row with its number first.
+type WaybillRowWithNo = (
+    String,
+    String,
+    String,
+    String,
+    Option<String>,
+    String,
+    i64,
+    i64,
+    Option<i64>,
+    i64,
+    Vec<u8>,
+);
 
 /// Node `(level, index)` lives in the row of the entry whose append completed it, at `level * 32`.
 async fn node_in(
@@ -749,54 +967,34 @@ impl Store for PgStore {
         .map(|(_, seq)| seq)
     }
 
-    fn read_audited(
-        &self,
-        token_hash: &[u8; 32],
-        no: &WaybillNo,
-        decide: &mut dyn FnMut(&ReadSnapshot) -> Option<AuditEntry>,
-    ) -> Result<(ReadSnapshot, Option<u64>), StoreError> {
-        self.run(async {
-            // The lookups write nothing and, at READ COMMITTED, a transaction around them would see nothing more
-            // consistent than the statements alone (each has its own snapshot either way): no BEGIN/COMMIT round
-            // trips. The entry then goes to the group commit, and the read waits for it to be committed.
-            let mut c = self.pool.acquire().await.map_err(db)?;
-            let mut snapshot = ReadSnapshot {
-                account: account_by_token_in(&mut c, token_hash).await?,
-                ..ReadSnapshot::default()
-            };
-            if let Some(account) = &snapshot.account {
-                snapshot.waybill = waybill_in(&mut c, no).await?;
-                if snapshot.waybill.is_some() {
-                    snapshot.events = events_in(&mut c, no).await?;
-                    if account.role == Role::Courier {
-                        snapshot.number = binding_of_waybill(&mut c, no).await?;
-                    }
-                }
-            }
-            drop(c);
-            let Some(audit) = decide(&snapshot) else {
-                return Ok((snapshot, None));
-            };
-            let (reply, seq) = tokio::sync::oneshot::channel();
-            self.appender
-                .send((audit, reply))
-                .map_err(|_| StoreError::Db("the audit group commit has stopped".into()))?;
-            let seq = seq
-                .await
-                .map_err(|_| StoreError::Db("the audit group commit has stopped".into()))??;
-            Ok((snapshot, Some(seq)))
-        })
+    fn read_snapshot(&self, token_hash: &[u8; 32], no: &WaybillNo) -> Ticket<ReadSnapshot> {
+        // One statement on this store's own runtime: an async caller awaits the ticket without blocking.
+        let (pool, hash, no) = (self.pool.clone(), *token_hash, no.clone());
+        self.spawn(async move { read_snapshot(&pool, &hash, &no).await })
     }
 
-    fn count_label_print(&self, no: &WaybillNo, at: Millis) -> Result<u32, StoreError> {
-        self.run(async {
+    fn append_audit_grouped(&self, entries: Vec<AuditEntry>) -> Ticket<u64> {
+        let (tx, ticket) = Ticket::channel();
+        if let Err(tokio::sync::mpsc::error::SendError((_, _, tx))) =
+            self.appender.send((Vec::new(), entries, tx))
+        {
+            tx.send(Err(StoreError::Db(
+                "the audit group commit has stopped".into(),
+            )));
+        }
+        ticket
+    }
+
+    fn count_label_print(&self, no: &WaybillNo, at: Millis) -> Ticket<u32> {
+        let (pool, no) = (self.pool.clone(), no.clone());
+        self.spawn(async move {
             let prints: i32 = sqlx::query_scalar(
                 "INSERT INTO label_prints (no, prints, last_at) VALUES ($1, 1, $2)
                  ON CONFLICT (no) DO UPDATE SET prints = label_prints.prints + 1, last_at = $2 RETURNING prints",
             )
             .bind(no.as_str())
             .bind(at)
-            .fetch_one(&self.pool)
+            .fetch_one(&pool)
             .await
             .map_err(db)?;
             u32::try_from(prints).map_err(|_| corrupt("label print count out of range"))
@@ -968,65 +1166,41 @@ impl Store for PgStore {
         })
     }
 
-    fn record_event(
-        &self,
-        m: &WaybillMeta,
-        expected: WaybillStatus,
-        ev: &EventRecord,
-        audit: AuditEntry,
-    ) -> Result<u64, StoreError> {
-        let (m, ev) = (m.clone(), ev.clone());
-        self.audited(audit, move |tx| {
-            Box::pin(async move {
-                let n = sqlx::query(
-                    "UPDATE waybills SET status = $2, courier = $3, updated_at = $4, signed_at = $5
-                     WHERE no = $1 AND status = $6",
-                )
-                .bind(m.waybill_no.as_str())
-                .bind(m.status.as_str())
-                .bind(m.courier.as_ref().map(|c| c.as_str()))
-                .bind(m.updated_at)
-                .bind(m.signed_at)
-                .bind(expected.as_str())
-                .execute(&mut **tx)
-                .await
-                .map_err(db)?
-                .rows_affected();
-                if n == 0 {
-                    return Err(StoreError::Conflict(format!(
-                        "waybill {} changed status meanwhile",
-                        m.waybill_no
-                    )));
-                }
-                sqlx::query(
-                    "INSERT INTO waybill_events (no, at, type, outlet, courier, actor) VALUES ($1, $2, $3, $4, $5, $6)",
-                )
-                .bind(m.waybill_no.as_str())
-                .bind(ev.at)
-                .bind(ev.event.kind.as_str())
-                .bind(ev.event.outlet.as_str())
-                .bind(ev.event.courier.as_ref().map(|c| c.as_str()))
-                .bind(&ev.actor)
-                .execute(&mut **tx)
-                .await
-                .map_err(db)?;
-                if let (EventType::OutForDelivery, Some(courier)) = (ev.event.kind, &m.courier) {
-                    sqlx::query(
-                        "INSERT INTO privacy_waiting (waybill_no, courier, since)
-                         SELECT $1, $2, $3 WHERE EXISTS (SELECT 1 FROM privacy_numbers WHERE NOT retired)
-                         ON CONFLICT (waybill_no) DO UPDATE SET courier = excluded.courier, since = excluded.since",
-                    )
-                    .bind(m.waybill_no.as_str())
-                    .bind(courier.as_str())
-                    .bind(ev.at)
-                    .execute(&mut **tx)
-                    .await
-                    .map_err(db)?;
-                }
-                Ok(())
-            })
+    fn record_events(&self, events: Vec<EventWrite>, audit: AuditEntry) -> Ticket<u64> {
+        let (tx, ticket) = Ticket::channel();
+        if let Err(tokio::sync::mpsc::error::SendError((_, _, tx))) =
+            self.appender.send((events, vec![audit], tx))
+        {
+            tx.send(Err(StoreError::Db("the group commit has stopped".into())));
+        }
+        ticket
+    }
+
+    fn waybill_metas(&self, nos: &[WaybillNo]) -> Ticket<Vec<Option<WaybillMeta>>> {
+        let (pool, nos) = (self.pool.clone(), nos.to_vec());
+        self.spawn(async move {
+            let names: Vec<&str> = nos.iter().map(WaybillNo::as_str).collect();
+            let rows: Vec<(String, rows::WaybillRow)> = sqlx::query_as::<_, WaybillRowWithNo>(
+                "SELECT no, merchant, origin_outlet, destination_outlet, courier, status, created_at, updated_at,
+                 signed_at, bucket, ''::bytea FROM waybills WHERE no = ANY($1)",
+            )
+            .bind(&names)
+            .fetch_all(&pool)
+            .await
+            .map_err(db)?
+            .into_iter()
+            .map(|r| (r.0, (r.1, r.2, r.3, r.4, r.5, r.6, r.7, r.8, r.9, r.10)))
+            .collect();
+            let mut found: std::collections::HashMap<String, rows::WaybillRow> = rows.into_iter().collect();
+            nos.iter()
+                .map(|no| {
+                    found
+                        .remove(no.as_str())
+                        .map(|r| rows::waybill(no, r).map(|(m, _)| m))
+                        .transpose()
+                })
+                .collect()
         })
-        .map(|(_, seq)| seq)
     }
 
     fn events(&self, no: &WaybillNo) -> Result<Vec<EventRecord>, StoreError> {

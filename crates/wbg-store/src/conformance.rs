@@ -26,8 +26,8 @@ pub fn run_all(fresh: &dyn Fn() -> Box<dyn Store>) {
             events_check_the_expected_status,
         ),
         (
-            "a_guarded_read_commits_its_lookups_and_audit_entry_together",
-            a_guarded_read_commits_its_lookups_and_audit_entry_together,
+            "a_guarded_read_snapshots_and_group_commits_its_entry",
+            a_guarded_read_snapshots_and_group_commits_its_entry,
         ),
         (
             "case_files_change_only_by_compare_and_set",
@@ -273,44 +273,64 @@ pub fn events_check_the_expected_status(s: &dyn Store) {
     assert_eq!(evs[0].event.kind, EventType::PickedUp);
 }
 
-/// A guarded read's snapshot and its audit entry commit together; an unknown token sees nothing.
-pub fn a_guarded_read_commits_its_lookups_and_audit_entry_together(s: &dyn Store) {
+/// A guarded read's snapshot holds the account, the waybill and its events; an unknown token sees nothing; its
+/// entry goes through the group commit, many callers at once, each told its own seq, in one unbroken log.
+pub fn a_guarded_read_snapshots_and_group_commits_its_entry(s: &dyn Store) {
     let a = account("C1");
     s.create_account(&a, &[1u8; 32], entry("account_create"))
         .unwrap();
     s.insert_waybills(&[waybill("W1")], entry("ingest"))
         .unwrap();
     let w1 = WaybillNo::parse("W1").unwrap();
-    let mut seen = None;
-    let (snap, seq) = s
-        .read_audited(&[1u8; 32], &w1, &mut |snap| {
-            seen = Some((snap.account.clone(), snap.waybill.is_some()));
-            Some(entry("view"))
-        })
-        .unwrap();
-    assert_eq!(seen, Some((Some(a.clone()), true)));
+    let snap = s.read_snapshot(&[1u8; 32], &w1).wait().unwrap();
     assert_eq!(snap.account, Some(a));
     assert_eq!(snap.waybill, s.waybill(&w1).unwrap());
     assert_eq!(snap.events, s.events(&w1).unwrap());
-    assert_eq!(seq, Some(2));
+    assert_eq!(
+        s.append_audit_grouped(vec![entry("view")]).wait().unwrap(),
+        2
+    );
     assert_eq!(s.audit_size().unwrap(), 3);
 
-    // An unknown token sees nothing else; a waybill that does not exist has no events; no entry, no append.
-    let (snap, seq) = s
-        .read_audited(&[9u8; 32], &w1, &mut |snap| {
-            assert!(snap.account.is_none() && snap.waybill.is_none());
-            None
-        })
-        .unwrap();
-    assert!(snap.account.is_none() && seq.is_none());
-    let (snap, _) = s
-        .read_audited(&[1u8; 32], &WaybillNo::parse("W9").unwrap(), &mut |_| None)
+    // An unknown token sees nothing else; a waybill that does not exist has no events.
+    let snap = s.read_snapshot(&[9u8; 32], &w1).wait().unwrap();
+    assert!(snap.account.is_none() && snap.waybill.is_none());
+    let snap = s
+        .read_snapshot(&[1u8; 32], &WaybillNo::parse("W9").unwrap())
+        .wait()
         .unwrap();
     assert!(snap.account.is_some() && snap.waybill.is_none() && snap.events.is_empty());
     assert_eq!(s.audit_size().unwrap(), 3);
-    // The store stays usable after a read that recorded nothing (its transaction was rolled back).
+
+    // Concurrent callers: every seq handed out once, the log gapless and chained.
+    let seqs = std::sync::Mutex::new(Vec::new());
+    std::thread::scope(|sc| {
+        for t in 0..8 {
+            let seqs = &seqs;
+            sc.spawn(move || {
+                for i in 0..25 {
+                    let n = if i % 5 == 0 { 2 } else { 1 };
+                    let first = s
+                        .append_audit_grouped((0..n).map(|_| entry(&format!("t{t}"))).collect())
+                        .wait()
+                        .unwrap();
+                    seqs.lock().unwrap().extend(first..first + n);
+                }
+            });
+        }
+    });
+    let mut seqs = seqs.into_inner().unwrap();
+    seqs.sort_unstable();
+    assert_eq!(seqs, (3..3 + 8 * 30).collect::<Vec<u64>>());
+    assert_eq!(s.audit_size().unwrap(), 3 + 240);
+    let entries = s.audit_entries(0, 1_000).unwrap();
+    for w in entries.windows(2) {
+        let prev = wbg_audit::AuditEntry::decode(&w[1].bytes).unwrap().prev;
+        assert_eq!(prev, hex::encode(wbg_audit::merkle::leaf_hash(&w[0].bytes)));
+    }
+    // A plain append still follows.
     s.append_audit(entry("after")).unwrap();
-    assert_eq!(s.audit_size().unwrap(), 4);
+    assert_eq!(s.audit_size().unwrap(), 244);
 }
 
 /// Case files change only by compare-and-set.
@@ -627,8 +647,8 @@ pub fn alerts_filter_and_labels_count(s: &dyn Store) {
     assert_eq!(f(Some("A"), None, None), [30, 10]);
     assert_eq!(f(None, Some("x"), Some(15)), [20]);
     let w = WaybillNo::parse("W1").unwrap();
-    assert_eq!(s.count_label_print(&w, 1).unwrap(), 1);
-    assert_eq!(s.count_label_print(&w, 2).unwrap(), 2);
+    assert_eq!(s.count_label_print(&w, 1).wait().unwrap(), 1);
+    assert_eq!(s.count_label_print(&w, 2).wait().unwrap(), 2);
 }
 
 /// A canary is planted once.

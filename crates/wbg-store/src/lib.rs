@@ -14,10 +14,12 @@ mod error;
 mod numbers;
 pub mod rows;
 mod sqlite;
+mod ticket;
 
 pub use error::StoreError;
 pub use numbers::{BindOutcome, NumberBinding, NumberRelease, PoolSync, FREE_NUMBER_SQL};
 pub use sqlite::SqliteStore;
+pub use ticket::{Ticket, TicketSender};
 
 /// The embedded store's database file name inside a data directory.
 pub fn sqlite_db_file() -> &'static str {
@@ -51,6 +53,18 @@ pub struct EventRecord {
     pub event: StatusEvent,
     /// Account that recorded it.
     pub actor: String,
+}
+
+/// One scan event to apply: the waybill as it is to become, the status it must still have (a compare-and-set),
+/// and the event's record.
+#[derive(Debug, Clone)]
+pub struct EventWrite {
+    /// The waybill's metadata after the event.
+    pub next: WaybillMeta,
+    /// The status it must have now.
+    pub expected: WaybillStatus,
+    /// The event as filed.
+    pub record: EventRecord,
 }
 
 /// What a guarded read needs from the store, read in one snapshot: the account a token belongs to and, when
@@ -187,30 +201,27 @@ pub trait Store: Send + Sync {
         token_hash: &[u8; 32],
         audit: AuditEntry,
     ) -> Result<u64, StoreError>;
-    /// The guarded read in one step: looks up the account behind `token_hash` and, if there is one, waybill `no`
-    /// with its events; hands that snapshot to `decide`; and appends the audit entry `decide` returns (if any),
-    /// returning only once that entry is committed. Returns the snapshot and the entry's seq. (The embedded
-    /// store commits the entry in the transaction of the lookups; PostgreSQL commits the entries of concurrent
-    /// reads together, one sequencer-lock hold and one WAL flush for many reads.)
-    ///
-    /// `decide` may run while the backend holds its write lock: it must decide from memory and never call the
-    /// store (doing so can deadlock).
-    fn read_audited(
-        &self,
-        token_hash: &[u8; 32],
-        no: &WaybillNo,
-        decide: &mut dyn FnMut(&ReadSnapshot) -> Option<AuditEntry>,
-    ) -> Result<(ReadSnapshot, Option<u64>), StoreError> {
-        let snapshot = ReadSnapshot::gather(
-            self.account_by_token(token_hash)?,
+    /// What a guarded read needs, without writing anything: the account behind `token_hash` and, if there is
+    /// one, waybill `no` with its events (and, for a courier, its privacy-number binding), as one consistent
+    /// snapshot where the backend can give one. The embedded store reads on a pooled read connection (WAL
+    /// readers never wait for the writer); PostgreSQL in one statement on its own runtime, so an async caller
+    /// awaits the ticket without parking its worker thread.
+    fn read_snapshot(&self, token_hash: &[u8; 32], no: &WaybillNo) -> Ticket<ReadSnapshot> {
+        Ticket::ready(ReadSnapshot::gather(
+            match self.account_by_token(token_hash) {
+                Ok(a) => a,
+                Err(e) => return Ticket::ready(Err(e)),
+            },
             || self.waybill(no),
             || self.events(no),
             || self.number_of_waybill(no),
-        )?;
-        let seq = decide(&snapshot)
-            .map(|entry| self.append_audit(entry))
-            .transpose()?;
-        Ok((snapshot, seq))
+        ))
+    }
+    /// Appends `entries` (in order) through the backend's group commit: the entries of concurrent callers are
+    /// committed together, in one transaction and one log flush. The ticket completes, with the first entry's
+    /// seq, only once they are durable — a guarded read decrypts nothing before that.
+    fn append_audit_grouped(&self, entries: Vec<AuditEntry>) -> Ticket<u64> {
+        Ticket::ready(self.append_audit_batch(entries))
     }
     /// Makes the pool exactly `numbers` (normalised): adds the new ones, retires those no longer listed (and
     /// brings back retired ones listed again). Returns what changed.
@@ -235,8 +246,8 @@ pub trait Store: Send + Sync {
     /// starts waiting in the transaction of its `out_for_delivery` event whenever the pool is not empty.
     fn waiting_for_numbers(&self, limit: usize) -> Result<Vec<(WaybillNo, AccountId)>, StoreError>;
 
-    /// Counts one print of waybill `no`'s label at `at`; returns which print it was (1 for the first).
-    fn count_label_print(&self, no: &WaybillNo, at: Millis) -> Result<u32, StoreError>;
+    /// Counts one print of waybill `no`'s label at `at`; the ticket holds which print it was (1 for the first).
+    fn count_label_print(&self, no: &WaybillNo, at: Millis) -> Ticket<u32>;
     /// Looks an account up by id.
     fn account(&self, id: &AccountId) -> Result<Option<Account>, StoreError>;
     /// The account a token hash belongs to.
@@ -294,11 +305,30 @@ pub trait Store: Send + Sync {
     /// Applies an event if the waybill is still in `expected` status (else `Conflict`).
     fn record_event(
         &self,
-        meta: &WaybillMeta,
+        next: &WaybillMeta,
         expected: WaybillStatus,
-        event: &EventRecord,
+        record: &EventRecord,
         audit: AuditEntry,
-    ) -> Result<u64, StoreError>;
+    ) -> Result<u64, StoreError> {
+        let write = EventWrite {
+            next: next.clone(),
+            expected,
+            record: record.clone(),
+        };
+        self.record_events(vec![write], audit).wait()
+    }
+    /// Applies scan events all or none, with `audit`, through the backend's group commit: each waybill (named
+    /// once) moves from its expected status to its next and its event is filed; one whose status changed
+    /// meanwhile fails the whole job with `Conflict` naming it, and nothing of the job is kept.
+    fn record_events(&self, events: Vec<EventWrite>, audit: AuditEntry) -> Ticket<u64>;
+    /// The metadata of each of `nos` (`None` where there is no such waybill), in order.
+    fn waybill_metas(&self, nos: &[WaybillNo]) -> Ticket<Vec<Option<WaybillMeta>>> {
+        Ticket::ready(
+            nos.iter()
+                .map(|no| self.waybill(no).map(|w| w.map(|(m, _)| m)))
+                .collect(),
+        )
+    }
     /// A waybill's events, oldest first.
     fn events(&self, no: &WaybillNo) -> Result<Vec<EventRecord>, StoreError>;
     /// Waybills whose blind index holds `token`.

@@ -56,6 +56,11 @@ pub struct Args {
     /// Print the report as JSON.
     #[arg(long)]
     pub json: bool,
+    /// Set up the carrier, write what a load generator needs into this file and stop: one line a delivery,
+    /// `courier-token waybill-no courier-id destination-outlet origin-outlet`, then a line `integration TOKEN`
+    /// (used by `scripts/bench`).
+    #[arg(long)]
+    pub targets: Option<std::path::PathBuf>,
 }
 
 /// What one node was sent and how it answered.
@@ -242,6 +247,10 @@ struct Setup {
     /// Per outlet: the parcels going to or from it.
     by_outlet: BTreeMap<String, Vec<String>>,
     waybills: usize,
+    /// The integration's token (ingest and scans).
+    integration: String,
+    /// Each parcel's origin outlet.
+    origins: BTreeMap<String, String>,
 }
 
 /// Tallies of the live traffic's reads.
@@ -312,6 +321,12 @@ pub fn run(args: &Args) -> Result<DriveReport> {
         "set up {} accounts and {} waybills in {:.1} s; {} s of live traffic follow",
         report.accounts, report.waybills, report.setup_seconds, args.seconds
     );
+    if let Some(path) = &args.targets {
+        write_targets(path, &setup)?;
+        report.benign_accounts = setup.workers.len();
+        report.nodes = nodes.tallies();
+        return Ok(report);
+    }
     let live = Instant::now();
     let (reads, ring) = if args.bench {
         (bench(&nodes, &setup, args), None)
@@ -477,7 +492,26 @@ fn set_up(nodes: &Nodes, carrier: &Carrier, admin: &str, args: &Args) -> Result<
         deliveries,
         by_outlet,
         waybills: n,
+        integration,
+        origins: plan
+            .iter()
+            .map(|(no, origin, ..)| (no.clone(), origin.clone()))
+            .collect(),
     })
+}
+
+/// Writes the set-up's deliveries for a load generator (see [`Args::targets`]).
+fn write_targets(path: &std::path::Path, setup: &Setup) -> Result<()> {
+    use std::fmt::Write;
+    let mut out = String::new();
+    for (i, w) in setup.workers.iter().enumerate() {
+        for no in &setup.deliveries[i] {
+            let origin = setup.origins.get(no).map_or("-", String::as_str);
+            let _ = writeln!(out, "{} {no} {} {} {origin}", w.token, w.id, w.outlet);
+        }
+    }
+    let _ = writeln!(out, "integration {}", setup.integration);
+    std::fs::write(path, out).with_context(|| format!("writing {}", path.display()))
 }
 
 /// Accounts the nodes report suspended.

@@ -486,16 +486,14 @@ async fn read_waybill(
     let token = bearer(&headers)?;
     let meta = request_meta(&headers, peer)?;
     let q: ReadQuery = parse_query(&q)?;
-    let view = blocking(move || {
-        let req = ReadRequest {
-            waybill_no: &no,
-            purpose: &q.purpose,
-            ticket: q.ticket.as_deref(),
-        };
-        s.guard.read(&token, &req, &meta)
-    })
-    .await?;
-    Ok(Json(view))
+    let req = ReadRequest {
+        waybill_no: &no,
+        purpose: &q.purpose,
+        ticket: q.ticket.as_deref(),
+    };
+    // Awaited on the runtime, not the blocking pool: the store's lookups take microseconds, and the wait for
+    // the entry's group commit parks no thread.
+    Ok(Json(s.guard.read_async(&token, &req, &meta).await?))
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -523,13 +521,20 @@ async fn print_label(
     let q: LabelQuery = parse_query(&q)?;
     let format = LabelFormat::parse(&q.format)
         .map_err(|e| ApiError::from(GuardError::Invalid(e.to_string())))?;
-    let (printed, bytes) = blocking(move || {
-        let printed = s.guard.print_label(&token, &no, format, &meta)?;
-        let bytes = wbg_label::render(&printed.label, format)
-            .map_err(|e| GuardError::Internal(e.to_string()))?;
-        Ok::<_, GuardError>((printed, bytes))
-    })
-    .await?;
+    let printed = s
+        .guard
+        .print_label_async(&token, &no, format, &meta)
+        .await?;
+    let render = move |label: &wbg_label::Label| {
+        wbg_label::render(label, format).map_err(|e| GuardError::Internal(e.to_string()))
+    };
+    // A ZPL label is a few hundred bytes of text; a PDF or PNG is drawn on the blocking pool.
+    let (printed, bytes) = if format == LabelFormat::Zpl {
+        let bytes = render(&printed.label)?;
+        (printed, bytes)
+    } else {
+        blocking(move || render(&printed.label).map(|b| (printed, b))).await?
+    };
     Ok((
         [
             (header::CONTENT_TYPE, format.content_type().to_owned()),

@@ -5,16 +5,18 @@
 //! returns; `synchronous = FULL` would extend that to power loss at some cost), and two processes (a server and
 //! the CLI) can share a data directory safely. The crate builds its own copy of SQLite with `cc` alone.
 mod blind;
+mod group;
 mod numbers;
 
 use crate::rows::AccountRow;
-use crate::{AlertFilter, EventRecord, ReadSnapshot, SealedWaybill, Store, StoreError};
+use crate::{
+    AlertFilter, EventRecord, EventWrite, ReadSnapshot, SealedWaybill, Store, StoreError, Ticket,
+};
 use rand::RngCore;
 use rusqlite::{params, Connection, OptionalExtension, Transaction, TransactionBehavior};
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, MutexGuard};
-use wbg_audit::merkle::{leaf_hash, Frontier};
-use wbg_audit::{AuditEntry, Hash, StoredEntry};
+use std::sync::{Arc, Mutex, MutexGuard};
+use wbg_audit::{AuditEntry, Hash, LogTail, StoredEntry};
 use wbg_core::{
     Account, AccountId, AccountStatus, Alert, EventType, MerchantId, Millis, OutletId, WaybillMeta,
     WaybillNo, WaybillStatus,
@@ -75,20 +77,22 @@ const RESTART_LOG_FRAMES: i64 = 65_536;
 /// The database file's name inside the data directory.
 pub const DB_FILE: &str = "wbguard.db";
 
-#[derive(Clone)]
-struct Tree {
-    frontier: Frontier,
-    last_leaf: Option<Hash>,
+/// The write connection and the log tail as of its last commit.
+pub(super) struct Inner {
+    conn: Connection,
+    tree: Option<LogTail>,
 }
 
-struct Inner {
-    conn: Connection,
-    tree: Option<Tree>,
-}
+/// The statement that files one sequenced audit entry.
+pub(super) const INSERT_ENTRY: &str =
+    "INSERT INTO audit_entries (seq, entry, nodes) VALUES (?1, ?2, ?3)";
 
 /// The embedded SQLite store.
 pub struct SqliteStore {
-    inner: Mutex<Inner>,
+    /// The write connection, shared with the commit thread.
+    inner: Arc<Mutex<Inner>>,
+    /// The store thread: the guarded read's lookups and group commit of the hot writes (see `group`).
+    committer: group::Committer,
     /// A second connection for maintenance (index compaction, WAL checkpoints), so that it never holds the
     /// request path's lock; SQLite itself serialises the two writers.
     maint: Mutex<Connection>,
@@ -137,38 +141,38 @@ fn size_in(conn: &Connection) -> Result<u64, StoreError> {
         .query_row([], |r| r.get::<_, i64>(0))? as u64)
 }
 
-/// The tree state for the log as it is in the database now, from the cache when it is current.
-fn tree_in(conn: &Connection, cache: &Option<Tree>) -> Result<Tree, StoreError> {
+/// The log's tail as it is in the database now, from the cache when it is current.
+pub(super) fn tree_in(conn: &Connection, cache: &Option<LogTail>) -> Result<LogTail, StoreError> {
     let size = size_in(conn)?;
     if let Some(t) = cache {
-        if t.frontier.size() == size {
+        if t.size() == size {
             return Ok(t.clone());
         }
     }
-    let frontier = Frontier::load(size, |l, i| {
-        node_in(conn, l, i)
-            .map_err(|e| wbg_audit::AuditError::Store(e.to_string()))?
-            .ok_or_else(|| {
-                wbg_audit::AuditError::Store(format!("Merkle node ({l}, {i}) is missing"))
-            })
-    })
-    .map_err(corrupt)?;
     let last_leaf = if size == 0 {
         None
     } else {
         node_in(conn, 0, size - 1)?
     };
-    Ok(Tree {
-        frontier,
+    LogTail::load(
+        size,
+        |l, i| {
+            node_in(conn, l, i)
+                .map_err(|e| wbg_audit::AuditError::Store(e.to_string()))?
+                .ok_or_else(|| {
+                    wbg_audit::AuditError::Store(format!("Merkle node ({l}, {i}) is missing"))
+                })
+        },
         last_leaf,
-    })
+    )
+    .map_err(corrupt)
 }
 
 /// Appends one entry as the last write of `tx`, commits, and only then caches the tree the commit made
 /// current. Returns the entry's seq.
 fn commit_with_entry(
     tx: Transaction<'_>,
-    cache: &mut Option<Tree>,
+    cache: &mut Option<LogTail>,
     entry: AuditEntry,
 ) -> Result<u64, StoreError> {
     commit_with_entries(tx, cache, std::iter::once(entry))
@@ -178,28 +182,16 @@ fn commit_with_entry(
 /// transaction has committed.
 fn commit_with_entries(
     tx: Transaction<'_>,
-    cache: &mut Option<Tree>,
+    cache: &mut Option<LogTail>,
     entries: impl IntoIterator<Item = AuditEntry>,
 ) -> Result<u64, StoreError> {
     let mut tree = tree_in(&tx, cache)?;
-    let first = tree.frontier.size();
+    let first = tree.size();
     {
-        let mut insert =
-            tx.prepare_cached("INSERT INTO audit_entries (seq, entry, nodes) VALUES (?1, ?2, ?3)")?;
-        for mut entry in entries {
-            let seq = tree.frontier.size();
-            entry.seq = seq;
-            entry.prev = tree.last_leaf.map(hex::encode).unwrap_or_default();
-            let bytes = entry.encode();
-            let leaf = leaf_hash(&bytes);
-            let nodes: Vec<u8> = tree
-                .frontier
-                .append(leaf)
-                .iter()
-                .flat_map(|(_, _, h)| *h)
-                .collect();
-            insert.execute(params![seq as i64, bytes, nodes])?;
-            tree.last_leaf = Some(leaf);
+        let mut insert = tx.prepare_cached(INSERT_ENTRY)?;
+        for entry in entries {
+            let s = tree.sequence(entry);
+            insert.execute(params![s.seq as i64, s.bytes, s.nodes])?;
         }
     }
     tx.commit()?;
@@ -340,6 +332,50 @@ fn events_in(conn: &Connection, no: &WaybillNo) -> Result<Vec<EventRecord>, Stor
     rows.into_iter().map(crate::rows::event).collect()
 }
 
+/// Moves waybill `m.waybill_no` from `expected` to `m`'s status and files the event (queueing the waybill for a
+/// privacy number when it goes out for delivery); `Conflict` if its status is no longer `expected`.
+fn apply_event(
+    c: &Connection,
+    m: &WaybillMeta,
+    expected: WaybillStatus,
+    ev: &EventRecord,
+) -> Result<(), StoreError> {
+    let n = c
+        .prepare_cached(
+            "UPDATE waybills SET status = ?2, courier = ?3, updated_at = ?4, signed_at = ?5
+             WHERE no = ?1 AND status = ?6",
+        )?
+        .execute(params![
+            m.waybill_no.as_str(),
+            m.status.as_str(),
+            m.courier.as_ref().map(|c| c.as_str()),
+            m.updated_at,
+            m.signed_at,
+            expected.as_str()
+        ])?;
+    if n == 0 {
+        return Err(StoreError::Conflict(format!(
+            "waybill {} changed status meanwhile",
+            m.waybill_no
+        )));
+    }
+    c.prepare_cached(
+        "INSERT INTO waybill_events (no, at, type, outlet, courier, actor) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    )?
+    .execute(params![
+        m.waybill_no.as_str(),
+        ev.at,
+        ev.event.kind.as_str(),
+        ev.event.outlet.as_str(),
+        ev.event.courier.as_ref().map(|c| c.as_str()),
+        ev.actor
+    ])?;
+    if let (EventType::OutForDelivery, Some(courier)) = (ev.event.kind, &m.courier) {
+        numbers::queue_for_number(c, &m.waybill_no, courier, ev.at)?;
+    }
+    Ok(())
+}
+
 fn is_unique_violation(e: &rusqlite::Error) -> bool {
     matches!(e, rusqlite::Error::SqliteFailure(f, _) if f.code == rusqlite::ErrorCode::ConstraintViolation)
 }
@@ -432,8 +468,10 @@ impl SqliteStore {
             )));
         }
         let maint = Self::connect(&path)?;
+        let inner = Arc::new(Mutex::new(Inner { conn, tree: None }));
         Ok(SqliteStore {
-            inner: Mutex::new(Inner { conn, tree: None }),
+            committer: group::Committer::start(inner.clone())?,
+            inner,
             maint: Mutex::new(maint),
             path,
         })
@@ -733,39 +771,37 @@ impl Store for SqliteStore {
         account_by_token_in(&self.lock()?.conn, token_hash)
     }
 
-    fn read_audited(
-        &self,
-        token_hash: &[u8; 32],
-        no: &WaybillNo,
-        decide: &mut dyn FnMut(&ReadSnapshot) -> Option<AuditEntry>,
-    ) -> Result<(ReadSnapshot, Option<u64>), StoreError> {
-        let mut inner = self.lock()?;
-        let Inner { conn, tree } = &mut *inner;
-        // One transaction for the lookups and the audit entry: one snapshot, one round of WAL locks, one commit.
-        let tx = Transaction::new(conn, TransactionBehavior::Immediate)?;
-        let snapshot = ReadSnapshot::gather(
-            account_by_token_in(&tx, token_hash)?,
-            || waybill_in(&tx, no),
-            || events_in(&tx, no),
-            || numbers::binding_of_waybill(&tx, no),
-        )?;
-        let Some(audit) = decide(&snapshot) else {
-            return Ok((snapshot, None));
-        };
-        let seq = commit_with_entry(tx, tree, audit)?;
-        Ok((snapshot, Some(seq)))
+    fn read_snapshot(&self, token_hash: &[u8; 32], no: &WaybillNo) -> Ticket<ReadSnapshot> {
+        let (token_hash, no) = (*token_hash, no.clone());
+        self.committer.read(move |c| {
+            ReadSnapshot::gather(
+                account_by_token_in(c, &token_hash)?,
+                || waybill_in(c, &no),
+                || events_in(c, &no),
+                || numbers::binding_of_waybill(c, &no),
+            )
+        })
     }
 
-    fn count_label_print(&self, no: &WaybillNo, at: Millis) -> Result<u32, StoreError> {
-        let inner = self.lock()?;
-        let prints: i64 = inner
-            .conn
-            .prepare_cached(
-                "INSERT INTO label_prints (no, prints, last_at) VALUES (?1, 1, ?2)
-                 ON CONFLICT(no) DO UPDATE SET prints = prints + 1, last_at = ?2 RETURNING prints",
-            )?
-            .query_row(params![no.as_str(), at], |r| r.get(0))?;
-        u32::try_from(prints).map_err(|_| corrupt("label print count out of range"))
+    fn append_audit_grouped(&self, entries: Vec<AuditEntry>) -> Ticket<u64> {
+        self.committer.append(entries)
+    }
+
+    fn count_label_print(&self, no: &WaybillNo, at: Millis) -> Ticket<u32> {
+        let no = no.clone();
+        self.committer.write(
+            move |c| {
+                let prints: i64 = c
+                    .prepare_cached(
+                        "INSERT INTO label_prints (no, prints, last_at) VALUES (?1, 1, ?2)
+                         ON CONFLICT(no) DO UPDATE SET prints = prints + 1, last_at = ?2 RETURNING prints",
+                    )?
+                    .query_row(params![no.as_str(), at], |r| r.get(0))?;
+                u32::try_from(prints).map_err(|_| corrupt("label print count out of range"))
+            },
+            Vec::new(),
+            |count, _| Ok(count),
+        )
     }
 
     fn accounts(&self) -> Result<Vec<Account>, StoreError> {
@@ -872,47 +908,25 @@ impl Store for SqliteStore {
         waybill_in(&self.lock()?.conn, no)
     }
 
-    fn record_event(
-        &self,
-        m: &WaybillMeta,
-        expected: WaybillStatus,
-        ev: &EventRecord,
-        audit: AuditEntry,
-    ) -> Result<u64, StoreError> {
-        self.audited(audit, |tx| {
-            let n = tx
-                .prepare_cached(
-                    "UPDATE waybills SET status = ?2, courier = ?3, updated_at = ?4, signed_at = ?5
-                     WHERE no = ?1 AND status = ?6",
-                )?
-                .execute(params![
-                    m.waybill_no.as_str(),
-                    m.status.as_str(),
-                    m.courier.as_ref().map(|c| c.as_str()),
-                    m.updated_at,
-                    m.signed_at,
-                    expected.as_str()
-                ])?;
-            if n == 0 {
-                return Err(StoreError::Conflict(format!("waybill {} changed status meanwhile", m.waybill_no)));
-            }
-            tx.prepare_cached(
-                "INSERT INTO waybill_events (no, at, type, outlet, courier, actor) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-            )?
-            .execute(params![
-                m.waybill_no.as_str(),
-                ev.at,
-                ev.event.kind.as_str(),
-                ev.event.outlet.as_str(),
-                ev.event.courier.as_ref().map(|c| c.as_str()),
-                ev.actor
-            ])?;
-            if let (EventType::OutForDelivery, Some(courier)) = (ev.event.kind, &m.courier) {
-                numbers::queue_for_number(tx, &m.waybill_no, courier, ev.at)?;
-            }
-            Ok(())
+    fn record_events(&self, events: Vec<EventWrite>, audit: AuditEntry) -> Ticket<u64> {
+        self.committer.write(
+            move |c| {
+                events
+                    .iter()
+                    .try_for_each(|e| apply_event(c, &e.next, e.expected, &e.record))
+            },
+            vec![audit],
+            |(), seq| seq.ok_or_else(|| StoreError::Db("events without their entry".into())),
+        )
+    }
+
+    fn waybill_metas(&self, nos: &[WaybillNo]) -> Ticket<Vec<Option<WaybillMeta>>> {
+        let nos = nos.to_vec();
+        self.committer.read(move |c| {
+            nos.iter()
+                .map(|no| waybill_in(c, no).map(|w| w.map(|(m, _)| m)))
+                .collect()
         })
-        .map(|(_, seq)| seq)
     }
 
     fn sync_number_pool(&self, numbers: &[String]) -> Result<crate::PoolSync, StoreError> {
@@ -1100,7 +1114,7 @@ impl Store for SqliteStore {
         let mut inner = self.lock()?;
         let Inner { conn, tree } = &mut *inner;
         let t = tree_in(conn, tree)?;
-        let head = (t.frontier.size(), t.frontier.root());
+        let head = (t.size(), t.frontier().root());
         *tree = Some(t);
         Ok(head)
     }

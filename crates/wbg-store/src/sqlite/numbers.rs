@@ -52,7 +52,7 @@ pub(super) fn binding_of_waybill(
 /// Queues a waybill that just went out for delivery for a number, if there is a pool at all; part of the
 /// event's transaction, so that no waybill goes out without either a number or a place in the queue.
 pub(super) fn queue_for_number(
-    tx: &Transaction<'_>,
+    tx: &Connection,
     no: &WaybillNo,
     courier: &AccountId,
     at: Millis,
