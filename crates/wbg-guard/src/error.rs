@@ -40,6 +40,9 @@ pub enum GuardError {
     /// Something failed inside (store, vault, policy evaluation).
     #[error("internal error: {0}")]
     Internal(String),
+    /// Rows of a batch were refused, each with its own fault; nothing of the batch was applied.
+    #[error("{} row(s) of the batch were refused; nothing was applied", .0.len())]
+    Rows(Vec<crate::RowFault>),
 }
 
 impl GuardError {
@@ -57,6 +60,7 @@ impl GuardError {
             GuardError::TooLarge(_) => "too_large",
             GuardError::Config(_) => "config",
             GuardError::Internal(_) => "internal",
+            GuardError::Rows(_) => "rows_refused",
         }
     }
 
@@ -72,6 +76,12 @@ impl GuardError {
             GuardError::Expired(_) => 410,
             GuardError::TooLarge(_) => 413,
             GuardError::Config(_) | GuardError::Internal(_) => 500,
+            // The gravest row decides: a refusal by the policy, then malformed rows, then state conflicts.
+            GuardError::Rows(rows) => ["forbidden", "invalid_request", "conflict", "not_found"]
+                .iter()
+                .zip([403, 400, 409, 404])
+                .find(|(code, _)| rows.iter().any(|r| r.code == **code))
+                .map_or(409, |(_, status)| status),
         }
     }
 }

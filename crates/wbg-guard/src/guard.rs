@@ -8,18 +8,18 @@ use wbg_audit::merkle::{self, NodeSource};
 use wbg_audit::note::{NoteSigner, NoteVerifier};
 use wbg_audit::{AuditEntry, AuditError, Checkpoint, Hash};
 use wbg_core::{
-    Account, AccountId, AccountStatus, Alert, Clock, EventType, MerchantId, Millis, NewWaybill,
-    OutletId, Role, StatusEvent, SystemClock, WaybillMeta, WaybillNo, WaybillStatus,
+    Account, AccountId, AccountStatus, Alert, Clock, MerchantId, Millis, NewWaybill, OutletId,
+    Role, SystemClock, WaybillMeta,
 };
 use wbg_policy::{AdminAction, PolicyEngine, WriteAction};
 use wbg_risk::{Engine, RiskAlert, RiskConfig, RiskHook};
-use wbg_store::{AlertFilter, EventRecord, SealedWaybill, SqliteStore, Store, StoreError};
+use wbg_store::{AlertFilter, SealedWaybill, SqliteStore, Store, StoreError};
 use wbg_vault::{bucket_of, KeySource, MasterKey, Vault, WrappedKeyStore};
 
 /// Largest batch one ingest call takes.
 pub const MAX_BATCH: usize = 10_000;
 /// How far in the future a scan time may lie (clock skew between scanners and the guard).
-const MAX_CLOCK_SKEW_MS: i64 = 5 * 60_000;
+pub(crate) const MAX_CLOCK_SKEW_MS: i64 = 5 * 60_000;
 
 /// Where the guard's parts come from.
 #[derive(Debug)]
@@ -383,7 +383,7 @@ impl Guard {
     }
 
     /// Resolves an actor to an account (a local operator is an admin with no personal-data rights).
-    fn actor(&self, actor: Actor<'_>) -> Result<Account, GuardError> {
+    pub(crate) fn actor(&self, actor: Actor<'_>) -> Result<Account, GuardError> {
         match actor {
             Actor::Token(t) => self.authenticate(t),
             Actor::Local(name) => Ok(Account {
@@ -670,104 +670,6 @@ impl Guard {
         }
     }
 
-    /// Records a scan event, enforcing the lifecycle and who may scan where.
-    pub fn record_event(
-        &self,
-        actor: Actor<'_>,
-        no: &str,
-        ev: StatusEvent,
-        meta: &RequestMeta,
-    ) -> Result<WaybillMeta, GuardError> {
-        let account = self.actor(actor)?;
-        let no = WaybillNo::parse(no)?;
-        let mut e = self.entry(account.id.as_str(), meta, "event");
-        e.waybill = Some(no.to_string());
-        e.detail = Some(format!("type={} outlet={}", ev.kind.as_str(), ev.outlet));
-        self.require_active(&account, &e)?;
-        let Some((wb, _)) = self.store.waybill(&no)? else {
-            return Err(GuardError::NotFound("no such waybill".into()));
-        };
-        if let Actor::Token(_) = actor {
-            let action = WriteAction::RecordEvent {
-                event_type: ev.kind.as_str(),
-                outlet: &ev.outlet,
-            };
-            if !self.policy.may_write(&account, &wb, &action)? {
-                return Err(self.deny(
-                    e,
-                    GuardError::Forbidden(format!(
-                        "not permitted to record events of waybill {no} at outlet {}",
-                        ev.outlet
-                    )),
-                ));
-            }
-        }
-        wb.status.check_transition(ev.kind.status())?;
-        let now = self.clock.now();
-        let at = ev.at.unwrap_or(now);
-        if at > now + MAX_CLOCK_SKEW_MS {
-            return Err(GuardError::Invalid("at lies in the future".into()));
-        }
-        // Scans may be reported late or backfilled (an order system can ingest after pickup), so the bound is
-        // the previous scan, not the ingest time.
-        // The previous scan's time is `updated_at`: every scan sets it and moves the waybill out of `created`,
-        // so a waybill still `created` has had none.
-        if wb.status != wbg_core::WaybillStatus::Created && at < wb.updated_at {
-            return Err(GuardError::Invalid(
-                "at is earlier than the waybill's previous event".into(),
-            ));
-        }
-        let mut next = wb.clone();
-        next.status = ev.kind.status();
-        next.updated_at = at;
-        match ev.kind {
-            EventType::OutForDelivery => {
-                let courier = ev.courier.as_ref().ok_or_else(|| {
-                    GuardError::Invalid("courier is required for out_for_delivery".into())
-                })?;
-                if ev.outlet != wb.destination_outlet {
-                    return Err(GuardError::Invalid(format!(
-                        "waybill {no} is delivered from outlet {}, not {}",
-                        wb.destination_outlet, ev.outlet
-                    )));
-                }
-                let c = self
-                    .store
-                    .account(courier)?
-                    .filter(|c| c.role == Role::Courier && c.status == AccountStatus::Active)
-                    .ok_or_else(|| {
-                        GuardError::Invalid(format!("{courier} is not an active courier account"))
-                    })?;
-                if c.outlet.as_ref() != Some(&ev.outlet) {
-                    return Err(GuardError::Invalid(format!(
-                        "courier {courier} does not work at outlet {}",
-                        ev.outlet
-                    )));
-                }
-                next.courier = Some(c.id);
-                e.detail = Some(format!(
-                    "type={} outlet={} courier={courier}",
-                    ev.kind.as_str(),
-                    ev.outlet
-                ));
-            }
-            EventType::Signed => next.signed_at = Some(at),
-            _ => {}
-        }
-        let record = EventRecord {
-            at,
-            event: StatusEvent { at: Some(at), ..ev },
-            actor: account.id.to_string(),
-        };
-        self.store.record_event(&next, wb.status, &record, e)?;
-        match (&next.status, &next.courier) {
-            (WaybillStatus::OutForDelivery, Some(courier)) => {
-                self.bind_number(&no, courier, true);
-            }
-            _ => self.binding_window_moved(&next),
-        }
-        Ok(next)
-    }
 
     /// Resolves the actor of an administrative action, checks it is active and permitted, and returns it with
     /// the audit entry to complete. Local operators are permitted by construction: they hold the keys.

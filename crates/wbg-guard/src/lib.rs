@@ -14,6 +14,7 @@
 mod breach;
 mod canary;
 mod error;
+mod events;
 mod export;
 mod forensics;
 mod guard;
@@ -31,13 +32,14 @@ pub use breach::{
 };
 pub use canary::MAX_CANARIES;
 pub use error::GuardError;
+pub use events::{EventBatchReport, RowFault, ScanEvent};
 pub use export::{
     Export, ExportFile, ExportRequest, ExportStatus, MAX_EXPORT_ROWS, MAX_EXPORT_WINDOW_MS,
 };
 pub use forensics::{Attribution, LeakColumn};
 pub use guard::{
     sealed_waybill, verify_store, Actor, AlertSink, Guard, GuardConfig, IngestReport, OpenReport,
-    ReadRequest, RequestMeta,
+    ReadRequest, RequestMeta, MAX_BATCH,
 };
 pub use keys::{
     default_key_dir, finish_rotation, KeyConfig, AUDIT_KEY_ENV, AUDIT_KEY_FILE, MASTER_KEY_FILE,

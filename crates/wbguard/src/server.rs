@@ -18,9 +18,9 @@ use std::sync::Arc;
 use utoipa::{IntoParams, OpenApi, ToSchema};
 use wbg_core::{Account, Alert, NewWaybill, StatusEvent, WaybillMeta};
 use wbg_guard::{
-    Actor, Attribution, CallRoute, Export, ExportRequest, Guard, GuardError, ImpactReport,
-    IncidentRequest, IngestReport, LabelFormat, NotificationList, ReadRequest, RequestMeta,
-    WaybillView,
+    Actor, Attribution, CallRoute, EventBatchReport, Export, ExportRequest, Guard, GuardError,
+    ImpactReport, IncidentRequest, IngestReport, LabelFormat, NotificationList, ReadRequest,
+    RequestMeta, RowFault, ScanEvent, WaybillView,
 };
 use wbg_store::AlertFilter;
 
@@ -42,16 +42,21 @@ struct ApiErrorBody {
 #[derive(Debug, Serialize, ToSchema)]
 struct ApiErrorDetail {
     /// Stable machine-readable code: `unauthenticated`, `account_suspended`, `forbidden`, `rate_limited`,
-    /// `invalid_request`, `invalid_json`, `payload_too_large`, `not_found`, `conflict`, `expired`, `internal`.
+    /// `invalid_request`, `invalid_json`, `payload_too_large`, `not_found`, `conflict`, `expired`,
+    /// `rows_refused`, `internal`.
     code: String,
     /// Human-readable explanation (never holds personal data).
     message: String,
+    /// For `rows_refused` (a batch refused whole): every faulty row with its own code and message.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    rows: Option<Vec<RowFault>>,
 }
 
 struct ApiError {
     status: StatusCode,
     code: &'static str,
     message: String,
+    rows: Option<Vec<RowFault>>,
 }
 
 impl ApiError {
@@ -60,6 +65,7 @@ impl ApiError {
             status,
             code,
             message: message.into(),
+            rows: None,
         }
     }
 }
@@ -72,10 +78,15 @@ impl From<GuardError> for ApiError {
             // Internal errors name components (store, vault), never values; still, keep details in the log.
             tracing::error!(error = %e, "request failed");
         }
+        let message = e.to_string();
         ApiError {
             status,
             code: e.code(),
-            message: e.to_string(),
+            message,
+            rows: match e {
+                GuardError::Rows(rows) => Some(rows),
+                _ => None,
+            },
         }
     }
 }
@@ -86,6 +97,7 @@ impl IntoResponse for ApiError {
             error: ApiErrorDetail {
                 code: self.code.into(),
                 message: self.message,
+                rows: self.rows,
             },
         };
         (self.status, Json(body)).into_response()
@@ -637,6 +649,33 @@ async fn record_event(
     ))
 }
 
+/// A batch of scan events (`POST /v1/events`).
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+struct EventBatch {
+    /// Up to 10,000 events, at most one per waybill; applied all or none.
+    events: Vec<ScanEvent>,
+}
+
+#[utoipa::path(post, path = "/v1/events", security(("bearer" = [])), request_body = EventBatch,
+    responses((status = 200, body = EventBatchReport),
+        (status = 400, body = ApiErrorBody, description = "malformed body, or rows refused (`rows_refused`, every faulty row listed)"),
+        (status = 401, body = ApiErrorBody), (status = 403, body = ApiErrorBody),
+        (status = 404, body = ApiErrorBody), (status = 409, body = ApiErrorBody)))]
+async fn record_events(
+    State(s): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> ApiResult<Json<EventBatchReport>> {
+    let token = bearer(&headers)?;
+    let meta = request_meta(&headers, peer)?;
+    let batch: EventBatch = parse_body(body)?;
+    Ok(Json(
+        blocking(move || s.guard.record_events(Actor::Token(&token), batch.events, &meta)).await?,
+    ))
+}
+
 // ───── alerts ─────
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -1076,11 +1115,11 @@ impl utoipa::Modify for BearerAuth {
 #[derive(OpenApi)]
 #[openapi(
     info(title = "Waybill Guard", description = "Every read of waybill personal data goes through the guard: policy, risk, audit, then the view the policy allows."),
-    paths(create_account, list_accounts, suspend, reinstate, transfer, issue_token, ingest, read_waybill, print_label, resolve_label, route_call, record_event, alerts, attribute,
+    paths(create_account, list_accounts, suspend, reinstate, transfer, issue_token, ingest, read_waybill, print_label, resolve_label, route_call, record_event, record_events, alerts, attribute,
         open_incident, incident, notifications, plant_canaries, request_export, export_status, approve_export, export_file,
         checkpoint, verifier_key, inclusion, consistency, audit_entry, healthz, metrics_text),
     components(schemas(ApiErrorBody, ApiErrorDetail, CreateAccount, TokenResponse, StatusChange, Transfer, IngestBatch, ProofResponse,
-        PlantCanaries, Planted, ResolveLabel, RouteCall)),
+        PlantCanaries, Planted, ResolveLabel, RouteCall, EventBatch, RowFault, ScanEvent, EventBatchReport)),
     modifiers(&BearerAuth)
 )]
 struct ApiDoc;
@@ -1105,6 +1144,7 @@ pub fn router(guard: Arc<Guard>, metrics: PrometheusHandle) -> Router {
         .route("/v1/waybills", post(ingest))
         .route("/v1/waybills/{no}", get(read_waybill))
         .route("/v1/waybills/{no}/events", post(record_event))
+        .route("/v1/events", post(record_events))
         .route("/v1/waybills/{no}/label", get(print_label))
         .route("/v1/labels/resolve", post(resolve_label))
         .route("/v1/telephony/route", post(route_call))

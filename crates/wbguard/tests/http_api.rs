@@ -512,3 +512,93 @@ fn audit_endpoints_verify_with_standard_algorithms() {
         );
     }
 }
+
+#[test]
+fn batched_scan_events_are_all_or_nothing_with_faults_per_row() {
+    let w = world();
+    let (s, admin) = (&w.s, &w.admin);
+    let staff_far = s.account(admin, "S9", "outlet_staff", Some("O9"), None);
+    for no in ["B1", "B2", "B3"] {
+        w.ingest(no, "M1", "O1", "O2");
+    }
+    let events = |rows: Value| json!({ "events": rows });
+
+    // One faulty row (an impossible transition), one unknown waybill, one repeated waybill: refused whole,
+    // every fault named by its row, nothing applied.
+    let r = s.post(
+        "/v1/events",
+        Some(&w.integ),
+        &events(json!([
+            {"waybill_no": "B1", "type": "picked_up", "outlet": "O1"},
+            {"waybill_no": "B2", "type": "signed", "outlet": "O2"},
+            {"waybill_no": "NOPE1", "type": "picked_up", "outlet": "O1"},
+            {"waybill_no": "B1", "type": "in_transit", "outlet": "O1"},
+        ])),
+    );
+    assert_eq!(r.status(), 400);
+    let body: Value = r.json().unwrap();
+    assert_eq!(body["error"]["code"], "rows_refused");
+    let rows: Vec<(u64, String)> = body["error"]["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| (r["index"].as_u64().unwrap(), r["code"].as_str().unwrap().to_owned()))
+        .collect();
+    assert_eq!(
+        rows,
+        [
+            (1, "conflict".to_owned()),
+            (2, "not_found".to_owned()),
+            (3, "invalid_request".to_owned())
+        ]
+    );
+    // Nothing was applied: B1 can still be picked up on its own.
+    assert_eq!(w.event("B1", "picked_up", "O1", None, now_ms()).0, 200);
+
+    // A clean batch is applied whole, with one audit entry.
+    let r = s.post(
+        "/v1/events",
+        Some(&w.integ),
+        &events(json!([
+            {"waybill_no": "B1", "type": "in_transit", "outlet": "O1"},
+            {"waybill_no": "B2", "type": "picked_up", "outlet": "O1"},
+            {"waybill_no": "B3", "type": "picked_up", "outlet": "O1"},
+        ])),
+    );
+    assert_eq!(r.status(), 200, "{}", r.text().unwrap());
+    let report: Value = r.json().unwrap();
+    assert_eq!(report["recorded"], 3);
+    let seq = report["audit_seq"].as_u64().unwrap();
+    let entry: Value = s
+        .get(&format!("/v1/audit/entries/{seq}"), Some(admin))
+        .json()
+        .unwrap();
+    assert_eq!(entry["action"], "events", "{entry}");
+    // Every event took: the next step of each is accepted.
+    assert_eq!(w.event("B1", "at_outlet", "O2", None, now_ms()).0, 200);
+    assert_eq!(w.event("B2", "in_transit", "O1", None, now_ms()).0, 200);
+
+    // Staff of another outlet may not scan these parcels: 403, and the refusal is on record.
+    let r = s.post(
+        "/v1/events",
+        Some(&staff_far),
+        &events(json!([{"waybill_no": "B3", "type": "in_transit", "outlet": "O9"}])),
+    );
+    assert_eq!(r.status(), 403);
+    let body: Value = r.json().unwrap();
+    assert_eq!(body["error"]["rows"][0]["code"], "forbidden");
+
+    // Empty and oversized batches, and unknown fields, are malformed requests.
+    assert_eq!(s.post("/v1/events", Some(&w.integ), &events(json!([]))).status(), 400);
+    let big: Vec<Value> = (0..10_001)
+        .map(|i| json!({"waybill_no": format!("X{i}"), "type": "picked_up", "outlet": "O1"}))
+        .collect();
+    assert_eq!(s.post("/v1/events", Some(&w.integ), &events(json!(big))).status(), 400);
+    let r = s.post(
+        "/v1/events",
+        Some(&w.integ),
+        &events(json!([{"waybill_no": "B3", "type": "in_transit", "outlet": "O1", "vip": 1}])),
+    );
+    assert_eq!(r.status(), 400);
+    assert_eq!(s.post("/v1/events", None, &events(json!([]))).status(), 401);
+}
