@@ -2,9 +2,10 @@
 //! sorting centre (`POST /v1/events`). Every event passes the same checks — an active account, the policy's
 //! permission for that event at that outlet, a valid status transition, a plausible time, an active courier
 //! of the outlet for `out_for_delivery` — and a batch is applied all or none, its faults reported per row.
-use crate::guard::MAX_CLOCK_SKEW_MS;
+use crate::guard::{checked_token_hash, MAX_CLOCK_SKEW_MS};
 use crate::{Actor, Guard, GuardError, RequestMeta, MAX_BATCH};
 use std::collections::{HashMap, HashSet};
+use wbg_audit::AuditEntry;
 use wbg_core::{
     Account, AccountId, AccountStatus, EventType, Millis, Role, StatusEvent, WaybillMeta,
     WaybillNo, WaybillStatus,
@@ -81,25 +82,72 @@ impl Guard {
     ) -> Result<WaybillMeta, GuardError> {
         let account = self.actor(actor)?;
         let no = WaybillNo::parse(no)?;
+        let wb = self.store.waybill(&no)?.map(|(m, _)| m);
+        let (write, e) = self.check_event(
+            &account,
+            matches!(actor, Actor::Token(_)),
+            &no,
+            wb,
+            ev,
+            meta,
+        )?;
+        let next = write.next.clone();
+        self.store.record_events(vec![write], e).wait()?;
+        self.after_event(&next);
+        Ok(next)
+    }
+
+    /// [`Guard::record_event`] by an API token, for async callers: the account and the waybill are read in one
+    /// trip to the store, and the event's group commit is awaited.
+    pub async fn record_event_async(
+        &self,
+        token: &str,
+        no: &str,
+        ev: StatusEvent,
+        meta: &RequestMeta,
+    ) -> Result<WaybillMeta, GuardError> {
+        let hash = checked_token_hash(token)?;
+        let no = match WaybillNo::parse(no) {
+            Ok(no) => no,
+            Err(bad) => {
+                // An unknown token is told so before anything about its request.
+                self.authenticate(token)?;
+                return Err(bad.into());
+            }
+        };
+        let snap = self.store.read_snapshot(&hash, &no).await?;
+        let account = snap.account.ok_or(GuardError::Unauthenticated)?;
+        let wb = snap.waybill.map(|(m, _)| m);
+        let (write, e) = self.check_event(&account, true, &no, wb, ev, meta)?;
+        let next = write.next.clone();
+        self.store.record_events(vec![write], e).await?;
+        self.after_event(&next);
+        Ok(next)
+    }
+
+    /// One event checked for `account`: its write and audit entry, or the refusal (a policy refusal on record).
+    fn check_event(
+        &self,
+        account: &Account,
+        by_token: bool,
+        no: &WaybillNo,
+        wb: Option<WaybillMeta>,
+        ev: StatusEvent,
+        meta: &RequestMeta,
+    ) -> Result<(EventWrite, AuditEntry), GuardError> {
         let mut e = self.entry(account.id.as_str(), meta, "event");
         e.waybill = Some(no.to_string());
         e.detail = Some(format!("type={} outlet={}", ev.kind.as_str(), ev.outlet));
-        self.require_active(&account, &e)?;
-        let wb = self.store.waybill(&no)?.map(|(m, _)| m);
-        let by_token = matches!(actor, Actor::Token(_));
+        self.require_active(account, &e)?;
         let now = self.clock.now();
-        let planned = match self.plan_event(&account, by_token, &no, wb, ev, now, &mut HashMap::new()) {
-            Ok(p) => p,
-            Err(err @ GuardError::Forbidden(_)) => return Err(self.deny(e, err)),
-            Err(err) => return Err(err),
-        };
-        e.detail = Some(planned.detail);
-        let next = planned.write.next.clone();
-        self.store
-            .record_events(vec![planned.write], e)
-            .wait()?;
-        self.after_event(&next);
-        Ok(next)
+        match self.plan_event(account, by_token, no, wb, ev, now, &mut HashMap::new()) {
+            Ok(p) => {
+                e.detail = Some(p.detail);
+                Ok((p.write, e))
+            }
+            Err(err @ GuardError::Forbidden(_)) => Err(self.deny(e, err)),
+            Err(err) => Err(err),
+        }
     }
 
     /// Records a batch of scan events, all or none, as one audited operation. A refused batch changes nothing

@@ -670,7 +670,6 @@ impl Guard {
         }
     }
 
-
     /// Resolves the actor of an administrative action, checks it is active and permitted, and returns it with
     /// the audit entry to complete. Local operators are permitted by construction: they hold the keys.
     pub(crate) fn admin(

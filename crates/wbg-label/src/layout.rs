@@ -50,7 +50,8 @@ pub enum Item {
         /// The modules, left to right.
         bars: Vec<bool>,
     },
-    /// A QR code of `data`; `modules` is `width × width`, row by row, `true` for dark.
+    /// A QR code of `data`, `width` modules a side ([`Layout::rects`] draws its modules; ZPL leaves them to
+    /// the printer).
     Qr {
         /// Left edge.
         x: u32,
@@ -62,8 +63,6 @@ pub enum Item {
         width: u32,
         /// What it encodes (ZPL draws it from this).
         data: String,
-        /// The modules.
-        modules: Vec<bool>,
     },
 }
 
@@ -103,6 +102,19 @@ fn rule(y: u32) -> Item {
     }
 }
 
+/// The modules of the QR code of `data`, `width × width` row by row, `true` for dark (the symbol
+/// [`Layout::of`] sized: the same data and error-correction level give the same version).
+fn qr_modules(data: &str) -> Vec<bool> {
+    QrCode::with_error_correction_level(data.as_bytes(), EcLevel::M)
+        .map(|qr| {
+            qr.to_colors()
+                .into_iter()
+                .map(|c| c == Color::Dark)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 impl Layout {
     /// Every filled rectangle `(x, y, w, h)` the rules, barcode bars and QR modules make: what a format that
     /// draws them itself (PDF, PNG) fills.
@@ -130,14 +142,17 @@ impl Layout {
                         y,
                         module,
                         width,
-                        modules,
-                        ..
-                    } => Box::new(modules.iter().enumerate().filter(|(_, d)| **d).map(
-                        move |(i, _)| {
-                            let (col, row) = (i as u32 % width, i as u32 / width);
-                            (x + col * module, y + row * module, *module, *module)
-                        },
-                    )),
+                        data,
+                    } => Box::new(
+                        qr_modules(data)
+                            .into_iter()
+                            .enumerate()
+                            .filter(|(_, d)| *d)
+                            .map(move |(i, _)| {
+                                let (col, row) = (i as u32 % width, i as u32 / width);
+                                (x + col * module, y + row * module, *module, *module)
+                            }),
+                    ),
                     Item::Text { .. } => Box::new(std::iter::empty()),
                 }
             })
@@ -195,9 +210,12 @@ impl Layout {
         items.push(rule(660));
         party(&mut items, 684, "寄件人 FROM", &label.sender);
         items.push(rule(876));
-        let qr = QrCode::with_error_correction_level(label.token.as_bytes(), EcLevel::M)
-            .map_err(|_| LabelError::Qr)?;
-        let width = qr.width() as u32;
+        // Only the symbol's size here: choosing its mask (most of the cost of a QR code) is left to the formats
+        // that draw its modules, and a ZPL printer draws the symbol itself.
+        let width = qrcode::bits::encode_auto(label.token.as_bytes(), EcLevel::M)
+            .map_err(|_| LabelError::Qr)?
+            .version()
+            .width() as u32;
         let side = width * QR_MODULE;
         if side > HEIGHT_DOTS - 900 - MARGIN {
             return Err(LabelError::Qr);
@@ -208,11 +226,6 @@ impl Layout {
             module: QR_MODULE,
             width,
             data: label.token.clone(),
-            modules: qr
-                .to_colors()
-                .into_iter()
-                .map(|c| c == Color::Dark)
-                .collect(),
         });
         items.push(text(MARGIN, 920, 32, "派送扫码 scan to deliver"));
         items.push(text(MARGIN, 968, 32, "号码已隐藏 numbers masked"));
@@ -223,6 +236,27 @@ impl Layout {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_size_laid_out_is_the_size_drawn() {
+        for n in [1, 40, 90, 120] {
+            let mut l = crate::sample();
+            l.token = "W".repeat(n);
+            let Some(Item::Qr { width, data, .. }) = Layout::of(&l)
+                .unwrap()
+                .items
+                .into_iter()
+                .find(|i| matches!(i, Item::Qr { .. }))
+            else {
+                panic!("no QR code on the label");
+            };
+            assert_eq!(
+                qr_modules(&data).len() as u32,
+                width * width,
+                "token of {n}"
+            );
+        }
+    }
 
     #[test]
     fn everything_stays_on_the_label() {

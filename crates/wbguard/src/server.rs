@@ -645,7 +645,7 @@ async fn record_event(
     let meta = request_meta(&headers, peer)?;
     let ev: StatusEvent = parse_body(body)?;
     Ok(Json(
-        blocking(move || s.guard.record_event(Actor::Token(&token), &no, ev, &meta)).await?,
+        s.guard.record_event_async(&token, &no, ev, &meta).await?,
     ))
 }
 
@@ -672,7 +672,11 @@ async fn record_events(
     let meta = request_meta(&headers, peer)?;
     let batch: EventBatch = parse_body(body)?;
     Ok(Json(
-        blocking(move || s.guard.record_events(Actor::Token(&token), batch.events, &meta)).await?,
+        blocking(move || {
+            s.guard
+                .record_events(Actor::Token(&token), batch.events, &meta)
+        })
+        .await?,
     ))
 }
 

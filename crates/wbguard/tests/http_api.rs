@@ -542,7 +542,12 @@ fn batched_scan_events_are_all_or_nothing_with_faults_per_row() {
         .as_array()
         .unwrap()
         .iter()
-        .map(|r| (r["index"].as_u64().unwrap(), r["code"].as_str().unwrap().to_owned()))
+        .map(|r| {
+            (
+                r["index"].as_u64().unwrap(),
+                r["code"].as_str().unwrap().to_owned(),
+            )
+        })
         .collect();
     assert_eq!(
         rows,
@@ -589,11 +594,19 @@ fn batched_scan_events_are_all_or_nothing_with_faults_per_row() {
     assert_eq!(body["error"]["rows"][0]["code"], "forbidden");
 
     // Empty and oversized batches, and unknown fields, are malformed requests.
-    assert_eq!(s.post("/v1/events", Some(&w.integ), &events(json!([]))).status(), 400);
+    assert_eq!(
+        s.post("/v1/events", Some(&w.integ), &events(json!([])))
+            .status(),
+        400
+    );
     let big: Vec<Value> = (0..10_001)
         .map(|i| json!({"waybill_no": format!("X{i}"), "type": "picked_up", "outlet": "O1"}))
         .collect();
-    assert_eq!(s.post("/v1/events", Some(&w.integ), &events(json!(big))).status(), 400);
+    assert_eq!(
+        s.post("/v1/events", Some(&w.integ), &events(json!(big)))
+            .status(),
+        400
+    );
     let r = s.post(
         "/v1/events",
         Some(&w.integ),
