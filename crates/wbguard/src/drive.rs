@@ -317,16 +317,23 @@ pub fn run(args: &Args) -> Result<DriveReport> {
         setup_seconds: started.elapsed().as_secs_f64(),
         ..Default::default()
     };
-    eprintln!(
-        "set up {} accounts and {} waybills in {:.1} s; {} s of live traffic follow",
-        report.accounts, report.waybills, report.setup_seconds, args.seconds
-    );
     if let Some(path) = &args.targets {
+        eprintln!(
+            "set up {} accounts and {} waybills in {:.1} s; targets written to {}",
+            report.accounts,
+            report.waybills,
+            report.setup_seconds,
+            path.display()
+        );
         write_targets(path, &setup)?;
         report.benign_accounts = setup.workers.len();
         report.nodes = nodes.tallies();
         return Ok(report);
     }
+    eprintln!(
+        "set up {} accounts and {} waybills in {:.1} s; {} s of live traffic follow",
+        report.accounts, report.waybills, report.setup_seconds, args.seconds
+    );
     let live = Instant::now();
     let (reads, ring) = if args.bench {
         (bench(&nodes, &setup, args), None)
