@@ -44,7 +44,8 @@ pub struct PgStore {
     pool: PgPool,
     /// Guarded reads' audit entries, committed in groups by [`group_commit`].
     appender: tokio::sync::mpsc::UnboundedSender<Append>,
-    rt: tokio::runtime::Runtime,
+    /// The store's own runtime (`None` only while it is dropped).
+    rt: Option<tokio::runtime::Runtime>,
 }
 
 /// Work waiting for the group commit: scan events to apply all or none (in a savepoint of their own, so one
@@ -187,6 +188,17 @@ async fn apply_events(tx: &mut Tx<'_>, events: &[EventWrite]) -> Result<(), Stor
     Ok(())
 }
 
+impl Drop for PgStore {
+    /// The runtime is shut down without waiting for it: a store is dropped wherever its last holder goes, which
+    /// for a server is inside its own runtime after a graceful stop, where dropping a runtime the ordinary way
+    /// panics (it did, on every SIGTERM).
+    fn drop(&mut self) {
+        if let Some(rt) = self.rt.take() {
+            rt.shutdown_background();
+        }
+    }
+}
+
 impl std::fmt::Debug for PgStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("PgStore").finish_non_exhaustive()
@@ -244,7 +256,11 @@ impl PgStore {
             .map_err(|e| StoreError::Db(format!("cannot connect to PostgreSQL: {e}")))?;
         let (appender, queue) = tokio::sync::mpsc::unbounded_channel();
         rt.spawn(group_commit(pool.clone(), queue));
-        let store = PgStore { pool, appender, rt };
+        let store = PgStore {
+            pool,
+            appender,
+            rt: Some(rt),
+        };
         if migrate {
             store.migrate()?;
         }
@@ -276,9 +292,15 @@ impl PgStore {
     fn run<F: Future>(&self, f: F) -> F::Output {
         use tokio::runtime::{Handle, RuntimeFlavor};
         match Handle::try_current().map(|h| h.runtime_flavor()) {
-            Ok(RuntimeFlavor::MultiThread) => tokio::task::block_in_place(|| self.rt.block_on(f)),
-            _ => self.rt.block_on(f),
+            Ok(RuntimeFlavor::MultiThread) => tokio::task::block_in_place(|| self.rt().block_on(f)),
+            _ => self.rt().block_on(f),
         }
+    }
+
+    fn rt(&self) -> &tokio::runtime::Runtime {
+        self.rt
+            .as_ref()
+            .expect("the runtime is only taken when the store is dropped")
     }
 
     /// Runs `f` on this store's runtime; the ticket holds its outcome.
@@ -287,7 +309,7 @@ impl PgStore {
         f: impl Future<Output = Result<T, StoreError>> + Send + 'static,
     ) -> Ticket<T> {
         let (tx, ticket) = Ticket::channel();
-        self.rt.spawn(async move { tx.send(f.await) });
+        self.rt().spawn(async move { tx.send(f.await) });
         ticket
     }
 
