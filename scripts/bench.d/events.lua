@@ -2,6 +2,8 @@
 -- POST /v1/events. Each thread walks its waybills of half HALF (1 = first half, 2 = second, so two runs never
 -- meet) over and over: picked_up on the first pass, then in_transit and at_outlet in turn (a parcel may go
 -- back and forth between hubs), so a run never runs out of valid events.
+-- A thread's half must hold more events than its connections keep in flight (else a waybill's next event can
+-- overtake its last and conflict): scripts/bench ingests for twice a run's time to have that.
 -- BENCH_STATE=file-from-ingest wrk -s events.lua URL -- TOKEN PREFIX HALF BATCH
 package.path = package.path .. ";" .. debug.getinfo(1).source:match("@?(.*/)") .. "?.lua"
 require "common"
