@@ -93,7 +93,7 @@ impl Guard {
         )?;
         let next = write.next.clone();
         self.store.record_events(vec![write], e).wait()?;
-        self.after_event(&next);
+        self.applied(std::slice::from_ref(&next));
         Ok(next)
     }
 
@@ -121,7 +121,7 @@ impl Guard {
         let (write, e) = self.check_event(&account, true, &no, wb, ev, meta)?;
         let next = write.next.clone();
         self.store.record_events(vec![write], e).await?;
-        self.after_event(&next);
+        self.applied(std::slice::from_ref(&next));
         Ok(next)
     }
 
@@ -199,6 +199,8 @@ impl Guard {
             let wb = metas.next().flatten();
             match self.plan_event(&account, by_token, &no, wb, row.event(), now, &mut couriers) {
                 Ok(p) => writes.push(p.write),
+                // A store or policy failure is not the row's fault: the request fails as a whole (5xx).
+                Err(err @ GuardError::Internal(_)) => return Err(err),
                 Err(err) => faults.push(fault(i, &err)),
             }
         }
@@ -213,10 +215,7 @@ impl Guard {
         let recorded = writes.len();
         let nexts: Vec<WaybillMeta> = writes.iter().map(|w| w.next.clone()).collect();
         let audit_seq = self.store.record_events(writes, e).wait()?;
-        for next in &nexts {
-            self.after_event(next);
-        }
-        metrics::counter!("wbguard_events_total").increment(recorded as u64);
+        self.applied(&nexts);
         Ok(EventBatchReport {
             recorded,
             audit_seq,
@@ -316,14 +315,17 @@ impl Guard {
         })
     }
 
-    /// What follows a recorded event: a parcel out for delivery gets its privacy number; any other move may end
-    /// a binding's window.
-    fn after_event(&self, next: &WaybillMeta) {
-        match (&next.status, &next.courier) {
-            (WaybillStatus::OutForDelivery, Some(courier)) => {
-                self.bind_number(&next.waybill_no, courier, true);
+    /// What follows recorded events, single or batched: each parcel out for delivery gets its privacy number,
+    /// any other move may end a binding's window; all are counted.
+    fn applied(&self, nexts: &[WaybillMeta]) {
+        for next in nexts {
+            match (&next.status, &next.courier) {
+                (WaybillStatus::OutForDelivery, Some(courier)) => {
+                    self.bind_number(&next.waybill_no, courier, true);
+                }
+                _ => self.binding_window_moved(next),
             }
-            _ => self.binding_window_moved(next),
         }
+        metrics::counter!("wbguard_events_total").increment(nexts.len() as u64);
     }
 }

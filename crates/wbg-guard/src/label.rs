@@ -54,11 +54,14 @@ fn not_printable() -> GuardError {
     GuardError::Forbidden("no label of this waybill is permitted".into())
 }
 
-/// The waybill a print job's view may be printed for. The label purpose never permits more than the masked
-/// view (`Purpose::may_need_full`); a label is made from a masked view with both parties or not at all.
-fn printable(view: &WaybillView) -> Result<WaybillNo, GuardError> {
+/// What a print job's view puts on a label: the waybill and both parties. The label purpose never permits more
+/// than the masked view (`Purpose::may_need_full`); a label is made from a masked view with both parties or not
+/// at all.
+fn printable(view: &WaybillView) -> Result<(WaybillNo, Party, Party), GuardError> {
     match (view.view, &view.recipient, &view.sender) {
-        (View::Masked, Some(_), Some(_)) => Ok(WaybillNo::parse(&view.waybill_no)?),
+        (View::Masked, Some(r), Some(s)) => {
+            Ok((WaybillNo::parse(&view.waybill_no)?, party(r), party(s)))
+        }
         _ => Err(not_printable()),
     }
 }
@@ -86,10 +89,10 @@ impl Guard {
     ) -> Result<PrintedLabel, GuardError> {
         let req = print_request(waybill_no);
         let view = self.read_via(token, &req, meta, Via::Print(format))?;
-        let no = printable(&view)?;
+        let parts = printable(&view)?;
         let now = self.clock.now();
-        let copy = self.store.count_label_print(&no, now).wait()?;
-        self.printed(view, no, now, copy, format)
+        let copy = self.store.count_label_print(&parts.0, now).wait()?;
+        self.printed(&view, parts, now, copy, format)
     }
 
     /// [`Guard::print_label`] for async callers: the read and the print count are awaited.
@@ -104,24 +107,22 @@ impl Guard {
         let view = self
             .read_via_async(token, &req, meta, Via::Print(format))
             .await?;
-        let no = printable(&view)?;
+        let parts = printable(&view)?;
         let now = self.clock.now();
-        let copy = self.store.count_label_print(&no, now).await?;
-        self.printed(view, no, now, copy, format)
+        let copy = self.store.count_label_print(&parts.0, now).await?;
+        self.printed(&view, parts, now, copy, format)
     }
 
-    /// The label of a print job whose read gave `view` and whose count made it copy `copy`.
+    /// The label of a print job whose read gave `view` (and `printable` made `parts` of) and whose count made
+    /// it copy `copy`.
     fn printed(
         &self,
-        view: WaybillView,
-        no: WaybillNo,
+        view: &WaybillView,
+        (no, recipient, sender): (WaybillNo, Party, Party),
         now: Millis,
         copy: u32,
         format: Format,
     ) -> Result<PrintedLabel, GuardError> {
-        let (Some(recipient), Some(sender)) = (&view.recipient, &view.sender) else {
-            return Err(not_printable());
-        };
         metrics::counter!("wbguard_label_prints_total", "format" => format.as_str()).increment(1);
         if copy > 1 {
             metrics::counter!("wbguard_label_reprints_total").increment(1);
@@ -131,8 +132,8 @@ impl Guard {
                 waybill_no: view.waybill_no.clone(),
                 origin_outlet: view.origin_outlet.clone(),
                 destination_outlet: view.destination_outlet.clone(),
-                recipient: party(recipient),
-                sender: party(sender),
+                recipient,
+                sender,
                 token: self.label_token(&no, now, now + LABEL_TOKEN_TTL_MS)?,
                 copy,
             },
