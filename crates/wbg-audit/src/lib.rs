@@ -28,5 +28,5 @@ pub use checkpoint::Checkpoint;
 pub use entry::AuditEntry;
 pub use error::AuditError;
 pub use merkle::Hash;
-pub use sequence::{LogTail, Sequenced};
+pub use sequence::{void_entry, LogTail, Sequenced};
 pub use verify::{verify_log, StoredEntry, VerifyFailure, VerifyReport};

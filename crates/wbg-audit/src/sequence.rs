@@ -89,6 +89,32 @@ impl LogTail {
     }
 }
 
+/// What stands in the log for a sequence number that was handed out but whose entry never committed (its
+/// writer crashed or rolled back). A store whose writers take numbers before they commit (PostgreSQL's
+/// sequence) fills such a gap with this entry once it is clearly abandoned, so that the log stays one unbroken
+/// run; the writer, if it ever tries to commit after all, finds the number taken and fails, so no action goes
+/// unrecorded.
+pub fn void_entry(time: i64) -> AuditEntry {
+    let mut e = AuditEntry::new(time, "system", "audit_void");
+    e.decision = "void".to_owned();
+    e.detail = Some("sequence number handed out but its entry was never committed".to_owned());
+    e
+}
+
+impl LogTail {
+    /// Sequences an entry that a writer queued under `seq`, which must be the next position of the log (queued
+    /// entries are integrated strictly in order).
+    pub fn integrate(&mut self, seq: u64, entry: AuditEntry) -> Result<Sequenced, AuditError> {
+        if seq != self.size() {
+            return Err(AuditError::Store(format!(
+                "queued entry {seq} is not the log's next position {}",
+                self.size()
+            )));
+        }
+        Ok(self.sequence(entry))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -115,6 +141,16 @@ mod tests {
         let refs: Vec<&[u8]> = bodies.iter().map(Vec::as_slice).collect();
         assert_eq!(tail.frontier().root(), root_of(&refs));
         assert_eq!(tail.last_leaf(), Some(leaf_hash(&bodies[36])));
+    }
+
+    #[test]
+    fn queued_entries_integrate_only_in_order() {
+        let mut tail = LogTail::new();
+        assert!(tail.integrate(1, AuditEntry::new(1, "a", "view")).is_err());
+        assert_eq!(tail.integrate(0, void_entry(1)).unwrap().seq, 0);
+        let s = tail.integrate(1, AuditEntry::new(2, "a", "view")).unwrap();
+        assert_eq!(s.seq, 1);
+        assert!(tail.integrate(1, AuditEntry::new(3, "a", "view")).is_err());
     }
 
     #[test]

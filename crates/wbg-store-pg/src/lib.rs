@@ -1,15 +1,19 @@
 //! Waybill Guard's PostgreSQL store: [`PgStore`] implements the same [`Store`] trait as the embedded SQLite
 //! store, so that several guard nodes can share one vault and one audit log.
 //!
-//! **One audit order across nodes.** Every append locks the single row of `audit_head` (`SELECT … FOR UPDATE`)
-//! in the transaction that writes the entry, takes the next sequence number, the previous leaf hash and the
-//! Merkle frontier from it, and updates it before commit: PostgreSQL is the sequencer. Appends from all nodes are
-//! therefore one hash chain and one Merkle tree, which `wbguard audit verify` checks exactly as it checks the
-//! embedded store's. The lock is held for the few statements of an append. Guarded reads, the hot path, do their
-//! lookups in a transaction of their own and hand their entries to one group-commit task per node, which appends
-//! every entry waiting in one transaction (one multi-row insert, one lock hold, one WAL flush) and only then lets
-//! each read go on to decrypt: with the lock held through the commit's flush, appending read by read would cap a
-//! whole cluster at one flush per read.
+//! **One audit log across nodes, no global lock on the way in.** A writer (a guarded read's group commit, an
+//! admin change, an ingest) takes numbers for its entries from the `audit_seq_alloc` sequence and queues them
+//! in `audit_queue` in its own transaction, beside the change they record: numbers are handed out without
+//! waiting on any other transaction, so every node's writers commit side by side, and a read decrypts only once
+//! its queued entry has committed (it is durable and its number is fixed). An integrator, which runs on every
+//! node and works wherever it holds an advisory lock, takes the queued entries that continue the log in number
+//! order, chains and hashes them into the Merkle tree through [`wbg_audit::LogTail`] (the tree math lives
+//! there; this crate only persists), and writes them to `audit_entries` with the new `audit_head`, in batches
+//! (the design of Tessera's integrator). A number whose writer crashed or rolled back is filled with a void
+//! entry once a later entry has waited [`ABANDONED`]; the void row stays, so a writer that commits after all
+//! finds its number taken and fails rather than going unrecorded. Readers of the log (`audit verify`, proofs,
+//! checkpoints) integrate what is queued first, so the whole log is one hash chain and one tree, checked
+//! exactly as the embedded store's.
 //!
 //! Audit entries are partitioned by the UTC day they were made (`audit_entries_YYYYMMDD`, made ahead by
 //! [`Store::maintain`], with a default partition for anything else), so old days can be detached and archived.
@@ -56,9 +60,9 @@ type Append = (Vec<EventWrite>, Vec<AuditEntry>, TicketSender<u64>);
 /// Entries one group commit takes at most.
 const GROUP: usize = 256;
 
-/// Commits guarded reads' audit entries: each transaction takes every entry waiting (up to [`GROUP`]), so
-/// concurrent reads share one hold of the sequencer lock and one WAL flush instead of queueing behind each
-/// other's. A read returns only once its own entry has committed.
+/// Commits guarded reads' audit entries (and scan events): each transaction takes every job waiting (up to
+/// [`GROUP`] entries and events), so concurrent reads share one round trip and one WAL flush instead of
+/// queueing behind each other's. A read returns only once its own entry has committed to the queue.
 async fn group_commit(pool: PgPool, mut rx: tokio::sync::mpsc::UnboundedReceiver<Append>) {
     while let Some(first) = rx.recv().await {
         let mut batch = vec![first];
@@ -95,7 +99,7 @@ async fn group_commit(pool: PgPool, mut rx: tokio::sync::mpsc::UnboundedReceiver
                 outcomes.push(Ok(audit.len()));
                 entries.append(audit);
             }
-            let first = append_entries(&mut tx, entries).await?;
+            let first = queue_entries(&mut tx, entries).await?;
             tx.commit().await.map_err(db)?;
             Ok::<_, StoreError>((first, outcomes))
         }
@@ -256,6 +260,7 @@ impl PgStore {
             .map_err(|e| StoreError::Db(format!("cannot connect to PostgreSQL: {e}")))?;
         let (appender, queue) = tokio::sync::mpsc::unbounded_channel();
         rt.spawn(group_commit(pool.clone(), queue));
+        rt.spawn(integrate_forever(pool.clone()));
         let store = PgStore {
             pool,
             appender,
@@ -311,6 +316,28 @@ impl PgStore {
         let (tx, ticket) = Ticket::channel();
         self.rt().spawn(async move { tx.send(f.await) });
         ticket
+    }
+
+    /// Integrates until entry `seq` is in the log, if it was queued: a caller that was just handed a number can
+    /// read its entry back. An entry behind an abandoned number waits for the void fill, at most
+    /// [`ABANDONED`] and a little more.
+    async fn integrated_past(&self, seq: u64) -> Result<(), StoreError> {
+        let give_up = std::time::Instant::now() + ABANDONED + std::time::Duration::from_secs(1);
+        loop {
+            integrate(&self.pool, true).await?;
+            let waiting: bool = sqlx::query_scalar(
+                "SELECT EXISTS (SELECT 1 FROM audit_queue WHERE seq = $1)
+                    AND $1 >= (SELECT size FROM audit_head WHERE id = 1)",
+            )
+            .bind(seq as i64)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(db)?;
+            if !waiting || std::time::Instant::now() > give_up {
+                return Ok(());
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
     }
 
     /// The schema version the database is at (0 before the first migration).
@@ -402,20 +429,221 @@ impl PgStore {
     }
 }
 
-/// Appends `entries` in order inside `tx`, taking the sequence from the locked head row; returns the first
-/// entry's seq.
-async fn append_entries(
+/// Queues `entries` in order inside `tx` under numbers from the `audit_seq_alloc` sequence; returns the first
+/// entry's seq. Nothing global is locked: a sequence hands out numbers without waiting for other transactions,
+/// so every node's writers commit side by side. The entries become part of the log (chained, hashed into the
+/// tree) when [`integrate`] reaches them, in number order.
+async fn queue_entries(
     tx: &mut Tx<'_>,
     entries: impl IntoIterator<Item = AuditEntry>,
 ) -> Result<u64, StoreError> {
+    let mut bodies: Vec<Vec<u8>> = entries.into_iter().map(|e| e.encode()).collect();
+    if bodies.is_empty() {
+        // Nothing to queue: the "first seq" of an empty run is the next number, as the embedded store says.
+        let next: i64 = sqlx::query_scalar(
+            "SELECT CASE WHEN is_called THEN last_value + 1 ELSE last_value END FROM audit_seq_alloc",
+        )
+        .fetch_one(&mut **tx)
+        .await
+        .map_err(db)?;
+        return Ok(next as u64);
+    }
+    let seqs: Vec<i64> = sqlx::query_scalar(
+        "SELECT s FROM (SELECT nextval('audit_seq_alloc') AS s FROM generate_series(1, $1)) n ORDER BY s",
+    )
+    .bind(bodies.len() as i32)
+    .fetch_all(&mut **tx)
+    .await
+    .map_err(db)?;
+    if seqs.len() != bodies.len() {
+        return Err(corrupt(
+            "the audit sequence handed out the wrong count of numbers",
+        ));
+    }
+    // The queued bytes carry their number, so the integrator can check it took the row it meant to.
+    for (body, seq) in bodies.iter_mut().zip(&seqs) {
+        let mut e = AuditEntry::decode(body).map_err(corrupt)?;
+        e.seq = *seq as u64;
+        *body = e.encode();
+    }
+    sqlx::query(
+        "INSERT INTO audit_queue (seq, entry) SELECT * FROM UNNEST($1::int8[], $2::bytea[])",
+    )
+    .bind(&seqs)
+    .bind(bodies)
+    .execute(&mut **tx)
+    .await
+    .map_err(db)?;
+    Ok(seqs[0] as u64)
+}
+
+/// How long a gap in the queue may stand, behind a later committed entry, before its number counts as abandoned
+/// (a writer that crashed or rolled back after taking it) and is filled with a void entry.
+const ABANDONED: std::time::Duration = std::time::Duration::from_secs(3);
+
+/// Entries one integration takes at most.
+const INTEGRATE: i64 = 8_192;
+
+/// Which queued rows an integration takes: the run that continues the log without a gap (`take` rows), and the
+/// numbers to fill with void entries (a gap at the log's end followed by an entry queued longer ago than
+/// [`ABANDONED`]: its writer has given up).
+#[derive(Debug, PartialEq, Eq)]
+struct Plan {
+    take: usize,
+    void: std::ops::Range<u64>,
+}
+
+/// `queued`: the numbers waiting from the log's `size` on, ascending, each with whether it has waited longer
+/// than [`ABANDONED`].
+fn plan(size: u64, queued: &[(u64, bool)]) -> Plan {
+    let mut next = size;
+    let mut take = 0;
+    for &(seq, _) in queued {
+        if seq != next {
+            break;
+        }
+        next += 1;
+        take += 1;
+    }
+    let void = match queued.get(take) {
+        Some(&(seq, true)) if take == 0 => next..seq,
+        _ => next..next,
+    };
+    Plan { take, void }
+}
+
+/// Integrates queued audit entries into the log: under an advisory lock (so one integrator at a time, on any
+/// node), it takes the queued entries that continue the log in number order, chains and hashes them through
+/// [`LogTail::integrate`] (the tree math lives in `wbg-audit`; this only persists), writes them to
+/// `audit_entries`, moves `audit_head` and removes them from the queue, in one transaction. With `wait`, it waits
+/// for another integrator to finish, else it leaves the work to it. Returns the entries integrated (void fills
+/// included).
+async fn integrate(pool: &PgPool, wait: bool) -> Result<u64, StoreError> {
+    let mut total = 0;
+    loop {
+        let mut tx = pool.begin().await.map_err(db)?;
+        if wait {
+            sqlx::query("SELECT pg_advisory_xact_lock(7707003)")
+                .execute(&mut *tx)
+                .await
+                .map_err(db)?;
+        } else {
+            let got: bool = sqlx::query_scalar("SELECT pg_try_advisory_xact_lock(7707003)")
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(db)?;
+            if !got {
+                return Ok(total);
+            }
+        }
+        let mut tail = head_in(&mut tx).await?;
+        let size = tail.size();
+        let rows: Vec<(i64, Vec<u8>, bool, bool)> = sqlx::query_as(
+            "SELECT seq, entry, void, clock_timestamp() - queued_at > make_interval(secs => $3)
+             FROM audit_queue WHERE seq >= $1 ORDER BY seq LIMIT $2",
+        )
+        .bind(size as i64)
+        .bind(INTEGRATE)
+        .bind(ABANDONED.as_secs_f64())
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(db)?;
+        let plan = plan(
+            size,
+            &rows.iter().map(|r| (r.0 as u64, r.3)).collect::<Vec<_>>(),
+        );
+        if plan.take == 0 {
+            if plan.void.is_empty() {
+                return Ok(total);
+            }
+            // Claim the abandoned numbers; a writer still holding one (uncommitted) is waited for, and if it
+            // commits after all its row stands and the void is dropped by the conflict.
+            let seqs: Vec<i64> = plan.void.map(|s| s as i64).collect();
+            let at = wbg_core::now_millis();
+            let bodies: Vec<Vec<u8>> = seqs
+                .iter()
+                .map(|s| {
+                    let mut e = wbg_audit::void_entry(at);
+                    e.seq = *s as u64;
+                    e.encode()
+                })
+                .collect();
+            sqlx::query(
+                "INSERT INTO audit_queue (seq, entry, void)
+                 SELECT s, e, true FROM UNNEST($1::int8[], $2::bytea[]) AS u(s, e)
+                 ON CONFLICT (seq) DO NOTHING",
+            )
+            .bind(&seqs)
+            .bind(bodies)
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+            tx.commit().await.map_err(db)?;
+            tracing::warn!(
+                numbers = seqs.len(),
+                first = seqs[0],
+                "audit numbers abandoned by their writers were filled with void entries"
+            );
+            continue;
+        }
+        let (mut seqs, mut times, mut bodies, mut all_nodes) = (vec![], vec![], vec![], vec![]);
+        for (seq, body, _, _) in rows.into_iter().take(plan.take) {
+            let entry = AuditEntry::decode(&body).map_err(corrupt)?;
+            if entry.seq != seq as u64 {
+                return Err(corrupt(format!(
+                    "queued entry {seq} carries another number"
+                )));
+            }
+            let s = tail.integrate(seq as u64, entry).map_err(corrupt)?;
+            seqs.push(s.seq as i64);
+            times.push(s.time);
+            bodies.push(s.bytes);
+            all_nodes.push(s.nodes);
+        }
+        sqlx::query(
+            "INSERT INTO audit_entries (seq, day, entry, nodes)
+             SELECT s, (to_timestamp(t::float8 / 1000) AT TIME ZONE 'UTC')::date, e, n
+             FROM UNNEST($1::int8[], $2::int8[], $3::bytea[], $4::bytea[]) AS u(s, t, e, n)",
+        )
+        .bind(&seqs)
+        .bind(times)
+        .bind(bodies)
+        .bind(all_nodes)
+        .execute(&mut *tx)
+        .await
+        .map_err(db)?;
+        sqlx::query("DELETE FROM audit_queue WHERE seq >= $1 AND seq < $2 AND NOT void")
+            .bind(size as i64)
+            .bind(tail.size() as i64)
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+        let frontier: Vec<u8> = tail.frontier().hashes().iter().flatten().copied().collect();
+        sqlx::query("UPDATE audit_head SET size = $1, frontier = $2, last_leaf = $3 WHERE id = 1")
+            .bind(tail.size() as i64)
+            .bind(frontier)
+            .bind(tail.last_leaf().map(|h| h.to_vec()))
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+        tx.commit().await.map_err(db)?;
+        total += seqs.len() as u64;
+        if (seqs.len() as i64) < INTEGRATE {
+            return Ok(total);
+        }
+    }
+}
+
+/// The log's tail as `audit_head` records it.
+async fn head_in(tx: &mut Tx<'_>) -> Result<LogTail, StoreError> {
     let (size, frontier, last_leaf): (i64, Vec<u8>, Option<Vec<u8>>) =
-        sqlx::query_as("SELECT size, frontier, last_leaf FROM audit_head WHERE id = 1 FOR UPDATE")
+        sqlx::query_as("SELECT size, frontier, last_leaf FROM audit_head WHERE id = 1")
             .fetch_one(&mut **tx)
             .await
             .map_err(db)?;
     let mut hashes = frontier.chunks(32);
     let last = last_leaf.as_deref().map(hash32).transpose()?;
-    let mut tree = LogTail::load(
+    LogTail::load(
         size as u64,
         |_, _| {
             hashes
@@ -431,41 +659,26 @@ async fn append_entries(
         },
         last,
     )
-    .map_err(corrupt)?;
-    let first = tree.size();
-    // All the entries in one statement: one round trip while the head row is locked.
-    let (mut seqs, mut times, mut bodies, mut all_nodes) = (vec![], vec![], vec![], vec![]);
-    for entry in entries {
-        let s = tree.sequence(entry);
-        seqs.push(s.seq as i64);
-        times.push(s.time);
-        bodies.push(s.bytes);
-        all_nodes.push(s.nodes);
-    }
-    if !seqs.is_empty() {
-        sqlx::query(
-            "INSERT INTO audit_entries (seq, day, entry, nodes)
-             SELECT s, (to_timestamp(t::float8 / 1000) AT TIME ZONE 'UTC')::date, e, n
-             FROM UNNEST($1::int8[], $2::int8[], $3::bytea[], $4::bytea[]) AS u(s, t, e, n)",
-        )
-        .bind(seqs)
-        .bind(times)
-        .bind(bodies)
-        .bind(all_nodes)
-        .execute(&mut **tx)
-        .await
-        .map_err(db)?;
-    }
-    let frontier: Vec<u8> = tree.frontier().hashes().iter().flatten().copied().collect();
-    sqlx::query("UPDATE audit_head SET size = $1, frontier = $2, last_leaf = $3 WHERE id = 1")
-        .bind(tree.size() as i64)
-        .bind(frontier)
-        .bind(tree.last_leaf().map(|h| h.to_vec()))
-        .execute(&mut **tx)
-        .await
-        .map_err(db)?;
-    Ok(first)
+    .map_err(corrupt)
 }
+
+/// Integrates in the background, on every node: whoever gets the lock does the work, so the log keeps up while
+/// any node is up. Idle, it looks every [`IDLE`].
+async fn integrate_forever(pool: PgPool) {
+    loop {
+        match integrate(&pool, false).await {
+            Ok(n) if n > 0 => tokio::task::yield_now().await,
+            Ok(_) => tokio::time::sleep(IDLE).await,
+            Err(e) => {
+                tracing::warn!(error = %e, "audit integration failed; retrying");
+                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+            }
+        }
+    }
+}
+
+/// How often an idle integrator looks at the queue.
+const IDLE: std::time::Duration = std::time::Duration::from_millis(20);
 
 const ACCOUNT_COLS: &str =
     "a.id, a.role, a.outlet, a.merchant, a.status, a.status_reason, a.created_at, a.status_since";
@@ -675,7 +888,7 @@ impl PgStore {
         self.run(async {
             let mut tx = self.pool.begin().await.map_err(db)?;
             let out = f(&mut tx).await?;
-            let seq = append_entries(&mut tx, [audit]).await?;
+            let seq = queue_entries(&mut tx, [audit]).await?;
             tx.commit().await.map_err(db)?;
             Ok((out, seq))
         })
@@ -822,7 +1035,7 @@ impl Store for PgStore {
                     .await
                     .map_err(db)?;
             }
-            let seq = append_entries(&mut tx, [audit]).await?;
+            let seq = queue_entries(&mut tx, [audit]).await?;
             tx.commit().await.map_err(db)?;
             // Old row versions go with the next vacuum of the table.
             let _ = sqlx::query("VACUUM wrapped_keys").execute(&self.pool).await;
@@ -892,7 +1105,7 @@ impl Store for PgStore {
             .await
             .map_err(db)?
             .rows_affected();
-            let audit_seq = append_entries(&mut tx, [audit]).await?;
+            let audit_seq = queue_entries(&mut tx, [audit]).await?;
             tx.commit().await.map_err(db)?;
             let _ = sqlx::query("VACUUM wrapped_keys, blind_index")
                 .execute(&self.pool)
@@ -1119,7 +1332,7 @@ impl Store for PgStore {
         self.run(async {
             let mut tx = self.pool.begin().await.map_err(db)?;
             Self::insert_batch(&mut tx, batch).await?;
-            let seq = append_entries(&mut tx, [audit]).await?;
+            let seq = queue_entries(&mut tx, [audit]).await?;
             tx.commit().await.map_err(db)?;
             Ok(seq)
         })
@@ -1135,7 +1348,7 @@ impl Store for PgStore {
             for chunk in chunks {
                 Self::insert_batch(&mut tx, &chunk?).await?;
             }
-            let seq = append_entries(&mut tx, [audit]).await?;
+            let seq = queue_entries(&mut tx, [audit]).await?;
             tx.commit().await.map_err(db)?;
             Ok(seq)
         })
@@ -1344,7 +1557,7 @@ impl Store for PgStore {
                 BindOutcome::NotNeeded => {}
             }
             let seq = match audit(&outcome) {
-                Some(entry) => Some(append_entries(&mut tx, [entry]).await?),
+                Some(entry) => Some(queue_entries(&mut tx, [entry]).await?),
                 None => None,
             };
             tx.commit().await.map_err(db)?;
@@ -1523,7 +1736,7 @@ impl Store for PgStore {
     fn append_audit_batch(&self, entries: Vec<AuditEntry>) -> Result<u64, StoreError> {
         self.run(async {
             let mut tx = self.pool.begin().await.map_err(db)?;
-            let seq = append_entries(&mut tx, entries).await?;
+            let seq = queue_entries(&mut tx, entries).await?;
             tx.commit().await.map_err(db)?;
             Ok(seq)
         })
@@ -1531,6 +1744,7 @@ impl Store for PgStore {
 
     fn audit_size(&self) -> Result<u64, StoreError> {
         self.run(async {
+            integrate(&self.pool, true).await?;
             let n: i64 = sqlx::query_scalar("SELECT size FROM audit_head WHERE id = 1")
                 .fetch_one(&self.pool)
                 .await
@@ -1541,6 +1755,7 @@ impl Store for PgStore {
 
     fn audit_entry(&self, seq: u64) -> Result<Option<Vec<u8>>, StoreError> {
         self.run(async {
+            self.integrated_past(seq).await?;
             sqlx::query_scalar("SELECT entry FROM audit_entries WHERE seq = $1")
                 .bind(seq as i64)
                 .fetch_optional(&self.pool)
@@ -1551,6 +1766,7 @@ impl Store for PgStore {
 
     fn audit_entries(&self, from: u64, limit: usize) -> Result<Vec<StoredEntry>, StoreError> {
         self.run(async {
+            integrate(&self.pool, true).await?;
             let rows = sqlx::query(
                 "SELECT seq, entry, substring(nodes from 1 for 32) FROM audit_entries
                  WHERE seq >= $1 ORDER BY seq LIMIT $2",
@@ -1576,6 +1792,7 @@ impl Store for PgStore {
 
     fn audit_node(&self, level: u32, index: u64) -> Result<Option<Hash>, StoreError> {
         self.run(async {
+            integrate(&self.pool, true).await?;
             let mut c = self.pool.acquire().await.map_err(db)?;
             node_in(&mut c, level, index).await
         })
@@ -1583,6 +1800,7 @@ impl Store for PgStore {
 
     fn audit_head(&self) -> Result<(u64, Hash), StoreError> {
         self.run(async {
+            integrate(&self.pool, true).await?;
             let (size, frontier): (i64, Vec<u8>) =
                 sqlx::query_as("SELECT size, frontier FROM audit_head WHERE id = 1")
                     .fetch_one(&self.pool)
@@ -1683,5 +1901,45 @@ impl Store for PgStore {
                 })
                 .collect())
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{plan, Plan};
+
+    #[test]
+    fn integration_takes_the_gapless_run_and_voids_only_abandoned_gaps() {
+        assert_eq!(
+            plan(5, &[]),
+            Plan {
+                take: 0,
+                void: 5..5
+            }
+        );
+        let run = [(5, false), (6, true), (8, true)];
+        assert_eq!(
+            plan(5, &run),
+            Plan {
+                take: 2,
+                void: 7..7
+            }
+        );
+        // A gap behind a fresh entry may be a writer still at work: wait.
+        assert_eq!(
+            plan(5, &[(7, false)]),
+            Plan {
+                take: 0,
+                void: 5..5
+            }
+        );
+        // Behind an entry queued long ago, the writer has given up.
+        assert_eq!(
+            plan(5, &[(7, true), (8, false)]),
+            Plan {
+                take: 0,
+                void: 5..7
+            }
+        );
     }
 }

@@ -72,7 +72,7 @@ fn migrations_are_versioned_and_run_once() {
     let fresh = PgStore::connect(&url, false).unwrap_err();
     assert!(fresh.to_string().contains("wbguard migrate"), "{fresh}");
     let s = PgStore::connect(&url, true).unwrap();
-    assert_eq!(s.schema_version().unwrap(), 2);
+    assert_eq!(s.schema_version().unwrap(), 3);
     let again = s.migrate().unwrap();
     assert!(again.applied.is_empty());
     let id = s.store_id().unwrap();
@@ -98,16 +98,26 @@ fn two_nodes_on_one_database_keep_one_verifiable_log() {
         .enumerate()
         .map(|(t, s)| {
             std::thread::spawn(move || {
+                let mut seqs = Vec::new();
                 for i in 0..50 {
-                    s.append_audit(wbg_audit::AuditEntry::new(1, "node", format!("t{t}-{i}")))
-                        .unwrap();
+                    let e = wbg_audit::AuditEntry::new(1, "node", format!("t{t}-{i}"));
+                    // Half through the group commit (the read path), half directly (admin writes).
+                    seqs.push(if i % 2 == 0 {
+                        s.append_audit_grouped(vec![e]).wait().unwrap()
+                    } else {
+                        s.append_audit(e).unwrap()
+                    });
                 }
+                seqs
             })
         })
         .collect();
-    for t in threads {
-        t.join().unwrap();
-    }
+    let mut seqs: Vec<u64> = threads
+        .into_iter()
+        .flat_map(|t| t.join().unwrap())
+        .collect();
+    seqs.sort_unstable();
+    assert_eq!(seqs, (0..200).collect::<Vec<u64>>(), "every number once");
     assert_eq!(a.audit_head().unwrap(), b.audit_head().unwrap());
     let signer = wbg_audit::note::NoteSigner::generate("test/audit").unwrap();
     let (size, root) = a.audit_head().unwrap();
@@ -126,4 +136,57 @@ fn two_nodes_on_one_database_keep_one_verifiable_log() {
     )
     .unwrap();
     assert_eq!(r.entries, 200);
+}
+
+/// A number handed out to a writer that never commits is filled with a void entry once it is clearly
+/// abandoned, so the entries after it join the log; the writer, committing late, finds its number taken and
+/// fails, so nothing it did goes unrecorded.
+#[test]
+fn an_abandoned_audit_number_is_voided_and_its_late_writer_fails() {
+    let Some(scratch) = Scratch::new() else {
+        return;
+    };
+    let url = scratch.url();
+    let s = PgStore::connect(&url, true).unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let pool = rt.block_on(sqlx::PgPool::connect(&url)).unwrap();
+    let mut stalled = rt.block_on(pool.begin()).unwrap();
+    let taken: i64 = rt
+        .block_on(sqlx::query_scalar("SELECT nextval('audit_seq_alloc')").fetch_one(&mut *stalled))
+        .unwrap();
+    assert_eq!(taken, 0);
+    let after = s
+        .append_audit(wbg_audit::AuditEntry::new(1, "node", "after"))
+        .unwrap();
+    assert_eq!(after, 1);
+    // Entry 1 waits behind the gap until number 0 counts as abandoned, then both are in the log.
+    let entry = s
+        .audit_entry(1)
+        .unwrap()
+        .expect("integrated after the void fill");
+    assert_eq!(
+        wbg_audit::AuditEntry::decode(&entry).unwrap().action,
+        "after"
+    );
+    let void = wbg_audit::AuditEntry::decode(&s.audit_entry(0).unwrap().unwrap()).unwrap();
+    assert_eq!(
+        (void.action.as_str(), void.decision.as_str()),
+        ("audit_void", "void")
+    );
+    let late = rt.block_on(
+        sqlx::query("INSERT INTO audit_queue (seq, entry) VALUES (0, '\\x00')")
+            .execute(&mut *stalled),
+    );
+    assert!(late.is_err(), "the late writer's number is taken");
+    rt.block_on(async {
+        let _ = stalled.rollback().await;
+        pool.close().await;
+    });
+    let signer = wbg_audit::note::NoteSigner::generate("test/audit").unwrap();
+    wbg_store::conformance::sign_head(&s, &signer);
+    let r = wbg_store::conformance::verify(&s, &signer).unwrap();
+    assert_eq!(r.entries, 2);
 }
