@@ -11,6 +11,8 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+mod admin;
+mod audit;
 mod breach;
 mod canary;
 mod error;
@@ -18,6 +20,7 @@ mod events;
 mod export;
 mod forensics;
 mod guard;
+mod ingest;
 mod keys;
 mod label;
 mod numbers;
@@ -26,6 +29,7 @@ mod retention;
 mod token;
 mod view;
 
+pub use audit::verify_store;
 pub use breach::{
     AffectedWaybill, DayCount, ImpactReport, IncidentRequest, Notice, NotificationList,
     RegionCount, SuspectImpact, TimelineEvent, MAX_INCIDENT_WAYBILLS, MAX_SUSPECTS,
@@ -37,10 +41,8 @@ pub use export::{
     Export, ExportFile, ExportRequest, ExportStatus, MAX_EXPORT_ROWS, MAX_EXPORT_WINDOW_MS,
 };
 pub use forensics::{Attribution, LeakColumn};
-pub use guard::{
-    sealed_waybill, verify_store, Actor, AlertSink, Guard, GuardConfig, IngestReport, OpenReport,
-    ReadRequest, RequestMeta, MAX_BATCH,
-};
+pub use guard::{Actor, AlertSink, Guard, GuardConfig, OpenReport, ReadRequest, RequestMeta};
+pub use ingest::{sealed_waybill, IngestReport, MAX_BATCH};
 pub use keys::{
     default_key_dir, finish_rotation, KeyConfig, AUDIT_KEY_ENV, AUDIT_KEY_FILE, MASTER_KEY_FILE,
     NEXT_MASTER_KEY_FILE,

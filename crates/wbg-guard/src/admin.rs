@@ -1,0 +1,246 @@
+//! Account administration (create, tokens, suspend and reinstate, transfer, lists) and master-key rotation:
+//! every change audited in the transaction that makes it.
+use crate::guard::{local_only, Actor, RequestMeta};
+use crate::{hash_token, new_token, Guard, GuardError};
+use wbg_audit::AuditEntry;
+use wbg_core::{Account, AccountId, AccountStatus, Alert, MerchantId, Millis, OutletId, Role};
+use wbg_policy::AdminAction;
+use wbg_store::AlertFilter;
+use wbg_vault::MasterKey;
+
+impl Guard {
+    /// Resolves the actor of an administrative action, checks it is active and permitted, and returns it with
+    /// the audit entry to complete. Local operators are permitted by construction: they hold the keys.
+    pub(crate) fn admin(
+        &self,
+        actor: Actor<'_>,
+        action: AdminAction,
+        name: &str,
+        meta: &RequestMeta,
+    ) -> Result<(Account, AuditEntry), GuardError> {
+        let who = self.actor(actor)?;
+        let e = self.entry(who.id.as_str(), meta, name);
+        self.require_active(&who, &e)?;
+        if let Actor::Token(_) = actor {
+            if !self.policy.may_admin(&who, action)? {
+                return Err(self.deny(
+                    e,
+                    GuardError::Forbidden("not permitted for this role".into()),
+                ));
+            }
+        }
+        Ok((who, e))
+    }
+
+    /// Creates an account and returns it with its first token (shown once).
+    pub fn create_account(
+        &self,
+        actor: Actor<'_>,
+        id: &str,
+        role: &str,
+        outlet: Option<&str>,
+        merchant: Option<&str>,
+        meta: &RequestMeta,
+    ) -> Result<(Account, String), GuardError> {
+        let (_, mut e) = self.admin(actor, AdminAction::ManageAccounts, "account_create", meta)?;
+        let now = self.clock.now();
+        let account = Account {
+            id: AccountId::parse(id)?,
+            role: Role::parse(role)?,
+            outlet: outlet.map(OutletId::parse).transpose()?,
+            merchant: merchant.map(MerchantId::parse).transpose()?,
+            status: AccountStatus::Active,
+            status_reason: None,
+            created_at: now,
+            status_since: now,
+        };
+        Account::check_binding(
+            account.role,
+            account.outlet.as_ref(),
+            account.merchant.as_ref(),
+        )?;
+        let token = new_token();
+        e.detail = Some(format!(
+            "account={} role={}{}{}",
+            account.id,
+            account.role.as_str(),
+            account
+                .outlet
+                .as_ref()
+                .map(|o| format!(" outlet={o}"))
+                .unwrap_or_default(),
+            account
+                .merchant
+                .as_ref()
+                .map(|m| format!(" merchant={m}"))
+                .unwrap_or_default()
+        ));
+        self.store
+            .create_account(&account, &hash_token(&token), e)?;
+        Ok((account, token))
+    }
+
+    /// Issues another token for an account.
+    pub fn issue_token(
+        &self,
+        actor: Actor<'_>,
+        id: &str,
+        meta: &RequestMeta,
+    ) -> Result<String, GuardError> {
+        let (_, mut e) = self.admin(actor, AdminAction::ManageAccounts, "token_issue", meta)?;
+        let id = AccountId::parse(id)?;
+        e.detail = Some(format!("account={id}"));
+        let token = new_token();
+        self.store.add_token(&id, &hash_token(&token), e)?;
+        Ok(token)
+    }
+
+    /// Suspends `id` on a risk verdict about an access at `at` — the inline hook's on a read, or a risk worker's
+    /// on the stream — unless the account is no longer active, or an operator changed its status after that
+    /// access (a reinstatement newer than the evidence stands). `judge` names who decided, for the stored
+    /// reason (`suspended by the <judge>`). Returns whether it suspended.
+    pub fn suspend_for_risk(
+        &self,
+        id: &AccountId,
+        at: Millis,
+        judge: &str,
+        meta: &RequestMeta,
+    ) -> Result<bool, GuardError> {
+        let current = self.store.account(id)?;
+        if !current.is_some_and(|a| a.status == AccountStatus::Active && a.status_since <= at) {
+            return Ok(false);
+        }
+        let mut e = self.entry("risk", meta, "account_suspend");
+        e.detail = Some(format!("account={id}"));
+        self.store.set_account_status(
+            id,
+            AccountStatus::Suspended,
+            Some(&format!("suspended by the {judge}")),
+            e,
+        )?;
+        Ok(true)
+    }
+
+    /// Suspends (`suspend = true`) or reinstates an account.
+    pub fn set_status(
+        &self,
+        actor: Actor<'_>,
+        id: &str,
+        suspend: bool,
+        reason: Option<&str>,
+        meta: &RequestMeta,
+    ) -> Result<Account, GuardError> {
+        let name = if suspend {
+            "account_suspend"
+        } else {
+            "account_reinstate"
+        };
+        let (_, mut e) = self.admin(actor, AdminAction::ManageAccounts, name, meta)?;
+        let id = AccountId::parse(id)?;
+        if let Some(r) = reason {
+            if r.chars().count() > 200 || r.chars().any(char::is_control) {
+                return Err(GuardError::Invalid(
+                    "reason must be at most 200 printable characters".into(),
+                ));
+            }
+        }
+        e.detail = Some(format!("account={id}"));
+        let status = if suspend {
+            AccountStatus::Suspended
+        } else {
+            AccountStatus::Active
+        };
+        self.store.set_account_status(&id, status, reason, e)?;
+        if !suspend {
+            self.risk.reinstated(id.as_str());
+        }
+        self.store
+            .account(&id)?
+            .ok_or_else(|| GuardError::NotFound(format!("account {id}")))
+    }
+
+    /// Moves an outlet-bound account (courier, outlet staff, print station) to another outlet: from the next
+    /// request on, the policy scopes it to the new outlet and the risk engine compares it with its new peers.
+    pub fn transfer_account(
+        &self,
+        actor: Actor<'_>,
+        id: &str,
+        outlet: &str,
+        meta: &RequestMeta,
+    ) -> Result<Account, GuardError> {
+        let (_, mut e) =
+            self.admin(actor, AdminAction::ManageAccounts, "account_transfer", meta)?;
+        let id = AccountId::parse(id)?;
+        let outlet = OutletId::parse(outlet)?;
+        let account = self
+            .store
+            .account(&id)?
+            .ok_or_else(|| GuardError::NotFound(format!("account {id}")))?;
+        if !matches!(
+            account.role,
+            Role::Courier | Role::OutletStaff | Role::PrintStation
+        ) {
+            return Err(GuardError::Invalid(format!(
+                "a {} account has no outlet to change",
+                account.role.as_str()
+            )));
+        }
+        e.detail = Some(format!(
+            "account={id} from={} to={outlet}",
+            account.outlet.as_ref().map_or("-", |o| o.as_str())
+        ));
+        self.store.set_account_outlet(&id, &outlet, e)?;
+        Ok(Account {
+            outlet: Some(outlet),
+            ..account
+        })
+    }
+
+    /// Lists accounts.
+    pub fn accounts(
+        &self,
+        actor: Actor<'_>,
+        meta: &RequestMeta,
+    ) -> Result<Vec<Account>, GuardError> {
+        self.admin(actor, AdminAction::ManageAccounts, "account_list", meta)?;
+        Ok(self.store.accounts()?)
+    }
+
+    /// Lists alerts.
+    pub fn alerts(
+        &self,
+        actor: Actor<'_>,
+        filter: &AlertFilter,
+        meta: &RequestMeta,
+    ) -> Result<Vec<Alert>, GuardError> {
+        self.admin(actor, AdminAction::ReadAlerts, "alert_list", meta)?;
+        Ok(self.store.alerts(filter)?)
+    }
+
+    /// Re-wraps every key of the store (data keys, the blind-index key, the token key) under `new`, in one audited
+    /// transaction; no record is re-encrypted. Local operators only (the CLI, which holds both master keys).
+    /// Afterwards this guard still holds the old key: reopen under the new one.
+    pub fn rotate_master_key(
+        &self,
+        actor: Actor<'_>,
+        new: &MasterKey,
+        meta: &RequestMeta,
+    ) -> Result<usize, GuardError> {
+        let who = local_only(actor, "the master key is rotated")?;
+        let mut e = self.entry(&who, meta, "keys_rotate");
+        e.detail = Some(format!(
+            "from={} to={}",
+            self.vault.master_key_id(),
+            new.key_id()
+        ));
+        let (_, n) = self.store.rewrap_keys(
+            &mut |id, wrapped| {
+                self.vault
+                    .rewrap(id, wrapped, new)
+                    .map_err(|e| e.to_string())
+            },
+            e,
+        )?;
+        Ok(n)
+    }
+}

@@ -1,0 +1,145 @@
+//! The audit log as auditors see it: entries, signed checkpoints, inclusion and consistency proofs, and
+//! verification of a whole store's log against its checkpoints.
+use crate::guard::{Actor, RequestMeta};
+use crate::{Guard, GuardError};
+use wbg_audit::merkle::{self, NodeSource};
+use wbg_audit::note::NoteVerifier;
+use wbg_audit::{AuditError, Checkpoint, Hash};
+use wbg_policy::AdminAction;
+use wbg_store::{Store, StoreError};
+
+struct Nodes<'a>(&'a dyn Store);
+
+impl NodeSource for Nodes<'_> {
+    fn node(&self, level: u32, index: u64) -> Result<Hash, AuditError> {
+        self.0
+            .audit_node(level, index)
+            .map_err(|e| AuditError::Store(e.to_string()))?
+            .ok_or_else(|| AuditError::Range(format!("no node ({level}, {index})")))
+    }
+}
+
+impl Guard {
+    /// The bytes of audit entry `seq` (auditors and admins).
+    pub fn audit_entry(
+        &self,
+        actor: Actor<'_>,
+        seq: u64,
+        meta: &RequestMeta,
+    ) -> Result<Vec<u8>, GuardError> {
+        self.admin(actor, AdminAction::ReadAudit, "audit_read", meta)?;
+        self.store
+            .audit_entry(seq)?
+            .ok_or_else(|| GuardError::NotFound(format!("audit entry {seq}")))
+    }
+
+    /// Signs a checkpoint of the log as it is now, unless the newest stored one already covers it; returns the
+    /// signed note.
+    pub fn checkpoint(&self) -> Result<String, GuardError> {
+        self.signed_checkpoint().map(|(_, note)| note)
+    }
+
+    /// [`Guard::checkpoint`], with the tree size the note is for.
+    pub(crate) fn signed_checkpoint(&self) -> Result<(u64, String), GuardError> {
+        let (size, root) = self.store.audit_head()?;
+        if let Some((s, note)) = self.store.latest_checkpoint()? {
+            if s == size {
+                return Ok((size, note));
+            }
+        }
+        let cp = Checkpoint {
+            origin: self.origin.clone(),
+            size,
+            root,
+        };
+        let note = self
+            .signer
+            .sign(&cp.to_text())
+            .map_err(|e| GuardError::Internal(e.to_string()))?;
+        self.store.put_checkpoint(size, &note)?;
+        Ok((size, note))
+    }
+
+    /// The verifier key of the audit log, in signed-note `name+hash+base64key` form.
+    pub fn verifier_key(&self) -> NoteVerifier {
+        self.signer.verifier()
+    }
+
+    fn check_size(&self, size: u64) -> Result<(), GuardError> {
+        let (have, _) = self.store.audit_head()?;
+        if size > have {
+            return Err(GuardError::Invalid(format!(
+                "the log has only {have} entries"
+            )));
+        }
+        Ok(())
+    }
+
+    /// Inclusion proof of entry `seq` in the tree of `size` entries.
+    pub fn inclusion_proof(&self, seq: u64, size: u64) -> Result<Vec<Hash>, GuardError> {
+        self.check_size(size)?;
+        merkle::inclusion_proof(&Nodes(self.store.as_ref()), seq, size)
+            .map_err(|e| GuardError::Invalid(e.to_string()))
+    }
+
+    /// Consistency proof between trees of sizes `from` and `to`.
+    pub fn consistency_proof(&self, from: u64, to: u64) -> Result<Vec<Hash>, GuardError> {
+        self.check_size(to)?;
+        merkle::consistency_proof(&Nodes(self.store.as_ref()), from, to)
+            .map_err(|e| GuardError::Invalid(e.to_string()))
+    }
+}
+
+/// Verifies a store's audit log against its signed checkpoints with `verifier`, reading entries in chunks.
+pub fn verify_store(
+    store: &dyn Store,
+    verifier: &NoteVerifier,
+) -> Result<wbg_audit::VerifyReport, wbg_audit::VerifyFailure> {
+    let fail = |e: StoreError| wbg_audit::VerifyFailure {
+        seq: None,
+        problem: format!("cannot read the log: {e}"),
+    };
+    let notes = store.checkpoints().map_err(fail)?;
+    let chunks = ChunkedEntries {
+        store,
+        next: 0,
+        buf: Vec::new().into_iter(),
+        done: false,
+    };
+    wbg_audit::verify_log(chunks, &notes, verifier)
+}
+
+struct ChunkedEntries<'a> {
+    store: &'a dyn Store,
+    next: u64,
+    buf: std::vec::IntoIter<wbg_audit::StoredEntry>,
+    done: bool,
+}
+
+impl Iterator for ChunkedEntries<'_> {
+    type Item = Result<wbg_audit::StoredEntry, AuditError>;
+    fn next(&mut self) -> Option<Self::Item> {
+        if let Some(e) = self.buf.next() {
+            return Some(Ok(e));
+        }
+        if self.done {
+            return None;
+        }
+        match self.store.audit_entries(self.next, 4096) {
+            Ok(v) if v.is_empty() => {
+                self.done = true;
+                None
+            }
+            Ok(v) => {
+                // Continue after the last row returned, whatever its seq: gaps are for the verifier to see.
+                self.next = v.last().map(|e| e.seq + 1).unwrap_or(self.next);
+                self.buf = v.into_iter();
+                self.buf.next().map(Ok)
+            }
+            Err(e) => {
+                self.done = true;
+                Some(Err(AuditError::Store(e.to_string())))
+            }
+        }
+    }
+}
