@@ -48,6 +48,8 @@ pub struct PgStore {
     pool: PgPool,
     /// Guarded reads' audit entries, committed in groups by [`group_commit`].
     appender: tokio::sync::mpsc::UnboundedSender<Append>,
+    /// Guarded reads' lookups, made in groups by [`group_lookups`].
+    lookups: tokio::sync::mpsc::UnboundedSender<Lookup>,
     /// The store's own runtime (`None` only while it is dropped).
     rt: Option<tokio::runtime::Runtime>,
 }
@@ -260,10 +262,12 @@ impl PgStore {
             .map_err(|e| StoreError::Db(format!("cannot connect to PostgreSQL: {e}")))?;
         let (appender, queue) = tokio::sync::mpsc::unbounded_channel();
         rt.spawn(group_commit(pool.clone(), queue));
-        rt.spawn(integrate_forever(pool.clone()));
+        let (lookups, asked) = tokio::sync::mpsc::unbounded_channel();
+        rt.spawn(group_lookups(pool.clone(), asked));
         let store = PgStore {
             pool,
             appender,
+            lookups,
             rt: Some(rt),
         };
         if migrate {
@@ -288,6 +292,8 @@ impl PgStore {
             .map_err(db)
         })?;
         store.make_partitions()?;
+        // Only now that the schema is known to be current (the integrator needs `audit_head`).
+        store.rt().spawn(integrate_forever(store.pool.clone()));
         Ok(store)
     }
 
@@ -742,35 +748,93 @@ async fn binding_of_waybill(
 
 /// A guarded read's lookups in one statement (one round trip): the token's account, the waybill, its events
 /// and, for a courier, its privacy-number binding. An unknown token returns no row, and nothing else is read.
-async fn read_snapshot(
+/// Guarded reads' lookups waiting to be made together: the token's hash, the waybill, who awaits the result.
+type Lookup = ([u8; 32], WaybillNo, TicketSender<ReadSnapshot>);
+
+/// Lookups one statement makes at most.
+const LOOKUPS: usize = 64;
+
+/// Lookup statements in flight at once (each on a pooled connection).
+const LOOKUPS_IN_FLIGHT: usize = 4;
+
+/// Makes guarded reads' lookups in groups: every lookup waiting when a statement slot frees up goes into one
+/// statement, so under load a read costs PostgreSQL a share of one statement rather than one of its own (the
+/// per-statement work — a round trip, executor start-up, a snapshot — was most of a lookup's cost).
+async fn group_lookups(pool: PgPool, mut rx: tokio::sync::mpsc::UnboundedReceiver<Lookup>) {
+    let slots = std::sync::Arc::new(tokio::sync::Semaphore::new(LOOKUPS_IN_FLIGHT));
+    while let Some(first) = rx.recv().await {
+        let Ok(slot) = slots.clone().acquire_owned().await else {
+            return;
+        };
+        // Taken after a slot is free: lookups that arrived while every slot was busy join this statement.
+        let mut batch = vec![first];
+        while batch.len() < LOOKUPS {
+            match rx.try_recv() {
+                Ok(next) => batch.push(next),
+                Err(_) => break,
+            }
+        }
+        let pool = pool.clone();
+        tokio::spawn(async move {
+            let keys: Vec<(&[u8; 32], &WaybillNo)> = batch.iter().map(|(h, n, _)| (h, n)).collect();
+            match read_snapshots(&pool, &keys).await {
+                Ok(snaps) => {
+                    for ((_, _, reply), snap) in batch.into_iter().zip(snaps) {
+                        reply.send(Ok(snap));
+                    }
+                }
+                Err(e) => {
+                    let why = e.to_string();
+                    for (_, _, reply) in batch {
+                        reply.send(Err(StoreError::Db(why.clone())));
+                    }
+                }
+            }
+            drop(slot);
+        });
+    }
+}
+
+/// The snapshots of several reads in one statement, in the order asked (an unknown token's is empty).
+async fn read_snapshots(
     pool: &PgPool,
-    hash: &[u8; 32],
-    no: &WaybillNo,
-) -> Result<ReadSnapshot, StoreError> {
-    let row = sqlx::query(&format!(
+    keys: &[(&[u8; 32], &WaybillNo)],
+) -> Result<Vec<ReadSnapshot>, StoreError> {
+    let rows = sqlx::query(&format!(
         "SELECT {ACCOUNT_COLS},
                 w.merchant, w.origin_outlet, w.destination_outlet, w.courier, w.status, w.created_at,
                 w.updated_at, w.signed_at, w.bucket, w.sealed,
                 ev.ats, ev.types, ev.outlets, ev.couriers, ev.actors,
-                p.number, p.waybill_no, p.courier AS bound_courier, p.bound_at
-         FROM tokens t JOIN accounts a ON a.id = t.account_id
-         LEFT JOIN waybills w ON w.no = $2
+                p.number, p.waybill_no, p.courier AS bound_courier, p.bound_at, q.i
+         FROM UNNEST($1::bytea[], $2::text[]) WITH ORDINALITY AS q(hash, no, i)
+         JOIN tokens t ON t.hash = q.hash JOIN accounts a ON a.id = t.account_id
+         LEFT JOIN waybills w ON w.no = q.no
          LEFT JOIN LATERAL (
              SELECT array_agg(e.at ORDER BY e.id) AS ats, array_agg(e.type ORDER BY e.id) AS types,
                     array_agg(e.outlet ORDER BY e.id) AS outlets, array_agg(e.courier ORDER BY e.id) AS couriers,
                     array_agg(e.actor ORDER BY e.id) AS actors
              FROM waybill_events e WHERE e.no = w.no) ev ON true
-         LEFT JOIN privacy_numbers p ON p.waybill_no = w.no AND a.role = 'courier'
-         WHERE t.hash = $1"
+         LEFT JOIN privacy_numbers p ON p.waybill_no = w.no AND a.role = 'courier'"
     ))
-    .bind(&hash[..])
-    .bind(no.as_str())
-    .fetch_optional(pool)
+    .bind(keys.iter().map(|(h, _)| h.to_vec()).collect::<Vec<_>>())
+    .bind(keys.iter().map(|(_, n)| n.as_str()).collect::<Vec<_>>())
+    .fetch_all(pool)
     .await
     .map_err(db)?;
-    let Some(r) = row else {
-        return Ok(ReadSnapshot::default());
-    };
+    let mut out: Vec<ReadSnapshot> = keys.iter().map(|_| ReadSnapshot::default()).collect();
+    for r in rows {
+        let i: i64 = r.try_get(27).map_err(db)?;
+        let slot = usize::try_from(i - 1)
+            .ok()
+            .and_then(|i| out.get_mut(i))
+            .ok_or_else(|| corrupt("a lookup answered for a request it was not asked"))?;
+        *slot = snapshot_of(keys[i as usize - 1].1, &r)?;
+    }
+    Ok(out)
+}
+
+/// One read's snapshot from its row of [`read_snapshots`].
+fn snapshot_of(no: &WaybillNo, r: &sqlx::postgres::PgRow) -> Result<ReadSnapshot, StoreError> {
     let g = |e: sqlx::Error| db(e);
     let account = rows::account((
         r.try_get(0).map_err(g)?,
@@ -1203,9 +1267,15 @@ impl Store for PgStore {
     }
 
     fn read_snapshot(&self, token_hash: &[u8; 32], no: &WaybillNo) -> Ticket<ReadSnapshot> {
-        // One statement on this store's own runtime: an async caller awaits the ticket without blocking.
-        let (pool, hash, no) = (self.pool.clone(), *token_hash, no.clone());
-        self.spawn(async move { read_snapshot(&pool, &hash, &no).await })
+        // Joins the next grouped lookup on this store's own runtime: an async caller awaits the ticket without
+        // blocking.
+        let (tx, ticket) = Ticket::channel();
+        if let Err(tokio::sync::mpsc::error::SendError((_, _, tx))) =
+            self.lookups.send((*token_hash, no.clone(), tx))
+        {
+            tx.send(Err(StoreError::Db("the read lookups have stopped".into())));
+        }
+        ticket
     }
 
     fn append_audit_grouped(&self, entries: Vec<AuditEntry>) -> Ticket<u64> {
