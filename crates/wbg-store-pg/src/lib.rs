@@ -443,8 +443,8 @@ async fn queue_entries(
     tx: &mut Tx<'_>,
     entries: impl IntoIterator<Item = AuditEntry>,
 ) -> Result<u64, StoreError> {
-    let mut bodies: Vec<Vec<u8>> = entries.into_iter().map(|e| e.encode()).collect();
-    if bodies.is_empty() {
+    let mut entries: Vec<AuditEntry> = entries.into_iter().collect();
+    if entries.is_empty() {
         // Nothing to queue: the "first seq" of an empty run is the next number, as the embedded store says.
         let next: i64 = sqlx::query_scalar(
             "SELECT CASE WHEN is_called THEN last_value + 1 ELSE last_value END FROM audit_seq_alloc",
@@ -457,21 +457,24 @@ async fn queue_entries(
     let seqs: Vec<i64> = sqlx::query_scalar(
         "SELECT s FROM (SELECT nextval('audit_seq_alloc') AS s FROM generate_series(1, $1)) n ORDER BY s",
     )
-    .bind(bodies.len() as i32)
+    .bind(entries.len() as i32)
     .fetch_all(&mut **tx)
     .await
     .map_err(db)?;
-    if seqs.len() != bodies.len() {
+    if seqs.len() != entries.len() {
         return Err(corrupt(
             "the audit sequence handed out the wrong count of numbers",
         ));
     }
     // The queued bytes carry their number, so the integrator can check it took the row it meant to.
-    for (body, seq) in bodies.iter_mut().zip(&seqs) {
-        let mut e = AuditEntry::decode(body).map_err(corrupt)?;
-        e.seq = *seq as u64;
-        *body = e.encode();
-    }
+    let bodies: Vec<Vec<u8>> = entries
+        .iter_mut()
+        .zip(&seqs)
+        .map(|(e, seq)| {
+            e.seq = *seq as u64;
+            e.encode()
+        })
+        .collect();
     sqlx::query(
         "INSERT INTO audit_queue (seq, entry) SELECT * FROM UNNEST($1::int8[], $2::bytea[])",
     )
