@@ -25,6 +25,7 @@
 #![deny(missing_docs)]
 
 mod migrations;
+mod work;
 
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{PgPool, Postgres, Row, Transaction};

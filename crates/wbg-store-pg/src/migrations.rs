@@ -76,4 +76,14 @@ CREATE TABLE audit_queue (
     queued_at TIMESTAMPTZ NOT NULL DEFAULT clock_timestamp());
 "#,
     ),
+    (
+        4,
+        "customer-service tickets registered by the carrier's ticketing system, and the waybills each concerns",
+        r#"
+CREATE TABLE tickets (
+    id TEXT PRIMARY KEY, opened_at BIGINT NOT NULL, closed_at BIGINT, assignee TEXT,
+    full_reads INT NOT NULL DEFAULT 0);
+CREATE TABLE ticket_waybills (ticket TEXT NOT NULL REFERENCES tickets(id), no TEXT NOT NULL, PRIMARY KEY (ticket, no));
+"#,
+    ),
 ];

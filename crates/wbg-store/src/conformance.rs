@@ -55,6 +55,10 @@ pub fn run_all(fresh: &dyn Fn() -> Box<dyn Store>) {
             alerts_filter_and_labels_count,
         ),
         ("canaries_are_planted_once", canaries_are_planted_once),
+        (
+            "tickets_open_count_and_close_once",
+            tickets_open_count_and_close_once,
+        ),
     ];
     for (name, check) in checks {
         let store = fresh();
@@ -665,4 +669,47 @@ pub fn canaries_are_planted_once(s: &dyn Store) {
     ));
     assert_eq!(s.canaries().unwrap().len(), 2);
     assert_eq!(s.audit_size().unwrap(), 1);
+}
+
+/// Tickets: registered once, read per waybill, counted, closed once; every change audited.
+pub fn tickets_open_count_and_close_once(s: &dyn Store) {
+    let no = |n: &str| WaybillNo::parse(n).unwrap();
+    let t = crate::ServiceTicket {
+        id: "T-1".into(),
+        opened_at: 1_000,
+        closed_at: None,
+        assignee: Some(AccountId::parse("CS01").unwrap()),
+        full_reads: 0,
+        waybills: vec![no("YT1"), no("YT2")],
+    };
+    s.open_ticket(&t, entry("ticket_open")).unwrap();
+    assert!(matches!(
+        s.open_ticket(&t, entry("ticket_open")),
+        Err(StoreError::Conflict(_))
+    ));
+    assert_eq!(s.ticket("T-1").unwrap().as_ref(), Some(&t));
+    let for_one = s.ticket_for("T-1", &no("YT2")).wait().unwrap().unwrap();
+    assert_eq!(for_one.waybills, vec![no("YT2")]);
+    let other = s.ticket_for("T-1", &no("YT3")).wait().unwrap().unwrap();
+    assert!(other.waybills.is_empty(), "a waybill not on the ticket");
+    assert_eq!(s.ticket_for("T-9", &no("YT1")).wait().unwrap(), None);
+    assert_eq!(s.count_ticket_read("T-1").wait().unwrap(), 1);
+    assert_eq!(s.count_ticket_read("T-1").wait().unwrap(), 2);
+    assert!(s.count_ticket_read("T-9").wait().is_err());
+    s.close_ticket("T-1", 2_000, entry("ticket_close")).unwrap();
+    assert!(matches!(
+        s.close_ticket("T-1", 3_000, entry("ticket_close")),
+        Err(StoreError::Conflict(_))
+    ));
+    assert!(matches!(
+        s.close_ticket("T-9", 3_000, entry("ticket_close")),
+        Err(StoreError::NotFound(_))
+    ));
+    let closed = s.ticket("T-1").unwrap().unwrap();
+    assert_eq!((closed.closed_at, closed.full_reads), (Some(2_000), 2));
+    assert_eq!(
+        s.audit_size().unwrap(),
+        2,
+        "the refused changes left no entry"
+    );
 }

@@ -15,11 +15,13 @@ mod numbers;
 pub mod rows;
 mod sqlite;
 mod ticket;
+mod work;
 
 pub use error::StoreError;
 pub use numbers::{BindOutcome, NumberBinding, NumberRelease, PoolSync, FREE_NUMBER_SQL};
 pub use sqlite::SqliteStore;
 pub use ticket::{Ticket, TicketSender};
+pub use work::{ServiceTicket, WorkRegistry};
 
 /// The embedded store's database file name inside a data directory.
 pub fn sqlite_db_file() -> &'static str {
@@ -150,7 +152,7 @@ pub struct Shredded {
 pub type Rewrap<'a> = dyn FnMut(&str, &[u8]) -> Result<Vec<u8>, String> + 'a;
 
 /// The storage a guard node runs on. Implementations must be safe to share between threads.
-pub trait Store: Send + Sync {
+pub trait Store: WorkRegistry + Send + Sync {
     /// Background upkeep, to be called every second or so and after bulk work, never on a request: merges
     /// blind-index segments and moves the write-ahead log into the database file.
     fn maintain(&self) -> Result<(), StoreError>;

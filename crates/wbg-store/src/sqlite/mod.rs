@@ -7,6 +7,7 @@
 mod blind;
 mod group;
 mod numbers;
+mod work;
 
 use crate::rows::AccountRow;
 use crate::{
@@ -452,6 +453,7 @@ impl SqliteStore {
         conn.execute_batch(SCHEMA)?;
         conn.execute_batch(blind::SCHEMA)?;
         conn.execute_batch(numbers::SCHEMA)?;
+        conn.execute_batch(work::SCHEMA)?;
         let mut id = [0u8; 16];
         rand::rngs::OsRng.fill_bytes(&mut id);
         conn.execute(
