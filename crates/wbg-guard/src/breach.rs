@@ -603,6 +603,8 @@ impl Guard {
             now_secs: e.time.div_euclid(1000),
             has_ticket: false,
             in_incident: true,
+            ticket: wbg_policy::TicketFacts::default(),
+            exception_outlet: None,
         };
         let mut opened_rows = Vec::new();
         let mut entries = Vec::new();

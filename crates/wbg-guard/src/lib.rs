@@ -28,6 +28,7 @@ mod read;
 mod retention;
 mod token;
 mod view;
+mod work;
 
 pub use audit::verify_store;
 pub use breach::{
@@ -57,3 +58,4 @@ pub use wbg_risk::{
     Access, Engine, NoRisk, RateLimitConfig, RateLimiter, RiskAction, RiskAlert, RiskConfig,
     RiskHook, RiskVerdict,
 };
+pub use work::{TicketRecord, TicketRegistration, MAX_TICKET_WAYBILLS};

@@ -18,10 +18,13 @@ use crate::{Guard, GuardError, ReadRequest, RequestMeta};
 use std::collections::HashMap;
 use std::time::Instant;
 use wbg_audit::AuditEntry;
-use wbg_core::{Account, AccountStatus, Millis, Purpose, View, WaybillMeta, WaybillNo};
-use wbg_policy::ReadContext;
+use wbg_core::{
+    Account, AccountStatus, EventType, Millis, OutletId, Purpose, View, WaybillMeta, WaybillNo,
+    WaybillStatus,
+};
+use wbg_policy::{ReadContext, TicketFacts};
 use wbg_risk::{Access, RiskAction, RiskAlert};
-use wbg_store::{EventRecord, ReadSnapshot};
+use wbg_store::{EventRecord, ReadSnapshot, ServiceTicket, Ticket};
 use wbg_vault::{mask_name, mask_phone, Field};
 
 /// A read request, checked (step 1).
@@ -84,12 +87,21 @@ impl Guard {
         let started = Instant::now();
         let out = (|| {
             let asked = self.ask(token, req)?;
+            let ticket = self.registered_ticket(&asked, req.ticket);
             let snapshot = self
                 .store
                 .read_snapshot(&asked.token_hash, &asked.no)
                 .wait()?;
+            let ticket = match ticket {
+                Some(t) => t.wait()?,
+                None => None,
+            };
+            let mut work = WorkFacts::of(&snapshot, ticket.as_ref(), &asked.no);
+            if let Some(t) = work.ticket_to_count() {
+                work.ticket.reads = self.store.count_ticket_read(t).wait()?.saturating_sub(1);
+            }
             let (entry, decision, alert) =
-                self.decide_read(&snapshot, &asked, req.ticket, meta, via);
+                self.decide_read(&snapshot, &asked, req.ticket, &work, meta, via);
             let seq = match entry {
                 Some(e) => Some(self.store.append_audit_grouped(vec![e]).wait()?),
                 None => None,
@@ -111,12 +123,21 @@ impl Guard {
         let started = Instant::now();
         let out = async {
             let asked = self.ask(token, req)?;
+            let ticket = self.registered_ticket(&asked, req.ticket);
             let snapshot = self
                 .store
                 .read_snapshot(&asked.token_hash, &asked.no)
                 .await?;
+            let ticket = match ticket {
+                Some(t) => t.await?,
+                None => None,
+            };
+            let mut work = WorkFacts::of(&snapshot, ticket.as_ref(), &asked.no);
+            if let Some(t) = work.ticket_to_count() {
+                work.ticket.reads = self.store.count_ticket_read(t).await?.saturating_sub(1);
+            }
             let (entry, decision, alert) =
-                self.decide_read(&snapshot, &asked, req.ticket, meta, via);
+                self.decide_read(&snapshot, &asked, req.ticket, &work, meta, via);
             let seq = match entry {
                 Some(e) => Some(self.store.append_audit_grouped(vec![e]).await?),
                 None => None,
@@ -157,6 +178,19 @@ impl Guard {
         }
     }
 
+    /// The registry's record of the ticket a customer-service read names, looked up beside the snapshot; none
+    /// for other purposes, which no ticket widens.
+    fn registered_ticket(
+        &self,
+        asked: &Asked,
+        ticket: Option<&str>,
+    ) -> Option<Ticket<Option<ServiceTicket>>> {
+        match (ticket, asked.purpose) {
+            (Some(t), Purpose::CustomerService) => Some(self.store.ticket_for(t, &asked.no)),
+            _ => None,
+        }
+    }
+
     /// Step 2, authorize → risk → retention, from the snapshot alone and without touching the store: the audit
     /// entry to commit (none for an unknown token) and what to do once it has committed.
     fn decide_read(
@@ -164,6 +198,7 @@ impl Guard {
         snap: &ReadSnapshot,
         asked: &Asked,
         ticket: Option<&str>,
+        work: &WorkFacts<'_>,
         meta: &RequestMeta,
         via: Via,
     ) -> Decided {
@@ -230,6 +265,8 @@ impl Guard {
             now_secs: now.div_euclid(1000),
             has_ticket: ticket.is_some(),
             in_incident: false,
+            ticket: work.ticket,
+            exception_outlet: work.exception_outlet,
         };
         let verdict = match self.policy.decide_view(account, wb, &ctx) {
             Ok(v) => v,
@@ -419,9 +456,64 @@ fn fields_of(view: View) -> &'static [(Field, &'static str)] {
     }
 }
 
+/// What the work registries say of a read: the ticket it names and the waybill's open exception.
+pub(crate) struct WorkFacts<'a> {
+    /// As the policy sees it.
+    pub(crate) ticket: TicketFacts,
+    /// The ticket to count this read against: registered, open, for this waybill, not another agent's, and
+    /// named by an active account.
+    count: Option<&'a str>,
+    /// Where the waybill's open exception was scanned.
+    pub(crate) exception_outlet: Option<&'a OutletId>,
+}
+
+impl<'a> WorkFacts<'a> {
+    /// The facts of a read of `no` from its snapshot and the registry's record of the ticket it names.
+    pub(crate) fn of(
+        snap: &'a ReadSnapshot,
+        ticket: Option<&'a ServiceTicket>,
+        no: &WaybillNo,
+    ) -> WorkFacts<'a> {
+        let account = snap
+            .account
+            .as_ref()
+            .filter(|a| a.status == AccountStatus::Active);
+        let (mut facts, mut count) = (TicketFacts::default(), None);
+        if let (Some(t), Some(account)) = (ticket, account) {
+            facts.open_for_waybill = t.closed_at.is_none() && t.waybills.contains(no);
+            facts.assigned_elsewhere = t.assignee.as_ref().is_some_and(|a| *a != account.id);
+            facts.reads = t.reads;
+            if facts.open_for_waybill && !facts.assigned_elsewhere {
+                count = Some(t.id.as_str());
+            }
+        }
+        // The exception that put the waybill in its status: the latest `exception` scan.
+        let exception_outlet = match &snap.waybill {
+            Some((wb, _)) if wb.status == WaybillStatus::Exception => snap
+                .events
+                .iter()
+                .rev()
+                .find(|e| e.event.kind == EventType::Exception)
+                .map(|e| &e.event.outlet),
+            _ => None,
+        };
+        WorkFacts {
+            ticket: facts,
+            count,
+            exception_outlet,
+        }
+    }
+
+    /// The ticket this read counts against, if any. Every read under a ticket counts, whatever view it ends
+    /// with: the count is taken before the decision, so concurrent reads cannot share one remaining read.
+    pub(crate) fn ticket_to_count(&self) -> Option<&'a str> {
+        self.count
+    }
+}
+
 /// A ticket id: a letter, then up to 39 letters, digits or dashes. It must start with a letter so that a phone
 /// number cannot pose as a ticket (and so reach the audit log).
-fn valid_ticket(t: &str) -> bool {
+pub(crate) fn valid_ticket(t: &str) -> bool {
     let b = t.as_bytes();
     !b.is_empty()
         && b.len() <= 40

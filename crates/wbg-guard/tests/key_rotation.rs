@@ -41,6 +41,18 @@ fn rotation_rewraps_every_key_and_a_cut_short_one_finishes_at_open() {
     );
     let origin = batch[0].origin_outlet.to_string();
     g.ingest(Actor::Token(&integ), batch, &meta).unwrap();
+    // The ticketing system registers the ticket the agent works.
+    g.open_ticket(
+        Actor::Token(&integ),
+        &wbg_guard::TicketRegistration {
+            ticket: "T-1".into(),
+            waybills: vec![no.clone()],
+            opened_at: None,
+            assignee: None,
+        },
+        &meta,
+    )
+    .unwrap();
     let (_, printer) = g
         .create_account(local, "P1", "print_station", Some(&origin), None, &meta)
         .unwrap();

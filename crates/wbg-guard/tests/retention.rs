@@ -90,6 +90,18 @@ fn a_delivered_day_is_shredded_and_only_its_routing_data_remains() {
     ];
     let batch: Vec<_> = old.iter().map(|(n, a, p, s)| waybill(n, a, p, s)).collect();
     g.ingest(Actor::Token(&integ), batch, &meta).unwrap();
+    // The ticketing system registers the ticket the agent will work.
+    g.open_ticket(
+        Actor::Token(&integ),
+        &wbg_guard::TicketRegistration {
+            ticket: "T-0".into(),
+            waybills: vec![old[0].0.into()],
+            opened_at: None,
+            assignee: None,
+        },
+        &meta,
+    )
+    .unwrap();
     for (no, ..) in old {
         for (kind, outlet, courier) in [
             (EventType::PickedUp, "O001", None),
@@ -111,6 +123,17 @@ fn a_delivered_day_is_shredded_and_only_its_routing_data_remains() {
     g.ingest(
         Actor::Token(&integ),
         vec![waybill(live, "上官婉儿", "13511112222", "北山街9号")],
+        &meta,
+    )
+    .unwrap();
+    g.open_ticket(
+        Actor::Token(&integ),
+        &wbg_guard::TicketRegistration {
+            ticket: "T-2".into(),
+            waybills: vec![live.into()],
+            opened_at: None,
+            assignee: None,
+        },
         &meta,
     )
     .unwrap();
@@ -274,6 +297,17 @@ fn each_field_group_is_shredded_on_its_own_schedule() {
     g.ingest(
         Actor::Token(&integ),
         vec![waybill(no, name, phone, street)],
+        &meta,
+    )
+    .unwrap();
+    g.open_ticket(
+        Actor::Token(&integ),
+        &wbg_guard::TicketRegistration {
+            ticket: "T-9".into(),
+            waybills: vec![no.into()],
+            opened_at: None,
+            assignee: None,
+        },
         &meta,
     )
     .unwrap();

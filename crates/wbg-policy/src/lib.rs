@@ -67,6 +67,8 @@ pub enum AdminAction {
     ApproveExport,
     /// Connect calls to privacy numbers (the telephony gateway).
     RouteCalls,
+    /// Register and close customer-service tickets in the work registry (the carrier's ticketing system).
+    RegisterWork,
 }
 
 /// What is being written to a waybill.
@@ -83,9 +85,20 @@ pub enum WriteAction<'a> {
     },
 }
 
+/// What the work registry says of the customer-service ticket a read names, as the policy sees it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TicketFacts {
+    /// The ticket is registered, still open, and concerns the waybill read.
+    pub open_for_waybill: bool,
+    /// The ticket is assigned to another agent.
+    pub assigned_elsewhere: bool,
+    /// Reads already made under the ticket by the agents it is for (this one not included).
+    pub reads: u32,
+}
+
 /// The context of a read.
 #[derive(Debug, Clone, Copy)]
-pub struct ReadContext {
+pub struct ReadContext<'a> {
     /// The declared purpose.
     pub purpose: Purpose,
     /// Now, in seconds since the epoch.
@@ -95,6 +108,12 @@ pub struct ReadContext {
     /// Whether the waybill is among those an open breach incident found exposed (the guard checks this before
     /// it says so; only the notification list sets it).
     pub in_incident: bool,
+    /// The registered ticket the request names (all false and zero when it names none, or one nobody
+    /// registered).
+    pub ticket: TicketFacts,
+    /// Where the waybill's open exception was registered (the outlet of the `exception` scan that put it in
+    /// that status); `None` unless it is in `exception` status.
+    pub exception_outlet: Option<&'a OutletId>,
 }
 
 /// The outcome of a read decision: the richest view permitted (none: deny) and the policies that permitted it.
@@ -117,7 +136,7 @@ struct Names {
 }
 
 /// Every action of the schema, for slicing.
-const ACTIONS: [&str; 13] = [
+const ACTIONS: [&str; 14] = [
     "view_full",
     "view_masked",
     "view_routing",
@@ -131,6 +150,7 @@ const ACTIONS: [&str; 13] = [
     "approve_export",
     "route_calls",
     "call_recipient",
+    "register_work",
 ];
 
 /// A validated policy set and schema, ready to answer requests.
@@ -610,15 +630,30 @@ impl PolicyEngine {
         &self,
         account: &Account,
         waybill: &WaybillMeta,
-        ctx: &ReadContext,
+        ctx: &ReadContext<'_>,
     ) -> Result<ViewVerdict, PolicyError> {
         let full = ctx.purpose.may_need_full();
-        let context = [
+        let mut context = vec![
             ("purpose", Attr::Str(ctx.purpose.as_str())),
             ("now", Attr::Long(ctx.now_secs)),
             ("has_ticket", Attr::Bool(ctx.has_ticket)),
             ("in_incident", Attr::Bool(ctx.in_incident)),
+            (
+                "ticket_open_for_waybill",
+                Attr::Bool(ctx.ticket.open_for_waybill),
+            ),
+            (
+                "ticket_assigned_elsewhere",
+                Attr::Bool(ctx.ticket.assigned_elsewhere),
+            ),
+            ("ticket_reads", Attr::Long(i64::from(ctx.ticket.reads))),
         ];
+        if let Some(outlet) = ctx.exception_outlet {
+            context.push((
+                "exception_outlet",
+                Attr::Entity(&self.names.outlet, outlet.as_str()),
+            ));
+        }
         let key = self.view_reads.get(&(account.role, full)).map(|reads| {
             self.cache_key(
                 if full { "view+full" } else { "view" },
@@ -751,6 +786,7 @@ impl PolicyEngine {
             AdminAction::Investigate => "investigate",
             AdminAction::ApproveExport => "approve_export",
             AdminAction::RouteCalls => "route_calls",
+            AdminAction::RegisterWork => "register_work",
         };
         let system = self.uid(&self.names.system, "wbguard");
         let (principal, principal_entity) = self.account_entity(account)?;

@@ -1,6 +1,6 @@
 //! Rule-by-rule tests of the built-in policy (the HTTP tests cover the same rules end to end).
 use super::*;
-use wbg_core::{AccountId, AccountStatus, MerchantId, Role, WaybillNo};
+use wbg_core::{AccountId, AccountStatus, MerchantId, OutletId, Role, WaybillNo};
 
 const NOW: i64 = 1_800_000_000_000;
 
@@ -44,6 +44,12 @@ fn view(
         now_secs: NOW / 1000,
         has_ticket: ticket,
         in_incident: false,
+        // A ticket in these tests is one the registry knows, open and for this waybill.
+        ticket: TicketFacts {
+            open_for_waybill: ticket,
+            ..TicketFacts::default()
+        },
+        exception_outlet: None,
     };
     e.decide_view(a, w, &ctx).unwrap().view
 }
@@ -89,9 +95,10 @@ fn staff_cs_merchant_print_oversight_rules() {
         view(&e, &staff, &w, Purpose::Delivery, false),
         Some(View::Masked)
     );
+    // Claiming an exception is not one: without an open exception registered here, masked.
     assert_eq!(
         view(&e, &staff, &w, Purpose::ExceptionHandling, false),
-        Some(View::Full)
+        Some(View::Masked)
     );
     let far = acct("S9", Role::OutletStaff, Some("O9"), None);
     assert_eq!(view(&e, &far, &w, Purpose::ExceptionHandling, false), None);
@@ -258,6 +265,8 @@ fn sliced_and_cached_decisions_equal_whole_set_decisions() {
                             now_secs: NOW / 1000,
                             has_ticket: false,
                             in_incident: true,
+                            ticket: TicketFacts::default(),
+                            exception_outlet: None,
                         };
                         both(&|| format!("{:?}", e.decide_view(&a, w, &ctx).unwrap().view));
                         both(&|| format!("{:?}", e.may_export(&a, w, purpose).unwrap()));
@@ -362,6 +371,8 @@ fn a_cached_full_view_does_not_outlive_the_delivery_window() {
             now_secs: now_ms / 1000,
             has_ticket: false,
             in_incident: false,
+            ticket: TicketFacts::default(),
+            exception_outlet: None,
         };
         e.decide_view(&courier, &w, &ctx).unwrap().view
     };
@@ -381,6 +392,8 @@ fn breach_notification_and_export_rules() {
             now_secs: NOW / 1000,
             has_ticket: false,
             in_incident,
+            ticket: TicketFacts::default(),
+            exception_outlet: None,
         };
         e.decide_view(a, &w, &ctx).unwrap().view
     };
@@ -428,4 +441,100 @@ fn breach_notification_and_export_rules() {
         );
     }
     assert!(!e.may_admin(&merchant, AdminAction::ApproveExport).unwrap());
+}
+
+/// Full views for claimed work only where the registries say the work exists: a registered, open ticket for
+/// this waybill, not another agent's, with full reads left; an exception open at the member of staff's outlet.
+#[test]
+fn claimed_work_needs_the_registries() {
+    let e = PolicyEngine::builtin().unwrap();
+    let ask =
+        |a: &Account, w: &WaybillMeta, purpose, ticket: TicketFacts, exc: Option<&OutletId>| {
+            let ctx = ReadContext {
+                purpose,
+                now_secs: NOW / 1000,
+                has_ticket: true,
+                in_incident: false,
+                ticket,
+                exception_outlet: exc,
+            };
+            e.decide_view(a, w, &ctx).unwrap().view
+        };
+    let cs = acct("K1", Role::CustomerService, None, None);
+    let w = wb(WaybillStatus::InTransit, None, None);
+    let open = TicketFacts {
+        open_for_waybill: true,
+        ..TicketFacts::default()
+    };
+    let cs_view = |t| ask(&cs, &w, Purpose::CustomerService, t, None);
+    assert_eq!(cs_view(open), Some(View::Full));
+    assert_eq!(
+        cs_view(TicketFacts::default()),
+        Some(View::Masked),
+        "invented or closed"
+    );
+    let elsewhere = TicketFacts {
+        assigned_elsewhere: true,
+        ..open
+    };
+    assert_eq!(
+        cs_view(elsewhere),
+        Some(View::Masked),
+        "another agent's ticket"
+    );
+    let used = |n| TicketFacts { reads: n, ..open };
+    assert_eq!(cs_view(used(9)), Some(View::Full));
+    assert_eq!(
+        cs_view(used(10)),
+        Some(View::Masked),
+        "the ticket's full views are spent"
+    );
+    // The registered ticket does not lend its weight to another purpose or role.
+    assert_eq!(
+        ask(&cs, &w, Purpose::Delivery, open, None),
+        Some(View::Masked)
+    );
+    let staff = acct("S1", Role::OutletStaff, Some("O1"), None);
+    assert_eq!(
+        ask(&staff, &w, Purpose::CustomerService, open, None),
+        Some(View::Masked)
+    );
+
+    let here = OutletId::parse("O1").unwrap();
+    let there = OutletId::parse("O2").unwrap();
+    let stuck = wb(WaybillStatus::Exception, None, None);
+    let staff_view = |w: &WaybillMeta, exc| {
+        ask(
+            &staff,
+            w,
+            Purpose::ExceptionHandling,
+            TicketFacts::default(),
+            exc,
+        )
+    };
+    assert_eq!(staff_view(&stuck, Some(&here)), Some(View::Full));
+    assert_eq!(
+        staff_view(&stuck, Some(&there)),
+        Some(View::Masked),
+        "registered at another outlet"
+    );
+    assert_eq!(staff_view(&stuck, None), Some(View::Masked));
+    assert_eq!(
+        staff_view(&w, Some(&here)),
+        Some(View::Masked),
+        "no longer in exception"
+    );
+    let far = acct("S9", Role::OutletStaff, Some("O9"), None);
+    let far_here = OutletId::parse("O9").unwrap();
+    assert_eq!(
+        ask(
+            &far,
+            &stuck,
+            Purpose::ExceptionHandling,
+            TicketFacts::default(),
+            Some(&far_here)
+        ),
+        Some(View::Full),
+        "the outlet that registered the exception handles it, wherever the parcel was bound"
+    );
 }

@@ -547,7 +547,7 @@ mod tests {
     }
 
     #[test]
-    fn bulk_full_reads_are_capped_to_masked_within_fifty_records() {
+    fn bulk_reads_are_capped_to_masked_within_fifty_records() {
         let e = Engine::new(RiskConfig::default());
         let s = account("S002", Role::OutletStaff, "O001");
         let mut full_granted = 0;

@@ -82,7 +82,7 @@ CREATE TABLE audit_queue (
         r#"
 CREATE TABLE tickets (
     id TEXT PRIMARY KEY, opened_at BIGINT NOT NULL, closed_at BIGINT, assignee TEXT,
-    full_reads INT NOT NULL DEFAULT 0);
+    reads INT NOT NULL DEFAULT 0);
 CREATE TABLE ticket_waybills (ticket TEXT NOT NULL REFERENCES tickets(id), no TEXT NOT NULL, PRIMARY KEY (ticket, no));
 "#,
     ),

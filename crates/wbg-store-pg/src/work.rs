@@ -4,14 +4,17 @@ use wbg_audit::AuditEntry;
 use wbg_core::{AccountId, Millis, WaybillNo};
 use wbg_store::{ServiceTicket, StoreError, Ticket, WorkRegistry};
 
+/// A ticket's row: opened, closed, assignee, reads, waybills.
+type TicketRow = (i64, Option<i64>, Option<String>, i32, Vec<String>);
+
 /// Ticket `id`'s row, with the waybills `only` names (every one of them when `None`).
 async fn ticket_in(
     pool: &sqlx::PgPool,
     id: &str,
     only: Option<&str>,
 ) -> Result<Option<ServiceTicket>, StoreError> {
-    let row: Option<(i64, Option<i64>, Option<String>, i32, Vec<String>)> = sqlx::query_as(
-        "SELECT t.opened_at, t.closed_at, t.assignee, t.full_reads,
+    let row: Option<TicketRow> = sqlx::query_as(
+        "SELECT t.opened_at, t.closed_at, t.assignee, t.reads,
                 ARRAY(SELECT w.no FROM ticket_waybills w
                       WHERE w.ticket = t.id AND ($2::text IS NULL OR w.no = $2) ORDER BY w.no)
          FROM tickets t WHERE t.id = $1",
@@ -21,7 +24,7 @@ async fn ticket_in(
     .fetch_optional(pool)
     .await
     .map_err(db)?;
-    let Some((opened_at, closed_at, assignee, full_reads, nos)) = row else {
+    let Some((opened_at, closed_at, assignee, reads, nos)) = row else {
         return Ok(None);
     };
     Ok(Some(ServiceTicket {
@@ -31,7 +34,7 @@ async fn ticket_in(
         assignee: assignee
             .map(|a| AccountId::parse(&a).map_err(|_| corrupt("a ticket's assignee is malformed")))
             .transpose()?,
-        full_reads: u32::try_from(full_reads)
+        reads: u32::try_from(reads)
             .map_err(|_| corrupt("a ticket's read count is out of range"))?,
         waybills: nos
             .iter()
@@ -48,7 +51,7 @@ impl WorkRegistry for PgStore {
         self.audited(audit, move |tx| {
             Box::pin(async move {
                 sqlx::query(
-                    "INSERT INTO tickets (id, opened_at, closed_at, assignee, full_reads) VALUES ($1, $2, NULL, $3, 0)",
+                    "INSERT INTO tickets (id, opened_at, closed_at, assignee, reads) VALUES ($1, $2, NULL, $3, 0)",
                 )
                 .bind(&t.id)
                 .bind(t.opened_at)
@@ -117,7 +120,7 @@ impl WorkRegistry for PgStore {
         let (pool, id) = (self.pool.clone(), id.to_owned());
         self.spawn(async move {
             let n: Option<i32> = sqlx::query_scalar(
-                "UPDATE tickets SET full_reads = full_reads + 1 WHERE id = $1 RETURNING full_reads",
+                "UPDATE tickets SET reads = reads + 1 WHERE id = $1 RETURNING reads",
             )
             .bind(&id)
             .fetch_optional(&pool)

@@ -679,7 +679,7 @@ pub fn tickets_open_count_and_close_once(s: &dyn Store) {
         opened_at: 1_000,
         closed_at: None,
         assignee: Some(AccountId::parse("CS01").unwrap()),
-        full_reads: 0,
+        reads: 0,
         waybills: vec![no("YT1"), no("YT2")],
     };
     s.open_ticket(&t, entry("ticket_open")).unwrap();
@@ -706,7 +706,7 @@ pub fn tickets_open_count_and_close_once(s: &dyn Store) {
         Err(StoreError::NotFound(_))
     ));
     let closed = s.ticket("T-1").unwrap().unwrap();
-    assert_eq!((closed.closed_at, closed.full_reads), (Some(2_000), 2));
+    assert_eq!((closed.closed_at, closed.reads), (Some(2_000), 2));
     assert_eq!(
         s.audit_size().unwrap(),
         2,

@@ -16,8 +16,8 @@ pub struct ServiceTicket {
     pub closed_at: Option<Millis>,
     /// The agent it is assigned to, if the ticketing system said; then only that agent works it.
     pub assignee: Option<AccountId>,
-    /// Full views granted under it so far.
-    pub full_reads: u32,
+    /// Reads made under it so far (by the agents it is for, for its waybills).
+    pub reads: u32,
     /// The waybills it concerns.
     pub waybills: Vec<WaybillNo>,
 }
@@ -33,6 +33,6 @@ pub trait WorkRegistry {
     fn ticket_for(&self, id: &str, no: &WaybillNo) -> Ticket<Option<ServiceTicket>>;
     /// Ticket `id` whole, every waybill included.
     fn ticket(&self, id: &str) -> Result<Option<ServiceTicket>, StoreError>;
-    /// Counts one more full view granted under ticket `id`; returns the new count.
+    /// Counts one more read under ticket `id`; returns the new count.
     fn count_ticket_read(&self, id: &str) -> Ticket<u32>;
 }

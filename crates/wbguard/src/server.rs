@@ -20,7 +20,7 @@ use wbg_core::{Account, Alert, NewWaybill, StatusEvent, WaybillMeta};
 use wbg_guard::{
     Actor, Attribution, CallRoute, EventBatchReport, Export, ExportRequest, Guard, GuardError,
     ImpactReport, IncidentRequest, IngestReport, LabelFormat, NotificationList, ReadRequest,
-    RequestMeta, RowFault, ScanEvent, WaybillView,
+    RequestMeta, RowFault, ScanEvent, TicketRecord, TicketRegistration, WaybillView,
 };
 use wbg_store::AlertFilter;
 
@@ -877,6 +877,56 @@ async fn plant_canaries(
     Ok((StatusCode::CREATED, Json(Planted { waybills })))
 }
 
+// ───── the work registry ─────
+
+#[utoipa::path(post, path = "/v1/tickets", security(("bearer" = [])), request_body = TicketRegistration,
+    responses((status = 201, body = TicketRecord, description = "Registered, open: customer service may now read its waybills in full"),
+        (status = 400, body = ApiErrorBody), (status = 403, body = ApiErrorBody, description = "Only the carrier's systems (integration) register work"),
+        (status = 404, body = ApiErrorBody, description = "A waybill it names does not exist"), (status = 409, body = ApiErrorBody)))]
+async fn open_ticket(
+    State(s): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> ApiResult<(StatusCode, Json<TicketRecord>)> {
+    let token = bearer(&headers)?;
+    let meta = request_meta(&headers, peer)?;
+    let req: TicketRegistration = parse_body(body)?;
+    let t = blocking(move || s.guard.open_ticket(Actor::Token(&token), &req, &meta)).await?;
+    Ok((StatusCode::CREATED, Json(t)))
+}
+
+#[utoipa::path(get, path = "/v1/tickets/{id}", security(("bearer" = [])), params(("id" = String, Path)),
+    responses((status = 200, body = TicketRecord), (status = 403, body = ApiErrorBody), (status = 404, body = ApiErrorBody)))]
+async fn ticket(
+    State(s): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> ApiResult<Json<TicketRecord>> {
+    let token = bearer(&headers)?;
+    let meta = request_meta(&headers, peer)?;
+    Ok(Json(
+        blocking(move || s.guard.ticket(Actor::Token(&token), &id, &meta)).await?,
+    ))
+}
+
+#[utoipa::path(post, path = "/v1/tickets/{id}/close", security(("bearer" = [])), params(("id" = String, Path)),
+    responses((status = 200, body = TicketRecord, description = "Closed: it widens no read any more"), (status = 403, body = ApiErrorBody),
+        (status = 404, body = ApiErrorBody), (status = 409, body = ApiErrorBody, description = "Closed already")))]
+async fn close_ticket(
+    State(s): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> ApiResult<Json<TicketRecord>> {
+    let token = bearer(&headers)?;
+    let meta = request_meta(&headers, peer)?;
+    Ok(Json(
+        blocking(move || s.guard.close_ticket(Actor::Token(&token), &id, &meta)).await?,
+    ))
+}
+
 // ───── exports ─────
 
 #[utoipa::path(post, path = "/v1/exports", security(("bearer" = [])), request_body = ExportRequest,
@@ -1120,10 +1170,11 @@ impl utoipa::Modify for BearerAuth {
 #[openapi(
     info(title = "Waybill Guard", description = "Every read of waybill personal data goes through the guard: policy, risk, audit, then the view the policy allows."),
     paths(create_account, list_accounts, suspend, reinstate, transfer, issue_token, ingest, read_waybill, print_label, resolve_label, route_call, record_event, record_events, alerts, attribute,
-        open_incident, incident, notifications, plant_canaries, request_export, export_status, approve_export, export_file,
+        open_incident, incident, notifications, plant_canaries, open_ticket, ticket, close_ticket, request_export, export_status, approve_export, export_file,
         checkpoint, verifier_key, inclusion, consistency, audit_entry, healthz, metrics_text),
     components(schemas(ApiErrorBody, ApiErrorDetail, CreateAccount, TokenResponse, StatusChange, Transfer, IngestBatch, ProofResponse,
-        PlantCanaries, Planted, ResolveLabel, RouteCall, EventBatch, RowFault, ScanEvent, EventBatchReport)),
+        PlantCanaries, Planted, ResolveLabel, RouteCall, EventBatch, RowFault, ScanEvent, EventBatchReport,
+        TicketRegistration, TicketRecord)),
     modifiers(&BearerAuth)
 )]
 struct ApiDoc;
@@ -1161,6 +1212,9 @@ pub fn router(guard: Arc<Guard>, metrics: PrometheusHandle) -> Router {
             get(notifications),
         )
         .route("/v1/forensics/canaries", post(plant_canaries))
+        .route("/v1/tickets", post(open_ticket))
+        .route("/v1/tickets/{id}", get(ticket))
+        .route("/v1/tickets/{id}/close", post(close_ticket))
         .route("/v1/exports", post(request_export))
         .route("/v1/exports/{id}", get(export_status))
         .route("/v1/exports/{id}/approve", post(approve_export))

@@ -90,6 +90,19 @@ impl World {
         }
     }
 
+    /// Registers a ticket as the ticketing system does (the integration account).
+    fn open_ticket(&self, id: &str, waybills: &[&str], assignee: Option<&str>) -> Value {
+        let mut body = json!({"ticket": id, "waybills": waybills});
+        if let Some(a) = assignee {
+            body["assignee"] = json!(a);
+        }
+        let r = self.s.post("/v1/tickets", Some(&self.integ), &body);
+        let status = r.status().as_u16();
+        let v: Value = r.json().unwrap();
+        assert_eq!(status, 201, "{v}");
+        v
+    }
+
     fn view(&self, token: &str, no: &str, query: &str) -> (u16, Value) {
         let r = self
             .s
@@ -169,14 +182,15 @@ fn policy_rules_over_http() {
     assert!(masked["recipient"]["address"].get("detail").is_none());
     assert!(masked.get("items").is_none());
 
-    // Outlet staff [T1]: masked on the own outlet, full only for exception handling there; nothing elsewhere.
+    // Outlet staff [T1]: masked on the own outlet, full only for an exception registered there (see
+    // `claimed_work_counts_only_where_the_registries_say_so`); nothing elsewhere.
     assert_eq!(
         view_name(&w.view(&staff, "W-OUT", "purpose=delivery")),
         "masked"
     );
     assert_eq!(
         view_name(&w.view(&staff, "W-OUT", "purpose=exception_handling")),
-        "full"
+        "masked"
     );
     assert_eq!(
         view_name(&w.view(&staff_far, "W-OUT", "purpose=exception_handling")),
@@ -187,11 +201,17 @@ fn policy_rules_over_http() {
         "403:forbidden"
     );
 
-    // Customer service: masked by default, full only with a ticket.
+    // Customer service: masked by default, full only on a registered ticket.
     assert_eq!(
         view_name(&w.view(&cs, "W-OUT", "purpose=customer_service")),
         "masked"
     );
+    assert_eq!(
+        view_name(&w.view(&cs, "W-OUT", "purpose=customer_service&ticket=T-1001")),
+        "masked",
+        "a ticket nobody registered"
+    );
+    w.open_ticket("T-1001", &["W-OUT"], None);
     assert_eq!(
         view_name(&w.view(&cs, "W-OUT", "purpose=customer_service&ticket=T-1001")),
         "full"
@@ -614,4 +634,157 @@ fn batched_scan_events_are_all_or_nothing_with_faults_per_row() {
     );
     assert_eq!(r.status(), 400);
     assert_eq!(s.post("/v1/events", None, &events(json!([]))).status(), 401);
+}
+
+/// Claimed work gives a full view only where the carrier's registries say the work exists: a ticket its
+/// ticketing system registered (open, for this waybill, this agent's, with reads left), an exception scanned at
+/// the member of staff's own outlet. Everything else is masked, and audited as what it was.
+#[test]
+fn claimed_work_counts_only_where_the_registries_say_so() {
+    let w = world();
+    let (s, admin) = (&w.s, w.admin.as_str());
+    let cs = s.account(admin, "K1", "customer_service", None, None);
+    let cs_b = s.account(admin, "K2", "customer_service", None, None);
+    let staff = s.account(admin, "S2", "outlet_staff", Some("O2"), None);
+    let staff_origin = s.account(admin, "S1", "outlet_staff", Some("O1"), None);
+    let auditor = s.account(admin, "A1", "auditor", None, None);
+    for no in ["W-A", "W-B", "W-X"] {
+        w.ingest(no, "M1", "O1", "O2");
+    }
+    let cs_view = |token: &str, no: &str, ticket: &str| {
+        view_name(&w.view(
+            token,
+            no,
+            &format!("purpose=customer_service&ticket={ticket}"),
+        ))
+    };
+
+    // Only the carrier's systems register work; agents cannot register their own.
+    let body = json!({"ticket": "T-9", "waybills": ["W-A"]});
+    assert_eq!(
+        error_code(s.post("/v1/tickets", Some(&cs), &body)),
+        (403, "forbidden".into())
+    );
+    assert_eq!(
+        error_code(s.post("/v1/tickets", Some(admin), &body)),
+        (403, "forbidden".into())
+    );
+    // Bad registrations change nothing.
+    for (bad, code) in [
+        (json!({"ticket": "T-9", "waybills": []}), 400),
+        (json!({"ticket": "13800135678", "waybills": ["W-A"]}), 400),
+        (json!({"ticket": "T-9", "waybills": ["W-NOPE"]}), 404),
+        (
+            json!({"ticket": "T-9", "waybills": ["W-A"], "assignee": "S2"}),
+            400,
+        ),
+        (
+            json!({"ticket": "T-9", "waybills": ["W-A"], "opened_at": now_ms() + 3_600_000}),
+            400,
+        ),
+        (
+            json!({"ticket": "T-9", "waybills": ["W-A"], "extra": 1}),
+            400,
+        ),
+    ] {
+        assert_eq!(
+            call(s.post("/v1/tickets", Some(&w.integ), &bad)).0,
+            code,
+            "{bad}"
+        );
+    }
+    assert_eq!(call(s.get("/v1/tickets/T-9", Some(&w.integ))).0, 404);
+
+    // A registered, open ticket: full for its own waybills, masked for any other.
+    let t = w.open_ticket("T-1", &["W-A", "W-B"], None);
+    assert_eq!(
+        (t["reads"].as_u64(), t["waybills"].as_array().unwrap().len()),
+        (Some(0), 2)
+    );
+    assert_eq!(
+        call(s.post(
+            "/v1/tickets",
+            Some(&w.integ),
+            &json!({"ticket": "T-1", "waybills": ["W-A"]})
+        ))
+        .0,
+        409
+    );
+    assert_eq!(cs_view(&cs, "W-A", "T-1"), "full");
+    assert_eq!(
+        cs_view(&cs_b, "W-B", "T-1"),
+        "full",
+        "an unassigned ticket is the team's"
+    );
+    assert_eq!(
+        cs_view(&cs, "W-X", "T-1"),
+        "masked",
+        "a waybill the ticket is not about"
+    );
+    assert_eq!(cs_view(&cs, "W-A", "T-404"), "masked", "an invented ticket");
+    // Reads are counted, and the auditor can see the ticket.
+    let (status, t) = call(s.get("/v1/tickets/T-1", Some(&auditor)));
+    assert_eq!((status, t["reads"].as_u64()), (200, Some(2)));
+    assert_eq!(call(s.get("/v1/tickets/T-1", Some(&cs))).0, 403);
+
+    // An assigned ticket is its agent's alone.
+    w.open_ticket("T-2", &["W-X"], Some("K1"));
+    assert_eq!(cs_view(&cs_b, "W-X", "T-2"), "masked");
+    assert_eq!(cs_view(&cs, "W-X", "T-2"), "full");
+
+    // A ticket's reads run out: the eleventh read is masked.
+    let mut views = Vec::new();
+    for _ in 0..10 {
+        views.push(cs_view(&cs, "W-X", "T-2"));
+    }
+    assert_eq!(
+        views.iter().filter(|v| *v == "full").count(),
+        9,
+        "{views:?}"
+    );
+    assert_eq!(views.last().map(String::as_str), Some("masked"));
+
+    // A closed ticket widens nothing; closing twice is a conflict.
+    let (status, closed) = call(s.post("/v1/tickets/T-1/close", Some(&w.integ), &json!({})));
+    assert_eq!(status, 200, "{closed}");
+    assert!(closed["closed_at"].as_i64().is_some());
+    assert_eq!(cs_view(&cs, "W-A", "T-1"), "masked");
+    assert_eq!(
+        call(s.post("/v1/tickets/T-1/close", Some(&w.integ), &json!({}))).0,
+        409
+    );
+    assert_eq!(
+        call(s.post("/v1/tickets/T-404/close", Some(&w.integ), &json!({}))).0,
+        404
+    );
+
+    // Staff: claiming an exception is not one. Once the parcel is scanned as an exception at their outlet it
+    // is theirs to see in full — and no longer once it moves on; the other outlet never.
+    let staff_view = |token: &str| view_name(&w.view(token, "W-A", "purpose=exception_handling"));
+    assert_eq!(staff_view(&staff), "masked");
+    assert_eq!(
+        w.event("W-A", "picked_up", "O1", None, now_ms() - 3 * H).0,
+        200
+    );
+    assert_eq!(
+        w.event("W-A", "at_outlet", "O2", None, now_ms() - 2 * H).0,
+        200
+    );
+    assert_eq!(staff_view(&staff), "masked");
+    assert_eq!(w.event("W-A", "exception", "O2", None, now_ms() - H).0, 200);
+    assert_eq!(staff_view(&staff), "full");
+    assert_eq!(staff_view(&staff_origin), "masked", "the exception is O2's");
+    assert_eq!(
+        w.event("W-A", "at_outlet", "O2", None, now_ms() - 60_000).0,
+        200
+    );
+    assert_eq!(staff_view(&staff), "masked", "resolved");
+
+    // The refusals and masked views are in the audit log with the ticket named.
+    assert_eq!(call(s.get("/v1/audit/checkpoint", Some(&auditor))).0, 200);
+}
+
+fn call(r: reqwest::blocking::Response) -> (u16, Value) {
+    let status = r.status().as_u16();
+    (status, r.json().unwrap_or(Value::Null))
 }

@@ -9,7 +9,7 @@ pub(super) const SCHEMA: &str = r#"
 -- Customer-service tickets as the carrier's ticketing system registers them, and the waybills each concerns.
 CREATE TABLE IF NOT EXISTS tickets (
     id TEXT PRIMARY KEY, opened_at INTEGER NOT NULL, closed_at INTEGER, assignee TEXT,
-    full_reads INTEGER NOT NULL DEFAULT 0) WITHOUT ROWID;
+    reads INTEGER NOT NULL DEFAULT 0) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS ticket_waybills (
     ticket TEXT NOT NULL, no TEXT NOT NULL, PRIMARY KEY (ticket, no)) WITHOUT ROWID;
 "#;
@@ -22,14 +22,12 @@ fn ticket_in(
     no: Option<&str>,
 ) -> Result<Option<ServiceTicket>, StoreError> {
     let row: Option<(i64, Option<i64>, Option<String>, i64)> = c
-        .prepare_cached(
-            "SELECT opened_at, closed_at, assignee, full_reads FROM tickets WHERE id = ?1",
-        )?
+        .prepare_cached("SELECT opened_at, closed_at, assignee, reads FROM tickets WHERE id = ?1")?
         .query_row(params![id], |r| {
             Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
         })
         .optional()?;
-    let Some((opened_at, closed_at, assignee, full_reads)) = row else {
+    let Some((opened_at, closed_at, assignee, reads)) = row else {
         return Ok(None);
     };
     let mut stmt = c.prepare_cached(waybills)?;
@@ -48,7 +46,7 @@ fn ticket_in(
         assignee: assignee
             .map(|a| AccountId::parse(&a).map_err(|_| corrupt("a ticket's assignee is malformed")))
             .transpose()?,
-        full_reads: u32::try_from(full_reads)
+        reads: u32::try_from(reads)
             .map_err(|_| corrupt("a ticket's read count is out of range"))?,
         waybills: nos
             .iter()
@@ -63,7 +61,7 @@ impl WorkRegistry for SqliteStore {
     fn open_ticket(&self, t: &ServiceTicket, audit: AuditEntry) -> Result<u64, StoreError> {
         self.audited(audit, |tx| {
             tx.execute(
-                "INSERT INTO tickets (id, opened_at, closed_at, assignee, full_reads) VALUES (?1, ?2, NULL, ?3, 0)",
+                "INSERT INTO tickets (id, opened_at, closed_at, assignee, reads) VALUES (?1, ?2, NULL, ?3, 0)",
                 params![t.id, t.opened_at, t.assignee.as_ref().map(|a| a.as_str())],
             )
             .map_err(|e| match is_unique_violation(&e) {
@@ -138,7 +136,7 @@ impl WorkRegistry for SqliteStore {
             move |c| {
                 let n: Option<i64> = c
                     .prepare_cached(
-                        "UPDATE tickets SET full_reads = full_reads + 1 WHERE id = ?1 RETURNING full_reads",
+                        "UPDATE tickets SET reads = reads + 1 WHERE id = ?1 RETURNING reads",
                     )?
                     .query_row(params![id], |r| r.get(0))
                     .optional()?;
