@@ -348,13 +348,21 @@ pub(crate) fn day_plan(
             } else {
                 base + 9 * HOUR + rng.gen_range(0..9 * HOUR)
             };
-            let ticket = Some(format!("TK{day}x{k}x{t}"));
+            // The customer's call opens a ticket in the ticketing system a minute before the agent reads.
+            let ticket = format!("TK{day}x{k}x{t}");
+            plan.push(Timed {
+                at: at - 60_000,
+                op: Op::OpenTicket {
+                    id: ticket.clone(),
+                    waybills: vec![w.waybill_no.to_string()],
+                },
+            });
             plan.push(read(
                 at,
                 agent,
                 w.waybill_no.as_str(),
                 Purpose::CustomerService,
-                ticket,
+                Some(ticket),
             ));
         }
     }

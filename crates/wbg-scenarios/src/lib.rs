@@ -336,7 +336,14 @@ pub fn render_table(reports: &[ScenarioReport]) -> String {
                 a.account,
                 a.reads,
                 a.records_exposed,
-                a.containment.as_deref().unwrap_or("NO"),
+                // An attack the policy never granted a full record has nothing for the engine to contain.
+                a.containment
+                    .as_deref()
+                    .unwrap_or(if a.records_exposed == 0 {
+                        "policy"
+                    } else {
+                        "NO"
+                    }),
                 a.seconds_to_containment
                     .map_or("-".to_owned(), |s| format!("{s:.0}")),
                 a.detectors.join(",")

@@ -21,6 +21,8 @@ pub(crate) enum Op {
     Scan { no: String, ev: StatusEvent },
     /// The operator moves an account to another outlet.
     Transfer { account: String, outlet: String },
+    /// The ticketing system registers a customer-service ticket (through the integration).
+    OpenTicket { id: String, waybills: Vec<String> },
     /// An account asks for a waybill.
     Read {
         account: String,
@@ -230,6 +232,16 @@ impl World {
             Op::Transfer { account, outlet } => {
                 self.guard
                     .transfer_account(Actor::Local("simulator"), &account, &outlet, &meta)?;
+            }
+            Op::OpenTicket { id, waybills } => {
+                let reg = wbg_guard::TicketRegistration {
+                    ticket: id,
+                    waybills,
+                    opened_at: None,
+                    assignee: None,
+                };
+                self.guard
+                    .open_ticket(Actor::Token(&self.integration), &reg, &meta)?;
             }
             Op::Scan { no, ev } => {
                 // A scan the plan got wrong (a parcel already returned) is skipped, as a scanner would be told.

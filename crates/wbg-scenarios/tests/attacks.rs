@@ -1,9 +1,28 @@
 //! Every built-in T1–T4 variant, inside a small carrier's week, through the real guard: each is contained with
-//! at most 50 full records taken, and the honest accounts around them are left alone.
+//! at most 50 full records taken — customer-service and staff accounts, whose full views need registered work,
+//! at most 10 — or is never granted a full record at all; and the honest accounts around them are left alone.
 use wbg_scenarios::{builtin, scenarios, simulate, write_leaks, SimSpec, World};
 
 fn world(spec: &SimSpec, dir: &std::path::Path) -> World {
     World::scratch(&dir.join("data"), spec).unwrap()
+}
+
+/// An attack is bounded: by the engine (detected, contained) or by the policy (not one full record); an agent
+/// or member of staff, who can claim work but not register it, takes at most 10.
+fn assert_bounded(w: &World, o: &wbg_scenarios::AttackOutcome) {
+    assert!(o.records_exposed <= 50, "{o:?}");
+    assert!(
+        o.records_exposed == 0 || (o.detected && o.seconds_to_containment.is_some()),
+        "{o:?}"
+    );
+    let id = wbg_core::AccountId::parse(&o.account).unwrap();
+    let role = w.guard().store().account(&id).unwrap().unwrap().role;
+    if matches!(
+        role,
+        wbg_core::Role::CustomerService | wbg_core::Role::OutletStaff
+    ) {
+        assert!(o.records_exposed <= 10, "{o:?}");
+    }
 }
 
 #[test]
@@ -22,9 +41,7 @@ fn every_builtin_variant_is_contained_within_fifty_records() {
     }
     println!("{}", serde_json::to_string_pretty(&reports[0]).unwrap());
     for o in &outcomes {
-        assert!(o.detected, "{o:?}");
-        assert!(o.records_exposed <= 50, "{o:?}");
-        assert!(o.seconds_to_containment.is_some(), "{o:?}");
+        assert_bounded(&w, o);
     }
     let benign = &reports[0];
     assert_eq!(benign.scenario, "benign");
@@ -60,8 +77,7 @@ fn the_example_attack_file_is_contained_too() {
         );
     }
     for o in &outcomes {
-        assert!(o.detected, "{o:?}");
-        assert!(o.records_exposed <= 50, "{o:?}");
+        assert_bounded(&w, o);
     }
     assert_eq!(reports[0].benign_suspended, 0, "{:?}", reports[0]);
 }
