@@ -438,14 +438,16 @@ impl PgStore {
 
 /// Queues `entries` in order inside `tx` under numbers from the `audit_seq_alloc` sequence; returns the first
 /// entry's seq. Nothing global is locked: a sequence hands out numbers without waiting for other transactions,
-/// so every node's writers commit side by side. The entries become part of the log (chained, hashed into the
-/// tree) when [`integrate`] reaches them, in number order.
+/// so every node's writers commit side by side. The numbers are taken by the very statement that inserts the
+/// rows, so a live writer's number always has its (uncommitted) row, which the integrator's void fill waits
+/// for rather than overtakes. The entries become part of the log (chained, hashed into the tree) when
+/// [`integrate`] reaches them, in number order.
 async fn queue_entries(
     tx: &mut Tx<'_>,
     entries: impl IntoIterator<Item = AuditEntry>,
 ) -> Result<u64, StoreError> {
-    let mut entries: Vec<AuditEntry> = entries.into_iter().collect();
-    if entries.is_empty() {
+    let bodies: Vec<Vec<u8>> = entries.into_iter().map(|e| e.encode()).collect();
+    if bodies.is_empty() {
         // Nothing to queue: the "first seq" of an empty run is the next number, as the embedded store says.
         let next: i64 = sqlx::query_scalar(
             "SELECT CASE WHEN is_called THEN last_value + 1 ELSE last_value END FROM audit_seq_alloc",
@@ -456,35 +458,18 @@ async fn queue_entries(
         return Ok(next as u64);
     }
     let seqs: Vec<i64> = sqlx::query_scalar(
-        "SELECT s FROM (SELECT nextval('audit_seq_alloc') AS s FROM generate_series(1, $1)) n ORDER BY s",
+        "INSERT INTO audit_queue (seq, entry)
+         SELECT nextval('audit_seq_alloc'), e FROM UNNEST($1::bytea[]) WITH ORDINALITY AS u(e, i) ORDER BY i
+         RETURNING seq",
     )
-    .bind(entries.len() as i32)
+    .bind(bodies)
     .fetch_all(&mut **tx)
     .await
     .map_err(db)?;
-    if seqs.len() != entries.len() {
-        return Err(corrupt(
-            "the audit sequence handed out the wrong count of numbers",
-        ));
-    }
-    // The queued bytes carry their number, so the integrator can check it took the row it meant to.
-    let bodies: Vec<Vec<u8>> = entries
-        .iter_mut()
-        .zip(&seqs)
-        .map(|(e, seq)| {
-            e.seq = *seq as u64;
-            e.encode()
-        })
-        .collect();
-    sqlx::query(
-        "INSERT INTO audit_queue (seq, entry) SELECT * FROM UNNEST($1::int8[], $2::bytea[])",
-    )
-    .bind(&seqs)
-    .bind(bodies)
-    .execute(&mut **tx)
-    .await
-    .map_err(db)?;
-    Ok(seqs[0] as u64)
+    seqs.into_iter()
+        .min()
+        .map(|s| s as u64)
+        .ok_or_else(|| corrupt("queued audit entries came back without numbers"))
 }
 
 /// How long a gap in the queue may stand, behind a later committed entry, before its number counts as abandoned
@@ -598,12 +583,8 @@ async fn integrate(pool: &PgPool, wait: bool) -> Result<u64, StoreError> {
         }
         let (mut seqs, mut times, mut bodies, mut all_nodes) = (vec![], vec![], vec![], vec![]);
         for (seq, body, _, _) in rows.into_iter().take(plan.take) {
+            // The queued bytes do not carry their number (the statement that queued them took it).
             let entry = AuditEntry::decode(&body).map_err(corrupt)?;
-            if entry.seq != seq as u64 {
-                return Err(corrupt(format!(
-                    "queued entry {seq} carries another number"
-                )));
-            }
             let s = tail.integrate(seq as u64, entry).map_err(corrupt)?;
             seqs.push(s.seq as i64);
             times.push(s.time);
