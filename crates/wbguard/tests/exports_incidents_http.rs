@@ -191,6 +191,35 @@ fn an_export_an_incident_and_its_notification_list_over_http() {
         (400, "invalid_request".into())
     );
 
+    // The list is personal data in clear, so the risk engine meters it like reads: an agent pulling it over and
+    // over (once seen 150 times in 0.3 s, 1,650 names and phones, no alert) is stopped long before that, and
+    // the engine says so.
+    let puller = server.account(&admin, "K2", "customer_service", None, None);
+    let mut lists = 0;
+    let stopped = loop {
+        let r = server.get(&notify, Some(&puller));
+        if r.status() != 200 {
+            break error_code(r);
+        }
+        lists += 1;
+        assert!(lists < 150, "150 lists and still served");
+    };
+    assert!(
+        matches!(stopped.1.as_str(), "rate_limited" | "account_suspended"),
+        "{stopped:?} after {lists} lists"
+    );
+    // The hard rate limit's burst: the same 30 people each time, never more than the incident holds.
+    assert!(
+        lists < 50,
+        "{lists} lists of 30 notices before the engine stopped it"
+    );
+    let (status, alerts) = {
+        let r = server.get("/v1/alerts?account=K2", Some(&auditor));
+        (r.status().as_u16(), r.json::<Value>().unwrap())
+    };
+    assert_eq!(status, 200);
+    assert!(!alerts.as_array().unwrap().is_empty(), "{alerts}");
+
     // ── Canaries over HTTP: auditors plant them. ──
     let r = server.post(
         "/v1/forensics/canaries",
