@@ -1,8 +1,8 @@
 //! The work registry on PostgreSQL.
 use crate::{corrupt, db, is_unique_violation, PgStore};
 use wbg_audit::AuditEntry;
-use wbg_core::{AccountId, Millis, WaybillNo};
-use wbg_store::{ServiceTicket, StoreError, Ticket, WorkRegistry};
+use wbg_core::{Millis, WaybillNo};
+use wbg_store::{rows, ServiceTicket, StoreError, Ticket, WorkRegistry};
 
 /// A ticket's row: opened, closed, assignee, reads, waybills.
 type TicketRow = (i64, Option<i64>, Option<String>, i32, Vec<String>);
@@ -27,22 +27,7 @@ async fn ticket_in(
     let Some((opened_at, closed_at, assignee, reads, nos)) = row else {
         return Ok(None);
     };
-    Ok(Some(ServiceTicket {
-        id: id.to_owned(),
-        opened_at,
-        closed_at,
-        assignee: assignee
-            .map(|a| AccountId::parse(&a).map_err(|_| corrupt("a ticket's assignee is malformed")))
-            .transpose()?,
-        reads: u32::try_from(reads)
-            .map_err(|_| corrupt("a ticket's read count is out of range"))?,
-        waybills: nos
-            .iter()
-            .map(|n| {
-                WaybillNo::parse(n).map_err(|_| corrupt("a ticket's waybill number is malformed"))
-            })
-            .collect::<Result<_, _>>()?,
-    }))
+    rows::ticket(id, (opened_at, closed_at, assignee, i64::from(reads), nos)).map(Some)
 }
 
 impl WorkRegistry for PgStore {

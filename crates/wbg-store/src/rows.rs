@@ -129,3 +129,27 @@ pub fn binding(row: BindingRow) -> Result<NumberBinding, StoreError> {
         bound_at,
     })
 }
+
+/// A ticket's columns after its id: opened at, closed at, assignee, reads, and the waybills selected with it.
+pub type TicketRow = (i64, Option<i64>, Option<String>, i64, Vec<String>);
+
+/// Ticket `id` from its columns.
+pub fn ticket(id: &str, row: TicketRow) -> Result<crate::ServiceTicket, StoreError> {
+    let (opened_at, closed_at, assignee, reads, nos) = row;
+    Ok(crate::ServiceTicket {
+        id: id.to_owned(),
+        opened_at,
+        closed_at,
+        assignee: assignee
+            .map(|a| AccountId::parse(&a).map_err(|_| corrupt("a ticket's assignee is malformed")))
+            .transpose()?,
+        reads: u32::try_from(reads)
+            .map_err(|_| corrupt("a ticket's read count is out of range"))?,
+        waybills: nos
+            .iter()
+            .map(|n| {
+                WaybillNo::parse(n).map_err(|_| corrupt("a ticket's waybill number is malformed"))
+            })
+            .collect::<Result<_, _>>()?,
+    })
+}

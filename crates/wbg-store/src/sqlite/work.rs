@@ -3,7 +3,7 @@ use super::{corrupt, is_unique_violation, SqliteStore};
 use crate::{ServiceTicket, StoreError, Ticket, WorkRegistry};
 use rusqlite::{params, Connection, OptionalExtension};
 use wbg_audit::AuditEntry;
-use wbg_core::{AccountId, Millis, WaybillNo};
+use wbg_core::{Millis, WaybillNo};
 
 pub(super) const SCHEMA: &str = r#"
 -- Customer-service tickets as the carrier's ticketing system registers them, and the waybills each concerns.
@@ -39,22 +39,7 @@ fn ticket_in(
             .query_map(params![id], |r| r.get(0))?
             .collect::<Result<_, _>>()?,
     };
-    Ok(Some(ServiceTicket {
-        id: id.to_owned(),
-        opened_at,
-        closed_at,
-        assignee: assignee
-            .map(|a| AccountId::parse(&a).map_err(|_| corrupt("a ticket's assignee is malformed")))
-            .transpose()?,
-        reads: u32::try_from(reads)
-            .map_err(|_| corrupt("a ticket's read count is out of range"))?,
-        waybills: nos
-            .iter()
-            .map(|n| {
-                WaybillNo::parse(n).map_err(|_| corrupt("a ticket's waybill number is malformed"))
-            })
-            .collect::<Result<_, _>>()?,
-    }))
+    crate::rows::ticket(id, (opened_at, closed_at, assignee, reads, nos)).map(Some)
 }
 
 impl WorkRegistry for SqliteStore {
