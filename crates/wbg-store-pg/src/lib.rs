@@ -102,18 +102,26 @@ async fn group_commit(pool: PgPool, mut rx: tokio::sync::mpsc::UnboundedReceiver
                 outcomes.push(Ok(audit.len()));
                 entries.append(audit);
             }
-            let first = queue_entries(&mut tx, entries).await?;
+            let seqs = queue_each(&mut tx, entries).await?;
             tx.commit().await.map_err(db)?;
-            Ok::<_, StoreError>((first, outcomes))
+            Ok::<_, StoreError>((seqs, outcomes))
         }
         .await;
         match committed {
-            Ok((mut next, outcomes)) => {
+            Ok((seqs, outcomes)) => {
+                // Each job is told its own first entry's number (the numbers of one commit need not be
+                // consecutive: another node may have taken some in between).
+                let mut at = 0;
                 for ((_, _, reply), outcome) in batch.into_iter().zip(outcomes) {
                     match outcome {
                         Ok(n) => {
-                            reply.send(Ok(next));
-                            next += n as u64;
+                            reply.send(
+                                seqs.get(at)
+                                    .copied()
+                                    .filter(|_| n > 0)
+                                    .ok_or_else(|| StoreError::Db("nothing was appended".into())),
+                            );
+                            at += n;
                         }
                         Err(e) => reply.send(Err(e)),
                     }
@@ -446,30 +454,50 @@ async fn queue_entries(
     tx: &mut Tx<'_>,
     entries: impl IntoIterator<Item = AuditEntry>,
 ) -> Result<u64, StoreError> {
+    match queue_each(tx, entries).await?.first() {
+        Some(first) => Ok(*first),
+        None => {
+            // Nothing queued: the "first seq" of an empty run is the next number, as the embedded store says.
+            let next: i64 = sqlx::query_scalar(
+                "SELECT CASE WHEN is_called THEN last_value + 1 ELSE last_value END FROM audit_seq_alloc",
+            )
+            .fetch_one(&mut **tx)
+            .await
+            .map_err(db)?;
+            Ok(next as u64)
+        }
+    }
+}
+
+/// [`queue_entries`], returning every entry's number in the order given. One writer's numbers need not be
+/// consecutive: another node's writer may take numbers between them.
+async fn queue_each(
+    tx: &mut Tx<'_>,
+    entries: impl IntoIterator<Item = AuditEntry>,
+) -> Result<Vec<u64>, StoreError> {
     let bodies: Vec<Vec<u8>> = entries.into_iter().map(|e| e.encode()).collect();
     if bodies.is_empty() {
-        // Nothing to queue: the "first seq" of an empty run is the next number, as the embedded store says.
-        let next: i64 = sqlx::query_scalar(
-            "SELECT CASE WHEN is_called THEN last_value + 1 ELSE last_value END FROM audit_seq_alloc",
-        )
-        .fetch_one(&mut **tx)
-        .await
-        .map_err(db)?;
-        return Ok(next as u64);
+        return Ok(Vec::new());
     }
+    // The numbers are taken once (a CTE with a volatile function is evaluated once), inserted, and returned in
+    // the entries' order, all in one statement.
     let seqs: Vec<i64> = sqlx::query_scalar(
-        "INSERT INTO audit_queue (seq, entry)
-         SELECT nextval('audit_seq_alloc'), e FROM UNNEST($1::bytea[]) WITH ORDINALITY AS u(e, i) ORDER BY i
-         RETURNING seq",
+        "WITH n AS (
+             SELECT nextval('audit_seq_alloc') AS seq, e, i
+             FROM UNNEST($1::bytea[]) WITH ORDINALITY AS u(e, i) ORDER BY i),
+         ins AS (INSERT INTO audit_queue (seq, entry) SELECT seq, e FROM n)
+         SELECT seq FROM n ORDER BY i",
     )
-    .bind(bodies)
+    .bind(&bodies)
     .fetch_all(&mut **tx)
     .await
     .map_err(db)?;
-    seqs.into_iter()
-        .min()
-        .map(|s| s as u64)
-        .ok_or_else(|| corrupt("queued audit entries came back without numbers"))
+    if seqs.len() != bodies.len() {
+        return Err(corrupt(
+            "queued audit entries came back without their numbers",
+        ));
+    }
+    Ok(seqs.into_iter().map(|s| s as u64).collect())
 }
 
 /// How long a gap in the queue may stand, behind a later committed entry, before its number counts as abandoned
