@@ -2,15 +2,16 @@
 //!
 //! 1. **ask**: the token is hashed, purpose, waybill number and ticket checked ([`Guard::ask`]);
 //! 2. **snapshot**: the token's account, the waybill, its events and privacy-number binding, read without
-//!    writing ([`wbg_store::Store::read_snapshot`]);
+//!    writing ([`wbg_store::Store::read_snapshot`]); for customer service, the ticket it names from the work
+//!    registry, and the read counted against it ([`WorkFacts`]);
 //! 3. **decide**: account status → policy (Cedar: the richest view the purpose permits) → risk engine (may
 //!    cap the view, refuse, suspend) → retention (shredded field groups) → the audit entry ([`Guard::decide_read`]);
 //! 4. **audit**: the entry goes to the store's group commit, and nothing goes on until it is durable;
 //! 5. **finish**: alerts and a suspension are stored, then exactly the decided view's fields are decrypted and
 //!    rendered ([`Guard::finish_read`]).
 //!
-//! [`Guard::read`] waits for steps 2 and 4 on the calling thread; [`Guard::read_async`] awaits them, so a server
-//! serves other requests while a read's entry waits for its commit. Both run the same steps.
+//! [`Guard::read_async`] awaits steps 2 and 4, so a server serves other requests while a read's entry waits for
+//! its commit; [`Guard::read`] runs the very same future to completion on the calling thread.
 use crate::guard::{add_detail, checked_token_hash, deny_entry, recordable};
 use crate::numbers::ShownPhone;
 use crate::view::{EventView, MaskedAddress, PartyView, WaybillView};
@@ -76,7 +77,9 @@ impl Guard {
         self.read_via_async(token, req, meta, Via::Api).await
     }
 
-    /// The guarded read, arrived `via` an API read, a print job or a label token.
+    /// The guarded read, arrived `via` an API read, a print job or a label token, on the calling thread: the
+    /// same steps as [`Guard::read_via_async`], whose store tickets this thread waits for (they are completed by
+    /// the store's own thread or runtime, never by the caller's).
     pub(crate) fn read_via(
         &self,
         token: &str,
@@ -84,35 +87,10 @@ impl Guard {
         meta: &RequestMeta,
         via: Via,
     ) -> Result<WaybillView, GuardError> {
-        let started = Instant::now();
-        let out = (|| {
-            let asked = self.ask(token, req)?;
-            let ticket = self.registered_ticket(&asked, req.ticket);
-            let snapshot = self
-                .store
-                .read_snapshot(&asked.token_hash, &asked.no)
-                .wait()?;
-            let ticket = match ticket {
-                Some(t) => t.wait()?,
-                None => None,
-            };
-            let mut work = WorkFacts::of(&snapshot, ticket.as_ref(), &asked.no);
-            if let Some(t) = work.ticket_to_count() {
-                work.ticket.reads = self.store.count_ticket_read(t).wait()?.saturating_sub(1);
-            }
-            let (entry, decision, alert) =
-                self.decide_read(&snapshot, &asked, req.ticket, &work, meta, via);
-            let seq = match entry {
-                Some(e) => Some(self.store.append_audit_grouped(vec![e]).wait()?),
-                None => None,
-            };
-            self.finish_read(asked, snapshot, decision, alert, seq, meta)
-        })();
-        self.count_read(started, req, &out);
-        out
+        futures_executor::block_on(self.read_via_async(token, req, meta, via))
     }
 
-    /// [`Guard::read_via`], awaiting the store.
+    /// The guarded read, arrived `via` an API read, a print job or a label token, awaiting the store.
     pub(crate) async fn read_via_async(
         &self,
         token: &str,
