@@ -173,6 +173,11 @@ fn lookups(inner: &Mutex<Inner>, reads: impl Iterator<Item = Lookup>) {
         return;
     };
     let conn = &guard.conn;
+    // A transaction left open (a COMMIT that failed) would wedge the connection: every later BEGIN would fail,
+    // and the next group commit would run inside it. End it first.
+    if !conn.is_autocommit() {
+        let _ = conn.execute_batch("ROLLBACK");
+    }
     let began = conn.prepare_cached("BEGIN").and_then(|mut s| s.execute([]));
     if began.is_err() {
         return;
@@ -180,9 +185,13 @@ fn lookups(inner: &Mutex<Inner>, reads: impl Iterator<Item = Lookup>) {
     for read in reads {
         read(conn);
     }
-    let _ = conn
+    let committed = conn
         .prepare_cached("COMMIT")
         .and_then(|mut s| s.execute([]));
+    if committed.is_err() {
+        // Nothing was written: the lookups' answers stand, and the connection is left out of the transaction.
+        let _ = conn.execute_batch("ROLLBACK");
+    }
 }
 
 /// Commits one group. The cached log tail moves on only once the transaction has committed.
@@ -252,4 +261,28 @@ fn run(
     tx.commit()?;
     *tree = Some(tail);
     Ok(outcomes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lookups_end_a_transaction_left_open_before_they_begin() {
+        let conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch("CREATE TABLE t (x INTEGER); INSERT INTO t VALUES (7); BEGIN;")
+            .unwrap();
+        let inner = Mutex::new(Inner { conn, tree: None });
+        let (tx, rx) = mpsc::channel();
+        let read: Lookup = Box::new(move |c: &Connection| {
+            let x: i64 = c.query_row("SELECT x FROM t", [], |r| r.get(0)).unwrap();
+            tx.send(x).unwrap();
+        });
+        lookups(&inner, std::iter::once(read));
+        assert_eq!(rx.try_recv().ok(), Some(7), "the lookup ran");
+        assert!(
+            inner.lock().unwrap().conn.is_autocommit(),
+            "and left no transaction open"
+        );
+    }
 }
