@@ -123,7 +123,14 @@ impl Guard {
             reads: 0,
             waybills,
         };
-        self.store.open_ticket(&ticket, e)?;
+        if let Err(err) = self.store.open_ticket(&ticket, e.clone()) {
+            let err = GuardError::from(err);
+            if matches!(err, GuardError::Conflict(_)) {
+                // A refused registration is still a record of someone trying it.
+                self.store.append_audit(deny_entry(e, &err))?;
+            }
+            return Err(err);
+        }
         Ok(ticket.into())
     }
 
