@@ -80,18 +80,29 @@ impl Guard {
         Ok((account, token))
     }
 
-    /// Issues another token for an account.
+    /// Issues a new token for an account (shown once). Unless `keep_others`, it replaces the account's older
+    /// tokens, which stop working at once: a reissued credential leaves no forgotten one behind, and an owner whose
+    /// token stops working learns that someone was issued one.
     pub fn issue_token(
         &self,
         actor: Actor<'_>,
         id: &str,
+        keep_others: bool,
         meta: &RequestMeta,
     ) -> Result<String, GuardError> {
         let (_, mut e) = self.admin(actor, AdminAction::ManageAccounts, "token_issue", meta)?;
         let id = AccountId::parse(id)?;
-        e.detail = Some(format!("account={id}"));
+        e.detail = Some(format!(
+            "account={id}; {}",
+            if keep_others {
+                "older tokens kept"
+            } else {
+                "older tokens revoked"
+            }
+        ));
         let token = new_token();
-        self.store.add_token(&id, &hash_token(&token), e)?;
+        self.store
+            .add_token(&id, &hash_token(&token), keep_others, e)?;
         Ok(token)
     }
 

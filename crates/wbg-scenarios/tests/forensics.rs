@@ -241,7 +241,7 @@ fn contained_attackers_takes_name_them_first_and_a_canary_names_its_reader_outri
         .unwrap();
     assert_eq!(nos.len(), 3);
     let token = g
-        .issue_token(Actor::Local("test"), &courier, &meta)
+        .issue_token(Actor::Local("test"), &courier, false, &meta)
         .unwrap();
     let read = g.read(
         &token,

@@ -1250,6 +1250,7 @@ impl Store for PgStore {
         &self,
         id: &AccountId,
         token_hash: &[u8; 32],
+        keep_others: bool,
         audit: AuditEntry,
     ) -> Result<u64, StoreError> {
         let id = id.clone();
@@ -1263,6 +1264,13 @@ impl Store for PgStore {
                     .map_err(db)?;
                 if n == 0 {
                     return Err(StoreError::NotFound(format!("account {id}")));
+                }
+                if !keep_others {
+                    sqlx::query("DELETE FROM tokens WHERE account_id = $1")
+                        .bind(id.as_str())
+                        .execute(&mut **tx)
+                        .await
+                        .map_err(db)?;
                 }
                 sqlx::query(
                     "INSERT INTO tokens (hash, account_id, created_at) VALUES ($1, $2, $3)",

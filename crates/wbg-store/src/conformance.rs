@@ -178,9 +178,16 @@ pub fn accounts_and_tokens(s: &dyn Store) {
     ));
     assert_eq!(s.account_by_token(&[1u8; 32]).unwrap(), Some(a.clone()));
     assert_eq!(s.account_by_token(&[2u8; 32]).unwrap(), None);
-    s.add_token(&a.id, &[3u8; 32], entry("token_issue"))
+    s.add_token(&a.id, &[3u8; 32], true, entry("token_issue"))
         .unwrap();
     assert_eq!(s.account_by_token(&[3u8; 32]).unwrap().unwrap().id, a.id);
+    assert!(s.account_by_token(&[1u8; 32]).unwrap().is_some(), "kept");
+    // A reissue without keeping revokes every older token of the account.
+    s.add_token(&a.id, &[4u8; 32], false, entry("token_issue"))
+        .unwrap();
+    assert_eq!(s.account_by_token(&[4u8; 32]).unwrap().unwrap().id, a.id);
+    assert_eq!(s.account_by_token(&[1u8; 32]).unwrap(), None);
+    assert_eq!(s.account_by_token(&[3u8; 32]).unwrap(), None);
     let at = |time: i64, action: &str| AuditEntry::new(time, "admin", action);
     s.set_account_status(
         &a.id,
@@ -224,8 +231,8 @@ pub fn accounts_and_tokens(s: &dyn Store) {
         )
         .is_err());
     assert_eq!(s.accounts().unwrap().len(), 1);
-    // A failed write appends no audit entry: 6 successful writes, 6 entries.
-    assert_eq!(s.audit_size().unwrap(), 6);
+    // A failed write appends no audit entry: 7 successful writes, 7 entries.
+    assert_eq!(s.audit_size().unwrap(), 7);
 }
 
 /// A batch with a number that exists is refused whole, index included.

@@ -196,11 +196,13 @@ pub trait Store: WorkRegistry + Send + Sync {
         token_hash: &[u8; 32],
         audit: AuditEntry,
     ) -> Result<u64, StoreError>;
-    /// Adds a token hash to an account.
+    /// Adds a token hash to an account; unless `keep_others`, the account's other tokens are revoked (deleted)
+    /// in the same transaction, so a reissued credential leaves no older one working.
     fn add_token(
         &self,
         id: &AccountId,
         token_hash: &[u8; 32],
+        keep_others: bool,
         audit: AuditEntry,
     ) -> Result<u64, StoreError>;
     /// What a guarded read needs, without writing anything: the account behind `token_hash` and, if there is

@@ -268,10 +268,13 @@ enum AccountsCommand {
         #[arg(long)]
         outlet: String,
     },
-    /// Issue another token for an account; prints it as the last line.
+    /// Issue a new token for an account, revoking its older ones (unless --keep); prints it as the last line.
     Token {
         #[arg(long)]
         id: String,
+        /// Keep the account's older tokens working (a second device, say).
+        #[arg(long)]
+        keep: bool,
     },
 }
 
@@ -504,8 +507,8 @@ fn run(cli: Cli) -> Result<std::process::ExitCode> {
                         a.outlet.map(|o| o.to_string()).unwrap_or_default()
                     );
                 }
-                AccountsCommand::Token { id } => {
-                    println!("{}", guard.issue_token(actor, &id, &meta)?)
+                AccountsCommand::Token { id, keep } => {
+                    println!("{}", guard.issue_token(actor, &id, keep, &meta)?)
                 }
             }
             guard.checkpoint()?;

@@ -422,18 +422,36 @@ async fn transfer(
     ))
 }
 
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+struct IssueToken {
+    /// Keep the account's older tokens working (default: the new token replaces them).
+    #[serde(default)]
+    keep_existing: bool,
+}
+
 #[utoipa::path(post, path = "/v1/accounts/{id}/tokens", security(("bearer" = [])), params(("id" = String, Path)),
-    responses((status = 201, body = TokenResponse), (status = 403, body = ApiErrorBody), (status = 404, body = ApiErrorBody)))]
+    request_body(content = Option<IssueToken>, description = "Optional; without it the new token replaces the account's older ones"),
+    responses((status = 201, body = TokenResponse), (status = 400, body = ApiErrorBody), (status = 403, body = ApiErrorBody), (status = 404, body = ApiErrorBody)))]
 async fn issue_token(
     State(s): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     Path(id): Path<String>,
+    body: Result<Bytes, BytesRejection>,
 ) -> ApiResult<(StatusCode, Json<TokenResponse>)> {
     let token = bearer(&headers)?;
     let meta = request_meta(&headers, peer)?;
+    let req: IssueToken = match &body {
+        Ok(b) if b.is_empty() => IssueToken::default(),
+        _ => parse_body(body)?,
+    };
     let id2 = id.clone();
-    let new = blocking(move || s.guard.issue_token(Actor::Token(&token), &id2, &meta)).await?;
+    let new = blocking(move || {
+        s.guard
+            .issue_token(Actor::Token(&token), &id2, req.keep_existing, &meta)
+    })
+    .await?;
     Ok((StatusCode::CREATED, Json(TokenResponse { id, token: new })))
 }
 
@@ -1174,7 +1192,7 @@ impl utoipa::Modify for BearerAuth {
         checkpoint, verifier_key, inclusion, consistency, audit_entry, healthz, metrics_text),
     components(schemas(ApiErrorBody, ApiErrorDetail, CreateAccount, TokenResponse, StatusChange, Transfer, IngestBatch, ProofResponse,
         PlantCanaries, Planted, ResolveLabel, RouteCall, EventBatch, RowFault, ScanEvent, EventBatchReport,
-        TicketRegistration, TicketRecord)),
+        TicketRegistration, TicketRecord, IssueToken)),
     modifiers(&BearerAuth)
 )]
 struct ApiDoc;

@@ -334,6 +334,30 @@ fn policy_rules_over_http() {
         view_name(&w.view(&t2, "W-OUT", "purpose=delivery")),
         "masked"
     );
+    // The new token replaced the account's older one: a reissue leaves no forgotten credential working, and the
+    // owner whose token stops learns that someone was issued one.
+    assert_eq!(
+        view_name(&w.view(&courier_b, "W-OUT", "purpose=delivery")),
+        "401:unauthenticated"
+    );
+    // Asked to keep them, both work (a second device).
+    let third = s.post(
+        "/v1/accounts/C2b/tokens",
+        Some(admin),
+        &json!({"keep_existing": true}),
+    );
+    assert_eq!(third.status(), 201);
+    let t3 = third.json::<Value>().unwrap()["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    for t in [&t2, &t3] {
+        assert_eq!(view_name(&w.view(t, "W-OUT", "purpose=delivery")), "masked");
+    }
+    assert_eq!(
+        error_code(s.post("/v1/accounts/C2b/tokens", Some(admin), &json!({"keep": 1}))),
+        (400, "invalid_json".into())
+    );
 }
 
 #[test]

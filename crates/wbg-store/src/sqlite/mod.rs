@@ -755,6 +755,7 @@ impl Store for SqliteStore {
         &self,
         id: &AccountId,
         token_hash: &[u8; 32],
+        keep_others: bool,
         audit: AuditEntry,
     ) -> Result<u64, StoreError> {
         self.audited(audit, |tx| {
@@ -765,6 +766,12 @@ impl Store for SqliteStore {
             )?;
             if n == 0 {
                 return Err(StoreError::NotFound(format!("account {id}")));
+            }
+            if !keep_others {
+                tx.execute(
+                    "DELETE FROM tokens WHERE account_id = ?1",
+                    params![id.as_str()],
+                )?;
             }
             insert_token(tx, token_hash, id, wbg_core::now_millis())
         })
