@@ -7,14 +7,11 @@ fn world(spec: &SimSpec, dir: &std::path::Path) -> World {
     World::scratch(&dir.join("data"), spec).unwrap()
 }
 
-/// An attack is bounded: by the engine (detected, contained) or by the policy (not one full record); an agent
-/// or member of staff, who can claim work but not register it, takes at most 10.
+/// An attack is bounded. An agent or member of staff can claim work but not register it, so the policy holds
+/// it to the registered work around it: at most 10 full records, whether or not the engine ever had cause to
+/// contain it (a member of staff reading the parcels really in exception at its outlet is doing the job as
+/// far as anyone can tell). Every other attack is detected and contained with at most 50.
 fn assert_bounded(w: &World, o: &wbg_scenarios::AttackOutcome) {
-    assert!(o.records_exposed <= 50, "{o:?}");
-    assert!(
-        o.records_exposed == 0 || (o.detected && o.seconds_to_containment.is_some()),
-        "{o:?}"
-    );
     let id = wbg_core::AccountId::parse(&o.account).unwrap();
     let role = w.guard().store().account(&id).unwrap().unwrap().role;
     if matches!(
@@ -22,6 +19,9 @@ fn assert_bounded(w: &World, o: &wbg_scenarios::AttackOutcome) {
         wbg_core::Role::CustomerService | wbg_core::Role::OutletStaff
     ) {
         assert!(o.records_exposed <= 10, "{o:?}");
+    } else {
+        assert!(o.records_exposed <= 50, "{o:?}");
+        assert!(o.detected && o.seconds_to_containment.is_some(), "{o:?}");
     }
 }
 

@@ -47,11 +47,8 @@ fn a_small_run_reports_and_writes_leaks() {
     }
     assert_eq!(r["scenario"], "T2");
     assert_eq!(r["attackers"], 3);
-    // Each attack is detected, or was never granted a full record (agents and staff need registered work for
-    // one), and none of these agents and staff took more than 10.
-    for a in r["attacks"].as_array().unwrap() {
-        assert!(a["detected"] == true || a["records_exposed"] == 0, "{a}");
-    }
+    // T2's attackers are agents and staff: registered work bounds them at 10 full records each, contained or
+    // not (they may meet parcels really in exception at their outlet).
     assert!(
         r["max_records_exposed_per_attacker"].as_u64().unwrap() <= 10,
         "{r}"
