@@ -87,15 +87,11 @@ impl Guard {
         format: Format,
         meta: &RequestMeta,
     ) -> Result<PrintedLabel, GuardError> {
-        let req = print_request(waybill_no);
-        let view = self.read_via(token, &req, meta, Via::Print(format))?;
-        let parts = printable(&view)?;
-        let now = self.clock.now();
-        let copy = self.store.count_label_print(&parts.0, now).wait()?;
-        self.printed(&view, parts, now, copy, format)
+        futures_executor::block_on(self.print_label_async(token, waybill_no, format, meta))
     }
 
-    /// [`Guard::print_label`] for async callers: the read and the print count are awaited.
+    /// [`Guard::print_label`] for async callers: the read and the print count are awaited (the synchronous
+    /// one runs this very future on the calling thread).
     pub async fn print_label_async(
         &self,
         token: &str,
