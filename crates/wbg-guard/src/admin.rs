@@ -1,7 +1,7 @@
 //! Account administration (create, tokens, suspend and reinstate, transfer, lists) and master-key rotation:
 //! every change audited in the transaction that makes it.
 use crate::guard::{local_only, Actor, RequestMeta};
-use crate::{hash_token, new_token, Guard, GuardError};
+use crate::{Guard, GuardError, Issued};
 use wbg_audit::AuditEntry;
 use wbg_core::{Account, AccountId, AccountStatus, Alert, MerchantId, Millis, OutletId, Role};
 use wbg_policy::AdminAction;
@@ -32,7 +32,9 @@ impl Guard {
         Ok((who, e))
     }
 
-    /// Creates an account and returns it with its first token (shown once).
+    /// Creates an account and returns it with its first token (shown once): for an operator at the machine, or
+    /// an admin creating a role that sees no personal data. Any other creation over the API goes through
+    /// [`Guard::open_account`], which starts an enrolment instead.
     pub fn create_account(
         &self,
         actor: Actor<'_>,
@@ -42,7 +44,6 @@ impl Guard {
         merchant: Option<&str>,
         meta: &RequestMeta,
     ) -> Result<(Account, String), GuardError> {
-        let (_, mut e) = self.admin(actor, AdminAction::ManageAccounts, "account_create", meta)?;
         let now = self.clock.now();
         let account = Account {
             id: AccountId::parse(id)?,
@@ -54,35 +55,19 @@ impl Guard {
             created_at: now,
             status_since: now,
         };
-        Account::check_binding(
-            account.role,
-            account.outlet.as_ref(),
-            account.merchant.as_ref(),
-        )?;
-        let token = new_token();
-        e.detail = Some(format!(
-            "account={} role={}{}{}",
-            account.id,
-            account.role.as_str(),
-            account
-                .outlet
-                .as_ref()
-                .map(|o| format!(" outlet={o}"))
-                .unwrap_or_default(),
-            account
-                .merchant
-                .as_ref()
-                .map(|m| format!(" merchant={m}"))
-                .unwrap_or_default()
-        ));
-        self.store
-            .create_account(&account, &hash_token(&token), e)?;
-        Ok((account, token))
+        match self.open_account(actor, account, meta)? {
+            (a, Issued::Token(t)) => Ok((a, t.token)),
+            (a, Issued::Enrolment(e)) => Err(GuardError::Conflict(format!(
+                "account {} was created without a token: it enrols (enrolment {}, approved by a second admin)",
+                a.id, e.id
+            ))),
+        }
     }
 
-    /// Issues a new token for an account (shown once). Unless `keep_others`, it replaces the account's older
-    /// tokens, which stop working at once: a reissued credential leaves no forgotten one behind, and an owner whose
-    /// token stops working learns that someone was issued one.
+    /// Issues a new token for an account (shown once), where a token may be issued directly (see
+    /// [`Guard::issue_credential`]). Unless `keep_others`, it replaces the account's older tokens, which stop
+    /// working at once: a reissued credential leaves no forgotten one behind, and an owner whose token stops
+    /// working learns that someone was issued one.
     pub fn issue_token(
         &self,
         actor: Actor<'_>,
@@ -90,20 +75,13 @@ impl Guard {
         keep_others: bool,
         meta: &RequestMeta,
     ) -> Result<String, GuardError> {
-        let (_, mut e) = self.admin(actor, AdminAction::ManageAccounts, "token_issue", meta)?;
-        let id = AccountId::parse(id)?;
-        e.detail = Some(format!(
-            "account={id}; {}",
-            if keep_others {
-                "older tokens kept"
-            } else {
-                "older tokens revoked"
-            }
-        ));
-        let token = new_token();
-        self.store
-            .add_token(&id, &hash_token(&token), keep_others, e)?;
-        Ok(token)
+        match self.issue_credential(actor, id, keep_others, meta)? {
+            Issued::Token(t) => Ok(t.token),
+            Issued::Enrolment(e) => Err(GuardError::Conflict(format!(
+                "account {id} enrols: enrolment {} awaits a second admin's approval",
+                e.id
+            ))),
+        }
     }
 
     /// Suspends `id` on a risk verdict about an access at `at` — the inline hook's on a read, or a risk worker's

@@ -1,6 +1,7 @@
 //! The guard itself: how it is opened (keys, store, policy, risk engine), who is calling (authentication), and
 //! the helpers every operation shares. The operations live beside it: `read` (the guarded read, top to bottom),
 //! `events`, `ingest`, `label`, `admin` (accounts and keys), `audit` (checkpoints and proofs), and the rest.
+use crate::credentials::Bearer;
 use crate::keys::{self, KeyConfig};
 use crate::{hash_token, GuardError};
 use std::collections::{HashMap, HashSet};
@@ -124,6 +125,8 @@ pub struct Guard {
     pub(crate) shredded: std::sync::RwLock<HashSet<(i64, wbg_vault::FieldGroup)>>,
     /// Privacy numbers, once enabled.
     pub(crate) numbers: Option<crate::numbers::NumberState>,
+    /// Token lifetime, enrolments, the identity provider.
+    pub(crate) credentials: crate::credentials::Credentialing,
 }
 
 impl std::fmt::Debug for Guard {
@@ -285,6 +288,7 @@ impl Guard {
                 canaries: std::sync::RwLock::new(canaries),
                 shredded: std::sync::RwLock::new(shredded),
                 numbers: None,
+                credentials: Default::default(),
             },
             report,
         ))
@@ -353,9 +357,11 @@ impl Guard {
     /// The account a token belongs to; `Unauthenticated` for an unknown token. Suspension is checked by each
     /// operation, so that refused attempts are audited under the account's name.
     pub fn authenticate(&self, token: &str) -> Result<Account, GuardError> {
-        self.store
-            .account_by_token(&checked_token_hash(token)?)?
-            .ok_or(GuardError::Unauthenticated)
+        match self.bearer(token)? {
+            Bearer::Token(hash) => self.store.account_by_token(&hash)?,
+            Bearer::Oidc(id) => self.store.account(&id)?,
+        }
+        .ok_or(GuardError::Unauthenticated)
     }
 
     /// The case file `kind`/`id` (an export, an incident; the caller has checked the id's form), parsed, with its

@@ -15,6 +15,7 @@ mod admin;
 mod audit;
 mod breach;
 mod canary;
+mod credentials;
 mod error;
 mod events;
 mod export;
@@ -36,6 +37,10 @@ pub use breach::{
     RegionCount, SuspectImpact, TimelineEvent, MAX_INCIDENT_WAYBILLS, MAX_SUSPECTS,
 };
 pub use canary::MAX_CANARIES;
+pub use credentials::{
+    issued_directly, CredentialConfig, Enrolment, EnrolmentCode, Issued, IssuedToken, OidcConfig,
+    WhoAmI,
+};
 pub use error::GuardError;
 pub use events::{EventBatchReport, RowFault, ScanEvent};
 pub use export::{

@@ -12,7 +12,8 @@
 //!
 //! [`Guard::read_async`] awaits steps 2 and 4, so a server serves other requests while a read's entry waits for
 //! its commit; [`Guard::read`] runs the very same future to completion on the calling thread.
-use crate::guard::{add_detail, checked_token_hash, deny_entry, recordable};
+use crate::credentials::Bearer;
+use crate::guard::{add_detail, deny_entry, recordable};
 use crate::numbers::ShownPhone;
 use crate::view::{EventView, MaskedAddress, PartyView, WaybillView};
 use crate::{Guard, GuardError, ReadRequest, RequestMeta};
@@ -30,7 +31,7 @@ use wbg_vault::{mask_name, mask_phone, Field};
 
 /// A read request, checked (step 1).
 pub(crate) struct Asked {
-    token_hash: [u8; 32],
+    bearer: Bearer,
     purpose: Purpose,
     no: WaybillNo,
     /// When the read was asked: what the policy and the engine judge it at.
@@ -102,10 +103,11 @@ impl Guard {
         let out = async {
             let asked = self.ask(token, req)?;
             let ticket = self.registered_ticket(&asked, req.ticket);
-            let snapshot = self
-                .store
-                .read_snapshot(&asked.token_hash, &asked.no)
-                .await?;
+            let snapshot = match &asked.bearer {
+                Bearer::Token(hash) => self.store.read_snapshot(hash, &asked.no),
+                Bearer::Oidc(id) => self.store.read_snapshot_of_account(id, &asked.no),
+            }
+            .await?;
             let ticket = match ticket {
                 Some(t) => t.await?,
                 None => None,
@@ -129,7 +131,7 @@ impl Guard {
 
     /// Step 1: the request checked. An unknown token is told so before anything about its request.
     fn ask(&self, token: &str, req: &ReadRequest<'_>) -> Result<Asked, GuardError> {
-        let token_hash = checked_token_hash(token)?;
+        let bearer = self.bearer(token)?;
         let parsed = Purpose::parse(req.purpose)
             .map_err(GuardError::from)
             .and_then(|purpose| {
@@ -144,7 +146,7 @@ impl Guard {
             });
         match parsed {
             Ok((purpose, no)) => Ok(Asked {
-                token_hash,
+                bearer,
                 purpose,
                 no,
                 at: self.clock.now(),

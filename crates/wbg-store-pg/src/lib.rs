@@ -24,6 +24,7 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+mod credentials;
 mod migrations;
 mod work;
 
@@ -39,9 +40,9 @@ use wbg_core::{
 };
 use wbg_store::rows;
 use wbg_store::{
-    AlertFilter, BindOutcome, BucketAge, EventRecord, EventWrite, NumberBinding, NumberRelease,
-    PoolSync, ReadSnapshot, Rewrap, SealedWaybill, Shredded, Store, StoreError, Ticket,
-    TicketSender,
+    AlertFilter, BindOutcome, BucketAge, EventRecord, EventWrite, NewToken, NumberBinding,
+    NumberRelease, PoolSync, ReadSnapshot, Rewrap, SealedWaybill, Shredded, Store, StoreError,
+    Ticket, TicketSender,
 };
 
 /// The PostgreSQL store.
@@ -702,14 +703,37 @@ const IDLE: std::time::Duration = std::time::Duration::from_millis(20);
 const ACCOUNT_COLS: &str =
     "a.id, a.role, a.outlet, a.merchant, a.status, a.status_reason, a.created_at, a.status_since";
 
+/// Stores `token` for account `id`, issued at `at`.
+async fn insert_token(
+    tx: &mut Tx<'_>,
+    token: &NewToken,
+    id: &AccountId,
+    at: i64,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO tokens (hash, account_id, created_at, expires_at, issued_by) VALUES ($1, $2, $3, $4, $5)",
+    )
+    .bind(&token.hash[..])
+    .bind(id.as_str())
+    .bind(at)
+    .bind(token.expires_at)
+    .bind(&token.issued_by)
+    .execute(&mut **tx)
+    .await
+    .map_err(db)?;
+    Ok(())
+}
+
 async fn account_by_token_in(
     c: &mut sqlx::PgConnection,
     hash: &[u8; 32],
 ) -> Result<Option<Account>, StoreError> {
     let row: Option<rows::AccountRow> = sqlx::query_as(&format!(
-        "SELECT {ACCOUNT_COLS} FROM tokens t JOIN accounts a ON a.id = t.account_id WHERE t.hash = $1"
+        "SELECT {ACCOUNT_COLS} FROM tokens t JOIN accounts a ON a.id = t.account_id
+         WHERE t.hash = $1 AND (t.expires_at IS NULL OR t.expires_at > $2)"
     ))
     .bind(&hash[..])
+    .bind(wbg_core::now_millis())
     .fetch_optional(c)
     .await
     .map_err(db)?;
@@ -820,7 +844,8 @@ async fn read_snapshots(
                 ev.ats, ev.types, ev.outlets, ev.couriers, ev.actors,
                 p.number, p.waybill_no, p.courier AS bound_courier, p.bound_at, q.i
          FROM UNNEST($1::bytea[], $2::text[]) WITH ORDINALITY AS q(hash, no, i)
-         JOIN tokens t ON t.hash = q.hash JOIN accounts a ON a.id = t.account_id
+         JOIN tokens t ON t.hash = q.hash AND (t.expires_at IS NULL OR t.expires_at > $3)
+         JOIN accounts a ON a.id = t.account_id
          LEFT JOIN waybills w ON w.no = q.no
          LEFT JOIN LATERAL (
              SELECT array_agg(e.at ORDER BY e.id) AS ats, array_agg(e.type ORDER BY e.id) AS types,
@@ -831,6 +856,7 @@ async fn read_snapshots(
     ))
     .bind(keys.iter().map(|(h, _)| h.to_vec()).collect::<Vec<_>>())
     .bind(keys.iter().map(|(_, n)| n.as_str()).collect::<Vec<_>>())
+    .bind(wbg_core::now_millis())
     .fetch_all(pool)
     .await
     .map_err(db)?;
@@ -1208,11 +1234,11 @@ impl Store for PgStore {
     fn create_account(
         &self,
         a: &Account,
-        token_hash: &[u8; 32],
+        token: Option<&NewToken>,
         audit: AuditEntry,
     ) -> Result<u64, StoreError> {
         let a = a.clone();
-        let hash = *token_hash;
+        let token = token.cloned();
         self.audited(audit, move |tx| {
             Box::pin(async move {
                 sqlx::query(
@@ -1233,13 +1259,9 @@ impl Store for PgStore {
                     true => StoreError::Conflict(format!("account {} exists already", a.id)),
                     false => db(e),
                 })?;
-                sqlx::query("INSERT INTO tokens (hash, account_id, created_at) VALUES ($1, $2, $3)")
-                    .bind(&hash[..])
-                    .bind(a.id.as_str())
-                    .bind(a.created_at)
-                    .execute(&mut **tx)
-                    .await
-                    .map_err(db)?;
+                if let Some(t) = &token {
+                    insert_token(tx, t, &a.id, a.created_at).await?;
+                }
                 Ok(())
             })
         })
@@ -1249,12 +1271,12 @@ impl Store for PgStore {
     fn add_token(
         &self,
         id: &AccountId,
-        token_hash: &[u8; 32],
+        token: &NewToken,
         keep_others: bool,
         audit: AuditEntry,
     ) -> Result<u64, StoreError> {
         let id = id.clone();
-        let hash = *token_hash;
+        let token = token.clone();
         self.audited(audit, move |tx| {
             Box::pin(async move {
                 let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM accounts WHERE id = $1")
@@ -1272,16 +1294,7 @@ impl Store for PgStore {
                         .await
                         .map_err(db)?;
                 }
-                sqlx::query(
-                    "INSERT INTO tokens (hash, account_id, created_at) VALUES ($1, $2, $3)",
-                )
-                .bind(&hash[..])
-                .bind(id.as_str())
-                .bind(wbg_core::now_millis())
-                .execute(&mut **tx)
-                .await
-                .map_err(db)?;
-                Ok(())
+                insert_token(tx, &token, &id, wbg_core::now_millis()).await
             })
         })
         .map(|(_, seq)| seq)

@@ -86,4 +86,13 @@ CREATE TABLE tickets (
 CREATE TABLE ticket_waybills (ticket TEXT NOT NULL REFERENCES tickets(id), no TEXT NOT NULL, PRIMARY KEY (ticket, no));
 "#,
     ),
+    (
+        5,
+        "tokens carry an expiry and how they were issued",
+        r#"
+ALTER TABLE tokens ADD COLUMN expires_at BIGINT;
+ALTER TABLE tokens ADD COLUMN issued_by TEXT NOT NULL DEFAULT '';
+CREATE INDEX tokens_account ON tokens (account_id);
+"#,
+    ),
 ];

@@ -2,7 +2,7 @@
 //! store (this crate's tests) and the PostgreSQL store (`wbg-store-pg`'s tests), each on a fresh, empty store.
 //! Each check panics on the first failure, naming what did not hold.
 #![allow(clippy::unwrap_used, missing_docs)]
-use crate::{BindOutcome, EventRecord, NumberRelease, SealedWaybill, Store, StoreError};
+use crate::{BindOutcome, EventRecord, NewToken, NumberRelease, SealedWaybill, Store, StoreError};
 use wbg_audit::note::NoteSigner;
 use wbg_audit::{verify_log, AuditEntry, Checkpoint};
 use wbg_core::{
@@ -17,6 +17,10 @@ type Check = (&'static str, fn(&dyn Store));
 pub fn run_all(fresh: &dyn Fn() -> Box<dyn Store>) {
     let checks: &[Check] = &[
         ("accounts_and_tokens", accounts_and_tokens),
+        (
+            "tokens_expire_list_and_revoke",
+            tokens_expire_list_and_revoke,
+        ),
         (
             "batch_insert_is_all_or_nothing",
             batch_insert_is_all_or_nothing,
@@ -167,23 +171,32 @@ fn move_to(
     s.record_event(&m, from, &ev, entry("event")).unwrap();
 }
 
+/// A token of hash `[n; 32]` that expires at `expires_at`.
+pub fn token(n: u8, expires_at: Option<i64>) -> NewToken {
+    NewToken {
+        hash: [n; 32],
+        expires_at,
+        issued_by: format!("test {n}"),
+    }
+}
+
 /// Accounts, tokens, status and the audit entries of successful writes only.
 pub fn accounts_and_tokens(s: &dyn Store) {
     let a = account("C1");
-    s.create_account(&a, &[1u8; 32], entry("account_create"))
+    s.create_account(&a, Some(&token(1, None)), entry("account_create"))
         .unwrap();
     assert!(matches!(
-        s.create_account(&a, &[2u8; 32], entry("account_create")),
+        s.create_account(&a, Some(&token(2, None)), entry("account_create")),
         Err(StoreError::Conflict(_))
     ));
     assert_eq!(s.account_by_token(&[1u8; 32]).unwrap(), Some(a.clone()));
     assert_eq!(s.account_by_token(&[2u8; 32]).unwrap(), None);
-    s.add_token(&a.id, &[3u8; 32], true, entry("token_issue"))
+    s.add_token(&a.id, &token(3, None), true, entry("token_issue"))
         .unwrap();
     assert_eq!(s.account_by_token(&[3u8; 32]).unwrap().unwrap().id, a.id);
     assert!(s.account_by_token(&[1u8; 32]).unwrap().is_some(), "kept");
     // A reissue without keeping revokes every older token of the account.
-    s.add_token(&a.id, &[4u8; 32], false, entry("token_issue"))
+    s.add_token(&a.id, &token(4, None), false, entry("token_issue"))
         .unwrap();
     assert_eq!(s.account_by_token(&[4u8; 32]).unwrap().unwrap().id, a.id);
     assert_eq!(s.account_by_token(&[1u8; 32]).unwrap(), None);
@@ -233,6 +246,66 @@ pub fn accounts_and_tokens(s: &dyn Store) {
     assert_eq!(s.accounts().unwrap().len(), 1);
     // A failed write appends no audit entry: 7 successful writes, 7 entries.
     assert_eq!(s.audit_size().unwrap(), 7);
+}
+
+/// An expired token authenticates nothing and is not listed; tokens list as metadata (never a hash) and are
+/// revoked one by one by their handle; an account created without a token has none.
+pub fn tokens_expire_list_and_revoke(s: &dyn Store) {
+    let now = wbg_core::now_millis();
+    let a = account("C1");
+    s.create_account(&a, None, entry("account_create")).unwrap();
+    assert!(s.tokens_of(&a.id, now).unwrap().is_empty());
+    s.add_token(&a.id, &token(1, Some(now - 1_000)), true, entry("t"))
+        .unwrap();
+    s.add_token(&a.id, &token(2, Some(now + 3_600_000)), true, entry("t"))
+        .unwrap();
+    s.add_token(&a.id, &token(3, None), true, entry("t"))
+        .unwrap();
+    assert_eq!(s.account_by_token(&[1u8; 32]).unwrap(), None, "expired");
+    assert_eq!(s.account_by_token(&[2u8; 32]).unwrap().unwrap().id, a.id);
+    let w = WaybillNo::parse("W1").unwrap();
+    assert!(s
+        .read_snapshot(&[1u8; 32], &w)
+        .wait()
+        .unwrap()
+        .account
+        .is_none());
+    assert!(s
+        .read_snapshot(&[2u8; 32], &w)
+        .wait()
+        .unwrap()
+        .account
+        .is_some());
+    let listed = s.tokens_of(&a.id, now).unwrap();
+    assert_eq!(
+        listed
+            .iter()
+            .map(|t| t.issued_by.as_str())
+            .collect::<Vec<_>>(),
+        ["test 2", "test 3"]
+    );
+    assert_eq!(listed[0].id, crate::token_id(&[2u8; 32]));
+    assert_eq!(listed[0].expires_at, Some(now + 3_600_000));
+    let before = s.audit_size().unwrap();
+    assert!(matches!(
+        s.revoke_token(&a.id, "000000000000", entry("revoke")),
+        Err(StoreError::NotFound(_))
+    ));
+    assert!(matches!(
+        s.revoke_token(&account("C9").id, &listed[0].id, entry("revoke")),
+        Err(StoreError::NotFound(_))
+    ));
+    assert_eq!(
+        s.audit_size().unwrap(),
+        before,
+        "a refused revocation writes nothing"
+    );
+    s.revoke_token(&a.id, &listed[0].id, entry("revoke"))
+        .unwrap();
+    assert_eq!(s.account_by_token(&[2u8; 32]).unwrap(), None);
+    assert_eq!(s.account_by_token(&[3u8; 32]).unwrap().unwrap().id, a.id);
+    assert_eq!(s.tokens_of(&a.id, now).unwrap().len(), 1);
+    assert_eq!(s.audit_size().unwrap(), before + 1);
 }
 
 /// A batch with a number that exists is refused whole, index included.
@@ -288,7 +361,7 @@ pub fn events_check_the_expected_status(s: &dyn Store) {
 /// entry goes through the group commit, many callers at once, each told its own seq, in one unbroken log.
 pub fn a_guarded_read_snapshots_and_group_commits_its_entry(s: &dyn Store) {
     let a = account("C1");
-    s.create_account(&a, &[1u8; 32], entry("account_create"))
+    s.create_account(&a, Some(&token(1, None)), entry("account_create"))
         .unwrap();
     s.insert_waybills(&[waybill("W1")], entry("ingest"))
         .unwrap();

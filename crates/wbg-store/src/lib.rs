@@ -10,6 +10,7 @@
 
 #[cfg(any(test, feature = "conformance"))]
 pub mod conformance;
+mod credentials;
 mod error;
 mod numbers;
 pub mod rows;
@@ -17,6 +18,7 @@ mod sqlite;
 mod ticket;
 mod work;
 
+pub use credentials::{token_id, Credentials, NewToken, TokenInfo};
 pub use error::StoreError;
 pub use numbers::{BindOutcome, NumberBinding, NumberRelease, PoolSync, FREE_NUMBER_SQL};
 pub use sqlite::SqliteStore;
@@ -152,7 +154,7 @@ pub struct Shredded {
 pub type Rewrap<'a> = dyn FnMut(&str, &[u8]) -> Result<Vec<u8>, String> + 'a;
 
 /// The storage a guard node runs on. Implementations must be safe to share between threads.
-pub trait Store: WorkRegistry + Send + Sync {
+pub trait Store: WorkRegistry + Credentials + Send + Sync {
     /// Background upkeep, to be called every second or so and after bulk work, never on a request: merges
     /// blind-index segments and moves the write-ahead log into the database file.
     fn maintain(&self) -> Result<(), StoreError>;
@@ -189,19 +191,20 @@ pub trait Store: WorkRegistry + Send + Sync {
     /// The ids of every data key shredded.
     fn shredded_keys(&self) -> Result<Vec<String>, StoreError>;
 
-    /// Creates an account with a first token hash; `Conflict` if the id is taken.
+    /// Creates an account, with a first token if `token` (an account that must enrol has none until it
+    /// does); `Conflict` if the id is taken.
     fn create_account(
         &self,
         account: &Account,
-        token_hash: &[u8; 32],
+        token: Option<&NewToken>,
         audit: AuditEntry,
     ) -> Result<u64, StoreError>;
-    /// Adds a token hash to an account; unless `keep_others`, the account's other tokens are revoked (deleted)
+    /// Adds a token to an account; unless `keep_others`, the account's other tokens are revoked (deleted)
     /// in the same transaction, so a reissued credential leaves no older one working.
     fn add_token(
         &self,
         id: &AccountId,
-        token_hash: &[u8; 32],
+        token: &NewToken,
         keep_others: bool,
         audit: AuditEntry,
     ) -> Result<u64, StoreError>;
@@ -213,6 +216,19 @@ pub trait Store: WorkRegistry + Send + Sync {
     fn read_snapshot(&self, token_hash: &[u8; 32], no: &WaybillNo) -> Ticket<ReadSnapshot> {
         Ticket::ready(ReadSnapshot::gather(
             match self.account_by_token(token_hash) {
+                Ok(a) => a,
+                Err(e) => return Ticket::ready(Err(e)),
+            },
+            || self.waybill(no),
+            || self.events(no),
+            || self.number_of_waybill(no),
+        ))
+    }
+    /// [`Store::read_snapshot`] for a caller known by account id rather than by token (one an identity
+    /// provider vouched for).
+    fn read_snapshot_of_account(&self, id: &AccountId, no: &WaybillNo) -> Ticket<ReadSnapshot> {
+        Ticket::ready(ReadSnapshot::gather(
+            match self.account(id) {
                 Ok(a) => a,
                 Err(e) => return Ticket::ready(Err(e)),
             },
@@ -254,7 +270,7 @@ pub trait Store: WorkRegistry + Send + Sync {
     fn count_label_print(&self, no: &WaybillNo, at: Millis) -> Ticket<u32>;
     /// Looks an account up by id.
     fn account(&self, id: &AccountId) -> Result<Option<Account>, StoreError>;
-    /// The account a token hash belongs to.
+    /// The account a token hash belongs to, if the token has not expired (by the wall clock).
     fn account_by_token(&self, token_hash: &[u8; 32]) -> Result<Option<Account>, StoreError>;
     /// All accounts, by id.
     fn accounts(&self) -> Result<Vec<Account>, StoreError>;

@@ -30,6 +30,9 @@ pub struct Config {
     pub privacy_numbers: wbg_guard::PrivacyNumbers,
     /// `[telephony_webhook]`: where privacy-number binding changes are POSTed for the telephony provider.
     pub telephony_webhook: crate::webhook::WebhookConfig,
+    /// `[credentials]`: token lifetime (`token_days`), enrolment codes (`enrolment_hours`), and
+    /// `[credentials.oidc]` to accept the carrier's identity provider's JWTs.
+    pub credentials: wbg_guard::CredentialConfig,
 }
 
 /// `[store]`.
@@ -77,6 +80,7 @@ impl Default for Config {
             retention: Default::default(),
             privacy_numbers: Default::default(),
             telephony_webhook: Default::default(),
+            credentials: Default::default(),
         }
     }
 }

@@ -19,6 +19,9 @@ use wbg_sim::{Carrier, CarrierSpec};
 
 /// The environment variable holding an administrator's token (never a flag: flags show in `ps`).
 pub const ADMIN_TOKEN_ENV: &str = "WBGUARD_ADMIN_TOKEN";
+/// The environment variable holding a second administrator's token: it approves the enrolments of the accounts
+/// that see personal data (no admin alone obtains a working credential for one).
+pub const APPROVER_TOKEN_ENV: &str = "WBGUARD_APPROVER_TOKEN";
 
 /// What `drive` was asked.
 #[derive(clap::Args)]
@@ -299,6 +302,11 @@ pub fn run(args: &Args) -> Result<DriveReport> {
     }
     let admin = std::env::var(ADMIN_TOKEN_ENV)
         .with_context(|| format!("set {ADMIN_TOKEN_ENV} to an administrator's token"))?;
+    let approver = std::env::var(APPROVER_TOKEN_ENV).with_context(|| {
+        format!(
+            "set {APPROVER_TOKEN_ENV} to a second administrator's token (it approves enrolments)"
+        )
+    })?;
     let nodes = Nodes::new(&args.nodes, args.concurrency)?;
     let carrier = Carrier::generate(CarrierSpec {
         outlets: args.outlets,
@@ -310,7 +318,7 @@ pub fn run(args: &Args) -> Result<DriveReport> {
         seed: args.seed,
     });
     let started = Instant::now();
-    let setup = set_up(&nodes, &carrier, &admin, args)?;
+    let setup = set_up(&nodes, &carrier, [&admin, &approver], args)?;
     let mut report = DriveReport {
         accounts: setup.workers.len() + 1,
         waybills: setup.waybills,
@@ -380,7 +388,8 @@ fn expect(a: &Answer, ok: u16, what: &str) -> Result<()> {
 }
 
 /// Creates the accounts, ingests the parcels and sends each out for delivery with a courier of its outlet.
-fn set_up(nodes: &Nodes, carrier: &Carrier, admin: &str, args: &Args) -> Result<Setup> {
+fn set_up(nodes: &Nodes, carrier: &Carrier, admins: [&str; 2], args: &Args) -> Result<Setup> {
+    let [admin, approver] = admins;
     let mut workers = Vec::new();
     let mut integration = None;
     for a in &carrier.accounts {
@@ -402,11 +411,15 @@ fn set_up(nodes: &Nodes, carrier: &Carrier, admin: &str, args: &Args) -> Result<
                 a.id
             );
         }
-        expect(&r, 201, "creating an account")?;
-        let token = r.body["token"]
-            .as_str()
-            .context("an account was created without a token")?
-            .to_owned();
+        let token = if r.status == 202 {
+            enrol(nodes, &r.body, approver)?
+        } else {
+            expect(&r, 201, "creating an account")?;
+            r.body["token"]
+                .as_str()
+                .context("an account was created without a token")?
+                .to_owned()
+        };
         match a.role {
             Role::Integration => integration = Some(token),
             role => workers.push(Worker {
@@ -519,6 +532,34 @@ fn write_targets(path: &std::path::Path, setup: &Setup) -> Result<()> {
     }
     let _ = writeln!(out, "integration {}", setup.integration);
     std::fs::write(path, out).with_context(|| format!("writing {}", path.display()))
+}
+
+/// Has the second admin approve the enrolment a creation answered with, and redeems its code as the owner.
+fn enrol(nodes: &Nodes, created: &Value, approver: &str) -> Result<String> {
+    let id = created["enrolment"]["id"]
+        .as_str()
+        .context("an account was created without an enrolment")?;
+    let r = nodes.send(
+        Some(&json!({})),
+        &format!("/v1/enrolments/{id}/approve"),
+        approver,
+        "drive-setup",
+    );
+    expect(&r, 200, "approving an enrolment")?;
+    let code = r.body["code"]
+        .as_str()
+        .context("an approval came without a code")?;
+    let r = nodes.send(
+        Some(&json!({"enrolment": id, "code": code})),
+        "/v1/enrol",
+        approver,
+        "drive-setup",
+    );
+    expect(&r, 201, "redeeming an enrolment")?;
+    Ok(r.body["token"]
+        .as_str()
+        .context("a redeemed enrolment gave no token")?
+        .to_owned())
 }
 
 /// Accounts the nodes report suspended.

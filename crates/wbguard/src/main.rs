@@ -61,7 +61,8 @@ enum Command {
         command: BusCommand,
     },
     /// Drive running guard nodes over HTTP with a live synthetic carrier and a T1 ring (or `--bench`); the
-    /// administrator's token is read from WBGUARD_ADMIN_TOKEN.
+    /// administrators' tokens are read from WBGUARD_ADMIN_TOKEN and WBGUARD_APPROVER_TOKEN (the second admin,
+    /// who approves the enrolments of accounts that see personal data).
     Drive(drive::Args),
     /// Run the self-contained demonstration in a temporary directory.
     Demo {
@@ -323,6 +324,8 @@ fn open_guard(cfg: &Config, create_keys: bool) -> Result<Guard> {
         guard = guard.with_risk(Arc::new(engine));
     }
     let (guard, pool) = guard
+        .with_credentials(&cfg.credentials)
+        .context("cannot set up [credentials]")?
         .with_privacy_numbers(&cfg.privacy_numbers)
         .context("cannot set up [privacy_numbers]")?;
     if pool.added > 0 || pool.retired > 0 {

@@ -24,6 +24,14 @@ use wbg_guard::{
 };
 use wbg_store::AlertFilter;
 
+mod credentials;
+mod extract;
+
+use credentials::{
+    approve_enrolment, cancel_enrolment, create_account, enrolment, issue_token, list_tokens, me,
+    redeem, revoke_token, CreateAccount, CredentialResponse, IssueToken, Redeem, TokenMeta,
+};
+
 /// Largest request body: a full batch of 10,000 waybills fits with room to spare.
 pub const MAX_BODY: usize = 16 * 1024 * 1024;
 
@@ -272,60 +280,11 @@ async fn blocking<T: Send + 'static>(
 
 // ───── accounts ─────
 
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-struct CreateAccount {
-    id: String,
-    role: String,
-    #[serde(default)]
-    outlet: Option<String>,
-    #[serde(default)]
-    merchant: Option<String>,
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-struct TokenResponse {
-    id: String,
-    /// The new API token; shown once, stored only as a hash.
-    token: String,
-}
-
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct StatusChange {
     #[serde(default)]
     reason: Option<String>,
-}
-
-#[utoipa::path(post, path = "/v1/accounts", request_body = CreateAccount, security(("bearer" = [])),
-    responses((status = 201, body = TokenResponse), (status = 400, body = ApiErrorBody), (status = 403, body = ApiErrorBody), (status = 409, body = ApiErrorBody)))]
-async fn create_account(
-    State(s): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
-) -> ApiResult<(StatusCode, Json<TokenResponse>)> {
-    let token = bearer(&headers)?;
-    let meta = request_meta(&headers, peer)?;
-    let req: CreateAccount = parse_body(body)?;
-    let (account, new) = blocking(move || {
-        s.guard.create_account(
-            Actor::Token(&token),
-            &req.id,
-            &req.role,
-            req.outlet.as_deref(),
-            req.merchant.as_deref(),
-            &meta,
-        )
-    })
-    .await?;
-    Ok((
-        StatusCode::CREATED,
-        Json(TokenResponse {
-            id: account.id.to_string(),
-            token: new,
-        }),
-    ))
 }
 
 #[utoipa::path(get, path = "/v1/accounts", security(("bearer" = [])), responses((status = 200, body = [Account]), (status = 403, body = ApiErrorBody)))]
@@ -420,39 +379,6 @@ async fn transfer(
         })
         .await?,
     ))
-}
-
-#[derive(Debug, Default, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-struct IssueToken {
-    /// Keep the account's older tokens working (default: the new token replaces them).
-    #[serde(default)]
-    keep_existing: bool,
-}
-
-#[utoipa::path(post, path = "/v1/accounts/{id}/tokens", security(("bearer" = [])), params(("id" = String, Path)),
-    request_body(content = Option<IssueToken>, description = "Optional; without it the new token replaces the account's older ones"),
-    responses((status = 201, body = TokenResponse), (status = 400, body = ApiErrorBody), (status = 403, body = ApiErrorBody), (status = 404, body = ApiErrorBody)))]
-async fn issue_token(
-    State(s): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
-    Path(id): Path<String>,
-    body: Result<Bytes, BytesRejection>,
-) -> ApiResult<(StatusCode, Json<TokenResponse>)> {
-    let token = bearer(&headers)?;
-    let meta = request_meta(&headers, peer)?;
-    let req: IssueToken = match &body {
-        Ok(b) if b.is_empty() => IssueToken::default(),
-        _ => parse_body(body)?,
-    };
-    let id2 = id.clone();
-    let new = blocking(move || {
-        s.guard
-            .issue_token(Actor::Token(&token), &id2, req.keep_existing, &meta)
-    })
-    .await?;
-    Ok((StatusCode::CREATED, Json(TokenResponse { id, token: new })))
 }
 
 // ───── waybills ─────
@@ -1187,10 +1113,12 @@ impl utoipa::Modify for BearerAuth {
 #[derive(OpenApi)]
 #[openapi(
     info(title = "Waybill Guard", description = "Every read of waybill personal data goes through the guard: policy, risk, audit, then the view the policy allows."),
-    paths(create_account, list_accounts, suspend, reinstate, transfer, issue_token, ingest, read_waybill, print_label, resolve_label, route_call, record_event, record_events, alerts, attribute,
+    paths(credentials::create_account, list_accounts, suspend, reinstate, transfer, credentials::issue_token, credentials::list_tokens,
+        credentials::revoke_token, credentials::enrolment, credentials::approve_enrolment, credentials::cancel_enrolment,
+        credentials::redeem, credentials::me, ingest, read_waybill, print_label, resolve_label, route_call, record_event, record_events, alerts, attribute,
         open_incident, incident, notifications, plant_canaries, open_ticket, ticket, close_ticket, request_export, export_status, approve_export, export_file,
         checkpoint, verifier_key, inclusion, consistency, audit_entry, healthz, metrics_text),
-    components(schemas(ApiErrorBody, ApiErrorDetail, CreateAccount, TokenResponse, StatusChange, Transfer, IngestBatch, ProofResponse,
+    components(schemas(ApiErrorBody, ApiErrorDetail, CreateAccount, CredentialResponse, TokenMeta, Redeem, StatusChange, Transfer, IngestBatch, ProofResponse,
         PlantCanaries, Planted, ResolveLabel, RouteCall, EventBatch, RowFault, ScanEvent, EventBatchReport,
         TicketRegistration, TicketRecord, IssueToken)),
     modifiers(&BearerAuth)
@@ -1213,7 +1141,19 @@ pub fn router(guard: Arc<Guard>, metrics: PrometheusHandle) -> Router {
         .route("/v1/accounts/{id}/suspend", post(suspend))
         .route("/v1/accounts/{id}/transfer", post(transfer))
         .route("/v1/accounts/{id}/reinstate", post(reinstate))
-        .route("/v1/accounts/{id}/tokens", post(issue_token))
+        .route(
+            "/v1/accounts/{id}/tokens",
+            post(issue_token).get(list_tokens),
+        )
+        .route(
+            "/v1/accounts/{id}/tokens/{token_id}",
+            axum::routing::delete(revoke_token),
+        )
+        .route("/v1/enrolments/{id}", get(enrolment))
+        .route("/v1/enrolments/{id}/approve", post(approve_enrolment))
+        .route("/v1/enrolments/{id}/cancel", post(cancel_enrolment))
+        .route("/v1/enrol", post(redeem))
+        .route("/v1/me", get(me))
         .route("/v1/waybills", post(ingest))
         .route("/v1/waybills/{no}", get(read_waybill))
         .route("/v1/waybills/{no}/events", post(record_event))

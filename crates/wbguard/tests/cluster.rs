@@ -116,6 +116,10 @@ fn two_nodes_and_two_workers_contain_t1_through_a_worker_crash() {
         .args(["--attack-after", "8", "--attack-pace-ms", "150"])
         .args(["--nodes", &format!("{},{}", nodes[0].base, nodes[1].base)])
         .env("WBGUARD_ADMIN_TOKEN", &admin)
+        .env(
+            "WBGUARD_APPROVER_TOKEN",
+            dirs.approver.lock().unwrap().clone().unwrap(),
+        )
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()

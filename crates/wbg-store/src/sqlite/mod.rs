@@ -5,13 +5,15 @@
 //! returns; `synchronous = FULL` would extend that to power loss at some cost), and two processes (a server and
 //! the CLI) can share a data directory safely. The crate builds its own copy of SQLite with `cc` alone.
 mod blind;
+mod credentials;
 mod group;
 mod numbers;
 mod work;
 
 use crate::rows::AccountRow;
 use crate::{
-    AlertFilter, EventRecord, EventWrite, ReadSnapshot, SealedWaybill, Store, StoreError, Ticket,
+    AlertFilter, EventRecord, EventWrite, NewToken, ReadSnapshot, SealedWaybill, Store, StoreError,
+    Ticket,
 };
 use rand::RngCore;
 use rusqlite::{params, Connection, OptionalExtension, Transaction, TransactionBehavior};
@@ -32,8 +34,10 @@ CREATE TABLE IF NOT EXISTS accounts (
     status TEXT NOT NULL, status_reason TEXT, created_at INTEGER NOT NULL,
     status_since INTEGER NOT NULL DEFAULT 0);
 CREATE TABLE IF NOT EXISTS tokens (
-    hash BLOB PRIMARY KEY, account_id TEXT NOT NULL REFERENCES accounts(id), created_at INTEGER NOT NULL
+    hash BLOB PRIMARY KEY, account_id TEXT NOT NULL REFERENCES accounts(id), created_at INTEGER NOT NULL,
+    expires_at INTEGER, issued_by TEXT NOT NULL DEFAULT ''
 ) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS tokens_account ON tokens(account_id);
 CREATE TABLE IF NOT EXISTS waybills (
     no TEXT NOT NULL UNIQUE, merchant TEXT NOT NULL, origin_outlet TEXT NOT NULL,
     destination_outlet TEXT NOT NULL, courier TEXT, status TEXT NOT NULL, created_at INTEGER NOT NULL,
@@ -68,7 +72,7 @@ CREATE INDEX IF NOT EXISTS waybills_merchant ON waybills(merchant, created_at);
 /// The layout version written into `meta`; a store of another version is refused at open, not misread.
 /// 2: the blind index as packed sorted runs (`blind_runs`). 3: data keys per bucket and field group
 /// (`day:<bucket>:<group>`), so each group is shredded on its own.
-const SCHEMA_VERSION: &str = "4";
+const SCHEMA_VERSION: &str = "5";
 
 /// Frames of write-ahead log (pages, 4 KiB; so 256 MiB) past which upkeep makes the log start over. A RESTART
 /// holds the writer lock through two syncs, which a read then waits for: at 64 MiB (every tick under load) reads
@@ -246,12 +250,20 @@ fn insert_rows(
 
 fn insert_token(
     tx: &Transaction<'_>,
-    hash: &[u8; 32],
+    token: &NewToken,
     id: &AccountId,
     at: i64,
 ) -> Result<(), StoreError> {
-    tx.prepare_cached("INSERT INTO tokens (hash, account_id, created_at) VALUES (?1, ?2, ?3)")?
-        .execute(params![&hash[..], id.as_str(), at])?;
+    tx.prepare_cached(
+        "INSERT INTO tokens (hash, account_id, created_at, expires_at, issued_by) VALUES (?1, ?2, ?3, ?4, ?5)",
+    )?
+    .execute(params![
+        &token.hash[..],
+        id.as_str(),
+        at,
+        token.expires_at,
+        token.issued_by
+    ])?;
     Ok(())
 }
 
@@ -272,16 +284,31 @@ const ACCOUNT_COLS: &str =
     "a.id, a.role, a.outlet, a.merchant, a.status, a.status_reason, a.created_at, a.status_since";
 const ACCOUNT_BY_TOKEN: &str =
     "SELECT a.id, a.role, a.outlet, a.merchant, a.status, a.status_reason, a.created_at, a.status_since
-     FROM tokens t JOIN accounts a ON a.id = t.account_id WHERE t.hash = ?1";
+     FROM tokens t JOIN accounts a ON a.id = t.account_id
+     WHERE t.hash = ?1 AND (t.expires_at IS NULL OR t.expires_at > ?2)";
 
-/// The account a token hash belongs to.
+/// The account a token hash belongs to, if the token has not expired.
 fn account_by_token_in(
     conn: &Connection,
     token_hash: &[u8; 32],
 ) -> Result<Option<Account>, StoreError> {
     let row = conn
         .prepare_cached(ACCOUNT_BY_TOKEN)?
-        .query_row(params![&token_hash[..]], account_row)
+        .query_row(
+            params![&token_hash[..], wbg_core::now_millis()],
+            account_row,
+        )
+        .optional()?;
+    row.map(crate::rows::account).transpose()
+}
+
+/// Account `id`.
+fn account_in(conn: &Connection, id: &AccountId) -> Result<Option<Account>, StoreError> {
+    let row = conn
+        .prepare_cached(&format!(
+            "SELECT {ACCOUNT_COLS} FROM accounts a WHERE a.id = ?1"
+        ))?
+        .query_row(params![id.as_str()], account_row)
         .optional()?;
     row.map(crate::rows::account).transpose()
 }
@@ -472,6 +499,18 @@ impl SqliteStore {
                  ALTER TABLE accounts ADD COLUMN status_since INTEGER NOT NULL DEFAULT 0;
                  UPDATE accounts SET status_since = created_at;
                  UPDATE meta SET value = '4' WHERE key = 'schema_version';
+                 COMMIT;",
+            )?;
+            version = "4".into();
+        }
+        if version == "4" {
+            // Schema 5 adds a token's expiry and issuer (tokens issued before it never expire).
+            conn.execute_batch(
+                "BEGIN;
+                 ALTER TABLE tokens ADD COLUMN expires_at INTEGER;
+                 ALTER TABLE tokens ADD COLUMN issued_by TEXT NOT NULL DEFAULT '';
+                 CREATE INDEX IF NOT EXISTS tokens_account ON tokens(account_id);
+                 UPDATE meta SET value = '5' WHERE key = 'schema_version';
                  COMMIT;",
             )?;
             version = SCHEMA_VERSION.into();
@@ -721,7 +760,7 @@ impl Store for SqliteStore {
     fn create_account(
         &self,
         a: &Account,
-        token_hash: &[u8; 32],
+        token: Option<&NewToken>,
         audit: AuditEntry,
     ) -> Result<u64, StoreError> {
         self.audited(audit, |tx| {
@@ -746,7 +785,10 @@ impl Store for SqliteStore {
                     e.into()
                 }
             })?;
-            insert_token(tx, token_hash, &a.id, a.created_at)
+            match token {
+                Some(t) => insert_token(tx, t, &a.id, a.created_at),
+                None => Ok(()),
+            }
         })
         .map(|(_, seq)| seq)
     }
@@ -754,7 +796,7 @@ impl Store for SqliteStore {
     fn add_token(
         &self,
         id: &AccountId,
-        token_hash: &[u8; 32],
+        token: &NewToken,
         keep_others: bool,
         audit: AuditEntry,
     ) -> Result<u64, StoreError> {
@@ -773,21 +815,13 @@ impl Store for SqliteStore {
                     params![id.as_str()],
                 )?;
             }
-            insert_token(tx, token_hash, id, wbg_core::now_millis())
+            insert_token(tx, token, id, wbg_core::now_millis())
         })
         .map(|(_, seq)| seq)
     }
 
     fn account(&self, id: &AccountId) -> Result<Option<Account>, StoreError> {
-        let inner = self.lock()?;
-        let row = inner
-            .conn
-            .prepare_cached(&format!(
-                "SELECT {ACCOUNT_COLS} FROM accounts a WHERE a.id = ?1"
-            ))?
-            .query_row(params![id.as_str()], account_row)
-            .optional()?;
-        row.map(crate::rows::account).transpose()
+        account_in(&self.lock()?.conn, id)
     }
 
     fn account_by_token(&self, token_hash: &[u8; 32]) -> Result<Option<Account>, StoreError> {
@@ -799,6 +833,18 @@ impl Store for SqliteStore {
         self.committer.read(move |c| {
             ReadSnapshot::gather(
                 account_by_token_in(c, &token_hash)?,
+                || waybill_in(c, &no),
+                || events_in(c, &no),
+                || numbers::binding_of_waybill(c, &no),
+            )
+        })
+    }
+
+    fn read_snapshot_of_account(&self, id: &AccountId, no: &WaybillNo) -> Ticket<ReadSnapshot> {
+        let (id, no) = (id.clone(), no.clone());
+        self.committer.read(move |c| {
+            ReadSnapshot::gather(
+                account_in(c, &id)?,
                 || waybill_in(c, &no),
                 || events_in(c, &no),
                 || numbers::binding_of_waybill(c, &no),

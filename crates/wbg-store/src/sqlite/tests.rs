@@ -138,20 +138,27 @@ fn a_store_of_another_schema_version_is_refused() {
 }
 
 #[test]
-fn a_schema_3_store_is_upgraded_in_place() {
+fn a_schema_3_store_is_upgraded_in_place_to_5() {
     let dir = tempfile::tempdir().unwrap();
     {
         let s = SqliteStore::open(dir.path()).unwrap();
         let mut a = crate::conformance::account("C1");
         a.created_at = 7;
         a.status_since = 7;
-        s.create_account(&a, &[1u8; 32], entry("account_create"))
-            .unwrap();
+        s.create_account(
+            &a,
+            Some(&crate::conformance::token(1, None)),
+            entry("account_create"),
+        )
+        .unwrap();
     }
-    // What schema 3 looked like: no status time.
+    // What schema 3 looked like: no status time, no token expiry or issuer.
     let conn = Connection::open(dir.path().join(DB_FILE)).unwrap();
     conn.execute_batch(
         "ALTER TABLE accounts DROP COLUMN status_since;
+         ALTER TABLE tokens DROP COLUMN expires_at;
+         ALTER TABLE tokens DROP COLUMN issued_by;
+         DROP INDEX tokens_account;
          UPDATE meta SET value = '3' WHERE key = 'schema_version';",
     )
     .unwrap();
@@ -163,7 +170,7 @@ fn a_schema_3_store_is_upgraded_in_place() {
         "an old account's status dates from its creation"
     );
     drop(s);
-    // Opened again, it is schema 4 already.
+    // Opened again, it is schema 5 already.
     assert!(SqliteStore::open(dir.path()).is_ok());
 }
 

@@ -16,6 +16,9 @@ pub struct Dirs {
     pub data: PathBuf,
     pub keys: PathBuf,
     pub config: PathBuf,
+    /// A second admin's token, made beside the first admin the CLI creates: no admin approves an enrolment
+    /// they asked for, so [`Server::account`] has this one approve the accounts a test sets up.
+    pub approver: std::sync::Mutex<Option<String>>,
 }
 
 impl Dirs {
@@ -35,6 +38,7 @@ impl Dirs {
             data,
             keys,
             config,
+            approver: std::sync::Mutex::new(None),
         }
     }
 
@@ -67,8 +71,17 @@ impl Dirs {
         assert!(stdout.contains("audit log intact"), "{stdout}");
     }
 
-    /// `wbguard accounts create …`; returns the token (the last line of stdout).
+    /// `wbguard accounts create …`; returns the token (the last line of stdout). The first admin created
+    /// brings a second one (`<id>-2`), the approver of the enrolments [`Server::account`] starts.
     pub fn create_account(&self, id: &str, role: &str, outlet: Option<&str>) -> String {
+        if role == "admin" && self.approver.lock().unwrap().is_none() {
+            let second = self.cli_account(&format!("{id}-2"), role, outlet);
+            *self.approver.lock().unwrap() = Some(second);
+        }
+        self.cli_account(id, role, outlet)
+    }
+
+    fn cli_account(&self, id: &str, role: &str, outlet: Option<&str>) -> String {
         let mut args = vec!["accounts", "create", "--id", id, "--role", role];
         if let Some(o) = outlet {
             args.extend(["--outlet", o]);
@@ -93,6 +106,8 @@ pub struct Server {
     pub child: Child,
     pub base: String,
     pub log: PathBuf,
+    /// The second admin (see [`Dirs::approver`]).
+    pub approver: Option<String>,
     client: Client,
 }
 
@@ -140,12 +155,19 @@ impl Server {
             child,
             base,
             log,
+            approver: dirs.approver.lock().unwrap().clone(),
             client,
         }
     }
 
     pub fn get(&self, path: &str, token: Option<&str>) -> Response {
         self.auth(self.client.get(format!("{}{path}", self.base)), token)
+            .send()
+            .unwrap()
+    }
+
+    pub fn delete(&self, path: &str, token: Option<&str>) -> Response {
+        self.auth(self.client.delete(format!("{}{path}", self.base)), token)
             .send()
             .unwrap()
     }
@@ -195,7 +217,8 @@ impl Server {
         }
     }
 
-    /// Creates an account over the API; returns its token.
+    /// Creates an account over the API; returns its token. A role that sees personal data enrols: the second
+    /// admin approves and the code is redeemed, as its owner would.
     pub fn account(
         &self,
         admin: &str,
@@ -209,6 +232,32 @@ impl Server {
             Some(admin),
             &json!({"id": id, "role": role, "outlet": outlet, "merchant": merchant}),
         );
+        let status = r.status().as_u16();
+        let body: Value = r.json().unwrap();
+        match status {
+            201 => body["token"].as_str().unwrap().to_owned(),
+            202 => self.enrol(body["enrolment"]["id"].as_str().unwrap()),
+            _ => panic!("creating {id}: {status} {body}"),
+        }
+    }
+
+    /// Has the second admin approve enrolment `id`, redeems its code, and returns the token.
+    pub fn enrol(&self, id: &str) -> String {
+        let approver = self
+            .approver
+            .as_deref()
+            .expect("an enrolment needs the second admin Dirs::create_account makes");
+        let r = self.post(
+            &format!("/v1/enrolments/{id}/approve"),
+            Some(approver),
+            &json!({}),
+        );
+        assert_eq!(r.status(), 200, "{}", r.text().unwrap());
+        let code = r.json::<Value>().unwrap()["code"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let r = self.post("/v1/enrol", None, &json!({"enrolment": id, "code": code}));
         assert_eq!(r.status(), 201, "{}", r.text().unwrap());
         r.json::<Value>().unwrap()["token"]
             .as_str()

@@ -1,0 +1,707 @@
+//! Credentials: how a caller proves who it is, and how an account comes to hold a working credential.
+//!
+//! **API tokens** expire (default 90 days), are listed as metadata and revoked by an admin or their owner, and
+//! a new one replaces its account's older ones unless asked to keep them.
+//!
+//! **No admin alone can obtain a working credential for an account that sees personal data.** Over the API, an
+//! admin hands a token out directly only to roles that see none ([`issued_directly`]: integrations, auditors).
+//! For every other role — admins included, or one admin could mint a second admin and approve himself — an
+//! admin *requests an enrolment*: nothing usable yet, and an alert says so. A **second** admin approves it and
+//! receives a one-time enrolment code (valid for `enrolment_hours`) to hand to the account's owner, who
+//! redeems it at `POST /v1/enrol` for a token. The token records both admins' names, which its owner sees at
+//! `GET /v1/me`; its issue raises an alert; and it replaces the owner's older tokens, so an owner whose token
+//! stopped learns someone was issued one. Operators at the machine (the CLI) issue tokens directly: they hold
+//! the master key, so a rule over them would protect nothing.
+//!
+//! **OIDC**: where the carrier runs an identity provider, its JWTs are accepted as bearer credentials,
+//! verified against its JWKS (a file), issuer and audience, with one claim naming the account. The IdP is then
+//! where the owner's identity is proved; no admin of ours can make such a token.
+use crate::guard::{add_detail, Actor, RequestMeta};
+use crate::{hash_token, new_token, Guard, GuardError};
+use jsonwebtoken::{jwk, Algorithm, DecodingKey, Validation};
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::path::PathBuf;
+use wbg_core::{Account, AccountId, Role};
+use wbg_policy::AdminAction;
+use wbg_risk::RiskAlert;
+use wbg_store::{NewToken, TokenInfo};
+
+const DAY_MS: i64 = 86_400_000;
+/// The case-file kind enrolments are kept under.
+const KIND: &str = "enrolment";
+/// Longest bearer credential looked at (a JWT with a few claims is well under this).
+const MAX_JWT: usize = 8_192;
+
+/// `[credentials]`: token lifetime, enrolment codes, and the identity provider, if any.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CredentialConfig {
+    /// Days an API token works after it is issued (1-3650; default 90).
+    pub token_days: u32,
+    /// Hours an enrolment request, then its code, stays usable (1-720; default 72).
+    pub enrolment_hours: u32,
+    /// `[credentials.oidc]`: accept the carrier's identity provider's JWTs.
+    pub oidc: Option<OidcConfig>,
+}
+
+impl Default for CredentialConfig {
+    fn default() -> Self {
+        CredentialConfig {
+            token_days: 90,
+            enrolment_hours: 72,
+            oidc: None,
+        }
+    }
+}
+
+/// `[credentials.oidc]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OidcConfig {
+    /// The identity provider's JSON Web Key Set, as a file (fetched by the operator's tooling).
+    pub jwks_file: PathBuf,
+    /// The `iss` every token must carry.
+    pub issuer: String,
+    /// The `aud` every token must carry (this service's client id at the IdP).
+    pub audience: String,
+    /// The claim whose value is the account id (default `sub`).
+    #[serde(default = "default_claim")]
+    pub account_claim: String,
+}
+
+fn default_claim() -> String {
+    "sub".into()
+}
+
+/// A verifier of the identity provider's tokens.
+pub(crate) struct Oidc {
+    /// Keys by `kid`, each with the algorithms its family allows.
+    keys: HashMap<String, (DecodingKey, Vec<Algorithm>)>,
+    issuer: String,
+    audience: String,
+    claim: String,
+}
+
+impl Oidc {
+    fn load(cfg: &OidcConfig) -> Result<Oidc, GuardError> {
+        let bad = |why: String| GuardError::Config(format!("[credentials.oidc] {why}"));
+        let text = std::fs::read_to_string(&cfg.jwks_file)
+            .map_err(|e| bad(format!("cannot read {}: {e}", cfg.jwks_file.display())))?;
+        let set: jwk::JwkSet =
+            serde_json::from_str(&text).map_err(|e| bad(format!("jwks_file: {e}")))?;
+        let mut keys = HashMap::new();
+        for (i, k) in set.keys.iter().enumerate() {
+            let algs = match &k.algorithm {
+                jwk::AlgorithmParameters::RSA(_) => vec![
+                    Algorithm::RS256,
+                    Algorithm::RS384,
+                    Algorithm::RS512,
+                    Algorithm::PS256,
+                    Algorithm::PS384,
+                    Algorithm::PS512,
+                ],
+                jwk::AlgorithmParameters::EllipticCurve(_) => {
+                    vec![Algorithm::ES256, Algorithm::ES384]
+                }
+                jwk::AlgorithmParameters::OctetKeyPair(_) => vec![Algorithm::EdDSA],
+                // A shared secret would let whoever holds the file mint tokens: never accepted.
+                jwk::AlgorithmParameters::OctetKey(_) => {
+                    return Err(bad(format!("key {i} is a shared secret; only public keys")))
+                }
+            };
+            let key = DecodingKey::from_jwk(k).map_err(|e| bad(format!("key {i}: {e}")))?;
+            let kid = k.common.key_id.clone().unwrap_or_default();
+            keys.insert(kid, (key, algs));
+        }
+        if keys.is_empty() {
+            return Err(bad("jwks_file holds no keys".into()));
+        }
+        if cfg.issuer.is_empty() || cfg.audience.is_empty() || cfg.account_claim.is_empty() {
+            return Err(bad(
+                "issuer, audience and account_claim must not be empty".into()
+            ));
+        }
+        Ok(Oidc {
+            keys,
+            issuer: cfg.issuer.clone(),
+            audience: cfg.audience.clone(),
+            claim: cfg.account_claim.clone(),
+        })
+    }
+
+    /// The account a JWT names, if it verifies; every failure is the same `Unauthenticated` (which key, which
+    /// claim failed is no business of the caller's).
+    fn verify(&self, jwt: &str) -> Result<AccountId, GuardError> {
+        let header = jsonwebtoken::decode_header(jwt).map_err(|_| GuardError::Unauthenticated)?;
+        let (key, algs) = match &header.kid {
+            Some(kid) => self.keys.get(kid),
+            None if self.keys.len() == 1 => self.keys.values().next(),
+            None => None,
+        }
+        .ok_or(GuardError::Unauthenticated)?;
+        if !algs.contains(&header.alg) {
+            return Err(GuardError::Unauthenticated);
+        }
+        let mut v = Validation::new(header.alg);
+        v.algorithms = algs.clone();
+        v.set_issuer(&[&self.issuer]);
+        v.set_audience(&[&self.audience]);
+        v.set_required_spec_claims(&["exp", "iss", "aud"]);
+        v.leeway = 30;
+        let data = jsonwebtoken::decode::<serde_json::Value>(jwt, key, &v).map_err(|e| {
+            tracing::debug!(why = why(&e), "an identity-provider token did not verify");
+            GuardError::Unauthenticated
+        })?;
+        data.claims
+            .get(&self.claim)
+            .and_then(|c| c.as_str())
+            .and_then(|id| AccountId::parse(id).ok())
+            .ok_or(GuardError::Unauthenticated)
+    }
+}
+
+/// Why a JWT failed, in a word for the debug log (never the token, never a claim's value).
+fn why(e: &jsonwebtoken::errors::Error) -> &'static str {
+    use jsonwebtoken::errors::ErrorKind as K;
+    match e.kind() {
+        K::ExpiredSignature => "expired",
+        K::InvalidIssuer => "issuer",
+        K::InvalidAudience => "audience",
+        K::InvalidSignature => "signature",
+        K::ImmatureSignature => "not yet valid",
+        K::MissingRequiredClaim(_) => "missing claim",
+        _ => "malformed",
+    }
+}
+
+/// The credential settings a guard runs with.
+pub(crate) struct Credentialing {
+    token_ms: i64,
+    enrolment_ms: i64,
+    oidc: Option<Oidc>,
+}
+
+impl Default for Credentialing {
+    fn default() -> Self {
+        Credentialing::new(&CredentialConfig::default()).unwrap_or(Credentialing {
+            token_ms: 90 * DAY_MS,
+            enrolment_ms: 3 * DAY_MS,
+            oidc: None,
+        })
+    }
+}
+
+impl Credentialing {
+    fn new(cfg: &CredentialConfig) -> Result<Credentialing, GuardError> {
+        if !(1..=3650).contains(&cfg.token_days) {
+            return Err(GuardError::Config(
+                "[credentials] token_days must be 1-3650".into(),
+            ));
+        }
+        if !(1..=720).contains(&cfg.enrolment_hours) {
+            return Err(GuardError::Config(
+                "[credentials] enrolment_hours must be 1-720".into(),
+            ));
+        }
+        Ok(Credentialing {
+            token_ms: i64::from(cfg.token_days) * DAY_MS,
+            enrolment_ms: i64::from(cfg.enrolment_hours) * 3_600_000,
+            oidc: cfg.oidc.as_ref().map(Oidc::load).transpose()?,
+        })
+    }
+}
+
+/// How a presented bearer credential names its caller.
+#[derive(Debug, Clone)]
+pub(crate) enum Bearer {
+    /// An API token, by its stored hash.
+    Token([u8; 32]),
+    /// An identity-provider token, verified: the account it names.
+    Oidc(AccountId),
+}
+
+/// Whether an admin may hand a token for `role` out directly: only for roles that see no personal data by any
+/// path (and cannot approve enrolments). Everything else enrols.
+pub fn issued_directly(role: Role) -> bool {
+    matches!(role, Role::Integration | Role::Auditor)
+}
+
+/// A credential just issued.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct IssuedToken {
+    /// The account.
+    pub id: String,
+    /// The API token; shown once, stored only as a hash.
+    pub token: String,
+    /// When it stops working (ms since the epoch).
+    pub expires_at: i64,
+}
+
+/// An enrolment, as admins see it (never its code).
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Enrolment {
+    /// Its id.
+    pub id: String,
+    /// The account it issues a credential for.
+    pub account: String,
+    /// `awaiting_approval`, `approved` (a code is out), `redeemed` or `cancelled`.
+    pub state: String,
+    /// The admin who asked for it.
+    pub requested_by: String,
+    /// When (ms since the epoch).
+    pub requested_at: i64,
+    /// The admin who approved it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approved_by: Option<String>,
+    /// Until when the request (before approval) or the code (after) can be used.
+    pub usable_until: i64,
+    /// Whether the new token leaves the account's older ones working.
+    pub keep_existing: bool,
+}
+
+/// The stored case: the enrolment and, once approved, its code's hash.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct EnrolmentCase {
+    #[serde(flatten)]
+    enrolment: Enrolment,
+    #[serde(default)]
+    code_hash: Option<String>,
+}
+
+/// An approved enrolment's one-time code, for the account's owner.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct EnrolmentCode {
+    /// The enrolment.
+    pub enrolment: Enrolment,
+    /// The code (shown once): the owner redeems it at `POST /v1/enrol`.
+    pub code: String,
+}
+
+/// What creating an account or asking for a token gave.
+#[derive(Debug, Clone)]
+pub enum Issued {
+    /// A working token, for a role issued directly or for an operator at the machine.
+    Token(IssuedToken),
+    /// An enrolment that a second admin must approve.
+    Enrolment(Enrolment),
+}
+
+/// An account and the credentials it holds, for its owner.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct WhoAmI {
+    /// The account.
+    pub account: Account,
+    /// Its API tokens still working (metadata: how each was issued, until when it works).
+    #[schema(value_type = Vec<Object>)]
+    pub tokens: Vec<TokenInfo>,
+}
+
+impl Guard {
+    /// Takes the credential settings: token lifetime, enrolment codes, the identity provider.
+    pub fn with_credentials(mut self, cfg: &CredentialConfig) -> Result<Guard, GuardError> {
+        self.credentials = Credentialing::new(cfg)?;
+        Ok(self)
+    }
+
+    /// What a presented bearer credential is: an identity-provider JWT (verified now) when one is configured and
+    /// the credential has a JWT's shape, else an API token by its hash.
+    pub(crate) fn bearer(&self, presented: &str) -> Result<Bearer, GuardError> {
+        match &self.credentials.oidc {
+            Some(oidc) if presented.len() <= MAX_JWT && presented.matches('.').count() == 2 => {
+                oidc.verify(presented).map(Bearer::Oidc)
+            }
+            _ => crate::guard::checked_token_hash(presented).map(Bearer::Token),
+        }
+    }
+
+    /// A new token for `id`, issued by `issued_by`, that works for the configured lifetime.
+    fn new_token_for(&self, id: &AccountId, issued_by: String) -> (IssuedToken, NewToken) {
+        let token = new_token();
+        let expires_at = wbg_core::now_millis().saturating_add(self.credentials.token_ms);
+        let stored = NewToken {
+            hash: hash_token(&token),
+            expires_at: Some(expires_at),
+            issued_by,
+        };
+        let issued = IssuedToken {
+            id: id.to_string(),
+            token,
+            expires_at,
+        };
+        (issued, stored)
+    }
+
+    /// Creates an account. An operator at the machine, or an admin creating a role [`issued_directly`], gets its
+    /// first token; otherwise the account is created without one, with an enrolment for a second admin to
+    /// approve.
+    pub fn open_account(
+        &self,
+        actor: Actor<'_>,
+        account: Account,
+        meta: &RequestMeta,
+    ) -> Result<(Account, Issued), GuardError> {
+        let (who, mut e) =
+            self.admin(actor, AdminAction::ManageAccounts, "account_create", meta)?;
+        Account::check_binding(
+            account.role,
+            account.outlet.as_ref(),
+            account.merchant.as_ref(),
+        )?;
+        e.detail = Some(format!(
+            "account={} role={}{}{}",
+            account.id,
+            account.role.as_str(),
+            account
+                .outlet
+                .as_ref()
+                .map(|o| format!(" outlet={o}"))
+                .unwrap_or_default(),
+            account
+                .merchant
+                .as_ref()
+                .map(|m| format!(" merchant={m}"))
+                .unwrap_or_default()
+        ));
+        if direct(actor, account.role) {
+            let (issued, stored) = self.new_token_for(&account.id, issuer(actor, &who));
+            add_detail(&mut e, "first token issued");
+            self.store.create_account(&account, Some(&stored), e)?;
+            return Ok((account, Issued::Token(issued)));
+        }
+        add_detail(&mut e, "no token: the owner enrols");
+        self.store.create_account(&account, None, e)?;
+        let enrolment = self.request_enrolment(&who, &account.id, false, meta)?;
+        Ok((account, Issued::Enrolment(enrolment)))
+    }
+
+    /// A credential for an existing account: a token (operators, and admins for roles [`issued_directly`]) or an
+    /// enrolment for a second admin to approve. Unless `keep_others`, the new token replaces the account's older
+    /// ones when it is issued.
+    pub fn issue_credential(
+        &self,
+        actor: Actor<'_>,
+        id: &str,
+        keep_others: bool,
+        meta: &RequestMeta,
+    ) -> Result<Issued, GuardError> {
+        let (who, mut e) = self.admin(actor, AdminAction::ManageAccounts, "token_issue", meta)?;
+        let id = AccountId::parse(id)?;
+        let target = match self.store.account(&id)? {
+            Some(a) => a,
+            None => {
+                return Err(self.deny(e, GuardError::NotFound(format!("account {id}"))));
+            }
+        };
+        if !direct(actor, target.role) {
+            return self
+                .request_enrolment(&who, &id, keep_others, meta)
+                .map(Issued::Enrolment);
+        }
+        e.detail = Some(format!(
+            "account={id}; {}",
+            if keep_others {
+                "older tokens kept"
+            } else {
+                "older tokens revoked"
+            }
+        ));
+        let (issued, stored) = self.new_token_for(&id, issuer(actor, &who));
+        self.store.add_token(&id, &stored, keep_others, e)?;
+        Ok(Issued::Token(issued))
+    }
+
+    fn request_enrolment(
+        &self,
+        who: &Account,
+        account: &AccountId,
+        keep_existing: bool,
+        meta: &RequestMeta,
+    ) -> Result<Enrolment, GuardError> {
+        let now = self.clock.now();
+        let enrolment = Enrolment {
+            id: format!("E{}", &new_token()[4..20].replace(['-', '_'], "x")),
+            account: account.to_string(),
+            state: "awaiting_approval".into(),
+            requested_by: who.id.to_string(),
+            requested_at: now,
+            approved_by: None,
+            usable_until: now.saturating_add(self.credentials.enrolment_ms),
+            keep_existing,
+        };
+        let mut e = self.entry(who.id.as_str(), meta, "enrolment_request");
+        e.detail = Some(format!(
+            "enrolment={} account={account}; a second admin must approve",
+            enrolment.id
+        ));
+        let body = case_body(&EnrolmentCase {
+            enrolment: enrolment.clone(),
+            code_hash: None,
+        })?;
+        self.store.put_case(KIND, &enrolment.id, &body, None, e)?;
+        self.raise(
+            account.as_str(),
+            RiskAlert {
+                kind: "credential_requested".into(),
+                severity: "warning".into(),
+                detail: format!(
+                    "{} asked for a credential for {account} (enrolment {}); it works only once a second admin approves and the owner redeems the code",
+                    who.id, enrolment.id
+                ),
+            },
+        );
+        Ok(enrolment)
+    }
+
+    fn enrolment_case(&self, id: &str) -> Result<(EnrolmentCase, String), GuardError> {
+        let valid =
+            !id.is_empty() && id.len() <= 40 && id.bytes().all(|b| b.is_ascii_alphanumeric());
+        let body = match valid {
+            true => self.store.case(KIND, id)?,
+            false => None,
+        }
+        .ok_or_else(|| GuardError::NotFound(format!("enrolment {id}")))?;
+        let case = serde_json::from_str(&body)
+            .map_err(|e| GuardError::Internal(format!("enrolment case: {e}")))?;
+        Ok((case, body))
+    }
+
+    /// An enrolment, for admins.
+    pub fn enrolment(
+        &self,
+        actor: Actor<'_>,
+        id: &str,
+        meta: &RequestMeta,
+    ) -> Result<Enrolment, GuardError> {
+        self.admin(actor, AdminAction::ManageAccounts, "enrolment_get", meta)?;
+        Ok(self.enrolment_case(id)?.0.enrolment)
+    }
+
+    /// Approves enrolment `id`: a second admin (not its requester) receives the one-time code for the owner.
+    pub fn approve_enrolment(
+        &self,
+        actor: Actor<'_>,
+        id: &str,
+        meta: &RequestMeta,
+    ) -> Result<EnrolmentCode, GuardError> {
+        let (who, mut e) = self.admin(
+            actor,
+            AdminAction::ManageAccounts,
+            "enrolment_approve",
+            meta,
+        )?;
+        e.detail = Some(format!("enrolment={id}"));
+        let (mut case, was) = match self.enrolment_case(id) {
+            Ok(c) => c,
+            Err(err) => return Err(self.deny(e, err)),
+        };
+        let now = self.clock.now();
+        let refusal = if case.enrolment.state != "awaiting_approval" {
+            Some(GuardError::Conflict(format!(
+                "enrolment {id} is {}",
+                case.enrolment.state
+            )))
+        } else if now >= case.enrolment.usable_until {
+            Some(GuardError::Expired(format!("enrolment {id} has expired")))
+        } else if who.id.as_str() == case.enrolment.requested_by
+            || who.id.as_str() == case.enrolment.account
+        {
+            Some(GuardError::Forbidden(
+                "an enrolment is approved by a second admin, not by the one who asked for it or the account it is for".into(),
+            ))
+        } else {
+            None
+        };
+        if let Some(err) = refusal {
+            return Err(self.deny(e, err));
+        }
+        let code = format!("wbe_{}", &new_token()[4..]);
+        case.enrolment.state = "approved".into();
+        case.enrolment.approved_by = Some(who.id.to_string());
+        case.enrolment.usable_until = now.saturating_add(self.credentials.enrolment_ms);
+        case.code_hash = Some(hex::encode(hash_token(&code)));
+        add_detail(&mut e, &format!("account={}", case.enrolment.account));
+        self.store
+            .put_case(KIND, id, &case_body(&case)?, Some(&was), e)?;
+        Ok(EnrolmentCode {
+            enrolment: case.enrolment,
+            code,
+        })
+    }
+
+    /// Cancels enrolment `id` (before it is redeemed).
+    pub fn cancel_enrolment(
+        &self,
+        actor: Actor<'_>,
+        id: &str,
+        meta: &RequestMeta,
+    ) -> Result<Enrolment, GuardError> {
+        let (_, mut e) =
+            self.admin(actor, AdminAction::ManageAccounts, "enrolment_cancel", meta)?;
+        e.detail = Some(format!("enrolment={id}"));
+        let (mut case, was) = match self.enrolment_case(id) {
+            Ok(c) => c,
+            Err(err) => return Err(self.deny(e, err)),
+        };
+        if !matches!(
+            case.enrolment.state.as_str(),
+            "awaiting_approval" | "approved"
+        ) {
+            let err = GuardError::Conflict(format!("enrolment {id} is {}", case.enrolment.state));
+            return Err(self.deny(e, err));
+        }
+        case.enrolment.state = "cancelled".into();
+        case.code_hash = None;
+        self.store
+            .put_case(KIND, id, &case_body(&case)?, Some(&was), e)?;
+        Ok(case.enrolment)
+    }
+
+    /// Redeems an approved enrolment's code for a token of its account. No bearer credential is needed: the
+    /// code is the proof. The enrolment is used up first, so a code works once even under a race.
+    pub fn redeem_enrolment(
+        &self,
+        id: &str,
+        code: &str,
+        meta: &RequestMeta,
+    ) -> Result<IssuedToken, GuardError> {
+        let mut e = self.entry("anonymous", meta, "enrolment_redeem");
+        e.detail = Some(format!(
+            "enrolment={}",
+            crate::guard::recordable(id).unwrap_or("?")
+        ));
+        let (mut case, was) = match self.enrolment_case(id) {
+            Ok(c) => c,
+            Err(_) => return Err(self.deny(e, GuardError::Unauthenticated)),
+        };
+        e.account = case.enrolment.account.clone();
+        let matches = case
+            .code_hash
+            .as_deref()
+            .is_some_and(|h| h == hex::encode(hash_token(code)));
+        if case.enrolment.state != "approved" || !matches {
+            return Err(self.deny(e, GuardError::Unauthenticated));
+        }
+        if self.clock.now() >= case.enrolment.usable_until {
+            return Err(self.deny(
+                e,
+                GuardError::Expired("the enrolment code has expired".into()),
+            ));
+        }
+        let account = AccountId::parse(&case.enrolment.account)?;
+        let issued_by = format!(
+            "enrolment {} (requested by {}, approved by {})",
+            case.enrolment.id,
+            case.enrolment.requested_by,
+            case.enrolment.approved_by.as_deref().unwrap_or("?")
+        );
+        case.enrolment.state = "redeemed".into();
+        case.code_hash = None;
+        let mut used = self.entry(&case.enrolment.account, meta, "enrolment_redeem");
+        used.detail = Some(format!("enrolment={}; code used up", case.enrolment.id));
+        self.store
+            .put_case(KIND, id, &case_body(&case)?, Some(&was), used)?;
+        let keep = case.enrolment.keep_existing;
+        let mut e = self.entry(account.as_str(), meta, "token_issue");
+        e.detail = Some(format!(
+            "token issued; {}",
+            if keep {
+                "older tokens kept"
+            } else {
+                "older tokens revoked"
+            }
+        ));
+        let (issued, stored) = self.new_token_for(&account, issued_by.clone());
+        self.store.add_token(&account, &stored, keep, e)?;
+        self.raise(
+            account.as_str(),
+            RiskAlert {
+                kind: "credential_issued".into(),
+                severity: "info".into(),
+                detail: format!("a token was issued to {account} by {issued_by}"),
+            },
+        );
+        Ok(issued)
+    }
+
+    /// The tokens of account `id` still working, as metadata: for an admin, or for the account's owner.
+    pub fn tokens_of(
+        &self,
+        actor: Actor<'_>,
+        id: &str,
+        meta: &RequestMeta,
+    ) -> Result<Vec<TokenInfo>, GuardError> {
+        let id = AccountId::parse(id)?;
+        self.owner_or_admin(actor, &id, "token_list", meta)?;
+        Ok(self.store.tokens_of(&id, wbg_core::now_millis())?)
+    }
+
+    /// Revokes token `token_id` of account `id`: an admin, or the account's owner.
+    pub fn revoke_token(
+        &self,
+        actor: Actor<'_>,
+        id: &str,
+        token_id: &str,
+        meta: &RequestMeta,
+    ) -> Result<(), GuardError> {
+        let id = AccountId::parse(id)?;
+        let mut e = self.owner_or_admin(actor, &id, "token_revoke", meta)?;
+        if token_id.len() != 12 || !token_id.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(GuardError::Invalid(
+                "a token id is 12 hex digits (GET …/tokens lists them)".into(),
+            ));
+        }
+        e.detail = Some(format!("account={id} token={token_id}"));
+        match self
+            .store
+            .revoke_token(&id, &token_id.to_ascii_lowercase(), e.clone())
+        {
+            Ok(_) => Ok(()),
+            Err(wbg_store::StoreError::NotFound(what)) => {
+                Err(self.deny(e, GuardError::NotFound(what)))
+            }
+            Err(err) => Err(err.into()),
+        }
+    }
+
+    /// The caller's own account and tokens: how each came to exist, so an owner sees a credential issued to
+    /// their name by someone else.
+    pub fn whoami(&self, token: &str) -> Result<WhoAmI, GuardError> {
+        let account = self.authenticate(token)?;
+        let tokens = self.store.tokens_of(&account.id, wbg_core::now_millis())?;
+        Ok(WhoAmI { account, tokens })
+    }
+
+    /// The audit entry of an action on `id`'s credentials by its owner or an admin (any other caller is refused).
+    fn owner_or_admin(
+        &self,
+        actor: Actor<'_>,
+        id: &AccountId,
+        name: &str,
+        meta: &RequestMeta,
+    ) -> Result<wbg_audit::AuditEntry, GuardError> {
+        let who = self.actor(actor)?;
+        if who.id == *id {
+            return Ok(self.entry(who.id.as_str(), meta, name));
+        }
+        let (_, e) = self.admin(actor, AdminAction::ManageAccounts, name, meta)?;
+        Ok(e)
+    }
+}
+
+/// Whether `actor` gets a working token for an account of `role` without an enrolment.
+fn direct(actor: Actor<'_>, role: Role) -> bool {
+    matches!(actor, Actor::Local(_)) || issued_directly(role)
+}
+
+/// How a directly issued token names its issuer.
+fn issuer(actor: Actor<'_>, who: &Account) -> String {
+    match actor {
+        Actor::Local(_) => format!("operator {} at the machine", who.id),
+        Actor::Token(_) => format!("admin {}", who.id),
+    }
+}
+
+fn case_body(case: &EnrolmentCase) -> Result<String, GuardError> {
+    serde_json::to_string(case).map_err(|e| GuardError::Internal(format!("enrolment case: {e}")))
+}
