@@ -658,33 +658,7 @@ impl Guard {
         // an incident of any size can be notified), so pulling the list over and over is rate-limited, scored
         // and contained like any other bulk reading.
         if let Some(wb) = &first_opened {
-            let risk = self.risk.assess(&wbg_risk::Access {
-                account: &account,
-                waybill_no: wb.waybill_no.as_str(),
-                waybill: Some(wb),
-                purpose: Purpose::BreachNotification,
-                policy_view: Some(wbg_core::View::Full),
-                ticket: None,
-                at: e.time,
-                device: meta.device.as_deref(),
-                ip: meta.ip.as_deref(),
-            });
-            if let Some(alert) = risk.alert {
-                self.raise(account.id.as_str(), alert);
-            }
-            match risk.action {
-                wbg_risk::RiskAction::Allow | wbg_risk::RiskAction::Cap(wbg_core::View::Full) => {}
-                wbg_risk::RiskAction::Cap(_) | wbg_risk::RiskAction::Refuse => {
-                    return Err(self.deny(
-                        e,
-                        GuardError::RateLimited("too many personal-data reads; slow down".into()),
-                    ));
-                }
-                wbg_risk::RiskAction::Suspend => {
-                    self.suspend_for_risk(&account.id, e.time, "risk hook", meta)?;
-                    return Err(self.deny(e, GuardError::AccountSuspended));
-                }
-            }
+            self.meter(&account, wb, Purpose::BreachNotification, &e, meta)?;
         }
         let first_audit_seq = Some(self.store.append_audit_batch(entries)?);
         let mut by_phone: HashMap<String, Notice> = HashMap::new();

@@ -369,6 +369,12 @@ impl Guard {
             Ok(rows) => rows,
             Err(err) => return Err(self.deny(e, err)),
         };
+        // The file is names, phones and addresses in clear: the engine meters each download like a full read (the
+        // two-account approval and the single download are the allowance for its size), so an account pulling
+        // export after export is rate-limited, scored and contained like any bulk reader.
+        if let Some((_, first, _)) = rows.first() {
+            self.meter(&account, first, purpose, &e, meta)?;
+        }
         // Canary rows for this file alone, routed like its real rows.
         let count = (2 + rows.len() / 500).min(MAX_EXPORT_CANARIES);
         let mut made_up = wbg_sim::one_off_waybills(rand::thread_rng().gen(), count);

@@ -394,6 +394,45 @@ impl Guard {
         Ok(())
     }
 
+    /// Meters a personal-data access that is not a waybill read — a breach-notification list, an export file,
+    /// a routed call — with the risk engine, as one full read of `wb` by `account` for `purpose`: repeated
+    /// often it is rate-limited, scored, alerted on and contained like bulk reading. A refusal is recorded
+    /// with `e` (the request's entry); `Suspend` suspends `account` first.
+    pub(crate) fn meter(
+        &self,
+        account: &Account,
+        wb: &wbg_core::WaybillMeta,
+        purpose: wbg_core::Purpose,
+        e: &AuditEntry,
+        meta: &RequestMeta,
+    ) -> Result<(), GuardError> {
+        let risk = self.risk.assess(&wbg_risk::Access {
+            account,
+            waybill_no: wb.waybill_no.as_str(),
+            waybill: Some(wb),
+            purpose,
+            policy_view: Some(wbg_core::View::Full),
+            ticket: None,
+            at: e.time,
+            device: meta.device.as_deref(),
+            ip: meta.ip.as_deref(),
+        });
+        if let Some(alert) = risk.alert {
+            self.raise(account.id.as_str(), alert);
+        }
+        match risk.action {
+            wbg_risk::RiskAction::Allow | wbg_risk::RiskAction::Cap(wbg_core::View::Full) => Ok(()),
+            wbg_risk::RiskAction::Cap(_) | wbg_risk::RiskAction::Refuse => Err(self.deny(
+                e.clone(),
+                GuardError::RateLimited("too many personal-data reads; slow down".into()),
+            )),
+            wbg_risk::RiskAction::Suspend => {
+                self.suspend_for_risk(&account.id, e.time, "risk hook", meta)?;
+                Err(self.deny(e.clone(), GuardError::AccountSuspended))
+            }
+        }
+    }
+
     pub(crate) fn raise(&self, account: &str, raised: RiskAlert) {
         self.record_alert(account, raised, self.clock.now());
     }

@@ -423,6 +423,11 @@ impl Guard {
                 )),
             ));
         }
+        // A routed call hands the recipient's number to the courier's call: the engine meters it as the courier's
+        // full read, so calling through recipients in bulk is rate-limited, scored and contained like reading them.
+        if let Some(c) = &courier {
+            self.meter(c, &wb, wbg_core::Purpose::Delivery, &e, meta)?;
+        }
         if self.is_shredded(wb.bucket) {
             return Err(self.deny(
                 e,

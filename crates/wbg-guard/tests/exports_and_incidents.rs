@@ -475,3 +475,62 @@ fn a_breach_incident_reports_impact_and_only_customer_service_gets_the_people_to
     let outside = read(&w.cs, own[200].waybill_no.as_str(), "breach_notification");
     assert_eq!(outside.view.as_str(), "masked");
 }
+
+/// A risk hook that lets `allow` accesses through, then refuses; it records what it was shown.
+struct Metered {
+    allow: usize,
+    seen: std::sync::Mutex<Vec<(String, String)>>,
+}
+
+impl wbg_guard::RiskHook for Metered {
+    fn assess(&self, a: &wbg_guard::Access<'_>) -> wbg_guard::RiskVerdict {
+        let mut seen = self.seen.lock().unwrap();
+        seen.push((a.account.id.to_string(), a.purpose.as_str().to_owned()));
+        if seen.len() <= self.allow {
+            wbg_guard::RiskVerdict::allow()
+        } else {
+            wbg_guard::RiskVerdict {
+                action: wbg_guard::RiskAction::Refuse,
+                alert: None,
+            }
+        }
+    }
+}
+
+/// An export file is names, phones and addresses in bulk: each download is shown to the risk engine as the
+/// requester's full read, and a refusal leaves the export approved for a later download.
+#[test]
+fn each_export_download_is_metered_by_the_risk_engine() {
+    let dir = tempfile::tempdir().unwrap();
+    let World {
+        g,
+        merchant,
+        auditor,
+        ..
+    } = world(dir.path());
+    let hook = Arc::new(Metered {
+        allow: 1,
+        seen: Default::default(),
+    });
+    let g = g.with_risk(hook.clone());
+    let mut ids = Vec::new();
+    for _ in 0..2 {
+        let e = g.request_export(&merchant, &window(), &META).unwrap();
+        g.approve_export(Actor::Token(&auditor), &e.id, &META)
+            .unwrap();
+        ids.push(e.id);
+    }
+    assert!(g.deliver_export(&merchant, &ids[0], &META).is_ok());
+    let err = g.deliver_export(&merchant, &ids[1], &META).unwrap_err();
+    assert!(matches!(err, GuardError::RateLimited(_)), "{err:?}");
+    assert_eq!(
+        *hook.seen.lock().unwrap(),
+        vec![("U1".to_owned(), "customer_service".to_owned()); 2],
+        "one assessment per download, as the requester"
+    );
+    assert_eq!(
+        g.export(&merchant, &ids[1], &META).unwrap().status,
+        ExportStatus::Approved,
+        "a refused download can be made later"
+    );
+}

@@ -390,3 +390,54 @@ fn a_suspended_courier_is_not_connected() {
         GuardError::Forbidden(_)
     ));
 }
+
+/// A risk hook that lets `allow` accesses through, then refuses; it records whose access it was shown.
+struct Metered {
+    allow: usize,
+    seen: Mutex<Vec<(String, String)>>,
+}
+
+impl wbg_guard::RiskHook for Metered {
+    fn assess(&self, a: &wbg_guard::Access<'_>) -> wbg_guard::RiskVerdict {
+        let mut seen = self.seen.lock().unwrap();
+        seen.push((a.account.id.to_string(), a.purpose.as_str().to_owned()));
+        if seen.len() <= self.allow {
+            wbg_guard::RiskVerdict::allow()
+        } else {
+            wbg_guard::RiskVerdict {
+                action: wbg_guard::RiskAction::Refuse,
+                alert: None,
+            }
+        }
+    }
+}
+
+/// A routed call puts the recipient's real number on the line: the engine is shown it as the courier's full read
+/// for delivery, and a refusal routes nothing.
+#[test]
+fn each_routed_call_is_metered_as_the_couriers_read() {
+    let s = setup(1);
+    let hook = Arc::new(Metered {
+        allow: 2,
+        seen: Default::default(),
+    });
+    let s = Setup {
+        guard: s.guard.with_risk(hook.clone()),
+        ..s
+    };
+    s.out_for_delivery(0, "C0420001");
+    let number = s.read(&s.courier, 0).privacy_number.unwrap();
+    assert_eq!(s.route(&number, "C0420001").unwrap().route_to, phone(0));
+    let err = s.route(&number, "C0420001").unwrap_err();
+    assert!(matches!(err, GuardError::RateLimited(_)), "{err:?}");
+    let e = s.last_entry();
+    assert_eq!(
+        (e.action.as_str(), e.decision.as_str()),
+        ("number_route", "deny")
+    );
+    assert_eq!(
+        *hook.seen.lock().unwrap(),
+        vec![("C0420001".to_owned(), "delivery".to_owned()); 3],
+        "the read, then each call, as the courier's"
+    );
+}
