@@ -134,6 +134,22 @@ impl Guard {
             }
         }
         e.detail = Some(format!("account={id}"));
+        // An account the upkeep or the roster suspended (dormant, leaver) comes back only for a stated reason.
+        if !suspend && reason.is_none_or(|r| r.trim().is_empty()) {
+            let lifecycle = self.store.account(&id)?.is_some_and(|a| {
+                a.status == AccountStatus::Suspended
+                    && a.status_reason.as_deref().is_some_and(|r| {
+                        crate::lifecycle::LIFECYCLE_REASONS
+                            .iter()
+                            .any(|p| r.starts_with(p))
+                    })
+            });
+            if lifecycle {
+                return Err(GuardError::Invalid(
+                    "this account was suspended as dormant or a leaver: reinstating it needs a reason".into(),
+                ));
+            }
+        }
         let status = if suspend {
             AccountStatus::Suspended
         } else {

@@ -127,6 +127,10 @@ pub struct Guard {
     pub(crate) numbers: Option<crate::numbers::NumberState>,
     /// Token lifetime, enrolments, the identity provider.
     pub(crate) credentials: crate::credentials::Credentialing,
+    /// Dormancy and the roster's limits.
+    pub(crate) lifecycle: crate::lifecycle::LifecycleConfig,
+    /// Last activity seen by this node, recorded by the upkeep.
+    pub(crate) activity: crate::lifecycle::ActivityMap,
 }
 
 impl std::fmt::Debug for Guard {
@@ -289,6 +293,8 @@ impl Guard {
                 shredded: std::sync::RwLock::new(shredded),
                 numbers: None,
                 credentials: Default::default(),
+                lifecycle: Default::default(),
+                activity: Default::default(),
             },
             report,
         ))
@@ -357,11 +363,13 @@ impl Guard {
     /// The account a token belongs to; `Unauthenticated` for an unknown token. Suspension is checked by each
     /// operation, so that refused attempts are audited under the account's name.
     pub fn authenticate(&self, token: &str) -> Result<Account, GuardError> {
-        match self.bearer(token)? {
+        let account = match self.bearer(token)? {
             Bearer::Token(hash) => self.store.account_by_token(&hash)?,
             Bearer::Oidc(id) => self.store.account(&id)?,
         }
-        .ok_or(GuardError::Unauthenticated)
+        .ok_or(GuardError::Unauthenticated)?;
+        self.saw(&account.id, self.clock.now());
+        Ok(account)
     }
 
     /// The case file `kind`/`id` (an export, an incident; the caller has checked the id's form), parsed, with its

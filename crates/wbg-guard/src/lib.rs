@@ -24,6 +24,7 @@ mod guard;
 mod ingest;
 mod keys;
 mod label;
+mod lifecycle;
 mod numbers;
 mod read;
 mod retention;
@@ -54,6 +55,10 @@ pub use keys::{
     NEXT_MASTER_KEY_FILE,
 };
 pub use label::{PrintedLabel, LABEL_TOKEN_PREFIX, LABEL_TOKEN_TTL_MS};
+pub use lifecycle::{
+    on_roster, parse_roster, LifecycleConfig, RosterReport, RosterRow, RosterTransfer,
+    MAX_ROSTER_ROWS,
+};
 pub use numbers::{BindingChange, CallRoute, NumberGateway, PrivacyNumbers, MAX_POOL};
 pub use retention::{RetentionPolicy, ShreddedBucket};
 pub use token::{hash_token, new_token};

@@ -108,6 +108,9 @@ impl Guard {
                 Bearer::Oidc(id) => self.store.read_snapshot_of_account(id, &asked.no),
             }
             .await?;
+            if let Some(a) = &snapshot.account {
+                self.saw(&a.id, asked.at);
+            }
             let ticket = match ticket {
                 Some(t) => t.await?,
                 None => None,

@@ -1,8 +1,8 @@
 //! Token metadata on PostgreSQL.
-use crate::{db, PgStore};
+use crate::{corrupt, db, PgStore};
 use wbg_audit::AuditEntry;
 use wbg_core::{AccountId, Millis};
-use wbg_store::{token_id, Credentials, StoreError, TokenInfo};
+use wbg_store::{token_id, AccountActivity, Credentials, StoreError, TokenInfo};
 
 impl Credentials for PgStore {
     fn tokens_of(&self, account: &AccountId, now: Millis) -> Result<Vec<TokenInfo>, StoreError> {
@@ -59,5 +59,48 @@ impl Credentials for PgStore {
             })
         })
         .map(|(_, seq)| seq)
+    }
+}
+
+impl AccountActivity for PgStore {
+    fn record_activity(&self, seen: &[(AccountId, Millis)]) -> Result<(), StoreError> {
+        if seen.is_empty() {
+            return Ok(());
+        }
+        self.run(
+            sqlx::query(
+                "INSERT INTO account_activity (account_id, last_seen_at)
+                 SELECT * FROM UNNEST($1::text[], $2::bigint[])
+                 ON CONFLICT (account_id) DO UPDATE
+                 SET last_seen_at = GREATEST(account_activity.last_seen_at, excluded.last_seen_at)",
+            )
+            .bind(seen.iter().map(|(id, _)| id.as_str()).collect::<Vec<_>>())
+            .bind(seen.iter().map(|(_, at)| *at).collect::<Vec<_>>())
+            .execute(&self.pool),
+        )
+        .map_err(db)?;
+        Ok(())
+    }
+
+    fn last_activity(&self) -> Result<Vec<(AccountId, Millis)>, StoreError> {
+        let rows: Vec<(String, i64)> = self
+            .run(
+                sqlx::query_as(
+                    "SELECT account_id, last_seen_at FROM account_activity WHERE account_id <> '*' ORDER BY account_id",
+                )
+                .fetch_all(&self.pool),
+            )
+            .map_err(db)?;
+        rows.into_iter()
+            .map(|(id, at)| Ok((AccountId::parse(&id).map_err(corrupt)?, at)))
+            .collect()
+    }
+
+    fn activity_since(&self) -> Result<Option<Millis>, StoreError> {
+        self.run(
+            sqlx::query_scalar("SELECT last_seen_at FROM account_activity WHERE account_id = '*'")
+                .fetch_optional(&self.pool),
+        )
+        .map_err(db)
     }
 }

@@ -21,6 +21,7 @@ pub fn run_all(fresh: &dyn Fn() -> Box<dyn Store>) {
             "tokens_expire_list_and_revoke",
             tokens_expire_list_and_revoke,
         ),
+        ("activity_keeps_the_latest", activity_keeps_the_latest),
         (
             "batch_insert_is_all_or_nothing",
             batch_insert_is_all_or_nothing,
@@ -306,6 +307,23 @@ pub fn tokens_expire_list_and_revoke(s: &dyn Store) {
     assert_eq!(s.account_by_token(&[3u8; 32]).unwrap().unwrap().id, a.id);
     assert_eq!(s.tokens_of(&a.id, now).unwrap().len(), 1);
     assert_eq!(s.audit_size().unwrap(), before + 1);
+}
+
+/// Last activity: the later of what is stored and what is recorded wins, per account.
+pub fn activity_keeps_the_latest(s: &dyn Store) {
+    let (c1, c2) = (account("C1").id, account("C2").id);
+    assert!(s.last_activity().unwrap().is_empty());
+    let since = s
+        .activity_since()
+        .unwrap()
+        .expect("recorded from the store's making");
+    assert!((since - wbg_core::now_millis()).abs() < 600_000, "{since}");
+    s.record_activity(&[]).unwrap();
+    s.record_activity(&[(c1.clone(), 10), (c2.clone(), 5)])
+        .unwrap();
+    s.record_activity(&[(c1.clone(), 7), (c2.clone(), 20)])
+        .unwrap();
+    assert_eq!(s.last_activity().unwrap(), [(c1, 10), (c2, 20)]);
 }
 
 /// A batch with a number that exists is refused whole, index included.

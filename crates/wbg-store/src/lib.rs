@@ -8,6 +8,7 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+mod activity;
 #[cfg(any(test, feature = "conformance"))]
 pub mod conformance;
 mod credentials;
@@ -18,6 +19,7 @@ mod sqlite;
 mod ticket;
 mod work;
 
+pub use activity::{AccountActivity, ACTIVITY_SINCE_ROW};
 pub use credentials::{token_id, Credentials, NewToken, TokenInfo};
 pub use error::StoreError;
 pub use numbers::{BindOutcome, NumberBinding, NumberRelease, PoolSync, FREE_NUMBER_SQL};
@@ -154,7 +156,7 @@ pub struct Shredded {
 pub type Rewrap<'a> = dyn FnMut(&str, &[u8]) -> Result<Vec<u8>, String> + 'a;
 
 /// The storage a guard node runs on. Implementations must be safe to share between threads.
-pub trait Store: WorkRegistry + Credentials + Send + Sync {
+pub trait Store: WorkRegistry + Credentials + AccountActivity + Send + Sync {
     /// Background upkeep, to be called every second or so and after bulk work, never on a request: merges
     /// blind-index segments and moves the write-ahead log into the database file.
     fn maintain(&self) -> Result<(), StoreError>;

@@ -33,6 +33,8 @@ pub struct Config {
     /// `[credentials]`: token lifetime (`token_days`), enrolment codes (`enrolment_hours`), and
     /// `[credentials.oidc]` to accept the carrier's identity provider's JWTs.
     pub credentials: wbg_guard::CredentialConfig,
+    /// `[accounts]`: dormancy (`dormant_days`) and the roster's limit (`roster_max_leavers_percent`).
+    pub accounts: wbg_guard::LifecycleConfig,
 }
 
 /// `[store]`.
@@ -81,6 +83,7 @@ impl Default for Config {
             privacy_numbers: Default::default(),
             telephony_webhook: Default::default(),
             credentials: Default::default(),
+            accounts: Default::default(),
         }
     }
 }

@@ -257,11 +257,28 @@ enum AccountsCommand {
         #[arg(long)]
         reason: Option<String>,
     },
-    /// Reinstate a suspended account.
+    /// Reinstate a suspended account (one suspended as dormant or a leaver needs --reason).
     Reinstate {
         #[arg(long)]
         id: String,
+        #[arg(long)]
+        reason: Option<String>,
     },
+    /// Reconcile the people's accounts with the HR roster (CSV with an `account` and an optional `outlet`
+    /// column): absent → suspended as leavers, outlet changed → transferred. Prints the report as JSON.
+    Sync {
+        /// The roster CSV.
+        roster: std::path::PathBuf,
+        /// Report what would change, change nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Apply even if it suspends more accounts than `[accounts] roster_max_leavers_percent` allows.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Suspend, now, every account idle for more than `[accounts] dormant_days` (the server's upkeep does this
+    /// hourly).
+    Dormant,
     /// Move a courier, staff member or print station to another outlet.
     Transfer {
         #[arg(long)]
@@ -326,6 +343,8 @@ fn open_guard(cfg: &Config, create_keys: bool) -> Result<Guard> {
     let (guard, pool) = guard
         .with_credentials(&cfg.credentials)
         .context("cannot set up [credentials]")?
+        .with_lifecycle(&cfg.accounts)
+        .context("cannot set up [accounts]")?
         .with_privacy_numbers(&cfg.privacy_numbers)
         .context("cannot set up [privacy_numbers]")?;
     if pool.added > 0 || pool.retired > 0 {
@@ -499,9 +518,26 @@ fn run(cli: Cli) -> Result<std::process::ExitCode> {
                     guard.set_status(actor, &id, true, reason.as_deref(), &meta)?;
                     eprintln!("suspended {id}");
                 }
-                AccountsCommand::Reinstate { id } => {
-                    guard.set_status(actor, &id, false, None, &meta)?;
+                AccountsCommand::Reinstate { id, reason } => {
+                    guard.set_status(actor, &id, false, reason.as_deref(), &meta)?;
                     eprintln!("reinstated {id}");
+                }
+                AccountsCommand::Sync {
+                    roster,
+                    dry_run,
+                    force,
+                } => {
+                    let text = std::fs::read_to_string(&roster)
+                        .with_context(|| format!("cannot read {}", roster.display()))?;
+                    let rows = wbg_guard::parse_roster(&text)?;
+                    let report = guard.sync_roster(actor, &rows, dry_run, force, &meta)?;
+                    println!("{}", serde_json::to_string_pretty(&report)?);
+                }
+                AccountsCommand::Dormant => {
+                    let days = guard.lifecycle().dormant_days;
+                    for id in guard.suspend_dormant(days, &meta)? {
+                        eprintln!("suspended {id}: dormant for more than {days} days");
+                    }
                 }
                 AccountsCommand::Transfer { id, outlet } => {
                     let a = guard.transfer_account(actor, &id, &outlet, &meta)?;
@@ -803,6 +839,16 @@ fn serve(cfg: Config) -> Result<()> {
                         g.reload_canaries()?;
                         // Waybills that found the privacy-number pool exhausted get a number once one rested.
                         g.bind_waiting_numbers(1_000)?;
+                        // Activity recorded every minute; dormant accounts suspended hourly (and at start).
+                        if ticks % 60 == 1 {
+                            g.flush_activity()?;
+                        }
+                        if ticks % 3600 == 1 {
+                            let meta = wbg_guard::RequestMeta::default();
+                            for id in g.suspend_dormant(g.lifecycle().dormant_days, &meta)? {
+                                tracing::warn!(account = %id, "suspended as dormant");
+                            }
+                        }
                         if shred {
                             let meta = wbg_guard::RequestMeta::default();
                             for b in g.run_retention(Actor::Local("retention"), &retention, &meta)? {

@@ -1,6 +1,6 @@
 //! Token metadata on the embedded store.
 use super::SqliteStore;
-use crate::{token_id, Credentials, StoreError, TokenInfo};
+use crate::{token_id, AccountActivity, Credentials, StoreError, TokenInfo};
 use rusqlite::params;
 use wbg_audit::AuditEntry;
 use wbg_core::{AccountId, Millis};
@@ -43,5 +43,57 @@ impl Credentials for SqliteStore {
             Ok(())
         })
         .map(|(_, seq)| seq)
+    }
+}
+
+impl AccountActivity for SqliteStore {
+    fn record_activity(&self, seen: &[(AccountId, Millis)]) -> Result<(), StoreError> {
+        if seen.is_empty() {
+            return Ok(());
+        }
+        let mut inner = self.lock()?;
+        let tx = inner.conn.transaction()?;
+        {
+            let mut stmt = tx.prepare_cached(
+                "INSERT INTO account_activity (account_id, last_seen_at) VALUES (?1, ?2)
+                 ON CONFLICT (account_id) DO UPDATE SET last_seen_at = max(last_seen_at, excluded.last_seen_at)",
+            )?;
+            for (id, at) in seen {
+                stmt.execute(params![id.as_str(), at])?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn last_activity(&self) -> Result<Vec<(AccountId, Millis)>, StoreError> {
+        let inner = self.lock()?;
+        let mut stmt = inner
+            .conn
+            .prepare_cached(
+                "SELECT account_id, last_seen_at FROM account_activity WHERE account_id <> '*' ORDER BY account_id",
+            )?;
+        let rows: Vec<(String, i64)> = stmt
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .collect::<Result<_, _>>()?;
+        rows.into_iter()
+            .map(|(id, at)| {
+                Ok((
+                    AccountId::parse(&id).map_err(|e| super::corrupt(e.to_string()))?,
+                    at,
+                ))
+            })
+            .collect()
+    }
+
+    fn activity_since(&self) -> Result<Option<Millis>, StoreError> {
+        use rusqlite::OptionalExtension;
+        let inner = self.lock()?;
+        let since = inner
+            .conn
+            .prepare_cached("SELECT last_seen_at FROM account_activity WHERE account_id = '*'")?
+            .query_row([], |r| r.get(0))
+            .optional()?;
+        Ok(since)
     }
 }

@@ -38,6 +38,11 @@ CREATE TABLE IF NOT EXISTS tokens (
     expires_at INTEGER, issued_by TEXT NOT NULL DEFAULT ''
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS tokens_account ON tokens(account_id);
+-- When each account was last active (dormancy); added within schema 5, so created where missing.
+CREATE TABLE IF NOT EXISTS account_activity (
+    account_id TEXT PRIMARY KEY, last_seen_at INTEGER NOT NULL) WITHOUT ROWID;
+INSERT OR IGNORE INTO account_activity (account_id, last_seen_at)
+    VALUES ('*', CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER));
 CREATE TABLE IF NOT EXISTS waybills (
     no TEXT NOT NULL UNIQUE, merchant TEXT NOT NULL, origin_outlet TEXT NOT NULL,
     destination_outlet TEXT NOT NULL, courier TEXT, status TEXT NOT NULL, created_at INTEGER NOT NULL,

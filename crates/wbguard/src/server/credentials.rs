@@ -8,7 +8,7 @@ use axum::Json;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use wbg_core::{Account, AccountId, AccountStatus, MerchantId, OutletId, Role};
-use wbg_guard::{Actor, Enrolment, EnrolmentCode, Issued, IssuedToken, WhoAmI};
+use wbg_guard::{Actor, Enrolment, EnrolmentCode, Issued, IssuedToken, RosterReport, WhoAmI};
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -257,4 +257,51 @@ pub(super) async fn redeem(
         (status = 401, body = ApiErrorBody)))]
 pub(super) async fn me(State(s): State<AppState>, caller: Caller) -> ApiResult<Json<WhoAmI>> {
     Ok(Json(blocking(move || s.guard.whoami(&caller.token)).await?))
+}
+
+/// `?dry_run=true&force=true`.
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RosterParams {
+    /// Report what would change, change nothing.
+    #[serde(default)]
+    dry_run: bool,
+    /// Apply even if more accounts would be suspended than `[accounts] roster_max_leavers_percent` allows.
+    #[serde(default)]
+    force: bool,
+}
+
+#[utoipa::path(post, path = "/v1/accounts/roster", security(("bearer" = [])), params(RosterParams),
+    request_body(content = String, content_type = "text/csv",
+        description = "The HR roster: a header with an `account` and optionally an `outlet` column; other columns are ignored"),
+    responses((status = 200, body = RosterReport, description = "What changed (or would)"),
+        (status = 400, body = ApiErrorBody), (status = 403, body = ApiErrorBody),
+        (status = 409, body = ApiErrorBody, description = "It would suspend implausibly many accounts; check the file or force")))]
+pub(super) async fn sync_roster(
+    State(s): State<AppState>,
+    caller: Caller,
+    query: axum::extract::RawQuery,
+    body: axum::body::Bytes,
+) -> ApiResult<Json<RosterReport>> {
+    let params: RosterParams = super::parse_query(&query)?;
+    let text = String::from_utf8(body.to_vec()).map_err(|_| {
+        super::ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            "the roster must be UTF-8 CSV",
+        )
+    })?;
+    Ok(Json(
+        blocking(move || {
+            let rows = wbg_guard::parse_roster(&text)?;
+            s.guard.sync_roster(
+                Actor::Token(&caller.token),
+                &rows,
+                params.dry_run,
+                params.force,
+                &caller.meta,
+            )
+        })
+        .await?,
+    ))
 }

@@ -179,6 +179,16 @@ impl Server {
             .unwrap()
     }
 
+    pub fn client_post_csv(&self, path: &str, token: &str, csv: String) -> Response {
+        self.client
+            .post(format!("{}{path}", self.base))
+            .bearer_auth(token)
+            .header("content-type", "text/csv")
+            .body(csv)
+            .send()
+            .unwrap()
+    }
+
     pub fn post_raw(&self, path: &str, token: Option<&str>, body: Vec<u8>) -> Response {
         self.auth(self.client.post(format!("{}{path}", self.base)), token)
             .header("content-type", "application/json")

@@ -1,0 +1,130 @@
+//! Joiners, movers and leavers through a real server: the HR roster suspends leavers and transfers movers
+//! (dry run first, a truncated roster refused), reports joiners and returning leavers, never echoes or logs the
+//! roster's other columns, and a leaver comes back only with a reason.
+mod common;
+
+use common::*;
+use serde_json::{json, Value};
+
+fn status(s: &Server, admin: &str, id: &str) -> (String, Option<String>, Option<String>) {
+    let all: Value = s.get("/v1/accounts", Some(admin)).json().unwrap();
+    let a = all
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["id"] == id)
+        .unwrap()
+        .clone();
+    (
+        a["status"].as_str().unwrap().to_owned(),
+        a["outlet"].as_str().map(String::from),
+        a["status_reason"].as_str().map(String::from),
+    )
+}
+
+#[test]
+fn the_roster_suspends_leavers_moves_movers_and_reports_the_rest() {
+    let dirs = Dirs::new("");
+    let admin = dirs.create_account("root", "admin", None);
+    let s = Server::start(&dirs, "debug");
+    for i in 1..=6 {
+        s.account(&admin, &format!("C{i}"), "courier", Some("O042"), None);
+    }
+    s.account(&admin, "S1", "outlet_staff", Some("O001"), None);
+    s.account(&admin, "K1", "customer_service", None, None);
+    s.account(&admin, "I1", "integration", None, None);
+    s.account(&admin, "P1", "print_station", Some("O001"), None);
+    let roster = |rows: &str| format!("account,name,outlet\n{rows}");
+    let sync = |query: &str, csv: String| {
+        s.client_post_csv(&format!("/v1/accounts/roster{query}"), &admin, csv)
+    };
+    // Couriers 3-6 have left; courier 2 moved; a new hire has no account yet; the printer is a machine.
+    let today = roster(
+        "root,甲,\nroot-2,乙,\nC1,欧阳娜娜,O042\nC2,诸葛明亮,O050\nS1,丙,O001\nK1,丁,\nNEW1,戊,O001\nP1,,O001\n",
+    );
+
+    let r = sync("?dry_run=true", today.clone());
+    assert_eq!(r.status(), 200);
+    let text = r.text().unwrap();
+    assert!(!text.contains("欧阳娜娜"), "other columns are never echoed");
+    let dry: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(dry["applied"], false);
+    assert_eq!(dry["leavers"], json!(["C3", "C4", "C5", "C6"]));
+    assert_eq!(
+        dry["transfers"],
+        json!([{"account": "C2", "from": "O042", "to": "O050"}])
+    );
+    assert_eq!(dry["joiners"], json!(["NEW1"]));
+    assert_eq!(dry["not_people"], json!(["P1"]));
+    assert_eq!(
+        status(&s, &admin, "C3").0,
+        "active",
+        "a dry run changes nothing"
+    );
+
+    let done: Value = sync("", today.clone()).json().unwrap();
+    assert_eq!(done["applied"], true);
+    let (st, _, reason) = status(&s, &admin, "C3");
+    assert_eq!(st, "suspended");
+    assert!(reason.unwrap().starts_with("leaver"));
+    assert_eq!(status(&s, &admin, "C2").1.as_deref(), Some("O050"));
+    assert_eq!(status(&s, &admin, "C1").0, "active");
+    assert_eq!(
+        status(&s, &admin, "I1").0,
+        "active",
+        "machines are not on an HR roster"
+    );
+
+    // A leaver on the roster again is reported, not reinstated; an admin reinstates with a reason only.
+    let back: Value = sync(
+        "?dry_run=true",
+        roster("root,,\nroot-2,,\nC1,,\nC2,,O050\nS1,,\nK1,,\nC3,,O042\n"),
+    )
+    .json()
+    .unwrap();
+    assert_eq!(back["returning"], json!(["C3"]));
+    assert_eq!(
+        error_code(s.post("/v1/accounts/C3/reinstate", Some(&admin), &json!({}))),
+        (400, "invalid_request".into())
+    );
+    assert_eq!(
+        s.post(
+            "/v1/accounts/C3/reinstate",
+            Some(&admin),
+            &json!({"reason": "rehired 2026-12-02"})
+        )
+        .status(),
+        200
+    );
+
+    // A truncated roster would suspend nearly everyone: refused (audited), unless forced.
+    let r = sync("", roster("root,,\n"));
+    assert_eq!(error_code(r), (409, "conflict".into()));
+    assert_eq!(status(&s, &admin, "C1").0, "active");
+    // Bad rosters name the line, never the value.
+    for (csv, what) in [
+        ("name,outlet\nx,O001\n".to_owned(), "`account` column"),
+        (
+            roster("C1,,O042\nC1,,O042\n"),
+            "repeats the account of line 2",
+        ),
+        (roster("C 1,欧阳娜娜,O042\n"), "roster line 2"),
+    ] {
+        let r = sync("", csv);
+        assert_eq!(r.status(), 400);
+        let msg = r.json::<Value>().unwrap()["error"]["message"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        assert!(msg.contains(what) && !msg.contains("欧阳娜娜"), "{msg}");
+    }
+    // Only admins reconcile.
+    let k1 = s.account(&admin, "K2", "customer_service", None, None);
+    assert_eq!(
+        s.client_post_csv("/v1/accounts/roster?dry_run=true", &k1, today)
+            .status(),
+        403
+    );
+    assert!(!s.log_text().contains("欧阳娜娜"));
+    dirs.assert_audit_intact();
+}
