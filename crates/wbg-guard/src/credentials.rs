@@ -4,7 +4,8 @@
 //! a new one replaces its account's older ones unless asked to keep them.
 //!
 //! **No admin alone can obtain a working credential for an account that sees personal data.** Over the API, an
-//! admin hands a token out directly only to roles that see none ([`issued_directly`]: integrations, auditors).
+//! admin hands a token out directly only to accounts that see none, as the policy decides it (with the built-in
+//! policy: integrations and auditors).
 //! For every other role — admins included, or one admin could mint a second admin and approve himself — an
 //! admin *requests an enrolment*: nothing usable yet, and an alert says so. A **second** admin approves it and
 //! receives a one-time enrolment code (valid for `enrolment_hours`) to hand to the account's owner, who
@@ -180,6 +181,8 @@ pub(crate) struct Credentialing {
     token_ms: i64,
     enrolment_ms: i64,
     oidc: Option<Oidc>,
+    /// Whether a role (and what it is bound to) is issued tokens directly, as the policy decided it.
+    direct: std::sync::Mutex<HashMap<(Role, bool, bool), bool>>,
 }
 
 impl Default for Credentialing {
@@ -188,6 +191,7 @@ impl Default for Credentialing {
             token_ms: 90 * DAY_MS,
             enrolment_ms: 3 * DAY_MS,
             oidc: None,
+            direct: Default::default(),
         })
     }
 }
@@ -208,6 +212,7 @@ impl Credentialing {
             token_ms: i64::from(cfg.token_days) * DAY_MS,
             enrolment_ms: i64::from(cfg.enrolment_hours) * 3_600_000,
             oidc: cfg.oidc.as_ref().map(Oidc::load).transpose()?,
+            direct: Default::default(),
         })
     }
 }
@@ -219,12 +224,6 @@ pub(crate) enum Bearer {
     Token([u8; 32]),
     /// An identity-provider token, verified: the account it names.
     Oidc(AccountId),
-}
-
-/// Whether an admin may hand a token for `role` out directly: only for roles that see no personal data by any
-/// path (and cannot approve enrolments). Everything else enrols.
-pub fn issued_directly(role: Role) -> bool {
-    matches!(role, Role::Integration | Role::Auditor)
 }
 
 /// A credential just issued.
@@ -315,6 +314,44 @@ impl Guard {
         }
     }
 
+    /// Whether `actor` gets a working token for `account` without an enrolment: an operator at the machine
+    /// always; an admin only for an account the policy lets see nothing beyond routing data for any purpose
+    /// ([`wbg_policy::PolicyEngine::reach`]) and that can neither manage accounts (approve enrolments) nor route
+    /// calls. Derived from the policy, so a policy that widens a role makes its credentials enrol.
+    pub(crate) fn direct(&self, actor: Actor<'_>, account: &Account) -> Result<bool, GuardError> {
+        if let Actor::Local(_) = actor {
+            return Ok(true);
+        }
+        let shape = (
+            account.role,
+            account.outlet.is_some(),
+            account.merchant.is_some(),
+        );
+        if let Some(d) = self
+            .credentials
+            .direct
+            .lock()
+            .ok()
+            .and_then(|m| m.get(&shape).copied())
+        {
+            return Ok(d);
+        }
+        let sees_nothing = self
+            .policy
+            .reach(account, self.clock.now().div_euclid(1000))?
+            .iter()
+            .all(|r| r.view < Some(wbg_core::View::Masked));
+        let d = sees_nothing
+            && !self
+                .policy
+                .may_admin(account, AdminAction::ManageAccounts)?
+            && !self.policy.may_admin(account, AdminAction::RouteCalls)?;
+        if let Ok(mut m) = self.credentials.direct.lock() {
+            m.insert(shape, d);
+        }
+        Ok(d)
+    }
+
     /// A new token for `id`, issued by `issued_by`, that works for the configured lifetime.
     fn new_token_for(&self, id: &AccountId, issued_by: String) -> (IssuedToken, NewToken) {
         let token = new_token();
@@ -332,7 +369,8 @@ impl Guard {
         (issued, stored)
     }
 
-    /// Creates an account. An operator at the machine, or an admin creating a role [`issued_directly`], gets its
+    /// Creates an account. An operator at the machine, or an admin creating an account that sees no personal data
+    /// (as the policy decides it), gets its
     /// first token; otherwise the account is created without one, with an enrolment for a second admin to
     /// approve.
     pub fn open_account(
@@ -363,7 +401,7 @@ impl Guard {
                 .map(|m| format!(" merchant={m}"))
                 .unwrap_or_default()
         ));
-        if direct(actor, account.role) {
+        if self.direct(actor, &account)? {
             let (issued, stored) = self.new_token_for(&account.id, issuer(actor, &who));
             add_detail(&mut e, "first token issued");
             self.store.create_account(&account, Some(&stored), e)?;
@@ -375,7 +413,8 @@ impl Guard {
         Ok((account, Issued::Enrolment(enrolment)))
     }
 
-    /// A credential for an existing account: a token (operators, and admins for roles [`issued_directly`]) or an
+    /// A credential for an existing account: a token (operators, and admins for accounts that see no personal
+    /// data) or an
     /// enrolment for a second admin to approve. Unless `keep_others`, the new token replaces the account's older
     /// ones when it is issued.
     pub fn issue_credential(
@@ -393,7 +432,7 @@ impl Guard {
                 return Err(self.deny(e, GuardError::NotFound(format!("account {id}"))));
             }
         };
-        if !direct(actor, target.role) {
+        if !self.direct(actor, &target)? {
             return self
                 .request_enrolment(&who, &id, keep_others, meta)
                 .map(Issued::Enrolment);
@@ -687,11 +726,6 @@ impl Guard {
         let (_, e) = self.admin(actor, AdminAction::ManageAccounts, name, meta)?;
         Ok(e)
     }
-}
-
-/// Whether `actor` gets a working token for an account of `role` without an enrolment.
-fn direct(actor: Actor<'_>, role: Role) -> bool {
-    matches!(actor, Actor::Local(_)) || issued_directly(role)
 }
 
 /// How a directly issued token names its issuer.

@@ -28,6 +28,7 @@ mod lifecycle;
 mod numbers;
 mod read;
 mod retention;
+mod review;
 mod token;
 mod view;
 mod work;
@@ -39,8 +40,7 @@ pub use breach::{
 };
 pub use canary::MAX_CANARIES;
 pub use credentials::{
-    issued_directly, CredentialConfig, Enrolment, EnrolmentCode, Issued, IssuedToken, OidcConfig,
-    WhoAmI,
+    CredentialConfig, Enrolment, EnrolmentCode, Issued, IssuedToken, OidcConfig, WhoAmI,
 };
 pub use error::GuardError;
 pub use events::{EventBatchReport, RowFault, ScanEvent};
@@ -61,6 +61,7 @@ pub use lifecycle::{
 };
 pub use numbers::{BindingChange, CallRoute, NumberGateway, PrivacyNumbers, MAX_POOL};
 pub use retention::{RetentionPolicy, ShreddedBucket};
+pub use review::{review_csv, PurposeAccess, ReviewRow, REVIEW_WINDOW_DAYS};
 pub use token::{hash_token, new_token};
 pub use view::{MaskedAddress, PartyView, WaybillView};
 pub use wbg_label::{Format as LabelFormat, Label};

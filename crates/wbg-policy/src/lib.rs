@@ -18,12 +18,14 @@ use cedar_policy::{
     EntityUid, Policy, PolicySet, PrincipalConstraint, Request, RestrictedExpression, Schema,
     ValidationMode, Validator,
 };
+pub use reach::Reach;
 use reads::Reads;
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use std::str::FromStr;
 use std::sync::Mutex;
 
+mod reach;
 mod reads;
 use thiserror::Error;
 use wbg_core::{Account, OutletId, Purpose, Role, View, WaybillMeta, WaybillStatus};
@@ -632,6 +634,26 @@ impl PolicyEngine {
         waybill: &WaybillMeta,
         ctx: &ReadContext<'_>,
     ) -> Result<ViewVerdict, PolicyError> {
+        self.decide_view_with(account, waybill, ctx, true)
+    }
+
+    /// [`PolicyEngine::decide_view`] without the decision cache (neither read nor filled).
+    pub(crate) fn decide_view_uncached(
+        &self,
+        account: &Account,
+        waybill: &WaybillMeta,
+        ctx: &ReadContext<'_>,
+    ) -> Result<ViewVerdict, PolicyError> {
+        self.decide_view_with(account, waybill, ctx, false)
+    }
+
+    fn decide_view_with(
+        &self,
+        account: &Account,
+        waybill: &WaybillMeta,
+        ctx: &ReadContext<'_>,
+        cached: bool,
+    ) -> Result<ViewVerdict, PolicyError> {
         let full = ctx.purpose.may_need_full();
         let mut context = vec![
             ("purpose", Attr::Str(ctx.purpose.as_str())),
@@ -654,15 +676,19 @@ impl PolicyEngine {
                 Attr::Entity(&self.names.outlet, outlet.as_str()),
             ));
         }
-        let key = self.view_reads.get(&(account.role, full)).map(|reads| {
-            self.cache_key(
-                if full { "view+full" } else { "view" },
-                account,
-                waybill,
-                &context,
-                reads,
-            )
-        });
+        let key = self
+            .view_reads
+            .get(&(account.role, full))
+            .filter(|_| cached)
+            .map(|reads| {
+                self.cache_key(
+                    if full { "view+full" } else { "view" },
+                    account,
+                    waybill,
+                    &context,
+                    reads,
+                )
+            });
         if let Some(hit) = key.as_deref().and_then(|k| self.views.get(k)) {
             return Ok(hit);
         }

@@ -538,3 +538,47 @@ fn claimed_work_needs_the_registries() {
         "the outlet that registered the exception handles it, wherever the parcel was bound"
     );
 }
+
+/// The access review's reach comes from the policy: each role's richest view per purpose, and the situation.
+#[test]
+fn reach_is_derived_from_the_policy() {
+    let e = PolicyEngine::builtin().unwrap();
+    let reach = |a: &Account| -> HashMap<&'static str, (Option<View>, String)> {
+        e.reach(a, NOW / 1000)
+            .unwrap()
+            .into_iter()
+            .map(|r| (r.purpose.as_str(), (r.view, r.when)))
+            .collect()
+    };
+    let courier = reach(&acct("C1", Role::Courier, Some("O2"), None));
+    assert_eq!(courier["delivery"].0, Some(View::Full));
+    assert!(
+        courier["delivery"].1.contains("assigned to it"),
+        "{}",
+        courier["delivery"].1
+    );
+    assert_ne!(courier["customer_service"].0, Some(View::Full));
+    let agent = reach(&acct("K1", Role::CustomerService, None, None));
+    assert_eq!(agent["customer_service"].0, Some(View::Full));
+    assert!(
+        agent["customer_service"]
+            .1
+            .contains("open ticket registered for it"),
+        "only registered work opens a record: {}",
+        agent["customer_service"].1
+    );
+    let staff = reach(&acct("S1", Role::OutletStaff, Some("O2"), None));
+    assert_eq!(staff["exception_handling"].0, Some(View::Full));
+    assert!(staff["exception_handling"]
+        .1
+        .contains("exception registered at its outlet"));
+    for role in [Role::Admin, Role::Auditor, Role::Integration] {
+        let r = reach(&acct("X1", role, None, None));
+        for (purpose, (v, _)) in &r {
+            assert!(
+                *v < Some(View::Masked),
+                "{role:?} may see {v:?} for {purpose}"
+            );
+        }
+    }
+}

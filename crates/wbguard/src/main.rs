@@ -82,6 +82,13 @@ enum Command {
     },
     /// Simulate a carrier's week with T1-T4 attacks through the real guard and report what was contained.
     Simulate(simulate::Args),
+    /// The access review for auditors: every account, what it may see per purpose (derived from the policy),
+    /// what it may do, last activity, full reads in 30 days, flags. JSON, or CSV with --csv.
+    AccessReview {
+        /// CSV instead of JSON.
+        #[arg(long)]
+        csv: bool,
+    },
     /// Canary records: synthetic waybills planted in one account's view; reading one alerts at once.
     Canaries {
         #[command(subcommand)]
@@ -549,6 +556,18 @@ fn run(cli: Cli) -> Result<std::process::ExitCode> {
                 AccountsCommand::Token { id, keep } => {
                     println!("{}", guard.issue_token(actor, &id, keep, &meta)?)
                 }
+            }
+            guard.checkpoint()?;
+            Ok(ok)
+        }
+        Command::AccessReview { csv } => {
+            let cfg = Config::load(&cli.common)?;
+            let guard = open_guard(&cfg, false)?;
+            let rows = guard.access_review(Actor::Local("cli"), &RequestMeta::default())?;
+            if csv {
+                print!("{}", wbg_guard::review_csv(&rows)?);
+            } else {
+                println!("{}", serde_json::to_string_pretty(&rows)?);
             }
             guard.checkpoint()?;
             Ok(ok)

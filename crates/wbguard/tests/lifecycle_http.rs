@@ -128,3 +128,122 @@ fn the_roster_suspends_leavers_moves_movers_and_reports_the_rest() {
     assert!(!s.log_text().contains("欧阳娜娜"));
     dirs.assert_audit_intact();
 }
+
+#[test]
+fn the_access_review_derives_what_each_account_sees_from_the_policy() {
+    let dirs = Dirs::new("");
+    let admin = dirs.create_account("root", "admin", None);
+    let s = Server::start(&dirs, "info");
+    let integ = s.account(&admin, "I1", "integration", None, None);
+    let courier = s.account(&admin, "C0420001", "courier", Some("O042"), None);
+    let auditor = s.account(&admin, "AUD1", "auditor", None, None);
+    s.account(&admin, "K1", "customer_service", None, None);
+    let r = s.post(
+        "/v1/waybills",
+        Some(&integ),
+        &json!({"waybills": [waybill("YT1", "M001", "O001", "O042", "欧阳娜娜", "13912345678", "文三路88号")]}),
+    );
+    assert_eq!(r.status(), 201);
+    for (kind, outlet, courier) in [
+        ("picked_up", "O001", None),
+        ("at_outlet", "O042", None),
+        ("out_for_delivery", "O042", Some("C0420001")),
+    ] {
+        let r = s.post(
+            "/v1/waybills/YT1/events",
+            Some(&integ),
+            &json!({"type": kind, "outlet": outlet, "courier": courier}),
+        );
+        assert_eq!(r.status(), 200, "{}", r.text().unwrap());
+    }
+    for _ in 0..3 {
+        let v: Value = s
+            .get("/v1/waybills/YT1?purpose=delivery", Some(&courier))
+            .json()
+            .unwrap();
+        assert_eq!(v["view"], "full");
+    }
+
+    let r = s.get("/v1/access-review", Some(&auditor));
+    assert_eq!(r.status(), 200);
+    let text = r.text().unwrap();
+    assert!(!text.contains("欧阳娜娜") && !text.contains("13912345678"));
+    let rows: Vec<Value> = serde_json::from_str(&text).unwrap();
+    let row = |id: &str| rows.iter().find(|r| r["account"] == id).unwrap().clone();
+    let sees = |r: &Value, purpose: &str| {
+        r["sees"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["purpose"] == purpose)
+            .unwrap()
+            .clone()
+    };
+    let c = row("C0420001");
+    assert_eq!(c["full_reads_30d"], 3);
+    assert!(c["last_active"].as_i64().is_some());
+    let delivery = sees(&c, "delivery");
+    assert_eq!(delivery["view"], "full");
+    assert!(
+        !delivery["rules"].as_array().unwrap().is_empty(),
+        "{delivery}"
+    );
+    assert!(delivery["when"]
+        .as_str()
+        .unwrap()
+        .contains("assigned to it"));
+    let k = row("K1");
+    assert!(sees(&k, "customer_service")["when"]
+        .as_str()
+        .unwrap()
+        .contains("open ticket registered for it"));
+    assert_eq!(k["flags"], json!([]));
+    let i = row("I1");
+    for p in i["sees"].as_array().unwrap() {
+        assert!(p["view"].is_null() || p["view"] == "routing", "{p}");
+    }
+    assert!(i["may"]
+        .as_array()
+        .unwrap()
+        .contains(&json!("register_work")));
+    assert!(row("root")["may"]
+        .as_array()
+        .unwrap()
+        .contains(&json!("manage_accounts")));
+    // A leaver is flagged.
+    let r = s.client_post_csv(
+        "/v1/accounts/roster",
+        &admin,
+        "account\nroot\nroot-2\nC0420001\nAUD1\n".into(),
+    );
+    assert_eq!(r.status(), 200, "{}", r.text().unwrap());
+    let rows: Vec<Value> = s.get("/v1/access-review", Some(&admin)).json().unwrap();
+    let k = rows.iter().find(|r| r["account"] == "K1").unwrap();
+    assert_eq!(k["flags"], json!(["leaver", "suspended"]));
+    // As CSV, and for auditors and admins only.
+    let r = s.get("/v1/access-review?format=csv", Some(&auditor));
+    assert!(r.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/csv"));
+    let csv = r.text().unwrap();
+    assert!(csv.starts_with("account,role,outlet"), "{csv}");
+    assert!(csv.contains("C0420001,courier,O042,,active,"));
+    assert_eq!(
+        error_code(s.get("/v1/access-review?format=pdf", Some(&auditor))).0,
+        400
+    );
+    assert_eq!(
+        error_code(s.get("/v1/access-review", Some(&courier))).0,
+        403
+    );
+    // The CLI gives the same.
+    drop(s);
+    let out = dirs.cli(&["access-review", "--csv"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("C0420001,courier,O042"));
+}

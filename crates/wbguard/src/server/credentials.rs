@@ -8,7 +8,9 @@ use axum::Json;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use wbg_core::{Account, AccountId, AccountStatus, MerchantId, OutletId, Role};
-use wbg_guard::{Actor, Enrolment, EnrolmentCode, Issued, IssuedToken, RosterReport, WhoAmI};
+use wbg_guard::{
+    Actor, Enrolment, EnrolmentCode, Issued, IssuedToken, ReviewRow, RosterReport, WhoAmI,
+};
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -304,4 +306,51 @@ pub(super) async fn sync_roster(
         })
         .await?,
     ))
+}
+
+/// `?format=csv` for a spreadsheet; JSON otherwise.
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub(super) struct ReviewParams {
+    /// `json` (default) or `csv`.
+    #[serde(default)]
+    format: Option<String>,
+}
+
+#[utoipa::path(get, path = "/v1/access-review", security(("bearer" = [])), params(ReviewParams),
+    responses((status = 200, body = [ReviewRow], description = "Every account: what it may see per purpose (derived from the policy), what it may do, last activity, full reads in 30 days, flags"),
+        (status = 400, body = ApiErrorBody), (status = 403, body = ApiErrorBody)))]
+pub(super) async fn access_review(
+    State(s): State<AppState>,
+    caller: Caller,
+    query: axum::extract::RawQuery,
+) -> ApiResult<axum::response::Response> {
+    use axum::response::IntoResponse;
+    let params: ReviewParams = super::parse_query(&query)?;
+    let csv = match params.format.as_deref() {
+        None | Some("json") => false,
+        Some("csv") => true,
+        Some(_) => {
+            return Err(super::ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_request",
+                "format must be json or csv",
+            ))
+        }
+    };
+    let rows = blocking(move || {
+        s.guard
+            .access_review(Actor::Token(&caller.token), &caller.meta)
+    })
+    .await?;
+    Ok(if csv {
+        let text = wbg_guard::review_csv(&rows).map_err(super::ApiError::from)?;
+        (
+            [(axum::http::header::CONTENT_TYPE, "text/csv; charset=utf-8")],
+            text,
+        )
+            .into_response()
+    } else {
+        Json(rows).into_response()
+    })
 }
