@@ -134,28 +134,35 @@ impl Guard {
             }
         }
         e.detail = Some(format!("account={id}"));
-        // An account the upkeep or the roster suspended (dormant, leaver) comes back only for a stated reason.
-        if !suspend && reason.is_none_or(|r| r.trim().is_empty()) {
-            let lifecycle = self.store.account(&id)?.is_some_and(|a| {
-                a.status == AccountStatus::Suspended
-                    && a.status_reason.as_deref().is_some_and(|r| {
-                        crate::lifecycle::LIFECYCLE_REASONS
-                            .iter()
-                            .any(|p| r.starts_with(p))
-                    })
-            });
-            if lifecycle {
-                return Err(GuardError::Invalid(
-                    "this account was suspended as dormant or a leaver: reinstating it needs a reason".into(),
-                ));
+        // An account the upkeep, the roster or a recertification suspended comes back only for a stated reason;
+        // reinstating one suspended as unattested is its recertification for the quarter.
+        let lifecycle = match self.store.account(&id)? {
+            Some(a) if a.status == AccountStatus::Suspended && !suspend => {
+                a.status_reason.filter(|r| {
+                    crate::lifecycle::LIFECYCLE_REASONS
+                        .iter()
+                        .any(|p| r.starts_with(p))
+                })
             }
+            _ => None,
+        };
+        if lifecycle.is_some() && reason.is_none_or(|r| r.trim().is_empty()) {
+            return Err(GuardError::Invalid(
+                "this account was suspended as dormant, a leaver or unattested: reinstating it needs a reason"
+                    .into(),
+            ));
         }
+        let recertified = lifecycle.is_some_and(|r| r.starts_with("unattested"));
+        let by = e.account.clone();
         let status = if suspend {
             AccountStatus::Suspended
         } else {
             AccountStatus::Active
         };
         self.store.set_account_status(&id, status, reason, e)?;
+        if recertified {
+            self.record_attestation(&id, &by, meta)?;
+        }
         if !suspend {
             self.risk.reinstated(id.as_str());
         }

@@ -56,8 +56,8 @@ pub use keys::{
 };
 pub use label::{PrintedLabel, LABEL_TOKEN_PREFIX, LABEL_TOKEN_TTL_MS};
 pub use lifecycle::{
-    on_roster, parse_roster, LifecycleConfig, RosterReport, RosterRow, RosterTransfer,
-    MAX_ROSTER_ROWS,
+    on_roster, parse_roster, quarter_of, Attestation, LifecycleConfig, RosterReport, RosterRow,
+    RosterTransfer, MAX_ROSTER_ROWS,
 };
 pub use numbers::{BindingChange, CallRoute, NumberGateway, PrivacyNumbers, MAX_POOL};
 pub use retention::{RetentionPolicy, ShreddedBucket};

@@ -28,7 +28,9 @@ const ACTIVITY_GRANULE_MS: i64 = 3_600_000;
 /// Most rows a roster may have.
 pub const MAX_ROSTER_ROWS: usize = 200_000;
 /// The status reason prefixes this module writes; reinstating such an account needs a reason.
-pub(crate) const LIFECYCLE_REASONS: [&str; 2] = ["dormant", "leaver"];
+pub(crate) const LIFECYCLE_REASONS: [&str; 3] = ["dormant", "leaver", "unattested"];
+/// The case-file kind attestations are kept under (`<quarter>:<account>`).
+const ATTESTATION: &str = "attestation";
 
 /// `[accounts]`: dormancy and the roster's safety limit.
 #[derive(Debug, Clone, Deserialize)]
@@ -39,6 +41,9 @@ pub struct LifecycleConfig {
     /// Most leavers one roster may make without `force`, as a percentage of the people's active accounts
     /// (at least 5 accounts are always allowed; default 10).
     pub roster_max_leavers_percent: u32,
+    /// Days into each calendar quarter by which every account older than the quarter must be attested (kept) by
+    /// an admin; the upkeep then suspends the rest as `unattested` (0: no recertification; default 30).
+    pub recertify_grace_days: u32,
 }
 
 impl Default for LifecycleConfig {
@@ -46,6 +51,7 @@ impl Default for LifecycleConfig {
         LifecycleConfig {
             dormant_days: 30,
             roster_max_leavers_percent: 10,
+            recertify_grace_days: 30,
         }
     }
 }
@@ -101,6 +107,44 @@ pub struct RosterReport {
     pub not_people: Vec<String>,
     /// People's accounts in step with the roster.
     pub unchanged: usize,
+}
+
+/// A reviewer's decision on an account for a quarter.
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Attestation {
+    /// The quarter, e.g. `2026Q4`.
+    pub quarter: String,
+    /// The account.
+    pub account: String,
+    /// `keep` (its access is still needed) or `revoke` (suspended now).
+    pub decision: String,
+    /// Who decided.
+    pub by: String,
+    /// When (ms since the epoch).
+    pub at: i64,
+}
+
+/// The calendar quarter (UTC) holding `ms`: its label (`2026Q4`) and when it began.
+pub fn quarter_of(ms: Millis) -> (String, Millis) {
+    let text = wbg_core::utc_text(ms);
+    let year: i64 = text.get(0..4).and_then(|y| y.parse().ok()).unwrap_or(1970);
+    let month: i64 = text.get(5..7).and_then(|m| m.parse().ok()).unwrap_or(1);
+    let q = (month - 1) / 3;
+    (
+        format!("{year}Q{}", q + 1),
+        days_from_civil(year, q * 3 + 1, 1) * DAY_MS,
+    )
+}
+
+/// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's days_from_civil).
+fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y.rem_euclid(400);
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
 }
 
 /// Parses a roster CSV: a header naming an `account` column and optionally an `outlet` column; any other
@@ -266,6 +310,163 @@ impl Guard {
         Ok(suspended)
     }
 
+    /// The attestation of `account` for `quarter`, if there is one.
+    pub fn attestation(
+        &self,
+        account: &str,
+        quarter: &str,
+    ) -> Result<Option<Attestation>, GuardError> {
+        self.store
+            .case(ATTESTATION, &format!("{quarter}:{account}"))?
+            .map(|body| {
+                serde_json::from_str(&body)
+                    .map_err(|e| GuardError::Internal(format!("attestation case: {e}")))
+            })
+            .transpose()
+    }
+
+    /// Recertifies `accounts` for the current quarter: `keep` attests their access is still needed; otherwise
+    /// each is suspended now (`unattested: access revoked at recertification`). An admin (or an operator at the
+    /// machine) decides, never for their own account; each decision is audited and recorded once a quarter
+    /// (a second decision on an account in a quarter is a `Conflict`).
+    pub fn attest(
+        &self,
+        actor: Actor<'_>,
+        accounts: &[String],
+        keep: bool,
+        meta: &RequestMeta,
+    ) -> Result<Vec<Attestation>, GuardError> {
+        let (who, e) = self.admin(actor, AdminAction::ManageAccounts, "recertify", meta)?;
+        if accounts.is_empty() || accounts.len() > 1_000 {
+            return Err(GuardError::Invalid(
+                "name 1-1000 accounts to recertify".into(),
+            ));
+        }
+        let now = self.clock.now();
+        let (quarter, _) = quarter_of(now);
+        let mut out = Vec::new();
+        for id in accounts {
+            let id = AccountId::parse(id)?;
+            let mut entry = e.clone();
+            entry.detail = Some(format!(
+                "account={id} quarter={quarter} decision={}",
+                if keep { "keep" } else { "revoke" }
+            ));
+            if id == who.id {
+                return Err(self.deny(
+                    entry,
+                    GuardError::Forbidden("no one recertifies their own account".into()),
+                ));
+            }
+            let Some(account) = self.store.account(&id)? else {
+                return Err(self.deny(entry, GuardError::NotFound(format!("account {id}"))));
+            };
+            let a = Attestation {
+                quarter: quarter.clone(),
+                account: id.to_string(),
+                decision: if keep { "keep" } else { "revoke" }.into(),
+                by: who.id.to_string(),
+                at: now,
+            };
+            let body = serde_json::to_string(&a)
+                .map_err(|e| GuardError::Internal(format!("attestation case: {e}")))?;
+            match self.store.put_case(
+                ATTESTATION,
+                &format!("{quarter}:{id}"),
+                &body,
+                None,
+                entry.clone(),
+            ) {
+                Ok(_) => {}
+                Err(wbg_store::StoreError::Conflict(_)) => {
+                    return Err(self.deny(
+                        entry,
+                        GuardError::Conflict(format!("{id} was recertified already this quarter")),
+                    ))
+                }
+                Err(err) => return Err(err.into()),
+            }
+            if !keep && account.status == AccountStatus::Active {
+                let mut s = self.entry(who.id.as_str(), meta, "account_suspend");
+                s.detail = Some(format!(
+                    "account={id}; unattested: access revoked at recertification"
+                ));
+                self.store.set_account_status(
+                    &id,
+                    AccountStatus::Suspended,
+                    Some("unattested: access revoked at recertification"),
+                    s,
+                )?;
+            }
+            out.push(a);
+        }
+        Ok(out)
+    }
+
+    /// Records that `by` kept `id`'s access this quarter (a reinstatement of an unattested account), unless the
+    /// quarter's decision on it is on record already.
+    pub(crate) fn record_attestation(
+        &self,
+        id: &AccountId,
+        by: &str,
+        meta: &RequestMeta,
+    ) -> Result<(), GuardError> {
+        let now = self.clock.now();
+        let (quarter, _) = quarter_of(now);
+        let a = Attestation {
+            quarter: quarter.clone(),
+            account: id.to_string(),
+            decision: "keep".into(),
+            by: by.to_owned(),
+            at: now,
+        };
+        let body = serde_json::to_string(&a)
+            .map_err(|e| GuardError::Internal(format!("attestation case: {e}")))?;
+        let mut e = self.entry(by, meta, "recertify");
+        e.detail = Some(format!(
+            "account={id} quarter={quarter} decision=keep; reinstated"
+        ));
+        match self
+            .store
+            .put_case(ATTESTATION, &format!("{quarter}:{id}"), &body, None, e)
+        {
+            Ok(_) | Err(wbg_store::StoreError::Conflict(_)) => Ok(()),
+            Err(err) => Err(err.into()),
+        }
+    }
+
+    /// Once `recertify_grace_days` of the current quarter have passed, suspends every active account that
+    /// existed when the quarter began and has no attestation for it. Quarters that began before the store
+    /// recorded activity (an upgrade) are not enforced. Returns the accounts suspended.
+    pub fn suspend_unattested(&self, meta: &RequestMeta) -> Result<Vec<AccountId>, GuardError> {
+        let grace = i64::from(self.lifecycle.recertify_grace_days);
+        if grace == 0 {
+            return Ok(Vec::new());
+        }
+        let now = self.clock.now();
+        let (quarter, began) = quarter_of(now);
+        let tracked_since = self.store.activity_since()?.unwrap_or(now);
+        if now < began + grace * DAY_MS || tracked_since > began {
+            return Ok(Vec::new());
+        }
+        let mut suspended = Vec::new();
+        for a in self.store.accounts()? {
+            if a.status != AccountStatus::Active || a.created_at >= began {
+                continue;
+            }
+            if self.attestation(a.id.as_str(), &quarter)?.is_some() {
+                continue;
+            }
+            let reason = format!("unattested: not recertified for {quarter}");
+            let mut e = self.entry("upkeep", meta, "account_suspend");
+            e.detail = Some(format!("account={}; {reason}", a.id));
+            self.store
+                .set_account_status(&a.id, AccountStatus::Suspended, Some(&reason), e)?;
+            suspended.push(a.id);
+        }
+        Ok(suspended)
+    }
+
     /// Reconciles the people's accounts with the HR roster `rows` (see the module doc). With `dry_run` nothing
     /// changes and the report says what would; a roster that would suspend more than the configured share of
     /// the people's active accounts is refused unless `force`.
@@ -376,5 +577,51 @@ impl Guard {
         }
         self.store.append_audit(summary)?;
         Ok(report)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quarters_begin_on_the_first_of_january_april_july_october() {
+        // 2026-12-02 12:00 UTC, 2027-01-01 00:00 UTC, 2024-02-29 (a leap day), 1970-01-01.
+        let cases = [
+            (1_796_212_800_000, "2026Q4", "2026-10-01 00:00:00"),
+            (1_798_761_600_000, "2027Q1", "2027-01-01 00:00:00"),
+            (1_709_208_000_000, "2024Q1", "2024-01-01 00:00:00"),
+            (0, "1970Q1", "1970-01-01 00:00:00"),
+        ];
+        for (ms, label, began) in cases {
+            let (q, start) = quarter_of(ms);
+            assert_eq!(
+                (q.as_str(), wbg_core::utc_text(start).as_str()),
+                (label, began),
+                "{ms}"
+            );
+            assert!(start <= ms);
+        }
+    }
+
+    #[test]
+    fn a_roster_needs_an_account_column_and_names_lines_not_values() {
+        assert_eq!(
+            parse_roster("Account,Name,Outlet\nC1,欧阳娜娜,O042\nK1,某人,\n").unwrap(),
+            [
+                RosterRow {
+                    account: AccountId::parse("C1").unwrap(),
+                    outlet: Some(OutletId::parse("O042").unwrap())
+                },
+                RosterRow {
+                    account: AccountId::parse("K1").unwrap(),
+                    outlet: None
+                }
+            ]
+        );
+        let err = parse_roster("account,name\nC1,欧阳娜娜,extra\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("line 2") && !err.contains("欧阳娜娜"), "{err}");
     }
 }

@@ -59,8 +59,11 @@ pub struct ReviewRow {
     pub sees: Vec<PurposeAccess>,
     /// What it may do besides reading waybills (`manage_accounts`, `read_audit`, …).
     pub may: Vec<String>,
+    /// This quarter's recertification decision on it, if made.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub attested: Option<crate::lifecycle::Attestation>,
     /// What a reviewer should look at: `dormant`, `leaver`, `never_used`, `unusually_broad`,
-    /// `many_credentials`, `suspended`.
+    /// `many_credentials`, `unattested` (older than the quarter, not yet recertified), `suspended`.
     pub flags: Vec<String>,
 }
 
@@ -103,6 +106,8 @@ impl Guard {
         let last = self.last_activity()?;
         let full = self.full_reads_since(now - REVIEW_WINDOW_DAYS * DAY_MS)?;
         let dormant_days = i64::from(self.lifecycle.dormant_days);
+        let (quarter, quarter_began) = crate::lifecycle::quarter_of(now);
+        let recertifying = self.lifecycle.recertify_grace_days > 0;
         // Reach depends on the role and on what the account is bound to, so it is derived once per shape.
         let mut reaches: HashMap<Shape, (Vec<Reach>, Vec<String>)> = HashMap::new();
         let mut median: HashMap<Role, u64> = HashMap::new();
@@ -136,6 +141,23 @@ impl Guard {
             let last_active = last.get(&a.id).copied();
             let full_reads_30d = full.get(a.id.as_str()).copied().unwrap_or(0);
             let tokens = self.store.tokens_of(&a.id, wbg_core::now_millis())?.len();
+            let attested = self.attestation(a.id.as_str(), &quarter)?;
+            let mut flags = flags(
+                a,
+                last_active,
+                full_reads_30d,
+                median.get(&a.role).copied().unwrap_or(0),
+                tokens,
+                now,
+                dormant_days,
+            );
+            if recertifying
+                && attested.is_none()
+                && a.status == AccountStatus::Active
+                && a.created_at < quarter_began
+            {
+                flags.push("unattested".into());
+            }
             rows.push(ReviewRow {
                 account: a.id.to_string(),
                 role: a.role.as_str().to_owned(),
@@ -157,15 +179,8 @@ impl Guard {
                     })
                     .collect(),
                 may: may.clone(),
-                flags: flags(
-                    a,
-                    last_active,
-                    full_reads_30d,
-                    median.get(&a.role).copied().unwrap_or(0),
-                    tokens,
-                    now,
-                    dormant_days,
-                ),
+                attested,
+                flags,
             });
         }
         self.store.append_audit(e)?;

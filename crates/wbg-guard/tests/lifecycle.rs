@@ -90,3 +90,84 @@ fn idle_accounts_are_suspended_as_dormant_and_come_back_with_a_reason() {
     clock.set(start + 400 * DAY);
     assert!(guard.suspend_dormant(0, &meta).unwrap().is_empty());
 }
+
+#[test]
+fn accounts_not_recertified_by_the_grace_day_of_a_quarter_are_suspended() {
+    let dir = tempfile::tempdir().unwrap();
+    let (guard, _) = Guard::open(GuardConfig {
+        keys: KeyConfig::Given {
+            master: MasterKey::generate(),
+            signer: None,
+        },
+        ..GuardConfig::embedded(dir.path().join("data"))
+    })
+    .unwrap();
+    let start = wbg_core::now_millis();
+    let clock = Arc::new(ManualClock::new(start));
+    let guard = guard.with_clock(clock.clone());
+    let meta = RequestMeta::default();
+    let local = Actor::Local("test");
+    let (_, admin) = guard
+        .create_account(local, "ADM1", "admin", None, None, &meta)
+        .unwrap();
+    for (id, role, outlet) in [
+        ("C1", "courier", Some("O001")),
+        ("C2", "courier", Some("O001")),
+        ("C3", "courier", Some("O001")),
+        ("K1", "customer_service", None),
+    ] {
+        guard
+            .create_account(local, id, role, outlet, None, &meta)
+            .unwrap();
+    }
+    // This quarter began before the store recorded anything: not enforced (an upgrade finds nobody unattested).
+    assert!(guard.suspend_unattested(&meta).unwrap().is_empty());
+    // Into the next quarter; within its grace period nothing happens.
+    let (_, began) = wbg_guard::quarter_of(start);
+    let next = wbg_guard::quarter_of(began + 100 * DAY).1;
+    clock.set(next + 10 * DAY);
+    assert!(guard.suspend_unattested(&meta).unwrap().is_empty());
+    // An admin keeps C1, revokes C2 (suspended at once), cannot decide twice or for themselves.
+    let kept = guard
+        .attest(Actor::Token(&admin), &["C1".into()], true, &meta)
+        .unwrap();
+    assert_eq!(kept[0].by, "ADM1");
+    guard
+        .attest(Actor::Token(&admin), &["C2".into()], false, &meta)
+        .unwrap();
+    let c2 = guard
+        .store()
+        .account(&"C2".parse().unwrap())
+        .unwrap()
+        .unwrap();
+    assert_eq!(c2.status, AccountStatus::Suspended);
+    let err = guard
+        .attest(Actor::Token(&admin), &["C1".into()], true, &meta)
+        .unwrap_err();
+    assert!(matches!(err, GuardError::Conflict(_)), "{err:?}");
+    let err = guard
+        .attest(Actor::Token(&admin), &["ADM1".into()], true, &meta)
+        .unwrap_err();
+    assert!(matches!(err, GuardError::Forbidden(_)), "{err:?}");
+    // After the grace period the rest are suspended, unattested.
+    clock.set(next + 31 * DAY);
+    let mut out = guard.suspend_unattested(&meta).unwrap();
+    out.sort();
+    assert_eq!(
+        out.iter().map(|a| a.as_str()).collect::<Vec<_>>(),
+        ["ADM1", "C3", "K1"]
+    );
+    // Reinstating one (with a reason) recertifies it for the quarter: the upkeep leaves it be.
+    guard
+        .set_status(local, "K1", false, Some("still on the service desk"), &meta)
+        .unwrap();
+    assert!(guard.suspend_unattested(&meta).unwrap().is_empty());
+    assert_eq!(
+        guard
+            .attestation("K1", &wbg_guard::quarter_of(next).0)
+            .unwrap()
+            .unwrap()
+            .decision,
+        "keep"
+    );
+}

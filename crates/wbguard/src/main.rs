@@ -867,6 +867,9 @@ fn serve(cfg: Config) -> Result<()> {
                             for id in g.suspend_dormant(g.lifecycle().dormant_days, &meta)? {
                                 tracing::warn!(account = %id, "suspended as dormant");
                             }
+                            for id in g.suspend_unattested(&meta)? {
+                                tracing::warn!(account = %id, "suspended: not recertified this quarter");
+                            }
                         }
                         if shred {
                             let meta = wbg_guard::RequestMeta::default();

@@ -237,6 +237,54 @@ fn the_access_review_derives_what_each_account_sees_from_the_policy() {
         error_code(s.get("/v1/access-review", Some(&courier))).0,
         403
     );
+    // Quarterly recertification: an admin keeps (or revokes) accounts; the review shows the decision.
+    let attest = |t: &str, body: Value| s.post("/v1/access-review/attestations", Some(t), &body);
+    let r = attest(
+        &admin,
+        json!({"accounts": ["C0420001"], "decision": "keep"}),
+    );
+    assert_eq!(r.status(), 200, "{}", r.text().unwrap());
+    assert_eq!(
+        error_code(attest(
+            &admin,
+            json!({"accounts": ["C0420001"], "decision": "keep"})
+        ))
+        .0,
+        409
+    );
+    assert_eq!(
+        error_code(attest(
+            &admin,
+            json!({"accounts": ["AUD1"], "decision": "maybe"})
+        ))
+        .0,
+        400
+    );
+    assert_eq!(
+        error_code(attest(
+            &courier,
+            json!({"accounts": ["AUD1"], "decision": "keep"})
+        ))
+        .0,
+        403
+    );
+    assert_eq!(
+        error_code(attest(
+            &admin,
+            json!({"accounts": ["root"], "decision": "keep"})
+        ))
+        .0,
+        403
+    );
+    let rows: Vec<Value> = s.get("/v1/access-review", Some(&auditor)).json().unwrap();
+    let c = rows.iter().find(|r| r["account"] == "C0420001").unwrap();
+    assert_eq!(
+        (
+            c["attested"]["by"].as_str(),
+            c["attested"]["decision"].as_str()
+        ),
+        (Some("root"), Some("keep"))
+    );
     // The CLI gives the same.
     drop(s);
     let out = dirs.cli(&["access-review", "--csv"]);

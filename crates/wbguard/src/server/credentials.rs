@@ -354,3 +354,46 @@ pub(super) async fn access_review(
         Json(rows).into_response()
     })
 }
+
+/// `{"accounts": ["C0420001", …], "decision": "keep" | "revoke"}`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(super) struct Recertify {
+    /// The accounts decided on (1-1000).
+    accounts: Vec<String>,
+    /// `keep` (access still needed) or `revoke` (suspended now).
+    decision: String,
+}
+
+#[utoipa::path(post, path = "/v1/access-review/attestations", request_body = Recertify, security(("bearer" = [])),
+    responses((status = 200, body = [wbg_guard::Attestation], description = "This quarter's decisions, recorded"),
+        (status = 400, body = ApiErrorBody), (status = 403, body = ApiErrorBody, description = "Not an admin, or one's own account"),
+        (status = 409, body = ApiErrorBody, description = "Decided already this quarter")))]
+pub(super) async fn recertify(
+    State(s): State<AppState>,
+    caller: Caller,
+    Body(req): Body<Recertify>,
+) -> ApiResult<Json<Vec<wbg_guard::Attestation>>> {
+    let keep = match req.decision.as_str() {
+        "keep" => true,
+        "revoke" => false,
+        _ => {
+            return Err(super::ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_request",
+                "decision must be keep or revoke",
+            ))
+        }
+    };
+    Ok(Json(
+        blocking(move || {
+            s.guard.attest(
+                Actor::Token(&caller.token),
+                &req.accounts,
+                keep,
+                &caller.meta,
+            )
+        })
+        .await?,
+    ))
+}
