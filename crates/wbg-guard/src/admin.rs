@@ -22,7 +22,7 @@ impl Guard {
         let e = self.entry(who.id.as_str(), meta, name);
         self.require_active(&who, &e)?;
         if let Actor::Token(_) = actor {
-            if !self.policy.may_admin(&who, action)? {
+            if !self.policy().may_admin(&who, action)? {
                 return Err(self.deny(
                     e,
                     GuardError::Forbidden("not permitted for this role".into()),

@@ -625,7 +625,7 @@ impl Guard {
                 withheld += 1;
                 continue;
             };
-            let verdict = self.policy.decide_view(&account, &wb, &ctx)?;
+            let verdict = self.policy().decide_view(&account, &wb, &ctx)?;
             if verdict.view != Some(wbg_core::View::Full) {
                 withheld += 1;
                 continue;

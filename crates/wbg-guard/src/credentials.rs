@@ -197,6 +197,13 @@ impl Default for Credentialing {
 }
 
 impl Credentialing {
+    /// Forgets which accounts get tokens directly (the policy changed).
+    pub(crate) fn forget_direct(&self) {
+        if let Ok(mut m) = self.direct.lock() {
+            m.clear();
+        }
+    }
+
     fn new(cfg: &CredentialConfig) -> Result<Credentialing, GuardError> {
         if !(1..=3650).contains(&cfg.token_days) {
             return Err(GuardError::Config(
@@ -337,15 +344,15 @@ impl Guard {
             return Ok(d);
         }
         let sees_nothing = self
-            .policy
+            .policy()
             .reach(account, self.clock.now().div_euclid(1000))?
             .iter()
             .all(|r| r.view < Some(wbg_core::View::Masked));
         let d = sees_nothing
             && !self
-                .policy
+                .policy()
                 .may_admin(account, AdminAction::ManageAccounts)?
-            && !self.policy.may_admin(account, AdminAction::RouteCalls)?;
+            && !self.policy().may_admin(account, AdminAction::RouteCalls)?;
         if let Ok(mut m) = self.credentials.direct.lock() {
             m.insert(shape, d);
         }

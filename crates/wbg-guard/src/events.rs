@@ -242,7 +242,7 @@ impl Guard {
                 event_type: ev.kind.as_str(),
                 outlet: &ev.outlet,
             };
-            if !self.policy.may_write(account, &wb, &action)? {
+            if !self.policy().may_write(account, &wb, &action)? {
                 return Err(GuardError::Forbidden(format!(
                     "not permitted to record events of waybill {no} at outlet {}",
                     ev.outlet

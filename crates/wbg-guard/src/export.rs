@@ -185,7 +185,7 @@ impl Guard {
             if self.is_shredded(meta.bucket) {
                 continue;
             }
-            if !self.policy.may_export(account, &meta, purpose)? {
+            if !self.policy().may_export(account, &meta, purpose)? {
                 return Err(GuardError::Forbidden(format!(
                     "waybill {no} may not be exported for purpose {}",
                     purpose.as_str()
@@ -275,7 +275,7 @@ impl Guard {
         let (case, _) = self.export_case(id)?;
         if case.export.requested_by != account.id.as_str()
             && !self
-                .policy
+                .policy()
                 .may_admin(&account, AdminAction::ApproveExport)?
         {
             let mut e = self.entry(account.id.as_str(), meta, "export_status");

@@ -110,7 +110,10 @@ pub trait AlertSink: Send + Sync {
 pub struct Guard {
     pub(crate) store: Arc<dyn Store>,
     pub(crate) vault: Vault,
-    pub(crate) policy: PolicyEngine,
+    /// The policy in force; replaced whole when an approved version is loaded (see `policies.rs`).
+    pub(crate) policy: arc_swap::ArcSwap<PolicyEngine>,
+    /// Its store version (0: the configured file or the built-in policy).
+    pub(crate) policy_version: std::sync::atomic::AtomicU64,
     pub(crate) risk: Arc<dyn RiskHook>,
     alert_sink: Option<Arc<dyn AlertSink>>,
     pub(crate) clock: Arc<dyn Clock>,
@@ -277,27 +280,28 @@ impl Guard {
             .iter()
             .filter_map(|id| wbg_vault::FieldGroup::of_key_id(id))
             .collect();
-        Ok((
-            Guard {
-                store,
-                vault,
-                policy,
-                risk,
-                alert_sink: None,
-                clock: Arc::new(SystemClock),
-                signer,
-                origin,
-                access_path: cfg.data.join(wbg_forensics::INDEX_FILE),
-                access: std::sync::Mutex::new(None),
-                canaries: std::sync::RwLock::new(canaries),
-                shredded: std::sync::RwLock::new(shredded),
-                numbers: None,
-                credentials: Default::default(),
-                lifecycle: Default::default(),
-                activity: Default::default(),
-            },
-            report,
-        ))
+        let guard = Guard {
+            store,
+            vault,
+            policy: arc_swap::ArcSwap::from_pointee(policy),
+            policy_version: Default::default(),
+            risk,
+            alert_sink: None,
+            clock: Arc::new(SystemClock),
+            signer,
+            origin,
+            access_path: cfg.data.join(wbg_forensics::INDEX_FILE),
+            access: std::sync::Mutex::new(None),
+            canaries: std::sync::RwLock::new(canaries),
+            shredded: std::sync::RwLock::new(shredded),
+            numbers: None,
+            credentials: Default::default(),
+            lifecycle: Default::default(),
+            activity: Default::default(),
+        };
+        // A policy version approved in the store is in force from the start.
+        guard.refresh_policy()?;
+        Ok((guard, report))
     }
 
     /// Takes "now" from `clock` instead of the system clock (simulations run days of traffic in seconds).

@@ -121,7 +121,11 @@ impl Guard {
         m.bucket = c.bucket;
         // The policy engine caches by what the ingest rules read, so a batch of one merchant's waybills is one
         // Cedar evaluation, however the policy file is written.
-        if c.by_token && !self.policy.may_write(c.account, &m, &WriteAction::Ingest)? {
+        if c.by_token
+            && !self
+                .policy()
+                .may_write(c.account, &m, &WriteAction::Ingest)?
+        {
             return Err(Rejection::Forbidden {
                 message: format!(
                     "waybills[{i}]: not permitted to ingest for merchant {}",

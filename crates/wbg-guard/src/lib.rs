@@ -26,6 +26,7 @@ mod keys;
 mod label;
 mod lifecycle;
 mod numbers;
+mod policies;
 mod read;
 mod retention;
 mod review;
@@ -60,6 +61,7 @@ pub use lifecycle::{
     RosterTransfer, MAX_ROSTER_ROWS,
 };
 pub use numbers::{BindingChange, CallRoute, NumberGateway, PrivacyNumbers, MAX_POOL};
+pub use policies::{PolicyVersion, MAX_POLICY_BYTES};
 pub use retention::{RetentionPolicy, ShreddedBucket};
 pub use review::{review_csv, PurposeAccess, ReviewRow, REVIEW_WINDOW_DAYS};
 pub use token::{hash_token, new_token};

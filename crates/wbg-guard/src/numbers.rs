@@ -411,7 +411,7 @@ impl Guard {
             .account(&caller)?
             .filter(|a| a.role == Role::Courier && a.status == AccountStatus::Active);
         let permitted = match &courier {
-            Some(c) => self.policy.may_call(c, &wb, now.div_euclid(1000))?,
+            Some(c) => self.policy().may_call(c, &wb, now.div_euclid(1000))?,
             None => false,
         };
         if !permitted {

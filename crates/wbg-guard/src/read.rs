@@ -251,7 +251,7 @@ impl Guard {
             ticket: work.ticket,
             exception_outlet: work.exception_outlet,
         };
-        let verdict = match self.policy.decide_view(account, wb, &ctx) {
+        let verdict = match self.policy().decide_view(account, wb, &ctx) {
             Ok(v) => v,
             Err(err) => return denied(e, err.into(), None),
         };

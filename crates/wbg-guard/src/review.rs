@@ -93,8 +93,8 @@ impl Guard {
         let e = self.entry(who.id.as_str(), meta, "access_review");
         self.require_active(&who, &e)?;
         let permitted = matches!(actor, Actor::Local(_))
-            || self.policy.may_admin(&who, AdminAction::ReadAudit)?
-            || self.policy.may_admin(&who, AdminAction::ManageAccounts)?;
+            || self.policy().may_admin(&who, AdminAction::ReadAudit)?
+            || self.policy().may_admin(&who, AdminAction::ManageAccounts)?;
         if !permitted {
             return Err(self.deny(
                 e,
@@ -128,10 +128,10 @@ impl Guard {
             let (reach, may) = match reaches.entry(shape) {
                 std::collections::hash_map::Entry::Occupied(o) => o.into_mut(),
                 std::collections::hash_map::Entry::Vacant(v) => {
-                    let reach = self.policy.reach(a, now.div_euclid(1000))?;
+                    let reach = self.policy().reach(a, now.div_euclid(1000))?;
                     let mut may = Vec::new();
                     for (action, name) in ACTIONS {
-                        if self.policy.may_admin(a, action)? {
+                        if self.policy().may_admin(a, action)? {
                             may.push(name.to_owned());
                         }
                     }

@@ -174,6 +174,10 @@ pub struct PolicyEngine {
     authorizer: Authorizer,
     names: Names,
     ids: HashMap<String, String>,
+    /// The policy text and the schema it was validated against, as given.
+    policy_src: String,
+    schema_file: String,
+    schema_src: String,
 }
 
 /// A bounded map of decisions; emptied when full (decisions are cheap to remake, and the working set of keys is
@@ -307,6 +311,17 @@ impl PolicyEngine {
         )
     }
 
+    /// The policy text in force.
+    pub fn policy_text(&self) -> &str {
+        &self.policy_src
+    }
+
+    /// A new engine with `text` as its policy, validated against this engine's schema (the schema describes
+    /// what the guard builds, so it does not change at run time); `file` names it in error messages.
+    pub fn with_policy_text(&self, file: &str, text: &str) -> Result<PolicyEngine, PolicyError> {
+        Self::from_sources(file, text, &self.schema_file, &self.schema_src)
+    }
+
     /// Loads every `*.cedar` file of `dir` (concatenated in name order) and its one `*.cedarschema` file.
     pub fn load_dir(dir: &Path) -> Result<PolicyEngine, PolicyError> {
         let io = |e: std::io::Error| PolicyError::Io(format!("{}: {e}", dir.display()));
@@ -434,6 +449,9 @@ impl PolicyEngine {
             authorizer: Authorizer::new(),
             names,
             ids,
+            policy_src: policy_src.to_owned(),
+            schema_file: schema_file.to_owned(),
+            schema_src: schema_src.to_owned(),
         })
     }
 

@@ -89,6 +89,11 @@ enum Command {
         #[arg(long)]
         csv: bool,
     },
+    /// Policy versions in the store: propose a new text, list, approve (a second admin), roll back.
+    Policy {
+        #[command(subcommand)]
+        command: PolicyCommand,
+    },
     /// Canary records: synthetic waybills planted in one account's view; reading one alerts at once.
     Canaries {
         #[command(subcommand)]
@@ -240,6 +245,28 @@ enum AuditCommand {
     },
     /// Sign a checkpoint of the log as it is now and print it.
     Checkpoint,
+}
+
+#[derive(Subcommand)]
+enum PolicyCommand {
+    /// Propose FILE (a whole Cedar policy) as the next version; prints it as JSON. An admin approves it over the
+    /// API (POST /v1/policies/{version}/approve), or an operator here with `policy approve`.
+    Propose {
+        /// The policy text.
+        file: std::path::PathBuf,
+    },
+    /// List the stored versions.
+    List,
+    /// Approve a proposed version (an operator at the machine; over the API a second admin does).
+    Approve {
+        /// The version.
+        version: u64,
+    },
+    /// Put an earlier version, one that was in force, back in force.
+    Rollback {
+        /// The version.
+        version: u64,
+    },
 }
 
 #[derive(Subcommand)]
@@ -560,6 +587,30 @@ fn run(cli: Cli) -> Result<std::process::ExitCode> {
             guard.checkpoint()?;
             Ok(ok)
         }
+        Command::Policy { command } => {
+            let cfg = Config::load(&cli.common)?;
+            let guard = open_guard(&cfg, false)?;
+            let (actor, meta) = (Actor::Local("cli"), RequestMeta::default());
+            let out = match command {
+                PolicyCommand::Propose { file } => {
+                    let text = std::fs::read_to_string(&file)
+                        .with_context(|| format!("cannot read {}", file.display()))?;
+                    serde_json::to_string_pretty(&guard.propose_policy(actor, &text, &meta)?)?
+                }
+                PolicyCommand::List => {
+                    serde_json::to_string_pretty(&guard.policy_versions(actor, &meta)?)?
+                }
+                PolicyCommand::Approve { version } => {
+                    serde_json::to_string_pretty(&guard.approve_policy(actor, version, &meta)?)?
+                }
+                PolicyCommand::Rollback { version } => {
+                    serde_json::to_string_pretty(&guard.rollback_policy(actor, version, &meta)?)?
+                }
+            };
+            println!("{out}");
+            guard.checkpoint()?;
+            Ok(ok)
+        }
         Command::AccessReview { csv } => {
             let cfg = Config::load(&cli.common)?;
             let guard = open_guard(&cfg, false)?;
@@ -852,6 +903,8 @@ fn serve(cfg: Config) -> Result<()> {
                     ticks += 1;
                     let g = guard.clone();
                     let upkeep = tokio::task::spawn_blocking(move || {
+                        // A policy version approved on any node is in force here within a tick.
+                        g.refresh_policy()?;
                         g.checkpoint()?;
                         // What other nodes (or the CLI) changed in the shared store: keys shredded, canaries planted.
                         g.refresh_shredded()?;

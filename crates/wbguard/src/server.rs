@@ -26,6 +26,7 @@ use wbg_store::AlertFilter;
 
 mod credentials;
 mod extract;
+mod policies;
 
 use credentials::{
     access_review, approve_enrolment, cancel_enrolment, create_account, enrolment, issue_token,
@@ -1116,12 +1117,14 @@ impl utoipa::Modify for BearerAuth {
     info(title = "Waybill Guard", description = "Every read of waybill personal data goes through the guard: policy, risk, audit, then the view the policy allows."),
     paths(credentials::create_account, list_accounts, suspend, reinstate, transfer, credentials::issue_token, credentials::list_tokens,
         credentials::revoke_token, credentials::enrolment, credentials::approve_enrolment, credentials::cancel_enrolment,
-        credentials::redeem, credentials::me, credentials::sync_roster, credentials::access_review, credentials::recertify, ingest, read_waybill, print_label, resolve_label, route_call, record_event, record_events, alerts, attribute,
+        credentials::redeem, credentials::me, credentials::sync_roster, credentials::access_review, credentials::recertify, policies::propose, policies::list, policies::text,
+        policies::approve, policies::rollback, ingest, read_waybill, print_label, resolve_label, route_call, record_event, record_events, alerts, attribute,
         open_incident, incident, notifications, plant_canaries, open_ticket, ticket, close_ticket, request_export, export_status, approve_export, export_file,
         checkpoint, verifier_key, inclusion, consistency, audit_entry, healthz, metrics_text),
     components(schemas(ApiErrorBody, ApiErrorDetail, CreateAccount, CredentialResponse, TokenMeta, Redeem, StatusChange, Transfer, IngestBatch, ProofResponse,
         PlantCanaries, Planted, ResolveLabel, RouteCall, EventBatch, RowFault, ScanEvent, EventBatchReport,
-        TicketRegistration, TicketRecord, IssueToken, wbg_guard::RosterReport, wbg_guard::RosterTransfer, wbg_guard::ReviewRow, wbg_guard::PurposeAccess, wbg_guard::Attestation, credentials::Recertify)),
+        TicketRegistration, TicketRecord, IssueToken, wbg_guard::RosterReport, wbg_guard::RosterTransfer, wbg_guard::ReviewRow, wbg_guard::PurposeAccess, wbg_guard::Attestation, credentials::Recertify,
+        wbg_guard::PolicyVersion, policies::PolicyList)),
     modifiers(&BearerAuth)
 )]
 struct ApiDoc;
@@ -1158,6 +1161,11 @@ pub fn router(guard: Arc<Guard>, metrics: PrometheusHandle) -> Router {
         .route("/v1/accounts/roster", post(sync_roster))
         .route("/v1/access-review", get(access_review))
         .route("/v1/access-review/attestations", post(recertify))
+        .route("/v1/policies", get(policies::list))
+        .route("/v1/policies/proposals", post(policies::propose))
+        .route("/v1/policies/{version}", get(policies::text))
+        .route("/v1/policies/{version}/approve", post(policies::approve))
+        .route("/v1/policies/{version}/rollback", post(policies::rollback))
         .route("/v1/waybills", post(ingest))
         .route("/v1/waybills/{no}", get(read_waybill))
         .route("/v1/waybills/{no}/events", post(record_event))

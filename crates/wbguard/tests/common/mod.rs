@@ -179,6 +179,16 @@ impl Server {
             .unwrap()
     }
 
+    pub fn post_text(&self, path: &str, token: &str, text: String) -> Response {
+        self.client
+            .post(format!("{}{path}", self.base))
+            .bearer_auth(token)
+            .header("content-type", "text/plain")
+            .body(text)
+            .send()
+            .unwrap()
+    }
+
     pub fn client_post_csv(&self, path: &str, token: &str, csv: String) -> Response {
         self.client
             .post(format!("{}{path}", self.base))

@@ -1,0 +1,113 @@
+//! Policy versions over HTTP: propose, list, read, approve (a second admin), roll back. The rules live in
+//! `wbg_guard::policies`.
+use super::extract::Caller;
+use super::{blocking, ApiErrorBody, ApiResult, AppState};
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::Json;
+use serde::Serialize;
+use utoipa::ToSchema;
+use wbg_guard::{Actor, PolicyVersion};
+
+/// The versions in the store, and the one in force on the node that answered.
+#[derive(Debug, Serialize, ToSchema)]
+pub(super) struct PolicyList {
+    /// The version in force on this node (0: the configured file or the built-in policy).
+    in_force: u64,
+    /// Every stored version, oldest first.
+    versions: Vec<PolicyVersion>,
+}
+
+#[utoipa::path(post, path = "/v1/policies/proposals", security(("bearer" = [])),
+    request_body(content = String, content_type = "text/plain", description = "The whole Cedar policy text"),
+    responses((status = 201, body = PolicyVersion, description = "Stored as proposed; nothing changes until a second admin approves"),
+        (status = 400, body = ApiErrorBody, description = "It does not validate (the message names the line)"),
+        (status = 403, body = ApiErrorBody)))]
+pub(super) async fn propose(
+    State(s): State<AppState>,
+    caller: Caller,
+    body: axum::body::Bytes,
+) -> ApiResult<(StatusCode, Json<PolicyVersion>)> {
+    let text = String::from_utf8(body.to_vec()).map_err(|_| {
+        super::ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            "the policy must be UTF-8 text",
+        )
+    })?;
+    let v = blocking(move || {
+        s.guard
+            .propose_policy(Actor::Token(&caller.token), &text, &caller.meta)
+    })
+    .await?;
+    Ok((StatusCode::CREATED, Json(v)))
+}
+
+#[utoipa::path(get, path = "/v1/policies", security(("bearer" = [])),
+    responses((status = 200, body = PolicyList), (status = 403, body = ApiErrorBody)))]
+pub(super) async fn list(State(s): State<AppState>, caller: Caller) -> ApiResult<Json<PolicyList>> {
+    let g = s.guard.clone();
+    let versions =
+        blocking(move || g.policy_versions(Actor::Token(&caller.token), &caller.meta)).await?;
+    Ok(Json(PolicyList {
+        in_force: s.guard.policy_version(),
+        versions,
+    }))
+}
+
+#[utoipa::path(get, path = "/v1/policies/{version}", security(("bearer" = [])), params(("version" = u64, Path)),
+    responses((status = 200, description = "The version's Cedar text", content_type = "text/plain"),
+        (status = 403, body = ApiErrorBody), (status = 404, body = ApiErrorBody)))]
+pub(super) async fn text(
+    State(s): State<AppState>,
+    caller: Caller,
+    Path(v): Path<u64>,
+) -> ApiResult<([(axum::http::HeaderName, &'static str); 1], String)> {
+    let text = blocking(move || {
+        s.guard
+            .policy_text(Actor::Token(&caller.token), v, &caller.meta)
+    })
+    .await?;
+    Ok((
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; charset=utf-8",
+        )],
+        text,
+    ))
+}
+
+#[utoipa::path(post, path = "/v1/policies/{version}/approve", security(("bearer" = [])), params(("version" = u64, Path)),
+    responses((status = 200, body = PolicyVersion, description = "In force on this node now, on every node within seconds"),
+        (status = 403, body = ApiErrorBody, description = "Not an admin, or its proposer"),
+        (status = 404, body = ApiErrorBody), (status = 409, body = ApiErrorBody)))]
+pub(super) async fn approve(
+    State(s): State<AppState>,
+    caller: Caller,
+    Path(v): Path<u64>,
+) -> ApiResult<Json<PolicyVersion>> {
+    Ok(Json(
+        blocking(move || {
+            s.guard
+                .approve_policy(Actor::Token(&caller.token), v, &caller.meta)
+        })
+        .await?,
+    ))
+}
+
+#[utoipa::path(post, path = "/v1/policies/{version}/rollback", security(("bearer" = [])), params(("version" = u64, Path)),
+    responses((status = 200, body = PolicyVersion, description = "An earlier version back in force"),
+        (status = 403, body = ApiErrorBody), (status = 404, body = ApiErrorBody), (status = 409, body = ApiErrorBody)))]
+pub(super) async fn rollback(
+    State(s): State<AppState>,
+    caller: Caller,
+    Path(v): Path<u64>,
+) -> ApiResult<Json<PolicyVersion>> {
+    Ok(Json(
+        blocking(move || {
+            s.guard
+                .rollback_policy(Actor::Token(&caller.token), v, &caller.meta)
+        })
+        .await?,
+    ))
+}
