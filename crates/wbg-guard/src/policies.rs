@@ -187,29 +187,20 @@ impl Guard {
         v: u64,
         meta: &RequestMeta,
     ) -> Result<PolicyVersion, GuardError> {
-        let (who, mut e) =
-            self.admin(actor, AdminAction::ManageAccounts, "policy_approve", meta)?;
-        e.detail = Some(format!("version={v}"));
-        let (case, _) = match self.version_case(v) {
-            Ok(c) => c,
-            Err(err) => return Err(self.deny(e, err)),
-        };
-        let refusal = if case.version.state != "proposed" {
-            Some(GuardError::Conflict(format!(
-                "policy version {v} is {}",
-                case.version.state
-            )))
-        } else if case.version.proposed_by == who.id.as_str() {
-            Some(GuardError::Forbidden(
-                "a policy is approved by a second admin, not by its proposer".into(),
-            ))
-        } else {
-            None
-        };
-        if let Some(err) = refusal {
-            return Err(self.deny(e, err));
-        }
-        self.activate(case, who.id.as_str(), e)
+        self.put_in_force(actor, v, "policy_approve", meta, |case, who| {
+            if case.version.state != "proposed" {
+                Some(GuardError::Conflict(format!(
+                    "policy version {v} is {}",
+                    case.version.state
+                )))
+            } else if case.version.proposed_by == who.id.as_str() {
+                Some(GuardError::Forbidden(
+                    "a policy is approved by a second admin, not by its proposer".into(),
+                ))
+            } else {
+                None
+            }
+        })
     }
 
     /// Puts earlier version `v` (one that was in force before) back in force; audited.
@@ -219,38 +210,42 @@ impl Guard {
         v: u64,
         meta: &RequestMeta,
     ) -> Result<PolicyVersion, GuardError> {
-        let (who, mut e) =
-            self.admin(actor, AdminAction::ManageAccounts, "policy_rollback", meta)?;
+        self.put_in_force(actor, v, "policy_rollback", meta, |case, _| {
+            (case.version.state != "superseded").then(|| {
+                GuardError::Conflict(format!(
+                    "only a version that was in force can be rolled back to; {v} is {}",
+                    case.version.state
+                ))
+            })
+        })
+    }
+
+    /// The admin step `action` on version `v`: refused (audited) with what `refuse` says of the version and the
+    /// admin, else the version is made the active one: the pointer moves by compare-and-set (recorded as the
+    /// step's entry), the version it replaces becomes `superseded`, and this node loads it.
+    fn put_in_force(
+        &self,
+        actor: Actor<'_>,
+        v: u64,
+        action: &str,
+        meta: &RequestMeta,
+        refuse: impl FnOnce(&VersionCase, &wbg_core::Account) -> Option<GuardError>,
+    ) -> Result<PolicyVersion, GuardError> {
+        let (who, mut e) = self.admin(actor, AdminAction::ManageAccounts, action, meta)?;
         e.detail = Some(format!("version={v}"));
-        let (case, _) = match self.version_case(v) {
+        let (mut case, was) = match self.version_case(v) {
             Ok(c) => c,
             Err(err) => return Err(self.deny(e, err)),
         };
-        if case.version.state != "superseded" {
-            let err = GuardError::Conflict(format!(
-                "only a version that was in force can be rolled back to; {v} is {}",
-                case.version.state
-            ));
+        if let Some(err) = refuse(&case, &who) {
             return Err(self.deny(e, err));
         }
-        self.activate(case, who.id.as_str(), e)
-    }
-
-    /// Makes `case` the active version: the pointer moves by compare-and-set (with `e`), the version it replaces
-    /// becomes `superseded`, and this node loads it.
-    fn activate(
-        &self,
-        mut case: VersionCase,
-        by: &str,
-        e: wbg_audit::AuditEntry,
-    ) -> Result<PolicyVersion, GuardError> {
         let engine = self
             .policy()
-            .with_policy_text(&format!("policy v{}", case.version.version), &case.text)
+            .with_policy_text(&format!("policy v{v}"), &case.text)
             .map_err(|err| {
                 GuardError::Conflict(format!("the version no longer validates: {err}"))
             })?;
-        let v = case.version.version;
         let previous = self.active_case()?;
         let pointer = json(&ActiveCase { version: v })?;
         self.store.put_case(
@@ -260,25 +255,34 @@ impl Guard {
             previous.as_ref().map(|(_, body)| body.as_str()),
             e,
         )?;
-        let now = self.clock.now();
-        let (_, was) = self.version_case(v)?;
+        let by = who.id.as_str();
         case.version.state = "active".into();
         case.version.approved_by = Some(by.to_owned());
-        case.version.approved_at = Some(now);
-        let mut note = self.entry(by, &RequestMeta::default(), "policy_state");
-        note.detail = Some(format!("version={v} state=active"));
-        self.store
-            .put_case(KIND, &case_id(v), &json(&case)?, Some(&was), note)?;
+        case.version.approved_at = Some(self.clock.now());
+        self.set_version_state(v, &json(&case)?, &was, by, "active")?;
         if let Some((old, _)) = previous.filter(|(old, _)| *old != v) {
             let (mut prev, was) = self.version_case(old)?;
             prev.version.state = "superseded".into();
-            let mut note = self.entry(by, &RequestMeta::default(), "policy_state");
-            note.detail = Some(format!("version={old} state=superseded"));
-            self.store
-                .put_case(KIND, &case_id(old), &json(&prev)?, Some(&was), note)?;
+            self.set_version_state(old, &json(&prev)?, &was, by, "superseded")?;
         }
         self.install_policy(engine, v);
         Ok(case.version)
+    }
+
+    /// Stores version `v`'s case as `body` (it was `was`), audited as its move to `state` by `by`.
+    fn set_version_state(
+        &self,
+        v: u64,
+        body: &str,
+        was: &str,
+        by: &str,
+        state: &str,
+    ) -> Result<(), GuardError> {
+        let mut note = self.entry(by, &RequestMeta::default(), "policy_state");
+        note.detail = Some(format!("version={v} state={state}"));
+        self.store
+            .put_case(KIND, &case_id(v), body, Some(was), note)?;
+        Ok(())
     }
 
     fn install_policy(&self, engine: PolicyEngine, v: u64) {

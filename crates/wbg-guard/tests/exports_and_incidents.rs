@@ -1,5 +1,7 @@
 //! Watermarked exports (ask → second account approves → one download, canary rows and a keyed order that
 //! attribution recognises) and breach incidents (impact report, then the notification list through the policy).
+mod common;
+
 use std::sync::Arc;
 use wbg_forensics::Limits;
 use wbg_guard::{
@@ -476,27 +478,6 @@ fn a_breach_incident_reports_impact_and_only_customer_service_gets_the_people_to
     assert_eq!(outside.view.as_str(), "masked");
 }
 
-/// A risk hook that lets `allow` accesses through, then refuses; it records what it was shown.
-struct Metered {
-    allow: usize,
-    seen: std::sync::Mutex<Vec<(String, String)>>,
-}
-
-impl wbg_guard::RiskHook for Metered {
-    fn assess(&self, a: &wbg_guard::Access<'_>) -> wbg_guard::RiskVerdict {
-        let mut seen = self.seen.lock().unwrap();
-        seen.push((a.account.id.to_string(), a.purpose.as_str().to_owned()));
-        if seen.len() <= self.allow {
-            wbg_guard::RiskVerdict::allow()
-        } else {
-            wbg_guard::RiskVerdict {
-                action: wbg_guard::RiskAction::Refuse,
-                alert: None,
-            }
-        }
-    }
-}
-
 /// An export file is names, phones and addresses in bulk: each download is shown to the risk engine as the
 /// requester's full read, and a refusal leaves the export approved for a later download.
 #[test]
@@ -508,10 +489,7 @@ fn each_export_download_is_metered_by_the_risk_engine() {
         auditor,
         ..
     } = world(dir.path());
-    let hook = Arc::new(Metered {
-        allow: 1,
-        seen: Default::default(),
-    });
+    let hook = common::Metered::allowing(1);
     let g = g.with_risk(hook.clone());
     let mut ids = Vec::new();
     for _ in 0..2 {

@@ -8,8 +8,8 @@ use wbg_vault::MasterKey;
 
 const DAY: i64 = 86_400_000;
 
-#[test]
-fn idle_accounts_are_suspended_as_dormant_and_come_back_with_a_reason() {
+/// A guard on a fresh embedded store whose clock a test moves; the clock's start; the store's directory.
+fn guard_on_a_manual_clock() -> (Guard, Arc<ManualClock>, i64, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let (guard, _) = Guard::open(GuardConfig {
         keys: KeyConfig::Given {
@@ -21,7 +21,12 @@ fn idle_accounts_are_suspended_as_dormant_and_come_back_with_a_reason() {
     .unwrap();
     let start = wbg_core::now_millis();
     let clock = Arc::new(ManualClock::new(start));
-    let guard = guard.with_clock(clock.clone());
+    (guard.with_clock(clock.clone()), clock, start, dir)
+}
+
+#[test]
+fn idle_accounts_are_suspended_as_dormant_and_come_back_with_a_reason() {
+    let (guard, clock, start, _dir) = guard_on_a_manual_clock();
     let meta = RequestMeta::default();
     let local = Actor::Local("test");
     let mut tokens = Vec::new();
@@ -93,18 +98,7 @@ fn idle_accounts_are_suspended_as_dormant_and_come_back_with_a_reason() {
 
 #[test]
 fn accounts_not_recertified_by_the_grace_day_of_a_quarter_are_suspended() {
-    let dir = tempfile::tempdir().unwrap();
-    let (guard, _) = Guard::open(GuardConfig {
-        keys: KeyConfig::Given {
-            master: MasterKey::generate(),
-            signer: None,
-        },
-        ..GuardConfig::embedded(dir.path().join("data"))
-    })
-    .unwrap();
-    let start = wbg_core::now_millis();
-    let clock = Arc::new(ManualClock::new(start));
-    let guard = guard.with_clock(clock.clone());
+    let (guard, clock, start, _dir) = guard_on_a_manual_clock();
     let meta = RequestMeta::default();
     let local = Actor::Local("test");
     let (_, admin) = guard

@@ -2,6 +2,8 @@
 //! gets the real one only for the bound courier inside the delivery window; an exhausted pool queues waybills
 //! (never falling back to real numbers) and binds them once a number has rested; a re-dispatched parcel keeps
 //! its number for its new courier.
+mod common;
+
 use std::sync::{Arc, Mutex};
 use wbg_core::{
     AccountId, Address, Clock, EventType, ManualClock, MerchantId, NewWaybill, OutletId, Party,
@@ -391,36 +393,12 @@ fn a_suspended_courier_is_not_connected() {
     ));
 }
 
-/// A risk hook that lets `allow` accesses through, then refuses; it records whose access it was shown.
-struct Metered {
-    allow: usize,
-    seen: Mutex<Vec<(String, String)>>,
-}
-
-impl wbg_guard::RiskHook for Metered {
-    fn assess(&self, a: &wbg_guard::Access<'_>) -> wbg_guard::RiskVerdict {
-        let mut seen = self.seen.lock().unwrap();
-        seen.push((a.account.id.to_string(), a.purpose.as_str().to_owned()));
-        if seen.len() <= self.allow {
-            wbg_guard::RiskVerdict::allow()
-        } else {
-            wbg_guard::RiskVerdict {
-                action: wbg_guard::RiskAction::Refuse,
-                alert: None,
-            }
-        }
-    }
-}
-
 /// A routed call puts the recipient's real number on the line: the engine is shown it as the courier's full read
 /// for delivery, and a refusal routes nothing.
 #[test]
 fn each_routed_call_is_metered_as_the_couriers_read() {
     let s = setup(1);
-    let hook = Arc::new(Metered {
-        allow: 2,
-        seen: Default::default(),
-    });
+    let hook = common::Metered::allowing(2);
     let s = Setup {
         guard: s.guard.with_risk(hook.clone()),
         ..s
