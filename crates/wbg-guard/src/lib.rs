@@ -28,6 +28,7 @@ mod lifecycle;
 mod numbers;
 mod policies;
 mod read;
+mod replay;
 mod retention;
 mod review;
 mod token;
@@ -62,6 +63,7 @@ pub use lifecycle::{
 };
 pub use numbers::{BindingChange, CallRoute, NumberGateway, PrivacyNumbers, MAX_POOL};
 pub use policies::{PolicyVersion, MAX_POLICY_BYTES};
+pub use replay::{DecisionChange, ReplayReport};
 pub use retention::{RetentionPolicy, ShreddedBucket};
 pub use review::{review_csv, PurposeAccess, ReviewRow, REVIEW_WINDOW_DAYS};
 pub use token::{hash_token, new_token};

@@ -96,6 +96,11 @@ impl Guard {
         }
     }
 
+    /// The text of stored version `v` (for the guard's own use: a replay).
+    pub(crate) fn policy_version_text(&self, v: u64) -> Result<String, GuardError> {
+        Ok(self.version_case(v)?.0.text)
+    }
+
     /// Every stored version, oldest first.
     pub fn policy_versions(
         &self,

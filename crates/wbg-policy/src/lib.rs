@@ -311,6 +311,27 @@ impl PolicyEngine {
         )
     }
 
+    /// Whether `other` decides every read by an account of `role` for a purpose that may (`full`) or may not
+    /// need the full view exactly as this engine does: the policies that can apply to those requests are the
+    /// same, text for text. A replay skips such reads: their decisions cannot change.
+    pub fn same_view_rules(&self, other: &PolicyEngine, role: Role, full: bool) -> bool {
+        let texts = |e: &PolicyEngine| -> Vec<Vec<String>> {
+            view_candidates(full)
+                .iter()
+                .map(|(_, action)| {
+                    let mut t: Vec<String> = e
+                        .slices
+                        .get(&(role, *action))
+                        .map(|s| s.policies().map(|p| p.to_string()).collect())
+                        .unwrap_or_default();
+                    t.sort();
+                    t
+                })
+                .collect()
+        };
+        texts(self) == texts(other)
+    }
+
     /// The policy text in force.
     pub fn policy_text(&self) -> &str {
         &self.policy_src
@@ -656,7 +677,7 @@ impl PolicyEngine {
     }
 
     /// [`PolicyEngine::decide_view`] without the decision cache (neither read nor filled).
-    pub(crate) fn decide_view_uncached(
+    pub fn decide_view_uncached(
         &self,
         account: &Account,
         waybill: &WaybillMeta,

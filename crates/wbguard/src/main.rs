@@ -254,6 +254,9 @@ enum PolicyCommand {
     Propose {
         /// The policy text.
         file: std::path::PathBuf,
+        /// Days of audited reads to replay under it (1-90).
+        #[arg(long, default_value_t = 30)]
+        days: u32,
     },
     /// List the stored versions.
     List,
@@ -592,10 +595,14 @@ fn run(cli: Cli) -> Result<std::process::ExitCode> {
             let guard = open_guard(&cfg, false)?;
             let (actor, meta) = (Actor::Local("cli"), RequestMeta::default());
             let out = match command {
-                PolicyCommand::Propose { file } => {
+                PolicyCommand::Propose { file, days } => {
                     let text = std::fs::read_to_string(&file)
                         .with_context(|| format!("cannot read {}", file.display()))?;
-                    serde_json::to_string_pretty(&guard.propose_policy(actor, &text, &meta)?)?
+                    let version = guard.propose_policy(actor, &text, &meta)?;
+                    let replay = guard.replay_policy(actor, version.version, days, &meta)?;
+                    serde_json::to_string_pretty(
+                        &serde_json::json!({"version": version, "replay": replay}),
+                    )?
                 }
                 PolicyCommand::List => {
                     serde_json::to_string_pretty(&guard.policy_versions(actor, &meta)?)?

@@ -1118,13 +1118,13 @@ impl utoipa::Modify for BearerAuth {
     paths(credentials::create_account, list_accounts, suspend, reinstate, transfer, credentials::issue_token, credentials::list_tokens,
         credentials::revoke_token, credentials::enrolment, credentials::approve_enrolment, credentials::cancel_enrolment,
         credentials::redeem, credentials::me, credentials::sync_roster, credentials::access_review, credentials::recertify, policies::propose, policies::list, policies::text,
-        policies::approve, policies::rollback, ingest, read_waybill, print_label, resolve_label, route_call, record_event, record_events, alerts, attribute,
+        policies::approve, policies::rollback, policies::replay, ingest, read_waybill, print_label, resolve_label, route_call, record_event, record_events, alerts, attribute,
         open_incident, incident, notifications, plant_canaries, open_ticket, ticket, close_ticket, request_export, export_status, approve_export, export_file,
         checkpoint, verifier_key, inclusion, consistency, audit_entry, healthz, metrics_text),
     components(schemas(ApiErrorBody, ApiErrorDetail, CreateAccount, CredentialResponse, TokenMeta, Redeem, StatusChange, Transfer, IngestBatch, ProofResponse,
         PlantCanaries, Planted, ResolveLabel, RouteCall, EventBatch, RowFault, ScanEvent, EventBatchReport,
         TicketRegistration, TicketRecord, IssueToken, wbg_guard::RosterReport, wbg_guard::RosterTransfer, wbg_guard::ReviewRow, wbg_guard::PurposeAccess, wbg_guard::Attestation, credentials::Recertify,
-        wbg_guard::PolicyVersion, policies::PolicyList)),
+        wbg_guard::PolicyVersion, policies::PolicyList, policies::Proposal, wbg_guard::ReplayReport, wbg_guard::DecisionChange)),
     modifiers(&BearerAuth)
 )]
 struct ApiDoc;
@@ -1166,6 +1166,7 @@ pub fn router(guard: Arc<Guard>, metrics: PrometheusHandle) -> Router {
         .route("/v1/policies/{version}", get(policies::text))
         .route("/v1/policies/{version}/approve", post(policies::approve))
         .route("/v1/policies/{version}/rollback", post(policies::rollback))
+        .route("/v1/policies/{version}/replay", post(policies::replay))
         .route("/v1/waybills", post(ingest))
         .route("/v1/waybills/{no}", get(read_waybill))
         .route("/v1/waybills/{no}/events", post(record_event))

@@ -76,9 +76,17 @@ fn a_policy_change_is_proposed_approved_by_a_second_admin_and_rolled_back() {
         .to_owned();
     assert!(msg.contains(&format!("proposal.cedar:{line}")), "{msg}");
     // A valid one is stored as proposed and changes nothing yet.
+    // The agent's reads so far: the one above, and two more, one naming a ticket nobody registered.
+    assert_eq!(cs_view(&s, &agent), "masked");
+    let r = s.get(
+        &format!("/v1/waybills/{NO}?purpose=customer_service&ticket=T-made-up"),
+        Some(&agent),
+    );
+    assert_eq!(r.json::<Value>().unwrap()["view"], "masked");
     let r = propose(&s, &admin, &stricter);
     assert_eq!(r.status(), 201, "{}", r.text().unwrap());
-    let v1: Value = r.json().unwrap();
+    let proposal: Value = r.json().unwrap();
+    let v1 = &proposal["version"];
     assert_eq!(
         (v1["version"].as_u64(), v1["state"].as_str()),
         (Some(1), Some("proposed"))
@@ -87,6 +95,39 @@ fn a_policy_change_is_proposed_approved_by_a_second_admin_and_rolled_back() {
         .as_array()
         .unwrap()
         .contains(&json!("cs-masked")));
+    // Its replay names every read whose decision would change: the agent's three masked reads, now refused.
+    let replay = &proposal["replay"];
+    assert_eq!(replay["changed"], 3, "{replay:#}");
+    let change = &replay["changes"][0];
+    assert_eq!(
+        (
+            change["role"].as_str(),
+            change["purpose"].as_str(),
+            change["from"].as_str(),
+            change["to"].as_str()
+        ),
+        (
+            Some("customer_service"),
+            Some("customer_service"),
+            Some("masked"),
+            None
+        ),
+        "{change:#}"
+    );
+    assert_eq!(change["rules_before"], json!(["cs-masked"]));
+    assert_eq!(change["count"], 3);
+    let sample = change["samples"][0].as_u64().unwrap();
+    let entry: Value = s
+        .get(&format!("/v1/audit/entries/{sample}"), Some(&admin))
+        .json()
+        .unwrap();
+    assert_eq!(entry["account"], "K1", "{entry}");
+    assert!(replay["replayed"].as_u64().unwrap() >= 3);
+    let again: Value = s
+        .post("/v1/policies/1/replay?days=1", Some(&approver), &json!({}))
+        .json()
+        .unwrap();
+    assert_eq!(again["changed"], 3);
     assert_eq!(cs_view(&s, &agent), "masked");
     // Its proposer cannot approve it, nor can anyone but an admin.
     assert_eq!(
@@ -114,7 +155,18 @@ fn a_policy_change_is_proposed_approved_by_a_second_admin_and_rolled_back() {
     );
 
     // Version 2 restores the built-in text; then a rollback to version 1 (which was in force) needs no proposal.
-    assert_eq!(propose(&s, &approver, &builtin).status(), 201);
+    let r = propose(&s, &approver, &builtin);
+    assert_eq!(r.status(), 201);
+    // Back to the built-in policy: reads refused under version 1 would be masked again.
+    let replay = r.json::<Value>().unwrap()["replay"].clone();
+    assert!(
+        replay["changes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c["to"] == "masked"),
+        "{replay:#}"
+    );
     assert_eq!(
         s.post("/v1/policies/2/approve", Some(&admin), &json!({}))
             .status(),

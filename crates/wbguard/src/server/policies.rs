@@ -5,9 +5,31 @@ use super::{blocking, ApiErrorBody, ApiResult, AppState};
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
-use wbg_guard::{Actor, PolicyVersion};
+use wbg_guard::{Actor, PolicyVersion, ReplayReport};
+
+/// `?days=30`: how far back a replay reads.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub(super) struct ReplayParams {
+    /// Days of audited reads to replay (1-90, default 30).
+    #[serde(default = "thirty")]
+    days: u32,
+}
+
+fn thirty() -> u32 {
+    30
+}
+
+/// A proposal stored, and what it would have changed.
+#[derive(Debug, Serialize, ToSchema)]
+pub(super) struct Proposal {
+    /// The stored version.
+    version: PolicyVersion,
+    /// The reads of the last `days` days decided again under it: every decision that would change.
+    replay: ReplayReport,
+}
 
 /// The versions in the store, and the one in force on the node that answered.
 #[derive(Debug, Serialize, ToSchema)]
@@ -18,16 +40,18 @@ pub(super) struct PolicyList {
     versions: Vec<PolicyVersion>,
 }
 
-#[utoipa::path(post, path = "/v1/policies/proposals", security(("bearer" = [])),
+#[utoipa::path(post, path = "/v1/policies/proposals", security(("bearer" = [])), params(ReplayParams),
     request_body(content = String, content_type = "text/plain", description = "The whole Cedar policy text"),
-    responses((status = 201, body = PolicyVersion, description = "Stored as proposed; nothing changes until a second admin approves"),
+    responses((status = 201, body = Proposal, description = "Stored as proposed, with the replay of the last days' reads under it; nothing changes until a second admin approves"),
         (status = 400, body = ApiErrorBody, description = "It does not validate (the message names the line)"),
         (status = 403, body = ApiErrorBody)))]
 pub(super) async fn propose(
     State(s): State<AppState>,
     caller: Caller,
+    query: axum::extract::RawQuery,
     body: axum::body::Bytes,
-) -> ApiResult<(StatusCode, Json<PolicyVersion>)> {
+) -> ApiResult<(StatusCode, Json<Proposal>)> {
+    let params: ReplayParams = super::parse_query(&query)?;
     let text = String::from_utf8(body.to_vec()).map_err(|_| {
         super::ApiError::new(
             StatusCode::BAD_REQUEST,
@@ -35,12 +59,16 @@ pub(super) async fn propose(
             "the policy must be UTF-8 text",
         )
     })?;
-    let v = blocking(move || {
-        s.guard
-            .propose_policy(Actor::Token(&caller.token), &text, &caller.meta)
+    let proposal = blocking(move || {
+        let actor = Actor::Token(&caller.token);
+        let version = s.guard.propose_policy(actor, &text, &caller.meta)?;
+        let replay = s
+            .guard
+            .replay_policy(actor, version.version, params.days, &caller.meta)?;
+        Ok(Proposal { version, replay })
     })
     .await?;
-    Ok((StatusCode::CREATED, Json(v)))
+    Ok((StatusCode::CREATED, Json(proposal)))
 }
 
 #[utoipa::path(get, path = "/v1/policies", security(("bearer" = [])),
@@ -107,6 +135,25 @@ pub(super) async fn rollback(
         blocking(move || {
             s.guard
                 .rollback_policy(Actor::Token(&caller.token), v, &caller.meta)
+        })
+        .await?,
+    ))
+}
+
+#[utoipa::path(post, path = "/v1/policies/{version}/replay", security(("bearer" = [])), params(("version" = u64, Path), ReplayParams),
+    responses((status = 200, body = ReplayReport, description = "The last days' reads decided again under the version: every decision that would change"),
+        (status = 403, body = ApiErrorBody), (status = 404, body = ApiErrorBody)))]
+pub(super) async fn replay(
+    State(s): State<AppState>,
+    caller: Caller,
+    Path(v): Path<u64>,
+    query: axum::extract::RawQuery,
+) -> ApiResult<Json<ReplayReport>> {
+    let params: ReplayParams = super::parse_query(&query)?;
+    Ok(Json(
+        blocking(move || {
+            s.guard
+                .replay_policy(Actor::Token(&caller.token), v, params.days, &caller.meta)
         })
         .await?,
     ))
