@@ -143,3 +143,40 @@ impl Iterator for ChunkedEntries<'_> {
         }
     }
 }
+
+impl Guard {
+    /// Calls `f` with every audit entry made since `cutoff` (and its seq), newest first, reading the log backwards
+    /// a page at a time. Entries are appended in time order give or take clock skew between nodes, so the walk
+    /// stops only a minute's slack past the cutoff.
+    pub(crate) fn entries_since(
+        &self,
+        cutoff: wbg_core::Millis,
+        mut f: impl FnMut(u64, wbg_audit::AuditEntry),
+    ) -> Result<(), GuardError> {
+        const PAGE: u64 = 10_000;
+        let (size, _) = self.store.audit_head()?;
+        let mut end = size;
+        while end > 0 {
+            let from = end.saturating_sub(PAGE);
+            let page = self
+                .store
+                .audit_entries(from, usize::try_from(end - from).unwrap_or(usize::MAX))?;
+            let mut older = false;
+            for stored in page.into_iter().rev() {
+                let Ok(e) = wbg_audit::AuditEntry::decode(&stored.bytes) else {
+                    continue;
+                };
+                if e.time < cutoff {
+                    older |= e.time < cutoff - 60_000;
+                    continue;
+                }
+                f(stored.seq, e);
+            }
+            if older {
+                break;
+            }
+            end = from;
+        }
+        Ok(())
+    }
+}

@@ -399,6 +399,33 @@ impl Guard {
         }
     }
 
+    /// The caller and the audit entry `name` of an oversight action (access review, policy replay): permitted to
+    /// admins and auditors (and operators at the machine), refused and audited for anyone else.
+    pub(crate) fn overseer(
+        &self,
+        actor: Actor<'_>,
+        name: &str,
+        meta: &RequestMeta,
+    ) -> Result<(Account, AuditEntry), GuardError> {
+        let who = self.actor(actor)?;
+        let e = self.entry(who.id.as_str(), meta, name);
+        self.require_active(&who, &e)?;
+        let permitted = matches!(actor, Actor::Local(_))
+            || self
+                .policy()
+                .may_admin(&who, wbg_policy::AdminAction::ReadAudit)?
+            || self
+                .policy()
+                .may_admin(&who, wbg_policy::AdminAction::ManageAccounts)?;
+        if !permitted {
+            return Err(self.deny(
+                e,
+                GuardError::Forbidden(format!("{name} is for auditors and admins")),
+            ));
+        }
+        Ok((who, e))
+    }
+
     pub(crate) fn require_active(&self, a: &Account, e: &AuditEntry) -> Result<(), GuardError> {
         if a.status == AccountStatus::Suspended {
             return Err(self.deny(e.clone(), GuardError::AccountSuspended));

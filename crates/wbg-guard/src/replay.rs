@@ -15,12 +15,10 @@ use std::collections::{BTreeMap, HashMap};
 use wbg_core::{
     Account, EventType, Millis, OutletId, Purpose, WaybillMeta, WaybillNo, WaybillStatus,
 };
-use wbg_policy::{AdminAction, PolicyEngine, ReadContext, TicketFacts};
+use wbg_policy::{PolicyEngine, ReadContext, TicketFacts};
 use wbg_store::{EventRecord, ServiceTicket};
 
 const DAY_MS: i64 = 86_400_000;
-/// Audit entries read per page.
-const PAGE: u64 = 10_000;
 /// Sample seqs kept per group of changes.
 const SAMPLES: usize = 5;
 
@@ -96,19 +94,7 @@ impl Guard {
         days: u32,
         meta: &RequestMeta,
     ) -> Result<ReplayReport, GuardError> {
-        let who = self.actor(actor)?;
-        let mut e = self.entry(who.id.as_str(), meta, "policy_replay");
-        e.detail = Some(format!("version={v} days={days}"));
-        self.require_active(&who, &e)?;
-        let permitted = matches!(actor, Actor::Local(_))
-            || self.policy().may_admin(&who, AdminAction::ManageAccounts)?
-            || self.policy().may_admin(&who, AdminAction::ReadAudit)?;
-        if !permitted {
-            return Err(self.deny(
-                e,
-                GuardError::Forbidden("a replay is for admins and auditors".into()),
-            ));
-        }
+        let (_, mut e) = self.overseer(actor, "policy_replay", meta)?;
         if !(1..=90).contains(&days) {
             return Err(GuardError::Invalid("days must be 1-90".into()));
         }
@@ -134,51 +120,30 @@ impl Guard {
 
     /// The guarded reads recorded since `cutoff`, oldest first.
     fn reads_since(&self, cutoff: Millis) -> Result<Vec<Read>, GuardError> {
-        let (size, _) = self.store.audit_head()?;
         let mut reads = Vec::new();
-        let mut end = size;
-        while end > 0 {
-            let from = end.saturating_sub(PAGE);
-            let page = self
-                .store
-                .audit_entries(from, usize::try_from(end - from).unwrap_or(usize::MAX))?;
-            let mut older = false;
-            for stored in page.iter().rev() {
-                let Ok(e) = wbg_audit::AuditEntry::decode(&stored.bytes) else {
-                    continue;
-                };
-                if e.time < cutoff {
-                    older |= e.time < cutoff - 60_000;
-                    continue;
-                }
-                if e.action != "view" {
-                    continue;
-                }
-                let (Some(waybill), Some(purpose)) = (e.waybill, e.purpose) else {
-                    continue;
-                };
-                let Ok(purpose) = Purpose::parse(&purpose) else {
-                    continue;
-                };
-                let ticket = e.detail.as_deref().and_then(|d| {
-                    d.split("; ")
-                        .find_map(|part| part.strip_prefix("ticket="))
-                        .map(str::to_owned)
-                });
-                reads.push(Read {
-                    seq: stored.seq,
-                    time: e.time,
-                    account: e.account,
-                    waybill,
-                    purpose,
-                    ticket,
-                });
+        self.entries_since(cutoff, |seq, e| {
+            if e.action != "view" {
+                return;
             }
-            if older {
-                break;
-            }
-            end = from;
-        }
+            let (Some(waybill), Some(Ok(purpose))) =
+                (e.waybill, e.purpose.as_deref().map(Purpose::parse))
+            else {
+                return;
+            };
+            let ticket = e.detail.as_deref().and_then(|d| {
+                d.split("; ")
+                    .find_map(|part| part.strip_prefix("ticket="))
+                    .map(str::to_owned)
+            });
+            reads.push(Read {
+                seq,
+                time: e.time,
+                account: e.account,
+                waybill,
+                purpose,
+                ticket,
+            });
+        })?;
         reads.sort_by_key(|r| r.seq);
         Ok(reads)
     }

@@ -11,8 +11,6 @@ use wbg_policy::{AdminAction, Reach};
 const DAY_MS: i64 = 86_400_000;
 /// The window full reads are counted over.
 pub const REVIEW_WINDOW_DAYS: i64 = 30;
-/// Audit entries read per page while counting.
-const PAGE: u64 = 10_000;
 
 /// What one purpose lets an account see.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
@@ -89,18 +87,7 @@ impl Guard {
         actor: Actor<'_>,
         meta: &RequestMeta,
     ) -> Result<Vec<ReviewRow>, GuardError> {
-        let who = self.actor(actor)?;
-        let e = self.entry(who.id.as_str(), meta, "access_review");
-        self.require_active(&who, &e)?;
-        let permitted = matches!(actor, Actor::Local(_))
-            || self.policy().may_admin(&who, AdminAction::ReadAudit)?
-            || self.policy().may_admin(&who, AdminAction::ManageAccounts)?;
-        if !permitted {
-            return Err(self.deny(
-                e,
-                GuardError::Forbidden("the access review is for auditors and admins".into()),
-            ));
-        }
+        let (_, e) = self.overseer(actor, "access_review", meta)?;
         let now = self.clock.now();
         let accounts = self.store.accounts()?;
         let last = self.last_activity()?;
@@ -187,35 +174,14 @@ impl Guard {
         Ok(rows)
     }
 
-    /// Records granted in full since `cutoff`, per account, counted from the audit log backwards (entries are
-    /// appended in time order, give or take clock skew between nodes: a minute's slack is read).
+    /// Records granted in full since `cutoff`, per account.
     fn full_reads_since(&self, cutoff: Millis) -> Result<HashMap<String, u64>, GuardError> {
-        let (size, _) = self.store.audit_head()?;
         let mut counts: HashMap<String, u64> = HashMap::new();
-        let mut end = size;
-        while end > 0 {
-            let from = end.saturating_sub(PAGE);
-            let page = self
-                .store
-                .audit_entries(from, usize::try_from(end - from).unwrap_or(usize::MAX))?;
-            let mut older = false;
-            for stored in page.iter().rev() {
-                let Ok(e) = wbg_audit::AuditEntry::decode(&stored.bytes) else {
-                    continue;
-                };
-                if e.time < cutoff {
-                    older |= e.time < cutoff - 60_000;
-                    continue;
-                }
-                if e.decision == "allow" && e.view.as_deref() == Some("full") {
-                    *counts.entry(e.account).or_default() += 1;
-                }
+        self.entries_since(cutoff, |_, e| {
+            if e.decision == "allow" && e.view.as_deref() == Some("full") {
+                *counts.entry(e.account).or_default() += 1;
             }
-            if older {
-                break;
-            }
-            end = from;
-        }
+        })?;
         Ok(counts)
     }
 }
