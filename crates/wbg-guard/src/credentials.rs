@@ -611,16 +611,13 @@ impl Guard {
         code: &str,
         meta: &RequestMeta,
     ) -> Result<IssuedToken, GuardError> {
-        let mut e = self.entry("anonymous", meta, "enrolment_redeem");
-        e.detail = Some(format!(
-            "enrolment={}",
-            crate::guard::recordable(id).unwrap_or("?")
-        ));
-        let (mut case, was) = match self.enrolment_case(id) {
-            Ok(c) => c,
-            Err(_) => return Err(self.deny(e, GuardError::Unauthenticated)),
-        };
-        e.account = case.enrolment.account.clone();
+        // An unknown enrolment is refused unrecorded, as an unknown token is: anyone can send this request, and
+        // the audit log is not theirs to fill. A wrong code for a real enrolment is recorded under its account.
+        let (mut case, was) = self
+            .enrolment_case(id)
+            .map_err(|_| GuardError::Unauthenticated)?;
+        let mut e = self.entry(&case.enrolment.account, meta, "enrolment_redeem");
+        e.detail = Some(format!("enrolment={}", case.enrolment.id));
         let matches = case
             .code_hash
             .as_deref()
