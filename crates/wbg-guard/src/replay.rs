@@ -149,6 +149,90 @@ impl Guard {
     }
 }
 
+/// Reads decided per parallel pass.
+const CHUNK: usize = 50_000;
+
+/// One read to decide again, with everything the policy sees rebuilt.
+struct Job<'a> {
+    seq: u64,
+    account: &'a Account,
+    purpose: Purpose,
+    at: Millis,
+    has_ticket: bool,
+    facts: TicketFacts,
+    then: WaybillMeta,
+    exception: Option<OutletId>,
+}
+
+/// Decides `jobs` under both policies — in parallel, one part per core: the decisions are independent, and
+/// everything order-dependent (ticket reads) was settled when the jobs were made — and adds the changed ones to
+/// `groups` in read order. Returns how many changed.
+fn decide(
+    old: &PolicyEngine,
+    new: &PolicyEngine,
+    jobs: &[Job<'_>],
+    groups: &mut BTreeMap<GroupKey, (u64, Vec<u64>)>,
+) -> Result<u64, GuardError> {
+    type Changed = Vec<(usize, wbg_policy::ViewVerdict, wbg_policy::ViewVerdict)>;
+    let part = |from: usize, jobs: &[Job<'_>]| -> Result<Changed, GuardError> {
+        let mut out = Vec::new();
+        for (i, j) in jobs.iter().enumerate() {
+            let ctx = ReadContext {
+                purpose: j.purpose,
+                now_secs: j.at.div_euclid(1000),
+                has_ticket: j.has_ticket,
+                in_incident: false,
+                ticket: j.facts,
+                exception_outlet: j.exception.as_ref(),
+            };
+            let before = old.decide_view_uncached(j.account, &j.then, &ctx)?;
+            let after = new.decide_view_uncached(j.account, &j.then, &ctx)?;
+            if before.view != after.view {
+                out.push((from + i, before, after));
+            }
+        }
+        Ok(out)
+    };
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let size = jobs.len().div_ceil(threads).max(1);
+    let parts: Vec<Result<Changed, GuardError>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = jobs
+            .chunks(size)
+            .enumerate()
+            .map(|(k, chunk)| scope.spawn(move || part(k * size, chunk)))
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join()
+                    .unwrap_or_else(|_| Err(GuardError::Internal("a replay thread failed".into())))
+            })
+            .collect()
+    });
+    let mut changed = 0;
+    for part in parts {
+        for (i, before, after) in part? {
+            let j = &jobs[i];
+            changed += 1;
+            let g = groups
+                .entry((
+                    j.account.role.as_str().to_owned(),
+                    j.purpose.as_str().to_owned(),
+                    before.view,
+                    after.view,
+                    before.policies,
+                    after.policies,
+                ))
+                .or_default();
+            g.0 += 1;
+            if g.1.len() < SAMPLES {
+                g.1.push(j.seq);
+            }
+        }
+    }
+    Ok(changed)
+}
+
 /// `wb` as it was at `at`, by its scan events; and where its exception was registered, if it was in one.
 fn as_of(wb: &WaybillMeta, events: &[EventRecord], at: Millis) -> (WaybillMeta, Option<OutletId>) {
     let mut then = WaybillMeta {
@@ -194,6 +278,7 @@ fn replay(
     // Reads whose applicable rules the proposal leaves as they are cannot change: they are counted, not decided.
     let mut unchanged: HashMap<(wbg_core::Role, bool), bool> = HashMap::new();
     let (mut replayed, mut skipped, mut changed) = (0u64, 0u64, 0u64);
+    let mut jobs: Vec<Job<'_>> = Vec::with_capacity(CHUNK.min(reads.len()));
     for r in reads {
         let Some(account) = accounts.get(&r.account) else {
             skipped += 1;
@@ -242,39 +327,26 @@ fn replay(
                 }
             }
         }
-        let ctx = ReadContext {
-            purpose: r.purpose,
-            now_secs: r.time.div_euclid(1000),
-            has_ticket: r.ticket.is_some(),
-            in_incident: false,
-            ticket: facts,
-            exception_outlet: exception.as_ref(),
-        };
-        let before = old.decide_view_uncached(account, &then, &ctx)?;
-        let after = new.decide_view_uncached(account, &then, &ctx)?;
         if let Some(id) = counts_under {
             *ticket_reads.entry(id).or_default() += 1;
         }
         replayed += 1;
-        if before.view == after.view {
-            continue;
-        }
-        changed += 1;
-        let g = groups
-            .entry((
-                account.role.as_str().to_owned(),
-                r.purpose.as_str().to_owned(),
-                before.view,
-                after.view,
-                before.policies,
-                after.policies,
-            ))
-            .or_default();
-        g.0 += 1;
-        if g.1.len() < SAMPLES {
-            g.1.push(r.seq);
+        jobs.push(Job {
+            seq: r.seq,
+            account,
+            purpose: r.purpose,
+            at: r.time,
+            has_ticket: r.ticket.is_some(),
+            facts,
+            then,
+            exception,
+        });
+        if jobs.len() == CHUNK {
+            changed += decide(old, new, &jobs, &mut groups)?;
+            jobs.clear();
         }
     }
+    changed += decide(old, new, &jobs, &mut groups)?;
     let mut changes: Vec<DecisionChange> = groups
         .into_iter()
         .map(
