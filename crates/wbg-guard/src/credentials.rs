@@ -186,13 +186,9 @@ pub(crate) struct Credentialing {
 }
 
 impl Default for Credentialing {
+    /// [`CredentialConfig::default`]'s lifetimes, no identity provider.
     fn default() -> Self {
-        Credentialing::new(&CredentialConfig::default()).unwrap_or(Credentialing {
-            token_ms: 90 * DAY_MS,
-            enrolment_ms: 3 * DAY_MS,
-            oidc: None,
-            direct: Default::default(),
-        })
+        Credentialing::lifetimes(&CredentialConfig::default())
     }
 }
 
@@ -216,11 +212,19 @@ impl Credentialing {
             ));
         }
         Ok(Credentialing {
+            oidc: cfg.oidc.as_ref().map(Oidc::load).transpose()?,
+            ..Credentialing::lifetimes(cfg)
+        })
+    }
+
+    /// `cfg`'s token and enrolment lifetimes (checked by the caller), no identity provider.
+    fn lifetimes(cfg: &CredentialConfig) -> Credentialing {
+        Credentialing {
             token_ms: i64::from(cfg.token_days) * DAY_MS,
             enrolment_ms: i64::from(cfg.enrolment_hours) * 3_600_000,
-            oidc: cfg.oidc.as_ref().map(Oidc::load).transpose()?,
+            oidc: None,
             direct: Default::default(),
-        })
+        }
     }
 }
 

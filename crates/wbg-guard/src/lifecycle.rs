@@ -147,6 +147,9 @@ fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
     era * 146_097 + doe - 719_468
 }
 
+/// The quarter's decision on an account is on record already.
+struct AlreadyDecided;
+
 /// Parses a roster CSV: a header naming an `account` column and optionally an `outlet` column; any other
 /// column (names, departments) is ignored and never stored. Errors name the line, never a value.
 pub fn parse_roster(text: &str) -> Result<Vec<RosterRow>, GuardError> {
@@ -368,23 +371,14 @@ impl Guard {
                 by: who.id.to_string(),
                 at: now,
             };
-            let body = serde_json::to_string(&a)
-                .map_err(|e| GuardError::Internal(format!("attestation case: {e}")))?;
-            match self.store.put_case(
-                ATTESTATION,
-                &format!("{quarter}:{id}"),
-                &body,
-                None,
-                entry.clone(),
-            ) {
-                Ok(_) => {}
-                Err(wbg_store::StoreError::Conflict(_)) => {
+            match self.put_attestation(&a, entry.clone())? {
+                Ok(()) => {}
+                Err(AlreadyDecided) => {
                     return Err(self.deny(
                         entry,
                         GuardError::Conflict(format!("{id} was recertified already this quarter")),
                     ))
                 }
-                Err(err) => return Err(err.into()),
             }
             if !keep && account.status == AccountStatus::Active {
                 let mut s = self.entry(who.id.as_str(), meta, "account_suspend");
@@ -420,17 +414,28 @@ impl Guard {
             by: by.to_owned(),
             at: now,
         };
-        let body = serde_json::to_string(&a)
-            .map_err(|e| GuardError::Internal(format!("attestation case: {e}")))?;
         let mut e = self.entry(by, meta, "recertify");
         e.detail = Some(format!(
             "account={id} quarter={quarter} decision=keep; reinstated"
         ));
-        match self
-            .store
-            .put_case(ATTESTATION, &format!("{quarter}:{id}"), &body, None, e)
-        {
-            Ok(_) | Err(wbg_store::StoreError::Conflict(_)) => Ok(()),
+        // A decision already on record for the quarter stands.
+        let _ = self.put_attestation(&a, e)?;
+        Ok(())
+    }
+
+    /// Records `a` (the quarter's decision on its account) with `entry`, unless a decision on that account is on
+    /// record for the quarter already.
+    fn put_attestation(
+        &self,
+        a: &Attestation,
+        entry: wbg_audit::AuditEntry,
+    ) -> Result<Result<(), AlreadyDecided>, GuardError> {
+        let body = serde_json::to_string(a)
+            .map_err(|e| GuardError::Internal(format!("attestation case: {e}")))?;
+        let id = format!("{}:{}", a.quarter, a.account);
+        match self.store.put_case(ATTESTATION, &id, &body, None, entry) {
+            Ok(_) => Ok(Ok(())),
+            Err(wbg_store::StoreError::Conflict(_)) => Ok(Err(AlreadyDecided)),
             Err(err) => Err(err.into()),
         }
     }

@@ -28,6 +28,8 @@ mod credentials;
 mod extract;
 mod policies;
 
+use extract::{Body, Caller};
+
 use credentials::{
     access_review, approve_enrolment, cancel_enrolment, create_account, enrolment, issue_token,
     list_tokens, me, recertify, redeem, revoke_token, sync_roster, CreateAccount,
@@ -831,14 +833,14 @@ async fn plant_canaries(
         (status = 404, body = ApiErrorBody, description = "A waybill it names does not exist"), (status = 409, body = ApiErrorBody)))]
 async fn open_ticket(
     State(s): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    caller: Caller,
+    Body(req): Body<TicketRegistration>,
 ) -> ApiResult<(StatusCode, Json<TicketRecord>)> {
-    let token = bearer(&headers)?;
-    let meta = request_meta(&headers, peer)?;
-    let req: TicketRegistration = parse_body(body)?;
-    let t = blocking(move || s.guard.open_ticket(Actor::Token(&token), &req, &meta)).await?;
+    let t = blocking(move || {
+        s.guard
+            .open_ticket(Actor::Token(&caller.token), &req, &caller.meta)
+    })
+    .await?;
     Ok((StatusCode::CREATED, Json(t)))
 }
 
@@ -846,14 +848,15 @@ async fn open_ticket(
     responses((status = 200, body = TicketRecord), (status = 403, body = ApiErrorBody), (status = 404, body = ApiErrorBody)))]
 async fn ticket(
     State(s): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
+    caller: Caller,
     Path(id): Path<String>,
 ) -> ApiResult<Json<TicketRecord>> {
-    let token = bearer(&headers)?;
-    let meta = request_meta(&headers, peer)?;
     Ok(Json(
-        blocking(move || s.guard.ticket(Actor::Token(&token), &id, &meta)).await?,
+        blocking(move || {
+            s.guard
+                .ticket(Actor::Token(&caller.token), &id, &caller.meta)
+        })
+        .await?,
     ))
 }
 
@@ -862,14 +865,15 @@ async fn ticket(
         (status = 404, body = ApiErrorBody), (status = 409, body = ApiErrorBody, description = "Closed already")))]
 async fn close_ticket(
     State(s): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
+    caller: Caller,
     Path(id): Path<String>,
 ) -> ApiResult<Json<TicketRecord>> {
-    let token = bearer(&headers)?;
-    let meta = request_meta(&headers, peer)?;
     Ok(Json(
-        blocking(move || s.guard.close_ticket(Actor::Token(&token), &id, &meta)).await?,
+        blocking(move || {
+            s.guard
+                .close_ticket(Actor::Token(&caller.token), &id, &caller.meta)
+        })
+        .await?,
     ))
 }
 
