@@ -40,7 +40,7 @@ impl Guard {
     }
 
     /// [`Guard::checkpoint`], with the tree size the note is for.
-    pub(crate) fn signed_checkpoint(&self) -> Result<(u64, String), GuardError> {
+    pub fn signed_checkpoint(&self) -> Result<(u64, String), GuardError> {
         let (size, root) = self.store.audit_head()?;
         if let Some((s, note)) = self.store.latest_checkpoint()? {
             if s == size {
@@ -95,11 +95,23 @@ pub fn verify_store(
     store: &dyn Store,
     verifier: &NoteVerifier,
 ) -> Result<wbg_audit::VerifyReport, wbg_audit::VerifyFailure> {
+    verify_store_with(store, verifier, &[])
+}
+
+/// [`verify_store`], also against checkpoints kept outside the store (a witness's): the log must contain all
+/// each covers, with the same root, so entries cut off the end together with the store's own checkpoints are
+/// caught.
+pub fn verify_store_with(
+    store: &dyn Store,
+    verifier: &NoteVerifier,
+    published: &[String],
+) -> Result<wbg_audit::VerifyReport, wbg_audit::VerifyFailure> {
     let fail = |e: StoreError| wbg_audit::VerifyFailure {
         seq: None,
         problem: format!("cannot read the log: {e}"),
     };
-    let notes = store.checkpoints().map_err(fail)?;
+    let mut notes = store.checkpoints().map_err(fail)?;
+    notes.extend(published.iter().cloned());
     let chunks = ChunkedEntries {
         store,
         next: 0,

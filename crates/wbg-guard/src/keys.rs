@@ -42,20 +42,39 @@ pub fn default_key_dir(store_id: &str) -> PathBuf {
     base.join("wbguard").join("keys").join(store_id)
 }
 
-fn absolute(p: &Path) -> PathBuf {
-    std::fs::canonicalize(p).unwrap_or_else(|_| {
+/// `p` as the file system resolves it: the deepest part that exists canonicalized (symlinks followed, `..`
+/// resolved), the rest appended. Comparing path strings let a symlink, or a path not created yet, through.
+fn resolved(p: &Path) -> PathBuf {
+    let p = if p.is_absolute() {
+        p.to_owned()
+    } else {
         std::env::current_dir()
             .map(|d| d.join(p))
             .unwrap_or_else(|_| p.to_owned())
-    })
+    };
+    let mut rest = Vec::new();
+    let mut base = p.as_path();
+    loop {
+        if let Ok(c) = std::fs::canonicalize(base) {
+            return rest.iter().rev().fold(c, |acc, part| acc.join(part));
+        }
+        match (base.parent(), base.file_name()) {
+            (Some(parent), Some(name)) => {
+                rest.push(name.to_owned());
+                base = parent;
+            }
+            _ => return p,
+        }
+    }
 }
 
-/// Refuses a key directory inside the data directory: keys beside the data they protect protect nothing.
+/// Refuses a key directory inside the data directory, or a data directory inside the key directory: keys beside
+/// the data they protect protect nothing (a copy of one directory would carry both).
 pub(crate) fn check_outside(key_dir: &Path, data_dir: &Path) -> Result<(), GuardError> {
-    let (k, d) = (absolute(key_dir), absolute(data_dir));
-    if k.starts_with(&d) {
+    let (k, d) = (resolved(key_dir), resolved(data_dir));
+    if k.starts_with(&d) || d.starts_with(&k) {
         return Err(GuardError::Config(format!(
-            "the key directory {} is inside the data directory {}; keep keys apart from the data they protect",
+            "the key directory {} and the data directory {} nest; keep keys apart from the data they protect",
             k.display(),
             d.display()
         )));
@@ -118,4 +137,31 @@ pub fn finish_rotation(dir: &Path) -> Result<(), GuardError> {
             dir.display()
         ))
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nesting_is_refused_either_way_and_through_symlinks() {
+        let root = tempfile::tempdir().unwrap();
+        let data = root.path().join("data");
+        std::fs::create_dir_all(&data).unwrap();
+        let keys = root.path().join("keys");
+        assert!(check_outside(&keys, &data).is_ok());
+        assert!(check_outside(&data.join("keys"), &data).is_err());
+        // The data directory inside the key directory.
+        assert!(check_outside(&keys, &keys.join("data")).is_err());
+        // A key directory (not created yet) under a symlink that points into the data directory.
+        #[cfg(unix)]
+        {
+            let link = root.path().join("innocent");
+            std::os::unix::fs::symlink(&data, &link).unwrap();
+            assert!(check_outside(&link.join("keys"), &data).is_err());
+            assert!(check_outside(&link, &data).is_err());
+        }
+        // `..` does not hide nesting either.
+        assert!(check_outside(&data.join("x/../keys"), &data).is_err());
+    }
 }

@@ -35,7 +35,7 @@ mod token;
 mod view;
 mod work;
 
-pub use audit::verify_store;
+pub use audit::{verify_store, verify_store_with};
 pub use breach::{
     AffectedWaybill, DayCount, ImpactReport, IncidentRequest, Notice, NotificationList,
     RegionCount, SuspectImpact, TimelineEvent, MAX_INCIDENT_WAYBILLS, MAX_SUSPECTS,

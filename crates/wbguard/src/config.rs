@@ -33,6 +33,8 @@ pub struct Config {
     /// `[credentials]`: token lifetime (`token_days`), enrolment codes (`enrolment_hours`), and
     /// `[credentials.oidc]` to accept the carrier's identity provider's JWTs.
     pub credentials: wbg_guard::CredentialConfig,
+    /// `[witness]`: where every signed audit checkpoint is also published (a file, a URL).
+    pub witness: crate::witness::WitnessConfig,
     /// `[accounts]`: dormancy (`dormant_days`) and the roster's limit (`roster_max_leavers_percent`).
     pub accounts: wbg_guard::LifecycleConfig,
 }
@@ -84,6 +86,7 @@ impl Default for Config {
             telephony_webhook: Default::default(),
             credentials: Default::default(),
             accounts: Default::default(),
+            witness: Default::default(),
         }
     }
 }
@@ -213,25 +216,82 @@ impl Config {
         }
     }
 
-    /// Opens the configured store; `migrate` applies pending PostgreSQL migrations (as does `[store]
-    /// migrate = true`).
-    pub fn open_store(&self, migrate: bool) -> Result<std::sync::Arc<dyn wbg_store::Store>> {
+    /// Opens the configured store. Only `create` (`wbguard init`) makes a new one (and applies PostgreSQL
+    /// migrations, as `[store] migrate = true` does); otherwise an embedded data directory without a store is
+    /// refused, so a mistyped `--data` is an error rather than a new empty store.
+    pub fn open_store(&self, create: bool) -> Result<std::sync::Arc<dyn wbg_store::Store>> {
         Ok(match self.store.kind.as_str() {
             "postgres" => std::sync::Arc::new(
-                wbg_store_pg::PgStore::connect(
-                    &self.postgres_url()?,
-                    migrate || self.store.migrate,
+                wbg_store_pg::PgStore::connect(&self.postgres_url()?, create || self.store.migrate)
+                    .context("cannot open the PostgreSQL store")?,
+            ),
+            "embedded" => {
+                if !create && !self.data.join(wbg_store::sqlite_db_file()).exists() {
+                    bail!(
+                        "{} holds no Waybill Guard store (check --data; `wbguard init` creates one)",
+                        self.data.display()
+                    );
+                }
+                std::sync::Arc::new(
+                    wbg_store::SqliteStore::open(&self.data)
+                        .context("cannot open the embedded store")?,
                 )
-                .context("cannot open the PostgreSQL store")?,
-            ),
-            "embedded" => std::sync::Arc::new(
-                wbg_store::SqliteStore::open(&self.data)
-                    .context("cannot open the embedded store")?,
-            ),
+            }
             other => bail!("[store] kind must be \"embedded\" or \"postgres\", not {other:?}"),
         })
     }
+
+    /// Whether the configured store holds anything yet: an embedded store's database file, or a PostgreSQL
+    /// store's audit log (migrated there first, as `init` would).
+    pub fn store_exists(&self) -> Result<bool> {
+        if !self.postgres() {
+            return Ok(self.data.join(wbg_store::sqlite_db_file()).exists());
+        }
+        Ok(self.open_store(true)?.audit_size()? > 0)
+    }
+
+    /// The store in words, for messages (never a URL: it may hold a password).
+    pub fn describe_store(&self) -> String {
+        if self.postgres() {
+            format!("the PostgreSQL store (data directory {})", self.data.display())
+        } else {
+            format!("the embedded store in {}", self.data.display())
+        }
+    }
+
+    /// Takes the data directory's exclusive lock for this process's life: one server per data directory, and no
+    /// key rotation or retention run beside a server that holds the old key or its own view of the keys. The
+    /// lock is released by the kernel when the process ends, however it ends.
+    pub fn lock_data_dir(&self, what: &str) -> Result<std::fs::File> {
+        if !self.data.is_dir() {
+            bail!(
+                "{} is not a data directory (check --data; `wbguard init` creates one)",
+                self.data.display()
+            );
+        }
+        let path = self.data.join(LOCK_FILE);
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .with_context(|| format!("cannot open {}", path.display()))?;
+        match file.try_lock() {
+            Ok(()) => Ok(file),
+            Err(std::fs::TryLockError::WouldBlock) => bail!(
+                "another wbguard process (a server, a key rotation or a retention run) is using {}; \
+                 `{what}` needs it alone",
+                self.data.display()
+            ),
+            Err(std::fs::TryLockError::Error(e)) => {
+                Err(e).with_context(|| format!("cannot lock {}", path.display()))
+            }
+        }
+    }
 }
+
+/// The lock file in a data directory (see [`Config::lock_data_dir`]).
+pub const LOCK_FILE: &str = "wbguard.lock";
 
 #[cfg(test)]
 mod tests {

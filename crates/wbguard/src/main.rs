@@ -11,6 +11,7 @@ mod import;
 mod server;
 mod simulate;
 mod webhook;
+mod witness;
 
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
@@ -18,7 +19,7 @@ use config::{Common, Config};
 use std::path::PathBuf;
 use std::sync::Arc;
 use wbg_audit::note::NoteVerifier;
-use wbg_guard::{verify_store, Actor, Guard, OpenReport, RequestMeta};
+use wbg_guard::{Actor, Guard, OpenReport, RequestMeta};
 use wbg_vault::KeySource;
 
 /// mimalloc instead of glibc's malloc: under load glibc's arenas took about a tenth of a node's CPU.
@@ -40,6 +41,10 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Create a store and its keys: the data directory (embedded) or the PostgreSQL schema, the master key and the
+    /// audit signing key. Nothing else creates either, so a mistyped `--data` or `--keys` is an error, not a new
+    /// empty store. On a store that exists it only makes the data directory (a further node's) and checks the keys.
+    Init,
     /// Serve the HTTP API.
     Serve {
         /// Listen address (overrides the config file); port 0 picks a free port.
@@ -242,6 +247,11 @@ enum AuditCommand {
         /// Verifier key (`name+hash+base64key`) file; by default the key derived from the signing key.
         #[arg(long, value_name = "FILE")]
         vkey: Option<PathBuf>,
+        /// A checkpoint published outside the store (a `[witness] file`, a file holding one signed note, or a URL
+        /// answering with either): the log must contain everything it covers, with the same root. Catches
+        /// entries cut off the end together with the store's own checkpoints.
+        #[arg(long, value_name = "FILE|URL")]
+        checkpoint: Option<String>,
     },
     /// Sign a checkpoint of the log as it is now and print it.
     Checkpoint,
@@ -366,10 +376,9 @@ pub(crate) fn report_keys(report: &OpenReport) {
     }
 }
 
-fn open_guard(cfg: &Config, create_keys: bool) -> Result<Guard> {
-    let (mut guard, report) =
-        Guard::open_with_store(cfg.open_store(false)?, cfg.guard(create_keys)?)
-            .context("cannot open the guard")?;
+fn open_guard(cfg: &Config) -> Result<Guard> {
+    let (mut guard, report) = Guard::open_with_store(cfg.open_store(false)?, cfg.guard(false)?)
+        .context("cannot open the guard")?;
     report_keys(&report);
     // With a NATS bus, every access this node's engine assesses also goes to the stream, for the risk workers.
     if let Some(nats) = cfg.nats() {
@@ -419,7 +428,7 @@ fn run(cli: Cli) -> Result<std::process::ExitCode> {
                     nats.partitions
                 );
             }
-            let mut guard = open_guard(&cfg, false)?;
+            let mut guard = open_guard(&cfg)?;
             // The worker's alerts go where the nodes' go: the store and the webhook.
             if let Some(hook) = webhook::Webhook::<wbg_core::Alert>::start(&cfg.webhook)? {
                 guard = guard.with_alert_sink(Arc::new(hook));
@@ -489,6 +498,11 @@ fn run(cli: Cli) -> Result<std::process::ExitCode> {
             );
             Ok(ok)
         }
+        Command::Init => {
+            let cfg = Config::load(&cli.common)?;
+            init(&cfg)?;
+            Ok(ok)
+        }
         Command::Demo { keep } => {
             demo::run(keep)?;
             Ok(ok)
@@ -504,17 +518,19 @@ fn run(cli: Cli) -> Result<std::process::ExitCode> {
         Command::Audit { command } => {
             let cfg = Config::load(&cli.common)?;
             match command {
-                AuditCommand::Verify { vkey } => audit_verify(&cfg, vkey),
+                AuditCommand::Verify { vkey, checkpoint } => {
+                    audit_verify(&cfg, vkey, checkpoint.as_deref())
+                }
                 AuditCommand::Checkpoint => {
-                    let guard = open_guard(&cfg, false)?;
-                    print!("{}", guard.checkpoint()?);
+                    let guard = open_guard(&cfg)?;
+                    print!("{}", publish_checkpoint(&cfg, &guard)?);
                     Ok(ok)
                 }
             }
         }
         Command::Accounts { command } => {
             let cfg = Config::load(&cli.common)?;
-            let guard = open_guard(&cfg, true)?;
+            let guard = open_guard(&cfg)?;
             let meta = RequestMeta::default();
             let actor = Actor::Local("cli");
             match command {
@@ -587,12 +603,12 @@ fn run(cli: Cli) -> Result<std::process::ExitCode> {
                     println!("{}", guard.issue_token(actor, &id, keep, &meta)?)
                 }
             }
-            guard.checkpoint()?;
+            publish_checkpoint(&cfg, &guard)?;
             Ok(ok)
         }
         Command::Policy { command } => {
             let cfg = Config::load(&cli.common)?;
-            let guard = open_guard(&cfg, false)?;
+            let guard = open_guard(&cfg)?;
             let (actor, meta) = (Actor::Local("cli"), RequestMeta::default());
             let out = match command {
                 PolicyCommand::Propose { file, days } => {
@@ -615,19 +631,19 @@ fn run(cli: Cli) -> Result<std::process::ExitCode> {
                 }
             };
             println!("{out}");
-            guard.checkpoint()?;
+            publish_checkpoint(&cfg, &guard)?;
             Ok(ok)
         }
         Command::AccessReview { csv } => {
             let cfg = Config::load(&cli.common)?;
-            let guard = open_guard(&cfg, false)?;
+            let guard = open_guard(&cfg)?;
             let rows = guard.access_review(Actor::Local("cli"), &RequestMeta::default())?;
             if csv {
                 print!("{}", wbg_guard::review_csv(&rows)?);
             } else {
                 println!("{}", serde_json::to_string_pretty(&rows)?);
             }
-            guard.checkpoint()?;
+            publish_checkpoint(&cfg, &guard)?;
             Ok(ok)
         }
         Command::Simulate(args) => {
@@ -643,7 +659,7 @@ fn run(cli: Cli) -> Result<std::process::ExitCode> {
         }
         Command::Canaries { command } => {
             let cfg = Config::load(&cli.common)?;
-            let guard = open_guard(&cfg, false)?;
+            let guard = open_guard(&cfg)?;
             match command {
                 CanaryCommand::Plant { account, count } => {
                     let made_up = canary_waybills(count.clamp(1, wbg_guard::MAX_CANARIES));
@@ -653,7 +669,7 @@ fn run(cli: Cli) -> Result<std::process::ExitCode> {
                         made_up,
                         &RequestMeta::default(),
                     )?;
-                    guard.checkpoint()?;
+                    publish_checkpoint(&cfg, &guard)?;
                     eprintln!("planted {} canaries for {account}", nos.len());
                     for no in nos {
                         println!("{no}");
@@ -669,8 +685,7 @@ fn run(cli: Cli) -> Result<std::process::ExitCode> {
         }
         Command::Breach { command } => {
             let cfg = Config::load(&cli.common)?;
-            require_store(&cfg)?;
-            let guard = open_guard(&cfg, false)?;
+            let guard = open_guard(&cfg)?;
             match command {
                 BreachCommand::Report {
                     suspects,
@@ -698,7 +713,7 @@ fn run(cli: Cli) -> Result<std::process::ExitCode> {
                     eprintln!("{n} customers to notify");
                 }
             }
-            guard.checkpoint()?;
+            publish_checkpoint(&cfg, &guard)?;
             Ok(ok)
         }
         Command::Attribute {
@@ -707,8 +722,7 @@ fn run(cli: Cli) -> Result<std::process::ExitCode> {
             max_mib,
         } => {
             let cfg = Config::load(&cli.common)?;
-            require_store(&cfg)?;
-            let guard = open_guard(&cfg, false)?;
+            let guard = open_guard(&cfg)?;
             let report = attribute::run(&guard, &leak, max_mib)?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&report)?);
@@ -725,14 +739,14 @@ fn run(cli: Cli) -> Result<std::process::ExitCode> {
                 },
         } => {
             let cfg = Config::load(&cli.common)?;
-            require_store(&cfg)?;
+            let _lock = cfg.lock_data_dir("retention run")?;
             let mut policy = cfg.retention;
             policy.days_after_delivery = days_after_delivery.unwrap_or(policy.days_after_delivery);
             policy.undelivered_days = undelivered_days.unwrap_or(policy.undelivered_days);
-            let guard = open_guard(&cfg, false)?;
+            let guard = open_guard(&cfg)?;
             let shredded =
                 guard.run_retention(Actor::Local("cli"), &policy, &RequestMeta::default())?;
-            guard.checkpoint()?;
+            publish_checkpoint(&cfg, &guard)?;
             for b in &shredded {
                 println!(
                     "shredded {} {} ({} waybills, {} index entries; audit entry {})",
@@ -757,7 +771,7 @@ fn run(cli: Cli) -> Result<std::process::ExitCode> {
                 );
             }
             let cfg = Config::load(&cli.common)?;
-            require_store(&cfg)?;
+            let _lock = cfg.lock_data_dir("keys rotate")?;
             let (guard, report) = Guard::open_with_store(cfg.open_store(false)?, cfg.guard(false)?)
                 .context("cannot open the guard")?;
             let dir = report
@@ -772,7 +786,7 @@ fn run(cli: Cli) -> Result<std::process::ExitCode> {
             }
             let new = wbg_vault::MasterKey::create_file(&next)?;
             let n = guard.rotate_master_key(Actor::Local("cli"), &new, &RequestMeta::default())?;
-            guard.checkpoint()?;
+            publish_checkpoint(&cfg, &guard)?;
             wbg_guard::finish_rotation(&dir)?;
             eprintln!(
                 "re-wrapped {n} keys under the new master key {} in {}; the old key is gone",
@@ -790,14 +804,13 @@ fn run(cli: Cli) -> Result<std::process::ExitCode> {
             let format = wbg_guard::LabelFormat::parse(&format)?;
             let token = api_token(token_file.as_deref())?;
             let cfg = Config::load(&cli.common)?;
-            require_store(&cfg)?;
-            let guard = open_guard(&cfg, false)?;
+            let guard = open_guard(&cfg)?;
             let printed =
                 guard.print_label(&token, &waybill_no, format, &RequestMeta::default())?;
             let bytes = wbg_label::render(&printed.label, format)?;
             std::fs::write(&out, bytes)
                 .with_context(|| format!("cannot write {}", out.display()))?;
-            guard.checkpoint()?;
+            publish_checkpoint(&cfg, &guard)?;
             eprintln!(
                 "label of {waybill_no} written to {} (print #{}, audit entry {})",
                 out.display(),
@@ -808,9 +821,9 @@ fn run(cli: Cli) -> Result<std::process::ExitCode> {
         }
         Command::Import { file, batch } => {
             let cfg = Config::load(&cli.common)?;
-            let guard = open_guard(&cfg, true)?;
+            let guard = open_guard(&cfg)?;
             let n = import::run(&guard, &file, batch)?;
-            guard.checkpoint()?;
+            publish_checkpoint(&cfg, &guard)?;
             guard.store().maintain()?;
             eprintln!("imported {n} waybills");
             Ok(ok)
@@ -826,17 +839,41 @@ fn canary_waybills(count: usize) -> Vec<wbg_core::NewWaybill> {
     wbg_sim::one_off_waybills(rand::random(), count)
 }
 
-/// Refuses a data directory without a store, instead of creating an empty one to inspect.
-fn require_store(cfg: &Config) -> Result<()> {
-    if !cfg.postgres() && !cfg.data.join(wbg_store::sqlite_db_file()).exists() {
-        bail!("{} holds no Waybill Guard store", cfg.data.display());
+/// Signs a checkpoint of the log as it is now, publishes it to the `[witness]` (the file at once; a POST is
+/// best effort from a command that ends here: a server publishes every second), and returns the note.
+fn publish_checkpoint(cfg: &Config, guard: &Guard) -> Result<String> {
+    let (size, note) = guard.signed_checkpoint()?;
+    if let Some(w) = witness::Witness::start(&cfg.witness)? {
+        w.publish(size, &note)?;
     }
+    Ok(note)
+}
+
+/// `init`: the store, its data directory and its keys, or (on a store that exists) a check that they open.
+fn init(cfg: &Config) -> Result<()> {
+    let existed = cfg.store_exists()?;
+    std::fs::create_dir_all(&cfg.data)
+        .with_context(|| format!("cannot create {}", cfg.data.display()))?;
+    if existed {
+        // Keys are never made for a store that has data: keys made now could not open it.
+        open_guard(cfg)?;
+        println!("{} is initialised already; its keys open it", cfg.describe_store());
+        return Ok(());
+    }
+    let (guard, report) = Guard::open_with_store(cfg.open_store(true)?, cfg.guard(true)?)
+        .context("cannot create the guard")?;
+    report_keys(&report);
+    publish_checkpoint(cfg, &guard)?;
+    println!("initialised {}", cfg.describe_store());
     Ok(())
 }
 
 /// `audit verify`: exit 0 when intact; exit 1 naming the first bad entry.
-fn audit_verify(cfg: &Config, vkey: Option<PathBuf>) -> Result<std::process::ExitCode> {
-    require_store(cfg)?;
+fn audit_verify(
+    cfg: &Config,
+    vkey: Option<PathBuf>,
+    published: Option<&str>,
+) -> Result<std::process::ExitCode> {
     let verifier = match vkey {
         Some(path) => {
             let text = std::fs::read_to_string(&path)
@@ -845,15 +882,36 @@ fn audit_verify(cfg: &Config, vkey: Option<PathBuf>) -> Result<std::process::Exi
         }
         // The key derived from the signing key outside the data directory: an attacker who rewrote the data
         // directory cannot have re-signed with it.
-        None => open_guard(cfg, false)?.verifier_key(),
+        None => open_guard(cfg)?.verifier_key(),
+    };
+    let published = match published {
+        Some(source) => {
+            let note = witness::latest(source)?;
+            // Checked here, so a note signed by another key is named as such rather than as a broken log.
+            if let Err(e) = verifier.open(&note) {
+                println!("the published checkpoint does not verify under this log's key: {e}");
+                return Ok(std::process::ExitCode::from(1));
+            }
+            Some(note)
+        }
+        None => None,
     };
     let store = cfg.open_store(false)?;
-    match verify_store(store.as_ref(), &verifier) {
+    let published: Vec<String> = published.into_iter().collect();
+    match wbg_guard::verify_store_with(store.as_ref(), &verifier, &published) {
         Ok(r) => {
             println!(
                 "audit log intact: {} entries, {} signed checkpoints (newest covers {}), root {}",
                 r.entries, r.checkpoints, r.signed_size, r.root
             );
+            for note in &published {
+                let size = verifier
+                    .open(note)
+                    .ok()
+                    .and_then(|t| wbg_audit::Checkpoint::parse(t).ok())
+                    .map_or(0, |c| c.size);
+                println!("consistent with the published checkpoint of size {size}");
+            }
             if r.signed_size < r.entries {
                 println!(
                     "note: the last {} entries are not yet covered by a signed checkpoint",
@@ -870,7 +928,9 @@ fn audit_verify(cfg: &Config, vkey: Option<PathBuf>) -> Result<std::process::Exi
 }
 
 fn serve(cfg: Config) -> Result<()> {
-    let mut guard = open_guard(&cfg, true)?;
+    // One server per data directory: two would each run a risk engine and split an attacker's reads between them.
+    let _lock = cfg.lock_data_dir("serve")?;
+    let mut guard = open_guard(&cfg)?;
     if let Some(hook) = webhook::Webhook::<wbg_core::Alert>::start(&cfg.webhook)? {
         guard = guard.with_alert_sink(Arc::new(hook));
     }
@@ -882,6 +942,7 @@ fn serve(cfg: Config) -> Result<()> {
         guard = guard.with_number_gateway(Arc::new(hook));
     }
     let guard = Arc::new(guard);
+    let witness = witness::Witness::start(&cfg.witness)?.map(Arc::new);
     let metrics = metrics_exporter_prometheus::PrometheusBuilder::new()
         .install_recorder()
         .context("cannot install the metrics recorder")?;
@@ -900,6 +961,7 @@ fn serve(cfg: Config) -> Result<()> {
         let ticker = {
             let guard = guard.clone();
             let metrics = metrics.clone();
+            let witness = witness.clone();
             tokio::spawn(async move {
                 let mut every = tokio::time::interval(std::time::Duration::from_secs(1));
                 let mut ticks = 0u64;
@@ -909,10 +971,16 @@ fn serve(cfg: Config) -> Result<()> {
                     let shred = retention.enabled && ticks.is_multiple_of(3600);
                     ticks += 1;
                     let g = guard.clone();
+                    let witness = witness.clone();
                     let upkeep = tokio::task::spawn_blocking(move || {
                         // A policy version approved on any node is in force here within a tick.
                         g.refresh_policy()?;
-                        g.checkpoint()?;
+                        let (size, note) = g.signed_checkpoint()?;
+                        if let Some(w) = &witness {
+                            if let Err(e) = w.publish(size, &note) {
+                                tracing::error!(error = %e, "cannot publish the checkpoint to the witness");
+                            }
+                        }
                         // What other nodes (or the CLI) changed in the shared store: keys shredded, canaries planted.
                         g.refresh_shredded()?;
                         g.reload_canaries()?;
@@ -958,7 +1026,10 @@ fn serve(cfg: Config) -> Result<()> {
         .with_graceful_shutdown(shutdown_signal())
         .await?;
         ticker.abort();
-        guard.checkpoint()?;
+        let (size, note) = guard.signed_checkpoint()?;
+        if let Some(w) = &witness {
+            w.publish(size, &note)?;
+        }
         tracing::info!("stopped; final checkpoint signed");
         Ok(())
     })

@@ -213,7 +213,7 @@ fn an_approved_policy_is_in_force_on_every_postgres_node_within_two_seconds() {
         String::from_utf8_lossy(&out.stderr)
     );
     let admin = dirs.create_account("root", "admin", None);
-    let nodes = [Server::start(&dirs, "info"), Server::start(&dirs, "info")];
+    let nodes = [Server::start_node(&dirs, 0, "info"), Server::start_node(&dirs, 1, "info")];
     let approver = nodes[0].approver.clone().unwrap();
     let agent = set_up(&nodes[0], &admin);
     let (_, stricter) = texts();

@@ -19,6 +19,8 @@ pub struct Dirs {
     /// A second admin's token, made beside the first admin the CLI creates: no admin approves an enrolment
     /// they asked for, so [`Server::account`] has this one approve the accounts a test sets up.
     pub approver: std::sync::Mutex<Option<String>>,
+    /// Whether `wbguard init` has made the store and keys (done before the first other command).
+    initialised: std::sync::atomic::AtomicBool,
 }
 
 impl Dirs {
@@ -39,17 +41,37 @@ impl Dirs {
             keys,
             config,
             approver: std::sync::Mutex::new(None),
+            initialised: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
+    /// Runs `wbguard ARGS` on these directories; the first command that is not `init` itself is preceded by
+    /// `wbguard init`, as an operator's first step is.
     pub fn cli(&self, args: &[&str]) -> std::process::Output {
+        if args.first() != Some(&"init")
+            && !self
+                .initialised
+                .swap(true, std::sync::atomic::Ordering::SeqCst)
+        {
+            let out = self.cli_in(&["init"], &self.data);
+            assert!(
+                out.status.success(),
+                "init: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        self.cli_in(args, &self.data)
+    }
+
+    /// Runs `wbguard ARGS` with the data directory `data` (a further node's).
+    pub fn cli_in(&self, args: &[&str], data: &Path) -> std::process::Output {
         Command::new(BIN)
             .args(args)
             .args([
                 "--config",
                 self.config.to_str().unwrap(),
                 "--data",
-                self.data.to_str().unwrap(),
+                data.to_str().unwrap(),
                 "--keys",
                 self.keys.to_str().unwrap(),
             ])
@@ -114,6 +136,27 @@ pub struct Server {
 impl Server {
     /// Starts `wbguard serve`; its stderr (the log) goes to `log`.
     pub fn start(dirs: &Dirs, log_level: &str) -> Server {
+        Self::start_in(dirs, &dirs.data, log_level)
+    }
+
+    /// Starts node `n` of a PostgreSQL cluster: node 0 on `dirs.data`, the others each on a data directory of
+    /// their own (one server per data directory), made by `wbguard init` beside the shared store.
+    pub fn start_node(dirs: &Dirs, n: usize, log_level: &str) -> Server {
+        if n == 0 {
+            return Self::start(dirs, log_level);
+        }
+        let data = dirs.root.path().join(format!("data-node{n}"));
+        let out = dirs.cli_in(&["init"], &data);
+        assert!(
+            out.status.success(),
+            "init: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Self::start_in(dirs, &data, log_level)
+    }
+
+    /// Starts `wbguard serve` on the data directory `data`.
+    pub fn start_in(dirs: &Dirs, data: &Path, log_level: &str) -> Server {
         let log = dirs.root.path().join(format!(
             "server-{}.log",
             std::time::SystemTime::now()
@@ -127,7 +170,7 @@ impl Server {
                 "--config",
                 dirs.config.to_str().unwrap(),
                 "--data",
-                dirs.data.to_str().unwrap(),
+                data.to_str().unwrap(),
                 "--keys",
                 dirs.keys.to_str().unwrap(),
             ])
