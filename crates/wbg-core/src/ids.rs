@@ -4,7 +4,7 @@ use serde::{Deserialize, Serialize};
 use std::fmt;
 
 macro_rules! identifier {
-    ($(#[$doc:meta])* $name:ident, $field:literal, $max:literal) => {
+    ($(#[$doc:meta])* $name:ident, $field:literal, $max:literal, upper = $upper:literal) => {
         $(#[$doc])*
         #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
         #[serde(try_from = "String", into = "String")]
@@ -13,7 +13,8 @@ macro_rules! identifier {
         impl $name {
             /// Validates `s`: 1 to
             #[doc = stringify!($max)]
-            /// characters of ASCII letters, digits, `-` and `_`.
+            /// characters of ASCII letters, digits, `-` and `_`. Carrier codes (waybill numbers, outlets,
+            /// merchants) are kept in upper case, so `yt1` and `YT1` are one record, never two.
             pub fn parse(s: &str) -> Result<Self, CoreError> {
                 if s.is_empty() || s.len() > $max {
                     return Err(CoreError::invalid($field, concat!("must be 1-", stringify!($max), " characters")));
@@ -21,7 +22,7 @@ macro_rules! identifier {
                 if !s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') {
                     return Err(CoreError::invalid($field, "may hold only ASCII letters, digits, '-' and '_'"));
                 }
-                Ok(Self(s.to_owned()))
+                Ok(Self(if $upper { s.to_ascii_uppercase() } else { s.to_owned() }))
             }
 
             /// The identifier as text.
@@ -60,19 +61,20 @@ macro_rules! identifier {
 
 identifier!(
     /// A waybill (express tracking) number, e.g. `YT2026112300001`.
-    WaybillNo, "waybill_no", 40
+    WaybillNo, "waybill_no", 40, upper = true
 );
 identifier!(
     /// An account identifier, e.g. `C0420007`.
-    AccountId, "account id", 64
+    /// Its case is kept (`root`), but two accounts whose ids differ only in case are refused at creation.
+    AccountId, "account id", 64, upper = false
 );
 identifier!(
     /// An outlet (franchise station) identifier, e.g. `O042`.
-    OutletId, "outlet", 32
+    OutletId, "outlet", 32, upper = true
 );
 identifier!(
     /// A merchant identifier, e.g. `M001`.
-    MerchantId, "merchant", 32
+    MerchantId, "merchant", 32, upper = true
 );
 
 #[cfg(test)]
@@ -82,6 +84,12 @@ mod tests {
     #[test]
     fn identifiers_validate_charset_and_length() {
         assert!(WaybillNo::parse("YT2026112300001").is_ok());
+        assert_eq!(
+            WaybillNo::parse("yt1").unwrap(),
+            WaybillNo::parse("YT1").unwrap()
+        );
+        assert_eq!(OutletId::parse("o42").unwrap().as_str(), "O42");
+        assert_eq!(AccountId::parse("root").unwrap().as_str(), "root");
         assert!(WaybillNo::parse("").is_err());
         assert!(WaybillNo::parse("YT 1").is_err());
         assert!(WaybillNo::parse(&"Y".repeat(41)).is_err());

@@ -20,7 +20,7 @@ pub use alert::Alert;
 pub use error::CoreError;
 pub use ids::{AccountId, MerchantId, OutletId, WaybillNo};
 pub use party::{Address, Party};
-pub use phone::normalize_phone;
+pub use phone::{may_hold_phone, normalize_phone};
 pub use waybill::{EventType, NewWaybill, StatusEvent, WaybillMeta, WaybillStatus};
 
 /// Milliseconds since the Unix epoch; every timestamp in the system uses it.

@@ -127,9 +127,14 @@ impl Guard {
         let (_, mut e) = self.admin(actor, AdminAction::ManageAccounts, name, meta)?;
         let id = AccountId::parse(id)?;
         if let Some(r) = reason {
-            if r.chars().count() > 200 || r.chars().any(char::is_control) {
+            // A reason is kept in the clear (the accounts table, the audit log): no customer's number in it.
+            if r.chars().count() > 200
+                || r.chars().any(char::is_control)
+                || wbg_core::may_hold_phone(r)
+            {
                 return Err(GuardError::Invalid(
-                    "reason must be at most 200 printable characters".into(),
+                    "reason must be at most 200 printable characters and hold no phone number"
+                        .into(),
                 ));
             }
         }

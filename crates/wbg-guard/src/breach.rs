@@ -257,14 +257,20 @@ impl Guard {
         let (who, mut entry) =
             self.admin(actor, AdminAction::Investigate, "breach_impact", meta)?;
         let mut suspects: Vec<String> = Vec::new();
-        for s in &req.suspects {
+        for (i, s) in req.suspects.iter().enumerate() {
+            // Only what exists is recorded in the incident and its audit entry: free text named as a suspect
+            // (a phone number, say) is refused without being echoed.
             let ok = match s.strip_prefix("export:") {
-                Some(id) => crate::export::valid_export_id(id),
-                None => wbg_core::AccountId::parse(s).is_ok(),
+                Some(id) => crate::export::valid_export_id(id) && self.export_origin(s).is_some(),
+                None => match wbg_core::AccountId::parse(s) {
+                    Ok(id) => self.store.account(&id)?.is_some(),
+                    Err(_) => false,
+                },
             };
             if !ok {
                 return Err(GuardError::Invalid(format!(
-                    "suspect {s:?} is neither an account id nor export:<id>"
+                    "suspect {} (counting from 1) names no account and no export:<id> of this store",
+                    i + 1
                 )));
             }
             if !suspects.contains(s) {

@@ -412,6 +412,28 @@ impl Guard {
                 .map(|m| format!(" merchant={m}"))
                 .unwrap_or_default()
         ));
+        // An account id is in every audit entry the account makes, in the clear: a person's mobile number (as some
+        // carriers number their couriers) would be kept unencrypted wherever it acts. Use an employee number.
+        if wbg_core::may_hold_phone(account.id.as_str()) {
+            return Err(GuardError::Invalid(
+                "an account id must not hold a phone number (it is in every audit entry); use an employee number"
+                    .into(),
+            ));
+        }
+        // Ids that differ only in case name one person to a reader of a report or of the audit log: `c2a` beside
+        // `C2A` would be a second account passing as the first. (Creation is rare; the list is read whole.)
+        let folded = account.id.as_str().to_ascii_lowercase();
+        if let Some(twin) = self
+            .store
+            .accounts()?
+            .into_iter()
+            .find(|a| a.id != account.id && a.id.as_str().to_ascii_lowercase() == folded)
+        {
+            return Err(GuardError::Conflict(format!(
+                "account {} exists; ids that differ only in case are refused",
+                twin.id
+            )));
+        }
         if self.direct(actor, &account)? {
             let (issued, stored) = self.new_token_for(&account.id, issuer(actor, &who));
             add_detail(&mut e, "first token issued");

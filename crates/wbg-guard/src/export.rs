@@ -211,9 +211,14 @@ impl Guard {
         let checked = Purpose::parse(&req.purpose)
             .map_err(GuardError::from)
             .and_then(|purpose| {
-                if req.from >= req.to || req.to - req.from > MAX_EXPORT_WINDOW_MS {
+                if req.from < 0
+                    || req
+                        .to
+                        .checked_sub(req.from)
+                        .is_none_or(|w| w <= 0 || w > MAX_EXPORT_WINDOW_MS)
+                {
                     return Err(GuardError::Invalid(
-                        "the window must end after it starts and span at most 92 days".into(),
+                        "the window must start at or after 1970, end after it starts and span at most 92 days".into(),
                     ));
                 }
                 let merchant = match (account.role, &account.merchant) {

@@ -310,6 +310,19 @@ impl Guard {
         self
     }
 
+    /// Where a request came from, as the audit log and the risk engine keep it: the client's device id (a value
+    /// the client chose, which could be anything — a phone number) replaced by its keyed pseudonym `d-<16 hex>`,
+    /// the same on every node of the store; the peer's address as it is.
+    pub fn request_meta(&self, device: Option<&str>, ip: Option<String>) -> RequestMeta {
+        RequestMeta {
+            device: device.map(|d| {
+                let p = self.vault.blind().pseudonym("device", d);
+                format!("d-{}", hex::encode(&p[..8]))
+            }),
+            ip,
+        }
+    }
+
     /// An audit entry stamped now by the guard's clock.
     pub(crate) fn entry(&self, account: &str, meta: &RequestMeta, action: &str) -> AuditEntry {
         AuditEntry {

@@ -141,7 +141,7 @@ impl Guard {
                 let no = WaybillNo::parse(req.waybill_no)?;
                 match req.ticket {
                     Some(t) if !valid_ticket(t) => Err(GuardError::Invalid(
-                        "ticket must be 1-40 letters, digits, '-' or '_', starting with a letter"
+                        "ticket must be 1-40 letters, digits, '-' or '_', starting with a letter, and hold no phone number"
                             .into(),
                     )),
                     _ => Ok((purpose, no)),
@@ -494,11 +494,12 @@ impl<'a> WorkFacts<'a> {
     }
 }
 
-/// A ticket id: a letter, then up to 39 letters, digits or dashes. It must start with a letter so that a phone
-/// number cannot pose as a ticket (and so reach the audit log).
+/// A ticket id: a letter, then up to 39 letters, digits or dashes. It must start with a letter and hold no mobile
+/// number, so that a phone number cannot pose as a ticket (and so reach the audit log).
 pub(crate) fn valid_ticket(t: &str) -> bool {
     let b = t.as_bytes();
-    !b.is_empty()
+    !wbg_core::may_hold_phone(t)
+        && !b.is_empty()
         && b.len() <= 40
         && b[0].is_ascii_alphabetic()
         && b.iter()

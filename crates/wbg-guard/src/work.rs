@@ -72,7 +72,7 @@ impl Guard {
         let invalid = |m: String| Err(GuardError::Invalid(m));
         if !valid_ticket(&reg.ticket) {
             return invalid(
-                "ticket must be 1-40 letters, digits, '-' or '_', starting with a letter".into(),
+                "ticket must be 1-40 letters, digits, '-' or '_', starting with a letter, and hold no phone number".into(),
             );
         }
         if reg.waybills.is_empty() || reg.waybills.len() > MAX_TICKET_WAYBILLS {

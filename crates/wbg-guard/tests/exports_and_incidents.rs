@@ -329,7 +329,7 @@ fn a_breach_incident_reports_impact_and_only_customer_service_gets_the_people_to
     }
     // Someone else's reads are not the incident's.
     for x in &own[100..120] {
-        read(&w.cs, x.waybill_no.as_str(), "label");
+        read(&w.cs, x.waybill_no.as_str(), "customer_service");
     }
     let to = wbg_core::now_millis() + 1;
     let req = IncidentRequest {

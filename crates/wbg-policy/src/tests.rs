@@ -119,6 +119,9 @@ fn staff_cs_merchant_print_oversight_rules() {
         Some(View::Full)
     );
     assert_eq!(view(&e, &m, &w, Purpose::Label, false), Some(View::Masked));
+    // Only printers print: staff and customer service, who may read the parcel masked, may not take its label.
+    assert_eq!(view(&e, &staff, &w, Purpose::Label, false), None);
+    assert_eq!(view(&e, &cs, &w, Purpose::Label, false), None);
     let m2 = acct("M2u", Role::Merchant, None, Some("M2"));
     assert_eq!(view(&e, &m2, &w, Purpose::CustomerService, false), None);
 

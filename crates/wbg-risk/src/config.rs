@@ -24,8 +24,14 @@ impl RiskConfig {
     /// Parses a TOML document; unknown keys are refused with their name, so a typo is not silently ignored.
     pub fn from_toml(text: &str) -> Result<RiskConfig, RiskError> {
         let cfg: RiskConfig = toml::from_str(text).map_err(|e| RiskError::Config(e.to_string()))?;
-        cfg.score.check()?;
+        cfg.check()?;
         Ok(cfg)
+    }
+
+    /// Refuses settings that parse but cannot be meant: half-lives that are not positive, thresholds out of
+    /// order (an alert above the suspension would suspend before anyone is warned).
+    pub fn check(&self) -> Result<(), RiskError> {
+        self.score.check()
     }
 
     /// Local-time offset in milliseconds (China Standard Time unless configured).

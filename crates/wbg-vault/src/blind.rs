@@ -82,6 +82,20 @@ impl BlindIndex {
         out
     }
 
+    /// A stable pseudonym for an identifier a client chose (a device id), so what it wrote is never kept: the
+    /// same value gives the same pseudonym on every node (equality is all the risk engine and an investigator
+    /// need), and a guess cannot be checked without the key. Domain-separated from the blind indexes.
+    pub fn pseudonym(&self, domain: &str, value: &str) -> [u8; 16] {
+        let mut mac = self.keyed.clone();
+        mac.update(b"pseudonym\0");
+        mac.update(domain.as_bytes());
+        mac.update(&[0]);
+        mac.update(value.as_bytes());
+        let mut out = [0u8; 16];
+        out.copy_from_slice(&mac.finalize().into_bytes()[..16]);
+        out
+    }
+
     /// Token of a phone as written anywhere (`+86 138-0013-8000`); `None` when it is not a valid number.
     pub fn phone(&self, raw: &str) -> Option<[u8; 16]> {
         normalize_phone(raw)

@@ -33,6 +33,10 @@ pub struct Config {
     /// `[credentials]`: token lifetime (`token_days`), enrolment codes (`enrolment_hours`), and
     /// `[credentials.oidc]` to accept the carrier's identity provider's JWTs.
     pub credentials: wbg_guard::CredentialConfig,
+    /// `[server]`: HTTP settings beyond the listen address.
+    pub server: ServerConfig,
+    /// `[tls]`: serve HTTPS with this certificate chain and key (PEM); plain HTTP when absent.
+    pub tls: Option<TlsConfig>,
     /// `[witness]`: where every signed audit checkpoint is also published (a file, a URL).
     pub witness: crate::witness::WitnessConfig,
     /// `[accounts]`: dormancy (`dormant_days`) and the roster's limit (`roster_max_leavers_percent`).
@@ -50,6 +54,60 @@ pub struct StoreConfig {
     /// Apply pending schema migrations at start-up (else `wbguard migrate` does, and a start refuses a
     /// database whose schema is behind).
     pub migrate: bool,
+}
+
+/// `[server]`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    /// Addresses or networks (`10.0.0.0/8`, `127.0.0.1`) of reverse proxies whose `X-Forwarded-For` names the
+    /// client; from any other peer the header is ignored (the risk engine and the audit log see the peer).
+    pub trusted_proxies: Vec<String>,
+}
+
+impl ServerConfig {
+    /// The trusted proxies, parsed; a single address is a network of one.
+    pub fn trusted_proxies(&self) -> Result<Vec<ipnet::IpNet>> {
+        self.trusted_proxies
+            .iter()
+            .map(|p| {
+                p.parse::<ipnet::IpNet>()
+                    .or_else(|_| p.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                    .map_err(|_| {
+                        anyhow::anyhow!(
+                            "[server] trusted_proxies: {p:?} is not an address or a network"
+                        )
+                    })
+            })
+            .collect()
+    }
+}
+
+/// `[tls]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    /// The certificate chain, PEM, leaf first.
+    pub cert: PathBuf,
+    /// The private key, PEM (PKCS#8, PKCS#1 or SEC1); keep it readable by the server's user alone.
+    pub key: PathBuf,
+}
+
+impl TlsConfig {
+    /// The rustls server configuration (ring; TLS 1.2 and 1.3; HTTP/1.1 and HTTP/2).
+    pub async fn load(&self) -> Result<axum_server::tls_rustls::RustlsConfig> {
+        // One process-wide provider; a second install (tests, a restart in process) is harmless.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        axum_server::tls_rustls::RustlsConfig::from_pem_file(&self.cert, &self.key)
+            .await
+            .with_context(|| {
+                format!(
+                    "[tls] cannot load the certificate {} and key {}",
+                    self.cert.display(),
+                    self.key.display()
+                )
+            })
+    }
 }
 
 /// `[bus]`.
@@ -87,6 +145,8 @@ impl Default for Config {
             credentials: Default::default(),
             accounts: Default::default(),
             witness: Default::default(),
+            server: Default::default(),
+            tls: None,
         }
     }
 }
@@ -147,6 +207,9 @@ impl Config {
         if let Some(p) = &common.policies {
             cfg.policies = Some(p.clone());
         }
+        cfg.risk
+            .check()
+            .map_err(|e| anyhow::anyhow!("[risk] {e}"))?;
         Ok(cfg)
     }
 
@@ -253,7 +316,10 @@ impl Config {
     /// The store in words, for messages (never a URL: it may hold a password).
     pub fn describe_store(&self) -> String {
         if self.postgres() {
-            format!("the PostgreSQL store (data directory {})", self.data.display())
+            format!(
+                "the PostgreSQL store (data directory {})",
+                self.data.display()
+            )
         } else {
             format!("the embedded store in {}", self.data.display())
         }
@@ -326,5 +392,22 @@ mod tests {
         assert_eq!(pg.postgres_url().unwrap(), "postgres://x");
         let bad: Config = toml::from_str("[store]\nkind = \"mysql\"").unwrap();
         assert!(bad.guard(false).is_err());
+    }
+
+    #[test]
+    fn inverted_thresholds_are_refused_at_load() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        std::fs::write(
+            &path,
+            "[risk.score.burst]\nalert = 60.0\nmask = 25.0\nsuspend = 50.0\n",
+        )
+        .unwrap();
+        let common = Common {
+            config: Some(path),
+            ..Common::default()
+        };
+        let e = Config::load(&common).unwrap_err().to_string();
+        assert!(e.contains("alert <= mask <= suspend"), "{e}");
     }
 }

@@ -10,6 +10,7 @@ mod drive;
 mod import;
 mod server;
 mod simulate;
+mod telemetry;
 mod webhook;
 mod witness;
 
@@ -857,7 +858,10 @@ fn init(cfg: &Config) -> Result<()> {
     if existed {
         // Keys are never made for a store that has data: keys made now could not open it.
         open_guard(cfg)?;
-        println!("{} is initialised already; its keys open it", cfg.describe_store());
+        println!(
+            "{} is initialised already; its keys open it",
+            cfg.describe_store()
+        );
         return Ok(());
     }
     let (guard, report) = Guard::open_with_store(cfg.open_store(true)?, cfg.guard(true)?)
@@ -943,9 +947,9 @@ fn serve(cfg: Config) -> Result<()> {
     }
     let guard = Arc::new(guard);
     let witness = witness::Witness::start(&cfg.witness)?.map(Arc::new);
-    let metrics = metrics_exporter_prometheus::PrometheusBuilder::new()
-        .install_recorder()
-        .context("cannot install the metrics recorder")?;
+    let metrics = telemetry::install().context("cannot install the metrics recorder")?;
+    let trusted_proxies = cfg.server.trusted_proxies()?;
+    let tls = cfg.tls.clone();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
@@ -954,7 +958,13 @@ fn serve(cfg: Config) -> Result<()> {
             .await
             .with_context(|| format!("cannot listen on {}", cfg.listen))?;
         let addr = listener.local_addr()?;
-        println!("listening on http://{addr}");
+        // Loaded before the address is announced: a bad certificate stops the start, not the first client.
+        let rustls = match &tls {
+            Some(t) => Some(t.load().await?),
+            None => None,
+        };
+        let scheme = if rustls.is_some() { "https" } else { "http" };
+        println!("listening on {scheme}://{addr}");
         tracing::info!(%addr, data = %cfg.data.display(), "wbguard serving");
         // Sign a checkpoint every second when the log has grown, so tampering is bounded in time.
         let retention = cfg.retention;
@@ -965,6 +975,7 @@ fn serve(cfg: Config) -> Result<()> {
             tokio::spawn(async move {
                 let mut every = tokio::time::interval(std::time::Duration::from_secs(1));
                 let mut ticks = 0u64;
+                let signed = Arc::new(std::sync::Mutex::new((0u64, std::time::Instant::now())));
                 loop {
                     every.tick().await;
                     // Retention once an hour (and at start): its queries read every waybill's dates.
@@ -972,10 +983,17 @@ fn serve(cfg: Config) -> Result<()> {
                     ticks += 1;
                     let g = guard.clone();
                     let witness = witness.clone();
+                    let signed = signed.clone();
                     let upkeep = tokio::task::spawn_blocking(move || {
                         // A policy version approved on any node is in force here within a tick.
                         g.refresh_policy()?;
                         let (size, note) = g.signed_checkpoint()?;
+                        if let Ok(mut last) = signed.lock() {
+                            if last.0 != size {
+                                *last = (size, std::time::Instant::now());
+                            }
+                            telemetry::upkeep(&g, last.0, last.1, ticks % 15 == 1);
+                        }
                         if let Some(w) = &witness {
                             if let Err(e) = w.publish(size, &note) {
                                 tracing::error!(error = %e, "cannot publish the checkpoint to the witness");
@@ -1018,13 +1036,27 @@ fn serve(cfg: Config) -> Result<()> {
                 }
             })
         };
-        let app = server::router(guard.clone(), metrics);
-        axum::serve(
-            listener,
-            app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
-        )
-        .with_graceful_shutdown(shutdown_signal())
-        .await?;
+        let app = server::router(guard.clone(), metrics, trusted_proxies)
+            .into_make_service_with_connect_info::<std::net::SocketAddr>();
+        match rustls {
+            None => {
+                axum::serve(listener, app)
+                    .with_graceful_shutdown(shutdown_signal())
+                    .await?
+            }
+            Some(rustls) => {
+                let handle = axum_server::Handle::new();
+                let stopper = handle.clone();
+                tokio::spawn(async move {
+                    shutdown_signal().await;
+                    stopper.graceful_shutdown(Some(std::time::Duration::from_secs(10)));
+                });
+                axum_server::from_tcp_rustls(listener.into_std()?, rustls)
+                    .handle(handle)
+                    .serve(app)
+                    .await?
+            }
+        }
         ticker.abort();
         let (size, note) = guard.signed_checkpoint()?;
         if let Some(w) = &witness {

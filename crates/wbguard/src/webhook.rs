@@ -75,6 +75,8 @@ impl Default for WebhookConfig {
 #[derive(Debug)]
 pub struct Webhook<T> {
     tx: SyncSender<T>,
+    /// Messages queued and not yet delivered or given up (the `wbguard_webhook_queue` gauge).
+    queued: std::sync::Arc<std::sync::atomic::AtomicUsize>,
 }
 
 impl<T: Message> Webhook<T> {
@@ -90,10 +92,7 @@ impl<T: Message> Webhook<T> {
             );
         }
         if cfg.secret.as_ref().is_some_and(|s| s.len() < 16) {
-            anyhow::bail!(
-                "the {} webhook's secret is shorter than 16 bytes",
-                T::KIND
-            );
+            anyhow::bail!("the {} webhook's secret is shorter than 16 bytes", T::KIND);
         }
         let mut client = reqwest::blocking::Client::builder()
             .use_rustls_tls()
@@ -110,15 +109,23 @@ impl<T: Message> Webhook<T> {
         let client = client.build()?;
         let (tx, rx) = sync_channel(cfg.queue.max(1));
         let cfg = cfg.clone();
+        let queued = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let left = queued.clone();
         std::thread::Builder::new()
             .name(format!("wbguard-{}-webhook", T::KIND))
-            .spawn(move || deliver(&client, &url, &cfg, rx))?;
-        Ok(Some(Webhook { tx }))
+            .spawn(move || deliver(&client, &url, &cfg, rx, &left))?;
+        Ok(Some(Webhook { tx, queued }))
     }
 
     pub(crate) fn send(&self, m: T) {
         match self.tx.try_send(m) {
-            Ok(()) => {}
+            Ok(()) => {
+                let n = self
+                    .queued
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+                    + 1;
+                metrics::gauge!("wbguard_webhook_queue", "kind" => T::KIND).set(n as f64);
+            }
             Err(TrySendError::Full(m) | TrySendError::Disconnected(m)) => {
                 tracing::warn!(message = %m.label(), "webhook queue full; message dropped");
                 metrics::counter!("wbguard_webhook_dropped_total", "kind" => T::KIND).increment(1);
@@ -144,34 +151,48 @@ fn deliver<T: Message>(
     url: &str,
     cfg: &WebhookConfig,
     rx: Receiver<T>,
+    queued: &std::sync::atomic::AtomicUsize,
 ) {
     for m in rx {
-        let mut wait = Duration::from_millis(cfg.backoff_ms);
-        let mut attempt = 0;
-        loop {
-            let outcome = post(client, url, cfg.secret.as_deref(), &m);
-            match outcome {
-                Ok(r) if r.status().is_success() => {
-                    metrics::counter!("wbguard_webhook_delivered_total", "kind" => T::KIND)
-                        .increment(1);
-                    break;
-                }
-                Ok(r) => {
-                    tracing::warn!(message = %m.label(), status = %r.status(), attempt, "webhook refused the message")
-                }
-                Err(e) => {
-                    tracing::warn!(message = %m.label(), error = %e.without_url(), attempt, "webhook unreachable")
-                }
+        deliver_one(client, url, cfg, &m);
+        let n = queued
+            .fetch_sub(1, std::sync::atomic::Ordering::Relaxed)
+            .saturating_sub(1);
+        metrics::gauge!("wbguard_webhook_queue", "kind" => T::KIND).set(n as f64);
+    }
+}
+
+/// Delivers one message, retrying with backoff; gives up after `cfg.retries`.
+fn deliver_one<T: Message>(
+    client: &reqwest::blocking::Client,
+    url: &str,
+    cfg: &WebhookConfig,
+    m: &T,
+) {
+    let mut wait = Duration::from_millis(cfg.backoff_ms);
+    let mut attempt = 0;
+    loop {
+        match post(client, url, cfg.secret.as_deref(), m) {
+            Ok(r) if r.status().is_success() => {
+                metrics::counter!("wbguard_webhook_delivered_total", "kind" => T::KIND)
+                    .increment(1);
+                return;
             }
-            if attempt >= cfg.retries {
-                tracing::error!(message = %m.label(), "webhook delivery given up");
-                metrics::counter!("wbguard_webhook_failed_total", "kind" => T::KIND).increment(1);
-                break;
+            Ok(r) => {
+                tracing::warn!(message = %m.label(), status = %r.status(), attempt, "webhook refused the message")
             }
-            attempt += 1;
-            std::thread::sleep(wait);
-            wait = (wait * 2).min(Duration::from_secs(60));
+            Err(e) => {
+                tracing::warn!(message = %m.label(), error = %e.without_url(), attempt, "webhook unreachable")
+            }
         }
+        if attempt >= cfg.retries {
+            tracing::error!(message = %m.label(), "webhook delivery given up");
+            metrics::counter!("wbguard_webhook_failed_total", "kind" => T::KIND).increment(1);
+            return;
+        }
+        attempt += 1;
+        std::thread::sleep(wait);
+        wait = (wait * 2).min(Duration::from_secs(60));
     }
 }
 
@@ -373,7 +394,10 @@ mod tests {
             .unwrap();
         assert!((wbg_core::now_millis() / 1000 - t).abs() < 60);
         assert_eq!(sig, signature(secret, t, body.as_bytes()));
-        assert_ne!(sig, signature("another secret, same length", t, body.as_bytes()));
+        assert_ne!(
+            sig,
+            signature("another secret, same length", t, body.as_bytes())
+        );
         assert_ne!(sig, signature(secret, t, b"{\"id\":10}"));
     }
 }

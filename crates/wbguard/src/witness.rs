@@ -113,7 +113,10 @@ fn last_size(path: &std::path::Path) -> u64 {
     };
     let len = f.metadata().map(|m| m.len()).unwrap_or(0);
     let mut tail = Vec::new();
-    if f.seek(SeekFrom::Start(len.saturating_sub(16 * 1024))).is_err() || f.read_to_end(&mut tail).is_err() {
+    if f.seek(SeekFrom::Start(len.saturating_sub(16 * 1024)))
+        .is_err()
+        || f.read_to_end(&mut tail).is_err()
+    {
         return 0;
     }
     String::from_utf8_lossy(&tail)
@@ -148,7 +151,11 @@ pub fn latest(source: &str) -> Result<String> {
         return Ok(text);
     }
     let mut best: Option<Published> = None;
-    for (n, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
+    for (n, line) in text
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+    {
         let p: Published = serde_json::from_str(line)
             .with_context(|| format!("line {} of {source} is not a published checkpoint", n + 1))?;
         if best.as_ref().is_none_or(|b| p.size >= b.size) {

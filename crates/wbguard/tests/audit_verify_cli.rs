@@ -87,23 +87,36 @@ fn truncation_with_its_checkpoints_is_caught_by_the_witness() {
     let published = std::fs::read_to_string(&witness).unwrap();
     let sizes: Vec<u64> = published
         .lines()
-        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["size"].as_u64().unwrap())
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["size"]
+                .as_u64()
+                .unwrap()
+        })
         .collect();
-    assert!(sizes.len() >= 2 && sizes.windows(2).all(|w| w[0] < w[1]), "{sizes:?}");
+    assert!(
+        sizes.len() >= 2 && sizes.windows(2).all(|w| w[0] < w[1]),
+        "{sizes:?}"
+    );
     let size = *sizes.last().unwrap();
     let arg = witness.to_str().unwrap();
     let out = dirs.cli(&["audit", "verify", "--checkpoint", arg]);
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{text}");
-    assert!(text.contains(&format!("published checkpoint of size {size}")), "{text}");
+    assert!(
+        text.contains(&format!("published checkpoint of size {size}")),
+        "{text}"
+    );
 
     // Cut the last three entries off, and every checkpoint that covered them.
     let keep = size - 3;
     let db = rusqlite::Connection::open(dirs.data.join("wbguard.db")).unwrap();
     db.execute("DELETE FROM audit_entries WHERE seq >= ?1", [keep as i64])
         .unwrap();
-    db.execute("DELETE FROM audit_checkpoints WHERE size > ?1", [keep as i64])
-        .unwrap();
+    db.execute(
+        "DELETE FROM audit_checkpoints WHERE size > ?1",
+        [keep as i64],
+    )
+    .unwrap();
     drop(db);
     let out = dirs.cli(&["audit", "verify"]);
     assert!(
@@ -114,7 +127,10 @@ fn truncation_with_its_checkpoints_is_caught_by_the_witness() {
     let out = dirs.cli(&["audit", "verify", "--checkpoint", arg]);
     let text = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(1), "{text}");
-    assert!(text.contains("removed") && text.contains(&format!("covers {size} entries")), "{text}");
+    assert!(
+        text.contains("removed") && text.contains(&format!("covers {size} entries")),
+        "{text}"
+    );
 
     // A note signed by another key is refused as such.
     let other = wbg_audit::note::NoteSigner::generate("another/log").unwrap();

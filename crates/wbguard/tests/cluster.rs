@@ -107,7 +107,10 @@ fn two_nodes_and_two_workers_contain_t1_through_a_worker_crash() {
         String::from_utf8_lossy(&out.stderr)
     );
     let admin = dirs.create_account("root", "admin", None);
-    let nodes = [Server::start_node(&dirs, 0, "info"), Server::start_node(&dirs, 1, "info")];
+    let nodes = [
+        Server::start_node(&dirs, 0, "info"),
+        Server::start_node(&dirs, 1, "info"),
+    ];
     let mut workers = [worker(&dirs, 0, 0), worker(&dirs, 1, 0)];
     let ring_partition = bus.partition_of(RING) as usize;
 

@@ -37,13 +37,24 @@ fn only_init_creates_a_store_or_keys() {
     ] {
         let out = run(args, &data, &keys);
         assert!(!out.status.success(), "{args:?} succeeded on no store");
-        assert!(stderr(&out).contains("wbguard init"), "{args:?}: {}", stderr(&out));
-        assert!(!data.exists() && !keys.exists(), "{args:?} created something");
+        assert!(
+            stderr(&out).contains("wbguard init"),
+            "{args:?}: {}",
+            stderr(&out)
+        );
+        assert!(
+            !data.exists() && !keys.exists(),
+            "{args:?} created something"
+        );
     }
     let out = run(&["init"], &data, &keys);
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(keys.join("master.key").exists() && keys.join("audit-signing.key").exists());
-    let out = run(&["accounts", "create", "--id", "root", "--role", "admin"], &data, &keys);
+    let out = run(
+        &["accounts", "create", "--id", "root", "--role", "admin"],
+        &data,
+        &keys,
+    );
     assert!(out.status.success(), "{}", stderr(&out));
 
     // A second init changes nothing: the keys stay the ones the store was made with.

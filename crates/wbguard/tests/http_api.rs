@@ -174,7 +174,7 @@ fn policy_rules_over_http() {
     );
     assert_eq!(
         view_name(&w.view(&courier_far, "W-OUT", "purpose=delivery")),
-        "403:forbidden"
+        "404:not_found"
     );
     let masked = w.view(&courier_b, "W-OUT", "purpose=delivery").1;
     assert_eq!(masked["recipient"]["phone"], "138****5678");
@@ -194,11 +194,11 @@ fn policy_rules_over_http() {
     );
     assert_eq!(
         view_name(&w.view(&staff_far, "W-OUT", "purpose=exception_handling")),
-        "403:forbidden"
+        "404:not_found"
     );
     assert_eq!(
         view_name(&w.view(&staff_far, "W-OUT", "purpose=delivery")),
-        "403:forbidden"
+        "404:not_found"
     );
 
     // Customer service: masked by default, full only on a registered ticket.
@@ -236,7 +236,7 @@ fn policy_rules_over_http() {
     );
     assert_eq!(
         view_name(&w.view(&merchant_b, "W-OUT", "purpose=customer_service")),
-        "403:forbidden"
+        "404:not_found"
     );
 
     // Print station [T4]: the masked label of parcels it ships, never more.
@@ -246,15 +246,15 @@ fn policy_rules_over_http() {
     );
     assert_eq!(
         view_name(&w.view(&printer, "W-OUT", "purpose=delivery")),
-        "403:forbidden"
+        "404:not_found"
     );
     assert_eq!(
         view_name(&w.view(&printer, "W-OUT", "purpose=customer_service&ticket=T-1")),
-        "403:forbidden"
+        "404:not_found"
     );
     assert_eq!(
         view_name(&w.view(&printer_far, "W-OUT", "purpose=label")),
-        "403:forbidden"
+        "404:not_found"
     );
 
     // Auditor: routing view and the audit log; admin: accounts, no personal data; integration: writes only.
@@ -264,11 +264,11 @@ fn policy_rules_over_http() {
     assert_eq!(routing.1["history"].as_array().unwrap().len(), 4);
     assert_eq!(
         view_name(&w.view(admin, "W-OUT", "purpose=customer_service&ticket=T-1")),
-        "403:forbidden"
+        "404:not_found"
     );
     assert_eq!(
         view_name(&w.view(&w.integ, "W-OUT", "purpose=delivery")),
-        "403:forbidden"
+        "404:not_found"
     );
     assert_eq!(
         error_code(s.post(
@@ -289,7 +289,7 @@ fn policy_rules_over_http() {
         Some(&staff_far),
         &json!({"type": "at_outlet", "outlet": "O9"}),
     );
-    assert_eq!(error_code(r).0, 403);
+    assert_eq!(error_code(r), (404, "not_found".into()));
 
     // Suspension refuses at once; reinstatement restores.
     assert_eq!(
@@ -629,15 +629,16 @@ fn batched_scan_events_are_all_or_nothing_with_faults_per_row() {
     assert_eq!(w.event("B1", "at_outlet", "O2", None, now_ms()).0, 200);
     assert_eq!(w.event("B2", "in_transit", "O1", None, now_ms()).0, 200);
 
-    // Staff of another outlet may not scan these parcels: 403, and the refusal is on record.
+    // Staff of another outlet may not scan these parcels: refused (as if the waybill did not exist, so the
+    // answer tells nothing), and the refusal is on record.
     let r = s.post(
         "/v1/events",
         Some(&staff_far),
         &events(json!([{"waybill_no": "B3", "type": "in_transit", "outlet": "O9"}])),
     );
-    assert_eq!(r.status(), 403);
+    assert_eq!(r.status(), 404);
     let body: Value = r.json().unwrap();
-    assert_eq!(body["error"]["rows"][0]["code"], "forbidden");
+    assert_eq!(body["error"]["rows"][0]["code"], "not_found");
 
     // Empty and oversized batches, and unknown fields, are malformed requests.
     assert_eq!(

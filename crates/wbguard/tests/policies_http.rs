@@ -141,7 +141,7 @@ fn a_policy_change_is_proposed_approved_by_a_second_admin_and_rolled_back() {
     // The second admin approves: in force at once.
     let r = s.post("/v1/policies/1/approve", Some(&approver), &json!({}));
     assert_eq!(r.status(), 200, "{}", r.text().unwrap());
-    assert_eq!(cs_view(&s, &agent), "403:forbidden");
+    assert_eq!(cs_view(&s, &agent), "404:not_found");
     assert_eq!(
         error_code(s.post("/v1/policies/1/approve", Some(&approver), &json!({}))).0,
         409
@@ -184,11 +184,11 @@ fn a_policy_change_is_proposed_approved_by_a_second_admin_and_rolled_back() {
             .status(),
         200
     );
-    assert_eq!(cs_view(&s, &agent), "403:forbidden");
+    assert_eq!(cs_view(&s, &agent), "404:not_found");
     // A restarted node starts with the version in force.
     drop(s);
     let s = Server::start(&dirs, "info");
-    assert_eq!(cs_view(&s, &agent), "403:forbidden");
+    assert_eq!(cs_view(&s, &agent), "404:not_found");
     drop(s);
     dirs.assert_audit_intact();
 }
@@ -213,7 +213,10 @@ fn an_approved_policy_is_in_force_on_every_postgres_node_within_two_seconds() {
         String::from_utf8_lossy(&out.stderr)
     );
     let admin = dirs.create_account("root", "admin", None);
-    let nodes = [Server::start_node(&dirs, 0, "info"), Server::start_node(&dirs, 1, "info")];
+    let nodes = [
+        Server::start_node(&dirs, 0, "info"),
+        Server::start_node(&dirs, 1, "info"),
+    ];
     let approver = nodes[0].approver.clone().unwrap();
     let agent = set_up(&nodes[0], &admin);
     let (_, stricter) = texts();
@@ -223,7 +226,7 @@ fn an_approved_policy_is_in_force_on_every_postgres_node_within_two_seconds() {
     assert_eq!(r.status(), 200, "{}", r.text().unwrap());
     let approved = Instant::now();
     loop {
-        if cs_view(&nodes[1], &agent) == "403:forbidden" {
+        if cs_view(&nodes[1], &agent) == "404:not_found" {
             break;
         }
         assert!(

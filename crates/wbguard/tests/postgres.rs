@@ -22,7 +22,8 @@ fn the_guard_runs_on_postgres() {
     config.push_str(&format!("[store]\nkind = \"postgres\"\nurl = \"{url}\"\n"));
     std::fs::write(&dirs.config, config).unwrap();
 
-    let out = dirs.cli(&["accounts", "list"]);
+    // (Before `wbguard init`, which would migrate it.)
+    let out = dirs.cli_in(&["accounts", "list"], &dirs.data);
     assert!(
         !out.status.success(),
         "a database behind the schema is refused before migrating"

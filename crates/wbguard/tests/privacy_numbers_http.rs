@@ -98,12 +98,12 @@ fn privacy_numbers_over_http() {
         &json!({"number": "x", "caller": "C0420001", "extra": 1}),
     ));
     assert_eq!(status, 400);
-    // The gateway never reads a waybill.
+    // The gateway never reads a waybill (nor learns that it exists).
     let (status, _) = error_code(s.get(
         &format!("/v1/waybills/{NO}?purpose=delivery"),
         Some(&gateway),
     ));
-    assert_eq!(status, 403);
+    assert_eq!(status, 404);
     let spec: Value = s.get("/openapi.json", None).json().unwrap();
     assert!(spec["paths"]["/v1/telephony/route"]["post"].is_object());
 

@@ -66,7 +66,7 @@ impl CredentialResponse {
     }
 }
 
-#[utoipa::path(post, path = "/v1/accounts", request_body = CreateAccount, security(("bearer" = [])),
+#[utoipa::path(post, path = "/v1/accounts", tag = "accounts", summary = "Create an account and its first credential (admins)", request_body = CreateAccount, security(("bearer" = [])),
     responses((status = 201, body = CredentialResponse, description = "Created, with its first token (a role that sees no personal data)"),
         (status = 202, body = CredentialResponse, description = "Created without a token: its owner enrols once a second admin approves"),
         (status = 400, body = ApiErrorBody), (status = 403, body = ApiErrorBody), (status = 409, body = ApiErrorBody)))]
@@ -102,7 +102,7 @@ pub(super) struct IssueToken {
     keep_existing: bool,
 }
 
-#[utoipa::path(post, path = "/v1/accounts/{id}/tokens", security(("bearer" = [])), params(("id" = String, Path)),
+#[utoipa::path(post, path = "/v1/accounts/{id}/tokens", tag = "credentials", summary = "Issue a new credential for an account", security(("bearer" = [])), params(("id" = String, Path)),
     request_body(content = Option<IssueToken>, description = "Optional; without it the new token replaces the account's older ones"),
     responses((status = 201, body = CredentialResponse, description = "A token (a role that sees no personal data)"),
         (status = 202, body = CredentialResponse, description = "An enrolment for a second admin to approve"),
@@ -139,7 +139,7 @@ pub(super) struct TokenMeta {
     issued_by: String,
 }
 
-#[utoipa::path(get, path = "/v1/accounts/{id}/tokens", security(("bearer" = [])), params(("id" = String, Path)),
+#[utoipa::path(get, path = "/v1/accounts/{id}/tokens", tag = "credentials", summary = "An account's working tokens (metadata only)", security(("bearer" = [])), params(("id" = String, Path)),
     responses((status = 200, body = [TokenMeta], description = "The account's working tokens (an admin, or the account itself)"),
         (status = 403, body = ApiErrorBody)))]
 pub(super) async fn list_tokens(
@@ -165,7 +165,7 @@ pub(super) async fn list_tokens(
     ))
 }
 
-#[utoipa::path(delete, path = "/v1/accounts/{id}/tokens/{token_id}", security(("bearer" = [])),
+#[utoipa::path(delete, path = "/v1/accounts/{id}/tokens/{token_id}", tag = "credentials", summary = "Revoke one token", security(("bearer" = [])),
     params(("id" = String, Path), ("token_id" = String, Path)),
     responses((status = 204, description = "Revoked: it stops working at once (an admin, or the account itself)"),
         (status = 403, body = ApiErrorBody), (status = 404, body = ApiErrorBody)))]
@@ -182,7 +182,7 @@ pub(super) async fn revoke_token(
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[utoipa::path(get, path = "/v1/enrolments/{id}", security(("bearer" = [])), params(("id" = String, Path)),
+#[utoipa::path(get, path = "/v1/enrolments/{id}", tag = "credentials", summary = "An enrolment", security(("bearer" = [])), params(("id" = String, Path)),
     responses((status = 200, body = Enrolment), (status = 403, body = ApiErrorBody), (status = 404, body = ApiErrorBody)))]
 pub(super) async fn enrolment(
     State(s): State<AppState>,
@@ -198,7 +198,7 @@ pub(super) async fn enrolment(
     ))
 }
 
-#[utoipa::path(post, path = "/v1/enrolments/{id}/approve", security(("bearer" = [])), params(("id" = String, Path)),
+#[utoipa::path(post, path = "/v1/enrolments/{id}/approve", tag = "credentials", summary = "Approve an enrolment (a second admin): the owner's one-time code", security(("bearer" = [])), params(("id" = String, Path)),
     responses((status = 200, body = EnrolmentCode, description = "The one-time code for the account's owner (shown once)"),
         (status = 403, body = ApiErrorBody, description = "Not an admin, or the admin who asked for it"),
         (status = 404, body = ApiErrorBody), (status = 409, body = ApiErrorBody), (status = 410, body = ApiErrorBody)))]
@@ -216,7 +216,7 @@ pub(super) async fn approve_enrolment(
     ))
 }
 
-#[utoipa::path(post, path = "/v1/enrolments/{id}/cancel", security(("bearer" = [])), params(("id" = String, Path)),
+#[utoipa::path(post, path = "/v1/enrolments/{id}/cancel", tag = "credentials", summary = "Cancel an enrolment", security(("bearer" = [])), params(("id" = String, Path)),
     responses((status = 200, body = Enrolment), (status = 403, body = ApiErrorBody), (status = 404, body = ApiErrorBody), (status = 409, body = ApiErrorBody)))]
 pub(super) async fn cancel_enrolment(
     State(s): State<AppState>,
@@ -240,7 +240,7 @@ pub(super) struct Redeem {
     code: String,
 }
 
-#[utoipa::path(post, path = "/v1/enrol", request_body = Redeem,
+#[utoipa::path(post, path = "/v1/enrol", tag = "credentials", summary = "Redeem an enrolment code for the owner's token", request_body = Redeem,
     responses((status = 201, body = IssuedToken, description = "The owner's token (shown once); the code is used up"),
         (status = 401, body = ApiErrorBody, description = "No such approved enrolment, or the wrong code"),
         (status = 410, body = ApiErrorBody, description = "The code has expired")))]
@@ -254,7 +254,7 @@ pub(super) async fn redeem(
     Ok((StatusCode::CREATED, Json(issued)))
 }
 
-#[utoipa::path(get, path = "/v1/me", security(("bearer" = [])),
+#[utoipa::path(get, path = "/v1/me", tag = "credentials", summary = "The caller's account and tokens", security(("bearer" = [])),
     responses((status = 200, body = WhoAmI, description = "The caller's account and its tokens: how each was issued, until when it works"),
         (status = 401, body = ApiErrorBody)))]
 pub(super) async fn me(State(s): State<AppState>, caller: Caller) -> ApiResult<Json<WhoAmI>> {
@@ -273,7 +273,7 @@ pub(super) struct RosterParams {
     force: bool,
 }
 
-#[utoipa::path(post, path = "/v1/accounts/roster", security(("bearer" = [])), params(RosterParams),
+#[utoipa::path(post, path = "/v1/accounts/roster", tag = "accounts", summary = "Reconcile accounts with the HR roster (CSV)", security(("bearer" = [])), params(RosterParams),
     request_body(content = String, content_type = "text/csv",
         description = "The HR roster: a header with an `account` and optionally an `outlet` column; other columns are ignored"),
     responses((status = 200, body = RosterReport, description = "What changed (or would)"),
@@ -317,7 +317,7 @@ pub(super) struct ReviewParams {
     format: Option<String>,
 }
 
-#[utoipa::path(get, path = "/v1/access-review", security(("bearer" = [])), params(ReviewParams),
+#[utoipa::path(get, path = "/v1/access-review", tag = "oversight", summary = "The access review: what every account may see and do", security(("bearer" = [])), params(ReviewParams),
     responses((status = 200, body = [ReviewRow], description = "Every account: what it may see per purpose (derived from the policy), what it may do, last activity, full reads in 30 days, flags"),
         (status = 400, body = ApiErrorBody), (status = 403, body = ApiErrorBody)))]
 pub(super) async fn access_review(
@@ -365,7 +365,7 @@ pub(super) struct Recertify {
     decision: String,
 }
 
-#[utoipa::path(post, path = "/v1/access-review/attestations", request_body = Recertify, security(("bearer" = [])),
+#[utoipa::path(post, path = "/v1/access-review/attestations", tag = "oversight", summary = "Record this quarter's recertification decisions", request_body = Recertify, security(("bearer" = [])),
     responses((status = 200, body = [wbg_guard::Attestation], description = "This quarter's decisions, recorded"),
         (status = 400, body = ApiErrorBody), (status = 403, body = ApiErrorBody, description = "Not an admin, or one's own account"),
         (status = 409, body = ApiErrorBody, description = "Decided already this quarter")))]

@@ -40,7 +40,7 @@ pub(super) struct PolicyList {
     versions: Vec<PolicyVersion>,
 }
 
-#[utoipa::path(post, path = "/v1/policies/proposals", security(("bearer" = [])), params(ReplayParams),
+#[utoipa::path(post, path = "/v1/policies/proposals", tag = "policies", summary = "Propose a policy version, replayed over recent reads", security(("bearer" = [])), params(ReplayParams),
     request_body(content = String, content_type = "text/plain", description = "The whole Cedar policy text"),
     responses((status = 201, body = Proposal, description = "Stored as proposed, with the replay of the last days' reads under it; nothing changes until a second admin approves"),
         (status = 400, body = ApiErrorBody, description = "It does not validate (the message names the line)"),
@@ -71,7 +71,7 @@ pub(super) async fn propose(
     Ok((StatusCode::CREATED, Json(proposal)))
 }
 
-#[utoipa::path(get, path = "/v1/policies", security(("bearer" = [])),
+#[utoipa::path(get, path = "/v1/policies", tag = "policies", summary = "The stored policy versions", security(("bearer" = [])),
     responses((status = 200, body = PolicyList), (status = 403, body = ApiErrorBody)))]
 pub(super) async fn list(State(s): State<AppState>, caller: Caller) -> ApiResult<Json<PolicyList>> {
     let g = s.guard.clone();
@@ -83,7 +83,7 @@ pub(super) async fn list(State(s): State<AppState>, caller: Caller) -> ApiResult
     }))
 }
 
-#[utoipa::path(get, path = "/v1/policies/{version}", security(("bearer" = [])), params(("version" = u64, Path)),
+#[utoipa::path(get, path = "/v1/policies/{version}", tag = "policies", summary = "A version's Cedar text", security(("bearer" = [])), params(("version" = u64, Path)),
     responses((status = 200, description = "The version's Cedar text", content_type = "text/plain"),
         (status = 403, body = ApiErrorBody), (status = 404, body = ApiErrorBody)))]
 pub(super) async fn text(
@@ -105,7 +105,7 @@ pub(super) async fn text(
     ))
 }
 
-#[utoipa::path(post, path = "/v1/policies/{version}/approve", security(("bearer" = [])), params(("version" = u64, Path)),
+#[utoipa::path(post, path = "/v1/policies/{version}/approve", tag = "policies", summary = "Approve a proposed version (a second admin)", security(("bearer" = [])), params(("version" = u64, Path)),
     responses((status = 200, body = PolicyVersion, description = "In force on this node now, on every node within seconds"),
         (status = 403, body = ApiErrorBody, description = "Not an admin, or its proposer"),
         (status = 404, body = ApiErrorBody), (status = 409, body = ApiErrorBody)))]
@@ -123,7 +123,7 @@ pub(super) async fn approve(
     ))
 }
 
-#[utoipa::path(post, path = "/v1/policies/{version}/rollback", security(("bearer" = [])), params(("version" = u64, Path)),
+#[utoipa::path(post, path = "/v1/policies/{version}/rollback", tag = "policies", summary = "Put an earlier version back in force", security(("bearer" = [])), params(("version" = u64, Path)),
     responses((status = 200, body = PolicyVersion, description = "An earlier version back in force"),
         (status = 403, body = ApiErrorBody), (status = 404, body = ApiErrorBody), (status = 409, body = ApiErrorBody)))]
 pub(super) async fn rollback(
@@ -140,7 +140,7 @@ pub(super) async fn rollback(
     ))
 }
 
-#[utoipa::path(post, path = "/v1/policies/{version}/replay", security(("bearer" = [])), params(("version" = u64, Path), ReplayParams),
+#[utoipa::path(post, path = "/v1/policies/{version}/replay", tag = "policies", summary = "Replay recent reads under a version", security(("bearer" = [])), params(("version" = u64, Path), ReplayParams),
     responses((status = 200, body = ReplayReport, description = "The last days' reads decided again under the version: every decision that would change"),
         (status = 403, body = ApiErrorBody), (status = 404, body = ApiErrorBody)))]
 pub(super) async fn replay(

@@ -45,10 +45,10 @@ impl Dirs {
         }
     }
 
-    /// Runs `wbguard ARGS` on these directories; the first command that is not `init` itself is preceded by
-    /// `wbguard init`, as an operator's first step is.
+    /// Runs `wbguard ARGS` on these directories; the first command that opens a store (not `init` itself, nor
+    /// `simulate`, which builds its own) is preceded by `wbguard init`, as an operator's first step is.
     pub fn cli(&self, args: &[&str]) -> std::process::Output {
-        if args.first() != Some(&"init")
+        if !matches!(args.first(), Some(&"init" | &"simulate" | &"demo"))
             && !self
                 .initialised
                 .swap(true, std::sync::atomic::Ordering::SeqCst)
@@ -207,6 +207,18 @@ impl Server {
         self.auth(self.client.get(format!("{}{path}", self.base)), token)
             .send()
             .unwrap()
+    }
+
+    /// GET with a bearer token and extra headers.
+    pub fn auth_get(&self, path: &str, token: &str, headers: &[(&str, &str)]) -> Response {
+        let mut rb = self
+            .client
+            .get(format!("{}{path}", self.base))
+            .bearer_auth(token);
+        for (k, v) in headers {
+            rb = rb.header(*k, *v);
+        }
+        rb.send().unwrap()
     }
 
     pub fn delete(&self, path: &str, token: Option<&str>) -> Response {

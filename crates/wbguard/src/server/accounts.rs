@@ -1,0 +1,79 @@
+//! Accounts over HTTP: the list, suspension and reinstatement, transfers. Creation and credentials are in
+//! `credentials.rs`; the rules live in the guard (`wbg_guard::admin`).
+use super::error::{ApiErrorBody, ApiResult};
+use super::extract::{Body, Caller, OptionalBody};
+use axum::extract::Path;
+use axum::Json;
+use serde::Deserialize;
+use utoipa::ToSchema;
+use wbg_core::Account;
+
+/// `{"reason": "…"}` (optional): why, in at most 200 characters and without a phone number.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(super) struct StatusChange {
+    #[serde(default)]
+    reason: Option<String>,
+}
+
+#[utoipa::path(get, path = "/v1/accounts", tag = "accounts", summary = "Every account (admins)", security(("bearer" = [])),
+    responses((status = 200, body = [Account]), (status = 401, body = ApiErrorBody), (status = 403, body = ApiErrorBody)))]
+pub(super) async fn list(caller: Caller) -> ApiResult<Json<Vec<Account>>> {
+    caller
+        .run(|g, c| g.accounts(c.actor(), &c.meta))
+        .await
+        .map(Json)
+}
+
+#[utoipa::path(post, path = "/v1/accounts/{id}/suspend", tag = "accounts", summary = "Suspend an account",
+    request_body(content = StatusChange, description = "optional"), security(("bearer" = [])), params(("id" = String, Path)),
+    responses((status = 200, body = Account), (status = 400, body = ApiErrorBody), (status = 401, body = ApiErrorBody),
+        (status = 403, body = ApiErrorBody), (status = 404, body = ApiErrorBody)))]
+pub(super) async fn suspend(
+    caller: Caller,
+    Path(id): Path<String>,
+    OptionalBody(change): OptionalBody<StatusChange>,
+) -> ApiResult<Json<Account>> {
+    caller
+        .run(move |g, c| g.set_status(c.actor(), &id, true, change.reason.as_deref(), &c.meta))
+        .await
+        .map(Json)
+}
+
+#[utoipa::path(post, path = "/v1/accounts/{id}/reinstate", tag = "accounts", summary = "Reinstate a suspended account",
+    request_body(content = StatusChange, description = "optional; required for an account suspended as dormant, a leaver or unattested"),
+    security(("bearer" = [])), params(("id" = String, Path)),
+    responses((status = 200, body = Account), (status = 400, body = ApiErrorBody), (status = 401, body = ApiErrorBody),
+        (status = 403, body = ApiErrorBody), (status = 404, body = ApiErrorBody)))]
+pub(super) async fn reinstate(
+    caller: Caller,
+    Path(id): Path<String>,
+    OptionalBody(change): OptionalBody<StatusChange>,
+) -> ApiResult<Json<Account>> {
+    caller
+        .run(move |g, c| g.set_status(c.actor(), &id, false, change.reason.as_deref(), &c.meta))
+        .await
+        .map(Json)
+}
+
+/// `{"outlet": "O042"}`: where the account works from now on.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(super) struct Transfer {
+    outlet: String,
+}
+
+#[utoipa::path(post, path = "/v1/accounts/{id}/transfer", tag = "accounts", summary = "Move a courier, staff member or print station to another outlet",
+    request_body = Transfer, security(("bearer" = [])), params(("id" = String, Path)),
+    responses((status = 200, body = Account), (status = 400, body = ApiErrorBody), (status = 401, body = ApiErrorBody),
+        (status = 403, body = ApiErrorBody), (status = 404, body = ApiErrorBody)))]
+pub(super) async fn transfer(
+    caller: Caller,
+    Path(id): Path<String>,
+    Body(req): Body<Transfer>,
+) -> ApiResult<Json<Account>> {
+    caller
+        .run(move |g, c| g.transfer_account(c.actor(), &id, &req.outlet, &c.meta))
+        .await
+        .map(Json)
+}

@@ -1,0 +1,106 @@
+//! The audit log over HTTP: its signed checkpoint and verifier key (public, for witnesses and monitors), proofs
+//! of inclusion and consistency, and an entry's exact bytes (auditors and admins).
+use super::error::{ApiErrorBody, ApiResult};
+use super::extract::{blocking, number, Caller, Q};
+use super::{text, AppState};
+use axum::extract::{Path, State};
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use base64::{engine::general_purpose::STANDARD as B64, Engine};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+#[utoipa::path(get, path = "/v1/audit/checkpoint", tag = "audit log", summary = "The latest signed checkpoint",
+    responses((status = 200, description = "C2SP signed note holding a tlog-checkpoint", content_type = "text/plain")))]
+pub(super) async fn checkpoint(State(s): State<AppState>) -> ApiResult<Response> {
+    Ok(text(blocking(move || s.guard.checkpoint()).await?))
+}
+
+#[utoipa::path(get, path = "/v1/audit/key", tag = "audit log", summary = "The checkpoints' verifier key",
+    responses((status = 200, description = "the note verifier key, name+hash+base64key", content_type = "text/plain")))]
+pub(super) async fn verifier_key(State(s): State<AppState>) -> Response {
+    text(format!("{}\n", s.guard.verifier_key().to_text()))
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub(super) struct ProofResponse {
+    /// Leaf index (inclusion) or old size (consistency).
+    from: u64,
+    /// Tree size the proof is for.
+    size: u64,
+    /// RFC 9162 proof hashes, base64, leaf side first.
+    proof: Vec<String>,
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub(super) struct SizeQuery {
+    /// Tree size (default: the current size).
+    #[serde(default)]
+    size: Option<u64>,
+}
+
+#[utoipa::path(get, path = "/v1/audit/proof/{seq}", tag = "audit log", summary = "Inclusion proof of an entry",
+    params(("seq" = u64, Path), SizeQuery),
+    responses((status = 200, body = ProofResponse), (status = 400, body = ApiErrorBody)))]
+pub(super) async fn inclusion(
+    State(s): State<AppState>,
+    Path(seq): Path<String>,
+    Q(q): Q<SizeQuery>,
+) -> ApiResult<Json<ProofResponse>> {
+    let seq = number(&seq, "seq")?;
+    let (size, proof) = blocking(move || {
+        let size = match q.size {
+            Some(n) => n,
+            None => s.guard.store().audit_size()?,
+        };
+        Ok((size, s.guard.inclusion_proof(seq, size)?))
+    })
+    .await?;
+    Ok(Json(ProofResponse {
+        from: seq,
+        size,
+        proof: proof.iter().map(|h| B64.encode(h)).collect(),
+    }))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub(super) struct ConsistencyQuery {
+    /// Older tree size.
+    from: u64,
+    /// Newer tree size.
+    to: u64,
+}
+
+#[utoipa::path(get, path = "/v1/audit/consistency", tag = "audit log", summary = "Consistency proof between two sizes",
+    params(ConsistencyQuery),
+    responses((status = 200, body = ProofResponse), (status = 400, body = ApiErrorBody)))]
+pub(super) async fn consistency(
+    State(s): State<AppState>,
+    Q(q): Q<ConsistencyQuery>,
+) -> ApiResult<Json<ProofResponse>> {
+    let (from, to) = (q.from, q.to);
+    let proof = blocking(move || s.guard.consistency_proof(from, to)).await?;
+    Ok(Json(ProofResponse {
+        from,
+        size: to,
+        proof: proof.iter().map(|h| B64.encode(h)).collect(),
+    }))
+}
+
+#[utoipa::path(get, path = "/v1/audit/entries/{seq}", tag = "audit log", summary = "An entry's exact bytes (auditors, admins)",
+    security(("bearer" = [])), params(("seq" = u64, Path)),
+    responses((status = 200, description = "the exact bytes that were hashed into the log", content_type = "application/json"),
+        (status = 400, body = ApiErrorBody), (status = 401, body = ApiErrorBody), (status = 403, body = ApiErrorBody),
+        (status = 404, body = ApiErrorBody)))]
+pub(super) async fn entry(caller: Caller, Path(seq): Path<String>) -> ApiResult<Response> {
+    let seq = number(&seq, "seq")?;
+    let bytes = caller
+        .run(move |g, c| g.audit_entry(c.actor(), seq, &c.meta))
+        .await?;
+    Ok(([(header::CONTENT_TYPE, "application/json")], bytes).into_response())
+}

@@ -1,0 +1,117 @@
+//! The carrier's work over HTTP: customer-service tickets (the work registry that widens a read) and bulk
+//! exports (asked for, approved by a second account, delivered once, watermarked).
+use super::error::{ApiErrorBody, ApiResult};
+use super::extract::{Body, Caller};
+use axum::extract::Path;
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use wbg_guard::{Export, ExportRequest, TicketRecord, TicketRegistration};
+
+#[utoipa::path(post, path = "/v1/tickets", tag = "work registry", summary = "Register a customer-service ticket (integration)",
+    security(("bearer" = [])), request_body = TicketRegistration,
+    responses((status = 201, body = TicketRecord, description = "Registered, open: customer service may now read its waybills in full"),
+        (status = 400, body = ApiErrorBody), (status = 401, body = ApiErrorBody),
+        (status = 403, body = ApiErrorBody, description = "Only the carrier's systems (integration) register work"),
+        (status = 404, body = ApiErrorBody, description = "A waybill it names does not exist"), (status = 409, body = ApiErrorBody)))]
+pub(super) async fn open_ticket(
+    caller: Caller,
+    Body(req): Body<TicketRegistration>,
+) -> ApiResult<(StatusCode, Json<TicketRecord>)> {
+    let t = caller
+        .run(move |g, c| g.open_ticket(c.actor(), &req, &c.meta))
+        .await?;
+    Ok((StatusCode::CREATED, Json(t)))
+}
+
+#[utoipa::path(get, path = "/v1/tickets/{id}", tag = "work registry", summary = "A registered ticket",
+    security(("bearer" = [])), params(("id" = String, Path)),
+    responses((status = 200, body = TicketRecord), (status = 401, body = ApiErrorBody), (status = 403, body = ApiErrorBody),
+        (status = 404, body = ApiErrorBody)))]
+pub(super) async fn ticket(
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Json<TicketRecord>> {
+    caller
+        .run(move |g, c| g.ticket(c.actor(), &id, &c.meta))
+        .await
+        .map(Json)
+}
+
+#[utoipa::path(post, path = "/v1/tickets/{id}/close", tag = "work registry", summary = "Close a ticket",
+    security(("bearer" = [])), params(("id" = String, Path)),
+    responses((status = 200, body = TicketRecord, description = "Closed: it widens no read any more"), (status = 401, body = ApiErrorBody),
+        (status = 403, body = ApiErrorBody), (status = 404, body = ApiErrorBody), (status = 409, body = ApiErrorBody, description = "Closed already")))]
+pub(super) async fn close_ticket(
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Json<TicketRecord>> {
+    caller
+        .run(move |g, c| g.close_ticket(c.actor(), &id, &c.meta))
+        .await
+        .map(Json)
+}
+
+#[utoipa::path(post, path = "/v1/exports", tag = "exports", summary = "Ask for a bulk export of a merchant's own orders",
+    security(("bearer" = [])), request_body = ExportRequest,
+    responses((status = 201, body = Export, description = "Asked for; nothing is handed over until a second account approves"),
+        (status = 400, body = ApiErrorBody), (status = 401, body = ApiErrorBody), (status = 403, body = ApiErrorBody)))]
+pub(super) async fn request_export(
+    caller: Caller,
+    Body(req): Body<ExportRequest>,
+) -> ApiResult<(StatusCode, Json<Export>)> {
+    let export = caller
+        .run(move |g, c| g.request_export(&c.token, &req, &c.meta))
+        .await?;
+    Ok((StatusCode::CREATED, Json(export)))
+}
+
+#[utoipa::path(get, path = "/v1/exports/{id}", tag = "exports", summary = "An export's state",
+    security(("bearer" = [])), params(("id" = String, Path)),
+    responses((status = 200, body = Export), (status = 400, body = ApiErrorBody), (status = 401, body = ApiErrorBody),
+        (status = 403, body = ApiErrorBody), (status = 404, body = ApiErrorBody)))]
+pub(super) async fn export_status(
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Export>> {
+    caller
+        .run(move |g, c| g.export(&c.token, &id, &c.meta))
+        .await
+        .map(Json)
+}
+
+#[utoipa::path(post, path = "/v1/exports/{id}/approve", tag = "exports", summary = "Approve an export (a second account)",
+    security(("bearer" = [])), params(("id" = String, Path)),
+    responses((status = 200, body = Export), (status = 400, body = ApiErrorBody), (status = 401, body = ApiErrorBody),
+        (status = 403, body = ApiErrorBody, description = "Not an approver, or the requester itself"),
+        (status = 404, body = ApiErrorBody), (status = 409, body = ApiErrorBody)))]
+pub(super) async fn approve_export(
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Export>> {
+    caller
+        .run(move |g, c| g.approve_export(c.actor(), &id, &c.meta))
+        .await
+        .map(Json)
+}
+
+#[utoipa::path(get, path = "/v1/exports/{id}/file", tag = "exports", summary = "Download an approved export, once",
+    security(("bearer" = [])), params(("id" = String, Path)),
+    responses((status = 200, description = "The export file (CSV), once, to its requester", content_type = "text/csv"),
+        (status = 400, body = ApiErrorBody), (status = 401, body = ApiErrorBody), (status = 403, body = ApiErrorBody),
+        (status = 404, body = ApiErrorBody),
+        (status = 409, body = ApiErrorBody, description = "Not approved yet, or delivered already")))]
+pub(super) async fn export_file(caller: Caller, Path(id): Path<String>) -> ApiResult<Response> {
+    let file = caller
+        .run(move |g, c| g.deliver_export(&c.token, &id, &c.meta))
+        .await?;
+    let disposition = format!("attachment; filename=\"{}.csv\"", file.export.id);
+    Ok((
+        [
+            (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_owned()),
+            (header::CONTENT_DISPOSITION, disposition),
+        ],
+        file.csv,
+    )
+        .into_response())
+}

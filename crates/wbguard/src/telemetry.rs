@@ -1,0 +1,230 @@
+//! Prometheus metrics: every metric described (`# HELP`, `# TYPE`) and present from the start, latencies as
+//! histograms (they add up across nodes, where summaries do not), requests counted by route template and status,
+//! and the gauges an operator alerts on (suspended accounts, audit size and checkpoint age, webhook queues).
+//! `deploy/prometheus-alerts.yml` and `deploy/grafana-dashboard.json` are built on these names.
+use metrics::{describe_counter, describe_gauge, describe_histogram, Unit};
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+
+/// Histogram buckets, in seconds: a guarded read takes tens of microseconds in process, milliseconds over HTTP.
+const SECONDS: &[f64] = &[
+    0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+    5.0,
+];
+
+/// A counter: name, help, and the labels of the series started at zero (so a rate exists before the first event).
+type CounterSpec = (
+    &'static str,
+    &'static str,
+    &'static [(&'static str, &'static str)],
+);
+
+const COUNTERS: &[CounterSpec] = &[
+    (
+        "wbguard_http_requests_total",
+        "HTTP requests answered, by route template, method and status class.",
+        &[],
+    ),
+    (
+        "wbguard_reads_total",
+        "Guarded reads, by outcome (the view shown, or the refusal).",
+        &[],
+    ),
+    (
+        "wbguard_denials_total",
+        "Refused operations, by error code.",
+        &[],
+    ),
+    ("wbguard_alerts_total", "Alerts raised, by kind.", &[]),
+    ("wbguard_events_total", "Scan events recorded.", &[]),
+    ("wbguard_ingested_total", "Waybills ingested.", &[]),
+    (
+        "wbguard_label_prints_total",
+        "Labels printed, by format.",
+        &[],
+    ),
+    (
+        "wbguard_label_reprints_total",
+        "Labels printed again (copy 2 and later).",
+        &[],
+    ),
+    (
+        "wbguard_label_tokens_refused_total",
+        "Label tokens refused, by why.",
+        &[],
+    ),
+    ("wbguard_exports_total", "Bulk exports, by stage.", &[]),
+    ("wbguard_incidents_total", "Breach incidents opened.", &[]),
+    (
+        "wbguard_breach_notification_lists_total",
+        "Breach notification lists read.",
+        &[],
+    ),
+    (
+        "wbguard_calls_routed_total",
+        "Calls routed through privacy numbers.",
+        &[],
+    ),
+    (
+        "wbguard_privacy_numbers_exhausted_total",
+        "Times the privacy-number pool was found exhausted.",
+        &[],
+    ),
+    (
+        "wbguard_shredded_waybills_total",
+        "Waybills whose field group was crypto-shredded, by group.",
+        &[],
+    ),
+    (
+        "wbguard_accounts_dormant_total",
+        "Accounts suspended as dormant.",
+        &[],
+    ),
+    (
+        "wbguard_webhook_delivered_total",
+        "Webhook messages delivered, by webhook.",
+        &[("kind", "alert")],
+    ),
+    (
+        "wbguard_webhook_failed_total",
+        "Webhook messages given up after every retry, by webhook.",
+        &[("kind", "alert")],
+    ),
+    (
+        "wbguard_webhook_dropped_total",
+        "Webhook messages dropped on a full queue, by webhook.",
+        &[("kind", "alert")],
+    ),
+    (
+        "wbguard_bus_events_published_total",
+        "Access events published to the NATS bus.",
+        &[],
+    ),
+    (
+        "wbguard_bus_events_dropped_total",
+        "Access events dropped before reaching the NATS bus.",
+        &[],
+    ),
+    (
+        "wbguard_bus_publish_failures_total",
+        "Failed publishes to the NATS bus.",
+        &[],
+    ),
+];
+
+const GAUGES: &[(&str, &str)] = &[
+    ("wbguard_build_info", "Always 1; the labels name the build."),
+    (
+        "wbguard_accounts_suspended",
+        "Accounts suspended now (by the risk engine, an admin, dormancy, the roster).",
+    ),
+    ("wbguard_audit_entries", "Entries in the audit log."),
+    (
+        "wbguard_audit_checkpoint_age_seconds",
+        "Seconds since the newest signed checkpoint was signed here.",
+    ),
+    (
+        "wbguard_audit_unsigned_entries",
+        "Entries not yet covered by a signed checkpoint.",
+    ),
+    (
+        "wbguard_witness_published_size",
+        "Size of the newest checkpoint published to the witness.",
+    ),
+    (
+        "wbguard_webhook_queue",
+        "Messages waiting in a webhook's queue, by webhook.",
+    ),
+    (
+        "wbguard_privacy_numbers_waiting",
+        "Waybills out for delivery waiting for a free privacy number.",
+    ),
+    (
+        "wbguard_policy_version",
+        "The stored policy version in force (0: the configured or built-in policy).",
+    ),
+];
+
+/// Installs the recorder (histograms, descriptions, zeroed counters) and returns the handle `/metrics` renders.
+pub fn install() -> anyhow::Result<PrometheusHandle> {
+    let handle = PrometheusBuilder::new()
+        .set_buckets(SECONDS)?
+        .install_recorder()?;
+    for (name, help, labels) in COUNTERS {
+        describe_counter!(*name, *help);
+        let labels: Vec<(String, String)> = labels
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        metrics::counter!(*name, &labels).increment(0);
+    }
+    for (name, help) in GAUGES {
+        describe_gauge!(*name, *help);
+    }
+    describe_histogram!(
+        "wbguard_read_seconds",
+        Unit::Seconds,
+        "Time a guarded read took inside the guard."
+    );
+    describe_histogram!(
+        "wbguard_http_request_seconds",
+        Unit::Seconds,
+        "Time to answer an HTTP request, by route template."
+    );
+    metrics::gauge!("wbguard_build_info", "version" => env!("CARGO_PKG_VERSION")).set(1.0);
+    for g in [
+        "wbguard_accounts_suspended",
+        "wbguard_audit_entries",
+        "wbguard_audit_checkpoint_age_seconds",
+        "wbguard_audit_unsigned_entries",
+    ] {
+        metrics::gauge!(g).set(0.0);
+    }
+    metrics::histogram!("wbguard_read_seconds").record(0.0);
+    Ok(handle)
+}
+
+/// Middleware: every request counted by route template (never the path a client sent), method and status
+/// class, and timed.
+pub async fn requests(
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let route = req
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map_or_else(|| "unmatched".to_owned(), |m| m.as_str().to_owned());
+    let method = req.method().as_str().to_owned();
+    let started = std::time::Instant::now();
+    let res = next.run(req).await;
+    let status = format!("{}xx", res.status().as_u16() / 100);
+    metrics::histogram!("wbguard_http_request_seconds", "route" => route.clone())
+        .record(started.elapsed().as_secs_f64());
+    metrics::counter!("wbguard_http_requests_total", "route" => route, "method" => method, "status" => status)
+        .increment(1);
+    res
+}
+
+/// The gauges the server's upkeep refreshes: the audit log's size, how much of it no signature covers yet, how
+/// old the newest checkpoint is, and (every `accounts_every` ticks) how many accounts are suspended.
+pub fn upkeep(
+    guard: &wbg_guard::Guard,
+    signed_size: u64,
+    signed_at: std::time::Instant,
+    count_accounts: bool,
+) {
+    if let Ok(size) = guard.store().audit_size() {
+        metrics::gauge!("wbguard_audit_entries").set(size as f64);
+        metrics::gauge!("wbguard_audit_unsigned_entries")
+            .set(size.saturating_sub(signed_size) as f64);
+    }
+    metrics::gauge!("wbguard_audit_checkpoint_age_seconds").set(signed_at.elapsed().as_secs_f64());
+    if count_accounts {
+        if let Ok(accounts) = guard.store().accounts() {
+            let suspended = accounts
+                .iter()
+                .filter(|a| a.status == wbg_core::AccountStatus::Suspended)
+                .count();
+            metrics::gauge!("wbguard_accounts_suspended").set(suspended as f64);
+        }
+    }
+}
