@@ -10,6 +10,13 @@ function bench.answered(status)
 end
 response = bench.answered
 
+-- BENCH_DELAY_MS: each connection waits this long before each request (a steady rate for the soak, not a
+-- flood): rate ≈ connections × 1000 / (delay + latency).
+local pause = tonumber(os.getenv("BENCH_DELAY_MS") or "")
+if pause then
+  function delay() return pause end
+end
+
 bench.threads = {}
 local threads = bench.threads
 function bench.done(summary, latency, requests)

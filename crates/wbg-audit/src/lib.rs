@@ -13,7 +13,6 @@
 //!   completes, computed here once for every backend.
 //!
 //! Storage is not here: a store persists what [`LogTail::sequence`] returns, in the transaction that commits it.
-#![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
 mod checkpoint;

@@ -11,7 +11,6 @@
 //! stands.
 //!
 //! Events carry identifiers and routing metadata only (`AccessEvent`): no personal data is ever on the bus.
-#![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
 use async_nats::jetstream::context::ConsumerInfoErrorKind;

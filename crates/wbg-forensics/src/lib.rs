@@ -9,7 +9,6 @@
 //!    scores every principal shown the leak by a likelihood model that can be explained in a sentence, and
 //!    tries pairs for colluders. A planted canary in the leak, or an export file's keyed row order kept in it
 //!    ([`order_match`]), marks its source outright.
-#![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
 mod attribute;

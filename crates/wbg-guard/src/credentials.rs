@@ -35,7 +35,7 @@ const KIND: &str = "enrolment";
 const MAX_JWT: usize = 8_192;
 
 /// `[credentials]`: token lifetime, enrolment codes, and the identity provider, if any.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct CredentialConfig {
     /// Days an API token works after it is issued (1-3650; default 90).
@@ -57,7 +57,7 @@ impl Default for CredentialConfig {
 }
 
 /// `[credentials.oidc]`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct OidcConfig {
     /// The identity provider's JSON Web Key Set, as a file (fetched by the operator's tooling).

@@ -8,7 +8,6 @@
 //!
 //! Denials are audited like grants. Writes (ingest, scan events, account administration) pass the same
 //! authentication, status and policy steps and are audited in the transaction that performs them.
-#![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
 mod admin;

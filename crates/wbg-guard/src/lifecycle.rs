@@ -33,7 +33,7 @@ pub(crate) const LIFECYCLE_REASONS: [&str; 3] = ["dormant", "leaver", "unatteste
 const ATTESTATION: &str = "attestation";
 
 /// `[accounts]`: dormancy and the roster's safety limit.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct LifecycleConfig {
     /// Days without activity after which the upkeep suspends an account as dormant (0: never; default 30).

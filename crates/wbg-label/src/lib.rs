@@ -1,9 +1,8 @@
 #![doc = include_str!("../README.md")]
 //!
-//! The label is laid out once ([`layout`]) as text, bars, a QR matrix and rules in printer dots (203 dpi, a
+//! The label is laid out once (`layout`) as text, bars, a QR matrix and rules in printer dots (203 dpi, a
 //! 4×6 inch label), and each format draws that same layout: ZPL with the printer's own barcode and QR commands,
 //! PDF with vector rectangles and a non-embedded CJK font, PNG as a 1-bit raster.
-#![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
 mod layout;

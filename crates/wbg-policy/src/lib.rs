@@ -10,7 +10,6 @@
 //! let engine = PolicyEngine::builtin().expect("the built-in policy validates");
 //! assert!(engine.policy_ids().any(|id| id == "courier-full-own-delivery"));
 //! ```
-#![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
 use cedar_policy::{

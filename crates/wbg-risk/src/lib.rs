@@ -33,7 +33,6 @@
 //! assert_eq!(last, RiskAction::Refuse, "suspended, and refused from then on");
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
-#![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
 mod config;

@@ -7,7 +7,6 @@
 //! ([`builtin`] variants or an `--attacks` TOML file, see [`AttackSpec`]) run on chosen accounts inside the
 //! same timeline, and the report tells, per attack, whether the engine contained it, how fast, and how many
 //! full records it got first.
-#![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
 mod attack;

@@ -1,7 +1,6 @@
 //! Synthetic carriers: outlets across real provinces, cities and districts, accounts for every role, customers
 //! and waybills — all from a seed, so a run can be repeated exactly. No real person's data is used: names are
 //! drawn from common surnames and given-name characters, phones from valid mobile prefixes.
-#![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
 use rand::rngs::StdRng;

@@ -10,7 +10,7 @@
 //! order, chains and hashes them into the Merkle tree through [`wbg_audit::LogTail`] (the tree math lives
 //! there; this crate only persists), and writes them to `audit_entries` with the new `audit_head`, in batches
 //! (the design of Tessera's integrator). A number whose writer crashed or rolled back is filled with a void
-//! entry once a later entry has waited [`ABANDONED`]; the void row stays, so a writer that commits after all
+//! entry once a later entry has waited `ABANDONED`; the void row stays, so a writer that commits after all
 //! finds its number taken and fails rather than going unrecorded. Readers of the log (`audit verify`, proofs,
 //! checkpoints) integrate what is queued first, so the whole log is one hash chain and one tree, checked
 //! exactly as the embedded store's.
@@ -21,7 +21,6 @@
 //! The trait is synchronous (the guard's request path runs on blocking threads); the store drives `sqlx` on a
 //! small runtime of its own. Calling it from inside an async task would block that task's thread: the server
 //! calls the guard through `spawn_blocking`.
-#![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
 mod credentials;

@@ -8,7 +8,6 @@
 //!
 //! Each field is sealed with AES-256-GCM under its bucket's data key, with associated data that binds the waybill
 //! number, the field name and the bucket: a ciphertext copied to another record or field fails to open.
-#![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
 mod blind;

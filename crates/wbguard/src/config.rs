@@ -1,11 +1,11 @@
 //! Configuration: a TOML file whose every key is optional, with command-line flags taking precedence.
 use anyhow::{bail, Context, Result};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use wbg_guard::{GuardConfig, KeyConfig, RiskConfig};
 
 /// The configuration file.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
     /// HTTP listen address.
@@ -43,21 +43,72 @@ pub struct Config {
     pub accounts: wbg_guard::LifecycleConfig,
 }
 
-/// `[store]`.
-#[derive(Debug, Clone, Deserialize)]
+/// `[store]`: `kind` selects the backend and the keys it takes.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase", deny_unknown_fields)]
+pub enum StoreConfig {
+    /// The embedded store (SQLite) in the data directory.
+    Embedded(NoKeys),
+    /// PostgreSQL, shared by every guard node.
+    Postgres(PostgresConfig),
+}
+
+/// A kind that takes no further keys (any other key is refused, as a typo would be).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NoKeys {}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        StoreConfig::Embedded(NoKeys {})
+    }
+}
+
+impl Default for BusConfig {
+    fn default() -> Self {
+        BusConfig::Local(NoKeys {})
+    }
+}
+
+/// `[store] kind = "postgres"`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
-pub struct StoreConfig {
-    /// `embedded` or `postgres`.
-    pub kind: String,
-    /// Connection URL for `postgres` (default: `$DATABASE_URL`).
+pub struct PostgresConfig {
+    /// Connection URL (default: `$DATABASE_URL`).
     pub url: Option<String>,
-    /// Apply pending schema migrations at start-up (else `wbguard migrate` does, and a start refuses a
-    /// database whose schema is behind).
+    /// Apply pending schema migrations at start-up (else `wbguard init` or `wbguard migrate` does, and a start
+    /// refuses a database whose schema is behind).
     pub migrate: bool,
 }
 
+/// `[bus]`: `kind` selects where the access events go.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase", deny_unknown_fields)]
+pub enum BusConfig {
+    /// The node's own risk engine only.
+    Local(NoKeys),
+    /// NATS JetStream, partitioned by account, one risk worker per partition.
+    Nats(NatsBusConfig),
+}
+
+/// `[bus] kind = "nats"`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct NatsBusConfig {
+    /// Server URL (default: `$NATS_URL`, else `nats://127.0.0.1:4222`).
+    pub url: Option<String>,
+    /// Subject prefix (and stream name stem).
+    pub prefix: Option<String>,
+    /// Account partitions, one risk worker each; fixed for the life of a stream.
+    pub partitions: Option<u32>,
+    /// Risk workers snapshot their engine's state (default true) and restart from the latest snapshot.
+    pub snapshots: Option<bool>,
+    /// Seconds between a worker's snapshots (default 60).
+    pub snapshot_seconds: Option<u64>,
+}
+
 /// `[server]`.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ServerConfig {
     /// Addresses or networks (`10.0.0.0/8`, `127.0.0.1`) of reverse proxies whose `X-Forwarded-For` names the
@@ -84,7 +135,7 @@ impl ServerConfig {
 }
 
 /// `[tls]`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TlsConfig {
     /// The certificate chain, PEM, leaf first.
@@ -110,24 +161,6 @@ impl TlsConfig {
     }
 }
 
-/// `[bus]`.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct BusConfig {
-    /// `local` or `nats`.
-    pub kind: String,
-    /// Server URL for `nats` (default: `$NATS_URL`, else `nats://127.0.0.1:4222`).
-    pub url: Option<String>,
-    /// Subject prefix (and stream name stem) for `nats`.
-    pub prefix: Option<String>,
-    /// Account partitions for `nats`, one risk worker each; fixed for the life of a stream.
-    pub partitions: Option<u32>,
-    /// Risk workers snapshot their engine's state (default true) and restart from the latest snapshot.
-    pub snapshots: Option<bool>,
-    /// Seconds between a worker's snapshots (default 60).
-    pub snapshot_seconds: Option<u64>,
-}
-
 impl Default for Config {
     fn default() -> Self {
         Config {
@@ -147,29 +180,6 @@ impl Default for Config {
             witness: Default::default(),
             server: Default::default(),
             tls: None,
-        }
-    }
-}
-
-impl Default for StoreConfig {
-    fn default() -> Self {
-        StoreConfig {
-            kind: "embedded".into(),
-            url: None,
-            migrate: false,
-        }
-    }
-}
-
-impl Default for BusConfig {
-    fn default() -> Self {
-        BusConfig {
-            kind: "local".into(),
-            url: None,
-            prefix: None,
-            partitions: None,
-            snapshots: None,
-            snapshot_seconds: None,
         }
     }
 }
@@ -220,16 +230,8 @@ impl Config {
             .with_context(|| format!("{} is not a valid configuration", path.display()))
     }
 
-    /// The guard configuration; refuses back ends this build does not provide.
+    /// The guard configuration.
     pub fn guard(&self, create_keys: bool) -> Result<GuardConfig> {
-        match self.store.kind.as_str() {
-            "embedded" | "postgres" => {}
-            other => bail!("[store] kind must be \"embedded\" or \"postgres\", not {other:?}"),
-        }
-        match self.bus.kind.as_str() {
-            "local" | "nats" => {}
-            other => bail!("[bus] kind must be \"local\" or \"nats\", not {other:?}"),
-        }
         Ok(GuardConfig {
             data: self.data.clone(),
             keys: KeyConfig::Dir(self.keys.clone().unwrap_or_default()),
@@ -243,28 +245,28 @@ impl Config {
 impl Config {
     /// Whether the store is PostgreSQL.
     pub fn postgres(&self) -> bool {
-        self.store.kind == "postgres"
+        matches!(self.store, StoreConfig::Postgres(_))
     }
 
     /// The NATS settings, when `[bus] kind = "nats"`.
     pub fn nats(&self) -> Option<wbg_bus::NatsConfig> {
-        if self.bus.kind != "nats" {
+        let BusConfig::Nats(bus) = &self.bus else {
             return None;
-        }
+        };
         let mut n = wbg_bus::NatsConfig::default();
-        if let Some(u) = &self.bus.url {
+        if let Some(u) = &bus.url {
             n.url = u.clone();
         }
-        if let Some(p) = &self.bus.prefix {
+        if let Some(p) = &bus.prefix {
             n.prefix = p.clone();
         }
-        if let Some(p) = self.bus.partitions {
+        if let Some(p) = bus.partitions {
             n.partitions = p.max(1);
         }
-        if let Some(s) = self.bus.snapshots {
+        if let Some(s) = bus.snapshots {
             n.snapshots = s;
         }
-        if let Some(s) = self.bus.snapshot_seconds {
+        if let Some(s) = bus.snapshot_seconds {
             n.snapshot_seconds = s.max(1);
         }
         Some(n)
@@ -272,9 +274,9 @@ impl Config {
 
     /// The PostgreSQL store's URL: `[store] url`, else `$DATABASE_URL`.
     pub fn postgres_url(&self) -> Result<String> {
-        match &self.store.url {
-            Some(u) => Ok(u.clone()),
-            None => std::env::var("DATABASE_URL")
+        match &self.store {
+            StoreConfig::Postgres(PostgresConfig { url: Some(u), .. }) => Ok(u.clone()),
+            _ => std::env::var("DATABASE_URL")
                 .context("[store] kind = \"postgres\" needs [store] url or $DATABASE_URL"),
         }
     }
@@ -283,12 +285,12 @@ impl Config {
     /// migrations, as `[store] migrate = true` does); otherwise an embedded data directory without a store is
     /// refused, so a mistyped `--data` is an error rather than a new empty store.
     pub fn open_store(&self, create: bool) -> Result<std::sync::Arc<dyn wbg_store::Store>> {
-        Ok(match self.store.kind.as_str() {
-            "postgres" => std::sync::Arc::new(
-                wbg_store_pg::PgStore::connect(&self.postgres_url()?, create || self.store.migrate)
+        Ok(match &self.store {
+            StoreConfig::Postgres(pg) => std::sync::Arc::new(
+                wbg_store_pg::PgStore::connect(&self.postgres_url()?, create || pg.migrate)
                     .context("cannot open the PostgreSQL store")?,
             ),
-            "embedded" => {
+            StoreConfig::Embedded(_) => {
                 if !create && !self.data.join(wbg_store::sqlite_db_file()).exists() {
                     bail!(
                         "{} holds no Waybill Guard store (check --data; `wbguard init` creates one)",
@@ -300,7 +302,6 @@ impl Config {
                         .context("cannot open the embedded store")?,
                 )
             }
-            other => bail!("[store] kind must be \"embedded\" or \"postgres\", not {other:?}"),
         })
     }
 
@@ -390,8 +391,25 @@ mod tests {
             toml::from_str("[store]\nkind = \"postgres\"\nurl = \"postgres://x\"").unwrap();
         assert!(pg.guard(false).is_ok() && pg.postgres());
         assert_eq!(pg.postgres_url().unwrap(), "postgres://x");
-        let bad: Config = toml::from_str("[store]\nkind = \"mysql\"").unwrap();
-        assert!(bad.guard(false).is_err());
+        // A kind this build does not have, or a key its kind does not take, is refused at parse.
+        assert!(toml::from_str::<Config>("[store]\nkind = \"mysql\"").is_err());
+        assert!(toml::from_str::<Config>("[store]\nkind = \"embedded\"\nurl = \"x\"").is_err());
+        assert!(toml::from_str::<Config>("[store]\nkind = \"postgres\"\nurls = \"x\"").is_err());
+        assert!(toml::from_str::<Config>("[bus]\nkind = \"local\"\npartitions = 2").is_err());
+        let nats: Config = toml::from_str("[bus]\nkind = \"nats\"\npartitions = 4").unwrap();
+        assert_eq!(nats.nats().unwrap().partitions, 4);
+        assert!(Config::default().nats().is_none() && !Config::default().postgres());
+    }
+
+    #[test]
+    fn the_deployment_example_is_a_complete_valid_configuration() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../deploy/wbguard-postgres-nats.toml");
+        let c = Config::from_file(&path).unwrap();
+        assert!(c.postgres() && c.nats().is_some() && c.tls.is_some());
+        assert_eq!(c.server.trusted_proxies().unwrap().len(), 1);
+        assert!(c.witness.file.is_some() && c.webhook.secret.is_some());
+        c.risk.check().unwrap();
     }
 
     #[test]

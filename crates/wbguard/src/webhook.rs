@@ -38,7 +38,7 @@ impl Message for BindingChange {
 }
 
 /// `[webhook]` (alerts) and `[telephony_webhook]` (privacy-number bindings) in the configuration file.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct WebhookConfig {
     /// Where messages are POSTed (`http://` or `https://`); no webhook when absent.

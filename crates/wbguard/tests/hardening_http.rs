@@ -337,3 +337,37 @@ fn a_forwarded_address_counts_only_from_a_trusted_proxy() {
         assert_eq!(found, expect_forwarded, "trusted proxy: {trusted}");
     }
 }
+
+#[test]
+fn tls_serves_https_with_the_configured_certificate() {
+    let dirs = Dirs::new("");
+    let cert = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
+    let (cert_path, key_path) = (
+        dirs.root.path().join("cert.pem"),
+        dirs.root.path().join("key.pem"),
+    );
+    std::fs::write(&cert_path, cert.cert.pem()).unwrap();
+    std::fs::write(&key_path, cert.key_pair.serialize_pem()).unwrap();
+    let mut c = std::fs::read_to_string(&dirs.config).unwrap();
+    c.push_str(&format!(
+        "[tls]\ncert = \"{}\"\nkey = \"{}\"\n",
+        cert_path.display(),
+        key_path.display()
+    ));
+    std::fs::write(&dirs.config, c).unwrap();
+    dirs.create_account("root", "admin", None);
+    let s = Server::start(&dirs, "info");
+    assert!(s.base.starts_with("https://"), "{}", s.base);
+    let base = s.base.replace("127.0.0.1", "localhost");
+    let trusting = reqwest::blocking::Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(cert.cert.pem().as_bytes()).unwrap())
+        .build()
+        .unwrap();
+    let r = trusting.get(format!("{base}/healthz")).send().unwrap();
+    assert_eq!(r.status(), 200);
+    // A client that does not trust the certificate gets no answer; plain HTTP gets none either.
+    assert!(reqwest::blocking::get(format!("{base}/healthz")).is_err());
+    let plain = base.replace("https://", "http://");
+    assert!(reqwest::blocking::get(format!("{plain}/healthz"))
+        .map_or(true, |r| !r.status().is_success()));
+}

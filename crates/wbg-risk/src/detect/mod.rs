@@ -51,7 +51,7 @@ struct StoredSignal {
     evidence: String,
 }
 
-/// A signal read back names one of [`DETECTORS`].
+/// A signal read back names one of `DETECTORS`.
 impl<'de> Deserialize<'de> for Signal {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Signal, D::Error> {
         let s = StoredSignal::deserialize(d)?;
