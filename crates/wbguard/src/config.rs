@@ -305,15 +305,6 @@ impl Config {
         })
     }
 
-    /// Whether the configured store holds anything yet: an embedded store's database file, or a PostgreSQL
-    /// store's audit log (migrated there first, as `init` would).
-    pub fn store_exists(&self) -> Result<bool> {
-        if !self.postgres() {
-            return Ok(self.data.join(wbg_store::sqlite_db_file()).exists());
-        }
-        Ok(self.open_store(true)?.audit_size()? > 0)
-    }
-
     /// The store in words, for messages (never a URL: it may hold a password).
     pub fn describe_store(&self) -> String {
         if self.postgres() {

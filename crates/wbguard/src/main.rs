@@ -876,23 +876,30 @@ fn publish_checkpoint(cfg: &Config, guard: &Guard) -> Result<String> {
 
 /// `init`: the store, its data directory and its keys, or (on a store that exists) a check that they open.
 fn init(cfg: &Config) -> Result<()> {
-    let existed = cfg.store_exists()?;
+    // An embedded store exists once its file does; a PostgreSQL one once its audit log holds anything (its schema
+    // may have been migrated ahead of the first node).
+    let file_existed = cfg.data.join(wbg_store::sqlite_db_file()).exists();
     std::fs::create_dir_all(&cfg.data)
         .with_context(|| format!("cannot create {}", cfg.data.display()))?;
+    let store = cfg.open_store(true)?;
+    let existed = if cfg.postgres() {
+        store.audit_size()? > 0
+    } else {
+        file_existed
+    };
+    // Keys are never made for a store that has data: keys made now could not open it.
+    let (guard, report) = Guard::open_with_store(store, cfg.guard(!existed)?)
+        .context("cannot open the guard with these keys")?;
+    report_keys(&report);
+    publish_checkpoint(cfg, &guard)?;
     if existed {
-        // Keys are never made for a store that has data: keys made now could not open it.
-        open_guard(cfg)?;
         println!(
             "{} is initialised already; its keys open it",
             cfg.describe_store()
         );
-        return Ok(());
+    } else {
+        println!("initialised {}", cfg.describe_store());
     }
-    let (guard, report) = Guard::open_with_store(cfg.open_store(true)?, cfg.guard(true)?)
-        .context("cannot create the guard")?;
-    report_keys(&report);
-    publish_checkpoint(cfg, &guard)?;
-    println!("initialised {}", cfg.describe_store());
     Ok(())
 }
 
