@@ -391,9 +391,9 @@ pub(crate) fn report_keys(report: &OpenReport) {
 }
 
 fn open_guard(cfg: &Config) -> Result<Guard> {
-    let (mut guard, report) = Guard::open_with_store(cfg.open_store(false)?, cfg.guard(false)?)
+    // (Never creates keys: only `init` does, and reports them.)
+    let (mut guard, _) = Guard::open_with_store(cfg.open_store(false)?, cfg.guard(false)?)
         .context("cannot open the guard")?;
-    report_keys(&report);
     // With a NATS bus, every access this node's engine assesses also goes to the stream, for the risk workers.
     if let Some(nats) = cfg.nats() {
         let sink = wbg_bus::NatsSink::start(&nats).context("cannot reach the NATS bus")?;
