@@ -25,7 +25,10 @@
 
 mod credentials;
 mod migrations;
+mod nodes;
 mod work;
+
+pub use nodes::NodeLock;
 
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{PgPool, Postgres, Row, Transaction};

@@ -797,6 +797,13 @@ fn run(cli: Cli) -> Result<std::process::ExitCode> {
             }
             let cfg = Config::load(&cli.common)?;
             let _lock = cfg.lock_data_dir("keys rotate")?;
+            // On PostgreSQL the other nodes have data directories of their own: the store's node lock, taken
+            // exclusively, says whether any of them serves.
+            let _alone = if cfg.postgres() {
+                Some(wbg_store_pg::NodeLock::acquire(&cfg.postgres_url()?, true)?)
+            } else {
+                None
+            };
             let (guard, report) = Guard::open_with_store(cfg.open_store(false)?, cfg.guard(false)?)
                 .context("cannot open the guard")?;
             let dir = report
@@ -965,6 +972,16 @@ fn audit_verify(
 fn serve(cfg: Config) -> Result<()> {
     // One server per data directory: two would each run a risk engine and split an attacker's reads between them.
     let _lock = cfg.lock_data_dir("serve")?;
+    // Every node of a PostgreSQL store holds its node lock shared while it serves (a key rotation takes it alone).
+    // Dropped after the runtime below has finished.
+    let _node = if cfg.postgres() {
+        Some(wbg_store_pg::NodeLock::acquire(
+            &cfg.postgres_url()?,
+            false,
+        )?)
+    } else {
+        None
+    };
     let mut guard = open_guard(&cfg)?;
     if let Some(hook) = webhook::Webhook::<wbg_core::Alert>::start(&cfg.webhook)? {
         guard = guard.with_alert_sink(Arc::new(hook));
