@@ -8,6 +8,14 @@ use wbg_policy::AdminAction;
 use wbg_store::AlertFilter;
 use wbg_vault::MasterKey;
 
+/// How an operator's reason starts in the accounts table once sealed (see [`Guard::shown`]).
+const SEALED_REASON: &str = "sealed:";
+
+/// The vault context a reason is sealed under: bound to its account, so it opens nowhere else.
+fn reason_context(id: &AccountId) -> String {
+    format!("account-reason/{id}")
+}
+
 impl Guard {
     /// Resolves the actor of an administrative action, checks it is active and permitted, and returns it with
     /// the audit entry to complete. Local operators are permitted by construction: they hold the keys.
@@ -164,7 +172,9 @@ impl Guard {
         } else {
             AccountStatus::Active
         };
-        self.store.set_account_status(&id, status, reason, e)?;
+        let stored = reason.map(|r| self.seal_reason(&id, r)).transpose()?;
+        self.store
+            .set_account_status(&id, status, stored.as_deref(), e)?;
         if recertified {
             self.record_attestation(&id, &by, meta)?;
         }
@@ -173,7 +183,44 @@ impl Guard {
         }
         self.store
             .account(&id)?
+            .map(|a| self.shown(a))
             .ok_or_else(|| GuardError::NotFound(format!("account {id}")))
+    }
+
+    /// An operator's reason as the accounts table keeps it: sealed under the vault's token key, bound to the
+    /// account (it may name people, and the table is not encrypted). The guard's own reasons (`risk engine`,
+    /// `dormant …`, `leaver …`, `unattested …`) stay readable: the lifecycle rules read them.
+    fn seal_reason(&self, id: &AccountId, reason: &str) -> Result<String, GuardError> {
+        use base64::Engine;
+        let sealed = self
+            .vault
+            .seal_token(&reason_context(id), reason.as_bytes())
+            .map_err(|e| GuardError::Internal(e.to_string()))?;
+        Ok(format!(
+            "{SEALED_REASON}{}",
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(sealed)
+        ))
+    }
+
+    /// An account as its readers (admins, auditors, its owner) see it: an operator's sealed reason opened.
+    pub(crate) fn shown(&self, mut a: Account) -> Account {
+        a.status_reason = self.shown_reason(&a);
+        a
+    }
+
+    /// [`Guard::shown`]'s reason alone.
+    pub(crate) fn shown_reason(&self, a: &Account) -> Option<String> {
+        use base64::Engine;
+        let reason = a.status_reason.as_deref()?;
+        let Some(b64) = reason.strip_prefix(SEALED_REASON) else {
+            return Some(reason.to_owned());
+        };
+        let opened = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(b64)
+            .ok()
+            .and_then(|s| self.vault.open_token(&reason_context(&a.id), &s).ok())
+            .and_then(|p| String::from_utf8(p).ok());
+        Some(opened.unwrap_or_else(|| "(a sealed reason this store's keys do not open)".into()))
     }
 
     /// Moves an outlet-bound account (courier, outlet staff, print station) to another outlet: from the next
@@ -207,10 +254,10 @@ impl Guard {
             account.outlet.as_ref().map_or("-", |o| o.as_str())
         ));
         self.store.set_account_outlet(&id, &outlet, e)?;
-        Ok(Account {
+        Ok(self.shown(Account {
             outlet: Some(outlet),
             ..account
-        })
+        }))
     }
 
     /// Lists accounts.
@@ -220,7 +267,12 @@ impl Guard {
         meta: &RequestMeta,
     ) -> Result<Vec<Account>, GuardError> {
         self.admin(actor, AdminAction::ManageAccounts, "account_list", meta)?;
-        Ok(self.store.accounts()?)
+        Ok(self
+            .store
+            .accounts()?
+            .into_iter()
+            .map(|a| self.shown(a))
+            .collect())
     }
 
     /// Lists alerts.

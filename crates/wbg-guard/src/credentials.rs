@@ -736,7 +736,7 @@ impl Guard {
     /// The caller's own account and tokens: how each came to exist, so an owner sees a credential issued to
     /// their name by someone else.
     pub fn whoami(&self, token: &str) -> Result<WhoAmI, GuardError> {
-        let account = self.authenticate(token)?;
+        let account = self.shown(self.authenticate(token)?);
         let tokens = self.store.tokens_of(&account.id, wbg_core::now_millis())?;
         Ok(WhoAmI { account, tokens })
     }

@@ -151,7 +151,7 @@ impl Guard {
                 outlet: a.outlet.as_ref().map(|o| o.to_string()),
                 merchant: a.merchant.as_ref().map(|m| m.to_string()),
                 status: a.status.as_str().to_owned(),
-                status_reason: a.status_reason.clone(),
+                status_reason: self.shown_reason(a),
                 created_at: a.created_at,
                 last_active,
                 full_reads_30d,

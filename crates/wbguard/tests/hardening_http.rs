@@ -371,3 +371,54 @@ fn tls_serves_https_with_the_configured_certificate() {
     assert!(reqwest::blocking::get(format!("{plain}/healthz"))
         .map_or(true, |r| !r.status().is_success()));
 }
+
+#[test]
+fn an_operators_reason_is_sealed_in_the_accounts_table() {
+    let w = world();
+    let reason = "suspected of renting the account to 张伟";
+    let r = w.s.post(
+        "/v1/accounts/C9/suspend",
+        Some(&w.admin),
+        &json!({ "reason": reason }),
+    );
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.json::<Value>().unwrap()["status_reason"], reason);
+    // The table holds it sealed, bound to the account; the admins' list shows it opened.
+    let db = rusqlite::Connection::open(w._dirs.data.join("wbguard.db")).unwrap();
+    let stored: String = db
+        .query_row(
+            "SELECT status_reason FROM accounts WHERE id = 'C9'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert!(
+        stored.starts_with("sealed:") && !stored.contains("张伟"),
+        "{stored}"
+    );
+    let list: Value = w.s.get("/v1/accounts", Some(&w.admin)).json().unwrap();
+    let c9 = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["id"] == "C9")
+        .unwrap();
+    assert_eq!(c9["status_reason"], reason);
+    // Moved onto another account's row, it does not open.
+    db.execute(
+        "UPDATE accounts SET status = 'suspended', status_reason = ?1 WHERE id = 'C1'",
+        [&stored],
+    )
+    .unwrap();
+    let list: Value = w.s.get("/v1/accounts", Some(&w.admin)).json().unwrap();
+    let c1 = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["id"] == "C1")
+        .unwrap();
+    assert!(
+        !c1["status_reason"].as_str().unwrap().contains("张伟"),
+        "{c1}"
+    );
+}
