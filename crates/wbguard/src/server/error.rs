@@ -30,7 +30,7 @@ pub(crate) struct ApiErrorDetail {
 /// An error answer: a status and the JSON body.
 #[derive(Debug)]
 pub(crate) struct ApiError {
-    pub(crate) status: StatusCode,
+    status: StatusCode,
     code: &'static str,
     message: String,
     rows: Option<Vec<RowFault>>,
