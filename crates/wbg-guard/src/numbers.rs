@@ -221,6 +221,16 @@ impl Guard {
         self.numbers.is_some()
     }
 
+    /// The pool's state now (numbers in service, free, waybills waiting), when privacy numbers are on.
+    pub fn privacy_number_pool(&self) -> Result<Option<wbg_store::PoolState>, GuardError> {
+        let Some(n) = &self.numbers else {
+            return Ok(None);
+        };
+        Ok(Some(
+            self.store.number_pool_state(self.clock.now(), n.release)?,
+        ))
+    }
+
     /// How a courier's full read shows the recipient's phone, given the waybill's binding from the read's
     /// snapshot.
     pub(crate) fn shown_phone(
@@ -327,9 +337,7 @@ impl Guard {
                 break;
             }
         }
-        let left = self.store.waiting_for_numbers(limit)?.len();
-        metrics::gauge!("wbguard_privacy_numbers_waiting").set(left as f64);
-        Ok(left)
+        Ok(self.store.waiting_for_numbers(limit)?.len())
     }
 
     /// After an event moved waybill `wb`: tells the gateway when its binding's window now ends.

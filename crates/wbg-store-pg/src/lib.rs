@@ -1712,6 +1712,34 @@ impl Store for PgStore {
         })
     }
 
+    fn number_pool_state(
+        &self,
+        now: Millis,
+        release: NumberRelease,
+    ) -> Result<wbg_store::PoolState, StoreError> {
+        self.run(async {
+            let (in_service, waiting): (i64, i64) = sqlx::query_as(
+                "SELECT (SELECT count(*) FROM privacy_numbers WHERE NOT retired),
+                        (SELECT count(*) FROM privacy_waiting)",
+            )
+            .fetch_one(&self.pool)
+            .await
+            .map_err(db)?;
+            let free: i64 = sqlx::query_scalar(wbg_store::FREE_NUMBER_COUNT_SQL)
+                .bind(release.grace_ms)
+                .bind(release.quarantine_ms)
+                .bind(now)
+                .fetch_one(&self.pool)
+                .await
+                .map_err(db)?;
+            Ok(wbg_store::PoolState {
+                in_service: in_service as u64,
+                free: free as u64,
+                waiting: waiting as u64,
+            })
+        })
+    }
+
     fn find_by_token(&self, token: &[u8; 16]) -> Result<Vec<WaybillNo>, StoreError> {
         self.run(async {
             let rows: Vec<String> = sqlx::query_scalar(

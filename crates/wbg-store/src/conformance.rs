@@ -2,7 +2,9 @@
 //! store (this crate's tests) and the PostgreSQL store (`wbg-store-pg`'s tests), each on a fresh, empty store.
 //! Each check panics on the first failure, naming what did not hold.
 #![allow(clippy::unwrap_used, missing_docs)]
-use crate::{BindOutcome, EventRecord, NewToken, NumberRelease, SealedWaybill, Store, StoreError};
+use crate::{
+    BindOutcome, EventRecord, NewToken, NumberRelease, PoolState, SealedWaybill, Store, StoreError,
+};
 use wbg_audit::note::NoteSigner;
 use wbg_audit::{verify_log, AuditEntry, Checkpoint};
 use wbg_core::{
@@ -558,6 +560,16 @@ pub fn privacy_numbers_bind_wait_rebind_and_rest_before_reuse(s: &dyn Store) {
         .bind_number(&no("W3"), &c1, 202, release, audited)
         .unwrap();
     assert_eq!(o, BindOutcome::Exhausted);
+    let state = |now| s.number_pool_state(now, release).unwrap();
+    assert_eq!(
+        state(202),
+        PoolState {
+            in_service: 2,
+            free: 0,
+            waiting: 1
+        },
+        "two bound, one waiting"
+    );
     let waiting = s.waiting_for_numbers(10).unwrap();
     assert_eq!(
         waiting,
@@ -589,6 +601,8 @@ pub fn privacy_numbers_bind_wait_rebind_and_rest_before_reuse(s: &dyn Store) {
         .bind_number(&no("W3"), &c1, 11_999, release, audited)
         .unwrap();
     assert_eq!(o, BindOutcome::Exhausted, "still resting");
+    assert_eq!(state(11_999).free, 0, "resting is not free");
+    assert_eq!(state(12_000).free, 1, "rested");
     let (o, _) = s
         .bind_number(&no("W3"), &c1, 12_000, release, audited)
         .unwrap();

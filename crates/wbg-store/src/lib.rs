@@ -21,7 +21,10 @@ mod work;
 pub use activity::{AccountActivity, ACTIVITY_SINCE_ROW};
 pub use credentials::{token_id, Credentials, NewToken, TokenInfo};
 pub use error::StoreError;
-pub use numbers::{BindOutcome, NumberBinding, NumberRelease, PoolSync, FREE_NUMBER_SQL};
+pub use numbers::{
+    BindOutcome, NumberBinding, NumberRelease, PoolState, PoolSync, FREE_NUMBER_COUNT_SQL,
+    FREE_NUMBER_SQL,
+};
 pub use sqlite::SqliteStore;
 pub use ticket::{Ticket, TicketSender};
 pub use work::{ServiceTicket, WorkRegistry};
@@ -266,6 +269,12 @@ pub trait Store: WorkRegistry + Credentials + AccountActivity + Send + Sync {
     /// Up to `limit` waybills waiting for a number, longest waiting first: `(waybill, courier)`. A waybill
     /// starts waiting in the transaction of its `out_for_delivery` event whenever the pool is not empty.
     fn waiting_for_numbers(&self, limit: usize) -> Result<Vec<(WaybillNo, AccountId)>, StoreError>;
+    /// The pool's state at `now` under `release`: numbers in service, free, and waybills waiting.
+    fn number_pool_state(
+        &self,
+        now: Millis,
+        release: NumberRelease,
+    ) -> Result<PoolState, StoreError>;
 
     /// Counts one print of waybill `no`'s label at `at`; the ticket holds which print it was (1 for the first).
     fn count_label_print(&self, no: &WaybillNo, at: Millis) -> Ticket<u32>;

@@ -92,13 +92,40 @@ pub struct PoolSync {
     pub in_service: u64,
 }
 
-/// The free number rested longest: never bound, or bound to a waybill that is gone or whose binding ended
-/// (signed `$1` = grace ago, or out of delivery) at least `$2` = quarantine before `$3` = now. A waybill back out
-/// for delivery, or still out with another courier while its rebinding waits in the queue, keeps its number.
-/// Every backend runs this one statement.
-pub const FREE_NUMBER_SQL: &str =
-    "SELECT p.number FROM privacy_numbers p LEFT JOIN waybills w ON w.no = p.waybill_no
+/// The pool's state for an operator: how many numbers are in service, free to bind now, and how many
+/// waybills wait for one. An exhausted pool means couriers see masked phones instead of a number to call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct PoolState {
+    /// Numbers in service (not retired).
+    pub in_service: u64,
+    /// Numbers in service that could be bound now (the test of [`FREE_NUMBER_SQL`]).
+    pub free: u64,
+    /// Waybills out for delivery waiting for a number.
+    pub waiting: u64,
+}
+
+/// Which numbers are free: never bound, or bound to a waybill that is gone or whose binding ended (signed `$1` =
+/// grace ago, or out of delivery) at least `$2` = quarantine before `$3` = now. A waybill back out for delivery,
+/// or still out with another courier while its rebinding waits in the queue, keeps its number.
+macro_rules! free_numbers {
+    ($select:literal, $rest:literal) => {
+        concat!(
+            $select,
+            " FROM privacy_numbers p LEFT JOIN waybills w ON w.no = p.waybill_no
     WHERE NOT p.retired AND (p.waybill_no IS NULL OR w.no IS NULL
        OR (w.status = 'signed' AND w.signed_at + $1 + $2 <= $3)
-       OR (w.status NOT IN ('out_for_delivery', 'signed') AND w.updated_at + $2 <= $3))
-    ORDER BY p.bound_at IS NOT NULL, p.bound_at LIMIT 1";
+       OR (w.status NOT IN ('out_for_delivery', 'signed') AND w.updated_at + $2 <= $3))",
+            $rest
+        )
+    };
+}
+
+/// The free number rested longest (see `free_numbers!` for which are free). Every backend runs this one
+/// statement.
+pub const FREE_NUMBER_SQL: &str = free_numbers!(
+    "SELECT p.number",
+    " ORDER BY p.bound_at IS NOT NULL, p.bound_at LIMIT 1"
+);
+
+/// How many numbers are free, by the same test as [`FREE_NUMBER_SQL`], with the same parameters.
+pub const FREE_NUMBER_COUNT_SQL: &str = free_numbers!("SELECT count(*)", "");

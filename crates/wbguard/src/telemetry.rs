@@ -109,6 +109,11 @@ const COUNTERS: &[CounterSpec] = &[
         "Failed publishes to the NATS bus.",
         &[],
     ),
+    (
+        "wbguard_oidc_jwks_fetch_failures_total",
+        "Failed fetches of the identity provider's key set (the set in force stays).",
+        &[],
+    ),
 ];
 
 const GAUGES: &[(&str, &str)] = &[
@@ -135,8 +140,20 @@ const GAUGES: &[(&str, &str)] = &[
         "Messages waiting in a webhook's queue, by webhook.",
     ),
     (
+        "wbguard_privacy_numbers_in_service",
+        "Privacy numbers in the pool (not retired).",
+    ),
+    (
+        "wbguard_privacy_numbers_free",
+        "Privacy numbers that could be bound now (unbound, or rested after their delivery).",
+    ),
+    (
         "wbguard_privacy_numbers_waiting",
         "Waybills out for delivery waiting for a free privacy number.",
+    ),
+    (
+        "wbguard_oidc_jwks_age_seconds",
+        "Seconds since the identity provider's key set was last fetched (jwks_url only).",
     ),
     (
         "wbguard_policy_version",
@@ -205,7 +222,8 @@ pub async fn requests(
 }
 
 /// The gauges the server's upkeep refreshes: the audit log's size, how much of it no signature covers yet, how
-/// old the newest checkpoint is, and (every `accounts_every` ticks) how many accounts are suspended.
+/// old the newest checkpoint is, the privacy-number pool (when it is on), and (every `accounts_every` ticks) how
+/// many accounts are suspended.
 pub fn upkeep(
     guard: &wbg_guard::Guard,
     signed_size: u64,
@@ -218,6 +236,11 @@ pub fn upkeep(
             .set(size.saturating_sub(signed_size) as f64);
     }
     metrics::gauge!("wbguard_audit_checkpoint_age_seconds").set(signed_at.elapsed().as_secs_f64());
+    if let Ok(Some(pool)) = guard.privacy_number_pool() {
+        metrics::gauge!("wbguard_privacy_numbers_in_service").set(pool.in_service as f64);
+        metrics::gauge!("wbguard_privacy_numbers_free").set(pool.free as f64);
+        metrics::gauge!("wbguard_privacy_numbers_waiting").set(pool.waiting as f64);
+    }
     if count_accounts {
         if let Ok(accounts) = guard.store().accounts() {
             let suspended = accounts

@@ -107,6 +107,29 @@ fn privacy_numbers_over_http() {
     let spec: Value = s.get("/openapi.json", None).json().unwrap();
     assert!(spec["paths"]["/v1/telephony/route"]["post"].is_object());
 
+    // The operator sees the pool on /metrics (the upkeep refreshes it every second): ten numbers, one bound.
+    let gauge = |text: &str, name: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse::<f64>().ok())
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let text = loop {
+        let text = s.get("/metrics", None).text().unwrap();
+        // (A tick before the binding showed all ten free: wait for one after it.)
+        if gauge(&text, "wbguard_privacy_numbers_free") == Some(9.0)
+            || std::time::Instant::now() > deadline
+        {
+            break text;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    };
+    assert_eq!(
+        gauge(&text, "wbguard_privacy_numbers_in_service"),
+        Some(10.0)
+    );
+    assert_eq!(gauge(&text, "wbguard_privacy_numbers_free"), Some(9.0));
+    assert_eq!(gauge(&text, "wbguard_privacy_numbers_waiting"), Some(0.0));
+
     let log = s.log_text();
     for secret in [NAME, PHONE, STREET] {
         assert!(!log.contains(secret), "the server log holds {secret}");

@@ -1033,6 +1033,14 @@ impl Store for SqliteStore {
         numbers::waiting(&self.lock()?.conn, limit)
     }
 
+    fn number_pool_state(
+        &self,
+        now: Millis,
+        release: crate::NumberRelease,
+    ) -> Result<crate::PoolState, StoreError> {
+        numbers::state(&self.lock()?.conn, now, release)
+    }
+
     fn events(&self, no: &WaybillNo) -> Result<Vec<EventRecord>, StoreError> {
         events_in(&self.lock()?.conn, no)
     }

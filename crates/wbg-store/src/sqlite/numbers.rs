@@ -2,7 +2,7 @@
 //! log), and the waybills waiting for a number. Whether a binding has ended is read from its waybill's own
 //! row, so signing for a parcel needs no write here.
 use super::{commit_with_entry, corrupt, Inner};
-use crate::{BindOutcome, NumberBinding, NumberRelease, PoolSync, StoreError};
+use crate::{BindOutcome, NumberBinding, NumberRelease, PoolState, PoolSync, StoreError};
 use rusqlite::{params, Connection, OptionalExtension, Transaction, TransactionBehavior};
 use wbg_audit::AuditEntry;
 use wbg_core::{AccountId, Millis, WaybillNo};
@@ -189,4 +189,27 @@ pub(super) fn waiting(
             ))
         })
         .collect()
+}
+
+pub(super) fn state(
+    conn: &Connection,
+    now: Millis,
+    release: NumberRelease,
+) -> Result<PoolState, StoreError> {
+    let count = |sql: &str, p: &[&dyn rusqlite::ToSql]| -> Result<u64, StoreError> {
+        Ok(conn
+            .prepare_cached(sql)?
+            .query_row(p, |r| r.get::<_, i64>(0))? as u64)
+    };
+    Ok(PoolState {
+        in_service: count(
+            "SELECT count(*) FROM privacy_numbers WHERE retired = 0",
+            &[],
+        )?,
+        free: count(
+            crate::numbers::FREE_NUMBER_COUNT_SQL,
+            params![release.grace_ms, release.quarantine_ms, now],
+        )?,
+        waiting: count("SELECT count(*) FROM privacy_waiting", &[])?,
+    })
 }
