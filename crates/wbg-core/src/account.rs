@@ -26,11 +26,14 @@ pub enum Role {
     /// The telephony platform that connects a courier's call to a privacy number with the real recipient; sees
     /// one phone number a call, never a waybill.
     TelephonyGateway,
+    /// Manages one outlet's people: recertifies its couriers', staff's and print stations' access each quarter
+    /// (as the policy allows); sees no personal data.
+    OutletManager,
 }
 
 impl Role {
     /// All roles, in a fixed order.
-    pub const ALL: [Role; 9] = [
+    pub const ALL: [Role; 10] = [
         Role::Courier,
         Role::OutletStaff,
         Role::CustomerService,
@@ -40,6 +43,7 @@ impl Role {
         Role::Auditor,
         Role::Admin,
         Role::TelephonyGateway,
+        Role::OutletManager,
     ];
 
     /// The snake_case name used in policies, the API and the CLI.
@@ -54,6 +58,7 @@ impl Role {
             Role::Auditor => "auditor",
             Role::Admin => "admin",
             Role::TelephonyGateway => "telephony_gateway",
+            Role::OutletManager => "outlet_manager",
         }
     }
 
@@ -117,15 +122,15 @@ pub struct Account {
 }
 
 impl Account {
-    /// Checks that the role has the binding it needs: couriers and outlet staff need an outlet, merchants a
-    /// merchant, print stations one of the two.
+    /// Checks that the role has the binding it needs: couriers, outlet staff and outlet managers need an outlet,
+    /// merchants a merchant, print stations one of the two.
     pub fn check_binding(
         role: Role,
         outlet: Option<&OutletId>,
         merchant: Option<&MerchantId>,
     ) -> Result<(), CoreError> {
         match role {
-            Role::Courier | Role::OutletStaff if outlet.is_none() => {
+            Role::Courier | Role::OutletStaff | Role::OutletManager if outlet.is_none() => {
                 Err(CoreError::invalid("outlet", "is required for this role"))
             }
             Role::Merchant if merchant.is_none() => {

@@ -60,8 +60,20 @@ impl Default for CredentialConfig {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct OidcConfig {
-    /// The identity provider's JSON Web Key Set, as a file (fetched by the operator's tooling).
-    pub jwks_file: PathBuf,
+    /// The identity provider's JSON Web Key Set, as a file (read once, at start).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jwks_file: Option<PathBuf>,
+    /// The identity provider's JWKS endpoint: `https://…` (plain `http://` only to a loopback address). Fetched
+    /// at start (the server does not start without it), then every `jwks_refresh_seconds`, and soon after a
+    /// token names a key the set does not hold (the IdP rotated its keys).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jwks_url: Option<String>,
+    /// Seconds between fetches of `jwks_url` (60-86,400; default 600).
+    #[serde(default = "default_refresh")]
+    pub jwks_refresh_seconds: u64,
+    /// Further CA certificates (PEM) to trust for `jwks_url`, e.g. a carrier's internal CA.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jwks_ca_file: Option<PathBuf>,
     /// The `iss` every token must carry.
     pub issuer: String,
     /// The `aud` every token must carry (this service's client id at the IdP).
@@ -71,60 +83,134 @@ pub struct OidcConfig {
     pub account_claim: String,
 }
 
+fn default_refresh() -> u64 {
+    600
+}
+
+impl OidcConfig {
+    /// Where the keys come from, checked: exactly one of `jwks_file` and `jwks_url`, the URL `https` (or `http`
+    /// to a loopback address: a key set fetched in the clear would let anyone on the path mint tokens).
+    pub fn source(&self) -> Result<JwksSource<'_>, GuardError> {
+        let bad = |why: &str| Err(GuardError::Config(format!("[credentials.oidc] {why}")));
+        match (&self.jwks_file, &self.jwks_url) {
+            (Some(f), None) => Ok(JwksSource::File(f)),
+            (None, Some(url)) => {
+                if !(60..=86_400).contains(&self.jwks_refresh_seconds) {
+                    return bad("jwks_refresh_seconds must be 60-86400");
+                }
+                let host = |rest: &str| {
+                    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+                    let host = authority.rsplit('@').next().unwrap_or("");
+                    match host.strip_prefix('[') {
+                        Some(v6) => v6.split(']').next().unwrap_or("").to_owned(),
+                        None => host.split(':').next().unwrap_or("").to_owned(),
+                    }
+                };
+                let ok = match (url.strip_prefix("https://"), url.strip_prefix("http://")) {
+                    (Some(rest), _) => !host(rest).is_empty(),
+                    (None, Some(rest)) => {
+                        let h = host(rest);
+                        h == "localhost"
+                            || h.parse::<std::net::IpAddr>()
+                                .is_ok_and(|ip| ip.is_loopback())
+                    }
+                    _ => false,
+                };
+                if !ok {
+                    return bad("jwks_url must be https:// (http:// only to a loopback address)");
+                }
+                Ok(JwksSource::Url(url))
+            }
+            (Some(_), Some(_)) => bad("takes jwks_file or jwks_url, not both"),
+            (None, None) => bad("needs jwks_file or jwks_url"),
+        }
+    }
+}
+
+/// Where an identity provider's keys come from.
+#[derive(Debug, Clone, Copy)]
+pub enum JwksSource<'a> {
+    /// A file, read at start.
+    File(&'a PathBuf),
+    /// A URL the server fetches (see [`OidcConfig::jwks_url`]).
+    Url(&'a str),
+}
+
 fn default_claim() -> String {
     "sub".into()
 }
 
+/// Keys by `kid`, each with the algorithms its family allows.
+type KeySet = HashMap<String, (DecodingKey, Vec<Algorithm>)>;
+
 /// A verifier of the identity provider's tokens.
 pub(crate) struct Oidc {
-    /// Keys by `kid`, each with the algorithms its family allows.
-    keys: HashMap<String, (DecodingKey, Vec<Algorithm>)>,
+    keys: arc_swap::ArcSwap<KeySet>,
+    /// The `kid`s of the set in force, sorted (to tell a changed set from a re-fetch of the same).
+    kids: std::sync::Mutex<Vec<String>>,
+    /// A token named a key the set does not hold: the fetcher should look again.
+    stale: std::sync::atomic::AtomicBool,
     issuer: String,
     audience: String,
     claim: String,
 }
 
+/// A JWKS's public keys; errors name the key's position, never its material.
+fn key_set(text: &str) -> Result<KeySet, String> {
+    let set: jwk::JwkSet = serde_json::from_str(text).map_err(|e| format!("not a JWKS: {e}"))?;
+    let mut keys = HashMap::new();
+    for (i, k) in set.keys.iter().enumerate() {
+        let algs = match &k.algorithm {
+            jwk::AlgorithmParameters::RSA(_) => vec![
+                Algorithm::RS256,
+                Algorithm::RS384,
+                Algorithm::RS512,
+                Algorithm::PS256,
+                Algorithm::PS384,
+                Algorithm::PS512,
+            ],
+            jwk::AlgorithmParameters::EllipticCurve(_) => {
+                vec![Algorithm::ES256, Algorithm::ES384]
+            }
+            jwk::AlgorithmParameters::OctetKeyPair(_) => vec![Algorithm::EdDSA],
+            // A shared secret would let whoever holds the set mint tokens: never accepted.
+            jwk::AlgorithmParameters::OctetKey(_) => {
+                return Err(format!("key {i} is a shared secret; only public keys"))
+            }
+        };
+        let key = DecodingKey::from_jwk(k).map_err(|e| format!("key {i}: {e}"))?;
+        let kid = k.common.key_id.clone().unwrap_or_default();
+        keys.insert(kid, (key, algs));
+    }
+    if keys.is_empty() {
+        return Err("the key set holds no keys".into());
+    }
+    Ok(keys)
+}
+
 impl Oidc {
     fn load(cfg: &OidcConfig) -> Result<Oidc, GuardError> {
         let bad = |why: String| GuardError::Config(format!("[credentials.oidc] {why}"));
-        let text = std::fs::read_to_string(&cfg.jwks_file)
-            .map_err(|e| bad(format!("cannot read {}: {e}", cfg.jwks_file.display())))?;
-        let set: jwk::JwkSet =
-            serde_json::from_str(&text).map_err(|e| bad(format!("jwks_file: {e}")))?;
-        let mut keys = HashMap::new();
-        for (i, k) in set.keys.iter().enumerate() {
-            let algs = match &k.algorithm {
-                jwk::AlgorithmParameters::RSA(_) => vec![
-                    Algorithm::RS256,
-                    Algorithm::RS384,
-                    Algorithm::RS512,
-                    Algorithm::PS256,
-                    Algorithm::PS384,
-                    Algorithm::PS512,
-                ],
-                jwk::AlgorithmParameters::EllipticCurve(_) => {
-                    vec![Algorithm::ES256, Algorithm::ES384]
-                }
-                jwk::AlgorithmParameters::OctetKeyPair(_) => vec![Algorithm::EdDSA],
-                // A shared secret would let whoever holds the file mint tokens: never accepted.
-                jwk::AlgorithmParameters::OctetKey(_) => {
-                    return Err(bad(format!("key {i} is a shared secret; only public keys")))
-                }
-            };
-            let key = DecodingKey::from_jwk(k).map_err(|e| bad(format!("key {i}: {e}")))?;
-            let kid = k.common.key_id.clone().unwrap_or_default();
-            keys.insert(kid, (key, algs));
-        }
-        if keys.is_empty() {
-            return Err(bad("jwks_file holds no keys".into()));
-        }
+        let keys = match cfg.source()? {
+            JwksSource::File(path) => {
+                let text = std::fs::read_to_string(path)
+                    .map_err(|e| bad(format!("cannot read {}: {e}", path.display())))?;
+                key_set(&text).map_err(|e| bad(format!("jwks_file: {e}")))?
+            }
+            // Fetched by the server before it serves (`Guard::set_oidc_keys`); until then nothing verifies.
+            JwksSource::Url(_) => KeySet::new(),
+        };
         if cfg.issuer.is_empty() || cfg.audience.is_empty() || cfg.account_claim.is_empty() {
             return Err(bad(
                 "issuer, audience and account_claim must not be empty".into()
             ));
         }
+        let mut kids: Vec<String> = keys.keys().cloned().collect();
+        kids.sort();
         Ok(Oidc {
-            keys,
+            keys: arc_swap::ArcSwap::from_pointee(keys),
+            kids: std::sync::Mutex::new(kids),
+            stale: Default::default(),
             issuer: cfg.issuer.clone(),
             audience: cfg.audience.clone(),
             claim: cfg.account_claim.clone(),
@@ -135,12 +221,17 @@ impl Oidc {
     /// claim failed is no business of the caller's).
     fn verify(&self, jwt: &str) -> Result<AccountId, GuardError> {
         let header = jsonwebtoken::decode_header(jwt).map_err(|_| GuardError::Unauthenticated)?;
+        let keys = self.keys.load();
         let (key, algs) = match &header.kid {
-            Some(kid) => self.keys.get(kid),
-            None if self.keys.len() == 1 => self.keys.values().next(),
+            Some(kid) => keys.get(kid),
+            None if keys.len() == 1 => keys.values().next(),
             None => None,
         }
-        .ok_or(GuardError::Unauthenticated)?;
+        .ok_or_else(|| {
+            // Perhaps the IdP rotated its keys: the fetcher looks again (it limits how often).
+            self.stale.store(true, std::sync::atomic::Ordering::Relaxed);
+            GuardError::Unauthenticated
+        })?;
         if !algs.contains(&header.alg) {
             return Err(GuardError::Unauthenticated);
         }
@@ -312,6 +403,44 @@ impl Guard {
     pub fn with_credentials(mut self, cfg: &CredentialConfig) -> Result<Guard, GuardError> {
         self.credentials = Credentialing::new(cfg)?;
         Ok(self)
+    }
+
+    /// Puts the identity provider's key set `jwks` (a JWKS document, as fetched from `jwks_url`) in force for
+    /// every JWT from now on. A set that does not parse, holds no key or holds a shared secret is refused and the
+    /// set in force stays. A set whose key ids differ from the one in force is audited (`oidc_keys`, with the key
+    /// ids). Returns whether the key ids changed.
+    pub fn set_oidc_keys(&self, jwks: &str) -> Result<bool, GuardError> {
+        let Some(oidc) = &self.credentials.oidc else {
+            return Err(GuardError::Config(
+                "[credentials.oidc] is not configured".into(),
+            ));
+        };
+        let keys = key_set(jwks)
+            .map_err(|e| GuardError::Invalid(format!("the identity provider's key set: {e}")))?;
+        let mut kids: Vec<String> = keys.keys().cloned().collect();
+        kids.sort();
+        let mut held = oidc
+            .kids
+            .lock()
+            .map_err(|_| GuardError::Internal("the OIDC key ids lock is poisoned".into()))?;
+        let changed = *held != kids;
+        if changed {
+            let mut e = self.entry("oidc", &RequestMeta::default(), "oidc_keys");
+            e.detail = Some(format!("kids={}", kids.join(",")));
+            self.store.append_audit(e)?;
+            *held = kids;
+        }
+        oidc.keys.store(std::sync::Arc::new(keys));
+        Ok(changed)
+    }
+
+    /// Whether a JWT named a key the set in force does not hold since this was last asked (the fetcher of
+    /// `jwks_url` then looks again, at most as often as it chooses).
+    pub fn oidc_keys_stale(&self) -> bool {
+        self.credentials
+            .oidc
+            .as_ref()
+            .is_some_and(|o| o.stale.swap(false, std::sync::atomic::Ordering::Relaxed))
     }
 
     /// What a presented bearer credential is: an identity-provider JWT (verified now) when one is configured and

@@ -41,7 +41,7 @@ pub use breach::{
 };
 pub use canary::MAX_CANARIES;
 pub use credentials::{
-    CredentialConfig, Enrolment, EnrolmentCode, Issued, IssuedToken, OidcConfig, WhoAmI,
+    CredentialConfig, Enrolment, EnrolmentCode, Issued, IssuedToken, JwksSource, OidcConfig, WhoAmI,
 };
 pub use error::GuardError;
 pub use events::{EventBatchReport, RowFault, ScanEvent};

@@ -330,8 +330,10 @@ impl Guard {
 
     /// Recertifies `accounts` for the current quarter: `keep` attests their access is still needed; otherwise
     /// each is suspended now (`unattested: access revoked at recertification`). An admin (or an operator at the
-    /// machine) decides, never for their own account; each decision is audited and recorded once a quarter
-    /// (a second decision on an account in a quarter is a `Conflict`).
+    /// machine) decides for any account; an outlet's manager for the accounts the policy's `recertify` action
+    /// gives them (their own outlet's people); no one for their own account. Every account is checked before
+    /// any is decided (a refusal decides none); an account the caller may not decide is refused like one that
+    /// does not exist. Each decision is audited and recorded once a quarter (a second is a `Conflict`).
     pub fn attest(
         &self,
         actor: Actor<'_>,
@@ -339,7 +341,11 @@ impl Guard {
         keep: bool,
         meta: &RequestMeta,
     ) -> Result<Vec<Attestation>, GuardError> {
-        let (who, e) = self.admin(actor, AdminAction::ManageAccounts, "recertify", meta)?;
+        let who = self.actor(actor)?;
+        let e = self.entry(who.id.as_str(), meta, "recertify");
+        self.require_active(&who, &e)?;
+        let everyone = matches!(actor, Actor::Local(_))
+            || self.policy().may_admin(&who, AdminAction::ManageAccounts)?;
         if accounts.is_empty() || accounts.len() > 1_000 {
             return Err(GuardError::Invalid(
                 "name 1-1000 accounts to recertify".into(),
@@ -347,13 +353,13 @@ impl Guard {
         }
         let now = self.clock.now();
         let (quarter, _) = quarter_of(now);
-        let mut out = Vec::new();
+        let decision = if keep { "keep" } else { "revoke" };
+        let mut checked = Vec::with_capacity(accounts.len());
         for id in accounts {
             let id = AccountId::parse(id)?;
             let mut entry = e.clone();
             entry.detail = Some(format!(
-                "account={id} quarter={quarter} decision={}",
-                if keep { "keep" } else { "revoke" }
+                "account={id} quarter={quarter} decision={decision}"
             ));
             if id == who.id {
                 return Err(self.deny(
@@ -361,13 +367,30 @@ impl Guard {
                     GuardError::Forbidden("no one recertifies their own account".into()),
                 ));
             }
-            let Some(account) = self.store.account(&id)? else {
-                return Err(self.deny(entry, GuardError::NotFound(format!("account {id}"))));
+            let account = self.store.account(&id)?;
+            let permitted = everyone
+                || match &account {
+                    Some(a) => self.policy().may_recertify(&who, a)?,
+                    None => false,
+                };
+            let account = match account {
+                Some(a) if permitted => a,
+                Some(_) | None if !everyone => {
+                    return Err(self.deny(
+                        entry,
+                        GuardError::Forbidden(format!("not permitted to recertify {id}")),
+                    ))
+                }
+                _ => return Err(self.deny(entry, GuardError::NotFound(format!("account {id}")))),
             };
+            checked.push((id, account, entry));
+        }
+        let mut out = Vec::new();
+        for (id, account, entry) in checked {
             let a = Attestation {
                 quarter: quarter.clone(),
                 account: id.to_string(),
-                decision: if keep { "keep" } else { "revoke" }.into(),
+                decision: decision.into(),
                 by: who.id.to_string(),
                 at: now,
             };

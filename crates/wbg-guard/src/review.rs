@@ -81,15 +81,41 @@ const ACTIONS: [(AdminAction, &str); 7] = [
 ];
 
 impl Guard {
-    /// The access review (see the module doc), for an auditor or an admin; audited as `access_review`.
+    /// The access review (see the module doc), for an auditor or an admin (every account), or for an outlet's
+    /// manager (the accounts the policy lets them recertify: their own outlet's people); audited as
+    /// `access_review`.
     pub fn access_review(
         &self,
         actor: Actor<'_>,
         meta: &RequestMeta,
     ) -> Result<Vec<ReviewRow>, GuardError> {
-        let (_, e) = self.overseer(actor, "access_review", meta)?;
+        let who = self.actor(actor)?;
+        let e = self.entry(who.id.as_str(), meta, "access_review");
+        self.require_active(&who, &e)?;
+        let overseer = matches!(actor, Actor::Local(_))
+            || self.policy().may_admin(&who, AdminAction::ReadAudit)?
+            || self.policy().may_admin(&who, AdminAction::ManageAccounts)?;
         let now = self.clock.now();
-        let accounts = self.store.accounts()?;
+        let everyone = self.store.accounts()?;
+        // The medians below compare each account with all of its role, whoever asks.
+        let mut accounts = Vec::new();
+        if overseer {
+            accounts.clone_from(&everyone);
+        } else {
+            for a in &everyone {
+                if self.policy().may_recertify(&who, a)? {
+                    accounts.push(a.clone());
+                }
+            }
+            if accounts.is_empty() {
+                return Err(self.deny(
+                    e,
+                    GuardError::Forbidden(
+                        "access_review is for auditors, admins and outlet managers".into(),
+                    ),
+                ));
+            }
+        }
         let last = self.last_activity()?;
         let full = self.full_reads_since(now - REVIEW_WINDOW_DAYS * DAY_MS)?;
         let dormant_days = i64::from(self.lifecycle.dormant_days);
@@ -99,7 +125,7 @@ impl Guard {
         let mut reaches: HashMap<Shape, (Vec<Reach>, Vec<String>)> = HashMap::new();
         let mut median: HashMap<Role, u64> = HashMap::new();
         for role in Role::ALL {
-            let mut counts: Vec<u64> = accounts
+            let mut counts: Vec<u64> = everyone
                 .iter()
                 .filter(|a| a.role == role)
                 .map(|a| full.get(a.id.as_str()).copied().unwrap_or(0))
@@ -120,6 +146,16 @@ impl Guard {
                     for (action, name) in ACTIONS {
                         if self.policy().may_admin(a, action)? {
                             may.push(name.to_owned());
+                        }
+                    }
+                    // Recertifying others (beyond admins' manage_accounts): asked of the policy with an account
+                    // of each role bound as this one is, under another id.
+                    let mut probe = a.clone();
+                    probe.id = wbg_core::AccountId::parse("RECERTIFY-PROBE")?;
+                    for role in Role::ALL {
+                        probe.role = role;
+                        if self.policy().may_recertify(a, &probe)? {
+                            may.push(format!("recertify {}", role.as_str()));
                         }
                     }
                     v.insert((reach, may))

@@ -137,7 +137,7 @@ struct Names {
 }
 
 /// Every action of the schema, for slicing.
-const ACTIONS: [&str; 14] = [
+const ACTIONS: [&str; 15] = [
     "view_full",
     "view_masked",
     "view_routing",
@@ -152,6 +152,7 @@ const ACTIONS: [&str; 14] = [
     "route_calls",
     "call_recipient",
     "register_work",
+    "recertify",
 ];
 
 /// A validated policy set and schema, ready to answer requests.
@@ -839,6 +840,27 @@ impl PolicyEngine {
             self.writes.put(k, ok);
         }
         Ok(ok)
+    }
+
+    /// Whether `account` may keep or revoke `target`'s access at the quarter's recertification (the `recertify`
+    /// action; admins decide every account through `manage_accounts` instead). Never for oneself.
+    pub fn may_recertify(&self, account: &Account, target: &Account) -> Result<bool, PolicyError> {
+        if account.id == target.id {
+            return Ok(false);
+        }
+        let (principal, principal_entity) = self.account_entity(account)?;
+        let (resource, resource_entity) = self.account_entity(target)?;
+        let entities = self.entities(principal_entity, Some(resource_entity))?;
+        Ok(self
+            .ask(
+                account.role,
+                &principal,
+                "recertify",
+                &resource,
+                Self::context(&[])?,
+                &entities,
+            )?
+            .0)
     }
 
     /// Whether `account` may perform an administrative or oversight action.

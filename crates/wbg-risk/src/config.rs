@@ -130,6 +130,9 @@ pub struct PerRole {
     /// Telephony gateways (they never read waybills: 0 unless set).
     #[serde(default)]
     pub telephony_gateway: f64,
+    /// Outlet managers (they read no waybills: 0 unless set).
+    #[serde(default)]
+    pub outlet_manager: f64,
 }
 
 impl PerRole {
@@ -145,6 +148,7 @@ impl PerRole {
             Role::Auditor => self.auditor,
             Role::Admin => self.admin,
             Role::TelephonyGateway => self.telephony_gateway,
+            Role::OutletManager => self.outlet_manager,
         }
     }
 }

@@ -7,6 +7,7 @@ mod config;
 mod demo;
 mod drive;
 mod import;
+mod jwks;
 mod reference;
 mod server;
 mod simulate;
@@ -996,6 +997,7 @@ fn serve(cfg: Config) -> Result<()> {
     let guard = Arc::new(guard);
     let witness = witness::Witness::start(&cfg.witness)?.map(Arc::new);
     let metrics = telemetry::install().context("cannot install the metrics recorder")?;
+    jwks::start(&guard, cfg.credentials.oidc.as_ref())?;
     let trusted_proxies = cfg.server.trusted_proxies()?;
     let tls = cfg.tls.clone();
     let rt = tokio::runtime::Builder::new_multi_thread()

@@ -28,6 +28,12 @@ const OPTIONAL: &[(&str, &str)] = &[
     ("witness.post.secret", "\"<unset>\""),
     ("witness.post.ca_file", "\"<unset>\""),
     ("credentials.oidc.jwks_file", "\"<unset: no OIDC>\""),
+    ("credentials.oidc.jwks_url", "\"<unset>\""),
+    ("credentials.oidc.jwks_refresh_seconds", "600"),
+    (
+        "credentials.oidc.jwks_ca_file",
+        "\"<unset: the system's roots>\"",
+    ),
     ("credentials.oidc.issuer", "\"<unset>\""),
     ("credentials.oidc.audience", "\"<unset>\""),
     ("credentials.oidc.account_claim", "\"sub\""),
@@ -76,7 +82,10 @@ const MEANINGS: &[(&str, &str)] = &[
     ("privacy_numbers.quarantine_hours", "hours a released number rests before it is bound again"),
     ("credentials.token_days", "days an API token works (1-3650)"),
     ("credentials.enrolment_hours", "hours an enrolment request, then its code, stays usable (1-720)"),
-    ("credentials.oidc.jwks_file", "accept the identity provider's JWTs: its JWKS, as a file"),
+    ("credentials.oidc.jwks_file", "accept the identity provider's JWTs: its JWKS, as a file read at start"),
+    ("credentials.oidc.jwks_url", "or its JWKS endpoint (https; http only to loopback), fetched at start and refreshed"),
+    ("credentials.oidc.jwks_refresh_seconds", "seconds between fetches of jwks_url (60-86400); sooner for an unknown kid"),
+    ("credentials.oidc.jwks_ca_file", "PEM of further CAs to trust for jwks_url"),
     ("credentials.oidc.issuer", "the iss every JWT must carry"),
     ("credentials.oidc.audience", "the aud every JWT must carry"),
     ("credentials.oidc.account_claim", "the claim naming the account id"),
@@ -206,9 +215,10 @@ mod tests {
         for (key, _) in OPTIONAL {
             let (table, leaf) = key.rsplit_once('.').unwrap_or(("", key));
             let value = match *key {
-                "bus.partitions" | "bus.snapshot_seconds" | "risk.utc_offset_hours" => {
-                    "1".to_owned()
-                }
+                "bus.partitions"
+                | "bus.snapshot_seconds"
+                | "risk.utc_offset_hours"
+                | "credentials.oidc.jwks_refresh_seconds" => "1".to_owned(),
                 k if k.starts_with("retention.groups.") => "1".to_owned(),
                 "bus.snapshots" | "store.migrate" => "true".to_owned(),
                 _ => "\"x\"".to_owned(),

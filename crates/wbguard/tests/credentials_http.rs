@@ -508,3 +508,139 @@ fn no_credential_an_admin_obtains_alone_reads_personal_data() {
     }
     assert!(tried > 7 * 20, "{tried}");
 }
+
+/// A JWKS endpoint on loopback: answers every GET with the set `keys` holds now, and counts the fetches.
+fn jwks_endpoint(
+    keys: std::sync::Arc<std::sync::Mutex<String>>,
+) -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    use std::io::{BufRead, BufReader, Write};
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/.well-known/jwks.json", l.local_addr().unwrap());
+    let fetches = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let count = fetches.clone();
+    std::thread::spawn(move || {
+        for conn in l.incoming() {
+            let Ok(mut conn) = conn else { continue };
+            let mut r = BufReader::new(conn.try_clone().unwrap());
+            loop {
+                let mut line = String::new();
+                if r.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                    break;
+                }
+            }
+            count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let body = keys.lock().unwrap().clone();
+            let _ = write!(
+                conn,
+                "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    });
+    (url, fetches)
+}
+
+fn ed25519_jwks(kid: &str, key: &SigningKey) -> String {
+    let x = B64.encode(key.verifying_key().to_bytes());
+    json!({"keys": [{"kty": "OKP", "crv": "Ed25519", "x": x, "kid": kid, "alg": "EdDSA", "use": "sig"}]})
+        .to_string()
+}
+
+/// A JWT signed with `key` under key id `kid`.
+fn jwt_kid(key: &SigningKey, kid: &str, claims: &Value) -> String {
+    let head = B64.encode(json!({"alg": "EdDSA", "typ": "JWT", "kid": kid}).to_string());
+    let body = B64.encode(claims.to_string());
+    let sig = key.sign(format!("{head}.{body}").as_bytes());
+    format!("{head}.{body}.{}", B64.encode(sig.to_bytes()))
+}
+
+#[test]
+fn the_identity_providers_keys_come_from_its_jwks_url_and_follow_its_rotation() {
+    let old = SigningKey::from_bytes(&[21u8; 32]);
+    let new = SigningKey::from_bytes(&[22u8; 32]);
+    let served = std::sync::Arc::new(std::sync::Mutex::new(ed25519_jwks("2026-11", &old)));
+    let (url, fetches) = jwks_endpoint(served.clone());
+    let dirs = Dirs::new("");
+    let base = std::fs::read_to_string(&dirs.config).unwrap();
+    let with_oidc = |url: &str| {
+        format!(
+            "{base}[credentials.oidc]\njwks_url = {url:?}\nissuer = {ISSUER:?}\naudience = {AUDIENCE:?}\n\
+             account_claim = \"employee_no\"\n"
+        )
+    };
+    // A key set fetched in the clear from another machine could be anyone's: refused before anything starts;
+    // and a node that cannot fetch its key set does not start.
+    for (bad, why) in [
+        ("http://idp.carrier.example/jwks", "https"),
+        ("ftp://127.0.0.1/jwks", "https"),
+        ("http://127.0.0.1:9/jwks", "cannot fetch"),
+    ] {
+        std::fs::write(&dirs.config, with_oidc(bad)).unwrap();
+        let out = dirs.cli(&["serve", "--listen", "127.0.0.1:0"]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success() && err.contains(why), "{bad}: {err}");
+    }
+    std::fs::write(&dirs.config, with_oidc(&url)).unwrap();
+    let admin = dirs.create_account("root", "admin", None);
+    let s = Server::start(&dirs, "debug");
+    assert!(fetches.load(std::sync::atomic::Ordering::SeqCst) >= 1);
+    s.account(&admin, "C0420003", "courier", Some("O042"), None);
+    let me = |t: &str| s.get("/v1/me", Some(t)).status().as_u16();
+    assert_eq!(me(&jwt_kid(&old, "2026-11", &claims("C0420003", 300))), 200);
+
+    // The IdP rotates: its set now holds only the new key. A token under the new key id makes the node look
+    // again (within seconds, not at the next scheduled refresh ten minutes away); the old key stops working.
+    *served.lock().unwrap() = ed25519_jwks("2026-12", &new);
+    let fresh = jwt_kid(&new, "2026-12", &claims("C0420003", 300));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while me(&fresh) != 200 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the new key never arrived"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(250));
+    }
+    assert_eq!(me(&jwt_kid(&old, "2026-11", &claims("C0420003", 300))), 401);
+    // A stream of unknown key ids does not turn into a stream of fetches.
+    let before = fetches.load(std::sync::atomic::Ordering::SeqCst);
+    for i in 0..50 {
+        assert_eq!(
+            me(&jwt_kid(
+                &new,
+                &format!("forged-{i}"),
+                &claims("C0420003", 300)
+            )),
+            401
+        );
+    }
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    assert!(fetches.load(std::sync::atomic::Ordering::SeqCst) <= before + 1);
+
+    // A broken set at the endpoint leaves the one in force.
+    *served.lock().unwrap() = "{\"keys\": []}".into();
+    let _ = me(&jwt_kid(&new, "next", &claims("C0420003", 300)));
+    std::thread::sleep(std::time::Duration::from_secs(6));
+    let _ = me(&jwt_kid(&new, "next", &claims("C0420003", 300)));
+    std::thread::sleep(std::time::Duration::from_secs(1));
+    assert_eq!(me(&fresh), 200, "the set in force stays");
+
+    // Each change of the key set is in the audit log, with its key ids.
+    let mut changes = Vec::new();
+    for seq in 0.. {
+        let r = s.get(&format!("/v1/audit/entries/{seq}"), Some(&admin));
+        if r.status() != 200 {
+            break;
+        }
+        let text = r.text().unwrap();
+        if text.contains("oidc_keys") {
+            changes.push(text);
+        }
+    }
+    assert_eq!(changes.len(), 2, "{changes:?}");
+    assert!(changes[0].contains("kids=2026-11") && changes[1].contains("kids=2026-12"));
+    let metrics = s.get("/metrics", None).text().unwrap();
+    assert!(
+        metrics.contains("wbguard_oidc_jwks_fetch_failures_total 1"),
+        "{metrics}"
+    );
+}

@@ -295,3 +295,116 @@ fn the_access_review_derives_what_each_account_sees_from_the_policy() {
     );
     assert!(String::from_utf8_lossy(&out.stdout).contains("C0420001,courier,O042"));
 }
+
+#[test]
+fn an_outlet_manager_recertifies_its_own_outlets_people_and_nobody_else() {
+    let dirs = Dirs::new("");
+    let admin = dirs.create_account("root", "admin", None);
+    let s = Server::start(&dirs, "debug");
+    let manager = s.account(&admin, "MGR042", "outlet_manager", Some("O042"), None);
+    let other_manager = s.account(&admin, "MGR001", "outlet_manager", Some("O001"), None);
+    for (id, role, outlet) in [
+        ("C0420001", "courier", Some("O042")),
+        ("C0420002", "courier", Some("O042")),
+        ("S0420001", "outlet_staff", Some("O042")),
+        ("P0420001", "print_station", Some("O042")),
+        ("C0010001", "courier", Some("O001")),
+        ("K1", "customer_service", None),
+    ] {
+        s.account(&admin, id, role, outlet, None);
+    }
+    // A manager must be bound to an outlet.
+    let r = s.post(
+        "/v1/accounts",
+        Some(&admin),
+        &json!({"id": "MGRX", "role": "outlet_manager"}),
+    );
+    assert_eq!(r.status(), 400);
+
+    // Its access review: exactly its own outlet's people, and what it may do is on its own row in the admins'.
+    let rows: Vec<Value> = s.get("/v1/access-review", Some(&manager)).json().unwrap();
+    let mut ids: Vec<&str> = rows
+        .iter()
+        .map(|r| r["account"].as_str().unwrap())
+        .collect();
+    ids.sort();
+    assert_eq!(ids, ["C0420001", "C0420002", "P0420001", "S0420001"]);
+    let all: Vec<Value> = s.get("/v1/access-review", Some(&admin)).json().unwrap();
+    let mine = all.iter().find(|r| r["account"] == "MGR042").unwrap();
+    assert!(mine["may"]
+        .as_array()
+        .unwrap()
+        .contains(&json!("recertify courier")));
+    for p in mine["sees"].as_array().unwrap() {
+        assert!(p["view"].is_null() || p["view"] == "routing", "{p}");
+    }
+    // A manager reads no waybill beyond routing data.
+    let integ = s.account(&admin, "I1", "integration", None, None);
+    let no = "YT2026120300001";
+    let r = s.post(
+        "/v1/waybills",
+        Some(&integ),
+        &waybill(
+            no,
+            "M001",
+            "O042",
+            "O042",
+            "欧阳娜娜",
+            "13912345678",
+            "文三路88号3单元501室",
+        ),
+    );
+    assert_eq!(r.status(), 201);
+    let r = s.get(
+        &format!("/v1/waybills/{no}?purpose=exception_handling"),
+        Some(&manager),
+    );
+    let text = r.text().unwrap();
+    assert!(
+        !text.contains("13912345678") && !text.contains("欧阳娜娜"),
+        "{text}"
+    );
+
+    // It keeps and revokes its own people; the revoked courier is suspended at once.
+    let attest = |t: &str, accounts: &[&str], decision: &str| {
+        s.post(
+            "/v1/access-review/attestations",
+            Some(t),
+            &json!({"accounts": accounts, "decision": decision}),
+        )
+    };
+    let r = attest(&manager, &["C0420001", "S0420001"], "keep");
+    assert_eq!(r.status(), 200, "{}", r.text().unwrap());
+    let r = attest(&manager, &["C0420002"], "revoke");
+    assert_eq!(r.status(), 200, "{}", r.text().unwrap());
+    assert_eq!(status(&s, &admin, "C0420002").0, "suspended");
+    // Another outlet's courier, customer service, another manager, itself, an account that does not exist:
+    // refused alike, and a list with one of them in it decides nothing.
+    for (who, target) in [
+        (&manager, "C0010001"),
+        (&manager, "K1"),
+        (&manager, "MGR001"),
+        (&manager, "MGR042"),
+        (&manager, "NOBODY"),
+        (&other_manager, "P0420001"),
+    ] {
+        assert_eq!(
+            error_code(attest(who, &["P0420001", target], "revoke")).0,
+            403,
+            "{target}"
+        );
+    }
+    assert_eq!(status(&s, &admin, "P0420001").0, "active");
+    assert_eq!(status(&s, &admin, "C0010001").0, "active");
+    // The admins' review shows who decided.
+    let all: Vec<Value> = s.get("/v1/access-review", Some(&admin)).json().unwrap();
+    let c = all.iter().find(|r| r["account"] == "C0420001").unwrap();
+    assert_eq!(c["attested"]["by"], "MGR042");
+    // A courier has no review and decides nothing.
+    let courier = s.account(&admin, "C0420009", "courier", Some("O042"), None);
+    assert_eq!(
+        error_code(s.get("/v1/access-review", Some(&courier))).0,
+        403
+    );
+    assert_eq!(error_code(attest(&courier, &["C0420001"], "keep")).0, 403);
+}

@@ -354,6 +354,7 @@ pub(crate) fn per_role(
         auditor: 0.0,
         admin: 0.0,
         telephony_gateway: 0.0,
+        outlet_manager: 0.0,
     }
 }
 

@@ -318,7 +318,7 @@ pub(super) struct ReviewParams {
 }
 
 #[utoipa::path(get, path = "/v1/access-review", tag = "oversight", summary = "The access review: what every account may see and do", security(("bearer" = [])), params(ReviewParams),
-    responses((status = 200, body = [ReviewRow], description = "Every account: what it may see per purpose (derived from the policy), what it may do, last activity, full reads in 30 days, flags"),
+    responses((status = 200, body = [ReviewRow], description = "Every account (for an outlet manager: the accounts it may recertify): what it may see per purpose (derived from the policy), what it may do, last activity, full reads in 30 days, flags"),
         (status = 400, body = ApiErrorBody), (status = 403, body = ApiErrorBody)))]
 pub(super) async fn access_review(
     State(s): State<AppState>,
@@ -367,7 +367,7 @@ pub(super) struct Recertify {
 
 #[utoipa::path(post, path = "/v1/access-review/attestations", tag = "oversight", summary = "Record this quarter's recertification decisions", request_body = Recertify, security(("bearer" = [])),
     responses((status = 200, body = [wbg_guard::Attestation], description = "This quarter's decisions, recorded"),
-        (status = 400, body = ApiErrorBody), (status = 403, body = ApiErrorBody, description = "Not an admin, or one's own account"),
+        (status = 400, body = ApiErrorBody), (status = 403, body = ApiErrorBody, description = "Not an admin nor the outlet manager the policy lets decide every account named (none is decided), or one's own account"),
         (status = 409, body = ApiErrorBody, description = "Decided already this quarter")))]
 pub(super) async fn recertify(
     State(s): State<AppState>,
