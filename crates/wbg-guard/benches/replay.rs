@@ -1,5 +1,7 @@
 //! The replay of a policy proposal over past reads — issue 18's acceptance asks for 1 M audited reads in under
-//! 10 s. `cargo bench -p wbg-guard --bench replay` (`REPLAY_READS` to change the count; default 1,000,000).
+//! 10 s. `cargo bench -p wbg-guard --bench replay` (`REPLAY_READS` to change the count, default 1,000,000;
+//! `REPLAY_WAYBILLS` the waybills read, default 20,000: with more, fewer reads repeat an earlier read's inputs
+//! and the replay's memo helps less).
 //!
 //! A synthetic carrier's couriers, staff and agents (500 accounts) read 20,000 waybills — a fifth of them out
 //! for delivery, some signed, some in exception, with their scan events — for purposes their roles have, a tenth
@@ -12,8 +14,6 @@ use wbg_core::{now_millis, EventType, OutletId, Role};
 use wbg_guard::{Actor, Guard, GuardConfig, KeyConfig, RequestMeta, ScanEvent};
 use wbg_sim::{Carrier, CarrierSpec};
 use wbg_vault::MasterKey;
-
-const WAYBILLS: usize = 20_000;
 
 fn main() {
     let n: usize = std::env::var("REPLAY_READS")
@@ -55,7 +55,11 @@ fn main() {
             .unwrap();
         readers.push((a.id.clone(), a.role, a.outlet.clone(), purpose));
     }
-    let waybills = carrier.waybills(1, WAYBILLS);
+    let waybill_count: usize = std::env::var("REPLAY_WAYBILLS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(20_000);
+    let waybills = carrier.waybills(1, waybill_count);
     for chunk in waybills.chunks(10_000) {
         guard
             .ingest(Actor::Token(&integration), chunk.to_vec(), &meta)

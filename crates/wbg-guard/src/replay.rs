@@ -15,7 +15,7 @@ use std::collections::{BTreeMap, HashMap};
 use wbg_core::{
     Account, EventType, Millis, OutletId, Purpose, WaybillMeta, WaybillNo, WaybillStatus,
 };
-use wbg_policy::{PolicyEngine, ReadContext, TicketFacts};
+use wbg_policy::{PolicyEngine, ReadContext, ReplayMemo, TicketFacts};
 use wbg_store::{EventRecord, ServiceTicket};
 
 const DAY_MS: i64 = 86_400_000;
@@ -164,42 +164,44 @@ struct Job<'a> {
     exception: Option<OutletId>,
 }
 
-/// Decides `jobs` under both policies — in parallel, one part per core: the decisions are independent, and
-/// everything order-dependent (ticket reads) was settled when the jobs were made — and adds the changed ones to
-/// `groups` in read order. Returns how many changed.
+/// Decides `jobs` under both policies — in parallel, one part per core, each with its own memo of decisions
+/// made (`memos`, one per part, kept from chunk to chunk): the decisions are independent, and everything
+/// order-dependent (ticket reads) was settled when the jobs were made — and adds the changed ones to `groups`
+/// in read order. Returns how many changed.
 fn decide(
     old: &PolicyEngine,
     new: &PolicyEngine,
     jobs: &[Job<'_>],
+    memos: &mut [ReplayMemo],
     groups: &mut BTreeMap<GroupKey, (u64, Vec<u64>)>,
 ) -> Result<u64, GuardError> {
     type Changed = Vec<(usize, wbg_policy::ViewVerdict, wbg_policy::ViewVerdict)>;
-    let part = |from: usize, jobs: &[Job<'_>]| -> Result<Changed, GuardError> {
-        let mut out = Vec::new();
-        for (i, j) in jobs.iter().enumerate() {
-            let ctx = ReadContext {
-                purpose: j.purpose,
-                now_secs: j.at.div_euclid(1000),
-                has_ticket: j.has_ticket,
-                in_incident: false,
-                ticket: j.facts,
-                exception_outlet: j.exception.as_ref(),
-            };
-            let before = old.decide_view_uncached(j.account, &j.then, &ctx)?;
-            let after = new.decide_view_uncached(j.account, &j.then, &ctx)?;
-            if before.view != after.view {
-                out.push((from + i, before, after));
+    let part =
+        |from: usize, jobs: &[Job<'_>], memo: &mut ReplayMemo| -> Result<Changed, GuardError> {
+            let mut out = Vec::new();
+            for (i, j) in jobs.iter().enumerate() {
+                let ctx = ReadContext {
+                    purpose: j.purpose,
+                    now_secs: j.at.div_euclid(1000),
+                    has_ticket: j.has_ticket,
+                    in_incident: false,
+                    ticket: j.facts,
+                    exception_outlet: j.exception.as_ref(),
+                };
+                let (before, after) = old.decide_view_pair(new, j.account, &j.then, &ctx, memo)?;
+                if before.view != after.view {
+                    out.push((from + i, before, after));
+                }
             }
-        }
-        Ok(out)
-    };
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let size = jobs.len().div_ceil(threads).max(1);
+            Ok(out)
+        };
+    let size = jobs.len().div_ceil(memos.len()).max(1);
     let parts: Vec<Result<Changed, GuardError>> = std::thread::scope(|scope| {
         let handles: Vec<_> = jobs
             .chunks(size)
+            .zip(memos.iter_mut())
             .enumerate()
-            .map(|(k, chunk)| scope.spawn(move || part(k * size, chunk)))
+            .map(|(k, (chunk, memo))| scope.spawn(move || part(k * size, chunk, memo)))
             .collect();
         handles
             .into_iter()
@@ -279,6 +281,8 @@ fn replay(
     let mut unchanged: HashMap<(wbg_core::Role, bool), bool> = HashMap::new();
     let (mut replayed, mut skipped, mut changed) = (0u64, 0u64, 0u64);
     let mut jobs: Vec<Job<'_>> = Vec::with_capacity(CHUNK.min(reads.len()));
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let mut memos: Vec<ReplayMemo> = (0..threads).map(|_| ReplayMemo::default()).collect();
     for r in reads {
         let Some(account) = accounts.get(&r.account) else {
             skipped += 1;
@@ -342,11 +346,11 @@ fn replay(
             exception,
         });
         if jobs.len() == CHUNK {
-            changed += decide(old, new, &jobs, &mut groups)?;
+            changed += decide(old, new, &jobs, &mut memos, &mut groups)?;
             jobs.clear();
         }
     }
-    changed += decide(old, new, &jobs, &mut groups)?;
+    changed += decide(old, new, &jobs, &mut memos, &mut groups)?;
     let mut changes: Vec<DecisionChange> = groups
         .into_iter()
         .map(

@@ -126,6 +126,43 @@ pub struct ViewVerdict {
     pub policies: Vec<String>,
 }
 
+/// Decisions a proposal's replay made already, for each of the two policies
+/// ([`PolicyEngine::decide_view_pair`]). Bounded: a side starts over when full.
+#[derive(Default)]
+pub struct ReplayMemo {
+    before: Memo,
+    after: Memo,
+}
+
+/// One policy's decisions in a replay: by everything its rules can read of a read (`exact`), and — for rules
+/// that read the time — by everything but the time (`timeless`), holding the decision if it was found not to
+/// depend on the time at all (partial evaluation with the time unknown left no residual), `None` if it does.
+#[derive(Default)]
+struct Memo {
+    exact: HashMap<String, ViewVerdict>,
+    timeless: HashMap<String, Option<ViewVerdict>>,
+}
+
+impl Memo {
+    /// Decisions kept before the memo starts over.
+    const MAX: usize = 200_000;
+
+    fn put_exact(&mut self, key: String, v: &ViewVerdict) {
+        if self.exact.len() >= Self::MAX {
+            self.exact.clear();
+        }
+        self.exact.insert(key, v.clone());
+    }
+
+    fn put_timeless(&mut self, key: String, v: Option<&ViewVerdict>) {
+        if self.timeless.len() >= Self::MAX {
+            self.timeless.clear();
+        }
+        self.timeless.insert(key, v.cloned());
+    }
+}
+
+#[derive(PartialEq, Eq)]
 struct Names {
     account: EntityTypeName,
     waybill: EntityTypeName,
@@ -220,11 +257,14 @@ impl<V: Clone> DecisionCache<V> {
 
 /// An attribute value, turned into a Cedar expression for evaluation or into its part of a cache key. The
 /// entity built for Cedar and the cache key come from the same list, so they cannot disagree.
+#[derive(Clone, Copy)]
 enum Attr<'a> {
     Str(&'a str),
     Long(i64),
     Bool(bool),
     Entity(&'a EntityTypeName, &'a str),
+    /// A value left unknown, for partial evaluation (never part of a cache key).
+    Unknown(&'static str),
 }
 
 impl Attr<'_> {
@@ -236,6 +276,7 @@ impl Attr<'_> {
             Attr::Entity(ty, id) => RestrictedExpression::new_entity_uid(
                 EntityUid::from_type_name_and_id((*ty).clone(), EntityId::new(*id)),
             ),
+            Attr::Unknown(name) => RestrictedExpression::new_unknown(name),
         }
     }
 
@@ -252,6 +293,7 @@ impl Attr<'_> {
             Attr::Long(n) => write!(out, "l{n}"),
             Attr::Bool(b) => write!(out, "b{b}"),
             Attr::Entity(ty, id) => write!(out, "e{ty}:{}:{id}", id.len()),
+            Attr::Unknown(name) => write!(out, "u{name}"),
         };
     }
 }
@@ -652,16 +694,13 @@ impl PolicyEngine {
             _ => &self.policies,
         };
         let response = self.authorizer.is_authorized(&request, policies, entities);
-        let reasons = response
+        // Sorted: the diagnostics hold a set, and a replay groups decisions by their rules.
+        let mut reasons: Vec<String> = response
             .diagnostics()
             .reason()
-            .map(|id| {
-                self.ids
-                    .get(&id.to_string())
-                    .cloned()
-                    .unwrap_or_else(|| id.to_string())
-            })
+            .map(|id| self.name_of(id))
             .collect();
+        reasons.sort();
         Ok((response.decision() == Decision::Allow, reasons))
     }
 
@@ -694,6 +733,23 @@ impl PolicyEngine {
         cached: bool,
     ) -> Result<ViewVerdict, PolicyError> {
         let full = ctx.purpose.may_need_full();
+        let context = self.read_context(ctx);
+        let key = self
+            .view_key(account, waybill, &context, full)
+            .filter(|_| cached);
+        if let Some(hit) = key.as_deref().and_then(|k| self.views.get(k)) {
+            return Ok(hit);
+        }
+        let parts = self.request_parts(account, waybill, &context)?;
+        let verdict = self.view_of(account.role, full, &parts)?;
+        if let Some(k) = key {
+            self.views.put(k, verdict.clone());
+        }
+        Ok(verdict)
+    }
+
+    /// A read's context, as the policies see it.
+    fn read_context<'a>(&'a self, ctx: &ReadContext<'a>) -> Vec<(&'static str, Attr<'a>)> {
         let mut context = vec![
             ("purpose", Attr::Str(ctx.purpose.as_str())),
             ("now", Attr::Long(ctx.now_secs)),
@@ -715,49 +771,207 @@ impl PolicyEngine {
                 Attr::Entity(&self.names.outlet, outlet.as_str()),
             ));
         }
-        let key = self
-            .view_reads
-            .get(&(account.role, full))
-            .filter(|_| cached)
-            .map(|reads| {
-                self.cache_key(
-                    if full { "view+full" } else { "view" },
-                    account,
-                    waybill,
-                    &context,
-                    reads,
-                )
-            });
-        if let Some(hit) = key.as_deref().and_then(|k| self.views.get(k)) {
-            return Ok(hit);
-        }
-        let (principal, resource, entities, context) =
-            self.request_parts(account, waybill, &context)?;
-        let mut verdict = ViewVerdict {
-            view: None,
-            policies: Vec::new(),
-        };
+        context
+    }
+
+    /// The decision cache's key of a read: everything this policy's rules for the role can read of it (none
+    /// when the rules could not be analysed, and then nothing is cached).
+    fn view_key(
+        &self,
+        account: &Account,
+        waybill: &WaybillMeta,
+        context: &[(&'static str, Attr<'_>)],
+        full: bool,
+    ) -> Option<String> {
+        self.view_reads.get(&(account.role, full)).map(|reads| {
+            self.cache_key(
+                if full { "view+full" } else { "view" },
+                account,
+                waybill,
+                context,
+                reads,
+            )
+        })
+    }
+
+    /// The richest view the request `parts` permits, asked action by action (full → masked → routing).
+    fn view_of(
+        &self,
+        role: Role,
+        full: bool,
+        (principal, resource, entities, context): &(EntityUid, EntityUid, Entities, Context),
+    ) -> Result<ViewVerdict, PolicyError> {
         for (view, action) in view_candidates(full) {
-            let (ok, policies) = self.ask(
-                account.role,
-                &principal,
-                action,
-                &resource,
-                context.clone(),
-                &entities,
-            )?;
+            let (ok, policies) =
+                self.ask(role, principal, action, resource, context.clone(), entities)?;
             if ok {
-                verdict = ViewVerdict {
+                return Ok(ViewVerdict {
                     view: Some(*view),
                     policies,
-                };
-                break;
+                });
             }
         }
-        if let Some(k) = key {
-            self.views.put(k, verdict.clone());
+        Ok(ViewVerdict {
+            view: None,
+            policies: Vec::new(),
+        })
+    }
+
+    /// One past read decided under this policy and under `proposal`, for a proposal's replay. Neither engine's
+    /// own decision cache is read or filled; instead `memo` keeps what this replay decided, by what each
+    /// policy's rules for the role can read of a read (the decision cache's key). Where the rules read the
+    /// time, the decision is first tried with the time unknown (Cedar's partial evaluation): if that settles
+    /// every policy, the decision holds for any time and is kept by the other inputs alone — a courier's read of
+    /// a parcel out with them is decided once, not once a second. The request is built once for both engines.
+    pub fn decide_view_pair(
+        &self,
+        proposal: &PolicyEngine,
+        account: &Account,
+        waybill: &WaybillMeta,
+        ctx: &ReadContext<'_>,
+        memo: &mut ReplayMemo,
+    ) -> Result<(ViewVerdict, ViewVerdict), PolicyError> {
+        let full = ctx.purpose.may_need_full();
+        let context = self.read_context(ctx);
+        let timeless: Vec<(&'static str, Attr<'_>)> = context
+            .iter()
+            .filter(|(k, _)| *k != "now")
+            .cloned()
+            .collect();
+        let mut parts = None;
+        let before = self.replayed(
+            account,
+            waybill,
+            full,
+            &context,
+            &timeless,
+            &mut parts,
+            &mut memo.before,
+        )?;
+        // The request's entity types come from the schema: another schema's engine builds its own.
+        let mut own = None;
+        let parts = if proposal.names == self.names {
+            &mut parts
+        } else {
+            &mut own
+        };
+        let after = proposal.replayed(
+            account,
+            waybill,
+            full,
+            &context,
+            &timeless,
+            parts,
+            &mut memo.after,
+        )?;
+        Ok((before, after))
+    }
+
+    /// [`PolicyEngine::decide_view_pair`] for one side; `parts` is the concrete request, built on first need.
+    #[allow(clippy::too_many_arguments)] // one step of decide_view_pair, sharing its locals
+    fn replayed(
+        &self,
+        account: &Account,
+        waybill: &WaybillMeta,
+        full: bool,
+        context: &[(&'static str, Attr<'_>)],
+        timeless: &[(&'static str, Attr<'_>)],
+        parts: &mut Option<(EntityUid, EntityUid, Entities, Context)>,
+        memo: &mut Memo,
+    ) -> Result<ViewVerdict, PolicyError> {
+        let Some(reads) = self.view_reads.get(&(account.role, full)) else {
+            let p = self.request_parts(account, waybill, context)?;
+            return self.view_of(account.role, full, parts.insert(p));
+        };
+        let what = if full { "view+full" } else { "view" };
+        let exact = self.cache_key(what, account, waybill, context, reads);
+        if let Some(v) = memo.exact.get(&exact) {
+            return Ok(v.clone());
         }
-        Ok(verdict)
+        if reads.context.reads("now") {
+            let key = self.cache_key(what, account, waybill, timeless, reads);
+            match memo.timeless.get(&key) {
+                Some(Some(v)) => return Ok(v.clone()),
+                Some(None) => {}
+                None => {
+                    let mut unknown = timeless.to_vec();
+                    unknown.push(("now", Attr::Unknown("now")));
+                    let p = self.request_parts(account, waybill, &unknown)?;
+                    let settled = self.view_of_timeless(account.role, full, &p)?;
+                    memo.put_timeless(key, settled.as_ref());
+                    if let Some(v) = settled {
+                        return Ok(v);
+                    }
+                }
+            }
+        }
+        let v = match parts {
+            Some(p) => self.view_of(account.role, full, p)?,
+            None => {
+                let p = self.request_parts(account, waybill, context)?;
+                self.view_of(account.role, full, parts.insert(p))?
+            }
+        };
+        memo.put_exact(exact, &v);
+        Ok(v)
+    }
+
+    /// [`PolicyEngine::view_of`] with some context values unknown: the verdict if every policy asked was settled
+    /// without them (so that the verdict and the rules behind it hold whatever they are), else `None`.
+    fn view_of_timeless(
+        &self,
+        role: Role,
+        full: bool,
+        (principal, resource, entities, context): &(EntityUid, EntityUid, Entities, Context),
+    ) -> Result<Option<ViewVerdict>, PolicyError> {
+        for (view, action) in view_candidates(full) {
+            let request = Request::new(
+                principal.clone(),
+                self.action(action),
+                resource.clone(),
+                context.clone(),
+                None,
+            )
+            .map_err(|e| PolicyError::Request(e.to_string()))?;
+            let policies = match self.slices.get(&(role, *action)) {
+                Some(slice) if !unsliced() => slice,
+                _ => &self.policies,
+            };
+            let response = self
+                .authorizer
+                .is_authorized_partial(&request, policies, entities);
+            if response.nontrivial_residuals().next().is_some() {
+                return Ok(None);
+            }
+            let Some(decision) = response.decision() else {
+                return Ok(None);
+            };
+            if decision == Decision::Allow {
+                // What a concrete evaluation names: the permits satisfied.
+                let mut reasons: Vec<String> = response
+                    .definitely_satisfied()
+                    .filter(|p| p.effect() == cedar_policy::Effect::Permit)
+                    .map(|p| self.name_of(p.id()))
+                    .collect();
+                reasons.sort();
+                return Ok(Some(ViewVerdict {
+                    view: Some(*view),
+                    policies: reasons,
+                }));
+            }
+        }
+        Ok(Some(ViewVerdict {
+            view: None,
+            policies: Vec::new(),
+        }))
+    }
+
+    /// A policy's `@id` (or, without one, its id in the set).
+    fn name_of(&self, id: &cedar_policy::PolicyId) -> String {
+        self.ids
+            .get(&id.to_string())
+            .cloned()
+            .unwrap_or_else(|| id.to_string())
     }
 
     /// Whether `account` may perform a write on `waybill` (for ingest: the waybill about to be created).

@@ -585,3 +585,95 @@ fn reach_is_derived_from_the_policy() {
         }
     }
 }
+
+/// The replay's pair decision — one request for both policies, a memo by what the rules read, and decisions
+/// found by partial evaluation not to depend on the time kept for every time — gives exactly what deciding each
+/// read afresh under each policy gives: view and rules, across roles, bindings, statuses, signing times, the
+/// delivery window's edges, purposes and tickets, with a proposal that reads the time differently.
+#[test]
+fn the_replays_pair_decisions_equal_fresh_decisions() {
+    let old = PolicyEngine::builtin().unwrap();
+    let text = old.policy_text();
+    // A proposal: the courier's window shortened to 30 minutes, and no full view for anyone after a cut-off.
+    let proposal = text.replace("resource.signed_at + 7200", "resource.signed_at + 1800")
+        + &format!(
+            "\n@id(\"no-full-after-cutoff\")\nforbid (principal, action == Action::\"view_full\", resource)\n\
+             when {{ context.now > {} }};\n",
+            NOW / 1000 + 5_000
+        );
+    let new = old.with_policy_text("proposal", &proposal).unwrap();
+    let mut memo = ReplayMemo::default();
+    let mut compared = 0;
+    let mut settled_without_time = 0;
+    for round in 0..2 {
+        for role in Role::ALL {
+            for (outlet, merchant) in [(Some("O2"), Some("M1")), (Some("O1"), None), (None, None)] {
+                let a = acct("X", role, outlet, merchant);
+                for (status, courier, signed_ago) in [
+                    (WaybillStatus::AtOutlet, None, None),
+                    (WaybillStatus::OutForDelivery, Some("X"), None),
+                    (WaybillStatus::OutForDelivery, Some("Y"), None),
+                    (WaybillStatus::Signed, Some("X"), Some(0)),
+                    (WaybillStatus::Exception, Some("X"), None),
+                ] {
+                    let w = wb(status, courier, signed_ago.map(|_| 0));
+                    // Reads at times around the signing: inside both windows, between them, after both, and
+                    // either side of the proposal's cut-off.
+                    for after_secs in [0i64, 1_000, 1_800, 1_801, 5_000, 7_200, 7_201, 90_000] {
+                        let now_secs = (NOW / 1000) + after_secs;
+                        for purpose in Purpose::ALL {
+                            for ticket in [false, true] {
+                                let ctx = ReadContext {
+                                    purpose,
+                                    now_secs,
+                                    has_ticket: ticket,
+                                    in_incident: false,
+                                    ticket: TicketFacts {
+                                        open_for_waybill: ticket,
+                                        ..TicketFacts::default()
+                                    },
+                                    exception_outlet: w.courier.as_ref().and(a.outlet.as_ref()),
+                                };
+                                let fresh = |e: &PolicyEngine| {
+                                    let mut v = e.decide_view_uncached(&a, &w, &ctx).unwrap();
+                                    v.policies.sort();
+                                    v
+                                };
+                                let hits = memo.before.timeless.len();
+                                let pair =
+                                    old.decide_view_pair(&new, &a, &w, &ctx, &mut memo).unwrap();
+                                assert_eq!(
+                                    pair,
+                                    (fresh(&old), fresh(&new)),
+                                    "round {round} {role:?} {outlet:?} {status:?} {courier:?} +{after_secs}s {purpose:?} {ticket}"
+                                );
+                                settled_without_time +=
+                                    usize::from(memo.before.timeless.len() > hits);
+                                compared += 1;
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+    assert!(compared > 10_000, "{compared}");
+    // Some decisions were found not to depend on the time, and some were (the couriers' windows).
+    let settled = memo
+        .before
+        .timeless
+        .values()
+        .filter(|v| v.is_some())
+        .count();
+    let timed = memo
+        .before
+        .timeless
+        .values()
+        .filter(|v| v.is_none())
+        .count();
+    assert!(
+        settled > 0 && timed > 0,
+        "{settled} settled, {timed} depend on the time"
+    );
+    assert!(settled_without_time > 0);
+}
