@@ -423,20 +423,25 @@ impl Guard {
         let who = self.actor(actor)?;
         let e = self.entry(who.id.as_str(), meta, name);
         self.require_active(&who, &e)?;
-        let permitted = matches!(actor, Actor::Local(_))
-            || self
-                .policy()
-                .may_admin(&who, wbg_policy::AdminAction::ReadAudit)?
-            || self
-                .policy()
-                .may_admin(&who, wbg_policy::AdminAction::ManageAccounts)?;
-        if !permitted {
+        if !self.is_overseer(actor, &who)? {
             return Err(self.deny(
                 e,
                 GuardError::Forbidden(format!("{name} is for auditors and admins")),
             ));
         }
         Ok((who, e))
+    }
+
+    /// Whether `who` (acting as `actor`) oversees: an operator at the machine, or an account the policy lets read
+    /// the audit log or manage accounts.
+    pub(crate) fn is_overseer(&self, actor: Actor<'_>, who: &Account) -> Result<bool, GuardError> {
+        Ok(matches!(actor, Actor::Local(_))
+            || self
+                .policy()
+                .may_admin(who, wbg_policy::AdminAction::ReadAudit)?
+            || self
+                .policy()
+                .may_admin(who, wbg_policy::AdminAction::ManageAccounts)?)
     }
 
     pub(crate) fn require_active(&self, a: &Account, e: &AuditEntry) -> Result<(), GuardError> {

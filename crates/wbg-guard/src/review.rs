@@ -92,29 +92,24 @@ impl Guard {
         let who = self.actor(actor)?;
         let e = self.entry(who.id.as_str(), meta, "access_review");
         self.require_active(&who, &e)?;
-        let overseer = matches!(actor, Actor::Local(_))
-            || self.policy().may_admin(&who, AdminAction::ReadAudit)?
-            || self.policy().may_admin(&who, AdminAction::ManageAccounts)?;
+        let overseer = self.is_overseer(actor, &who)?;
         let now = self.clock.now();
-        let everyone = self.store.accounts()?;
-        // The medians below compare each account with all of its role, whoever asks.
-        let mut accounts = Vec::new();
-        if overseer {
-            accounts.clone_from(&everyone);
-        } else {
-            for a in &everyone {
-                if self.policy().may_recertify(&who, a)? {
-                    accounts.push(a.clone());
-                }
+        let accounts = self.store.accounts()?;
+        // An outlet manager sees the accounts it may recertify; the medians below still compare each account
+        // with all of its role.
+        let mut shown = Vec::with_capacity(accounts.len());
+        for a in &accounts {
+            if overseer || self.policy().may_recertify(&who, a)? {
+                shown.push(a);
             }
-            if accounts.is_empty() {
-                return Err(self.deny(
-                    e,
-                    GuardError::Forbidden(
-                        "access_review is for auditors, admins and outlet managers".into(),
-                    ),
-                ));
-            }
+        }
+        if shown.is_empty() && !overseer {
+            return Err(self.deny(
+                e,
+                GuardError::Forbidden(
+                    "access_review is for auditors, admins and outlet managers".into(),
+                ),
+            ));
         }
         let last = self.last_activity()?;
         let full = self.full_reads_since(now - REVIEW_WINDOW_DAYS * DAY_MS)?;
@@ -125,7 +120,7 @@ impl Guard {
         let mut reaches: HashMap<Shape, (Vec<Reach>, Vec<String>)> = HashMap::new();
         let mut median: HashMap<Role, u64> = HashMap::new();
         for role in Role::ALL {
-            let mut counts: Vec<u64> = everyone
+            let mut counts: Vec<u64> = accounts
                 .iter()
                 .filter(|a| a.role == role)
                 .map(|a| full.get(a.id.as_str()).copied().unwrap_or(0))
@@ -135,8 +130,8 @@ impl Guard {
                 median.insert(role, *m);
             }
         }
-        let mut rows = Vec::with_capacity(accounts.len());
-        for a in &accounts {
+        let mut rows = Vec::with_capacity(shown.len());
+        for a in shown {
             let shape = (a.role, a.outlet.is_some(), a.merchant.is_some());
             let (reach, may) = match reaches.entry(shape) {
                 std::collections::hash_map::Entry::Occupied(o) => o.into_mut(),

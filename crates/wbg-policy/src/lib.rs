@@ -144,8 +144,8 @@ struct Memo {
 }
 
 impl Memo {
-    /// Decisions kept before the memo starts over.
-    const MAX: usize = 200_000;
+    /// Decisions kept (per map) before it starts over: a few tens of MB at most, for each replay thread.
+    const MAX: usize = 50_000;
 
     fn put_exact(&mut self, key: String, v: &ViewVerdict) {
         if self.exact.len() >= Self::MAX {
@@ -831,72 +831,57 @@ impl PolicyEngine {
         ctx: &ReadContext<'_>,
         memo: &mut ReplayMemo,
     ) -> Result<(ViewVerdict, ViewVerdict), PolicyError> {
-        let full = ctx.purpose.may_need_full();
-        let context = self.read_context(ctx);
-        let timeless: Vec<(&'static str, Attr<'_>)> = context
-            .iter()
-            .filter(|(k, _)| *k != "now")
-            .cloned()
-            .collect();
         let mut parts = None;
-        let before = self.replayed(
-            account,
-            waybill,
-            full,
-            &context,
-            &timeless,
-            &mut parts,
-            &mut memo.before,
-        )?;
+        let before = self.replayed(account, waybill, ctx, &mut parts, &mut memo.before)?;
         // The request's entity types come from the schema: another schema's engine builds its own.
-        let mut own = None;
-        let parts = if proposal.names == self.names {
-            &mut parts
-        } else {
-            &mut own
-        };
-        let after = proposal.replayed(
-            account,
-            waybill,
-            full,
-            &context,
-            &timeless,
-            parts,
-            &mut memo.after,
-        )?;
+        if proposal.names != self.names {
+            parts = None;
+        }
+        let after = proposal.replayed(account, waybill, ctx, &mut parts, &mut memo.after)?;
         Ok((before, after))
     }
 
     /// [`PolicyEngine::decide_view_pair`] for one side; `parts` is the concrete request, built on first need.
-    #[allow(clippy::too_many_arguments)] // one step of decide_view_pair, sharing its locals
     fn replayed(
         &self,
         account: &Account,
         waybill: &WaybillMeta,
-        full: bool,
-        context: &[(&'static str, Attr<'_>)],
-        timeless: &[(&'static str, Attr<'_>)],
+        ctx: &ReadContext<'_>,
         parts: &mut Option<(EntityUid, EntityUid, Entities, Context)>,
         memo: &mut Memo,
     ) -> Result<ViewVerdict, PolicyError> {
+        let full = ctx.purpose.may_need_full();
+        let context = self.read_context(ctx);
+        let mut concrete = || -> Result<ViewVerdict, PolicyError> {
+            let p = match parts.take() {
+                Some(p) => p,
+                None => self.request_parts(account, waybill, &context)?,
+            };
+            let v = self.view_of(account.role, full, &p);
+            *parts = Some(p);
+            v
+        };
         let Some(reads) = self.view_reads.get(&(account.role, full)) else {
-            let p = self.request_parts(account, waybill, context)?;
-            return self.view_of(account.role, full, parts.insert(p));
+            return concrete();
         };
         let what = if full { "view+full" } else { "view" };
-        let exact = self.cache_key(what, account, waybill, context, reads);
+        let exact = self.cache_key(what, account, waybill, &context, reads);
         if let Some(v) = memo.exact.get(&exact) {
             return Ok(v.clone());
         }
         if reads.context.reads("now") {
-            let key = self.cache_key(what, account, waybill, timeless, reads);
+            let mut timeless: Vec<(&'static str, Attr<'_>)> = context
+                .iter()
+                .filter(|(k, _)| *k != "now")
+                .copied()
+                .collect();
+            let key = self.cache_key(what, account, waybill, &timeless, reads);
             match memo.timeless.get(&key) {
                 Some(Some(v)) => return Ok(v.clone()),
                 Some(None) => {}
                 None => {
-                    let mut unknown = timeless.to_vec();
-                    unknown.push(("now", Attr::Unknown("now")));
-                    let p = self.request_parts(account, waybill, &unknown)?;
+                    timeless.push(("now", Attr::Unknown("now")));
+                    let p = self.request_parts(account, waybill, &timeless)?;
                     let settled = self.view_of_timeless(account.role, full, &p)?;
                     memo.put_timeless(key, settled.as_ref());
                     if let Some(v) = settled {
@@ -905,13 +890,7 @@ impl PolicyEngine {
                 }
             }
         }
-        let v = match parts {
-            Some(p) => self.view_of(account.role, full, p)?,
-            None => {
-                let p = self.request_parts(account, waybill, context)?;
-                self.view_of(account.role, full, parts.insert(p))?
-            }
-        };
+        let v = concrete()?;
         memo.put_exact(exact, &v);
         Ok(v)
     }
