@@ -137,28 +137,63 @@ pub struct ReplayMemo {
 /// One policy's decisions in a replay: by everything its rules can read of a read (`exact`), and — for rules
 /// that read the time — by everything but the time (`timeless`), holding the decision if it was found not to
 /// depend on the time at all (partial evaluation with the time unknown left no residual), `None` if it does.
+/// Keys are kept as 128-bit digests (two SipHashes under keys drawn for this memo, so nobody can aim a collision
+/// at them) and verdicts once each, so a large replay's memo stays small; once a map is full it keeps what it has
+/// (a working set that outgrows it is decided afresh).
 #[derive(Default)]
 struct Memo {
-    exact: HashMap<String, ViewVerdict>,
-    timeless: HashMap<String, Option<ViewVerdict>>,
+    hashers: (std::hash::RandomState, std::hash::RandomState),
+    verdicts: Vec<ViewVerdict>,
+    exact: HashMap<[u64; 2], u32>,
+    timeless: HashMap<[u64; 2], Option<u32>>,
 }
 
 impl Memo {
-    /// Decisions kept (per map) before it starts over: a few tens of MB at most, for each replay thread.
-    const MAX: usize = 50_000;
+    /// Decisions kept per map: some 20 MB, for each side of each replay thread.
+    const MAX: usize = 500_000;
 
-    fn put_exact(&mut self, key: String, v: &ViewVerdict) {
-        if self.exact.len() >= Self::MAX {
-            self.exact.clear();
-        }
-        self.exact.insert(key, v.clone());
+    fn digest(&self, key: &str) -> [u64; 2] {
+        use std::hash::BuildHasher;
+        [self.hashers.0.hash_one(key), self.hashers.1.hash_one(key)]
     }
 
-    fn put_timeless(&mut self, key: String, v: Option<&ViewVerdict>) {
-        if self.timeless.len() >= Self::MAX {
-            self.timeless.clear();
+    fn verdict(&self, i: u32) -> Option<ViewVerdict> {
+        self.verdicts.get(i as usize).cloned()
+    }
+
+    fn intern(&mut self, v: &ViewVerdict) -> u32 {
+        match self.verdicts.iter().position(|k| k == v) {
+            Some(i) => i as u32,
+            None => {
+                self.verdicts.push(v.clone());
+                (self.verdicts.len() - 1) as u32
+            }
         }
-        self.timeless.insert(key, v.cloned());
+    }
+
+    fn exact(&self, key: &[u64; 2]) -> Option<ViewVerdict> {
+        self.exact.get(key).and_then(|&i| self.verdict(i))
+    }
+
+    /// `None`: not decided yet; `Some(None)`: depends on the time; `Some(Some(v))`: `v` at any time.
+    fn timeless(&self, key: &[u64; 2]) -> Option<Option<ViewVerdict>> {
+        self.timeless
+            .get(key)
+            .map(|v| v.and_then(|i| self.verdict(i)))
+    }
+
+    fn put_exact(&mut self, key: [u64; 2], v: &ViewVerdict) {
+        if self.exact.len() < Self::MAX {
+            let i = self.intern(v);
+            self.exact.insert(key, i);
+        }
+    }
+
+    fn put_timeless(&mut self, key: [u64; 2], v: Option<&ViewVerdict>) {
+        if self.timeless.len() < Self::MAX {
+            let i = v.map(|v| self.intern(v));
+            self.timeless.insert(key, i);
+        }
     }
 }
 
@@ -865,9 +900,9 @@ impl PolicyEngine {
             return concrete();
         };
         let what = if full { "view+full" } else { "view" };
-        let exact = self.cache_key(what, account, waybill, &context, reads);
-        if let Some(v) = memo.exact.get(&exact) {
-            return Ok(v.clone());
+        let exact = memo.digest(&self.cache_key(what, account, waybill, &context, reads));
+        if let Some(v) = memo.exact(&exact) {
+            return Ok(v);
         }
         if reads.context.reads("now") {
             let mut timeless: Vec<(&'static str, Attr<'_>)> = context
@@ -875,9 +910,9 @@ impl PolicyEngine {
                 .filter(|(k, _)| *k != "now")
                 .copied()
                 .collect();
-            let key = self.cache_key(what, account, waybill, &timeless, reads);
-            match memo.timeless.get(&key) {
-                Some(Some(v)) => return Ok(v.clone()),
+            let key = memo.digest(&self.cache_key(what, account, waybill, &timeless, reads));
+            match memo.timeless(&key) {
+                Some(Some(v)) => return Ok(v),
                 Some(None) => {}
                 None => {
                     timeless.push(("now", Attr::Unknown("now")));
