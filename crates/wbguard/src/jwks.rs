@@ -21,19 +21,12 @@ pub fn start(guard: &Arc<Guard>, cfg: Option<&OidcConfig>) -> Result<()> {
     let JwksSource::Url(url) = cfg.source()? else {
         return Ok(());
     };
-    let mut client = reqwest::blocking::Client::builder()
-        .use_rustls_tls()
-        .timeout(Duration::from_secs(10))
-        .redirect(reqwest::redirect::Policy::none());
-    if let Some(path) = &cfg.jwks_ca_file {
-        let pem = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
-        for cert in reqwest::Certificate::from_pem_bundle(&pem)
-            .with_context(|| format!("{} holds no PEM certificates", path.display()))?
-        {
-            client = client.add_root_certificate(cert);
-        }
-    }
-    let client = client.build()?;
+    let client = crate::webhook::client(
+        reqwest::blocking::Client::builder()
+            .timeout(Duration::from_secs(10))
+            .redirect(reqwest::redirect::Policy::none()),
+        cfg.jwks_ca_file.as_deref(),
+    )?;
     let url = url.to_owned();
     let fetch = move |guard: &Guard| -> Result<bool> {
         let res = client

@@ -79,6 +79,25 @@ pub struct Webhook<T> {
     queued: std::sync::Arc<std::sync::atomic::AtomicUsize>,
 }
 
+/// An HTTP client from `builder` over rustls, trusting the system's roots and the PEM certificates in `ca_file`
+/// (a carrier's internal CA), if any.
+pub(crate) fn client(
+    builder: reqwest::blocking::ClientBuilder,
+    ca_file: Option<&std::path::Path>,
+) -> anyhow::Result<reqwest::blocking::Client> {
+    let mut builder = builder.use_rustls_tls();
+    if let Some(path) = ca_file {
+        let pem = std::fs::read(path)
+            .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?;
+        for cert in reqwest::Certificate::from_pem_bundle(&pem)
+            .map_err(|e| anyhow::anyhow!("{} holds no PEM certificates: {e}", path.display()))?
+        {
+            builder = builder.add_root_certificate(cert);
+        }
+    }
+    Ok(builder.build()?)
+}
+
 impl<T: Message> Webhook<T> {
     /// Starts the delivery thread; `None` when no URL is configured.
     pub fn start(cfg: &WebhookConfig) -> anyhow::Result<Option<Webhook<T>>> {
@@ -94,19 +113,11 @@ impl<T: Message> Webhook<T> {
         if cfg.secret.as_ref().is_some_and(|s| s.len() < 16) {
             anyhow::bail!("the {} webhook's secret is shorter than 16 bytes", T::KIND);
         }
-        let mut client = reqwest::blocking::Client::builder()
-            .use_rustls_tls()
-            .timeout(Duration::from_secs(cfg.timeout_seconds.max(1)));
-        if let Some(path) = &cfg.ca_file {
-            let pem = std::fs::read(path)
-                .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?;
-            for cert in reqwest::Certificate::from_pem_bundle(&pem)
-                .map_err(|e| anyhow::anyhow!("{} holds no PEM certificates: {e}", path.display()))?
-            {
-                client = client.add_root_certificate(cert);
-            }
-        }
-        let client = client.build()?;
+        let client = client(
+            reqwest::blocking::Client::builder()
+                .timeout(Duration::from_secs(cfg.timeout_seconds.max(1))),
+            cfg.ca_file.as_deref(),
+        )?;
         let (tx, rx) = sync_channel(cfg.queue.max(1));
         let cfg = cfg.clone();
         let queued = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));

@@ -131,13 +131,13 @@ fn last_size(path: &std::path::Path) -> u64 {
 /// signed note, or an `http(s)://` URL answering with either (a guard node's `/v1/audit/checkpoint`, say).
 pub fn latest(source: &str) -> Result<String> {
     let text = if source.starts_with("http://") || source.starts_with("https://") {
-        let r = reqwest::blocking::Client::builder()
-            .use_rustls_tls()
-            .timeout(std::time::Duration::from_secs(30))
-            .build()?
-            .get(source)
-            .send()
-            .context("cannot fetch the published checkpoint")?;
+        let r = crate::webhook::client(
+            reqwest::blocking::Client::builder().timeout(std::time::Duration::from_secs(30)),
+            None,
+        )?
+        .get(source)
+        .send()
+        .context("cannot fetch the published checkpoint")?;
         if !r.status().is_success() {
             bail!("the published checkpoint's URL answered {}", r.status());
         }
