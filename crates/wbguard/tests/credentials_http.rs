@@ -374,6 +374,13 @@ fn no_credential_an_admin_obtains_alone_reads_personal_data() {
         );
         credentials.push((format!("new {role}"), body_token(r)));
     }
+    // An outlet manager (no personal data; recertifies its outlet's people) at the parcel's own outlet.
+    let r = s.post(
+        "/v1/accounts",
+        Some(&admin),
+        &json!({"id": "MGR9", "role": "outlet_manager", "outlet": "O042"}),
+    );
+    credentials.push(("new outlet_manager".to_owned(), body_token(r)));
     for id in ["I1", "AUD1"] {
         let r = s.post(
             &format!("/v1/accounts/{id}/tokens"),
