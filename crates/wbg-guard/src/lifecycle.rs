@@ -375,13 +375,15 @@ impl Guard {
                 };
             let account = match account {
                 Some(a) if permitted => a,
-                Some(_) | None if !everyone => {
+                None if everyone => {
+                    return Err(self.deny(entry, GuardError::NotFound(format!("account {id}"))))
+                }
+                _ => {
                     return Err(self.deny(
                         entry,
                         GuardError::Forbidden(format!("not permitted to recertify {id}")),
                     ))
                 }
-                _ => return Err(self.deny(entry, GuardError::NotFound(format!("account {id}")))),
             };
             checked.push((id, account, entry));
         }
