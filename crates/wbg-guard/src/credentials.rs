@@ -98,22 +98,14 @@ impl OidcConfig {
                 if !(60..=86_400).contains(&self.jwks_refresh_seconds) {
                     return bad("jwks_refresh_seconds must be 60-86400");
                 }
-                let host = |rest: &str| {
-                    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
-                    let host = authority.rsplit('@').next().unwrap_or("");
-                    match host.strip_prefix('[') {
-                        Some(v6) => v6.split(']').next().unwrap_or("").to_owned(),
-                        None => host.split(':').next().unwrap_or("").to_owned(),
-                    }
-                };
-                let ok = match (url.strip_prefix("https://"), url.strip_prefix("http://")) {
-                    (Some(rest), _) => !host(rest).is_empty(),
-                    (None, Some(rest)) => {
-                        let h = host(rest);
-                        h == "localhost"
-                            || h.parse::<std::net::IpAddr>()
-                                .is_ok_and(|ip| ip.is_loopback())
-                    }
+                let ok = match url::Url::parse(url) {
+                    Ok(u) if u.scheme() == "https" => u.host().is_some(),
+                    Ok(u) if u.scheme() == "http" => match u.host() {
+                        Some(url::Host::Domain(d)) => d == "localhost",
+                        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+                        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+                        None => false,
+                    },
                     _ => false,
                 };
                 if !ok {
