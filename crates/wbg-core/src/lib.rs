@@ -15,7 +15,7 @@ mod waybill;
 
 pub use access::{Decision, DenyReason, Purpose, View};
 pub use account::{Account, AccountStatus, Role};
-pub use alert::Alert;
+pub use alert::{Alert, ALERT_EVIDENCE};
 pub use error::CoreError;
 pub use ids::{AccountId, MerchantId, OutletId, WaybillNo};
 pub use party::{Address, Party};

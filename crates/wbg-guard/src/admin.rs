@@ -1,12 +1,39 @@
 //! Account administration (create, tokens, suspend and reinstate, transfer, lists) and master-key rotation:
 //! every change audited in the transaction that makes it.
-use crate::guard::{local_only, Actor, RequestMeta};
+use crate::guard::{local_only, recordable, Actor, RequestMeta};
 use crate::{Guard, GuardError, Issued};
 use wbg_audit::AuditEntry;
 use wbg_core::{Account, AccountId, AccountStatus, Alert, MerchantId, Millis, OutletId, Role};
 use wbg_policy::AdminAction;
 use wbg_store::AlertFilter;
 use wbg_vault::MasterKey;
+
+/// What lets an account see the account list and details: managing accounts (admins) or overseeing them
+/// (auditors, through `read_audit`).
+const OVERSEE: &[AdminAction] = &[AdminAction::ManageAccounts, AdminAction::ReadAudit];
+
+/// An account in the list: the account and when it was last active.
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+pub struct AccountSummary {
+    /// The account.
+    #[serde(flatten)]
+    pub account: Account,
+    /// When it last made a request, if ever (ms since the epoch).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_active: Option<Millis>,
+}
+
+/// One account in detail.
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+pub struct AccountDetail {
+    /// The account and its last activity.
+    #[serde(flatten)]
+    pub summary: AccountSummary,
+    /// API tokens it holds that still work (how many; never the tokens).
+    pub tokens: usize,
+    /// Its alerts still open (new or under investigation), newest first.
+    pub open_alerts: Vec<Alert>,
+}
 
 /// How an operator's reason starts in the accounts table once sealed (see [`Guard::shown`]).
 const SEALED_REASON: &str = "sealed:";
@@ -191,15 +218,34 @@ impl Guard {
     /// account (it may name people, and the table is not encrypted). The guard's own reasons (`risk engine`,
     /// `dormant …`, `leaver …`, `unattested …`) stay readable: the lifecycle rules read them.
     fn seal_reason(&self, id: &AccountId, reason: &str) -> Result<String, GuardError> {
+        self.seal_text(&reason_context(id), reason)
+    }
+
+    /// Free text an operator wrote (a reason, a note: it may name people), sealed under the vault's token key and
+    /// bound to `context`, so it opens nowhere else.
+    pub(crate) fn seal_text(&self, context: &str, text: &str) -> Result<String, GuardError> {
         use base64::Engine;
         let sealed = self
             .vault
-            .seal_token(&reason_context(id), reason.as_bytes())
+            .seal_token(context, text.as_bytes())
             .map_err(|e| GuardError::Internal(e.to_string()))?;
         Ok(format!(
             "{SEALED_REASON}{}",
             base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(sealed)
         ))
+    }
+
+    /// [`Guard::seal_text`] opened; text that was never sealed is given as it is, `None` when it does not open.
+    pub(crate) fn open_text(&self, context: &str, stored: &str) -> Option<String> {
+        use base64::Engine;
+        let Some(b64) = stored.strip_prefix(SEALED_REASON) else {
+            return Some(stored.to_owned());
+        };
+        base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(b64)
+            .ok()
+            .and_then(|s| self.vault.open_token(context, &s).ok())
+            .and_then(|p| String::from_utf8(p).ok())
     }
 
     /// An account as its readers (admins, auditors, its owner) see it: an operator's sealed reason opened.
@@ -210,17 +256,11 @@ impl Guard {
 
     /// [`Guard::shown`]'s reason alone.
     pub(crate) fn shown_reason(&self, a: &Account) -> Option<String> {
-        use base64::Engine;
         let reason = a.status_reason.as_deref()?;
-        let Some(b64) = reason.strip_prefix(SEALED_REASON) else {
-            return Some(reason.to_owned());
-        };
-        let opened = base64::engine::general_purpose::URL_SAFE_NO_PAD
-            .decode(b64)
-            .ok()
-            .and_then(|s| self.vault.open_token(&reason_context(&a.id), &s).ok())
-            .and_then(|p| String::from_utf8(p).ok());
-        Some(opened.unwrap_or_else(|| "(a sealed reason this store's keys do not open)".into()))
+        Some(
+            self.open_text(&reason_context(&a.id), reason)
+                .unwrap_or_else(|| "(a sealed reason this store's keys do not open)".into()),
+        )
     }
 
     /// Moves an outlet-bound account (courier, outlet staff, print station) to another outlet: from the next
@@ -260,30 +300,88 @@ impl Guard {
         }))
     }
 
-    /// Lists accounts.
+    /// [`Guard::admin`] for an action any of `actions` permits.
+    pub(crate) fn admin_any(
+        &self,
+        actor: Actor<'_>,
+        actions: &[AdminAction],
+        name: &str,
+        meta: &RequestMeta,
+    ) -> Result<(Account, AuditEntry), GuardError> {
+        let who = self.actor(actor)?;
+        let e = self.entry(who.id.as_str(), meta, name);
+        self.require_active(&who, &e)?;
+        if let Actor::Token(_) = actor {
+            let mut permitted = false;
+            for a in actions {
+                permitted = permitted || self.policy().may_admin(&who, *a)?;
+            }
+            if !permitted {
+                return Err(self.deny(
+                    e,
+                    GuardError::Forbidden("not permitted for this role".into()),
+                ));
+            }
+        }
+        Ok((who, e))
+    }
+
+    /// Lists accounts with when each was last active, for those who manage or oversee them (admins, auditors).
     pub fn accounts(
         &self,
         actor: Actor<'_>,
         meta: &RequestMeta,
-    ) -> Result<Vec<Account>, GuardError> {
-        self.admin(actor, AdminAction::ManageAccounts, "account_list", meta)?;
+    ) -> Result<Vec<AccountSummary>, GuardError> {
+        self.admin_any(actor, OVERSEE, "account_list", meta)?;
+        let last = self.last_activity()?;
         Ok(self
             .store
             .accounts()?
             .into_iter()
-            .map(|a| self.shown(a))
+            .map(|a| AccountSummary {
+                last_active: last.get(&a.id).copied(),
+                account: self.shown(a),
+            })
             .collect())
     }
 
-    /// Lists alerts.
-    pub fn alerts(
+    /// One account as its overseers see it: its standing, last activity, how many working tokens it holds (never
+    /// the tokens), and its alerts still open.
+    pub fn account_detail(
         &self,
         actor: Actor<'_>,
-        filter: &AlertFilter,
+        id: &str,
         meta: &RequestMeta,
-    ) -> Result<Vec<Alert>, GuardError> {
-        self.admin(actor, AdminAction::ReadAlerts, "alert_list", meta)?;
-        Ok(self.store.alerts(filter)?)
+    ) -> Result<AccountDetail, GuardError> {
+        let (_, mut e) = self.admin_any(actor, OVERSEE, "account_read", meta)?;
+        e.detail = recordable(id).map(|id| format!("account={id}"));
+        let found = AccountId::parse(id)
+            .map_err(GuardError::from)
+            .and_then(|id| Ok(self.store.account(&id)?));
+        let account = match found {
+            Ok(Some(a)) => a,
+            Ok(None) => return Err(self.deny(e, GuardError::NotFound(format!("account {id}")))),
+            Err(err) => return Err(self.deny(e, err)),
+        };
+        let tokens = self.store.tokens_of(&account.id, self.clock.now())?.len();
+        let mut open_alerts = Vec::new();
+        for state in ["new", "investigating"] {
+            open_alerts.extend(self.store.alerts(&AlertFilter {
+                account: Some(account.id.to_string()),
+                state: Some(state.into()),
+                limit: 100,
+                ..AlertFilter::default()
+            })?);
+        }
+        open_alerts.sort_by_key(|a| std::cmp::Reverse(a.id));
+        Ok(AccountDetail {
+            summary: AccountSummary {
+                last_active: self.last_activity()?.get(&account.id).copied(),
+                account: self.shown(account),
+            },
+            tokens,
+            open_alerts,
+        })
     }
 
     /// Re-wraps every key of the store (data keys, the blind-index key, the token key) under `new`, in one audited

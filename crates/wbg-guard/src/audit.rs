@@ -4,9 +4,54 @@ use crate::guard::{Actor, RequestMeta};
 use crate::{Guard, GuardError};
 use wbg_audit::merkle::{self, NodeSource};
 use wbg_audit::note::NoteVerifier;
-use wbg_audit::{AuditError, Checkpoint, Hash};
+use wbg_audit::{AuditEntry, AuditError, Checkpoint, Hash};
 use wbg_policy::AdminAction;
-use wbg_store::{Store, StoreError};
+use wbg_store::{AuditQuery, Store, StoreError};
+
+/// A page of an audit search.
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+pub struct AuditSearchPage {
+    /// The entries, newest first, as they are in the log.
+    #[schema(value_type = Vec<Object>)]
+    pub entries: Vec<AuditEntry>,
+    /// The cursor of the next page (pass it as `cursor`); absent on the last page.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next: Option<String>,
+}
+
+fn check_query(q: &AuditQuery) -> Result<(), GuardError> {
+    let text = |name: &str, v: &Option<String>| match v {
+        Some(v) if v.is_empty() || v.chars().count() > 64 || v.chars().any(char::is_control) => {
+            Err(GuardError::Invalid(format!(
+                "{name} must be 1-64 printable characters"
+            )))
+        }
+        _ => Ok(()),
+    };
+    text("account", &q.account)?;
+    text("waybill", &q.waybill)?;
+    text("action", &q.action)?;
+    if q.action
+        .as_deref()
+        .is_some_and(|a| !a.bytes().all(|b| b.is_ascii_lowercase() || b == b'_'))
+    {
+        return Err(GuardError::Invalid(
+            "action is lower-case letters and '_' (view, ingest, account_suspend, …)".into(),
+        ));
+    }
+    if q.decision
+        .as_deref()
+        .is_some_and(|d| d != "allow" && d != "deny")
+    {
+        return Err(GuardError::Invalid("decision must be allow or deny".into()));
+    }
+    if let (Some(f), Some(t)) = (q.from, q.to) {
+        if f > t {
+            return Err(GuardError::Invalid("from must not be after to".into()));
+        }
+    }
+    Ok(())
+}
 
 struct Nodes<'a>(&'a dyn Store);
 
@@ -31,6 +76,38 @@ impl Guard {
         self.store
             .audit_entry(seq)?
             .ok_or_else(|| GuardError::NotFound(format!("audit entry {seq}")))
+    }
+
+    /// One page of the audit entries `q` selects, newest first (auditors and admins). Each text filter is checked
+    /// (at most 64 printable characters; an action is lower-case letters and `_`; a decision `allow` or `deny`).
+    pub fn search_audit(
+        &self,
+        actor: Actor<'_>,
+        q: &AuditQuery,
+        meta: &RequestMeta,
+    ) -> Result<AuditSearchPage, GuardError> {
+        let (_, e) = self.admin(actor, AdminAction::ReadAudit, "audit_search", meta)?;
+        if let Err(err) = check_query(q) {
+            return Err(self.deny(e, err));
+        }
+        let page = match self.store.search_audit(q) {
+            Ok(p) => p,
+            Err(StoreError::Unavailable(m)) => return Err(GuardError::Unavailable(m)),
+            Err(err) => return Err(err.into()),
+        };
+        let entries = page
+            .entries
+            .iter()
+            .map(|(seq, bytes)| {
+                AuditEntry::decode(bytes).map_err(|err| {
+                    GuardError::Internal(format!("audit entry {seq} does not parse: {err}"))
+                })
+            })
+            .collect::<Result<_, _>>()?;
+        Ok(AuditSearchPage {
+            entries,
+            next: page.next.map(|c| c.to_text()),
+        })
     }
 
     /// Signs a checkpoint of the log as it is now, unless the newest stored one already covers it; returns the

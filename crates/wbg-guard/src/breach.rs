@@ -156,6 +156,31 @@ pub struct ImpactReport {
     pub audit_seq: Option<u64>,
 }
 
+/// An incident in a list.
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+pub struct IncidentSummary {
+    /// Its id.
+    pub incident: String,
+    /// The suspects.
+    pub suspects: Vec<String>,
+    /// Window start (ms).
+    pub from: i64,
+    /// Window end (ms, exclusive).
+    pub to: i64,
+    /// Who opened it.
+    pub created_by: String,
+    /// When (ms).
+    pub created_at: i64,
+    /// Allowed personal-data reads by the suspects in the window.
+    pub exposures: u64,
+    /// Distinct waybills exposed.
+    pub waybills: usize,
+    /// Distinct customers exposed.
+    pub customers: usize,
+    /// Of those, exposed in full.
+    pub customers_full: usize,
+}
+
 /// One customer to notify.
 #[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
 pub struct Notice {
@@ -573,6 +598,34 @@ impl Guard {
             Ok(r) => Ok(r),
             Err(err) => Err(self.deny(entry, err)),
         }
+    }
+
+    /// Every incident in brief, newest first (at most 1,000), to accounts that may investigate.
+    pub fn incidents(
+        &self,
+        actor: Actor<'_>,
+        meta: &RequestMeta,
+    ) -> Result<Vec<IncidentSummary>, GuardError> {
+        self.admin(actor, AdminAction::Investigate, "incident_list", meta)?;
+        let mut out = Vec::new();
+        for (id, body) in self.store.cases(KIND, 1_000)? {
+            let r: ImpactReport = serde_json::from_str(&body)
+                .map_err(|e| GuardError::Internal(format!("{KIND} {id} unreadable: {e}")))?;
+            out.push(IncidentSummary {
+                incident: r.incident,
+                suspects: r.suspects,
+                from: r.from,
+                to: r.to,
+                created_by: r.created_by,
+                created_at: r.created_at,
+                exposures: r.exposures,
+                waybills: r.waybills,
+                customers: r.customers,
+                customers_full: r.customers_full,
+            });
+        }
+        out.sort_by(|a, b| (b.created_at, &b.incident).cmp(&(a.created_at, &a.incident)));
+        Ok(out)
     }
 
     fn incident_case(&self, id: &str) -> Result<ImpactReport, GuardError> {

@@ -51,7 +51,14 @@ impl Guard {
     }
 
     /// Raises the alert a canary read deserves, whatever the read's outcome.
-    pub(crate) fn canary_read(&self, reader: &str, no: &WaybillNo, purpose: &str, outcome: &str) {
+    pub(crate) fn canary_read(
+        &self,
+        reader: &str,
+        no: &WaybillNo,
+        purpose: &str,
+        outcome: &str,
+        seq: Option<u64>,
+    ) {
         let Some(planted_for) = self.canary_for(no.as_str()) else {
             return;
         };
@@ -62,13 +69,14 @@ impl Guard {
             "outcome": outcome,
             "why": "canary waybills are on no parcel and in no task: reading one is probing or bulk reading",
         });
-        self.raise(
+        self.raise_on(
             reader,
             RiskAlert {
                 kind: "canary_read".into(),
                 severity: "critical".into(),
                 detail: detail.to_string(),
             },
+            seq,
         );
     }
 

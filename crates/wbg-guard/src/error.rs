@@ -34,6 +34,9 @@ pub enum GuardError {
     /// The request is larger than accepted.
     #[error("{0}")]
     TooLarge(String),
+    /// The service cannot answer this yet (an index still being built); retry shortly.
+    #[error("{0}")]
+    Unavailable(String),
     /// Configuration or start-up problem.
     #[error("{0}")]
     Config(String),
@@ -58,6 +61,7 @@ impl GuardError {
             GuardError::Conflict(_) => "conflict",
             GuardError::Expired(_) => "expired",
             GuardError::TooLarge(_) => "too_large",
+            GuardError::Unavailable(_) => "unavailable",
             GuardError::Config(_) => "config",
             GuardError::Internal(_) => "internal",
             GuardError::Rows(_) => "rows_refused",
@@ -75,6 +79,7 @@ impl GuardError {
             GuardError::Conflict(_) => 409,
             GuardError::Expired(_) => 410,
             GuardError::TooLarge(_) => 413,
+            GuardError::Unavailable(_) => 503,
             GuardError::Config(_) | GuardError::Internal(_) => 500,
             // The gravest row decides: a refusal by the policy, then malformed rows, then state conflicts.
             GuardError::Rows(rows) => ["forbidden", "invalid_request", "conflict", "not_found"]

@@ -131,6 +131,32 @@ impl Guard {
         self.case_file(KIND, id)
     }
 
+    /// Exports, newest first, optionally only those with `status` (at most 1,000): the approvers' queue, for
+    /// accounts that may approve exports or read the audit log (auditors, admins).
+    pub fn exports(
+        &self,
+        actor: Actor<'_>,
+        status: Option<ExportStatus>,
+        meta: &RequestMeta,
+    ) -> Result<Vec<Export>, GuardError> {
+        self.admin_any(
+            actor,
+            &[AdminAction::ApproveExport, AdminAction::ReadAudit],
+            "export_list",
+            meta,
+        )?;
+        let mut out = Vec::new();
+        for (id, body) in self.store.cases(KIND, 1_000)? {
+            let case: ExportCase = serde_json::from_str(&body)
+                .map_err(|e| GuardError::Internal(format!("{KIND} {id} unreadable: {e}")))?;
+            if status.is_none_or(|s| s == case.export.status) {
+                out.push(case.export);
+            }
+        }
+        out.sort_by(|a, b| (b.requested_at, &b.id).cmp(&(a.requested_at, &a.id)));
+        Ok(out)
+    }
+
     /// The requester and approver of the export file `export:<id>`, for an attribution report.
     pub(crate) fn export_origin(&self, principal: &str) -> Option<wbg_forensics::ExportOrigin> {
         let id = principal.strip_prefix("export:")?;

@@ -9,9 +9,9 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use wbg_audit::note::NoteSigner;
 use wbg_audit::AuditEntry;
-use wbg_core::{Account, AccountId, AccountStatus, Alert, Clock, Millis, Role, SystemClock};
+use wbg_core::{Account, AccountId, AccountStatus, Alert, Clock, Role, SystemClock};
 use wbg_policy::PolicyEngine;
-use wbg_risk::{Engine, RiskAlert, RiskConfig, RiskHook};
+use wbg_risk::{Engine, RiskConfig, RiskHook};
 use wbg_store::{SqliteStore, Store};
 use wbg_vault::{KeySource, Vault, WrappedKeyStore};
 
@@ -115,7 +115,7 @@ pub struct Guard {
     /// Its store version (0: the configured file or the built-in policy).
     pub(crate) policy_version: std::sync::atomic::AtomicU64,
     pub(crate) risk: Arc<dyn RiskHook>,
-    alert_sink: Option<Arc<dyn AlertSink>>,
+    pub(crate) alert_sink: Option<Arc<dyn AlertSink>>,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) signer: NoteSigner,
     pub(crate) origin: String,
@@ -488,32 +488,5 @@ impl Guard {
                 Err(self.deny(e.clone(), GuardError::AccountSuspended))
             }
         }
-    }
-
-    pub(crate) fn raise(&self, account: &str, raised: RiskAlert) {
-        self.record_alert(account, raised, self.clock.now());
-    }
-
-    /// Stores an alert about `account` raised at `at` — the guard's own, or a risk worker's verdict on accesses
-    /// other nodes served — and passes it to the alert sink (the webhook), counted in `wbguard_alerts_total`.
-    pub fn record_alert(&self, account: &str, raised: RiskAlert, at: Millis) {
-        let mut alert = Alert {
-            id: 0,
-            at,
-            account: account.to_owned(),
-            kind: raised.kind,
-            severity: raised.severity,
-            detail: raised.detail,
-        };
-        match self.store.insert_alert(&alert) {
-            Ok(id) => {
-                alert.id = id;
-                if let Some(sink) = &self.alert_sink {
-                    sink.alert(&alert);
-                }
-            }
-            Err(e) => tracing::error!(error = %e, "cannot store alert"),
-        }
-        metrics::counter!("wbguard_alerts_total", "kind" => alert.kind).increment(1);
     }
 }

@@ -11,6 +11,7 @@
 #![deny(missing_docs)]
 
 mod admin;
+mod alerts;
 mod audit;
 mod breach;
 mod canary;
@@ -34,10 +35,13 @@ mod token;
 mod view;
 mod work;
 
-pub use audit::{verify_store, verify_store_with};
+pub use admin::{AccountDetail, AccountSummary};
+pub use alerts::{AlertDetail, TriageRequest, REASON_CODES};
+pub use audit::{verify_store, verify_store_with, AuditSearchPage};
 pub use breach::{
-    AffectedWaybill, DayCount, ImpactReport, IncidentRequest, Notice, NotificationList,
-    RegionCount, SuspectImpact, TimelineEvent, MAX_INCIDENT_WAYBILLS, MAX_SUSPECTS,
+    AffectedWaybill, DayCount, ImpactReport, IncidentRequest, IncidentSummary, Notice,
+    NotificationList, RegionCount, SuspectImpact, TimelineEvent, MAX_INCIDENT_WAYBILLS,
+    MAX_SUSPECTS,
 };
 pub use canary::MAX_CANARIES;
 pub use credentials::{

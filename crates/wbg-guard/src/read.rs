@@ -318,7 +318,7 @@ impl Guard {
             no, purpose, at, ..
         } = asked;
         if let (Some(alert), Some(a)) = (alert, &snapshot.account) {
-            self.raise(a.id.as_str(), alert);
+            self.raise_on(a.id.as_str(), alert, seq);
         }
         if let Some(a) = &snapshot.account {
             let outcome = match &decision {
@@ -326,7 +326,7 @@ impl Guard {
                 ReadDecision::Suspend { .. } => "suspended",
                 _ => "denied",
             };
-            self.canary_read(a.id.as_str(), &no, purpose.as_str(), outcome);
+            self.canary_read(a.id.as_str(), &no, purpose.as_str(), outcome, seq);
         }
         let (view, phone) = match decision {
             ReadDecision::Unauthenticated => return Err(GuardError::Unauthenticated),

@@ -23,9 +23,11 @@
 //! calls the guard through `spawn_blocking`.
 #![deny(missing_docs)]
 
+mod alerts;
 mod credentials;
 mod migrations;
 mod nodes;
+mod search;
 mod work;
 
 pub use nodes::NodeLock;
@@ -37,14 +39,14 @@ use std::str::FromStr;
 use wbg_audit::merkle::Frontier;
 use wbg_audit::{AuditEntry, Hash, LogTail, StoredEntry};
 use wbg_core::{
-    Account, AccountId, AccountStatus, Alert, EventType, MerchantId, Millis, OutletId, WaybillMeta,
+    Account, AccountId, AccountStatus, EventType, MerchantId, Millis, OutletId, WaybillMeta,
     WaybillNo,
 };
 use wbg_store::rows;
 use wbg_store::{
-    AlertFilter, BindOutcome, BucketAge, EventRecord, EventWrite, NewToken, NumberBinding,
-    NumberRelease, PoolSync, ReadSnapshot, Rewrap, SealedWaybill, Shredded, Store, StoreError,
-    Ticket, TicketSender,
+    BindOutcome, BucketAge, EventRecord, EventWrite, NewToken, NumberBinding, NumberRelease,
+    PoolSync, ReadSnapshot, Rewrap, SealedWaybill, Shredded, Store, StoreError, Ticket,
+    TicketSender,
 };
 
 /// The PostgreSQL store.
@@ -613,9 +615,11 @@ async fn integrate(pool: &PgPool, wait: bool) -> Result<u64, StoreError> {
             continue;
         }
         let (mut seqs, mut times, mut bodies, mut all_nodes) = (vec![], vec![], vec![], vec![]);
+        let mut index = IndexColumns::default();
         for (seq, body, _, _) in rows.into_iter().take(plan.take) {
             // The queued bytes do not carry their number (the statement that queued them took it).
             let entry = AuditEntry::decode(&body).map_err(corrupt)?;
+            index.push(&entry);
             let s = tail.integrate(seq as u64, entry).map_err(corrupt)?;
             seqs.push(s.seq as i64);
             times.push(s.time);
@@ -628,9 +632,22 @@ async fn integrate(pool: &PgPool, wait: bool) -> Result<u64, StoreError> {
              FROM UNNEST($1::int8[], $2::int8[], $3::bytea[], $4::bytea[]) AS u(s, t, e, n)",
         )
         .bind(&seqs)
-        .bind(times)
+        .bind(&times)
         .bind(bodies)
         .bind(all_nodes)
+        .execute(&mut *tx)
+        .await
+        .map_err(db)?;
+        sqlx::query(
+            "INSERT INTO audit_index (seq, time, account, waybill, action, decision)
+             SELECT * FROM UNNEST($1::int8[], $2::int8[], $3::text[], $4::text[], $5::text[], $6::text[])",
+        )
+        .bind(&seqs)
+        .bind(&times)
+        .bind(index.account)
+        .bind(index.waybill)
+        .bind(index.action)
+        .bind(index.decision)
         .execute(&mut *tx)
         .await
         .map_err(db)?;
@@ -653,6 +670,24 @@ async fn integrate(pool: &PgPool, wait: bool) -> Result<u64, StoreError> {
         if (seqs.len() as i64) < INTEGRATE {
             return Ok(total);
         }
+    }
+}
+
+/// What the search index keeps of a run of entries, column by column (for one `UNNEST`).
+#[derive(Default)]
+struct IndexColumns {
+    account: Vec<String>,
+    waybill: Vec<Option<String>>,
+    action: Vec<String>,
+    decision: Vec<String>,
+}
+
+impl IndexColumns {
+    fn push(&mut self, e: &AuditEntry) {
+        self.account.push(e.account.clone());
+        self.waybill.push(e.waybill.clone());
+        self.action.push(e.action.clone());
+        self.decision.push(e.decision.clone());
     }
 }
 
@@ -1852,6 +1887,19 @@ impl Store for PgStore {
         .map(|(_, seq)| seq)
     }
 
+    fn cases(&self, kind: &str, limit: usize) -> Result<Vec<(String, String)>, StoreError> {
+        self.run(async {
+            sqlx::query_as(
+                "SELECT id, body FROM cases WHERE kind = $1 ORDER BY updated_at DESC, id LIMIT $2",
+            )
+            .bind(kind)
+            .bind(limit.clamp(1, 100_000) as i64)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db)
+        })
+    }
+
     fn case(&self, kind: &str, id: &str) -> Result<Option<String>, StoreError> {
         self.run(async {
             sqlx::query_scalar("SELECT body FROM cases WHERE kind = $1 AND id = $2")
@@ -1989,51 +2037,6 @@ impl Store for PgStore {
                 .fetch_all(&self.pool)
                 .await
                 .map_err(db)
-        })
-    }
-
-    fn insert_alert(&self, a: &Alert) -> Result<i64, StoreError> {
-        self.run(async {
-            sqlx::query_scalar(
-                "INSERT INTO alerts (at, account, kind, severity, detail) VALUES ($1, $2, $3, $4, $5) RETURNING id",
-            )
-            .bind(a.at)
-            .bind(&a.account)
-            .bind(&a.kind)
-            .bind(&a.severity)
-            .bind(&a.detail)
-            .fetch_one(&self.pool)
-            .await
-            .map_err(db)
-        })
-    }
-
-    fn alerts(&self, f: &AlertFilter) -> Result<Vec<Alert>, StoreError> {
-        self.run(async {
-            let rows: Vec<(i64, i64, String, String, String, String)> = sqlx::query_as(
-                "SELECT id, at, account, kind, severity, detail FROM alerts
-                 WHERE ($1::text IS NULL OR account = $1) AND ($2::text IS NULL OR kind = $2)
-                   AND ($3::bigint IS NULL OR at >= $3)
-                 ORDER BY id DESC LIMIT $4",
-            )
-            .bind(f.account.as_deref())
-            .bind(f.kind.as_deref())
-            .bind(f.since)
-            .bind(f.limit.clamp(1, 10_000) as i64)
-            .fetch_all(&self.pool)
-            .await
-            .map_err(db)?;
-            Ok(rows
-                .into_iter()
-                .map(|(id, at, account, kind, severity, detail)| Alert {
-                    id,
-                    at,
-                    account,
-                    kind,
-                    severity,
-                    detail,
-                })
-                .collect())
         })
     }
 }

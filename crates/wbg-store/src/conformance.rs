@@ -63,6 +63,14 @@ pub fn run_all(fresh: &dyn Fn() -> Box<dyn Store>) {
         ),
         ("canaries_are_planted_once", canaries_are_planted_once),
         (
+            "alerts_keep_their_evidence_and_triage_by_compare_and_set",
+            alerts_keep_their_evidence_and_triage_by_compare_and_set,
+        ),
+        (
+            "audit_search_filters_and_pages_over_index_and_tail",
+            audit_search_filters_and_pages_over_index_and_tail,
+        ),
+        (
             "tickets_open_count_and_close_once",
             tickets_open_count_and_close_once,
         ),
@@ -469,6 +477,219 @@ pub fn case_files_change_only_by_compare_and_set(s: &dyn Store) {
         Some("{\"v\":2}")
     );
     assert_eq!(s.case("incident", "E1").unwrap(), None);
+    s.put_case("incident", "I1", "{}", None, entry("incident_open"))
+        .unwrap();
+    let listed = s.cases("export", 10).unwrap();
+    assert_eq!(listed, [("E1".to_owned(), "{\"v\":2}".to_owned())]);
+    assert_eq!(s.cases("incident", 10).unwrap().len(), 1);
+    assert!(s.cases("nothing", 10).unwrap().is_empty());
+}
+
+/// An alert keeps the audit seqs behind it; triage moves it by compare-and-set on its revision, each change in
+/// its history with the entry that records it; a live queue reads alerts past an id, oldest first.
+pub fn alerts_keep_their_evidence_and_triage_by_compare_and_set(s: &dyn Store) {
+    let mut a = wbg_core::Alert::raised(50, "C1", "risk_mask", "warning", "{}");
+    a.audit_seqs = vec![9, 4, 2];
+    let id = s.insert_alert(&a).unwrap();
+    let id2 = s
+        .insert_alert(&wbg_core::Alert::raised(
+            60,
+            "C2",
+            "rate_limit",
+            "info",
+            "{}",
+        ))
+        .unwrap();
+    let got = s.alert(id).unwrap().unwrap();
+    assert_eq!(got.audit_seqs, [9, 4, 2]);
+    assert_eq!(
+        (got.state.as_str(), got.revision, got.updated_at),
+        ("new", 0, 50)
+    );
+    assert_eq!(s.alert(id2 + 100).unwrap(), None);
+    let after: Vec<i64> = s
+        .alerts_after(id, 10)
+        .unwrap()
+        .iter()
+        .map(|a| a.id)
+        .collect();
+    assert_eq!(after, [id2]);
+    assert_eq!(s.alerts_after(0, 1).unwrap()[0].id, id);
+
+    let rec = crate::TriageRecord {
+        at: 70,
+        by: "AUD1".into(),
+        state: "investigating".into(),
+        assignee: Some("AUD2".into()),
+        reason: "needs_investigation".into(),
+        note: Some("sealed:xyz".into()),
+        audit_seq: 0,
+    };
+    let before = s.audit_size().unwrap();
+    let seq = s.triage_alert(id, 0, &rec, entry("alert_triage")).unwrap();
+    assert_eq!(seq, before);
+    // The same change against the old revision loses and writes nothing.
+    assert!(matches!(
+        s.triage_alert(id, 0, &rec, entry("alert_triage")),
+        Err(StoreError::Conflict(_))
+    ));
+    assert!(matches!(
+        s.triage_alert(id2 + 100, 0, &rec, entry("alert_triage")),
+        Err(StoreError::NotFound(_))
+    ));
+    assert_eq!(s.audit_size().unwrap(), before + 1);
+    let got = s.alert(id).unwrap().unwrap();
+    assert_eq!(
+        (
+            got.state.as_str(),
+            got.assignee.as_deref(),
+            got.revision,
+            got.updated_at
+        ),
+        ("investigating", Some("AUD2"), 1, 70)
+    );
+    let confirm = crate::TriageRecord {
+        at: 80,
+        state: "confirmed".into(),
+        assignee: None,
+        reason: "confirmed_leak".into(),
+        note: None,
+        ..rec.clone()
+    };
+    s.triage_alert(id, 1, &confirm, entry("alert_triage"))
+        .unwrap();
+    let history = s.alert_history(id).unwrap();
+    assert_eq!(history.len(), 2);
+    assert_eq!(
+        history[0],
+        crate::TriageRecord {
+            audit_seq: seq,
+            ..rec
+        }
+    );
+    assert_eq!(history[1].state, "confirmed");
+    assert_eq!(history[1].audit_seq, seq + 1);
+    let open = |state: &str| {
+        s.alerts(&crate::AlertFilter {
+            state: Some(state.into()),
+            limit: 10,
+            ..crate::AlertFilter::default()
+        })
+        .unwrap()
+        .iter()
+        .map(|a| a.id)
+        .collect::<Vec<_>>()
+    };
+    assert_eq!(open("new"), [id2]);
+    assert_eq!(open("confirmed"), [id]);
+}
+
+/// Audit search: every filter, newest first by (time, seq), pages that follow a cursor without gaps or repeats,
+/// and the same answers whether entries are already indexed (after upkeep) or not yet.
+pub fn audit_search_filters_and_pages_over_index_and_tail(s: &dyn Store) {
+    let mk = |i: u64| {
+        let mut e = AuditEntry::new(
+            1_000 + (i as i64 / 3) * 10,
+            ["C1", "C2", "AUD1"][(i % 3) as usize],
+            if i.is_multiple_of(5) {
+                "ingest"
+            } else {
+                "view"
+            },
+        );
+        e.waybill = (!i.is_multiple_of(4)).then(|| format!("W{}", i % 7));
+        if i.is_multiple_of(6) {
+            e.decision = "deny".into();
+        }
+        e
+    };
+    let all: Vec<AuditEntry> = (0..120).map(mk).collect();
+    let base = s.audit_size().unwrap();
+    // Half before upkeep (indexed), half after (the tail).
+    s.append_audit_batch(all[..60].to_vec()).unwrap();
+    s.maintain().unwrap();
+    s.append_audit_batch(all[60..].to_vec()).unwrap();
+    let expect = |q: &crate::AuditQuery| {
+        let mut v: Vec<(i64, u64)> = all
+            .iter()
+            .enumerate()
+            .filter(|(i, e)| {
+                let row = crate::IndexRow::of(AuditEntry {
+                    seq: base + *i as u64,
+                    ..(*e).clone()
+                });
+                q.matches(&row)
+            })
+            .map(|(i, e)| (e.time, base + i as u64))
+            .collect();
+        v.sort_by(|a, b| b.cmp(a));
+        v.into_iter().map(|(_, s)| s).collect::<Vec<u64>>()
+    };
+    let paged = |q: &crate::AuditQuery| {
+        let mut q = q.clone();
+        let mut got = Vec::new();
+        loop {
+            let page = s.search_audit(&q).unwrap();
+            assert!(page.entries.len() <= q.limit);
+            for (seq, bytes) in &page.entries {
+                let e = AuditEntry::decode(bytes).unwrap();
+                assert_eq!(e.seq, *seq, "the bytes are the entry's own");
+                got.push(*seq);
+            }
+            match page.next {
+                Some(c) => q.before = Some(c),
+                None => break,
+            }
+        }
+        got
+    };
+    let queries = [
+        crate::AuditQuery::default(),
+        crate::AuditQuery {
+            account: Some("C1".into()),
+            ..Default::default()
+        },
+        crate::AuditQuery {
+            waybill: Some("W3".into()),
+            ..Default::default()
+        },
+        crate::AuditQuery {
+            action: Some("ingest".into()),
+            decision: Some("deny".into()),
+            ..Default::default()
+        },
+        crate::AuditQuery {
+            decision: Some("deny".into()),
+            from: Some(1_100),
+            to: Some(1_300),
+            ..Default::default()
+        },
+        crate::AuditQuery {
+            account: Some("C2".into()),
+            waybill: Some("W1".into()),
+            from: Some(1_000),
+            ..Default::default()
+        },
+        crate::AuditQuery {
+            account: Some("nobody".into()),
+            ..Default::default()
+        },
+    ];
+    for (i, q) in queries.iter().enumerate() {
+        for limit in [1, 7, 500] {
+            let q = crate::AuditQuery { limit, ..q.clone() };
+            assert_eq!(paged(&q), expect(&q), "query {i}, pages of {limit}");
+        }
+    }
+    // After upkeep has indexed everything, the answers are the same.
+    s.maintain().unwrap();
+    for q in &queries {
+        let q = crate::AuditQuery {
+            limit: 11,
+            ..q.clone()
+        };
+        assert_eq!(paged(&q), expect(&q));
+    }
 }
 
 /// A batch of audit entries is one verifiable run.
@@ -736,14 +957,7 @@ pub fn keys_rewrap_all_or_nothing(s: &dyn Store) {
 pub fn alerts_filter_and_labels_count(s: &dyn Store) {
     for (at, account, kind) in [(10, "A", "x"), (20, "B", "x"), (30, "A", "y")] {
         let id = s
-            .insert_alert(&wbg_core::Alert {
-                id: 0,
-                at,
-                account: account.into(),
-                kind: kind.into(),
-                severity: "warning".into(),
-                detail: "{}".into(),
-            })
+            .insert_alert(&wbg_core::Alert::raised(at, account, kind, "warning", "{}"))
             .unwrap();
         assert!(id > 0);
     }
@@ -753,6 +967,7 @@ pub fn alerts_filter_and_labels_count(s: &dyn Store) {
             kind: kind.map(str::to_owned),
             since,
             limit: 10,
+            ..crate::AlertFilter::default()
         })
         .unwrap()
         .iter()

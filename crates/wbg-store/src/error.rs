@@ -13,6 +13,9 @@ pub enum StoreError {
     /// Stored data is not what this version writes (corruption or tampering).
     #[error("corrupt store: {0}")]
     Corrupt(String),
+    /// The store cannot answer this yet (an index still being built); the caller may retry shortly.
+    #[error("unavailable: {0}")]
+    Unavailable(String),
     /// The database failed.
     #[error("database: {0}")]
     Db(String),

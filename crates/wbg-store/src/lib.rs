@@ -8,23 +8,27 @@
 #![deny(missing_docs)]
 
 mod activity;
+mod alerts;
 #[cfg(any(test, feature = "conformance"))]
 pub mod conformance;
 mod credentials;
 mod error;
 mod numbers;
 pub mod rows;
+mod search;
 mod sqlite;
 mod ticket;
 mod work;
 
 pub use activity::{AccountActivity, ACTIVITY_SINCE_ROW};
+pub use alerts::{AlertFilter, Alerts, TriageRecord, ALERT_STATES};
 pub use credentials::{token_id, Credentials, NewToken, TokenInfo};
 pub use error::StoreError;
 pub use numbers::{
     BindOutcome, NumberBinding, NumberRelease, PoolState, PoolSync, FREE_NUMBER_COUNT_SQL,
     FREE_NUMBER_SQL,
 };
+pub use search::{AuditCursor, AuditPage, AuditQuery, AuditSearch, IndexRow, MAX_PAGE};
 pub use sqlite::SqliteStore;
 pub use ticket::{Ticket, TicketSender};
 pub use work::{ServiceTicket, WorkRegistry};
@@ -36,8 +40,8 @@ pub fn sqlite_db_file() -> &'static str {
 
 use wbg_audit::{AuditEntry, Hash, StoredEntry};
 use wbg_core::{
-    Account, AccountId, AccountStatus, Alert, MerchantId, Millis, OutletId, StatusEvent,
-    WaybillMeta, WaybillNo, WaybillStatus,
+    Account, AccountId, AccountStatus, MerchantId, Millis, OutletId, StatusEvent, WaybillMeta,
+    WaybillNo, WaybillStatus,
 };
 
 /// A waybill ready to store: routing metadata in clear, personal fields sealed, blind-index tokens.
@@ -117,19 +121,6 @@ impl ReadSnapshot {
     }
 }
 
-/// Filter for listing alerts.
-#[derive(Debug, Clone, Default)]
-pub struct AlertFilter {
-    /// Only this account's.
-    pub account: Option<String>,
-    /// Only this kind.
-    pub kind: Option<String>,
-    /// Only alerts raised at or after this time.
-    pub since: Option<Millis>,
-    /// At most this many, newest first.
-    pub limit: usize,
-}
-
 /// One retention bucket (a day of ingest) as retention judges it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BucketAge {
@@ -158,7 +149,9 @@ pub struct Shredded {
 pub type Rewrap<'a> = dyn FnMut(&str, &[u8]) -> Result<Vec<u8>, String> + 'a;
 
 /// The storage a guard node runs on. Implementations must be safe to share between threads.
-pub trait Store: WorkRegistry + Credentials + AccountActivity + Send + Sync {
+pub trait Store:
+    WorkRegistry + Credentials + AccountActivity + Alerts + AuditSearch + Send + Sync
+{
     /// Background upkeep, to be called every second or so and after bulk work, never on a request: merges
     /// blind-index segments and moves the write-ahead log into the database file.
     fn maintain(&self) -> Result<(), StoreError>;
@@ -389,6 +382,8 @@ pub trait Store: WorkRegistry + Credentials + AccountActivity + Send + Sync {
     ) -> Result<u64, StoreError>;
     /// The case file `kind`/`id`'s body.
     fn case(&self, kind: &str, id: &str) -> Result<Option<String>, StoreError>;
+    /// Up to `limit` case files of `kind`, most recently changed first: `(id, body)`.
+    fn cases(&self, kind: &str, limit: usize) -> Result<Vec<(String, String)>, StoreError>;
 
     /// Appends one audit entry (its `seq` and `prev` are set by the store); returns its seq.
     fn append_audit(&self, entry: AuditEntry) -> Result<u64, StoreError>;
@@ -410,9 +405,4 @@ pub trait Store: WorkRegistry + Credentials + AccountActivity + Send + Sync {
     fn latest_checkpoint(&self) -> Result<Option<(u64, String)>, StoreError>;
     /// Every signed checkpoint note, by size.
     fn checkpoints(&self) -> Result<Vec<String>, StoreError>;
-
-    /// Stores an alert; returns its id.
-    fn insert_alert(&self, alert: &Alert) -> Result<i64, StoreError>;
-    /// Lists alerts, newest first.
-    fn alerts(&self, filter: &AlertFilter) -> Result<Vec<Alert>, StoreError>;
 }

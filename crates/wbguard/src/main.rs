@@ -1,5 +1,6 @@
 //! `wbguard`: the command line and the HTTP server of Waybill Guard.
 
+mod alerts;
 mod attribute;
 mod breach;
 mod bus;
@@ -92,6 +93,9 @@ enum Command {
         #[command(subcommand)]
         command: AccountsCommand,
     },
+    /// The alert queue: the newest alerts, then with --follow each new one as it is raised (from the local store,
+    /// or a running node's live stream with --url).
+    Alerts(alerts::Args),
     /// Simulate a carrier's week with T1-T4 attacks through the real guard and report what was contained.
     Simulate(simulate::Args),
     /// The access review for auditors: every account, what it may see per purpose (derived from the policy),
@@ -579,6 +583,7 @@ fn run(cli: Cli) -> Result<std::process::ExitCode> {
                 }
                 AccountsCommand::List => {
                     for a in guard.accounts(actor, &meta)? {
+                        let a = a.account;
                         println!(
                             "{}\t{}\t{}\t{}\t{}",
                             a.id,
@@ -658,6 +663,10 @@ fn run(cli: Cli) -> Result<std::process::ExitCode> {
             };
             println!("{out}");
             publish_checkpoint(&cfg, &guard)?;
+            Ok(ok)
+        }
+        Command::Alerts(args) => {
+            alerts::run(&args, &Config::load(&cli.common)?)?;
             Ok(ok)
         }
         Command::AccessReview { csv } => {

@@ -153,20 +153,22 @@ impl utoipa::Modify for BearerAuth {
 #[derive(OpenApi)]
 #[openapi(
     info(title = "Waybill Guard", description = "Every read of waybill personal data goes through the guard: policy, risk, audit, then the view the policy allows."),
-    paths(credentials::create_account, accounts::list, accounts::suspend, accounts::reinstate, accounts::transfer, credentials::issue_token,
+    paths(credentials::create_account, accounts::list, accounts::detail, accounts::suspend, accounts::reinstate, accounts::transfer, credentials::issue_token,
         credentials::list_tokens, credentials::revoke_token, credentials::enrolment, credentials::approve_enrolment, credentials::cancel_enrolment,
         credentials::redeem, credentials::me, credentials::sync_roster, credentials::access_review, credentials::recertify, policies::propose,
         policies::list, policies::text, policies::approve, policies::rollback, policies::replay, waybills::ingest, waybills::read,
-        waybills::label, waybills::resolve_label, waybills::route_call, waybills::record_event, waybills::record_events, forensics::alerts,
-        forensics::attribute, forensics::open_incident, forensics::incident, forensics::notifications, forensics::plant_canaries,
-        work::open_ticket, work::ticket, work::close_ticket, work::request_export, work::export_status, work::approve_export,
-        work::export_file, audit::checkpoint, audit::verifier_key, audit::inclusion, audit::consistency, audit::entry, healthz, metrics_text),
+        waybills::label, waybills::resolve_label, waybills::route_call, waybills::record_event, waybills::record_events, forensics::alerts, forensics::alert, forensics::triage, forensics::alert_stream,
+        forensics::attribute, forensics::open_incident, forensics::incidents, forensics::incident, forensics::notifications, forensics::plant_canaries,
+        work::open_ticket, work::ticket, work::close_ticket, work::list_exports, work::request_export, work::export_status, work::approve_export,
+        work::export_file, audit::checkpoint, audit::verifier_key, audit::inclusion, audit::consistency, audit::search, audit::entry, healthz, metrics_text),
     components(schemas(ApiErrorBody, error::ApiErrorDetail, credentials::CreateAccount, credentials::CredentialResponse, credentials::TokenMeta,
         credentials::Redeem, accounts::StatusChange, accounts::Transfer, waybills::IngestBatch, audit::ProofResponse, forensics::PlantCanaries,
         forensics::Planted, waybills::ResolveLabel, waybills::RouteCall, waybills::EventBatch, wbg_guard::RowFault, wbg_guard::ScanEvent,
         wbg_guard::EventBatchReport, wbg_guard::TicketRegistration, wbg_guard::TicketRecord, credentials::IssueToken, wbg_guard::RosterReport,
         wbg_guard::RosterTransfer, wbg_guard::ReviewRow, wbg_guard::PurposeAccess, wbg_guard::Attestation, credentials::Recertify,
-        wbg_guard::PolicyVersion, policies::PolicyList, policies::Proposal, wbg_guard::ReplayReport, wbg_guard::DecisionChange)),
+        wbg_guard::PolicyVersion, policies::PolicyList, policies::Proposal, wbg_guard::ReplayReport, wbg_guard::DecisionChange,
+        wbg_guard::AccountSummary, wbg_guard::AccountDetail, wbg_guard::AlertDetail, wbg_guard::TriageRequest, wbg_store::TriageRecord,
+        wbg_guard::IncidentSummary, wbg_guard::AuditSearchPage)),
     modifiers(&BearerAuth)
 )]
 struct ApiDoc;
@@ -191,6 +193,7 @@ pub fn router(
             "/v1/accounts",
             post(credentials::create_account).get(accounts::list),
         )
+        .route("/v1/accounts/{id}", get(accounts::detail))
         .route("/v1/accounts/{id}/suspend", post(accounts::suspend))
         .route("/v1/accounts/{id}/transfer", post(accounts::transfer))
         .route("/v1/accounts/{id}/reinstate", post(accounts::reinstate))
@@ -233,8 +236,14 @@ pub fn router(
         .route("/v1/labels/resolve", post(waybills::resolve_label))
         .route("/v1/telephony/route", post(waybills::route_call))
         .route("/v1/alerts", get(forensics::alerts))
+        .route("/v1/alerts/stream", get(forensics::alert_stream))
+        .route("/v1/alerts/{id}", get(forensics::alert))
+        .route("/v1/alerts/{id}/triage", post(forensics::triage))
         .route("/v1/forensics/attributions", post(forensics::attribute))
-        .route("/v1/forensics/incidents", post(forensics::open_incident))
+        .route(
+            "/v1/forensics/incidents",
+            post(forensics::open_incident).get(forensics::incidents),
+        )
         .route("/v1/forensics/incidents/{id}", get(forensics::incident))
         .route(
             "/v1/forensics/incidents/{id}/notifications",
@@ -244,7 +253,10 @@ pub fn router(
         .route("/v1/tickets", post(work::open_ticket))
         .route("/v1/tickets/{id}", get(work::ticket))
         .route("/v1/tickets/{id}/close", post(work::close_ticket))
-        .route("/v1/exports", post(work::request_export))
+        .route(
+            "/v1/exports",
+            post(work::request_export).get(work::list_exports),
+        )
         .route("/v1/exports/{id}", get(work::export_status))
         .route("/v1/exports/{id}/approve", post(work::approve_export))
         .route("/v1/exports/{id}/file", get(work::export_file))
@@ -252,6 +264,7 @@ pub fn router(
         .route("/v1/audit/key", get(audit::verifier_key))
         .route("/v1/audit/proof/{seq}", get(audit::inclusion))
         .route("/v1/audit/consistency", get(audit::consistency))
+        .route("/v1/audit/entries", get(audit::search))
         .route("/v1/audit/entries/{seq}", get(audit::entry))
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics_text))

@@ -312,11 +312,7 @@ mod tests {
     fn alert(id: i64) -> Alert {
         Alert {
             id,
-            at: 1,
-            account: "S001".into(),
-            kind: "risk_suspend".into(),
-            severity: "critical".into(),
-            detail: "{}".into(),
+            ..Alert::raised(1, "S001", "risk_suspend", "critical", "{}")
         }
     }
 

@@ -4,16 +4,17 @@
 //! a committed transaction survives the process being killed (it is in the OS page cache before `COMMIT`
 //! returns; `synchronous = FULL` would extend that to power loss at some cost), and two processes (a server and
 //! the CLI) can share a data directory safely. The crate builds its own copy of SQLite with `cc` alone.
+mod alerts;
 mod blind;
 mod credentials;
 mod group;
 mod numbers;
+mod search;
 mod work;
 
 use crate::rows::AccountRow;
 use crate::{
-    AlertFilter, EventRecord, EventWrite, NewToken, ReadSnapshot, SealedWaybill, Store, StoreError,
-    Ticket,
+    EventRecord, EventWrite, NewToken, ReadSnapshot, SealedWaybill, Store, StoreError, Ticket,
 };
 use rand::RngCore;
 use rusqlite::{params, Connection, OptionalExtension, Transaction, TransactionBehavior};
@@ -21,7 +22,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 use wbg_audit::{AuditEntry, Hash, LogTail, StoredEntry};
 use wbg_core::{
-    Account, AccountId, AccountStatus, Alert, EventType, MerchantId, Millis, OutletId, WaybillMeta,
+    Account, AccountId, AccountStatus, EventType, MerchantId, Millis, OutletId, WaybillMeta,
     WaybillNo, WaybillStatus,
 };
 
@@ -56,7 +57,9 @@ CREATE TABLE IF NOT EXISTS audit_entries (seq INTEGER PRIMARY KEY, entry BLOB NO
 CREATE TABLE IF NOT EXISTS audit_checkpoints (size INTEGER PRIMARY KEY, note TEXT NOT NULL, created_at INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS alerts (
     id INTEGER PRIMARY KEY, at INTEGER NOT NULL, account TEXT NOT NULL, kind TEXT NOT NULL,
-    severity TEXT NOT NULL, detail TEXT NOT NULL);
+    severity TEXT NOT NULL, detail TEXT NOT NULL, audit_seqs TEXT NOT NULL DEFAULT '',
+    state TEXT NOT NULL DEFAULT 'new', assignee TEXT, updated_at INTEGER NOT NULL DEFAULT 0,
+    revision INTEGER NOT NULL DEFAULT 0);
 CREATE INDEX IF NOT EXISTS alerts_account ON alerts(account, at);
 -- Canary waybills and the principal each was planted for.
 CREATE TABLE IF NOT EXISTS canaries (
@@ -76,8 +79,8 @@ CREATE INDEX IF NOT EXISTS waybills_merchant ON waybills(merchant, created_at);
 
 /// The layout version written into `meta`; a store of another version is refused at open, not misread.
 /// 2: the blind index as packed sorted runs (`blind_runs`). 3: data keys per bucket and field group
-/// (`day:<bucket>:<group>`), so each group is shredded on its own.
-const SCHEMA_VERSION: &str = "5";
+/// (`day:<bucket>:<group>`), so each group is shredded on its own. 6: alerts carry their audit seqs and triage.
+const SCHEMA_VERSION: &str = "6";
 
 /// Frames of write-ahead log (pages, 4 KiB; so 256 MiB) past which upkeep makes the log start over. A RESTART
 /// holds the writer lock through two syncs, which a read then waits for: at 64 MiB (every tick under load) reads
@@ -106,6 +109,8 @@ pub struct SqliteStore {
     /// A second connection for maintenance (index compaction, WAL checkpoints), so that it never holds the
     /// request path's lock; SQLite itself serialises the two writers.
     maint: Mutex<Connection>,
+    /// A read connection for audit searches, which can take tens of milliseconds: never the request path's.
+    search: Mutex<Connection>,
     path: PathBuf,
 }
 
@@ -145,7 +150,7 @@ fn node_in(conn: &Connection, level: u32, index: u64) -> Result<Option<Hash>, St
         .map(Option::flatten)
 }
 
-fn size_in(conn: &Connection) -> Result<u64, StoreError> {
+pub(super) fn size_in(conn: &Connection) -> Result<u64, StoreError> {
     Ok(conn
         .prepare_cached("SELECT COALESCE(MAX(seq) + 1, 0) FROM audit_entries")?
         .query_row([], |r| r.get::<_, i64>(0))? as u64)
@@ -486,6 +491,8 @@ impl SqliteStore {
         conn.execute_batch(blind::SCHEMA)?;
         conn.execute_batch(numbers::SCHEMA)?;
         conn.execute_batch(work::SCHEMA)?;
+        conn.execute_batch(alerts::SCHEMA)?;
+        conn.execute_batch(search::SCHEMA)?;
         let mut id = [0u8; 16];
         rand::rngs::OsRng.fill_bytes(&mut id);
         conn.execute(
@@ -518,6 +525,14 @@ impl SqliteStore {
                  UPDATE meta SET value = '5' WHERE key = 'schema_version';
                  COMMIT;",
             )?;
+            version = "5".into();
+        }
+        if version == "5" {
+            // Schema 6 adds alerts' audit seqs and triage.
+            conn.execute_batch(&format!(
+                "BEGIN; {} UPDATE meta SET value = '6' WHERE key = 'schema_version'; COMMIT;",
+                alerts::UPGRADE_6
+            ))?;
             version = SCHEMA_VERSION.into();
         }
         if version != SCHEMA_VERSION {
@@ -527,12 +542,15 @@ impl SqliteStore {
                 path.display()
             )));
         }
+        conn.execute_batch(alerts::INDEXES)?;
         let maint = Self::connect(&path)?;
+        let search = Self::connect(&path)?;
         let inner = Arc::new(Mutex::new(Inner { conn, tree: None }));
         Ok(SqliteStore {
             committer: group::Committer::start(inner.clone())?,
             inner,
             maint: Mutex::new(maint),
+            search: Mutex::new(search),
             path,
         })
     }
@@ -610,6 +628,9 @@ impl Store for SqliteStore {
             .map_err(|_| StoreError::Db("maintenance lock poisoned".into()))?;
         let mut wal = WalUpkeep::new();
         blind::compact(&mut conn, wbg_core::now_millis(), &mut wal)?;
+        // Up to 50,000 entries a call keeps the index a second or so behind a node at full speed, and builds an
+        // upgraded store's index at that pace.
+        search::index(&mut conn, 50_000)?;
         wal.checkpoint(&conn)
     }
 
@@ -1112,6 +1133,20 @@ impl Store for SqliteStore {
         .map(|(_, seq)| seq)
     }
 
+    fn cases(&self, kind: &str, limit: usize) -> Result<Vec<(String, String)>, StoreError> {
+        let inner = self.lock()?;
+        let rows = inner
+            .conn
+            .prepare_cached(
+                "SELECT id, body FROM cases WHERE kind = ?1 ORDER BY updated_at DESC, id LIMIT ?2",
+            )?
+            .query_map(params![kind, limit.clamp(1, 100_000) as i64], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })?
+            .collect::<Result<_, _>>()?;
+        Ok(rows)
+    }
+
     fn case(&self, kind: &str, id: &str) -> Result<Option<String>, StoreError> {
         Ok(self
             .lock()?
@@ -1236,50 +1271,6 @@ impl Store for SqliteStore {
             .query_map([], |r| r.get(0))?
             .collect::<Result<Vec<String>, _>>()?;
         Ok(notes)
-    }
-
-    fn insert_alert(&self, a: &Alert) -> Result<i64, StoreError> {
-        let inner = self.lock()?;
-        inner.conn.execute(
-            "INSERT INTO alerts (at, account, kind, severity, detail) VALUES (?1, ?2, ?3, ?4, ?5)",
-            params![a.at, a.account, a.kind, a.severity, a.detail],
-        )?;
-        Ok(inner.conn.last_insert_rowid())
-    }
-
-    fn alerts(&self, f: &AlertFilter) -> Result<Vec<Alert>, StoreError> {
-        let inner = self.lock()?;
-        let mut sql =
-            String::from("SELECT id, at, account, kind, severity, detail FROM alerts WHERE 1 = 1");
-        let mut args: Vec<Box<dyn rusqlite::ToSql>> = Vec::new();
-        if let Some(a) = &f.account {
-            args.push(Box::new(a.clone()));
-            sql.push_str(&format!(" AND account = ?{}", args.len()));
-        }
-        if let Some(k) = &f.kind {
-            args.push(Box::new(k.clone()));
-            sql.push_str(&format!(" AND kind = ?{}", args.len()));
-        }
-        if let Some(s) = f.since {
-            args.push(Box::new(s));
-            sql.push_str(&format!(" AND at >= ?{}", args.len()));
-        }
-        args.push(Box::new(f.limit.clamp(1, 10_000) as i64));
-        sql.push_str(&format!(" ORDER BY id DESC LIMIT ?{}", args.len()));
-        let mut stmt = inner.conn.prepare(&sql)?;
-        let rows = stmt
-            .query_map(rusqlite::params_from_iter(args.iter()), |r| {
-                Ok(Alert {
-                    id: r.get(0)?,
-                    at: r.get(1)?,
-                    account: r.get(2)?,
-                    kind: r.get(3)?,
-                    severity: r.get(4)?,
-                    detail: r.get(5)?,
-                })
-            })?
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok(rows)
     }
 }
 

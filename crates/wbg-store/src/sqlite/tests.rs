@@ -1,5 +1,6 @@
 use super::*;
 use crate::conformance::{entry, sign_head, verify, waybill};
+use crate::Alerts;
 use wbg_audit::note::NoteSigner;
 
 #[test]
@@ -138,7 +139,7 @@ fn a_store_of_another_schema_version_is_refused() {
 }
 
 #[test]
-fn a_schema_3_store_is_upgraded_in_place_to_5() {
+fn a_schema_3_store_is_upgraded_in_place_to_6() {
     let dir = tempfile::tempdir().unwrap();
     {
         let s = SqliteStore::open(dir.path()).unwrap();
@@ -152,13 +153,20 @@ fn a_schema_3_store_is_upgraded_in_place_to_5() {
         )
         .unwrap();
     }
-    // What schema 3 looked like: no status time, no token expiry or issuer.
+    // What schema 3 looked like: no status time, no token expiry or issuer, alerts without evidence or triage.
     let conn = Connection::open(dir.path().join(DB_FILE)).unwrap();
     conn.execute_batch(
         "ALTER TABLE accounts DROP COLUMN status_since;
          ALTER TABLE tokens DROP COLUMN expires_at;
          ALTER TABLE tokens DROP COLUMN issued_by;
          DROP INDEX tokens_account;
+         DROP INDEX alerts_state;
+         ALTER TABLE alerts DROP COLUMN audit_seqs;
+         ALTER TABLE alerts DROP COLUMN state;
+         ALTER TABLE alerts DROP COLUMN assignee;
+         ALTER TABLE alerts DROP COLUMN updated_at;
+         ALTER TABLE alerts DROP COLUMN revision;
+         INSERT INTO alerts (at, account, kind, severity, detail) VALUES (42, 'C1', 'risk_mask', 'warning', '{}');
          UPDATE meta SET value = '3' WHERE key = 'schema_version';",
     )
     .unwrap();
@@ -169,8 +177,19 @@ fn a_schema_3_store_is_upgraded_in_place_to_5() {
         a.status_since, 7,
         "an old account's status dates from its creation"
     );
+    let old = &s.alerts_after(0, 10).unwrap()[0];
+    assert_eq!(
+        (
+            old.state.as_str(),
+            old.updated_at,
+            old.revision,
+            old.audit_seqs.len()
+        ),
+        ("new", 42, 0, 0),
+        "an old alert is untriaged, without evidence"
+    );
     drop(s);
-    // Opened again, it is schema 5 already.
+    // Opened again, it is schema 6 already.
     assert!(SqliteStore::open(dir.path()).is_ok());
 }
 

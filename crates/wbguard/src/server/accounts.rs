@@ -7,6 +7,7 @@ use axum::Json;
 use serde::Deserialize;
 use utoipa::ToSchema;
 use wbg_core::Account;
+use wbg_guard::{AccountDetail, AccountSummary};
 
 /// `{"reason": "…"}` (optional): why, in at most 200 characters and without a phone number.
 #[derive(Debug, Default, Deserialize, ToSchema)]
@@ -16,11 +17,26 @@ pub(super) struct StatusChange {
     reason: Option<String>,
 }
 
-#[utoipa::path(get, path = "/v1/accounts", tag = "accounts", summary = "Every account (admins)", security(("bearer" = [])),
-    responses((status = 200, body = [Account]), (status = 401, body = ApiErrorBody), (status = 403, body = ApiErrorBody)))]
-pub(super) async fn list(caller: Caller) -> ApiResult<Json<Vec<Account>>> {
+#[utoipa::path(get, path = "/v1/accounts", tag = "accounts", summary = "Every account with its last activity (admins, auditors)", security(("bearer" = [])),
+    responses((status = 200, body = [AccountSummary]), (status = 401, body = ApiErrorBody), (status = 403, body = ApiErrorBody)))]
+pub(super) async fn list(caller: Caller) -> ApiResult<Json<Vec<AccountSummary>>> {
     caller
         .run(|g, c| g.accounts(c.actor(), &c.meta))
+        .await
+        .map(Json)
+}
+
+#[utoipa::path(get, path = "/v1/accounts/{id}", tag = "accounts",
+    summary = "One account: status, reason and since when, role, outlet, last activity, working tokens (a count), open alerts (admins, auditors)",
+    security(("bearer" = [])), params(("id" = String, Path)),
+    responses((status = 200, body = AccountDetail), (status = 400, body = ApiErrorBody), (status = 401, body = ApiErrorBody),
+        (status = 403, body = ApiErrorBody), (status = 404, body = ApiErrorBody)))]
+pub(super) async fn detail(
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Json<AccountDetail>> {
+    caller
+        .run(move |g, c| g.account_detail(c.actor(), &id, &c.meta))
         .await
         .map(Json)
 }

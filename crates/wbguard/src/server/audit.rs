@@ -1,6 +1,6 @@
 //! The audit log over HTTP: its signed checkpoint and verifier key (public, for witnesses and monitors), proofs
 //! of inclusion and consistency, and an entry's exact bytes (auditors and admins).
-use super::error::{ApiErrorBody, ApiResult};
+use super::error::{ApiError, ApiErrorBody, ApiResult};
 use super::extract::{blocking, number, Caller, Q};
 use super::{text, AppState};
 use axum::extract::{Path, State};
@@ -90,6 +90,77 @@ pub(super) async fn consistency(
         size: to,
         proof: proof.iter().map(|h| B64.encode(h)).collect(),
     }))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub(super) struct SearchQuery {
+    /// The acting account.
+    #[serde(default)]
+    account: Option<String>,
+    /// The waybill concerned.
+    #[serde(default)]
+    waybill: Option<String>,
+    /// The action (`view`, `label`, `ingest`, `event`, `account_suspend`, `alert_triage`, …).
+    #[serde(default)]
+    action: Option<String>,
+    /// `allow` or `deny`.
+    #[serde(default)]
+    decision: Option<String>,
+    /// Entries at or after this time (ms since the epoch).
+    #[serde(default)]
+    from: Option<i64>,
+    /// Entries before this time (ms since the epoch).
+    #[serde(default)]
+    to: Option<i64>,
+    /// The previous page's `next`.
+    #[serde(default)]
+    cursor: Option<String>,
+    /// Page size (default 50, at most 500).
+    #[serde(default)]
+    limit: Option<usize>,
+}
+
+#[utoipa::path(get, path = "/v1/audit/entries", tag = "audit log",
+    summary = "Search the audit log, newest first, a page at a time (auditors, admins)",
+    description = "Every filter given must hold. Pages follow `next` (a cursor naming the last entry shown), so new \
+        entries never shift a page. Answered from an index kept beside the log; 503 while the index of an upgraded \
+        store is first built.",
+    security(("bearer" = [])), params(SearchQuery),
+    responses((status = 200, body = wbg_guard::AuditSearchPage), (status = 400, body = ApiErrorBody), (status = 401, body = ApiErrorBody),
+        (status = 403, body = ApiErrorBody), (status = 503, body = ApiErrorBody)))]
+pub(super) async fn search(
+    caller: Caller,
+    Q(q): Q<SearchQuery>,
+) -> ApiResult<Json<wbg_guard::AuditSearchPage>> {
+    let before = match q.cursor.as_deref() {
+        Some(c) => Some(
+            wbg_store::AuditCursor::parse(c)
+                .ok_or_else(|| ApiError::invalid("cursor must be a `next` this endpoint gave"))?,
+        ),
+        None => None,
+    };
+    if q.limit.is_some_and(|n| n == 0 || n > wbg_store::MAX_PAGE) {
+        return Err(ApiError::invalid(format!(
+            "limit must be 1-{}",
+            wbg_store::MAX_PAGE
+        )));
+    }
+    let query = wbg_store::AuditQuery {
+        account: q.account,
+        waybill: q.waybill,
+        action: q.action,
+        decision: q.decision,
+        from: q.from,
+        to: q.to,
+        before,
+        limit: q.limit.unwrap_or(50),
+    };
+    caller
+        .run(move |g, c| g.search_audit(c.actor(), &query, &c.meta))
+        .await
+        .map(Json)
 }
 
 #[utoipa::path(get, path = "/v1/audit/entries/{seq}", tag = "audit log", summary = "An entry's exact bytes (auditors, admins)",

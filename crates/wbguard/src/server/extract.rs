@@ -55,6 +55,11 @@ impl Caller {
         blocking(move || f(&self.guard, &self)).await
     }
 
+    /// The guard, shared (for work that outlives the request, such as an event stream).
+    pub fn shared_guard(&self) -> Arc<Guard> {
+        self.guard.clone()
+    }
+
     /// The guard (for calls awaited on the runtime itself).
     pub fn guard(&self) -> &Guard {
         &self.guard

@@ -3,13 +3,19 @@ use super::error::{ApiError, ApiErrorBody, ApiResult};
 use super::extract::{Body, Caller, RawBody, Q};
 use super::MAX_BODY;
 use axum::extract::Path;
+use axum::http::HeaderMap;
 use axum::http::{header, StatusCode};
+use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use wbg_core::Alert;
-use wbg_guard::{Attribution, ImpactReport, IncidentRequest, NotificationList};
+use wbg_guard::{
+    AlertDetail, Attribution, ImpactReport, IncidentRequest, IncidentSummary, NotificationList,
+    TriageRequest,
+};
 use wbg_store::AlertFilter;
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -22,6 +28,9 @@ pub(super) struct AlertQuery {
     /// Only this kind (e.g. `rate_limit`).
     #[serde(default)]
     kind: Option<String>,
+    /// Only alerts in this triage state (`new`, `investigating`, `confirmed`, `false_positive`).
+    #[serde(default)]
+    state: Option<String>,
     /// Only alerts at or after this time (ms since epoch).
     #[serde(default)]
     since: Option<i64>,
@@ -38,6 +47,7 @@ pub(super) async fn alerts(caller: Caller, Q(q): Q<AlertQuery>) -> ApiResult<Jso
     let filter = AlertFilter {
         account: q.account,
         kind: q.kind,
+        state: q.state,
         since: q.since,
         limit: q.limit.unwrap_or(100),
     };
@@ -45,6 +55,134 @@ pub(super) async fn alerts(caller: Caller, Q(q): Q<AlertQuery>) -> ApiResult<Jso
         .run(move |g, c| g.alerts(c.actor(), &filter, &c.meta))
         .await
         .map(Json)
+}
+
+/// An alert id from the path.
+fn alert_id(segment: &str) -> ApiResult<i64> {
+    segment
+        .parse::<i64>()
+        .ok()
+        .filter(|n| *n > 0)
+        .ok_or_else(|| ApiError::invalid("alert id must be a positive number"))
+}
+
+#[utoipa::path(get, path = "/v1/alerts/{id}", tag = "oversight", summary = "An alert with its audit seqs and triage history (auditors, admins)",
+    security(("bearer" = [])), params(("id" = i64, Path)),
+    responses((status = 200, body = AlertDetail), (status = 400, body = ApiErrorBody), (status = 401, body = ApiErrorBody),
+        (status = 403, body = ApiErrorBody), (status = 404, body = ApiErrorBody)))]
+pub(super) async fn alert(caller: Caller, Path(id): Path<String>) -> ApiResult<Json<AlertDetail>> {
+    let id = alert_id(&id)?;
+    caller
+        .run(move |g, c| g.alert(c.actor(), id, &c.meta))
+        .await
+        .map(Json)
+}
+
+#[utoipa::path(post, path = "/v1/alerts/{id}/triage", tag = "oversight",
+    summary = "Triage an alert: state, reason code, assignee, note (auditors); every change audited",
+    description = "Reason codes by target state: new ← reopened; investigating ← needs_investigation, reassigned; \
+        confirmed ← confirmed_leak, policy_violation; false_positive ← legitimate_work, misattributed, duplicate, \
+        test_activity. A change that keeps the state may also give reassigned or note. Give the alert's revision to \
+        make the change only if nobody triaged it meanwhile (409 otherwise).",
+    security(("bearer" = [])), params(("id" = i64, Path)), request_body = TriageRequest,
+    responses((status = 200, body = AlertDetail), (status = 400, body = ApiErrorBody), (status = 401, body = ApiErrorBody),
+        (status = 403, body = ApiErrorBody), (status = 404, body = ApiErrorBody), (status = 409, body = ApiErrorBody)))]
+pub(super) async fn triage(
+    caller: Caller,
+    Path(id): Path<String>,
+    Body(req): Body<TriageRequest>,
+) -> ApiResult<Json<AlertDetail>> {
+    let id = alert_id(&id)?;
+    caller
+        .run(move |g, c| g.triage_alert(c.actor(), id, &req, &c.meta))
+        .await
+        .map(Json)
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub(super) struct StreamQuery {
+    /// Send alerts with ids above this one first (default: only alerts raised from now on; a reconnecting
+    /// client's `Last-Event-ID` header takes precedence).
+    #[serde(default)]
+    after: Option<i64>,
+}
+
+/// How often a live queue looks for new alerts.
+const STREAM_POLL: std::time::Duration = std::time::Duration::from_millis(250);
+
+#[utoipa::path(get, path = "/v1/alerts/stream", tag = "oversight",
+    summary = "New alerts as Server-Sent Events, within a second of being raised (auditors, admins)",
+    description = "Each event is `event: alert`, `id: <alert id>`, data the alert as JSON. The stream ends with \
+        `event: end` when the credential stops working (revoked, expired, the account suspended).",
+    security(("bearer" = [])), params(StreamQuery),
+    responses((status = 200, description = "text/event-stream of alerts", content_type = "text/event-stream"),
+        (status = 401, body = ApiErrorBody), (status = 403, body = ApiErrorBody)))]
+pub(super) async fn alert_stream(
+    caller: Caller,
+    headers: HeaderMap,
+    Q(q): Q<StreamQuery>,
+) -> ApiResult<Sse<impl futures_util::Stream<Item = Result<Event, std::convert::Infallible>>>> {
+    let resume = headers
+        .get("last-event-id")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<i64>().ok());
+    let guard = caller.shared_guard();
+    let (token, meta) = (caller.token.clone(), caller.meta.clone());
+    // The caller is checked before the stream starts, so a refusal is the API's usual JSON error.
+    let start = caller
+        .run(move |g, c| {
+            g.alerts_after(c.actor(), i64::MAX, 1, &c.meta)?;
+            match resume.or(q.after) {
+                Some(n) => Ok(n.max(0)),
+                None => g.newest_alert_id(),
+            }
+        })
+        .await?;
+    let state = (guard, start, false);
+    let stream = futures_util::stream::unfold(state, move |(guard, last, ended)| {
+        let (token, meta) = (token.clone(), meta.clone());
+        async move {
+            if ended {
+                return None;
+            }
+            loop {
+                tokio::time::sleep(STREAM_POLL).await;
+                let g = guard.clone();
+                let (t, m) = (token.clone(), meta.clone());
+                let polled = tokio::task::spawn_blocking(move || {
+                    g.alerts_after(wbg_guard::Actor::Token(&t), last, 100, &m)
+                })
+                .await;
+                match polled {
+                    Ok(Ok(alerts)) if alerts.is_empty() => continue,
+                    Ok(Ok(alerts)) => {
+                        let next = alerts.last().map_or(last, |a| a.id);
+                        let events: Vec<Result<Event, std::convert::Infallible>> = alerts
+                            .iter()
+                            .map(|a| {
+                                Ok(Event::default()
+                                    .event("alert")
+                                    .id(a.id.to_string())
+                                    .json_data(a)
+                                    .unwrap_or_else(|_| Event::default().event("alert").data("{}")))
+                            })
+                            .collect();
+                        return Some((futures_util::stream::iter(events), (guard, next, false)));
+                    }
+                    _ => {
+                        let end = vec![Ok(Event::default()
+                            .event("end")
+                            .data("credential no longer valid"))];
+                        return Some((futures_util::stream::iter(end), (guard, last, true)));
+                    }
+                }
+            }
+        }
+    })
+    .flatten();
+    Ok(Sse::new(stream).keep_alive(KeepAlive::default()))
 }
 
 #[utoipa::path(post, path = "/v1/forensics/attributions", tag = "forensics", summary = "Attribute a leaked sample to the accounts that could have produced it",
@@ -108,6 +246,16 @@ pub(super) async fn open_incident(
         .run(move |g, c| g.breach_impact(c.actor(), &req, &c.meta))
         .await?;
     Ok((StatusCode::CREATED, Json(report)))
+}
+
+#[utoipa::path(get, path = "/v1/forensics/incidents", tag = "forensics", summary = "Every incident in brief, newest first (auditors)",
+    security(("bearer" = [])),
+    responses((status = 200, body = [IncidentSummary]), (status = 401, body = ApiErrorBody), (status = 403, body = ApiErrorBody)))]
+pub(super) async fn incidents(caller: Caller) -> ApiResult<Json<Vec<IncidentSummary>>> {
+    caller
+        .run(|g, c| g.incidents(c.actor(), &c.meta))
+        .await
+        .map(Json)
 }
 
 #[utoipa::path(get, path = "/v1/forensics/incidents/{id}", tag = "forensics", summary = "An incident's impact report",

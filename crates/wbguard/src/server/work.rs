@@ -1,12 +1,12 @@
 //! The carrier's work over HTTP: customer-service tickets (the work registry that widens a read) and bulk
 //! exports (asked for, approved by a second account, delivered once, watermarked).
 use super::error::{ApiErrorBody, ApiResult};
-use super::extract::{Body, Caller};
+use super::extract::{Body, Caller, Q};
 use axum::extract::Path;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use wbg_guard::{Export, ExportRequest, TicketRecord, TicketRegistration};
+use wbg_guard::{Export, ExportRequest, ExportStatus, TicketRecord, TicketRegistration};
 
 #[utoipa::path(post, path = "/v1/tickets", tag = "work registry", summary = "Register a customer-service ticket (integration)",
     security(("bearer" = [])), request_body = TicketRegistration,
@@ -48,6 +48,30 @@ pub(super) async fn close_ticket(
 ) -> ApiResult<Json<TicketRecord>> {
     caller
         .run(move |g, c| g.close_ticket(c.actor(), &id, &c.meta))
+        .await
+        .map(Json)
+}
+
+#[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub(super) struct ExportQuery {
+    /// Only exports in this state (`requested`, `approved`, `delivered`).
+    #[serde(default)]
+    #[param(value_type = Option<String>)]
+    status: Option<ExportStatus>,
+}
+
+#[utoipa::path(get, path = "/v1/exports", tag = "exports", summary = "Exports, newest first: the approval queue (auditors, admins)",
+    security(("bearer" = [])), params(ExportQuery),
+    responses((status = 200, body = [Export]), (status = 400, body = ApiErrorBody), (status = 401, body = ApiErrorBody),
+        (status = 403, body = ApiErrorBody)))]
+pub(super) async fn list_exports(
+    caller: Caller,
+    Q(q): Q<ExportQuery>,
+) -> ApiResult<Json<Vec<Export>>> {
+    caller
+        .run(move |g, c| g.exports(c.actor(), q.status, &c.meta))
         .await
         .map(Json)
 }

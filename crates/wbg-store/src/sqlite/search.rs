@@ -1,0 +1,181 @@
+//! The audit index of the embedded store: built by upkeep from the entries past the last one it holds (never on
+//! a request), and searched together with the entries not yet indexed, so that a search sees every committed
+//! entry.
+use super::SqliteStore;
+use crate::{AuditCursor, AuditPage, AuditQuery, AuditSearch, IndexRow, StoreError};
+use rusqlite::{params, Connection, Transaction, TransactionBehavior};
+use wbg_audit::AuditEntry;
+
+pub(super) const SCHEMA: &str = r#"
+-- What a search filters on, one row per audit entry; built by upkeep behind the log.
+CREATE TABLE IF NOT EXISTS audit_index (
+    seq INTEGER PRIMARY KEY, time INTEGER NOT NULL, account TEXT NOT NULL, waybill TEXT,
+    action TEXT NOT NULL, decision TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS audit_index_account ON audit_index(account, time, seq);
+CREATE INDEX IF NOT EXISTS audit_index_waybill ON audit_index(waybill, time, seq) WHERE waybill IS NOT NULL;
+CREATE INDEX IF NOT EXISTS audit_index_action ON audit_index(action, time, seq);
+CREATE INDEX IF NOT EXISTS audit_index_time ON audit_index(time, seq);
+CREATE INDEX IF NOT EXISTS audit_index_denied ON audit_index(time, seq) WHERE decision = 'deny';
+"#;
+
+/// Entries indexed per transaction.
+const CHUNK: usize = 5_000;
+
+/// Unindexed entries a search reads past the index at most; beyond, it answers `Unavailable` (only while the
+/// index of an upgraded store is first built: upkeep indexes every second).
+pub(super) const MAX_TAIL: u64 = 200_000;
+
+/// The first seq the index does not hold.
+fn indexed_to(conn: &Connection) -> Result<u64, StoreError> {
+    Ok(conn
+        .prepare_cached("SELECT COALESCE(MAX(seq) + 1, 0) FROM audit_index")?
+        .query_row([], |r| r.get::<_, i64>(0))? as u64)
+}
+
+fn decode(seq: i64, bytes: &[u8]) -> Result<AuditEntry, StoreError> {
+    AuditEntry::decode(bytes)
+        .map_err(|e| StoreError::Corrupt(format!("audit entry {seq} does not parse: {e}")))
+}
+
+/// Indexes the entries past the index, up to `budget` of them; returns how many it indexed.
+pub(super) fn index(conn: &mut Connection, budget: usize) -> Result<usize, StoreError> {
+    let mut done = 0;
+    while done < budget {
+        let tx = Transaction::new(conn, TransactionBehavior::Immediate)?;
+        let from = indexed_to(&tx)?;
+        let rows: Vec<(i64, Vec<u8>)> = tx
+            .prepare_cached(
+                "SELECT seq, entry FROM audit_entries WHERE seq >= ?1 ORDER BY seq LIMIT ?2",
+            )?
+            .query_map(params![from as i64, CHUNK as i64], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })?
+            .collect::<Result<_, _>>()?;
+        let n = rows.len();
+        {
+            let mut ins = tx.prepare_cached(
+                "INSERT INTO audit_index (seq, time, account, waybill, action, decision)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            )?;
+            for (seq, bytes) in rows {
+                let r = IndexRow::of(decode(seq, &bytes)?);
+                ins.execute(params![
+                    seq, r.time, r.account, r.waybill, r.action, r.decision
+                ])?;
+            }
+        }
+        tx.commit()?;
+        done += n;
+        if n < CHUNK {
+            break;
+        }
+    }
+    Ok(done)
+}
+
+/// One page from the index alone.
+fn from_index(conn: &Connection, q: &AuditQuery, n: usize) -> Result<Vec<(u64, i64)>, StoreError> {
+    let mut sql = String::from("SELECT seq, time FROM audit_index WHERE 1 = 1");
+    let mut args: Vec<Box<dyn rusqlite::ToSql>> = Vec::new();
+    for (col, v) in [
+        ("account", &q.account),
+        ("waybill", &q.waybill),
+        ("action", &q.action),
+        ("decision", &q.decision),
+    ] {
+        if let Some(v) = v {
+            args.push(Box::new(v.clone()));
+            sql.push_str(&format!(" AND {col} = ?{}", args.len()));
+        }
+    }
+    if let Some(f) = q.from {
+        args.push(Box::new(f));
+        sql.push_str(&format!(" AND time >= ?{}", args.len()));
+    }
+    if let Some(t) = q.to {
+        args.push(Box::new(t));
+        sql.push_str(&format!(" AND time < ?{}", args.len()));
+    }
+    if let Some(c) = q.before {
+        args.push(Box::new(c.time));
+        args.push(Box::new(c.seq as i64));
+        sql.push_str(&format!(
+            " AND (time, seq) < (?{}, ?{})",
+            args.len() - 1,
+            args.len()
+        ));
+    }
+    args.push(Box::new(n as i64));
+    sql.push_str(&format!(
+        " ORDER BY time DESC, seq DESC LIMIT ?{}",
+        args.len()
+    ));
+    let mut stmt = conn.prepare_cached(&sql)?;
+    let rows = stmt
+        .query_map(rusqlite::params_from_iter(args.iter()), |r| {
+            Ok((r.get::<_, i64>(0)? as u64, r.get::<_, i64>(1)?))
+        })?
+        .collect::<Result<_, _>>()?;
+    Ok(rows)
+}
+
+/// One page over the index and the entries past it, read in one snapshot.
+pub(super) fn search(conn: &mut Connection, q: &AuditQuery) -> Result<AuditPage, StoreError> {
+    let n = q.page();
+    let tx = conn.transaction()?;
+    let indexed = indexed_to(&tx)?;
+    let size = super::size_in(&tx)?;
+    if size.saturating_sub(indexed) > MAX_TAIL {
+        return Err(StoreError::Unavailable(format!(
+            "the audit index is being built ({} of {size} entries indexed); try again shortly",
+            indexed
+        )));
+    }
+    // The tail: every entry past the index that matches, then the index's best `n + 1`.
+    let mut hits: Vec<(i64, u64)> = Vec::new();
+    {
+        let mut stmt = tx.prepare_cached("SELECT seq, entry FROM audit_entries WHERE seq >= ?1")?;
+        let mut rows = stmt.query(params![indexed as i64])?;
+        while let Some(r) = rows.next()? {
+            let seq: i64 = r.get(0)?;
+            let bytes = r.get_ref(1)?.as_blob().map_err(rusqlite::Error::from)?;
+            let row = IndexRow::of(decode(seq, bytes)?);
+            if q.matches(&row) {
+                hits.push((row.time, row.seq));
+            }
+        }
+    }
+    hits.extend(
+        from_index(&tx, q, n + 1)?
+            .into_iter()
+            .map(|(seq, time)| (time, seq)),
+    );
+    hits.sort_unstable_by(|a, b| b.cmp(a));
+    let more = hits.len() > n;
+    hits.truncate(n);
+    let mut entries = Vec::with_capacity(hits.len());
+    {
+        let mut get = tx.prepare_cached("SELECT entry FROM audit_entries WHERE seq = ?1")?;
+        for (_, seq) in &hits {
+            entries.push((*seq, get.query_row(params![*seq as i64], |r| r.get(0))?));
+        }
+    }
+    let next = match (more, hits.last()) {
+        (true, Some((time, seq))) => Some(AuditCursor {
+            time: *time,
+            seq: *seq,
+        }),
+        _ => None,
+    };
+    Ok(AuditPage { entries, next })
+}
+
+impl AuditSearch for SqliteStore {
+    fn search_audit(&self, q: &AuditQuery) -> Result<AuditPage, StoreError> {
+        let mut conn = self
+            .search
+            .lock()
+            .map_err(|_| StoreError::Db("search lock poisoned".into()))?;
+        search(&mut conn, q)
+    }
+}
