@@ -1,0 +1,511 @@
+//! The auditors' and analysts' API over real HTTP, as the risk-control team works it: an alert raised by a read
+//! reaches an open live queue within a second, carries the audit entries behind it, is triaged with reason codes
+//! (every change audited, compare-and-set), the audit log is searched a page at a time, accounts, exports and
+//! incidents are listed, and the terminal's `wbguard alerts` shows the same queue.
+mod common;
+
+use common::{error_code, waybill, Dirs, Server};
+use serde_json::{json, Value};
+use std::io::BufRead;
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+}
+
+/// An open `/v1/alerts/stream`: each event as `(event, data)`, read on a thread of its own.
+fn open_stream(base: &str, token: &str) -> mpsc::Receiver<(String, String)> {
+    let client = reqwest::blocking::Client::builder()
+        .timeout(None)
+        .build()
+        .unwrap();
+    let r = client
+        .get(format!("{base}/v1/alerts/stream"))
+        .bearer_auth(token)
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(r.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/event-stream"));
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let (mut event, mut data) = (String::new(), String::new());
+        for line in std::io::BufReader::new(r).lines() {
+            let Ok(line) = line else { return };
+            if let Some(v) = line.strip_prefix("event:") {
+                event = v.trim().to_owned();
+            } else if let Some(v) = line.strip_prefix("data:") {
+                data.push_str(v.trim_start());
+            } else if line.is_empty()
+                && !event.is_empty()
+                && tx
+                    .send((std::mem::take(&mut event), std::mem::take(&mut data)))
+                    .is_err()
+            {
+                return;
+            }
+        }
+    });
+    rx
+}
+
+fn json_of(r: reqwest::blocking::Response) -> (u16, Value) {
+    let status = r.status().as_u16();
+    (status, r.json().unwrap_or(Value::Null))
+}
+
+#[test]
+fn analysts_work_alerts_search_the_log_and_list_what_they_oversee() {
+    // Three full reads, then the hard ceiling refuses and alerts (and does not refill during the test).
+    let dirs = Dirs::new("[risk.rate_limit]\nreads_per_minute = 1\nburst = 3");
+    let admin = dirs.create_account("ROOT1", "admin", None);
+    let s = Server::start(&dirs, "debug");
+    let integ = s.account(&admin, "I1", "integration", None, None);
+    let auditor = s.account(&admin, "AUD1", "auditor", None, None);
+    let second = s.account(&admin, "AUD2", "auditor", None, None);
+    let watcher = s.account(&admin, "AUD3", "auditor", None, None);
+    let courier = s.account(&admin, "C2a", "courier", Some("O2"), None);
+    let merchant = s.account(&admin, "U1", "merchant", None, Some("M001"));
+
+    for no in ["W1", "W2"] {
+        let r = s.post(
+            "/v1/waybills",
+            Some(&integ),
+            &waybill(no, "M001", "O1", "O2", "王芳", "13800135678", "科技园1号"),
+        );
+        assert_eq!(r.status(), 201, "{}", r.text().unwrap());
+    }
+    let t = now_ms();
+    for (i, (kind, outlet, c)) in [
+        ("picked_up", "O1", None),
+        ("in_transit", "O1", None),
+        ("at_outlet", "O2", None),
+        ("out_for_delivery", "O2", Some("C2a")),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let r = s.post(
+            "/v1/waybills/W1/events",
+            Some(&integ),
+            &json!({"type": kind, "outlet": outlet, "courier": c, "at": t + i as i64}),
+        );
+        assert_eq!(r.status(), 200, "{}", r.text().unwrap());
+    }
+
+    // ── A live queue is open before the alert is raised. ──
+    let live = open_stream(&s.base, &auditor);
+    let watching = open_stream(&s.base, &watcher);
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(
+        error_code(s.get("/v1/alerts/stream", Some(&courier))),
+        (403, "forbidden".into())
+    );
+
+    // The courier reads its parcel until the ceiling refuses; the refusal raises the alert.
+    let mut reads = 0;
+    let raised_at = loop {
+        let started = Instant::now();
+        let r = s.get("/v1/waybills/W1?purpose=delivery", Some(&courier));
+        reads += 1;
+        if r.status() == 429 {
+            break started;
+        }
+        assert_eq!(r.status(), 200, "{}", r.text().unwrap());
+        assert!(reads < 10, "the ceiling never refused");
+    };
+    let (event, data) = live
+        .recv_timeout(Duration::from_secs(5))
+        .expect("the alert reaches the open queue");
+    let latency = raised_at.elapsed();
+    assert_eq!(event, "alert");
+    assert!(
+        latency < Duration::from_secs(1),
+        "the alert took {latency:?} to reach the queue"
+    );
+    let streamed: Value = serde_json::from_str(&data).unwrap();
+    assert_eq!(streamed["account"], "C2a");
+    assert_eq!(streamed["kind"], "rate_limit");
+    assert_eq!(streamed["state"], "new");
+    let id = streamed["id"].as_i64().unwrap();
+    assert_eq!(
+        watching.recv_timeout(Duration::from_secs(5)).unwrap().0,
+        "alert"
+    );
+
+    // ── The alert carries the audit entries behind it: the refused read first, then the courier's reads. ──
+    let seqs: Vec<u64> = streamed["audit_seqs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_u64().unwrap())
+        .collect();
+    // Here the window (a ceiling's alert looks 10 minutes back) holds the courier's whole history: its
+    // enrolment, its refused look at the queue, and every read.
+    let mut views = 0;
+    for (i, seq) in seqs.iter().enumerate() {
+        let e: Value = s
+            .get(&format!("/v1/audit/entries/{seq}"), Some(&auditor))
+            .json()
+            .unwrap();
+        assert_eq!(e["account"], "C2a", "{e}");
+        if e["action"] == "view" {
+            views += 1;
+            assert_eq!(e["waybill"], "W1");
+            assert_eq!(e["decision"], if i == 0 { "deny" } else { "allow" }, "{e}");
+        } else {
+            assert!(i > 0, "the refused read comes first");
+        }
+    }
+    assert_eq!(views, reads, "{streamed}");
+
+    // ── Audit search: newest first, a page at a time, every filter. ──
+    let search =
+        |q: &str, token: &str| json_of(s.get(&format!("/v1/audit/entries?{q}"), Some(token)));
+    let mut cursor: Option<String> = None;
+    let mut paged = Vec::new();
+    loop {
+        let q = match &cursor {
+            Some(c) => format!("account=C2a&limit=2&cursor={c}"),
+            None => "account=C2a&limit=2".into(),
+        };
+        let (st, page) = search(&q, &auditor);
+        assert_eq!(st, 200, "{page}");
+        let entries = page["entries"].as_array().unwrap();
+        assert!(entries.len() <= 2);
+        paged.extend(entries.iter().map(|e| e["seq"].as_u64().unwrap()));
+        match page["next"].as_str() {
+            Some(c) => cursor = Some(c.to_owned()),
+            None => break,
+        }
+    }
+    assert_eq!(
+        paged, seqs,
+        "the account's whole history, newest first, no gaps or repeats"
+    );
+    let (_, denied) = search("waybill=W1&decision=deny", &auditor);
+    assert_eq!(denied["entries"].as_array().unwrap().len(), 1);
+    assert_eq!(denied["entries"][0]["seq"].as_u64(), Some(seqs[0]));
+    let (_, ingests) = search("action=ingest&account=I1", &auditor);
+    assert_eq!(ingests["entries"].as_array().unwrap().len(), 2);
+    let (_, none) = search(&format!("account=C2a&from={}", now_ms() + 60_000), &auditor);
+    assert!(none["entries"].as_array().unwrap().is_empty());
+    assert!(none.get("next").is_none());
+    for bad in [
+        "cursor=nope",
+        "limit=0",
+        "limit=501",
+        "decision=maybe",
+        "action=DROP%20TABLE",
+        "from=9&to=1",
+        "colour=red",
+    ] {
+        let (st, body) = search(bad, &auditor);
+        assert_eq!(st, 400, "{bad}: {body}");
+    }
+    assert_eq!(search("account=C2a", &courier).0, 403);
+    assert_eq!(
+        search("account=C2a", &admin).0,
+        200,
+        "admins read the audit log too"
+    );
+    let everything = s
+        .get("/v1/audit/entries?limit=500", Some(&auditor))
+        .text()
+        .unwrap();
+    for personal in ["王芳", "13800135678", "科技园"] {
+        assert!(
+            !everything.contains(personal),
+            "{personal} in an audit search"
+        );
+    }
+
+    // ── Triage: reason codes by state, assignees who may investigate, compare-and-set, sealed notes. ──
+    let triage = |token: &str, body: Value| {
+        json_of(s.post(&format!("/v1/alerts/{id}/triage"), Some(token), &body))
+    };
+    let note = "<script>alert(1)</script> outlet O2 says the courier was re-sorting";
+    let (st, detail) = triage(
+        &auditor,
+        json!({"state": "investigating", "reason": "needs_investigation", "assignee": "AUD2", "note": note, "revision": 0}),
+    );
+    assert_eq!(st, 200, "{detail}");
+    assert_eq!(
+        (
+            detail["state"].as_str(),
+            detail["assignee"].as_str(),
+            detail["revision"].as_u64()
+        ),
+        (Some("investigating"), Some("AUD2"), Some(1))
+    );
+    assert_eq!(
+        detail["history"][0]["note"], note,
+        "the note opens for its readers"
+    );
+    assert_eq!(detail["history"][0]["by"], "AUD1");
+    let triage_seq = detail["history"][0]["audit_seq"].as_u64().unwrap();
+    let entry: Value = s
+        .get(&format!("/v1/audit/entries/{triage_seq}"), Some(&auditor))
+        .json()
+        .unwrap();
+    assert_eq!(entry["action"], "alert_triage");
+    let recorded = entry["detail"].as_str().unwrap();
+    assert!(
+        recorded.contains(&format!("alert={id}"))
+            && recorded.contains("reason=needs_investigation")
+    );
+    assert!(
+        !recorded.contains("script") && !recorded.contains("re-sorting"),
+        "{recorded}"
+    );
+    let raw = std::fs::read(dirs.data.join("wbguard.db")).unwrap();
+    assert!(
+        !raw.windows(b"re-sorting".len()).any(|w| w == b"re-sorting"),
+        "a note is sealed in the store"
+    );
+    for (body, status) in [
+        // A change made against a revision someone else moved on from.
+        (
+            json!({"state": "confirmed", "reason": "confirmed_leak", "revision": 0}),
+            409,
+        ),
+        // A reason the target state does not take.
+        (
+            json!({"state": "false_positive", "reason": "confirmed_leak"}),
+            400,
+        ),
+        (json!({"state": "closed", "reason": "reopened"}), 400),
+        // An assignee that may not investigate, or does not exist.
+        (json!({"reason": "reassigned", "assignee": "C2a"}), 400),
+        (json!({"reason": "reassigned", "assignee": "NOBODY"}), 400),
+        (
+            json!({"reason": "note", "note": "call her on 13800135678"}),
+            400,
+        ),
+        (json!({"reason": "note", "colour": "red"}), 400),
+    ] {
+        let (st, v) = triage(&auditor, body.clone());
+        assert_eq!(st, status, "{body}: {v}");
+    }
+    assert_eq!(
+        triage(
+            &admin,
+            json!({"state": "confirmed", "reason": "confirmed_leak"})
+        )
+        .0,
+        403,
+        "an admin, who creates accounts, does not decide what an alert about one was"
+    );
+    assert_eq!(
+        error_code(s.post(
+            "/v1/alerts/99999/triage",
+            Some(&auditor),
+            &json!({"reason": "note"})
+        )),
+        (404, "not_found".into())
+    );
+    assert_eq!(s.get("/v1/alerts/abc", Some(&auditor)).status(), 400);
+
+    // ── Accounts for auditors: standing and last activity, never a token. ──
+    let (st, list) = json_of(s.get("/v1/accounts", Some(&auditor)));
+    assert_eq!(st, 200);
+    let c2a = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["id"] == "C2a")
+        .unwrap();
+    assert!(c2a["last_active"].as_i64().unwrap() >= t, "{c2a}");
+    let (st, one) = json_of(s.get("/v1/accounts/C2a", Some(&auditor)));
+    assert_eq!(st, 200, "{one}");
+    assert_eq!(
+        (
+            one["role"].as_str(),
+            one["outlet"].as_str(),
+            one["status"].as_str()
+        ),
+        (Some("courier"), Some("O2"), Some("active"))
+    );
+    assert_eq!(one["tokens"], 1);
+    assert_eq!(one["open_alerts"][0]["id"].as_i64(), Some(id));
+    let text = one.to_string();
+    assert!(!text.contains(&courier), "a token in the account detail");
+    assert_eq!(s.get("/v1/accounts/NOBODY", Some(&auditor)).status(), 404);
+    assert_eq!(s.get("/v1/accounts/C2a", Some(&courier)).status(), 403);
+    assert_eq!(s.get("/v1/accounts", Some(&merchant)).status(), 403);
+
+    // Confirmed, it is no longer open.
+    let (st, detail) = triage(
+        &second,
+        json!({"state": "confirmed", "reason": "confirmed_leak", "revision": 1}),
+    );
+    assert_eq!(st, 200, "{detail}");
+    assert_eq!(detail["history"].as_array().unwrap().len(), 2);
+    let (_, one) = json_of(s.get("/v1/accounts/C2a", Some(&auditor)));
+    assert!(
+        one["open_alerts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|a| a["id"].as_i64() != Some(id)),
+        "{one}"
+    );
+    let (_, confirmed) = json_of(s.get("/v1/alerts?state=confirmed", Some(&auditor)));
+    assert_eq!(confirmed[0]["id"].as_i64(), Some(id));
+    assert_eq!(
+        s.get("/v1/alerts?state=closed", Some(&auditor)).status(),
+        400
+    );
+    let (_, triaged) = search("action=alert_triage&decision=allow", &auditor);
+    assert_eq!(triaged["entries"].as_array().unwrap().len(), 2);
+    // The refused changes are in the log too.
+    let (_, refused) = search("action=alert_triage&decision=deny", &auditor);
+    assert!(
+        refused["entries"].as_array().unwrap().len() >= 6,
+        "{refused}"
+    );
+
+    // ── Exports and incidents, listed. ──
+    let r = s.post(
+        "/v1/exports",
+        Some(&merchant),
+        &json!({"purpose": "customer_service", "from": t - 86_400_000, "to": t + 3_600_000}),
+    );
+    assert_eq!(r.status(), 201, "{}", r.text().unwrap());
+    let export: Value = r.json().unwrap();
+    let (st, queue) = json_of(s.get("/v1/exports?status=requested", Some(&auditor)));
+    assert_eq!(st, 200);
+    assert_eq!(queue[0]["id"], export["id"]);
+    let (_, approved) = json_of(s.get("/v1/exports?status=approved", Some(&auditor)));
+    assert!(approved.as_array().unwrap().is_empty());
+    assert_eq!(
+        s.get("/v1/exports?status=bogus", Some(&auditor)).status(),
+        400
+    );
+    assert_eq!(s.get("/v1/exports", Some(&courier)).status(), 403);
+    let (st, incidents) = json_of(s.get("/v1/forensics/incidents", Some(&auditor)));
+    assert_eq!((st, incidents.as_array().unwrap().len()), (200, 0));
+    let r = s.post(
+        "/v1/forensics/incidents",
+        Some(&auditor),
+        &json!({"suspects": ["C2a"], "from": t - 60_000, "to": now_ms() + 60_000}),
+    );
+    assert_eq!(r.status(), 201, "{}", r.text().unwrap());
+    let (_, incidents) = json_of(s.get("/v1/forensics/incidents", Some(&auditor)));
+    assert_eq!(incidents[0]["suspects"][0], "C2a");
+    assert_eq!(incidents[0]["waybills"], 1);
+    assert!(
+        incidents[0].get("affected").is_none(),
+        "a list holds summaries"
+    );
+    assert_eq!(s.get("/v1/forensics/incidents", Some(&admin)).status(), 403);
+
+    // ── The terminal: the node's queue with an auditor's token, and the local store's. ──
+    let out = std::process::Command::new(common::BIN)
+        .args(["alerts", "--url", &s.base, "--json"])
+        .env("WBGUARD_TOKEN", &auditor)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let listed: Vec<Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let ids: Vec<i64> = listed.iter().map(|a| a["id"].as_i64().unwrap()).collect();
+    assert!(ids.windows(2).all(|w| w[0] < w[1]), "oldest first: {ids:?}");
+    let last = listed.last().unwrap();
+    assert_eq!(
+        (last["id"].as_i64(), last["state"].as_str()),
+        (Some(id), Some("confirmed"))
+    );
+    let out = dirs.cli(&["alerts", "--state", "confirmed"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains(&format!("#{id}")) && text.contains("rate_limit") && text.contains("C2a"),
+        "{text}"
+    );
+
+    // `--follow` prints each new alert as it is raised (here: a credential asked for a new courier).
+    let mut follow = std::process::Command::new(common::BIN)
+        .args([
+            "alerts", "--url", &s.base, "--json", "--follow", "--last", "1",
+        ])
+        .env("WBGUARD_TOKEN", &auditor)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let (tx, followed) = mpsc::channel();
+    let stdout = follow.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if tx.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    let shown: Value =
+        serde_json::from_str(&followed.recv_timeout(Duration::from_secs(10)).unwrap()).unwrap();
+    assert_eq!(shown["id"].as_i64(), Some(id), "the newest first");
+    std::thread::sleep(Duration::from_millis(500));
+    s.account(&admin, "C2b", "courier", Some("O2"), None);
+    let new: Value =
+        serde_json::from_str(&followed.recv_timeout(Duration::from_secs(5)).unwrap()).unwrap();
+    assert_eq!(new["account"], "C2b", "{new}");
+    let _ = follow.kill();
+    let _ = follow.wait();
+
+    // ── A stream ends when its account is suspended. ──
+    let r = s.post("/v1/accounts/AUD3/suspend", Some(&admin), &json!({}));
+    assert_eq!(r.status(), 200);
+    let mut ended = false;
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while Instant::now() < deadline {
+        match watching.recv_timeout(Duration::from_millis(200)) {
+            Ok((event, _)) if event == "end" => {
+                ended = true;
+                break;
+            }
+            Ok(_) | Err(mpsc::RecvTimeoutError::Timeout) => {}
+            Err(mpsc::RecvTimeoutError::Disconnected) => break,
+        }
+    }
+    assert!(ended, "the suspended auditor's stream ends");
+
+    // Every new route is in the API's description.
+    let api: Value = s.get("/openapi.json", None).json().unwrap();
+    for path in [
+        "/v1/audit/entries",
+        "/v1/alerts/{id}",
+        "/v1/alerts/{id}/triage",
+        "/v1/alerts/stream",
+        "/v1/accounts/{id}",
+    ] {
+        assert!(
+            api["paths"].get(path).is_some(),
+            "{path} missing from OpenAPI"
+        );
+    }
+    assert!(api["paths"]["/v1/exports"].get("get").is_some());
+    assert!(api["paths"]["/v1/forensics/incidents"].get("get").is_some());
+    drop(live);
+    dirs.assert_audit_intact();
+}
