@@ -24,6 +24,64 @@ const CLOCK_SLACK_MS: i64 = 5 * 60_000;
 /// Audit entries read per batch.
 const BATCH: usize = 10_000;
 
+/// `[incidents]`: how incidents are opened.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct IncidentConfig {
+    /// Longest window one incident covers, in days (1-3,650; default 92): a wider one is refused, so that an
+    /// incident is about what happened, not a trawl through everything a suspect ever did.
+    pub max_window_days: u32,
+}
+
+impl Default for IncidentConfig {
+    fn default() -> Self {
+        IncidentConfig {
+            max_window_days: 92,
+        }
+    }
+}
+
+/// Why an incident is closed, or opened again.
+pub const INCIDENT_REASONS: &[(&str, &[&str])] = &[
+    (
+        "closed",
+        &["notified", "no_exposure", "duplicate", "referred_to_police"],
+    ),
+    ("open", &["new_evidence", "reopened"]),
+];
+
+/// One change of an incident's state.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
+pub struct IncidentChange {
+    /// When (ms).
+    pub at: i64,
+    /// The auditor who made it.
+    pub by: String,
+    /// The state it moved to: `open` or `closed`.
+    pub state: String,
+    /// The reason code.
+    pub reason: String,
+    /// A note, as stored (sealed: it may name people); opened when the incident is read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+}
+
+/// A request to close or reopen an incident.
+#[derive(Debug, Clone, Default, serde::Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct IncidentStateChange {
+    /// Closing: `notified`, `no_exposure`, `duplicate`, `referred_to_police`; reopening: `new_evidence`,
+    /// `reopened`.
+    pub reason: String,
+    /// A note (at most 500 printable characters, no phone number).
+    #[serde(default)]
+    pub note: Option<String>,
+}
+
+fn open_state() -> String {
+    "open".into()
+}
+
 /// An incident to assess: who, and when.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -154,6 +212,12 @@ pub struct ImpactReport {
     /// This report's own audit entry (given when the report is made, not when it is read back).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub audit_seq: Option<u64>,
+    /// `open` until an auditor closes it (with a reason); it may be reopened.
+    #[serde(default = "open_state")]
+    pub state: String,
+    /// Its closings and reopenings, oldest first.
+    #[serde(default)]
+    pub changes: Vec<IncidentChange>,
 }
 
 /// An incident in a list.
@@ -161,6 +225,8 @@ pub struct ImpactReport {
 pub struct IncidentSummary {
     /// Its id.
     pub incident: String,
+    /// `open` or `closed`.
+    pub state: String,
     /// The suspects.
     pub suspects: Vec<String>,
     /// Window start (ms).
@@ -179,6 +245,10 @@ pub struct IncidentSummary {
     pub customers: usize,
     /// Of those, exposed in full.
     pub customers_full: usize,
+}
+
+fn incident_note_context(id: &str) -> String {
+    format!("incident-note/{id}")
 }
 
 /// One customer to notify.
@@ -248,6 +318,17 @@ fn exposure_of(e: &AuditEntry) -> Option<(String, bool)> {
 }
 
 impl Guard {
+    /// Takes the `[incidents]` settings.
+    pub fn with_incidents(mut self, cfg: &IncidentConfig) -> Result<Guard, GuardError> {
+        if !(1..=3_650).contains(&cfg.max_window_days) {
+            return Err(GuardError::Config(
+                "[incidents] max_window_days must be 1-3650".into(),
+            ));
+        }
+        self.incidents = cfg.clone();
+        Ok(self)
+    }
+
     /// The first audit seq whose entry is at or after `at` (entries are appended in time order, give or take
     /// clock slack).
     fn audit_seq_at(&self, at: i64, size: u64) -> Result<u64, GuardError> {
@@ -311,6 +392,13 @@ impl Guard {
             return Err(GuardError::Invalid(
                 "the window must end after it starts".into(),
             ));
+        }
+        let most = i64::from(self.incidents.max_window_days) * 86_400_000;
+        if req.to - req.from > most {
+            return Err(GuardError::Invalid(format!(
+                "the window spans more than {} days ([incidents] max_window_days): split it",
+                self.incidents.max_window_days
+            )));
         }
         let wanted: HashSet<&str> = suspects.iter().map(String::as_str).collect();
         let canaries = self.canary_numbers();
@@ -568,6 +656,8 @@ impl Guard {
                 .collect(),
             affected,
             audit_seq: None,
+            state: open_state(),
+            changes: Vec::new(),
         };
         entry.detail = Some(format!(
             "incident={incident} suspects={} from={} to={} waybills={} customers={} \
@@ -595,9 +685,100 @@ impl Guard {
         let (_, mut entry) = self.admin(actor, AdminAction::Investigate, "incident_read", meta)?;
         entry.detail = Some(format!("incident={id}"));
         match self.incident_case(id) {
-            Ok(r) => Ok(r),
+            Ok(mut r) => {
+                for c in &mut r.changes {
+                    c.note = c.note.take().map(|n| {
+                        self.open_text(&incident_note_context(&r.incident), &n)
+                            .unwrap_or_else(|| {
+                                "(a sealed note this store's keys do not open)".into()
+                            })
+                    });
+                }
+                Ok(r)
+            }
             Err(err) => Err(self.deny(entry, err)),
         }
+    }
+
+    /// Closes (`open = false`) or reopens an incident, with a reason code the target state allows and an
+    /// optional note (sealed), as a compare-and-set on the incident's file; auditors only; audited
+    /// (`incident_close` / `incident_reopen`, `incident=… reason=…`, never the note's text).
+    pub fn change_incident(
+        &self,
+        actor: Actor<'_>,
+        id: &str,
+        open: bool,
+        change: &IncidentStateChange,
+        meta: &RequestMeta,
+    ) -> Result<ImpactReport, GuardError> {
+        let name = if open {
+            "incident_reopen"
+        } else {
+            "incident_close"
+        };
+        let (who, mut entry) = self.admin(actor, AdminAction::Investigate, name, meta)?;
+        entry.detail = Some(format!("incident={id}"));
+        let to = if open { "open" } else { "closed" };
+        let checked = self.incident_file(id).and_then(|(r, before)| {
+            let allowed = INCIDENT_REASONS
+                .iter()
+                .find(|(s, _)| *s == to)
+                .map(|(_, codes)| *codes)
+                .unwrap_or_default();
+            if !allowed.contains(&change.reason.as_str()) {
+                return Err(GuardError::Invalid(format!(
+                    "reason must be one of {} to make an incident {to}",
+                    allowed.join(", ")
+                )));
+            }
+            if let Some(n) = &change.note {
+                if n.chars().count() > 500
+                    || n.chars().any(char::is_control)
+                    || wbg_core::may_hold_phone(n)
+                {
+                    return Err(GuardError::Invalid(
+                        "note must be at most 500 printable characters and hold no phone number"
+                            .into(),
+                    ));
+                }
+            }
+            if r.state == to {
+                return Err(GuardError::Conflict(format!(
+                    "incident {id} is {to} already"
+                )));
+            }
+            Ok((r, before))
+        });
+        let (report, before) = match checked {
+            Ok(r) => r,
+            Err(err) => return Err(self.deny(entry, err)),
+        };
+        let note = change
+            .note
+            .as_deref()
+            .filter(|n| !n.trim().is_empty())
+            .map(|n| self.seal_text(&incident_note_context(id), n))
+            .transpose()?;
+        entry.detail = Some(format!(
+            "incident={id} reason={}{}",
+            change.reason,
+            if note.is_some() { " note" } else { "" }
+        ));
+        let mut next = report;
+        next.state = to.into();
+        next.changes.push(IncidentChange {
+            at: entry.time,
+            by: who.id.to_string(),
+            state: to.into(),
+            reason: change.reason.clone(),
+            note,
+        });
+        next.audit_seq = None;
+        let body = serde_json::to_string(&next)
+            .map_err(|e| GuardError::Internal(format!("incident unwritable: {e}")))?;
+        self.store.put_case(KIND, id, &body, Some(&before), entry)?;
+        metrics::counter!("wbguard_incident_changes_total", "state" => to).increment(1);
+        self.incident(actor, id, meta)
     }
 
     /// Every incident in brief, newest first (at most 1,000), to accounts that may investigate.
@@ -613,6 +794,7 @@ impl Guard {
                 .map_err(|e| GuardError::Internal(format!("{KIND} {id} unreadable: {e}")))?;
             out.push(IncidentSummary {
                 incident: r.incident,
+                state: r.state,
                 suspects: r.suspects,
                 from: r.from,
                 to: r.to,
@@ -629,12 +811,17 @@ impl Guard {
     }
 
     fn incident_case(&self, id: &str) -> Result<ImpactReport, GuardError> {
+        Ok(self.incident_file(id)?.0)
+    }
+
+    /// An incident's report and its file's body as stored (for a compare-and-set).
+    fn incident_file(&self, id: &str) -> Result<(ImpactReport, String), GuardError> {
         if !valid_incident_id(id) {
             return Err(GuardError::Invalid(
                 "an incident id is INC- and 12 hex digits".into(),
             ));
         }
-        Ok(self.case_file(KIND, id)?.0)
+        self.case_file(KIND, id)
     }
 
     /// The people to notify of an incident: each exposed waybill's recipient name and phone, for an account the

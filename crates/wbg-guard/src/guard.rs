@@ -132,6 +132,8 @@ pub struct Guard {
     pub(crate) credentials: crate::credentials::Credentialing,
     /// Dormancy and the roster's limits.
     pub(crate) lifecycle: crate::lifecycle::LifecycleConfig,
+    /// `[incidents]`.
+    pub(crate) incidents: crate::breach::IncidentConfig,
     /// Last activity seen by this node, recorded by the upkeep.
     pub(crate) activity: crate::lifecycle::ActivityMap,
 }
@@ -297,6 +299,7 @@ impl Guard {
             numbers: None,
             credentials: Default::default(),
             lifecycle: Default::default(),
+            incidents: Default::default(),
             activity: Default::default(),
         };
         // A policy version approved in the store is in force from the start.

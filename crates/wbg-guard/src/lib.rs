@@ -39,9 +39,9 @@ pub use admin::{AccountDetail, AccountSummary};
 pub use alerts::{AlertDetail, TriageRequest, REASON_CODES};
 pub use audit::{verify_store, verify_store_with, AuditSearchPage};
 pub use breach::{
-    AffectedWaybill, DayCount, ImpactReport, IncidentRequest, IncidentSummary, Notice,
-    NotificationList, RegionCount, SuspectImpact, TimelineEvent, MAX_INCIDENT_WAYBILLS,
-    MAX_SUSPECTS,
+    AffectedWaybill, DayCount, ImpactReport, IncidentChange, IncidentConfig, IncidentRequest,
+    IncidentStateChange, IncidentSummary, Notice, NotificationList, RegionCount, SuspectImpact,
+    TimelineEvent, INCIDENT_REASONS, MAX_INCIDENT_WAYBILLS, MAX_SUSPECTS,
 };
 pub use canary::MAX_CANARIES;
 pub use credentials::{

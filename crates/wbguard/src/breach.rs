@@ -96,6 +96,26 @@ pub fn notify(guard: &Guard, incident: &str, token: &str, out: Option<&Path>) ->
     Ok(list.notices.len())
 }
 
+/// `breach close` / `breach reopen`: changes an incident's state as the local operator.
+pub fn change(
+    guard: &wbg_guard::Guard,
+    incident: &str,
+    open: bool,
+    reason: String,
+    note: Option<String>,
+) -> Result<()> {
+    let change = wbg_guard::IncidentStateChange { reason, note };
+    let r = guard.change_incident(
+        wbg_guard::Actor::Local("cli"),
+        incident,
+        open,
+        &change,
+        &wbg_guard::RequestMeta::default(),
+    )?;
+    eprintln!("incident {} is {}", r.incident, r.state);
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::parse_time;

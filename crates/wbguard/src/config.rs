@@ -41,6 +41,8 @@ pub struct Config {
     pub witness: crate::witness::WitnessConfig,
     /// `[accounts]`: dormancy (`dormant_days`) and the roster's limit (`roster_max_leavers_percent`).
     pub accounts: wbg_guard::LifecycleConfig,
+    /// `[incidents]`: the widest window one breach incident covers (`max_window_days`).
+    pub incidents: wbg_guard::IncidentConfig,
 }
 
 /// `[store]`: `kind` selects the backend and the keys it takes.
@@ -177,6 +179,7 @@ impl Default for Config {
             telephony_webhook: Default::default(),
             credentials: Default::default(),
             accounts: Default::default(),
+            incidents: Default::default(),
             witness: Default::default(),
             server: Default::default(),
             tls: None,

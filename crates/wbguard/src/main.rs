@@ -229,6 +229,32 @@ enum BreachCommand {
         #[arg(long, value_name = "FILE")]
         out: Option<PathBuf>,
     },
+    /// Every incident in brief, newest first: id, state, window, suspects, customers exposed.
+    List,
+    /// Close an incident: reason `notified`, `no_exposure`, `duplicate` or `referred_to_police`.
+    Close {
+        /// The incident id (`INC-…`).
+        #[arg(long)]
+        incident: String,
+        /// The reason code.
+        #[arg(long)]
+        reason: String,
+        /// A note (kept sealed).
+        #[arg(long)]
+        note: Option<String>,
+    },
+    /// Reopen a closed incident: reason `new_evidence` or `reopened`.
+    Reopen {
+        /// The incident id (`INC-…`).
+        #[arg(long)]
+        incident: String,
+        /// The reason code.
+        #[arg(long)]
+        reason: String,
+        /// A note (kept sealed).
+        #[arg(long)]
+        note: Option<String>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -408,7 +434,8 @@ fn open_guard(cfg: &Config) -> Result<Guard> {
     let (guard, pool) = guard
         .with_credentials(&cfg.credentials)
         .context("cannot set up [credentials]")?
-        .with_lifecycle(&cfg.accounts)
+        .with_lifecycle(&cfg.accounts)?
+        .with_incidents(&cfg.incidents)
         .context("cannot set up [accounts]")?
         .with_privacy_numbers(&cfg.privacy_numbers)
         .context("cannot set up [privacy_numbers]")?;
@@ -721,6 +748,7 @@ fn run(cli: Cli) -> Result<std::process::ExitCode> {
         Command::Breach { command } => {
             let cfg = Config::load(&cli.common)?;
             let guard = open_guard(&cfg)?;
+
             match command {
                 BreachCommand::Report {
                     suspects,
@@ -747,6 +775,31 @@ fn run(cli: Cli) -> Result<std::process::ExitCode> {
                     let n = breach::notify(&guard, &incident, &token, out.as_deref())?;
                     eprintln!("{n} customers to notify");
                 }
+                BreachCommand::List => {
+                    let meta = RequestMeta::default();
+                    for i in guard.incidents(Actor::Local("cli"), &meta)? {
+                        println!(
+                            "{}\t{}\t{}Z\t{}Z\t{}\t{} customers ({} in full)",
+                            i.incident,
+                            i.state,
+                            wbg_core::utc_text(i.from),
+                            wbg_core::utc_text(i.to),
+                            i.suspects.join(","),
+                            i.customers,
+                            i.customers_full
+                        );
+                    }
+                }
+                BreachCommand::Close {
+                    incident,
+                    reason,
+                    note,
+                } => breach::change(&guard, &incident, false, reason, note)?,
+                BreachCommand::Reopen {
+                    incident,
+                    reason,
+                    note,
+                } => breach::change(&guard, &incident, true, reason, note)?,
             }
             publish_checkpoint(&cfg, &guard)?;
             Ok(ok)

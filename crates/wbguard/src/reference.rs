@@ -91,6 +91,7 @@ const MEANINGS: &[(&str, &str)] = &[
     ("credentials.oidc.account_claim", "the claim naming the account id"),
     ("accounts.dormant_days", "days idle before the upkeep suspends an account as dormant (0: never)"),
     ("accounts.roster_max_leavers_percent", "most leavers one roster may make without force, in percent"),
+    ("incidents.max_window_days", "widest window one breach incident covers, in days (1-3650); a wider one is refused"),
     ("accounts.recertify_grace_days", "days into a quarter by which every account must be attested (0: off)"),
     ("risk.utc_offset_hours", "the carrier's local time offset from UTC (shifts and days are local)"),
     ("risk.rate_limit.reads_per_minute", "sustained personal-data reads per minute per account"),

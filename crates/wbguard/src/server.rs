@@ -158,7 +158,7 @@ impl utoipa::Modify for BearerAuth {
         credentials::redeem, credentials::me, credentials::sync_roster, credentials::access_review, credentials::recertify, policies::propose,
         policies::list, policies::text, policies::approve, policies::rollback, policies::replay, waybills::ingest, waybills::read,
         waybills::label, waybills::resolve_label, waybills::route_call, waybills::record_event, waybills::record_events, forensics::alerts, forensics::alert, forensics::triage, forensics::alert_stream,
-        forensics::attribute, forensics::open_incident, forensics::incidents, forensics::incident, forensics::notifications, forensics::plant_canaries,
+        forensics::attribute, forensics::open_incident, forensics::incidents, forensics::incident, forensics::close_incident, forensics::reopen_incident, forensics::notifications, forensics::plant_canaries,
         work::open_ticket, work::ticket, work::close_ticket, work::list_exports, work::request_export, work::export_status, work::approve_export,
         work::export_file, audit::checkpoint, audit::verifier_key, audit::inclusion, audit::consistency, audit::search, audit::entry, healthz, metrics_text),
     components(schemas(ApiErrorBody, error::ApiErrorDetail, credentials::CreateAccount, credentials::CredentialResponse, credentials::TokenMeta,
@@ -168,7 +168,7 @@ impl utoipa::Modify for BearerAuth {
         wbg_guard::RosterTransfer, wbg_guard::ReviewRow, wbg_guard::PurposeAccess, wbg_guard::Attestation, credentials::Recertify,
         wbg_guard::PolicyVersion, policies::PolicyList, policies::Proposal, wbg_guard::ReplayReport, wbg_guard::DecisionChange,
         wbg_guard::AccountSummary, wbg_guard::AccountDetail, wbg_guard::AlertDetail, wbg_guard::TriageRequest, wbg_store::TriageRecord,
-        wbg_guard::IncidentSummary, wbg_guard::AuditSearchPage)),
+        wbg_guard::IncidentSummary, wbg_guard::AuditSearchPage, wbg_guard::IncidentStateChange, wbg_guard::IncidentChange)),
     modifiers(&BearerAuth)
 )]
 struct ApiDoc;
@@ -245,6 +245,14 @@ pub fn router(
             post(forensics::open_incident).get(forensics::incidents),
         )
         .route("/v1/forensics/incidents/{id}", get(forensics::incident))
+        .route(
+            "/v1/forensics/incidents/{id}/close",
+            post(forensics::close_incident),
+        )
+        .route(
+            "/v1/forensics/incidents/{id}/reopen",
+            post(forensics::reopen_incident),
+        )
         .route(
             "/v1/forensics/incidents/{id}/notifications",
             get(forensics::notifications),

@@ -405,6 +405,88 @@ fn analysts_work_alerts_search_the_log_and_list_what_they_oversee() {
         "a list holds summaries"
     );
     assert_eq!(s.get("/v1/forensics/incidents", Some(&admin)).status(), 403);
+    // An incident is closed and reopened with reason codes, each change audited, the note sealed.
+    let inc = incidents[0]["incident"].as_str().unwrap().to_owned();
+    assert_eq!(incidents[0]["state"], "open");
+    let change = |token: &str, verb: &str, body: Value| {
+        json_of(s.post(
+            &format!("/v1/forensics/incidents/{inc}/{verb}"),
+            Some(token),
+            &body,
+        ))
+    };
+    for body in [
+        json!({"reason": "new_evidence"}),
+        json!({"reason": "notified", "note": "ring 13800135678 back"}),
+        json!({"reason": "notified", "colour": "red"}),
+    ] {
+        assert_eq!(change(&auditor, "close", body.clone()).0, 400, "{body}");
+    }
+    assert_eq!(
+        change(&admin, "close", json!({"reason": "notified"})).0,
+        403
+    );
+    let (st, closed) = change(
+        &auditor,
+        "close",
+        json!({"reason": "notified", "note": "the outlet manager told all six customers"}),
+    );
+    assert_eq!(st, 200, "{closed}");
+    assert_eq!(closed["state"], "closed");
+    assert_eq!(
+        closed["changes"][0]["note"],
+        "the outlet manager told all six customers"
+    );
+    assert_eq!(closed["changes"][0]["by"], "AUD1");
+    assert_eq!(
+        change(&auditor, "close", json!({"reason": "duplicate"})).0,
+        409
+    );
+    let (_, listed) = json_of(s.get("/v1/forensics/incidents", Some(&auditor)));
+    assert_eq!(listed[0]["state"], "closed");
+    let (st, reopened) = change(&second, "reopen", json!({"reason": "new_evidence"}));
+    assert_eq!((st, reopened["state"].as_str()), (200, Some("open")));
+    assert_eq!(reopened["changes"].as_array().unwrap().len(), 2);
+    let (_, closes) = search("action=incident_close&decision=allow", &auditor);
+    let recorded = closes["entries"][0]["detail"].as_str().unwrap();
+    assert!(recorded.contains(&format!("incident={inc}")) && recorded.contains("reason=notified"));
+    assert!(!recorded.contains("six customers"), "{recorded}");
+    assert_eq!(
+        json_of(s.post(
+            "/v1/forensics/incidents/INC-000000000000/close",
+            Some(&auditor),
+            &json!({"reason": "notified"})
+        ))
+        .0,
+        404
+    );
+    // The same from the terminal, as the local operator.
+    let out = dirs.cli(&[
+        "breach",
+        "close",
+        "--incident",
+        &inc,
+        "--reason",
+        "referred_to_police",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = dirs.cli(&["breach", "list"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains(&inc) && text.contains("\tclosed\t") && text.contains("C2a"),
+        "{text}"
+    );
+    // A window wider than [incidents] max_window_days (92 by default) is refused.
+    let r = s.post(
+        "/v1/forensics/incidents",
+        Some(&auditor),
+        &json!({"suspects": ["C2a"], "from": t - 100 * 86_400_000, "to": t}),
+    );
+    assert_eq!(error_code(r), (400, "invalid_request".into()));
 
     // ── The terminal: the node's queue with an auditor's token, and the local store's. ──
     let out = std::process::Command::new(common::BIN)
@@ -498,6 +580,8 @@ fn analysts_work_alerts_search_the_log_and_list_what_they_oversee() {
         "/v1/alerts/{id}/triage",
         "/v1/alerts/stream",
         "/v1/accounts/{id}",
+        "/v1/forensics/incidents/{id}/close",
+        "/v1/forensics/incidents/{id}/reopen",
     ] {
         assert!(
             api["paths"].get(path).is_some(),

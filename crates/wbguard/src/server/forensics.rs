@@ -13,8 +13,8 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use wbg_core::Alert;
 use wbg_guard::{
-    AlertDetail, Attribution, ImpactReport, IncidentRequest, IncidentSummary, NotificationList,
-    TriageRequest,
+    AlertDetail, Attribution, ImpactReport, IncidentRequest, IncidentStateChange, IncidentSummary,
+    NotificationList, TriageRequest,
 };
 use wbg_store::AlertFilter;
 
@@ -254,6 +254,38 @@ pub(super) async fn open_incident(
 pub(super) async fn incidents(caller: Caller) -> ApiResult<Json<Vec<IncidentSummary>>> {
     caller
         .run(|g, c| g.incidents(c.actor(), &c.meta))
+        .await
+        .map(Json)
+}
+
+#[utoipa::path(post, path = "/v1/forensics/incidents/{id}/close", tag = "forensics",
+    summary = "Close an incident with a reason code: notified, no_exposure, duplicate, referred_to_police (auditors; audited)",
+    security(("bearer" = [])), params(("id" = String, Path)), request_body = IncidentStateChange,
+    responses((status = 200, body = ImpactReport), (status = 400, body = ApiErrorBody), (status = 401, body = ApiErrorBody),
+        (status = 403, body = ApiErrorBody), (status = 404, body = ApiErrorBody), (status = 409, body = ApiErrorBody, description = "Closed already")))]
+pub(super) async fn close_incident(
+    caller: Caller,
+    Path(id): Path<String>,
+    Body(change): Body<IncidentStateChange>,
+) -> ApiResult<Json<ImpactReport>> {
+    caller
+        .run(move |g, c| g.change_incident(c.actor(), &id, false, &change, &c.meta))
+        .await
+        .map(Json)
+}
+
+#[utoipa::path(post, path = "/v1/forensics/incidents/{id}/reopen", tag = "forensics",
+    summary = "Reopen a closed incident with a reason code: new_evidence, reopened (auditors; audited)",
+    security(("bearer" = [])), params(("id" = String, Path)), request_body = IncidentStateChange,
+    responses((status = 200, body = ImpactReport), (status = 400, body = ApiErrorBody), (status = 401, body = ApiErrorBody),
+        (status = 403, body = ApiErrorBody), (status = 404, body = ApiErrorBody), (status = 409, body = ApiErrorBody, description = "Open already")))]
+pub(super) async fn reopen_incident(
+    caller: Caller,
+    Path(id): Path<String>,
+    Body(change): Body<IncidentStateChange>,
+) -> ApiResult<Json<ImpactReport>> {
+    caller
+        .run(move |g, c| g.change_incident(c.actor(), &id, true, &change, &c.meta))
         .await
         .map(Json)
 }
