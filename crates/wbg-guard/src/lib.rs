@@ -18,6 +18,7 @@ mod canary;
 mod credentials;
 mod error;
 mod events;
+mod explain;
 mod export;
 mod forensics;
 mod guard;
@@ -49,6 +50,7 @@ pub use credentials::{
 };
 pub use error::GuardError;
 pub use events::{EventBatchReport, RowFault, ScanEvent};
+pub use explain::{AlertExplanation, Entitlement, ExplainedRead, ReadSummary};
 pub use export::{
     Export, ExportFile, ExportRequest, ExportStatus, MAX_EXPORT_ROWS, MAX_EXPORT_WINDOW_MS,
 };

@@ -165,6 +165,54 @@ fn analysts_work_alerts_search_the_log_and_list_what_they_oversee() {
     }
     assert_eq!(views, reads, "{streamed}");
 
+    // ── The explanation: the entitlement beside every read, with the facts that decide scope. ──
+    let (st, why) = json_of(s.get(&format!("/v1/alerts/{id}/explanation"), Some(&auditor)));
+    assert_eq!(st, 200, "{why}");
+    assert_eq!(why["alert"]["id"].as_i64(), Some(id));
+    assert_eq!(why["entitlement"]["account"]["outlet"], "O2");
+    let delivery = why["entitlement"]["sees"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["purpose"] == "delivery")
+        .unwrap();
+    assert_eq!(delivery["view"], "full", "{delivery}");
+    let rows = why["reads"].as_array().unwrap();
+    assert_eq!(rows.len(), reads, "{why}");
+    for r in rows {
+        assert_eq!(
+            (
+                r["waybill"].as_str(),
+                r["origin_outlet"].as_str(),
+                r["destination_outlet"].as_str()
+            ),
+            (Some("W1"), Some("O1"), Some("O2"))
+        );
+        assert_eq!(
+            (r["at_own_outlet"].as_bool(), r["assigned_to_it"].as_bool()),
+            (Some(true), Some(true))
+        );
+        assert_eq!(r["status"], "out_for_delivery");
+    }
+    assert_eq!(rows[0]["decision"], "deny");
+    assert_eq!(
+        (
+            why["summary"]["reads"].as_u64(),
+            why["summary"]["refused"].as_u64(),
+            why["summary"]["outside_outlet"].as_u64()
+        ),
+        (Some(reads as u64), Some(1), Some(0))
+    );
+    let text = why.to_string();
+    for personal in ["王芳", "13800135678", "科技园"] {
+        assert!(!text.contains(personal), "{personal} in an explanation");
+    }
+    assert_eq!(
+        s.get("/v1/alerts/99999/explanation", Some(&auditor))
+            .status(),
+        404
+    );
+
     // ── Audit search: newest first, a page at a time, every filter. ──
     let search =
         |q: &str, token: &str| json_of(s.get(&format!("/v1/audit/entries?{q}"), Some(token)));
@@ -578,6 +626,7 @@ fn analysts_work_alerts_search_the_log_and_list_what_they_oversee() {
         "/v1/audit/entries",
         "/v1/alerts/{id}",
         "/v1/alerts/{id}/triage",
+        "/v1/alerts/{id}/explanation",
         "/v1/alerts/stream",
         "/v1/accounts/{id}",
         "/v1/forensics/incidents/{id}/close",

@@ -13,8 +13,8 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use wbg_core::Alert;
 use wbg_guard::{
-    AlertDetail, Attribution, ImpactReport, IncidentRequest, IncidentStateChange, IncidentSummary,
-    NotificationList, TriageRequest,
+    AlertDetail, AlertExplanation, Attribution, ImpactReport, IncidentRequest, IncidentStateChange,
+    IncidentSummary, NotificationList, TriageRequest,
 };
 use wbg_store::AlertFilter;
 
@@ -74,6 +74,22 @@ pub(super) async fn alert(caller: Caller, Path(id): Path<String>) -> ApiResult<J
     let id = alert_id(&id)?;
     caller
         .run(move |g, c| g.alert(c.actor(), id, &c.meta))
+        .await
+        .map(Json)
+}
+
+#[utoipa::path(get, path = "/v1/alerts/{id}/explanation", tag = "oversight",
+    summary = "Why an alert was raised: its signals and scores, the account's entitlement per purpose, and each read behind it with the waybill's outlets, courier and status (auditors, admins)",
+    security(("bearer" = [])), params(("id" = i64, Path)),
+    responses((status = 200, body = AlertExplanation), (status = 400, body = ApiErrorBody), (status = 401, body = ApiErrorBody),
+        (status = 403, body = ApiErrorBody), (status = 404, body = ApiErrorBody)))]
+pub(super) async fn explain(
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Json<AlertExplanation>> {
+    let id = alert_id(&id)?;
+    caller
+        .run(move |g, c| g.explain_alert(c.actor(), id, &c.meta))
         .await
         .map(Json)
 }
