@@ -254,10 +254,12 @@ fn incident_note_context(id: &str) -> String {
 /// One customer to notify.
 #[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
 pub struct Notice {
-    /// Recipient name.
+    /// The person's name (as the newest of their exposed waybills gives it).
     pub name: String,
-    /// Recipient phone.
+    /// Their phone: one notice per phone, whichever side of the parcels they were on.
     pub phone: String,
+    /// `recipient`, `sender` or both: their part in the exposed waybills.
+    pub parties: Vec<String>,
     /// `full` or `masked`: the most of them that was exposed.
     pub exposure: String,
     /// The fields exposed, across their waybills.
@@ -273,7 +275,7 @@ pub struct Notice {
 pub struct NotificationList {
     /// The incident.
     pub incident: String,
-    /// One notice per customer, those exposed in full first.
+    /// One notice per person (recipients and senders), those exposed in full first.
     pub notices: Vec<Notice>,
     /// Waybills the policy did not open for this account (not counted in `notices`).
     pub withheld: usize,
@@ -883,7 +885,13 @@ impl Guard {
             r.waybill = Some(a.waybill_no.clone());
             r.purpose = Some(Purpose::BreachNotification.as_str().into());
             r.view = Some("full".into());
+            // The sender is told too wherever a read showed any of the sender's fields.
+            let sender = a.fields.iter().any(|f| f.starts_with("sender."));
             r.fields = vec!["recipient.name".into(), "recipient.phone".into()];
+            if sender {
+                r.fields
+                    .extend(["sender.name".to_owned(), "sender.phone".to_owned()]);
+            }
             r.detail = Some(format!(
                 "incident={id}; policy={}",
                 verdict.policies.join(",")
@@ -909,43 +917,64 @@ impl Guard {
         let first_audit_seq = Some(self.store.append_audit_batch(entries)?);
         let mut by_phone: HashMap<String, Notice> = HashMap::new();
         for (no, bucket, sealed, a) in opened_rows {
+            let sender = a.fields.iter().any(|f| f.starts_with("sender."));
+            let mut wanted = vec![Field::RecipientName, Field::RecipientPhone];
+            if sender {
+                wanted.extend([Field::SenderName, Field::SenderPhone]);
+            }
             let f: HashMap<Field, String> = self
                 .vault
-                .open_fields(
-                    &no,
-                    bucket,
-                    &sealed,
-                    &[Field::RecipientName, Field::RecipientPhone],
-                )?
+                .open_fields(&no, bucket, &sealed, &wanted)?
                 .into_iter()
                 .collect();
-            let (Some(name), Some(phone)) =
-                (f.get(&Field::RecipientName), f.get(&Field::RecipientPhone))
-            else {
-                continue;
-            };
-            let n = by_phone.entry(phone.clone()).or_insert_with(|| Notice {
-                name: name.clone(),
-                phone: phone.clone(),
-                exposure: "masked".into(),
-                fields: Vec::new(),
-                waybills: Vec::new(),
-                first_exposed: a.first_exposed,
-            });
-            if a.exposure == "full" {
-                n.exposure = "full".into();
-            }
-            for field in &a.fields {
-                if !n.fields.contains(field) {
-                    n.fields.push(field.clone());
+            let parties = [
+                ("recipient", Field::RecipientName, Field::RecipientPhone),
+                ("sender", Field::SenderName, Field::SenderPhone),
+            ];
+            for (party, name_field, phone_field) in parties {
+                let (Some(name), Some(phone)) = (f.get(&name_field), f.get(&phone_field)) else {
+                    continue;
+                };
+                let prefix = format!("{party}.");
+                let fields: Vec<&String> =
+                    a.fields.iter().filter(|f| f.starts_with(&prefix)).collect();
+                if fields.is_empty() {
+                    continue;
                 }
+                let full = match party {
+                    "recipient" => a.exposure == "full",
+                    _ => fields.iter().any(|f| !f.ends_with(":masked")),
+                };
+                let n = by_phone.entry(phone.clone()).or_insert_with(|| Notice {
+                    name: name.clone(),
+                    phone: phone.clone(),
+                    parties: Vec::new(),
+                    exposure: "masked".into(),
+                    fields: Vec::new(),
+                    waybills: Vec::new(),
+                    first_exposed: a.first_exposed,
+                });
+                if !n.parties.iter().any(|p| p == party) {
+                    n.parties.push(party.to_owned());
+                }
+                if full {
+                    n.exposure = "full".into();
+                }
+                for field in fields {
+                    if !n.fields.contains(field) {
+                        n.fields.push(field.clone());
+                    }
+                }
+                if !n.waybills.contains(&a.waybill_no) {
+                    n.waybills.push(a.waybill_no.clone());
+                }
+                n.first_exposed = n.first_exposed.min(a.first_exposed);
             }
-            n.waybills.push(a.waybill_no.clone());
-            n.first_exposed = n.first_exposed.min(a.first_exposed);
         }
         let mut notices: Vec<Notice> = by_phone.into_values().collect();
         for n in &mut notices {
             n.fields.sort();
+            n.parties.sort();
         }
         notices.sort_by(|a, b| {
             (b.exposure == "full")

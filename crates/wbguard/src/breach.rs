@@ -71,6 +71,7 @@ pub fn notify(guard: &Guard, incident: &str, token: &str, out: Option<&Path>) ->
     w.write_record([
         "name",
         "phone",
+        "parties",
         "exposure",
         "fields",
         "waybills",
@@ -80,6 +81,7 @@ pub fn notify(guard: &Guard, incident: &str, token: &str, out: Option<&Path>) ->
         w.write_record([
             n.name.as_str(),
             n.phone.as_str(),
+            &n.parties.join(" "),
             n.exposure.as_str(),
             &n.fields.join(" "),
             &n.waybills.join(" "),

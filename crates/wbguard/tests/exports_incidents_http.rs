@@ -182,10 +182,21 @@ fn an_export_an_incident_and_its_notification_list_over_http() {
     );
     let list: Value = server.get(&notify, Some(&agent)).json().unwrap();
     let notices = list["notices"].as_array().unwrap();
-    assert_eq!(notices.len(), 30);
-    assert!(notices.iter().all(|n| people
+    let recipients: Vec<&Value> = notices
+        .iter()
+        .filter(|n| {
+            n["parties"]
+                .as_array()
+                .unwrap()
+                .contains(&json!("recipient"))
+        })
+        .collect();
+    assert_eq!(recipients.len(), 30);
+    assert!(recipients.iter().all(|n| people
         .iter()
         .any(|(name, phone, _)| n["phone"] == phone.as_str() && n["name"] == name.as_str())));
+    // An export holds the recipients only: its sender is not among the people to tell.
+    assert_eq!(recipients.len(), notices.len(), "{list}");
     assert_eq!(
         error_code(server.get("/v1/forensics/incidents/INC-zz/notifications", Some(&agent))),
         (400, "invalid_request".into())

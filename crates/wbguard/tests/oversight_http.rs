@@ -453,6 +453,29 @@ fn analysts_work_alerts_search_the_log_and_list_what_they_oversee() {
         "a list holds summaries"
     );
     assert_eq!(s.get("/v1/forensics/incidents", Some(&admin)).status(), 403);
+    // The people to tell: the recipient the courier read, and the sender whose name and phone its full views
+    // showed — one notice each.
+    let agent = s.account(&admin, "K1", "customer_service", None, None);
+    let inc0 = incidents[0]["incident"].as_str().unwrap();
+    let (st, list) = json_of(s.get(
+        &format!("/v1/forensics/incidents/{inc0}/notifications"),
+        Some(&agent),
+    ));
+    assert_eq!(st, 200, "{list}");
+    let notices = list["notices"].as_array().unwrap();
+    let by_phone = |p: &str| notices.iter().find(|n| n["phone"] == p).cloned();
+    let recipient = by_phone("13800135678").expect("the recipient is told");
+    assert_eq!(recipient["parties"], json!(["recipient"]));
+    let sender = by_phone("13911112222").expect("the sender is told");
+    assert_eq!(sender["parties"], json!(["sender"]));
+    assert_eq!(sender["waybills"], json!(["W1"]));
+    assert!(sender["fields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|f| f.as_str().unwrap().starts_with("sender.")));
+    assert_eq!(notices.len(), 2, "{list}");
+
     // An incident is closed and reopened with reason codes, each change audited, the note sealed.
     let inc = incidents[0]["incident"].as_str().unwrap().to_owned();
     assert_eq!(incidents[0]["state"], "open");
@@ -553,11 +576,11 @@ fn analysts_work_alerts_search_the_log_and_list_what_they_oversee() {
         .collect();
     let ids: Vec<i64> = listed.iter().map(|a| a["id"].as_i64().unwrap()).collect();
     assert!(ids.windows(2).all(|w| w[0] < w[1]), "oldest first: {ids:?}");
-    let last = listed.last().unwrap();
-    assert_eq!(
-        (last["id"].as_i64(), last["state"].as_str()),
-        (Some(id), Some("confirmed"))
-    );
+    let ours = listed
+        .iter()
+        .find(|a| a["id"].as_i64() == Some(id))
+        .unwrap();
+    assert_eq!(ours["state"], "confirmed");
     let out = dirs.cli(&["alerts", "--state", "confirmed"]);
     assert!(
         out.status.success(),
@@ -594,7 +617,8 @@ fn analysts_work_alerts_search_the_log_and_list_what_they_oversee() {
     });
     let shown: Value =
         serde_json::from_str(&followed.recv_timeout(Duration::from_secs(10)).unwrap()).unwrap();
-    assert_eq!(shown["id"].as_i64(), Some(id), "the newest first");
+    let (_, newest) = json_of(s.get("/v1/alerts?limit=1", Some(&auditor)));
+    assert_eq!(shown["id"], newest[0]["id"], "the newest first");
     std::thread::sleep(Duration::from_millis(500));
     s.account(&admin, "C2b", "courier", Some("O2"), None);
     let new: Value =
