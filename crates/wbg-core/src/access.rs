@@ -65,7 +65,7 @@ impl Purpose {
 pub enum View {
     /// Routing data only: numbers, outlets, status. No personal data.
     Routing,
-    /// Masked personal data: `138****5678`, `王*`, address to the district.
+    /// Masked personal data: `138******78`, `王*`, address to the district.
     Masked,
     /// Every field in clear.
     Full,

@@ -7,7 +7,7 @@ use serde_json::Value;
 use std::io::{BufRead, BufReader, Read};
 use std::path::Path;
 use unicode_normalization::UnicodeNormalization;
-use wbg_vault::{mask_phone, normalize_address, normalize_name};
+use wbg_vault::{mask_phone, normalize_address, normalize_name, PhoneMask};
 
 /// How much of a leak the intake accepts.
 #[derive(Debug, Clone, Copy)]
@@ -35,8 +35,10 @@ impl Default for Limits {
 pub enum PhoneClue {
     /// The whole number, normalised (`13800138000`).
     Full(String),
-    /// Partly masked, in the masked view's own form (`138****5678`).
-    Masked(String),
+    /// Partly masked: the masked forms it may be indexed under — the masked view's own (`138******78`, see
+    /// [`wbg_vault::mask_phone`]) first, then that of earlier releases (`138****5678`) when the leak shows enough
+    /// digits for it (waybills ingested before the standard mask are indexed under that form only).
+    Masked(Vec<String>),
 }
 
 /// A name as the leak shows it.
@@ -425,23 +427,34 @@ pub fn phone_clue(raw: &str) -> Option<PhoneClue> {
     if !middle.chars().all(|c| c == '*') || middle.is_empty() {
         return None;
     }
-    // A mobile number (11 digits from 1) keeps 3 and 4; leaks often shorten or lengthen the run of stars.
-    if head.len() >= 3 && tail_len >= 4 && head.starts_with('1') {
-        let masked = format!("{}****{}", &head[..3], &tail[tail_len - 4..]);
-        return Some(PhoneClue::Masked(masked));
+    // A mobile number (11 digits from 1): the standard mask shows 3 and 2, earlier releases 3 and 4; leaks often
+    // shorten or lengthen the run of stars.
+    if head.len() >= 3 && tail_len >= 2 && head.starts_with('1') {
+        let mut forms = vec![format!("{}******{}", &head[..3], &tail[tail_len - 2..])];
+        if tail_len >= 4 {
+            forms.push(format!("{}****{}", &head[..3], &tail[tail_len - 4..]));
+        }
+        return Some(PhoneClue::Masked(forms));
     }
-    // Anything else must keep its length for the view's rule to apply.
+    // Anything else must keep its length for a mask's rule to apply.
     let n = s.len();
     if n < 8 {
         return None;
     }
     let filled: String = format!("{head}{}{tail}", "0".repeat(middle.len()));
-    let masked = mask_phone(&filled);
-    let shown_ok = masked
-        .chars()
-        .zip(s.chars())
-        .all(|(m, c)| m == '*' || m == c);
-    shown_ok.then_some(PhoneClue::Masked(masked))
+    let forms: Vec<String> = [mask_phone(&filled), PhoneMask::legacy(&filled)]
+        .into_iter()
+        .filter(|m| {
+            m.contains(|c: char| c.is_ascii_digit())
+                && m.chars().zip(s.chars()).all(|(m, c)| m == '*' || m == c)
+        })
+        .fold(Vec::new(), |mut v, m| {
+            if !v.contains(&m) {
+                v.push(m);
+            }
+            v
+        });
+    (!forms.is_empty()).then_some(PhoneClue::Masked(forms))
 }
 
 fn strip_country(s: &str) -> &str {
@@ -815,8 +828,10 @@ mod tests {
     fn full(p: &str) -> Option<PhoneClue> {
         Some(PhoneClue::Full(p.to_owned()))
     }
-    fn masked(p: &str) -> Option<PhoneClue> {
-        Some(PhoneClue::Masked(p.to_owned()))
+    fn masked(forms: &[&str]) -> Option<PhoneClue> {
+        Some(PhoneClue::Masked(
+            forms.iter().map(|f| f.to_string()).collect(),
+        ))
     }
 
     #[test]
@@ -846,14 +861,23 @@ mod tests {
             "１３８＊＊＊＊８０００",
             "1380****8000",
         ] {
-            assert!(phone_clue(raw) == masked("138****8000"), "{raw}");
+            assert!(
+                phone_clue(raw) == masked(&["138******00", "138****8000"]),
+                "{raw}"
+            );
         }
+        // The standard mask's own form, as masked views and labels now show it.
+        for raw in ["138******00", "138 ****** 00", "138xxxxxx00", "138****00"] {
+            assert!(phone_clue(raw) == masked(&["138******00"]), "{raw}");
+        }
+        assert!(phone_clue("138*********").is_none(), "no trailing digits");
         assert!(phone_clue("***********").is_none());
         assert!(phone_clue("1*********0").is_none());
         assert!(phone_clue("abc").is_none());
         assert!(phone_clue("").is_none());
         // Landlines keep the view's own rule.
-        assert!(phone_clue("057*****4321") == masked("057*****4321"));
+        assert!(phone_clue("057*****4321") == masked(&["057*******21", "057*****4321"]));
+        assert!(phone_clue("057*******21") == masked(&["057*******21"]));
     }
 
     #[test]
@@ -996,8 +1020,11 @@ mod tests {
                 _ => format!("({}){}", &p[..3], &p[3..]),
             };
             proptest::prop_assert!(phone_clue(&written) == Some(PhoneClue::Full(p.clone())));
-            let masked = format!("{}****{}", &p[..3], &p[7..]);
-            proptest::prop_assert!(phone_clue(&masked) == Some(PhoneClue::Masked(mask_phone(&p))));
+            let legacy = format!("{}****{}", &p[..3], &p[7..]);
+            proptest::prop_assert!(
+                phone_clue(&legacy) == Some(PhoneClue::Masked(vec![mask_phone(&p), legacy.clone()]))
+            );
+            proptest::prop_assert!(phone_clue(&mask_phone(&p)) == Some(PhoneClue::Masked(vec![mask_phone(&p)])));
         }
     }
 

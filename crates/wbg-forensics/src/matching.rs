@@ -123,38 +123,64 @@ pub fn match_records(
                 if found { vec![no.clone()] } else { vec![] },
             ));
         }
-        let mut by_token = |clue: Clue, token: [u8; 16]| -> Result<(), ForensicsError> {
-            let known = match cache.entry(token) {
-                std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
-                std::collections::hash_map::Entry::Vacant(e) => {
-                    let found = lookup.recipients_by_token(&token)?;
-                    e.insert((found.len() <= MAX_POSTINGS).then_some(found))
+        // A clue is the union of what its tokens find (a masked phone may be indexed under more than one form).
+        let mut by_tokens = |clue: Clue, tokens: &[[u8; 16]]| -> Result<(), ForensicsError> {
+            let mut all: Vec<String> = Vec::new();
+            for token in tokens {
+                let known = match cache.entry(*token) {
+                    std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+                    std::collections::hash_map::Entry::Vacant(e) => {
+                        let found = lookup.recipients_by_token(token)?;
+                        e.insert((found.len() <= MAX_POSTINGS).then_some(found))
+                    }
+                };
+                match known {
+                    Some(found) => {
+                        for w in found.iter() {
+                            if !all.contains(w) {
+                                all.push(w.clone());
+                            }
+                        }
+                    }
+                    None => {
+                        out.too_common += 1;
+                        return Ok(());
+                    }
                 }
-            };
-            match known.clone() {
-                Some(found) => clues.push((clue, found)),
-                None => out.too_common += 1,
             }
+            clues.push((clue, all));
             Ok(())
         };
         match &r.phone {
             Some(PhoneClue::Full(p)) => {
-                by_token(Clue::Phone, blind.token(wbg_vault::BlindKind::Phone, p))?
+                by_tokens(Clue::Phone, &[blind.token(wbg_vault::BlindKind::Phone, p)])?
             }
-            Some(PhoneClue::Masked(m)) => match &r.region {
-                Some([p, c, d]) => by_token(
+            Some(PhoneClue::Masked(forms)) => match &r.region {
+                Some([p, c, d]) => by_tokens(
                     Clue::MaskedPhoneRegion,
-                    blind.masked_phone_region(m, &[p, c, d]),
+                    &forms
+                        .iter()
+                        .map(|m| blind.masked_phone_region(m, &[p, c, d]))
+                        .collect::<Vec<_>>(),
                 )?,
-                None => by_token(Clue::MaskedPhone, blind.masked_phone(m))?,
+                None => by_tokens(
+                    Clue::MaskedPhone,
+                    &forms
+                        .iter()
+                        .map(|m| blind.masked_phone(m))
+                        .collect::<Vec<_>>(),
+                )?,
             },
             None => {}
         }
         if let Some(NameClue::Full(n)) = &r.name {
-            by_token(Clue::Name, blind.token(wbg_vault::BlindKind::Name, n))?;
+            by_tokens(Clue::Name, &[blind.token(wbg_vault::BlindKind::Name, n)])?;
         }
         if let Some(a) = &r.address {
-            by_token(Clue::Address, blind.token(wbg_vault::BlindKind::Address, a))?;
+            by_tokens(
+                Clue::Address,
+                &[blind.token(wbg_vault::BlindKind::Address, a)],
+            )?;
         }
         match best(&clues) {
             Some((waybills, confidence, agreed, disagreed, ambiguous)) => {

@@ -46,6 +46,36 @@ impl GuardConfig {
     }
 }
 
+/// `[masking]`: how masked views — and the labels printed from them — mask a phone. The default follows
+/// GB/T 41833-2022: the first 3 and last 2 digits shown, at least 6 hidden; a carrier may show fewer, never more.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MaskingConfig {
+    /// Leading digits of a phone a masked view shows (0-3).
+    pub phone_keep_first: usize,
+    /// Trailing digits of a phone a masked view shows (0-4; with `phone_keep_first`, at most 5 in all).
+    pub phone_keep_last: usize,
+}
+
+impl Default for MaskingConfig {
+    fn default() -> Self {
+        MaskingConfig {
+            phone_keep_first: wbg_vault::PhoneMask::STANDARD.keep_first,
+            phone_keep_last: wbg_vault::PhoneMask::STANDARD.keep_last,
+        }
+    }
+}
+
+impl MaskingConfig {
+    /// The phone mask it describes.
+    pub fn phone(&self) -> wbg_vault::PhoneMask {
+        wbg_vault::PhoneMask {
+            keep_first: self.phone_keep_first,
+            keep_last: self.phone_keep_last,
+        }
+    }
+}
+
 /// What opening the guard did, for the operator.
 #[derive(Debug, Clone)]
 pub struct OpenReport {
@@ -134,6 +164,8 @@ pub struct Guard {
     pub(crate) lifecycle: crate::lifecycle::LifecycleConfig,
     /// `[incidents]`.
     pub(crate) incidents: crate::breach::IncidentConfig,
+    /// `[masking]`: how masked views and labels mask phones.
+    pub(crate) masking: MaskingConfig,
     /// Last activity seen by this node, recorded by the upkeep.
     pub(crate) activity: crate::lifecycle::ActivityMap,
 }
@@ -300,11 +332,21 @@ impl Guard {
             credentials: Default::default(),
             lifecycle: Default::default(),
             incidents: Default::default(),
+            masking: Default::default(),
             activity: Default::default(),
         };
         // A policy version approved in the store is in force from the start.
         guard.refresh_policy()?;
         Ok((guard, report))
+    }
+
+    /// Takes the `[masking]` settings; a mask that hides fewer than 6 digits of a mobile number is refused.
+    pub fn with_masking(mut self, cfg: &MaskingConfig) -> Result<Guard, GuardError> {
+        cfg.phone()
+            .check()
+            .map_err(|e| GuardError::Config(format!("[masking]: {e}")))?;
+        self.masking = cfg.clone();
+        Ok(self)
     }
 
     /// Takes "now" from `clock` instead of the system clock (simulations run days of traffic in seconds).

@@ -55,7 +55,9 @@ pub use export::{
     Export, ExportFile, ExportRequest, ExportStatus, MAX_EXPORT_ROWS, MAX_EXPORT_WINDOW_MS,
 };
 pub use forensics::{Attribution, LeakColumn};
-pub use guard::{Actor, AlertSink, Guard, GuardConfig, OpenReport, ReadRequest, RequestMeta};
+pub use guard::{
+    Actor, AlertSink, Guard, GuardConfig, MaskingConfig, OpenReport, ReadRequest, RequestMeta,
+};
 pub use ingest::{sealed_waybill, IngestReport, MAX_BATCH};
 pub use keys::{
     default_key_dir, finish_rotation, KeyConfig, AUDIT_KEY_ENV, AUDIT_KEY_FILE, MASTER_KEY_FILE,

@@ -27,7 +27,7 @@ use wbg_core::{
 use wbg_policy::{ReadContext, TicketFacts};
 use wbg_risk::{Access, RiskAction, RiskAlert};
 use wbg_store::{EventRecord, ReadSnapshot, ServiceTicket, Ticket};
-use wbg_vault::{mask_name, mask_phone, Field};
+use wbg_vault::{mask_name, Field, PhoneMask};
 
 /// A read request, checked (step 1).
 pub(crate) struct Asked {
@@ -363,6 +363,7 @@ impl Guard {
             snapshot.events,
             audit_seq,
             &phone,
+            &self.masking.phone(),
         ))
     }
 
@@ -513,6 +514,7 @@ fn render(
     history: Vec<EventRecord>,
     audit_seq: u64,
     shown: &ShownPhone,
+    mask: &PhoneMask,
 ) -> WaybillView {
     let party = |name: Field, phone: Field, region: Field, detail: Field| -> Option<PartyView> {
         let region = f.get(&region)?;
@@ -521,9 +523,9 @@ fn render(
         let full = view == View::Full;
         let phone = match (phone, shown) {
             (Field::RecipientPhone, ShownPhone::Virtual(v)) => v.clone(),
-            (Field::RecipientPhone, ShownPhone::Masked) => mask_phone(f.get(&phone)?),
+            (Field::RecipientPhone, ShownPhone::Masked) => mask.apply(f.get(&phone)?),
             (_, _) if full => f.get(&phone)?.clone(),
-            (_, _) => mask_phone(f.get(&phone)?),
+            (_, _) => mask.apply(f.get(&phone)?),
         };
         Some(PartyView {
             name: if full { n.clone() } else { mask_name(n) },

@@ -22,7 +22,7 @@ pub struct MaskedAddress {
 pub struct PartyView {
     /// Name (masked: `王*`).
     pub name: String,
-    /// Phone (masked: `138****5678`).
+    /// Phone (masked: `138******78` by default, see `[masking]`).
     pub phone: String,
     /// Address.
     pub address: MaskedAddress,

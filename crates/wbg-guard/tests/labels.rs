@@ -170,13 +170,14 @@ fn no_label_format_holds_personal_data() {
         "阳娜娜",
         "葛明亮",
         "1234",
+        "3456",
         "8765",
     ];
     for format in [LabelFormat::Zpl, LabelFormat::Pdf, LabelFormat::Png] {
         let printed = s.guard.print_label(&s.printer, NO, format, &meta).unwrap();
         let l = &printed.label;
         assert_eq!(l.recipient.name, "欧*");
-        assert_eq!(l.recipient.phone, "139****5678");
+        assert_eq!(l.recipient.phone, "139******78");
         assert_eq!(l.recipient.region, "浙江省 杭州市 西湖区");
         assert!(l.token.starts_with(LABEL_TOKEN_PREFIX));
         let bytes = wbg_label::render(l, format).unwrap();
@@ -198,6 +199,49 @@ fn no_label_format_holds_personal_data() {
         for secret in secrets {
             assert!(!debug.contains(secret), "label data holds {secret}");
         }
+    }
+}
+
+/// GB/T 41833-2022: a label hides at least six digits of the phone. The default shows 3 and 2; a carrier may
+/// show fewer (here the last four only), never more.
+#[test]
+fn labels_hide_at_least_six_phone_digits_and_a_carrier_may_hide_more() {
+    let Setup {
+        guard,
+        printer,
+        _dir,
+        ..
+    } = setup();
+    let meta = RequestMeta::default();
+    let strict = wbg_guard::MaskingConfig {
+        phone_keep_first: 0,
+        phone_keep_last: 4,
+    };
+    let guard = guard.with_masking(&strict).unwrap();
+    for format in [LabelFormat::Zpl, LabelFormat::Pdf, LabelFormat::Png] {
+        let printed = guard.print_label(&printer, NO, format, &meta).unwrap();
+        assert_eq!(printed.label.recipient.phone, "*******5678");
+        assert_eq!(printed.label.sender.phone, "*******4321");
+    }
+    for (first, last) in [(3, 4), (4, 0), (0, 6), (3, 3)] {
+        let showy = wbg_guard::MaskingConfig {
+            phone_keep_first: first,
+            phone_keep_last: last,
+        };
+        let refused = Guard::open(GuardConfig {
+            keys: KeyConfig::Given {
+                master: MasterKey::generate(),
+                signer: None,
+            },
+            ..GuardConfig::embedded(tempfile::tempdir().unwrap().path().join("data"))
+        })
+        .unwrap()
+        .0
+        .with_masking(&showy);
+        assert!(
+            matches!(refused, Err(GuardError::Config(_))),
+            "{first}+{last} shows too much"
+        );
     }
 }
 

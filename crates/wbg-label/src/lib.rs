@@ -17,7 +17,7 @@ pub use layout::{Item, Layout, DOTS_PER_INCH, HEIGHT_DOTS, WIDTH_DOTS};
 pub struct Party {
     /// Masked name (`王*`).
     pub name: String,
-    /// Masked phone (`138****5678`).
+    /// Masked phone (`138******78`).
     pub phone: String,
     /// Province, city and district, as one line.
     pub region: String,
@@ -118,12 +118,12 @@ pub(crate) fn sample() -> Label {
         destination_outlet: "O042".into(),
         recipient: Party {
             name: "王*".into(),
-            phone: "138****8000".into(),
+            phone: "138******00".into(),
             region: "浙江省 杭州市 萧山区".into(),
         },
         sender: Party {
             name: "李*".into(),
-            phone: "139****0000".into(),
+            phone: "139******00".into(),
             region: "上海市 上海市 浦东新区".into(),
         },
         token: "WBG1.AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA".into(),

@@ -9,12 +9,12 @@ fn label() -> Label {
         destination_outlet: "O042".into(),
         recipient: Party {
             name: "王*".into(),
-            phone: "138****8000".into(),
+            phone: "138******00".into(),
             region: "浙江省 杭州市 萧山区".into(),
         },
         sender: Party {
             name: "李*".into(),
-            phone: "139****0000".into(),
+            phone: "139******00".into(),
             region: "上海市 上海市 浦东新区".into(),
         },
         token: "WBG1.Zm9yIHRoZSB0ZXN0IG9ubHk_bm90IGEgcmVhbCB0b2tlbiwgYnV0IGFzIGxvbmcgYXMgb25l"

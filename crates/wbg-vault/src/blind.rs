@@ -15,7 +15,7 @@ pub enum BlindKind {
     Name = 2,
     /// Normalised full address.
     Address = 3,
-    /// The phone as the masked view shows it (`138****5678`): what a leak of masked views still carries.
+    /// The phone as the masked view shows it (`138******78`; `138****5678` before the standard mask): what a leak of masked views still carries.
     MaskedPhone = 4,
     /// The masked phone together with the region (province, city, district), the rest of a masked view's
     /// address: together they pin a recipient nearly as well as the full phone does.
@@ -113,7 +113,7 @@ impl BlindIndex {
         self.token(BlindKind::Address, &normalize_address(parts))
     }
 
-    /// Token of a masked phone in the masked view's own form (`138****5678`, see [`crate::mask_phone`]).
+    /// Token of a masked phone in the masked view's own form (`138******78`, see [`crate::mask_phone`]).
     pub fn masked_phone(&self, masked: &str) -> [u8; 16] {
         self.token(BlindKind::MaskedPhone, masked)
     }

@@ -22,6 +22,6 @@ pub use blind::{BlindIndex, BlindKind};
 pub use error::VaultError;
 pub use field::{join_region, split_region, Field, FieldGroup, SealedFields};
 pub use keys::{create_secret, read_secret, KeySource, MasterKey, MASTER_KEY_ENV};
-pub use mask::{mask_name, mask_phone};
+pub use mask::{mask_name, mask_phone, PhoneMask, MIN_HIDDEN_DIGITS};
 pub use normalize::{normalize_address, normalize_name};
 pub use vault::{bucket_of, BlindTokens, MemoryKeyStore, Vault, WrappedKeyStore};

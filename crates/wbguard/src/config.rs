@@ -43,6 +43,8 @@ pub struct Config {
     pub accounts: wbg_guard::LifecycleConfig,
     /// `[incidents]`: the widest window one breach incident covers (`max_window_days`).
     pub incidents: wbg_guard::IncidentConfig,
+    /// `[masking]`: the digits of a phone masked views and labels show (`phone_keep_first`, `phone_keep_last`).
+    pub masking: wbg_guard::MaskingConfig,
 }
 
 /// `[store]`: `kind` selects the backend and the keys it takes.
@@ -180,6 +182,7 @@ impl Default for Config {
             credentials: Default::default(),
             accounts: Default::default(),
             incidents: Default::default(),
+            masking: Default::default(),
             witness: Default::default(),
             server: Default::default(),
             tls: None,

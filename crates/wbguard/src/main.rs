@@ -434,9 +434,12 @@ fn open_guard(cfg: &Config) -> Result<Guard> {
     let (guard, pool) = guard
         .with_credentials(&cfg.credentials)
         .context("cannot set up [credentials]")?
-        .with_lifecycle(&cfg.accounts)?
-        .with_incidents(&cfg.incidents)
+        .with_lifecycle(&cfg.accounts)
         .context("cannot set up [accounts]")?
+        .with_incidents(&cfg.incidents)
+        .context("cannot set up [incidents]")?
+        .with_masking(&cfg.masking)
+        .context("cannot set up [masking]")?
         .with_privacy_numbers(&cfg.privacy_numbers)
         .context("cannot set up [privacy_numbers]")?;
     if pool.added > 0 || pool.retired > 0 {

@@ -91,6 +91,8 @@ const MEANINGS: &[(&str, &str)] = &[
     ("credentials.oidc.account_claim", "the claim naming the account id"),
     ("accounts.dormant_days", "days idle before the upkeep suspends an account as dormant (0: never)"),
     ("accounts.roster_max_leavers_percent", "most leavers one roster may make without force, in percent"),
+    ("masking.phone_keep_first", "leading digits of a phone masked views and labels show (0-3)"),
+    ("masking.phone_keep_last", "trailing digits they show (0-4; at most 5 in all: 6 of 11 hidden)"),
     ("incidents.max_window_days", "widest window one breach incident covers, in days (1-3650); a wider one is refused"),
     ("accounts.recertify_grace_days", "days into a quarter by which every account must be attested (0: off)"),
     ("risk.utc_offset_hours", "the carrier's local time offset from UTC (shifts and days are local)"),

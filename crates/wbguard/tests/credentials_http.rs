@@ -504,7 +504,7 @@ fn no_credential_an_admin_obtains_alone_reads_personal_data() {
                 PHONE,
                 STREET,
                 "欧*",
-                "139****5678",
+                "139******78",
                 "寄件人甲",
                 "13911112222",
             ] {

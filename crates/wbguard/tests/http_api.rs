@@ -177,7 +177,7 @@ fn policy_rules_over_http() {
         "404:not_found"
     );
     let masked = w.view(&courier_b, "W-OUT", "purpose=delivery").1;
-    assert_eq!(masked["recipient"]["phone"], "138****5678");
+    assert_eq!(masked["recipient"]["phone"], "138******78");
     assert_eq!(masked["recipient"]["name"], "王*");
     assert!(masked["recipient"]["address"].get("detail").is_none());
     assert!(masked.get("items").is_none());
