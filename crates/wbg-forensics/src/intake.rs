@@ -35,9 +35,10 @@ impl Default for Limits {
 pub enum PhoneClue {
     /// The whole number, normalised (`13800138000`).
     Full(String),
-    /// Partly masked: the masked forms it may be indexed under — the masked view's own (`138******78`, see
-    /// [`wbg_vault::mask_phone`]) first, then that of earlier releases (`138****5678`) when the leak shows enough
-    /// digits for it (waybills ingested before the standard mask are indexed under that form only).
+    /// Partly masked: the masked forms it may be indexed under, the most telling first — that of earlier
+    /// releases (`138****5678`) when the leak shows enough digits for it (waybills ingested before the standard
+    /// mask are indexed under that form only), then the masked view's own (`138******78`, see
+    /// [`wbg_vault::mask_phone`]).
     Masked(Vec<String>),
 }
 
@@ -430,10 +431,11 @@ pub fn phone_clue(raw: &str) -> Option<PhoneClue> {
     // A mobile number (11 digits from 1): the standard mask shows 3 and 2, earlier releases 3 and 4; leaks often
     // shorten or lengthen the run of stars.
     if head.len() >= 3 && tail_len >= 2 && head.starts_with('1') {
-        let mut forms = vec![format!("{}******{}", &head[..3], &tail[tail_len - 2..])];
+        let mut forms = Vec::new();
         if tail_len >= 4 {
             forms.push(format!("{}****{}", &head[..3], &tail[tail_len - 4..]));
         }
+        forms.push(format!("{}******{}", &head[..3], &tail[tail_len - 2..]));
         return Some(PhoneClue::Masked(forms));
     }
     // Anything else must keep its length for a mask's rule to apply.
@@ -442,7 +444,7 @@ pub fn phone_clue(raw: &str) -> Option<PhoneClue> {
         return None;
     }
     let filled: String = format!("{head}{}{tail}", "0".repeat(middle.len()));
-    let forms: Vec<String> = [mask_phone(&filled), PhoneMask::legacy(&filled)]
+    let forms: Vec<String> = [PhoneMask::legacy(&filled), mask_phone(&filled)]
         .into_iter()
         .filter(|m| {
             m.contains(|c: char| c.is_ascii_digit())
@@ -862,7 +864,7 @@ mod tests {
             "1380****8000",
         ] {
             assert!(
-                phone_clue(raw) == masked(&["138******00", "138****8000"]),
+                phone_clue(raw) == masked(&["138****8000", "138******00"]),
                 "{raw}"
             );
         }
@@ -876,7 +878,7 @@ mod tests {
         assert!(phone_clue("abc").is_none());
         assert!(phone_clue("").is_none());
         // Landlines keep the view's own rule.
-        assert!(phone_clue("057*****4321") == masked(&["057*******21", "057*****4321"]));
+        assert!(phone_clue("057*****4321") == masked(&["057*****4321", "057*******21"]));
         assert!(phone_clue("057*******21") == masked(&["057*******21"]));
     }
 
@@ -1022,7 +1024,7 @@ mod tests {
             proptest::prop_assert!(phone_clue(&written) == Some(PhoneClue::Full(p.clone())));
             let legacy = format!("{}****{}", &p[..3], &p[7..]);
             proptest::prop_assert!(
-                phone_clue(&legacy) == Some(PhoneClue::Masked(vec![mask_phone(&p), legacy.clone()]))
+                phone_clue(&legacy) == Some(PhoneClue::Masked(vec![legacy.clone(), mask_phone(&p)]))
             );
             proptest::prop_assert!(phone_clue(&mask_phone(&p)) == Some(PhoneClue::Masked(vec![mask_phone(&p)])));
         }

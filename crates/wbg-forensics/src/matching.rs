@@ -123,9 +123,9 @@ pub fn match_records(
                 if found { vec![no.clone()] } else { vec![] },
             ));
         }
-        // A clue is the union of what its tokens find (a masked phone may be indexed under more than one form).
+        // A clue is what the first of its tokens that finds anything finds: a masked phone may be indexed under
+        // more than one form, the most telling given first.
         let mut by_tokens = |clue: Clue, tokens: &[[u8; 16]]| -> Result<(), ForensicsError> {
-            let mut all: Vec<String> = Vec::new();
             for token in tokens {
                 let known = match cache.entry(*token) {
                     std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
@@ -135,12 +135,10 @@ pub fn match_records(
                     }
                 };
                 match known {
+                    Some(found) if found.is_empty() => continue,
                     Some(found) => {
-                        for w in found.iter() {
-                            if !all.contains(w) {
-                                all.push(w.clone());
-                            }
-                        }
+                        clues.push((clue, found.clone()));
+                        return Ok(());
                     }
                     None => {
                         out.too_common += 1;
@@ -148,7 +146,7 @@ pub fn match_records(
                     }
                 }
             }
-            clues.push((clue, all));
+            clues.push((clue, Vec::new()));
             Ok(())
         };
         match &r.phone {
