@@ -8,10 +8,6 @@ use wbg_policy::AdminAction;
 use wbg_store::AlertFilter;
 use wbg_vault::MasterKey;
 
-/// What lets an account see the account list and details: managing accounts (admins) or overseeing them
-/// (auditors, through `read_audit`).
-const OVERSEE: &[AdminAction] = &[AdminAction::ManageAccounts, AdminAction::ReadAudit];
-
 /// An account in the list: the account and when it was last active.
 #[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
 pub struct AccountSummary {
@@ -53,18 +49,7 @@ impl Guard {
         name: &str,
         meta: &RequestMeta,
     ) -> Result<(Account, AuditEntry), GuardError> {
-        let who = self.actor(actor)?;
-        let e = self.entry(who.id.as_str(), meta, name);
-        self.require_active(&who, &e)?;
-        if let Actor::Token(_) = actor {
-            if !self.policy().may_admin(&who, action)? {
-                return Err(self.deny(
-                    e,
-                    GuardError::Forbidden("not permitted for this role".into()),
-                ));
-            }
-        }
-        Ok((who, e))
+        self.admin_any(actor, &[action], name, meta)
     }
 
     /// Creates an account and returns it with its first token (shown once): for an operator at the machine, or
@@ -332,7 +317,7 @@ impl Guard {
         actor: Actor<'_>,
         meta: &RequestMeta,
     ) -> Result<Vec<AccountSummary>, GuardError> {
-        self.admin_any(actor, OVERSEE, "account_list", meta)?;
+        self.overseer(actor, "account_list", meta)?;
         let last = self.last_activity()?;
         Ok(self
             .store
@@ -353,7 +338,7 @@ impl Guard {
         id: &str,
         meta: &RequestMeta,
     ) -> Result<AccountDetail, GuardError> {
-        let (_, mut e) = self.admin_any(actor, OVERSEE, "account_read", meta)?;
+        let (_, mut e) = self.overseer(actor, "account_read", meta)?;
         e.detail = recordable(id).map(|id| format!("account={id}"));
         let found = AccountId::parse(id)
             .map_err(GuardError::from)

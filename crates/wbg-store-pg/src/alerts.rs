@@ -2,7 +2,7 @@
 use crate::{db, queue_entries, PgStore};
 use wbg_audit::AuditEntry;
 use wbg_core::{Alert, Millis};
-use wbg_store::{AlertFilter, Alerts, StoreError, TriageRecord};
+use wbg_store::{check_revision, AlertFilter, Alerts, StoreError, TriageRecord};
 
 const COLUMNS: &str =
     "id, at, account, kind, severity, detail, audit_seqs, state, assignee, updated_at, revision";
@@ -121,15 +121,7 @@ impl Alerts for PgStore {
                     .fetch_optional(&mut *tx)
                     .await
                     .map_err(db)?;
-            match revision {
-                None => return Err(StoreError::NotFound(format!("alert {id}"))),
-                Some(r) if r as u64 != expect => {
-                    return Err(StoreError::Conflict(format!(
-                        "alert {id} was triaged meanwhile (revision {r}, not {expect})"
-                    )))
-                }
-                Some(_) => {}
-            }
+            check_revision(id, revision, expect)?;
             sqlx::query(
                 "UPDATE alerts SET state = $2, assignee = $3, updated_at = $4, revision = revision + 1
                  WHERE id = $1",

@@ -45,6 +45,18 @@ pub struct TriageRecord {
     pub audit_seq: u64,
 }
 
+/// The compare-and-set of [`Alerts::triage_alert`], as every backend judges it: the alert's stored revision
+/// (`None`: no such alert) against the one the change was made against.
+pub fn check_revision(id: i64, stored: Option<i64>, expect: u64) -> Result<(), StoreError> {
+    match stored {
+        None => Err(StoreError::NotFound(format!("alert {id}"))),
+        Some(r) if r as u64 != expect => Err(StoreError::Conflict(format!(
+            "alert {id} was triaged meanwhile (revision {r}, not {expect})"
+        ))),
+        Some(_) => Ok(()),
+    }
+}
+
 /// Where alerts are kept.
 pub trait Alerts {
     /// Stores an alert (its `id` is ignored); returns its id.

@@ -21,14 +21,14 @@ mod ticket;
 mod work;
 
 pub use activity::{AccountActivity, ACTIVITY_SINCE_ROW};
-pub use alerts::{AlertFilter, Alerts, TriageRecord, ALERT_STATES};
+pub use alerts::{check_revision, AlertFilter, Alerts, TriageRecord, ALERT_STATES};
 pub use credentials::{token_id, Credentials, NewToken, TokenInfo};
 pub use error::StoreError;
 pub use numbers::{
     BindOutcome, NumberBinding, NumberRelease, PoolState, PoolSync, FREE_NUMBER_COUNT_SQL,
     FREE_NUMBER_SQL,
 };
-pub use search::{AuditCursor, AuditPage, AuditQuery, AuditSearch, IndexRow, MAX_PAGE};
+pub use search::{AuditCursor, AuditPage, AuditQuery, AuditSearch, IndexRow, SqlArg, MAX_PAGE};
 pub use sqlite::SqliteStore;
 pub use ticket::{Ticket, TicketSender};
 pub use work::{ServiceTicket, WorkRegistry};

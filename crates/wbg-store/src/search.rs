@@ -85,6 +85,57 @@ impl AuditQuery {
     pub fn page(&self) -> usize {
         self.limit.clamp(1, MAX_PAGE)
     }
+
+    /// The query's conditions on the index (columns `seq`, `time`, `account`, `waybill`, `action`,
+    /// `decision`, each behind `prefix`) as SQL to follow `WHERE true`, and the values to bind in order;
+    /// `placeholder(n)` writes the n-th (from 1) in the backend's syntax. Every backend searches with this
+    /// one filter, so none can drift from [`AuditQuery::matches`].
+    pub fn sql_filter(
+        &self,
+        prefix: &str,
+        placeholder: impl Fn(usize) -> String,
+    ) -> (String, Vec<SqlArg>) {
+        let mut sql = String::new();
+        let mut args = Vec::new();
+        for (col, v) in [
+            ("account", &self.account),
+            ("waybill", &self.waybill),
+            ("action", &self.action),
+            ("decision", &self.decision),
+        ] {
+            if let Some(v) = v {
+                args.push(SqlArg::Text(v.clone()));
+                sql.push_str(&format!(" AND {prefix}{col} = {}", placeholder(args.len())));
+            }
+        }
+        if let Some(f) = self.from {
+            args.push(SqlArg::Long(f));
+            sql.push_str(&format!(" AND {prefix}time >= {}", placeholder(args.len())));
+        }
+        if let Some(t) = self.to {
+            args.push(SqlArg::Long(t));
+            sql.push_str(&format!(" AND {prefix}time < {}", placeholder(args.len())));
+        }
+        if let Some(c) = self.before {
+            args.push(SqlArg::Long(c.time));
+            args.push(SqlArg::Long(c.seq as i64));
+            sql.push_str(&format!(
+                " AND ({prefix}time, {prefix}seq) < ({}, {})",
+                placeholder(args.len() - 1),
+                placeholder(args.len())
+            ));
+        }
+        (sql, args)
+    }
+}
+
+/// A value [`AuditQuery::sql_filter`] binds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SqlArg {
+    /// Text.
+    Text(String),
+    /// A 64-bit integer.
+    Long(i64),
 }
 
 /// A page of results.

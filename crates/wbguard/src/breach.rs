@@ -98,18 +98,29 @@ pub fn notify(guard: &Guard, incident: &str, token: &str, out: Option<&Path>) ->
     Ok(list.notices.len())
 }
 
-/// `breach close` / `breach reopen`: changes an incident's state as the local operator.
-pub fn change(
-    guard: &wbg_guard::Guard,
-    incident: &str,
-    open: bool,
+/// `breach close` / `breach reopen`'s arguments.
+#[derive(Debug, clap::Args)]
+pub struct Change {
+    /// The incident id (`INC-…`).
+    #[arg(long)]
+    incident: String,
+    /// The reason code.
+    #[arg(long)]
     reason: String,
+    /// A note (kept sealed).
+    #[arg(long)]
     note: Option<String>,
-) -> Result<()> {
-    let change = wbg_guard::IncidentStateChange { reason, note };
+}
+
+/// `breach close` / `breach reopen` (`open`): changes an incident's state as the local operator.
+pub fn change(guard: &wbg_guard::Guard, c: Change, open: bool) -> Result<()> {
+    let change = wbg_guard::IncidentStateChange {
+        reason: c.reason,
+        note: c.note,
+    };
     let r = guard.change_incident(
         wbg_guard::Actor::Local("cli"),
-        incident,
+        &c.incident,
         open,
         &change,
         &wbg_guard::RequestMeta::default(),

@@ -232,29 +232,9 @@ enum BreachCommand {
     /// Every incident in brief, newest first: id, state, window, suspects, customers exposed.
     List,
     /// Close an incident: reason `notified`, `no_exposure`, `duplicate` or `referred_to_police`.
-    Close {
-        /// The incident id (`INC-…`).
-        #[arg(long)]
-        incident: String,
-        /// The reason code.
-        #[arg(long)]
-        reason: String,
-        /// A note (kept sealed).
-        #[arg(long)]
-        note: Option<String>,
-    },
+    Close(breach::Change),
     /// Reopen a closed incident: reason `new_evidence` or `reopened`.
-    Reopen {
-        /// The incident id (`INC-…`).
-        #[arg(long)]
-        incident: String,
-        /// The reason code.
-        #[arg(long)]
-        reason: String,
-        /// A note (kept sealed).
-        #[arg(long)]
-        note: Option<String>,
-    },
+    Reopen(breach::Change),
 }
 
 #[derive(Subcommand)]
@@ -793,16 +773,8 @@ fn run(cli: Cli) -> Result<std::process::ExitCode> {
                         );
                     }
                 }
-                BreachCommand::Close {
-                    incident,
-                    reason,
-                    note,
-                } => breach::change(&guard, &incident, false, reason, note)?,
-                BreachCommand::Reopen {
-                    incident,
-                    reason,
-                    note,
-                } => breach::change(&guard, &incident, true, reason, note)?,
+                BreachCommand::Close(c) => breach::change(&guard, c, false)?,
+                BreachCommand::Reopen(c) => breach::change(&guard, c, true)?,
             }
             publish_checkpoint(&cfg, &guard)?;
             Ok(ok)

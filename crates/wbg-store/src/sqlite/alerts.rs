@@ -1,6 +1,6 @@
 //! Alerts and their triage in the embedded store.
 use super::SqliteStore;
-use crate::{AlertFilter, Alerts, StoreError, TriageRecord};
+use crate::{check_revision, AlertFilter, Alerts, StoreError, TriageRecord};
 use rusqlite::{params, OptionalExtension, Row};
 use wbg_audit::AuditEntry;
 use wbg_core::Alert;
@@ -159,15 +159,7 @@ impl Alerts for SqliteStore {
                 .prepare_cached("SELECT revision FROM alerts WHERE id = ?1")?
                 .query_row(params![id], |r| r.get(0))
                 .optional()?;
-            match revision {
-                None => return Err(StoreError::NotFound(format!("alert {id}"))),
-                Some(r) if r as u64 != expect => {
-                    return Err(StoreError::Conflict(format!(
-                        "alert {id} was triaged meanwhile (revision {r}, not {expect})"
-                    )))
-                }
-                Some(_) => {}
-            }
+            check_revision(id, revision, expect)?;
             tx.prepare_cached(
                 "UPDATE alerts SET state = ?2, assignee = ?3, updated_at = ?4, revision = revision + 1
                  WHERE id = ?1",

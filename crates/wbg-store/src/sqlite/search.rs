@@ -2,7 +2,7 @@
 //! a request), and searched together with the entries not yet indexed, so that a search sees every committed
 //! entry.
 use super::SqliteStore;
-use crate::{AuditCursor, AuditPage, AuditQuery, AuditSearch, IndexRow, StoreError};
+use crate::{AuditCursor, AuditPage, AuditQuery, AuditSearch, IndexRow, SqlArg, StoreError};
 use rusqlite::{params, Connection, Transaction, TransactionBehavior};
 use wbg_audit::AuditEntry;
 
@@ -75,44 +75,22 @@ pub(super) fn index(conn: &mut Connection, budget: usize) -> Result<usize, Store
 
 /// One page from the index alone.
 fn from_index(conn: &Connection, q: &AuditQuery, n: usize) -> Result<Vec<(u64, i64)>, StoreError> {
-    let mut sql = String::from("SELECT seq, time FROM audit_index WHERE 1 = 1");
-    let mut args: Vec<Box<dyn rusqlite::ToSql>> = Vec::new();
-    for (col, v) in [
-        ("account", &q.account),
-        ("waybill", &q.waybill),
-        ("action", &q.action),
-        ("decision", &q.decision),
-    ] {
-        if let Some(v) = v {
-            args.push(Box::new(v.clone()));
-            sql.push_str(&format!(" AND {col} = ?{}", args.len()));
-        }
-    }
-    if let Some(f) = q.from {
-        args.push(Box::new(f));
-        sql.push_str(&format!(" AND time >= ?{}", args.len()));
-    }
-    if let Some(t) = q.to {
-        args.push(Box::new(t));
-        sql.push_str(&format!(" AND time < ?{}", args.len()));
-    }
-    if let Some(c) = q.before {
-        args.push(Box::new(c.time));
-        args.push(Box::new(c.seq as i64));
-        sql.push_str(&format!(
-            " AND (time, seq) < (?{}, ?{})",
-            args.len() - 1,
-            args.len()
-        ));
-    }
-    args.push(Box::new(n as i64));
-    sql.push_str(&format!(
-        " ORDER BY time DESC, seq DESC LIMIT ?{}",
-        args.len()
-    ));
+    let (filter, args) = q.sql_filter("", |i| format!("?{i}"));
+    let sql = format!(
+        "SELECT seq, time FROM audit_index WHERE true{filter} ORDER BY time DESC, seq DESC LIMIT ?{}",
+        args.len() + 1
+    );
+    let mut params: Vec<rusqlite::types::Value> = args
+        .into_iter()
+        .map(|a| match a {
+            SqlArg::Text(t) => rusqlite::types::Value::Text(t),
+            SqlArg::Long(v) => rusqlite::types::Value::Integer(v),
+        })
+        .collect();
+    params.push(rusqlite::types::Value::Integer(n as i64));
     let mut stmt = conn.prepare_cached(&sql)?;
     let rows = stmt
-        .query_map(rusqlite::params_from_iter(args.iter()), |r| {
+        .query_map(rusqlite::params_from_iter(params.iter()), |r| {
             Ok((r.get::<_, i64>(0)? as u64, r.get::<_, i64>(1)?))
         })?
         .collect::<Result<_, _>>()?;
