@@ -690,6 +690,51 @@ pub fn audit_search_filters_and_pages_over_index_and_tail(s: &dyn Store) {
         };
         assert_eq!(paged(&q), expect(&q));
     }
+    // Entries spread over hours, some a little out of time order (stamped before the log ordered them), not yet
+    // indexed: a search that may stop reading early still finds exactly the right page.
+    let base = s.audit_size().unwrap();
+    let spread: Vec<AuditEntry> = (0..90u64)
+        .map(|i| {
+            let jitter = [0, 150_000, -120_000][(i % 3) as usize];
+            let mut e = AuditEntry::new(10_000_000 + i as i64 * 60_000 + jitter, "SPREAD", "view");
+            e.waybill = Some(format!("S{}", i % 4));
+            e
+        })
+        .collect();
+    s.append_audit_batch(spread.clone()).unwrap();
+    for (from, limit, waybill) in [
+        (None, 1, None),
+        (None, 7, None),
+        (Some(10_000_000 + 80 * 60_000), 3, None),
+        (Some(10_000_000 + 45 * 60_000), 500, Some("S1")),
+        (None, 4, Some("S2")),
+    ] {
+        let q = crate::AuditQuery {
+            account: Some("SPREAD".into()),
+            waybill: waybill.map(str::to_owned),
+            from,
+            limit,
+            ..Default::default()
+        };
+        let mut want: Vec<(i64, u64)> = spread
+            .iter()
+            .enumerate()
+            .filter(|(i, e)| {
+                q.matches(&crate::IndexRow::of(AuditEntry {
+                    seq: base + *i as u64,
+                    ..(*e).clone()
+                }))
+            })
+            .map(|(i, e)| (e.time, base + i as u64))
+            .collect();
+        want.sort_by(|a, b| b.cmp(a));
+        let want: Vec<u64> = want.into_iter().map(|(_, s)| s).collect();
+        assert_eq!(
+            paged(&q),
+            want,
+            "from {from:?}, pages of {limit}, {waybill:?}"
+        );
+    }
 }
 
 /// A batch of audit entries is one verifiable run.

@@ -18,6 +18,10 @@ CREATE INDEX IF NOT EXISTS audit_index_time ON audit_index(time, seq);
 CREATE INDEX IF NOT EXISTS audit_index_denied ON audit_index(time, seq) WHERE decision = 'deny';
 "#;
 
+/// How far out of order entries' times may be against their seqs (several threads, and nodes of a shared store,
+/// stamp entries before the log orders them): what a scan of the tail allows for before it stops early.
+const TAIL_CLOCK_SLACK_MS: i64 = 5 * 60_000;
+
 /// Entries indexed per transaction.
 const CHUNK: usize = 5_000;
 
@@ -109,17 +113,29 @@ pub(super) fn search(conn: &mut Connection, q: &AuditQuery) -> Result<AuditPage,
             indexed
         )));
     }
-    // The tail: every entry past the index that matches, then the index's best `n + 1`.
+    // The tail, newest entry first: its best `n + 1` matches, then the index's best `n + 1`. Entries' times
+    // follow their seqs to within TAIL_CLOCK_SLACK_MS, so the scan stops once an entry that much older than the
+    // window's start, or than the worst of `n + 1` matches already held, says no earlier entry can belong.
     let mut hits: Vec<(i64, u64)> = Vec::new();
     {
-        let mut stmt = tx.prepare_cached("SELECT seq, entry FROM audit_entries WHERE seq >= ?1")?;
+        let mut stmt = tx.prepare_cached(
+            "SELECT seq, entry FROM audit_entries WHERE seq >= ?1 ORDER BY seq DESC",
+        )?;
         let mut rows = stmt.query(params![indexed as i64])?;
         while let Some(r) = rows.next()? {
             let seq: i64 = r.get(0)?;
             let bytes = r.get_ref(1)?.as_blob().map_err(rusqlite::Error::from)?;
             let row = IndexRow::of(decode(seq, bytes)?);
+            let horizon = row.time.saturating_add(TAIL_CLOCK_SLACK_MS);
+            if q.from.is_some_and(|f| horizon < f)
+                || (hits.len() > n && hits.last().is_some_and(|worst| horizon < worst.0))
+            {
+                break;
+            }
             if q.matches(&row) {
                 hits.push((row.time, row.seq));
+                hits.sort_unstable_by(|a, b| b.cmp(a));
+                hits.truncate(n + 1);
             }
         }
     }
