@@ -116,7 +116,7 @@ impl Guard {
         trigger: Option<u64>,
     ) -> Vec<u64> {
         let since = signals_since(detail)
-            .unwrap_or(at - EVIDENCE_LOOKBACK_MS)
+            .unwrap_or(at.saturating_sub(EVIDENCE_LOOKBACK_MS))
             .min(at);
         let q = AuditQuery {
             account: Some(account.to_owned()),
