@@ -12,6 +12,7 @@ mod ids;
 mod party;
 mod phone;
 mod waybill;
+pub mod when;
 
 pub use access::{Decision, DenyReason, Purpose, View};
 pub use account::{Account, AccountStatus, Role};

@@ -88,9 +88,14 @@ fn open_state() -> String {
 pub struct IncidentRequest {
     /// Accounts (and `export:<id>` files) the exposure is blamed on.
     pub suspects: Vec<String>,
-    /// From (ms since epoch, inclusive)…
+    /// From (inclusive): ms since the epoch, or ISO 8601 (`2026-12-01T00:00:00+08:00`; without an offset, China
+    /// Standard Time), `now`, `now-7d`…
+    #[serde(deserialize_with = "wbg_core::when::deserialize")]
+    #[schema(value_type = String)]
     pub from: i64,
-    /// …to (ms, exclusive).
+    /// …to (exclusive), as `from`.
+    #[serde(deserialize_with = "wbg_core::when::deserialize")]
+    #[schema(value_type = String)]
     pub to: i64,
 }
 

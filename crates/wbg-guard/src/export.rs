@@ -81,9 +81,14 @@ struct ExportCase {
 pub struct ExportRequest {
     /// Why (the policy allows `customer_service`, after-sale work).
     pub purpose: String,
-    /// Orders created from (ms since epoch, inclusive)…
+    /// Orders created from (inclusive): ms since the epoch, or ISO 8601 (`2026-12-01T00:00:00+08:00`; without an
+    /// offset, China Standard Time), `now`, `now-7d`…
+    #[serde(deserialize_with = "wbg_core::when::deserialize")]
+    #[schema(value_type = String)]
     pub from: i64,
-    /// …to (ms, exclusive); at most 92 days after `from`.
+    /// …to (exclusive), as `from`; at most 92 days after it.
+    #[serde(deserialize_with = "wbg_core::when::deserialize")]
+    #[schema(value_type = String)]
     pub to: i64,
 }
 

@@ -4,32 +4,10 @@ use std::io::Write;
 use std::path::Path;
 use wbg_guard::{Actor, Guard, IncidentRequest, RequestMeta};
 
-/// A time as the command line takes it: ms since the epoch, `now`, or `now-<n><m|h|d>`.
+/// A time as the command line takes it (see [`wbg_core::when`]): ms since the epoch, ISO 8601, a date, `now`,
+/// or `now-<n><m|h|d>`.
 pub fn parse_time(text: &str, now: i64) -> Result<i64> {
-    if let Ok(ms) = text.parse::<i64>() {
-        return Ok(ms);
-    }
-    let Some(rest) = text.strip_prefix("now") else {
-        bail!("{text:?} is not a time: give ms since the epoch, now, or now-<n>m|h|d");
-    };
-    if rest.is_empty() {
-        return Ok(now);
-    }
-    let ago = rest
-        .strip_prefix('-')
-        .filter(|r| r.len() > 1)
-        .with_context(|| format!("{text:?} is not a time: now-<n>m|h|d"))?;
-    let (n, unit) = ago.split_at(ago.len() - 1);
-    let n: i64 = n
-        .parse()
-        .with_context(|| format!("{text:?} is not a time: now-<n>m|h|d"))?;
-    let unit_ms = match unit {
-        "m" => 60_000,
-        "h" => 3_600_000,
-        "d" => 86_400_000,
-        _ => bail!("{text:?} is not a time: the unit is m, h or d"),
-    };
-    Ok(now.saturating_sub(n.saturating_mul(unit_ms)))
+    wbg_core::when::parse_when(text, now).map_err(|e| anyhow::anyhow!("--from/--to {text:?}: {e}"))
 }
 
 /// Writes `bytes` to `out`, or to stdout.
@@ -147,9 +125,14 @@ mod tests {
             "now-h",
             "now-3y",
             "now+1d",
-            "2026-11-23",
+            "2026-11-31",
         ] {
             assert!(parse_time(bad, now).is_err(), "{bad}");
         }
+        // A date is midnight in China Standard Time.
+        assert_eq!(
+            parse_time("2026-11-23", now).unwrap(),
+            parse_time("2026-11-22T16:00:00Z", now).unwrap()
+        );
     }
 }

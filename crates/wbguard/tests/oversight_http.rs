@@ -245,6 +245,19 @@ fn analysts_work_alerts_search_the_log_and_list_what_they_oversee() {
     let (_, none) = search(&format!("account=C2a&from={}", now_ms() + 60_000), &auditor);
     assert!(none["entries"].as_array().unwrap().is_empty());
     assert!(none.get("next").is_none());
+    // Times as people write them: ISO 8601 with an offset, a relative time, the same answer as ms.
+    let (_, by_ms) = search(&format!("account=C2a&from={}", t - 60_000), &auditor);
+    for given in ["now-1h", "2020-01-01T00:00:00%2B08:00", "2020-01-01"] {
+        let (st, page) = search(&format!("account=C2a&from={given}"), &auditor);
+        assert_eq!(st, 200, "{given}: {page}");
+        assert_eq!(page["entries"], by_ms["entries"], "{given}");
+    }
+    let (st, _) = json_of(s.get("/v1/alerts?since=now-1d", Some(&auditor)));
+    assert_eq!(st, 200);
+    assert_eq!(
+        s.get("/v1/alerts?since=yesterday", Some(&auditor)).status(),
+        400
+    );
     for bad in [
         "cursor=nope",
         "limit=0",
@@ -252,6 +265,8 @@ fn analysts_work_alerts_search_the_log_and_list_what_they_oversee() {
         "decision=maybe",
         "action=DROP%20TABLE",
         "from=9&to=1",
+        "from=yesterday",
+        "to=2026-13-01",
         "colour=red",
     ] {
         let (st, body) = search(bad, &auditor);
@@ -442,7 +457,7 @@ fn analysts_work_alerts_search_the_log_and_list_what_they_oversee() {
     let r = s.post(
         "/v1/forensics/incidents",
         Some(&auditor),
-        &json!({"suspects": ["C2a"], "from": t - 60_000, "to": now_ms() + 60_000}),
+        &json!({"suspects": ["C2a"], "from": "now-1h", "to": "now"}),
     );
     assert_eq!(r.status(), 201, "{}", r.text().unwrap());
     let (_, incidents) = json_of(s.get("/v1/forensics/incidents", Some(&auditor)));

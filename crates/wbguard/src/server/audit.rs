@@ -108,18 +108,29 @@ pub(super) struct SearchQuery {
     /// `allow` or `deny`.
     #[serde(default)]
     decision: Option<String>,
-    /// Entries at or after this time (ms since the epoch).
+    /// Entries at or after this time: ms since the epoch, ISO 8601 (`2026-12-03T08:00:00+08:00`; without an
+    /// offset, China Standard Time), a date, `now-7d`…
     #[serde(default)]
-    from: Option<i64>,
-    /// Entries before this time (ms since the epoch).
+    from: Option<String>,
+    /// Entries before this time, as `from`.
     #[serde(default)]
-    to: Option<i64>,
+    to: Option<String>,
     /// The previous page's `next`.
     #[serde(default)]
     cursor: Option<String>,
     /// Page size (default 50, at most 500).
     #[serde(default)]
     limit: Option<usize>,
+}
+
+/// A query's time parameter, as [`wbg_core::when`] reads it.
+pub(super) fn when(name: &str, given: Option<&str>) -> ApiResult<Option<i64>> {
+    given
+        .map(|t| {
+            wbg_core::when::parse_when(t, wbg_core::now_millis())
+                .map_err(|e| ApiError::invalid(format!("{name}: {e}")))
+        })
+        .transpose()
 }
 
 #[utoipa::path(get, path = "/v1/audit/entries", tag = "audit log",
@@ -152,8 +163,8 @@ pub(super) async fn search(
         waybill: q.waybill,
         action: q.action,
         decision: q.decision,
-        from: q.from,
-        to: q.to,
+        from: when("from", q.from.as_deref())?,
+        to: when("to", q.to.as_deref())?,
         before,
         limit: q.limit.unwrap_or(50),
     };

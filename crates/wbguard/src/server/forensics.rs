@@ -31,9 +31,9 @@ pub(super) struct AlertQuery {
     /// Only alerts in this triage state (`new`, `investigating`, `confirmed`, `false_positive`).
     #[serde(default)]
     state: Option<String>,
-    /// Only alerts at or after this time (ms since epoch).
+    /// Only alerts at or after this time: ms since the epoch, ISO 8601, a date, `now-1d`…
     #[serde(default)]
-    since: Option<i64>,
+    since: Option<String>,
     /// At most this many (default 100, max 10,000), newest first.
     #[serde(default)]
     limit: Option<usize>,
@@ -48,7 +48,7 @@ pub(super) async fn alerts(caller: Caller, Q(q): Q<AlertQuery>) -> ApiResult<Jso
         account: q.account,
         kind: q.kind,
         state: q.state,
-        since: q.since,
+        since: super::audit::when("since", q.since.as_deref())?,
         limit: q.limit.unwrap_or(100),
     };
     caller
