@@ -9,8 +9,8 @@ const CST_SECONDS: i32 = 8 * 3600;
 /// Why a time did not parse. It never repeats what was given.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error(
-    "not a time: give ms since the epoch, an ISO 8601 time (2026-12-03T08:00:00+08:00; without an offset, China \
-     Standard Time), a date (2026-12-03), now, or now-<n>m|h|d"
+    "give ms since the epoch, an ISO 8601 time (2026-12-03T08:00:00+08:00; without an offset, China Standard \
+     Time), a date (2026-12-03), now, or now-<n>m|h|d"
 )]
 pub struct WhenError;
 
@@ -70,7 +70,8 @@ pub fn deserialize<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Millis, D::
     }
     match <Given as serde::Deserialize>::deserialize(d)? {
         Given::Ms(ms) => Ok(ms),
-        Given::Text(t) => parse_when(&t, crate::now_millis()).map_err(serde::de::Error::custom),
+        Given::Text(t) => parse_when(&t, crate::now_millis())
+            .map_err(|e| serde::de::Error::custom(format!("not a time: {e}"))),
     }
 }
 

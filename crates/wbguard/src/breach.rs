@@ -7,7 +7,8 @@ use wbg_guard::{Actor, Guard, IncidentRequest, RequestMeta};
 /// A time as the command line takes it (see [`wbg_core::when`]): ms since the epoch, ISO 8601, a date, `now`,
 /// or `now-<n><m|h|d>`.
 pub fn parse_time(text: &str, now: i64) -> Result<i64> {
-    wbg_core::when::parse_when(text, now).map_err(|e| anyhow::anyhow!("--from/--to {text:?}: {e}"))
+    wbg_core::when::parse_when(text, now)
+        .map_err(|e| anyhow::anyhow!("{text:?} is not a time: {e}"))
 }
 
 /// Writes `bytes` to `out`, or to stdout.

@@ -128,7 +128,7 @@ pub(super) fn when(name: &str, given: Option<&str>) -> ApiResult<Option<i64>> {
     given
         .map(|t| {
             wbg_core::when::parse_when(t, wbg_core::now_millis())
-                .map_err(|e| ApiError::invalid(format!("{name}: {e}")))
+                .map_err(|e| ApiError::invalid(format!("{name} is not a time: {e}")))
         })
         .transpose()
 }
