@@ -23,7 +23,7 @@ CREATE INDEX IF NOT EXISTS audit_index_denied ON audit_index(time, seq) WHERE de
 const TAIL_CLOCK_SLACK_MS: i64 = 5 * 60_000;
 
 /// Entries indexed per transaction.
-const CHUNK: usize = 5_000;
+const CHUNK: usize = 500;
 
 /// Unindexed entries a search reads past the index at most; beyond, it answers `Unavailable` (only while the
 /// index of an upgraded store is first built: upkeep indexes every second).
@@ -41,30 +41,41 @@ fn decode(seq: i64, bytes: &[u8]) -> Result<AuditEntry, StoreError> {
         .map_err(|e| StoreError::Corrupt(format!("audit entry {seq} does not parse: {e}")))
 }
 
-/// Indexes the entries past the index, up to `budget` of them; returns how many it indexed.
+/// Indexes the entries past the index, up to `budget` of them; returns how many it indexed. Each chunk is read
+/// and decoded before the write lock is taken, and the lock is let go for a moment after each, so that the
+/// request path's writer (the group commit) never waits behind more than one chunk's inserts.
 pub(super) fn index(conn: &mut Connection, budget: usize) -> Result<usize, StoreError> {
     let mut done = 0;
     while done < budget {
-        let tx = Transaction::new(conn, TransactionBehavior::Immediate)?;
-        let from = indexed_to(&tx)?;
-        let rows: Vec<(i64, Vec<u8>)> = tx
+        let from = indexed_to(conn)?;
+        let rows: Vec<IndexRow> = conn
             .prepare_cached(
                 "SELECT seq, entry FROM audit_entries WHERE seq >= ?1 ORDER BY seq LIMIT ?2",
             )?
             .query_map(params![from as i64, CHUNK as i64], |r| {
-                Ok((r.get(0)?, r.get(1)?))
+                Ok((r.get::<_, i64>(0)?, r.get::<_, Vec<u8>>(1)?))
             })?
-            .collect::<Result<_, _>>()?;
+            .map(|row| {
+                let (seq, bytes) = row?;
+                Ok(IndexRow::of(decode(seq, &bytes)?))
+            })
+            .collect::<Result<_, StoreError>>()?;
         let n = rows.len();
+        let tx = Transaction::new(conn, TransactionBehavior::Immediate)?;
         {
+            // OR IGNORE: another handle on the same directory may have indexed some of them meanwhile.
             let mut ins = tx.prepare_cached(
-                "INSERT INTO audit_index (seq, time, account, waybill, action, decision)
+                "INSERT OR IGNORE INTO audit_index (seq, time, account, waybill, action, decision)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
             )?;
-            for (seq, bytes) in rows {
-                let r = IndexRow::of(decode(seq, &bytes)?);
+            for r in rows {
                 ins.execute(params![
-                    seq, r.time, r.account, r.waybill, r.action, r.decision
+                    r.seq as i64,
+                    r.time,
+                    r.account,
+                    r.waybill,
+                    r.action,
+                    r.decision
                 ])?;
             }
         }
@@ -73,6 +84,7 @@ pub(super) fn index(conn: &mut Connection, budget: usize) -> Result<usize, Store
         if n < CHUNK {
             break;
         }
+        std::thread::sleep(std::time::Duration::from_millis(2));
     }
     Ok(done)
 }
