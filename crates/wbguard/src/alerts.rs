@@ -117,20 +117,25 @@ fn remote(args: &Args, url: &str) -> Result<()> {
     if let Some(a) = &args.account {
         query.push(("account", a.clone()));
     }
-    let r = client
-        .get(format!("{url}/v1/alerts"))
-        .bearer_auth(&token)
-        .query(&query)
-        .send()
-        .with_context(|| format!("cannot reach {url}"))?;
-    if !r.status().is_success() {
-        bail!(
-            "{url} answered {}: {}",
-            r.status(),
-            r.text().unwrap_or_default()
-        );
-    }
-    let mut shown: Vec<Alert> = r.json().context("the alert list does not parse")?;
+    let get = |path: &str, query: &[(&str, String)]| -> Result<reqwest::blocking::Response> {
+        let r = client
+            .get(format!("{url}{path}"))
+            .bearer_auth(&token)
+            .query(query)
+            .send()
+            .with_context(|| format!("cannot reach {url}"))?;
+        if !r.status().is_success() {
+            bail!(
+                "{url} answered {}: {}",
+                r.status(),
+                r.text().unwrap_or_default()
+            );
+        }
+        Ok(r)
+    };
+    let mut shown: Vec<Alert> = get("/v1/alerts", &query)?
+        .json()
+        .context("the alert list does not parse")?;
     shown.reverse();
     let out = &mut std::io::stdout().lock();
     for a in &shown {
@@ -139,18 +144,7 @@ fn remote(args: &Args, url: &str) -> Result<()> {
     if !args.follow {
         return Ok(());
     }
-    let r = client
-        .get(format!("{url}/v1/alerts/stream"))
-        .bearer_auth(&token)
-        .send()
-        .with_context(|| format!("cannot reach {url}"))?;
-    if !r.status().is_success() {
-        bail!(
-            "{url} answered {}: {}",
-            r.status(),
-            r.text().unwrap_or_default()
-        );
-    }
+    let r = get("/v1/alerts/stream", &[])?;
     // Server-Sent Events: `event:` and `data:` lines, an empty line ends an event.
     let (mut event, mut data) = (String::new(), String::new());
     for l in std::io::BufReader::new(r).lines() {
