@@ -25,7 +25,7 @@ pub struct Args {
     /// One JSON object per line instead of columns.
     #[arg(long)]
     json: bool,
-    /// Ask a running node instead of the local store: its base URL, e.g. https://guard.example:8443 (the
+    /// Ask a running node instead of the local store: its base URL, e.g. `https://guard.example:8443` (the
     /// account's token from --token-file or $WBGUARD_TOKEN: an auditor's or an admin's).
     #[arg(long)]
     url: Option<String>,
