@@ -854,6 +854,30 @@ impl Guard {
         }
     }
 
+    /// Opens a console session for the holder of `token`: the account it names, if that account is active.
+    /// Audited (`console_sign_in`) either way once the credential names an account; a credential that names
+    /// none is refused without an entry, as every unauthenticated request is.
+    pub fn console_sign_in(&self, token: &str, meta: &RequestMeta) -> Result<Account, GuardError> {
+        let who = self.authenticate(token)?;
+        let e = self.entry(who.id.as_str(), meta, "console_sign_in");
+        self.require_active(&who, &e)?;
+        self.store.append_audit(e)?;
+        Ok(self.shown(who))
+    }
+
+    /// Closes a console session (audited `console_sign_out`; `reason` is `signed_out` or `idle`).
+    pub fn console_sign_out(
+        &self,
+        account: &str,
+        reason: &str,
+        meta: &RequestMeta,
+    ) -> Result<(), GuardError> {
+        let mut e = self.entry(account, meta, "console_sign_out");
+        e.detail = Some(format!("reason={reason}"));
+        self.store.append_audit(e)?;
+        Ok(())
+    }
+
     /// The caller's own account and tokens: how each came to exist, so an owner sees a credential issued to
     /// their name by someone else.
     pub fn whoami(&self, token: &str) -> Result<WhoAmI, GuardError> {

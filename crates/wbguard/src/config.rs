@@ -45,6 +45,8 @@ pub struct Config {
     pub incidents: wbg_guard::IncidentConfig,
     /// `[masking]`: the digits of a phone masked views and labels show (`phone_keep_first`, `phone_keep_last`).
     pub masking: wbg_guard::MaskingConfig,
+    /// `[console]`: sessions (`idle_minutes`, `max_hours`), `[console.sla_minutes]` per severity, `enabled`.
+    pub console: crate::server::ConsoleConfig,
 }
 
 /// `[store]`: `kind` selects the backend and the keys it takes.
@@ -183,6 +185,7 @@ impl Default for Config {
             accounts: Default::default(),
             incidents: Default::default(),
             masking: Default::default(),
+            console: Default::default(),
             witness: Default::default(),
             server: Default::default(),
             tls: None,

@@ -1037,6 +1037,8 @@ fn serve(cfg: Config) -> Result<()> {
     jwks::start(&guard, cfg.credentials.oidc.as_ref())?;
     let trusted_proxies = cfg.server.trusted_proxies()?;
     let tls = cfg.tls.clone();
+    let console = cfg.console.clone();
+    console.check().map_err(anyhow::Error::msg)?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
@@ -1123,7 +1125,12 @@ fn serve(cfg: Config) -> Result<()> {
                 }
             })
         };
-        let app = server::router(guard.clone(), metrics, trusted_proxies)
+        let options = server::RouterOptions {
+            trusted_proxies,
+            console: console.clone(),
+            tls: rustls.is_some(),
+        };
+        let app = server::router(guard.clone(), metrics, options)
             .into_make_service_with_connect_info::<std::net::SocketAddr>();
         match rustls {
             None => {

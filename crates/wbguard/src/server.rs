@@ -16,6 +16,7 @@
 //! | `forensics` | alerts, attributions, incidents, notifications, canaries |
 //! | `work` | tickets, exports |
 //! | `audit` | checkpoint, key, proofs, entries |
+//! | `console` | `/console`: the analysts' pages, their assets, sign-in sessions (cookie + CSRF) |
 use axum::extract::{DefaultBodyLimit, MatchedPath, RawQuery, State};
 use axum::http::{header, HeaderValue, Request, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -28,6 +29,7 @@ use wbg_guard::{Guard, GuardError};
 
 mod accounts;
 mod audit;
+mod console;
 mod credentials;
 mod error;
 mod extract;
@@ -36,6 +38,7 @@ mod policies;
 mod waybills;
 mod work;
 
+pub use console::ConsoleConfig;
 pub(crate) use error::json_error_message;
 use error::{ApiError, ApiErrorBody, ApiResult};
 use extract::blocking;
@@ -50,6 +53,19 @@ struct AppState {
     metrics: PrometheusHandle,
     /// `[server] trusted_proxies`: peers whose `X-Forwarded-For` names the client.
     trusted_proxies: Arc<Vec<ipnet::IpNet>>,
+    /// The console's sessions.
+    sessions: Arc<console::Sessions>,
+}
+
+/// How the router is set up beyond the guard.
+#[derive(Debug, Clone, Default)]
+pub struct RouterOptions {
+    /// Peers whose `X-Forwarded-For` is believed (`[server] trusted_proxies`).
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// `[console]`.
+    pub console: ConsoleConfig,
+    /// Served over TLS (the console's cookie is then `Secure`).
+    pub tls: bool,
 }
 
 /// The query string into `T` (for handlers that take it raw).
@@ -174,12 +190,8 @@ impl utoipa::Modify for BearerAuth {
 )]
 struct ApiDoc;
 
-/// The router over a guard; `trusted_proxies` are the peers whose `X-Forwarded-For` is believed.
-pub fn router(
-    guard: Arc<Guard>,
-    metrics: PrometheusHandle,
-    trusted_proxies: Vec<ipnet::IpNet>,
-) -> Router {
+/// The router over a guard: the API, and the console unless `[console]` turns it off.
+pub fn router(guard: Arc<Guard>, metrics: PrometheusHandle, options: RouterOptions) -> Router {
     let trace = tower_http::trace::TraceLayer::new_for_http().make_span_with(|req: &Request<_>| {
         // The route template only: paths and queries can carry whatever a client typed.
         let route = req
@@ -279,6 +291,7 @@ pub fn router(
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics_text))
         .route("/openapi.json", get(openapi))
+        .merge(console::routes(options.console.enabled))
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .layer(axum::middleware::from_fn(declared_length_limit))
@@ -293,6 +306,7 @@ pub fn router(
         .with_state(AppState {
             guard,
             metrics,
-            trusted_proxies: Arc::new(trusted_proxies),
+            trusted_proxies: Arc::new(options.trusted_proxies),
+            sessions: Arc::new(console::Sessions::new(options.console, options.tls)),
         })
 }

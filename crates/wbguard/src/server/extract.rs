@@ -33,8 +33,8 @@ impl FromRequestParts<AppState> for Origin {
     }
 }
 
-/// The caller: the bearer credential it presented (unauthenticated without one), where it came from, and the
-/// guard it asks.
+/// The caller: the bearer credential it presented, or the one its console session holds (unauthenticated
+/// without either), where it came from, and the guard it asks.
 pub(crate) struct Caller {
     pub token: String,
     pub meta: RequestMeta,
@@ -70,7 +70,16 @@ impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, s: &AppState) -> Result<Self, ApiError> {
-        let token = bearer(&parts.headers)?;
+        // A bearer credential when one is given; else the console's session cookie (CSRF-checked).
+        let token = match bearer(&parts.headers) {
+            Ok(t) => t,
+            Err(unauthenticated) => {
+                match super::console::session_auth(s, &parts.method, &parts.headers)? {
+                    Some(session) => session.token,
+                    None => return Err(unauthenticated),
+                }
+            }
+        };
         let Origin(meta) = Origin::from_request_parts(parts, s).await?;
         Ok(Caller {
             token,
