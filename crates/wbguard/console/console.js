@@ -160,7 +160,7 @@ function signedIn(info) {
   $('#top').hidden = false;
   $('#who').textContent = `${info.account} · ${info.role}`;
   const pages = oversight() ? [['#/overview', 'Overview'], ['#/alerts', 'Alerts'], ['#/accounts', 'Accounts'],
-    ['#/audit', 'Audit log'], ['#/exports', 'Exports']] : [];
+    ['#/audit', 'Audit log'], ['#/forensics', 'Forensics'], ['#/exports', 'Exports']] : [];
   $('#nav').replaceChildren(...pages.map(([h, t]) => el('a', { href: h }, t)));
   route();
 }
@@ -208,6 +208,7 @@ function route() {
     accounts: () => (parts[1] ? accountPage(view, parts[1]) : accountsPage(view)),
     audit: () => auditPage(view),
     exports: () => exportsPage(view),
+    forensics: () => forensicsPage(view),
   }[parts[0]];
   (page || (() => overviewPage(view)))();
 }
@@ -221,7 +222,7 @@ function hourlyChart(title, series, hours) {
   const totals = [];
   for (let i = 0; i < hours; i++) totals.push(series.reduce((n, s) => n + (s.counts.get(start + i * 3_600_000) || 0), 0));
   const max = Math.max(1, ...totals);
-  const w = 800; const h = 140; const bw = w / hours;
+  const w = 480; const h = 140; const bw = w / hours;
   const bars = [];
   for (let i = 0; i < hours; i++) {
     let y = h;
@@ -237,9 +238,9 @@ function hourlyChart(title, series, hours) {
   }
   return el('section', { class: 'card' }, el('h2', {}, title),
     el('svg', { class: 'chart', viewBox: `0 0 ${w} ${h + 14}`, role: 'img', 'aria-label': title }, bars,
-      el('text', { x: 0, y: h + 12, 'font-size': 10, fill: '#667085' }, formatTime(start).slice(11, 16)),
-      el('text', { x: w - 40, y: h + 12, 'font-size': 10, fill: '#667085' }, 'now'),
-      el('text', { x: 2, y: 10, 'font-size': 10, fill: '#667085' }, `max ${max}/h`)),
+      el('text', { x: 0, y: h + 12, 'font-size': 11, fill: '#667085' }, formatTime(start).slice(11, 16)),
+      el('text', { x: w - 24, y: h + 12, 'font-size': 11, fill: '#667085' }, 'now'),
+      el('text', { x: 2, y: 10, 'font-size': 11, fill: '#667085' }, `max ${max}/h`)),
     el('p', { class: 'muted' }, series.map((s) => `${s.name}: ${[...s.counts.values()].reduce((a, b) => a + b, 0)}`).join(' · ')));
 }
 
@@ -284,7 +285,7 @@ async function overviewPage(view) {
         { name: 'info', colour: '#1a56db', counts: byHour(sev('info'), (a) => a.at) }], 24),
       hourlyChart('Refusals per hour (every denied request, from the audit log)', [
         { name: 'refused', colour: '#b42318', counts: byHour(refusals.entries, (e) => e.time) }], 24),
-      hourlyChart('Suspensions per hour', [
+      hourlyChart('Suspensions per hour (accounts suspended now, by when)', [
         { name: 'suspended', colour: '#101828', counts: byHour(suspensions, (a) => a.status_since) }], 24));
     // Riskiest: open alerts weighted by severity, per account and per outlet.
     const weight = { critical: 10, warning: 3, info: 1 };
@@ -510,12 +511,13 @@ async function alertPage(view, id) {
   };
   const ent = why.entitlement || {};
   const acct = ent.account || {};
-  const sla = a.state === 'new' ? slaCell(a) : el('td', { class: 'sla-ok' }, 'triaged');
+  const sla = a.state === 'new' ? el('span', { dataset: { deadline: String(slaDeadline(a)) } }, '…')
+    : el('span', { class: 'sla-ok' }, 'triaged');
   body.replaceChildren(
     el('h1', {}, `Alert #${a.id} · `, el('span', { class: `sev-${a.severity}` }, a.severity), ` · ${a.kind}`),
     el('section', { class: 'card' }, kv([
       ['account', link(`#/accounts/${encodeURIComponent(a.account)}`, a.account)], ['raised', formatTime(a.at)],
-      ['state', el('span', { id: 'alert-state' }, a.state)], ['assignee', a.assignee], ['SLA', el('span', {}, sla)],
+      ['state', el('span', { id: 'alert-state' }, a.state)], ['assignee', a.assignee], ['SLA', sla],
       ['detail', a.detail]])),
     el('div', { class: 'grid' },
       el('section', { class: 'card' }, el('h2', {}, 'Triage'),
@@ -742,6 +744,82 @@ async function exportsPage(view) {
   el('table', {}, el('thead', {}, el('tr', {}, ['export', 'requested by', 'merchant', 'purpose', 'orders between', 'rows', 'status',
     'requested', ''].map((h) => el('th', {}, h)))), body));
   try { await load(); } catch (err) { fail(result, err); }
+}
+
+// ───── forensics: a leaked file, ranked suspects, incidents ─────
+
+function percent(x) {
+  return `${(x * 100).toFixed(1)}%`;
+}
+
+async function forensicsPage(view) {
+  const file = el('input', { id: 'leak-file', type: 'file', accept: '.csv,.txt,.tsv,.jsonl,.json,text/*' });
+  const result = el('div', { id: 'attribution' });
+  const incidents = el('tbody', { id: 'incident-rows' });
+  const opened = el('p', { id: 'incident-result', role: 'status' });
+  const from = el('input', { id: 'incident-from', size: 22, placeholder: 'now-30d, 2026-11-01' });
+  const to = el('input', { id: 'incident-to', size: 22, placeholder: 'now' });
+  const suspects = el('input', { id: 'incident-suspects', size: 30, placeholder: 'C2a, C2b' });
+  const listIncidents = async () => {
+    const list = await api('GET', '/v1/forensics/incidents');
+    incidents.replaceChildren(...list.map((x) => el('tr', {}, el('td', {}, x.incident), el('td', {}, x.state),
+      el('td', {}, x.suspects.join(', ')), el('td', {}, `${formatTime(x.from)} – ${formatTime(x.to)}`), el('td', {}, x.exposures),
+      el('td', {}, x.created_by), el('td', {}, formatTime(x.created_at)),
+      el('td', {}, ['markdown', 'csv', 'json'].map((f) => [el('a', { href: `/v1/forensics/incidents/${encodeURIComponent(x.incident)}?format=${f}`,
+        download: `${x.incident}.${f === 'markdown' ? 'md' : f}` }, f), ' '])))));
+    if (!list.length) incidents.replaceChildren(el('tr', {}, el('td', { colspan: 8, class: 'muted' }, 'No incidents.')));
+  };
+  const attribute = async (ev) => {
+    ev.preventDefault();
+    const f = file.files[0];
+    if (!f) { result.replaceChildren(notice('Choose the leaked file first.')); return; }
+    result.replaceChildren(notice(`Matching ${f.size} bytes against the audit log…`));
+    try {
+      const r = await fetch('/v1/forensics/attributions', { method: 'POST', credentials: 'same-origin',
+        headers: { 'Content-Type': 'text/csv', 'X-CSRF-Token': session.csrf }, body: await f.arrayBuffer() });
+      const data = await r.json();
+      if (!r.ok) throw new ApiError(r.status, data);
+      const top = data.suspects[0];
+      if (top) {
+        suspects.value = top.principal;
+        from.value = new Date(top.first_access - 86_400_000).toISOString();
+        to.value = 'now';
+      }
+      result.replaceChildren(
+        el('p', {}, `${data.rows} rows (${data.format}); ${data.matched} matched waybills in the log, ${data.unmatched} did not; `
+          + `${data.principals_considered} accounts considered. Recorded as audit entry ${data.audit_seq}.`),
+        data.suspects.length ? el('table', { id: 'suspects' }, el('tr', {}, ['rank', 'account', 'role', 'covered', 'coverage', 'only it',
+          'full views', 'posterior', 'first access', 'last access', 'evidence'].map((h) => el('th', {}, h))),
+        data.suspects.map((x) => el('tr', {}, el('td', {}, x.rank), el('td', {}, link(`#/accounts/${encodeURIComponent(x.principal)}`, x.principal)),
+          el('td', {}, x.role || '—'), el('td', {}, x.covered), el('td', {}, percent(x.coverage)), el('td', {}, x.exclusive),
+          el('td', {}, x.shown_full), el('td', {}, percent(x.posterior)), el('td', {}, formatTime(x.first_access)),
+          el('td', {}, formatTime(x.last_access)), el('td', {}, `${x.evidence.length} entries: `,
+            x.evidence.slice(0, 5).map((e) => `#${e.seq} `)))))
+          : el('p', { class: 'muted' }, 'No account read these waybills: the leak did not come through the guard.'));
+    } catch (err) { fail(result, err); }
+  };
+  const open = async (ev) => {
+    ev.preventDefault();
+    try {
+      const report = await api('POST', '/v1/forensics/incidents', {
+        suspects: suspects.value.split(',').map((x) => x.trim()).filter(Boolean), from: from.value.trim(), to: to.value.trim() || 'now' });
+      opened.replaceChildren(`Incident ${report.incident}: ${report.customers} customers exposed (${report.customers_full} in full) `
+        + `over ${report.waybills} waybills. `, link(`/v1/forensics/incidents/${encodeURIComponent(report.incident)}?format=markdown`, 'Read the report'));
+      await listIncidents();
+    } catch (err) { opened.textContent = err.message; }
+  };
+  view.append(el('h1', {}, 'Forensics'),
+    el('section', { class: 'card' }, el('h2', {}, 'Who could have leaked this list?'),
+      el('p', { class: 'muted' }, 'The file is matched against the audit log on this node; the answer names accounts, waybills and '
+        + 'audit entries, never a person.'),
+      el('form', { class: 'inline', id: 'attribute', onsubmit: attribute }, el('label', {}, 'Leaked file (CSV or JSON Lines)', file),
+        el('button', { type: 'submit', id: 'attribute-go' }, 'Rank suspects')), result),
+    el('section', { class: 'card' }, el('h2', {}, 'Open an incident'),
+      el('form', { class: 'inline', id: 'incident', onsubmit: open }, el('label', {}, 'Suspects', suspects), el('label', {}, 'From', from),
+        el('label', {}, 'To', to), el('button', { type: 'submit', id: 'incident-go' }, 'Open incident')), opened),
+    el('section', { class: 'card' }, el('h2', {}, 'Incidents'), el('table', {}, el('thead', {}, el('tr', {}, ['incident', 'state',
+      'suspects', 'window', 'exposures', 'opened by', 'opened', 'report'].map((h) => el('th', {}, h)))), incidents)));
+  try { await listIncidents(); } catch (err) { fail(opened, err); }
 }
 
 // ───── start ─────

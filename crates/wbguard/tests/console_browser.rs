@@ -473,6 +473,10 @@ fn analysts_work_the_console_in_a_real_browser() {
         "every entry verified",
         &format!("document.querySelectorAll('#evidence-rows .badge.verified').length === {seqs}"),
     );
+    b.js(
+        "document.querySelector('#evidence').scrollIntoView();",
+        json!([]),
+    );
     b.screenshot("console-alert");
     // A lie is caught: an altered root, an altered checkpoint.
     let seq = first[0]["audit_seqs"][0].as_u64().unwrap();
@@ -531,6 +535,35 @@ fn analysts_work_the_console_in_a_real_browser() {
         "document.querySelector('#audit-rows .badge.verified')",
     );
     b.screenshot("console-audit");
+
+    // ── Forensics: a leaked list uploaded, its source ranked first, an incident opened from it. ──
+    let leak = dirs.root.path().join("leak.csv");
+    std::fs::write(
+        &leak,
+        "waybill_no,name,phone,address\nW1,王芳,13800135678,科技园1号\n",
+    )
+    .unwrap();
+    b.go(&format!("{}/console#/forensics", s.base));
+    b.wait("the upload form", "document.querySelector('#leak-file')");
+    b.type_in("#leak-file", leak.to_str().unwrap());
+    b.click("#attribute-go");
+    b.wait("the suspects", "document.querySelector('#suspects tr td')");
+    let first_row = b.text("#suspects tr:nth-child(2)");
+    assert!(first_row.starts_with("1\tC2a"), "{first_row}");
+    b.click("#incident-go");
+    b.wait(
+        "the incident",
+        "document.querySelector('#incident-result').innerText.startsWith('Incident')",
+    );
+    b.wait(
+        "the incident in the list",
+        "document.querySelector('#incident-rows a[download]')",
+    );
+    assert!(
+        !b.text("body").contains("13800135678"),
+        "no page shows a phone"
+    );
+    b.screenshot("console-forensics");
 
     // Sign-in and sign-out are audited under the auditor's own account.
     b.click("#sign-out");
