@@ -7,7 +7,8 @@
 //! - [`Checkpoint`]: the C2SP `tlog-checkpoint` body;
 //! - [`AuditEntry`]: one entry, encoded canonically — its bytes are exactly what is hashed;
 //! - [`verify_log`]: replays a log and its signed checkpoints and names the first entry altered, removed or
-//!   reordered.
+//!   reordered;
+//! - [`EvidencePack`]: chosen entries with their inclusion proofs up to one signed checkpoint, checked offline.
 //!
 //! - [`LogTail`]: sequencing — an entry's seq, its link to the previous entry and the Merkle nodes its append
 //!   completes, computed here once for every backend.
@@ -20,6 +21,7 @@ mod entry;
 mod error;
 pub mod merkle;
 pub mod note;
+pub mod pack;
 mod sequence;
 mod verify;
 
@@ -27,5 +29,6 @@ pub use checkpoint::Checkpoint;
 pub use entry::AuditEntry;
 pub use error::AuditError;
 pub use merkle::Hash;
+pub use pack::{EvidencePack, PackEntry, PackError, PackReport, PACK_FORMAT};
 pub use sequence::{void_entry, LogTail, Sequenced};
 pub use verify::{verify_log, StoredEntry, VerifyFailure, VerifyReport};

@@ -78,6 +78,52 @@ impl Guard {
             .ok_or_else(|| GuardError::NotFound(format!("audit entry {seq}")))
     }
 
+    /// An evidence pack of alert `id` (auditors and admins, who may read the log): the audit entries behind it,
+    /// each with its inclusion proof up to a checkpoint signed now, the verifier key and the alert itself, for
+    /// anyone to check offline (`wbguard audit verify-pack`). Audited (`evidence_pack`) before the checkpoint is
+    /// signed, so the pack's own entry is covered too.
+    pub fn evidence_pack(
+        &self,
+        actor: Actor<'_>,
+        id: i64,
+        meta: &RequestMeta,
+    ) -> Result<wbg_audit::EvidencePack, GuardError> {
+        use base64::{engine::general_purpose::STANDARD as B64, Engine};
+        let (who, mut e) = self.admin(actor, AdminAction::ReadAudit, "evidence_pack", meta)?;
+        e.detail = Some(format!("alert={id}"));
+        let Some(alert) = self.store.alert(id)? else {
+            return Err(self.deny(e, GuardError::NotFound(format!("alert {id}"))));
+        };
+        e.detail = Some(format!("alert={id} entries={}", alert.audit_seqs.len()));
+        self.store.append_audit(e)?;
+        let (size, checkpoint) = self.signed_checkpoint()?;
+        let mut entries = Vec::with_capacity(alert.audit_seqs.len());
+        for &seq in &alert.audit_seqs {
+            let bytes = self
+                .store
+                .audit_entry(seq)?
+                .ok_or_else(|| GuardError::Internal(format!("audit entry {seq} is missing")))?;
+            entries.push(wbg_audit::PackEntry {
+                seq,
+                entry: B64.encode(&bytes),
+                proof: self
+                    .inclusion_proof(seq, size)?
+                    .iter()
+                    .map(|h| B64.encode(h))
+                    .collect(),
+            });
+        }
+        Ok(wbg_audit::EvidencePack {
+            format: wbg_audit::PACK_FORMAT.into(),
+            subject: serde_json::json!({ "alert": alert }),
+            created_by: who.id.to_string(),
+            created_at: self.clock.now(),
+            checkpoint,
+            verifier_key: self.verifier_key().to_text(),
+            entries,
+        })
+    }
+
     /// One page of the audit entries `q` selects, newest first (auditors and admins). Each text filter is checked
     /// (at most 64 printable characters; an action is lower-case letters and `_`; a decision `allow` or `deny`).
     pub fn search_audit(

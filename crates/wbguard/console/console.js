@@ -553,6 +553,9 @@ async function alertPage(view, id) {
           el('td', {}, h.reason), el('td', {}, h.assignee || '—'), el('td', {}, h.note || ''))))
         : el('p', { class: 'muted' }, 'Not triaged yet.')),
     el('section', { class: 'card' }, el('h2', {}, `Evidence: the ${a.audit_seqs.length} audit entries behind it, each proven in this browser`),
+      el('p', {}, el('a', { id: 'evidence-pack', href: `/v1/alerts/${a.id}/evidence-pack`, download: `alert-${a.id}-evidence.json` },
+        'Download the evidence pack'), el('span', { class: 'muted' }, ' — the entries, their inclusion proofs, a checkpoint signed now and the '
+        + 'verifier key; anyone checks it offline with `wbguard audit verify-pack FILE --vkey KEY`.')),
       await evidenceTable(a.audit_seqs)));
   const timer = setInterval(tickSla, 1000);
   tickSla();

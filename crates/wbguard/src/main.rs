@@ -19,7 +19,7 @@ mod witness;
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
 use config::{Common, Config};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use wbg_audit::note::NoteVerifier;
 use wbg_guard::{Actor, Guard, OpenReport, RequestMeta};
@@ -280,6 +280,17 @@ enum AuditCommand {
     },
     /// Sign a checkpoint of the log as it is now and print it.
     Checkpoint,
+    /// Check an evidence pack offline (`GET /v1/alerts/{id}/evidence-pack`, the console's download): the
+    /// checkpoint's signature, each entry's bytes and its inclusion proof. Needs no node and no store. Exit 0
+    /// when every entry holds, 1 naming those that do not.
+    VerifyPack {
+        /// The pack (JSON).
+        pack: PathBuf,
+        /// The log's verifier key (`name+hash+base64key`), obtained elsewhere than the pack: without it the key the
+        /// pack carries is used, which shows only that the pack is consistent, not that this log signed it.
+        #[arg(long, value_name = "FILE")]
+        vkey: Option<PathBuf>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -555,9 +566,13 @@ fn run(cli: Cli) -> Result<std::process::ExitCode> {
             serve(cfg)?;
             Ok(ok)
         }
+        Command::Audit {
+            command: AuditCommand::VerifyPack { pack, vkey },
+        } => verify_pack(&pack, vkey.as_deref()),
         Command::Audit { command } => {
             let cfg = Config::load(&cli.common)?;
             match command {
+                AuditCommand::VerifyPack { pack, vkey } => verify_pack(&pack, vkey.as_deref()),
                 AuditCommand::Verify { vkey, checkpoint } => {
                     audit_verify(&cfg, vkey, checkpoint.as_deref())
                 }
@@ -949,6 +964,54 @@ fn init(cfg: &Config) -> Result<()> {
 }
 
 /// `audit verify`: exit 0 when intact; exit 1 naming the first bad entry.
+fn verify_pack(path: &Path, vkey: Option<&Path>) -> Result<std::process::ExitCode> {
+    let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let pack = wbg_audit::EvidencePack::parse(&bytes)?;
+    let (key_text, from_pack) = match vkey {
+        Some(p) => (
+            std::fs::read_to_string(p).with_context(|| format!("cannot read {}", p.display()))?,
+            false,
+        ),
+        None => (pack.verifier_key.clone(), true),
+    };
+    let key = NoteVerifier::from_text(&key_text).context("not a verifier key")?;
+    let report = match pack.verify(&key) {
+        Ok(r) => r,
+        Err(e) => {
+            println!("FAILED: {e}");
+            return Ok(std::process::ExitCode::from(1));
+        }
+    };
+    println!(
+        "checkpoint: {} size {} signed by {}{}",
+        report.origin,
+        report.size,
+        key.to_text(),
+        if from_pack {
+            " (the key the pack carries: give --vkey with the key published elsewhere to prove it is this log's)"
+        } else {
+            ""
+        }
+    );
+    for seq in &report.verified {
+        println!("entry {seq}: verified");
+    }
+    for (seq, why) in &report.failed {
+        println!("entry {seq}: FAILED: {why}");
+    }
+    if report.holds() {
+        println!("{} entries verified", report.verified.len());
+        Ok(std::process::ExitCode::SUCCESS)
+    } else {
+        println!(
+            "{} of {} entries do not hold",
+            report.failed.len(),
+            report.failed.len() + report.verified.len()
+        );
+        Ok(std::process::ExitCode::from(1))
+    }
+}
+
 fn audit_verify(
     cfg: &Config,
     vkey: Option<PathBuf>,

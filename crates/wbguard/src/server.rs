@@ -173,7 +173,7 @@ impl utoipa::Modify for BearerAuth {
         credentials::list_tokens, credentials::revoke_token, credentials::enrolment, credentials::approve_enrolment, credentials::cancel_enrolment,
         credentials::redeem, credentials::me, credentials::sync_roster, credentials::access_review, credentials::recertify, policies::propose,
         policies::list, policies::text, policies::approve, policies::rollback, policies::replay, waybills::ingest, waybills::read,
-        waybills::label, waybills::resolve_label, waybills::route_call, waybills::record_event, waybills::record_events, forensics::alerts, forensics::alert, forensics::explain, forensics::triage, forensics::alert_stream,
+        waybills::label, waybills::resolve_label, waybills::route_call, waybills::record_event, waybills::record_events, forensics::alerts, forensics::alert, forensics::explain, forensics::evidence_pack, forensics::triage, forensics::alert_stream,
         forensics::attribute, forensics::open_incident, forensics::incidents, forensics::incident, forensics::close_incident, forensics::reopen_incident, forensics::notifications, forensics::plant_canaries,
         work::open_ticket, work::ticket, work::close_ticket, work::list_exports, work::request_export, work::export_status, work::approve_export,
         work::export_file, audit::checkpoint, audit::verifier_key, audit::inclusion, audit::consistency, audit::search, audit::entry, healthz, metrics_text),
@@ -253,6 +253,10 @@ pub fn router(guard: Arc<Guard>, metrics: PrometheusHandle, options: RouterOptio
         .route("/v1/alerts/{id}", get(forensics::alert))
         .route("/v1/alerts/{id}/triage", post(forensics::triage))
         .route("/v1/alerts/{id}/explanation", get(forensics::explain))
+        .route(
+            "/v1/alerts/{id}/evidence-pack",
+            get(forensics::evidence_pack),
+        )
         .route("/v1/forensics/attributions", post(forensics::attribute))
         .route(
             "/v1/forensics/incidents",

@@ -273,6 +273,83 @@ fn analysts_work_alerts_search_the_log_and_list_what_they_oversee() {
         assert_eq!(st, 400, "{bad}: {body}");
     }
     assert_eq!(search("account=C2a", &courier).0, 403);
+
+    // ── An evidence pack: the alert's entries with proofs to a checkpoint signed now, checked offline. ──
+    let r = s.get(&format!("/v1/alerts/{id}/evidence-pack"), Some(&auditor));
+    assert_eq!(r.status(), 200);
+    assert!(r.headers()["content-disposition"]
+        .to_str()
+        .unwrap()
+        .contains(&format!("alert-{id}-evidence.json")));
+    let pack: Value = r.json().unwrap();
+    assert_eq!(pack["format"], "wbguard-evidence-pack/1");
+    assert_eq!(pack["created_by"], "AUD1");
+    let packed: Vec<u64> = pack["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["seq"].as_u64().unwrap())
+        .collect();
+    assert_eq!(packed, seqs);
+    let pack_file = dirs.root.path().join("pack.json");
+    let vkey_file = dirs.root.path().join("log.vkey");
+    std::fs::write(&pack_file, pack.to_string()).unwrap();
+    std::fs::write(&vkey_file, s.get("/v1/audit/key", None).text().unwrap()).unwrap();
+    let verify = |pack: &std::path::Path, vkey: &std::path::Path| {
+        let out = std::process::Command::new(common::BIN)
+            .args([
+                "audit",
+                "verify-pack",
+                common::path_str(pack),
+                "--vkey",
+                common::path_str(vkey),
+            ])
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
+    };
+    let (code, said) = verify(&pack_file, &vkey_file);
+    assert_eq!(code, Some(0), "{said}");
+    assert!(
+        said.contains(&format!("{} entries verified", seqs.len())),
+        "{said}"
+    );
+    // One entry's bytes changed (the refusal turned into a grant): that entry is named, the run fails.
+    let mut forged = pack.clone();
+    let original = forged["entries"][0]["entry"].as_str().unwrap().to_owned();
+    use base64::Engine;
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let text = String::from_utf8(b64.decode(&original).unwrap()).unwrap();
+    assert!(text.contains("\"deny\""), "{text}");
+    forged["entries"][0]["entry"] = json!(b64.encode(text.replace("\"deny\"", "\"allow\"")));
+    std::fs::write(&pack_file, forged.to_string()).unwrap();
+    let (code, said) = verify(&pack_file, &vkey_file);
+    assert_eq!(code, Some(1), "{said}");
+    assert!(
+        said.contains(&format!("entry {}: FAILED", seqs[0])),
+        "{said}"
+    );
+    // A pack checked against another log's key proves nothing.
+    std::fs::write(&pack_file, pack.to_string()).unwrap();
+    let other = wbg_audit::note::NoteSigner::generate("other/log").unwrap();
+    std::fs::write(&vkey_file, other.verifier().to_text()).unwrap();
+    assert_eq!(verify(&pack_file, &vkey_file).0, Some(1));
+    // Only those who read the log get one; the request is audited.
+    assert_eq!(
+        s.get(&format!("/v1/alerts/{id}/evidence-pack"), Some(&courier))
+            .status(),
+        403
+    );
+    assert_eq!(
+        search("account=AUD1&action=evidence_pack", &auditor).1["entries"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
     assert_eq!(
         search("account=C2a", &admin).0,
         200,

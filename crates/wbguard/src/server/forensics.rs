@@ -94,6 +94,34 @@ pub(super) async fn explain(
         .map(Json)
 }
 
+#[utoipa::path(get, path = "/v1/alerts/{id}/evidence-pack", tag = "oversight",
+    summary = "The audit entries behind an alert with inclusion proofs up to a checkpoint signed now, and the verifier key: checked offline by `wbguard audit verify-pack` (auditors, admins)",
+    security(("bearer" = [])), params(("id" = i64, Path)),
+    responses((status = 200, description = "a wbguard-evidence-pack/1 JSON document", content_type = "application/json"),
+        (status = 400, body = ApiErrorBody), (status = 401, body = ApiErrorBody), (status = 403, body = ApiErrorBody),
+        (status = 404, body = ApiErrorBody)))]
+pub(super) async fn evidence_pack(caller: Caller, Path(id): Path<String>) -> ApiResult<Response> {
+    let id = alert_id(&id)?;
+    let pack = caller
+        .run(move |g, c| g.evidence_pack(c.actor(), id, &c.meta))
+        .await?;
+    let disposition = format!("attachment; filename=\"alert-{id}-evidence.json\"");
+    Ok((
+        [(
+            header::CONTENT_DISPOSITION,
+            axum::http::HeaderValue::from_str(&disposition).map_err(|_| {
+                ApiError::new(
+                    axum::http::StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal",
+                    "header",
+                )
+            })?,
+        )],
+        Json(pack),
+    )
+        .into_response())
+}
+
 #[utoipa::path(post, path = "/v1/alerts/{id}/triage", tag = "oversight",
     summary = "Triage an alert: state, reason code, assignee, note (auditors); every change audited",
     description = "Reason codes by target state: new ← reopened; investigating ← needs_investigation, reassigned; \
