@@ -2,7 +2,7 @@
 //! through `new` → `investigating` → `confirmed` / `false_positive` with a reason code, an assignee and notes,
 //! every change a compare-and-set written with its audit entry.
 use crate::guard::{Actor, RequestMeta};
-use crate::{Guard, GuardError};
+use crate::{Guard, GuardError, SuppressedAlerts};
 use serde::{Deserialize, Serialize};
 use wbg_core::{AccountId, AccountStatus, Alert, Millis, ALERT_EVIDENCE};
 use wbg_policy::AdminAction;
@@ -139,21 +139,33 @@ impl Guard {
         seqs
     }
 
-    /// Lists alerts (auditors, admins).
+    /// Lists alerts (auditors, admins), less those a suppression hides.
     pub fn alerts(
         &self,
         actor: Actor<'_>,
         filter: &AlertFilter,
         meta: &RequestMeta,
     ) -> Result<Vec<Alert>, GuardError> {
+        self.alerts_with(actor, filter, SuppressedAlerts::Hide, meta)
+    }
+
+    /// Lists alerts (auditors, admins): those suppressions hide as `which` says.
+    pub fn alerts_with(
+        &self,
+        actor: Actor<'_>,
+        filter: &AlertFilter,
+        which: SuppressedAlerts,
+        meta: &RequestMeta,
+    ) -> Result<Vec<Alert>, GuardError> {
         self.admin(actor, AdminAction::ReadAlerts, "alert_list", meta)?;
         if let Some(s) = &filter.state {
             valid_state(s)?;
         }
-        Ok(self.store.alerts(filter)?)
+        self.apply_suppressions(self.store.alerts(filter)?, which)
     }
 
-    /// Alerts raised after alert `after`, oldest first (at most `limit`): what a live queue has not shown yet.
+    /// Alerts raised after alert `after`, oldest first (at most `limit`, less those a suppression hides): what a
+    /// live queue has not shown yet.
     pub fn alerts_after(
         &self,
         actor: Actor<'_>,
@@ -162,7 +174,10 @@ impl Guard {
         meta: &RequestMeta,
     ) -> Result<Vec<Alert>, GuardError> {
         self.admin(actor, AdminAction::ReadAlerts, "alert_list", meta)?;
-        Ok(self.store.alerts_after(after, limit)?)
+        self.apply_suppressions(
+            self.store.alerts_after(after, limit)?,
+            SuppressedAlerts::Hide,
+        )
     }
 
     /// The newest alert's id (0 when there is none): where a live queue starts.

@@ -32,6 +32,7 @@ mod read;
 mod replay;
 mod retention;
 mod review;
+mod suppress;
 mod token;
 mod view;
 mod work;
@@ -73,6 +74,10 @@ pub use policies::{PolicyVersion, MAX_POLICY_BYTES};
 pub use replay::{DecisionChange, ReplayReport};
 pub use retention::{RetentionPolicy, ShreddedBucket};
 pub use review::{review_csv, PurposeAccess, ReviewRow, REVIEW_WINDOW_DAYS};
+pub use suppress::{
+    Backtest, SuppressedAlerts, Suppression, SuppressionRequest, SuppressionScope, BACKTEST_DAYS,
+    MAX_SUPPRESSION_DAYS, SUPPRESSION_REASONS,
+};
 pub use token::{hash_token, new_token};
 pub use view::{MaskedAddress, PartyView, WaybillView};
 pub use wbg_label::{Format as LabelFormat, Label};

@@ -389,6 +389,21 @@ async function alertsPage(view) {
       el('th', {}, 'assignee'), el('th', {}, `SLA to triage (critical ${session.sla_minutes.critical} min, warning `
         + `${session.sla_minutes.warning}, info ${session.sla_minutes.info})`))), rows));
   try { await load(); } catch (err) { fail(status, err); return; }
+  const sups = el('tbody', { id: 'suppression-rows' });
+  const loadSups = async () => {
+    const now = Date.now();
+    const list = (await api('GET', '/v1/suppressions')).filter((x) => !x.lifted_at && x.expires_at > now);
+    sups.replaceChildren(...list.map((x) => el('tr', {}, el('td', {}, x.id), el('td', {}, x.detector), el('td', {}, `${x.scope} ${x.value}`),
+      el('td', {}, x.reason), el('td', {}, x.created_by), el('td', {}, formatTime(x.expires_at)),
+      el('td', {}, `${x.backtest.alerts} (${x.backtest.confirmed} confirmed)`),
+      el('td', {}, session.role === 'auditor' ? el('button', { type: 'button', class: 'secondary lift', onclick: async () => {
+        try { await api('POST', `/v1/suppressions/${x.id}/lift`); await loadSups(); } catch (err) { fail(status, err); }
+      } }, 'Lift') : ''))));
+    if (!list.length) sups.replaceChildren(el('tr', {}, el('td', { colspan: 8, class: 'muted' }, 'None in force.')));
+  };
+  view.append(el('h2', {}, 'Suppressions in force'), el('table', { id: 'suppressions' }, el('thead', {}, el('tr', {},
+    ['suppression', 'detector', 'for', 'reason', 'by', 'until', 'would have hidden (30 days)', ''].map((h) => el('th', {}, h)))), sups));
+  loadSups().catch((err) => fail(status, err));
 
   const timer = setInterval(tickSla, 1000);
   const stream = new EventSource('/v1/alerts/stream');
@@ -511,6 +526,36 @@ async function alertPage(view, id) {
   };
   const ent = why.entitlement || {};
   const acct = ent.account || {};
+  // Tuning, measured first: what a suppression would have hidden over 30 days, then applied with a reason.
+  const scopes = [['account', a.account], ['outlet', acct.outlet], ['role', acct.role]].filter(([, v]) => v);
+  const scopeSel = el('select', { id: 'suppress-scope' }, scopes.map(([k, v]) => el('option', { value: k }, `this ${k}: ${v}`)));
+  const suppressReason = el('select', { id: 'suppress-reason' }, el('option', { value: '' }, '— reason (required) —'),
+    [['legitimate_work', 'Legitimate work'], ['known_noise', 'Known noise'], ['test_activity', 'Test activity'],
+      ['duplicate_source', 'Duplicate source']].map(([v, t]) => el('option', { value: v }, t)));
+  const suppressDays = el('input', { id: 'suppress-days', type: 'number', min: 1, max: 90, value: '30', size: 4 });
+  const acceptConfirmed = el('input', { id: 'suppress-accept', type: 'checkbox' });
+  const suppressResult = el('p', { id: 'suppress-result', role: 'status' });
+  const applyButton = el('button', { type: 'button', id: 'suppress-apply', disabled: true }, 'Apply');
+  const suppression = () => ({ detector: a.kind, scope: scopeSel.value, value: Object.fromEntries(scopes)[scopeSel.value] });
+  const backtest = async () => {
+    try {
+      const bt = await api('POST', '/v1/suppressions/backtest', suppression());
+      suppressResult.textContent = `Over the last 30 days it would have hidden ${bt.alerts} ${a.kind} alerts: ${bt.confirmed} later `
+        + `confirmed, ${bt.false_positive} false positives, ${bt.open} still open.`;
+      applyButton.disabled = false;
+    } catch (err) { suppressResult.textContent = err.message; }
+  };
+  scopeSel.addEventListener('change', () => { applyButton.disabled = true; suppressResult.textContent = ''; });
+  applyButton.addEventListener('click', async () => {
+    if (!suppressReason.value) { suppressResult.textContent = 'A reason code is required.'; return; }
+    try {
+      const sup = await api('POST', '/v1/suppressions', { ...suppression(), reason: suppressReason.value,
+        days: Number(suppressDays.value), accept_confirmed: acceptConfirmed.checked });
+      suppressResult.textContent = `Suppression ${sup.id} in force until ${formatTime(sup.expires_at)}: new ${sup.detector} alerts `
+        + `of ${sup.scope} ${sup.value} leave the queue (the engine still refuses and suspends).`;
+      applyButton.disabled = true;
+    } catch (err) { suppressResult.textContent = err.message; }
+  });
   const sla = a.state === 'new' ? el('span', { dataset: { deadline: String(slaDeadline(a)) } }, '…')
     : el('span', { class: 'sla-ok' }, 'triaged');
   body.replaceChildren(
@@ -531,6 +576,14 @@ async function alertPage(view, id) {
           'Suspend account')), containResult]
         : el('p', { class: 'muted' }, 'Suspending an account is an admin\'s action (auditors decide what an alert was, admins act on '
           + 'accounts): an admin opening this alert can suspend from here. The risk engine suspends by itself past its threshold.'))),
+    session.role === 'auditor' ? el('section', { class: 'card', id: 'suppress' }, el('h2', {}, `Tune: hide ${a.kind} alerts`),
+      el('p', { class: 'muted' }, 'Backtested over the last 30 days before it can be applied; it hides alerts from the queue, never '
+        + 'from the engine, and lasts at most 90 days.'),
+      el('div', { class: 'inline' }, el('label', {}, 'For', scopeSel),
+        el('button', { type: 'button', class: 'secondary', id: 'suppress-backtest', onclick: backtest }, 'Backtest')),
+      suppressResult,
+      el('div', { class: 'inline' }, el('label', {}, 'Reason', suppressReason), el('label', {}, 'Days', suppressDays),
+        el('label', {}, 'Hide even confirmed kinds', acceptConfirmed), applyButton)) : null,
     el('section', { class: 'card' }, el('h2', {}, 'Why: the signals and scores'),
       why.signals && why.signals.length ? el('ul', {}, why.signals.map((s) => el('li', {}, describe(s))))
         : el('p', { class: 'muted' }, 'No signal detail was recorded with this alert.'),

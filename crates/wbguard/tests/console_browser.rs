@@ -516,6 +516,38 @@ fn analysts_work_the_console_in_a_real_browser() {
     // The auditor cannot suspend: the console says whose action it is rather than offer a button that fails.
     assert!(b.text("body").contains("an admin's action"));
 
+    // Tuning, measured first: the backtest, then the suppression with a reason; the queue lists it; lifted.
+    b.click("#suppress-backtest");
+    b.wait(
+        "the backtest",
+        "document.querySelector('#suppress-result').innerText.includes('would have hidden 1 rate_limit alerts')",
+    );
+    b.click("#suppress-apply");
+    b.wait(
+        "the refusal without a reason",
+        "document.querySelector('#suppress-result').innerText.includes('reason code is required')",
+    );
+    b.choose("#suppress-reason", "known_noise");
+    b.click("#suppress-apply");
+    b.wait(
+        "the suppression",
+        "document.querySelector('#suppress-result').innerText.startsWith('Suppression S')",
+    );
+    b.go(&format!("{}/console#/alerts", s.base));
+    b.wait(
+        "the suppression in force",
+        "document.querySelector('#suppression-rows .lift')",
+    );
+    assert!(b.text("#suppression-rows").contains("account C2a"));
+    b.click("#suppression-rows .lift");
+    b.wait(
+        "the lifted suppression",
+        "document.querySelector('#suppression-rows').innerText.includes('None in force')",
+    );
+    let sups: Value = s.get("/v1/suppressions", Some(&auditor)).json().unwrap();
+    assert_eq!(sups[0]["lifted_by"], "AUD1", "{sups}");
+    assert_eq!(sups[0]["reason"], "known_noise");
+
     // ── The audit explorer: a search, and the proof of one entry. ──
     b.go(&format!("{}/console#/audit", s.base));
     b.wait(

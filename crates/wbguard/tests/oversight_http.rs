@@ -758,3 +758,183 @@ fn analysts_work_alerts_search_the_log_and_list_what_they_oversee() {
     drop(live);
     dirs.assert_audit_intact();
 }
+
+/// `count` couriers of `outlet` (ids `{prefix}1…`), each with a parcel of its own out for delivery.
+fn couriers(
+    s: &Server,
+    admin: &str,
+    integ: &str,
+    outlet: &str,
+    prefix: &str,
+    count: usize,
+) -> Vec<(String, String)> {
+    (1..=count)
+        .map(|i| {
+            let id = format!("{prefix}{i}");
+            let token = s.account(admin, &id, "courier", Some(outlet), None);
+            let no = format!("W{id}");
+            let r = s.post(
+                "/v1/waybills",
+                Some(integ),
+                &waybill(
+                    &no,
+                    "M001",
+                    "O1",
+                    outlet,
+                    "王芳",
+                    "13800135678",
+                    "科技园1号",
+                ),
+            );
+            assert_eq!(r.status(), 201, "{}", r.text().unwrap());
+            for (kind, at, c) in [
+                ("picked_up", "O1", None),
+                ("at_outlet", outlet, None),
+                ("out_for_delivery", outlet, Some(id.as_str())),
+            ] {
+                let r = s.post(
+                    &format!("/v1/waybills/{no}/events"),
+                    Some(integ),
+                    &json!({"type": kind, "outlet": at, "courier": c}),
+                );
+                assert_eq!(r.status(), 200, "{}", r.text().unwrap());
+            }
+            (token, no)
+        })
+        .collect()
+}
+
+/// Reads `no` until the ceiling refuses; returns the rate alert it raised.
+fn raise(s: &Server, auditor: &str, (token, no): &(String, String), account: &str) -> i64 {
+    for _ in 0..10 {
+        let r = s.get(&format!("/v1/waybills/{no}?purpose=delivery"), Some(token));
+        if r.status() == 429 {
+            let all: Vec<Value> = s
+                .get(
+                    &format!("/v1/alerts?account={account}&kind=rate_limit&suppressed=include"),
+                    Some(auditor),
+                )
+                .json()
+                .unwrap();
+            return all[0]["id"].as_i64().unwrap();
+        }
+        assert_eq!(r.status(), 200, "{}", r.text().unwrap());
+    }
+    panic!("the ceiling never refused");
+}
+
+#[test]
+fn suppressions_are_backtested_before_they_hide_anything_and_never_hide_from_the_engine() {
+    let dirs = Dirs::new("[risk.rate_limit]\nreads_per_minute = 1\nburst = 2");
+    let admin = dirs.create_account("ROOT1", "admin", None);
+    let s = Server::start(&dirs, "info");
+    let integ = s.account(&admin, "I1", "integration", None, None);
+    let auditor = s.account(&admin, "AUD1", "auditor", None, None);
+    let o2 = couriers(&s, &admin, &integ, "O2", "C2", 3);
+    let o3 = couriers(&s, &admin, &integ, "O3", "C3", 2);
+    let triage = |id: i64, state: &str, reason: &str| {
+        let r = s.post(
+            &format!("/v1/alerts/{id}/triage"),
+            Some(&auditor),
+            &json!({"state": state, "reason": reason}),
+        );
+        assert_eq!(r.status(), 200, "{}", r.text().unwrap());
+    };
+    // Last month's history at O2: one alert confirmed a leak, one was legitimate work.
+    let leak = raise(&s, &auditor, &o2[0], "C21");
+    triage(leak, "confirmed", "confirmed_leak");
+    let noise = raise(&s, &auditor, &o2[1], "C22");
+    triage(noise, "false_positive", "legitimate_work");
+    let elsewhere = raise(&s, &auditor, &o3[0], "C31");
+
+    let ask = |path: &str, body: Value| {
+        let r = s.post(path, Some(&auditor), &body);
+        let st = r.status().as_u16();
+        (st, r.json::<Value>().unwrap_or(Value::Null))
+    };
+    let outlet = json!({"detector": "rate_limit", "scope": "outlet", "value": "O2"});
+    let (st, bt) = ask("/v1/suppressions/backtest", outlet.clone());
+    assert_eq!(st, 200, "{bt}");
+    assert_eq!(
+        (
+            bt["alerts"].as_u64(),
+            bt["confirmed"].as_u64(),
+            bt["false_positive"].as_u64()
+        ),
+        (Some(2), Some(1), Some(1)),
+        "{bt}"
+    );
+    assert_eq!(bt["sample"], json!([noise, leak]));
+    // Applying it blind to the confirmed leak it would have hidden is refused, and the refusal audited.
+    let mut apply = outlet.clone();
+    apply["reason"] = json!("known_noise");
+    let (st, body) = ask("/v1/suppressions", apply.clone());
+    assert_eq!(st, 409, "{body}");
+    assert!(body["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("2 alerts, 1 of them later confirmed"));
+    for bad in [
+        json!({"detector": "rate_limit", "scope": "outlet", "value": "O2", "reason": "because"}),
+        json!({"detector": "rate_limit", "scope": "outlet", "value": "O2"}),
+        json!({"detector": "rate_limit", "scope": "role", "value": "pilot", "reason": "known_noise"}),
+        json!({"detector": "rate limit", "scope": "outlet", "value": "O2", "reason": "known_noise"}),
+        json!({"detector": "rate_limit", "scope": "outlet", "value": "O2", "reason": "known_noise", "days": 91}),
+        json!({"detector": "rate_limit", "scope": "desk", "value": "O2", "reason": "known_noise"}),
+    ] {
+        assert_eq!(ask("/v1/suppressions", bad.clone()).0, 400, "{bad}");
+    }
+    apply["accept_confirmed"] = json!(true);
+    let (st, sup) = ask("/v1/suppressions", apply);
+    assert_eq!(st, 201, "{sup}");
+    let id = sup["id"].as_str().unwrap().to_owned();
+    assert_eq!(sup["backtest"]["alerts"], 2);
+
+    // It hides only what is raised from now on, and only in its scope; the engine still refuses.
+    let hidden = raise(&s, &auditor, &o2[2], "C23");
+    let shown = raise(&s, &auditor, &o3[1], "C32");
+    let ids = |q: &str| -> Vec<i64> {
+        let list: Vec<Value> = s
+            .get(&format!("/v1/alerts?kind=rate_limit{q}"), Some(&auditor))
+            .json()
+            .unwrap();
+        list.iter().map(|a| a["id"].as_i64().unwrap()).collect()
+    };
+    assert_eq!(ids(""), vec![shown, elsewhere, noise, leak]);
+    assert_eq!(ids("&suppressed=only"), vec![hidden]);
+    assert_eq!(ids("&suppressed=include").len(), 5);
+    assert_eq!(
+        s.get("/v1/alerts?suppressed=maybe", Some(&auditor))
+            .status(),
+        400
+    );
+    // Lifting ends it (a second lift is a conflict); what it hid stays findable with suppressed=only.
+    let (st, lifted) = ask(&format!("/v1/suppressions/{id}/lift"), json!({}));
+    assert_eq!(st, 200, "{lifted}");
+    assert_eq!(lifted["lifted_by"], "AUD1");
+    assert_eq!(
+        ask(&format!("/v1/suppressions/{id}/lift"), json!({})).0,
+        409
+    );
+    assert_eq!(ask("/v1/suppressions/nope/lift", json!({})).0, 400);
+    assert_eq!(ids("&suppressed=only"), vec![hidden]);
+    // Only auditors tune; every step is in the audit log with the backtest's figures.
+    assert_eq!(
+        s.post("/v1/suppressions", Some(&admin), &outlet).status(),
+        403
+    );
+    let page: Value = s
+        .get(
+            "/v1/audit/entries?account=AUD1&action=alert_suppress",
+            Some(&auditor),
+        )
+        .json()
+        .unwrap();
+    let entries = page["entries"].as_array().unwrap();
+    assert!(entries.iter().any(|e| e["decision"] == "allow"
+        && e["detail"]
+            .as_str()
+            .unwrap()
+            .contains("would_have_hidden=2 confirmed=1")));
+    assert!(entries.iter().any(|e| e["decision"] == "deny"));
+}

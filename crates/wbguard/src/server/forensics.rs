@@ -13,8 +13,9 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use wbg_core::Alert;
 use wbg_guard::{
-    AlertDetail, AlertExplanation, Attribution, ImpactReport, IncidentRequest, IncidentStateChange,
-    IncidentSummary, NotificationList, TriageRequest,
+    AlertDetail, AlertExplanation, Attribution, Backtest, ImpactReport, IncidentRequest,
+    IncidentStateChange, IncidentSummary, NotificationList, SuppressedAlerts, Suppression,
+    SuppressionRequest, TriageRequest,
 };
 use wbg_store::AlertFilter;
 
@@ -37,6 +38,9 @@ pub(super) struct AlertQuery {
     /// At most this many (default 100, max 10,000), newest first.
     #[serde(default)]
     limit: Option<usize>,
+    /// Alerts a suppression hides: `hide` (the default: the queue), `include`, or `only`.
+    #[serde(default)]
+    suppressed: Option<String>,
 }
 
 #[utoipa::path(get, path = "/v1/alerts", tag = "oversight", summary = "Alerts, newest first (auditors, admins)",
@@ -51,8 +55,18 @@ pub(super) async fn alerts(caller: Caller, Q(q): Q<AlertQuery>) -> ApiResult<Jso
         since: super::audit::when("since", q.since.as_deref())?,
         limit: q.limit.unwrap_or(100),
     };
+    let which = match q.suppressed.as_deref() {
+        None | Some("hide") => SuppressedAlerts::Hide,
+        Some("include") => SuppressedAlerts::Include,
+        Some("only") => SuppressedAlerts::Only,
+        Some(_) => {
+            return Err(ApiError::invalid(
+                "suppressed must be hide, include or only",
+            ))
+        }
+    };
     caller
-        .run(move |g, c| g.alerts(c.actor(), &filter, &c.meta))
+        .run(move |g, c| g.alerts_with(c.actor(), &filter, which, &c.meta))
         .await
         .map(Json)
 }
@@ -90,6 +104,63 @@ pub(super) async fn explain(
     let id = alert_id(&id)?;
     caller
         .run(move |g, c| g.explain_alert(c.actor(), id, &c.meta))
+        .await
+        .map(Json)
+}
+
+#[utoipa::path(post, path = "/v1/suppressions/backtest", tag = "oversight",
+    summary = "What a suppression would have hidden over the last 30 days, and how many of those alerts were later confirmed (auditors)",
+    security(("bearer" = [])), request_body = SuppressionRequest,
+    responses((status = 200, body = Backtest), (status = 400, body = ApiErrorBody), (status = 401, body = ApiErrorBody),
+        (status = 403, body = ApiErrorBody)))]
+pub(super) async fn backtest_suppression(
+    caller: Caller,
+    Body(req): Body<SuppressionRequest>,
+) -> ApiResult<Json<Backtest>> {
+    caller
+        .run(move |g, c| g.backtest_suppression(c.actor(), &req, &c.meta))
+        .await
+        .map(Json)
+}
+
+#[utoipa::path(post, path = "/v1/suppressions", tag = "oversight",
+    summary = "Hide a detector's alerts for an account, outlet or role from the queue, backtested first (auditors)",
+    description = "Refused with 409 when the 30-day backtest finds confirmed alerts among those it would have hidden, unless \
+        accept_confirmed is set. Reasons: legitimate_work, known_noise, test_activity, duplicate_source. It hides alerts raised \
+        while it is in force; it never stops the engine from refusing, capping or suspending.",
+    security(("bearer" = [])), request_body = SuppressionRequest,
+    responses((status = 201, body = Suppression), (status = 400, body = ApiErrorBody), (status = 401, body = ApiErrorBody),
+        (status = 403, body = ApiErrorBody), (status = 409, body = ApiErrorBody)))]
+pub(super) async fn suppress(
+    caller: Caller,
+    Body(req): Body<SuppressionRequest>,
+) -> ApiResult<(StatusCode, Json<Suppression>)> {
+    caller
+        .run(move |g, c| g.suppress(c.actor(), &req, &c.meta))
+        .await
+        .map(|s| (StatusCode::CREATED, Json(s)))
+}
+
+#[utoipa::path(get, path = "/v1/suppressions", tag = "oversight", summary = "Every suppression, newest first (auditors, admins)",
+    security(("bearer" = [])),
+    responses((status = 200, body = [Suppression]), (status = 401, body = ApiErrorBody), (status = 403, body = ApiErrorBody)))]
+pub(super) async fn suppressions(caller: Caller) -> ApiResult<Json<Vec<Suppression>>> {
+    caller
+        .run(move |g, c| g.suppressions(c.actor(), &c.meta))
+        .await
+        .map(Json)
+}
+
+#[utoipa::path(post, path = "/v1/suppressions/{id}/lift", tag = "oversight", summary = "End a suppression now (auditors)",
+    security(("bearer" = [])), params(("id" = String, Path)),
+    responses((status = 200, body = Suppression), (status = 400, body = ApiErrorBody), (status = 401, body = ApiErrorBody),
+        (status = 403, body = ApiErrorBody), (status = 404, body = ApiErrorBody), (status = 409, body = ApiErrorBody)))]
+pub(super) async fn lift_suppression(
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Suppression>> {
+    caller
+        .run(move |g, c| g.lift_suppression(c.actor(), &id, &c.meta))
         .await
         .map(Json)
 }
