@@ -80,25 +80,41 @@ impl Guard {
 
     /// An evidence pack of alert `id` (auditors and admins, who may read the log): the audit entries behind it,
     /// each with its inclusion proof up to a checkpoint signed now, the verifier key and the alert itself, for
-    /// anyone to check offline (`wbguard audit verify-pack`). Audited (`evidence_pack`) before the checkpoint is
-    /// signed, so the pack's own entry is covered too.
+    /// anyone to check offline (`wbguard audit verify-pack`).
     pub fn evidence_pack(
         &self,
         actor: Actor<'_>,
         id: i64,
         meta: &RequestMeta,
     ) -> Result<wbg_audit::EvidencePack, GuardError> {
-        use base64::{engine::general_purpose::STANDARD as B64, Engine};
-        let (who, mut e) = self.admin(actor, AdminAction::ReadAudit, "evidence_pack", meta)?;
-        e.detail = Some(format!("alert={id}"));
+        let (_, e) = self.admin(actor, AdminAction::ReadAudit, "evidence_pack", meta)?;
         let Some(alert) = self.store.alert(id)? else {
+            let mut e = e;
+            e.detail = Some(format!("alert={id}"));
             return Err(self.deny(e, GuardError::NotFound(format!("alert {id}"))));
         };
-        e.detail = Some(format!("alert={id} entries={}", alert.audit_seqs.len()));
+        let seqs = alert.audit_seqs.clone();
+        let subject = serde_json::json!({ "alert": alert });
+        self.pack_of(actor, &format!("alert={id}"), subject, &seqs, meta)
+    }
+
+    /// An evidence pack of entries `seqs` about `subject` (`what` names it in the audit entry): audited
+    /// (`evidence_pack`) before the checkpoint is signed, so the pack's own entry is covered too.
+    pub(crate) fn pack_of(
+        &self,
+        actor: Actor<'_>,
+        what: &str,
+        subject: serde_json::Value,
+        seqs: &[u64],
+        meta: &RequestMeta,
+    ) -> Result<wbg_audit::EvidencePack, GuardError> {
+        use base64::{engine::general_purpose::STANDARD as B64, Engine};
+        let (who, mut e) = self.admin(actor, AdminAction::ReadAudit, "evidence_pack", meta)?;
+        e.detail = Some(format!("{what} entries={}", seqs.len()));
         self.store.append_audit(e)?;
         let (size, checkpoint) = self.signed_checkpoint()?;
-        let mut entries = Vec::with_capacity(alert.audit_seqs.len());
-        for &seq in &alert.audit_seqs {
+        let mut entries = Vec::with_capacity(seqs.len());
+        for &seq in seqs {
             let bytes = self
                 .store
                 .audit_entry(seq)?
@@ -115,7 +131,7 @@ impl Guard {
         }
         Ok(wbg_audit::EvidencePack {
             format: wbg_audit::PACK_FORMAT.into(),
-            subject: serde_json::json!({ "alert": alert }),
+            subject,
             created_by: who.id.to_string(),
             created_at: self.clock.now(),
             checkpoint,

@@ -308,7 +308,7 @@ struct Exposure {
     to: std::collections::BTreeSet<String>,
 }
 
-fn valid_incident_id(id: &str) -> bool {
+pub(crate) fn valid_incident_id(id: &str) -> bool {
     id.len() == 16 && id.starts_with("INC-") && id[4..].bytes().all(|b| b.is_ascii_hexdigit())
 }
 

@@ -15,6 +15,7 @@ mod alerts;
 mod audit;
 mod breach;
 mod canary;
+mod cases;
 mod credentials;
 mod error;
 mod events;
@@ -46,6 +47,10 @@ pub use breach::{
     TimelineEvent, INCIDENT_REASONS, MAX_INCIDENT_WAYBILLS, MAX_SUSPECTS,
 };
 pub use canary::MAX_CANARIES;
+pub use cases::{
+    Case, CaseChange, CheckItem, EvidenceItem, NewCase, NewEvidence, CASE_FINDINGS, CASE_LIMIT,
+    DEFAULT_CHECKLIST,
+};
 pub use credentials::{
     CredentialConfig, Enrolment, EnrolmentCode, Issued, IssuedToken, JwksSource, OidcConfig, WhoAmI,
 };

@@ -160,7 +160,7 @@ function signedIn(info) {
   $('#top').hidden = false;
   $('#who').textContent = `${info.account} · ${info.role}`;
   const pages = oversight() ? [['#/overview', 'Overview'], ['#/alerts', 'Alerts'], ['#/accounts', 'Accounts'],
-    ['#/audit', 'Audit log'], ['#/forensics', 'Forensics'], ['#/exports', 'Exports']] : [];
+    ['#/cases', 'Cases'], ['#/audit', 'Audit log'], ['#/forensics', 'Forensics'], ['#/exports', 'Exports']] : [];
   $('#nav').replaceChildren(...pages.map(([h, t]) => el('a', { href: h }, t)));
   route();
 }
@@ -209,6 +209,7 @@ function route() {
     audit: () => auditPage(view),
     exports: () => exportsPage(view),
     forensics: () => forensicsPage(view),
+    cases: () => (parts[1] ? casePage(view, parts[1]) : casesPage(view)),
   }[parts[0]];
   (page || (() => overviewPage(view)))();
 }
@@ -576,6 +577,7 @@ async function alertPage(view, id) {
           'Suspend account')), containResult]
         : el('p', { class: 'muted' }, 'Suspending an account is an admin\'s action (auditors decide what an alert was, admins act on '
           + 'accounts): an admin opening this alert can suspend from here. The risk engine suspends by itself past its threshold.'))),
+    session.role === 'auditor' ? caseCard(a) : null,
     session.role === 'auditor' ? el('section', { class: 'card', id: 'suppress' }, el('h2', {}, `Tune: hide ${a.kind} alerts`),
       el('p', { class: 'muted' }, 'Backtested over the last 30 days before it can be applied; it hides alerts from the queue, never '
         + 'from the engine, and lasts at most 90 days.'),
@@ -876,6 +878,113 @@ async function forensicsPage(view) {
     el('section', { class: 'card' }, el('h2', {}, 'Incidents'), el('table', {}, el('thead', {}, el('tr', {}, ['incident', 'state',
       'suspects', 'window', 'exposures', 'opened by', 'opened', 'report'].map((h) => el('th', {}, h)))), incidents)));
   try { await listIncidents(); } catch (err) { fail(opened, err); }
+}
+
+// ───── cases: alerts, accounts and incidents worked together ─────
+
+const FINDINGS = [['confirmed_leak', 'Confirmed leak'], ['policy_violation', 'Policy violation'], ['no_wrongdoing', 'No wrongdoing'],
+  ['inconclusive', 'Inconclusive']];
+
+function caseCard(alert) {
+  const pick = el('select', { id: 'case-pick' }, el('option', { value: '' }, '— an open case —'));
+  const title = el('input', { id: 'case-title', size: 36, maxlength: 200, placeholder: 'title of a new case' });
+  const result = el('p', { id: 'case-result', role: 'status' });
+  let open = [];
+  api('GET', '/v1/cases').then((list) => {
+    open = list.filter((c) => c.state === 'open');
+    pick.append(...open.map((c) => el('option', { value: c.id }, `${c.id} · ${c.title}`)));
+  }).catch(() => {});
+  const add = async () => {
+    const c = open.find((x) => x.id === pick.value);
+    if (!c) { result.textContent = 'Choose a case.'; return; }
+    try {
+      await api('POST', `/v1/cases/${c.id}/changes`, { revision: c.revision, add_alerts: [alert.id], add_accounts: [alert.account] });
+      result.replaceChildren('Added to ', link(`#/cases/${c.id}`, c.id), '.');
+    } catch (err) { result.textContent = err.message; }
+  };
+  const create = async () => {
+    try {
+      const c = await api('POST', '/v1/cases', { title: title.value, alerts: [alert.id], accounts: [alert.account] });
+      result.replaceChildren('Opened ', link(`#/cases/${c.id}`, c.id), '.');
+    } catch (err) { result.textContent = err.message; }
+  };
+  return el('section', { class: 'card' }, el('h2', {}, 'Case'),
+    el('div', { class: 'inline' }, pick, el('button', { type: 'button', class: 'secondary', id: 'case-add', onclick: add }, 'Add to case')),
+    el('div', { class: 'inline' }, title, el('button', { type: 'button', id: 'case-new', onclick: create }, 'Open a case')), result);
+}
+
+async function casesPage(view) {
+  const title = el('input', { id: 'new-case-title', size: 40, maxlength: 200, placeholder: 'what it is about' });
+  const result = el('p', { role: 'status', id: 'new-case-result' });
+  const body = el('tbody', { id: 'case-rows' });
+  const create = async (ev) => {
+    ev.preventDefault();
+    try { const c = await api('POST', '/v1/cases', { title: title.value }); location.hash = `#/cases/${c.id}`; } catch (err) { result.textContent = err.message; }
+  };
+  view.append(el('h1', {}, 'Cases'),
+    session.role === 'auditor' ? el('form', { class: 'inline', onsubmit: create }, el('label', {}, 'New case', title),
+      el('button', { type: 'submit' }, 'Open')) : null, result,
+    el('table', {}, el('thead', {}, el('tr', {}, ['case', 'title', 'state', 'alerts', 'accounts', 'checklist', 'opened by', 'changed']
+      .map((h) => el('th', {}, h)))), body));
+  try {
+    const list = await api('GET', '/v1/cases');
+    body.replaceChildren(...list.map((c) => el('tr', {}, el('td', {}, link(`#/cases/${c.id}`, c.id)), el('td', {}, c.title),
+      el('td', {}, c.finding ? `closed: ${c.finding}` : c.state), el('td', {}, c.alerts.length), el('td', {}, c.accounts.length),
+      el('td', {}, `${c.checklist.filter((i) => i.done).length}/${c.checklist.length}`), el('td', {}, c.created_by),
+      el('td', {}, formatTime(c.updated_at)))));
+    if (!list.length) body.replaceChildren(el('tr', {}, el('td', { colspan: 8, class: 'muted' }, 'No cases yet.')));
+  } catch (err) { fail(result, err); }
+}
+
+async function casePage(view, id) {
+  view.append(el('p', {}, link('#/cases', '← cases')));
+  const body = el('div', {}, notice('Loading…'));
+  view.append(body);
+  let c;
+  try { c = await api('GET', `/v1/cases/${encodeURIComponent(id)}`); } catch (err) { fail(body, err); return; }
+  const result = el('p', { id: 'case-change-result', role: 'status' });
+  const change = async (ch) => {
+    try { await api('POST', `/v1/cases/${c.id}/changes`, { revision: c.revision, ...ch }); route(); } catch (err) {
+      result.textContent = err.status === 409 ? `${err.message}` : err.message;
+    }
+  };
+  const mine = session.role === 'auditor';
+  const evSeq = el('input', { id: 'evidence-seq', type: 'number', min: 0, size: 8, placeholder: 'seq' });
+  const evLabel = el('input', { id: 'evidence-label', size: 40, maxlength: 200, placeholder: 'why it matters' });
+  const item = el('input', { id: 'new-item', size: 40, maxlength: 200, placeholder: 'a further step' });
+  const finding = el('select', { id: 'case-finding' }, el('option', { value: '' }, '— finding —'),
+    FINDINGS.map(([v, t]) => el('option', { value: v }, t)));
+  body.replaceChildren(
+    el('h1', {}, `Case ${c.id} · ${c.title}`),
+    el('section', { class: 'card' }, kv([['state', el('span', { id: 'case-state' }, c.finding ? `closed: ${c.finding}` : c.state)],
+      ['opened', `${formatTime(c.created_at)} by ${c.created_by}`], ['changed', formatTime(c.updated_at)],
+      ['alerts', c.alerts.length ? c.alerts.map((a) => [link(`#/alerts/${a}`, `#${a}`), ' ']) : '—'],
+      ['accounts', c.accounts.length ? c.accounts.map((a) => [link(`#/accounts/${encodeURIComponent(a)}`, a), ' ']) : '—'],
+      ['incidents', c.incidents.length ? c.incidents.join(', ') : '—']]),
+    el('p', {}, el('a', { id: 'case-pack', href: `/v1/cases/${c.id}/evidence-pack`, download: `case-${c.id}-evidence.json` },
+      'Download the case\'s evidence pack'), el('span', { class: 'muted' }, ' — its locker and every alert\'s entries, with proofs.'))),
+    el('section', { class: 'card' }, el('h2', {}, 'Checklist'),
+      el('ul', { id: 'checklist' }, c.checklist.map((it, i) => el('li', {},
+        el('label', { class: 'check' }, el('input', { type: 'checkbox', class: 'tick', checked: it.done, disabled: !mine || c.state !== 'open',
+          dataset: { index: String(i) }, onchange: (ev) => change(ev.target.checked ? { check: [i] } : { uncheck: [i] }) }),
+        ` ${it.text}`, it.done ? el('span', { class: 'muted' }, ` — ${it.by}, ${formatTime(it.at)}`) : '')))),
+      mine && c.state === 'open' ? el('div', { class: 'inline' }, item, el('button', { type: 'button', class: 'secondary', id: 'add-item',
+        onclick: () => change({ add_items: [item.value] }) }, 'Add step')) : null),
+    el('section', { class: 'card' }, el('h2', {}, 'Evidence locker'),
+      mine && c.state === 'open' ? el('div', { class: 'inline' }, el('label', {}, 'Audit entry', evSeq), el('label', {}, 'Label', evLabel),
+        el('button', { type: 'button', id: 'add-evidence', onclick: () => change({ add_evidence: [{ seq: Number(evSeq.value), label: evLabel.value }] }) },
+          'Put in the locker')) : null,
+      c.evidence.length ? el('table', { id: 'locker' }, el('tr', {}, ['seq', 'label', 'added by', 'when'].map((h) => el('th', {}, h))),
+        c.evidence.map((e) => el('tr', {}, el('td', {}, e.seq), el('td', {}, e.label), el('td', {}, e.added_by), el('td', {}, formatTime(e.added_at)))))
+        : el('p', { class: 'muted' }, 'Empty.'),
+      c.evidence.length ? await evidenceTable(c.evidence.map((e) => e.seq)) : null),
+    mine ? el('section', { class: 'card' }, el('h2', {}, c.state === 'open' ? 'Close' : 'Reopen'), c.state === 'open'
+      ? el('div', { class: 'inline' }, finding, el('button', { type: 'button', id: 'close-case', onclick: () => {
+        if (!finding.value) { result.textContent = 'A finding is required to close a case.'; return; }
+        change({ close: finding.value });
+      } }, 'Close the case'))
+      : el('button', { type: 'button', class: 'secondary', id: 'reopen-case', onclick: () => change({ reopen: true }) }, 'Reopen')) : null,
+    result);
 }
 
 // ───── start ─────

@@ -173,7 +173,7 @@ impl utoipa::Modify for BearerAuth {
         credentials::list_tokens, credentials::revoke_token, credentials::enrolment, credentials::approve_enrolment, credentials::cancel_enrolment,
         credentials::redeem, credentials::me, credentials::sync_roster, credentials::access_review, credentials::recertify, policies::propose,
         policies::list, policies::text, policies::approve, policies::rollback, policies::replay, waybills::ingest, waybills::read,
-        waybills::label, waybills::resolve_label, waybills::route_call, waybills::record_event, waybills::record_events, forensics::alerts, forensics::alert, forensics::explain, forensics::evidence_pack, forensics::backtest_suppression, forensics::suppress, forensics::suppressions, forensics::lift_suppression, forensics::triage, forensics::alert_stream,
+        waybills::label, waybills::resolve_label, waybills::route_call, waybills::record_event, waybills::record_events, forensics::alerts, forensics::alert, forensics::explain, forensics::evidence_pack, forensics::backtest_suppression, forensics::suppress, forensics::suppressions, forensics::lift_suppression, forensics::open_case, forensics::cases, forensics::case, forensics::change_case, forensics::case_evidence_pack, forensics::triage, forensics::alert_stream,
         forensics::attribute, forensics::open_incident, forensics::incidents, forensics::incident, forensics::close_incident, forensics::reopen_incident, forensics::notifications, forensics::plant_canaries,
         work::open_ticket, work::ticket, work::close_ticket, work::list_exports, work::request_export, work::export_status, work::approve_export,
         work::export_file, audit::checkpoint, audit::verifier_key, audit::inclusion, audit::consistency, audit::search, audit::entry, healthz, metrics_text),
@@ -185,7 +185,7 @@ impl utoipa::Modify for BearerAuth {
         wbg_guard::PolicyVersion, policies::PolicyList, policies::Proposal, wbg_guard::ReplayReport, wbg_guard::DecisionChange,
         wbg_guard::AccountSummary, wbg_guard::AccountDetail, wbg_guard::AlertDetail, wbg_guard::TriageRequest, wbg_store::TriageRecord,
         wbg_guard::IncidentSummary, wbg_guard::AuditSearchPage, wbg_guard::IncidentStateChange, wbg_guard::IncidentChange,
-        wbg_guard::AlertExplanation, wbg_guard::Backtest, wbg_guard::Suppression, wbg_guard::SuppressionRequest, wbg_guard::SuppressionScope, wbg_guard::Entitlement, wbg_guard::ExplainedRead, wbg_guard::ReadSummary)),
+        wbg_guard::AlertExplanation, wbg_guard::Backtest, wbg_guard::Case, wbg_guard::CaseChange, wbg_guard::NewCase, wbg_guard::NewEvidence, wbg_guard::CheckItem, wbg_guard::EvidenceItem, wbg_guard::Suppression, wbg_guard::SuppressionRequest, wbg_guard::SuppressionScope, wbg_guard::Entitlement, wbg_guard::ExplainedRead, wbg_guard::ReadSummary)),
     modifiers(&BearerAuth)
 )]
 struct ApiDoc;
@@ -256,6 +256,16 @@ pub fn router(guard: Arc<Guard>, metrics: PrometheusHandle, options: RouterOptio
         .route(
             "/v1/alerts/{id}/evidence-pack",
             get(forensics::evidence_pack),
+        )
+        .route(
+            "/v1/cases",
+            post(forensics::open_case).get(forensics::cases),
+        )
+        .route("/v1/cases/{id}", get(forensics::case))
+        .route("/v1/cases/{id}/changes", post(forensics::change_case))
+        .route(
+            "/v1/cases/{id}/evidence-pack",
+            get(forensics::case_evidence_pack),
         )
         .route(
             "/v1/suppressions",

@@ -548,6 +548,75 @@ fn analysts_work_the_console_in_a_real_browser() {
     assert_eq!(sups[0]["lifted_by"], "AUD1", "{sups}");
     assert_eq!(sups[0]["reason"], "known_noise");
 
+    // ── A case: opened from the alert, a step ticked, an entry in the locker (proven), closed with a finding. ──
+    b.go(&format!("{}/console#/alerts/{first_id}", s.base));
+    b.wait("the case card", "document.querySelector('#case-new')");
+    b.type_in("#case-title", "Round O2 reads, week 49");
+    b.click("#case-new");
+    b.wait("the new case", "document.querySelector('#case-result a')");
+    b.click("#case-result a");
+    b.wait(
+        "the case page",
+        "document.querySelector('#checklist .tick')",
+    );
+    let case_id = b
+        .js("return location.hash.split('/')[2];", json!([]))
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(b.text("#view h1").contains("Round O2 reads, week 49"));
+    b.click("#checklist li:first-child .tick");
+    b.wait(
+        "the ticked step",
+        "document.querySelector('#checklist li:first-child').innerText.includes('AUD1')",
+    );
+    b.type_in("#evidence-seq", &seq.to_string());
+    b.type_in("#evidence-label", "the refused read that raised it");
+    b.click("#add-evidence");
+    b.wait(
+        "the locker's entry, proven",
+        "document.querySelector('#evidence-rows .badge.verified')",
+    );
+    b.screenshot("console-case");
+    b.click("#close-case");
+    b.wait(
+        "the refusal without a finding",
+        "document.querySelector('#case-change-result').innerText.includes('finding is required')",
+    );
+    b.choose("#case-finding", "policy_violation");
+    b.click("#close-case");
+    b.wait(
+        "the closed case",
+        "document.querySelector('#case-state').innerText === 'closed: policy_violation'",
+    );
+    let case: Value = s
+        .get(&format!("/v1/cases/{case_id}"), Some(&auditor))
+        .json()
+        .unwrap();
+    assert_eq!(case["alerts"], json!([first_id]));
+    assert_eq!(case["accounts"], json!(["C2a"]));
+    assert_eq!(case["checklist"][0]["by"], "AUD1");
+    assert_eq!(
+        case["evidence"][0]["label"],
+        "the refused read that raised it"
+    );
+    assert_eq!(case["revision"], 3);
+    let pack: Value = s
+        .get(
+            &format!("/v1/cases/{case_id}/evidence-pack"),
+            Some(&auditor),
+        )
+        .json()
+        .unwrap();
+    let packed = pack["entries"].as_array().unwrap().len();
+    assert_eq!(packed, first[0]["audit_seqs"].as_array().unwrap().len());
+    // The case's texts are sealed in the store.
+    for f in std::fs::read_dir(&dirs.data).unwrap() {
+        let bytes = std::fs::read(f.unwrap().path()).unwrap_or_default();
+        let text = String::from_utf8_lossy(&bytes);
+        assert!(!text.contains("week 49") && !text.contains("that raised it"));
+    }
+
     // ── The audit explorer: a search, and the proof of one entry. ──
     b.go(&format!("{}/console#/audit", s.base));
     b.wait(

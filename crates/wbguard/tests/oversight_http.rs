@@ -938,3 +938,110 @@ fn suppressions_are_backtested_before_they_hide_anything_and_never_hide_from_the
             .contains("would_have_hidden=2 confirmed=1")));
     assert!(entries.iter().any(|e| e["decision"] == "deny"));
 }
+
+#[test]
+fn cases_change_all_or_nothing_by_compare_and_set_and_only_by_auditors() {
+    let dirs = Dirs::new("[risk.rate_limit]\nreads_per_minute = 1\nburst = 2");
+    let admin = dirs.create_account("ROOT1", "admin", None);
+    let s = Server::start(&dirs, "info");
+    let integ = s.account(&admin, "I1", "integration", None, None);
+    let auditor = s.account(&admin, "AUD1", "auditor", None, None);
+    let o2 = couriers(&s, &admin, &integ, "O2", "C2", 1);
+    let alert = raise(&s, &auditor, &o2[0], "C21");
+    let post = |path: &str, token: &str, body: Value| {
+        let r = s.post(path, Some(token), &body);
+        let st = r.status().as_u16();
+        (st, r.json::<Value>().unwrap_or(Value::Null))
+    };
+    for bad in [
+        json!({"title": ""}),
+        json!({"title": "call 13800135678"}),
+        json!({"title": "x", "alerts": [999]}),
+        json!({"title": "x", "accounts": ["NOBODY"]}),
+        json!({"title": "x", "incidents": ["INC-000000000000"]}),
+        json!({"title": "x", "colour": "red"}),
+    ] {
+        assert_eq!(post("/v1/cases", &auditor, bad.clone()).0, 400, "{bad}");
+    }
+    assert_eq!(post("/v1/cases", &admin, json!({"title": "x"})).0, 403);
+    let (st, case) = post(
+        "/v1/cases",
+        &auditor,
+        json!({"title": "C21 at the ceiling", "alerts": [alert, alert], "accounts": ["C21"]}),
+    );
+    assert_eq!(st, 201, "{case}");
+    let id = case["id"].as_str().unwrap().to_owned();
+    assert_eq!(case["alerts"], json!([alert]));
+    assert_eq!(case["checklist"].as_array().unwrap().len(), 6);
+    let changes = format!("/v1/cases/{id}/changes");
+    // A change with one bad part changes nothing.
+    let (st, _) = post(
+        &changes,
+        &auditor,
+        json!({"revision": 0, "check": [0], "add_evidence": [{"seq": 999999, "label": "x"}]}),
+    );
+    assert_eq!(st, 400);
+    let (st, _) = post(&changes, &auditor, json!({"revision": 0, "check": [6]}));
+    assert_eq!(st, 400);
+    let (st, _) = post(&changes, &auditor, json!({"revision": 0}));
+    assert_eq!(st, 400, "a change that changes nothing");
+    let (st, c) = post(&changes, &auditor, json!({"revision": 0, "check": [0, 1]}));
+    assert_eq!(st, 200, "{c}");
+    assert_eq!(c["revision"], 1);
+    // A change made on what the case was before is a conflict.
+    assert_eq!(
+        post(&changes, &auditor, json!({"revision": 0, "uncheck": [0]})).0,
+        409
+    );
+    let (st, c) = post(
+        &changes,
+        &auditor,
+        json!({"revision": 1, "close": "no_wrongdoing"}),
+    );
+    assert_eq!((st, c["state"].as_str()), (200, Some("closed")));
+    assert_eq!(
+        post(&changes, &auditor, json!({"revision": 2, "check": [2]})).0,
+        409
+    );
+    let (st, c) = post(&changes, &auditor, json!({"revision": 2, "reopen": true}));
+    assert_eq!((st, c["state"].as_str()), (200, Some("open")));
+    assert_eq!(
+        post(
+            &changes,
+            &auditor,
+            json!({"revision": 3, "close": "guilty"})
+        )
+        .0,
+        400
+    );
+    assert_eq!(
+        post(&changes, &admin, json!({"revision": 3, "check": [2]})).0,
+        403
+    );
+    // Admins read cases; each change is audited by what it did, never by its texts.
+    let list: Vec<Value> = s.get("/v1/cases", Some(&admin)).json().unwrap();
+    assert_eq!(list.len(), 1);
+    assert_eq!(list[0]["title"], "C21 at the ceiling");
+    let page: Value = s
+        .get(
+            "/v1/audit/entries?account=AUD1&action=case_change",
+            Some(&auditor),
+        )
+        .json()
+        .unwrap();
+    let details: Vec<&str> = page["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["decision"] == "allow")
+        .map(|e| e["detail"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        details,
+        vec![
+            format!("case={id} reopened"),
+            format!("case={id} closed=no_wrongdoing"),
+            format!("case={id} check0 check1")
+        ]
+    );
+}

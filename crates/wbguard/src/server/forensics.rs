@@ -13,9 +13,9 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use wbg_core::Alert;
 use wbg_guard::{
-    AlertDetail, AlertExplanation, Attribution, Backtest, ImpactReport, IncidentRequest,
-    IncidentStateChange, IncidentSummary, NotificationList, SuppressedAlerts, Suppression,
-    SuppressionRequest, TriageRequest,
+    AlertDetail, AlertExplanation, Attribution, Backtest, Case, CaseChange, ImpactReport,
+    IncidentRequest, IncidentStateChange, IncidentSummary, NewCase, NotificationList,
+    SuppressedAlerts, Suppression, SuppressionRequest, TriageRequest,
 };
 use wbg_store::AlertFilter;
 
@@ -165,6 +165,85 @@ pub(super) async fn lift_suppression(
         .map(Json)
 }
 
+#[utoipa::path(post, path = "/v1/cases", tag = "oversight",
+    summary = "Open a case grouping alerts, accounts and incidents, with the default checklist (auditors)",
+    security(("bearer" = [])), request_body = NewCase,
+    responses((status = 201, body = Case), (status = 400, body = ApiErrorBody), (status = 401, body = ApiErrorBody),
+        (status = 403, body = ApiErrorBody)))]
+pub(super) async fn open_case(
+    caller: Caller,
+    Body(req): Body<NewCase>,
+) -> ApiResult<(StatusCode, Json<Case>)> {
+    caller
+        .run(move |g, c| g.open_case(c.actor(), &req, &c.meta))
+        .await
+        .map(|case| (StatusCode::CREATED, Json(case)))
+}
+
+#[utoipa::path(get, path = "/v1/cases", tag = "oversight", summary = "Every case, most recently changed first (auditors, admins)",
+    security(("bearer" = [])),
+    responses((status = 200, body = [Case]), (status = 401, body = ApiErrorBody), (status = 403, body = ApiErrorBody)))]
+pub(super) async fn cases(caller: Caller) -> ApiResult<Json<Vec<Case>>> {
+    caller
+        .run(move |g, c| g.cases(c.actor(), &c.meta))
+        .await
+        .map(Json)
+}
+
+#[utoipa::path(get, path = "/v1/cases/{id}", tag = "oversight", summary = "A case (auditors, admins)",
+    security(("bearer" = [])), params(("id" = String, Path)),
+    responses((status = 200, body = Case), (status = 400, body = ApiErrorBody), (status = 401, body = ApiErrorBody),
+        (status = 403, body = ApiErrorBody), (status = 404, body = ApiErrorBody)))]
+pub(super) async fn case(caller: Caller, Path(id): Path<String>) -> ApiResult<Json<Case>> {
+    caller
+        .run(move |g, c| g.case(c.actor(), &id, &c.meta))
+        .await
+        .map(Json)
+}
+
+#[utoipa::path(post, path = "/v1/cases/{id}/changes", tag = "oversight",
+    summary = "Change a case: add alerts, accounts, incidents, evidence, checklist items; tick; close with a finding; reopen (auditors)",
+    description = "All parts or none; a compare-and-set on `revision` (409 when the case changed since). Findings: confirmed_leak, \
+        policy_violation, no_wrongdoing, inconclusive.",
+    security(("bearer" = [])), params(("id" = String, Path)), request_body = CaseChange,
+    responses((status = 200, body = Case), (status = 400, body = ApiErrorBody), (status = 401, body = ApiErrorBody),
+        (status = 403, body = ApiErrorBody), (status = 404, body = ApiErrorBody), (status = 409, body = ApiErrorBody)))]
+pub(super) async fn change_case(
+    caller: Caller,
+    Path(id): Path<String>,
+    Body(ch): Body<CaseChange>,
+) -> ApiResult<Json<Case>> {
+    caller
+        .run(move |g, c| g.change_case(c.actor(), &id, &ch, &c.meta))
+        .await
+        .map(Json)
+}
+
+#[utoipa::path(get, path = "/v1/cases/{id}/evidence-pack", tag = "oversight",
+    summary = "A case's evidence pack: its locker's entries and those behind its alerts, with proofs to a checkpoint signed now (auditors, admins)",
+    security(("bearer" = [])), params(("id" = String, Path)),
+    responses((status = 200, description = "a wbguard-evidence-pack/1 JSON document", content_type = "application/json"),
+        (status = 400, body = ApiErrorBody), (status = 401, body = ApiErrorBody), (status = 403, body = ApiErrorBody),
+        (status = 404, body = ApiErrorBody)))]
+pub(super) async fn case_evidence_pack(
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Response> {
+    let name = format!("case-{id}-evidence.json");
+    let pack = caller
+        .run(move |g, c| g.case_evidence_pack(c.actor(), &id, &c.meta))
+        .await?;
+    attachment(&name, pack)
+}
+
+/// `body` as a JSON download named `name` (a name made of checked ids).
+fn attachment<T: Serialize>(name: &str, body: T) -> ApiResult<Response> {
+    let disposition =
+        axum::http::HeaderValue::from_str(&format!("attachment; filename=\"{name}\""))
+            .map_err(|_| ApiError::invalid("the id cannot name a file"))?;
+    Ok(([(header::CONTENT_DISPOSITION, disposition)], Json(body)).into_response())
+}
+
 #[utoipa::path(get, path = "/v1/alerts/{id}/evidence-pack", tag = "oversight",
     summary = "The audit entries behind an alert with inclusion proofs up to a checkpoint signed now, and the verifier key: checked offline by `wbguard audit verify-pack` (auditors, admins)",
     security(("bearer" = [])), params(("id" = i64, Path)),
@@ -176,21 +255,7 @@ pub(super) async fn evidence_pack(caller: Caller, Path(id): Path<String>) -> Api
     let pack = caller
         .run(move |g, c| g.evidence_pack(c.actor(), id, &c.meta))
         .await?;
-    let disposition = format!("attachment; filename=\"alert-{id}-evidence.json\"");
-    Ok((
-        [(
-            header::CONTENT_DISPOSITION,
-            axum::http::HeaderValue::from_str(&disposition).map_err(|_| {
-                ApiError::new(
-                    axum::http::StatusCode::INTERNAL_SERVER_ERROR,
-                    "internal",
-                    "header",
-                )
-            })?,
-        )],
-        Json(pack),
-    )
-        .into_response())
+    attachment(&format!("alert-{id}-evidence.json"), pack)
 }
 
 #[utoipa::path(post, path = "/v1/alerts/{id}/triage", tag = "oversight",
