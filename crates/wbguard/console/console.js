@@ -693,6 +693,55 @@ async function accountPage(view, id) {
     recent.replaceChildren(...entries.slice(0, 50).map((e) => el('tr', {}, el('td', {}, e.seq), el('td', {}, formatTime(e.time)),
       el('td', {}, e.action), el('td', {}, e.decision), el('td', {}, e.view || '—'), el('td', {}, e.purpose || '—'),
       el('td', {}, e.waybill || '—'), el('td', {}, e.detail || ''))));
+    // Where it worked from: devices and addresses (pseudonymised by the guard), with counts and last use.
+    const seen = (key) => {
+      const m = new Map();
+      for (const e of entries) {
+        const k = e[key];
+        if (!k) continue;
+        const v = m.get(k) || { n: 0, last: 0 };
+        v.n++; v.last = Math.max(v.last, e.time);
+        m.set(k, v);
+      }
+      return [...m.entries()].sort((x, y) => y[1].n - x[1].n);
+    };
+    const places = [...seen('device').map(([k, v]) => ['device', k, v]), ...seen('ip').map(([k, v]) => ['address', k, v])];
+    timeline.append(el('section', { class: 'card' }, el('h2', {}, 'Devices and addresses (24 hours)'),
+      places.length ? el('table', { id: 'places' }, el('tr', {}, ['kind', 'pseudonym or address', 'requests', 'last'].map((h) => el('th', {}, h))),
+        places.map(([k, v, x]) => el('tr', {}, el('td', {}, k), el('td', { class: 'mono' }, v), el('td', {}, x.n), el('td', {}, formatTime(x.last)))))
+        : el('p', { class: 'muted' }, 'None recorded.')));
+    // Beside its peers: the accounts of the same outlet and role, over the same 24 hours.
+    const all = await api('GET', '/v1/accounts');
+    const peers = all.filter((x) => x.id !== d.id && x.role === d.role && (x.outlet || null) === (d.outlet || null)).slice(0, 20);
+    const tally = (list) => ({ full: list.filter((e) => classify(e) === 'full').length,
+      masked: list.filter((e) => classify(e) === 'masked').length, refused: list.filter((e) => classify(e) === 'refused').length });
+    const rows = [[d.id, tally(entries), !complete]];
+    for (const p of peers) {
+      const r = await searchAll({ account: p.id, from: 'now-1d' }, 2_000);
+      rows.push([p.id, tally(r.entries), !r.complete]);
+    }
+    const median = (xs) => { const v = [...xs].sort((x, y) => x - y); return v.length ? v[Math.floor(v.length / 2)] : 0; };
+    const peerFull = median(rows.slice(1).map(([, t]) => t.full));
+    timeline.append(el('section', { class: 'card' }, el('h2', {}, `Beside its peers: ${d.role}s of ${d.outlet || 'no outlet'} (24 hours)`),
+      peers.length ? el('p', { class: 'muted' }, `Peers' median: ${peerFull} full views. `
+        + (rows[0][1].full > 3 * Math.max(1, peerFull) ? 'This account reads in full more than three times as much.' : ''))
+        : el('p', { class: 'muted' }, 'No other account has this role at this outlet.'),
+      el('table', { id: 'peers' }, el('tr', {}, ['account', 'full', 'masked', 'refused'].map((h) => el('th', {}, h))),
+        rows.map(([who, t, more], i) => el('tr', { class: i === 0 ? 'fresh' : null }, el('td', {}, i === 0 ? who : link(`#/accounts/${encodeURIComponent(who)}`, who)),
+          el('td', {}, `${t.full}${more ? '+' : ''}`), el('td', {}, `${t.masked}${more ? '+' : ''}`), el('td', {}, `${t.refused}${more ? '+' : ''}`))))));
+    // Its standing over time: every suspension and reinstatement of it in the log.
+    const mentions = new RegExp(`(^|\\s)account=${id.replace(/[^A-Za-z0-9_.-]/g, '').replaceAll('.', '\\.')}(\\s|;|$)`);
+    const changes = [];
+    for (const action of ['account_suspend', 'account_reinstate']) {
+      const r = await searchAll({ action }, 2_000);
+      changes.push(...r.entries.filter((e) => e.decision === 'allow' && mentions.test(e.detail || '')));
+    }
+    changes.sort((x, y) => y.time - x.time);
+    timeline.append(el('section', { class: 'card' }, el('h2', {}, 'Status history'),
+      changes.length ? el('table', { id: 'status-history' }, el('tr', {}, ['when', 'change', 'by', 'detail'].map((h) => el('th', {}, h))),
+        changes.map((e) => el('tr', {}, el('td', {}, formatTime(e.time)), el('td', {}, e.action === 'account_suspend' ? 'suspended' : 'reinstated'),
+          el('td', {}, e.account), el('td', {}, e.detail))))
+        : el('p', { class: 'muted' }, `Active since it was created (${formatTime(d.created_at)}).`)));
   } catch (err) { fail(timeline, err); }
 }
 

@@ -700,6 +700,17 @@ fn analysts_work_the_console_in_a_real_browser() {
     assert_eq!(by_admin.len(), 1, "{by_admin:?}");
     let r = s.get("/v1/waybills/W2?purpose=delivery", Some(&other));
     assert_eq!(r.status(), 403, "the suspended courier reads nothing");
+    // Its page: the suspension in its history, its peers beside it, where it worked from.
+    b.go(&format!("{}/console#/accounts/C2b", s.base));
+    b.wait(
+        "the status history",
+        "document.querySelector('#status-history') && document.querySelector('#status-history').innerText.includes('suspended')",
+    );
+    assert!(b.text("#status-history").contains("ROOT1"));
+    let peers = b.text("#peers");
+    assert!(peers.contains("C2b") && peers.contains("C2a"), "{peers}");
+    assert!(b.text("#places").contains("address"));
+    b.screenshot("console-account");
     b.go(&format!("{}/console#/overview", s.base));
     b.wait(
         "the overview",
