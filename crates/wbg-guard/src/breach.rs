@@ -131,6 +131,15 @@ pub struct SuspectImpact {
     pub alerts: usize,
     /// When it was suspended in the window, if it was.
     pub suspended_at: Option<i64>,
+    /// Of its exposures, those its registered work called for (see [`work_required`]).
+    #[serde(default)]
+    pub exposures_work: u64,
+    /// Those beyond it: what the incident is about.
+    #[serde(default)]
+    pub exposures_beyond: u64,
+    /// Distinct waybills it was shown beyond its work.
+    #[serde(default)]
+    pub waybills_beyond: usize,
 }
 
 /// One waybill the incident exposed.
@@ -148,6 +157,14 @@ pub struct AffectedWaybill {
     pub last_exposed: i64,
     /// Who was shown it.
     pub exposed_to: Vec<String>,
+    /// Shown at least once beyond the work of whoever saw it (reports made before the split count every
+    /// waybill as beyond).
+    #[serde(default = "beyond_default")]
+    pub beyond_work: bool,
+}
+
+fn beyond_default() -> bool {
+    true
 }
 
 /// One moment of the incident.
@@ -202,6 +219,12 @@ pub struct ImpactReport {
     pub customers: usize,
     /// Of those, exposed in full: the ones to notify first.
     pub customers_full: usize,
+    /// Distinct waybills exposed beyond the suspects' work: the notification list's default.
+    #[serde(default)]
+    pub waybills_beyond_work: usize,
+    /// Distinct customers on those.
+    #[serde(default)]
+    pub customers_beyond_work: usize,
     /// Per field, the distinct waybills it was shown on.
     pub fields: BTreeMap<String, usize>,
     /// Customers by region, most first.
@@ -288,10 +311,32 @@ pub struct NotificationList {
     pub first_audit_seq: Option<u64>,
 }
 
+/// Whom a notification list covers.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum NotifyScope {
+    /// The people on waybills shown beyond the suspects' work (the default).
+    #[default]
+    BeyondWork,
+    /// Everyone the incident counts, the suspects' own work included.
+    All,
+}
+
+impl NotifyScope {
+    /// `beyond_work` or `all`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NotifyScope::BeyondWork => "beyond_work",
+            NotifyScope::All => "all",
+        }
+    }
+}
+
 /// What one suspect was shown, while the log is read.
 #[derive(Default)]
 struct Shown {
     reads: u64,
+    work: u64,
+    beyond: HashSet<String>,
     full: HashSet<String>,
     masked: HashSet<String>,
     first: Option<i64>,
@@ -302,6 +347,7 @@ struct Shown {
 #[derive(Default)]
 struct Exposure {
     full: bool,
+    beyond: bool,
     fields: std::collections::BTreeSet<String>,
     first: i64,
     last: i64,
@@ -310,6 +356,53 @@ struct Exposure {
 
 pub(crate) fn valid_incident_id(id: &str) -> bool {
     id.len() == 16 && id.starts_with("INC-") && id[4..].bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+/// How long after a parcel is signed for its courier's reads of it are still the delivery (the policy's own window
+/// for the courier's full view).
+const DELIVERY_WINDOW_MS: i64 = 2 * 3_600_000;
+
+/// The policy rules that grant a view only against registered work: an open ticket, an open exception at the
+/// account's outlet, a breach notification, a merchant's own after-sale work, a courier's delivery in its
+/// window, a print station's label.
+const WORK_RULES: &[&str] = &[
+    "courier-full-own-delivery",
+    "staff-full-open-exception-own-outlet",
+    "cs-full-with-registered-ticket",
+    "cs-full-breach-notification",
+    "merchant-full-own-after-sale",
+    "merchant-masked-own",
+    "print-station-label",
+];
+
+/// Whether the read `e` (an exposure to `account`) was one its work called for: granted by a rule that asks for
+/// registered work ([`WORK_RULES`], named in the entry's `policy=` detail), or a courier's look at its own
+/// parcel while delivering it (until two hours after it was signed for). Everything else an account's scope
+/// let it see — a courier's or a clerk's masked browsing of its outlet, an agent's masked look without a ticket,
+/// an export file — is beyond its work: that is what a leak is made of.
+pub(crate) fn work_required(
+    e: &AuditEntry,
+    account: Option<&wbg_core::Account>,
+    wb: Option<&wbg_core::WaybillMeta>,
+) -> bool {
+    let granted_for_work = e
+        .detail
+        .as_deref()
+        .into_iter()
+        .flat_map(|d| d.split([' ', ';']))
+        .filter_map(|w| w.strip_prefix("policy="))
+        .flat_map(|rules| rules.split(','))
+        .any(|r| WORK_RULES.contains(&r));
+    if granted_for_work {
+        return true;
+    }
+    match (account, wb) {
+        (Some(a), Some(w)) if a.role == wbg_core::Role::Courier => {
+            w.courier.as_ref() == Some(&a.id)
+                && w.signed_at.is_none_or(|t| e.time <= t + DELIVERY_WINDOW_MS)
+        }
+        _ => false,
+    }
 }
 
 /// `YYYY-MM-DD` (UTC) of a time in ms.
@@ -414,6 +507,8 @@ impl Guard {
         let mut scanned = 0u64;
         let mut exposures = 0u64;
         let mut by_waybill: HashMap<String, Exposure> = HashMap::new();
+        let mut accounts: HashMap<String, Option<wbg_core::Account>> = HashMap::new();
+        let mut metas: HashMap<String, Option<wbg_core::WaybillMeta>> = HashMap::new();
         let mut per: HashMap<&str, Shown> = HashMap::new();
         let mut suspended: HashMap<String, i64> = HashMap::new();
         let mut daily: BTreeMap<String, (u64, u64)> = BTreeMap::new();
@@ -457,6 +552,35 @@ impl Guard {
                     continue;
                 };
                 exposures += 1;
+                // An export file is the leak itself; an account's read is weighed against its work.
+                let required = !p.starts_with("export:") && {
+                    let account = match accounts.get(p) {
+                        Some(a) => a.clone(),
+                        None => {
+                            let a = wbg_core::AccountId::parse(p)
+                                .ok()
+                                .map(|id| self.store.account(&id))
+                                .transpose()?
+                                .flatten();
+                            accounts.insert(p.to_owned(), a.clone());
+                            a
+                        }
+                    };
+                    let meta = match metas.get(&no) {
+                        Some(m) => m.clone(),
+                        None => {
+                            let m = WaybillNo::parse(&no)
+                                .ok()
+                                .map(|n| self.store.waybill(&n))
+                                .transpose()?
+                                .flatten()
+                                .map(|(m, _)| m);
+                            metas.insert(no.clone(), m.clone());
+                            m
+                        }
+                    };
+                    work_required(&e, account.as_ref(), meta.as_ref())
+                };
                 let d = daily.entry(day_of(e.time)).or_default();
                 if full {
                     d.0 += 1;
@@ -465,6 +589,11 @@ impl Guard {
                 }
                 let s = per.entry(p).or_default();
                 s.reads += 1;
+                if required {
+                    s.work += 1;
+                } else {
+                    s.beyond.insert(no.clone());
+                }
                 if full { &mut s.full } else { &mut s.masked }.insert(no.clone());
                 s.first = Some(s.first.map_or(e.time, |t| t.min(e.time)));
                 s.last = Some(s.last.map_or(e.time, |t| t.max(e.time)));
@@ -479,6 +608,7 @@ impl Guard {
                     ..Exposure::default()
                 });
                 x.full |= full;
+                x.beyond |= !required;
                 x.fields.extend(e.fields.iter().cloned());
                 x.first = x.first.min(e.time);
                 x.last = x.last.max(e.time);
@@ -488,6 +618,7 @@ impl Guard {
         // Customers and regions: the recipient's phone (as a blind token, never kept) and region.
         let blind = self.vault.blind();
         let mut customers: HashMap<[u8; 16], bool> = HashMap::new();
+        let mut customers_beyond: HashSet<[u8; 16]> = HashSet::new();
         let mut regions: HashMap<(String, String), HashMap<[u8; 16], bool>> = HashMap::new();
         for (no, x) in &by_waybill {
             let Ok(parsed) = WaybillNo::parse(no) else {
@@ -518,6 +649,9 @@ impl Guard {
                 continue;
             };
             *customers.entry(token).or_default() |= x.full;
+            if x.beyond {
+                customers_beyond.insert(token);
+            }
             let (province, city, _) = opened
                 .get(&Field::RecipientRegion)
                 .and_then(|r| wbg_vault::split_region(r))
@@ -582,6 +716,8 @@ impl Guard {
             }
             let Shown {
                 reads: n,
+                work,
+                beyond,
                 full,
                 masked,
                 first,
@@ -620,6 +756,9 @@ impl Guard {
                 last,
                 alerts: alerts.len(),
                 suspended_at: suspended.get(s).copied(),
+                exposures_work: work,
+                exposures_beyond: n - work,
+                waybills_beyond: beyond.len(),
             });
         }
         timeline.sort_by(|a, b| a.at.cmp(&b.at).then_with(|| a.principal.cmp(&b.principal)));
@@ -632,6 +771,7 @@ impl Guard {
                 first_exposed: x.first,
                 last_exposed: x.last,
                 exposed_to: x.to.into_iter().collect(),
+                beyond_work: x.beyond,
             })
             .collect();
         affected.sort_by(|a, b| {
@@ -653,6 +793,8 @@ impl Guard {
             waybills_full: affected.iter().filter(|a| a.exposure == "full").count(),
             customers: customers.len(),
             customers_full: customers.values().filter(|f| **f).count(),
+            waybills_beyond_work: affected.iter().filter(|a| a.beyond_work).count(),
+            customers_beyond_work: customers_beyond.len(),
             fields,
             by_region,
             per_suspect,
@@ -840,12 +982,13 @@ impl Guard {
         &self,
         token: &str,
         id: &str,
+        scope: NotifyScope,
         meta: &RequestMeta,
     ) -> Result<NotificationList, GuardError> {
         let account = self.authenticate(token)?;
         let mut e = self.entry(account.id.as_str(), meta, "breach_notification_list");
         e.purpose = Some(Purpose::BreachNotification.as_str().into());
-        e.detail = Some(format!("incident={id}"));
+        e.detail = Some(format!("incident={id} scope={}", scope.as_str()));
         self.require_active(&account, &e)?;
         let report = match self.incident_case(id) {
             Ok(r) => r,
@@ -864,7 +1007,13 @@ impl Guard {
         // The first waybill the list opens: what the engine is shown for the fetch.
         let mut first_opened: Option<wbg_core::WaybillMeta> = None;
         let mut withheld = 0;
-        for a in &report.affected {
+        let chosen = report
+            .affected
+            .iter()
+            .filter(|a| scope == NotifyScope::All || a.beyond_work);
+        let mut any = false;
+        for a in chosen {
+            any = true;
             let Ok(no) = WaybillNo::parse(&a.waybill_no) else {
                 withheld += 1;
                 continue;
@@ -904,6 +1053,16 @@ impl Guard {
             entries.push(r);
             first_opened.get_or_insert_with(|| wb.clone());
             opened_rows.push((no, wb.bucket, sealed, a));
+        }
+        if !any {
+            // Every exposure was the suspects' own work: nobody to tell unless asked for everyone.
+            self.store.append_audit(e)?;
+            return Ok(NotificationList {
+                incident: id.to_owned(),
+                notices: Vec::new(),
+                withheld: 0,
+                first_audit_seq: None,
+            });
         }
         if opened_rows.is_empty() {
             return Err(self.deny(
@@ -1009,6 +1168,7 @@ impl ImpactReport {
             "first_exposed",
             "last_exposed",
             "exposed_to",
+            "beyond_work",
         ])
         .map_err(err)?;
         for a in &self.affected {
@@ -1019,6 +1179,7 @@ impl ImpactReport {
                 &a.first_exposed.to_string(),
                 &a.last_exposed.to_string(),
                 &a.exposed_to.join(" "),
+                if a.beyond_work { "true" } else { "false" },
             ])
             .map_err(err)?;
         }
@@ -1058,6 +1219,13 @@ impl ImpactReport {
         );
         let _ = writeln!(
             md,
+            "- **Beyond their work: {} waybills, {} customers** — reads no registered work called for (a \
+             courier's look at parcels not its own delivery, an agent's without a ticket, an export file). The \
+             rest were the suspects' own work and are counted, not notified, by default.",
+            self.waybills_beyond_work, self.customers_beyond_work
+        );
+        let _ = writeln!(
+            md,
             "- Customers to notify: ask for the notification list of `{}` (customer service, purpose \
              `breach_notification`).\n",
             self.incident
@@ -1079,15 +1247,18 @@ impl ImpactReport {
         }
         let _ = writeln!(
             md,
-            "\n## Suspects\n\n| principal | reads | waybills in full | masked only | first | last | alerts | suspended |\n|---|---:|---:|---:|---|---|---:|---|"
+            "\n## Suspects\n\n| principal | reads | of them its work | beyond it | waybills beyond | waybills in full | masked only | first | last | alerts | suspended |\n|---|---:|---:|---:|---:|---:|---:|---|---|---:|---|"
         );
         for s in &self.per_suspect {
             let opt = |v: Option<i64>| v.map(t).unwrap_or_else(|| "—".into());
             let _ = writeln!(
                 md,
-                "| `{}` | {} | {} | {} | {} | {} | {} | {} |",
+                "| `{}` | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
                 s.principal,
                 s.exposures,
+                s.exposures_work,
+                s.exposures_beyond,
+                s.waybills_beyond,
                 s.waybills_full,
                 s.waybills_masked,
                 opt(s.first),

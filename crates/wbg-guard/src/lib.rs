@@ -43,8 +43,8 @@ pub use alerts::{AlertDetail, TriageRequest, REASON_CODES};
 pub use audit::{verify_store, verify_store_with, AuditSearchPage};
 pub use breach::{
     AffectedWaybill, DayCount, ImpactReport, IncidentChange, IncidentConfig, IncidentRequest,
-    IncidentStateChange, IncidentSummary, Notice, NotificationList, RegionCount, SuspectImpact,
-    TimelineEvent, INCIDENT_REASONS, MAX_INCIDENT_WAYBILLS, MAX_SUSPECTS,
+    IncidentStateChange, IncidentSummary, Notice, NotificationList, NotifyScope, RegionCount,
+    SuspectImpact, TimelineEvent, INCIDENT_REASONS, MAX_INCIDENT_WAYBILLS, MAX_SUSPECTS,
 };
 pub use canary::MAX_CANARIES;
 pub use cases::{

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use wbg_forensics::Limits;
 use wbg_guard::{
     Actor, ExportRequest, ExportStatus, Guard, GuardConfig, GuardError, IncidentRequest, KeyConfig,
-    NoRisk, ReadRequest, RequestMeta,
+    NoRisk, NotifyScope, ReadRequest, RequestMeta,
 };
 use wbg_sim::{Carrier, CarrierSpec};
 use wbg_vault::MasterKey;
@@ -420,12 +420,27 @@ fn a_breach_incident_reports_impact_and_only_customer_service_gets_the_people_to
     // The people to notify: customer service, through the policy, every read audited.
     for token in [&w.auditor, &w.merchant, &w.courier] {
         let err = g
-            .notification_list(token, &report.incident, &META)
+            .notification_list(token, &report.incident, NotifyScope::All, &META)
             .unwrap_err();
         assert!(matches!(err, GuardError::Forbidden(_)), "{err:?}");
     }
+    // A merchant reading its own orders for after-sale work is its work: by default nobody is notified of it.
+    assert_eq!(report.waybills_beyond_work, 0);
+    assert_eq!(
+        (
+            report.per_suspect[0].exposures_work,
+            report.per_suspect[0].exposures_beyond
+        ),
+        (70, 0)
+    );
+    let none = g
+        .notification_list(&w.cs, &report.incident, NotifyScope::BeyondWork, &META)
+        .unwrap();
+    assert!(none.notices.is_empty() && none.first_audit_seq.is_none());
     let before = g.store().audit_size().unwrap();
-    let list = g.notification_list(&w.cs, &report.incident, &META).unwrap();
+    let list = g
+        .notification_list(&w.cs, &report.incident, NotifyScope::All, &META)
+        .unwrap();
     let recipients: Vec<&wbg_guard::Notice> = list
         .notices
         .iter()
@@ -474,10 +489,12 @@ fn a_breach_incident_reports_impact_and_only_customer_service_gets_the_people_to
     assert!(again.suspects.iter().all(|s| s.principal != "K1"));
     assert_eq!(list.first_audit_seq, Some(before));
     let err = g
-        .notification_list(&w.cs, "INC-000000000000", &META)
+        .notification_list(&w.cs, "INC-000000000000", NotifyScope::All, &META)
         .unwrap_err();
     assert!(matches!(err, GuardError::NotFound(_)), "{err:?}");
-    let err = g.notification_list(&w.cs, "../etc", &META).unwrap_err();
+    let err = g
+        .notification_list(&w.cs, "../etc", NotifyScope::All, &META)
+        .unwrap_err();
     assert!(matches!(err, GuardError::Invalid(_)), "{err:?}");
     // The purpose opens nothing outside an incident's list.
     let outside = read(&w.cs, own[200].waybill_no.as_str(), "breach_notification");

@@ -911,7 +911,8 @@ async function forensicsPage(view) {
       const report = await api('POST', '/v1/forensics/incidents', {
         suspects: suspects.value.split(',').map((x) => x.trim()).filter(Boolean), from: from.value.trim(), to: to.value.trim() || 'now' });
       opened.replaceChildren(`Incident ${report.incident}: ${report.customers} customers exposed (${report.customers_full} in full) `
-        + `over ${report.waybills} waybills. `, link(`/v1/forensics/incidents/${encodeURIComponent(report.incident)}?format=markdown`, 'Read the report'));
+        + `over ${report.waybills} waybills; beyond the suspects' work: ${report.waybills_beyond_work} waybills, `
+        + `${report.customers_beyond_work} customers (the notification list's default). `, link(`/v1/forensics/incidents/${encodeURIComponent(report.incident)}?format=markdown`, 'Read the report'));
       await listIncidents();
     } catch (err) { opened.textContent = err.message; }
   };

@@ -44,8 +44,14 @@ pub fn report(
 }
 
 /// `breach notify`: the people to notify, as CSV, read as the account holding `token`.
-pub fn notify(guard: &Guard, incident: &str, token: &str, out: Option<&Path>) -> Result<usize> {
-    let list = guard.notification_list(token, incident, &RequestMeta::default())?;
+pub fn notify(
+    guard: &Guard,
+    incident: &str,
+    token: &str,
+    scope: wbg_guard::NotifyScope,
+    out: Option<&Path>,
+) -> Result<usize> {
+    let list = guard.notification_list(token, incident, scope, &RequestMeta::default())?;
     let mut w = csv::Writer::from_writer(Vec::new());
     w.write_record([
         "name",

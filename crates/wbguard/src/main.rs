@@ -228,6 +228,10 @@ enum BreachCommand {
         /// Write here instead of stdout.
         #[arg(long, value_name = "FILE")]
         out: Option<PathBuf>,
+        /// Everyone the incident counts, the suspects' own work included (by default only the people on waybills
+        /// shown beyond their work).
+        #[arg(long)]
+        all_exposures: bool,
     },
     /// Every incident in brief, newest first: id, state, window, suspects, customers exposed.
     List,
@@ -768,9 +772,15 @@ fn run(cli: Cli) -> Result<std::process::ExitCode> {
                     incident,
                     token_file,
                     out,
+                    all_exposures,
                 } => {
                     let token = api_token(Some(&token_file))?;
-                    let n = breach::notify(&guard, &incident, &token, out.as_deref())?;
+                    let scope = if all_exposures {
+                        wbg_guard::NotifyScope::All
+                    } else {
+                        wbg_guard::NotifyScope::BeyondWork
+                    };
+                    let n = breach::notify(&guard, &incident, &token, scope, out.as_deref())?;
                     eprintln!("{n} customers to notify");
                 }
                 BreachCommand::List => {

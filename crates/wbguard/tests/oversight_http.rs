@@ -1045,3 +1045,103 @@ fn cases_change_all_or_nothing_by_compare_and_set_and_only_by_auditors() {
         ]
     );
 }
+
+#[test]
+fn an_incident_splits_a_couriers_round_from_what_it_read_beyond_it_and_notifies_only_the_latter() {
+    let dirs = Dirs::new("");
+    let admin = dirs.create_account("ROOT1", "admin", None);
+    let s = Server::start(&dirs, "info");
+    let integ = s.account(&admin, "I1", "integration", None, None);
+    let auditor = s.account(&admin, "AUD1", "auditor", None, None);
+    let agent = s.account(&admin, "K1", "customer_service", None, None);
+    let o2 = couriers(&s, &admin, &integ, "O2", "C2", 2);
+    let from = now_ms() - 60_000;
+    let (token, own) = &o2[0];
+    let theirs = &o2[1].1;
+    // Its own round: twice in full, as a delivery needs. Then a look at a colleague's parcel at its outlet: the
+    // policy gives the masked view (same outlet), but no work of its called for it.
+    for _ in 0..2 {
+        let r = s.get(&format!("/v1/waybills/{own}?purpose=delivery"), Some(token));
+        assert_eq!(r.json::<Value>().unwrap()["view"], "full");
+    }
+    let r = s.get(
+        &format!("/v1/waybills/{theirs}?purpose=delivery"),
+        Some(token),
+    );
+    assert_eq!(r.json::<Value>().unwrap()["view"], "masked");
+    let r = s.post(
+        "/v1/forensics/incidents",
+        Some(&auditor),
+        &json!({"suspects": ["C21"], "from": from, "to": "now"}),
+    );
+    assert_eq!(r.status(), 201);
+    let report: Value = r.json().unwrap();
+    let suspect = &report["per_suspect"][0];
+    assert_eq!(
+        (
+            suspect["exposures"].as_u64(),
+            suspect["exposures_work"].as_u64(),
+            suspect["exposures_beyond"].as_u64(),
+            suspect["waybills_beyond"].as_u64()
+        ),
+        (Some(3), Some(2), Some(1), Some(1)),
+        "{report}"
+    );
+    assert_eq!(
+        (
+            report["waybills"].as_u64(),
+            report["waybills_beyond_work"].as_u64()
+        ),
+        (Some(2), Some(1))
+    );
+    let beyond: Vec<&str> = report["affected"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|a| a["beyond_work"] == true)
+        .map(|a| a["waybill_no"].as_str().unwrap())
+        .collect();
+    assert_eq!(beyond, vec![theirs.as_str()]);
+    let incident = report["incident"].as_str().unwrap();
+    let md = s
+        .get(
+            &format!("/v1/forensics/incidents/{incident}?format=markdown"),
+            Some(&auditor),
+        )
+        .text()
+        .unwrap();
+    assert!(md.contains("Beyond their work: 1 waybills"), "{md}");
+    // The notification list: by default the people on what it read beyond its work; everyone on request.
+    let notify = |q: &str| -> Value {
+        let r = s.get(
+            &format!("/v1/forensics/incidents/{incident}/notifications{q}"),
+            Some(&agent),
+        );
+        assert_eq!(r.status(), 200);
+        r.json().unwrap()
+    };
+    let waybills = |list: &Value| -> Vec<String> {
+        let mut v: Vec<String> = list["notices"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .flat_map(|n| n["waybills"].as_array().unwrap().clone())
+            .map(|w| w.as_str().unwrap().to_owned())
+            .collect();
+        v.sort();
+        v.dedup();
+        v
+    };
+    assert_eq!(waybills(&notify("")), vec![theirs.clone()]);
+    let mut both = vec![own.clone(), theirs.clone()];
+    both.sort();
+    assert_eq!(waybills(&notify("?scope=all")), both);
+    assert_eq!(
+        s.get(
+            &format!("/v1/forensics/incidents/{incident}/notifications?scope=some"),
+            Some(&agent)
+        )
+        .status(),
+        400
+    );
+}

@@ -14,7 +14,7 @@ use utoipa::{IntoParams, ToSchema};
 use wbg_core::Alert;
 use wbg_guard::{
     AlertDetail, AlertExplanation, Attribution, Backtest, Case, CaseChange, ImpactReport,
-    IncidentRequest, IncidentStateChange, IncidentSummary, NewCase, NotificationList,
+    IncidentRequest, IncidentStateChange, IncidentSummary, NewCase, NotificationList, NotifyScope,
     SuppressedAlerts, Suppression, SuppressionRequest, TriageRequest,
 };
 use wbg_store::AlertFilter;
@@ -485,17 +485,33 @@ pub(super) async fn incident(
     report_response(report, q.format.as_deref())
 }
 
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub(super) struct NotifyQuery {
+    /// `beyond_work` (the default: the people on waybills the suspects were shown beyond their registered work)
+    /// or `all` (their own work's too).
+    #[serde(default)]
+    scope: Option<String>,
+}
+
 #[utoipa::path(get, path = "/v1/forensics/incidents/{id}/notifications", tag = "forensics", summary = "The people to notify of an incident (customer service)",
-    security(("bearer" = [])), params(("id" = String, Path)),
+    security(("bearer" = [])), params(("id" = String, Path), NotifyQuery),
     responses((status = 200, body = NotificationList, description = "One notice per exposed customer, with name and phone; every waybill read is audited"),
         (status = 401, body = ApiErrorBody),
         (status = 403, body = ApiErrorBody, description = "The policy opens the incident's customers to customer service only"), (status = 404, body = ApiErrorBody)))]
 pub(super) async fn notifications(
     caller: Caller,
     Path(id): Path<String>,
+    Q(q): Q<NotifyQuery>,
 ) -> ApiResult<Json<NotificationList>> {
+    let scope = match q.scope.as_deref() {
+        None | Some("beyond_work") => NotifyScope::BeyondWork,
+        Some("all") => NotifyScope::All,
+        Some(_) => return Err(ApiError::invalid("scope must be beyond_work or all")),
+    };
     caller
-        .run(move |g, c| g.notification_list(&c.token, &id, &c.meta))
+        .run(move |g, c| g.notification_list(&c.token, &id, scope, &c.meta))
         .await
         .map(Json)
 }
