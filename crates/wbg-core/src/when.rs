@@ -59,6 +59,30 @@ fn iso(text: &str) -> Option<Millis> {
     None
 }
 
+/// A time as ISO 8601 in China Standard Time, to the second: `2026-12-03T19:31:10+08:00` (what people here read,
+/// and what [`parse_when`] reads back).
+pub fn display(ms: Millis) -> String {
+    use time::{OffsetDateTime, UtcOffset};
+    let Ok(cst) = UtcOffset::from_whole_seconds(CST_SECONDS) else {
+        return format!("{ms} ms");
+    };
+    match OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000) {
+        Ok(t) => {
+            let t = t.to_offset(cst);
+            format!(
+                "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}+08:00",
+                t.year(),
+                u8::from(t.month()),
+                t.day(),
+                t.hour(),
+                t.minute(),
+                t.second()
+            )
+        }
+        Err(_) => format!("{ms} ms"),
+    }
+}
+
 /// For serde: a time given as a number (ms since the epoch) or as text [`parse_when`] reads (`now` being the
 /// wall clock's).
 pub fn deserialize<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Millis, D::Error> {
@@ -78,6 +102,14 @@ pub fn deserialize<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Millis, D::
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_time_is_shown_in_china_standard_time_and_reads_back() {
+        let t = 1_796_297_470_000;
+        let shown = display(t);
+        assert_eq!(shown, "2026-12-03T19:31:10+08:00");
+        assert_eq!(parse_when(&shown, 0), Ok(t));
+    }
 
     #[test]
     fn every_form_a_carrier_writes() {

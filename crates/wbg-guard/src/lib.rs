@@ -77,7 +77,7 @@ pub use lifecycle::{
 pub use numbers::{BindingChange, CallRoute, NumberGateway, PrivacyNumbers, MAX_POOL};
 pub use policies::{PolicyVersion, MAX_POLICY_BYTES};
 pub use replay::{DecisionChange, ReplayReport};
-pub use retention::{RetentionPolicy, ShreddedBucket};
+pub use retention::{RetentionPlan, RetentionPolicy, ShreddedBucket};
 pub use review::{review_csv, PurposeAccess, ReviewRow, REVIEW_WINDOW_DAYS};
 pub use suppress::{
     Backtest, SuppressedAlerts, Suppression, SuppressionRequest, SuppressionScope, BACKTEST_DAYS,

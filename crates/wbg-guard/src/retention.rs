@@ -95,7 +95,94 @@ pub struct ShreddedBucket {
     pub audit_seq: u64,
 }
 
+/// What retention would do with one field group of one bucket, and why.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct RetentionPlan {
+    /// The bucket: days since the epoch.
+    pub bucket: i64,
+    /// The day it holds (UTC), `YYYY-MM-DD`.
+    pub day: String,
+    /// The field group.
+    pub group: String,
+    /// Waybills in the bucket.
+    pub waybills: u64,
+    /// Due now: a run would destroy its key.
+    pub due: bool,
+    /// When it falls due, if it is not due now (ms).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub due_at: Option<Millis>,
+    /// Why it is kept until then: `today` (the day is still filling), `delivery` (its last delivery is not
+    /// `days` old yet), `unfinished` (waybills not yet signed for or returned hold it, up to
+    /// `undelivered_days` after the newest was created).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub held_by: Vec<String>,
+}
+
+/// The moment `group` of `b` falls due under `policy`, and what holds it until then.
+fn due(policy: &RetentionPolicy, b: &BucketAge, group: FieldGroup) -> (Millis, Vec<String>) {
+    let mut at = (b.bucket + 1) * DAY_MS;
+    let mut why = vec![("today", at)];
+    if let Some(t) = b.last_finished {
+        why.push((
+            "delivery",
+            t + Millis::from(policy.days_for(group)) * DAY_MS,
+        ));
+    }
+    if let Some(t) = b.newest_unfinished {
+        why.push((
+            "unfinished",
+            t + Millis::from(policy.undelivered_days) * DAY_MS,
+        ));
+    }
+    for (_, t) in &why {
+        at = at.max(*t);
+    }
+    let held = why
+        .into_iter()
+        .filter(|(_, t)| *t == at)
+        .map(|(w, _)| w.to_owned())
+        .collect();
+    (at, held)
+}
+
 impl Guard {
+    /// What a retention run under `policy` would shred now and, for every field group it keeps, until when and
+    /// why (a dry run: nothing changes, nothing is audited). Local operators only.
+    pub fn retention_plan(
+        &self,
+        actor: Actor<'_>,
+        policy: &RetentionPolicy,
+    ) -> Result<Vec<RetentionPlan>, GuardError> {
+        crate::guard::local_only(actor, "retention plans")?;
+        let now = self.clock.now();
+        let done: std::collections::HashSet<(i64, FieldGroup)> = self
+            .store
+            .shredded_keys()?
+            .iter()
+            .filter_map(|id| FieldGroup::of_key_id(id))
+            .collect();
+        let mut out = Vec::new();
+        for b in self.store.bucket_ages()? {
+            for group in FieldGroup::ALL {
+                if done.contains(&(b.bucket, group)) {
+                    continue;
+                }
+                let expired = policy.expired(&b, group, now);
+                let (at, held_by) = due(policy, &b, group);
+                out.push(RetentionPlan {
+                    bucket: b.bucket,
+                    day: wbg_core::utc_text(b.bucket * DAY_MS)[..10].to_owned(),
+                    group: group.name().to_owned(),
+                    waybills: b.waybills,
+                    due: expired,
+                    due_at: (!expired).then_some(at),
+                    held_by: if expired { Vec::new() } else { held_by },
+                });
+            }
+        }
+        Ok(out)
+    }
+
     /// Shreds every bucket's field groups past `policy` now. Local operators only: the CLI and the server's own
     /// job.
     pub fn run_retention(
@@ -298,5 +385,40 @@ mod tests {
             !p.expired(&age(100, None, None), g, now),
             "today's bucket is still filling"
         );
+    }
+}
+
+#[cfg(test)]
+mod plan_tests {
+    use super::*;
+
+    #[test]
+    fn a_group_falls_due_when_the_last_thing_holding_it_lets_go() {
+        let p = RetentionPolicy::default();
+        let day = 20_000;
+        let b = BucketAge {
+            bucket: day,
+            waybills: 10,
+            last_finished: Some(day * DAY_MS + 5 * DAY_MS),
+            newest_unfinished: Some(day * DAY_MS + 3_600_000),
+        };
+        // One parcel never finished holds the day for 180 days after it was created, past the 30 after the
+        // last delivery.
+        let (at, held) = due(&p, &b, FieldGroup::Contact);
+        assert_eq!(at, day * DAY_MS + 3_600_000 + 180 * DAY_MS);
+        assert_eq!(held, vec!["unfinished"]);
+        assert!(!p.expired(&b, FieldGroup::Contact, at - 1));
+        assert!(p.expired(&b, FieldGroup::Contact, at));
+        // Every parcel finished: the last delivery decides.
+        let done = BucketAge {
+            newest_unfinished: None,
+            ..b
+        };
+        let (at, held) = due(&p, &done, FieldGroup::Contact);
+        assert_eq!(
+            (at, held),
+            (day * DAY_MS + 35 * DAY_MS, vec!["delivery".to_owned()])
+        );
+        assert!(p.expired(&done, FieldGroup::Contact, at));
     }
 }

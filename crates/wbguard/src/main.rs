@@ -186,6 +186,10 @@ enum RetentionCommand {
         /// Override `[retention] undelivered_days`.
         #[arg(long, value_name = "DAYS")]
         undelivered_days: Option<u32>,
+        /// Change nothing: list what a run would shred now and, for every day and field group it keeps, until
+        /// when and what holds it (the day still filling, its last delivery, waybills not yet finished).
+        #[arg(long)]
+        dry_run: bool,
     },
 }
 
@@ -824,6 +828,7 @@ fn run(cli: Cli) -> Result<std::process::ExitCode> {
                 RetentionCommand::Run {
                     days_after_delivery,
                     undelivered_days,
+                    dry_run,
                 },
         } => {
             let cfg = Config::load(&cli.common)?;
@@ -832,6 +837,11 @@ fn run(cli: Cli) -> Result<std::process::ExitCode> {
             policy.days_after_delivery = days_after_delivery.unwrap_or(policy.days_after_delivery);
             policy.undelivered_days = undelivered_days.unwrap_or(policy.undelivered_days);
             let guard = open_guard(&cfg)?;
+            let plan = guard.retention_plan(Actor::Local("cli"), &policy)?;
+            if dry_run {
+                print_retention_plan(&plan);
+                return Ok(ok);
+            }
             let shredded =
                 guard.run_retention(Actor::Local("cli"), &policy, &RequestMeta::default())?;
             publish_checkpoint(&cfg, &guard)?;
@@ -847,6 +857,21 @@ fn run(cli: Cli) -> Result<std::process::ExitCode> {
                 shredded.len(),
                 days.len()
             );
+            // Why the rest stays: the next group to fall due, and what holds it.
+            if let Some(next) = plan
+                .iter()
+                .filter(|p| !p.due)
+                .min_by_key(|p| p.due_at.unwrap_or(i64::MAX))
+            {
+                eprintln!(
+                    "{} field groups kept; the next falls due {} ({} {}, held by {})",
+                    plan.iter().filter(|p| !p.due).count(),
+                    next.due_at.map(wbg_core::when::display).unwrap_or_default(),
+                    next.day,
+                    next.group,
+                    next.held_by.join(" and ")
+                );
+            }
             Ok(ok)
         }
         Command::Keys {
@@ -974,6 +999,40 @@ fn init(cfg: &Config) -> Result<()> {
 }
 
 /// `audit verify`: exit 0 when intact; exit 1 naming the first bad entry.
+/// `retention run --dry-run`: one line per day and field group.
+fn print_retention_plan(plan: &[wbg_guard::RetentionPlan]) {
+    println!(
+        "{:<10}  {:<7}  {:>8}  what a run would do",
+        "day", "group", "waybills"
+    );
+    for p in plan {
+        let what = if p.due {
+            "shred now".to_owned()
+        } else {
+            let why: Vec<&str> = p
+                .held_by
+                .iter()
+                .map(|h| match h.as_str() {
+                    "today" => "the day is still filling",
+                    "delivery" => "its last delivery is not old enough",
+                    _ => "waybills not yet signed for or returned",
+                })
+                .collect();
+            format!(
+                "keep until {}: {}",
+                p.due_at.map(wbg_core::when::display).unwrap_or_default(),
+                why.join("; ")
+            )
+        };
+        println!("{:<10}  {:<7}  {:>8}  {what}", p.day, p.group, p.waybills);
+    }
+    let due = plan.iter().filter(|p| p.due).count();
+    eprintln!(
+        "dry run: {due} field groups would be shredded, {} kept; nothing was changed",
+        plan.len() - due
+    );
+}
+
 fn verify_pack(path: &Path, vkey: Option<&Path>) -> Result<std::process::ExitCode> {
     let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
     let pack = wbg_audit::EvidencePack::parse(&bytes)?;
