@@ -184,7 +184,7 @@ pub struct TimelineEvent {
 /// Exposures of one day.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct DayCount {
-    /// The day (UTC), `YYYY-MM-DD`.
+    /// The day (China Standard Time), `YYYY-MM-DD`.
     pub day: String,
     /// Reads that showed a full record.
     pub full: u64,
@@ -405,9 +405,9 @@ pub(crate) fn work_required(
     }
 }
 
-/// `YYYY-MM-DD` (UTC) of a time in ms.
+/// `YYYY-MM-DD` (China Standard Time) of a time in ms.
 fn day_of(ms: i64) -> String {
-    wbg_core::utc_text(ms)[..10].to_owned()
+    wbg_core::when::display(ms)[..10].to_owned()
 }
 
 /// The principal an audit entry shows personal data to, and whether in full: an allowed masked or full read,
@@ -1176,8 +1176,8 @@ impl ImpactReport {
                 a.waybill_no.as_str(),
                 a.exposure.as_str(),
                 &a.fields.join(" "),
-                &a.first_exposed.to_string(),
-                &a.last_exposed.to_string(),
+                &wbg_core::when::display(a.first_exposed),
+                &wbg_core::when::display(a.last_exposed),
                 &a.exposed_to.join(" "),
                 if a.beyond_work { "true" } else { "false" },
             ])
@@ -1190,12 +1190,13 @@ impl ImpactReport {
     /// The report as a readable Markdown document.
     pub fn to_markdown(&self) -> String {
         use std::fmt::Write;
-        let t = wbg_core::utc_text;
+        // Times in China Standard Time, ISO 8601 with the offset, as a reader there expects them.
+        let t = wbg_core::when::display;
         let mut md = String::new();
         let _ = writeln!(md, "# Breach-impact report {}\n", self.incident);
         let _ = writeln!(
             md,
-            "Made by `{}` at {} UTC. Window: {} to {} UTC. Suspects: {}.\n",
+            "Made by `{}` at {}. Window: {} to {}. Suspects: {}.\n",
             self.created_by,
             t(self.created_at),
             t(self.from),
@@ -1267,7 +1268,7 @@ impl ImpactReport {
                 opt(s.suspended_at)
             );
         }
-        let _ = writeln!(md, "\n## Timeline (UTC)\n");
+        let _ = writeln!(md, "\n## Timeline\n");
         for e in &self.timeline {
             let _ = writeln!(
                 md,
@@ -1283,7 +1284,7 @@ impl ImpactReport {
         }
         let _ = writeln!(
             md,
-            "\n## Exposures per day (UTC)\n\n| day | full | masked |\n|---|---:|---:|"
+            "\n## Exposures per day (China Standard Time)\n\n| day | full | masked |\n|---|---:|---:|"
         );
         for d in &self.daily {
             let _ = writeln!(md, "| {} | {} | {} |", d.day, d.full, d.masked);

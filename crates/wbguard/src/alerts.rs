@@ -46,7 +46,7 @@ fn line(a: &Alert, json: bool) -> Result<String> {
     };
     Ok(format!(
         "{}Z  #{:<6} {:<8} {:<14} {:<12} {:<16} audit {seqs}",
-        wbg_core::utc_text(a.at),
+        wbg_core::when::display(a.at),
         a.id,
         a.severity,
         a.state,

@@ -70,7 +70,7 @@ pub fn notify(
             n.exposure.as_str(),
             &n.fields.join(" "),
             &n.waybills.join(" "),
-            &wbg_core::utc_text(n.first_exposed),
+            &wbg_core::when::display(n.first_exposed),
         ])?;
     }
     emit(out, &w.into_inner()?)?;

@@ -1072,7 +1072,7 @@ fn an_incident_splits_a_couriers_round_from_what_it_read_beyond_it_and_notifies_
     let r = s.post(
         "/v1/forensics/incidents",
         Some(&auditor),
-        &json!({"suspects": ["C21"], "from": from, "to": "now"}),
+        &json!({"suspects": ["C21"], "from": from, "to": now_ms() + 60_000}),
     );
     assert_eq!(r.status(), 201);
     let report: Value = r.json().unwrap();
@@ -1111,6 +1111,20 @@ fn an_incident_splits_a_couriers_round_from_what_it_read_beyond_it_and_notifies_
         .text()
         .unwrap();
     assert!(md.contains("Beyond their work: 1 waybills"), "{md}");
+    // Times as people here read them: ISO 8601 in China Standard Time, in the document and the CSV.
+    assert!(md.contains("+08:00") && !md.contains(" UTC"), "{md}");
+    let csv = s
+        .get(
+            &format!("/v1/forensics/incidents/{incident}?format=csv"),
+            Some(&auditor),
+        )
+        .text()
+        .unwrap();
+    let row = csv.lines().nth(1).unwrap();
+    assert!(
+        row.contains("+08:00") && (row.ends_with(",true") || row.ends_with(",false")),
+        "{csv}"
+    );
     // The notification list: by default the people on what it read beyond its work; everyone on request.
     let notify = |q: &str| -> Value {
         let r = s.get(
