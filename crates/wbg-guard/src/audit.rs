@@ -19,6 +19,9 @@ pub struct AuditSearchPage {
     pub next: Option<String>,
 }
 
+/// The widest window hourly counts cover, in days.
+const MAX_HOURLY_DAYS: i64 = 31;
+
 fn check_query(q: &AuditQuery) -> Result<(), GuardError> {
     let text = |name: &str, v: &Option<String>| match v {
         Some(v) if v.is_empty() || v.chars().count() > 64 || v.chars().any(char::is_control) => {
@@ -138,6 +141,42 @@ impl Guard {
             verifier_key: self.verifier_key().to_text(),
             entries,
         })
+    }
+
+    /// How many entries `q` selects in each hour, by decision (auditors and admins): the console's overview and
+    /// an account's day at a glance, from the index. The window defaults to the last 24 hours and spans at most
+    /// 31 days.
+    pub fn hourly_audit(
+        &self,
+        actor: Actor<'_>,
+        q: &AuditQuery,
+        meta: &RequestMeta,
+    ) -> Result<Vec<wbg_store::HourCount>, GuardError> {
+        let (_, e) = self.admin(actor, AdminAction::ReadAudit, "audit_hourly", meta)?;
+        let now = self.clock.now();
+        let from = q.from.unwrap_or(now - 86_400_000);
+        let to = q.to.unwrap_or(now + 1);
+        let checked = check_query(q).and_then(|()| {
+            if to - from > MAX_HOURLY_DAYS * 86_400_000 {
+                return Err(GuardError::Invalid(format!(
+                    "hourly counts cover at most {MAX_HOURLY_DAYS} days: narrow from and to"
+                )));
+            }
+            Ok(())
+        });
+        if let Err(err) = checked {
+            return Err(self.deny(e, err));
+        }
+        let q = AuditQuery {
+            from: Some(from),
+            to: Some(to),
+            ..q.clone()
+        };
+        match self.store.hourly_audit(&q) {
+            Ok(c) => Ok(c),
+            Err(StoreError::Unavailable(m)) => Err(GuardError::Unavailable(m)),
+            Err(err) => Err(err.into()),
+        }
     }
 
     /// One page of the audit entries `q` selects, newest first (auditors and admins). Each text filter is checked

@@ -2,7 +2,9 @@
 //! the entries, so every integrated entry is searchable; a search integrates what is queued first, as every
 //! reader of the log does.
 use crate::{db, integrate, PgStore};
-use wbg_store::{AuditCursor, AuditPage, AuditQuery, AuditSearch, SqlArg, StoreError};
+use wbg_store::{
+    AuditCursor, AuditPage, AuditQuery, AuditSearch, HourCount, SqlArg, StoreError, HOUR_MS,
+};
 
 impl AuditSearch for PgStore {
     fn search_audit(&self, q: &AuditQuery) -> Result<AuditPage, StoreError> {
@@ -40,6 +42,37 @@ impl AuditSearch for PgStore {
                     .collect(),
                 next,
             })
+        })
+    }
+
+    fn hourly_audit(&self, q: &AuditQuery) -> Result<Vec<HourCount>, StoreError> {
+        let plain = AuditQuery {
+            before: None,
+            ..q.clone()
+        };
+        let (filter, args) = plain.sql_filter("i.", |i| format!("${i}"));
+        let sql = format!(
+            "SELECT (i.time / {HOUR_MS}) * {HOUR_MS} AS h, i.decision, COUNT(*) FROM audit_index i \
+             WHERE true{filter} GROUP BY h, i.decision ORDER BY h, i.decision"
+        );
+        self.run(async {
+            integrate(&self.pool, true).await?;
+            let mut query = sqlx::query_as::<_, (i64, String, i64)>(&sql);
+            for a in args {
+                query = match a {
+                    SqlArg::Text(s) => query.bind(s),
+                    SqlArg::Long(v) => query.bind(v),
+                };
+            }
+            let rows = query.fetch_all(&self.pool).await.map_err(db)?;
+            Ok(rows
+                .into_iter()
+                .map(|(hour, decision, count)| HourCount {
+                    hour,
+                    decision,
+                    count: count as u64,
+                })
+                .collect())
         })
     }
 }

@@ -675,11 +675,26 @@ pub fn audit_search_filters_and_pages_over_index_and_tail(s: &dyn Store) {
             ..Default::default()
         },
     ];
+    // Hourly counts by decision: what counting the matching entries gives.
+    let hourly = |q: &crate::AuditQuery| {
+        let mut counts = std::collections::BTreeMap::new();
+        for (i, e) in all.iter().enumerate() {
+            let row = crate::IndexRow::of(AuditEntry {
+                seq: base + i as u64,
+                ..e.clone()
+            });
+            if q.matches(&row) {
+                crate::count_hour(&mut counts, &row);
+            }
+        }
+        crate::hour_counts(counts)
+    };
     for (i, q) in queries.iter().enumerate() {
         for limit in [1, 7, 500] {
             let q = crate::AuditQuery { limit, ..q.clone() };
             assert_eq!(paged(&q), expect(&q), "query {i}, pages of {limit}");
         }
+        assert_eq!(s.hourly_audit(q).unwrap(), hourly(q), "hourly, query {i}");
     }
     // After upkeep has indexed everything, the answers are the same.
     s.maintain().unwrap();
@@ -689,6 +704,7 @@ pub fn audit_search_filters_and_pages_over_index_and_tail(s: &dyn Store) {
             ..q.clone()
         };
         assert_eq!(paged(&q), expect(&q));
+        assert_eq!(s.hourly_audit(&q).unwrap(), hourly(&q));
     }
     // Entries spread over hours, some a little out of time order (stamped before the log ordered them), not yet
     // indexed: a search that may stop reading early still finds exactly the right page.

@@ -28,7 +28,10 @@ pub use numbers::{
     BindOutcome, NumberBinding, NumberRelease, PoolState, PoolSync, FREE_NUMBER_COUNT_SQL,
     FREE_NUMBER_SQL,
 };
-pub use search::{AuditCursor, AuditPage, AuditQuery, AuditSearch, IndexRow, SqlArg, MAX_PAGE};
+pub use search::{
+    count_hour, hour_counts, AuditCursor, AuditPage, AuditQuery, AuditSearch, HourCount, IndexRow,
+    SqlArg, HOUR_MS, MAX_PAGE,
+};
 pub use sqlite::SqliteStore;
 pub use ticket::{Ticket, TicketSender};
 pub use work::{ServiceTicket, WorkRegistry};

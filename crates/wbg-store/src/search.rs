@@ -178,11 +178,48 @@ impl IndexRow {
     }
 }
 
+/// How many entries of one decision fell in one hour.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+pub struct HourCount {
+    /// The hour's start (ms since the epoch, a multiple of 3,600,000).
+    pub hour: Millis,
+    /// `allow` or `deny`.
+    pub decision: String,
+    /// Entries.
+    pub count: u64,
+}
+
+/// The length of an hour, in ms.
+pub const HOUR_MS: Millis = 3_600_000;
+
+/// Adds `row` to `counts` (keyed by hour and decision).
+pub fn count_hour(counts: &mut std::collections::BTreeMap<(Millis, String), u64>, row: &IndexRow) {
+    *counts
+        .entry((row.time.div_euclid(HOUR_MS) * HOUR_MS, row.decision.clone()))
+        .or_default() += 1;
+}
+
+/// The counts as a list, oldest hour first.
+pub fn hour_counts(counts: std::collections::BTreeMap<(Millis, String), u64>) -> Vec<HourCount> {
+    counts
+        .into_iter()
+        .map(|((hour, decision), count)| HourCount {
+            hour,
+            decision,
+            count,
+        })
+        .collect()
+}
+
 /// Search over the audit log.
 pub trait AuditSearch {
     /// One page of the entries `q` selects, newest first. `Unavailable` while the index is too far behind the log
     /// to answer completely (right after an upgrade, while it is first built).
     fn search_audit(&self, q: &AuditQuery) -> Result<AuditPage, StoreError>;
+
+    /// How many entries `q` selects in each hour, by decision, oldest hour first (`q`'s cursor and page size do
+    /// not apply). `Unavailable` as for [`AuditSearch::search_audit`].
+    fn hourly_audit(&self, q: &AuditQuery) -> Result<Vec<HourCount>, StoreError>;
 }
 
 #[cfg(test)]

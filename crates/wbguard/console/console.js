@@ -271,15 +271,20 @@ async function overviewPage(view) {
   const body = el('div', {}, notice('Loading…'));
   view.append(body);
   try {
-    const [alerts, accounts, refusals] = await Promise.all([
+    const [alerts, accounts, refusals, reads] = await Promise.all([
       api('GET', `/v1/alerts${query({ since: 'now-1d', limit: 1000 })}`),
       api('GET', '/v1/accounts'),
       searchAll({ decision: 'deny', from: 'now-1d' }, 20_000),
+      api('GET', `/v1/audit/hourly${query({ action: 'view', from: 'now-1d' })}`),
     ]);
+    const readsBy = (decision) => new Map(reads.filter((h) => h.decision === decision).map((h) => [h.hour, h.count]));
     const day = Date.now() - 86_400_000;
     const suspensions = accounts.filter((a) => a.status === 'suspended' && a.status_since >= day);
     const sev = (s) => alerts.filter((a) => a.severity === s);
-    const charts = el('div', { class: 'grid' },
+    const charts = el('div', { class: 'grid', id: 'charts' },
+      hourlyChart('Guarded reads per hour (every waybill read, from the audit index)', [
+        { name: 'allowed', colour: '#1a56db', counts: readsBy('allow') },
+        { name: 'refused', colour: '#b42318', counts: readsBy('deny') }], 24),
       hourlyChart('Alerts per hour', [
         { name: 'critical', colour: '#b42318', counts: byHour(sev('critical'), (a) => a.at) },
         { name: 'warning', colour: '#dc6803', counts: byHour(sev('warning'), (a) => a.at) },

@@ -176,7 +176,7 @@ impl utoipa::Modify for BearerAuth {
         waybills::label, waybills::resolve_label, waybills::route_call, waybills::record_event, waybills::record_events, forensics::alerts, forensics::alert, forensics::explain, forensics::evidence_pack, forensics::backtest_suppression, forensics::suppress, forensics::suppressions, forensics::lift_suppression, forensics::open_case, forensics::cases, forensics::case, forensics::change_case, forensics::case_evidence_pack, forensics::triage, forensics::alert_stream,
         forensics::attribute, forensics::open_incident, forensics::incidents, forensics::incident, forensics::close_incident, forensics::reopen_incident, forensics::notifications, forensics::plant_canaries,
         work::open_ticket, work::ticket, work::close_ticket, work::list_exports, work::request_export, work::export_status, work::approve_export,
-        work::export_file, audit::checkpoint, audit::verifier_key, audit::inclusion, audit::consistency, audit::search, audit::entry, healthz, metrics_text),
+        work::export_file, audit::checkpoint, audit::verifier_key, audit::inclusion, audit::consistency, audit::search, audit::hourly, audit::entry, healthz, metrics_text),
     components(schemas(ApiErrorBody, error::ApiErrorDetail, credentials::CreateAccount, credentials::CredentialResponse, credentials::TokenMeta,
         credentials::Redeem, accounts::StatusChange, accounts::Transfer, waybills::IngestBatch, audit::ProofResponse, forensics::PlantCanaries,
         forensics::Planted, waybills::ResolveLabel, waybills::RouteCall, waybills::EventBatch, wbg_guard::RowFault, wbg_guard::ScanEvent,
@@ -184,7 +184,7 @@ impl utoipa::Modify for BearerAuth {
         wbg_guard::RosterTransfer, wbg_guard::ReviewRow, wbg_guard::PurposeAccess, wbg_guard::Attestation, credentials::Recertify,
         wbg_guard::PolicyVersion, policies::PolicyList, policies::Proposal, wbg_guard::ReplayReport, wbg_guard::DecisionChange,
         wbg_guard::AccountSummary, wbg_guard::AccountDetail, wbg_guard::AlertDetail, wbg_guard::TriageRequest, wbg_store::TriageRecord,
-        wbg_guard::IncidentSummary, wbg_guard::AuditSearchPage, wbg_guard::IncidentStateChange, wbg_guard::IncidentChange,
+        wbg_guard::IncidentSummary, wbg_guard::AuditSearchPage, wbg_store::HourCount, wbg_guard::IncidentStateChange, wbg_guard::IncidentChange,
         wbg_guard::AlertExplanation, wbg_guard::Backtest, wbg_guard::Case, wbg_guard::CaseChange, wbg_guard::NewCase, wbg_guard::NewEvidence, wbg_guard::CheckItem, wbg_guard::EvidenceItem, wbg_guard::Suppression, wbg_guard::SuppressionRequest, wbg_guard::SuppressionScope, wbg_guard::Entitlement, wbg_guard::ExplainedRead, wbg_guard::ReadSummary)),
     modifiers(&BearerAuth)
 )]
@@ -313,6 +313,7 @@ pub fn router(guard: Arc<Guard>, metrics: PrometheusHandle, options: RouterOptio
         .route("/v1/audit/proof/{seq}", get(audit::inclusion))
         .route("/v1/audit/consistency", get(audit::consistency))
         .route("/v1/audit/entries", get(audit::search))
+        .route("/v1/audit/hourly", get(audit::hourly))
         .route("/v1/audit/entries/{seq}", get(audit::entry))
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics_text))

@@ -714,8 +714,11 @@ fn analysts_work_the_console_in_a_real_browser() {
     b.go(&format!("{}/console#/overview", s.base));
     b.wait(
         "the overview",
-        "document.querySelectorAll('svg.chart').length === 3",
+        "document.querySelectorAll('svg.chart').length === 4",
     );
+    // Guarded reads per hour, from the index: every courier read of this test.
+    let reads = b.text("#charts section:first-child");
+    assert!(reads.contains("allowed: 6") && reads.contains("refused: 3"), "{reads}");
     b.screenshot("console-overview");
     b.click("#sign-out");
 

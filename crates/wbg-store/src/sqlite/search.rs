@@ -2,7 +2,10 @@
 //! a request), and searched together with the entries not yet indexed, so that a search sees every committed
 //! entry.
 use super::SqliteStore;
-use crate::{AuditCursor, AuditPage, AuditQuery, AuditSearch, IndexRow, SqlArg, StoreError};
+use crate::{
+    count_hour, hour_counts, AuditCursor, AuditPage, AuditQuery, AuditSearch, HourCount, IndexRow,
+    SqlArg, StoreError, HOUR_MS,
+};
 use rusqlite::{params, Connection, Transaction, TransactionBehavior};
 use wbg_audit::AuditEntry;
 
@@ -176,6 +179,54 @@ pub(super) fn search(conn: &mut Connection, q: &AuditQuery) -> Result<AuditPage,
     Ok(AuditPage { entries, next })
 }
 
+/// Hourly counts over the index and the entries past it, read in one snapshot.
+pub(super) fn hourly(conn: &mut Connection, q: &AuditQuery) -> Result<Vec<HourCount>, StoreError> {
+    let tx = conn.transaction()?;
+    let indexed = indexed_to(&tx)?;
+    let size = super::size_in(&tx)?;
+    if size.saturating_sub(indexed) > MAX_TAIL {
+        return Err(StoreError::Unavailable(format!(
+            "the audit index is being built ({indexed} of {size} entries indexed); try again shortly"
+        )));
+    }
+    let mut counts = std::collections::BTreeMap::new();
+    {
+        let mut stmt = tx.prepare_cached("SELECT seq, entry FROM audit_entries WHERE seq >= ?1")?;
+        let mut rows = stmt.query(params![indexed as i64])?;
+        while let Some(r) = rows.next()? {
+            let seq: i64 = r.get(0)?;
+            let bytes = r.get_ref(1)?.as_blob().map_err(rusqlite::Error::from)?;
+            let row = IndexRow::of(decode(seq, bytes)?);
+            if q.matches(&row) {
+                count_hour(&mut counts, &row);
+            }
+        }
+    }
+    let plain = AuditQuery {
+        before: None,
+        ..q.clone()
+    };
+    let (filter, args) = plain.sql_filter("", |i| format!("?{i}"));
+    let sql = format!(
+        "SELECT (time / {HOUR_MS}) * {HOUR_MS} AS h, decision, COUNT(*) FROM audit_index WHERE true{filter} \
+         GROUP BY h, decision"
+    );
+    let params: Vec<rusqlite::types::Value> = args
+        .into_iter()
+        .map(|a| match a {
+            SqlArg::Text(t) => rusqlite::types::Value::Text(t),
+            SqlArg::Long(v) => rusqlite::types::Value::Integer(v),
+        })
+        .collect();
+    let mut stmt = tx.prepare_cached(&sql)?;
+    let mut rows = stmt.query(rusqlite::params_from_iter(params.iter()))?;
+    while let Some(r) = rows.next()? {
+        let (hour, decision, n): (i64, String, i64) = (r.get(0)?, r.get(1)?, r.get(2)?);
+        *counts.entry((hour, decision)).or_default() += n as u64;
+    }
+    Ok(hour_counts(counts))
+}
+
 impl AuditSearch for SqliteStore {
     fn search_audit(&self, q: &AuditQuery) -> Result<AuditPage, StoreError> {
         let mut conn = self
@@ -183,5 +234,13 @@ impl AuditSearch for SqliteStore {
             .lock()
             .map_err(|_| StoreError::Db("search lock poisoned".into()))?;
         search(&mut conn, q)
+    }
+
+    fn hourly_audit(&self, q: &AuditQuery) -> Result<Vec<HourCount>, StoreError> {
+        let mut conn = self
+            .search
+            .lock()
+            .map_err(|_| StoreError::Db("search lock poisoned".into()))?;
+        hourly(&mut conn, q)
     }
 }

@@ -174,6 +174,55 @@ pub(super) async fn search(
         .map(Json)
 }
 
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub(super) struct HourlyQuery {
+    /// The acting account.
+    #[serde(default)]
+    account: Option<String>,
+    /// The waybill concerned.
+    #[serde(default)]
+    waybill: Option<String>,
+    /// The action (`view` for guarded reads).
+    #[serde(default)]
+    action: Option<String>,
+    /// `allow` or `deny`.
+    #[serde(default)]
+    decision: Option<String>,
+    /// Window start (default 24 hours ago), as `/v1/audit/entries` takes it.
+    #[serde(default)]
+    from: Option<String>,
+    /// Window end (default now); at most 31 days after `from`.
+    #[serde(default)]
+    to: Option<String>,
+}
+
+#[utoipa::path(get, path = "/v1/audit/hourly", tag = "audit log",
+    summary = "How many entries the filters select in each hour, by decision (auditors, admins)",
+    security(("bearer" = [])), params(HourlyQuery),
+    responses((status = 200, body = [wbg_store::HourCount]), (status = 400, body = ApiErrorBody), (status = 401, body = ApiErrorBody),
+        (status = 403, body = ApiErrorBody), (status = 503, body = ApiErrorBody)))]
+pub(super) async fn hourly(
+    caller: Caller,
+    Q(q): Q<HourlyQuery>,
+) -> ApiResult<Json<Vec<wbg_store::HourCount>>> {
+    let query = wbg_store::AuditQuery {
+        account: q.account,
+        waybill: q.waybill,
+        action: q.action,
+        decision: q.decision,
+        from: when("from", q.from.as_deref())?,
+        to: when("to", q.to.as_deref())?,
+        before: None,
+        limit: 1,
+    };
+    caller
+        .run(move |g, c| g.hourly_audit(c.actor(), &query, &c.meta))
+        .await
+        .map(Json)
+}
+
 #[utoipa::path(get, path = "/v1/audit/entries/{seq}", tag = "audit log", summary = "An entry's exact bytes (auditors, admins)",
     security(("bearer" = [])), params(("seq" = u64, Path)),
     responses((status = 200, description = "the exact bytes that were hashed into the log", content_type = "application/json"),
