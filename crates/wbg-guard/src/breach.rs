@@ -1306,8 +1306,11 @@ mod tests {
 
     #[test]
     fn days() {
+        // Days as China Standard Time counts them: 16:00 UTC is the next day's midnight there.
         assert_eq!(day_of(1_795_392_000_000), "2026-11-23");
-        assert_eq!(day_of(-1), "1969-12-31");
+        assert_eq!(day_of(1_795_392_000_000 - 8 * 3_600_000), "2026-11-23");
+        assert_eq!(day_of(1_795_392_000_000 - 8 * 3_600_000 - 1), "2026-11-22");
+        assert_eq!(day_of(-1), "1970-01-01");
     }
 
     #[test]

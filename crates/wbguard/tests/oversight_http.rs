@@ -546,11 +546,18 @@ fn analysts_work_alerts_search_the_log_and_list_what_they_oversee() {
     );
     assert_eq!(s.get("/v1/forensics/incidents", Some(&admin)).status(), 403);
     // The people to tell: the recipient the courier read, and the sender whose name and phone its full views
-    // showed — one notice each.
+    // showed — one notice each. Its reads were its own delivery (its work), so the default list is empty and
+    // `scope=all` names everyone the incident counts.
     let agent = s.account(&admin, "K1", "customer_service", None, None);
     let inc0 = incidents[0]["incident"].as_str().unwrap();
-    let (st, list) = json_of(s.get(
+    let (st, none) = json_of(s.get(
         &format!("/v1/forensics/incidents/{inc0}/notifications"),
+        Some(&agent),
+    ));
+    assert_eq!(st, 200, "{none}");
+    assert_eq!(none["notices"], json!([]), "{none}");
+    let (st, list) = json_of(s.get(
+        &format!("/v1/forensics/incidents/{inc0}/notifications?scope=all"),
         Some(&agent),
     ));
     assert_eq!(st, 200, "{list}");
