@@ -157,7 +157,7 @@ impl Guard {
         let from = q.from.unwrap_or(now - 86_400_000);
         let to = q.to.unwrap_or(now + 1);
         let checked = check_query(q).and_then(|()| {
-            if to - from > MAX_HOURLY_DAYS * 86_400_000 {
+            if to.saturating_sub(from) > MAX_HOURLY_DAYS * 86_400_000 {
                 return Err(GuardError::Invalid(format!(
                     "hourly counts cover at most {MAX_HOURLY_DAYS} days: narrow from and to"
                 )));

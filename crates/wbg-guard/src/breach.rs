@@ -131,7 +131,8 @@ pub struct SuspectImpact {
     pub alerts: usize,
     /// When it was suspended in the window, if it was.
     pub suspended_at: Option<i64>,
-    /// Of its exposures, those its registered work called for (see [`work_required`]).
+    /// Of its exposures, those its registered work called for: granted by a rule that asks for work (a ticket, an
+    /// open exception, its own delivery, …) or a courier's look at its own parcel while delivering it.
     #[serde(default)]
     pub exposures_work: u64,
     /// Those beyond it: what the incident is about.
