@@ -155,12 +155,7 @@ impl Guard {
     ) -> Result<Vec<RetentionPlan>, GuardError> {
         crate::guard::local_only(actor, "retention plans")?;
         let now = self.clock.now();
-        let done: std::collections::HashSet<(i64, FieldGroup)> = self
-            .store
-            .shredded_keys()?
-            .iter()
-            .filter_map(|id| FieldGroup::of_key_id(id))
-            .collect();
+        let done = self.shredded_set()?;
         let mut out = Vec::new();
         for b in self.store.bucket_ages()? {
             for group in FieldGroup::ALL {
@@ -193,12 +188,7 @@ impl Guard {
     ) -> Result<Vec<ShreddedBucket>, GuardError> {
         let who = crate::guard::local_only(actor, "retention runs")?;
         let now = self.clock.now();
-        let done: std::collections::HashSet<(i64, FieldGroup)> = self
-            .store
-            .shredded_keys()?
-            .iter()
-            .filter_map(|id| FieldGroup::of_key_id(id))
-            .collect();
+        let done = self.shredded_set()?;
         let mut out = Vec::new();
         for b in self.store.bucket_ages()? {
             for group in FieldGroup::ALL {
@@ -232,6 +222,16 @@ impl Guard {
             }
         }
         Ok(out)
+    }
+
+    /// Every `(bucket, group)` whose key is already destroyed.
+    fn shredded_set(&self) -> Result<std::collections::HashSet<(i64, FieldGroup)>, GuardError> {
+        Ok(self
+            .store
+            .shredded_keys()?
+            .iter()
+            .filter_map(|id| FieldGroup::of_key_id(id))
+            .collect())
     }
 
     /// Takes in keys shredded by another process (the CLI beside a running server): they leave this guard's
