@@ -164,6 +164,10 @@ pub struct Guard {
     pub(crate) lifecycle: crate::lifecycle::LifecycleConfig,
     /// `[incidents]`.
     pub(crate) incidents: crate::breach::IncidentConfig,
+    /// `[tracking]`: the public lookup's limits.
+    pub(crate) tracking: crate::track::TrackingConfig,
+    /// What the public lookup remembers of its sources.
+    pub(crate) tracker: crate::track::Tracker,
     /// `[masking]`: how masked views and labels mask phones.
     pub(crate) masking: MaskingConfig,
     /// Last activity seen by this node, recorded by the upkeep.
@@ -332,6 +336,8 @@ impl Guard {
             credentials: Default::default(),
             lifecycle: Default::default(),
             incidents: Default::default(),
+            tracking: Default::default(),
+            tracker: Default::default(),
             masking: Default::default(),
             activity: Default::default(),
         };

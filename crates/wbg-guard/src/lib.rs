@@ -35,6 +35,7 @@ mod retention;
 mod review;
 mod suppress;
 mod token;
+mod track;
 mod view;
 mod work;
 
@@ -84,6 +85,7 @@ pub use suppress::{
     MAX_SUPPRESSION_DAYS, SUPPRESSION_REASONS,
 };
 pub use token::{hash_token, new_token};
+pub use track::{TrackRefusal, TrackedScan, Tracking, TrackingConfig};
 pub use view::{MaskedAddress, PartyView, WaybillView};
 pub use wbg_label::{Format as LabelFormat, Label};
 pub use wbg_risk::{

@@ -47,6 +47,8 @@ pub struct Config {
     pub masking: wbg_guard::MaskingConfig,
     /// `[console]`: sessions (`idle_minutes`, `max_hours`), `[console.sla_minutes]` per severity, `enabled`.
     pub console: crate::server::ConsoleConfig,
+    /// `[tracking]`: the public lookup `/track` and the limits that keep scrapers out.
+    pub tracking: wbg_guard::TrackingConfig,
 }
 
 /// `[store]`: `kind` selects the backend and the keys it takes.
@@ -186,6 +188,7 @@ impl Default for Config {
             incidents: Default::default(),
             masking: Default::default(),
             console: Default::default(),
+            tracking: Default::default(),
             witness: Default::default(),
             server: Default::default(),
             tls: None,

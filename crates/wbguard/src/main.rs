@@ -437,6 +437,8 @@ fn open_guard(cfg: &Config) -> Result<Guard> {
         .context("cannot set up [accounts]")?
         .with_incidents(&cfg.incidents)
         .context("cannot set up [incidents]")?
+        .with_tracking(&cfg.tracking)
+        .context("cannot set up [tracking]")?
         .with_masking(&cfg.masking)
         .context("cannot set up [masking]")?
         .with_privacy_numbers(&cfg.privacy_numbers)
@@ -1170,6 +1172,7 @@ fn serve(cfg: Config) -> Result<()> {
     let trusted_proxies = cfg.server.trusted_proxies()?;
     let tls = cfg.tls.clone();
     let console = cfg.console.clone();
+    let tracking_enabled = cfg.tracking.enabled;
     console.check().map_err(anyhow::Error::msg)?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -1260,6 +1263,7 @@ fn serve(cfg: Config) -> Result<()> {
         let options = server::RouterOptions {
             trusted_proxies,
             console: console.clone(),
+            tracking: tracking_enabled,
             tls: rustls.is_some(),
         };
         let app = server::router(guard.clone(), metrics, options)

@@ -16,6 +16,7 @@
 //! | `forensics` | alerts, attributions, incidents, notifications, canaries |
 //! | `work` | tickets, exports |
 //! | `audit` | checkpoint, key, proofs, entries |
+//! | `track` | `/track`: the public lookup (JSON and a page), no account, no personal data |
 //! | `console` | `/console`: the analysts' pages, their assets, sign-in sessions (cookie + CSRF) |
 use axum::extract::{DefaultBodyLimit, MatchedPath, RawQuery, State};
 use axum::http::{header, HeaderValue, Request, StatusCode};
@@ -35,6 +36,7 @@ mod error;
 mod extract;
 mod forensics;
 mod policies;
+mod track;
 mod waybills;
 mod work;
 
@@ -64,6 +66,8 @@ pub struct RouterOptions {
     pub trusted_proxies: Vec<ipnet::IpNet>,
     /// `[console]`.
     pub console: ConsoleConfig,
+    /// Serve the public lookup `/track` (`[tracking] enabled`).
+    pub tracking: bool,
     /// Served over TLS (the console's cookie is then `Secure`).
     pub tls: bool,
 }
@@ -319,6 +323,7 @@ pub fn router(guard: Arc<Guard>, metrics: PrometheusHandle, options: RouterOptio
         .route("/metrics", get(metrics_text))
         .route("/openapi.json", get(openapi))
         .merge(console::routes(options.console.enabled))
+        .merge(track::routes(options.tracking))
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .layer(axum::middleware::from_fn(declared_length_limit))

@@ -718,7 +718,10 @@ fn analysts_work_the_console_in_a_real_browser() {
     );
     // Guarded reads per hour, from the index: every courier read of this test.
     let reads = b.text("#charts section:first-child");
-    assert!(reads.contains("allowed: 6") && reads.contains("refused: 3"), "{reads}");
+    assert!(
+        reads.contains("allowed: 6") && reads.contains("refused: 3"),
+        "{reads}"
+    );
     b.screenshot("console-overview");
     b.click("#sign-out");
 
@@ -745,4 +748,21 @@ fn analysts_work_the_console_in_a_real_browser() {
         !body.contains("13800135678") && !body.contains("王芳"),
         "{body}"
     );
+
+    // ── The public lookup's page: a parcel's scans, nobody's name. ──
+    b.go(&format!("{}/track", s.base));
+    b.wait("the lookup form", "document.querySelector('#track-no')");
+    b.type_in("#track-no", "W1");
+    b.click("#track-go");
+    b.wait(
+        "the scans",
+        "document.querySelectorAll('#track-scans tr').length === 4",
+    );
+    let shown = b.text("#track-result");
+    assert!(
+        shown.contains("out_for_delivery") && shown.contains("+08:00"),
+        "{shown}"
+    );
+    assert!(!shown.contains("王芳") && !shown.contains("C2a"), "{shown}");
+    b.screenshot("track");
 }

@@ -1,0 +1,357 @@
+//! Public tracking without personal data: anyone may ask where a parcel is (`GET /track/{no}`), and is told its
+//! status and its scans — what happened, where (the carrier's outlet) and when — never a name, phone, street or
+//! courier. The lookups themselves are what scrapers abuse (seed 002: the consumer-facing lookup is where lists
+//! are harvested, and the Express Market Measures ask carriers to block unauthorised queries by number), so every
+//! source is metered: per address and per network prefix (/24, /48) a minute, and an address is **blocked** — and
+//! an alert raised in the same queue as insiders' — when its lookups look like enumeration: many numbers that do
+//! not exist, numbers close to ones it already asked for (sequential guessing), or more distinct numbers in an
+//! hour than a household has parcels. Blocks are audited; lookups are counted in metrics (not audited one by one:
+//! a carrier's public lookups would outnumber every other entry of the log).
+use crate::{Guard, GuardError};
+use serde::{Deserialize, Serialize};
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::net::IpAddr;
+use std::sync::Mutex;
+use wbg_core::{Millis, WaybillNo};
+use wbg_risk::RiskAlert;
+
+const MINUTE_MS: Millis = 60_000;
+const HOUR_MS: Millis = 3_600_000;
+
+/// `[tracking]`: the public lookup and its limits.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct TrackingConfig {
+    /// Serve `/track` (default true).
+    pub enabled: bool,
+    /// Lookups a minute from one address (default 30).
+    pub per_address_per_minute: u32,
+    /// Lookups a minute from one /24 (IPv4) or /48 (IPv6) network (default 600).
+    pub per_prefix_per_minute: u32,
+    /// Distinct numbers one address may look up in an hour (default 40).
+    pub distinct_per_hour: u32,
+    /// Lookups of numbers that do not exist, in an hour, past which an address is blocked (default 10).
+    pub misses_per_hour: u32,
+    /// Lookups of a number within 20 of one the address already asked for, in an hour (default 8).
+    pub near_misses_per_hour: u32,
+    /// How long a block lasts, in minutes (default 60).
+    pub block_minutes: u32,
+}
+
+impl Default for TrackingConfig {
+    fn default() -> Self {
+        TrackingConfig {
+            enabled: true,
+            per_address_per_minute: 30,
+            per_prefix_per_minute: 600,
+            distinct_per_hour: 40,
+            misses_per_hour: 10,
+            near_misses_per_hour: 8,
+            block_minutes: 60,
+        }
+    }
+}
+
+impl TrackingConfig {
+    /// Refuses limits that would block nothing or everything.
+    pub fn check(&self) -> Result<(), String> {
+        let all = [
+            self.per_address_per_minute,
+            self.per_prefix_per_minute,
+            self.distinct_per_hour,
+            self.misses_per_hour,
+            self.near_misses_per_hour,
+            self.block_minutes,
+        ];
+        if all.iter().any(|n| *n == 0 || *n > 1_000_000) {
+            return Err("[tracking] limits must each be 1-1000000".into());
+        }
+        Ok(())
+    }
+}
+
+/// One scan, as the public sees it.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct TrackedScan {
+    /// When (ms since the epoch).
+    pub at: Millis,
+    /// When, ISO 8601 in China Standard Time.
+    pub at_local: String,
+    /// What happened (`picked_up`, `in_transit`, `at_outlet`, `out_for_delivery`, `signed`, …).
+    pub event: String,
+    /// The carrier's outlet where it happened.
+    pub place: String,
+}
+
+/// A parcel, as the public sees it: no name, phone, street or courier.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct Tracking {
+    /// The number asked for.
+    pub waybill_no: String,
+    /// Its status now.
+    pub status: String,
+    /// Its scans, oldest first.
+    pub scans: Vec<TrackedScan>,
+}
+
+/// Why a lookup was not answered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TrackRefusal {
+    /// Too many lookups from this address or network this minute; try again after the seconds given.
+    Slow(u64),
+    /// The address is blocked for enumeration until the time given (ms).
+    Blocked(Millis),
+}
+
+#[derive(Default)]
+struct Source {
+    /// Lookup times in the last minute.
+    minute: VecDeque<Millis>,
+    /// (time, number, existed) in the last hour.
+    hour: VecDeque<(Millis, String, bool)>,
+    /// Times in the last hour of lookups near a number asked for before.
+    nears: VecDeque<Millis>,
+    blocked_until: Option<Millis>,
+}
+
+/// The tracker's memory of sources (one node's; several nodes each meter what they see).
+#[derive(Default)]
+pub(crate) struct Tracker {
+    sources: Mutex<HashMap<IpAddr, Source>>,
+    prefixes: Mutex<HashMap<IpAddr, VecDeque<Millis>>>,
+}
+
+fn prefix(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V4(v) => {
+            let o = v.octets();
+            IpAddr::from([o[0], o[1], o[2], 0])
+        }
+        IpAddr::V6(v) => {
+            let mut s = v.segments();
+            s[3..].iter_mut().for_each(|x| *x = 0);
+            IpAddr::from(s)
+        }
+    }
+}
+
+/// The numeric tail of a waybill number (`YT1234567` → 1234567), for telling guesses near one another.
+fn numeric_tail(no: &str) -> Option<u64> {
+    let digits: String = no
+        .chars()
+        .rev()
+        .take_while(char::is_ascii_digit)
+        .collect::<Vec<_>>()
+        .into_iter()
+        .rev()
+        .collect();
+    digits.get(digits.len().saturating_sub(15)..)?.parse().ok()
+}
+
+fn stem(no: &str) -> &str {
+    no.trim_end_matches(|c: char| c.is_ascii_digit())
+}
+
+impl Guard {
+    /// Takes the `[tracking]` settings.
+    pub fn with_tracking(mut self, cfg: &TrackingConfig) -> Result<Guard, GuardError> {
+        cfg.check().map_err(GuardError::Config)?;
+        self.tracking = cfg.clone();
+        Ok(self)
+    }
+
+    /// A public lookup of `no` from `from`: the parcel's status and scans, `Ok(None)` when there is no such parcel,
+    /// or a refusal when the source is too fast or blocked.
+    pub fn track(
+        &self,
+        no: &str,
+        from: IpAddr,
+    ) -> Result<Result<Option<Tracking>, TrackRefusal>, GuardError> {
+        let now = self.clock.now();
+        if let Err(refusal) = self.admit(from, now) {
+            metrics::counter!("wbguard_track_refused_total", "why" => match refusal {
+                TrackRefusal::Slow(_) => "rate",
+                TrackRefusal::Blocked(_) => "blocked",
+            })
+            .increment(1);
+            return Ok(Err(refusal));
+        }
+        let found = match WaybillNo::parse(no) {
+            Ok(parsed) => self.store.waybill(&parsed)?.map(|(meta, _)| (parsed, meta)),
+            Err(_) => None,
+        };
+        let answer = match &found {
+            Some((parsed, meta)) => {
+                let scans = self
+                    .store
+                    .events(parsed)?
+                    .into_iter()
+                    .map(|e| TrackedScan {
+                        at: e.at,
+                        at_local: wbg_core::when::display(e.at),
+                        event: e.event.kind.as_str().to_owned(),
+                        place: e.event.outlet.to_string(),
+                    })
+                    .collect();
+                Some(Tracking {
+                    waybill_no: parsed.to_string(),
+                    status: meta.status.as_str().to_owned(),
+                    scans,
+                })
+            }
+            None => None,
+        };
+        metrics::counter!("wbguard_track_lookups_total", "found" => if found.is_some() { "yes" } else { "no" })
+            .increment(1);
+        self.judge(from, no, found.is_some(), now)?;
+        Ok(Ok(answer))
+    }
+
+    /// Meters a lookup from `ip` at `now` against the per-minute limits and any block in force.
+    fn admit(&self, ip: IpAddr, now: Millis) -> Result<(), TrackRefusal> {
+        let cfg = &self.tracking;
+        let retry = |q: &VecDeque<Millis>| {
+            q.front()
+                .map_or(1, |t| ((t + MINUTE_MS - now).max(1000) / 1000) as u64)
+        };
+        {
+            let mut sources = self
+                .tracker
+                .sources
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
+            let s = sources.entry(ip).or_default();
+            if let Some(until) = s.blocked_until {
+                if now < until {
+                    return Err(TrackRefusal::Blocked(until));
+                }
+                s.blocked_until = None;
+            }
+            while s.minute.front().is_some_and(|t| *t <= now - MINUTE_MS) {
+                s.minute.pop_front();
+            }
+            if s.minute.len() >= cfg.per_address_per_minute as usize {
+                return Err(TrackRefusal::Slow(retry(&s.minute)));
+            }
+            s.minute.push_back(now);
+        }
+        let mut prefixes = self
+            .tracker
+            .prefixes
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        let q = prefixes.entry(prefix(ip)).or_default();
+        while q.front().is_some_and(|t| *t <= now - MINUTE_MS) {
+            q.pop_front();
+        }
+        if q.len() >= cfg.per_prefix_per_minute as usize {
+            return Err(TrackRefusal::Slow(retry(q)));
+        }
+        q.push_back(now);
+        Ok(())
+    }
+
+    /// Looks at `ip`'s last hour once `no` is answered; blocks it (audited, alerted) when it enumerates.
+    fn judge(&self, ip: IpAddr, no: &str, existed: bool, now: Millis) -> Result<(), GuardError> {
+        let cfg = &self.tracking;
+        let verdict = {
+            let mut sources = self
+                .tracker
+                .sources
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
+            let s = sources.entry(ip).or_default();
+            while s.hour.front().is_some_and(|(t, _, _)| *t <= now - HOUR_MS) {
+                s.hour.pop_front();
+            }
+            // A guess near a number it already asked for (same letters, numeric tail within 20, not the same).
+            let near = numeric_tail(no).is_some_and(|n| {
+                s.hour.iter().any(|(_, m, _)| {
+                    m != no
+                        && stem(m) == stem(no)
+                        && numeric_tail(m).is_some_and(|k| k.abs_diff(n) <= 20)
+                })
+            });
+            s.hour.push_back((now, no.to_owned(), existed));
+            let misses = s.hour.iter().filter(|(_, _, e)| !e).count();
+            let distinct: HashSet<&str> = s.hour.iter().map(|(_, m, _)| m.as_str()).collect();
+            if near {
+                s.nears.push_back(now);
+            }
+            while s.nears.front().is_some_and(|t| *t <= now - HOUR_MS) {
+                s.nears.pop_front();
+            }
+            let nears = s.nears.len();
+            let why = if misses > cfg.misses_per_hour as usize {
+                Some(format!(
+                    "{misses} of its {} lookups in the last hour named no parcel",
+                    s.hour.len()
+                ))
+            } else if nears > cfg.near_misses_per_hour as usize {
+                Some(format!(
+                    "{nears} lookups in the last hour were numbers close to ones it had asked for"
+                ))
+            } else if distinct.len() > cfg.distinct_per_hour as usize {
+                Some(format!(
+                    "{} distinct numbers in the last hour",
+                    distinct.len()
+                ))
+            } else {
+                None
+            };
+            if why.is_some() {
+                s.blocked_until = Some(now + i64::from(cfg.block_minutes) * MINUTE_MS);
+                s.hour.clear();
+                s.nears.clear();
+            }
+            why
+        };
+        if let Some(why) = verdict {
+            let mut e = self.entry(
+                "public",
+                &self.request_meta(None, Some(ip.to_string())),
+                "track_block",
+            );
+            e.decision = "deny".into();
+            e.detail = Some(format!(
+                "address {ip} blocked for {} minutes: {why}",
+                cfg.block_minutes
+            ));
+            self.store.append_audit(e)?;
+            metrics::counter!("wbguard_track_blocks_total").increment(1);
+            self.record_alert(
+                "public",
+                RiskAlert {
+                    kind: "public_enumeration".into(),
+                    severity: "warning".into(),
+                    detail: format!(
+                        "public tracking: address {ip} blocked for {} minutes: {why}",
+                        cfg.block_minutes
+                    ),
+                },
+                now,
+            );
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbers_and_networks_are_read_as_a_scraper_would_use_them() {
+        assert_eq!(numeric_tail("YT1234567"), Some(1_234_567));
+        assert_eq!(stem("YT1234567"), "YT");
+        assert_eq!(numeric_tail("ABC"), None);
+        assert_eq!(
+            prefix("203.0.113.77".parse().unwrap()),
+            "203.0.113.0".parse::<IpAddr>().unwrap()
+        );
+        assert_eq!(
+            prefix("2001:db8:1:2:3::9".parse().unwrap()),
+            "2001:db8:1::".parse::<IpAddr>().unwrap()
+        );
+    }
+}
