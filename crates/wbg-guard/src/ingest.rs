@@ -303,7 +303,7 @@ impl Iterator for SealedChunks<'_> {
 }
 
 /// A sealed waybill in the form the store keeps: the vault's blind tokens come recipient first (party 0), then
-/// sender (party 1), `BlindIndex::PER_PARTY` each.
+/// sender (party 1), `BlindIndex::PER_PARTY` each, then the public lookup's token (the recipient's, party 0).
 pub fn sealed_waybill(
     meta: WaybillMeta,
     fields: wbg_vault::SealedFields,
@@ -318,7 +318,11 @@ pub fn sealed_waybill(
             .map(|(j, (kind, token))| {
                 (
                     kind as u8,
-                    (j / wbg_vault::BlindIndex::PER_PARTY) as u8,
+                    if j < 2 * wbg_vault::BlindIndex::PER_PARTY {
+                        (j / wbg_vault::BlindIndex::PER_PARTY) as u8
+                    } else {
+                        0
+                    },
                     token,
                 )
             })

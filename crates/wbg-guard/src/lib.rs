@@ -85,7 +85,7 @@ pub use suppress::{
     MAX_SUPPRESSION_DAYS, SUPPRESSION_REASONS,
 };
 pub use token::{hash_token, new_token};
-pub use track::{TrackRefusal, TrackedScan, Tracking, TrackingConfig};
+pub use track::{TrackRefusal, TrackedRecipient, TrackedScan, Tracking, TrackingConfig};
 pub use view::{MaskedAddress, PartyView, WaybillView};
 pub use wbg_label::{Format as LabelFormat, Label};
 pub use wbg_risk::{

@@ -36,6 +36,9 @@ pub struct TrackingConfig {
     pub near_misses_per_hour: u32,
     /// How long a block lasts, in minutes (default 60).
     pub block_minutes: u32,
+    /// Wrong last-four-digit checks one number may take in an hour, from anyone, before its check locks for the
+    /// rest of the hour (default 5).
+    pub last4_tries_per_hour: u32,
 }
 
 impl Default for TrackingConfig {
@@ -48,6 +51,7 @@ impl Default for TrackingConfig {
             misses_per_hour: 10,
             near_misses_per_hour: 8,
             block_minutes: 60,
+            last4_tries_per_hour: 5,
         }
     }
 }
@@ -62,6 +66,7 @@ impl TrackingConfig {
             self.misses_per_hour,
             self.near_misses_per_hour,
             self.block_minutes,
+            self.last4_tries_per_hour,
         ];
         if all.iter().any(|n| *n == 0 || *n > 1_000_000) {
             return Err("[tracking] limits must each be 1-1000000".into());
@@ -83,6 +88,16 @@ pub struct TrackedScan {
     pub place: String,
 }
 
+/// What a caller who knows the last four digits of the recipient's phone is shown: the masked name and the
+/// district, enough to tell their parcel from another, never the phone or the street.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct TrackedRecipient {
+    /// The name as masked views show it (`王*`).
+    pub name: String,
+    /// The district.
+    pub district: String,
+}
+
 /// A parcel, as the public sees it: no name, phone, street or courier.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Tracking {
@@ -92,6 +107,13 @@ pub struct Tracking {
     pub status: String,
     /// Its scans, oldest first.
     pub scans: Vec<TrackedScan>,
+    /// The result of a last-four-digit check, when one was asked: `shown`, `wrong`, `locked` (too many wrong
+    /// tries on this number this hour) or `unavailable` (retention has destroyed what it would show).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub check: Option<String>,
+    /// The recipient, masked, after a right check.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub recipient: Option<TrackedRecipient>,
 }
 
 /// Why a lookup was not answered.
@@ -119,6 +141,8 @@ struct Source {
 pub(crate) struct Tracker {
     sources: Mutex<HashMap<IpAddr, Source>>,
     prefixes: Mutex<HashMap<IpAddr, VecDeque<Millis>>>,
+    /// Wrong last-four checks per number in the last hour.
+    tries: Mutex<HashMap<String, VecDeque<Millis>>>,
 }
 
 fn prefix(ip: IpAddr) -> IpAddr {
@@ -166,6 +190,7 @@ impl Guard {
         &self,
         no: &str,
         from: IpAddr,
+        last4: Option<&str>,
     ) -> Result<Result<Option<Tracking>, TrackRefusal>, GuardError> {
         let now = self.clock.now();
         if let Err(refusal) = self.admit(from, now) {
@@ -193,18 +218,111 @@ impl Guard {
                         place: e.event.outlet.to_string(),
                     })
                     .collect();
+                let (check, recipient) = match last4 {
+                    Some(digits) => self.check_last4(parsed, meta, digits, from, now)?,
+                    None => (None, None),
+                };
                 Some(Tracking {
                     waybill_no: parsed.to_string(),
                     status: meta.status.as_str().to_owned(),
                     scans,
+                    check,
+                    recipient,
                 })
             }
             None => None,
         };
         metrics::counter!("wbguard_track_lookups_total", "found" => if found.is_some() { "yes" } else { "no" })
             .increment(1);
-        self.judge(from, no, found.is_some(), now)?;
+        // A wrong check counts against the source like a number that names no parcel.
+        let missed = found.is_none()
+            || answer
+                .as_ref()
+                .is_some_and(|t| t.check.as_deref() == Some("wrong"));
+        self.judge(from, no, !missed, now)?;
         Ok(Ok(answer))
+    }
+
+    /// Checks `digits` against the recipient's phone through the blind index (the phone is never opened) and,
+    /// when they are right, opens the name and region to show the masked name and the district — an audited
+    /// personal-data read (`track_reveal`, account `public`). Wrong tries lock the number's check for the hour.
+    fn check_last4(
+        &self,
+        no: &WaybillNo,
+        meta: &wbg_core::WaybillMeta,
+        digits: &str,
+        from: IpAddr,
+        now: Millis,
+    ) -> Result<(Option<String>, Option<TrackedRecipient>), GuardError> {
+        let key = no.to_string();
+        {
+            let mut tries = self.tracker.tries.lock().unwrap_or_else(|p| p.into_inner());
+            let q = tries.entry(key.clone()).or_default();
+            while q.front().is_some_and(|t| *t <= now - HOUR_MS) {
+                q.pop_front();
+            }
+            if q.len() >= self.tracking.last4_tries_per_hour as usize {
+                metrics::counter!("wbguard_track_checks_total", "result" => "locked").increment(1);
+                return Ok((Some("locked".into()), None));
+            }
+        }
+        let right = self
+            .vault
+            .blind()
+            .track_last4(&key, digits)
+            .map(|t| self.store.find_by_token_of(&t, 0))
+            .transpose()?
+            .is_some_and(|hits| hits.contains(no));
+        if !right {
+            let mut tries = self.tracker.tries.lock().unwrap_or_else(|p| p.into_inner());
+            tries.entry(key).or_default().push_back(now);
+            metrics::counter!("wbguard_track_checks_total", "result" => "wrong").increment(1);
+            return Ok((Some("wrong".into()), None));
+        }
+        if self.is_shredded(meta.bucket) {
+            return Ok((Some("unavailable".into()), None));
+        }
+        let Some((_, sealed)) = self.store.waybill(no)? else {
+            return Ok((Some("unavailable".into()), None));
+        };
+        let mut e = self.entry(
+            "public",
+            &self.request_meta(None, Some(from.to_string())),
+            "track_reveal",
+        );
+        e.waybill = Some(key);
+        e.view = Some("masked".into());
+        e.fields = vec!["recipient.name:masked".into(), "recipient.region".into()];
+        e.detail = Some("public lookup; last four digits checked".into());
+        // Audited before anything is opened, as every personal-data read is.
+        self.store.append_audit(e)?;
+        let opened: HashMap<wbg_vault::Field, String> = self
+            .vault
+            .open_fields(
+                no,
+                meta.bucket,
+                &sealed,
+                &[
+                    wbg_vault::Field::RecipientName,
+                    wbg_vault::Field::RecipientRegion,
+                ],
+            )?
+            .into_iter()
+            .collect();
+        let name = opened
+            .get(&wbg_vault::Field::RecipientName)
+            .map(|n| wbg_vault::mask_name(n))
+            .unwrap_or_default();
+        let district = opened
+            .get(&wbg_vault::Field::RecipientRegion)
+            .and_then(|r| wbg_vault::split_region(r))
+            .map(|(_, _, d)| d.to_owned())
+            .unwrap_or_default();
+        metrics::counter!("wbguard_track_checks_total", "result" => "shown").increment(1);
+        Ok((
+            Some("shown".into()),
+            Some(TrackedRecipient { name, district }),
+        ))
     }
 
     /// Meters a lookup from `ip` at `now` against the per-minute limits and any block in force.

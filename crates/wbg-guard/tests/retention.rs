@@ -185,8 +185,8 @@ fn a_delivered_day_is_shredded_and_only_its_routing_data_remains() {
         .all(|s| (s.bucket, s.waybills) == (bucket, 2)));
     let removed: u64 = shredded.iter().map(|s| s.index_entries).sum();
     assert_eq!(
-        removed, 20,
-        "every blind-index entry of both parties of both parcels"
+        removed, 22,
+        "every blind-index entry of both parties of both parcels, and each one's public-lookup token"
     );
     assert!(
         g.run_retention(local, &policy, &meta).unwrap().is_empty(),

@@ -20,6 +20,9 @@ pub enum BlindKind {
     /// The masked phone together with the region (province, city, district), the rest of a masked view's
     /// address: together they pin a recipient nearly as well as the full phone does.
     MaskedPhoneRegion = 5,
+    /// A waybill's number with the last four digits of its recipient's phone: what the public lookup checks a
+    /// caller's four digits against, without opening the phone.
+    TrackLast4 = 6,
 }
 
 impl BlindKind {
@@ -29,6 +32,7 @@ impl BlindKind {
             BlindKind::Name => b"name",
             BlindKind::Address => b"address",
             BlindKind::MaskedPhone => b"masked_phone",
+            BlindKind::TrackLast4 => b"track_last4",
             BlindKind::MaskedPhoneRegion => b"masked_phone_region",
         }
     }
@@ -41,6 +45,7 @@ impl BlindKind {
             3 => BlindKind::Address,
             4 => BlindKind::MaskedPhone,
             5 => BlindKind::MaskedPhoneRegion,
+            6 => BlindKind::TrackLast4,
             _ => return None,
         })
     }
@@ -141,6 +146,19 @@ impl BlindIndex {
         u64::from_be_bytes(out)
     }
 
+    /// Token of waybill `no` with `last4`, the last four digits of its recipient's phone (the public lookup's
+    /// check): `None` unless `last4` is four ASCII digits.
+    pub fn track_last4(&self, no: &str, last4: &str) -> Option<[u8; 16]> {
+        if last4.len() != 4 || !last4.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        let mut value = String::with_capacity(no.len() + 5);
+        value.push_str(no);
+        value.push('\u{1f}');
+        value.push_str(last4);
+        Some(self.token(BlindKind::TrackLast4, &value))
+    }
+
     /// How many tokens [`BlindIndex::party`] gives a party.
     pub const PER_PARTY: usize = 5;
 
@@ -191,7 +209,7 @@ mod tests {
             bi.masked_phone_region("138****8000", &["浙江省", "杭州市", "萧山区"]),
             bi.masked_phone_region("138****8000", &["浙江省", "杭州市", "余杭区"])
         );
-        for k in 1..=5 {
+        for k in 1..=6 {
             assert_eq!(BlindKind::from_code(k).map(|k| k as u8), Some(k));
         }
         assert_eq!(BlindKind::from_code(0), None);

@@ -78,7 +78,13 @@ impl FieldGroup {
     pub fn index_kinds(self) -> &'static [crate::BlindKind] {
         use crate::BlindKind as K;
         match self {
-            FieldGroup::Contact => &[K::Phone, K::Name, K::MaskedPhone, K::MaskedPhoneRegion],
+            FieldGroup::Contact => &[
+                K::Phone,
+                K::Name,
+                K::MaskedPhone,
+                K::MaskedPhoneRegion,
+                K::TrackLast4,
+            ],
             FieldGroup::Address => &[K::Address],
             FieldGroup::Region => &[K::Address, K::MaskedPhoneRegion],
             FieldGroup::Items => &[],

@@ -327,9 +327,17 @@ impl Vault {
             buf.extend_from_slice(&tag);
             out.push(*field, &buf);
         }
-        let mut blind = Vec::with_capacity(2 * BlindIndex::PER_PARTY);
+        let mut blind = Vec::with_capacity(2 * BlindIndex::PER_PARTY + 1);
         blind.extend(self.blind.party(&wb.recipient));
         blind.extend(self.blind.party(&wb.sender));
+        // The recipient's last four digits with the number, for the public lookup (after both parties' tokens).
+        let phone = &wb.recipient.phone;
+        if let Some(t) = phone
+            .get(phone.len().saturating_sub(4)..)
+            .and_then(|last4| self.blind.track_last4(wb.waybill_no.as_str(), last4))
+        {
+            blind.push((BlindKind::TrackLast4, t));
+        }
         Ok((out, blind))
     }
 

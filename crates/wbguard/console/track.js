@@ -17,7 +17,8 @@ async function track(ev) {
   const out = $('#track-result');
   $('#track-error').textContent = '';
   out.hidden = true;
-  const r = await fetch(`/track/${encodeURIComponent(no)}`);
+  const last4 = $('#track-last4').value.trim();
+  const r = await fetch(`/track/${encodeURIComponent(no)}${last4 ? `?last4=${encodeURIComponent(last4)}` : ''}`);
   const body = await r.json().catch(() => null);
   if (!r.ok) {
     $('#track-error').textContent = body && body.error ? body.error.message : `HTTP ${r.status}`;
@@ -29,7 +30,21 @@ async function track(ev) {
   table.id = 'track-scans';
   table.append(row(['time', 'event', 'place']));
   for (const s of body.scans) table.append(row([s.at_local, s.event, s.place]));
-  out.replaceChildren(h, table);
+  const extra = [];
+  if (body.recipient) {
+    const p = document.createElement('p');
+    p.id = 'track-recipient';
+    p.textContent = `收件人 · Recipient: ${body.recipient.name}, ${body.recipient.district}`;
+    extra.push(p);
+  } else if (body.check) {
+    const p = document.createElement('p');
+    p.className = 'muted';
+    p.id = 'track-check';
+    p.textContent = { wrong: 'Those digits do not match.', locked: 'Too many tries on this number: try again later.',
+      unavailable: 'The recipient\'s details are no longer kept.' }[body.check] || '';
+    extra.push(p);
+  }
+  out.replaceChildren(h, ...extra, table);
   out.hidden = false;
 }
 

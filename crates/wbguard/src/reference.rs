@@ -102,6 +102,7 @@ const MEANINGS: &[(&str, &str)] = &[
     ("tracking.misses_per_hour", "lookups of numbers that do not exist, in an hour, before an address is blocked"),
     ("tracking.near_misses_per_hour", "lookups of numbers within 20 of one asked before, in an hour, before a block"),
     ("tracking.block_minutes", "how long an address caught enumerating stays blocked (audited, alerted)"),
+    ("tracking.last4_tries_per_hour", "wrong last-four-digit checks one number takes in an hour, from anywhere, before it locks"),
     ("console.idle_minutes", "minutes without a request after which a console session lapses (1-1440)"),
     ("console.max_hours", "hours after which a console session lapses whatever its activity (1-168)"),
     ("console.sla_minutes.critical", "minutes a critical alert may stay untriaged before the queue shows it overdue"),

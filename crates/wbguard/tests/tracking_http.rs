@@ -82,6 +82,68 @@ fn the_public_lookup_shows_no_one_and_blocks_scrapers_not_customers() {
     assert!(slowed, "the per-minute limit holds");
     assert_eq!(lookup(&s, "YT1000002", "203.0.113.6").0, 200);
 
+    // ── The last four digits of the recipient's phone: the masked name and district, checked through the blind
+    // index; wrong digits lock the number's check after 5 tries an hour, from anywhere. ──
+    let with = |no: &str, digits: &str, ip: &str| {
+        let r = reqwest::blocking::Client::new()
+            .get(format!("{}/track/{no}?last4={digits}", s.base))
+            .header("x-forwarded-for", ip)
+            .send()
+            .unwrap();
+        (
+            r.status().as_u16(),
+            r.json::<Value>().unwrap_or(Value::Null),
+        )
+    };
+    let (st, t) = with("YT1000002", "5678", "192.0.2.10");
+    assert_eq!(st, 200, "{t}");
+    assert_eq!(t["check"], "shown");
+    assert_eq!(t["recipient"]["name"], "王*", "{t}");
+    assert!(
+        !t["recipient"]["district"].as_str().unwrap().is_empty(),
+        "{t}"
+    );
+    let text = t.to_string();
+    for personal in ["王芳", "13800135678", "科技园", "5678"] {
+        assert!(!text.contains(personal), "{personal} in {text}");
+    }
+    let reveals: Value = s
+        .get("/v1/audit/entries?action=track_reveal", Some(&auditor))
+        .json()
+        .unwrap();
+    let reveal = &reveals["entries"][0];
+    assert_eq!(
+        (
+            reveal["account"].as_str(),
+            reveal["waybill"].as_str(),
+            reveal["view"].as_str()
+        ),
+        (Some("public"), Some("YT1000002"), Some("masked"))
+    );
+    assert_eq!(with("YT1000002", "12a4", "192.0.2.10").0, 400);
+    let mut locked_after = 0;
+    for i in 0..20 {
+        // Each try from another address: the per-number lock, not the per-address one, must stop it.
+        let (st, t) = with(
+            "YT1000002",
+            &format!("{:04}", 1000 + i),
+            &format!("192.0.2.{}", 100 + i),
+        );
+        assert_eq!(st, 200, "{t}");
+        if t["check"] == "locked" {
+            locked_after = i;
+            break;
+        }
+        assert_eq!(t["check"], "wrong", "{t}");
+        assert!(t.get("recipient").is_none());
+    }
+    assert_eq!(locked_after, 5, "locked after 5 wrong tries");
+    let (_, t) = with("YT1000002", "5678", "192.0.2.200");
+    assert_eq!(
+        t["check"], "locked",
+        "even the right digits wait out the hour"
+    );
+
     // ── A scraper guessing numbers: blocked well before 100 lookups, then refused even real numbers. ──
     let mut tries = 0;
     let blocked_at = loop {

@@ -2,7 +2,7 @@
 //! routing data only and meters every source (see `wbg_guard::Tracking`): a source too fast gets 429 with
 //! `Retry-After`, one caught enumerating 403 until its block ends.
 use super::error::{ApiError, ApiResult};
-use super::extract::{blocking, Origin};
+use super::extract::{blocking, Origin, Q};
 use super::AppState;
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderValue, StatusCode};
@@ -15,11 +15,26 @@ use wbg_guard::TrackRefusal;
 const PAGE: &str = include_str!("../../console/track.html");
 const SCRIPT: &str = include_str!("../../console/track.js");
 
+/// `?last4=`: the last four digits of the recipient's phone, to be shown the masked name and district.
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TrackQuery {
+    #[serde(default)]
+    last4: Option<String>,
+}
+
 async fn lookup(
     State(s): State<AppState>,
     Origin(meta): Origin,
     Path(no): Path<String>,
+    Q(q): Q<TrackQuery>,
 ) -> ApiResult<Response> {
+    if q.last4
+        .as_deref()
+        .is_some_and(|d| d.len() != 4 || !d.bytes().all(|b| b.is_ascii_digit()))
+    {
+        return Err(ApiError::invalid("last4 must be four digits"));
+    }
     if no.is_empty() || no.len() > 40 || !no.bytes().all(|b| b.is_ascii_alphanumeric()) {
         return Err(ApiError::invalid(
             "a waybill number is 1-40 letters and digits",
@@ -32,7 +47,7 @@ async fn lookup(
         .and_then(|ip| ip.parse().ok())
         .unwrap_or(IpAddr::from([0, 0, 0, 0]));
     let guard = s.guard.clone();
-    let answer = blocking(move || guard.track(&no, from)).await?;
+    let answer = blocking(move || guard.track(&no, from, q.last4.as_deref())).await?;
     match answer {
         Ok(Some(t)) => Ok(Json(t).into_response()),
         Ok(None) => Err(ApiError::new(
