@@ -33,6 +33,7 @@ mod read;
 mod replay;
 mod retention;
 mod review;
+mod rights;
 mod suppress;
 mod token;
 mod track;
@@ -80,6 +81,7 @@ pub use policies::{PolicyVersion, MAX_POLICY_BYTES};
 pub use replay::{DecisionChange, ReplayReport};
 pub use retention::{RetentionPlan, RetentionPolicy, ShreddedBucket};
 pub use review::{review_csv, PurposeAccess, ReviewRow, REVIEW_WINDOW_DAYS};
+pub use rights::{AccessRecord, RightsAnswer, RightsRequest, WaybillAccesses};
 pub use suppress::{
     Backtest, SuppressedAlerts, Suppression, SuppressionRequest, SuppressionScope, BACKTEST_DAYS,
     MAX_SUPPRESSION_DAYS, SUPPRESSION_REASONS,

@@ -179,12 +179,12 @@ impl utoipa::Modify for BearerAuth {
         policies::list, policies::text, policies::approve, policies::rollback, policies::replay, waybills::ingest, waybills::read,
         waybills::label, waybills::resolve_label, waybills::route_call, waybills::record_event, waybills::record_events, forensics::alerts, forensics::alert, forensics::explain, forensics::evidence_pack, forensics::backtest_suppression, forensics::suppress, forensics::suppressions, forensics::lift_suppression, forensics::open_case, forensics::cases, forensics::case, forensics::change_case, forensics::case_evidence_pack, forensics::triage, forensics::alert_stream,
         forensics::attribute, forensics::open_incident, forensics::incidents, forensics::incident, forensics::close_incident, forensics::reopen_incident, forensics::notifications, forensics::plant_canaries,
-        work::open_ticket, work::ticket, work::close_ticket, work::list_exports, work::request_export, work::export_status, work::approve_export,
+        work::open_ticket, work::rights_access, work::ticket, work::close_ticket, work::list_exports, work::request_export, work::export_status, work::approve_export,
         work::export_file, audit::checkpoint, audit::verifier_key, audit::inclusion, audit::consistency, audit::search, audit::hourly, audit::entry, healthz, metrics_text),
     components(schemas(ApiErrorBody, error::ApiErrorDetail, credentials::CreateAccount, credentials::CredentialResponse, credentials::TokenMeta,
         credentials::Redeem, accounts::StatusChange, accounts::Transfer, waybills::IngestBatch, audit::ProofResponse, forensics::PlantCanaries,
         forensics::Planted, waybills::ResolveLabel, waybills::RouteCall, waybills::EventBatch, wbg_guard::RowFault, wbg_guard::ScanEvent,
-        wbg_guard::EventBatchReport, wbg_guard::TicketRegistration, wbg_guard::TicketRecord, credentials::IssueToken, wbg_guard::RosterReport,
+        wbg_guard::EventBatchReport, wbg_guard::TicketRegistration, wbg_guard::RightsRequest, wbg_guard::RightsAnswer, wbg_guard::WaybillAccesses, wbg_guard::AccessRecord, wbg_guard::TicketRecord, credentials::IssueToken, wbg_guard::RosterReport,
         wbg_guard::RosterTransfer, wbg_guard::ReviewRow, wbg_guard::PurposeAccess, wbg_guard::Attestation, credentials::Recertify,
         wbg_guard::PolicyVersion, policies::PolicyList, policies::Proposal, wbg_guard::ReplayReport, wbg_guard::DecisionChange,
         wbg_guard::AccountSummary, wbg_guard::AccountDetail, wbg_guard::AlertDetail, wbg_guard::TriageRequest, wbg_store::TriageRecord,
@@ -303,6 +303,7 @@ pub fn router(guard: Arc<Guard>, metrics: PrometheusHandle, options: RouterOptio
         )
         .route("/v1/forensics/canaries", post(forensics::plant_canaries))
         .route("/v1/tickets", post(work::open_ticket))
+        .route("/v1/rights/access", post(work::rights_access))
         .route("/v1/tickets/{id}", get(work::ticket))
         .route("/v1/tickets/{id}/close", post(work::close_ticket))
         .route(

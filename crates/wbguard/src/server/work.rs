@@ -139,3 +139,21 @@ pub(super) async fn export_file(caller: Caller, Path(id): Path<String>) -> ApiRe
     )
         .into_response())
 }
+
+#[utoipa::path(post, path = "/v1/rights/access", tag = "tickets",
+    summary = "Who was shown a person's data: every waybill carrying their phone, with the accounts shown its personal fields and when (customer service, under a registered ticket)",
+    description = "The phone must be the recipient's or the sender's of `waybill_no`, and `ticket` a registered open ticket for \
+        it, not another agent's. The answer holds account ids, times, views and purposes, never a name, phone or address. \
+        Audited (`rights_access`, without the phone) and metered like a full read.",
+    security(("bearer" = [])), request_body = wbg_guard::RightsRequest,
+    responses((status = 200, body = wbg_guard::RightsAnswer), (status = 400, body = ApiErrorBody), (status = 401, body = ApiErrorBody),
+        (status = 403, body = ApiErrorBody), (status = 413, body = ApiErrorBody), (status = 429, body = ApiErrorBody)))]
+pub(super) async fn rights_access(
+    caller: Caller,
+    Body(req): Body<wbg_guard::RightsRequest>,
+) -> ApiResult<Json<wbg_guard::RightsAnswer>> {
+    caller
+        .run(move |g, c| g.rights_access(c.actor(), &req, &c.meta))
+        .await
+        .map(Json)
+}
