@@ -178,6 +178,17 @@ impl Guard {
         Ok(out)
     }
 
+    /// Sets the retention gauges from the plan under `policy`: groups due, groups held, groups shredded.
+    pub fn retention_gauges(&self, policy: &RetentionPolicy) -> Result<(), GuardError> {
+        let plan = self.retention_plan(Actor::Local("retention"), policy)?;
+        let due = plan.iter().filter(|p| p.due).count();
+        metrics::gauge!("wbguard_retention_groups", "state" => "due").set(due as f64);
+        metrics::gauge!("wbguard_retention_groups", "state" => "held")
+            .set((plan.len() - due) as f64);
+        metrics::gauge!("wbguard_retention_shredded_groups").set(self.shredded_set()?.len() as f64);
+        Ok(())
+    }
+
     /// Shreds every bucket's field groups past `policy` now. Local operators only: the CLI and the server's own
     /// job.
     pub fn run_retention(

@@ -1246,6 +1246,7 @@ fn serve(cfg: Config) -> Result<()> {
                             for b in g.run_retention(Actor::Local("retention"), &retention, &meta)? {
                                 tracing::info!(day = %b.day, group = %b.group, waybills = b.waybills, audit_seq = b.audit_seq, "retention shredded a field group of a day of personal data");
                             }
+                            g.retention_gauges(&retention)?;
                         }
                         g.store().maintain()?;
                         // Keep the forensics access index close behind the log, so an attribution has little to

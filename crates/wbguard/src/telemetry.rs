@@ -114,6 +114,36 @@ const COUNTERS: &[CounterSpec] = &[
         "Failed fetches of the identity provider's key set (the set in force stays).",
         &[],
     ),
+    (
+        "wbguard_track_lookups_total",
+        "Public tracking lookups answered, by whether the number named a parcel.",
+        &[("found", "yes")],
+    ),
+    (
+        "wbguard_track_refused_total",
+        "Public tracking lookups refused, by why (rate, blocked).",
+        &[("why", "rate")],
+    ),
+    (
+        "wbguard_track_blocks_total",
+        "Addresses blocked for enumerating the public lookup (each audited and alerted).",
+        &[],
+    ),
+    (
+        "wbguard_track_checks_total",
+        "Last-four-digit checks on the public lookup, by result (shown, wrong, locked).",
+        &[("result", "shown")],
+    ),
+    (
+        "wbguard_alert_suppressions_total",
+        "Suppressions applied (each backtested first and audited).",
+        &[],
+    ),
+    (
+        "wbguard_rights_requests_total",
+        "Rights requests answered (who read a person's data).",
+        &[("kind", "access")],
+    ),
 ];
 
 const GAUGES: &[(&str, &str)] = &[
@@ -158,6 +188,14 @@ const GAUGES: &[(&str, &str)] = &[
     (
         "wbguard_policy_version",
         "The stored policy version in force (0: the configured or built-in policy).",
+    ),
+    (
+        "wbguard_retention_groups",
+        "Field groups of days of personal data not yet shredded, by state: due (the next run shreds them) or held.",
+    ),
+    (
+        "wbguard_retention_shredded_groups",
+        "Field groups of days of personal data whose keys are destroyed.",
     ),
 ];
 

@@ -187,7 +187,13 @@ fn the_public_lookup_shows_no_one_and_blocks_scrapers_not_customers() {
         .contains("script-src 'self'"));
     let metrics = s.get("/metrics", None).text().unwrap();
     assert!(
-        metrics.contains("wbguard_track_blocks_total"),
-        "blocks are counted"
+        metrics.lines().any(|l| l == "wbguard_track_blocks_total 1"),
+        "the block is counted: {metrics}"
+    );
+    assert!(metrics.contains("wbguard_track_checks_total{result=\"locked\"}"));
+    // Retention's gauges are set by the upkeep's first run (nothing was ingested yet then: nothing held).
+    assert!(
+        metrics.contains("wbguard_retention_groups{state=\"held\"}"),
+        "{metrics}"
     );
 }
