@@ -31,13 +31,55 @@ pub struct IncidentConfig {
     /// Longest window one incident covers, in days (1-3,650; default 92): a wider one is refused, so that an
     /// incident is about what happened, not a trawl through everything a suspect ever did.
     pub max_window_days: u32,
+    /// Hours from an incident's opening within which the provincial cyberspace administration must have the report,
+    /// when its grade calls for one (1-168; default 4).
+    pub report_hours: u32,
+    /// People exposed from which an incident is graded `larger` (较大; default 1,000,000).
+    pub larger_people: u64,
+    /// … `major` (重大; default 10,000,000).
+    pub major_people: u64,
+    /// … `especially_major` (特别重大; default 100,000,000).
+    pub especially_major_people: u64,
+    /// The lowest grade that is reported to the regulator (`general`, `larger`, `major`, `especially_major`;
+    /// default `larger`).
+    pub report_from_grade: String,
 }
 
 impl Default for IncidentConfig {
     fn default() -> Self {
         IncidentConfig {
             max_window_days: 92,
+            report_hours: 4,
+            larger_people: 1_000_000,
+            major_people: 10_000_000,
+            especially_major_people: 100_000_000,
+            report_from_grade: "larger".into(),
         }
+    }
+}
+
+/// Incident grades, least first.
+pub const INCIDENT_GRADES: &[&str] = &["general", "larger", "major", "especially_major"];
+
+impl IncidentConfig {
+    /// The grade of an incident that exposed `people`.
+    pub fn grade(&self, people: u64) -> &'static str {
+        if people >= self.especially_major_people {
+            "especially_major"
+        } else if people >= self.major_people {
+            "major"
+        } else if people >= self.larger_people {
+            "larger"
+        } else {
+            "general"
+        }
+    }
+
+    /// When the regulator's report is due for an incident of `grade` opened at `opened`, if one is.
+    pub fn report_due(&self, grade: &str, opened: i64) -> Option<i64> {
+        let rank = |g: &str| INCIDENT_GRADES.iter().position(|x| *x == g);
+        (rank(grade)? >= rank(&self.report_from_grade)?)
+            .then(|| opened + i64::from(self.report_hours) * 3_600_000)
     }
 }
 
@@ -168,6 +210,10 @@ fn beyond_default() -> bool {
     true
 }
 
+fn general_grade() -> String {
+    "general".into()
+}
+
 /// One moment of the incident.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct TimelineEvent {
@@ -226,6 +272,14 @@ pub struct ImpactReport {
     /// Distinct customers on those.
     #[serde(default)]
     pub customers_beyond_work: usize,
+    /// The grade the customers exposed give it (`general`, `larger`, `major`, `especially_major`; see
+    /// `[incidents]`).
+    #[serde(default = "general_grade")]
+    pub grade: String,
+    /// When the report to the provincial cyberspace administration is due (`[incidents] report_hours` after the
+    /// incident was opened), when its grade calls for one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub regulator_report_due: Option<i64>,
     /// Per field, the distinct waybills it was shown on.
     pub fields: BTreeMap<String, usize>,
     /// Customers by region, most first.
@@ -274,6 +328,11 @@ pub struct IncidentSummary {
     pub customers: usize,
     /// Of those, exposed in full.
     pub customers_full: usize,
+    /// Its grade.
+    pub grade: String,
+    /// When the regulator's report is due, if one is.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub regulator_report_due: Option<i64>,
 }
 
 fn incident_note_context(id: &str) -> String {
@@ -425,6 +484,25 @@ impl Guard {
             return Err(GuardError::Config(
                 "[incidents] max_window_days must be 1-3650".into(),
             ));
+        }
+        if !(1..=168).contains(&cfg.report_hours) {
+            return Err(GuardError::Config(
+                "[incidents] report_hours must be 1-168".into(),
+            ));
+        }
+        if !(1 <= cfg.larger_people
+            && cfg.larger_people <= cfg.major_people
+            && cfg.major_people <= cfg.especially_major_people)
+        {
+            return Err(GuardError::Config(
+                "[incidents] larger_people <= major_people <= especially_major_people, all at least 1".into(),
+            ));
+        }
+        if !INCIDENT_GRADES.contains(&cfg.report_from_grade.as_str()) {
+            return Err(GuardError::Config(format!(
+                "[incidents] report_from_grade must be one of {}",
+                INCIDENT_GRADES.join(", ")
+            )));
         }
         self.incidents = cfg.clone();
         Ok(self)
@@ -796,6 +874,10 @@ impl Guard {
             customers_full: customers.values().filter(|f| **f).count(),
             waybills_beyond_work: affected.iter().filter(|a| a.beyond_work).count(),
             customers_beyond_work: customers_beyond.len(),
+            grade: self.incidents.grade(customers.len() as u64).to_owned(),
+            regulator_report_due: self
+                .incidents
+                .report_due(self.incidents.grade(customers.len() as u64), entry.time),
             fields,
             by_region,
             per_suspect,
@@ -954,6 +1036,8 @@ impl Guard {
                 waybills: r.waybills,
                 customers: r.customers,
                 customers_full: r.customers_full,
+                grade: r.grade,
+                regulator_report_due: r.regulator_report_due,
             });
         }
         out.sort_by(|a, b| (b.created_at, &b.incident).cmp(&(a.created_at, &a.incident)));
@@ -1211,6 +1295,18 @@ impl ImpactReport {
         let _ = writeln!(md, "## Impact\n");
         let _ = writeln!(
             md,
+            "- **Grade: {}**{}.",
+            self.grade,
+            match self.regulator_report_due {
+                Some(due) => format!(
+                    " — the report to the provincial cyberspace administration is due by **{}**",
+                    t(due)
+                ),
+                None => " — below the grade reported to the regulator".into(),
+            }
+        );
+        let _ = writeln!(
+            md,
             "- **{} customers** exposed ({} in full), on {} waybills ({} in full).",
             self.customers, self.customers_full, self.waybills, self.waybills_full
         );
@@ -1312,6 +1408,23 @@ mod tests {
         assert_eq!(day_of(1_795_392_000_000 - 8 * 3_600_000), "2026-11-23");
         assert_eq!(day_of(1_795_392_000_000 - 8 * 3_600_000 - 1), "2026-11-22");
         assert_eq!(day_of(-1), "1970-01-01");
+    }
+
+    #[test]
+    fn an_incident_is_graded_by_the_people_it_exposed_and_the_clock_runs_from_its_opening() {
+        let c = IncidentConfig::default();
+        assert_eq!(c.grade(999_999), "general");
+        assert_eq!(c.grade(1_000_000), "larger");
+        assert_eq!(c.grade(10_000_000), "major");
+        assert_eq!(c.grade(100_000_000), "especially_major");
+        assert_eq!(c.report_due("general", 1_000), None);
+        assert_eq!(c.report_due("larger", 1_000), Some(1_000 + 4 * 3_600_000));
+        let strict = IncidentConfig {
+            report_from_grade: "general".into(),
+            report_hours: 1,
+            ..IncidentConfig::default()
+        };
+        assert_eq!(strict.report_due("general", 0), Some(3_600_000));
     }
 
     #[test]

@@ -875,11 +875,15 @@ async function forensicsPage(view) {
   const listIncidents = async () => {
     const list = await api('GET', '/v1/forensics/incidents');
     incidents.replaceChildren(...list.map((x) => el('tr', {}, el('td', {}, x.incident), el('td', {}, x.state),
+      el('td', {}, x.grade),
+      x.regulator_report_due && x.state === 'open' ? el('td', { dataset: { deadline: String(x.regulator_report_due) } }, '…')
+        : el('td', { class: 'muted' }, x.regulator_report_due ? formatTime(x.regulator_report_due) : 'not due'),
       el('td', {}, x.suspects.join(', ')), el('td', {}, `${formatTime(x.from)} – ${formatTime(x.to)}`), el('td', {}, x.exposures),
       el('td', {}, x.created_by), el('td', {}, formatTime(x.created_at)),
       el('td', {}, ['markdown', 'csv', 'json'].map((f) => [el('a', { href: `/v1/forensics/incidents/${encodeURIComponent(x.incident)}?format=${f}`,
         download: `${x.incident}.${f === 'markdown' ? 'md' : f}` }, f), ' '])))));
-    if (!list.length) incidents.replaceChildren(el('tr', {}, el('td', { colspan: 8, class: 'muted' }, 'No incidents.')));
+    if (!list.length) incidents.replaceChildren(el('tr', {}, el('td', { colspan: 10, class: 'muted' }, 'No incidents.')));
+    tickSla();
   };
   const attribute = async (ev) => {
     ev.preventDefault();
@@ -930,9 +934,12 @@ async function forensicsPage(view) {
     el('section', { class: 'card' }, el('h2', {}, 'Open an incident'),
       el('form', { class: 'inline', id: 'incident', onsubmit: open }, el('label', {}, 'Suspects', suspects), el('label', {}, 'From', from),
         el('label', {}, 'To', to), el('button', { type: 'submit', id: 'incident-go' }, 'Open incident')), opened),
-    el('section', { class: 'card' }, el('h2', {}, 'Incidents'), el('table', {}, el('thead', {}, el('tr', {}, ['incident', 'state',
-      'suspects', 'window', 'exposures', 'opened by', 'opened', 'report'].map((h) => el('th', {}, h)))), incidents)));
+    el('section', { class: 'card' }, el('h2', {}, 'Incidents'), el('table', { id: 'incidents' }, el('thead', {}, el('tr', {}, ['incident',
+      'state', 'grade', 'regulator report due', 'suspects', 'window', 'exposures', 'opened by', 'opened', 'report']
+      .map((h) => el('th', {}, h)))), incidents)));
   try { await listIncidents(); } catch (err) { fail(opened, err); }
+  const timer = setInterval(tickSla, 1000);
+  leaving.push(() => clearInterval(timer));
 }
 
 // ───── cases: alerts, accounts and incidents worked together ─────

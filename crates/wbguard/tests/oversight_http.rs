@@ -1055,7 +1055,10 @@ fn cases_change_all_or_nothing_by_compare_and_set_and_only_by_auditors() {
 
 #[test]
 fn an_incident_splits_a_couriers_round_from_what_it_read_beyond_it_and_notifies_only_the_latter() {
-    let dirs = Dirs::new("");
+    // Grades set so that this small incident is one the regulator hears of, within two hours.
+    let dirs = Dirs::new(
+        "\n[incidents]\nlarger_people = 1\nmajor_people = 1\nespecially_major_people = 5\nreport_hours = 2",
+    );
     let admin = dirs.create_account("ROOT1", "admin", None);
     let s = Server::start(&dirs, "info");
     let integ = s.account(&admin, "I1", "integration", None, None);
@@ -1118,6 +1121,23 @@ fn an_incident_splits_a_couriers_round_from_what_it_read_beyond_it_and_notifies_
         .text()
         .unwrap();
     assert!(md.contains("Beyond their work: 1 waybills"), "{md}");
+    assert_eq!(report["grade"], "major");
+    assert_eq!(
+        report["regulator_report_due"].as_i64(),
+        Some(report["created_at"].as_i64().unwrap() + 2 * 3_600_000)
+    );
+    assert!(
+        md.contains("Grade: major") && md.contains("is due by"),
+        "{md}"
+    );
+    let listed: Vec<Value> = s
+        .get("/v1/forensics/incidents", Some(&auditor))
+        .json()
+        .unwrap();
+    assert_eq!(
+        listed[0]["regulator_report_due"],
+        report["regulator_report_due"]
+    );
     // Times as people here read them: ISO 8601 in China Standard Time, in the document and the CSV.
     assert!(md.contains("+08:00") && !md.contains(" UTC"), "{md}");
     let csv = s
