@@ -43,6 +43,8 @@ pub struct IncidentConfig {
     /// The lowest grade that is reported to the regulator (`general`, `larger`, `major`, `especially_major`;
     /// default `larger`).
     pub report_from_grade: String,
+    /// `[incidents.contact]`: who the owed reports say is speaking, and the number people call.
+    pub contact: crate::reports::ReportContact,
 }
 
 impl Default for IncidentConfig {
@@ -54,6 +56,7 @@ impl Default for IncidentConfig {
             major_people: 10_000_000,
             especially_major_people: 100_000_000,
             report_from_grade: "larger".into(),
+            contact: Default::default(),
         }
     }
 }
@@ -506,6 +509,11 @@ impl Guard {
         }
         self.incidents = cfg.clone();
         Ok(self)
+    }
+
+    /// `[incidents.contact]`, for the owed reports.
+    pub fn incident_contact(&self) -> &crate::reports::ReportContact {
+        &self.incidents.contact
     }
 
     /// The first audit seq whose entry is at or after `at` (entries are appended in time order, give or take

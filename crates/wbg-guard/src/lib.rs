@@ -31,6 +31,7 @@ mod numbers;
 mod policies;
 mod read;
 mod replay;
+mod reports;
 mod retention;
 mod review;
 mod rights;
@@ -79,6 +80,7 @@ pub use lifecycle::{
 pub use numbers::{BindingChange, CallRoute, NumberGateway, PrivacyNumbers, MAX_POOL};
 pub use policies::{PolicyVersion, MAX_POLICY_BYTES};
 pub use replay::{DecisionChange, ReplayReport};
+pub use reports::{Lang, ReportContact, ReportKind};
 pub use retention::{RetentionPlan, RetentionPolicy, ShreddedBucket};
 pub use review::{review_csv, PurposeAccess, ReviewRow, REVIEW_WINDOW_DAYS};
 pub use rights::{AccessRecord, RightsAnswer, RightsRequest, WaybillAccesses};

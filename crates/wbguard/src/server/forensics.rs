@@ -495,6 +495,48 @@ pub(super) struct NotifyQuery {
     scope: Option<String>,
 }
 
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub(super) struct LangQuery {
+    /// `zh` (the default) or `en`.
+    #[serde(default)]
+    lang: Option<String>,
+}
+
+#[utoipa::path(get, path = "/v1/forensics/incidents/{id}/reports/{kind}", tag = "forensics",
+    summary = "A report the incident owes: sms or letter to each person (PIPL art. 57), regulator (cyberspace administration), postal (Express Delivery Interim Regulations art. 34) or police (auditors)",
+    security(("bearer" = [])), params(("id" = String, Path), ("kind" = String, Path), LangQuery),
+    responses((status = 200, description = "Markdown (the text message as plain text); no person named", content_type = "text/markdown"),
+        (status = 400, body = ApiErrorBody), (status = 401, body = ApiErrorBody), (status = 403, body = ApiErrorBody),
+        (status = 404, body = ApiErrorBody)))]
+pub(super) async fn owed_report(
+    caller: Caller,
+    Path((id, kind)): Path<(String, String)>,
+    Q(q): Q<LangQuery>,
+) -> ApiResult<Response> {
+    let kind = wbg_guard::ReportKind::parse(&kind).ok_or_else(|| {
+        ApiError::invalid("kind must be sms, letter, regulator, postal or police")
+    })?;
+    let lang = match q.lang.as_deref() {
+        None | Some("zh") => wbg_guard::Lang::Zh,
+        Some("en") => wbg_guard::Lang::En,
+        Some(_) => return Err(ApiError::invalid("lang must be zh or en")),
+    };
+    let text = caller
+        .run(move |g, c| {
+            let r = g.incident(c.actor(), &id, &c.meta)?;
+            Ok(r.owed_report(kind, lang, g.incident_contact()))
+        })
+        .await?;
+    let kind_header = if kind == wbg_guard::ReportKind::Sms {
+        "text/plain; charset=utf-8"
+    } else {
+        "text/markdown; charset=utf-8"
+    };
+    Ok(([(header::CONTENT_TYPE, kind_header)], text).into_response())
+}
+
 #[utoipa::path(get, path = "/v1/forensics/incidents/{id}/notifications", tag = "forensics", summary = "The people to notify of an incident (customer service)",
     security(("bearer" = [])), params(("id" = String, Path), NotifyQuery),
     responses((status = 200, body = NotificationList, description = "One notice per exposed customer, with name and phone; every waybill read is audited"),
