@@ -17,6 +17,9 @@ use wbg_risk::RiskAlert;
 
 const MINUTE_MS: Millis = 60_000;
 const HOUR_MS: Millis = 3_600_000;
+/// Sources (or prefixes, or numbers) remembered before the stale ones are swept: a scraper rotating addresses
+/// must not grow the tracker's memory without end.
+const SWEEP_AT: usize = 100_000;
 
 /// `[tracking]`: the public lookup and its limits.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -257,6 +260,9 @@ impl Guard {
         let key = no.to_string();
         {
             let mut tries = self.tracker.tries.lock().unwrap_or_else(|p| p.into_inner());
+            if tries.len() >= SWEEP_AT {
+                tries.retain(|_, q| q.back().is_some_and(|t| *t > now - HOUR_MS));
+            }
             let q = tries.entry(key.clone()).or_default();
             while q.front().is_some_and(|t| *t <= now - HOUR_MS) {
                 q.pop_front();
@@ -338,6 +344,14 @@ impl Guard {
                 .sources
                 .lock()
                 .unwrap_or_else(|p| p.into_inner());
+            if sources.len() >= SWEEP_AT {
+                // Forget sources with nothing in their last hour and no block in force.
+                sources.retain(|_, s| {
+                    s.blocked_until.is_some_and(|u| u > now)
+                        || s.hour.back().is_some_and(|(t, _, _)| *t > now - HOUR_MS)
+                        || s.minute.back().is_some_and(|t| *t > now - MINUTE_MS)
+                });
+            }
             let s = sources.entry(ip).or_default();
             if let Some(until) = s.blocked_until {
                 if now < until {
@@ -358,6 +372,9 @@ impl Guard {
             .prefixes
             .lock()
             .unwrap_or_else(|p| p.into_inner());
+        if prefixes.len() >= SWEEP_AT {
+            prefixes.retain(|_, q| q.back().is_some_and(|t| *t > now - MINUTE_MS));
+        }
         let q = prefixes.entry(prefix(ip)).or_default();
         while q.front().is_some_and(|t| *t <= now - MINUTE_MS) {
             q.pop_front();
