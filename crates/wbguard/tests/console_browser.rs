@@ -365,6 +365,15 @@ fn analysts_work_the_console_in_a_real_browser() {
         assert_eq!(r.json::<Value>().unwrap()["error"]["code"], "csrf");
     }
     assert_eq!(alerts_of(&s, &auditor, "C2a")[0]["state"], "new");
+    // A sibling subdomain is the same site, so the cookie could ride along: the browser's Sec-Fetch-Site says
+    // where a request came from, and anything but this origin is refused, GETs included.
+    let sibling = http
+        .get(format!("{}/v1/alerts", s.base))
+        .header("cookie", &pair)
+        .header("sec-fetch-site", "same-site")
+        .send()
+        .unwrap();
+    assert_eq!(sibling.status(), 403);
     let r = http
         .delete(format!("{}/console/session", s.base))
         .header("cookie", &pair)

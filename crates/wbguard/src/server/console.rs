@@ -19,6 +19,9 @@
 //! carry the session's CSRF token in `X-CSRF-Token` (given at sign-in and by `GET /console/session`, never in the
 //! cookie). `SameSite=Strict` already keeps the cookie off cross-site requests; the token is the second lock.
 //! A bearer token in `Authorization` is used as before and needs no CSRF token (no browser sends it by itself).
+//! A cookie request the browser marks as coming from another origin (`Sec-Fetch-Site` other than `same-origin`
+//! or `none`) is refused outright, GETs included: a sibling subdomain is the same *site*, so SameSite alone does
+//! not keep it out.
 //!
 //! **Content-Security-Policy.** Every console response carries `default-src 'none'; script-src 'self'; …`: no
 //! inline script, no `eval`, nothing from another origin, no framing.
@@ -295,6 +298,18 @@ pub(crate) fn session_auth(
     let Some(id) = s.sessions.cookie(headers) else {
         return Ok(None);
     };
+    // SameSite=Strict keeps the cookie off cross-site requests, but a sibling subdomain is the same site: a request
+    // the browser says came from anywhere but this origin (or the user's own navigation) is refused, GETs included
+    // (an export file or an evidence pack is a GET).
+    if let Some(site) = headers.get("sec-fetch-site").and_then(|v| v.to_str().ok()) {
+        if site != "same-origin" && site != "none" {
+            return Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "csrf",
+                "a console session is used only by the console's own pages",
+            ));
+        }
+    }
     let (token, csrf) = match s.sessions.touch(id) {
         Ok(found) => found,
         Err(lapsed) => {
