@@ -374,6 +374,26 @@ fn analysts_work_the_console_in_a_real_browser() {
         .send()
         .unwrap();
     assert_eq!(sibling.status(), 403);
+    // A live queue opened with the session ends when the session does.
+    let stream = reqwest::blocking::Client::builder()
+        .timeout(None)
+        .build()
+        .unwrap()
+        .get(format!("{}/v1/alerts/stream", s.base))
+        .header("cookie", &pair)
+        .send()
+        .unwrap();
+    assert_eq!(stream.status(), 200);
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(stream).lines() {
+            let Ok(line) = line else { return };
+            if line.starts_with("event:") && tx.send(line).is_err() {
+                return;
+            }
+        }
+    });
     let r = http
         .delete(format!("{}/console/session", s.base))
         .header("cookie", &pair)
@@ -381,6 +401,11 @@ fn analysts_work_the_console_in_a_real_browser() {
         .send()
         .unwrap();
     assert_eq!(r.status(), 204);
+    assert_eq!(
+        rx.recv_timeout(Duration::from_secs(5)).unwrap().trim(),
+        "event: end",
+        "the stream ends with the session"
+    );
     let gone = http
         .get(format!("{}/v1/alerts", s.base))
         .header("cookie", &pair)

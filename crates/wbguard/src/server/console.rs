@@ -139,6 +139,26 @@ struct Session {
 pub(crate) struct SessionAuth {
     /// The session's credential.
     pub token: String,
+    /// The session itself, for work that outlives the request (an event stream ends with it).
+    pub session: SessionHandle,
+}
+
+/// A session, as a long-lived request holds it: whether it is still open (not signed out, not lapsed).
+#[derive(Clone)]
+pub(crate) struct SessionHandle {
+    sessions: std::sync::Arc<Sessions>,
+    key: [u8; 32],
+}
+
+impl SessionHandle {
+    /// The session is still open. Looking does not count as activity.
+    pub(crate) fn open(&self) -> bool {
+        let now = Instant::now();
+        self.sessions
+            .locked()
+            .get(&self.key)
+            .is_some_and(|s| !self.sessions.lapsed(s, now))
+    }
 }
 
 /// The node's console sessions, by the SHA-256 of their ids.
@@ -331,7 +351,13 @@ pub(crate) fn session_auth(
             ));
         }
     }
-    Ok(Some(SessionAuth { token }))
+    Ok(Some(SessionAuth {
+        token,
+        session: SessionHandle {
+            sessions: s.sessions.clone(),
+            key: digest(id),
+        },
+    }))
 }
 
 #[derive(Debug, Deserialize)]

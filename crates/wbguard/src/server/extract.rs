@@ -38,6 +38,8 @@ impl FromRequestParts<AppState> for Origin {
 pub(crate) struct Caller {
     pub token: String,
     pub meta: RequestMeta,
+    /// The console session the credential came from, if it came from one.
+    pub session: Option<super::console::SessionHandle>,
     guard: Arc<Guard>,
 }
 
@@ -71,11 +73,11 @@ impl FromRequestParts<AppState> for Caller {
 
     async fn from_request_parts(parts: &mut Parts, s: &AppState) -> Result<Self, ApiError> {
         // A bearer credential when one is given; else the console's session cookie (CSRF-checked).
-        let token = match bearer(&parts.headers) {
-            Ok(t) => t,
+        let (token, session) = match bearer(&parts.headers) {
+            Ok(t) => (t, None),
             Err(unauthenticated) => {
                 match super::console::session_auth(s, &parts.method, &parts.headers)? {
-                    Some(session) => session.token,
+                    Some(auth) => (auth.token, Some(auth.session)),
                     None => return Err(unauthenticated),
                 }
             }
@@ -84,6 +86,7 @@ impl FromRequestParts<AppState> for Caller {
         Ok(Caller {
             token,
             meta,
+            session,
             guard: s.guard.clone(),
         })
     }

@@ -310,6 +310,8 @@ pub(super) async fn alert_stream(
         .and_then(|v| v.trim().parse::<i64>().ok());
     let guard = caller.shared_guard();
     let (token, meta) = (caller.token.clone(), caller.meta.clone());
+    // A console session's stream ends when the session does (signed out, lapsed), not only with the credential.
+    let session = caller.session.clone();
     // The caller is checked before the stream starts, so a refusal is the API's usual JSON error.
     let start = caller
         .run(move |g, c| {
@@ -322,7 +324,7 @@ pub(super) async fn alert_stream(
         .await?;
     let state = (guard, start, false);
     let stream = futures_util::stream::unfold(state, move |(guard, last, ended)| {
-        let (token, meta) = (token.clone(), meta.clone());
+        let (token, meta, session) = (token.clone(), meta.clone(), session.clone());
         async move {
             if ended {
                 return None;
@@ -331,10 +333,14 @@ pub(super) async fn alert_stream(
                 tokio::time::sleep(STREAM_POLL).await;
                 let g = guard.clone();
                 let (t, m) = (token.clone(), meta.clone());
-                let polled = tokio::task::spawn_blocking(move || {
-                    g.alerts_after(wbg_guard::Actor::Token(&t), last, 100, &m)
-                })
-                .await;
+                let polled = if session.as_ref().is_some_and(|s| !s.open()) {
+                    Ok(Err(wbg_guard::GuardError::Unauthenticated))
+                } else {
+                    tokio::task::spawn_blocking(move || {
+                        g.alerts_after(wbg_guard::Actor::Token(&t), last, 100, &m)
+                    })
+                    .await
+                };
                 match polled {
                     Ok(Ok(alerts)) if alerts.is_empty() => continue,
                     Ok(Ok(alerts)) => {
