@@ -90,29 +90,27 @@ impl Guard {
         id: i64,
         meta: &RequestMeta,
     ) -> Result<wbg_audit::EvidencePack, GuardError> {
-        let (_, e) = self.admin(actor, AdminAction::ReadAudit, "evidence_pack", meta)?;
+        let (who, mut e) = self.admin(actor, AdminAction::ReadAudit, "evidence_pack", meta)?;
         let Some(alert) = self.store.alert(id)? else {
-            let mut e = e;
             e.detail = Some(format!("alert={id}"));
             return Err(self.deny(e, GuardError::NotFound(format!("alert {id}"))));
         };
         let seqs = alert.audit_seqs.clone();
         let subject = serde_json::json!({ "alert": alert });
-        self.pack_of(actor, &format!("alert={id}"), subject, &seqs, meta)
+        self.pack_of(&who, e, &format!("alert={id}"), subject, &seqs)
     }
 
-    /// An evidence pack of entries `seqs` about `subject` (`what` names it in the audit entry): audited
-    /// (`evidence_pack`) before the checkpoint is signed, so the pack's own entry is covered too.
+    /// An evidence pack of entries `seqs` about `subject` for `who` (its `evidence_pack` entry `e`; `what` names the
+    /// subject there): `e` is appended before the checkpoint is signed, so the pack's own entry is covered too.
     pub(crate) fn pack_of(
         &self,
-        actor: Actor<'_>,
+        who: &wbg_core::Account,
+        mut e: AuditEntry,
         what: &str,
         subject: serde_json::Value,
         seqs: &[u64],
-        meta: &RequestMeta,
     ) -> Result<wbg_audit::EvidencePack, GuardError> {
         use base64::{engine::general_purpose::STANDARD as B64, Engine};
-        let (who, mut e) = self.admin(actor, AdminAction::ReadAudit, "evidence_pack", meta)?;
         e.detail = Some(format!("{what} entries={}", seqs.len()));
         self.store.append_audit(e)?;
         let (size, checkpoint) = self.signed_checkpoint()?;

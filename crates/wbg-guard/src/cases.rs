@@ -491,6 +491,7 @@ impl Guard {
         seqs.sort_unstable_by(|a, b| b.cmp(a));
         seqs.dedup();
         let subject = serde_json::json!({ "case": case });
-        self.pack_of(actor, &format!("case={id}"), subject, &seqs, meta)
+        let (who, e) = self.admin(actor, AdminAction::ReadAudit, "evidence_pack", meta)?;
+        self.pack_of(&who, e, &format!("case={id}"), subject, &seqs)
     }
 }
