@@ -148,6 +148,13 @@ pub(crate) struct Tracker {
     tries: Mutex<HashMap<String, VecDeque<Millis>>>,
 }
 
+/// Drops the times at or before `cutoff` from the front of `q` (times are pushed in order).
+fn forget_before(q: &mut VecDeque<Millis>, cutoff: Millis) {
+    while q.front().is_some_and(|t| *t <= cutoff) {
+        q.pop_front();
+    }
+}
+
 fn prefix(ip: IpAddr) -> IpAddr {
     match ip {
         IpAddr::V4(v) => {
@@ -264,9 +271,7 @@ impl Guard {
                 tries.retain(|_, q| q.back().is_some_and(|t| *t > now - HOUR_MS));
             }
             let q = tries.entry(key.clone()).or_default();
-            while q.front().is_some_and(|t| *t <= now - HOUR_MS) {
-                q.pop_front();
-            }
+            forget_before(q, now - HOUR_MS);
             if q.len() >= self.tracking.last4_tries_per_hour as usize {
                 metrics::counter!("wbguard_track_checks_total", "result" => "locked").increment(1);
                 return Ok((Some("locked".into()), None));
@@ -359,9 +364,7 @@ impl Guard {
                 }
                 s.blocked_until = None;
             }
-            while s.minute.front().is_some_and(|t| *t <= now - MINUTE_MS) {
-                s.minute.pop_front();
-            }
+            forget_before(&mut s.minute, now - MINUTE_MS);
             if s.minute.len() >= cfg.per_address_per_minute as usize {
                 return Err(TrackRefusal::Slow(retry(&s.minute)));
             }
@@ -376,9 +379,7 @@ impl Guard {
             prefixes.retain(|_, q| q.back().is_some_and(|t| *t > now - MINUTE_MS));
         }
         let q = prefixes.entry(prefix(ip)).or_default();
-        while q.front().is_some_and(|t| *t <= now - MINUTE_MS) {
-            q.pop_front();
-        }
+        forget_before(q, now - MINUTE_MS);
         if q.len() >= cfg.per_prefix_per_minute as usize {
             return Err(TrackRefusal::Slow(retry(q)));
         }
@@ -413,9 +414,7 @@ impl Guard {
             if near {
                 s.nears.push_back(now);
             }
-            while s.nears.front().is_some_and(|t| *t <= now - HOUR_MS) {
-                s.nears.pop_front();
-            }
+            forget_before(&mut s.nears, now - HOUR_MS);
             let nears = s.nears.len();
             let why = if misses > cfg.misses_per_hour as usize {
                 Some(format!(

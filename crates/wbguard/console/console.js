@@ -444,6 +444,11 @@ function describe(v) {
   return Object.entries(v).map(([k, x]) => `${k}: ${typeof x === 'object' ? JSON.stringify(x) : x}`).join(' · ');
 }
 
+/** A verification's badge and its reason, as page nodes. */
+function verdict(v) {
+  return [el('span', { class: `badge ${v.status}`, title: v.why || v.root }, v.status), v.why ? ` ${v.why}` : ''];
+}
+
 async function evidenceTable(seqs) {
   const body = el('tbody', { id: 'evidence-rows' });
   const head = el('p', { id: 'trust', class: 'muted' }, 'Checking the signed checkpoint in this browser…');
@@ -484,7 +489,7 @@ async function evidenceTable(seqs) {
       tds[4].textContent = e.view || '';
       tds[5].textContent = e.waybill || '';
       tds[6].textContent = e.detail || '';
-      cell.replaceChildren(el('span', { class: `badge ${v.status}`, title: v.why || v.root }, v.status), v.why ? ` ${v.why}` : '');
+      cell.replaceChildren(...verdict(v));
     }
   })();
   return table;
@@ -768,7 +773,7 @@ async function auditPage(view) {
       cell.replaceChildren('…');
       try {
         const v = trust ? await verifyEntry(seq, trust) : { status: 'failed', why: 'no trusted checkpoint' };
-        cell.replaceChildren(el('span', { class: `badge ${v.status}`, title: v.why || v.root }, v.status), v.why ? ` ${v.why}` : '');
+        cell.replaceChildren(...verdict(v));
       } catch (err) { cell.replaceChildren(el('span', { class: 'badge failed' }, 'failed'), ` ${err.message}`); }
     };
     cell.append(el('button', { type: 'button', class: 'secondary verify', onclick: go }, 'verify'));
