@@ -15,8 +15,11 @@ fuzz_target!(|data: &[u8]| {
         assert!(leak.records.iter().all(|r| r.usable()));
     }
     if let Ok(s) = std::str::from_utf8(data) {
-        if let Some(wbg_forensics::PhoneClue::Masked(m)) = wbg_forensics::phone_clue(s) {
-            assert!(m.chars().filter(|c| *c == '*').count() >= 4);
+        if let Some(wbg_forensics::PhoneClue::Masked(forms)) = wbg_forensics::phone_clue(s) {
+            assert!(!forms.is_empty());
+            for m in &forms {
+                assert!(m.chars().filter(|c| *c == '*').count() >= 4);
+            }
         }
     }
 });
