@@ -81,7 +81,9 @@ pub use numbers::{BindingChange, CallRoute, NumberGateway, PrivacyNumbers, MAX_P
 pub use policies::{PolicyVersion, MAX_POLICY_BYTES};
 pub use replay::{DecisionChange, ReplayReport};
 pub use reports::{Lang, ReportContact, ReportKind};
-pub use retention::{RetentionPlan, RetentionPolicy, ShreddedBucket};
+pub use retention::{
+    CarriedBucket, Minimum, Minimums, RetentionPlan, RetentionPolicy, RetentionRun, ShreddedBucket,
+};
 pub use review::{review_csv, PurposeAccess, ReviewRow, REVIEW_WINDOW_DAYS};
 pub use rights::{AccessRecord, RightsAnswer, RightsRequest, WaybillAccesses};
 pub use suppress::{

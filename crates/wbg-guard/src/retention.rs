@@ -1,22 +1,29 @@
 //! Retention and crypto-shredding [T3]: personal data dies when its purpose ends. Each retention bucket (a day
 //! of ingest) has one data key per field group — contact (names, phones), address (streets), region (province,
-//! city, district), items — and each group is kept for its own time. A group of a bucket whose every waybill was
-//! signed for or returned more than that group's days ago — or, for one never finished, created more than
-//! `undelivered_days` ago — has its key destroyed: its ciphertext can no longer be opened by anyone, the master
-//! key's holder included, and the blind-index entries built from it go with it. Routing data (numbers, outlets,
-//! statuses, events), the other groups and the audit log stay; every shredding is audited. Once a bucket's
-//! contact or region is gone its waybills read as routing only; a shredded address or item list is left out
-//! of the views that would show it.
+//! city, district), items — and each group is kept for its own time. A group of a bucket falls due once its day
+//! is over and its last parcel signed for or returned was that group's days ago; then its key is destroyed: its
+//! ciphertext can no longer be opened by anyone, the master key's holder included, and the blind-index entries
+//! built from it go with it. Routing data (numbers, outlets, statuses, events), the other groups and the audit
+//! log stay; every shredding is audited. Once a bucket's contact or region is gone its waybills read as routing
+//! only; a shredded address or item list is left out of the views that would show it.
+//!
+//! **Stragglers do not hold a day.** Parcels still open the group's days after their day ended, once the rest
+//! of the day is due, are *carried*: their fields
+//! re-encrypted under today's keys and moved to today's bucket (audited, `retention_carry`), so one parcel stuck
+//! in a depot never keeps the other 99 % of its day's contacts. A parcel open longer than `undelivered_days`
+//! since it was created is not carried: it goes with its day. **Minimums** (`[retention.minimum]`) are periods a
+//! rule requires a group to be kept; where one is longer than the configured maximum it wins, and the plan says
+//! so.
 use crate::{Actor, Guard, GuardError, RequestMeta};
 use serde::{Deserialize, Serialize};
-use wbg_core::Millis;
+use wbg_core::{Millis, WaybillNo};
 use wbg_store::BucketAge;
 use wbg_vault::{bucket_of, Field, FieldGroup};
 
 const DAY_MS: Millis = 86_400_000;
 
 /// `[retention]`: how long personal fields are kept.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RetentionPolicy {
     /// Run retention in the server's background job (hourly).
@@ -28,6 +35,45 @@ pub struct RetentionPolicy {
     pub undelivered_days: u32,
     /// `[retention.groups]`: days after delivery per field group, where it differs from the default.
     pub groups: GroupDays,
+    /// `[retention.minimum]`: days after delivery a rule requires a field group to be kept; a minimum longer
+    /// than the group's days wins.
+    pub minimum: Minimums,
+}
+
+/// A period some rule requires a field group to be kept.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Minimum {
+    /// Days after delivery (or creation, for a parcel never finished).
+    pub days: u32,
+    /// The rule that requires it (shown in plans and `config check`), e.g. `E-Commerce Law art. 31`.
+    pub rule: String,
+}
+
+/// Minimum periods per field group; an absent group has none.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Minimums {
+    /// Names and phones.
+    pub contact: Option<Minimum>,
+    /// Street addresses.
+    pub address: Option<Minimum>,
+    /// Province, city and district.
+    pub region: Option<Minimum>,
+    /// Item descriptions.
+    pub items: Option<Minimum>,
+}
+
+impl Minimums {
+    /// The minimum of `group`, if a rule sets one.
+    pub fn of(&self, group: FieldGroup) -> Option<&Minimum> {
+        match group {
+            FieldGroup::Contact => self.contact.as_ref(),
+            FieldGroup::Address => self.address.as_ref(),
+            FieldGroup::Region => self.region.as_ref(),
+            FieldGroup::Items => self.items.as_ref(),
+        }
+    }
 }
 
 /// Days after delivery that each field group is kept; an absent group keeps `days_after_delivery`.
@@ -51,13 +97,20 @@ impl Default for RetentionPolicy {
             days_after_delivery: 30,
             undelivered_days: 180,
             groups: GroupDays::default(),
+            minimum: Minimums::default(),
         }
     }
 }
 
 impl RetentionPolicy {
-    /// Days after delivery that `group` is kept.
+    /// Days after delivery that `group` is kept: its configured days, or the minimum a rule sets if longer.
     pub fn days_for(&self, group: FieldGroup) -> u32 {
+        self.configured_days(group)
+            .max(self.minimum.of(group).map_or(0, |m| m.days))
+    }
+
+    /// Days after delivery configured for `group`, before any minimum.
+    pub fn configured_days(&self, group: FieldGroup) -> u32 {
         let g = &self.groups;
         match group {
             FieldGroup::Contact => g.contact,
@@ -68,13 +121,30 @@ impl RetentionPolicy {
         .unwrap_or(self.days_after_delivery)
     }
 
-    /// Whether `group` of bucket `b` is past retention at `now` (today's bucket, still filling, never is).
+    /// Where a rule's minimum overrides the configured maximum: `(group, configured, minimum, rule)` each, for
+    /// `config check` to report.
+    pub fn overridden_by_minimums(&self) -> Vec<(FieldGroup, u32, u32, String)> {
+        FieldGroup::ALL
+            .into_iter()
+            .filter_map(|g| {
+                let m = self.minimum.of(g)?;
+                (m.days > self.configured_days(g))
+                    .then(|| (g, self.configured_days(g), m.days, m.rule.clone()))
+            })
+            .collect()
+    }
+
+    /// Whether `group` of bucket `b` is past retention at `now`: its day is over and its last parcel was
+    /// finished at least the group's days ago — and, if parcels are still open, the day ended that long ago
+    /// too. Open parcels do not hold it longer: a run carries them first.
     pub fn expired(&self, b: &BucketAge, group: FieldGroup, now: Millis) -> bool {
-        let past =
-            |t: Option<Millis>, days: u32| t.is_none_or(|t| t + Millis::from(days) * DAY_MS <= now);
-        b.bucket < bucket_of(now)
-            && past(b.last_finished, self.days_for(group))
-            && past(b.newest_unfinished, self.undelivered_days)
+        due(self, b, group).0 <= now
+    }
+
+    /// Whether an open parcel created at `created_at` is still carried forward at `now`, rather than going
+    /// with its day as lost.
+    pub fn carries(&self, created_at: Millis, now: Millis) -> bool {
+        created_at + Millis::from(self.undelivered_days) * DAY_MS > now
     }
 }
 
@@ -111,43 +181,73 @@ pub struct RetentionPlan {
     /// When it falls due, if it is not due now (ms).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub due_at: Option<Millis>,
-    /// Why it is kept until then: `today` (the day is still filling), `delivery` (its last delivery is not
-    /// `days` old yet), `unfinished` (waybills not yet signed for or returned hold it, up to
-    /// `undelivered_days` after the newest was created).
+    /// Why it is kept until then: `day` (the day is still filling), `open` (parcels of it are still open and
+    /// the day ended less than the group's days ago: after that they are carried), `delivery` (its last
+    /// parcel was signed for or returned less than that ago), `minimum` (a rule's minimum, longer than the
+    /// configured days, sets them; see `rule`).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub held_by: Vec<String>,
+    /// The rule whose minimum sets the group's days, when one does.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rule: Option<String>,
+    /// Due now: parcels still open that a run carries to today's bucket before destroying the key.
+    pub carried: u64,
+    /// Due now: parcels open longer than `undelivered_days` that go with their day.
+    pub lost: u64,
+}
+
+/// The open parcels of one bucket carried to a later one.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct CarriedBucket {
+    /// The bucket they left.
+    pub from: i64,
+    /// The bucket they were sealed into (today's).
+    pub to: i64,
+    /// Parcels moved.
+    pub waybills: u64,
+    /// Parcels that should have moved but whose fields did not open; they go with their day.
+    pub failed: u64,
+    /// The audit entry recording the move (0 when nothing moved).
+    pub audit_seq: u64,
+}
+
+/// What one retention run did.
+#[derive(Debug, Clone, Default, Serialize, utoipa::ToSchema)]
+pub struct RetentionRun {
+    /// Field groups whose keys were destroyed.
+    pub shredded: Vec<ShreddedBucket>,
+    /// Open parcels carried out of days that fell due.
+    pub carried: Vec<CarriedBucket>,
 }
 
 /// The moment `group` of `b` falls due under `policy`, and what holds it until then.
 fn due(policy: &RetentionPolicy, b: &BucketAge, group: FieldGroup) -> (Millis, Vec<String>) {
-    let mut at = (b.bucket + 1) * DAY_MS;
-    let mut why = vec![("today", at)];
+    let keep = Millis::from(policy.days_for(group)) * DAY_MS;
+    // A day is done filling at its end; one with parcels still open waits the group's days past it too, before
+    // they count as stragglers and are carried.
+    let end = (b.bucket + 1) * DAY_MS;
+    let mut why = vec![("day", end)];
+    if b.newest_unfinished.is_some() {
+        why.push(("open", end + keep));
+    }
     if let Some(t) = b.last_finished {
-        why.push((
-            "delivery",
-            t + Millis::from(policy.days_for(group)) * DAY_MS,
-        ));
+        why.push(("delivery", t + keep));
     }
-    if let Some(t) = b.newest_unfinished {
-        why.push((
-            "unfinished",
-            t + Millis::from(policy.undelivered_days) * DAY_MS,
-        ));
-    }
-    for (_, t) in &why {
-        at = at.max(*t);
-    }
-    let held = why
+    let at = why.iter().map(|(_, t)| *t).max().unwrap_or(0);
+    let mut held: Vec<String> = why
         .into_iter()
         .filter(|(_, t)| *t == at)
         .map(|(w, _)| w.to_owned())
         .collect();
+    if policy.days_for(group) > policy.configured_days(group) {
+        held.push("minimum".into());
+    }
     (at, held)
 }
 
 impl Guard {
-    /// What a retention run under `policy` would shred now and, for every field group it keeps, until when and
-    /// why (a dry run: nothing changes, nothing is audited). Local operators only.
+    /// What a retention run under `policy` would shred now — and carry, and lose — and, for every field group it
+    /// keeps, until when and why (a dry run: nothing changes, nothing is audited). Local operators only.
     pub fn retention_plan(
         &self,
         actor: Actor<'_>,
@@ -158,12 +258,21 @@ impl Guard {
         let done = self.shredded_set()?;
         let mut out = Vec::new();
         for b in self.store.bucket_ages()? {
+            let mut open = None;
             for group in FieldGroup::ALL {
                 if done.contains(&(b.bucket, group)) {
                     continue;
                 }
-                let expired = policy.expired(&b, group, now);
                 let (at, held_by) = due(policy, &b, group);
+                let expired = at <= now;
+                let (carried, lost) = if expired {
+                    if open.is_none() {
+                        open = Some(self.open_split(&b, policy, now)?);
+                    }
+                    open.as_ref().map_or((0, 0), |(c, l)| (c.len() as u64, *l))
+                } else {
+                    (0, 0)
+                };
                 out.push(RetentionPlan {
                     bucket: b.bucket,
                     day: wbg_core::utc_text(b.bucket * DAY_MS)[..10].to_owned(),
@@ -171,11 +280,37 @@ impl Guard {
                     waybills: b.waybills,
                     due: expired,
                     due_at: (!expired).then_some(at),
+                    rule: (policy.days_for(group) > policy.configured_days(group))
+                        .then(|| policy.minimum.of(group).map(|m| m.rule.clone()))
+                        .flatten(),
                     held_by: if expired { Vec::new() } else { held_by },
+                    carried,
+                    lost,
                 });
             }
         }
         Ok(out)
+    }
+
+    /// The open parcels of bucket `b`: those a run carries forward, and how many go with their day as lost.
+    fn open_split(
+        &self,
+        b: &BucketAge,
+        policy: &RetentionPolicy,
+        now: Millis,
+    ) -> Result<(Vec<WaybillNo>, u64), GuardError> {
+        if b.newest_unfinished.is_none() {
+            return Ok((Vec::new(), 0));
+        }
+        let open = self.store.open_waybills(b.bucket)?;
+        let total = open.len() as u64;
+        let carried: Vec<WaybillNo> = open
+            .into_iter()
+            .filter(|(_, created)| policy.carries(*created, now))
+            .map(|(no, _)| no)
+            .collect();
+        let lost = total - carried.len() as u64;
+        Ok((carried, lost))
     }
 
     /// Sets the retention gauges from the plan under `policy`: groups due, groups held, groups shredded.
@@ -189,23 +324,31 @@ impl Guard {
         Ok(())
     }
 
-    /// Shreds every bucket's field groups past `policy` now. Local operators only: the CLI and the server's own
-    /// job.
+    /// Shreds every bucket's field groups past `policy` now, first carrying each such bucket's open parcels to
+    /// today's bucket. Local operators only: the CLI and the server's own job.
     pub fn run_retention(
         &self,
         actor: Actor<'_>,
         policy: &RetentionPolicy,
         meta: &RequestMeta,
-    ) -> Result<Vec<ShreddedBucket>, GuardError> {
+    ) -> Result<RetentionRun, GuardError> {
         let who = crate::guard::local_only(actor, "retention runs")?;
         let now = self.clock.now();
         let done = self.shredded_set()?;
-        let mut out = Vec::new();
+        let mut out = RetentionRun::default();
         for b in self.store.bucket_ages()? {
-            for group in FieldGroup::ALL {
-                if done.contains(&(b.bucket, group)) || !policy.expired(&b, group, now) {
-                    continue;
-                }
+            let due: Vec<FieldGroup> = FieldGroup::ALL
+                .into_iter()
+                .filter(|g| !done.contains(&(b.bucket, *g)) && policy.expired(&b, *g, now))
+                .collect();
+            if due.is_empty() {
+                continue;
+            }
+            let (open, _) = self.open_split(&b, policy, now)?;
+            if !open.is_empty() {
+                out.carried.push(self.carry(&who, meta, b.bucket, &open)?);
+            }
+            for group in due {
                 let mut e = self.entry(&who, meta, "shred");
                 e.detail = Some(format!(
                     "bucket={} group={} waybills={} days_after_delivery={} undelivered_days={}",
@@ -222,7 +365,7 @@ impl Guard {
                 self.forget_shredded(b.bucket, group);
                 metrics::counter!("wbguard_shredded_waybills_total", "group" => group.name())
                     .increment(s.waybills);
-                out.push(ShreddedBucket {
+                out.shredded.push(ShreddedBucket {
                     bucket: b.bucket,
                     day: wbg_core::utc_text(b.bucket * DAY_MS)[..10].to_owned(),
                     group: group.name().to_owned(),
@@ -233,6 +376,51 @@ impl Guard {
             }
         }
         Ok(out)
+    }
+
+    /// Carries waybills `nos` of bucket `from` to today's bucket: each one's fields re-encrypted under today's
+    /// keys and moved, a thousand to a transaction, each transaction audited (`retention_carry`). One whose
+    /// fields do not open stays, and goes with its day.
+    fn carry(
+        &self,
+        who: &str,
+        meta: &RequestMeta,
+        from: i64,
+        nos: &[WaybillNo],
+    ) -> Result<CarriedBucket, GuardError> {
+        let to = bucket_of(self.clock.now());
+        let mut done = CarriedBucket {
+            from,
+            to,
+            waybills: 0,
+            failed: 0,
+            audit_seq: 0,
+        };
+        for chunk in nos.chunks(1000) {
+            let mut moved = Vec::with_capacity(chunk.len());
+            for no in chunk {
+                let Some((m, sealed)) = self.store.waybill(no)? else {
+                    continue;
+                };
+                if m.bucket != from {
+                    continue;
+                }
+                match self.vault.reseal(no, from, to, &sealed) {
+                    Ok(s) => moved.push((no.clone(), s.0)),
+                    Err(_) => done.failed += 1,
+                }
+            }
+            if moved.is_empty() {
+                continue;
+            }
+            let mut e = self.entry(who, meta, "retention_carry");
+            e.detail = Some(format!("from={from} to={to} waybills={}", moved.len()));
+            let (seq, n) = self.store.move_waybills(from, to, &moved, e)?;
+            metrics::counter!("wbguard_retention_carried_total").increment(n);
+            done.waybills += n;
+            done.audit_seq = seq;
+        }
+        Ok(done)
     }
 
     /// Every `(bucket, group)` whose key is already destroyed.
@@ -371,7 +559,7 @@ mod tests {
     }
 
     #[test]
-    fn a_bucket_expires_when_its_last_waybill_does() {
+    fn a_bucket_expires_when_its_last_delivery_does_and_open_parcels_do_not_hold_it() {
         let p = RetentionPolicy::default();
         let g = FieldGroup::Contact;
         let day = |d: i64| d * DAY_MS;
@@ -385,17 +573,52 @@ mod tests {
             "delivered 29 days ago"
         );
         assert!(
-            !p.expired(&age(60, Some(day(61)), Some(day(60))), g, now),
-            "one still under way"
+            p.expired(&age(60, Some(day(61)), Some(day(60))), g, now),
+            "one still under way is carried, it does not hold the day"
         );
         assert!(
-            p.expired(&age(-90, Some(day(-85)), Some(day(-80))), g, now),
-            "lost for 180 days"
+            !p.expired(&age(80, None, Some(day(80))), g, now),
+            "a day that ended 19 days ago, nothing delivered yet: too soon"
+        );
+        assert!(
+            p.expired(&age(69, None, Some(day(69))), g, now),
+            "a day that ended 30 days ago"
         );
         assert!(
             !p.expired(&age(100, None, None), g, now),
             "today's bucket is still filling"
         );
+        assert!(p.carries(day(-79), now), "open 179 days: carried");
+        assert!(!p.carries(day(-80), now), "open 180 days: lost, it goes");
+    }
+
+    #[test]
+    fn a_rules_minimum_wins_over_a_shorter_maximum_and_says_so() {
+        let p: RetentionPolicy = toml::from_str(
+            "[groups]\nregion = 365\n[minimum]\nregion = { days = 1095, rule = \"E-Commerce Law art. 31\" }\n\
+             contact = { days = 3, rule = \"r\" }\n",
+        )
+        .unwrap();
+        assert_eq!(p.days_for(FieldGroup::Region), 1095);
+        assert_eq!(
+            p.days_for(FieldGroup::Contact),
+            30,
+            "a shorter minimum changes nothing"
+        );
+        assert_eq!(
+            p.overridden_by_minimums(),
+            vec![(
+                FieldGroup::Region,
+                365,
+                1095,
+                "E-Commerce Law art. 31".to_owned()
+            )]
+        );
+        let b = age(10, Some(20 * DAY_MS), None);
+        let (at, held) = due(&p, &b, FieldGroup::Region);
+        assert_eq!(at, 20 * DAY_MS + 1095 * DAY_MS);
+        assert_eq!(held, vec!["delivery", "minimum"]);
+        assert!(toml::from_str::<RetentionPolicy>("[minimum]\nregion = { days = 3 }\n").is_err());
     }
 }
 
@@ -413,23 +636,23 @@ mod plan_tests {
             last_finished: Some(day * DAY_MS + 5 * DAY_MS),
             newest_unfinished: Some(day * DAY_MS + 3_600_000),
         };
-        // One parcel never finished holds the day for 180 days after it was created, past the 30 after the
-        // last delivery.
+        // One parcel never finished does not hold the day: the last delivery decides.
         let (at, held) = due(&p, &b, FieldGroup::Contact);
-        assert_eq!(at, day * DAY_MS + 3_600_000 + 180 * DAY_MS);
-        assert_eq!(held, vec!["unfinished"]);
-        assert!(!p.expired(&b, FieldGroup::Contact, at - 1));
-        assert!(p.expired(&b, FieldGroup::Contact, at));
-        // Every parcel finished: the last delivery decides.
-        let done = BucketAge {
-            newest_unfinished: None,
-            ..b
-        };
-        let (at, held) = due(&p, &done, FieldGroup::Contact);
         assert_eq!(
             (at, held),
             (day * DAY_MS + 35 * DAY_MS, vec!["delivery".to_owned()])
         );
-        assert!(p.expired(&done, FieldGroup::Contact, at));
+        assert!(!p.expired(&b, FieldGroup::Contact, at - 1));
+        assert!(p.expired(&b, FieldGroup::Contact, at));
+        // Nothing delivered: the day's own end, plus the group's days.
+        let none = BucketAge {
+            last_finished: None,
+            ..b
+        };
+        let (at, held) = due(&p, &none, FieldGroup::Contact);
+        assert_eq!(
+            (at, held),
+            (day * DAY_MS + 31 * DAY_MS, vec!["open".to_owned()])
+        );
     }
 }

@@ -1268,6 +1268,51 @@ impl Store for PgStore {
         })
     }
 
+    fn open_waybills(&self, bucket: i64) -> Result<Vec<(WaybillNo, Millis)>, StoreError> {
+        let rows: Vec<(String, i64)> = self.run(async {
+            sqlx::query_as(
+                "SELECT no, created_at FROM waybills WHERE bucket = $1
+                 AND status NOT IN ('signed', 'returned') ORDER BY created_at, no",
+            )
+            .bind(bucket)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db)
+        })?;
+        rows.into_iter()
+            .map(|(no, at)| Ok((rows::waybill_no(&no)?, at)))
+            .collect()
+    }
+
+    fn move_waybills(
+        &self,
+        from: i64,
+        to: i64,
+        moved: &[(WaybillNo, Vec<u8>)],
+        audit: AuditEntry,
+    ) -> Result<(u64, u64), StoreError> {
+        let nos: Vec<String> = moved.iter().map(|(n, _)| n.as_str().to_owned()).collect();
+        let sealed: Vec<Vec<u8>> = moved.iter().map(|(_, s)| s.clone()).collect();
+        let (n, seq) = self.audited(audit, move |tx| {
+            Box::pin(async move {
+                let r = sqlx::query(
+                    "UPDATE waybills w SET bucket = $3, sealed = m.sealed
+                     FROM UNNEST($1::text[], $4::bytea[]) AS m(no, sealed)
+                     WHERE w.no = m.no AND w.bucket = $2",
+                )
+                .bind(&nos)
+                .bind(from)
+                .bind(to)
+                .bind(&sealed)
+                .execute(&mut **tx)
+                .await
+                .map_err(db)?;
+                Ok(r.rows_affected())
+            })
+        })?;
+        Ok((seq, n))
+    }
+
     fn create_account(
         &self,
         a: &Account,

@@ -56,6 +56,10 @@ pub fn run_all(fresh: &dyn Fn() -> Box<dyn Store>) {
             "a_shredded_key_is_gone_for_good",
             a_shredded_key_is_gone_for_good,
         ),
+        (
+            "a_moved_waybill_leaves_its_bucket_and_its_shredding",
+            a_moved_waybill_leaves_its_bucket_and_its_shredding,
+        ),
         ("keys_rewrap_all_or_nothing", keys_rewrap_all_or_nothing),
         (
             "alerts_filter_and_labels_count",
@@ -981,6 +985,55 @@ pub fn a_shredded_key_is_gone_for_good(s: &dyn Store) {
             .map(|a| (a.bucket, a.waybills))
             .collect::<Vec<_>>(),
         [(0, 1), (5, 1)]
+    );
+}
+
+/// Retention's carry: the open waybills of a bucket are listed, a moved one takes its new sealed fields to its
+/// new bucket (one no longer in the old bucket is left alone), and shredding the old bucket no longer touches it.
+pub fn a_moved_waybill_leaves_its_bucket_and_its_shredding(s: &dyn Store) {
+    let open = waybill("W1");
+    let mut done = waybill("W2");
+    done.meta.status = WaybillStatus::Signed;
+    done.meta.signed_at = Some(3);
+    done.blind = vec![(1, 0, [2u8; 16])];
+    let mut elsewhere = waybill("W3");
+    elsewhere.meta.bucket = 5;
+    elsewhere.blind = vec![(1, 0, [3u8; 16])];
+    s.insert_waybills(&[open, done, elsewhere], entry("ingest"))
+        .unwrap();
+    let no = |n: &str| WaybillNo::parse(n).unwrap();
+    assert_eq!(s.open_waybills(0).unwrap(), vec![(no("W1"), 1)]);
+    assert_eq!(s.open_waybills(7).unwrap(), vec![]);
+    let (seq, moved) = s
+        .move_waybills(
+            0,
+            9,
+            &[(no("W1"), vec![4, 5, 6]), (no("W3"), vec![0])],
+            entry("retention_carry"),
+        )
+        .unwrap();
+    assert_eq!(moved, 1, "W3 is not in bucket 0");
+    assert!(seq > 0);
+    let (meta, sealed) = s.waybill(&no("W1")).unwrap().unwrap();
+    assert_eq!((meta.bucket, sealed), (9, vec![4, 5, 6]));
+    let (meta, sealed) = s.waybill(&no("W3")).unwrap().unwrap();
+    assert_eq!((meta.bucket, sealed), (5, vec![1, 2, 3]));
+    let shred = s
+        .shred_key("day:0:contact", 0, &[1], entry("shred"))
+        .unwrap();
+    assert_eq!(
+        (shred.waybills, shred.index_entries),
+        (1, 1),
+        "only W2 goes"
+    );
+    assert_eq!(s.find_by_token(&[7u8; 16]).unwrap(), vec![no("W1")]);
+    assert_eq!(s.find_by_token(&[2u8; 16]).unwrap(), vec![]);
+    let ages = s.bucket_ages().unwrap();
+    assert_eq!(
+        ages.iter()
+            .map(|a| (a.bucket, a.waybills))
+            .collect::<Vec<_>>(),
+        [(0, 1), (5, 1), (9, 1)]
     );
 }
 

@@ -190,6 +190,18 @@ pub trait Store:
     ) -> Result<Shredded, StoreError>;
     /// The ids of every data key shredded.
     fn shredded_keys(&self) -> Result<Vec<String>, StoreError>;
+    /// The waybills of `bucket` not yet signed for nor returned, each with when it was created, oldest first.
+    fn open_waybills(&self, bucket: i64) -> Result<Vec<(WaybillNo, Millis)>, StoreError>;
+    /// Moves waybills from bucket `from` to bucket `to`, each with its fields sealed anew under `to`'s keys,
+    /// in one transaction with `audit`; a waybill no longer in `from` is left as it is. Returns the entry's seq
+    /// and how many moved.
+    fn move_waybills(
+        &self,
+        from: i64,
+        to: i64,
+        moved: &[(WaybillNo, Vec<u8>)],
+        audit: AuditEntry,
+    ) -> Result<(u64, u64), StoreError>;
 
     /// Creates an account, with a first token if `token` (an account that must enrol has none until it
     /// does); `Conflict` if the id is taken.

@@ -11,6 +11,11 @@ fn corrupt(what: impl std::fmt::Display) -> StoreError {
     StoreError::Corrupt(what.to_string())
 }
 
+/// A stored waybill number, checked again as it leaves the store.
+pub fn waybill_no(no: &str) -> Result<WaybillNo, StoreError> {
+    WaybillNo::parse(no).map_err(|_| corrupt("a stored waybill number is malformed"))
+}
+
 /// An account's columns: id, role, outlet, merchant, status, status reason, created at, status since.
 pub type AccountRow = (
     String,

@@ -239,13 +239,21 @@ impl Vault {
         Ok(keys)
     }
 
+    /// Every group's data key of `bucket`, loaded (made if need be).
+    fn all_keys(&self, bucket: i64) -> Result<Arc<BucketKeys>, VaultError> {
+        let mut keys = self.bucket_keys(bucket, FieldGroup::Contact, true)?;
+        for g in FieldGroup::ALL {
+            if keys.0[g as usize].is_none() {
+                keys = self.bucket_keys(bucket, g, true)?;
+            }
+        }
+        Ok(keys)
+    }
+
     /// Loads (creating if needed) the data keys of `bucket`, so that sealing into it afterwards touches no key
     /// store: sealing threads then never wait on a store that a transaction holds.
     pub fn ensure_bucket(&self, bucket: i64) -> Result<(), VaultError> {
-        for group in FieldGroup::ALL {
-            self.bucket_keys(bucket, group, true)?;
-        }
-        Ok(())
+        self.all_keys(bucket).map(drop)
     }
 
     /// Drops a bucket's unwrapped key of `group` from memory (after its wrapped key was destroyed).
@@ -279,13 +287,7 @@ impl Vault {
         wb: &NewWaybill,
         bucket: i64,
     ) -> Result<(SealedFields, BlindTokens), VaultError> {
-        let mut keys = self.bucket_keys(bucket, FieldGroup::Contact, true)?;
-        for g in FieldGroup::ALL {
-            if keys.0[g as usize].is_none() {
-                keys = self.bucket_keys(bucket, g, true)?;
-            }
-        }
-        let key_of = |f: Field| keys.0[f.group() as usize].as_deref();
+        let keys = self.all_keys(bucket)?;
         let region = |a: &wbg_core::Address| crate::join_region(&a.province, &a.city, &a.district);
         let values: [(Field, std::borrow::Cow<'_, str>); 9] = [
             (Field::SenderName, wb.sender.name.as_str().into()),
@@ -304,29 +306,7 @@ impl Vault {
             ),
             (Field::Items, wb.items.as_str().into()),
         ];
-        let mut out = SealedFields::with_capacity(
-            1 + values.iter().map(|(_, v)| v.len() + 31).sum::<usize>(),
-        );
-        let mut rng = rand::thread_rng();
-        // nonce ‖ ciphertext ‖ tag, built in place in one buffer reused across fields.
-        let mut buf = Vec::with_capacity(NONCE + 256);
-        let mut aad = Vec::with_capacity(64);
-        for (field, value) in values.iter() {
-            let mut nonce = [0u8; NONCE];
-            rng.fill_bytes(&mut nonce);
-            Self::aad_into(&mut aad, &wb.waybill_no, *field, bucket);
-            buf.clear();
-            buf.extend_from_slice(&nonce);
-            buf.extend_from_slice(value.as_bytes());
-            let tag = key_of(*field)
-                .ok_or_else(|| VaultError::Store("a data key is not loaded".into()))?
-                .encrypt_in_place_detached(Nonce::from_slice(&nonce), &aad, &mut buf[NONCE..])
-                .map_err(|_| VaultError::Decrypt {
-                    what: field.name().to_owned(),
-                })?;
-            buf.extend_from_slice(&tag);
-            out.push(*field, &buf);
-        }
+        let out = self.seal_values(&wb.waybill_no, bucket, &keys, &values)?;
         let mut blind = Vec::with_capacity(2 * BlindIndex::PER_PARTY + 1);
         blind.extend(self.blind.party(&wb.recipient));
         blind.extend(self.blind.party(&wb.sender));
@@ -339,6 +319,64 @@ impl Vault {
             blind.push((BlindKind::TrackLast4, t));
         }
         Ok((out, blind))
+    }
+
+    /// Seals `values` of waybill `no` under `keys`, the data keys of `bucket` (each group's loaded).
+    fn seal_values<V: AsRef<str>>(
+        &self,
+        no: &WaybillNo,
+        bucket: i64,
+        keys: &BucketKeys,
+        values: &[(Field, V)],
+    ) -> Result<SealedFields, VaultError> {
+        let key_of = |f: Field| keys.0[f.group() as usize].as_deref();
+        let mut out = SealedFields::with_capacity(
+            1 + values
+                .iter()
+                .map(|(_, v)| v.as_ref().len() + 31)
+                .sum::<usize>(),
+        );
+        let mut rng = rand::thread_rng();
+        // nonce ‖ ciphertext ‖ tag, built in place in one buffer reused across fields.
+        let mut buf = Vec::with_capacity(NONCE + 256);
+        let mut aad = Vec::with_capacity(64);
+        for (field, value) in values.iter() {
+            let mut nonce = [0u8; NONCE];
+            rng.fill_bytes(&mut nonce);
+            Self::aad_into(&mut aad, no, *field, bucket);
+            buf.clear();
+            buf.extend_from_slice(&nonce);
+            buf.extend_from_slice(value.as_ref().as_bytes());
+            let tag = key_of(*field)
+                .ok_or_else(|| VaultError::Store("a data key is not loaded".into()))?
+                .encrypt_in_place_detached(Nonce::from_slice(&nonce), &aad, &mut buf[NONCE..])
+                .map_err(|_| VaultError::Decrypt {
+                    what: field.name().to_owned(),
+                })?;
+            buf.extend_from_slice(&tag);
+            out.push(*field, &buf);
+        }
+        Ok(out)
+    }
+
+    /// Re-encrypts every field of waybill `no` from the data keys of bucket `from` to those of `to` (made if
+    /// need be): how retention carries a parcel still under way, or held, out of a day whose keys are about to be
+    /// destroyed. A field that does not open (tampered with, or its group's key already destroyed) fails the
+    /// whole call, and nothing is moved. The plaintexts are zeroed before returning.
+    pub fn reseal(
+        &self,
+        no: &WaybillNo,
+        from: i64,
+        to: i64,
+        sealed: &[u8],
+    ) -> Result<SealedFields, VaultError> {
+        let mut opened = self.open_fields(no, from, sealed, &Field::ALL)?;
+        let keys = self.all_keys(to)?;
+        let out = self.seal_values(no, to, &keys, &opened);
+        for (_, v) in opened.iter_mut() {
+            v.zeroize();
+        }
+        out
     }
 
     /// Opens exactly the requested fields of one waybill. A field that was tampered with, moved from another

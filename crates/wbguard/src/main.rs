@@ -554,6 +554,13 @@ fn run(cli: Cli) -> Result<std::process::ExitCode> {
                 ConfigCommand::Check => {
                     let cfg = Config::load(&cli.common)?;
                     cfg.server.trusted_proxies()?;
+                    for (group, configured, min, rule) in cfg.retention.overridden_by_minimums() {
+                        eprintln!(
+                            "notice: [retention] keeps {} {min} days, not the configured {configured}: {rule} \
+                             requires it ([retention.minimum])",
+                            group.name()
+                        );
+                    }
                     print!("{}", toml::to_string(&cfg)?);
                 }
             }
@@ -835,7 +842,7 @@ fn run(cli: Cli) -> Result<std::process::ExitCode> {
         } => {
             let cfg = Config::load(&cli.common)?;
             let _lock = cfg.lock_data_dir("retention run")?;
-            let mut policy = cfg.retention;
+            let mut policy = cfg.retention.clone();
             policy.days_after_delivery = days_after_delivery.unwrap_or(policy.days_after_delivery);
             policy.undelivered_days = undelivered_days.unwrap_or(policy.undelivered_days);
             let guard = open_guard(&cfg)?;
@@ -844,9 +851,19 @@ fn run(cli: Cli) -> Result<std::process::ExitCode> {
                 print_retention_plan(&plan);
                 return Ok(ok);
             }
-            let shredded =
-                guard.run_retention(Actor::Local("cli"), &policy, &RequestMeta::default())?;
+            let run = guard.run_retention(Actor::Local("cli"), &policy, &RequestMeta::default())?;
             publish_checkpoint(&cfg, &guard)?;
+            for c in &run.carried {
+                println!(
+                    "carried {} open waybills from {} to {} ({} could not be opened and stay; audit entry {})",
+                    c.waybills,
+                    day_of(c.from),
+                    day_of(c.to),
+                    c.failed,
+                    c.audit_seq
+                );
+            }
+            let shredded = run.shredded;
             for b in &shredded {
                 println!(
                     "shredded {} {} ({} waybills, {} index entries; audit entry {})",
@@ -1001,6 +1018,11 @@ fn init(cfg: &Config) -> Result<()> {
 }
 
 /// `audit verify`: exit 0 when intact; exit 1 naming the first bad entry.
+/// A bucket's day, `YYYY-MM-DD` (UTC).
+fn day_of(bucket: i64) -> String {
+    wbg_core::utc_text(bucket * 86_400_000)[..10].to_owned()
+}
+
 /// `retention run --dry-run`: one line per day and field group.
 fn print_retention_plan(plan: &[wbg_guard::RetentionPlan]) {
     println!(
@@ -1009,15 +1031,34 @@ fn print_retention_plan(plan: &[wbg_guard::RetentionPlan]) {
     );
     for p in plan {
         let what = if p.due {
-            "shred now".to_owned()
+            let mut w = "shred now".to_owned();
+            if p.carried > 0 {
+                w.push_str(&format!(
+                    ", first carrying {} open waybills to today",
+                    p.carried
+                ));
+            }
+            if p.lost > 0 {
+                w.push_str(&format!(
+                    "; {} open longer than undelivered_days go with it",
+                    p.lost
+                ));
+            }
+            w
         } else {
-            let why: Vec<&str> = p
+            let why: Vec<String> = p
                 .held_by
                 .iter()
                 .map(|h| match h.as_str() {
-                    "today" => "the day is still filling",
-                    "delivery" => "its last delivery is not old enough",
-                    _ => "waybills not yet signed for or returned",
+                    "day" => "the day is still filling".to_owned(),
+                    "open" => "parcels of it are still open; they are carried once the day is the \
+                               group's days old"
+                        .to_owned(),
+                    "delivery" => "its last delivery is not old enough".to_owned(),
+                    _ => format!(
+                        "a minimum: {}",
+                        p.rule.as_deref().unwrap_or("a rule's minimum period")
+                    ),
                 })
                 .collect();
             format!(
@@ -1191,7 +1232,7 @@ fn serve(cfg: Config) -> Result<()> {
         println!("listening on {scheme}://{addr}");
         tracing::info!(%addr, data = %cfg.data.display(), "wbguard serving");
         // Sign a checkpoint every second when the log has grown, so tampering is bounded in time.
-        let retention = cfg.retention;
+        let retention = Arc::new(cfg.retention.clone());
         let ticker = {
             let guard = guard.clone();
             let metrics = metrics.clone();
@@ -1208,6 +1249,7 @@ fn serve(cfg: Config) -> Result<()> {
                     let g = guard.clone();
                     let witness = witness.clone();
                     let signed = signed.clone();
+                    let retention = retention.clone();
                     let upkeep = tokio::task::spawn_blocking(move || {
                         // A policy version approved on any node is in force here within a tick.
                         g.refresh_policy()?;
@@ -1243,7 +1285,11 @@ fn serve(cfg: Config) -> Result<()> {
                         }
                         if shred {
                             let meta = wbg_guard::RequestMeta::default();
-                            for b in g.run_retention(Actor::Local("retention"), &retention, &meta)? {
+                            let run = g.run_retention(Actor::Local("retention"), &retention, &meta)?;
+                            for c in run.carried {
+                                tracing::info!(from = c.from, to = c.to, waybills = c.waybills, failed = c.failed, audit_seq = c.audit_seq, "retention carried a day's open parcels to today before shredding it");
+                            }
+                            for b in run.shredded {
                                 tracing::info!(day = %b.day, group = %b.group, waybills = b.waybills, audit_seq = b.audit_seq, "retention shredded a field group of a day of personal data");
                             }
                             g.retention_gauges(&retention)?;

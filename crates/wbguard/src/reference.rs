@@ -41,6 +41,13 @@ const OPTIONAL: &[(&str, &str)] = &[
     ("retention.groups.address", "<days_after_delivery>"),
     ("retention.groups.region", "<days_after_delivery>"),
     ("retention.groups.items", "<days_after_delivery>"),
+    (
+        "retention.minimum.contact",
+        "{ days = <n>, rule = \"<the rule that requires it>\" }",
+    ),
+    ("retention.minimum.address", "<unset: no minimum>"),
+    ("retention.minimum.region", "<unset: no minimum>"),
+    ("retention.minimum.items", "<unset: no minimum>"),
     ("risk.utc_offset_hours", "8"),
 ];
 
@@ -74,8 +81,9 @@ const MEANINGS: &[(&str, &str)] = &[
     ("telephony_webhook.", "privacy-number binding changes for the telephony provider: as [webhook]"),
     ("retention.enabled", "run retention (crypto-shredding) hourly in the server"),
     ("retention.days_after_delivery", "days personal fields are kept after signing or return"),
-    ("retention.undelivered_days", "days after creation for a waybill never signed for nor returned"),
+    ("retention.undelivered_days", "days after creation an open parcel is carried past its day; one older goes with its day"),
     ("retention.groups.", "days after delivery for one field group (contact, address, region, items)"),
+    ("retention.minimum.", "a period a rule requires a group kept (days after delivery); longer than the group's days, it wins"),
     ("privacy_numbers.enabled", "bind virtual numbers couriers call through"),
     ("privacy_numbers.numbers", "the pool: numbers and inclusive ranges (\"17100000000..17100000999\")"),
     ("privacy_numbers.grace_minutes", "minutes after signing a courier can still call"),
@@ -247,6 +255,7 @@ mod tests {
                 | "risk.utc_offset_hours"
                 | "credentials.oidc.jwks_refresh_seconds" => "1".to_owned(),
                 k if k.starts_with("retention.groups.") => "1".to_owned(),
+                k if k.starts_with("retention.minimum.") => "{ days = 1, rule = \"r\" }".to_owned(),
                 "bus.snapshots" | "store.migrate" => "true".to_owned(),
                 _ => "\"x\"".to_owned(),
             };

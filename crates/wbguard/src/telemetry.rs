@@ -75,6 +75,11 @@ const COUNTERS: &[CounterSpec] = &[
         &[],
     ),
     (
+        "wbguard_retention_carried_total",
+        "Open parcels carried out of a day falling due into today's bucket (re-encrypted), so they hold nothing.",
+        &[],
+    ),
+    (
         "wbguard_accounts_dormant_total",
         "Accounts suspended as dormant.",
         &[],

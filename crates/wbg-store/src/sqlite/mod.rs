@@ -754,6 +754,42 @@ impl Store for SqliteStore {
         Ok(ids)
     }
 
+    fn open_waybills(&self, bucket: i64) -> Result<Vec<(WaybillNo, Millis)>, StoreError> {
+        let inner = self.lock()?;
+        let mut stmt = inner.conn.prepare_cached(
+            "SELECT no, created_at FROM waybills WHERE bucket = ?1
+             AND status NOT IN ('signed', 'returned') ORDER BY created_at, no",
+        )?;
+        let rows = stmt
+            .query_map(params![bucket], |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?))
+            })?
+            .collect::<Result<Vec<_>, _>>()?;
+        rows.into_iter()
+            .map(|(no, at)| Ok((crate::rows::waybill_no(&no)?, at)))
+            .collect()
+    }
+
+    fn move_waybills(
+        &self,
+        from: i64,
+        to: i64,
+        moved: &[(WaybillNo, Vec<u8>)],
+        audit: AuditEntry,
+    ) -> Result<(u64, u64), StoreError> {
+        let (n, seq) = self.audited(audit, |tx| {
+            let mut stmt = tx.prepare_cached(
+                "UPDATE waybills SET bucket = ?3, sealed = ?4 WHERE no = ?1 AND bucket = ?2",
+            )?;
+            let mut n = 0u64;
+            for (no, sealed) in moved {
+                n += stmt.execute(params![no.as_str(), from, to, sealed])? as u64;
+            }
+            Ok(n)
+        })?;
+        Ok((seq, n))
+    }
+
     fn rewrap_keys(
         &self,
         rewrap: &mut crate::Rewrap<'_>,
