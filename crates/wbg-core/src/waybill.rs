@@ -70,6 +70,11 @@ pub enum WaybillStatus {
 }
 
 impl WaybillStatus {
+    /// Whether the parcel is finished: signed for or returned (both terminal).
+    pub fn is_final(self) -> bool {
+        matches!(self, WaybillStatus::Signed | WaybillStatus::Returned)
+    }
+
     /// The snake_case name.
     pub fn as_str(self) -> &'static str {
         match self {

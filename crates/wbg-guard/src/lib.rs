@@ -84,8 +84,10 @@ pub use reports::{Lang, ReportContact, ReportKind};
 pub use retention::{
     CarriedBucket, Minimum, Minimums, RetentionPlan, RetentionPolicy, RetentionRun, ShreddedBucket,
 };
-pub use review::{review_csv, PurposeAccess, ReviewRow, REVIEW_WINDOW_DAYS};
-pub use rights::{AccessRecord, RightsAnswer, RightsRequest, WaybillAccesses};
+pub use review::{
+    review_csv, PurposeAccess, ReviewRow, ScaleDuty, ScaleReport, REVIEW_WINDOW_DAYS, SCALE_DUTIES,
+};
+pub use rights::{AccessRecord, ErasureAnswer, RightsAnswer, RightsRequest, WaybillAccesses};
 pub use suppress::{
     Backtest, SuppressedAlerts, Suppression, SuppressionRequest, SuppressionScope, BACKTEST_DAYS,
     MAX_SUPPRESSION_DAYS, SUPPRESSION_REASONS,

@@ -218,6 +218,8 @@ pub struct RetentionRun {
     pub shredded: Vec<ShreddedBucket>,
     /// Open parcels carried out of days that fell due.
     pub carried: Vec<CarriedBucket>,
+    /// Parcels of deletion requests erased now that they are finished.
+    pub erased: u64,
 }
 
 /// The moment `group` of `b` falls due under `policy`, and what holds it until then.
@@ -333,9 +335,12 @@ impl Guard {
         meta: &RequestMeta,
     ) -> Result<RetentionRun, GuardError> {
         let who = crate::guard::local_only(actor, "retention runs")?;
+        let mut out = RetentionRun {
+            erased: self.erase_finished(&who, meta)?,
+            ..RetentionRun::default()
+        };
         let now = self.clock.now();
         let done = self.shredded_set()?;
-        let mut out = RetentionRun::default();
         for b in self.store.bucket_ages()? {
             let due: Vec<FieldGroup> = FieldGroup::ALL
                 .into_iter()
@@ -405,7 +410,7 @@ impl Guard {
                 if m.bucket != from {
                     continue;
                 }
-                match self.vault.reseal(no, from, to, &sealed) {
+                match self.vault.reseal(no, from, to, &sealed, &Field::ALL) {
                     Ok(s) => moved.push((no.clone(), s.0)),
                     Err(_) => done.failed += 1,
                 }
@@ -421,6 +426,74 @@ impl Guard {
             done.audit_seq = seq;
         }
         Ok(done)
+    }
+
+    /// Erases the personal fields of waybills `nos` for good, as retention destroys a day's: each is moved, with
+    /// the fields it still has, into a bucket of its own (random, far below every day's), whose four keys are
+    /// then destroyed — with the blind-index entries built from them. Routing data stays. Every step is
+    /// audited (`erase`, then one `shred` per group, each naming `why`). Returns the waybills erased and those
+    /// that had no personal field left already.
+    pub(crate) fn erase(
+        &self,
+        who: &str,
+        meta: &RequestMeta,
+        nos: &[WaybillNo],
+        why: &str,
+    ) -> Result<(Vec<WaybillNo>, Vec<WaybillNo>), GuardError> {
+        use rand::Rng;
+        let private = -rand::thread_rng().gen_range(10_000_000_000i64..20_000_000_000);
+        let mut by_bucket: std::collections::BTreeMap<i64, Vec<(WaybillNo, Vec<u8>)>> =
+            Default::default();
+        let mut gone_already = Vec::new();
+        for no in nos {
+            let Some((m, sealed)) = self.store.waybill(no)? else {
+                continue;
+            };
+            let gone = self.shredded_groups(m.bucket);
+            let kept: Vec<Field> = Field::ALL.into_iter().filter(|f| gone.keeps(*f)).collect();
+            if kept.is_empty() {
+                gone_already.push(no.clone());
+                continue;
+            }
+            let moved = self
+                .vault
+                .reseal(no, m.bucket, private, &sealed, &kept)
+                .map_err(|err| {
+                    GuardError::Internal(format!(
+                        "waybill {no} could not be moved to be erased: {err}"
+                    ))
+                })?;
+            by_bucket
+                .entry(m.bucket)
+                .or_default()
+                .push((no.clone(), moved.0));
+        }
+        let mut erased = Vec::new();
+        for (from, moved) in by_bucket {
+            let mut e = self.entry(who, meta, "erase");
+            e.detail = Some(format!(
+                "from={from} to={private} waybills={} {why}",
+                moved.len()
+            ));
+            self.store.move_waybills(from, private, &moved, e)?;
+            erased.extend(moved.into_iter().map(|(no, _)| no));
+        }
+        if !erased.is_empty() {
+            for group in FieldGroup::ALL {
+                let mut e = self.entry(who, meta, "shred");
+                e.detail = Some(format!(
+                    "bucket={private} group={} waybills={} {why}",
+                    group.name(),
+                    erased.len()
+                ));
+                let kinds: Vec<u8> = group.index_kinds().iter().map(|k| *k as u8).collect();
+                self.store
+                    .shred_key(&group.key_id(private), private, &kinds, e)?;
+                self.forget_shredded(private, group);
+            }
+            metrics::counter!("wbguard_erased_waybills_total").increment(erased.len() as u64);
+        }
+        Ok((erased, gone_already))
     }
 
     /// Every `(bucket, group)` whose key is already destroyed.

@@ -65,6 +65,93 @@ pub struct ReviewRow {
     pub flags: Vec<String>,
 }
 
+/// Scale thresholds in people whose personal information is held, and the duties each switches on.
+pub const SCALE_DUTIES: &[(u64, &str)] = &[
+    (
+        1_000_000,
+        "PIPL art. 52 with the CAC's 2025 rules: designate a personal-information protection officer, publish \
+         their contact and report them to the cyberspace administration",
+    ),
+    (
+        10_000_000,
+        "Network Data Security Management Regulations (2024) art. 28: the duties of an important-data handler \
+         (a network data security officer and management body, art. 30); and the 2025 compliance-audit \
+         measures: a personal-information compliance audit at least every two years",
+    ),
+];
+
+/// How many people the store holds personal data of, and the duties that brings.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct ScaleReport {
+    /// Distinct people held: distinct phone numbers (recipients' and senders' alike) whose contact data is
+    /// still kept (retention and erasures take theirs out of the count).
+    pub individuals: u64,
+    /// When that was counted (ms since the epoch).
+    pub counted_at: Millis,
+    /// When, ISO 8601 in China Standard Time.
+    pub counted_at_local: String,
+    /// Each threshold, whether it is reached, and what it asks.
+    pub duties: Vec<ScaleDuty>,
+}
+
+/// One scale threshold.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct ScaleDuty {
+    /// People from which it applies.
+    pub threshold: u64,
+    /// Whether the store holds that many.
+    pub reached: bool,
+    /// What it asks of the carrier.
+    pub duty: String,
+}
+
+impl Guard {
+    /// Counts the distinct people held now (a full read of the blind index's phone tokens) and sets
+    /// `wbguard_individuals_held`: the upkeep's every six hours, and each scale review's.
+    pub fn count_individuals(&self) -> Result<u64, GuardError> {
+        let n = self
+            .store
+            .distinct_index_tokens(wbg_vault::BlindKind::Phone as u8)?;
+        metrics::gauge!("wbguard_individuals_held").set(n as f64);
+        Ok(n)
+    }
+
+    /// How many people the store holds data of, and the duties that brings (auditors and admins; audited
+    /// `scale_review`). Counted afresh: a review is rare, and a stale count would mislead it.
+    pub fn scale_review(
+        &self,
+        actor: Actor<'_>,
+        meta: &RequestMeta,
+    ) -> Result<ScaleReport, GuardError> {
+        let who = self.actor(actor)?;
+        let e = self.entry(who.id.as_str(), meta, "scale_review");
+        self.require_active(&who, &e)?;
+        if !self.is_overseer(actor, &who)? {
+            return Err(self.deny(
+                e,
+                GuardError::Forbidden("the scale review is for auditors and admins".into()),
+            ));
+        }
+        let (individuals, counted_at) = (self.count_individuals()?, self.clock.now());
+        let mut e = e;
+        e.detail = Some(format!("individuals={individuals}"));
+        self.store.append_audit(e)?;
+        Ok(ScaleReport {
+            individuals,
+            counted_at,
+            counted_at_local: wbg_core::when::display(counted_at),
+            duties: SCALE_DUTIES
+                .iter()
+                .map(|(t, d)| ScaleDuty {
+                    threshold: *t,
+                    reached: individuals >= *t,
+                    duty: (*d).to_owned(),
+                })
+                .collect(),
+        })
+    }
+}
+
 /// What an account's reach depends on besides the policy: its role and whether it is bound to an outlet or a
 /// merchant.
 type Shape = (Role, bool, bool);

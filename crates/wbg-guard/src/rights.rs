@@ -5,8 +5,15 @@
 //! data (the answer holds no name, phone or address at all). The phone is matched through the blind index, never
 //! by opening anyone's record. The request is audited (`rights_access`, without the phone) and metered by the
 //! engine like a full read: an agent cannot turn it into a phone-to-parcels lookup at scale.
+//!
+//! A person's right to have it deleted (PIPL art. 47) is crypto-shredding, through the same door
+//! ([`Guard::rights_erase`]): every waybill carrying their phone that is finished (signed for or returned) loses
+//! its personal fields at once — both parties', as a retention day would — and those still under way are erased
+//! by the first retention run after each is finished (the request is kept as a case file, `erasure`, until
+//! then). Routing data and the audit log stay: the log is the record that the deletion happened.
 use crate::guard::{Actor, RequestMeta};
 use crate::{Guard, GuardError};
+use rand::Rng;
 use serde::{Deserialize, Serialize};
 use wbg_audit::AuditEntry;
 use wbg_core::{Millis, Purpose, Role, WaybillNo};
@@ -69,7 +76,171 @@ pub struct RightsAnswer {
     pub audit_seq: u64,
 }
 
+/// What a deletion request did.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct ErasureAnswer {
+    /// Waybills whose personal fields were destroyed now (finished parcels); their routing data stays.
+    pub erased: Vec<String>,
+    /// Waybills still under way: erased by the first retention run after each is signed for or returned.
+    pub pending: Vec<String>,
+    /// Waybills that had no personal field left (retention or an earlier request took them).
+    pub already_gone: Vec<String>,
+    /// The case file that follows the pending ones (`E` and 16 hex digits), if any are pending.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub request: Option<String>,
+    /// The request's own audit entry.
+    pub audit_seq: u64,
+}
+
+/// A deletion request still waiting on parcels under way (case file kind `erasure`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct Erasure {
+    pub id: String,
+    pub ticket: String,
+    pub requested_by: String,
+    pub requested_at: Millis,
+    /// Waybill numbers still to erase once finished.
+    pub pending: Vec<String>,
+    /// Waybill numbers erased so far.
+    pub erased: Vec<String>,
+}
+
+/// Case-file kind of deletion requests waiting on parcels under way.
+pub(crate) const ERASURE: &str = "erasure";
+
 impl Guard {
+    /// Deletes the personal data of the person whose phone is `req.phone` (customer service, under a registered
+    /// open ticket for one of their parcels, as [`Guard::rights_access`]): see the module. Audited
+    /// (`rights_erase`, without the phone) and metered like a full read.
+    pub fn rights_erase(
+        &self,
+        actor: Actor<'_>,
+        req: &RightsRequest,
+        meta: &RequestMeta,
+    ) -> Result<ErasureAnswer, GuardError> {
+        let who = self.actor(actor)?;
+        let mut e = self.entry(who.id.as_str(), meta, "rights_erase");
+        e.purpose = Some(Purpose::CustomerService.as_str().into());
+        self.require_active(&who, &e)?;
+        if who.role != Role::CustomerService {
+            return Err(self.deny(
+                e,
+                GuardError::Forbidden("rights requests are customer service's".into()),
+            ));
+        }
+        let (no, party_of, wb) = match self.check_rights(&who, req) {
+            Ok(c) => c,
+            Err(err) => {
+                e.waybill = WaybillNo::parse(&req.waybill_no)
+                    .ok()
+                    .map(|n| n.to_string());
+                return Err(self.deny(e, err));
+            }
+        };
+        e.waybill = Some(no.to_string());
+        self.meter(&who, &wb, Purpose::CustomerService, &e, meta)?;
+        let mut all: Vec<WaybillNo> = party_of.into_iter().flat_map(|(_, n)| n).collect();
+        all.sort();
+        all.dedup();
+        let metas = self.store.waybill_metas(&all).wait()?;
+        let (mut finished, mut pending) = (Vec::new(), Vec::new());
+        for (n, m) in all.into_iter().zip(metas) {
+            match m {
+                Some(m) if m.status.is_final() => finished.push(n),
+                Some(_) => pending.push(n),
+                None => {}
+            }
+        }
+        let why = format!("rights_erase ticket={}", req.ticket);
+        let (erased, already_gone) = self.erase(who.id.as_str(), meta, &finished, &why)?;
+        let strings = |v: &[WaybillNo]| v.iter().map(|n| n.to_string()).collect::<Vec<_>>();
+        let request = if pending.is_empty() {
+            None
+        } else {
+            let file = Erasure {
+                id: format!("E{:016x}", rand::thread_rng().gen::<u64>()),
+                ticket: req.ticket.clone(),
+                requested_by: who.id.to_string(),
+                requested_at: self.clock.now(),
+                pending: strings(&pending),
+                erased: strings(&erased),
+            };
+            let body = serde_json::to_string(&file)
+                .map_err(|err| GuardError::Internal(err.to_string()))?;
+            let mut fe = self.entry(who.id.as_str(), meta, "erasure_pending");
+            fe.detail = Some(format!("request={} waybills={}", file.id, pending.len()));
+            self.store.put_case(ERASURE, &file.id, &body, None, fe)?;
+            Some(file.id)
+        };
+        e.detail = Some(format!(
+            "ticket={} erased={} pending={} already_gone={}{}",
+            req.ticket,
+            erased.len(),
+            pending.len(),
+            already_gone.len(),
+            request
+                .as_ref()
+                .map(|r| format!(" request={r}"))
+                .unwrap_or_default()
+        ));
+        let audit_seq = self.store.append_audit(e)?;
+        metrics::counter!("wbguard_rights_requests_total", "kind" => "erase").increment(1);
+        Ok(ErasureAnswer {
+            erased: strings(&erased),
+            pending: strings(&pending),
+            already_gone: strings(&already_gone),
+            request,
+            audit_seq,
+        })
+    }
+
+    /// Erases the parcels of pending deletion requests that have since been finished (the retention run's first
+    /// step); returns how many were erased.
+    pub(crate) fn erase_finished(&self, who: &str, meta: &RequestMeta) -> Result<u64, GuardError> {
+        let mut total = 0;
+        for (id, body) in self.store.cases(ERASURE, 100_000)? {
+            let mut file: Erasure = serde_json::from_str(&body)
+                .map_err(|err| GuardError::Internal(format!("erasure {id} unreadable: {err}")))?;
+            if file.pending.is_empty() {
+                continue;
+            }
+            let nos: Vec<WaybillNo> = file
+                .pending
+                .iter()
+                .filter_map(|n| WaybillNo::parse(n).ok())
+                .collect();
+            let metas = self.store.waybill_metas(&nos).wait()?;
+            let finished: Vec<WaybillNo> = nos
+                .into_iter()
+                .zip(metas)
+                .filter(|(_, m)| m.as_ref().is_none_or(|m| m.status.is_final()))
+                .map(|(n, _)| n)
+                .collect();
+            if finished.is_empty() {
+                continue;
+            }
+            let why = format!("rights_erase request={id} ticket={}", file.ticket);
+            let (erased, gone) = self.erase(who, meta, &finished, &why)?;
+            let done: std::collections::HashSet<String> =
+                finished.iter().map(|n| n.to_string()).collect();
+            file.pending.retain(|n| !done.contains(n));
+            file.erased
+                .extend(erased.iter().chain(&gone).map(|n| n.to_string()));
+            total += erased.len() as u64;
+            let new_body = serde_json::to_string(&file)
+                .map_err(|err| GuardError::Internal(err.to_string()))?;
+            let mut fe = self.entry(who, meta, "erasure_progress");
+            fe.detail = Some(format!(
+                "request={id} erased={} pending={}",
+                erased.len(),
+                file.pending.len()
+            ));
+            self.store
+                .put_case(ERASURE, &id, &new_body, Some(&body), fe)?;
+        }
+        Ok(total)
+    }
+
     /// Who was shown the personal data of the person whose phone is `req.phone` (customer service, under a
     /// registered open ticket for one of that person's parcels). See the module.
     pub fn rights_access(

@@ -593,3 +593,122 @@ fn with_one_percent_stuck_every_days_contacts_go_on_schedule() {
     }
     wbg_guard::verify_store(g.store().as_ref(), &g.verifier_key()).unwrap();
 }
+
+/// A deletion request's parcel still under way is erased by the first retention run after it is signed for —
+/// not before, while the courier still needs it — and then its fields are gone for anyone holding the keys.
+#[test]
+fn a_pending_erasure_goes_with_the_first_run_after_delivery() {
+    let root = tempfile::tempdir().unwrap();
+    let data = root.path().join("data");
+    let (guard, _) = Guard::open(GuardConfig {
+        keys: KeyConfig::Given {
+            master: MasterKey::from_bytes(MASTER),
+            signer: None,
+        },
+        ..GuardConfig::embedded(&data)
+    })
+    .unwrap();
+    let start = 1_793_548_800_000i64;
+    let clock = Arc::new(ManualClock::new(start));
+    let g = guard.with_clock(clock.clone());
+    let meta = RequestMeta::default();
+    let local = Actor::Local("test");
+    let token = |id: &str, role: &str| {
+        g.create_account(local, id, role, None, None, &meta)
+            .unwrap()
+            .1
+    };
+    let (integ, cs) = (token("I1", "integration"), token("K1", "customer_service"));
+    let courier = g
+        .create_account(local, "C0420001", "courier", Some("O042"), None, &meta)
+        .unwrap()
+        .1;
+    let no = "YT2026110200077";
+    g.ingest(
+        Actor::Token(&integ),
+        vec![waybill(no, "欧阳娜娜", "13912345678", "文三路88号")],
+        &meta,
+    )
+    .unwrap();
+    let scan = |kind, courier: Option<&str>| {
+        let ev = StatusEvent {
+            kind,
+            outlet: OutletId::parse("O042").unwrap(),
+            courier: courier.map(|c| AccountId::parse(c).unwrap()),
+            at: None,
+        };
+        g.record_event(Actor::Token(&integ), no, ev, &meta).unwrap();
+    };
+    scan(EventType::PickedUp, None);
+    scan(EventType::AtOutlet, None);
+    scan(EventType::OutForDelivery, Some("C0420001"));
+    g.open_ticket(
+        Actor::Token(&integ),
+        &wbg_guard::TicketRegistration {
+            ticket: "T-7".into(),
+            waybills: vec![no.into()],
+            opened_at: None,
+            assignee: None,
+        },
+        &meta,
+    )
+    .unwrap();
+    let a = g
+        .rights_erase(
+            Actor::Token(&cs),
+            &wbg_guard::RightsRequest {
+                phone: "13912345678".into(),
+                waybill_no: no.into(),
+                ticket: "T-7".into(),
+            },
+            &meta,
+        )
+        .unwrap();
+    assert!(a.erased.is_empty());
+    assert_eq!(a.pending, vec![no.to_owned()]);
+    let policy = RetentionPolicy::default();
+    clock.set(start + 3_600_000);
+    assert_eq!(g.run_retention(local, &policy, &meta).unwrap().erased, 0);
+    let n = WaybillNo::parse(no).unwrap();
+    let v = g
+        .read(
+            &courier,
+            &ReadRequest {
+                waybill_no: no,
+                purpose: "delivery",
+                ticket: None,
+            },
+            &meta,
+        )
+        .unwrap();
+    assert_eq!(v.view, View::Full, "the courier still delivers it");
+    let (m, _) = g.store().waybill(&n).unwrap().unwrap();
+    assert!(m.bucket > 0, "still in its day while under way");
+    scan(EventType::Signed, None);
+    clock.set(start + 2 * 3_600_000);
+    assert_eq!(g.run_retention(local, &policy, &meta).unwrap().erased, 1);
+    let (m, sealed) = g.store().waybill(&n).unwrap().unwrap();
+    assert!(m.bucket < 0, "moved into a bucket of its own");
+    let vault = Vault::open(
+        MasterKey::from_bytes(MASTER),
+        Arc::new(Keys(g.store().clone())),
+    )
+    .unwrap();
+    for f in Field::ALL {
+        assert!(matches!(
+            vault.open_fields(&n, m.bucket, &sealed, &[f]),
+            Err(wbg_vault::VaultError::Shredded(_))
+        ));
+    }
+    assert!(g
+        .store()
+        .find_by_token(&g.blind_index().phone("13912345678").unwrap())
+        .unwrap()
+        .is_empty());
+    assert_eq!(
+        g.run_retention(local, &policy, &meta).unwrap().erased,
+        0,
+        "done once"
+    );
+    wbg_guard::verify_store(g.store().as_ref(), &g.verifier_key()).unwrap();
+}

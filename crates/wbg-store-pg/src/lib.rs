@@ -1268,6 +1268,17 @@ impl Store for PgStore {
         })
     }
 
+    fn distinct_index_tokens(&self, kind: u8) -> Result<u64, StoreError> {
+        let n: i64 = self.run(async {
+            sqlx::query_scalar("SELECT COUNT(DISTINCT token) FROM blind_index WHERE kind = $1")
+                .bind(i16::from(kind))
+                .fetch_one(&self.pool)
+                .await
+                .map_err(db)
+        })?;
+        Ok(n as u64)
+    }
+
     fn open_waybills(&self, bucket: i64) -> Result<Vec<(WaybillNo, Millis)>, StoreError> {
         let rows: Vec<(String, i64)> = self.run(async {
             sqlx::query_as(

@@ -1002,6 +1002,8 @@ pub fn a_moved_waybill_leaves_its_bucket_and_its_shredding(s: &dyn Store) {
     s.insert_waybills(&[open, done, elsewhere], entry("ingest"))
         .unwrap();
     let no = |n: &str| WaybillNo::parse(n).unwrap();
+    assert_eq!(s.distinct_index_tokens(1).unwrap(), 3);
+    assert_eq!(s.distinct_index_tokens(2).unwrap(), 0);
     assert_eq!(s.open_waybills(0).unwrap(), vec![(no("W1"), 1)]);
     assert_eq!(s.open_waybills(7).unwrap(), vec![]);
     let (seq, moved) = s
@@ -1028,12 +1030,23 @@ pub fn a_moved_waybill_leaves_its_bucket_and_its_shredding(s: &dyn Store) {
     );
     assert_eq!(s.find_by_token(&[7u8; 16]).unwrap(), vec![no("W1")]);
     assert_eq!(s.find_by_token(&[2u8; 16]).unwrap(), vec![]);
+    assert_eq!(s.distinct_index_tokens(1).unwrap(), 2, "W2's went with it");
+    let mut again = waybill("W4");
+    again.blind = vec![(1, 1, [7u8; 16]), (2, 0, [7u8; 16])];
+    s.insert_waybills(&[again], entry("ingest")).unwrap();
+    s.maintain().unwrap();
+    assert_eq!(
+        s.distinct_index_tokens(1).unwrap(),
+        2,
+        "one token on two waybills, as either party, is one"
+    );
+    assert_eq!(s.distinct_index_tokens(2).unwrap(), 1);
     let ages = s.bucket_ages().unwrap();
     assert_eq!(
         ages.iter()
             .map(|a| (a.bucket, a.waybills))
             .collect::<Vec<_>>(),
-        [(0, 1), (5, 1), (9, 1)]
+        [(0, 2), (5, 1), (9, 1)]
     );
 }
 

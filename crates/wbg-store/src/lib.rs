@@ -190,6 +190,9 @@ pub trait Store:
     ) -> Result<Shredded, StoreError>;
     /// The ids of every data key shredded.
     fn shredded_keys(&self) -> Result<Vec<String>, StoreError>;
+    /// How many distinct blind-index tokens of `kind` are held (for phones: how many people the store can still
+    /// tell apart). Reads the whole index: for upkeep and reviews, never a request's hot path.
+    fn distinct_index_tokens(&self, kind: u8) -> Result<u64, StoreError>;
     /// The waybills of `bucket` not yet signed for nor returned, each with when it was created, oldest first.
     fn open_waybills(&self, bucket: i64) -> Result<Vec<(WaybillNo, Millis)>, StoreError>;
     /// Moves waybills from bucket `from` to bucket `to`, each with its fields sealed anew under `to`'s keys,

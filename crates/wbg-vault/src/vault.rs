@@ -359,18 +359,20 @@ impl Vault {
         Ok(out)
     }
 
-    /// Re-encrypts every field of waybill `no` from the data keys of bucket `from` to those of `to` (made if
-    /// need be): how retention carries a parcel still under way, or held, out of a day whose keys are about to be
-    /// destroyed. A field that does not open (tampered with, or its group's key already destroyed) fails the
-    /// whole call, and nothing is moved. The plaintexts are zeroed before returning.
+    /// Re-encrypts `fields` of waybill `no` from the data keys of bucket `from` to those of `to` (made if need
+    /// be); the fields not named are left behind. How retention carries a parcel still under way out of a day
+    /// whose keys are about to be destroyed (every field), and how an erasure moves a person's parcels into a
+    /// bucket of their own to destroy (the fields still there). A field that does not open (tampered with, or
+    /// its group's key already destroyed) fails the whole call. The plaintexts are zeroed before returning.
     pub fn reseal(
         &self,
         no: &WaybillNo,
         from: i64,
         to: i64,
         sealed: &[u8],
+        fields: &[Field],
     ) -> Result<SealedFields, VaultError> {
-        let mut opened = self.open_fields(no, from, sealed, &Field::ALL)?;
+        let mut opened = self.open_fields(no, from, sealed, fields)?;
         let keys = self.all_keys(to)?;
         let out = self.seal_values(no, to, &keys, &opened);
         for (_, v) in opened.iter_mut() {

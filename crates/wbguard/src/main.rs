@@ -720,6 +720,22 @@ fn run(cli: Cli) -> Result<std::process::ExitCode> {
             } else {
                 println!("{}", serde_json::to_string_pretty(&rows)?);
             }
+            let scale = guard.scale_review(Actor::Local("cli"), &RequestMeta::default())?;
+            let reached: Vec<String> = scale
+                .duties
+                .iter()
+                .filter(|d| d.reached)
+                .map(|d| format!("from {}: {}", d.threshold, d.duty))
+                .collect();
+            eprintln!(
+                "{} people's personal data held (distinct phones){}",
+                scale.individuals,
+                if reached.is_empty() {
+                    String::new()
+                } else {
+                    format!("; duties: {}", reached.join("; "))
+                }
+            );
             publish_checkpoint(&cfg, &guard)?;
             Ok(ok)
         }
@@ -861,6 +877,12 @@ fn run(cli: Cli) -> Result<std::process::ExitCode> {
                     day_of(c.to),
                     c.failed,
                     c.audit_seq
+                );
+            }
+            if run.erased > 0 {
+                println!(
+                    "erased {} finished waybills of pending deletion requests",
+                    run.erased
                 );
             }
             let shredded = run.shredded;
@@ -1293,6 +1315,10 @@ fn serve(cfg: Config) -> Result<()> {
                                 tracing::info!(day = %b.day, group = %b.group, waybills = b.waybills, audit_seq = b.audit_seq, "retention shredded a field group of a day of personal data");
                             }
                             g.retention_gauges(&retention)?;
+                        }
+                        // The people held: a full read of the phone tokens, so every six hours (and at start).
+                        if ticks % 21_600 == 1 {
+                            g.count_individuals()?;
                         }
                         g.store().maintain()?;
                         // Keep the forensics access index close behind the log, so an attribution has little to

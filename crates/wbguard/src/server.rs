@@ -175,11 +175,11 @@ impl utoipa::Modify for BearerAuth {
     info(title = "Waybill Guard", description = "Every read of waybill personal data goes through the guard: policy, risk, audit, then the view the policy allows."),
     paths(credentials::create_account, accounts::list, accounts::detail, accounts::suspend, accounts::reinstate, accounts::transfer, credentials::issue_token,
         credentials::list_tokens, credentials::revoke_token, credentials::enrolment, credentials::approve_enrolment, credentials::cancel_enrolment,
-        credentials::redeem, credentials::me, credentials::sync_roster, credentials::access_review, credentials::recertify, policies::propose,
+        credentials::redeem, credentials::me, credentials::sync_roster, credentials::access_review, credentials::scale_review, credentials::recertify, policies::propose,
         policies::list, policies::text, policies::approve, policies::rollback, policies::replay, waybills::ingest, waybills::read,
         waybills::label, waybills::resolve_label, waybills::route_call, waybills::record_event, waybills::record_events, forensics::alerts, forensics::alert, forensics::explain, forensics::evidence_pack, forensics::backtest_suppression, forensics::suppress, forensics::suppressions, forensics::lift_suppression, forensics::open_case, forensics::cases, forensics::case, forensics::change_case, forensics::case_evidence_pack, forensics::triage, forensics::alert_stream,
         forensics::attribute, forensics::open_incident, forensics::incidents, forensics::incident, forensics::close_incident, forensics::reopen_incident, forensics::notifications, forensics::owed_report, forensics::plant_canaries,
-        work::open_ticket, work::rights_access, work::ticket, work::close_ticket, work::list_exports, work::request_export, work::export_status, work::approve_export,
+        work::open_ticket, work::rights_access, work::rights_erase, work::ticket, work::close_ticket, work::list_exports, work::request_export, work::export_status, work::approve_export,
         work::export_file, audit::checkpoint, audit::verifier_key, audit::inclusion, audit::consistency, audit::search, audit::hourly, audit::entry, healthz, metrics_text),
     components(schemas(ApiErrorBody, error::ApiErrorDetail, credentials::CreateAccount, credentials::CredentialResponse, credentials::TokenMeta,
         credentials::Redeem, accounts::StatusChange, accounts::Transfer, waybills::IngestBatch, audit::ProofResponse, forensics::PlantCanaries,
@@ -235,6 +235,7 @@ pub fn router(guard: Arc<Guard>, metrics: PrometheusHandle, options: RouterOptio
         .route("/v1/me", get(credentials::me))
         .route("/v1/accounts/roster", post(credentials::sync_roster))
         .route("/v1/access-review", get(credentials::access_review))
+        .route("/v1/access-review/scale", get(credentials::scale_review))
         .route(
             "/v1/access-review/attestations",
             post(credentials::recertify),
@@ -308,6 +309,7 @@ pub fn router(guard: Arc<Guard>, metrics: PrometheusHandle, options: RouterOptio
         .route("/v1/forensics/canaries", post(forensics::plant_canaries))
         .route("/v1/tickets", post(work::open_ticket))
         .route("/v1/rights/access", post(work::rights_access))
+        .route("/v1/rights/erase", post(work::rights_erase))
         .route("/v1/tickets/{id}", get(work::ticket))
         .route("/v1/tickets/{id}/close", post(work::close_ticket))
         .route(

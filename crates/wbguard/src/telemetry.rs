@@ -80,6 +80,11 @@ const COUNTERS: &[CounterSpec] = &[
         &[],
     ),
     (
+        "wbguard_erased_waybills_total",
+        "Waybills whose personal fields were erased on a person's request (crypto-shredded in a bucket of their own).",
+        &[],
+    ),
+    (
         "wbguard_accounts_dormant_total",
         "Accounts suspended as dormant.",
         &[],
@@ -197,6 +202,10 @@ const GAUGES: &[(&str, &str)] = &[
     (
         "wbguard_retention_groups",
         "Field groups of days of personal data not yet shredded, by state: due (the next run shreds them) or held.",
+    ),
+    (
+        "wbguard_individuals_held",
+        "Distinct people (phones) whose contact data the store still holds; duties switch on at 1 M and 10 M.",
     ),
     (
         "wbguard_retention_shredded_groups",

@@ -479,6 +479,34 @@ pub(crate) fn lookup(
     Ok(out)
 }
 
+/// How many distinct tokens of `kind` the live index holds: every live segment read once, merged in token
+/// order (a token in several segments, or on several waybills, counts once).
+pub(crate) fn distinct_tokens(conn: &Connection, kind: u8) -> Result<u64, StoreError> {
+    let segs: Vec<i64> = conn
+        .prepare_cached("SELECT id FROM blind_segments WHERE level >= 0")?
+        .query_map([], |r| r.get(0))?
+        .collect::<Result<_, _>>()?;
+    let mut readers: Vec<SegmentReader> = segs.into_iter().map(SegmentReader::new).collect();
+    let mut heap = BinaryHeap::new();
+    for (i, r) in readers.iter_mut().enumerate() {
+        if let Some(e) = r.next(conn)? {
+            heap.push(Reverse((e, i)));
+        }
+    }
+    let mut last: Option<[u8; 16]> = None;
+    let mut n = 0u64;
+    while let Some(Reverse((e, i))) = heap.pop() {
+        if let Some(next) = readers[i].next(conn)? {
+            heap.push(Reverse((next, i)));
+        }
+        if e.kind == kind && last != Some(e.token) {
+            n += 1;
+            last = Some(e.token);
+        }
+    }
+    Ok(n)
+}
+
 /// `(segments, rows)` of the live index.
 #[cfg(test)]
 pub(crate) fn shape(conn: &Connection) -> Result<(i64, i64), StoreError> {

@@ -754,6 +754,16 @@ impl Store for SqliteStore {
         Ok(ids)
     }
 
+    fn distinct_index_tokens(&self, kind: u8) -> Result<u64, StoreError> {
+        // On the maintenance connection: a long read there holds up neither writers nor lookups, and no merge
+        // or purge (which run on it too) changes the segments under it.
+        let conn = self
+            .maint
+            .lock()
+            .map_err(|_| StoreError::Db("maintenance lock poisoned".into()))?;
+        blind::distinct_tokens(&conn, kind)
+    }
+
     fn open_waybills(&self, bucket: i64) -> Result<Vec<(WaybillNo, Millis)>, StoreError> {
         let inner = self.lock()?;
         let mut stmt = inner.conn.prepare_cached(

@@ -317,6 +317,17 @@ pub(super) struct ReviewParams {
     format: Option<String>,
 }
 
+#[utoipa::path(get, path = "/v1/access-review/scale", tag = "oversight",
+    summary = "How many people the store holds personal data of (distinct phones whose contact data is kept), and the duties that scale brings (1 M, 10 M)",
+    security(("bearer" = [])),
+    responses((status = 200, body = wbg_guard::ScaleReport), (status = 401, body = ApiErrorBody), (status = 403, body = ApiErrorBody)))]
+pub(super) async fn scale_review(caller: Caller) -> ApiResult<Json<wbg_guard::ScaleReport>> {
+    caller
+        .run(move |g, c| g.scale_review(c.actor(), &c.meta))
+        .await
+        .map(Json)
+}
+
 #[utoipa::path(get, path = "/v1/access-review", tag = "oversight", summary = "The access review: what every account may see and do", security(("bearer" = [])), params(ReviewParams),
     responses((status = 200, body = [ReviewRow], description = "Every account (for an outlet manager: the accounts it may recertify): what it may see per purpose (derived from the policy), what it may do, last activity, full reads in 30 days, flags"),
         (status = 400, body = ApiErrorBody), (status = 403, body = ApiErrorBody)))]

@@ -140,6 +140,26 @@ pub(super) async fn export_file(caller: Caller, Path(id): Path<String>) -> ApiRe
         .into_response())
 }
 
+#[utoipa::path(post, path = "/v1/rights/erase", tag = "tickets",
+    summary = "Delete a person's data (PIPL art. 47) by crypto-shredding: every finished waybill carrying their phone loses its personal fields now, those under way once finished (customer service, under a registered ticket)",
+    description = "The same proof as /v1/rights/access: the phone must be the recipient's or the sender's of `waybill_no`, and \
+        `ticket` a registered open ticket for it. Finished waybills (signed for or returned) are moved into a bucket of their own \
+        whose keys are destroyed at once — both parties' fields, as a retention day's; routing data and the audit log stay. \
+        Waybills still under way are listed as pending and erased by the first retention run after each is finished. \
+        Audited (`rights_erase`, without the phone; `erase` and `shred` for the destruction) and metered like a full read.",
+    security(("bearer" = [])), request_body = wbg_guard::RightsRequest,
+    responses((status = 200, body = wbg_guard::ErasureAnswer), (status = 400, body = ApiErrorBody), (status = 401, body = ApiErrorBody),
+        (status = 403, body = ApiErrorBody), (status = 413, body = ApiErrorBody), (status = 429, body = ApiErrorBody)))]
+pub(super) async fn rights_erase(
+    caller: Caller,
+    Body(req): Body<wbg_guard::RightsRequest>,
+) -> ApiResult<Json<wbg_guard::ErasureAnswer>> {
+    caller
+        .run(move |g, c| g.rights_erase(c.actor(), &req, &c.meta))
+        .await
+        .map(Json)
+}
+
 #[utoipa::path(post, path = "/v1/rights/access", tag = "tickets",
     summary = "Who was shown a person's data: every waybill carrying their phone, with the accounts shown its personal fields and when (customer service, under a registered ticket)",
     description = "The phone must be the recipient's or the sender's of `waybill_no`, and `ticket` a registered open ticket for \
