@@ -49,7 +49,7 @@ pub use breach::{
     IncidentStateChange, IncidentSummary, Notice, NotificationList, NotifyScope, RegionCount,
     SuspectImpact, TimelineEvent, INCIDENT_REASONS, MAX_INCIDENT_WAYBILLS, MAX_SUSPECTS,
 };
-pub use canary::MAX_CANARIES;
+pub use canary::{CanaryProfile, DrawScope, MAX_CANARIES, PROFILE_SAMPLE};
 pub use cases::{
     Case, CaseChange, CheckItem, EvidenceItem, NewCase, NewEvidence, CASE_FINDINGS, CASE_LIMIT,
     DEFAULT_CHECKLIST,

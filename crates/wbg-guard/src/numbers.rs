@@ -35,6 +35,11 @@ pub struct PrivacyNumbers {
     pub grace_minutes: u32,
     /// How long a released number rests before it is bound to another waybill.
     pub quarantine_hours: u32,
+    /// Numbers the carrier owns outside the pool, shown to a courier as a canary's virtual number: a canary
+    /// never takes a pool number nor sends the telephony provider an event, yet looks like every parcel out for
+    /// delivery (without decoys it shows the masked phone, as a parcel waiting for a number does). A call to a
+    /// decoy is itself a sign; the carrier's telephony can raise it.
+    pub decoys: Vec<String>,
 }
 
 impl Default for PrivacyNumbers {
@@ -44,6 +49,7 @@ impl Default for PrivacyNumbers {
             numbers: Vec::new(),
             grace_minutes: 120,
             quarantine_hours: 24,
+            decoys: Vec::new(),
         }
     }
 }
@@ -52,36 +58,20 @@ impl PrivacyNumbers {
     /// The pool, normalised, in configured order, without repeats. Errors name the entry's position, never a
     /// number (a real phone number pasted here must not reach a log).
     pub fn pool(&self) -> Result<Vec<String>, GuardError> {
-        let bad =
-            |i: usize, why: &str| GuardError::Config(format!("privacy_numbers.numbers[{i}] {why}"));
-        let mut out = Vec::new();
-        let mut seen = std::collections::HashSet::new();
-        for (i, entry) in self.numbers.iter().enumerate() {
-            let (first, last) = match entry.split_once("..") {
-                Some((a, b)) => (a, b),
-                None => (entry.as_str(), entry.as_str()),
-            };
-            let norm =
-                |s: &str| wbg_core::normalize_phone(s).map_err(|_| bad(i, "is not a phone number"));
-            let (a, b) = (norm(first)?, norm(last)?);
-            if a.len() != b.len() {
-                return Err(bad(i, "is a range whose ends differ in length"));
-            }
-            let (lo, hi): (u64, u64) = match (a.parse(), b.parse()) {
-                (Ok(lo), Ok(hi)) if lo <= hi => (lo, hi),
-                _ => return Err(bad(i, "is a range that runs backwards")),
-            };
-            if hi - lo >= MAX_POOL as u64 || out.len() + (hi - lo) as usize >= MAX_POOL {
-                return Err(bad(i, &format!("takes the pool past {MAX_POOL} numbers")));
-            }
-            for n in lo..=hi {
-                let n = format!("{n:0width$}", width = a.len());
-                if seen.insert(n.clone()) {
-                    out.push(n);
-                }
-            }
+        numbers_of(&self.numbers, "numbers")
+    }
+
+    /// The decoys, normalised; an error if one is also in the pool.
+    pub fn decoy_numbers(&self) -> Result<Vec<String>, GuardError> {
+        let decoys = numbers_of(&self.decoys, "decoys")?;
+        let pool: std::collections::HashSet<String> = self.pool()?.into_iter().collect();
+        if let Some(i) = decoys.iter().position(|d| pool.contains(d)) {
+            return Err(GuardError::Config(format!(
+                "privacy_numbers.decoys: decoy {} is also in the pool",
+                i + 1
+            )));
         }
-        Ok(out)
+        Ok(decoys)
     }
 
     fn release(&self) -> NumberRelease {
@@ -90,6 +80,39 @@ impl PrivacyNumbers {
             quarantine_ms: Millis::from(self.quarantine_hours) * 3_600_000,
         }
     }
+}
+
+/// Numbers and inclusive ranges of `entries` (`[privacy_numbers] key`), normalised, in order, without repeats.
+fn numbers_of(entries: &[String], key: &str) -> Result<Vec<String>, GuardError> {
+    let bad = |i: usize, why: &str| GuardError::Config(format!("privacy_numbers.{key}[{i}] {why}"));
+    let mut out = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    for (i, entry) in entries.iter().enumerate() {
+        let (first, last) = match entry.split_once("..") {
+            Some((a, b)) => (a, b),
+            None => (entry.as_str(), entry.as_str()),
+        };
+        let norm =
+            |s: &str| wbg_core::normalize_phone(s).map_err(|_| bad(i, "is not a phone number"));
+        let (a, b) = (norm(first)?, norm(last)?);
+        if a.len() != b.len() {
+            return Err(bad(i, "is a range whose ends differ in length"));
+        }
+        let (lo, hi): (u64, u64) = match (a.parse(), b.parse()) {
+            (Ok(lo), Ok(hi)) if lo <= hi => (lo, hi),
+            _ => return Err(bad(i, "is a range that runs backwards")),
+        };
+        if hi - lo >= MAX_POOL as u64 || out.len() + (hi - lo) as usize >= MAX_POOL {
+            return Err(bad(i, &format!("takes the pool past {MAX_POOL} numbers")));
+        }
+        for n in lo..=hi {
+            let n = format!("{n:0width$}", width = a.len());
+            if seen.insert(n.clone()) {
+                out.push(n);
+            }
+        }
+    }
+    Ok(out)
 }
 
 /// A change of a binding, as the telephony provider is told of it. Identifiers and times only: the real number
@@ -133,6 +156,8 @@ pub struct CallRoute {
 /// The guard's privacy-number settings once enabled.
 pub(crate) struct NumberState {
     release: NumberRelease,
+    /// Shown as canaries' virtual numbers (see [`PrivacyNumbers::decoys`]).
+    decoys: Vec<String>,
     gateway: Option<Arc<dyn NumberGateway>>,
     last_exhausted_alert: AtomicI64,
 }
@@ -202,6 +227,7 @@ impl Guard {
         }
         self.numbers = Some(NumberState {
             release: cfg.release(),
+            decoys: cfg.decoy_numbers()?,
             gateway: None,
             last_exhausted_alert: AtomicI64::new(Millis::MIN),
         });
@@ -236,10 +262,21 @@ impl Guard {
     pub(crate) fn shown_phone(
         &self,
         reader: &wbg_core::Account,
+        no: &WaybillNo,
         binding: Option<&NumberBinding>,
     ) -> ShownPhone {
-        if self.numbers.is_none() || reader.role != Role::Courier {
+        let Some(n) = &self.numbers else {
             return ShownPhone::AsView;
+        };
+        if reader.role != Role::Courier {
+            return ShownPhone::AsView;
+        }
+        // A canary takes no pool number: it shows a decoy, one per number, the same on every read.
+        if !n.decoys.is_empty() && self.canary_for(no.as_str()).is_some() {
+            use sha2::Digest;
+            let h = sha2::Sha256::digest(no.as_str().as_bytes());
+            let i = u64::from_le_bytes([h[0], h[1], h[2], h[3], h[4], h[5], h[6], h[7]]);
+            return ShownPhone::Virtual(n.decoys[(i % n.decoys.len() as u64) as usize].clone());
         }
         match binding {
             Some(b) if b.courier == reader.id => ShownPhone::Virtual(b.number.clone()),
@@ -254,6 +291,10 @@ impl Guard {
         let Some(n) = &self.numbers else {
             return false;
         };
+        // Canaries never take a pool number, nor tell the telephony provider anything.
+        if self.canary_for(no.as_str()).is_some() {
+            return false;
+        }
         let now = self.clock.now();
         let meta = RequestMeta::default();
         let mut audit = |o: &BindOutcome| {
@@ -331,13 +372,23 @@ impl Guard {
         if self.numbers.is_none() {
             return Ok(0);
         }
-        let waiting = self.store.waiting_for_numbers(limit)?;
-        for (no, courier) in &waiting {
+        // Canaries out for delivery never take a number: they are not waiting, and must not crowd the queue.
+        let canaries = self.canary_numbers();
+        let waiting = |limit: usize| -> Result<Vec<(WaybillNo, AccountId)>, GuardError> {
+            Ok(self
+                .store
+                .waiting_for_numbers(limit + canaries.len())?
+                .into_iter()
+                .filter(|(no, _)| !canaries.contains(no.as_str()))
+                .take(limit)
+                .collect())
+        };
+        for (no, courier) in &waiting(limit)? {
             if self.bind_number(no, courier, false) {
                 break;
             }
         }
-        Ok(self.store.waiting_for_numbers(limit)?.len())
+        Ok(waiting(limit)?.len())
     }
 
     /// After an event moved waybill `wb`: tells the gateway when its binding's window now ends.

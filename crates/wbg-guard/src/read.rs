@@ -287,7 +287,7 @@ impl Guard {
             view
         };
         let phone = match view {
-            View::Full => self.shown_phone(account, snap.number.as_ref()),
+            View::Full => self.shown_phone(account, no, snap.number.as_ref()),
             _ => ShownPhone::AsView,
         };
         e.view = Some(view.as_str().into());

@@ -64,6 +64,7 @@ fn setup(waybills: usize) -> Setup {
         numbers: vec![format!("{}..{}", POOL[0], POOL[1])],
         grace_minutes: 120,
         quarantine_hours: 24,
+        decoys: Vec::new(),
     };
     let (guard, synced) = guard
         .with_clock(clock.clone())

@@ -157,7 +157,9 @@ pub struct Carrier {
     seed: u64,
 }
 
-fn person(rng: &mut StdRng) -> String {
+/// A synthetic name: a common surname and given-name characters, as the country's names are distributed
+/// (nobody's real name is used).
+pub fn synthetic_name(rng: &mut impl Rng) -> String {
     format!(
         "{}{}",
         SURNAMES[rng.gen_range(0..SURNAMES.len())],
@@ -165,7 +167,8 @@ fn person(rng: &mut StdRng) -> String {
     )
 }
 
-fn phone(rng: &mut StdRng) -> String {
+/// A synthetic mobile number on a valid operator prefix.
+pub fn synthetic_phone(rng: &mut impl Rng) -> String {
     format!(
         "{}{:08}",
         MOBILE_PREFIXES[rng.gen_range(0..MOBILE_PREFIXES.len())],
@@ -175,8 +178,8 @@ fn phone(rng: &mut StdRng) -> String {
 
 fn party(rng: &mut StdRng, region: &(String, String, String)) -> Party {
     Party {
-        name: person(rng),
-        phone: phone(rng),
+        name: synthetic_name(rng),
+        phone: synthetic_phone(rng),
         address: Address {
             province: region.0.clone(),
             city: region.1.clone(),

@@ -1598,6 +1598,41 @@ impl Store for PgStore {
         })
     }
 
+    fn sample_waybills(&self, limit: usize) -> Result<Vec<(WaybillMeta, Vec<u8>)>, StoreError> {
+        type Sampled = (
+            String,
+            String,
+            String,
+            String,
+            Option<String>,
+            String,
+            i64,
+            i64,
+            Option<i64>,
+            i64,
+            Vec<u8>,
+        );
+        let found: Vec<Sampled> = self.run(async {
+            sqlx::query_as(
+                "SELECT no, merchant, origin_outlet, destination_outlet, courier, status, created_at, updated_at,
+                 signed_at, bucket, sealed FROM waybills ORDER BY random() LIMIT $1",
+            )
+            .bind(limit as i64)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db)
+        })?;
+        found
+            .into_iter()
+            .map(|(no, m, o, d, c, st, ca, ua, sa, b, sealed)| {
+                rows::waybill(
+                    &rows::waybill_no(&no)?,
+                    (m, o, d, c, st, ca, ua, sa, b, sealed),
+                )
+            })
+            .collect()
+    }
+
     fn record_events(&self, events: Vec<EventWrite>, audit: AuditEntry) -> Ticket<u64> {
         let (tx, ticket) = Ticket::channel();
         if let Err(tokio::sync::mpsc::error::SendError((_, _, tx))) =

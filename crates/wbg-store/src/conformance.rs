@@ -1003,6 +1003,19 @@ pub fn a_moved_waybill_leaves_its_bucket_and_its_shredding(s: &dyn Store) {
         .unwrap();
     let no = |n: &str| WaybillNo::parse(n).unwrap();
     assert_eq!(s.distinct_index_tokens(1).unwrap(), 3);
+    let mut sampled: Vec<String> = s
+        .sample_waybills(10)
+        .unwrap()
+        .iter()
+        .map(|(m, _)| m.waybill_no.to_string())
+        .collect();
+    sampled.sort();
+    assert_eq!(
+        sampled,
+        ["W1", "W2", "W3"],
+        "fewer than the limit: every one"
+    );
+    assert_eq!(s.sample_waybills(2).unwrap().len(), 2);
     assert_eq!(s.distinct_index_tokens(2).unwrap(), 0);
     assert_eq!(s.open_waybills(0).unwrap(), vec![(no("W1"), 1)]);
     assert_eq!(s.open_waybills(7).unwrap(), vec![]);

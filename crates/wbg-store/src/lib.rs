@@ -343,6 +343,9 @@ pub trait Store:
     fn canaries(&self) -> Result<Vec<(String, String)>, StoreError>;
     /// A waybill's metadata and sealed fields.
     fn waybill(&self, no: &WaybillNo) -> Result<Option<(WaybillMeta, Vec<u8>)>, StoreError>;
+    /// Up to `limit` waybills picked at random (every one when there are fewer), with their sealed fields: what
+    /// canaries are drawn from. Reads the whole table; never on a request's hot path.
+    fn sample_waybills(&self, limit: usize) -> Result<Vec<(WaybillMeta, Vec<u8>)>, StoreError>;
     /// Applies an event if the waybill is still in `expected` status (else `Conflict`).
     fn record_event(
         &self,

@@ -87,6 +87,7 @@ const MEANINGS: &[(&str, &str)] = &[
     ("privacy_numbers.enabled", "bind virtual numbers couriers call through"),
     ("privacy_numbers.numbers", "the pool: numbers and inclusive ranges (\"17100000000..17100000999\")"),
     ("privacy_numbers.grace_minutes", "minutes after signing a courier can still call"),
+    ("privacy_numbers.decoys", "numbers the carrier owns outside the pool, shown to couriers as canaries' virtual numbers"),
     ("privacy_numbers.quarantine_hours", "hours a released number rests before it is bound again"),
     ("credentials.token_days", "days an API token works (1-3650)"),
     ("credentials.enrolment_hours", "hours an enrolment request, then its code, stays usable (1-720)"),

@@ -178,7 +178,7 @@ impl utoipa::Modify for BearerAuth {
         credentials::redeem, credentials::me, credentials::sync_roster, credentials::access_review, credentials::scale_review, credentials::recertify, policies::propose,
         policies::list, policies::text, policies::approve, policies::rollback, policies::replay, waybills::ingest, waybills::read,
         waybills::label, waybills::resolve_label, waybills::route_call, waybills::record_event, waybills::record_events, forensics::alerts, forensics::alert, forensics::explain, forensics::evidence_pack, forensics::backtest_suppression, forensics::suppress, forensics::suppressions, forensics::lift_suppression, forensics::open_case, forensics::cases, forensics::case, forensics::change_case, forensics::case_evidence_pack, forensics::triage, forensics::alert_stream,
-        forensics::attribute, forensics::open_incident, forensics::incidents, forensics::incident, forensics::close_incident, forensics::reopen_incident, forensics::notifications, forensics::owed_report, forensics::plant_canaries,
+        forensics::attribute, forensics::open_incident, forensics::incidents, forensics::incident, forensics::close_incident, forensics::reopen_incident, forensics::notifications, forensics::owed_report, forensics::plant_canaries, forensics::draw_canaries,
         work::open_ticket, work::rights_access, work::rights_erase, work::ticket, work::close_ticket, work::list_exports, work::request_export, work::export_status, work::approve_export,
         work::export_file, audit::checkpoint, audit::verifier_key, audit::inclusion, audit::consistency, audit::search, audit::hourly, audit::entry, healthz, metrics_text),
     components(schemas(ApiErrorBody, error::ApiErrorDetail, credentials::CreateAccount, credentials::CredentialResponse, credentials::TokenMeta,
@@ -307,6 +307,10 @@ pub fn router(guard: Arc<Guard>, metrics: PrometheusHandle, options: RouterOptio
             get(forensics::notifications),
         )
         .route("/v1/forensics/canaries", post(forensics::plant_canaries))
+        .route(
+            "/v1/forensics/canaries/draw",
+            post(forensics::draw_canaries),
+        )
         .route("/v1/tickets", post(work::open_ticket))
         .route("/v1/rights/access", post(work::rights_access))
         .route("/v1/rights/erase", post(work::rights_erase))

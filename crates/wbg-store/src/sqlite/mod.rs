@@ -1049,6 +1049,40 @@ impl Store for SqliteStore {
         waybill_in(&self.lock()?.conn, no)
     }
 
+    fn sample_waybills(&self, limit: usize) -> Result<Vec<(WaybillMeta, Vec<u8>)>, StoreError> {
+        // On the maintenance connection: the scan holds up neither writers nor reads.
+        let conn = self
+            .maint
+            .lock()
+            .map_err(|_| StoreError::Db("maintenance lock poisoned".into()))?;
+        let mut stmt = conn.prepare(
+            "SELECT no, merchant, origin_outlet, destination_outlet, courier, status, created_at, updated_at,
+             signed_at, bucket, sealed FROM waybills ORDER BY random() LIMIT ?1",
+        )?;
+        let rows = stmt
+            .query_map(params![limit as i64], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    (
+                        r.get::<_, String>(1)?,
+                        r.get::<_, String>(2)?,
+                        r.get::<_, String>(3)?,
+                        r.get::<_, Option<String>>(4)?,
+                        r.get::<_, String>(5)?,
+                        r.get::<_, i64>(6)?,
+                        r.get::<_, i64>(7)?,
+                        r.get::<_, Option<i64>>(8)?,
+                        r.get::<_, i64>(9)?,
+                        r.get::<_, Vec<u8>>(10)?,
+                    ),
+                ))
+            })?
+            .collect::<Result<Vec<_>, _>>()?;
+        rows.into_iter()
+            .map(|(no, row)| crate::rows::waybill(&crate::rows::waybill_no(&no)?, row))
+            .collect()
+    }
+
     fn record_events(&self, events: Vec<EventWrite>, audit: AuditEntry) -> Ticket<u64> {
         self.committer.write(
             move |c| {

@@ -574,6 +574,43 @@ pub(super) struct PlantCanaries {
     count: Option<usize>,
 }
 
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(super) struct DrawCanaries {
+    /// The account whose view they are to reach (they are drawn from the carrier's waybills it would see).
+    account: String,
+    /// Numbers the carrier's own allocator issued for them (1-100), not yet on any parcel.
+    numbers: Vec<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub(super) struct Drawn {
+    /// The canaries, for the integration to ingest with its normal feed (`POST /v1/waybills`).
+    waybills: Vec<wbg_core::NewWaybill>,
+}
+
+#[utoipa::path(post, path = "/v1/forensics/canaries/draw", tag = "forensics",
+    summary = "Draw canaries from the carrier's own waybills, under numbers its allocator issued, for the integration to ingest like any parcel",
+    description = "Each canary copies a real route (merchant, origin and destination outlet) of the account's scope, a real recipient \
+        district and street of that destination (building and room numbers scrambled), a real sender district and street and item \
+        description of that merchant, and takes names and mobile numbers from the country's distributions. They are marked as \
+        canaries for the account before this returns; fed through the integration's normal ingestion and scanned like any parcel, \
+        nothing tells them apart. They never take a privacy number (a courier sees a configured decoy). Auditors; audited \
+        `canary_plant` and `canary_profile`.",
+    security(("bearer" = [])), request_body = DrawCanaries,
+    responses((status = 201, body = Drawn), (status = 400, body = ApiErrorBody), (status = 401, body = ApiErrorBody),
+        (status = 403, body = ApiErrorBody), (status = 404, body = ApiErrorBody),
+        (status = 409, body = ApiErrorBody, description = "A number is already on a parcel or a canary")))]
+pub(super) async fn draw_canaries(
+    caller: Caller,
+    Body(req): Body<DrawCanaries>,
+) -> ApiResult<(StatusCode, Json<Drawn>)> {
+    let waybills = caller
+        .run(move |g, c| g.draw_canaries(c.actor(), &req.account, &req.numbers, &c.meta))
+        .await?;
+    Ok((StatusCode::CREATED, Json(Drawn { waybills })))
+}
+
 #[derive(Debug, Serialize, ToSchema)]
 pub(super) struct Planted {
     /// The canary waybill numbers.

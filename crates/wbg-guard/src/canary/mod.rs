@@ -1,6 +1,10 @@
 //! Canary records: synthetic waybills planted into what one principal can see. Nobody's real work leads to one
 //! (its number is on no parcel and in no task), so a read of a canary is probing or bulk reading and raises a
 //! critical alert at once; a leak holding one names whoever was shown it.
+mod draw;
+
+pub use draw::{CanaryProfile, DrawScope, PROFILE_SAMPLE};
+
 use crate::guard::Guard;
 use crate::{Actor, GuardError, RequestMeta};
 use wbg_core::{
@@ -24,7 +28,104 @@ enum Scope {
     Anywhere,
 }
 
+impl Scope {
+    /// The carrier's waybills a canary in this scope must look like.
+    fn draw(&self) -> DrawScope {
+        match self {
+            Scope::Arriving(o) => DrawScope {
+                destination: Some(o.clone()),
+                ..DrawScope::default()
+            },
+            Scope::Leaving(o) => DrawScope {
+                origin: Some(o.clone()),
+                ..DrawScope::default()
+            },
+            Scope::Merchant(m) => DrawScope {
+                merchant: Some(m.clone()),
+                ..DrawScope::default()
+            },
+            Scope::Anywhere => DrawScope::default(),
+        }
+    }
+}
+
 impl Guard {
+    /// The account canaries are planted for, and where they must go for it to see them.
+    fn canary_scope(
+        &self,
+        account: &str,
+    ) -> Result<(AccountId, wbg_core::Account, Scope), GuardError> {
+        let id = AccountId::parse(account)?;
+        let target = self
+            .store
+            .account(&id)?
+            .ok_or_else(|| GuardError::NotFound(format!("account {account}")))?;
+        let scope = match (target.role, &target.outlet, &target.merchant) {
+            (Role::Courier | Role::OutletStaff, Some(o), _) => Scope::Arriving(o.clone()),
+            (Role::PrintStation, Some(o), _) => Scope::Leaving(o.clone()),
+            (Role::PrintStation | Role::Merchant, _, Some(m)) => Scope::Merchant(m.clone()),
+            (Role::CustomerService, ..) => Scope::Anywhere,
+            _ => {
+                return Err(GuardError::Invalid(format!(
+                    "account {account} sees no waybills a canary could be planted among"
+                )))
+            }
+        };
+        Ok((id, target, scope))
+    }
+
+    /// Draws canaries for `account` under the numbers the carrier's own allocator issued (`numbers`), marks them
+    /// as canaries planted for it, and returns them for the integration to ingest with its normal feed — so they
+    /// enter, are scanned and are delivered to the account's view like any parcel (see [`CanaryProfile`]).
+    /// Auditors (and the local operator); audited `canary_plant` (the account and the count, never which
+    /// numbers). A number already in use is refused, and nothing is marked.
+    pub fn draw_canaries(
+        &self,
+        actor: Actor<'_>,
+        account: &str,
+        numbers: &[String],
+        meta: &RequestMeta,
+    ) -> Result<Vec<NewWaybill>, GuardError> {
+        let (_, mut entry) = self.admin(actor, AdminAction::Investigate, "canary_plant", meta)?;
+        if numbers.is_empty() || numbers.len() > MAX_CANARIES {
+            return Err(GuardError::Invalid(format!(
+                "draw 1 to {MAX_CANARIES} canaries at a time"
+            )));
+        }
+        let nos = numbers
+            .iter()
+            .map(|n| WaybillNo::parse(n).map_err(GuardError::from))
+            .collect::<Result<Vec<_>, _>>()?;
+        let unique: std::collections::HashSet<&WaybillNo> = nos.iter().collect();
+        if unique.len() != nos.len() {
+            return Err(GuardError::Invalid("a number appears twice".into()));
+        }
+        for no in &nos {
+            if self.store.waybill(no)?.is_some() || self.canary_for(no.as_str()).is_some() {
+                return Err(GuardError::Conflict(
+                    "a number is already in use: canaries take numbers the allocator has not issued to a parcel"
+                        .into(),
+                ));
+            }
+        }
+        let (_, _, scope) = self.canary_scope(account)?;
+        let profile = self.canary_profile(actor, meta)?;
+        let drawn = profile.draw(&mut rand::thread_rng(), &nos, &scope.draw())?;
+        entry.detail = Some(format!(
+            "account={account} count={} drawn=integration",
+            drawn.len()
+        ));
+        self.store.plant_canaries(&nos, account, entry)?;
+        let mut m = self
+            .canaries
+            .write()
+            .map_err(|_| GuardError::Internal("canary lock poisoned".into()))?;
+        for no in &nos {
+            m.insert(no.to_string(), account.to_owned());
+        }
+        Ok(drawn)
+    }
+
     /// The principal a canary waybill was planted for, if `no` is one.
     pub fn canary_for(&self, no: &str) -> Option<String> {
         self.canaries.read().ok().and_then(|m| m.get(no).cloned())
@@ -120,22 +221,14 @@ impl Guard {
                 "plant 1 to {MAX_CANARIES} canaries at a time"
             )));
         }
-        let id = AccountId::parse(account)?;
-        let target = self
-            .store
-            .account(&id)?
-            .ok_or_else(|| GuardError::NotFound(format!("account {account}")))?;
-        let scope = match (target.role, target.outlet, target.merchant) {
-            (Role::Courier | Role::OutletStaff, Some(o), _) => Scope::Arriving(o),
-            (Role::PrintStation, Some(o), _) => Scope::Leaving(o),
-            (Role::PrintStation | Role::Merchant, _, Some(m)) => Scope::Merchant(m),
-            (Role::CustomerService, ..) => Scope::Anywhere,
-            _ => {
-                return Err(GuardError::Invalid(format!(
-                    "account {account} sees no waybills a canary could be planted among"
-                )))
+        let (id, target, scope) = self.canary_scope(account)?;
+        // The content drawn from the carrier's own waybills in that scope, where it has any.
+        if let Ok(profile) = self.canary_profile(Actor::Local("canary"), meta) {
+            let nos: Vec<WaybillNo> = waybills.iter().map(|w| w.waybill_no.clone()).collect();
+            if let Ok(drawn) = profile.draw(&mut rand::thread_rng(), &nos, &scope.draw()) {
+                waybills = drawn;
             }
-        };
+        }
         for w in &mut waybills {
             match &scope {
                 Scope::Arriving(o) => w.destination_outlet = o.clone(),
