@@ -755,7 +755,12 @@ fn run(cli: Cli) -> Result<std::process::ExitCode> {
             let guard = open_guard(&cfg)?;
             match command {
                 CanaryCommand::Plant { account, count } => {
-                    let made_up = canary_waybills(count.clamp(1, wbg_guard::MAX_CANARIES));
+                    let made_up = guard.quick_canaries(
+                        Actor::Local("cli"),
+                        &account,
+                        count.clamp(1, wbg_guard::MAX_CANARIES),
+                        &RequestMeta::default(),
+                    )?;
                     let nos = guard.plant_canaries(
                         Actor::Local("cli"),
                         &account,
@@ -990,14 +995,6 @@ fn run(cli: Cli) -> Result<std::process::ExitCode> {
             Ok(ok)
         }
     }
-}
-
-/// Synthetic waybills with realistic recipients (names, mobile numbers, addresses of the carrier's regions), to be
-/// routed by the guard into one account's view. Numbers come from the top of the serial range, where a carrier's
-/// own numbering should not reach (reserve it). The phone numbers are random: a carrier that wants a call to a
-/// canary to be noticed too plants numbers it owns.
-fn canary_waybills(count: usize) -> Vec<wbg_core::NewWaybill> {
-    wbg_sim::one_off_waybills(rand::random(), count)
 }
 
 /// Signs a checkpoint of the log as it is now, publishes it to the `[witness]` (the file at once; a POST is

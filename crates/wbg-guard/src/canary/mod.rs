@@ -126,6 +126,26 @@ impl Guard {
         Ok(drawn)
     }
 
+    /// `count` canaries for a quick plant in `account`'s view ([`Guard::plant_canaries`]): drawn from the
+    /// carrier's own waybills in its scope like [`Guard::draw_canaries`]'s, under numbers from the top of the
+    /// serial range (`YT9…`) since no allocator issued them; made up whole where the carrier has no waybill in
+    /// that scope yet. Auditors (and the local operator); the profile is audited `canary_profile`.
+    pub fn quick_canaries(
+        &self,
+        actor: Actor<'_>,
+        account: &str,
+        count: usize,
+        meta: &RequestMeta,
+    ) -> Result<Vec<NewWaybill>, GuardError> {
+        let made_up = wbg_sim::one_off_waybills(rand::random(), count);
+        let (_, _, scope) = self.canary_scope(account)?;
+        let profile = self.canary_profile(actor, meta)?;
+        let nos: Vec<WaybillNo> = made_up.iter().map(|w| w.waybill_no.clone()).collect();
+        Ok(profile
+            .draw(&mut rand::thread_rng(), &nos, &scope.draw())
+            .unwrap_or(made_up))
+    }
+
     /// The principal a canary waybill was planted for, if `no` is one.
     pub fn canary_for(&self, no: &str) -> Option<String> {
         self.canaries.read().ok().and_then(|m| m.get(no).cloned())
@@ -222,13 +242,6 @@ impl Guard {
             )));
         }
         let (id, target, scope) = self.canary_scope(account)?;
-        // The content drawn from the carrier's own waybills in that scope, where it has any.
-        if let Ok(profile) = self.canary_profile(Actor::Local("canary"), meta) {
-            let nos: Vec<WaybillNo> = waybills.iter().map(|w| w.waybill_no.clone()).collect();
-            if let Ok(drawn) = profile.draw(&mut rand::thread_rng(), &nos, &scope.draw()) {
-                waybills = drawn;
-            }
-        }
         for w in &mut waybills {
             match &scope {
                 Scope::Arriving(o) => w.destination_outlet = o.clone(),

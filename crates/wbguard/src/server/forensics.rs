@@ -634,7 +634,7 @@ pub(super) async fn plant_canaries(
     }
     let waybills = caller
         .run(move |g, c| {
-            let made_up = wbg_sim::one_off_waybills(rand::random(), count);
+            let made_up = g.quick_canaries(c.actor(), &req.account, count, &c.meta)?;
             g.plant_canaries(c.actor(), &req.account, made_up, &c.meta)
         })
         .await?;
