@@ -195,8 +195,21 @@ impl Guard {
     }
 
     /// A public lookup of `no` from `from`: the parcel's status and scans, `Ok(None)` when there is no such parcel,
-    /// or a refusal when the source is too fast or blocked.
+    /// or a refusal when the source is too fast or blocked. Blocks the calling thread while the store works;
+    /// servers use [`Guard::track_async`].
     pub fn track(
+        &self,
+        no: &str,
+        from: IpAddr,
+        last4: Option<&str>,
+    ) -> Result<Result<Option<Tracking>, TrackRefusal>, GuardError> {
+        futures_executor::block_on(self.track_async(no, from, last4))
+    }
+
+    /// [`Guard::track`] for async callers: the parcel and its scans are awaited from the store's read path. A
+    /// last-four-digit check still works the store on the calling thread (it is rare, and audited): a server
+    /// runs lookups that carry one on a blocking thread.
+    pub async fn track_async(
         &self,
         no: &str,
         from: IpAddr,
@@ -212,14 +225,16 @@ impl Guard {
             return Ok(Err(refusal));
         }
         let found = match WaybillNo::parse(no) {
-            Ok(parsed) => self.store.waybill(&parsed)?.map(|(meta, _)| (parsed, meta)),
+            Ok(parsed) => self
+                .store
+                .tracking_snapshot(&parsed)
+                .await?
+                .map(|(meta, events)| (parsed, meta, events)),
             Err(_) => None,
         };
-        let answer = match &found {
-            Some((parsed, meta)) => {
-                let scans = self
-                    .store
-                    .events(parsed)?
+        let answer = match found {
+            Some((parsed, meta, events)) => {
+                let scans = events
                     .into_iter()
                     .map(|e| TrackedScan {
                         at: e.at,
@@ -229,7 +244,7 @@ impl Guard {
                     })
                     .collect();
                 let (check, recipient) = match last4 {
-                    Some(digits) => self.check_last4(parsed, meta, digits, from, now)?,
+                    Some(digits) => self.check_last4(&parsed, &meta, digits, from, now)?,
                     None => (None, None),
                 };
                 Some(Tracking {
@@ -242,13 +257,12 @@ impl Guard {
             }
             None => None,
         };
-        metrics::counter!("wbguard_track_lookups_total", "found" => if found.is_some() { "yes" } else { "no" })
+        metrics::counter!("wbguard_track_lookups_total", "found" => if answer.is_some() { "yes" } else { "no" })
             .increment(1);
         // A wrong check counts against the source like a number that names no parcel.
-        let missed = found.is_none()
-            || answer
-                .as_ref()
-                .is_some_and(|t| t.check.as_deref() == Some("wrong"));
+        let missed = answer
+            .as_ref()
+            .is_none_or(|t| t.check.as_deref() == Some("wrong"));
         self.judge(from, no, !missed, now)?;
         Ok(Ok(answer))
     }

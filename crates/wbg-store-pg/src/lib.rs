@@ -1405,6 +1405,17 @@ impl Store for PgStore {
         ticket
     }
 
+    fn tracking_snapshot(&self, no: &WaybillNo) -> Ticket<Option<(WaybillMeta, Vec<EventRecord>)>> {
+        let (pool, no) = (self.pool.clone(), no.clone());
+        self.spawn(async move {
+            let mut c = pool.acquire().await.map_err(db)?;
+            match waybill_in(&mut c, &no).await? {
+                Some((meta, _)) => Ok(Some((meta, events_in(&mut c, &no).await?))),
+                None => Ok(None),
+            }
+        })
+    }
+
     fn append_audit_grouped(&self, entries: Vec<AuditEntry>) -> Ticket<u64> {
         let (tx, ticket) = Ticket::channel();
         if let Err(tokio::sync::mpsc::error::SendError((_, _, tx))) =

@@ -239,6 +239,16 @@ pub trait Store:
             || self.number_of_waybill(no),
         ))
     }
+    /// What the public lookup shows of waybill `no`: its metadata and its events, if it exists — on the same
+    /// paths as [`Store::read_snapshot`] (a pooled read connection; the store's own runtime), so a lookup never
+    /// waits behind a writer nor parks an async caller's thread.
+    fn tracking_snapshot(&self, no: &WaybillNo) -> Ticket<Option<(WaybillMeta, Vec<EventRecord>)>> {
+        Ticket::ready(match self.waybill(no) {
+            Ok(Some((meta, _))) => self.events(no).map(|ev| Some((meta, ev))),
+            Ok(None) => Ok(None),
+            Err(e) => Err(e),
+        })
+    }
     /// [`Store::read_snapshot`] for a caller known by account id rather than by token (one an identity
     /// provider vouched for).
     fn read_snapshot_of_account(&self, id: &AccountId, no: &WaybillNo) -> Ticket<ReadSnapshot> {

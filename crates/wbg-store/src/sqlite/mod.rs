@@ -912,6 +912,14 @@ impl Store for SqliteStore {
         })
     }
 
+    fn tracking_snapshot(&self, no: &WaybillNo) -> Ticket<Option<(WaybillMeta, Vec<EventRecord>)>> {
+        let no = no.clone();
+        self.committer.read(move |c| match waybill_in(c, &no)? {
+            Some((meta, _)) => Ok(Some((meta, events_in(c, &no)?))),
+            None => Ok(None),
+        })
+    }
+
     fn read_snapshot_of_account(&self, id: &AccountId, no: &WaybillNo) -> Ticket<ReadSnapshot> {
         let (id, no) = (id.clone(), no.clone());
         self.committer.read(move |c| {

@@ -46,8 +46,14 @@ async fn lookup(
         .as_deref()
         .and_then(|ip| ip.parse().ok())
         .unwrap_or(IpAddr::from([0, 0, 0, 0]));
-    let guard = s.guard.clone();
-    let answer = blocking(move || guard.track(&no, from, q.last4.as_deref())).await?;
+    // A plain lookup awaits the store; one with a last-four check (rare, audited) runs on a blocking thread.
+    let answer = match q.last4 {
+        None => s.guard.track_async(&no, from, None).await?,
+        Some(last4) => {
+            let guard = s.guard.clone();
+            blocking(move || guard.track(&no, from, Some(&last4))).await?
+        }
+    };
     match answer {
         Ok(Some(t)) => Ok(Json(t).into_response()),
         Ok(None) => Err(ApiError::new(
