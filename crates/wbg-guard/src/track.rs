@@ -9,7 +9,7 @@
 //! a carrier's public lookups would outnumber every other entry of the log).
 use crate::{Guard, GuardError};
 use serde::{Deserialize, Serialize};
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::net::IpAddr;
 use std::sync::Mutex;
 use wbg_core::{Millis, WaybillNo};
@@ -42,6 +42,16 @@ pub struct TrackingConfig {
     /// Wrong last-four-digit checks one number may take in an hour, from anyone, before its check locks for the
     /// rest of the hour (default 5).
     pub last4_tries_per_hour: u32,
+    /// Wrong last-four-digit checks one number may take in all, from anyone, before its check locks for good
+    /// (on this node, until it restarts; default 10).
+    pub last4_tries_total: u32,
+    /// Lookups naming no parcel from one /24 (or /48) network in an hour, past which the whole network is blocked
+    /// (default 30): a scraper rotating through a network's addresses is one scraper.
+    pub prefix_misses_per_hour: u32,
+    /// Lookups from one network of a number close to one the network asked for before, in an hour (default 24).
+    pub prefix_near_misses_per_hour: u32,
+    /// Distinct numbers one network may look up in an hour (default 400).
+    pub prefix_distinct_per_hour: u32,
 }
 
 impl Default for TrackingConfig {
@@ -55,6 +65,10 @@ impl Default for TrackingConfig {
             near_misses_per_hour: 8,
             block_minutes: 60,
             last4_tries_per_hour: 5,
+            last4_tries_total: 10,
+            prefix_misses_per_hour: 30,
+            prefix_near_misses_per_hour: 24,
+            prefix_distinct_per_hour: 400,
         }
     }
 }
@@ -70,6 +84,10 @@ impl TrackingConfig {
             self.near_misses_per_hour,
             self.block_minutes,
             self.last4_tries_per_hour,
+            self.last4_tries_total,
+            self.prefix_misses_per_hour,
+            self.prefix_near_misses_per_hour,
+            self.prefix_distinct_per_hour,
         ];
         if all.iter().any(|n| *n == 0 || *n > 1_000_000) {
             return Err("[tracking] limits must each be 1-1000000".into());
@@ -128,24 +146,141 @@ pub enum TrackRefusal {
     Blocked(Millis),
 }
 
+/// One source's (an address's, or a network's) last hour of lookups, with the counts enumeration is judged by
+/// kept as lookups come and go, so judging one costs the same however busy the source is.
+#[derive(Default)]
+struct Watch {
+    /// (time, number, existed) in the last hour.
+    hour: VecDeque<(Millis, String, bool)>,
+    /// How many times each number was asked in it.
+    asked: HashMap<String, u32>,
+    /// The numbers' (letters, numeric tail) in it, counted, to find guesses close to earlier ones.
+    tails: BTreeMap<(String, u64), u32>,
+    /// Lookups in it of numbers that name no parcel.
+    misses: usize,
+    /// Times in it of lookups near a number asked for before.
+    nears: VecDeque<Millis>,
+    blocked_until: Option<Millis>,
+}
+
+/// How much enumeration a watched source may show in an hour.
+struct Limits {
+    misses: usize,
+    nears: usize,
+    distinct: usize,
+}
+
+impl Watch {
+    fn key(no: &str) -> Option<(String, u64)> {
+        numeric_tail(no).map(|n| (stem(no).to_owned(), n))
+    }
+
+    /// Takes in lookup `no` at `now` and says why the source now looks like enumeration, if it does (and then
+    /// forgets its hour: the block is the verdict).
+    fn observe(&mut self, no: &str, existed: bool, now: Millis, limits: &Limits) -> Option<String> {
+        while let Some((t, old, found)) = self.hour.front() {
+            if *t > now - HOUR_MS {
+                break;
+            }
+            let (old, found) = (old.clone(), *found);
+            self.hour.pop_front();
+            self.misses -= usize::from(!found);
+            if let Some(n) = self.asked.get_mut(&old) {
+                *n -= 1;
+                if *n == 0 {
+                    self.asked.remove(&old);
+                }
+            }
+            if let Some(k) = Self::key(&old) {
+                if let Some(n) = self.tails.get_mut(&k) {
+                    *n -= 1;
+                    if *n == 0 {
+                        self.tails.remove(&k);
+                    }
+                }
+            }
+        }
+        forget_before(&mut self.nears, now - HOUR_MS);
+        // A guess near a number asked for before (same letters, numeric tail within 20, not the same number).
+        let key = Self::key(no);
+        let near = key.as_ref().is_some_and(|(st, n)| {
+            let same = self.tails.get(&(st.clone(), *n)).copied().unwrap_or(0);
+            let around: u32 = self
+                .tails
+                .range((st.clone(), n.saturating_sub(20))..=(st.clone(), n.saturating_add(20)))
+                .map(|(_, c)| *c)
+                .sum();
+            around > same
+        });
+        if near {
+            self.nears.push_back(now);
+        }
+        self.hour.push_back((now, no.to_owned(), existed));
+        self.misses += usize::from(!existed);
+        *self.asked.entry(no.to_owned()).or_default() += 1;
+        if let Some(k) = key {
+            *self.tails.entry(k).or_default() += 1;
+        }
+        let why = if self.misses > limits.misses {
+            Some(format!(
+                "{} of its {} lookups in the last hour named no parcel",
+                self.misses,
+                self.hour.len()
+            ))
+        } else if self.nears.len() > limits.nears {
+            Some(format!(
+                "{} lookups in the last hour were numbers close to ones it had asked for",
+                self.nears.len()
+            ))
+        } else if self.asked.len() > limits.distinct {
+            Some(format!(
+                "{} distinct numbers in the last hour",
+                self.asked.len()
+            ))
+        } else {
+            None
+        };
+        if why.is_some() {
+            *self = Watch::default();
+        }
+        why
+    }
+
+    /// Whether anything of the last hour, or a block, is still remembered at `now`.
+    fn alive(&self, now: Millis) -> bool {
+        self.blocked_until.is_some_and(|u| u > now)
+            || self.hour.back().is_some_and(|(t, _, _)| *t > now - HOUR_MS)
+    }
+}
+
 #[derive(Default)]
 struct Source {
     /// Lookup times in the last minute.
     minute: VecDeque<Millis>,
-    /// (time, number, existed) in the last hour.
-    hour: VecDeque<(Millis, String, bool)>,
-    /// Times in the last hour of lookups near a number asked for before.
-    nears: VecDeque<Millis>,
-    blocked_until: Option<Millis>,
+    watch: Watch,
+}
+
+#[derive(Default)]
+struct Network {
+    /// Lookup times in the last minute.
+    minute: VecDeque<Millis>,
+    watch: Watch,
+}
+
+/// A number's wrong last-four checks: times in the last hour, and the count in all.
+#[derive(Default)]
+struct Tries {
+    hour: VecDeque<Millis>,
+    total: u32,
 }
 
 /// The tracker's memory of sources (one node's; several nodes each meter what they see).
 #[derive(Default)]
 pub(crate) struct Tracker {
     sources: Mutex<HashMap<IpAddr, Source>>,
-    prefixes: Mutex<HashMap<IpAddr, VecDeque<Millis>>>,
-    /// Wrong last-four checks per number in the last hour.
-    tries: Mutex<HashMap<String, VecDeque<Millis>>>,
+    prefixes: Mutex<HashMap<IpAddr, Network>>,
+    /// Wrong last-four checks per number.
+    tries: Mutex<HashMap<String, Tries>>,
 }
 
 /// Drops the times at or before `cutoff` from the front of `q` (times are pushed in order).
@@ -282,11 +417,17 @@ impl Guard {
         {
             let mut tries = self.tracker.tries.lock().unwrap_or_else(|p| p.into_inner());
             if tries.len() >= SWEEP_AT {
-                tries.retain(|_, q| q.back().is_some_and(|t| *t > now - HOUR_MS));
+                // Numbers locked for good are kept; of the rest, those with nothing in the last hour go.
+                let total = self.tracking.last4_tries_total;
+                tries.retain(|_, q| {
+                    q.total >= total || q.hour.back().is_some_and(|t| *t > now - HOUR_MS)
+                });
             }
             let q = tries.entry(key.clone()).or_default();
-            forget_before(q, now - HOUR_MS);
-            if q.len() >= self.tracking.last4_tries_per_hour as usize {
+            forget_before(&mut q.hour, now - HOUR_MS);
+            if q.hour.len() >= self.tracking.last4_tries_per_hour as usize
+                || q.total >= self.tracking.last4_tries_total
+            {
                 metrics::counter!("wbguard_track_checks_total", "result" => "locked").increment(1);
                 return Ok((Some("locked".into()), None));
             }
@@ -300,7 +441,9 @@ impl Guard {
             .is_some_and(|hits| hits.contains(no));
         if !right {
             let mut tries = self.tracker.tries.lock().unwrap_or_else(|p| p.into_inner());
-            tries.entry(key).or_default().push_back(now);
+            let q = tries.entry(key).or_default();
+            q.hour.push_back(now);
+            q.total += 1;
             metrics::counter!("wbguard_track_checks_total", "result" => "wrong").increment(1);
             return Ok((Some("wrong".into()), None));
         }
@@ -350,7 +493,8 @@ impl Guard {
         ))
     }
 
-    /// Meters a lookup from `ip` at `now` against the per-minute limits and any block in force.
+    /// Meters a lookup from `ip` at `now` against the per-minute limits and any block in force (of the address
+    /// or of its network).
     fn admit(&self, ip: IpAddr, now: Millis) -> Result<(), TrackRefusal> {
         let cfg = &self.tracking;
         let retry = |q: &VecDeque<Millis>| {
@@ -366,17 +510,15 @@ impl Guard {
             if sources.len() >= SWEEP_AT {
                 // Forget sources with nothing in their last hour and no block in force.
                 sources.retain(|_, s| {
-                    s.blocked_until.is_some_and(|u| u > now)
-                        || s.hour.back().is_some_and(|(t, _, _)| *t > now - HOUR_MS)
-                        || s.minute.back().is_some_and(|t| *t > now - MINUTE_MS)
+                    s.watch.alive(now) || s.minute.back().is_some_and(|t| *t > now - MINUTE_MS)
                 });
             }
             let s = sources.entry(ip).or_default();
-            if let Some(until) = s.blocked_until {
+            if let Some(until) = s.watch.blocked_until {
                 if now < until {
                     return Err(TrackRefusal::Blocked(until));
                 }
-                s.blocked_until = None;
+                s.watch.blocked_until = None;
             }
             forget_before(&mut s.minute, now - MINUTE_MS);
             if s.minute.len() >= cfg.per_address_per_minute as usize {
@@ -390,96 +532,98 @@ impl Guard {
             .lock()
             .unwrap_or_else(|p| p.into_inner());
         if prefixes.len() >= SWEEP_AT {
-            prefixes.retain(|_, q| q.back().is_some_and(|t| *t > now - MINUTE_MS));
+            prefixes.retain(|_, n| {
+                n.watch.alive(now) || n.minute.back().is_some_and(|t| *t > now - MINUTE_MS)
+            });
         }
-        let q = prefixes.entry(prefix(ip)).or_default();
-        forget_before(q, now - MINUTE_MS);
-        if q.len() >= cfg.per_prefix_per_minute as usize {
-            return Err(TrackRefusal::Slow(retry(q)));
+        let n = prefixes.entry(prefix(ip)).or_default();
+        if let Some(until) = n.watch.blocked_until {
+            if now < until {
+                return Err(TrackRefusal::Blocked(until));
+            }
+            n.watch.blocked_until = None;
         }
-        q.push_back(now);
+        forget_before(&mut n.minute, now - MINUTE_MS);
+        if n.minute.len() >= cfg.per_prefix_per_minute as usize {
+            return Err(TrackRefusal::Slow(retry(&n.minute)));
+        }
+        n.minute.push_back(now);
         Ok(())
     }
 
-    /// Looks at `ip`'s last hour once `no` is answered; blocks it (audited, alerted) when it enumerates.
+    /// Takes lookup `no` from `ip` into its address's and its network's last hour once it is answered; blocks
+    /// either (audited, alerted) when its lookups look like enumeration.
     fn judge(&self, ip: IpAddr, no: &str, existed: bool, now: Millis) -> Result<(), GuardError> {
         let cfg = &self.tracking;
-        let verdict = {
+        let until = now + i64::from(cfg.block_minutes) * MINUTE_MS;
+        let by_address = {
             let mut sources = self
                 .tracker
                 .sources
                 .lock()
                 .unwrap_or_else(|p| p.into_inner());
             let s = sources.entry(ip).or_default();
-            while s.hour.front().is_some_and(|(t, _, _)| *t <= now - HOUR_MS) {
-                s.hour.pop_front();
-            }
-            // A guess near a number it already asked for (same letters, numeric tail within 20, not the same).
-            let near = numeric_tail(no).is_some_and(|n| {
-                s.hour.iter().any(|(_, m, _)| {
-                    m != no
-                        && stem(m) == stem(no)
-                        && numeric_tail(m).is_some_and(|k| k.abs_diff(n) <= 20)
-                })
-            });
-            s.hour.push_back((now, no.to_owned(), existed));
-            let misses = s.hour.iter().filter(|(_, _, e)| !e).count();
-            let distinct: HashSet<&str> = s.hour.iter().map(|(_, m, _)| m.as_str()).collect();
-            if near {
-                s.nears.push_back(now);
-            }
-            forget_before(&mut s.nears, now - HOUR_MS);
-            let nears = s.nears.len();
-            let why = if misses > cfg.misses_per_hour as usize {
-                Some(format!(
-                    "{misses} of its {} lookups in the last hour named no parcel",
-                    s.hour.len()
-                ))
-            } else if nears > cfg.near_misses_per_hour as usize {
-                Some(format!(
-                    "{nears} lookups in the last hour were numbers close to ones it had asked for"
-                ))
-            } else if distinct.len() > cfg.distinct_per_hour as usize {
-                Some(format!(
-                    "{} distinct numbers in the last hour",
-                    distinct.len()
-                ))
-            } else {
-                None
+            let limits = Limits {
+                misses: cfg.misses_per_hour as usize,
+                nears: cfg.near_misses_per_hour as usize,
+                distinct: cfg.distinct_per_hour as usize,
             };
+            let why = s.watch.observe(no, existed, now, &limits);
             if why.is_some() {
-                s.blocked_until = Some(now + i64::from(cfg.block_minutes) * MINUTE_MS);
-                s.hour.clear();
-                s.nears.clear();
+                s.watch.blocked_until = Some(until);
             }
             why
         };
-        if let Some(why) = verdict {
-            let mut e = self.entry(
-                "public",
-                &self.request_meta(None, Some(ip.to_string())),
-                "track_block",
-            );
-            e.decision = "deny".into();
-            e.detail = Some(format!(
-                "address {ip} blocked for {} minutes: {why}",
-                cfg.block_minutes
-            ));
-            self.store.append_audit(e)?;
-            metrics::counter!("wbguard_track_blocks_total").increment(1);
-            self.record_alert(
-                "public",
-                RiskAlert {
-                    kind: "public_enumeration".into(),
-                    severity: "warning".into(),
-                    detail: format!(
-                        "public tracking: address {ip} blocked for {} minutes: {why}",
-                        cfg.block_minutes
-                    ),
-                },
-                now,
-            );
+        if let Some(why) = by_address {
+            self.blocked(&format!("address {ip}"), &ip.to_string(), &why, now)?;
         }
+        let net = prefix(ip);
+        let by_network = {
+            let mut prefixes = self
+                .tracker
+                .prefixes
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
+            let n = prefixes.entry(net).or_default();
+            let limits = Limits {
+                misses: cfg.prefix_misses_per_hour as usize,
+                nears: cfg.prefix_near_misses_per_hour as usize,
+                distinct: cfg.prefix_distinct_per_hour as usize,
+            };
+            let why = n.watch.observe(no, existed, now, &limits);
+            if why.is_some() {
+                n.watch.blocked_until = Some(until);
+            }
+            why
+        };
+        if let Some(why) = by_network {
+            let bits = if net.is_ipv4() { 24 } else { 48 };
+            self.blocked(&format!("network {net}/{bits}"), &ip.to_string(), &why, now)?;
+        }
+        Ok(())
+    }
+
+    /// Records a block of `what` (seen from `ip`): audited `track_block`, counted, alerted `public_enumeration`.
+    fn blocked(&self, what: &str, ip: &str, why: &str, now: Millis) -> Result<(), GuardError> {
+        let minutes = self.tracking.block_minutes;
+        let mut e = self.entry(
+            "public",
+            &self.request_meta(None, Some(ip.to_owned())),
+            "track_block",
+        );
+        e.decision = "deny".into();
+        e.detail = Some(format!("{what} blocked for {minutes} minutes: {why}"));
+        self.store.append_audit(e)?;
+        metrics::counter!("wbguard_track_blocks_total").increment(1);
+        self.record_alert(
+            "public",
+            RiskAlert {
+                kind: "public_enumeration".into(),
+                severity: "warning".into(),
+                detail: format!("public tracking: {what} blocked for {minutes} minutes: {why}"),
+            },
+            now,
+        );
         Ok(())
     }
 }

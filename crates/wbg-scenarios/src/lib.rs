@@ -11,6 +11,7 @@
 
 mod attack;
 mod benign;
+mod tracking;
 mod world;
 
 use attack::Attacker;
@@ -21,6 +22,7 @@ use rand::SeedableRng;
 use serde::Serialize;
 use std::path::Path;
 use std::time::Instant;
+pub use tracking::{simulate_tracking, Looker, LookerOutcome, TrackingReport, TrackingSpec};
 use wbg_core::{AccountId, AccountStatus, Millis, Role};
 use wbg_guard::GuardError;
 use wbg_sim::{Carrier, CarrierSpec};

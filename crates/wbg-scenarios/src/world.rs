@@ -206,6 +206,14 @@ impl World {
         Ok(World::open(cfg, spec)?.0)
     }
 
+    /// The world with its guard's public lookup under `cfg` (the limits a tracking run meets).
+    pub fn with_tracking(self, cfg: &wbg_guard::TrackingConfig) -> Result<World, SimError> {
+        Ok(World {
+            guard: self.guard.with_tracking(cfg)?,
+            ..self
+        })
+    }
+
     /// The guard (for inspection after a run).
     pub fn guard(&self) -> &Guard {
         &self.guard

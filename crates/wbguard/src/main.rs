@@ -742,6 +742,15 @@ fn run(cli: Cli) -> Result<std::process::ExitCode> {
         Command::Simulate(args) => {
             // The config's [risk] and policies apply; only with --data is the store (and its keys) kept.
             let cfg = Config::load(&cli.common)?;
+            if args.scenario == "tracking" {
+                let report = simulate::run_tracking(&args, &cfg)?;
+                if args.json {
+                    println!("{}", serde_json::to_string_pretty(&report)?);
+                } else {
+                    print!("{}", simulate::render_tracking(&report));
+                }
+                return Ok(ok);
+            }
             let reports = simulate::run(&args, &cfg, cli.common.data.is_some())?;
             if args.json {
                 println!("{}", serde_json::to_string_pretty(&reports)?);

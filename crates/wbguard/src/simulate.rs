@@ -10,7 +10,7 @@ use wbg_vault::MasterKey;
 /// What `simulate` was asked.
 #[derive(clap::Args)]
 pub struct Args {
-    /// T1, T2, T3, T4, benign or all.
+    /// T1, T2, T3, T4, benign or all; or `tracking`: the public lookup against scrapers (a report of its own).
     #[arg(long, default_value = "all")]
     pub scenario: String,
     /// Seed: the same seed gives the same carrier, traffic and attacks.
@@ -118,4 +118,75 @@ pub fn run(args: &Args, cfg: &Config, keep: bool) -> Result<Vec<ScenarioReport>>
         );
     }
     Ok(reports)
+}
+
+/// `simulate --scenario tracking`: customers and scrapers at the public lookup of a small carrier's parcels for
+/// `--days` (default 2), through the real guard under `cfg`'s `[tracking]` limits, in a temporary store.
+pub fn run_tracking(args: &Args, cfg: &Config) -> Result<wbg_scenarios::TrackingReport> {
+    let mut tracking = wbg_scenarios::TrackingSpec::standard(args.seed);
+    if let Some(d) = args.days {
+        if !(1..=14).contains(&d) {
+            bail!("--days must be within 1..=14 for the tracking scenario");
+        }
+        tracking.days = d;
+    }
+    let tmp = tempfile::tempdir()?;
+    let guard_cfg = GuardConfig {
+        data: tmp.path().join("data"),
+        keys: KeyConfig::Given {
+            master: MasterKey::generate(),
+            signer: None,
+        },
+        ..cfg.guard(false)?
+    };
+    let spec = SimSpec::small(args.seed);
+    let (world, _) = World::open(guard_cfg, &spec).context("cannot open the guard")?;
+    let mut world = world.with_tracking(&cfg.tracking)?;
+    eprintln!(
+        "simulating {} days of public lookups of {} parcels …",
+        tracking.days, tracking.parcels
+    );
+    Ok(wbg_scenarios::simulate_tracking(&mut world, &tracking)?)
+}
+
+/// The tracking report as a readable table.
+pub fn render_tracking(r: &wbg_scenarios::TrackingReport) -> String {
+    let mut out = format!(
+        "{:<16} {:>9} {:>8} {:>9} {:>15} {:>8} {:>8} {:>8} {:>10} {:>8}\n",
+        "looker",
+        "addresses",
+        "lookups",
+        "answered",
+        "others' before",
+        "slowed",
+        "blocked",
+        "reveals",
+        "max wrong4",
+        "locked4"
+    );
+    for o in &r.lookers {
+        let name = serde_json::to_value(o.looker)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_owned))
+            .unwrap_or_default();
+        out.push_str(&format!(
+            "{:<16} {:>9} {:>8} {:>9} {:>15} {:>8} {:>8} {:>8} {:>10} {:>8}\n",
+            name,
+            o.addresses,
+            o.lookups,
+            o.answered,
+            o.foreign_before_block,
+            o.slowed,
+            o.blocked,
+            o.foreign_reveals,
+            o.max_wrong_last4_per_number,
+            o.last4_locked
+        ));
+    }
+    out.push_str(&format!(
+        "{} lookups over {} days in {:.1} s (customers: their own parcels and their typos; \"others' before\": \
+         answered lookups of numbers the looker does not own before its first block)\n",
+        r.lookups, r.days, r.elapsed_seconds
+    ));
+    out
 }
