@@ -17,9 +17,47 @@ use wbg_risk::RiskAlert;
 
 const MINUTE_MS: Millis = 60_000;
 const HOUR_MS: Millis = 3_600_000;
-/// Sources (or prefixes, or numbers) remembered before the stale ones are swept: a scraper rotating addresses
-/// must not grow the tracker's memory without end.
+/// Sources (or prefixes, or numbers) remembered before the stale ones are first swept: a scraper rotating
+/// addresses must not grow the tracker's memory without end.
 const SWEEP_AT: usize = 100_000;
+/// Past this many, a sweep keeps only what the last minute holds and the blocks in force: under a flood of
+/// addresses, memory is bounded and only the hour-long watches of the quiet ones are lost.
+const FLOOD_AT: usize = 2_000_000;
+
+/// A map of the tracker's, swept of stale entries once it reaches a threshold that then doubles what is left:
+/// a lookup pays O(1) for sweeping on average however many sources stay alive (sweeping at a fixed size would
+/// walk the whole map on every lookup once that many were alive).
+struct Swept<K, V> {
+    map: HashMap<K, V>,
+    next: usize,
+}
+
+impl<K, V> Default for Swept<K, V> {
+    fn default() -> Self {
+        Swept {
+            map: HashMap::new(),
+            next: SWEEP_AT,
+        }
+    }
+}
+
+impl<K: std::hash::Hash + Eq, V> Swept<K, V> {
+    /// Sweeps once the map has reached its threshold: `keep` decides, or `keep_in_flood` past [`FLOOD_AT`].
+    fn sweep(
+        &mut self,
+        keep: impl FnMut(&K, &mut V) -> bool,
+        keep_in_flood: impl FnMut(&K, &mut V) -> bool,
+    ) {
+        if self.map.len() < self.next {
+            return;
+        }
+        self.map.retain(keep);
+        if self.map.len() >= FLOOD_AT / 2 {
+            self.map.retain(keep_in_flood);
+        }
+        self.next = (self.map.len() * 2).clamp(SWEEP_AT, FLOOD_AT);
+    }
+}
 
 /// `[tracking]`: the public lookup and its limits.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -277,10 +315,10 @@ struct Tries {
 /// The tracker's memory of sources (one node's; several nodes each meter what they see).
 #[derive(Default)]
 pub(crate) struct Tracker {
-    sources: Mutex<HashMap<IpAddr, Source>>,
-    prefixes: Mutex<HashMap<IpAddr, Network>>,
+    sources: Mutex<Swept<IpAddr, Source>>,
+    prefixes: Mutex<Swept<IpAddr, Network>>,
     /// Wrong last-four checks per number.
-    tries: Mutex<HashMap<String, Tries>>,
+    tries: Mutex<Swept<String, Tries>>,
 }
 
 /// Drops the times at or before `cutoff` from the front of `q` (times are pushed in order).
@@ -416,14 +454,13 @@ impl Guard {
         let key = no.to_string();
         {
             let mut tries = self.tracker.tries.lock().unwrap_or_else(|p| p.into_inner());
-            if tries.len() >= SWEEP_AT {
-                // Numbers locked for good are kept; of the rest, those with nothing in the last hour go.
-                let total = self.tracking.last4_tries_total;
-                tries.retain(|_, q| {
-                    q.total >= total || q.hour.back().is_some_and(|t| *t > now - HOUR_MS)
-                });
-            }
-            let q = tries.entry(key.clone()).or_default();
+            // Numbers locked for good are kept; of the rest, those with nothing in the last hour go.
+            let total = self.tracking.last4_tries_total;
+            tries.sweep(
+                |_, q| q.total >= total || q.hour.back().is_some_and(|t| *t > now - HOUR_MS),
+                |_, q| q.total >= total || q.hour.back().is_some_and(|t| *t > now - MINUTE_MS),
+            );
+            let q = tries.map.entry(key.clone()).or_default();
             forget_before(&mut q.hour, now - HOUR_MS);
             if q.hour.len() >= self.tracking.last4_tries_per_hour as usize
                 || q.total >= self.tracking.last4_tries_total
@@ -441,7 +478,7 @@ impl Guard {
             .is_some_and(|hits| hits.contains(no));
         if !right {
             let mut tries = self.tracker.tries.lock().unwrap_or_else(|p| p.into_inner());
-            let q = tries.entry(key).or_default();
+            let q = tries.map.entry(key).or_default();
             q.hour.push_back(now);
             q.total += 1;
             metrics::counter!("wbguard_track_checks_total", "result" => "wrong").increment(1);
@@ -507,13 +544,15 @@ impl Guard {
                 .sources
                 .lock()
                 .unwrap_or_else(|p| p.into_inner());
-            if sources.len() >= SWEEP_AT {
-                // Forget sources with nothing in their last hour and no block in force.
-                sources.retain(|_, s| {
-                    s.watch.alive(now) || s.minute.back().is_some_and(|t| *t > now - MINUTE_MS)
-                });
-            }
-            let s = sources.entry(ip).or_default();
+            // Forget sources with nothing in their last hour and no block in force.
+            sources.sweep(
+                |_, s| s.watch.alive(now) || s.minute.back().is_some_and(|t| *t > now - MINUTE_MS),
+                |_, s| {
+                    s.watch.blocked_until.is_some_and(|u| u > now)
+                        || s.minute.back().is_some_and(|t| *t > now - MINUTE_MS)
+                },
+            );
+            let s = sources.map.entry(ip).or_default();
             if let Some(until) = s.watch.blocked_until {
                 if now < until {
                     return Err(TrackRefusal::Blocked(until));
@@ -531,12 +570,14 @@ impl Guard {
             .prefixes
             .lock()
             .unwrap_or_else(|p| p.into_inner());
-        if prefixes.len() >= SWEEP_AT {
-            prefixes.retain(|_, n| {
-                n.watch.alive(now) || n.minute.back().is_some_and(|t| *t > now - MINUTE_MS)
-            });
-        }
-        let n = prefixes.entry(prefix(ip)).or_default();
+        prefixes.sweep(
+            |_, n| n.watch.alive(now) || n.minute.back().is_some_and(|t| *t > now - MINUTE_MS),
+            |_, n| {
+                n.watch.blocked_until.is_some_and(|u| u > now)
+                    || n.minute.back().is_some_and(|t| *t > now - MINUTE_MS)
+            },
+        );
+        let n = prefixes.map.entry(prefix(ip)).or_default();
         if let Some(until) = n.watch.blocked_until {
             if now < until {
                 return Err(TrackRefusal::Blocked(until));
@@ -562,7 +603,7 @@ impl Guard {
                 .sources
                 .lock()
                 .unwrap_or_else(|p| p.into_inner());
-            let s = sources.entry(ip).or_default();
+            let s = sources.map.entry(ip).or_default();
             let limits = Limits {
                 misses: cfg.misses_per_hour as usize,
                 nears: cfg.near_misses_per_hour as usize,
@@ -584,7 +625,7 @@ impl Guard {
                 .prefixes
                 .lock()
                 .unwrap_or_else(|p| p.into_inner());
-            let n = prefixes.entry(net).or_default();
+            let n = prefixes.map.entry(net).or_default();
             let limits = Limits {
                 misses: cfg.prefix_misses_per_hour as usize,
                 nears: cfg.prefix_near_misses_per_hour as usize,
@@ -631,6 +672,24 @@ impl Guard {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_swept_map_sweeps_rarely_however_many_stay_alive() {
+        let mut m: Swept<u32, u32> = Swept::default();
+        let mut sweeps = 0;
+        for i in 0..(SWEEP_AT as u32 * 3) {
+            let before = m.next;
+            m.sweep(|_, _| true, |_, _| false);
+            sweeps += usize::from(m.next != before);
+            m.map.insert(i, i);
+        }
+        assert_eq!(sweeps, 2, "at 100,000 and at 200,000, not on every lookup after");
+        assert_eq!(m.map.len(), SWEEP_AT * 3);
+        m.next = 0;
+        m.sweep(|k, _| k % 2 == 0, |_, _| true);
+        assert_eq!(m.map.len(), SWEEP_AT * 3 / 2, "the stale go");
+        assert_eq!(m.next, SWEEP_AT * 3);
+    }
 
     #[test]
     fn numbers_and_networks_are_read_as_a_scraper_would_use_them() {
