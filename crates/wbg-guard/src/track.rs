@@ -683,7 +683,10 @@ mod tests {
             sweeps += usize::from(m.next != before);
             m.map.insert(i, i);
         }
-        assert_eq!(sweeps, 2, "at 100,000 and at 200,000, not on every lookup after");
+        assert_eq!(
+            sweeps, 2,
+            "at 100,000 and at 200,000, not on every lookup after"
+        );
         assert_eq!(m.map.len(), SWEEP_AT * 3);
         m.next = 0;
         m.sweep(|k, _| k % 2 == 0, |_, _| true);

@@ -16,6 +16,9 @@ pub struct Config {
     pub keys: Option<PathBuf>,
     /// Policy directory holding one `.cedar` and one `.cedarschema` file (default: the built-in policy).
     pub policies: Option<PathBuf>,
+    /// The IANA zone times are shown in (ISO 8601 with the zone's offset) and read in when given without an
+    /// offset: reports, CSV, the CLI, `*_local` fields (default `Asia/Shanghai`).
+    pub time_zone: String,
     /// Storage backend.
     pub store: StoreConfig,
     /// Event bus.
@@ -189,6 +192,7 @@ impl Default for Config {
             masking: Default::default(),
             console: Default::default(),
             tracking: Default::default(),
+            time_zone: wbg_core::when::DEFAULT_ZONE.to_owned(),
             witness: Default::default(),
             server: Default::default(),
             tls: None,
@@ -232,6 +236,7 @@ impl Config {
         cfg.risk
             .check()
             .map_err(|e| anyhow::anyhow!("[risk] {e}"))?;
+        wbg_core::when::set_zone(&cfg.time_zone)?;
         Ok(cfg)
     }
 

@@ -57,6 +57,7 @@ const MEANINGS: &[(&str, &str)] = &[
     ("data", "data directory: the embedded store, the lock, the forensics index (`wbguard init` creates it)"),
     ("keys", "key directory (master key, audit signing key); never inside the data directory"),
     ("policies", "directory with one .cedar and one .cedarschema file"),
+    ("time_zone", "IANA zone times are shown in (ISO 8601 with its offset) and read in when given without one"),
     ("store.kind", "\"embedded\" (SQLite in the data directory) or \"postgres\""),
     ("store.url", "postgres: connection URL"),
     ("store.migrate", "postgres: apply pending migrations at start-up"),

@@ -132,3 +132,43 @@ fn a_retention_dry_run_says_what_would_go_and_what_holds_the_rest_and_changes_no
         "{stderr}"
     );
 }
+
+/// The display zone is configuration: `time_zone = "Europe/Berlin"` shows the same plan's times with Berlin's
+/// offset (winter time in December), and a zone that is not an IANA one is refused before anything opens.
+#[test]
+fn times_are_shown_in_the_configured_zone() {
+    let dirs = Dirs::new("");
+    dirs.create_account("root", "admin", None);
+    let file = dirs.root.path().join("in.jsonl");
+    let w = common::waybill("W1", "M1", "O1", "O2", "王芳", "13800135678", "科技园1号");
+    std::fs::write(&file, format!("{w}\n")).unwrap();
+    assert!(dirs
+        .cli(&["import", file.to_str().unwrap()])
+        .status
+        .success());
+    let config = std::fs::read_to_string(&dirs.config).unwrap();
+    let plan = |zone: &str| {
+        std::fs::write(&dirs.config, format!("time_zone = \"{zone}\"\n{config}")).unwrap();
+        dirs.cli(&["retention", "run", "--dry-run"])
+    };
+    let out = plan("Europe/Berlin");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let lines: Vec<&str> = stdout.lines().skip(1).collect();
+    assert!(!lines.is_empty());
+    // Berlin is +01:00 in winter and +02:00 in summer, whenever the plan's times fall.
+    let offset = ["+01:00", "+02:00"];
+    assert!(
+        lines
+            .iter()
+            .all(|l| offset.iter().any(|o| l.contains(o)) && !l.contains("+08:00")),
+        "{stdout}"
+    );
+    let out = plan("Mars/Olympus");
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("IANA zone"));
+}
