@@ -118,27 +118,7 @@ impl Guard {
         req: &RightsRequest,
         meta: &RequestMeta,
     ) -> Result<ErasureAnswer, GuardError> {
-        let who = self.actor(actor)?;
-        let mut e = self.entry(who.id.as_str(), meta, "rights_erase");
-        e.purpose = Some(Purpose::CustomerService.as_str().into());
-        self.require_active(&who, &e)?;
-        if who.role != Role::CustomerService {
-            return Err(self.deny(
-                e,
-                GuardError::Forbidden("rights requests are customer service's".into()),
-            ));
-        }
-        let (no, party_of, wb) = match self.check_rights(&who, req) {
-            Ok(c) => c,
-            Err(err) => {
-                e.waybill = WaybillNo::parse(&req.waybill_no)
-                    .ok()
-                    .map(|n| n.to_string());
-                return Err(self.deny(e, err));
-            }
-        };
-        e.waybill = Some(no.to_string());
-        self.meter(&who, &wb, Purpose::CustomerService, &e, meta)?;
+        let (who, mut e, party_of) = self.rights_request(actor, req, "rights_erase", meta)?;
         let mut all: Vec<WaybillNo> = party_of.into_iter().flat_map(|(_, n)| n).collect();
         all.sort();
         all.dedup();
@@ -249,29 +229,7 @@ impl Guard {
         req: &RightsRequest,
         meta: &RequestMeta,
     ) -> Result<RightsAnswer, GuardError> {
-        let who = self.actor(actor)?;
-        let mut e = self.entry(who.id.as_str(), meta, "rights_access");
-        e.purpose = Some(Purpose::CustomerService.as_str().into());
-        self.require_active(&who, &e)?;
-        if who.role != Role::CustomerService {
-            return Err(self.deny(
-                e,
-                GuardError::Forbidden("rights requests are customer service's".into()),
-            ));
-        }
-        let checked = self.check_rights(&who, req);
-        let (no, party_of, wb) = match checked {
-            Ok(c) => c,
-            Err(err) => {
-                e.waybill = WaybillNo::parse(&req.waybill_no)
-                    .ok()
-                    .map(|n| n.to_string());
-                return Err(self.deny(e, err));
-            }
-        };
-        e.waybill = Some(no.to_string());
-        // Metered like a full read of the proving parcel: repeated, it is rate-limited and scored.
-        self.meter(&who, &wb, Purpose::CustomerService, &e, meta)?;
+        let (_, mut e, party_of) = self.rights_request(actor, req, "rights_access", meta)?;
         let mut waybills = Vec::new();
         for (party, nos) in party_of {
             for n in nos {
@@ -297,6 +255,49 @@ impl Guard {
             waybills,
             audit_seq,
         })
+    }
+
+    /// What every rights request does first: the caller must be an active customer-service account, the request
+    /// must prove the person's phone on one of their parcels under a registered open ticket (refusals audited as
+    /// `action`), and it is metered like a full read of that parcel — repeated, it is rate-limited and scored.
+    /// Returns the caller, the request's audit entry (still to append) and the person's waybills per side.
+    #[allow(clippy::type_complexity)]
+    fn rights_request(
+        &self,
+        actor: Actor<'_>,
+        req: &RightsRequest,
+        action: &str,
+        meta: &RequestMeta,
+    ) -> Result<
+        (
+            wbg_core::Account,
+            AuditEntry,
+            Vec<(&'static str, Vec<WaybillNo>)>,
+        ),
+        GuardError,
+    > {
+        let who = self.actor(actor)?;
+        let mut e = self.entry(who.id.as_str(), meta, action);
+        e.purpose = Some(Purpose::CustomerService.as_str().into());
+        self.require_active(&who, &e)?;
+        if who.role != Role::CustomerService {
+            return Err(self.deny(
+                e,
+                GuardError::Forbidden("rights requests are customer service's".into()),
+            ));
+        }
+        let (no, party_of, wb) = match self.check_rights(&who, req) {
+            Ok(c) => c,
+            Err(err) => {
+                e.waybill = WaybillNo::parse(&req.waybill_no)
+                    .ok()
+                    .map(|n| n.to_string());
+                return Err(self.deny(e, err));
+            }
+        };
+        e.waybill = Some(no.to_string());
+        self.meter(&who, &wb, Purpose::CustomerService, &e, meta)?;
+        Ok((who, e, party_of))
     }
 
     /// The proving parcel, the person's waybills per side, and the proving parcel's metadata.

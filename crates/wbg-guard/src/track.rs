@@ -291,6 +291,7 @@ impl Watch {
     }
 }
 
+/// An address, or a network (/24, /48): its last minute of lookups and its watch.
 #[derive(Default)]
 struct Source {
     /// Lookup times in the last minute.
@@ -298,11 +299,62 @@ struct Source {
     watch: Watch,
 }
 
-#[derive(Default)]
-struct Network {
-    /// Lookup times in the last minute.
-    minute: VecDeque<Millis>,
-    watch: Watch,
+type Sources = Mutex<Swept<IpAddr, Source>>;
+
+impl Source {
+    /// Admits a lookup from source `key` of `sources` at `now` unless it is blocked or past `per_minute`.
+    fn admit(
+        sources: &Sources,
+        key: IpAddr,
+        per_minute: u32,
+        now: Millis,
+    ) -> Result<(), TrackRefusal> {
+        let mut sources = sources.lock().unwrap_or_else(|p| p.into_inner());
+        // Forget sources with nothing in their last hour and no block in force (in a flood: their last minute).
+        sources.sweep(
+            |_, s| s.watch.alive(now) || s.minute.back().is_some_and(|t| *t > now - MINUTE_MS),
+            |_, s| {
+                s.watch.blocked_until.is_some_and(|u| u > now)
+                    || s.minute.back().is_some_and(|t| *t > now - MINUTE_MS)
+            },
+        );
+        let s = sources.map.entry(key).or_default();
+        if let Some(until) = s.watch.blocked_until {
+            if now < until {
+                return Err(TrackRefusal::Blocked(until));
+            }
+            s.watch.blocked_until = None;
+        }
+        forget_before(&mut s.minute, now - MINUTE_MS);
+        if s.minute.len() >= per_minute as usize {
+            let retry = s
+                .minute
+                .front()
+                .map_or(1, |t| ((t + MINUTE_MS - now).max(1000) / 1000) as u64);
+            return Err(TrackRefusal::Slow(retry));
+        }
+        s.minute.push_back(now);
+        Ok(())
+    }
+
+    /// Takes lookup `no` into source `key`'s watch; blocks it until `until` and says why when it enumerates.
+    fn judge(
+        sources: &Sources,
+        key: IpAddr,
+        no: &str,
+        existed: bool,
+        now: Millis,
+        limits: &Limits,
+        until: Millis,
+    ) -> Option<String> {
+        let mut sources = sources.lock().unwrap_or_else(|p| p.into_inner());
+        let s = sources.map.entry(key).or_default();
+        let why = s.watch.observe(no, existed, now, limits);
+        if why.is_some() {
+            s.watch.blocked_until = Some(until);
+        }
+        why
+    }
 }
 
 /// A number's wrong last-four checks: times in the last hour, and the count in all.
@@ -315,8 +367,8 @@ struct Tries {
 /// The tracker's memory of sources (one node's; several nodes each meter what they see).
 #[derive(Default)]
 pub(crate) struct Tracker {
-    sources: Mutex<Swept<IpAddr, Source>>,
-    prefixes: Mutex<Swept<IpAddr, Network>>,
+    sources: Sources,
+    prefixes: Sources,
     /// Wrong last-four checks per number.
     tries: Mutex<Swept<String, Tries>>,
 }
@@ -534,62 +586,13 @@ impl Guard {
     /// or of its network).
     fn admit(&self, ip: IpAddr, now: Millis) -> Result<(), TrackRefusal> {
         let cfg = &self.tracking;
-        let retry = |q: &VecDeque<Millis>| {
-            q.front()
-                .map_or(1, |t| ((t + MINUTE_MS - now).max(1000) / 1000) as u64)
-        };
-        {
-            let mut sources = self
-                .tracker
-                .sources
-                .lock()
-                .unwrap_or_else(|p| p.into_inner());
-            // Forget sources with nothing in their last hour and no block in force.
-            sources.sweep(
-                |_, s| s.watch.alive(now) || s.minute.back().is_some_and(|t| *t > now - MINUTE_MS),
-                |_, s| {
-                    s.watch.blocked_until.is_some_and(|u| u > now)
-                        || s.minute.back().is_some_and(|t| *t > now - MINUTE_MS)
-                },
-            );
-            let s = sources.map.entry(ip).or_default();
-            if let Some(until) = s.watch.blocked_until {
-                if now < until {
-                    return Err(TrackRefusal::Blocked(until));
-                }
-                s.watch.blocked_until = None;
-            }
-            forget_before(&mut s.minute, now - MINUTE_MS);
-            if s.minute.len() >= cfg.per_address_per_minute as usize {
-                return Err(TrackRefusal::Slow(retry(&s.minute)));
-            }
-            s.minute.push_back(now);
-        }
-        let mut prefixes = self
-            .tracker
-            .prefixes
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
-        prefixes.sweep(
-            |_, n| n.watch.alive(now) || n.minute.back().is_some_and(|t| *t > now - MINUTE_MS),
-            |_, n| {
-                n.watch.blocked_until.is_some_and(|u| u > now)
-                    || n.minute.back().is_some_and(|t| *t > now - MINUTE_MS)
-            },
-        );
-        let n = prefixes.map.entry(prefix(ip)).or_default();
-        if let Some(until) = n.watch.blocked_until {
-            if now < until {
-                return Err(TrackRefusal::Blocked(until));
-            }
-            n.watch.blocked_until = None;
-        }
-        forget_before(&mut n.minute, now - MINUTE_MS);
-        if n.minute.len() >= cfg.per_prefix_per_minute as usize {
-            return Err(TrackRefusal::Slow(retry(&n.minute)));
-        }
-        n.minute.push_back(now);
-        Ok(())
+        Source::admit(&self.tracker.sources, ip, cfg.per_address_per_minute, now)?;
+        Source::admit(
+            &self.tracker.prefixes,
+            prefix(ip),
+            cfg.per_prefix_per_minute,
+            now,
+        )
     }
 
     /// Takes lookup `no` from `ip` into its address's and its network's last hour once it is answered; blocks
@@ -597,47 +600,31 @@ impl Guard {
     fn judge(&self, ip: IpAddr, no: &str, existed: bool, now: Millis) -> Result<(), GuardError> {
         let cfg = &self.tracking;
         let until = now + i64::from(cfg.block_minutes) * MINUTE_MS;
-        let by_address = {
-            let mut sources = self
-                .tracker
-                .sources
-                .lock()
-                .unwrap_or_else(|p| p.into_inner());
-            let s = sources.map.entry(ip).or_default();
-            let limits = Limits {
-                misses: cfg.misses_per_hour as usize,
-                nears: cfg.near_misses_per_hour as usize,
-                distinct: cfg.distinct_per_hour as usize,
-            };
-            let why = s.watch.observe(no, existed, now, &limits);
-            if why.is_some() {
-                s.watch.blocked_until = Some(until);
-            }
-            why
+        let address = Limits {
+            misses: cfg.misses_per_hour as usize,
+            nears: cfg.near_misses_per_hour as usize,
+            distinct: cfg.distinct_per_hour as usize,
         };
-        if let Some(why) = by_address {
+        if let Some(why) =
+            Source::judge(&self.tracker.sources, ip, no, existed, now, &address, until)
+        {
             self.blocked(&format!("address {ip}"), &ip.to_string(), &why, now)?;
         }
         let net = prefix(ip);
-        let by_network = {
-            let mut prefixes = self
-                .tracker
-                .prefixes
-                .lock()
-                .unwrap_or_else(|p| p.into_inner());
-            let n = prefixes.map.entry(net).or_default();
-            let limits = Limits {
-                misses: cfg.prefix_misses_per_hour as usize,
-                nears: cfg.prefix_near_misses_per_hour as usize,
-                distinct: cfg.prefix_distinct_per_hour as usize,
-            };
-            let why = n.watch.observe(no, existed, now, &limits);
-            if why.is_some() {
-                n.watch.blocked_until = Some(until);
-            }
-            why
+        let network = Limits {
+            misses: cfg.prefix_misses_per_hour as usize,
+            nears: cfg.prefix_near_misses_per_hour as usize,
+            distinct: cfg.prefix_distinct_per_hour as usize,
         };
-        if let Some(why) = by_network {
+        if let Some(why) = Source::judge(
+            &self.tracker.prefixes,
+            net,
+            no,
+            existed,
+            now,
+            &network,
+            until,
+        ) {
             let bits = if net.is_ipv4() { 24 } else { 48 };
             self.blocked(&format!("network {net}/{bits}"), &ip.to_string(), &why, now)?;
         }

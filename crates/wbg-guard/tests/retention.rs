@@ -41,6 +41,20 @@ fn waybill(no: &str, name: &str, phone: &str, street: &str) -> NewWaybill {
     }
 }
 
+/// A guard on the embedded store in `data`, under the tests' master key, on a manual clock set to `start`.
+fn guard_at(data: &std::path::Path, start: i64) -> (Guard, Arc<ManualClock>) {
+    let (guard, _) = Guard::open(GuardConfig {
+        keys: KeyConfig::Given {
+            master: MasterKey::from_bytes(MASTER),
+            signer: None,
+        },
+        ..GuardConfig::embedded(data)
+    })
+    .unwrap();
+    let clock = Arc::new(ManualClock::new(start));
+    (guard.with_clock(clock.clone()), clock)
+}
+
 /// The store's wrapped keys, as a vault reads them: what an attacker holding the files and the master key has.
 struct Keys(Arc<dyn Store>);
 
@@ -57,17 +71,8 @@ impl WrappedKeyStore for Keys {
 fn a_delivered_day_is_shredded_and_only_its_routing_data_remains() {
     let root = tempfile::tempdir().unwrap();
     let data = root.path().join("data");
-    let (guard, _) = Guard::open(GuardConfig {
-        keys: KeyConfig::Given {
-            master: MasterKey::from_bytes(MASTER),
-            signer: None,
-        },
-        ..GuardConfig::embedded(&data)
-    })
-    .unwrap();
     let start = 1_793_548_800_000i64 + 10 * 3_600_000;
-    let clock = Arc::new(ManualClock::new(start));
-    let g = guard.with_clock(clock.clone());
+    let (g, clock) = guard_at(&data, start);
     let meta = RequestMeta::default();
     let local = Actor::Local("test");
     let token = |id: &str, role: &str| {
@@ -279,17 +284,8 @@ fn a_delivered_day_is_shredded_and_only_its_routing_data_remains() {
 fn each_field_group_is_shredded_on_its_own_schedule() {
     let root = tempfile::tempdir().unwrap();
     let data = root.path().join("data");
-    let (guard, _) = Guard::open(GuardConfig {
-        keys: KeyConfig::Given {
-            master: MasterKey::from_bytes(MASTER),
-            signer: None,
-        },
-        ..GuardConfig::embedded(&data)
-    })
-    .unwrap();
     let start = 1_793_548_800_000i64 + 10 * 3_600_000;
-    let clock = Arc::new(ManualClock::new(start));
-    let g = guard.with_clock(clock.clone());
+    let (g, clock) = guard_at(&data, start);
     let meta = RequestMeta::default();
     let local = Actor::Local("test");
     let token = |id: &str, role: &str| {
@@ -413,18 +409,9 @@ fn with_one_percent_stuck_every_days_contacts_go_on_schedule() {
     const STEP: i64 = 12 * 3_600_000;
     let root = tempfile::tempdir().unwrap();
     let data = root.path().join("data");
-    let (guard, _) = Guard::open(GuardConfig {
-        keys: KeyConfig::Given {
-            master: MasterKey::from_bytes(MASTER),
-            signer: None,
-        },
-        ..GuardConfig::embedded(&data)
-    })
-    .unwrap();
     let first_day = 20_758i64;
     let at = |day: i64, hour: i64| (first_day + day) * DAY + hour * 3_600_000;
-    let clock = Arc::new(ManualClock::new(at(0, 9)));
-    let g = guard.with_clock(clock.clone());
+    let (g, clock) = guard_at(&data, at(0, 9));
     let meta = RequestMeta::default();
     let local = Actor::Local("test");
     let integ = g
@@ -600,17 +587,8 @@ fn with_one_percent_stuck_every_days_contacts_go_on_schedule() {
 fn a_pending_erasure_goes_with_the_first_run_after_delivery() {
     let root = tempfile::tempdir().unwrap();
     let data = root.path().join("data");
-    let (guard, _) = Guard::open(GuardConfig {
-        keys: KeyConfig::Given {
-            master: MasterKey::from_bytes(MASTER),
-            signer: None,
-        },
-        ..GuardConfig::embedded(&data)
-    })
-    .unwrap();
     let start = 1_793_548_800_000i64;
-    let clock = Arc::new(ManualClock::new(start));
-    let g = guard.with_clock(clock.clone());
+    let (g, clock) = guard_at(&data, start);
     let meta = RequestMeta::default();
     let local = Actor::Local("test");
     let token = |id: &str, role: &str| {
