@@ -5,11 +5,13 @@
 //! PDF with vector rectangles and a non-embedded CJK font, PNG as a 1-bit raster.
 #![deny(missing_docs)]
 
+mod doc;
 mod layout;
 mod pdf;
 mod raster;
 mod zpl;
 
+pub use doc::document_pdf;
 pub use layout::{Item, Layout, DOTS_PER_INCH, HEIGHT_DOTS, WIDTH_DOTS};
 
 /// A party as the label shows it: already masked by the guard.

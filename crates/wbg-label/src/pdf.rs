@@ -9,7 +9,7 @@ const PT: f32 = 72.0 / DOTS_PER_INCH as f32;
 const FONT: Name<'static> = Name(b"F1");
 
 /// `text` as UCS-2 big-endian, the encoding `UniGB-UCS2-H` reads; a character beyond the BMP becomes `?`.
-fn ucs2(text: &str) -> Vec<u8> {
+pub(crate) fn ucs2(text: &str) -> Vec<u8> {
     text.chars()
         .flat_map(|c| {
             u16::try_from(u32::from(c))
@@ -18,6 +18,48 @@ fn ucs2(text: &str) -> Vec<u8> {
         })
         .collect()
 }
+
+/// Writes the `STSong-Light` font (Adobe-GB1, `UniGB-UCS2-H`) as objects `[type0, cid, descriptor]`, with a
+/// `ToUnicode` map at `to_unicode` when given (so text extraction needs no CMap files of its own).
+pub(crate) fn cjk_font(
+    pdf: &mut Pdf,
+    [font, cid_font, descriptor]: [Ref; 3],
+    to_unicode: Option<Ref>,
+) {
+    let mut t0 = pdf.type0_font(font);
+    t0.base_font(Name(b"STSong-Light-UniGB-UCS2-H"))
+        .encoding_predefined(Name(b"UniGB-UCS2-H"))
+        .descendant_font(cid_font);
+    if let Some(r) = to_unicode {
+        t0.to_unicode(r);
+    }
+    t0.finish();
+    let mut cid = pdf.cid_font(cid_font);
+    cid.subtype(CidFontType::Type0)
+        .base_font(Name(b"STSong-Light"))
+        .system_info(GB1)
+        .font_descriptor(descriptor)
+        .default_width(1000.0);
+    // `UniGB-UCS2-H` maps printable ASCII to CIDs 1-95, which are half as wide as the ideographs.
+    cid.widths().same(1, 95, 500.0);
+    cid.finish();
+    pdf.font_descriptor(descriptor)
+        .name(Name(b"STSong-Light"))
+        .flags(FontFlags::SYMBOLIC)
+        .bbox(Rect::new(-25.0, -254.0, 1000.0, 880.0))
+        .italic_angle(0.0)
+        .ascent(752.0)
+        .descent(-271.0)
+        .cap_height(737.0)
+        .stem_v(58.0);
+}
+
+/// The character collection `STSong-Light` draws from.
+pub(crate) const GB1: SystemInfo<'static> = SystemInfo {
+    registry: Str(b"Adobe"),
+    ordering: Str(b"GB1"),
+    supplement: 2,
+};
 
 pub(crate) fn render(layout: &Layout) -> Vec<u8> {
     let (catalog, pages, page, content_id, font, cid_font, descriptor) = (
@@ -41,32 +83,7 @@ pub(crate) fn render(layout: &Layout) -> Vec<u8> {
         p.resources().fonts().pair(FONT, font);
         p.finish();
     }
-    pdf.type0_font(font)
-        .base_font(Name(b"STSong-Light-UniGB-UCS2-H"))
-        .encoding_predefined(Name(b"UniGB-UCS2-H"))
-        .descendant_font(cid_font);
-    let mut cid = pdf.cid_font(cid_font);
-    cid.subtype(CidFontType::Type0)
-        .base_font(Name(b"STSong-Light"))
-        .system_info(SystemInfo {
-            registry: Str(b"Adobe"),
-            ordering: Str(b"GB1"),
-            supplement: 2,
-        })
-        .font_descriptor(descriptor)
-        .default_width(1000.0);
-    // `UniGB-UCS2-H` maps printable ASCII to CIDs 1-95, which are half as wide as the ideographs.
-    cid.widths().same(1, 95, 500.0);
-    cid.finish();
-    pdf.font_descriptor(descriptor)
-        .name(Name(b"STSong-Light"))
-        .flags(FontFlags::SYMBOLIC)
-        .bbox(Rect::new(-25.0, -254.0, 1000.0, 880.0))
-        .italic_angle(0.0)
-        .ascent(752.0)
-        .descent(-271.0)
-        .cap_height(737.0)
-        .stem_v(58.0);
+    cjk_font(&mut pdf, [font, cid_font, descriptor], None);
 
     let mut c = Content::new();
     // A rectangle in dots from the top-left, as PDF's bottom-left points.

@@ -508,12 +508,16 @@ pub(super) struct LangQuery {
     /// `zh` (the default) or `en`.
     #[serde(default)]
     lang: Option<String>,
+    /// `markdown` (the default; plain text for the SMS) or `pdf` (A4; the Chinese set in `STSong-Light`, which
+    /// every PDF reader supplies, with a ToUnicode map so the text copies and extracts).
+    #[serde(default)]
+    format: Option<String>,
 }
 
 #[utoipa::path(get, path = "/v1/forensics/incidents/{id}/reports/{kind}", tag = "forensics",
     summary = "A report the incident owes: sms or letter to each person (PIPL art. 57), regulator (cyberspace administration), postal (Express Delivery Interim Regulations art. 34) or police (auditors)",
     security(("bearer" = [])), params(("id" = String, Path), ("kind" = String, Path), LangQuery),
-    responses((status = 200, description = "Markdown (the text message as plain text); no person named", content_type = "text/markdown"),
+    responses((status = 200, description = "Markdown (the text message as plain text), or PDF with format=pdf; no person named", content_type = "text/markdown"),
         (status = 400, body = ApiErrorBody), (status = 401, body = ApiErrorBody), (status = 403, body = ApiErrorBody),
         (status = 404, body = ApiErrorBody)))]
 pub(super) async fn owed_report(
@@ -529,12 +533,22 @@ pub(super) async fn owed_report(
         Some("en") => wbg_guard::Lang::En,
         Some(_) => return Err(ApiError::invalid("lang must be zh or en")),
     };
+    let pdf = match q.format.as_deref() {
+        None | Some("markdown") => false,
+        Some("pdf") => true,
+        Some(_) => return Err(ApiError::invalid("format must be markdown or pdf")),
+    };
+    let title = format!("{id} {}", q.lang.as_deref().unwrap_or("zh"));
     let text = caller
         .run(move |g, c| {
             let r = g.incident(c.actor(), &id, &c.meta)?;
             Ok(r.owed_report(kind, lang, g.incident_contact()))
         })
         .await?;
+    if pdf {
+        let bytes = wbg_label::document_pdf(&title, &text);
+        return Ok(([(header::CONTENT_TYPE, "application/pdf")], bytes).into_response());
+    }
     let kind_header = if kind == wbg_guard::ReportKind::Sms {
         "text/plain; charset=utf-8"
     } else {
