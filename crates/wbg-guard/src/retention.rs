@@ -121,15 +121,21 @@ impl RetentionPolicy {
         .unwrap_or(self.days_after_delivery)
     }
 
+    /// The rule's minimum that sets `group`'s days, when it is longer than the configured ones.
+    pub fn minimum_in_force(&self, group: FieldGroup) -> Option<&Minimum> {
+        self.minimum
+            .of(group)
+            .filter(|m| m.days > self.configured_days(group))
+    }
+
     /// Where a rule's minimum overrides the configured maximum: `(group, configured, minimum, rule)` each, for
     /// `config check` to report.
     pub fn overridden_by_minimums(&self) -> Vec<(FieldGroup, u32, u32, String)> {
         FieldGroup::ALL
             .into_iter()
             .filter_map(|g| {
-                let m = self.minimum.of(g)?;
-                (m.days > self.configured_days(g))
-                    .then(|| (g, self.configured_days(g), m.days, m.rule.clone()))
+                let m = self.minimum_in_force(g)?;
+                Some((g, self.configured_days(g), m.days, m.rule.clone()))
             })
             .collect()
     }
@@ -241,7 +247,7 @@ fn due(policy: &RetentionPolicy, b: &BucketAge, group: FieldGroup) -> (Millis, V
         .filter(|(_, t)| *t == at)
         .map(|(w, _)| w.to_owned())
         .collect();
-    if policy.days_for(group) > policy.configured_days(group) {
+    if policy.minimum_in_force(group).is_some() {
         held.push("minimum".into());
     }
     (at, held)
@@ -282,9 +288,7 @@ impl Guard {
                     waybills: b.waybills,
                     due: expired,
                     due_at: (!expired).then_some(at),
-                    rule: (policy.days_for(group) > policy.configured_days(group))
-                        .then(|| policy.minimum.of(group).map(|m| m.rule.clone()))
-                        .flatten(),
+                    rule: policy.minimum_in_force(group).map(|m| m.rule.clone()),
                     held_by: if expired { Vec::new() } else { held_by },
                     carried,
                     lost,

@@ -115,14 +115,7 @@ impl Guard {
             "account={account} count={} drawn=integration",
             drawn.len()
         ));
-        self.store.plant_canaries(&nos, account, entry)?;
-        let mut m = self
-            .canaries
-            .write()
-            .map_err(|_| GuardError::Internal("canary lock poisoned".into()))?;
-        for no in &nos {
-            m.insert(no.to_string(), account.to_owned());
-        }
+        self.mark_canaries(&nos, account, entry)?;
         Ok(drawn)
     }
 
@@ -211,18 +204,27 @@ impl Guard {
         meta: &RequestMeta,
     ) -> Result<Vec<WaybillNo>, GuardError> {
         let nos: Vec<WaybillNo> = waybills.iter().map(|w| w.waybill_no.clone()).collect();
-        self.store.plant_canaries(&nos, principal, entry)?;
-        {
-            let mut m = self
-                .canaries
-                .write()
-                .map_err(|_| GuardError::Internal("canary lock poisoned".into()))?;
-            for no in &nos {
-                m.insert(no.to_string(), principal.to_owned());
-            }
-        }
+        self.mark_canaries(&nos, principal, entry)?;
         self.ingest(Actor::Local("canary"), waybills, meta)?;
         Ok(nos)
+    }
+
+    /// Records `nos` as canaries planted for `principal` (with `entry`), in the store and in this guard's memory.
+    fn mark_canaries(
+        &self,
+        nos: &[WaybillNo],
+        principal: &str,
+        entry: wbg_audit::AuditEntry,
+    ) -> Result<(), GuardError> {
+        self.store.plant_canaries(nos, principal, entry)?;
+        let mut m = self
+            .canaries
+            .write()
+            .map_err(|_| GuardError::Internal("canary lock poisoned".into()))?;
+        for no in nos {
+            m.insert(no.to_string(), principal.to_owned());
+        }
+        Ok(())
     }
 
     /// Plants `waybills` (synthetic, realistic recipients the caller made up) as canaries in the scope of
