@@ -466,12 +466,14 @@ fn attributed(
     if attackers.is_empty() {
         return Ok(());
     }
+    // The simulated weeks, well inside the widest window an incident may cover ([incidents] max_window_days).
+    let now = world.now();
     let report = guard.breach_impact(
         local,
         &wbg_guard::IncidentRequest {
             suspects: attackers,
-            from: 0,
-            to: i64::MAX,
+            from: now - 60 * 86_400_000,
+            to: now + 1,
         },
         &meta,
     )?;
