@@ -49,6 +49,7 @@ const OPTIONAL: &[(&str, &str)] = &[
     ("retention.minimum.region", "<unset: no minimum>"),
     ("retention.minimum.items", "<unset: no minimum>"),
     ("risk.utc_offset_hours", "8"),
+    ("console.time_zone", "\"<time_zone>\""),
 ];
 
 /// Each key's meaning; a key ending in `.` covers every key under it (the per-role tables).
@@ -131,7 +132,7 @@ const MEANINGS: &[(&str, &str)] = &[
     ("console.sla_minutes.critical", "minutes a critical alert may stay untriaged before the queue shows it overdue"),
     ("console.sla_minutes.info", "the same for info alerts"),
     ("console.sla_minutes.warning", "the same for warning alerts"),
-    ("console.time_zone", "IANA time zone the console shows times in"),
+    ("console.time_zone", "IANA time zone the console shows times in, if not time_zone"),
     ("accounts.recertify_grace_days", "days into a quarter by which every account must be attested (0: off)"),
     ("risk.utc_offset_hours", "the carrier's local time offset from UTC (shifts and days are local)"),
     ("risk.rate_limit.reads_per_minute", "sustained personal-data reads per minute per account"),

@@ -55,8 +55,10 @@ pub struct ConsoleConfig {
     /// `[console.sla_minutes]`: how long an alert of each severity may stay untriaged (`new`) before the
     /// queue shows it overdue.
     pub sla_minutes: SlaMinutes,
-    /// The IANA time zone the console shows times in (default `Asia/Shanghai`).
-    pub time_zone: String,
+    /// The IANA time zone the console shows times in (default: the configuration's `time_zone`, the one
+    /// everything else is written in).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub time_zone: Option<String>,
 }
 
 impl Default for ConsoleConfig {
@@ -66,7 +68,7 @@ impl Default for ConsoleConfig {
             idle_minutes: 15,
             max_hours: 12,
             sla_minutes: SlaMinutes::default(),
-            time_zone: "Asia/Shanghai".into(),
+            time_zone: None,
         }
     }
 }
@@ -102,13 +104,13 @@ impl ConsoleConfig {
         if self.max_hours == 0 || self.max_hours > 24 * 7 {
             return Err("[console] max_hours must be 1-168".into());
         }
-        let tz = &self.time_zone;
-        if tz.is_empty()
-            || tz.len() > 64
-            || !tz
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b"/_+-".contains(&b))
-        {
+        if self.time_zone.as_deref().is_some_and(|tz| {
+            tz.is_empty()
+                || tz.len() > 64
+                || !tz
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"/_+-".contains(&b))
+        }) {
             return Err(
                 "[console] time_zone must be an IANA zone name such as Asia/Shanghai".into(),
             );
@@ -387,7 +389,12 @@ fn info(s: &AppState, a: &wbg_core::Account, csrf: String) -> SessionInfo {
         csrf,
         idle_minutes: s.sessions.config.idle_minutes,
         sla_minutes: s.sessions.config.sla_minutes.clone(),
-        time_zone: s.sessions.config.time_zone.clone(),
+        time_zone: s
+            .sessions
+            .config
+            .time_zone
+            .clone()
+            .unwrap_or_else(|| wbg_core::when::zone_name().to_owned()),
     }
 }
 
