@@ -17,16 +17,19 @@ pub enum Purpose {
     Label,
     /// Notifying customers affected by a breach.
     BreachNotification,
+    /// Producing records kept under a legal hold, by the hold's custodian.
+    LegalHold,
 }
 
 impl Purpose {
     /// All purposes.
-    pub const ALL: [Purpose; 5] = [
+    pub const ALL: [Purpose; 6] = [
         Purpose::Delivery,
         Purpose::ExceptionHandling,
         Purpose::CustomerService,
         Purpose::Label,
         Purpose::BreachNotification,
+        Purpose::LegalHold,
     ];
 
     /// The snake_case name.
@@ -37,6 +40,7 @@ impl Purpose {
             Purpose::CustomerService => "customer_service",
             Purpose::Label => "label",
             Purpose::BreachNotification => "breach_notification",
+            Purpose::LegalHold => "legal_hold",
         }
     }
 

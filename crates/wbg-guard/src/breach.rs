@@ -17,7 +17,7 @@ pub const MAX_SUSPECTS: usize = 50;
 /// Most waybills one incident may cover; a larger exposure is split into several windows.
 pub const MAX_INCIDENT_WAYBILLS: usize = 500_000;
 /// The case-file kind incidents are kept under.
-const KIND: &str = "incident";
+pub(crate) const KIND: &str = "incident";
 /// How far out of order audit times may be (several guard nodes' clocks): the scan reads this far past the
 /// window's end before it stops.
 const CLOCK_SLACK_MS: i64 = 5 * 60_000;
@@ -1092,6 +1092,7 @@ impl Guard {
             now_secs: e.time.div_euclid(1000),
             has_ticket: false,
             in_incident: true,
+            in_hold: false,
             ticket: wbg_policy::TicketFacts::default(),
             exception_outlet: None,
         };

@@ -31,6 +31,9 @@ pub enum GuardError {
     /// Something presented has expired (a label token past its time).
     #[error("{0}")]
     Expired(String),
+    /// The waybill is under a legal hold that keeps it from this read.
+    #[error("{0}")]
+    Held(String),
     /// The request is larger than accepted.
     #[error("{0}")]
     TooLarge(String),
@@ -60,6 +63,7 @@ impl GuardError {
             GuardError::NotFound(_) => "not_found",
             GuardError::Conflict(_) => "conflict",
             GuardError::Expired(_) => "expired",
+            GuardError::Held(_) => "legal_hold",
             GuardError::TooLarge(_) => "too_large",
             GuardError::Unavailable(_) => "unavailable",
             GuardError::Config(_) => "config",
@@ -79,6 +83,8 @@ impl GuardError {
             GuardError::Conflict(_) => 409,
             GuardError::Expired(_) => 410,
             GuardError::TooLarge(_) => 413,
+            // Unavailable For Legal Reasons (RFC 7725).
+            GuardError::Held(_) => 451,
             GuardError::Unavailable(_) => 503,
             GuardError::Config(_) | GuardError::Internal(_) => 500,
             // The gravest row decides: a refusal by the policy, then malformed rows, then state conflicts.

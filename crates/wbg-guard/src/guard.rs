@@ -172,6 +172,8 @@ pub struct Guard {
     pub(crate) masking: MaskingConfig,
     /// Last activity seen by this node, recorded by the upkeep.
     pub(crate) activity: crate::lifecycle::ActivityMap,
+    /// The active legal holds, by waybill (see `hold.rs`).
+    pub(crate) holds: arc_swap::ArcSwap<crate::hold::Holds>,
 }
 
 impl std::fmt::Debug for Guard {
@@ -340,9 +342,11 @@ impl Guard {
             tracker: Default::default(),
             masking: Default::default(),
             activity: Default::default(),
+            holds: Default::default(),
         };
-        // A policy version approved in the store is in force from the start.
+        // A policy version approved in the store is in force from the start, and so are the holds.
         guard.refresh_policy()?;
+        guard.reload_holds()?;
         Ok((guard, report))
     }
 

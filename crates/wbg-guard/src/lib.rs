@@ -23,6 +23,7 @@ mod explain;
 mod export;
 mod forensics;
 mod guard;
+mod hold;
 mod ingest;
 mod keys;
 mod label;
@@ -67,6 +68,7 @@ pub use forensics::{Attribution, LeakColumn};
 pub use guard::{
     Actor, AlertSink, Guard, GuardConfig, MaskingConfig, OpenReport, ReadRequest, RequestMeta,
 };
+pub use hold::{HoldRelease, HoldRequest, HoldSummary, LegalHold, MAX_HOLD_WAYBILLS};
 pub use ingest::{sealed_waybill, IngestReport, MAX_BATCH};
 pub use keys::{
     default_key_dir, finish_rotation, KeyConfig, AUDIT_KEY_ENV, AUDIT_KEY_FILE, MASTER_KEY_FILE,

@@ -4,8 +4,9 @@
 //! 2. **snapshot**: the token's account, the waybill, its events and privacy-number binding, read without
 //!    writing ([`wbg_store::Store::read_snapshot`]); for customer service, the ticket it names from the work
 //!    registry, and the read counted against it ([`WorkFacts`]);
-//! 3. **decide**: account status → policy (Cedar: the richest view the purpose permits) → risk engine (may
-//!    cap the view, refuse, suspend) → retention (shredded field groups) → the audit entry ([`Guard::decide_read`]);
+//! 3. **decide**: account status → legal holds (a held waybill is its custodian's alone, see `hold.rs`) →
+//!    policy (Cedar: the richest view the purpose permits) → risk engine (may cap the view, refuse, suspend) →
+//!    retention (shredded field groups) → the audit entry ([`Guard::decide_read`]);
 //! 4. **audit**: the entry goes to the store's group commit, and nothing goes on until it is durable;
 //! 5. **finish**: alerts and a suspension are stored, then exactly the decided view's fields are decrypted and
 //!    rendered ([`Guard::finish_read`]).
@@ -243,11 +244,35 @@ impl Guard {
         };
         // It exists, so it is a waybill number, whatever it looks like.
         e.waybill = Some(no.to_string());
+        // A legal hold keeps the waybill from every read but its custodian's for the hold — and the work a parcel
+        // still under way needs to arrive. The engine sees the refusals, as it sees the policy's.
+        let holds = self.holds.load();
+        let in_hold = match holds.on(no.as_str(), account.id.as_str()) {
+            Some(held) => {
+                add_detail(&mut e, &format!("hold={}", held.ids.join(",")));
+                let custodians = purpose == Purpose::LegalHold && held.custodian;
+                let work = !wb.status.is_final() && crate::hold::work_to_arrive(purpose);
+                if !(custodians || work) {
+                    let risk = assess(no.as_str(), Some(wb), None);
+                    if risk.action == RiskAction::Suspend {
+                        return suspend(e, risk.alert);
+                    }
+                    return denied(e, Guard::held_error(no, &held), risk.alert);
+                }
+                custodians
+            }
+            None if purpose == Purpose::LegalHold => {
+                let err = GuardError::Forbidden(format!("no legal hold keeps waybill {no}"));
+                return denied(e, err, None);
+            }
+            None => false,
+        };
         let ctx = ReadContext {
             purpose,
             now_secs: now.div_euclid(1000),
             has_ticket: ticket.is_some(),
             in_incident: false,
+            in_hold,
             ticket: work.ticket,
             exception_outlet: work.exception_outlet,
         };
@@ -349,7 +374,7 @@ impl Guard {
             .iter()
             .map(|(f, _)| *f)
             .filter(|f| !(*f == Field::RecipientPhone && matches!(phone, ShownPhone::Virtual(_))))
-            .filter(|f| gone.keeps(*f))
+            .filter(|f| gone.keeps(*f) && wbg_vault::SealedFields::carries(&sealed, *f))
             .collect();
         let opened: HashMap<Field, String> = self
             .vault

@@ -82,6 +82,8 @@ struct Read {
     waybill: String,
     purpose: Purpose,
     ticket: Option<String>,
+    /// The read was its legal hold's custodian's, for the hold (it passed the hold check, which recorded it).
+    in_hold: bool,
 }
 
 impl Guard {
@@ -135,6 +137,10 @@ impl Guard {
                     .find_map(|part| part.strip_prefix("ticket="))
                     .map(str::to_owned)
             });
+            let parts = || e.detail.as_deref().unwrap_or_default().split("; ");
+            let in_hold = purpose == Purpose::LegalHold
+                && parts().any(|p| p.starts_with("hold="))
+                && !parts().any(|p| p == "legal_hold");
             reads.push(Read {
                 seq,
                 time: e.time,
@@ -142,6 +148,7 @@ impl Guard {
                 waybill,
                 purpose,
                 ticket,
+                in_hold,
             });
         })?;
         reads.sort_by_key(|r| r.seq);
@@ -159,6 +166,7 @@ struct Job<'a> {
     purpose: Purpose,
     at: Millis,
     has_ticket: bool,
+    in_hold: bool,
     facts: TicketFacts,
     then: WaybillMeta,
     exception: Option<OutletId>,
@@ -185,6 +193,7 @@ fn decide(
                     now_secs: j.at.div_euclid(1000),
                     has_ticket: j.has_ticket,
                     in_incident: false,
+                    in_hold: j.in_hold,
                     ticket: j.facts,
                     exception_outlet: j.exception.as_ref(),
                 };
@@ -341,6 +350,7 @@ fn replay(
             purpose: r.purpose,
             at: r.time,
             has_ticket: r.ticket.is_some(),
+            in_hold: r.in_hold,
             facts,
             then,
             exception,

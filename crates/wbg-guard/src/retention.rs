@@ -16,6 +16,7 @@
 //! so.
 use crate::{Actor, Guard, GuardError, RequestMeta};
 use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
 use wbg_core::{Millis, WaybillNo};
 use wbg_store::BucketAge;
 use wbg_vault::{bucket_of, Field, FieldGroup};
@@ -200,6 +201,8 @@ pub struct RetentionPlan {
     pub carried: u64,
     /// Due now: parcels open longer than `undelivered_days` that go with their day.
     pub lost: u64,
+    /// Due now: parcels a legal hold keeps, carried like open ones whatever their state (counted in `carried`).
+    pub held: u64,
 }
 
 /// The open parcels of one bucket carried to a later one.
@@ -264,6 +267,7 @@ impl Guard {
         crate::guard::local_only(actor, "retention plans")?;
         let now = self.clock.now();
         let done = self.shredded_set()?;
+        let held = self.held_by_bucket()?;
         let mut out = Vec::new();
         for b in self.store.bucket_ages()? {
             let mut open = None;
@@ -273,13 +277,14 @@ impl Guard {
                 }
                 let (at, held_by) = due(policy, &b, group);
                 let expired = at <= now;
-                let (carried, lost) = if expired {
+                let (carried, lost, kept) = if expired {
                     if open.is_none() {
-                        open = Some(self.open_split(&b, policy, now)?);
+                        open = Some(self.open_split(&b, policy, now, &held)?);
                     }
-                    open.as_ref().map_or((0, 0), |(c, l)| (c.len() as u64, *l))
+                    open.as_ref()
+                        .map_or((0, 0, 0), |(c, l, h)| (c.len() as u64, *l, *h))
                 } else {
-                    (0, 0)
+                    (0, 0, 0)
                 };
                 out.push(RetentionPlan {
                     bucket: b.bucket,
@@ -292,31 +297,58 @@ impl Guard {
                     held_by: if expired { Vec::new() } else { held_by },
                     carried,
                     lost,
+                    held: kept,
                 });
             }
         }
         Ok(out)
     }
 
-    /// The open parcels of bucket `b`: those a run carries forward, and how many go with their day as lost.
+    /// The parcels of bucket `b` a run carries forward — open ones, and any a legal hold keeps — with how
+    /// many open ones go with their day as lost and how many of the carried a hold keeps.
     fn open_split(
         &self,
         b: &BucketAge,
         policy: &RetentionPolicy,
         now: Millis,
-    ) -> Result<(Vec<WaybillNo>, u64), GuardError> {
-        if b.newest_unfinished.is_none() {
-            return Ok((Vec::new(), 0));
+        held: &HashMap<i64, Vec<WaybillNo>>,
+    ) -> Result<(Vec<WaybillNo>, u64, u64), GuardError> {
+        let kept = held.get(&b.bucket).map(Vec::as_slice).unwrap_or_default();
+        let mut carried: Vec<WaybillNo> = kept.to_vec();
+        let mut lost = 0;
+        if b.newest_unfinished.is_some() {
+            for (no, created) in self.store.open_waybills(b.bucket)? {
+                if kept.contains(&no) {
+                    continue;
+                }
+                if policy.carries(created, now) {
+                    carried.push(no);
+                } else {
+                    lost += 1;
+                }
+            }
         }
-        let open = self.store.open_waybills(b.bucket)?;
-        let total = open.len() as u64;
-        let carried: Vec<WaybillNo> = open
-            .into_iter()
-            .filter(|(_, created)| policy.carries(*created, now))
-            .map(|(no, _)| no)
+        Ok((carried, lost, kept.len() as u64))
+    }
+
+    /// The waybills active legal holds keep, by the bucket each is in now (read afresh from the store).
+    fn held_by_bucket(&self) -> Result<HashMap<i64, Vec<WaybillNo>>, GuardError> {
+        self.reload_holds()?;
+        let nos: Vec<WaybillNo> = self
+            .active_holds()
+            .waybills()
+            .filter_map(|n| WaybillNo::parse(n).ok())
             .collect();
-        let lost = total - carried.len() as u64;
-        Ok((carried, lost))
+        let mut out: HashMap<i64, Vec<WaybillNo>> = HashMap::new();
+        for chunk in nos.chunks(10_000) {
+            let metas = self.store.waybill_metas(chunk).wait()?;
+            for (no, m) in chunk.iter().zip(metas) {
+                if let Some(m) = m {
+                    out.entry(m.bucket).or_default().push(no.clone());
+                }
+            }
+        }
+        Ok(out)
     }
 
     /// Sets the retention gauges from the plan under `policy`: groups due, groups held, groups shredded.
@@ -345,6 +377,7 @@ impl Guard {
         };
         let now = self.clock.now();
         let done = self.shredded_set()?;
+        let held = self.held_by_bucket()?;
         for b in self.store.bucket_ages()? {
             let due: Vec<FieldGroup> = FieldGroup::ALL
                 .into_iter()
@@ -353,7 +386,7 @@ impl Guard {
             if due.is_empty() {
                 continue;
             }
-            let (open, _) = self.open_split(&b, policy, now)?;
+            let (open, _, _) = self.open_split(&b, policy, now, &held)?;
             if !open.is_empty() {
                 out.carried.push(self.carry(&who, meta, b.bucket, &open)?);
             }
@@ -414,7 +447,14 @@ impl Guard {
                 if m.bucket != from {
                     continue;
                 }
-                match self.vault.reseal(no, from, to, &sealed, &Field::ALL) {
+                // Every field still there: a held parcel may be carried out of a day one of whose groups is
+                // already destroyed.
+                let gone = self.shredded_groups(from);
+                let kept: Vec<Field> = Field::ALL
+                    .into_iter()
+                    .filter(|f| gone.keeps(*f) && wbg_vault::SealedFields::carries(&sealed, *f))
+                    .collect();
+                match self.vault.reseal(no, from, to, &sealed, &kept) {
                     Ok(s) => moved.push((no.clone(), s.0)),
                     Err(_) => done.failed += 1,
                 }
@@ -454,7 +494,10 @@ impl Guard {
                 continue;
             };
             let gone = self.shredded_groups(m.bucket);
-            let kept: Vec<Field> = Field::ALL.into_iter().filter(|f| gone.keeps(*f)).collect();
+            let kept: Vec<Field> = Field::ALL
+                .into_iter()
+                .filter(|f| gone.keeps(*f) && wbg_vault::SealedFields::carries(&sealed, *f))
+                .collect();
             if kept.is_empty() {
                 gone_already.push(no.clone());
                 continue;

@@ -10,7 +10,7 @@
 //! ([`Guard::rights_erase`]): every waybill carrying their phone that is finished (signed for or returned) loses
 //! its personal fields at once — both parties', as a retention day would — and those still under way are erased
 //! by the first retention run after each is finished (the request is kept as a case file, `erasure`, until
-//! then). Routing data and the audit log stay: the log is the record that the deletion happened.
+//! then; parcels a legal hold keeps wait for its release the same way). Routing data and the audit log stay: the log is the record that the deletion happened.
 use crate::guard::{Actor, RequestMeta};
 use crate::{Guard, GuardError};
 use rand::Rng;
@@ -81,7 +81,8 @@ pub struct RightsAnswer {
 pub struct ErasureAnswer {
     /// Waybills whose personal fields were destroyed now (finished parcels); their routing data stays.
     pub erased: Vec<String>,
-    /// Waybills still under way: erased by the first retention run after each is signed for or returned.
+    /// Waybills still under way, or kept by a legal hold: erased by the first retention run after each is
+    /// signed for or returned and no hold keeps it.
     pub pending: Vec<String>,
     /// Waybills that had no personal field left (retention or an earlier request took them).
     pub already_gone: Vec<String>,
@@ -123,10 +124,13 @@ impl Guard {
         all.sort();
         all.dedup();
         let metas = self.store.waybill_metas(&all).wait()?;
+        // A parcel a legal hold keeps waits, like one under way, until the hold is released.
+        self.reload_holds()?;
+        let holds = self.active_holds();
         let (mut finished, mut pending) = (Vec::new(), Vec::new());
         for (n, m) in all.into_iter().zip(metas) {
             match m {
-                Some(m) if m.status.is_final() => finished.push(n),
+                Some(m) if m.status.is_final() && !holds.holds(n.as_str()) => finished.push(n),
                 Some(_) => pending.push(n),
                 None => {}
             }
@@ -177,6 +181,8 @@ impl Guard {
     /// Erases the parcels of pending deletion requests that have since been finished (the retention run's first
     /// step); returns how many were erased.
     pub(crate) fn erase_finished(&self, who: &str, meta: &RequestMeta) -> Result<u64, GuardError> {
+        self.reload_holds()?;
+        let holds = self.active_holds();
         let mut total = 0;
         for (id, body) in self.store.cases(ERASURE, 100_000)? {
             let mut file: Erasure = serde_json::from_str(&body)
@@ -193,7 +199,9 @@ impl Guard {
             let finished: Vec<WaybillNo> = nos
                 .into_iter()
                 .zip(metas)
-                .filter(|(_, m)| m.as_ref().is_none_or(|m| m.status.is_final()))
+                .filter(|(n, m)| {
+                    m.as_ref().is_none_or(|m| m.status.is_final()) && !holds.holds(n.as_str())
+                })
                 .map(|(n, _)| n)
                 .collect();
             if finished.is_empty() {

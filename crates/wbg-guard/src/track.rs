@@ -536,7 +536,10 @@ impl Guard {
             metrics::counter!("wbguard_track_checks_total", "result" => "wrong").increment(1);
             return Ok((Some("wrong".into()), None));
         }
-        if self.is_shredded(meta.bucket) {
+        // Destroyed by retention, or kept by a legal hold from every read but its own once the parcel has arrived.
+        if self.is_shredded(meta.bucket)
+            || (meta.status.is_final() && self.holds.load().holds(no.as_str()))
+        {
             return Ok((Some("unavailable".into()), None));
         }
         let Some((_, sealed)) = self.store.waybill(no)? else {

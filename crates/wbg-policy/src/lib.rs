@@ -109,6 +109,9 @@ pub struct ReadContext<'a> {
     /// Whether the waybill is among those an open breach incident found exposed (the guard checks this before
     /// it says so; only the notification list sets it).
     pub in_incident: bool,
+    /// Whether the waybill is under a legal hold whose custodian is the reader (the guard checks the holds
+    /// before it says so; a held waybill is refused to everyone else before the policy is asked).
+    pub in_hold: bool,
     /// The registered ticket the request names (all false and zero when it names none, or one nobody
     /// registered).
     pub ticket: TicketFacts,
@@ -790,6 +793,7 @@ impl PolicyEngine {
             ("now", Attr::Long(ctx.now_secs)),
             ("has_ticket", Attr::Bool(ctx.has_ticket)),
             ("in_incident", Attr::Bool(ctx.in_incident)),
+            ("in_hold", Attr::Bool(ctx.in_hold)),
             (
                 "ticket_open_for_waybill",
                 Attr::Bool(ctx.ticket.open_for_waybill),

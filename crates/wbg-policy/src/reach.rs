@@ -116,7 +116,7 @@ impl PolicyEngine {
 }
 
 /// The work situations worth trying for `purpose` and `status`: tickets for customer service, an incident for
-/// breach notification, where an exception was registered.
+/// breach notification, a legal hold for its custodian, where an exception was registered.
 fn contexts<'a>(
     purpose: Purpose,
     status: WaybillStatus,
@@ -129,6 +129,7 @@ fn contexts<'a>(
         now_secs,
         has_ticket: false,
         in_incident: false,
+        in_hold: false,
         ticket: TicketFacts::default(),
         exception_outlet: None,
     };
@@ -159,6 +160,15 @@ fn contexts<'a>(
             ", exposed in an open incident",
             ReadContext {
                 in_incident: true,
+                ..base
+            },
+        ));
+    }
+    if purpose == Purpose::LegalHold {
+        out.push((
+            ", held by a legal hold it is the custodian of",
+            ReadContext {
+                in_hold: true,
                 ..base
             },
         ));

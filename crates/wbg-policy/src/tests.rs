@@ -44,6 +44,7 @@ fn view(
         now_secs: NOW / 1000,
         has_ticket: ticket,
         in_incident: false,
+        in_hold: false,
         // A ticket in these tests is one the registry knows, open and for this waybill.
         ticket: TicketFacts {
             open_for_waybill: ticket,
@@ -268,6 +269,7 @@ fn sliced_and_cached_decisions_equal_whole_set_decisions() {
                             now_secs: NOW / 1000,
                             has_ticket: false,
                             in_incident: true,
+                            in_hold: false,
                             ticket: TicketFacts::default(),
                             exception_outlet: None,
                         };
@@ -374,6 +376,7 @@ fn a_cached_full_view_does_not_outlive_the_delivery_window() {
             now_secs: now_ms / 1000,
             has_ticket: false,
             in_incident: false,
+            in_hold: false,
             ticket: TicketFacts::default(),
             exception_outlet: None,
         };
@@ -395,6 +398,7 @@ fn breach_notification_and_export_rules() {
             now_secs: NOW / 1000,
             has_ticket: false,
             in_incident,
+            in_hold: false,
             ticket: TicketFacts::default(),
             exception_outlet: None,
         };
@@ -458,6 +462,7 @@ fn claimed_work_needs_the_registries() {
                 now_secs: NOW / 1000,
                 has_ticket: true,
                 in_incident: false,
+                in_hold: false,
                 ticket,
                 exception_outlet: exc,
             };
@@ -628,6 +633,7 @@ fn the_replays_pair_decisions_equal_fresh_decisions() {
                                     now_secs,
                                     has_ticket: ticket,
                                     in_incident: false,
+                                    in_hold: false,
                                     ticket: TicketFacts {
                                         open_for_waybill: ticket,
                                         ..TicketFacts::default()

@@ -173,6 +173,12 @@ impl SealedFields {
         self.0.extend_from_slice(sealed);
     }
 
+    /// Whether `bytes` (a waybill's sealed fields) carry `field` at all. A waybill a legal hold carried out of a
+    /// day one of whose groups was already destroyed carries only the fields that were left.
+    pub fn carries(bytes: &[u8], field: Field) -> bool {
+        matches!(Self::get(bytes, field), Ok(Some(_)))
+    }
+
     /// The sealed bytes of one field.
     pub(crate) fn get(bytes: &[u8], field: Field) -> Result<Option<&[u8]>, VaultError> {
         let (&version, mut rest) = bytes.split_first().ok_or(VaultError::Malformed("empty"))?;

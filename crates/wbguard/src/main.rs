@@ -885,7 +885,7 @@ fn run(cli: Cli) -> Result<std::process::ExitCode> {
             publish_checkpoint(&cfg, &guard)?;
             for c in &run.carried {
                 println!(
-                    "carried {} open waybills from {} to {} ({} could not be opened and stay; audit entry {})",
+                    "carried {} open or held waybills from {} to {} ({} could not be opened and stay; audit entry {})",
                     c.waybills,
                     day_of(c.from),
                     day_of(c.to),
@@ -1062,8 +1062,10 @@ fn print_retention_plan(plan: &[wbg_guard::RetentionPlan]) {
             let mut w = "shred now".to_owned();
             if p.carried > 0 {
                 w.push_str(&format!(
-                    ", first carrying {} open waybills to today",
-                    p.carried
+                    ", first carrying {} waybills to today ({} open, {} under legal hold)",
+                    p.carried,
+                    p.carried - p.held,
+                    p.held
                 ));
             }
             if p.lost > 0 {
@@ -1296,6 +1298,10 @@ fn serve(cfg: Config) -> Result<()> {
                         // What other nodes (or the CLI) changed in the shared store: keys shredded, canaries planted.
                         g.refresh_shredded()?;
                         g.reload_canaries()?;
+                        // Legal holds placed or released on another node: in force here within five ticks.
+                        if ticks % 5 == 1 {
+                            g.reload_holds()?;
+                        }
                         // Waybills that found the privacy-number pool exhausted get a number once one rested.
                         g.bind_waiting_numbers(1_000)?;
                         // Activity recorded every minute; dormant accounts suspended hourly (and at start).

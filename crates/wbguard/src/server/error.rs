@@ -60,12 +60,15 @@ impl ApiError {
 }
 
 /// The same answer for "no such waybill" and "not one you may see": a 403 for a number that exists would tell
-/// anyone which numbers exist. The audit log keeps the real reason (`forbidden` or `not_found`); a batch's
-/// refused rows get the same treatment.
+/// anyone which numbers exist, and a "legal hold" would tell the suspect of an investigation that one is under
+/// way. The audit log keeps the real reason (`forbidden`, `not_found`, `legal_hold`); a batch's refused rows get
+/// the same treatment.
 pub(crate) fn unseen(e: GuardError) -> GuardError {
     const NOT_SEEN: &str = "no such waybill, or none this account may see or change this way";
     match e {
-        GuardError::Forbidden(_) | GuardError::NotFound(_) => GuardError::NotFound(NOT_SEEN.into()),
+        GuardError::Forbidden(_) | GuardError::NotFound(_) | GuardError::Held(_) => {
+            GuardError::NotFound(NOT_SEEN.into())
+        }
         GuardError::Rows(rows) => GuardError::Rows(
             rows.into_iter()
                 .map(|mut r| {

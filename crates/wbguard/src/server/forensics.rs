@@ -13,9 +13,10 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use wbg_core::Alert;
 use wbg_guard::{
-    AlertDetail, AlertExplanation, Attribution, Backtest, Case, CaseChange, ImpactReport,
-    IncidentRequest, IncidentStateChange, IncidentSummary, NewCase, NotificationList, NotifyScope,
-    SuppressedAlerts, Suppression, SuppressionRequest, TriageRequest,
+    AlertDetail, AlertExplanation, Attribution, Backtest, Case, CaseChange, HoldRelease,
+    HoldRequest, HoldSummary, ImpactReport, IncidentRequest, IncidentStateChange, IncidentSummary,
+    LegalHold, NewCase, NotificationList, NotifyScope, SuppressedAlerts, Suppression,
+    SuppressionRequest, TriageRequest,
 };
 use wbg_store::AlertFilter;
 
@@ -653,4 +654,61 @@ pub(super) async fn plant_canaries(
         })
         .await?;
     Ok((StatusCode::CREATED, Json(Planted { waybills })))
+}
+
+#[utoipa::path(post, path = "/v1/holds", tag = "forensics",
+    summary = "Place a legal hold (PIPL art. 47) on waybills, on every waybill an account was shown in a window, or on an incident's exposed waybills (auditors; audited)",
+    description = "While the hold stands, retention carries its waybills forward instead of destroying them, deletion requests wait, \
+        and every read is refused — answered like an unknown waybill, so a suspect is not told — except the custodian's, a \
+        customer-service account reading with the purpose `legal_hold`, and the work a parcel still under way needs to arrive \
+        (delivery, exception handling, its label).",
+    security(("bearer" = [])), request_body = HoldRequest,
+    responses((status = 201, body = LegalHold), (status = 400, body = ApiErrorBody), (status = 401, body = ApiErrorBody),
+        (status = 403, body = ApiErrorBody), (status = 404, body = ApiErrorBody), (status = 413, body = ApiErrorBody),
+        (status = 503, body = ApiErrorBody, description = "The audit index an account's window is read from is still being built")))]
+pub(super) async fn place_hold(
+    caller: Caller,
+    Body(req): Body<HoldRequest>,
+) -> ApiResult<(StatusCode, Json<LegalHold>)> {
+    let hold = caller
+        .run(move |g, c| g.place_hold(c.actor(), &req, &c.meta))
+        .await?;
+    Ok((StatusCode::CREATED, Json(hold)))
+}
+
+#[utoipa::path(get, path = "/v1/holds", tag = "forensics", summary = "Every legal hold in brief, newest first (auditors)",
+    security(("bearer" = [])),
+    responses((status = 200, body = [HoldSummary]), (status = 401, body = ApiErrorBody), (status = 403, body = ApiErrorBody)))]
+pub(super) async fn holds(caller: Caller) -> ApiResult<Json<Vec<HoldSummary>>> {
+    caller
+        .run(|g, c| g.holds(c.actor(), &c.meta))
+        .await
+        .map(Json)
+}
+
+#[utoipa::path(get, path = "/v1/holds/{id}", tag = "forensics", summary = "One legal hold with its waybills (auditors; audited)",
+    security(("bearer" = [])), params(("id" = String, Path)),
+    responses((status = 200, body = LegalHold), (status = 400, body = ApiErrorBody), (status = 401, body = ApiErrorBody),
+        (status = 403, body = ApiErrorBody), (status = 404, body = ApiErrorBody)))]
+pub(super) async fn hold(caller: Caller, Path(id): Path<String>) -> ApiResult<Json<LegalHold>> {
+    caller
+        .run(move |g, c| g.hold(c.actor(), &id, &c.meta))
+        .await
+        .map(Json)
+}
+
+#[utoipa::path(post, path = "/v1/holds/{id}/release", tag = "forensics",
+    summary = "Release a legal hold with a reason (auditors; audited): its waybills go back to retention and to their readers",
+    security(("bearer" = [])), params(("id" = String, Path)), request_body = HoldRelease,
+    responses((status = 200, body = LegalHold), (status = 400, body = ApiErrorBody), (status = 401, body = ApiErrorBody),
+        (status = 403, body = ApiErrorBody), (status = 404, body = ApiErrorBody), (status = 409, body = ApiErrorBody, description = "Released already")))]
+pub(super) async fn release_hold(
+    caller: Caller,
+    Path(id): Path<String>,
+    Body(release): Body<HoldRelease>,
+) -> ApiResult<Json<LegalHold>> {
+    caller
+        .run(move |g, c| g.release_hold(c.actor(), &id, &release, &c.meta))
+        .await
+        .map(Json)
 }

@@ -49,7 +49,7 @@ pub(super) async fn ingest(
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub(super) struct ReadQuery {
-    /// delivery | exception_handling | customer_service | label | breach_notification
+    /// delivery | exception_handling | customer_service | label | breach_notification | legal_hold
     purpose: String,
     /// Customer-service ticket id (starts with a letter).
     #[serde(default)]
