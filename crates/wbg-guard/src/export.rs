@@ -18,6 +18,19 @@ pub const MAX_EXPORT_ROWS: usize = 100_000;
 pub const MAX_EXPORT_WINDOW_MS: i64 = 92 * 86_400_000;
 /// Most canary rows planted in one file.
 const MAX_EXPORT_CANARIES: usize = 10;
+/// Rows of an export its canaries are drawn from at most.
+const CANARY_PROFILE_ROWS: usize = 2_000;
+
+/// Canary rows a file of `rows` real rows gets: none below 10 rows (a canary would be a tenth of the file or
+/// more; so small a file is traced by its rows and its keyed order alone), then one per hundred rows, at most
+/// ten. A merchant who checks every row against its own orders can find them; nobody else can.
+pub fn export_canaries(rows: usize) -> usize {
+    if rows < 10 {
+        0
+    } else {
+        (rows / 100).clamp(1, MAX_EXPORT_CANARIES)
+    }
+}
 /// The case-file kind exports are kept under.
 const KIND: &str = "export";
 
@@ -413,37 +426,65 @@ impl Guard {
         if let Some((_, first, _)) = rows.first() {
             self.meter(&account, first, purpose, &e, meta)?;
         }
-        // Canary rows for this file alone, routed like its real rows.
-        let count = (2 + rows.len() / 500).min(MAX_EXPORT_CANARIES);
+        // Canary rows for this file alone: numbered from the reserve of numbers the carrier's allocator issued
+        // (else from the top of the serial range), drawn from the file's own rows — the merchant's routes,
+        // destinations, streets and items of the very window.
+        let count = export_canaries(rows.len());
+        let principal = format!("export:{id}");
+        let mut numbers = self.take_reserved(count, account.id.as_str(), &principal, meta)?;
+        let from_reserve = numbers.len();
         let mut made_up = wbg_sim::one_off_waybills(rand::thread_rng().gen(), count);
-        {
-            let mut rng = rand::thread_rng();
-            for w in &mut made_up {
-                if let Some((_, a, _)) = rows.get(rng.gen_range(0..rows.len().max(1))) {
-                    w.origin_outlet = a.origin_outlet.clone();
-                }
-                if let Some((_, b, _)) = rows.get(rng.gen_range(0..rows.len().max(1))) {
-                    w.destination_outlet = b.destination_outlet.clone();
-                }
-                w.merchant = merchant.clone();
-            }
-        }
+        numbers.extend(
+            made_up
+                .iter()
+                .skip(from_reserve)
+                .map(|w| w.waybill_no.clone()),
+        );
         // Delivered (with its canaries' numbers) before a canary is planted or a row decrypted: of two downloads
         // at once, the second loses here and leaves nothing behind.
         case.export.status = ExportStatus::Delivered;
         case.export.delivered_at = Some(e.time);
-        case.canaries = made_up.iter().map(|w| w.waybill_no.to_string()).collect();
+        case.canaries = numbers.iter().map(|n| n.to_string()).collect();
         let now = e.time;
         e.detail = Some(format!(
             "export={id} rows={} canaries={}",
-            rows.len() + made_up.len(),
-            made_up.len()
+            rows.len() + count,
+            count
         ));
         self.write_export(&case, Some(&was), e)?;
-        let principal = format!("export:{id}");
-        let mut plant = self.entry(account.id.as_str(), meta, "canary_plant");
-        plant.detail = Some(format!("principal={principal} count={count}"));
-        let canaries = self.plant(&principal, made_up, plant, meta)?;
+        let profile = self.profile_of_rows(&rows, CANARY_PROFILE_ROWS);
+        let scope = crate::DrawScope {
+            merchant: Some(merchant.clone()),
+            ..crate::DrawScope::default()
+        };
+        match profile.draw(&mut rand::thread_rng(), &numbers, &scope) {
+            Ok(drawn) => made_up = drawn,
+            // No row of the file could be drawn from (their fields shredded, their phones not mobile numbers):
+            // made up whole, routed like its rows.
+            Err(_) => {
+                let mut rng = rand::thread_rng();
+                for (w, no) in made_up.iter_mut().zip(&numbers) {
+                    w.waybill_no = no.clone();
+                    if let Some((_, a, _)) = rows.get(rng.gen_range(0..rows.len().max(1))) {
+                        w.origin_outlet = a.origin_outlet.clone();
+                    }
+                    if let Some((_, b, _)) = rows.get(rng.gen_range(0..rows.len().max(1))) {
+                        w.destination_outlet = b.destination_outlet.clone();
+                    }
+                    w.merchant = merchant.clone();
+                }
+            }
+        }
+        let canaries = if made_up.is_empty() {
+            Vec::new()
+        } else {
+            let mut plant = self.entry(account.id.as_str(), meta, "canary_plant");
+            plant.detail = Some(format!(
+                "principal={principal} count={count} numbered_from_reserve={from_reserve} drawn_from_rows={}",
+                profile.len()
+            ));
+            self.plant(&principal, made_up, plant, meta)?
+        };
         for no in &canaries {
             if let Some((meta, sealed)) = self.store.waybill(no)? {
                 rows.push((no.clone(), meta, sealed));

@@ -50,7 +50,10 @@ pub use breach::{
     IncidentStateChange, IncidentSummary, Notice, NotificationList, NotifyScope, RegionCount,
     SuspectImpact, TimelineEvent, INCIDENT_REASONS, MAX_INCIDENT_WAYBILLS, MAX_SUSPECTS,
 };
-pub use canary::{CanaryProfile, DrawScope, MAX_CANARIES, PROFILE_SAMPLE};
+pub use canary::{
+    CanaryProfile, CanaryReserve, DrawScope, MAX_CANARIES, MAX_RESERVE, MAX_RESERVE_BATCH,
+    PROFILE_SAMPLE,
+};
 pub use cases::{
     Case, CaseChange, CheckItem, EvidenceItem, NewCase, NewEvidence, CASE_FINDINGS, CASE_LIMIT,
     DEFAULT_CHECKLIST,
@@ -62,7 +65,8 @@ pub use error::GuardError;
 pub use events::{EventBatchReport, RowFault, ScanEvent};
 pub use explain::{AlertExplanation, Entitlement, ExplainedRead, ReadSummary};
 pub use export::{
-    Export, ExportFile, ExportRequest, ExportStatus, MAX_EXPORT_ROWS, MAX_EXPORT_WINDOW_MS,
+    export_canaries, Export, ExportFile, ExportRequest, ExportStatus, MAX_EXPORT_ROWS,
+    MAX_EXPORT_WINDOW_MS,
 };
 pub use forensics::{Attribution, LeakColumn};
 pub use guard::{

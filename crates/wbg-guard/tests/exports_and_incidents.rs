@@ -168,7 +168,11 @@ fn an_export_needs_a_second_account_is_delivered_once_and_its_watermark_names_it
         .iter()
         .filter(|r| g.canary_for(&r[0]).is_some())
         .collect();
-    assert_eq!(canaries1.len(), 2 + m001 / 500, "canary rows in the file");
+    assert_eq!(
+        canaries1.len(),
+        wbg_guard::export_canaries(m001),
+        "canary rows in the file"
+    );
     assert_eq!(r1.len(), m001 + canaries1.len());
     assert!(canaries1
         .iter()
@@ -534,4 +538,112 @@ fn each_export_download_is_metered_by_the_risk_engine() {
         ExportStatus::Approved,
         "a refused download can be made later"
     );
+}
+
+#[test]
+fn an_exports_canary_rows_are_numbered_from_the_reserve_and_drawn_from_its_own_rows() {
+    let dir = tempfile::tempdir().unwrap();
+    let w = world(dir.path());
+    let g = &w.g;
+    // One canary per hundred rows, none in a file so small that one would be a tenth of it.
+    for (rows, canaries) in [(1, 0), (9, 0), (10, 1), (250, 2), (100_000, 10)] {
+        assert_eq!(wbg_guard::export_canaries(rows), canaries, "{rows} rows");
+    }
+    // Numbers of the carrier's own series the allocator issued and voided: same shape as its parcels'.
+    let real: Vec<String> = w
+        .carrier
+        .waybills(1, 600)
+        .iter()
+        .map(|x| x.waybill_no.to_string())
+        .collect();
+    let shape = |n: &str| (n.len(), n[..4].to_owned());
+    let reserved: Vec<String> = (0..5)
+        .map(|i| {
+            let base = &real[i * 7];
+            format!("{}{:04}", &base[..base.len() - 4], 9_000 + i)
+        })
+        .filter(|n| !real.contains(n))
+        .collect();
+    assert_eq!(reserved.len(), 5);
+    let reserve = |token: &str, numbers: &[String]| {
+        g.reserve_canary_numbers(Actor::Token(token), numbers, &META)
+    };
+    assert!(matches!(
+        reserve(&w.cs, &reserved),
+        Err(GuardError::Forbidden(_))
+    ));
+    assert!(matches!(
+        reserve(&w.auditor, &[reserved[0].clone(), reserved[0].clone()]),
+        Err(GuardError::Conflict(_))
+    ));
+    assert!(matches!(
+        reserve(&w.auditor, &[real[0].clone()]),
+        Err(GuardError::Conflict(_))
+    ));
+    assert_eq!(reserve(&w.auditor, &reserved).unwrap().reserved, 5);
+    assert!(matches!(
+        reserve(&w.auditor, &reserved[..1]),
+        Err(GuardError::Conflict(_))
+    ));
+
+    let e = g.request_export(&w.merchant, &window(), &META).unwrap();
+    g.approve_export(Actor::Token(&w.auditor), &e.id, &META)
+        .unwrap();
+    let file = rows(&g.deliver_export(&w.merchant, &e.id, &META).unwrap().csv);
+    let (canaries, genuine): (Vec<&Vec<String>>, Vec<&Vec<String>>) =
+        file.iter().partition(|r| g.canary_for(&r[0]).is_some());
+    assert_eq!(canaries.len(), wbg_guard::export_canaries(genuine.len()));
+    assert!(!canaries.is_empty());
+    let col = |rows: &[&Vec<String>], i: usize| -> std::collections::HashSet<String> {
+        rows.iter().map(|r| r[i].clone()).collect()
+    };
+    let surnames: std::collections::HashSet<String> = genuine
+        .iter()
+        .map(|r| r[1].chars().take(1).collect())
+        .collect();
+    for c in &canaries {
+        assert!(
+            reserved.contains(&c[0]),
+            "numbered from the reserve: {}",
+            c[0]
+        );
+        assert_eq!(shape(&c[0]), shape(&genuine[0][0]));
+        assert!(surnames.contains(&c[1].chars().take(1).collect::<String>()));
+        assert!(c[2].len() == 11 && c[2].bytes().all(|b| b.is_ascii_digit()));
+        let phone_of = |p: &str| {
+            genuine
+                .iter()
+                .any(|r| r[2][..3] == p[..3] && r[2][9..] == p[9..])
+        };
+        assert!(phone_of(&c[2]), "the head and tail of a real row's phone");
+        assert!(
+            !genuine.iter().any(|r| r[2] == c[2]),
+            "nobody's whole number"
+        );
+        for i in 3..=5 {
+            assert!(
+                col(&genuine, i).contains(&c[i]),
+                "column {i} from the file's own rows"
+            );
+        }
+    }
+    assert_eq!(
+        g.canary_reserve(Actor::Token(&w.auditor), &META)
+            .unwrap()
+            .reserved,
+        5 - canaries.len()
+    );
+    // The log says how many were taken, never which.
+    let log: Vec<String> = g
+        .store()
+        .audit_entries(0, 100_000)
+        .unwrap()
+        .into_iter()
+        .map(|s| String::from_utf8_lossy(&s.bytes).into_owned())
+        .filter(|t| t.contains("canary_reserve"))
+        .collect();
+    assert!(log.len() >= 2);
+    assert!(log
+        .iter()
+        .all(|t| reserved.iter().all(|n| !t.contains(n.as_str()))));
 }

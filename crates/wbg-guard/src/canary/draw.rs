@@ -16,7 +16,7 @@ use crate::guard::Guard;
 use crate::{Actor, GuardError, RequestMeta};
 use rand::Rng;
 use std::collections::HashMap;
-use wbg_core::{Address, MerchantId, NewWaybill, OutletId, Party, WaybillNo};
+use wbg_core::{Address, MerchantId, NewWaybill, OutletId, Party, WaybillMeta, WaybillNo};
 use wbg_policy::AdminAction;
 use wbg_vault::{split_region, Field};
 
@@ -189,72 +189,101 @@ impl Guard {
     ) -> Result<CanaryProfile, GuardError> {
         let (_, mut e) = self.admin(actor, AdminAction::Investigate, "canary_profile", meta)?;
         let canaries = self.canary_numbers();
-        let wanted = Field::ALL;
         let mut sample = self.store.sample_waybills(PROFILE_SAMPLE)?;
         // In number order, so that a draw depends on its random source and the carrier's waybills, not on the
         // order a database happened to return them in.
         sample.sort_by(|(a, _), (b, _)| a.waybill_no.cmp(&b.waybill_no));
         let mut seen = Vec::new();
         for (m, sealed) in sample {
-            if canaries.contains(m.waybill_no.as_str())
-                || !wanted.iter().all(|f| self.field_kept(m.bucket, *f))
-            {
+            if canaries.contains(m.waybill_no.as_str()) {
                 continue;
             }
-            let Ok(opened) = self
-                .vault
-                .open_fields(&m.waybill_no, m.bucket, &sealed, &wanted)
-            else {
-                continue;
-            };
-            let get = |f: Field| {
-                opened
-                    .iter()
-                    .find(|(g, _)| *g == f)
-                    .map(|(_, v)| v.as_str())
-                    .unwrap_or_default()
-            };
-            let place = |[name, phone, region, detail]: [Field; 4]| {
-                let (p, c, d) = split_region(get(region))?;
-                let phone = get(phone);
-                if phone.len() != 11 || !phone.bytes().all(|b| b.is_ascii_digit()) {
-                    return None;
-                }
-                Some(Place {
-                    province: p.to_owned(),
-                    city: c.to_owned(),
-                    district: d.to_owned(),
-                    detail: get(detail).to_owned(),
-                    surname: get(name).chars().take(1).collect(),
-                    phone_head: phone[..3].to_owned(),
-                    phone_tail: phone[9..].to_owned(),
-                })
-            };
-            let (Some(recipient), Some(sender)) = (
-                place([
-                    Field::RecipientName,
-                    Field::RecipientPhone,
-                    Field::RecipientRegion,
-                    Field::RecipientDetail,
-                ]),
-                place([
-                    Field::SenderName,
-                    Field::SenderPhone,
-                    Field::SenderRegion,
-                    Field::SenderDetail,
-                ]),
-            ) else {
-                continue;
-            };
-            seen.push(Seen {
-                merchant: m.merchant,
-                origin: m.origin_outlet,
-                destination: m.destination_outlet,
-                recipient,
-                sender,
-                items: get(Field::Items).to_owned(),
-            });
+            if let Some(s) = self.seen(&m, &sealed) {
+                seen.push(s);
+            }
         }
+        e.detail = Some(format!("sampled={}", seen.len()));
+        self.store.append_audit(e)?;
+        Ok(CanaryProfile::of(seen))
+    }
+
+    /// A profile of `rows` alone (an export's own orders, whose fields the export opens anyway): what the
+    /// canary rows of its file are drawn from, so they come from the very merchant, window, routes and
+    /// destinations of the rows beside them. At most `most` rows are read (a random choice of them).
+    pub(crate) fn profile_of_rows(
+        &self,
+        rows: &[(WaybillNo, WaybillMeta, Vec<u8>)],
+        most: usize,
+    ) -> CanaryProfile {
+        let mut rng = rand::thread_rng();
+        let picked = rand::seq::index::sample(&mut rng, rows.len(), most.min(rows.len()));
+        let mut picked: Vec<usize> = picked.into_iter().collect();
+        picked.sort_unstable();
+        CanaryProfile::of(
+            picked
+                .into_iter()
+                .filter_map(|i| self.seen(&rows[i].1, &rows[i].2))
+                .collect(),
+        )
+    }
+
+    /// One waybill reduced to what canaries copy; `None` if a field it needs is shredded or does not open, or
+    /// a phone is not a mobile number.
+    fn seen(&self, m: &WaybillMeta, sealed: &[u8]) -> Option<Seen> {
+        let wanted = Field::ALL;
+        if !wanted.iter().all(|f| self.field_kept(m.bucket, *f)) {
+            return None;
+        }
+        let opened = self
+            .vault
+            .open_fields(&m.waybill_no, m.bucket, sealed, &wanted)
+            .ok()?;
+        let get = |f: Field| {
+            opened
+                .iter()
+                .find(|(g, _)| *g == f)
+                .map(|(_, v)| v.as_str())
+                .unwrap_or_default()
+        };
+        let place = |[name, phone, region, detail]: [Field; 4]| {
+            let (p, c, d) = split_region(get(region))?;
+            let phone = get(phone);
+            if phone.len() != 11 || !phone.bytes().all(|b| b.is_ascii_digit()) {
+                return None;
+            }
+            Some(Place {
+                province: p.to_owned(),
+                city: c.to_owned(),
+                district: d.to_owned(),
+                detail: get(detail).to_owned(),
+                surname: get(name).chars().take(1).collect(),
+                phone_head: phone[..3].to_owned(),
+                phone_tail: phone[9..].to_owned(),
+            })
+        };
+        Some(Seen {
+            merchant: m.merchant.clone(),
+            origin: m.origin_outlet.clone(),
+            destination: m.destination_outlet.clone(),
+            recipient: place([
+                Field::RecipientName,
+                Field::RecipientPhone,
+                Field::RecipientRegion,
+                Field::RecipientDetail,
+            ])?,
+            sender: place([
+                Field::SenderName,
+                Field::SenderPhone,
+                Field::SenderRegion,
+                Field::SenderDetail,
+            ])?,
+            items: get(Field::Items).to_owned(),
+        })
+    }
+}
+
+impl CanaryProfile {
+    fn of(seen: Vec<Seen>) -> CanaryProfile {
         let mut by_destination: HashMap<OutletId, Vec<usize>> = HashMap::new();
         let mut by_merchant: HashMap<MerchantId, Vec<usize>> = HashMap::new();
         for (i, s) in seen.iter().enumerate() {
@@ -264,13 +293,11 @@ impl Guard {
                 .push(i);
             by_merchant.entry(s.merchant.clone()).or_default().push(i);
         }
-        e.detail = Some(format!("sampled={}", seen.len()));
-        self.store.append_audit(e)?;
-        Ok(CanaryProfile {
+        CanaryProfile {
             seen,
             by_destination,
             by_merchant,
-        })
+        }
     }
 }
 

@@ -2,8 +2,10 @@
 //! (its number is on no parcel and in no task), so a read of a canary is probing or bulk reading and raises a
 //! critical alert at once; a leak holding one names whoever was shown it.
 mod draw;
+mod reserve;
 
 pub use draw::{CanaryProfile, DrawScope, PROFILE_SAMPLE};
+pub use reserve::{CanaryReserve, MAX_RESERVE, MAX_RESERVE_BATCH};
 
 use crate::guard::Guard;
 use crate::{Actor, GuardError, RequestMeta};
@@ -120,9 +122,10 @@ impl Guard {
     }
 
     /// `count` canaries for a quick plant in `account`'s view ([`Guard::plant_canaries`]): drawn from the
-    /// carrier's own waybills in its scope like [`Guard::draw_canaries`]'s, under numbers from the top of the
-    /// serial range (`YT9…`) since no allocator issued them; made up whole where the carrier has no waybill in
-    /// that scope yet. Auditors (and the local operator); the profile is audited `canary_profile`.
+    /// carrier's own waybills in its scope like [`Guard::draw_canaries`]'s, under numbers from the reserve of
+    /// numbers the carrier's allocator issued ([`Guard::reserve_canary_numbers`]) — from the top of the serial
+    /// range (`YT9…`) once it runs short; made up whole where the carrier has no waybill in that scope yet.
+    /// Auditors (and the local operator); the profile is audited `canary_profile`.
     pub fn quick_canaries(
         &self,
         actor: Actor<'_>,
@@ -130,10 +133,22 @@ impl Guard {
         count: usize,
         meta: &RequestMeta,
     ) -> Result<Vec<NewWaybill>, GuardError> {
-        let made_up = wbg_sim::one_off_waybills(rand::random(), count);
         let (_, _, scope) = self.canary_scope(account)?;
         let profile = self.canary_profile(actor, meta)?;
-        let nos: Vec<WaybillNo> = made_up.iter().map(|w| w.waybill_no.clone()).collect();
+        let who = self.actor(actor)?.id;
+        let mut nos =
+            self.take_reserved(count, who.as_str(), &format!("account:{account}"), meta)?;
+        let mut made_up = wbg_sim::one_off_waybills(rand::random(), count);
+        nos.extend(
+            made_up
+                .iter()
+                .skip(nos.len())
+                .map(|w| w.waybill_no.clone())
+                .collect::<Vec<_>>(),
+        );
+        for (w, no) in made_up.iter_mut().zip(&nos) {
+            w.waybill_no = no.clone();
+        }
         Ok(profile
             .draw(&mut rand::thread_rng(), &nos, &scope.draw())
             .unwrap_or(made_up))

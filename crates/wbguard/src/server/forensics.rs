@@ -712,3 +712,39 @@ pub(super) async fn release_hold(
         .await
         .map(Json)
 }
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(super) struct ReserveNumbers {
+    /// Numbers the carrier's allocator issued and voided in its own system, so no parcel will carry them (1-10,000).
+    numbers: Vec<String>,
+}
+
+#[utoipa::path(post, path = "/v1/forensics/canaries/reserve", tag = "forensics",
+    summary = "Hand the guard numbers the carrier's allocator issued (and voided) for the canaries it numbers itself: export files' canary rows and quick plants",
+    description = "With the reserve empty those canaries take numbers from the top of the serial range (`YT9…`), which an insider who \
+        knows the series can spot. Auditors; audited `canary_reserve` (counts, never the numbers).",
+    security(("bearer" = [])), request_body = ReserveNumbers,
+    responses((status = 200, body = wbg_guard::CanaryReserve), (status = 400, body = ApiErrorBody), (status = 401, body = ApiErrorBody),
+        (status = 403, body = ApiErrorBody), (status = 409, body = ApiErrorBody, description = "A number is repeated, on a parcel, a canary or reserved already"),
+        (status = 413, body = ApiErrorBody)))]
+pub(super) async fn reserve_canary_numbers(
+    caller: Caller,
+    Body(req): Body<ReserveNumbers>,
+) -> ApiResult<Json<wbg_guard::CanaryReserve>> {
+    caller
+        .run(move |g, c| g.reserve_canary_numbers(c.actor(), &req.numbers, &c.meta))
+        .await
+        .map(Json)
+}
+
+#[utoipa::path(get, path = "/v1/forensics/canaries/reserve", tag = "forensics",
+    summary = "How many reserved canary numbers are left (auditors)",
+    security(("bearer" = [])),
+    responses((status = 200, body = wbg_guard::CanaryReserve), (status = 401, body = ApiErrorBody), (status = 403, body = ApiErrorBody)))]
+pub(super) async fn canary_reserve(caller: Caller) -> ApiResult<Json<wbg_guard::CanaryReserve>> {
+    caller
+        .run(|g, c| g.canary_reserve(c.actor(), &c.meta))
+        .await
+        .map(Json)
+}
