@@ -359,6 +359,10 @@ pub struct Notice {
     pub waybills: Vec<String>,
     /// First exposure (ms).
     pub first_exposed: i64,
+    /// The text message to send them, filled in (Chinese, at most 70 characters; their name masked).
+    pub sms: String,
+    /// The same in English.
+    pub sms_en: String,
 }
 
 /// The notification list of an incident.
@@ -1211,6 +1215,8 @@ impl Guard {
                     fields: Vec::new(),
                     waybills: Vec::new(),
                     first_exposed: a.first_exposed,
+                    sms: String::new(),
+                    sms_en: String::new(),
                 });
                 if !n.parties.iter().any(|p| p == party) {
                     n.parties.push(party.to_owned());
@@ -1230,9 +1236,13 @@ impl Guard {
             }
         }
         let mut notices: Vec<Notice> = by_phone.into_values().collect();
+        let contact = self.incident_contact();
         for n in &mut notices {
             n.fields.sort();
             n.parties.sort();
+            n.waybills.sort();
+            n.sms = report.sms_to(n, crate::Lang::Zh, contact);
+            n.sms_en = report.sms_to(n, crate::Lang::En, contact);
         }
         notices.sort_by(|a, b| {
             (b.exposure == "full")
@@ -1247,6 +1257,26 @@ impl Guard {
             withheld,
             first_audit_seq,
         })
+    }
+}
+
+impl Guard {
+    /// Each person's letter of a notification list the caller was given ([`Guard::notification_list`]), filled
+    /// in, in `lang`, one after another (a Markdown thematic break between two: a page each as PDF). Nothing is
+    /// read or opened again: the list is what the policy opened for its caller, and is audited as such.
+    pub fn letters(
+        &self,
+        list: &NotificationList,
+        lang: crate::Lang,
+    ) -> Result<String, GuardError> {
+        let report = self.incident_case(&list.incident)?;
+        let contact = self.incident_contact();
+        Ok(list
+            .notices
+            .iter()
+            .map(|n| report.letter_to(n, lang, contact))
+            .collect::<Vec<_>>()
+            .join("\n---\n\n"))
     }
 }
 

@@ -3,8 +3,9 @@
 //! measures taken, what they can do, a contact), the report to the provincial cyberspace administration (the 2025
 //! incident-reporting measures), the report to the local postal administration (Express Delivery Interim
 //! Regulations art. 34) and the package for the police (the attribution and how to verify it). None names a
-//! person: the individual notices are templates the notification list fills in for each person.
-use crate::breach::ImpactReport;
+//! person: the individual notices are templates, which the notification list fills in for each person
+//! ([`ImpactReport::sms_to`], [`ImpactReport::letter_to`]: their name, their waybills, their data's kinds).
+use crate::breach::{ImpactReport, Notice};
 use serde::{Deserialize, Serialize};
 use std::fmt::Write;
 
@@ -71,10 +72,15 @@ impl Default for ReportContact {
     }
 }
 
-/// The kinds of personal data the fields name, in `lang`, without repeats.
+/// The kinds of personal data the incident's fields name, in `lang`, without repeats.
 fn kinds(r: &ImpactReport, lang: Lang) -> Vec<&'static str> {
+    kinds_in(r.fields.keys().map(String::as_str), lang)
+}
+
+/// The kinds of personal data `fields` (as the audit log names them) name, in `lang`, without repeats.
+fn kinds_in<'a>(fields: impl IntoIterator<Item = &'a str>, lang: Lang) -> Vec<&'static str> {
     let mut out: Vec<&'static str> = Vec::new();
-    for f in r.fields.keys() {
+    for f in fields {
         let k = match (
             f.split(':')
                 .next()
@@ -138,43 +144,111 @@ impl ImpactReport {
     }
 
     fn sms(&self, lang: Lang, c: &ReportContact) -> String {
+        self.sms_for(lang, c, None)
+    }
+
+    /// The text message to one person of the notification list, filled in: their name masked (a text message
+    /// passes through carriers' systems), the last four digits of their waybill, the kinds of their data that
+    /// were exposed. In Chinese at most 70 characters: shorter forms are used until it fits.
+    pub fn sms_to(&self, n: &Notice, lang: Lang, c: &ReportContact) -> String {
+        self.sms_for(lang, c, Some(n))
+    }
+
+    fn sms_for(&self, lang: Lang, c: &ReportContact, n: Option<&Notice>) -> String {
+        let k = match n {
+            Some(n) => kinds_in(n.fields.iter().map(String::as_str), lang),
+            None => kinds(self, lang),
+        };
+        let parcel = n.and_then(|n| {
+            let first = n.waybills.first()?;
+            let tail: String = first
+                .chars()
+                .skip(first.chars().count().saturating_sub(4))
+                .collect();
+            Some((tail, n.waybills.len()))
+        });
         match lang {
             Lang::Zh => {
-                let k = kinds(self, lang).join("、");
-                let full = format!(
-                    "【{}】您快递单上的{}可能被内部人员违规查询泄露，相关账号已停用。请警惕冒充快递、退款的来电。咨询{}",
-                    c.carrier, k, c.phone
-                );
-                if full.chars().count() <= 70 {
-                    return full;
-                }
+                let hello = n
+                    .map(|n| format!("{}您好，", wbg_vault::mask_name(&n.name)))
+                    .unwrap_or_default();
+                let yours = match &parcel {
+                    Some((tail, 1)) => format!("您尾号{tail}的快递单"),
+                    Some((tail, more)) => format!("您尾号{tail}等{more}件快递单"),
+                    None => "您快递单".into(),
+                };
+                let candidates = [
+                    format!(
+                        "【{}】{hello}{yours}上的{}可能被内部人员违规查询泄露，相关账号已停用。请警惕冒充快递、退款的来电。咨询{}",
+                        c.carrier, k.join("、"), c.phone
+                    ),
+                    format!(
+                        "【{}】{hello}{yours}上的{}可能泄露，账号已停用。谨防诈骗来电。咨询{}",
+                        c.carrier, k.join("、"), c.phone
+                    ),
+                    format!(
+                        "【{}】{yours}的信息可能泄露，账号已停用。谨防诈骗来电。咨询{}",
+                        c.carrier, c.phone
+                    ),
+                ];
+                candidates
+                    .iter()
+                    .find(|s| s.chars().count() <= 70)
+                    .cloned()
+                    .unwrap_or_else(|| {
+                        format!(
+                            "【{}】您的快递信息可能泄露，账号已停用。谨防诈骗来电。咨询{}",
+                            c.carrier, c.phone
+                        )
+                    })
+            }
+            Lang::En => {
+                let yours = match &parcel {
+                    Some((tail, 1)) => format!("your parcel ending {tail}"),
+                    Some((tail, more)) => format!("your {more} parcels (one ending {tail})"),
+                    None => "your parcel".into(),
+                };
                 format!(
-                    "【{}】您的快递信息可能泄露，账号已停用。谨防诈骗来电。咨询{}",
-                    c.carrier, c.phone
+                    "{}: the {} on {yours} may have been exposed by misuse of a staff account, now blocked. Beware of calls \
+                     about refunds or parcels. Help: {}",
+                    c.carrier_en,
+                    k.join(", "),
+                    c.phone
                 )
             }
-            Lang::En => format!(
-                "{}: the {} on your parcel may have been exposed by misuse of a staff account, now blocked. Beware of calls \
-                 about refunds or parcels. Help: {}",
-                c.carrier_en,
-                kinds(self, lang).join(", "),
-                c.phone
-            ),
         }
     }
 
     fn letter(&self, lang: Lang, c: &ReportContact) -> String {
+        self.letter_for(lang, c, None)
+    }
+
+    /// The letter to one person of the notification list, filled in: addressed to them by name, with their
+    /// waybills and the kinds of their data that were exposed (Markdown; `?format=pdf` sets it as a page).
+    pub fn letter_to(&self, n: &Notice, lang: Lang, c: &ReportContact) -> String {
+        self.letter_for(lang, c, Some(n))
+    }
+
+    fn letter_for(&self, lang: Lang, c: &ReportContact, n: Option<&Notice>) -> String {
         let mut md = String::new();
         let contained = contained_at(self);
+        let k = match n {
+            Some(n) => kinds_in(n.fields.iter().map(String::as_str), lang),
+            None => kinds(self, lang),
+        };
         match lang {
             Lang::Zh => {
-                let _ = writeln!(md, "# 个人信息泄露告知书\n\n尊敬的客户：\n");
+                let dear = n.map_or_else(|| "客户".to_owned(), |n| n.name.clone());
+                let _ = writeln!(md, "# 个人信息泄露告知书\n\n尊敬的{dear}：\n");
                 let _ = writeln!(md, "## 发生了什么\n\n{} 至 {} 期间，{}的内部账号违规查询了快递运单信息，其中包括您的快递。我们的风控系统于事后发现并确认了这一情况（事件编号 {}）。\n",
                     t(self.from), t(self.to), c.carrier, self.incident);
+                if let Some(n) = n {
+                    let _ = writeln!(md, "涉及您的快递单：{}。\n", n.waybills.join("、"));
+                }
                 let _ = writeln!(
                     md,
                     "## 涉及哪些信息\n\n您快递单上的：{}。不涉及银行卡、身份证号码或密码。\n",
-                    kinds(self, lang).join("、")
+                    k.join("、")
                 );
                 let _ = writeln!(md, "## 可能的影响\n\n不法分子可能冒充快递员、客服或商家，以理赔、退款、包裹异常等理由联系您，诱导转账、索要验证码或点击链接；也可能出现骚扰电话或上门推销。\n");
                 let _ = writeln!(md, "## 我们已采取的措施\n");
@@ -192,13 +266,17 @@ impl ImpactReport {
                 );
             }
             Lang::En => {
+                let dear = n.map_or_else(|| "customer".to_owned(), |n| n.name.clone());
                 let _ = writeln!(
                     md,
-                    "# Notice of a personal-information breach\n\nDear customer,\n"
+                    "# Notice of a personal-information breach\n\nDear {dear},\n"
                 );
                 let _ = writeln!(md, "## What happened\n\nBetween {} and {}, a staff account of {} looked up parcel records it had no work with, yours among them. Our monitoring found and confirmed it (incident {}).\n",
                     t(self.from), t(self.to), c.carrier_en, self.incident);
-                let _ = writeln!(md, "## Which data\n\nFrom your waybill: {}. No bank card, ID number or password was involved.\n", kinds(self, lang).join(", "));
+                if let Some(n) = n {
+                    let _ = writeln!(md, "Your waybills concerned: {}.\n", n.waybills.join(", "));
+                }
+                let _ = writeln!(md, "## Which data\n\nFrom your waybill: {}. No bank card, ID number or password was involved.\n", k.join(", "));
                 let _ = writeln!(md, "## What could happen\n\nSomeone may call you posing as a courier, customer service or a shop — about compensation, a refund or a problem with a parcel — to get you to pay, give a verification code or open a link; or you may get nuisance calls or visits.\n");
                 let _ = writeln!(md, "## What we have done\n");
                 match contained {

@@ -1,7 +1,7 @@
 //! A text document (a report written in Markdown) as an A4 PDF: the same `STSong-Light` font as the labels —
 //! which every PDF reader supplies for Chinese (Adobe-GB1), so nothing is embedded and the file stays small —
 //! with a `ToUnicode` map, so the text can be copied and extracted (`pdftotext`) anywhere. Headings are set
-//! larger, `**` and backticks dropped, table rows kept as text; long lines wrap at the margin (an ideograph is a
+//! larger, `**` and backticks dropped, table rows kept as text, `---` a new page; long lines wrap at the margin (an ideograph is a
 //! full em wide, ASCII half).
 use crate::pdf::{cjk_font, ucs2, GB1};
 use pdf_writer::types::UnicodeCmap;
@@ -32,6 +32,14 @@ fn lines(markdown: &str) -> Vec<Line> {
     let width = PAGE_W - 2.0 * MARGIN;
     let mut out = Vec::new();
     for raw in markdown.lines() {
+        // A thematic break starts a new page (a letter a page).
+        if raw.trim() == "---" {
+            out.push(Line {
+                size: 0.0,
+                text: String::new(),
+            });
+            continue;
+        }
         let (size, body) = match raw.trim_start() {
             t if t.starts_with("# ") => (16.0, &t[2..]),
             t if t.starts_with("## ") => (13.0, &t[3..]),
@@ -65,6 +73,13 @@ pub fn document_pdf(title: &str, markdown: &str) -> Vec<u8> {
     let mut pages: Vec<Vec<(f32, &Line)>> = vec![Vec::new()];
     let mut y = PAGE_H - MARGIN;
     for l in &lines {
+        if l.size == 0.0 {
+            if pages.last().is_some_and(|p| !p.is_empty()) {
+                pages.push(Vec::new());
+                y = PAGE_H - MARGIN;
+            }
+            continue;
+        }
         let lead = l.size * 1.5;
         if y - lead < MARGIN {
             pages.push(Vec::new());

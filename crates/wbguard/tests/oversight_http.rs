@@ -1242,4 +1242,76 @@ fn an_incident_splits_a_couriers_round_from_what_it_read_beyond_it_and_notifies_
         .status(),
         400
     );
+
+    // Each person's notices, filled in: a text message on every notice (name masked, the waybill's last four
+    // characters, within 70), and their letters, addressed by name with their waybills — a page each as PDF.
+    let list = notify("");
+    let notices = list["notices"].as_array().unwrap();
+    assert_eq!(notices.len(), 2, "the recipient and the sender: {list}");
+    for n in notices {
+        let sms = n["sms"].as_str().unwrap();
+        assert!(sms.chars().count() <= 70, "{sms}");
+        assert!(sms.contains(&theirs[theirs.len() - 4..]), "{sms}");
+        assert!(!sms.contains(n["phone"].as_str().unwrap()), "{sms}");
+        assert!(!sms.contains(n["name"].as_str().unwrap()), "{sms}");
+        assert!(n["sms_en"].as_str().unwrap().contains("Help: "));
+    }
+    assert!(notices
+        .iter()
+        .any(|n| n["sms"].as_str().unwrap().contains("王*您好")));
+    let letters = s
+        .get(
+            &format!("/v1/forensics/incidents/{incident}/notifications?format=markdown"),
+            Some(&agent),
+        )
+        .text()
+        .unwrap();
+    for want in [
+        "尊敬的王芳：",
+        "尊敬的寄件人甲：",
+        theirs.as_str(),
+        "您可以做什么",
+    ] {
+        assert!(letters.contains(want), "{want} not in {letters}");
+    }
+    assert!(
+        !letters.contains(own.as_str()),
+        "its own round is not theirs to be told of"
+    );
+    let r = s.get(
+        &format!("/v1/forensics/incidents/{incident}/notifications?format=pdf&lang=en"),
+        Some(&agent),
+    );
+    assert_eq!(r.headers()["content-type"], "application/pdf");
+    let file = dir.path().join("letters-en.pdf");
+    std::fs::write(&file, r.bytes().unwrap()).unwrap();
+    let out = std::process::Command::new("pdftotext")
+        .arg(&file)
+        .arg("-")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(text.matches('\u{c}').count(), 2, "a page each: {text}");
+    let flat = text.replace(['\n', ' '], "");
+    assert!(
+        flat.contains("Dear王芳,") && flat.contains("Dear寄件人甲,"),
+        "{text}"
+    );
+    assert_eq!(
+        s.get(
+            &format!("/v1/forensics/incidents/{incident}/notifications?format=docx"),
+            Some(&agent)
+        )
+        .status(),
+        400
+    );
+    assert_eq!(
+        s.get(
+            &format!("/v1/forensics/incidents/{incident}/notifications?format=markdown"),
+            Some(&auditor)
+        )
+        .status(),
+        403,
+        "the letters hold what the list does: customer service only"
+    );
 }

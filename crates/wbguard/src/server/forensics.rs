@@ -500,6 +500,13 @@ pub(super) struct NotifyQuery {
     /// or `all` (their own work's too).
     #[serde(default)]
     scope: Option<String>,
+    /// `json` (the default: the list, each notice with its text message filled in), `markdown` (each person's
+    /// letter, filled in, one after another) or `pdf` (the same, a letter a page).
+    #[serde(default)]
+    format: Option<String>,
+    /// The letters' language: `zh` (the default) or `en`.
+    #[serde(default)]
+    lang: Option<String>,
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -558,25 +565,59 @@ pub(super) async fn owed_report(
     Ok(([(header::CONTENT_TYPE, kind_header)], text).into_response())
 }
 
-#[utoipa::path(get, path = "/v1/forensics/incidents/{id}/notifications", tag = "forensics", summary = "The people to notify of an incident (customer service)",
+#[utoipa::path(get, path = "/v1/forensics/incidents/{id}/notifications", tag = "forensics", summary = "The people to notify of an incident, each with their text message filled in, or their letters (customer service)",
     security(("bearer" = [])), params(("id" = String, Path), NotifyQuery),
-    responses((status = 200, body = NotificationList, description = "One notice per exposed customer, with name and phone; every waybill read is audited"),
-        (status = 401, body = ApiErrorBody),
+    responses((status = 200, body = NotificationList, description = "One notice per exposed customer, with name and phone; every waybill read is audited. \
+            With format=markdown or pdf: each person's letter (PIPL art. 57), filled in with their name, waybills and the kinds of their data exposed"),
+        (status = 400, body = ApiErrorBody), (status = 401, body = ApiErrorBody),
         (status = 403, body = ApiErrorBody, description = "The policy opens the incident's customers to customer service only"), (status = 404, body = ApiErrorBody)))]
 pub(super) async fn notifications(
     caller: Caller,
     Path(id): Path<String>,
     Q(q): Q<NotifyQuery>,
-) -> ApiResult<Json<NotificationList>> {
+) -> ApiResult<Response> {
     let scope = match q.scope.as_deref() {
         None | Some("beyond_work") => NotifyScope::BeyondWork,
         Some("all") => NotifyScope::All,
         Some(_) => return Err(ApiError::invalid("scope must be beyond_work or all")),
     };
-    caller
-        .run(move |g, c| g.notification_list(&c.token, &id, scope, &c.meta))
-        .await
-        .map(Json)
+    let lang = match q.lang.as_deref() {
+        None | Some("zh") => wbg_guard::Lang::Zh,
+        Some("en") => wbg_guard::Lang::En,
+        Some(_) => return Err(ApiError::invalid("lang must be zh or en")),
+    };
+    let letters = match q.format.as_deref() {
+        None | Some("json") => None,
+        Some("markdown") => Some(false),
+        Some("pdf") => Some(true),
+        Some(_) => return Err(ApiError::invalid("format must be json, markdown or pdf")),
+    };
+    let title = format!("{id} letters {}", q.lang.as_deref().unwrap_or("zh"));
+    let (list, text) = caller
+        .run(move |g, c| {
+            let list = g.notification_list(&c.token, &id, scope, &c.meta)?;
+            let text = match letters {
+                None => String::new(),
+                // The incident is read through the list's own authorization: the policy opened its people to
+                // this account, and the letters say nothing the list does not.
+                Some(_) => g.letters(&list, lang)?,
+            };
+            Ok((list, text))
+        })
+        .await?;
+    Ok(match letters {
+        None => Json(list).into_response(),
+        Some(false) => (
+            [(header::CONTENT_TYPE, "text/markdown; charset=utf-8")],
+            text,
+        )
+            .into_response(),
+        Some(true) => (
+            [(header::CONTENT_TYPE, "application/pdf")],
+            wbg_label::document_pdf(&title, &text),
+        )
+            .into_response(),
+    })
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
