@@ -347,6 +347,7 @@ impl Guard {
         // A policy version approved in the store is in force from the start, and so are the holds.
         guard.refresh_policy()?;
         guard.reload_holds()?;
+        guard.reload_tracking()?;
         Ok((guard, report))
     }
 

@@ -7,6 +7,12 @@
 //! not exist, numbers close to ones it already asked for (sequential guessing), or more distinct numbers in an
 //! hour than a household has parcels. Blocks are audited; lookups are counted in metrics (not audited one by one:
 //! a carrier's public lookups would outnumber every other entry of the log).
+//!
+//! Counting is each node's own (a lookup must not wait on a shared counter), but what counting decides is
+//! shared: a block and a number's lasting last-four lock are kept in the store (case files `track_block`,
+//! `track_lock`, written with their audit entry), so they hold across a restart from the start and reach every
+//! other node within its upkeep's next refresh ([`Guard::reload_tracking`]). Behind a balancer spreading one
+//! source over N nodes, a source is blocked after at most N times the allowance, then everywhere.
 use crate::{Guard, GuardError};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap, VecDeque};
@@ -14,8 +20,23 @@ use std::net::IpAddr;
 use std::sync::Mutex;
 use wbg_core::{Millis, WaybillNo};
 use wbg_risk::RiskAlert;
+use wbg_store::StoreError;
 
 const MINUTE_MS: Millis = 60_000;
+/// Case-file kind of the blocks in force (id `a:<address>` or `n:<network>`, body `{"until": ms}`).
+const BLOCKS: &str = "track_block";
+/// Case-file kind of numbers whose last-four check is locked for good (id: the number).
+const LOCKS: &str = "track_lock";
+/// Blocks taken in from the store at most (the newest): more at once is a flood, met by the per-node limits.
+const SHARED_BLOCKS: usize = 10_000;
+/// Lasting locks taken in from the store at most (the newest).
+const SHARED_LOCKS: usize = 100_000;
+
+/// A block as the store keeps it.
+#[derive(Serialize, Deserialize)]
+struct StoredBlock {
+    until: Millis,
+}
 const HOUR_MS: Millis = 3_600_000;
 /// Sources (or prefixes, or numbers) remembered before the stale ones are first swept: a scraper rotating
 /// addresses must not grow the tracker's memory without end.
@@ -81,7 +102,7 @@ pub struct TrackingConfig {
     /// rest of the hour (default 5).
     pub last4_tries_per_hour: u32,
     /// Wrong last-four-digit checks one number may take in all, from anyone, before its check locks for good
-    /// (on this node, until it restarts; default 10).
+    /// (on every node and across restarts: the lock is kept in the store; default 10).
     pub last4_tries_total: u32,
     /// Lookups naming no parcel from one /24 (or /48) network in an hour, past which the whole network is blocked
     /// (default 30): a scraper rotating through a network's addresses is one scraper.
@@ -416,6 +437,7 @@ impl Guard {
     pub fn with_tracking(mut self, cfg: &TrackingConfig) -> Result<Guard, GuardError> {
         cfg.check().map_err(GuardError::Config)?;
         self.tracking = cfg.clone();
+        self.reload_tracking()?;
         Ok(self)
     }
 
@@ -529,11 +551,29 @@ impl Guard {
             .transpose()?
             .is_some_and(|hits| hits.contains(no));
         if !right {
-            let mut tries = self.tracker.tries.lock().unwrap_or_else(|p| p.into_inner());
-            let q = tries.map.entry(key).or_default();
-            q.hour.push_back(now);
-            q.total += 1;
+            let locks_now = {
+                let mut tries = self.tracker.tries.lock().unwrap_or_else(|p| p.into_inner());
+                let q = tries.map.entry(key.clone()).or_default();
+                q.hour.push_back(now);
+                q.total += 1;
+                q.total == self.tracking.last4_tries_total
+            };
             metrics::counter!("wbguard_track_checks_total", "result" => "wrong").increment(1);
+            if locks_now {
+                // Locked for good: kept in the store, so every node and a restart keep it.
+                let mut e = self.entry(
+                    "public",
+                    &self.request_meta(None, Some(from.to_string())),
+                    "track_lock",
+                );
+                e.decision = "deny".into();
+                e.waybill = Some(key.clone());
+                e.detail = Some(format!(
+                    "last-four check locked for good after {} wrong tries",
+                    self.tracking.last4_tries_total
+                ));
+                self.share(LOCKS, &key, "{}", e)?;
+            }
             return Ok((Some("wrong".into()), None));
         }
         // Destroyed by retention, or kept by a legal hold from every read but its own once the parcel has arrived.
@@ -611,7 +651,8 @@ impl Guard {
         if let Some(why) =
             Source::judge(&self.tracker.sources, ip, no, existed, now, &address, until)
         {
-            self.blocked(&format!("address {ip}"), &ip.to_string(), &why, now)?;
+            let what = format!("address {ip}");
+            self.blocked(&what, &format!("a:{ip}"), &ip.to_string(), &why, now, until)?;
         }
         let net = prefix(ip);
         let network = Limits {
@@ -629,13 +670,30 @@ impl Guard {
             until,
         ) {
             let bits = if net.is_ipv4() { 24 } else { 48 };
-            self.blocked(&format!("network {net}/{bits}"), &ip.to_string(), &why, now)?;
+            let what = format!("network {net}/{bits}");
+            self.blocked(
+                &what,
+                &format!("n:{net}"),
+                &ip.to_string(),
+                &why,
+                now,
+                until,
+            )?;
         }
         Ok(())
     }
 
-    /// Records a block of `what` (seen from `ip`): audited `track_block`, counted, alerted `public_enumeration`.
-    fn blocked(&self, what: &str, ip: &str, why: &str, now: Millis) -> Result<(), GuardError> {
+    /// Records a block of `what` (kept in the store as `key`, seen from `ip`) until `until`: audited
+    /// `track_block`, counted, alerted `public_enumeration`.
+    fn blocked(
+        &self,
+        what: &str,
+        key: &str,
+        ip: &str,
+        why: &str,
+        now: Millis,
+        until: Millis,
+    ) -> Result<(), GuardError> {
         let minutes = self.tracking.block_minutes;
         let mut e = self.entry(
             "public",
@@ -644,7 +702,9 @@ impl Guard {
         );
         e.decision = "deny".into();
         e.detail = Some(format!("{what} blocked for {minutes} minutes: {why}"));
-        self.store.append_audit(e)?;
+        let body = serde_json::to_string(&StoredBlock { until })
+            .map_err(|err| GuardError::Internal(format!("track block: {err}")))?;
+        self.share(BLOCKS, key, &body, e)?;
         metrics::counter!("wbguard_track_blocks_total").increment(1);
         self.record_alert(
             "public",
@@ -655,6 +715,66 @@ impl Guard {
             },
             now,
         );
+        Ok(())
+    }
+
+    /// Writes the case file `kind`/`key` with its audit entry `e`, over whatever an earlier block (or another
+    /// node, at the same moment) left there.
+    fn share(
+        &self,
+        kind: &str,
+        key: &str,
+        body: &str,
+        e: wbg_audit::AuditEntry,
+    ) -> Result<(), GuardError> {
+        for _ in 0..3 {
+            let before = self.store.case(kind, key)?;
+            match self
+                .store
+                .put_case(kind, key, body, before.as_deref(), e.clone())
+            {
+                Ok(_) => return Ok(()),
+                Err(StoreError::Conflict(_) | StoreError::NotFound(_)) => continue,
+                Err(err) => return Err(err.into()),
+            }
+        }
+        // Another node keeps writing it: its record stands, and this decision is still on the log.
+        self.store.append_audit(e)?;
+        Ok(())
+    }
+
+    /// Takes in the blocks in force and the lasting last-four locks the store keeps — from this node before a
+    /// restart, or from any other: at start, then from the server's upkeep.
+    pub fn reload_tracking(&self) -> Result<(), GuardError> {
+        let now = self.clock.now();
+        for (key, body) in self.store.cases(BLOCKS, SHARED_BLOCKS)? {
+            let Ok(b) = serde_json::from_str::<StoredBlock>(&body) else {
+                continue;
+            };
+            let (sources, ip) = match key.split_once(':') {
+                Some(("a", ip)) => (&self.tracker.sources, ip),
+                Some(("n", net)) => (&self.tracker.prefixes, net),
+                _ => continue,
+            };
+            let Ok(ip) = ip.parse::<IpAddr>() else {
+                continue;
+            };
+            if b.until <= now {
+                continue;
+            }
+            let mut sources = sources.lock().unwrap_or_else(|p| p.into_inner());
+            let s = sources.map.entry(ip).or_default();
+            if s.watch.blocked_until.is_none_or(|u| u < b.until) {
+                s.watch.blocked_until = Some(b.until);
+            }
+        }
+        let total = self.tracking.last4_tries_total;
+        let locked = self.store.cases(LOCKS, SHARED_LOCKS)?;
+        let mut tries = self.tracker.tries.lock().unwrap_or_else(|p| p.into_inner());
+        for (no, _) in locked {
+            let q = tries.map.entry(no).or_default();
+            q.total = q.total.max(total);
+        }
         Ok(())
     }
 }

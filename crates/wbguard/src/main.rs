@@ -1299,8 +1299,10 @@ fn serve(cfg: Config) -> Result<()> {
                         g.refresh_shredded()?;
                         g.reload_canaries()?;
                         // Legal holds placed or released on another node: in force here within five ticks.
+                        // And public-tracking blocks and locks decided there.
                         if ticks % 5 == 1 {
                             g.reload_holds()?;
+                            g.reload_tracking()?;
                         }
                         // Waybills that found the privacy-number pool exhausted get a number once one rested.
                         g.bind_waiting_numbers(1_000)?;

@@ -197,3 +197,78 @@ fn the_public_lookup_shows_no_one_and_blocks_scrapers_not_customers() {
         "{metrics}"
     );
 }
+
+/// A last-four check of `no` as the client at `ip`: the `check` the answer gives.
+fn checked(s: &Server, no: &str, digits: &str, ip: &str) -> String {
+    let r = reqwest::blocking::Client::new()
+        .get(format!("{}/track/{no}?last4={digits}", s.base))
+        .header("x-forwarded-for", ip)
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    r.json::<Value>().unwrap()["check"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned()
+}
+
+#[test]
+fn a_block_and_a_lasting_lock_outlive_a_restart() {
+    let dirs = Dirs::new(
+        "\n[server]\ntrusted_proxies = [\"127.0.0.1\"]\n[tracking]\nlast4_tries_per_hour = 3\nlast4_tries_total = 3",
+    );
+    let admin = dirs.create_account("ROOT1", "admin", None);
+    let mut s = Server::start(&dirs, "info");
+    let integ = s.account(&admin, "I1", "integration", None, None);
+    let auditor = s.account(&admin, "AUD1", "auditor", None, None);
+    let r = s.post(
+        "/v1/waybills",
+        Some(&integ),
+        &waybill(
+            "YT1000001",
+            "M001",
+            "O1",
+            "O2",
+            "王芳",
+            "13800135678",
+            "科技园1号",
+        ),
+    );
+    assert_eq!(r.status(), 201, "{}", r.text().unwrap());
+    // A scraper guessing numbers is blocked; three wrong last-four checks lock the number's check for good.
+    let mut tries = 0;
+    while lookup(&s, &format!("YT{}", 3_000_000 + tries * 11), "198.51.100.7").0 != 403 {
+        tries += 1;
+        assert!(tries < 100, "the scraper was never blocked");
+    }
+    for (i, digits) in ["0000", "1111", "2222"].iter().enumerate() {
+        assert_eq!(
+            checked(&s, "YT1000001", digits, &format!("192.0.2.{}", 10 + i)),
+            "wrong"
+        );
+    }
+    assert_eq!(checked(&s, "YT1000001", "5678", "192.0.2.20"), "locked");
+
+    // Restarted (a deploy, a crash): the node forgets its counts, not what they decided.
+    s.kill();
+    let s = Server::start(&dirs, "info");
+    assert_eq!(
+        lookup(&s, "YT1000001", "198.51.100.7").0,
+        403,
+        "still blocked"
+    );
+    assert_eq!(lookup(&s, "YT1000001", "198.51.100.8").0, 200);
+    assert_eq!(
+        checked(&s, "YT1000001", "5678", "192.0.2.21"),
+        "locked",
+        "the right digits stay locked out: the lock was for good"
+    );
+    let page: Value = s
+        .get("/v1/audit/entries?action=track_lock", Some(&auditor))
+        .json()
+        .unwrap();
+    let entries = page["entries"].as_array().unwrap();
+    assert_eq!(entries.len(), 1, "{page}");
+    assert_eq!(entries[0]["waybill"], "YT1000001");
+    assert!(!page.to_string().contains("5678"));
+}
