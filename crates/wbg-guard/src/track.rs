@@ -111,6 +111,13 @@ pub struct TrackingConfig {
     pub prefix_near_misses_per_hour: u32,
     /// Distinct numbers one network may look up in an hour (default 400).
     pub prefix_distinct_per_hour: u32,
+    /// Lookups naming no parcel in a minute, from every source together (this node), at which — once they are
+    /// also `distributed_miss_percent` of the minute's lookups — the distributed-enumeration alert is raised
+    /// (default 120): a botnet asking each number once from another network passes every per-source watch.
+    pub distributed_misses_per_minute: u32,
+    /// The share of a minute's lookups (1-100) naming no parcel that, with `distributed_misses_per_minute`,
+    /// raises that alert (default 30; customers mistype a few percent).
+    pub distributed_miss_percent: u32,
 }
 
 impl Default for TrackingConfig {
@@ -128,6 +135,8 @@ impl Default for TrackingConfig {
             prefix_misses_per_hour: 30,
             prefix_near_misses_per_hour: 24,
             prefix_distinct_per_hour: 400,
+            distributed_misses_per_minute: 120,
+            distributed_miss_percent: 30,
         }
     }
 }
@@ -147,9 +156,13 @@ impl TrackingConfig {
             self.prefix_misses_per_hour,
             self.prefix_near_misses_per_hour,
             self.prefix_distinct_per_hour,
+            self.distributed_misses_per_minute,
         ];
         if all.iter().any(|n| *n == 0 || *n > 1_000_000) {
             return Err("[tracking] limits must each be 1-1000000".into());
+        }
+        if !(1..=100).contains(&self.distributed_miss_percent) {
+            return Err("[tracking] distributed_miss_percent must be 1-100".into());
         }
         Ok(())
     }
@@ -385,6 +398,59 @@ struct Tries {
     total: u32,
 }
 
+/// Every source's lookups together, per second of the last minute: what a botnet — one guess per network,
+/// never twice from anywhere — cannot hide, its share of lookups naming no parcel.
+struct Everyone {
+    /// `(second, lookups, misses)`, indexed by the second modulo 60.
+    seconds: [(i64, u32, u32); 60],
+    /// No second alert before this (ms): one per `block_minutes` while it lasts.
+    quiet_until: Millis,
+}
+
+impl Default for Everyone {
+    fn default() -> Self {
+        Everyone {
+            seconds: [(-1, 0, 0); 60],
+            quiet_until: 0,
+        }
+    }
+}
+
+impl Everyone {
+    /// Counts a lookup at `now`; the minute's lookups and misses when they cross the limits and no alert was
+    /// raised lately.
+    fn observe(
+        &mut self,
+        now: Millis,
+        missed: bool,
+        misses_at: u32,
+        percent: u32,
+        quiet: Millis,
+    ) -> Option<(u32, u32)> {
+        let second = now.div_euclid(1000);
+        let slot = &mut self.seconds[second.rem_euclid(60) as usize];
+        if slot.0 != second {
+            *slot = (second, 0, 0);
+        }
+        slot.1 += 1;
+        slot.2 += u32::from(missed);
+        if !missed || now < self.quiet_until {
+            return None;
+        }
+        let (lookups, misses) = self
+            .seconds
+            .iter()
+            .filter(|(s, ..)| *s > second - 60)
+            .fold((0u32, 0u32), |(l, m), (_, sl, sm)| (l + sl, m + sm));
+        if misses >= misses_at && u64::from(misses) * 100 >= u64::from(lookups) * u64::from(percent)
+        {
+            self.quiet_until = now + quiet;
+            return Some((lookups, misses));
+        }
+        None
+    }
+}
+
 /// The tracker's memory of sources (one node's; several nodes each meter what they see).
 #[derive(Default)]
 pub(crate) struct Tracker {
@@ -392,6 +458,7 @@ pub(crate) struct Tracker {
     prefixes: Sources,
     /// Wrong last-four checks per number.
     tries: Mutex<Swept<String, Tries>>,
+    everyone: Mutex<Everyone>,
 }
 
 /// Drops the times at or before `cutoff` from the front of `q` (times are pushed in order).
@@ -511,6 +578,7 @@ impl Guard {
             .as_ref()
             .is_none_or(|t| t.check.as_deref() == Some("wrong"));
         self.judge(from, no, !missed, now)?;
+        self.judge_everyone(missed, now)?;
         Ok(Ok(answer))
     }
 
@@ -680,6 +748,53 @@ impl Guard {
                 until,
             )?;
         }
+        Ok(())
+    }
+
+    /// Takes a lookup into every source's last minute; raises the distributed-enumeration alert (audited
+    /// `track_distributed`) when lookups naming no parcel are both many and a large share: nothing to block, as
+    /// each source asked once, but the analysts learn that the public lookup is being harvested — of routing
+    /// data only, since it shows nothing else.
+    fn judge_everyone(&self, missed: bool, now: Millis) -> Result<(), GuardError> {
+        let cfg = &self.tracking;
+        let crossed = self
+            .tracker
+            .everyone
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .observe(
+                now,
+                missed,
+                cfg.distributed_misses_per_minute,
+                cfg.distributed_miss_percent,
+                i64::from(cfg.block_minutes) * MINUTE_MS,
+            );
+        let Some((lookups, misses)) = crossed else {
+            return Ok(());
+        };
+        let why = format!(
+            "{misses} of {lookups} public lookups in the last minute named no parcel, from every source together \
+             (limits {} and {} %): enumeration spread over many networks",
+            cfg.distributed_misses_per_minute, cfg.distributed_miss_percent
+        );
+        let mut e = self.entry(
+            "public",
+            &crate::RequestMeta::default(),
+            "track_distributed",
+        );
+        e.decision = "deny".into();
+        e.detail = Some(why.clone());
+        self.store.append_audit(e)?;
+        metrics::counter!("wbguard_track_distributed_alerts_total").increment(1);
+        self.record_alert(
+            "public",
+            RiskAlert {
+                kind: "public_enumeration_distributed".into(),
+                severity: "warning".into(),
+                detail: format!("public tracking: {why}"),
+            },
+            now,
+        );
         Ok(())
     }
 

@@ -3,7 +3,8 @@
 //! parcel (or their typo) or a scraper's look at someone else's. Customers look their parcels up a few times
 //! over the days, some mistype a number or the last four digits, some share an address behind a carrier-grade
 //! NAT; scrapers guess numbers in sequence or at random from one address or from a whole /24, or know numbers
-//! and guess the last four digits of the recipient's phone, from one address or from many networks. The report
+//! and guess the last four digits of the recipient's phone, from one address or from many networks; a botnet
+//! asks random numbers, each from a network of its own. The report
 //! says, per kind of looker, how many lookups of numbers it did not own were answered before it was blocked,
 //! whether any personal data was shown to it, and the most last-four guesses any number took — and whether a
 //! customer was ever refused.
@@ -15,7 +16,7 @@ use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::Instant;
 use wbg_core::{AccountId, EventType, Millis, Role, StatusEvent};
-use wbg_guard::{Actor, RequestMeta, TrackRefusal};
+use wbg_guard::{Actor, GuardError, RequestMeta, TrackRefusal};
 
 const HOUR: Millis = 3_600_000;
 const DAY: Millis = 24 * HOUR;
@@ -67,16 +68,19 @@ pub enum Looker {
     Last4Guessing,
     /// The same from 50 networks.
     Last4Rotating,
+    /// A botnet: random numbers around the series, each from a network of its own, never twice from one.
+    Botnet,
 }
 
 impl Looker {
     /// Every scraper.
-    pub const SCRAPERS: [Looker; 5] = [
+    pub const SCRAPERS: [Looker; 6] = [
         Looker::Sequential,
         Looker::Random,
         Looker::RotatingPrefix,
         Looker::Last4Guessing,
         Looker::Last4Rotating,
+        Looker::Botnet,
     ];
 }
 
@@ -118,6 +122,11 @@ pub struct TrackingReport {
     pub lookers: Vec<LookerOutcome>,
     /// Lookups driven through the guard.
     pub lookups: u64,
+    /// Distributed-enumeration alerts raised while the botnet was at work (from its first lookup to a minute
+    /// after its last).
+    pub distributed_alerts_during_botnet: u64,
+    /// The same alerts at any other time (false alarms: customers alone).
+    pub distributed_alerts_otherwise: u64,
     /// Wall-clock seconds the run took.
     pub elapsed_seconds: f64,
 }
@@ -301,6 +310,20 @@ pub fn simulate_tracking(
             });
         }
     }
+    // The botnet: 3,000 random guesses, five a second, each from a /24 of its own.
+    let botnet_from = begin(&mut rng);
+    for k in 0..3_000u64 {
+        let serial = spec.first_serial + rng.gen_range(0..spec.parcels as u64 * 20);
+        asks.push(Ask {
+            at: botnet_from + k as Millis * 200,
+            looker: Looker::Botnet,
+            from: v4(11, (k / 250) as u8, (k % 250) as u8, 7),
+            no: no_of(serial),
+            last4: None,
+            owned: false,
+        });
+    }
+    let botnet_until = botnet_from + 3_000 * 200 + 60_000;
     asks.sort_by_key(|a| a.at);
 
     #[derive(Default)]
@@ -374,11 +397,26 @@ pub fn simulate_tracking(
             }
         })
         .collect();
+    let distributed = world
+        .guard
+        .store()
+        .alerts(&wbg_store::AlertFilter {
+            kind: Some("public_enumeration_distributed".into()),
+            limit: 10_000,
+            ..wbg_store::AlertFilter::default()
+        })
+        .map_err(GuardError::from)?;
+    let during = distributed
+        .iter()
+        .filter(|a| (botnet_from..botnet_until).contains(&a.at))
+        .count() as u64;
     Ok(TrackingReport {
         parcels: spec.parcels,
         days: spec.days,
         lookers,
         lookups,
+        distributed_alerts_during_botnet: during,
+        distributed_alerts_otherwise: distributed.len() as u64 - during,
         elapsed_seconds: started.elapsed().as_secs_f64(),
     })
 }

@@ -188,5 +188,9 @@ pub fn render_tracking(r: &wbg_scenarios::TrackingReport) -> String {
          answered lookups of numbers the looker does not own before its first block)\n",
         r.lookups, r.days, r.elapsed_seconds
     ));
+    out.push_str(&format!(
+        "distributed-enumeration alerts: {} while the botnet worked, {} otherwise\n",
+        r.distributed_alerts_during_botnet, r.distributed_alerts_otherwise
+    ));
     out
 }
