@@ -720,24 +720,43 @@ async function accountPage(view, id) {
       places.length ? el('table', { id: 'places' }, el('tr', {}, ['kind', 'pseudonym or address', 'requests', 'last'].map((h) => el('th', {}, h))),
         places.map(([k, v, x]) => el('tr', {}, el('td', {}, k), el('td', { class: 'mono' }, v), el('td', {}, x.n), el('td', {}, formatTime(x.last)))))
         : el('p', { class: 'muted' }, 'None recorded.')));
-    // Beside its peers: the accounts of the same outlet and role, over the same 24 hours.
+    // Beside its peers: the accounts of the same outlet and role over the same 24 hours — first those of its shift
+    // (active in at least half the hours it was), since a night shift and a day shift read differently.
     const all = await api('GET', '/v1/accounts');
     const peers = all.filter((x) => x.id !== d.id && x.role === d.role && (x.outlet || null) === (d.outlet || null)).slice(0, 20);
     const tally = (list) => ({ full: list.filter((e) => classify(e) === 'full').length,
-      masked: list.filter((e) => classify(e) === 'masked').length, refused: list.filter((e) => classify(e) === 'refused').length });
+      masked: list.filter((e) => classify(e) === 'masked').length, refused: list.filter((e) => classify(e) === 'refused').length,
+      hours: new Set(list.map((e) => Number(formatTime(e.time).slice(11, 13)))) });
     const rows = [[d.id, tally(entries), !complete]];
     for (const p of peers) {
       const r = await searchAll({ account: p.id, from: 'now-1d' }, 2_000);
       rows.push([p.id, tally(r.entries), !r.complete]);
     }
+    const own = rows[0][1].hours;
+    const onShift = (t) => own.size > 0 && [...own].filter((h) => t.hours.has(h)).length * 2 >= own.size;
+    const shift = (hours) => {
+      // Hours as ranges, e.g. 08–11, 14.
+      const hs = [...hours].sort((x, y) => x - y);
+      const out = [];
+      for (const h of hs) {
+        const last = out[out.length - 1];
+        if (last && last[1] === h - 1) last[1] = h; else out.push([h, h]);
+      }
+      const two = (n) => String(n).padStart(2, '0');
+      return out.length ? out.map(([a, b]) => (a === b ? two(a) : `${two(a)}–${two(b)}`)).join(', ') : '—';
+    };
+    const same = rows.slice(1).filter(([, t]) => onShift(t));
+    const compared = same.length ? same : rows.slice(1);
     const median = (xs) => { const v = [...xs].sort((x, y) => x - y); return v.length ? v[Math.floor(v.length / 2)] : 0; };
-    const peerFull = median(rows.slice(1).map(([, t]) => t.full));
+    const peerFull = median(compared.map(([, t]) => t.full));
     timeline.append(el('section', { class: 'card' }, el('h2', {}, `Beside its peers: ${d.role}s of ${d.outlet || 'no outlet'} (24 hours)`),
-      peers.length ? el('p', { class: 'muted' }, `Peers' median: ${peerFull} full views. `
+      peers.length ? el('p', { class: 'muted', id: 'peer-median' }, `Its shift: ${shift(own)}. `
+        + `Peers' median (${same.length ? `${same.length} on its shift` : 'none on its shift: all of them'}): ${peerFull} full views. `
         + (rows[0][1].full > 3 * Math.max(1, peerFull) ? 'This account reads in full more than three times as much.' : ''))
         : el('p', { class: 'muted' }, 'No other account has this role at this outlet.'),
-      el('table', { id: 'peers' }, el('tr', {}, ['account', 'full', 'masked', 'refused'].map((h) => el('th', {}, h))),
+      el('table', { id: 'peers' }, el('tr', {}, ['account', 'shift (hours)', 'same shift', 'full', 'masked', 'refused'].map((h) => el('th', {}, h))),
         rows.map(([who, t, more], i) => el('tr', { class: i === 0 ? 'fresh' : null }, el('td', {}, i === 0 ? who : link(`#/accounts/${encodeURIComponent(who)}`, who)),
+          el('td', {}, shift(t.hours)), el('td', {}, i === 0 ? '—' : (onShift(t) ? 'yes' : 'no')),
           el('td', {}, `${t.full}${more ? '+' : ''}`), el('td', {}, `${t.masked}${more ? '+' : ''}`), el('td', {}, `${t.refused}${more ? '+' : ''}`))))));
     // Its standing over time: every suspension and reinstatement of it in the log.
     const mentions = new RegExp(`(^|\\s)account=${id.replace(/[^A-Za-z0-9_.-]/g, '').replaceAll('.', '\\.')}(\\s|;|$)`);
@@ -886,8 +905,12 @@ async function forensicsPage(view) {
       el('td', {}, x.suspects.join(', ')), el('td', {}, `${formatTime(x.from)} – ${formatTime(x.to)}`), el('td', {}, x.exposures),
       el('td', {}, x.created_by), el('td', {}, formatTime(x.created_at)),
       el('td', {}, ['markdown', 'csv', 'json'].map((f) => [el('a', { href: `/v1/forensics/incidents/${encodeURIComponent(x.incident)}?format=${f}`,
-        download: `${x.incident}.${f === 'markdown' ? 'md' : f}` }, f), ' '])))));
-    if (!list.length) incidents.replaceChildren(el('tr', {}, el('td', { colspan: 10, class: 'muted' }, 'No incidents.')));
+        download: `${x.incident}.${f === 'markdown' ? 'md' : f}` }, f), ' '])),
+      // Every report the incident owes, as PDF in Chinese and English (PIPL art. 57, the regulators, the police).
+      el('td', { class: 'owed' }, ['letter', 'sms', 'regulator', 'postal', 'police'].map((k) => [k, ' ', ['zh', 'en'].map((l) => [
+        el('a', { href: `/v1/forensics/incidents/${encodeURIComponent(x.incident)}/reports/${k}?lang=${l}&format=pdf`,
+          download: `${x.incident}-${k}-${l}.pdf` }, l), ' ']), el('br')])))));
+    if (!list.length) incidents.replaceChildren(el('tr', {}, el('td', { colspan: 11, class: 'muted' }, 'No incidents.')));
     tickSla();
   };
   const attribute = async (ev) => {
@@ -940,7 +963,8 @@ async function forensicsPage(view) {
       el('form', { class: 'inline', id: 'incident', onsubmit: open }, el('label', {}, 'Suspects', suspects), el('label', {}, 'From', from),
         el('label', {}, 'To', to), el('button', { type: 'submit', id: 'incident-go' }, 'Open incident')), opened),
     el('section', { class: 'card' }, el('h2', {}, 'Incidents'), el('table', { id: 'incidents' }, el('thead', {}, el('tr', {}, ['incident',
-      'state', 'grade', 'regulator report due', 'suspects', 'window', 'exposures', 'opened by', 'opened', 'report']
+      'state', 'grade', 'regulator report due', 'suspects', 'window', 'exposures', 'opened by', 'opened', 'report',
+      'reports owed (PDF)']
       .map((h) => el('th', {}, h)))), incidents)));
   try { await listIncidents(); } catch (err) { fail(opened, err); }
   const timer = setInterval(tickSla, 1000);

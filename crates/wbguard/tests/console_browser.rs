@@ -697,6 +697,28 @@ fn analysts_work_the_console_in_a_real_browser() {
     // One customer: below the grade reported to the regulator, so no clock runs.
     let row = b.text("#incident-rows tr");
     assert!(row.contains("general") && row.contains("not due"), "{row}");
+    // Every owed report is a PDF download away, in both languages; the link answers a PDF to this session.
+    let owed = b.js(
+        "return [...document.querySelectorAll('#incident-rows td.owed a')].map((a) => a.getAttribute('href')).join(' ');",
+        json!([]),
+    );
+    let owed = owed.as_str().unwrap_or_default();
+    for kind in ["letter", "sms", "regulator", "postal", "police"] {
+        for lang in ["zh", "en"] {
+            assert!(
+                owed.contains(&format!("/reports/{kind}?lang={lang}&format=pdf")),
+                "{owed}"
+            );
+        }
+    }
+    let magic = b.js_async(
+        "const a = document.querySelector('#incident-rows td.owed a'); \
+         fetch(a.href, { credentials: 'same-origin' }).then(async (r) => \
+           done(r.headers.get('content-type') + ' ' + new TextDecoder().decode((await r.arrayBuffer()).slice(0, 5))));",
+        json!([]),
+    );
+    let magic = magic.as_str().unwrap_or_default();
+    assert_eq!(magic, "application/pdf %PDF-", "{magic}");
     assert!(
         !b.text("body").contains("13800135678"),
         "no page shows a phone"
@@ -746,6 +768,16 @@ fn analysts_work_the_console_in_a_real_browser() {
     assert!(b.text("#status-history").contains("ROOT1"));
     let peers = b.text("#peers");
     assert!(peers.contains("C2b") && peers.contains("C2a"), "{peers}");
+    // Compared first with the peers of its shift: C2a worked the same hours.
+    assert!(
+        peers.contains("same shift") && peers.contains("yes"),
+        "{peers}"
+    );
+    assert!(
+        b.text("#peer-median").contains("on its shift"),
+        "{}",
+        b.text("#peer-median")
+    );
     assert!(b.text("#places").contains("address"));
     b.screenshot("console-account");
     b.go(&format!("{}/console#/overview", s.base));
