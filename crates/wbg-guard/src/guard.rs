@@ -348,6 +348,7 @@ impl Guard {
         guard.refresh_policy()?;
         guard.reload_holds()?;
         guard.reload_tracking()?;
+        guard.refresh_thresholds()?;
         Ok((guard, report))
     }
 
@@ -394,9 +395,13 @@ impl Guard {
         self
     }
 
-    /// Replaces the risk hook (the built-in one is the streaming [`Engine`] with the configured settings).
+    /// Replaces the risk hook (the built-in one is the streaming [`Engine`] with the configured settings); a
+    /// threshold change applied earlier (kept in the store) is put in force in it.
     pub fn with_risk(mut self, risk: Arc<dyn RiskHook>) -> Guard {
         self.risk = risk;
+        if let Err(e) = self.refresh_thresholds() {
+            tracing::error!(error = %e, "cannot put the stored risk thresholds in force");
+        }
         self
     }
 

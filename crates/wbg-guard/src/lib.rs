@@ -37,6 +37,7 @@ mod retention;
 mod review;
 mod rights;
 mod suppress;
+mod thresholds;
 mod token;
 mod track;
 mod view;
@@ -97,6 +98,10 @@ pub use rights::{AccessRecord, ErasureAnswer, RightsAnswer, RightsRequest, Waybi
 pub use suppress::{
     Backtest, SuppressedAlerts, Suppression, SuppressionRequest, SuppressionScope, BACKTEST_DAYS,
     MAX_SUPPRESSION_DAYS, SUPPRESSION_REASONS,
+};
+pub use thresholds::{
+    HiddenAlert, ReplayOutcome, ThresholdBacktest, ThresholdProposal, ThresholdsInForce,
+    THRESHOLD_BACKTEST_DAYS, THRESHOLD_REASONS,
 };
 pub use token::{hash_token, new_token};
 pub use track::{TrackRefusal, TrackedRecipient, TrackedScan, Tracking, TrackingConfig};

@@ -245,7 +245,11 @@ fn decide(
 }
 
 /// `wb` as it was at `at`, by its scan events; and where its exception was registered, if it was in one.
-fn as_of(wb: &WaybillMeta, events: &[EventRecord], at: Millis) -> (WaybillMeta, Option<OutletId>) {
+pub(crate) fn as_of(
+    wb: &WaybillMeta,
+    events: &[EventRecord],
+    at: Millis,
+) -> (WaybillMeta, Option<OutletId>) {
     let mut then = WaybillMeta {
         status: WaybillStatus::Created,
         courier: None,

@@ -77,14 +77,20 @@ impl Default for ScoreConfig {
 }
 
 impl ScoreConfig {
-    fn check(&self) -> Result<(), RiskError> {
-        if !(self.burst_half_life_minutes > 0.0 && self.drift_half_life_hours > 0.0) {
+    /// Refuses half-lives that are not positive and thresholds out of order (or not finite).
+    pub fn check(&self) -> Result<(), RiskError> {
+        if !(self.burst_half_life_minutes > 0.0
+            && self.drift_half_life_hours > 0.0
+            && self.burst_half_life_minutes.is_finite()
+            && self.drift_half_life_hours.is_finite())
+        {
             return Err(RiskError::Config(
                 "score half-lives must be positive".into(),
             ));
         }
         for (name, t) in [("burst", &self.burst), ("drift", &self.drift)] {
-            if !(0.0 < t.alert && t.alert <= t.mask && t.mask <= t.suspend) {
+            if !(0.0 < t.alert && t.alert <= t.mask && t.mask <= t.suspend && t.suspend.is_finite())
+            {
                 return Err(RiskError::Config(format!(
                     "score.{name}: thresholds must satisfy 0 < alert <= mask <= suspend"
                 )));

@@ -1,7 +1,7 @@
 //! The engine: keyed state per account, per device and per peer group; runs the detector pipeline over every
 //! access, keeps two decaying scores per account, and maps them to actions (alert → masked → suspend), explaining
 //! each alert with the signals, scores and evidence behind it.
-use crate::config::{RiskConfig, Thresholds};
+use crate::config::{RiskConfig, ScoreConfig, Thresholds};
 use crate::detect::{DetectorState, Event, SharedDevice, SharedDeviceState, Signal};
 use crate::event::{AccessEvent, EventSink};
 use crate::hook::{Access, RiskAction, RiskAlert, RiskHook, RiskVerdict};
@@ -130,6 +130,9 @@ struct Explanation<'a> {
 /// The streaming risk engine. Cheap to consult inline: one shard lock, a few counters per detector.
 pub struct Engine {
     cfg: RiskConfig,
+    /// The score thresholds in force: `cfg.score` at start, replaced whole by [`Engine::set_score`] (a change an
+    /// auditor backtested and applied), read once per judgement.
+    score: arc_swap::ArcSwap<ScoreConfig>,
     accounts: Vec<Mutex<HashMap<String, AccountRisk>>>,
     devices: Vec<Mutex<HashMap<u64, SharedDeviceState>>>,
     peers: Mutex<HashMap<(Role, String), Peer>>,
@@ -160,6 +163,7 @@ impl Engine {
     /// An engine with these settings and no state.
     pub fn new(cfg: RiskConfig) -> Engine {
         Engine {
+            score: arc_swap::ArcSwap::from_pointee(cfg.score.clone()),
             cfg,
             accounts: (0..SHARDS).map(|_| Mutex::default()).collect(),
             devices: (0..SHARDS).map(|_| Mutex::default()).collect(),
@@ -233,9 +237,22 @@ impl Engine {
         self
     }
 
-    /// The settings.
+    /// The settings as the engine was made with them; the score thresholds in force are [`Engine::score`].
     pub fn config(&self) -> &RiskConfig {
         &self.cfg
+    }
+
+    /// The score thresholds and half-lives in force.
+    pub fn score(&self) -> ScoreConfig {
+        (**self.score.load()).clone()
+    }
+
+    /// Puts `score` in force from the next judgement on (the accounts' scores carry over; an account already
+    /// masked or suspended stays so until it falls under the new thresholds' rules). Refused when out of order.
+    pub fn set_score(&self, score: ScoreConfig) -> Result<(), RiskError> {
+        score.check()?;
+        self.score.store(Arc::new(score));
+        Ok(())
     }
 
     /// Accesses assessed or observed so far.
@@ -321,7 +338,7 @@ impl Engine {
         self.cfg.detectors.run(&mut st.detectors, &ev, &mut signals);
         signals.extend(self.shared_device(&ev));
 
-        let s = &self.cfg.score;
+        let s = self.score.load();
         let elapsed = st.last.map_or(0, |t| a.at - t);
         st.last = Some(st.last.map_or(a.at, |t| t.max(a.at)));
         st.burst = decay(st.burst, elapsed, s.burst_half_life_minutes * 60_000.0);
@@ -372,7 +389,7 @@ impl Engine {
     }
 
     fn explain(&self, st: &AccountRisk, level: Level) -> RiskAlert {
-        let s = &self.cfg.score;
+        let s = self.score.load();
         let detail = serde_json::to_string(&Explanation {
             level,
             burst_score: (st.burst * 10.0).round() / 10.0,
@@ -410,6 +427,16 @@ impl RiskHook for Engine {
                 st.start_afresh();
             }
         }
+    }
+
+    fn settings(&self) -> Option<RiskConfig> {
+        let mut cfg = self.cfg.clone();
+        cfg.score = self.score();
+        Some(cfg)
+    }
+
+    fn set_score(&self, score: &ScoreConfig) -> Result<bool, RiskError> {
+        Engine::set_score(self, score.clone()).map(|()| true)
     }
 }
 

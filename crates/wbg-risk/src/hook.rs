@@ -79,6 +79,17 @@ pub trait RiskHook: Send + Sync {
 
     /// Told when an administrator reinstates a suspended account, so that the hook can start it afresh.
     fn reinstated(&self, _account: &str) {}
+
+    /// The settings in force (score thresholds included), for a backtest to replay reads under; `None` for a
+    /// hook that has none.
+    fn settings(&self) -> Option<crate::RiskConfig> {
+        None
+    }
+
+    /// Puts new score thresholds in force; `Ok(false)` for a hook that has none to change.
+    fn set_score(&self, _score: &crate::ScoreConfig) -> Result<bool, crate::RiskError> {
+        Ok(false)
+    }
 }
 
 /// A hook that allows everything (for tools and benchmarks that measure the rest of the path).

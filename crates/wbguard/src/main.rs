@@ -1303,6 +1303,8 @@ fn serve(cfg: Config) -> Result<()> {
                         if ticks % 5 == 1 {
                             g.reload_holds()?;
                             g.reload_tracking()?;
+                            // And risk thresholds changed there.
+                            g.refresh_thresholds()?;
                         }
                         // Waybills that found the privacy-number pool exhausted get a number once one rested.
                         g.bind_waiting_numbers(1_000)?;

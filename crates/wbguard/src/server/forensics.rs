@@ -789,3 +789,48 @@ pub(super) async fn canary_reserve(caller: Caller) -> ApiResult<Json<wbg_guard::
         .await
         .map(Json)
 }
+
+#[utoipa::path(get, path = "/v1/risk/thresholds", tag = "alerts", summary = "The risk score thresholds in force, and where they come from (auditors, admins)",
+    security(("bearer" = [])),
+    responses((status = 200, body = wbg_guard::ThresholdsInForce), (status = 401, body = ApiErrorBody), (status = 403, body = ApiErrorBody)))]
+pub(super) async fn thresholds(caller: Caller) -> ApiResult<Json<wbg_guard::ThresholdsInForce>> {
+    caller
+        .run(|g, c| g.thresholds(c.actor(), &c.meta))
+        .await
+        .map(Json)
+}
+
+#[utoipa::path(post, path = "/v1/risk/thresholds/backtest", tag = "alerts",
+    summary = "What new score thresholds would have done over the last 30 days: alerts, masks, suspensions, and the alerts they would have hidden (with their triage) or added (auditors)",
+    description = "Every guarded read of the last 30 days is replayed from the audit log through two fresh engines, one with the \
+        thresholds in force and one with the proposal. Audited `risk_thresholds_backtest` with the figures.",
+    security(("bearer" = [])), request_body = wbg_guard::ThresholdProposal,
+    responses((status = 200, body = wbg_guard::ThresholdBacktest), (status = 400, body = ApiErrorBody), (status = 401, body = ApiErrorBody),
+        (status = 403, body = ApiErrorBody), (status = 409, body = ApiErrorBody, description = "This node's risk hook has no thresholds")))]
+pub(super) async fn backtest_thresholds(
+    caller: Caller,
+    Body(p): Body<wbg_guard::ThresholdProposal>,
+) -> ApiResult<Json<wbg_guard::ThresholdBacktest>> {
+    caller
+        .run(move |g, c| g.backtest_thresholds(c.actor(), &p, &c.meta))
+        .await
+        .map(Json)
+}
+
+#[utoipa::path(post, path = "/v1/risk/thresholds", tag = "alerts",
+    summary = "Apply new score thresholds with a reason: backtested first, refused when they would have hidden confirmed alerts unless accept_confirmed (auditors)",
+    description = "Kept in the store: every node puts it in force within its upkeep's next refresh, and a restart keeps it. \
+        Audited `risk_thresholds` with the reason and the backtest's figures.",
+    security(("bearer" = [])), request_body = wbg_guard::ThresholdProposal,
+    responses((status = 200, body = wbg_guard::ThresholdsInForce), (status = 400, body = ApiErrorBody), (status = 401, body = ApiErrorBody),
+        (status = 403, body = ApiErrorBody),
+        (status = 409, body = ApiErrorBody, description = "It would have hidden confirmed alerts (set accept_confirmed), or this node's risk hook has no thresholds")))]
+pub(super) async fn apply_thresholds(
+    caller: Caller,
+    Body(p): Body<wbg_guard::ThresholdProposal>,
+) -> ApiResult<Json<wbg_guard::ThresholdsInForce>> {
+    caller
+        .run(move |g, c| g.apply_thresholds(c.actor(), &p, &c.meta))
+        .await
+        .map(Json)
+}
