@@ -411,6 +411,56 @@ async function alertsPage(view) {
     ['suppression', 'detector', 'for', 'reason', 'by', 'until', 'would have hidden (30 days)', ''].map((h) => el('th', {}, h)))), sups));
   loadSups().catch((err) => fail(status, err));
 
+  // Score thresholds: what is in force, and a change measured before it is applied (auditors apply).
+  const inForce = el('p', { id: 'thresholds-now', class: 'muted' });
+  const num = (id) => el('input', { id, type: 'number', min: '0.1', step: '0.1', size: 6, required: true });
+  const fields = { burst: ['alert', 'mask', 'suspend'].map((k) => num(`th-burst-${k}`)),
+    drift: ['alert', 'mask', 'suspend'].map((k) => num(`th-drift-${k}`)) };
+  const thReason = el('select', { id: 'th-reason' }, el('option', { value: '' }, 'reason…'),
+    ['too_many_false_positives', 'missed_confirmed_leaks', 'workload_changed', 'policy_changed'].map((r) => el('option', { value: r }, r)));
+  const thAccept = el('input', { type: 'checkbox', id: 'th-accept' });
+  const thResult = el('div', { id: 'th-result', role: 'status' });
+  const proposalOf = () => {
+    const t = ([a, m, x]) => ({ alert: Number(a.value), mask: Number(m.value), suspend: Number(x.value) });
+    return { burst: t(fields.burst), drift: t(fields.drift) };
+  };
+  const loadThresholds = async () => {
+    const t = await api('GET', '/v1/risk/thresholds');
+    for (const k of ['burst', 'drift']) ['alert', 'mask', 'suspend'].forEach((x, i) => { fields[k][i].value = t.score[k][x]; });
+    inForce.textContent = `In force: fast score ${t.score.burst.alert}/${t.score.burst.mask}/${t.score.burst.suspend}, `
+      + `slow score ${t.score.drift.alert}/${t.score.drift.mask}/${t.score.drift.suspend} (alert/mask/suspend) — `
+      + (t.source === 'change' ? `changed by ${t.by} at ${formatTime(t.at)} (${t.reason}).` : 'from the configuration file.');
+  };
+  const showBacktest = (b) => thResult.replaceChildren(
+    el('p', { id: 'th-summary' }, `Over the last 30 days (${b.reads} reads replayed) it would have hidden ${b.hidden} alerts, `
+      + `${b.hidden_confirmed} of them later confirmed and ${b.hidden_false_positive} false positives, and added ${b.added}.`),
+    el('table', { id: 'th-compare' }, el('tr', {}, ['', 'alerts', 'reads masked', 'suspensions', 'accounts alerted on'].map((h) => el('th', {}, h))),
+      [['in force', b.under_current], ['proposed', b.under_proposal]].map(([n, o]) => el('tr', {}, el('td', {}, n), el('td', {}, o.alerts),
+        el('td', {}, o.masked_reads), el('td', {}, o.suspensions), el('td', {}, o.accounts_alerted)))),
+    b.hidden_sample.length ? el('p', { class: 'muted' }, 'Hidden, for example: ', b.hidden_sample.map((h) =>
+      [link(`#/accounts/${encodeURIComponent(h.account)}`, h.account), ` ${h.kind} ${formatTime(h.at)}${h.state ? ` (${h.state})` : ''}; `])) : '');
+  const backtest = async (ev) => {
+    ev.preventDefault();
+    try { showBacktest(await api('POST', '/v1/risk/thresholds/backtest', proposalOf())); } catch (err) { fail(thResult, err); }
+  };
+  const applyThresholds = async () => {
+    if (!thReason.value) { thResult.replaceChildren(notice('A reason code is required.')); return; }
+    try {
+      await api('POST', '/v1/risk/thresholds', { ...proposalOf(), reason: thReason.value, accept_confirmed: thAccept.checked });
+      await loadThresholds();
+      thResult.replaceChildren(notice('Applied: in force on this node now, on every other within seconds.'));
+    } catch (err) { fail(thResult, err); }
+  };
+  const triple = (k, name) => el('fieldset', {}, el('legend', {}, name),
+    ['alert', 'mask', 'suspend'].map((x, i) => el('label', {}, x, fields[k][i])));
+  view.append(el('h2', {}, 'Score thresholds'), inForce,
+    el('form', { class: 'inline', id: 'thresholds', onsubmit: backtest }, triple('burst', 'fast score'), triple('drift', 'slow score'),
+      el('button', { type: 'submit', id: 'th-backtest' }, 'Backtest over 30 days'),
+      session.role === 'auditor' ? [el('label', {}, 'Reason', thReason), el('label', {}, thAccept, ' hide even confirmed alerts'),
+        el('button', { type: 'button', id: 'th-apply', class: 'secondary', onclick: applyThresholds }, 'Apply')] : ''),
+    thResult);
+  loadThresholds().catch((err) => fail(inForce, err));
+
   const timer = setInterval(tickSla, 1000);
   const stream = new EventSource('/v1/alerts/stream');
   stream.addEventListener('alert', (ev) => {

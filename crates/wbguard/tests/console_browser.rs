@@ -582,6 +582,54 @@ fn analysts_work_the_console_in_a_real_browser() {
     assert_eq!(sups[0]["lifted_by"], "AUD1", "{sups}");
     assert_eq!(sups[0]["reason"], "known_noise");
 
+    // Score thresholds: backtested in the page before anything changes, applied only with a reason.
+    b.wait(
+        "the thresholds in force",
+        "document.querySelector('#thresholds-now').innerText.includes('configuration file')",
+    );
+    let before: Vec<String> = ["alert", "mask", "suspend"]
+        .iter()
+        .map(|k| {
+            b.js(
+                &format!("return document.querySelector('#th-burst-{k}').value;"),
+                json!([]),
+            )
+            .as_str()
+            .unwrap()
+            .to_owned()
+        })
+        .collect();
+    b.type_in("#th-burst-alert", "500");
+    b.type_in("#th-burst-mask", "600");
+    b.type_in("#th-burst-suspend", "700");
+    b.click("#th-backtest");
+    b.wait(
+        "the backtest",
+        "document.querySelector('#th-summary') && document.querySelector('#th-summary').innerText.includes('would have hidden')",
+    );
+    assert!(b.text("#th-compare").contains("proposed"));
+    b.click("#th-apply");
+    b.wait(
+        "the refusal without a reason",
+        "document.querySelector('#th-result').innerText.includes('reason code is required')",
+    );
+    // Applied as it was (the rest of this test counts on the engine's defaults): a change on record all the same.
+    b.type_in("#th-burst-alert", &before[0]);
+    b.type_in("#th-burst-mask", &before[1]);
+    b.type_in("#th-burst-suspend", &before[2]);
+    b.choose("#th-reason", "workload_changed");
+    b.click("#th-apply");
+    b.wait(
+        "the change in force",
+        "document.querySelector('#thresholds-now').innerText.includes('changed by AUD1')",
+    );
+    let t: Value = s.get("/v1/risk/thresholds", Some(&auditor)).json().unwrap();
+    assert_eq!(
+        (t["source"].as_str(), t["reason"].as_str()),
+        (Some("change"), Some("workload_changed")),
+        "{t}"
+    );
+
     // ── A case: opened from the alert, a step ticked, an entry in the locker (proven), closed with a finding. ──
     b.go(&format!("{}/console#/alerts/{first_id}", s.base));
     b.wait("the case card", "document.querySelector('#case-new')");
