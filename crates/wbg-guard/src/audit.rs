@@ -333,6 +333,36 @@ impl Iterator for ChunkedEntries<'_> {
 }
 
 impl Guard {
+    /// Calls `f` with every entry `q` selects through the audit index, newest first, a page at a time, for at
+    /// most `most` entries; whether it saw them all. An index still being built is `Unavailable`.
+    pub(crate) fn each_indexed(
+        &self,
+        mut q: AuditQuery,
+        most: usize,
+        mut f: impl FnMut(wbg_audit::AuditEntry) -> Result<(), GuardError>,
+    ) -> Result<bool, GuardError> {
+        q.limit = wbg_store::MAX_PAGE;
+        let mut read = 0;
+        loop {
+            let page = match self.store.search_audit(&q) {
+                Ok(p) => p,
+                Err(StoreError::Unavailable(m)) => return Err(GuardError::Unavailable(m)),
+                Err(err) => return Err(err.into()),
+            };
+            for (seq, bytes) in &page.entries {
+                read += 1;
+                f(wbg_audit::AuditEntry::decode(bytes).map_err(|err| {
+                    GuardError::Internal(format!("audit entry {seq} does not parse: {err}"))
+                })?)?;
+            }
+            match page.next {
+                Some(c) if read < most => q.before = Some(c),
+                Some(_) => return Ok(false),
+                None => return Ok(true),
+            }
+        }
+    }
+
     /// Calls `f` with every audit entry made since `cutoff` (and its seq), newest first, reading the log backwards
     /// a page at a time. Entries are appended in time order give or take clock skew between nodes, so the walk
     /// stops only a minute's slack past the cutoff.

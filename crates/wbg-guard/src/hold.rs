@@ -369,43 +369,27 @@ impl Guard {
                 ));
             }
         }
-        let mut q = AuditQuery {
+        let q = AuditQuery {
             account: Some(account.to_owned()),
             decision: Some("allow".into()),
             from,
             to,
-            limit: wbg_store::MAX_PAGE,
             ..AuditQuery::default()
         };
         let mut out = HashSet::new();
-        loop {
-            let page = match self.store.search_audit(&q) {
-                Ok(p) => p,
-                Err(wbg_store::StoreError::Unavailable(m)) => {
-                    return Err(GuardError::Unavailable(m))
-                }
-                Err(err) => return Err(err.into()),
-            };
-            for (seq, bytes) in &page.entries {
-                let e = wbg_audit::AuditEntry::decode(bytes).map_err(|err| {
-                    GuardError::Internal(format!("audit entry {seq} does not parse: {err}"))
-                })?;
-                if wbg_forensics::Access::from_entry(&e).is_some() {
-                    if let Some(w) = e.waybill {
-                        out.insert(w);
-                        if out.len() > MAX_HOLD_WAYBILLS {
-                            return Err(GuardError::TooLarge(format!(
-                                "the account read more than {MAX_HOLD_WAYBILLS} waybills in the window: narrow it"
-                            )));
-                        }
+        self.each_indexed(q, usize::MAX, |e| {
+            if wbg_forensics::Access::from_entry(&e).is_some() {
+                if let Some(w) = e.waybill {
+                    out.insert(w);
+                    if out.len() > MAX_HOLD_WAYBILLS {
+                        return Err(GuardError::TooLarge(format!(
+                            "the account read more than {MAX_HOLD_WAYBILLS} waybills in the window: narrow it"
+                        )));
                     }
                 }
             }
-            match page.next {
-                Some(c) => q.before = Some(c),
-                None => break,
-            }
-        }
+            Ok(())
+        })?;
         Ok(out.into_iter().collect())
     }
 

@@ -370,45 +370,26 @@ impl Guard {
 
     /// Every time waybill `no`'s personal fields were shown (allowed entries with a masked or full view).
     fn accesses_of(&self, no: &WaybillNo) -> Result<(Vec<AccessRecord>, bool), GuardError> {
-        let mut q = AuditQuery {
+        let q = AuditQuery {
             waybill: Some(no.to_string()),
-            limit: wbg_store::MAX_PAGE,
             ..AuditQuery::default()
         };
         let mut out = Vec::new();
-        let mut read = 0;
-        let complete = loop {
-            let page = match self.store.search_audit(&q) {
-                Ok(p) => p,
-                Err(wbg_store::StoreError::Unavailable(m)) => {
-                    return Err(GuardError::Unavailable(m))
-                }
-                Err(err) => return Err(err.into()),
-            };
-            for (seq, bytes) in &page.entries {
-                read += 1;
-                let e = AuditEntry::decode(bytes).map_err(|err| {
-                    GuardError::Internal(format!("audit entry {seq} does not parse: {err}"))
-                })?;
-                let shown = e.decision == "allow"
-                    && matches!(e.view.as_deref(), Some("masked") | Some("full"));
-                if shown {
-                    out.push(AccessRecord {
-                        at: e.time,
-                        at_local: wbg_core::when::display(e.time),
-                        account: e.account,
-                        action: e.action,
-                        view: e.view.unwrap_or_default(),
-                        purpose: e.purpose,
-                    });
-                }
+        let complete = self.each_indexed(q, MAX_ENTRIES, |e| {
+            let shown =
+                e.decision == "allow" && matches!(e.view.as_deref(), Some("masked") | Some("full"));
+            if shown {
+                out.push(AccessRecord {
+                    at: e.time,
+                    at_local: wbg_core::when::display(e.time),
+                    account: e.account,
+                    action: e.action,
+                    view: e.view.unwrap_or_default(),
+                    purpose: e.purpose,
+                });
             }
-            match page.next {
-                Some(c) if read < MAX_ENTRIES => q.before = Some(c),
-                Some(_) => break false,
-                None => break true,
-            }
-        };
+            Ok(())
+        })?;
         out.reverse();
         Ok((out, complete))
     }
