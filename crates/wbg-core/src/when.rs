@@ -142,6 +142,13 @@ pub fn deserialize<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Millis, D::
     }
 }
 
+/// [`deserialize`] for a time that may be left out (with `#[serde(default)]`) or `null`.
+pub fn deserialize_opt<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Millis>, D::Error> {
+    #[derive(serde::Deserialize)]
+    struct Given(#[serde(deserialize_with = "deserialize")] Millis);
+    Ok(<Option<Given> as serde::Deserialize>::deserialize(d)?.map(|Given(ms)| ms))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -53,11 +53,14 @@ pub struct HoldRequest {
     /// Every waybill this account was shown personal data of (full or masked) between `from` and `to`.
     #[serde(default)]
     pub account: Option<String>,
-    /// Window start for `account` (ms since the epoch); default: the account's first entry.
-    #[serde(default)]
+    /// Window start for `account`: ms since the epoch, or ISO 8601 (without an offset, the display zone's
+    /// time), `now-30d`…; default: the account's first entry.
+    #[serde(default, deserialize_with = "wbg_core::when::deserialize_opt")]
+    #[schema(value_type = Option<String>)]
     pub from: Option<Millis>,
-    /// Window end for `account` (ms, exclusive); default: now.
-    #[serde(default)]
+    /// Window end for `account` (exclusive), as `from`; default: now.
+    #[serde(default, deserialize_with = "wbg_core::when::deserialize_opt")]
+    #[schema(value_type = Option<String>)]
     pub to: Option<Millis>,
     /// Every waybill this breach incident (`INC-…`) found exposed.
     #[serde(default)]

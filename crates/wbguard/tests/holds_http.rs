@@ -69,6 +69,10 @@ fn a_hold_on_a_suspects_reads_keeps_them_from_everyone_but_its_custodian() {
         ),
         (json!({"matter": "CASE-1", "custodian": "K1"}), 400),
         (
+            json!({"matter": "CASE-1", "custodian": "K1", "account": "C1", "from": "yesterday"}),
+            400,
+        ),
+        (
             json!({"matter": "CASE-1", "custodian": "K1", "account": "C1", "waybills": ["W3"]}),
             400,
         ),
@@ -105,7 +109,7 @@ fn a_hold_on_a_suspects_reads_keeps_them_from_everyone_but_its_custodian() {
     let hold = loop {
         let (st, v) = place(
             &auditor,
-            json!({"matter": "CASE-2026/017", "custodian": "K1", "account": "C1"}),
+            json!({"matter": "CASE-2026/017", "custodian": "K1", "account": "C1", "from": "now-1d", "to": "now"}),
         );
         if st == 503 && tries < 50 {
             tries += 1;
