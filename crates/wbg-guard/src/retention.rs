@@ -317,6 +317,7 @@ impl Guard {
         let mut carried: Vec<WaybillNo> = kept.to_vec();
         let mut lost = 0;
         if b.newest_unfinished.is_some() {
+            let kept: std::collections::HashSet<&WaybillNo> = kept.iter().collect();
             for (no, created) in self.store.open_waybills(b.bucket)? {
                 if kept.contains(&no) {
                     continue;
@@ -328,7 +329,8 @@ impl Guard {
                 }
             }
         }
-        Ok((carried, lost, kept.len() as u64))
+        let held_here = held.get(&b.bucket).map_or(0, Vec::len) as u64;
+        Ok((carried, lost, held_here))
     }
 
     /// The waybills active legal holds keep, by the bucket each is in now (read afresh from the store).
