@@ -81,6 +81,55 @@ pub struct OidcConfig {
     /// The claim whose value is the account id (default `sub`).
     #[serde(default = "default_claim")]
     pub account_claim: String,
+    /// The identity provider's authorization endpoint. With `token_endpoint` and `redirect_uri` set, the console
+    /// offers sign-in at the identity provider (OpenID Connect authorization code flow with PKCE).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub authorization_endpoint: Option<String>,
+    /// The identity provider's token endpoint (https://, or http:// to a loopback address).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_endpoint: Option<String>,
+    /// Where the identity provider sends the browser back: this service's `…/console/oidc/callback`, as
+    /// registered there.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub redirect_uri: Option<String>,
+    /// This service's client id at the identity provider (default: `audience`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_id: Option<String>,
+    /// A file holding the client secret, for an identity provider that wants a confidential client (read at
+    /// start; kept out of the configuration file).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_secret_file: Option<PathBuf>,
+}
+
+/// The console's sign-in at the identity provider, checked ([`OidcConfig::login`]).
+#[derive(Debug, Clone)]
+pub struct OidcLogin {
+    /// Where the browser is sent to sign in.
+    pub authorization_endpoint: url::Url,
+    /// Where the code is exchanged for an ID token.
+    pub token_endpoint: url::Url,
+    /// Where the identity provider sends the browser back.
+    pub redirect_uri: url::Url,
+    /// This service's client id.
+    pub client_id: String,
+    /// The client secret, if the identity provider wants one.
+    pub client_secret: Option<String>,
+}
+
+/// Whether `url` may carry credentials: `https`, or `http` to a loopback address.
+fn safe_url(url: &str) -> Option<url::Url> {
+    let u = url::Url::parse(url).ok()?;
+    let ok = match u.scheme() {
+        "https" => u.host().is_some(),
+        "http" => match u.host() {
+            Some(url::Host::Domain(d)) => d == "localhost",
+            Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+            Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+            None => false,
+        },
+        _ => false,
+    };
+    ok.then_some(u)
 }
 
 fn default_refresh() -> u64 {
@@ -98,17 +147,7 @@ impl OidcConfig {
                 if !(60..=86_400).contains(&self.jwks_refresh_seconds) {
                     return bad("jwks_refresh_seconds must be 60-86400");
                 }
-                let ok = match url::Url::parse(url) {
-                    Ok(u) if u.scheme() == "https" => u.host().is_some(),
-                    Ok(u) if u.scheme() == "http" => match u.host() {
-                        Some(url::Host::Domain(d)) => d == "localhost",
-                        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
-                        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
-                        None => false,
-                    },
-                    _ => false,
-                };
-                if !ok {
+                if safe_url(url).is_none() {
                     return bad("jwks_url must be https:// (http:// only to a loopback address)");
                 }
                 Ok(JwksSource::Url(url))
@@ -116,6 +155,49 @@ impl OidcConfig {
             (Some(_), Some(_)) => bad("takes jwks_file or jwks_url, not both"),
             (None, None) => bad("needs jwks_file or jwks_url"),
         }
+    }
+
+    /// The console's sign-in at the identity provider, checked: `None` when `authorization_endpoint`,
+    /// `token_endpoint` and `redirect_uri` are all unset; all three, each `https` (or `http` to a loopback
+    /// address), otherwise. The client secret is read from its file.
+    pub fn login(&self) -> Result<Option<OidcLogin>, GuardError> {
+        let bad = |why: &str| Err(GuardError::Config(format!("[credentials.oidc] {why}")));
+        let (a, t, r) = match (
+            &self.authorization_endpoint,
+            &self.token_endpoint,
+            &self.redirect_uri,
+        ) {
+            (None, None, None) => return Ok(None),
+            (Some(a), Some(t), Some(r)) => (a, t, r),
+            _ => return bad("console sign-in needs authorization_endpoint, token_endpoint and redirect_uri together"),
+        };
+        let (Some(a), Some(t), Some(r)) = (safe_url(a), safe_url(t), safe_url(r)) else {
+            return bad("authorization_endpoint, token_endpoint and redirect_uri must be https:// (http:// only to a loopback address)");
+        };
+        if !r.path().ends_with("/console/oidc/callback") {
+            return bad("redirect_uri must end in /console/oidc/callback");
+        }
+        let client_secret = match &self.client_secret_file {
+            Some(f) => Some(
+                std::fs::read_to_string(f)
+                    .map_err(|e| {
+                        GuardError::Config(format!("[credentials.oidc] client_secret_file: {e}"))
+                    })?
+                    .trim()
+                    .to_owned(),
+            ),
+            None => None,
+        };
+        Ok(Some(OidcLogin {
+            authorization_endpoint: a,
+            token_endpoint: t,
+            redirect_uri: r,
+            client_id: self
+                .client_id
+                .clone()
+                .unwrap_or_else(|| self.audience.clone()),
+            client_secret,
+        }))
     }
 }
 
@@ -855,11 +937,18 @@ impl Guard {
     }
 
     /// Opens a console session for the holder of `token`: the account it names, if that account is active.
-    /// Audited (`console_sign_in`) either way once the credential names an account; a credential that names
+    /// Audited (`console_sign_in`, `via=token` or `via=oidc`: how the browser got it) either way once the
+    /// credential names an account; a credential that names
     /// none is refused without an entry, as every unauthenticated request is.
-    pub fn console_sign_in(&self, token: &str, meta: &RequestMeta) -> Result<Account, GuardError> {
+    pub fn console_sign_in(
+        &self,
+        token: &str,
+        via: &str,
+        meta: &RequestMeta,
+    ) -> Result<Account, GuardError> {
         let who = self.authenticate(token)?;
-        let e = self.entry(who.id.as_str(), meta, "console_sign_in");
+        let mut e = self.entry(who.id.as_str(), meta, "console_sign_in");
+        e.detail = Some(format!("via={via}"));
         self.require_active(&who, &e)?;
         self.store.append_audit(e)?;
         Ok(self.shown(who))

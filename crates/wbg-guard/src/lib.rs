@@ -60,7 +60,8 @@ pub use cases::{
     DEFAULT_CHECKLIST,
 };
 pub use credentials::{
-    CredentialConfig, Enrolment, EnrolmentCode, Issued, IssuedToken, JwksSource, OidcConfig, WhoAmI,
+    CredentialConfig, Enrolment, EnrolmentCode, Issued, IssuedToken, JwksSource, OidcConfig,
+    OidcLogin, WhoAmI,
 };
 pub use error::GuardError;
 pub use events::{EventBatchReport, RowFault, ScanEvent};

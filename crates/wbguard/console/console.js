@@ -1135,6 +1135,10 @@ document.addEventListener('DOMContentLoaded', async () => {
   $('#sign-in-form').addEventListener('submit', signIn);
   $('#sign-out').addEventListener('click', signOut);
   try {
+    const options = await (await fetch('/console/sign-in-options', { credentials: 'same-origin' })).json();
+    $('#sign-in-idp').hidden = !options.identity_provider;
+  } catch { /* the token form is always there */ }
+  try {
     signedIn(await api('GET', '/console/session'));
   } catch {
     signedOut('');

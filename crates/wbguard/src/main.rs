@@ -1349,11 +1349,16 @@ fn serve(cfg: Config) -> Result<()> {
                 }
             })
         };
+        let login = match cfg.credentials.oidc.as_ref() {
+            Some(o) => o.login()?.map(|l| (l, o.jwks_ca_file.clone())),
+            None => None,
+        };
         let options = server::RouterOptions {
             trusted_proxies,
             console: console.clone(),
             tracking: tracking_enabled,
             tls: rustls.is_some(),
+            login,
         };
         let app = server::router(guard.clone(), metrics, options)
             .into_make_service_with_connect_info::<std::net::SocketAddr>();

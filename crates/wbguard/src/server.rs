@@ -70,6 +70,9 @@ pub struct RouterOptions {
     pub tracking: bool,
     /// Served over TLS (the console's cookie is then `Secure`).
     pub tls: bool,
+    /// The console's sign-in at the identity provider (`[credentials.oidc]`), and the further CA certificates
+    /// its token endpoint needs.
+    pub login: Option<(wbg_guard::OidcLogin, Option<std::path::PathBuf>)>,
 }
 
 /// The query string into `T` (for handlers that take it raw).
@@ -373,6 +376,12 @@ pub fn router(guard: Arc<Guard>, metrics: PrometheusHandle, options: RouterOptio
             guard,
             metrics,
             trusted_proxies: Arc::new(options.trusted_proxies),
-            sessions: Arc::new(console::Sessions::new(options.console, options.tls)),
+            sessions: Arc::new(
+                console::Sessions::new(options.console, options.tls).with_login(
+                    options
+                        .login
+                        .map(|(login, ca)| console::Login::new(login, ca)),
+                ),
+            ),
         })
 }

@@ -420,6 +420,14 @@ fn analysts_work_the_console_in_a_real_browser() {
         "the sign-in form",
         "!document.querySelector('#sign-in').hidden",
     );
+    // No identity provider is configured here: no button for one.
+    assert_eq!(
+        b.js(
+            "return document.querySelector('#sign-in-idp').hidden;",
+            json!([])
+        ),
+        json!(true)
+    );
     b.type_in("#token", "wrong");
     b.click("#sign-in-button");
     b.wait(

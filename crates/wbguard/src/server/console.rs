@@ -15,6 +15,11 @@
 //! `max_hours` in any case (default 12); the lapse is audited (`console_sign_out reason=idle`). Sessions live in
 //! the node's memory: a restart signs everyone out, and behind a load balancer the console needs sticky sessions.
 //!
+//! **Sign-in at the identity provider.** With `[credentials.oidc]` `authorization_endpoint`, `token_endpoint`
+//! and `redirect_uri`, `/console/oidc/start` sends the browser there (code flow, PKCE S256, a nonce, a `state`
+//! bound to the browser by a `SameSite=Lax` cookie) and `/console/oidc/callback` exchanges the code for the ID
+//! token, checks its nonce, and opens a session with it as `POST /console/session` would (`via=oidc`).
+//!
 //! **CSRF.** A request that changes anything (any method but GET/HEAD) and authenticates with the cookie must
 //! carry the session's CSRF token in `X-CSRF-Token` (given at sign-in and by `GET /console/session`, never in the
 //! cookie). `SameSite=Strict` already keeps the cookie off cross-site requests; the token is the second lock.
@@ -169,6 +174,38 @@ pub(crate) struct Sessions {
     config: ConsoleConfig,
     /// Served over TLS: cookies are `Secure` and `__Host-` prefixed.
     secure: bool,
+    /// Sign-in at the identity provider, when configured.
+    login: Option<Login>,
+}
+
+/// Sign-in at the identity provider: its settings and the sign-ins under way, by their `state`.
+pub(crate) struct Login {
+    oidc: wbg_guard::OidcLogin,
+    /// Further CA certificates for the token endpoint (`[credentials.oidc] jwks_ca_file`).
+    ca_file: Option<std::path::PathBuf>,
+    pending: Mutex<HashMap<String, Pending>>,
+}
+
+/// A sign-in sent to the identity provider and not back yet.
+struct Pending {
+    verifier: String,
+    nonce: String,
+    at: Instant,
+}
+
+/// How long a sign-in may take at the identity provider.
+const LOGIN_TTL: Duration = Duration::from_secs(600);
+/// Sign-ins under way at most (a flood of starts is refused, not remembered).
+const MAX_PENDING: usize = 10_000;
+
+impl Login {
+    pub(crate) fn new(oidc: wbg_guard::OidcLogin, ca_file: Option<std::path::PathBuf>) -> Login {
+        Login {
+            oidc,
+            ca_file,
+            pending: Mutex::new(HashMap::new()),
+        }
+    }
 }
 
 fn digest(s: &str) -> [u8; 32] {
@@ -187,7 +224,14 @@ impl Sessions {
             map: Mutex::new(HashMap::new()),
             config,
             secure,
+            login: None,
         }
+    }
+
+    /// Offers sign-in at the identity provider too.
+    pub(crate) fn with_login(mut self, login: Option<Login>) -> Sessions {
+        self.login = login;
+        self
     }
 
     fn cookie_name(&self) -> &'static str {
@@ -412,7 +456,7 @@ async fn sign_in(
     audit_lapsed(&s, s.sessions.sweep());
     let guard = s.guard.clone();
     let held = token.clone();
-    let account = blocking(move || guard.console_sign_in(&held, &meta)).await?;
+    let account = blocking(move || guard.console_sign_in(&held, "token", &meta)).await?;
     let Some((id, csrf)) = s.sessions.open(token, account.id.to_string()) else {
         return Err(ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -465,6 +509,231 @@ async fn sign_out(
     let cookie = HeaderValue::from_str(&s.sessions.clear_cookie())
         .map_err(|_| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "cookie"))?;
     Ok(([(header::SET_COOKIE, cookie)], StatusCode::NO_CONTENT).into_response())
+}
+
+#[derive(Debug, Serialize)]
+struct SignInOptions {
+    /// The console offers sign-in at the identity provider (`/console/oidc/start`).
+    identity_provider: bool,
+}
+
+async fn sign_in_options(State(s): State<AppState>) -> Json<SignInOptions> {
+    Json(SignInOptions {
+        identity_provider: s.sessions.login.is_some(),
+    })
+}
+
+const STATE_COOKIE: &str = "wbg_oidc_state";
+
+fn redirect(to: &str, cookies: &[String]) -> ApiResult<Response> {
+    let bad = |_| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "header");
+    let mut r = StatusCode::SEE_OTHER.into_response();
+    r.headers_mut()
+        .insert(header::LOCATION, HeaderValue::from_str(to).map_err(bad)?);
+    for c in cookies {
+        r.headers_mut()
+            .append(header::SET_COOKIE, HeaderValue::from_str(c).map_err(bad)?);
+    }
+    Ok(r)
+}
+
+/// Sends the browser to the identity provider (authorization code flow with PKCE, a nonce, and the `state`
+/// also set in a short-lived cookie, so a callback is accepted only in the browser that started it).
+async fn oidc_start(State(s): State<AppState>) -> ApiResult<Response> {
+    let login = s.sessions.login.as_ref().ok_or_else(|| {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            "no identity provider sign-in is configured ([credentials.oidc] authorization_endpoint)",
+        )
+    })?;
+    let (state, verifier, nonce) = (random_id(), random_id(), random_id());
+    let challenge = B64URL.encode(Sha256::digest(verifier.as_bytes()));
+    {
+        let mut pending = login.pending.lock().unwrap_or_else(|p| p.into_inner());
+        pending.retain(|_, p| p.at.elapsed() < LOGIN_TTL);
+        if pending.len() >= MAX_PENDING {
+            return Err(ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable",
+                "too many sign-ins under way; try again shortly",
+            ));
+        }
+        pending.insert(
+            state.clone(),
+            Pending {
+                verifier,
+                nonce: nonce.clone(),
+                at: Instant::now(),
+            },
+        );
+    }
+    let mut to = login.oidc.authorization_endpoint.clone();
+    to.query_pairs_mut()
+        .append_pair("response_type", "code")
+        .append_pair("client_id", &login.oidc.client_id)
+        .append_pair("redirect_uri", login.oidc.redirect_uri.as_str())
+        .append_pair("scope", "openid")
+        .append_pair("state", &state)
+        .append_pair("nonce", &nonce)
+        .append_pair("code_challenge", &challenge)
+        .append_pair("code_challenge_method", "S256");
+    // SameSite=Lax: the identity provider's redirect back is a top-level navigation from another site.
+    let secure = if s.sessions.secure { "; Secure" } else { "" };
+    let cookie = format!(
+        "{STATE_COOKIE}={state}; Path=/console/oidc; HttpOnly; SameSite=Lax; Max-Age={}{secure}",
+        LOGIN_TTL.as_secs()
+    );
+    redirect(to.as_str(), &[cookie])
+}
+
+#[derive(Debug, Deserialize)]
+struct Callback {
+    #[serde(default)]
+    code: Option<String>,
+    #[serde(default)]
+    state: Option<String>,
+    #[serde(default)]
+    error: Option<String>,
+}
+
+/// The identity provider's answer: the state checked against the sign-in under way and the browser's cookie,
+/// the code exchanged (with the PKCE verifier) for an ID token, whose nonce must be this sign-in's; the token
+/// then opens a console session exactly as a pasted one would (the guard checks its signature, issuer,
+/// audience, expiry and account; audited `console_sign_in via=oidc`), and the browser goes to the console.
+async fn oidc_callback(
+    State(s): State<AppState>,
+    Origin(meta): Origin,
+    headers: HeaderMap,
+    axum::extract::RawQuery(q): axum::extract::RawQuery,
+) -> ApiResult<Response> {
+    let login = s.sessions.login.as_ref().ok_or_else(|| {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            "no identity provider sign-in is configured",
+        )
+    })?;
+    // Other parameters an identity provider adds (`iss`, `session_state`, …) are let through.
+    let cb: Callback = super::extract::parse_query(q.as_deref().unwrap_or(""))?;
+    if cb.error.is_some() {
+        return Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthenticated",
+            "the identity provider did not sign you in",
+        ));
+    }
+    let (Some(code), Some(state)) = (cb.code, cb.state) else {
+        return Err(ApiError::invalid(
+            "the identity provider's answer lacks code or state",
+        ));
+    };
+    let cookie = headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|c| c.trim().split_once('='))
+        .find(|(k, _)| *k == STATE_COOKIE)
+        .map(|(_, v)| v.to_owned())
+        .unwrap_or_default();
+    let pending = login
+        .pending
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .remove(&state)
+        .filter(|p| p.at.elapsed() < LOGIN_TTL);
+    // Compared as digests: the time taken says nothing about how much of the state was right.
+    let Some(pending) = pending.filter(|_| digest(&cookie) == digest(&state)) else {
+        return Err(ApiError::invalid(
+            "no sign-in of this browser is waiting for that answer: start again",
+        ));
+    };
+    let oidc = login.oidc.clone();
+    let ca_file = login.ca_file.clone();
+    let id_token = blocking(move || {
+        exchange(&oidc, ca_file.as_deref(), &code, &pending.verifier).and_then(|t| {
+            if nonce_of(&t).as_deref() == Some(pending.nonce.as_str()) {
+                Ok(t)
+            } else {
+                Err(GuardError::Unauthenticated)
+            }
+        })
+    })
+    .await?;
+    let guard = s.guard.clone();
+    let held = id_token.clone();
+    let account = blocking(move || guard.console_sign_in(&held, "oidc", &meta)).await?;
+    audit_lapsed(&s, s.sessions.sweep());
+    let Some((id, _)) = s.sessions.open(id_token, account.id.to_string()) else {
+        return Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            "too many console sessions are open on this node; try again later",
+        ));
+    };
+    let secure = if s.sessions.secure { "; Secure" } else { "" };
+    let clear =
+        format!("{STATE_COOKIE}=; Path=/console/oidc; HttpOnly; SameSite=Lax; Max-Age=0{secure}");
+    redirect("/console", &[s.sessions.set_cookie(&id), clear])
+}
+
+/// Exchanges `code` at the token endpoint for the ID token (`Unauthenticated` for any refusal: the browser is
+/// told no more than that; the reason is logged without the code).
+fn exchange(
+    oidc: &wbg_guard::OidcLogin,
+    ca_file: Option<&std::path::Path>,
+    code: &str,
+    verifier: &str,
+) -> Result<String, GuardError> {
+    let fail = |why: String| {
+        tracing::warn!(reason = %why, "identity provider sign-in refused");
+        GuardError::Unauthenticated
+    };
+    let client = crate::webhook::client(
+        reqwest::blocking::Client::builder()
+            .timeout(Duration::from_secs(10))
+            .redirect(reqwest::redirect::Policy::none()),
+        ca_file,
+    )
+    .map_err(|e| fail(format!("client: {e}")))?;
+    let mut form = vec![
+        ("grant_type", "authorization_code"),
+        ("code", code),
+        ("redirect_uri", oidc.redirect_uri.as_str()),
+        ("client_id", oidc.client_id.as_str()),
+        ("code_verifier", verifier),
+    ];
+    if let Some(secret) = &oidc.client_secret {
+        form.push(("client_secret", secret.as_str()));
+    }
+    let res = client
+        .post(oidc.token_endpoint.clone())
+        .header(header::ACCEPT, "application/json")
+        .form(&form)
+        .send()
+        .map_err(|e| fail(format!("token endpoint unreachable: {e}")))?;
+    if !res.status().is_success() {
+        return Err(fail(format!("token endpoint answered {}", res.status())));
+    }
+    #[derive(Deserialize)]
+    struct Tokens {
+        id_token: String,
+    }
+    let mut body = String::new();
+    std::io::Read::read_to_string(&mut std::io::Read::take(res, 1 << 20), &mut body)
+        .map_err(|e| fail(format!("token endpoint's answer: {e}")))?;
+    let t: Tokens =
+        serde_json::from_str(&body).map_err(|_| fail("no id_token in the answer".into()))?;
+    Ok(t.id_token)
+}
+
+/// The `nonce` claim of a JWT, read without checking it (the guard checks the token whole right after).
+fn nonce_of(jwt: &str) -> Option<String> {
+    let payload = jwt.split('.').nth(1)?;
+    let bytes = B64URL.decode(payload.trim_end_matches('=')).ok()?;
+    let v: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
+    v.get("nonce")?.as_str().map(str::to_owned)
 }
 
 /// The assets, embedded: `(name, content type, body)`.
@@ -537,6 +806,9 @@ pub(super) fn routes(enabled: bool) -> Router<AppState> {
             "/console/session",
             get(session).post(sign_in).delete(sign_out),
         )
+        .route("/console/sign-in-options", get(sign_in_options))
+        .route("/console/oidc/start", get(oidc_start))
+        .route("/console/oidc/callback", get(oidc_callback))
         .layer(axum::middleware::from_fn(headers))
 }
 
