@@ -101,8 +101,8 @@ pub use suppress::{
     MAX_SUPPRESSION_DAYS, SUPPRESSION_REASONS,
 };
 pub use thresholds::{
-    HiddenAlert, ReplayOutcome, ThresholdBacktest, ThresholdProposal, ThresholdsInForce,
-    THRESHOLD_BACKTEST_DAYS, THRESHOLD_REASONS,
+    DetectorTally, HiddenAlert, ReplayOutcome, ScorePath, ScorePoint, ThresholdBacktest,
+    ThresholdProposal, ThresholdsInForce, THRESHOLD_BACKTEST_DAYS, THRESHOLD_REASONS,
 };
 pub use token::{hash_token, new_token};
 pub use track::{TrackRefusal, TrackedRecipient, TrackedScan, Tracking, TrackingConfig};

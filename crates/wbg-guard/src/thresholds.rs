@@ -135,6 +135,57 @@ pub struct ThresholdsInForce {
     pub reason: Option<String>,
 }
 
+/// An account's scores after each of its reads, replayed from the log.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct ScorePath {
+    /// The account.
+    pub account: String,
+    /// Replayed from (ms).
+    pub from: Millis,
+    /// To (ms).
+    pub to: Millis,
+    /// The thresholds the replay judged with (those in force).
+    #[schema(value_type = Object)]
+    pub thresholds: ScoreConfig,
+    /// After each read, oldest first (at most 20,000: the newest).
+    pub points: Vec<ScorePoint>,
+    /// Every signal the detectors gave in the replay, per detector: how many and how many points in all.
+    pub detectors: Vec<DetectorTally>,
+    /// Where this node's engine has the account now (absent when it has not seen it since it started).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub live: Option<wbg_risk::Standing>,
+}
+
+/// An account's scores after one read.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct ScorePoint {
+    /// When (ms).
+    pub at: Millis,
+    /// The fast score.
+    pub burst: f64,
+    /// The slow score.
+    pub drift: f64,
+    /// `normal`, `alert`, `masked` or `suspended`.
+    pub level: String,
+}
+
+/// One detector's share of a score path.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct DetectorTally {
+    /// The detector.
+    pub detector: String,
+    /// Signals it gave.
+    pub signals: usize,
+    /// Points they added.
+    pub points: f64,
+}
+
+/// Reads a score path replays at most.
+const MAX_PATH_READS: usize = 200_000;
+/// Points a score path returns at most.
+const MAX_POINTS: usize = 20_000;
+
 /// One read to replay.
 struct Replayed {
     at: Millis,
@@ -272,6 +323,140 @@ impl Guard {
         Ok(())
     }
 
+    /// `account`'s fast and slow scores after each of its guarded reads in `[from, to)` (at most 30 days),
+    /// replayed from the audit index through a fresh engine with the settings in force, with what each detector
+    /// contributed, and where this node's engine has it now (auditors and admins; audited `risk_scores`). The
+    /// replay starts from nothing at `from` and sees this account alone, so detectors that compare with peers
+    /// see no peers: a picture of its own pattern, beside the live figures.
+    pub fn score_path(
+        &self,
+        actor: Actor<'_>,
+        account: &str,
+        from: Millis,
+        to: Millis,
+        meta: &RequestMeta,
+    ) -> Result<ScorePath, GuardError> {
+        let (_, mut e) = self.admin_any(
+            actor,
+            &[AdminAction::ReadAlerts, AdminAction::Investigate],
+            "risk_scores",
+            meta,
+        )?;
+        e.detail = Some(format!("account={account}"));
+        let checked = (|| {
+            if from >= to || to - from > THRESHOLD_BACKTEST_DAYS * DAY_MS {
+                return Err(GuardError::Invalid(format!(
+                    "the window must end after it starts and span at most {THRESHOLD_BACKTEST_DAYS} days"
+                )));
+            }
+            let id = wbg_core::AccountId::parse(account)
+                .map_err(|_| GuardError::Invalid("not an account id".into()))?;
+            let mut who = self
+                .store
+                .account(&id)?
+                .ok_or_else(|| GuardError::NotFound(format!("account {account}")))?;
+            // Replayed as the account was when it read: active.
+            who.status = AccountStatus::Active;
+            let settings = self.risk.settings().ok_or_else(|| {
+                GuardError::Conflict("this node's risk hook has no scores".into())
+            })?;
+            Ok((who, settings))
+        })();
+        let (replayed_as, settings) = match checked {
+            Ok(c) => c,
+            Err(err) => return Err(self.deny(e, err)),
+        };
+        let q = wbg_store::AuditQuery {
+            account: Some(account.to_owned()),
+            action: Some("view".into()),
+            from: Some(from),
+            to: Some(to),
+            ..wbg_store::AuditQuery::default()
+        };
+        let mut reads = Vec::new();
+        self.each_indexed(q, MAX_PATH_READS, |e| {
+            if let Some(r) = replayed(e) {
+                reads.push(r);
+            }
+            Ok(())
+        })?;
+        reads.sort_by_key(|r| r.at);
+        let waybills = self.waybills_of(&reads)?;
+        let engine = Engine::new(settings.clone());
+        let mut points = Vec::with_capacity(reads.len().min(MAX_POINTS));
+        let mut tally: std::collections::BTreeMap<String, (usize, f64)> = Default::default();
+        let mut seen_signals = 0usize;
+        for r in &reads {
+            let then = waybills
+                .get(&r.waybill)
+                .and_then(Option::as_ref)
+                .map(|(meta, events)| crate::replay::as_of(meta, events, r.at).0);
+            engine.assess(&r.access(&replayed_as, then.as_ref()));
+            let Some(st) = engine.standing(account) else {
+                continue;
+            };
+            // The standing keeps the latest signals: those past the ones already counted are this read's.
+            let fresh = st.signals.iter().filter(|s| s.at >= r.at).count();
+            for s in st.signals.iter().rev().take(fresh) {
+                let t = tally.entry(s.detector.to_string()).or_default();
+                t.0 += 1;
+                t.1 += s.points;
+            }
+            seen_signals += fresh;
+            points.push(ScorePoint {
+                at: r.at,
+                burst: (st.burst_score * 10.0).round() / 10.0,
+                drift: (st.drift_score * 10.0).round() / 10.0,
+                level: serde_json::to_value(st.level)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_owned))
+                    .unwrap_or_default(),
+            });
+        }
+        if points.len() > MAX_POINTS {
+            points.drain(..points.len() - MAX_POINTS);
+        }
+        e.detail = Some(format!(
+            "account={account} reads={} signals={seen_signals}",
+            reads.len()
+        ));
+        self.store.append_audit(e)?;
+        Ok(ScorePath {
+            account: account.to_owned(),
+            from,
+            to,
+            thresholds: settings.score,
+            points,
+            detectors: tally
+                .into_iter()
+                .map(|(detector, (signals, points))| DetectorTally {
+                    detector,
+                    signals,
+                    points: (points * 10.0).round() / 10.0,
+                })
+                .collect(),
+            live: self.risk.standing(account),
+        })
+    }
+
+    /// Each replayed read's waybill with its scans, to see it as it was at each read.
+    fn waybills_of(&self, reads: &[Replayed]) -> Result<Waybills, GuardError> {
+        let mut waybills: Waybills = HashMap::new();
+        for r in reads {
+            if !waybills.contains_key(&r.waybill) {
+                let found = match WaybillNo::parse(&r.waybill) {
+                    Ok(no) => match self.store.waybill(&no)? {
+                        Some((meta, _)) => Some((meta, self.store.events(&no)?)),
+                        None => None,
+                    },
+                    Err(_) => None,
+                };
+                waybills.insert(r.waybill.clone(), found);
+            }
+        }
+        Ok(waybills)
+    }
+
     fn stored_thresholds(&self) -> Result<Option<(ThresholdsInForce, String)>, GuardError> {
         match self.store.case(KIND, ID)? {
             None => Ok(None),
@@ -327,19 +512,7 @@ impl Guard {
                 (a.id.to_string(), a)
             })
             .collect();
-        let mut waybills: Waybills = HashMap::new();
-        for r in &reads {
-            if !waybills.contains_key(&r.waybill) {
-                let found = match WaybillNo::parse(&r.waybill) {
-                    Ok(no) => match self.store.waybill(&no)? {
-                        Some((meta, _)) => Some((meta, self.store.events(&no)?)),
-                        None => None,
-                    },
-                    Err(_) => None,
-                };
-                waybills.insert(r.waybill.clone(), found);
-            }
-        }
+        let waybills = self.waybills_of(&reads)?;
         let mut with = settings.clone();
         with.score = proposed.clone();
         let (under_current, raised_current) = replay_under(settings, &reads, &accounts, &waybills);
@@ -403,38 +576,65 @@ impl Guard {
     fn reads_to_replay(&self, from: Millis) -> Result<Vec<Replayed>, GuardError> {
         let mut reads = Vec::new();
         self.entries_since(from, |_, e| {
-            if e.action != "view" || reads.len() >= MAX_READS {
-                return;
+            if reads.len() < MAX_READS {
+                reads.extend(replayed(e));
             }
-            let (Some(waybill), Some(Ok(purpose))) =
-                (e.waybill, e.purpose.as_deref().map(Purpose::parse))
-            else {
-                return;
-            };
-            let detail = e.detail.unwrap_or_default();
-            let ticket = detail
-                .split("; ")
-                .find_map(|part| part.strip_prefix("ticket="))
-                .map(str::to_owned);
-            let view = match (e.decision.as_str(), e.view.as_deref()) {
-                ("allow", Some("full")) => Some(View::Full),
-                ("allow", Some("masked")) => Some(View::Masked),
-                ("allow", Some("routing")) => Some(View::Routing),
-                _ => None,
-            };
-            reads.push(Replayed {
-                at: e.time,
-                account: e.account,
-                waybill,
-                purpose,
-                view,
-                ticket,
-                device: e.device,
-                ip: e.ip,
-            });
         })?;
         reads.sort_by_key(|r| r.at);
         Ok(reads)
+    }
+}
+
+/// A guarded read as the log recorded it, ready to replay; `None` for any other entry.
+fn replayed(e: wbg_audit::AuditEntry) -> Option<Replayed> {
+    if e.action != "view" {
+        return None;
+    }
+    let (Some(waybill), Some(Ok(purpose))) = (e.waybill, e.purpose.as_deref().map(Purpose::parse))
+    else {
+        return None;
+    };
+    let ticket = e.detail.as_deref().and_then(|d| {
+        d.split("; ")
+            .find_map(|part| part.strip_prefix("ticket="))
+            .map(str::to_owned)
+    });
+    let view = match (e.decision.as_str(), e.view.as_deref()) {
+        ("allow", Some("full")) => Some(View::Full),
+        ("allow", Some("masked")) => Some(View::Masked),
+        ("allow", Some("routing")) => Some(View::Routing),
+        _ => None,
+    };
+    Some(Replayed {
+        at: e.time,
+        account: e.account,
+        waybill,
+        purpose,
+        view,
+        ticket,
+        device: e.device,
+        ip: e.ip,
+    })
+}
+
+impl Replayed {
+    /// The read as the engine is shown it, by `account` on the waybill as it was then.
+    fn access<'a>(
+        &'a self,
+        account: &'a Account,
+        then: Option<&'a wbg_core::WaybillMeta>,
+    ) -> wbg_risk::Access<'a> {
+        wbg_risk::Access {
+            account,
+            waybill_no: &self.waybill,
+            waybill: then,
+            purpose: self.purpose,
+            policy_view: self.view,
+            ticket: self.ticket.as_deref(),
+            at: self.at,
+            device: self.device.as_deref(),
+            ip: self.ip.as_deref(),
+        }
     }
 }
 
@@ -460,17 +660,7 @@ fn replay_under(
             .get(&r.waybill)
             .and_then(Option::as_ref)
             .map(|(meta, events)| crate::replay::as_of(meta, events, r.at).0);
-        let verdict = engine.assess(&wbg_risk::Access {
-            account,
-            waybill_no: &r.waybill,
-            waybill: then.as_ref(),
-            purpose: r.purpose,
-            policy_view: r.view,
-            ticket: r.ticket.as_deref(),
-            at: r.at,
-            device: r.device.as_deref(),
-            ip: r.ip.as_deref(),
-        });
+        let verdict = engine.assess(&r.access(account, then.as_ref()));
         match verdict.action {
             RiskAction::Cap(View::Masked) if r.view == Some(View::Full) => out.masked_reads += 1,
             RiskAction::Suspend => out.suspensions += 1,

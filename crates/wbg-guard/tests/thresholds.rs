@@ -107,6 +107,33 @@ fn a_threshold_change_is_backtested_before_it_is_applied_and_outlives_a_restart(
     .unwrap();
     clock.set(wbg_core::now_millis());
 
+    // The staff member's scores after each of its reads, replayed from the log: rising to the suspension, with
+    // the detectors that drove them; the live engine has it suspended too.
+    let now = wbg_core::now_millis();
+    let path = g
+        .score_path(Actor::Token(&admin), "S1", now - 7 * 86_400_000, now, &META)
+        .unwrap();
+    assert!(path.points.len() >= 10, "{}", path.points.len());
+    assert!(path.points.windows(2).all(|w| w[0].at <= w[1].at));
+    assert_eq!(path.points.last().unwrap().level, "suspended");
+    assert!(path.points.last().unwrap().burst >= path.thresholds.burst.suspend);
+    assert!(!path.detectors.is_empty() && path.detectors.iter().all(|d| d.signals > 0));
+    assert!(path.live.is_some());
+    assert!(matches!(
+        g.score_path(Actor::Token(&staff), "S1", now - 86_400_000, now, &META),
+        Err(GuardError::AccountSuspended | GuardError::Forbidden(_))
+    ));
+    assert!(matches!(
+        g.score_path(
+            Actor::Token(&admin),
+            "S1",
+            now - 40 * 86_400_000,
+            now,
+            &META
+        ),
+        Err(GuardError::Invalid(_))
+    ));
+
     // Thresholds so high nothing would have been seen: the backtest says what that hides.
     let blind = Thresholds {
         alert: 500.0,

@@ -429,6 +429,10 @@ impl RiskHook for Engine {
         }
     }
 
+    fn standing(&self, account: &str) -> Option<Standing> {
+        Engine::standing(self, account)
+    }
+
     fn settings(&self) -> Option<RiskConfig> {
         let mut cfg = self.cfg.clone();
         cfg.score = self.score();

@@ -86,6 +86,11 @@ pub trait RiskHook: Send + Sync {
         None
     }
 
+    /// Where `account` stands now in this hook's memory (its scores and level), if it has any.
+    fn standing(&self, _account: &str) -> Option<crate::Standing> {
+        None
+    }
+
     /// Puts new score thresholds in force; `Ok(false)` for a hook that has none to change.
     fn set_score(&self, _score: &crate::ScoreConfig) -> Result<bool, crate::RiskError> {
         Ok(false)

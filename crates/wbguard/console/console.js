@@ -10,7 +10,7 @@ let leaving = []; // what the current page must stop when another opens (event s
 // ───── building blocks ─────
 
 function el(tag, attrs = {}, ...children) {
-  const svg = ['svg', 'rect', 'g', 'text', 'line', 'title'].includes(tag);
+  const svg = ['svg', 'rect', 'g', 'text', 'line', 'title', 'polyline'].includes(tag);
   const e = svg ? document.createElementNS('http://www.w3.org/2000/svg', tag) : document.createElement(tag);
   for (const [k, v] of Object.entries(attrs)) {
     if (v === undefined || v === null || v === false) continue;
@@ -243,6 +243,36 @@ function hourlyChart(title, series, hours) {
       el('text', { x: w - 24, y: h + 12, 'font-size': 11, fill: '#667085' }, 'now'),
       el('text', { x: 2, y: 10, 'font-size': 11, fill: '#667085' }, `max ${max}/h`)),
     el('p', { class: 'muted' }, series.map((s) => `${s.name}: ${[...s.counts.values()].reduce((a, b) => a + b, 0)}`).join(' · ')));
+}
+
+/** An account's replayed score path (`GET /v1/accounts/{id}/scores`): both scores over time, the alert
+ * thresholds as dashed rules, each detector's share, and the live standing beside it. */
+function scoreChart(p) {
+  const w = 480; const h = 140;
+  const pts = p.points;
+  const t = p.thresholds;
+  const max = Math.max(1, t.burst.alert, t.drift.alert, ...pts.map((x) => Math.max(x.burst, x.drift))) * 1.1;
+  const X = (at) => ((at - p.from) / Math.max(1, p.to - p.from)) * w;
+  const Y = (v) => h - (v / max) * (h - 10);
+  const line = (key, colour) => el('polyline', { fill: 'none', stroke: colour, 'stroke-width': 1.5,
+    points: pts.map((x) => `${X(x.at).toFixed(1)},${Y(x[key]).toFixed(1)}`).join(' ') });
+  const rule = (v, colour, name) => (v < max ? [el('line', { x1: 0, x2: w, y1: Y(v), y2: Y(v), stroke: colour, 'stroke-dasharray': '4 3' }),
+    el('text', { x: w - 90, y: Y(v) - 2, 'font-size': 10, fill: colour }, name)] : []);
+  const last = pts[pts.length - 1];
+  const live = p.live ? `Live on this node: ${p.live.level}, fast ${p.live.burst_score.toFixed(1)}, slow ${p.live.drift_score.toFixed(1)}.` : '';
+  return el('section', { class: 'card', id: 'scores' }, el('h2', {}, 'Risk scores over time (its reads replayed from the log, 7 days)'),
+    pts.length ? el('svg', { class: 'chart', viewBox: `0 0 ${w} ${h + 14}`, role: 'img', 'aria-label': 'risk scores over time' },
+      line('burst', '#b42318'), line('drift', '#1a56db'), rule(t.burst.alert, '#b42318', `fast alert ${t.burst.alert}`),
+      rule(t.drift.alert, '#1a56db', `slow alert ${t.drift.alert}`),
+      el('text', { x: 0, y: h + 12, 'font-size': 11, fill: '#667085' }, formatTime(p.from).slice(0, 10)),
+      el('text', { x: w - 24, y: h + 12, 'font-size': 11, fill: '#667085' }, 'now'))
+      : el('p', { class: 'muted' }, 'No reads in the window.'),
+    el('p', { class: 'muted', id: 'scores-summary' }, `${pts.length} reads replayed; fast score (red) ${last ? last.burst : 0}, `
+      + `slow score (blue) ${last ? last.drift : 0} at the end, ${last ? last.level : 'normal'}. ${live} `
+      + 'The replay sees this account alone: detectors that compare with peers see none.'),
+    p.detectors.length ? el('table', { id: 'score-detectors' }, el('tr', {}, ['detector', 'signals', 'points'].map((x) => el('th', {}, x))),
+      p.detectors.map((d) => el('tr', {}, el('td', {}, d.detector), el('td', {}, d.signals), el('td', {}, d.points))))
+      : el('p', { class: 'muted' }, 'No detector gave a signal.'));
 }
 
 function byHour(items, at) {
@@ -750,6 +780,9 @@ async function accountPage(view, id) {
       { name: 'masked', colour: '#1a56db', counts: kinds('masked') },
       { name: 'refused', colour: '#101828', counts: kinds('refused') },
       { name: 'other actions', colour: '#98a2b3', counts: kinds('other') }], 24));
+    try {
+      timeline.append(scoreChart(await api('GET', `/v1/accounts/${encodeURIComponent(id)}/scores`)));
+    } catch (err) { timeline.append(el('p', { class: 'error' }, `Scores: ${err.message}`)); }
     recent.replaceChildren(...entries.slice(0, 50).map((e) => el('tr', {}, el('td', {}, e.seq), el('td', {}, formatTime(e.time)),
       el('td', {}, e.action), el('td', {}, e.decision), el('td', {}, e.view || '—'), el('td', {}, e.purpose || '—'),
       el('td', {}, e.waybill || '—'), el('td', {}, e.detail || ''))));

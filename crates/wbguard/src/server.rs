@@ -183,7 +183,7 @@ impl utoipa::Modify for BearerAuth {
         waybills::label, waybills::resolve_label, waybills::route_call, waybills::record_event, waybills::record_events, forensics::alerts, forensics::alert, forensics::explain, forensics::evidence_pack, forensics::backtest_suppression, forensics::suppress, forensics::suppressions, forensics::lift_suppression, forensics::open_case, forensics::cases, forensics::case, forensics::change_case, forensics::case_evidence_pack, forensics::triage, forensics::alert_stream,
         forensics::attribute, forensics::open_incident, forensics::incidents, forensics::incident, forensics::close_incident, forensics::reopen_incident, forensics::notifications, forensics::owed_report, forensics::plant_canaries, forensics::draw_canaries,
         forensics::place_hold, forensics::holds, forensics::hold, forensics::release_hold, forensics::reserve_canary_numbers, forensics::canary_reserve,
-        forensics::thresholds, forensics::backtest_thresholds, forensics::apply_thresholds,
+        forensics::thresholds, forensics::backtest_thresholds, forensics::apply_thresholds, accounts::scores,
         work::open_ticket, work::rights_access, work::rights_erase, work::ticket, work::close_ticket, work::list_exports, work::request_export, work::export_status, work::approve_export,
         work::export_file, audit::checkpoint, audit::verifier_key, audit::inclusion, audit::consistency, audit::search, audit::hourly, audit::entry, healthz, metrics_text),
     components(schemas(ApiErrorBody, error::ApiErrorDetail, credentials::CreateAccount, credentials::CredentialResponse, credentials::TokenMeta,
@@ -197,7 +197,8 @@ impl utoipa::Modify for BearerAuth {
         wbg_guard::AlertExplanation, wbg_guard::Backtest, wbg_guard::Case, wbg_guard::CaseChange, wbg_guard::NewCase, wbg_guard::NewEvidence, wbg_guard::CheckItem, wbg_guard::EvidenceItem, wbg_guard::Suppression, wbg_guard::SuppressionRequest, wbg_guard::SuppressionScope, wbg_guard::Entitlement, wbg_guard::ExplainedRead, wbg_guard::ReadSummary,
         wbg_guard::HoldRequest, wbg_guard::HoldRelease, wbg_guard::LegalHold, wbg_guard::HoldSummary,
         wbg_guard::CanaryReserve, forensics::ReserveNumbers, wbg_guard::ThresholdProposal, wbg_guard::ThresholdBacktest,
-        wbg_guard::ThresholdsInForce, wbg_guard::ReplayOutcome, wbg_guard::HiddenAlert)),
+        wbg_guard::ThresholdsInForce, wbg_guard::ReplayOutcome, wbg_guard::HiddenAlert, wbg_guard::ScorePath,
+        wbg_guard::ScorePoint, wbg_guard::DetectorTally)),
     modifiers(&BearerAuth)
 )]
 struct ApiDoc;
@@ -219,6 +220,7 @@ pub fn router(guard: Arc<Guard>, metrics: PrometheusHandle, options: RouterOptio
             post(credentials::create_account).get(accounts::list),
         )
         .route("/v1/accounts/{id}", get(accounts::detail))
+        .route("/v1/accounts/{id}/scores", get(accounts::scores))
         .route("/v1/accounts/{id}/suspend", post(accounts::suspend))
         .route("/v1/accounts/{id}/transfer", post(accounts::transfer))
         .route("/v1/accounts/{id}/reinstate", post(accounts::reinstate))

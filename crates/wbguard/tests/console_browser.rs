@@ -822,6 +822,16 @@ fn analysts_work_the_console_in_a_real_browser() {
         "document.querySelector('#status-history') && document.querySelector('#status-history').innerText.includes('suspended')",
     );
     assert!(b.text("#status-history").contains("ROOT1"));
+    // Its scores over time, replayed from the log, beside the live standing.
+    b.wait(
+        "the score path",
+        "document.querySelector('#scores-summary')",
+    );
+    let scores = b.text("#scores");
+    assert!(
+        scores.contains("reads replayed") && scores.contains("Live on this node"),
+        "{scores}"
+    );
     let peers = b.text("#peers");
     assert!(peers.contains("C2b") && peers.contains("C2a"), "{peers}");
     // Compared first with the peers of its shift: C2a worked the same hours.
