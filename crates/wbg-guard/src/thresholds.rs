@@ -457,6 +457,12 @@ impl Guard {
         Ok(waybills)
     }
 
+    /// The score thresholds a change applied over the API put in force (kept in the store), if any: what a
+    /// separate risk worker, which has an engine of its own, takes in.
+    pub fn stored_score(&self) -> Result<Option<ScoreConfig>, GuardError> {
+        Ok(self.stored_thresholds()?.map(|(t, _)| t.score))
+    }
+
     fn stored_thresholds(&self) -> Result<Option<(ThresholdsInForce, String)>, GuardError> {
         match self.store.case(KIND, ID)? {
             None => Ok(None),

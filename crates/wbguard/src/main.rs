@@ -491,21 +491,55 @@ fn run(cli: Cli) -> Result<std::process::ExitCode> {
                 nats.partitions
             );
             let meta = RequestMeta::default();
-            let report = worker.run(&stop, None, &mut |ev, verdict| {
-                if let Some(a) = &verdict.alert {
-                    guard.record_alert(ev.account.id.as_str(), a.clone(), ev.at);
-                }
-                if verdict.action == wbg_risk::RiskAction::Suspend {
-                    // (An account reinstated since the engine suspended it is told by the engine itself.)
-                    let id = ev.account.id.as_str();
-                    match guard.suspend_for_risk(&ev.account.id, ev.at, "risk engine", &meta) {
-                        Ok(true) => {
-                            tracing::warn!(account = id, "risk worker suspended an account")
-                        }
-                        Ok(false) => {}
-                        Err(e) => tracing::error!(error = %e, account = id, "cannot suspend"),
+            // Thresholds changed over the API (kept in the store) are put in force in the worker's own engine,
+            // at start and every five seconds while it runs.
+            let engine = worker.engine();
+            let adopt = || -> Result<()> {
+                if let Some(score) = guard.stored_score()? {
+                    if serde_json::to_string(&engine.score())? != serde_json::to_string(&score)? {
+                        engine.set_score(score)?;
+                        tracing::info!(
+                            "risk thresholds changed over the API are in force in this worker"
+                        );
                     }
                 }
+                Ok(())
+            };
+            adopt()?;
+            let done = std::sync::atomic::AtomicBool::new(false);
+            let report = std::thread::scope(|scope| {
+                scope.spawn(|| {
+                    while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                        std::thread::sleep(std::time::Duration::from_millis(250));
+                        if let Err(e) = adopt() {
+                            tracing::error!(error = %e, "cannot take in the stored risk thresholds");
+                        }
+                        for _ in 0..19 {
+                            if done.load(std::sync::atomic::Ordering::Relaxed) {
+                                break;
+                            }
+                            std::thread::sleep(std::time::Duration::from_millis(250));
+                        }
+                    }
+                });
+                let report = worker.run(&stop, None, &mut |ev, verdict| {
+                    if let Some(a) = &verdict.alert {
+                        guard.record_alert(ev.account.id.as_str(), a.clone(), ev.at);
+                    }
+                    if verdict.action == wbg_risk::RiskAction::Suspend {
+                        // (An account reinstated since the engine suspended it is told by the engine itself.)
+                        let id = ev.account.id.as_str();
+                        match guard.suspend_for_risk(&ev.account.id, ev.at, "risk engine", &meta) {
+                            Ok(true) => {
+                                tracing::warn!(account = id, "risk worker suspended an account")
+                            }
+                            Ok(false) => {}
+                            Err(e) => tracing::error!(error = %e, account = id, "cannot suspend"),
+                        }
+                    }
+                });
+                done.store(true, std::sync::atomic::Ordering::Relaxed);
+                report
             })?;
             eprintln!(
                 "replayed {}, processed {}",

@@ -293,6 +293,41 @@ fn two_nodes_and_two_workers_contain_t1_through_a_worker_crash() {
         .unwrap();
     assert_eq!(alerts.as_array().unwrap().len(), 1, "{alerts}");
 
+    // A threshold change applied through one node reaches the other node and both workers' own engines.
+    let now: Value = nodes[0]
+        .get("/v1/risk/thresholds", Some(&auditor))
+        .json()
+        .unwrap();
+    let b = &now["score"]["burst"];
+    let proposal = serde_json::json!({
+        "burst": {"alert": b["alert"].as_f64().unwrap() + 1.0, "mask": b["mask"].as_f64().unwrap() + 1.0,
+                  "suspend": b["suspend"].as_f64().unwrap() + 1.0},
+        "reason": "workload_changed", "accept_confirmed": true});
+    let r = nodes[0].post("/v1/risk/thresholds", Some(&auditor), &proposal);
+    assert_eq!(r.status(), 200, "{}", r.text().unwrap());
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let other: Value = nodes[1]
+            .get("/v1/risk/thresholds", Some(&auditor))
+            .json()
+            .unwrap();
+        let logs: Vec<String> = workers
+            .iter()
+            .map(|w| std::fs::read_to_string(&w.log).unwrap_or_default())
+            .collect();
+        let adopted = logs
+            .iter()
+            .all(|l| l.contains("risk thresholds changed over the API are in force"));
+        if other["source"] == "change" && adopted {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the change did not reach node 2 ({other}) or every worker"
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    }
+
     drop(workers);
     drop(nodes);
     dirs.assert_audit_intact();
