@@ -6,8 +6,8 @@
 mod common;
 
 use base64::{engine::general_purpose::URL_SAFE_NO_PAD as B64, Engine};
-use common::{Dirs, Server};
-use ed25519_dalek::{Signer, SigningKey};
+use common::{ed25519_jwks, jwt_kid, Dirs, Server};
+use ed25519_dalek::SigningKey;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
@@ -20,13 +20,6 @@ const AUDIENCE: &str = "waybill-guard";
 /// What the test's provider answers for each code it issued: the PKCE challenge the code was issued under and
 /// the claims of the ID token it hands out.
 type Codes = Arc<Mutex<HashMap<String, (String, Value)>>>;
-
-fn jwt(key: &SigningKey, claims: &Value) -> String {
-    let head = B64.encode(json!({"alg": "EdDSA", "typ": "JWT", "kid": "k1"}).to_string());
-    let body = B64.encode(claims.to_string());
-    let sig = key.sign(format!("{head}.{body}").as_bytes());
-    format!("{head}.{body}.{}", B64.encode(sig.to_bytes()))
-}
 
 /// The provider's token endpoint on loopback: a code it issued, with the right verifier, gets its ID token once.
 fn token_endpoint(key: SigningKey, codes: Codes) -> String {
@@ -68,7 +61,7 @@ fn token_endpoint(key: SigningKey, codes: Codes) -> String {
                 {
                     (
                         200,
-                        json!({"id_token": jwt(&key, &claims), "token_type": "Bearer"}),
+                        json!({"id_token": jwt_kid(&key, "k1", &claims), "token_type": "Bearer"}),
                     )
                 }
                 _ => (400, json!({"error": "invalid_grant"})),
@@ -134,13 +127,7 @@ fn the_console_signs_in_at_the_identity_provider_with_pkce_and_a_bound_state() {
     let token_url = token_endpoint(idp.clone(), codes.clone());
     let dirs = Dirs::new("");
     let jwks = dirs.root.path().join("jwks.json");
-    let x = B64.encode(idp.verifying_key().to_bytes());
-    std::fs::write(
-        &jwks,
-        json!({"keys": [{"kty": "OKP", "crv": "Ed25519", "x": x, "kid": "k1", "alg": "EdDSA", "use": "sig"}]})
-            .to_string(),
-    )
-    .unwrap();
+    std::fs::write(&jwks, ed25519_jwks("k1", &idp)).unwrap();
     let mut config = std::fs::read_to_string(&dirs.config).unwrap();
     config.push_str(&format!(
         "[credentials.oidc]\njwks_file = {:?}\nissuer = {ISSUER:?}\naudience = {AUDIENCE:?}\n\

@@ -7,7 +7,7 @@ mod common;
 
 use base64::{engine::general_purpose::URL_SAFE_NO_PAD as B64, Engine};
 use common::*;
-use ed25519_dalek::{Signer, SigningKey};
+use ed25519_dalek::SigningKey;
 use serde_json::{json, Value};
 
 const NO: &str = "YT2026120200001";
@@ -26,10 +26,7 @@ fn now_ms() -> i64 {
 
 /// A JWT signed with `key` (EdDSA), kid `k1`.
 fn jwt(key: &SigningKey, claims: &Value) -> String {
-    let head = B64.encode(json!({"alg": "EdDSA", "typ": "JWT", "kid": "k1"}).to_string());
-    let body = B64.encode(claims.to_string());
-    let sig = key.sign(format!("{head}.{body}").as_bytes());
-    format!("{head}.{body}.{}", B64.encode(sig.to_bytes()))
+    jwt_kid(key, "k1", claims)
 }
 
 fn claims(account: &str, exp_secs_from_now: i64) -> Value {
@@ -41,13 +38,7 @@ fn claims(account: &str, exp_secs_from_now: i64) -> Value {
 fn server_with_idp(idp: &SigningKey) -> (Dirs, Server, String) {
     let dirs = Dirs::new("");
     let jwks = dirs.root.path().join("jwks.json");
-    let x = B64.encode(idp.verifying_key().to_bytes());
-    std::fs::write(
-        &jwks,
-        json!({"keys": [{"kty": "OKP", "crv": "Ed25519", "x": x, "kid": "k1", "alg": "EdDSA", "use": "sig"}]})
-            .to_string(),
-    )
-    .unwrap();
+    std::fs::write(&jwks, ed25519_jwks("k1", idp)).unwrap();
     let mut config = std::fs::read_to_string(&dirs.config).unwrap();
     config.push_str(&format!(
         "[credentials]\ntoken_days = 30\n[credentials.oidc]\njwks_file = {:?}\nissuer = {ISSUER:?}\n\
@@ -545,20 +536,6 @@ fn jwks_endpoint(
         }
     });
     (url, fetches)
-}
-
-fn ed25519_jwks(kid: &str, key: &SigningKey) -> String {
-    let x = B64.encode(key.verifying_key().to_bytes());
-    json!({"keys": [{"kty": "OKP", "crv": "Ed25519", "x": x, "kid": kid, "alg": "EdDSA", "use": "sig"}]})
-        .to_string()
-}
-
-/// A JWT signed with `key` under key id `kid`.
-fn jwt_kid(key: &SigningKey, kid: &str, claims: &Value) -> String {
-    let head = B64.encode(json!({"alg": "EdDSA", "typ": "JWT", "kid": kid}).to_string());
-    let body = B64.encode(claims.to_string());
-    let sig = key.sign(format!("{head}.{body}").as_bytes());
-    format!("{head}.{body}.{}", B64.encode(sig.to_bytes()))
 }
 
 #[test]

@@ -464,3 +464,21 @@ pub fn collect_posts(l: std::net::TcpListener) -> std::sync::Arc<std::sync::Mute
     });
     posts
 }
+
+/// An identity provider's key set holding `key`'s public half (Ed25519) under key id `kid`.
+pub fn ed25519_jwks(kid: &str, key: &ed25519_dalek::SigningKey) -> String {
+    use base64::{engine::general_purpose::URL_SAFE_NO_PAD as B64, Engine};
+    let x = B64.encode(key.verifying_key().to_bytes());
+    json!({"keys": [{"kty": "OKP", "crv": "Ed25519", "x": x, "kid": kid, "alg": "EdDSA", "use": "sig"}]})
+        .to_string()
+}
+
+/// A JWT over `claims` signed with `key` (EdDSA) under key id `kid`, as the identity provider issues them.
+pub fn jwt_kid(key: &ed25519_dalek::SigningKey, kid: &str, claims: &Value) -> String {
+    use base64::{engine::general_purpose::URL_SAFE_NO_PAD as B64, Engine};
+    use ed25519_dalek::Signer;
+    let head = B64.encode(json!({"alg": "EdDSA", "typ": "JWT", "kid": kid}).to_string());
+    let body = B64.encode(claims.to_string());
+    let sig = key.sign(format!("{head}.{body}").as_bytes());
+    format!("{head}.{body}.{}", B64.encode(sig.to_bytes()))
+}
