@@ -312,13 +312,10 @@ impl Guard {
     /// Puts the thresholds the store keeps (a change applied on any node, before a restart too) in force here;
     /// the server's upkeep calls it.
     pub fn refresh_thresholds(&self) -> Result<(), GuardError> {
-        if let Some((t, _)) = self.stored_thresholds()? {
-            let now = self.current_score()?;
-            if serde_json::to_string(&now).ok() != serde_json::to_string(&t.score).ok() {
-                self.risk
-                    .set_score(&t.score)
-                    .map_err(|err| GuardError::Internal(err.to_string()))?;
-            }
+        if let Some(score) = self.stored_score()? {
+            self.risk
+                .set_score(&score)
+                .map_err(|err| GuardError::Internal(err.to_string()))?;
         }
         Ok(())
     }

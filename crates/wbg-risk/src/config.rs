@@ -43,7 +43,7 @@ impl RiskConfig {
 /// Two decaying scores per account: a fast one that catches bursts and a slow one that catches a drip of
 /// reads spread over days. Each signal adds its points to both; each score has its own thresholds, and the
 /// account's level is the higher of the two.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ScoreConfig {
     /// Half-life of the fast score, in minutes.
@@ -102,7 +102,7 @@ impl ScoreConfig {
 
 /// Score thresholds: at `alert` an alert is raised, at `mask` the account sees masked views at most, at `suspend`
 /// it is suspended.
-#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Thresholds {
     /// Raise an alert.

@@ -248,11 +248,15 @@ impl Engine {
     }
 
     /// Puts `score` in force from the next judgement on (the accounts' scores carry over; an account already
-    /// masked or suspended stays so until it falls under the new thresholds' rules). Refused when out of order.
-    pub fn set_score(&self, score: ScoreConfig) -> Result<(), RiskError> {
+    /// masked or suspended stays so until it falls under the new thresholds' rules); whether it differed from
+    /// those in force. Refused when out of order.
+    pub fn set_score(&self, score: ScoreConfig) -> Result<bool, RiskError> {
         score.check()?;
+        if **self.score.load() == score {
+            return Ok(false);
+        }
         self.score.store(Arc::new(score));
-        Ok(())
+        Ok(true)
     }
 
     /// Accesses assessed or observed so far.
@@ -440,7 +444,7 @@ impl RiskHook for Engine {
     }
 
     fn set_score(&self, score: &ScoreConfig) -> Result<bool, RiskError> {
-        Engine::set_score(self, score.clone()).map(|()| true)
+        Engine::set_score(self, score.clone())
     }
 }
 

@@ -91,7 +91,8 @@ pub trait RiskHook: Send + Sync {
         None
     }
 
-    /// Puts new score thresholds in force; `Ok(false)` for a hook that has none to change.
+    /// Puts new score thresholds in force; whether that changed anything (`Ok(false)` too for a hook that has
+    /// none to change).
     fn set_score(&self, _score: &crate::ScoreConfig) -> Result<bool, crate::RiskError> {
         Ok(false)
     }

@@ -496,8 +496,7 @@ fn run(cli: Cli) -> Result<std::process::ExitCode> {
             let engine = worker.engine();
             let adopt = || -> Result<()> {
                 if let Some(score) = guard.stored_score()? {
-                    if serde_json::to_string(&engine.score())? != serde_json::to_string(&score)? {
-                        engine.set_score(score)?;
+                    if engine.set_score(score)? {
                         tracing::info!(
                             "risk thresholds changed over the API are in force in this worker"
                         );
