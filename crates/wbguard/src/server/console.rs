@@ -208,6 +208,20 @@ impl Login {
     }
 }
 
+/// The value of cookie `name` in a request's `Cookie` headers: at most 64 characters (every cookie the console
+/// sets is a 43-character id), never empty.
+fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|c| c.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v)
+        .filter(|v| !v.is_empty() && v.len() <= 64)
+}
+
 fn digest(s: &str) -> [u8; 32] {
     Sha256::digest(s.as_bytes()).into()
 }
@@ -308,16 +322,7 @@ impl Sessions {
 
     /// The session id a request's `Cookie` headers carry.
     fn cookie<'a>(&self, headers: &'a HeaderMap) -> Option<&'a str> {
-        let name = self.cookie_name();
-        headers
-            .get_all(header::COOKIE)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(';'))
-            .filter_map(|c| c.trim().split_once('='))
-            .find(|(k, _)| *k == name)
-            .map(|(_, v)| v)
-            .filter(|v| !v.is_empty() && v.len() <= 64)
+        cookie(headers, self.cookie_name())
     }
 
     fn set_cookie(&self, id: &str) -> String {
@@ -628,15 +633,7 @@ async fn oidc_callback(
             "the identity provider's answer lacks code or state",
         ));
     };
-    let cookie = headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|c| c.trim().split_once('='))
-        .find(|(k, _)| *k == STATE_COOKIE)
-        .map(|(_, v)| v.to_owned())
-        .unwrap_or_default();
+    let cookie = cookie(&headers, STATE_COOKIE).unwrap_or_default();
     let pending = login
         .pending
         .lock()
@@ -644,7 +641,7 @@ async fn oidc_callback(
         .remove(&state)
         .filter(|p| p.at.elapsed() < LOGIN_TTL);
     // Compared as digests: the time taken says nothing about how much of the state was right.
-    let Some(pending) = pending.filter(|_| digest(&cookie) == digest(&state)) else {
+    let Some(pending) = pending.filter(|_| digest(cookie) == digest(&state)) else {
         return Err(ApiError::invalid(
             "no sign-in of this browser is waiting for that answer: start again",
         ));
