@@ -347,7 +347,6 @@ impl Guard {
         // A policy version approved in the store is in force from the start, and so are the holds.
         guard.refresh_policy()?;
         guard.reload_holds()?;
-        guard.reload_tracking()?;
         guard.refresh_thresholds()?;
         Ok((guard, report))
     }
