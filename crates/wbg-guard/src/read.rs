@@ -370,11 +370,12 @@ impl Guard {
         // The read is on record (committed above) before a single field is decrypted.
         // A virtual number stands in for the real one, which is then not even decrypted.
         let gone = self.shredded_groups(wb.bucket);
+        let carried = wbg_vault::SealedFields::carried(&sealed);
         let to_open: Vec<Field> = fields_of(view)
             .iter()
             .map(|(f, _)| *f)
             .filter(|f| !(*f == Field::RecipientPhone && matches!(phone, ShownPhone::Virtual(_))))
-            .filter(|f| gone.keeps(*f) && wbg_vault::SealedFields::carries(&sealed, *f))
+            .filter(|f| gone.keeps(*f) && carried(*f))
             .collect();
         let opened: HashMap<Field, String> = self
             .vault

@@ -265,6 +265,7 @@ impl Guard {
         policy: &RetentionPolicy,
     ) -> Result<Vec<RetentionPlan>, GuardError> {
         crate::guard::local_only(actor, "retention plans")?;
+        self.reload_holds()?;
         let now = self.clock.now();
         let done = self.shredded_set()?;
         let held = self.held_by_bucket()?;
@@ -333,9 +334,8 @@ impl Guard {
         Ok((carried, lost, held_here))
     }
 
-    /// The waybills active legal holds keep, by the bucket each is in now (read afresh from the store).
+    /// The waybills active legal holds keep, by the bucket each is in now (the caller has read the holds afresh).
     fn held_by_bucket(&self) -> Result<HashMap<i64, Vec<WaybillNo>>, GuardError> {
-        self.reload_holds()?;
         let nos: Vec<WaybillNo> = self
             .active_holds()
             .waybills()
@@ -373,6 +373,8 @@ impl Guard {
         meta: &RequestMeta,
     ) -> Result<RetentionRun, GuardError> {
         let who = crate::guard::local_only(actor, "retention runs")?;
+        // Holds placed anywhere count: read afresh, once, for the deletions and the carrying alike.
+        self.reload_holds()?;
         let mut out = RetentionRun {
             erased: self.erase_finished(&who, meta)?,
             ..RetentionRun::default()
@@ -451,11 +453,7 @@ impl Guard {
                 }
                 // Every field still there: a held parcel may be carried out of a day one of whose groups is
                 // already destroyed.
-                let gone = self.shredded_groups(from);
-                let kept: Vec<Field> = Field::ALL
-                    .into_iter()
-                    .filter(|f| gone.keeps(*f) && wbg_vault::SealedFields::carries(&sealed, *f))
-                    .collect();
+                let kept = self.fields_left(from, &sealed);
                 match self.vault.reseal(no, from, to, &sealed, &kept) {
                     Ok(s) => moved.push((no.clone(), s.0)),
                     Err(_) => done.failed += 1,
@@ -495,11 +493,7 @@ impl Guard {
             let Some((m, sealed)) = self.store.waybill(no)? else {
                 continue;
             };
-            let gone = self.shredded_groups(m.bucket);
-            let kept: Vec<Field> = Field::ALL
-                .into_iter()
-                .filter(|f| gone.keeps(*f) && wbg_vault::SealedFields::carries(&sealed, *f))
-                .collect();
+            let kept = self.fields_left(m.bucket, &sealed);
             if kept.is_empty() {
                 gone_already.push(no.clone());
                 continue;
@@ -543,6 +537,16 @@ impl Guard {
             metrics::counter!("wbguard_erased_waybills_total").increment(erased.len() as u64);
         }
         Ok((erased, gone_already))
+    }
+
+    /// The fields a waybill of `bucket` still has: its group's key not destroyed, and carried by `sealed`.
+    fn fields_left(&self, bucket: i64, sealed: &[u8]) -> Vec<Field> {
+        let gone = self.shredded_groups(bucket);
+        let carried = wbg_vault::SealedFields::carried(sealed);
+        Field::ALL
+            .into_iter()
+            .filter(|f| gone.keeps(*f) && carried(*f))
+            .collect()
     }
 
     /// Every `(bucket, group)` whose key is already destroyed.

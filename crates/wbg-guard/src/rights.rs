@@ -179,9 +179,8 @@ impl Guard {
     }
 
     /// Erases the parcels of pending deletion requests that have since been finished (the retention run's first
-    /// step); returns how many were erased.
+    /// step, which has read the holds afresh; a held parcel waits); returns how many were erased.
     pub(crate) fn erase_finished(&self, who: &str, meta: &RequestMeta) -> Result<u64, GuardError> {
-        self.reload_holds()?;
         let holds = self.active_holds();
         let mut total = 0;
         for (id, body) in self.store.cases(ERASURE, 100_000)? {

@@ -173,10 +173,26 @@ impl SealedFields {
         self.0.extend_from_slice(sealed);
     }
 
-    /// Whether `bytes` (a waybill's sealed fields) carry `field` at all. A waybill a legal hold carried out of a
-    /// day one of whose groups was already destroyed carries only the fields that were left.
-    pub fn carries(bytes: &[u8], field: Field) -> bool {
-        matches!(Self::get(bytes, field), Ok(Some(_)))
+    /// Which fields `bytes` (a waybill's sealed fields) carry at all, read in one pass: a waybill a legal hold
+    /// carried out of a day one of whose groups was already destroyed carries only the fields that were left.
+    /// Malformed bytes carry none.
+    pub fn carried(bytes: &[u8]) -> impl Fn(Field) -> bool {
+        let mut mask = 0u32;
+        if let Some((&Self::VERSION, mut rest)) = bytes.split_first() {
+            while rest.len() >= 3 {
+                let (id, len) = (rest[0], u16::from_le_bytes([rest[1], rest[2]]) as usize);
+                if rest.len() < 3 + len || Field::from_id(id).is_none() {
+                    mask = 0;
+                    break;
+                }
+                mask |= 1 << id;
+                rest = &rest[3 + len..];
+            }
+            if !rest.is_empty() {
+                mask = 0;
+            }
+        }
+        move |f: Field| mask & (1 << f as u8) != 0
     }
 
     /// The sealed bytes of one field.

@@ -580,6 +580,32 @@ mod tests {
     }
 
     #[test]
+    fn a_partly_carried_record_says_which_fields_it_has_and_opens_them() {
+        let (v, _) = vault();
+        let a = waybill("WA", "王芳", "13800138000", "一路1号");
+        let (sealed, _) = v.seal(&a, 7).unwrap();
+        let all = SealedFields::carried(&sealed.0);
+        assert!(Field::ALL.into_iter().all(&all));
+        // Carried to bucket 9 without its contact fields (their group's key gone in bucket 7).
+        let left = [Field::RecipientRegion, Field::RecipientDetail, Field::Items];
+        let moved = v.reseal(&a.waybill_no, 7, 9, &sealed.0, &left).unwrap();
+        let carried = SealedFields::carried(&moved.0);
+        for f in Field::ALL {
+            assert_eq!(carried(f), left.contains(&f), "{f:?}");
+        }
+        assert_eq!(
+            v.open_fields(&a.waybill_no, 9, &moved.0, &left)
+                .unwrap()
+                .len(),
+            3
+        );
+        // Malformed bytes carry nothing.
+        for bad in [&[][..], &[9u8, 1, 0][..], &sealed.0[..sealed.0.len() - 1]] {
+            assert!(!Field::ALL.into_iter().any(SealedFields::carried(bad)));
+        }
+    }
+
+    #[test]
     fn a_field_moved_to_another_record_or_field_fails() {
         let (v, _) = vault();
         let a = waybill("WA", "王芳", "13800138000", "一路1号");
