@@ -428,6 +428,7 @@ impl AccessIndex {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use wbg_store::prelude::*;
 
     fn access(seq: u64, who: &str, wb: &str, shown: Shown) -> Access {
         Access {
@@ -473,9 +474,8 @@ mod tests {
 
     #[test]
     fn catch_up_reads_the_log_from_where_it_stopped_within_its_budget() {
-        use wbg_store::Store;
         let dir = tempfile::tempdir().unwrap();
-        let store = wbg_store::SqliteStore::open(dir.path()).unwrap();
+        let store = wbg_store_sqlite::SqliteStore::open(dir.path()).unwrap();
         for k in 0..5 {
             let mut e = AuditEntry::new(k, "C1", "view");
             e.waybill = Some(format!("W{k}"));

@@ -14,6 +14,7 @@ use wbg_guard::{
 };
 use wbg_risk::Thresholds;
 use wbg_sim::{Carrier, CarrierSpec};
+use wbg_store::prelude::*;
 use wbg_vault::{bucket_of, MasterKey};
 
 const BATCH: usize = 10_000;
@@ -260,7 +261,8 @@ fn ingest(c: &mut Criterion) {
 
 /// The two halves of ingest on their own: sealing (validation, encryption, blind indexes) and the store insert.
 fn ingest_halves(c: &mut Criterion) {
-    use wbg_store::{SealedWaybill, SqliteStore, Store};
+    use wbg_store::{SealedWaybill, Store};
+    use wbg_store_sqlite::SqliteStore;
     let carrier = Carrier::generate(CarrierSpec::default());
     let vault = wbg_vault::Vault::open(
         MasterKey::generate(),

@@ -12,7 +12,8 @@ use wbg_audit::AuditEntry;
 use wbg_core::{Account, AccountId, AccountStatus, Alert, Clock, Role, SystemClock};
 use wbg_policy::PolicyEngine;
 use wbg_risk::{Engine, RiskConfig, RiskHook};
-use wbg_store::{SqliteStore, Store};
+use wbg_store::Store;
+use wbg_store_sqlite::SqliteStore;
 use wbg_vault::{KeySource, Vault, WrappedKeyStore};
 
 /// How far in the future a scan time may lie (clock skew between scanners and the guard).

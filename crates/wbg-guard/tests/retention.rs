@@ -13,7 +13,9 @@ use wbg_core::{
 use wbg_guard::{
     Actor, Guard, GuardConfig, GuardError, KeyConfig, ReadRequest, RequestMeta, RetentionPolicy,
 };
-use wbg_store::{SqliteStore, Store};
+use wbg_store::Store;
+use wbg_store::{Keys as _, Waybills as _};
+use wbg_store_sqlite::SqliteStore;
 use wbg_vault::{bucket_of, Field, FieldGroup, MasterKey, Vault, WrappedKeyStore};
 
 const DAY: i64 = 86_400_000;

@@ -42,6 +42,7 @@ use wbg_core::{
     Account, AccountId, AccountStatus, EventType, MerchantId, Millis, OutletId, WaybillMeta,
     WaybillNo,
 };
+use wbg_store::prelude::*;
 use wbg_store::rows;
 use wbg_store::{
     BindOutcome, BucketAge, EventRecord, EventWrite, NewToken, NumberBinding, NumberRelease,
@@ -152,7 +153,7 @@ async fn commit_group(pool: &PgPool, mut batch: Vec<Append>) {
             outcomes.push(Ok(audit.len()));
             entries.append(audit);
         }
-        let seqs = queue_each(&mut *tx, entries).await?;
+        let seqs = queue_each(&mut tx, entries).await?;
         tx.commit().await.map_err(db)?;
         Ok::<_, StoreError>((seqs, outcomes))
     }
@@ -1168,6 +1169,20 @@ impl Store for PgStore {
         })
     }
 
+    fn read_snapshot(&self, token_hash: &[u8; 32], no: &WaybillNo) -> Ticket<ReadSnapshot> {
+        // Joins the next grouped lookup on this store's own runtime: an async caller awaits the ticket without
+        // blocking.
+        let (tx, ticket) = Ticket::channel();
+        if let Err(tokio::sync::mpsc::error::SendError((_, _, tx))) =
+            self.lookups.send((*token_hash, no.clone(), tx))
+        {
+            tx.send(Err(StoreError::Db("the read lookups have stopped".into())));
+        }
+        ticket
+    }
+}
+
+impl Keys for PgStore {
     fn get_wrapped_key(&self, id: &str) -> Result<Option<Vec<u8>>, StoreError> {
         self.run(async {
             sqlx::query_scalar("SELECT wrapped FROM wrapped_keys WHERE id = $1")
@@ -1340,52 +1355,9 @@ impl Store for PgStore {
         })?;
         Ok(n as u64)
     }
+}
 
-    fn open_waybills(&self, bucket: i64) -> Result<Vec<(WaybillNo, Millis)>, StoreError> {
-        let rows: Vec<(String, i64)> = self.run(async {
-            sqlx::query_as(
-                "SELECT no, created_at FROM waybills WHERE bucket = $1
-                 AND status NOT IN ('signed', 'returned') ORDER BY created_at, no",
-            )
-            .bind(bucket)
-            .fetch_all(&self.pool)
-            .await
-            .map_err(db)
-        })?;
-        rows.into_iter()
-            .map(|(no, at)| Ok((rows::waybill_no(&no)?, at)))
-            .collect()
-    }
-
-    fn move_waybills(
-        &self,
-        from: i64,
-        to: i64,
-        moved: &[(WaybillNo, Vec<u8>)],
-        audit: AuditEntry,
-    ) -> Result<(u64, u64), StoreError> {
-        let nos: Vec<String> = moved.iter().map(|(n, _)| n.as_str().to_owned()).collect();
-        let sealed: Vec<Vec<u8>> = moved.iter().map(|(_, s)| s.clone()).collect();
-        let (n, seq) = self.audited(audit, move |tx| {
-            Box::pin(async move {
-                let r = sqlx::query(
-                    "UPDATE waybills w SET bucket = $3, sealed = m.sealed
-                     FROM UNNEST($1::text[], $4::bytea[]) AS m(no, sealed)
-                     WHERE w.no = m.no AND w.bucket = $2",
-                )
-                .bind(&nos)
-                .bind(from)
-                .bind(to)
-                .bind(&sealed)
-                .execute(&mut **tx)
-                .await
-                .map_err(db)?;
-                Ok(r.rows_affected())
-            })
-        })?;
-        Ok((seq, n))
-    }
-
+impl Accounts for PgStore {
     fn create_account(
         &self,
         a: &Account,
@@ -1453,57 +1425,6 @@ impl Store for PgStore {
             })
         })
         .map(|(_, seq)| seq)
-    }
-
-    fn read_snapshot(&self, token_hash: &[u8; 32], no: &WaybillNo) -> Ticket<ReadSnapshot> {
-        // Joins the next grouped lookup on this store's own runtime: an async caller awaits the ticket without
-        // blocking.
-        let (tx, ticket) = Ticket::channel();
-        if let Err(tokio::sync::mpsc::error::SendError((_, _, tx))) =
-            self.lookups.send((*token_hash, no.clone(), tx))
-        {
-            tx.send(Err(StoreError::Db("the read lookups have stopped".into())));
-        }
-        ticket
-    }
-
-    fn tracking_snapshot(&self, no: &WaybillNo) -> Ticket<Option<(WaybillMeta, Vec<EventRecord>)>> {
-        let (pool, no) = (self.pool.clone(), no.clone());
-        self.spawn(async move {
-            let mut c = pool.acquire().await.map_err(db)?;
-            match waybill_in(&mut c, &no).await? {
-                Some((meta, _)) => Ok(Some((meta, events_in(&mut c, &no).await?))),
-                None => Ok(None),
-            }
-        })
-    }
-
-    fn append_audit_grouped(&self, entries: Vec<AuditEntry>) -> Ticket<u64> {
-        let (tx, ticket) = Ticket::channel();
-        if let Err(tokio::sync::mpsc::error::SendError((_, _, tx))) =
-            self.appender.send((Vec::new(), entries, tx))
-        {
-            tx.send(Err(StoreError::Db(
-                "the audit group commit has stopped".into(),
-            )));
-        }
-        ticket
-    }
-
-    fn count_label_print(&self, no: &WaybillNo, at: Millis) -> Ticket<u32> {
-        let (pool, no) = (self.pool.clone(), no.clone());
-        self.spawn(async move {
-            let prints: i32 = sqlx::query_scalar(
-                "INSERT INTO label_prints (no, prints, last_at) VALUES ($1, 1, $2)
-                 ON CONFLICT (no) DO UPDATE SET prints = label_prints.prints + 1, last_at = $2 RETURNING prints",
-            )
-            .bind(no.as_str())
-            .bind(at)
-            .fetch_one(&pool)
-            .await
-            .map_err(db)?;
-            u32::try_from(prints).map_err(|_| corrupt("label print count out of range"))
-        })
     }
 
     fn account(&self, id: &AccountId) -> Result<Option<Account>, StoreError> {
@@ -1592,6 +1513,80 @@ impl Store for PgStore {
             })
         })
         .map(|(_, seq)| seq)
+    }
+}
+
+impl Waybills for PgStore {
+    fn open_waybills(&self, bucket: i64) -> Result<Vec<(WaybillNo, Millis)>, StoreError> {
+        let rows: Vec<(String, i64)> = self.run(async {
+            sqlx::query_as(
+                "SELECT no, created_at FROM waybills WHERE bucket = $1
+                 AND status NOT IN ('signed', 'returned') ORDER BY created_at, no",
+            )
+            .bind(bucket)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db)
+        })?;
+        rows.into_iter()
+            .map(|(no, at)| Ok((rows::waybill_no(&no)?, at)))
+            .collect()
+    }
+
+    fn move_waybills(
+        &self,
+        from: i64,
+        to: i64,
+        moved: &[(WaybillNo, Vec<u8>)],
+        audit: AuditEntry,
+    ) -> Result<(u64, u64), StoreError> {
+        let nos: Vec<String> = moved.iter().map(|(n, _)| n.as_str().to_owned()).collect();
+        let sealed: Vec<Vec<u8>> = moved.iter().map(|(_, s)| s.clone()).collect();
+        let (n, seq) = self.audited(audit, move |tx| {
+            Box::pin(async move {
+                let r = sqlx::query(
+                    "UPDATE waybills w SET bucket = $3, sealed = m.sealed
+                     FROM UNNEST($1::text[], $4::bytea[]) AS m(no, sealed)
+                     WHERE w.no = m.no AND w.bucket = $2",
+                )
+                .bind(&nos)
+                .bind(from)
+                .bind(to)
+                .bind(&sealed)
+                .execute(&mut **tx)
+                .await
+                .map_err(db)?;
+                Ok(r.rows_affected())
+            })
+        })?;
+        Ok((seq, n))
+    }
+
+    fn tracking_snapshot(&self, no: &WaybillNo) -> Ticket<Option<(WaybillMeta, Vec<EventRecord>)>> {
+        let (pool, no) = (self.pool.clone(), no.clone());
+        self.spawn(async move {
+            let mut c = pool.acquire().await.map_err(db)?;
+            match waybill_in(&mut c, &no).await? {
+                Some((meta, _)) => Ok(Some((meta, events_in(&mut c, &no).await?))),
+                None => Ok(None),
+            }
+        })
+    }
+
+    fn count_label_print(&self, no: &WaybillNo, at: Millis) -> Ticket<u32> {
+        let (pool, no) = (self.pool.clone(), no.clone());
+        self.spawn(async move {
+            let prints: i32 = sqlx::query_scalar(
+                "INSERT INTO label_prints (no, prints, last_at) VALUES ($1, 1, $2)
+                 ON CONFLICT (no) DO UPDATE SET prints = label_prints.prints + 1, last_at = $2 RETURNING prints",
+            )
+            .bind(no.as_str())
+            .bind(at)
+            .fetch_one(&pool)
+            .await
+            .map_err(db)?;
+            u32::try_from(prints).map_err(|_| corrupt("label print count out of range"))
+        })
     }
 
     fn insert_waybills(
@@ -1750,6 +1745,68 @@ impl Store for PgStore {
         })
     }
 
+    fn find_by_token(&self, token: &[u8; 16]) -> Result<Vec<WaybillNo>, StoreError> {
+        self.run(async {
+            let rows: Vec<String> = sqlx::query_scalar(
+                "SELECT DISTINCT no FROM blind_index WHERE token = $1 ORDER BY no",
+            )
+            .bind(&token[..])
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db)?;
+            parse_nos(rows)
+        })
+    }
+
+    fn find_by_token_of(&self, token: &[u8; 16], party: u8) -> Result<Vec<WaybillNo>, StoreError> {
+        self.run(async {
+            let rows: Vec<String> = sqlx::query_scalar(
+                "SELECT DISTINCT no FROM blind_index WHERE token = $1 AND party = $2 ORDER BY no",
+            )
+            .bind(&token[..])
+            .bind(i16::from(party))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db)?;
+            parse_nos(rows)
+        })
+    }
+
+    fn waybill_count(&self) -> Result<u64, StoreError> {
+        self.run(async {
+            let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM waybills")
+                .fetch_one(&self.pool)
+                .await
+                .map_err(db)?;
+            Ok(n as u64)
+        })
+    }
+
+    fn merchant_waybills(
+        &self,
+        merchant: &MerchantId,
+        from: Millis,
+        to: Millis,
+        limit: usize,
+    ) -> Result<Vec<WaybillNo>, StoreError> {
+        self.run(async {
+            let rows: Vec<String> = sqlx::query_scalar(
+                "SELECT no FROM waybills WHERE merchant = $1 AND created_at >= $2 AND created_at < $3
+                 ORDER BY created_at, no LIMIT $4",
+            )
+            .bind(merchant.as_str())
+            .bind(from)
+            .bind(to)
+            .bind(limit.min(i64::MAX as usize) as i64)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db)?;
+            parse_nos(rows)
+        })
+    }
+}
+
+impl Numbers for PgStore {
     fn sync_number_pool(&self, numbers: &[String]) -> Result<PoolSync, StoreError> {
         self.run(async {
             let mut tx = self.pool.begin().await.map_err(db)?;
@@ -1938,67 +1995,9 @@ impl Store for PgStore {
             })
         })
     }
+}
 
-    fn find_by_token(&self, token: &[u8; 16]) -> Result<Vec<WaybillNo>, StoreError> {
-        self.run(async {
-            let rows: Vec<String> = sqlx::query_scalar(
-                "SELECT DISTINCT no FROM blind_index WHERE token = $1 ORDER BY no",
-            )
-            .bind(&token[..])
-            .fetch_all(&self.pool)
-            .await
-            .map_err(db)?;
-            parse_nos(rows)
-        })
-    }
-
-    fn find_by_token_of(&self, token: &[u8; 16], party: u8) -> Result<Vec<WaybillNo>, StoreError> {
-        self.run(async {
-            let rows: Vec<String> = sqlx::query_scalar(
-                "SELECT DISTINCT no FROM blind_index WHERE token = $1 AND party = $2 ORDER BY no",
-            )
-            .bind(&token[..])
-            .bind(i16::from(party))
-            .fetch_all(&self.pool)
-            .await
-            .map_err(db)?;
-            parse_nos(rows)
-        })
-    }
-
-    fn waybill_count(&self) -> Result<u64, StoreError> {
-        self.run(async {
-            let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM waybills")
-                .fetch_one(&self.pool)
-                .await
-                .map_err(db)?;
-            Ok(n as u64)
-        })
-    }
-
-    fn merchant_waybills(
-        &self,
-        merchant: &MerchantId,
-        from: Millis,
-        to: Millis,
-        limit: usize,
-    ) -> Result<Vec<WaybillNo>, StoreError> {
-        self.run(async {
-            let rows: Vec<String> = sqlx::query_scalar(
-                "SELECT no FROM waybills WHERE merchant = $1 AND created_at >= $2 AND created_at < $3
-                 ORDER BY created_at, no LIMIT $4",
-            )
-            .bind(merchant.as_str())
-            .bind(from)
-            .bind(to)
-            .bind(limit.min(i64::MAX as usize) as i64)
-            .fetch_all(&self.pool)
-            .await
-            .map_err(db)?;
-            parse_nos(rows)
-        })
-    }
-
+impl Cases for PgStore {
     fn put_case(
         &self,
         kind: &str,
@@ -2073,6 +2072,20 @@ impl Store for PgStore {
                 .await
                 .map_err(db)
         })
+    }
+}
+
+impl AuditLog for PgStore {
+    fn append_audit_grouped(&self, entries: Vec<AuditEntry>) -> Ticket<u64> {
+        let (tx, ticket) = Ticket::channel();
+        if let Err(tokio::sync::mpsc::error::SendError((_, _, tx))) =
+            self.appender.send((Vec::new(), entries, tx))
+        {
+            tx.send(Err(StoreError::Db(
+                "the audit group commit has stopped".into(),
+            )));
+        }
+        ticket
     }
 
     fn append_audit(&self, entry: AuditEntry) -> Result<u64, StoreError> {

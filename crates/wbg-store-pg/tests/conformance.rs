@@ -1,6 +1,7 @@
 //! The storage behaviour suite (`wbg_store::conformance`) against PostgreSQL: each check on a fresh schema of
 //! the database at `DATABASE_URL` (set by `.ci/run`; without it the test says so and passes, so that a plain
 //! `cargo test` on a machine without PostgreSQL still runs everything else).
+use wbg_store::prelude::*;
 use wbg_store::Store;
 use wbg_store_pg::PgStore;
 

@@ -21,6 +21,7 @@ pub enum StoreError {
     Db(String),
 }
 
+#[cfg(feature = "rusqlite")]
 impl From<rusqlite::Error> for StoreError {
     fn from(e: rusqlite::Error) -> Self {
         StoreError::Db(e.to_string())

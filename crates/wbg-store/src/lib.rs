@@ -1,5 +1,8 @@
-//! Storage for Waybill Guard: the [`Store`] trait every backend implements, and [`SqliteStore`], the embedded
-//! default (one SQLite file in WAL mode, zero set-up).
+//! Storage for Waybill Guard: the [`Store`] trait every backend implements (with its focused parts:
+//! [`Credentials`], [`WorkRegistry`], [`Alerts`], [`AuditSearch`], [`AccountActivity`]), the row types they
+//! share and, behind the `conformance` feature, the behavioural suite every backend must pass. The backends are
+//! crates of their own: `wbg-store-sqlite` (the embedded default: one SQLite file in WAL mode, zero set-up) and
+//! `wbg-store-pg` (PostgreSQL, for nodes that scale out).
 //!
 //! Every write that must be audited takes its [`AuditEntry`] and appends it in the same transaction, so a
 //! waybill can never exist without the entry that records its ingest, and a crash never leaves one without the
@@ -16,7 +19,6 @@ mod error;
 mod numbers;
 pub mod rows;
 mod search;
-mod sqlite;
 mod ticket;
 mod work;
 
@@ -32,13 +34,16 @@ pub use search::{
     count_hour, hour_counts, AuditCursor, AuditPage, AuditQuery, AuditSearch, HourCount, IndexRow,
     SqlArg, HOUR_MS, MAX_PAGE,
 };
-pub use sqlite::SqliteStore;
 pub use ticket::{Ticket, TicketSender};
 pub use work::{ServiceTicket, WorkRegistry};
 
-/// The embedded store's database file name inside a data directory.
-pub fn sqlite_db_file() -> &'static str {
-    sqlite::DB_FILE
+/// Every part of [`Store`], for `use wbg_store::prelude::*`: a method of any part is then callable on a
+/// `dyn Store` (Rust calls a trait's methods only where the trait is in scope).
+pub mod prelude {
+    pub use crate::{
+        AccountActivity, Accounts, Alerts, AuditLog, AuditSearch, Cases, Credentials, Keys,
+        Numbers, Store, Waybills, WorkRegistry,
+    };
 }
 
 use wbg_audit::{AuditEntry, Hash, StoredEntry};
@@ -100,7 +105,7 @@ pub struct ReadSnapshot {
 impl ReadSnapshot {
     /// Assembles a snapshot the way every backend must: nothing more is looked up for an unknown token, and
     /// events only for a waybill that exists.
-    pub(crate) fn gather(
+    pub fn gather(
         account: Option<Account>,
         waybill: impl FnOnce() -> Result<Option<(WaybillMeta, Vec<u8>)>, StoreError>,
         events: impl FnOnce() -> Result<Vec<EventRecord>, StoreError>,
@@ -148,12 +153,24 @@ pub struct Shredded {
     pub index_entries: u64,
 }
 
-/// What [`Store::rewrap_keys`] makes of each wrapped key: `(id, wrapped)` → the key wrapped anew.
+/// What [`Keys::rewrap_keys`] makes of each wrapped key: `(id, wrapped)` → the key wrapped anew.
 pub type Rewrap<'a> = dyn FnMut(&str, &[u8]) -> Result<Vec<u8>, String> + 'a;
 
 /// The storage a guard node runs on. Implementations must be safe to share between threads.
 pub trait Store:
-    WorkRegistry + Credentials + AccountActivity + Alerts + AuditSearch + Send + Sync
+    Keys
+    + Accounts
+    + Waybills
+    + Numbers
+    + Cases
+    + AuditLog
+    + WorkRegistry
+    + Credentials
+    + AccountActivity
+    + Alerts
+    + AuditSearch
+    + Send
+    + Sync
 {
     /// Background upkeep, to be called every second or so and after bulk work, never on a request: merges
     /// blind-index segments and moves the write-ahead log into the database file.
@@ -161,7 +178,40 @@ pub trait Store:
 
     /// A random id created with the store; names its audit log.
     fn store_id(&self) -> Result<String, StoreError>;
+    /// What a guarded read needs, without writing anything: the account behind `token_hash` and, if there is
+    /// one, waybill `no` with its events (and, for a courier, its privacy-number binding), as one consistent
+    /// snapshot where the backend can give one. The embedded store reads on a pooled read connection (WAL
+    /// readers never wait for the writer); PostgreSQL in one statement on its own runtime, so an async caller
+    /// awaits the ticket without parking its worker thread.
+    fn read_snapshot(&self, token_hash: &[u8; 32], no: &WaybillNo) -> Ticket<ReadSnapshot> {
+        Ticket::ready(ReadSnapshot::gather(
+            match self.account_by_token(token_hash) {
+                Ok(a) => a,
+                Err(e) => return Ticket::ready(Err(e)),
+            },
+            || self.waybill(no),
+            || self.events(no),
+            || self.number_of_waybill(no),
+        ))
+    }
+    /// [`Store::read_snapshot`] for a caller known by account id rather than by token (one an identity
+    /// provider vouched for).
+    fn read_snapshot_of_account(&self, id: &AccountId, no: &WaybillNo) -> Ticket<ReadSnapshot> {
+        Ticket::ready(ReadSnapshot::gather(
+            match self.account(id) {
+                Ok(a) => a,
+                Err(e) => return Ticket::ready(Err(e)),
+            },
+            || self.waybill(no),
+            || self.events(no),
+            || self.number_of_waybill(no),
+        ))
+    }
+}
 
+/// The wrapped data keys, one per retention bucket and field group, and their destruction (crypto-shredding),
+/// with what retention needs to judge and carry the buckets.
+pub trait Keys: Send + Sync {
     /// A wrapped key by id.
     fn get_wrapped_key(&self, id: &str) -> Result<Option<Vec<u8>>, StoreError>;
     /// Stores a wrapped key unless one exists; returns the one stored.
@@ -193,19 +243,10 @@ pub trait Store:
     /// How many distinct blind-index tokens of `kind` are held (for phones: how many people the store can still
     /// tell apart). Reads the whole index: for upkeep and reviews, never a request's hot path.
     fn distinct_index_tokens(&self, kind: u8) -> Result<u64, StoreError>;
-    /// The waybills of `bucket` not yet signed for nor returned, each with when it was created, oldest first.
-    fn open_waybills(&self, bucket: i64) -> Result<Vec<(WaybillNo, Millis)>, StoreError>;
-    /// Moves waybills from bucket `from` to bucket `to`, each with its fields sealed anew under `to`'s keys,
-    /// in one transaction with `audit`; a waybill no longer in `from` is left as it is. Returns the entry's seq
-    /// and how many moved.
-    fn move_waybills(
-        &self,
-        from: i64,
-        to: i64,
-        moved: &[(WaybillNo, Vec<u8>)],
-        audit: AuditEntry,
-    ) -> Result<(u64, u64), StoreError>;
+}
 
+/// Accounts and the tokens that authenticate them.
+pub trait Accounts: Send + Sync {
     /// Creates an account, with a first token if `token` (an account that must enrol has none until it
     /// does); `Conflict` if the id is taken.
     fn create_account(
@@ -223,82 +264,6 @@ pub trait Store:
         keep_others: bool,
         audit: AuditEntry,
     ) -> Result<u64, StoreError>;
-    /// What a guarded read needs, without writing anything: the account behind `token_hash` and, if there is
-    /// one, waybill `no` with its events (and, for a courier, its privacy-number binding), as one consistent
-    /// snapshot where the backend can give one. The embedded store reads on a pooled read connection (WAL
-    /// readers never wait for the writer); PostgreSQL in one statement on its own runtime, so an async caller
-    /// awaits the ticket without parking its worker thread.
-    fn read_snapshot(&self, token_hash: &[u8; 32], no: &WaybillNo) -> Ticket<ReadSnapshot> {
-        Ticket::ready(ReadSnapshot::gather(
-            match self.account_by_token(token_hash) {
-                Ok(a) => a,
-                Err(e) => return Ticket::ready(Err(e)),
-            },
-            || self.waybill(no),
-            || self.events(no),
-            || self.number_of_waybill(no),
-        ))
-    }
-    /// What the public lookup shows of waybill `no`: its metadata and its events, if it exists — on the same
-    /// paths as [`Store::read_snapshot`] (a pooled read connection; the store's own runtime), so a lookup never
-    /// waits behind a writer nor parks an async caller's thread.
-    fn tracking_snapshot(&self, no: &WaybillNo) -> Ticket<Option<(WaybillMeta, Vec<EventRecord>)>> {
-        Ticket::ready(match self.waybill(no) {
-            Ok(Some((meta, _))) => self.events(no).map(|ev| Some((meta, ev))),
-            Ok(None) => Ok(None),
-            Err(e) => Err(e),
-        })
-    }
-    /// [`Store::read_snapshot`] for a caller known by account id rather than by token (one an identity
-    /// provider vouched for).
-    fn read_snapshot_of_account(&self, id: &AccountId, no: &WaybillNo) -> Ticket<ReadSnapshot> {
-        Ticket::ready(ReadSnapshot::gather(
-            match self.account(id) {
-                Ok(a) => a,
-                Err(e) => return Ticket::ready(Err(e)),
-            },
-            || self.waybill(no),
-            || self.events(no),
-            || self.number_of_waybill(no),
-        ))
-    }
-    /// Appends `entries` (in order) through the backend's group commit: the entries of concurrent callers are
-    /// committed together, in one transaction and one log flush. The ticket completes, with the first entry's
-    /// seq, only once they are durable — a guarded read decrypts nothing before that.
-    fn append_audit_grouped(&self, entries: Vec<AuditEntry>) -> Ticket<u64> {
-        Ticket::ready(self.append_audit_batch(entries))
-    }
-    /// Makes the pool exactly `numbers` (normalised): adds the new ones, retires those no longer listed (and
-    /// brings back retired ones listed again). Returns what changed.
-    fn sync_number_pool(&self, numbers: &[String]) -> Result<PoolSync, StoreError>;
-    /// Binds a privacy number to waybill `no` for `courier` at `now`, in one transaction with the entry
-    /// `audit` makes of the outcome (none for [`BindOutcome::NotNeeded`]): the number the waybill already has
-    /// if it has one (a rebinding when the courier changed), else the free number rested longest, else the
-    /// waybill waits (exhaustion). A waybill bound, or no longer out for delivery with `courier`, stops waiting.
-    fn bind_number(
-        &self,
-        no: &WaybillNo,
-        courier: &AccountId,
-        now: Millis,
-        release: NumberRelease,
-        audit: &mut dyn FnMut(&BindOutcome) -> Option<AuditEntry>,
-    ) -> Result<(BindOutcome, Option<u64>), StoreError>;
-    /// The binding a virtual number has (ended or not: the caller judges it from the waybill).
-    fn number_binding(&self, number: &str) -> Result<Option<NumberBinding>, StoreError>;
-    /// The binding waybill `no` has, if any.
-    fn number_of_waybill(&self, no: &WaybillNo) -> Result<Option<NumberBinding>, StoreError>;
-    /// Up to `limit` waybills waiting for a number, longest waiting first: `(waybill, courier)`. A waybill
-    /// starts waiting in the transaction of its `out_for_delivery` event whenever the pool is not empty.
-    fn waiting_for_numbers(&self, limit: usize) -> Result<Vec<(WaybillNo, AccountId)>, StoreError>;
-    /// The pool's state at `now` under `release`: numbers in service, free, and waybills waiting.
-    fn number_pool_state(
-        &self,
-        now: Millis,
-        release: NumberRelease,
-    ) -> Result<PoolState, StoreError>;
-
-    /// Counts one print of waybill `no`'s label at `at`; the ticket holds which print it was (1 for the first).
-    fn count_label_print(&self, no: &WaybillNo, at: Millis) -> Ticket<u32>;
     /// Looks an account up by id.
     fn account(&self, id: &AccountId) -> Result<Option<Account>, StoreError>;
     /// The account a token hash belongs to, if the token has not expired (by the wall clock).
@@ -321,6 +286,35 @@ pub trait Store:
         outlet: &OutletId,
         audit: AuditEntry,
     ) -> Result<u64, StoreError>;
+}
+
+/// Waybills: ingest (with its audit entry), scan events, lookups, the blind index, canaries and label prints.
+pub trait Waybills: Send + Sync {
+    /// The waybills of `bucket` not yet signed for nor returned, each with when it was created, oldest first.
+    fn open_waybills(&self, bucket: i64) -> Result<Vec<(WaybillNo, Millis)>, StoreError>;
+    /// Moves waybills from bucket `from` to bucket `to`, each with its fields sealed anew under `to`'s keys,
+    /// in one transaction with `audit`; a waybill no longer in `from` is left as it is. Returns the entry's seq
+    /// and how many moved.
+    fn move_waybills(
+        &self,
+        from: i64,
+        to: i64,
+        moved: &[(WaybillNo, Vec<u8>)],
+        audit: AuditEntry,
+    ) -> Result<(u64, u64), StoreError>;
+    /// What the public lookup shows of waybill `no`: its metadata and its events, if it exists — on the same
+    /// paths as [`Store::read_snapshot`] (a pooled read connection; the store's own runtime), so a lookup never
+    /// waits behind a writer nor parks an async caller's thread.
+    fn tracking_snapshot(&self, no: &WaybillNo) -> Ticket<Option<(WaybillMeta, Vec<EventRecord>)>> {
+        Ticket::ready(match self.waybill(no) {
+            Ok(Some((meta, _))) => self.events(no).map(|ev| Some((meta, ev))),
+            Ok(None) => Ok(None),
+            Err(e) => Err(e),
+        })
+    }
+
+    /// Counts one print of waybill `no`'s label at `at`; the ticket holds which print it was (1 for the first).
+    fn count_label_print(&self, no: &WaybillNo, at: Millis) -> Ticket<u32>;
 
     /// Inserts waybills, all or none: a number that exists already is a `Conflict` and nothing is written.
     fn insert_waybills(
@@ -399,7 +393,43 @@ pub trait Store:
         to: Millis,
         limit: usize,
     ) -> Result<Vec<WaybillNo>, StoreError>;
+}
 
+/// The privacy-number pool and its bindings of numbers to waybills.
+pub trait Numbers: Send + Sync {
+    /// Makes the pool exactly `numbers` (normalised): adds the new ones, retires those no longer listed (and
+    /// brings back retired ones listed again). Returns what changed.
+    fn sync_number_pool(&self, numbers: &[String]) -> Result<PoolSync, StoreError>;
+    /// Binds a privacy number to waybill `no` for `courier` at `now`, in one transaction with the entry
+    /// `audit` makes of the outcome (none for [`BindOutcome::NotNeeded`]): the number the waybill already has
+    /// if it has one (a rebinding when the courier changed), else the free number rested longest, else the
+    /// waybill waits (exhaustion). A waybill bound, or no longer out for delivery with `courier`, stops waiting.
+    fn bind_number(
+        &self,
+        no: &WaybillNo,
+        courier: &AccountId,
+        now: Millis,
+        release: NumberRelease,
+        audit: &mut dyn FnMut(&BindOutcome) -> Option<AuditEntry>,
+    ) -> Result<(BindOutcome, Option<u64>), StoreError>;
+    /// The binding a virtual number has (ended or not: the caller judges it from the waybill).
+    fn number_binding(&self, number: &str) -> Result<Option<NumberBinding>, StoreError>;
+    /// The binding waybill `no` has, if any.
+    fn number_of_waybill(&self, no: &WaybillNo) -> Result<Option<NumberBinding>, StoreError>;
+    /// Up to `limit` waybills waiting for a number, longest waiting first: `(waybill, courier)`. A waybill
+    /// starts waiting in the transaction of its `out_for_delivery` event whenever the pool is not empty.
+    fn waiting_for_numbers(&self, limit: usize) -> Result<Vec<(WaybillNo, AccountId)>, StoreError>;
+    /// The pool's state at `now` under `release`: numbers in service, free, and waybills waiting.
+    fn number_pool_state(
+        &self,
+        now: Millis,
+        release: NumberRelease,
+    ) -> Result<PoolState, StoreError>;
+}
+
+/// Case files: small JSON documents by kind and id (incidents, holds, proposals, settings), each written with
+/// its audit entry.
+pub trait Cases: Send + Sync {
     /// Writes the case file `kind`/`id` (an export, an incident: a JSON body the guard owns) with `audit`, as a
     /// compare-and-set: with `expect` `None` it must not exist yet, else its body must still be `expect`
     /// (`Conflict` otherwise, `NotFound` when it is gone), so that two approvals of one export cannot both win.
@@ -415,6 +445,17 @@ pub trait Store:
     fn case(&self, kind: &str, id: &str) -> Result<Option<String>, StoreError>;
     /// Up to `limit` case files of `kind`, most recently changed first: `(id, body)`.
     fn cases(&self, kind: &str, limit: usize) -> Result<Vec<(String, String)>, StoreError>;
+}
+
+/// The audit log: appends (alone, in a batch or grouped with other requests' entries), its entries, Merkle nodes
+/// and signed checkpoints. Each backend persists what `wbg_audit::LogTail` computes.
+pub trait AuditLog: Send + Sync {
+    /// Appends `entries` (in order) through the backend's group commit: the entries of concurrent callers are
+    /// committed together, in one transaction and one log flush. The ticket completes, with the first entry's
+    /// seq, only once they are durable — a guarded read decrypts nothing before that.
+    fn append_audit_grouped(&self, entries: Vec<AuditEntry>) -> Ticket<u64> {
+        Ticket::ready(self.append_audit_batch(entries))
+    }
 
     /// Appends one audit entry (its `seq` and `prev` are set by the store); returns its seq.
     fn append_audit(&self, entry: AuditEntry) -> Result<u64, StoreError>;

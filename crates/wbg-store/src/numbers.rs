@@ -26,7 +26,7 @@ pub struct NumberRelease {
     pub quarantine_ms: Millis,
 }
 
-/// What [`crate::Store::bind_number`] did.
+/// What [`crate::Numbers::bind_number`] did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum BindOutcome {
     /// A free number was bound.
@@ -81,7 +81,7 @@ impl BindOutcome {
     }
 }
 
-/// The pool after [`crate::Store::sync_number_pool`].
+/// The pool after [`crate::Numbers::sync_number_pool`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct PoolSync {
     /// Numbers added to the pool.

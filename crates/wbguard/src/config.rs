@@ -308,14 +308,14 @@ impl Config {
                     .context("cannot open the PostgreSQL store")?,
             ),
             StoreConfig::Embedded(_) => {
-                if !create && !self.data.join(wbg_store::sqlite_db_file()).exists() {
+                if !create && !self.data.join(wbg_store_sqlite::DB_FILE).exists() {
                     bail!(
                         "{} holds no Waybill Guard store (check --data; `wbguard init` creates one)",
                         self.data.display()
                     );
                 }
                 std::sync::Arc::new(
-                    wbg_store::SqliteStore::open(&self.data)
+                    wbg_store_sqlite::SqliteStore::open(&self.data)
                         .context("cannot open the embedded store")?,
                 )
             }

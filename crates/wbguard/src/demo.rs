@@ -8,7 +8,8 @@ use wbg_guard::{
     RiskConfig, WaybillView,
 };
 use wbg_sim::{Carrier, CarrierSpec};
-use wbg_store::{AlertFilter, SqliteStore};
+use wbg_store::AlertFilter;
+use wbg_store_sqlite::SqliteStore;
 
 const WAYBILLS: usize = 12_000;
 const BATCH: usize = 2_000;
@@ -363,7 +364,7 @@ pub fn run(keep: Option<PathBuf>) -> Result<()> {
 /// access would. Returns a description of the change.
 fn flip_byte_of_entry(data: &std::path::Path, seq: u64) -> Result<String> {
     SqliteStore::open(data)?.checkpoint_wal()?;
-    let path = data.join(wbg_store::sqlite_db_file());
+    let path = data.join(wbg_store_sqlite::DB_FILE);
     let mut bytes =
         std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?;
     let needle = format!("{{\"seq\":{seq},\"time\":");

@@ -1053,7 +1053,7 @@ fn publish_checkpoint(cfg: &Config, guard: &Guard) -> Result<String> {
 fn init(cfg: &Config) -> Result<()> {
     // An embedded store exists once its file does; a PostgreSQL one once its audit log holds anything (its schema
     // may have been migrated ahead of the first node).
-    let file_existed = cfg.data.join(wbg_store::sqlite_db_file()).exists();
+    let file_existed = cfg.data.join(wbg_store_sqlite::DB_FILE).exists();
     std::fs::create_dir_all(&cfg.data)
         .with_context(|| format!("cannot create {}", cfg.data.display()))?;
     let store = cfg.open_store(true)?;

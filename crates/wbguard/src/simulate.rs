@@ -81,7 +81,7 @@ pub fn run(args: &Args, cfg: &Config, keep: bool) -> Result<Vec<ScenarioReport>>
     }
     let tmp = tempfile::tempdir()?;
     let guard_cfg = if keep {
-        if cfg.data.join(wbg_store::sqlite_db_file()).exists() {
+        if cfg.data.join(wbg_store_sqlite::DB_FILE).exists() {
             bail!(
                 "{} already holds a store; simulate builds a new carrier and needs an empty directory",
                 cfg.data.display()

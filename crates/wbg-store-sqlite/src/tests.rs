@@ -1,7 +1,7 @@
-use super::*;
-use crate::conformance::{entry, sign_head, verify, waybill};
-use crate::Alerts;
+use crate::*;
 use wbg_audit::note::NoteSigner;
+use wbg_store::conformance::{entry, sign_head, verify, waybill};
+use wbg_store::Alerts;
 
 #[test]
 fn two_handles_on_one_directory_keep_one_verifiable_tree() {
@@ -143,12 +143,12 @@ fn a_schema_3_store_is_upgraded_in_place_to_6() {
     let dir = tempfile::tempdir().unwrap();
     {
         let s = SqliteStore::open(dir.path()).unwrap();
-        let mut a = crate::conformance::account("C1");
+        let mut a = wbg_store::conformance::account("C1");
         a.created_at = 7;
         a.status_since = 7;
         s.create_account(
             &a,
-            Some(&crate::conformance::token(1, None)),
+            Some(&wbg_store::conformance::token(1, None)),
             entry("account_create"),
         )
         .unwrap();
@@ -197,10 +197,32 @@ fn a_schema_3_store_is_upgraded_in_place_to_6() {
 #[test]
 fn the_embedded_store_passes_the_conformance_suite() {
     let dirs = std::sync::Mutex::new(Vec::new());
-    crate::conformance::run_all(&|| {
+    wbg_store::conformance::run_all(&|| {
         let dir = tempfile::tempdir().unwrap();
         let s = SqliteStore::open(dir.path()).unwrap();
         dirs.lock().unwrap().push(dir);
         Box::new(s)
     });
+}
+
+/// The numbered upgrade files are each listed once, in order, and end at the schema this build writes.
+#[test]
+fn every_upgrade_file_is_listed_in_order_up_to_the_current_schema() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations");
+    let mut files: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    files.sort();
+    assert_eq!(files.len(), UPGRADES.len());
+    for (file, (to, sql)) in files.iter().zip(UPGRADES) {
+        assert!(file.starts_with(&format!("{to:04}_")), "{file}");
+        assert_eq!(std::fs::read_to_string(dir.join(file)).unwrap(), *sql);
+    }
+    let numbers: Vec<u32> = UPGRADES.iter().map(|(to, _)| *to).collect();
+    assert!(numbers.windows(2).all(|w| w[1] == w[0] + 1));
+    assert_eq!(
+        numbers.last().map(u32::to_string).as_deref(),
+        Some(SCHEMA_VERSION)
+    );
 }

@@ -1,9 +1,9 @@
 //! The work registry on the embedded store.
-use super::{corrupt, is_unique_violation, SqliteStore};
-use crate::{ServiceTicket, StoreError, Ticket, WorkRegistry};
+use crate::{corrupt, is_unique_violation, SqliteStore};
 use rusqlite::{params, Connection, OptionalExtension};
 use wbg_audit::AuditEntry;
 use wbg_core::{Millis, WaybillNo};
+use wbg_store::{ServiceTicket, StoreError, Ticket, WorkRegistry};
 
 pub(super) const SCHEMA: &str = r#"
 -- Customer-service tickets as the carrier's ticketing system registers them, and the waybills each concerns.
@@ -39,7 +39,7 @@ fn ticket_in(
             .query_map(params![id], |r| r.get(0))?
             .collect::<Result<_, _>>()?,
     };
-    crate::rows::ticket(id, (opened_at, closed_at, assignee, reads, nos)).map(Some)
+    wbg_store::rows::ticket(id, (opened_at, closed_at, assignee, reads, nos)).map(Some)
 }
 
 impl WorkRegistry for SqliteStore {

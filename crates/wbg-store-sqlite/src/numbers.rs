@@ -1,11 +1,11 @@
 //! The privacy-number pool in SQLite: one row a number holding its current binding (history is in the audit
 //! log), and the waybills waiting for a number. Whether a binding has ended is read from its waybill's own
 //! row, so signing for a parcel needs no write here.
-use super::{commit_with_entry, corrupt, Inner};
-use crate::{BindOutcome, NumberBinding, NumberRelease, PoolState, PoolSync, StoreError};
+use crate::{commit_with_entry, corrupt, Inner};
 use rusqlite::{params, Connection, OptionalExtension, Transaction, TransactionBehavior};
 use wbg_audit::AuditEntry;
 use wbg_core::{AccountId, Millis, WaybillNo};
+use wbg_store::{BindOutcome, NumberBinding, NumberRelease, PoolState, PoolSync, StoreError};
 
 pub(super) const SCHEMA: &str = r#"
 -- Privacy numbers: each row is one virtual number of the pool and its current binding, if it ever had one.
@@ -32,7 +32,7 @@ pub(super) fn binding_of_number(
     )?
     .query_row(params![number], binding_row)
     .optional()?
-    .map(crate::rows::binding)
+    .map(wbg_store::rows::binding)
     .transpose()
 }
 
@@ -45,7 +45,7 @@ pub(super) fn binding_of_waybill(
     )?
     .query_row(params![no.as_str()], binding_row)
     .optional()?
-    .map(crate::rows::binding)
+    .map(wbg_store::rows::binding)
     .transpose()
 }
 
@@ -134,7 +134,7 @@ pub(super) fn bind(
     let free: Option<String> = match had {
         Some(_) => None,
         None => tx
-            .prepare_cached(crate::numbers::FREE_NUMBER_SQL)?
+            .prepare_cached(wbg_store::FREE_NUMBER_SQL)?
             .query_row(params![release.grace_ms, release.quarantine_ms, now], |r| {
                 r.get(0)
             })
@@ -207,7 +207,7 @@ pub(super) fn state(
             &[],
         )?,
         free: count(
-            crate::numbers::FREE_NUMBER_COUNT_SQL,
+            wbg_store::FREE_NUMBER_COUNT_SQL,
             params![release.grace_ms, release.quarantine_ms, now],
         )?,
         waiting: count("SELECT count(*) FROM privacy_waiting", &[])?,

@@ -1,9 +1,9 @@
 //! Alerts and their triage in the embedded store.
-use super::SqliteStore;
-use crate::{check_revision, AlertFilter, Alerts, StoreError, TriageRecord};
+use crate::SqliteStore;
 use rusqlite::{params, OptionalExtension, Row};
 use wbg_audit::AuditEntry;
 use wbg_core::Alert;
+use wbg_store::{check_revision, AlertFilter, Alerts, StoreError, TriageRecord};
 
 /// Alerts' triage columns and history, beside the alerts table of schema 5 (added by the upgrade to 6).
 pub(super) const SCHEMA: &str = r#"
@@ -12,15 +12,6 @@ CREATE TABLE IF NOT EXISTS alert_history (
     reason TEXT NOT NULL, note TEXT, audit_seq INTEGER NOT NULL);
 CREATE INDEX IF NOT EXISTS alert_history_alert ON alert_history(alert_id, at);
 "#;
-
-/// What the upgrade from schema 5 to 6 adds to the alerts table.
-pub(super) const UPGRADE_6: &str = "
-    ALTER TABLE alerts ADD COLUMN audit_seqs TEXT NOT NULL DEFAULT '';
-    ALTER TABLE alerts ADD COLUMN state TEXT NOT NULL DEFAULT 'new';
-    ALTER TABLE alerts ADD COLUMN assignee TEXT;
-    ALTER TABLE alerts ADD COLUMN updated_at INTEGER NOT NULL DEFAULT 0;
-    ALTER TABLE alerts ADD COLUMN revision INTEGER NOT NULL DEFAULT 0;
-    UPDATE alerts SET updated_at = at;";
 
 /// Indexes over the columns schema 6 added.
 pub(super) const INDEXES: &str = "CREATE INDEX IF NOT EXISTS alerts_state ON alerts(state, id);";
@@ -154,7 +145,7 @@ impl Alerts for SqliteStore {
     ) -> Result<u64, StoreError> {
         self.audited(audit, |tx| {
             // The entry is appended last in this transaction, which holds the write lock: it takes this seq.
-            let seq = super::size_in(tx)?;
+            let seq = crate::size_in(tx)?;
             let revision: Option<i64> = tx
                 .prepare_cached("SELECT revision FROM alerts WHERE id = ?1")?
                 .query_row(params![id], |r| r.get(0))

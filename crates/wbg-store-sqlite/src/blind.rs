@@ -10,11 +10,11 @@
 //! lookups), then swapped in with one small transaction, and the old chunks deleted in short transactions. A
 //! merge never holds the write lock for long, so ingest and audit appends go on around it.
 //! A lookup probes each live segment: O(segments · log n), with segments ≤ `FANOUT` per level.
-use super::WalUpkeep;
-use crate::StoreError;
+use crate::WalUpkeep;
 use rusqlite::{params, Connection, OptionalExtension, Transaction, TransactionBehavior};
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, VecDeque};
+use wbg_store::StoreError;
 
 /// Segments a level holds before they are merged into one a level up.
 pub(crate) const FANOUT: i64 = 8;

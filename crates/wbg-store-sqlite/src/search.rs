@@ -1,13 +1,13 @@
 //! The audit index of the embedded store: built by upkeep from the entries past the last one it holds (never on
 //! a request), and searched together with the entries not yet indexed, so that a search sees every committed
 //! entry.
-use super::SqliteStore;
-use crate::{
+use crate::SqliteStore;
+use rusqlite::{params, Connection, Transaction, TransactionBehavior};
+use wbg_audit::AuditEntry;
+use wbg_store::{
     count_hour, hour_counts, AuditCursor, AuditPage, AuditQuery, AuditSearch, HourCount, IndexRow,
     SqlArg, StoreError, HOUR_MS,
 };
-use rusqlite::{params, Connection, Transaction, TransactionBehavior};
-use wbg_audit::AuditEntry;
 
 pub(super) const SCHEMA: &str = r#"
 -- What a search filters on, one row per audit entry; built by upkeep behind the log.
@@ -121,7 +121,7 @@ pub(super) fn search(conn: &mut Connection, q: &AuditQuery) -> Result<AuditPage,
     let n = q.page();
     let tx = conn.transaction()?;
     let indexed = indexed_to(&tx)?;
-    let size = super::size_in(&tx)?;
+    let size = crate::size_in(&tx)?;
     if size.saturating_sub(indexed) > MAX_TAIL {
         return Err(StoreError::Unavailable(format!(
             "the audit index is being built ({} of {size} entries indexed); try again shortly",
@@ -183,7 +183,7 @@ pub(super) fn search(conn: &mut Connection, q: &AuditQuery) -> Result<AuditPage,
 pub(super) fn hourly(conn: &mut Connection, q: &AuditQuery) -> Result<Vec<HourCount>, StoreError> {
     let tx = conn.transaction()?;
     let indexed = indexed_to(&tx)?;
-    let size = super::size_in(&tx)?;
+    let size = crate::size_in(&tx)?;
     if size.saturating_sub(indexed) > MAX_TAIL {
         return Err(StoreError::Unavailable(format!(
             "the audit index is being built ({indexed} of {size} entries indexed); try again shortly"

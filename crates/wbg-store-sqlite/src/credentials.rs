@@ -1,9 +1,9 @@
 //! Token metadata on the embedded store.
-use super::SqliteStore;
-use crate::{token_id, AccountActivity, Credentials, StoreError, TokenInfo};
+use crate::SqliteStore;
 use rusqlite::params;
 use wbg_audit::AuditEntry;
 use wbg_core::{AccountId, Millis};
+use wbg_store::{token_id, AccountActivity, Credentials, StoreError, TokenInfo};
 
 impl Credentials for SqliteStore {
     fn tokens_of(&self, account: &AccountId, now: Millis) -> Result<Vec<TokenInfo>, StoreError> {
@@ -79,7 +79,7 @@ impl AccountActivity for SqliteStore {
         rows.into_iter()
             .map(|(id, at)| {
                 Ok((
-                    AccountId::parse(&id).map_err(|e| super::corrupt(e.to_string()))?,
+                    AccountId::parse(&id).map_err(|e| crate::corrupt(e.to_string()))?,
                     at,
                 ))
             })

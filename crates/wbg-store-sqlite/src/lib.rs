@@ -1,9 +1,11 @@
-//! The embedded backend: one SQLite database in WAL mode.
+//! The embedded backend of `wbg-store`'s [`Store`]: one SQLite database in WAL mode.
 //!
 //! Why SQLite: it is one file with no server to run, its WAL mode gives readers that never block the writer,
 //! a committed transaction survives the process being killed (it is in the OS page cache before `COMMIT`
 //! returns; `synchronous = FULL` would extend that to power loss at some cost), and two processes (a server and
 //! the CLI) can share a data directory safely. The crate builds its own copy of SQLite with `cc` alone.
+#![deny(missing_docs)]
+
 mod alerts;
 mod blind;
 mod credentials;
@@ -12,10 +14,6 @@ mod numbers;
 mod search;
 mod work;
 
-use crate::rows::AccountRow;
-use crate::{
-    EventRecord, EventWrite, NewToken, ReadSnapshot, SealedWaybill, Store, StoreError, Ticket,
-};
 use rand::RngCore;
 use rusqlite::{params, Connection, OptionalExtension, Transaction, TransactionBehavior};
 use std::path::{Path, PathBuf};
@@ -24,6 +22,11 @@ use wbg_audit::{AuditEntry, Hash, LogTail, StoredEntry};
 use wbg_core::{
     Account, AccountId, AccountStatus, EventType, MerchantId, Millis, OutletId, WaybillMeta,
     WaybillNo, WaybillStatus,
+};
+use wbg_store::prelude::*;
+use wbg_store::rows::AccountRow;
+use wbg_store::{
+    EventRecord, EventWrite, NewToken, ReadSnapshot, SealedWaybill, Store, StoreError, Ticket,
 };
 
 const SCHEMA: &str = r#"
@@ -82,6 +85,17 @@ CREATE INDEX IF NOT EXISTS waybills_merchant ON waybills(merchant, created_at);
 /// (`day:<bucket>:<group>`), so each group is shredded on its own. 6: alerts carry their audit seqs and triage.
 const SCHEMA_VERSION: &str = "6";
 
+/// The upgrades from one schema to the next, numbered SQL files in `migrations/` applied in order (a new store
+/// is made at the current layout by each module's `SCHEMA`). Stores older than schema 3 are not upgraded.
+const UPGRADES: &[(u32, &str)] = &[
+    (
+        4,
+        include_str!("../migrations/0004_account_status_since.sql"),
+    ),
+    (5, include_str!("../migrations/0005_token_expiry.sql")),
+    (6, include_str!("../migrations/0006_alert_triage.sql")),
+];
+
 /// Frames of write-ahead log (pages, 4 KiB; so 256 MiB) past which upkeep makes the log start over. A RESTART
 /// holds the writer lock through two syncs, which a read then waits for: at 64 MiB (every tick under load) reads
 /// saw 80-130 ms maxima; at 256 MiB the read maximum stayed under 0.5 ms in most runs.
@@ -91,13 +105,13 @@ const RESTART_LOG_FRAMES: i64 = 65_536;
 pub const DB_FILE: &str = "wbguard.db";
 
 /// The write connection and the log tail as of its last commit.
-pub(super) struct Inner {
+pub(crate) struct Inner {
     conn: Connection,
     tree: Option<LogTail>,
 }
 
 /// The statement that files one sequenced audit entry.
-pub(super) const INSERT_ENTRY: &str =
+pub(crate) const INSERT_ENTRY: &str =
     "INSERT INTO audit_entries (seq, entry, nodes) VALUES (?1, ?2, ?3)";
 
 /// The embedded SQLite store.
@@ -150,14 +164,14 @@ fn node_in(conn: &Connection, level: u32, index: u64) -> Result<Option<Hash>, St
         .map(Option::flatten)
 }
 
-pub(super) fn size_in(conn: &Connection) -> Result<u64, StoreError> {
+pub(crate) fn size_in(conn: &Connection) -> Result<u64, StoreError> {
     Ok(conn
         .prepare_cached("SELECT COALESCE(MAX(seq) + 1, 0) FROM audit_entries")?
         .query_row([], |r| r.get::<_, i64>(0))? as u64)
 }
 
 /// The log's tail as it is in the database now, from the cache when it is current.
-pub(super) fn tree_in(conn: &Connection, cache: &Option<LogTail>) -> Result<LogTail, StoreError> {
+pub(crate) fn tree_in(conn: &Connection, cache: &Option<LogTail>) -> Result<LogTail, StoreError> {
     let size = size_in(conn)?;
     if let Some(t) = cache {
         if t.size() == size {
@@ -309,7 +323,7 @@ fn account_by_token_in(
             account_row,
         )
         .optional()?;
-    row.map(crate::rows::account).transpose()
+    row.map(wbg_store::rows::account).transpose()
 }
 
 /// Account `id`.
@@ -320,7 +334,7 @@ fn account_in(conn: &Connection, id: &AccountId) -> Result<Option<Account>, Stor
         ))?
         .query_row(params![id.as_str()], account_row)
         .optional()?;
-    row.map(crate::rows::account).transpose()
+    row.map(wbg_store::rows::account).transpose()
 }
 
 /// A waybill's metadata and sealed fields.
@@ -348,7 +362,7 @@ fn waybill_in(
             ))
         })
         .optional()?;
-    row.map(|r| crate::rows::waybill(no, r)).transpose()
+    row.map(|r| wbg_store::rows::waybill(no, r)).transpose()
 }
 
 /// A waybill's events, oldest first.
@@ -367,7 +381,7 @@ fn events_in(conn: &Connection, no: &WaybillNo) -> Result<Vec<EventRecord>, Stor
             ))
         })?
         .collect::<Result<Vec<_>, _>>()?;
-    rows.into_iter().map(crate::rows::event).collect()
+    rows.into_iter().map(wbg_store::rows::event).collect()
 }
 
 /// Moves waybill `m.waybill_no` from `expected` to `m`'s status and files the event (queueing the waybill for a
@@ -504,37 +518,19 @@ impl SqliteStore {
             [],
             |r| r.get(0),
         )?;
-        if version == "3" {
-            // Schema 4 only adds when an account's status last changed.
-            conn.execute_batch(
-                "BEGIN;
-                 ALTER TABLE accounts ADD COLUMN status_since INTEGER NOT NULL DEFAULT 0;
-                 UPDATE accounts SET status_since = created_at;
-                 UPDATE meta SET value = '4' WHERE key = 'schema_version';
-                 COMMIT;",
-            )?;
-            version = "4".into();
+        // An older store is brought up one numbered upgrade at a time, each in a transaction of its own.
+        let mut at: u32 = version.parse().map_err(|_| {
+            StoreError::Corrupt(format!("{} names schema {version:?}", path.display()))
+        })?;
+        for (to, sql) in UPGRADES {
+            if at + 1 == *to {
+                conn.execute_batch(&format!(
+                    "BEGIN; {sql} UPDATE meta SET value = '{to}' WHERE key = 'schema_version'; COMMIT;"
+                ))?;
+                at = *to;
+            }
         }
-        if version == "4" {
-            // Schema 5 adds a token's expiry and issuer (tokens issued before it never expire).
-            conn.execute_batch(
-                "BEGIN;
-                 ALTER TABLE tokens ADD COLUMN expires_at INTEGER;
-                 ALTER TABLE tokens ADD COLUMN issued_by TEXT NOT NULL DEFAULT '';
-                 CREATE INDEX IF NOT EXISTS tokens_account ON tokens(account_id);
-                 UPDATE meta SET value = '5' WHERE key = 'schema_version';
-                 COMMIT;",
-            )?;
-            version = "5".into();
-        }
-        if version == "5" {
-            // Schema 6 adds alerts' audit seqs and triage.
-            conn.execute_batch(&format!(
-                "BEGIN; {} UPDATE meta SET value = '6' WHERE key = 'schema_version'; COMMIT;",
-                alerts::UPGRADE_6
-            ))?;
-            version = SCHEMA_VERSION.into();
-        }
+        version = at.to_string();
         if version != SCHEMA_VERSION {
             return Err(StoreError::Db(format!(
                 "{} was written with store schema {version}; this build reads schema {SCHEMA_VERSION} \
@@ -642,6 +638,32 @@ impl Store for SqliteStore {
         )?)
     }
 
+    fn read_snapshot(&self, token_hash: &[u8; 32], no: &WaybillNo) -> Ticket<ReadSnapshot> {
+        let (token_hash, no) = (*token_hash, no.clone());
+        self.committer.read(move |c| {
+            ReadSnapshot::gather(
+                account_by_token_in(c, &token_hash)?,
+                || waybill_in(c, &no),
+                || events_in(c, &no),
+                || numbers::binding_of_waybill(c, &no),
+            )
+        })
+    }
+
+    fn read_snapshot_of_account(&self, id: &AccountId, no: &WaybillNo) -> Ticket<ReadSnapshot> {
+        let (id, no) = (id.clone(), no.clone());
+        self.committer.read(move |c| {
+            ReadSnapshot::gather(
+                account_in(c, &id)?,
+                || waybill_in(c, &no),
+                || events_in(c, &no),
+                || numbers::binding_of_waybill(c, &no),
+            )
+        })
+    }
+}
+
+impl Keys for SqliteStore {
     fn get_wrapped_key(&self, id: &str) -> Result<Option<Vec<u8>>, StoreError> {
         Ok(self
             .lock()?
@@ -677,7 +699,7 @@ impl Store for SqliteStore {
         )?)
     }
 
-    fn bucket_ages(&self) -> Result<Vec<crate::BucketAge>, StoreError> {
+    fn bucket_ages(&self) -> Result<Vec<wbg_store::BucketAge>, StoreError> {
         let inner = self.lock()?;
         let mut stmt = inner.conn.prepare(
             "SELECT bucket, COUNT(*),
@@ -687,7 +709,7 @@ impl Store for SqliteStore {
         )?;
         let rows = stmt
             .query_map([], |r| {
-                Ok(crate::BucketAge {
+                Ok(wbg_store::BucketAge {
                     bucket: r.get(0)?,
                     waybills: r.get::<_, i64>(1)? as u64,
                     last_finished: r.get(2)?,
@@ -704,7 +726,7 @@ impl Store for SqliteStore {
         bucket: i64,
         index_kinds: &[u8],
         audit: AuditEntry,
-    ) -> Result<crate::Shredded, StoreError> {
+    ) -> Result<wbg_store::Shredded, StoreError> {
         // The wrapped key must not linger in freed cells or in the write-ahead log.
         self.lock()?
             .conn
@@ -737,7 +759,7 @@ impl Store for SqliteStore {
             removed?
         };
         self.checkpoint_wal()?;
-        Ok(crate::Shredded {
+        Ok(wbg_store::Shredded {
             audit_seq,
             waybills: nos.len() as u64,
             index_entries,
@@ -764,45 +786,9 @@ impl Store for SqliteStore {
         blind::distinct_tokens(&conn, kind)
     }
 
-    fn open_waybills(&self, bucket: i64) -> Result<Vec<(WaybillNo, Millis)>, StoreError> {
-        let inner = self.lock()?;
-        let mut stmt = inner.conn.prepare_cached(
-            "SELECT no, created_at FROM waybills WHERE bucket = ?1
-             AND status NOT IN ('signed', 'returned') ORDER BY created_at, no",
-        )?;
-        let rows = stmt
-            .query_map(params![bucket], |r| {
-                Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?))
-            })?
-            .collect::<Result<Vec<_>, _>>()?;
-        rows.into_iter()
-            .map(|(no, at)| Ok((crate::rows::waybill_no(&no)?, at)))
-            .collect()
-    }
-
-    fn move_waybills(
-        &self,
-        from: i64,
-        to: i64,
-        moved: &[(WaybillNo, Vec<u8>)],
-        audit: AuditEntry,
-    ) -> Result<(u64, u64), StoreError> {
-        let (n, seq) = self.audited(audit, |tx| {
-            let mut stmt = tx.prepare_cached(
-                "UPDATE waybills SET bucket = ?3, sealed = ?4 WHERE no = ?1 AND bucket = ?2",
-            )?;
-            let mut n = 0u64;
-            for (no, sealed) in moved {
-                n += stmt.execute(params![no.as_str(), from, to, sealed])? as u64;
-            }
-            Ok(n)
-        })?;
-        Ok((seq, n))
-    }
-
     fn rewrap_keys(
         &self,
-        rewrap: &mut crate::Rewrap<'_>,
+        rewrap: &mut wbg_store::Rewrap<'_>,
         audit: AuditEntry,
     ) -> Result<(u64, usize), StoreError> {
         // The old wrapped keys must not linger: freed cells are zeroed, and the log is emptied afterwards.
@@ -828,7 +814,9 @@ impl Store for SqliteStore {
         self.checkpoint_wal()?;
         Ok((seq, n))
     }
+}
 
+impl Accounts for SqliteStore {
     fn create_account(
         &self,
         a: &Account,
@@ -900,59 +888,6 @@ impl Store for SqliteStore {
         account_by_token_in(&self.lock()?.conn, token_hash)
     }
 
-    fn read_snapshot(&self, token_hash: &[u8; 32], no: &WaybillNo) -> Ticket<ReadSnapshot> {
-        let (token_hash, no) = (*token_hash, no.clone());
-        self.committer.read(move |c| {
-            ReadSnapshot::gather(
-                account_by_token_in(c, &token_hash)?,
-                || waybill_in(c, &no),
-                || events_in(c, &no),
-                || numbers::binding_of_waybill(c, &no),
-            )
-        })
-    }
-
-    fn tracking_snapshot(&self, no: &WaybillNo) -> Ticket<Option<(WaybillMeta, Vec<EventRecord>)>> {
-        let no = no.clone();
-        self.committer.read(move |c| match waybill_in(c, &no)? {
-            Some((meta, _)) => Ok(Some((meta, events_in(c, &no)?))),
-            None => Ok(None),
-        })
-    }
-
-    fn read_snapshot_of_account(&self, id: &AccountId, no: &WaybillNo) -> Ticket<ReadSnapshot> {
-        let (id, no) = (id.clone(), no.clone());
-        self.committer.read(move |c| {
-            ReadSnapshot::gather(
-                account_in(c, &id)?,
-                || waybill_in(c, &no),
-                || events_in(c, &no),
-                || numbers::binding_of_waybill(c, &no),
-            )
-        })
-    }
-
-    fn append_audit_grouped(&self, entries: Vec<AuditEntry>) -> Ticket<u64> {
-        self.committer.append(entries)
-    }
-
-    fn count_label_print(&self, no: &WaybillNo, at: Millis) -> Ticket<u32> {
-        let no = no.clone();
-        self.committer.write(
-            move |c| {
-                let prints: i64 = c
-                    .prepare_cached(
-                        "INSERT INTO label_prints (no, prints, last_at) VALUES (?1, 1, ?2)
-                         ON CONFLICT(no) DO UPDATE SET prints = prints + 1, last_at = ?2 RETURNING prints",
-                    )?
-                    .query_row(params![no.as_str(), at], |r| r.get(0))?;
-                u32::try_from(prints).map_err(|_| corrupt("label print count out of range"))
-            },
-            Vec::new(),
-            |count, _| Ok(count),
-        )
-    }
-
     fn accounts(&self) -> Result<Vec<Account>, StoreError> {
         let inner = self.lock()?;
         let mut stmt = inner.conn.prepare(&format!(
@@ -961,7 +896,7 @@ impl Store for SqliteStore {
         let rows = stmt
             .query_map([], account_row)?
             .collect::<Result<Vec<_>, _>>()?;
-        rows.into_iter().map(crate::rows::account).collect()
+        rows.into_iter().map(wbg_store::rows::account).collect()
     }
 
     fn set_account_status(
@@ -1003,6 +938,69 @@ impl Store for SqliteStore {
             Ok(())
         })
         .map(|(_, seq)| seq)
+    }
+}
+
+impl Waybills for SqliteStore {
+    fn open_waybills(&self, bucket: i64) -> Result<Vec<(WaybillNo, Millis)>, StoreError> {
+        let inner = self.lock()?;
+        let mut stmt = inner.conn.prepare_cached(
+            "SELECT no, created_at FROM waybills WHERE bucket = ?1
+             AND status NOT IN ('signed', 'returned') ORDER BY created_at, no",
+        )?;
+        let rows = stmt
+            .query_map(params![bucket], |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?))
+            })?
+            .collect::<Result<Vec<_>, _>>()?;
+        rows.into_iter()
+            .map(|(no, at)| Ok((wbg_store::rows::waybill_no(&no)?, at)))
+            .collect()
+    }
+
+    fn move_waybills(
+        &self,
+        from: i64,
+        to: i64,
+        moved: &[(WaybillNo, Vec<u8>)],
+        audit: AuditEntry,
+    ) -> Result<(u64, u64), StoreError> {
+        let (n, seq) = self.audited(audit, |tx| {
+            let mut stmt = tx.prepare_cached(
+                "UPDATE waybills SET bucket = ?3, sealed = ?4 WHERE no = ?1 AND bucket = ?2",
+            )?;
+            let mut n = 0u64;
+            for (no, sealed) in moved {
+                n += stmt.execute(params![no.as_str(), from, to, sealed])? as u64;
+            }
+            Ok(n)
+        })?;
+        Ok((seq, n))
+    }
+
+    fn tracking_snapshot(&self, no: &WaybillNo) -> Ticket<Option<(WaybillMeta, Vec<EventRecord>)>> {
+        let no = no.clone();
+        self.committer.read(move |c| match waybill_in(c, &no)? {
+            Some((meta, _)) => Ok(Some((meta, events_in(c, &no)?))),
+            None => Ok(None),
+        })
+    }
+
+    fn count_label_print(&self, no: &WaybillNo, at: Millis) -> Ticket<u32> {
+        let no = no.clone();
+        self.committer.write(
+            move |c| {
+                let prints: i64 = c
+                    .prepare_cached(
+                        "INSERT INTO label_prints (no, prints, last_at) VALUES (?1, 1, ?2)
+                         ON CONFLICT(no) DO UPDATE SET prints = prints + 1, last_at = ?2 RETURNING prints",
+                    )?
+                    .query_row(params![no.as_str(), at], |r| r.get(0))?;
+                u32::try_from(prints).map_err(|_| corrupt("label print count out of range"))
+            },
+            Vec::new(),
+            |count, _| Ok(count),
+        )
     }
 
     fn insert_waybills(
@@ -1087,7 +1085,7 @@ impl Store for SqliteStore {
             })?
             .collect::<Result<Vec<_>, _>>()?;
         rows.into_iter()
-            .map(|(no, row)| crate::rows::waybill(&crate::rows::waybill_no(&no)?, row))
+            .map(|(no, row)| wbg_store::rows::waybill(&wbg_store::rows::waybill_no(&no)?, row))
             .collect()
     }
 
@@ -1110,44 +1108,6 @@ impl Store for SqliteStore {
                 .map(|no| waybill_in(c, no).map(|w| w.map(|(m, _)| m)))
                 .collect()
         })
-    }
-
-    fn sync_number_pool(&self, numbers: &[String]) -> Result<crate::PoolSync, StoreError> {
-        numbers::sync_pool(&mut *self.lock()?, numbers)
-    }
-
-    fn bind_number(
-        &self,
-        no: &WaybillNo,
-        courier: &AccountId,
-        now: Millis,
-        release: crate::NumberRelease,
-        audit: &mut dyn FnMut(&crate::BindOutcome) -> Option<AuditEntry>,
-    ) -> Result<(crate::BindOutcome, Option<u64>), StoreError> {
-        numbers::bind(&mut *self.lock()?, no, courier, now, release, audit)
-    }
-
-    fn number_binding(&self, number: &str) -> Result<Option<crate::NumberBinding>, StoreError> {
-        numbers::binding_of_number(&self.lock()?.conn, number)
-    }
-
-    fn number_of_waybill(
-        &self,
-        no: &WaybillNo,
-    ) -> Result<Option<crate::NumberBinding>, StoreError> {
-        numbers::binding_of_waybill(&self.lock()?.conn, no)
-    }
-
-    fn waiting_for_numbers(&self, limit: usize) -> Result<Vec<(WaybillNo, AccountId)>, StoreError> {
-        numbers::waiting(&self.lock()?.conn, limit)
-    }
-
-    fn number_pool_state(
-        &self,
-        now: Millis,
-        release: crate::NumberRelease,
-    ) -> Result<crate::PoolState, StoreError> {
-        numbers::state(&self.lock()?.conn, now, release)
     }
 
     fn events(&self, no: &WaybillNo) -> Result<Vec<EventRecord>, StoreError> {
@@ -1176,17 +1136,77 @@ impl Store for SqliteStore {
             as u64)
     }
 
-    fn append_audit(&self, entry: AuditEntry) -> Result<u64, StoreError> {
-        self.audited(entry, |_| Ok(())).map(|(_, seq)| seq)
+    fn merchant_waybills(
+        &self,
+        merchant: &MerchantId,
+        from: Millis,
+        to: Millis,
+        limit: usize,
+    ) -> Result<Vec<WaybillNo>, StoreError> {
+        let inner = self.lock()?;
+        let mut stmt = inner.conn.prepare_cached(
+            "SELECT no FROM waybills WHERE merchant = ?1 AND created_at >= ?2 AND created_at < ?3 \
+             ORDER BY created_at, no LIMIT ?4",
+        )?;
+        let rows = stmt.query_map(
+            params![
+                merchant.as_str(),
+                from,
+                to,
+                limit.min(i64::MAX as usize) as i64
+            ],
+            |r| r.get::<_, String>(0),
+        )?;
+        rows.map(|r| {
+            let no = r?;
+            WaybillNo::parse(&no)
+                .map_err(|e| StoreError::Corrupt(format!("waybill number {no}: {e}")))
+        })
+        .collect()
+    }
+}
+
+impl Numbers for SqliteStore {
+    fn sync_number_pool(&self, numbers: &[String]) -> Result<wbg_store::PoolSync, StoreError> {
+        numbers::sync_pool(&mut *self.lock()?, numbers)
     }
 
-    fn append_audit_batch(&self, entries: Vec<AuditEntry>) -> Result<u64, StoreError> {
-        let mut inner = self.lock()?;
-        let Inner { conn, tree } = &mut *inner;
-        let tx = Transaction::new(conn, TransactionBehavior::Immediate)?;
-        commit_with_entries(tx, tree, entries)
+    fn bind_number(
+        &self,
+        no: &WaybillNo,
+        courier: &AccountId,
+        now: Millis,
+        release: wbg_store::NumberRelease,
+        audit: &mut dyn FnMut(&wbg_store::BindOutcome) -> Option<AuditEntry>,
+    ) -> Result<(wbg_store::BindOutcome, Option<u64>), StoreError> {
+        numbers::bind(&mut *self.lock()?, no, courier, now, release, audit)
     }
 
+    fn number_binding(&self, number: &str) -> Result<Option<wbg_store::NumberBinding>, StoreError> {
+        numbers::binding_of_number(&self.lock()?.conn, number)
+    }
+
+    fn number_of_waybill(
+        &self,
+        no: &WaybillNo,
+    ) -> Result<Option<wbg_store::NumberBinding>, StoreError> {
+        numbers::binding_of_waybill(&self.lock()?.conn, no)
+    }
+
+    fn waiting_for_numbers(&self, limit: usize) -> Result<Vec<(WaybillNo, AccountId)>, StoreError> {
+        numbers::waiting(&self.lock()?.conn, limit)
+    }
+
+    fn number_pool_state(
+        &self,
+        now: Millis,
+        release: wbg_store::NumberRelease,
+    ) -> Result<wbg_store::PoolState, StoreError> {
+        numbers::state(&self.lock()?.conn, now, release)
+    }
+}
+
+impl Cases for SqliteStore {
     fn put_case(
         &self,
         kind: &str,
@@ -1243,34 +1263,22 @@ impl Store for SqliteStore {
             .query_row(params![kind, id], |r| r.get(0))
             .optional()?)
     }
+}
 
-    fn merchant_waybills(
-        &self,
-        merchant: &MerchantId,
-        from: Millis,
-        to: Millis,
-        limit: usize,
-    ) -> Result<Vec<WaybillNo>, StoreError> {
-        let inner = self.lock()?;
-        let mut stmt = inner.conn.prepare_cached(
-            "SELECT no FROM waybills WHERE merchant = ?1 AND created_at >= ?2 AND created_at < ?3 \
-             ORDER BY created_at, no LIMIT ?4",
-        )?;
-        let rows = stmt.query_map(
-            params![
-                merchant.as_str(),
-                from,
-                to,
-                limit.min(i64::MAX as usize) as i64
-            ],
-            |r| r.get::<_, String>(0),
-        )?;
-        rows.map(|r| {
-            let no = r?;
-            WaybillNo::parse(&no)
-                .map_err(|e| StoreError::Corrupt(format!("waybill number {no}: {e}")))
-        })
-        .collect()
+impl AuditLog for SqliteStore {
+    fn append_audit_grouped(&self, entries: Vec<AuditEntry>) -> Ticket<u64> {
+        self.committer.append(entries)
+    }
+
+    fn append_audit(&self, entry: AuditEntry) -> Result<u64, StoreError> {
+        self.audited(entry, |_| Ok(())).map(|(_, seq)| seq)
+    }
+
+    fn append_audit_batch(&self, entries: Vec<AuditEntry>) -> Result<u64, StoreError> {
+        let mut inner = self.lock()?;
+        let Inner { conn, tree } = &mut *inner;
+        let tx = Transaction::new(conn, TransactionBehavior::Immediate)?;
+        commit_with_entries(tx, tree, entries)
     }
 
     fn audit_size(&self) -> Result<u64, StoreError> {

@@ -9,13 +9,13 @@
 //! whenever another connection has committed since its last read — under load, before every read — so each
 //! lookup read its pages back from the file (measured: 30 % of a node's CPU). On the thread that commits, the
 //! cache stays warm, and nothing waits on a lock.
-use super::{tree_in, Inner, INSERT_ENTRY};
-use crate::{StoreError, Ticket};
+use crate::{tree_in, Inner, INSERT_ENTRY};
 use rusqlite::{params, Connection, Transaction, TransactionBehavior};
 use std::any::Any;
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use wbg_audit::AuditEntry;
+use wbg_store::{StoreError, Ticket};
 
 /// Jobs one transaction takes at most.
 const GROUP: usize = 512;
