@@ -245,6 +245,10 @@ pub struct PolicyEngine {
     /// Decisions already made, keyed by the principal and exactly the resource and context values its slice
     /// reads ([`reads`]): a courier's reads of a thousand waybills at their outlet are one Cedar evaluation.
     views: DecisionCache<ViewVerdict>,
+    /// Decisions tried with the time unknown, keyed like [`PolicyEngine::views`] but without `now`: the verdict
+    /// when the rules settled it whatever the time (a courier's read of a parcel out with them), `None` when
+    /// they did not (one signed for within the last two hours), which then goes by the exact key.
+    timeless: DecisionCache<Option<ViewVerdict>>,
     writes: DecisionCache<bool>,
     authorizer: Authorizer,
     names: Names,
@@ -281,6 +285,18 @@ impl<V: Clone> DecisionCache<V> {
             self.hits.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         }
         hit
+    }
+
+    /// [`DecisionCache::get`] without counting a hit (the caller counts what it uses).
+    fn peek(&self, key: &str) -> Option<V> {
+        if unsliced() {
+            return None;
+        }
+        self.map.lock().ok()?.get(key).cloned()
+    }
+
+    fn hit(&self) {
+        self.hits.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     }
 
     fn put(&self, key: String, value: V) {
@@ -546,6 +562,7 @@ impl PolicyEngine {
             slice_reads,
             view_reads,
             views: DecisionCache::new(),
+            timeless: DecisionCache::new(),
             writes: DecisionCache::new(),
             authorizer: Authorizer::new(),
             names,
@@ -559,7 +576,9 @@ impl PolicyEngine {
     /// How many decisions were answered from the decision cache since start.
     pub fn cache_hits(&self) -> u64 {
         use std::sync::atomic::Ordering::Relaxed;
-        self.views.hits.load(Relaxed) + self.writes.hits.load(Relaxed)
+        self.views.hits.load(Relaxed)
+            + self.timeless.hits.load(Relaxed)
+            + self.writes.hits.load(Relaxed)
     }
 
     /// The `@id`s of the loaded policies.
@@ -778,12 +797,55 @@ impl PolicyEngine {
         if let Some(hit) = key.as_deref().and_then(|k| self.views.get(k)) {
             return Ok(hit);
         }
+        if cached {
+            if let Some(v) = self.timeless_view(account, waybill, &context, full)? {
+                return Ok(v);
+            }
+        }
         let parts = self.request_parts(account, waybill, &context)?;
         let verdict = self.view_of(account.role, full, &parts)?;
         if let Some(k) = key {
             self.views.put(k, verdict.clone());
         }
         Ok(verdict)
+    }
+
+    /// Where the role's rules read the time, the decision tried with the time unknown (Cedar's partial
+    /// evaluation), remembered by every other input: the verdict if that settled every policy asked, so that it
+    /// holds at any time — without this a courier's read of a parcel out with them missed the decision cache
+    /// once a second, since `now` (in seconds) is part of the exact key. `None` when the time matters (or the
+    /// rules read no time, or could not be analysed): the caller decides with the exact key.
+    fn timeless_view(
+        &self,
+        account: &Account,
+        waybill: &WaybillMeta,
+        context: &[(&'static str, Attr<'_>)],
+        full: bool,
+    ) -> Result<Option<ViewVerdict>, PolicyError> {
+        let Some(reads) = self.view_reads.get(&(account.role, full)) else {
+            return Ok(None);
+        };
+        if !reads.context.reads("now") {
+            return Ok(None);
+        }
+        let mut timeless: Vec<(&'static str, Attr<'_>)> = context
+            .iter()
+            .filter(|(k, _)| *k != "now")
+            .copied()
+            .collect();
+        let what = if full { "view+full" } else { "view" };
+        let key = self.cache_key(what, account, waybill, &timeless, reads);
+        if let Some(known) = self.timeless.peek(&key) {
+            if known.is_some() {
+                self.timeless.hit();
+            }
+            return Ok(known);
+        }
+        timeless.push(("now", Attr::Unknown("now")));
+        let parts = self.request_parts(account, waybill, &timeless)?;
+        let settled = self.view_of_timeless(account.role, full, &parts)?;
+        self.timeless.put(key, settled.clone());
+        Ok(settled)
     }
 
     /// A read's context, as the policies see it.

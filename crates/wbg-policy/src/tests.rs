@@ -683,3 +683,41 @@ fn the_replays_pair_decisions_equal_fresh_decisions() {
     );
     assert!(settled_without_time > 0);
 }
+
+/// A decision the time cannot change is made once, not once a second: a courier's reads of a parcel out with
+/// them over an hour are one evaluation (the rest hits), while a signed parcel's window still closes on time
+/// (the test above) and a parcel at the outlet stays masked whenever it is read.
+#[test]
+fn a_decision_that_holds_at_any_time_is_cached_across_seconds() {
+    let e = PolicyEngine::builtin().unwrap();
+    let courier = acct("X", Role::Courier, Some("O1"), None);
+    let at = |w: &WaybillMeta, now_ms: i64| {
+        let ctx = ReadContext {
+            purpose: Purpose::Delivery,
+            now_secs: now_ms / 1000,
+            has_ticket: false,
+            in_incident: false,
+            in_hold: false,
+            ticket: TicketFacts::default(),
+            exception_outlet: None,
+        };
+        (
+            e.decide_view(&courier, w, &ctx).unwrap(),
+            e.decide_view_uncached(&courier, w, &ctx).unwrap(),
+        )
+    };
+    let out = wb(WaybillStatus::OutForDelivery, Some("X"), None);
+    for s in 0..3_600 {
+        let (cached, fresh) = at(&out, NOW + s * 1000);
+        assert_eq!(cached.view, Some(View::Full));
+        assert_eq!(cached.policies, fresh.policies);
+    }
+    assert_eq!(e.cache_hits(), 3_599);
+    let held = wb(WaybillStatus::AtOutlet, Some("X"), None);
+    for s in 0..100 {
+        let (cached, fresh) = at(&held, NOW + s * 1000);
+        assert_eq!(cached.view, fresh.view);
+        assert_eq!(cached.view, Some(View::Masked));
+    }
+    assert_eq!(e.cache_hits(), 3_599 + 99);
+}
