@@ -72,7 +72,7 @@ const GROUP: usize = 256;
 /// Group commits in flight at once (each a transaction on a pooled connection). One at a time, the commit's
 /// round trips and WAL flush were the read path's limit on PostgreSQL (the committer was never idle while the
 /// machine was); several let PostgreSQL flush one commit's WAL while the next is written. A job with scan
-/// events commits alone (see [`group_commit`]).
+/// events or several entries commits alone (see [`group_commit`]).
 const COMMITS_IN_FLIGHT: u32 = 3;
 
 /// Commits guarded reads' audit entries (and scan events): each transaction takes every job waiting (up to
@@ -80,8 +80,10 @@ const COMMITS_IN_FLIGHT: u32 = 3;
 /// queueing behind each other's; up to [`COMMITS_IN_FLIGHT`] such transactions run side by side. A read returns
 /// only once its own entry has committed to the queue. The audit numbers of transactions side by side
 /// interleave, as two nodes' do: the integrator takes them in number order whoever commits first. A group with
-/// scan events waits for every other commit of this node and runs alone, so that two groups never update the
-/// same waybills in opposite orders (a deadlock PostgreSQL would break by failing one of them).
+/// scan events, or with a job of several entries, waits for every other commit of this node and runs alone: two
+/// groups then never update the same waybills in opposite orders (a deadlock PostgreSQL would break by failing
+/// one of them), and a job's entries get consecutive numbers (the caller is told the first), as they did with
+/// one commit at a time. Guarded reads, one entry each, are what run side by side.
 async fn group_commit(pool: PgPool, mut rx: tokio::sync::mpsc::UnboundedReceiver<Append>) {
     let slots = std::sync::Arc::new(tokio::sync::Semaphore::new(COMMITS_IN_FLIGHT as usize));
     while let Some(first) = rx.recv().await {
@@ -100,7 +102,10 @@ async fn group_commit(pool: PgPool, mut rx: tokio::sync::mpsc::UnboundedReceiver
                 Err(_) => break,
             }
         }
-        if batch.iter().any(|(events, _, _)| !events.is_empty()) {
+        if batch
+            .iter()
+            .any(|(events, audit, _)| !events.is_empty() || audit.len() > 1)
+        {
             let Ok(rest) = slots
                 .clone()
                 .acquire_many_owned(COMMITS_IN_FLIGHT - 1)
