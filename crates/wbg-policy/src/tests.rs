@@ -32,6 +32,19 @@ fn wb(status: WaybillStatus, courier: Option<&str>, signed_ago_ms: Option<i64>) 
     }
 }
 
+/// A delivery read's context at `now_ms`, with no ticket, incident, hold or exception.
+fn delivery_at(now_ms: i64) -> ReadContext<'static> {
+    ReadContext {
+        purpose: Purpose::Delivery,
+        now_secs: now_ms / 1000,
+        has_ticket: false,
+        in_incident: false,
+        in_hold: false,
+        ticket: TicketFacts::default(),
+        exception_outlet: None,
+    }
+}
+
 fn view(
     e: &PolicyEngine,
     a: &Account,
@@ -371,16 +384,9 @@ fn a_cached_full_view_does_not_outlive_the_delivery_window() {
     let courier = acct("X", Role::Courier, Some("O1"), None);
     let w = wb(WaybillStatus::Signed, Some("X"), Some(3_600_000));
     let at = |now_ms: i64| {
-        let ctx = ReadContext {
-            purpose: Purpose::Delivery,
-            now_secs: now_ms / 1000,
-            has_ticket: false,
-            in_incident: false,
-            in_hold: false,
-            ticket: TicketFacts::default(),
-            exception_outlet: None,
-        };
-        e.decide_view(&courier, &w, &ctx).unwrap().view
+        e.decide_view(&courier, &w, &delivery_at(now_ms))
+            .unwrap()
+            .view
     };
     assert_eq!(at(NOW), Some(View::Full));
     assert_eq!(at(NOW), Some(View::Full));
@@ -692,15 +698,7 @@ fn a_decision_that_holds_at_any_time_is_cached_across_seconds() {
     let e = PolicyEngine::builtin().unwrap();
     let courier = acct("X", Role::Courier, Some("O1"), None);
     let at = |w: &WaybillMeta, now_ms: i64| {
-        let ctx = ReadContext {
-            purpose: Purpose::Delivery,
-            now_secs: now_ms / 1000,
-            has_ticket: false,
-            in_incident: false,
-            in_hold: false,
-            ticket: TicketFacts::default(),
-            exception_outlet: None,
-        };
+        let ctx = delivery_at(now_ms);
         (
             e.decide_view(&courier, w, &ctx).unwrap(),
             e.decide_view_uncached(&courier, w, &ctx).unwrap(),

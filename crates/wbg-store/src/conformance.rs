@@ -12,6 +12,24 @@ use wbg_core::{
     WaybillMeta, WaybillNo, WaybillStatus,
 };
 
+/// Checks a backend's numbered SQL migrations: the files in `dir` (`0001_initial.sql`, …) and the list the
+/// backend embeds, `(number, SQL)` in order, are the same files in the same order, every number one more than
+/// the one before — a file added without its line (or a line without its file) would never run, or not where
+/// its number says.
+pub fn check_numbered_migrations(dir: &std::path::Path, listed: &[(i64, &str)]) {
+    let mut files: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    files.sort();
+    assert_eq!(files.len(), listed.len(), "files in {}", dir.display());
+    for (file, (number, sql)) in files.iter().zip(listed) {
+        assert!(file.starts_with(&format!("{number:04}_")), "{file}");
+        assert_eq!(std::fs::read_to_string(dir.join(file)).unwrap(), *sql);
+    }
+    assert!(listed.windows(2).all(|w| w[1].0 == w[0].0 + 1));
+}
+
 /// One named check.
 type Check = (&'static str, fn(&dyn Store));
 
