@@ -118,7 +118,8 @@ fn main() {
         .and_then(|v| v.parse::<u64>().ok())
     {
         let db =
-            rusqlite::Connection::open(dir.join("data").join(wbg_store_sqlite::DB_FILE)).unwrap();
+            rusqlite::Connection::open(dir.join("data").join(wbg_store_sqlite::SEARCH_DB_FILE))
+                .unwrap();
         db.busy_timeout(Duration::from_secs(30)).unwrap();
         db.execute(
             "DELETE FROM audit_index WHERE seq >= ?1",

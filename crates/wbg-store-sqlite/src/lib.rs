@@ -104,6 +104,8 @@ const RESTART_LOG_FRAMES: i64 = 65_536;
 /// The database file's name inside the data directory.
 pub const DB_FILE: &str = "wbguard.db";
 
+pub use search::DB_FILE as SEARCH_DB_FILE;
+
 /// The write connection and the log tail as of its last commit.
 pub(crate) struct Inner {
     conn: Connection,
@@ -464,11 +466,18 @@ impl WalUpkeep {
     /// written in between.
     fn checkpoint(&mut self, conn: &Connection) -> Result<(), StoreError> {
         let (_, log_frames, _): (i64, i64, i64) =
-            conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| {
+            conn.query_row("PRAGMA main.wal_checkpoint(PASSIVE)", [], |r| {
                 Ok((r.get(0)?, r.get(1)?, r.get(2)?))
             })?;
         if log_frames > RESTART_LOG_FRAMES {
-            conn.query_row("PRAGMA wal_checkpoint(RESTART)", [], |_| Ok(()))?;
+            conn.query_row("PRAGMA main.wal_checkpoint(RESTART)", [], |_| Ok(()))?;
+        }
+        // The search index's file, written by upkeep alone: its log is copied whole and starts over.
+        if conn
+            .prepare_cached("SELECT 1 FROM pragma_database_list WHERE name = 'search'")?
+            .exists([])?
+        {
+            conn.query_row("PRAGMA search.wal_checkpoint(PASSIVE)", [], |_| Ok(()))?;
         }
         self.last = std::time::Instant::now();
         Ok(())
@@ -506,7 +515,9 @@ impl SqliteStore {
         conn.execute_batch(numbers::SCHEMA)?;
         conn.execute_batch(work::SCHEMA)?;
         conn.execute_batch(alerts::SCHEMA)?;
-        conn.execute_batch(search::SCHEMA)?;
+        // The audit search index lives in a file of its own (see `search`); a store that kept it in this file
+        // drops that copy, which is rebuilt there.
+        conn.execute_batch("DROP TABLE IF EXISTS main.audit_index;")?;
         let mut id = [0u8; 16];
         rand::rngs::OsRng.fill_bytes(&mut id);
         conn.execute(
@@ -540,7 +551,9 @@ impl SqliteStore {
         }
         conn.execute_batch(alerts::INDEXES)?;
         let maint = Self::connect(&path)?;
+        search::attach(&maint, dir)?;
         let search = Self::connect(&path)?;
+        search::attach(&search, dir)?;
         let inner = Arc::new(Mutex::new(Inner { conn, tree: None }));
         Ok(SqliteStore {
             committer: group::Committer::start(inner.clone())?,

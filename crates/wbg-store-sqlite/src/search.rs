@@ -1,25 +1,48 @@
 //! The audit index of the embedded store: built by upkeep from the entries past the last one it holds (never on
 //! a request), and searched together with the entries not yet indexed, so that a search sees every committed
 //! entry.
+//!
+//! It lives in a database file of its own ([`DB_FILE`], attached as `search` to the maintenance and search
+//! connections): SQLite has one writer per file, and in the store's file each chunk of index inserts held the
+//! write lock that the store thread's group commit needs, so every request waited behind it (measured: reads
+//! 20,000/s at p99 10–21 ms with the index beside the log, 26,700–27,000/s at p99 5–10 ms with indexing off).
+//! The index is derived data: a store whose file held it before drops that copy and builds this one again.
 use crate::SqliteStore;
-use rusqlite::{params, Connection, Transaction, TransactionBehavior};
+use rusqlite::{params, Connection};
+use std::path::Path;
 use wbg_audit::AuditEntry;
 use wbg_store::{
     count_hour, hour_counts, AuditCursor, AuditPage, AuditQuery, AuditSearch, HourCount, IndexRow,
     SqlArg, StoreError, HOUR_MS,
 };
 
-pub(super) const SCHEMA: &str = r#"
+/// The index's database file, beside the store's.
+pub const DB_FILE: &str = "wbguard-search.db";
+
+const SCHEMA: &str = r#"
 -- What a search filters on, one row per audit entry; built by upkeep behind the log.
-CREATE TABLE IF NOT EXISTS audit_index (
+CREATE TABLE IF NOT EXISTS search.audit_index (
     seq INTEGER PRIMARY KEY, time INTEGER NOT NULL, account TEXT NOT NULL, waybill TEXT,
     action TEXT NOT NULL, decision TEXT NOT NULL);
-CREATE INDEX IF NOT EXISTS audit_index_account ON audit_index(account, time, seq);
-CREATE INDEX IF NOT EXISTS audit_index_waybill ON audit_index(waybill, time, seq) WHERE waybill IS NOT NULL;
-CREATE INDEX IF NOT EXISTS audit_index_action ON audit_index(action, time, seq);
-CREATE INDEX IF NOT EXISTS audit_index_time ON audit_index(time, seq);
-CREATE INDEX IF NOT EXISTS audit_index_denied ON audit_index(time, seq) WHERE decision = 'deny';
+CREATE INDEX IF NOT EXISTS search.audit_index_account ON audit_index(account, time, seq);
+CREATE INDEX IF NOT EXISTS search.audit_index_waybill ON audit_index(waybill, time, seq) WHERE waybill IS NOT NULL;
+CREATE INDEX IF NOT EXISTS search.audit_index_action ON audit_index(action, time, seq);
+CREATE INDEX IF NOT EXISTS search.audit_index_time ON audit_index(time, seq);
+CREATE INDEX IF NOT EXISTS search.audit_index_denied ON audit_index(time, seq) WHERE decision = 'deny';
 "#;
+
+/// Attaches the index's file in `dir` to `conn` as `search` (creating it if needed).
+pub(super) fn attach(conn: &Connection, dir: &Path) -> Result<(), StoreError> {
+    let file = dir.join(DB_FILE);
+    let file = file
+        .to_str()
+        .ok_or_else(|| StoreError::Db(format!("{} is not a UTF-8 path", file.display())))?;
+    conn.execute("ATTACH DATABASE ?1 AS search", params![file])?;
+    conn.pragma_update(Some("search"), "journal_mode", "WAL")?;
+    conn.pragma_update(Some("search"), "synchronous", "NORMAL")?;
+    conn.execute_batch(SCHEMA)?;
+    Ok(())
+}
 
 /// How far out of order entries' times may be against their seqs (several threads, and nodes of a shared store,
 /// stamp entries before the log orders them): what a scan of the tail allows for before it stops early.
@@ -35,7 +58,7 @@ pub(super) const MAX_TAIL: u64 = 200_000;
 /// The first seq the index does not hold.
 fn indexed_to(conn: &Connection) -> Result<u64, StoreError> {
     Ok(conn
-        .prepare_cached("SELECT COALESCE(MAX(seq) + 1, 0) FROM audit_index")?
+        .prepare_cached("SELECT COALESCE(MAX(seq) + 1, 0) FROM search.audit_index")?
         .query_row([], |r| r.get::<_, i64>(0))? as u64)
 }
 
@@ -64,11 +87,13 @@ pub(super) fn index(conn: &mut Connection, budget: usize) -> Result<usize, Store
             })
             .collect::<Result<_, StoreError>>()?;
         let n = rows.len();
-        let tx = Transaction::new(conn, TransactionBehavior::Immediate)?;
+        // Deferred: the first insert takes the write lock of the index's file alone (an IMMEDIATE transaction
+        // would take every attached file's, the store's included).
+        let tx = conn.transaction()?;
         {
             // OR IGNORE: another handle on the same directory may have indexed some of them meanwhile.
             let mut ins = tx.prepare_cached(
-                "INSERT OR IGNORE INTO audit_index (seq, time, account, waybill, action, decision)
+                "INSERT OR IGNORE INTO search.audit_index (seq, time, account, waybill, action, decision)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
             )?;
             for r in rows {
@@ -96,7 +121,7 @@ pub(super) fn index(conn: &mut Connection, budget: usize) -> Result<usize, Store
 fn from_index(conn: &Connection, q: &AuditQuery, n: usize) -> Result<Vec<(u64, i64)>, StoreError> {
     let (filter, args) = q.sql_filter("", |i| format!("?{i}"));
     let sql = format!(
-        "SELECT seq, time FROM audit_index WHERE true{filter} ORDER BY time DESC, seq DESC LIMIT ?{}",
+        "SELECT seq, time FROM search.audit_index WHERE true{filter} ORDER BY time DESC, seq DESC LIMIT ?{}",
         args.len() + 1
     );
     let mut params: Vec<rusqlite::types::Value> = args
@@ -208,7 +233,7 @@ pub(super) fn hourly(conn: &mut Connection, q: &AuditQuery) -> Result<Vec<HourCo
     };
     let (filter, args) = plain.sql_filter("", |i| format!("?{i}"));
     let sql = format!(
-        "SELECT (time / {HOUR_MS}) * {HOUR_MS} AS h, decision, COUNT(*) FROM audit_index WHERE true{filter} \
+        "SELECT (time / {HOUR_MS}) * {HOUR_MS} AS h, decision, COUNT(*) FROM search.audit_index WHERE true{filter} \
          GROUP BY h, decision"
     );
     let params: Vec<rusqlite::types::Value> = args
