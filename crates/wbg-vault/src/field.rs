@@ -178,25 +178,35 @@ impl SealedFields {
     /// Malformed bytes carry none.
     pub fn carried(bytes: &[u8]) -> impl Fn(Field) -> bool {
         let mut mask = 0u32;
-        if let Some((&Self::VERSION, mut rest)) = bytes.split_first() {
-            while rest.len() >= 3 {
-                let (id, len) = (rest[0], u16::from_le_bytes([rest[1], rest[2]]) as usize);
-                if rest.len() < 3 + len || Field::from_id(id).is_none() {
-                    mask = 0;
-                    break;
-                }
-                mask |= 1 << id;
-                rest = &rest[3 + len..];
-            }
-            if !rest.is_empty() {
-                mask = 0;
-            }
+        if Self::each(bytes, |f, _| {
+            mask |= 1 << f as u8;
+            true
+        })
+        .is_err()
+        {
+            mask = 0;
         }
         move |f: Field| mask & (1 << f as u8) != 0
     }
 
     /// The sealed bytes of one field.
     pub(crate) fn get(bytes: &[u8], field: Field) -> Result<Option<&[u8]>, VaultError> {
+        let mut found = None;
+        Self::each(bytes, |f, body| {
+            if f == field {
+                found = Some(body);
+            }
+            found.is_none()
+        })?;
+        Ok(found)
+    }
+
+    /// Walks the records of `bytes` in order, handing `visit` each field and its sealed bytes until it answers
+    /// `false`; an error for bytes that are not this format (as far as the walk went).
+    fn each<'a>(
+        bytes: &'a [u8],
+        mut visit: impl FnMut(Field, &'a [u8]) -> bool,
+    ) -> Result<(), VaultError> {
         let (&version, mut rest) = bytes.split_first().ok_or(VaultError::Malformed("empty"))?;
         if version != Self::VERSION {
             return Err(VaultError::Malformed("unknown version"));
@@ -205,19 +215,16 @@ impl SealedFields {
             if rest.len() < 3 {
                 return Err(VaultError::Malformed("truncated header"));
             }
-            let id = rest[0];
             let len = u16::from_le_bytes([rest[1], rest[2]]) as usize;
             let body = rest
                 .get(3..3 + len)
                 .ok_or(VaultError::Malformed("truncated field"))?;
-            if Field::from_id(id).is_none() {
-                return Err(VaultError::Malformed("unknown field id"));
-            }
-            if id == field as u8 {
-                return Ok(Some(body));
+            let field = Field::from_id(rest[0]).ok_or(VaultError::Malformed("unknown field id"))?;
+            if !visit(field, body) {
+                return Ok(());
             }
             rest = &rest[3 + len..];
         }
-        Ok(None)
+        Ok(())
     }
 }
