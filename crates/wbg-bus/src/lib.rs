@@ -1,6 +1,7 @@
 //! The access-event stream on NATS JetStream. Guard nodes publish every assessed access ([`NatsSink`], an
 //! [`EventSink`] for the risk engine) to `<prefix>.access.<partition>`, the partition a stable hash of the
-//! account id, so that each account's events stay in order in one partition. A risk worker ([`Worker`]) owns
+//! account id, so that each account's events stay in order in one partition; a message carries the partition's
+//! events of a few milliseconds (a JSON array of up to [`EVENTS_PER_MESSAGE`]). A risk worker ([`Worker`]) owns
 //! one partition through a durable consumer: it feeds each event to its engine, hands the verdicts to a
 //! callback (suspensions go to every guard node) and acknowledges the event only afterwards, so a killed worker
 //! loses nothing — its unacknowledged events are delivered again. It snapshots its engine's state into the
@@ -130,8 +131,49 @@ fn runtime(name: &str) -> Result<tokio::runtime::Runtime, BusError> {
         .map_err(nats)
 }
 
+/// At most this many events travel in one message (a message of them stays far below NATS's default 1 MiB
+/// payload limit: an event is well under 1 KiB).
+pub const EVENTS_PER_MESSAGE: usize = 256;
+
+/// How long the publisher waits, after an event, for more to send with it. An event reaches its worker this
+/// much later at most (the node's own engine has assessed it at once), and the stream and the workers'
+/// acknowledgements cost per message, not per read.
+pub const LINGER: std::time::Duration = std::time::Duration::from_millis(5);
+
+/// One message's events, oldest first: a JSON array, or one JSON object as nodes before batching published.
+fn decode(payload: &[u8]) -> Result<Vec<AccessEvent>, serde_json::Error> {
+    match payload.iter().find(|b| !b.is_ascii_whitespace()) {
+        Some(b'[') => serde_json::from_slice(payload),
+        _ => serde_json::from_slice(payload).map(|ev| vec![ev]),
+    }
+}
+
+/// Splits what the publisher took from its queue into messages: per partition, in the order the events came,
+/// at most [`EVENTS_PER_MESSAGE`] a message. An account's events are all in one partition, so they keep their
+/// order on the stream.
+fn messages(cfg: &NatsConfig, events: Vec<AccessEvent>) -> Vec<(u32, Vec<AccessEvent>)> {
+    let mut by_partition: std::collections::BTreeMap<u32, Vec<AccessEvent>> = Default::default();
+    for ev in events {
+        by_partition
+            .entry(cfg.partition_of(ev.account.id.as_str()))
+            .or_default()
+            .push(ev);
+    }
+    let mut out = Vec::new();
+    for (partition, mut evs) in by_partition {
+        while evs.len() > EVENTS_PER_MESSAGE {
+            let rest = evs.split_off(EVENTS_PER_MESSAGE);
+            out.push((partition, std::mem::replace(&mut evs, rest)));
+        }
+        out.push((partition, evs));
+    }
+    out
+}
+
 /// A guard node's publishing end: hands events to a background task that publishes them with JetStream
-/// acknowledgements, in order. Never blocks the guard: a full queue drops and counts.
+/// acknowledgements, in order. Never blocks the guard: a full queue drops and counts. The events of a few
+/// milliseconds ([`LINGER`] from the first) go out together, one message per partition: the stream, and each
+/// worker's acknowledgements, cost per message, not per read.
 pub struct NatsSink {
     tx: tokio::sync::mpsc::Sender<AccessEvent>,
     dropped: AtomicU64,
@@ -156,33 +198,46 @@ impl NatsSink {
         let published = Arc::new(AtomicU64::new(0));
         let (count, cfg) = (published.clone(), cfg.clone());
         rt.spawn(async move {
-            // Up to 256 publishes in flight, acknowledged in order.
+            // Up to 256 messages in flight, acknowledged in order; each ack counts its message's events.
             let mut pending = std::collections::VecDeque::new();
-            while let Some(ev) = rx.recv().await {
-                let subject = cfg.subject(cfg.partition_of(ev.account.id.as_str()));
-                let body = match serde_json::to_vec(&ev) {
-                    Ok(b) => b,
-                    Err(_) => continue,
-                };
-                match js.publish(subject, body.into()).await {
-                    Ok(ack) => pending.push_back(ack),
-                    Err(e) => {
-                        metrics::counter!("wbguard_bus_publish_failures_total").increment(1);
-                        tracing::warn!(error = %e, "cannot publish an access event")
+            let mut taken = Vec::new();
+            while rx.recv_many(&mut taken, 4 * EVENTS_PER_MESSAGE).await > 0 {
+                // What else comes within the linger goes in the same messages.
+                let until = tokio::time::Instant::now() + LINGER;
+                while taken.len() < 4 * EVENTS_PER_MESSAGE {
+                    let room = 4 * EVENTS_PER_MESSAGE - taken.len();
+                    match tokio::time::timeout_at(until, rx.recv_many(&mut taken, room)).await {
+                        Ok(0) | Err(_) => break,
+                        Ok(_) => {}
+                    }
+                }
+                for (partition, events) in messages(&cfg, std::mem::take(&mut taken)) {
+                    let body = match serde_json::to_vec(&events) {
+                        Ok(b) => b,
+                        Err(_) => continue,
+                    };
+                    match js.publish(cfg.subject(partition), body.into()).await {
+                        Ok(ack) => pending.push_back((ack, events.len() as u64)),
+                        Err(e) => {
+                            metrics::counter!("wbguard_bus_publish_failures_total")
+                                .increment(events.len() as u64);
+                            tracing::warn!(error = %e, "cannot publish access events")
+                        }
                     }
                 }
                 while pending.len() >= 256 || (rx.is_empty() && !pending.is_empty()) {
-                    let Some(ack) = pending.pop_front() else {
+                    let Some((ack, n)) = pending.pop_front() else {
                         break;
                     };
                     match ack.await {
                         Ok(_) => {
-                            count.fetch_add(1, Ordering::Relaxed);
-                            metrics::counter!("wbguard_bus_events_published_total").increment(1);
+                            count.fetch_add(n, Ordering::Relaxed);
+                            metrics::counter!("wbguard_bus_events_published_total").increment(n);
+                            metrics::counter!("wbguard_bus_messages_published_total").increment(1);
                         }
                         Err(e) => {
-                            metrics::counter!("wbguard_bus_publish_failures_total").increment(1);
-                            tracing::warn!(error = %e, "an access event was not acknowledged")
+                            metrics::counter!("wbguard_bus_publish_failures_total").increment(n);
+                            tracing::warn!(error = %e, "access events were not acknowledged")
                         }
                     }
                 }
@@ -269,7 +324,8 @@ impl Worker {
     }
 
     /// Replays the partition up to the durable consumer's acknowledged floor, then processes new events until
-    /// `stop` is set (or, with `limit`, after that many), calling `verdict` for each before acknowledging it.
+    /// `stop` is set (or, with `limit`, once that many are processed: at the end of the message that reaches
+    /// it), calling `verdict` for each before acknowledging its message.
     /// `verdict` runs outside the worker's async runtime, so it may block (write to a store).
     pub fn run(
         &self,
@@ -350,7 +406,10 @@ impl Worker {
         let (consumer, store, mut acked) = consumer;
         let mut snapshot_taken = (std::time::Instant::now(), acked);
         while !stop.load(Ordering::Relaxed) && limit.is_none_or(|l| report.processed < l) {
-            let want = limit.map_or(500, |l| (l - report.processed).min(500)) as usize;
+            // A message carries one or more events, so with a limit the worker takes one message at a time
+            // and stops at the first message boundary at or past it (a message fetched is handled and
+            // acknowledged whole).
+            let want = if limit.is_some() { 1 } else { 500 };
             let batch = self.rt.block_on(async {
                 let mut msgs = consumer
                     .fetch()
@@ -366,12 +425,15 @@ impl Worker {
                 Ok::<_, BusError>(out)
             })?;
             for m in &batch {
-                let ev: AccessEvent = serde_json::from_slice(&m.payload)
-                    .map_err(|_| BusError::Malformed(subject.clone()))?;
-                let v = self.engine.observe(&ev);
-                verdict(&ev, &v);
-                report.processed += 1;
-                metrics::counter!("wbguard_risk_worker_events_total").increment(1);
+                let events =
+                    decode(&m.payload).map_err(|_| BusError::Malformed(subject.clone()))?;
+                for ev in &events {
+                    let v = self.engine.observe(ev);
+                    verdict(ev, &v);
+                }
+                report.processed += events.len() as u64;
+                metrics::counter!("wbguard_risk_worker_events_total")
+                    .increment(events.len() as u64);
             }
             // Every event of the batch was handled: acknowledge them, the last one waiting for the server's
             // confirmation (which follows the earlier ones on this connection), so that a worker stopped now has
@@ -532,10 +594,12 @@ impl Worker {
                 if seq > floor {
                     return Ok(replayed);
                 }
-                let ev: AccessEvent = serde_json::from_slice(&m.payload)
-                    .map_err(|_| BusError::Malformed(subject.to_owned()))?;
-                self.engine.observe(&ev);
-                replayed += 1;
+                let events =
+                    decode(&m.payload).map_err(|_| BusError::Malformed(subject.to_owned()))?;
+                for ev in &events {
+                    self.engine.observe(ev);
+                }
+                replayed += events.len() as u64;
                 if seq == floor {
                     return Ok(replayed);
                 }
@@ -552,22 +616,22 @@ impl Worker {
 pub struct PartitionStatus {
     /// The partition.
     pub partition: u32,
-    /// Events the stream holds for it (those younger than `max_age_days`).
-    pub events: u64,
+    /// Messages the stream holds for it (those younger than `max_age_days`); each carries one or more events.
+    pub messages: u64,
     /// Whether a worker has ever consumed it (its durable consumer exists).
     pub consumer: bool,
-    /// Events not yet delivered to its worker.
+    /// Messages not yet delivered to its worker.
     pub pending: u64,
-    /// Events delivered to its worker and not yet acknowledged.
+    /// Messages delivered to its worker and not yet acknowledged.
     pub unacknowledged: u64,
-    /// Events delivered again (a worker died or was too slow before acknowledging them).
+    /// Messages delivered again (a worker died or was too slow before acknowledging them).
     pub redelivered: u64,
     /// The stream sequence up to which its worker has acknowledged everything.
     pub ack_floor: u64,
 }
 
 impl PartitionStatus {
-    /// Every event the stream holds for the partition was handled and acknowledged by its worker.
+    /// Every message the stream holds for the partition was handled and acknowledged by its worker.
     pub fn drained(&self) -> bool {
         self.consumer && self.pending == 0 && self.unacknowledged == 0
     }
@@ -595,7 +659,7 @@ pub fn status(cfg: &NatsConfig) -> Result<Vec<PartitionStatus>, BusError> {
             };
             out.push(PartitionStatus {
                 partition: p,
-                events: counts.get(&cfg.subject(p)).copied().unwrap_or(0),
+                messages: counts.get(&cfg.subject(p)).copied().unwrap_or(0),
                 consumer: info.is_some(),
                 pending: info.as_ref().map_or(0, |i| i.num_pending),
                 unacknowledged: info.as_ref().map_or(0, |i| i.num_ack_pending as u64),
@@ -618,4 +682,78 @@ pub fn delete_stream(cfg: &NatsConfig) -> Result<(), BusError> {
         let _ = js.delete_object_store(cfg.state_bucket()).await;
         Ok(())
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use wbg_core::{Account, AccountId, AccountStatus, Purpose, Role};
+
+    fn event(account: &str, i: i64) -> AccessEvent {
+        AccessEvent {
+            account: Account {
+                id: AccountId::parse(account).unwrap(),
+                role: Role::Courier,
+                outlet: None,
+                merchant: None,
+                status: AccountStatus::Active,
+                status_reason: None,
+                created_at: 0,
+                status_since: 0,
+            },
+            waybill_no: format!("YT{i:013}"),
+            waybill: None,
+            purpose: Purpose::Delivery,
+            policy_view: None,
+            ticket: None,
+            at: i,
+            device: None,
+            ip: None,
+        }
+    }
+
+    #[test]
+    fn events_are_split_per_partition_in_their_order_and_bounded_per_message() {
+        let cfg = NatsConfig {
+            partitions: 3,
+            ..NatsConfig::default()
+        };
+        let accounts = ["C0001", "C0002", "C0003", "C0004", "C0005"];
+        let events: Vec<AccessEvent> = (0..1_000)
+            .map(|i| event(accounts[i as usize % accounts.len()], i))
+            .collect();
+        let msgs = messages(&cfg, events.clone());
+        assert!(msgs
+            .iter()
+            .all(|(_, m)| !m.is_empty() && m.len() <= EVENTS_PER_MESSAGE));
+        // Every event once, in its partition, and each partition's events in the order they came.
+        assert_eq!(
+            msgs.iter().map(|(_, m)| m.len()).sum::<usize>(),
+            events.len()
+        );
+        for p in 0..cfg.partitions {
+            let sent: Vec<&AccessEvent> = events
+                .iter()
+                .filter(|e| cfg.partition_of(e.account.id.as_str()) == p)
+                .collect();
+            let carried: Vec<&AccessEvent> = msgs
+                .iter()
+                .filter(|(q, _)| *q == p)
+                .flat_map(|(_, m)| m.iter())
+                .collect();
+            assert_eq!(carried, sent, "partition {p}");
+        }
+    }
+
+    #[test]
+    fn a_message_is_an_array_of_events_or_one_event_as_before_batching() {
+        let (a, b) = (event("C0001", 1), event("C0002", 2));
+        let array = serde_json::to_vec(&[a.clone(), b.clone()]).unwrap();
+        assert_eq!(decode(&array).unwrap(), vec![a.clone(), b]);
+        let one = serde_json::to_vec(&a).unwrap();
+        assert_eq!(decode(&one).unwrap(), vec![a]);
+        assert!(decode(b"").is_err());
+        assert!(decode(b"[1]").is_err());
+        assert!(decode(b"{\"account\":1}").is_err());
+    }
 }

@@ -16,14 +16,14 @@ pub fn status(cfg: &NatsConfig) -> Result<String> {
     use std::fmt::Write;
     let mut out = format!(
         "{:>9} {:>10} {:>9} {:>10} {:>14} {:>11}  worker\n",
-        "partition", "events", "pending", "unacked", "redelivered", "ack floor"
+        "partition", "messages", "pending", "unacked", "redelivered", "ack floor"
     );
     for p in wbg_bus::status(cfg)? {
         let _ = writeln!(
             out,
             "{:>9} {:>10} {:>9} {:>10} {:>14} {:>11}  {}",
             p.partition,
-            p.events,
+            p.messages,
             p.pending,
             p.unacknowledged,
             p.redelivered,
@@ -99,6 +99,10 @@ fn run_bench(cfg: &NatsConfig, events: u64) -> Result<String> {
     let batch: Vec<AccessEvent> = (0..events)
         .map(|i| event(i, t0 + i as i64))
         .collect::<Result<_>>()?;
+    let sent: Vec<String> = batch
+        .iter()
+        .map(|e| e.account.id.as_str().to_owned())
+        .collect();
     let sink = NatsSink::start(cfg)?;
     let started = Instant::now();
     for ev in batch {
@@ -116,16 +120,24 @@ fn run_bench(cfg: &NatsConfig, events: u64) -> Result<String> {
     let stop = AtomicBool::new(false);
     let started = Instant::now();
     let mut consumed = 0;
+    let mut per_partition = vec![0u64; cfg.partitions as usize];
+    for ev in &sent {
+        per_partition[cfg.partition_of(ev) as usize] += 1;
+    }
+    let mut messages = 0;
     for p in wbg_bus::status(cfg)? {
-        if p.events == 0 {
+        messages += p.messages;
+        let events = per_partition[p.partition as usize];
+        if p.messages == 0 || events == 0 {
             continue;
         }
         let worker = Worker::new(cfg, p.partition, Engine::new(RiskConfig::default()))?;
-        consumed += worker.run(&stop, Some(p.events), &mut |_, _| {})?.processed;
+        consumed += worker.run(&stop, Some(events), &mut |_, _| {})?.processed;
     }
     let consume = started.elapsed().as_secs_f64();
     Ok(format!(
-        "{published} access events published with JetStream acknowledgements in {publish:.2} s: {:.0} events/s\n\
+        "{published} access events published with JetStream acknowledgements in {publish:.2} s: {:.0} events/s \
+         ({messages} messages)\n\
          {consumed} consumed through the risk engine and acknowledged, {} partitions worked one after another by \
          one worker each, in {consume:.2} s: {:.0} events/s per worker\n",
         published as f64 / publish.max(1e-9),

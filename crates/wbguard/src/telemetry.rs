@@ -110,6 +110,11 @@ const COUNTERS: &[CounterSpec] = &[
         &[],
     ),
     (
+        "wbguard_bus_messages_published_total",
+        "Messages published to the NATS bus (each carries the access events that queued up meanwhile).",
+        &[],
+    ),
+    (
         "wbguard_bus_events_dropped_total",
         "Access events dropped before reaching the NATS bus.",
         &[],
