@@ -90,6 +90,33 @@ pub struct PostgresConfig {
     /// Apply pending schema migrations at start-up (else `wbguard init` or `wbguard migrate` does, and a start
     /// refuses a database whose schema is behind).
     pub migrate: bool,
+    /// Reads' grouped lookup statements this node keeps in flight (default 4); nodes sharing one PostgreSQL
+    /// share it out (see [`wbg_store_pg::Lanes`]).
+    pub lookups_in_flight: Option<u32>,
+    /// Group commits this node keeps in flight (default 3); likewise shared out.
+    pub commits_in_flight: Option<u32>,
+}
+
+impl PostgresConfig {
+    /// The read path's lanes, each within `1..=`[`wbg_store_pg::Lanes::MAX`].
+    pub fn lanes(&self) -> Result<wbg_store_pg::Lanes> {
+        let default = wbg_store_pg::Lanes::default();
+        let max = wbg_store_pg::Lanes::MAX;
+        let lookups = self.lookups_in_flight.unwrap_or(default.lookups as u32);
+        let commits = self.commits_in_flight.unwrap_or(default.commits);
+        for (key, n) in [
+            ("lookups_in_flight", lookups),
+            ("commits_in_flight", commits),
+        ] {
+            if !(1..=max).contains(&n) {
+                bail!("[store] {key} must be within 1..={max}");
+            }
+        }
+        Ok(wbg_store_pg::Lanes {
+            lookups: lookups as usize,
+            commits,
+        })
+    }
 }
 
 /// `[bus]`: `kind` selects where the access events go.
@@ -236,6 +263,9 @@ impl Config {
         cfg.risk
             .check()
             .map_err(|e| anyhow::anyhow!("[risk] {e}"))?;
+        if let StoreConfig::Postgres(pg) = &cfg.store {
+            pg.lanes()?;
+        }
         wbg_core::when::set_zone(&cfg.time_zone)?;
         Ok(cfg)
     }
@@ -304,8 +334,12 @@ impl Config {
     pub fn open_store(&self, create: bool) -> Result<std::sync::Arc<dyn wbg_store::Store>> {
         Ok(match &self.store {
             StoreConfig::Postgres(pg) => std::sync::Arc::new(
-                wbg_store_pg::PgStore::connect(&self.postgres_url()?, create || pg.migrate)
-                    .context("cannot open the PostgreSQL store")?,
+                wbg_store_pg::PgStore::connect_with(
+                    &self.postgres_url()?,
+                    create || pg.migrate,
+                    pg.lanes()?,
+                )
+                .context("cannot open the PostgreSQL store")?,
             ),
             StoreConfig::Embedded(_) => {
                 if !create && !self.data.join(wbg_store_sqlite::DB_FILE).exists() {
@@ -407,6 +441,39 @@ mod tests {
         let nats: Config = toml::from_str("[bus]\nkind = \"nats\"\npartitions = 4").unwrap();
         assert_eq!(nats.nats().unwrap().partitions, 4);
         assert!(Config::default().nats().is_none() && !Config::default().postgres());
+    }
+
+    #[test]
+    fn a_nodes_statements_in_flight_default_and_are_refused_out_of_range_at_load() {
+        let pg = |extra: &str| -> Config {
+            toml::from_str(&format!("[store]\nkind = \"postgres\"\n{extra}")).unwrap()
+        };
+        let lanes = |c: &Config| match &c.store {
+            StoreConfig::Postgres(p) => p.lanes(),
+            StoreConfig::Embedded(_) => unreachable!("a postgres store"),
+        };
+        assert_eq!(lanes(&pg("")).unwrap(), wbg_store_pg::Lanes::default());
+        let two = lanes(&pg("lookups_in_flight = 2\ncommits_in_flight = 2")).unwrap();
+        assert_eq!((two.lookups, two.commits), (2, 2));
+        let dir = tempfile::tempdir().unwrap();
+        for (extra, key) in [
+            ("lookups_in_flight = 0", "lookups_in_flight"),
+            ("commits_in_flight = 7", "commits_in_flight"),
+        ] {
+            let path = dir.path().join("c.toml");
+            std::fs::write(&path, format!("[store]\nkind = \"postgres\"\n{extra}\n")).unwrap();
+            let common = Common {
+                config: Some(path),
+                ..Common::default()
+            };
+            let e = Config::load(&common).unwrap_err().to_string();
+            assert_eq!(e, format!("[store] {key} must be within 1..=6"));
+        }
+        // An embedded store takes neither.
+        assert!(
+            toml::from_str::<Config>("[store]\nkind = \"embedded\"\ncommits_in_flight = 2")
+                .is_err()
+        );
     }
 
     #[test]

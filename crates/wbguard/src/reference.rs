@@ -10,6 +10,8 @@ const OPTIONAL: &[(&str, &str)] = &[
     ("policies", "\"<built-in policy>\""),
     ("store.url", "\"<$DATABASE_URL>\""),
     ("store.migrate", "false"),
+    ("store.lookups_in_flight", "4"),
+    ("store.commits_in_flight", "3"),
     ("bus.url", "\"<$NATS_URL or nats://127.0.0.1:4222>\""),
     ("bus.prefix", "\"wbguard\""),
     ("bus.partitions", "8"),
@@ -73,6 +75,14 @@ const MEANINGS: &[(&str, &str)] = &[
     ("store.kind", "\"embedded\" (SQLite in the data directory) or \"postgres\""),
     ("store.url", "postgres: connection URL"),
     ("store.migrate", "postgres: apply pending migrations at start-up"),
+    (
+        "store.lookups_in_flight",
+        "postgres: reads' grouped lookups this node keeps running at once (1-6); nodes sharing one PostgreSQL share them out",
+    ),
+    (
+        "store.commits_in_flight",
+        "postgres: group commits this node keeps running at once (1-6); shared out likewise",
+    ),
     ("bus.kind", "\"local\" (the node's own engine) or \"nats\" (JetStream, risk workers)"),
     ("bus.url", "nats: server URL"),
     ("bus.prefix", "nats: subject prefix and stream name stem"),
