@@ -112,8 +112,8 @@ impl Lanes {
 
 /// Commits guarded reads' audit entries (and scan events): each transaction takes every job waiting (up to
 /// [`GROUP`] entries and events), so concurrent reads share one round trip and one WAL flush instead of
-/// queueing behind each other's; up to `lanes` ([`Lanes::commits`]) such transactions run side by side. A read returns
-/// only once its own entry has committed to the queue. The audit numbers of transactions side by side
+/// queueing behind each other's; up to `lanes` ([`Lanes::commits`]) such transactions run side by side. A read
+/// returns only once its own entry has committed to the queue. The audit numbers of transactions side by side
 /// interleave, as two nodes' do: the integrator takes them in number order whoever commits first. A group with
 /// scan events, or with a job of several entries, waits for every other commit of this node and runs alone: two
 /// groups then never update the same waybills in opposite orders (a deadlock PostgreSQL would break by failing

@@ -120,7 +120,7 @@ fn run_bench(cfg: &NatsConfig, events: u64) -> Result<String> {
     let stop = AtomicBool::new(false);
     let started = Instant::now();
     let mut consumed = 0;
-    let mut per_partition = vec![0u64; cfg.partitions as usize];
+    let mut per_partition = vec![0u64; cfg.partitions.max(1) as usize];
     for ev in &sent {
         per_partition[cfg.partition_of(ev) as usize] += 1;
     }

@@ -287,6 +287,8 @@ mod tests {
             let value = match *key {
                 "bus.partitions"
                 | "bus.snapshot_seconds"
+                | "store.lookups_in_flight"
+                | "store.commits_in_flight"
                 | "risk.utc_offset_hours"
                 | "credentials.oidc.jwks_refresh_seconds" => "1".to_owned(),
                 k if k.starts_with("retention.groups.") => "1".to_owned(),
