@@ -78,7 +78,7 @@ const GROUP: usize = 256;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Lanes {
     /// Lookup statements in flight at once (each takes every lookup waiting, up to 64).
-    pub lookups: usize,
+    pub lookups: u32,
     /// Group commits in flight at once (each takes every audit entry waiting, up to 256). One at a time, the
     /// commit's round trips and WAL flush were the read path's limit (the committer was never idle while the
     /// machine was). A job with scan events or several entries commits alone, waiting for the others.
@@ -104,7 +104,7 @@ impl Lanes {
     /// from any caller).
     fn clamped(self) -> Lanes {
         Lanes {
-            lookups: self.lookups.clamp(1, Self::MAX as usize),
+            lookups: self.lookups.clamp(1, Self::MAX),
             commits: self.commits.clamp(1, Self::MAX),
         }
     }
@@ -937,9 +937,9 @@ const LOOKUPS: usize = 64;
 async fn group_lookups(
     pool: PgPool,
     mut rx: tokio::sync::mpsc::UnboundedReceiver<Lookup>,
-    lanes: usize,
+    lanes: u32,
 ) {
-    let slots = std::sync::Arc::new(tokio::sync::Semaphore::new(lanes));
+    let slots = std::sync::Arc::new(tokio::sync::Semaphore::new(lanes as usize));
     while let Some(first) = rx.recv().await {
         let Ok(slot) = slots.clone().acquire_owned().await else {
             return;

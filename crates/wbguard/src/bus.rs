@@ -99,10 +99,10 @@ fn run_bench(cfg: &NatsConfig, events: u64) -> Result<String> {
     let batch: Vec<AccessEvent> = (0..events)
         .map(|i| event(i, t0 + i as i64))
         .collect::<Result<_>>()?;
-    let sent: Vec<String> = batch
-        .iter()
-        .map(|e| e.account.id.as_str().to_owned())
-        .collect();
+    let mut per_partition = vec![0u64; cfg.partitions.max(1) as usize];
+    for ev in &batch {
+        per_partition[cfg.partition_of(ev.account.id.as_str()) as usize] += 1;
+    }
     let sink = NatsSink::start(cfg)?;
     let started = Instant::now();
     for ev in batch {
@@ -120,10 +120,6 @@ fn run_bench(cfg: &NatsConfig, events: u64) -> Result<String> {
     let stop = AtomicBool::new(false);
     let started = Instant::now();
     let mut consumed = 0;
-    let mut per_partition = vec![0u64; cfg.partitions.max(1) as usize];
-    for ev in &sent {
-        per_partition[cfg.partition_of(ev) as usize] += 1;
-    }
     let mut messages = 0;
     for p in wbg_bus::status(cfg)? {
         messages += p.messages;

@@ -102,7 +102,7 @@ impl PostgresConfig {
     pub fn lanes(&self) -> Result<wbg_store_pg::Lanes> {
         let default = wbg_store_pg::Lanes::default();
         let max = wbg_store_pg::Lanes::MAX;
-        let lookups = self.lookups_in_flight.unwrap_or(default.lookups as u32);
+        let lookups = self.lookups_in_flight.unwrap_or(default.lookups);
         let commits = self.commits_in_flight.unwrap_or(default.commits);
         for (key, n) in [
             ("lookups_in_flight", lookups),
@@ -112,10 +112,7 @@ impl PostgresConfig {
                 bail!("[store] {key} must be within 1..={max}");
             }
         }
-        Ok(wbg_store_pg::Lanes {
-            lookups: lookups as usize,
-            commits,
-        })
+        Ok(wbg_store_pg::Lanes { lookups, commits })
     }
 }
 
