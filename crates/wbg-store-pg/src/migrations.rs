@@ -39,6 +39,11 @@ pub(crate) const MIGRATIONS: &[(i64, &str, &str)] = &[
         "alerts carry their audit seqs and triage; the audit log gets a search index, filled from the entries already integrated",
         include_str!("../migrations/0007_alert_triage_and_audit_search.sql"),
     ),
+    (
+        8,
+        "the audit log's separate index on seq goes: the primary key (seq, day) serves every lookup by number",
+        include_str!("../migrations/0008_drop_redundant_audit_seq_index.sql"),
+    ),
 ];
 
 #[cfg(test)]
