@@ -35,7 +35,7 @@ fn the_guard_runs_on_postgres() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(String::from_utf8_lossy(&out.stdout).contains("schema version 7"));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("schema version 8"));
 
     let admin = dirs.create_account("root", "admin", None);
     let s = Server::start(&dirs, "info");
