@@ -310,7 +310,8 @@ fn merge(
             w.flush(&tx)?;
             tx.commit()?;
             wal.tick(conn)?;
-            // Paced: as long a rest as the work took (see the module's note).
+            // Paced (see the module's note): a rest as long as the stretch since the last one — building the
+            // chunks, waiting for and holding the writer lock, and any checkpoint the tick ran.
             std::thread::sleep(working.elapsed());
             working = std::time::Instant::now();
         }
