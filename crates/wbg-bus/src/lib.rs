@@ -15,6 +15,7 @@
 #![deny(missing_docs)]
 
 use async_nats::jetstream::context::ConsumerInfoErrorKind;
+use async_nats::jetstream::object_store::ObjectStore;
 use async_nats::jetstream::{self, consumer::pull, consumer::AckPolicy, consumer::DeliverPolicy};
 use futures::StreamExt;
 use serde::{Deserialize, Serialize};
@@ -30,9 +31,6 @@ pub enum BusError {
     /// Connecting, publishing or consuming failed.
     #[error("nats: {0}")]
     Nats(String),
-    /// A message on the stream is not an access event.
-    #[error("a message on {0} is not an access event")]
-    Malformed(String),
     /// A worker's engine snapshot could not be written or read.
     #[error("risk snapshot: {0}")]
     Snapshot(String),
@@ -282,10 +280,32 @@ pub struct WorkerReport {
     pub restored: Option<u64>,
     /// Events replayed at start to rebuild the engine's state (verdicts muted): those after the snapshot.
     pub replayed: u64,
-    /// Events processed and acknowledged.
+    /// Events processed (each acknowledged, or delivered again and then acknowledged without a second pass).
     pub processed: u64,
+    /// Messages skipped as not access events (acknowledged, logged with their stream sequence).
+    pub skipped: u64,
     /// The stream sequence of the latest snapshot it wrote.
     pub snapshot: Option<u64>,
+}
+
+/// A worker's first wait after its stream failed; each failure in a row doubles it up to [`RETRY_MAX`].
+const RETRY_MIN: Duration = Duration::from_millis(100);
+/// A worker's longest wait between tries while its stream keeps failing.
+const RETRY_MAX: Duration = Duration::from_secs(5);
+/// The stream sequences a worker remembers as handled but not confirmed acknowledged (the oldest forgotten
+/// first): far more than the messages one failed acknowledgement leaves behind.
+const UNCONFIRMED_MAX: usize = 100_000;
+/// How long a worker waits for its snapshot at start before it replays instead.
+const SNAPSHOT_LOAD_WAIT: Duration = Duration::from_secs(10);
+
+/// Waits `retry` (unless `stop` is set meanwhile) and doubles it up to [`RETRY_MAX`]; false when stopped.
+fn pause(stop: &AtomicBool, retry: &mut Duration) -> bool {
+    let until = std::time::Instant::now() + *retry;
+    while !stop.load(Ordering::Relaxed) && std::time::Instant::now() < until {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    *retry = (*retry * 2).min(RETRY_MAX);
+    !stop.load(Ordering::Relaxed)
 }
 
 /// Marks a snapshot object's first line; the second is the stream sequence it covers, the rest the engine's.
@@ -327,6 +347,10 @@ impl Worker {
     /// `stop` is set (or, with `limit`, once that many are processed: at the end of the message that reaches
     /// it), calling `verdict` for each before acknowledging its message.
     /// `verdict` runs outside the worker's async runtime, so it may block (write to a store).
+    ///
+    /// A failing bus never ends a worker: a start, a fetch or an acknowledgement that fails is logged and tried
+    /// again (100 ms, doubling up to 5 s), and a message that is no access event is logged and skipped. It
+    /// returns an error only when it is stopped before it could start.
     pub fn run(
         &self,
         stop: &AtomicBool,
@@ -335,119 +359,125 @@ impl Worker {
     ) -> Result<WorkerReport, BusError> {
         let subject = self.cfg.subject(self.partition);
         let mut report = WorkerReport::default();
-        let consumer = self.rt.block_on(async {
-            let (js, stream) = stream_of(&self.cfg).await?;
-            let durable = format!("risk-{}", self.partition);
-            let mut consumer = stream
-                .get_or_create_consumer(
-                    &durable,
-                    pull::Config {
-                        durable_name: Some(durable.clone()),
-                        filter_subject: subject.clone(),
-                        ack_policy: AckPolicy::Explicit,
-                        deliver_policy: DeliverPolicy::All,
-                        ack_wait: Duration::from_secs(30),
-                        ..Default::default()
-                    },
-                )
-                .await
-                .map_err(nats)?;
-            let floor = consumer
-                .info()
-                .await
-                .map_err(nats)?
-                .ack_floor
-                .stream_sequence;
-            let store = match self.cfg.snapshots {
-                true => Some(self.state_store(&js).await?),
-                false => None,
-            };
-            // A snapshot past the ack floor belongs to another consumer's history (one deleted and made
-            // again), and one that cannot be read is no reason to leave the partition unwatched: either way the
-            // replay starts from the beginning instead. (A restore parses the whole snapshot before it touches
-            // the engine.)
-            let mut from = 0;
-            if let Some(store) = &store {
-                let found = match self.load_snapshot(store).await {
-                    Ok(found) => found,
-                    Err(BusError::Snapshot(e)) => {
-                        tracing::warn!(partition = self.partition, error = %e, "risk snapshot unreadable; replaying instead");
-                        None
+        // The engine as given: a start that fails halfway through its replay starts again from it.
+        let initial = self
+            .engine
+            .snapshot()
+            .map_err(|e| BusError::Snapshot(e.to_string()))?;
+        // A bus that fails (at the start, a fetch cut short, an acknowledgement lost or unconfirmed) is waited
+        // out, never a reason to leave the partition unwatched: the worker says so and tries again, ever more
+        // slowly up to `RETRY_MAX`, until it is stopped. What it handled and could not get acknowledged is
+        // delivered again; it is acknowledged then without going through the engine twice.
+        let mut retry = RETRY_MIN;
+        let (consumer, store, mut acked) = loop {
+            match self.rt.block_on(self.start(&subject, &mut report)) {
+                Ok(started) => break started,
+                Err(e) => {
+                    tracing::warn!(partition = self.partition, error = %e, retry_ms = retry.as_millis() as u64,
+                        "the risk worker cannot start on its partition; trying again");
+                    if !pause(stop, &mut retry) {
+                        return Err(e);
                     }
-                    Err(e) => return Err(e),
-                };
-                if let Some((seq, engine)) = found {
-                    if seq > floor {
-                        tracing::warn!(
-                            partition = self.partition,
-                            snapshot = seq,
-                            ack_floor = floor,
-                            "risk snapshot is ahead of the consumer; replaying instead"
-                        );
-                    } else if let Err(e) = self.engine.restore(&engine) {
-                        tracing::warn!(partition = self.partition, error = %e, "risk snapshot refused; replaying instead");
-                    } else {
-                        (from, report.restored) = (seq, Some(seq));
-                    }
+                    self.engine
+                        .restore(&initial)
+                        .map_err(|e| BusError::Snapshot(e.to_string()))?;
+                    report = WorkerReport::default();
                 }
             }
-            if floor > from {
-                report.replayed = self.replay(&stream, &subject, from, floor).await?;
-            }
-            tracing::info!(
-                partition = self.partition,
-                restored = report.restored.unwrap_or(0),
-                replayed = report.replayed,
-                ack_floor = floor,
-                "risk worker rebuilt its state; consuming"
-            );
-            Ok::<_, BusError>((consumer, store, floor))
-        })?;
-        let (consumer, store, mut acked) = consumer;
+        };
         let mut snapshot_taken = (std::time::Instant::now(), acked);
+        retry = RETRY_MIN;
+        let mut unconfirmed = std::collections::BTreeSet::new();
         while !stop.load(Ordering::Relaxed) && limit.is_none_or(|l| report.processed < l) {
             // A message carries one or more events, so with a limit the worker takes one message at a time
             // and stops at the first message boundary at or past it (a message fetched is handled and
             // acknowledged whole).
             let want = if limit.is_some() { 1 } else { 500 };
-            let batch = self.rt.block_on(async {
-                let mut msgs = consumer
+            let (batch, fetch_failed) = self.rt.block_on(async {
+                let mut out = Vec::new();
+                let mut msgs = match consumer
                     .fetch()
                     .max_messages(want)
                     .expires(Duration::from_millis(200))
                     .messages()
                     .await
-                    .map_err(nats)?;
-                let mut out = Vec::new();
+                {
+                    Ok(msgs) => msgs,
+                    Err(e) => return (out, Some(nats(e))),
+                };
                 while let Some(m) = msgs.next().await {
-                    out.push(m.map_err(nats)?);
+                    match m {
+                        Ok(m) => out.push(m),
+                        // What came before the failure is handled as usual.
+                        Err(e) => return (out, Some(nats(e))),
+                    }
                 }
-                Ok::<_, BusError>(out)
-            })?;
+                (out, None)
+            });
             for m in &batch {
-                let events =
-                    decode(&m.payload).map_err(|_| BusError::Malformed(subject.clone()))?;
-                for ev in &events {
-                    let v = self.engine.observe(ev);
-                    verdict(ev, &v);
+                let seq = m.info().map(|i| i.stream_sequence).ok();
+                if seq.is_some_and(|s| unconfirmed.contains(&s)) {
+                    continue;
                 }
-                report.processed += events.len() as u64;
-                metrics::counter!("wbguard_risk_worker_events_total")
-                    .increment(events.len() as u64);
+                match decode(&m.payload) {
+                    Ok(events) => {
+                        for ev in &events {
+                            let v = self.engine.observe(ev);
+                            verdict(ev, &v);
+                        }
+                        report.processed += events.len() as u64;
+                        metrics::counter!("wbguard_risk_worker_events_total")
+                            .increment(events.len() as u64);
+                    }
+                    // Not an access event (nothing a guard node publishes): nothing the engine could assess.
+                    // It is acknowledged with the rest rather than left to stop the partition for good.
+                    Err(_) => {
+                        tracing::error!(
+                            partition = self.partition,
+                            stream_sequence = seq,
+                            "a message on the partition is not an access event; skipped"
+                        );
+                        report.skipped += 1;
+                    }
+                }
+                if let Some(s) = seq {
+                    unconfirmed.insert(s);
+                    if unconfirmed.len() > UNCONFIRMED_MAX {
+                        unconfirmed.pop_first();
+                    }
+                }
             }
             // Every event of the batch was handled: acknowledge them, the last one waiting for the server's
             // confirmation (which follows the earlier ones on this connection), so that a worker stopped now has
             // its ack floor where it stopped.
-            self.rt.block_on(async {
-                if let Some((last, rest)) = batch.split_last() {
-                    for m in rest {
-                        m.ack().await.map_err(nats)?;
+            let ack_failed = self
+                .rt
+                .block_on(async {
+                    if let Some((last, rest)) = batch.split_last() {
+                        for m in rest {
+                            m.ack().await.map_err(nats)?;
+                        }
+                        last.double_ack().await.map_err(nats)?;
+                        acked = last.info().map_err(nats)?.stream_sequence;
                     }
-                    last.double_ack().await.map_err(nats)?;
-                    acked = last.info().map_err(nats)?.stream_sequence;
+                    Ok::<_, BusError>(())
+                })
+                .err();
+            if ack_failed.is_none() {
+                for m in &batch {
+                    if let Ok(i) = m.info() {
+                        unconfirmed.remove(&i.stream_sequence);
+                    }
                 }
-                Ok::<_, BusError>(())
-            })?;
+            }
+            match fetch_failed.or(ack_failed) {
+                Some(e) => {
+                    tracing::warn!(partition = self.partition, error = %e, retry_ms = retry.as_millis() as u64,
+                        "the partition's stream failed; trying again");
+                    pause(stop, &mut retry);
+                }
+                None => retry = RETRY_MIN,
+            }
             let due = snapshot_taken.0.elapsed().as_secs() >= self.cfg.snapshot_seconds;
             if let (Some(store), true) = (&store, due && acked > snapshot_taken.1) {
                 self.snapshot_to(store, acked, &mut report);
@@ -459,6 +489,92 @@ impl Worker {
             self.snapshot_to(store, acked, &mut report);
         }
         Ok(report)
+    }
+
+    /// Opens the partition's durable consumer and rebuilds the engine's state: the latest usable snapshot, then
+    /// the events after it up to the consumer's acknowledged floor, verdicts muted. Returns the consumer, the
+    /// snapshot store (with snapshots on) and the floor.
+    async fn start(
+        &self,
+        subject: &str,
+        report: &mut WorkerReport,
+    ) -> Result<(jetstream::consumer::PullConsumer, Option<ObjectStore>, u64), BusError> {
+        let (js, stream) = stream_of(&self.cfg).await?;
+        let durable = format!("risk-{}", self.partition);
+        let mut consumer = stream
+            .get_or_create_consumer(
+                &durable,
+                pull::Config {
+                    durable_name: Some(durable.clone()),
+                    filter_subject: subject.to_owned(),
+                    ack_policy: AckPolicy::Explicit,
+                    deliver_policy: DeliverPolicy::All,
+                    ack_wait: Duration::from_secs(30),
+                    ..Default::default()
+                },
+            )
+            .await
+            .map_err(nats)?;
+        let floor = consumer
+            .info()
+            .await
+            .map_err(nats)?
+            .ack_floor
+            .stream_sequence;
+        let store = match self.cfg.snapshots {
+            true => Some(self.state_store(&js).await?),
+            false => None,
+        };
+        // A snapshot past the ack floor belongs to another consumer's history (one deleted and made
+        // again), and one that cannot be read is no reason to leave the partition unwatched: either way the
+        // replay starts from the beginning instead. (A restore parses the whole snapshot before it touches
+        // the engine.)
+        let mut from = 0;
+        if let Some(store) = &store {
+            let found = match tokio::time::timeout(SNAPSHOT_LOAD_WAIT, self.load_snapshot(store))
+                .await
+            {
+                Ok(Ok(found)) => found,
+                Ok(Err(BusError::Snapshot(e))) => {
+                    tracing::warn!(partition = self.partition, error = %e, "risk snapshot unreadable; replaying instead");
+                    None
+                }
+                Ok(Err(e)) => return Err(e),
+                Err(_) => {
+                    tracing::warn!(
+                        partition = self.partition,
+                        wait_s = SNAPSHOT_LOAD_WAIT.as_secs(),
+                        "risk snapshot not read in time; replaying instead"
+                    );
+                    None
+                }
+            };
+            if let Some((seq, engine)) = found {
+                if seq > floor {
+                    tracing::warn!(
+                        partition = self.partition,
+                        snapshot = seq,
+                        ack_floor = floor,
+                        "risk snapshot is ahead of the consumer; replaying instead"
+                    );
+                } else if let Err(e) = self.engine.restore(&engine) {
+                    tracing::warn!(partition = self.partition, error = %e, "risk snapshot refused; replaying instead");
+                } else {
+                    (from, report.restored) = (seq, Some(seq));
+                }
+            }
+        }
+        if floor > from {
+            report.replayed = self.replay(&stream, subject, from, floor).await?;
+        }
+        tracing::info!(
+            partition = self.partition,
+            restored = report.restored.unwrap_or(0),
+            replayed = report.replayed,
+            ack_floor = floor,
+            "risk worker rebuilt its state; consuming"
+        );
+        Ok((consumer, store, floor))
     }
 
     /// A snapshot only spares a restart some replay: one that cannot be written is logged, and the worker goes
@@ -594,8 +710,8 @@ impl Worker {
                 if seq > floor {
                     return Ok(replayed);
                 }
-                let events =
-                    decode(&m.payload).map_err(|_| BusError::Malformed(subject.to_owned()))?;
+                // (A message that is not an access event was skipped when it was consumed: so here.)
+                let events = decode(&m.payload).unwrap_or_default();
                 for ev in &events {
                     self.engine.observe(ev);
                 }

@@ -269,3 +269,98 @@ fn a_worker_restarts_from_its_snapshot_and_replays_only_the_gap() {
     assert_eq!((r4.restored, r4.replayed), (None, 2_000));
     wbg_bus::delete_stream(&cfg).unwrap();
 }
+
+/// Publishes `events` through a guard node's sink and waits until the stream has acknowledged all of them.
+fn publish_all(sink: &NatsSink, events: &[AccessEvent]) {
+    let before = sink.published();
+    for ev in events {
+        sink.publish(ev.clone());
+    }
+    let started = std::time::Instant::now();
+    while sink.published() < before + events.len() as u64 {
+        assert!(started.elapsed().as_secs() < 30);
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn a_message_that_is_no_access_event_is_skipped_and_the_partition_goes_on() {
+    if !nats_is_set() {
+        return;
+    }
+    let cfg = NatsConfig {
+        prefix: format!("wbgjunk{:08x}", rand::random::<u32>()),
+        partitions: 1,
+        snapshots: false,
+        ..NatsConfig::default()
+    };
+    let sink = NatsSink::start(&cfg).unwrap();
+    let t0 = 1_800_000_000_000i64;
+    let before: Vec<AccessEvent> = (0..3).map(|i| event("S0101", i, t0 + i as i64)).collect();
+    let after: Vec<AccessEvent> = (3..6).map(|i| event("S0101", i, t0 + i as i64)).collect();
+    publish_all(&sink, &before);
+    // Something else with rights on the subject puts bytes there that are no access event: a worker that
+    // stopped on them would leave the partition unwatched for good (a restart meets them again).
+    tokio::runtime::Runtime::new().unwrap().block_on(async {
+        let js = async_nats::jetstream::new(async_nats::connect(&cfg.url).await.unwrap());
+        js.publish(cfg.subject(0), "not an access event".into())
+            .await
+            .unwrap()
+            .await
+            .unwrap();
+    });
+    publish_all(&sink, &after);
+
+    let stop = AtomicBool::new(false);
+    let mut seen = Vec::new();
+    let worker = Worker::new(&cfg, 0, Engine::new(RiskConfig::default())).unwrap();
+    let report = worker
+        .run(&stop, Some(6), &mut |ev, _| {
+            seen.push(ev.waybill_no.clone())
+        })
+        .unwrap();
+    let expected: Vec<String> = before
+        .iter()
+        .chain(&after)
+        .map(|e| e.waybill_no.clone())
+        .collect();
+    assert_eq!(seen, expected, "every event around it, once, in order");
+    assert_eq!((report.processed, report.skipped), (6, 1), "{report:?}");
+    let status = wbg_bus::status(&cfg).unwrap();
+    assert!(status[0].drained(), "{status:?}");
+    drop(worker);
+
+    // A restart replays past it too.
+    let again = Worker::new(&cfg, 0, Engine::new(RiskConfig::default())).unwrap();
+    let report = again.run(&stop, Some(0), &mut |_, _| {}).unwrap();
+    assert_eq!(report.replayed, 6, "{report:?}");
+    wbg_bus::delete_stream(&cfg).unwrap();
+}
+
+#[test]
+fn a_worker_waits_out_a_bus_it_cannot_reach_until_it_is_stopped() {
+    // Nothing listens on port 1: every start fails at once. The worker keeps trying (a partition left unwatched
+    // is what a risk worker must never do on its own) and gives up only when told to stop.
+    let cfg = NatsConfig {
+        url: "nats://127.0.0.1:1".into(),
+        prefix: format!("wbgdown{:08x}", rand::random::<u32>()),
+        partitions: 1,
+        ..NatsConfig::default()
+    };
+    let worker = Worker::new(&cfg, 0, Engine::new(RiskConfig::default())).unwrap();
+    let stop = AtomicBool::new(false);
+    let started = std::time::Instant::now();
+    let result = std::thread::scope(|s| {
+        s.spawn(|| {
+            std::thread::sleep(std::time::Duration::from_millis(1_500));
+            stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        });
+        worker.run(&stop, None, &mut |_, _| {})
+    });
+    assert!(result.is_err(), "{result:?}");
+    assert!(
+        started.elapsed() >= std::time::Duration::from_millis(1_500),
+        "it returned after {:?}, before it was stopped",
+        started.elapsed()
+    );
+}
