@@ -64,20 +64,10 @@ fn a_restarted_worker_loses_nothing_and_rebuilds_its_state() {
         } else {
             format!("S{:04}", i % 19)
         };
-        let ev = event(&account, i, t0 + i as i64 * 200);
-        sent.push(ev.clone());
-        sink.publish(ev);
+        sent.push(event(&account, i, t0 + i as i64 * 200));
     }
     let started = std::time::Instant::now();
-    while sink.published() < sent.len() as u64 {
-        assert!(
-            started.elapsed().as_secs() < 30,
-            "published {} of {}",
-            sink.published(),
-            sent.len()
-        );
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
+    publish_all(&sink, &sent);
     let publish_secs = started.elapsed().as_secs_f64();
     assert_eq!(sink.dropped(), 0);
 
@@ -187,14 +177,7 @@ fn a_worker_restarts_from_its_snapshot_and_replays_only_the_gap() {
             event(&account, i, t0 + i as i64 * 300)
         })
         .collect();
-    for ev in &sent {
-        sink.publish(ev.clone());
-    }
-    let started = std::time::Instant::now();
-    while sink.published() < sent.len() as u64 {
-        assert!(started.elapsed().as_secs() < 30);
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
+    publish_all(&sink, &sent);
     let stop = AtomicBool::new(false);
     let engine = || Engine::new(RiskConfig::default());
     let mut seen = 0;
@@ -278,7 +261,12 @@ fn publish_all(sink: &NatsSink, events: &[AccessEvent]) {
     }
     let started = std::time::Instant::now();
     while sink.published() < before + events.len() as u64 {
-        assert!(started.elapsed().as_secs() < 30);
+        assert!(
+            started.elapsed().as_secs() < 30,
+            "published {} of {}",
+            sink.published() - before,
+            events.len()
+        );
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
 }
