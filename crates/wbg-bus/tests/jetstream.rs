@@ -2,7 +2,8 @@
 //! test says so and passes): every published event reaches its partition's worker exactly once across a worker
 //! stopped mid-partition and restarted, and the restarted worker's engine, rebuilt by replay, stands where a
 //! worker that never stopped stands. Events published in a burst travel several to a message; a worker stops and
-//! acknowledges at message boundaries.
+//! acknowledges at message boundaries. A message that is no access event is skipped, and a server that is not there
+//! is waited out until the worker is stopped.
 use std::sync::atomic::AtomicBool;
 use wbg_bus::{NatsConfig, NatsSink, Worker};
 use wbg_core::{Account, AccountId, AccountStatus, OutletId, Purpose, Role};
