@@ -414,8 +414,13 @@ impl Worker {
                 }
                 (out, None)
             });
-            for m in &batch {
-                let seq = m.info().map(|i| i.stream_sequence).ok();
+            // The batch's stream sequences, read once: to skip what was handled already, and to forget what
+            // the acknowledgements below confirm.
+            let seqs: Vec<Option<u64>> = batch
+                .iter()
+                .map(|m| m.info().map(|i| i.stream_sequence).ok())
+                .collect();
+            for (m, &seq) in batch.iter().zip(&seqs) {
                 if seq.is_some_and(|s| unconfirmed.contains(&s)) {
                     continue;
                 }
@@ -464,10 +469,8 @@ impl Worker {
                 })
                 .err();
             if ack_failed.is_none() {
-                for m in &batch {
-                    if let Ok(i) = m.info() {
-                        unconfirmed.remove(&i.stream_sequence);
-                    }
+                for s in seqs.iter().flatten() {
+                    unconfirmed.remove(s);
                 }
             }
             match fetch_failed.or(ack_failed) {
