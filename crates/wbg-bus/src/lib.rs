@@ -463,7 +463,6 @@ impl Worker {
                             m.ack().await.map_err(nats)?;
                         }
                         last.double_ack().await.map_err(nats)?;
-                        acked = last.info().map_err(nats)?.stream_sequence;
                     }
                     Ok::<_, BusError>(())
                 })
@@ -471,6 +470,9 @@ impl Worker {
             if ack_failed.is_none() {
                 for s in seqs.iter().flatten() {
                     unconfirmed.remove(s);
+                }
+                if let Some(&Some(last)) = seqs.last() {
+                    acked = last;
                 }
             }
             match fetch_failed.or(ack_failed) {
