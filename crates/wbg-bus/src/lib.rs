@@ -28,16 +28,23 @@ use wbg_risk::{AccessEvent, Engine, EventSink, RiskVerdict};
 /// What can go wrong on the bus. Messages name subjects and streams, never event contents.
 #[derive(Debug, thiserror::Error)]
 pub enum BusError {
-    /// Connecting, publishing or consuming failed.
+    /// Connecting, publishing or consuming failed (the client's error is the source).
     #[error("nats: {0}")]
-    Nats(String),
-    /// A worker's engine snapshot could not be written or read.
+    Nats(#[source] Source),
+    /// A worker's engine snapshot could not be taken, written, read or put back.
     #[error("risk snapshot: {0}")]
-    Snapshot(String),
+    Snapshot(#[source] Source),
 }
 
-fn nats(e: impl std::fmt::Display) -> BusError {
-    BusError::Nats(e.to_string())
+/// The error a [`BusError`] wraps, kept whole (the NATS client's errors are of many types).
+pub type Source = Box<dyn std::error::Error + Send + Sync>;
+
+fn nats(e: impl Into<Source>) -> BusError {
+    BusError::Nats(e.into())
+}
+
+fn snapshot(e: impl Into<Source>) -> BusError {
+    BusError::Snapshot(e.into())
 }
 
 /// `[bus]` for `kind = "nats"`.
@@ -360,10 +367,7 @@ impl Worker {
         let subject = self.cfg.subject(self.partition);
         let mut report = WorkerReport::default();
         // The engine as given: a start that fails halfway through its replay starts again from it.
-        let initial = self
-            .engine
-            .snapshot()
-            .map_err(|e| BusError::Snapshot(e.to_string()))?;
+        let initial = self.engine.snapshot().map_err(snapshot)?;
         // A bus that fails (at the start, a fetch cut short, an acknowledgement lost or unconfirmed) is waited
         // out, never a reason to leave the partition unwatched: the worker says so and tries again, ever more
         // slowly up to `RETRY_MAX`, until it is stopped. What it handled and could not get acknowledged is
@@ -378,9 +382,7 @@ impl Worker {
                     if !pause(stop, &mut retry) {
                         return Err(e);
                     }
-                    self.engine
-                        .restore(&initial)
-                        .map_err(|e| BusError::Snapshot(e.to_string()))?;
+                    self.engine.restore(&initial).map_err(snapshot)?;
                     report = WorkerReport::default();
                 }
             }
@@ -637,7 +639,7 @@ impl Worker {
         };
         let mut bytes = Vec::new();
         object.read_to_end(&mut bytes).await.map_err(nats)?;
-        let bad = || BusError::Snapshot(format!("{} is not a risk snapshot", self.snapshot_name()));
+        let bad = || snapshot(format!("{} is not a risk snapshot", self.snapshot_name()));
         let rest = bytes.strip_prefix(SNAPSHOT_MAGIC).ok_or_else(bad)?;
         let nl = rest.iter().position(|b| *b == b'\n').ok_or_else(bad)?;
         let seq = std::str::from_utf8(&rest[..nl])
@@ -653,10 +655,7 @@ impl Worker {
         store: &jetstream::object_store::ObjectStore,
         seq: u64,
     ) -> Result<(), BusError> {
-        let engine = self
-            .engine
-            .snapshot()
-            .map_err(|e| BusError::Snapshot(e.to_string()))?;
+        let engine = self.engine.snapshot().map_err(snapshot)?;
         let mut bytes = Vec::with_capacity(engine.len() + 40);
         bytes.extend_from_slice(SNAPSHOT_MAGIC);
         bytes.extend_from_slice(format!("{seq}\n").as_bytes());
@@ -876,5 +875,20 @@ mod tests {
         assert!(decode(b"").is_err());
         assert!(decode(b"[1]").is_err());
         assert!(decode(b"{\"account\":1}").is_err());
+    }
+
+    #[test]
+    fn a_bus_error_keeps_the_client_error_as_its_source() {
+        // Nothing listens on port 1: the connection is refused at once.
+        let cfg = NatsConfig {
+            url: "nats://127.0.0.1:1".into(),
+            ..NatsConfig::default()
+        };
+        let e = status(&cfg).expect_err("no server there");
+        assert!(matches!(e, BusError::Nats(_)), "{e:?}");
+        let source = std::error::Error::source(&e).expect("the client's error is kept");
+        assert!(e.to_string().ends_with(&source.to_string()), "{e}");
+        let e = snapshot("x is not a risk snapshot");
+        assert_eq!(e.to_string(), "risk snapshot: x is not a risk snapshot");
     }
 }
