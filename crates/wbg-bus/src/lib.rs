@@ -377,6 +377,7 @@ impl Worker {
             match self.rt.block_on(self.start(&subject, &mut report)) {
                 Ok(started) => break started,
                 Err(e) => {
+                    metrics::counter!("wbguard_risk_worker_bus_failures_total").increment(1);
                     tracing::warn!(partition = self.partition, error = %e, retry_ms = retry.as_millis() as u64,
                         "the risk worker cannot start on its partition; trying again");
                     if !pause(stop, &mut retry) {
@@ -388,6 +389,7 @@ impl Worker {
             }
         };
         let mut snapshot_taken = (std::time::Instant::now(), acked);
+        metrics::gauge!("wbguard_risk_worker_acked_sequence").set(acked as f64);
         retry = RETRY_MIN;
         let mut unconfirmed = std::collections::BTreeSet::new();
         while !stop.load(Ordering::Relaxed) && limit.is_none_or(|l| report.processed < l) {
@@ -445,6 +447,7 @@ impl Worker {
                             "a message on the partition is not an access event; skipped"
                         );
                         report.skipped += 1;
+                        metrics::counter!("wbguard_risk_worker_skipped_total").increment(1);
                     }
                 }
                 if let Some(s) = seq {
@@ -475,10 +478,12 @@ impl Worker {
                 }
                 if let Some(&Some(last)) = seqs.last() {
                     acked = last;
+                    metrics::gauge!("wbguard_risk_worker_acked_sequence").set(acked as f64);
                 }
             }
             match fetch_failed.or(ack_failed) {
                 Some(e) => {
+                    metrics::counter!("wbguard_risk_worker_bus_failures_total").increment(1);
                     tracing::warn!(partition = self.partition, error = %e, retry_ms = retry.as_millis() as u64,
                         "the partition's stream failed; trying again");
                     pause(stop, &mut retry);

@@ -15,6 +15,7 @@ mod simulate;
 mod telemetry;
 mod webhook;
 mod witness;
+mod worker;
 
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
@@ -67,6 +68,10 @@ enum Command {
         /// The partition (0 ..< `[bus] partitions`).
         #[arg(long)]
         partition: u32,
+        /// Serve Prometheus metrics at `http://ADDR/metrics` (the worker's events, bus failures, and the
+        /// alerts it raises); `127.0.0.1:0` picks a free port, announced on stderr.
+        #[arg(long, value_name = "ADDR")]
+        metrics_listen: Option<String>,
     },
     /// The NATS access-event stream: each partition's state, or a throughput measurement.
     Bus {
@@ -420,7 +425,7 @@ pub(crate) fn report_keys(report: &OpenReport) {
     }
 }
 
-fn open_guard(cfg: &Config) -> Result<Guard> {
+pub(crate) fn open_guard(cfg: &Config) -> Result<Guard> {
     // (Never creates keys: only `init` does, and reports them.)
     let (mut guard, _) = Guard::open_with_store(cfg.open_store(false)?, cfg.guard(false)?)
         .context("cannot open the guard")?;
@@ -467,83 +472,15 @@ fn main() -> std::process::ExitCode {
 fn run(cli: Cli) -> Result<std::process::ExitCode> {
     let ok = std::process::ExitCode::SUCCESS;
     match cli.command {
-        Command::RiskWorker { partition } => {
-            let cfg = Config::load(&cli.common)?;
-            let nats = cfg
-                .nats()
-                .context("a risk worker needs [bus] kind = \"nats\"")?;
-            if partition >= nats.partitions {
-                bail!(
-                    "--partition must be below [bus] partitions ({})",
-                    nats.partitions
-                );
-            }
-            let mut guard = open_guard(&cfg)?;
-            // The worker's alerts go where the nodes' go: the store and the webhook.
-            if let Some(hook) = webhook::Webhook::<wbg_core::Alert>::start(&cfg.webhook)? {
-                guard = guard.with_alert_sink(Arc::new(hook));
-            }
-            let worker =
-                wbg_bus::Worker::new(&nats, partition, wbg_risk::Engine::new(cfg.risk.clone()))?;
-            let stop = std::sync::atomic::AtomicBool::new(false);
-            eprintln!(
-                "risk worker for partition {partition} of {}",
-                nats.partitions
-            );
-            let meta = RequestMeta::default();
-            // Thresholds changed over the API (kept in the store) are put in force in the worker's own engine,
-            // at start and every five seconds while it runs.
-            let engine = worker.engine();
-            let adopt = || -> Result<()> {
-                if let Some(score) = guard.stored_score()? {
-                    if engine.set_score(score)? {
-                        tracing::info!(
-                            "risk thresholds changed over the API are in force in this worker"
-                        );
-                    }
-                }
-                Ok(())
-            };
-            adopt()?;
-            let done = std::sync::atomic::AtomicBool::new(false);
-            let report = std::thread::scope(|scope| {
-                scope.spawn(|| {
-                    while !done.load(std::sync::atomic::Ordering::Relaxed) {
-                        std::thread::sleep(std::time::Duration::from_millis(250));
-                        if let Err(e) = adopt() {
-                            tracing::error!(error = %e, "cannot take in the stored risk thresholds");
-                        }
-                        for _ in 0..19 {
-                            if done.load(std::sync::atomic::Ordering::Relaxed) {
-                                break;
-                            }
-                            std::thread::sleep(std::time::Duration::from_millis(250));
-                        }
-                    }
-                });
-                let report = worker.run(&stop, None, &mut |ev, verdict| {
-                    if let Some(a) = &verdict.alert {
-                        guard.record_alert(ev.account.id.as_str(), a.clone(), ev.at);
-                    }
-                    if verdict.action == wbg_risk::RiskAction::Suspend {
-                        // (An account reinstated since the engine suspended it is told by the engine itself.)
-                        let id = ev.account.id.as_str();
-                        match guard.suspend_for_risk(&ev.account.id, ev.at, "risk engine", &meta) {
-                            Ok(true) => {
-                                tracing::warn!(account = id, "risk worker suspended an account")
-                            }
-                            Ok(false) => {}
-                            Err(e) => tracing::error!(error = %e, account = id, "cannot suspend"),
-                        }
-                    }
-                });
-                done.store(true, std::sync::atomic::Ordering::Relaxed);
-                report
-            })?;
-            eprintln!(
-                "replayed {}, processed {}",
-                report.replayed, report.processed
-            );
+        Command::RiskWorker {
+            partition,
+            metrics_listen,
+        } => {
+            worker::run(
+                &Config::load(&cli.common)?,
+                partition,
+                metrics_listen.as_deref(),
+            )?;
             Ok(ok)
         }
         Command::Bus { command } => {

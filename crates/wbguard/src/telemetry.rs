@@ -218,12 +218,40 @@ const GAUGES: &[(&str, &str)] = &[
     ),
 ];
 
-/// Installs the recorder (histograms, descriptions, zeroed counters) and returns the handle `/metrics` renders.
-pub fn install() -> anyhow::Result<PrometheusHandle> {
+/// A risk worker's own counters (`wbguard risk-worker --metrics-listen`), besides the alerts it raises.
+const WORKER_COUNTERS: &[CounterSpec] = &[
+    (
+        "wbguard_risk_worker_events_total",
+        "Access events the risk worker put through its engine (replayed ones not counted).",
+        &[],
+    ),
+    (
+        "wbguard_risk_worker_skipped_total",
+        "Messages on the worker's partition that were no access events, skipped and acknowledged.",
+        &[],
+    ),
+    (
+        "wbguard_risk_worker_bus_failures_total",
+        "Starts, fetches and acknowledgements that failed on the bus and were tried again.",
+        &[],
+    ),
+];
+
+/// The worker's gauges.
+const WORKER_GAUGES: &[(&str, &str)] = &[(
+    "wbguard_risk_worker_acked_sequence",
+    "The stream sequence up to which the worker's partition is acknowledged.",
+)];
+
+/// Installs the recorder with `counters` described and started at zero, and `gauges` described.
+fn recorder<'a>(
+    counters: impl IntoIterator<Item = &'a CounterSpec>,
+    gauges: impl IntoIterator<Item = &'a (&'static str, &'static str)>,
+) -> anyhow::Result<PrometheusHandle> {
     let handle = PrometheusBuilder::new()
         .set_buckets(SECONDS)?
         .install_recorder()?;
-    for (name, help, labels) in COUNTERS {
+    for (name, help, labels) in counters {
         describe_counter!(*name, *help);
         let labels: Vec<(String, String)> = labels
             .iter()
@@ -231,9 +259,31 @@ pub fn install() -> anyhow::Result<PrometheusHandle> {
             .collect();
         metrics::counter!(*name, &labels).increment(0);
     }
-    for (name, help) in GAUGES {
+    for (name, help) in gauges {
         describe_gauge!(*name, *help);
     }
+    metrics::gauge!("wbguard_build_info", "version" => env!("CARGO_PKG_VERSION")).set(1.0);
+    Ok(handle)
+}
+
+/// A risk worker's recorder: its own counters and gauge, and the alerts it raises (`wbguard_alerts_total`, as
+/// on a node: the suspensions a worker decides are counted only here).
+pub fn install_worker() -> anyhow::Result<PrometheusHandle> {
+    let alerts = COUNTERS
+        .iter()
+        .filter(|(name, _, _)| *name == "wbguard_alerts_total");
+    let build = GAUGES
+        .iter()
+        .filter(|(name, _)| *name == "wbguard_build_info");
+    recorder(
+        WORKER_COUNTERS.iter().chain(alerts),
+        WORKER_GAUGES.iter().chain(build),
+    )
+}
+
+/// Installs the recorder (histograms, descriptions, zeroed counters) and returns the handle `/metrics` renders.
+pub fn install() -> anyhow::Result<PrometheusHandle> {
+    let handle = recorder(COUNTERS, GAUGES)?;
     describe_histogram!(
         "wbguard_read_seconds",
         Unit::Seconds,
@@ -244,7 +294,6 @@ pub fn install() -> anyhow::Result<PrometheusHandle> {
         Unit::Seconds,
         "Time to answer an HTTP request, by route template."
     );
-    metrics::gauge!("wbguard_build_info", "version" => env!("CARGO_PKG_VERSION")).set(1.0);
     for g in [
         "wbguard_accounts_suspended",
         "wbguard_audit_entries",

@@ -1,0 +1,238 @@
+//! The `wbguard risk-worker` process, as a supervisor runs it: with `--metrics-listen` it serves its own
+//! Prometheus metrics (what it consumed, and the alerts it raises, which are counted in no node), and SIGTERM
+//! stops it cleanly, leaving a snapshot of its engine where its partition is acknowledged, so that the next
+//! start replays nothing. Runs when `DATABASE_URL` and `NATS_URL` are set (`.ci/run` sets both).
+mod common;
+
+use common::*;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+use wbg_bus::{NatsConfig, NatsSink};
+use wbg_core::{Account, AccountId, AccountStatus, OutletId, Purpose, Role};
+use wbg_risk::{AccessEvent, EventSink};
+
+const EVENTS: u64 = 40;
+
+/// A worker process; killed when dropped (a failing test leaves none behind).
+struct Worker {
+    child: Child,
+    log: std::path::PathBuf,
+}
+
+impl Worker {
+    fn start(dirs: &Dirs, n: usize) -> Worker {
+        let log = dirs.root.path().join(format!("worker-{n}.log"));
+        let child = Command::new(BIN)
+            .args([
+                "risk-worker",
+                "--partition",
+                "0",
+                "--metrics-listen",
+                "127.0.0.1:0",
+            ])
+            .args(["--config", path_str(&dirs.config)])
+            .args([
+                "--data",
+                path_str(&dirs.data),
+                "--keys",
+                path_str(&dirs.keys),
+            ])
+            .env("WBGUARD_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap();
+        Worker { child, log }
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Waits for the line that says the worker watches its signals and consumes; returns the metrics URL.
+    fn wait_started(&mut self) -> String {
+        let started = Instant::now();
+        loop {
+            let log = self.log();
+            let url = log
+                .lines()
+                .find_map(|l| l.strip_prefix("metrics on "))
+                .map(str::to_owned);
+            if let (Some(url), true) = (url, log.contains("risk worker for partition 0")) {
+                return url;
+            }
+            assert!(
+                self.child.try_wait().unwrap().is_none(),
+                "the worker ended:\n{log}"
+            );
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "not started:\n{log}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// SIGTERM, then the exit status within 20 s.
+    fn terminate(&mut self) -> std::process::ExitStatus {
+        let sent = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(sent.success());
+        let started = Instant::now();
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(20),
+                "SIGTERM did not stop the worker:\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Worker {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A sample's value in Prometheus text (the first series of that name).
+fn sample(text: &str, name: &str) -> Option<f64> {
+    text.lines()
+        .filter(|l| l.split(['{', ' ']).next() == Some(name))
+        .find_map(|l| l.rsplit(' ').next()?.parse().ok())
+}
+
+fn event(i: u64, at: i64) -> AccessEvent {
+    AccessEvent {
+        account: Account {
+            id: AccountId::parse(&format!("S000{}", i % 4)).unwrap(),
+            role: Role::OutletStaff,
+            outlet: Some(OutletId::parse("O001").unwrap()),
+            merchant: None,
+            status: AccountStatus::Active,
+            status_reason: None,
+            created_at: 0,
+            status_since: 0,
+        },
+        waybill_no: format!("YT2026120{i:08}"),
+        waybill: None,
+        purpose: Purpose::ExceptionHandling,
+        policy_view: None,
+        ticket: None,
+        at,
+        device: Some("dev-1".into()),
+        ip: None,
+    }
+}
+
+#[test]
+fn a_worker_serves_its_metrics_and_stops_cleanly_on_sigterm() {
+    if std::env::var("NATS_URL").is_err() {
+        eprintln!("NATS_URL is not set: the risk worker is not tested here (.ci/run sets it)");
+        return;
+    }
+    let Some(schema) = Schema::create("wbg_worker") else {
+        eprintln!("DATABASE_URL is not set: the risk worker is not tested here (.ci/run sets it)");
+        return;
+    };
+    let bus = NatsConfig {
+        prefix: format!("wbgworker{:08x}", rand::random::<u32>()),
+        partitions: 1,
+        // Only the snapshot a clean stop leaves is taken in this test's time.
+        snapshot_seconds: 3_600,
+        ..NatsConfig::default()
+    };
+    let dirs = Dirs::new("");
+    let mut config = std::fs::read_to_string(&dirs.config).unwrap();
+    config.push_str(&format!(
+        "[store]\nkind = \"postgres\"\nurl = \"{}\"\n[bus]\nkind = \"nats\"\nurl = \"{}\"\nprefix = \"{}\"\n\
+         partitions = 1\nsnapshot_seconds = 3600\n",
+        schema.url(),
+        bus.url,
+        bus.prefix
+    ));
+    std::fs::write(&dirs.config, &config).unwrap();
+    let out = dirs.cli(&["migrate"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let mut worker = Worker::start(&dirs, 0);
+    let url = worker.wait_started();
+    let client = reqwest::blocking::Client::new();
+    let metrics = || client.get(&url).send().unwrap().text().unwrap();
+    // Described and present before the first event: a rate exists from the start.
+    let text = metrics();
+    for name in [
+        "wbguard_risk_worker_events_total",
+        "wbguard_risk_worker_skipped_total",
+        "wbguard_risk_worker_bus_failures_total",
+        "wbguard_alerts_total",
+    ] {
+        assert!(text.contains(&format!("# HELP {name} ")), "{name}:\n{text}");
+    }
+    assert_eq!(sample(&text, "wbguard_risk_worker_events_total"), Some(0.0));
+
+    // Quiet reads by four accounts, two seconds apart: the engine raises nothing.
+    let sink = NatsSink::start(&bus).unwrap();
+    let t0 = 1_800_000_000_000i64;
+    for i in 0..EVENTS {
+        sink.publish(event(i, t0 + i as i64 * 2_000));
+    }
+    let started = Instant::now();
+    let text = loop {
+        let text = metrics();
+        if sample(&text, "wbguard_risk_worker_events_total") == Some(EVENTS as f64) {
+            break text;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "the worker's metrics never showed the {EVENTS} events:\n{text}\n{}",
+            worker.log()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let acked = sample(&text, "wbguard_risk_worker_acked_sequence").expect("the acked sequence");
+    assert!(acked >= 1.0, "{text}");
+    assert_eq!(
+        sample(&text, "wbguard_risk_worker_bus_failures_total"),
+        Some(0.0)
+    );
+    assert!(
+        !text.contains("S000"),
+        "no account (let alone personal data) in the metrics:\n{text}"
+    );
+
+    // A supervisor's stop: exit 0, with the engine's state saved where the partition is acknowledged.
+    let status = worker.terminate();
+    let log = worker.log();
+    assert!(status.success(), "{status}:\n{log}");
+    assert!(
+        log.contains(&format!(
+            "stopped: replayed 0, processed {EVENTS}, skipped 0; last snapshot at stream sequence {acked}"
+        )),
+        "{log}"
+    );
+
+    // So the next start begins from that snapshot and replays nothing.
+    let mut again = Worker::start(&dirs, 1);
+    again.wait_started();
+    let status = again.terminate();
+    let log = again.log();
+    assert!(status.success(), "{status}:\n{log}");
+    assert!(
+        log.contains("stopped: replayed 0, processed 0, skipped 0"),
+        "{log}"
+    );
+    drop(sink);
+    wbg_bus::delete_stream(&bus).unwrap();
+}
