@@ -386,11 +386,7 @@ impl Guard {
             new.key_id()
         ));
         let (_, n) = self.store.rewrap_keys(
-            &mut |id, wrapped| {
-                self.vault
-                    .rewrap(id, wrapped, new)
-                    .map_err(|e| e.to_string())
-            },
+            &mut |id, wrapped| self.vault.rewrap(id, wrapped, new).map_err(Into::into),
             e,
         )?;
         Ok(n)

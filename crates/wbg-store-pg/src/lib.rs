@@ -45,9 +45,9 @@ use wbg_core::{
 use wbg_store::prelude::*;
 use wbg_store::rows;
 use wbg_store::{
-    BindOutcome, BucketAge, EventRecord, EventWrite, NewToken, NumberBinding, NumberRelease,
-    PoolSync, ReadSnapshot, Rewrap, SealedWaybill, Shredded, Store, StoreError, Ticket,
-    TicketSender,
+    BindOutcome, BucketAge, DbError, EventRecord, EventWrite, NewToken, NumberBinding,
+    NumberRelease, PoolSync, ReadSnapshot, Rewrap, SealedWaybill, Shredded, Store, StoreError,
+    Ticket, TicketSender,
 };
 
 /// The PostgreSQL store.
@@ -220,9 +220,9 @@ async fn commit_group(pool: &PgPool, mut batch: Vec<Append>) {
             }
         }
         Err(e) => {
-            let why = e.to_string();
+            let why = std::sync::Arc::new(e);
             for (_, _, reply) in batch {
-                reply.send(Err(StoreError::Db(why.clone())));
+                reply.send(Err(StoreError::Db(DbError::shared(why.clone()))));
             }
         }
     }
@@ -312,7 +312,7 @@ impl std::fmt::Debug for PgStore {
 }
 
 fn db(e: sqlx::Error) -> StoreError {
-    StoreError::Db(e.to_string())
+    StoreError::Db(DbError::new(e))
 }
 
 fn corrupt(what: impl std::fmt::Display) -> StoreError {
@@ -368,13 +368,15 @@ impl PgStore {
             .thread_name("wbguard-pg")
             .enable_all()
             .build()
-            .map_err(|e| StoreError::Db(format!("cannot start the PostgreSQL runtime: {e}")))?;
+            .map_err(|e| {
+                StoreError::Db(DbError::context("cannot start the PostgreSQL runtime", e))
+            })?;
         // The URL may hold a password: errors name the database, never the URL.
         let opts = PgConnectOptions::from_str(url)
             .map_err(|_| StoreError::Db("the PostgreSQL URL does not parse".into()))?;
         let pool = rt
             .block_on(PgPoolOptions::new().max_connections(16).connect_with(opts))
-            .map_err(|e| StoreError::Db(format!("cannot connect to PostgreSQL: {e}")))?;
+            .map_err(|e| StoreError::Db(DbError::context("cannot connect to PostgreSQL", e)))?;
         let (appender, queue) = tokio::sync::mpsc::unbounded_channel();
         rt.spawn(group_commit(pool.clone(), queue, lanes.commits));
         let (lookups, asked) = tokio::sync::mpsc::unbounded_channel();
@@ -393,7 +395,7 @@ impl PgStore {
         if version < latest {
             return Err(StoreError::Db(format!(
                 "the database is at schema version {version}, this build needs {latest}: run `wbguard migrate`"
-            )));
+            ).into()));
         }
         store.run(async {
             let mut id = [0u8; 16];
@@ -508,7 +510,7 @@ impl PgStore {
                     continue;
                 }
                 sqlx::raw_sql(sql).execute(&mut *tx).await.map_err(|e| {
-                    StoreError::Db(format!("migration {version} ({description}) failed: {e}"))
+                    StoreError::Db(DbError::context(format!("migration {version} ({description}) failed"), e))
                 })?;
                 sqlx::query("INSERT INTO wbg_migrations (version, description) VALUES ($1, $2)")
                     .bind(version)
@@ -962,9 +964,9 @@ async fn group_lookups(
                     }
                 }
                 Err(e) => {
-                    let why = e.to_string();
+                    let why = std::sync::Arc::new(e);
                     for (_, _, reply) in batch {
-                        reply.send(Err(StoreError::Db(why.clone())));
+                        reply.send(Err(StoreError::Db(DbError::shared(why.clone()))));
                     }
                 }
             }
@@ -1292,8 +1294,9 @@ impl Keys for PgStore {
                     .await
                     .map_err(db)?;
             for (id, wrapped) in &keys {
-                let again = rewrap(id, wrapped)
-                    .map_err(|e| StoreError::Db(format!("cannot re-wrap key {id}: {e}")))?;
+                let again = rewrap(id, wrapped).map_err(|e| {
+                    StoreError::Db(DbError::context(format!("cannot re-wrap key {id}"), e))
+                })?;
                 sqlx::query("UPDATE wrapped_keys SET wrapped = $2 WHERE id = $1")
                     .bind(id)
                     .bind(again)

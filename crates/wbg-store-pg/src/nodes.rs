@@ -10,7 +10,7 @@ use crate::db;
 use sqlx::postgres::PgConnectOptions;
 use sqlx::{ConnectOptions, Connection, PgConnection};
 use std::str::FromStr;
-use wbg_store::StoreError;
+use wbg_store::{DbError, StoreError};
 
 /// The first half of the advisory lock's key (the second is the schema's hash).
 const NODE_LOCK_CLASS: i32 = 0x5742_4731; // "WBG1"
@@ -29,7 +29,7 @@ impl NodeLock {
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
-            .map_err(|e| StoreError::Db(format!("cannot start the lock's runtime: {e}")))?;
+            .map_err(|e| StoreError::Db(DbError::context("cannot start the lock's runtime", e)))?;
         // The URL may hold a password: errors name the database, never the URL.
         let opts = PgConnectOptions::from_str(url)
             .map_err(|_| StoreError::Db("the PostgreSQL URL does not parse".into()))?;
@@ -42,7 +42,7 @@ impl NodeLock {
             let mut conn = opts
                 .connect()
                 .await
-                .map_err(|e| StoreError::Db(format!("cannot connect to PostgreSQL: {e}")))?;
+                .map_err(|e| StoreError::Db(DbError::context("cannot connect to PostgreSQL", e)))?;
             let got: bool = sqlx::query_scalar(sql)
                 .bind(NODE_LOCK_CLASS)
                 .fetch_one(&mut conn)

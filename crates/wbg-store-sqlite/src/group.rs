@@ -15,7 +15,7 @@ use std::any::Any;
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use wbg_audit::AuditEntry;
-use wbg_store::{StoreError, Ticket};
+use wbg_store::{DbError, StoreError, Ticket};
 
 /// Jobs one transaction takes at most.
 const GROUP: usize = 512;
@@ -78,7 +78,7 @@ impl Committer {
                     }
                 }
             })
-            .map_err(|e| StoreError::Db(format!("cannot start the commit thread: {e}")))?;
+            .map_err(|e| StoreError::Db(DbError::context("cannot start the commit thread", e)))?;
         Ok(Committer {
             jobs: Some(tx),
             thread: Some(thread),
@@ -214,9 +214,9 @@ fn commit(inner: &Mutex<Inner>, mut batch: Vec<Job>) {
             }
         }
         Err(e) => {
-            let why = e.to_string();
+            let why = std::sync::Arc::new(e);
             for job in batch {
-                (job.reply)(Err(StoreError::Db(why.clone())));
+                (job.reply)(Err(StoreError::Db(DbError::shared(why.clone()))));
             }
         }
     }

@@ -26,7 +26,8 @@ use wbg_core::{
 use wbg_store::prelude::*;
 use wbg_store::rows::AccountRow;
 use wbg_store::{
-    EventRecord, EventWrite, NewToken, ReadSnapshot, SealedWaybill, Store, StoreError, Ticket,
+    DbError, EventRecord, EventWrite, NewToken, ReadSnapshot, SealedWaybill, Store, StoreError,
+    Ticket,
 };
 
 const SCHEMA: &str = r#"
@@ -273,7 +274,11 @@ fn insert_rows(
         for (kind, party, token) in &w.blind {
             tokens.push(
                 blind::Entry::new(*token, m.waybill_no.as_str(), *party, *kind).ok_or_else(
-                    || StoreError::Db(format!("waybill number {} cannot be indexed", m.waybill_no)),
+                    || {
+                        StoreError::Db(
+                            format!("waybill number {} cannot be indexed", m.waybill_no).into(),
+                        )
+                    },
                 )?,
             );
         }
@@ -517,8 +522,12 @@ fn retry_soon(tries: i32) -> bool {
 impl SqliteStore {
     /// Opens (creating if needed) the store in directory `dir`.
     pub fn open(dir: &Path) -> Result<SqliteStore, StoreError> {
-        std::fs::create_dir_all(dir)
-            .map_err(|e| StoreError::Db(format!("cannot create {}: {e}", dir.display())))?;
+        std::fs::create_dir_all(dir).map_err(|e| {
+            StoreError::Db(DbError::context(
+                format!("cannot create {}", dir.display()),
+                e,
+            ))
+        })?;
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
@@ -563,7 +572,7 @@ impl SqliteStore {
                 "{} was written with store schema {version}; this build reads schema {SCHEMA_VERSION} \
                  (start from a new data directory and re-import)",
                 path.display()
-            )));
+            ).into()));
         }
         conn.execute_batch(alerts::INDEXES)?;
         let maint = Self::connect(&path)?;
@@ -831,8 +840,9 @@ impl Keys for SqliteStore {
                 .collect::<Result<_, _>>()?;
             let mut update = tx.prepare("UPDATE wrapped_keys SET wrapped = ?2 WHERE id = ?1")?;
             for (id, wrapped) in &keys {
-                let again = rewrap(id, wrapped)
-                    .map_err(|e| StoreError::Db(format!("cannot re-wrap key {id}: {e}")))?;
+                let again = rewrap(id, wrapped).map_err(|e| {
+                    StoreError::Db(DbError::context(format!("cannot re-wrap key {id}"), e))
+                })?;
                 update.execute(params![id, again])?;
             }
             Ok(keys.len())

@@ -36,7 +36,7 @@ pub(super) fn attach(conn: &Connection, dir: &Path) -> Result<(), StoreError> {
     let file = dir.join(DB_FILE);
     let file = file
         .to_str()
-        .ok_or_else(|| StoreError::Db(format!("{} is not a UTF-8 path", file.display())))?;
+        .ok_or_else(|| StoreError::Db(format!("{} is not a UTF-8 path", file.display()).into()))?;
     conn.execute("ATTACH DATABASE ?1 AS search", params![file])?;
     conn.pragma_update(Some("search"), "journal_mode", "WAL")?;
     conn.pragma_update(Some("search"), "synchronous", "NORMAL")?;

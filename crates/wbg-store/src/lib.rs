@@ -25,7 +25,7 @@ mod work;
 pub use activity::{AccountActivity, ACTIVITY_SINCE_ROW};
 pub use alerts::{check_revision, AlertFilter, Alerts, TriageRecord, ALERT_STATES};
 pub use credentials::{token_id, Credentials, NewToken, TokenInfo};
-pub use error::StoreError;
+pub use error::{DbError, StoreError};
 pub use numbers::{
     BindOutcome, NumberBinding, NumberRelease, PoolState, PoolSync, FREE_NUMBER_COUNT_SQL,
     FREE_NUMBER_SQL,
@@ -154,7 +154,7 @@ pub struct Shredded {
 }
 
 /// What [`Keys::rewrap_keys`] makes of each wrapped key: `(id, wrapped)` → the key wrapped anew.
-pub type Rewrap<'a> = dyn FnMut(&str, &[u8]) -> Result<Vec<u8>, String> + 'a;
+pub type Rewrap<'a> = dyn FnMut(&str, &[u8]) -> Result<Vec<u8>, error::Source> + 'a;
 
 /// The storage a guard node runs on. Implementations must be safe to share between threads.
 pub trait Store:
