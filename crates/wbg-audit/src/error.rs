@@ -18,9 +18,9 @@ pub enum AuditError {
     /// A signature did not verify, or no signature by the expected key was found.
     #[error("signature: {0}")]
     Signature(String),
-    /// The node or entry store failed.
+    /// The node or entry store failed (its error kept as the source).
     #[error("store: {0}")]
-    Store(String),
+    Store(#[source] Box<dyn std::error::Error + Send + Sync>),
 }
 
 impl AuditError {

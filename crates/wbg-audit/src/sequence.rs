@@ -106,10 +106,13 @@ impl LogTail {
     /// entries are integrated strictly in order).
     pub fn integrate(&mut self, seq: u64, entry: AuditEntry) -> Result<Sequenced, AuditError> {
         if seq != self.size() {
-            return Err(AuditError::Store(format!(
-                "queued entry {seq} is not the log's next position {}",
-                self.size()
-            )));
+            return Err(AuditError::Store(
+                format!(
+                    "queued entry {seq} is not the log's next position {}",
+                    self.size()
+                )
+                .into(),
+            ));
         }
         Ok(self.sequence(entry))
     }

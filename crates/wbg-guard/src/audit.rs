@@ -62,7 +62,7 @@ impl NodeSource for Nodes<'_> {
     fn node(&self, level: u32, index: u64) -> Result<Hash, AuditError> {
         self.0
             .audit_node(level, index)
-            .map_err(|e| AuditError::Store(e.to_string()))?
+            .map_err(|e| AuditError::Store(e.into()))?
             .ok_or_else(|| AuditError::Range(format!("no node ({level}, {index})")))
     }
 }
@@ -326,7 +326,7 @@ impl Iterator for ChunkedEntries<'_> {
             }
             Err(e) => {
                 self.done = true;
-                Some(Err(AuditError::Store(e.to_string())))
+                Some(Err(AuditError::Store(e.into())))
             }
         }
     }

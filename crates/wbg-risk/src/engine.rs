@@ -195,18 +195,21 @@ impl Engine {
             devices: devices.iter().flat_map(|m| m.iter()).collect(),
             peers: peers.iter().collect(),
         };
-        serde_json::to_vec(&snap).map_err(|e| RiskError::Snapshot(e.to_string()))
+        serde_json::to_vec(&snap).map_err(|e| RiskError::Snapshot(e.into()))
     }
 
     /// Replaces the engine's state with a [`snapshot`](Engine::snapshot)'s (the settings stay this engine's).
     pub fn restore(&self, bytes: &[u8]) -> Result<(), RiskError> {
         let snap: Snapshot =
-            serde_json::from_slice(bytes).map_err(|e| RiskError::Snapshot(e.to_string()))?;
+            serde_json::from_slice(bytes).map_err(|e| RiskError::Snapshot(e.into()))?;
         if snap.version != SNAPSHOT_VERSION {
-            return Err(RiskError::Snapshot(format!(
-                "snapshot version {} (this build reads {SNAPSHOT_VERSION})",
-                snap.version
-            )));
+            return Err(RiskError::Snapshot(
+                format!(
+                    "snapshot version {} (this build reads {SNAPSHOT_VERSION})",
+                    snap.version
+                )
+                .into(),
+            ));
         }
         for shard in &self.accounts {
             shard.lock().map_err(poisoned)?.clear();
@@ -681,7 +684,7 @@ mod tests {
             1,
         );
         assert!(
-            matches!(c.restore(newer.as_bytes()), Err(RiskError::Snapshot(m)) if m.contains("99"))
+            matches!(c.restore(newer.as_bytes()), Err(RiskError::Snapshot(m)) if m.to_string().contains("99"))
         );
     }
 

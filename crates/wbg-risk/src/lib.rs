@@ -55,7 +55,7 @@ pub enum RiskError {
     /// The configuration is not valid.
     #[error("risk configuration: {0}")]
     Config(String),
-    /// A state snapshot could not be written or read.
+    /// A state snapshot could not be written or read (the serialiser's error kept as the source).
     #[error("risk engine snapshot: {0}")]
-    Snapshot(String),
+    Snapshot(#[source] Box<dyn std::error::Error + Send + Sync>),
 }

@@ -197,9 +197,11 @@ pub(crate) fn tree_in(conn: &Connection, cache: &Option<LogTail>) -> Result<LogT
         size,
         |l, i| {
             node_in(conn, l, i)
-                .map_err(|e| wbg_audit::AuditError::Store(e.to_string()))?
+                .map_err(|e| wbg_audit::AuditError::Store(e.into()))?
                 .ok_or_else(|| {
-                    wbg_audit::AuditError::Store(format!("Merkle node ({l}, {i}) is missing"))
+                    wbg_audit::AuditError::Store(
+                        format!("Merkle node ({l}, {i}) is missing").into(),
+                    )
                 })
         },
         last_leaf,
