@@ -1335,14 +1335,15 @@ fn serve(cfg: Config) -> Result<()> {
         match rustls {
             None => {
                 axum::serve(listener, app)
-                    .with_graceful_shutdown(shutdown_signal())
+                    .with_graceful_shutdown(shutdown_signal()?)
                     .await?
             }
             Some(rustls) => {
                 let handle = axum_server::Handle::new();
                 let stopper = handle.clone();
+                let signal = shutdown_signal()?;
                 tokio::spawn(async move {
-                    shutdown_signal().await;
+                    signal.await;
                     stopper.graceful_shutdown(Some(std::time::Duration::from_secs(10)));
                 });
                 axum_server::from_tcp_rustls(listener.into_std()?, rustls)
@@ -1361,20 +1362,20 @@ fn serve(cfg: Config) -> Result<()> {
     })
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
+/// Resolves on SIGTERM or Ctrl-C. SIGTERM is watched from this call on (registered at once, not when the future
+/// is first polled), so a supervisor's early stop is never the signal's default action, which ends the process
+/// without its last checkpoint or snapshot. Called within a runtime.
+pub(crate) fn shutdown_signal() -> Result<impl std::future::Future<Output = ()>> {
     #[cfg(unix)]
-    let term = async {
-        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        {
-            s.recv().await;
-        }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .context("cannot watch SIGTERM")?;
+    Ok(async move {
+        #[cfg(unix)]
+        let term = term.recv();
+        #[cfg(not(unix))]
+        let term = std::future::pending::<Option<()>>();
+        tokio::select! { _ = tokio::signal::ctrl_c() => {}, _ = term => {} }
+    })
 }
 
 /// An account's API token, for commands that act as that account: from `file`, else `$WBGUARD_TOKEN`.

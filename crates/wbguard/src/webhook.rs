@@ -129,15 +129,20 @@ impl<T: Message> Webhook<T> {
     }
 
     pub(crate) fn send(&self, m: T) {
+        // Counted before it is queued: once queued, the delivery thread may deliver it and count it off before
+        // this thread runs again (it did: the count went below zero and the next message's `+ 1` overflowed — a
+        // panic in a debug build, in the middle of a risk worker's verdict).
+        let n = self
+            .queued
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+            + 1;
         match self.tx.try_send(m) {
             Ok(()) => {
-                let n = self
-                    .queued
-                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
-                    + 1;
                 metrics::gauge!("wbguard_webhook_queue", "kind" => T::KIND).set(n as f64);
             }
             Err(TrySendError::Full(m) | TrySendError::Disconnected(m)) => {
+                self.queued
+                    .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
                 tracing::warn!(message = %m.label(), "webhook queue full; message dropped");
                 metrics::counter!("wbguard_webhook_dropped_total", "kind" => T::KIND).increment(1);
             }
@@ -334,6 +339,34 @@ mod tests {
         assert_eq!(first["kind"], "risk_suspend");
         let second: serde_json::Value = serde_json::from_str(&got[1]).unwrap();
         assert_eq!(second["id"], 8, "in order, after the first was retried");
+    }
+
+    #[test]
+    fn the_queue_count_never_goes_below_zero_however_fast_delivery_is() {
+        // Delivery to a local receiver can finish before `send` returns: the count is taken before the
+        // message is queued, so each message is counted on before it is counted off and ends at zero.
+        const N: usize = 300;
+        let (url, h) = receiver(0, N);
+        let hook = Webhook::<Alert>::start(&WebhookConfig {
+            url: Some(url),
+            queue: N,
+            ..WebhookConfig::default()
+        })
+        .unwrap()
+        .unwrap();
+        for i in 0..N {
+            hook.alert(&alert(i as i64));
+            assert!(hook.queued.load(std::sync::atomic::Ordering::Relaxed) <= N);
+        }
+        assert_eq!(h.join().unwrap().len(), N);
+        let t = std::time::Instant::now();
+        while hook.queued.load(std::sync::atomic::Ordering::Relaxed) != 0 {
+            assert!(
+                t.elapsed() < Duration::from_secs(10),
+                "the count never came back to 0"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
     }
 
     #[test]

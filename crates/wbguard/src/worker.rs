@@ -4,12 +4,21 @@
 //! `--metrics-listen` it serves its own Prometheus metrics, because what a worker decides — its alerts and
 //! suspensions — is counted in the worker's process, not on any node.
 use crate::config::Config;
-use crate::{open_guard, telemetry, webhook};
+use crate::{open_guard, shutdown_signal, telemetry, webhook};
 use anyhow::{bail, Context, Result};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use wbg_guard::RequestMeta;
+
+/// Sets its flag when dropped, on a return or an unwind alike.
+struct Finished<'a>(&'a AtomicBool);
+
+impl Drop for Finished<'_> {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+}
 
 /// Runs the worker for `partition` until it is stopped by a signal.
 pub fn run(cfg: &Config, partition: u32, metrics_listen: Option<&str>) -> Result<()> {
@@ -37,21 +46,13 @@ pub fn run(cfg: &Config, partition: u32, metrics_listen: Option<&str>) -> Result
         .build()?;
     let stop = Arc::new(AtomicBool::new(false));
     {
-        // SIGTERM is watched from here on (registered now, not when the task first runs): a supervisor's stop
-        // is never the signal's default action, which would lose the last snapshot.
-        #[cfg(unix)]
-        let mut term = {
+        let signal = {
             let _rt = rt.enter();
-            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-                .context("cannot watch SIGTERM")?
+            shutdown_signal()?
         };
         let stop = stop.clone();
         rt.spawn(async move {
-            #[cfg(unix)]
-            let term = term.recv();
-            #[cfg(not(unix))]
-            let term = std::future::pending::<Option<()>>();
-            tokio::select! { _ = tokio::signal::ctrl_c() => {}, _ = term => {} }
+            signal.await;
             tracing::info!("stopping: the partition is left where it is acknowledged");
             stop.store(true, Ordering::Relaxed);
         });
@@ -109,7 +110,11 @@ pub fn run(cfg: &Config, partition: u32, metrics_listen: Option<&str>) -> Result
                 }
             }
         });
-        let report = worker.run(&stop, None, &mut |ev, verdict| {
+        // However the run ends — returned, or a panic in a verdict — the threshold thread is told to stop, so a
+        // panic ends the process (for its supervisor to restart) instead of leaving it waiting on that thread
+        // with its partition unwatched: it did, after a webhook counter overflowed in a debug build.
+        let _done = Finished(&done);
+        worker.run(&stop, None, &mut |ev, verdict| {
             if let Some(a) = &verdict.alert {
                 guard.record_alert(ev.account.id.as_str(), a.clone(), ev.at);
             }
@@ -122,9 +127,7 @@ pub fn run(cfg: &Config, partition: u32, metrics_listen: Option<&str>) -> Result
                     Err(e) => tracing::error!(error = %e, account = id, "cannot suspend"),
                 }
             }
-        });
-        done.store(true, Ordering::Relaxed);
-        report
+        })
     })?;
     let snapshot = report
         .snapshot
