@@ -12,49 +12,26 @@ mod common;
 use common::*;
 use serde_json::Value;
 use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
-use wbg_bus::NatsConfig;
 
 /// The ring's account: `drive` rents the first staff member of the first outlet.
 const RING: &str = "S00101";
-
-/// A `wbguard risk-worker` process, killed when dropped (a failing test leaves none behind).
-struct Worker {
-    child: Child,
-    log: std::path::PathBuf,
-}
-
-impl Drop for Worker {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 /// The workers' config: the nodes' plus a webhook, so every alert that reaches it is a worker's.
 fn worker_config(dirs: &Dirs) -> std::path::PathBuf {
     dirs.root.path().join("worker.toml")
 }
 
-fn worker(dirs: &Dirs, partition: u32, n: usize) -> Worker {
-    let log = dirs.root.path().join(format!("worker{partition}-{n}.log"));
-    let child = Command::new(BIN)
-        .args(["risk-worker", "--partition", &partition.to_string()])
-        .args(["--config", path_str(&worker_config(dirs))])
-        .args([
-            "--data",
-            path_str(&dirs.data),
-            "--keys",
-            path_str(&dirs.keys),
-        ])
-        .env("WBGUARD_LOG", "info")
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&log).unwrap())
-        .spawn()
-        .unwrap();
-    Worker { child, log }
+fn worker(dirs: &Dirs, partition: u32, n: usize) -> RiskWorker {
+    RiskWorker::start(
+        dirs,
+        &worker_config(dirs),
+        partition,
+        &format!("worker{partition}-{n}"),
+        &[],
+    )
 }
 
 /// A counter's value in a node's Prometheus text (0 when it was never incremented).
@@ -69,29 +46,11 @@ fn counter(node: &Server, name: &str) -> u64 {
 
 #[test]
 fn two_nodes_and_two_workers_contain_t1_through_a_worker_crash() {
-    if std::env::var("NATS_URL").is_err() {
-        eprintln!("NATS_URL is not set: the cluster is not tested here (.ci/run sets it)");
-        return;
-    }
-    let Some(schema) = Schema::create("wbg_cluster") else {
-        eprintln!("DATABASE_URL is not set: the cluster is not tested here (.ci/run sets it)");
-        return;
-    };
-    let bus = NatsConfig {
-        prefix: format!("wbgcluster{:08x}", rand::random::<u32>()),
-        partitions: 2,
-        ..NatsConfig::default()
-    };
     let dirs = Dirs::new("");
-    let mut config = std::fs::read_to_string(&dirs.config).unwrap();
-    config.push_str(&format!(
-        "[store]\nkind = \"postgres\"\nurl = \"{}\"\n[bus]\nkind = \"nats\"\nurl = \"{}\"\nprefix = \"{}\"\n\
-         partitions = 2\nsnapshot_seconds = 2\n",
-        schema.url(),
-        bus.url,
-        bus.prefix
-    ));
-    std::fs::write(&dirs.config, &config).unwrap();
+    let Some((_schema, bus)) = pg_and_nats(&dirs, "cluster", 2, 2) else {
+        return;
+    };
+    let config = std::fs::read_to_string(&dirs.config).unwrap();
     let hook = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let worker_webhook = format!("http://{}/alerts", hook.local_addr().unwrap());
     let hooked = collect_posts(hook);

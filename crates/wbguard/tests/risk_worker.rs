@@ -5,100 +5,56 @@
 mod common;
 
 use common::*;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
-use wbg_bus::{NatsConfig, NatsSink};
+use wbg_bus::NatsSink;
 use wbg_core::{Account, AccountId, AccountStatus, OutletId, Purpose, Role};
 use wbg_risk::{AccessEvent, EventSink};
 
 const EVENTS: u64 = 40;
 
-/// A worker process; killed when dropped (a failing test leaves none behind).
-struct Worker {
-    child: Child,
-    log: std::path::PathBuf,
-}
-
-impl Worker {
-    fn start(dirs: &Dirs, n: usize) -> Worker {
-        let log = dirs.root.path().join(format!("worker-{n}.log"));
-        let child = Command::new(BIN)
-            .args([
-                "risk-worker",
-                "--partition",
-                "0",
-                "--metrics-listen",
-                "127.0.0.1:0",
-            ])
-            .args(["--config", path_str(&dirs.config)])
-            .args([
-                "--data",
-                path_str(&dirs.data),
-                "--keys",
-                path_str(&dirs.keys),
-            ])
-            .env("WBGUARD_LOG", "info")
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .unwrap();
-        Worker { child, log }
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    /// Waits for the line that says the worker watches its signals and consumes; returns the metrics URL.
-    fn wait_started(&mut self) -> String {
-        let started = Instant::now();
-        loop {
-            let log = self.log();
-            let url = log
-                .lines()
-                .find_map(|l| l.strip_prefix("metrics on "))
-                .map(str::to_owned);
-            if let (Some(url), true) = (url, log.contains("risk worker for partition 0")) {
-                return url;
-            }
-            assert!(
-                self.child.try_wait().unwrap().is_none(),
-                "the worker ended:\n{log}"
-            );
-            assert!(
-                started.elapsed() < Duration::from_secs(30),
-                "not started:\n{log}"
-            );
-            std::thread::sleep(Duration::from_millis(50));
+/// Waits for the line that says the worker watches its signals and consumes; returns the metrics URL.
+fn wait_started(w: &mut RiskWorker) -> String {
+    let started = Instant::now();
+    loop {
+        let log = w.log();
+        let url = log
+            .lines()
+            .find_map(|l| l.strip_prefix("metrics on "))
+            .map(str::to_owned);
+        if let (Some(url), true) = (url, log.contains("risk worker for partition 0")) {
+            return url;
         }
-    }
-
-    /// SIGTERM, then the exit status within 20 s.
-    fn terminate(&mut self) -> std::process::ExitStatus {
-        let sent = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(sent.success());
-        let started = Instant::now();
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return status;
-            }
-            assert!(
-                started.elapsed() < Duration::from_secs(20),
-                "SIGTERM did not stop the worker:\n{}",
-                self.log()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        assert!(
+            w.child.try_wait().unwrap().is_none(),
+            "the worker ended:\n{log}"
+        );
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "not started:\n{log}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
     }
 }
 
-impl Drop for Worker {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+/// SIGTERM, then the exit status within 20 s.
+fn terminate(w: &mut RiskWorker) -> std::process::ExitStatus {
+    let sent = Command::new("kill")
+        .args(["-TERM", &w.child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(sent.success());
+    let started = Instant::now();
+    loop {
+        if let Some(status) = w.child.try_wait().unwrap() {
+            return status;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "SIGTERM did not stop the worker:\n{}",
+            w.log()
+        );
+        std::thread::sleep(Duration::from_millis(50));
     }
 }
 
@@ -134,31 +90,11 @@ fn event(i: u64, at: i64) -> AccessEvent {
 
 #[test]
 fn a_worker_serves_its_metrics_and_stops_cleanly_on_sigterm() {
-    if std::env::var("NATS_URL").is_err() {
-        eprintln!("NATS_URL is not set: the risk worker is not tested here (.ci/run sets it)");
-        return;
-    }
-    let Some(schema) = Schema::create("wbg_worker") else {
-        eprintln!("DATABASE_URL is not set: the risk worker is not tested here (.ci/run sets it)");
-        return;
-    };
-    let bus = NatsConfig {
-        prefix: format!("wbgworker{:08x}", rand::random::<u32>()),
-        partitions: 1,
-        // Only the snapshot a clean stop leaves is taken in this test's time.
-        snapshot_seconds: 3_600,
-        ..NatsConfig::default()
-    };
     let dirs = Dirs::new("");
-    let mut config = std::fs::read_to_string(&dirs.config).unwrap();
-    config.push_str(&format!(
-        "[store]\nkind = \"postgres\"\nurl = \"{}\"\n[bus]\nkind = \"nats\"\nurl = \"{}\"\nprefix = \"{}\"\n\
-         partitions = 1\nsnapshot_seconds = 3600\n",
-        schema.url(),
-        bus.url,
-        bus.prefix
-    ));
-    std::fs::write(&dirs.config, &config).unwrap();
+    // Only the snapshot a clean stop leaves is taken in this test's time.
+    let Some((_schema, bus)) = pg_and_nats(&dirs, "worker", 1, 3_600) else {
+        return;
+    };
     let out = dirs.cli(&["migrate"]);
     assert!(
         out.status.success(),
@@ -166,8 +102,9 @@ fn a_worker_serves_its_metrics_and_stops_cleanly_on_sigterm() {
         String::from_utf8_lossy(&out.stderr)
     );
 
-    let mut worker = Worker::start(&dirs, 0);
-    let url = worker.wait_started();
+    let args = ["--metrics-listen", "127.0.0.1:0"];
+    let mut worker = RiskWorker::start(&dirs, &dirs.config, 0, "worker-0", &args);
+    let url = wait_started(&mut worker);
     let client = reqwest::blocking::Client::new();
     let metrics = || client.get(&url).send().unwrap().text().unwrap();
     // Described and present before the first event: a rate exists from the start.
@@ -213,7 +150,7 @@ fn a_worker_serves_its_metrics_and_stops_cleanly_on_sigterm() {
     );
 
     // A supervisor's stop: exit 0, with the engine's state saved where the partition is acknowledged.
-    let status = worker.terminate();
+    let status = terminate(&mut worker);
     let log = worker.log();
     assert!(status.success(), "{status}:\n{log}");
     assert!(
@@ -224,9 +161,9 @@ fn a_worker_serves_its_metrics_and_stops_cleanly_on_sigterm() {
     );
 
     // So the next start begins from that snapshot and replays nothing.
-    let mut again = Worker::start(&dirs, 1);
-    again.wait_started();
-    let status = again.terminate();
+    let mut again = RiskWorker::start(&dirs, &dirs.config, 0, "worker-1", &args);
+    wait_started(&mut again);
+    let status = terminate(&mut again);
     let log = again.log();
     assert!(status.success(), "{status}:\n{log}");
     assert!(

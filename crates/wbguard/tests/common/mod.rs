@@ -482,3 +482,87 @@ pub fn jwt_kid(key: &ed25519_dalek::SigningKey, kid: &str, claims: &Value) -> St
     let sig = key.sign(format!("{head}.{body}").as_bytes());
     format!("{head}.{body}.{}", B64.encode(sig.to_bytes()))
 }
+
+/// A PostgreSQL schema and a NATS stream prefix of this test's own, written into `dirs`' config as `[store]`
+/// and `[bus]` (`partitions`, a snapshot every `snapshot_seconds`); `None`, saying so, when `DATABASE_URL` or
+/// `NATS_URL` is unset (`.ci/run` sets both). Drop the schema to remove it.
+pub fn pg_and_nats(
+    dirs: &Dirs,
+    stem: &str,
+    partitions: u32,
+    snapshot_seconds: u64,
+) -> Option<(Schema, wbg_bus::NatsConfig)> {
+    if std::env::var("NATS_URL").is_err() {
+        eprintln!("NATS_URL is not set: {stem} is not tested here (.ci/run sets it)");
+        return None;
+    }
+    let Some(schema) = Schema::create(&format!("wbg_{stem}")) else {
+        eprintln!("DATABASE_URL is not set: {stem} is not tested here (.ci/run sets it)");
+        return None;
+    };
+    let bus = wbg_bus::NatsConfig {
+        prefix: format!("wbg{stem}{:08x}", rand::random::<u32>()),
+        partitions,
+        snapshot_seconds,
+        ..wbg_bus::NatsConfig::default()
+    };
+    let mut config = std::fs::read_to_string(&dirs.config).unwrap();
+    config.push_str(&format!(
+        "[store]\nkind = \"postgres\"\nurl = \"{}\"\n[bus]\nkind = \"nats\"\nurl = \"{}\"\nprefix = \"{}\"\n\
+         partitions = {partitions}\nsnapshot_seconds = {snapshot_seconds}\n",
+        schema.url(),
+        bus.url,
+        bus.prefix
+    ));
+    std::fs::write(&dirs.config, &config).unwrap();
+    Some((schema, bus))
+}
+
+/// A `wbguard risk-worker` process, its stderr in a log file; killed when dropped (a failing test leaves none
+/// behind).
+pub struct RiskWorker {
+    pub child: Child,
+    pub log: PathBuf,
+}
+
+impl RiskWorker {
+    /// Starts a worker on `partition` with the config file `config` and `dirs`' data and keys, logging to
+    /// `<name>.log` in `dirs`' root; `args` are further arguments (`--metrics-listen …`).
+    pub fn start(
+        dirs: &Dirs,
+        config: &Path,
+        partition: u32,
+        name: &str,
+        args: &[&str],
+    ) -> RiskWorker {
+        let log = dirs.root.path().join(format!("{name}.log"));
+        let child = Command::new(BIN)
+            .args(["risk-worker", "--partition", &partition.to_string()])
+            .args(args)
+            .args(["--config", path_str(config)])
+            .args([
+                "--data",
+                path_str(&dirs.data),
+                "--keys",
+                path_str(&dirs.keys),
+            ])
+            .env("WBGUARD_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap();
+        RiskWorker { child, log }
+    }
+
+    /// What the worker has logged so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for RiskWorker {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
