@@ -45,9 +45,18 @@ pub enum PolicyError {
         /// What is wrong.
         message: String,
     },
-    /// A policy directory could not be read.
+    /// A policy directory does not hold one schema and one policy file.
     #[error("cannot read policies: {0}")]
     Io(String),
+    /// A policy directory or file could not be read (the file system's error kept as the source).
+    #[error("cannot read policies: {path}: {source}")]
+    Read {
+        /// The directory or file.
+        path: String,
+        /// The file system's error.
+        #[source]
+        source: std::io::Error,
+    },
     /// A request could not be built (should not happen with validated inputs).
     #[error("policy request: {0}")]
     Request(String),
@@ -441,7 +450,10 @@ impl PolicyEngine {
 
     /// Loads every `*.cedar` file of `dir` (concatenated in name order) and its one `*.cedarschema` file.
     pub fn load_dir(dir: &Path) -> Result<PolicyEngine, PolicyError> {
-        let io = |e: std::io::Error| PolicyError::Io(format!("{}: {e}", dir.display()));
+        let io = |e: std::io::Error| PolicyError::Read {
+            path: dir.display().to_string(),
+            source: e,
+        };
         let mut files: Vec<_> = std::fs::read_dir(dir)
             .map_err(io)?
             .filter_map(|e| e.ok().map(|e| e.path()))

@@ -7,6 +7,15 @@ pub enum VaultError {
     /// The master key could not be read or created.
     #[error("master key: {0}")]
     MasterKey(String),
+    /// A key file could not be read, created or examined (the file system's error kept as the source).
+    #[error("master key: {what}: {source}")]
+    KeyFile {
+        /// What was being done, naming the file.
+        what: String,
+        /// The file system's error.
+        #[source]
+        source: std::io::Error,
+    },
     /// The master key does not match the one the data was written with.
     #[error("the master key does not match this data directory (expected key id {expected}, got {actual})")]
     WrongMasterKey {

@@ -123,10 +123,10 @@ pub fn read_secret(path: &Path) -> Result<Option<String>, VaultError> {
             Ok(Some(text))
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(VaultError::MasterKey(format!(
-            "cannot read key file {}: {e}",
-            path.display()
-        ))),
+        Err(e) => Err(VaultError::KeyFile {
+            what: format!("cannot read key file {}", path.display()),
+            source: e,
+        }),
     }
 }
 
@@ -134,8 +134,10 @@ pub fn read_secret(path: &Path) -> Result<Option<String>, VaultError> {
 /// Refuses to overwrite an existing file.
 pub fn create_secret(path: &Path, content: &str) -> Result<(), VaultError> {
     use std::io::Write;
-    let err =
-        |e: std::io::Error| VaultError::MasterKey(format!("cannot create {}: {e}", path.display()));
+    let err = |e: std::io::Error| VaultError::KeyFile {
+        what: format!("cannot create {}", path.display()),
+        source: e,
+    };
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).map_err(err)?;
         #[cfg(unix)]
@@ -161,8 +163,10 @@ fn check_private(path: &Path) -> Result<(), VaultError> {
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        let meta = std::fs::metadata(path)
-            .map_err(|e| VaultError::MasterKey(format!("cannot stat {}: {e}", path.display())))?;
+        let meta = std::fs::metadata(path).map_err(|e| VaultError::KeyFile {
+            what: format!("cannot stat {}", path.display()),
+            source: e,
+        })?;
         if meta.permissions().mode() & 0o077 != 0 {
             return Err(VaultError::MasterKey(format!(
                 "{} is readable by group or others; run chmod 600 on it",
@@ -209,6 +213,23 @@ mod tests {
             std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
             assert!(MasterKey::load_or_create(&path, false).is_err());
         }
+    }
+
+    #[test]
+    fn a_key_file_that_cannot_be_made_keeps_the_file_system_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("master.key");
+        create_secret(&path, "x").unwrap();
+        let e = create_secret(&path, "y").expect_err("never overwritten");
+        let source = std::error::Error::source(&e).expect("the io::Error");
+        let io = source
+            .downcast_ref::<std::io::Error>()
+            .expect("an io::Error");
+        assert_eq!(io.kind(), std::io::ErrorKind::AlreadyExists);
+        assert!(
+            e.to_string().starts_with("master key: cannot create "),
+            "{e}"
+        );
     }
 
     #[test]
