@@ -13,28 +13,35 @@ use wbg_risk::{AccessEvent, EventSink};
 
 const EVENTS: u64 = 40;
 
-/// Waits for the line that says the worker watches its signals and consumes; returns the metrics URL.
-fn wait_started(w: &mut RiskWorker) -> String {
+/// Asks `f` every `every` until it gives a value; once `limit` has passed, fails with what `f` last said.
+fn poll<T>(limit: Duration, every: Duration, mut f: impl FnMut() -> Result<T, String>) -> T {
     let started = Instant::now();
     loop {
+        match f() {
+            Ok(v) => return v,
+            Err(why) => assert!(started.elapsed() < limit, "{why}"),
+        }
+        std::thread::sleep(every);
+    }
+}
+
+/// Waits for the line that says the worker watches its signals and consumes; returns the metrics URL.
+fn wait_started(w: &mut RiskWorker) -> String {
+    poll(Duration::from_secs(30), Duration::from_millis(50), || {
         let log = w.log();
         let url = log
             .lines()
             .find_map(|l| l.strip_prefix("metrics on "))
             .map(str::to_owned);
         if let (Some(url), true) = (url, log.contains("risk worker for partition 0")) {
-            return url;
+            return Ok(url);
         }
         assert!(
             w.child.try_wait().unwrap().is_none(),
             "the worker ended:\n{log}"
         );
-        assert!(
-            started.elapsed() < Duration::from_secs(30),
-            "not started:\n{log}"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+        Err(format!("not started:\n{log}"))
+    })
 }
 
 /// SIGTERM, then the exit status within 20 s.
@@ -44,18 +51,12 @@ fn terminate(w: &mut RiskWorker) -> std::process::ExitStatus {
         .status()
         .unwrap();
     assert!(sent.success());
-    let started = Instant::now();
-    loop {
-        if let Some(status) = w.child.try_wait().unwrap() {
-            return status;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(20),
-            "SIGTERM did not stop the worker:\n{}",
-            w.log()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    poll(Duration::from_secs(20), Duration::from_millis(50), || {
+        w.child
+            .try_wait()
+            .unwrap()
+            .ok_or_else(|| format!("SIGTERM did not stop the worker:\n{}", w.log()))
+    })
 }
 
 /// A sample's value in Prometheus text (the first series of that name).
@@ -125,19 +126,16 @@ fn a_worker_serves_its_metrics_and_stops_cleanly_on_sigterm() {
     for i in 0..EVENTS {
         sink.publish(event(i, t0 + i as i64 * 2_000));
     }
-    let started = Instant::now();
-    let text = loop {
+    let text = poll(Duration::from_secs(30), Duration::from_millis(100), || {
         let text = metrics();
         if sample(&text, "wbguard_risk_worker_events_total") == Some(EVENTS as f64) {
-            break text;
+            return Ok(text);
         }
-        assert!(
-            started.elapsed() < Duration::from_secs(30),
+        Err(format!(
             "the worker's metrics never showed the {EVENTS} events:\n{text}\n{}",
             worker.log()
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    };
+        ))
+    });
     let acked = sample(&text, "wbguard_risk_worker_acked_sequence").expect("the acked sequence");
     assert!(acked >= 1.0, "{text}");
     assert_eq!(
