@@ -40,9 +40,9 @@ pub(super) fn attach(conn: &Connection, dir: &Path) -> Result<(), StoreError> {
     conn.execute("ATTACH DATABASE ?1 AS search", params![file])?;
     conn.pragma_update(Some("search"), "journal_mode", "WAL")?;
     conn.pragma_update(Some("search"), "synchronous", "NORMAL")?;
-    // `cache_size` is a pragma of each attached file: left alone, the index got SQLite's default 2 MB, fewer
-    // pages than the leaves its inserts land on (one per account and waybill active), so every chunk read its
-    // pages back from the file.
+    // `cache_size` is a pragma of each attached file: left alone, the index got SQLite's default 2 MB, fewer pages
+    // than the leaves one transaction of `CHUNK` entries changes (one per active account and waybill, in each
+    // B-tree), which SQLite would spill to the file before the commit and read back.
     conn.pragma_update(Some("search"), "cache_size", -65536)?;
     conn.execute_batch(SCHEMA)?;
     Ok(())
@@ -52,10 +52,10 @@ pub(super) fn attach(conn: &Connection, dir: &Path) -> Result<(), StoreError> {
 /// stamp entries before the log orders them): what a scan of the tail allows for before it stops early.
 const TAIL_CLOCK_SLACK_MS: i64 = 5 * 60_000;
 
-/// Entries indexed per transaction: about what a node at full speed adds to the log in a second, so that upkeep
-/// writes each of the index's leaves it touched once a tick rather than once per few hundred entries (a commit
-/// writes every page it changed; inserts by account and by waybill land on a different leaf each). The index
-/// has a file of its own, so its transaction never holds up the store's group commit.
+/// Entries indexed per transaction: what a node doing 10,000 audited operations a second adds to the log between
+/// two upkeep ticks, so that upkeep writes each index leaf it touched once a tick rather than once per few hundred
+/// entries (a commit writes every page it changed; inserts by account and by waybill land on a different leaf
+/// each). The index has a file of its own, so its transaction never holds up the store's group commit.
 const CHUNK: usize = 10_000;
 
 /// Unindexed entries a search reads past the index at most; beyond, it answers `Unavailable` (only while the
