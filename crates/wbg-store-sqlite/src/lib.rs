@@ -102,6 +102,10 @@ const UPGRADES: &[(u32, &str)] = &[
 /// saw 80-130 ms maxima; at 256 MiB the read maximum stayed under 0.5 ms in most runs.
 const RESTART_LOG_FRAMES: i64 = 65_536;
 
+/// Each connection's page cache for each database file it has open (`PRAGMA cache_size`, negative: in KiB): 64 MB,
+/// for the store's file and for the search index's (`cache_size` is set per attached file).
+const PAGE_CACHE_KIB: i64 = -65_536;
+
 /// PASSIVE passes that may precede a RESTART, each copying what was written during the one before
 /// ([`WalUpkeep::checkpoint`]); they stop at the first that takes less than [`SHORT_PASS`].
 const CATCH_UP_PASSES: usize = 4;
@@ -597,7 +601,7 @@ impl SqliteStore {
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
-        conn.pragma_update(None, "cache_size", -65536)?;
+        conn.pragma_update(None, "cache_size", PAGE_CACHE_KIB)?;
         conn.pragma_update(None, "temp_store", "MEMORY")?;
         // Checkpoints belong to `maintain`, off the request path; this is only the safety net (1 GiB of WAL, past
         // upkeep's restart point) for a process that never calls it.

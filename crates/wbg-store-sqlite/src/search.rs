@@ -43,7 +43,7 @@ pub(super) fn attach(conn: &Connection, dir: &Path) -> Result<(), StoreError> {
     // `cache_size` is a pragma of each attached file: left alone, the index got SQLite's default 2 MB, fewer pages
     // than the leaves one transaction of `CHUNK` entries changes (one per active account and waybill, in each
     // B-tree), which SQLite would spill to the file before the commit and read back.
-    conn.pragma_update(Some("search"), "cache_size", -65536)?;
+    conn.pragma_update(Some("search"), "cache_size", crate::PAGE_CACHE_KIB)?;
     conn.execute_batch(SCHEMA)?;
     Ok(())
 }
