@@ -1,0 +1,15 @@
+//! `wbg-guard`'s integration tests as one test binary, one module per subject, over the shared harness in
+//! `common` (a guard on a scratch store): one link instead of one per file, and the files' tests run side by side.
+mod common;
+
+mod batch_ingest;
+mod canaries;
+mod exports_and_incidents;
+mod holds;
+mod key_rotation;
+mod labels;
+mod lifecycle;
+mod privacy_numbers;
+mod retention;
+mod risk_inline;
+mod thresholds;

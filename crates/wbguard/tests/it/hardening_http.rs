@@ -1,0 +1,424 @@
+//! The findings of the black-box review (issue 19), each tried over real HTTP as it was found: the answer that
+//! told whether a waybill exists, bodies of the wrong JSON shape, framework errors that were not JSON, cacheable
+//! personal data, an export window that overflowed, foreign phone numbers stored as Chinese mobiles, ids that
+//! differ only in case, labels printed by roles that only read, and client-chosen text (device ids, tickets,
+//! reasons, suspects) reaching the audit log or the accounts table in the clear.
+use crate::common;
+
+use common::*;
+use serde_json::{json, Value};
+
+const PHONE: &str = "13800138000";
+
+struct World {
+    s: Server,
+    admin: String,
+    integ: String,
+    courier: String,
+    other_courier: String,
+    auditor: String,
+    _dirs: Dirs,
+}
+
+fn world() -> World {
+    let dirs = Dirs::new("");
+    let admin = dirs.create_account("root", "admin", None);
+    let s = Server::start(&dirs, "info");
+    let integ = s.account(&admin, "I1", "integration", None, None);
+    let courier = s.account(&admin, "C1", "courier", Some("O2"), None);
+    let other_courier = s.account(&admin, "C9", "courier", Some("O9"), None);
+    let auditor = s.account(&admin, "A1", "auditor", None, None);
+    let r = s.post(
+        "/v1/waybills",
+        Some(&integ),
+        &waybill("W1", "M1", "O1", "O2", "王芳", "13800135678", "科技园1号"),
+    );
+    assert_eq!(r.status(), 201, "{}", r.text().unwrap());
+    World {
+        s,
+        admin,
+        integ,
+        courier,
+        other_courier,
+        auditor,
+        _dirs: dirs,
+    }
+}
+
+fn body(r: reqwest::blocking::Response) -> (u16, Value) {
+    let status = r.status().as_u16();
+    (status, r.json().unwrap_or(Value::Null))
+}
+
+#[test]
+fn not_yours_and_no_such_waybill_are_one_answer() {
+    let w = world();
+    // A courier of another outlet asks for a waybill that exists, and for one that does not.
+    let exists = body(w.s.get("/v1/waybills/W1?purpose=delivery", Some(&w.other_courier)));
+    let missing = body(w.s.get("/v1/waybills/W404?purpose=delivery", Some(&w.other_courier)));
+    assert_eq!(exists.0, 404, "{exists:?}");
+    assert_eq!(exists, missing, "the answers must not tell the two apart");
+    // The same for recording an event and printing a label.
+    let ev = json!({"type": "at_outlet", "outlet": "O9"});
+    let exists = body(w.s.post("/v1/waybills/W1/events", Some(&w.other_courier), &ev));
+    let missing = body(w.s.post("/v1/waybills/W404/events", Some(&w.other_courier), &ev));
+    assert_eq!(exists, missing);
+    assert_eq!(exists.0, 404);
+    // The audit log keeps the real reason for the investigators.
+    let out = w.s.get("/v1/alerts", Some(&w.auditor));
+    assert_eq!(out.status(), 200);
+}
+
+#[test]
+fn every_error_is_json_and_bodies_must_be_objects() {
+    let w = world();
+    // A JSON array where an object is expected: serde would fill the struct by position.
+    let r = w.s.post_raw(
+        "/v1/labels/resolve",
+        Some(&w.courier),
+        b"[\"WBG1.x\", \"delivery\"]".to_vec(),
+    );
+    assert_eq!(error_code(r), (400, "invalid_json".into()));
+    let r = w.s.post_raw("/v1/waybills", Some(&w.integ), b"[]".to_vec());
+    assert_eq!(error_code(r), (400, "invalid_json".into()));
+    // 405 (a method the route does not take) and 413 are JSON like every other error; Allow is kept.
+    let r = w.s.delete("/v1/waybills/W1", Some(&w.courier));
+    assert_eq!(r.status(), 405);
+    assert!(r.headers().get("allow").is_some());
+    assert_eq!(error_code(r), (405, "method_not_allowed".into()));
+    // Too large, declared up front: refused before a byte of the body is read.
+    let answer = w.s.raw_exchange(&format!(
+        "POST /v1/waybills HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {}\r\n\
+         Content-Type: application/json\r\nContent-Length: 20000000\r\n\r\n",
+        w.integ
+    ));
+    assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
+    assert!(
+        answer
+            .to_ascii_lowercase()
+            .contains("content-type: application/json"),
+        "{answer}"
+    );
+    assert!(answer.contains("payload_too_large"), "{answer}");
+    // A path segment that does not parse as the number the route wants.
+    let r = w.s.get("/v1/policies/notanumber", Some(&w.admin));
+    assert_eq!(error_code(r), (400, "invalid_request".into()));
+}
+
+#[test]
+fn personal_data_is_never_cacheable() {
+    let w = world();
+    for (kind, outlet, courier) in [
+        ("picked_up", "O1", None),
+        ("at_outlet", "O2", None),
+        ("out_for_delivery", "O2", Some("C1")),
+    ] {
+        let r = w.s.post(
+            "/v1/waybills/W1/events",
+            Some(&w.integ),
+            &json!({"type": kind, "outlet": outlet, "courier": courier}),
+        );
+        assert_eq!(r.status(), 200);
+    }
+    let r =
+        w.s.get("/v1/waybills/W1?purpose=delivery", Some(&w.courier));
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["cache-control"], "no-store");
+    let r = w.s.get("/v1/me", Some(&w.courier));
+    assert_eq!(r.headers()["cache-control"], "no-store");
+}
+
+#[test]
+fn an_export_window_cannot_overflow_past_its_limit() {
+    let w = world();
+    let merchant = w.s.account(&w.admin, "M1x", "merchant", None, Some("M1"));
+    for (from, to) in [
+        (i64::MIN, 1_i64),
+        (i64::MIN, i64::MAX),
+        (-1, 1),
+        (0, i64::MAX),
+    ] {
+        let r = w.s.post(
+            "/v1/exports",
+            Some(&merchant),
+            &json!({"purpose": "customer_service", "from": from, "to": to}),
+        );
+        assert_eq!(
+            error_code(r),
+            (400, "invalid_request".into()),
+            "{from}..{to}"
+        );
+    }
+}
+
+#[test]
+fn foreign_numbers_case_twins_and_phone_shaped_ids_are_refused() {
+    let w = world();
+    // +1 555 … is not a Chinese mobile that happens to start with 15.
+    let mut wb = waybill(
+        "W2",
+        "M1",
+        "O1",
+        "O2",
+        "王芳",
+        "+1 555 123 4567",
+        "科技园1号",
+    );
+    let r = w.s.post("/v1/waybills", Some(&w.integ), &wb);
+    assert_eq!(error_code(r), (400, "invalid_request".into()));
+    // Waybill numbers are one record whatever their case.
+    wb["recipient"]["phone"] = json!("13800135678");
+    wb["waybill_no"] = json!("w1");
+    assert_eq!(w.s.post("/v1/waybills", Some(&w.integ), &wb).status(), 409);
+    // Account ids keep their case, but a twin differing only in case is refused.
+    let r = w.s.post(
+        "/v1/accounts",
+        Some(&w.admin),
+        &json!({"id": "i1", "role": "integration"}),
+    );
+    assert_eq!(error_code(r), (409, "conflict".into()));
+    // An account id is in every audit entry: not a phone number.
+    let r = w.s.post(
+        "/v1/accounts",
+        Some(&w.admin),
+        &json!({"id": PHONE, "role": "integration"}),
+    );
+    let (status, v) = body(r);
+    assert_eq!(status, 400);
+    assert!(!v.to_string().contains(PHONE), "{v}");
+}
+
+#[test]
+fn only_print_stations_print_labels() {
+    let w = world();
+    let station =
+        w.s.account(&w.admin, "P1", "print_station", Some("O1"), None);
+    // A courier with a masked view of the parcel may not print it (it would take the station's first print).
+    let r =
+        w.s.get("/v1/waybills/W1/label?format=zpl", Some(&w.courier));
+    assert_eq!(error_code(r), (404, "not_found".into()));
+    let r = w.s.get("/v1/waybills/W1/label?format=zpl", Some(&station));
+    assert_eq!(r.status(), 200);
+    assert_eq!(
+        r.headers()["x-label-copy"],
+        "1",
+        "the station's first print is copy 1"
+    );
+}
+
+#[test]
+fn client_chosen_text_never_reaches_the_record_in_the_clear() {
+    let w = world();
+    // A phone-shaped device id is kept only as its keyed pseudonym.
+    let r = w.s.auth_get(
+        "/v1/waybills/W1?purpose=delivery",
+        &w.courier,
+        &[("x-device-id", PHONE)],
+    );
+    assert_eq!(r.status(), 200);
+    let entries: Vec<String> = (0..40)
+        .map(|i| w.s.get(&format!("/v1/audit/entries/{i}"), Some(&w.auditor)))
+        .filter(|r| r.status() == 200)
+        .map(|r| r.text().unwrap())
+        .collect();
+    assert!(!entries.is_empty());
+    assert!(entries.iter().all(|e| !e.contains(PHONE)), "{entries:?}");
+    assert!(
+        entries.iter().any(|e| e.contains("\"device\":\"d-")),
+        "{entries:?}"
+    );
+    // A ticket that holds a phone number is refused, not recorded.
+    let r = w.s.get(
+        &format!("/v1/waybills/W1?purpose=customer_service&ticket=T{PHONE}"),
+        Some(&w.courier),
+    );
+    let (status, v) = body(r);
+    assert_eq!(status, 400);
+    assert!(!v.to_string().contains(PHONE));
+    // A suspension reason is kept in the clear: no phone number in it.
+    let r = w.s.post(
+        "/v1/accounts/C9/suspend",
+        Some(&w.admin),
+        &json!({"reason": format!("sold {PHONE}")}),
+    );
+    let (status, v) = body(r);
+    assert_eq!(status, 400);
+    assert!(!v.to_string().contains(PHONE));
+    // An incident names accounts and exports that exist, and echoes nothing else.
+    let r = w.s.post(
+        "/v1/forensics/incidents",
+        Some(&w.auditor),
+        &json!({"suspects": [PHONE], "from": 0, "to": 1}),
+    );
+    let (status, v) = body(r);
+    assert_eq!(status, 400);
+    assert!(!v.to_string().contains(PHONE), "{v}");
+    for e in (0..60)
+        .map(|i| w.s.get(&format!("/v1/audit/entries/{i}"), Some(&w.auditor)))
+        .filter(|r| r.status() == 200)
+        .map(|r| r.text().unwrap())
+    {
+        assert!(!e.contains(PHONE), "{e}");
+    }
+}
+
+#[test]
+fn metrics_are_described_from_the_start_and_openapi_documents_every_answer() {
+    let w = world();
+    let text = w.s.get("/metrics", None).text().unwrap();
+    for name in [
+        "wbguard_http_requests_total",
+        "wbguard_reads_total",
+        "wbguard_accounts_suspended",
+        "wbguard_audit_entries",
+        "wbguard_audit_checkpoint_age_seconds",
+        "wbguard_webhook_failed_total",
+        "wbguard_build_info",
+    ] {
+        assert!(
+            text.contains(&format!("# HELP {name}")),
+            "{name} has no HELP:\n{text}"
+        );
+        assert!(
+            text.contains(&format!("# TYPE {name}")),
+            "{name} has no TYPE"
+        );
+    }
+    assert!(
+        text.contains("# TYPE wbguard_http_request_seconds histogram"),
+        "{text}"
+    );
+    assert!(
+        text.contains("wbguard_http_request_seconds_bucket{"),
+        "{text}"
+    );
+    let api: Value = w.s.get("/openapi.json", None).json().unwrap();
+    let mut secured = 0;
+    for (path, item) in api["paths"].as_object().unwrap() {
+        for (method, op) in item.as_object().unwrap() {
+            assert!(op["summary"].is_string(), "{method} {path} has no summary");
+            assert!(op["tags"].is_array(), "{method} {path} has no tag");
+            if op["security"].is_array() {
+                secured += 1;
+                assert!(
+                    op["responses"]["401"].is_object(),
+                    "{method} {path} documents no 401"
+                );
+            }
+        }
+    }
+    assert!(secured > 30);
+}
+
+#[test]
+fn a_forwarded_address_counts_only_from_a_trusted_proxy() {
+    for (trusted, expect_forwarded) in [(false, false), (true, true)] {
+        let dirs = Dirs::new("");
+        if trusted {
+            let mut c = std::fs::read_to_string(&dirs.config).unwrap();
+            c.push_str("[server]\ntrusted_proxies = [\"127.0.0.1\"]\n");
+            std::fs::write(&dirs.config, c).unwrap();
+        }
+        let admin = dirs.create_account("root", "admin", None);
+        let s = Server::start(&dirs, "info");
+        let auditor = s.account(&admin, "A1", "auditor", None, None);
+        // A lookup of a number that does not exist is audited, with where it came from.
+        let r = s.auth_get(
+            "/v1/waybills/W404?purpose=breach_notification",
+            &auditor,
+            &[("x-forwarded-for", "198.51.100.23")],
+        );
+        assert_eq!(r.status(), 404);
+        let found = (0..30)
+            .map(|i| s.get(&format!("/v1/audit/entries/{i}"), Some(&auditor)))
+            .filter(|r| r.status() == 200)
+            .map(|r| r.text().unwrap())
+            .any(|e| e.contains("198.51.100.23"));
+        assert_eq!(found, expect_forwarded, "trusted proxy: {trusted}");
+    }
+}
+
+#[test]
+fn tls_serves_https_with_the_configured_certificate() {
+    let dirs = Dirs::new("");
+    let cert = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
+    let (cert_path, key_path) = (
+        dirs.root.path().join("cert.pem"),
+        dirs.root.path().join("key.pem"),
+    );
+    std::fs::write(&cert_path, cert.cert.pem()).unwrap();
+    std::fs::write(&key_path, cert.key_pair.serialize_pem()).unwrap();
+    let mut c = std::fs::read_to_string(&dirs.config).unwrap();
+    c.push_str(&format!(
+        "[tls]\ncert = \"{}\"\nkey = \"{}\"\n",
+        cert_path.display(),
+        key_path.display()
+    ));
+    std::fs::write(&dirs.config, c).unwrap();
+    dirs.create_account("root", "admin", None);
+    let s = Server::start(&dirs, "info");
+    assert!(s.base.starts_with("https://"), "{}", s.base);
+    let base = s.base.replace("127.0.0.1", "localhost");
+    let trusting = reqwest::blocking::Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(cert.cert.pem().as_bytes()).unwrap())
+        .build()
+        .unwrap();
+    let r = trusting.get(format!("{base}/healthz")).send().unwrap();
+    assert_eq!(r.status(), 200);
+    // A client that does not trust the certificate gets no answer; plain HTTP gets none either.
+    assert!(reqwest::blocking::get(format!("{base}/healthz")).is_err());
+    let plain = base.replace("https://", "http://");
+    assert!(reqwest::blocking::get(format!("{plain}/healthz"))
+        .map_or(true, |r| !r.status().is_success()));
+}
+
+#[test]
+fn an_operators_reason_is_sealed_in_the_accounts_table() {
+    let w = world();
+    let reason = "suspected of renting the account to 张伟";
+    let r = w.s.post(
+        "/v1/accounts/C9/suspend",
+        Some(&w.admin),
+        &json!({ "reason": reason }),
+    );
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.json::<Value>().unwrap()["status_reason"], reason);
+    // The table holds it sealed, bound to the account; the admins' list shows it opened.
+    let db = rusqlite::Connection::open(w._dirs.data.join("wbguard.db")).unwrap();
+    let stored: String = db
+        .query_row(
+            "SELECT status_reason FROM accounts WHERE id = 'C9'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert!(
+        stored.starts_with("sealed:") && !stored.contains("张伟"),
+        "{stored}"
+    );
+    let list: Value = w.s.get("/v1/accounts", Some(&w.admin)).json().unwrap();
+    let c9 = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["id"] == "C9")
+        .unwrap();
+    assert_eq!(c9["status_reason"], reason);
+    // Moved onto another account's row, it does not open.
+    db.execute(
+        "UPDATE accounts SET status = 'suspended', status_reason = ?1 WHERE id = 'C1'",
+        [&stored],
+    )
+    .unwrap();
+    let list: Value = w.s.get("/v1/accounts", Some(&w.admin)).json().unwrap();
+    let c1 = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["id"] == "C1")
+        .unwrap();
+    assert!(
+        !c1["status_reason"].as_str().unwrap().contains("张伟"),
+        "{c1}"
+    );
+}
