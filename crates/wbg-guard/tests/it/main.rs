@@ -1,5 +1,6 @@
-//! `wbg-guard`'s integration tests as one test binary, one module per subject, over the shared harness in
-//! `common` (a guard on a scratch store): one link instead of one per file, and the files' tests run side by side.
+//! `wbg-guard`'s integration tests as one test binary, one module per subject, with the helpers in `common` (a
+//! look for bytes in a store's files, a risk hook that lets a set number of accesses through): one link instead of
+//! one per file, and the files' tests run side by side.
 mod common;
 
 mod batch_ingest;
