@@ -197,3 +197,50 @@ fn an_abandoned_audit_number_is_voided_and_its_late_writer_fails() {
     let r = wbg_store::conformance::verify(&s, &signer).unwrap();
     assert_eq!(r.entries, 2);
 }
+
+/// The read path keeps connections of its own (no pool check per statement): when PostgreSQL drops them — a
+/// restart, an administrator's `pg_terminate_backend` — the next lookups and group commits find out before use
+/// (a connection that has waited over a second is checked) and open new ones, so no read fails for it.
+#[test]
+fn the_read_path_reconnects_after_postgres_drops_its_connections() {
+    let Some(scratch) = Scratch::new() else {
+        return;
+    };
+    let app = format!("wbg_t_{:016x}", rand::random::<u64>());
+    let url = format!("{}&application_name={app}", scratch.url());
+    let s = PgStore::connect(&url, true).unwrap();
+    let no = wbg_core::WaybillNo::parse("W1").unwrap();
+    let read_and_audit = |what: &str| {
+        let snap = s.read_snapshot(&[7u8; 32], &no).wait().unwrap();
+        assert!(snap.account.is_none(), "an unknown token");
+        s.append_audit_grouped(vec![wbg_audit::AuditEntry::new(1, "node", what)])
+            .wait()
+            .unwrap()
+    };
+    assert_eq!(read_and_audit("before"), 0);
+    let (rt, admin) = scratch.admin();
+    let dropped: i64 = rt
+        .block_on(
+            sqlx::query_scalar(
+                "WITH ours AS MATERIALIZED (SELECT pid FROM pg_stat_activity WHERE application_name = $1) \
+                 SELECT count(*) FROM ours WHERE pg_terminate_backend(pid)",
+            )
+            .bind(&app)
+            .fetch_one(&admin),
+        )
+        .unwrap();
+    assert!(
+        dropped >= 2,
+        "the lookup's and the commit's connections, at least: {dropped}"
+    );
+    std::thread::sleep(std::time::Duration::from_millis(1_200));
+    assert_eq!(read_and_audit("after"), 1);
+    s.append_audit(wbg_audit::AuditEntry::new(1, "node", "pooled"))
+        .unwrap();
+    let signer = wbg_audit::note::NoteSigner::generate("test/audit").unwrap();
+    wbg_store::conformance::sign_head(&s, &signer);
+    assert_eq!(
+        wbg_store::conformance::verify(&s, &signer).unwrap().entries,
+        3
+    );
+}
