@@ -244,3 +244,132 @@ fn the_read_path_reconnects_after_postgres_drops_its_connections() {
         3
     );
 }
+
+/// Scan events of jobs committed together go in one statement per table; when some job's would not apply (two
+/// scanners file the same parcel from the same status, or one files from a status it no longer has), the group
+/// falls back to job by job: each job is told its own outcome and only the jobs that applied leave events and
+/// audit entries. The store runs one commit at a time, and a row lock held outside makes the waiting jobs one
+/// group.
+#[test]
+fn scan_events_committed_together_keep_each_jobs_outcome() {
+    use wbg_core::{EventType, OutletId, StatusEvent, WaybillNo, WaybillStatus};
+    use wbg_store::conformance::{entry, waybill};
+    use wbg_store::{EventRecord, EventWrite, StoreError};
+    let Some(scratch) = Scratch::new() else {
+        return;
+    };
+    let url = scratch.url();
+    let one = wbg_store_pg::Lanes {
+        lookups: 1,
+        commits: 1,
+    };
+    let s = PgStore::connect_with(&url, true, one).unwrap();
+    let nos: Vec<String> = (0..12).map(|i| format!("W{i}")).collect();
+    let batch: Vec<_> = nos.iter().map(|n| waybill(n)).collect();
+    s.insert_waybills(&batch, entry("ingest")).unwrap();
+    let scan = |no: &str, expected: WaybillStatus| {
+        let (mut next, _) = s.waybill(&WaybillNo::parse(no).unwrap()).unwrap().unwrap();
+        next.status = WaybillStatus::PickedUp;
+        next.updated_at = 9;
+        let record = EventRecord {
+            at: 9,
+            event: StatusEvent {
+                kind: EventType::PickedUp,
+                outlet: OutletId::parse("O1").unwrap(),
+                courier: None,
+                at: None,
+            },
+            actor: "I1".into(),
+        };
+        s.record_events(
+            vec![EventWrite {
+                next,
+                expected,
+                record,
+            }],
+            entry("event"),
+        )
+    };
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let pool = rt.block_on(sqlx::PgPool::connect(&url)).unwrap();
+    // Each round: a job on a locked waybill holds the one commit lane while the others queue behind it.
+    let round = |blocker: &str, jobs: &[(&str, WaybillStatus)]| {
+        let mut lock = rt.block_on(pool.begin()).unwrap();
+        rt.block_on(
+            sqlx::query("SELECT 1 FROM waybills WHERE no = $1 FOR UPDATE")
+                .bind(blocker)
+                .execute(&mut *lock),
+        )
+        .unwrap();
+        let first = scan(blocker, WaybillStatus::Created);
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        let tickets: Vec<_> = jobs.iter().map(|(no, from)| scan(no, *from)).collect();
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        rt.block_on(lock.commit()).unwrap();
+        assert!(first.wait().is_ok());
+        tickets.into_iter().map(|t| t.wait()).collect::<Vec<_>>()
+    };
+    let created = WaybillStatus::Created;
+    let all_apply = round(
+        "W0",
+        &[
+            ("W1", created),
+            ("W2", created),
+            ("W3", created),
+            ("W4", created),
+        ],
+    );
+    assert!(all_apply.iter().all(Result::is_ok), "{all_apply:?}");
+    let mixed = round(
+        "W5",
+        &[
+            ("W6", created),
+            ("W7", created),
+            ("W7", created),
+            ("W8", WaybillStatus::InTransit),
+            ("W9", created),
+        ],
+    );
+    let conflict = |r: &Result<u64, StoreError>| matches!(r, Err(StoreError::Conflict(_)));
+    assert!(
+        mixed[0].is_ok() && mixed[1].is_ok() && mixed[4].is_ok(),
+        "{mixed:?}"
+    );
+    assert!(conflict(&mixed[2]), "the second scan of W7: {:?}", mixed[2]);
+    assert!(conflict(&mixed[3]), "W8 is not in transit: {:?}", mixed[3]);
+    for (no, events) in [
+        ("W1", 1),
+        ("W6", 1),
+        ("W7", 1),
+        ("W8", 0),
+        ("W9", 1),
+        ("W10", 0),
+    ] {
+        let no = WaybillNo::parse(no).unwrap();
+        assert_eq!(s.events(&no).unwrap().len(), events, "{no}");
+        let (meta, _) = s.waybill(&no).unwrap().unwrap();
+        let status = if events == 1 {
+            WaybillStatus::PickedUp
+        } else {
+            created
+        };
+        assert_eq!(meta.status, status, "{no}");
+    }
+    // The ingest, two blockers and the seven jobs that applied; every seq told once, the log unbroken.
+    let seqs: std::collections::BTreeSet<u64> = all_apply
+        .iter()
+        .chain(&mixed)
+        .filter_map(|r| r.as_ref().ok().copied())
+        .collect();
+    assert_eq!(seqs.len(), 7);
+    assert_eq!(s.audit_size().unwrap(), 10);
+    let signer = wbg_audit::note::NoteSigner::generate("test/audit").unwrap();
+    wbg_store::conformance::sign_head(&s, &signer);
+    assert_eq!(
+        wbg_store::conformance::verify(&s, &signer).unwrap().entries,
+        10
+    );
+}
