@@ -252,9 +252,9 @@ fn the_read_path_reconnects_after_postgres_drops_its_connections() {
 /// group.
 #[test]
 fn scan_events_committed_together_keep_each_jobs_outcome() {
-    use wbg_core::{EventType, OutletId, StatusEvent, WaybillNo, WaybillStatus};
-    use wbg_store::conformance::{entry, waybill};
-    use wbg_store::{EventRecord, EventWrite, StoreError};
+    use wbg_core::{WaybillNo, WaybillStatus};
+    use wbg_store::conformance::{entry, picked_up, waybill};
+    use wbg_store::{EventWrite, StoreError};
     let Some(scratch) = Scratch::new() else {
         return;
     };
@@ -271,21 +271,11 @@ fn scan_events_committed_together_keep_each_jobs_outcome() {
         let (mut next, _) = s.waybill(&WaybillNo::parse(no).unwrap()).unwrap().unwrap();
         next.status = WaybillStatus::PickedUp;
         next.updated_at = 9;
-        let record = EventRecord {
-            at: 9,
-            event: StatusEvent {
-                kind: EventType::PickedUp,
-                outlet: OutletId::parse("O1").unwrap(),
-                courier: None,
-                at: None,
-            },
-            actor: "I1".into(),
-        };
         s.record_events(
             vec![EventWrite {
                 next,
                 expected,
-                record,
+                record: picked_up(9),
             }],
             entry("event"),
         )

@@ -143,6 +143,20 @@ pub fn waybill(no: &str) -> SealedWaybill {
     }
 }
 
+/// A pick-up scan at outlet O1 at `at`, filed by the integration I1.
+pub fn picked_up(at: i64) -> EventRecord {
+    EventRecord {
+        at,
+        event: StatusEvent {
+            kind: EventType::PickedUp,
+            outlet: OutletId::parse("O1").unwrap(),
+            courier: None,
+            at: None,
+        },
+        actor: "I1".into(),
+    }
+}
+
 /// Signs and stores a checkpoint of the log as it is now.
 pub fn sign_head(store: &dyn Store, signer: &NoteSigner) {
     let (size, root) = store.audit_head().unwrap();
@@ -386,16 +400,7 @@ pub fn events_check_the_expected_status(s: &dyn Store) {
         .unwrap()
         .unwrap();
     meta.status = WaybillStatus::PickedUp;
-    let ev = EventRecord {
-        at: 9,
-        event: StatusEvent {
-            kind: EventType::PickedUp,
-            outlet: OutletId::parse("O1").unwrap(),
-            courier: None,
-            at: None,
-        },
-        actor: "I1".into(),
-    };
+    let ev = picked_up(9);
     s.record_event(&meta, WaybillStatus::Created, &ev, entry("event"))
         .unwrap();
     assert!(matches!(
