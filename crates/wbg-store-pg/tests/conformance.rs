@@ -24,12 +24,7 @@ impl Scratch {
     }
 
     fn admin(&self) -> (tokio::runtime::Runtime, sqlx::PgPool) {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        let pool = rt.block_on(sqlx::PgPool::connect(&self.base)).unwrap();
-        (rt, pool)
+        connect(&self.base)
     }
 
     pub fn url(&self) -> String {
@@ -45,6 +40,16 @@ impl Scratch {
     pub fn store(&self) -> PgStore {
         PgStore::connect(&self.url(), true).unwrap()
     }
+}
+
+/// A pool on `url` of its own, for a test's statements beside the store's, with the runtime that drives it.
+fn connect(url: &str) -> (tokio::runtime::Runtime, sqlx::PgPool) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let pool = rt.block_on(sqlx::PgPool::connect(url)).unwrap();
+    (rt, pool)
 }
 
 impl Drop for Scratch {
@@ -155,11 +160,7 @@ fn an_abandoned_audit_number_is_voided_and_its_late_writer_fails() {
     };
     let url = scratch.url();
     let s = PgStore::connect(&url, true).unwrap();
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let pool = rt.block_on(sqlx::PgPool::connect(&url)).unwrap();
+    let (rt, pool) = connect(&url);
     let mut stalled = rt.block_on(pool.begin()).unwrap();
     let taken: i64 = rt
         .block_on(sqlx::query_scalar("SELECT nextval('audit_seq_alloc')").fetch_one(&mut *stalled))
@@ -264,8 +265,7 @@ fn scan_events_committed_together_keep_each_jobs_outcome() {
         commits: 1,
     };
     let s = PgStore::connect_with(&url, true, one).unwrap();
-    let nos: Vec<String> = (0..12).map(|i| format!("W{i}")).collect();
-    let batch: Vec<_> = nos.iter().map(|n| waybill(n)).collect();
+    let batch: Vec<_> = (0..12).map(|i| waybill(&format!("W{i}"))).collect();
     s.insert_waybills(&batch, entry("ingest")).unwrap();
     let scan = |no: &str, expected: WaybillStatus| {
         let (mut next, _) = s.waybill(&WaybillNo::parse(no).unwrap()).unwrap().unwrap();
@@ -280,11 +280,7 @@ fn scan_events_committed_together_keep_each_jobs_outcome() {
             entry("event"),
         )
     };
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let pool = rt.block_on(sqlx::PgPool::connect(&url)).unwrap();
+    let (rt, pool) = connect(&url);
     // Each round: a job on a locked waybill holds the one commit lane while the others queue behind it.
     let round = |blocker: &str, jobs: &[(&str, WaybillStatus)]| {
         let mut lock = rt.block_on(pool.begin()).unwrap();
