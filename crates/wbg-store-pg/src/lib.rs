@@ -57,6 +57,8 @@ pub struct PgStore {
     appender: tokio::sync::mpsc::UnboundedSender<Append>,
     /// Guarded reads' lookups, made in groups by [`group_lookups`].
     lookups: tokio::sync::mpsc::UnboundedSender<Lookup>,
+    /// Label prints, counted in groups by [`group_prints`].
+    prints: tokio::sync::mpsc::UnboundedSender<Print>,
     /// The store's own runtime (`None` only while it is dropped).
     rt: Option<tokio::runtime::Runtime>,
 }
@@ -97,8 +99,9 @@ impl Default for Lanes {
 
 impl Lanes {
     /// The most of either kind a node may keep in flight. Each lane keeps a connection of its own, beside the
-    /// pool's 16 (the integrator, upkeep and everything off the read path) and the node lock's one: a node
-    /// opens at most 29 connections to PostgreSQL, 24 with the default lanes, and only as it needs them.
+    /// pool's 16 (the integrator, upkeep and everything off the read path), the label print counts' one and the
+    /// node lock's one: a node opens at most 30 connections to PostgreSQL, 25 with the default lanes, and only
+    /// as it needs them.
     pub const MAX: u32 = 6;
 
     /// Each kind within `1..=MAX` (a configuration is checked before it gets here; this keeps the store safe
@@ -190,26 +193,74 @@ impl Kept {
     }
 
     /// An idle kept connection (checked first if it waited long), or a new one with the pool's options.
-    async fn take(&self) -> Result<sqlx::PgConnection, StoreError> {
+    async fn take(&self) -> Result<Lease, StoreError> {
         let idle = self.idle.lock().ok().and_then(|mut idle| idle.pop());
+        let lease = |c| Lease {
+            kept: self.clone(),
+            c,
+        };
         if let Some((mut c, since)) = idle {
             if since.elapsed() <= KEPT_IDLE {
-                return Ok(c);
+                return Ok(lease(c));
             }
             let ping = tokio::time::timeout(KEPT_PING, sqlx::Connection::ping(&mut c)).await;
             if matches!(ping, Ok(Ok(()))) {
-                return Ok(c);
+                return Ok(lease(c));
             }
         }
         let opts = self.pool.connect_options();
-        sqlx::Connection::connect_with(&*opts).await.map_err(db)
+        let c = sqlx::Connection::connect_with(&*opts).await.map_err(db)?;
+        Ok(lease(c))
     }
+}
 
-    /// Keeps `c` for the next statement if its work succeeded; else closes it.
-    fn give_back(&self, c: sqlx::PgConnection, ok: bool) {
-        if ok {
-            if let Ok(mut idle) = self.idle.lock() {
-                idle.push((c, std::time::Instant::now()));
+/// A kept connection out for one piece of work: [`Lease::keep`] puts it back once the work has succeeded; a lease
+/// dropped without that closes its connection (it may be broken, or in the middle of something).
+struct Lease {
+    kept: Kept,
+    c: sqlx::PgConnection,
+}
+
+impl Lease {
+    /// Keeps the connection for the next statement.
+    fn keep(self) {
+        if let Ok(mut idle) = self.kept.idle.lock() {
+            idle.push((self.c, std::time::Instant::now()));
+        }
+    }
+}
+
+/// Waits for a job, then for a free lane, then takes every job that arrived behind it, up to `most`: under load a
+/// group carries what came while the lanes were busy. `None` once the store is gone.
+async fn next_group<J>(
+    rx: &mut tokio::sync::mpsc::UnboundedReceiver<J>,
+    lanes: &std::sync::Arc<tokio::sync::Semaphore>,
+    most: usize,
+) -> Option<(tokio::sync::OwnedSemaphorePermit, Vec<J>)> {
+    let first = rx.recv().await?;
+    let slot = lanes.clone().acquire_owned().await.ok()?;
+    let mut group = vec![first];
+    while group.len() < most {
+        match rx.try_recv() {
+            Ok(next) => group.push(next),
+            Err(_) => break,
+        }
+    }
+    Some((slot, group))
+}
+
+/// Tells each job of a group its own result (`results` in the jobs' order), or every one the group's failure.
+fn answer<T>(replies: Vec<TicketSender<T>>, results: Result<Vec<T>, StoreError>) {
+    match results {
+        Ok(results) => {
+            for (reply, r) in replies.into_iter().zip(results) {
+                reply.send(Ok(r));
+            }
+        }
+        Err(e) => {
+            let why = std::sync::Arc::new(e);
+            for reply in replies {
+                reply.send(Err(StoreError::Db(DbError::shared(why.clone()))));
             }
         }
     }
@@ -219,14 +270,13 @@ impl Kept {
 /// so a job that conflicts is undone alone and told why) and audit entries in one transaction, on a kept
 /// connection; each job is told its first entry's number.
 async fn commit_group(kept: &Kept, mut batch: Vec<Append>) {
-    let committed = match kept.take().await {
-        Ok(mut c) => {
-            let done = commit_in(&mut c, &mut batch).await;
-            kept.give_back(c, done.is_ok());
-            done
-        }
-        Err(e) => Err(e),
-    };
+    let committed = async {
+        let mut lease = kept.take().await?;
+        let done = commit_in(&mut lease.c, &mut batch).await?;
+        lease.keep();
+        Ok(done)
+    }
+    .await;
     match committed {
         Ok((seqs, outcomes)) => {
             // Each job is told its own first entry's number (the numbers of one commit need not be
@@ -247,12 +297,10 @@ async fn commit_group(kept: &Kept, mut batch: Vec<Append>) {
                 }
             }
         }
-        Err(e) => {
-            let why = std::sync::Arc::new(e);
-            for (_, _, reply) in batch {
-                reply.send(Err(StoreError::Db(DbError::shared(why.clone()))));
-            }
-        }
+        Err(e) => answer(
+            batch.into_iter().map(|(_, _, reply)| reply).collect(),
+            Err(e),
+        ),
     }
 }
 
@@ -484,10 +532,13 @@ impl PgStore {
         rt.spawn(group_commit(pool.clone(), queue, lanes.commits));
         let (lookups, asked) = tokio::sync::mpsc::unbounded_channel();
         rt.spawn(group_lookups(pool.clone(), asked, lanes.lookups));
+        let (prints, printed) = tokio::sync::mpsc::unbounded_channel();
+        rt.spawn(group_prints(pool.clone(), printed));
         let store = PgStore {
             pool,
             appender,
             lookups,
+            prints,
             rt: Some(rt),
         };
         if migrate {
@@ -1046,51 +1097,107 @@ async fn group_lookups(
 ) {
     let kept = Kept::new(pool);
     let slots = std::sync::Arc::new(tokio::sync::Semaphore::new(lanes as usize));
-    while let Some(first) = rx.recv().await {
-        let Ok(slot) = slots.clone().acquire_owned().await else {
-            return;
-        };
-        // Taken after a slot is free: lookups that arrived while every slot was busy join this statement.
-        let mut batch = vec![first];
-        while batch.len() < LOOKUPS {
-            match rx.try_recv() {
-                Ok(next) => batch.push(next),
-                Err(_) => break,
-            }
-        }
+    while let Some((slot, group)) = next_group(&mut rx, &slots, LOOKUPS).await {
         let kept = kept.clone();
         tokio::spawn(async move {
-            let keys: Vec<(&[u8; 32], &WaybillNo)> = batch.iter().map(|(h, n, _)| (h, n)).collect();
-            let snaps = match kept.take().await {
-                Ok(mut c) => {
-                    let snaps = read_snapshots(&mut c, &keys).await;
-                    kept.give_back(c, snaps.is_ok());
-                    snaps
-                }
-                Err(e) => Err(e),
-            };
-            match snaps {
-                Ok(snaps) => {
-                    for ((_, _, reply), snap) in batch.into_iter().zip(snaps) {
-                        reply.send(Ok(snap));
-                    }
-                }
-                Err(e) => {
-                    let why = std::sync::Arc::new(e);
-                    for (_, _, reply) in batch {
-                        reply.send(Err(StoreError::Db(DbError::shared(why.clone()))));
-                    }
-                }
+            let (keys, replies): (Vec<_>, Vec<_>) = group
+                .into_iter()
+                .map(|(h, n, reply)| ((h, n), reply))
+                .unzip();
+            let snaps = async {
+                let mut lease = kept.take().await?;
+                let snaps = read_snapshots(&mut lease.c, &keys).await?;
+                lease.keep();
+                Ok(snaps)
             }
+            .await;
+            answer(replies, snaps);
             drop(slot);
         });
     }
 }
 
+/// A label print to count: the waybill, when, and who is told which print of it this was.
+type Print = (WaybillNo, Millis, TicketSender<u32>);
+
+/// Label prints one statement counts at most.
+const PRINTS: usize = 256;
+
+/// Counts label prints in groups: every print waiting goes into one statement (its own transaction), on a kept
+/// connection, one statement at a time. Each print was a transaction of its own on the pool before — a WAL flush
+/// and, with the pool's pings, three round trips per label — after the print job's read had committed its audit
+/// entry in a group already.
+async fn group_prints(pool: PgPool, mut rx: tokio::sync::mpsc::UnboundedReceiver<Print>) {
+    let kept = Kept::new(pool);
+    let lane = std::sync::Arc::new(tokio::sync::Semaphore::new(1));
+    while let Some((slot, group)) = next_group(&mut rx, &lane, PRINTS).await {
+        let kept = kept.clone();
+        tokio::spawn(async move {
+            let (prints, replies): (Vec<_>, Vec<_>) = group
+                .into_iter()
+                .map(|(no, at, reply)| ((no, at), reply))
+                .unzip();
+            let copies = async {
+                let mut lease = kept.take().await?;
+                let copies = count_prints(&mut lease.c, &prints).await?;
+                lease.keep();
+                Ok(copies)
+            }
+            .await;
+            answer(replies, copies);
+            drop(slot);
+        });
+    }
+}
+
+/// Counts `prints` in one statement: each waybill's count goes up by its prints in the group, and each print is
+/// told its own place in that count, in the group's order. The rows are taken in waybill order, so two such
+/// statements (two nodes') never wait on each other's rows in opposite orders.
+async fn count_prints(
+    c: &mut sqlx::PgConnection,
+    prints: &[(WaybillNo, Millis)],
+) -> Result<Vec<u32>, StoreError> {
+    let rows: Vec<(String, i32)> = sqlx::query_as(
+        "INSERT INTO label_prints AS l (no, prints, last_at)
+         SELECT no, count(*)::int, max(at) FROM UNNEST($1::text[], $2::int8[]) AS u(no, at)
+         GROUP BY no ORDER BY no
+         ON CONFLICT (no) DO UPDATE SET prints = l.prints + EXCLUDED.prints, last_at = EXCLUDED.last_at
+         RETURNING no, prints",
+    )
+    .bind(prints.iter().map(|(no, _)| no.as_str()).collect::<Vec<_>>())
+    .bind(prints.iter().map(|(_, at)| *at).collect::<Vec<_>>())
+    .fetch_all(c)
+    .await
+    .map_err(db)?;
+    let mut in_group: std::collections::HashMap<&str, i64> = Default::default();
+    for (no, _) in prints {
+        *in_group.entry(no.as_str()).or_default() += 1;
+    }
+    // Each waybill's first print in this group: its count now, less its prints in the group, plus one.
+    let mut next: std::collections::HashMap<&str, i64> = Default::default();
+    for (no, total) in &rows {
+        if let Some((no, k)) = in_group.get_key_value(no.as_str()) {
+            next.insert(no, i64::from(*total) - k + 1);
+        }
+    }
+    prints
+        .iter()
+        .map(|(no, _)| {
+            let copy = next
+                .get_mut(no.as_str())
+                .ok_or_else(|| corrupt("a label print was not counted"))?;
+            let this =
+                u32::try_from(*copy).map_err(|_| corrupt("label print count out of range"))?;
+            *copy += 1;
+            Ok(this)
+        })
+        .collect()
+}
+
 /// The snapshots of several reads in one statement, in the order asked (an unknown token's is empty).
 async fn read_snapshots(
     c: &mut sqlx::PgConnection,
-    keys: &[(&[u8; 32], &WaybillNo)],
+    keys: &[([u8; 32], WaybillNo)],
 ) -> Result<Vec<ReadSnapshot>, StoreError> {
     let rows = sqlx::query(&format!(
         "SELECT {ACCOUNT_COLS},
@@ -1121,7 +1228,7 @@ async fn read_snapshots(
             .ok()
             .and_then(|i| out.get_mut(i))
             .ok_or_else(|| corrupt("a lookup answered for a request it was not asked"))?;
-        *slot = snapshot_of(keys[i as usize - 1].1, &r)?;
+        *slot = snapshot_of(&keys[i as usize - 1].1, &r)?;
     }
     Ok(out)
 }
@@ -1738,19 +1845,15 @@ impl Waybills for PgStore {
     }
 
     fn count_label_print(&self, no: &WaybillNo, at: Millis) -> Ticket<u32> {
-        let (pool, no) = (self.pool.clone(), no.clone());
-        self.spawn(async move {
-            let prints: i32 = sqlx::query_scalar(
-                "INSERT INTO label_prints (no, prints, last_at) VALUES ($1, 1, $2)
-                 ON CONFLICT (no) DO UPDATE SET prints = label_prints.prints + 1, last_at = $2 RETURNING prints",
-            )
-            .bind(no.as_str())
-            .bind(at)
-            .fetch_one(&pool)
-            .await
-            .map_err(db)?;
-            u32::try_from(prints).map_err(|_| corrupt("label print count out of range"))
-        })
+        let (tx, ticket) = Ticket::channel();
+        if let Err(tokio::sync::mpsc::error::SendError((_, _, tx))) =
+            self.prints.send((no.clone(), at, tx))
+        {
+            tx.send(Err(StoreError::Db(
+                "the label print counts have stopped".into(),
+            )));
+        }
+        ticket
     }
 
     fn insert_waybills(

@@ -359,3 +359,63 @@ fn scan_events_committed_together_keep_each_jobs_outcome() {
         10
     );
 }
+
+#[test]
+fn label_prints_counted_in_groups_and_on_two_nodes_each_get_a_copy_number_of_their_own() {
+    use std::collections::BTreeMap;
+    use wbg_core::WaybillNo;
+    let Some(scratch) = Scratch::new() else {
+        return;
+    };
+    let url = scratch.url();
+    let (a, b) = (
+        PgStore::connect(&url, true).unwrap(),
+        PgStore::connect(&url, true).unwrap(),
+    );
+    let no = |s: &str| WaybillNo::parse(s).unwrap();
+    assert_eq!(a.count_label_print(&no("P0"), 1).wait().unwrap(), 1);
+    // While P0's row is locked, node a's next count waits on it with the lane, and what follows queues up
+    // behind it as one group; node b counts the same waybills meanwhile.
+    let (rt, pool) = connect(&url);
+    let mut lock = rt.block_on(pool.begin()).unwrap();
+    rt.block_on(
+        sqlx::query("SELECT 1 FROM label_prints WHERE no = 'P0' FOR UPDATE").execute(&mut *lock),
+    )
+    .unwrap();
+    let held = a.count_label_print(&no("P0"), 2);
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let order = ["P0", "P1", "P0", "P2", "P1", "P0", "P3"];
+    let on_a: Vec<_> = order
+        .iter()
+        .map(|n| (*n, a.count_label_print(&no(n), 3)))
+        .collect();
+    let on_b: Vec<_> = (0..20)
+        .map(|i| order[i % order.len()])
+        .map(|n| (n, b.count_label_print(&no(n), 4)))
+        .collect();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    rt.block_on(lock.commit()).unwrap();
+    assert_eq!(held.wait().unwrap(), 2);
+    let mut copies: BTreeMap<&str, Vec<u32>> = BTreeMap::from([("P0", vec![1, 2])]);
+    let mut a_copies: BTreeMap<&str, Vec<u32>> = BTreeMap::new();
+    for (n, t) in on_a {
+        let c = t.wait().unwrap();
+        a_copies.entry(n).or_default().push(c);
+        copies.entry(n).or_default().push(c);
+    }
+    for (n, t) in on_b {
+        copies.entry(n).or_default().push(t.wait().unwrap());
+    }
+    for (n, cs) in &a_copies {
+        assert!(cs.windows(2).all(|w| w[0] < w[1]), "{n}: {cs:?}");
+    }
+    for (n, cs) in copies.iter_mut() {
+        cs.sort_unstable();
+        let want: Vec<u32> = (1..=cs.len() as u32).collect();
+        assert_eq!(*cs, want, "{n}: every print has a copy number of its own");
+    }
+    let counted: i32 = rt
+        .block_on(sqlx::query_scalar("SELECT SUM(prints)::int FROM label_prints").fetch_one(&pool))
+        .unwrap();
+    assert_eq!(counted, 2 + 7 + 20);
+}
