@@ -59,6 +59,8 @@ pub struct PgStore {
     lookups: tokio::sync::mpsc::UnboundedSender<Lookup>,
     /// Label prints, counted in groups by [`group_prints`].
     prints: tokio::sync::mpsc::UnboundedSender<Print>,
+    /// Public tracking lookups, made in groups by [`group_tracks`].
+    tracks: tokio::sync::mpsc::UnboundedSender<Track>,
     /// The store's own runtime (`None` only while it is dropped).
     rt: Option<tokio::runtime::Runtime>,
 }
@@ -99,9 +101,9 @@ impl Default for Lanes {
 
 impl Lanes {
     /// The most of either kind a node may keep in flight. Each lane keeps a connection of its own, beside the
-    /// pool's 16 (the integrator, upkeep and everything off the read path), the label print counts' one and the
-    /// node lock's one: a node opens at most 30 connections to PostgreSQL, 25 with the default lanes, and only
-    /// as it needs them.
+    /// pool's 16 (the integrator, upkeep and everything off the read path), one each for label print counts and
+    /// tracking lookups, and the node lock's one: a node opens at most 31 connections to PostgreSQL, 26 with the
+    /// default lanes, and only as it needs them.
     pub const MAX: u32 = 6;
 
     /// Each kind within `1..=MAX` (a configuration is checked before it gets here; this keeps the store safe
@@ -534,11 +536,14 @@ impl PgStore {
         rt.spawn(group_lookups(pool.clone(), asked, lanes.lookups));
         let (prints, printed) = tokio::sync::mpsc::unbounded_channel();
         rt.spawn(group_prints(pool.clone(), printed));
+        let (tracks, tracked) = tokio::sync::mpsc::unbounded_channel();
+        rt.spawn(group_tracks(pool.clone(), tracked));
         let store = PgStore {
             pool,
             appender,
             lookups,
             prints,
+            tracks,
             rt: Some(rt),
         };
         if migrate {
@@ -1194,6 +1199,76 @@ async fn count_prints(
         .collect()
 }
 
+/// A public tracking lookup: the waybill, and who is told what it found.
+type Track = (
+    WaybillNo,
+    TicketSender<Option<(WaybillMeta, Vec<EventRecord>)>>,
+);
+
+/// Tracking lookups one statement makes at most.
+const TRACKS: usize = 64;
+
+/// Makes public tracking lookups in groups, as [`group_lookups`] does guarded reads': every lookup waiting goes
+/// into one statement (a waybill and its events, from one snapshot), on a kept connection, one statement at a
+/// time. Each lookup was two statements on the pool before, with the pool's two pings around each.
+async fn group_tracks(pool: PgPool, mut rx: tokio::sync::mpsc::UnboundedReceiver<Track>) {
+    let kept = Kept::new(pool);
+    let lane = std::sync::Arc::new(tokio::sync::Semaphore::new(1));
+    while let Some((slot, group)) = next_group(&mut rx, &lane, TRACKS).await {
+        let kept = kept.clone();
+        tokio::spawn(async move {
+            let (nos, replies): (Vec<_>, Vec<_>) = group.into_iter().unzip();
+            let found = async {
+                let mut lease = kept.take().await?;
+                let found = tracking_snapshots(&mut lease.c, &nos).await?;
+                lease.keep();
+                Ok(found)
+            }
+            .await;
+            answer(replies, found);
+            drop(slot);
+        });
+    }
+}
+
+/// Each waybill of `nos` with its events, in one statement, in the order asked (`None` for one not stored). The
+/// sealed fields stay in the database: a tracking lookup never sees them.
+async fn tracking_snapshots(
+    c: &mut sqlx::PgConnection,
+    nos: &[WaybillNo],
+) -> Result<Vec<Option<(WaybillMeta, Vec<EventRecord>)>>, StoreError> {
+    let rows = sqlx::query(&format!(
+        "SELECT q.i, w.merchant, w.origin_outlet, w.destination_outlet, w.courier, w.status, w.created_at,
+                w.updated_at, w.signed_at, w.bucket, '\\x'::bytea,
+                ev.ats, ev.types, ev.outlets, ev.couriers, ev.actors, ev.ids
+         FROM UNNEST($1::text[]) WITH ORDINALITY AS q(no, i)
+         JOIN waybills w ON w.no = q.no
+         LEFT JOIN LATERAL ({EVENTS_OF_W}) ev ON true"
+    ))
+    .bind(nos.iter().map(WaybillNo::as_str).collect::<Vec<_>>())
+    .fetch_all(c)
+    .await
+    .map_err(db)?;
+    let mut out: Vec<Option<(WaybillMeta, Vec<EventRecord>)>> = nos.iter().map(|_| None).collect();
+    for r in rows {
+        let i: i64 = r.try_get(0).map_err(db)?;
+        let (no, slot) = usize::try_from(i - 1)
+            .ok()
+            .and_then(|i| Some((nos.get(i)?, out.get_mut(i)?)))
+            .ok_or_else(|| corrupt("a tracking lookup answered for a waybill it was not asked"))?;
+        if let Some((meta, _)) = waybill_from(no, &r, 1)? {
+            *slot = Some((meta, events_from(&r, 11, 16)?));
+        }
+    }
+    Ok(out)
+}
+
+/// A waybill's events (of `w`, joined laterally) aggregated into one row: arrays of times, types, outlets,
+/// couriers, actors and ids, in the order recorded.
+const EVENTS_OF_W: &str = "SELECT array_agg(e.at) AS ats, array_agg(e.type) AS types, \
+     array_agg(e.outlet) AS outlets, array_agg(e.courier) AS couriers, array_agg(e.actor) AS actors, \
+     array_agg(e.id) AS ids FROM (SELECT * FROM waybill_events e WHERE e.no = w.no ORDER BY e.id) e";
+
 /// The snapshots of several reads in one statement, in the order asked (an unknown token's is empty).
 async fn read_snapshots(
     c: &mut sqlx::PgConnection,
@@ -1209,10 +1284,7 @@ async fn read_snapshots(
          JOIN tokens t ON t.hash = q.hash AND (t.expires_at IS NULL OR t.expires_at > $3)
          JOIN accounts a ON a.id = t.account_id
          LEFT JOIN waybills w ON w.no = q.no
-         LEFT JOIN LATERAL (
-             SELECT array_agg(e.at) AS ats, array_agg(e.type) AS types, array_agg(e.outlet) AS outlets,
-                    array_agg(e.courier) AS couriers, array_agg(e.actor) AS actors, array_agg(e.id) AS ids
-             FROM (SELECT * FROM waybill_events e WHERE e.no = w.no ORDER BY e.id) e) ev ON true
+         LEFT JOIN LATERAL ({EVENTS_OF_W}) ev ON true
          LEFT JOIN privacy_numbers p ON p.waybill_no = w.no AND a.role = 'courier'"
     ))
     .bind(keys.iter().map(|(h, _)| h.to_vec()).collect::<Vec<_>>())
@@ -1246,48 +1318,8 @@ fn snapshot_of(no: &WaybillNo, r: &sqlx::postgres::PgRow) -> Result<ReadSnapshot
         r.try_get(6).map_err(g)?,
         r.try_get(7).map_err(g)?,
     ))?;
-    let merchant: Option<String> = r.try_get(8).map_err(g)?;
-    let waybill = match merchant {
-        None => None,
-        Some(merchant) => Some(rows::waybill(
-            no,
-            (
-                merchant,
-                r.try_get(9).map_err(g)?,
-                r.try_get(10).map_err(g)?,
-                r.try_get(11).map_err(g)?,
-                r.try_get(12).map_err(g)?,
-                r.try_get(13).map_err(g)?,
-                r.try_get(14).map_err(g)?,
-                r.try_get(15).map_err(g)?,
-                r.try_get(16).map_err(g)?,
-                r.try_get(17).map_err(g)?,
-            ),
-        )?),
-    };
-    let ats: Option<Vec<i64>> = r.try_get(18).map_err(g)?;
-    let types: Option<Vec<String>> = r.try_get(19).map_err(g)?;
-    let outlets: Option<Vec<String>> = r.try_get(20).map_err(g)?;
-    let couriers: Option<Vec<Option<String>>> = r.try_get(21).map_err(g)?;
-    let actors: Option<Vec<String>> = r.try_get(22).map_err(g)?;
-    let ids: Option<Vec<i64>> = r.try_get(28).map_err(g)?;
-    // One aggregate step fills every array from the same rows in the same order; the ids put them in the
-    // order the events were recorded (the ordered subquery gives that order in practice, which SQL does not
-    // promise an aggregate keeps).
-    let mut events = ids
-        .unwrap_or_default()
-        .into_iter()
-        .zip(ats.unwrap_or_default())
-        .zip(types.unwrap_or_default())
-        .zip(outlets.unwrap_or_default())
-        .zip(couriers.unwrap_or_default())
-        .zip(actors.unwrap_or_default())
-        .map(|(((((id, at), t), o), c), a)| Ok((id, rows::event((at, t, o, c, a))?)))
-        .collect::<Result<Vec<_>, StoreError>>()?;
-    if !events.is_sorted_by_key(|(id, _)| *id) {
-        events.sort_by_key(|(id, _)| *id);
-    }
-    let events = events.into_iter().map(|(_, e)| e).collect();
+    let waybill = waybill_from(no, r, 8)?;
+    let events = events_from(r, 18, 28)?;
     let number: Option<String> = r.try_get(23).map_err(g)?;
     let number = match number {
         None => None,
@@ -1304,6 +1336,66 @@ fn snapshot_of(no: &WaybillNo, r: &sqlx::postgres::PgRow) -> Result<ReadSnapshot
         events,
         number,
     })
+}
+
+/// Waybill `no` from the ten columns of a row that start at `at` (merchant … sealed, as [`rows::WaybillRow`]),
+/// `None` when the merchant is null (no such waybill).
+fn waybill_from(
+    no: &WaybillNo,
+    r: &sqlx::postgres::PgRow,
+    at: usize,
+) -> Result<Option<(WaybillMeta, Vec<u8>)>, StoreError> {
+    let g = |e: sqlx::Error| db(e);
+    let merchant: Option<String> = r.try_get(at).map_err(g)?;
+    let Some(merchant) = merchant else {
+        return Ok(None);
+    };
+    let row = (
+        merchant,
+        r.try_get(at + 1).map_err(g)?,
+        r.try_get(at + 2).map_err(g)?,
+        r.try_get(at + 3).map_err(g)?,
+        r.try_get(at + 4).map_err(g)?,
+        r.try_get(at + 5).map_err(g)?,
+        r.try_get(at + 6).map_err(g)?,
+        r.try_get(at + 7).map_err(g)?,
+        r.try_get(at + 8).map_err(g)?,
+        r.try_get(at + 9).map_err(g)?,
+    );
+    rows::waybill(no, row).map(Some)
+}
+
+/// A waybill's events from the aggregated columns of a row: five arrays from `at` (times, types, outlets,
+/// couriers, actors) and the events' ids at `ids`.
+fn events_from(
+    r: &sqlx::postgres::PgRow,
+    at: usize,
+    ids: usize,
+) -> Result<Vec<EventRecord>, StoreError> {
+    let g = |e: sqlx::Error| db(e);
+    let ats: Option<Vec<i64>> = r.try_get(at).map_err(g)?;
+    let types: Option<Vec<String>> = r.try_get(at + 1).map_err(g)?;
+    let outlets: Option<Vec<String>> = r.try_get(at + 2).map_err(g)?;
+    let couriers: Option<Vec<Option<String>>> = r.try_get(at + 3).map_err(g)?;
+    let actors: Option<Vec<String>> = r.try_get(at + 4).map_err(g)?;
+    let ids: Option<Vec<i64>> = r.try_get(ids).map_err(g)?;
+    // One aggregate step fills every array from the same rows in the same order; the ids put them in the
+    // order the events were recorded (the ordered subquery gives that order in practice, which SQL does not
+    // promise an aggregate keeps).
+    let mut events = ids
+        .unwrap_or_default()
+        .into_iter()
+        .zip(ats.unwrap_or_default())
+        .zip(types.unwrap_or_default())
+        .zip(outlets.unwrap_or_default())
+        .zip(couriers.unwrap_or_default())
+        .zip(actors.unwrap_or_default())
+        .map(|(((((id, at), t), o), c), a)| Ok((id, rows::event((at, t, o, c, a))?)))
+        .collect::<Result<Vec<_>, StoreError>>()?;
+    if !events.is_sorted_by_key(|(id, _)| *id) {
+        events.sort_by_key(|(id, _)| *id);
+    }
+    Ok(events.into_iter().map(|(_, e)| e).collect())
 }
 
 /// A waybill row with its number first.
@@ -1834,14 +1926,15 @@ impl Waybills for PgStore {
     }
 
     fn tracking_snapshot(&self, no: &WaybillNo) -> Ticket<Option<(WaybillMeta, Vec<EventRecord>)>> {
-        let (pool, no) = (self.pool.clone(), no.clone());
-        self.spawn(async move {
-            let mut c = pool.acquire().await.map_err(db)?;
-            match waybill_in(&mut c, &no).await? {
-                Some((meta, _)) => Ok(Some((meta, events_in(&mut c, &no).await?))),
-                None => Ok(None),
-            }
-        })
+        let (tx, ticket) = Ticket::channel();
+        if let Err(tokio::sync::mpsc::error::SendError((_, tx))) =
+            self.tracks.send((no.clone(), tx))
+        {
+            tx.send(Err(StoreError::Db(
+                "the tracking lookups have stopped".into(),
+            )));
+        }
+        ticket
     }
 
     fn count_label_print(&self, no: &WaybillNo, at: Millis) -> Ticket<u32> {

@@ -51,6 +51,10 @@ pub fn run_all(fresh: &dyn Fn() -> Box<dyn Store>) {
             events_check_the_expected_status,
         ),
         (
+            "a_tracking_snapshot_is_the_waybill_and_its_events",
+            a_tracking_snapshot_is_the_waybill_and_its_events,
+        ),
+        (
             "a_guarded_read_snapshots_and_group_commits_its_entry",
             a_guarded_read_snapshots_and_group_commits_its_entry,
         ),
@@ -410,6 +414,39 @@ pub fn events_check_the_expected_status(s: &dyn Store) {
     let evs = s.events(&meta.waybill_no).unwrap();
     assert_eq!(evs.len(), 1);
     assert_eq!(evs[0].event.kind, EventType::PickedUp);
+}
+
+/// A public tracking lookup sees a waybill's metadata and its events in the order recorded, and nothing of a
+/// waybill not stored; lookups asked together (as a busy tracking page asks them) each get their own.
+pub fn a_tracking_snapshot_is_the_waybill_and_its_events(s: &dyn Store) {
+    s.insert_waybills(&[waybill("W1"), waybill("W2")], entry("ingest"))
+        .unwrap();
+    let no = |n: &str| WaybillNo::parse(n).unwrap();
+    let (mut meta, _) = s.waybill(&no("W1")).unwrap().unwrap();
+    meta.status = WaybillStatus::PickedUp;
+    s.record_event(&meta, WaybillStatus::Created, &picked_up(9), entry("event"))
+        .unwrap();
+    meta.status = WaybillStatus::InTransit;
+    let mut onward = picked_up(12);
+    onward.event.kind = EventType::InTransit;
+    s.record_event(&meta, WaybillStatus::PickedUp, &onward, entry("event"))
+        .unwrap();
+    let asked = ["W1", "W2", "W9", "W1"];
+    let tickets: Vec<_> = asked.iter().map(|n| s.tracking_snapshot(&no(n))).collect();
+    let found: Vec<_> = tickets.into_iter().map(|t| t.wait().unwrap()).collect();
+    for (n, f) in asked.iter().zip(&found) {
+        let stored = s.waybill(&no(n)).unwrap().map(|(meta, _)| meta);
+        assert_eq!(f.as_ref().map(|(meta, _)| meta), stored.as_ref(), "{n}");
+    }
+    let kinds = |f: &Option<(WaybillMeta, Vec<EventRecord>)>| {
+        f.as_ref()
+            .map(|(_, evs)| evs.iter().map(|e| (e.at, e.event.kind)).collect::<Vec<_>>())
+    };
+    let w1 = Some(vec![(9, EventType::PickedUp), (12, EventType::InTransit)]);
+    assert_eq!(kinds(&found[0]), w1);
+    assert_eq!(kinds(&found[1]), Some(vec![]));
+    assert_eq!(kinds(&found[2]), None);
+    assert_eq!(kinds(&found[3]), w1);
 }
 
 /// A guarded read's snapshot holds the account, the waybill and its events; an unknown token sees nothing; its
