@@ -142,8 +142,10 @@ pub const EVENTS_PER_MESSAGE: usize = 256;
 
 /// How long the publisher waits, after an event, for more to send with it. An event reaches its worker this
 /// much later at most (the node's own engine has assessed it at once), and the stream and the workers'
-/// acknowledgements cost per message, not per read.
-pub const LINGER: std::time::Duration = std::time::Duration::from_millis(5);
+/// acknowledgements cost per message, not per read: at 5 ms, NATS spent 7.8 µs of CPU per guarded read with one
+/// node and 11.6 µs with two (each node's messages half as full); at 20 ms, 4.2 and 6.6 µs (`/proc` over 6 s of
+/// `scripts/bench pg1bus pg2`'s reads, 2026-12-05).
+pub const LINGER: std::time::Duration = std::time::Duration::from_millis(20);
 
 /// One message's events, oldest first: a JSON array, or one JSON object as nodes before batching published.
 fn decode(payload: &[u8]) -> Result<Vec<AccessEvent>, serde_json::Error> {
@@ -176,8 +178,8 @@ fn messages(cfg: &NatsConfig, events: Vec<AccessEvent>) -> Vec<(u32, Vec<AccessE
 }
 
 /// A guard node's publishing end: hands events to a background task that publishes them with JetStream
-/// acknowledgements, in order. Never blocks the guard: a full queue drops and counts. The events of a few
-/// milliseconds ([`LINGER`] from the first) go out together, one message per partition: the stream, and each
+/// acknowledgements, in order. Never blocks the guard: a full queue drops and counts. The events of
+/// [`LINGER`] from the first go out together, one message per partition: the stream, and each
 /// worker's acknowledgements, cost per message, not per read.
 pub struct NatsSink {
     tx: tokio::sync::mpsc::Sender<AccessEvent>,
