@@ -214,6 +214,13 @@ impl Kept {
         let c = sqlx::Connection::connect_with(&*opts).await.map_err(db)?;
         Ok(lease(c))
     }
+
+    /// Keeps `c`, whose work succeeded, for the next statement.
+    fn put(&self, c: sqlx::PgConnection) {
+        if let Ok(mut idle) = self.idle.lock() {
+            idle.push((c, std::time::Instant::now()));
+        }
+    }
 }
 
 /// A kept connection out for one piece of work: [`Lease::keep`] puts it back once the work has succeeded; a lease
@@ -226,9 +233,7 @@ struct Lease {
 impl Lease {
     /// Keeps the connection for the next statement.
     fn keep(self) {
-        if let Ok(mut idle) = self.kept.idle.lock() {
-            idle.push((self.c, std::time::Instant::now()));
-        }
+        self.kept.put(self.c);
     }
 }
 
@@ -249,6 +254,43 @@ async fn next_group<J>(
         }
     }
     Some((slot, group))
+}
+
+/// A read-path loop: takes its jobs in groups ([`next_group`], up to `most`), at most `lanes` groups at once,
+/// each run by `run` in one statement on a kept connection — kept for the next group when the statement
+/// succeeded, closed otherwise — and tells each job its own result.
+async fn in_groups<K, T, F, Fut>(
+    pool: PgPool,
+    mut rx: tokio::sync::mpsc::UnboundedReceiver<(K, TicketSender<T>)>,
+    lanes: u32,
+    most: usize,
+    run: F,
+) where
+    K: Send + 'static,
+    T: Send + 'static,
+    F: Fn(sqlx::PgConnection, Vec<K>) -> Fut + Copy + Send + 'static,
+    Fut: Future<Output = (sqlx::PgConnection, Result<Vec<T>, StoreError>)> + Send,
+{
+    let kept = Kept::new(pool);
+    let slots = std::sync::Arc::new(tokio::sync::Semaphore::new(lanes as usize));
+    while let Some((slot, group)) = next_group(&mut rx, &slots, most).await {
+        let kept = kept.clone();
+        tokio::spawn(async move {
+            let (jobs, replies): (Vec<K>, Vec<_>) = group.into_iter().unzip();
+            let results = match kept.take().await {
+                Ok(lease) => {
+                    let (c, results) = run(lease.c, jobs).await;
+                    if results.is_ok() {
+                        kept.put(c);
+                    }
+                    results
+                }
+                Err(e) => Err(e),
+            };
+            answer(replies, results);
+            drop(slot);
+        });
+    }
 }
 
 /// Tells each job of a group its own result (`results` in the jobs' order), or every one the group's failure.
@@ -1087,7 +1129,7 @@ async fn binding_of_waybill(
 /// A guarded read's lookups in one statement (one round trip): the token's account, the waybill, its events
 /// and, for a courier, its privacy-number binding. An unknown token returns no row, and nothing else is read.
 /// Guarded reads' lookups waiting to be made together: the token's hash, the waybill, who awaits the result.
-type Lookup = ([u8; 32], WaybillNo, TicketSender<ReadSnapshot>);
+type Lookup = (([u8; 32], WaybillNo), TicketSender<ReadSnapshot>);
 
 /// Lookups one statement makes at most.
 const LOOKUPS: usize = 64;
@@ -1095,35 +1137,16 @@ const LOOKUPS: usize = 64;
 /// Makes guarded reads' lookups in groups: every lookup waiting when a statement slot frees up goes into one
 /// statement, so under load a read costs PostgreSQL a share of one statement rather than one of its own (the
 /// per-statement work — a round trip, executor start-up, a snapshot — was most of a lookup's cost).
-async fn group_lookups(
-    pool: PgPool,
-    mut rx: tokio::sync::mpsc::UnboundedReceiver<Lookup>,
-    lanes: u32,
-) {
-    let kept = Kept::new(pool);
-    let slots = std::sync::Arc::new(tokio::sync::Semaphore::new(lanes as usize));
-    while let Some((slot, group)) = next_group(&mut rx, &slots, LOOKUPS).await {
-        let kept = kept.clone();
-        tokio::spawn(async move {
-            let (keys, replies): (Vec<_>, Vec<_>) = group
-                .into_iter()
-                .map(|(h, n, reply)| ((h, n), reply))
-                .unzip();
-            let snaps = async {
-                let mut lease = kept.take().await?;
-                let snaps = read_snapshots(&mut lease.c, &keys).await?;
-                lease.keep();
-                Ok(snaps)
-            }
-            .await;
-            answer(replies, snaps);
-            drop(slot);
-        });
-    }
+async fn group_lookups(pool: PgPool, rx: tokio::sync::mpsc::UnboundedReceiver<Lookup>, lanes: u32) {
+    in_groups(pool, rx, lanes, LOOKUPS, |mut c, keys| async move {
+        let snaps = read_snapshots(&mut c, &keys).await;
+        (c, snaps)
+    })
+    .await
 }
 
 /// A label print to count: the waybill, when, and who is told which print of it this was.
-type Print = (WaybillNo, Millis, TicketSender<u32>);
+type Print = ((WaybillNo, Millis), TicketSender<u32>);
 
 /// Label prints one statement counts at most.
 const PRINTS: usize = 256;
@@ -1132,27 +1155,12 @@ const PRINTS: usize = 256;
 /// connection, one statement at a time. Each print was a transaction of its own on the pool before — a WAL flush
 /// and, with the pool's pings, three round trips per label — after the print job's read had committed its audit
 /// entry in a group already.
-async fn group_prints(pool: PgPool, mut rx: tokio::sync::mpsc::UnboundedReceiver<Print>) {
-    let kept = Kept::new(pool);
-    let lane = std::sync::Arc::new(tokio::sync::Semaphore::new(1));
-    while let Some((slot, group)) = next_group(&mut rx, &lane, PRINTS).await {
-        let kept = kept.clone();
-        tokio::spawn(async move {
-            let (prints, replies): (Vec<_>, Vec<_>) = group
-                .into_iter()
-                .map(|(no, at, reply)| ((no, at), reply))
-                .unzip();
-            let copies = async {
-                let mut lease = kept.take().await?;
-                let copies = count_prints(&mut lease.c, &prints).await?;
-                lease.keep();
-                Ok(copies)
-            }
-            .await;
-            answer(replies, copies);
-            drop(slot);
-        });
-    }
+async fn group_prints(pool: PgPool, rx: tokio::sync::mpsc::UnboundedReceiver<Print>) {
+    in_groups(pool, rx, 1, PRINTS, |mut c, prints| async move {
+        let copies = count_prints(&mut c, &prints).await;
+        (c, copies)
+    })
+    .await
 }
 
 /// Counts `prints` in one statement: each waybill's count goes up by its prints in the group, and each print is
@@ -1211,24 +1219,12 @@ const TRACKS: usize = 64;
 /// Makes public tracking lookups in groups, as [`group_lookups`] does guarded reads': every lookup waiting goes
 /// into one statement (a waybill and its events, from one snapshot), on a kept connection, one statement at a
 /// time. Each lookup was two statements on the pool before, with the pool's two pings around each.
-async fn group_tracks(pool: PgPool, mut rx: tokio::sync::mpsc::UnboundedReceiver<Track>) {
-    let kept = Kept::new(pool);
-    let lane = std::sync::Arc::new(tokio::sync::Semaphore::new(1));
-    while let Some((slot, group)) = next_group(&mut rx, &lane, TRACKS).await {
-        let kept = kept.clone();
-        tokio::spawn(async move {
-            let (nos, replies): (Vec<_>, Vec<_>) = group.into_iter().unzip();
-            let found = async {
-                let mut lease = kept.take().await?;
-                let found = tracking_snapshots(&mut lease.c, &nos).await?;
-                lease.keep();
-                Ok(found)
-            }
-            .await;
-            answer(replies, found);
-            drop(slot);
-        });
-    }
+async fn group_tracks(pool: PgPool, rx: tokio::sync::mpsc::UnboundedReceiver<Track>) {
+    in_groups(pool, rx, 1, TRACKS, |mut c, nos| async move {
+        let found = tracking_snapshots(&mut c, &nos).await;
+        (c, found)
+    })
+    .await
 }
 
 /// Each waybill of `nos` with its events, in one statement, in the order asked (`None` for one not stored). The
@@ -1535,8 +1531,8 @@ impl Store for PgStore {
         // Joins the next grouped lookup on this store's own runtime: an async caller awaits the ticket without
         // blocking.
         let (tx, ticket) = Ticket::channel();
-        if let Err(tokio::sync::mpsc::error::SendError((_, _, tx))) =
-            self.lookups.send((*token_hash, no.clone(), tx))
+        if let Err(tokio::sync::mpsc::error::SendError((_, tx))) =
+            self.lookups.send(((*token_hash, no.clone()), tx))
         {
             tx.send(Err(StoreError::Db("the read lookups have stopped".into())));
         }
@@ -1939,8 +1935,8 @@ impl Waybills for PgStore {
 
     fn count_label_print(&self, no: &WaybillNo, at: Millis) -> Ticket<u32> {
         let (tx, ticket) = Ticket::channel();
-        if let Err(tokio::sync::mpsc::error::SendError((_, _, tx))) =
-            self.prints.send((no.clone(), at, tx))
+        if let Err(tokio::sync::mpsc::error::SendError((_, tx))) =
+            self.prints.send(((no.clone(), at), tx))
         {
             tx.send(Err(StoreError::Db(
                 "the label print counts have stopped".into(),
