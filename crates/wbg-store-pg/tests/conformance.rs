@@ -360,6 +360,9 @@ fn scan_events_committed_together_keep_each_jobs_outcome() {
     );
 }
 
+/// Label prints are counted in groups, one statement for every print waiting: each print is still told its own
+/// copy number, in the order its node asked, and two nodes counting the same waybills at once never hand out a
+/// number twice. A row lock held outside makes one node's prints queue up as one group.
 #[test]
 fn label_prints_counted_in_groups_and_on_two_nodes_each_get_a_copy_number_of_their_own() {
     use std::collections::BTreeMap;
