@@ -68,7 +68,7 @@ pub struct PgStore {
 /// Work waiting for the group commit: scan events to apply all or none (in a savepoint of their own, so one
 /// job's conflict undoes only that job), and audit entries (in order); the first entry's seq (or the failure)
 /// goes to the sender.
-type Append = (Vec<EventWrite>, Vec<AuditEntry>, TicketSender<u64>);
+type Append = ((Vec<EventWrite>, Vec<AuditEntry>), TicketSender<u64>);
 
 /// Entries one group commit takes at most.
 const GROUP: usize = 256;
@@ -132,26 +132,13 @@ async fn group_commit(
 ) {
     let kept = Kept::new(pool);
     let slots = std::sync::Arc::new(tokio::sync::Semaphore::new(lanes as usize));
-    while let Some(first) = rx.recv().await {
-        let Ok(mut slot) = slots.clone().acquire_owned().await else {
-            return;
-        };
-        // Taken once a slot is free: jobs that arrived while every slot was busy join this transaction.
-        let mut batch = vec![first];
-        let mut waiting = batch[0].0.len() + batch[0].1.len();
-        while waiting < GROUP {
-            match rx.try_recv() {
-                Ok(next) => {
-                    waiting += next.0.len() + next.1.len();
-                    batch.push(next);
-                }
-                Err(_) => break,
-            }
-        }
+    // A group is up to GROUP entries and events, counted over its jobs.
+    let size = |((events, audit), _): &Append| events.len() + audit.len();
+    while let Some((mut slot, batch)) = next_group(&mut rx, &slots, GROUP, size).await {
         // (With one lane, every group runs alone already.)
         let alone = batch
             .iter()
-            .any(|(events, audit, _)| !events.is_empty() || audit.len() > 1);
+            .any(|((events, audit), _)| !events.is_empty() || audit.len() > 1);
         if alone && lanes > 1 {
             let Ok(rest) = slots.clone().acquire_many_owned(lanes - 1).await else {
                 return;
@@ -194,25 +181,21 @@ impl Kept {
         }
     }
 
-    /// An idle kept connection (checked first if it waited long), or a new one with the pool's options.
-    async fn take(&self) -> Result<Lease, StoreError> {
+    /// An idle kept connection (checked first if it waited long), or a new one with the pool's options. Given
+    /// back with [`Kept::put`] once its work has succeeded; one dropped instead is closed.
+    async fn take(&self) -> Result<sqlx::PgConnection, StoreError> {
         let idle = self.idle.lock().ok().and_then(|mut idle| idle.pop());
-        let lease = |c| Lease {
-            kept: self.clone(),
-            c,
-        };
         if let Some((mut c, since)) = idle {
             if since.elapsed() <= KEPT_IDLE {
-                return Ok(lease(c));
+                return Ok(c);
             }
             let ping = tokio::time::timeout(KEPT_PING, sqlx::Connection::ping(&mut c)).await;
             if matches!(ping, Ok(Ok(()))) {
-                return Ok(lease(c));
+                return Ok(c);
             }
         }
         let opts = self.pool.connect_options();
-        let c = sqlx::Connection::connect_with(&*opts).await.map_err(db)?;
-        Ok(lease(c))
+        sqlx::Connection::connect_with(&*opts).await.map_err(db)
     }
 
     /// Keeps `c`, whose work succeeded, for the next statement.
@@ -223,37 +206,42 @@ impl Kept {
     }
 }
 
-/// A kept connection out for one piece of work: [`Lease::keep`] puts it back once the work has succeeded; a lease
-/// dropped without that closes its connection (it may be broken, or in the middle of something).
-struct Lease {
-    kept: Kept,
-    c: sqlx::PgConnection,
-}
-
-impl Lease {
-    /// Keeps the connection for the next statement.
-    fn keep(self) {
-        self.kept.put(self.c);
-    }
-}
-
-/// Waits for a job, then for a free lane, then takes every job that arrived behind it, up to `most`: under load a
-/// group carries what came while the lanes were busy. `None` once the store is gone.
+/// Waits for a job, then for a free lane, then takes every job that arrived behind it until the group's `size`
+/// reaches `most`: under load a group carries what came while the lanes were busy. `None` once the store is
+/// gone.
 async fn next_group<J>(
     rx: &mut tokio::sync::mpsc::UnboundedReceiver<J>,
     lanes: &std::sync::Arc<tokio::sync::Semaphore>,
     most: usize,
+    size: impl Fn(&J) -> usize,
 ) -> Option<(tokio::sync::OwnedSemaphorePermit, Vec<J>)> {
     let first = rx.recv().await?;
     let slot = lanes.clone().acquire_owned().await.ok()?;
+    let mut waiting = size(&first);
     let mut group = vec![first];
-    while group.len() < most {
+    while waiting < most {
         match rx.try_recv() {
-            Ok(next) => group.push(next),
+            Ok(next) => {
+                waiting += size(&next);
+                group.push(next);
+            }
             Err(_) => break,
         }
     }
     Some((slot, group))
+}
+
+/// Hands `job` to one of the store's grouped loops; the ticket holds its result, or `stopped` if that loop is gone.
+fn enqueue<K, T>(
+    to: &tokio::sync::mpsc::UnboundedSender<(K, TicketSender<T>)>,
+    job: K,
+    stopped: &'static str,
+) -> Ticket<T> {
+    let (tx, ticket) = Ticket::channel();
+    if let Err(tokio::sync::mpsc::error::SendError((_, tx))) = to.send((job, tx)) {
+        tx.send(Err(StoreError::Db(stopped.into())));
+    }
+    ticket
 }
 
 /// A read-path loop: takes its jobs in groups ([`next_group`], up to `most`), at most `lanes` groups at once,
@@ -273,13 +261,13 @@ async fn in_groups<K, T, F, Fut>(
 {
     let kept = Kept::new(pool);
     let slots = std::sync::Arc::new(tokio::sync::Semaphore::new(lanes as usize));
-    while let Some((slot, group)) = next_group(&mut rx, &slots, most).await {
+    while let Some((slot, group)) = next_group(&mut rx, &slots, most, |_| 1).await {
         let kept = kept.clone();
         tokio::spawn(async move {
             let (jobs, replies): (Vec<K>, Vec<_>) = group.into_iter().unzip();
             let results = match kept.take().await {
-                Ok(lease) => {
-                    let (c, results) = run(lease.c, jobs).await;
+                Ok(c) => {
+                    let (c, results) = run(c, jobs).await;
                     if results.is_ok() {
                         kept.put(c);
                     }
@@ -315,9 +303,9 @@ fn answer<T>(replies: Vec<TicketSender<T>>, results: Result<Vec<T>, StoreError>)
 /// connection; each job is told its first entry's number.
 async fn commit_group(kept: &Kept, mut batch: Vec<Append>) {
     let committed = async {
-        let mut lease = kept.take().await?;
-        let done = commit_in(&mut lease.c, &mut batch).await?;
-        lease.keep();
+        let mut c = kept.take().await?;
+        let done = commit_in(&mut c, &mut batch).await?;
+        kept.put(c);
         Ok(done)
     }
     .await;
@@ -326,7 +314,7 @@ async fn commit_group(kept: &Kept, mut batch: Vec<Append>) {
             // Each job is told its own first entry's number (the numbers of one commit need not be
             // consecutive: another commit, of this node or another, may have taken some in between).
             let mut at = 0;
-            for ((_, _, reply), outcome) in batch.into_iter().zip(outcomes) {
+            for ((_, reply), outcome) in batch.into_iter().zip(outcomes) {
                 match outcome {
                     Ok(n) => {
                         reply.send(
@@ -341,10 +329,7 @@ async fn commit_group(kept: &Kept, mut batch: Vec<Append>) {
                 }
             }
         }
-        Err(e) => answer(
-            batch.into_iter().map(|(_, _, reply)| reply).collect(),
-            Err(e),
-        ),
+        Err(e) => answer(batch.into_iter().map(|(_, reply)| reply).collect(), Err(e)),
     }
 }
 
@@ -354,12 +339,15 @@ async fn commit_in(
     c: &mut sqlx::PgConnection,
     batch: &mut [Append],
 ) -> Result<(Vec<u64>, Vec<Result<usize, StoreError>>), StoreError> {
-    if batch.iter().all(|(events, _, _)| events.is_empty()) {
+    if batch.iter().all(|((events, _), _)| events.is_empty()) {
         // Audit entries alone: their one statement is its own transaction (one round trip, not three).
-        let outcomes = batch.iter().map(|(_, audit, _)| Ok(audit.len())).collect();
+        let outcomes = batch
+            .iter()
+            .map(|((_, audit), _)| Ok(audit.len()))
+            .collect();
         let entries: Vec<AuditEntry> = batch
             .iter_mut()
-            .flat_map(|(_, audit, _)| audit.drain(..))
+            .flat_map(|((_, audit), _)| audit.drain(..))
             .collect();
         return Ok((queue_each(c, entries).await?, outcomes));
     }
@@ -367,7 +355,7 @@ async fn commit_in(
     let together = apply_together(&mut tx, batch).await?;
     let mut outcomes: Vec<Result<usize, StoreError>> = Vec::with_capacity(batch.len());
     let mut entries = Vec::new();
-    for (events, audit, _) in batch.iter_mut() {
+    for ((events, audit), _) in batch.iter_mut() {
         if !events.is_empty() && !together {
             sqlx::query("SAVEPOINT job")
                 .execute(&mut *tx)
@@ -399,7 +387,7 @@ async fn commit_in(
 async fn apply_together(tx: &mut Tx<'_>, batch: &[Append]) -> Result<bool, StoreError> {
     if batch
         .iter()
-        .filter(|(events, _, _)| !events.is_empty())
+        .filter(|((events, _), _)| !events.is_empty())
         .count()
         < 2
     {
@@ -407,7 +395,7 @@ async fn apply_together(tx: &mut Tx<'_>, batch: &[Append]) -> Result<bool, Store
     }
     let all: Vec<EventWrite> = batch
         .iter()
-        .flat_map(|(events, _, _)| events.iter().cloned())
+        .flat_map(|((events, _), _)| events.iter().cloned())
         .collect();
     sqlx::query("SAVEPOINT together")
         .execute(&mut **tx)
@@ -1530,13 +1518,11 @@ impl Store for PgStore {
     fn read_snapshot(&self, token_hash: &[u8; 32], no: &WaybillNo) -> Ticket<ReadSnapshot> {
         // Joins the next grouped lookup on this store's own runtime: an async caller awaits the ticket without
         // blocking.
-        let (tx, ticket) = Ticket::channel();
-        if let Err(tokio::sync::mpsc::error::SendError((_, tx))) =
-            self.lookups.send(((*token_hash, no.clone()), tx))
-        {
-            tx.send(Err(StoreError::Db("the read lookups have stopped".into())));
-        }
-        ticket
+        enqueue(
+            &self.lookups,
+            (*token_hash, no.clone()),
+            "the read lookups have stopped",
+        )
     }
 }
 
@@ -1922,27 +1908,19 @@ impl Waybills for PgStore {
     }
 
     fn tracking_snapshot(&self, no: &WaybillNo) -> Ticket<Option<(WaybillMeta, Vec<EventRecord>)>> {
-        let (tx, ticket) = Ticket::channel();
-        if let Err(tokio::sync::mpsc::error::SendError((_, tx))) =
-            self.tracks.send((no.clone(), tx))
-        {
-            tx.send(Err(StoreError::Db(
-                "the tracking lookups have stopped".into(),
-            )));
-        }
-        ticket
+        enqueue(
+            &self.tracks,
+            no.clone(),
+            "the tracking lookups have stopped",
+        )
     }
 
     fn count_label_print(&self, no: &WaybillNo, at: Millis) -> Ticket<u32> {
-        let (tx, ticket) = Ticket::channel();
-        if let Err(tokio::sync::mpsc::error::SendError((_, tx))) =
-            self.prints.send(((no.clone(), at), tx))
-        {
-            tx.send(Err(StoreError::Db(
-                "the label print counts have stopped".into(),
-            )));
-        }
-        ticket
+        enqueue(
+            &self.prints,
+            (no.clone(), at),
+            "the label print counts have stopped",
+        )
     }
 
     fn insert_waybills(
@@ -2058,13 +2036,11 @@ impl Waybills for PgStore {
     }
 
     fn record_events(&self, events: Vec<EventWrite>, audit: AuditEntry) -> Ticket<u64> {
-        let (tx, ticket) = Ticket::channel();
-        if let Err(tokio::sync::mpsc::error::SendError((_, _, tx))) =
-            self.appender.send((events, vec![audit], tx))
-        {
-            tx.send(Err(StoreError::Db("the group commit has stopped".into())));
-        }
-        ticket
+        enqueue(
+            &self.appender,
+            (events, vec![audit]),
+            "the group commit has stopped",
+        )
     }
 
     fn waybill_metas(&self, nos: &[WaybillNo]) -> Ticket<Vec<Option<WaybillMeta>>> {
@@ -2433,15 +2409,11 @@ impl Cases for PgStore {
 
 impl AuditLog for PgStore {
     fn append_audit_grouped(&self, entries: Vec<AuditEntry>) -> Ticket<u64> {
-        let (tx, ticket) = Ticket::channel();
-        if let Err(tokio::sync::mpsc::error::SendError((_, _, tx))) =
-            self.appender.send((Vec::new(), entries, tx))
-        {
-            tx.send(Err(StoreError::Db(
-                "the audit group commit has stopped".into(),
-            )));
-        }
-        ticket
+        enqueue(
+            &self.appender,
+            (Vec::new(), entries),
+            "the audit group commit has stopped",
+        )
     }
 
     fn append_audit(&self, entry: AuditEntry) -> Result<u64, StoreError> {
