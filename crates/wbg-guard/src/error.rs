@@ -102,6 +102,7 @@ impl From<StoreError> for GuardError {
         match e {
             StoreError::Conflict(m) => GuardError::Conflict(m),
             StoreError::NotFound(m) => GuardError::NotFound(m),
+            StoreError::Unavailable(m) => GuardError::Unavailable(m),
             other => GuardError::Internal(other.to_string()),
         }
     }

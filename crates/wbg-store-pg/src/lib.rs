@@ -130,7 +130,7 @@ async fn group_commit(
     mut rx: tokio::sync::mpsc::UnboundedReceiver<Append>,
     lanes: u32,
 ) {
-    let kept = Kept::new(pool);
+    let kept = Kept::new(&pool);
     let slots = std::sync::Arc::new(tokio::sync::Semaphore::new(lanes as usize));
     // A group is up to GROUP entries and events, counted over its jobs.
     let size = |((events, audit), _): &Append| events.len() + audit.len();
@@ -161,11 +161,21 @@ async fn group_commit(
 /// connection is checked (pinged) only when it has waited longer than [`KEPT_IDLE`], as it would be after a
 /// quiet spell or a PostgreSQL restart; one whose work failed is closed (it may be broken, or in the middle of
 /// something) and a new one opened when next needed.
+///
+/// A kept connection waits at most [`LOCK_WAIT`] for a row or table lock: its statement then fails as
+/// [`StoreError::Unavailable`] (a 503) rather than waiting for as long as the holder keeps it — one scan behind a
+/// row lock someone left open would otherwise hold every commit lane of the node (a group with scan events runs
+/// alone) and with them every guarded read.
 #[derive(Clone)]
 struct Kept {
-    pool: PgPool,
+    /// The pool's connection options, with the lock wait.
+    opts: std::sync::Arc<PgConnectOptions>,
     idle: std::sync::Arc<std::sync::Mutex<Vec<(sqlx::PgConnection, std::time::Instant)>>>,
 }
+
+/// How long a read-path statement waits for a lock another transaction holds (two nodes' statements on the same
+/// rows wait milliseconds for each other).
+pub const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// How long a kept connection may wait unused before it is checked on its way back into use.
 const KEPT_IDLE: std::time::Duration = std::time::Duration::from_secs(1);
@@ -174,9 +184,14 @@ const KEPT_IDLE: std::time::Duration = std::time::Duration::from_secs(1);
 const KEPT_PING: std::time::Duration = std::time::Duration::from_secs(5);
 
 impl Kept {
-    fn new(pool: PgPool) -> Kept {
+    fn new(pool: &PgPool) -> Kept {
+        let opts = pool
+            .connect_options()
+            .as_ref()
+            .clone()
+            .options([("lock_timeout", format!("{}ms", LOCK_WAIT.as_millis()))]);
         Kept {
-            pool,
+            opts: std::sync::Arc::new(opts),
             idle: Default::default(),
         }
     }
@@ -194,8 +209,9 @@ impl Kept {
                 return Ok(c);
             }
         }
-        let opts = self.pool.connect_options();
-        sqlx::Connection::connect_with(&*opts).await.map_err(db)
+        sqlx::Connection::connect_with(&*self.opts)
+            .await
+            .map_err(db)
     }
 
     /// Keeps `c`, whose work succeeded, for the next statement.
@@ -259,7 +275,7 @@ async fn in_groups<K, T, F, Fut>(
     F: Fn(sqlx::PgConnection, Vec<K>) -> Fut + Copy + Send + 'static,
     Fut: Future<Output = (sqlx::PgConnection, Result<Vec<T>, StoreError>)> + Send,
 {
-    let kept = Kept::new(pool);
+    let kept = Kept::new(&pool);
     let slots = std::sync::Arc::new(tokio::sync::Semaphore::new(lanes as usize));
     while let Some((slot, group)) = next_group(&mut rx, &slots, most, |_| 1).await {
         let kept = kept.clone();
@@ -287,6 +303,12 @@ fn answer<T>(replies: Vec<TicketSender<T>>, results: Result<Vec<T>, StoreError>)
         Ok(results) => {
             for (reply, r) in replies.into_iter().zip(results) {
                 reply.send(Ok(r));
+            }
+        }
+        // Every job is told the group's failure: one that may pass on retry as it was, any other as shared.
+        Err(StoreError::Unavailable(why)) => {
+            for reply in replies {
+                reply.send(Err(StoreError::Unavailable(why.clone())));
             }
         }
         Err(e) => {
@@ -495,6 +517,17 @@ impl std::fmt::Debug for PgStore {
 }
 
 fn db(e: sqlx::Error) -> StoreError {
+    // lock_not_available: a kept connection waited LOCK_WAIT for a lock (the lock's holder and what it locked
+    // stay out of the message: a row's key can be a waybill number).
+    if e.as_database_error()
+        .and_then(|d| d.code())
+        .is_some_and(|c| c == "55P03")
+    {
+        return StoreError::Unavailable(format!(
+            "a row or table it needs was locked by another transaction for over {} ms; try again",
+            LOCK_WAIT.as_millis()
+        ));
+    }
     StoreError::Db(DbError::new(e))
 }
 

@@ -246,6 +246,67 @@ fn the_read_path_reconnects_after_postgres_drops_its_connections() {
     );
 }
 
+/// A scan behind a row lock someone left open (an operator's session, a stuck job) is refused as unavailable
+/// after [`wbg_store_pg::LOCK_WAIT`] while the lock is still held — it does not wait for the lock's holder, and
+/// with it every commit lane of the node and every guarded read; the refusal names no waybill. The node's other
+/// commits go on, and once the lock is gone the same scan applies.
+#[test]
+fn a_scan_behind_a_row_lock_left_open_is_refused_within_the_lock_wait() {
+    use wbg_core::{WaybillNo, WaybillStatus};
+    use wbg_store::conformance::{entry, picked_up, waybill};
+    use wbg_store::{EventWrite, StoreError};
+    let Some(scratch) = Scratch::new() else {
+        return;
+    };
+    let url = scratch.url();
+    let s = PgStore::connect(&url, true).unwrap();
+    s.insert_waybills(&[waybill("WLOCKED1"), waybill("WFREE1")], entry("ingest"))
+        .unwrap();
+    let scan = |no: &str| {
+        let (mut next, _) = s.waybill(&WaybillNo::parse(no).unwrap()).unwrap().unwrap();
+        next.status = WaybillStatus::PickedUp;
+        next.updated_at = 9;
+        s.record_events(
+            vec![EventWrite {
+                next,
+                expected: WaybillStatus::Created,
+                record: picked_up(9),
+            }],
+            entry("event"),
+        )
+    };
+    let (rt, pool) = connect(&url);
+    let mut lock = rt.block_on(pool.begin()).unwrap();
+    rt.block_on(
+        sqlx::query("SELECT 1 FROM waybills WHERE no = 'WLOCKED1' FOR UPDATE").execute(&mut *lock),
+    )
+    .unwrap();
+    let (told, refusal) = std::sync::mpsc::channel();
+    let waiting = scan("WLOCKED1");
+    std::thread::spawn(move || told.send(waiting.wait()));
+    let refused = refusal
+        .recv_timeout(wbg_store_pg::LOCK_WAIT + std::time::Duration::from_secs(30))
+        .expect("the scan waits for the lock's holder");
+    let Err(StoreError::Unavailable(why)) = &refused else {
+        panic!("refused as unavailable while the lock is held: {refused:?}");
+    };
+    assert!(!why.contains("WLOCKED1"), "{why}");
+    // Still held: the commits behind the refused one were not held up by it.
+    assert!(scan("WFREE1").wait().is_ok());
+    assert!(s.append_audit_grouped(vec![entry("read")]).wait().is_ok());
+    rt.block_on(lock.rollback()).unwrap();
+    assert!(
+        scan("WLOCKED1").wait().is_ok(),
+        "applies once the lock is gone"
+    );
+    let no = WaybillNo::parse("WLOCKED1").unwrap();
+    assert_eq!(s.events(&no).unwrap().len(), 1);
+    assert_eq!(
+        s.waybill(&no).unwrap().unwrap().0.status,
+        WaybillStatus::PickedUp
+    );
+}
+
 /// Scan events of jobs committed together go in one statement per table; when some job's would not apply (two
 /// scanners file the same parcel from the same status, or one files from a status it no longer has), the group
 /// falls back to job by job: each job is told its own outcome and only the jobs that applied leave events and
