@@ -133,3 +133,16 @@ impl From<wbg_core::CoreError> for GuardError {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_store_that_cannot_answer_yet_is_a_503_the_caller_may_retry_and_a_failed_one_a_500() {
+        let busy = GuardError::from(StoreError::Unavailable("locked".into()));
+        assert_eq!((busy.http_status(), busy.code()), (503, "unavailable"));
+        let failed = GuardError::from(StoreError::Corrupt("bad row".into()));
+        assert_eq!((failed.http_status(), failed.code()), (500, "internal"));
+    }
+}
