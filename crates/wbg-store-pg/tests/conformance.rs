@@ -246,6 +246,24 @@ fn the_read_path_reconnects_after_postgres_drops_its_connections() {
     );
 }
 
+/// Files waybill `no` as picked up (at 9) from the status `expected`, through the group commit.
+fn pick_up(s: &PgStore, no: &str, expected: wbg_core::WaybillStatus) -> wbg_store::Ticket<u64> {
+    let (mut next, _) = s
+        .waybill(&wbg_core::WaybillNo::parse(no).unwrap())
+        .unwrap()
+        .unwrap();
+    next.status = wbg_core::WaybillStatus::PickedUp;
+    next.updated_at = 9;
+    s.record_events(
+        vec![wbg_store::EventWrite {
+            next,
+            expected,
+            record: wbg_store::conformance::picked_up(9),
+        }],
+        wbg_store::conformance::entry("event"),
+    )
+}
+
 /// A scan behind a row lock someone left open (an operator's session, a stuck job) is refused as unavailable
 /// after [`wbg_store_pg::LOCK_WAIT`] while the lock is still held — it does not wait for the lock's holder, and
 /// with it every commit lane of the node and every guarded read; the refusal names no waybill. The node's other
@@ -253,8 +271,8 @@ fn the_read_path_reconnects_after_postgres_drops_its_connections() {
 #[test]
 fn a_scan_behind_a_row_lock_left_open_is_refused_within_the_lock_wait() {
     use wbg_core::{WaybillNo, WaybillStatus};
-    use wbg_store::conformance::{entry, picked_up, waybill};
-    use wbg_store::{EventWrite, StoreError};
+    use wbg_store::conformance::{entry, waybill};
+    use wbg_store::StoreError;
     let Some(scratch) = Scratch::new() else {
         return;
     };
@@ -262,19 +280,7 @@ fn a_scan_behind_a_row_lock_left_open_is_refused_within_the_lock_wait() {
     let s = PgStore::connect(&url, true).unwrap();
     s.insert_waybills(&[waybill("WLOCKED1"), waybill("WFREE1")], entry("ingest"))
         .unwrap();
-    let scan = |no: &str| {
-        let (mut next, _) = s.waybill(&WaybillNo::parse(no).unwrap()).unwrap().unwrap();
-        next.status = WaybillStatus::PickedUp;
-        next.updated_at = 9;
-        s.record_events(
-            vec![EventWrite {
-                next,
-                expected: WaybillStatus::Created,
-                record: picked_up(9),
-            }],
-            entry("event"),
-        )
-    };
+    let scan = |no: &str| pick_up(&s, no, WaybillStatus::Created);
     let (rt, pool) = connect(&url);
     let mut lock = rt.block_on(pool.begin()).unwrap();
     rt.block_on(
@@ -315,8 +321,8 @@ fn a_scan_behind_a_row_lock_left_open_is_refused_within_the_lock_wait() {
 #[test]
 fn scan_events_committed_together_keep_each_jobs_outcome() {
     use wbg_core::{WaybillNo, WaybillStatus};
-    use wbg_store::conformance::{entry, picked_up, waybill};
-    use wbg_store::{EventWrite, StoreError};
+    use wbg_store::conformance::{entry, waybill};
+    use wbg_store::StoreError;
     let Some(scratch) = Scratch::new() else {
         return;
     };
@@ -328,19 +334,7 @@ fn scan_events_committed_together_keep_each_jobs_outcome() {
     let s = PgStore::connect_with(&url, true, one).unwrap();
     let batch: Vec<_> = (0..12).map(|i| waybill(&format!("W{i}"))).collect();
     s.insert_waybills(&batch, entry("ingest")).unwrap();
-    let scan = |no: &str, expected: WaybillStatus| {
-        let (mut next, _) = s.waybill(&WaybillNo::parse(no).unwrap()).unwrap().unwrap();
-        next.status = WaybillStatus::PickedUp;
-        next.updated_at = 9;
-        s.record_events(
-            vec![EventWrite {
-                next,
-                expected,
-                record: picked_up(9),
-            }],
-            entry("event"),
-        )
-    };
+    let scan = |no: &str, expected: WaybillStatus| pick_up(&s, no, expected);
     let (rt, pool) = connect(&url);
     // Each round: a job on a locked waybill holds the one commit lane while the others queue behind it.
     let round = |blocker: &str, jobs: &[(&str, WaybillStatus)]| {
