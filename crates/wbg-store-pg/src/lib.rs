@@ -196,8 +196,8 @@ impl Kept {
         }
     }
 
-    /// An idle kept connection (checked first if it waited long), or a new one with the pool's options. Given
-    /// back with [`Kept::put`] once its work has succeeded; one dropped instead is closed.
+    /// An idle kept connection (checked first if it waited long), or a new one (the pool's options and the lock
+    /// wait). Given back with [`Kept::put`] once its work has succeeded; one dropped instead is closed.
     async fn take(&self) -> Result<sqlx::PgConnection, StoreError> {
         let idle = self.idle.lock().ok().and_then(|mut idle| idle.pop());
         if let Some((mut c, since)) = idle {
