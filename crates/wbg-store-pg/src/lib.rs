@@ -55,6 +55,9 @@ pub struct PgStore {
     pool: PgPool,
     /// Guarded reads' audit entries, committed in groups by [`group_commit`].
     appender: tokio::sync::mpsc::UnboundedSender<Append>,
+    /// Scan events with their audit entries, committed in groups by a [`group_commit`] of their own, beside
+    /// the reads'.
+    scans: tokio::sync::mpsc::UnboundedSender<Append>,
     /// Guarded reads' lookups, made in groups by [`group_lookups`].
     lookups: tokio::sync::mpsc::UnboundedSender<Lookup>,
     /// Label prints, counted in groups by [`group_prints`].
@@ -83,9 +86,10 @@ const GROUP: usize = 256;
 pub struct Lanes {
     /// Lookup statements in flight at once (each takes every lookup waiting, up to 64).
     pub lookups: u32,
-    /// Group commits in flight at once (each takes every audit entry waiting, up to 256). One at a time, the
-    /// commit's round trips and WAL flush were the read path's limit (the committer was never idle while the
-    /// machine was). A job with scan events or several entries commits alone, waiting for the others.
+    /// Guarded reads' group commits in flight at once (each takes every audit entry waiting, up to 256). One at
+    /// a time, the commit's round trips and WAL flush were the read path's limit (the committer was never idle
+    /// while the machine was). Scan events commit beside them, one group at a time, on a connection of their
+    /// own; a job of several entries commits alone, waiting for the others.
     pub commits: u32,
 }
 
@@ -101,9 +105,9 @@ impl Default for Lanes {
 
 impl Lanes {
     /// The most of either kind a node may keep in flight. Each lane keeps a connection of its own, beside the
-    /// pool's 16 (the integrator, upkeep and everything off the read path), one each for label print counts and
-    /// tracking lookups, and the node lock's one: a node opens at most 31 connections to PostgreSQL, 26 with the
-    /// default lanes, and only as it needs them.
+    /// pool's 16 (the integrator, upkeep and everything off the read path), one each for scan events' group
+    /// commits, label print counts and tracking lookups, and the node lock's one: a node opens at most 32
+    /// connections to PostgreSQL, 27 with the default lanes, and only as it needs them.
     pub const MAX: u32 = 6;
 
     /// Each kind within `1..=MAX` (a configuration is checked before it gets here; this keeps the store safe
@@ -116,39 +120,39 @@ impl Lanes {
     }
 }
 
-/// Commits guarded reads' audit entries (and scan events): each transaction takes every job waiting (up to
-/// [`GROUP`] entries and events), so concurrent reads share one round trip and one WAL flush instead of
-/// queueing behind each other's; up to `lanes` ([`Lanes::commits`]) such transactions run side by side. A read
-/// returns only once its own entry has committed to the queue. The audit numbers of transactions side by side
-/// interleave, as two nodes' do: the integrator takes them in number order whoever commits first. A group with
-/// scan events, or with a job of several entries, waits for every other commit of this node and runs alone: two
-/// groups then never update the same waybills in opposite orders (a deadlock PostgreSQL would break by failing
-/// one of them), and a job's entries get consecutive numbers (the caller is told the first), as they did with
-/// one commit at a time. Guarded reads, one entry each, are what run side by side.
+/// Commits audit entries (and scan events) in groups: each transaction takes every job waiting (up to [`GROUP`]
+/// entries and events), so concurrent reads share one round trip and one WAL flush instead of queueing behind
+/// each other's; up to `lanes` such transactions run side by side. A read returns only once its own entry has
+/// committed to the queue. The audit numbers of transactions side by side interleave, as two nodes' do: the
+/// integrator takes them in number order whoever commits first.
+///
+/// A store runs two: guarded reads' entries with [`Lanes::commits`] lanes, and scan events with one, so that two
+/// groups of one node never update the same waybills in opposite orders (a deadlock PostgreSQL would break by
+/// failing one of them). The two run side by side — a reads' group touches no waybill — so a read's entry never
+/// waits for a scan's group (which waits up to [`LOCK_WAIT`] behind a waybill another transaction holds). A
+/// group with a job of several entries takes the `gate` alone, waiting for every other group of both, so that
+/// job's entries get consecutive numbers from this node (the caller is told the first).
 async fn group_commit(
     pool: PgPool,
     mut rx: tokio::sync::mpsc::UnboundedReceiver<Append>,
     lanes: u32,
+    gate: std::sync::Arc<tokio::sync::RwLock<()>>,
 ) {
     let kept = Kept::new(&pool);
     let slots = std::sync::Arc::new(tokio::sync::Semaphore::new(lanes as usize));
     // A group is up to GROUP entries and events, counted over its jobs.
     let size = |((events, audit), _): &Append| events.len() + audit.len();
-    while let Some((mut slot, batch)) = next_group(&mut rx, &slots, GROUP, size).await {
-        // (With one lane, every group runs alone already.)
-        let alone = batch
-            .iter()
-            .any(|((events, audit), _)| !events.is_empty() || audit.len() > 1);
-        if alone && lanes > 1 {
-            let Ok(rest) = slots.clone().acquire_many_owned(lanes - 1).await else {
-                return;
-            };
-            slot.merge(rest);
-        }
+    while let Some((slot, batch)) = next_group(&mut rx, &slots, GROUP, size).await {
+        let several = batch.iter().any(|((_, audit), _)| audit.len() > 1);
+        let (alone, beside) = if several {
+            (Some(gate.clone().write_owned().await), None)
+        } else {
+            (None, Some(gate.clone().read_owned().await))
+        };
         let kept = kept.clone();
         tokio::spawn(async move {
             commit_group(&kept, batch).await;
-            drop(slot);
+            drop((alone, beside, slot));
         });
     }
 }
@@ -593,8 +597,16 @@ impl PgStore {
         let pool = rt
             .block_on(PgPoolOptions::new().max_connections(16).connect_with(opts))
             .map_err(|e| StoreError::Db(DbError::context("cannot connect to PostgreSQL", e)))?;
+        let gate = std::sync::Arc::new(tokio::sync::RwLock::new(()));
         let (appender, queue) = tokio::sync::mpsc::unbounded_channel();
-        rt.spawn(group_commit(pool.clone(), queue, lanes.commits));
+        rt.spawn(group_commit(
+            pool.clone(),
+            queue,
+            lanes.commits,
+            gate.clone(),
+        ));
+        let (scans, scanned) = tokio::sync::mpsc::unbounded_channel();
+        rt.spawn(group_commit(pool.clone(), scanned, 1, gate));
         let (lookups, asked) = tokio::sync::mpsc::unbounded_channel();
         rt.spawn(group_lookups(pool.clone(), asked, lanes.lookups));
         let (prints, printed) = tokio::sync::mpsc::unbounded_channel();
@@ -604,6 +616,7 @@ impl PgStore {
         let store = PgStore {
             pool,
             appender,
+            scans,
             lookups,
             prints,
             tracks,
@@ -2070,9 +2083,9 @@ impl Waybills for PgStore {
 
     fn record_events(&self, events: Vec<EventWrite>, audit: AuditEntry) -> Ticket<u64> {
         enqueue(
-            &self.appender,
+            &self.scans,
             (events, vec![audit]),
-            "the group commit has stopped",
+            "the scans' group commit has stopped",
         )
     }
 

@@ -265,9 +265,9 @@ fn pick_up(s: &PgStore, no: &str, expected: wbg_core::WaybillStatus) -> wbg_stor
 }
 
 /// A scan behind a row lock someone left open (an operator's session, a stuck job) is refused as unavailable
-/// after [`wbg_store_pg::LOCK_WAIT`] while the lock is still held — it does not wait for the lock's holder, and
-/// with it every commit lane of the node and every guarded read; the refusal names no waybill. The node's other
-/// commits go on, and once the lock is gone the same scan applies.
+/// after [`wbg_store_pg::LOCK_WAIT`] while the lock is still held — it does not wait for the lock's holder; the
+/// refusal names no waybill. A guarded read's entry commits meanwhile (reads and scans commit side by side), the
+/// scans behind the refused one go on, and once the lock is gone the same scan applies.
 #[test]
 fn a_scan_behind_a_row_lock_left_open_is_refused_within_the_lock_wait() {
     use wbg_core::{WaybillNo, WaybillStatus};
@@ -290,6 +290,12 @@ fn a_scan_behind_a_row_lock_left_open_is_refused_within_the_lock_wait() {
     let (told, refusal) = std::sync::mpsc::channel();
     let waiting = scan("WLOCKED1");
     std::thread::spawn(move || told.send(waiting.wait()));
+    // A read's entry commits beside the scan that waits for the lock, not after it.
+    assert!(s.append_audit_grouped(vec![entry("read")]).wait().is_ok());
+    assert!(
+        refusal.try_recv().is_err(),
+        "the read's entry waited for the scan's group"
+    );
     let refused = refusal
         .recv_timeout(wbg_store_pg::LOCK_WAIT + std::time::Duration::from_secs(30))
         .expect("the scan waits for the lock's holder");
@@ -297,9 +303,8 @@ fn a_scan_behind_a_row_lock_left_open_is_refused_within_the_lock_wait() {
         panic!("refused as unavailable while the lock is held: {refused:?}");
     };
     assert!(!why.contains("WLOCKED1"), "{why}");
-    // Still held: the commits behind the refused one were not held up by it.
+    // Still held: the scans behind the refused one go on.
     assert!(scan("WFREE1").wait().is_ok());
-    assert!(s.append_audit_grouped(vec![entry("read")]).wait().is_ok());
     rt.block_on(lock.rollback()).unwrap();
     assert!(
         scan("WLOCKED1").wait().is_ok(),

@@ -93,7 +93,8 @@ pub struct PostgresConfig {
     /// Reads' grouped lookup statements this node keeps in flight (default 4); nodes sharing one PostgreSQL
     /// share it out (see [`wbg_store_pg::Lanes`]).
     pub lookups_in_flight: Option<u32>,
-    /// Group commits this node keeps in flight (default 3); likewise shared out.
+    /// Guarded reads' group commits this node keeps in flight (default 3; scan events commit in one more of
+    /// their own); likewise shared out.
     pub commits_in_flight: Option<u32>,
 }
 

@@ -81,7 +81,7 @@ const MEANINGS: &[(&str, &str)] = &[
     ),
     (
         "store.commits_in_flight",
-        "postgres: group commits this node keeps running at once (1-6); shared out likewise",
+        "postgres: reads' group commits this node keeps running at once (1-6; scan events commit in one more of their own); shared out likewise",
     ),
     ("bus.kind", "\"local\" (the node's own engine) or \"nats\" (JetStream, risk workers)"),
     ("bus.url", "nats: server URL"),
