@@ -170,11 +170,7 @@ impl Guard {
             to: Some(to),
             ..q.clone()
         };
-        match self.store.hourly_audit(&q) {
-            Ok(c) => Ok(c),
-            Err(StoreError::Unavailable(m)) => Err(GuardError::Unavailable(m)),
-            Err(err) => Err(err.into()),
-        }
+        Ok(self.store.hourly_audit(&q)?)
     }
 
     /// One page of the audit entries `q` selects, newest first (auditors and admins). Each text filter is checked
@@ -189,11 +185,7 @@ impl Guard {
         if let Err(err) = check_query(q) {
             return Err(self.deny(e, err));
         }
-        let page = match self.store.search_audit(q) {
-            Ok(p) => p,
-            Err(StoreError::Unavailable(m)) => return Err(GuardError::Unavailable(m)),
-            Err(err) => return Err(err.into()),
-        };
+        let page = self.store.search_audit(q)?;
         let entries = page
             .entries
             .iter()
@@ -344,11 +336,7 @@ impl Guard {
         q.limit = wbg_store::MAX_PAGE;
         let mut read = 0;
         loop {
-            let page = match self.store.search_audit(&q) {
-                Ok(p) => p,
-                Err(StoreError::Unavailable(m)) => return Err(GuardError::Unavailable(m)),
-                Err(err) => return Err(err.into()),
-            };
+            let page = self.store.search_audit(&q)?;
             for (seq, bytes) in &page.entries {
                 read += 1;
                 f(wbg_audit::AuditEntry::decode(bytes).map_err(|err| {
