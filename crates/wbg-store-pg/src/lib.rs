@@ -168,8 +168,8 @@ async fn group_commit(
 ///
 /// A kept connection waits at most [`LOCK_WAIT`] for a row or table lock: its statement then fails as
 /// [`StoreError::Unavailable`] (a 503) rather than waiting for as long as the holder keeps it — one scan behind a
-/// row lock someone left open would otherwise hold every commit lane of the node (a group with scan events runs
-/// alone) and with them every guarded read.
+/// row lock someone left open would otherwise hold the scans' group commit, and every scan of the node behind
+/// it, for that long.
 #[derive(Clone)]
 struct Kept {
     /// The pool's connection options, with the lock wait.
