@@ -133,12 +133,11 @@ impl Lanes {
 /// group with a job of several entries takes the `gate` alone, waiting for every other group of both, so that
 /// job's entries get consecutive numbers from this node (the caller is told the first).
 async fn group_commit(
-    pool: PgPool,
+    kept: Kept,
     mut rx: tokio::sync::mpsc::UnboundedReceiver<Append>,
     lanes: u32,
     gate: std::sync::Arc<tokio::sync::RwLock<()>>,
 ) {
-    let kept = Kept::new(&pool);
     let slots = std::sync::Arc::new(tokio::sync::Semaphore::new(lanes as usize));
     // A group is up to GROUP entries and events, counted over its jobs.
     let size = |((events, audit), _): &Append| events.len() + audit.len();
@@ -164,7 +163,10 @@ async fn group_commit(
 /// 8,000–8,100/s on one 2-core machine, interleaved). A kept
 /// connection is checked (pinged) only when it has waited longer than [`KEPT_IDLE`], as it would be after a
 /// quiet spell or a PostgreSQL restart; one whose work failed is closed (it may be broken, or in the middle of
-/// something) and a new one opened when next needed.
+/// something) and a new one opened when next needed. A statement that found its connection dropped under load
+/// (a restart, a failover, a proxy's cut) closes its loop's idle connections too, and has every other loop of the
+/// store check its own before their next use ([`Kept::with`]): a guarded read's lookup, which is asked once more,
+/// meets the loss first, and the read's commit then goes out on a connection known to work.
 ///
 /// A kept connection waits at most [`LOCK_WAIT`] for a row or table lock: its statement then fails as
 /// [`StoreError::Unavailable`] (a 503) rather than waiting for as long as the holder keeps it — one scan behind a
@@ -174,7 +176,11 @@ async fn group_commit(
 struct Kept {
     /// The pool's connection options, with the lock wait.
     opts: std::sync::Arc<PgConnectOptions>,
-    idle: std::sync::Arc<std::sync::Mutex<Vec<(sqlx::PgConnection, std::time::Instant)>>>,
+    /// Failures that may have dropped connections, counted over every loop of the store: a connection kept before
+    /// the latest is checked before use.
+    losses: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    /// Idle connections, each with when it was kept and the losses counted then.
+    idle: std::sync::Arc<std::sync::Mutex<Vec<(sqlx::PgConnection, std::time::Instant, u64)>>>,
 }
 
 /// How long a read-path statement waits for a lock another transaction holds (two nodes' statements on the same
@@ -184,7 +190,7 @@ pub const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
 /// How long a kept connection may wait unused before it is checked on its way back into use.
 const KEPT_IDLE: std::time::Duration = std::time::Duration::from_secs(1);
 
-/// How long that check may take before the connection counts as lost.
+/// How long that check, or opening a new kept connection, may take before PostgreSQL counts as unreachable.
 const KEPT_PING: std::time::Duration = std::time::Duration::from_secs(5);
 
 impl Kept {
@@ -196,33 +202,106 @@ impl Kept {
             .options([("lock_timeout", format!("{}ms", LOCK_WAIT.as_millis()))]);
         Kept {
             opts: std::sync::Arc::new(opts),
+            losses: Default::default(),
             idle: Default::default(),
         }
     }
 
-    /// An idle kept connection (checked first if it waited long), or a new one (the pool's options and the lock
-    /// wait). Given back with [`Kept::put`] once its work has succeeded; one dropped instead is closed.
-    async fn take(&self) -> Result<sqlx::PgConnection, StoreError> {
+    /// Another loop's connections: its own idle ones, the same options and count of losses.
+    fn sibling(&self) -> Kept {
+        Kept {
+            opts: self.opts.clone(),
+            losses: self.losses.clone(),
+            idle: Default::default(),
+        }
+    }
+
+    /// An idle kept connection (checked first if it waited long, or a loss was counted since it was kept), or a
+    /// new one (the pool's options and the lock wait), and whether it was kept unchecked. Given back with
+    /// [`Kept::put`] once its work has succeeded; one dropped instead is closed.
+    async fn take(&self) -> Result<(sqlx::PgConnection, bool), StoreError> {
         let idle = self.idle.lock().ok().and_then(|mut idle| idle.pop());
-        if let Some((mut c, since)) = idle {
-            if since.elapsed() <= KEPT_IDLE {
-                return Ok(c);
+        if let Some((mut c, since, losses)) = idle {
+            if since.elapsed() <= KEPT_IDLE && losses == self.losses() {
+                return Ok((c, true));
             }
             let ping = tokio::time::timeout(KEPT_PING, sqlx::Connection::ping(&mut c)).await;
             if matches!(ping, Ok(Ok(()))) {
-                return Ok(c);
+                return Ok((c, false));
             }
         }
-        sqlx::Connection::connect_with(&*self.opts)
-            .await
-            .map_err(db)
+        match tokio::time::timeout(KEPT_PING, sqlx::Connection::connect_with(&*self.opts)).await {
+            Ok(c) => c.map(|c| (c, false)).map_err(db),
+            Err(_) => Err(StoreError::Unavailable(format!(
+                "PostgreSQL did not accept a connection within {} s; try again",
+                KEPT_PING.as_secs()
+            ))),
+        }
+    }
+
+    /// After a statement failed as [`StoreError::Unavailable`]: closes this loop's idle connections too and
+    /// counts a loss, so that every other loop checks its own before use. When that was a lost connection,
+    /// PostgreSQL (restarted, failed over, or a proxy between) has most likely dropped them all, and each would
+    /// fail a group of its own; when it was a lock wait, this costs each loop a round trip.
+    fn lost(&self) {
+        self.losses
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        if let Ok(mut idle) = self.idle.lock() {
+            idle.clear();
+        }
+    }
+
+    /// Runs `run` on a kept connection, which is kept again if it succeeded; on a failure that may pass, a loss
+    /// is counted ([`Kept::lost`]).
+    async fn with<R, Fut>(
+        &self,
+        run: impl FnOnce(sqlx::PgConnection) -> Fut,
+    ) -> Result<R, StoreError>
+    where
+        Fut: Future<Output = (sqlx::PgConnection, Result<R, StoreError>)>,
+    {
+        let (c, _) = self.take().await?;
+        self.finish(run(c).await)
+    }
+
+    /// [`Kept::with`] for a statement that only reads: one that failed in a way that may pass on a connection
+    /// kept unchecked (most likely dropped while it idled) is asked once more, on a new connection. One on a
+    /// connection just checked or opened is not: PostgreSQL is then most likely down, and a second try would
+    /// only make the caller wait twice.
+    async fn read<R, Fut>(&self, run: impl Fn(sqlx::PgConnection) -> Fut) -> Result<R, StoreError>
+    where
+        Fut: Future<Output = (sqlx::PgConnection, Result<R, StoreError>)>,
+    {
+        let (c, unchecked) = self.take().await?;
+        match self.finish(run(c).await) {
+            Err(StoreError::Unavailable(_)) if unchecked => self.with(run).await,
+            r => r,
+        }
+    }
+
+    /// Keeps the connection whose work succeeded; counts a loss for a failure that may pass; else closes it.
+    fn finish<R>(
+        &self,
+        (c, r): (sqlx::PgConnection, Result<R, StoreError>),
+    ) -> Result<R, StoreError> {
+        match &r {
+            Ok(_) => self.put(c),
+            Err(StoreError::Unavailable(_)) => self.lost(),
+            Err(_) => {}
+        }
+        r
     }
 
     /// Keeps `c`, whose work succeeded, for the next statement.
     fn put(&self, c: sqlx::PgConnection) {
+        let losses = self.losses();
         if let Ok(mut idle) = self.idle.lock() {
-            idle.push((c, std::time::Instant::now()));
+            idle.push((c, std::time::Instant::now(), losses));
         }
+    }
+
+    fn losses(&self) -> u64 {
+        self.losses.load(std::sync::atomic::Ordering::Relaxed)
     }
 }
 
@@ -264,36 +343,43 @@ fn enqueue<K, T>(
     ticket
 }
 
+/// Whether a read-path loop's statement may be asked once more after a failure that may pass.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Again {
+    /// It only reads: one that met a lost connection (a restart, a failover, a backend terminated, a proxy's
+    /// idle cut) is asked once more on a new connection, so the reads of that group never see the loss
+    /// ([`Kept::read`]).
+    ReadOnly,
+    /// It writes: its failure is told as it is (a lost connection may have lost the commit's answer, not the
+    /// commit), and the client decides.
+    Never,
+}
+
 /// A read-path loop: takes its jobs in groups ([`next_group`], up to `most`), at most `lanes` groups at once,
 /// each run by `run` in one statement on a kept connection — kept for the next group when the statement
-/// succeeded, closed otherwise — and tells each job its own result.
+/// succeeded, closed otherwise, asked once more as `again` says — and tells each job its own result.
 async fn in_groups<K, T, F, Fut>(
-    pool: PgPool,
+    kept: Kept,
     mut rx: tokio::sync::mpsc::UnboundedReceiver<(K, TicketSender<T>)>,
     lanes: u32,
     most: usize,
+    again: Again,
     run: F,
 ) where
-    K: Send + 'static,
+    K: Send + Sync + 'static,
     T: Send + 'static,
-    F: Fn(sqlx::PgConnection, Vec<K>) -> Fut + Copy + Send + 'static,
+    F: Fn(sqlx::PgConnection, std::sync::Arc<Vec<K>>) -> Fut + Copy + Send + 'static,
     Fut: Future<Output = (sqlx::PgConnection, Result<Vec<T>, StoreError>)> + Send,
 {
-    let kept = Kept::new(&pool);
     let slots = std::sync::Arc::new(tokio::sync::Semaphore::new(lanes as usize));
     while let Some((slot, group)) = next_group(&mut rx, &slots, most, |_| 1).await {
         let kept = kept.clone();
         tokio::spawn(async move {
             let (jobs, replies): (Vec<K>, Vec<_>) = group.into_iter().unzip();
-            let results = match kept.take().await {
-                Ok(c) => {
-                    let (c, results) = run(c, jobs).await;
-                    if results.is_ok() {
-                        kept.put(c);
-                    }
-                    results
-                }
-                Err(e) => Err(e),
+            let jobs = std::sync::Arc::new(jobs);
+            let results = match again {
+                Again::ReadOnly => kept.read(move |c| run(c, jobs.clone())).await,
+                Again::Never => kept.with(move |c| run(c, jobs)).await,
             };
             answer(replies, results);
             drop(slot);
@@ -328,13 +414,12 @@ fn answer<T>(replies: Vec<TicketSender<T>>, results: Result<Vec<T>, StoreError>)
 /// so a job that conflicts is undone alone and told why) and audit entries in one transaction, on a kept
 /// connection; each job is told its first entry's number.
 async fn commit_group(kept: &Kept, mut batch: Vec<Append>) {
-    let committed = async {
-        let mut c = kept.take().await?;
-        let done = commit_in(&mut c, &mut batch).await?;
-        kept.put(c);
-        Ok(done)
-    }
-    .await;
+    let committed = kept
+        .with(|mut c| async {
+            let done = commit_in(&mut c, &mut batch).await;
+            (c, done)
+        })
+        .await;
     match committed {
         Ok((seqs, outcomes)) => {
             // Each job is told its own first entry's number (the numbers of one commit need not be
@@ -521,18 +606,47 @@ impl std::fmt::Debug for PgStore {
 }
 
 fn db(e: sqlx::Error) -> StoreError {
-    // lock_not_available: a kept connection waited LOCK_WAIT for a lock (the lock's holder and what it locked
-    // stay out of the message: a row's key can be a waybill number).
-    if e.as_database_error()
-        .and_then(|d| d.code())
-        .is_some_and(|c| c == "55P03")
-    {
-        return StoreError::Unavailable(format!(
-            "a row or table it needs was locked by another transaction for over {} ms; try again",
-            LOCK_WAIT.as_millis()
-        ));
+    match passing(&e) {
+        Some(why) => StoreError::Unavailable(why),
+        None => StoreError::Db(DbError::new(e)),
     }
-    StoreError::Db(DbError::new(e))
+}
+
+/// Why `e` is a passing failure that the same request may well not meet again — a 503 to the client, not a
+/// 500: PostgreSQL cannot be reached or dropped the connection (a restart, a failover, a backend terminated, a
+/// network blip), has no connection to spare, or ended the statement in a conflict it resolves by failing one
+/// side (a lock waited for over [`LOCK_WAIT`], a deadlock, a serialization failure). `None` for anything else.
+/// The message is the kind of failure and its SQLSTATE only: PostgreSQL's own text can quote a row's key, and a
+/// key can be a waybill number.
+fn passing(e: &sqlx::Error) -> Option<String> {
+    if let Some(code) = e.as_database_error().and_then(|d| d.code()) {
+        let what = match code.as_ref() {
+            "55P03" => {
+                return Some(format!(
+                    "a row or table it needs was locked by another transaction for over {} ms; try again",
+                    LOCK_WAIT.as_millis()
+                ))
+            }
+            "40P01" | "40001" => "the statement conflicted with another transaction",
+            "57P01" | "57P02" => "PostgreSQL ended the connection",
+            "57P03" => "PostgreSQL is starting up or shutting down",
+            "53300" => "PostgreSQL has no connection to spare",
+            // Class 08 is a connection failure, but for 08P01: a protocol violation is a bug, not a blip.
+            c if c.starts_with("08") && c != "08P01" => "the connection to PostgreSQL failed",
+            _ => return None,
+        };
+        return Some(format!("{what}, SQLSTATE {code}; try again"));
+    }
+    match e {
+        sqlx::Error::Io(io) => Some(format!(
+            "the connection to PostgreSQL was lost or refused ({}); try again",
+            io.kind()
+        )),
+        sqlx::Error::PoolTimedOut => {
+            Some("no connection to PostgreSQL came free in time; try again".into())
+        }
+        _ => None,
+    }
 }
 
 fn corrupt(what: impl std::fmt::Display) -> StoreError {
@@ -599,20 +713,23 @@ impl PgStore {
             .map_err(|e| StoreError::Db(DbError::context("cannot connect to PostgreSQL", e)))?;
         let gate = std::sync::Arc::new(tokio::sync::RwLock::new(()));
         let (appender, queue) = tokio::sync::mpsc::unbounded_channel();
+        // The read path's loops keep connections of their own (each loop its own, sharing what they learn of
+        // dropped ones).
+        let kept = Kept::new(&pool);
         rt.spawn(group_commit(
-            pool.clone(),
+            kept.sibling(),
             queue,
             lanes.commits,
             gate.clone(),
         ));
         let (scans, scanned) = tokio::sync::mpsc::unbounded_channel();
-        rt.spawn(group_commit(pool.clone(), scanned, 1, gate));
+        rt.spawn(group_commit(kept.sibling(), scanned, 1, gate));
         let (lookups, asked) = tokio::sync::mpsc::unbounded_channel();
-        rt.spawn(group_lookups(pool.clone(), asked, lanes.lookups));
+        rt.spawn(group_lookups(kept.sibling(), asked, lanes.lookups));
         let (prints, printed) = tokio::sync::mpsc::unbounded_channel();
-        rt.spawn(group_prints(pool.clone(), printed));
+        rt.spawn(group_prints(kept.sibling(), printed));
         let (tracks, tracked) = tokio::sync::mpsc::unbounded_channel();
-        rt.spawn(group_tracks(pool.clone(), tracked));
+        rt.spawn(group_tracks(kept, tracked));
         let store = PgStore {
             pool,
             appender,
@@ -1171,11 +1288,18 @@ const LOOKUPS: usize = 64;
 /// Makes guarded reads' lookups in groups: every lookup waiting when a statement slot frees up goes into one
 /// statement, so under load a read costs PostgreSQL a share of one statement rather than one of its own (the
 /// per-statement work — a round trip, executor start-up, a snapshot — was most of a lookup's cost).
-async fn group_lookups(pool: PgPool, rx: tokio::sync::mpsc::UnboundedReceiver<Lookup>, lanes: u32) {
-    in_groups(pool, rx, lanes, LOOKUPS, |mut c, keys| async move {
-        let snaps = read_snapshots(&mut c, &keys).await;
-        (c, snaps)
-    })
+async fn group_lookups(kept: Kept, rx: tokio::sync::mpsc::UnboundedReceiver<Lookup>, lanes: u32) {
+    in_groups(
+        kept,
+        rx,
+        lanes,
+        LOOKUPS,
+        Again::ReadOnly,
+        |mut c, keys| async move {
+            let snaps = read_snapshots(&mut c, &keys).await;
+            (c, snaps)
+        },
+    )
     .await
 }
 
@@ -1189,11 +1313,18 @@ const PRINTS: usize = 256;
 /// connection, one statement at a time. Each print was a transaction of its own on the pool before — a WAL flush
 /// and, with the pool's pings, three round trips per label — after the print job's read had committed its audit
 /// entry in a group already.
-async fn group_prints(pool: PgPool, rx: tokio::sync::mpsc::UnboundedReceiver<Print>) {
-    in_groups(pool, rx, 1, PRINTS, |mut c, prints| async move {
-        let copies = count_prints(&mut c, &prints).await;
-        (c, copies)
-    })
+async fn group_prints(kept: Kept, rx: tokio::sync::mpsc::UnboundedReceiver<Print>) {
+    in_groups(
+        kept,
+        rx,
+        1,
+        PRINTS,
+        Again::Never,
+        |mut c, prints| async move {
+            let copies = count_prints(&mut c, &prints).await;
+            (c, copies)
+        },
+    )
     .await
 }
 
@@ -1253,11 +1384,18 @@ const TRACKS: usize = 64;
 /// Makes public tracking lookups in groups, as [`group_lookups`] does guarded reads': every lookup waiting goes
 /// into one statement (a waybill and its events, from one snapshot), on a kept connection, one statement at a
 /// time. Each lookup was two statements on the pool before, with the pool's two pings around each.
-async fn group_tracks(pool: PgPool, rx: tokio::sync::mpsc::UnboundedReceiver<Track>) {
-    in_groups(pool, rx, 1, TRACKS, |mut c, nos| async move {
-        let found = tracking_snapshots(&mut c, &nos).await;
-        (c, found)
-    })
+async fn group_tracks(kept: Kept, rx: tokio::sync::mpsc::UnboundedReceiver<Track>) {
+    in_groups(
+        kept,
+        rx,
+        1,
+        TRACKS,
+        Again::ReadOnly,
+        |mut c, nos| async move {
+            let found = tracking_snapshots(&mut c, &nos).await;
+            (c, found)
+        },
+    )
     .await
 }
 

@@ -482,3 +482,86 @@ fn label_prints_counted_in_groups_and_on_two_nodes_each_get_a_copy_number_of_the
         .unwrap();
     assert_eq!(counted, 2 + 7 + 20);
 }
+
+/// PostgreSQL dropping the store's kept connections (a restart, a failover, a proxy's idle cut, an operator
+/// terminating backends) costs no guarded read or tracking lookup: a grouped lookup that meets a dropped
+/// connection is asked once more on a new one, and has the store's other loops check their idle connections before
+/// use, so a read's commit that follows its lookup goes out on one that works. A group commit that meets a dropped
+/// connection first is refused as unavailable — a 503 the client may retry, never an internal error, and never
+/// retried by the store, which cannot tell a lost commit from a lost answer — and the next goes through.
+#[test]
+fn reads_go_on_when_postgresql_drops_the_kept_connections() {
+    use wbg_store::conformance::{entry, waybill};
+    use wbg_store::StoreError;
+    let Some(scratch) = Scratch::new() else {
+        return;
+    };
+    // A name for this store's connections alone, so that only they are dropped.
+    let name = format!("wbgdrop{:016x}", rand::random::<u64>());
+    let url = format!("{}&application_name={name}", scratch.url());
+    let one = wbg_store_pg::Lanes {
+        lookups: 1,
+        commits: 1,
+    };
+    let s = PgStore::connect_with(&url, true, one).unwrap();
+    s.insert_waybills(&[waybill("WDROP1")], entry("ingest"))
+        .unwrap();
+    let no = wbg_core::WaybillNo::parse("WDROP1").unwrap();
+    let unknown_token = [7u8; 32];
+    let (rt, admin) = connect(&scratch.base);
+    // Each loop's kept connection is left idle, then every connection of the store is dropped; returns when
+    // that was done.
+    let use_then_drop = || {
+        assert!(s.read_snapshot(&unknown_token, &no).wait().is_ok());
+        assert!(s.tracking_snapshot(&no).wait().unwrap().is_some());
+        assert!(s.append_audit_grouped(vec![entry("before")]).wait().is_ok());
+        let used = std::time::Instant::now();
+        let dropped: Vec<bool> = rt
+            .block_on(
+                sqlx::query_scalar(
+                    "SELECT pg_terminate_backend(pid, 5000) FROM pg_stat_activity WHERE application_name = $1",
+                )
+                .bind(&name)
+                .fetch_all(&admin),
+            )
+            .unwrap();
+        assert!(
+            dropped.len() >= 3 && dropped.iter().all(|d| *d),
+            "{dropped:?}"
+        );
+        used
+    };
+    let inconclusive = "the kept connections were checked for having idled (a slow machine): this run shows nothing";
+    // A read: its lookup meets the loss first.
+    let used = use_then_drop();
+    let snapshot = s.read_snapshot(&unknown_token, &no).wait();
+    let commit = s.append_audit_grouped(vec![entry("after")]).wait();
+    let tracked = s.tracking_snapshot(&no).wait();
+    assert!(
+        used.elapsed() < std::time::Duration::from_secs(1),
+        "{inconclusive}"
+    );
+    let snapshot = snapshot.expect("the lookup is asked again on a new connection");
+    assert!(snapshot.account.is_none());
+    assert!(
+        commit.is_ok(),
+        "the read's commit after its lookup: {commit:?}"
+    );
+    assert!(tracked.expect("the tracking lookup too").is_some());
+    // A commit meets the loss first.
+    let used = use_then_drop();
+    let commit = s.append_audit_grouped(vec![entry("after")]).wait();
+    let snapshot = s.read_snapshot(&unknown_token, &no).wait();
+    assert!(
+        used.elapsed() < std::time::Duration::from_secs(1),
+        "{inconclusive}"
+    );
+    let Err(StoreError::Unavailable(why)) = &commit else {
+        panic!("a commit on a dropped connection is refused as unavailable: {commit:?}");
+    };
+    assert!(why.contains("try again"), "{why}");
+    assert!(snapshot.is_ok());
+    assert!(s.append_audit_grouped(vec![entry("again")]).wait().is_ok());
+    // The pool's connections were dropped too: the pool makes new ones.
+    assert!(s.audit_size().unwrap() >= 5);
+}
