@@ -30,7 +30,7 @@ mod nodes;
 mod search;
 mod work;
 
-pub use nodes::NodeLock;
+pub use nodes::{NodeLock, Watched, NODE_LOCK_CHECK, NODE_LOCK_SETTLE};
 
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{PgPool, Postgres, Row, Transaction};

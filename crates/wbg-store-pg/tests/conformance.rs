@@ -207,8 +207,7 @@ fn the_read_path_reconnects_after_postgres_drops_its_connections() {
     let Some(scratch) = Scratch::new() else {
         return;
     };
-    let app = format!("wbg_t_{:016x}", rand::random::<u64>());
-    let url = format!("{}&application_name={app}", scratch.url());
+    let (url, name) = named_url(&scratch, "wbgidle");
     let s = PgStore::connect(&url, true).unwrap();
     let no = wbg_core::WaybillNo::parse("W1").unwrap();
     let read_and_audit = |what: &str| {
@@ -219,17 +218,7 @@ fn the_read_path_reconnects_after_postgres_drops_its_connections() {
             .unwrap()
     };
     assert_eq!(read_and_audit("before"), 0);
-    let (rt, admin) = scratch.admin();
-    let dropped: i64 = rt
-        .block_on(
-            sqlx::query_scalar(
-                "WITH ours AS MATERIALIZED (SELECT pid FROM pg_stat_activity WHERE application_name = $1) \
-                 SELECT count(*) FROM ours WHERE pg_terminate_backend(pid)",
-            )
-            .bind(&app)
-            .fetch_one(&admin),
-        )
-        .unwrap();
+    let dropped = end_sessions(&scratch.admin(), &name);
     assert!(
         dropped >= 2,
         "the lookup's and the commit's connections, at least: {dropped}"
@@ -244,6 +233,33 @@ fn the_read_path_reconnects_after_postgres_drops_its_connections() {
         wbg_store::conformance::verify(&s, &signer).unwrap().entries,
         3
     );
+}
+
+/// A URL of a new schema whose connections carry a name of their own (`application_name`), and that name: a test
+/// ends exactly those sessions with [`end_sessions`].
+fn named_url(scratch: &Scratch, prefix: &str) -> (String, String) {
+    let name = format!("{prefix}{:016x}", rand::random::<u64>());
+    (format!("{}&application_name={name}", scratch.url()), name)
+}
+
+/// Ends every session named `name`, as a PostgreSQL restart or an operator's `pg_terminate_backend` would, and
+/// waits until each is gone; how many there were.
+fn end_sessions(admin: &(tokio::runtime::Runtime, sqlx::PgPool), name: &str) -> usize {
+    let ended: Vec<bool> = admin
+        .0
+        .block_on(
+            sqlx::query_scalar(
+                "SELECT pg_terminate_backend(pid, 5000) FROM pg_stat_activity WHERE application_name = $1",
+            )
+            .bind(name)
+            .fetch_all(&admin.1),
+        )
+        .unwrap();
+    assert!(
+        ended.iter().all(|e| *e),
+        "a session outlived its end: {ended:?}"
+    );
+    ended.len()
 }
 
 /// Files waybill `no` as picked up (at 9) from the status `expected`, through the group commit.
@@ -496,9 +512,7 @@ fn reads_go_on_when_postgresql_drops_the_kept_connections() {
     let Some(scratch) = Scratch::new() else {
         return;
     };
-    // A name for this store's connections alone, so that only they are dropped.
-    let name = format!("wbgdrop{:016x}", rand::random::<u64>());
-    let url = format!("{}&application_name={name}", scratch.url());
+    let (url, name) = named_url(&scratch, "wbgdrop");
     let one = wbg_store_pg::Lanes {
         lookups: 1,
         commits: 1,
@@ -508,7 +522,7 @@ fn reads_go_on_when_postgresql_drops_the_kept_connections() {
         .unwrap();
     let no = wbg_core::WaybillNo::parse("WDROP1").unwrap();
     let unknown_token = [7u8; 32];
-    let (rt, admin) = connect(&scratch.base);
+    let admin = scratch.admin();
     // Each loop's kept connection is left idle, then every connection of the store is dropped; returns when
     // that was done.
     let use_then_drop = || {
@@ -516,19 +530,7 @@ fn reads_go_on_when_postgresql_drops_the_kept_connections() {
         assert!(s.tracking_snapshot(&no).wait().unwrap().is_some());
         assert!(s.append_audit_grouped(vec![entry("before")]).wait().is_ok());
         let used = std::time::Instant::now();
-        let dropped: Vec<bool> = rt
-            .block_on(
-                sqlx::query_scalar(
-                    "SELECT pg_terminate_backend(pid, 5000) FROM pg_stat_activity WHERE application_name = $1",
-                )
-                .bind(&name)
-                .fetch_all(&admin),
-            )
-            .unwrap();
-        assert!(
-            dropped.len() >= 3 && dropped.iter().all(|d| *d),
-            "{dropped:?}"
-        );
+        assert!(end_sessions(&admin, &name) >= 3);
         used
     };
     let inconclusive = "the kept connections were checked for having idled (a slow machine): this run shows nothing";
@@ -564,4 +566,80 @@ fn reads_go_on_when_postgresql_drops_the_kept_connections() {
     assert!(s.append_audit_grouped(vec![entry("again")]).wait().is_ok());
     // The pool's connections were dropped too: the pool makes new ones.
     assert!(s.audit_size().unwrap() >= 5);
+}
+
+/// A serving node's lock outlives the session PostgreSQL ended (a restart, a failover, an operator's
+/// `pg_terminate_backend`): the watch takes it back within a check or two, so an operation that needs the store
+/// alone is still refused. Should such an operation take the lock first — still holding it when the watch looks,
+/// or already gone — the node is told, once.
+#[test]
+fn a_watched_node_lock_is_taken_back_after_its_session_ends() {
+    use wbg_store::StoreError;
+    use wbg_store_pg::{NodeLock, NODE_LOCK_CHECK};
+    let Some(scratch) = Scratch::new() else {
+        return;
+    };
+    // The node's lock connection alone carries this name; the operation's carries another.
+    let (url, name) = named_url(&scratch, "wbglock");
+    // The store's tables, for its epoch.
+    drop(PgStore::connect(&url, true).unwrap());
+    let operation = url.replace(&name, &format!("{name}op"));
+    let watch = || {
+        let (told, lost) = std::sync::mpsc::channel();
+        let watched = NodeLock::acquire(&url, false)
+            .unwrap()
+            .watch(move |e| {
+                let _ = told.send(e);
+            })
+            .unwrap();
+        (watched, lost)
+    };
+    let admin = scratch.admin();
+    let end_session = || assert_eq!(end_sessions(&admin, &name), 1);
+    // The operation is faster than the watch (which looks once a check; if it was quicker, again).
+    let operation_first = || {
+        (0..5)
+            .find_map(|_| {
+                end_session();
+                match NodeLock::acquire(&operation, true) {
+                    Ok(alone) => Some(alone),
+                    Err(StoreError::Conflict(_)) => {
+                        std::thread::sleep(NODE_LOCK_CHECK * 2);
+                        None
+                    }
+                    Err(e) => panic!("{e}"),
+                }
+            })
+            .expect("the watch took the lock back first every time: this run shows nothing")
+    };
+    let told_once = |lost: &std::sync::mpsc::Receiver<StoreError>| {
+        let e = lost
+            .recv_timeout(NODE_LOCK_CHECK * 2 + std::time::Duration::from_secs(10))
+            .expect("the node is told its lock is lost");
+        assert!(matches!(e, StoreError::Conflict(_)), "{e}");
+        assert!(lost.recv_timeout(NODE_LOCK_CHECK * 2).is_err(), "told once");
+    };
+    let (watched, lost) = watch();
+    assert!(matches!(
+        NodeLock::acquire(&operation, true),
+        Err(StoreError::Conflict(_))
+    ));
+    end_session();
+    std::thread::sleep(NODE_LOCK_CHECK * 2 + std::time::Duration::from_millis(500));
+    assert!(
+        matches!(
+            NodeLock::acquire(&operation, true),
+            Err(StoreError::Conflict(_))
+        ),
+        "the lock was not taken back"
+    );
+    assert!(lost.try_recv().is_err());
+    // The operation still holds the lock when the watch looks.
+    let alone = operation_first();
+    told_once(&lost);
+    drop((alone, watched));
+    // The operation came and went before the watch looked.
+    let (_watched, lost) = watch();
+    drop(operation_first());
+    told_once(&lost);
 }

@@ -912,8 +912,15 @@ fn run(cli: Cli) -> Result<std::process::ExitCode> {
             let _lock = cfg.lock_data_dir("keys rotate")?;
             // On PostgreSQL the other nodes have data directories of their own: the store's node lock, taken
             // exclusively, says whether any of them serves.
+            // Held, it waits for any node whose session PostgreSQL ended a moment ago to find it cannot take
+            // its lock back, and stop.
             let _alone = if cfg.postgres() {
-                Some(wbg_store_pg::NodeLock::acquire(&cfg.postgres_url()?, true)?)
+                let alone = wbg_store_pg::NodeLock::acquire(&cfg.postgres_url()?, true)?;
+                eprintln!(
+                    "no node serves; waiting {} s for any node whose session PostgreSQL just ended to stop",
+                    wbg_store_pg::NODE_LOCK_SETTLE.as_secs()
+                );
+                Some(alone.settle())
             } else {
                 None
             };
@@ -1185,13 +1192,17 @@ fn audit_verify(
 fn serve(cfg: Config) -> Result<()> {
     // One server per data directory: two would each run a risk engine and split an attacker's reads between them.
     let _lock = cfg.lock_data_dir("serve")?;
-    // Every node of a PostgreSQL store holds its node lock shared while it serves (a key rotation takes it alone).
-    // Dropped after the runtime below has finished.
+    // Every node of a PostgreSQL store holds its node lock shared while it serves (a key rotation takes it alone),
+    // and takes it back should PostgreSQL end its session. Dropped after the runtime below has finished.
     let _node = if cfg.postgres() {
-        Some(wbg_store_pg::NodeLock::acquire(
-            &cfg.postgres_url()?,
-            false,
-        )?)
+        let lock = wbg_store_pg::NodeLock::acquire(&cfg.postgres_url()?, false)?;
+        Some(lock.watch(|e| {
+            // An operation took the store alone while the lock was down: this node's master key may no longer be
+            // the store's, and what it wrapped now could not be read after that operation. Stop at once.
+            tracing::error!(error = %e, "the node lock was lost to an operation that needs the store alone; stopping");
+            eprintln!("wbguard: stopping: the node lock was lost ({e})");
+            std::process::exit(75);
+        })?)
     } else {
         None
     };
