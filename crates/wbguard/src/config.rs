@@ -144,15 +144,35 @@ pub struct NatsBusConfig {
 }
 
 /// `[server]`.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ServerConfig {
     /// Addresses or networks (`10.0.0.0/8`, `127.0.0.1`) of reverse proxies whose `X-Forwarded-For` names the
     /// client; from any other peer the header is ignored (the risk engine and the audit log see the peer).
     pub trusted_proxies: Vec<String>,
+    /// Seconds a client has to send a request's headers once it may (on a new connection, or after the previous
+    /// answer on a kept-alive one) before the connection is closed (HTTP/1).
+    pub header_timeout_seconds: u64,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            trusted_proxies: Vec::new(),
+            header_timeout_seconds: 30,
+        }
+    }
 }
 
 impl ServerConfig {
+    /// The header timeout, checked: 1 to 600 seconds.
+    pub fn header_timeout(&self) -> Result<std::time::Duration> {
+        match self.header_timeout_seconds {
+            1..=600 => Ok(std::time::Duration::from_secs(self.header_timeout_seconds)),
+            n => anyhow::bail!("[server] header_timeout_seconds must be 1 to 600, not {n}"),
+        }
+    }
+
     /// The trusted proxies, parsed; a single address is a network of one.
     pub fn trusted_proxies(&self) -> Result<Vec<ipnet::IpNet>> {
         self.trusted_proxies

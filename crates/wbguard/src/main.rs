@@ -1222,6 +1222,7 @@ fn serve(cfg: Config) -> Result<()> {
     let metrics = telemetry::install().context("cannot install the metrics recorder")?;
     jwks::start(&guard, cfg.credentials.oidc.as_ref())?;
     let trusted_proxies = cfg.server.trusted_proxies()?;
+    let header_timeout = cfg.server.header_timeout()?;
     let tls = cfg.tls.clone();
     let console = cfg.console.clone();
     let tracking_enabled = cfg.tracking.enabled;
@@ -1343,26 +1344,8 @@ fn serve(cfg: Config) -> Result<()> {
         };
         let app = server::router(guard.clone(), metrics, options)
             .into_make_service_with_connect_info::<std::net::SocketAddr>();
-        match rustls {
-            None => {
-                axum::serve(listener, app)
-                    .with_graceful_shutdown(shutdown_signal()?)
-                    .await?
-            }
-            Some(rustls) => {
-                let handle = axum_server::Handle::new();
-                let stopper = handle.clone();
-                let signal = shutdown_signal()?;
-                tokio::spawn(async move {
-                    signal.await;
-                    stopper.graceful_shutdown(Some(std::time::Duration::from_secs(10)));
-                });
-                axum_server::from_tcp_rustls(listener.into_std()?, rustls)
-                    .handle(handle)
-                    .serve(app)
-                    .await?
-            }
-        }
+        server::listen::serve(listener.into_std()?, app, rustls, header_timeout, shutdown_signal()?)
+            .await?;
         ticker.abort();
         let (size, note) = guard.signed_checkpoint()?;
         if let Some(w) = &witness {

@@ -90,6 +90,10 @@ const MEANINGS: &[(&str, &str)] = &[
     ("bus.snapshots", "nats: workers snapshot their engine state and restart from it"),
     ("bus.snapshot_seconds", "nats: seconds between a worker's snapshots"),
     ("server.trusted_proxies", "addresses or networks whose X-Forwarded-For names the client"),
+    (
+        "server.header_timeout_seconds",
+        "seconds a client has to send a request's headers (on a new or a kept-alive connection) before it is closed; 1-600",
+    ),
     ("tls.cert", "serve HTTPS: certificate chain, PEM, leaf first"),
     ("tls.key", "serve HTTPS: private key, PEM"),
     ("witness.file", "append every signed checkpoint here (JSON Lines), for `audit verify --checkpoint`"),

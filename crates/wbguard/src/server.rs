@@ -35,6 +35,7 @@ mod credentials;
 mod error;
 mod extract;
 mod forensics;
+pub mod listen;
 mod policies;
 mod track;
 mod waybills;

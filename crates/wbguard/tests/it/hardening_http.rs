@@ -422,3 +422,61 @@ fn an_operators_reason_is_sealed_in_the_accounts_table() {
         "{c1}"
     );
 }
+
+/// A client that opens connections and then sends its request's headers slowly, or nothing (slowloris), no longer
+/// holds them for as long as it likes: a connection that has not sent a whole request head within `[server]
+/// header_timeout_seconds` of being able to — on opening, or after the answer to its previous request — is
+/// closed, while a client that sends its request in time is answered.
+#[test]
+fn a_connection_that_sends_no_request_in_time_is_closed() {
+    use std::io::{Read, Write};
+    use std::time::{Duration, Instant};
+    let dirs = Dirs::new("");
+    let mut c = std::fs::read_to_string(&dirs.config).unwrap();
+    c.push_str("[server]\nheader_timeout_seconds = 1\n");
+    std::fs::write(&dirs.config, c).unwrap();
+    dirs.create_account("root", "admin", None);
+    let s = Server::start(&dirs, "info");
+    let addr = s.base.strip_prefix("http://").unwrap().to_owned();
+    let connect = || {
+        let conn = std::net::TcpStream::connect(&addr).unwrap();
+        conn.set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        conn
+    };
+    // What the server sent until it closed the connection, and how long after `since` it closed it.
+    let until_closed = |conn: &mut std::net::TcpStream, since: Instant| {
+        let mut got = Vec::new();
+        let mut buf = [0u8; 4096];
+        loop {
+            match conn.read(&mut buf) {
+                Ok(0) => return (String::from_utf8_lossy(&got).into_owned(), since.elapsed()),
+                Ok(n) => got.extend_from_slice(&buf[..n]),
+                Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => {
+                    return (String::from_utf8_lossy(&got).into_owned(), since.elapsed())
+                }
+                Err(e) => panic!("still open after {:?}: {e}", since.elapsed()),
+            }
+        }
+    };
+    // Half a request head, then nothing more.
+    let mut slow = connect();
+    slow.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+        .unwrap();
+    let (_, after) = until_closed(&mut slow, Instant::now());
+    assert!(after < Duration::from_secs(5), "{after:?}");
+    // Nothing at all.
+    let mut silent = connect();
+    let (_, after) = until_closed(&mut silent, Instant::now());
+    assert!(after < Duration::from_secs(5), "{after:?}");
+    // A whole request in time is answered; the connection, kept alive, is closed once it idles past the timeout.
+    let mut prompt = connect();
+    prompt
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    let (answer, after) = until_closed(&mut prompt, Instant::now());
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(after < Duration::from_secs(5), "{after:?}");
+    // The server serves on.
+    assert_eq!(s.get("/healthz", None).status(), 200);
+}
