@@ -165,7 +165,7 @@ async fn group_commit(
 /// quiet spell or a PostgreSQL restart; one whose work failed is closed (it may be broken, or in the middle of
 /// something) and a new one opened when next needed. A statement that found its connection dropped under load
 /// (a restart, a failover, a proxy's cut) closes its loop's idle connections too, and has every other loop of the
-/// store check its own before their next use ([`Kept::with`]): a guarded read's lookup, which is asked once more,
+/// store check its own before their next use ([`Kept::lost`]): a guarded read's lookup, which is asked once more,
 /// meets the loss first, and the read's commit then goes out on a connection known to work.
 ///
 /// A kept connection waits at most [`LOCK_WAIT`] for a row or table lock: its statement then fails as

@@ -158,8 +158,8 @@ impl NodeLock {
     /// [`NODE_LOCK_CHECK`] and, when PostgreSQL has ended that session (and the lock with it), takes the lock
     /// back on a new connection, trying again at every check while PostgreSQL cannot be reached. `lost` is called
     /// once, on that thread, if the lock is held the other way by then, or was while it was down (for a serving
-    /// node: an operation took the store alone meanwhile; the store's epoch says so); the watch then ends. An error (and the lock released) if no thread can be
-    /// started.
+    /// node: an operation took the store alone meanwhile; the store's epoch says so); the watch then ends. An
+    /// error (and the lock released) if no thread can be started.
     pub fn watch(
         mut self,
         lost: impl FnOnce(StoreError) + Send + 'static,
