@@ -150,26 +150,27 @@ pub struct ServerConfig {
     /// Addresses or networks (`10.0.0.0/8`, `127.0.0.1`) of reverse proxies whose `X-Forwarded-For` names the
     /// client; from any other peer the header is ignored (the risk engine and the audit log see the peer).
     pub trusted_proxies: Vec<String>,
-    /// Seconds a client has to send a request's headers once it may (on a new connection, or after the previous
-    /// answer on a kept-alive one) before the connection is closed (HTTP/1).
-    pub header_timeout_seconds: u64,
+    /// Seconds a client may keep the server waiting for its request before the connection is closed: for a plain
+    /// connection's first byte, an HTTPS connection's handshake, each request head (HTTP/1: on a new connection,
+    /// or after the previous answer on a kept-alive one), and each stretch of a request body without a byte.
+    pub client_timeout_seconds: u64,
 }
 
 impl Default for ServerConfig {
     fn default() -> Self {
         ServerConfig {
             trusted_proxies: Vec::new(),
-            header_timeout_seconds: 30,
+            client_timeout_seconds: 30,
         }
     }
 }
 
 impl ServerConfig {
-    /// The header timeout, checked: 1 to 600 seconds.
-    pub fn header_timeout(&self) -> Result<std::time::Duration> {
-        match self.header_timeout_seconds {
-            1..=600 => Ok(std::time::Duration::from_secs(self.header_timeout_seconds)),
-            n => anyhow::bail!("[server] header_timeout_seconds must be 1 to 600, not {n}"),
+    /// The client timeout, checked: 1 to 600 seconds.
+    pub fn client_timeout(&self) -> Result<std::time::Duration> {
+        match self.client_timeout_seconds {
+            1..=600 => Ok(std::time::Duration::from_secs(self.client_timeout_seconds)),
+            n => anyhow::bail!("[server] client_timeout_seconds must be 1 to 600, not {n}"),
         }
     }
 

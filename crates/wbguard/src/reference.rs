@@ -91,8 +91,8 @@ const MEANINGS: &[(&str, &str)] = &[
     ("bus.snapshot_seconds", "nats: seconds between a worker's snapshots"),
     ("server.trusted_proxies", "addresses or networks whose X-Forwarded-For names the client"),
     (
-        "server.header_timeout_seconds",
-        "seconds a client has to send a request's headers (on a new or a kept-alive connection) before it is closed; 1-600",
+        "server.client_timeout_seconds",
+        "seconds a client may keep the server waiting (first byte, TLS handshake, each request head, each stretch of a body) before it is cut off; 1-600",
     ),
     ("tls.cert", "serve HTTPS: certificate chain, PEM, leaf first"),
     ("tls.key", "serve HTTPS: private key, PEM"),

@@ -86,6 +86,10 @@ pub struct RouterOptions {
     /// The console's sign-in at the identity provider (`[credentials.oidc]`), and the further CA certificates
     /// its token endpoint needs.
     pub login: Option<(wbg_guard::OidcLogin, Option<std::path::PathBuf>)>,
+    /// How long a request body may go without a byte before the request fails with 408 (`[server]
+    /// client_timeout_seconds`): a client that declared a body and sends it slowly, or not at all, would otherwise
+    /// hold its connection and a task for as long as it liked.
+    pub body_wait: std::time::Duration,
 }
 
 /// The query string into `T` (for handlers that take it raw).
@@ -378,6 +382,9 @@ pub fn router(guard: Arc<Guard>, metrics: PrometheusHandle, options: RouterOptio
         .merge(track::routes(options.tracking))
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(MAX_BODY))
+        .layer(tower_http::timeout::RequestBodyTimeoutLayer::new(
+            options.body_wait,
+        ))
         .layer(axum::middleware::from_fn(declared_length_limit))
         .layer(axum::middleware::from_fn(error::json_errors))
         .layer(axum::middleware::from_fn(crate::telemetry::requests))

@@ -17,8 +17,8 @@ pub(crate) struct ApiErrorBody {
 #[derive(Debug, Serialize, ToSchema)]
 pub(crate) struct ApiErrorDetail {
     /// Stable machine-readable code: `unauthenticated`, `account_suspended`, `forbidden`, `rate_limited`,
-    /// `invalid_request`, `invalid_json`, `payload_too_large`, `not_found`, `method_not_allowed`, `conflict`,
-    /// `expired`, `rows_refused`, `internal`.
+    /// `invalid_request`, `invalid_json`, `payload_too_large`, `request_timeout`, `not_found`,
+    /// `method_not_allowed`, `conflict`, `expired`, `rows_refused`, `unavailable`, `internal`.
     code: String,
     /// Human-readable explanation (never holds personal data).
     message: String,

@@ -183,6 +183,18 @@ pub(crate) fn parse_object<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> ApiR
     }
 }
 
+/// Whether the body failed because it went too long without a byte (the router's `RequestBodyTimeoutLayer`).
+fn stalled(r: &BytesRejection) -> bool {
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(r);
+    while let Some(e) = cause {
+        if e.is::<tower_http::timeout::TimeoutError>() {
+            return true;
+        }
+        cause = e.source();
+    }
+    false
+}
+
 fn body_bytes(body: Result<Bytes, BytesRejection>) -> ApiResult<Bytes> {
     body.map_err(|r| {
         if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
@@ -190,6 +202,12 @@ fn body_bytes(body: Result<Bytes, BytesRejection>) -> ApiResult<Bytes> {
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "payload_too_large",
                 format!("the body exceeds {MAX_BODY} bytes"),
+            )
+        } else if stalled(&r) {
+            ApiError::new(
+                StatusCode::REQUEST_TIMEOUT,
+                "request_timeout",
+                "the body stopped arriving; send it again",
             )
         } else {
             ApiError::invalid("the body could not be read")

@@ -3,10 +3,11 @@
 //!
 //! A client that opened connections and then sent its request's headers slowly, or nothing at all (slowloris),
 //! held each for as long as it liked: hyper times the headers out only with a timer, which neither `axum::serve`
-//! nor axum-server sets. Now every connection has `header_timeout` to begin and finish each request's head — the
+//! nor axum-server sets. Now every connection has `client_timeout` to begin and finish each request's head — the
 //! first byte of a plain connection (waited for here: hyper's timer starts only once bytes arrive), the TLS
 //! handshake of an HTTPS one, and each request head after it, the first and every one a kept-alive connection
-//! sends — or it is closed.
+//! sends — or it is closed. (A request body that stalls as long fails with 408: the router's
+//! `RequestBodyTimeoutLayer`.)
 use axum::extract::connect_info::IntoMakeServiceWithConnectInfo;
 use axum::Router;
 use axum_server::accept::{Accept, DefaultAcceptor};
@@ -22,7 +23,7 @@ pub async fn serve(
     listener: std::net::TcpListener,
     app: IntoMakeServiceWithConnectInfo<Router, SocketAddr>,
     tls: Option<RustlsConfig>,
-    header_timeout: Duration,
+    client_timeout: Duration,
     stop: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let handle = axum_server::Handle::new();
@@ -33,20 +34,20 @@ pub async fn serve(
     });
     let server = axum_server::from_tcp(listener).handle(handle);
     let first = FirstByte {
-        within: header_timeout,
+        within: client_timeout,
     };
     match tls {
         None => {
             let mut server = server.acceptor(first);
-            limit_heads(server.http_builder(), header_timeout);
+            limit_heads(server.http_builder(), client_timeout);
             server.serve(app).await
         }
         Some(tls) => {
             let acceptor = RustlsAcceptor::new(tls)
-                .handshake_timeout(header_timeout)
+                .handshake_timeout(client_timeout)
                 .acceptor(DefaultAcceptor);
             let mut server = server.acceptor(acceptor);
-            limit_heads(server.http_builder(), header_timeout);
+            limit_heads(server.http_builder(), client_timeout);
             server.serve(app).await
         }
     }

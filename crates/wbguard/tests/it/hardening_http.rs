@@ -423,17 +423,18 @@ fn an_operators_reason_is_sealed_in_the_accounts_table() {
     );
 }
 
-/// A client that opens connections and then sends its request's headers slowly, or nothing (slowloris), no longer
-/// holds them for as long as it likes: a connection that has not sent a whole request head within `[server]
-/// header_timeout_seconds` of being able to — on opening, or after the answer to its previous request — is
-/// closed, while a client that sends its request in time is answered.
+/// A client that opens connections and then sends its request's headers slowly, or nothing, or declares a body and
+/// stops sending it (slowloris), no longer holds them for as long as it likes: a connection that has not sent a
+/// whole request head within `[server] client_timeout_seconds` of being able to — on opening, or after the answer
+/// to its previous request — is closed, a body that goes as long without a byte is answered 408, and a client
+/// that sends its request in time is answered.
 #[test]
 fn a_connection_that_sends_no_request_in_time_is_closed() {
     use std::io::{Read, Write};
     use std::time::{Duration, Instant};
     let dirs = Dirs::new("");
     let mut c = std::fs::read_to_string(&dirs.config).unwrap();
-    c.push_str("[server]\nheader_timeout_seconds = 1\n");
+    c.push_str("[server]\nclient_timeout_seconds = 1\n");
     std::fs::write(&dirs.config, c).unwrap();
     dirs.create_account("root", "admin", None);
     let s = Server::start(&dirs, "info");
@@ -476,6 +477,17 @@ fn a_connection_that_sends_no_request_in_time_is_closed() {
         .unwrap();
     let (answer, after) = until_closed(&mut prompt, Instant::now());
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(after < Duration::from_secs(5), "{after:?}");
+    // A body that stops arriving (the body is read before the token is checked).
+    let mut stalled = connect();
+    stalled
+        .write_all(
+            b"POST /v1/waybills HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer any\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{",
+        )
+        .unwrap();
+    let (answer, after) = until_closed(&mut stalled, Instant::now());
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(answer.contains(r#""code":"request_timeout""#), "{answer}");
     assert!(after < Duration::from_secs(5), "{after:?}");
     // The server serves on.
     assert_eq!(s.get("/healthz", None).status(), 200);
