@@ -83,12 +83,34 @@ impl FromRequestParts<AppState> for Caller {
             }
         };
         let Origin(meta) = Origin::from_request_parts(parts, s).await?;
+        // A large body is read (and parsed) only for a known credential: without this an unknown token could
+        // make the node buffer MAX_BODY bytes per request before the guard refused it. Small bodies (a scan, a
+        // label) are refused after, as before: their lookup stays the guard's one.
+        if large_body(&parts.headers) {
+            let (guard, token) = (s.guard.clone(), token.clone());
+            blocking(move || guard.authenticate(&token).map(drop)).await?;
+        }
         Ok(Caller {
             token,
             meta,
             session,
             guard: s.guard.clone(),
         })
+    }
+}
+
+/// Bodies from this size up (or of no declared size) wait for the caller's credential to be checked first.
+const AUTHENTICATE_FIRST: u64 = 64 * 1024;
+
+/// Whether a request declares a body of [`AUTHENTICATE_FIRST`] bytes or more, or one of unknown length (chunked).
+fn large_body(headers: &HeaderMap) -> bool {
+    match headers.get(header::CONTENT_LENGTH) {
+        Some(n) => n
+            .to_str()
+            .ok()
+            .and_then(|n| n.parse::<u64>().ok())
+            .is_none_or(|n| n >= AUTHENTICATE_FIRST),
+        None => headers.contains_key(header::TRANSFER_ENCODING),
     }
 }
 
