@@ -18,9 +18,14 @@
 //! Audit entries are partitioned by the UTC day they were made (`audit_entries_YYYYMMDD`, made ahead by
 //! [`Store::maintain`], with a default partition for anything else), so old days can be detached and archived.
 //!
-//! The trait is synchronous (the guard's request path runs on blocking threads); the store drives `sqlx` on a
-//! small runtime of its own. Calling it from inside an async task would block that task's thread: the server
-//! calls the guard through `spawn_blocking`.
+//! The store drives `sqlx` on a small runtime of its own. The read path's calls (a guarded read's lookup and
+//! group commit, scan events, label print counts, tracking lookups) hand their work to grouped loops there and
+//! return a [`Ticket`] an async caller awaits; the rest of the trait is synchronous and blocks its thread, so the
+//! server makes those calls through `spawn_blocking` (or, on a worker thread, after `block_in_place`).
+//!
+//! PostgreSQL dropping connections (a restart, a failover, a terminated backend) and conflicts it resolves by
+//! failing one side reach the caller as [`StoreError::Unavailable`] — a 503 to try again — not as a database
+//! error; the read path's read-only lookups are asked once more on a new connection.
 #![deny(missing_docs)]
 
 mod alerts;
