@@ -10,7 +10,7 @@
 //! `RequestBodyTimeoutLayer`.)
 use axum::extract::connect_info::IntoMakeServiceWithConnectInfo;
 use axum::Router;
-use axum_server::accept::{Accept, DefaultAcceptor};
+use axum_server::accept::Accept;
 use axum_server::tls_rustls::{RustlsAcceptor, RustlsConfig};
 use std::future::Future;
 use std::net::SocketAddr;
@@ -32,23 +32,19 @@ pub async fn serve(
         stop.await;
         stopper.graceful_shutdown(Some(Duration::from_secs(10)));
     });
-    let server = axum_server::from_tcp(listener).handle(handle);
-    let first = FirstByte {
-        within: client_timeout,
-    };
+    let mut server = axum_server::from_tcp(listener).handle(handle);
+    // (The builder goes with the server whichever acceptor it gets below.)
+    limit_heads(server.http_builder(), client_timeout);
     match tls {
         None => {
-            let mut server = server.acceptor(first);
-            limit_heads(server.http_builder(), client_timeout);
-            server.serve(app).await
+            let first = FirstByte {
+                within: client_timeout,
+            };
+            server.acceptor(first).serve(app).await
         }
         Some(tls) => {
-            let acceptor = RustlsAcceptor::new(tls)
-                .handshake_timeout(client_timeout)
-                .acceptor(DefaultAcceptor);
-            let mut server = server.acceptor(acceptor);
-            limit_heads(server.http_builder(), client_timeout);
-            server.serve(app).await
+            let acceptor = RustlsAcceptor::new(tls).handshake_timeout(client_timeout);
+            server.acceptor(acceptor).serve(app).await
         }
     }
 }
