@@ -26,8 +26,9 @@ const NODE_LOCK_CLASS: i32 = 0x5742_4731; // "WBG1"
 /// How often a watched lock's connection is checked ([`NodeLock::watch`]).
 pub const NODE_LOCK_CHECK: std::time::Duration = std::time::Duration::from_secs(1);
 
-/// How long one check, or one attempt to take the lock back, may take.
-const ATTEMPT: std::time::Duration = std::time::Duration::from_secs(5);
+/// How long one check, or one attempt to take the lock back, may take: as long as a kept connection's check or
+/// opening on the read path, the store's one bound for "PostgreSQL counts as unreachable".
+const ATTEMPT: std::time::Duration = crate::KEPT_PING;
 
 /// How long after its session ended a watched node has found out whether it can take its lock back: the next
 /// check, that check's ping and one attempt to take the lock ([`NodeLock::settle`]).
