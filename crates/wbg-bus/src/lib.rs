@@ -183,6 +183,10 @@ fn messages(cfg: &NatsConfig, events: Vec<AccessEvent>) -> Vec<(u32, Vec<AccessE
 /// worker's acknowledgements, cost per message, not per read.
 pub struct NatsSink {
     tx: tokio::sync::mpsc::Sender<AccessEvent>,
+    /// Told when the queue is past half full, so that the linger ends early rather than drop events.
+    filling: Arc<tokio::sync::Notify>,
+    /// Free places in the queue below which `filling` is told.
+    half: usize,
     dropped: AtomicU64,
     published: Arc<AtomicU64>,
     _rt: tokio::runtime::Runtime,
@@ -199,24 +203,33 @@ impl std::fmt::Debug for NatsSink {
 impl NatsSink {
     /// Connects and starts publishing.
     pub fn start(cfg: &NatsConfig) -> Result<NatsSink, BusError> {
+        Self::start_with(cfg, LINGER)
+    }
+
+    fn start_with(cfg: &NatsConfig, linger: std::time::Duration) -> Result<NatsSink, BusError> {
         let rt = runtime("wbguard-bus")?;
         let (js, _) = rt.block_on(stream_of(cfg))?;
         let (tx, mut rx) = tokio::sync::mpsc::channel::<AccessEvent>(cfg.queue.max(1));
         let published = Arc::new(AtomicU64::new(0));
-        let (count, cfg) = (published.clone(), cfg.clone());
+        let filling = Arc::new(tokio::sync::Notify::new());
+        let half = cfg.queue.max(1) / 2;
+        let (count, cfg, told) = (published.clone(), cfg.clone(), filling.clone());
         rt.spawn(async move {
             // Up to 256 messages in flight, acknowledged in order; each ack counts its message's events.
             let mut pending = std::collections::VecDeque::new();
             let mut taken = Vec::new();
             while rx.recv_many(&mut taken, 4 * EVENTS_PER_MESSAGE).await > 0 {
-                // What else comes within the linger goes in the same messages.
-                let until = tokio::time::Instant::now() + LINGER;
-                while taken.len() < 4 * EVENTS_PER_MESSAGE {
-                    let room = 4 * EVENTS_PER_MESSAGE - taken.len();
-                    match tokio::time::timeout_at(until, rx.recv_many(&mut taken, room)).await {
-                        Ok(0) | Err(_) => break,
-                        Ok(_) => {}
-                    }
+                // What else comes within the linger goes in the same messages. The task sleeps through the
+                // linger rather than waiting on the queue: a waiting receiver is woken by every event (a
+                // switch to this thread per guarded read, measured: 0.53 a read), a sleeping one once, or
+                // when the queue is half full.
+                tokio::select! {
+                    () = tokio::time::sleep(linger) => {}
+                    () = told.notified() => {}
+                }
+                let waiting = rx.len();
+                if waiting > 0 {
+                    rx.recv_many(&mut taken, waiting).await;
                 }
                 for (partition, events) in messages(&cfg, std::mem::take(&mut taken)) {
                     let body = match serde_json::to_vec(&events) {
@@ -252,6 +265,8 @@ impl NatsSink {
         });
         Ok(NatsSink {
             tx,
+            filling,
+            half,
             dropped: AtomicU64::new(0),
             published,
             _rt: rt,
@@ -269,6 +284,8 @@ impl EventSink for NatsSink {
         if self.tx.try_send(ev).is_err() {
             self.dropped.fetch_add(1, Ordering::Relaxed);
             metrics_dropped();
+        } else if self.tx.capacity() < self.half {
+            self.filling.notify_one();
         }
     }
 
@@ -882,6 +899,37 @@ mod tests {
         assert!(decode(b"").is_err());
         assert!(decode(b"[1]").is_err());
         assert!(decode(b"{\"account\":1}").is_err());
+    }
+
+    #[test]
+    fn a_queue_past_half_full_ends_the_linger() {
+        if std::env::var("NATS_URL").is_err() {
+            eprintln!("NATS_URL is not set: the publisher is not tested here (.ci/run sets it)");
+            return;
+        }
+        let cfg = NatsConfig {
+            prefix: format!("wbgtest{:08x}", rand::random::<u32>()),
+            partitions: 2,
+            queue: 64,
+            ..NatsConfig::default()
+        };
+        // A linger far longer than the wait below: only the queue filling up can send these events in time.
+        let sink = NatsSink::start_with(&cfg, std::time::Duration::from_secs(60)).unwrap();
+        for i in 0..48 {
+            sink.publish(event(&format!("C{:04}", i % 5), i));
+        }
+        let started = std::time::Instant::now();
+        while sink.published() < 48 {
+            assert!(
+                started.elapsed().as_secs() < 20,
+                "published {} of 48 while the linger lasted",
+                sink.published()
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        assert_eq!(sink.dropped(), 0);
+        drop(sink);
+        delete_stream(&cfg).unwrap();
     }
 
     #[test]
