@@ -1765,11 +1765,21 @@ impl Keys for PgStore {
     ) -> Result<(u64, usize), StoreError> {
         self.run(async {
             let mut tx = self.pool.begin().await.map_err(db)?;
-            // Keys made meanwhile wait for this transaction (the table is locked), so none is left behind.
-            sqlx::query("LOCK TABLE wrapped_keys IN EXCLUSIVE MODE")
+            // Keys made meanwhile wait for this transaction (the table is locked), so none is left behind; so
+            // do reads of them, so that a node opening the store meanwhile finds the new wrapping, not the old.
+            sqlx::query("LOCK TABLE wrapped_keys IN ACCESS EXCLUSIVE MODE")
                 .execute(&mut *tx)
                 .await
                 .map_err(db)?;
+            // Whoever holds the node lock exclusively (the rotating process, or its session PostgreSQL ended),
+            // no node may serve beside a rotation: asked here, inside the transaction, under the table's lock.
+            if nodes::serving(&mut tx).await? > 0 {
+                return Err(StoreError::Conflict(
+                    "a guard node of this PostgreSQL store is serving (it holds the node lock); stop every \
+                     node first"
+                        .into(),
+                ));
+            }
             let keys: Vec<(String, Vec<u8>)> =
                 sqlx::query_as("SELECT id, wrapped FROM wrapped_keys ORDER BY id")
                     .fetch_all(&mut *tx)

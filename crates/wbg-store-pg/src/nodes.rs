@@ -13,7 +13,8 @@
 //! taken the store alone in between, the node is told, and stops — its master key may no longer be the store's.
 //! "In between" includes an operation that came and went before the lock was taken back (a key rotation takes
 //! well under a second): every exclusive holder counts itself in the store's `meta` table (`node_lock_epoch`), and
-//! a node that finds the count moved on when it takes its lock back has missed one.
+//! a node that finds the count moved on when it takes its lock back has missed one. The rotation's own session
+//! can end as well: its transaction therefore counts the nodes holding the lock itself ([`serving`]).
 use crate::db;
 use sqlx::postgres::PgConnectOptions;
 use sqlx::{ConnectOptions, Connection, PgConnection};
@@ -85,6 +86,25 @@ async fn epoch(conn: &mut PgConnection) -> Result<Option<i64>, StoreError> {
             .map(Some)
             .map_err(|_| StoreError::Corrupt("the node lock's epoch is not a number".into())),
     }
+}
+
+/// How many sessions hold the store's node lock shared: serving nodes. Asked by a key rotation inside its own
+/// transaction, after it has locked the wrapped keys, so that it does not rely on its exclusive lock's session
+/// alone: should PostgreSQL end that session mid-rotation, a node could take the lock and open the store under the
+/// old master key, then wrap new keys under it after the rotation — keys no one could read once the old master
+/// key is gone. A node that takes the lock after this count waits on the locked keys to open the store, and then
+/// finds them wrapped under the new master key, and does not start.
+pub(crate) async fn serving(conn: &mut PgConnection) -> Result<i64, StoreError> {
+    sqlx::query_scalar(
+        "SELECT count(*) FROM pg_locks
+          WHERE locktype = 'advisory' AND granted AND mode = 'ShareLock'
+            AND database = (SELECT oid FROM pg_database WHERE datname = current_database())
+            AND classid = $1::int4::oid AND objid = hashtext(current_schema())::oid AND objsubid = 2",
+    )
+    .bind(NODE_LOCK_CLASS)
+    .fetch_one(conn)
+    .await
+    .map_err(db)
 }
 
 /// Takes the lock on a new connection: the connection holding it, or `None` when it is held the other way. An

@@ -643,3 +643,77 @@ fn a_watched_node_lock_is_taken_back_after_its_session_ends() {
     drop(operation_first());
     told_once(&lost);
 }
+
+/// A key rotation does not rely on its exclusive node lock's session alone (PostgreSQL may end it mid-rotation,
+/// and a node may then take the lock shared and open the store under the old master key): inside its own
+/// transaction it asks whether any node serves, and refuses, changing nothing. While it runs, the wrapped keys
+/// cannot even be read, so a node opening the store meanwhile finds the new wrapping once it may.
+#[test]
+fn a_rotation_is_refused_inside_its_transaction_while_a_node_serves() {
+    use wbg_store::StoreError;
+    use wbg_store_pg::NodeLock;
+    let Some(scratch) = Scratch::new() else {
+        return;
+    };
+    let url = scratch.url();
+    let s = PgStore::connect(&url, true).unwrap();
+    let old = vec![7u8; 60];
+    let new: Vec<u8> = old.iter().map(|b| b ^ 0xff).collect();
+    s.put_wrapped_key_if_absent("index", &old).unwrap();
+    let size = s.audit_size().unwrap();
+    // A node serves; no one holds the lock exclusively (the rotation's session is gone).
+    let node = NodeLock::acquire(&url, false).unwrap();
+    let refused = s.rewrap_keys(
+        &mut |_, w| Ok(w.iter().map(|b| b ^ 0xff).collect()),
+        wbg_store::conformance::entry("keys_rotate"),
+    );
+    assert!(
+        matches!(refused, Err(StoreError::Conflict(_))),
+        "{refused:?}"
+    );
+    assert_eq!(s.get_wrapped_key("index").unwrap(), Some(old.clone()));
+    assert_eq!(s.audit_size().unwrap(), size, "nothing audited either");
+    drop(node);
+    // No node: the rotation runs; a node's read of the keys meanwhile waits for it.
+    let (inside, entered) = std::sync::mpsc::channel();
+    let (go, proceed) = std::sync::mpsc::channel::<()>();
+    let (rt, pool) = connect(&url);
+    std::thread::scope(|sc| {
+        let s = &s;
+        let rotation = sc.spawn(move || {
+            s.rewrap_keys(
+                &mut |_, w| {
+                    let _ = inside.send(());
+                    let _ = proceed.recv();
+                    Ok(w.iter().map(|b| b ^ 0xff).collect())
+                },
+                wbg_store::conformance::entry("keys_rotate"),
+            )
+        });
+        entered.recv().unwrap();
+        let read: Result<Option<Vec<u8>>, sqlx::Error> = rt.block_on(async {
+            let mut tx = pool.begin().await?;
+            sqlx::query("SET LOCAL lock_timeout = '300ms'")
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query_scalar("SELECT wrapped FROM wrapped_keys WHERE id = 'index'")
+                .fetch_optional(&mut *tx)
+                .await
+        });
+        // The rotation goes on before anything is asserted, so that a failure here cannot leave it waiting.
+        go.send(()).unwrap();
+        let code = read
+            .as_ref()
+            .err()
+            .and_then(|e| e.as_database_error())
+            .and_then(|e| e.code())
+            .map(|c| c.to_string());
+        assert_eq!(
+            code.as_deref(),
+            Some("55P03"),
+            "the keys were readable: {read:?}"
+        );
+        assert_eq!(rotation.join().unwrap().unwrap().1, 1);
+    });
+    assert_eq!(s.get_wrapped_key("index").unwrap(), Some(new));
+}
