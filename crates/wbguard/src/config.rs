@@ -154,6 +154,11 @@ pub struct ServerConfig {
     /// connection's first byte, an HTTPS connection's handshake, each request head (HTTP/1: on a new connection,
     /// or after the previous answer on a kept-alive one), and each stretch of a request body without a byte.
     pub client_timeout_seconds: u64,
+    /// Seconds a connection may go without a byte either way before it is closed: an HTTP/2 connection that sends
+    /// no request, a client that stopped reading its answer. Longer than any request takes to answer.
+    pub idle_timeout_seconds: u64,
+    /// Connections open at once; beyond, a new connection is closed as soon as it is accepted.
+    pub max_connections: usize,
 }
 
 impl Default for ServerConfig {
@@ -161,6 +166,8 @@ impl Default for ServerConfig {
         ServerConfig {
             trusted_proxies: Vec::new(),
             client_timeout_seconds: 30,
+            idle_timeout_seconds: 300,
+            max_connections: 10_000,
         }
     }
 }
@@ -172,6 +179,30 @@ impl ServerConfig {
             1..=600 => Ok(std::time::Duration::from_secs(self.client_timeout_seconds)),
             n => anyhow::bail!("[server] client_timeout_seconds must be 1 to 600, not {n}"),
         }
+    }
+
+    /// What a connection may cost the server, checked: the client timeout, an idle timeout of 1 to 3600 seconds
+    /// and no shorter than the client timeout, and 1 to 1,000,000 connections.
+    pub fn limits(&self) -> Result<crate::server::listen::Limits> {
+        let client_timeout = self.client_timeout()?;
+        let idle = self.idle_timeout_seconds;
+        if !(self.client_timeout_seconds..=3600).contains(&idle) {
+            anyhow::bail!(
+                "[server] idle_timeout_seconds must be from client_timeout_seconds ({}) to 3600, not {idle}",
+                self.client_timeout_seconds
+            );
+        }
+        if !(1..=1_000_000).contains(&self.max_connections) {
+            anyhow::bail!(
+                "[server] max_connections must be 1 to 1000000, not {}",
+                self.max_connections
+            );
+        }
+        Ok(crate::server::listen::Limits {
+            client_timeout,
+            idle_timeout: std::time::Duration::from_secs(idle),
+            max_connections: self.max_connections,
+        })
     }
 
     /// The trusted proxies, parsed; a single address is a network of one.
@@ -493,6 +524,42 @@ mod tests {
             toml::from_str::<Config>("[store]\nkind = \"embedded\"\ncommits_in_flight = 2")
                 .is_err()
         );
+    }
+
+    #[test]
+    fn connection_limits_default_and_are_refused_out_of_range() {
+        let server = |extra: &str| -> Result<crate::server::listen::Limits> {
+            toml::from_str::<Config>(&format!("[server]\n{extra}"))
+                .unwrap()
+                .server
+                .limits()
+        };
+        let d = server("").unwrap();
+        assert_eq!(
+            (
+                d.client_timeout.as_secs(),
+                d.idle_timeout.as_secs(),
+                d.max_connections
+            ),
+            (30, 300, 10_000)
+        );
+        let set =
+            server("client_timeout_seconds = 5\nidle_timeout_seconds = 5\nmax_connections = 1")
+                .unwrap();
+        assert_eq!((set.idle_timeout.as_secs(), set.max_connections), (5, 1));
+        for (extra, key) in [
+            ("idle_timeout_seconds = 29", "idle_timeout_seconds"),
+            ("idle_timeout_seconds = 3601", "idle_timeout_seconds"),
+            ("max_connections = 0", "max_connections"),
+            ("max_connections = 1000001", "max_connections"),
+            ("client_timeout_seconds = 0", "client_timeout_seconds"),
+        ] {
+            let e = server(extra).unwrap_err().to_string();
+            assert!(
+                e.starts_with(&format!("[server] {key} must be")),
+                "{extra}: {e}"
+            );
+        }
     }
 
     #[test]

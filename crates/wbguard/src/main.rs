@@ -1222,7 +1222,7 @@ fn serve(cfg: Config) -> Result<()> {
     let metrics = telemetry::install().context("cannot install the metrics recorder")?;
     jwks::start(&guard, cfg.credentials.oidc.as_ref())?;
     let trusted_proxies = cfg.server.trusted_proxies()?;
-    let client_timeout = cfg.server.client_timeout()?;
+    let limits = cfg.server.limits()?;
     let tls = cfg.tls.clone();
     let console = cfg.console.clone();
     let tracking_enabled = cfg.tracking.enabled;
@@ -1341,11 +1341,11 @@ fn serve(cfg: Config) -> Result<()> {
             tracking: tracking_enabled,
             tls: rustls.is_some(),
             login,
-            body_wait: client_timeout,
+            body_wait: limits.client_timeout,
         };
         let app = server::router(guard.clone(), metrics, options)
             .into_make_service_with_connect_info::<std::net::SocketAddr>();
-        server::listen::serve(listener.into_std()?, app, rustls, client_timeout, shutdown_signal()?)
+        server::listen::serve(listener.into_std()?, app, rustls, limits, shutdown_signal()?)
             .await?;
         ticker.abort();
         let (size, note) = guard.signed_checkpoint()?;

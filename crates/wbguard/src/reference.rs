@@ -94,6 +94,14 @@ const MEANINGS: &[(&str, &str)] = &[
         "server.client_timeout_seconds",
         "seconds a client may keep the server waiting (first byte, TLS handshake, each request head, each stretch of a body) before it is cut off; 1-600",
     ),
+    (
+        "server.idle_timeout_seconds",
+        "seconds a connection may go without a byte either way (an idle HTTP/2 connection, a client not reading its answer) before it is closed; client_timeout_seconds-3600",
+    ),
+    (
+        "server.max_connections",
+        "connections open at once; beyond, new ones are closed on accept; 1-1000000",
+    ),
     ("tls.cert", "serve HTTPS: certificate chain, PEM, leaf first"),
     ("tls.key", "serve HTTPS: private key, PEM"),
     ("witness.file", "append every signed checkpoint here (JSON Lines), for `audit verify --checkpoint`"),

@@ -155,6 +155,11 @@ const COUNTERS: &[CounterSpec] = &[
         &[],
     ),
     (
+        "wbguard_connections_refused_total",
+        "Connections closed on accept because [server] max_connections were open.",
+        &[],
+    ),
+    (
         "wbguard_rights_requests_total",
         "Rights requests answered (who read a person's data).",
         &[("kind", "access")],
@@ -163,6 +168,7 @@ const COUNTERS: &[CounterSpec] = &[
 
 const GAUGES: &[(&str, &str)] = &[
     ("wbguard_build_info", "Always 1; the labels name the build."),
+    ("wbguard_connections_open", "Client connections open now."),
     (
         "wbguard_accounts_suspended",
         "Accounts suspended now (by the risk engine, an admin, dormancy, the roster).",

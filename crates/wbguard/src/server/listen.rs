@@ -8,6 +8,13 @@
 //! handshake of an HTTPS one, and each request head after it, the first and every one a kept-alive connection
 //! sends — or it is closed. (A request body that stalls as long fails with 408: the router's
 //! `RequestBodyTimeoutLayer`.)
+//!
+//! Two things hyper leaves open after that: an HTTP/2 connection that has sent its preface and then nothing (its
+//! reads are never timed out: HTTP/2 reads all the time), and a client that stopped reading an answer (the write
+//! waits for ever). And nothing bounded how many connections a node holds. Now a connection with no byte moving
+//! either way for `idle_timeout` is closed, and beyond `max_connections` open at once a new one is closed as soon
+//! as it is accepted (counted in `wbguard_connections_refused_total`; `wbguard_connections_open` says how many are
+//! open).
 use axum::extract::connect_info::IntoMakeServiceWithConnectInfo;
 use axum::Router;
 use axum_server::accept::Accept;
@@ -15,7 +22,9 @@ use axum_server::tls_rustls::{RustlsAcceptor, RustlsConfig};
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
+use std::task::Poll;
 use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 /// Serves `app` on `listener` — over TLS with `tls` — until `stop` resolves, then for at most 10 s more for the
 /// requests in flight.
@@ -23,9 +32,15 @@ pub async fn serve(
     listener: std::net::TcpListener,
     app: IntoMakeServiceWithConnectInfo<Router, SocketAddr>,
     tls: Option<RustlsConfig>,
-    client_timeout: Duration,
+    limits: Limits,
     stop: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    let Limits {
+        client_timeout,
+        idle_timeout,
+        max_connections,
+    } = limits;
+    let open = std::sync::Arc::new(tokio::sync::Semaphore::new(max_connections));
     let handle = axum_server::Handle::new();
     let stopper = handle.clone();
     tokio::spawn(async move {
@@ -40,13 +55,36 @@ pub async fn serve(
             let first = FirstByte {
                 within: client_timeout,
             };
-            server.acceptor(first).serve(app).await
+            let counted = Counted {
+                inner: first,
+                idle: idle_timeout,
+                open,
+            };
+            server.acceptor(counted).serve(app).await
         }
         Some(tls) => {
-            let acceptor = RustlsAcceptor::new(tls).handshake_timeout(client_timeout);
+            let counted = Counted {
+                inner: axum_server::accept::DefaultAcceptor,
+                idle: idle_timeout,
+                open,
+            };
+            let acceptor = RustlsAcceptor::new(tls)
+                .handshake_timeout(client_timeout)
+                .acceptor(counted);
             server.acceptor(acceptor).serve(app).await
         }
     }
+}
+
+/// What a connection may cost the server (`[server]`).
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// How long a client may keep the server waiting for (a part of) its request.
+    pub client_timeout: Duration,
+    /// How long a connection may go without a byte either way.
+    pub idle_timeout: Duration,
+    /// Connections open at once.
+    pub max_connections: usize,
 }
 
 /// Each request head (HTTP/1) must arrive within `within` of the connection being ready for it.
@@ -80,5 +118,169 @@ impl<S: Send + 'static> Accept<tokio::net::TcpStream, S> for FirstByte {
                 )),
             }
         })
+    }
+}
+
+/// Holds each accepted connection to `open`'s count (closing it at once when none is left) and to `idle`.
+#[derive(Debug, Clone)]
+struct Counted<A> {
+    inner: A,
+    idle: Duration,
+    open: std::sync::Arc<tokio::sync::Semaphore>,
+}
+
+impl<I, S, A> Accept<I, S> for Counted<A>
+where
+    A: Accept<I, S>,
+    A::Future: Send + 'static,
+    A::Stream: Send + 'static,
+    A::Service: Send + 'static,
+{
+    type Stream = Quiet<A::Stream>;
+    type Service = A::Service;
+    type Future =
+        Pin<Box<dyn Future<Output = std::io::Result<(Quiet<A::Stream>, A::Service)>> + Send>>;
+
+    fn accept(&self, stream: I, service: S) -> Self::Future {
+        let Ok(place) = self.open.clone().try_acquire_owned() else {
+            metrics::counter!("wbguard_connections_refused_total").increment(1);
+            drop(stream);
+            return Box::pin(std::future::ready(Err(std::io::Error::other(
+                "too many connections open",
+            ))));
+        };
+        metrics::gauge!("wbguard_connections_open").increment(1.0);
+        let idle = self.idle;
+        let accepted = self.inner.accept(stream, service);
+        Box::pin(async move {
+            // Counted from here, so that a connection still waiting for its first byte counts too.
+            let place = Open(place);
+            let (io, service) = accepted.await?;
+            Ok((
+                Quiet {
+                    io,
+                    idle,
+                    last: tokio::time::Instant::now(),
+                    timer: Box::pin(tokio::time::sleep(idle)),
+                    _place: place,
+                },
+                service,
+            ))
+        })
+    }
+}
+
+/// A connection's place in the count, given back (and the gauge lowered) when the connection ends.
+#[derive(Debug)]
+struct Open(#[allow(dead_code)] tokio::sync::OwnedSemaphorePermit);
+
+impl Drop for Open {
+    fn drop(&mut self) {
+        metrics::gauge!("wbguard_connections_open").decrement(1.0);
+    }
+}
+
+/// A connection that fails its pending read or write once no byte has moved either way for `idle`. The timer is
+/// not moved on every byte: when it fires early (bytes moved meanwhile) it is set again from the last one.
+#[derive(Debug)]
+pub struct Quiet<S> {
+    io: S,
+    idle: Duration,
+    last: tokio::time::Instant,
+    timer: Pin<Box<tokio::time::Sleep>>,
+    _place: Open,
+}
+
+impl<S> Quiet<S> {
+    /// Whether the connection has been quiet for `idle`; if not, the timer will wake this task when it may be.
+    fn quiet(&mut self, cx: &mut std::task::Context<'_>) -> bool {
+        loop {
+            if self.timer.as_mut().poll(cx).is_pending() {
+                return false;
+            }
+            let deadline = self.last + self.idle;
+            if deadline <= tokio::time::Instant::now() {
+                return true;
+            }
+            self.timer.as_mut().reset(deadline);
+        }
+    }
+
+    /// `polled`'s outcome; a pending one turned into an error when the connection has been quiet too long.
+    fn moved<T>(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+        polled: Poll<std::io::Result<T>>,
+        progress: impl FnOnce(&T) -> bool,
+    ) -> Poll<std::io::Result<T>> {
+        match polled {
+            Poll::Ready(Ok(t)) => {
+                if progress(&t) {
+                    self.last = tokio::time::Instant::now();
+                }
+                Poll::Ready(Ok(t))
+            }
+            Poll::Pending if self.quiet(cx) => Poll::Ready(Err(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                "no byte moved either way within the idle timeout",
+            ))),
+            other => other,
+        }
+    }
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for Quiet<S> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let this = self.get_mut();
+        let before = buf.filled().len();
+        let polled = Pin::new(&mut this.io).poll_read(cx, buf);
+        let read = buf.filled().len() > before;
+        this.moved(cx, polled, |_| read)
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for Quiet<S> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        let this = self.get_mut();
+        let polled = Pin::new(&mut this.io).poll_write(cx, buf);
+        this.moved(cx, polled, |n| *n > 0)
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        let this = self.get_mut();
+        let polled = Pin::new(&mut this.io).poll_write_vectored(cx, bufs);
+        this.moved(cx, polled, |n| *n > 0)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.io.is_write_vectored()
+    }
+
+    fn poll_flush(
+        self: Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let this = self.get_mut();
+        let polled = Pin::new(&mut this.io).poll_flush(cx);
+        this.moved(cx, polled, |_| false)
+    }
+
+    fn poll_shutdown(
+        self: Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.get_mut().io).poll_shutdown(cx)
     }
 }

@@ -430,7 +430,7 @@ fn an_operators_reason_is_sealed_in_the_accounts_table() {
 /// that sends its request in time is answered.
 #[test]
 fn a_connection_that_sends_no_request_in_time_is_closed() {
-    use std::io::{Read, Write};
+    use std::io::Write;
     use std::time::{Duration, Instant};
     let dirs = Dirs::new("");
     let mut c = std::fs::read_to_string(&dirs.config).unwrap();
@@ -438,28 +438,7 @@ fn a_connection_that_sends_no_request_in_time_is_closed() {
     std::fs::write(&dirs.config, c).unwrap();
     dirs.create_account("root", "admin", None);
     let s = Server::start(&dirs, "info");
-    let addr = s.base.strip_prefix("http://").unwrap().to_owned();
-    let connect = || {
-        let conn = std::net::TcpStream::connect(&addr).unwrap();
-        conn.set_read_timeout(Some(Duration::from_secs(10)))
-            .unwrap();
-        conn
-    };
-    // What the server sent until it closed the connection, and how long after `since` it closed it.
-    let until_closed = |conn: &mut std::net::TcpStream, since: Instant| {
-        let mut got = Vec::new();
-        let mut buf = [0u8; 4096];
-        loop {
-            match conn.read(&mut buf) {
-                Ok(0) => return (String::from_utf8_lossy(&got).into_owned(), since.elapsed()),
-                Ok(n) => got.extend_from_slice(&buf[..n]),
-                Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => {
-                    return (String::from_utf8_lossy(&got).into_owned(), since.elapsed())
-                }
-                Err(e) => panic!("still open after {:?}: {e}", since.elapsed()),
-            }
-        }
-    };
+    let connect = || connect_to(&s);
     // Half a request head, then nothing more.
     let mut slow = connect();
     slow.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
@@ -491,6 +470,105 @@ fn a_connection_that_sends_no_request_in_time_is_closed() {
     assert!(after < Duration::from_secs(5), "{after:?}");
     // The server serves on.
     assert_eq!(s.get("/healthz", None).status(), 200);
+}
+
+/// A connection to `s` that gives up reading after 10 s.
+fn connect_to(s: &Server) -> std::net::TcpStream {
+    let conn = std::net::TcpStream::connect(s.base.strip_prefix("http://").unwrap()).unwrap();
+    conn.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .unwrap();
+    conn
+}
+
+/// What the server sent on `conn` until it closed it, and how long after `since` it closed it (a panic if it is
+/// still open after the connection's read timeout).
+fn until_closed(
+    conn: &mut std::net::TcpStream,
+    since: std::time::Instant,
+) -> (String, std::time::Duration) {
+    use std::io::Read;
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        match conn.read(&mut buf) {
+            Ok(0) => return (String::from_utf8_lossy(&got).into_owned(), since.elapsed()),
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => {
+                return (String::from_utf8_lossy(&got).into_owned(), since.elapsed())
+            }
+            Err(e) => panic!("still open after {:?}: {e}", since.elapsed()),
+        }
+    }
+}
+
+/// HTTP/2 reads all the time, so hyper never times an idle HTTP/2 connection out: one that sent its preface and
+/// then nothing stayed open for ever. Now a connection with no byte moving either way for `[server]
+/// idle_timeout_seconds` is closed, whatever it speaks.
+#[test]
+fn an_idle_http2_connection_is_closed() {
+    use std::io::Write;
+    use std::time::{Duration, Instant};
+    let dirs = Dirs::new("");
+    let mut c = std::fs::read_to_string(&dirs.config).unwrap();
+    c.push_str("[server]\nclient_timeout_seconds = 1\nidle_timeout_seconds = 3\n");
+    std::fs::write(&dirs.config, c).unwrap();
+    dirs.create_account("root", "admin", None);
+    let s = Server::start(&dirs, "info");
+    let mut h2 = connect_to(&s);
+    // The client preface and an empty SETTINGS frame, then nothing.
+    h2.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x00\x04\x00\x00\x00\x00\x00")
+        .unwrap();
+    let since = Instant::now();
+    let (sent, after) = until_closed(&mut h2, since);
+    // The server's own SETTINGS came first (frame type 4): it spoke HTTP/2 until the idle timeout.
+    assert!(sent.len() >= 9 && sent.as_bytes()[3] == 4, "{sent:?}");
+    assert!(
+        after >= Duration::from_millis(2500) && after < Duration::from_secs(8),
+        "{after:?}"
+    );
+    assert_eq!(s.get("/healthz", None).status(), 200);
+}
+
+/// Beyond `[server] max_connections` open at once, a new connection is closed as soon as it is accepted, and
+/// counted; once one closes, the next is served.
+#[test]
+fn connections_beyond_the_limit_are_closed_on_accept() {
+    use std::io::Write;
+    use std::time::{Duration, Instant};
+    let dirs = Dirs::new("");
+    let mut c = std::fs::read_to_string(&dirs.config).unwrap();
+    c.push_str("[server]\nclient_timeout_seconds = 20\nmax_connections = 2\n");
+    std::fs::write(&dirs.config, c).unwrap();
+    dirs.create_account("root", "admin", None);
+    let s = Server::start(&dirs, "info");
+    // Two connections that send nothing yet (the server is waiting for their first byte) fill the node.
+    let held: Vec<std::net::TcpStream> = (0..2).map(|_| connect_to(&s)).collect();
+    for _ in 0..2 {
+        let mut over = connect_to(&s);
+        let (sent, after) = until_closed(&mut over, Instant::now());
+        assert!(
+            sent.is_empty() && after < Duration::from_secs(5),
+            "{sent} {after:?}"
+        );
+    }
+    drop(held);
+    let started = Instant::now();
+    let answered = loop {
+        let mut next = connect_to(&s);
+        let _ = next.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+        let (answer, _) = until_closed(&mut next, Instant::now());
+        if answer.starts_with("HTTP/1.1 200") || started.elapsed() > Duration::from_secs(10) {
+            break answer;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(answered.starts_with("HTTP/1.1 200"), "{answered}");
+    let refused = answered
+        .lines()
+        .find_map(|l| l.strip_prefix("wbguard_connections_refused_total "))
+        .and_then(|n| n.trim().parse::<u64>().ok())
+        .expect("the refusals are counted");
+    assert!(refused >= 2, "{refused}");
 }
 
 /// A large body is read only for a known credential: an unknown token declaring a megabyte is refused (401) at
