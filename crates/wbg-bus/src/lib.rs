@@ -915,10 +915,20 @@ mod tests {
         };
         // A linger far longer than the wait below: only the queue filling up can send these events in time.
         let sink = NatsSink::start_with(&cfg, std::time::Duration::from_secs(60)).unwrap();
-        for i in 0..48 {
+        let started = std::time::Instant::now();
+        // One event, taken from the queue: the publisher is in its linger.
+        sink.publish(event("C0000", 0));
+        while sink.tx.capacity() < 64 {
+            assert!(
+                started.elapsed().as_secs() < 20,
+                "the first event was not taken"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        // Past half the queue.
+        for i in 1..48 {
             sink.publish(event(&format!("C{:04}", i % 5), i));
         }
-        let started = std::time::Instant::now();
         while sink.published() < 48 {
             assert!(
                 started.elapsed().as_secs() < 20,
