@@ -149,12 +149,11 @@ where
                 "too many connections open",
             ))));
         };
-        metrics::gauge!("wbguard_connections_open").increment(1.0);
+        // Counted from here, so that a connection still waiting for its first byte or handshake counts too.
+        let place = Open::new(place);
         let idle = self.idle;
         let accepted = self.inner.accept(stream, service);
         Box::pin(async move {
-            // Counted from here, so that a connection still waiting for its first byte counts too.
-            let place = Open(place);
             let (io, service) = accepted.await?;
             Ok((
                 Quiet {
@@ -172,7 +171,16 @@ where
 
 /// A connection's place in the count, given back (and the gauge lowered) when the connection ends.
 #[derive(Debug)]
-struct Open(#[allow(dead_code)] tokio::sync::OwnedSemaphorePermit);
+struct Open {
+    _place: tokio::sync::OwnedSemaphorePermit,
+}
+
+impl Open {
+    fn new(place: tokio::sync::OwnedSemaphorePermit) -> Open {
+        metrics::gauge!("wbguard_connections_open").increment(1.0);
+        Open { _place: place }
+    }
+}
 
 impl Drop for Open {
     fn drop(&mut self) {
@@ -183,7 +191,7 @@ impl Drop for Open {
 /// A connection that fails its pending read or write once no byte has moved either way for `idle`. The timer is
 /// not moved on every byte: when it fires early (bytes moved meanwhile) it is set again from the last one.
 #[derive(Debug)]
-pub struct Quiet<S> {
+struct Quiet<S> {
     io: S,
     idle: Duration,
     last: tokio::time::Instant,
