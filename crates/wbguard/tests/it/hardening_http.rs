@@ -432,12 +432,7 @@ fn an_operators_reason_is_sealed_in_the_accounts_table() {
 fn a_connection_that_sends_no_request_in_time_is_closed() {
     use std::io::Write;
     use std::time::{Duration, Instant};
-    let dirs = Dirs::new("");
-    let mut c = std::fs::read_to_string(&dirs.config).unwrap();
-    c.push_str("[server]\nclient_timeout_seconds = 1\n");
-    std::fs::write(&dirs.config, c).unwrap();
-    dirs.create_account("root", "admin", None);
-    let s = Server::start(&dirs, "info");
+    let (_dirs, s) = serve_with("client_timeout_seconds = 1\n");
     let connect = || connect_to(&s);
     // Half a request head, then nothing more.
     let mut slow = connect();
@@ -470,6 +465,17 @@ fn a_connection_that_sends_no_request_in_time_is_closed() {
     assert!(after < Duration::from_secs(5), "{after:?}");
     // The server serves on.
     assert_eq!(s.get("/healthz", None).status(), 200);
+}
+
+/// A node whose configuration ends with `server` (lines of its `[server]` section), and its directories.
+fn serve_with(server: &str) -> (Dirs, Server) {
+    let dirs = Dirs::new("");
+    let mut c = std::fs::read_to_string(&dirs.config).unwrap();
+    c.push_str(&format!("[server]\n{server}"));
+    std::fs::write(&dirs.config, c).unwrap();
+    dirs.create_account("root", "admin", None);
+    let s = Server::start(&dirs, "info");
+    (dirs, s)
 }
 
 /// A connection to `s` that gives up reading after 10 s.
@@ -508,12 +514,7 @@ fn until_closed(
 fn an_idle_http2_connection_is_closed() {
     use std::io::Write;
     use std::time::{Duration, Instant};
-    let dirs = Dirs::new("");
-    let mut c = std::fs::read_to_string(&dirs.config).unwrap();
-    c.push_str("[server]\nclient_timeout_seconds = 1\nidle_timeout_seconds = 3\n");
-    std::fs::write(&dirs.config, c).unwrap();
-    dirs.create_account("root", "admin", None);
-    let s = Server::start(&dirs, "info");
+    let (_dirs, s) = serve_with("client_timeout_seconds = 1\nidle_timeout_seconds = 3\n");
     let mut h2 = connect_to(&s);
     // The client preface and an empty SETTINGS frame, then nothing.
     h2.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x00\x04\x00\x00\x00\x00\x00")
@@ -535,12 +536,7 @@ fn an_idle_http2_connection_is_closed() {
 fn connections_beyond_the_limit_are_closed_on_accept() {
     use std::io::Write;
     use std::time::{Duration, Instant};
-    let dirs = Dirs::new("");
-    let mut c = std::fs::read_to_string(&dirs.config).unwrap();
-    c.push_str("[server]\nclient_timeout_seconds = 20\nmax_connections = 2\n");
-    std::fs::write(&dirs.config, c).unwrap();
-    dirs.create_account("root", "admin", None);
-    let s = Server::start(&dirs, "info");
+    let (_dirs, s) = serve_with("client_timeout_seconds = 20\nmax_connections = 2\n");
     // Four connections that send nothing (the server waits for their first byte): two fill the node, two are
     // closed at once — which two is the server's choice (each connection is accepted on a task of its own).
     let four: Vec<std::net::TcpStream> = (0..4).map(|_| connect_to(&s)).collect();
