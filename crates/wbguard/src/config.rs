@@ -159,6 +159,8 @@ pub struct ServerConfig {
     pub idle_timeout_seconds: u64,
     /// Connections open at once; beyond, a new connection is closed as soon as it is accepted.
     pub max_connections: usize,
+    /// Connections one peer (an IPv4 address, an IPv6 /64) may hold open at once; trusted proxies are exempt.
+    pub max_connections_per_peer: usize,
 }
 
 impl Default for ServerConfig {
@@ -168,6 +170,7 @@ impl Default for ServerConfig {
             client_timeout_seconds: 30,
             idle_timeout_seconds: 300,
             max_connections: 10_000,
+            max_connections_per_peer: 1_000,
         }
     }
 }
@@ -182,7 +185,7 @@ impl ServerConfig {
     }
 
     /// What a connection may cost the server, checked: the client timeout, an idle timeout of 1 to 3600 seconds
-    /// and no shorter than the client timeout, and 1 to 1,000,000 connections.
+    /// and no shorter than the client timeout, 1 to 1,000,000 connections in all and per peer.
     pub fn limits(&self) -> Result<crate::server::listen::Limits> {
         let client_timeout = self.client_timeout()?;
         let idle = self.idle_timeout_seconds;
@@ -198,10 +201,18 @@ impl ServerConfig {
                 self.max_connections
             );
         }
+        if !(1..=1_000_000).contains(&self.max_connections_per_peer) {
+            anyhow::bail!(
+                "[server] max_connections_per_peer must be 1 to 1000000, not {}",
+                self.max_connections_per_peer
+            );
+        }
         Ok(crate::server::listen::Limits {
             client_timeout,
             idle_timeout: std::time::Duration::from_secs(idle),
             max_connections: self.max_connections,
+            // A peer can hold no more than the node has.
+            per_peer: self.max_connections_per_peer.min(self.max_connections),
         })
     }
 
@@ -543,15 +554,32 @@ mod tests {
             ),
             (30, 300, 10_000)
         );
-        let set =
-            server("client_timeout_seconds = 5\nidle_timeout_seconds = 5\nmax_connections = 1")
-                .unwrap();
-        assert_eq!((set.idle_timeout.as_secs(), set.max_connections), (5, 1));
+        assert_eq!(d.per_peer, 1_000);
+        let set = server(
+            "client_timeout_seconds = 5\nidle_timeout_seconds = 5\nmax_connections = 1\n\
+             max_connections_per_peer = 1",
+        )
+        .unwrap();
+        assert_eq!(
+            (
+                set.idle_timeout.as_secs(),
+                set.max_connections,
+                set.per_peer
+            ),
+            (5, 1, 1)
+        );
+        // A peer can hold no more than the node has.
+        assert_eq!(server("max_connections = 10").unwrap().per_peer, 10);
         for (extra, key) in [
             ("idle_timeout_seconds = 29", "idle_timeout_seconds"),
             ("idle_timeout_seconds = 3601", "idle_timeout_seconds"),
             ("max_connections = 0", "max_connections"),
             ("max_connections = 1000001", "max_connections"),
+            ("max_connections_per_peer = 0", "max_connections_per_peer"),
+            (
+                "max_connections_per_peer = 1000001",
+                "max_connections_per_peer",
+            ),
             ("client_timeout_seconds = 0", "client_timeout_seconds"),
         ] {
             let e = server(extra).unwrap_err().to_string();

@@ -1222,6 +1222,7 @@ fn serve(cfg: Config) -> Result<()> {
     let metrics = telemetry::install().context("cannot install the metrics recorder")?;
     jwks::start(&guard, cfg.credentials.oidc.as_ref())?;
     let trusted_proxies = cfg.server.trusted_proxies()?;
+    let connection_proxies = trusted_proxies.clone();
     let limits = cfg.server.limits()?;
     let tls = cfg.tls.clone();
     let console = cfg.console.clone();
@@ -1345,7 +1346,14 @@ fn serve(cfg: Config) -> Result<()> {
         };
         let app = server::router(guard.clone(), metrics, options)
             .into_make_service_with_connect_info::<std::net::SocketAddr>();
-        server::listen::serve(listener.into_std()?, app, rustls, limits, shutdown_signal()?)
+        server::listen::serve(
+            listener.into_std()?,
+            app,
+            rustls,
+            limits,
+            connection_proxies,
+            shutdown_signal()?,
+        )
             .await?;
         ticker.abort();
         let (size, note) = guard.signed_checkpoint()?;

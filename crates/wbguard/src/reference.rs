@@ -102,6 +102,10 @@ const MEANINGS: &[(&str, &str)] = &[
         "server.max_connections",
         "connections open at once; beyond, new ones are closed on accept; 1-1000000",
     ),
+    (
+        "server.max_connections_per_peer",
+        "connections one peer (an IPv4 address, an IPv6 /64) may hold open at once; trusted proxies exempt; 1-1000000 (no more than max_connections)",
+    ),
     ("tls.cert", "serve HTTPS: certificate chain, PEM, leaf first"),
     ("tls.key", "serve HTTPS: private key, PEM"),
     ("witness.file", "append every signed checkpoint here (JSON Lines), for `audit verify --checkpoint`"),

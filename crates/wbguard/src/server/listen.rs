@@ -14,7 +14,9 @@
 //! waits for ever). And nothing bounded how many connections a node holds. Now a connection with no byte moving
 //! either way for `idle_timeout` is closed, and beyond `max_connections` open at once a new one is closed as soon
 //! as it is accepted (counted in `wbguard_connections_refused_total`; `wbguard_connections_open` says how many are
-//! open).
+//! open). So that one host cannot take every place, a peer — an IPv4 address, an IPv6 /64 (what one host is
+//! usually given) — may hold `max_connections_per_peer` of them; trusted proxies, which carry many clients, are
+//! not held to it.
 use axum::extract::connect_info::IntoMakeServiceWithConnectInfo;
 use axum::Router;
 use axum_server::accept::Accept;
@@ -33,14 +35,16 @@ pub async fn serve(
     app: IntoMakeServiceWithConnectInfo<Router, SocketAddr>,
     tls: Option<RustlsConfig>,
     limits: Limits,
+    trusted: Vec<ipnet::IpNet>,
     stop: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let Limits {
         client_timeout,
         idle_timeout,
         max_connections,
+        per_peer,
     } = limits;
-    let open = std::sync::Arc::new(tokio::sync::Semaphore::new(max_connections));
+    let open = Places::new(max_connections, per_peer, trusted);
     let handle = axum_server::Handle::new();
     let stopper = handle.clone();
     tokio::spawn(async move {
@@ -85,6 +89,52 @@ pub struct Limits {
     pub idle_timeout: Duration,
     /// Connections open at once.
     pub max_connections: usize,
+    /// Connections one peer (an IPv4 address, an IPv6 /64) may hold open at once, trusted proxies aside.
+    pub per_peer: usize,
+}
+
+/// The places for connections: in all, and per peer.
+#[derive(Debug)]
+struct Places {
+    all: std::sync::Arc<tokio::sync::Semaphore>,
+    per_peer: usize,
+    trusted: Vec<ipnet::IpNet>,
+    peers: std::sync::Mutex<std::collections::HashMap<std::net::IpAddr, usize>>,
+}
+
+impl Places {
+    fn new(all: usize, per_peer: usize, trusted: Vec<ipnet::IpNet>) -> std::sync::Arc<Places> {
+        std::sync::Arc::new(Places {
+            all: std::sync::Arc::new(tokio::sync::Semaphore::new(all)),
+            per_peer,
+            trusted,
+            peers: Default::default(),
+        })
+    }
+
+    /// A place for a connection from `peer`, or `None` when the node or that peer has none left.
+    fn take(self: &std::sync::Arc<Self>, peer: Option<std::net::IpAddr>) -> Option<Open> {
+        let place = self.all.clone().try_acquire_owned().ok()?;
+        // Trusted proxies and peers of no known address are not counted.
+        let peer = peer
+            .map(|ip| ip.to_canonical())
+            .filter(|ip| !self.trusted.iter().any(|net| net.contains(ip)))
+            .map(peer_of);
+        if let Some(peer) = peer {
+            let mut peers = self.peers.lock().ok()?;
+            let held = peers.entry(peer).or_insert(0);
+            if *held >= self.per_peer {
+                return None;
+            }
+            *held += 1;
+        }
+        metrics::gauge!("wbguard_connections_open").increment(1.0);
+        Some(Open {
+            places: self.clone(),
+            peer,
+            _place: place,
+        })
+    }
 }
 
 /// Each request head (HTTP/1) must arrive within `within` of the connection being ready for it.
@@ -121,17 +171,28 @@ impl<S: Send + 'static> Accept<tokio::net::TcpStream, S> for FirstByte {
     }
 }
 
-/// Holds each accepted connection to `open`'s count (closing it at once when none is left) and to `idle`.
+/// Whom a connection from `ip` (IPv4-mapped addresses already made IPv4) is counted against: the address
+/// itself for IPv4, its /64 for IPv6 — one host is usually given a whole /64.
+fn peer_of(ip: std::net::IpAddr) -> std::net::IpAddr {
+    match ip {
+        std::net::IpAddr::V6(v6) => {
+            std::net::IpAddr::V6((u128::from(v6) & !(u128::MAX >> 64)).into())
+        }
+        v4 => v4,
+    }
+}
+
+/// Holds each accepted connection to a place in `open` (closing it at once when none is left) and to `idle`.
 #[derive(Debug, Clone)]
 struct Counted<A> {
     inner: A,
     idle: Duration,
-    open: std::sync::Arc<tokio::sync::Semaphore>,
+    open: std::sync::Arc<Places>,
 }
 
-impl<I, S, A> Accept<I, S> for Counted<A>
+impl<S, A> Accept<tokio::net::TcpStream, S> for Counted<A>
 where
-    A: Accept<I, S>,
+    A: Accept<tokio::net::TcpStream, S>,
     A::Future: Send + 'static,
     A::Stream: Send + 'static,
     A::Service: Send + 'static,
@@ -141,16 +202,15 @@ where
     type Future =
         Pin<Box<dyn Future<Output = std::io::Result<(Quiet<A::Stream>, A::Service)>> + Send>>;
 
-    fn accept(&self, stream: I, service: S) -> Self::Future {
-        let Ok(place) = self.open.clone().try_acquire_owned() else {
+    fn accept(&self, stream: tokio::net::TcpStream, service: S) -> Self::Future {
+        // Counted from here, so that a connection still waiting for its first byte or handshake counts too.
+        let Some(place) = self.open.take(stream.peer_addr().ok().map(|a| a.ip())) else {
             metrics::counter!("wbguard_connections_refused_total").increment(1);
             drop(stream);
             return Box::pin(std::future::ready(Err(std::io::Error::other(
                 "too many connections open",
             ))));
         };
-        // Counted from here, so that a connection still waiting for its first byte or handshake counts too.
-        let place = Open::new(place);
         let idle = self.idle;
         let accepted = self.inner.accept(stream, service);
         Box::pin(async move {
@@ -169,22 +229,25 @@ where
     }
 }
 
-/// A connection's place in the count, given back (and the gauge lowered) when the connection ends.
+/// A connection's place, given back (its peer's count and the gauge lowered) when the connection ends.
 #[derive(Debug)]
 struct Open {
+    places: std::sync::Arc<Places>,
+    peer: Option<std::net::IpAddr>,
     _place: tokio::sync::OwnedSemaphorePermit,
-}
-
-impl Open {
-    fn new(place: tokio::sync::OwnedSemaphorePermit) -> Open {
-        metrics::gauge!("wbguard_connections_open").increment(1.0);
-        Open { _place: place }
-    }
 }
 
 impl Drop for Open {
     fn drop(&mut self) {
         metrics::gauge!("wbguard_connections_open").decrement(1.0);
+        if let (Some(peer), Ok(mut peers)) = (self.peer, self.places.peers.lock()) {
+            if let Some(held) = peers.get_mut(&peer) {
+                *held -= 1;
+                if *held == 0 {
+                    peers.remove(&peer);
+                }
+            }
+        }
     }
 }
 

@@ -478,6 +478,63 @@ fn serve_with(server: &str) -> (Dirs, Server) {
     (dirs, s)
 }
 
+/// How many of `conns` the server holds open a second after they were made (the others it closed without a
+/// byte: at once, when it accepted them).
+fn held(conns: &[std::net::TcpStream]) -> usize {
+    std::thread::sleep(std::time::Duration::from_secs(1));
+    let mut open = 0;
+    for mut c in conns.iter() {
+        c.set_nonblocking(true).unwrap();
+        let mut buf = [0u8; 64];
+        match std::io::Read::read(&mut c, &mut buf) {
+            Ok(0) => {}
+            Ok(n) => panic!("a refused connection was sent {n} bytes"),
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => {}
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => open += 1,
+            Err(e) => panic!("{e}"),
+        }
+    }
+    open
+}
+
+/// A connection to `s` from the loopback address `from` (any 127.x.y.z is this machine).
+fn connect_from(s: &Server, from: &str) -> std::net::TcpStream {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let to: std::net::SocketAddr = s.base.strip_prefix("http://").unwrap().parse().unwrap();
+    let conn = rt.block_on(async {
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.bind(format!("{from}:0").parse().unwrap()).unwrap();
+        socket.connect(to).await.unwrap()
+    });
+    let conn = conn.into_std().unwrap();
+    conn.set_nonblocking(false).unwrap();
+    conn
+}
+
+/// One host cannot take every place: a peer may hold `[server] max_connections_per_peer` connections, the next
+/// ones are closed at once while another peer is still served; a trusted proxy, which carries many clients, is not
+/// held to it.
+#[test]
+fn one_peer_cannot_take_every_connection() {
+    let (_dirs, s) = serve_with(
+        "client_timeout_seconds = 20\nmax_connections = 8\nmax_connections_per_peer = 2\n\
+         trusted_proxies = [\"127.0.0.3\"]\n",
+    );
+    let one: Vec<_> = (0..4).map(|_| connect_from(&s, "127.0.0.1")).collect();
+    let two: Vec<_> = (0..2).map(|_| connect_from(&s, "127.0.0.2")).collect();
+    let proxy: Vec<_> = (0..3).map(|_| connect_from(&s, "127.0.0.3")).collect();
+    assert_eq!(held(&one), 2, "one peer holds two, its next two are closed");
+    assert_eq!(held(&two), 2, "another peer is served meanwhile");
+    assert_eq!(
+        held(&proxy),
+        3,
+        "a trusted proxy is not held to the peer's limit"
+    );
+}
+
 /// A connection to `s` that gives up reading after 10 s.
 fn connect_to(s: &Server) -> std::net::TcpStream {
     let conn = std::net::TcpStream::connect(s.base.strip_prefix("http://").unwrap()).unwrap();
@@ -540,25 +597,7 @@ fn connections_beyond_the_limit_are_closed_on_accept() {
     // Four connections that send nothing (the server waits for their first byte): two fill the node, two are
     // closed at once — which two is the server's choice (each connection is accepted on a task of its own).
     let four: Vec<std::net::TcpStream> = (0..4).map(|_| connect_to(&s)).collect();
-    let mut open = 0;
-    for mut c in four.iter() {
-        c.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
-        let mut buf = [0u8; 64];
-        match std::io::Read::read(&mut c, &mut buf) {
-            Ok(0) => {}
-            Ok(n) => panic!("a refused connection was sent {n} bytes"),
-            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => {}
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-                ) =>
-            {
-                open += 1
-            }
-            Err(e) => panic!("{e}"),
-        }
-    }
+    let open = held(&four);
     assert_eq!(open, 2, "two connections held, two closed at once");
     drop(four);
     let started = Instant::now();
