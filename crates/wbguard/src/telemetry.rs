@@ -156,8 +156,8 @@ const COUNTERS: &[CounterSpec] = &[
     ),
     (
         "wbguard_connections_refused_total",
-        "Connections closed on accept because [server] max_connections were open.",
-        &[],
+        "Connections closed on accept, by why: the node's [server] max_connections were open, or the peer's max_connections_per_peer.",
+        &[("why", "node")],
     ),
     (
         "wbguard_rights_requests_total",

@@ -13,10 +13,10 @@
 //! reads are never timed out: HTTP/2 reads all the time), and a client that stopped reading an answer (the write
 //! waits for ever). And nothing bounded how many connections a node holds. Now a connection with no byte moving
 //! either way for `idle_timeout` is closed, and beyond `max_connections` open at once a new one is closed as soon
-//! as it is accepted (counted in `wbguard_connections_refused_total`; `wbguard_connections_open` says how many are
-//! open). So that one host cannot take every place, a peer — an IPv4 address, an IPv6 /64 (what one host is
-//! usually given) — may hold `max_connections_per_peer` of them; trusted proxies, which carry many clients, are
-//! not held to it.
+//! as it is accepted (counted in `wbguard_connections_refused_total{why="node"}`; `wbguard_connections_open` says
+//! how many are open). So that one host cannot take every place, a peer — an IPv4 address, an IPv6 /64 (what one host is
+//! usually given) — may hold `max_connections_per_peer` of them (`why="peer"`); trusted proxies, which carry many
+//! clients, are not held to it.
 use axum::extract::connect_info::IntoMakeServiceWithConnectInfo;
 use axum::Router;
 use axum_server::accept::Accept;
@@ -112,24 +112,28 @@ impl Places {
         })
     }
 
-    /// A place for a connection from `peer`, or `None` when the node or that peer has none left.
-    fn take(self: &std::sync::Arc<Self>, peer: Option<std::net::IpAddr>) -> Option<Open> {
-        let place = self.all.clone().try_acquire_owned().ok()?;
+    /// A place for a connection from `peer`, or why there is none: the node's places are all taken, or that
+    /// peer's.
+    fn take(
+        self: &std::sync::Arc<Self>,
+        peer: Option<std::net::IpAddr>,
+    ) -> Result<Open, &'static str> {
+        let place = self.all.clone().try_acquire_owned().map_err(|_| "node")?;
         // Trusted proxies and peers of no known address are not counted.
         let peer = peer
             .map(|ip| ip.to_canonical())
             .filter(|ip| !self.trusted.iter().any(|net| net.contains(ip)))
             .map(peer_of);
         if let Some(peer) = peer {
-            let mut peers = self.peers.lock().ok()?;
+            let mut peers = self.peers.lock().map_err(|_| "node")?;
             let held = peers.entry(peer).or_insert(0);
             if *held >= self.per_peer {
-                return None;
+                return Err("peer");
             }
             *held += 1;
         }
         metrics::gauge!("wbguard_connections_open").increment(1.0);
-        Some(Open {
+        Ok(Open {
             places: self.clone(),
             peer,
             _place: place,
@@ -204,12 +208,15 @@ where
 
     fn accept(&self, stream: tokio::net::TcpStream, service: S) -> Self::Future {
         // Counted from here, so that a connection still waiting for its first byte or handshake counts too.
-        let Some(place) = self.open.take(stream.peer_addr().ok().map(|a| a.ip())) else {
-            metrics::counter!("wbguard_connections_refused_total").increment(1);
-            drop(stream);
-            return Box::pin(std::future::ready(Err(std::io::Error::other(
-                "too many connections open",
-            ))));
+        let place = match self.open.take(stream.peer_addr().ok().map(|a| a.ip())) {
+            Ok(place) => place,
+            Err(why) => {
+                metrics::counter!("wbguard_connections_refused_total", "why" => why).increment(1);
+                drop(stream);
+                return Box::pin(std::future::ready(Err(std::io::Error::other(
+                    "too many connections open",
+                ))));
+            }
         };
         let idle = self.idle;
         let accepted = self.inner.accept(stream, service);

@@ -533,6 +533,20 @@ fn one_peer_cannot_take_every_connection() {
         3,
         "a trusted proxy is not held to the peer's limit"
     );
+    drop((one, two, proxy));
+    // Counted as the peer's refusals (once the closed connections' places are given back).
+    let started = std::time::Instant::now();
+    let metrics = loop {
+        match reqwest::blocking::get(format!("{}/metrics", s.base)) {
+            Ok(r) => break r.text().unwrap(),
+            Err(e) => assert!(started.elapsed().as_secs() < 10, "{e}"),
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    assert!(
+        metrics.contains("wbguard_connections_refused_total{why=\"peer\"} 2\n"),
+        "{metrics}"
+    );
 }
 
 /// A connection to `s` that gives up reading after 10 s.
@@ -611,12 +625,19 @@ fn connections_beyond_the_limit_are_closed_on_accept() {
         std::thread::sleep(Duration::from_millis(100));
     };
     assert!(answered.starts_with("HTTP/1.1 200"), "{answered}");
-    let refused = answered
-        .lines()
-        .find_map(|l| l.strip_prefix("wbguard_connections_refused_total "))
-        .and_then(|n| n.trim().parse::<u64>().ok())
-        .expect("the refusals are counted");
-    assert!(refused >= 2, "{refused}");
+    let refused = |why: &str| {
+        answered
+            .lines()
+            .find_map(|l| {
+                l.strip_prefix(&format!(
+                    "wbguard_connections_refused_total{{why=\"{why}\"}} "
+                ))
+            })
+            .and_then(|n| n.trim().parse::<u64>().ok())
+    };
+    // The node was full, not the peer (at two places, the peer's limit is the node's).
+    assert!(refused("node").is_some_and(|n| n >= 2), "{answered}");
+    assert!(refused("peer").is_none_or(|n| n == 0), "{answered}");
 }
 
 /// A large body is read only for a known credential: an unknown token declaring a megabyte is refused (401) at
