@@ -1343,6 +1343,7 @@ fn serve(cfg: Config) -> Result<()> {
             tls: rustls.is_some(),
             login,
             body_wait: limits.client_timeout,
+            idle: limits.idle_timeout,
         };
         let app = server::router(guard.clone(), metrics, options)
             .into_make_service_with_connect_info::<std::net::SocketAddr>();

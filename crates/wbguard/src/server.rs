@@ -70,6 +70,19 @@ struct Shared {
     trusted_proxies: Vec<ipnet::IpNet>,
     /// The console's sessions (a signed-in request's handle keeps them too).
     sessions: Arc<console::Sessions>,
+    /// How often a live stream sends a keep-alive comment when it has nothing else to send.
+    stream_keep_alive: std::time::Duration,
+}
+
+/// A live stream's keep-alive: every 15 s (axum's default), or often enough that a connection `idle` allows to go
+/// quiet for less is kept open — three times within it.
+fn stream_keep_alive(idle: std::time::Duration) -> std::time::Duration {
+    let every = std::time::Duration::from_secs(15);
+    if idle.is_zero() {
+        every
+    } else {
+        every.min(idle / 3)
+    }
 }
 
 /// How the router is set up beyond the guard.
@@ -90,6 +103,9 @@ pub struct RouterOptions {
     /// client_timeout_seconds`): a client that declared a body and sends it slowly, or not at all, would otherwise
     /// hold its connection and a task for as long as it liked.
     pub body_wait: std::time::Duration,
+    /// How long a connection may go without a byte before it is closed (`[server] idle_timeout_seconds`; zero:
+    /// not bounded): a live stream's keep-alive comes well within it.
+    pub idle: std::time::Duration,
 }
 
 /// The query string into `T` (for handlers that take it raw).
@@ -398,6 +414,7 @@ pub fn router(guard: Arc<Guard>, metrics: PrometheusHandle, options: RouterOptio
             guard,
             metrics,
             trusted_proxies: options.trusted_proxies,
+            stream_keep_alive: stream_keep_alive(options.idle),
             sessions: Arc::new(
                 console::Sessions::new(options.console, options.tls).with_login(
                     options

@@ -1,8 +1,8 @@
 //! Oversight over HTTP: alerts, leak attribution, breach incidents and their notification lists, canaries.
 use super::error::{ApiError, ApiErrorBody, ApiResult};
 use super::extract::{Body, Caller, RawBody, Q};
-use super::MAX_BODY;
-use axum::extract::Path;
+use super::{AppState, MAX_BODY};
+use axum::extract::{Path, State};
 use axum::http::HeaderMap;
 use axum::http::{header, StatusCode};
 use axum::response::sse::{Event, KeepAlive, Sse};
@@ -301,6 +301,7 @@ const STREAM_POLL: std::time::Duration = std::time::Duration::from_millis(250);
     responses((status = 200, description = "text/event-stream of alerts", content_type = "text/event-stream"),
         (status = 401, body = ApiErrorBody), (status = 403, body = ApiErrorBody)))]
 pub(super) async fn alert_stream(
+    State(app): State<AppState>,
     caller: Caller,
     headers: HeaderMap,
     Q(q): Q<StreamQuery>,
@@ -369,7 +370,7 @@ pub(super) async fn alert_stream(
         }
     })
     .flatten();
-    Ok(Sse::new(stream).keep_alive(KeepAlive::default()))
+    Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(app.stream_keep_alive)))
 }
 
 #[utoipa::path(post, path = "/v1/forensics/attributions", tag = "forensics", summary = "Attribute a leaked sample to the accounts that could have produced it",

@@ -432,7 +432,7 @@ fn an_operators_reason_is_sealed_in_the_accounts_table() {
 fn a_connection_that_sends_no_request_in_time_is_closed() {
     use std::io::Write;
     use std::time::{Duration, Instant};
-    let (_dirs, s) = serve_with("client_timeout_seconds = 1\n");
+    let (_dirs, s, _) = serve_with("client_timeout_seconds = 1\n");
     let connect = || connect_to(&s);
     // Half a request head, then nothing more.
     let mut slow = connect();
@@ -467,15 +467,55 @@ fn a_connection_that_sends_no_request_in_time_is_closed() {
     assert_eq!(s.get("/healthz", None).status(), 200);
 }
 
-/// A node whose configuration ends with `server` (lines of its `[server]` section), and its directories.
-fn serve_with(server: &str) -> (Dirs, Server) {
+/// A node whose configuration ends with `server` (lines of its `[server]` section), its directories, and an
+/// admin's token.
+fn serve_with(server: &str) -> (Dirs, Server, String) {
     let dirs = Dirs::new("");
     let mut c = std::fs::read_to_string(&dirs.config).unwrap();
     c.push_str(&format!("[server]\n{server}"));
     std::fs::write(&dirs.config, c).unwrap();
-    dirs.create_account("root", "admin", None);
+    let root = dirs.create_account("root", "admin", None);
     let s = Server::start(&dirs, "info");
-    (dirs, s)
+    (dirs, s, root)
+}
+
+/// A live alert stream sends nothing while no alert comes: its keep-alive comes often enough that the idle
+/// timeout never closes it (every 15 s, or a third of a shorter idle timeout).
+#[test]
+fn a_live_alert_stream_outlasts_the_idle_timeout() {
+    use std::io::BufRead;
+    let (_dirs, s, root) = serve_with("client_timeout_seconds = 1\nidle_timeout_seconds = 3\n");
+    let r = reqwest::blocking::Client::builder()
+        .timeout(None)
+        .build()
+        .unwrap()
+        .get(format!("{}/v1/alerts/stream", s.base))
+        .bearer_auth(&root)
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let (tx, lines) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(r).lines() {
+            let Ok(line) = line else { return };
+            if tx.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(7);
+    let mut comments = 0;
+    while let Some(left) = until.checked_duration_since(std::time::Instant::now()) {
+        match lines.recv_timeout(left) {
+            Ok(line) if line.starts_with(':') => comments += 1,
+            Ok(_) => {}
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => break,
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+                panic!("the stream was closed after {comments} keep-alives")
+            }
+        }
+    }
+    assert!(comments >= 3, "{comments} keep-alives in 7 s");
 }
 
 /// How many of `conns` the server holds open a second after they were made (the others it closed without a
@@ -519,7 +559,7 @@ fn connect_from(s: &Server, from: &str) -> std::net::TcpStream {
 /// held to it.
 #[test]
 fn one_peer_cannot_take_every_connection() {
-    let (_dirs, s) = serve_with(
+    let (_dirs, s, _) = serve_with(
         "client_timeout_seconds = 20\nmax_connections = 8\nmax_connections_per_peer = 2\n\
          trusted_proxies = [\"127.0.0.3\"]\n",
     );
@@ -585,7 +625,7 @@ fn until_closed(
 fn an_idle_http2_connection_is_closed() {
     use std::io::Write;
     use std::time::{Duration, Instant};
-    let (_dirs, s) = serve_with("client_timeout_seconds = 1\nidle_timeout_seconds = 3\n");
+    let (_dirs, s, _) = serve_with("client_timeout_seconds = 1\nidle_timeout_seconds = 3\n");
     let mut h2 = connect_to(&s);
     // The client preface and an empty SETTINGS frame, then nothing.
     h2.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x00\x04\x00\x00\x00\x00\x00")
@@ -607,7 +647,7 @@ fn an_idle_http2_connection_is_closed() {
 fn connections_beyond_the_limit_are_closed_on_accept() {
     use std::io::Write;
     use std::time::{Duration, Instant};
-    let (_dirs, s) = serve_with("client_timeout_seconds = 20\nmax_connections = 2\n");
+    let (_dirs, s, _) = serve_with("client_timeout_seconds = 20\nmax_connections = 2\n");
     // Four connections that send nothing (the server waits for their first byte): two fill the node, two are
     // closed at once — which two is the server's choice (each connection is accepted on a task of its own).
     let four: Vec<std::net::TcpStream> = (0..4).map(|_| connect_to(&s)).collect();
