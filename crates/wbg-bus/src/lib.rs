@@ -925,14 +925,15 @@ mod tests {
             );
             std::thread::sleep(std::time::Duration::from_millis(5));
         }
-        // Past half the queue.
-        for i in 1..48 {
+        // Just past half the queue (33 of 64 places), and then nothing: only the queue's filling can end the
+        // linger. (Events sent after the publisher woke would wait for the next linger, rightly.)
+        for i in 1..=33 {
             sink.publish(event(&format!("C{:04}", i % 5), i));
         }
-        while sink.published() < 48 {
+        while sink.published() < 34 {
             assert!(
                 started.elapsed().as_secs() < 20,
-                "published {} of 48 while the linger lasted",
+                "published {} of 34 while the linger lasted",
                 sink.published()
             );
             std::thread::sleep(std::time::Duration::from_millis(20));
