@@ -195,24 +195,21 @@ impl ServerConfig {
                 self.client_timeout_seconds
             );
         }
-        if !(1..=1_000_000).contains(&self.max_connections) {
-            anyhow::bail!(
-                "[server] max_connections must be 1 to 1000000, not {}",
-                self.max_connections
-            );
-        }
-        if !(1..=1_000_000).contains(&self.max_connections_per_peer) {
-            anyhow::bail!(
-                "[server] max_connections_per_peer must be 1 to 1000000, not {}",
-                self.max_connections_per_peer
-            );
-        }
+        // A count of connections: 1 to 1,000,000.
+        let count = |key: &str, n: usize| match n {
+            1..=1_000_000 => Ok(n),
+            n => Err(anyhow::anyhow!(
+                "[server] {key} must be 1 to 1000000, not {n}"
+            )),
+        };
+        let max_connections = count("max_connections", self.max_connections)?;
+        let per_peer = count("max_connections_per_peer", self.max_connections_per_peer)?;
         Ok(crate::server::listen::Limits {
             client_timeout,
             idle_timeout: std::time::Duration::from_secs(idle),
-            max_connections: self.max_connections,
+            max_connections,
             // A peer can hold no more than the node has.
-            per_peer: self.max_connections_per_peer.min(self.max_connections),
+            per_peer: per_peer.min(max_connections),
         })
     }
 
