@@ -42,7 +42,50 @@ pub struct AuditEntry {
     pub prev: String,
 }
 
+/// What an audit entry says a principal was shown of one waybill ([`AuditEntry::access`]): the one definition
+/// behind both forensics access indexes (the guard's file beside an embedded store, PostgreSQL's table).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EntryAccess {
+    /// Who: the account, or `export:<id>` for a row of an export file.
+    pub principal: String,
+    /// The waybill.
+    pub waybill: String,
+    /// Whether every field was shown in clear (a full view, or an export row); otherwise the masked view.
+    pub full: bool,
+}
+
 impl AuditEntry {
+    /// The access this entry records, if it records one: an allowed read with a masked or full view, or a row of
+    /// an export file (`action` `export`, `detail` `export=<id>`), whose principal is the file (`export:<id>`),
+    /// not the account that downloaded it: several files of the same rows are told apart by it.
+    pub fn access(&self) -> Option<EntryAccess> {
+        if self.decision != "allow" {
+            return None;
+        }
+        let waybill = self.waybill.clone()?;
+        if self.action == "export" {
+            let id = self.detail.as_deref()?.strip_prefix("export=")?;
+            return Some(EntryAccess {
+                principal: format!("export:{id}"),
+                waybill,
+                full: true,
+            });
+        }
+        if self.action != "view" {
+            return None;
+        }
+        let full = match self.view.as_deref()? {
+            "full" => true,
+            "masked" => false,
+            _ => return None,
+        };
+        Some(EntryAccess {
+            principal: self.account.clone(),
+            waybill,
+            full,
+        })
+    }
+
     /// An entry of `action` by `account` at `time`, allowed, with nothing else filled in. The store sets `seq` and
     /// `prev` when it appends it.
     pub fn new(time: i64, account: impl Into<String>, action: impl Into<String>) -> AuditEntry {

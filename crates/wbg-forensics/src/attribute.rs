@@ -10,7 +10,7 @@
 //! carrier covers everything and explains nothing). The posterior is the score normalised over all principals
 //! shown any of the leak. Two colluding principals are scored the same way, a record drawn from one or the
 //! other in proportion to how much of the leak each covers.
-use crate::index::{AccessIndex, Posting, Shown};
+use crate::index::{Posting, Postings, Shown};
 use crate::matching::Matching;
 use crate::watermark::{order_match, OrderMatch};
 use crate::ForensicsError;
@@ -164,7 +164,7 @@ impl std::fmt::Debug for Marks<'_> {
 /// export file's order kept in it) are marked `certain` and ranked first.
 pub fn rank(
     matching: &Matching,
-    index: &AccessIndex,
+    index: &dyn Postings,
     universe: u64,
     marks: &Marks<'_>,
 ) -> Result<Ranking, ForensicsError> {
@@ -348,7 +348,7 @@ fn best_pair(
     confidences: &[f64],
     draw: &dyn Fn(&Cover, usize) -> f64,
     n_univ: f64,
-    index: &AccessIndex,
+    index: &dyn Postings,
 ) -> Option<Pair> {
     let pool: Vec<&(u32, f64)> = scored.iter().take(PAIR_POOL).collect();
     if pool.len() < 2 {

@@ -76,33 +76,13 @@ impl Access {
     /// row of an export file (`action` `export`, `detail` `export=<id>`), whose principal is the file
     /// (`export:<id>`), not the account that downloaded it: several files of the same rows are told apart by it.
     pub fn from_entry(e: &AuditEntry) -> Option<Access> {
-        if e.decision != "allow" {
-            return None;
-        }
-        if e.action == "export" {
-            let id = e.detail.as_deref()?.strip_prefix("export=")?;
-            return Some(Access {
-                seq: e.seq,
-                at: e.time,
-                principal: format!("export:{id}"),
-                waybill: e.waybill.clone()?,
-                shown: Shown::Full,
-            });
-        }
-        if e.action != "view" {
-            return None;
-        }
-        let shown = match e.view.as_deref()? {
-            "full" => Shown::Full,
-            "masked" => Shown::Masked,
-            _ => return None,
-        };
+        let a = e.access()?;
         Some(Access {
             seq: e.seq,
             at: e.time,
-            principal: e.account.clone(),
-            waybill: e.waybill.clone()?,
-            shown,
+            principal: a.principal,
+            waybill: a.waybill,
+            shown: if a.full { Shown::Full } else { Shown::Masked },
         })
     }
 }
@@ -133,6 +113,83 @@ pub struct Principal {
     pub full: u64,
     /// Distinct waybills shown masked or full.
     pub seen: u64,
+}
+
+/// Where [`crate::rank`] finds who was shown a waybill: the guard's own [`AccessIndex`] beside an embedded store,
+/// or a [`SharedPostings`] read from a store that keeps the index itself.
+pub trait Postings {
+    /// Every principal's access to `waybill`.
+    fn postings(&self, waybill: &str) -> Result<Vec<Posting>, ForensicsError>;
+    /// A principal by the id its postings carry.
+    fn principal(&self, id: u32) -> Option<&Principal>;
+}
+
+impl Postings for AccessIndex {
+    fn postings(&self, waybill: &str) -> Result<Vec<Posting>, ForensicsError> {
+        AccessIndex::postings(self, waybill)
+    }
+
+    fn principal(&self, id: u32) -> Option<&Principal> {
+        AccessIndex::principal(self, id)
+    }
+}
+
+/// The postings of some waybills, read from a store's own access index ([`wbg_store::SharedAccess`]): the
+/// principals are numbered in order of their first access among these rows.
+#[derive(Debug, Default)]
+pub struct SharedPostings {
+    by_waybill: HashMap<String, Vec<Posting>>,
+    principals: Vec<Principal>,
+}
+
+impl SharedPostings {
+    /// The postings of `shared`'s rows; a principal the store gave no totals for counts as shown nothing else.
+    pub fn new(shared: wbg_store::SharedAccess) -> SharedPostings {
+        let mut rows = shared.rows;
+        rows.sort_by(|a, b| (a.first_seq, &a.principal).cmp(&(b.first_seq, &b.principal)));
+        let totals: HashMap<String, (u64, u64)> = shared
+            .principals
+            .into_iter()
+            .map(|p| (p.name, (p.full, p.seen)))
+            .collect();
+        let mut ids: HashMap<String, u32> = HashMap::new();
+        let mut out = SharedPostings::default();
+        for r in rows {
+            let id = match ids.get(&r.principal) {
+                Some(id) => *id,
+                None => {
+                    let id = out.principals.len() as u32;
+                    let (full, seen) = totals.get(&r.principal).copied().unwrap_or_default();
+                    out.principals.push(Principal {
+                        name: r.principal.clone(),
+                        full,
+                        seen,
+                    });
+                    ids.insert(r.principal, id);
+                    id
+                }
+            };
+            out.by_waybill.entry(r.waybill).or_default().push(Posting {
+                principal: id,
+                shown: if r.full { Shown::Full } else { Shown::Masked },
+                first_seq: r.first_seq,
+                first_at: r.first_at,
+                last_at: r.last_at,
+                full_seq: r.full_seq,
+            });
+        }
+        out
+    }
+}
+
+impl Postings for SharedPostings {
+    fn postings(&self, waybill: &str) -> Result<Vec<Posting>, ForensicsError> {
+        Ok(self.by_waybill.get(waybill).cloned().unwrap_or_default())
+    }
+
+    fn principal(&self, id: u32) -> Option<&Principal> {
+        self.principals.get(id as usize)
+    }
 }
 
 /// The access index over one data directory.

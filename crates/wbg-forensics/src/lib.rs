@@ -22,7 +22,9 @@ pub use attribute::{
     rank, Evidence, ExportOrigin, Marks, Pair, Ranking, Suspect, EVIDENCE, NOISE, TOP,
 };
 pub use error::ForensicsError;
-pub use index::{Access, AccessIndex, Posting, Principal, Shown, INDEX_FILE};
+pub use index::{
+    Access, AccessIndex, Posting, Postings, Principal, SharedPostings, Shown, INDEX_FILE,
+};
 pub use intake::{
     name_clue, open_leak, parse_leak, phone_clue, read_leak, Format, Leak, LeakRecord, Limits,
     NameClue, PhoneClue, Role,

@@ -1133,6 +1133,177 @@ async fn integrate(pool: &PgPool, wait: bool) -> Result<u64, StoreError> {
     }
 }
 
+/// Entries the access indexer reads in one transaction.
+const ACCESS_RUN: i64 = 20_000;
+
+/// Brings the forensics access index (`access`, `access_principals`) up to the integrated log: one node at a time
+/// (an advisory lock of this schema's; with `wait` false, a node that finds it taken leaves the work to its
+/// holder), at most `ACCESS_RUN` entries a transaction, each run's accesses folded per (waybill, principal)
+/// before they are written, so a courier's many reads of one parcel within a second are one row's update. It
+/// runs in upkeep (every node's, each second: whichever takes the lock) and before every read of the index, so a
+/// reader sees every entry integrated before it asked. With `most` it stops after that many runs. Returns the
+/// entries read.
+async fn index_access(pool: &PgPool, wait: bool, most: Option<u32>) -> Result<u64, StoreError> {
+    let mut total = 0;
+    let mut runs = 0;
+    loop {
+        let mut tx = pool.begin().await.map_err(db)?;
+        if wait {
+            sqlx::query("SELECT pg_advisory_xact_lock(7707004, hashtext(current_schema()))")
+                .execute(&mut *tx)
+                .await
+                .map_err(db)?;
+        } else {
+            let got: bool = sqlx::query_scalar(
+                "SELECT pg_try_advisory_xact_lock(7707004, hashtext(current_schema()))",
+            )
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(db)?;
+            if !got {
+                return Ok(total);
+            }
+        }
+        let through: i64 = sqlx::query_scalar("SELECT through FROM access_head WHERE id = 1")
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(db)?;
+        // Integrated entries have no gaps: the next run is simply the entries from `through` on.
+        let rows: Vec<(i64, Vec<u8>)> = sqlx::query_as(
+            "SELECT seq, entry FROM audit_entries WHERE seq >= $1 ORDER BY seq LIMIT $2",
+        )
+        .bind(through)
+        .bind(ACCESS_RUN)
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(db)?;
+        let Some(last) = rows.last().map(|r| r.0) else {
+            return Ok(total);
+        };
+        let read = rows.len();
+        let mut access = Accesses::default();
+        for (seq, body) in rows {
+            access.push(seq, &AuditEntry::decode(&body).map_err(corrupt)?);
+        }
+        access.write(&mut tx).await?;
+        sqlx::query("UPDATE access_head SET through = $1 WHERE id = 1")
+            .bind(last + 1)
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+        tx.commit().await.map_err(db)?;
+        total += read as u64;
+        runs += 1;
+        if (read as i64) < ACCESS_RUN || most.is_some_and(|m| runs >= m) {
+            return Ok(total);
+        }
+    }
+}
+
+/// What a run of entries adds to the forensics access index: per (waybill, principal), in the run's order of
+/// seq, the most shown, the first access, the latest, the first full view and how many
+/// ([`AuditEntry::access`] says which entries are accesses).
+#[derive(Default)]
+struct Accesses(std::collections::BTreeMap<(String, String), AccessRun>);
+
+/// One (waybill, principal)'s accesses within a run.
+struct AccessRun {
+    full: bool,
+    first_seq: i64,
+    first_at: i64,
+    last_at: i64,
+    full_seq: Option<i64>,
+    reads: i64,
+}
+
+impl Accesses {
+    fn push(&mut self, seq: i64, e: &AuditEntry) {
+        let Some(a) = e.access() else {
+            return;
+        };
+        let full_seq = a.full.then_some(seq);
+        self.0
+            .entry((a.waybill, a.principal))
+            .and_modify(|r| {
+                r.full |= a.full;
+                r.last_at = r.last_at.max(e.time);
+                r.full_seq = r.full_seq.or(full_seq);
+                r.reads += 1;
+            })
+            .or_insert(AccessRun {
+                full: a.full,
+                first_seq: seq,
+                first_at: e.time,
+                last_at: e.time,
+                full_seq,
+                reads: 1,
+            });
+    }
+
+    /// Adds the run to `access` and the principals' totals in one statement, inside [`index_access`]'s
+    /// transaction (whose advisory lock makes it the only writer of both tables). A principal's totals grow by
+    /// the waybills new to it, and by those it now sees in full for the first time; the rows before the
+    /// statement are what `old` reads (every part of one statement sees the same snapshot).
+    async fn write(self, tx: &mut Tx<'_>) -> Result<(), StoreError> {
+        if self.0.is_empty() {
+            return Ok(());
+        }
+        let n = self.0.len();
+        let (mut waybill, mut principal, mut view) = (
+            Vec::with_capacity(n),
+            Vec::with_capacity(n),
+            Vec::with_capacity(n),
+        );
+        let (mut first_seq, mut first_at, mut last_at, mut full_seq, mut reads) = (
+            Vec::with_capacity(n),
+            Vec::with_capacity(n),
+            Vec::with_capacity(n),
+            Vec::with_capacity(n),
+            Vec::with_capacity(n),
+        );
+        for ((w, p), r) in self.0 {
+            waybill.push(w);
+            principal.push(p);
+            view.push(if r.full { 2i16 } else { 1 });
+            first_seq.push(r.first_seq);
+            first_at.push(r.first_at);
+            last_at.push(r.last_at);
+            full_seq.push(r.full_seq);
+            reads.push(r.reads);
+        }
+        sqlx::query(
+            "WITH b AS (SELECT * FROM UNNEST($1::text[], $2::text[], $3::int2[], $4::int8[], $5::int8[], $6::int8[],
+                                          $7::int8[], $8::int8[])
+                        AS b(waybill, principal, view, first_seq, first_at, last_at, full_seq, reads)),
+                  old AS (SELECT a.waybill, a.principal, a.view FROM access a JOIN b USING (waybill, principal)),
+                  up AS (INSERT INTO access AS a
+                             (waybill, principal, view, first_seq, first_at, last_at, full_seq, reads)
+                         SELECT * FROM b
+                         ON CONFLICT (waybill, principal) DO UPDATE SET view = GREATEST(a.view, excluded.view),
+                             last_at = GREATEST(a.last_at, excluded.last_at),
+                             full_seq = COALESCE(a.full_seq, excluded.full_seq), reads = a.reads + excluded.reads)
+             INSERT INTO access_principals AS p (name, shown_full, shown_any)
+             SELECT b.principal, count(*) FILTER (WHERE b.view = 2 AND COALESCE(old.view, 0) < 2),
+                    count(*) FILTER (WHERE old.view IS NULL)
+             FROM b LEFT JOIN old USING (waybill, principal) GROUP BY b.principal
+             ON CONFLICT (name) DO UPDATE SET shown_full = p.shown_full + excluded.shown_full,
+                 shown_any = p.shown_any + excluded.shown_any",
+        )
+        .bind(waybill)
+        .bind(principal)
+        .bind(view)
+        .bind(first_seq)
+        .bind(first_at)
+        .bind(last_at)
+        .bind(full_seq)
+        .bind(reads)
+        .execute(&mut **tx)
+        .await
+        .map_err(db)?;
+        Ok(())
+    }
+}
+
 /// What the search index keeps of a run of entries, column by column (for one `UNNEST`).
 #[derive(Default)]
 struct IndexColumns {
@@ -1692,7 +1863,11 @@ fn parse_nos(rows: Vec<String>) -> Result<Vec<WaybillNo>, StoreError> {
 
 impl Store for PgStore {
     fn maintain(&self) -> Result<(), StoreError> {
-        self.make_partitions()
+        self.make_partitions()?;
+        // One run a call: upkeep's next tick takes the next, and a first indexing of a long log never holds up
+        // what else upkeep does.
+        self.run(index_access(&self.pool, false, Some(1)))?;
+        Ok(())
     }
 
     fn store_id(&self) -> Result<String, StoreError> {

@@ -44,6 +44,11 @@ pub(crate) const MIGRATIONS: &[(i64, &str, &str)] = &[
         "the audit log's separate index on seq goes: the primary key (seq, day) serves every lookup by number",
         include_str!("../migrations/0008_drop_redundant_audit_seq_index.sql"),
     ),
+    (
+        9,
+        "the forensics access index is kept in the store, one for every node, filled from the log so far",
+        include_str!("../migrations/0009_shared_access_index.sql"),
+    ),
 ];
 
 #[cfg(test)]

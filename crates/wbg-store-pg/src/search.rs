@@ -1,10 +1,16 @@
 //! Audit search on PostgreSQL: `audit_index` is written by the integrator in the transaction that integrates
 //! the entries, so every integrated entry is searchable; a search integrates what is queued first, as every
-//! reader of the log does.
-use crate::{db, integrate, PgStore};
+//! reader of the log does. The forensics access index (`access`, `access_principals`) follows the integrated log
+//! in upkeep, one node at a time, so every node of the database attributes a leak from one index rather than
+//! each keeping its own; a read of it brings it up to the log first.
+use crate::{db, index_access, integrate, PgStore};
 use wbg_store::{
-    AuditCursor, AuditPage, AuditQuery, AuditSearch, HourCount, SqlArg, StoreError, HOUR_MS,
+    AccessRow, AuditCursor, AuditPage, AuditQuery, AuditSearch, HourCount, PrincipalTotals,
+    SharedAccess, SqlArg, StoreError, HOUR_MS,
 };
+
+/// An `access` row as selected: waybill, principal, view, first_seq, first_at, last_at, full_seq.
+type AccessTuple = (String, String, i16, i64, i64, i64, Option<i64>);
 
 impl AuditSearch for PgStore {
     fn search_audit(&self, q: &AuditQuery) -> Result<AuditPage, StoreError> {
@@ -73,6 +79,68 @@ impl AuditSearch for PgStore {
                     count: count as u64,
                 })
                 .collect())
+        })
+    }
+
+    fn keeps_access_index(&self) -> bool {
+        true
+    }
+
+    fn shared_access(&self, waybills: &[String]) -> Result<Option<SharedAccess>, StoreError> {
+        self.run(async {
+            integrate(&self.pool, true).await?;
+            index_access(&self.pool, true, None).await?;
+            // Rows and totals from one snapshot: an integration between them would count accesses the rows miss.
+            let mut tx = self.pool.begin().await.map_err(db)?;
+            sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
+                .execute(&mut *tx)
+                .await
+                .map_err(db)?;
+            let rows: Vec<AccessTuple> = sqlx::query_as(
+                "SELECT waybill, principal, view, first_seq, first_at, last_at, full_seq FROM access
+                 WHERE waybill = ANY($1)",
+            )
+            .bind(waybills)
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(db)?;
+            let mut named: Vec<&str> = rows.iter().map(|r| r.1.as_str()).collect();
+            named.sort_unstable();
+            named.dedup();
+            let principals: Vec<(String, i64, i64)> = sqlx::query_as(
+                "SELECT name, shown_full, shown_any FROM access_principals WHERE name = ANY($1)",
+            )
+            .bind(&named)
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(db)?;
+            tx.commit().await.map_err(db)?;
+            Ok(Some(SharedAccess {
+                principals: principals
+                    .into_iter()
+                    .map(|(name, full, seen)| PrincipalTotals {
+                        name,
+                        full: full as u64,
+                        seen: seen as u64,
+                    })
+                    .collect(),
+                rows: rows
+                    .into_iter()
+                    .map(
+                        |(waybill, principal, view, first_seq, first_at, last_at, full_seq)| {
+                            AccessRow {
+                                waybill,
+                                principal,
+                                full: view >= 2,
+                                first_seq: first_seq as u64,
+                                first_at,
+                                last_at,
+                                full_seq: full_seq.map(|s| s as u64),
+                            }
+                        },
+                    )
+                    .collect(),
+            }))
         })
     }
 }

@@ -78,7 +78,7 @@ fn migrations_are_versioned_and_run_once() {
     let fresh = PgStore::connect(&url, false).unwrap_err();
     assert!(fresh.to_string().contains("wbguard migrate"), "{fresh}");
     let s = PgStore::connect(&url, true).unwrap();
-    assert_eq!(s.schema_version().unwrap(), 8);
+    assert_eq!(s.schema_version().unwrap(), 9);
     let again = s.migrate().unwrap();
     assert!(again.applied.is_empty());
     let id = s.store_id().unwrap();
@@ -716,4 +716,146 @@ fn a_rotation_is_refused_inside_its_transaction_while_a_node_serves() {
         assert_eq!(rotation.join().unwrap().unwrap().1, 1);
     });
     assert_eq!(s.get_wrapped_key("index").unwrap(), Some(new));
+}
+
+/// Every access to every waybill, by principal name: `(waybill, principal, full, first_seq, first_at, last_at,
+/// full_seq)`, sorted, and each principal's `(full, seen)` totals.
+type AccessView = (
+    Vec<(String, String, bool, u64, i64, i64, Option<u64>)>,
+    std::collections::BTreeMap<String, (u64, u64)>,
+);
+
+fn view_of(p: &dyn wbg_forensics::Postings, waybills: &[String]) -> AccessView {
+    let mut rows = Vec::new();
+    let mut totals = std::collections::BTreeMap::new();
+    for w in waybills {
+        for x in p.postings(w).unwrap() {
+            let pr = p.principal(x.principal).unwrap();
+            totals.insert(pr.name.clone(), (pr.full, pr.seen));
+            rows.push((
+                w.clone(),
+                pr.name.clone(),
+                x.shown == wbg_forensics::Shown::Full,
+                x.first_seq,
+                x.first_at,
+                x.last_at,
+                x.full_seq,
+            ));
+        }
+    }
+    rows.sort();
+    (rows, totals)
+}
+
+/// The store's own access index — brought up to the log run after run, and filled by migration 9 from a
+/// log that existed before it — says exactly what the guard's index file says of the same log, which is what
+/// attribution ranks on: every node of the database then reads one index instead of each copying the log.
+#[test]
+fn the_store_keeps_the_access_index_as_the_guard_would_and_its_migration_fills_it_alike() {
+    use rand::{Rng, SeedableRng};
+    let Some(scratch) = Scratch::new() else {
+        return;
+    };
+    let url = scratch.url();
+    let s = PgStore::connect(&url, true).unwrap();
+    assert!(s.keeps_access_index());
+    let seed = rand::random::<u64>();
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let waybills: Vec<String> = (0..25).map(|i| format!("SF{i:010}")).collect();
+    // Several runs of the integrator, each over entries of every kind: views full and masked, refusals,
+    // export rows (whose principal is the file), other actions on a waybill, entries with none; times out of
+    // order (two nodes' commits interleave), so that "first" means first in the log, not earliest.
+    for batch_no in 0..6 {
+        let batch: Vec<wbg_audit::AuditEntry> = (0..120)
+            .map(|_| {
+                let kind = rng.gen_range(0..10);
+                let action = match kind {
+                    0..=5 => "view",
+                    6 | 7 => "export",
+                    8 => "label_print",
+                    _ => "ingest",
+                };
+                let mut e = wbg_audit::AuditEntry::new(
+                    1_700_000_000_000 + rng.gen_range(0..1_000_000),
+                    format!("C{}", rng.gen_range(0..6)),
+                    action,
+                );
+                e.waybill = (kind != 9).then(|| waybills[rng.gen_range(0..waybills.len())].clone());
+                if rng.gen_range(0..8) == 0 {
+                    e.decision = "deny".into();
+                }
+                match action {
+                    "view" => {
+                        e.view = match rng.gen_range(0..5) {
+                            0 => None,
+                            1 | 2 => Some("masked".into()),
+                            _ => Some("full".into()),
+                        }
+                    }
+                    "export" => {
+                        e.detail = Some(match rng.gen_range(0..4) {
+                            0 => "rows=3".into(),
+                            n => format!("export=E{n}"),
+                        })
+                    }
+                    _ => e.view = Some("full".into()),
+                }
+                e
+            })
+            .collect();
+        s.append_audit_batch(batch).unwrap();
+        // Indexed before the next batch by a reader of the index (which brings it up to the log), by upkeep,
+        // or not: the last batch is left for the reads below to index.
+        match batch_no % 3 {
+            0 => drop(s.shared_access(&[]).unwrap()),
+            1 => {
+                s.audit_size().unwrap();
+                s.maintain().unwrap();
+            }
+            _ => {}
+        }
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let mut own = wbg_forensics::AccessIndex::open_in(dir.path()).unwrap();
+    own.catch_up(&s, None, &mut |_, _| {}).unwrap();
+    let expected = view_of(&own, &waybills);
+    assert!(
+        expected.0.len() > 40,
+        "seed {seed}: a log with accesses to compare"
+    );
+    assert!(
+        expected.1.keys().any(|p| p.starts_with("export:")),
+        "seed {seed}"
+    );
+    let shared =
+        || wbg_forensics::SharedPostings::new(s.shared_access(&waybills).unwrap().unwrap());
+    assert_eq!(
+        view_of(&shared(), &waybills),
+        expected,
+        "seed {seed}: as integrated"
+    );
+    // The migration's fill, from the log as it stands.
+    let (rt, pool) = connect(&url);
+    rt.block_on(async {
+        sqlx::raw_sql("DROP TABLE access, access_principals, access_head")
+            .execute(&pool)
+            .await
+            .unwrap();
+        sqlx::raw_sql(include_str!("../migrations/0009_shared_access_index.sql"))
+            .execute(&pool)
+            .await
+            .unwrap();
+    });
+    assert_eq!(
+        view_of(&shared(), &waybills),
+        expected,
+        "seed {seed}: as migrated"
+    );
+    // A waybill no one was shown has no postings; only the rows asked for come back.
+    let one = s.shared_access(&waybills[..1]).unwrap().unwrap();
+    assert!(one.rows.iter().all(|r| r.waybill == waybills[0]));
+    assert!(one
+        .principals
+        .iter()
+        .all(|p| one.rows.iter().any(|r| r.principal == p.name)));
 }

@@ -31,8 +31,8 @@ pub use numbers::{
     FREE_NUMBER_SQL,
 };
 pub use search::{
-    count_hour, hour_counts, AuditCursor, AuditPage, AuditQuery, AuditSearch, HourCount, IndexRow,
-    SqlArg, HOUR_MS, MAX_PAGE,
+    count_hour, hour_counts, AccessRow, AuditCursor, AuditPage, AuditQuery, AuditSearch, HourCount,
+    IndexRow, PrincipalTotals, SharedAccess, SqlArg, HOUR_MS, MAX_PAGE,
 };
 pub use ticket::{Ticket, TicketSender};
 pub use work::{ServiceTicket, WorkRegistry};

@@ -220,6 +220,61 @@ pub trait AuditSearch {
     /// How many entries `q` selects in each hour, by decision, oldest hour first (`q`'s cursor and page size do
     /// not apply). `Unavailable` as for [`AuditSearch::search_audit`].
     fn hourly_audit(&self, q: &AuditQuery) -> Result<Vec<HourCount>, StoreError>;
+
+    /// Whether the store keeps the forensics access index itself, written as the log is integrated and shared
+    /// by every node of the store ([`AuditSearch::shared_access`]). When it does not (the embedded store), the
+    /// guard keeps one of its own beside the data, brought up to date from the log by its upkeep.
+    fn keeps_access_index(&self) -> bool {
+        false
+    }
+
+    /// The store's access index rows for `waybills` (every principal shown each of them, and how), with the
+    /// totals of each principal among them, covering every entry appended before the call; `None` when the
+    /// store keeps no access index ([`AuditSearch::keeps_access_index`]).
+    fn shared_access(&self, waybills: &[String]) -> Result<Option<SharedAccess>, StoreError> {
+        let _ = waybills;
+        Ok(None)
+    }
+}
+
+/// One principal's access to one waybill, as a store's access index keeps it: what an attribution ranks on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccessRow {
+    /// The waybill.
+    pub waybill: String,
+    /// Who: an account id, or `export:<id>` for an export file.
+    pub principal: String,
+    /// Whether it was ever shown every field in clear.
+    pub full: bool,
+    /// Its first access's audit seq.
+    pub first_seq: u64,
+    /// Time of the first access (ms).
+    pub first_at: Millis,
+    /// Time of the latest access (ms).
+    pub last_at: Millis,
+    /// The first full view's audit seq, if it had one.
+    pub full_seq: Option<u64>,
+}
+
+/// How much one principal was shown over the whole log: distinct waybills in full and at all.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PrincipalTotals {
+    /// Account id, or `export:<id>`.
+    pub name: String,
+    /// Distinct waybills shown in full.
+    pub full: u64,
+    /// Distinct waybills shown masked or full.
+    pub seen: u64,
+}
+
+/// What [`AuditSearch::shared_access`] answers: the rows of the waybills asked for, and the totals of every
+/// principal they name.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SharedAccess {
+    /// The rows, in no particular order.
+    pub rows: Vec<AccessRow>,
+    /// One per principal named in `rows`.
+    pub principals: Vec<PrincipalTotals>,
 }
 
 #[cfg(test)]

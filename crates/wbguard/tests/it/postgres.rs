@@ -35,7 +35,7 @@ fn the_guard_runs_on_postgres() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(String::from_utf8_lossy(&out.stdout).contains("schema version 8"));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("schema version 9"));
 
     let admin = dirs.create_account("root", "admin", None);
     let s = Server::start(&dirs, "info");
@@ -100,5 +100,27 @@ fn the_guard_runs_on_postgres() {
     assert!(
         !dirs.data.join("wbguard.db").exists(),
         "nothing went to an embedded store"
+    );
+
+    // A leak of that record is attributed from the access index PostgreSQL keeps for every node: the courier
+    // who read it in full comes first, and no node copied the log into an index file of its own.
+    let leak = dirs.root.path().join("leak.csv");
+    std::fs::write(
+        &leak,
+        "name,phone,address\n欧阳娜娜,13912345678,文三路88号\n",
+    )
+    .unwrap();
+    let out = dirs.cli(&["attribute", "--leak", path_str(&leak), "--json"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["matched"], 1, "{report:#}");
+    assert_eq!(report["suspects"][0]["principal"], "C0420001", "{report:#}");
+    assert!(
+        !dirs.data.join("forensics.db").exists(),
+        "the access index is the store's, not this node's"
     );
 }
