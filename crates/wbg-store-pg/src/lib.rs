@@ -1010,19 +1010,8 @@ async fn integrate(pool: &PgPool, wait: bool) -> Result<u64, StoreError> {
     let mut total = 0;
     loop {
         let mut tx = pool.begin().await.map_err(db)?;
-        if wait {
-            sqlx::query("SELECT pg_advisory_xact_lock(7707003)")
-                .execute(&mut *tx)
-                .await
-                .map_err(db)?;
-        } else {
-            let got: bool = sqlx::query_scalar("SELECT pg_try_advisory_xact_lock(7707003)")
-                .fetch_one(&mut *tx)
-                .await
-                .map_err(db)?;
-            if !got {
-                return Ok(total);
-            }
+        if !xact_lock(&mut tx, "7707003", wait).await? {
+            return Ok(total);
         }
         let mut tail = head_in(&mut tx).await?;
         let size = tail.size();
@@ -1133,6 +1122,22 @@ async fn integrate(pool: &PgPool, wait: bool) -> Result<u64, StoreError> {
     }
 }
 
+/// Takes the advisory lock `key` (its arguments, as SQL) for the rest of `tx`: waiting for it with `wait`,
+/// else only if it is free. Returns whether it is held.
+async fn xact_lock(tx: &mut Tx<'_>, key: &'static str, wait: bool) -> Result<bool, StoreError> {
+    if wait {
+        sqlx::query(&format!("SELECT pg_advisory_xact_lock({key})"))
+            .execute(&mut **tx)
+            .await
+            .map_err(db)?;
+        return Ok(true);
+    }
+    sqlx::query_scalar(&format!("SELECT pg_try_advisory_xact_lock({key})"))
+        .fetch_one(&mut **tx)
+        .await
+        .map_err(db)
+}
+
 /// Entries the access indexer reads in one transaction.
 const ACCESS_RUN: i64 = 20_000;
 
@@ -1148,21 +1153,8 @@ async fn index_access(pool: &PgPool, wait: bool, most: Option<u32>) -> Result<u6
     let mut runs = 0;
     loop {
         let mut tx = pool.begin().await.map_err(db)?;
-        if wait {
-            sqlx::query("SELECT pg_advisory_xact_lock(7707004, hashtext(current_schema()))")
-                .execute(&mut *tx)
-                .await
-                .map_err(db)?;
-        } else {
-            let got: bool = sqlx::query_scalar(
-                "SELECT pg_try_advisory_xact_lock(7707004, hashtext(current_schema()))",
-            )
-            .fetch_one(&mut *tx)
-            .await
-            .map_err(db)?;
-            if !got {
-                return Ok(total);
-            }
+        if !xact_lock(&mut tx, "7707004, hashtext(current_schema())", wait).await? {
+            return Ok(total);
         }
         let through: i64 = sqlx::query_scalar("SELECT through FROM access_head WHERE id = 1")
             .fetch_one(&mut *tx)
