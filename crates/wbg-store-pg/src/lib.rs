@@ -468,6 +468,7 @@ async fn commit_in(
         return Ok((queue_each(c, entries).await?, outcomes));
     }
     let mut tx = sqlx::Connection::begin(c).await.map_err(db)?;
+    lock_scanned(&mut tx, batch).await?;
     let together = apply_together(&mut tx, batch).await?;
     let mut outcomes: Vec<Result<usize, StoreError>> = Vec::with_capacity(batch.len());
     let mut entries = Vec::new();
@@ -492,6 +493,23 @@ async fn commit_in(
     let seqs = queue_each(&mut tx, entries).await?;
     tx.commit().await.map_err(db)?;
     Ok((seqs, outcomes))
+}
+
+/// Locks the rows of every waybill `batch` scans, in waybill order, before anything of the group is applied: two
+/// nodes' groups that share waybills then queue for them instead of each taking some and waiting for the
+/// other's — a deadlock PostgreSQL would end by failing one group after a second (503 to each of its
+/// scanners). The group's own statements, all at once or job by job, then touch only rows it holds.
+async fn lock_scanned(tx: &mut Tx<'_>, batch: &[Append]) -> Result<(), StoreError> {
+    let nos: Vec<String> = batch
+        .iter()
+        .flat_map(|((events, _), _)| events.iter().map(|e| e.next.waybill_no.to_string()))
+        .collect();
+    sqlx::query("SELECT 1 FROM waybills WHERE no = ANY($1) ORDER BY no FOR UPDATE")
+        .bind(nos)
+        .execute(&mut **tx)
+        .await
+        .map_err(db)?;
+    Ok(())
 }
 
 /// Applies the scan events of every job in `batch` at once, when more than one job has some: one statement per

@@ -859,3 +859,76 @@ fn the_store_keeps_the_access_index_as_the_guard_would_and_its_migration_fills_i
         .iter()
         .all(|p| one.rows.iter().any(|r| r.principal == p.name)));
 }
+
+/// Two writers that share waybills take their rows in one order: a group whose scans name them in the other
+/// order waits for the first row without holding the second, so the session holding the first can still take
+/// the second — where the group, taking rows in its own order, held the second and waited for the first, and
+/// PostgreSQL ended the deadlock by failing one side after a second (a node's group, 503 to its scanners).
+#[test]
+fn a_scan_group_takes_its_waybills_in_one_order_so_two_writers_do_not_deadlock() {
+    use wbg_core::WaybillStatus;
+    use wbg_store::conformance::{entry, picked_up, waybill};
+    let Some(scratch) = Scratch::new() else {
+        return;
+    };
+    let url = scratch.url();
+    let s = PgStore::connect(&url, true).unwrap();
+    // Stored (so scanned, in a table this small) and named by the scans in the order opposite to the rows'.
+    for no in ["WORDER2", "WORDER1"] {
+        s.insert_waybills(&[waybill(no)], entry("ingest")).unwrap();
+    }
+    let (rt, pool) = connect(&url);
+    let mut other = rt.block_on(pool.begin()).unwrap();
+    rt.block_on(
+        sqlx::query("SELECT 1 FROM waybills WHERE no = 'WORDER1' FOR UPDATE").execute(&mut *other),
+    )
+    .unwrap();
+    // One job scanning WORDER2, then WORDER1.
+    let events = ["WORDER2", "WORDER1"]
+        .iter()
+        .map(|no| {
+            let (mut next, _) = s
+                .waybill(&wbg_core::WaybillNo::parse(no).unwrap())
+                .unwrap()
+                .unwrap();
+            next.status = WaybillStatus::PickedUp;
+            next.updated_at = 9;
+            wbg_store::EventWrite {
+                next,
+                expected: WaybillStatus::Created,
+                record: picked_up(9),
+            }
+        })
+        .collect();
+    let group = s.record_events(events, entry("event"));
+    let (told, outcome) = std::sync::mpsc::channel();
+    std::thread::spawn(move || told.send(group.wait()));
+    // The group is queued behind WORDER1 (its lock wait is two seconds).
+    std::thread::sleep(std::time::Duration::from_millis(400));
+    assert!(outcome.try_recv().is_err(), "the group waits for WORDER1");
+    let second = rt.block_on(async {
+        sqlx::query("SET LOCAL lock_timeout = '5s'")
+            .execute(&mut *other)
+            .await
+            .unwrap();
+        sqlx::query("SELECT 1 FROM waybills WHERE no = 'WORDER2' FOR UPDATE")
+            .execute(&mut *other)
+            .await
+    });
+    assert!(
+        second.is_ok(),
+        "the group held WORDER2 while it waited: {second:?}"
+    );
+    rt.block_on(other.commit()).unwrap();
+    let done = outcome
+        .recv_timeout(std::time::Duration::from_secs(30))
+        .unwrap();
+    assert!(
+        done.is_ok(),
+        "the group applies once the rows are free: {done:?}"
+    );
+    for no in ["WORDER1", "WORDER2"] {
+        let no = wbg_core::WaybillNo::parse(no).unwrap();
+        assert_eq!(s.events(&no).unwrap().len(), 1);
+    }
+}
