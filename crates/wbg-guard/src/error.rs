@@ -102,7 +102,7 @@ impl From<StoreError> for GuardError {
         match e {
             StoreError::Conflict(m) => GuardError::Conflict(m),
             StoreError::NotFound(m) => GuardError::NotFound(m),
-            StoreError::Unavailable(m) => GuardError::Unavailable(m),
+            StoreError::Unavailable(m) | StoreError::Busy(m) => GuardError::Unavailable(m),
             other => GuardError::Internal(other.to_string()),
         }
     }
@@ -141,6 +141,8 @@ mod tests {
     #[test]
     fn a_store_that_cannot_answer_yet_is_a_503_the_caller_may_retry_and_a_failed_one_a_500() {
         let busy = GuardError::from(StoreError::Unavailable("locked".into()));
+        assert_eq!((busy.http_status(), busy.code()), (503, "unavailable"));
+        let busy = GuardError::from(StoreError::Busy("a deadlock".into()));
         assert_eq!((busy.http_status(), busy.code()), (503, "unavailable"));
         let failed = GuardError::from(StoreError::Corrupt("bad row".into()));
         assert_eq!((failed.http_status(), failed.code()), (500, "internal"));

@@ -23,9 +23,10 @@
 //! return a [`Ticket`] an async caller awaits; the rest of the trait is synchronous and blocks its thread, so the
 //! server makes those calls through `spawn_blocking` (or, on a worker thread, after `block_in_place`).
 //!
-//! PostgreSQL dropping connections (a restart, a failover, a terminated backend) and conflicts it resolves by
-//! failing one side reach the caller as [`StoreError::Unavailable`] — a 503 to try again — not as a database
-//! error; the read path's read-only lookups are asked once more on a new connection.
+//! PostgreSQL dropping connections (a restart, a failover, a terminated backend) reaches the caller as
+//! [`StoreError::Unavailable`], and conflicts it resolves by failing one side as [`StoreError::Busy`] — each a 503
+//! to try again — not as a database error; the read path's read-only lookups are asked once more on a new
+//! connection after a lost one.
 #![deny(missing_docs)]
 
 mod alerts;
@@ -174,7 +175,7 @@ async fn group_commit(
 /// meets the loss first, and the read's commit then goes out on a connection known to work.
 ///
 /// A kept connection waits at most [`LOCK_WAIT`] for a row or table lock: its statement then fails as
-/// [`StoreError::Unavailable`] (a 503) rather than waiting for as long as the holder keeps it — one scan behind a
+/// [`StoreError::Busy`] (a 503; the connection is kept, nothing was lost) rather than waiting for as long as the holder keeps it — one scan behind a
 /// row lock someone left open would otherwise hold the scans' group commit, and every scan of the node behind
 /// it, for that long.
 #[derive(Clone)]
@@ -244,10 +245,10 @@ impl Kept {
         }
     }
 
-    /// After a statement failed as [`StoreError::Unavailable`]: closes this loop's idle connections too and
-    /// counts a loss, so that every other loop checks its own before use. When that was a lost connection,
-    /// PostgreSQL (restarted, failed over, or a proxy between) has most likely dropped them all, and each would
-    /// fail a group of its own; when it was a lock wait, this costs each loop a round trip.
+    /// After a statement failed as [`StoreError::Unavailable`] (a connection lost or refused): closes this loop's
+    /// idle connections too and counts a loss, so that every other loop checks its own before use — PostgreSQL
+    /// (restarted, failed over, or a proxy between) has most likely dropped them all, and each would fail a group
+    /// of its own.
     fn lost(&self) {
         self.losses
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -284,13 +285,15 @@ impl Kept {
         }
     }
 
-    /// Keeps the connection whose work succeeded; counts a loss for a failure that may pass; else closes it.
+    /// Keeps the connection whose work succeeded, or whose statement only lost a conflict (its transaction, if
+    /// any, is rolled back before the connection's next statement); counts a loss for a lost connection; else
+    /// closes it.
     fn finish<R>(
         &self,
         (c, r): (sqlx::PgConnection, Result<R, StoreError>),
     ) -> Result<R, StoreError> {
         match &r {
-            Ok(_) => self.put(c),
+            Ok(_) | Err(StoreError::Busy(_)) => self.put(c),
             Err(StoreError::Unavailable(_)) => self.lost(),
             Err(_) => {}
         }
@@ -404,6 +407,11 @@ fn answer<T>(replies: Vec<TicketSender<T>>, results: Result<Vec<T>, StoreError>)
         Err(StoreError::Unavailable(why)) => {
             for reply in replies {
                 reply.send(Err(StoreError::Unavailable(why.clone())));
+            }
+        }
+        Err(StoreError::Busy(why)) => {
+            for reply in replies {
+                reply.send(Err(StoreError::Busy(why.clone())));
             }
         }
         Err(e) => {
@@ -630,9 +638,18 @@ impl std::fmt::Debug for PgStore {
 
 fn db(e: sqlx::Error) -> StoreError {
     match passing(&e) {
-        Some(why) => StoreError::Unavailable(why),
+        Some(Passing::Lost(why)) => StoreError::Unavailable(why),
+        Some(Passing::Conflict(why)) => StoreError::Busy(why),
         None => StoreError::Db(DbError::new(e)),
     }
+}
+
+/// A failure that may pass, by kind.
+enum Passing {
+    /// PostgreSQL out of reach, or the connection lost: the other kept connections are suspect too.
+    Lost(String),
+    /// A conflict PostgreSQL resolved by failing this statement: the connection is sound.
+    Conflict(String),
 }
 
 /// Why `e` is a passing failure that the same request may well not meet again — a 503 to the client, not a
@@ -641,16 +658,20 @@ fn db(e: sqlx::Error) -> StoreError {
 /// side (a lock waited for over [`LOCK_WAIT`], a deadlock, a serialization failure). `None` for anything else.
 /// The message is the kind of failure and its SQLSTATE only: PostgreSQL's own text can quote a row's key, and a
 /// key can be a waybill number.
-fn passing(e: &sqlx::Error) -> Option<String> {
+fn passing(e: &sqlx::Error) -> Option<Passing> {
     if let Some(code) = e.as_database_error().and_then(|d| d.code()) {
         let what = match code.as_ref() {
             "55P03" => {
-                return Some(format!(
+                return Some(Passing::Conflict(format!(
                     "a row or table it needs was locked by another transaction for over {} ms; try again",
                     LOCK_WAIT.as_millis()
-                ))
+                )))
             }
-            "40P01" | "40001" => "the statement conflicted with another transaction",
+            "40P01" | "40001" => {
+                return Some(Passing::Conflict(format!(
+                    "the statement conflicted with another transaction, SQLSTATE {code}; try again"
+                )))
+            }
             "57P01" | "57P02" => "PostgreSQL ended the connection",
             "57P03" => "PostgreSQL is starting up or shutting down",
             "53300" => "PostgreSQL has no connection to spare",
@@ -658,16 +679,16 @@ fn passing(e: &sqlx::Error) -> Option<String> {
             c if c.starts_with("08") && c != "08P01" => "the connection to PostgreSQL failed",
             _ => return None,
         };
-        return Some(format!("{what}, SQLSTATE {code}; try again"));
+        return Some(Passing::Lost(format!("{what}, SQLSTATE {code}; try again")));
     }
     match e {
-        sqlx::Error::Io(io) => Some(format!(
+        sqlx::Error::Io(io) => Some(Passing::Lost(format!(
             "the connection to PostgreSQL was lost or refused ({}); try again",
             io.kind()
+        ))),
+        sqlx::Error::PoolTimedOut => Some(Passing::Lost(
+            "no connection to PostgreSQL came free in time; try again".into(),
         )),
-        sqlx::Error::PoolTimedOut => {
-            Some("no connection to PostgreSQL came free in time; try again".into())
-        }
         _ => None,
     }
 }

@@ -280,7 +280,7 @@ fn pick_up(s: &PgStore, no: &str, expected: wbg_core::WaybillStatus) -> wbg_stor
     )
 }
 
-/// A scan behind a row lock someone left open (an operator's session, a stuck job) is refused as unavailable
+/// A scan behind a row lock someone left open (an operator's session, a stuck job) is refused as busy (a 503)
 /// after [`wbg_store_pg::LOCK_WAIT`] while the lock is still held — it does not wait for the lock's holder; the
 /// refusal names no waybill. A guarded read's entry commits meanwhile (reads and scans commit side by side), the
 /// scans behind the refused one go on, and once the lock is gone the same scan applies.
@@ -315,11 +315,12 @@ fn a_scan_behind_a_row_lock_left_open_is_refused_within_the_lock_wait() {
     let refused = refusal
         .recv_timeout(wbg_store_pg::LOCK_WAIT + std::time::Duration::from_secs(30))
         .expect("the scan waits for the lock's holder");
-    let Err(StoreError::Unavailable(why)) = &refused else {
-        panic!("refused as unavailable while the lock is held: {refused:?}");
+    let Err(StoreError::Busy(why)) = &refused else {
+        panic!("refused as busy while the lock is held: {refused:?}");
     };
     assert!(!why.contains("WLOCKED1"), "{why}");
-    // Still held: the scans behind the refused one go on.
+    // Still held: the scans behind the refused one go on (on the connection the refused one used, kept: its
+    // transaction is rolled back before the next statement).
     assert!(scan("WFREE1").wait().is_ok());
     rt.block_on(lock.rollback()).unwrap();
     assert!(

@@ -14,9 +14,15 @@ pub enum StoreError {
     /// Stored data is not what this version writes (corruption or tampering).
     #[error("corrupt store: {0}")]
     Corrupt(String),
-    /// The store cannot answer this yet (an index still being built); the caller may retry shortly.
+    /// The store cannot answer this yet (an index still being built, the database out of reach or its
+    /// connection lost); the caller may retry shortly.
     #[error("unavailable: {0}")]
     Unavailable(String),
+    /// Another transaction held what this needed — a lock waited for past the store's limit, a deadlock, a
+    /// serialization failure — and the database gave up on this statement: nothing of it was done, the
+    /// connection is sound, and the caller may retry.
+    #[error("busy: {0}")]
+    Busy(String),
     /// The database failed.
     #[error("database: {0}")]
     Db(#[source] DbError),
