@@ -506,13 +506,17 @@ async fn commit_in(
 /// Locks the rows of every waybill `batch` scans, in waybill order, before anything of the group is applied: two
 /// nodes' groups that share waybills then queue for them instead of each taking some and waiting for the
 /// other's — a deadlock PostgreSQL would end by failing one group after a second (503 to each of its
-/// scanners). The group's own statements, all at once or job by job, then touch only rows it holds.
+/// scanners). The group's own statements, all at once or job by job, then touch only rows it holds. The lock is
+/// the one their updates take (`NO KEY UPDATE`: a scan changes no key), so it keeps out nothing they did not.
+/// Taking the rows inside the update instead (a locking `WITH`) was tried: its plan for a 1,000-event batch
+/// joined the two row sets by rescanning one for each row of the other, and batched events fell from ~30,000
+/// to ~4,000 a second.
 async fn lock_scanned(tx: &mut Tx<'_>, batch: &[Append]) -> Result<(), StoreError> {
     let nos: Vec<String> = batch
         .iter()
         .flat_map(|((events, _), _)| events.iter().map(|e| e.next.waybill_no.to_string()))
         .collect();
-    sqlx::query("SELECT 1 FROM waybills WHERE no = ANY($1) ORDER BY no FOR UPDATE")
+    sqlx::query("SELECT 1 FROM waybills WHERE no = ANY($1) ORDER BY no FOR NO KEY UPDATE")
         .bind(nos)
         .execute(&mut **tx)
         .await
