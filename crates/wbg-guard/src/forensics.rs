@@ -98,7 +98,7 @@ impl Guard {
         progress: &mut dyn FnMut(u64, u64),
     ) -> Result<u64, GuardError> {
         if self.store.keeps_access_index() {
-            // The store writes it as it integrates the log: there is nothing for this node to copy.
+            // The store keeps it, for every node of the store: there is nothing for this node to copy.
             return Ok(0);
         }
         self.with_access_index(|index| Ok(index.catch_up(self.store.as_ref(), max, progress)?))

@@ -264,20 +264,25 @@ fn end_sessions(admin: &(tokio::runtime::Runtime, sqlx::PgPool), name: &str) -> 
 
 /// Files waybill `no` as picked up (at 9) from the status `expected`, through the group commit.
 fn pick_up(s: &PgStore, no: &str, expected: wbg_core::WaybillStatus) -> wbg_store::Ticket<u64> {
+    s.record_events(
+        vec![picking_up(s, no, expected)],
+        wbg_store::conformance::entry("event"),
+    )
+}
+
+/// The scan that files waybill `no` as picked up (at 9) from the status `expected`.
+fn picking_up(s: &PgStore, no: &str, expected: wbg_core::WaybillStatus) -> wbg_store::EventWrite {
     let (mut next, _) = s
         .waybill(&wbg_core::WaybillNo::parse(no).unwrap())
         .unwrap()
         .unwrap();
     next.status = wbg_core::WaybillStatus::PickedUp;
     next.updated_at = 9;
-    s.record_events(
-        vec![wbg_store::EventWrite {
-            next,
-            expected,
-            record: wbg_store::conformance::picked_up(9),
-        }],
-        wbg_store::conformance::entry("event"),
-    )
+    wbg_store::EventWrite {
+        next,
+        expected,
+        record: wbg_store::conformance::picked_up(9),
+    }
 }
 
 /// A scan behind a row lock someone left open (an operator's session, a stuck job) is refused as busy (a 503)
@@ -868,7 +873,7 @@ fn the_store_keeps_the_access_index_as_the_guard_would_and_its_migration_fills_i
 #[test]
 fn a_scan_group_takes_its_waybills_in_one_order_so_two_writers_do_not_deadlock() {
     use wbg_core::WaybillStatus;
-    use wbg_store::conformance::{entry, picked_up, waybill};
+    use wbg_store::conformance::{entry, waybill};
     let Some(scratch) = Scratch::new() else {
         return;
     };
@@ -887,19 +892,7 @@ fn a_scan_group_takes_its_waybills_in_one_order_so_two_writers_do_not_deadlock()
     // One job scanning WORDER2, then WORDER1.
     let events = ["WORDER2", "WORDER1"]
         .iter()
-        .map(|no| {
-            let (mut next, _) = s
-                .waybill(&wbg_core::WaybillNo::parse(no).unwrap())
-                .unwrap()
-                .unwrap();
-            next.status = WaybillStatus::PickedUp;
-            next.updated_at = 9;
-            wbg_store::EventWrite {
-                next,
-                expected: WaybillStatus::Created,
-                record: picked_up(9),
-            }
-        })
+        .map(|no| picking_up(&s, no, WaybillStatus::Created))
         .collect();
     let group = s.record_events(events, entry("event"));
     let (told, outcome) = std::sync::mpsc::channel();

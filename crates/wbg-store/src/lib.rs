@@ -173,7 +173,9 @@ pub trait Store:
     + Sync
 {
     /// Background upkeep, to be called every second or so and after bulk work, never on a request: merges
-    /// blind-index segments and moves the write-ahead log into the database file.
+    /// blind-index segments and moves the write-ahead log into the database file (the embedded store); makes
+    /// the coming days' log partitions and brings the shared access index a step closer to the log
+    /// (PostgreSQL).
     fn maintain(&self) -> Result<(), StoreError>;
 
     /// A random id created with the store; names its audit log.

@@ -221,8 +221,9 @@ pub trait AuditSearch {
     /// not apply). `Unavailable` as for [`AuditSearch::search_audit`].
     fn hourly_audit(&self, q: &AuditQuery) -> Result<Vec<HourCount>, StoreError>;
 
-    /// Whether the store keeps the forensics access index itself, written as the log is integrated and shared
-    /// by every node of the store ([`AuditSearch::shared_access`]). When it does not (the embedded store), the
+    /// Whether the store keeps the forensics access index itself, brought up to the log in its upkeep
+    /// ([`crate::Store::maintain`]) and before every read of it, and shared by every node of the store
+    /// ([`AuditSearch::shared_access`]). When it does not (the embedded store), the
     /// guard keeps one of its own beside the data, brought up to date from the log by its upkeep.
     fn keeps_access_index(&self) -> bool {
         false
