@@ -375,6 +375,21 @@ pub fn waybill(
     })
 }
 
+/// The lines of a streaming answer (a live alert stream) that `keep` takes, read on a thread of its own until the
+/// stream ends or the receiver is dropped.
+pub fn stream_lines(r: Response, keep: fn(&str) -> bool) -> std::sync::mpsc::Receiver<String> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(r).lines() {
+            let Ok(line) = line else { return };
+            if keep(&line) && tx.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    rx
+}
+
 pub fn error_code(r: Response) -> (u16, String) {
     let status = r.status().as_u16();
     let v: Value = r.json().unwrap_or(Value::Null);

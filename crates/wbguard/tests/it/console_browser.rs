@@ -10,7 +10,7 @@
 //! `WBG_CONSOLE_SCREENSHOTS=DIR` it also saves the README's screenshots there.
 use crate::common;
 
-use common::{waybill, Dirs, Server};
+use common::{stream_lines, waybill, Dirs, Server};
 use reqwest::blocking::Client;
 use serde_json::{json, Value};
 use std::process::{Child, Command, Stdio};
@@ -384,16 +384,7 @@ fn analysts_work_the_console_in_a_real_browser() {
         .send()
         .unwrap();
     assert_eq!(stream.status(), 200);
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        use std::io::BufRead;
-        for line in std::io::BufReader::new(stream).lines() {
-            let Ok(line) = line else { return };
-            if line.starts_with("event:") && tx.send(line).is_err() {
-                return;
-            }
-        }
-    });
+    let rx = stream_lines(stream, |l| l.starts_with("event:"));
     let r = http
         .delete(format!("{}/console/session", s.base))
         .header("cookie", &pair)

@@ -483,7 +483,6 @@ fn serve_with(server: &str) -> (Dirs, Server, String) {
 /// timeout never closes it (every 15 s, or a third of a shorter idle timeout).
 #[test]
 fn a_live_alert_stream_outlasts_the_idle_timeout() {
-    use std::io::BufRead;
     let (_dirs, s, root) = serve_with("client_timeout_seconds = 1\nidle_timeout_seconds = 3\n");
     let r = reqwest::blocking::Client::builder()
         .timeout(None)
@@ -494,15 +493,7 @@ fn a_live_alert_stream_outlasts_the_idle_timeout() {
         .send()
         .unwrap();
     assert_eq!(r.status(), 200);
-    let (tx, lines) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in std::io::BufReader::new(r).lines() {
-            let Ok(line) = line else { return };
-            if tx.send(line).is_err() {
-                return;
-            }
-        }
-    });
+    let lines = stream_lines(r, |_| true);
     let until = std::time::Instant::now() + std::time::Duration::from_secs(7);
     let mut comments = 0;
     while let Some(left) = until.checked_duration_since(std::time::Instant::now()) {
