@@ -1839,30 +1839,50 @@ impl PgStore {
     }
 
     async fn insert_batch(tx: &mut Tx<'_>, batch: &[SealedWaybill]) -> Result<(), StoreError> {
-        for w in batch {
-            let m = &w.meta;
-            sqlx::query(
-                "INSERT INTO waybills (no, merchant, origin_outlet, destination_outlet, courier, status,
-                 created_at, updated_at, signed_at, bucket, sealed)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
-            )
-            .bind(m.waybill_no.as_str())
-            .bind(m.merchant.as_str())
-            .bind(m.origin_outlet.as_str())
-            .bind(m.destination_outlet.as_str())
-            .bind(m.courier.as_ref().map(|c| c.as_str()))
-            .bind(m.status.as_str())
-            .bind(m.created_at)
-            .bind(m.updated_at)
-            .bind(m.signed_at)
-            .bind(m.bucket)
-            .bind(&w.sealed)
-            .execute(&mut **tx)
-            .await
-            .map_err(|e| match is_unique_violation(&e) {
-                true => StoreError::Conflict(format!("waybill {} exists already", m.waybill_no)),
-                false => db(e),
-            })?;
+        // One statement, its rows in waybill-number order: two batches that share numbers (a duplicate ingest
+        // racing itself on two nodes) take the numbers' index entries in one order, so the second waits for the
+        // first and then finds its numbers taken (409) instead of deadlocking with it (503).
+        let mut rows: Vec<&SealedWaybill> = batch.iter().collect();
+        rows.sort_unstable_by(|a, b| a.meta.waybill_no.as_str().cmp(b.meta.waybill_no.as_str()));
+        let column = |f: fn(&WaybillMeta) -> &str| -> Vec<&str> {
+            rows.iter().map(|w| f(&w.meta)).collect()
+        };
+        let stored: Vec<String> = sqlx::query_scalar(
+            "INSERT INTO waybills (no, merchant, origin_outlet, destination_outlet, courier, status,
+             created_at, updated_at, signed_at, bucket, sealed)
+             SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
+                                  $7::int8[], $8::int8[], $9::int8[], $10::int8[], $11::bytea[])
+             ON CONFLICT (no) DO NOTHING RETURNING no",
+        )
+        .bind(column(|m| m.waybill_no.as_str()))
+        .bind(column(|m| m.merchant.as_str()))
+        .bind(column(|m| m.origin_outlet.as_str()))
+        .bind(column(|m| m.destination_outlet.as_str()))
+        .bind(rows.iter().map(|w| w.meta.courier.as_ref().map(|c| c.as_str())).collect::<Vec<_>>())
+        .bind(column(|m| m.status.as_str()))
+        .bind(rows.iter().map(|w| w.meta.created_at).collect::<Vec<_>>())
+        .bind(rows.iter().map(|w| w.meta.updated_at).collect::<Vec<_>>())
+        .bind(rows.iter().map(|w| w.meta.signed_at).collect::<Vec<_>>())
+        .bind(rows.iter().map(|w| w.meta.bucket).collect::<Vec<_>>())
+        .bind(rows.iter().map(|w| w.sealed.as_slice()).collect::<Vec<_>>())
+        .fetch_all(&mut **tx)
+        .await
+        .map_err(db)?;
+        if stored.len() != batch.len() {
+            // The first of the batch's waybills stored before (the caller's transaction is rolled back), or,
+            // every number being new, the first that the batch names twice.
+            let mut stored: std::collections::HashSet<&str> =
+                stored.iter().map(String::as_str).collect();
+            let nos = || batch.iter().map(|w| w.meta.waybill_no.as_str());
+            return Err(StoreError::Conflict(
+                match nos().find(|no| !stored.contains(no)) {
+                    Some(no) => format!("waybill {no} exists already"),
+                    None => match nos().find(|no| !stored.remove(no)) {
+                        Some(no) => format!("waybill {no} appears twice"),
+                        None => "waybills were not stored".into(),
+                    },
+                },
+            ));
         }
         // The blind index in one statement per batch.
         let (mut tokens, mut nos, mut parties, mut kinds) =

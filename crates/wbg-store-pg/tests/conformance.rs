@@ -866,6 +866,66 @@ fn the_store_keeps_the_access_index_as_the_guard_would_and_its_migration_fills_i
         .all(|p| one.rows.iter().any(|r| r.principal == p.name)));
 }
 
+/// Two ingests that share waybill numbers (a batch sent to two nodes at once) take the numbers in one order: a
+/// batch naming them in the other order waits for the first number without holding the second, so the other
+/// writer can go on to the second, and once it commits the batch is turned away as a conflict (409) — where the
+/// batch, inserting in its own order, held the second number and waited for the first, and PostgreSQL ended the
+/// deadlock by failing one of them after a second (a 503 for the batch, or for the other node's).
+#[test]
+fn two_ingests_that_share_waybills_take_them_in_one_order_so_neither_deadlocks() {
+    use wbg_store::conformance::{entry, waybill};
+    use wbg_store::StoreError;
+    let Some(scratch) = Scratch::new() else {
+        return;
+    };
+    let url = scratch.url();
+    let s = PgStore::connect(&url, true).unwrap();
+    let logged = s.audit_size().unwrap();
+    let (rt, pool) = connect(&url);
+    let other_insert = |tx: &mut sqlx::Transaction<'_, sqlx::Postgres>, no: &str| {
+        rt.block_on(
+            sqlx::query(
+                "INSERT INTO waybills (no, merchant, origin_outlet, destination_outlet, status, created_at,
+                 updated_at, bucket, sealed) VALUES ($1, 'M1', 'O1', 'O2', 'created', 0, 0, 0, '\\x00')",
+            )
+            .bind(no)
+            .execute(&mut **tx),
+        )
+    };
+    let mut other = rt.block_on(pool.begin()).unwrap();
+    other_insert(&mut other, "WDUP1").unwrap();
+    std::thread::scope(|scope| {
+        // This node's batch names WDUP2, then WDUP1.
+        let batch = scope
+            .spawn(|| s.insert_waybills(&[waybill("WDUP2"), waybill("WDUP1")], entry("ingest")));
+        // The batch is queued behind WDUP1 (its lock wait is two seconds).
+        std::thread::sleep(std::time::Duration::from_millis(400));
+        assert!(!batch.is_finished(), "the batch waits for WDUP1");
+        rt.block_on(sqlx::query("SET LOCAL lock_timeout = '5s'").execute(&mut *other))
+            .unwrap();
+        let second = other_insert(&mut other, "WDUP2");
+        assert!(
+            second.is_ok(),
+            "the batch held WDUP2 while it waited: {second:?}"
+        );
+        rt.block_on(other.commit()).unwrap();
+        // Both numbers are taken by then; the batch's first is the one told.
+        match batch.join().unwrap() {
+            Err(StoreError::Conflict(why)) => assert_eq!(why, "waybill WDUP2 exists already"),
+            done => panic!("the batch finds its numbers taken: {done:?}"),
+        }
+    });
+    // Nothing of the batch stayed: each number is the other writer's row, and the log holds no ingest.
+    assert_eq!(s.audit_size().unwrap(), logged);
+    let rows: Vec<(String, Vec<u8>)> = rt
+        .block_on(sqlx::query_as("SELECT no, sealed FROM waybills ORDER BY no").fetch_all(&pool))
+        .unwrap();
+    assert_eq!(
+        rows,
+        vec![("WDUP1".into(), vec![0]), ("WDUP2".into(), vec![0])]
+    );
+}
+
 /// Two writers that share waybills take their rows in one order: a group whose scans name them in the other
 /// order waits for the first row without holding the second, so the session holding the first can still take
 /// the second — where the group, taking rows in its own order, held the second and waited for the first, and

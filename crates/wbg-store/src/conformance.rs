@@ -393,6 +393,19 @@ pub fn batch_insert_is_all_or_nothing(s: &dyn Store) {
     assert_eq!(s.find_by_token(&[7u8; 16]).unwrap().len(), 2);
     assert_eq!(s.find_by_token_of(&[7u8; 16], 0).unwrap().len(), 2);
     assert!(s.find_by_token_of(&[7u8; 16], 1).unwrap().is_empty());
+    // A number the batch names twice is a conflict too (a caller that did not check).
+    let err = s
+        .insert_waybills(
+            &[waybill("W4"), waybill("W5"), waybill("W4")],
+            entry("ingest"),
+        )
+        .unwrap_err();
+    assert!(
+        matches!(&err, StoreError::Conflict(why) if why.contains("W4")),
+        "{err}"
+    );
+    assert_eq!(s.waybill_count().unwrap(), 2);
+    assert_eq!(s.audit_size().unwrap(), 1);
 }
 
 /// An event applies only from the expected status.
