@@ -1959,6 +1959,13 @@ impl Keys for PgStore {
     fn put_wrapped_key_if_absent(&self, id: &str, wrapped: &[u8]) -> Result<Vec<u8>, StoreError> {
         self.run(async {
             let mut tx = self.pool.begin().await.map_err(db)?;
+            // The table's lock for an insert, taken before anything is read: a rotation under way (it holds the
+            // table exclusively) ends first and the statements below see its wrapping; one that starts later
+            // waits for this transaction and re-wraps the key it adds.
+            sqlx::query("LOCK TABLE wrapped_keys IN ROW EXCLUSIVE MODE")
+                .execute(&mut *tx)
+                .await
+                .map_err(db)?;
             let shredded: Option<i64> = sqlx::query_scalar("SELECT at FROM shredded_keys WHERE id = $1")
                 .bind(id)
                 .fetch_optional(&mut *tx)
@@ -1968,6 +1975,20 @@ impl Keys for PgStore {
                 return Err(StoreError::Conflict(format!(
                     "key {id} was destroyed by retention and is not made again"
                 )));
+            }
+            let otherwise: bool = sqlx::query_scalar(
+                "SELECT NOT EXISTS (SELECT 1 FROM wrapped_keys WHERE id = $3)
+                    AND EXISTS (SELECT 1 FROM wrapped_keys
+                                WHERE substring(wrapped for $2) <> substring($1 for $2))",
+            )
+            .bind(wrapped)
+            .bind(wbg_store::WRAPPING_ID_LEN as i32)
+            .bind(id)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(db)?;
+            if otherwise {
+                return Err(wbg_store::wrapped_otherwise(id));
             }
             sqlx::query(
                 "INSERT INTO wrapped_keys (id, wrapped, created_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",

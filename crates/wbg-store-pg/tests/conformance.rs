@@ -680,7 +680,10 @@ fn a_rotation_is_refused_inside_its_transaction_while_a_node_serves() {
     assert_eq!(s.get_wrapped_key("index").unwrap(), Some(old.clone()));
     assert_eq!(s.audit_size().unwrap(), size, "nothing audited either");
     drop(node);
-    // No node: the rotation runs; a node's read of the keys meanwhile waits for it.
+    // No node: the rotation runs; a node's read of the keys meanwhile waits for it, and a process left behind
+    // with the old master key (its node lock's session ended) that makes a key meanwhile waits too, then finds
+    // the keys wrapped otherwise and stores nothing.
+    let behind = PgStore::connect(&url, false).unwrap();
     let (inside, entered) = std::sync::mpsc::channel();
     let (go, proceed) = std::sync::mpsc::channel::<()>();
     let (rt, pool) = connect(&url);
@@ -706,8 +709,17 @@ fn a_rotation_is_refused_inside_its_transaction_while_a_node_serves() {
                 .fetch_optional(&mut *tx)
                 .await
         });
+        let stale = sc.spawn(|| behind.put_wrapped_key_if_absent("day:9:contact", &old));
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        let waited = !stale.is_finished();
         // The rotation goes on before anything is asserted, so that a failure here cannot leave it waiting.
         go.send(()).unwrap();
+        let stale = stale.join().unwrap();
+        assert!(waited, "a key was made during the rotation: {stale:?}");
+        assert!(
+            matches!(&stale, Err(StoreError::Conflict(why)) if why.contains("another master key")),
+            "{stale:?}"
+        );
         let code = read
             .as_ref()
             .err()
@@ -722,6 +734,7 @@ fn a_rotation_is_refused_inside_its_transaction_while_a_node_serves() {
         assert_eq!(rotation.join().unwrap().unwrap().1, 1);
     });
     assert_eq!(s.get_wrapped_key("index").unwrap(), Some(new));
+    assert_eq!(s.get_wrapped_key("day:9:contact").unwrap(), None);
 }
 
 /// Every access to every waybill, by principal name: `(waybill, principal, full, first_seq, first_at, last_at,

@@ -732,6 +732,19 @@ impl Keys for SqliteStore {
                 "key {id} was destroyed by retention and is not made again"
             )));
         }
+        let otherwise: bool = inner
+            .conn
+            .prepare_cached(
+                "SELECT NOT EXISTS (SELECT 1 FROM wrapped_keys WHERE id = ?3)
+                    AND EXISTS (SELECT 1 FROM wrapped_keys WHERE substr(wrapped, 1, ?2) <> substr(?1, 1, ?2))",
+            )?
+            .query_row(
+                params![wrapped, wbg_store::WRAPPING_ID_LEN as i64, id],
+                |r| r.get(0),
+            )?;
+        if otherwise {
+            return Err(wbg_store::wrapped_otherwise(id));
+        }
         inner.conn.execute(
             "INSERT OR IGNORE INTO wrapped_keys (id, wrapped, created_at) VALUES (?1, ?2, ?3)",
             params![id, wrapped, wbg_core::now_millis()],

@@ -84,6 +84,10 @@ pub fn run_all(fresh: &dyn Fn() -> Box<dyn Store>) {
         ),
         ("keys_rewrap_all_or_nothing", keys_rewrap_all_or_nothing),
         (
+            "a_key_wrapped_under_another_master_key_is_refused",
+            a_key_wrapped_under_another_master_key_is_refused,
+        ),
+        (
             "alerts_filter_and_labels_count",
             alerts_filter_and_labels_count,
         ),
@@ -1139,7 +1143,8 @@ pub fn a_moved_waybill_leaves_its_bucket_and_its_shredding(s: &dyn Store) {
 /// Re-wrapping replaces every key in one audited transaction, or none of them.
 pub fn keys_rewrap_all_or_nothing(s: &dyn Store) {
     for id in ["a", "b", "c"] {
-        s.put_wrapped_key_if_absent(id, id.as_bytes()).unwrap();
+        s.put_wrapped_key_if_absent(id, &wrapped_by(b"master-1", id))
+            .unwrap();
     }
     let before = s.audit_size().unwrap();
     let failed = s.rewrap_keys(
@@ -1154,8 +1159,8 @@ pub fn keys_rewrap_all_or_nothing(s: &dyn Store) {
     );
     assert!(failed.is_err());
     assert_eq!(
-        s.get_wrapped_key("a").unwrap().as_deref(),
-        Some(&b"a"[..]),
+        s.get_wrapped_key("a").unwrap(),
+        Some(wrapped_by(b"master-1", "a")),
         "nothing changed"
     );
     assert_eq!(s.audit_size().unwrap(), before);
@@ -1163,7 +1168,58 @@ pub fn keys_rewrap_all_or_nothing(s: &dyn Store) {
         .rewrap_keys(&mut |_, w| Ok([w, b"!"].concat()), entry("keys_rotate"))
         .unwrap();
     assert_eq!((seq, n), (before, 3));
-    assert_eq!(s.get_wrapped_key("c").unwrap().as_deref(), Some(&b"c!"[..]));
+    assert_eq!(
+        s.get_wrapped_key("c").unwrap(),
+        Some([wrapped_by(b"master-1", "c"), b"!".to_vec()].concat())
+    );
+}
+
+/// A key wrapped as the vault wraps it: the master key's id, then (here) the key's own id for a body.
+fn wrapped_by(master: &[u8; crate::WRAPPING_ID_LEN], id: &str) -> Vec<u8> {
+    [&master[..], id.as_bytes()].concat()
+}
+
+/// A new key wrapped under another master key than the store's others is refused, before and after a rotation;
+/// one that exists is returned as stored, whoever asks.
+pub fn a_key_wrapped_under_another_master_key_is_refused(s: &dyn Store) {
+    s.put_wrapped_key_if_absent("index", &wrapped_by(b"master-1", "index"))
+        .unwrap();
+    s.put_wrapped_key_if_absent("day:1:contact", &wrapped_by(b"master-1", "day:1:contact"))
+        .unwrap();
+    let stale =
+        s.put_wrapped_key_if_absent("day:2:contact", &wrapped_by(b"master-0", "day:2:contact"));
+    assert!(
+        matches!(&stale, Err(StoreError::Conflict(why)) if why.contains("another master key")),
+        "{stale:?}"
+    );
+    assert_eq!(s.get_wrapped_key("day:2:contact").unwrap(), None);
+    let before = s.audit_size().unwrap();
+    // The rotation: every key re-wrapped under master-2.
+    s.rewrap_keys(
+        &mut |_, w| Ok([&b"master-2"[..], &w[crate::WRAPPING_ID_LEN..]].concat()),
+        entry("keys_rotate"),
+    )
+    .unwrap();
+    // A process still holding master-1 makes no new key; it is told the stored one, which it cannot unwrap.
+    assert!(matches!(
+        s.put_wrapped_key_if_absent("day:2:contact", &wrapped_by(b"master-1", "day:2:contact")),
+        Err(StoreError::Conflict(_))
+    ));
+    assert_eq!(
+        s.put_wrapped_key_if_absent("day:1:contact", &wrapped_by(b"master-1", "day:1:contact"))
+            .unwrap(),
+        wrapped_by(b"master-2", "day:1:contact")
+    );
+    assert_eq!(
+        s.put_wrapped_key_if_absent("day:2:contact", &wrapped_by(b"master-2", "day:2:contact"))
+            .unwrap(),
+        wrapped_by(b"master-2", "day:2:contact")
+    );
+    assert_eq!(
+        s.audit_size().unwrap(),
+        before + 1,
+        "refusals are not logged"
+    );
 }
 
 /// Alerts by account, kind and time, newest first; label prints counted per waybill.

@@ -211,12 +211,27 @@ pub trait Store:
     }
 }
 
+/// How many bytes of a wrapped key name the master key that wraps it ([`Keys::put_wrapped_key_if_absent`]).
+pub const WRAPPING_ID_LEN: usize = 8;
+
+/// The refusal of a new key `id` wrapped under another master key than the store's others.
+pub fn wrapped_otherwise(id: &str) -> StoreError {
+    StoreError::Conflict(format!(
+        "key {id} is wrapped under another master key than the store's (the master key was rotated since this \
+         process opened the store); restart it with the store's master key"
+    ))
+}
+
 /// The wrapped data keys, one per retention bucket and field group, and their destruction (crypto-shredding),
 /// with what retention needs to judge and carry the buckets.
 pub trait Keys: Send + Sync {
     /// A wrapped key by id.
     fn get_wrapped_key(&self, id: &str) -> Result<Option<Vec<u8>>, StoreError>;
-    /// Stores a wrapped key unless one exists; returns the one stored.
+    /// Stores a wrapped key unless one exists; returns the one stored. A wrapped key begins with the
+    /// [`WRAPPING_ID_LEN`]-byte id of the master key that wraps it: a new one whose id is not that of the keys
+    /// already stored is refused ([`StoreError::Conflict`], nothing stored) — it comes from a process left behind by a
+    /// master-key rotation, and a key no process holding the store's master key can unwrap would take every
+    /// record sealed under it with it. A rotation under way is waited for, so the check sees its result.
     fn put_wrapped_key_if_absent(&self, id: &str, wrapped: &[u8]) -> Result<Vec<u8>, StoreError>;
 
     /// Replaces every wrapped key with what `rewrap(id, wrapped)` makes of it, all in one transaction with `audit`
