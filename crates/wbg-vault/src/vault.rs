@@ -20,7 +20,9 @@ pub trait WrappedKeyStore: Send + Sync {
     /// The wrapped key stored under `id`, if any.
     fn get_wrapped_key(&self, id: &str) -> Result<Option<Vec<u8>>, String>;
     /// Stores `wrapped` under `id` unless a key is already there, and returns what is stored afterwards
-    /// (so two writers racing to create a bucket's key agree on one).
+    /// (so two writers racing to create a bucket's key agree on one). `wrapped` begins with the 8-byte id of the
+    /// master key that wraps it; a store shared by several processes refuses a new key whose id is not its other
+    /// keys' (`wbg_store::Keys::put_wrapped_key_if_absent`: a process left behind by a master-key rotation).
     fn put_wrapped_key_if_absent(&self, id: &str, wrapped: &[u8]) -> Result<Vec<u8>, String>;
 }
 
