@@ -229,9 +229,10 @@ pub trait Keys: Send + Sync {
     fn get_wrapped_key(&self, id: &str) -> Result<Option<Vec<u8>>, StoreError>;
     /// Stores a wrapped key unless one exists; returns the one stored. A wrapped key begins with the
     /// [`WRAPPING_ID_LEN`]-byte id of the master key that wraps it: a new one whose id is not that of the keys
-    /// already stored is refused ([`StoreError::Conflict`], nothing stored) — it comes from a process left behind by a
-    /// master-key rotation, and a key no process holding the store's master key can unwrap would take every
-    /// record sealed under it with it. A rotation under way is waited for, so the check sees its result.
+    /// already stored is refused ([`StoreError::Conflict`], nothing stored) — it comes from a process left
+    /// behind by a master-key rotation, and a key no process holding the store's master key can unwrap would
+    /// take every record sealed under it with it. A rotation under way is waited for, so the check sees its
+    /// result.
     fn put_wrapped_key_if_absent(&self, id: &str, wrapped: &[u8]) -> Result<Vec<u8>, StoreError>;
 
     /// Replaces every wrapped key with what `rewrap(id, wrapped)` makes of it, all in one transaction with `audit`
