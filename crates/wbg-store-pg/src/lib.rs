@@ -1869,20 +1869,18 @@ impl PgStore {
         .await
         .map_err(db)?;
         if stored.len() != batch.len() {
-            // The first of the batch's waybills stored before (the caller's transaction is rolled back), or,
-            // every number being new, the first that the batch names twice.
+            // The first of the batch's numbers stored before, or named a second time (as a row per statement
+            // told it); the caller's transaction is rolled back.
             let mut stored: std::collections::HashSet<&str> =
                 stored.iter().map(String::as_str).collect();
-            let nos = || batch.iter().map(|w| w.meta.waybill_no.as_str());
-            return Err(StoreError::Conflict(
-                match nos().find(|no| !stored.contains(no)) {
-                    Some(no) => format!("waybill {no} exists already"),
-                    None => match nos().find(|no| !stored.remove(no)) {
-                        Some(no) => format!("waybill {no} appears twice"),
-                        None => "waybills were not stored".into(),
-                    },
-                },
-            ));
+            let taken = batch
+                .iter()
+                .map(|w| w.meta.waybill_no.as_str())
+                .find(|no| !stored.remove(no));
+            return Err(StoreError::Conflict(match taken {
+                Some(no) => format!("waybill {no} exists already"),
+                None => "a waybill of the batch exists already".into(),
+            }));
         }
         // The blind index in one statement per batch.
         let (mut tokens, mut nos, mut parties, mut kinds) =
