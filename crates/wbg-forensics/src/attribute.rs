@@ -261,9 +261,20 @@ pub fn rank(
             (*id, bits)
         })
         .collect();
+    // Equal scores in the order the principals first touched the leak's records, then by name: what the log
+    // says, the same whichever store numbered the principals (ids are an index's own).
+    let first_touch: HashMap<u32, (Option<u64>, Option<&str>)> = covers
+        .iter()
+        .map(|(id, c)| {
+            let first = c.records.iter().map(|(_, p, _)| p.first_seq).min();
+            (*id, (first, index.principal(*id).map(|p| p.name.as_str())))
+        })
+        .collect();
     scored.sort_by(|a, b| {
         let (ca, cb) = (certain.contains(&a.0), certain.contains(&b.0));
-        cb.cmp(&ca).then(b.1.total_cmp(&a.1)).then(a.0.cmp(&b.0))
+        cb.cmp(&ca)
+            .then(b.1.total_cmp(&a.1))
+            .then_with(|| first_touch.get(&a.0).cmp(&first_touch.get(&b.0)))
     });
     let max_bits = scored.iter().map(|s| s.1).fold(f64::NEG_INFINITY, f64::max);
     let norm: f64 = scored.iter().map(|s| (s.1 - max_bits).exp2()).sum();
@@ -407,4 +418,101 @@ fn best_pair(
         gain_bits: gain,
         explains_better: gain > price,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::index::{Posting, Principal, Shown};
+    use crate::matching::RecordMatch;
+
+    /// Postings held in memory, the principals numbered as given.
+    struct Held(HashMap<String, Vec<Posting>>, Vec<Principal>);
+
+    impl Postings for Held {
+        fn postings(&self, waybill: &str) -> Result<Vec<Posting>, ForensicsError> {
+            Ok(self.0.get(waybill).cloned().unwrap_or_default())
+        }
+        fn principal(&self, id: u32) -> Option<&Principal> {
+            self.1.get(id as usize)
+        }
+    }
+
+    /// `names`' accesses (name, waybill, first seq), all full views, numbered in `names`' order.
+    fn held(names: &[&str], accesses: &[(&str, &str, u64)]) -> Held {
+        let mut by_waybill: HashMap<String, Vec<Posting>> = HashMap::new();
+        let mut principals: Vec<Principal> = names
+            .iter()
+            .map(|n| Principal {
+                name: (*n).into(),
+                ..Principal::default()
+            })
+            .collect();
+        for (name, waybill, seq) in accesses {
+            let id = names.iter().position(|n| n == name).unwrap();
+            principals[id].full += 1;
+            principals[id].seen += 1;
+            by_waybill
+                .entry((*waybill).into())
+                .or_default()
+                .push(Posting {
+                    principal: id as u32,
+                    shown: Shown::Full,
+                    first_seq: *seq,
+                    first_at: *seq as i64,
+                    last_at: *seq as i64,
+                    full_seq: Some(*seq),
+                });
+        }
+        Held(by_waybill, principals)
+    }
+
+    /// Principals whose accesses explain a leak equally well share a rank; the order they are listed in is
+    /// the log's (who first touched the leak's records, then the name), not the index's numbering — so an
+    /// embedded node and a PostgreSQL node, which number principals differently, list them alike (and cut the
+    /// same ones at the top's end).
+    #[test]
+    fn equal_suspects_are_listed_in_the_logs_order_whatever_their_ids() {
+        let leak = Matching {
+            matched: ["W1", "W2"]
+                .iter()
+                .enumerate()
+                .map(|(row, w)| RecordMatch {
+                    row,
+                    waybills: vec![(*w).into()],
+                    confidence: 1.0,
+                    agreed: Vec::new(),
+                    disagreed: Vec::new(),
+                    needs_full: true,
+                    ambiguous: false,
+                })
+                .collect(),
+            ..Matching::default()
+        };
+        // C2 touched W1 first (seq 3), then C1 (seq 5), then C0 (seq 7); each was shown both waybills.
+        let accesses = [
+            ("C2", "W1", 3),
+            ("C2", "W2", 10),
+            ("C1", "W1", 5),
+            ("C1", "W2", 9),
+            ("C0", "W1", 7),
+            ("C0", "W2", 8),
+        ];
+        let none = HashSet::new();
+        let marks = Marks {
+            canaries: &none,
+            order: &|_, _| None,
+        };
+        let listed = |names: &[&str]| {
+            let r = rank(&leak, &held(names, &accesses), 1_000, &marks).unwrap();
+            r.suspects
+                .iter()
+                .map(|s| (s.rank, s.principal.clone()))
+                .collect::<Vec<_>>()
+        };
+        let expected = vec![(1, "C2".to_string()), (1, "C1".into()), (1, "C0".into())];
+        assert_eq!(listed(&["C0", "C1", "C2"]), expected);
+        assert_eq!(listed(&["C2", "C0", "C1"]), expected);
+        assert_eq!(listed(&["C1", "C2", "C0"]), expected);
+    }
 }
