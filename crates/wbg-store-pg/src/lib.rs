@@ -175,9 +175,9 @@ async fn group_commit(
 /// meets the loss first, and the read's commit then goes out on a connection known to work.
 ///
 /// A kept connection waits at most [`LOCK_WAIT`] for a row or table lock: its statement then fails as
-/// [`StoreError::Busy`] (a 503; the connection is kept, nothing was lost) rather than waiting for as long as the holder keeps it — one scan behind a
-/// row lock someone left open would otherwise hold the scans' group commit, and every scan of the node behind
-/// it, for that long.
+/// [`StoreError::Busy`] (a 503; the connection is kept, nothing was lost) rather than waiting for as long as the
+/// holder keeps it — one scan behind a row lock someone left open would otherwise hold the scans' group commit,
+/// and every scan of the node behind it, for that long.
 #[derive(Clone)]
 struct Kept {
     /// The pool's connection options, with the lock wait.
@@ -405,21 +405,20 @@ fn answer<T>(replies: Vec<TicketSender<T>>, results: Result<Vec<T>, StoreError>)
         }
         // Every job is told the group's failure: one that may pass on retry as it was, any other as shared.
         Err(StoreError::Unavailable(why)) => {
-            for reply in replies {
-                reply.send(Err(StoreError::Unavailable(why.clone())));
-            }
+            tell_each(replies, || StoreError::Unavailable(why.clone()))
         }
-        Err(StoreError::Busy(why)) => {
-            for reply in replies {
-                reply.send(Err(StoreError::Busy(why.clone())));
-            }
-        }
+        Err(StoreError::Busy(why)) => tell_each(replies, || StoreError::Busy(why.clone())),
         Err(e) => {
             let why = std::sync::Arc::new(e);
-            for reply in replies {
-                reply.send(Err(StoreError::Db(DbError::shared(why.clone()))));
-            }
+            tell_each(replies, || StoreError::Db(DbError::shared(why.clone())))
         }
+    }
+}
+
+/// Tells each job of a group a failure of its own, made by `failure`.
+fn tell_each<T>(replies: Vec<TicketSender<T>>, failure: impl Fn() -> StoreError) {
+    for reply in replies {
+        reply.send(Err(failure()));
     }
 }
 
