@@ -344,20 +344,37 @@ impl Attr<'_> {
     }
 
     /// Appends `\x1e name \x1f value` (identifiers and fixed strings never hold these separators; free strings
-    /// are length-prefixed).
+    /// are length-prefixed). An entity is keyed by its id alone: the schema gives each attribute one entity type,
+    /// so the attribute's name already says which. Written without `format!`'s machinery: this runs twice for
+    /// every attribute of every guarded read.
     fn key(&self, name: &str, out: &mut String) {
-        use std::fmt::Write;
         out.push('\u{1e}');
         out.push_str(name);
         out.push('\u{1f}');
-        // Writing into a String cannot fail.
-        let _ = match self {
-            Attr::Str(s) => write!(out, "s{}:{s}", s.len()),
-            Attr::Long(n) => write!(out, "l{n}"),
-            Attr::Bool(b) => write!(out, "b{b}"),
-            Attr::Entity(ty, id) => write!(out, "e{ty}:{}:{id}", id.len()),
-            Attr::Unknown(name) => write!(out, "u{name}"),
-        };
+        let mut digits = itoa::Buffer::new();
+        match self {
+            Attr::Str(s) => {
+                out.push('s');
+                out.push_str(digits.format(s.len()));
+                out.push(':');
+                out.push_str(s);
+            }
+            Attr::Entity(_, id) => {
+                out.push('e');
+                out.push_str(digits.format(id.len()));
+                out.push(':');
+                out.push_str(id);
+            }
+            Attr::Long(n) => {
+                out.push('l');
+                out.push_str(digits.format(*n));
+            }
+            Attr::Bool(b) => out.push_str(if *b { "btrue" } else { "bfalse" }),
+            Attr::Unknown(name) => {
+                out.push('u');
+                out.push_str(name);
+            }
+        }
     }
 }
 
