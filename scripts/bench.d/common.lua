@@ -55,6 +55,17 @@ function bench.primed()
 end
 bench.probe = function() return wrk.format("GET", "/healthz") end
 
+-- Where thread `tid` starts its walk through `n` targets: its place among every wrk thread of the run, spread
+-- evenly. A set-up with two nodes runs one wrk process per node, each told its first thread's place
+-- (BENCH_SLOT) and the run's thread count (BENCH_SLOTS), so that its threads start as far apart as one
+-- process's two threads do, not in step on the same parcels (two nodes' label prints of one parcel at the same
+-- moment wait on each other's count of it). Alone, a process's threads take slots 0 and 1 of 2.
+function bench.start(n)
+  local first = tonumber(os.getenv("BENCH_SLOT") or "0")
+  local all = tonumber(os.getenv("BENCH_SLOTS") or "2")
+  return math.floor(n * (first + tid - 1) / all)
+end
+
 -- Each wrk thread gets a number, so threads can take disjoint ranges of generated waybills.
 local next_id = 0
 function setup(thread)

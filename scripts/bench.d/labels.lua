@@ -13,7 +13,7 @@ function init(args)
   for _, t in ipairs(bench.targets(args[1])) do
     if stations[t.origin] then table.insert(jobs, { no = t.no, token = stations[t.origin], outlet = t.origin }) end
   end
-  k = math.floor(#jobs * (tid - 1) / 2)
+  k = bench.start(#jobs)
 end
 function request()
   k = k % #jobs + 1

@@ -6,7 +6,7 @@ bench.name = "reads"
 local targets, k
 function init(args)
   targets = bench.targets(args[1])
-  k = math.floor(#targets * (tid - 1) / 2)
+  k = bench.start(#targets)
 end
 function request()
   k = k % #targets + 1

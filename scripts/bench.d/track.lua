@@ -7,7 +7,7 @@ bench.name = "track"
 local targets, k
 function init(args)
   targets = bench.targets(args[1])
-  k = math.floor(#targets * (tid - 1) / 2)
+  k = bench.start(#targets)
   math.randomseed(tid * 7919)
 end
 function request()
