@@ -56,7 +56,7 @@ fn not_printable() -> GuardError {
 
 /// What a print job's view puts on a label: the waybill and both parties. The label purpose never permits more
 /// than the masked view (`Purpose::may_need_full`); a label is made from a masked view with both parties or not
-/// at all.
+/// at all (the read path counts the print, in the read's commit, on the same terms: `Guard::makes_label`).
 fn printable(view: &WaybillView) -> Result<(WaybillNo, Party, Party), GuardError> {
     match (view.view, &view.recipient, &view.sender) {
         (View::Masked, Some(r), Some(s)) => {
@@ -90,8 +90,8 @@ impl Guard {
         futures_executor::block_on(self.print_label_async(token, waybill_no, format, meta))
     }
 
-    /// [`Guard::print_label`] for async callers: the read and the print count are awaited (the synchronous
-    /// one runs this very future on the calling thread).
+    /// [`Guard::print_label`] for async callers: the read, whose commit counts the print with its entry, is
+    /// awaited (the synchronous one runs this very future on the calling thread).
     pub async fn print_label_async(
         &self,
         token: &str,
@@ -100,13 +100,12 @@ impl Guard {
         meta: &RequestMeta,
     ) -> Result<PrintedLabel, GuardError> {
         let req = print_request(waybill_no);
-        let view = self
+        let read = self
             .read_via_async(token, &req, meta, Via::Print(format))
             .await?;
-        let parts = printable(&view)?;
-        let now = self.clock.now();
-        let copy = self.store.count_label_print(&parts.0, now).await?;
-        self.printed(&view, parts, now, copy, format)
+        let parts = printable(&read.view)?;
+        let copy = read.copy.ok_or_else(not_printable)?;
+        self.printed(&read.view, parts, self.clock.now(), copy, format)
     }
 
     /// The label of a print job whose read gave `view` (and `printable` made `parts` of) and whose count made

@@ -7,7 +7,8 @@
 //! 3. **decide**: account status → legal holds (a held waybill is its custodian's alone, see `hold.rs`) →
 //!    policy (Cedar: the richest view the purpose permits) → risk engine (may cap the view, refuse, suspend) →
 //!    retention (shredded field groups) → the audit entry ([`Guard::decide_read`]);
-//! 4. **audit**: the entry goes to the store's group commit, and nothing goes on until it is durable;
+//! 4. **audit**: the entry goes to the store's group commit — a print job's with the label's print, counted in
+//!    the same commit ([`Guard::commit_read`]) — and nothing goes on until it is durable;
 //! 5. **finish**: alerts and a suspension are stored, then exactly the decided view's fields are decrypted and
 //!    rendered ([`Guard::finish_read`]).
 //!
@@ -57,6 +58,15 @@ enum ReadDecision {
 /// A read's decision with the audit entry to commit with it and the alert the risk hook asked for, if any.
 type Decided = (Option<AuditEntry>, ReadDecision, Option<RiskAlert>);
 
+/// What a guarded read gives: the view and, for a print job that may make its label, which print of the label
+/// this is (counted with the read's entry).
+pub(crate) struct Read {
+    /// The view decided, rendered.
+    pub(crate) view: WaybillView,
+    /// The label's copy number, for a print job whose label is made.
+    pub(crate) copy: Option<u32>,
+}
+
 impl Guard {
     /// The guarded read: authenticate → status → policy → risk → audit → decrypt the decided view's fields.
     /// Blocks the calling thread while the store works; servers use [`Guard::read_async`].
@@ -76,7 +86,9 @@ impl Guard {
         req: &ReadRequest<'_>,
         meta: &RequestMeta,
     ) -> Result<WaybillView, GuardError> {
-        self.read_via_async(token, req, meta, Via::Api).await
+        self.read_via_async(token, req, meta, Via::Api)
+            .await
+            .map(|r| r.view)
     }
 
     /// The guarded read, arrived `via` an API read, a print job or a label token, on the calling thread: the
@@ -89,7 +101,7 @@ impl Guard {
         meta: &RequestMeta,
         via: Via,
     ) -> Result<WaybillView, GuardError> {
-        futures_executor::block_on(self.read_via_async(token, req, meta, via))
+        futures_executor::block_on(self.read_via_async(token, req, meta, via)).map(|r| r.view)
     }
 
     /// The guarded read, arrived `via` an API read, a print job or a label token, awaiting the store.
@@ -99,7 +111,7 @@ impl Guard {
         req: &ReadRequest<'_>,
         meta: &RequestMeta,
         via: Via,
-    ) -> Result<WaybillView, GuardError> {
+    ) -> Result<Read, GuardError> {
         let started = Instant::now();
         let out = async {
             let asked = self.ask(token, req)?;
@@ -122,11 +134,12 @@ impl Guard {
             }
             let (entry, decision, alert) =
                 self.decide_read(&snapshot, &asked, req.ticket, &work, meta, via);
-            let seq = match entry {
-                Some(e) => Some(self.store.append_audit_grouped(vec![e]).await?),
-                None => None,
-            };
-            self.finish_read(asked, snapshot, decision, alert, seq, meta)
+            let print = self.makes_label(via, &decision, &snapshot);
+            let (seq, copy) = self
+                .commit_read(entry, print.then_some((&asked.no, asked.at)))
+                .await?;
+            let view = self.finish_read(asked, snapshot, decision, alert, seq, meta)?;
+            Ok(Read { view, copy })
         }
         .await;
         self.count_read(started, req, &out);
@@ -328,6 +341,40 @@ impl Guard {
         (Some(e), ReadDecision::Allowed(view, phone), alert)
     }
 
+    /// Whether a read is a print job that makes its label: granted the masked view of a waybill whose both
+    /// parties' name, phone and region are still there (kept by retention, carried by its sealed fields) — what
+    /// `label.rs` puts on a label. Its print is then counted in the read's commit.
+    fn makes_label(&self, via: Via, decision: &ReadDecision, snap: &ReadSnapshot) -> bool {
+        let (Via::Print(_), ReadDecision::Allowed(View::Masked, _), Some((wb, sealed))) =
+            (via, decision, &snap.waybill)
+        else {
+            return false;
+        };
+        let gone = self.shredded_groups(wb.bucket);
+        let carried = wbg_vault::SealedFields::carried(sealed);
+        fields_of(View::Masked)
+            .iter()
+            .all(|(f, _)| gone.keeps(*f) && carried(*f))
+    }
+
+    /// Step 4: the read's entry (none for an unknown token) through the store's group commit, with a print job's
+    /// label print counted in the same commit (`print`: the waybill, when): the entry's seq and the print's copy
+    /// number, once both are durable.
+    async fn commit_read(
+        &self,
+        entry: Option<AuditEntry>,
+        print: Option<(&WaybillNo, Millis)>,
+    ) -> Result<(Option<u64>, Option<u32>), GuardError> {
+        Ok(match (entry, print) {
+            (Some(e), Some((no, at))) => {
+                let (seq, copy) = self.store.append_label_print(e, no, at).await?;
+                (Some(seq), Some(copy))
+            }
+            (Some(e), None) => (Some(self.store.append_audit_grouped(vec![e]).await?), None),
+            (None, _) => (None, None),
+        })
+    }
+
     /// Step 5, once the entry is durable (or none was due): alerts and a suspension are stored, then exactly the
     /// decided view's fields are decrypted and rendered.
     fn finish_read(
@@ -395,15 +442,10 @@ impl Guard {
 
     /// The read's metrics and its log line: identifiers and the outcome only. The waybill number is logged only
     /// once it has parsed as one, so a phone number pasted into the path cannot reach the log.
-    fn count_read(
-        &self,
-        started: Instant,
-        req: &ReadRequest<'_>,
-        out: &Result<WaybillView, GuardError>,
-    ) {
+    fn count_read(&self, started: Instant, req: &ReadRequest<'_>, out: &Result<Read, GuardError>) {
         metrics::histogram!("wbguard_read_seconds").record(started.elapsed().as_secs_f64());
         let label = match out {
-            Ok(v) => v.view.as_str(),
+            Ok(r) => r.view.view.as_str(),
             Err(e) => e.code(),
         };
         tracing::debug!(
@@ -412,7 +454,7 @@ impl Guard {
                 .and_then(|n| recordable(n.as_str()).map(str::to_owned))
                 .unwrap_or_else(|| "<withheld>".into()),
             outcome = label,
-            audit_seq = out.as_ref().ok().map(|v| v.audit_seq),
+            audit_seq = out.as_ref().ok().map(|r| r.view.audit_seq),
             "guarded read"
         );
         metrics::counter!("wbguard_reads_total", "outcome" => label).increment(1);

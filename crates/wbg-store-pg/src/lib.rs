@@ -19,9 +19,10 @@
 //! [`Store::maintain`], with a default partition for anything else), so old days can be detached and archived.
 //!
 //! The store drives `sqlx` on a small runtime of its own. The read path's calls (a guarded read's lookup and
-//! group commit, scan events, label print counts, tracking lookups) hand their work to grouped loops there and
-//! return a [`Ticket`] an async caller awaits; the rest of the trait is synchronous and blocks its thread, so the
-//! server makes those calls through `spawn_blocking` (or, on a worker thread, after `block_in_place`).
+//! group commit, with a print job's label print; scan events; tracking lookups) hand their work to grouped loops
+//! there and return a [`Ticket`] an async caller awaits; the rest of the trait is synchronous and blocks its
+//! thread, so the server makes those calls through `spawn_blocking` (or, on a worker thread, after
+//! `block_in_place`).
 //!
 //! PostgreSQL dropping connections (a restart, a failover, a terminated backend) reaches the caller as
 //! [`StoreError::Unavailable`], and conflicts it resolves by failing one side as [`StoreError::Busy`] — each a 503
@@ -66,18 +67,56 @@ pub struct PgStore {
     scans: tokio::sync::mpsc::UnboundedSender<Append>,
     /// Guarded reads' lookups, made in groups by [`group_lookups`].
     lookups: tokio::sync::mpsc::UnboundedSender<Lookup>,
-    /// Label prints, counted in groups by [`group_prints`].
-    prints: tokio::sync::mpsc::UnboundedSender<Print>,
     /// Public tracking lookups, made in groups by [`group_tracks`].
     tracks: tokio::sync::mpsc::UnboundedSender<Track>,
     /// The store's own runtime (`None` only while it is dropped).
     rt: Option<tokio::runtime::Runtime>,
 }
 
-/// Work waiting for the group commit: scan events to apply all or none (in a savepoint of their own, so one
-/// job's conflict undoes only that job), and audit entries (in order); the first entry's seq (or the failure)
-/// goes to the sender.
-type Append = ((Vec<EventWrite>, Vec<AuditEntry>), TicketSender<u64>);
+/// Work waiting for a group commit, done in the group's one transaction: scan events to apply all or none (in a
+/// savepoint of their own, so one job's conflict undoes only that job), audit entries (in order) and, for a label
+/// print job, the print to count.
+struct Commit {
+    events: Vec<EventWrite>,
+    audit: Vec<AuditEntry>,
+    print: Option<(WaybillNo, Millis)>,
+}
+
+/// Who a group commit's job tells its outcome: the first entry's seq, and for a print job which print it was.
+enum Committed {
+    Seq(TicketSender<u64>),
+    Printed(TicketSender<(u64, u32)>),
+}
+
+impl Committed {
+    fn send(self, outcome: Result<(u64, Option<u32>), StoreError>) {
+        match self {
+            Committed::Seq(tx) => tx.send(outcome.map(|(seq, _)| seq)),
+            Committed::Printed(tx) => tx.send(outcome.and_then(|(seq, copy)| {
+                let copy = copy.ok_or_else(|| corrupt("a label print was not counted"))?;
+                Ok((seq, copy))
+            })),
+        }
+    }
+}
+
+/// A job for a group commit and who is told its outcome.
+type Append = (Commit, Committed);
+
+/// Hands `job` to a group commit (`to`); the ticket holds its outcome as `reply` tells it, or `stopped` if that
+/// loop is gone.
+fn commit<T>(
+    to: &tokio::sync::mpsc::UnboundedSender<Append>,
+    job: Commit,
+    reply: fn(TicketSender<T>) -> Committed,
+    stopped: &'static str,
+) -> Ticket<T> {
+    let (tx, ticket) = Ticket::channel();
+    if let Err(tokio::sync::mpsc::error::SendError((_, reply))) = to.send((job, reply(tx))) {
+        reply.send(Err(StoreError::Db(stopped.into())));
+    }
+    ticket
+}
 
 /// Entries one group commit takes at most.
 const GROUP: usize = 256;
@@ -112,8 +151,8 @@ impl Default for Lanes {
 impl Lanes {
     /// The most of either kind a node may keep in flight. Each lane keeps a connection of its own, beside the
     /// pool's 16 (the integrator, upkeep and everything off the read path), one each for scan events' group
-    /// commits, label print counts and tracking lookups, and the node lock's one: a node opens at most 32
-    /// connections to PostgreSQL, 27 with the default lanes, and only as it needs them.
+    /// commits and tracking lookups, and the node lock's one: a node opens at most 31 connections to
+    /// PostgreSQL, 26 with the default lanes, and only as it needs them.
     pub const MAX: u32 = 6;
 
     /// Each kind within `1..=MAX` (a configuration is checked before it gets here; this keeps the store safe
@@ -126,18 +165,20 @@ impl Lanes {
     }
 }
 
-/// Commits audit entries (and scan events) in groups: each transaction takes every job waiting (up to [`GROUP`]
-/// entries and events), so concurrent reads share one round trip and one WAL flush instead of queueing behind
-/// each other's; up to `lanes` such transactions run side by side. A read returns only once its own entry has
-/// committed to the queue. The audit numbers of transactions side by side interleave, as two nodes' do: the
-/// integrator takes them in number order whoever commits first.
+/// Commits audit entries (and scan events, and label prints) in groups: each transaction takes every job waiting
+/// (up to [`GROUP`] entries and events), so concurrent reads share one round trip and one WAL flush instead of
+/// queueing behind each other's; up to `lanes` such transactions run side by side. A read returns only once its
+/// own entry has committed to the queue. The audit numbers of transactions side by side interleave, as two nodes'
+/// do: the integrator takes them in number order whoever commits first.
 ///
 /// A store runs two: guarded reads' entries with [`Lanes::commits`] lanes, and scan events with one, so that two
 /// groups of one node never update the same waybills in opposite orders (a deadlock PostgreSQL would break by
-/// failing one of them). The two run side by side — a reads' group touches no waybill — so a read's entry never
-/// waits for a scan's group (which waits up to [`LOCK_WAIT`] behind a waybill another transaction holds). A
-/// group with a job of several entries takes the `gate` alone, waiting for every other group of both, so that
-/// job's entries get consecutive numbers from this node (the caller is told the first).
+/// failing one of them). The two run side by side — a reads' group touches no waybill (a print job's count
+/// touches the label's `label_prints` row, which a concurrent group counting the same label holds until it
+/// commits: rows taken in waybill order, so only ever a wait) — so a read's entry never waits for a scan's group
+/// (which waits up to [`LOCK_WAIT`] behind a waybill another transaction holds). A group with a job of several
+/// entries takes the `gate` alone, waiting for every other group of both, so that job's entries get consecutive
+/// numbers from this node (the caller is told the first).
 async fn group_commit(
     kept: Kept,
     mut rx: tokio::sync::mpsc::UnboundedReceiver<Append>,
@@ -146,9 +187,9 @@ async fn group_commit(
 ) {
     let slots = std::sync::Arc::new(tokio::sync::Semaphore::new(lanes as usize));
     // A group is up to GROUP entries and events, counted over its jobs.
-    let size = |((events, audit), _): &Append| events.len() + audit.len();
+    let size = |(job, _): &Append| job.events.len() + job.audit.len();
     while let Some((slot, batch)) = next_group(&mut rx, &slots, GROUP, size).await {
-        let several = batch.iter().any(|((_, audit), _)| audit.len() > 1);
+        let several = batch.iter().any(|(job, _)| job.audit.len() > 1);
         let (alone, beside) = if several {
             (Some(gate.clone().write_owned().await), None)
         } else {
@@ -351,27 +392,17 @@ fn enqueue<K, T>(
     ticket
 }
 
-/// Whether a read-path loop's statement may be asked once more after a failure that may pass.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Again {
-    /// It only reads: one that met a lost connection (a restart, a failover, a backend terminated, a proxy's
-    /// idle cut) is asked once more on a new connection, so the reads of that group never see the loss
-    /// ([`Kept::read`]).
-    ReadOnly,
-    /// It writes: its failure is told as it is (a lost connection may have lost the commit's answer, not the
-    /// commit), and the client decides.
-    Never,
-}
-
-/// A read-path loop: takes its jobs in groups ([`next_group`], up to `most`), at most `lanes` groups at once,
-/// each run by `run` in one statement on a kept connection — kept for the next group when the statement
-/// succeeded, closed otherwise, asked once more as `again` says — and tells each job its own result.
+/// A read-path loop of lookups: takes its jobs in groups ([`next_group`], up to `most`), at most `lanes` groups
+/// at once, each run by `run` in one statement that only reads, on a kept connection — kept for the next group
+/// when the statement succeeded, closed otherwise; one that met a lost connection (a restart, a failover, a
+/// backend terminated, a proxy's idle cut) is asked once more on a new one, so the reads of that group never see
+/// the loss ([`Kept::read`]) — and tells each job its own result. (Writes go through [`group_commit`], whose
+/// failures are told as they are: a lost connection may have lost the commit's answer, not the commit.)
 async fn in_groups<K, T, F, Fut>(
     kept: Kept,
     mut rx: tokio::sync::mpsc::UnboundedReceiver<(K, TicketSender<T>)>,
     lanes: u32,
     most: usize,
-    again: Again,
     run: F,
 ) where
     K: Send + Sync + 'static,
@@ -385,10 +416,7 @@ async fn in_groups<K, T, F, Fut>(
         tokio::spawn(async move {
             let (jobs, replies): (Vec<K>, Vec<_>) = group.into_iter().unzip();
             let jobs = std::sync::Arc::new(jobs);
-            let results = match again {
-                Again::ReadOnly => kept.read(move |c| run(c, jobs.clone())).await,
-                Again::Never => kept.with(move |c| run(c, jobs)).await,
-            };
+            let results = kept.read(move |c| run(c, jobs.clone())).await;
             answer(replies, results);
             drop(slot);
         });
@@ -403,28 +431,32 @@ fn answer<T>(replies: Vec<TicketSender<T>>, results: Result<Vec<T>, StoreError>)
                 reply.send(Ok(r));
             }
         }
-        // Every job is told the group's failure: one that may pass on retry as it was, any other as shared.
-        Err(StoreError::Unavailable(why)) => {
-            tell_each(replies, || StoreError::Unavailable(why.clone()))
-        }
-        Err(StoreError::Busy(why)) => tell_each(replies, || StoreError::Busy(why.clone())),
         Err(e) => {
-            let why = std::sync::Arc::new(e);
-            tell_each(replies, || StoreError::Db(DbError::shared(why.clone())))
+            let failure = each_failure(e);
+            for reply in replies {
+                reply.send(Err(failure()));
+            }
         }
     }
 }
 
-/// Tells each job of a group a failure of its own, made by `failure`.
-fn tell_each<T>(replies: Vec<TicketSender<T>>, failure: impl Fn() -> StoreError) {
-    for reply in replies {
-        reply.send(Err(failure()));
+/// A group's failure as each of its jobs is told it: one that may pass on retry as it was, any other as shared.
+fn each_failure(e: StoreError) -> impl Fn() -> StoreError {
+    let shared = match e {
+        StoreError::Unavailable(why) => Ok(Ok(why)),
+        StoreError::Busy(why) => Ok(Err(why)),
+        e => Err(std::sync::Arc::new(e)),
+    };
+    move || match &shared {
+        Ok(Ok(why)) => StoreError::Unavailable(why.clone()),
+        Ok(Err(why)) => StoreError::Busy(why.clone()),
+        Err(e) => StoreError::Db(DbError::shared(e.clone())),
     }
 }
 
 /// One group commit: every job's events (all at once when they all apply, else each in a savepoint of its own,
-/// so a job that conflicts is undone alone and told why) and audit entries in one transaction, on a kept
-/// connection; each job is told its first entry's number.
+/// so a job that conflicts is undone alone and told why), audit entries and label prints in one transaction, on
+/// a kept connection; each job is told its first entry's number (and its print's copy number).
 async fn commit_group(kept: &Kept, mut batch: Vec<Append>) {
     let committed = kept
         .with(|mut c| async {
@@ -433,73 +465,101 @@ async fn commit_group(kept: &Kept, mut batch: Vec<Append>) {
         })
         .await;
     match committed {
-        Ok((seqs, outcomes)) => {
-            // Each job is told its own first entry's number (the numbers of one commit need not be
-            // consecutive: another commit, of this node or another, may have taken some in between).
-            let mut at = 0;
+        Ok(outcomes) => {
             for ((_, reply), outcome) in batch.into_iter().zip(outcomes) {
-                match outcome {
-                    Ok(n) => {
-                        reply.send(
-                            seqs.get(at)
-                                .copied()
-                                .filter(|_| n > 0)
-                                .ok_or_else(|| StoreError::Db("nothing was appended".into())),
-                        );
-                        at += n;
-                    }
-                    Err(e) => reply.send(Err(e)),
-                }
+                reply.send(outcome);
             }
         }
-        Err(e) => answer(batch.into_iter().map(|(_, reply)| reply).collect(), Err(e)),
+        Err(e) => {
+            let failure = each_failure(e);
+            for (_, reply) in batch {
+                reply.send(Err(failure()));
+            }
+        }
     }
 }
 
-/// [`commit_group`]'s transaction on `c`: returns the entries' numbers and each job's outcome (its count of
-/// entries, or why its events were undone).
+/// What a job of a group commit is told: its first entry's number and, for a print job, which print it was.
+type Outcome = Result<(u64, Option<u32>), StoreError>;
+
+/// [`commit_group`]'s transaction on `c`: each job's outcome, in the jobs' order.
 async fn commit_in(
     c: &mut sqlx::PgConnection,
     batch: &mut [Append],
-) -> Result<(Vec<u64>, Vec<Result<usize, StoreError>>), StoreError> {
-    if batch.iter().all(|((events, _), _)| events.is_empty()) {
-        // Audit entries alone: their one statement is its own transaction (one round trip, not three).
-        let outcomes = batch
-            .iter()
-            .map(|((_, audit), _)| Ok(audit.len()))
-            .collect();
-        let entries: Vec<AuditEntry> = batch
-            .iter_mut()
-            .flat_map(|((_, audit), _)| audit.drain(..))
-            .collect();
-        return Ok((queue_each(c, entries).await?, outcomes));
+) -> Result<Vec<Outcome>, StoreError> {
+    if batch.iter().all(|(job, _)| job.events.is_empty()) {
+        // Audit entries (and label prints) alone: their one statement is its own transaction (one round trip,
+        // not three).
+        let went: Vec<_> = batch.iter().map(|(job, _)| Ok(job.audit.len())).collect();
+        let (entries, prints) = gathered(batch, &went);
+        let (seqs, copies) = queue_counting(c, entries, &prints).await?;
+        return Ok(outcomes(batch, went, &seqs, copies));
     }
     let mut tx = sqlx::Connection::begin(c).await.map_err(db)?;
     lock_scanned(&mut tx, batch).await?;
     let together = apply_together(&mut tx, batch).await?;
-    let mut outcomes: Vec<Result<usize, StoreError>> = Vec::with_capacity(batch.len());
-    let mut entries = Vec::new();
-    for ((events, audit), _) in batch.iter_mut() {
-        if !events.is_empty() && !together {
+    let mut went: Vec<Result<usize, StoreError>> = Vec::with_capacity(batch.len());
+    for (job, _) in batch.iter() {
+        if !job.events.is_empty() && !together {
             sqlx::query("SAVEPOINT job")
                 .execute(&mut *tx)
                 .await
                 .map_err(db)?;
-            if let Err(e) = apply_events(&mut tx, events).await {
+            if let Err(e) = apply_events(&mut tx, &job.events).await {
                 sqlx::query("ROLLBACK TO SAVEPOINT job")
                     .execute(&mut *tx)
                     .await
                     .map_err(db)?;
-                outcomes.push(Err(e));
+                went.push(Err(e));
                 continue;
             }
         }
-        outcomes.push(Ok(audit.len()));
-        entries.append(audit);
+        went.push(Ok(job.audit.len()));
     }
-    let seqs = queue_each(&mut tx, entries).await?;
+    let (entries, prints) = gathered(batch, &went);
+    let (seqs, copies) = queue_counting(&mut tx, entries, &prints).await?;
     tx.commit().await.map_err(db)?;
-    Ok((seqs, outcomes))
+    Ok(outcomes(batch, went, &seqs, copies))
+}
+
+/// The audit entries (taken out of their jobs) and label prints of the jobs of `batch` that went through (`went`
+/// holds each one's count of entries, or why its events were undone), in the jobs' order.
+fn gathered(
+    batch: &mut [Append],
+    went: &[Result<usize, StoreError>],
+) -> (Vec<AuditEntry>, Vec<(WaybillNo, Millis)>) {
+    let (mut entries, mut prints) = (Vec::new(), Vec::new());
+    for ((job, _), _) in batch.iter_mut().zip(went).filter(|(_, w)| w.is_ok()) {
+        entries.append(&mut job.audit);
+        prints.extend(job.print.clone());
+    }
+    (entries, prints)
+}
+
+/// Each job's outcome: why its events were undone, or its first entry's number and its print's copy number,
+/// taken in the jobs' order from the group's `seqs` and `copies` (the numbers of one commit need not be
+/// consecutive: another commit, of this node or another, may have taken some in between).
+fn outcomes(
+    batch: &[Append],
+    went: Vec<Result<usize, StoreError>>,
+    seqs: &[u64],
+    copies: Vec<u32>,
+) -> Vec<Outcome> {
+    let (mut at, mut copies) = (0, copies.into_iter());
+    batch
+        .iter()
+        .zip(went)
+        .map(|((job, _), went)| {
+            let n = went?;
+            let first = seqs.get(at).copied().filter(|_| n > 0);
+            at += n;
+            let copy = job.print.as_ref().and_then(|_| copies.next());
+            Ok((
+                first.ok_or_else(|| StoreError::Db("nothing was appended".into()))?,
+                copy,
+            ))
+        })
+        .collect()
 }
 
 /// Locks the rows of every waybill `batch` scans, in waybill order, before anything of the group is applied: two
@@ -513,7 +573,7 @@ async fn commit_in(
 async fn lock_scanned(tx: &mut Tx<'_>, batch: &[Append]) -> Result<(), StoreError> {
     let nos: Vec<String> = batch
         .iter()
-        .flat_map(|((events, _), _)| events.iter().map(|e| e.next.waybill_no.to_string()))
+        .flat_map(|(job, _)| job.events.iter().map(|e| e.next.waybill_no.to_string()))
         .collect();
     sqlx::query("SELECT 1 FROM waybills WHERE no = ANY($1) ORDER BY no FOR NO KEY UPDATE")
         .bind(nos)
@@ -532,7 +592,7 @@ async fn lock_scanned(tx: &mut Tx<'_>, batch: &[Append]) -> Result<(), StoreErro
 async fn apply_together(tx: &mut Tx<'_>, batch: &[Append]) -> Result<bool, StoreError> {
     if batch
         .iter()
-        .filter(|((events, _), _)| !events.is_empty())
+        .filter(|(job, _)| !job.events.is_empty())
         .count()
         < 2
     {
@@ -540,7 +600,7 @@ async fn apply_together(tx: &mut Tx<'_>, batch: &[Append]) -> Result<bool, Store
     }
     let all: Vec<EventWrite> = batch
         .iter()
-        .flat_map(|((events, _), _)| events.iter().cloned())
+        .flat_map(|(job, _)| job.events.iter().cloned())
         .collect();
     sqlx::query("SAVEPOINT together")
         .execute(&mut **tx)
@@ -773,8 +833,6 @@ impl PgStore {
         rt.spawn(group_commit(kept.sibling(), scanned, 1, gate));
         let (lookups, asked) = tokio::sync::mpsc::unbounded_channel();
         rt.spawn(group_lookups(kept.sibling(), asked, lanes.lookups));
-        let (prints, printed) = tokio::sync::mpsc::unbounded_channel();
-        rt.spawn(group_prints(kept.sibling(), printed));
         let (tracks, tracked) = tokio::sync::mpsc::unbounded_channel();
         rt.spawn(group_tracks(kept, tracked));
         let store = PgStore {
@@ -782,7 +840,6 @@ impl PgStore {
             appender,
             scans,
             lookups,
-            prints,
             tracks,
             rt: Some(rt),
         };
@@ -976,6 +1033,17 @@ async fn queue_entries(
     }
 }
 
+/// The common table expressions that queue the audit entries of `$1` (encoded, in order) in one statement: `n`
+/// holds each entry `e` with its place `i` and its number `seq` — taken once, as a CTE with a volatile function
+/// is evaluated once — and the insert puts them in the queue.
+macro_rules! queued {
+    () => {
+        "n AS (SELECT nextval('audit_seq_alloc') AS seq, e, i
+               FROM UNNEST($1::bytea[]) WITH ORDINALITY AS u(e, i) ORDER BY i),
+         ins AS (INSERT INTO audit_queue (seq, entry) SELECT seq, e FROM n)"
+    };
+}
+
 /// [`queue_entries`], returning every entry's number in the order given. One writer's numbers need not be
 /// consecutive: another node's writer may take numbers between them.
 async fn queue_each(
@@ -986,25 +1054,88 @@ async fn queue_each(
     if bodies.is_empty() {
         return Ok(Vec::new());
     }
-    // The numbers are taken once (a CTE with a volatile function is evaluated once), inserted, and returned in
-    // the entries' order, all in one statement.
-    let seqs: Vec<i64> = sqlx::query_scalar(
-        "WITH n AS (
-             SELECT nextval('audit_seq_alloc') AS seq, e, i
-             FROM UNNEST($1::bytea[]) WITH ORDINALITY AS u(e, i) ORDER BY i),
-         ins AS (INSERT INTO audit_queue (seq, entry) SELECT seq, e FROM n)
-         SELECT seq FROM n ORDER BY i",
-    )
-    .bind(&bodies)
-    .fetch_all(c)
-    .await
-    .map_err(db)?;
-    if seqs.len() != bodies.len() {
+    let seqs: Vec<i64> =
+        sqlx::query_scalar(concat!("WITH ", queued!(), " SELECT seq FROM n ORDER BY i"))
+            .bind(&bodies)
+            .fetch_all(c)
+            .await
+            .map_err(db)?;
+    numbered(seqs, bodies.len())
+}
+
+/// The numbers a statement with [`queued!`] returned for `count` entries.
+fn numbered(seqs: Vec<i64>, count: usize) -> Result<Vec<u64>, StoreError> {
+    if seqs.len() != count {
         return Err(corrupt(
             "queued audit entries came back without their numbers",
         ));
     }
     Ok(seqs.into_iter().map(|s| s as u64).collect())
+}
+
+/// [`queue_each`] and, in the same statement, counts label `prints`: returns the entries' numbers and each
+/// print's copy number. Each waybill's count goes up by its prints in the group, and each print is told its own
+/// place in that count, in the group's order. The rows are taken in waybill order, so two such statements (two
+/// lanes', two nodes') never wait on each other's rows in opposite orders.
+async fn queue_counting(
+    c: &mut sqlx::PgConnection,
+    entries: Vec<AuditEntry>,
+    prints: &[(WaybillNo, Millis)],
+) -> Result<(Vec<u64>, Vec<u32>), StoreError> {
+    if prints.is_empty() {
+        return Ok((queue_each(c, entries).await?, Vec::new()));
+    }
+    let bodies: Vec<Vec<u8>> = entries.into_iter().map(|e| e.encode()).collect();
+    let (seqs, nos, counts): (Vec<i64>, Vec<String>, Vec<i32>) = sqlx::query_as(concat!(
+        "WITH ",
+        queued!(),
+        ",
+         p AS (INSERT INTO label_prints AS l (no, prints, last_at)
+               SELECT no, count(*)::int, max(at) FROM UNNEST($2::text[], $3::int8[]) AS u(no, at)
+               GROUP BY no ORDER BY no
+               ON CONFLICT (no) DO UPDATE SET prints = l.prints + EXCLUDED.prints, last_at = EXCLUDED.last_at
+               RETURNING no, prints)
+         SELECT ARRAY(SELECT seq FROM n ORDER BY i), ARRAY(SELECT no FROM p ORDER BY no),
+                ARRAY(SELECT prints FROM p ORDER BY no)"
+    ))
+    .bind(&bodies)
+    .bind(prints.iter().map(|(no, _)| no.as_str()).collect::<Vec<_>>())
+    .bind(prints.iter().map(|(_, at)| *at).collect::<Vec<_>>())
+    .fetch_one(c)
+    .await
+    .map_err(db)?;
+    let counted = nos.iter().map(String::as_str).zip(counts);
+    Ok((numbered(seqs, bodies.len())?, copies(prints, counted)?))
+}
+
+/// Each print's copy number, in `prints`' order, from each waybill's count after the group (`counted`): a
+/// waybill's first print in the group is its count less its prints in the group, plus one.
+fn copies<'a>(
+    prints: &[(WaybillNo, Millis)],
+    counted: impl IntoIterator<Item = (&'a str, i32)>,
+) -> Result<Vec<u32>, StoreError> {
+    let mut in_group: std::collections::HashMap<&str, i64> = Default::default();
+    for (no, _) in prints {
+        *in_group.entry(no.as_str()).or_default() += 1;
+    }
+    let mut next: std::collections::HashMap<&str, i64> = Default::default();
+    for (no, total) in counted {
+        if let Some((no, k)) = in_group.get_key_value(no) {
+            next.insert(no, i64::from(total) - k + 1);
+        }
+    }
+    prints
+        .iter()
+        .map(|(no, _)| {
+            let copy = next
+                .get_mut(no.as_str())
+                .ok_or_else(|| corrupt("a label print was not counted"))?;
+            let this =
+                u32::try_from(*copy).map_err(|_| corrupt("label print count out of range"))?;
+            *copy += 1;
+            Ok(this)
+        })
+        .collect()
 }
 
 /// How long a gap in the queue may stand, behind a later committed entry, before its number counts as abandoned
@@ -1499,87 +1630,11 @@ const LOOKUPS: usize = 64;
 /// statement, so under load a read costs PostgreSQL a share of one statement rather than one of its own (the
 /// per-statement work — a round trip, executor start-up, a snapshot — was most of a lookup's cost).
 async fn group_lookups(kept: Kept, rx: tokio::sync::mpsc::UnboundedReceiver<Lookup>, lanes: u32) {
-    in_groups(
-        kept,
-        rx,
-        lanes,
-        LOOKUPS,
-        Again::ReadOnly,
-        |mut c, keys| async move {
-            let snaps = read_snapshots(&mut c, &keys).await;
-            (c, snaps)
-        },
-    )
+    in_groups(kept, rx, lanes, LOOKUPS, |mut c, keys| async move {
+        let snaps = read_snapshots(&mut c, &keys).await;
+        (c, snaps)
+    })
     .await
-}
-
-/// A label print to count: the waybill, when, and who is told which print of it this was.
-type Print = ((WaybillNo, Millis), TicketSender<u32>);
-
-/// Label prints one statement counts at most.
-const PRINTS: usize = 256;
-
-/// Counts label prints in groups: every print waiting goes into one statement (its own transaction), on a kept
-/// connection, one statement at a time. Each print was a transaction of its own on the pool before — a WAL flush
-/// and, with the pool's pings, three round trips per label — after the print job's read had committed its audit
-/// entry in a group already.
-async fn group_prints(kept: Kept, rx: tokio::sync::mpsc::UnboundedReceiver<Print>) {
-    in_groups(
-        kept,
-        rx,
-        1,
-        PRINTS,
-        Again::Never,
-        |mut c, prints| async move {
-            let copies = count_prints(&mut c, &prints).await;
-            (c, copies)
-        },
-    )
-    .await
-}
-
-/// Counts `prints` in one statement: each waybill's count goes up by its prints in the group, and each print is
-/// told its own place in that count, in the group's order. The rows are taken in waybill order, so two such
-/// statements (two nodes') never wait on each other's rows in opposite orders.
-async fn count_prints(
-    c: &mut sqlx::PgConnection,
-    prints: &[(WaybillNo, Millis)],
-) -> Result<Vec<u32>, StoreError> {
-    let rows: Vec<(String, i32)> = sqlx::query_as(
-        "INSERT INTO label_prints AS l (no, prints, last_at)
-         SELECT no, count(*)::int, max(at) FROM UNNEST($1::text[], $2::int8[]) AS u(no, at)
-         GROUP BY no ORDER BY no
-         ON CONFLICT (no) DO UPDATE SET prints = l.prints + EXCLUDED.prints, last_at = EXCLUDED.last_at
-         RETURNING no, prints",
-    )
-    .bind(prints.iter().map(|(no, _)| no.as_str()).collect::<Vec<_>>())
-    .bind(prints.iter().map(|(_, at)| *at).collect::<Vec<_>>())
-    .fetch_all(c)
-    .await
-    .map_err(db)?;
-    let mut in_group: std::collections::HashMap<&str, i64> = Default::default();
-    for (no, _) in prints {
-        *in_group.entry(no.as_str()).or_default() += 1;
-    }
-    // Each waybill's first print in this group: its count now, less its prints in the group, plus one.
-    let mut next: std::collections::HashMap<&str, i64> = Default::default();
-    for (no, total) in &rows {
-        if let Some((no, k)) = in_group.get_key_value(no.as_str()) {
-            next.insert(no, i64::from(*total) - k + 1);
-        }
-    }
-    prints
-        .iter()
-        .map(|(no, _)| {
-            let copy = next
-                .get_mut(no.as_str())
-                .ok_or_else(|| corrupt("a label print was not counted"))?;
-            let this =
-                u32::try_from(*copy).map_err(|_| corrupt("label print count out of range"))?;
-            *copy += 1;
-            Ok(this)
-        })
-        .collect()
 }
 
 /// A public tracking lookup: the waybill, and who is told what it found.
@@ -1595,17 +1650,10 @@ const TRACKS: usize = 64;
 /// into one statement (a waybill and its events, from one snapshot), on a kept connection, one statement at a
 /// time. Each lookup was two statements on the pool before, with the pool's two pings around each.
 async fn group_tracks(kept: Kept, rx: tokio::sync::mpsc::UnboundedReceiver<Track>) {
-    in_groups(
-        kept,
-        rx,
-        1,
-        TRACKS,
-        Again::ReadOnly,
-        |mut c, nos| async move {
-            let found = tracking_snapshots(&mut c, &nos).await;
-            (c, found)
-        },
-    )
+    in_groups(kept, rx, 1, TRACKS, |mut c, nos| async move {
+        let found = tracking_snapshots(&mut c, &nos).await;
+        (c, found)
+    })
     .await
 }
 
@@ -2362,11 +2410,22 @@ impl Waybills for PgStore {
         )
     }
 
-    fn count_label_print(&self, no: &WaybillNo, at: Millis) -> Ticket<u32> {
-        enqueue(
-            &self.prints,
-            (no.clone(), at),
-            "the label print counts have stopped",
+    fn append_label_print(
+        &self,
+        entry: AuditEntry,
+        no: &WaybillNo,
+        at: Millis,
+    ) -> Ticket<(u64, u32)> {
+        let job = Commit {
+            events: Vec::new(),
+            audit: vec![entry],
+            print: Some((no.clone(), at)),
+        };
+        commit(
+            &self.appender,
+            job,
+            Committed::Printed,
+            "the audit group commit has stopped",
         )
     }
 
@@ -2483,9 +2542,15 @@ impl Waybills for PgStore {
     }
 
     fn record_events(&self, events: Vec<EventWrite>, audit: AuditEntry) -> Ticket<u64> {
-        enqueue(
+        let job = Commit {
+            events,
+            audit: vec![audit],
+            print: None,
+        };
+        commit(
             &self.scans,
-            (events, vec![audit]),
+            job,
+            Committed::Seq,
             "the scans' group commit has stopped",
         )
     }
@@ -2856,9 +2921,15 @@ impl Cases for PgStore {
 
 impl AuditLog for PgStore {
     fn append_audit_grouped(&self, entries: Vec<AuditEntry>) -> Ticket<u64> {
-        enqueue(
+        let job = Commit {
+            events: Vec::new(),
+            audit: entries,
+            print: None,
+        };
+        commit(
             &self.appender,
-            (Vec::new(), entries),
+            job,
+            Committed::Seq,
             "the audit group commit has stopped",
         )
     }

@@ -1,7 +1,7 @@
 //! The embedded store's hot path on one thread: the guarded read's lookups, and group commit of the work of
-//! every caller waiting — guarded reads' audit entries, scan events, label-print counts — in one transaction,
-//! each job inside a savepoint of its own, so one job's conflict rolls back only that job. A caller's ticket
-//! completes only once the transaction holding its work has committed.
+//! every caller waiting — guarded reads' audit entries (a print job's with its label-print count), scan events —
+//! in one transaction, each job inside a savepoint of its own, so one job's conflict rolls back only that job. A
+//! caller's ticket completes only once the transaction holding its work has committed.
 //!
 //! Why one thread: before, each read held the store's one mutex through its own transaction and commit, so 32
 //! concurrent readers queued on the mutex and every read paid a round of WAL locks, a WAL append and a commit.

@@ -1044,7 +1044,12 @@ impl Waybills for SqliteStore {
         })
     }
 
-    fn count_label_print(&self, no: &WaybillNo, at: Millis) -> Ticket<u32> {
+    fn append_label_print(
+        &self,
+        entry: AuditEntry,
+        no: &WaybillNo,
+        at: Millis,
+    ) -> Ticket<(u64, u32)> {
         let no = no.clone();
         self.committer.write(
             move |c| {
@@ -1056,8 +1061,11 @@ impl Waybills for SqliteStore {
                     .query_row(params![no.as_str(), at], |r| r.get(0))?;
                 u32::try_from(prints).map_err(|_| corrupt("label print count out of range"))
             },
-            Vec::new(),
-            |count, _| Ok(count),
+            vec![entry],
+            |copy, seq| {
+                let seq = seq.ok_or_else(|| StoreError::Db("nothing was appended".into()))?;
+                Ok((seq, copy))
+            },
         )
     }
 

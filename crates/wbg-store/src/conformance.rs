@@ -5,10 +5,11 @@
 use crate::{
     BindOutcome, EventRecord, NewToken, NumberRelease, PoolState, SealedWaybill, Store, StoreError,
 };
+use std::collections::{BTreeMap, BTreeSet};
 use wbg_audit::note::NoteSigner;
 use wbg_audit::{verify_log, AuditEntry, Checkpoint};
 use wbg_core::{
-    Account, AccountId, AccountStatus, EventType, MerchantId, OutletId, Role, StatusEvent,
+    Account, AccountId, AccountStatus, EventType, MerchantId, Millis, OutletId, Role, StatusEvent,
     WaybillMeta, WaybillNo, WaybillStatus,
 };
 
@@ -88,9 +89,10 @@ pub fn run_all(fresh: &dyn Fn() -> Box<dyn Store>) {
             a_key_wrapped_under_another_master_key_is_refused,
         ),
         (
-            "alerts_filter_and_labels_count",
-            alerts_filter_and_labels_count,
+            "label_prints_count_with_their_entries",
+            label_prints_count_with_their_entries,
         ),
+        ("alerts_filter", alerts_filter),
         ("canaries_are_planted_once", canaries_are_planted_once),
         (
             "alerts_keep_their_evidence_and_triage_by_compare_and_set",
@@ -1222,8 +1224,8 @@ pub fn a_key_wrapped_under_another_master_key_is_refused(s: &dyn Store) {
     );
 }
 
-/// Alerts by account, kind and time, newest first; label prints counted per waybill.
-pub fn alerts_filter_and_labels_count(s: &dyn Store) {
+/// Alerts by account, kind and time, newest first.
+pub fn alerts_filter(s: &dyn Store) {
     for (at, account, kind) in [(10, "A", "x"), (20, "B", "x"), (30, "A", "y")] {
         let id = s
             .insert_alert(&wbg_core::Alert::raised(at, account, kind, "warning", "{}"))
@@ -1246,9 +1248,53 @@ pub fn alerts_filter_and_labels_count(s: &dyn Store) {
     assert_eq!(f(None, None, None), [30, 20, 10]);
     assert_eq!(f(Some("A"), None, None), [30, 10]);
     assert_eq!(f(None, Some("x"), Some(15)), [20]);
-    let w = WaybillNo::parse("W1").unwrap();
-    assert_eq!(s.count_label_print(&w, 1).wait().unwrap(), 1);
-    assert_eq!(s.count_label_print(&w, 2).wait().unwrap(), 2);
+}
+
+/// A label print is counted with its job's audit entry: each print of a waybill gets a copy number of its own,
+/// counted per waybill, from concurrent jobs (one group commit) as from one after another, and each job's entry
+/// is the one stored at the seq it was told.
+pub fn label_prints_count_with_their_entries(s: &dyn Store) {
+    let no = |n: &str| WaybillNo::parse(n).unwrap();
+    let print = |n: &str, at: Millis| {
+        let mut e = entry("view");
+        e.waybill = Some(n.to_owned());
+        e.detail = Some(format!("print=zpl at={at}"));
+        (e.clone(), s.append_label_print(e, &no(n), at))
+    };
+    let (e, t) = print("W1", 1);
+    let (seq, copy) = t.wait().unwrap();
+    assert_eq!(copy, 1);
+    assert_eq!(stored(s, seq), e);
+    // Concurrent jobs, most likely in one group: W1's prints go on from 2, W2's start at 1.
+    let jobs: Vec<_> = ["W1", "W2", "W1", "W1", "W2"]
+        .iter()
+        .enumerate()
+        .map(|(i, n)| (*n, print(n, 10 + i as Millis)))
+        .collect();
+    let mut copies: BTreeMap<&str, Vec<u32>> = BTreeMap::new();
+    let mut seqs = BTreeSet::from([seq]);
+    for (n, (e, t)) in jobs {
+        let (seq, copy) = t.wait().unwrap();
+        assert_eq!(stored(s, seq), e, "the job's own entry at its seq");
+        seqs.insert(seq);
+        copies.entry(n).or_default().push(copy);
+    }
+    for cs in copies.values_mut() {
+        cs.sort_unstable();
+    }
+    assert_eq!(copies["W1"], [2, 3, 4]);
+    assert_eq!(copies["W2"], [1, 2]);
+    assert_eq!(seqs.len(), 6, "every job has an entry of its own");
+    assert_eq!(print("W2", 20).1.wait().unwrap().1, 3);
+}
+
+/// The entry stored at `seq`, decoded (without the numbering the store gave it).
+fn stored(s: &dyn Store, seq: u64) -> AuditEntry {
+    let bytes = s.audit_entry(seq).unwrap().expect("an entry at its seq");
+    let mut e = AuditEntry::decode(&bytes).unwrap();
+    e.seq = 0;
+    e.prev = String::new();
+    e
 }
 
 /// A canary is planted once.

@@ -331,8 +331,16 @@ pub trait Waybills: Send + Sync {
         })
     }
 
-    /// Counts one print of waybill `no`'s label at `at`; the ticket holds which print it was (1 for the first).
-    fn count_label_print(&self, no: &WaybillNo, at: Millis) -> Ticket<u32>;
+    /// A label print job's commit: appends its audit `entry` through the group commit (as
+    /// [`AuditLog::append_audit_grouped`] does) and, in the same transaction, counts one print of waybill `no`'s
+    /// label at `at`. The ticket holds the entry's seq and which print of the label this is (1 for the first),
+    /// once both are durable: a print is counted exactly when its job is on record, and the two cost one commit.
+    fn append_label_print(
+        &self,
+        entry: AuditEntry,
+        no: &WaybillNo,
+        at: Millis,
+    ) -> Ticket<(u64, u32)>;
 
     /// Inserts waybills, all or none: a number that exists already is a `Conflict` and nothing is written.
     fn insert_waybills(

@@ -297,6 +297,12 @@ fn prints_are_audited_and_reprints_counted() {
         ));
         assert_eq!(s.guard.store().audit_size().unwrap(), before + 1);
     }
+    // A refused print job is on record but not counted: the station's next print is the third.
+    let third = s
+        .guard
+        .print_label(&s.printer, NO, LabelFormat::Zpl, &meta)
+        .unwrap();
+    assert_eq!(third.label.copy, 3);
 }
 
 #[test]
