@@ -19,9 +19,9 @@
 //! [`Store::maintain`], with a default partition for anything else), so old days can be detached and archived.
 //!
 //! The store drives `sqlx` on a small runtime of its own. The read path's calls (a guarded read's lookup and
-//! group commit, with a print job's label print; scan events; tracking lookups) hand their work to grouped loops
-//! there and return a [`Ticket`] an async caller awaits; the rest of the trait is synchronous and blocks its
-//! thread, so the server makes those calls through `spawn_blocking` (or, on a worker thread, after
+//! group commit; a print job's, with its label print; scan events; tracking lookups) hand their work to grouped
+//! loops there and return a [`Ticket`] an async caller awaits; the rest of the trait is synchronous and blocks
+//! its thread, so the server makes those calls through `spawn_blocking` (or, on a worker thread, after
 //! `block_in_place`).
 //!
 //! PostgreSQL dropping connections (a restart, a failover, a terminated backend) reaches the caller as
@@ -65,6 +65,9 @@ pub struct PgStore {
     /// Scan events with their audit entries, committed in groups by a [`group_commit`] of their own, beside
     /// the reads'.
     scans: tokio::sync::mpsc::UnboundedSender<Append>,
+    /// Label print jobs' audit entries with their print counts, committed in groups by a [`group_commit`] of
+    /// their own, beside the reads'.
+    prints: tokio::sync::mpsc::UnboundedSender<Append>,
     /// Guarded reads' lookups, made in groups by [`group_lookups`].
     lookups: tokio::sync::mpsc::UnboundedSender<Lookup>,
     /// Public tracking lookups, made in groups by [`group_tracks`].
@@ -150,9 +153,9 @@ impl Default for Lanes {
 
 impl Lanes {
     /// The most of either kind a node may keep in flight. Each lane keeps a connection of its own, beside the
-    /// pool's 16 (the integrator, upkeep and everything off the read path), one each for scan events' group
-    /// commits and tracking lookups, and the node lock's one: a node opens at most 31 connections to
-    /// PostgreSQL, 26 with the default lanes, and only as it needs them.
+    /// pool's 16 (the integrator, upkeep and everything off the read path), one each for scan events' and label
+    /// prints' group commits and tracking lookups, and the node lock's one: a node opens at most 32 connections
+    /// to PostgreSQL, 27 with the default lanes, and only as it needs them.
     pub const MAX: u32 = 6;
 
     /// Each kind within `1..=MAX` (a configuration is checked before it gets here; this keeps the store safe
@@ -171,14 +174,14 @@ impl Lanes {
 /// own entry has committed to the queue. The audit numbers of transactions side by side interleave, as two nodes'
 /// do: the integrator takes them in number order whoever commits first.
 ///
-/// A store runs two: guarded reads' entries with [`Lanes::commits`] lanes, and scan events with one, so that two
+/// A store runs three: guarded reads' entries with [`Lanes::commits`] lanes; scan events with one, so that two
 /// groups of one node never update the same waybills in opposite orders (a deadlock PostgreSQL would break by
-/// failing one of them). The two run side by side — a reads' group touches no waybill (a print job's count
-/// touches the label's `label_prints` row, which a concurrent group counting the same label holds until it
-/// commits: rows taken in waybill order, so only ever a wait) — so a read's entry never waits for a scan's group
-/// (which waits up to [`LOCK_WAIT`] behind a waybill another transaction holds). A group with a job of several
-/// entries takes the `gate` alone, waiting for every other group of both, so that job's entries get consecutive
-/// numbers from this node (the caller is told the first).
+/// failing one of them); and label print jobs' entries with their print counts with one (their `label_prints`
+/// rows taken in waybill order, so two nodes' groups only ever wait for each other). They run side by side — a
+/// reads' group touches no row another transaction can hold — so a read's entry never waits for a scan's or a
+/// print's group (each of which waits up to [`LOCK_WAIT`] behind a row another transaction holds, and fails its
+/// own group alone). A group with a job of several entries takes the `gate` alone, waiting for every other group
+/// of all three, so that job's entries get consecutive numbers from this node (the caller is told the first).
 async fn group_commit(
     kept: Kept,
     mut rx: tokio::sync::mpsc::UnboundedReceiver<Append>,
@@ -830,7 +833,9 @@ impl PgStore {
             gate.clone(),
         ));
         let (scans, scanned) = tokio::sync::mpsc::unbounded_channel();
-        rt.spawn(group_commit(kept.sibling(), scanned, 1, gate));
+        rt.spawn(group_commit(kept.sibling(), scanned, 1, gate.clone()));
+        let (prints, printed) = tokio::sync::mpsc::unbounded_channel();
+        rt.spawn(group_commit(kept.sibling(), printed, 1, gate));
         let (lookups, asked) = tokio::sync::mpsc::unbounded_channel();
         rt.spawn(group_lookups(kept.sibling(), asked, lanes.lookups));
         let (tracks, tracked) = tokio::sync::mpsc::unbounded_channel();
@@ -839,6 +844,7 @@ impl PgStore {
             pool,
             appender,
             scans,
+            prints,
             lookups,
             tracks,
             rt: Some(rt),
@@ -2422,10 +2428,10 @@ impl Waybills for PgStore {
             print: Some((no.clone(), at)),
         };
         commit(
-            &self.appender,
+            &self.prints,
             job,
             Committed::Printed,
-            "the audit group commit has stopped",
+            "the label prints' group commit has stopped",
         )
     }
 

@@ -511,6 +511,60 @@ fn label_prints_counted_in_groups_and_on_two_nodes_each_get_a_copy_number_of_the
     );
 }
 
+/// A label print behind a `label_prints` row someone left locked is refused as busy (a 503) after
+/// [`wbg_store_pg::LOCK_WAIT`], and only that print's group is: guarded reads' entries commit meanwhile, even with
+/// one commit lane (prints commit in a group commit of their own), and once the lock is gone the label prints
+/// again, its count going on from where it was.
+#[test]
+fn a_print_behind_a_label_row_left_locked_holds_up_no_read() {
+    use wbg_core::WaybillNo;
+    use wbg_store::conformance::entry;
+    use wbg_store::StoreError;
+    let Some(scratch) = Scratch::new() else {
+        return;
+    };
+    let url = scratch.url();
+    let one = wbg_store_pg::Lanes {
+        lookups: 1,
+        commits: 1,
+    };
+    let s = PgStore::connect_with(&url, true, one).unwrap();
+    let no = WaybillNo::parse("WPRINTED1").unwrap();
+    let print = || s.append_label_print(entry("view"), &no, 1);
+    assert_eq!(print().wait().unwrap().1, 1);
+    let (rt, pool) = connect(&url);
+    let mut lock = rt.block_on(pool.begin()).unwrap();
+    rt.block_on(
+        sqlx::query("SELECT 1 FROM label_prints WHERE no = 'WPRINTED1' FOR UPDATE")
+            .execute(&mut *lock),
+    )
+    .unwrap();
+    let (told, refusal) = std::sync::mpsc::channel();
+    let waiting = print();
+    std::thread::spawn(move || told.send(waiting.wait()));
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    for _ in 0..3 {
+        assert!(s.append_audit_grouped(vec![entry("read")]).wait().is_ok());
+    }
+    assert!(
+        refusal.try_recv().is_err(),
+        "the reads' entries waited for the print's group"
+    );
+    let refused = refusal
+        .recv_timeout(wbg_store_pg::LOCK_WAIT + std::time::Duration::from_secs(30))
+        .expect("the print waits for the lock's holder");
+    let Err(StoreError::Busy(why)) = &refused else {
+        panic!("refused as busy while the lock is held: {refused:?}");
+    };
+    assert!(!why.contains("WPRINTED1"), "{why}");
+    rt.block_on(lock.rollback()).unwrap();
+    assert_eq!(
+        print().wait().unwrap().1,
+        2,
+        "the refused print was not counted"
+    );
+}
+
 /// PostgreSQL dropping the store's kept connections (a restart, a failover, a proxy's idle cut, an operator
 /// terminating backends) costs no guarded read or tracking lookup: a grouped lookup that meets a dropped
 /// connection is asked once more on a new one, and has the store's other loops check their idle connections before
