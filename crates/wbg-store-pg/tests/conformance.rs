@@ -42,6 +42,16 @@ impl Scratch {
     }
 }
 
+/// A store on `url` with one lane of each kind (lookups and reads' commits one at a time), so that a test can make
+/// jobs queue into one group or hold its only lane.
+fn one_lane(url: &str, migrate: bool) -> PgStore {
+    let one = wbg_store_pg::Lanes {
+        lookups: 1,
+        commits: 1,
+    };
+    PgStore::connect_with(url, migrate, one).unwrap()
+}
+
 /// A pool on `url` of its own, for a test's statements beside the store's, with the runtime that drives it.
 fn connect(url: &str) -> (tokio::runtime::Runtime, sqlx::PgPool) {
     let rt = tokio::runtime::Builder::new_current_thread()
@@ -100,11 +110,7 @@ fn two_nodes_on_one_database_keep_one_verifiable_log() {
     let a = std::sync::Arc::new(PgStore::connect(&url, true).unwrap());
     // The second node with one lane of each kind (as nodes sharing out one PostgreSQL's may run): its group
     // commits and lookups one at a time beside the first's several.
-    let one = wbg_store_pg::Lanes {
-        lookups: 1,
-        commits: 1,
-    };
-    let b = std::sync::Arc::new(PgStore::connect_with(&url, false, one).unwrap());
+    let b = std::sync::Arc::new(one_lane(&url, false));
     let threads: Vec<_> = [a.clone(), b.clone(), a.clone(), b.clone()]
         .into_iter()
         .enumerate()
@@ -354,11 +360,7 @@ fn scan_events_committed_together_keep_each_jobs_outcome() {
         return;
     };
     let url = scratch.url();
-    let one = wbg_store_pg::Lanes {
-        lookups: 1,
-        commits: 1,
-    };
-    let s = PgStore::connect_with(&url, true, one).unwrap();
+    let s = one_lane(&url, true);
     let batch: Vec<_> = (0..12).map(|i| waybill(&format!("W{i}"))).collect();
     s.insert_waybills(&batch, entry("ingest")).unwrap();
     let scan = |no: &str, expected: WaybillStatus| pick_up(&s, no, expected);
@@ -524,11 +526,7 @@ fn a_print_behind_a_label_row_left_locked_holds_up_no_read() {
         return;
     };
     let url = scratch.url();
-    let one = wbg_store_pg::Lanes {
-        lookups: 1,
-        commits: 1,
-    };
-    let s = PgStore::connect_with(&url, true, one).unwrap();
+    let s = one_lane(&url, true);
     let no = WaybillNo::parse("WPRINTED1").unwrap();
     let print = || s.append_label_print(entry("view"), &no, 1);
     assert_eq!(print().wait().unwrap().1, 1);
@@ -579,11 +577,7 @@ fn reads_go_on_when_postgresql_drops_the_kept_connections() {
         return;
     };
     let (url, name) = named_url(&scratch, "wbgdrop");
-    let one = wbg_store_pg::Lanes {
-        lookups: 1,
-        commits: 1,
-    };
-    let s = PgStore::connect_with(&url, true, one).unwrap();
+    let s = one_lane(&url, true);
     s.insert_waybills(&[waybill("WDROP1")], entry("ingest"))
         .unwrap();
     let no = wbg_core::WaybillNo::parse("WDROP1").unwrap();
