@@ -136,8 +136,8 @@ pub struct Lanes {
     pub lookups: u32,
     /// Guarded reads' group commits in flight at once (each takes every audit entry waiting, up to 256). One at
     /// a time, the commit's round trips and WAL flush were the read path's limit (the committer was never idle
-    /// while the machine was). Scan events commit beside them, one group at a time, on a connection of their
-    /// own; a job of several entries commits alone, waiting for the others.
+    /// while the machine was). Scan events, and label print jobs, commit beside them, each one group at a
+    /// time on a connection of its own; a job of several entries commits alone, waiting for the others.
     pub commits: u32,
 }
 
