@@ -291,6 +291,36 @@ fn picking_up(s: &PgStore, no: &str, expected: wbg_core::WaybillStatus) -> wbg_s
     }
 }
 
+/// `waiting`, a write behind a row of `no` locked outside, while `reads` guarded reads' entries commit: they
+/// commit before it is told anything (they do not wait for its group), and it is then refused as busy within the
+/// lock wait, naming no waybill.
+fn refused_while_reads_commit<T: Send + std::fmt::Debug + 'static>(
+    s: &PgStore,
+    waiting: wbg_store::Ticket<T>,
+    no: &str,
+    reads: usize,
+) {
+    use wbg_store::conformance::entry;
+    use wbg_store::StoreError;
+    let (told, refusal) = std::sync::mpsc::channel();
+    std::thread::spawn(move || told.send(waiting.wait()));
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    for _ in 0..reads {
+        assert!(s.append_audit_grouped(vec![entry("read")]).wait().is_ok());
+    }
+    assert!(
+        refusal.try_recv().is_err(),
+        "the reads' entries waited for the group behind the lock"
+    );
+    let refused = refusal
+        .recv_timeout(wbg_store_pg::LOCK_WAIT + std::time::Duration::from_secs(30))
+        .expect("the write waits for the lock's holder");
+    let Err(StoreError::Busy(why)) = &refused else {
+        panic!("refused as busy while the lock is held: {refused:?}");
+    };
+    assert!(!why.contains(no), "{why}");
+}
+
 /// A scan behind a row lock someone left open (an operator's session, a stuck job) is refused as busy (a 503)
 /// after [`wbg_store_pg::LOCK_WAIT`] while the lock is still held — it does not wait for the lock's holder; the
 /// refusal names no waybill. A guarded read's entry commits meanwhile (reads and scans commit side by side), the
@@ -299,7 +329,6 @@ fn picking_up(s: &PgStore, no: &str, expected: wbg_core::WaybillStatus) -> wbg_s
 fn a_scan_behind_a_row_lock_left_open_is_refused_within_the_lock_wait() {
     use wbg_core::{WaybillNo, WaybillStatus};
     use wbg_store::conformance::{entry, waybill};
-    use wbg_store::StoreError;
     let Some(scratch) = Scratch::new() else {
         return;
     };
@@ -314,22 +343,8 @@ fn a_scan_behind_a_row_lock_left_open_is_refused_within_the_lock_wait() {
         sqlx::query("SELECT 1 FROM waybills WHERE no = 'WLOCKED1' FOR UPDATE").execute(&mut *lock),
     )
     .unwrap();
-    let (told, refusal) = std::sync::mpsc::channel();
-    let waiting = scan("WLOCKED1");
-    std::thread::spawn(move || told.send(waiting.wait()));
     // A read's entry commits beside the scan that waits for the lock, not after it.
-    assert!(s.append_audit_grouped(vec![entry("read")]).wait().is_ok());
-    assert!(
-        refusal.try_recv().is_err(),
-        "the read's entry waited for the scan's group"
-    );
-    let refused = refusal
-        .recv_timeout(wbg_store_pg::LOCK_WAIT + std::time::Duration::from_secs(30))
-        .expect("the scan waits for the lock's holder");
-    let Err(StoreError::Busy(why)) = &refused else {
-        panic!("refused as busy while the lock is held: {refused:?}");
-    };
-    assert!(!why.contains("WLOCKED1"), "{why}");
+    refused_while_reads_commit(&s, scan("WLOCKED1"), "WLOCKED1", 1);
     // Still held: the scans behind the refused one go on (on the connection the refused one used, kept: its
     // transaction is rolled back before the next statement).
     assert!(scan("WFREE1").wait().is_ok());
@@ -521,7 +536,6 @@ fn label_prints_counted_in_groups_and_on_two_nodes_each_get_a_copy_number_of_the
 fn a_print_behind_a_label_row_left_locked_holds_up_no_read() {
     use wbg_core::WaybillNo;
     use wbg_store::conformance::entry;
-    use wbg_store::StoreError;
     let Some(scratch) = Scratch::new() else {
         return;
     };
@@ -537,24 +551,7 @@ fn a_print_behind_a_label_row_left_locked_holds_up_no_read() {
             .execute(&mut *lock),
     )
     .unwrap();
-    let (told, refusal) = std::sync::mpsc::channel();
-    let waiting = print();
-    std::thread::spawn(move || told.send(waiting.wait()));
-    std::thread::sleep(std::time::Duration::from_millis(200));
-    for _ in 0..3 {
-        assert!(s.append_audit_grouped(vec![entry("read")]).wait().is_ok());
-    }
-    assert!(
-        refusal.try_recv().is_err(),
-        "the reads' entries waited for the print's group"
-    );
-    let refused = refusal
-        .recv_timeout(wbg_store_pg::LOCK_WAIT + std::time::Duration::from_secs(30))
-        .expect("the print waits for the lock's holder");
-    let Err(StoreError::Busy(why)) = &refused else {
-        panic!("refused as busy while the lock is held: {refused:?}");
-    };
-    assert!(!why.contains("WPRINTED1"), "{why}");
+    refused_while_reads_commit(&s, print(), "WPRINTED1", 3);
     rt.block_on(lock.rollback()).unwrap();
     assert_eq!(
         print().wait().unwrap().1,
