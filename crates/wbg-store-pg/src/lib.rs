@@ -1082,7 +1082,7 @@ fn numbered(seqs: Vec<i64>, count: usize) -> Result<Vec<u64>, StoreError> {
 /// [`queue_each`] and, in the same statement, counts label `prints`: returns the entries' numbers and each
 /// print's copy number. Each waybill's count goes up by its prints in the group, and each print is told its own
 /// place in that count, in the group's order. The rows are taken in waybill order, so two such statements (two
-/// lanes', two nodes') never wait on each other's rows in opposite orders.
+/// nodes' print groups; a node runs one at a time) never wait on each other's rows in opposite orders.
 async fn queue_counting(
     c: &mut sqlx::PgConnection,
     entries: Vec<AuditEntry>,
