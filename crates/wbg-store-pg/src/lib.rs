@@ -5,15 +5,15 @@
 //! admin change, an ingest) takes numbers for its entries from the `audit_seq_alloc` sequence and queues them
 //! in `audit_queue` in its own transaction, beside the change they record: numbers are handed out without
 //! waiting on any other transaction, so every node's writers commit side by side, and a read decrypts only once
-//! its queued entry has committed (it is durable and its number is fixed). An integrator, which runs on every
-//! node and works wherever it holds an advisory lock, takes the queued entries that continue the log in number
-//! order, chains and hashes them into the Merkle tree through [`wbg_audit::LogTail`] (the tree math lives
+//! its queued entry has committed (it is durable and its number is fixed). The integrator, run by whoever reads
+//! the log (a serving node's upkeep every second, to sign a checkpoint) under an advisory lock, takes the queued
+//! entries that continue the log in number order, chains and hashes them into the Merkle tree through [`wbg_audit::LogTail`] (the tree math lives
 //! there; this crate only persists), and writes them to `audit_entries` with the new `audit_head`, in batches
 //! (the design of Tessera's integrator). A number whose writer crashed or rolled back is filled with a void
 //! entry once a later entry has waited `ABANDONED`; the void row stays, so a writer that commits after all
-//! finds its number taken and fails rather than going unrecorded. Readers of the log (`audit verify`, proofs,
-//! checkpoints) integrate what is queued first, so the whole log is one hash chain and one tree, checked
-//! exactly as the embedded store's.
+//! finds its number taken and fails rather than going unrecorded. Every reader of the log (`audit verify`,
+//! proofs, checkpoints) integrates what is queued first, so the whole log is one hash chain and one tree,
+//! checked exactly as the embedded store's.
 //!
 //! Audit entries are partitioned by the UTC day they were made (`audit_entries_YYYYMMDD`, made ahead by
 //! [`Store::maintain`], with a default partition for anything else), so old days can be detached and archived.
@@ -871,8 +871,8 @@ impl PgStore {
             .map_err(db)
         })?;
         store.make_partitions()?;
-        // Only now that the schema is known to be current (the integrator needs `audit_head`).
-        store.rt().spawn(integrate_forever(store.pool.clone()));
+        // No integrator runs in the background: whoever reads the log integrates first, and a serving node's
+        // upkeep reads it every second (to sign a checkpoint). See `integrate`.
         Ok(store)
     }
 
@@ -909,7 +909,7 @@ impl PgStore {
     async fn integrated_past(&self, seq: u64) -> Result<(), StoreError> {
         let give_up = std::time::Instant::now() + ABANDONED + std::time::Duration::from_secs(1);
         loop {
-            integrate(&self.pool, true).await?;
+            integrate(&self.pool).await?;
             let waiting: bool = sqlx::query_scalar(
                 "SELECT EXISTS (SELECT 1 FROM audit_queue WHERE seq = $1)
                     AND $1 >= (SELECT size FROM audit_head WHERE id = 1)",
@@ -1182,16 +1182,21 @@ fn plan(size: u64, queued: &[(u64, bool)]) -> Plan {
 /// Integrates queued audit entries into the log: under an advisory lock (so one integrator at a time, on any
 /// node), it takes the queued entries that continue the log in number order, chains and hashes them through
 /// [`LogTail::integrate`] (the tree math lives in `wbg-audit`; this only persists), writes them to
-/// `audit_entries`, moves `audit_head` and removes them from the queue, in one transaction. With `wait`, it waits
-/// for another integrator to finish, else it leaves the work to it. Returns the entries integrated (void fills
-/// included).
-async fn integrate(pool: &PgPool, wait: bool) -> Result<u64, StoreError> {
+/// `audit_entries`, moves `audit_head` and removes them from the queue, in one transaction, waiting for another
+/// integrator to finish first. Returns the entries integrated (void fills included).
+///
+/// Nothing integrates in the background: every reader of the log (checkpoints, proofs, `audit verify`, search,
+/// the entries by number) calls this first, and a serving node's upkeep signs a checkpoint every second, so
+/// under load each integration takes about a second's entries (thousands, in batches of [`INTEGRATE`]), and a
+/// process that does not read the log (a risk worker, most CLI commands) never looks at the queue. Every process once looked at the queue every 20 ms — nodes, risk
+/// workers and CLI commands alike, five statements a look — which cost PostgreSQL more statements than the
+/// integrations themselves: without the looks, interleaved pairs on one 2-core machine gave one node with two
+/// risk workers 4–17 % more reads, two such nodes 9–16 %, and the workers half the CPU per read (2026-12-06).
+async fn integrate(pool: &PgPool) -> Result<u64, StoreError> {
     let mut total = 0;
     loop {
         let mut tx = pool.begin().await.map_err(db)?;
-        if !xact_lock(&mut tx, "7707003", wait).await? {
-            return Ok(total);
-        }
+        xact_lock(&mut tx, "7707003", true).await?;
         let mut tail = head_in(&mut tx).await?;
         let size = tail.size();
         let rows: Vec<(i64, Vec<u8>, bool, bool)> = sqlx::query_as(
@@ -1520,26 +1525,6 @@ async fn head_in(tx: &mut Tx<'_>) -> Result<LogTail, StoreError> {
     )
     .map_err(corrupt)
 }
-
-/// Integrates in the background, on every node: whoever gets the lock does the work, so the log keeps up while
-/// any node is up. Idle, it looks every [`IDLE`].
-async fn integrate_forever(pool: PgPool) {
-    loop {
-        match integrate(&pool, false).await {
-            // A full batch: more is waiting. Otherwise the next look comes after IDLE, so that under load
-            // each integration takes a few hundred entries in one transaction rather than a few dozen.
-            Ok(n) if n >= INTEGRATE as u64 => tokio::task::yield_now().await,
-            Ok(_) => tokio::time::sleep(IDLE).await,
-            Err(e) => {
-                tracing::warn!(error = %e, "audit integration failed; retrying");
-                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
-            }
-        }
-    }
-}
-
-/// How often an idle integrator looks at the queue.
-const IDLE: std::time::Duration = std::time::Duration::from_millis(20);
 
 const ACCOUNT_COLS: &str =
     "a.id, a.role, a.outlet, a.merchant, a.status, a.status_reason, a.created_at, a.status_since";
@@ -2955,7 +2940,7 @@ impl AuditLog for PgStore {
 
     fn audit_size(&self) -> Result<u64, StoreError> {
         self.run(async {
-            integrate(&self.pool, true).await?;
+            integrate(&self.pool).await?;
             let n: i64 = sqlx::query_scalar("SELECT size FROM audit_head WHERE id = 1")
                 .fetch_one(&self.pool)
                 .await
@@ -2977,7 +2962,7 @@ impl AuditLog for PgStore {
 
     fn audit_entries(&self, from: u64, limit: usize) -> Result<Vec<StoredEntry>, StoreError> {
         self.run(async {
-            integrate(&self.pool, true).await?;
+            integrate(&self.pool).await?;
             let rows = sqlx::query(
                 "SELECT seq, entry, substring(nodes from 1 for 32) FROM audit_entries
                  WHERE seq >= $1 ORDER BY seq LIMIT $2",
@@ -3003,7 +2988,7 @@ impl AuditLog for PgStore {
 
     fn audit_node(&self, level: u32, index: u64) -> Result<Option<Hash>, StoreError> {
         self.run(async {
-            integrate(&self.pool, true).await?;
+            integrate(&self.pool).await?;
             let mut c = self.pool.acquire().await.map_err(db)?;
             node_in(&mut c, level, index).await
         })
@@ -3011,7 +2996,7 @@ impl AuditLog for PgStore {
 
     fn audit_head(&self) -> Result<(u64, Hash), StoreError> {
         self.run(async {
-            integrate(&self.pool, true).await?;
+            integrate(&self.pool).await?;
             let (size, frontier): (i64, Vec<u8>) =
                 sqlx::query_as("SELECT size, frontier FROM audit_head WHERE id = 1")
                     .fetch_one(&self.pool)

@@ -23,7 +23,7 @@ impl AuditSearch for PgStore {
             args.len()
         );
         self.run(async {
-            integrate(&self.pool, true).await?;
+            integrate(&self.pool).await?;
             let mut query = sqlx::query_as::<_, (i64, i64, Vec<u8>)>(&sql);
             for a in args {
                 query = match a {
@@ -62,7 +62,7 @@ impl AuditSearch for PgStore {
              WHERE true{filter} GROUP BY h, i.decision ORDER BY h, i.decision"
         );
         self.run(async {
-            integrate(&self.pool, true).await?;
+            integrate(&self.pool).await?;
             let mut query = sqlx::query_as::<_, (i64, String, i64)>(&sql);
             for a in args {
                 query = match a {
@@ -88,7 +88,7 @@ impl AuditSearch for PgStore {
 
     fn shared_access(&self, waybills: &[String]) -> Result<Option<SharedAccess>, StoreError> {
         self.run(async {
-            integrate(&self.pool, true).await?;
+            integrate(&self.pool).await?;
             index_access(&self.pool, true, None).await?;
             // Rows and totals from one snapshot: an integration between them would count accesses the rows miss.
             let mut tx = self.pool.begin().await.map_err(db)?;

@@ -205,6 +205,46 @@ fn an_abandoned_audit_number_is_voided_and_its_late_writer_fails() {
     assert_eq!(r.entries, 2);
 }
 
+/// Nothing integrates in the background: an entry stays queued, its number fixed, until someone reads the log,
+/// and the reader integrates it first. (Every process once looked at the queue every 20 ms, risk workers and
+/// CLI commands included; those looks cost PostgreSQL more statements than the integrations did.) A serving
+/// node reads the log every second, in its upkeep, to sign a checkpoint.
+#[test]
+fn entries_wait_in_the_queue_for_the_log_s_next_reader() {
+    let Some(scratch) = Scratch::new() else {
+        return;
+    };
+    let url = scratch.url();
+    let s = PgStore::connect(&url, true).unwrap();
+    let (rt, pool) = connect(&url);
+    let queued = || -> (i64, i64) {
+        rt.block_on(
+            sqlx::query_as(
+                "SELECT (SELECT count(*) FROM audit_queue), (SELECT size FROM audit_head WHERE id = 1)",
+            )
+            .fetch_one(&pool),
+        )
+        .unwrap()
+    };
+    let seq = s
+        .append_audit(wbg_audit::AuditEntry::new(1, "node", "queued"))
+        .unwrap();
+    assert_eq!(seq, 0);
+    // Ten times the 20 ms the background look once waited.
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    assert_eq!(queued(), (1, 0), "queued, not yet in the log");
+    let entry = s
+        .audit_entry(seq)
+        .unwrap()
+        .expect("integrated by its reader");
+    assert_eq!(
+        wbg_audit::AuditEntry::decode(&entry).unwrap().action,
+        "queued"
+    );
+    assert_eq!(queued(), (0, 1), "the reader integrated it");
+    rt.block_on(pool.close());
+}
+
 /// The read path keeps connections of its own (no pool check per statement): when PostgreSQL drops them — a
 /// restart, an administrator's `pg_terminate_backend` — the next lookups and group commits find out before use
 /// (a connection that has waited over a second is checked) and open new ones, so no read fails for it.
