@@ -140,12 +140,20 @@ fn runtime(name: &str) -> Result<tokio::runtime::Runtime, BusError> {
 /// payload limit: an event is well under 1 KiB).
 pub const EVENTS_PER_MESSAGE: usize = 256;
 
-/// How long the publisher waits, after an event, for more to send with it. An event reaches its worker this
-/// much later at most (the node's own engine has assessed it at once), and the stream and the workers'
-/// acknowledgements cost per message, not per read: at 5 ms, NATS spent 7.8 µs of CPU per guarded read with one
-/// node and 11.6 µs with two (each node's messages half as full); at 20 ms, 4.2 and 6.6 µs (`/proc` over 6 s of
-/// `scripts/bench pg1bus pg2`'s reads, 2026-12-05).
-pub const LINGER: std::time::Duration = std::time::Duration::from_millis(20);
+/// The longest the publisher waits, after an event, for more to send with it: an event reaches its worker this
+/// much later at most (the node's own engine has assessed it at once). Under load the wait ends sooner, once
+/// [`FILL`] events a partition are waiting.
+pub const LINGER: std::time::Duration = std::time::Duration::from_millis(100);
+
+/// Events a partition's message is worth sending with: once the queue holds this many per partition, the
+/// publisher ends its [`LINGER`] and sends. The stream and the workers' acknowledgements cost per message, not
+/// per event, so messages are sent by how many events fill them, not by the clock: every node sends one when it
+/// has gathered a message's worth, so a second node gathering half the events sends half as often, and the
+/// stream's messages a second stay the same however many nodes share the reads. (With a fixed 20 ms linger
+/// each node sent a message per partition every 20 ms; two nodes sent twice the messages, each half as full,
+/// and NATS spent 14–16 µs of CPU per read instead of 11, the workers 7 instead of 5–6: `scripts/bench pg1bus
+/// pg2`, 2026-12-06. At 5 ms, an earlier session's NATS spent 7.8 µs per read against 4.2 at 20 ms.)
+pub const FILL: usize = EVENTS_PER_MESSAGE / 2;
 
 /// One message's events, oldest first: a JSON array, or one JSON object as nodes before batching published.
 fn decode(payload: &[u8]) -> Result<Vec<AccessEvent>, serde_json::Error> {
@@ -178,15 +186,18 @@ fn messages(cfg: &NatsConfig, events: Vec<AccessEvent>) -> Vec<(u32, Vec<AccessE
 }
 
 /// A guard node's publishing end: hands events to a background task that publishes them with JetStream
-/// acknowledgements, in order. Never blocks the guard: a full queue drops and counts. The events of
-/// [`LINGER`] from the first go out together, one message per partition: the stream, and each
-/// worker's acknowledgements, cost per message, not per read.
+/// acknowledgements, in order. Never blocks the guard: a full queue drops and counts. What gathers from the
+/// first event on goes out together, one message per partition, once [`FILL`] events a partition wait (or half
+/// the queue, if that is fewer) or after [`LINGER`]: the stream, and each worker's acknowledgements, cost per
+/// message, not per read.
 pub struct NatsSink {
     tx: tokio::sync::mpsc::Sender<AccessEvent>,
-    /// Told when the queue is past half full, so that the linger ends early rather than drop events.
+    /// Told when `ready` events wait, so that the linger ends: the messages are worth sending (and the queue
+    /// never fills while the publisher sleeps).
     filling: Arc<tokio::sync::Notify>,
-    /// Free places in the queue below which `filling` is told.
-    half: usize,
+    /// Free places in the queue at or below which `filling` is told: its size less `FILL` events a partition,
+    /// or half its size, whichever leaves more.
+    ready: usize,
     dropped: AtomicU64,
     published: Arc<AtomicU64>,
     _rt: tokio::runtime::Runtime,
@@ -212,7 +223,9 @@ impl NatsSink {
         let (tx, mut rx) = tokio::sync::mpsc::channel::<AccessEvent>(cfg.queue.max(1));
         let published = Arc::new(AtomicU64::new(0));
         let filling = Arc::new(tokio::sync::Notify::new());
-        let half = cfg.queue.max(1) / 2;
+        let size = cfg.queue.max(1);
+        let worth = FILL.saturating_mul(cfg.partitions.max(1) as usize);
+        let ready = size - worth.min(size / 2).max(1);
         let (count, cfg, told) = (published.clone(), cfg.clone(), filling.clone());
         rt.spawn(async move {
             // Up to 256 messages in flight, acknowledged in order; each ack counts its message's events.
@@ -222,7 +235,7 @@ impl NatsSink {
                 // What else comes within the linger goes in the same messages. The task sleeps through the
                 // linger rather than waiting on the queue: a waiting receiver is woken by every event (a
                 // switch to this thread per guarded read, measured: 0.53 a read), a sleeping one once, or
-                // when the queue is half full.
+                // when a message's worth of events a partition waits.
                 tokio::select! {
                     () = tokio::time::sleep(linger) => {}
                     () = told.notified() => {}
@@ -266,7 +279,7 @@ impl NatsSink {
         Ok(NatsSink {
             tx,
             filling,
-            half,
+            ready,
             dropped: AtomicU64::new(0),
             published,
             _rt: rt,
@@ -284,7 +297,7 @@ impl EventSink for NatsSink {
         if self.tx.try_send(ev).is_err() {
             self.dropped.fetch_add(1, Ordering::Relaxed);
             metrics_dropped();
-        } else if self.tx.capacity() < self.half {
+        } else if self.tx.capacity() <= self.ready {
             self.filling.notify_one();
         }
     }
@@ -902,7 +915,7 @@ mod tests {
     }
 
     #[test]
-    fn a_queue_past_half_full_ends_the_linger() {
+    fn a_queue_half_full_ends_the_linger() {
         if std::env::var("NATS_URL").is_err() {
             eprintln!("NATS_URL is not set: the publisher is not tested here (.ci/run sets it)");
             return;
@@ -925,16 +938,67 @@ mod tests {
             );
             std::thread::sleep(std::time::Duration::from_millis(5));
         }
-        // Just past half the queue (33 of 64 places), and then nothing: only the queue's filling can end the
-        // linger. (Events sent after the publisher woke would wait for the next linger, rightly.)
-        for i in 1..=33 {
+        // Half the queue (32 of 64 places; a message's worth for two partitions would be 256), and then
+        // nothing: only the queue's filling can end the linger. (Events sent after the publisher woke would
+        // wait for the next linger, rightly.)
+        for i in 1..=32 {
             sink.publish(event(&format!("C{:04}", i % 5), i));
         }
-        while sink.published() < 34 {
+        while sink.published() < 33 {
             assert!(
                 started.elapsed().as_secs() < 20,
-                "published {} of 34 while the linger lasted",
+                "published {} of 33 while the linger lasted",
                 sink.published()
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        assert_eq!(sink.dropped(), 0);
+        drop(sink);
+        delete_stream(&cfg).unwrap();
+    }
+
+    /// Messages go by how many events fill them: a message's worth a partition ends the linger, and fewer wait
+    /// for it (a node gathering half the events sends half as often, so a second node adds no messages).
+    #[test]
+    fn a_message_s_worth_of_events_a_partition_ends_the_linger_and_fewer_wait() {
+        if std::env::var("NATS_URL").is_err() {
+            eprintln!("NATS_URL is not set: the publisher is not tested here (.ci/run sets it)");
+            return;
+        }
+        let cfg = NatsConfig {
+            prefix: format!("wbgtest{:08x}", rand::random::<u32>()),
+            partitions: 2,
+            ..NatsConfig::default()
+        };
+        let worth = FILL * 2;
+        assert!(
+            worth < cfg.queue / 2,
+            "the queue's half full is not what ends it"
+        );
+        let sink = NatsSink::start_with(&cfg, std::time::Duration::from_secs(60)).unwrap();
+        let started = std::time::Instant::now();
+        sink.publish(event("C0000", 0));
+        while sink.tx.capacity() < cfg.queue {
+            assert!(
+                started.elapsed().as_secs() < 20,
+                "the first event was not taken"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        // One short of a message's worth a partition: the publisher sleeps on.
+        for i in 1..worth {
+            sink.publish(event(&format!("C{:04}", i % 5), i as i64));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(500));
+        assert_eq!(sink.published(), 0, "fewer than a message's worth waited");
+        // The last of it: sent long before the linger's minute is up.
+        sink.publish(event("C0001", worth as i64));
+        while sink.published() < worth as u64 + 1 {
+            assert!(
+                started.elapsed().as_secs() < 20,
+                "published {} of {} while the linger lasted",
+                sink.published(),
+                worth + 1
             );
             std::thread::sleep(std::time::Duration::from_millis(20));
         }
