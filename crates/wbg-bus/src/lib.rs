@@ -914,68 +914,10 @@ mod tests {
         assert!(decode(b"{\"account\":1}").is_err());
     }
 
-    #[test]
-    fn a_queue_half_full_ends_the_linger() {
-        if std::env::var("NATS_URL").is_err() {
-            eprintln!("NATS_URL is not set: the publisher is not tested here (.ci/run sets it)");
-            return;
-        }
-        let cfg = NatsConfig {
-            prefix: format!("wbgtest{:08x}", rand::random::<u32>()),
-            partitions: 2,
-            queue: 64,
-            ..NatsConfig::default()
-        };
-        // A linger far longer than the wait below: only the queue filling up can send these events in time.
-        let sink = NatsSink::start_with(&cfg, std::time::Duration::from_secs(60)).unwrap();
-        let started = std::time::Instant::now();
-        // One event, taken from the queue: the publisher is in its linger.
-        sink.publish(event("C0000", 0));
-        while sink.tx.capacity() < 64 {
-            assert!(
-                started.elapsed().as_secs() < 20,
-                "the first event was not taken"
-            );
-            std::thread::sleep(std::time::Duration::from_millis(5));
-        }
-        // Half the queue (32 of 64 places; a message's worth for two partitions would be 256), and then
-        // nothing: only the queue's filling can end the linger. (Events sent after the publisher woke would
-        // wait for the next linger, rightly.)
-        for i in 1..=32 {
-            sink.publish(event(&format!("C{:04}", i % 5), i));
-        }
-        while sink.published() < 33 {
-            assert!(
-                started.elapsed().as_secs() < 20,
-                "published {} of 33 while the linger lasted",
-                sink.published()
-            );
-            std::thread::sleep(std::time::Duration::from_millis(20));
-        }
-        assert_eq!(sink.dropped(), 0);
-        drop(sink);
-        delete_stream(&cfg).unwrap();
-    }
-
-    /// Messages go by how many events fill them: a message's worth a partition ends the linger, and fewer wait
-    /// for it (a node gathering half the events sends half as often, so a second node adds no messages).
-    #[test]
-    fn a_message_s_worth_of_events_a_partition_ends_the_linger_and_fewer_wait() {
-        if std::env::var("NATS_URL").is_err() {
-            eprintln!("NATS_URL is not set: the publisher is not tested here (.ci/run sets it)");
-            return;
-        }
-        let cfg = NatsConfig {
-            prefix: format!("wbgtest{:08x}", rand::random::<u32>()),
-            partitions: 2,
-            ..NatsConfig::default()
-        };
-        let worth = FILL * 2;
-        assert!(
-            worth < cfg.queue / 2,
-            "the queue's half full is not what ends it"
-        );
-        let sink = NatsSink::start_with(&cfg, std::time::Duration::from_secs(60)).unwrap();
+    /// A sink whose publisher lingers a minute, far longer than a test waits, once it has taken a first event
+    /// from its queue (so it is in its linger), and when that event was published.
+    fn lingering(cfg: &NatsConfig) -> (NatsSink, std::time::Instant) {
+        let sink = NatsSink::start_with(cfg, std::time::Duration::from_secs(60)).unwrap();
         let started = std::time::Instant::now();
         sink.publish(event("C0000", 0));
         while sink.tx.capacity() < cfg.queue {
@@ -985,6 +927,67 @@ mod tests {
             );
             std::thread::sleep(std::time::Duration::from_millis(5));
         }
+        (sink, started)
+    }
+
+    /// Waits until `n` events are acknowledged, failing long before the minute's linger could have ended.
+    fn published_within_the_linger(sink: &NatsSink, n: u64, started: std::time::Instant) {
+        while sink.published() < n {
+            assert!(
+                started.elapsed().as_secs() < 20,
+                "published {} of {n} while the linger lasted",
+                sink.published()
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        assert_eq!(sink.dropped(), 0);
+    }
+
+    /// A stream of its own with two partitions and a queue of `queue` events, on the NATS at `NATS_URL`; none
+    /// (and the test says so and passes) without it.
+    fn two_partitions(queue: usize) -> Option<NatsConfig> {
+        if std::env::var("NATS_URL").is_err() {
+            eprintln!("NATS_URL is not set: the publisher is not tested here (.ci/run sets it)");
+            return None;
+        }
+        Some(NatsConfig {
+            prefix: format!("wbgtest{:08x}", rand::random::<u32>()),
+            partitions: 2,
+            queue,
+            ..NatsConfig::default()
+        })
+    }
+
+    #[test]
+    fn a_queue_half_full_ends_the_linger() {
+        let Some(cfg) = two_partitions(64) else {
+            return;
+        };
+        let (sink, started) = lingering(&cfg);
+        // Half the queue (32 of 64 places; a message's worth for two partitions would be 256), and then
+        // nothing: only the queue's filling can end the linger. (Events sent after the publisher woke would
+        // wait for the next linger, rightly.)
+        for i in 1..=32 {
+            sink.publish(event(&format!("C{:04}", i % 5), i));
+        }
+        published_within_the_linger(&sink, 33, started);
+        drop(sink);
+        delete_stream(&cfg).unwrap();
+    }
+
+    /// Messages go by how many events fill them: a message's worth a partition ends the linger, and fewer wait
+    /// for it (a node gathering half the events sends half as often, so a second node adds no messages).
+    #[test]
+    fn a_message_s_worth_of_events_a_partition_ends_the_linger_and_fewer_wait() {
+        let Some(cfg) = two_partitions(NatsConfig::default().queue) else {
+            return;
+        };
+        let worth = FILL * 2;
+        assert!(
+            worth < cfg.queue / 2,
+            "the queue's half full is not what ends it"
+        );
+        let (sink, started) = lingering(&cfg);
         // One short of a message's worth a partition: the publisher sleeps on.
         for i in 1..worth {
             sink.publish(event(&format!("C{:04}", i % 5), i as i64));
@@ -993,16 +996,7 @@ mod tests {
         assert_eq!(sink.published(), 0, "fewer than a message's worth waited");
         // The last of it: sent long before the linger's minute is up.
         sink.publish(event("C0001", worth as i64));
-        while sink.published() < worth as u64 + 1 {
-            assert!(
-                started.elapsed().as_secs() < 20,
-                "published {} of {} while the linger lasted",
-                sink.published(),
-                worth + 1
-            );
-            std::thread::sleep(std::time::Duration::from_millis(20));
-        }
-        assert_eq!(sink.dropped(), 0);
+        published_within_the_linger(&sink, worth as u64 + 1, started);
         drop(sink);
         delete_stream(&cfg).unwrap();
     }
