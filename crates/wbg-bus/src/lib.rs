@@ -149,10 +149,11 @@ pub const LINGER: std::time::Duration = std::time::Duration::from_millis(100);
 /// publisher ends its [`LINGER`] and sends. The stream and the workers' acknowledgements cost per message, not
 /// per event, so messages are sent by how many events fill them, not by the clock: every node sends one when it
 /// has gathered a message's worth, so a second node gathering half the events sends half as often, and the
-/// stream's messages a second stay the same however many nodes share the reads. (With a fixed 20 ms linger
-/// each node sent a message per partition every 20 ms; two nodes sent twice the messages, each half as full,
-/// and NATS spent 14–16 µs of CPU per read instead of 11, the workers 7 instead of 5–6: `scripts/bench pg1bus
-/// pg2`, 2026-12-06. At 5 ms, an earlier session's NATS spent 7.8 µs per read against 4.2 at 20 ms.)
+/// stream's messages a second stay the same under load however many nodes share the reads. (With a fixed 20 ms
+/// linger each node sent a message per partition every 20 ms, so two nodes sent twice the messages, each half
+/// as full: NATS spent 13–21 µs of CPU per read with two nodes against 10–14 with one, and 11–14 with two once
+/// messages went by their fill; `scripts/bench pg1bus pg2`, 2026-12-06. At 5 ms, an earlier session's NATS
+/// spent 7.8 µs per read against 4.2 at 20 ms.)
 pub const FILL: usize = EVENTS_PER_MESSAGE / 2;
 
 /// One message's events, oldest first: a JSON array, or one JSON object as nodes before batching published.

@@ -7,13 +7,13 @@
 //! waiting on any other transaction, so every node's writers commit side by side, and a read decrypts only once
 //! its queued entry has committed (it is durable and its number is fixed). The integrator, run by whoever reads
 //! the log (a serving node's upkeep every second, to sign a checkpoint) under an advisory lock, takes the queued
-//! entries that continue the log in number order, chains and hashes them into the Merkle tree through [`wbg_audit::LogTail`] (the tree math lives
-//! there; this crate only persists), and writes them to `audit_entries` with the new `audit_head`, in batches
-//! (the design of Tessera's integrator). A number whose writer crashed or rolled back is filled with a void
-//! entry once a later entry has waited `ABANDONED`; the void row stays, so a writer that commits after all
-//! finds its number taken and fails rather than going unrecorded. Every reader of the log (`audit verify`,
-//! proofs, checkpoints) integrates what is queued first, so the whole log is one hash chain and one tree,
-//! checked exactly as the embedded store's.
+//! entries that continue the log in number order, chains and hashes them into the Merkle tree through
+//! [`wbg_audit::LogTail`] (the tree math lives there; this crate only persists), and writes them to
+//! `audit_entries` with the new `audit_head`, in batches (the design of Tessera's integrator). A number whose
+//! writer crashed or rolled back is filled with a void entry once a later entry has waited `ABANDONED`; the
+//! void row stays, so a writer that commits after all finds its number taken and fails rather than going
+//! unrecorded. Every reader of the log (`audit verify`, proofs, checkpoints) integrates what is queued first,
+//! so the whole log is one hash chain and one tree, checked exactly as the embedded store's.
 //!
 //! Audit entries are partitioned by the UTC day they were made (`audit_entries_YYYYMMDD`, made ahead by
 //! [`Store::maintain`], with a default partition for anything else), so old days can be detached and archived.
@@ -1188,10 +1188,11 @@ fn plan(size: u64, queued: &[(u64, bool)]) -> Plan {
 /// Nothing integrates in the background: every reader of the log (checkpoints, proofs, `audit verify`, search,
 /// the entries by number) calls this first, and a serving node's upkeep signs a checkpoint every second, so
 /// under load each integration takes about a second's entries (thousands, in batches of [`INTEGRATE`]), and a
-/// process that does not read the log (a risk worker, most CLI commands) never looks at the queue. Every process once looked at the queue every 20 ms — nodes, risk
-/// workers and CLI commands alike, five statements a look — which cost PostgreSQL more statements than the
-/// integrations themselves: without the looks, interleaved pairs on one 2-core machine gave one node with two
-/// risk workers 4–17 % more reads, two such nodes 9–16 %, and the workers half the CPU per read (2026-12-06).
+/// process that does not read the log (a risk worker, most CLI commands) never looks at the queue. Every
+/// process once looked at the queue every 20 ms — nodes, risk workers and CLI commands alike, five statements a
+/// look — which cost PostgreSQL more statements than the integrations themselves: without the looks,
+/// interleaved pairs on one 2-core machine gave one node with two risk workers 4–17 % more reads, two such
+/// nodes 9–16 %, and the workers half the CPU per read (2026-12-06).
 async fn integrate(pool: &PgPool) -> Result<u64, StoreError> {
     let mut total = 0;
     loop {
