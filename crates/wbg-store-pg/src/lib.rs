@@ -76,9 +76,9 @@ pub struct PgStore {
     rt: Option<tokio::runtime::Runtime>,
 }
 
-/// Work waiting for a group commit, done in the group's one transaction: scan events to apply all or none (in a
-/// savepoint of their own, so one job's conflict undoes only that job), audit entries (in order) and, for a label
-/// print job, the print to count.
+/// Work waiting for a group commit, done in the group's one transaction: scan events to apply all or none (one
+/// job's conflict refuses only that job: [`commit_in`]), audit entries (in order) and, for a label print job, the
+/// print to count.
 struct Commit {
     events: Vec<EventWrite>,
     audit: Vec<AuditEntry>,
@@ -457,6 +457,17 @@ fn each_failure(e: StoreError) -> impl Fn() -> StoreError {
     }
 }
 
+/// The common table expressions that queue the audit entries of `$1` (encoded, in order) in one statement: `n`
+/// holds each entry `e` with its place `i` and its number `seq` — taken once, as a CTE with a volatile function
+/// is evaluated once — and the insert puts them in the queue.
+macro_rules! queued {
+    () => {
+        "n AS (SELECT nextval('audit_seq_alloc') AS seq, e, i
+               FROM UNNEST($1::bytea[]) WITH ORDINALITY AS u(e, i) ORDER BY i),
+         ins AS (INSERT INTO audit_queue (seq, entry) SELECT seq, e FROM n)"
+    };
+}
+
 /// One group commit: every job's events (all at once when they all apply, else each in a savepoint of its own,
 /// so a job that conflicts is undone alone and told why), audit entries and label prints in one transaction, on
 /// a kept connection; each job is told its first entry's number (and its print's copy number).
@@ -486,6 +497,13 @@ async fn commit_group(kept: &Kept, mut batch: Vec<Append>) {
 type Outcome = Result<(u64, Option<u32>), StoreError>;
 
 /// [`commit_group`]'s transaction on `c`: each job's outcome, in the jobs' order.
+///
+/// A group with scan events locks their waybills first and, from the statuses it finds, decides which jobs go
+/// (each event must find its waybill with the status it expects); the jobs that go are applied and their entries
+/// queued in one statement. Four round trips a group (`BEGIN`, the lock, that statement, `COMMIT`) where applying
+/// them and queueing took seven: at 32 scanners a node's group holds some ten single events, and with two nodes
+/// half as many, so what a group costs whatever its size was what a second node added to each event. Only a
+/// group that scans a waybill twice (the second event expects what the first leaves) applies job by job.
 async fn commit_in(
     c: &mut sqlx::PgConnection,
     batch: &mut [Append],
@@ -499,18 +517,92 @@ async fn commit_in(
         return Ok(outcomes(batch, went, &seqs, copies));
     }
     let mut tx = sqlx::Connection::begin(c).await.map_err(db)?;
-    lock_scanned(&mut tx, batch).await?;
-    let together = apply_together(&mut tx, batch).await?;
+    let locked = lock_scanned(&mut tx, batch).await?;
+    let (went, applied) = match decided(batch, &locked) {
+        Some(went) => (went, false),
+        None => (apply_one_by_one(&mut tx, batch).await?, true),
+    };
+    let (entries, prints) = gathered(batch, &went);
+    let (seqs, copies) = if applied || !prints.is_empty() {
+        if !applied {
+            apply_events(&mut tx, &going(batch, &went), Vec::new()).await?;
+        }
+        queue_counting(&mut tx, entries, &prints).await?
+    } else {
+        let seqs = apply_events(&mut tx, &going(batch, &went), entries).await?;
+        (seqs, Vec::new())
+    };
+    tx.commit().await.map_err(db)?;
+    Ok(outcomes(batch, went, &seqs, copies))
+}
+
+/// The scan events of the jobs of `batch` that go (`went`), in the jobs' order.
+fn going<'a>(batch: &'a [Append], went: &[Result<usize, StoreError>]) -> Vec<&'a EventWrite> {
+    batch
+        .iter()
+        .zip(went)
+        .filter(|(_, w)| w.is_ok())
+        .flat_map(|((job, _), _)| &job.events)
+        .collect()
+}
+
+/// Which jobs of `batch` go, from the statuses of their waybills as locked (`locked`: each scanned waybill's
+/// status now; one missing is not stored any more): a job goes when each of its events finds its waybill with the
+/// status it expects, else it is told the first that changed, and nothing of it is applied. `None` when a
+/// waybill is scanned twice in the group, by two jobs or in one: the second event expects what the first
+/// leaves, which only applying them in turn can check.
+fn decided(
+    batch: &[Append],
+    locked: &std::collections::HashMap<String, String>,
+) -> Option<Vec<Result<usize, StoreError>>> {
+    let mut scanned = std::collections::HashSet::new();
+    let once = batch
+        .iter()
+        .flat_map(|(job, _)| &job.events)
+        .all(|e| scanned.insert(e.next.waybill_no.as_str()));
+    once.then(|| {
+        batch
+            .iter()
+            .map(|(job, _)| {
+                let changed = job.events.iter().find(|e| {
+                    locked.get(e.next.waybill_no.as_str()).map(String::as_str)
+                        != Some(e.expected.as_str())
+                });
+                match changed {
+                    Some(e) => Err(changed_meanwhile(e)),
+                    None => Ok(job.audit.len()),
+                }
+            })
+            .collect()
+    })
+}
+
+/// Why a job's events were not applied: `e`'s waybill no longer has the status it expects.
+fn changed_meanwhile(e: &EventWrite) -> StoreError {
+    StoreError::Conflict(format!(
+        "waybill {} changed status meanwhile",
+        e.next.waybill_no
+    ))
+}
+
+/// Applies the scan events of `batch`'s jobs in turn, when a waybill is scanned twice in the group: each job in a
+/// savepoint of its own, undone alone when its events do not apply and told why (a later job's event sees what
+/// an earlier one left). Returns each job's count of entries or that reason.
+async fn apply_one_by_one(
+    tx: &mut Tx<'_>,
+    batch: &[Append],
+) -> Result<Vec<Result<usize, StoreError>>, StoreError> {
     let mut went: Vec<Result<usize, StoreError>> = Vec::with_capacity(batch.len());
-    for (job, _) in batch.iter() {
-        if !job.events.is_empty() && !together {
+    for (job, _) in batch {
+        if !job.events.is_empty() {
             sqlx::query("SAVEPOINT job")
-                .execute(&mut *tx)
+                .execute(&mut **tx)
                 .await
                 .map_err(db)?;
-            if let Err(e) = apply_events(&mut tx, &job.events).await {
+            let events: Vec<&EventWrite> = job.events.iter().collect();
+            if let Err(e) = apply_events(tx, &events, Vec::new()).await {
                 sqlx::query("ROLLBACK TO SAVEPOINT job")
-                    .execute(&mut *tx)
+                    .execute(&mut **tx)
                     .await
                     .map_err(db)?;
                 went.push(Err(e));
@@ -519,10 +611,7 @@ async fn commit_in(
         }
         went.push(Ok(job.audit.len()));
     }
-    let (entries, prints) = gathered(batch, &went);
-    let (seqs, copies) = queue_counting(&mut tx, entries, &prints).await?;
-    tx.commit().await.map_err(db)?;
-    Ok(outcomes(batch, went, &seqs, copies))
+    Ok(went)
 }
 
 /// The audit entries (taken out of their jobs) and label prints of the jobs of `batch` that went through (`went`
@@ -572,117 +661,91 @@ fn outcomes(
 /// the one their updates take (`NO KEY UPDATE`: a scan changes no key), so it keeps out nothing they did not.
 /// Taking the rows inside the update instead (a locking `WITH`) was tried: its plan for a 1,000-event batch
 /// joined the two row sets by rescanning one for each row of the other, and batched events fell from ~30,000
-/// to ~4,000 a second.
-async fn lock_scanned(tx: &mut Tx<'_>, batch: &[Append]) -> Result<(), StoreError> {
+/// to ~4,000 a second. Returns each locked waybill's status (a waybill not stored any more is missing).
+async fn lock_scanned(
+    tx: &mut Tx<'_>,
+    batch: &[Append],
+) -> Result<std::collections::HashMap<String, String>, StoreError> {
     let nos: Vec<String> = batch
         .iter()
         .flat_map(|(job, _)| job.events.iter().map(|e| e.next.waybill_no.to_string()))
         .collect();
-    sqlx::query("SELECT 1 FROM waybills WHERE no = ANY($1) ORDER BY no FOR NO KEY UPDATE")
-        .bind(nos)
-        .execute(&mut **tx)
-        .await
-        .map_err(db)?;
-    Ok(())
-}
-
-/// Applies the scan events of every job in `batch` at once, when more than one job has some: one statement per
-/// table for the whole group instead of a savepoint and as many statements for each job (at 32 scanners a
-/// group holds some ten single events, and their round trips, one after another, were the single-event path's
-/// time). Returns whether that was done; if any job's events would not apply (a waybill changed status, or two
-/// jobs scan the same waybill, whose second update the combined statement cannot see), nothing of them stays
-/// and the caller applies them job by job, as always, each undone alone with the reason it is told.
-async fn apply_together(tx: &mut Tx<'_>, batch: &[Append]) -> Result<bool, StoreError> {
-    if batch
-        .iter()
-        .filter(|(job, _)| !job.events.is_empty())
-        .count()
-        < 2
-    {
-        return Ok(false);
-    }
-    let all: Vec<EventWrite> = batch
-        .iter()
-        .flat_map(|(job, _)| job.events.iter().cloned())
-        .collect();
-    sqlx::query("SAVEPOINT together")
-        .execute(&mut **tx)
-        .await
-        .map_err(db)?;
-    if apply_events(tx, &all).await.is_ok() {
-        return Ok(true);
-    }
-    sqlx::query("ROLLBACK TO SAVEPOINT together")
-        .execute(&mut **tx)
-        .await
-        .map_err(db)?;
-    Ok(false)
-}
-
-/// Applies scan events in one round trip per table: every waybill must still have its expected status, else
-/// `Conflict` naming the first that changed (the caller undoes the job).
-async fn apply_events(tx: &mut Tx<'_>, events: &[EventWrite]) -> Result<(), StoreError> {
-    let col = |f: fn(&EventWrite) -> Option<String>| events.iter().map(f).collect::<Vec<_>>();
-    let nos = col(|e| Some(e.next.waybill_no.to_string()));
-    let updated: Vec<String> = sqlx::query_scalar(
-        "UPDATE waybills w SET status = u.status, courier = u.courier, updated_at = u.updated_at,
-                signed_at = u.signed_at
-         FROM UNNEST($1::text[], $2::text[], $3::text[], $4::int8[], $5::int8[], $6::text[])
-              AS u(no, status, courier, updated_at, signed_at, expected)
-         WHERE w.no = u.no AND w.status = u.expected
-         RETURNING w.no",
+    let locked: Vec<(String, String)> = sqlx::query_as(
+        "SELECT no, status FROM waybills WHERE no = ANY($1) ORDER BY no FOR NO KEY UPDATE",
     )
+    .bind(nos)
+    .fetch_all(&mut **tx)
+    .await
+    .map_err(db)?;
+    Ok(locked.into_iter().collect())
+}
+
+/// Applies scan events and queues `entries` (encoded, in order) in one statement, returning the entries'
+/// numbers: every waybill must still have its expected status, else `Conflict` naming the first that changed
+/// (the caller undoes the job, or the group).
+async fn apply_events(
+    tx: &mut Tx<'_>,
+    events: &[&EventWrite],
+    entries: Vec<AuditEntry>,
+) -> Result<Vec<u64>, StoreError> {
+    let col =
+        |f: fn(&EventWrite) -> Option<String>| events.iter().map(|e| f(e)).collect::<Vec<_>>();
+    let nos = col(|e| Some(e.next.waybill_no.to_string()));
+    let out: Vec<&EventWrite> = events
+        .iter()
+        .copied()
+        .filter(|e| e.record.event.kind == EventType::OutForDelivery && e.next.courier.is_some())
+        .collect();
+    let bodies: Vec<Vec<u8>> = entries.into_iter().map(|e| e.encode()).collect();
+    // The statement's parts run as one: the status check's outcome is read from what the update returns, and
+    // a mismatch fails the whole statement's transaction (or the job's savepoint).
+    let (updated, seqs): (Vec<String>, Vec<i64>) = sqlx::query_as(concat!(
+        "WITH ",
+        queued!(),
+        ",
+         up AS (UPDATE waybills w SET status = u.status, courier = u.courier, updated_at = u.updated_at,
+                       signed_at = u.signed_at
+                FROM UNNEST($2::text[], $3::text[], $4::text[], $5::int8[], $6::int8[], $7::text[])
+                     AS u(no, status, courier, updated_at, signed_at, expected)
+                WHERE w.no = u.no AND w.status = u.expected
+                RETURNING w.no),
+         ev AS (INSERT INTO waybill_events (no, at, type, outlet, courier, actor)
+                SELECT * FROM UNNEST($2::text[], $8::int8[], $9::text[], $10::text[], $11::text[], $12::text[])),
+         pw AS (INSERT INTO privacy_waiting (waybill_no, courier, since)
+                SELECT o.no, o.courier, o.since FROM UNNEST($13::text[], $14::text[], $15::int8[]) AS o(no, courier, since)
+                WHERE EXISTS (SELECT 1 FROM privacy_numbers WHERE NOT retired)
+                ON CONFLICT (waybill_no) DO UPDATE SET courier = excluded.courier, since = excluded.since)
+         SELECT ARRAY(SELECT no FROM up), ARRAY(SELECT seq FROM n ORDER BY i)"
+    ))
+    .bind(&bodies)
     .bind(&nos)
     .bind(col(|e| Some(e.next.status.as_str().to_owned())))
     .bind(col(|e| e.next.courier.as_ref().map(|c| c.to_string())))
     .bind(events.iter().map(|e| e.next.updated_at).collect::<Vec<_>>())
     .bind(events.iter().map(|e| e.next.signed_at).collect::<Vec<_>>())
     .bind(col(|e| Some(e.expected.as_str().to_owned())))
-    .fetch_all(&mut **tx)
-    .await
-    .map_err(db)?;
-    if updated.len() != events.len() {
-        let done: std::collections::HashSet<&str> = updated.iter().map(String::as_str).collect();
-        let first = events
-            .iter()
-            .find(|e| !done.contains(e.next.waybill_no.as_str()))
-            .map_or_else(String::new, |e| e.next.waybill_no.to_string());
-        return Err(StoreError::Conflict(format!(
-            "waybill {first} changed status meanwhile"
-        )));
-    }
-    sqlx::query(
-        "INSERT INTO waybill_events (no, at, type, outlet, courier, actor)
-         SELECT * FROM UNNEST($1::text[], $2::int8[], $3::text[], $4::text[], $5::text[], $6::text[])",
-    )
-    .bind(&nos)
     .bind(events.iter().map(|e| e.record.at).collect::<Vec<_>>())
     .bind(col(|e| Some(e.record.event.kind.as_str().to_owned())))
     .bind(col(|e| Some(e.record.event.outlet.to_string())))
     .bind(col(|e| e.record.event.courier.as_ref().map(|c| c.to_string())))
     .bind(col(|e| Some(e.record.actor.clone())))
-    .execute(&mut **tx)
+    .bind(out.iter().map(|e| e.next.waybill_no.to_string()).collect::<Vec<_>>())
+    .bind(out.iter().map(|e| e.next.courier.as_ref().map(|c| c.to_string())).collect::<Vec<_>>())
+    .bind(out.iter().map(|e| e.record.at).collect::<Vec<_>>())
+    .fetch_one(&mut **tx)
     .await
     .map_err(db)?;
-    let out: Vec<&EventWrite> = events
-        .iter()
-        .filter(|e| e.record.event.kind == EventType::OutForDelivery && e.next.courier.is_some())
-        .collect();
-    if !out.is_empty() {
-        sqlx::query(
-            "INSERT INTO privacy_waiting (waybill_no, courier, since)
-             SELECT u.no, u.courier, u.since FROM UNNEST($1::text[], $2::text[], $3::int8[]) AS u(no, courier, since)
-             WHERE EXISTS (SELECT 1 FROM privacy_numbers WHERE NOT retired)
-             ON CONFLICT (waybill_no) DO UPDATE SET courier = excluded.courier, since = excluded.since",
-        )
-        .bind(out.iter().map(|e| e.next.waybill_no.to_string()).collect::<Vec<_>>())
-        .bind(out.iter().map(|e| e.next.courier.as_ref().map(|c| c.to_string())).collect::<Vec<_>>())
-        .bind(out.iter().map(|e| e.record.at).collect::<Vec<_>>())
-        .execute(&mut **tx)
-        .await
-        .map_err(db)?;
+    if updated.len() != events.len() {
+        let done: std::collections::HashSet<&str> = updated.iter().map(String::as_str).collect();
+        return Err(events
+            .iter()
+            .find(|e| !done.contains(e.next.waybill_no.as_str()))
+            .map_or_else(
+                || StoreError::Conflict("a waybill changed status meanwhile".into()),
+                |e| changed_meanwhile(e),
+            ));
     }
-    Ok(())
+    numbered(seqs, bodies.len())
 }
 
 impl Drop for PgStore {
@@ -1037,17 +1100,6 @@ async fn queue_entries(
             Ok(next as u64)
         }
     }
-}
-
-/// The common table expressions that queue the audit entries of `$1` (encoded, in order) in one statement: `n`
-/// holds each entry `e` with its place `i` and its number `seq` — taken once, as a CTE with a volatile function
-/// is evaluated once — and the insert puts them in the queue.
-macro_rules! queued {
-    () => {
-        "n AS (SELECT nextval('audit_seq_alloc') AS seq, e, i
-               FROM UNNEST($1::bytea[]) WITH ORDINALITY AS u(e, i) ORDER BY i),
-         ins AS (INSERT INTO audit_queue (seq, entry) SELECT seq, e FROM n)"
-    };
 }
 
 /// [`queue_entries`], returning every entry's number in the order given. One writer's numbers need not be

@@ -401,11 +401,12 @@ fn a_scan_behind_a_row_lock_left_open_is_refused_within_the_lock_wait() {
     );
 }
 
-/// Scan events of jobs committed together go in one statement per table; when some job's would not apply (two
-/// scanners file the same parcel from the same status, or one files from a status it no longer has), the group
-/// falls back to job by job: each job is told its own outcome and only the jobs that applied leave events and
-/// audit entries. The store runs one commit at a time, and a row lock held outside makes the waiting jobs one
-/// group.
+/// Scan events of jobs committed together: the statuses the group's lock finds decide which jobs go, and those
+/// go in one statement with their entries; when a waybill is scanned twice in the group (two scanners file the
+/// same parcel from the same status) the group applies job by job. Either way each job is told its own outcome
+/// (one filed from a status its parcel no longer has is refused, named) and only the jobs that applied leave
+/// events and audit entries. The store runs one commit at a time, and a row lock held outside makes the waiting
+/// jobs one group.
 #[test]
 fn scan_events_committed_together_keep_each_jobs_outcome() {
     use wbg_core::{WaybillNo, WaybillStatus};
@@ -416,7 +417,7 @@ fn scan_events_committed_together_keep_each_jobs_outcome() {
     };
     let url = scratch.url();
     let s = one_lane(&url, true);
-    let batch: Vec<_> = (0..12).map(|i| waybill(&format!("W{i}"))).collect();
+    let batch: Vec<_> = (0..16).map(|i| waybill(&format!("W{i}"))).collect();
     s.insert_waybills(&batch, entry("ingest")).unwrap();
     let scan = |no: &str, expected: WaybillStatus| pick_up(&s, no, expected);
     let (rt, pool) = connect(&url);
@@ -465,6 +466,18 @@ fn scan_events_committed_together_keep_each_jobs_outcome() {
     );
     assert!(conflict(&mixed[2]), "the second scan of W7: {:?}", mixed[2]);
     assert!(conflict(&mixed[3]), "W8 is not in transit: {:?}", mixed[3]);
+    // No waybill twice: the statuses the group's lock finds decide, and only W1's job (picked up above) is
+    // refused, named.
+    let decided = round(
+        "W12",
+        &[("W13", created), ("W1", created), ("W14", created)],
+    );
+    assert!(decided[0].is_ok() && decided[2].is_ok(), "{decided:?}");
+    assert!(
+        matches!(&decided[1], Err(StoreError::Conflict(why)) if why == "waybill W1 changed status meanwhile"),
+        "{:?}",
+        decided[1]
+    );
     for (no, events) in [
         ("W1", 1),
         ("W6", 1),
@@ -472,6 +485,10 @@ fn scan_events_committed_together_keep_each_jobs_outcome() {
         ("W8", 0),
         ("W9", 1),
         ("W10", 0),
+        ("W12", 1),
+        ("W13", 1),
+        ("W14", 1),
+        ("W15", 0),
     ] {
         let no = WaybillNo::parse(no).unwrap();
         assert_eq!(s.events(&no).unwrap().len(), events, "{no}");
@@ -483,19 +500,20 @@ fn scan_events_committed_together_keep_each_jobs_outcome() {
         };
         assert_eq!(meta.status, status, "{no}");
     }
-    // The ingest, two blockers and the seven jobs that applied; every seq told once, the log unbroken.
+    // The ingest, three blockers and the nine jobs that applied; every seq told once, the log unbroken.
     let seqs: std::collections::BTreeSet<u64> = all_apply
         .iter()
         .chain(&mixed)
+        .chain(&decided)
         .filter_map(|r| r.as_ref().ok().copied())
         .collect();
-    assert_eq!(seqs.len(), 7);
-    assert_eq!(s.audit_size().unwrap(), 10);
+    assert_eq!(seqs.len(), 9);
+    assert_eq!(s.audit_size().unwrap(), 13);
     let signer = wbg_audit::note::NoteSigner::generate("test/audit").unwrap();
     wbg_store::conformance::sign_head(&s, &signer);
     assert_eq!(
         wbg_store::conformance::verify(&s, &signer).unwrap().entries,
-        10
+        13
     );
 }
 
