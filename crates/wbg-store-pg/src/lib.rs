@@ -518,20 +518,23 @@ async fn commit_in(
     }
     let mut tx = sqlx::Connection::begin(c).await.map_err(db)?;
     let locked = lock_scanned(&mut tx, batch).await?;
-    let (went, applied) = match decided(batch, &locked) {
-        Some(went) => (went, false),
-        None => (apply_one_by_one(&mut tx, batch).await?, true),
+    let went = match decided(batch, &locked) {
+        // The jobs that go, applied with their entries in one statement.
+        Some(went) if batch.iter().all(|(job, _)| job.print.is_none()) => {
+            let (entries, _) = gathered(batch, &went);
+            let seqs = apply_events(&mut tx, &going(batch, &went), entries).await?;
+            tx.commit().await.map_err(db)?;
+            return Ok(outcomes(batch, went, &seqs, Vec::new()));
+        }
+        // A label print's count has a statement of its own (below); print jobs do not share the scans' groups.
+        Some(went) => {
+            apply_events(&mut tx, &going(batch, &went), Vec::new()).await?;
+            went
+        }
+        None => apply_one_by_one(&mut tx, batch).await?,
     };
     let (entries, prints) = gathered(batch, &went);
-    let (seqs, copies) = if applied || !prints.is_empty() {
-        if !applied {
-            apply_events(&mut tx, &going(batch, &went), Vec::new()).await?;
-        }
-        queue_counting(&mut tx, entries, &prints).await?
-    } else {
-        let seqs = apply_events(&mut tx, &going(batch, &went), entries).await?;
-        (seqs, Vec::new())
-    };
+    let (seqs, copies) = queue_counting(&mut tx, entries, &prints).await?;
     tx.commit().await.map_err(db)?;
     Ok(outcomes(batch, went, &seqs, copies))
 }
