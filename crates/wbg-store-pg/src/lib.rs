@@ -500,10 +500,12 @@ type Outcome = Result<(u64, Option<u32>), StoreError>;
 ///
 /// A group with scan events locks their waybills first and, from the statuses it finds, decides which jobs go
 /// (each event must find its waybill with the status it expects); the jobs that go are applied and their entries
-/// queued in one statement. Four round trips a group (`BEGIN`, the lock, that statement, `COMMIT`) where applying
-/// them and queueing took seven: at 32 scanners a node's group holds some ten single events, and with two nodes
-/// half as many, so what a group costs whatever its size was what a second node added to each event. Only a
-/// group that scans a waybill twice (the second event expects what the first leaves) applies job by job.
+/// queued together. At 32 scanners a node's group holds some ten single events, and with two nodes half as many,
+/// so what a group costs whatever its size is what a second node adds to each event: a group of single scans
+/// is one statement, its own transaction ([`scan_at_once`], one round trip); a batch takes four (`BEGIN`, the
+/// lock, one statement for the jobs that go, `COMMIT`; seven before 2026-12-06), its lock and update planned
+/// apart. Only a group that scans a waybill twice (the second event expects what the first leaves) applies job
+/// by job.
 async fn commit_in(
     c: &mut sqlx::PgConnection,
     batch: &mut [Append],
@@ -515,6 +517,9 @@ async fn commit_in(
         let (entries, prints) = gathered(batch, &went);
         let (seqs, copies) = queue_counting(c, entries, &prints).await?;
         return Ok(outcomes(batch, went, &seqs, copies));
+    }
+    if single_scans(batch) {
+        return scan_at_once(c, batch).await;
     }
     let mut tx = sqlx::Connection::begin(c).await.map_err(db)?;
     let locked = lock_scanned(&mut tx, batch).await?;
@@ -691,21 +696,14 @@ async fn apply_events(
     events: &[&EventWrite],
     entries: Vec<AuditEntry>,
 ) -> Result<Vec<u64>, StoreError> {
-    let col =
-        |f: fn(&EventWrite) -> Option<String>| events.iter().map(|e| f(e)).collect::<Vec<_>>();
-    let nos = col(|e| Some(e.next.waybill_no.to_string()));
-    let out: Vec<&EventWrite> = events
-        .iter()
-        .copied()
-        .filter(|e| e.record.event.kind == EventType::OutForDelivery && e.next.courier.is_some())
-        .collect();
     let bodies: Vec<Vec<u8>> = entries.into_iter().map(|e| e.encode()).collect();
     // The statement's parts run as one: the status check's outcome is read from what the update returns, and
     // a mismatch fails the whole statement's transaction (or the job's savepoint).
-    let (updated, seqs): (Vec<String>, Vec<i64>) = sqlx::query_as(concat!(
-        "WITH ",
-        queued!(),
-        ",
+    let (updated, seqs): (Vec<String>, Vec<i64>) = with_events(
+        sqlx::query_as(concat!(
+            "WITH ",
+            queued!(),
+            ",
          up AS (UPDATE waybills w SET status = u.status, courier = u.courier, updated_at = u.updated_at,
                        signed_at = u.signed_at
                 FROM UNNEST($2::text[], $3::text[], $4::text[], $5::int8[], $6::int8[], $7::text[])
@@ -719,22 +717,10 @@ async fn apply_events(
                 WHERE EXISTS (SELECT 1 FROM privacy_numbers WHERE NOT retired)
                 ON CONFLICT (waybill_no) DO UPDATE SET courier = excluded.courier, since = excluded.since)
          SELECT ARRAY(SELECT no FROM up), ARRAY(SELECT seq FROM n ORDER BY i)"
-    ))
-    .bind(&bodies)
-    .bind(&nos)
-    .bind(col(|e| Some(e.next.status.as_str().to_owned())))
-    .bind(col(|e| e.next.courier.as_ref().map(|c| c.to_string())))
-    .bind(events.iter().map(|e| e.next.updated_at).collect::<Vec<_>>())
-    .bind(events.iter().map(|e| e.next.signed_at).collect::<Vec<_>>())
-    .bind(col(|e| Some(e.expected.as_str().to_owned())))
-    .bind(events.iter().map(|e| e.record.at).collect::<Vec<_>>())
-    .bind(col(|e| Some(e.record.event.kind.as_str().to_owned())))
-    .bind(col(|e| Some(e.record.event.outlet.to_string())))
-    .bind(col(|e| e.record.event.courier.as_ref().map(|c| c.to_string())))
-    .bind(col(|e| Some(e.record.actor.clone())))
-    .bind(out.iter().map(|e| e.next.waybill_no.to_string()).collect::<Vec<_>>())
-    .bind(out.iter().map(|e| e.next.courier.as_ref().map(|c| c.to_string())).collect::<Vec<_>>())
-    .bind(out.iter().map(|e| e.record.at).collect::<Vec<_>>())
+        ))
+        .bind(&bodies),
+        events,
+    )
     .fetch_one(&mut **tx)
     .await
     .map_err(db)?;
@@ -749,6 +735,133 @@ async fn apply_events(
             ));
     }
     numbered(seqs, bodies.len())
+}
+
+/// Whether `batch` is single scans that can go in one statement of their own ([`scan_at_once`]): each job at
+/// most one scan event and no label print, no waybill twice. The group's size bounds how many ([`GROUP`]); a
+/// sorting centre's batch, one job of many events, takes [`commit_in`]'s other way, whose lock and update are
+/// planned apart.
+fn single_scans(batch: &[Append]) -> bool {
+    let mut scanned = std::collections::HashSet::new();
+    batch.iter().all(|(job, _)| {
+        job.print.is_none()
+            && job.events.len() <= 1
+            && job
+                .events
+                .iter()
+                .all(|e| scanned.insert(e.next.waybill_no.as_str()))
+    })
+}
+
+/// A group of single scans ([`single_scans`]) in one statement that is its own transaction: one round trip
+/// where the group's lock and its statement inside a transaction take four. The statement locks the scanned
+/// waybills in waybill order (as [`lock_scanned`], so two nodes' groups queue rather than deadlock), updates each
+/// whose status as locked is the one its scan expects, and files the events, `privacy_waiting` and the audit
+/// entries of the jobs whose waybill it updated (a job without an event always goes). A job whose waybill had
+/// another status is refused alone, named, and leaves nothing; since all that is filed is taken from what the
+/// update returns, no job can go half.
+///
+/// One statement has one snapshot, taken before it waits for a row another writer holds. The lock then returns
+/// the row as that writer committed it, but the snapshot still holds the row before, so the update matches a
+/// waybill by its number alone — PostgreSQL then updates the latest version, which the statement holds — and
+/// the status check is the lock's: matching `w.status = expected` as [`apply_events`] does (its statement comes
+/// after the lock, with a snapshot of its own) would skip a waybill another node scanned meanwhile
+/// (`a_scan_group_waiting_for_a_row_decides_on_what_its_lock_finds`).
+async fn scan_at_once(
+    c: &mut sqlx::PgConnection,
+    batch: &[Append],
+) -> Result<Vec<Outcome>, StoreError> {
+    let events: Vec<&EventWrite> = batch.iter().flat_map(|(job, _)| &job.events).collect();
+    // Each entry with the waybill its job scans (none for a job without an event).
+    let (bodies, scanning): (Vec<Vec<u8>>, Vec<Option<String>>) = batch
+        .iter()
+        .flat_map(|(job, _)| {
+            let no = job.events.first().map(|e| e.next.waybill_no.to_string());
+            job.audit.iter().map(move |e| (e.encode(), no.clone()))
+        })
+        .unzip();
+    let (updated, seqs): (Vec<String>, Vec<i64>) = with_events(
+        sqlx::query_as(
+            "WITH lk AS MATERIALIZED (SELECT no, status FROM waybills WHERE no = ANY($2)
+                                      ORDER BY no FOR NO KEY UPDATE),
+             up AS (UPDATE waybills w SET status = u.status, courier = u.courier, updated_at = u.updated_at,
+                           signed_at = u.signed_at
+                    FROM UNNEST($2::text[], $3::text[], $4::text[], $5::int8[], $6::int8[], $7::text[])
+                         AS u(no, status, courier, updated_at, signed_at, expected)
+                         JOIN lk ON lk.no = u.no AND lk.status = u.expected
+                    WHERE w.no = u.no
+                    RETURNING w.no),
+             n AS (SELECT nextval('audit_seq_alloc') AS seq, e, i
+                   FROM UNNEST($1::bytea[], $16::text[]) WITH ORDINALITY AS q(e, no, i)
+                   WHERE q.no IS NULL OR q.no IN (SELECT no FROM up) ORDER BY i),
+             ins AS (INSERT INTO audit_queue (seq, entry) SELECT seq, e FROM n),
+             ev AS (INSERT INTO waybill_events (no, at, type, outlet, courier, actor)
+                    SELECT * FROM UNNEST($2::text[], $8::int8[], $9::text[], $10::text[], $11::text[], $12::text[])
+                                  AS v(no, at, type, outlet, courier, actor)
+                    WHERE v.no IN (SELECT no FROM up)),
+             pw AS (INSERT INTO privacy_waiting (waybill_no, courier, since)
+                    SELECT o.no, o.courier, o.since FROM UNNEST($13::text[], $14::text[], $15::int8[]) AS o(no, courier, since)
+                    WHERE o.no IN (SELECT no FROM up) AND EXISTS (SELECT 1 FROM privacy_numbers WHERE NOT retired)
+                    ON CONFLICT (waybill_no) DO UPDATE SET courier = excluded.courier, since = excluded.since)
+             SELECT ARRAY(SELECT no FROM up), ARRAY(SELECT seq FROM n ORDER BY i)",
+        )
+        .bind(&bodies),
+        &events,
+    )
+    .bind(scanning)
+    .fetch_one(c)
+    .await
+    .map_err(db)?;
+    let updated: std::collections::HashSet<&str> = updated.iter().map(String::as_str).collect();
+    let went: Vec<Result<usize, StoreError>> = batch
+        .iter()
+        .map(|(job, _)| match job.events.first() {
+            Some(e) if !updated.contains(e.next.waybill_no.as_str()) => Err(changed_meanwhile(e)),
+            _ => Ok(job.audit.len()),
+        })
+        .collect();
+    let seqs = numbered(seqs, went.iter().flatten().sum())?;
+    Ok(outcomes(batch, went, &seqs, Vec::new()))
+}
+
+/// A statement that applies scan events, with `events`' columns bound as `$2` … `$15` (after the entries, `$1`):
+/// the waybills' new metadata and expected statuses (`$2` … `$7`), the events (`$8` … `$12`) and the parcels
+/// going out for delivery with a courier, for `privacy_waiting` (`$13` … `$15`).
+fn with_events<'q, O>(
+    q: sqlx::query::QueryAs<'q, Postgres, O, sqlx::postgres::PgArguments>,
+    events: &[&EventWrite],
+) -> sqlx::query::QueryAs<'q, Postgres, O, sqlx::postgres::PgArguments> {
+    let col =
+        |f: fn(&EventWrite) -> Option<String>| events.iter().map(|e| f(e)).collect::<Vec<_>>();
+    let out: Vec<&EventWrite> = events
+        .iter()
+        .copied()
+        .filter(|e| e.record.event.kind == EventType::OutForDelivery && e.next.courier.is_some())
+        .collect();
+    q.bind(col(|e| Some(e.next.waybill_no.to_string())))
+        .bind(col(|e| Some(e.next.status.as_str().to_owned())))
+        .bind(col(|e| e.next.courier.as_ref().map(|c| c.to_string())))
+        .bind(events.iter().map(|e| e.next.updated_at).collect::<Vec<_>>())
+        .bind(events.iter().map(|e| e.next.signed_at).collect::<Vec<_>>())
+        .bind(col(|e| Some(e.expected.as_str().to_owned())))
+        .bind(events.iter().map(|e| e.record.at).collect::<Vec<_>>())
+        .bind(col(|e| Some(e.record.event.kind.as_str().to_owned())))
+        .bind(col(|e| Some(e.record.event.outlet.to_string())))
+        .bind(col(|e| {
+            e.record.event.courier.as_ref().map(|c| c.to_string())
+        }))
+        .bind(col(|e| Some(e.record.actor.clone())))
+        .bind(
+            out.iter()
+                .map(|e| e.next.waybill_no.to_string())
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            out.iter()
+                .map(|e| e.next.courier.as_ref().map(|c| c.to_string()))
+                .collect::<Vec<_>>(),
+        )
+        .bind(out.iter().map(|e| e.record.at).collect::<Vec<_>>())
 }
 
 impl Drop for PgStore {

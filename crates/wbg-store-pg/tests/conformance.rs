@@ -331,6 +331,82 @@ fn picking_up(s: &PgStore, no: &str, expected: wbg_core::WaybillStatus) -> wbg_s
     }
 }
 
+/// Has the scans `queue` files go as one group of `s`'s scan commits, and returns their tickets once that group
+/// has begun: a scan of `blocker` (stored, created), whose row is held on `db` meanwhile, takes the scans' one
+/// commit lane while `queue`'s jobs arrive behind it; the row is then let go.
+fn one_group<T>(
+    s: &PgStore,
+    (rt, pool): (&tokio::runtime::Runtime, &sqlx::PgPool),
+    blocker: &str,
+    queue: impl FnOnce() -> Vec<wbg_store::Ticket<T>>,
+) -> Vec<wbg_store::Ticket<T>> {
+    let mut lock = rt.block_on(pool.begin()).unwrap();
+    rt.block_on(
+        sqlx::query("SELECT 1 FROM waybills WHERE no = $1 FOR UPDATE")
+            .bind(blocker)
+            .execute(&mut *lock),
+    )
+    .unwrap();
+    let first = pick_up(s, blocker, wbg_core::WaybillStatus::Created);
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let tickets = queue();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    rt.block_on(lock.commit()).unwrap();
+    assert!(first.wait().is_ok());
+    tickets
+}
+
+/// A group of single scans goes as one statement, whose snapshot is taken before it waits for a row another
+/// writer holds: what that writer commits meanwhile decides, as the group's lock finds it. Another node files
+/// two parcels as picked up and holds their rows while the group starts; the group's scan that expects them
+/// picked up applies (an update that matched the status of the row in its snapshot would skip it), the one that
+/// expects them created is refused, named (a status check that did not lock would let it go), and only the
+/// first leaves an event and an entry.
+#[test]
+fn a_scan_group_waiting_for_a_row_decides_on_what_its_lock_finds() {
+    use wbg_core::{WaybillNo, WaybillStatus};
+    use wbg_store::conformance::{entry, waybill};
+    use wbg_store::StoreError;
+    let Some(scratch) = Scratch::new() else {
+        return;
+    };
+    let url = scratch.url();
+    let s = PgStore::connect(&url, true).unwrap();
+    let stored = ["WSNAP0", "WSNAP1", "WSNAP2"].map(waybill);
+    s.insert_waybills(&stored, entry("ingest")).unwrap();
+    let (rt, pool) = connect(&url);
+    let mut other = rt.block_on(pool.begin()).unwrap();
+    rt.block_on(
+        sqlx::query("UPDATE waybills SET status = $1 WHERE no IN ('WSNAP1', 'WSNAP2')")
+            .bind(WaybillStatus::PickedUp.as_str())
+            .execute(&mut *other),
+    )
+    .unwrap();
+    let tickets = one_group(&s, (&rt, &pool), "WSNAP0", || {
+        vec![
+            pick_up(&s, "WSNAP1", WaybillStatus::PickedUp),
+            pick_up(&s, "WSNAP2", WaybillStatus::Created),
+        ]
+    });
+    // The group has begun and waits for the rows.
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    rt.block_on(other.commit()).unwrap();
+    let told: Vec<_> = tickets.into_iter().map(|t| t.wait()).collect();
+    assert!(told[0].is_ok(), "{told:?}");
+    assert!(
+        matches!(&told[1], Err(StoreError::Conflict(why)) if why == "waybill WSNAP2 changed status meanwhile"),
+        "{told:?}"
+    );
+    for (no, events) in [("WSNAP1", 1), ("WSNAP2", 0)] {
+        let no = WaybillNo::parse(no).unwrap();
+        assert_eq!(s.events(&no).unwrap().len(), events, "{no}");
+        let (meta, _) = s.waybill(&no).unwrap().unwrap();
+        assert_eq!(meta.status, WaybillStatus::PickedUp, "{no}");
+    }
+    // The ingest, the blocker's scan and WSNAP1's.
+    assert_eq!(s.audit_size().unwrap(), 3);
+}
+
 /// `waiting`, a write behind a row of `no` locked outside, while `reads` guarded reads' entries commit: they
 /// commit before it is told anything (they do not wait for its group), and it is then refused as busy within the
 /// lock wait, naming no waybill.
@@ -419,23 +495,14 @@ fn scan_events_committed_together_keep_each_jobs_outcome() {
     let s = one_lane(&url, true);
     let batch: Vec<_> = (0..16).map(|i| waybill(&format!("W{i}"))).collect();
     s.insert_waybills(&batch, entry("ingest")).unwrap();
-    let scan = |no: &str, expected: WaybillStatus| pick_up(&s, no, expected);
     let (rt, pool) = connect(&url);
-    // Each round: a job on a locked waybill holds the one commit lane while the others queue behind it.
     let round = |blocker: &str, jobs: &[(&str, WaybillStatus)]| {
-        let mut lock = rt.block_on(pool.begin()).unwrap();
-        rt.block_on(
-            sqlx::query("SELECT 1 FROM waybills WHERE no = $1 FOR UPDATE")
-                .bind(blocker)
-                .execute(&mut *lock),
-        )
-        .unwrap();
-        let first = scan(blocker, WaybillStatus::Created);
-        std::thread::sleep(std::time::Duration::from_millis(300));
-        let tickets: Vec<_> = jobs.iter().map(|(no, from)| scan(no, *from)).collect();
-        std::thread::sleep(std::time::Duration::from_millis(300));
-        rt.block_on(lock.commit()).unwrap();
-        assert!(first.wait().is_ok());
+        let queue = || {
+            jobs.iter()
+                .map(|(no, from)| pick_up(&s, no, *from))
+                .collect()
+        };
+        let tickets = one_group(&s, (&rt, &pool), blocker, queue);
         tickets.into_iter().map(|t| t.wait()).collect::<Vec<_>>()
     };
     let created = WaybillStatus::Created;
@@ -1051,7 +1118,9 @@ fn two_ingests_that_share_waybills_take_them_in_one_order_so_neither_deadlocks()
 /// Two writers that share waybills take their rows in one order: a group whose scans name them in the other
 /// order waits for the first row without holding the second, so the session holding the first can still take
 /// the second — where the group, taking rows in its own order, held the second and waited for the first, and
-/// PostgreSQL ended the deadlock by failing one side after a second (a node's group, 503 to its scanners).
+/// PostgreSQL ended the deadlock by failing one side after a second (a node's group, 503 to its scanners). Both
+/// ways a group applies: one job of two scans (the lock, then the update) and two single scans in one group
+/// (one statement that locks and updates).
 #[test]
 fn a_scan_group_takes_its_waybills_in_one_order_so_two_writers_do_not_deadlock() {
     use wbg_core::WaybillStatus;
@@ -1059,52 +1128,70 @@ fn a_scan_group_takes_its_waybills_in_one_order_so_two_writers_do_not_deadlock()
     let Some(scratch) = Scratch::new() else {
         return;
     };
-    let url = scratch.url();
-    let s = PgStore::connect(&url, true).unwrap();
-    // Stored (so scanned, in a table this small) and named by the scans in the order opposite to the rows'.
-    for no in ["WORDER2", "WORDER1"] {
-        s.insert_waybills(&[waybill(no)], entry("ingest")).unwrap();
-    }
-    let (rt, pool) = connect(&url);
-    let mut other = rt.block_on(pool.begin()).unwrap();
-    rt.block_on(
-        sqlx::query("SELECT 1 FROM waybills WHERE no = 'WORDER1' FOR UPDATE").execute(&mut *other),
-    )
-    .unwrap();
-    // One job scanning WORDER2, then WORDER1.
-    let events = ["WORDER2", "WORDER1"]
-        .iter()
-        .map(|no| picking_up(&s, no, WaybillStatus::Created))
-        .collect();
-    let group = s.record_events(events, entry("event"));
-    let (told, outcome) = std::sync::mpsc::channel();
-    std::thread::spawn(move || told.send(group.wait()));
-    // The group is queued behind WORDER1 (its lock wait is two seconds).
-    std::thread::sleep(std::time::Duration::from_millis(400));
-    assert!(outcome.try_recv().is_err(), "the group waits for WORDER1");
-    let second = rt.block_on(async {
-        sqlx::query("SET LOCAL lock_timeout = '5s'")
-            .execute(&mut *other)
-            .await
-            .unwrap();
-        sqlx::query("SELECT 1 FROM waybills WHERE no = 'WORDER2' FOR UPDATE")
-            .execute(&mut *other)
-            .await
-    });
-    assert!(
-        second.is_ok(),
-        "the group held WORDER2 while it waited: {second:?}"
-    );
-    rt.block_on(other.commit()).unwrap();
-    let done = outcome
-        .recv_timeout(std::time::Duration::from_secs(30))
+    for singles in [false, true] {
+        let url = scratch.url();
+        let s = PgStore::connect(&url, true).unwrap();
+        // Stored (so scanned, in a table this small) and named by the scans in the order opposite to the rows'.
+        for no in ["WORDER2", "WORDER1", "WORDER0"] {
+            s.insert_waybills(&[waybill(no)], entry("ingest")).unwrap();
+        }
+        let (rt, pool) = connect(&url);
+        let mut other = rt.block_on(pool.begin()).unwrap();
+        rt.block_on(
+            sqlx::query("SELECT 1 FROM waybills WHERE no = 'WORDER1' FOR UPDATE")
+                .execute(&mut *other),
+        )
         .unwrap();
-    assert!(
-        done.is_ok(),
-        "the group applies once the rows are free: {done:?}"
-    );
-    for no in ["WORDER1", "WORDER2"] {
-        let no = wbg_core::WaybillNo::parse(no).unwrap();
-        assert_eq!(s.events(&no).unwrap().len(), 1);
+        let group = if singles {
+            one_group(&s, (&rt, &pool), "WORDER0", || {
+                ["WORDER2", "WORDER1"]
+                    .map(|no| pick_up(&s, no, WaybillStatus::Created))
+                    .into()
+            })
+        } else {
+            let events = ["WORDER2", "WORDER1"]
+                .iter()
+                .map(|no| picking_up(&s, no, WaybillStatus::Created))
+                .collect();
+            vec![s.record_events(events, entry("event"))]
+        };
+        let (told, outcome) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            told.send(
+                group
+                    .into_iter()
+                    .map(|t| t.wait())
+                    .collect::<Result<Vec<_>, _>>(),
+            )
+        });
+        // The group is queued behind WORDER1 (its lock wait is two seconds).
+        std::thread::sleep(std::time::Duration::from_millis(400));
+        assert!(outcome.try_recv().is_err(), "the group waits for WORDER1");
+        let second = rt.block_on(async {
+            sqlx::query("SET LOCAL lock_timeout = '5s'")
+                .execute(&mut *other)
+                .await
+                .unwrap();
+            sqlx::query("SELECT 1 FROM waybills WHERE no = 'WORDER2' FOR UPDATE")
+                .execute(&mut *other)
+                .await
+        });
+        assert!(
+            second.is_ok(),
+            "the group held WORDER2 while it waited ({}): {second:?}",
+            if singles { "single scans" } else { "one job" }
+        );
+        rt.block_on(other.commit()).unwrap();
+        let done = outcome
+            .recv_timeout(std::time::Duration::from_secs(30))
+            .unwrap();
+        assert!(
+            done.is_ok(),
+            "the group applies once the rows are free: {done:?}"
+        );
+        for no in ["WORDER1", "WORDER2"] {
+            let no = wbg_core::WaybillNo::parse(no).unwrap();
+            assert_eq!(s.events(&no).unwrap().len(), 1);
+        }
     }
 }
