@@ -460,11 +460,29 @@ fn each_failure(e: StoreError) -> impl Fn() -> StoreError {
 /// The common table expressions that queue the audit entries of `$1` (encoded, in order) in one statement: `n`
 /// holds each entry `e` with its place `i` and its number `seq` — taken once, as a CTE with a volatile function
 /// is evaluated once — and the insert puts them in the queue.
+///
+/// `queued!(only $nos where $cond)` queues only the entries whose waybill (`u.no`, from the `text[]` parameter
+/// `$nos`, one per entry) meets `$cond`: numbers are taken for those alone ([`scan_at_once`]).
 macro_rules! queued {
     () => {
-        "n AS (SELECT nextval('audit_seq_alloc') AS seq, e, i
+        concat!(
+            "n AS (SELECT nextval('audit_seq_alloc') AS seq, e, i
                FROM UNNEST($1::bytea[]) WITH ORDINALITY AS u(e, i) ORDER BY i),
-         ins AS (INSERT INTO audit_queue (seq, entry) SELECT seq, e FROM n)"
+         ",
+            queued!(@insert)
+        )
+    };
+    (only $nos:literal where $cond:literal) => {
+        concat!(
+            "n AS (SELECT nextval('audit_seq_alloc') AS seq, e, i
+               FROM UNNEST($1::bytea[], ", $nos, "::text[]) WITH ORDINALITY AS u(e, no, i)
+               WHERE ", $cond, " ORDER BY i),
+         ",
+            queued!(@insert)
+        )
+    };
+    (@insert) => {
+        "ins AS (INSERT INTO audit_queue (seq, entry) SELECT seq, e FROM n)"
     };
 }
 
@@ -563,12 +581,7 @@ fn decided(
     batch: &[Append],
     locked: &std::collections::HashMap<String, String>,
 ) -> Option<Vec<Result<usize, StoreError>>> {
-    let mut scanned = std::collections::HashSet::new();
-    let once = batch
-        .iter()
-        .flat_map(|(job, _)| &job.events)
-        .all(|e| scanned.insert(e.next.waybill_no.as_str()));
-    once.then(|| {
+    each_waybill_once(batch).then(|| {
         batch
             .iter()
             .map(|(job, _)| {
@@ -743,15 +756,19 @@ async fn apply_events(
 /// sorting centre's batch, one job of many events, takes [`commit_in`]'s other way, whose lock and update are
 /// planned apart.
 fn single_scans(batch: &[Append]) -> bool {
+    batch
+        .iter()
+        .all(|(job, _)| job.print.is_none() && job.events.len() <= 1)
+        && each_waybill_once(batch)
+}
+
+/// Whether no waybill is scanned twice in `batch`, by two jobs or in one.
+fn each_waybill_once(batch: &[Append]) -> bool {
     let mut scanned = std::collections::HashSet::new();
-    batch.iter().all(|(job, _)| {
-        job.print.is_none()
-            && job.events.len() <= 1
-            && job
-                .events
-                .iter()
-                .all(|e| scanned.insert(e.next.waybill_no.as_str()))
-    })
+    batch
+        .iter()
+        .flat_map(|(job, _)| &job.events)
+        .all(|e| scanned.insert(e.next.waybill_no.as_str()))
 }
 
 /// A group of single scans ([`single_scans`]) in one statement that is its own transaction: one round trip
@@ -782,7 +799,7 @@ async fn scan_at_once(
         })
         .unzip();
     let (updated, seqs): (Vec<String>, Vec<i64>) = with_events(
-        sqlx::query_as(
+        sqlx::query_as(concat!(
             "WITH lk AS MATERIALIZED (SELECT no, status FROM waybills WHERE no = ANY($2)
                                       ORDER BY no FOR NO KEY UPDATE),
              up AS (UPDATE waybills w SET status = u.status, courier = u.courier, updated_at = u.updated_at,
@@ -792,10 +809,10 @@ async fn scan_at_once(
                          JOIN lk ON lk.no = u.no AND lk.status = u.expected
                     WHERE w.no = u.no
                     RETURNING w.no),
-             n AS (SELECT nextval('audit_seq_alloc') AS seq, e, i
-                   FROM UNNEST($1::bytea[], $16::text[]) WITH ORDINALITY AS q(e, no, i)
-                   WHERE q.no IS NULL OR q.no IN (SELECT no FROM up) ORDER BY i),
-             ins AS (INSERT INTO audit_queue (seq, entry) SELECT seq, e FROM n),
+             ",
+            // A job's entries go when its waybill was updated, or when it scans none.
+            queued!(only "$16" where "u.no IS NULL OR u.no IN (SELECT no FROM up)"),
+            ",
              ev AS (INSERT INTO waybill_events (no, at, type, outlet, courier, actor)
                     SELECT * FROM UNNEST($2::text[], $8::int8[], $9::text[], $10::text[], $11::text[], $12::text[])
                                   AS v(no, at, type, outlet, courier, actor)
@@ -804,8 +821,8 @@ async fn scan_at_once(
                     SELECT o.no, o.courier, o.since FROM UNNEST($13::text[], $14::text[], $15::int8[]) AS o(no, courier, since)
                     WHERE o.no IN (SELECT no FROM up) AND EXISTS (SELECT 1 FROM privacy_numbers WHERE NOT retired)
                     ON CONFLICT (waybill_no) DO UPDATE SET courier = excluded.courier, since = excluded.since)
-             SELECT ARRAY(SELECT no FROM up), ARRAY(SELECT seq FROM n ORDER BY i)",
-        )
+             SELECT ARRAY(SELECT no FROM up), ARRAY(SELECT seq FROM n ORDER BY i)"
+        ))
         .bind(&bodies),
         &events,
     )
