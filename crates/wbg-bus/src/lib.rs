@@ -201,7 +201,48 @@ pub struct NatsSink {
     ready: usize,
     dropped: AtomicU64,
     published: Arc<AtomicU64>,
-    _rt: tokio::runtime::Runtime,
+    /// The publisher's runtime and task, until the sink is dropped (see its `Drop`).
+    publisher: Option<(tokio::runtime::Runtime, tokio::task::JoinHandle<()>)>,
+}
+
+/// How long a dropped sink waits for its publisher to send what is queued and have it acknowledged.
+pub const FLUSH_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
+impl Drop for NatsSink {
+    /// Sends what waits in the queue and awaits its acknowledgements (up to [`FLUSH_WAIT`]) before the publisher's
+    /// runtime goes: a graceful stop loses none of the last linger's events. That wait runs on a thread of its
+    /// own, because a sink is dropped wherever its last holder goes — for a server, inside its own runtime after
+    /// a graceful stop, where waiting on (or dropping) another runtime the ordinary way panics (it did, on every
+    /// SIGTERM of a node with a bus).
+    fn drop(&mut self) {
+        // The queue closes: the publisher takes what waits, sends it, awaits the acks and ends.
+        drop(std::mem::replace(
+            &mut self.tx,
+            tokio::sync::mpsc::channel(1).0,
+        ));
+        self.filling.notify_one();
+        let Some(publisher) = self.publisher.take() else {
+            return;
+        };
+        let slot = Arc::new(std::sync::Mutex::new(Some(publisher)));
+        let theirs = slot.clone();
+        let flushing = std::thread::Builder::new()
+            .name("wbguard-bus-stop".into())
+            .spawn(move || {
+                if let Some((rt, task)) = theirs.lock().ok().and_then(|mut s| s.take()) {
+                    // (The timer is made inside the runtime: it needs the runtime's clock.)
+                    let _ = rt.block_on(async { tokio::time::timeout(FLUSH_WAIT, task).await });
+                    rt.shutdown_background();
+                }
+            });
+        if let Ok(t) = flushing {
+            let _ = t.join();
+        }
+        // No thread could be started: the runtime goes without waiting.
+        if let Some((rt, _)) = slot.lock().ok().and_then(|mut s| s.take()) {
+            rt.shutdown_background();
+        }
+    }
 }
 
 impl std::fmt::Debug for NatsSink {
@@ -228,7 +269,7 @@ impl NatsSink {
         let worth = FILL.saturating_mul(cfg.partitions.max(1) as usize);
         let ready = size - worth.min(size / 2).max(1);
         let (count, cfg, told) = (published.clone(), cfg.clone(), filling.clone());
-        rt.spawn(async move {
+        let task = rt.spawn(async move {
             // Up to 256 messages in flight, acknowledged in order; each ack counts its message's events.
             let mut pending = std::collections::VecDeque::new();
             let mut taken = Vec::new();
@@ -283,7 +324,7 @@ impl NatsSink {
             ready,
             dropped: AtomicU64::new(0),
             published,
-            _rt: rt,
+            publisher: Some((rt, task)),
         })
     }
 

@@ -353,3 +353,46 @@ fn a_worker_waits_out_a_bus_it_cannot_reach_until_it_is_stopped() {
         started.elapsed()
     );
 }
+
+#[test]
+fn a_sink_dropped_inside_a_runtime_sends_what_waits_and_does_not_panic() {
+    if !nats_is_set() {
+        return;
+    }
+    let cfg = NatsConfig {
+        prefix: format!("wbgdrop{:08x}", rand::random::<u32>()),
+        partitions: 1,
+        snapshots: false,
+        ..NatsConfig::default()
+    };
+    let sink = NatsSink::start(&cfg).unwrap();
+    let t0 = 1_800_000_000_000i64;
+    // Fewer than a message's worth: they wait out the linger in the queue when the sink goes.
+    let sent: Vec<AccessEvent> = (0..40).map(|i| event("S0103", i, t0 + i as i64)).collect();
+    for ev in &sent {
+        sink.publish(ev.clone());
+    }
+    // A server's last holder of the guard drops it inside the server's runtime after a graceful stop.
+    tokio::runtime::Runtime::new()
+        .unwrap()
+        .block_on(async move { drop(sink) });
+
+    // Every queued event reached the stream: a worker takes all of them (stopped after 30 s if not).
+    let stop = std::sync::Arc::new(AtomicBool::new(false));
+    let watchdog = stop.clone();
+    std::thread::spawn(move || {
+        std::thread::sleep(std::time::Duration::from_secs(30));
+        watchdog.store(true, std::sync::atomic::Ordering::SeqCst);
+    });
+    let mut seen = Vec::new();
+    let r = Worker::new(&cfg, 0, Engine::new(RiskConfig::default()))
+        .unwrap()
+        .run(&stop, Some(sent.len() as u64), &mut |ev, _| {
+            seen.push(ev.waybill_no.clone())
+        })
+        .unwrap();
+    assert_eq!(r.processed, sent.len() as u64, "{r:?}");
+    let expected: Vec<String> = sent.iter().map(|e| e.waybill_no.clone()).collect();
+    assert_eq!(seen, expected);
+    wbg_bus::delete_stream(&cfg).unwrap();
+}

@@ -1,6 +1,7 @@
 //! A PostgreSQL-backed node stops cleanly on SIGTERM after serving: its final checkpoint is signed and it exits
 //! 0. It used to panic twice over: signing that checkpoint nested the store's runtime inside the server's, and
-//! dropping the store dropped its runtime inside the server's.
+//! dropping the store dropped its runtime inside the server's. With a NATS bus it panicked a third way (until
+//! 2026-12-06): dropping the bus's publisher dropped its runtime inside the server's.
 use crate::common;
 
 use common::*;
@@ -21,8 +22,30 @@ fn a_postgres_node_stops_cleanly_on_sigterm() {
         ),
     )
     .unwrap();
+    serve_then_stop(&dirs);
+}
+
+#[test]
+fn a_postgres_node_with_a_bus_stops_cleanly_on_sigterm() {
+    let dirs = Dirs::new("");
+    let Some((_schema, bus)) = pg_and_nats(&dirs, "stopbus", 1, 3_600) else {
+        return;
+    };
+    let out = dirs.cli(&["migrate"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serve_then_stop(&dirs);
+    wbg_bus::delete_stream(&bus).unwrap();
+}
+
+/// Starts a node on `dirs`, has it ingest, scan (a batch and single events) and serve a guarded read, stops it
+/// with SIGTERM, and checks that it exited 0 with its final checkpoint signed and no panic.
+fn serve_then_stop(dirs: &Dirs) {
     let admin = dirs.create_account("root", "admin", None);
-    let mut s = Server::start(&dirs, "info");
+    let mut s = Server::start(dirs, "info");
     let integ = s.account(&admin, "I1", "integration", None, None);
     let courier = s.account(&admin, "C2a", "courier", Some("O2"), None);
     let r = s.post(
