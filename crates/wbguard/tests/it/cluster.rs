@@ -59,12 +59,7 @@ fn two_nodes_and_two_workers_contain_t1_through_a_worker_crash() {
         format!("{config}[webhook]\nurl = \"{worker_webhook}\"\n"),
     )
     .unwrap();
-    let out = dirs.cli(&["migrate"]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    dirs.migrate();
     let admin = dirs.create_account("root", "admin", None);
     let nodes = [
         Server::start_node(&dirs, 0, "info"),

@@ -44,6 +44,18 @@ impl Dirs {
         }
     }
 
+    /// Runs `wbguard migrate` (the configured PostgreSQL schema brought up to date), checks it succeeded, and
+    /// returns what it said.
+    pub fn migrate(&self) -> std::process::Output {
+        let out = self.cli(&["migrate"]);
+        assert!(
+            out.status.success(),
+            "migrate: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out
+    }
+
     /// Runs `wbguard ARGS` on these directories; the first command that opens a store (not `init` itself, nor
     /// `simulate`, which builds its own) is preceded by `wbguard init`, as an operator's first step is.
     pub fn cli(&self, args: &[&str]) -> std::process::Output {

@@ -206,12 +206,7 @@ fn an_approved_policy_is_in_force_on_every_postgres_node_within_two_seconds() {
         schema.url()
     ));
     std::fs::write(&dirs.config, config).unwrap();
-    let out = dirs.cli(&["migrate"]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    dirs.migrate();
     let admin = dirs.create_account("root", "admin", None);
     let nodes = [
         Server::start_node(&dirs, 0, "info"),

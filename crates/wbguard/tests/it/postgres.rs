@@ -29,12 +29,7 @@ fn the_guard_runs_on_postgres() {
         "a database behind the schema is refused before migrating"
     );
     assert!(String::from_utf8_lossy(&out.stderr).contains("wbguard migrate"));
-    let out = dirs.cli(&["migrate"]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = dirs.migrate();
     assert!(String::from_utf8_lossy(&out.stdout).contains("schema version 9"));
 
     let admin = dirs.create_account("root", "admin", None);

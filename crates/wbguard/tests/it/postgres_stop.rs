@@ -31,12 +31,7 @@ fn a_postgres_node_with_a_bus_stops_cleanly_on_sigterm() {
     let Some((_schema, bus)) = pg_and_nats(&dirs, "stopbus", 1, 3_600) else {
         return;
     };
-    let out = dirs.cli(&["migrate"]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    dirs.migrate();
     serve_then_stop(&dirs);
     wbg_bus::delete_stream(&bus).unwrap();
 }

@@ -96,12 +96,7 @@ fn a_worker_serves_its_metrics_and_stops_cleanly_on_sigterm() {
     let Some((_schema, bus)) = pg_and_nats(&dirs, "worker", 1, 3_600) else {
         return;
     };
-    let out = dirs.cli(&["migrate"]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    dirs.migrate();
 
     let args = ["--metrics-listen", "127.0.0.1:0"];
     let mut worker = RiskWorker::start(&dirs, &dirs.config, 0, "worker-0", &args);
