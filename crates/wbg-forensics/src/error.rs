@@ -57,13 +57,19 @@ pub enum ForensicsError {
     /// The store failed.
     #[error(transparent)]
     Store(#[from] wbg_store::StoreError),
-    /// The access index failed.
+    /// The access index is not as it must be (no underlying error).
     #[error("access index: {0}")]
     Index(String),
-}
-
-impl From<rusqlite::Error> for ForensicsError {
-    fn from(e: rusqlite::Error) -> Self {
-        ForensicsError::Index(e.to_string())
-    }
+    /// The access index's database failed; its error is kept as the source.
+    #[error("access index: {0}")]
+    Db(#[from] rusqlite::Error),
+    /// An audit entry the index reads does not parse; the decoder's error is kept as the source.
+    #[error("access index: audit entry {seq} does not parse: {source}")]
+    Entry {
+        /// The entry's sequence number.
+        seq: u64,
+        /// Why it does not parse.
+        #[source]
+        source: serde_json::Error,
+    },
 }

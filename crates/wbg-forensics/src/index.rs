@@ -294,9 +294,11 @@ impl AccessIndex {
             };
             let mut accesses = Vec::with_capacity(entries.len());
             for stored in &entries {
-                let entry = AuditEntry::decode(&stored.bytes).map_err(|_| {
-                    ForensicsError::Index(format!("audit entry {} does not parse", stored.seq))
-                })?;
+                let entry =
+                    AuditEntry::decode(&stored.bytes).map_err(|source| ForensicsError::Entry {
+                        seq: stored.seq,
+                        source,
+                    })?;
                 accesses.extend(Access::from_entry(&entry));
             }
             self.add(&accesses, Some(last + 1))?;

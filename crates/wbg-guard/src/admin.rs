@@ -213,7 +213,7 @@ impl Guard {
         let sealed = self
             .vault
             .seal_token(context, text.as_bytes())
-            .map_err(|e| GuardError::Internal(e.to_string()))?;
+            .map_err(GuardError::Vault)?;
         Ok(format!(
             "{SEALED_REASON}{}",
             base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(sealed)

@@ -119,7 +119,7 @@ impl Guard {
             let bytes = self
                 .store
                 .audit_entry(seq)?
-                .ok_or_else(|| GuardError::Internal(format!("audit entry {seq} is missing")))?;
+                .ok_or_else(|| GuardError::internal(format!("audit entry {seq} is missing")))?;
             entries.push(wbg_audit::PackEntry {
                 seq,
                 entry: B64.encode(&bytes),
@@ -191,7 +191,7 @@ impl Guard {
             .iter()
             .map(|(seq, bytes)| {
                 AuditEntry::decode(bytes).map_err(|err| {
-                    GuardError::Internal(format!("audit entry {seq} does not parse: {err}"))
+                    GuardError::internal_from(format!("audit entry {seq} does not parse"), err)
                 })
             })
             .collect::<Result<_, _>>()?;
@@ -223,7 +223,7 @@ impl Guard {
         let note = self
             .signer
             .sign(&cp.to_text())
-            .map_err(|e| GuardError::Internal(e.to_string()))?;
+            .map_err(|e| GuardError::internal_from("checkpoint signing", e))?;
         self.store.put_checkpoint(size, &note)?;
         Ok((size, note))
     }
@@ -340,7 +340,7 @@ impl Guard {
             for (seq, bytes) in &page.entries {
                 read += 1;
                 f(wbg_audit::AuditEntry::decode(bytes).map_err(|err| {
-                    GuardError::Internal(format!("audit entry {seq} does not parse: {err}"))
+                    GuardError::internal_from(format!("audit entry {seq} does not parse"), err)
                 })?)?;
             }
             match page.next {

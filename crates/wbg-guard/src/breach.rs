@@ -529,9 +529,9 @@ impl Guard {
             let bytes = self
                 .store
                 .audit_entry(mid)?
-                .ok_or_else(|| GuardError::Internal(format!("audit entry {mid} missing")))?;
+                .ok_or_else(|| GuardError::internal(format!("audit entry {mid} missing")))?;
             let e = AuditEntry::decode(&bytes)
-                .map_err(|e| GuardError::Internal(format!("audit entry {mid}: {e}")))?;
+                .map_err(|e| GuardError::internal_from(format!("audit entry {mid}"), e))?;
             if e.time < at {
                 lo = mid + 1;
             } else {
@@ -611,7 +611,7 @@ impl Guard {
             for stored in batch {
                 seq = stored.seq + 1;
                 let e = AuditEntry::decode(&stored.bytes).map_err(|err| {
-                    GuardError::Internal(format!("audit entry {}: {err}", stored.seq))
+                    GuardError::internal_from(format!("audit entry {}", stored.seq), err)
                 })?;
                 scanned += 1;
                 if e.time >= req.to.saturating_add(CLOCK_SLACK_MS) {
@@ -913,7 +913,7 @@ impl Guard {
             report.customers
         ));
         let body = serde_json::to_string(&report)
-            .map_err(|e| GuardError::Internal(format!("incident unwritable: {e}")))?;
+            .map_err(|e| GuardError::internal_from("incident unwritable", e))?;
         report.audit_seq = Some(self.store.put_case(KIND, &incident, &body, None, entry)?);
         metrics::counter!("wbguard_incidents_total").increment(1);
         Ok(report)
@@ -1019,7 +1019,7 @@ impl Guard {
         });
         next.audit_seq = None;
         let body = serde_json::to_string(&next)
-            .map_err(|e| GuardError::Internal(format!("incident unwritable: {e}")))?;
+            .map_err(|e| GuardError::internal_from("incident unwritable", e))?;
         self.store.put_case(KIND, id, &body, Some(&before), entry)?;
         metrics::counter!("wbguard_incident_changes_total", "state" => to).increment(1);
         self.incident(actor, id, meta)
@@ -1035,7 +1035,7 @@ impl Guard {
         let mut out = Vec::new();
         for (id, body) in self.store.cases(KIND, 1_000)? {
             let r: ImpactReport = serde_json::from_str(&body)
-                .map_err(|e| GuardError::Internal(format!("{KIND} {id} unreadable: {e}")))?;
+                .map_err(|e| GuardError::internal_from(format!("{KIND} {id} unreadable"), e))?;
             out.push(IncidentSummary {
                 incident: r.incident,
                 state: r.state,
@@ -1283,7 +1283,7 @@ impl Guard {
 impl ImpactReport {
     /// The affected waybills as CSV: one row each, no personal data.
     pub fn to_csv(&self) -> Result<Vec<u8>, GuardError> {
-        let err = |e: csv::Error| GuardError::Internal(format!("report CSV: {e}"));
+        let err = |e: csv::Error| GuardError::internal_from("report CSV", e);
         let mut w = csv::Writer::from_writer(Vec::new());
         w.write_record([
             "waybill_no",
@@ -1308,7 +1308,7 @@ impl ImpactReport {
             .map_err(err)?;
         }
         w.into_inner()
-            .map_err(|e| GuardError::Internal(format!("report CSV: {e}")))
+            .map_err(|e| GuardError::internal_from("report CSV", e))
     }
 
     /// The report as a readable Markdown document.

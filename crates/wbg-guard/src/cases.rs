@@ -278,8 +278,8 @@ impl Guard {
             case.accounts.len(),
             case.incidents.len()
         ));
-        let body =
-            serde_json::to_string(&case).map_err(|err| GuardError::Internal(err.to_string()))?;
+        let body = serde_json::to_string(&case)
+            .map_err(|err| GuardError::internal_from("case unwritable", err))?;
         self.store.put_case(KIND, &case.id, &body, None, e)?;
         Ok(self.opened(case))
     }
@@ -313,8 +313,8 @@ impl Guard {
         case.revision += 1;
         case.updated_at = now;
         e.detail = Some(format!("case={id} {summary}"));
-        let body =
-            serde_json::to_string(&case).map_err(|err| GuardError::Internal(err.to_string()))?;
+        let body = serde_json::to_string(&case)
+            .map_err(|err| GuardError::internal_from("case unwritable", err))?;
         self.store.put_case(KIND, id, &body, Some(&before), e)?;
         Ok(self.opened(case))
     }
@@ -469,7 +469,7 @@ impl Guard {
             .map(|(id, body)| {
                 serde_json::from_str::<Case>(&body)
                     .map(|c| self.opened(c))
-                    .map_err(|e| GuardError::Internal(format!("case {id} unreadable: {e}")))
+                    .map_err(|e| GuardError::internal_from(format!("case {id} unreadable"), e))
             })
             .collect()
     }

@@ -496,7 +496,7 @@ impl Guard {
         let mut held = oidc
             .kids
             .lock()
-            .map_err(|_| GuardError::Internal("the OIDC key ids lock is poisoned".into()))?;
+            .map_err(|_| GuardError::internal("the OIDC key ids lock is poisoned"))?;
         let changed = *held != kids;
         if changed {
             let mut e = self.entry("oidc", &RequestMeta::default(), "oidc_keys");
@@ -737,7 +737,7 @@ impl Guard {
         }
         .ok_or_else(|| GuardError::NotFound(format!("enrolment {id}")))?;
         let case = serde_json::from_str(&body)
-            .map_err(|e| GuardError::Internal(format!("enrolment case: {e}")))?;
+            .map_err(|e| GuardError::internal_from("enrolment case", e))?;
         Ok((case, body))
     }
 
@@ -1001,5 +1001,5 @@ fn issuer(actor: Actor<'_>, who: &Account) -> String {
 }
 
 fn case_body(case: &EnrolmentCase) -> Result<String, GuardError> {
-    serde_json::to_string(case).map_err(|e| GuardError::Internal(format!("enrolment case: {e}")))
+    serde_json::to_string(case).map_err(|e| GuardError::internal_from("enrolment case", e))
 }

@@ -4,6 +4,9 @@ use wbg_policy::PolicyError;
 use wbg_store::StoreError;
 use wbg_vault::VaultError;
 
+/// An underlying error of any kind, as [`GuardError::Internal`] keeps it.
+pub type Source = Box<dyn std::error::Error + Send + Sync>;
+
 /// Why a guarded operation failed.
 #[derive(Debug, Error)]
 pub enum GuardError {
@@ -43,15 +46,46 @@ pub enum GuardError {
     /// Configuration or start-up problem.
     #[error("{0}")]
     Config(String),
-    /// Something failed inside (store, vault, policy evaluation).
+    /// The store failed; its error is kept as the source.
     #[error("internal error: {0}")]
-    Internal(String),
+    Store(#[source] StoreError),
+    /// The vault failed (a key store, a sealed record that does not open); its error is kept as the source.
+    #[error("internal error: {0}")]
+    Vault(#[source] VaultError),
+    /// The policy engine failed to evaluate; its error is kept as the source.
+    #[error("internal error: {0}")]
+    Policy(#[source] PolicyError),
+    /// Something else failed inside: what, and the error that made it fail (kept as the source), if any.
+    #[error("internal error: {what}{}", suffix(.source.as_deref()))]
+    Internal {
+        /// What failed, naming components and ids, never values.
+        what: String,
+        /// The error that made it fail.
+        #[source]
+        source: Option<Source>,
+    },
     /// Rows of a batch were refused, each with its own fault; nothing of the batch was applied.
     #[error("{} row(s) of the batch were refused; nothing was applied", .0.len())]
     Rows(Vec<crate::RowFault>),
 }
 
 impl GuardError {
+    /// An internal failure with no underlying error (a poisoned lock, a state that should not be).
+    pub fn internal(what: impl Into<String>) -> GuardError {
+        GuardError::Internal {
+            what: what.into(),
+            source: None,
+        }
+    }
+
+    /// An internal failure: what was being done, and the error that made it fail, kept as the source.
+    pub fn internal_from(what: impl Into<String>, source: impl Into<Source>) -> GuardError {
+        GuardError::Internal {
+            what: what.into(),
+            source: Some(source.into()),
+        }
+    }
+
     /// The stable error code of the API.
     pub fn code(&self) -> &'static str {
         match self {
@@ -67,7 +101,10 @@ impl GuardError {
             GuardError::TooLarge(_) => "too_large",
             GuardError::Unavailable(_) => "unavailable",
             GuardError::Config(_) => "config",
-            GuardError::Internal(_) => "internal",
+            GuardError::Store(_)
+            | GuardError::Vault(_)
+            | GuardError::Policy(_)
+            | GuardError::Internal { .. } => "internal",
             GuardError::Rows(_) => "rows_refused",
         }
     }
@@ -86,7 +123,11 @@ impl GuardError {
             // Unavailable For Legal Reasons (RFC 7725).
             GuardError::Held(_) => 451,
             GuardError::Unavailable(_) => 503,
-            GuardError::Config(_) | GuardError::Internal(_) => 500,
+            GuardError::Config(_)
+            | GuardError::Store(_)
+            | GuardError::Vault(_)
+            | GuardError::Policy(_)
+            | GuardError::Internal { .. } => 500,
             // The gravest row decides: a refusal by the policy, then malformed rows, then state conflicts.
             GuardError::Rows(rows) => ["forbidden", "invalid_request", "conflict", "not_found"]
                 .iter()
@@ -103,7 +144,7 @@ impl From<StoreError> for GuardError {
             StoreError::Conflict(m) => GuardError::Conflict(m),
             StoreError::NotFound(m) => GuardError::NotFound(m),
             StoreError::Unavailable(m) | StoreError::Busy(m) => GuardError::Unavailable(m),
-            other => GuardError::Internal(other.to_string()),
+            other => GuardError::Store(other),
         }
     }
 }
@@ -114,15 +155,20 @@ impl From<VaultError> for GuardError {
             VaultError::Shredded(_) => GuardError::Expired(format!(
                 "{e}: the personal data it held was destroyed under the retention policy"
             )),
-            other => GuardError::Internal(other.to_string()),
+            other => GuardError::Vault(other),
         }
     }
 }
 
 impl From<PolicyError> for GuardError {
     fn from(e: PolicyError) -> Self {
-        GuardError::Internal(e.to_string())
+        GuardError::Policy(e)
     }
+}
+
+/// `": {source}"`, or nothing: an internal error's message names what made it fail, as the error that did.
+fn suffix(source: Option<&(dyn std::error::Error + Send + Sync)>) -> String {
+    source.map(|s| format!(": {s}")).unwrap_or_default()
 }
 
 impl From<wbg_core::CoreError> for GuardError {
@@ -146,5 +192,47 @@ mod tests {
         assert_eq!((busy.http_status(), busy.code()), (503, "unavailable"));
         let failed = GuardError::from(StoreError::Corrupt("bad row".into()));
         assert_eq!((failed.http_status(), failed.code()), (500, "internal"));
+    }
+
+    /// Every error in the chain from `e` down, as text, `e` first.
+    fn chain(e: &dyn std::error::Error) -> Vec<String> {
+        std::iter::successors(Some(e), |e| e.source())
+            .map(|e| e.to_string())
+            .collect()
+    }
+
+    #[test]
+    fn an_internal_failure_keeps_the_error_that_made_it_fail_as_its_source() {
+        // A store's driver error, down through the store's and the guard's.
+        let io = std::io::Error::other("disk on fire");
+        let e = GuardError::from(StoreError::Db(wbg_store::DbError::context("commit", io)));
+        assert_eq!((e.http_status(), e.code()), (500, "internal"));
+        assert_eq!(
+            chain(&e),
+            [
+                "internal error: database: commit: disk on fire",
+                "database: commit: disk on fire",
+                "commit: disk on fire",
+                "disk on fire"
+            ]
+        );
+        // A key store's error, through the vault's.
+        let keys = VaultError::Store(Box::new(StoreError::Unavailable("no connection".into())));
+        let e = GuardError::from(keys);
+        assert_eq!((e.http_status(), e.code()), (500, "internal"));
+        let found = std::iter::successors(Some(&e as &dyn std::error::Error), |e| e.source())
+            .find_map(|e| e.downcast_ref::<StoreError>());
+        assert!(matches!(found, Some(StoreError::Unavailable(_))), "{e:?}");
+        // Any other error, with what was being done.
+        let json = serde_json::from_str::<u32>("{").expect_err("not a number");
+        let said = json.to_string();
+        let e = GuardError::internal_from("case 7 unreadable", json);
+        assert_eq!(
+            chain(&e),
+            [format!("internal error: case 7 unreadable: {said}"), said]
+        );
+        // And nothing to keep when nothing underlies it.
+        let e = GuardError::internal("a lock was poisoned");
+        assert_eq!(chain(&e), ["internal error: a lock was poisoned"]);
     }
 }

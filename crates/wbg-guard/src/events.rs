@@ -199,8 +199,9 @@ impl Guard {
             let wb = metas.next().flatten();
             match self.plan_event(&account, by_token, &no, wb, row.event(), now, &mut couriers) {
                 Ok(p) => writes.push(p.write),
-                // A store or policy failure is not the row's fault: the request fails as a whole (5xx).
-                Err(err @ GuardError::Internal(_)) => return Err(err),
+                // A failure of the node (its store, vault or policy, or a store that cannot answer yet) is not the
+                // row's fault: the request fails as a whole, with its 5xx.
+                Err(err) if err.http_status() >= 500 => return Err(err),
                 Err(err) => faults.push(fault(i, &err)),
             }
         }

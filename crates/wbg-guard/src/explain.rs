@@ -157,7 +157,7 @@ impl Guard {
         for seq in &alert.audit_seqs {
             if let Some(bytes) = self.store.audit_entry(*seq)? {
                 let entry = AuditEntry::decode(&bytes).map_err(|err| {
-                    GuardError::Internal(format!("audit entry {seq} does not parse: {err}"))
+                    GuardError::internal_from(format!("audit entry {seq} does not parse"), err)
                 })?;
                 if entry.waybill.is_some() {
                     entries.push(entry);

@@ -166,7 +166,7 @@ impl Guard {
         let mut out = Vec::new();
         for (id, body) in self.store.cases(KIND, 1_000)? {
             let case: ExportCase = serde_json::from_str(&body)
-                .map_err(|e| GuardError::Internal(format!("{KIND} {id} unreadable: {e}")))?;
+                .map_err(|e| GuardError::internal_from(format!("{KIND} {id} unreadable"), e))?;
             if status.is_none_or(|s| s == case.export.status) {
                 out.push(case.export);
             }
@@ -193,7 +193,7 @@ impl Guard {
         entry: wbg_audit::AuditEntry,
     ) -> Result<u64, GuardError> {
         let body = serde_json::to_string(case)
-            .map_err(|e| GuardError::Internal(format!("export unwritable: {e}")))?;
+            .map_err(|e| GuardError::internal_from("export unwritable", e))?;
         Ok(self
             .store
             .put_case(KIND, &case.export.id, &body, was, entry)?)
@@ -520,7 +520,7 @@ impl Guard {
                 .collect()
         };
         let mut out = csv::Writer::from_writer(Vec::new());
-        let csv_err = |e: csv::Error| GuardError::Internal(format!("export file: {e}"));
+        let csv_err = |e: csv::Error| GuardError::internal_from("export file", e);
         out.write_record(COLUMNS).map_err(csv_err)?;
         for (no, meta, sealed) in &rows {
             let opened: HashMap<Field, String> = self
@@ -544,7 +544,7 @@ impl Guard {
         }
         let csv = out
             .into_inner()
-            .map_err(|e| GuardError::Internal(format!("export file: {e}")))?;
+            .map_err(|e| GuardError::internal_from("export file", e))?;
         metrics::counter!("wbguard_exports_total", "stage" => "delivered").increment(1);
         Ok(ExportFile {
             export: case.export,

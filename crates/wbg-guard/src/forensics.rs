@@ -67,7 +67,10 @@ impl From<ForensicsError> for GuardError {
             | ForensicsError::NoUsableColumn
             | ForensicsError::BadCsv { .. } => GuardError::Invalid(e.to_string()),
             ForensicsError::Store(s) => s.into(),
-            ForensicsError::Io(_) | ForensicsError::Index(_) => GuardError::Internal(e.to_string()),
+            ForensicsError::Io(_)
+            | ForensicsError::Index(_)
+            | ForensicsError::Db(_)
+            | ForensicsError::Entry { .. } => GuardError::internal_from("forensics", e),
         }
     }
 }
@@ -81,7 +84,7 @@ impl Guard {
         let mut slot = self
             .access
             .lock()
-            .map_err(|_| GuardError::Internal("access index lock poisoned".into()))?;
+            .map_err(|_| GuardError::internal("access index lock poisoned"))?;
         let index = match &mut *slot {
             Some(index) => index,
             empty => empty.insert(AccessIndex::open(&self.access_path)?),

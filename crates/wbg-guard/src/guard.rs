@@ -14,7 +14,7 @@ use wbg_policy::PolicyEngine;
 use wbg_risk::{Engine, RiskConfig, RiskHook};
 use wbg_store::Store;
 use wbg_store_sqlite::SqliteStore;
-use wbg_vault::{KeySource, Vault, WrappedKeyStore};
+use wbg_vault::{KeySource, KeyStoreError, Vault, WrappedKeyStore};
 
 /// How far in the future a scan time may lie (clock skew between scanners and the guard).
 pub(crate) const MAX_CLOCK_SKEW_MS: i64 = 5 * 60_000;
@@ -120,13 +120,15 @@ pub struct ReadRequest<'a> {
 struct StoreKeys(Arc<dyn Store>);
 
 impl WrappedKeyStore for StoreKeys {
-    fn get_wrapped_key(&self, id: &str) -> Result<Option<Vec<u8>>, String> {
-        self.0.get_wrapped_key(id).map_err(|e| e.to_string())
+    fn get_wrapped_key(&self, id: &str) -> Result<Option<Vec<u8>>, KeyStoreError> {
+        Ok(self.0.get_wrapped_key(id)?)
     }
-    fn put_wrapped_key_if_absent(&self, id: &str, wrapped: &[u8]) -> Result<Vec<u8>, String> {
-        self.0
-            .put_wrapped_key_if_absent(id, wrapped)
-            .map_err(|e| e.to_string())
+    fn put_wrapped_key_if_absent(
+        &self,
+        id: &str,
+        wrapped: &[u8],
+    ) -> Result<Vec<u8>, KeyStoreError> {
+        Ok(self.0.put_wrapped_key_if_absent(id, wrapped)?)
     }
 }
 
@@ -462,14 +464,14 @@ impl Guard {
             .case(kind, id)?
             .ok_or_else(|| GuardError::NotFound(format!("{kind} {id}")))?;
         let parsed = serde_json::from_str(&body)
-            .map_err(|e| GuardError::Internal(format!("{kind} {id} unreadable: {e}")))?;
+            .map_err(|e| GuardError::internal_from(format!("{kind} {id} unreadable"), e))?;
         Ok((parsed, body))
     }
 
     pub(crate) fn deny(&self, e: AuditEntry, err: GuardError) -> GuardError {
         match self.store.append_audit(deny_entry(e, &err)) {
             Ok(_) => err,
-            Err(store_err) => GuardError::Internal(format!("audit append failed: {store_err}")),
+            Err(store_err) => GuardError::internal_from("audit append failed", store_err),
         }
     }
 

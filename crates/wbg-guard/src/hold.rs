@@ -250,7 +250,7 @@ impl Guard {
             hold.waybills.len()
         ));
         let body = serde_json::to_string(&hold)
-            .map_err(|err| GuardError::Internal(format!("hold unwritable: {err}")))?;
+            .map_err(|err| GuardError::internal_from("hold unwritable", err))?;
         self.store.put_case(KIND, &hold.id, &body, None, e)?;
         metrics::counter!("wbguard_legal_holds_total", "change" => "place").increment(1);
         self.reload_holds()?;
@@ -431,7 +431,7 @@ impl Guard {
             hold.waybills.len()
         ));
         let body = serde_json::to_string(&hold)
-            .map_err(|err| GuardError::Internal(format!("hold unwritable: {err}")))?;
+            .map_err(|err| GuardError::internal_from("hold unwritable", err))?;
         self.store.put_case(KIND, id, &body, Some(&before), e)?;
         metrics::counter!("wbguard_legal_holds_total", "change" => "release").increment(1);
         self.reload_holds()?;
@@ -496,7 +496,7 @@ impl Guard {
             .into_iter()
             .map(|(id, body)| {
                 serde_json::from_str(&body)
-                    .map_err(|err| GuardError::Internal(format!("hold {id} unreadable: {err}")))
+                    .map_err(|err| GuardError::internal_from(format!("hold {id} unreadable"), err))
             })
             .collect()
     }

@@ -250,9 +250,9 @@ impl Guard {
         match (out, fault) {
             (Ok(seq), _) => Ok(seq),
             (Err(_), Some((_, r))) => Err(self.reject(audit, r)),
-            (Err(_), None) if stopped_early => Err(GuardError::Internal(
-                "a sealing thread stopped early".into(),
-            )),
+            (Err(_), None) if stopped_early => {
+                Err(GuardError::internal("a sealing thread stopped early"))
+            }
             (Err(e), None) => Err(e.into()),
         }
     }

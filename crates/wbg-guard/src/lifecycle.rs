@@ -232,7 +232,7 @@ impl Guard {
             let map = self
                 .activity
                 .lock()
-                .map_err(|_| GuardError::Internal("activity map poisoned".into()))?;
+                .map_err(|_| GuardError::internal("activity map poisoned"))?;
             map.iter()
                 .filter(|(_, (seen, stored))| {
                     *stored == Millis::MIN || *seen >= stored.saturating_add(ACTIVITY_GRANULE_MS)
@@ -244,7 +244,7 @@ impl Guard {
         let mut map = self
             .activity
             .lock()
-            .map_err(|_| GuardError::Internal("activity map poisoned".into()))?;
+            .map_err(|_| GuardError::internal("activity map poisoned"))?;
         for (id, at) in &due {
             if let Some(v) = map.get_mut(id) {
                 v.1 = v.1.max(*at);
@@ -323,7 +323,7 @@ impl Guard {
             .case(ATTESTATION, &format!("{quarter}:{account}"))?
             .map(|body| {
                 serde_json::from_str(&body)
-                    .map_err(|e| GuardError::Internal(format!("attestation case: {e}")))
+                    .map_err(|e| GuardError::internal_from("attestation case", e))
             })
             .transpose()
     }
@@ -456,7 +456,7 @@ impl Guard {
         entry: wbg_audit::AuditEntry,
     ) -> Result<Result<(), AlreadyDecided>, GuardError> {
         let body = serde_json::to_string(a)
-            .map_err(|e| GuardError::Internal(format!("attestation case: {e}")))?;
+            .map_err(|e| GuardError::internal_from("attestation case", e))?;
         let id = format!("{}:{}", a.quarter, a.account);
         match self.store.put_case(ATTESTATION, &id, &body, None, entry) {
             Ok(_) => Ok(Ok(())),

@@ -503,9 +503,7 @@ impl Guard {
             .open_fields(&b.waybill_no, wb.bucket, &sealed, &[Field::RecipientPhone])?
             .into_iter()
             .find_map(|(f, v)| (f == Field::RecipientPhone).then_some(v))
-            .ok_or_else(|| {
-                GuardError::Internal("the sealed fields hold no recipient phone".into())
-            })?;
+            .ok_or_else(|| GuardError::internal("the sealed fields hold no recipient phone"))?;
         metrics::counter!("wbguard_calls_routed_total").increment(1);
         Ok(CallRoute {
             route_to,

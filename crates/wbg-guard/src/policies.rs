@@ -60,7 +60,7 @@ fn case_id(v: u64) -> String {
 }
 
 fn json<T: Serialize>(v: &T) -> Result<String, GuardError> {
-    serde_json::to_string(v).map_err(|e| GuardError::Internal(format!("policy case: {e}")))
+    serde_json::to_string(v).map_err(|e| GuardError::internal_from("policy case", e))
 }
 
 impl Guard {
@@ -80,8 +80,8 @@ impl Guard {
             .store
             .case(KIND, &case_id(v))?
             .ok_or_else(|| GuardError::NotFound(format!("policy version {v}")))?;
-        let case = serde_json::from_str(&body)
-            .map_err(|e| GuardError::Internal(format!("policy case: {e}")))?;
+        let case =
+            serde_json::from_str(&body).map_err(|e| GuardError::internal_from("policy case", e))?;
         Ok((case, body))
     }
 
@@ -90,7 +90,7 @@ impl Guard {
             None => Ok(None),
             Some(body) => {
                 let a: ActiveCase = serde_json::from_str(&body)
-                    .map_err(|e| GuardError::Internal(format!("policy case: {e}")))?;
+                    .map_err(|e| GuardError::internal_from("policy case", e))?;
                 Ok(Some((a.version, body)))
             }
         }

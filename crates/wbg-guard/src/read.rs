@@ -410,8 +410,8 @@ impl Guard {
             ReadDecision::Allowed(view, phone) => (view, phone),
         };
         let (Some(audit_seq), Some((wb, sealed))) = (seq, snapshot.waybill) else {
-            return Err(GuardError::Internal(
-                "an allowed read without its waybill or audit entry".into(),
+            return Err(GuardError::internal(
+                "an allowed read without its waybill or audit entry",
             ));
         };
         // The read is on record (committed above) before a single field is decrypted.

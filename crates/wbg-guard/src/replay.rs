@@ -216,7 +216,7 @@ fn decide(
             .into_iter()
             .map(|h| {
                 h.join()
-                    .unwrap_or_else(|_| Err(GuardError::Internal("a replay thread failed".into())))
+                    .unwrap_or_else(|_| Err(GuardError::internal("a replay thread failed")))
             })
             .collect()
     });

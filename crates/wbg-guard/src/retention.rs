@@ -502,9 +502,10 @@ impl Guard {
                 .vault
                 .reseal(no, m.bucket, private, &sealed, &kept)
                 .map_err(|err| {
-                    GuardError::Internal(format!(
-                        "waybill {no} could not be moved to be erased: {err}"
-                    ))
+                    GuardError::internal_from(
+                        format!("waybill {no} could not be moved to be erased"),
+                        err,
+                    )
                 })?;
             by_bucket
                 .entry(m.bucket)

@@ -344,7 +344,7 @@ fn flags(
 /// The review as CSV: one row per account, purposes as `purpose=view` joined by `;`, flags by `;`.
 pub fn review_csv(rows: &[ReviewRow]) -> Result<String, GuardError> {
     let mut out = csv::Writer::from_writer(Vec::new());
-    let err = |e: csv::Error| GuardError::Internal(format!("access review: {e}"));
+    let err = |e: csv::Error| GuardError::internal_from("access review", e);
     out.write_record([
         "account",
         "role",
@@ -382,5 +382,5 @@ pub fn review_csv(rows: &[ReviewRow]) -> Result<String, GuardError> {
         .map_err(err)?;
     }
     String::from_utf8(out.into_inner().map_err(|e| err(e.into_error().into()))?)
-        .map_err(|e| GuardError::Internal(format!("access review: {e}")))
+        .map_err(|e| GuardError::internal_from("access review", e))
 }

@@ -150,7 +150,7 @@ impl Guard {
                 erased: strings(&erased),
             };
             let body = serde_json::to_string(&file)
-                .map_err(|err| GuardError::Internal(err.to_string()))?;
+                .map_err(|err| GuardError::internal_from("erasure request unwritable", err))?;
             let mut fe = self.entry(who.id.as_str(), meta, "erasure_pending");
             fe.detail = Some(format!("request={} waybills={}", file.id, pending.len()));
             self.store.put_case(ERASURE, &file.id, &body, None, fe)?;
@@ -184,8 +184,9 @@ impl Guard {
         let holds = self.active_holds();
         let mut total = 0;
         for (id, body) in self.store.cases(ERASURE, 100_000)? {
-            let mut file: Erasure = serde_json::from_str(&body)
-                .map_err(|err| GuardError::Internal(format!("erasure {id} unreadable: {err}")))?;
+            let mut file: Erasure = serde_json::from_str(&body).map_err(|err| {
+                GuardError::internal_from(format!("erasure {id} unreadable"), err)
+            })?;
             if file.pending.is_empty() {
                 continue;
             }
@@ -215,7 +216,7 @@ impl Guard {
                 .extend(erased.iter().chain(&gone).map(|n| n.to_string()));
             total += erased.len() as u64;
             let new_body = serde_json::to_string(&file)
-                .map_err(|err| GuardError::Internal(err.to_string()))?;
+                .map_err(|err| GuardError::internal_from("erasure request unwritable", err))?;
             let mut fe = self.entry(who, meta, "erasure_progress");
             fe.detail = Some(format!(
                 "request={id} erased={} pending={}",

@@ -308,8 +308,8 @@ impl Guard {
             "suppression={} detector={} scope={:?} value={} reason={} days={days} would_have_hidden={} confirmed={}",
             s.id, s.detector, s.scope, s.value, s.reason, s.backtest.alerts, s.backtest.confirmed
         ));
-        let body =
-            serde_json::to_string(&s).map_err(|err| GuardError::Internal(err.to_string()))?;
+        let body = serde_json::to_string(&s)
+            .map_err(|err| GuardError::internal_from("suppression unwritable", err))?;
         self.store.put_case(KIND, &s.id, &body, None, e)?;
         metrics::counter!("wbguard_alert_suppressions_total").increment(1);
         Ok(s)
@@ -344,8 +344,8 @@ impl Guard {
         }
         s.lifted_at = Some(now);
         s.lifted_by = Some(who.id.to_string());
-        let body =
-            serde_json::to_string(&s).map_err(|err| GuardError::Internal(err.to_string()))?;
+        let body = serde_json::to_string(&s)
+            .map_err(|err| GuardError::internal_from("suppression unwritable", err))?;
         self.store.put_case(KIND, id, &body, Some(&before), e)?;
         Ok(s)
     }
@@ -366,8 +366,9 @@ impl Guard {
             .cases(KIND, 10_000)?
             .into_iter()
             .map(|(id, body)| {
-                serde_json::from_str(&body)
-                    .map_err(|e| GuardError::Internal(format!("suppression {id} unreadable: {e}")))
+                serde_json::from_str(&body).map_err(|e| {
+                    GuardError::internal_from(format!("suppression {id} unreadable"), e)
+                })
             })
             .collect::<Result<_, _>>()?;
         all.sort_by_key(|s| std::cmp::Reverse(s.created_at));

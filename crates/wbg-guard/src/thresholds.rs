@@ -299,12 +299,12 @@ impl Guard {
             }
         ));
         let body = serde_json::to_string(&t)
-            .map_err(|err| GuardError::Internal(format!("thresholds: {err}")))?;
+            .map_err(|err| GuardError::internal_from("thresholds", err))?;
         let before = self.store.case(KIND, ID)?;
         self.store.put_case(KIND, ID, &body, before.as_deref(), e)?;
         self.risk
             .set_score(&t.score)
-            .map_err(|err| GuardError::Internal(err.to_string()))?;
+            .map_err(|err| GuardError::internal_from("thresholds", err))?;
         metrics::counter!("wbguard_risk_threshold_changes_total").increment(1);
         Ok(t)
     }
@@ -315,7 +315,7 @@ impl Guard {
         if let Some(score) = self.stored_score()? {
             self.risk
                 .set_score(&score)
-                .map_err(|err| GuardError::Internal(err.to_string()))?;
+                .map_err(|err| GuardError::internal_from("stored thresholds", err))?;
         }
         Ok(())
     }
@@ -465,7 +465,7 @@ impl Guard {
             None => Ok(None),
             Some(body) => {
                 let t = serde_json::from_str(&body).map_err(|err| {
-                    GuardError::Internal(format!("stored thresholds unreadable: {err}"))
+                    GuardError::internal_from("stored thresholds unreadable", err)
                 })?;
                 Ok(Some((t, body)))
             }

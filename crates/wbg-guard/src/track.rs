@@ -818,7 +818,7 @@ impl Guard {
         e.decision = "deny".into();
         e.detail = Some(format!("{what} blocked for {minutes} minutes: {why}"));
         let body = serde_json::to_string(&StoredBlock { until })
-            .map_err(|err| GuardError::Internal(format!("track block: {err}")))?;
+            .map_err(|err| GuardError::internal_from("track block", err))?;
         self.share(BLOCKS, key, &body, e)?;
         metrics::counter!("wbguard_track_blocks_total").increment(1);
         self.record_alert(

@@ -57,9 +57,10 @@ pub enum PolicyError {
         #[source]
         source: std::io::Error,
     },
-    /// A request could not be built (should not happen with validated inputs).
+    /// A request could not be built (should not happen with validated inputs); the error that stopped it (Cedar's,
+    /// an id's) is kept as the source.
     #[error("policy request: {0}")]
-    Request(String),
+    Request(#[source] Box<dyn std::error::Error + Send + Sync>),
 }
 
 /// Actions other than reading a waybill.
@@ -566,7 +567,7 @@ impl PolicyEngine {
                 {
                     slice
                         .add(p.clone())
-                        .map_err(|e| PolicyError::Request(e.to_string()))?;
+                        .map_err(|e| PolicyError::Request(Box::new(e)))?;
                 }
                 slices.insert((role, action), slice);
             }
@@ -648,7 +649,7 @@ impl PolicyEngine {
             .map(|(k, v)| (k.to_owned(), v.expr()))
             .collect();
         let e = Entity::new(uid.clone(), attrs, parents)
-            .map_err(|e| PolicyError::Request(e.to_string()))?;
+            .map_err(|e| PolicyError::Request(Box::new(e)))?;
         Ok((uid, e))
     }
 
@@ -747,12 +748,12 @@ impl PolicyEngine {
         resource: Option<Entity>,
     ) -> Result<Entities, PolicyError> {
         Entities::from_entities([Some(principal), resource].into_iter().flatten(), None)
-            .map_err(|e| PolicyError::Request(e.to_string()))
+            .map_err(|e| PolicyError::Request(Box::new(e)))
     }
 
     fn context(pairs: &[(&'static str, Attr<'_>)]) -> Result<Context, PolicyError> {
         Context::from_pairs(pairs.iter().map(|(k, v)| ((*k).to_owned(), v.expr())))
-            .map_err(|e| PolicyError::Request(e.to_string()))
+            .map_err(|e| PolicyError::Request(Box::new(e)))
     }
 
     /// Asks about one action, with the policy slice for the principal's role.
@@ -774,7 +775,7 @@ impl PolicyEngine {
             context,
             None,
         )
-        .map_err(|e| PolicyError::Request(e.to_string()))?;
+        .map_err(|e| PolicyError::Request(Box::new(e)))?;
         let policies = match self.slices.get(&(role, action)) {
             Some(slice) if !unsliced() => slice,
             _ => &self.policies,
@@ -1041,7 +1042,7 @@ impl PolicyEngine {
                 context.clone(),
                 None,
             )
-            .map_err(|e| PolicyError::Request(e.to_string()))?;
+            .map_err(|e| PolicyError::Request(Box::new(e)))?;
             let policies = match self.slices.get(&(role, *action)) {
                 Some(slice) if !unsliced() => slice,
                 _ => &self.policies,

@@ -35,17 +35,18 @@ impl PolicyEngine {
     /// For each purpose, the richest view `account` can get at `now_secs` and a situation that gives it (see
     /// the module doc). Evaluated without the decision cache, so a review does not crowd out live reads.
     pub fn reach(&self, account: &Account, now_secs: i64) -> Result<Vec<Reach>, PolicyError> {
-        let parse = |s: &str| OutletId::parse(s).map_err(|e| PolicyError::Request(e.to_string()));
+        let parse = |s: &str| OutletId::parse(s).map_err(|e| PolicyError::Request(Box::new(e)));
         let own = account.outlet.clone().unwrap_or(parse("O-none")?);
         let elsewhere = parse("O-elsewhere")?;
-        let merchant_own = account.merchant.clone().unwrap_or(
-            MerchantId::parse("M-none").map_err(|e| PolicyError::Request(e.to_string()))?,
-        );
+        let merchant_own = account
+            .merchant
+            .clone()
+            .unwrap_or(MerchantId::parse("M-none").map_err(|e| PolicyError::Request(Box::new(e)))?);
         let merchant_other =
-            MerchantId::parse("M-other").map_err(|e| PolicyError::Request(e.to_string()))?;
+            MerchantId::parse("M-other").map_err(|e| PolicyError::Request(Box::new(e)))?;
         let other_courier =
-            AccountId::parse("C-other").map_err(|e| PolicyError::Request(e.to_string()))?;
-        let no = WaybillNo::parse("REVIEW0001").map_err(|e| PolicyError::Request(e.to_string()))?;
+            AccountId::parse("C-other").map_err(|e| PolicyError::Request(Box::new(e)))?;
+        let no = WaybillNo::parse("REVIEW0001").map_err(|e| PolicyError::Request(Box::new(e)))?;
         let now = now_secs.saturating_mul(1000);
         let mut out = Vec::new();
         for purpose in Purpose::ALL {

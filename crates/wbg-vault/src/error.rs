@@ -1,6 +1,10 @@
 //! Vault errors. None carries key material or plaintext.
 use thiserror::Error;
 
+/// The error a [`WrappedKeyStore`](crate::WrappedKeyStore) fails with, whatever its kind: the vault keeps it
+/// whole, as the source of [`VaultError::Store`].
+pub type KeyStoreError = Box<dyn std::error::Error + Send + Sync>;
+
 /// What can go wrong in the vault.
 #[derive(Debug, Error)]
 pub enum VaultError {
@@ -36,7 +40,10 @@ pub enum VaultError {
     /// A sealed blob is malformed.
     #[error("malformed sealed record: {0}")]
     Malformed(&'static str),
-    /// The key store failed.
+    /// The key store failed; its error is kept as the source.
     #[error("key store: {0}")]
-    Store(String),
+    Store(#[source] KeyStoreError),
+    /// A key the vault needs is not in the key store, or not loaded (no underlying error).
+    #[error("key store: {0}")]
+    Keys(String),
 }

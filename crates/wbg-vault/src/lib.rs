@@ -19,7 +19,7 @@ mod normalize;
 mod vault;
 
 pub use blind::{BlindIndex, BlindKind};
-pub use error::VaultError;
+pub use error::{KeyStoreError, VaultError};
 pub use field::{join_region, split_region, Field, FieldGroup, SealedFields};
 pub use keys::{create_secret, read_secret, KeySource, MasterKey, MASTER_KEY_ENV};
 pub use mask::{mask_name, mask_phone, PhoneMask, MIN_HIDDEN_DIGITS};

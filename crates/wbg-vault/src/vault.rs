@@ -1,6 +1,8 @@
 //! The vault proper: data keys per bucket and field group (cached unwrapped in memory), sealing and opening of
 //! fields.
-use crate::{BlindIndex, BlindKind, Field, FieldGroup, MasterKey, SealedFields, VaultError};
+use crate::{
+    BlindIndex, BlindKind, Field, FieldGroup, KeyStoreError, MasterKey, SealedFields, VaultError,
+};
 use aes_gcm::aead::{Aead, AeadInPlace, KeyInit, Payload};
 use aes_gcm::{Aes256Gcm, Nonce};
 use rand::RngCore;
@@ -18,12 +20,13 @@ struct BucketKeys([Option<Arc<Aes256Gcm>>; 4]);
 /// Where wrapped keys are kept (beside the data; useless without the master key).
 pub trait WrappedKeyStore: Send + Sync {
     /// The wrapped key stored under `id`, if any.
-    fn get_wrapped_key(&self, id: &str) -> Result<Option<Vec<u8>>, String>;
+    fn get_wrapped_key(&self, id: &str) -> Result<Option<Vec<u8>>, KeyStoreError>;
     /// Stores `wrapped` under `id` unless a key is already there, and returns what is stored afterwards
     /// (so two writers racing to create a bucket's key agree on one). `wrapped` begins with the 8-byte id of the
     /// master key that wraps it; a store shared by several processes refuses a new key whose id is not its other
     /// keys' (`wbg_store::Keys::put_wrapped_key_if_absent`: a process left behind by a master-key rotation).
-    fn put_wrapped_key_if_absent(&self, id: &str, wrapped: &[u8]) -> Result<Vec<u8>, String>;
+    fn put_wrapped_key_if_absent(&self, id: &str, wrapped: &[u8])
+        -> Result<Vec<u8>, KeyStoreError>;
 }
 
 /// Wrapped keys kept in memory only: for tests, benchmarks and tools that need a vault without a store.
@@ -58,18 +61,16 @@ impl MemoryKeyStore {
 }
 
 impl WrappedKeyStore for MemoryKeyStore {
-    fn get_wrapped_key(&self, id: &str) -> Result<Option<Vec<u8>>, String> {
-        let m = self
-            .0
-            .lock()
-            .map_err(|_| "key map lock poisoned".to_owned())?;
+    fn get_wrapped_key(&self, id: &str) -> Result<Option<Vec<u8>>, KeyStoreError> {
+        let m = self.0.lock().map_err(|_| "key map lock poisoned")?;
         Ok(m.get(id).cloned())
     }
-    fn put_wrapped_key_if_absent(&self, id: &str, wrapped: &[u8]) -> Result<Vec<u8>, String> {
-        let mut m = self
-            .0
-            .lock()
-            .map_err(|_| "key map lock poisoned".to_owned())?;
+    fn put_wrapped_key_if_absent(
+        &self,
+        id: &str,
+        wrapped: &[u8],
+    ) -> Result<Vec<u8>, KeyStoreError> {
+        let mut m = self.0.lock().map_err(|_| "key map lock poisoned")?;
         Ok(m.entry(id.to_owned())
             .or_insert_with(|| wrapped.to_vec())
             .clone())
@@ -202,7 +203,7 @@ impl Vault {
             None => {
                 return Err(match FieldGroup::of_key_id(id) {
                     Some((bucket, _)) => VaultError::Shredded(bucket),
-                    None => VaultError::Store(format!("key {id} is missing")),
+                    None => VaultError::Keys(format!("key {id} is missing")),
                 })
             }
         };
@@ -350,7 +351,7 @@ impl Vault {
             buf.extend_from_slice(&nonce);
             buf.extend_from_slice(value.as_ref().as_bytes());
             let tag = key_of(*field)
-                .ok_or_else(|| VaultError::Store("a data key is not loaded".into()))?
+                .ok_or_else(|| VaultError::Keys("a data key is not loaded".into()))?
                 .encrypt_in_place_detached(Nonce::from_slice(&nonce), &aad, &mut buf[NONCE..])
                 .map_err(|_| VaultError::Decrypt {
                     what: field.name().to_owned(),
@@ -412,7 +413,7 @@ impl Vault {
             let key = keys
                 .as_ref()
                 .and_then(|k| k.0[g as usize].as_deref())
-                .ok_or_else(|| VaultError::Store("a data key is not loaded".into()))?;
+                .ok_or_else(|| VaultError::Keys("a data key is not loaded".into()))?;
             let plain = key
                 .decrypt(
                     Nonce::from_slice(&body[..NONCE]),
@@ -492,7 +493,7 @@ fn open(cipher: &Aes256Gcm, sealed: &[u8], aad: &[u8]) -> Option<Vec<u8>> {
 }
 
 fn poisoned() -> VaultError {
-    VaultError::Store("key cache lock poisoned".into())
+    VaultError::Keys("key cache lock poisoned".into())
 }
 
 #[cfg(test)]

@@ -173,7 +173,7 @@ impl Guard {
         let mut m = self
             .canaries
             .write()
-            .map_err(|_| GuardError::Internal("canary lock poisoned".into()))?;
+            .map_err(|_| GuardError::internal("canary lock poisoned"))?;
         m.clear();
         m.extend(all);
         Ok(())
@@ -235,7 +235,7 @@ impl Guard {
         let mut m = self
             .canaries
             .write()
-            .map_err(|_| GuardError::Internal("canary lock poisoned".into()))?;
+            .map_err(|_| GuardError::internal("canary lock poisoned"))?;
         for no in nos {
             m.insert(no.to_string(), principal.to_owned());
         }

@@ -173,7 +173,7 @@ impl Guard {
             None => Ok((Vec::new(), None)),
             Some(body) => {
                 let held: Vec<String> = serde_json::from_str(&body).map_err(|err| {
-                    GuardError::Internal(format!("the canary reserve is unreadable: {err}"))
+                    GuardError::internal_from("the canary reserve is unreadable", err)
                 })?;
                 Ok((held, Some(body)))
             }
@@ -187,7 +187,7 @@ impl Guard {
         e: wbg_audit::AuditEntry,
     ) -> Result<(), GuardError> {
         let body = serde_json::to_string(held)
-            .map_err(|err| GuardError::Internal(format!("the canary reserve: {err}")))?;
+            .map_err(|err| GuardError::internal_from("the canary reserve", err))?;
         self.store.put_case(KIND, ID, &body, before, e)?;
         Ok(())
     }

@@ -16,7 +16,7 @@ use wbg_guard::{
 use wbg_store::Store;
 use wbg_store::{Keys as _, Waybills as _};
 use wbg_store_sqlite::SqliteStore;
-use wbg_vault::{bucket_of, Field, FieldGroup, MasterKey, Vault, WrappedKeyStore};
+use wbg_vault::{bucket_of, Field, FieldGroup, KeyStoreError, MasterKey, Vault, WrappedKeyStore};
 
 const DAY: i64 = 86_400_000;
 const MASTER: [u8; 32] = [7u8; 32];
@@ -61,10 +61,10 @@ fn guard_at(data: &std::path::Path, start: i64) -> (Guard, Arc<ManualClock>) {
 struct Keys(Arc<dyn Store>);
 
 impl WrappedKeyStore for Keys {
-    fn get_wrapped_key(&self, id: &str) -> Result<Option<Vec<u8>>, String> {
-        self.0.get_wrapped_key(id).map_err(|e| e.to_string())
+    fn get_wrapped_key(&self, id: &str) -> Result<Option<Vec<u8>>, KeyStoreError> {
+        Ok(self.0.get_wrapped_key(id)?)
     }
-    fn put_wrapped_key_if_absent(&self, _: &str, _: &[u8]) -> Result<Vec<u8>, String> {
+    fn put_wrapped_key_if_absent(&self, _: &str, _: &[u8]) -> Result<Vec<u8>, KeyStoreError> {
         Err("read only".into())
     }
 }

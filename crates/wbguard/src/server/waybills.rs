@@ -109,7 +109,8 @@ pub(super) async fn label(
         .await
         .map_err(unseen)?;
     let render = move |label: &wbg_label::Label| {
-        wbg_label::render(label, format).map_err(|e| GuardError::Internal(e.to_string()))
+        wbg_label::render(label, format)
+            .map_err(|e| GuardError::internal_from("label rendering", e))
     };
     // A ZPL label is a few hundred bytes of text; a PDF or PNG is drawn on the blocking pool.
     let (printed, bytes) = if format == LabelFormat::Zpl {
