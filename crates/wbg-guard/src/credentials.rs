@@ -180,9 +180,7 @@ impl OidcConfig {
         let client_secret = match &self.client_secret_file {
             Some(f) => Some(
                 std::fs::read_to_string(f)
-                    .map_err(|e| {
-                        GuardError::Config(format!("[credentials.oidc] client_secret_file: {e}"))
-                    })?
+                    .map_err(|e| GuardError::setup("[credentials.oidc] client_secret_file", e))?
                     .trim()
                     .to_owned(),
             ),

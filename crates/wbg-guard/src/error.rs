@@ -46,6 +46,15 @@ pub enum GuardError {
     /// Configuration or start-up problem.
     #[error("{0}")]
     Config(String),
+    /// A configuration or start-up step failed: which, and the error that made it fail, kept as the source.
+    #[error("{what}: {source}")]
+    Setup {
+        /// The step or setting, e.g. `policy` or `[masking]`.
+        what: String,
+        /// The error that made it fail.
+        #[source]
+        source: Source,
+    },
     /// The store failed; its error is kept as the source.
     #[error("internal error: {0}")]
     Store(#[source] StoreError),
@@ -86,6 +95,14 @@ impl GuardError {
         }
     }
 
+    /// A configuration or start-up step that failed: which, and the error that made it fail, kept as the source.
+    pub fn setup(what: impl Into<String>, source: impl Into<Source>) -> GuardError {
+        GuardError::Setup {
+            what: what.into(),
+            source: source.into(),
+        }
+    }
+
     /// The stable error code of the API.
     pub fn code(&self) -> &'static str {
         match self {
@@ -100,7 +117,7 @@ impl GuardError {
             GuardError::Held(_) => "legal_hold",
             GuardError::TooLarge(_) => "too_large",
             GuardError::Unavailable(_) => "unavailable",
-            GuardError::Config(_) => "config",
+            GuardError::Config(_) | GuardError::Setup { .. } => "config",
             GuardError::Store(_)
             | GuardError::Vault(_)
             | GuardError::Policy(_)
@@ -124,6 +141,7 @@ impl GuardError {
             GuardError::Held(_) => 451,
             GuardError::Unavailable(_) => 503,
             GuardError::Config(_)
+            | GuardError::Setup { .. }
             | GuardError::Store(_)
             | GuardError::Vault(_)
             | GuardError::Policy(_)

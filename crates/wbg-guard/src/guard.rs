@@ -249,7 +249,7 @@ impl Guard {
             Some(dir) => PolicyEngine::load_dir(dir),
             None => PolicyEngine::builtin(),
         }
-        .map_err(|e| GuardError::Config(format!("policy: {e}")))?;
+        .map_err(|e| GuardError::setup("policy", e))?;
         let store_id = store.store_id()?;
         let origin = format!("wbguard/audit/{store_id}");
         // The key directory when a rotation there may have been cut short.
@@ -259,7 +259,7 @@ impl Guard {
                 let signer = match signer {
                     Some(s) => *s,
                     None => NoteSigner::generate(&origin)
-                        .map_err(|e| GuardError::Config(e.to_string()))?,
+                        .map_err(|e| GuardError::setup("audit signing key", e))?,
                 };
                 (
                     master,
@@ -307,14 +307,14 @@ impl Guard {
                     None => None,
                 };
                 let Some((next, dir)) = pending else {
-                    return Err(GuardError::Config(wrong.to_string()));
+                    return Err(GuardError::setup("vault", wrong));
                 };
-                let v = Vault::open(next, key_store)
-                    .map_err(|_| GuardError::Config(wrong.to_string()))?;
+                let v =
+                    Vault::open(next, key_store).map_err(|_| GuardError::setup("vault", wrong))?;
                 keys::finish_rotation(dir)?;
                 v
             }
-            other => other.map_err(|e| GuardError::Config(e.to_string()))?,
+            other => other.map_err(|e| GuardError::setup("vault", e))?,
         };
         let risk: Arc<dyn RiskHook> = Arc::new(Engine::new(cfg.risk.clone()));
         let canaries = store.canaries()?.into_iter().collect();

@@ -85,7 +85,7 @@ pub(crate) fn check_outside(key_dir: &Path, data_dir: &Path) -> Result<(), Guard
 /// Loads (or creates) the master key from the key directory.
 pub(crate) fn master_key(dir: &Path, create: bool) -> Result<(MasterKey, KeySource), GuardError> {
     MasterKey::load_or_create(&dir.join(MASTER_KEY_FILE), create)
-        .map_err(|e| GuardError::Config(e.to_string()))
+        .map_err(|e| GuardError::setup("keys", e))
 }
 
 /// Loads (or creates) the audit signing key named `origin`; `true` when it was created now.
@@ -125,7 +125,7 @@ pub(crate) fn audit_signer(
 /// (`dir/master.key.next`), if there is one.
 pub(crate) fn pending_rotation(dir: &Path) -> Result<Option<MasterKey>, GuardError> {
     MasterKey::load_file(&dir.join(NEXT_MASTER_KEY_FILE))
-        .map_err(|e| GuardError::Config(e.to_string()))
+        .map_err(|e| GuardError::setup("keys (a rotation's next master key)", e))
 }
 
 /// Makes the next master key the master key: one rename, so the directory holds the old key or the new one,

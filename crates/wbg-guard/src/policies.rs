@@ -313,7 +313,7 @@ impl Guard {
         let engine = self
             .policy()
             .with_policy_text(&format!("policy v{v}"), &case.text)
-            .map_err(|e| GuardError::Config(format!("policy version {v}: {e}")))?;
+            .map_err(|e| GuardError::setup(format!("policy version {v}"), e))?;
         self.install_policy(engine, v);
         Ok(Some(v))
     }

@@ -13,4 +13,5 @@ mod lifecycle;
 mod privacy_numbers;
 mod retention;
 mod risk_inline;
+mod setup_errors;
 mod thresholds;
