@@ -100,6 +100,9 @@ pub enum LabelError {
     /// The raster or PDF encoder failed.
     #[error("cannot encode the label: {0}")]
     Encode(String),
+    /// The PNG encoder failed; its error is kept as the source.
+    #[error("cannot encode the label: {0}")]
+    Png(#[from] png::EncodingError),
 }
 
 /// Renders `label` in `format`.

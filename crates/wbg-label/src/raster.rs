@@ -107,7 +107,6 @@ fn encode(canvas: &Canvas) -> Result<Vec<u8>, LabelError> {
         packed[row * row_bytes + col / 8] &= !(0x80 >> (col % 8));
     }
     let mut out = Vec::new();
-    let err = |e: png::EncodingError| LabelError::Encode(e.to_string());
     {
         let mut enc = png::Encoder::new(&mut out, WIDTH_DOTS, HEIGHT_DOTS);
         enc.set_color(png::ColorType::Grayscale);
@@ -118,8 +117,8 @@ fn encode(canvas: &Canvas) -> Result<Vec<u8>, LabelError> {
             yppu: 7992,
             unit: png::Unit::Meter,
         }));
-        let mut w = enc.write_header().map_err(err)?;
-        w.write_image_data(&packed).map_err(err)?;
+        let mut w = enc.write_header()?;
+        w.write_image_data(&packed)?;
     }
     Ok(out)
 }
