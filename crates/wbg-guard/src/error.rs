@@ -212,11 +212,16 @@ mod tests {
         assert_eq!((failed.http_status(), failed.code()), (500, "internal"));
     }
 
-    /// Every error in the chain from `e` down, as text, `e` first.
-    fn chain(e: &dyn std::error::Error) -> Vec<String> {
+    /// Every error in the chain from `e` down, `e` first.
+    fn links<'a>(
+        e: &'a (dyn std::error::Error + 'static),
+    ) -> impl Iterator<Item = &'a (dyn std::error::Error + 'static)> {
         std::iter::successors(Some(e), |e| e.source())
-            .map(|e| e.to_string())
-            .collect()
+    }
+
+    /// Every error in the chain from `e` down, as text, `e` first.
+    fn chain(e: &(dyn std::error::Error + 'static)) -> Vec<String> {
+        links(e).map(|e| e.to_string()).collect()
     }
 
     #[test]
@@ -238,8 +243,7 @@ mod tests {
         let keys = VaultError::Store(Box::new(StoreError::Unavailable("no connection".into())));
         let e = GuardError::from(keys);
         assert_eq!((e.http_status(), e.code()), (500, "internal"));
-        let found = std::iter::successors(Some(&e as &dyn std::error::Error), |e| e.source())
-            .find_map(|e| e.downcast_ref::<StoreError>());
+        let found = links(&e).find_map(|e| e.downcast_ref::<StoreError>());
         assert!(matches!(found, Some(StoreError::Unavailable(_))), "{e:?}");
         // Any other error, with what was being done.
         let json = serde_json::from_str::<u32>("{").expect_err("not a number");
