@@ -397,19 +397,25 @@ pub fn router(guard: Arc<Guard>, metrics: PrometheusHandle, options: RouterOptio
         .merge(console::routes(options.console.enabled))
         .merge(track::routes(options.tracking))
         .fallback(not_found)
-        .layer(DefaultBodyLimit::max(MAX_BODY))
-        .layer(tower_http::timeout::RequestBodyTimeoutLayer::new(
-            options.body_wait,
-        ))
-        .layer(axum::middleware::from_fn(declared_length_limit))
-        .layer(axum::middleware::from_fn(error::json_errors))
-        .layer(axum::middleware::from_fn(crate::telemetry::requests))
-        // Full views, export files, tokens and reports are for the caller alone: no cache keeps any of them.
-        .layer(tower_http::set_header::SetResponseHeaderLayer::overriding(
-            header::CACHE_CONTROL,
-            HeaderValue::from_static("no-store"),
-        ))
-        .layer(trace)
+        // All the middleware as one layer, outermost first (as axum's documentation recommends). Each
+        // `Router::layer` call boxes every route once more; a request clones the whole nest of boxes on its way in,
+        // one allocation a box, and each `from_fn` middleware clones the nest beneath it again. One stack is one box.
+        .layer(
+            tower::ServiceBuilder::new()
+                .layer(trace)
+                // Full views, export files, tokens and reports are for the caller alone: no cache keeps any of them.
+                .layer(tower_http::set_header::SetResponseHeaderLayer::overriding(
+                    header::CACHE_CONTROL,
+                    HeaderValue::from_static("no-store"),
+                ))
+                .layer(axum::middleware::from_fn(crate::telemetry::requests))
+                .layer(axum::middleware::from_fn(error::json_errors))
+                .layer(axum::middleware::from_fn(declared_length_limit))
+                .layer(tower_http::timeout::RequestBodyTimeoutLayer::new(
+                    options.body_wait,
+                ))
+                .layer(DefaultBodyLimit::max(MAX_BODY)),
+        )
         .with_state(AppState(Arc::new(Shared {
             guard,
             metrics,
