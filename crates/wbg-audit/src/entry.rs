@@ -1,5 +1,6 @@
 //! One audit entry and its canonical encoding. The entry's bytes are what the Merkle leaf hashes.
 use serde::{Deserialize, Serialize};
+use std::borrow::Cow;
 
 /// One audited action. It records who asked for what and what they were shown — never personal data itself:
 /// fields are named (`recipient.phone`), not valued.
@@ -54,36 +55,112 @@ pub struct EntryAccess {
     pub full: bool,
 }
 
+/// What the indexes read of a stored entry (the audit search index, the forensics access index), decoded from its
+/// canonical bytes ([`AuditEntry::head`]) without building the rest: the other fields are skipped, and the strings
+/// kept are borrowed from the bytes (one that JSON escapes is copied). Upkeep decodes every entry the log takes, once
+/// for each index, so a whole [`AuditEntry`] there cost a dozen allocations an entry for fields nobody read.
+///
+/// It does not check the entry: the skipped fields are only checked to be well-formed JSON. `audit verify` is what
+/// checks entries.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct EntryHead<'a> {
+    /// Position in the log.
+    pub seq: u64,
+    /// When (ms since epoch).
+    pub time: i64,
+    /// Acting account.
+    #[serde(borrow)]
+    pub account: Cow<'a, str>,
+    /// What was done.
+    #[serde(borrow)]
+    pub action: Cow<'a, str>,
+    /// Waybill concerned, if any.
+    #[serde(default, borrow, deserialize_with = "borrowed_or_none")]
+    pub waybill: Option<Cow<'a, str>>,
+    /// `allow` or `deny`.
+    #[serde(borrow)]
+    pub decision: Cow<'a, str>,
+    /// View granted, for allowed reads.
+    #[serde(default, borrow, deserialize_with = "borrowed_or_none")]
+    pub view: Option<Cow<'a, str>>,
+    /// Short non-personal detail.
+    #[serde(default, borrow, deserialize_with = "borrowed_or_none")]
+    pub detail: Option<Cow<'a, str>>,
+}
+
+/// An optional string, borrowed where it can be: serde borrows a `Cow` field only when it is the field's own type,
+/// not inside an `Option`.
+fn borrowed_or_none<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Option<Cow<'de, str>>, D::Error> {
+    #[derive(Deserialize)]
+    struct Borrowed<'a>(#[serde(borrow)] Cow<'a, str>);
+    Ok(Option::<Borrowed<'de>>::deserialize(d)?.map(|b| b.0))
+}
+
+impl EntryHead<'_> {
+    /// The access this entry records, if it records one ([`AuditEntry::access`]).
+    pub fn access(&self) -> Option<EntryAccess> {
+        access(
+            &self.decision,
+            &self.action,
+            self.waybill.as_deref(),
+            self.view.as_deref(),
+            self.detail.as_deref(),
+            &self.account,
+        )
+    }
+}
+
+/// The one definition of an access, over an entry's fields.
+fn access(
+    decision: &str,
+    action: &str,
+    waybill: Option<&str>,
+    view: Option<&str>,
+    detail: Option<&str>,
+    account: &str,
+) -> Option<EntryAccess> {
+    if decision != "allow" {
+        return None;
+    }
+    let waybill = waybill?;
+    if action == "export" {
+        let id = detail?.strip_prefix("export=")?;
+        return Some(EntryAccess {
+            principal: format!("export:{id}"),
+            waybill: waybill.to_owned(),
+            full: true,
+        });
+    }
+    if action != "view" {
+        return None;
+    }
+    let full = match view? {
+        "full" => true,
+        "masked" => false,
+        _ => return None,
+    };
+    Some(EntryAccess {
+        principal: account.to_owned(),
+        waybill: waybill.to_owned(),
+        full,
+    })
+}
+
 impl AuditEntry {
     /// The access this entry records, if it records one: an allowed read with a masked or full view, or a row of
     /// an export file (`action` `export`, `detail` `export=<id>`), whose principal is the file (`export:<id>`),
     /// not the account that downloaded it: several files of the same rows are told apart by it.
     pub fn access(&self) -> Option<EntryAccess> {
-        if self.decision != "allow" {
-            return None;
-        }
-        let waybill = self.waybill.clone()?;
-        if self.action == "export" {
-            let id = self.detail.as_deref()?.strip_prefix("export=")?;
-            return Some(EntryAccess {
-                principal: format!("export:{id}"),
-                waybill,
-                full: true,
-            });
-        }
-        if self.action != "view" {
-            return None;
-        }
-        let full = match self.view.as_deref()? {
-            "full" => true,
-            "masked" => false,
-            _ => return None,
-        };
-        Some(EntryAccess {
-            principal: self.account.clone(),
-            waybill,
-            full,
-        })
+        access(
+            &self.decision,
+            &self.action,
+            self.waybill.as_deref(),
+            self.view.as_deref(),
+            self.detail.as_deref(),
+            &self.account,
+        )
     }
 
     /// An entry of `action` by `account` at `time`, allowed, with nothing else filled in. The store sets `seq` and
@@ -114,5 +191,118 @@ impl AuditEntry {
     /// Parses canonical bytes.
     pub fn decode(bytes: &[u8]) -> Result<AuditEntry, serde_json::Error> {
         serde_json::from_slice(bytes)
+    }
+
+    /// Parses what the indexes read of canonical bytes ([`EntryHead`]).
+    pub fn head(bytes: &[u8]) -> Result<EntryHead<'_>, serde_json::Error> {
+        serde_json::from_slice(bytes)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// Strings as entries hold them, with JSON's escapes (quotes, backslashes, control characters) and non-ASCII.
+    fn text() -> impl Strategy<Value = String> {
+        prop_oneof![
+            "[a-zA-Z0-9_:=-]{0,12}",
+            "[a-z\"\\\\\u{0}-\u{1f}\u{4e00}-\u{4e0f}=]{0,8}",
+            Just("view".to_owned()),
+            Just("export".to_owned()),
+            Just("export=X1".to_owned()),
+            Just("full".to_owned()),
+            Just("masked".to_owned()),
+        ]
+    }
+
+    fn entry() -> impl Strategy<Value = AuditEntry> {
+        (
+            (
+                any::<u64>(),
+                any::<i64>(),
+                text(),
+                proptest::option::of(text()),
+            ),
+            (
+                text(),
+                proptest::option::of(text()),
+                prop_oneof![Just("allow"), Just("deny")],
+            ),
+            (
+                proptest::option::of(text()),
+                proptest::collection::vec(text(), 0..3),
+            ),
+            (
+                proptest::option::of(text()),
+                proptest::option::of(text()),
+                text(),
+            ),
+        )
+            .prop_map(
+                |(
+                    (seq, time, account, device),
+                    (action, waybill, decision),
+                    (view, fields),
+                    (purpose, detail, prev),
+                )| {
+                    AuditEntry {
+                        seq,
+                        time,
+                        account,
+                        device,
+                        ip: None,
+                        action,
+                        waybill,
+                        purpose,
+                        decision: decision.to_owned(),
+                        view,
+                        fields,
+                        detail,
+                        prev,
+                    }
+                },
+            )
+    }
+
+    proptest! {
+        /// The head of an entry's bytes holds the entry's own values, and says the same access as the whole entry.
+        #[test]
+        fn the_head_reads_what_the_whole_entry_holds(e in entry()) {
+            let bytes = e.encode();
+            let head = AuditEntry::head(&bytes).unwrap();
+            prop_assert_eq!(head.seq, e.seq);
+            prop_assert_eq!(head.time, e.time);
+            prop_assert_eq!(&*head.account, e.account.as_str());
+            prop_assert_eq!(&*head.action, e.action.as_str());
+            prop_assert_eq!(head.waybill.as_deref(), e.waybill.as_deref());
+            prop_assert_eq!(&*head.decision, e.decision.as_str());
+            prop_assert_eq!(head.view.as_deref(), e.view.as_deref());
+            prop_assert_eq!(head.detail.as_deref(), e.detail.as_deref());
+            prop_assert_eq!(head.access(), e.access());
+        }
+    }
+
+    #[test]
+    fn the_head_borrows_plain_strings_and_copies_escaped_ones() {
+        let mut e = AuditEntry::new(5, "C1", "view");
+        e.waybill = Some("SF100".into());
+        e.view = Some("full".into());
+        e.detail = Some("ticket=\"T1\"".into());
+        let bytes = e.encode();
+        let head = AuditEntry::head(&bytes).unwrap();
+        assert!(matches!(head.account, Cow::Borrowed("C1")));
+        assert!(matches!(head.waybill, Some(Cow::Borrowed("SF100"))));
+        assert!(matches!(head.view, Some(Cow::Borrowed("full"))));
+        assert!(matches!(&head.detail, Some(Cow::Owned(d)) if d == "ticket=\"T1\""));
+        assert_eq!(
+            head.access(),
+            Some(EntryAccess {
+                principal: "C1".into(),
+                waybill: "SF100".into(),
+                full: true
+            })
+        );
     }
 }

@@ -9,7 +9,7 @@ use crate::ForensicsError;
 use rusqlite::{params, Connection, OptionalExtension};
 use std::collections::HashMap;
 use std::path::Path;
-use wbg_audit::AuditEntry;
+use wbg_audit::{AuditEntry, EntryAccess, EntryHead};
 
 /// The index file's name inside a data directory.
 pub const INDEX_FILE: &str = "forensics.db";
@@ -76,10 +76,18 @@ impl Access {
     /// row of an export file (`action` `export`, `detail` `export=<id>`), whose principal is the file
     /// (`export:<id>`), not the account that downloaded it: several files of the same rows are told apart by it.
     pub fn from_entry(e: &AuditEntry) -> Option<Access> {
-        let a = e.access()?;
+        Access::of(e.seq, e.time, e.access()?)
+    }
+
+    /// [`Access::from_entry`] from what the indexes read of a stored entry ([`AuditEntry::head`]).
+    pub fn from_head(e: &EntryHead<'_>) -> Option<Access> {
+        Access::of(e.seq, e.time, e.access()?)
+    }
+
+    fn of(seq: u64, at: i64, a: EntryAccess) -> Option<Access> {
         Some(Access {
-            seq: e.seq,
-            at: e.time,
+            seq,
+            at,
             principal: a.principal,
             waybill: a.waybill,
             shown: if a.full { Shown::Full } else { Shown::Masked },
@@ -295,11 +303,11 @@ impl AccessIndex {
             let mut accesses = Vec::with_capacity(entries.len());
             for stored in &entries {
                 let entry =
-                    AuditEntry::decode(&stored.bytes).map_err(|source| ForensicsError::Entry {
+                    AuditEntry::head(&stored.bytes).map_err(|source| ForensicsError::Entry {
                         seq: stored.seq,
                         source,
                     })?;
-                accesses.extend(Access::from_entry(&entry));
+                accesses.extend(Access::from_head(&entry));
             }
             self.add(&accesses, Some(last + 1))?;
             from = last + 1;

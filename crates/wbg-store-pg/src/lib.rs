@@ -1546,7 +1546,7 @@ async fn index_access(pool: &PgPool, wait: bool, most: Option<u32>) -> Result<u6
         let read = rows.len();
         let mut access = Accesses::default();
         for (seq, body) in rows {
-            access.push(seq, &AuditEntry::decode(&body).map_err(corrupt)?);
+            access.push(seq, &AuditEntry::head(&body).map_err(corrupt)?);
         }
         access.write(&mut tx).await?;
         sqlx::query("UPDATE access_head SET through = $1 WHERE id = 1")
@@ -1565,7 +1565,7 @@ async fn index_access(pool: &PgPool, wait: bool, most: Option<u32>) -> Result<u6
 
 /// What a run of entries adds to the forensics access index: per (waybill, principal), in the run's order of
 /// seq, the most shown, the first access, the latest, the first full view and how many
-/// ([`AuditEntry::access`] says which entries are accesses).
+/// ([`wbg_audit::EntryHead::access`] says which entries are accesses).
 #[derive(Default)]
 struct Accesses(std::collections::BTreeMap<(String, String), AccessRun>);
 
@@ -1580,7 +1580,7 @@ struct AccessRun {
 }
 
 impl Accesses {
-    fn push(&mut self, seq: i64, e: &AuditEntry) {
+    fn push(&mut self, seq: i64, e: &wbg_audit::EntryHead<'_>) {
         let Some(a) = e.access() else {
             return;
         };

@@ -10,7 +10,7 @@
 use crate::SqliteStore;
 use rusqlite::{params, Connection};
 use std::path::Path;
-use wbg_audit::AuditEntry;
+use wbg_audit::{AuditEntry, EntryHead};
 use wbg_store::{
     count_hour, hour_counts, AuditCursor, AuditPage, AuditQuery, AuditSearch, HourCount, IndexRow,
     SqlArg, StoreError, HOUR_MS,
@@ -69,8 +69,9 @@ fn indexed_to(conn: &Connection) -> Result<u64, StoreError> {
         .query_row([], |r| r.get::<_, i64>(0))? as u64)
 }
 
-fn decode(seq: i64, bytes: &[u8]) -> Result<AuditEntry, StoreError> {
-    AuditEntry::decode(bytes)
+/// What the index keeps of a stored entry, borrowed from its bytes.
+fn head(seq: i64, bytes: &[u8]) -> Result<EntryHead<'_>, StoreError> {
+    AuditEntry::head(bytes)
         .map_err(|e| StoreError::Corrupt(format!("audit entry {seq} does not parse: {e}")))
 }
 
@@ -81,18 +82,18 @@ pub(super) fn index(conn: &mut Connection, budget: usize) -> Result<usize, Store
     let mut done = 0;
     while done < budget {
         let from = indexed_to(conn)?;
-        let rows: Vec<IndexRow> = conn
+        let stored: Vec<(i64, Vec<u8>)> = conn
             .prepare_cached(
                 "SELECT seq, entry FROM audit_entries WHERE seq >= ?1 ORDER BY seq LIMIT ?2",
             )?
             .query_map(params![from as i64, CHUNK as i64], |r| {
-                Ok((r.get::<_, i64>(0)?, r.get::<_, Vec<u8>>(1)?))
+                Ok((r.get(0)?, r.get(1)?))
             })?
-            .map(|row| {
-                let (seq, bytes) = row?;
-                Ok(IndexRow::of(decode(seq, &bytes)?))
-            })
-            .collect::<Result<_, StoreError>>()?;
+            .collect::<Result<_, _>>()?;
+        let rows = stored
+            .iter()
+            .map(|(seq, bytes)| head(*seq, bytes))
+            .collect::<Result<Vec<_>, StoreError>>()?;
         let n = rows.len();
         // Deferred: the first insert takes the write lock of the index's file alone (an IMMEDIATE transaction
         // would take every attached file's, the store's included).
@@ -103,14 +104,14 @@ pub(super) fn index(conn: &mut Connection, budget: usize) -> Result<usize, Store
                 "INSERT OR IGNORE INTO search.audit_index (seq, time, account, waybill, action, decision)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
             )?;
-            for r in rows {
+            for r in &rows {
                 ins.execute(params![
                     r.seq as i64,
                     r.time,
-                    r.account,
-                    r.waybill,
-                    r.action,
-                    r.decision
+                    r.account.as_ref(),
+                    r.waybill.as_deref(),
+                    r.action.as_ref(),
+                    r.decision.as_ref()
                 ])?;
             }
         }
@@ -172,7 +173,7 @@ pub(super) fn search(conn: &mut Connection, q: &AuditQuery) -> Result<AuditPage,
         while let Some(r) = rows.next()? {
             let seq: i64 = r.get(0)?;
             let bytes = r.get_ref(1)?.as_blob().map_err(rusqlite::Error::from)?;
-            let row = IndexRow::of(decode(seq, bytes)?);
+            let row = IndexRow::of_head(head(seq, bytes)?);
             let horizon = row.time.saturating_add(TAIL_CLOCK_SLACK_MS);
             if q.from.is_some_and(|f| horizon < f)
                 || (hits.len() > n && hits.last().is_some_and(|worst| horizon < worst.0))
@@ -228,7 +229,7 @@ pub(super) fn hourly(conn: &mut Connection, q: &AuditQuery) -> Result<Vec<HourCo
         while let Some(r) = rows.next()? {
             let seq: i64 = r.get(0)?;
             let bytes = r.get_ref(1)?.as_blob().map_err(rusqlite::Error::from)?;
-            let row = IndexRow::of(decode(seq, bytes)?);
+            let row = IndexRow::of_head(head(seq, bytes)?);
             if q.matches(&row) {
                 count_hour(&mut counts, &row);
             }

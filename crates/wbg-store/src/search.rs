@@ -176,6 +176,18 @@ impl IndexRow {
             decision: e.decision,
         }
     }
+
+    /// The index row of what the indexes read of a stored entry ([`AuditEntry::head`]).
+    pub fn of_head(e: wbg_audit::EntryHead<'_>) -> IndexRow {
+        IndexRow {
+            seq: e.seq,
+            time: e.time,
+            account: e.account.into_owned(),
+            waybill: e.waybill.map(std::borrow::Cow::into_owned),
+            action: e.action.into_owned(),
+            decision: e.decision.into_owned(),
+        }
+    }
 }
 
 /// How many entries of one decision fell in one hour.
