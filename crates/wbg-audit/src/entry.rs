@@ -99,53 +99,35 @@ fn borrowed_or_none<'de, D: serde::Deserializer<'de>>(
 }
 
 impl EntryHead<'_> {
-    /// The access this entry records, if it records one ([`AuditEntry::access`]).
+    /// The access this entry records, if it records one ([`AuditEntry::access`]): the one definition behind
+    /// both.
     pub fn access(&self) -> Option<EntryAccess> {
-        access(
-            &self.decision,
-            &self.action,
-            self.waybill.as_deref(),
-            self.view.as_deref(),
-            self.detail.as_deref(),
-            &self.account,
-        )
+        if self.decision != "allow" {
+            return None;
+        }
+        let waybill = self.waybill.as_deref()?.to_owned();
+        if self.action == "export" {
+            let id = self.detail.as_deref()?.strip_prefix("export=")?;
+            return Some(EntryAccess {
+                principal: format!("export:{id}"),
+                waybill,
+                full: true,
+            });
+        }
+        if self.action != "view" {
+            return None;
+        }
+        let full = match self.view.as_deref()? {
+            "full" => true,
+            "masked" => false,
+            _ => return None,
+        };
+        Some(EntryAccess {
+            principal: self.account.as_ref().to_owned(),
+            waybill,
+            full,
+        })
     }
-}
-
-/// The one definition of an access, over an entry's fields.
-fn access(
-    decision: &str,
-    action: &str,
-    waybill: Option<&str>,
-    view: Option<&str>,
-    detail: Option<&str>,
-    account: &str,
-) -> Option<EntryAccess> {
-    if decision != "allow" {
-        return None;
-    }
-    let waybill = waybill?;
-    if action == "export" {
-        let id = detail?.strip_prefix("export=")?;
-        return Some(EntryAccess {
-            principal: format!("export:{id}"),
-            waybill: waybill.to_owned(),
-            full: true,
-        });
-    }
-    if action != "view" {
-        return None;
-    }
-    let full = match view? {
-        "full" => true,
-        "masked" => false,
-        _ => return None,
-    };
-    Some(EntryAccess {
-        principal: account.to_owned(),
-        waybill: waybill.to_owned(),
-        full,
-    })
 }
 
 impl AuditEntry {
@@ -153,14 +135,24 @@ impl AuditEntry {
     /// an export file (`action` `export`, `detail` `export=<id>`), whose principal is the file (`export:<id>`),
     /// not the account that downloaded it: several files of the same rows are told apart by it.
     pub fn access(&self) -> Option<EntryAccess> {
-        access(
-            &self.decision,
-            &self.action,
-            self.waybill.as_deref(),
-            self.view.as_deref(),
-            self.detail.as_deref(),
-            &self.account,
-        )
+        self.head_of().access()
+    }
+
+    /// What the indexes read of this entry ([`EntryHead`]), borrowed from it.
+    pub fn head_of(&self) -> EntryHead<'_> {
+        fn borrowed(s: &Option<String>) -> Option<Cow<'_, str>> {
+            s.as_deref().map(Cow::Borrowed)
+        }
+        EntryHead {
+            seq: self.seq,
+            time: self.time,
+            account: Cow::Borrowed(&self.account),
+            action: Cow::Borrowed(&self.action),
+            waybill: borrowed(&self.waybill),
+            decision: Cow::Borrowed(&self.decision),
+            view: borrowed(&self.view),
+            detail: borrowed(&self.detail),
+        }
     }
 
     /// An entry of `action` by `account` at `time`, allowed, with nothing else filled in. The store sets `seq` and
@@ -272,6 +264,7 @@ mod tests {
         fn the_head_reads_what_the_whole_entry_holds(e in entry()) {
             let bytes = e.encode();
             let head = AuditEntry::head(&bytes).unwrap();
+            prop_assert_eq!(&head, &e.head_of());
             prop_assert_eq!(head.seq, e.seq);
             prop_assert_eq!(head.time, e.time);
             prop_assert_eq!(&*head.account, e.account.as_str());
