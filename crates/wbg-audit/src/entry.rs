@@ -105,12 +105,12 @@ impl EntryHead<'_> {
         if self.decision != "allow" {
             return None;
         }
-        let waybill = self.waybill.as_deref()?.to_owned();
+        let waybill = self.waybill.as_deref()?;
         if self.action == "export" {
             let id = self.detail.as_deref()?.strip_prefix("export=")?;
             return Some(EntryAccess {
                 principal: format!("export:{id}"),
-                waybill,
+                waybill: waybill.to_owned(),
                 full: true,
             });
         }
@@ -124,7 +124,7 @@ impl EntryHead<'_> {
         };
         Some(EntryAccess {
             principal: self.account.as_ref().to_owned(),
-            waybill,
+            waybill: waybill.to_owned(),
             full,
         })
     }
