@@ -116,7 +116,7 @@ impl Guard {
             }
         };
         let snap = self.store.read_snapshot(&hash, &no).await?;
-        let account = snap.account.ok_or(GuardError::Unauthenticated)?;
+        let account = snap.account.ok_or_else(|| GuardError::Unauthenticated)?;
         let wb = snap.waybill.map(|(m, _)| m);
         let (write, e) = self.check_event(&account, true, &no, wb, ev, meta)?;
         let next = write.next.clone();

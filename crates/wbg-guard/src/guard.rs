@@ -447,7 +447,7 @@ impl Guard {
             Bearer::Token(hash) => self.store.account_by_token(&hash)?,
             Bearer::Oidc(id) => self.store.account(&id)?,
         }
-        .ok_or(GuardError::Unauthenticated)?;
+        .ok_or_else(|| GuardError::Unauthenticated)?;
         self.saw(&account.id, self.clock.now());
         Ok(account)
     }

@@ -221,3 +221,26 @@ fn every_upgrade_file_is_listed_in_order_up_to_the_current_schema() {
         Some(SCHEMA_VERSION)
     );
 }
+
+/// The SQLite built in is the one `.cargo/config.toml` asks for: connections keep page caches of their own and
+/// allocations take no statistics mutex. Lose the setting (a build outside the workspace, a renamed variable)
+/// and the store still works, only slower under load: this says so.
+#[test]
+fn sqlite_is_built_without_its_process_wide_mutexes() {
+    let conn = rusqlite::Connection::open_in_memory().unwrap();
+    let options: Vec<String> = conn
+        .prepare("PRAGMA compile_options")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert!(
+        !options.iter().any(|o| o == "ENABLE_MEMORY_MANAGEMENT"),
+        "one page cache shared by every connection: {options:?}"
+    );
+    assert!(
+        options.iter().any(|o| o == "DEFAULT_MEMSTATUS=0"),
+        "allocation statistics on: {options:?}"
+    );
+}

@@ -207,7 +207,9 @@ impl SealedFields {
         bytes: &'a [u8],
         mut visit: impl FnMut(Field, &'a [u8]) -> bool,
     ) -> Result<(), VaultError> {
-        let (&version, mut rest) = bytes.split_first().ok_or(VaultError::Malformed("empty"))?;
+        let (&version, mut rest) = bytes
+            .split_first()
+            .ok_or_else(|| VaultError::Malformed("empty"))?;
         if version != Self::VERSION {
             return Err(VaultError::Malformed("unknown version"));
         }
@@ -218,8 +220,9 @@ impl SealedFields {
             let len = u16::from_le_bytes([rest[1], rest[2]]) as usize;
             let body = rest
                 .get(3..3 + len)
-                .ok_or(VaultError::Malformed("truncated field"))?;
-            let field = Field::from_id(rest[0]).ok_or(VaultError::Malformed("unknown field id"))?;
+                .ok_or_else(|| VaultError::Malformed("truncated field"))?;
+            let field =
+                Field::from_id(rest[0]).ok_or_else(|| VaultError::Malformed("unknown field id"))?;
             if !visit(field, body) {
                 return Ok(());
             }

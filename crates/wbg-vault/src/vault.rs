@@ -400,8 +400,8 @@ impl Vault {
         let mut out = Vec::with_capacity(fields.len());
         let mut aad = Vec::with_capacity(64);
         for &field in fields {
-            let body =
-                SealedFields::get(sealed, field)?.ok_or(VaultError::Malformed("field missing"))?;
+            let body = SealedFields::get(sealed, field)?
+                .ok_or_else(|| VaultError::Malformed("field missing"))?;
             if body.len() < NONCE + 16 {
                 return Err(VaultError::Malformed("field too short"));
             }
