@@ -222,8 +222,8 @@ fn every_upgrade_file_is_listed_in_order_up_to_the_current_schema() {
     );
 }
 
-/// The SQLite built in is the one `.cargo/config.toml` asks for: connections keep page caches of their own and
-/// allocations take no statistics mutex. Lose the setting (a build outside the workspace, a renamed variable)
+/// The SQLite built in is the one `.cargo/config.toml` asks for: connections keep page caches of their own,
+/// allocations take no statistics mutex and statements no shared-cache locks. Lose the setting (a build outside the workspace, a renamed variable)
 /// and the store still works, only slower under load: this says so.
 #[test]
 fn sqlite_is_built_without_its_process_wide_mutexes() {
@@ -242,5 +242,9 @@ fn sqlite_is_built_without_its_process_wide_mutexes() {
     assert!(
         options.iter().any(|o| o == "DEFAULT_MEMSTATUS=0"),
         "allocation statistics on: {options:?}"
+    );
+    assert!(
+        options.iter().any(|o| o == "OMIT_SHARED_CACHE"),
+        "shared-cache locking compiled in: {options:?}"
     );
 }
