@@ -200,11 +200,42 @@ impl Postings for SharedPostings {
     }
 }
 
+/// Every principal, by name and by id, as the file has them.
+fn read_principals(
+    conn: &Connection,
+) -> Result<(HashMap<String, u32>, Vec<Principal>), ForensicsError> {
+    let mut stmt = conn.prepare("SELECT id, name, full, seen FROM principals ORDER BY id")?;
+    let rows = stmt.query_map([], |r| {
+        Ok((
+            r.get::<_, i64>(0)?,
+            r.get::<_, String>(1)?,
+            r.get::<_, i64>(2)?,
+            r.get::<_, i64>(3)?,
+        ))
+    })?;
+    let (mut ids, mut principals) = (HashMap::new(), Vec::new());
+    for row in rows {
+        let (id, name, full, seen) = row?;
+        if id as usize != principals.len() {
+            return Err(ForensicsError::Index("principal ids are not dense".into()));
+        }
+        ids.insert(name.clone(), id as u32);
+        principals.push(Principal {
+            name,
+            full: full as u64,
+            seen: seen as u64,
+        });
+    }
+    Ok((ids, principals))
+}
+
 /// The access index over one data directory.
 pub struct AccessIndex {
     conn: Connection,
     ids: HashMap<String, u32>,
     principals: Vec<Principal>,
+    /// Where this handle last saw the index stand: another handle moved it on if the file says otherwise.
+    through: u64,
 }
 
 impl std::fmt::Debug for AccessIndex {
@@ -228,6 +259,7 @@ impl AccessIndex {
             conn,
             ids: HashMap::new(),
             principals: Vec::new(),
+            through: 0,
         };
         index.load_principals()?;
         Ok(index)
@@ -239,31 +271,8 @@ impl AccessIndex {
     }
 
     fn load_principals(&mut self) -> Result<(), ForensicsError> {
-        let mut stmt = self
-            .conn
-            .prepare("SELECT id, name, full, seen FROM principals ORDER BY id")?;
-        let rows = stmt.query_map([], |r| {
-            Ok((
-                r.get::<_, i64>(0)?,
-                r.get::<_, String>(1)?,
-                r.get::<_, i64>(2)?,
-                r.get::<_, i64>(3)?,
-            ))
-        })?;
-        self.ids.clear();
-        self.principals.clear();
-        for row in rows {
-            let (id, name, full, seen) = row?;
-            if id as usize != self.principals.len() {
-                return Err(ForensicsError::Index("principal ids are not dense".into()));
-            }
-            self.ids.insert(name.clone(), id as u32);
-            self.principals.push(Principal {
-                name,
-                full: full as u64,
-                seen: seen as u64,
-            });
-        }
+        (self.ids, self.principals) = read_principals(&self.conn)?;
+        self.through = self.indexed_through()?;
         Ok(())
     }
 
@@ -316,9 +325,26 @@ impl AccessIndex {
         Ok(from - start)
     }
 
-    /// Adds accesses in one transaction, and records `through` as the next seq to index when given.
+    /// Adds accesses in one transaction, and records `through` as the next seq to index when given. With
+    /// `through`, accesses from entries another handle on the same file indexed meanwhile are left out, so that
+    /// an entry is counted once.
     pub fn add(&mut self, accesses: &[Access], through: Option<u64>) -> Result<(), ForensicsError> {
-        let tx = self.conn.transaction()?;
+        // Immediate: the starting point read below is still the file's when the rows are written.
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let stands = tx
+            .query_row("SELECT value FROM meta WHERE key = 'through'", [], |r| {
+                r.get::<_, i64>(0)
+            })
+            .optional()?
+            .unwrap_or(0) as u64;
+        if stands != self.through {
+            // Another handle indexed meanwhile, and may have numbered new principals.
+            (self.ids, self.principals) = read_principals(&tx)?;
+        }
+        let done = if through.is_some() { stands } else { 0 };
+        let accesses = accesses.iter().filter(|a| a.seq >= done);
         let mut grown: HashMap<u32, (u64, u64)> = HashMap::new();
         {
             let mut new_principal =
@@ -382,10 +408,11 @@ impl AccessIndex {
                 bump.execute(params![id, *full as i64, *seen as i64])?;
             }
             if let Some(t) = through {
-                set_through(&tx, t)?;
+                set_through(&tx, t.max(done))?;
             }
         }
         tx.commit()?;
+        self.through = through.map_or(stands, |t| t.max(done));
         for (id, (full, seen)) in grown {
             if let Some(p) = self.principals.get_mut(id as usize) {
                 p.full += full;
@@ -537,6 +564,34 @@ mod tests {
         );
         assert_eq!(p[1].shown, Shown::Masked);
         assert_eq!(ix.rows().unwrap(), 3);
+    }
+
+    #[test]
+    fn entries_another_handle_indexed_meanwhile_are_counted_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut a = AccessIndex::open_in(dir.path()).unwrap();
+        let mut b = AccessIndex::open_in(dir.path()).unwrap();
+        let first = [
+            access(0, "C1", "W1", Shown::Masked),
+            access(1, "C1", "W1", Shown::Full),
+            access(2, "C1", "W2", Shown::Full),
+        ];
+        a.add(&first, Some(3)).unwrap();
+        // `b` read the log from 0 before `a` committed: entries 0–2 again, then entry 3.
+        let mut again = first.to_vec();
+        again.push(access(3, "C1", "W3", Shown::Masked));
+        b.add(&again, Some(4)).unwrap();
+        let ix = AccessIndex::open_in(dir.path()).unwrap();
+        assert_eq!(ix.indexed_through().unwrap(), 4);
+        let c1 = ix.principal(0).unwrap();
+        assert_eq!((c1.full, c1.seen), (2, 3));
+        let w1 = ix.postings("W1").unwrap();
+        assert_eq!((w1.len(), w1[0].first_seq, w1[0].full_seq), (1, 0, Some(1)));
+        let reads: i64 = ix
+            .conn
+            .query_row("SELECT SUM(reads) FROM access", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(reads, 4);
     }
 
     #[test]
