@@ -200,6 +200,16 @@ impl Postings for SharedPostings {
     }
 }
 
+/// The audit seq the file's next catch-up starts from (every entry before it is indexed).
+fn through_in(conn: &Connection) -> Result<u64, ForensicsError> {
+    Ok(conn
+        .query_row("SELECT value FROM meta WHERE key = 'through'", [], |r| {
+            r.get::<_, i64>(0)
+        })
+        .optional()?
+        .unwrap_or(0) as u64)
+}
+
 /// Every principal, by name and by id, as the file has them.
 fn read_principals(
     conn: &Connection,
@@ -278,13 +288,7 @@ impl AccessIndex {
 
     /// The audit seq the next catch-up starts from (every entry before it is indexed).
     pub fn indexed_through(&self) -> Result<u64, ForensicsError> {
-        Ok(self
-            .conn
-            .query_row("SELECT value FROM meta WHERE key = 'through'", [], |r| {
-                r.get::<_, i64>(0)
-            })
-            .optional()?
-            .unwrap_or(0) as u64)
+        through_in(&self.conn)
     }
 
     /// Indexes the audit entries appended since the last catch-up (at most `max` of them, when given), `BATCH`
@@ -333,12 +337,7 @@ impl AccessIndex {
         let tx = self
             .conn
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        let stands = tx
-            .query_row("SELECT value FROM meta WHERE key = 'through'", [], |r| {
-                r.get::<_, i64>(0)
-            })
-            .optional()?
-            .unwrap_or(0) as u64;
+        let stands = through_in(&tx)?;
         if stands != self.through {
             // Another handle indexed meanwhile, and may have numbered new principals.
             (self.ids, self.principals) = read_principals(&tx)?;
