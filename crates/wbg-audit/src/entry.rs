@@ -1,6 +1,8 @@
 //! One audit entry and its canonical encoding. The entry's bytes are what the Merkle leaf hashes.
+use crate::StoredEntry;
 use serde::{Deserialize, Serialize};
 use std::borrow::Cow;
+use std::sync::Arc;
 
 /// One audited action. It records who asked for what and what they were shown — never personal data itself:
 /// fields are named (`recipient.phone`), not valued.
@@ -127,6 +129,34 @@ impl EntryHead<'_> {
             waybill: waybill.to_owned(),
             full,
         })
+    }
+}
+
+/// A committed entry as the indexes read it: the entry its store still held decoded since the commit, or its
+/// stored bytes. Either gives the same [`EntryHead`]; the first without reading the bytes back or decoding them.
+#[derive(Debug, Clone)]
+pub enum Committed {
+    /// Held in memory by the store that committed it (seq and prev filled in).
+    Held(Arc<AuditEntry>),
+    /// Read back from the store.
+    Stored(StoredEntry),
+}
+
+impl Committed {
+    /// Its position in the log.
+    pub fn seq(&self) -> u64 {
+        match self {
+            Committed::Held(e) => e.seq,
+            Committed::Stored(s) => s.seq,
+        }
+    }
+
+    /// What the indexes read of it; an error only for stored bytes that do not parse.
+    pub fn head(&self) -> Result<EntryHead<'_>, serde_json::Error> {
+        match self {
+            Committed::Held(e) => Ok(e.head_of()),
+            Committed::Stored(s) => AuditEntry::head(&s.bytes),
+        }
     }
 }
 

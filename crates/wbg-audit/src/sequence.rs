@@ -24,6 +24,9 @@ pub struct Sequenced {
     pub nodes: Vec<u8>,
     /// Its time (for stores that partition by day).
     pub time: i64,
+    /// The entry itself, its seq and prev filled in: what `bytes` encode. A store may keep it once committed, so
+    /// that its indexes need not read the bytes back and decode them ([`crate::Committed`]).
+    pub entry: AuditEntry,
 }
 
 impl LogTail {
@@ -85,6 +88,7 @@ impl LogTail {
             bytes,
             nodes,
             time: entry.time,
+            entry,
         }
     }
 }

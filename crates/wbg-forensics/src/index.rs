@@ -309,17 +309,16 @@ impl AccessIndex {
         let mut from = start;
         while from < end {
             let want = BATCH.min(usize::try_from(end - from).unwrap_or(BATCH));
-            let entries = store.audit_entries(from, want)?;
-            let Some(last) = entries.last().map(|e| e.seq) else {
+            let entries = store.committed_entries(from, want)?;
+            let Some(last) = entries.last().map(|e| e.seq()) else {
                 break;
             };
             let mut accesses = Vec::with_capacity(entries.len());
-            for stored in &entries {
-                let entry =
-                    AuditEntry::head(&stored.bytes).map_err(|source| ForensicsError::Entry {
-                        seq: stored.seq,
-                        source,
-                    })?;
+            for committed in &entries {
+                let entry = committed.head().map_err(|source| ForensicsError::Entry {
+                    seq: committed.seq(),
+                    source,
+                })?;
                 accesses.extend(Access::from_head(&entry));
             }
             self.add(&accesses, Some(last + 1))?;

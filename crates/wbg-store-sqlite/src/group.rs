@@ -9,6 +9,7 @@
 //! whenever another connection has committed since its last read — under load, before every read — so each
 //! lookup read its pages back from the file (measured: 30 % of a node's CPU). On the thread that commits, the
 //! cache stays warm, and nothing waits on a lock.
+use crate::recent::Recent;
 use crate::{tree_in, Inner, INSERT_ENTRY};
 use rusqlite::{params, Connection, Transaction, TransactionBehavior};
 use std::any::Any;
@@ -198,8 +199,8 @@ fn lookups(inner: &Mutex<Inner>, reads: impl Iterator<Item = Lookup>) {
 fn commit(inner: &Mutex<Inner>, mut batch: Vec<Job>) {
     let outcomes = match inner.lock() {
         Ok(mut guard) => {
-            let Inner { conn, tree } = &mut *guard;
-            let done = run(conn, tree, &mut batch);
+            let Inner { conn, tree, recent } = &mut *guard;
+            let done = run(conn, tree, recent, &mut batch);
             if done.is_err() {
                 *tree = None;
             }
@@ -225,10 +226,13 @@ fn commit(inner: &Mutex<Inner>, mut batch: Vec<Job>) {
 fn run(
     conn: &mut Connection,
     tree: &mut Option<wbg_audit::LogTail>,
+    recent: &Recent,
     batch: &mut [Job],
 ) -> Result<Vec<Outcome>, StoreError> {
     let tx = Transaction::new(conn, TransactionBehavior::Immediate)?;
     let mut tail = tree_in(&tx, tree)?;
+    let first_seq = tail.size();
+    let mut held = Vec::new();
     let mut outcomes = Vec::with_capacity(batch.len());
     {
         let mut insert = tx.prepare_cached(INSERT_ENTRY)?;
@@ -251,6 +255,7 @@ fn run(
                     for entry in job.audit.drain(..) {
                         let s = tail.sequence(entry);
                         insert.execute(params![s.seq as i64, s.bytes, s.nodes])?;
+                        held.push(s.entry);
                     }
                     Ok((v, first))
                 }
@@ -260,6 +265,7 @@ fn run(
     }
     tx.commit()?;
     *tree = Some(tail);
+    recent.committed(first_seq, held);
     Ok(outcomes)
 }
 
@@ -272,7 +278,11 @@ mod tests {
         let conn = Connection::open_in_memory().unwrap();
         conn.execute_batch("CREATE TABLE t (x INTEGER); INSERT INTO t VALUES (7); BEGIN;")
             .unwrap();
-        let inner = Mutex::new(Inner { conn, tree: None });
+        let inner = Mutex::new(Inner {
+            conn,
+            tree: None,
+            recent: Arc::default(),
+        });
         let (tx, rx) = mpsc::channel();
         let read: Lookup = Box::new(move |c: &Connection| {
             let x: i64 = c.query_row("SELECT x FROM t", [], |r| r.get(0)).unwrap();

@@ -11,6 +11,7 @@ mod blind;
 mod credentials;
 mod group;
 mod numbers;
+mod recent;
 mod search;
 mod work;
 
@@ -18,7 +19,7 @@ use rand::RngCore;
 use rusqlite::{params, Connection, OptionalExtension, Transaction, TransactionBehavior};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
-use wbg_audit::{AuditEntry, Hash, LogTail, StoredEntry};
+use wbg_audit::{AuditEntry, Committed, Hash, LogTail, StoredEntry};
 use wbg_core::{
     Account, AccountId, AccountStatus, EventType, MerchantId, Millis, OutletId, WaybillMeta,
     WaybillNo, WaybillStatus,
@@ -122,6 +123,8 @@ pub use search::DB_FILE as SEARCH_DB_FILE;
 pub(crate) struct Inner {
     conn: Connection,
     tree: Option<LogTail>,
+    /// The latest committed entries, kept for upkeep's indexes (shared with the store's handle).
+    recent: Arc<recent::Recent>,
 }
 
 /// The statement that files one sequenced audit entry.
@@ -139,6 +142,8 @@ pub struct SqliteStore {
     maint: Mutex<Connection>,
     /// A read connection for audit searches, which can take tens of milliseconds: never the request path's.
     search: Mutex<Connection>,
+    /// The latest committed audit entries, decoded, for upkeep's indexes (see `recent`).
+    recent: Arc<recent::Recent>,
     path: PathBuf,
 }
 
@@ -218,29 +223,34 @@ pub(crate) fn tree_in(conn: &Connection, cache: &Option<LogTail>) -> Result<LogT
 fn commit_with_entry(
     tx: Transaction<'_>,
     cache: &mut Option<LogTail>,
+    recent: &recent::Recent,
     entry: AuditEntry,
 ) -> Result<u64, StoreError> {
-    commit_with_entries(tx, cache, std::iter::once(entry))
+    commit_with_entries(tx, cache, recent, std::iter::once(entry))
 }
 
-/// Appends `entries` in order and commits; returns the first one's seq. The cached tree changes only once the
-/// transaction has committed.
+/// Appends `entries` in order and commits; returns the first one's seq. The cached tree changes, and `recent`
+/// keeps the entries, only once the transaction has committed.
 fn commit_with_entries(
     tx: Transaction<'_>,
     cache: &mut Option<LogTail>,
+    recent: &recent::Recent,
     entries: impl IntoIterator<Item = AuditEntry>,
 ) -> Result<u64, StoreError> {
     let mut tree = tree_in(&tx, cache)?;
     let first = tree.size();
+    let mut held = Vec::new();
     {
         let mut insert = tx.prepare_cached(INSERT_ENTRY)?;
         for entry in entries {
             let s = tree.sequence(entry);
             insert.execute(params![s.seq as i64, s.bytes, s.nodes])?;
+            held.push(s.entry);
         }
     }
     tx.commit()?;
     *cache = Some(tree);
+    recent.committed(first, held);
     Ok(first)
 }
 
@@ -585,10 +595,16 @@ impl SqliteStore {
         search::attach(&maint, dir)?;
         let search = Self::connect(&path)?;
         search::attach(&search, dir)?;
-        let inner = Arc::new(Mutex::new(Inner { conn, tree: None }));
+        let recent = Arc::new(recent::Recent::default());
+        let inner = Arc::new(Mutex::new(Inner {
+            conn,
+            tree: None,
+            recent: recent.clone(),
+        }));
         Ok(SqliteStore {
             committer: group::Committer::start(inner.clone())?,
             inner,
+            recent,
             maint: Mutex::new(maint),
             search: Mutex::new(search),
             path,
@@ -652,10 +668,10 @@ impl SqliteStore {
         f: impl FnOnce(&Transaction<'_>) -> Result<T, StoreError>,
     ) -> Result<(T, u64), StoreError> {
         let mut inner = self.lock()?;
-        let Inner { conn, tree } = &mut *inner;
+        let Inner { conn, tree, recent } = &mut *inner;
         let tx = Transaction::new(conn, TransactionBehavior::Immediate)?;
         let out = f(&tx)?;
-        let seq = commit_with_entry(tx, tree, audit)?;
+        let seq = commit_with_entry(tx, tree, recent, audit)?;
         Ok((out, seq))
     }
 }
@@ -670,7 +686,7 @@ impl Store for SqliteStore {
         blind::compact(&mut conn, wbg_core::now_millis(), &mut wal)?;
         // Up to 50,000 entries a call keeps the index a second or so behind a node at full speed, and builds an
         // upgraded store's index at that pace.
-        search::index(&mut conn, 50_000)?;
+        search::index(&mut conn, &self.recent, 50_000)?;
         wal.checkpoint(&conn)
     }
 
@@ -1342,9 +1358,9 @@ impl AuditLog for SqliteStore {
 
     fn append_audit_batch(&self, entries: Vec<AuditEntry>) -> Result<u64, StoreError> {
         let mut inner = self.lock()?;
-        let Inner { conn, tree } = &mut *inner;
+        let Inner { conn, tree, recent } = &mut *inner;
         let tx = Transaction::new(conn, TransactionBehavior::Immediate)?;
-        commit_with_entries(tx, tree, entries)
+        commit_with_entries(tx, tree, recent, entries)
     }
 
     fn audit_size(&self) -> Result<u64, StoreError> {
@@ -1391,13 +1407,24 @@ impl AuditLog for SqliteStore {
             .collect()
     }
 
+    fn committed_entries(&self, from: u64, limit: usize) -> Result<Vec<Committed>, StoreError> {
+        match self.recent.since(from, limit) {
+            Some(held) => Ok(held),
+            None => Ok(self
+                .audit_entries(from, limit)?
+                .into_iter()
+                .map(Committed::Stored)
+                .collect()),
+        }
+    }
+
     fn audit_node(&self, level: u32, index: u64) -> Result<Option<Hash>, StoreError> {
         node_in(&self.lock()?.conn, level, index)
     }
 
     fn audit_head(&self) -> Result<(u64, Hash), StoreError> {
         let mut inner = self.lock()?;
-        let Inner { conn, tree } = &mut *inner;
+        let Inner { conn, tree, .. } = &mut *inner;
         let t = tree_in(conn, tree)?;
         let head = (t.size(), t.frontier().root());
         *tree = Some(t);

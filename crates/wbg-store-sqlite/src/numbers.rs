@@ -113,7 +113,7 @@ pub(super) fn bind(
     release: NumberRelease,
     audit: &mut dyn FnMut(&BindOutcome) -> Option<AuditEntry>,
 ) -> Result<(BindOutcome, Option<u64>), StoreError> {
-    let Inner { conn, tree } = inner;
+    let Inner { conn, tree, recent } = inner;
     let tx = Transaction::new(conn, TransactionBehavior::Immediate)?;
     let current: Option<(String, Option<String>)> = tx
         .prepare_cached("SELECT status, courier FROM waybills WHERE no = ?1")?
@@ -160,7 +160,7 @@ pub(super) fn bind(
         BindOutcome::NotNeeded => {}
     }
     let seq = match audit(&outcome) {
-        Some(entry) => Some(commit_with_entry(tx, tree, entry)?),
+        Some(entry) => Some(commit_with_entry(tx, tree, recent, entry)?),
         None => {
             tx.commit()?;
             None

@@ -7,10 +7,11 @@
 //! write lock that the store thread's group commit needs, so every request waited behind it (measured: reads
 //! 20,000/s at p99 10–21 ms with the index beside the log, 26,700–27,000/s at p99 5–10 ms with indexing off).
 //! The index is derived data: a store whose file held it before drops that copy and builds this one again.
+use crate::recent::Recent;
 use crate::SqliteStore;
 use rusqlite::{params, Connection};
 use std::path::Path;
-use wbg_audit::{AuditEntry, EntryHead};
+use wbg_audit::{AuditEntry, Committed, EntryHead, StoredEntry};
 use wbg_store::{
     count_hour, hour_counts, AuditCursor, AuditPage, AuditQuery, AuditSearch, HourCount, IndexRow,
     SqlArg, StoreError, HOUR_MS,
@@ -75,24 +76,43 @@ fn head(seq: i64, bytes: &[u8]) -> Result<EntryHead<'_>, StoreError> {
         .map_err(|e| StoreError::Corrupt(format!("audit entry {seq} does not parse: {e}")))
 }
 
+/// What the index keeps of a committed entry, borrowed from it.
+fn committed_head(entry: &Committed) -> Result<EntryHead<'_>, StoreError> {
+    entry.head().map_err(|e| {
+        StoreError::Corrupt(format!("audit entry {} does not parse: {e}", entry.seq()))
+    })
+}
+
 /// Indexes the entries past the index, up to `budget` of them; returns how many it indexed. Each chunk is read
-/// and decoded before the index's write lock is taken, and the lock is let go for a moment after each, so that
-/// another handle on the directory indexing too waits behind one chunk's inserts at most.
-pub(super) fn index(conn: &mut Connection, budget: usize) -> Result<usize, StoreError> {
+/// (from `recent` while it holds them, decoded already) and decoded before the index's write lock is taken, and
+/// the lock is let go for a moment after each, so that another handle on the directory indexing too waits behind
+/// one chunk's inserts at most.
+pub(super) fn index(
+    conn: &mut Connection,
+    recent: &Recent,
+    budget: usize,
+) -> Result<usize, StoreError> {
     let mut done = 0;
     while done < budget {
         let from = indexed_to(conn)?;
-        let stored: Vec<(i64, Vec<u8>)> = conn
-            .prepare_cached(
-                "SELECT seq, entry FROM audit_entries WHERE seq >= ?1 ORDER BY seq LIMIT ?2",
-            )?
-            .query_map(params![from as i64, CHUNK as i64], |r| {
-                Ok((r.get(0)?, r.get(1)?))
-            })?
-            .collect::<Result<_, _>>()?;
-        let rows = stored
+        let entries = match recent.since(from, CHUNK) {
+            Some(held) => held,
+            None => conn
+                .prepare_cached(
+                    "SELECT seq, entry FROM audit_entries WHERE seq >= ?1 ORDER BY seq LIMIT ?2",
+                )?
+                .query_map(params![from as i64, CHUNK as i64], |r| {
+                    Ok(Committed::Stored(StoredEntry {
+                        seq: r.get::<_, i64>(0)? as u64,
+                        bytes: r.get(1)?,
+                        recorded_leaf: None,
+                    }))
+                })?
+                .collect::<Result<_, _>>()?,
+        };
+        let rows = entries
             .iter()
-            .map(|(seq, bytes)| head(*seq, bytes))
+            .map(committed_head)
             .collect::<Result<Vec<_>, StoreError>>()?;
         let n = rows.len();
         // Deferred: the first insert takes the write lock of the index's file alone (an IMMEDIATE transaction

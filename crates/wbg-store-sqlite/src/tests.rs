@@ -21,6 +21,93 @@ fn two_handles_on_one_directory_keep_one_verifiable_tree() {
     assert_eq!(a.audit_head().unwrap(), b.audit_head().unwrap());
 }
 
+/// The entries a handle holds for its indexes are the file's, whichever way they were committed; entries another
+/// handle appended are read back from the file, and so is everything before a gap.
+#[test]
+fn committed_entries_are_the_files_whether_held_or_read_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = SqliteStore::open(dir.path()).unwrap();
+    let b = SqliteStore::open(dir.path()).unwrap();
+    let named = |action: &str, waybill: Option<&str>| {
+        let mut e = entry(action);
+        e.waybill = waybill.map(str::to_owned);
+        e.view = Some("full".to_owned());
+        e
+    };
+    a.append_audit_batch(vec![named("view", Some("W0")), named("export", None)])
+        .unwrap();
+    a.append_audit(named("view", Some("W\"\u{4e00}2"))).unwrap();
+    a.append_audit_grouped(vec![named("view", Some("W3")), named("ingest", None)])
+        .wait()
+        .unwrap();
+    let same_as_file = |s: &SqliteStore, got: &[Committed], from: u64| {
+        for (i, c) in got.iter().enumerate() {
+            let seq = from + i as u64;
+            assert_eq!(c.seq(), seq);
+            let bytes = s.audit_entry(seq).unwrap().unwrap();
+            assert_eq!(
+                c.head().unwrap(),
+                AuditEntry::head(&bytes).unwrap(),
+                "entry {seq}"
+            );
+        }
+    };
+    let held = a.committed_entries(0, 100).unwrap();
+    assert_eq!(held.len(), 5);
+    assert!(held.iter().all(|c| matches!(c, Committed::Held(_))));
+    same_as_file(&a, &held, 0);
+    assert_eq!(a.committed_entries(1, 2).unwrap().len(), 2);
+    // `b` appended none of them: it reads them back.
+    let read_back = b.committed_entries(0, 100).unwrap();
+    assert!(read_back.iter().all(|c| matches!(c, Committed::Stored(_))));
+    same_as_file(&b, &read_back, 0);
+
+    // Entry 5 is `b`'s: `a` never holds it, and its next commit starts a new run.
+    b.append_audit(named("view", Some("W5"))).unwrap();
+    let past_held = a.committed_entries(5, 100).unwrap();
+    assert_eq!(
+        past_held.len(),
+        1,
+        "a handle's run does not hide another's entries"
+    );
+    same_as_file(&a, &past_held, 5);
+    a.append_audit(named("view", Some("W6"))).unwrap();
+    let all = a.committed_entries(0, 100).unwrap();
+    assert_eq!(all.len(), 7);
+    assert!(all.iter().all(|c| matches!(c, Committed::Stored(_))));
+    same_as_file(&a, &all, 0);
+    assert!(matches!(
+        a.committed_entries(6, 100).unwrap().as_slice(),
+        [Committed::Held(_)]
+    ));
+
+    // The search index built from them holds every entry once, with the file's fields.
+    a.maintain().unwrap();
+    b.maintain().unwrap();
+    let indexed: Vec<(i64, Option<String>, String)> = a
+        .maint
+        .lock()
+        .unwrap()
+        .prepare("SELECT seq, waybill, action FROM search.audit_index ORDER BY seq")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    let expected: Vec<(i64, Option<String>, String)> = (0..7)
+        .map(|seq| {
+            let bytes = a.audit_entry(seq).unwrap().unwrap();
+            let h = AuditEntry::head(&bytes).unwrap();
+            (
+                seq as i64,
+                h.waybill.map(|w| w.into_owned()),
+                h.action.into_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(indexed, expected);
+}
+
 #[test]
 fn reopened_store_continues_the_chain() {
     let dir = tempfile::tempdir().unwrap();

@@ -46,7 +46,7 @@ pub mod prelude {
     };
 }
 
-use wbg_audit::{AuditEntry, Hash, StoredEntry};
+use wbg_audit::{AuditEntry, Committed, Hash, StoredEntry};
 use wbg_core::{
     Account, AccountId, AccountStatus, MerchantId, Millis, OutletId, StatusEvent, WaybillMeta,
     WaybillNo, WaybillStatus,
@@ -493,6 +493,16 @@ pub trait AuditLog: Send + Sync {
     fn audit_entry(&self, seq: u64) -> Result<Option<Vec<u8>>, StoreError>;
     /// Up to `limit` entries from `from`, in stored order, with their recorded leaf hashes.
     fn audit_entries(&self, from: u64, limit: usize) -> Result<Vec<StoredEntry>, StoreError>;
+    /// Up to `limit` committed entries from `from`, in order, for an index to read their heads
+    /// ([`Committed::head`]): a store that still holds the latest ones decoded since their commit hands those out
+    /// without reading them back (the embedded store); otherwise, and for older entries, their stored bytes.
+    fn committed_entries(&self, from: u64, limit: usize) -> Result<Vec<Committed>, StoreError> {
+        Ok(self
+            .audit_entries(from, limit)?
+            .into_iter()
+            .map(Committed::Stored)
+            .collect())
+    }
     /// A Merkle node `(level, index)`.
     fn audit_node(&self, level: u32, index: u64) -> Result<Option<Hash>, StoreError>;
     /// The root over the first `size` entries... of the current log: `(size, root)`.
