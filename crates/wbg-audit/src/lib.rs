@@ -26,7 +26,7 @@ mod sequence;
 mod verify;
 
 pub use checkpoint::Checkpoint;
-pub use entry::{AuditEntry, Committed, EntryAccess, EntryHead};
+pub use entry::{AuditEntry, Committed, EntryAccess, EntryHead, HeldHead};
 pub use error::AuditError;
 pub use merkle::Hash;
 pub use pack::{EvidencePack, PackEntry, PackError, PackReport, PACK_FORMAT};

@@ -25,7 +25,7 @@ pub struct Sequenced {
     /// Its time (for stores that partition by day).
     pub time: i64,
     /// The entry itself, its seq and prev filled in: what `bytes` encode. A store may keep it once committed, so
-    /// that its indexes need not read the bytes back and decode them ([`crate::Committed`]).
+    /// that its indexes need not read the bytes back and decode them ([`crate::HeldHead`]).
     pub entry: AuditEntry,
 }
 

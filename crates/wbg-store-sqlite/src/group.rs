@@ -15,7 +15,7 @@ use rusqlite::{params, Connection, Transaction, TransactionBehavior};
 use std::any::Any;
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
-use wbg_audit::AuditEntry;
+use wbg_audit::{AuditEntry, HeldHead};
 use wbg_store::{DbError, StoreError, Ticket};
 
 /// Jobs one transaction takes at most.
@@ -255,7 +255,7 @@ fn run(
                     for entry in job.audit.drain(..) {
                         let s = tail.sequence(entry);
                         insert.execute(params![s.seq as i64, s.bytes, s.nodes])?;
-                        held.push(s.entry);
+                        held.push(HeldHead::of(&s.entry));
                     }
                     Ok((v, first))
                 }

@@ -19,7 +19,7 @@ use rand::RngCore;
 use rusqlite::{params, Connection, OptionalExtension, Transaction, TransactionBehavior};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
-use wbg_audit::{AuditEntry, Committed, Hash, LogTail, StoredEntry};
+use wbg_audit::{AuditEntry, Committed, Hash, HeldHead, LogTail, StoredEntry};
 use wbg_core::{
     Account, AccountId, AccountStatus, EventType, MerchantId, Millis, OutletId, WaybillMeta,
     WaybillNo, WaybillStatus,
@@ -245,7 +245,7 @@ fn commit_with_entries(
         for entry in entries {
             let s = tree.sequence(entry);
             insert.execute(params![s.seq as i64, s.bytes, s.nodes])?;
-            held.push(s.entry);
+            held.push(HeldHead::of(&s.entry));
         }
     }
     tx.commit()?;

@@ -1,25 +1,25 @@
-//! The latest committed audit entries, kept decoded for upkeep's two indexes (the audit search index and the
+//! The latest committed audit entries' heads, kept for upkeep's two indexes (the audit search index and the
 //! forensics access index). Each of them read every entry the log took back from the file and decoded its head
 //! again, once an index: counted with `scripts/instructions`, 24 k instructions a guarded read of the node's
 //! 294 k (both reads and both decodes). The store thread sequences each entry from its decoded form anyway, so it
-//! keeps the entry here once the transaction holding it has committed, instead of dropping it.
+//! keeps the entry's head here ([`HeldHead`], one allocation) once the transaction holding it has committed.
 //!
 //! Only a contiguous run of the log is held, the newest [`KEEP`] entries at most. An index asking for entries
 //! before the run, or past its end (entries another handle on the same directory appended are never held here),
 //! reads them from the file as before: what is held is what the file holds, only sooner to hand.
 use std::collections::VecDeque;
-use std::sync::{Arc, Mutex};
-use wbg_audit::{AuditEntry, Committed};
+use std::sync::Mutex;
+use wbg_audit::{Committed, HeldHead};
 
 /// Entries held at most: upkeep indexes every second, and at 20,000 audited operations a second this is one
-/// and a half seconds of the log (some 20 MB).
+/// and a half seconds of the log (some 6 MB).
 pub(crate) const KEEP: usize = 1 << 15;
 
 /// The held run of the log: `entries[i]` is entry `first + i`.
 #[derive(Default)]
 struct Run {
     first: u64,
-    entries: VecDeque<Arc<AuditEntry>>,
+    entries: VecDeque<HeldHead>,
 }
 
 /// Shared by the store's committing paths (which add to it) and upkeep (which reads it).
@@ -31,7 +31,7 @@ pub(crate) struct Recent {
 impl Recent {
     /// Keeps `entries`, just committed, from `first` on. A run that does not continue the held one (another
     /// handle appended in between) replaces it.
-    pub(crate) fn committed(&self, first: u64, entries: Vec<AuditEntry>) {
+    pub(crate) fn committed(&self, first: u64, entries: Vec<HeldHead>) {
         if entries.is_empty() {
             return;
         }
@@ -41,7 +41,7 @@ impl Recent {
             run.entries.clear();
             run.first = first;
         }
-        run.entries.extend(entries.into_iter().map(Arc::new));
+        run.entries.extend(entries);
         let over = run.entries.len().saturating_sub(KEEP);
         if over > 0 {
             run.entries.drain(..over);
@@ -60,7 +60,7 @@ impl Recent {
             run.entries
                 .range(at..)
                 .take(limit)
-                .map(|e| Committed::Held(Arc::clone(e)))
+                .map(|h| Committed::Held(h.clone()))
                 .collect(),
         )
     }
@@ -70,12 +70,12 @@ impl Recent {
 mod tests {
     use super::*;
 
-    fn entries(first: u64, n: u64) -> Vec<AuditEntry> {
+    fn entries(first: u64, n: u64) -> Vec<HeldHead> {
         (first..first + n)
             .map(|seq| {
-                let mut e = AuditEntry::new(seq as i64, "a", "view");
+                let mut e = wbg_audit::AuditEntry::new(seq as i64, "a", "view");
                 e.seq = seq;
-                e
+                HeldHead::of(&e)
             })
             .collect()
     }
