@@ -123,7 +123,7 @@ pub use search::DB_FILE as SEARCH_DB_FILE;
 pub(crate) struct Inner {
     conn: Connection,
     tree: Option<LogTail>,
-    /// The latest committed entries, kept for upkeep's indexes (shared with the store's handle).
+    /// The latest committed entries' heads, kept for upkeep's indexes (shared with the store's handle).
     recent: Arc<recent::Recent>,
 }
 
@@ -142,7 +142,7 @@ pub struct SqliteStore {
     maint: Mutex<Connection>,
     /// A read connection for audit searches, which can take tens of milliseconds: never the request path's.
     search: Mutex<Connection>,
-    /// The latest committed audit entries, decoded, for upkeep's indexes (see `recent`).
+    /// The latest committed audit entries' heads, for upkeep's indexes (see `recent`).
     recent: Arc<recent::Recent>,
     path: PathBuf,
 }
@@ -230,7 +230,7 @@ fn commit_with_entry(
 }
 
 /// Appends `entries` in order and commits; returns the first one's seq. The cached tree changes, and `recent`
-/// keeps the entries, only once the transaction has committed.
+/// keeps the entries' heads, only once the transaction has committed.
 fn commit_with_entries(
     tx: Transaction<'_>,
     cache: &mut Option<LogTail>,

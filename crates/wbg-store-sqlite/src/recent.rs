@@ -29,7 +29,7 @@ pub(crate) struct Recent {
 }
 
 impl Recent {
-    /// Keeps `entries`, just committed, from `first` on. A run that does not continue the held one (another
+    /// Keeps the heads of entries `first`… just committed. A run that does not continue the held one (another
     /// handle appended in between) replaces it.
     pub(crate) fn committed(&self, first: u64, entries: Vec<HeldHead>) {
         if entries.is_empty() {
