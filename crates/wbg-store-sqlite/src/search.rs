@@ -72,15 +72,16 @@ fn indexed_to(conn: &Connection) -> Result<u64, StoreError> {
 
 /// What the index keeps of a stored entry, borrowed from its bytes.
 fn head(seq: i64, bytes: &[u8]) -> Result<EntryHead<'_>, StoreError> {
-    AuditEntry::head(bytes)
-        .map_err(|e| StoreError::Corrupt(format!("audit entry {seq} does not parse: {e}")))
+    AuditEntry::head(bytes).map_err(|e| unparsable(seq, e))
 }
 
 /// What the index keeps of a committed entry, borrowed from it.
 fn committed_head(entry: &Committed) -> Result<EntryHead<'_>, StoreError> {
-    entry.head().map_err(|e| {
-        StoreError::Corrupt(format!("audit entry {} does not parse: {e}", entry.seq()))
-    })
+    entry.head().map_err(|e| unparsable(entry.seq(), e))
+}
+
+fn unparsable(seq: impl std::fmt::Display, e: serde_json::Error) -> StoreError {
+    StoreError::Corrupt(format!("audit entry {seq} does not parse: {e}"))
 }
 
 /// Indexes the entries past the index, up to `budget` of them; returns how many it indexed. Each chunk is read
