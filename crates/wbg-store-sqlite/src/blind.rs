@@ -333,12 +333,30 @@ fn merge(
 
 /// Deletes the chunks of segments that are no longer registered (merged away) or whose build was abandoned, a
 /// few hundred chunks per transaction.
+///
+/// Each step looks for garbage before it writes: upkeep calls this every second and almost always finds none, and
+/// a write, even one that deletes nothing, takes the store's write lock, which the store thread's next group
+/// commit then waits for (in the busy handler's steps), with every request of that group behind it.
 fn collect_garbage(conn: &mut Connection, now: i64, wal: &mut WalUpkeep) -> Result<(), StoreError> {
-    conn.execute(
-        "DELETE FROM blind_segments WHERE level = -1 AND created_at < ?1",
-        params![now - STALE_BUILD_MS],
-    )?;
+    let stale = now - STALE_BUILD_MS;
+    if conn
+        .prepare_cached("SELECT 1 FROM blind_segments WHERE level = -1 AND created_at < ?1")?
+        .exists(params![stale])?
+    {
+        conn.execute(
+            "DELETE FROM blind_segments WHERE level = -1 AND created_at < ?1",
+            params![stale],
+        )?;
+    }
     loop {
+        if !conn
+            .prepare_cached(
+                "SELECT 1 FROM blind_runs WHERE seg NOT IN (SELECT id FROM blind_segments) LIMIT 1",
+            )?
+            .exists([])?
+        {
+            return Ok(());
+        }
         let tx = immediate(conn)?;
         let n = tx.execute(
             "DELETE FROM blind_runs WHERE id IN (

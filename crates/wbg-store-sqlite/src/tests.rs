@@ -210,6 +210,26 @@ fn an_abandoned_merge_is_invisible_then_collected() {
     assert_eq!(s.find_by_token(&[7u8; 16]).unwrap().len(), 1);
 }
 
+/// Upkeep that finds nothing to collect never takes the store's write lock: with another handle holding it, it
+/// finishes at once rather than waiting for it (in the busy handler, up to 10 s, and then failing).
+#[test]
+fn upkeep_with_nothing_to_collect_leaves_the_write_lock_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = SqliteStore::open(dir.path()).unwrap();
+    s.insert_waybills(&[waybill("W1")], entry("ingest"))
+        .unwrap();
+    s.maintain().unwrap();
+    let writer = Connection::open(dir.path().join(DB_FILE)).unwrap();
+    writer.execute_batch("BEGIN IMMEDIATE").unwrap();
+    let started = std::time::Instant::now();
+    s.maintain().unwrap();
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(5),
+        "upkeep waited for the write lock"
+    );
+    writer.execute_batch("ROLLBACK").unwrap();
+}
+
 #[test]
 fn a_store_of_another_schema_version_is_refused() {
     let dir = tempfile::tempdir().unwrap();
