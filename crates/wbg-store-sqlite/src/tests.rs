@@ -230,6 +230,21 @@ fn upkeep_with_nothing_to_collect_leaves_the_write_lock_alone() {
     writer.execute_batch("ROLLBACK").unwrap();
 }
 
+/// The syncs before a RESTART take the store's files as they are: both, or the database file alone when the log
+/// is gone, or nothing for a connection with no file.
+#[test]
+fn presync_syncs_what_files_there_are() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = SqliteStore::open(dir.path()).unwrap();
+    s.append_audit(entry("a")).unwrap();
+    presync(&s.lock().unwrap().conn).unwrap();
+    drop(s);
+    assert!(!dir.path().join(format!("{DB_FILE}-wal")).exists());
+    let conn = Connection::open(dir.path().join(DB_FILE)).unwrap();
+    presync(&conn).unwrap();
+    presync(&Connection::open_in_memory().unwrap()).unwrap();
+}
+
 #[test]
 fn a_store_of_another_schema_version_is_refused() {
     let dir = tempfile::tempdir().unwrap();
