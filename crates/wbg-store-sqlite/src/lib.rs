@@ -532,8 +532,8 @@ impl WalUpkeep {
     }
 }
 
-/// Syncs the store's database file and write-ahead log to disk from handles of its own, holding no lock, until a
-/// round finds little to write ([`SHORT_SYNC`], at most [`PRESYNCS`] rounds).
+/// Syncs the store's database file and write-ahead log to disk, holding no lock, until a round finds little to
+/// write ([`SHORT_SYNC`], at most [`PRESYNCS`] rounds).
 ///
 /// A checkpoint syncs the log before it copies frames into the database file, and a RESTART syncs the database file
 /// too, both while it holds the writer lock. A PASSIVE pass never syncs the database file (SQLite does that only
@@ -541,29 +541,65 @@ impl WalUpkeep {
 /// page the passes had copied since the last RESTART: on a disk whose syncs then took 40–80 ms, every commit
 /// waited that long every few seconds (reads at 33,000/s: p99 15–25 ms, one round 89 ms; 5 ms with no RESTART).
 /// What is already on disk makes those syncs short.
+#[cfg(unix)]
 fn presync(conn: &Connection) -> Result<(), StoreError> {
     let Some(db) = conn.path().filter(|p| !p.is_empty()) else {
         return Ok(());
     };
     let sync_failed = |e| StoreError::Db(DbError::context("syncing the store's files", e));
-    let mut files = Vec::with_capacity(2);
-    for path in [db.to_owned(), format!("{db}-wal")] {
-        match std::fs::File::open(&path) {
-            Ok(f) => files.push(f),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(sync_failed(e)),
-        }
-    }
+    let db = database_file(Path::new(db)).map_err(sync_failed)?;
+    // The log carries no lock of SQLite's (they are on the database file and the `-shm` file), so a handle on it
+    // may be closed; it is opened each time, as SQLite deletes it when the last connection closes.
+    let log = match std::fs::File::open(format!("{}-wal", db.0.display())) {
+        Ok(f) => Some(f),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        Err(e) => return Err(sync_failed(e)),
+    };
     for _ in 0..PRESYNCS {
         let round = std::time::Instant::now();
-        for f in &files {
-            f.sync_data().map_err(sync_failed)?;
+        db.1.sync_data().map_err(sync_failed)?;
+        if let Some(log) = &log {
+            log.sync_data().map_err(sync_failed)?;
         }
         if round.elapsed() < SHORT_SYNC {
             break;
         }
     }
     Ok(())
+}
+
+/// Elsewhere than on Unix the RESTART syncs what it must itself.
+#[cfg(not(unix))]
+fn presync(_conn: &Connection) -> Result<(), StoreError> {
+    Ok(())
+}
+
+/// A handle on the database file at `path` for [`presync`], opened once per file and process and never closed.
+///
+/// SQLite keeps POSIX advisory locks on the database file, and POSIX drops every lock a process holds on a file
+/// when the process closes *any* descriptor of it: a handle opened and closed beside SQLite's would take away this
+/// process's shared lock, and another process closing its last connection could then take the file for itself and
+/// delete the write-ahead log under this one ("How To Corrupt An SQLite Database File", section 2.2). So the handle
+/// stays open until the process exits. Files are told apart by device and inode, so a file made anew at the same path
+/// gets a handle of its own.
+#[cfg(unix)]
+fn database_file(path: &Path) -> std::io::Result<Arc<(PathBuf, std::fs::File)>> {
+    use std::collections::HashMap;
+    use std::os::unix::fs::MetadataExt;
+    type Handles = Mutex<HashMap<(u64, u64), Arc<(PathBuf, std::fs::File)>>>;
+    static HANDLES: std::sync::OnceLock<Handles> = std::sync::OnceLock::new();
+    let meta = std::fs::metadata(path)?;
+    let key = (meta.dev(), meta.ino());
+    let mut handles = HANDLES
+        .get_or_init(Handles::default)
+        .lock()
+        .unwrap_or_else(|p| p.into_inner());
+    if let Some(h) = handles.get(&key) {
+        return Ok(h.clone());
+    }
+    let h = Arc::new((path.to_owned(), std::fs::File::open(path)?));
+    handles.insert(key, h.clone());
+    Ok(h)
 }
 
 /// The busy handler of every connection: waits for a lock in steps of 200 µs, for 10 s in all. SQLite's own

@@ -230,10 +230,12 @@ fn upkeep_with_nothing_to_collect_leaves_the_write_lock_alone() {
     writer.execute_batch("ROLLBACK").unwrap();
 }
 
-/// The syncs before a RESTART take the store's files as they are: both, or the database file alone when the log
-/// is gone, or nothing for a connection with no file.
+/// The syncs before a RESTART take the store's files as they are (both, the database file alone when the log is
+/// gone, nothing for a connection with no file), and keep one handle a database file open for good: closing a
+/// handle would drop SQLite's locks on the file for the whole process.
+#[cfg(unix)]
 #[test]
-fn presync_syncs_what_files_there_are() {
+fn presync_syncs_what_files_there_are_through_one_kept_handle() {
     let dir = tempfile::tempdir().unwrap();
     let s = SqliteStore::open(dir.path()).unwrap();
     s.append_audit(entry("a")).unwrap();
@@ -243,6 +245,15 @@ fn presync_syncs_what_files_there_are() {
     let conn = Connection::open(dir.path().join(DB_FILE)).unwrap();
     presync(&conn).unwrap();
     presync(&Connection::open_in_memory().unwrap()).unwrap();
+    let file = dir.path().join(DB_FILE);
+    let kept = database_file(&file).unwrap();
+    assert!(Arc::ptr_eq(&kept, &database_file(&file).unwrap()));
+    let other = tempfile::tempdir().unwrap();
+    SqliteStore::open(other.path()).unwrap();
+    assert!(!Arc::ptr_eq(
+        &kept,
+        &database_file(&other.path().join(DB_FILE)).unwrap()
+    ));
 }
 
 #[test]
