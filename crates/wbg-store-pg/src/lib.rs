@@ -956,8 +956,9 @@ fn passing(e: &sqlx::Error) -> Option<Passing> {
     }
 }
 
-fn corrupt(what: impl std::fmt::Display) -> StoreError {
-    StoreError::Corrupt(what.to_string())
+/// A corrupt store: a message of what was found, or the error that found it (kept as the source).
+fn corrupt(found: impl Into<wbg_store::Source>) -> StoreError {
+    StoreError::Corrupt(wbg_store::DbError::new(found))
 }
 
 fn is_unique_violation(e: &sqlx::Error) -> bool {
@@ -1322,8 +1323,8 @@ fn copies<'a>(
             let copy = next
                 .get_mut(no.as_str())
                 .ok_or_else(|| corrupt("a label print was not counted"))?;
-            let this =
-                u32::try_from(*copy).map_err(|_| corrupt("label print count out of range"))?;
+            let this = u32::try_from(*copy)
+                .map_err(|e| StoreError::corrupt_because("label print count out of range", e))?;
             *copy += 1;
             Ok(this)
         })
@@ -2135,7 +2136,10 @@ impl PgStore {
 
 fn parse_nos(rows: Vec<String>) -> Result<Vec<WaybillNo>, StoreError> {
     rows.iter()
-        .map(|n| WaybillNo::parse(n).map_err(|_| corrupt("a stored waybill number")))
+        .map(|n| {
+            WaybillNo::parse(n)
+                .map_err(|e| StoreError::corrupt_because("a stored waybill number", e))
+        })
         .collect()
 }
 

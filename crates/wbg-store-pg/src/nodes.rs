@@ -84,7 +84,7 @@ async fn epoch(conn: &mut PgConnection) -> Result<Option<i64>, StoreError> {
         Some(n) => n
             .parse()
             .map(Some)
-            .map_err(|_| StoreError::Corrupt("the node lock's epoch is not a number".into())),
+            .map_err(|e| StoreError::corrupt_because("the node lock's epoch is not a number", e)),
     }
 }
 

@@ -1,5 +1,5 @@
 //! The work registry on PostgreSQL.
-use crate::{corrupt, db, is_unique_violation, PgStore};
+use crate::{db, is_unique_violation, PgStore};
 use wbg_audit::AuditEntry;
 use wbg_core::{Millis, WaybillNo};
 use wbg_store::{rows, ServiceTicket, StoreError, Ticket, WorkRegistry};
@@ -112,7 +112,9 @@ impl WorkRegistry for PgStore {
             .await
             .map_err(db)?;
             let n = n.ok_or_else(|| StoreError::NotFound(format!("ticket {id}")))?;
-            u32::try_from(n).map_err(|_| corrupt("a ticket's read count is out of range"))
+            u32::try_from(n).map_err(|e| {
+                StoreError::corrupt_because("a ticket's read count is out of range", e)
+            })
         })
     }
 }

@@ -33,7 +33,7 @@ pub(crate) fn seqs_of(text: &str) -> Result<Vec<u64>, StoreError> {
         .filter(|s| !s.is_empty())
         .map(|s| {
             s.parse()
-                .map_err(|_| StoreError::Corrupt("an alert's audit seqs".into()))
+                .map_err(|e| StoreError::corrupt_because("an alert's audit seqs", e))
         })
         .collect()
 }

@@ -159,8 +159,9 @@ impl std::fmt::Debug for SqliteStore {
     }
 }
 
-fn corrupt(what: impl std::fmt::Display) -> StoreError {
-    StoreError::Corrupt(what.to_string())
+/// A corrupt store: a message of what was found, or the error that found it (kept as the source).
+fn corrupt(found: impl Into<wbg_store::Source>) -> StoreError {
+    StoreError::Corrupt(wbg_store::DbError::new(found))
 }
 
 fn hash32(v: Vec<u8>) -> Result<Hash, StoreError> {
@@ -653,7 +654,7 @@ impl SqliteStore {
         )?;
         // An older store is brought up one numbered upgrade at a time, each in a transaction of its own.
         let mut at: u32 = version.parse().map_err(|_| {
-            StoreError::Corrupt(format!("{} names schema {version:?}", path.display()))
+            StoreError::Corrupt(format!("{} names schema {version:?}", path.display()).into())
         })?;
         for (to, sql) in UPGRADES {
             if at + 1 == *to {
@@ -1156,7 +1157,7 @@ impl Waybills for SqliteStore {
                          ON CONFLICT(no) DO UPDATE SET prints = prints + 1, last_at = ?2 RETURNING prints",
                     )?
                     .query_row(params![no.as_str(), at], |r| r.get(0))?;
-                u32::try_from(prints).map_err(|_| corrupt("label print count out of range"))
+                u32::try_from(prints).map_err(|e| StoreError::corrupt_because("label print count out of range", e))
             },
             vec![entry],
             |copy, seq| {
@@ -1323,7 +1324,7 @@ impl Waybills for SqliteStore {
         rows.map(|r| {
             let no = r?;
             WaybillNo::parse(&no)
-                .map_err(|e| StoreError::Corrupt(format!("waybill number {no}: {e}")))
+                .map_err(|e| StoreError::corrupt_because(format!("waybill number {no}"), e))
         })
         .collect()
     }

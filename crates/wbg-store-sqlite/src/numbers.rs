@@ -1,7 +1,7 @@
 //! The privacy-number pool in SQLite: one row a number holding its current binding (history is in the audit
 //! log), and the waybills waiting for a number. Whether a binding has ended is read from its waybill's own
 //! row, so signing for a parcel needs no write here.
-use crate::{commit_with_entry, corrupt, Inner};
+use crate::{commit_with_entry, Inner};
 use rusqlite::{params, Connection, OptionalExtension, Transaction, TransactionBehavior};
 use wbg_audit::AuditEntry;
 use wbg_core::{AccountId, Millis, WaybillNo};
@@ -184,8 +184,10 @@ pub(super) fn waiting(
     rows.into_iter()
         .map(|(no, c)| {
             Ok((
-                WaybillNo::parse(&no).map_err(|_| corrupt("a waiting waybill number"))?,
-                AccountId::parse(&c).map_err(|_| corrupt("a waiting courier id"))?,
+                WaybillNo::parse(&no)
+                    .map_err(|e| StoreError::corrupt_because("a waiting waybill number", e))?,
+                AccountId::parse(&c)
+                    .map_err(|e| StoreError::corrupt_because("a waiting courier id", e))?,
             ))
         })
         .collect()

@@ -81,7 +81,7 @@ fn committed_head(entry: &Committed) -> Result<EntryHead<'_>, StoreError> {
 }
 
 fn unparsable(seq: impl std::fmt::Display, e: serde_json::Error) -> StoreError {
-    StoreError::Corrupt(format!("audit entry {seq} does not parse: {e}"))
+    StoreError::corrupt_because(format!("audit entry {seq} does not parse"), e)
 }
 
 /// Indexes the entries past the index, up to `budget` of them; returns how many it indexed. Each chunk is read

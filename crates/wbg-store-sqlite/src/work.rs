@@ -1,5 +1,5 @@
 //! The work registry on the embedded store.
-use crate::{corrupt, is_unique_violation, SqliteStore};
+use crate::{is_unique_violation, SqliteStore};
 use rusqlite::{params, Connection, OptionalExtension};
 use wbg_audit::AuditEntry;
 use wbg_core::{Millis, WaybillNo};
@@ -126,7 +126,9 @@ impl WorkRegistry for SqliteStore {
                     .query_row(params![id], |r| r.get(0))
                     .optional()?;
                 let n = n.ok_or_else(|| StoreError::NotFound(format!("ticket {id}")))?;
-                u32::try_from(n).map_err(|_| corrupt("a ticket's read count is out of range"))
+                u32::try_from(n).map_err(|e| {
+                    StoreError::corrupt_because("a ticket's read count is out of range", e)
+                })
             },
             Vec::new(),
             |n, _| Ok(n),

@@ -11,9 +11,10 @@ pub enum StoreError {
     /// Something referred to does not exist.
     #[error("not found: {0}")]
     NotFound(String),
-    /// Stored data is not what this version writes (corruption or tampering).
+    /// Stored data is not what this version writes (corruption or tampering): what was found, and the error that
+    /// found it (a parse of the stored value, say) as the source where there is one.
     #[error("corrupt store: {0}")]
-    Corrupt(String),
+    Corrupt(#[source] DbError),
     /// The store cannot answer this yet (an index still being built, the database out of reach or its
     /// connection lost); the caller may retry shortly.
     #[error("unavailable: {0}")]
@@ -28,9 +29,18 @@ pub enum StoreError {
     Db(#[source] DbError),
 }
 
+impl StoreError {
+    /// A corrupt store: what was found wrong, and the error that found it (a parse of the stored value), kept as
+    /// the source.
+    pub fn corrupt_because(what: impl Into<String>, source: impl Into<Source>) -> StoreError {
+        StoreError::Corrupt(DbError::context(what, source))
+    }
+}
+
 /// A database failure: what failed, and the error that made it fail (the driver's, the runtime's, or — for every
 /// caller of a group commit that failed as a whole — the group's), kept as the [`source`](std::error::Error::source)
-/// rather than flattened into text. Cloned cheaply, so one failure can be told to every caller it concerns.
+/// rather than flattened into text. Cloned cheaply, so one failure can be told to every caller it concerns. A
+/// corrupt store ([`StoreError::Corrupt`]) is told the same way: what was found wrong, and the error that found it.
 #[derive(Debug, Clone)]
 pub struct DbError {
     what: Option<String>,
@@ -144,5 +154,29 @@ mod tests {
 
         let plain = StoreError::Db("the store thread has stopped".into());
         assert!(plain.source().is_some_and(|d| d.source().is_none()));
+    }
+
+    #[test]
+    fn a_corrupt_row_keeps_the_error_that_found_it() {
+        let e = crate::rows::waybill_no("not a waybill number!").expect_err("malformed");
+        assert!(matches!(e, StoreError::Corrupt(_)));
+        assert!(e
+            .to_string()
+            .starts_with("corrupt store: a stored waybill number is malformed: "));
+        let parse = e
+            .source()
+            .and_then(|d| d.source())
+            .expect("the parse error");
+        assert!(parse.downcast_ref::<wbg_core::CoreError>().is_some());
+        assert!(
+            !e.to_string().contains("not a waybill number!"),
+            "no stored value in the message"
+        );
+
+        let found = StoreError::Corrupt("a blind-index chunk is malformed".into());
+        assert_eq!(
+            found.to_string(),
+            "corrupt store: a blind-index chunk is malformed"
+        );
     }
 }

@@ -25,7 +25,7 @@ mod work;
 pub use activity::{AccountActivity, ACTIVITY_SINCE_ROW};
 pub use alerts::{check_revision, AlertFilter, Alerts, TriageRecord, ALERT_STATES};
 pub use credentials::{token_id, Credentials, NewToken, TokenInfo};
-pub use error::{DbError, StoreError};
+pub use error::{DbError, Source, StoreError};
 pub use numbers::{
     BindOutcome, NumberBinding, NumberRelease, PoolState, PoolSync, FREE_NUMBER_COUNT_SQL,
     FREE_NUMBER_SQL,

@@ -7,13 +7,15 @@ use wbg_core::{
     WaybillMeta, WaybillNo, WaybillStatus,
 };
 
-fn corrupt(what: impl std::fmt::Display) -> StoreError {
-    StoreError::Corrupt(what.to_string())
+/// A corrupt store: a message of what was found, or the error that found it (kept as the source).
+fn corrupt(found: impl Into<crate::Source>) -> StoreError {
+    StoreError::Corrupt(crate::DbError::new(found))
 }
 
 /// A stored waybill number, checked again as it leaves the store.
 pub fn waybill_no(no: &str) -> Result<WaybillNo, StoreError> {
-    WaybillNo::parse(no).map_err(|_| corrupt("a stored waybill number is malformed"))
+    WaybillNo::parse(no)
+        .map_err(|e| StoreError::corrupt_because("a stored waybill number is malformed", e))
 }
 
 /// An account's columns: id, role, outlet, merchant, status, status reason, created at, status since.
@@ -129,8 +131,10 @@ pub fn binding(row: BindingRow) -> Result<NumberBinding, StoreError> {
     let (number, no, courier, bound_at) = row;
     Ok(NumberBinding {
         number,
-        waybill_no: WaybillNo::parse(&no).map_err(|_| corrupt("a bound waybill number"))?,
-        courier: AccountId::parse(&courier).map_err(|_| corrupt("a bound courier id"))?,
+        waybill_no: WaybillNo::parse(&no)
+            .map_err(|e| StoreError::corrupt_because("a bound waybill number", e))?,
+        courier: AccountId::parse(&courier)
+            .map_err(|e| StoreError::corrupt_because("a bound courier id", e))?,
         bound_at,
     })
 }
@@ -146,14 +150,19 @@ pub fn ticket(id: &str, row: TicketRow) -> Result<crate::ServiceTicket, StoreErr
         opened_at,
         closed_at,
         assignee: assignee
-            .map(|a| AccountId::parse(&a).map_err(|_| corrupt("a ticket's assignee is malformed")))
+            .map(|a| {
+                AccountId::parse(&a)
+                    .map_err(|e| StoreError::corrupt_because("a ticket's assignee is malformed", e))
+            })
             .transpose()?,
         reads: u32::try_from(reads)
-            .map_err(|_| corrupt("a ticket's read count is out of range"))?,
+            .map_err(|e| StoreError::corrupt_because("a ticket's read count is out of range", e))?,
         waybills: nos
             .iter()
             .map(|n| {
-                WaybillNo::parse(n).map_err(|_| corrupt("a ticket's waybill number is malformed"))
+                WaybillNo::parse(n).map_err(|e| {
+                    StoreError::corrupt_because("a ticket's waybill number is malformed", e)
+                })
             })
             .collect::<Result<_, _>>()?,
     })
