@@ -548,17 +548,17 @@ fn presync(conn: &Connection) -> Result<(), StoreError> {
         return Ok(());
     };
     let sync_failed = |e| StoreError::Db(DbError::context("syncing the store's files", e));
-    let db = database_file(Path::new(db)).map_err(sync_failed)?;
+    let file = database_file(Path::new(db)).map_err(sync_failed)?;
     // The log carries no lock of SQLite's (they are on the database file and the `-shm` file), so a handle on it
     // may be closed; it is opened each time, as SQLite deletes it when the last connection closes.
-    let log = match std::fs::File::open(format!("{}-wal", db.0.display())) {
+    let log = match std::fs::File::open(format!("{db}-wal")) {
         Ok(f) => Some(f),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
         Err(e) => return Err(sync_failed(e)),
     };
     for _ in 0..PRESYNCS {
         let round = std::time::Instant::now();
-        db.1.sync_data().map_err(sync_failed)?;
+        file.sync_data().map_err(sync_failed)?;
         if let Some(log) = &log {
             log.sync_data().map_err(sync_failed)?;
         }
@@ -584,10 +584,10 @@ fn presync(_conn: &Connection) -> Result<(), StoreError> {
 /// stays open until the process exits. Files are told apart by device and inode, so a file made anew at the same path
 /// gets a handle of its own.
 #[cfg(unix)]
-fn database_file(path: &Path) -> std::io::Result<Arc<(PathBuf, std::fs::File)>> {
+fn database_file(path: &Path) -> std::io::Result<Arc<std::fs::File>> {
     use std::collections::HashMap;
     use std::os::unix::fs::MetadataExt;
-    type Handles = Mutex<HashMap<(u64, u64), Arc<(PathBuf, std::fs::File)>>>;
+    type Handles = Mutex<HashMap<(u64, u64), Arc<std::fs::File>>>;
     static HANDLES: std::sync::OnceLock<Handles> = std::sync::OnceLock::new();
     let meta = std::fs::metadata(path)?;
     let key = (meta.dev(), meta.ino());
@@ -598,7 +598,7 @@ fn database_file(path: &Path) -> std::io::Result<Arc<(PathBuf, std::fs::File)>> 
     if let Some(h) = handles.get(&key) {
         return Ok(h.clone());
     }
-    let h = Arc::new((path.to_owned(), std::fs::File::open(path)?));
+    let h = Arc::new(std::fs::File::open(path)?);
     handles.insert(key, h.clone());
     Ok(h)
 }
