@@ -1,5 +1,5 @@
 //! Token metadata on PostgreSQL.
-use crate::{corrupt, db, PgStore};
+use crate::{db, PgStore};
 use wbg_audit::AuditEntry;
 use wbg_core::{AccountId, Millis};
 use wbg_store::{token_id, AccountActivity, Credentials, StoreError, TokenInfo};
@@ -92,7 +92,7 @@ impl AccountActivity for PgStore {
             )
             .map_err(db)?;
         rows.into_iter()
-            .map(|(id, at)| Ok((AccountId::parse(&id).map_err(corrupt)?, at)))
+            .map(|(id, at)| Ok((AccountId::parse(&id).map_err(StoreError::corrupt)?, at)))
             .collect()
     }
 

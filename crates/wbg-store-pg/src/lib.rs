@@ -96,7 +96,8 @@ impl Committed {
         match self {
             Committed::Seq(tx) => tx.send(outcome.map(|(seq, _)| seq)),
             Committed::Printed(tx) => tx.send(outcome.and_then(|(seq, copy)| {
-                let copy = copy.ok_or_else(|| corrupt("a label print was not counted"))?;
+                let copy =
+                    copy.ok_or_else(|| StoreError::corrupt("a label print was not counted"))?;
                 Ok((seq, copy))
             })),
         }
@@ -956,11 +957,6 @@ fn passing(e: &sqlx::Error) -> Option<Passing> {
     }
 }
 
-/// A corrupt store: a message of what was found, or the error that found it (kept as the source).
-fn corrupt(found: impl Into<wbg_store::Source>) -> StoreError {
-    StoreError::Corrupt(wbg_store::DbError::new(found))
-}
-
 fn is_unique_violation(e: &sqlx::Error) -> bool {
     e.as_database_error()
         .and_then(|d| d.code())
@@ -969,7 +965,7 @@ fn is_unique_violation(e: &sqlx::Error) -> bool {
 
 fn hash32(v: &[u8]) -> Result<Hash, StoreError> {
     v.try_into()
-        .map_err(|_| corrupt("a Merkle node is not 32 bytes"))
+        .map_err(|_| StoreError::corrupt("a Merkle node is not 32 bytes"))
 }
 
 type Tx<'a> = Transaction<'a, Postgres>;
@@ -1259,7 +1255,7 @@ async fn queue_each(
 /// The numbers a statement with [`queued!`] returned for `count` entries.
 fn numbered(seqs: Vec<i64>, count: usize) -> Result<Vec<u64>, StoreError> {
     if seqs.len() != count {
-        return Err(corrupt(
+        return Err(StoreError::corrupt(
             "queued audit entries came back without their numbers",
         ));
     }
@@ -1322,7 +1318,7 @@ fn copies<'a>(
         .map(|(no, _)| {
             let copy = next
                 .get_mut(no.as_str())
-                .ok_or_else(|| corrupt("a label print was not counted"))?;
+                .ok_or_else(|| StoreError::corrupt("a label print was not counted"))?;
             let this = u32::try_from(*copy)
                 .map_err(|e| StoreError::corrupt_because("label print count out of range", e))?;
             *copy += 1;
@@ -1439,9 +1435,11 @@ async fn integrate(pool: &PgPool) -> Result<u64, StoreError> {
         let mut index = IndexColumns::default();
         for (seq, body, _, _) in rows.into_iter().take(plan.take) {
             // The queued bytes do not carry their number (the statement that queued them took it).
-            let entry = AuditEntry::decode(&body).map_err(corrupt)?;
+            let entry = AuditEntry::decode(&body).map_err(StoreError::corrupt)?;
             index.push(&entry);
-            let s = tail.integrate(seq as u64, entry).map_err(corrupt)?;
+            let s = tail
+                .integrate(seq as u64, entry)
+                .map_err(StoreError::corrupt)?;
             seqs.push(s.seq as i64);
             times.push(s.time);
             bodies.push(s.bytes);
@@ -1547,7 +1545,7 @@ async fn index_access(pool: &PgPool, wait: bool, most: Option<u32>) -> Result<u6
         let read = rows.len();
         let mut access = Accesses::default();
         for (seq, body) in rows {
-            access.push(seq, &AuditEntry::head(&body).map_err(corrupt)?);
+            access.push(seq, &AuditEntry::head(&body).map_err(StoreError::corrupt)?);
         }
         access.write(&mut tx).await?;
         sqlx::query("UPDATE access_head SET through = $1 WHERE id = 1")
@@ -1711,7 +1709,7 @@ async fn head_in(tx: &mut Tx<'_>) -> Result<LogTail, StoreError> {
         },
         last,
     )
-    .map_err(corrupt)
+    .map_err(StoreError::corrupt)
 }
 
 const ACCOUNT_COLS: &str =
@@ -1860,7 +1858,9 @@ async fn tracking_snapshots(
         let (no, slot) = usize::try_from(i - 1)
             .ok()
             .and_then(|i| Some((nos.get(i)?, out.get_mut(i)?)))
-            .ok_or_else(|| corrupt("a tracking lookup answered for a waybill it was not asked"))?;
+            .ok_or_else(|| {
+                StoreError::corrupt("a tracking lookup answered for a waybill it was not asked")
+            })?;
         if let Some((meta, _)) = waybill_from(no, &r, 1)? {
             *slot = Some((meta, events_from(&r, 11, 16)?));
         }
@@ -1904,7 +1904,9 @@ async fn read_snapshots(
         let slot = usize::try_from(i - 1)
             .ok()
             .and_then(|i| out.get_mut(i))
-            .ok_or_else(|| corrupt("a lookup answered for a request it was not asked"))?;
+            .ok_or_else(|| {
+                StoreError::corrupt("a lookup answered for a request it was not asked")
+            })?;
         *slot = snapshot_of(&keys[i as usize - 1].1, &r)?;
     }
     Ok(out)
@@ -2986,8 +2988,8 @@ impl Numbers for PgStore {
             rows.into_iter()
                 .map(|(no, c)| {
                     Ok((
-                        WaybillNo::parse(&no).map_err(corrupt)?,
-                        AccountId::parse(&c).map_err(corrupt)?,
+                        WaybillNo::parse(&no).map_err(StoreError::corrupt)?,
+                        AccountId::parse(&c).map_err(StoreError::corrupt)?,
                     ))
                 })
                 .collect()
@@ -3204,7 +3206,7 @@ impl AuditLog for PgStore {
                         )
                     })
             })
-            .map_err(corrupt)?;
+            .map_err(StoreError::corrupt)?;
             Ok((tree.size(), tree.root()))
         })
     }

@@ -77,12 +77,7 @@ impl AccountActivity for SqliteStore {
             .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
             .collect::<Result<_, _>>()?;
         rows.into_iter()
-            .map(|(id, at)| {
-                Ok((
-                    AccountId::parse(&id).map_err(|e| crate::corrupt(e.to_string()))?,
-                    at,
-                ))
-            })
+            .map(|(id, at)| Ok((AccountId::parse(&id).map_err(StoreError::corrupt)?, at)))
             .collect()
     }
 

@@ -159,14 +159,9 @@ impl std::fmt::Debug for SqliteStore {
     }
 }
 
-/// A corrupt store: a message of what was found, or the error that found it (kept as the source).
-fn corrupt(found: impl Into<wbg_store::Source>) -> StoreError {
-    StoreError::Corrupt(wbg_store::DbError::new(found))
-}
-
 fn hash32(v: Vec<u8>) -> Result<Hash, StoreError> {
     v.try_into()
-        .map_err(|_| corrupt("a Merkle node is not 32 bytes"))
+        .map_err(|_| StoreError::corrupt("a Merkle node is not 32 bytes"))
 }
 
 /// The node `(level, index)` is completed by the append of leaf `((index + 1) << level) - 1` and kept in that
@@ -222,7 +217,7 @@ pub(crate) fn tree_in(conn: &Connection, cache: &Option<LogTail>) -> Result<LogT
         },
         last_leaf,
     )
-    .map_err(corrupt)
+    .map_err(StoreError::corrupt)
 }
 
 /// Appends one entry as the last write of `tx`, commits, and only then caches the tree the commit made
@@ -1281,14 +1276,14 @@ impl Waybills for SqliteStore {
     fn find_by_token(&self, token: &[u8; 16]) -> Result<Vec<WaybillNo>, StoreError> {
         let rows = blind::lookup(&self.lock()?.conn, token, None)?;
         rows.iter()
-            .map(|n| WaybillNo::parse(n).map_err(corrupt))
+            .map(|n| WaybillNo::parse(n).map_err(StoreError::corrupt))
             .collect()
     }
 
     fn find_by_token_of(&self, token: &[u8; 16], party: u8) -> Result<Vec<WaybillNo>, StoreError> {
         let rows = blind::lookup(&self.lock()?.conn, token, Some(party))?;
         rows.iter()
-            .map(|n| WaybillNo::parse(n).map_err(corrupt))
+            .map(|n| WaybillNo::parse(n).map_err(StoreError::corrupt))
             .collect()
     }
 

@@ -30,6 +30,11 @@ pub enum StoreError {
 }
 
 impl StoreError {
+    /// A corrupt store: a message of what was found, or the error that found it (kept as the source).
+    pub fn corrupt(found: impl Into<Source>) -> StoreError {
+        StoreError::Corrupt(DbError::new(found))
+    }
+
     /// A corrupt store: what was found wrong, and the error that found it (a parse of the stored value), kept as
     /// the source.
     pub fn corrupt_because(what: impl Into<String>, source: impl Into<Source>) -> StoreError {

@@ -7,11 +7,6 @@ use wbg_core::{
     WaybillMeta, WaybillNo, WaybillStatus,
 };
 
-/// A corrupt store: a message of what was found, or the error that found it (kept as the source).
-fn corrupt(found: impl Into<crate::Source>) -> StoreError {
-    StoreError::Corrupt(crate::DbError::new(found))
-}
-
 /// A stored waybill number, checked again as it leaves the store.
 pub fn waybill_no(no: &str) -> Result<WaybillNo, StoreError> {
     WaybillNo::parse(no)
@@ -34,20 +29,20 @@ pub type AccountRow = (
 pub fn account(row: AccountRow) -> Result<Account, StoreError> {
     let (id, role, outlet, merchant, status, reason, created_at, status_since) = row;
     Ok(Account {
-        id: AccountId::parse(&id).map_err(corrupt)?,
-        role: Role::parse(&role).map_err(corrupt)?,
+        id: AccountId::parse(&id).map_err(StoreError::corrupt)?,
+        role: Role::parse(&role).map_err(StoreError::corrupt)?,
         outlet: outlet
             .map(|o| OutletId::parse(&o))
             .transpose()
-            .map_err(corrupt)?,
+            .map_err(StoreError::corrupt)?,
         merchant: merchant
             .map(|m| MerchantId::parse(&m))
             .transpose()
-            .map_err(corrupt)?,
+            .map_err(StoreError::corrupt)?,
         status: match status.as_str() {
             "active" => AccountStatus::Active,
             "suspended" => AccountStatus::Suspended,
-            _ => return Err(corrupt("unknown account status")),
+            _ => return Err(StoreError::corrupt("unknown account status")),
         },
         status_reason: reason,
         created_at,
@@ -86,14 +81,14 @@ pub fn waybill(no: &WaybillNo, row: WaybillRow) -> Result<(WaybillMeta, Vec<u8>)
     ) = row;
     let meta = WaybillMeta {
         waybill_no: no.clone(),
-        merchant: MerchantId::parse(&merchant).map_err(corrupt)?,
-        origin_outlet: OutletId::parse(&origin).map_err(corrupt)?,
-        destination_outlet: OutletId::parse(&dest).map_err(corrupt)?,
+        merchant: MerchantId::parse(&merchant).map_err(StoreError::corrupt)?,
+        origin_outlet: OutletId::parse(&origin).map_err(StoreError::corrupt)?,
+        destination_outlet: OutletId::parse(&dest).map_err(StoreError::corrupt)?,
         courier: courier
             .map(|c| AccountId::parse(&c))
             .transpose()
-            .map_err(corrupt)?,
-        status: WaybillStatus::parse(&status).map_err(corrupt)?,
+            .map_err(StoreError::corrupt)?,
+        status: WaybillStatus::parse(&status).map_err(StoreError::corrupt)?,
         created_at,
         updated_at,
         signed_at,
@@ -111,12 +106,12 @@ pub fn event(row: EventRow) -> Result<EventRecord, StoreError> {
     Ok(EventRecord {
         at,
         event: StatusEvent {
-            kind: EventType::parse(&kind).map_err(corrupt)?,
-            outlet: OutletId::parse(&outlet).map_err(corrupt)?,
+            kind: EventType::parse(&kind).map_err(StoreError::corrupt)?,
+            outlet: OutletId::parse(&outlet).map_err(StoreError::corrupt)?,
             courier: courier
                 .map(|c| AccountId::parse(&c))
                 .transpose()
-                .map_err(corrupt)?,
+                .map_err(StoreError::corrupt)?,
             at: Some(at),
         },
         actor,
