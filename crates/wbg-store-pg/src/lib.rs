@@ -1795,10 +1795,16 @@ async fn binding_of_waybill(
     row.map(rows::binding).transpose()
 }
 
-/// A guarded read's lookups in one statement (one round trip): the token's account, the waybill, its events
-/// and, for a courier, its privacy-number binding. An unknown token returns no row, and nothing else is read.
-/// Guarded reads' lookups waiting to be made together: the token's hash, the waybill, who awaits the result.
-type Lookup = (([u8; 32], WaybillNo), TicketSender<ReadSnapshot>);
+/// Who a guarded read is for: the hash of the token presented, or an account an identity provider vouched for
+/// (known by its id).
+#[derive(Debug)]
+enum Caller {
+    Token([u8; 32]),
+    Account(AccountId),
+}
+
+/// Guarded reads' lookups waiting to be made together: the caller, the waybill, who awaits the result.
+type Lookup = ((Caller, WaybillNo), TicketSender<ReadSnapshot>);
 
 /// Lookups one statement makes at most.
 const LOOKUPS: usize = 64;
@@ -1874,42 +1880,95 @@ const EVENTS_OF_W: &str = "SELECT array_agg(e.at) AS ats, array_agg(e.type) AS t
      array_agg(e.outlet) AS outlets, array_agg(e.courier) AS couriers, array_agg(e.actor) AS actors, \
      array_agg(e.id) AS ids FROM (SELECT * FROM waybill_events e WHERE e.no = w.no ORDER BY e.id) e";
 
-/// The snapshots of several reads in one statement, in the order asked (an unknown token's is empty).
+/// The snapshots of several reads, in the order asked (an unknown caller's is empty): one statement for the reads
+/// by token and one for those by account (each only when the group has such reads), each one round trip that
+/// reads the account, the waybill, its events and, for a courier, its privacy-number binding together. A read
+/// whose caller is not found reads nothing else.
 async fn read_snapshots(
     c: &mut sqlx::PgConnection,
-    keys: &[([u8; 32], WaybillNo)],
+    keys: &[(Caller, WaybillNo)],
 ) -> Result<Vec<ReadSnapshot>, StoreError> {
-    let rows = sqlx::query(&format!(
+    let mut out: Vec<ReadSnapshot> = keys.iter().map(|_| ReadSnapshot::default()).collect();
+    let (mut hashes, mut by_token, mut ids, mut by_account) = (vec![], vec![], vec![], vec![]);
+    for (at, (caller, _)) in keys.iter().enumerate() {
+        match caller {
+            Caller::Token(h) => {
+                hashes.push(h.to_vec());
+                by_token.push(at);
+            }
+            Caller::Account(id) => {
+                ids.push(id.as_str());
+                by_account.push(at);
+            }
+        }
+    }
+    let nos =
+        |asked: &[usize]| -> Vec<&str> { asked.iter().map(|&at| keys[at].1.as_str()).collect() };
+    if !by_token.is_empty() {
+        let rows = sqlx::query(&snapshots_sql(
+            "FROM UNNEST($1::bytea[], $2::text[]) WITH ORDINALITY AS q(hash, no, i)
+             JOIN tokens t ON t.hash = q.hash AND (t.expires_at IS NULL OR t.expires_at > $3)
+             JOIN accounts a ON a.id = t.account_id",
+        ))
+        .bind(hashes)
+        .bind(nos(&by_token))
+        .bind(wbg_core::now_millis())
+        .fetch_all(&mut *c)
+        .await
+        .map_err(db)?;
+        fill_snapshots(&mut out, keys, &by_token, rows)?;
+    }
+    if !by_account.is_empty() {
+        let rows = sqlx::query(&snapshots_sql(
+            "FROM UNNEST($1::text[], $2::text[]) WITH ORDINALITY AS q(id, no, i)
+             JOIN accounts a ON a.id = q.id",
+        ))
+        .bind(ids)
+        .bind(nos(&by_account))
+        .fetch_all(&mut *c)
+        .await
+        .map_err(db)?;
+        fill_snapshots(&mut out, keys, &by_account, rows)?;
+    }
+    Ok(out)
+}
+
+/// A statement of [`read_snapshots`]: `callers` names the asked reads `q` (each with its waybill `no` and its
+/// place `i`) and joins each to its account `a`; the waybill, its events and a courier's binding follow.
+fn snapshots_sql(callers: &str) -> String {
+    format!(
         "SELECT {ACCOUNT_COLS},
                 w.merchant, w.origin_outlet, w.destination_outlet, w.courier, w.status, w.created_at,
                 w.updated_at, w.signed_at, w.bucket, w.sealed,
                 ev.ats, ev.types, ev.outlets, ev.couriers, ev.actors,
                 p.number, p.waybill_no, p.courier AS bound_courier, p.bound_at, q.i, ev.ids
-         FROM UNNEST($1::bytea[], $2::text[]) WITH ORDINALITY AS q(hash, no, i)
-         JOIN tokens t ON t.hash = q.hash AND (t.expires_at IS NULL OR t.expires_at > $3)
-         JOIN accounts a ON a.id = t.account_id
+         {callers}
          LEFT JOIN waybills w ON w.no = q.no
          LEFT JOIN LATERAL ({EVENTS_OF_W}) ev ON true
          LEFT JOIN privacy_numbers p ON p.waybill_no = w.no AND a.role = 'courier'"
-    ))
-    .bind(keys.iter().map(|(h, _)| h.to_vec()).collect::<Vec<_>>())
-    .bind(keys.iter().map(|(_, n)| n.as_str()).collect::<Vec<_>>())
-    .bind(wbg_core::now_millis())
-    .fetch_all(c)
-    .await
-    .map_err(db)?;
-    let mut out: Vec<ReadSnapshot> = keys.iter().map(|_| ReadSnapshot::default()).collect();
+    )
+}
+
+/// Puts each row of a [`read_snapshots`] statement into `out`, at the place of the read it answers: the
+/// statement asked the reads at `asked` (its `q.i` counts from one through them).
+fn fill_snapshots(
+    out: &mut [ReadSnapshot],
+    keys: &[(Caller, WaybillNo)],
+    asked: &[usize],
+    rows: Vec<sqlx::postgres::PgRow>,
+) -> Result<(), StoreError> {
     for r in rows {
         let i: i64 = r.try_get(27).map_err(db)?;
-        let slot = usize::try_from(i - 1)
+        let (no, slot) = usize::try_from(i - 1)
             .ok()
-            .and_then(|i| out.get_mut(i))
+            .and_then(|i| asked.get(i))
+            .and_then(|&at| Some((&keys.get(at)?.1, out.get_mut(at)?)))
             .ok_or_else(|| {
                 StoreError::corrupt("a lookup answered for a request it was not asked")
             })?;
-        *slot = snapshot_of(&keys[i as usize - 1].1, &r)?;
+        *slot = snapshot_of(no, &r)?;
     }
-    Ok(out)
+    Ok(())
 }
 
 /// One read's snapshot from its row of [`read_snapshots`].
@@ -2168,7 +2227,16 @@ impl Store for PgStore {
         // blocking.
         enqueue(
             &self.lookups,
-            (*token_hash, no.clone()),
+            (Caller::Token(*token_hash), no.clone()),
+            "the read lookups have stopped",
+        )
+    }
+
+    fn read_snapshot_of_account(&self, id: &AccountId, no: &WaybillNo) -> Ticket<ReadSnapshot> {
+        // The same grouped lookups as a read by token: one statement a group, awaited without blocking.
+        enqueue(
+            &self.lookups,
+            (Caller::Account(id.clone()), no.clone()),
             "the read lookups have stopped",
         )
     }

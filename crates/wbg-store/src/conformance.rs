@@ -3,7 +3,8 @@
 //! Each check panics on the first failure, naming what did not hold.
 #![allow(clippy::unwrap_used, missing_docs)]
 use crate::{
-    BindOutcome, EventRecord, NewToken, NumberRelease, PoolState, SealedWaybill, Store, StoreError,
+    BindOutcome, EventRecord, NewToken, NumberRelease, PoolState, ReadSnapshot, SealedWaybill,
+    Store, StoreError,
 };
 use std::collections::{BTreeMap, BTreeSet};
 use wbg_audit::note::NoteSigner;
@@ -58,6 +59,10 @@ pub fn run_all(fresh: &dyn Fn() -> Box<dyn Store>) {
         (
             "a_guarded_read_snapshots_and_group_commits_its_entry",
             a_guarded_read_snapshots_and_group_commits_its_entry,
+        ),
+        (
+            "a_read_by_account_sees_what_its_token_sees",
+            a_read_by_account_sees_what_its_token_sees,
         ),
         (
             "case_files_change_only_by_compare_and_set",
@@ -466,6 +471,106 @@ pub fn a_tracking_snapshot_is_the_waybill_and_its_events(s: &dyn Store) {
     assert_eq!(kinds(&found[1]), Some(vec![]));
     assert_eq!(kinds(&found[2]), None);
     assert_eq!(kinds(&found[3]), w1);
+}
+
+/// A read for an account an identity provider vouched for (known by its id, not by a token) sees what a read by
+/// that account's token sees: the account, the waybill, its events and, for a courier, the waybill's privacy
+/// number; an unknown account sees nothing, and a waybill that does not exist nothing but the account. Many such
+/// reads at once, beside reads by token (a backend may answer them together), each get their own.
+pub fn a_read_by_account_sees_what_its_token_sees(s: &dyn Store) {
+    let mut staff = account("S1");
+    staff.role = Role::CustomerService;
+    for (n, a) in [(1, account("C1")), (2, staff)] {
+        s.create_account(&a, Some(&token(n, None)), entry("account_create"))
+            .unwrap();
+    }
+    for no in ["W1", "W2"] {
+        s.insert_waybills(&[waybill(no)], entry("ingest")).unwrap();
+    }
+    s.sync_number_pool(&["17100000001".to_string()]).unwrap();
+    move_to(
+        s,
+        "W1",
+        WaybillStatus::Created,
+        WaybillStatus::OutForDelivery,
+        "C1",
+        100,
+    );
+    let release = NumberRelease {
+        grace_ms: 1_000,
+        quarantine_ms: 10_000,
+    };
+    let (bound, _) = s
+        .bind_number(
+            &WaybillNo::parse("W1").unwrap(),
+            &AccountId::parse("C1").unwrap(),
+            110,
+            release,
+            &mut |_: &BindOutcome| Some(entry("number_bind")),
+        )
+        .unwrap();
+    assert!(matches!(bound, BindOutcome::Bound(_)), "{bound:?}");
+    let size = s.audit_size().unwrap();
+    let no = |n: &str| WaybillNo::parse(n).unwrap();
+    let by_token = |t: u8, w: &str| s.read_snapshot(&[t; 32], &no(w)).wait().unwrap();
+    let by_id = |id: &str, w: &str| {
+        s.read_snapshot_of_account(&AccountId::parse(id).unwrap(), &no(w))
+            .wait()
+            .unwrap()
+    };
+    let courier = by_id("C1", "W1");
+    assert_eq!(courier, by_token(1, "W1"));
+    assert_eq!(courier.account.as_ref().map(|a| a.id.as_str()), Some("C1"));
+    assert_eq!(courier.waybill, s.waybill(&no("W1")).unwrap());
+    assert_eq!(courier.events, s.events(&no("W1")).unwrap());
+    assert_eq!(courier.events.len(), 1);
+    assert_eq!(courier.number, s.number_of_waybill(&no("W1")).unwrap());
+    assert!(courier.number.is_some(), "a courier sees the binding");
+    let cs = by_id("S1", "W1");
+    assert_eq!(cs, by_token(2, "W1"));
+    assert_eq!(
+        cs.account.as_ref().map(|a| a.role),
+        Some(Role::CustomerService)
+    );
+    assert!(
+        cs.waybill.is_some() && cs.number.is_none(),
+        "a binding is for couriers"
+    );
+    let missing = by_id("C1", "W9");
+    assert!(missing.account.is_some() && missing.waybill.is_none() && missing.events.is_empty());
+    assert_eq!(
+        by_id("X9", "W1"),
+        ReadSnapshot::default(),
+        "an unknown account sees nothing"
+    );
+    // At once, reads by id and by token mixed: each told its own.
+    std::thread::scope(|sc| {
+        for t in 0..6u8 {
+            sc.spawn(move || {
+                for i in 0..20u8 {
+                    let (id, n) = if (t + i) % 2 == 0 {
+                        ("C1", 1)
+                    } else {
+                        ("S1", 2)
+                    };
+                    let w = if i % 3 == 0 { "W2" } else { "W1" };
+                    let (a, b) = if i % 2 == 0 {
+                        (by_id(id, w), by_token(n, w))
+                    } else {
+                        (by_token(n, w), by_id(id, w))
+                    };
+                    assert_eq!(a, b, "{id} {w}");
+                    assert_eq!(a.account.map(|a| a.id.to_string()), Some(id.to_string()));
+                    assert_eq!(
+                        a.waybill.map(|(m, _)| m.waybill_no.to_string()),
+                        Some(w.to_string())
+                    );
+                    assert_eq!(by_id("X9", w), ReadSnapshot::default());
+                }
+            });
+        }
+    });
+    assert_eq!(s.audit_size().unwrap(), size, "lookups write nothing");
 }
 
 /// A guarded read's snapshot holds the account, the waybill and its events; an unknown token sees nothing; its

@@ -89,7 +89,7 @@ pub struct EventWrite {
 
 /// What a guarded read needs from the store, read in one snapshot: the account a token belongs to and, when
 /// there is one, the waybill with its events.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct ReadSnapshot {
     /// The token's account; `None` for an unknown token (and then nothing else is looked up).
     pub account: Option<Account>,
