@@ -7,6 +7,7 @@ use common::*;
 use serde_json::{json, Value};
 
 const NO: &str = "YT2026120100077";
+const IDP: &str = "https://idp.carrier.example";
 
 #[test]
 fn the_guard_runs_on_postgres() {
@@ -20,6 +21,15 @@ fn the_guard_runs_on_postgres() {
     let dirs = Dirs::new("");
     let mut config = std::fs::read_to_string(&dirs.config).unwrap();
     config.push_str(&format!("[store]\nkind = \"postgres\"\nurl = \"{url}\"\n"));
+    // The carrier's identity provider, so that a read by one of its users (known by account id, not by token)
+    // takes PostgreSQL's way for those too.
+    let idp = ed25519_dalek::SigningKey::from_bytes(&[7u8; 32]);
+    let jwks = dirs.root.path().join("jwks.json");
+    std::fs::write(&jwks, ed25519_jwks("k1", &idp)).unwrap();
+    config.push_str(&format!(
+        "[credentials.oidc]\njwks_file = {:?}\nissuer = \"{IDP}\"\naudience = \"waybill-guard\"\n",
+        path_str(&jwks)
+    ));
     std::fs::write(&dirs.config, config).unwrap();
 
     // (Before `wbguard init`, which would migrate it.)
@@ -71,6 +81,43 @@ fn the_guard_runs_on_postgres() {
         .unwrap();
     assert_eq!(view["view"], "full");
     assert_eq!(view["recipient"]["phone"], "13912345678");
+    // The same read by the courier signed in at the identity provider; an account it names that does not exist
+    // reads nothing.
+    let signed_in = |account: &str| {
+        let exp = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs()
+            + 300;
+        let claims = json!({"iss": IDP, "aud": "waybill-guard", "sub": account, "exp": exp});
+        jwt_kid(&idp, "k1", &claims)
+    };
+    let by_idp: Value = s
+        .get(
+            &format!("/v1/waybills/{NO}?purpose=delivery"),
+            Some(&signed_in("C0420001")),
+        )
+        .json()
+        .unwrap();
+    for field in [
+        "view",
+        "status",
+        "courier",
+        "history",
+        "recipient",
+        "sender",
+    ] {
+        assert_eq!(by_idp[field], view[field], "{field}");
+    }
+    assert_eq!(by_idp["history"].as_array().map(Vec::len), Some(3));
+    assert_eq!(
+        error_code(s.get(
+            &format!("/v1/waybills/{NO}?purpose=delivery"),
+            Some(&signed_in("C0420999")),
+        ))
+        .0,
+        401
+    );
     let (status, _) = error_code(s.post(
         "/v1/waybills",
         Some(&integ),
