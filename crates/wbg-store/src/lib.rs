@@ -87,11 +87,11 @@ pub struct EventWrite {
     pub record: EventRecord,
 }
 
-/// What a guarded read needs from the store, read in one snapshot: the account a token belongs to and, when
-/// there is one, the waybill with its events.
+/// What a guarded read needs from the store, read in one snapshot: the caller's account (the one a token belongs
+/// to, or one an identity provider vouched for) and, when there is one, the waybill with its events.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct ReadSnapshot {
-    /// The token's account; `None` for an unknown token (and then nothing else is looked up).
+    /// The caller's account; `None` for an unknown token or account (and then nothing else is looked up).
     pub account: Option<Account>,
     /// The waybill's metadata and sealed fields; `None` if no such waybill.
     pub waybill: Option<(WaybillMeta, Vec<u8>)>,
