@@ -2195,13 +2195,9 @@ impl PgStore {
     }
 }
 
-fn parse_nos(rows: Vec<String>) -> Result<Vec<WaybillNo>, StoreError> {
-    rows.iter()
-        .map(|n| {
-            WaybillNo::parse(n)
-                .map_err(|e| StoreError::corrupt_because("a stored waybill number", e))
-        })
-        .collect()
+/// Stored waybill numbers, each checked again as it leaves the store.
+fn parse_nos(nos: Vec<String>) -> Result<Vec<WaybillNo>, StoreError> {
+    nos.iter().map(|n| rows::waybill_no(n)).collect()
 }
 
 impl Store for PgStore {
@@ -3056,8 +3052,12 @@ impl Numbers for PgStore {
             rows.into_iter()
                 .map(|(no, c)| {
                     Ok((
-                        WaybillNo::parse(&no).map_err(StoreError::corrupt)?,
-                        AccountId::parse(&c).map_err(StoreError::corrupt)?,
+                        WaybillNo::parse(&no).map_err(|e| {
+                            StoreError::corrupt_because("a waiting waybill number", e)
+                        })?,
+                        AccountId::parse(&c).map_err(|e| {
+                            StoreError::corrupt_because("a waiting courier id", e)
+                        })?,
                     ))
                 })
                 .collect()

@@ -1276,14 +1276,14 @@ impl Waybills for SqliteStore {
     fn find_by_token(&self, token: &[u8; 16]) -> Result<Vec<WaybillNo>, StoreError> {
         let rows = blind::lookup(&self.lock()?.conn, token, None)?;
         rows.iter()
-            .map(|n| WaybillNo::parse(n).map_err(StoreError::corrupt))
+            .map(|n| wbg_store::rows::waybill_no(n))
             .collect()
     }
 
     fn find_by_token_of(&self, token: &[u8; 16], party: u8) -> Result<Vec<WaybillNo>, StoreError> {
         let rows = blind::lookup(&self.lock()?.conn, token, Some(party))?;
         rows.iter()
-            .map(|n| WaybillNo::parse(n).map_err(StoreError::corrupt))
+            .map(|n| wbg_store::rows::waybill_no(n))
             .collect()
     }
 
@@ -1316,12 +1316,7 @@ impl Waybills for SqliteStore {
             ],
             |r| r.get::<_, String>(0),
         )?;
-        rows.map(|r| {
-            let no = r?;
-            WaybillNo::parse(&no)
-                .map_err(|e| StoreError::corrupt_because(format!("waybill number {no}"), e))
-        })
-        .collect()
+        rows.map(|r| wbg_store::rows::waybill_no(&r?)).collect()
     }
 }
 
