@@ -49,6 +49,11 @@ pub(crate) const MIGRATIONS: &[(i64, &str, &str)] = &[
         "the forensics access index is kept in the store, one for every node, filled from the log so far",
         include_str!("../migrations/0009_shared_access_index.sql"),
     ),
+    (
+        10,
+        "the numbers in service are indexed in the order they rested, so a binding finds the free one rested longest without reading the whole pool",
+        include_str!("../migrations/0010_privacy_numbers_in_rest_order.sql"),
+    ),
 ];
 
 #[cfg(test)]

@@ -88,7 +88,7 @@ fn migrations_are_versioned_and_run_once() {
     let fresh = PgStore::connect(&url, false).unwrap_err();
     assert!(fresh.to_string().contains("wbguard migrate"), "{fresh}");
     let s = PgStore::connect(&url, true).unwrap();
-    assert_eq!(s.schema_version().unwrap(), 9);
+    assert_eq!(s.schema_version().unwrap(), 10);
     let again = s.migrate().unwrap();
     assert!(again.applied.is_empty());
     let id = s.store_id().unwrap();

@@ -13,6 +13,10 @@ CREATE TABLE IF NOT EXISTS privacy_numbers (
     number TEXT PRIMARY KEY, retired INTEGER NOT NULL DEFAULT 0,
     waybill_no TEXT, courier TEXT, bound_at INTEGER) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS privacy_numbers_waybill ON privacy_numbers(waybill_no);
+-- The numbers in service in the order they rested (never bound first): a binding walks them to the first free
+-- one (`FREE_NUMBER_SQL`) rather than joining the whole pool to the waybills and sorting it.
+CREATE INDEX IF NOT EXISTS privacy_numbers_rest ON privacy_numbers((bound_at IS NOT NULL), bound_at)
+    WHERE NOT retired;
 -- Waybills out for delivery that have no number yet (queued by their out_for_delivery event).
 CREATE TABLE IF NOT EXISTS privacy_waiting (
     waybill_no TEXT PRIMARY KEY, courier TEXT NOT NULL, since INTEGER NOT NULL) WITHOUT ROWID;

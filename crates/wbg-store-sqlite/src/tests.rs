@@ -381,3 +381,31 @@ fn sqlite_is_built_without_its_process_wide_mutexes() {
         "shared-cache locking compiled in: {options:?}"
     );
 }
+
+/// A binding finds the free number rested longest by walking the numbers in service in that order, not by
+/// sorting the whole pool joined to the waybills (which cost PostgreSQL 32 ms a binding at 48,000 numbers).
+#[test]
+fn a_binding_walks_the_numbers_in_rest_order() {
+    let conn = Connection::open_in_memory().unwrap();
+    conn.execute_batch(SCHEMA).unwrap();
+    conn.execute_batch(numbers::SCHEMA).unwrap();
+    let plan: Vec<String> = conn
+        .prepare(&format!(
+            "EXPLAIN QUERY PLAN {}",
+            wbg_store::FREE_NUMBER_SQL
+        ))
+        .unwrap()
+        .query_map(rusqlite::params![1_000, 10_000, 20_000], |r| r.get(3))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert!(
+        plan.iter()
+            .any(|step| step.contains("privacy_numbers_rest")),
+        "{plan:?}"
+    );
+    assert!(
+        !plan.iter().any(|step| step.contains("TEMP B-TREE")),
+        "sorted apart: {plan:?}"
+    );
+}
