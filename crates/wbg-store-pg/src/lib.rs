@@ -1795,6 +1795,49 @@ async fn binding_of_waybill(
     row.map(rows::binding).transpose()
 }
 
+/// Binds a free number to waybill `no` for `courier` in `tx` and returns it, or `None` when no number is free
+/// — or when every free one is being taken by another binder at this moment (the waybill then waits, and upkeep
+/// binds it within a second once one is free). Each candidate is the free number rested longest that no other
+/// binder holds, locked; it is bound only if it is still free when the binding statement starts (its last
+/// waybill may have gone back out for delivery since the first look), else held and passed over for the next.
+async fn take_free_number(
+    tx: &mut Tx<'_>,
+    no: &WaybillNo,
+    courier: &AccountId,
+    now: Millis,
+    release: NumberRelease,
+) -> Result<Option<String>, StoreError> {
+    let mut passed: Vec<String> = Vec::new();
+    loop {
+        let candidate: Option<String> = sqlx::query_scalar(wbg_store::FREE_NUMBER_SKIP_LOCKED_SQL)
+            .bind(release.grace_ms)
+            .bind(release.quarantine_ms)
+            .bind(now)
+            .bind(&passed)
+            .fetch_optional(&mut **tx)
+            .await
+            .map_err(db)?;
+        let Some(number) = candidate else {
+            return Ok(None);
+        };
+        let taken = sqlx::query(wbg_store::TAKE_FREE_NUMBER_SQL)
+            .bind(release.grace_ms)
+            .bind(release.quarantine_ms)
+            .bind(now)
+            .bind(&number)
+            .bind(no.as_str())
+            .bind(courier.as_str())
+            .execute(&mut **tx)
+            .await
+            .map_err(db)?
+            .rows_affected();
+        if taken == 1 {
+            return Ok(Some(number));
+        }
+        passed.push(number);
+    }
+}
+
 /// Who a guarded read is for: the hash of the token presented, or an account an identity provider vouched for
 /// (known by its id).
 #[derive(Debug)]
@@ -2945,17 +2988,23 @@ impl Numbers for PgStore {
     ) -> Result<(BindOutcome, Option<u64>), StoreError> {
         self.run(async {
             let mut tx = self.pool.begin().await.map_err(db)?;
-            // One binder at a time, across nodes: two must not take the same free number.
-            sqlx::query("SELECT pg_advisory_xact_lock(7707002)")
+            // Binders run side by side, on every node: each holds its waybill's row (two binders of one waybill
+            // queue) and the number it ends with (below), never a lock of the whole pool. The advisory lock is
+            // taken shared: binders of earlier versions took it alone, one at a time, and during a rolling
+            // upgrade such a binder still excludes every binder of this version.
+            sqlx::query("SELECT pg_advisory_xact_lock_shared(7707002)")
                 .execute(&mut *tx)
                 .await
                 .map_err(db)?;
-            let current: Option<(String, Option<String>)> =
-                sqlx::query_as("SELECT status, courier FROM waybills WHERE no = $1")
-                    .bind(no.as_str())
-                    .fetch_optional(&mut *tx)
-                    .await
-                    .map_err(db)?;
+            // `NO KEY UPDATE`, the lock a scan's update takes: a scan of this waybill waits for the binding, and a
+            // binding for the scan, so the status read here stays true until this commits.
+            let current: Option<(String, Option<String>)> = sqlx::query_as(
+                "SELECT status, courier FROM waybills WHERE no = $1 FOR NO KEY UPDATE",
+            )
+            .bind(no.as_str())
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(db)?;
             let dequeue = "DELETE FROM privacy_waiting WHERE waybill_no = $1";
             let needed = current.as_ref().map(|(s, c)| (s.as_str(), c.as_deref()));
             if !BindOutcome::needed(needed, courier) {
@@ -2967,20 +3016,29 @@ impl Numbers for PgStore {
                 tx.commit().await.map_err(db)?;
                 return Ok((BindOutcome::NotNeeded, None));
             }
-            let had = binding_of_waybill(&mut tx, no).await?;
-            let free: Option<String> = match had {
+            // The number this waybill has, held. Another binder may be taking it for its own waybill (it had
+            // rested since this one last left delivery); that binder is waited for, and the number is then no
+            // longer this waybill's.
+            let had: Option<rows::BindingRow> = sqlx::query_as(
+                "SELECT number, waybill_no, courier, bound_at FROM privacy_numbers WHERE waybill_no = $1
+                 FOR UPDATE",
+            )
+            .bind(no.as_str())
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(db)?;
+            let had = had.map(rows::binding).transpose()?;
+            let free = match had {
                 Some(_) => None,
-                None => sqlx::query_scalar(wbg_store::FREE_NUMBER_SQL)
-                    .bind(release.grace_ms)
-                    .bind(release.quarantine_ms)
-                    .bind(now)
-                    .fetch_optional(&mut *tx)
-                    .await
-                    .map_err(db)?,
+                None => take_free_number(&mut tx, no, courier, now, release).await?,
             };
             let outcome = BindOutcome::decide(no, courier, now, had, free);
             match &outcome {
-                BindOutcome::Bound(b) | BindOutcome::Rebound { binding: b, .. } => {
+                // A number bound is bound already, by `take_free_number`.
+                BindOutcome::Bound(_) | BindOutcome::Kept(_) => {
+                    sqlx::query(dequeue).bind(no.as_str()).execute(&mut *tx).await.map_err(db)?;
+                }
+                BindOutcome::Rebound { binding: b, .. } => {
                     sqlx::query(
                         "UPDATE privacy_numbers SET waybill_no = $2, courier = $3, bound_at = $4 WHERE number = $1",
                     )
@@ -2991,9 +3049,6 @@ impl Numbers for PgStore {
                     .execute(&mut *tx)
                     .await
                     .map_err(db)?;
-                    sqlx::query(dequeue).bind(no.as_str()).execute(&mut *tx).await.map_err(db)?;
-                }
-                BindOutcome::Kept(_) => {
                     sqlx::query(dequeue).bind(no.as_str()).execute(&mut *tx).await.map_err(db)?;
                 }
                 BindOutcome::Exhausted => {

@@ -81,6 +81,10 @@ pub fn run_all(fresh: &dyn Fn() -> Box<dyn Store>) {
             privacy_numbers_bind_wait_rebind_and_rest_before_reuse,
         ),
         (
+            "privacy_numbers_bound_side_by_side",
+            privacy_numbers_bound_side_by_side,
+        ),
+        (
             "a_shredded_key_is_gone_for_good",
             a_shredded_key_is_gone_for_good,
         ),
@@ -1115,6 +1119,108 @@ pub fn privacy_numbers_bind_wait_rebind_and_rest_before_reuse(s: &dyn Store) {
     // A number dropped from the configuration is never bound again.
     let synced = s.sync_number_pool(&pool[..1]).unwrap();
     assert_eq!((synced.retired, synced.in_service), (1, 1));
+}
+
+/// Binders side by side, as every node binds numbers as its parcels go out: each number goes to one waybill,
+/// each waybill gets one number however many binders ask for it at once, and a waybill that finds the pool
+/// bound waits for a number.
+pub fn privacy_numbers_bound_side_by_side(s: &dyn Store) {
+    let nos: Vec<WaybillNo> = (1..=40)
+        .map(|i| WaybillNo::parse(&format!("N{i:02}")).unwrap())
+        .collect();
+    for no in &nos {
+        s.insert_waybills(&[waybill(no.as_str())], entry("ingest"))
+            .unwrap();
+    }
+    let pool: Vec<String> = (1..=24).map(|i| format!("171000000{i:02}")).collect();
+    s.sync_number_pool(&pool).unwrap();
+    for (i, no) in nos.iter().enumerate() {
+        let at = 100 + i as i64;
+        move_to(
+            s,
+            no.as_str(),
+            WaybillStatus::Created,
+            WaybillStatus::OutForDelivery,
+            "C1",
+            at,
+        );
+    }
+    let release = NumberRelease {
+        grace_ms: 1_000,
+        quarantine_ms: 10_000,
+    };
+    let c1 = AccountId::parse("C1").unwrap();
+    let told = std::sync::Mutex::new(Vec::new());
+    std::thread::scope(|sc| {
+        for t in 0..8 {
+            let (told, nos, c1) = (&told, &nos, &c1);
+            sc.spawn(move || {
+                let audited = &mut |_: &BindOutcome| Some(entry("number_bind"));
+                // Every binder on the first waybill at once, then each its share of the rest, twice.
+                let share = (t..nos.len()).step_by(8);
+                for i in std::iter::once(0).chain(share.clone()).chain(share) {
+                    let (o, _) = s.bind_number(&nos[i], c1, 200, release, audited).unwrap();
+                    told.lock().unwrap().push((nos[i].clone(), o));
+                }
+            });
+        }
+    });
+    // What each binder was told: a number bound once, to one waybill, and kept by every later binder of it.
+    let mut bound: BTreeMap<WaybillNo, String> = BTreeMap::new();
+    let mut numbers: BTreeSet<String> = BTreeSet::new();
+    let told = told.into_inner().unwrap();
+    for (no, o) in &told {
+        if let BindOutcome::Bound(b) = o {
+            assert_eq!(&b.waybill_no, no);
+            assert!(numbers.insert(b.number.clone()), "{} bound twice", b.number);
+            assert!(
+                bound.insert(no.clone(), b.number.clone()).is_none(),
+                "{no} was bound two numbers"
+            );
+        }
+    }
+    for (no, o) in &told {
+        match o {
+            BindOutcome::Bound(_) | BindOutcome::Exhausted => {}
+            BindOutcome::Kept(b) => {
+                assert_eq!(Some(&b.number), bound.get(no), "{no} kept another number")
+            }
+            other => panic!("{no}: {other:?}"),
+        }
+    }
+    let first = told.iter().filter(|(no, _)| *no == nos[0]);
+    assert!(
+        first
+            .clone()
+            .all(|(_, o)| !matches!(o, BindOutcome::Exhausted)),
+        "the first waybill was asked for before the pool could run out"
+    );
+    assert_eq!(
+        first
+            .filter(|(_, o)| matches!(o, BindOutcome::Bound(_)))
+            .count(),
+        1
+    );
+    // A binder that found every free number held by others left its waybill waiting; binding the waiting ones
+    // one by one, as upkeep does, fills the pool and no more.
+    let audited = &mut |_: &BindOutcome| Some(entry("number_bind"));
+    for (no, _) in s.waiting_for_numbers(100).unwrap() {
+        if let (BindOutcome::Bound(b), _) = s.bind_number(&no, &c1, 300, release, audited).unwrap()
+        {
+            assert!(numbers.insert(b.number.clone()), "{} bound twice", b.number);
+            assert!(bound.insert(no, b.number).is_none());
+        }
+    }
+    assert_eq!(numbers.len(), 24, "every number bound");
+    assert_eq!(s.waiting_for_numbers(100).unwrap().len(), 16);
+    for no in &nos {
+        let stored = s.number_of_waybill(no).unwrap().map(|b| b.number);
+        assert_eq!(stored.as_ref(), bound.get(no), "{no}");
+    }
+    for n in &pool {
+        let b = s.number_binding(n).unwrap().unwrap();
+        assert_eq!(bound.get(&b.waybill_no), Some(n));
+    }
 }
 
 /// A shredded key is gone, can never be made again, and takes only the named index kinds of its bucket.

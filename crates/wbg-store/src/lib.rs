@@ -28,7 +28,7 @@ pub use credentials::{token_id, Credentials, NewToken, TokenInfo};
 pub use error::{DbError, Source, StoreError};
 pub use numbers::{
     BindOutcome, NumberBinding, NumberRelease, PoolState, PoolSync, FREE_NUMBER_COUNT_SQL,
-    FREE_NUMBER_SQL,
+    FREE_NUMBER_SKIP_LOCKED_SQL, FREE_NUMBER_SQL, TAKE_FREE_NUMBER_SQL,
 };
 pub use search::{
     count_hour, hour_counts, AccessRow, AuditCursor, AuditPage, AuditQuery, AuditSearch, HourCount,
