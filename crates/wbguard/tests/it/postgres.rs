@@ -40,7 +40,7 @@ fn the_guard_runs_on_postgres() {
     );
     assert!(String::from_utf8_lossy(&out.stderr).contains("wbguard migrate"));
     let out = dirs.migrate();
-    assert!(String::from_utf8_lossy(&out.stdout).contains("schema version 9"));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("schema version 10"));
 
     let admin = dirs.create_account("root", "admin", None);
     let s = Server::start(&dirs, "info");
