@@ -1781,17 +1781,28 @@ async fn events_in(
     rows.into_iter().map(rows::event).collect()
 }
 
+/// The number waybill `no` has, if any; with `held`, its row locked for the rest of the transaction (`c` is then
+/// a transaction's).
 async fn binding_of_waybill(
     c: &mut sqlx::PgConnection,
     no: &WaybillNo,
+    held: bool,
 ) -> Result<Option<NumberBinding>, StoreError> {
-    let row: Option<rows::BindingRow> = sqlx::query_as(
-        "SELECT number, waybill_no, courier, bound_at FROM privacy_numbers WHERE waybill_no = $1",
-    )
-    .bind(no.as_str())
-    .fetch_optional(c)
-    .await
-    .map_err(db)?;
+    macro_rules! select {
+        () => {
+            "SELECT number, waybill_no, courier, bound_at FROM privacy_numbers WHERE waybill_no = $1"
+        };
+    }
+    let sql = if held {
+        concat!(select!(), " FOR UPDATE")
+    } else {
+        select!()
+    };
+    let row: Option<rows::BindingRow> = sqlx::query_as(sql)
+        .bind(no.as_str())
+        .fetch_optional(c)
+        .await
+        .map_err(db)?;
     row.map(rows::binding).transpose()
 }
 
@@ -3019,15 +3030,7 @@ impl Numbers for PgStore {
             // The number this waybill has, held. Another binder may be taking it for its own waybill (it had
             // rested since this one last left delivery); that binder is waited for, and the number is then no
             // longer this waybill's.
-            let had: Option<rows::BindingRow> = sqlx::query_as(
-                "SELECT number, waybill_no, courier, bound_at FROM privacy_numbers WHERE waybill_no = $1
-                 FOR UPDATE",
-            )
-            .bind(no.as_str())
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(db)?;
-            let had = had.map(rows::binding).transpose()?;
+            let had = binding_of_waybill(&mut tx, no, true).await?;
             let free = match had {
                 Some(_) => None,
                 None => take_free_number(&mut tx, no, courier, now, release).await?,
@@ -3091,7 +3094,7 @@ impl Numbers for PgStore {
     fn number_of_waybill(&self, no: &WaybillNo) -> Result<Option<NumberBinding>, StoreError> {
         self.run(async {
             let mut c = self.pool.acquire().await.map_err(db)?;
-            binding_of_waybill(&mut c, no).await
+            binding_of_waybill(&mut c, no, false).await
         })
     }
 
