@@ -319,13 +319,18 @@ impl Guard {
     /// What follows recorded events, single or batched: each parcel out for delivery gets its privacy number,
     /// any other move may end a binding's window; all are counted.
     fn applied(&self, nexts: &[WaybillMeta]) {
+        // The parcels now out for delivery get their numbers together, in one transaction.
+        let mut out = Vec::new();
         for next in nexts {
             match (&next.status, &next.courier) {
                 (WaybillStatus::OutForDelivery, Some(courier)) => {
-                    self.bind_number(&next.waybill_no, courier, true);
+                    out.push((next.waybill_no.clone(), courier.clone()));
                 }
                 _ => self.binding_window_moved(next),
             }
+        }
+        if !out.is_empty() {
+            self.bind_numbers(out, true);
         }
         metrics::counter!("wbguard_events_total").increment(nexts.len() as u64);
     }

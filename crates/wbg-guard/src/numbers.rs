@@ -284,20 +284,25 @@ impl Guard {
         }
     }
 
-    /// Binds a number to `no` for `courier`, after its out_for_delivery event committed (`first`) or from the
-    /// queue. Failures are logged, never returned: the event stands and the waybill stays queued. Returns
+    /// Binds numbers to waybills `wanted` (each with its courier), in one transaction: after their
+    /// out_for_delivery events committed (`first`: a batch's, or one scan's) or from the queue. Canaries are
+    /// left out. Failures are logged, never returned: the events stand and the waybills stay queued. Returns
     /// whether the pool was found exhausted.
-    pub(crate) fn bind_number(&self, no: &WaybillNo, courier: &AccountId, first: bool) -> bool {
+    pub(crate) fn bind_numbers(&self, wanted: Vec<(WaybillNo, AccountId)>, first: bool) -> bool {
         let Some(n) = &self.numbers else {
             return false;
         };
         // Canaries never take a pool number, nor tell the telephony provider anything.
-        if self.canary_for(no.as_str()).is_some() {
+        let wanted: Vec<(WaybillNo, AccountId)> = wanted
+            .into_iter()
+            .filter(|(no, _)| self.canary_for(no.as_str()).is_none())
+            .collect();
+        if wanted.is_empty() {
             return false;
         }
         let now = self.clock.now();
         let meta = RequestMeta::default();
-        let mut audit = |o: &BindOutcome| {
+        let mut audit = |no: &WaybillNo, courier: &AccountId, o: &BindOutcome| {
             let mut e = self.entry(ACTOR, &meta, "number_bind");
             e.waybill = Some(no.to_string());
             e.detail = Some(match o {
@@ -319,13 +324,10 @@ impl Guard {
             });
             Some(e)
         };
-        let outcome = match self
-            .store
-            .bind_number(no, courier, now, n.release, &mut audit)
-        {
+        let outcomes = match self.store.bind_numbers(&wanted, now, n.release, &mut audit) {
             Ok((o, _)) => o,
             Err(e) => {
-                tracing::error!(error = %e, waybill = %no, "cannot bind a privacy number; it stays queued");
+                tracing::error!(error = %e, waybills = wanted.len(), "cannot bind privacy numbers; the waybills stay queued");
                 return false;
             }
         };
@@ -337,37 +339,47 @@ impl Guard {
             at: now,
             valid_until: None,
         };
-        match &outcome {
-            BindOutcome::Bound(b) => self.tell_gateway(&change("bound", b)),
-            BindOutcome::Rebound { binding, .. } => self.tell_gateway(&change("rebound", binding)),
-            BindOutcome::Exhausted if first => {
-                metrics::counter!("wbguard_privacy_numbers_exhausted_total").increment(1);
-                let last = n.last_exhausted_alert.load(Ordering::Relaxed);
-                if now.saturating_sub(last) >= EXHAUSTION_ALERT_EVERY_MS
-                    && n.last_exhausted_alert
-                        .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
-                        .is_ok()
-                {
-                    tracing::warn!("privacy-number pool exhausted; waybills wait for a number");
-                    self.raise(
-                        ACTOR,
-                        RiskAlert {
-                            kind: "privacy_numbers_exhausted".into(),
-                            severity: "warning".into(),
-                            detail: "every privacy number is bound or resting; couriers see masked phones \
-                                     until one is free (enlarge the pool)"
-                                .into(),
-                        },
-                    );
+        for outcome in &outcomes {
+            match outcome {
+                BindOutcome::Bound(b) => self.tell_gateway(&change("bound", b)),
+                BindOutcome::Rebound { binding, .. } => {
+                    self.tell_gateway(&change("rebound", binding))
                 }
+                _ => {}
             }
-            _ => {}
         }
-        outcome == BindOutcome::Exhausted
+        let exhausted = outcomes
+            .iter()
+            .filter(|o| **o == BindOutcome::Exhausted)
+            .count();
+        if exhausted > 0 && first {
+            metrics::counter!("wbguard_privacy_numbers_exhausted_total")
+                .increment(exhausted as u64);
+            let last = n.last_exhausted_alert.load(Ordering::Relaxed);
+            if now.saturating_sub(last) >= EXHAUSTION_ALERT_EVERY_MS
+                && n.last_exhausted_alert
+                    .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+                    .is_ok()
+            {
+                tracing::warn!("privacy-number pool exhausted; waybills wait for a number");
+                self.raise(
+                    ACTOR,
+                    RiskAlert {
+                        kind: "privacy_numbers_exhausted".into(),
+                        severity: "warning".into(),
+                        detail:
+                            "every privacy number is bound or resting; couriers see masked phones \
+                                 until one is free (enlarge the pool)"
+                                .into(),
+                    },
+                );
+            }
+        }
+        exhausted > 0
     }
 
-    /// Binds numbers to up to `limit` queued waybills, longest waiting first, until the pool is found exhausted
-    /// (the server calls this every second); returns how many are still waiting.
+    /// Binds numbers to up to `limit` queued waybills, longest waiting first, in one transaction, until the
+    /// pool is found exhausted (the server calls this every second); returns how many are still waiting.
     pub fn bind_waiting_numbers(&self, limit: usize) -> Result<usize, GuardError> {
         if self.numbers.is_none() {
             return Ok(0);
@@ -383,10 +395,9 @@ impl Guard {
                 .take(limit)
                 .collect())
         };
-        for (no, courier) in &waiting(limit)? {
-            if self.bind_number(no, courier, false) {
-                break;
-            }
+        let queued = waiting(limit)?;
+        if !queued.is_empty() {
+            self.bind_numbers(queued, false);
         }
         Ok(waiting(limit)?.len())
     }

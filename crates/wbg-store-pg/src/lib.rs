@@ -1781,72 +1781,80 @@ async fn events_in(
     rows.into_iter().map(rows::event).collect()
 }
 
-/// The number waybill `no` has, if any; with `held`, its row locked for the rest of the transaction (`c` is then
-/// a transaction's).
+/// The number waybill `no` has, if any.
 async fn binding_of_waybill(
     c: &mut sqlx::PgConnection,
     no: &WaybillNo,
-    held: bool,
 ) -> Result<Option<NumberBinding>, StoreError> {
-    macro_rules! select {
-        () => {
-            "SELECT number, waybill_no, courier, bound_at FROM privacy_numbers WHERE waybill_no = $1"
-        };
-    }
-    let sql = if held {
-        concat!(select!(), " FOR UPDATE")
-    } else {
-        select!()
-    };
-    let row: Option<rows::BindingRow> = sqlx::query_as(sql)
-        .bind(no.as_str())
-        .fetch_optional(c)
-        .await
-        .map_err(db)?;
+    let row: Option<rows::BindingRow> = sqlx::query_as(
+        "SELECT number, waybill_no, courier, bound_at FROM privacy_numbers WHERE waybill_no = $1",
+    )
+    .bind(no.as_str())
+    .fetch_optional(c)
+    .await
+    .map_err(db)?;
     row.map(rows::binding).transpose()
 }
 
-/// Binds a free number to waybill `no` for `courier` in `tx` and returns it, or `None` when no number is free
-/// — or when every free one is being taken by another binder at this moment (the waybill then waits, and upkeep
-/// binds it within a second once one is free). Each candidate is the free number rested longest that no other
-/// binder holds, locked; it is bound only if it is still free when the binding statement starts (its last
-/// waybill may have gone back out for delivery since the first look), else held and passed over for the next.
-async fn take_free_number(
+/// Binds a free number to each waybill of `wants` (with its courier) in `tx`: each one's number, or `None` when
+/// no number is free — or when every free one is being taken by another binder at this moment (the waybill then
+/// waits, and upkeep binds it within a second once one is free). The candidates are the free numbers rested
+/// longest that no other binder holds, locked, one for each waybill in order, found in one walk; each is bound
+/// only if it is still free when the binding statement starts (its last waybill may have gone back out for
+/// delivery since the walk), else held and passed over, and its waybill gets a candidate of the next walk.
+async fn take_free_numbers(
     tx: &mut Tx<'_>,
-    no: &WaybillNo,
-    courier: &AccountId,
+    wants: &[(&WaybillNo, &AccountId)],
     now: Millis,
     release: NumberRelease,
-) -> Result<Option<String>, StoreError> {
+) -> Result<Vec<Option<String>>, StoreError> {
+    let mut got: Vec<Option<String>> = vec![None; wants.len()];
+    let mut open: Vec<usize> = (0..wants.len()).collect();
     let mut passed: Vec<String> = Vec::new();
-    loop {
-        let candidate: Option<String> = sqlx::query_scalar(wbg_store::FREE_NUMBER_SKIP_LOCKED_SQL)
+    while !open.is_empty() {
+        let candidates: Vec<String> = sqlx::query_scalar(wbg_store::FREE_NUMBERS_SKIP_LOCKED_SQL)
             .bind(release.grace_ms)
             .bind(release.quarantine_ms)
             .bind(now)
             .bind(&passed)
-            .fetch_optional(&mut **tx)
+            .bind(open.len() as i64)
+            .fetch_all(&mut **tx)
             .await
             .map_err(db)?;
-        let Some(number) = candidate else {
-            return Ok(None);
-        };
-        let taken = sqlx::query(wbg_store::TAKE_FREE_NUMBER_SQL)
-            .bind(release.grace_ms)
-            .bind(release.quarantine_ms)
-            .bind(now)
-            .bind(&number)
-            .bind(no.as_str())
-            .bind(courier.as_str())
-            .execute(&mut **tx)
-            .await
-            .map_err(db)?
-            .rows_affected();
-        if taken == 1 {
-            return Ok(Some(number));
+        if candidates.is_empty() {
+            break;
         }
-        passed.push(number);
+        let unpaired = open.split_off(candidates.len().min(open.len()));
+        let (nos, couriers): (Vec<&str>, Vec<&str>) = open
+            .iter()
+            .map(|&i| (wants[i].0.as_str(), wants[i].1.as_str()))
+            .unzip();
+        let taken: std::collections::HashSet<String> =
+            sqlx::query_scalar(wbg_store::TAKE_FREE_NUMBERS_SQL)
+                .bind(release.grace_ms)
+                .bind(release.quarantine_ms)
+                .bind(now)
+                .bind(&candidates)
+                .bind(&nos)
+                .bind(&couriers)
+                .fetch_all(&mut **tx)
+                .await
+                .map_err(db)?
+                .into_iter()
+                .collect();
+        let mut again = Vec::new();
+        for (i, number) in open.into_iter().zip(candidates) {
+            if taken.contains(&number) {
+                got[i] = Some(number);
+            } else {
+                passed.push(number);
+                again.push(i);
+            }
+        }
+        again.extend(unpaired);
+        open = again;
     }
+    Ok(got)
 }
 
 /// Who a guarded read is for: the hash of the token presented, or an account an identity provider vouched for
@@ -2981,6 +2989,15 @@ impl Numbers for PgStore {
                 .await
                 .map_err(db)?;
             tx.commit().await.map_err(db)?;
+            // A pool just filled (up to a million numbers) would otherwise be planned without statistics until
+            // autovacuum analyses it, a minute or more: a binder's look-up of its waybills' numbers was then a
+            // scan of the whole pool (measured: batched scans out for delivery at half their speed).
+            if added > 0 || retired > 0 {
+                sqlx::query("ANALYZE privacy_numbers")
+                    .execute(&self.pool)
+                    .await
+                    .map_err(db)?;
+            }
             Ok(PoolSync {
                 added,
                 retired,
@@ -2989,91 +3006,172 @@ impl Numbers for PgStore {
         })
     }
 
-    fn bind_number(
+    fn bind_numbers(
         &self,
-        no: &WaybillNo,
-        courier: &AccountId,
+        wanted: &[(WaybillNo, AccountId)],
         now: Millis,
         release: NumberRelease,
-        audit: &mut dyn FnMut(&BindOutcome) -> Option<AuditEntry>,
-    ) -> Result<(BindOutcome, Option<u64>), StoreError> {
+        audit: &mut dyn FnMut(&WaybillNo, &AccountId, &BindOutcome) -> Option<AuditEntry>,
+    ) -> Result<(Vec<BindOutcome>, Option<u64>), StoreError> {
         self.run(async {
             let mut tx = self.pool.begin().await.map_err(db)?;
-            // Binders run side by side, on every node: each holds its waybill's row (two binders of one waybill
-            // queue) and the number it ends with (below), never a lock of the whole pool. The advisory lock is
+            // Binders run side by side, on every node: each holds its waybills' rows (two binders of one waybill
+            // queue) and the numbers it ends with (below), never a lock of the whole pool. The advisory lock is
             // taken shared: binders of earlier versions took it alone, one at a time, and during a rolling
             // upgrade such a binder still excludes every binder of this version.
             sqlx::query("SELECT pg_advisory_xact_lock_shared(7707002)")
                 .execute(&mut *tx)
                 .await
                 .map_err(db)?;
-            // `NO KEY UPDATE`, the lock a scan's update takes: a scan of this waybill waits for the binding, and a
-            // binding for the scan, so the status read here stays true until this commits.
-            let current: Option<(String, Option<String>)> = sqlx::query_as(
-                "SELECT status, courier FROM waybills WHERE no = $1 FOR NO KEY UPDATE",
-            )
-            .bind(no.as_str())
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(db)?;
-            let dequeue = "DELETE FROM privacy_waiting WHERE waybill_no = $1";
-            let needed = current.as_ref().map(|(s, c)| (s.as_str(), c.as_deref()));
-            if !BindOutcome::needed(needed, courier) {
-                sqlx::query(dequeue)
-                    .bind(no.as_str())
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(db)?;
-                tx.commit().await.map_err(db)?;
-                return Ok((BindOutcome::NotNeeded, None));
-            }
-            // The number this waybill has, held. Another binder may be taking it for its own waybill (it had
-            // rested since this one last left delivery); that binder is waited for, and the number is then no
-            // longer this waybill's.
-            let had = binding_of_waybill(&mut tx, no, true).await?;
-            let free = match had {
-                Some(_) => None,
-                None => take_free_number(&mut tx, no, courier, now, release).await?,
-            };
-            let outcome = BindOutcome::decide(no, courier, now, had, free);
-            match &outcome {
-                // A number bound is bound already, by `take_free_number`.
-                BindOutcome::Bound(_) | BindOutcome::Kept(_) => {
-                    sqlx::query(dequeue).bind(no.as_str()).execute(&mut *tx).await.map_err(db)?;
+            let nos: Vec<&str> = wanted.iter().map(|(no, _)| no.as_str()).collect();
+            // The waybills' rows, `NO KEY UPDATE` (the lock a scan's update takes), in the order a scan's group
+            // locks them: a scan of one of them waits for the binding, and a binding for the scan, so the statuses
+            // read here stay true until this commits.
+            let current: std::collections::HashMap<String, (String, Option<String>)> =
+                sqlx::query_as::<_, (String, String, Option<String>)>(
+                    "SELECT no, status, courier FROM waybills WHERE no = ANY($1) ORDER BY no FOR NO KEY UPDATE",
+                )
+                .bind(&nos)
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(db)?
+                .into_iter()
+                .map(|(no, status, courier)| (no, (status, courier)))
+                .collect();
+            // The numbers they have, held. Another binder may be taking one for its own waybill (it had rested
+            // since this one last left delivery); that binder is waited for, and the number is then no longer
+            // this waybill's. A binder waits only here and above: the free numbers it takes, it takes unwaited.
+            let mut had: std::collections::HashMap<String, NumberBinding> =
+                sqlx::query_as::<_, rows::BindingRow>(
+                    "SELECT number, waybill_no, courier, bound_at FROM privacy_numbers
+                     WHERE waybill_no = ANY($1) ORDER BY number FOR UPDATE",
+                )
+                .bind(&nos)
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(db)?
+                .into_iter()
+                .map(|row| rows::binding(row).map(|b| (b.waybill_no.to_string(), b)))
+                .collect::<Result<_, _>>()?;
+            let mut outcomes: Vec<Option<BindOutcome>> = vec![None; wanted.len()];
+            let mut exhausted = false;
+            // In rounds, each waybill once a round: one listed twice is bound again after its first binding.
+            let mut pending: Vec<usize> = (0..wanted.len()).collect();
+            while !pending.is_empty() {
+                let mut seen = std::collections::HashSet::new();
+                let (round, later): (Vec<usize>, Vec<usize>) =
+                    pending.into_iter().partition(|&i| seen.insert(nos[i]));
+                pending = later;
+                let mut needing = Vec::new();
+                for &i in &round {
+                    let (no, courier) = &wanted[i];
+                    let status = current.get(no.as_str()).map(|(s, c)| (s.as_str(), c.as_deref()));
+                    outcomes[i] = match had.get(no.as_str()) {
+                        _ if !BindOutcome::needed(status, courier) => Some(BindOutcome::NotNeeded),
+                        Some(h) => Some(BindOutcome::decide(no, courier, now, Some(h.clone()), None)),
+                        None => {
+                            needing.push(i);
+                            None
+                        }
+                    };
                 }
-                BindOutcome::Rebound { binding: b, .. } => {
+                // A number bound here is bound already, by `take_free_numbers`.
+                let wants: Vec<(&WaybillNo, &AccountId)> =
+                    needing.iter().map(|&i| (&wanted[i].0, &wanted[i].1)).collect();
+                let free = match exhausted {
+                    true => vec![None; wants.len()],
+                    false => take_free_numbers(&mut tx, &wants, now, release).await?,
+                };
+                for (&i, free) in needing.iter().zip(free) {
+                    let (no, courier) = &wanted[i];
+                    let outcome = BindOutcome::decide(no, courier, now, None, free);
+                    exhausted |= outcome == BindOutcome::Exhausted;
+                    outcomes[i] = Some(outcome);
+                }
+                // The round's rebindings and the waybills that wait, one statement each.
+                let mut rebound: (Vec<&str>, Vec<&str>, Vec<&str>) = Default::default();
+                let mut waiting: (Vec<&str>, Vec<&str>) = Default::default();
+                for &i in &round {
+                    let (no, courier) = &wanted[i];
+                    match &outcomes[i] {
+                        Some(BindOutcome::Bound(b)) => {
+                            had.insert(no.to_string(), b.clone());
+                        }
+                        Some(BindOutcome::Rebound { binding: b, .. }) => {
+                            rebound.0.push(&b.number);
+                            rebound.1.push(no.as_str());
+                            rebound.2.push(courier.as_str());
+                        }
+                        Some(BindOutcome::Exhausted) => {
+                            waiting.0.push(no.as_str());
+                            waiting.1.push(courier.as_str());
+                        }
+                        _ => {}
+                    }
+                }
+                if !rebound.0.is_empty() {
                     sqlx::query(
-                        "UPDATE privacy_numbers SET waybill_no = $2, courier = $3, bound_at = $4 WHERE number = $1",
+                        "UPDATE privacy_numbers q SET waybill_no = u.no, courier = u.courier, bound_at = $4
+                         FROM UNNEST($1::text[], $2::text[], $3::text[]) AS u(number, no, courier)
+                         WHERE q.number = u.number",
                     )
-                    .bind(&b.number)
-                    .bind(no.as_str())
-                    .bind(courier.as_str())
+                    .bind(&rebound.0)
+                    .bind(&rebound.1)
+                    .bind(&rebound.2)
                     .bind(now)
                     .execute(&mut *tx)
                     .await
                     .map_err(db)?;
-                    sqlx::query(dequeue).bind(no.as_str()).execute(&mut *tx).await.map_err(db)?;
+                    for &i in &round {
+                        if let Some(BindOutcome::Rebound { binding, .. }) = &outcomes[i] {
+                            had.insert(wanted[i].0.to_string(), binding.clone());
+                        }
+                    }
                 }
-                BindOutcome::Exhausted => {
+                if !waiting.0.is_empty() {
                     sqlx::query(
-                        "INSERT INTO privacy_waiting (waybill_no, courier, since) VALUES ($1, $2, $3)
+                        "INSERT INTO privacy_waiting (waybill_no, courier, since)
+                         SELECT no, courier, $3 FROM UNNEST($1::text[], $2::text[]) AS w(no, courier)
                          ON CONFLICT (waybill_no) DO UPDATE SET courier = excluded.courier",
                     )
-                    .bind(no.as_str())
-                    .bind(courier.as_str())
+                    .bind(&waiting.0)
+                    .bind(&waiting.1)
                     .bind(now)
                     .execute(&mut *tx)
                     .await
                     .map_err(db)?;
                 }
-                BindOutcome::NotNeeded => {}
             }
-            let seq = match audit(&outcome) {
-                Some(entry) => Some(queue_entries(&mut tx, [entry]).await?),
-                None => None,
+            let outcomes: Vec<BindOutcome> = outcomes
+                .into_iter()
+                .map(|o| o.ok_or_else(|| StoreError::Db("a waybill was left unbound".into())))
+                .collect::<Result<_, _>>()?;
+            // Every waybill but those that wait stops waiting.
+            let dequeued: Vec<&str> = wanted
+                .iter()
+                .zip(&outcomes)
+                .filter(|(_, o)| **o != BindOutcome::Exhausted)
+                .map(|((no, _), _)| no.as_str())
+                .collect();
+            if !dequeued.is_empty() {
+                sqlx::query("DELETE FROM privacy_waiting WHERE waybill_no = ANY($1)")
+                    .bind(&dequeued)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(db)?;
+            }
+            let entries: Vec<AuditEntry> = wanted
+                .iter()
+                .zip(&outcomes)
+                .filter(|(_, o)| **o != BindOutcome::NotNeeded)
+                .filter_map(|((no, courier), o)| audit(no, courier, o))
+                .collect();
+            let seq = match entries.is_empty() {
+                true => None,
+                false => Some(queue_entries(&mut tx, entries).await?),
             };
             tx.commit().await.map_err(db)?;
-            Ok((outcome, seq))
+            Ok((outcomes, seq))
         })
     }
 
@@ -3094,7 +3192,7 @@ impl Numbers for PgStore {
     fn number_of_waybill(&self, no: &WaybillNo) -> Result<Option<NumberBinding>, StoreError> {
         self.run(async {
             let mut c = self.pool.acquire().await.map_err(db)?;
-            binding_of_waybill(&mut c, no, false).await
+            binding_of_waybill(&mut c, no).await
         })
     }
 

@@ -1325,15 +1325,18 @@ impl Numbers for SqliteStore {
         numbers::sync_pool(&mut *self.lock()?, numbers)
     }
 
-    fn bind_number(
+    fn bind_numbers(
         &self,
-        no: &WaybillNo,
-        courier: &AccountId,
+        wanted: &[(WaybillNo, AccountId)],
         now: Millis,
         release: wbg_store::NumberRelease,
-        audit: &mut dyn FnMut(&wbg_store::BindOutcome) -> Option<AuditEntry>,
-    ) -> Result<(wbg_store::BindOutcome, Option<u64>), StoreError> {
-        numbers::bind(&mut *self.lock()?, no, courier, now, release, audit)
+        audit: &mut dyn FnMut(
+            &WaybillNo,
+            &AccountId,
+            &wbg_store::BindOutcome,
+        ) -> Option<AuditEntry>,
+    ) -> Result<(Vec<wbg_store::BindOutcome>, Option<u64>), StoreError> {
+        numbers::bind(&mut *self.lock()?, wanted, now, release, audit)
     }
 
     fn number_binding(&self, number: &str) -> Result<Option<wbg_store::NumberBinding>, StoreError> {

@@ -1,7 +1,7 @@
 //! The privacy-number pool in SQLite: one row a number holding its current binding (history is in the audit
 //! log), and the waybills waiting for a number. Whether a binding has ended is read from its waybill's own
 //! row, so signing for a parcel needs no write here.
-use crate::{commit_with_entry, Inner};
+use crate::{commit_with_entries, Inner};
 use rusqlite::{params, Connection, OptionalExtension, Transaction, TransactionBehavior};
 use wbg_audit::AuditEntry;
 use wbg_core::{AccountId, Millis, WaybillNo};
@@ -111,32 +111,61 @@ pub(super) fn sync_pool(inner: &mut Inner, numbers: &[String]) -> Result<PoolSyn
 
 pub(super) fn bind(
     inner: &mut Inner,
+    wanted: &[(WaybillNo, AccountId)],
+    now: Millis,
+    release: NumberRelease,
+    audit: &mut dyn FnMut(&WaybillNo, &AccountId, &BindOutcome) -> Option<AuditEntry>,
+) -> Result<(Vec<BindOutcome>, Option<u64>), StoreError> {
+    let Inner { conn, tree, recent } = inner;
+    let tx = Transaction::new(conn, TransactionBehavior::Immediate)?;
+    let mut outcomes = Vec::with_capacity(wanted.len());
+    let mut entries = Vec::new();
+    let mut exhausted = false;
+    for (no, courier) in wanted {
+        let outcome = bind_one(&tx, no, courier, now, release, exhausted)?;
+        exhausted |= outcome == BindOutcome::Exhausted;
+        if outcome != BindOutcome::NotNeeded {
+            entries.extend(audit(no, courier, &outcome));
+        }
+        outcomes.push(outcome);
+    }
+    let seq = if entries.is_empty() {
+        tx.commit()?;
+        None
+    } else {
+        Some(commit_with_entries(tx, tree, recent, entries)?)
+    };
+    Ok((outcomes, seq))
+}
+
+/// One waybill's binding in `tx`; with `exhausted` (an earlier waybill of the transaction found no free
+/// number), a waybill that needs a free number waits without looking for one.
+fn bind_one(
+    tx: &Transaction<'_>,
     no: &WaybillNo,
     courier: &AccountId,
     now: Millis,
     release: NumberRelease,
-    audit: &mut dyn FnMut(&BindOutcome) -> Option<AuditEntry>,
-) -> Result<(BindOutcome, Option<u64>), StoreError> {
-    let Inner { conn, tree, recent } = inner;
-    let tx = Transaction::new(conn, TransactionBehavior::Immediate)?;
+    exhausted: bool,
+) -> Result<BindOutcome, StoreError> {
     let current: Option<(String, Option<String>)> = tx
         .prepare_cached("SELECT status, courier FROM waybills WHERE no = ?1")?
         .query_row(params![no.as_str()], |r| Ok((r.get(0)?, r.get(1)?)))
         .optional()?;
-    let dequeue = |tx: &Transaction<'_>| -> Result<(), StoreError> {
+    let dequeue = || -> Result<(), StoreError> {
         tx.prepare_cached("DELETE FROM privacy_waiting WHERE waybill_no = ?1")?
             .execute(params![no.as_str()])?;
         Ok(())
     };
     let current = current.as_ref().map(|(s, c)| (s.as_str(), c.as_deref()));
     if !BindOutcome::needed(current, courier) {
-        dequeue(&tx)?;
-        tx.commit()?;
-        return Ok((BindOutcome::NotNeeded, None));
+        dequeue()?;
+        return Ok(BindOutcome::NotNeeded);
     }
-    let had = binding_of_waybill(&tx, no)?;
+    let had = binding_of_waybill(tx, no)?;
     let free: Option<String> = match had {
         Some(_) => None,
+        None if exhausted => None,
         None => tx
             .prepare_cached(wbg_store::FREE_NUMBER_SQL)?
             .query_row(params![release.grace_ms, release.quarantine_ms, now], |r| {
@@ -151,9 +180,9 @@ pub(super) fn bind(
                 "UPDATE privacy_numbers SET waybill_no = ?2, courier = ?3, bound_at = ?4 WHERE number = ?1",
             )?
             .execute(params![b.number, no.as_str(), courier.as_str(), now])?;
-            dequeue(&tx)?;
+            dequeue()?;
         }
-        BindOutcome::Kept(_) => dequeue(&tx)?,
+        BindOutcome::Kept(_) => dequeue()?,
         BindOutcome::Exhausted => {
             tx.prepare_cached(
                 "INSERT INTO privacy_waiting (waybill_no, courier, since) VALUES (?1, ?2, ?3)
@@ -163,14 +192,7 @@ pub(super) fn bind(
         }
         BindOutcome::NotNeeded => {}
     }
-    let seq = match audit(&outcome) {
-        Some(entry) => Some(commit_with_entry(tx, tree, recent, entry)?),
-        None => {
-            tx.commit()?;
-            None
-        }
-    };
-    Ok((outcome, seq))
+    Ok(outcome)
 }
 
 pub(super) fn waiting(

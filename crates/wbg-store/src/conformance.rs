@@ -85,6 +85,10 @@ pub fn run_all(fresh: &dyn Fn() -> Box<dyn Store>) {
             privacy_numbers_bound_side_by_side,
         ),
         (
+            "privacy_numbers_bound_in_batches",
+            privacy_numbers_bound_in_batches,
+        ),
+        (
             "a_shredded_key_is_gone_for_good",
             a_shredded_key_is_gone_for_good,
         ),
@@ -1221,6 +1225,232 @@ pub fn privacy_numbers_bound_side_by_side(s: &dyn Store) {
         let b = s.number_binding(n).unwrap().unwrap();
         assert_eq!(bound.get(&b.waybill_no), Some(n));
     }
+}
+
+/// Many waybills bound in one call, as a batch of scans' parcels going out: each told its outcome in order, one
+/// entry for each outcome but "not needed", a waybill listed twice keeping its number, a rebinding beside new
+/// bindings, the pool running out part-way (the rest wait, unlooked); and batches of several binders at once, over
+/// the same waybills in different orders, binding each number to one waybill.
+pub fn privacy_numbers_bound_in_batches(s: &dyn Store) {
+    let no = |n: &str| WaybillNo::parse(n).unwrap();
+    let (c1, c2) = (
+        AccountId::parse("C1").unwrap(),
+        AccountId::parse("C2").unwrap(),
+    );
+    for w in ["B1", "B2", "B3", "B4", "B5", "B6", "B7"] {
+        s.insert_waybills(&[waybill(w)], entry("ingest")).unwrap();
+    }
+    let pool: Vec<String> = (1..=4).map(|i| format!("1710000000{i}")).collect();
+    s.sync_number_pool(&pool).unwrap();
+    for (i, w) in ["B1", "B2", "B3", "B4", "B5", "B6"].iter().enumerate() {
+        let at = 100 + i as i64;
+        move_to(
+            s,
+            w,
+            WaybillStatus::Created,
+            WaybillStatus::OutForDelivery,
+            "C1",
+            at,
+        );
+    }
+    let release = NumberRelease {
+        grace_ms: 1_000,
+        quarantine_ms: 10_000,
+    };
+    // B6 first, alone; then it goes to an exception and out again with C2.
+    let (o, _) = s
+        .bind_number(&no("B6"), &c1, 150, release, &mut |_| {
+            Some(entry("number_bind"))
+        })
+        .unwrap();
+    let BindOutcome::Bound(b6) = o else {
+        panic!("{o:?}")
+    };
+    move_to(
+        s,
+        "B6",
+        WaybillStatus::OutForDelivery,
+        WaybillStatus::Exception,
+        "C1",
+        160,
+    );
+    move_to(
+        s,
+        "B6",
+        WaybillStatus::Exception,
+        WaybillStatus::OutForDelivery,
+        "C2",
+        170,
+    );
+    let wanted: Vec<(WaybillNo, AccountId)> = [
+        ("B1", &c1),
+        ("B7", &c1), // not out for delivery
+        ("B6", &c2),
+        ("B2", &c1),
+        ("B1", &c1), // listed twice
+        ("B3", &c1),
+        ("B4", &c1),
+        ("B5", &c1),
+    ]
+    .into_iter()
+    .map(|(w, c)| (no(w), c.clone()))
+    .collect();
+    let size = s.audit_size().unwrap();
+    let mut asked = Vec::new();
+    let (outcomes, seq) = s
+        .bind_numbers(&wanted, 200, release, &mut |w, c, o| {
+            asked.push((w.clone(), c.clone(), o.clone()));
+            Some(entry("number_bind"))
+        })
+        .unwrap();
+    assert_eq!(outcomes.len(), wanted.len());
+    let bound = |i: usize| match &outcomes[i] {
+        BindOutcome::Bound(b) => b.clone(),
+        other => panic!("{}: {other:?}", wanted[i].0),
+    };
+    let (b1, b2, b3) = (bound(0), bound(3), bound(5));
+    assert_eq!(outcomes[1], BindOutcome::NotNeeded);
+    match &outcomes[2] {
+        BindOutcome::Rebound { binding, from } => {
+            assert_eq!(
+                (&binding.number, &binding.courier, from),
+                (&b6.number, &c2, &c1)
+            );
+        }
+        other => panic!("B6: {other:?}"),
+    }
+    assert!(
+        matches!(&outcomes[4], BindOutcome::Kept(b) if b.number == b1.number),
+        "{:?}",
+        outcomes[4]
+    );
+    assert_eq!(
+        outcomes[6],
+        BindOutcome::Exhausted,
+        "the fourth number is B6's"
+    );
+    assert_eq!(outcomes[7], BindOutcome::Exhausted);
+    let numbers: BTreeSet<&str> = [&b1, &b2, &b3, &b6]
+        .iter()
+        .map(|b| b.number.as_str())
+        .collect();
+    assert_eq!(numbers.len(), 4, "four numbers, each bound once");
+    // The audit closure was asked for every outcome but "not needed", in order; each entry was written.
+    let told: Vec<(WaybillNo, AccountId, BindOutcome)> = wanted
+        .iter()
+        .zip(&outcomes)
+        .filter(|(_, o)| **o != BindOutcome::NotNeeded)
+        .map(|((w, c), o)| (w.clone(), c.clone(), o.clone()))
+        .collect();
+    assert_eq!(asked, told);
+    assert_eq!(seq, Some(size));
+    assert_eq!(s.audit_size().unwrap(), size + 7);
+    assert_eq!(
+        s.waiting_for_numbers(10).unwrap(),
+        vec![(no("B4"), c1.clone()), (no("B5"), c1.clone())],
+        "the bound stop waiting, the exhausted wait"
+    );
+    for (w, b) in [("B1", &b1), ("B2", &b2), ("B3", &b3)] {
+        assert_eq!(
+            s.number_of_waybill(&no(w)).unwrap().as_ref(),
+            Some(b),
+            "{w}"
+        );
+    }
+    assert_eq!(s.number_of_waybill(&no("B6")).unwrap().unwrap().courier, c2);
+    // Nothing to audit: no entry, no seq.
+    let (o, seq) = s
+        .bind_numbers(&wanted[1..2], 210, release, &mut |_, _, _| None)
+        .unwrap();
+    assert_eq!((o, seq), (vec![BindOutcome::NotNeeded], None));
+
+    // Batches side by side: 4 binders, each binding all 30 waybills in its own order, in batches of 10, over a
+    // pool of 20 numbers.
+    let nos: Vec<WaybillNo> = (1..=30).map(|i| no(&format!("S{i:02}"))).collect();
+    for w in &nos {
+        s.insert_waybills(&[waybill(w.as_str())], entry("ingest"))
+            .unwrap();
+        move_to(
+            s,
+            w.as_str(),
+            WaybillStatus::Created,
+            WaybillStatus::OutForDelivery,
+            "C1",
+            300,
+        );
+    }
+    let pool: Vec<String> = (1..=20).map(|i| format!("172000000{i:02}")).collect();
+    s.sync_number_pool(&pool).unwrap();
+    let told = std::sync::Mutex::new(Vec::new());
+    std::thread::scope(|sc| {
+        for t in 0..4usize {
+            let (told, nos, c1) = (&told, &nos, &c1);
+            sc.spawn(move || {
+                let mut order: Vec<WaybillNo> = nos.clone();
+                order.rotate_left(t * 7);
+                if t % 2 == 1 {
+                    order.reverse();
+                }
+                for chunk in order.chunks(10) {
+                    let wanted: Vec<(WaybillNo, AccountId)> =
+                        chunk.iter().map(|w| (w.clone(), c1.clone())).collect();
+                    let (o, _) = s
+                        .bind_numbers(&wanted, 400, release, &mut |_, _, _| {
+                            Some(entry("number_bind"))
+                        })
+                        .unwrap();
+                    told.lock().unwrap().extend(chunk.iter().cloned().zip(o));
+                }
+            });
+        }
+    });
+    let told = told.into_inner().unwrap();
+    let mut bound: BTreeMap<WaybillNo, String> = BTreeMap::new();
+    let mut taken: BTreeSet<String> = BTreeSet::new();
+    for (w, o) in &told {
+        if let BindOutcome::Bound(b) = o {
+            assert!(taken.insert(b.number.clone()), "{} bound twice", b.number);
+            assert!(
+                bound.insert(w.clone(), b.number.clone()).is_none(),
+                "{w} was bound two numbers"
+            );
+        }
+    }
+    for (w, o) in &told {
+        match o {
+            BindOutcome::Bound(_) | BindOutcome::Exhausted => {}
+            BindOutcome::Kept(b) => {
+                assert_eq!(Some(&b.number), bound.get(w), "{w} kept another number")
+            }
+            other => panic!("{w}: {other:?}"),
+        }
+    }
+    assert!(taken.len() <= 20);
+    for w in &nos {
+        let stored = s.number_of_waybill(w).unwrap().map(|b| b.number);
+        assert_eq!(stored.as_ref(), bound.get(w), "{w}");
+    }
+    // Whatever contention left waiting, binding the waiting ones fills the pool and no more (B4 and B5 of the
+    // first part wait too, left out here).
+    let waiting_s = || -> Vec<(WaybillNo, AccountId)> {
+        let waiting = s.waiting_for_numbers(100).unwrap();
+        waiting
+            .into_iter()
+            .filter(|(w, _)| w.as_str().starts_with('S'))
+            .collect()
+    };
+    let waiting = waiting_s();
+    let (o, _) = s
+        .bind_numbers(&waiting, 500, release, &mut |_, _, _| None)
+        .unwrap();
+    for ((w, _), o) in waiting.iter().zip(o) {
+        if let BindOutcome::Bound(b) = o {
+            assert!(taken.insert(b.number.clone()), "{} bound twice", b.number);
+            assert!(bound.insert(w.clone(), b.number).is_none());
+        }
+    }
+    assert_eq!(taken.len(), 20, "every number bound");
+    assert_eq!(waiting_s().len(), 10);
 }
 
 /// A shredded key is gone, can never be made again, and takes only the named index kinds of its bucket.

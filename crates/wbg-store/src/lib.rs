@@ -27,8 +27,8 @@ pub use alerts::{check_revision, AlertFilter, Alerts, TriageRecord, ALERT_STATES
 pub use credentials::{token_id, Credentials, NewToken, TokenInfo};
 pub use error::{DbError, Source, StoreError};
 pub use numbers::{
-    BindOutcome, NumberBinding, NumberRelease, PoolState, PoolSync, FREE_NUMBER_COUNT_SQL,
-    FREE_NUMBER_SKIP_LOCKED_SQL, FREE_NUMBER_SQL, TAKE_FREE_NUMBER_SQL,
+    BindOutcome, NumberBinding, NumberRelease, PoolState, PoolSync, FREE_NUMBERS_SKIP_LOCKED_SQL,
+    FREE_NUMBER_COUNT_SQL, FREE_NUMBER_SQL, TAKE_FREE_NUMBERS_SQL,
 };
 pub use search::{
     count_hour, hour_counts, AccessRow, AuditCursor, AuditPage, AuditQuery, AuditSearch, HourCount,
@@ -426,10 +426,23 @@ pub trait Numbers: Send + Sync {
     /// Makes the pool exactly `numbers` (normalised): adds the new ones, retires those no longer listed (and
     /// brings back retired ones listed again). Returns what changed.
     fn sync_number_pool(&self, numbers: &[String]) -> Result<PoolSync, StoreError>;
-    /// Binds a privacy number to waybill `no` for `courier` at `now`, in one transaction with the entry
-    /// `audit` makes of the outcome (none for [`BindOutcome::NotNeeded`]): the number the waybill already has
-    /// if it has one (a rebinding when the courier changed), else the free number rested longest, else the
-    /// waybill waits (exhaustion). A waybill bound, or no longer out for delivery with `courier`, stops waiting.
+    /// Binds a privacy number to each waybill of `wanted` for its courier at `now`, all in one transaction
+    /// with the entries `audit` makes of the outcomes (it is not asked for a [`BindOutcome::NotNeeded`]). Each waybill gets
+    /// the number it already has if it has one (a rebinding when the courier changed), else the free number
+    /// rested longest, else it waits (exhaustion: once one waybill found the pool exhausted, the rest that need
+    /// a free number wait too, unlooked). A waybill bound, or no longer out for delivery with its courier, stops
+    /// waiting. Returns the outcomes in `wanted`'s order and the first entry's seq, if any was written.
+    ///
+    /// One transaction for a batch of scans' waybills rather than one each: a batch of 10,000 events half out
+    /// for delivery was otherwise 5,000 transactions, one after another, inside its request.
+    fn bind_numbers(
+        &self,
+        wanted: &[(WaybillNo, AccountId)],
+        now: Millis,
+        release: NumberRelease,
+        audit: &mut dyn FnMut(&WaybillNo, &AccountId, &BindOutcome) -> Option<AuditEntry>,
+    ) -> Result<(Vec<BindOutcome>, Option<u64>), StoreError>;
+    /// [`Numbers::bind_numbers`] of one waybill, `no` for `courier`.
     fn bind_number(
         &self,
         no: &WaybillNo,
@@ -437,7 +450,15 @@ pub trait Numbers: Send + Sync {
         now: Millis,
         release: NumberRelease,
         audit: &mut dyn FnMut(&BindOutcome) -> Option<AuditEntry>,
-    ) -> Result<(BindOutcome, Option<u64>), StoreError>;
+    ) -> Result<(BindOutcome, Option<u64>), StoreError> {
+        let wanted = [(no.clone(), courier.clone())];
+        let (mut outcomes, seq) =
+            self.bind_numbers(&wanted, now, release, &mut |_, _, o| audit(o))?;
+        let outcome = outcomes.pop().ok_or_else(|| {
+            StoreError::Db("a binding of one waybill came back without an outcome".into())
+        })?;
+        Ok((outcome, seq))
+    }
     /// The binding a virtual number has (ended or not: the caller judges it from the waybill).
     fn number_binding(&self, number: &str) -> Result<Option<NumberBinding>, StoreError>;
     /// The binding waybill `no` has, if any.

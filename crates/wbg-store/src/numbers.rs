@@ -128,24 +128,29 @@ pub const FREE_NUMBER_SQL: &str = free_numbers!(
 );
 
 /// [`FREE_NUMBER_SQL`] for binders that run side by side (PostgreSQL's), with `$4` the numbers this binder has
-/// passed over already: the free number rested longest that no other binder holds, locked for this binder's
-/// transaction (another binder's number is skipped, not waited for). The lock holds the number's row, not the
-/// waybill it was last bound to, so the binder then takes it with [`TAKE_FREE_NUMBER_SQL`], which asks again
-/// whether it is free.
-pub const FREE_NUMBER_SKIP_LOCKED_SQL: &str = free_numbers!(
+/// passed over already: the `$5` free numbers rested longest that no other binder holds, locked for this binder's
+/// transaction (another binder's number is skipped, not waited for), in rest order. A binder of many waybills
+/// takes their numbers in one walk of the pool's rest order: one walk a waybill went past every number the
+/// binder (and each binder beside it) had taken before, which made a batch's bindings quadratic. The lock holds a
+/// number's row, not the waybill it was last bound to, so the binder then takes them with
+/// [`TAKE_FREE_NUMBERS_SQL`], which asks again whether each is free.
+pub const FREE_NUMBERS_SKIP_LOCKED_SQL: &str = free_numbers!(
     "SELECT p.number",
     " AND NOT (p.number = ANY($4::text[]))
-    ORDER BY p.bound_at IS NOT NULL, p.bound_at LIMIT 1 FOR UPDATE OF p SKIP LOCKED"
+    ORDER BY p.bound_at IS NOT NULL, p.bound_at LIMIT $5 FOR UPDATE OF p SKIP LOCKED"
 );
 
-/// Binds number `$4` to waybill `$5` for courier `$6` at `$3`, if it is still free by the test of
-/// [`FREE_NUMBER_SQL`] (`$1` grace, `$2` quarantine, `$3` now) when this statement starts: one row updated if it
-/// was, none if the waybill it was bound to went back out for delivery meanwhile. The caller holds the number's
-/// row ([`FREE_NUMBER_SKIP_LOCKED_SQL`]), so nothing else can bind it before this commits.
-pub const TAKE_FREE_NUMBER_SQL: &str = concat!(
-    "UPDATE privacy_numbers SET waybill_no = $5, courier = $6, bound_at = $3 WHERE number = $4 AND number IN (",
-    free_numbers!("SELECT p.number", " AND p.number = $4"),
-    ")"
+/// Binds numbers `$4` to waybills `$5` for couriers `$6` (arrays, pairwise) at `$3`, each only if it is still
+/// free by the test of [`FREE_NUMBER_SQL`] (`$1` grace, `$2` quarantine, `$3` now) when this statement starts;
+/// returns the numbers bound. One left out was taken meanwhile (the waybill it was bound to went back out for
+/// delivery). The caller holds the numbers' rows ([`FREE_NUMBERS_SKIP_LOCKED_SQL`]), so nothing else can bind
+/// them before this commits.
+pub const TAKE_FREE_NUMBERS_SQL: &str = concat!(
+    "UPDATE privacy_numbers q SET waybill_no = u.no, courier = u.courier, bound_at = $3
+     FROM UNNEST($4::text[], $5::text[], $6::text[]) AS u(number, no, courier)
+     WHERE q.number = u.number AND q.number IN (",
+    free_numbers!("SELECT p.number", " AND p.number = ANY($4::text[])"),
+    ") RETURNING q.number"
 );
 
 /// How many numbers are free, by the same test as [`FREE_NUMBER_SQL`], with the same parameters.

@@ -342,6 +342,98 @@ fn an_exhausted_pool_queues_waybills_and_binds_them_once_a_number_has_rested() {
     assert_eq!(s.route(&numbers[0], "C0420001").unwrap().route_to, phone(2));
 }
 
+/// A sorting centre's batch sends three parcels out for delivery at once, over a pool of two: they are bound
+/// together, in the batch's order, each binding audited and told to the gateway, and the third waits (audited as
+/// a refusal, the pool's alert raised) until a number rests.
+#[test]
+fn a_batch_of_parcels_out_for_delivery_is_bound_together_and_the_rest_wait() {
+    let s = setup(4);
+    for i in 0..4 {
+        s.scan(i, EventType::PickedUp, None);
+        s.scan(i, EventType::InTransit, None);
+        s.scan(i, EventType::AtOutlet, None);
+    }
+    let row = |i: usize, kind: EventType, courier: Option<&str>| wbg_guard::ScanEvent {
+        waybill_no: no(i),
+        kind,
+        outlet: OutletId::parse("O042").unwrap(),
+        courier: courier.map(|c| AccountId::parse(c).unwrap()),
+        at: None,
+    };
+    let size = s.guard.store().audit_size().unwrap();
+    let report = s
+        .guard
+        .record_events(
+            Actor::Token(&s.integration),
+            vec![
+                row(2, EventType::OutForDelivery, Some("C0420001")),
+                row(3, EventType::InTransit, None),
+                row(0, EventType::OutForDelivery, Some("C0420002")),
+                row(1, EventType::OutForDelivery, Some("C0420001")),
+            ],
+            &RequestMeta::default(),
+        )
+        .unwrap();
+    assert_eq!(report.recorded, 4);
+    // The batch's own entry, then one binding entry for each parcel out, in the batch's order.
+    let entries: Vec<wbg_audit::AuditEntry> = (size..size + 4)
+        .map(|seq| {
+            let bytes = s.guard.store().audit_entry(seq).unwrap().unwrap();
+            wbg_audit::AuditEntry::decode(&bytes).unwrap()
+        })
+        .collect();
+    assert_eq!(entries[0].action, "events");
+    let binds: Vec<(&str, Option<&str>, &str)> = entries[1..]
+        .iter()
+        .map(|e| (e.action.as_str(), e.waybill.as_deref(), e.decision.as_str()))
+        .collect();
+    let (n2, n0, n1) = (no(2), no(0), no(1));
+    assert_eq!(
+        binds,
+        vec![
+            ("number_bind", Some(n2.as_str()), "allow"),
+            ("number_bind", Some(n0.as_str()), "allow"),
+            ("number_bind", Some(n1.as_str()), "deny"),
+        ]
+    );
+    assert!(entries[3]
+        .detail
+        .as_deref()
+        .is_some_and(|d| d.starts_with("pool_exhausted")));
+    assert_eq!(s.guard.store().audit_size().unwrap(), size + 4);
+    // Each courier sees the number of its own parcel; the gateway was told both bindings.
+    let on2 = s.read(&s.courier, 2).privacy_number.unwrap();
+    let on0 = s.read(&s.colleague, 0).privacy_number.unwrap();
+    assert_ne!(on2, on0);
+    let told: Vec<(String, String, String)> = s
+        .told
+        .0
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|c| (c.event.to_string(), c.number.clone(), c.waybill_no.clone()))
+        .collect();
+    assert_eq!(
+        told,
+        vec![
+            ("bound".to_string(), on2.clone(), n2.clone()),
+            ("bound".to_string(), on0, n0.clone()),
+        ]
+    );
+    assert_eq!(s.read(&s.courier, 1).privacy_number, None, "waiting");
+    let alerts = s.guard.store().alerts(&wbg_store::AlertFilter {
+        kind: Some("privacy_numbers_exhausted".into()),
+        limit: 10,
+        ..Default::default()
+    });
+    assert_eq!(alerts.unwrap().len(), 1);
+    // Once parcel 2 is signed and its number has rested, upkeep binds it to the waiting parcel.
+    s.scan(2, EventType::Signed, None);
+    s.advance(2 * HOUR + 24 * HOUR);
+    assert_eq!(s.guard.bind_waiting_numbers(100).unwrap(), 0);
+    assert_eq!(s.read(&s.courier, 1).privacy_number, Some(on2));
+}
+
 #[test]
 fn a_redispatched_parcel_keeps_its_number_for_its_new_courier_only() {
     let s = setup(1);
