@@ -93,7 +93,8 @@ impl Guard {
         )?;
         let next = write.next.clone();
         self.store.record_events(vec![write], e).wait()?;
-        self.applied(std::slice::from_ref(&next));
+        let out = self.applied(std::slice::from_ref(&next));
+        self.bind_numbers(out, true);
         Ok(next)
     }
 
@@ -121,7 +122,9 @@ impl Guard {
         let (write, e) = self.check_event(&account, true, &no, wb, ev, meta)?;
         let next = write.next.clone();
         self.store.record_events(vec![write], e).await?;
-        self.applied(std::slice::from_ref(&next));
+        // Bound together with the other single scans' parcels going out meanwhile.
+        let out = self.applied(std::slice::from_ref(&next));
+        self.bind_numbers_together(out).await;
         Ok(next)
     }
 
@@ -216,7 +219,8 @@ impl Guard {
         let recorded = writes.len();
         let nexts: Vec<WaybillMeta> = writes.iter().map(|w| w.next.clone()).collect();
         let audit_seq = self.store.record_events(writes, e).wait()?;
-        self.applied(&nexts);
+        let out = self.applied(&nexts);
+        self.bind_numbers(out, true);
         Ok(EventBatchReport {
             recorded,
             audit_seq,
@@ -316,10 +320,10 @@ impl Guard {
         })
     }
 
-    /// What follows recorded events, single or batched: each parcel out for delivery gets its privacy number,
-    /// any other move may end a binding's window; all are counted.
-    fn applied(&self, nexts: &[WaybillMeta]) {
-        // The parcels now out for delivery get their numbers together, in one transaction.
+    /// What follows recorded events, single or batched: any move but out for delivery may end a binding's window,
+    /// and all are counted. Returns the parcels now out for delivery, for the caller to bind their privacy
+    /// numbers (together: in one transaction).
+    fn applied(&self, nexts: &[WaybillMeta]) -> Vec<(WaybillNo, AccountId)> {
         let mut out = Vec::new();
         for next in nexts {
             match (&next.status, &next.courier) {
@@ -329,9 +333,7 @@ impl Guard {
                 _ => self.binding_window_moved(next),
             }
         }
-        if !out.is_empty() {
-            self.bind_numbers(out, true);
-        }
         metrics::counter!("wbguard_events_total").increment(nexts.len() as u64);
+        out
     }
 }

@@ -434,6 +434,70 @@ fn a_batch_of_parcels_out_for_delivery_is_bound_together_and_the_rest_wait() {
     assert_eq!(s.read(&s.courier, 1).privacy_number, Some(on2));
 }
 
+/// Single scans over the API, six parcels going out at once from six scanners over a pool of two: their
+/// bindings are made together (whoever binds takes what the others asked meanwhile), each number goes to one
+/// parcel, each binding and each refusal is on record once, and every scan returns only once its parcel is bound
+/// or queued.
+#[test]
+fn single_scans_going_out_at_once_are_bound_together() {
+    let s = setup(6);
+    for i in 0..6 {
+        s.scan(i, EventType::PickedUp, None);
+        s.scan(i, EventType::InTransit, None);
+        s.scan(i, EventType::AtOutlet, None);
+    }
+    let size = s.guard.store().audit_size().unwrap();
+    std::thread::scope(|sc| {
+        for i in 0..6 {
+            let s = &s;
+            sc.spawn(move || {
+                let ev = StatusEvent {
+                    kind: EventType::OutForDelivery,
+                    outlet: OutletId::parse("O042").unwrap(),
+                    courier: Some(AccountId::parse("C0420001").unwrap()),
+                    at: None,
+                };
+                let next = futures_executor::block_on(s.guard.record_event_async(
+                    &s.integration,
+                    &no(i),
+                    ev,
+                    &RequestMeta::default(),
+                ))
+                .unwrap();
+                assert_eq!(next.status.as_str(), "out_for_delivery");
+            });
+        }
+    });
+    let shown: Vec<Option<String>> = (0..6)
+        .map(|i| s.read(&s.courier, i).privacy_number)
+        .collect();
+    let bound: std::collections::BTreeSet<&str> =
+        shown.iter().flatten().map(String::as_str).collect();
+    assert_eq!(
+        bound.len(),
+        2,
+        "both numbers bound, each to one parcel: {shown:?}"
+    );
+    assert_eq!(shown.iter().flatten().count(), 2);
+    let binds: Vec<(String, String)> = (size..s.guard.store().audit_size().unwrap())
+        .map(|seq| {
+            let bytes = s.guard.store().audit_entry(seq).unwrap().unwrap();
+            wbg_audit::AuditEntry::decode(&bytes).unwrap()
+        })
+        .filter(|e| e.action == "number_bind")
+        .map(|e| (e.waybill.unwrap_or_default(), e.decision))
+        .collect();
+    let allowed = binds.iter().filter(|(_, d)| d == "allow").count();
+    let denied = binds.iter().filter(|(_, d)| d == "deny").count();
+    assert_eq!((allowed, denied), (2, 4), "{binds:?}");
+    assert_eq!(
+        s.guard.bind_waiting_numbers(100).unwrap(),
+        4,
+        "the rest wait"
+    );
+    assert_eq!(s.told.0.lock().unwrap().len(), 2);
+}
+
 #[test]
 fn a_redispatched_parcel_keeps_its_number_for_its_new_courier_only() {
     let s = setup(1);
