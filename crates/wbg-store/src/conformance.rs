@@ -1125,6 +1125,36 @@ pub fn privacy_numbers_bind_wait_rebind_and_rest_before_reuse(s: &dyn Store) {
     assert_eq!((synced.retired, synced.in_service), (1, 1));
 }
 
+/// What binders running side by side were told, checked: each number bound once, to one waybill, and kept by
+/// every later binder of that waybill (nothing else told but the pool's exhaustion). Returns each waybill's number
+/// and the numbers bound.
+fn bound_once(
+    told: &[(WaybillNo, BindOutcome)],
+) -> (BTreeMap<WaybillNo, String>, BTreeSet<String>) {
+    let mut bound: BTreeMap<WaybillNo, String> = BTreeMap::new();
+    let mut numbers: BTreeSet<String> = BTreeSet::new();
+    for (no, o) in told {
+        if let BindOutcome::Bound(b) = o {
+            assert_eq!(&b.waybill_no, no);
+            assert!(numbers.insert(b.number.clone()), "{} bound twice", b.number);
+            assert!(
+                bound.insert(no.clone(), b.number.clone()).is_none(),
+                "{no} was bound two numbers"
+            );
+        }
+    }
+    for (no, o) in told {
+        match o {
+            BindOutcome::Bound(_) | BindOutcome::Exhausted => {}
+            BindOutcome::Kept(b) => {
+                assert_eq!(Some(&b.number), bound.get(no), "{no} kept another number")
+            }
+            other => panic!("{no}: {other:?}"),
+        }
+    }
+    (bound, numbers)
+}
+
 /// Binders side by side, as every node binds numbers as its parcels go out: each number goes to one waybill,
 /// each waybill gets one number however many binders ask for it at once, and a waybill that finds the pool
 /// bound waits for a number.
@@ -1169,29 +1199,8 @@ pub fn privacy_numbers_bound_side_by_side(s: &dyn Store) {
             });
         }
     });
-    // What each binder was told: a number bound once, to one waybill, and kept by every later binder of it.
-    let mut bound: BTreeMap<WaybillNo, String> = BTreeMap::new();
-    let mut numbers: BTreeSet<String> = BTreeSet::new();
     let told = told.into_inner().unwrap();
-    for (no, o) in &told {
-        if let BindOutcome::Bound(b) = o {
-            assert_eq!(&b.waybill_no, no);
-            assert!(numbers.insert(b.number.clone()), "{} bound twice", b.number);
-            assert!(
-                bound.insert(no.clone(), b.number.clone()).is_none(),
-                "{no} was bound two numbers"
-            );
-        }
-    }
-    for (no, o) in &told {
-        match o {
-            BindOutcome::Bound(_) | BindOutcome::Exhausted => {}
-            BindOutcome::Kept(b) => {
-                assert_eq!(Some(&b.number), bound.get(no), "{no} kept another number")
-            }
-            other => panic!("{no}: {other:?}"),
-        }
-    }
+    let (mut bound, mut numbers) = bound_once(&told);
     let first = told.iter().filter(|(no, _)| *no == nos[0]);
     assert!(
         first
@@ -1404,27 +1413,7 @@ pub fn privacy_numbers_bound_in_batches(s: &dyn Store) {
             });
         }
     });
-    let told = told.into_inner().unwrap();
-    let mut bound: BTreeMap<WaybillNo, String> = BTreeMap::new();
-    let mut taken: BTreeSet<String> = BTreeSet::new();
-    for (w, o) in &told {
-        if let BindOutcome::Bound(b) = o {
-            assert!(taken.insert(b.number.clone()), "{} bound twice", b.number);
-            assert!(
-                bound.insert(w.clone(), b.number.clone()).is_none(),
-                "{w} was bound two numbers"
-            );
-        }
-    }
-    for (w, o) in &told {
-        match o {
-            BindOutcome::Bound(_) | BindOutcome::Exhausted => {}
-            BindOutcome::Kept(b) => {
-                assert_eq!(Some(&b.number), bound.get(w), "{w} kept another number")
-            }
-            other => panic!("{w}: {other:?}"),
-        }
-    }
+    let (mut bound, mut taken) = bound_once(&told.into_inner().unwrap());
     assert!(taken.len() <= 20);
     for w in &nos {
         let stored = s.number_of_waybill(w).unwrap().map(|b| b.number);
