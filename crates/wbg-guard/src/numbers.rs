@@ -320,7 +320,7 @@ impl Guard {
             return false;
         };
         // Canaries never take a pool number, nor tell the telephony provider anything.
-        let wanted: Vec<(WaybillNo, AccountId)> = wanted
+        let wanted: Wanted = wanted
             .into_iter()
             .filter(|(no, _)| self.canary_for(no.as_str()).is_none())
             .collect();

@@ -3078,9 +3078,10 @@ impl Numbers for PgStore {
                 // A number bound here is bound already, by `take_free_numbers`.
                 let wants: Vec<(&WaybillNo, &AccountId)> =
                     needing.iter().map(|&i| (&wanted[i].0, &wanted[i].1)).collect();
-                let free = match exhausted {
-                    true => vec![None; wants.len()],
-                    false => take_free_numbers(&mut tx, &wants, now, release).await?,
+                let free = if exhausted {
+                    vec![None; wants.len()]
+                } else {
+                    take_free_numbers(&mut tx, &wants, now, release).await?
                 };
                 for (&i, free) in needing.iter().zip(free) {
                     let (no, courier) = &wanted[i];
@@ -3088,7 +3089,8 @@ impl Numbers for PgStore {
                     exhausted |= outcome == BindOutcome::Exhausted;
                     outcomes[i] = Some(outcome);
                 }
-                // The round's rebindings and the waybills that wait, one statement each.
+                // The round's rebindings and the waybills that wait, one statement each; what a waybill has now
+                // is what a later round of it finds.
                 let mut rebound: (Vec<&str>, Vec<&str>, Vec<&str>) = Default::default();
                 let mut waiting: (Vec<&str>, Vec<&str>) = Default::default();
                 for &i in &round {
@@ -3098,6 +3100,7 @@ impl Numbers for PgStore {
                             had.insert(no.to_string(), b.clone());
                         }
                         Some(BindOutcome::Rebound { binding: b, .. }) => {
+                            had.insert(no.to_string(), b.clone());
                             rebound.0.push(&b.number);
                             rebound.1.push(no.as_str());
                             rebound.2.push(courier.as_str());
@@ -3122,11 +3125,6 @@ impl Numbers for PgStore {
                     .execute(&mut *tx)
                     .await
                     .map_err(db)?;
-                    for &i in &round {
-                        if let Some(BindOutcome::Rebound { binding, .. }) = &outcomes[i] {
-                            had.insert(wanted[i].0.to_string(), binding.clone());
-                        }
-                    }
                 }
                 if !waiting.0.is_empty() {
                     sqlx::query(
@@ -3166,9 +3164,10 @@ impl Numbers for PgStore {
                 .filter(|(_, o)| **o != BindOutcome::NotNeeded)
                 .filter_map(|((no, courier), o)| audit(no, courier, o))
                 .collect();
-            let seq = match entries.is_empty() {
-                true => None,
-                false => Some(queue_entries(&mut tx, entries).await?),
+            let seq = if entries.is_empty() {
+                None
+            } else {
+                Some(queue_entries(&mut tx, entries).await?)
             };
             tx.commit().await.map_err(db)?;
             Ok((outcomes, seq))

@@ -427,11 +427,11 @@ pub trait Numbers: Send + Sync {
     /// brings back retired ones listed again). Returns what changed.
     fn sync_number_pool(&self, numbers: &[String]) -> Result<PoolSync, StoreError>;
     /// Binds a privacy number to each waybill of `wanted` for its courier at `now`, all in one transaction
-    /// with the entries `audit` makes of the outcomes (it is not asked for a [`BindOutcome::NotNeeded`]). Each waybill gets
-    /// the number it already has if it has one (a rebinding when the courier changed), else the free number
-    /// rested longest, else it waits (exhaustion: once one waybill found the pool exhausted, the rest that need
-    /// a free number wait too, unlooked). A waybill bound, or no longer out for delivery with its courier, stops
-    /// waiting. Returns the outcomes in `wanted`'s order and the first entry's seq, if any was written.
+    /// with the entries `audit` makes of the outcomes (it is not asked for a [`BindOutcome::NotNeeded`]). Each
+    /// waybill gets the number it already has if it has one (a rebinding when the courier changed), else the free
+    /// number rested longest, else it waits (exhaustion: once one waybill found the pool exhausted, the rest that
+    /// need a free number wait too, unlooked). A waybill bound, or no longer out for delivery with its courier,
+    /// stops waiting. Returns the outcomes in `wanted`'s order and the first entry's seq, if any was written.
     ///
     /// One transaction for a batch of scans' waybills rather than one each: a batch of 10,000 events half out
     /// for delivery was otherwise 5,000 transactions, one after another, inside its request.
