@@ -206,6 +206,12 @@ pub fn verify(
     )
 }
 
+/// The release windows of the privacy-number checks: a second of grace after signing, ten of quarantine.
+const RELEASE: NumberRelease = NumberRelease {
+    grace_ms: 1_000,
+    quarantine_ms: 10_000,
+};
+
 /// Moves waybill `no` to `status` (with `courier`, and signed at `at` when signing) through `record_event`.
 fn move_to(
     s: &dyn Store,
@@ -504,10 +510,7 @@ pub fn a_read_by_account_sees_what_its_token_sees(s: &dyn Store) {
         "C1",
         100,
     );
-    let release = NumberRelease {
-        grace_ms: 1_000,
-        quarantine_ms: 10_000,
-    };
+    let release = RELEASE;
     let (bound, _) = s
         .bind_number(
             &WaybillNo::parse("W1").unwrap(),
@@ -994,10 +997,7 @@ pub fn privacy_numbers_bind_wait_rebind_and_rest_before_reuse(s: &dyn Store) {
     let synced = s.sync_number_pool(&pool).unwrap();
     assert_eq!((synced.added, synced.retired, synced.in_service), (2, 0, 2));
     assert_eq!(s.sync_number_pool(&pool).unwrap().added, 0, "idempotent");
-    let release = NumberRelease {
-        grace_ms: 1_000,
-        quarantine_ms: 10_000,
-    };
+    let release = RELEASE;
     let c1 = AccountId::parse("C1").unwrap();
     let no = |n: &str| WaybillNo::parse(n).unwrap();
     let audited = &mut |_: &BindOutcome| Some(entry("number_bind"));
@@ -1179,10 +1179,7 @@ pub fn privacy_numbers_bound_side_by_side(s: &dyn Store) {
             at,
         );
     }
-    let release = NumberRelease {
-        grace_ms: 1_000,
-        quarantine_ms: 10_000,
-    };
+    let release = RELEASE;
     let c1 = AccountId::parse("C1").unwrap();
     let told = std::sync::Mutex::new(Vec::new());
     std::thread::scope(|sc| {
@@ -1262,10 +1259,7 @@ pub fn privacy_numbers_bound_in_batches(s: &dyn Store) {
             at,
         );
     }
-    let release = NumberRelease {
-        grace_ms: 1_000,
-        quarantine_ms: 10_000,
-    };
+    let release = RELEASE;
     // B6 first, alone; then it goes to an exception and out again with C2.
     let (o, _) = s
         .bind_number(&no("B6"), &c1, 150, release, &mut |_| {

@@ -144,10 +144,15 @@ impl Setup {
             .unwrap();
     }
 
-    fn out_for_delivery(&self, i: usize, courier: &str) {
+    /// Parcel `i` picked up, sent on and at its destination outlet.
+    fn to_outlet(&self, i: usize) {
         self.scan(i, EventType::PickedUp, None);
         self.scan(i, EventType::InTransit, None);
         self.scan(i, EventType::AtOutlet, None);
+    }
+
+    fn out_for_delivery(&self, i: usize, courier: &str) {
+        self.to_outlet(i);
         self.scan(i, EventType::OutForDelivery, Some(courier));
     }
 
@@ -349,9 +354,7 @@ fn an_exhausted_pool_queues_waybills_and_binds_them_once_a_number_has_rested() {
 fn a_batch_of_parcels_out_for_delivery_is_bound_together_and_the_rest_wait() {
     let s = setup(4);
     for i in 0..4 {
-        s.scan(i, EventType::PickedUp, None);
-        s.scan(i, EventType::InTransit, None);
-        s.scan(i, EventType::AtOutlet, None);
+        s.to_outlet(i);
     }
     let row = |i: usize, kind: EventType, courier: Option<&str>| wbg_guard::ScanEvent {
         waybill_no: no(i),
@@ -442,9 +445,7 @@ fn a_batch_of_parcels_out_for_delivery_is_bound_together_and_the_rest_wait() {
 fn single_scans_going_out_at_once_are_bound_together() {
     let s = setup(6);
     for i in 0..6 {
-        s.scan(i, EventType::PickedUp, None);
-        s.scan(i, EventType::InTransit, None);
-        s.scan(i, EventType::AtOutlet, None);
+        s.to_outlet(i);
     }
     let size = s.guard.store().audit_size().unwrap();
     std::thread::scope(|sc| {
