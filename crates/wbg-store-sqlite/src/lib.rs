@@ -146,7 +146,8 @@ pub struct SqliteStore {
     /// A second connection for maintenance (index compaction, WAL checkpoints), so that it never holds the
     /// request path's lock; SQLite itself serialises the two writers.
     maint: Mutex<Connection>,
-    /// A read connection for audit searches, which can take tens of milliseconds: never the request path's.
+    /// A read connection for audit searches and for counting the privacy-number pool, which can take tens of
+    /// milliseconds (the count of a pool of a million, a quarter of a second): never the request path's.
     search: Mutex<Connection>,
     /// The latest committed audit entries' heads, for upkeep's indexes (see `recent`).
     recent: Arc<recent::Recent>,
@@ -1359,7 +1360,13 @@ impl Numbers for SqliteStore {
         now: Millis,
         release: wbg_store::NumberRelease,
     ) -> Result<wbg_store::PoolState, StoreError> {
-        numbers::state(&self.lock()?.conn, now, release)
+        // On the read connection: the count joins every number with its waybill, and under the write lock it
+        // stalled every read and scan for as long (a pool of a million: ~250 ms, each second, at the p99).
+        let conn = self
+            .search
+            .lock()
+            .map_err(|_| StoreError::Db("search lock poisoned".into()))?;
+        numbers::state(&conn, now, release)
     }
 }
 

@@ -219,13 +219,16 @@ pub(super) fn waiting(
         .collect()
 }
 
+/// The pool's state, its three counts read in one snapshot (`conn` is a read connection: the store's writes go
+/// on meanwhile).
 pub(super) fn state(
     conn: &Connection,
     now: Millis,
     release: NumberRelease,
 ) -> Result<PoolState, StoreError> {
+    let snapshot = conn.unchecked_transaction()?;
     let count = |sql: &str, p: &[&dyn rusqlite::ToSql]| -> Result<u64, StoreError> {
-        Ok(conn
+        Ok(snapshot
             .prepare_cached(sql)?
             .query_row(p, |r| r.get::<_, i64>(0))? as u64)
     };

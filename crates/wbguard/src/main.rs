@@ -1253,7 +1253,11 @@ fn serve(cfg: Config) -> Result<()> {
             tokio::spawn(async move {
                 let mut every = tokio::time::interval(std::time::Duration::from_secs(1));
                 let mut ticks = 0u64;
-                let signed = Arc::new(std::sync::Mutex::new((0u64, std::time::Instant::now())));
+                let signed = Arc::new(std::sync::Mutex::new((
+                    0u64,
+                    std::time::Instant::now(),
+                    telemetry::PoolCount::default(),
+                )));
                 loop {
                     every.tick().await;
                     // Retention once an hour (and at start): its queries read every waybill's dates.
@@ -1268,10 +1272,11 @@ fn serve(cfg: Config) -> Result<()> {
                         g.refresh_policy()?;
                         let (size, note) = g.signed_checkpoint()?;
                         if let Ok(mut last) = signed.lock() {
-                            if last.0 != size {
-                                *last = (size, std::time::Instant::now());
+                            let (signed_size, signed_at, pool) = &mut *last;
+                            if *signed_size != size {
+                                (*signed_size, *signed_at) = (size, std::time::Instant::now());
                             }
-                            telemetry::upkeep(&g, last.0, last.1, ticks % 15 == 1);
+                            telemetry::upkeep(&g, *signed_size, *signed_at, pool, ticks % 15 == 1);
                         }
                         if let Some(w) = &witness {
                             if let Err(e) = w.publish(size, &note) {
