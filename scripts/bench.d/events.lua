@@ -29,8 +29,9 @@ local kinds = { [0] = "picked_up", "in_transit", "at_outlet" }
 -- With a courier (BENCH_NUMBERS), a delivery day: the thread's waybills in segments, each segment's parcels picked
 -- up, then at the outlet, then out for delivery (each binding a privacy number), a third of the events each. A
 -- segment holds twice the events the thread's connections keep in flight, so a parcel's next event never
--- overtakes its last. Once every waybill went out, the walk goes on as failed deliveries: back to the outlet and
--- out again (the number kept).
+-- overtakes its last; the half's last segment takes the rest (a short last segment of its own would let them).
+-- Once every waybill went out, the walk goes on as failed deliveries: back to the outlet and out again (the number
+-- kept).
 local first_day = { "picked_up", "at_outlet", "out_for_delivery" }
 local again = { "at_outlet", "out_for_delivery" }
 local seg, segstart, stage, idx = 0, 0, 1, 0
@@ -40,10 +41,12 @@ local function next_delivery()
     seg = math.max(1000, 2 * conns * math.max(batch, 1))
   end
   local stages = pass == 0 and first_day or again
-  if idx >= math.min(seg, count - segstart) then
+  local len = count - segstart
+  if len >= 2 * seg then len = seg end
+  if idx >= len then
     idx, stage = 0, stage + 1
     if stage > #stages then
-      stage, segstart = 1, segstart + seg
+      stage, segstart = 1, segstart + len
       if segstart >= count then segstart, pass = 0, pass + 1 end
       stages = pass == 0 and first_day or again
     end
