@@ -2973,17 +2973,30 @@ impl Numbers for PgStore {
             .await
             .map_err(db)?
             .rows_affected();
-            sqlx::query("UPDATE privacy_numbers SET retired = false WHERE retired AND number = ANY($1)")
-                .bind(numbers)
-                .execute(&mut *tx)
-                .await
-                .map_err(db)?;
-            let retired = sqlx::query("UPDATE privacy_numbers SET retired = true WHERE NOT retired AND NOT (number = ANY($1))")
-                .bind(numbers)
-                .execute(&mut *tx)
-                .await
-                .map_err(db)?
-                .rows_affected();
+            // Numbers back in service, and numbers retired, each taken in number order before they change: the
+            // order a binder takes its waybills' numbers in, while other nodes bind. An update alone takes its rows
+            // in the table's order, which bindings shuffle (a changed row moves), and so could hold a number a
+            // binder was about to take while waiting for one that binder held: PostgreSQL then failed one of
+            // them, and when that was this sync at a node's start, the node did not start.
+            sqlx::query(
+                "WITH l AS (SELECT number FROM privacy_numbers WHERE retired AND number = ANY($1)
+                            ORDER BY number FOR UPDATE)
+                 UPDATE privacy_numbers p SET retired = false FROM l WHERE p.number = l.number",
+            )
+            .bind(numbers)
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+            let retired = sqlx::query(
+                "WITH l AS (SELECT number FROM privacy_numbers WHERE NOT retired AND NOT (number = ANY($1))
+                            ORDER BY number FOR UPDATE)
+                 UPDATE privacy_numbers p SET retired = true FROM l WHERE p.number = l.number",
+            )
+            .bind(numbers)
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?
+            .rows_affected();
             let in_service: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM privacy_numbers WHERE NOT retired")
                 .fetch_one(&mut *tx)
                 .await

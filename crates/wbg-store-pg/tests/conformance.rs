@@ -1195,3 +1195,58 @@ fn a_scan_group_takes_its_waybills_in_one_order_so_two_writers_do_not_deadlock()
         }
     }
 }
+
+/// A change of the configured pool (a node starting with numbers added or dropped) takes the numbers it retires
+/// in number order, the order a binder on another node takes its waybills' numbers in: it waits for a number a
+/// binder holds without holding one that binder still wants. Retiring them in the table's order (which
+/// bindings shuffle: a changed row moves) held the later number while waiting for the earlier, PostgreSQL failed
+/// one side after a second, and a node whose start-up sync it failed did not start.
+#[test]
+fn a_pool_change_takes_numbers_in_a_binders_order_so_neither_deadlocks() {
+    let Some(scratch) = Scratch::new() else {
+        return;
+    };
+    let url = scratch.url();
+    let s = PgStore::connect(&url, true).unwrap();
+    let pool: Vec<String> = (1..=3).map(|i| format!("1710000000{i}")).collect();
+    assert_eq!(s.sync_number_pool(&pool).unwrap().added, 3);
+    let (rt, db) = connect(&url);
+    // The first number changed since: its row now comes last in the table.
+    rt.block_on(
+        sqlx::query("UPDATE privacy_numbers SET bound_at = NULL WHERE number = '17100000001'")
+            .execute(&db),
+    )
+    .unwrap();
+    // A binder on another node holds its waybills' first number, and will take its third next.
+    let mut binder = rt.block_on(db.begin()).unwrap();
+    let take = |tx: &mut sqlx::Transaction<'_, sqlx::Postgres>, number: &str| {
+        rt.block_on(
+            sqlx::query("SELECT number FROM privacy_numbers WHERE number = $1 FOR UPDATE")
+                .bind(number.to_owned())
+                .execute(&mut **tx),
+        )
+    };
+    take(&mut binder, "17100000001").unwrap();
+    std::thread::scope(|scope| {
+        // This node starts with every number dropped from its configuration.
+        let sync = scope.spawn(|| s.sync_number_pool(&[]));
+        std::thread::sleep(std::time::Duration::from_millis(400));
+        assert!(
+            !sync.is_finished(),
+            "the sync waits for the binder's number"
+        );
+        rt.block_on(sqlx::query("SET LOCAL lock_timeout = '5s'").execute(&mut *binder))
+            .unwrap();
+        let third = take(&mut binder, "17100000003");
+        assert!(
+            third.is_ok(),
+            "the sync held the third number while it waited for the first: {third:?}"
+        );
+        rt.block_on(binder.commit()).unwrap();
+        let synced = sync
+            .join()
+            .unwrap()
+            .expect("the sync goes on once the binder is done");
+        assert_eq!((synced.retired, synced.in_service), (3, 0));
+    });
+}
