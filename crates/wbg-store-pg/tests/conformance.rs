@@ -1250,3 +1250,34 @@ fn a_pool_change_takes_numbers_in_a_binders_order_so_neither_deadlocks() {
         assert_eq!((synced.retired, synced.in_service), (3, 0));
     });
 }
+
+/// A binder of this version takes the binders' advisory lock shared, with its `BEGIN`: one that holds it alone
+/// (a binder of an earlier version, during a rolling upgrade) still keeps every binding of this version waiting
+/// until it is done.
+#[test]
+fn a_binding_waits_for_a_binder_that_holds_the_binders_lock_alone() {
+    let Some(scratch) = Scratch::new() else {
+        return;
+    };
+    let url = scratch.url();
+    let s = PgStore::connect(&url, true).unwrap();
+    let (rt, db) = connect(&url);
+    let mut earlier = rt.block_on(db.begin()).unwrap();
+    rt.block_on(sqlx::query("SELECT pg_advisory_xact_lock(7707002)").execute(&mut *earlier))
+        .unwrap();
+    let no = wbg_core::WaybillNo::parse("WLOCK1").unwrap();
+    let courier = wbg_core::AccountId::parse("c1").unwrap();
+    let release = wbg_store::NumberRelease {
+        grace_ms: 0,
+        quarantine_ms: 0,
+    };
+    std::thread::scope(|scope| {
+        let binding = scope.spawn(|| s.bind_number(&no, &courier, 0, release, &mut |_| None));
+        std::thread::sleep(std::time::Duration::from_millis(400));
+        assert!(!binding.is_finished(), "the binding waits for the lock");
+        rt.block_on(earlier.commit()).unwrap();
+        let (outcome, seq) = binding.join().unwrap().unwrap();
+        // The waybill is not out for delivery: nothing to bind, nothing written.
+        assert_eq!((outcome, seq), (wbg_store::BindOutcome::NotNeeded, None));
+    });
+}
