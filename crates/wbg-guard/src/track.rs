@@ -333,7 +333,11 @@ struct Source {
     watch: Watch,
 }
 
-type Sources = Mutex<Swept<IpAddr, Source>>;
+/// Each source boxed: the map then moves 8 bytes an entry when it grows, not a `Source`'s ~200. A rotating
+/// scraper (the bench: every lookup from an address of its own) grows it by 30,000 a second, and each doubling
+/// wrote the whole table afresh under the lock (at 229,000 sources, some 100 MB): the lookups' p99 was 230–245 ms,
+/// and is 10–11 ms boxed (embedded node, `BENCH_LOADS=track scripts/bench embedded`).
+type Sources = Mutex<Swept<IpAddr, Box<Source>>>;
 
 impl Source {
     /// Admits a lookup from source `key` of `sources` at `now` unless it is blocked or past `per_minute`.
