@@ -1253,11 +1253,7 @@ fn serve(cfg: Config) -> Result<()> {
             tokio::spawn(async move {
                 let mut every = tokio::time::interval(std::time::Duration::from_secs(1));
                 let mut ticks = 0u64;
-                let signed = Arc::new(std::sync::Mutex::new((
-                    0u64,
-                    std::time::Instant::now(),
-                    telemetry::PoolCount::default(),
-                )));
+                let gauges = Arc::new(std::sync::Mutex::new(telemetry::Gauges::default()));
                 loop {
                     every.tick().await;
                     // Retention once an hour (and at start): its queries read every waybill's dates.
@@ -1265,18 +1261,14 @@ fn serve(cfg: Config) -> Result<()> {
                     ticks += 1;
                     let g = guard.clone();
                     let witness = witness.clone();
-                    let signed = signed.clone();
+                    let gauges = gauges.clone();
                     let retention = retention.clone();
                     let upkeep = tokio::task::spawn_blocking(move || {
                         // A policy version approved on any node is in force here within a tick.
                         g.refresh_policy()?;
                         let (size, note) = g.signed_checkpoint()?;
-                        if let Ok(mut last) = signed.lock() {
-                            let (signed_size, signed_at, pool) = &mut *last;
-                            if *signed_size != size {
-                                (*signed_size, *signed_at) = (size, std::time::Instant::now());
-                            }
-                            telemetry::upkeep(&g, *signed_size, *signed_at, pool, ticks % 15 == 1);
+                        if let Ok(mut gauges) = gauges.lock() {
+                            gauges.refresh(&g, size, ticks % 15 == 1);
                         }
                         if let Some(w) = &witness {
                             if let Err(e) = w.publish(size, &note) {

@@ -334,11 +334,11 @@ pub async fn requests(
 }
 
 /// When upkeep next counts the privacy-number pool. The count reads every number with its waybill: microseconds
-/// for a small pool, a quarter of a second for a million (measured, on both stores), which every second was an
-/// eighth of a 2-core machine's CPU. So it is refreshed at every tick while it is cheap, and otherwise no sooner
+/// for a small pool, a quarter of a second for a million (measured on the embedded store), which every second was
+/// an eighth of a 2-core machine's CPU. So it is refreshed at every tick while it is cheap, and otherwise no sooner
 /// than keeps it to a twentieth of the time: after a count that took `d`, not for `19 × d`.
 #[derive(Debug, Default)]
-pub struct PoolCount {
+struct PoolCount {
     next: Option<std::time::Instant>,
 }
 
@@ -355,38 +355,55 @@ impl PoolCount {
     }
 }
 
-/// The gauges the server's upkeep refreshes: the audit log's size, how much of it no signature covers yet, how
-/// old the newest checkpoint is, the privacy-number pool (when it is on; as often as `pool` lets), and (when
-/// `count_accounts`) how many accounts are suspended.
-pub fn upkeep(
-    guard: &wbg_guard::Guard,
-    signed_size: u64,
-    signed_at: std::time::Instant,
-    pool: &mut PoolCount,
-    count_accounts: bool,
-) {
-    if let Ok(size) = guard.store().audit_size() {
-        metrics::gauge!("wbguard_audit_entries").set(size as f64);
-        metrics::gauge!("wbguard_audit_unsigned_entries")
-            .set(size.saturating_sub(signed_size) as f64);
-    }
-    metrics::gauge!("wbguard_audit_checkpoint_age_seconds").set(signed_at.elapsed().as_secs_f64());
-    let now = std::time::Instant::now();
-    if guard.privacy_numbers_enabled() && pool.due(now) {
-        if let Ok(Some(state)) = guard.privacy_number_pool() {
-            metrics::gauge!("wbguard_privacy_numbers_in_service").set(state.in_service as f64);
-            metrics::gauge!("wbguard_privacy_numbers_free").set(state.free as f64);
-            metrics::gauge!("wbguard_privacy_numbers_waiting").set(state.waiting as f64);
+/// The gauges the server's upkeep refreshes each tick, and what they carry from one tick to the next.
+#[derive(Debug)]
+pub struct Gauges {
+    /// The size of the newest signed checkpoint, and since when it is that.
+    signed: (u64, std::time::Instant),
+    pool: PoolCount,
+}
+
+impl Default for Gauges {
+    fn default() -> Self {
+        Gauges {
+            signed: (0, std::time::Instant::now()),
+            pool: PoolCount::default(),
         }
-        pool.counted(now, std::time::Instant::now());
     }
-    if count_accounts {
-        if let Ok(accounts) = guard.store().accounts() {
-            let suspended = accounts
-                .iter()
-                .filter(|a| a.status == wbg_core::AccountStatus::Suspended)
-                .count();
-            metrics::gauge!("wbguard_accounts_suspended").set(suspended as f64);
+}
+
+impl Gauges {
+    /// Refreshes the audit log's size, how much of it no signature covers yet (the newest checkpoint signs
+    /// `signed_size` entries), how old the newest checkpoint is, the privacy-number pool (when it is on; as often
+    /// as [`PoolCount`] lets), and (when `count_accounts`) how many accounts are suspended.
+    pub fn refresh(&mut self, guard: &wbg_guard::Guard, signed_size: u64, count_accounts: bool) {
+        if self.signed.0 != signed_size {
+            self.signed = (signed_size, std::time::Instant::now());
+        }
+        if let Ok(size) = guard.store().audit_size() {
+            metrics::gauge!("wbguard_audit_entries").set(size as f64);
+            metrics::gauge!("wbguard_audit_unsigned_entries")
+                .set(size.saturating_sub(signed_size) as f64);
+        }
+        metrics::gauge!("wbguard_audit_checkpoint_age_seconds")
+            .set(self.signed.1.elapsed().as_secs_f64());
+        let now = std::time::Instant::now();
+        if guard.privacy_numbers_enabled() && self.pool.due(now) {
+            if let Ok(Some(state)) = guard.privacy_number_pool() {
+                metrics::gauge!("wbguard_privacy_numbers_in_service").set(state.in_service as f64);
+                metrics::gauge!("wbguard_privacy_numbers_free").set(state.free as f64);
+                metrics::gauge!("wbguard_privacy_numbers_waiting").set(state.waiting as f64);
+            }
+            self.pool.counted(now, std::time::Instant::now());
+        }
+        if count_accounts {
+            if let Ok(accounts) = guard.store().accounts() {
+                let suspended = accounts
+                    .iter()
+                    .filter(|a| a.status == wbg_core::AccountStatus::Suspended)
+                    .count();
+                metrics::gauge!("wbguard_accounts_suspended").set(suspended as f64);
+            }
         }
     }
 }
