@@ -90,6 +90,7 @@ impl Guard {
             wb,
             ev,
             meta,
+            HashMap::new(),
         )?;
         let next = write.next.clone();
         self.store.record_events(vec![write], e).wait()?;
@@ -116,10 +117,22 @@ impl Guard {
                 return Err(bad.into());
             }
         };
-        let snap = self.store.read_snapshot(&hash, &no).await?;
+        let snap = self.store.read_snapshot(&hash, &no);
+        // A parcel going out names its courier, whose account the checks read: asked for beside the scanner's
+        // snapshot and awaited, where a lookup on this thread would park it (on the embedded store, behind the
+        // write lock the store thread holds through each group commit; a third of a delivery day's scans).
+        let courier = match (&ev.kind, &ev.courier) {
+            (EventType::OutForDelivery, Some(c)) => Some((c.clone(), self.store.account_later(c))),
+            _ => None,
+        };
+        let snap = snap.await?;
         let account = snap.account.ok_or_else(|| GuardError::Unauthenticated)?;
         let wb = snap.waybill.map(|(m, _)| m);
-        let (write, e) = self.check_event(&account, true, &no, wb, ev, meta)?;
+        let mut couriers = HashMap::new();
+        if let Some((id, found)) = courier {
+            couriers.insert(id, found.await?);
+        }
+        let (write, e) = self.check_event(&account, true, &no, wb, ev, meta, couriers)?;
         let next = write.next.clone();
         self.store.record_events(vec![write], e).await?;
         // Bound together with the other single scans' parcels going out meanwhile.
@@ -129,6 +142,8 @@ impl Guard {
     }
 
     /// One event checked for `account`: its write and audit entry, or the refusal (a policy refusal on record).
+    /// `couriers` holds courier accounts already looked up (one not there is looked up here).
+    #[allow(clippy::too_many_arguments)]
     fn check_event(
         &self,
         account: &Account,
@@ -137,13 +152,14 @@ impl Guard {
         wb: Option<WaybillMeta>,
         ev: StatusEvent,
         meta: &RequestMeta,
+        mut couriers: HashMap<AccountId, Option<Account>>,
     ) -> Result<(EventWrite, AuditEntry), GuardError> {
         let mut e = self.entry(account.id.as_str(), meta, "event");
         e.waybill = Some(no.to_string());
         e.detail = Some(format!("type={} outlet={}", ev.kind.as_str(), ev.outlet));
         self.require_active(account, &e)?;
         let now = self.clock.now();
-        match self.plan_event(account, by_token, no, wb, ev, now, &mut HashMap::new()) {
+        match self.plan_event(account, by_token, no, wb, ev, now, &mut couriers) {
             Ok(p) => {
                 e.detail = Some(p.detail);
                 Ok((p.write, e))

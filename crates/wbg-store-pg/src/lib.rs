@@ -1857,6 +1857,18 @@ async fn take_free_numbers(
     Ok(got)
 }
 
+/// The account `id`, if there is one.
+async fn account_of(pool: &PgPool, id: &AccountId) -> Result<Option<Account>, StoreError> {
+    let row: Option<rows::AccountRow> = sqlx::query_as(&format!(
+        "SELECT {ACCOUNT_COLS} FROM accounts a WHERE a.id = $1"
+    ))
+    .bind(id.as_str())
+    .fetch_optional(pool)
+    .await
+    .map_err(db)?;
+    row.map(rows::account).transpose()
+}
+
 /// Who a guarded read is for: the hash of the token presented, or an account an identity provider vouched for
 /// (known by its id).
 #[derive(Debug)]
@@ -2578,16 +2590,13 @@ impl Accounts for PgStore {
     }
 
     fn account(&self, id: &AccountId) -> Result<Option<Account>, StoreError> {
-        self.run(async {
-            let row: Option<rows::AccountRow> = sqlx::query_as(&format!(
-                "SELECT {ACCOUNT_COLS} FROM accounts a WHERE a.id = $1"
-            ))
-            .bind(id.as_str())
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(db)?;
-            row.map(rows::account).transpose()
-        })
+        self.run(account_of(&self.pool, id))
+    }
+
+    fn account_later(&self, id: &AccountId) -> Ticket<Option<Account>> {
+        // On the store's runtime: an async caller awaits it without parking its worker in `block_in_place`.
+        let (pool, id) = (self.pool.clone(), id.clone());
+        self.spawn(async move { account_of(&pool, &id).await })
     }
 
     fn account_by_token(&self, token_hash: &[u8; 32]) -> Result<Option<Account>, StoreError> {

@@ -1044,6 +1044,12 @@ impl Accounts for SqliteStore {
         account_in(&self.lock()?.conn, id)
     }
 
+    fn account_later(&self, id: &AccountId) -> Ticket<Option<Account>> {
+        // With the next lookups on the store thread: the caller never waits for the write lock.
+        let id = id.clone();
+        self.committer.read(move |c| account_in(c, &id))
+    }
+
     fn account_by_token(&self, token_hash: &[u8; 32]) -> Result<Option<Account>, StoreError> {
         account_by_token_in(&self.lock()?.conn, token_hash)
     }

@@ -259,6 +259,27 @@ fn the_pool_is_counted_without_the_write_lock() {
     );
 }
 
+/// An async caller's account lookup is answered on the store thread: asking never waits for the write lock (a
+/// scan's courier lookup on a runtime worker once parked it behind every group commit).
+#[test]
+fn an_account_asked_for_later_is_not_looked_up_under_the_callers_wait_for_the_write_lock() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Arc::new(SqliteStore::open(dir.path()).unwrap());
+    let a = wbg_store::conformance::account("C1");
+    s.create_account(&a, None, entry("account_create")).unwrap();
+    let held = s.lock().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let asker = s.clone();
+    let id = a.id.clone();
+    std::thread::spawn(move || {
+        let _ = tx.send(asker.account_later(&id));
+    });
+    let ticket = rx.recv_timeout(std::time::Duration::from_secs(10));
+    drop(held);
+    let ticket = ticket.expect("asking waited for the write lock");
+    assert_eq!(ticket.wait().unwrap(), Some(a));
+}
+
 /// The syncs before a RESTART take the store's files as they are (both, the database file alone when the log is
 /// gone, nothing for a connection with no file), and keep one handle a database file open for good: closing a
 /// handle would drop SQLite's locks on the file for the whole process.

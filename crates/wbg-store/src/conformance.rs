@@ -287,6 +287,10 @@ pub fn accounts_and_tokens(s: &dyn Store) {
     .unwrap();
     let stored = s.account(&a.id).unwrap().unwrap();
     assert_eq!(stored.status, AccountStatus::Suspended);
+    // An async caller's lookup finds the same, and nothing for an id nobody has.
+    assert_eq!(s.account_later(&a.id).wait().unwrap(), Some(stored.clone()));
+    let nobody = AccountId::parse("nobody-here").unwrap();
+    assert_eq!(s.account_later(&nobody).wait().unwrap(), None);
     assert_eq!(
         (a.status_since, stored.status_since),
         (5, 40),

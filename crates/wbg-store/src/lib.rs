@@ -284,6 +284,11 @@ pub trait Accounts: Send + Sync {
     ) -> Result<u64, StoreError>;
     /// Looks an account up by id.
     fn account(&self, id: &AccountId) -> Result<Option<Account>, StoreError>;
+    /// [`Accounts::account`] for an async caller, who awaits the ticket rather than park its worker thread on
+    /// the store (the embedded store's write lock, or a PostgreSQL round trip). The default looks it up at once.
+    fn account_later(&self, id: &AccountId) -> Ticket<Option<Account>> {
+        Ticket::ready(self.account(id))
+    }
     /// The account a token hash belongs to, if the token has not expired (by the wall clock).
     fn account_by_token(&self, token_hash: &[u8; 32]) -> Result<Option<Account>, StoreError>;
     /// All accounts, by id.

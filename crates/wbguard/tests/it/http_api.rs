@@ -460,6 +460,52 @@ fn bad_input_is_refused_and_changes_nothing() {
     );
 }
 
+/// A single scan sending a parcel out checks its courier (looked up beside the scanner's own snapshot): an id
+/// nobody has, a courier of another outlet and a suspended one are each refused with a 400 that changes nothing;
+/// the outlet's active courier takes the parcel.
+#[test]
+fn a_parcel_goes_out_only_with_an_active_courier_of_its_outlet() {
+    let w = world();
+    let s = &w.s;
+    s.account(&w.admin, "C2a", "courier", Some("O2"), None);
+    s.account(&w.admin, "C1a", "courier", Some("O1"), None);
+    s.account(&w.admin, "C2s", "courier", Some("O2"), None);
+    let r = s.post(
+        "/v1/accounts/C2s/suspend",
+        Some(&w.admin),
+        &json!({"reason": "test"}),
+    );
+    assert_eq!(r.status().as_u16(), 200, "{}", r.text().unwrap());
+    w.ingest("W1", "M1", "O1", "O2");
+    let t = now_ms() - 60_000;
+    for (i, (k, o)) in [
+        ("picked_up", "O1"),
+        ("in_transit", "O1"),
+        ("at_outlet", "O2"),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        assert_eq!(w.event("W1", k, o, None, t + i as i64).0, 200, "{k}");
+    }
+    for courier in ["C404", "C1a", "C2s"] {
+        let (status, body) = w.event("W1", "out_for_delivery", "O2", Some(courier), t + 5);
+        assert_eq!(status, 400, "{courier}: {body}");
+        assert!(body.contains("invalid_request"), "{courier}: {body}");
+    }
+    let auditor = s.account(&w.admin, "A1", "auditor", None, None);
+    assert_eq!(
+        w.view(&auditor, "W1", "purpose=breach_notification").1["status"],
+        "at_outlet",
+        "a refused scan changes nothing"
+    );
+    assert_eq!(
+        w.event("W1", "out_for_delivery", "O2", Some("C2a"), t + 6)
+            .0,
+        200
+    );
+}
+
 #[test]
 fn audit_endpoints_verify_with_standard_algorithms() {
     let w = world();
