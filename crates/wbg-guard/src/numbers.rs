@@ -174,14 +174,34 @@ struct Together {
     binding: bool,
 }
 
-/// Lets the waiting askers go if the binding asker panicked: their tickets' senders are dropped with the queue,
-/// their waybills stay queued for upkeep, and the next asker binds.
-struct Unstuck<'a>(&'a std::sync::Mutex<Together>);
+/// The binding asker's duty ([`Guard::bind_numbers_together`]). Dropped before its queue is empty — the asker
+/// panicked, or its future was dropped mid-binding (its caller cancelled it) — it lets the waiting askers go:
+/// their tickets' senders are dropped with the queue, their waybills stay queued for upkeep (which binds them
+/// within a second and tells the gateway), and the next asker binds. A binding already handed to the store is
+/// made all the same; the gateway is then not told of it (`bound`), only later of its end (`ends`), and routes
+/// its calls by asking ([`Guard::route_call`]) as always.
+struct Leading<'a> {
+    together: &'a std::sync::Mutex<Together>,
+    done: bool,
+}
 
-impl Drop for Unstuck<'_> {
+impl Leading<'_> {
+    /// The bindings asked for since the last call, or `None` (and the duty ends) when none is.
+    fn next(&mut self) -> Option<Vec<(Wanted, TicketSender<()>)>> {
+        let mut t = self.together.lock().unwrap_or_else(|p| p.into_inner());
+        if t.asked.is_empty() {
+            t.binding = false;
+            self.done = true;
+            return None;
+        }
+        Some(std::mem::take(&mut t.asked))
+    }
+}
+
+impl Drop for Leading<'_> {
     fn drop(&mut self) {
-        if std::thread::panicking() {
-            let mut t = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        if !self.done {
+            let mut t = self.together.lock().unwrap_or_else(|p| p.into_inner());
             t.asked.clear();
             t.binding = false;
         }
@@ -316,21 +336,49 @@ impl Guard {
     /// left out. Failures are logged, never returned: the events stand and the waybills stay queued. Returns
     /// whether the pool was found exhausted.
     pub(crate) fn bind_numbers(&self, wanted: Wanted, first: bool) -> bool {
-        let Some(n) = &self.numbers else {
+        let Some((n, wanted, now, mut audit)) = self.binding(wanted, first) else {
             return false;
         };
+        let bound = self
+            .store
+            .bind_numbers(&wanted, now, n.release, &mut *audit);
+        self.bound(n, wanted.len(), now, bound, first)
+    }
+
+    /// [`Guard::bind_numbers`] for an async caller (`first`), who awaits the store's ticket instead of parking
+    /// its worker thread for the binding's transaction.
+    async fn bind_numbers_async(&self, wanted: Wanted) -> bool {
+        let Some((n, wanted, now, audit)) = self.binding(wanted, true) else {
+            return false;
+        };
+        let count = wanted.len();
+        let bound = self
+            .store
+            .bind_numbers_later(wanted, now, n.release, audit)
+            .await;
+        self.bound(n, count, now, bound, true)
+    }
+
+    /// What a binding of `wanted` needs: the settings, the waybills without canaries (`None` when none is left
+    /// or numbers are off), the time, and what records each outcome.
+    fn binding(
+        &self,
+        wanted: Wanted,
+        first: bool,
+    ) -> Option<(&NumberState, Wanted, Millis, wbg_store::BindAudit)> {
+        let n = self.numbers.as_ref()?;
         // Canaries never take a pool number, nor tell the telephony provider anything.
         let wanted: Wanted = wanted
             .into_iter()
             .filter(|(no, _)| self.canary_for(no.as_str()).is_none())
             .collect();
         if wanted.is_empty() {
-            return false;
+            return None;
         }
         let now = self.clock.now();
-        let meta = RequestMeta::default();
-        let mut audit = |no: &WaybillNo, courier: &AccountId, o: &BindOutcome| {
-            let mut e = self.entry(ACTOR, &meta, "number_bind");
+        let recorded = self.entry(ACTOR, &RequestMeta::default(), "number_bind");
+        let audit = move |no: &WaybillNo, courier: &AccountId, o: &BindOutcome| {
+            let mut e = recorded.clone();
             e.waybill = Some(no.to_string());
             e.detail = Some(match o {
                 BindOutcome::Bound(b) => format!("number={} courier={courier}", b.number),
@@ -351,10 +399,23 @@ impl Guard {
             });
             Some(e)
         };
-        let outcomes = match self.store.bind_numbers(&wanted, now, n.release, &mut audit) {
+        Some((n, wanted, now, Box::new(audit)))
+    }
+
+    /// After a binding of `count` waybills at `now`: tells the gateway what changed and raises the pool's
+    /// exhaustion (`first` bindings only), or logs the failure. Returns whether the pool was found exhausted.
+    fn bound(
+        &self,
+        n: &NumberState,
+        count: usize,
+        now: Millis,
+        bound: Result<(Vec<BindOutcome>, Option<u64>), wbg_store::StoreError>,
+        first: bool,
+    ) -> bool {
+        let outcomes = match bound {
             Ok((o, _)) => o,
             Err(e) => {
-                tracing::error!(error = %e, waybills = wanted.len(), "cannot bind privacy numbers; the waybills stay queued");
+                tracing::error!(error = %e, waybills = count, "cannot bind privacy numbers; the waybills stay queued");
                 return false;
             }
         };
@@ -407,9 +468,12 @@ impl Guard {
 
     /// [`Guard::bind_numbers`] for a single scan's request, bound together with those of every other request
     /// asking meanwhile, as their events were committed together: the first asker binds what all the others
-    /// queued while it bound (in one transaction, again and again until none is left), and they await it, off
-    /// the runtime's threads. One transaction for each parcel going out cost a PostgreSQL node three quarters of
-    /// its single scans when a third went out for delivery.
+    /// queued while it bound (in one transaction, again and again until none is left), and they await it. The
+    /// binder awaits the store too ([`wbg_store::Numbers::bind_numbers_later`]): on the embedded store its binding is a
+    /// job of the next group commit, on PostgreSQL a transaction on the store's own runtime. One transaction
+    /// for each parcel going out cost a PostgreSQL node three quarters of its single scans when a third went out
+    /// for delivery; the binder's transaction on its runtime worker (under the embedded store's write lock)
+    /// parked that worker for each group.
     pub(crate) async fn bind_numbers_together(&self, wanted: Wanted) {
         let Some(n) = &self.numbers else { return };
         if wanted.is_empty() {
@@ -422,18 +486,14 @@ impl Guard {
             !std::mem::replace(&mut t.binding, true)
         };
         if lead {
-            let _unstuck = Unstuck(&n.together);
-            loop {
-                let asked = {
-                    let mut t = n.together.lock().unwrap_or_else(|p| p.into_inner());
-                    if t.asked.is_empty() {
-                        t.binding = false;
-                        break;
-                    }
-                    std::mem::take(&mut t.asked)
-                };
+            let mut leading = Leading {
+                together: &n.together,
+                done: false,
+            };
+            while let Some(asked) = leading.next() {
                 let (wanted, tickets): (Vec<_>, Vec<_>) = asked.into_iter().unzip();
-                self.bind_numbers(wanted.into_iter().flatten().collect(), true);
+                self.bind_numbers_async(wanted.into_iter().flatten().collect())
+                    .await;
                 for t in tickets {
                     t.send(Ok(()));
                 }
@@ -599,6 +659,49 @@ mod tests {
             numbers: numbers.iter().map(|s| s.to_string()).collect(),
             ..PrivacyNumbers::default()
         }
+    }
+
+    /// A binder dropped before its queue is empty (it panicked, or its future was dropped mid-binding) lets the
+    /// askers waiting on it go — their tickets fail, upkeep binds their waybills — and the next asker binds:
+    /// nobody waits on it for good. One that ran its queue dry leaves a new binder's queue alone.
+    #[test]
+    fn a_binder_dropped_mid_binding_leaves_nobody_waiting_on_it() {
+        let together = std::sync::Mutex::new(Together::default());
+        let ask = |together: &std::sync::Mutex<Together>| {
+            let (sent, waiting) = Ticket::<()>::channel();
+            let mut t = together.lock().unwrap();
+            t.asked.push((Vec::new(), sent));
+            let lead = !std::mem::replace(&mut t.binding, true);
+            (lead, waiting)
+        };
+        let (lead, _) = ask(&together);
+        assert!(lead);
+        let mut leading = Leading {
+            together: &together,
+            done: false,
+        };
+        assert_eq!(leading.next().map(|a| a.len()), Some(1));
+        let (lead, waiting) = ask(&together);
+        assert!(!lead, "one asker binds at a time");
+        drop(leading);
+        assert!(waiting.wait().is_err(), "the waiting asker is let go");
+        let (lead, _first) = ask(&together);
+        assert!(lead, "and the next asker binds");
+
+        let mut leading = Leading {
+            together: &together,
+            done: false,
+        };
+        assert!(leading.next().is_some());
+        assert!(leading.next().is_none());
+        let (lead, _second) = ask(&together);
+        assert!(lead, "a binder whose queue ran dry has let go");
+        drop(leading);
+        let t = together.lock().unwrap();
+        assert!(
+            t.binding && t.asked.len() == 1,
+            "the new binder's queue stands"
+        );
     }
 
     #[test]

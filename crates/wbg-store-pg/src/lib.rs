@@ -1796,6 +1796,179 @@ async fn binding_of_waybill(
     row.map(rows::binding).transpose()
 }
 
+/// [`Numbers::bind_numbers`] on `pool`, in one transaction of its own.
+async fn bind_in(
+    pool: &PgPool,
+    wanted: &[(WaybillNo, AccountId)],
+    now: Millis,
+    release: NumberRelease,
+    audit: &mut (impl FnMut(&WaybillNo, &AccountId, &BindOutcome) -> Option<AuditEntry> + ?Sized),
+) -> Result<(Vec<BindOutcome>, Option<u64>), StoreError> {
+    // Binders run side by side, on every node: each holds its waybills' rows (two binders of one waybill
+    // queue) and the numbers it ends with (below), never a lock of the whole pool. The advisory lock is
+    // taken shared: binders of earlier versions took it alone, one at a time, and during a rolling
+    // upgrade such a binder still excludes every binder of this version. It is taken with the `BEGIN`,
+    // in one round trip of the two (a binding group made nine).
+    let mut tx = pool
+        .begin_with("BEGIN; SELECT pg_advisory_xact_lock_shared(7707002)")
+        .await
+        .map_err(db)?;
+    let nos: Vec<&str> = wanted.iter().map(|(no, _)| no.as_str()).collect();
+    // The waybills' rows, `NO KEY UPDATE` (the lock a scan's update takes), in the order a scan's group
+    // locks them: a scan of one of them waits for the binding, and a binding for the scan, so the statuses
+    // read here stay true until this commits.
+    let current: std::collections::HashMap<String, (String, Option<String>)> = sqlx::query_as::<
+        _,
+        (String, String, Option<String>),
+    >(
+        "SELECT no, status, courier FROM waybills WHERE no = ANY($1) ORDER BY no FOR NO KEY UPDATE",
+    )
+    .bind(&nos)
+    .fetch_all(&mut *tx)
+    .await
+    .map_err(db)?
+    .into_iter()
+    .map(|(no, status, courier)| (no, (status, courier)))
+    .collect();
+    // The numbers they have, held. Another binder may be taking one for its own waybill (it had rested
+    // since this one last left delivery); that binder is waited for, and the number is then no longer
+    // this waybill's. A binder waits only here and above: the free numbers it takes, it takes unwaited.
+    let mut had: std::collections::HashMap<String, NumberBinding> =
+        sqlx::query_as::<_, rows::BindingRow>(
+            "SELECT number, waybill_no, courier, bound_at FROM privacy_numbers
+             WHERE waybill_no = ANY($1) ORDER BY number FOR UPDATE",
+        )
+        .bind(&nos)
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(db)?
+        .into_iter()
+        .map(|row| rows::binding(row).map(|b| (b.waybill_no.to_string(), b)))
+        .collect::<Result<_, _>>()?;
+    let mut outcomes: Vec<Option<BindOutcome>> = vec![None; wanted.len()];
+    let mut exhausted = false;
+    // In rounds, each waybill once a round: one listed twice is bound again after its first binding.
+    let mut pending: Vec<usize> = (0..wanted.len()).collect();
+    while !pending.is_empty() {
+        let mut seen = std::collections::HashSet::new();
+        let (round, later): (Vec<usize>, Vec<usize>) =
+            pending.into_iter().partition(|&i| seen.insert(nos[i]));
+        pending = later;
+        let mut needing = Vec::new();
+        for &i in &round {
+            let (no, courier) = &wanted[i];
+            let status = current
+                .get(no.as_str())
+                .map(|(s, c)| (s.as_str(), c.as_deref()));
+            outcomes[i] = match had.get(no.as_str()) {
+                _ if !BindOutcome::needed(status, courier) => Some(BindOutcome::NotNeeded),
+                Some(h) => Some(BindOutcome::decide(no, courier, now, Some(h.clone()), None)),
+                None => {
+                    needing.push(i);
+                    None
+                }
+            };
+        }
+        // A number bound here is bound already, by `take_free_numbers`.
+        let wants: Vec<(&WaybillNo, &AccountId)> = needing
+            .iter()
+            .map(|&i| (&wanted[i].0, &wanted[i].1))
+            .collect();
+        let free = if exhausted {
+            vec![None; wants.len()]
+        } else {
+            take_free_numbers(&mut tx, &wants, now, release).await?
+        };
+        for (&i, free) in needing.iter().zip(free) {
+            let (no, courier) = &wanted[i];
+            let outcome = BindOutcome::decide(no, courier, now, None, free);
+            exhausted |= outcome == BindOutcome::Exhausted;
+            outcomes[i] = Some(outcome);
+        }
+        // The round's rebindings and the waybills that wait, one statement each; what a waybill has now
+        // is what a later round of it finds.
+        let mut rebound: (Vec<&str>, Vec<&str>, Vec<&str>) = Default::default();
+        let mut waiting: (Vec<&str>, Vec<&str>) = Default::default();
+        for &i in &round {
+            let (no, courier) = &wanted[i];
+            match &outcomes[i] {
+                Some(BindOutcome::Bound(b)) => {
+                    had.insert(no.to_string(), b.clone());
+                }
+                Some(BindOutcome::Rebound { binding: b, .. }) => {
+                    had.insert(no.to_string(), b.clone());
+                    rebound.0.push(&b.number);
+                    rebound.1.push(no.as_str());
+                    rebound.2.push(courier.as_str());
+                }
+                Some(BindOutcome::Exhausted) => {
+                    waiting.0.push(no.as_str());
+                    waiting.1.push(courier.as_str());
+                }
+                _ => {}
+            }
+        }
+        if !rebound.0.is_empty() {
+            sqlx::query(
+                "UPDATE privacy_numbers q SET waybill_no = u.no, courier = u.courier, bound_at = $4
+                 FROM UNNEST($1::text[], $2::text[], $3::text[]) AS u(number, no, courier)
+                 WHERE q.number = u.number",
+            )
+            .bind(&rebound.0)
+            .bind(&rebound.1)
+            .bind(&rebound.2)
+            .bind(now)
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+        }
+        if !waiting.0.is_empty() {
+            sqlx::query(
+                "INSERT INTO privacy_waiting (waybill_no, courier, since)
+                 SELECT no, courier, $3 FROM UNNEST($1::text[], $2::text[]) AS w(no, courier)
+                 ON CONFLICT (waybill_no) DO UPDATE SET courier = excluded.courier",
+            )
+            .bind(&waiting.0)
+            .bind(&waiting.1)
+            .bind(now)
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+        }
+    }
+    let outcomes: Vec<BindOutcome> = outcomes
+        .into_iter()
+        .map(|o| o.ok_or_else(|| StoreError::Db("a waybill was left unbound".into())))
+        .collect::<Result<_, _>>()?;
+    // Every waybill but those that wait stops waiting.
+    let dequeued: Vec<&str> = wanted
+        .iter()
+        .zip(&outcomes)
+        .filter(|(_, o)| **o != BindOutcome::Exhausted)
+        .map(|((no, _), _)| no.as_str())
+        .collect();
+    if !dequeued.is_empty() {
+        sqlx::query("DELETE FROM privacy_waiting WHERE waybill_no = ANY($1)")
+            .bind(&dequeued)
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+    }
+    let entries: Vec<AuditEntry> = wanted
+        .iter()
+        .zip(&outcomes)
+        .filter(|(_, o)| **o != BindOutcome::NotNeeded)
+        .filter_map(|((no, courier), o)| audit(no, courier, o))
+        .collect();
+    let seq = if entries.is_empty() {
+        None
+    } else {
+        Some(queue_entries(&mut tx, entries).await?)
+    };
+    tx.commit().await.map_err(db)?;
+    Ok((outcomes, seq))
+}
+
 /// Binds a free number to each waybill of `wants` (with its courier) in `tx`: each one's number, or `None` when
 /// no number is free — or when every free one is being taken by another binder at this moment (the waybill then
 /// waits, and upkeep binds it within a second once one is free). The candidates are the free numbers rested
@@ -3035,166 +3208,20 @@ impl Numbers for PgStore {
         release: NumberRelease,
         audit: &mut dyn FnMut(&WaybillNo, &AccountId, &BindOutcome) -> Option<AuditEntry>,
     ) -> Result<(Vec<BindOutcome>, Option<u64>), StoreError> {
-        self.run(async {
-            // Binders run side by side, on every node: each holds its waybills' rows (two binders of one waybill
-            // queue) and the numbers it ends with (below), never a lock of the whole pool. The advisory lock is
-            // taken shared: binders of earlier versions took it alone, one at a time, and during a rolling
-            // upgrade such a binder still excludes every binder of this version. It is taken with the `BEGIN`,
-            // in one round trip of the two (a binding group made nine).
-            let mut tx = self
-                .pool
-                .begin_with("BEGIN; SELECT pg_advisory_xact_lock_shared(7707002)")
-                .await
-                .map_err(db)?;
-            let nos: Vec<&str> = wanted.iter().map(|(no, _)| no.as_str()).collect();
-            // The waybills' rows, `NO KEY UPDATE` (the lock a scan's update takes), in the order a scan's group
-            // locks them: a scan of one of them waits for the binding, and a binding for the scan, so the statuses
-            // read here stay true until this commits.
-            let current: std::collections::HashMap<String, (String, Option<String>)> =
-                sqlx::query_as::<_, (String, String, Option<String>)>(
-                    "SELECT no, status, courier FROM waybills WHERE no = ANY($1) ORDER BY no FOR NO KEY UPDATE",
-                )
-                .bind(&nos)
-                .fetch_all(&mut *tx)
-                .await
-                .map_err(db)?
-                .into_iter()
-                .map(|(no, status, courier)| (no, (status, courier)))
-                .collect();
-            // The numbers they have, held. Another binder may be taking one for its own waybill (it had rested
-            // since this one last left delivery); that binder is waited for, and the number is then no longer
-            // this waybill's. A binder waits only here and above: the free numbers it takes, it takes unwaited.
-            let mut had: std::collections::HashMap<String, NumberBinding> =
-                sqlx::query_as::<_, rows::BindingRow>(
-                    "SELECT number, waybill_no, courier, bound_at FROM privacy_numbers
-                     WHERE waybill_no = ANY($1) ORDER BY number FOR UPDATE",
-                )
-                .bind(&nos)
-                .fetch_all(&mut *tx)
-                .await
-                .map_err(db)?
-                .into_iter()
-                .map(|row| rows::binding(row).map(|b| (b.waybill_no.to_string(), b)))
-                .collect::<Result<_, _>>()?;
-            let mut outcomes: Vec<Option<BindOutcome>> = vec![None; wanted.len()];
-            let mut exhausted = false;
-            // In rounds, each waybill once a round: one listed twice is bound again after its first binding.
-            let mut pending: Vec<usize> = (0..wanted.len()).collect();
-            while !pending.is_empty() {
-                let mut seen = std::collections::HashSet::new();
-                let (round, later): (Vec<usize>, Vec<usize>) =
-                    pending.into_iter().partition(|&i| seen.insert(nos[i]));
-                pending = later;
-                let mut needing = Vec::new();
-                for &i in &round {
-                    let (no, courier) = &wanted[i];
-                    let status = current.get(no.as_str()).map(|(s, c)| (s.as_str(), c.as_deref()));
-                    outcomes[i] = match had.get(no.as_str()) {
-                        _ if !BindOutcome::needed(status, courier) => Some(BindOutcome::NotNeeded),
-                        Some(h) => Some(BindOutcome::decide(no, courier, now, Some(h.clone()), None)),
-                        None => {
-                            needing.push(i);
-                            None
-                        }
-                    };
-                }
-                // A number bound here is bound already, by `take_free_numbers`.
-                let wants: Vec<(&WaybillNo, &AccountId)> =
-                    needing.iter().map(|&i| (&wanted[i].0, &wanted[i].1)).collect();
-                let free = if exhausted {
-                    vec![None; wants.len()]
-                } else {
-                    take_free_numbers(&mut tx, &wants, now, release).await?
-                };
-                for (&i, free) in needing.iter().zip(free) {
-                    let (no, courier) = &wanted[i];
-                    let outcome = BindOutcome::decide(no, courier, now, None, free);
-                    exhausted |= outcome == BindOutcome::Exhausted;
-                    outcomes[i] = Some(outcome);
-                }
-                // The round's rebindings and the waybills that wait, one statement each; what a waybill has now
-                // is what a later round of it finds.
-                let mut rebound: (Vec<&str>, Vec<&str>, Vec<&str>) = Default::default();
-                let mut waiting: (Vec<&str>, Vec<&str>) = Default::default();
-                for &i in &round {
-                    let (no, courier) = &wanted[i];
-                    match &outcomes[i] {
-                        Some(BindOutcome::Bound(b)) => {
-                            had.insert(no.to_string(), b.clone());
-                        }
-                        Some(BindOutcome::Rebound { binding: b, .. }) => {
-                            had.insert(no.to_string(), b.clone());
-                            rebound.0.push(&b.number);
-                            rebound.1.push(no.as_str());
-                            rebound.2.push(courier.as_str());
-                        }
-                        Some(BindOutcome::Exhausted) => {
-                            waiting.0.push(no.as_str());
-                            waiting.1.push(courier.as_str());
-                        }
-                        _ => {}
-                    }
-                }
-                if !rebound.0.is_empty() {
-                    sqlx::query(
-                        "UPDATE privacy_numbers q SET waybill_no = u.no, courier = u.courier, bound_at = $4
-                         FROM UNNEST($1::text[], $2::text[], $3::text[]) AS u(number, no, courier)
-                         WHERE q.number = u.number",
-                    )
-                    .bind(&rebound.0)
-                    .bind(&rebound.1)
-                    .bind(&rebound.2)
-                    .bind(now)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(db)?;
-                }
-                if !waiting.0.is_empty() {
-                    sqlx::query(
-                        "INSERT INTO privacy_waiting (waybill_no, courier, since)
-                         SELECT no, courier, $3 FROM UNNEST($1::text[], $2::text[]) AS w(no, courier)
-                         ON CONFLICT (waybill_no) DO UPDATE SET courier = excluded.courier",
-                    )
-                    .bind(&waiting.0)
-                    .bind(&waiting.1)
-                    .bind(now)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(db)?;
-                }
-            }
-            let outcomes: Vec<BindOutcome> = outcomes
-                .into_iter()
-                .map(|o| o.ok_or_else(|| StoreError::Db("a waybill was left unbound".into())))
-                .collect::<Result<_, _>>()?;
-            // Every waybill but those that wait stops waiting.
-            let dequeued: Vec<&str> = wanted
-                .iter()
-                .zip(&outcomes)
-                .filter(|(_, o)| **o != BindOutcome::Exhausted)
-                .map(|((no, _), _)| no.as_str())
-                .collect();
-            if !dequeued.is_empty() {
-                sqlx::query("DELETE FROM privacy_waiting WHERE waybill_no = ANY($1)")
-                    .bind(&dequeued)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(db)?;
-            }
-            let entries: Vec<AuditEntry> = wanted
-                .iter()
-                .zip(&outcomes)
-                .filter(|(_, o)| **o != BindOutcome::NotNeeded)
-                .filter_map(|((no, courier), o)| audit(no, courier, o))
-                .collect();
-            let seq = if entries.is_empty() {
-                None
-            } else {
-                Some(queue_entries(&mut tx, entries).await?)
-            };
-            tx.commit().await.map_err(db)?;
-            Ok((outcomes, seq))
-        })
+        self.run(bind_in(&self.pool, wanted, now, release, audit))
+    }
+
+    fn bind_numbers_later(
+        &self,
+        wanted: Vec<(WaybillNo, AccountId)>,
+        now: Millis,
+        release: NumberRelease,
+        mut audit: wbg_store::BindAudit,
+    ) -> Ticket<(Vec<BindOutcome>, Option<u64>)> {
+        // On the store's runtime: an async caller awaits it without parking its worker in `block_in_place`
+        // for the binding's round trips.
+        let pool = self.pool.clone();
+        self.spawn(async move { bind_in(&pool, &wanted, now, release, &mut *audit).await })
     }
 
     fn number_binding(&self, number: &str) -> Result<Option<NumberBinding>, StoreError> {

@@ -21,9 +21,11 @@ use wbg_store::{DbError, StoreError, Ticket};
 /// Jobs one transaction takes at most.
 const GROUP: usize = 512;
 
-/// What a job writes besides its audit entries; runs inside the job's savepoint.
-pub(super) type Work =
-    Box<dyn FnOnce(&Connection) -> Result<Box<dyn Any + Send>, StoreError> + Send>;
+/// What a job writes besides its audit entries; runs inside the job's savepoint. It may return entries of its
+/// own, appended after the job's (what it writes can decide what it records).
+pub(super) type Work = Box<
+    dyn FnOnce(&Connection) -> Result<(Box<dyn Any + Send>, Vec<AuditEntry>), StoreError> + Send,
+>;
 
 /// What a job's caller is sent: its work's result and its first entry's seq (`None` without entries).
 type Outcome = Result<(Box<dyn Any + Send>, Option<u64>), StoreError>;
@@ -134,10 +136,21 @@ impl Committer {
         audit: Vec<AuditEntry>,
         finish: impl FnOnce(T, Option<u64>) -> Result<R, StoreError> + Send + 'static,
     ) -> Ticket<R> {
+        self.write_recorded(move |c| work(c).map(|t| (t, Vec::new())), audit, finish)
+    }
+
+    /// [`Committer::write`] whose `work` also returns the entries that record it, appended after `audit` (the
+    /// first entry's seq is the first of either).
+    pub(super) fn write_recorded<T: Send + 'static, R: Send + 'static>(
+        &self,
+        work: impl FnOnce(&Connection) -> Result<(T, Vec<AuditEntry>), StoreError> + Send + 'static,
+        audit: Vec<AuditEntry>,
+        finish: impl FnOnce(T, Option<u64>) -> Result<R, StoreError> + Send + 'static,
+    ) -> Ticket<R> {
         let (tx, ticket) = Ticket::channel();
         self.submit(Job {
             work: Some(Box::new(move |c| {
-                work(c).map(|t| Box::new(t) as Box<dyn Any + Send>)
+                work(c).map(|(t, entries)| (Box::new(t) as Box<dyn Any + Send>, entries))
             })),
             audit,
             reply: Box::new(move |out: Outcome| {
@@ -238,7 +251,7 @@ fn run(
         let mut insert = tx.prepare_cached(INSERT_ENTRY)?;
         for job in batch.iter_mut() {
             let out = match job.work.take() {
-                None => Ok(Box::new(()) as Box<dyn Any + Send>),
+                None => Ok((Box::new(()) as Box<dyn Any + Send>, Vec::new())),
                 Some(work) => {
                     tx.prepare_cached("SAVEPOINT job")?.execute([])?;
                     let out = work(&tx);
@@ -250,9 +263,10 @@ fn run(
                 }
             };
             outcomes.push(match out {
-                Ok(v) => {
-                    let first = (!job.audit.is_empty()).then(|| tail.size());
-                    for entry in job.audit.drain(..) {
+                Ok((v, recorded)) => {
+                    let first =
+                        (!job.audit.is_empty() || !recorded.is_empty()).then(|| tail.size());
+                    for entry in job.audit.drain(..).chain(recorded) {
                         let s = tail.sequence(entry);
                         insert.execute(params![s.seq as i64, s.bytes, s.nodes])?;
                         held.push(HeldHead::of(&s.entry));

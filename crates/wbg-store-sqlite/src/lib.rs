@@ -1354,6 +1354,23 @@ impl Numbers for SqliteStore {
         numbers::bind(&mut *self.lock()?, wanted, now, release, audit)
     }
 
+    fn bind_numbers_later(
+        &self,
+        wanted: Vec<(WaybillNo, AccountId)>,
+        now: Millis,
+        release: wbg_store::NumberRelease,
+        mut audit: wbg_store::BindAudit,
+    ) -> Ticket<(Vec<wbg_store::BindOutcome>, Option<u64>)> {
+        // A job of the next group commit, in a savepoint of its own: no transaction of its own, and the caller
+        // never waits for the write lock (a single scan's binding held it, on a runtime worker, between the
+        // store thread's group commits).
+        self.committer.write_recorded(
+            move |c| numbers::bind_in(c, &wanted, now, release, &mut *audit),
+            Vec::new(),
+            |outcomes, seq| Ok((outcomes, seq)),
+        )
+    }
+
     fn number_binding(&self, number: &str) -> Result<Option<wbg_store::NumberBinding>, StoreError> {
         numbers::binding_of_number(&self.lock()?.conn, number)
     }

@@ -118,17 +118,7 @@ pub(super) fn bind(
 ) -> Result<(Vec<BindOutcome>, Option<u64>), StoreError> {
     let Inner { conn, tree, recent } = inner;
     let tx = Transaction::new(conn, TransactionBehavior::Immediate)?;
-    let mut outcomes = Vec::with_capacity(wanted.len());
-    let mut entries = Vec::new();
-    let mut exhausted = false;
-    for (no, courier) in wanted {
-        let outcome = bind_one(&tx, no, courier, now, release, exhausted)?;
-        exhausted |= outcome == BindOutcome::Exhausted;
-        if outcome != BindOutcome::NotNeeded {
-            entries.extend(audit(no, courier, &outcome));
-        }
-        outcomes.push(outcome);
-    }
+    let (outcomes, entries) = bind_in(&tx, wanted, now, release, audit)?;
     let seq = if entries.is_empty() {
         tx.commit()?;
         None
@@ -138,10 +128,33 @@ pub(super) fn bind(
     Ok((outcomes, seq))
 }
 
+/// [`bind`]'s work inside a transaction on `tx` (its own, or a group commit's savepoint): each waybill's
+/// outcome in `wanted`'s order, and the entries `audit` made of them, for the caller to append.
+pub(super) fn bind_in(
+    tx: &Connection,
+    wanted: &[(WaybillNo, AccountId)],
+    now: Millis,
+    release: NumberRelease,
+    audit: &mut (impl FnMut(&WaybillNo, &AccountId, &BindOutcome) -> Option<AuditEntry> + ?Sized),
+) -> Result<(Vec<BindOutcome>, Vec<AuditEntry>), StoreError> {
+    let mut outcomes = Vec::with_capacity(wanted.len());
+    let mut entries = Vec::new();
+    let mut exhausted = false;
+    for (no, courier) in wanted {
+        let outcome = bind_one(tx, no, courier, now, release, exhausted)?;
+        exhausted |= outcome == BindOutcome::Exhausted;
+        if outcome != BindOutcome::NotNeeded {
+            entries.extend(audit(no, courier, &outcome));
+        }
+        outcomes.push(outcome);
+    }
+    Ok((outcomes, entries))
+}
+
 /// One waybill's binding in `tx`; with `exhausted` (an earlier waybill of the transaction found no free
 /// number), a waybill that needs a free number waits without looking for one.
 fn bind_one(
-    tx: &Transaction<'_>,
+    tx: &Connection,
     no: &WaybillNo,
     courier: &AccountId,
     now: Millis,

@@ -280,6 +280,59 @@ fn an_account_asked_for_later_is_not_looked_up_under_the_callers_wait_for_the_wr
     assert_eq!(ticket.wait().unwrap(), Some(a));
 }
 
+/// An async caller's binding is a job of the next group commit, made on the store thread: asking never waits for
+/// the write lock (a single scan's binder once held it on a runtime worker, between the store thread's group
+/// commits), and the binding and its entry are committed as `bind_numbers` commits them.
+#[test]
+fn a_binding_asked_for_later_is_made_on_the_store_thread_not_under_the_callers_wait_for_the_write_lock(
+) {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Arc::new(SqliteStore::open(dir.path()).unwrap());
+    let (no, courier) = (
+        WaybillNo::parse("W1").unwrap(),
+        AccountId::parse("C1").unwrap(),
+    );
+    let mut w = waybill(no.as_str());
+    w.meta.status = WaybillStatus::OutForDelivery;
+    w.meta.courier = Some(courier.clone());
+    s.insert_waybills(&[w], entry("ingest")).unwrap();
+    s.sync_number_pool(&["17100000001".to_string()]).unwrap();
+    let size = s.audit_size().unwrap();
+    let release = wbg_store::NumberRelease {
+        grace_ms: 1_000,
+        quarantine_ms: 1_000,
+    };
+    let held = s.lock().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let (asker, wanted) = (s.clone(), vec![(no.clone(), courier.clone())]);
+    std::thread::spawn(move || {
+        let _ = tx.send(asker.bind_numbers_later(
+            wanted,
+            100,
+            release,
+            Box::new(|_, _, _| Some(entry("number_bind"))),
+        ));
+    });
+    let ticket = rx.recv_timeout(std::time::Duration::from_secs(10));
+    drop(held);
+    let (outcomes, seq) = ticket
+        .expect("asking waited for the write lock")
+        .wait()
+        .unwrap();
+    match &outcomes[..] {
+        [wbg_store::BindOutcome::Bound(b)] => {
+            assert_eq!((b.number.as_str(), &b.courier), ("17100000001", &courier))
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(seq, Some(size), "its entry is the next in the log");
+    assert_eq!(s.audit_size().unwrap(), size + 1);
+    assert_eq!(
+        s.number_of_waybill(&no).unwrap().map(|b| b.number),
+        Some("17100000001".to_string())
+    );
+}
+
 /// The syncs before a RESTART take the store's files as they are (both, the database file alone when the log is
 /// gone, nothing for a connection with no file), and keep one handle a database file open for good: closing a
 /// handle would drop SQLite's locks on the file for the whole process.

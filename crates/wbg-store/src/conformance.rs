@@ -1303,13 +1303,25 @@ pub fn privacy_numbers_bound_in_batches(s: &dyn Store) {
     .map(|(w, c)| (no(w), c.clone()))
     .collect();
     let size = s.audit_size().unwrap();
-    let mut asked = Vec::new();
+    // Through the async caller's way, which binds as `bind_numbers` does (and records as much, in one commit).
+    let asked = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let recording = asked.clone();
     let (outcomes, seq) = s
-        .bind_numbers(&wanted, 200, release, &mut |w, c, o| {
-            asked.push((w.clone(), c.clone(), o.clone()));
-            Some(entry("number_bind"))
-        })
+        .bind_numbers_later(
+            wanted.clone(),
+            200,
+            release,
+            Box::new(move |w, c, o| {
+                recording
+                    .lock()
+                    .unwrap()
+                    .push((w.clone(), c.clone(), o.clone()));
+                Some(entry("number_bind"))
+            }),
+        )
+        .wait()
         .unwrap();
+    let asked = std::mem::take(&mut *asked.lock().unwrap());
     assert_eq!(outcomes.len(), wanted.len());
     let bound = |i: usize| match &outcomes[i] {
         BindOutcome::Bound(b) => b.clone(),
@@ -1370,6 +1382,13 @@ pub fn privacy_numbers_bound_in_batches(s: &dyn Store) {
         .bind_numbers(&wanted[1..2], 210, release, &mut |_, _, _| None)
         .unwrap();
     assert_eq!((o, seq), (vec![BindOutcome::NotNeeded], None));
+    let later = s.bind_numbers_later(
+        wanted[1..2].to_vec(),
+        210,
+        release,
+        Box::new(|_, _, _| None),
+    );
+    assert_eq!(later.wait().unwrap(), (vec![BindOutcome::NotNeeded], None));
 
     // Batches side by side: 4 binders, each binding all 30 waybills in its own order, in batches of 10, over a
     // pool of 20 numbers.
@@ -1401,11 +1420,21 @@ pub fn privacy_numbers_bound_in_batches(s: &dyn Store) {
                 for chunk in order.chunks(10) {
                     let wanted: Vec<(WaybillNo, AccountId)> =
                         chunk.iter().map(|w| (w.clone(), c1.clone())).collect();
-                    let (o, _) = s
-                        .bind_numbers(&wanted, 400, release, &mut |_, _, _| {
+                    // Half the binders the async caller's way.
+                    let (o, _) = if t % 2 == 0 {
+                        s.bind_numbers(&wanted, 400, release, &mut |_, _, _| {
                             Some(entry("number_bind"))
                         })
-                        .unwrap();
+                    } else {
+                        s.bind_numbers_later(
+                            wanted,
+                            400,
+                            release,
+                            Box::new(|_, _, _| Some(entry("number_bind"))),
+                        )
+                        .wait()
+                    }
+                    .unwrap();
                     told.lock().unwrap().extend(chunk.iter().cloned().zip(o));
                 }
             });

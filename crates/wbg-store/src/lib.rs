@@ -153,6 +153,10 @@ pub struct Shredded {
     pub index_entries: u64,
 }
 
+/// What [`Numbers::bind_numbers_later`] records of each binding's outcome (as `bind_numbers`' `audit`).
+pub type BindAudit =
+    Box<dyn FnMut(&WaybillNo, &AccountId, &BindOutcome) -> Option<AuditEntry> + Send>;
+
 /// What [`Keys::rewrap_keys`] makes of each wrapped key: `(id, wrapped)` → the key wrapped anew.
 pub type Rewrap<'a> = dyn FnMut(&str, &[u8]) -> Result<Vec<u8>, error::Source> + 'a;
 
@@ -447,6 +451,18 @@ pub trait Numbers: Send + Sync {
         release: NumberRelease,
         audit: &mut dyn FnMut(&WaybillNo, &AccountId, &BindOutcome) -> Option<AuditEntry>,
     ) -> Result<(Vec<BindOutcome>, Option<u64>), StoreError>;
+    /// [`Numbers::bind_numbers`] for an async caller, who awaits the ticket rather than park its worker thread
+    /// on the store for the binding's transaction (the embedded store's write lock, or PostgreSQL's round
+    /// trips). Once asked, the binding is made whether or not the ticket is awaited. The default binds at once.
+    fn bind_numbers_later(
+        &self,
+        wanted: Vec<(WaybillNo, AccountId)>,
+        now: Millis,
+        release: NumberRelease,
+        mut audit: BindAudit,
+    ) -> Ticket<(Vec<BindOutcome>, Option<u64>)> {
+        Ticket::ready(self.bind_numbers(&wanted, now, release, &mut *audit))
+    }
     /// [`Numbers::bind_numbers`] of one waybill, `no` for `courier`.
     fn bind_number(
         &self,
