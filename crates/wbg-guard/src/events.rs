@@ -92,10 +92,14 @@ impl Guard {
             meta,
             HashMap::new(),
         )?;
-        let next = write.next.clone();
+        let moved = [(write.expected, write.next.clone())];
         self.store.record_events(vec![write], e).wait()?;
-        let out = self.applied(std::slice::from_ref(&next));
+        let (out, left) = self.applied(&moved);
+        for wb in &left {
+            self.binding_window_moved(wb);
+        }
         self.bind_numbers(out, true);
+        let [(_, next)] = moved;
         Ok(next)
     }
 
@@ -133,11 +137,15 @@ impl Guard {
             couriers.insert(id, found.await?);
         }
         let (write, e) = self.check_event(&account, true, &no, wb, ev, meta, couriers)?;
-        let next = write.next.clone();
+        let moved = [(write.expected, write.next.clone())];
         self.store.record_events(vec![write], e).await?;
+        let (out, left) = self.applied(&moved);
+        for wb in &left {
+            self.binding_window_moved_async(wb).await;
+        }
         // Bound together with the other single scans' parcels going out meanwhile.
-        let out = self.applied(std::slice::from_ref(&next));
         self.bind_numbers_together(out).await;
+        let [(_, next)] = moved;
         Ok(next)
     }
 
@@ -233,9 +241,15 @@ impl Guard {
             return Err(if forbidden { self.deny(e, err) } else { err });
         }
         let recorded = writes.len();
-        let nexts: Vec<WaybillMeta> = writes.iter().map(|w| w.next.clone()).collect();
+        let moved: Vec<(WaybillStatus, WaybillMeta)> = writes
+            .iter()
+            .map(|w| (w.expected, w.next.clone()))
+            .collect();
         let audit_seq = self.store.record_events(writes, e).wait()?;
-        let out = self.applied(&nexts);
+        let (out, left) = self.applied(&moved);
+        for wb in &left {
+            self.binding_window_moved(wb);
+        }
         self.bind_numbers(out, true);
         Ok(EventBatchReport {
             recorded,
@@ -336,20 +350,31 @@ impl Guard {
         })
     }
 
-    /// What follows recorded events, single or batched: any move but out for delivery may end a binding's window,
-    /// and all are counted. Returns the parcels now out for delivery, for the caller to bind their privacy
-    /// numbers (together: in one transaction).
-    fn applied(&self, nexts: &[WaybillMeta]) -> Vec<(WaybillNo, AccountId)> {
-        let mut out = Vec::new();
-        for next in nexts {
+    /// What follows recorded events, single or batched (each with the status its waybill had before): all are
+    /// counted. Returns the parcels now out for delivery, for the caller to bind their privacy numbers (together:
+    /// in one transaction), and — when a telephony gateway is told of bindings — those whose binding's window
+    /// the move ended or changed, for the caller to tell it ([`Guard::binding_window_moved`]).
+    ///
+    /// A window moves only when its parcel leaves delivery (a number is bound only out for delivery; its window
+    /// ends as the parcel leaves, or a grace after it is signed, which is final): a move from any other status
+    /// finds the window ended already, as the gateway was told. Before, every move but out for delivery looked
+    /// the binding up, on the async path on the scan's worker thread: two scans in three of a delivery day.
+    fn applied(
+        &self,
+        moved: &[(WaybillStatus, WaybillMeta)],
+    ) -> (Vec<(WaybillNo, AccountId)>, Vec<WaybillMeta>) {
+        let told = self.gateway_told();
+        let (mut out, mut left) = (Vec::new(), Vec::new());
+        for (was, next) in moved {
             match (&next.status, &next.courier) {
                 (WaybillStatus::OutForDelivery, Some(courier)) => {
                     out.push((next.waybill_no.clone(), courier.clone()));
                 }
-                _ => self.binding_window_moved(next),
+                _ if told && *was == WaybillStatus::OutForDelivery => left.push(next.clone()),
+                _ => {}
             }
         }
-        metrics::counter!("wbguard_events_total").increment(nexts.len() as u64);
-        out
+        metrics::counter!("wbguard_events_total").increment(moved.len() as u64);
+        (out, left)
     }
 }

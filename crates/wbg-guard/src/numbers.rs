@@ -527,13 +527,41 @@ impl Guard {
         Ok(waiting(limit)?.len())
     }
 
-    /// After an event moved waybill `wb`: tells the gateway when its binding's window now ends.
+    /// After an event moved waybill `wb` out of delivery: tells the gateway when its binding's window ends.
     pub(crate) fn binding_window_moved(&self, wb: &WaybillMeta) {
-        let Some(n) = &self.numbers else { return };
-        if n.gateway.is_none() || wb.status == WaybillStatus::OutForDelivery {
-            return;
+        if self.gateway_told_of(wb) {
+            let binding = self.store.number_of_waybill(&wb.waybill_no);
+            self.tell_window(wb, binding);
         }
-        match self.store.number_of_waybill(&wb.waybill_no) {
+    }
+
+    /// [`Guard::binding_window_moved`] for an async caller, who awaits the binding's lookup rather than park its
+    /// worker thread on the store.
+    pub(crate) async fn binding_window_moved_async(&self, wb: &WaybillMeta) {
+        if self.gateway_told_of(wb) {
+            let binding = self.store.number_of_waybill_later(&wb.waybill_no).await;
+            self.tell_window(wb, binding);
+        }
+    }
+
+    /// Whether a telephony gateway is told of binding changes.
+    pub(crate) fn gateway_told(&self) -> bool {
+        self.numbers.as_ref().is_some_and(|n| n.gateway.is_some())
+    }
+
+    /// Whether a telephony gateway hears of `wb`'s binding's window (none while it is out for delivery).
+    fn gateway_told_of(&self, wb: &WaybillMeta) -> bool {
+        self.gateway_told() && wb.status != WaybillStatus::OutForDelivery
+    }
+
+    /// Tells the gateway when the window of `wb`'s binding (as looked up) ends.
+    fn tell_window(
+        &self,
+        wb: &WaybillMeta,
+        binding: Result<Option<NumberBinding>, wbg_store::StoreError>,
+    ) {
+        let Some(n) = &self.numbers else { return };
+        match binding {
             Ok(Some(b)) => self.tell_gateway(&BindingChange {
                 event: "ends",
                 number: b.number.clone(),

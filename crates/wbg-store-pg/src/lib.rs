@@ -3245,6 +3245,15 @@ impl Numbers for PgStore {
         })
     }
 
+    fn number_of_waybill_later(&self, no: &WaybillNo) -> Ticket<Option<NumberBinding>> {
+        // On the store's runtime: an async caller awaits it without parking its worker in `block_in_place`.
+        let (pool, no) = (self.pool.clone(), no.clone());
+        self.spawn(async move {
+            let mut c = pool.acquire().await.map_err(db)?;
+            binding_of_waybill(&mut c, &no).await
+        })
+    }
+
     fn waiting_for_numbers(&self, limit: usize) -> Result<Vec<(WaybillNo, AccountId)>, StoreError> {
         self.run(async {
             let rows: Vec<(String, String)> = sqlx::query_as(

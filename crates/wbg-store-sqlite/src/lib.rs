@@ -1382,6 +1382,13 @@ impl Numbers for SqliteStore {
         numbers::binding_of_waybill(&self.lock()?.conn, no)
     }
 
+    fn number_of_waybill_later(&self, no: &WaybillNo) -> Ticket<Option<wbg_store::NumberBinding>> {
+        // With the next lookups on the store thread: the caller never waits for the write lock.
+        let no = no.clone();
+        self.committer
+            .read(move |c| numbers::binding_of_waybill(c, &no))
+    }
+
     fn waiting_for_numbers(&self, limit: usize) -> Result<Vec<(WaybillNo, AccountId)>, StoreError> {
         numbers::waiting(&self.lock()?.conn, limit)
     }

@@ -282,7 +282,8 @@ fn an_account_asked_for_later_is_not_looked_up_under_the_callers_wait_for_the_wr
 
 /// An async caller's binding is a job of the next group commit, made on the store thread: asking never waits for
 /// the write lock (a single scan's binder once held it on a runtime worker, between the store thread's group
-/// commits), and the binding and its entry are committed as `bind_numbers` commits them.
+/// commits), and the binding and its entry are committed as `bind_numbers` commits them. Its lookup of a binding
+/// runs with the store thread's next lookups, likewise.
 #[test]
 fn a_binding_asked_for_later_is_made_on_the_store_thread_not_under_the_callers_wait_for_the_write_lock(
 ) {
@@ -329,6 +330,20 @@ fn a_binding_asked_for_later_is_made_on_the_store_thread_not_under_the_callers_w
     assert_eq!(s.audit_size().unwrap(), size + 1);
     assert_eq!(
         s.number_of_waybill(&no).unwrap().map(|b| b.number),
+        Some("17100000001".to_string())
+    );
+    // A binding looked up later waits for the write lock no more than one made.
+    let held = s.lock().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let (asker, asked) = (s.clone(), no.clone());
+    std::thread::spawn(move || {
+        let _ = tx.send(asker.number_of_waybill_later(&asked));
+    });
+    let ticket = rx.recv_timeout(std::time::Duration::from_secs(10));
+    drop(held);
+    let found = ticket.expect("asking waited for the write lock").wait();
+    assert_eq!(
+        found.unwrap().map(|b| b.number),
         Some("17100000001".to_string())
     );
 }

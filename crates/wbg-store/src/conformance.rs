@@ -1375,7 +1375,13 @@ pub fn privacy_numbers_bound_in_batches(s: &dyn Store) {
             Some(b),
             "{w}"
         );
+        assert_eq!(
+            s.number_of_waybill_later(&no(w)).wait().unwrap().as_ref(),
+            Some(b),
+            "{w}, asked for later"
+        );
     }
+    assert_eq!(s.number_of_waybill_later(&no("B7")).wait().unwrap(), None);
     assert_eq!(s.number_of_waybill(&no("B6")).unwrap().unwrap().courier, c2);
     // Nothing to audit: no entry, no seq.
     let (o, seq) = s

@@ -484,6 +484,11 @@ pub trait Numbers: Send + Sync {
     fn number_binding(&self, number: &str) -> Result<Option<NumberBinding>, StoreError>;
     /// The binding waybill `no` has, if any.
     fn number_of_waybill(&self, no: &WaybillNo) -> Result<Option<NumberBinding>, StoreError>;
+    /// [`Numbers::number_of_waybill`] for an async caller, who awaits the ticket rather than park its worker
+    /// thread on the store. The default looks it up at once.
+    fn number_of_waybill_later(&self, no: &WaybillNo) -> Ticket<Option<NumberBinding>> {
+        Ticket::ready(self.number_of_waybill(no))
+    }
     /// Up to `limit` waybills waiting for a number, longest waiting first: `(waybill, courier)`. A waybill
     /// starts waiting in the transaction of its `out_for_delivery` event whenever the pool is not empty.
     fn waiting_for_numbers(&self, limit: usize) -> Result<Vec<(WaybillNo, AccountId)>, StoreError>;

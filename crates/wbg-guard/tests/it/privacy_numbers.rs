@@ -144,6 +144,23 @@ impl Setup {
             .unwrap();
     }
 
+    /// [`Setup::scan`] the API's way ([`Guard::record_event_async`]).
+    fn scan_async(&self, i: usize, kind: EventType) {
+        let ev = StatusEvent {
+            kind,
+            outlet: OutletId::parse("O042").unwrap(),
+            courier: None,
+            at: None,
+        };
+        futures_executor::block_on(self.guard.record_event_async(
+            &self.integration,
+            &no(i),
+            ev,
+            &RequestMeta::default(),
+        ))
+        .unwrap();
+    }
+
     /// Parcel `i` picked up, sent on and at its destination outlet.
     fn to_outlet(&self, i: usize) {
         self.scan(i, EventType::PickedUp, None);
@@ -291,6 +308,42 @@ fn a_courier_sees_a_virtual_number_and_the_gateway_routes_it_only_inside_the_win
     assert_eq!(s.last_entry().decision, "deny");
     // And the courier's view is masked again, by the policy's own window.
     assert_eq!(s.read(&s.courier, 0).view, View::Masked);
+}
+
+/// The gateway hears a binding's window end when its parcel leaves delivery, over the API's way as over the
+/// sync one, and nothing from the scans after (the window ended already): each of those once looked the binding
+/// up.
+#[test]
+fn the_gateway_hears_a_window_end_when_its_parcel_leaves_delivery_and_only_then() {
+    let s = setup(1);
+    s.out_for_delivery(0, "C0420001");
+    let told = || s.told.0.lock().unwrap().clone();
+    let bound = told();
+    assert_eq!(bound.last().map(|c| c.event), Some("bound"));
+    s.advance(60_000);
+    s.scan_async(0, EventType::Exception);
+    let ended = told();
+    assert_eq!(ended.len(), bound.len() + 1);
+    let end = ended.last().unwrap();
+    assert_eq!(
+        (end.event, end.valid_until, end.waybill_no.as_str()),
+        ("ends", Some(s.clock.now() - 1), no(0).as_str())
+    );
+    s.advance(60_000);
+    s.scan_async(0, EventType::InTransit);
+    s.scan(0, EventType::AtOutlet, None);
+    assert_eq!(told().len(), ended.len(), "nothing more");
+    // Out again, and back to the outlet: the sync way tells it as well.
+    s.scan(0, EventType::OutForDelivery, Some("C0420001"));
+    let again = told().len();
+    s.advance(60_000);
+    s.scan(0, EventType::AtOutlet, None);
+    let last = told();
+    assert_eq!(last.len(), again + 1);
+    assert_eq!(
+        (last[again].event, last[again].valid_until),
+        ("ends", Some(s.clock.now() - 1))
+    );
 }
 
 #[test]
