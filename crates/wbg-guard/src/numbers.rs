@@ -469,11 +469,11 @@ impl Guard {
     /// [`Guard::bind_numbers`] for a single scan's request, bound together with those of every other request
     /// asking meanwhile, as their events were committed together: the first asker binds what all the others
     /// queued while it bound (in one transaction, again and again until none is left), and they await it. The
-    /// binder awaits the store too ([`wbg_store::Numbers::bind_numbers_later`]): on the embedded store its binding is a
-    /// job of the next group commit, on PostgreSQL a transaction on the store's own runtime. One transaction
-    /// for each parcel going out cost a PostgreSQL node three quarters of its single scans when a third went out
-    /// for delivery; the binder's transaction on its runtime worker (under the embedded store's write lock)
-    /// parked that worker for each group.
+    /// binder awaits the store too ([`wbg_store::Numbers::bind_numbers_later`]): on the embedded store its
+    /// binding is a job of the next group commit, on PostgreSQL a transaction on the store's own runtime. One
+    /// transaction for each parcel going out cost a PostgreSQL node three quarters of its single scans when a
+    /// third went out for delivery; the binder's transaction on its runtime worker (under the embedded store's
+    /// write lock) parked that worker for each group.
     pub(crate) async fn bind_numbers_together(&self, wanted: Wanted) {
         let Some(n) = &self.numbers else { return };
         if wanted.is_empty() {
