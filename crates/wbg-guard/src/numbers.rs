@@ -712,6 +712,11 @@ mod tests {
         let (lead, waiting) = ask(&together);
         assert!(!lead, "one asker binds at a time");
         drop(leading);
+        // Checked before waiting, so that a binder that kept its duty fails here rather than hangs below.
+        assert!(
+            together.lock().unwrap().asked.is_empty(),
+            "the waiting askers are let go"
+        );
         assert!(waiting.wait().is_err(), "the waiting asker is let go");
         let (lead, _first) = ask(&together);
         assert!(lead, "and the next asker binds");
