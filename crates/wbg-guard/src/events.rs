@@ -94,11 +94,7 @@ impl Guard {
         )?;
         let moved = [(write.expected, write.next.clone())];
         self.store.record_events(vec![write], e).wait()?;
-        let (out, left) = self.applied(&moved);
-        for wb in &left {
-            self.binding_window_moved(wb);
-        }
-        self.bind_numbers(out, true);
+        self.followed(&moved);
         let [(_, next)] = moved;
         Ok(next)
     }
@@ -246,11 +242,7 @@ impl Guard {
             .map(|w| (w.expected, w.next.clone()))
             .collect();
         let audit_seq = self.store.record_events(writes, e).wait()?;
-        let (out, left) = self.applied(&moved);
-        for wb in &left {
-            self.binding_window_moved(wb);
-        }
-        self.bind_numbers(out, true);
+        self.followed(&moved);
         Ok(EventBatchReport {
             recorded,
             audit_seq,
@@ -376,5 +368,16 @@ impl Guard {
         }
         metrics::counter!("wbguard_events_total").increment(moved.len() as u64);
         (out, left)
+    }
+
+    /// [`Guard::applied`] and what follows it on the synchronous paths (one scan from the CLI or a test, a batch
+    /// on a blocking thread): the gateway told of the windows that ended, then the parcels going out bound, in
+    /// one transaction.
+    fn followed(&self, moved: &[(WaybillStatus, WaybillMeta)]) {
+        let (out, left) = self.applied(moved);
+        for wb in &left {
+            self.binding_window_moved(wb);
+        }
+        self.bind_numbers(out, true);
     }
 }
