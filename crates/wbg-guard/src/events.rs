@@ -99,8 +99,9 @@ impl Guard {
         Ok(next)
     }
 
-    /// [`Guard::record_event`] by an API token, for async callers: the account and the waybill are read in one
-    /// trip to the store, and the event's group commit is awaited.
+    /// [`Guard::record_event`] by an API token, for async callers: the account and the waybill's metadata are
+    /// read in one trip to the store (a scan snapshot: no sealed fields or events, which a scan never uses), and
+    /// the event's group commit is awaited.
     pub async fn record_event_async(
         &self,
         token: &str,
@@ -117,7 +118,7 @@ impl Guard {
                 return Err(bad.into());
             }
         };
-        let snap = self.store.read_snapshot(&hash, &no);
+        let snap = self.store.scan_snapshot(&hash, &no);
         // A parcel going out names its courier, whose account the checks read: asked for beside the scanner's
         // snapshot and awaited, where a lookup on this thread would park it (on the embedded store, behind the
         // write lock the store thread holds through each group commit; a third of a delivery day's scans).
@@ -127,7 +128,7 @@ impl Guard {
         };
         let snap = snap.await?;
         let account = snap.account.ok_or_else(|| GuardError::Unauthenticated)?;
-        let wb = snap.waybill.map(|(m, _)| m);
+        let wb = snap.waybill;
         let mut couriers = HashMap::new();
         if let Some((id, found)) = courier {
             couriers.insert(id, found.await?);

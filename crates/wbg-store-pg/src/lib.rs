@@ -53,8 +53,8 @@ use wbg_store::prelude::*;
 use wbg_store::rows;
 use wbg_store::{
     BindOutcome, BucketAge, DbError, EventRecord, EventWrite, NewToken, NumberBinding,
-    NumberRelease, PoolSync, ReadSnapshot, Rewrap, SealedWaybill, Shredded, Store, StoreError,
-    Ticket, TicketSender,
+    NumberRelease, PoolSync, ReadSnapshot, Rewrap, ScanSnapshot, SealedWaybill, Shredded, Store,
+    StoreError, Ticket, TicketSender,
 };
 
 /// The PostgreSQL store.
@@ -383,14 +383,36 @@ async fn next_group<J>(
     Some((slot, group))
 }
 
+/// Where a grouped job's result goes: its ticket, or one that takes part of it ([`Snapshot::Scan`]).
+trait Reply<T>: Send + 'static {
+    /// Tells the job its result.
+    fn send(self, outcome: Result<T, StoreError>);
+}
+
+impl<T: Send + 'static> Reply<T> for TicketSender<T> {
+    fn send(self, outcome: Result<T, StoreError>) {
+        TicketSender::send(self, outcome)
+    }
+}
+
 /// Hands `job` to one of the store's grouped loops; the ticket holds its result, or `stopped` if that loop is gone.
-fn enqueue<K, T>(
+fn enqueue<K, T: Send + 'static>(
     to: &tokio::sync::mpsc::UnboundedSender<(K, TicketSender<T>)>,
     job: K,
     stopped: &'static str,
 ) -> Ticket<T> {
+    enqueue_as(to, job, |tx| tx, stopped)
+}
+
+/// [`enqueue`] for a loop whose replies are `reply` of the job's ticket.
+fn enqueue_as<K, T, U, R: Reply<U>>(
+    to: &tokio::sync::mpsc::UnboundedSender<(K, R)>,
+    job: K,
+    reply: impl FnOnce(TicketSender<T>) -> R,
+    stopped: &'static str,
+) -> Ticket<T> {
     let (tx, ticket) = Ticket::channel();
-    if let Err(tokio::sync::mpsc::error::SendError((_, tx))) = to.send((job, tx)) {
+    if let Err(tokio::sync::mpsc::error::SendError((_, tx))) = to.send((job, reply(tx))) {
         tx.send(Err(StoreError::Db(stopped.into())));
     }
     ticket
@@ -402,15 +424,16 @@ fn enqueue<K, T>(
 /// backend terminated, a proxy's idle cut) is asked once more on a new one, so the reads of that group never see
 /// the loss ([`Kept::read`]) — and tells each job its own result. (Writes go through [`group_commit`], whose
 /// failures are told as they are: a lost connection may have lost the commit's answer, not the commit.)
-async fn in_groups<K, T, F, Fut>(
+async fn in_groups<K, T, R, F, Fut>(
     kept: Kept,
-    mut rx: tokio::sync::mpsc::UnboundedReceiver<(K, TicketSender<T>)>,
+    mut rx: tokio::sync::mpsc::UnboundedReceiver<(K, R)>,
     lanes: u32,
     most: usize,
     run: F,
 ) where
     K: Send + Sync + 'static,
     T: Send + 'static,
+    R: Reply<T>,
     F: Fn(sqlx::PgConnection, std::sync::Arc<Vec<K>>) -> Fut + Copy + Send + 'static,
     Fut: Future<Output = (sqlx::PgConnection, Result<Vec<T>, StoreError>)> + Send,
 {
@@ -428,7 +451,7 @@ async fn in_groups<K, T, F, Fut>(
 }
 
 /// Tells each job of a group its own result (`results` in the jobs' order), or every one the group's failure.
-fn answer<T>(replies: Vec<TicketSender<T>>, results: Result<Vec<T>, StoreError>) {
+fn answer<T, R: Reply<T>>(replies: Vec<R>, results: Result<Vec<T>, StoreError>) {
     match results {
         Ok(results) => {
             for (reply, r) in replies.into_iter().zip(results) {
@@ -2050,15 +2073,44 @@ enum Caller {
     Account(AccountId),
 }
 
-/// Guarded reads' lookups waiting to be made together: the caller, the waybill, who awaits the result.
-type Lookup = ((Caller, WaybillNo), TicketSender<ReadSnapshot>);
+/// What a lookup reads of the waybill: everything a guarded read needs (the sealed fields, the events and a
+/// courier's binding), or a scan's metadata alone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Want {
+    Read,
+    Scan,
+}
+
+/// Who awaits a lookup: a guarded read, or a scan, told the account and the metadata of what was read for it
+/// (its lookup asked [`Want::Scan`]: no sealed fields, events or binding were read).
+enum Snapshot {
+    Read(TicketSender<ReadSnapshot>),
+    Scan(TicketSender<ScanSnapshot>),
+}
+
+impl Reply<ReadSnapshot> for Snapshot {
+    fn send(self, outcome: Result<ReadSnapshot, StoreError>) {
+        match self {
+            Snapshot::Read(tx) => tx.send(outcome),
+            Snapshot::Scan(tx) => tx.send(outcome.map(|snap| ScanSnapshot {
+                account: snap.account,
+                waybill: snap.waybill.map(|(meta, _)| meta),
+            })),
+        }
+    }
+}
+
+/// Guarded reads' and scans' lookups waiting to be made together: the caller, the waybill, what is wanted of it,
+/// and who awaits the result.
+type Lookup = ((Caller, WaybillNo, Want), Snapshot);
 
 /// Lookups one statement makes at most.
 const LOOKUPS: usize = 64;
 
-/// Makes guarded reads' lookups in groups: every lookup waiting when a statement slot frees up goes into one
-/// statement, so under load a read costs PostgreSQL a share of one statement rather than one of its own (the
-/// per-statement work — a round trip, executor start-up, a snapshot — was most of a lookup's cost).
+/// Makes guarded reads' and scans' lookups in groups: every lookup waiting when a statement slot frees up goes
+/// into one statement (one for each kind of caller and want the group holds), so under load a read costs
+/// PostgreSQL a share of one statement rather than one of its own (the per-statement work — a round trip,
+/// executor start-up, a snapshot — was most of a lookup's cost).
 async fn group_lookups(kept: Kept, rx: tokio::sync::mpsc::UnboundedReceiver<Lookup>, lanes: u32) {
     in_groups(kept, rx, lanes, LOOKUPS, |mut c, keys| async move {
         let snaps = read_snapshots(&mut c, &keys).await;
@@ -2127,85 +2179,108 @@ const EVENTS_OF_W: &str = "SELECT array_agg(e.at) AS ats, array_agg(e.type) AS t
      array_agg(e.outlet) AS outlets, array_agg(e.courier) AS couriers, array_agg(e.actor) AS actors, \
      array_agg(e.id) AS ids FROM (SELECT * FROM waybill_events e WHERE e.no = w.no ORDER BY e.id) e";
 
-/// The snapshots of several reads, in the order asked (an unknown caller's is empty): one statement for the reads
-/// by token and one for those by account (each only when the group has such reads), each one round trip that
-/// reads the account, the waybill, its events and, for a courier, its privacy-number binding together. A read
-/// whose caller is not found reads nothing else.
+/// The snapshots of several lookups, in the order asked (an unknown caller's is empty): one statement for each
+/// kind of caller (by token, by account) and of want the group holds, each one round trip. A read's statement
+/// reads the account, the waybill, its events and, for a courier, its privacy-number binding together; a scan's
+/// the account and the waybill's metadata (not its sealed fields). A lookup whose caller is not found reads
+/// nothing else.
 async fn read_snapshots(
     c: &mut sqlx::PgConnection,
-    keys: &[(Caller, WaybillNo)],
+    keys: &[(Caller, WaybillNo, Want)],
 ) -> Result<Vec<ReadSnapshot>, StoreError> {
     let mut out: Vec<ReadSnapshot> = keys.iter().map(|_| ReadSnapshot::default()).collect();
-    let (mut hashes, mut by_token, mut ids, mut by_account) = (vec![], vec![], vec![], vec![]);
-    for (at, (caller, _)) in keys.iter().enumerate() {
-        match caller {
-            Caller::Token(h) => {
-                hashes.push(h.to_vec());
-                by_token.push(at);
-            }
-            Caller::Account(id) => {
-                ids.push(id.as_str());
-                by_account.push(at);
+    for want in [Want::Read, Want::Scan] {
+        let (mut hashes, mut by_token, mut ids, mut by_account) = (vec![], vec![], vec![], vec![]);
+        for (at, (caller, _, wanted)) in keys.iter().enumerate() {
+            match caller {
+                _ if *wanted != want => {}
+                Caller::Token(h) => {
+                    hashes.push(h.to_vec());
+                    by_token.push(at);
+                }
+                Caller::Account(id) => {
+                    ids.push(id.as_str());
+                    by_account.push(at);
+                }
             }
         }
-    }
-    let nos =
-        |asked: &[usize]| -> Vec<&str> { asked.iter().map(|&at| keys[at].1.as_str()).collect() };
-    if !by_token.is_empty() {
-        let rows = sqlx::query(&snapshots_sql(
-            "FROM UNNEST($1::bytea[], $2::text[]) WITH ORDINALITY AS q(hash, no, i)
-             JOIN tokens t ON t.hash = q.hash AND (t.expires_at IS NULL OR t.expires_at > $3)
-             JOIN accounts a ON a.id = t.account_id",
-        ))
-        .bind(hashes)
-        .bind(nos(&by_token))
-        .bind(wbg_core::now_millis())
-        .fetch_all(&mut *c)
-        .await
-        .map_err(db)?;
-        fill_snapshots(&mut out, keys, &by_token, rows)?;
-    }
-    if !by_account.is_empty() {
-        let rows = sqlx::query(&snapshots_sql(
-            "FROM UNNEST($1::text[], $2::text[]) WITH ORDINALITY AS q(id, no, i)
-             JOIN accounts a ON a.id = q.id",
-        ))
-        .bind(ids)
-        .bind(nos(&by_account))
-        .fetch_all(&mut *c)
-        .await
-        .map_err(db)?;
-        fill_snapshots(&mut out, keys, &by_account, rows)?;
+        let nos = |asked: &[usize]| -> Vec<&str> {
+            asked.iter().map(|&at| keys[at].1.as_str()).collect()
+        };
+        if !by_token.is_empty() {
+            let rows = sqlx::query(&snapshots_sql(
+                want,
+                "FROM UNNEST($1::bytea[], $2::text[]) WITH ORDINALITY AS q(hash, no, i)
+                 JOIN tokens t ON t.hash = q.hash AND (t.expires_at IS NULL OR t.expires_at > $3)
+                 JOIN accounts a ON a.id = t.account_id",
+            ))
+            .bind(hashes)
+            .bind(nos(&by_token))
+            .bind(wbg_core::now_millis())
+            .fetch_all(&mut *c)
+            .await
+            .map_err(db)?;
+            fill_snapshots(&mut out, keys, &by_token, want, rows)?;
+        }
+        if !by_account.is_empty() {
+            let rows = sqlx::query(&snapshots_sql(
+                want,
+                "FROM UNNEST($1::text[], $2::text[]) WITH ORDINALITY AS q(id, no, i)
+                 JOIN accounts a ON a.id = q.id",
+            ))
+            .bind(ids)
+            .bind(nos(&by_account))
+            .fetch_all(&mut *c)
+            .await
+            .map_err(db)?;
+            fill_snapshots(&mut out, keys, &by_account, want, rows)?;
+        }
     }
     Ok(out)
 }
 
-/// A statement of [`read_snapshots`]: `callers` names the asked reads `q` (each with its waybill `no` and its
-/// place `i`) and joins each to its account `a`; the waybill, its events and a courier's binding follow.
-fn snapshots_sql(callers: &str) -> String {
-    format!(
-        "SELECT {ACCOUNT_COLS},
-                w.merchant, w.origin_outlet, w.destination_outlet, w.courier, w.status, w.created_at,
-                w.updated_at, w.signed_at, w.bucket, w.sealed,
-                ev.ats, ev.types, ev.outlets, ev.couriers, ev.actors,
-                p.number, p.waybill_no, p.courier AS bound_courier, p.bound_at, q.i, ev.ids
-         {callers}
-         LEFT JOIN waybills w ON w.no = q.no
-         LEFT JOIN LATERAL ({EVENTS_OF_W}) ev ON true
-         LEFT JOIN privacy_numbers p ON p.waybill_no = w.no AND a.role = 'courier'"
-    )
+/// A statement of [`read_snapshots`]: `callers` names the asked lookups `q` (each with its waybill `no` and its
+/// place `i`) and joins each to its account `a`; the waybill follows, for a read with its events and a
+/// courier's binding, for a scan its metadata alone (an empty `sealed`).
+fn snapshots_sql(want: Want, callers: &str) -> String {
+    match want {
+        Want::Read => format!(
+            "SELECT {ACCOUNT_COLS},
+                    w.merchant, w.origin_outlet, w.destination_outlet, w.courier, w.status, w.created_at,
+                    w.updated_at, w.signed_at, w.bucket, w.sealed,
+                    ev.ats, ev.types, ev.outlets, ev.couriers, ev.actors,
+                    p.number, p.waybill_no, p.courier AS bound_courier, p.bound_at, q.i, ev.ids
+             {callers}
+             LEFT JOIN waybills w ON w.no = q.no
+             LEFT JOIN LATERAL ({EVENTS_OF_W}) ev ON true
+             LEFT JOIN privacy_numbers p ON p.waybill_no = w.no AND a.role = 'courier'"
+        ),
+        Want::Scan => format!(
+            "SELECT {ACCOUNT_COLS},
+                    w.merchant, w.origin_outlet, w.destination_outlet, w.courier, w.status, w.created_at,
+                    w.updated_at, w.signed_at, w.bucket, '\\x'::bytea, q.i
+             {callers}
+             LEFT JOIN waybills w ON w.no = q.no"
+        ),
+    }
 }
 
-/// Puts each row of a [`read_snapshots`] statement into `out`, at the place of the read it answers: the
-/// statement asked the reads at `asked` (its `q.i` counts from one through them).
+/// Puts each row of a [`read_snapshots`] statement for `want` into `out`, at the place of the lookup it
+/// answers: the statement asked the lookups at `asked` (its `q.i` counts from one through them).
 fn fill_snapshots(
     out: &mut [ReadSnapshot],
-    keys: &[(Caller, WaybillNo)],
+    keys: &[(Caller, WaybillNo, Want)],
     asked: &[usize],
+    want: Want,
     rows: Vec<sqlx::postgres::PgRow>,
 ) -> Result<(), StoreError> {
+    // The column of `q.i`: after the account's 8 and the waybill's 10, and for a read the events and binding.
+    let place = match want {
+        Want::Read => 27,
+        Want::Scan => 18,
+    };
     for r in rows {
-        let i: i64 = r.try_get(27).map_err(db)?;
+        let i: i64 = r.try_get(place).map_err(db)?;
         let (no, slot) = usize::try_from(i - 1)
             .ok()
             .and_then(|i| asked.get(i))
@@ -2213,7 +2288,14 @@ fn fill_snapshots(
             .ok_or_else(|| {
                 StoreError::corrupt("a lookup answered for a request it was not asked")
             })?;
-        *slot = snapshot_of(no, &r)?;
+        *slot = match want {
+            Want::Read => snapshot_of(no, &r)?,
+            Want::Scan => ReadSnapshot {
+                account: Some(account_from(&r)?),
+                waybill: waybill_from(no, &r, 8)?,
+                ..ReadSnapshot::default()
+            },
+        };
     }
     Ok(())
 }
@@ -2221,16 +2303,7 @@ fn fill_snapshots(
 /// One read's snapshot from its row of [`read_snapshots`].
 fn snapshot_of(no: &WaybillNo, r: &sqlx::postgres::PgRow) -> Result<ReadSnapshot, StoreError> {
     let g = |e: sqlx::Error| db(e);
-    let account = rows::account((
-        r.try_get(0).map_err(g)?,
-        r.try_get(1).map_err(g)?,
-        r.try_get(2).map_err(g)?,
-        r.try_get(3).map_err(g)?,
-        r.try_get(4).map_err(g)?,
-        r.try_get(5).map_err(g)?,
-        r.try_get(6).map_err(g)?,
-        r.try_get(7).map_err(g)?,
-    ))?;
+    let account = account_from(r)?;
     let waybill = waybill_from(no, r, 8)?;
     let events = events_from(r, 18, 28)?;
     let number: Option<String> = r.try_get(23).map_err(g)?;
@@ -2249,6 +2322,21 @@ fn snapshot_of(no: &WaybillNo, r: &sqlx::postgres::PgRow) -> Result<ReadSnapshot
         events,
         number,
     })
+}
+
+/// The account of a lookup's row: its first eight columns ([`ACCOUNT_COLS`]).
+fn account_from(r: &sqlx::postgres::PgRow) -> Result<Account, StoreError> {
+    let g = |e: sqlx::Error| db(e);
+    rows::account((
+        r.try_get(0).map_err(g)?,
+        r.try_get(1).map_err(g)?,
+        r.try_get(2).map_err(g)?,
+        r.try_get(3).map_err(g)?,
+        r.try_get(4).map_err(g)?,
+        r.try_get(5).map_err(g)?,
+        r.try_get(6).map_err(g)?,
+        r.try_get(7).map_err(g)?,
+    ))
 }
 
 /// Waybill `no` from the ten columns of a row that start at `at` (merchant … sealed, as [`rows::WaybillRow`]),
@@ -2468,18 +2556,31 @@ impl Store for PgStore {
     fn read_snapshot(&self, token_hash: &[u8; 32], no: &WaybillNo) -> Ticket<ReadSnapshot> {
         // Joins the next grouped lookup on this store's own runtime: an async caller awaits the ticket without
         // blocking.
-        enqueue(
+        enqueue_as(
             &self.lookups,
-            (Caller::Token(*token_hash), no.clone()),
+            (Caller::Token(*token_hash), no.clone(), Want::Read),
+            Snapshot::Read,
             "the read lookups have stopped",
         )
     }
 
     fn read_snapshot_of_account(&self, id: &AccountId, no: &WaybillNo) -> Ticket<ReadSnapshot> {
         // The same grouped lookups as a read by token: one statement a group, awaited without blocking.
-        enqueue(
+        enqueue_as(
             &self.lookups,
-            (Caller::Account(id.clone()), no.clone()),
+            (Caller::Account(id.clone()), no.clone(), Want::Read),
+            Snapshot::Read,
+            "the read lookups have stopped",
+        )
+    }
+
+    fn scan_snapshot(&self, token_hash: &[u8; 32], no: &WaybillNo) -> Ticket<ScanSnapshot> {
+        // The same grouped lookups as a read's, with a statement of their own that reads no more than a scan
+        // needs.
+        enqueue_as(
+            &self.lookups,
+            (Caller::Token(*token_hash), no.clone(), Want::Scan),
+            Snapshot::Scan,
             "the read lookups have stopped",
         )
     }

@@ -27,8 +27,8 @@ use wbg_core::{
 use wbg_store::prelude::*;
 use wbg_store::rows::AccountRow;
 use wbg_store::{
-    DbError, EventRecord, EventWrite, NewToken, ReadSnapshot, SealedWaybill, Store, StoreError,
-    Ticket,
+    DbError, EventRecord, EventWrite, NewToken, ReadSnapshot, ScanSnapshot, SealedWaybill, Store,
+    StoreError, Ticket,
 };
 
 const SCHEMA: &str = r#"
@@ -364,6 +364,32 @@ fn account_by_token_in(
         )
         .optional()?;
     row.map(wbg_store::rows::account).transpose()
+}
+
+/// Waybill `no`'s metadata, without its sealed fields.
+fn waybill_meta_in(conn: &Connection, no: &WaybillNo) -> Result<Option<WaybillMeta>, StoreError> {
+    let row = conn
+        .prepare_cached(
+            "SELECT merchant, origin_outlet, destination_outlet, courier, status, created_at, updated_at,
+             signed_at, bucket FROM waybills WHERE no = ?1",
+        )?
+        .query_row(params![no.as_str()], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, Option<String>>(3)?,
+                r.get::<_, String>(4)?,
+                r.get::<_, i64>(5)?,
+                r.get::<_, i64>(6)?,
+                r.get::<_, Option<i64>>(7)?,
+                r.get::<_, i64>(8)?,
+                Vec::new(),
+            ))
+        })
+        .optional()?;
+    row.map(|r| wbg_store::rows::waybill(no, r).map(|(meta, _)| meta))
+        .transpose()
 }
 
 /// Account `id`.
@@ -793,6 +819,19 @@ impl Store for SqliteStore {
                 || events_in(c, &no),
                 || numbers::binding_of_waybill(c, &no),
             )
+        })
+    }
+
+    fn scan_snapshot(&self, token_hash: &[u8; 32], no: &WaybillNo) -> Ticket<ScanSnapshot> {
+        let (token_hash, no) = (*token_hash, no.clone());
+        self.committer.read(move |c| {
+            let Some(account) = account_by_token_in(c, &token_hash)? else {
+                return Ok(ScanSnapshot::default());
+            };
+            Ok(ScanSnapshot {
+                account: Some(account),
+                waybill: waybill_meta_in(c, &no)?,
+            })
         })
     }
 
@@ -1277,11 +1316,8 @@ impl Waybills for SqliteStore {
 
     fn waybill_metas(&self, nos: &[WaybillNo]) -> Ticket<Vec<Option<WaybillMeta>>> {
         let nos = nos.to_vec();
-        self.committer.read(move |c| {
-            nos.iter()
-                .map(|no| waybill_in(c, no).map(|w| w.map(|(m, _)| m)))
-                .collect()
-        })
+        self.committer
+            .read(move |c| nos.iter().map(|no| waybill_meta_in(c, no)).collect())
     }
 
     fn events(&self, no: &WaybillNo) -> Result<Vec<EventRecord>, StoreError> {

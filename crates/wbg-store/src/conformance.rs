@@ -3,8 +3,8 @@
 //! Each check panics on the first failure, naming what did not hold.
 #![allow(clippy::unwrap_used, missing_docs)]
 use crate::{
-    BindOutcome, EventRecord, NewToken, NumberRelease, PoolState, ReadSnapshot, SealedWaybill,
-    Store, StoreError,
+    BindOutcome, EventRecord, NewToken, NumberRelease, PoolState, ReadSnapshot, ScanSnapshot,
+    SealedWaybill, Store, StoreError,
 };
 use std::collections::{BTreeMap, BTreeSet};
 use wbg_audit::note::NoteSigner;
@@ -63,6 +63,10 @@ pub fn run_all(fresh: &dyn Fn() -> Box<dyn Store>) {
         (
             "a_read_by_account_sees_what_its_token_sees",
             a_read_by_account_sees_what_its_token_sees,
+        ),
+        (
+            "a_scan_snapshot_is_the_account_and_the_waybills_metadata",
+            a_scan_snapshot_is_the_account_and_the_waybills_metadata,
         ),
         (
             "case_files_change_only_by_compare_and_set",
@@ -581,6 +585,82 @@ pub fn a_read_by_account_sees_what_its_token_sees(s: &dyn Store) {
                         Some(w.to_string())
                     );
                     assert_eq!(by_id("X9", w), ReadSnapshot::default());
+                }
+            });
+        }
+    });
+    assert_eq!(s.audit_size().unwrap(), size, "lookups write nothing");
+}
+
+/// A scan's snapshot is what a read's would say of the account and the waybill's metadata, nothing more; an
+/// unknown or expired token sees nothing; scans and reads asked at once, in the same groups, each get their own.
+pub fn a_scan_snapshot_is_the_account_and_the_waybills_metadata(s: &dyn Store) {
+    s.create_account(
+        &account("C1"),
+        Some(&token(1, None)),
+        entry("account_create"),
+    )
+    .unwrap();
+    s.create_account(
+        &account("C2"),
+        Some(&token(2, Some(10))),
+        entry("account_create"),
+    )
+    .unwrap();
+    for no in ["W1", "W2"] {
+        s.insert_waybills(&[waybill(no)], entry("ingest")).unwrap();
+    }
+    move_to(
+        s,
+        "W1",
+        WaybillStatus::Created,
+        WaybillStatus::OutForDelivery,
+        "C1",
+        100,
+    );
+    let size = s.audit_size().unwrap();
+    let no = |n: &str| WaybillNo::parse(n).unwrap();
+    let scan = |t: u8, w: &str| s.scan_snapshot(&[t; 32], &no(w)).wait().unwrap();
+    let read = |t: u8, w: &str| s.read_snapshot(&[t; 32], &no(w)).wait().unwrap();
+    for w in ["W1", "W2"] {
+        let (scanned, read) = (scan(1, w), read(1, w));
+        assert_eq!(scanned.account, read.account);
+        assert_eq!(scanned.waybill, read.waybill.map(|(meta, _)| meta), "{w}");
+        assert!(
+            scanned.account.is_some() && scanned.waybill.is_some(),
+            "{w}"
+        );
+    }
+    assert_eq!(
+        scan(1, "W1").waybill.map(|m| (m.status, m.courier)),
+        Some((
+            WaybillStatus::OutForDelivery,
+            Some(AccountId::parse("C1").unwrap())
+        ))
+    );
+    let missing = scan(1, "W9");
+    assert!(missing.account.is_some() && missing.waybill.is_none());
+    assert_eq!(scan(9, "W1"), ScanSnapshot::default(), "an unknown token");
+    assert_eq!(scan(2, "W1"), ScanSnapshot::default(), "an expired token");
+    // At once, scans and reads mixed (on PostgreSQL in the same lookup groups): a read still sees the sealed
+    // fields and the events, a scan its own answer.
+    std::thread::scope(|sc| {
+        for t in 0..6u8 {
+            sc.spawn(move || {
+                for i in 0..20u8 {
+                    let w = if (t + i) % 3 == 0 { "W2" } else { "W1" };
+                    let (scanned, full) = if (t + i) % 2 == 0 {
+                        (scan(1, w), read(1, w))
+                    } else {
+                        let full = read(1, w);
+                        (scan(1, w), full)
+                    };
+                    let (meta, sealed) = full.waybill.clone().unwrap();
+                    assert_eq!(sealed, vec![1, 2, 3], "a read's sealed fields, {w}");
+                    assert_eq!(full.events.len(), usize::from(w == "W1"), "{w}");
+                    assert_eq!(scanned.waybill, Some(meta), "{w}");
+                    assert_eq!(scanned.account, full.account);
+                    assert_eq!(scan(9, w), ScanSnapshot::default());
                 }
             });
         }

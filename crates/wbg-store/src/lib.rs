@@ -129,6 +129,17 @@ impl ReadSnapshot {
     }
 }
 
+/// What a scan event needs from the store, read in one snapshot: the scanner's account and, when there is one,
+/// the waybill's metadata. A scan never decrypts or shows the parcel, so its sealed fields, events and binding
+/// are not read (on PostgreSQL they were most of a scan's lookup: the events' index scan, sort and aggregate).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ScanSnapshot {
+    /// The scanner's account; `None` for an unknown token (and then nothing else is looked up).
+    pub account: Option<Account>,
+    /// The waybill's metadata; `None` if no such waybill.
+    pub waybill: Option<WaybillMeta>,
+}
+
 /// One retention bucket (a day of ingest) as retention judges it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BucketAge {
@@ -199,6 +210,23 @@ pub trait Store:
             || self.events(no),
             || self.number_of_waybill(no),
         ))
+    }
+    /// What a scan event needs, without writing anything: the account behind `token_hash` and, if there is one,
+    /// waybill `no`'s metadata, by the same paths as [`Store::read_snapshot`] (so an async caller awaits it
+    /// without parking its worker).
+    fn scan_snapshot(&self, token_hash: &[u8; 32], no: &WaybillNo) -> Ticket<ScanSnapshot> {
+        let account = match self.account_by_token(token_hash) {
+            Ok(a) => a,
+            Err(e) => return Ticket::ready(Err(e)),
+        };
+        let waybill = match &account {
+            Some(_) => match self.waybill(no) {
+                Ok(w) => w.map(|(meta, _)| meta),
+                Err(e) => return Ticket::ready(Err(e)),
+            },
+            None => None,
+        };
+        Ticket::ready(Ok(ScanSnapshot { account, waybill }))
     }
     /// [`Store::read_snapshot`] for a caller known by account id rather than by token (one an identity
     /// provider vouched for).
