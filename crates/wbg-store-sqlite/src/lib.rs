@@ -366,30 +366,15 @@ fn account_by_token_in(
     row.map(wbg_store::rows::account).transpose()
 }
 
-/// Waybill `no`'s metadata, without its sealed fields.
+/// Waybill `no`'s metadata, without reading its sealed fields.
 fn waybill_meta_in(conn: &Connection, no: &WaybillNo) -> Result<Option<WaybillMeta>, StoreError> {
-    let row = conn
-        .prepare_cached(
-            "SELECT merchant, origin_outlet, destination_outlet, courier, status, created_at, updated_at,
-             signed_at, bucket FROM waybills WHERE no = ?1",
-        )?
-        .query_row(params![no.as_str()], |r| {
-            Ok((
-                r.get::<_, String>(0)?,
-                r.get::<_, String>(1)?,
-                r.get::<_, String>(2)?,
-                r.get::<_, Option<String>>(3)?,
-                r.get::<_, String>(4)?,
-                r.get::<_, i64>(5)?,
-                r.get::<_, i64>(6)?,
-                r.get::<_, Option<i64>>(7)?,
-                r.get::<_, i64>(8)?,
-                Vec::new(),
-            ))
-        })
-        .optional()?;
-    row.map(|r| wbg_store::rows::waybill(no, r).map(|(meta, _)| meta))
-        .transpose()
+    let row = waybill_row(
+        conn,
+        no,
+        "SELECT merchant, origin_outlet, destination_outlet, courier, status, created_at, updated_at,
+         signed_at, bucket, X'' FROM waybills WHERE no = ?1",
+    )?;
+    Ok(row.map(|(meta, _)| meta))
 }
 
 /// Account `id`.
@@ -408,11 +393,22 @@ fn waybill_in(
     conn: &Connection,
     no: &WaybillNo,
 ) -> Result<Option<(WaybillMeta, Vec<u8>)>, StoreError> {
+    waybill_row(
+        conn,
+        no,
+        "SELECT merchant, origin_outlet, destination_outlet, courier, status, created_at, updated_at,
+         signed_at, bucket, sealed FROM waybills WHERE no = ?1",
+    )
+}
+
+/// Waybill `no` as `select` reads it: the metadata's nine columns, then the sealed fields.
+fn waybill_row(
+    conn: &Connection,
+    no: &WaybillNo,
+    select: &str,
+) -> Result<Option<(WaybillMeta, Vec<u8>)>, StoreError> {
     let row = conn
-        .prepare_cached(
-            "SELECT merchant, origin_outlet, destination_outlet, courier, status, created_at, updated_at,
-             signed_at, bucket, sealed FROM waybills WHERE no = ?1",
-        )?
+        .prepare_cached(select)?
         .query_row(params![no.as_str()], |r| {
             Ok((
                 r.get::<_, String>(0)?,
