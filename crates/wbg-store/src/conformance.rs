@@ -506,18 +506,8 @@ pub fn a_read_by_account_sees_what_its_token_sees(s: &dyn Store) {
         s.create_account(&a, Some(&token(n, None)), entry("account_create"))
             .unwrap();
     }
-    for no in ["W1", "W2"] {
-        s.insert_waybills(&[waybill(no)], entry("ingest")).unwrap();
-    }
     s.sync_number_pool(&["17100000001".to_string()]).unwrap();
-    move_to(
-        s,
-        "W1",
-        WaybillStatus::Created,
-        WaybillStatus::OutForDelivery,
-        "C1",
-        100,
-    );
+    w1_out_for_delivery_w2_created(s);
     let release = RELEASE;
     let (bound, _) = s
         .bind_number(
@@ -607,17 +597,7 @@ pub fn a_scan_snapshot_is_the_account_and_the_waybills_metadata(s: &dyn Store) {
         entry("account_create"),
     )
     .unwrap();
-    for no in ["W1", "W2"] {
-        s.insert_waybills(&[waybill(no)], entry("ingest")).unwrap();
-    }
-    move_to(
-        s,
-        "W1",
-        WaybillStatus::Created,
-        WaybillStatus::OutForDelivery,
-        "C1",
-        100,
-    );
+    w1_out_for_delivery_w2_created(s);
     let size = s.audit_size().unwrap();
     let no = |n: &str| WaybillNo::parse(n).unwrap();
     let scan = |t: u8, w: &str| s.scan_snapshot(&[t; 32], &no(w)).wait().unwrap();
@@ -666,6 +646,21 @@ pub fn a_scan_snapshot_is_the_account_and_the_waybills_metadata(s: &dyn Store) {
         }
     });
     assert_eq!(s.audit_size().unwrap(), size, "lookups write nothing");
+}
+
+/// Waybills W1 and W2 stored, and W1 sent out for delivery with courier C1 at 100.
+fn w1_out_for_delivery_w2_created(s: &dyn Store) {
+    for no in ["W1", "W2"] {
+        s.insert_waybills(&[waybill(no)], entry("ingest")).unwrap();
+    }
+    move_to(
+        s,
+        "W1",
+        WaybillStatus::Created,
+        WaybillStatus::OutForDelivery,
+        "C1",
+        100,
+    );
 }
 
 /// A guarded read's snapshot holds the account, the waybill and its events; an unknown token sees nothing; its

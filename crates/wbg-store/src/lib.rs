@@ -215,18 +215,16 @@ pub trait Store:
     /// waybill `no`'s metadata, by the same paths as [`Store::read_snapshot`] (so an async caller awaits it
     /// without parking its worker).
     fn scan_snapshot(&self, token_hash: &[u8; 32], no: &WaybillNo) -> Ticket<ScanSnapshot> {
-        let account = match self.account_by_token(token_hash) {
-            Ok(a) => a,
-            Err(e) => return Ticket::ready(Err(e)),
+        let snapshot = || {
+            let Some(account) = self.account_by_token(token_hash)? else {
+                return Ok(ScanSnapshot::default());
+            };
+            Ok(ScanSnapshot {
+                account: Some(account),
+                waybill: self.waybill(no)?.map(|(meta, _)| meta),
+            })
         };
-        let waybill = match &account {
-            Some(_) => match self.waybill(no) {
-                Ok(w) => w.map(|(meta, _)| meta),
-                Err(e) => return Ticket::ready(Err(e)),
-            },
-            None => None,
-        };
-        Ticket::ready(Ok(ScanSnapshot { account, waybill }))
+        Ticket::ready(snapshot())
     }
     /// [`Store::read_snapshot`] for a caller known by account id rather than by token (one an identity
     /// provider vouched for).
